@@ -1,0 +1,4 @@
+//! berth-runc: runc's command line over berth-runtime.
+#![forbid(unsafe_code)]
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Seccomp: the spec's filter compiled with libseccomp and loaded before exec.

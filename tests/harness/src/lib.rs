@@ -1,0 +1,2 @@
+//! Helpers shared by the black-box tests: bundles, the probe, running the binaries.
+#![forbid(unsafe_code)]
