@@ -1,3 +1,16 @@
 //! berth-image: image references, the content-addressed store, the registry client, archives and
 //! layer unpacking. No privileged code lives here.
 #![forbid(unsafe_code)]
+
+pub mod compress;
+pub mod digest;
+pub mod error;
+pub mod platform;
+pub mod reference;
+pub mod store;
+pub mod unpack;
+
+pub use error::{Error, Result};
+pub use platform::Platform;
+pub use reference::Reference;
+pub use store::{Image, Store};

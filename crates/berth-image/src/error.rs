@@ -1,0 +1,137 @@
+//! The one error type of berth-image: every variant names the step and the object it failed on.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What went wrong, with the step and the object (path, blob, URL, reference) it happened to.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid reference format {input:?}: {reason}")]
+    Reference { input: String, reason: &'static str },
+    #[error("invalid digest {input:?}: {reason}")]
+    Digest { input: String, reason: &'static str },
+    #[error("invalid platform {input:?}: {reason}")]
+    Platform { input: String, reason: &'static str },
+    #[error("{step} {}: {source}", path.display())]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("{object}: digest mismatch (got {got})")]
+    DigestMismatch { object: String, got: String },
+    #[error("{object}: size mismatch (expected {expected} bytes, got {got})")]
+    SizeMismatch {
+        object: String,
+        expected: u64,
+        got: u64,
+    },
+    #[error("{object}: invalid JSON: {source}")]
+    Json {
+        object: String,
+        source: serde_json::Error,
+    },
+    #[error("{object}: unsupported media type {media_type:?}")]
+    UnsupportedMediaType { object: String, media_type: String },
+    #[error("{object}: {reason}")]
+    Invalid { object: String, reason: String },
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    #[error("{input}: ambiguous image ID prefix, matches {count} images; give more characters")]
+    AmbiguousImage { input: String, count: usize },
+    #[error(
+        "no image for platform {wanted} (the image has: {available}); choose one with --platform"
+    )]
+    NoMatchingPlatform { wanted: String, available: String },
+    #[error("unpack layer {layer}: entry {entry:?}: {reason}")]
+    UnsafeEntry {
+        layer: String,
+        entry: String,
+        reason: &'static str,
+    },
+    #[error("unpack layer {layer}: entry {entry:?}: {source}")]
+    Unpack {
+        layer: String,
+        entry: String,
+        source: io::Error,
+    },
+    #[error("{url}: {source}")]
+    Transport {
+        url: String,
+        source: Box<ureq::Transport>,
+    },
+    #[error("{url}: registry answered {status}{}", fmt_message(message))]
+    Http {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "{registry}: unauthorized{}; log in with `berth login {registry}`",
+        fmt_message(message)
+    )]
+    Unauthorized { registry: String, message: String },
+    #[error("{object}: not found in the registry")]
+    NotFound { object: String },
+    #[error("{registry}: cannot authenticate: {reason}")]
+    Auth { registry: String, reason: String },
+    #[error("{context}: {source}")]
+    Context { context: String, source: Box<Error> },
+}
+
+fn fmt_message(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(" ({message})")
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error of `step` on `path`.
+    pub fn io(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { step, path, source }
+    }
+
+    /// Whether retrying the same request may succeed (network trouble, a 5xx, a truncated body).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Transport { .. } => true,
+            Error::Http { status, .. } => *status >= 500 || *status == 429,
+            Error::Context { source, .. } => source.is_transient(),
+            Error::SizeMismatch { .. } => true,
+            Error::Unpack { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::TimedOut
+            ),
+            _ => false,
+        }
+    }
+
+    /// The innermost error, past every `Context` layer.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Context { source, .. } => source.root(),
+            other => other,
+        }
+    }
+}
+
+/// Prefixes an error with what was being done (`pull docker.io/library/busybox:latest`).
+pub trait ResultExt<T> {
+    fn context<C: Into<String>>(self, context: impl FnOnce() -> C) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for Result<T> {
+    fn context<C: Into<String>>(self, context: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(|source| Error::Context {
+            context: context().into(),
+            source: Box::new(source),
+        })
+    }
+}
