@@ -3,4 +3,19 @@
 #![forbid(unsafe_code)]
 
 pub mod capabilities;
+pub mod cgroup;
+pub mod container;
+pub mod error;
+pub mod exec;
+pub mod hooks;
+pub mod log;
+pub mod namespaces;
+pub mod plan;
+pub mod process;
+pub mod rootfs;
 pub mod seccomp;
+pub mod state;
+pub mod step;
+pub mod tty;
+
+pub use error::{Error, Result};

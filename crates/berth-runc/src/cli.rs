@@ -1,0 +1,233 @@
+//! runc's command line as clap structs: names, short flags and defaults as runc has them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth-runc",
+    version = crate::VERSION_TEXT,
+    about = "berth-runc is berth's OCI runtime: it speaks runc's command line, so containerd, \
+             podman and Docker can use it where they use runc.",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Root directory for storage of container state (this should be located in tmpfs)
+    #[arg(long, global = true, default_value = "/run/berth-runc")]
+    pub root: PathBuf,
+    /// Set the log file to write runtime logs to (default is stderr)
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Set the log format ('text' or 'json')
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Enable systemd cgroup support (not supported: berth-runc manages cgroupfs directly)
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Ignored: for compatibility with runc
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+    /// Ignore cgroup permission errors ('true', 'false', or 'auto')
+    #[arg(long, global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// Print the version
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container
+    Create(CreateArgs),
+    /// Executes the user defined process in a created container
+    Start { id: String },
+    /// Create and run a container
+    Run(RunArgs),
+    /// Output the state of a container
+    State { id: String },
+    /// Kill sends the specified signal (default: SIGTERM) to the container's init process
+    Kill(KillArgs),
+    /// Delete any resources held by the container, often used with detached containers
+    Delete(DeleteArgs),
+    /// Execute new process inside the container
+    Exec(ExecArgs),
+    /// Displays the processes running inside a container
+    Ps(PsArgs),
+    /// Lists containers started by berth-runc with the given root
+    List(ListArgs),
+    /// Pause suspends all processes inside the container
+    Pause { id: String },
+    /// Resumes all processes that have been previously paused
+    Resume { id: String },
+    /// Create a new specification file
+    Spec(SpecArgs),
+    /// Show the enabled features
+    Features,
+    /// Display container events such as OOM notifications, cpu, memory, and IO usage statistics
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub id: String,
+    /// Path to the root of the bundle directory, defaults to the current directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Specify the file to write the process id to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use pivot root to jail process inside rootfs
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Detach from the container's process
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep the container's state directory and cgroup after it exits
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    pub id: String,
+    /// Signal name (KILL, SIGKILL) or number; default SIGTERM
+    pub signal: Option<String>,
+    /// Send the signal to all processes in the container
+    #[arg(short = 'a', long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    pub id: String,
+    /// Forcibly deletes the container if it is still running (uses SIGKILL)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct ExecArgs {
+    pub id: String,
+    /// The command and its arguments (unless --process is given)
+    #[arg(allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// Path to the process.json
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Current working directory in the container
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long)]
+    pub env: Vec<String>,
+    /// UID (format: <uid>[:<gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Additional gids
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the bounding set for the process
+    #[arg(short = 'c', long)]
+    pub cap: Vec<String>,
+    /// Detach from the container's process
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Set the no new privileges value for the process
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Set the asm process label for the process commonly used with selinux
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// Set the apparmor profile for the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Ignored: cgroup to join (berth-runc always joins the container's)
+    #[arg(long, hide = true)]
+    pub cgroup: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct PsArgs {
+    pub id: String,
+    /// Arguments for ps (default -ef)
+    #[arg(allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+    /// Select one of: table or json
+    #[arg(short = 'f', long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Select one of: table or json
+    #[arg(short = 'f', long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Display only container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// Path to the root of the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Generate a configuration for a rootless container
+    #[arg(long)]
+    pub rootless: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    pub id: String,
+    /// Display the container's stats then exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Set the stats collection interval
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+}

@@ -1,0 +1,216 @@
+//! One function per command, each a thin adapter from parsed arguments to berth-runtime.
+
+use anyhow::{bail, Context, Result};
+use berth_runtime::container;
+use berth_runtime::exec::ExecOptions;
+use berth_runtime::process::parent::{self, CreateOptions};
+use berth_runtime::state::{Root, Status};
+
+use crate::cli::{Cli, Command, CreateArgs, ExecArgs, Format};
+
+/// Runs the command; the result is the process's exit code.
+pub fn dispatch(cli: &Cli) -> Result<i32> {
+    if cli.systemd_cgroup {
+        bail!("--systemd-cgroup is not supported: berth-runc manages cgroups through cgroupfs; configure your engine's cgroup manager as cgroupfs");
+    }
+    let root = Root::new(&cli.root);
+    match &cli.command {
+        Command::Create(a) => {
+            parent::create(&root, &create_options(a))?;
+            Ok(0)
+        }
+        Command::Start { id } => {
+            container::start(&root, id)?;
+            Ok(0)
+        }
+        Command::Run(a) => run(&root, a),
+        Command::State { id } => {
+            println!("{}", container::state_json(&container::load(&root, id)?));
+            Ok(0)
+        }
+        Command::Kill(a) => {
+            let sig = parse_signal(a.signal.as_deref().unwrap_or("SIGTERM"))?;
+            container::kill(&root, &a.id, sig, a.all)?;
+            Ok(0)
+        }
+        Command::Delete(a) => {
+            container::delete(&root, &a.id, a.force)?;
+            Ok(0)
+        }
+        Command::Exec(a) => exec(&root, a),
+        Command::Ps(a) => ps(&root, &a.id, &a.ps_args, a.format),
+        Command::List(a) => list(&root, a.format, a.quiet),
+        Command::Pause { id } => Ok(container::pause(&root, id).map(|_| 0)?),
+        Command::Resume { id } => Ok(container::resume(&root, id).map(|_| 0)?),
+        Command::Spec(a) => crate::spec::write(&a.bundle, a.rootless).map(|_| 0),
+        Command::Features => {
+            println!("{}", serde_json::to_string_pretty(&crate::spec::features())?);
+            Ok(0)
+        }
+        Command::Events(a) => events(&root, &a.id, a.stats),
+    }
+}
+
+fn create_options(a: &CreateArgs) -> CreateOptions {
+    CreateOptions {
+        id: a.id.clone(),
+        bundle: a.bundle.clone(),
+        console_socket: a.console_socket.clone(),
+        pid_file: a.pid_file.clone(),
+        no_pivot: a.no_pivot,
+        preserve_fds: a.preserve_fds,
+    }
+}
+
+/// create + start + wait; the container is deleted when its process exits (unless --keep).
+fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
+    // The init may end up our grandchild (user namespaces): adopt it when its parent exits.
+    nix::sys::prctl::set_child_subreaper(true).context("become a child subreaper")?;
+    let created = parent::create(root, &create_options(&a.create))?;
+    if let Err(e) = container::start(root, &a.create.id) {
+        let _ = container::delete(root, &a.create.id, true);
+        return Err(e.into());
+    }
+    if a.detach {
+        return Ok(0);
+    }
+    let code = container::wait_exit(created.pid)?;
+    if !a.keep {
+        container::delete(root, &a.create.id, true)?;
+    }
+    Ok(code)
+}
+
+fn exec(root: &Root, a: &ExecArgs) -> Result<i32> {
+    let process = match &a.process {
+        Some(path) => {
+            let data = std::fs::read(path).with_context(|| format!("read process file {}", path.display()))?;
+            serde_json::from_slice(&data).with_context(|| format!("parse process file {}", path.display()))?
+        }
+        None => exec_process_from_args(root, a)?,
+    };
+    let opts = ExecOptions {
+        process,
+        console_socket: a.console_socket.clone(),
+        pid_file: a.pid_file.clone(),
+        detach: a.detach,
+        preserve_fds: a.preserve_fds,
+    };
+    Ok(berth_runtime::exec::exec(root, &a.id, &opts)?)
+}
+
+/// runc's rule: the container's own process is the template, and the flags override it.
+fn exec_process_from_args(root: &Root, a: &ExecArgs) -> Result<oci_spec::runtime::Process> {
+    if a.command.is_empty() {
+        bail!("exec needs a command: berth-runc exec <id> <command> [args...], or --process <file>");
+    }
+    let c = container::load(root, &a.id)?;
+    let mut p = c.record.spec.process().clone().unwrap_or_default();
+    p.set_args(Some(a.command.clone()));
+    p.set_terminal(Some(a.tty));
+    p.set_console_size(None);
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(cwd.into());
+    }
+    let mut env = p.env().clone().unwrap_or_default();
+    for kv in &a.env {
+        let key = kv.split('=').next().unwrap_or(kv);
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    p.set_env(Some(env));
+    let mut user = p.user().clone();
+    if let Some(u) = &a.user {
+        let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
+        user.set_uid(uid.parse().with_context(|| format!("--user {u:?}: uid must be a number"))?);
+        user.set_gid(gid.parse().with_context(|| format!("--user {u:?}: gid must be a number"))?);
+    }
+    if !a.additional_gids.is_empty() {
+        user.set_additional_gids(Some(a.additional_gids.clone()));
+    }
+    p.set_user(user);
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(profile) = &a.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if !a.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &a.cap {
+            let cap: oci_spec::runtime::Capability = name.parse().with_context(|| format!("--cap {name:?}: unknown capability"))?;
+            let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+                let mut s = s.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
+        }
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}
+
+fn ps(root: &Root, id: &str, ps_args: &[String], format: Format) -> Result<i32> {
+    let pids = container::pids(root, id)?;
+    if format == Format::Json {
+        println!("{}", serde_json::to_string(&pids)?);
+        return Ok(0);
+    }
+    let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
+    let out = std::process::Command::new("ps").args(&args).output().context("run ps")?;
+    if !out.status.success() {
+        bail!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let pid_col = header.split_whitespace().position(|h| h == "PID").context("ps output has no PID column")?;
+    println!("{header}");
+    for line in lines {
+        let pid = line.split_whitespace().nth(pid_col).and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{line}");
+        }
+    }
+    Ok(0)
+}
+
+fn list(root: &Root, format: Format, quiet: bool) -> Result<i32> {
+    let all = container::list(root)?;
+    if quiet {
+        all.iter().for_each(|c| println!("{}", c.record.id));
+    } else if format == Format::Json {
+        let docs: Vec<_> = all.iter().map(|c| c.record.doc(c.status)).collect();
+        println!("{}", serde_json::to_string(&docs)?);
+    } else {
+        println!("{:<12} {:<10} {:<10} {:<40} {:<30} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+        for c in &all {
+            let pid = if c.status == Status::Stopped { 0 } else { c.record.pid };
+            println!("{:<12} {:<10} {:<10} {:<40} {:<30} root", c.record.id, pid, c.status, c.record.bundle.display(), c.record.created);
+        }
+    }
+    Ok(0)
+}
+
+fn events(root: &Root, id: &str, stats: bool) -> Result<i32> {
+    if !stats {
+        bail!("events: only --stats (one shot) is supported; streaming events are not yet");
+    }
+    let s = container::stats(root, id)?;
+    println!("{}", serde_json::json!({"type": "stats", "id": id, "data": s}));
+    Ok(0)
+}
+
+/// `KILL`, `SIGKILL`, `kill` or `9`.
+fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
+    use std::str::FromStr;
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).with_context(|| format!("{n} is not a signal number"));
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    nix::sys::signal::Signal::from_str(&name).with_context(|| format!("unknown signal {s:?}: use a name such as TERM or KILL, or a number"))
+}

@@ -1,0 +1,230 @@
+//! The lifecycle operations on a created container: start, state, kill, delete, pause, resume,
+//! processes and stats. Each loads the record, derives the status from the live process, acts.
+
+use std::os::fd::AsFd;
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+
+use crate::cgroup::{self, CgroupManager, FreezerState};
+use crate::error::{Error, IoContext, Result};
+use crate::state::{self, Record, Root, Status};
+
+/// A container's record and its status now.
+pub struct Container {
+    pub record: Record,
+    pub status: Status,
+}
+
+/// Loads `id` and works out its status from the process, the exec fifo and the freezer.
+pub fn load(root: &Root, id: &str) -> Result<Container> {
+    let record = root.load(id)?;
+    let status = status_of(root, &record);
+    Ok(Container { record, status })
+}
+
+fn status_of(root: &Root, record: &Record) -> Status {
+    if !state::init_alive(record) {
+        return Status::Stopped;
+    }
+    if root.dir(&record.id).join(state::EXEC_FIFO).exists() {
+        return Status::Created;
+    }
+    match cgroup::open(&record.cgroup_path).and_then(|c| Ok(c.state()?)) {
+        Ok(FreezerState::Frozen) => Status::Paused,
+        _ => Status::Running,
+    }
+}
+
+fn require(c: &Container, ok: &[Status], what: &'static str) -> Result<()> {
+    if ok.contains(&c.status) {
+        Ok(())
+    } else {
+        Err(Error::Status { id: c.record.id.clone(), status: c.status, what })
+    }
+}
+
+/// The state document `state` prints.
+pub fn state_json(c: &Container) -> String {
+    serde_json::to_string_pretty(&c.record.doc(c.status)).unwrap_or_default()
+}
+
+/// Lets a created container run its process: opens the exec fifo, which unblocks the init,
+/// and waits for its byte — or for the init's death, so a dead init cannot hang us.
+pub fn start(root: &Root, id: &str) -> Result<()> {
+    let c = load(root, id)?;
+    require(&c, &[Status::Created], "only a created container can be started")?;
+    let fifo_path = root.dir(id).join(state::EXEC_FIFO);
+    let fifo = nix::fcntl::open(&fifo_path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+        .at("open exec fifo", &fifo_path)?;
+    let pidfd = berth_sys::process::pidfd_open(c.record.pid).during("pidfd_open of the init")?;
+    let mut byte = [0u8; 1];
+    loop {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => { r.during("wait for the init to take the start signal")?; }
+        }
+        match nix::unistd::read(&fifo, &mut byte) {
+            Ok(1) => break,
+            Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
+                if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                    return Err(Error::Init(format!("container {id:?}: the init exited before it could start")));
+                }
+            }
+            Err(e) => return Err(e).at("read exec fifo", &fifo_path),
+        }
+    }
+    std::fs::remove_file(&fifo_path).at("remove exec fifo", &fifo_path)?;
+    let doc = serde_json::to_vec(&c.record.doc(Status::Running)).unwrap_or_default();
+    if let Some(hooks) = c.record.spec.hooks().as_ref().and_then(|h| h.poststart().clone()) {
+        // A failing poststart hook is logged, not fatal: the process already runs (spec).
+        if let Err(e) = crate::hooks::run_all(&hooks, &doc) {
+            crate::log::warn(&e.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Sends `signal` to the init, or with `all` to every process of the container's cgroup.
+pub fn kill(root: &Root, id: &str, signal: Signal, all: bool) -> Result<()> {
+    let c = load(root, id)?;
+    require(&c, &[Status::Created, Status::Running, Status::Paused], "there is no process to signal")?;
+    if all {
+        cgroup::open(&c.record.cgroup_path)?.kill_all(signal)?;
+        return Ok(());
+    }
+    let pidfd = berth_sys::process::pidfd_open(c.record.pid).during("pidfd_open of the init")?;
+    berth_sys::process::pidfd_send_signal(pidfd.as_fd(), signal as i32).during("signal the init")
+}
+
+/// Removes a container. A running one needs `force`: every process is killed (through the
+/// cgroup, so a shared pid namespace leaves nothing behind) and waited for via pidfds, never
+/// by sleeping. Teardown keeps going past errors and reports them all.
+pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
+    let c = match load(root, id) {
+        Err(Error::NotFound(_)) if force => return Ok(()),
+        r => r?,
+    };
+    if matches!(c.status, Status::Running | Status::Paused) && !force {
+        return Err(Error::Status { id: id.to_string(), status: c.status, what: "stop it first, or use delete --force" });
+    }
+    let mut errors = Vec::new();
+    let cg = cgroup::open(&c.record.cgroup_path);
+    if c.status != Status::Stopped {
+        if let Ok(cg) = &cg {
+            if c.status == Status::Paused {
+                let _ = cg.thaw();
+            }
+            if let Err(e) = kill_and_wait(cg, &c.record) {
+                errors.push(e);
+            }
+        }
+    }
+    match cg {
+        Ok(cg) => {
+            if let Err(e) = wait_cgroup_empty(&cg).and_then(|_| Ok(cg.destroy()?)) {
+                errors.push(e);
+            }
+        }
+        Err(e) => errors.push(e),
+    }
+    let doc = serde_json::to_vec(&c.record.doc(Status::Stopped)).unwrap_or_default();
+    if let Some(hooks) = c.record.spec.hooks().as_ref().and_then(|h| h.poststop().clone()) {
+        if let Err(e) = crate::hooks::run_all(&hooks, &doc) {
+            crate::log::warn(&e.to_string());
+        }
+    }
+    if let Err(e) = root.remove_dir(id) {
+        errors.push(e);
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Many(errors)),
+    }
+}
+
+fn kill_and_wait(cg: &cgroup::Manager, record: &Record) -> Result<()> {
+    let init = berth_sys::process::pidfd_open(record.pid).ok();
+    cg.kill_all(Signal::SIGKILL)?;
+    if let Some(fd) = &init {
+        let _ = berth_sys::process::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        crate::hooks::wait_readable(fd.as_fd(), -1);
+    }
+    Ok(())
+}
+
+/// Waits for every process of the cgroup to be gone: pidfds become readable at exit.
+fn wait_cgroup_empty(cg: &cgroup::Manager) -> Result<()> {
+    for _ in 0..100 {
+        let pids = cg.pids()?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        for pid in pids {
+            if let Ok(fd) = berth_sys::process::pidfd_open(pid) {
+                let _ = berth_sys::process::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                crate::hooks::wait_readable(fd.as_fd(), 1000);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn pause(root: &Root, id: &str) -> Result<()> {
+    let c = load(root, id)?;
+    require(&c, &[Status::Running, Status::Created], "only a running container can be paused")?;
+    Ok(cgroup::open(&c.record.cgroup_path)?.freeze()?)
+}
+
+pub fn resume(root: &Root, id: &str) -> Result<()> {
+    let c = load(root, id)?;
+    require(&c, &[Status::Paused], "only a paused container can be resumed")?;
+    Ok(cgroup::open(&c.record.cgroup_path)?.thaw()?)
+}
+
+/// Host pids of the container's processes.
+pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>> {
+    let c = load(root, id)?;
+    if c.status == Status::Stopped {
+        return Ok(Vec::new());
+    }
+    let mut pids = cgroup::open(&c.record.cgroup_path)?.pids()?;
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// The cgroup statistics, for `events --stats`.
+pub fn stats(root: &Root, id: &str) -> Result<berth_cgroups::Stats> {
+    let c = load(root, id)?;
+    require(&c, &[Status::Created, Status::Running, Status::Paused], "a stopped container has no stats")?;
+    Ok(cgroup::open(&c.record.cgroup_path)?.stats()?)
+}
+
+/// Every container under the root with its status.
+pub fn list(root: &Root) -> Result<Vec<Container>> {
+    let mut out = Vec::new();
+    for id in root.ids()? {
+        if let Ok(c) = load(root, &id) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Waits for our child `pid` and returns its exit code the way a shell reports it
+/// (128 + n for a signal).
+pub fn wait_exit(pid: i32) -> Result<i32> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).during("wait for the container process"),
+        }
+    }
+}

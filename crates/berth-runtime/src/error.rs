@@ -1,0 +1,76 @@
+//! Runtime errors: each names the step, the object and the OS error, in one line for people.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything `berth-runtime` can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file operation on the host side.
+    #[error("{step} {}: {source}", path.display())]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// A syscall on the host side that has no path.
+    #[error("{step}: {source}")]
+    Sys {
+        step: &'static str,
+        source: io::Error,
+    },
+    /// The bundle's config.json is not one berth can run; the text says what and how to fix it.
+    #[error("invalid config: {0}")]
+    Config(String),
+    #[error("container id {0:?} is not valid: use letters, digits, '_', '-', '.' (at most 1024)")]
+    BadId(String),
+    #[error("container {0:?} already exists")]
+    Exists(String),
+    #[error("container {0:?} does not exist")]
+    NotFound(String),
+    /// An operation that the container's status does not allow.
+    #[error("container {id:?} is {status}: {what}")]
+    Status {
+        id: String,
+        status: crate::state::Status,
+        what: &'static str,
+    },
+    /// The container's init process failed at a named step, reported over the init protocol.
+    #[error("{0}")]
+    Init(String),
+    #[error("hook {path}: {reason}")]
+    Hook { path: String, reason: String },
+    #[error(transparent)]
+    Cgroup(#[from] berth_cgroups::CgroupError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Capability(#[from] crate::capabilities::CapabilityError),
+    /// Best-effort teardown that met several errors: all of them, in order.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Many(Vec<Error>),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds a step and a path to an `io::Result`.
+pub trait IoContext<T> {
+    fn at(self, step: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+    fn during(self, step: &'static str) -> Result<T>;
+}
+
+impl<T, E: Into<io::Error>> IoContext<T> for std::result::Result<T, E> {
+    fn at(self, step: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::Io {
+            step,
+            path: path.into(),
+            source: e.into(),
+        })
+    }
+    fn during(self, step: &'static str) -> Result<T> {
+        self.map_err(|e| Error::Sys {
+            step,
+            source: e.into(),
+        })
+    }
+}

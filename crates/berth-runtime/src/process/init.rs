@@ -1,0 +1,304 @@
+//! The container's init, from fork to execve, in named phases. It runs in the forked child of
+//! the runtime, single-threaded; every failure is sent to the parent with the step that failed.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{Hook, LinuxNamespaceType};
+
+use super::protocol::{Channel, FromInit, FromParent};
+use crate::namespaces::{clone_flag, proc_name, NsRequest};
+use crate::plan::{InitPlan, ProcessPlan};
+use crate::step::{fail, Step, StepError, StepResult};
+
+/// What the init needs besides the plan.
+pub struct InitContext<'a> {
+    pub plan: &'a InitPlan,
+    pub chan: Channel,
+    /// O_PATH descriptor of the exec fifo; `start` opening it lets the init exec.
+    pub exec_fifo: OwnedFd,
+    /// Connected console socket, when the process has a terminal.
+    pub console: Option<OwnedFd>,
+    pub console_size: Option<(u16, u16)>,
+    pub no_pivot: bool,
+    /// Descriptors 3.. that survive into the container (--preserve-fds and LISTEN_FDS).
+    pub preserve_fds: u32,
+    pub create_container_hooks: Vec<Hook>,
+    pub start_container_hooks: Vec<Hook>,
+}
+
+/// Runs the init to the container's execve. Never returns.
+pub fn run(mut ctx: InitContext<'_>) -> ! {
+    let err = match phases(&mut ctx) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    if ctx.chan.send(&FromInit::Failed { step: err.step.clone(), error: err.error.clone() }).is_err() {
+        // After `Created` the parent is gone: the container's stderr is the only witness.
+        eprintln!("berth-runc init: {err}");
+    }
+    berth_sys::process::exit_now(exec_failure_code(&err))
+}
+
+fn exec_failure_code(err: &StepError) -> i32 {
+    if err.error.contains("not found") {
+        127
+    } else if err.step.starts_with("exec") {
+        126
+    } else {
+        1
+    }
+}
+
+fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
+    let plan = ctx.plan;
+    enter_namespaces(ctx)?;
+    ctx.chan.send(&FromInit::Ready).step(|| "tell the runtime the namespaces are ready".into())?;
+    let state: String = match ctx.chan.recv::<FromParent>() {
+        Ok(FromParent::Go) => String::new(),
+        Ok(other) => return fail("wait for the runtime", format!("unexpected message {other:?}")),
+        Err(e) => return fail("wait for the runtime", e.to_string()),
+    };
+    let _ = state;
+    if plan.creates(LinuxNamespaceType::Cgroup) {
+        // After the parent placed us in our cgroup, so that it becomes the namespace's root.
+        berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWCGROUP).step(|| "unshare the cgroup namespace".into())?;
+    }
+    if let Some(adj) = plan.process.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).step(|| "write /proc/self/oom_score_adj".into())?;
+    }
+    if !plan.has_mount_ns() {
+        return fail("set up the root filesystem", "the container has no mount namespace: add {\"type\": \"mount\"} to linux.namespaces");
+    }
+    let root = crate::rootfs::prepare(plan)?;
+    drop(root);
+    run_hooks_inside(&ctx.create_container_hooks, "createContainer")?;
+    crate::rootfs::enter(plan, ctx.no_pivot)?;
+    set_names(plan)?;
+    if plan.process.terminal {
+        let Some(console) = ctx.console.take() else {
+            return fail("set up the terminal", "process.terminal is true but no --console-socket was given");
+        };
+        let (master, slave_path) = crate::tty::setup_pty(ctx.console_size)?;
+        bind_console(&slave_path)?;
+        crate::tty::send_master(console.as_fd(), master.as_fd())?;
+    }
+    crate::rootfs::finish(plan)?;
+    write_sysctls(&plan.sysctl)?;
+    let exe = finalize_process(&plan.process, ctx.preserve_fds)?;
+    ctx.chan.send(&FromInit::Created).step(|| "tell the runtime the container is created".into())?;
+    wait_for_start(&ctx.exec_fifo)?;
+    run_hooks_inside(&ctx.start_container_hooks, "startContainer")?;
+    exec(&plan.process, &exe)
+}
+
+/// Joins the namespaces given by path, creates the new ones, and sets time offsets. The pid
+/// namespace was already chosen by the parent before the fork (it applies to children only).
+fn enter_namespaces(ctx: &mut InitContext<'_>) -> StepResult<()> {
+    let plan = ctx.plan;
+    for (kind, req) in &plan.namespaces {
+        if let NsRequest::Join(path) = req {
+            if *kind == LinuxNamespaceType::Pid {
+                continue;
+            }
+            let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .step(|| format!("open {} namespace {}", proc_name(*kind), path.display()))?;
+            berth_sys::ns::setns(fd.as_fd(), clone_flag(*kind))
+                .step(|| format!("join {} namespace {}", proc_name(*kind), path.display()))?;
+        }
+    }
+    if plan.creates(LinuxNamespaceType::User) {
+        berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWUSER).step(|| "unshare the user namespace".into())?;
+        ctx.chan.send(&FromInit::IdMapsPlease).step(|| "ask for uid/gid maps".into())?;
+        match ctx.chan.recv::<FromParent>() {
+            Ok(FromParent::IdMapsDone) => {}
+            Ok(other) => return fail("wait for uid/gid maps", format!("unexpected message {other:?}")),
+            Err(e) => return fail("wait for uid/gid maps", e.to_string()),
+        }
+        become_root()?;
+    }
+    let mut flags = 0;
+    for kind in [LinuxNamespaceType::Mount, LinuxNamespaceType::Uts, LinuxNamespaceType::Ipc, LinuxNamespaceType::Network] {
+        if plan.creates(kind) {
+            flags |= clone_flag(kind);
+        }
+    }
+    if plan.creates(LinuxNamespaceType::User) && plan.creates(LinuxNamespaceType::Pid) {
+        flags |= berth_sys::ns::CLONE_NEWPID;
+    }
+    if flags != 0 {
+        berth_sys::ns::unshare(flags).step(|| "unshare the new namespaces".into())?;
+    }
+    if plan.creates(LinuxNamespaceType::Time) {
+        enter_new_time_ns(&plan.time_offsets)?;
+    }
+    if plan.creates(LinuxNamespaceType::User) && plan.creates(LinuxNamespaceType::Pid) {
+        // The pid namespace must belong to the new user namespace, so it is made here and
+        // only a child enters it: fork, hand the child's pid to the parent, and leave.
+        match berth_sys::process::fork().step(|| "fork into the new pid namespace".into())? {
+            berth_sys::process::Forked::Parent(pid) => {
+                let _ = ctx.chan.send(&FromInit::Pid(pid));
+                berth_sys::process::exit_now(0);
+            }
+            berth_sys::process::Forked::Child => {}
+        }
+    }
+    Ok(())
+}
+
+fn become_root() -> StepResult<()> {
+    let root_u = nix::unistd::Uid::from_raw(0);
+    let root_g = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(root_g, root_g, root_g).step(|| "setresgid 0 in the user namespace".into())?;
+    nix::unistd::setresuid(root_u, root_u, root_u).step(|| "setresuid 0 in the user namespace".into())
+}
+
+/// unshare(CLONE_NEWTIME) only applies to children: set the offsets while the namespace is
+/// still empty, then enter it through /proc/self/ns/time_for_children.
+fn enter_new_time_ns(offsets: &[(String, i64, u32)]) -> StepResult<()> {
+    berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWTIME).step(|| "unshare the time namespace".into())?;
+    if !offsets.is_empty() {
+        let text: String = offsets.iter().map(|(clock, s, ns)| format!("{clock} {s} {ns}\n")).collect();
+        std::fs::write("/proc/self/timens_offsets", text).step(|| "write /proc/self/timens_offsets".into())?;
+    }
+    let fd = nix::fcntl::open("/proc/self/ns/time_for_children", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .step(|| "open /proc/self/ns/time_for_children".into())?;
+    berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWTIME).step(|| "enter the new time namespace".into())
+}
+
+fn set_names(plan: &InitPlan) -> StepResult<()> {
+    if let Some(h) = &plan.hostname {
+        nix::unistd::sethostname(h).step(|| format!("set hostname {h:?}"))?;
+    }
+    if let Some(d) = &plan.domainname {
+        berth_sys::ns::setdomainname(d).step(|| format!("set domainname {d:?}"))?;
+    }
+    Ok(())
+}
+
+fn bind_console(slave: &str) -> StepResult<()> {
+    let console = Path::new("/dev/console");
+    if std::fs::symlink_metadata(console).is_err() {
+        std::fs::File::create(console).step(|| "create /dev/console".into())?;
+    }
+    nix::mount::mount(Some(slave), console, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
+        .step(|| format!("bind mount {slave} on /dev/console"))
+}
+
+fn write_sysctls(sysctl: &[(String, String)]) -> StepResult<()> {
+    for (key, value) in sysctl {
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value).step(|| format!("set sysctl {key}={value}"))?;
+    }
+    Ok(())
+}
+
+fn run_hooks_inside(hooks: &[Hook], kind: &str) -> StepResult<()> {
+    crate::hooks::run_all(hooks, b"{}").step(|| format!("run {kind} hooks"))
+}
+
+/// Everything between the root being ready and the exec: rlimits, security, user, cwd, fds.
+/// Shared by the init and by `exec`. Returns the program to execute.
+pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32) -> StepResult<CString> {
+    for (res, soft, hard) in &p.rlimits {
+        nix::sys::resource::setrlimit(*res, *soft, *hard)
+            .step(|| format!("set rlimit {res:?} to {soft}/{hard} (raising a hard limit needs CAP_SYS_RESOURCE)"))?;
+    }
+    if let Some(profile) = &p.apparmor_profile {
+        if apparmor_enabled() {
+            std::fs::write("/proc/self/attr/apparmor/exec", format!("exec {profile}"))
+                .or_else(|_| std::fs::write("/proc/self/attr/exec", format!("exec {profile}")))
+                .step(|| format!("set AppArmor profile {profile}"))?;
+        }
+    }
+    nix::unistd::chdir(&p.cwd).step(|| format!("chdir to cwd {}", p.cwd.display()))?;
+    let exe = lookup_executable(p)?;
+    if let (Some(prog), false) = (&p.seccomp, p.no_new_privileges) {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the drop.
+        berth_sys::seccomp::install_filter(&prog.insns, prog.flags).step(|| "load the seccomp filter".into())?;
+    }
+    crate::capabilities::drop_bounding(&p.capabilities).step(|| "drop capabilities from the bounding set".into())?;
+    crate::capabilities::keep_caps_across_setuid(true).step(|| "keep capabilities across setuid".into())?;
+    let gids: Vec<nix::unistd::Gid> = p.additional_gids.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+    if let Err(e) = nix::unistd::setgroups(&gids) {
+        // setgroups is refused in a user namespace whose setgroups file says deny.
+        if !gids.is_empty() || e != nix::errno::Errno::EPERM {
+            return Err(e).step(|| "setgroups".into());
+        }
+    }
+    let gid = nix::unistd::Gid::from_raw(p.gid);
+    nix::unistd::setresgid(gid, gid, gid).step(|| format!("setgid {}", p.gid))?;
+    let uid = nix::unistd::Uid::from_raw(p.uid);
+    nix::unistd::setresuid(uid, uid, uid).step(|| format!("setuid {}", p.uid))?;
+    crate::capabilities::keep_caps_across_setuid(false).step(|| "reset keepcaps".into())?;
+    crate::capabilities::apply_sets(&p.capabilities).step(|| "set capabilities".into())?;
+    if p.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().step(|| "set no_new_privs".into())?;
+    }
+    if let Some(mask) = p.umask {
+        nix::sys::stat::umask(Mode::from_bits_truncate(mask));
+    }
+    // No descriptor of the runtime may reach the container (CVE-2024-21626): everything past
+    // stdio and the preserved fds is close-on-exec (the protocol socket and the fifo included).
+    let keep: Vec<u32> = (3..3 + preserve_fds).collect();
+    berth_sys::fd::cloexec_from(3, &keep).step(|| "mark inherited descriptors close-on-exec".into())?;
+    Ok(exe)
+}
+
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .map(|s| s.trim() == "Y")
+        .unwrap_or(false)
+}
+
+/// Finds `args[0]` in the container: as given when it has a slash, else in the process's PATH.
+fn lookup_executable(p: &ProcessPlan) -> StepResult<CString> {
+    let arg0 = &p.args[0];
+    let candidates: Vec<PathBuf> = if arg0.contains('/') {
+        vec![PathBuf::from(arg0)]
+    } else {
+        let path = p.env.iter().find_map(|kv| kv.strip_prefix("PATH=")).unwrap_or("");
+        path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(arg0)).collect()
+    };
+    for c in &candidates {
+        if let Ok(meta) = std::fs::metadata(c) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return CString::new(c.as_os_str().as_encoded_bytes()).step(|| format!("exec {arg0:?}"));
+            }
+            if arg0.contains('/') {
+                return fail(format!("exec {arg0:?}"), "permission denied: not an executable file");
+            }
+        }
+    }
+    if arg0.contains('/') {
+        fail(format!("exec {arg0:?}"), "no such file or directory: not found in the container")
+    } else {
+        fail(format!("exec {arg0:?}"), "executable file not found in $PATH")
+    }
+}
+
+/// Blocks until `start` opens the fifo for reading, then writes one byte to it.
+fn wait_for_start(fifo: &OwnedFd) -> StepResult<()> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let f = nix::fcntl::open(path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .step(|| "open the exec fifo".into())?;
+    nix::unistd::write(&f, b"0").step(|| "write the exec fifo".into())?;
+    Ok(())
+}
+
+pub fn exec(p: &ProcessPlan, exe: &CString) -> StepResult<std::convert::Infallible> {
+    if let (Some(prog), true) = (&p.seccomp, p.no_new_privileges) {
+        // With no_new_privs the filter goes on last, so it constrains only the container.
+        berth_sys::seccomp::install_filter(&prog.insns, prog.flags).step(|| "load the seccomp filter".into())?;
+    }
+    let args: Vec<CString> = p.args.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<_, _>>().step(|| "exec: argument with a NUL byte".into())?;
+    let env: Vec<CString> = p.env.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<_, _>>().step(|| "exec: environment entry with a NUL byte".into())?;
+    match nix::unistd::execve(exe, &args, &env) {
+        Ok(never) => match never {},
+        Err(e) => Err(e).step(|| format!("exec {:?}", p.args[0])),
+    }
+}

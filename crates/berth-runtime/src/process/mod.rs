@@ -1,0 +1,6 @@
+//! Processes of the container: the runtime's side of create (parent), the init (child), and
+//! the protocol between them.
+
+pub mod init;
+pub mod parent;
+pub mod protocol;

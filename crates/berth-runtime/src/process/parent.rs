@@ -1,0 +1,248 @@
+//! The runtime's side of create: validate, fork the init, give it its id maps and its cgroup,
+//! run the runtime hooks, and wait until it reports `Created` (see protocol.rs).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+
+use super::init::{self, InitContext};
+use super::protocol::{self, Channel, FromInit, FromParent};
+use crate::cgroup::{self, CgroupManager, Manager};
+use crate::error::{Error, IoContext, Result};
+use crate::namespaces::NsRequest;
+use crate::plan::{self, InitPlan};
+use crate::state::{self, Record, Root, Status};
+
+/// The options of `create` (and `run`) besides the bundle's config.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+}
+
+/// Reads and parses `<bundle>/config.json`.
+pub fn load_spec(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let data = std::fs::read(&path).map_err(|e| Error::Config(format!("read {}: {e}", path.display())))?;
+    serde_json::from_slice(&data).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+/// Undoes a half-done create: kills the init, removes its cgroup and state directory.
+struct Cleanup<'a> {
+    root: &'a Root,
+    id: String,
+    pid: Option<i32>,
+    cgroup: Option<Manager>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.destroy();
+        }
+        let _ = self.root.remove_dir(&self.id);
+    }
+}
+
+/// What `create` leaves behind for `run`: the init's pid (our child) and its record.
+pub struct Created {
+    pub pid: i32,
+    pub record: Record,
+}
+
+pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
+    state::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
+    let spec = load_spec(&bundle)?;
+    let plan = plan::plan(&spec, &bundle).map_err(Error::Config)?;
+    if plan.process.terminal && opts.console_socket.is_none() {
+        return Err(Error::Config("process.terminal is true: give --console-socket (or run detached without a terminal)".into()));
+    }
+    let dir = root.create_dir(&opts.id)?;
+    let mut cleanup = Cleanup { root, id: opts.id.clone(), pid: None, cgroup: None, armed: true };
+
+    let fifo_path = dir.join(state::EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).at("create exec fifo", &fifo_path)?;
+    let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).at("open exec fifo", &fifo_path)?;
+    let console = match &opts.console_socket {
+        Some(p) => Some(OwnedFd::from(UnixStream::connect(p).at("connect to console socket", p)?)),
+        None => None,
+    };
+    let linux = spec.linux().as_ref();
+    let cgroup_path = cgroup::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id)?;
+    let cgroup = cleanup.cgroup.insert(cgroup::open(&cgroup_path)?);
+    cgroup.create()?;
+    if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
+        cgroup.apply(res)?;
+    }
+    if plan.process.apparmor_profile.is_some() && !std::path::Path::new("/sys/kernel/security/apparmor").exists() {
+        log_warning("process.apparmorProfile is set but AppArmor is not enabled on this host: ignored");
+    }
+    if spec.process().as_ref().and_then(|p| p.selinux_label().as_ref()).is_some() {
+        log_warning("SELinux labels are set but SELinux is not supported by berth on this host: ignored");
+    }
+
+    let (parent_end, init_end) = protocol::pair().during("create the init socketpair")?;
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    let child = fork_init(&plan, init_end, InitExtras {
+        fifo,
+        console,
+        console_size: spec.process().as_ref().and_then(|p| p.console_size().map(|b| (b.height() as u16, b.width() as u16))),
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds + listen_fds(),
+        create_container_hooks: hooks.create_container().clone().unwrap_or_default(),
+        start_container_hooks: hooks.start_container().clone().unwrap_or_default(),
+    })?;
+    cleanup.pid = Some(child);
+    let pid = handshake(&plan, &parent_end, child)?;
+    cleanup.pid = Some(pid);
+    cleanup.cgroup.as_ref().map(|c| c.add_task(pid)).transpose()?;
+
+    let record = Record {
+        id: opts.id.clone(),
+        pid,
+        pid_start: state::process_start_time(pid).unwrap_or(0),
+        bundle: bundle.clone(),
+        rootfs: plan.rootfs.clone(),
+        created: state::now_rfc3339(),
+        cgroup_path,
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        spec: spec.clone(),
+    };
+    root.save(&record)?;
+    let doc = serde_json::to_vec(&record.doc(Status::Creating)).unwrap_or_default();
+    crate::hooks::run_all(hooks.prestart().as_deref().unwrap_or(&[]), &doc)?;
+    crate::hooks::run_all(hooks.create_runtime().as_deref().unwrap_or(&[]), &doc)?;
+    parent_end.send(&FromParent::Go).during("tell the init to go on")?;
+    expect(&parent_end, "set up the container", |m| matches!(m, FromInit::Created))?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid)?;
+    }
+    cleanup.armed = false;
+    Ok(Created { pid, record })
+}
+
+struct InitExtras {
+    fifo: OwnedFd,
+    console: Option<OwnedFd>,
+    console_size: Option<(u16, u16)>,
+    no_pivot: bool,
+    preserve_fds: u32,
+    create_container_hooks: Vec<oci_spec::runtime::Hook>,
+    start_container_hooks: Vec<oci_spec::runtime::Hook>,
+}
+
+/// Forks the init. A new or joined pid namespace is chosen here, for the child only: this
+/// process's pid namespace for children is set before the fork and restored after it.
+fn fork_init(plan: &InitPlan, init_end: Channel, extras: InitExtras) -> Result<i32> {
+    let userns = plan.creates(LinuxNamespaceType::User);
+    let pid_req = plan.request(LinuxNamespaceType::Pid).clone();
+    let own_pidns = match (&pid_req, userns) {
+        (NsRequest::Host, _) | (NsRequest::New, true) => None,
+        _ => Some(nix::fcntl::open("/proc/self/ns/pid", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).at("open", "/proc/self/ns/pid")?),
+    };
+    match (&pid_req, userns) {
+        (NsRequest::New, false) => berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWPID).during("unshare the pid namespace")?,
+        (NsRequest::Join(path), _) => {
+            let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).at("open pid namespace", path)?;
+            berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWPID).at("join pid namespace", path)?;
+        }
+        _ => {}
+    }
+    let forked = berth_sys::process::fork();
+    if let Some(fd) = &own_pidns {
+        if let Ok(berth_sys::process::Forked::Parent(_)) | Err(_) = forked {
+            berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWPID).during("return to the runtime's pid namespace")?;
+        }
+    }
+    match forked.during("fork the container init")? {
+        berth_sys::process::Forked::Parent(pid) => Ok(pid),
+        berth_sys::process::Forked::Child => {
+            drop(own_pidns);
+            init::run(InitContext {
+                plan,
+                chan: init_end,
+                exec_fifo: extras.fifo,
+                console: extras.console,
+                console_size: extras.console_size,
+                no_pivot: extras.no_pivot,
+                preserve_fds: extras.preserve_fds,
+                create_container_hooks: extras.create_container_hooks,
+                start_container_hooks: extras.start_container_hooks,
+            })
+        }
+    }
+}
+
+/// Serves the init until it is `Ready`: id maps, and the real init's pid when a middle process
+/// forked it. Returns the init's pid.
+fn handshake(plan: &InitPlan, chan: &Channel, child: i32) -> Result<i32> {
+    let mut pid = child;
+    loop {
+        match recv(chan, "set up namespaces")? {
+            FromInit::IdMapsPlease => {
+                write_id_map(child, "uid_map", &plan.uid_mappings)?;
+                write_id_map(child, "gid_map", &plan.gid_mappings)?;
+                chan.send(&FromParent::IdMapsDone).during("send id maps done")?;
+            }
+            FromInit::Pid(p) => {
+                // The middle process exits once it has told us; reap it.
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+                pid = p;
+            }
+            FromInit::Ready => return Ok(pid),
+            FromInit::Created => return Err(Error::Init("init skipped a step of the protocol".into())),
+            FromInit::Failed { step, error } => return Err(Error::Init(format!("{step}: {error}"))),
+        }
+    }
+}
+
+fn recv(chan: &Channel, step: &str) -> Result<FromInit> {
+    chan.recv::<FromInit>().map_err(|e| Error::Init(format!("{step}: the init exited without a word ({e})")))
+}
+
+fn expect(chan: &Channel, step: &str, ok: impl Fn(&FromInit) -> bool) -> Result<()> {
+    match recv(chan, step)? {
+        FromInit::Failed { step, error } => Err(Error::Init(format!("{step}: {error}"))),
+        m if ok(&m) => Ok(()),
+        m => Err(Error::Init(format!("{step}: unexpected message {m:?}"))),
+    }
+}
+
+fn write_id_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
+    let text: String = maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect();
+    let path = format!("/proc/{pid}/{file}");
+    std::fs::write(&path, text).at("write id map", path)
+}
+
+/// Writes the pid file atomically, as runc does (containerd reads it as soon as create returns).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("berth-tmp");
+    std::fs::write(&tmp, pid.to_string()).at("write pid file", &tmp)?;
+    std::fs::rename(&tmp, path).at("write pid file", path)
+}
+
+/// systemd socket activation: LISTEN_FDS descriptors from 3 on are passed through.
+fn listen_fds() -> u32 {
+    std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn log_warning(msg: &str) {
+    crate::log::warn(msg);
+}

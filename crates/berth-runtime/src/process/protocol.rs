@@ -1,0 +1,97 @@
+//! The init protocol: the messages the runtime (parent) and the container's init (child) send
+//! each other over a SOCK_SEQPACKET socketpair, one JSON document a packet.
+//!
+//! ```text
+//!  parent (berth-runc create)                  init (forked child)
+//!  ─────────────────────────                   ───────────────────
+//!  [pid ns: unshare/setns for children]
+//!  fork ─────────────────────────────────────▶ join namespaces by path
+//!                                              [user ns] unshare(NEWUSER)
+//!        ◀────────────────────────── IdMapsPlease
+//!  write uid_map / gid_map
+//!        IdMapsDone ────────────────────────▶ unshare the other new namespaces
+//!                                              [user ns + new pid ns] fork again;
+//!        ◀────────────────────────── Pid(n)    the middle process exits
+//!        ◀────────────────────────── Ready
+//!  add init to its cgroup, save state,
+//!  prestart + createRuntime hooks
+//!        Go ────────────────────────────────▶ cgroup ns, rootfs, createContainer hooks,
+//!                                              pivot_root, tty, user, capabilities, seccomp
+//!        ◀────────────────────────── Created
+//!  write the pid file, exit                    block opening exec.fifo for writing
+//!  ...                                         ...
+//!  berth-runc start: open exec.fifo ─────────▶ startContainer hooks, execve
+//! ```
+//! Any step of the init that fails sends `Failed { step, error }` instead and exits, so the
+//! parent reports "mount proc on /proc: Operation not permitted", never "pipe closed".
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// From the init (or the middle process) to the parent.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum FromInit {
+    IdMapsPlease,
+    Pid(i32),
+    Ready,
+    Created,
+    Failed { step: String, error: String },
+}
+
+/// From the parent to the init.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum FromParent {
+    IdMapsDone,
+    Go,
+}
+
+/// One end of the socketpair.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair: (parent's end, init's end). Both are close-on-exec.
+pub fn pair() -> io::Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn send<T: Serialize>(&self, msg: &T) -> io::Result<()> {
+        let data = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        send(
+            std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+            &data,
+            MsgFlags::MSG_NOSIGNAL,
+        )?;
+        Ok(())
+    }
+
+    /// The next message; `UnexpectedEof` when the other side closed without a word.
+    pub fn recv<T: DeserializeOwned>(&self) -> io::Result<T> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match recv(std::os::fd::AsRawFd::as_raw_fd(&self.fd), &mut buf, MsgFlags::empty()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        serde_json::from_slice(&buf[..n]).map_err(io::Error::other)
+    }
+
+    pub fn raw_fd(&self) -> i32 {
+        std::os::fd::AsRawFd::as_raw_fd(&self.fd.as_fd())
+    }
+}

@@ -1,0 +1,239 @@
+//! The container's root filesystem, set up by the init inside its new mount namespace: the
+//! spec's mounts, /dev, pivot_root, then masked and read-only paths.
+
+pub mod devices;
+pub mod options;
+pub mod resolve;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+
+use crate::plan::{InitPlan, MountPlan};
+use crate::step::{fail, Step, StepResult};
+use resolve::Leaf;
+
+const NONE: Option<&str> = None;
+
+/// Everything up to, not including, pivot_root: propagation, the rootfs bind, every mount and
+/// the devices. Returns an O_PATH descriptor of the root.
+pub fn prepare(plan: &InitPlan) -> StepResult<OwnedFd> {
+    mount(NONE, "/", NONE, plan.root_propagation, NONE)
+        .step(|| "make / a slave mount before setting up the root".into())?;
+    let rootfs = &plan.rootfs;
+    mount(Some(rootfs), rootfs, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
+        .step(|| format!("bind mount the root filesystem {}", rootfs.display()))?;
+    let root = nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .step(|| format!("open the root filesystem {}", rootfs.display()))?;
+    for dir in ["/proc", "/sys"] {
+        if resolve::is_symlink(root.as_fd(), Path::new(dir)).step(|| format!("check {dir} in the root"))? {
+            return fail(format!("prepare {dir}"), format!("{dir} is a symbolic link in the root filesystem: refusing to mount over it"));
+        }
+    }
+    let mut dev_mounted = false;
+    for m in &plan.mounts {
+        mount_one(root.as_fd(), m, plan)?;
+        dev_mounted |= m.destination == Path::new("/dev");
+    }
+    if dev_mounted {
+        devices::create_all(root.as_fd(), &plan.devices, plan.creates(oci_spec::runtime::LinuxNamespaceType::User))?;
+        devices::default_links(root.as_fd())?;
+    } else {
+        devices::create_all(root.as_fd(), &plan.devices[devices::DEFAULT_COUNT..], plan.creates(oci_spec::runtime::LinuxNamespaceType::User))?;
+    }
+    Ok(root)
+}
+
+fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, plan: &InitPlan) -> StepResult<()> {
+    let dest = &m.destination;
+    let what = || format!("mount {} on {}", m.fstype, dest.display());
+    let is_bind = m.options.is_bind() || m.fstype == "bind";
+    if m.fstype == "cgroup" || m.fstype == "cgroup2" {
+        return mount_cgroup(root, m, plan);
+    }
+    let leaf = if is_bind {
+        let src = m.source.as_deref().unwrap_or(Path::new(""));
+        let meta = std::fs::metadata(src).step(|| format!("bind mount source {}", src.display()))?;
+        if meta.is_dir() { Leaf::Dir } else { Leaf::File }
+    } else {
+        Leaf::Dir
+    };
+    let target = resolve::create(root, dest, leaf).step(|| format!("create mount point {} in the root", dest.display()))?;
+    let target_path = resolve::fd_path(&target);
+    let data = m.options.data_string();
+    if is_bind {
+        let src = m.source.as_deref().unwrap_or(Path::new(""));
+        mount(Some(src), &target_path, NONE, MsFlags::MS_BIND | (m.options.flags & MsFlags::MS_REC), NONE).step(what)?;
+        let remount = m.options.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !remount.is_empty() {
+            // Bind mounts ignore flags at creation: they take effect on a remount, which must
+            // keep the flags the source mount is locked with (nodev, nosuid... in a user ns).
+            let locked = locked_flags(&target_path);
+            mount(NONE, &target_path, NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | remount | locked, NONE)
+                .step(|| format!("remount {} with its options", dest.display()))?;
+        }
+    } else {
+        let source = m.source.as_deref().map(|s| s.as_os_str()).unwrap_or(m.fstype.as_ref());
+        let r = mount(Some(source), &target_path, Some(m.fstype.as_str()), m.options.flags, data.as_deref());
+        match r {
+            // sysfs cannot be mounted in a network namespace the user namespace does not own:
+            // bind the host's, read-only, as runc does.
+            Err(nix::errno::Errno::EPERM) if m.fstype == "sysfs" => {
+                mount(Some("/sys"), &target_path, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE).step(what)?;
+                mount(NONE, &target_path, NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | m.options.flags | locked_flags(&target_path), NONE).step(what)?;
+            }
+            r => r.step(what)?,
+        }
+    }
+    for p in &m.options.propagation {
+        mount(NONE, &target_path, NONE, *p, NONE).step(|| format!("set propagation of {}", dest.display()))?;
+    }
+    Ok(())
+}
+
+/// Flags the kernel will not let a remount clear (statvfs of the mount).
+fn locked_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(path) else { return MsFlags::empty() };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            out |= ms;
+        }
+    }
+    out
+}
+
+/// A cgroup mount: the container's own cgroup directories, bound from the host (every v1
+/// hierarchy as a subdirectory of a tmpfs, or the v2 one), so the container sees its cgroup
+/// and nothing above it whether or not it has a cgroup namespace.
+fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, _plan: &InitPlan) -> StepResult<()> {
+    let dest = &m.destination;
+    let own = std::fs::read_to_string("/proc/self/cgroup").step(|| "read /proc/self/cgroup".into())?;
+    let ro = m.options.flags.contains(MsFlags::MS_RDONLY);
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let unified_only = own.lines().count() == 1 && own.starts_with("0::");
+    let target = resolve::create(root, dest, Leaf::Dir).step(|| format!("create mount point {}", dest.display()))?;
+    let target_path = resolve::fd_path(&target);
+    if unified_only {
+        let r = mount(Some("cgroup2"), &target_path, Some("cgroup2"), flags | (m.options.flags & MsFlags::MS_RDONLY), NONE);
+        if r.is_err() {
+            let path = own.trim_start_matches("0::").trim();
+            bind_ro(Path::new(&format!("/sys/fs/cgroup{path}")), &target_path, ro)?;
+        }
+        return Ok(());
+    }
+    mount(Some("tmpfs"), &target_path, Some("tmpfs"), flags, Some("mode=755")).step(|| format!("mount tmpfs on {}", dest.display()))?;
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(a), Some(b), Some(c)) => (a, b, c),
+            _ => continue,
+        };
+        let (host_dir, name) = if ctrls.is_empty() {
+            ("unified".to_string(), "unified".to_string())
+        } else {
+            let name = ctrls.trim_start_matches("name=").to_string();
+            (ctrls.split(',').next().unwrap_or(ctrls).trim_start_matches("name=").to_string(), name)
+        };
+        let host = Path::new("/sys/fs/cgroup").join(&host_dir).join(path.trim_start_matches('/'));
+        if !host.exists() {
+            continue;
+        }
+        let sub = dest.join(&name);
+        let t = resolve::create(root, &sub, Leaf::Dir).step(|| format!("create {}", sub.display()))?;
+        bind_ro(&host, &resolve::fd_path(&t), ro)?;
+    }
+    if ro {
+        mount(NONE, &target_path, NONE, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags, Some("mode=755")).step(|| format!("remount {} read-only", dest.display()))?;
+    }
+    Ok(())
+}
+
+fn bind_ro(src: &Path, target: &Path, ro: bool) -> StepResult<()> {
+    let what = || format!("bind mount cgroup {}", src.display());
+    mount(Some(src), target, NONE, MsFlags::MS_BIND, NONE).step(what)?;
+    let mut f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if ro {
+        f |= MsFlags::MS_RDONLY;
+    }
+    mount(NONE, target, NONE, f, NONE).step(what)
+}
+
+/// `pivot_root(".", ".")` then a lazy unmount of the old root stacked beneath: no put_old
+/// directory is needed (crun's do_pivot). With `no_pivot`, move the root over / and chroot,
+/// for roots on ramfs where pivot_root is refused.
+pub fn enter(plan: &InitPlan, no_pivot: bool) -> StepResult<()> {
+    let rootfs = &plan.rootfs;
+    nix::unistd::chdir(rootfs).step(|| format!("chdir to {}", rootfs.display()))?;
+    if no_pivot {
+        mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE).step(|| "move the root filesystem onto /".into())?;
+        nix::unistd::chroot(".").step(|| "chroot into the root filesystem".into())?;
+    } else {
+        nix::unistd::pivot_root(".", ".").step(|| format!("pivot_root to {}", rootfs.display()))?;
+        // The old root is now mounted on top of the new one: make it a slave so the unmount
+        // does not propagate to the host, then detach it.
+        mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE).step(|| "make the old root a slave".into())?;
+        umount2(".", MntFlags::MNT_DETACH).step(|| "detach the old root".into())?;
+    }
+    nix::unistd::chdir("/").step(|| "chdir to / in the container".into())?;
+    Ok(())
+}
+
+/// After pivot_root: the root's own propagation, masked and read-only paths, read-only root.
+pub fn finish(plan: &InitPlan) -> StepResult<()> {
+    let p = plan.root_propagation;
+    if p.intersects(MsFlags::MS_SHARED | MsFlags::MS_PRIVATE | MsFlags::MS_UNBINDABLE) {
+        mount(NONE, "/", NONE, p, NONE).step(|| "set the root's propagation".into())?;
+    }
+    for path in &plan.readonly_paths {
+        readonly(path)?;
+    }
+    if !plan.masked_paths.is_empty() {
+        devices::check_dev_null().step(|| "check /dev/null before masking with it".into())?;
+    }
+    for path in &plan.masked_paths {
+        mask(path)?;
+    }
+    if plan.readonly_root {
+        let locked = locked_flags(Path::new("/"));
+        mount(NONE, "/", NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked, NONE)
+            .step(|| "remount the root read-only".into())?;
+    }
+    Ok(())
+}
+
+fn readonly(path: &Path) -> StepResult<()> {
+    let what = || format!("make {} read-only", path.display());
+    match mount(Some(path), path, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE) {
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        r => r.step(what)?,
+    }
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(path);
+    mount(NONE, path, NONE, flags, NONE).step(what)
+}
+
+fn mask(path: &Path) -> StepResult<()> {
+    let what = || format!("mask {}", path.display());
+    let meta = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        r => r.step(what)?,
+    };
+    if meta.is_dir() {
+        mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE).step(what)
+    } else {
+        mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE).step(what)
+    }
+}

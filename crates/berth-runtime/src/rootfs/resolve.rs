@@ -1,0 +1,172 @@
+//! Paths inside a container's root, resolved with `openat2(RESOLVE_IN_ROOT)`: symlinks and `..`
+//! are followed as if the root were `/`, so nothing resolves outside it (CVE-2021-30465).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
+
+/// The components of `path` below the root, with `.` dropped. `..` is kept: the kernel clamps
+/// it at the root.
+fn components(path: &Path) -> Vec<&std::ffi::OsStr> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s),
+            Component::ParentDir => Some(std::ffi::OsStr::new("..")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn how(flags: OFlag) -> OpenHow {
+    OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+}
+
+/// Opens `path` inside `root` with `flags` (O_PATH for a mount target).
+pub fn open(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
+    let rel: PathBuf = components(path).iter().collect();
+    let rel = if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    };
+    Ok(openat2(root, &rel, how(flags))?)
+}
+
+/// What to create at the end of a mount destination that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaf {
+    Dir,
+    File,
+}
+
+/// Opens `path` inside `root` as an O_PATH descriptor, creating the missing directories and the
+/// leaf (a directory or an empty file, mode 0755/0644) as needed.
+pub fn create(root: BorrowedFd<'_>, path: &Path, leaf: Leaf) -> io::Result<OwnedFd> {
+    match open(root, path, OFlag::O_PATH) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let parts = components(path);
+    let Some((last, dirs)) = parts.split_last() else {
+        return open(root, path, OFlag::O_PATH);
+    };
+    let mut dir = open(root, Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+    let mut prefix = PathBuf::new();
+    for part in dirs {
+        prefix.push(part);
+        dir = match open(root, &prefix, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                mkdir_at(dir.as_fd(), Path::new(part))?;
+                open(root, &prefix, OFlag::O_PATH | OFlag::O_DIRECTORY)?
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    let name = Path::new(last);
+    match leaf {
+        Leaf::Dir => mkdir_at(dir.as_fd(), name)?,
+        Leaf::File => {
+            let flags = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            match nix::fcntl::openat(dir.as_fd(), name, flags, Mode::from_bits_truncate(0o644)) {
+                Ok(_) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    open(root, path, OFlag::O_PATH)
+}
+
+fn mkdir_at(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
+    match nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The `/proc/self/fd/N` path of a descriptor: mount(2) on it acts on the very file the
+/// descriptor holds, whatever happens to the path afterwards.
+pub fn fd_path(fd: &impl AsRawFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// True when `path` itself, inside `root`, is a symbolic link (its parents may be links).
+pub fn is_symlink(root: BorrowedFd<'_>, path: &Path) -> io::Result<bool> {
+    let parts = components(path);
+    let Some((last, dirs)) = parts.split_last() else {
+        return Ok(false);
+    };
+    let parent: PathBuf = dirs.iter().collect();
+    let dir = match open(root, &parent, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match nix::sys::stat::fstatat(
+        dir.as_fd(),
+        Path::new(last),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st) => Ok(st.st_mode & libc::S_IFMT == libc::S_IFLNK),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn root() -> (tempfile::TempDir, OwnedFd) {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = nix::fcntl::open(
+            dir.path(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        (dir, fd)
+    }
+
+    #[test]
+    fn absolute_symlink_stays_inside_the_root() {
+        let (dir, fd) = root();
+        let outside = tempfile::tempdir().unwrap();
+        symlink(outside.path(), dir.path().join("evil")).unwrap();
+        create(fd.as_fd(), Path::new("/evil/etc/passwd"), Leaf::File).unwrap();
+        assert!(!outside.path().join("etc").exists(), "escaped the root");
+        assert!(dir.path().join(outside.path().strip_prefix("/").unwrap()).join("etc/passwd").exists());
+    }
+
+    #[test]
+    fn dotdot_is_clamped_at_the_root() {
+        let (dir, fd) = root();
+        create(fd.as_fd(), Path::new("../../../x/y"), Leaf::Dir).unwrap();
+        assert!(dir.path().join("x/y").is_dir());
+    }
+
+    #[test]
+    fn relative_symlink_chain_cannot_climb_out() {
+        let (dir, fd) = root();
+        symlink("../../../../..", dir.path().join("up")).unwrap();
+        create(fd.as_fd(), Path::new("/up/tmp-berth-test-leaf"), Leaf::Dir).unwrap();
+        assert!(dir.path().join("tmp-berth-test-leaf").is_dir());
+        assert!(!Path::new("/tmp-berth-test-leaf").exists());
+    }
+
+    #[test]
+    fn detects_a_symlinked_proc() {
+        let (dir, fd) = root();
+        symlink("/", dir.path().join("proc")).unwrap();
+        assert!(is_symlink(fd.as_fd(), Path::new("/proc")).unwrap());
+        assert!(!is_symlink(fd.as_fd(), Path::new("/sys")).unwrap());
+    }
+}

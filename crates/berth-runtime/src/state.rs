@@ -1,0 +1,264 @@
+//! Container state under the runtime root: `<root>/<id>/state.json`, written atomically, and the
+//! status derived from the live process rather than stored, so it cannot go stale.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+
+/// The runtime-spec statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Stopped,
+    Paused,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+            Status::Paused => "paused",
+        })
+    }
+}
+
+/// What berth keeps about a container between commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    /// The init's pid as the host sees it; 0 before it exists.
+    pub pid: i32,
+    /// The init's start time (field 22 of /proc/PID/stat), so a recycled pid is not mistaken
+    /// for the container.
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    /// The cgroup path relative to each hierarchy's root.
+    pub cgroup_path: PathBuf,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    /// The config as it was at create: hooks and the process template for exec come from here.
+    pub spec: Spec,
+}
+
+/// The runtime-spec state document, as `state` prints it and hooks read it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateDoc<'a> {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub status: Status,
+    pub pid: i32,
+    pub bundle: &'a Path,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: &'a HashMap<String, String>,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    pub owner: &'a str,
+}
+
+impl Record {
+    pub fn doc(&self, status: Status) -> StateDoc<'_> {
+        StateDoc {
+            oci_version: oci_spec::runtime::VERSION,
+            id: &self.id,
+            status,
+            pid: if status == Status::Stopped { 0 } else { self.pid },
+            bundle: &self.bundle,
+            annotations: &self.annotations,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            owner: "",
+        }
+    }
+}
+
+/// The runtime root (`--root`, default /run/berth-runc) and the per-container directories.
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub path: PathBuf,
+}
+
+const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// A container id is a single path component of safe characters: it names a directory.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadId(id.to_string()))
+    }
+}
+
+impl Root {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Root { path: path.into() }
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.path.join(id)
+    }
+
+    /// Creates the container's directory; fails if it exists (the id is taken).
+    pub fn create_dir(&self, id: &str) -> Result<PathBuf> {
+        validate_id(id)?;
+        fs::create_dir_all(&self.path).at("create runtime root", &self.path)?;
+        let dir = self.dir(id);
+        match fs::create_dir(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(Error::Exists(id.to_string()))
+            }
+            Err(e) => Err(e).at("create container directory", dir),
+        }
+    }
+
+    pub fn save(&self, record: &Record) -> Result<()> {
+        let dir = self.dir(&record.id);
+        let tmp = dir.join(".state.json.tmp");
+        let data = serde_json::to_vec(record).map_err(std::io::Error::other).at("encode state", &tmp)?;
+        let mut f = fs::File::create(&tmp).at("write state", &tmp)?;
+        f.write_all(&data).at("write state", &tmp)?;
+        fs::rename(&tmp, dir.join(STATE_FILE)).at("write state", dir.join(STATE_FILE))
+    }
+
+    pub fn load(&self, id: &str) -> Result<Record> {
+        validate_id(id)?;
+        let path = self.dir(id).join(STATE_FILE);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(id.to_string()))
+            }
+            Err(e) => return Err(e).at("read state", path),
+        };
+        serde_json::from_slice(&data)
+            .map_err(std::io::Error::other)
+            .at("parse state", path)
+    }
+
+    /// Ids of every container under the root, sorted.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let entries = match fs::read_dir(&self.path) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+            Err(e) => return Err(e).at("list runtime root", &self.path),
+        };
+        for entry in entries.flatten() {
+            if entry.path().join(STATE_FILE).exists() {
+                ids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub fn remove_dir(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).at("remove container directory", dir),
+        }
+    }
+}
+
+/// Start time of a process (clock ticks since boot), or None if it does not exist.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// True while the record's init process is alive and is the same process.
+pub fn init_alive(record: &Record) -> bool {
+    process_start_time(record.pid) == Some(record.pid_start)
+}
+
+/// RFC 3339 time of now, in UTC, with nanoseconds, as runc writes `created`.
+pub fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let (y, m, dd) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_single_safe_components() {
+        assert!(validate_id("abc-1.2_x").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "é"] {
+            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn this_process_is_alive_and_pid_zero_is_not() {
+        assert!(process_start_time(std::process::id() as i32).is_some());
+        assert!(process_start_time(0).is_none());
+    }
+}

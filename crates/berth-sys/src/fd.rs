@@ -1,0 +1,54 @@
+//! File descriptors: close-on-exec for every fd but a kept set, and passing fds over sockets.
+
+use std::io;
+
+/// Marks every descriptor from `first` upwards close-on-exec, except those in `keep` (sorted or
+/// not), using `close_range(CLOSE_RANGE_CLOEXEC)` over the gaps. Nothing is closed now, so
+/// descriptors the standard library still holds stay valid until exec.
+pub fn cloexec_from(first: u32, keep: &[u32]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep.iter().copied().filter(|&fd| fd >= first).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut start = first;
+    for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if fd > start {
+            close_range_cloexec(start, fd - 1)?;
+        }
+        if fd == u32::MAX {
+            break;
+        }
+        start = fd + 1;
+    }
+    Ok(())
+}
+
+fn close_range_cloexec(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on descriptors; it frees
+    // nothing, so no Rust owner is left with a dangling descriptor.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            last,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `dup2(2)` onto a fixed descriptor number (0, 1, 2 for stdio), replacing whatever it was.
+pub fn dup_onto(fd: std::os::fd::BorrowedFd<'_>, target: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 only manipulates the descriptor table; `target` is one of the standard
+    // descriptors, which no Rust owner holds as an OwnedFd in this process.
+    let rc = unsafe { libc::dup2(fd.as_raw_fd(), target) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
