@@ -1,3 +1,342 @@
 //! berth-cgroups: create, limit, freeze, inspect and remove a container's cgroup on v1, v2 and
 //! hybrid hosts, rooted at a caller-given path so that it can be tested on plain directories.
+//!
+//! ```no_run
+//! use berth_cgroups::{detect, parse_cgroups_path, CgroupManager, Manager};
+//! # fn main() -> Result<(), berth_cgroups::CgroupError> {
+//! let root = std::path::Path::new("/sys/fs/cgroup");
+//! let path = parse_cgroups_path(Some("machine.slice:libpod:abc"), "abc")?;
+//! let cgroup = Manager::new(detect(root)?, root, &path)?;
+//! cgroup.create()?;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+
+mod common;
+mod devices;
+mod error;
+mod fs;
+mod stats;
+pub mod v1;
+pub mod v2;
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+
+pub use error::{CgroupError, Result};
+pub use stats::{CpuStats, CpuUsage, MemoryEntry, MemoryStats, PidsStats, Stats, Throttling};
+
+/// How cgroups are mounted under the root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setup {
+    /// v1 only: one hierarchy per controller (or group of controllers) in `root/<name>`.
+    Legacy,
+    /// v1 controllers plus a controller-less cgroup2 in `root/unified`, which we use for
+    /// membership, freezing and killing.
+    Hybrid,
+    /// cgroup2 at the root.
+    Unified,
+}
+
+/// What a path is mounted as, as far as detection cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsKind {
+    Cgroup2,
+    Cgroup1,
+    Tmpfs,
+    Other,
+}
+
+/// Finds the setup of the cgroup mounts under `root` (usually /sys/fs/cgroup) from statfs.
+pub fn detect(root: &Path) -> Result<Setup> {
+    detect_with(root, fs_kind)
+}
+
+/// `detect` with the filesystem probe passed in, e.g. `fs_kind_by_layout` for a fake tree.
+pub fn detect_with(root: &Path, probe: impl Fn(&Path) -> io::Result<FsKind>) -> Result<Setup> {
+    let statfs_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| CgroupError::Statfs { path, source }
+    };
+    match probe(root).map_err(statfs_error(root))? {
+        FsKind::Cgroup2 => Ok(Setup::Unified),
+        FsKind::Tmpfs => {
+            let unified = root.join("unified");
+            match probe(&unified) {
+                Ok(FsKind::Cgroup2) => Ok(Setup::Hybrid),
+                Ok(_) => Ok(Setup::Legacy),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Setup::Legacy),
+                Err(err) => Err(statfs_error(&unified)(err)),
+            }
+        }
+        FsKind::Cgroup1 | FsKind::Other => Err(CgroupError::UnknownSetup {
+            path: root.to_owned(),
+        }),
+    }
+}
+
+/// The real probe: the statfs magic of `path`.
+pub fn fs_kind(path: &Path) -> io::Result<FsKind> {
+    let fs_type = statfs(path).map_err(io::Error::from)?.filesystem_type();
+    Ok(match fs_type {
+        t if t == CGROUP2_SUPER_MAGIC => FsKind::Cgroup2,
+        t if t == CGROUP_SUPER_MAGIC => FsKind::Cgroup1,
+        t if t == TMPFS_MAGIC => FsKind::Tmpfs,
+        _ => FsKind::Other,
+    })
+}
+
+/// A probe for trees laid out like cgroupfs in plain directories: a directory holding
+/// `cgroup.controllers` is a cgroup2 mount, any other directory a tmpfs of v1 hierarchies.
+pub fn fs_kind_by_layout(path: &Path) -> io::Result<FsKind> {
+    if path.join("cgroup.controllers").is_file() {
+        Ok(FsKind::Cgroup2)
+    } else if std::fs::metadata(path)?.is_dir() {
+        Ok(FsKind::Tmpfs)
+    } else {
+        Ok(FsKind::Other)
+    }
+}
+
+/// Maps the OCI `linux.cgroupsPath` to a path relative to each hierarchy root.
+///
+/// Absolute and relative paths both go under the root. The systemd form `slice:prefix:name`
+/// (what podman and containerd send when set up for systemd) becomes the path systemd would
+/// give the scope, `a.slice/a-b.slice/prefix-name.scope`, since berth has no systemd driver.
+/// Without a path the cgroup is `berth/<id>`.
+pub fn parse_cgroups_path(cgroups_path: Option<&str>, id: &str) -> Result<PathBuf> {
+    let invalid = |path: &str, reason: &str| CgroupError::InvalidPath {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let path = match cgroups_path.filter(|p| !p.is_empty()) {
+        None => {
+            if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+                return Err(invalid(id, "a container id must be one path component"));
+            }
+            return Ok(Path::new("berth").join(id));
+        }
+        Some(path) => path,
+    };
+    if !path.contains('/') && path.matches(':').count() == 2 {
+        return systemd_path(path).map_err(|reason| invalid(path, &reason));
+    }
+    let mut relative = PathBuf::new();
+    for component in Path::new(path).components() {
+        match component {
+            Component::Normal(c) => relative.push(c),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => return Err(invalid(path, "\"..\" is not allowed")),
+            Component::Prefix(_) => return Err(invalid(path, "not a Unix path")),
+        }
+    }
+    if relative.as_os_str().is_empty() {
+        return Err(invalid(path, "a container cannot use the root cgroup"));
+    }
+    Ok(relative)
+}
+
+fn systemd_path(path: &str) -> std::result::Result<PathBuf, String> {
+    let mut parts = path.split(':');
+    let (slice, prefix, name) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(s), Some(p), Some(n)) => (s, p, n),
+        _ => return Err("expected slice:prefix:name".to_owned()),
+    };
+    if name.is_empty() {
+        return Err("the name after the last ':' is empty".to_owned());
+    }
+    let mut result = expand_slice(if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    })?;
+    let unit = match (name.ends_with(".slice"), prefix.is_empty()) {
+        (true, _) => name.to_owned(),
+        (false, true) => format!("{name}.scope"),
+        (false, false) => format!("{prefix}-{name}.scope"),
+    };
+    result.push(unit);
+    Ok(result)
+}
+
+/// `a-b.slice` -> `a.slice/a-b.slice`: systemd encodes a slice's ancestors in its name.
+fn expand_slice(slice: &str) -> std::result::Result<PathBuf, String> {
+    let invalid = || Err(format!("invalid slice name {slice:?}"));
+    let Some(stem) = slice.strip_suffix(".slice") else {
+        return invalid();
+    };
+    if stem.is_empty() {
+        return invalid();
+    }
+    let mut path = PathBuf::new();
+    if stem == "-" {
+        return Ok(path);
+    }
+    let mut prefix = String::new();
+    for part in stem.split('-') {
+        if part.is_empty() {
+            return invalid();
+        }
+        prefix.push_str(part);
+        path.push(format!("{prefix}.slice"));
+        prefix.push('-');
+    }
+    Ok(path)
+}
+
+/// Whether the cgroup's processes are frozen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreezerState {
+    Frozen,
+    /// Running, or on v1 still `FREEZING` (not every task stopped yet).
+    Thawed,
+}
+
+/// What a runtime does with a container's cgroup, on any backend.
+pub trait CgroupManager {
+    /// Makes the cgroup in every hierarchy, ready for tasks to join.
+    fn create(&self) -> Result<()>;
+    /// Moves the process `pid` (and its threads) into the cgroup.
+    fn add_task(&self, pid: i32) -> Result<()>;
+    /// Writes the limits of `resources`; a value the host cannot take is an error naming the file.
+    fn apply(&self, resources: &LinuxResources) -> Result<()>;
+    /// Stops every process, returning once the kernel reports them stopped.
+    fn freeze(&self) -> Result<()>;
+    fn thaw(&self) -> Result<()>;
+    fn state(&self) -> Result<FreezerState>;
+    /// The processes in the cgroup, as seen from our pid namespace.
+    fn pids(&self) -> Result<Vec<i32>>;
+    /// Sends `signal` to every process in the cgroup, without letting a fork escape a SIGKILL.
+    fn kill_all(&self, signal: Signal) -> Result<()>;
+    fn stats(&self) -> Result<Stats>;
+    /// Removes the cgroup (and any cgroups below it) in every hierarchy; keeps going past
+    /// errors and reports them all.
+    fn destroy(&self) -> Result<()>;
+}
+
+/// A container's cgroup on whichever setup the host has.
+#[derive(Debug)]
+pub enum Manager {
+    V1(v1::Manager),
+    V2(v2::Manager),
+}
+
+impl Manager {
+    /// A manager for the cgroup at `cgroup_path` (from `parse_cgroups_path`) under `root`.
+    /// Nothing is created until `create`.
+    pub fn new(setup: Setup, root: &Path, cgroup_path: &Path) -> Result<Self> {
+        check_relative(cgroup_path)?;
+        Ok(match setup {
+            Setup::Legacy => Self::V1(v1::Manager::new(root, cgroup_path, false)),
+            Setup::Hybrid => Self::V1(v1::Manager::new(root, cgroup_path, true)),
+            Setup::Unified => Self::V2(v2::Manager::new(root, cgroup_path)),
+        })
+    }
+
+    /// The cgroup2 directory of the container, if there is one (v2, or hybrid's unified side):
+    /// for `clone3(CLONE_INTO_CGROUP)` and for the container's cgroup namespace.
+    pub fn unified_dir(&self) -> Option<&Path> {
+        match self {
+            Self::V1(m) => m.unified_dir(),
+            Self::V2(m) => Some(m.dir()),
+        }
+    }
+
+    fn inner(&self) -> &dyn CgroupManager {
+        match self {
+            Self::V1(m) => m,
+            Self::V2(m) => m,
+        }
+    }
+}
+
+impl CgroupManager for Manager {
+    fn create(&self) -> Result<()> {
+        self.inner().create()
+    }
+    fn add_task(&self, pid: i32) -> Result<()> {
+        self.inner().add_task(pid)
+    }
+    fn apply(&self, resources: &LinuxResources) -> Result<()> {
+        self.inner().apply(resources)
+    }
+    fn freeze(&self) -> Result<()> {
+        self.inner().freeze()
+    }
+    fn thaw(&self) -> Result<()> {
+        self.inner().thaw()
+    }
+    fn state(&self) -> Result<FreezerState> {
+        self.inner().state()
+    }
+    fn pids(&self) -> Result<Vec<i32>> {
+        self.inner().pids()
+    }
+    fn kill_all(&self, signal: Signal) -> Result<()> {
+        self.inner().kill_all(signal)
+    }
+    fn stats(&self) -> Result<Stats> {
+        self.inner().stats()
+    }
+    fn destroy(&self) -> Result<()> {
+        self.inner().destroy()
+    }
+}
+
+/// `Manager::new` is public, so it checks what `parse_cgroups_path` would have.
+fn check_relative(path: &Path) -> Result<()> {
+    let ok = path.components().next().is_some()
+        && path.components().all(|c| matches!(c, Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        Err(CgroupError::InvalidPath {
+            path: path.display().to_string(),
+            reason: "must be relative to the hierarchy root, without \"..\"".to_owned(),
+        })
+    }
+}
+
+/// Signals each process; one that exited meanwhile is not an error.
+pub(crate) fn signal_each(pids: &[i32], signal: Signal, path: &Path) -> Result<()> {
+    for &pid in pids {
+        match kill(Pid::from_raw(pid), signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(source) => {
+                return Err(CgroupError::Signal {
+                    signal,
+                    pid,
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SIGKILL without `cgroup.kill`: freeze first so no process can fork a child we miss, signal
+/// each process, then thaw so the signal is delivered. The cgroup is thawed even on error.
+pub(crate) fn kill_frozen(m: &dyn CgroupManager, signal: Signal, path: &Path) -> Result<()> {
+    m.freeze()?;
+    let killed = m.pids().and_then(|pids| signal_each(&pids, signal, path));
+    let thawed = m.thaw();
+    killed.and(thawed)
+}
+
+/// Parses cgroup.procs. A process outside our pid namespace reads as 0, which must never reach
+/// kill(2) (it would mean our own process group), so it is dropped.
+pub(crate) fn read_procs(dir: &Path) -> Result<Vec<i32>> {
+    let mut pids: Vec<i32> = fs::read_numbers(dir, "cgroup.procs")?;
+    pids.retain(|&p| p > 0);
+    Ok(pids)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! Tests of detection, path parsing and backend choice.
+
+use super::*;
+use std::fs;
+
+#[test]
+fn layout_probe_tells_the_three_setups_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    assert_eq!(detect_with(root, fs_kind_by_layout).unwrap(), Setup::Legacy);
+    fs::create_dir(root.join("unified")).unwrap();
+    fs::write(root.join("unified/cgroup.controllers"), "hugetlb\n").unwrap();
+    assert_eq!(detect_with(root, fs_kind_by_layout).unwrap(), Setup::Hybrid);
+    fs::write(root.join("cgroup.controllers"), "cpu memory\n").unwrap();
+    assert_eq!(
+        detect_with(root, fs_kind_by_layout).unwrap(),
+        Setup::Unified
+    );
+}
+
+#[test]
+fn detection_errors_name_the_path() {
+    let err = detect_with(Path::new("/nonexistent/cgroup"), fs_kind_by_layout).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/cgroup"), "{err}");
+    let err = detect(Path::new("/proc")).unwrap_err();
+    assert!(matches!(err, CgroupError::UnknownSetup { .. }), "{err}");
+}
+
+#[test]
+fn statfs_detects_this_host() {
+    let root = Path::new("/sys/fs/cgroup");
+    if !root.exists() {
+        println!("skipped: needs /sys/fs/cgroup");
+        return;
+    }
+    let setup = detect(root).unwrap();
+    let unified = fs_kind(&root.join("unified")).ok();
+    match setup {
+        Setup::Hybrid => assert_eq!(unified, Some(FsKind::Cgroup2)),
+        Setup::Unified => assert_eq!(fs_kind(root).unwrap(), FsKind::Cgroup2),
+        Setup::Legacy => assert_ne!(unified, Some(FsKind::Cgroup2)),
+    }
+}
+
+#[test]
+fn cgroups_path_forms() {
+    let parse = |p| parse_cgroups_path(p, "abc").unwrap();
+    assert_eq!(parse(None), Path::new("berth/abc"));
+    assert_eq!(parse(Some("")), Path::new("berth/abc"));
+    assert_eq!(parse(Some("/a/b")), Path::new("a/b"));
+    assert_eq!(parse(Some("a//./b/")), Path::new("a/b"));
+    assert_eq!(
+        parse(Some("machine.slice:libpod:abc")),
+        Path::new("machine.slice/libpod-abc.scope")
+    );
+    assert_eq!(
+        parse(Some("kubepods-besteffort-pod12.slice:cri-containerd:abc")),
+        Path::new(
+            "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice/cri-containerd-abc.scope"
+        )
+    );
+    assert_eq!(
+        parse(Some(":runc:abc")),
+        Path::new("system.slice/runc-abc.scope")
+    );
+    assert_eq!(parse(Some("-.slice::abc")), Path::new("abc.scope"));
+    assert_eq!(
+        parse(Some("user.slice::sub.slice")),
+        Path::new("user.slice/sub.slice")
+    );
+}
+
+#[test]
+fn cgroups_path_rejects_escapes_and_bad_slices() {
+    for bad in [
+        "/a/../b",
+        "..",
+        "/",
+        "bad:prefix:abc",
+        "a--b.slice:p:abc",
+        "-a.slice:p:abc",
+        "a.slice:p:",
+    ] {
+        let err = parse_cgroups_path(Some(bad), "abc").unwrap_err();
+        assert!(
+            matches!(err, CgroupError::InvalidPath { .. }),
+            "{bad}: {err}"
+        );
+    }
+    for bad_id in ["", "..", "a/b"] {
+        assert!(parse_cgroups_path(None, bad_id).is_err(), "{bad_id}");
+    }
+}
+
+#[test]
+fn manager_refuses_paths_outside_the_root() {
+    for bad in ["/abs", "a/../b", ""] {
+        assert!(
+            Manager::new(Setup::Unified, Path::new("/r"), Path::new(bad)).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn manager_picks_the_backend_of_the_setup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    fs::create_dir(root.join("memory")).unwrap();
+    let path = Path::new("berth/c1");
+    let v2 = Manager::new(Setup::Unified, root, path).unwrap();
+    assert_eq!(v2.unified_dir(), Some(root.join("berth/c1").as_path()));
+    let hybrid = Manager::new(Setup::Hybrid, root, path).unwrap();
+    assert_eq!(
+        hybrid.unified_dir(),
+        Some(root.join("unified/berth/c1").as_path())
+    );
+    let legacy = Manager::new(Setup::Legacy, root, path).unwrap();
+    assert_eq!(legacy.unified_dir(), None);
+    let Manager::V1(v1) = legacy else {
+        panic!("legacy must be v1")
+    };
+    assert_eq!(
+        v1.dir(v1::Controller::Memory),
+        Some(root.join("memory/berth/c1").as_path())
+    );
+    assert_eq!(v1.dir(v1::Controller::Cpu), None);
+}
+
+#[test]
+fn pid_zero_is_never_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("cgroup.procs"), "12\n0\n34\n").unwrap();
+    assert_eq!(read_procs(tmp.path()).unwrap(), [12, 34]);
+}

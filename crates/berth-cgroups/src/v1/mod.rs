@@ -1,0 +1,305 @@
+//! The cgroup v1 manager: one directory per mounted controller hierarchy, and on hybrid hosts
+//! the cgroup2 directory in `root/unified` for membership, freezing and killing.
+
+mod controllers;
+
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use oci_spec::runtime::LinuxResources;
+
+use crate::error::{collect, CgroupError, Result};
+use crate::fs::{self, levels, mkdir};
+use crate::stats::{self, Stats};
+use crate::{kill_frozen, read_procs, signal_each, v2, CgroupManager, FreezerState};
+
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The v1 controllers berth knows, by the name of their directory under the root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Controller {
+    Cpu,
+    Cpuacct,
+    Cpuset,
+    Memory,
+    Devices,
+    Freezer,
+    Blkio,
+    Pids,
+    Hugetlb,
+    NetCls,
+    NetPrio,
+    PerfEvent,
+    Rdma,
+    Misc,
+}
+
+impl Controller {
+    pub const ALL: [Controller; 14] = [
+        Self::Cpu,
+        Self::Cpuacct,
+        Self::Cpuset,
+        Self::Memory,
+        Self::Devices,
+        Self::Freezer,
+        Self::Blkio,
+        Self::Pids,
+        Self::Hugetlb,
+        Self::NetCls,
+        Self::NetPrio,
+        Self::PerfEvent,
+        Self::Rdma,
+        Self::Misc,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cpuacct => "cpuacct",
+            Self::Cpuset => "cpuset",
+            Self::Memory => "memory",
+            Self::Devices => "devices",
+            Self::Freezer => "freezer",
+            Self::Blkio => "blkio",
+            Self::Pids => "pids",
+            Self::Hugetlb => "hugetlb",
+            Self::NetCls => "net_cls",
+            Self::NetPrio => "net_prio",
+            Self::PerfEvent => "perf_event",
+            Self::Rdma => "rdma",
+            Self::Misc => "misc",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Manager {
+    root: PathBuf,
+    relative: PathBuf,
+    /// The container's directory in each mounted controller's hierarchy.
+    controllers: Vec<(Controller, PathBuf)>,
+    /// The same directories once each, for controllers mounted together (`cpu,cpuacct`
+    /// reached through two symlinks) must not be joined or removed twice.
+    hierarchies: Vec<PathBuf>,
+    /// Hybrid hosts only: the container's directory in `root/unified`.
+    unified: Option<PathBuf>,
+}
+
+impl Manager {
+    /// Finds the mounted controllers now; `hybrid` adds the `root/unified` side.
+    pub fn new(root: &Path, relative: &Path, hybrid: bool) -> Self {
+        let mut controllers = Vec::new();
+        let mut mounts: Vec<PathBuf> = Vec::new();
+        let mut hierarchies = Vec::new();
+        for controller in Controller::ALL {
+            let mount = root.join(controller.name());
+            if !mount.is_dir() {
+                continue;
+            }
+            let dir = mount.join(relative);
+            let real = std::fs::canonicalize(&mount).unwrap_or(mount);
+            if !mounts.contains(&real) {
+                mounts.push(real);
+                hierarchies.push(dir.clone());
+            }
+            controllers.push((controller, dir));
+        }
+        Self {
+            root: root.to_owned(),
+            relative: relative.to_owned(),
+            controllers,
+            hierarchies,
+            unified: hybrid.then(|| root.join("unified").join(relative)),
+        }
+    }
+
+    /// The container's directory for `controller`, if that controller is mounted.
+    pub fn dir(&self, controller: Controller) -> Option<&Path> {
+        self.controllers
+            .iter()
+            .find(|(c, _)| *c == controller)
+            .map(|(_, dir)| dir.as_path())
+    }
+
+    pub fn unified_dir(&self) -> Option<&Path> {
+        self.unified.as_deref()
+    }
+
+    /// The directory of a controller that a requested resource cannot do without.
+    fn require(&self, controller: Controller, what: &'static str) -> Result<&Path> {
+        self.dir(controller)
+            .ok_or_else(|| CgroupError::MissingController {
+                controller: controller.name(),
+                what,
+                root: self.root.clone(),
+            })
+    }
+
+    /// A new cpuset cgroup starts with empty `cpuset.cpus` and `cpuset.mems`, and no task can
+    /// join it until they are set: copy them down from the parent at each new level.
+    fn create_cpuset(&self) -> Result<()> {
+        let mut parent = self.root.join(Controller::Cpuset.name());
+        for dir in levels(&parent, &self.relative) {
+            mkdir(&dir)?;
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                if fs::read(&dir, file)?.trim().is_empty() {
+                    let value = fs::read(&parent, file)?;
+                    fs::write(&dir, file, value.trim())?;
+                }
+            }
+            parent = dir;
+        }
+        Ok(())
+    }
+
+    fn set_freezer(&self, want: FreezerState) -> Result<()> {
+        let dir = self.require(Controller::Freezer, "freezing")?;
+        let (value, step) = match want {
+            FreezerState::Frozen => ("FROZEN", "freeze"),
+            FreezerState::Thawed => ("THAWED", "thaw"),
+        };
+        let start = Instant::now();
+        // Writing FROZEN again while the state is FREEZING retries the tasks that were busy.
+        loop {
+            fs::write(dir, "freezer.state", value)?;
+            if fs::read(dir, "freezer.state")?.trim() == value {
+                return Ok(());
+            }
+            if start.elapsed() > FREEZE_TIMEOUT {
+                return Err(CgroupError::FreezeTimeout {
+                    step,
+                    path: dir.join("freezer.state"),
+                    want: value,
+                    waited_ms: start.elapsed().as_millis(),
+                });
+            }
+            sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn v1_freezer_state(dir: &Path) -> Result<FreezerState> {
+    let content = fs::read(dir, "freezer.state")?;
+    match content.trim() {
+        "FROZEN" => Ok(FreezerState::Frozen),
+        "THAWED" | "FREEZING" => Ok(FreezerState::Thawed),
+        _ => Err(CgroupError::Parse {
+            path: dir.join("freezer.state"),
+            content,
+        }),
+    }
+}
+
+impl CgroupManager for Manager {
+    fn create(&self) -> Result<()> {
+        for (controller, dir) in &self.controllers {
+            if *controller == Controller::Cpuset {
+                self.create_cpuset()?;
+            } else {
+                std::fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
+                    path: dir.clone(),
+                    source,
+                })?;
+            }
+        }
+        if let Some(dir) = &self.unified {
+            std::fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn add_task(&self, pid: i32) -> Result<()> {
+        for dir in self.hierarchies.iter().chain(&self.unified) {
+            fs::write(dir, "cgroup.procs", pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn apply(&self, resources: &LinuxResources) -> Result<()> {
+        controllers::apply(self, resources)
+    }
+
+    fn freeze(&self) -> Result<()> {
+        match &self.unified {
+            Some(dir) => v2::set_frozen(dir, FreezerState::Frozen),
+            None => self.set_freezer(FreezerState::Frozen),
+        }
+    }
+
+    fn thaw(&self) -> Result<()> {
+        match &self.unified {
+            Some(dir) => v2::set_frozen(dir, FreezerState::Thawed),
+            None => self.set_freezer(FreezerState::Thawed),
+        }
+    }
+
+    fn state(&self) -> Result<FreezerState> {
+        match &self.unified {
+            Some(dir) => v2::frozen_state(dir),
+            None => v1_freezer_state(self.require(Controller::Freezer, "freezer state")?),
+        }
+    }
+
+    /// Every process in any of the hierarchies, so that a half-joined one is not missed.
+    fn pids(&self) -> Result<Vec<i32>> {
+        let mut pids = Vec::new();
+        for dir in self.hierarchies.iter().chain(&self.unified) {
+            pids.extend(read_procs(dir)?);
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    fn kill_all(&self, signal: Signal) -> Result<()> {
+        let path = self
+            .unified
+            .as_deref()
+            .or(self.hierarchies.first().map(PathBuf::as_path));
+        let path = path.unwrap_or(&self.root);
+        if signal != Signal::SIGKILL {
+            return signal_each(&self.pids()?, signal, path);
+        }
+        if let Some(dir) = self
+            .unified
+            .as_deref()
+            .filter(|d| fs::exists(d, "cgroup.kill"))
+        {
+            fs::write(dir, "cgroup.kill", "1")?;
+            // cgroup.kill only reaches the unified side; a task that joined only v1 would
+            // survive it, so the v1 hierarchies are swept as well.
+            return signal_each(&self.pids()?, signal, path);
+        }
+        let can_freeze = self.unified.is_some() || self.dir(Controller::Freezer).is_some();
+        if can_freeze {
+            kill_frozen(self, signal, path)
+        } else {
+            signal_each(&self.pids()?, signal, path)
+        }
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        stats::read_v1(&stats::V1Dirs {
+            cpu: self.dir(Controller::Cpu),
+            cpuacct: self.dir(Controller::Cpuacct),
+            memory: self.dir(Controller::Memory),
+            pids: self.dir(Controller::Pids),
+        })
+    }
+
+    fn destroy(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        for dir in self.hierarchies.iter().chain(&self.unified) {
+            fs::remove_tree(dir, &mut errors);
+        }
+        collect(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests;

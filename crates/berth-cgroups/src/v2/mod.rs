@@ -1,0 +1,166 @@
+//! The cgroup v2 manager: one directory in the unified hierarchy, controllers enabled from the
+//! root down, freezing through `cgroup.freeze` and killing through `cgroup.kill`.
+
+mod controllers;
+pub mod devices;
+
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use oci_spec::runtime::LinuxResources;
+
+use crate::error::{collect, CgroupError, Result};
+use crate::fs::{self, levels, mkdir, read_keyed};
+use crate::stats::{self, Stats};
+use crate::{kill_frozen, read_procs, signal_each, CgroupManager, FreezerState};
+
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub struct Manager {
+    root: PathBuf,
+    relative: PathBuf,
+    dir: PathBuf,
+}
+
+impl Manager {
+    pub fn new(root: &Path, relative: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+            relative: relative.to_owned(),
+            dir: root.join(relative),
+        }
+    }
+
+    /// The container's cgroup directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Enables in `dir`'s `cgroup.subtree_control` every controller it offers, so that its
+/// children get them. All at once first; when the kernel refuses that (a controller can be
+/// held back, e.g. by a threaded subtree), one by one, skipping the refused: a limit that then
+/// needs a missing controller fails in `apply`, naming its file.
+fn enable_controllers(dir: &Path) -> Result<()> {
+    let available = fs::read(dir, "cgroup.controllers")?;
+    let enabled = fs::read(dir, "cgroup.subtree_control")?;
+    let enabled: Vec<&str> = enabled.split_whitespace().collect();
+    let missing: Vec<String> = available
+        .split_whitespace()
+        .filter(|c| !enabled.contains(c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if missing.is_empty() || fs::write(dir, "cgroup.subtree_control", missing.join(" ")).is_ok() {
+        return Ok(());
+    }
+    for controller in missing {
+        let _refused = fs::write(dir, "cgroup.subtree_control", controller);
+    }
+    Ok(())
+}
+
+/// Writes `cgroup.freeze` and waits for `cgroup.events` to say it is done, since the write
+/// returns before every task has stopped. Shared with hybrid hosts' unified side.
+pub(crate) fn set_frozen(dir: &Path, want: FreezerState) -> Result<()> {
+    set_frozen_within(dir, want, FREEZE_TIMEOUT)
+}
+
+fn set_frozen_within(dir: &Path, want: FreezerState, timeout: Duration) -> Result<()> {
+    let (value, step, name) = match want {
+        FreezerState::Frozen => ("1", "freeze", "frozen"),
+        FreezerState::Thawed => ("0", "thaw", "thawed"),
+    };
+    fs::write(dir, "cgroup.freeze", value)?;
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(1);
+    while frozen_state(dir)? != want {
+        if start.elapsed() > timeout {
+            return Err(CgroupError::FreezeTimeout {
+                step,
+                path: dir.join("cgroup.events"),
+                want: name,
+                waited_ms: start.elapsed().as_millis(),
+            });
+        }
+        sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// The `frozen` key of `cgroup.events`; kernels before 5.2 have none and cannot freeze.
+pub(crate) fn frozen_state(dir: &Path) -> Result<FreezerState> {
+    let events = read_keyed(dir, "cgroup.events")?.ok_or_else(|| CgroupError::Read {
+        path: dir.join("cgroup.events"),
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
+    Ok(match events.get("frozen") {
+        Some(1) => FreezerState::Frozen,
+        _ => FreezerState::Thawed,
+    })
+}
+
+impl CgroupManager for Manager {
+    fn create(&self) -> Result<()> {
+        let mut parent = self.root.clone();
+        for dir in levels(&self.root, &self.relative) {
+            enable_controllers(&parent)?;
+            mkdir(&dir)?;
+            parent = dir;
+        }
+        Ok(())
+    }
+
+    fn add_task(&self, pid: i32) -> Result<()> {
+        fs::write(&self.dir, "cgroup.procs", pid.to_string())
+    }
+
+    fn apply(&self, resources: &LinuxResources) -> Result<()> {
+        controllers::apply(&self.dir, resources)
+    }
+
+    fn freeze(&self) -> Result<()> {
+        set_frozen(&self.dir, FreezerState::Frozen)
+    }
+
+    fn thaw(&self) -> Result<()> {
+        set_frozen(&self.dir, FreezerState::Thawed)
+    }
+
+    fn state(&self) -> Result<FreezerState> {
+        frozen_state(&self.dir)
+    }
+
+    fn pids(&self) -> Result<Vec<i32>> {
+        read_procs(&self.dir)
+    }
+
+    /// `cgroup.kill` (5.14+) kills the whole subtree atomically; older kernels freeze first.
+    fn kill_all(&self, signal: Signal) -> Result<()> {
+        if signal == Signal::SIGKILL {
+            if fs::exists(&self.dir, "cgroup.kill") {
+                return fs::write(&self.dir, "cgroup.kill", "1");
+            }
+            if fs::exists(&self.dir, "cgroup.freeze") {
+                return kill_frozen(self, signal, &self.dir);
+            }
+        }
+        signal_each(&self.pids()?, signal, &self.dir)
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        stats::read_v2(&self.dir)
+    }
+
+    fn destroy(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        fs::remove_tree(&self.dir, &mut errors);
+        collect(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests;
