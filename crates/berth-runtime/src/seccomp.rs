@@ -1,1 +1,330 @@
-//! Seccomp: the spec's filter compiled with libseccomp and loaded before exec.
+//! Seccomp: the spec's `LinuxSeccomp` compiled with libseccomp in the parent, before any fork,
+//! into a raw classic-BPF program that the container's init only has to install.
+//!
+//! Compiling early keeps libseccomp (which allocates and may fail in many ways) out of the
+//! child, and turns every configuration error into a typed error before anything is created.
+//! The rules follow runc's `libcontainer/seccomp`: syscall names unknown to libseccomp are
+//! skipped, rules whose action is the default action are dropped, and several conditions on the
+//! same argument are split into one rule per condition.
+
+mod docker_default;
+#[cfg(test)]
+mod tests;
+
+use std::fs::File;
+use std::io::{self, Read};
+
+use libseccomp::error::SeccompError as LibError;
+use libseccomp::ScmpSyscall;
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
+    LinuxSeccompOperator, LinuxSyscall,
+};
+
+pub use docker_default::docker_default_profile;
+
+/// The kernel's limit on one classic-BPF program (`BPF_MAXINSNS`).
+const MAX_INSNS: usize = 4096;
+/// Syscalls take at most six arguments, numbered 0 to 5.
+const MAX_ARGS: usize = 6;
+/// What we ask of the export pipe: far more than any program the kernel accepts (32 KiB).
+const EXPORT_PIPE_SIZE: i32 = 1 << 20;
+
+/// A compiled filter: what init passes to `seccomp(SECCOMP_SET_MODE_FILTER, flags, ...)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeccompProgram {
+    /// `struct sock_filter` records, 8 bytes each, in native byte order.
+    pub insns: Vec<u8>,
+    /// `SECCOMP_FILTER_FLAG_*` bits from the spec's `flags`.
+    pub flags: u32,
+}
+
+impl SeccompProgram {
+    /// Number of BPF instructions.
+    pub fn len(&self) -> usize {
+        self.insns.len() / berth_sys::seccomp::SOCK_FILTER_SIZE
+    }
+
+    /// True when the program has no instruction (never the case for a compiled one).
+    pub fn is_empty(&self) -> bool {
+        self.insns.is_empty()
+    }
+
+    /// Installs the program on the calling thread. Runs in the container's init after fork: it
+    /// does not allocate. The caller must have set `no_new_privs` or still hold
+    /// `CAP_SYS_ADMIN`.
+    pub fn install(&self) -> Result<(), SeccompError> {
+        berth_sys::seccomp::install_filter(&self.insns, self.flags)
+            .map_err(|source| SeccompError::Install { source })
+    }
+}
+
+/// Why a seccomp filter could not be compiled or installed.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error(
+        "seccomp: action SCMP_ACT_NOTIFY of {context} is unsupported: berth has no seccomp \
+         agent yet; use another action"
+    )]
+    NotifyUnsupported { context: String },
+    #[error(
+        "seccomp: flag {flag} is unsupported: it only applies to SCMP_ACT_NOTIFY, which berth \
+         does not support yet; drop it from the config"
+    )]
+    UnsupportedFlag { flag: String },
+    #[error("seccomp: errnoRet {value} of {context} does not fit the kernel's 16-bit return data")]
+    ErrnoRetOutOfRange { context: String, value: u32 },
+    #[error(
+        "seccomp: argument index {index} of the rule for syscall {syscall:?} is out of range: \
+         syscalls have arguments 0 to 5"
+    )]
+    ArgIndexOutOfRange { syscall: String, index: usize },
+    #[error("seccomp: seccomp_init with default action {action:?}: {source}")]
+    Init {
+        action: ScmpAction,
+        source: LibError,
+    },
+    #[error(
+        "seccomp: seccomp_arch_add of architecture {arch:?}: {source} (one filter holds \
+         architectures of one byte order only)"
+    )]
+    AddArch { arch: Arch, source: LibError },
+    #[error("seccomp: seccomp_rule_add for syscall {syscall:?} with action {action:?}: {source}")]
+    AddRule {
+        syscall: String,
+        action: ScmpAction,
+        source: LibError,
+    },
+    #[error("seccomp: creating the pipe the filter is exported into (pipe2): {source}")]
+    ExportPipe { source: nix::Error },
+    #[error("seccomp: seccomp_export_bpf: {source}")]
+    Export { source: LibError },
+    #[error("seccomp: reading the exported filter back from its pipe: {source}")]
+    ReadBack { source: io::Error },
+    #[error(
+        "seccomp: the compiled filter has {insns} or more instructions; the kernel accepts at \
+         most {MAX_INSNS}: shorten the syscall list"
+    )]
+    TooLong { insns: usize },
+    #[error("seccomp: the exported filter is {len} bytes, not whole 8-byte instructions")]
+    Truncated { len: usize },
+    #[error(
+        "seccomp: installing the filter (seccomp(SECCOMP_SET_MODE_FILTER)): {source}; init \
+         needs no_new_privs or CAP_SYS_ADMIN"
+    )]
+    Install { source: io::Error },
+}
+
+/// Compiles `spec` into a BPF program for the native architecture plus `spec.architectures`.
+pub fn compile(spec: &LinuxSeccomp) -> Result<SeccompProgram, SeccompError> {
+    let default = action(
+        spec.default_action(),
+        spec.default_errno_ret(),
+        "defaultAction",
+    )?;
+    let flags = filter_flags(spec.flags().as_deref().unwrap_or_default())?;
+    let mut ctx = ScmpFilterContext::new(default).map_err(|source| SeccompError::Init {
+        action: default,
+        source,
+    })?;
+    for &arch in spec.architectures().iter().flatten() {
+        ctx.add_arch(scmp_arch(arch))
+            .map_err(|source| SeccompError::AddArch { arch, source })?;
+    }
+    for rule in spec.syscalls().iter().flatten() {
+        add_rule(&mut ctx, rule, default)?;
+    }
+    let insns = export(&ctx)?;
+    Ok(SeccompProgram { insns, flags })
+}
+
+/// Maps an OCI action to libseccomp's; ERRNO and TRACE default to EPERM like runc.
+fn action(
+    act: LinuxSeccompAction,
+    errno_ret: Option<u32>,
+    context: &str,
+) -> Result<ScmpAction, SeccompError> {
+    let ret = match errno_ret {
+        None => libc::EPERM as u16,
+        Some(value) => u16::try_from(value).map_err(|_| SeccompError::ErrnoRetOutOfRange {
+            context: context.to_string(),
+            value,
+        })?,
+    };
+    Ok(match act {
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(i32::from(ret)),
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            ScmpAction::KillThread
+        }
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(ret),
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+        LinuxSeccompAction::ScmpActNotify => {
+            return Err(SeccompError::NotifyUnsupported {
+                context: context.to_string(),
+            })
+        }
+    })
+}
+
+fn filter_flags(flags: &[LinuxSeccompFilterFlag]) -> Result<u32, SeccompError> {
+    let mut bits = 0;
+    for flag in flags {
+        bits |= match flag {
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+            }
+            // The kernel only accepts it together with NEW_LISTENER, i.e. with NOTIFY.
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
+                return Err(SeccompError::UnsupportedFlag {
+                    flag: flag.to_string(),
+                })
+            }
+        } as u32;
+    }
+    Ok(bits)
+}
+
+fn scmp_arch(arch: Arch) -> ScmpArch {
+    match arch {
+        Arch::ScmpArchNative => ScmpArch::Native,
+        Arch::ScmpArchX86 => ScmpArch::X86,
+        Arch::ScmpArchX86_64 => ScmpArch::X8664,
+        Arch::ScmpArchX32 => ScmpArch::X32,
+        Arch::ScmpArchArm => ScmpArch::Arm,
+        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
+        Arch::ScmpArchMips => ScmpArch::Mips,
+        Arch::ScmpArchMips64 => ScmpArch::Mips64,
+        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
+        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
+        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
+        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
+        Arch::ScmpArchPpc => ScmpArch::Ppc,
+        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
+        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
+        Arch::ScmpArchS390 => ScmpArch::S390,
+        Arch::ScmpArchS390x => ScmpArch::S390X,
+        Arch::ScmpArchParisc => ScmpArch::Parisc,
+        Arch::ScmpArchParisc64 => ScmpArch::Parisc64,
+        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
+        Arch::ScmpArchLoongarch64 => ScmpArch::Loongarch64,
+        Arch::ScmpArchM68k => ScmpArch::M68k,
+        Arch::ScmpArchSh => ScmpArch::Sh,
+        Arch::ScmpArchSheb => ScmpArch::Sheb,
+    }
+}
+
+fn compare(arg: &LinuxSeccompArg) -> ScmpArgCompare {
+    // The index was checked against MAX_ARGS, so the cast cannot truncate.
+    let index = arg.index() as u32;
+    let op = match arg.op() {
+        LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
+        LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
+        LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+        LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
+        LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+        LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
+        // As in runc: `value` is the mask and `valueTwo` the datum, `(arg & value) == valueTwo`.
+        LinuxSeccompOperator::ScmpCmpMaskedEq => {
+            return ScmpArgCompare::new(
+                index,
+                ScmpCompareOp::MaskedEqual(arg.value()),
+                arg.value_two().unwrap_or(0),
+            )
+        }
+    };
+    ScmpArgCompare::new(index, op, arg.value())
+}
+
+fn add_rule(
+    ctx: &mut ScmpFilterContext,
+    rule: &LinuxSyscall,
+    default: ScmpAction,
+) -> Result<(), SeccompError> {
+    let names = rule.names().join(",");
+    let act = action(
+        rule.action(),
+        rule.errno_ret(),
+        &format!("syscalls {names}"),
+    )?;
+    let args = rule.args().as_deref().unwrap_or_default();
+    if let Some(bad) = args.iter().find(|a| a.index() >= MAX_ARGS) {
+        return Err(SeccompError::ArgIndexOutOfRange {
+            syscall: names,
+            index: bad.index(),
+        });
+    }
+    // libseccomp refuses rules that repeat the default action, and they change nothing.
+    if act == default {
+        return Ok(());
+    }
+    let conditions: Vec<ScmpArgCompare> = args.iter().map(compare).collect();
+    // libseccomp cannot AND two conditions on one argument: like runc, fall back to one rule per
+    // condition (which ORs them) when an argument index repeats.
+    let mut seen = [false; MAX_ARGS];
+    let repeats = args
+        .iter()
+        .any(|a| std::mem::replace(&mut seen[a.index()], true));
+    for name in rule.names() {
+        // Like runc, a name this libseccomp or architecture does not know is not an error: the
+        // same profile serves older and newer kernels.
+        let Ok(syscall) = ScmpSyscall::from_name(name) else {
+            continue;
+        };
+        let added = if repeats {
+            conditions
+                .iter()
+                .try_for_each(|c| ctx.add_rule_conditional(act, syscall, &[*c]).map(drop))
+        } else {
+            ctx.add_rule_conditional(act, syscall, &conditions)
+                .map(drop)
+        };
+        added.map_err(|source| SeccompError::AddRule {
+            syscall: name.clone(),
+            action: act,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Exports the program through a pipe whose write end does not block: libseccomp writes it in one `write(2)`, so
+/// a program larger than the pipe comes back cut to the pipe's size instead of blocking us
+/// forever; that size (64 KiB at least) is twice what the kernel accepts, so a full pipe means
+/// "too long".
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>, SeccompError> {
+    let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|source| SeccompError::ExportPipe { source })?;
+    // Only the write end is non-blocking: the read end must wait for EOF, which comes late if a
+    // fork elsewhere briefly holds a copy of the write end before its exec closes it.
+    fcntl(&write_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+        .map_err(|source| SeccompError::ExportPipe { source })?;
+    // Best effort: the default 64 KiB already holds any program the kernel would load.
+    let _ = fcntl(&write_end, FcntlArg::F_SETPIPE_SZ(EXPORT_PIPE_SIZE));
+    let capacity = fcntl(&write_end, FcntlArg::F_GETPIPE_SZ)
+        .map_err(|source| SeccompError::ExportPipe { source })?;
+    ctx.export_bpf(&write_end)
+        .map_err(|source| SeccompError::Export { source })?;
+    drop(write_end);
+    let mut insns = Vec::new();
+    File::from(read_end)
+        .read_to_end(&mut insns)
+        .map_err(|source| SeccompError::ReadBack { source })?;
+    let record = berth_sys::seccomp::SOCK_FILTER_SIZE;
+    if usize::try_from(capacity).is_ok_and(|c| insns.len() >= c) || insns.len() > MAX_INSNS * record
+    {
+        return Err(SeccompError::TooLong {
+            insns: insns.len() / record,
+        });
+    }
+    if insns.is_empty() || !insns.len().is_multiple_of(record) {
+        return Err(SeccompError::Truncated { len: insns.len() });
+    }
+    Ok(insns)
+}

@@ -1,7 +1,15 @@
 //! berth-sys: the one crate of berth allowed to use `unsafe`.
 //!
-//! Each module wraps one family of syscalls, returns `OwnedFd`s and `io::Result`s, and carries no
-//! policy: what to mount, which namespaces to create or which fds to keep is decided by callers.
+//! Each module wraps one family of syscalls that neither std nor nix wraps safely, returns
+//! `OwnedFd`s and `io::Result`s, and carries no policy: what to mount, which namespaces to
+//! create or which fds to keep is decided by callers. Safe wrappers that nix already provides
+//! (mount, pivot_root, sethostname, sendmsg, prctl, ...) are used from nix directly.
 //! Every `unsafe` block has a `// SAFETY:` comment saying why it is sound.
 
 pub mod bpf;
+pub mod fd;
+pub mod ns;
+pub mod process;
+pub mod pty;
+pub mod seal;
+pub mod seccomp;
