@@ -30,16 +30,46 @@ pub fn check_layer_media_type(object: impl FnOnce() -> String, media_type: &str)
     }
 }
 
-/// A decoder for a gzip, zstd or plain tar stream. The magic bytes decide rather than the
-/// media type, because archives in the wild label compressed layers as plain and vice versa.
-pub fn decoder<'a, R: BufRead + 'a>(mut reader: R) -> io::Result<Box<dyn Read + 'a>> {
+/// A gzip, zstd or plain tar stream, decoded; `into_inner` gives the source back so its
+/// unread tail can still be hashed.
+pub enum Decoder<R: BufRead> {
+    Gzip(flate2::bufread::MultiGzDecoder<R>),
+    Zstd(zstd::stream::read::Decoder<'static, R>),
+    Plain(R),
+}
+
+impl<R: BufRead> Decoder<R> {
+    pub fn into_inner(self) -> R {
+        match self {
+            Decoder::Gzip(d) => d.into_inner(),
+            Decoder::Zstd(d) => d.finish(),
+            Decoder::Plain(r) => r,
+        }
+    }
+}
+
+impl<R: BufRead> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Gzip(d) => d.read(buf),
+            Decoder::Zstd(d) => d.read(buf),
+            Decoder::Plain(r) => r.read(buf),
+        }
+    }
+}
+
+/// A decoder chosen by the stream's magic bytes rather than the media type, because
+/// archives in the wild label compressed layers as plain and vice versa.
+pub fn decoder<R: BufRead>(mut reader: R) -> io::Result<Decoder<R>> {
     let head = reader.fill_buf()?;
     if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(reader)))
+        Ok(Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(reader)))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(reader)?))
+        Ok(Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(
+            reader,
+        )?))
     } else {
-        Ok(Box::new(reader))
+        Ok(Decoder::Plain(reader))
     }
 }
 

@@ -60,6 +60,8 @@ pub enum Error {
         url: String,
         source: Box<ureq::Transport>,
     },
+    #[error("{object}: read: {source}")]
+    Read { object: String, source: io::Error },
     #[error("{url}: registry answered {status}{}", fmt_message(message))]
     Http {
         url: String,
@@ -99,7 +101,7 @@ impl Error {
     /// Whether retrying the same request may succeed (network trouble, a 5xx, a truncated body).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Transport { .. } => true,
+            Error::Transport { .. } | Error::Read { .. } => true,
             Error::Http { status, .. } => *status >= 500 || *status == 429,
             Error::Context { source, .. } => source.is_transient(),
             Error::SizeMismatch { .. } => true,

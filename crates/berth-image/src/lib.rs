@@ -2,11 +2,15 @@
 //! layer unpacking. No privileged code lives here.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod compress;
 pub mod digest;
 pub mod error;
+pub mod inspect;
 pub mod platform;
+pub mod progress;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod unpack;
 

@@ -166,7 +166,9 @@ impl Store {
                 .into_iter()
                 .filter(|i| i.id().digest().starts_with(&hex))
                 .collect();
-            match matches.len() {
+            // One config can sit under two manifests (pulled compressed, loaded plain): one ID.
+            let ids: std::collections::HashSet<&Digest> = matches.iter().map(Image::id).collect();
+            match ids.len() {
                 0 => {}
                 1 => return Ok(matches.remove(0)),
                 count => {
@@ -322,5 +324,20 @@ fn untag_in(manifests: &mut Vec<Descriptor>, name: &Reference) {
             .collect();
         untagged.set_annotations(Some(keep));
         manifests.push(untagged);
+    }
+}
+
+impl Store {
+    /// Gives `image` the name `name` (moving it off any other image).
+    pub fn tag(&self, image: &Image, name: &Reference) -> Result<()> {
+        let size = std::fs::metadata(self.blob_path(&image.manifest_digest))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let desc = Descriptor::new(
+            oci_spec::image::MediaType::from(image.manifest_media_type.as_str()),
+            size,
+            image.manifest_digest.clone(),
+        );
+        self.commit_image(&desc, Some(name), None)
     }
 }

@@ -1,0 +1,206 @@
+//! `import`: a root filesystem tarball becomes a one-layer image, with Dockerfile-like
+//! `--change` instructions applied to its config.
+
+use std::io::{self, BufReader, Read, Write};
+use std::time::SystemTime;
+
+use flate2::write::GzEncoder;
+use oci_spec::image::{Descriptor, MediaType};
+use serde_json::{json, Map, Value};
+
+use super::write_manifest;
+use crate::compress;
+use crate::digest::{HashingReader, TeeReader};
+use crate::error::{Error, Result};
+use crate::platform::Platform;
+use crate::reference::Reference;
+use crate::store::{Image, Store};
+use crate::unpack;
+
+/// One `--change` instruction, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    Cmd(Vec<String>),
+    Entrypoint(Vec<String>),
+    Env(String, String),
+    Workdir(String),
+    User(String),
+    Label(String, String),
+    Expose(String),
+    Volume(String),
+    StopSignal(String),
+}
+
+impl Change {
+    /// Parses `CMD ["a","b"]`, `CMD a b` (shell form), `ENV K=V`, `WORKDIR /x`, ...
+    pub fn parse(input: &str) -> Result<Change> {
+        let bad = |reason: &str| Error::Invalid {
+            object: format!("change {input:?}"),
+            reason: reason.to_string(),
+        };
+        let (keyword, rest) = input
+            .trim()
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| bad("expected INSTRUCTION ARGUMENTS"))?;
+        let rest = rest.trim();
+        let command = || -> Result<Vec<String>> {
+            if rest.starts_with('[') {
+                serde_json::from_str(rest).map_err(|_| bad("a JSON array of strings was expected"))
+            } else {
+                Ok(vec!["/bin/sh".into(), "-c".into(), rest.into()])
+            }
+        };
+        let pair = || -> Result<(String, String)> {
+            let (k, v) = rest
+                .split_once('=')
+                .or_else(|| rest.split_once(' '))
+                .ok_or_else(|| bad("expected KEY=VALUE"))?;
+            Ok((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        };
+        Ok(match keyword.to_ascii_uppercase().as_str() {
+            "CMD" => Change::Cmd(command()?),
+            "ENTRYPOINT" => Change::Entrypoint(command()?),
+            "ENV" => pair().map(|(k, v)| Change::Env(k, v))?,
+            "LABEL" => pair().map(|(k, v)| Change::Label(k, v))?,
+            "WORKDIR" => Change::Workdir(rest.to_string()),
+            "USER" => Change::User(rest.to_string()),
+            "EXPOSE" => Change::Expose(if rest.contains('/') {
+                rest.to_string()
+            } else {
+                format!("{rest}/tcp")
+            }),
+            "VOLUME" => Change::Volume(rest.to_string()),
+            "STOPSIGNAL" => Change::StopSignal(rest.to_string()),
+            _ => return Err(bad(
+                "supported: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR",
+            )),
+        })
+    }
+
+    fn apply(&self, config: &mut Map<String, Value>) {
+        let mut insert_in = |key: &str, k: &str, v: Value| {
+            let map = config.entry(key).or_insert_with(|| json!({}));
+            if let Some(m) = map.as_object_mut() {
+                m.insert(k.to_string(), v);
+            }
+        };
+        match self {
+            Change::Expose(port) => insert_in("ExposedPorts", port, json!({})),
+            Change::Volume(path) => insert_in("Volumes", path, json!({})),
+            Change::Label(k, v) => insert_in("Labels", k, json!(v)),
+            Change::Cmd(c) => drop(config.insert("Cmd".into(), json!(c))),
+            Change::Entrypoint(c) => drop(config.insert("Entrypoint".into(), json!(c))),
+            Change::Workdir(w) => drop(config.insert("WorkingDir".into(), json!(w))),
+            Change::User(u) => drop(config.insert("User".into(), json!(u))),
+            Change::StopSignal(s) => drop(config.insert("StopSignal".into(), json!(s))),
+            Change::Env(k, v) => {
+                let env = config.entry("Env").or_insert_with(|| json!([]));
+                if let Some(list) = env.as_array_mut() {
+                    list.retain(|e| {
+                        e.as_str()
+                            .and_then(|e| e.split_once('='))
+                            .is_none_or(|(name, _)| name != k)
+                    });
+                    list.push(json!(format!("{k}={v}")));
+                }
+            }
+        }
+    }
+}
+
+/// Imports a (possibly compressed) rootfs tar from `reader` as a one-layer image.
+pub fn import(
+    store: &Store,
+    reader: impl Read,
+    changes: &[Change],
+    name: Option<&Reference>,
+    source: &str,
+) -> Result<Image> {
+    let _hold = store.lock_shared()?;
+    let read_err = |e: io::Error| Error::Read {
+        object: format!("import {source}"),
+        source: e,
+    };
+    let mut blob = store.blob_writer()?;
+    let layer = store.temp_layer()?;
+    let (diff_id, size) = {
+        // One pass: input -> inflate -> hash (diff ID) -> gzip into the blob, and unpack.
+        let decoder =
+            compress::decoder(BufReader::with_capacity(1 << 20, reader)).map_err(read_err)?;
+        let hashing = HashingReader::new(decoder);
+        let gz = GzEncoder::new(&mut blob, flate2::Compression::fast());
+        let mut tee = TeeReader::new(hashing, gz);
+        let size = unpack::unpack_layer(&mut tee, &layer.diff_dir(), source)?;
+        io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
+        let (hashing, gz) = tee.into_inner();
+        gz.finish().and_then(|w| w.flush()).map_err(read_err)?;
+        let (diff_id, _, _) = hashing.finish().map_err(read_err)?;
+        (diff_id, size)
+    };
+    let blob_digest = blob.commit(&format!("import {source}"), None, None)?;
+    layer.commit(&diff_id, size)?;
+    let blob_size = std::fs::metadata(store.blob_path(&blob_digest))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let mut container_config = Map::new();
+    for change in changes {
+        change.apply(&mut container_config);
+    }
+    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let host = Platform::host();
+    let config = json!({
+        "architecture": host.architecture,
+        "os": host.os,
+        "created": now,
+        "config": container_config,
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        "history": [{"created": now, "created_by": "berth import", "comment": format!("Imported from {source}")}],
+    });
+    let config_bytes = serde_json::to_vec(&config).map_err(|source| Error::Json {
+        object: "new config".into(),
+        source,
+    })?;
+    let config_digest = store.put_blob("new config", None, &config_bytes)?;
+    let layers = [Descriptor::new(
+        MediaType::ImageLayerGzip,
+        blob_size,
+        blob_digest,
+    )];
+    let manifest = write_manifest(store, &config_digest, config_bytes.len() as u64, &layers)?;
+    store.commit_image(&manifest, name, None)?;
+    let found = match name {
+        Some(name) => store.find(name)?,
+        None => store
+            .images()?
+            .into_iter()
+            .find(|i| i.manifest_digest == *manifest.digest()),
+    };
+    found.ok_or_else(|| Error::NoSuchImage(config_digest.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_changes() {
+        assert_eq!(
+            Change::parse(r#"CMD ["sh","-c","echo hi"]"#).unwrap(),
+            Change::Cmd(vec!["sh".into(), "-c".into(), "echo hi".into()])
+        );
+        assert_eq!(
+            Change::parse("CMD echo hi").unwrap(),
+            Change::Cmd(vec!["/bin/sh".into(), "-c".into(), "echo hi".into()])
+        );
+        assert_eq!(
+            Change::parse("ENV A=b c").unwrap(),
+            Change::Env("A".into(), "b c".into())
+        );
+        assert_eq!(
+            Change::parse("workdir /srv").unwrap(),
+            Change::Workdir("/srv".into())
+        );
+        assert!(Change::parse("RUN rm -rf /").is_err());
+        assert!(Change::parse("CMD [broken").is_err());
+    }
+}

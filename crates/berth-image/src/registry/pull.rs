@@ -1,0 +1,318 @@
+//! Pull: resolve a reference to one platform's manifest, then fetch the config and the
+//! layers concurrently, each layer unpacked while it downloads and verified twice
+//! (compressed digest, uncompressed diff ID) before it enters the store.
+
+use std::io::{self, BufReader};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use oci_spec::image::{
+    Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest, MediaType,
+};
+
+use super::{Client, RegistryOptions};
+use crate::compress;
+use crate::digest::{self, parse_digest, HashingReader, TeeReader};
+use crate::error::{Error, Result, ResultExt};
+use crate::platform::{self, Platform};
+use crate::progress::{LayerState, Progress, ProgressReader};
+use crate::reference::Reference;
+use crate::store::{Image, Store};
+use crate::unpack;
+
+const INDEX_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// How to pull.
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    pub platform: Platform,
+    /// Layers downloaded at once (Docker's default is 3).
+    pub max_concurrent: usize,
+    /// Attempts per layer after the first, with exponential backoff.
+    pub retries: u32,
+    pub registry: RegistryOptions,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: Platform::host(),
+            max_concurrent: 3,
+            retries: 3,
+            registry: RegistryOptions::default(),
+        }
+    }
+}
+
+/// Pulls `reference` into the store and returns the image.
+pub fn pull(
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<Image> {
+    pull_inner(store, reference, options, progress).context(|| format!("pull {reference}"))
+}
+
+fn pull_inner(
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<Image> {
+    let repo = reference.repository();
+    let client = Client::new(
+        reference.registry(),
+        vec![format!("repository:{repo}:pull")],
+        &options.registry,
+    )?;
+    let _hold = store.lock_shared()?;
+    let (top_digest, manifest_desc, manifest_raw) =
+        resolve_manifest(&client, reference, &options.platform)?;
+    let manifest: ImageManifest =
+        serde_json::from_slice(&manifest_raw).map_err(|source| Error::Json {
+            object: format!("manifest {}", manifest_desc.digest()),
+            source,
+        })?;
+    for layer in manifest.layers() {
+        compress::check_layer_media_type(
+            || format!("layer {}", layer.digest()),
+            layer.media_type().as_ref(),
+        )?;
+    }
+    let config_digest = manifest.config().digest().clone();
+    if !store.has_blob(&config_digest) {
+        let bytes = client.get_small_blob(repo, &config_digest)?;
+        store.put_blob(
+            &format!("config {config_digest}"),
+            Some(&config_digest),
+            &bytes,
+        )?;
+    }
+    let config: ImageConfiguration = serde_json::from_slice(&store.read_blob(&config_digest)?)
+        .map_err(|source| Error::Json {
+            object: format!("config {config_digest}"),
+            source,
+        })?;
+    let diff_ids: Vec<Digest> = config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| parse_digest(d))
+        .collect::<Result<_>>()?;
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(Error::Invalid {
+            object: format!("manifest {}", manifest_desc.digest()),
+            reason: format!(
+                "{} layers but the config lists {} diff IDs",
+                manifest.layers().len(),
+                diff_ids.len()
+            ),
+        });
+    }
+    let jobs: Vec<(&Descriptor, &Digest)> = manifest.layers().iter().zip(&diff_ids).collect();
+    fetch_layers(store, &client, repo, &jobs, options, progress)?;
+    store.put_blob(
+        &format!("manifest {}", manifest_desc.digest()),
+        Some(manifest_desc.digest()),
+        &manifest_raw,
+    )?;
+    let name = reference.tag().map(|tag| reference.with_tag(tag));
+    let repo_digest = reference.with_digest(top_digest.clone());
+    store.commit_image(&manifest_desc, name.as_ref(), Some(&repo_digest))?;
+    progress.message(&format!("Digest: {top_digest}"));
+    store
+        .find(name.as_ref().unwrap_or(&repo_digest))?
+        .ok_or_else(|| Error::NoSuchImage(reference.to_string()))
+}
+
+/// Fetches what the reference points at and, for an index, the manifest for our platform.
+/// Returns the digest the reference resolved to (for RepoDigests), the platform manifest's
+/// descriptor and its bytes.
+fn resolve_manifest(
+    client: &Client,
+    reference: &Reference,
+    wanted: &Platform,
+) -> Result<(Digest, Descriptor, Vec<u8>)> {
+    let repo = reference.repository();
+    let (raw, media_type, digest) = client.get_manifest(repo, &reference.api_reference())?;
+    if let Some(expected) = reference.digest() {
+        digest::verify(|| format!("manifest {reference}"), expected, &digest)?;
+    }
+    if INDEX_TYPES.contains(&media_type.as_str()) {
+        let index: ImageIndex = serde_json::from_slice(&raw).map_err(|source| Error::Json {
+            object: format!("index {digest}"),
+            source,
+        })?;
+        let chosen = platform::select(index.manifests(), wanted)?;
+        let (child_raw, child_type, child_digest) =
+            client.get_manifest(repo, &chosen.digest().to_string())?;
+        digest::verify(
+            || format!("manifest {}", chosen.digest()),
+            chosen.digest(),
+            &child_digest,
+        )?;
+        if !MANIFEST_TYPES.contains(&child_type.as_str()) {
+            return Err(Error::UnsupportedMediaType {
+                object: format!("manifest {child_digest}"),
+                media_type: child_type,
+            });
+        }
+        let desc = Descriptor::new(
+            MediaType::from(child_type.as_str()),
+            child_raw.len() as u64,
+            child_digest,
+        );
+        return Ok((digest, desc, child_raw));
+    }
+    if !MANIFEST_TYPES.contains(&media_type.as_str()) {
+        return Err(Error::UnsupportedMediaType {
+            object: format!("manifest {reference}"),
+            media_type,
+        });
+    }
+    let desc = Descriptor::new(
+        MediaType::from(media_type.as_str()),
+        raw.len() as u64,
+        digest.clone(),
+    );
+    Ok((digest, desc, raw))
+}
+
+/// Runs the layer jobs on up to `max_concurrent` threads; the first failure stops the rest.
+fn fetch_layers(
+    store: &Store,
+    client: &Client,
+    repo: &str,
+    jobs: &[(&Descriptor, &Digest)],
+    options: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<()> {
+    for (layer, _) in jobs {
+        progress.layer(layer.digest(), LayerState::Waiting { size: layer.size() });
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let workers = options.max_concurrent.clamp(1, jobs.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= jobs.len() || failed.load(Ordering::SeqCst) {
+                    break;
+                }
+                let (layer, diff_id) = jobs[i];
+                if let Err(e) =
+                    fetch_layer_with_retry(store, client, repo, layer, diff_id, options, progress)
+                {
+                    failed.store(true, Ordering::SeqCst);
+                    first_error
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e);
+                    break;
+                }
+            });
+        }
+    });
+    match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn fetch_layer_with_retry(
+    store: &Store,
+    client: &Client,
+    repo: &str,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    options: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match fetch_layer(store, client, repo, layer, diff_id, progress) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && attempt < options.retries => {
+                attempt += 1;
+                progress.layer(
+                    layer.digest(),
+                    LayerState::Retrying {
+                        attempt,
+                        error: e.to_string(),
+                    },
+                );
+                std::thread::sleep(Duration::from_millis(500 << attempt));
+            }
+            Err(e) => return Err(e).context(|| format!("layer {}", layer.digest())),
+        }
+    }
+}
+
+/// Streams one layer: HTTP body -> blob temp file (hashed) -> decoder -> hashed -> unpack.
+fn fetch_layer(
+    store: &Store,
+    client: &Client,
+    repo: &str,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let digest = layer.digest();
+    if store.has_blob(digest) && store.has_layer(diff_id) {
+        progress.layer(digest, LayerState::Exists);
+        return Ok(());
+    }
+    if store.has_blob(digest) {
+        store.ensure_layer(digest, diff_id)?;
+        progress.layer(digest, LayerState::Complete);
+        return Ok(());
+    }
+    let response = client.get_blob(repo, digest)?;
+    let body = ProgressReader {
+        inner: response.into_reader(),
+        progress,
+        digest,
+        total: layer.size(),
+        done: 0,
+        reported: 0,
+    };
+    let mut blob = store.blob_writer()?;
+    let temp_layer = store.temp_layer()?;
+    let read_err = |source: io::Error| Error::Read {
+        object: format!("blob {digest}"),
+        source,
+    };
+    let size = {
+        let tee = TeeReader::new(body, &mut blob);
+        let decoder =
+            compress::decoder(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
+        let mut hashing = HashingReader::new(decoder);
+        let size =
+            unpack::unpack_layer(&mut hashing, &temp_layer.diff_dir(), &diff_id.to_string())?;
+        let (actual, _, decoder) = hashing.finish().map_err(read_err)?;
+        // The compressed stream may go on past the end of the data (padding, a second
+        // member's trailer): it is part of the blob and must be hashed and kept.
+        io::copy(&mut decoder.into_inner(), &mut io::sink()).map_err(read_err)?;
+        digest::verify(
+            || format!("layer {digest}: uncompressed content (diff ID)"),
+            diff_id,
+            &actual,
+        )?;
+        size
+    };
+    blob.commit(&format!("blob {digest}"), Some(digest), Some(layer.size()))?;
+    temp_layer.commit(diff_id, size)?;
+    progress.layer(digest, LayerState::Complete);
+    Ok(())
+}

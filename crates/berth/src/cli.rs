@@ -1,0 +1,92 @@
+//! The command tree. Each command's arguments live beside its action in `commands/`;
+//! container commands join as new variants and files when berth-engine lands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::{
+    history, images, import, inspect, load, login, logout, prune, pull, push, rmi, save, system_df,
+    tag,
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "A daemonless, Docker-compatible container engine"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Root of berth's data (images, containers)
+    #[arg(long, global = true, env = "BERTH_ROOT", default_value = berth_image::store::DEFAULT_ROOT)]
+    pub root: PathBuf,
+    /// Registry (host[:port]) to reach over plain HTTP; repeatable
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry
+    Push(push::PushArgs),
+    /// Log in to a registry
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(logout::LogoutArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(tag::TagArgs),
+    /// Remove one or more images
+    Rmi(rmi::RmiArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Save one or more images to a tar archive
+    Save(save::SaveArgs),
+    /// Load images from a tar archive
+    Load(load::LoadArgs),
+    /// Import the contents of a tarball to create a filesystem image
+    Import(import::ImportArgs),
+    /// Return low-level information on images
+    Inspect(inspect::InspectArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage berth
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    #[command(alias = "list")]
+    Ls(images::ImagesArgs),
+    Pull(pull::PullArgs),
+    Push(push::PushArgs),
+    Tag(tag::TagArgs),
+    #[command(alias = "remove")]
+    Rm(rmi::RmiArgs),
+    History(history::HistoryArgs),
+    Inspect(inspect::InspectArgs),
+    Prune(prune::PruneArgs),
+    Save(save::SaveArgs),
+    Load(load::LoadArgs),
+    Import(import::ImportArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Show disk usage
+    Df(system_df::DfArgs),
+}

@@ -1,0 +1,54 @@
+//! `berth import`: a root filesystem tarball (or `-` for stdin) becomes a one-layer image.
+
+use std::fs::File;
+use std::io::Read;
+
+use anyhow::{Context as _, Result};
+use berth_image::archive::import::{import, Change};
+use berth_image::Reference;
+use clap::Args;
+
+use super::Context;
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// A tar file (plain, gzip or zstd), or "-" for standard input
+    pub file: String,
+    /// Name for the image: REPOSITORY[:TAG]
+    pub reference: Option<String>,
+    /// Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME)
+    #[arg(short, long = "change")]
+    pub changes: Vec<String>,
+    /// Commit message recorded in the history
+    #[arg(short, long)]
+    pub message: Option<String>,
+}
+
+pub fn run(ctx: &Context, args: ImportArgs) -> Result<()> {
+    let changes = args
+        .changes
+        .iter()
+        .map(|c| Change::parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = args
+        .reference
+        .as_deref()
+        .map(Reference::parse)
+        .transpose()?;
+    if args.file.contains("://") {
+        anyhow::bail!(
+            "import {}: importing from a URL is not supported; download it and give the file",
+            args.file
+        );
+    }
+    let input: Box<dyn Read> = if args.file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(&args.file).with_context(|| format!("open {}", args.file))?)
+    };
+    let store = ctx.store()?;
+    let source = args.message.clone().unwrap_or_else(|| args.file.clone());
+    let image = import(&store, input, &changes, name.as_ref(), &source)?;
+    outln!("{}", image.id());
+    Ok(())
+}

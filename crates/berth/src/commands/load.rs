@@ -1,0 +1,45 @@
+//! `berth load`: load images from a docker-archive or oci-archive.
+
+use std::fs::File;
+use std::io::{BufReader, IsTerminal, Read};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use berth_image::archive;
+use berth_image::progress::Silent;
+use clap::Args;
+
+use super::Context;
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from a file instead of standard input
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn run(ctx: &Context, args: LoadArgs) -> Result<()> {
+    let input: Box<dyn Read> = match &args.input {
+        Some(path) => {
+            Box::new(File::open(path).with_context(|| format!("open {}", path.display()))?)
+        }
+        None if std::io::stdin().is_terminal() => {
+            bail!("requested load from stdin, but stdin is empty; use -i or redirect")
+        }
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let store = ctx.store()?;
+    let loaded = archive::load(&store, BufReader::with_capacity(1 << 20, input), &Silent)?;
+    for image in loaded {
+        if image.names.is_empty() {
+            outln!("Loaded image ID: {}", image.id);
+        }
+        for name in &image.names {
+            outln!("Loaded image: {}", name.familiar());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! `berth image prune`: remove untagged images (all unused ones with -a) and their layers.
+//!
+//! TODO(berth-engine): keep images that containers use; today no containers exist.
+
+use std::io::BufRead;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::Context;
+use crate::format::human_size;
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just untagged ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+pub fn run(ctx: &Context, args: PruneArgs) -> Result<()> {
+    if !args.force {
+        let what = if args.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        };
+        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !answer.trim().eq_ignore_ascii_case("y") {
+            return Ok(());
+        }
+    }
+    let store = ctx.store()?;
+    let mut deleted = Vec::new();
+    for image in store.images()? {
+        if args.all || image.repo_tags.is_empty() {
+            store.remove_image(&image.manifest_digest)?;
+            deleted.push(image.id().clone());
+        }
+    }
+    let report = store.gc()?;
+    if !deleted.is_empty() {
+        outln!("Deleted Images:");
+        deleted.iter().for_each(|id| outln!("deleted: {id}"));
+        outln!();
+    }
+    outln!("Total reclaimed space: {}", human_size(report.bytes_freed));
+    Ok(())
+}

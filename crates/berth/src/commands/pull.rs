@@ -1,0 +1,58 @@
+//! `berth pull`: fetch an image from a registry.
+
+use anyhow::Result;
+use berth_image::registry::pull::{pull, PullOptions};
+use berth_image::{Platform, Reference};
+use clap::Args;
+
+use super::Context;
+use crate::progress::{Direction, Printer};
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Image to pull: NAME[:TAG|@DIGEST]
+    pub image: String,
+    /// Platform to pull from a multi-platform image (os/arch[/variant])
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn run(ctx: &Context, args: PullArgs) -> Result<()> {
+    let reference = Reference::parse(&args.image)?;
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let options = PullOptions {
+        platform,
+        registry: ctx.registry_options(),
+        ..PullOptions::default()
+    };
+    let store = ctx.store()?;
+    let printer = Printer::new(Direction::Pull, args.quiet);
+    if !args.quiet {
+        if reference.digest().is_none() && !args.image.contains(':') {
+            outln!("Using default tag: latest");
+        }
+        outln!(
+            "{}: Pulling from {}",
+            reference.api_reference(),
+            reference.familiar_name()
+        );
+    }
+    let before = store.find(&reference)?.map(|i| i.manifest_digest);
+    let image = pull(&store, &reference, &options, &printer)?;
+    if !args.quiet {
+        let status = if before.as_ref() == Some(&image.manifest_digest) {
+            "Image is up to date for"
+        } else {
+            "Downloaded newer image for"
+        };
+        outln!("Status: {status} {}", reference.familiar());
+    }
+    outln!("{reference}");
+    Ok(())
+}

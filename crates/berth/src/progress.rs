@@ -1,0 +1,130 @@
+//! Pull/push progress like `docker pull`: a bar per layer on a terminal, plain lines elsewhere.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use berth_image::digest::short;
+use berth_image::progress::{LayerState, Progress};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use oci_spec::image::Digest;
+
+/// Which verbs to use: pulling and pushing word their states differently.
+#[derive(Clone, Copy)]
+pub enum Direction {
+    Pull,
+    Push,
+}
+
+pub struct Printer {
+    direction: Direction,
+    quiet: bool,
+    bars: Option<(MultiProgress, Mutex<HashMap<String, ProgressBar>>)>,
+}
+
+impl Printer {
+    pub fn new(direction: Direction, quiet: bool) -> Self {
+        let tty = std::io::stderr().is_terminal() && !quiet;
+        let bars = tty.then(|| {
+            (
+                MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                Mutex::new(HashMap::new()),
+            )
+        });
+        Printer {
+            direction,
+            quiet,
+            bars,
+        }
+    }
+
+    fn words(&self, state: &LayerState) -> Option<String> {
+        let push = matches!(self.direction, Direction::Push);
+        Some(match state {
+            LayerState::Waiting { .. } => if push {
+                "Preparing"
+            } else {
+                "Pulling fs layer"
+            }
+            .to_string(),
+            LayerState::Exists => if push {
+                "Layer already exists"
+            } else {
+                "Already exists"
+            }
+            .to_string(),
+            LayerState::Mounted { from } => format!("Mounted from {from}"),
+            LayerState::Transferring { .. } => return None,
+            LayerState::Retrying { attempt, error } => {
+                format!("Retrying (attempt {attempt}): {error}")
+            }
+            LayerState::Complete => if push { "Pushed" } else { "Pull complete" }.to_string(),
+        })
+    }
+}
+
+impl Progress for Printer {
+    fn message(&self, text: &str) {
+        if !self.quiet {
+            match &self.bars {
+                Some((multi, _)) => {
+                    let _ = multi.println(text);
+                }
+                None => outln!("{text}"),
+            }
+        }
+    }
+
+    fn layer(&self, digest: &Digest, state: LayerState) {
+        if self.quiet {
+            return;
+        }
+        let id = short(digest).to_string();
+        let Some((multi, bars)) = &self.bars else {
+            if let Some(words) = self.words(&state) {
+                outln!("{id}: {words}");
+            }
+            return;
+        };
+        let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+        let bar = bars.entry(id.clone()).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new(0));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix}: {msg:<16} {wide_bar} {bytes}/{total_bytes}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_prefix(id.clone());
+            bar
+        });
+        match &state {
+            LayerState::Waiting { size } => bar.set_length(*size),
+            LayerState::Transferring { done, total } => {
+                bar.set_length(*total);
+                bar.set_position(*done);
+                let verb = if matches!(self.direction, Direction::Push) {
+                    "Pushing"
+                } else {
+                    "Downloading"
+                };
+                bar.set_message(verb);
+            }
+            _ => {}
+        }
+        if let Some(words) = self.words(&state) {
+            if matches!(
+                state,
+                LayerState::Complete | LayerState::Exists | LayerState::Mounted { .. }
+            ) {
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix}: {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bar.finish_with_message(words);
+            } else {
+                bar.set_message(words);
+            }
+        }
+    }
+}
