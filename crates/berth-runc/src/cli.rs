@@ -31,8 +31,8 @@ pub struct Cli {
     /// Ignored: for compatibility with runc
     #[arg(long, global = true, hide = true)]
     pub criu: Option<String>,
-    /// Ignore cgroup permission errors ('true', 'false', or 'auto')
-    #[arg(long, global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    /// With spec: generate a configuration for a rootless container
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// Print the version
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
@@ -216,9 +216,6 @@ pub struct SpecArgs {
     /// Path to the root of the bundle directory
     #[arg(short = 'b', long, default_value = ".")]
     pub bundle: PathBuf,
-    /// Generate a configuration for a rootless container
-    #[arg(long)]
-    pub rootless: bool,
 }
 
 #[derive(Debug, Args)]

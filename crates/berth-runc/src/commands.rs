@@ -42,7 +42,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::List(a) => list(&root, a.format, a.quiet),
         Command::Pause { id } => Ok(container::pause(&root, id).map(|_| 0)?),
         Command::Resume { id } => Ok(container::resume(&root, id).map(|_| 0)?),
-        Command::Spec(a) => crate::spec::write(&a.bundle, a.rootless).map(|_| 0),
+        Command::Spec(a) => crate::spec::write(&a.bundle, cli.rootless.as_deref().is_some_and(|v| v != "false")).map(|_| 0),
         Command::Features => {
             println!("{}", serde_json::to_string_pretty(&crate::spec::features())?);
             Ok(0)

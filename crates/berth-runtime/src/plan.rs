@@ -280,3 +280,31 @@ fn rlimit_resource(t: PosixRlimitType) -> nix::sys::resource::Resource {
         PosixRlimitType::RlimitRttime => R::RLIMIT_RTTIME,
     }
 }
+
+/// The cgroup device rules: the spec's own, then what every container needs (runc's
+/// AllowedDevices: mknod of anything, the default devices, ptys, tun), then the devices the
+/// spec creates. Later rules win, so the spec's "deny all" comes first.
+pub fn device_rules(
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+    devices: &[LinuxDevice],
+) -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
+    use oci_spec::runtime::LinuxDeviceCgroup;
+    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true).set_typ(Some(typ)).set_major(major).set_minor(minor).set_access(Some(access.to_string()));
+        r
+    };
+    let mut rules: Vec<LinuxDeviceCgroup> = resources.and_then(|r| r.devices().clone()).unwrap_or_default();
+    rules.push(rule(LinuxDeviceType::C, None, None, "m"));
+    rules.push(rule(LinuxDeviceType::B, None, None, "m"));
+    for (major, minor) in [(1, Some(3)), (1, Some(5)), (1, Some(7)), (1, Some(8)), (1, Some(9)), (5, Some(0)), (5, Some(1)), (5, Some(2)), (136, None), (10, Some(200))] {
+        rules.push(rule(LinuxDeviceType::C, Some(major), minor, "rwm"));
+    }
+    for d in devices {
+        if matches!(d.typ(), LinuxDeviceType::C | LinuxDeviceType::B | LinuxDeviceType::U) {
+            let typ = if d.typ() == LinuxDeviceType::B { LinuxDeviceType::B } else { LinuxDeviceType::C };
+            rules.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
+        }
+    }
+    rules
+}

@@ -88,9 +88,9 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     let cgroup_path = cgroup::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id)?;
     let cgroup = cleanup.cgroup.insert(cgroup::open(&cgroup_path)?);
     cgroup.create()?;
-    if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
-        cgroup.apply(res)?;
-    }
+    let mut resources = linux.and_then(|l| l.resources().clone()).unwrap_or_default();
+    resources.set_devices(Some(plan::device_rules(Some(&resources), &plan.devices)));
+    cgroup.apply(&resources)?;
     if plan.process.apparmor_profile.is_some() && !std::path::Path::new("/sys/kernel/security/apparmor").exists() {
         log_warning("process.apparmorProfile is set but AppArmor is not enabled on this host: ignored");
     }

@@ -71,8 +71,9 @@ fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, plan: &InitPlan) 
         if !remount.is_empty() {
             // Bind mounts ignore flags at creation: they take effect on a remount, which must
             // keep the flags the source mount is locked with (nodev, nosuid... in a user ns).
-            let locked = locked_flags(&target_path);
-            mount(NONE, &target_path, NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | remount | locked, NONE)
+            let mounted = mounted_path(root, dest)?;
+            let locked = locked_flags(&resolve::fd_path(&mounted));
+            mount(NONE, &resolve::fd_path(&mounted), NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | remount | locked, NONE)
                 .step(|| format!("remount {} with its options", dest.display()))?;
         }
     } else {
@@ -83,15 +84,27 @@ fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, plan: &InitPlan) 
             // bind the host's, read-only, as runc does.
             Err(nix::errno::Errno::EPERM) if m.fstype == "sysfs" => {
                 mount(Some("/sys"), &target_path, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE).step(what)?;
-                mount(NONE, &target_path, NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | m.options.flags | locked_flags(&target_path), NONE).step(what)?;
+                let mounted_fd = mounted_path(root, dest)?;
+        let mounted = resolve::fd_path(&mounted_fd);
+                mount(NONE, &mounted, NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | m.options.flags | locked_flags(&mounted), NONE).step(what)?;
             }
             r => r.step(what)?,
         }
     }
-    for p in &m.options.propagation {
-        mount(NONE, &target_path, NONE, *p, NONE).step(|| format!("set propagation of {}", dest.display()))?;
+    if !m.options.propagation.is_empty() {
+        let mounted_fd = mounted_path(root, dest)?;
+        let mounted = resolve::fd_path(&mounted_fd);
+        for p in &m.options.propagation {
+            mount(NONE, &mounted, NONE, *p, NONE).step(|| format!("set propagation of {}", dest.display()))?;
+        }
     }
     Ok(())
+}
+
+/// The destination opened again after a mount: a descriptor opened before it names the
+/// directory underneath, and remounting that fails with EINVAL.
+fn mounted_path(root: std::os::fd::BorrowedFd<'_>, dest: &Path) -> StepResult<OwnedFd> {
+    resolve::open(root, dest, OFlag::O_PATH).step(|| format!("open {} after mounting it", dest.display()))
 }
 
 /// Flags the kernel will not let a remount clear (statvfs of the mount).
@@ -131,7 +144,7 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, _plan: &InitPl
         let r = mount(Some("cgroup2"), &target_path, Some("cgroup2"), flags | (m.options.flags & MsFlags::MS_RDONLY), NONE);
         if r.is_err() {
             let path = own.trim_start_matches("0::").trim();
-            bind_ro(Path::new(&format!("/sys/fs/cgroup{path}")), &target_path, ro)?;
+            bind_ro(root, Path::new(&format!("/sys/fs/cgroup{path}")), dest, ro)?;
         }
         return Ok(());
     }
@@ -153,23 +166,29 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, _plan: &InitPl
             continue;
         }
         let sub = dest.join(&name);
-        let t = resolve::create(root, &sub, Leaf::Dir).step(|| format!("create {}", sub.display()))?;
-        bind_ro(&host, &resolve::fd_path(&t), ro)?;
+        bind_ro(root, &host, &sub, ro)?;
     }
     if ro {
-        mount(NONE, &target_path, NONE, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags, Some("mode=755")).step(|| format!("remount {} read-only", dest.display()))?;
+        let mounted_fd = mounted_path(root, dest)?;
+        let mounted = resolve::fd_path(&mounted_fd);
+        mount(NONE, &mounted, NONE, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags, Some("mode=755")).step(|| format!("remount {} read-only", dest.display()))?;
     }
     Ok(())
 }
 
-fn bind_ro(src: &Path, target: &Path, ro: bool) -> StepResult<()> {
-    let what = || format!("bind mount cgroup {}", src.display());
-    mount(Some(src), target, NONE, MsFlags::MS_BIND, NONE).step(what)?;
+/// Binds the host's `src` on `dest` inside the root, then remounts it nosuid, nodev, noexec
+/// and, with `ro`, read-only.
+fn bind_ro(root: std::os::fd::BorrowedFd<'_>, src: &Path, dest: &Path, ro: bool) -> StepResult<()> {
+    let what = || format!("bind mount cgroup {} on {}", src.display(), dest.display());
+    let target = resolve::create(root, dest, Leaf::Dir).step(what)?;
+    mount(Some(src), &resolve::fd_path(&target), NONE, MsFlags::MS_BIND, NONE).step(what)?;
     let mut f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     if ro {
         f |= MsFlags::MS_RDONLY;
     }
-    mount(NONE, target, NONE, f, NONE).step(what)
+    let mounted_fd = mounted_path(root, dest)?;
+        let mounted = resolve::fd_path(&mounted_fd);
+    mount(NONE, &mounted, NONE, f | locked_flags(&mounted), NONE).step(what)
 }
 
 /// `pivot_root(".", ".")` then a lazy unmount of the old root stacked beneath: no put_old
