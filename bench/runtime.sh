@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# The runtime benchmark: berth-runc, crun and runc side by side in one run on the same busybox
+# bundle, beside the floor (unshare of the same namespaces + chroot + exec). It prints numbers and
+# never asserts on them: timings on a shared machine are evidence, not a test.
+#
+#   bench/runtime.sh                 # needs root; see bench/README.md for the knobs
+#
+# Measures, per runtime:
+#   run      `<rt> --root R run -b BUNDLE ID` of /bin/true (create, start, wait, delete), hyperfine
+#   delete   `<rt> --root R delete --force ID` of a running `sleep 1000`, hyperfine
+#   rss      peak RSS of `<rt> create`, GNU time's %M (ru_maxrss of the runtime and the children
+#            it waited for; the container process itself is not counted)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+runs=${RUNS:-100}
+warmup=${WARMUP:-10}
+delete_runs=${DELETE_RUNS:-20}
+rss_runs=${RSS_RUNS:-10}
+out=${OUT:-${CARGO_TARGET_DIR:-$repo/target}/bench}
+
+die() { echo "bench: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "run as root (runtimes create namespaces, cgroups and mounts)"
+for tool in hyperfine runc unshare chroot /usr/bin/time; do
+  command -v "$tool" >/dev/null || die "needs $tool: run scripts/setup"
+done
+# busybox-static's binary: the rootfs holds nothing else, so it must be static.
+busybox=${BUSYBOX:-/bin/busybox}
+[ -x "$busybox" ] || die "needs $busybox (busybox-static): run scripts/setup"
+
+# --- berth-runc: the explicit path, else the release build (built here when missing) ----------
+if [ -n "${BERTH_RUNC:-}" ]; then
+  berth=$BERTH_RUNC
+  [ -x "$berth" ] || die "BERTH_RUNC=$berth is not an executable"
+else
+  berth=${CARGO_TARGET_DIR:-$repo/target}/release/berth-runc
+  if [ ! -x "$berth" ]; then
+    echo "bench: building berth-runc (cargo build --release -p berth-runc)"
+    # Only the tail: a broken build is reported, not replayed in full.
+    (cd "$repo" && cargo build --release -p berth-runc 2>&1 | tail -n 5) \
+      || echo "bench: berth-runc did not build"
+  fi
+fi
+
+work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+mounted_cgroups=()   # v1 hierarchies this script mounted, undone on exit
+made_dirs=()
+ids=()               # "<runtime path>|<root>|<id>" of every container this script may leave
+
+cleanup() {
+  set +e
+  for entry in "${ids[@]}"; do
+    IFS='|' read -r rt root id <<<"$entry"
+    "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1
+  done
+  for dir in "${mounted_cgroups[@]}"; do
+    ctrl=${dir##*/}
+    # The kernel frees a v1 hierarchy at umount only if its root has no children, dying ones
+    # included; otherwise the controller stays bound to an invisible hierarchy. So remove the
+    # runtimes' leftover cgroups and wait until /proc/cgroups counts the root alone.
+    find "$dir" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null
+    for _ in $(seq 50); do
+      [ "$(awk -v c="$ctrl" '$1 == c { print $3 }' /proc/cgroups)" = 1 ] && break; sleep 0.1
+    done
+    umount "$dir" || continue
+    # Freeing is asynchronous too: wait for the controller to show on cgroup2 again.
+    for _ in $(seq 50); do grep -qw "$ctrl" "$cgroup2/cgroup.controllers" && break; sleep 0.1; done
+    echo "bench: unmounted $dir; cgroup2 controllers now: $(cat "$cgroup2/cgroup.controllers")"
+  done
+  for dir in "${made_dirs[@]}"; do rmdir "$dir" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- hybrid cgroups: crun refuses to run while the cgroup2 hierarchy has controllers ---------
+cgroup2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+if [ -n "$cgroup2" ] && [ "$cgroup2" != /sys/fs/cgroup ] && [ -n "$(cat "$cgroup2/cgroup.controllers")" ]; then
+  for ctrl in $(cat "$cgroup2/cgroup.controllers"); do
+    dir=/sys/fs/cgroup/$ctrl
+    mountpoint -q "$dir" && continue
+    [ -d "$dir" ] || { mkdir "$dir" && made_dirs+=("$dir"); }
+    # Mounting a v1 hierarchy moves the controller off cgroup2; the kernel allows it only
+    # while no cgroup2 cgroup enables it.
+    if mount -t cgroup -o "$ctrl" cgroup "$dir"; then
+      mounted_cgroups+=("$dir")
+      echo "bench: NOTE: hybrid cgroups: mounted a v1 $ctrl hierarchy at $dir so that cgroup2" \
+           "has no controllers (crun refuses hybrid otherwise); undone on exit"
+    else
+      echo "bench: could not move $ctrl off cgroup2: crun will likely be skipped"
+    fi
+  done
+fi
+
+# --- the bundle: busybox rootfs, config from `runc spec` ---------------------------------------
+rootfs=$work/rootfs
+mkdir -p "$rootfs/bin"
+cp "$busybox" "$rootfs/bin/busybox"
+for applet in true sleep sh; do ln -s busybox "$rootfs/bin/$applet"; done
+make_bundle() { # name, args as a JSON array
+  mkdir -p "$work/$1"
+  (cd "$work/$1" && runc spec)
+  # An absolute root path lets both bundles share one rootfs.
+  sed -i -e "s|\"path\": \"rootfs\"|\"path\": \"$rootfs\"|" \
+         -e 's|"terminal": true|"terminal": false|' \
+         -e "/\"args\": \[/,/\]/c\\		\"args\": $2," "$work/$1/config.json"
+}
+make_bundle true '["/bin/true"]'
+make_bundle sleep '["/bin/sleep", "1000"]'
+
+# --- which runtimes work here: one checked run each, and does `run` delete its state? ---------
+names=(); paths=(); run_cmds=()
+for pair in "berth-runc|$berth" "crun|$(command -v crun || true)" "runc|$(command -v runc)"; do
+  IFS='|' read -r name rt <<<"$pair"
+  if [ -z "$rt" ] || [ ! -x "$rt" ]; then echo "bench: skipped $name: not installed"; continue; fi
+  root=$work/state-$name
+  mkdir -p "$root"
+  ids+=("$rt|$root|check" "$rt|$root|bench" "$rt|$root|del" "$rt|$root|rss")
+  if ! err=$(timeout 20 "$rt" --root "$root" run -b "$work/true" check 2>&1 </dev/null); then
+    echo "bench: skipped $name: \`run\` of /bin/true failed: $(echo "$err" | tail -n 3)"
+    continue
+  fi
+  cmd="$rt --root $root run -b $work/true bench"
+  if "$rt" --root "$root" state check >/dev/null 2>&1; then
+    # Each iteration must be create+start+wait+delete; a runtime whose `run` keeps the stopped
+    # container gets an explicit delete (and pays for one shell exec, said here).
+    echo "bench: NOTE: $name's run leaves a stopped container: timing run + delete under sh -c"
+    "$rt" --root "$root" delete --force check
+    cmd="sh -c '$rt --root $root run -b $work/true bench; $rt --root $root delete bench'"
+  fi
+  echo "bench: $name is $rt ($("$rt" --version 2>/dev/null | head -n 1))"
+  names+=("$name"); paths+=("$rt"); run_cmds+=("$cmd")
+done
+[ ${#names[@]} -gt 0 ] || die "no runtime works here"
+
+mkdir -p "$out"
+echo "bench: $(nproc) cores, kernel $(uname -r), ${runs} runs after ${warmup} warmup; JSON in $out"
+
+# --- run of true, all in one hyperfine so they share the machine's state ---------------------
+args=()
+for i in "${!names[@]}"; do args+=(-n "${names[$i]}" "${run_cmds[$i]}"); done
+args+=(-n floor "unshare --fork --pid --mount --uts --ipc --net --cgroup chroot $rootfs /bin/true")
+hyperfine -N --style basic --warmup "$warmup" --runs "$runs" \
+  --export-json "$out/runtime-run.json" --export-csv "$work/run.csv" "${args[@]}" \
+  || die "hyperfine of run failed (rerun with one runtime and --show-output to see why)"
+
+# --- delete --force of a running sleep, one hyperfine per runtime (each has its own prepare) ---
+for i in "${!names[@]}"; do
+  name=${names[$i]}; rt=${paths[$i]}; root=$work/state-$name
+  start="$rt --root $root create -b $work/sleep del </dev/null >/dev/null 2>&1 && $rt --root $root start del"
+  if ! sh -c "$start" || ! "$rt" --root "$root" delete --force del; then
+    echo "bench: skipped $name's delete --force: create/start/delete of sleep failed"
+    continue
+  fi
+  hyperfine -N --style basic --warmup 2 --runs "$delete_runs" --prepare "sh -c '$start'" \
+    --export-json "$out/runtime-delete-$name.json" --export-csv "$work/delete-$name.csv" \
+    -n "$name" "$rt --root $root delete --force del" \
+    || echo "bench: $name's delete --force failed during the benchmark"
+done
+
+# --- peak RSS of create ------------------------------------------------------------------------
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A rss
+for i in "${!names[@]}"; do
+  name=${names[$i]}; rt=${paths[$i]}; root=$work/state-$name
+  for _ in $(seq "$rss_runs"); do
+    /usr/bin/time -o "$work/rss" -f %M "$rt" --root "$root" create -b "$work/true" rss \
+      </dev/null >/dev/null 2>&1 && tail -n 1 "$work/rss"
+    "$rt" --root "$root" delete --force rss >/dev/null 2>&1 || true
+  done > "$work/rss-$name"
+  rss[$name]=$(median < "$work/rss-$name")
+done
+
+# --- the table -----------------------------------------------------------------------------------
+# hyperfine's CSV: command,mean,stddev,median,user,system,min,max (seconds)
+csv_median_ms() { awk -F, -v n="$2" '$1 == n { printf "%.2f", $4 * 1000 }' "$1" 2>/dev/null || true; }
+echo
+echo "== berth runtime benchmark ($(date -u +%FT%TZ)) =="
+printf '%-11s %16s %22s %20s\n' runtime "run true (ms)" "delete --force (ms)" "create RSS (KiB)"
+declare -A run_ms
+for name in floor "${names[@]}"; do
+  run_ms[$name]=$(csv_median_ms "$work/run.csv" "$name")
+  del=$(csv_median_ms "$work/delete-$name.csv" "$name"); [ -n "$del" ] || del=-
+  printf '%-11s %16s %22s %20s\n' "$name" "${run_ms[$name]:--}" "$del" "${rss[$name]:--}"
+done
+echo "(medians; RSS is GNU time %M, the median of $rss_runs creates)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+if [ -n "${run_ms[berth-runc]:-}" ]; then
+  for peer in crun runc; do
+    [ -n "${run_ms[$peer]:-}" ] || continue
+    target=0.80; [ "$peer" = runc ] && target=0.35
+    echo "berth-runc/$peer run: $(ratio "${run_ms[berth-runc]}" "${run_ms[$peer]}")x (issue 2's target: <= ${target}x)"
+  done
+  echo "berth-runc/floor run: $(ratio "${run_ms[berth-runc]}" "${run_ms[floor]}")x"
+fi
+for peer in crun runc; do
+  [ -n "${run_ms[$peer]:-}" ] && echo "$peer/floor run: $(ratio "${run_ms[$peer]}" "${run_ms[floor]}")x"
+done
+exit 0
