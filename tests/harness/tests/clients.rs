@@ -1,0 +1,224 @@
+//! Real clients driving the runtime under test, no mocks: containerd's `ctr` (through the
+//! io.containerd.runc.v2 shim) and podman (through conmon), both Debian's. The runtime is
+//! `BERTH_RUNTIME_UNDER_TEST` if set (e.g. /usr/sbin/runc, to check the tests themselves), else
+//! the workspace's debug `berth-runc`. Each test prints every command it runs; a missing tool
+//! prints `skipped: needs X`. Run with `cargo test -p berth-harness --test clients -- --nocapture`.
+#![forbid(unsafe_code)]
+
+#[path = "common/clients/mod.rs"]
+mod support;
+
+use support::containerd::Containerd;
+use support::image::IMAGE;
+use support::podman::Podman;
+use support::{have, run, run_in_pty, run_ok, runtime_under_test, wait_until};
+
+const CONTAINERD_TOOLS: &[&str] = &[
+    "containerd",
+    "ctr",
+    "containerd-shim-runc-v2",
+    "tar",
+    "sha256sum",
+];
+const PODMAN_TOOLS: &[&str] = &["podman", "conmon", "tar", "sha256sum"];
+
+/// Prints `skipped: ...` and returns from the test unless the tools (and root) are there.
+macro_rules! require {
+    ($tools:expr $(, $extra:expr)*) => {
+        if !have($tools) $(|| !have(&[$extra]))* || !have_busybox() {
+            return;
+        }
+    };
+}
+
+fn have_busybox() -> bool {
+    let there = std::path::Path::new(support::image::BUSYBOX).exists();
+    if !there {
+        println!(
+            "skipped: needs {} (busybox-static)",
+            support::image::BUSYBOX
+        );
+    }
+    there
+}
+
+/// A container id unique to this test process, so parallel runs never share one.
+fn id(name: &str) -> String {
+    format!("berth-{name}-{}", std::process::id())
+}
+
+#[test]
+fn containerd_run_returns_the_exit_code() {
+    require!(CONTAINERD_TOOLS);
+    let containerd = Containerd::start(&runtime_under_test());
+    let ran = run(containerd
+        .ctr_run(&["--rm"])
+        .args([IMAGE, &id("exit")])
+        .args(["sh", "-c", "exit 3"]));
+    assert_eq!(
+        ran.code(),
+        Some(3),
+        "ctr run should return the process's exit code: {}",
+        ran.stderr
+    );
+    // --rm leaves nothing: no container in containerd, no state in the runtime's root.
+    assert_eq!(
+        run_ok(containerd.ctr().args(["containers", "ls", "-q"])).trim(),
+        ""
+    );
+    assert_no_runtime_state(&containerd);
+}
+
+#[test]
+fn containerd_run_with_a_terminal() {
+    require!(CONTAINERD_TOOLS, "script");
+    let containerd = Containerd::start(&runtime_under_test());
+    // `[ -t 1 ]` proves the runtime gave the process a terminal (through --console-socket),
+    // not just that output arrived.
+    let mut cmd = containerd.ctr_run(&["--rm", "--tty"]);
+    cmd.args([IMAGE, &id("tty")])
+        .args(["sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo hi-from-a-tty"]);
+    let ran = run_in_pty(&cmd);
+    assert!(
+        ran.status.success(),
+        "ctr run -t failed ({}): {}",
+        ran.status,
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("hi-from-a-tty"),
+        "no tty output: {:?}",
+        ran.stdout
+    );
+    assert_no_runtime_state(&containerd);
+}
+
+#[test]
+fn containerd_detached_then_kill_and_delete() {
+    require!(CONTAINERD_TOOLS);
+    let containerd = Containerd::start(&runtime_under_test());
+    let id = id("detached");
+    run_ok(
+        containerd
+            .ctr_run(&["--detach"])
+            .args([IMAGE, &id, "sleep", "1000"]),
+    );
+    assert_eq!(containerd.task_status(&id).as_deref(), Some("RUNNING"));
+    // SIGKILL, because sleep is PID 1 of its namespace and the kernel drops SIGTERM for an init
+    // without a handler.
+    run_ok(
+        containerd
+            .ctr()
+            .args(["task", "kill", "--signal", "SIGKILL", &id]),
+    );
+    wait_until("task stopped after SIGKILL", || {
+        containerd.task_status(&id).as_deref() == Some("STOPPED")
+    });
+    run_ok(containerd.ctr().args(["task", "delete", &id]));
+    run_ok(containerd.ctr().args(["containers", "rm", &id]));
+    assert_eq!(
+        run_ok(containerd.ctr().args(["containers", "ls", "-q"])).trim(),
+        ""
+    );
+    assert_no_runtime_state(&containerd);
+}
+
+/// The shim's final `delete` must leave the runtime's state root empty.
+fn assert_no_runtime_state(containerd: &Containerd) {
+    let root = containerd.runtime_state_root();
+    let left: Vec<String> = std::fs::read_dir(&root)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "runtime state left in {}: {left:?}",
+        root.display()
+    );
+}
+
+#[test]
+fn podman_run_rm() {
+    require!(PODMAN_TOOLS);
+    let podman = Podman::new(&runtime_under_test());
+    run_ok(podman.podman_run(&["--rm"]).args([IMAGE, "true"]));
+    let ran = run(podman
+        .podman_run(&["--rm"])
+        .args([IMAGE, "sh", "-c", "exit 3"]));
+    assert_eq!(
+        ran.code(),
+        Some(3),
+        "podman run should return the process's exit code"
+    );
+    assert_eq!(
+        run_ok(podman.podman().args(["ps", "--all", "--quiet"])).trim(),
+        ""
+    );
+}
+
+#[test]
+fn podman_detached_exec_stop_rm() {
+    require!(PODMAN_TOOLS);
+    let podman = Podman::new(&runtime_under_test());
+    let name = id("detached");
+    run_ok(
+        podman
+            .podman_run(&["--detach", "--name", &name])
+            .args([IMAGE, "sleep", "1000"]),
+    );
+    let out = run_ok(
+        podman
+            .podman()
+            .args(["exec", &name, "echo", "hi-from-exec"]),
+    );
+    assert_eq!(out.trim(), "hi-from-exec");
+    let ran = run(podman.podman().args(["exec", &name, "sh", "-c", "exit 4"]));
+    assert_eq!(
+        ran.code(),
+        Some(4),
+        "podman exec should return the process's exit code"
+    );
+    // One second of SIGTERM (ignored by sleep as PID 1), then SIGKILL: both go through the
+    // runtime's `kill`.
+    run_ok(podman.podman().args(["stop", "--time", "1", &name]));
+    let state = run_ok(
+        podman
+            .podman()
+            .args(["inspect", "--format", "{{.State.Status}}", &name]),
+    );
+    assert_eq!(state.trim(), "exited");
+    run_ok(podman.podman().args(["rm", &name]));
+    assert_eq!(
+        run_ok(podman.podman().args(["ps", "--all", "--quiet"])).trim(),
+        ""
+    );
+}
+
+#[test]
+fn podman_run_with_a_terminal() {
+    require!(PODMAN_TOOLS, "script");
+    let podman = Podman::new(&runtime_under_test());
+    let mut cmd = podman.podman_run(&["--rm", "--tty"]);
+    cmd.args([
+        IMAGE,
+        "sh",
+        "-c",
+        "[ -t 0 ] && [ -t 1 ] && echo hi-from-a-tty",
+    ]);
+    let ran = run_in_pty(&cmd);
+    assert!(
+        ran.status.success(),
+        "podman run -t failed ({}): {}",
+        ran.status,
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("hi-from-a-tty"),
+        "no tty output: {:?}",
+        ran.stdout
+    );
+}
