@@ -1,0 +1,344 @@
+//! Pull and push against a real docker-registry on 127.0.0.1: plain, basic auth, token auth,
+//! multi-platform indexes, corrupt blobs and cut connections.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use berth_image::archive::import::import;
+use berth_image::progress::Silent;
+use berth_image::registry::pull::{pull, PullOptions};
+use berth_image::registry::push::{push, PushOptions};
+use berth_image::registry::{Body, Client, Credentials, RegistryOptions};
+use berth_image::{Error, Image, Platform, Reference, Store};
+use common::{rootfs_tar, Auth, Registry, PASS, USER};
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn make_image(store: &Store, marker: &str, extra: usize, name: &str) -> Image {
+    let tar = rootfs_tar(marker, extra);
+    import(
+        store,
+        &tar[..],
+        &[],
+        Some(&Reference::parse(name).unwrap()),
+        "test",
+    )
+    .unwrap()
+}
+
+fn creds() -> RegistryOptions {
+    RegistryOptions {
+        credentials: Some(Credentials {
+            username: USER.into(),
+            password: PASS.into(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn pull_opts(registry: RegistryOptions) -> PullOptions {
+    PullOptions {
+        registry,
+        ..PullOptions::default()
+    }
+}
+
+fn marker_of(store: &Store, image: &Image) -> String {
+    let top = &store.rootfs_layers(image).unwrap()[0];
+    std::fs::read_to_string(top.join("etc/marker")).unwrap()
+}
+
+fn roundtrip(auth: Auth, options: RegistryOptions) {
+    let registry = Registry::start(auth);
+    let (_d1, source) = store();
+    let image = make_image(&source, "roundtrip", 200_000, "local/busybox:1");
+    let target = Reference::parse(&format!("{}/test/busybox:v1", registry.addr)).unwrap();
+    // A small chunk size sends the layer in PATCH chunks, the config in one PUT.
+    let push_opts = PushOptions {
+        chunk_size: 64 << 10,
+        registry: options.clone(),
+    };
+    let digest = push(&source, &image, &target, &push_opts, &Silent).unwrap();
+    assert_eq!(digest, image.manifest_digest);
+    // Pushed again: every blob already exists.
+    push(&source, &image, &target, &push_opts, &Silent).unwrap();
+
+    let (_d2, dest) = store();
+    let pulled = pull(&dest, &target, &pull_opts(options), &Silent).unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest_digest);
+    assert_eq!(pulled.id(), image.id());
+    assert_eq!(pulled.repo_tags, vec![target.clone()]);
+    assert_eq!(pulled.repo_digests, vec![target.with_digest(digest)]);
+    assert_eq!(marker_of(&dest, &pulled), "roundtrip");
+    assert_eq!(dest.resolve(&target.to_string()).unwrap().id(), image.id());
+}
+
+#[test]
+fn push_and_pull_plain() {
+    roundtrip(Auth::None, RegistryOptions::default());
+}
+
+#[test]
+fn push_and_pull_with_basic_auth() {
+    roundtrip(Auth::Basic, creds());
+}
+
+#[test]
+fn push_and_pull_with_token_auth() {
+    roundtrip(Auth::Token, creds());
+}
+
+#[test]
+fn anonymous_pull_from_auth_registry_says_unauthorized() {
+    for auth in [Auth::Basic, Auth::Token] {
+        let registry = Registry::start(auth);
+        let (_d, dest) = store();
+        let target = Reference::parse(&format!("{}/test/none:v1", registry.addr)).unwrap();
+        let err = pull(
+            &dest,
+            &target,
+            &pull_opts(RegistryOptions::default()),
+            &Silent,
+        )
+        .unwrap_err();
+        assert!(matches!(err.root(), Error::Unauthorized { .. }), "{err}");
+        assert!(err.to_string().contains("berth login"), "{err}");
+    }
+}
+
+#[test]
+fn missing_image_is_not_found() {
+    let registry = Registry::start(Auth::None);
+    let (_d, dest) = store();
+    let target = Reference::parse(&format!("{}/nope:v1", registry.addr)).unwrap();
+    let err = pull(&dest, &target, &PullOptions::default(), &Silent).unwrap_err();
+    assert!(matches!(err.root(), Error::NotFound { .. }), "{err}");
+    assert!(dest.images().unwrap().is_empty());
+}
+
+#[test]
+fn index_pulls_the_requested_platform() {
+    let registry = Registry::start(Auth::None);
+    let (_d1, source) = store();
+    let amd = make_image(&source, "amd64", 0, "local/multi:amd");
+    let arm = make_image(&source, "arm64", 0, "local/multi:arm");
+    let repo = format!("{}/multi", registry.addr);
+    for (image, tag) in [(&amd, "amd"), (&arm, "arm")] {
+        push(
+            &source,
+            image,
+            &Reference::parse(&format!("{repo}:{tag}")).unwrap(),
+            &PushOptions::default(),
+            &Silent,
+        )
+        .unwrap();
+    }
+    let entry = |image: &Image, arch: &str| {
+        let size = std::fs::metadata(source.blob_path(&image.manifest_digest))
+            .unwrap()
+            .len();
+        serde_json::json!({"mediaType": image.manifest_media_type, "digest": image.manifest_digest.to_string(),
+            "size": size, "platform": {"os": "linux", "architecture": arch}})
+    };
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&amd, "amd64"), entry(&arm, "arm64")]});
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let client = Client::new(
+        &registry.addr,
+        vec!["repository:multi:pull,push".into()],
+        &RegistryOptions::default(),
+    )
+    .unwrap();
+    let url = format!("http://{}/v2/multi/manifests/latest", registry.addr);
+    let response = client
+        .send(
+            "PUT",
+            &url,
+            &[],
+            &Body::Bytes(&bytes, "application/vnd.oci.image.index.v1+json"),
+        )
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    let reference = Reference::parse(&format!("{repo}:latest")).unwrap();
+    for (platform, marker) in [("linux/arm64", "arm64"), ("linux/amd64", "amd64")] {
+        let (_d, dest) = store();
+        let options = PullOptions {
+            platform: Platform::parse(platform).unwrap(),
+            ..PullOptions::default()
+        };
+        let image = pull(&dest, &reference, &options, &Silent).unwrap();
+        assert_eq!(marker_of(&dest, &image), marker);
+        // RepoDigests name the index, as Docker's do.
+        assert_eq!(
+            image.repo_digests[0].digest().unwrap(),
+            &berth_image::digest::sha256(&bytes)
+        );
+    }
+    let (_d, dest) = store();
+    let options = PullOptions {
+        platform: Platform::parse("linux/s390x").unwrap(),
+        ..PullOptions::default()
+    };
+    let err = pull(&dest, &reference, &options, &Silent).unwrap_err();
+    assert!(
+        matches!(err.root(), Error::NoMatchingPlatform { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_blob_in_registry_is_refused_and_leaves_nothing() {
+    let registry = Registry::start(Auth::None);
+    let (_d1, source) = store();
+    let image = make_image(&source, "corrupt", 100_000, "local/c:1");
+    let target = Reference::parse(&format!("{}/c:1", registry.addr)).unwrap();
+    push(&source, &image, &target, &PushOptions::default(), &Silent).unwrap();
+    let layer = image.manifest.layers()[0].digest().to_string();
+    let data = registry.blob_data(&layer);
+    let mut bytes = std::fs::read(&data).unwrap();
+    let last = bytes.len() - 20;
+    bytes[last] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+
+    let (_d2, dest) = store();
+    let options = PullOptions {
+        retries: 0,
+        ..PullOptions::default()
+    };
+    let err = pull(&dest, &target, &options, &Silent).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("pull {target}: layer {layer}")),
+        "{text}"
+    );
+    assert!(dest.images().unwrap().is_empty());
+    assert!(!dest.has_blob(image.manifest.layers()[0].digest()));
+    assert_eq!(
+        std::fs::read_dir(dest.dir().join("tmp")).unwrap().count(),
+        0,
+        "temp files left behind"
+    );
+    assert_eq!(
+        std::fs::read_dir(dest.dir().join("layers"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+/// A TCP proxy that cuts the first `cut` blob connections after `after` bytes of response.
+fn cutting_proxy(upstream: String, after: usize, cut: usize) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let cuts = Arc::new(AtomicUsize::new(0));
+    let cuts2 = cuts.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let cuts = cuts2.clone();
+            std::thread::spawn(move || relay(client, server, after, cut, cuts));
+        }
+    });
+    (addr, cuts)
+}
+
+fn relay(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    after: usize,
+    cut: usize,
+    cuts: Arc<AtomicUsize>,
+) {
+    let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c2, &mut s2);
+        let _ = s2.shutdown(std::net::Shutdown::Write);
+    });
+    let mut buf = [0u8; 16384];
+    let mut sent = 0;
+    loop {
+        let Ok(n) = server.read(&mut buf) else { break };
+        if n == 0 {
+            break;
+        }
+        // Only big responses (layer blobs) are cut, and only the first `cut` of them.
+        if sent + n > after && sent < after && cuts.load(Ordering::SeqCst) < cut {
+            cuts.fetch_add(1, Ordering::SeqCst);
+            let _ = client.write_all(&buf[..after - sent]);
+            break;
+        }
+        if client.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        sent += n;
+    }
+    let _ = client.shutdown(std::net::Shutdown::Both);
+}
+
+#[test]
+fn cut_pull_leaves_no_image_and_the_next_pull_completes() {
+    let registry = Registry::start(Auth::None);
+    let (_d1, source) = store();
+    let image = make_image(&source, "cut", 3_000_000, "local/cut:1");
+    push(
+        &source,
+        &image,
+        &Reference::parse(&format!("{}/cut:1", registry.addr)).unwrap(),
+        &PushOptions::default(),
+        &Silent,
+    )
+    .unwrap();
+    let (proxy, cuts) = cutting_proxy(registry.addr.clone(), 1_000_000, 1);
+    let via_proxy = Reference::parse(&format!("{proxy}/cut:1")).unwrap();
+
+    let (_d2, dest) = store();
+    let no_retry = PullOptions {
+        retries: 0,
+        ..PullOptions::default()
+    };
+    let err = pull(&dest, &via_proxy, &no_retry, &Silent).unwrap_err();
+    assert_eq!(cuts.load(Ordering::SeqCst), 1);
+    assert!(
+        err.root().is_transient(),
+        "a cut download should be transient: {err}"
+    );
+    assert!(
+        dest.images().unwrap().is_empty(),
+        "partial image after a failed pull"
+    );
+    assert_eq!(
+        std::fs::read_dir(dest.dir().join("layers"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    // The next pull completes; the config fetched the first time is reused.
+    let again = pull(&dest, &via_proxy, &no_retry, &Silent).unwrap();
+    assert_eq!(again.id(), image.id());
+    assert_eq!(marker_of(&dest, &again), "cut");
+
+    // With retries, a cut is invisible to the caller.
+    let (proxy, cuts) = cutting_proxy(registry.addr.clone(), 1_000_000, 1);
+    let (_d3, dest) = store();
+    let image2 = pull(
+        &dest,
+        &Reference::parse(&format!("{proxy}/cut:1")).unwrap(),
+        &PullOptions::default(),
+        &Silent,
+    )
+    .unwrap();
+    assert_eq!(cuts.load(Ordering::SeqCst), 1);
+    assert_eq!(image2.id(), image.id());
+}
