@@ -219,6 +219,24 @@ fn v2_stats_read_without_error() {
 }
 
 #[test]
+fn v2_a_limit_the_host_cannot_take_names_the_file() {
+    let Some(root) = cgroup2_root() else { return };
+    let cg = TestCgroup::new(Setup::Unified, &root, "v2-missing");
+    let dir = cg.manager.unified_dir().unwrap().to_owned();
+    let pids = LinuxPidsBuilder::default().limit(10).build().unwrap();
+    let resources = LinuxResourcesBuilder::default().pids(pids).build().unwrap();
+    let result = cg.manager.apply(&resources);
+    if dir.join("pids.max").exists() {
+        result.unwrap();
+        assert_eq!(read(&dir, "pids.max"), "10");
+    } else {
+        // Hybrid hosts offer no pids controller on the unified side.
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("pids.max") && err.contains("\"10\""), "{err}");
+    }
+}
+
+#[test]
 fn v2_device_program_allows_only_the_listed_devices() {
     let Some(root) = cgroup2_root() else { return };
     let mut cg = TestCgroup::new(Setup::Unified, &root, "v2-devices");
@@ -272,6 +290,9 @@ fn hybrid_joins_freezes_and_kills_through_unified() {
         .join(unified.file_name().unwrap());
     assert_eq!(read(&memory, "cgroup.procs"), pid.to_string());
     assert_eq!(read(&unified, "cgroup.procs"), pid.to_string());
+
+    let stats = cg.manager.stats().unwrap();
+    assert_eq!(stats.pids.current, 1);
 
     cg.manager.freeze().unwrap();
     assert_eq!(frozen_field(&unified), "frozen 1");
@@ -327,6 +348,25 @@ fn v1_pids_max() {
     cg.manager.apply(&resources).unwrap();
     let dir = v1_dir("pids", "v1-pids");
     assert_eq!(read(&dir, "pids.max"), "10");
+}
+
+#[test]
+fn v1_a_value_the_kernel_refuses_names_the_file() {
+    if !v1_controllers(&["cpuset"]) {
+        return;
+    }
+    let cg = TestCgroup::new(Setup::Legacy, Path::new(ROOT), "v1-refused");
+    let cpu = oci_spec::runtime::LinuxCpuBuilder::default()
+        .cpus("4095")
+        .build()
+        .unwrap();
+    let resources = LinuxResourcesBuilder::default().cpu(cpu).build().unwrap();
+    let err = cg.manager.apply(&resources).unwrap_err().to_string();
+    assert!(
+        err.starts_with("write \"4095\" to /sys/fs/cgroup/cpuset/"),
+        "{err}"
+    );
+    assert!(err.contains("cpuset.cpus: "), "{err}");
 }
 
 #[test]
