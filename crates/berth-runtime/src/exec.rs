@@ -63,7 +63,7 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     drop(child_end);
     let started = (|| {
         cg.add_task(pid)?;
-        parent_end.send(&FromParent::Go).during("tell the exec process to go on")?;
+        parent_end.send(&FromParent::Go { state: String::new() }).during("tell the exec process to go on")?;
         match parent_end.recv::<FromInit>() {
             Ok(FromInit::Created) => Ok(()),
             Ok(FromInit::Failed { step, error }) => Err(Error::Init(format!("{step}: {error}"))),
@@ -125,7 +125,7 @@ fn child(
     preserve_fds: u32,
 ) -> StepResult<std::convert::Infallible> {
     match chan.recv::<FromParent>() {
-        Ok(FromParent::Go) => {}
+        Ok(FromParent::Go { .. }) => {}
         Ok(m) => return fail("wait for the runtime", format!("unexpected message {m:?}")),
         Err(e) => return fail("wait for the runtime", e.to_string()),
     }

@@ -58,11 +58,10 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     enter_namespaces(ctx)?;
     ctx.chan.send(&FromInit::Ready).step(|| "tell the runtime the namespaces are ready".into())?;
     let state: String = match ctx.chan.recv::<FromParent>() {
-        Ok(FromParent::Go) => String::new(),
+        Ok(FromParent::Go { state }) => state,
         Ok(other) => return fail("wait for the runtime", format!("unexpected message {other:?}")),
         Err(e) => return fail("wait for the runtime", e.to_string()),
     };
-    let _ = state;
     if plan.creates(LinuxNamespaceType::Cgroup) {
         // After the parent placed us in our cgroup, so that it becomes the namespace's root.
         berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWCGROUP).step(|| "unshare the cgroup namespace".into())?;
@@ -75,7 +74,7 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     }
     let root = crate::rootfs::prepare(plan)?;
     drop(root);
-    run_hooks_inside(&ctx.create_container_hooks, "createContainer")?;
+    run_hooks_inside(&ctx.create_container_hooks, "createContainer", &state)?;
     crate::rootfs::enter(plan, ctx.no_pivot)?;
     set_names(plan)?;
     if plan.process.terminal {
@@ -91,7 +90,7 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     let exe = finalize_process(&plan.process, ctx.preserve_fds)?;
     ctx.chan.send(&FromInit::Created).step(|| "tell the runtime the container is created".into())?;
     wait_for_start(&ctx.exec_fifo)?;
-    run_hooks_inside(&ctx.start_container_hooks, "startContainer")?;
+    run_hooks_inside(&ctx.start_container_hooks, "startContainer", &state)?;
     exec(&plan.process, &exe)
 }
 
@@ -196,8 +195,8 @@ fn write_sysctls(sysctl: &[(String, String)]) -> StepResult<()> {
     Ok(())
 }
 
-fn run_hooks_inside(hooks: &[Hook], kind: &str) -> StepResult<()> {
-    crate::hooks::run_all(hooks, b"{}").step(|| format!("run {kind} hooks"))
+fn run_hooks_inside(hooks: &[Hook], kind: &str, state: &str) -> StepResult<()> {
+    crate::hooks::run_all(hooks, state.as_bytes()).step(|| format!("run {kind} hooks"))
 }
 
 /// Everything between the root being ready and the exec: rlimits, security, user, cwd, fds.

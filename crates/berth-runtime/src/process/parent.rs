@@ -80,6 +80,12 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     let fifo_path = dir.join(state::EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).at("create exec fifo", &fifo_path)?;
     let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).at("open exec fifo", &fifo_path)?;
+    if plan.creates(LinuxNamespaceType::User) {
+        // The init opens the fifo as the container's root, which is another user on the host.
+        let uid = host_id(&plan.uid_mappings, plan.process.uid);
+        let gid = host_id(&plan.gid_mappings, plan.process.gid);
+        nix::unistd::chown(&fifo_path, uid.map(nix::unistd::Uid::from_raw), gid.map(nix::unistd::Gid::from_raw)).at("chown exec fifo", &fifo_path)?;
+    }
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(UnixStream::connect(p).at("connect to console socket", p)?)),
         None => None,
@@ -129,7 +135,8 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     let doc = serde_json::to_vec(&record.doc(Status::Creating)).unwrap_or_default();
     crate::hooks::run_all(hooks.prestart().as_deref().unwrap_or(&[]), &doc)?;
     crate::hooks::run_all(hooks.create_runtime().as_deref().unwrap_or(&[]), &doc)?;
-    parent_end.send(&FromParent::Go).during("tell the init to go on")?;
+    let state = String::from_utf8_lossy(&doc).into_owned();
+    parent_end.send(&FromParent::Go { state }).during("tell the init to go on")?;
     expect(&parent_end, "set up the container", |m| matches!(m, FromInit::Created))?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
@@ -229,6 +236,13 @@ fn write_id_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
     let text: String = maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect();
     let path = format!("/proc/{pid}/{file}");
     std::fs::write(&path, text).at("write id map", path)
+}
+
+/// The host id that `id` inside the container maps to.
+fn host_id(maps: &[LinuxIdMapping], id: u32) -> Option<u32> {
+    maps.iter()
+        .find(|m| id >= m.container_id() && id - m.container_id() < m.size())
+        .map(|m| m.host_id() + (id - m.container_id()))
 }
 
 /// Writes the pid file atomically, as runc does (containerd reads it as soon as create returns).

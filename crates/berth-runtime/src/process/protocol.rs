@@ -45,7 +45,8 @@ pub enum FromInit {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum FromParent {
     IdMapsDone,
-    Go,
+    /// Carries the state document for the hooks the init runs (createContainer, startContainer).
+    Go { state: String },
 }
 
 /// One end of the socketpair.

@@ -48,6 +48,16 @@ pub enum Leaf {
 /// Opens `path` inside `root` as an O_PATH descriptor, creating the missing directories and the
 /// leaf (a directory or an empty file, mode 0755/0644) as needed.
 pub fn create(root: BorrowedFd<'_>, path: &Path, leaf: Leaf) -> io::Result<OwnedFd> {
+    create_depth(root, path, leaf, 0)
+}
+
+/// Symbolic links followed while creating, before giving up (the kernel's own limit is 40).
+const MAX_LINKS: usize = 40;
+
+fn create_depth(root: BorrowedFd<'_>, path: &Path, leaf: Leaf, depth: usize) -> io::Result<OwnedFd> {
+    if depth > MAX_LINKS {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
     match open(root, path, OFlag::O_PATH) {
         Ok(fd) => return Ok(fd),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
@@ -60,12 +70,23 @@ pub fn create(root: BorrowedFd<'_>, path: &Path, leaf: Leaf) -> io::Result<Owned
     let mut dir = open(root, Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY)?;
     let mut prefix = PathBuf::new();
     for part in dirs {
+        let parent = prefix.clone();
         prefix.push(part);
         dir = match open(root, &prefix, OFlag::O_PATH | OFlag::O_DIRECTORY) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 mkdir_at(dir.as_fd(), Path::new(part))?;
-                open(root, &prefix, OFlag::O_PATH | OFlag::O_DIRECTORY)?
+                match open(root, &prefix, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+                    Ok(fd) => fd,
+                    // A dangling symlink: create its target, inside the root.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                        let target = nix::fcntl::readlinkat(dir.as_fd(), Path::new(part))?;
+                        let target = parent.join(target);
+                        create_depth(root, &target, Leaf::Dir, depth + 1)?;
+                        open(root, &prefix, OFlag::O_PATH | OFlag::O_DIRECTORY)?
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Err(e) => return Err(e),
         };
