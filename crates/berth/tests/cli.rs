@@ -1,0 +1,310 @@
+//! The `berth` binary against real peers: a docker-registry on 127.0.0.1, skopeo and podman.
+
+#[path = "../../berth-image/tests/common/mod.rs"]
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{rootfs_tar, Auth, Registry, PASS, USER};
+
+/// A berth with its own data root and credentials file.
+struct Berth {
+    root: tempfile::TempDir,
+}
+
+impl Berth {
+    fn new() -> Self {
+        Berth {
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+        cmd.env("BERTH_ROOT", self.root.path().join("data"))
+            .env("BERTH_AUTH_FILE", self.root.path().join("auth.json"))
+            .env("DOCKER_CONFIG", self.root.path().join("docker"))
+            .args(args);
+        cmd
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+    fn import(&self, marker: &str, extra: usize, name: &str) -> String {
+        let tar = self.root.path().join(format!("{marker}.tar"));
+        std::fs::write(&tar, rootfs_tar(marker, extra)).unwrap();
+        self.ok(&["import", "-c", "CMD [\"sh\"]", tar.to_str().unwrap(), name])
+            .trim()
+            .to_string()
+    }
+    fn inspect(&self, name: &str) -> serde_json::Value {
+        let out: serde_json::Value =
+            serde_json::from_str(&self.ok(&["image", "inspect", name])).unwrap();
+        out[0].clone()
+    }
+}
+
+fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo").args(args).output().expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn skopeo_digest(image: &str) -> String {
+    let out: serde_json::Value =
+        serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", image])).unwrap();
+    out["Digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn own_errors_exit_125_with_one_line() {
+    let berth = Berth::new();
+    for args in [
+        &["pull", "Bad:Ref:x"][..],
+        &["rmi", "nosuch"],
+        &["image", "inspect", "nosuch"],
+        &["--bogus-flag", "images"],
+    ] {
+        let out = berth.run(args);
+        assert_eq!(out.status.code(), Some(125), "berth {args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let out = berth.run(&["pull", "Bad"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("repository name must be lowercase"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn skopeo_and_berth_agree_on_digests() {
+    let registry = Registry::start(Auth::None);
+    let berth = Berth::new();
+    let id = berth.import("cross", 50_000, "local/cross:1");
+    let ours = format!("{}/berth/cross:1", registry.addr);
+    berth.ok(&["tag", "local/cross:1", &ours]);
+    berth.ok(&["push", &ours]);
+    let manifest = berth.inspect(&ours)["Descriptor"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(skopeo_digest(&format!("docker://{ours}")), manifest);
+
+    // skopeo reads berth's push and writes it back as Docker schema 2; berth pulls that.
+    let theirs = format!("{}/skopeo/cross:2", registry.addr);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &format!("docker://{ours}"),
+        &format!("docker://{theirs}"),
+    ]);
+    let other = Berth::new();
+    other.ok(&["pull", &theirs]);
+    let inspect = other.inspect(&theirs);
+    assert_eq!(inspect["Id"], id);
+    let repo_digest = inspect["RepoDigests"][0].as_str().unwrap();
+    assert_eq!(
+        repo_digest.split('@').nth(1).unwrap(),
+        skopeo_digest(&format!("docker://{theirs}"))
+    );
+
+    // A docker-archive written by skopeo loads in berth with the same image ID.
+    let archive = berth.root.path().join("skopeo.tar");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{ours}"),
+        &format!("docker-archive:{}:from/skopeo:3", archive.display()),
+    ]);
+    let third = Berth::new();
+    let loaded = third.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(loaded.contains("Loaded image: from/skopeo:3"), "{loaded}");
+    assert_eq!(third.inspect("from/skopeo:3")["Id"], id);
+}
+
+#[test]
+fn berth_save_loads_in_podman() {
+    let berth = Berth::new();
+    let id = berth.import("podman", 0, "local/podman:1");
+    let archive = berth.root.path().join("save.tar");
+    berth.ok(&["save", "-o", archive.to_str().unwrap(), "local/podman:1"]);
+    let podman_root = tempfile::tempdir().unwrap();
+    let podman = |args: &[&str]| {
+        let out = Command::new("podman")
+            .arg("--root")
+            .arg(podman_root.path().join("root"))
+            .arg("--runroot")
+            .arg(podman_root.path().join("run"))
+            .arg("--storage-driver")
+            .arg("vfs")
+            .args(args)
+            .output()
+            .expect("podman");
+        assert!(
+            out.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    podman(&["load", "-i", archive.to_str().unwrap()]);
+    let ids = podman(&["images", "--no-trunc", "--format", "{{.ID}}"]);
+    assert!(
+        ids.contains(id.trim_start_matches("sha256:")),
+        "podman has {ids}, want {id}"
+    );
+    // And back: berth loads its own oci-archive too.
+    let oci = berth.root.path().join("save-oci.tar");
+    berth.ok(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        oci.to_str().unwrap(),
+        "local/podman:1",
+    ]);
+    let other = Berth::new();
+    other.ok(&["load", "-i", oci.to_str().unwrap()]);
+    assert_eq!(other.inspect("local/podman:1")["Id"], id);
+}
+
+#[test]
+fn login_push_pull_logout() {
+    let registry = Registry::start(Auth::Basic);
+    let berth = Berth::new();
+    let bad = berth.run(&["login", "-u", USER, "-p", "wrong", &registry.addr]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(!berth.root.path().join("auth.json").exists());
+    let mut login = berth
+        .cmd(&["login", "-u", USER, "--password-stdin", &registry.addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASS}\n").as_bytes())
+        .unwrap();
+    let out = login.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Login Succeeded"));
+    let name = format!("{}/auth/img:1", registry.addr);
+    berth.import("auth", 0, &name);
+    berth.ok(&["push", &name]);
+    berth.ok(&["rmi", &name]);
+    berth.ok(&["pull", &name]);
+    assert!(berth
+        .ok(&["logout", &registry.addr])
+        .contains("Removing login credentials"));
+    berth.ok(&["rmi", &name]);
+    let denied = berth.run(&["pull", &name]);
+    assert_eq!(denied.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("unauthorized"));
+}
+
+/// A proxy whose first big response stalls forever after `after` bytes.
+fn stalling_proxy(upstream: String, after: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            let Ok(mut server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let stalled = stalled.clone();
+            std::thread::spawn(move || {
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut c2, &mut s2));
+                let mut buf = [0u8; 16384];
+                let mut sent = 0;
+                while let Ok(n) = server.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if sent + n > after && !stalled.swap(true, std::sync::atomic::Ordering::SeqCst)
+                    {
+                        let _ = client.write_all(&buf[..after.saturating_sub(sent)]);
+                        std::thread::sleep(Duration::from_secs(60));
+                        return;
+                    }
+                    if client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn pull_killed_halfway_then_completed() {
+    let registry = Registry::start(Auth::None);
+    let source = Berth::new();
+    let name = format!("{}/big/img:1", registry.addr);
+    let id = source.import("killed", 4_000_000, &name);
+    source.ok(&["push", &name]);
+    let proxy = stalling_proxy(registry.addr.clone(), 1_500_000);
+    let via_proxy = format!("{proxy}/big/img:1");
+    let berth = Berth::new();
+    let mut child = berth
+        .cmd(&["pull", "-q", &via_proxy])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the layer is half written into tmp/, then SIGKILL.
+    let tmp = berth.root.path().join("data/image/tmp");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_dir(&tmp)
+        .map(|d| d.count() >= 2)
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "pull never started writing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        berth.ok(&["images", "-q"]),
+        "",
+        "a killed pull left an image"
+    );
+    berth.ok(&["pull", "-q", &via_proxy]);
+    assert_eq!(berth.inspect(&via_proxy)["Id"], id);
+    // rmi collects the leftovers of the killed pull along with the image.
+    berth.ok(&["rmi", &via_proxy]);
+    let data = berth.root.path().join("data/image");
+    for sub in ["tmp", "layers", "blobs/sha256"] {
+        assert_eq!(
+            std::fs::read_dir(data.join(sub)).unwrap().count(),
+            0,
+            "{sub} not empty"
+        );
+    }
+}
