@@ -127,7 +127,7 @@ pub(crate) fn plan_for(
         spec.and_then(|s| get(s).as_ref())
             .map_or(Ok(CapsHashSet::new()), |caps| kernel_set(caps, host))
     };
-    let plan = CapabilityPlan {
+    let mut plan = CapabilityPlan {
         bounding: set(LinuxCapabilities::bounding)?,
         effective: set(LinuxCapabilities::effective)?,
         permitted: set(LinuxCapabilities::permitted)?,
@@ -146,8 +146,11 @@ pub(crate) fn plan_for(
         .intersection(&plan.inheritable)
         .copied()
         .collect();
+    // The kernel refuses to raise an ambient capability outside permitted ∩ inheritable; runc
+    // leaves such entries out with a warning (`runc spec` itself lists them), and so do we.
     if let Some(&name) = first_missing(&plan.ambient, &raisable) {
-        return Err(CapabilityError::AmbientNotAllowed { name });
+        crate::log::warn(&CapabilityError::AmbientNotAllowed { name }.to_string());
+        plan.ambient.retain(|c| raisable.contains(c));
     }
     Ok(plan)
 }
