@@ -56,11 +56,11 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a container
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Executes the user defined process in a created container
     Start { id: String },
     /// Create and run a container
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Output the state of a container
     State { id: String },
     /// Kill sends the specified signal (default: SIGTERM) to the container's init process
@@ -68,7 +68,7 @@ pub enum Command {
     /// Delete any resources held by the container, often used with detached containers
     Delete(DeleteArgs),
     /// Execute new process inside the container
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Displays the processes running inside a container
     Ps(PsArgs),
     /// Lists containers started by berth-runc with the given root

@@ -42,9 +42,16 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::List(a) => list(&root, a.format, a.quiet),
         Command::Pause { id } => Ok(container::pause(&root, id).map(|_| 0)?),
         Command::Resume { id } => Ok(container::resume(&root, id).map(|_| 0)?),
-        Command::Spec(a) => crate::spec::write(&a.bundle, cli.rootless.as_deref().is_some_and(|v| v != "false")).map(|_| 0),
+        Command::Spec(a) => crate::spec::write(
+            &a.bundle,
+            cli.rootless.as_deref().is_some_and(|v| v != "false"),
+        )
+        .map(|_| 0),
         Command::Features => {
-            println!("{}", serde_json::to_string_pretty(&crate::spec::features())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::spec::features())?
+            );
             Ok(0)
         }
         Command::Events(a) => events(&root, &a.id, a.stats),
@@ -84,8 +91,10 @@ fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
 fn exec(root: &Root, a: &ExecArgs) -> Result<i32> {
     let process = match &a.process {
         Some(path) => {
-            let data = std::fs::read(path).with_context(|| format!("read process file {}", path.display()))?;
-            serde_json::from_slice(&data).with_context(|| format!("parse process file {}", path.display()))?
+            let data = std::fs::read(path)
+                .with_context(|| format!("read process file {}", path.display()))?;
+            serde_json::from_slice(&data)
+                .with_context(|| format!("parse process file {}", path.display()))?
         }
         None => exec_process_from_args(root, a)?,
     };
@@ -102,7 +111,9 @@ fn exec(root: &Root, a: &ExecArgs) -> Result<i32> {
 /// runc's rule: the container's own process is the template, and the flags override it.
 fn exec_process_from_args(root: &Root, a: &ExecArgs) -> Result<oci_spec::runtime::Process> {
     if a.command.is_empty() {
-        bail!("exec needs a command: berth-runc exec <id> <command> [args...], or --process <file>");
+        bail!(
+            "exec needs a command: berth-runc exec <id> <command> [args...], or --process <file>"
+        );
     }
     let c = container::load(root, &a.id)?;
     let mut p = c.record.spec.process().clone().unwrap_or_default();
@@ -122,8 +133,14 @@ fn exec_process_from_args(root: &Root, a: &ExecArgs) -> Result<oci_spec::runtime
     let mut user = p.user().clone();
     if let Some(u) = &a.user {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
-        user.set_uid(uid.parse().with_context(|| format!("--user {u:?}: uid must be a number"))?);
-        user.set_gid(gid.parse().with_context(|| format!("--user {u:?}: gid must be a number"))?);
+        user.set_uid(
+            uid.parse()
+                .with_context(|| format!("--user {u:?}: uid must be a number"))?,
+        );
+        user.set_gid(
+            gid.parse()
+                .with_context(|| format!("--user {u:?}: gid must be a number"))?,
+        );
     }
     if !a.additional_gids.is_empty() {
         user.set_additional_gids(Some(a.additional_gids.clone()));
@@ -138,7 +155,9 @@ fn exec_process_from_args(root: &Root, a: &ExecArgs) -> Result<oci_spec::runtime
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &a.cap {
-            let cap: oci_spec::runtime::Capability = name.parse().with_context(|| format!("--cap {name:?}: unknown capability"))?;
+            let cap: oci_spec::runtime::Capability = name
+                .parse()
+                .with_context(|| format!("--cap {name:?}: unknown capability"))?;
             let add = |s: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = s.clone().unwrap_or_default();
                 s.insert(cap);
@@ -159,18 +178,35 @@ fn ps(root: &Root, id: &str, ps_args: &[String], format: Format) -> Result<i32> 
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(0);
     }
-    let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
-    let out = std::process::Command::new("ps").args(&args).output().context("run ps")?;
+    let args: Vec<String> = if ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        ps_args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps")?;
     if !out.status.success() {
-        bail!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("");
-    let pid_col = header.split_whitespace().position(|h| h == "PID").context("ps output has no PID column")?;
+    let pid_col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .context("ps output has no PID column")?;
     println!("{header}");
     for line in lines {
-        let pid = line.split_whitespace().nth(pid_col).and_then(|p| p.parse::<i32>().ok());
+        let pid = line
+            .split_whitespace()
+            .nth(pid_col)
+            .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             println!("{line}");
         }
@@ -186,10 +222,24 @@ fn list(root: &Root, format: Format, quiet: bool) -> Result<i32> {
         let docs: Vec<_> = all.iter().map(|c| c.record.doc(c.status)).collect();
         println!("{}", serde_json::to_string(&docs)?);
     } else {
-        println!("{:<12} {:<10} {:<10} {:<40} {:<30} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+        println!(
+            "{:<12} {:<10} {:<10} {:<40} {:<30} OWNER",
+            "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+        );
         for c in &all {
-            let pid = if c.status == Status::Stopped { 0 } else { c.record.pid };
-            println!("{:<12} {:<10} {:<10} {:<40} {:<30} root", c.record.id, pid, c.status, c.record.bundle.display(), c.record.created);
+            let pid = if c.status == Status::Stopped {
+                0
+            } else {
+                c.record.pid
+            };
+            println!(
+                "{:<12} {:<10} {:<10} {:<40} {:<30} root",
+                c.record.id,
+                pid,
+                c.status,
+                c.record.bundle.display(),
+                c.record.created
+            );
         }
     }
     Ok(0)
@@ -200,7 +250,10 @@ fn events(root: &Root, id: &str, stats: bool) -> Result<i32> {
         bail!("events: only --stats (one shot) is supported; streaming events are not yet");
     }
     let s = container::stats(root, id)?;
-    println!("{}", serde_json::json!({"type": "stats", "id": id, "data": s}));
+    println!(
+        "{}",
+        serde_json::json!({"type": "stats", "id": id, "data": s})
+    );
     Ok(0)
 }
 
@@ -208,9 +261,16 @@ fn events(root: &Root, id: &str, stats: bool) -> Result<i32> {
 fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
     use std::str::FromStr;
     if let Ok(n) = s.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).with_context(|| format!("{n} is not a signal number"));
+        return nix::sys::signal::Signal::try_from(n)
+            .with_context(|| format!("{n} is not a signal number"));
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    nix::sys::signal::Signal::from_str(&name).with_context(|| format!("unknown signal {s:?}: use a name such as TERM or KILL, or a number"))
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    nix::sys::signal::Signal::from_str(&name).with_context(|| {
+        format!("unknown signal {s:?}: use a name such as TERM or KILL, or a number")
+    })
 }

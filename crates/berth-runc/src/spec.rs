@@ -36,8 +36,16 @@ fn default_spec(rootless: bool) -> Result<Spec> {
     linux.set_namespaces(Some(namespaces));
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
-    linux.set_uid_mappings(Some(vec![LinuxIdMappingBuilder::default().container_id(0u32).host_id(uid).size(1u32).build()?]));
-    linux.set_gid_mappings(Some(vec![LinuxIdMappingBuilder::default().container_id(0u32).host_id(gid).size(1u32).build()?]));
+    linux.set_uid_mappings(Some(vec![LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(uid)
+        .size(1u32)
+        .build()?]));
+    linux.set_gid_mappings(Some(vec![LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(gid)
+        .size(1u32)
+        .build()?]));
     linux.set_resources(None);
     spec.set_linux(Some(linux));
     // Without a network namespace of its own, sysfs must be the host's, bound; and devpts or
@@ -51,9 +59,21 @@ fn default_spec(rootless: bool) -> Result<Spec> {
             if m.destination() == Path::new("/sys") {
                 m.set_typ(Some("none".into()));
                 m.set_source(Some("/sys".into()));
-                m.set_options(Some(vec!["rbind".into(), "nosuid".into(), "noexec".into(), "nodev".into(), "ro".into()]));
+                m.set_options(Some(vec![
+                    "rbind".into(),
+                    "nosuid".into(),
+                    "noexec".into(),
+                    "nodev".into(),
+                    "ro".into(),
+                ]));
             }
-            let opts: Vec<String> = m.options().clone().unwrap_or_default().into_iter().filter(|o| !o.starts_with("gid=")).collect();
+            let opts: Vec<String> = m
+                .options()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.starts_with("gid="))
+                .collect();
             m.set_options(Some(opts));
             m
         })

@@ -41,7 +41,11 @@ fn require(c: &Container, ok: &[Status], what: &'static str) -> Result<()> {
     if ok.contains(&c.status) {
         Ok(())
     } else {
-        Err(Error::Status { id: c.record.id.clone(), status: c.status, what })
+        Err(Error::Status {
+            id: c.record.id.clone(),
+            status: c.status,
+            what,
+        })
     }
 }
 
@@ -54,24 +58,39 @@ pub fn state_json(c: &Container) -> String {
 /// and waits for its byte — or for the init's death, so a dead init cannot hang us.
 pub fn start(root: &Root, id: &str) -> Result<()> {
     let c = load(root, id)?;
-    require(&c, &[Status::Created], "only a created container can be started")?;
+    require(
+        &c,
+        &[Status::Created],
+        "only a created container can be started",
+    )?;
     let fifo_path = root.dir(id).join(state::EXEC_FIFO);
-    let fifo = nix::fcntl::open(&fifo_path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-        .at("open exec fifo", &fifo_path)?;
+    let fifo = nix::fcntl::open(
+        &fifo_path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .at("open exec fifo", &fifo_path)?;
     let pidfd = berth_sys::process::pidfd_open(c.record.pid).during("pidfd_open of the init")?;
     let mut byte = [0u8; 1];
     loop {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [
+            PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        ];
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
-            r => { r.during("wait for the init to take the start signal")?; }
+            r => {
+                r.during("wait for the init to take the start signal")?;
+            }
         }
         match nix::unistd::read(&fifo, &mut byte) {
             Ok(1) => break,
             Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
                 if fds[1].revents().is_some_and(|r| !r.is_empty()) {
-                    return Err(Error::Init(format!("container {id:?}: the init exited before it could start")));
+                    return Err(Error::Init(format!(
+                        "container {id:?}: the init exited before it could start"
+                    )));
                 }
             }
             Err(e) => return Err(e).at("read exec fifo", &fifo_path),
@@ -79,7 +98,13 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
     }
     std::fs::remove_file(&fifo_path).at("remove exec fifo", &fifo_path)?;
     let doc = serde_json::to_vec(&c.record.doc(Status::Running)).unwrap_or_default();
-    if let Some(hooks) = c.record.spec.hooks().as_ref().and_then(|h| h.poststart().clone()) {
+    if let Some(hooks) = c
+        .record
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststart().clone())
+    {
         // A failing poststart hook is logged, not fatal: the process already runs (spec).
         if let Err(e) = crate::hooks::run_all(&hooks, &doc) {
             crate::log::warn(&e.to_string());
@@ -91,7 +116,11 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
 /// Sends `signal` to the init, or with `all` to every process of the container's cgroup.
 pub fn kill(root: &Root, id: &str, signal: Signal, all: bool) -> Result<()> {
     let c = load(root, id)?;
-    require(&c, &[Status::Created, Status::Running, Status::Paused], "there is no process to signal")?;
+    require(
+        &c,
+        &[Status::Created, Status::Running, Status::Paused],
+        "there is no process to signal",
+    )?;
     if all {
         cgroup::open(&c.record.cgroup_path)?.kill_all(signal)?;
         return Ok(());
@@ -109,7 +138,11 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
         r => r?,
     };
     if matches!(c.status, Status::Running | Status::Paused) && !force {
-        return Err(Error::Status { id: id.to_string(), status: c.status, what: "stop it first, or use delete --force" });
+        return Err(Error::Status {
+            id: id.to_string(),
+            status: c.status,
+            what: "stop it first, or use delete --force",
+        });
     }
     let mut errors = Vec::new();
     let cg = cgroup::open(&c.record.cgroup_path);
@@ -132,7 +165,13 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
         Err(e) => errors.push(e),
     }
     let doc = serde_json::to_vec(&c.record.doc(Status::Stopped)).unwrap_or_default();
-    if let Some(hooks) = c.record.spec.hooks().as_ref().and_then(|h| h.poststop().clone()) {
+    if let Some(hooks) = c
+        .record
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststop().clone())
+    {
         if let Err(e) = crate::hooks::run_all(&hooks, &doc) {
             crate::log::warn(&e.to_string());
         }
@@ -176,13 +215,21 @@ fn wait_cgroup_empty(cg: &cgroup::Manager) -> Result<()> {
 
 pub fn pause(root: &Root, id: &str) -> Result<()> {
     let c = load(root, id)?;
-    require(&c, &[Status::Running, Status::Created], "only a running container can be paused")?;
+    require(
+        &c,
+        &[Status::Running, Status::Created],
+        "only a running container can be paused",
+    )?;
     Ok(cgroup::open(&c.record.cgroup_path)?.freeze()?)
 }
 
 pub fn resume(root: &Root, id: &str) -> Result<()> {
     let c = load(root, id)?;
-    require(&c, &[Status::Paused], "only a paused container can be resumed")?;
+    require(
+        &c,
+        &[Status::Paused],
+        "only a paused container can be resumed",
+    )?;
     Ok(cgroup::open(&c.record.cgroup_path)?.thaw()?)
 }
 
@@ -200,7 +247,11 @@ pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>> {
 /// The cgroup statistics, for `events --stats`.
 pub fn stats(root: &Root, id: &str) -> Result<berth_cgroups::Stats> {
     let c = load(root, id)?;
-    require(&c, &[Status::Created, Status::Running, Status::Paused], "a stopped container has no stats")?;
+    require(
+        &c,
+        &[Status::Created, Status::Running, Status::Paused],
+        "a stopped container has no stats",
+    )?;
     Ok(cgroup::open(&c.record.cgroup_path)?.stats()?)
 }
 

@@ -27,33 +27,59 @@ pub struct ExecOptions {
 pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     let c = container::load(root, id)?;
     if !matches!(c.status, Status::Created | Status::Running) {
-        return Err(Error::Status { id: id.to_string(), status: c.status, what: "exec needs a running container" });
+        return Err(Error::Status {
+            id: id.to_string(),
+            status: c.status,
+            what: "exec needs a running container",
+        });
     }
-    let seccomp = c.record.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let seccomp = c
+        .record
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref());
     let plan = crate::plan::process_plan(&opts.process, seccomp).map_err(Error::Config)?;
     if plan.terminal && opts.console_socket.is_none() {
         return Err(Error::Config("--tty needs --console-socket".into()));
     }
     let console = match &opts.console_socket {
-        Some(p) => Some(OwnedFd::from(UnixStream::connect(p).at("connect to console socket", p)?)),
+        Some(p) => Some(OwnedFd::from(
+            UnixStream::connect(p).at("connect to console socket", p)?,
+        )),
         None => None,
     };
-    let pidfd = berth_sys::process::pidfd_open(c.record.pid).during("pidfd_open of the container's init")?;
+    let pidfd = berth_sys::process::pidfd_open(c.record.pid)
+        .during("pidfd_open of the container's init")?;
     let (join_now, join_later) = namespaces_to_join(c.record.pid)?;
     if join_now != 0 {
         // Applies to our children only: the exec'd process is born in the container's pid ns.
-        berth_sys::ns::setns(pidfd.as_fd(), join_now).during("join the container's pid namespace")?;
+        berth_sys::ns::setns(pidfd.as_fd(), join_now)
+            .during("join the container's pid namespace")?;
     }
     let cg = cgroup::open(&c.record.cgroup_path)?;
     let (parent_end, child_end) = protocol::pair().during("create the exec socketpair")?;
     let pid = match berth_sys::process::fork().during("fork the exec process")? {
         berth_sys::process::Forked::Child => {
             drop(parent_end);
-            let err = match child(&child_end, pidfd, join_later, &plan, console, opts.preserve_fds) {
+            let err = match child(
+                &child_end,
+                pidfd,
+                join_later,
+                &plan,
+                console,
+                opts.preserve_fds,
+            ) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
-            if child_end.send(&FromInit::Failed { step: err.step.clone(), error: err.error.clone() }).is_err() {
+            if child_end
+                .send(&FromInit::Failed {
+                    step: err.step.clone(),
+                    error: err.error.clone(),
+                })
+                .is_err()
+            {
                 eprintln!("berth-runc exec: {err}");
             }
             berth_sys::process::exit_now(126)
@@ -63,16 +89,25 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     drop(child_end);
     let started = (|| {
         cg.add_task(pid)?;
-        parent_end.send(&FromParent::Go { state: String::new() }).during("tell the exec process to go on")?;
+        parent_end
+            .send(&FromParent::Go {
+                state: String::new(),
+            })
+            .during("tell the exec process to go on")?;
         match parent_end.recv::<FromInit>() {
             Ok(FromInit::Created) => Ok(()),
             Ok(FromInit::Failed { step, error }) => Err(Error::Init(format!("{step}: {error}"))),
             Ok(m) => Err(Error::Init(format!("exec: unexpected message {m:?}"))),
-            Err(e) => Err(Error::Init(format!("exec: the process exited without a word ({e})"))),
+            Err(e) => Err(Error::Init(format!(
+                "exec: the process exited without a word ({e})"
+            ))),
         }
     })();
     if let Err(e) = started {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = wait_exit(pid);
         return Err(e);
     }
@@ -104,7 +139,9 @@ fn namespaces_to_join(pid: i32) -> Result<(i32, i32)> {
     ] {
         let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{name}"));
         let ours = std::fs::metadata(format!("/proc/self/ns/{name}"));
-        let (Ok(theirs), Ok(ours)) = (theirs, ours) else { continue };
+        let (Ok(theirs), Ok(ours)) = (theirs, ours) else {
+            continue;
+        };
         if theirs.ino() != ours.ino() || theirs.dev() != ours.dev() {
             if flag == berth_sys::ns::CLONE_NEWPID {
                 now |= flag;
@@ -130,17 +167,21 @@ fn child(
         Err(e) => return fail("wait for the runtime", e.to_string()),
     }
     if join != 0 {
-        berth_sys::ns::setns(pidfd.as_fd(), join).step(|| "join the container's namespaces".into())?;
+        berth_sys::ns::setns(pidfd.as_fd(), join)
+            .step(|| "join the container's namespaces".into())?;
     }
     drop(pidfd);
     if plan.terminal {
-        let Some(console) = console else { return fail("set up the terminal", "no console socket") };
+        let Some(console) = console else {
+            return fail("set up the terminal", "no console socket");
+        };
         let (master, _) = crate::tty::setup_pty(None)?;
         crate::tty::send_master(console.as_fd(), master.as_fd())?;
     } else {
         nix::unistd::setsid().step(|| "setsid".into()).ok();
     }
     let exe = crate::process::init::finalize_process(plan, preserve_fds)?;
-    chan.send(&FromInit::Created).step(|| "tell the runtime the process is ready".into())?;
+    chan.send(&FromInit::Created)
+        .step(|| "tell the runtime the process is ready".into())?;
     crate::process::init::exec(plan, &exe)
 }

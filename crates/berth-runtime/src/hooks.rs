@@ -19,7 +19,10 @@ pub fn run_all(hooks: &[Hook], state: &[u8]) -> Result<()> {
 
 fn run(hook: &Hook, state: &[u8]) -> Result<()> {
     let path = hook.path().display().to_string();
-    let fail = |reason: String| Error::Hook { path: path.clone(), reason };
+    let fail = |reason: String| Error::Hook {
+        path: path.clone(),
+        reason,
+    };
     let args = hook.args().clone().unwrap_or_default();
     let mut cmd = Command::new(hook.path());
     if let Some((argv0, rest)) = args.split_first() {
@@ -66,12 +69,15 @@ fn run(hook: &Hook, state: &[u8]) -> Result<()> {
 /// (negative: forever). Returns false on timeout.
 pub fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, ms: i64) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let deadline = (ms >= 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(ms as u64));
+    let deadline =
+        (ms >= 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(ms as u64));
     loop {
         let timeout = match deadline {
             None => PollTimeout::NONE,
             Some(d) => {
-                let left = d.saturating_duration_since(std::time::Instant::now()).as_millis();
+                let left = d
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_millis();
                 PollTimeout::try_from(left.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
             }
         };

@@ -21,7 +21,11 @@ static CONFIG: OnceLock<Config> = OnceLock::new();
 
 /// Sets where log lines go (stderr when no path). Only the first call counts.
 pub fn init(path: Option<std::path::PathBuf>, format: Format, debug: bool) {
-    let _ = CONFIG.set(Config { path, format, debug });
+    let _ = CONFIG.set(Config {
+        path,
+        format,
+        debug,
+    });
 }
 
 pub fn warn(msg: &str) {
@@ -48,7 +52,11 @@ fn write(level: &str, msg: &str) {
     };
     match cfg.and_then(|c| c.path.as_ref()) {
         Some(p) => {
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+            {
                 let _ = writeln!(f, "{line}");
             }
         }

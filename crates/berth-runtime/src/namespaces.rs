@@ -60,9 +60,7 @@ pub enum NsRequest {
 
 /// The request for every kind, from `linux.namespaces`, in [`JOIN_ORDER`]. A kind listed twice
 /// is an error, as the runtime spec requires.
-pub fn requests(
-    list: &[LinuxNamespace],
-) -> Result<Vec<(LinuxNamespaceType, NsRequest)>, String> {
+pub fn requests(list: &[LinuxNamespace]) -> Result<Vec<(LinuxNamespaceType, NsRequest)>, String> {
     let mut out = Vec::with_capacity(JOIN_ORDER.len());
     for kind in JOIN_ORDER {
         let mut matching = list.iter().filter(|ns| ns.typ() == kind);

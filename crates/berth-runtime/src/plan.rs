@@ -81,20 +81,27 @@ impl InitPlan {
 
 /// The devices every container gets (runtime spec "Default Devices").
 pub fn default_devices() -> Vec<LinuxDevice> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .into_iter()
-        .map(|(name, major, minor)| {
-            let mut d = LinuxDevice::default();
-            d.set_path(PathBuf::from("/dev").join(name))
-                .set_typ(LinuxDeviceType::C)
-                .set_major(major)
-                .set_minor(minor)
-                .set_file_mode(Some(0o666))
-                .set_uid(Some(0))
-                .set_gid(Some(0));
-            d
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(name, major, minor)| {
+        let mut d = LinuxDevice::default();
+        d.set_path(PathBuf::from("/dev").join(name))
+            .set_typ(LinuxDeviceType::C)
+            .set_major(major)
+            .set_minor(minor)
+            .set_file_mode(Some(0o666))
+            .set_uid(Some(0))
+            .set_gid(Some(0));
+        d
+    })
+    .collect()
 }
 
 /// Builds the plan for `spec` in `bundle`. Every error is a sentence saying what to fix.
@@ -109,8 +116,16 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<InitPlan, String> {
         .as_ref()
         .ok_or("config.json has no \"linux\" section: berth runs Linux containers only")?;
     let namespaces = namespaces::requests(linux.namespaces().as_deref().unwrap_or(&[]))?;
-    let has = |k| namespaces.iter().any(|(kind, r)| *kind == k && *r != NsRequest::Host);
-    let creates = |k| namespaces.iter().any(|(kind, r)| *kind == k && *r == NsRequest::New);
+    let has = |k| {
+        namespaces
+            .iter()
+            .any(|(kind, r)| *kind == k && *r != NsRequest::Host)
+    };
+    let creates = |k| {
+        namespaces
+            .iter()
+            .any(|(kind, r)| *kind == k && *r == NsRequest::New)
+    };
 
     let uid_mappings = linux.uid_mappings().clone().unwrap_or_default();
     let gid_mappings = linux.gid_mappings().clone().unwrap_or_default();
@@ -122,9 +137,11 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<InitPlan, String> {
             .iter()
             .any(|(k, r)| *k != LinuxNamespaceType::User && matches!(r, NsRequest::Join(_)))
     {
-        return Err("joining a namespace by path together with a new user namespace is not \
+        return Err(
+            "joining a namespace by path together with a new user namespace is not \
                     supported yet: join the user namespace too, or create the others"
-            .into());
+                .into(),
+        );
     }
     if spec.hostname().is_some() && !has(LinuxNamespaceType::Uts) {
         return Err("hostname is set but the container has no UTS namespace: add {\"type\": \"uts\"} to linux.namespaces".into());
@@ -133,28 +150,51 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<InitPlan, String> {
         .time_offsets()
         .iter()
         .flatten()
-        .map(|(clock, off)| (clock.clone(), off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)))
+        .map(|(clock, off)| {
+            (
+                clock.clone(),
+                off.secs().unwrap_or(0),
+                off.nanosecs().unwrap_or(0),
+            )
+        })
         .collect();
     if !time_offsets.is_empty() && !creates(LinuxNamespaceType::Time) {
         return Err("linux.timeOffsets needs a new time namespace: add {\"type\": \"time\"} to linux.namespaces".into());
     }
     for (clock, _, _) in &time_offsets {
         if clock != "monotonic" && clock != "boottime" {
-            return Err(format!("linux.timeOffsets: unknown clock {clock:?} (use monotonic or boottime)"));
+            return Err(format!(
+                "linux.timeOffsets: unknown clock {clock:?} (use monotonic or boottime)"
+            ));
         }
     }
 
     let mut mounts = Vec::new();
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {
-            return Err(format!("mount destination {:?} must be an absolute path", m.destination()));
+            return Err(format!(
+                "mount destination {:?} must be an absolute path",
+                m.destination()
+            ));
         }
         let options = options::parse(m.options().as_deref().unwrap_or(&[]))
             .map_err(|e| format!("mount {}: {e}", m.destination().display()))?;
-        let fstype = m.typ().clone().unwrap_or_else(|| if options.is_bind() { "bind".into() } else { "none".into() });
+        let fstype = m.typ().clone().unwrap_or_else(|| {
+            if options.is_bind() {
+                "bind".into()
+            } else {
+                "none".into()
+            }
+        });
         mounts.push(MountPlan {
             destination: m.destination().clone(),
-            source: m.source().as_ref().map(|s| if s.is_absolute() || !(options.is_bind() || fstype == "bind") { s.clone() } else { bundle.join(s) }),
+            source: m.source().as_ref().map(|s| {
+                if s.is_absolute() || !(options.is_bind() || fstype == "bind") {
+                    s.clone()
+                } else {
+                    bundle.join(s)
+                }
+            }),
             fstype,
             options,
         });
@@ -172,7 +212,12 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<InitPlan, String> {
         devices.retain(|x| x.path() != d.path());
         devices.push(d.clone());
     }
-    let mut sysctl: Vec<(String, String)> = linux.sysctl().clone().unwrap_or_default().into_iter().collect();
+    let mut sysctl: Vec<(String, String)> = linux
+        .sysctl()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     sysctl.sort();
     for (key, _) in &sysctl {
         if key.is_empty() || key.contains("..") || key.starts_with('/') {
@@ -194,8 +239,18 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<InitPlan, String> {
         root_propagation,
         mounts,
         devices,
-        masked_paths: linux.masked_paths().iter().flatten().map(PathBuf::from).collect(),
-        readonly_paths: linux.readonly_paths().iter().flatten().map(PathBuf::from).collect(),
+        masked_paths: linux
+            .masked_paths()
+            .iter()
+            .flatten()
+            .map(PathBuf::from)
+            .collect(),
+        readonly_paths: linux
+            .readonly_paths()
+            .iter()
+            .flatten()
+            .map(PathBuf::from)
+            .collect(),
         sysctl,
         time_offsets,
         process: process_plan(process, linux.seccomp().as_ref())?,
@@ -207,14 +262,24 @@ fn resolve_rootfs(path: &Path, bundle: &Path) -> Result<PathBuf, String> {
     let full = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        if path.components().any(|c| c == std::path::Component::ParentDir) {
-            return Err(format!("root.path {:?} leaves the bundle: give a path inside it or an absolute path", path));
+        if path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(format!(
+                "root.path {:?} leaves the bundle: give a path inside it or an absolute path",
+                path
+            ));
         }
         bundle.join(path)
     };
-    let meta = std::fs::metadata(&full).map_err(|e| format!("root filesystem {}: {e}", full.display()))?;
+    let meta =
+        std::fs::metadata(&full).map_err(|e| format!("root filesystem {}: {e}", full.display()))?;
     if !meta.is_dir() {
-        return Err(format!("root filesystem {} is not a directory", full.display()));
+        return Err(format!(
+            "root filesystem {} is not a directory",
+            full.display()
+        ));
     }
     std::fs::canonicalize(&full).map_err(|e| format!("root filesystem {}: {e}", full.display()))
 }
@@ -229,18 +294,30 @@ pub fn process_plan(
         return Err("process.args is empty: say what to run".into());
     }
     if !process.cwd().is_absolute() {
-        return Err(format!("process.cwd {:?} must be an absolute path", process.cwd()));
+        return Err(format!(
+            "process.cwd {:?} must be an absolute path",
+            process.cwd()
+        ));
     }
     let mut rlimits = Vec::new();
     for r in process.rlimits().iter().flatten() {
         if r.soft() > r.hard() {
-            return Err(format!("rlimit {:?}: soft limit {} is above the hard limit {}", r.typ(), r.soft(), r.hard()));
+            return Err(format!(
+                "rlimit {:?}: soft limit {} is above the hard limit {}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            ));
         }
         rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard()));
     }
     let user = process.user();
-    let capabilities = crate::capabilities::plan(process.capabilities().as_ref()).map_err(|e| e.to_string())?;
-    let seccomp = seccomp.map(crate::seccomp::compile).transpose().map_err(|e| e.to_string())?;
+    let capabilities =
+        crate::capabilities::plan(process.capabilities().as_ref()).map_err(|e| e.to_string())?;
+    let seccomp = seccomp
+        .map(crate::seccomp::compile)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     Ok(ProcessPlan {
         args,
         env: process.env().clone().unwrap_or_default(),
@@ -291,18 +368,42 @@ pub fn device_rules(
     use oci_spec::runtime::LinuxDeviceCgroup;
     let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
         let mut r = LinuxDeviceCgroup::default();
-        r.set_allow(true).set_typ(Some(typ)).set_major(major).set_minor(minor).set_access(Some(access.to_string()));
+        r.set_allow(true)
+            .set_typ(Some(typ))
+            .set_major(major)
+            .set_minor(minor)
+            .set_access(Some(access.to_string()));
         r
     };
-    let mut rules: Vec<LinuxDeviceCgroup> = resources.and_then(|r| r.devices().clone()).unwrap_or_default();
+    let mut rules: Vec<LinuxDeviceCgroup> = resources
+        .and_then(|r| r.devices().clone())
+        .unwrap_or_default();
     rules.push(rule(LinuxDeviceType::C, None, None, "m"));
     rules.push(rule(LinuxDeviceType::B, None, None, "m"));
-    for (major, minor) in [(1, Some(3)), (1, Some(5)), (1, Some(7)), (1, Some(8)), (1, Some(9)), (5, Some(0)), (5, Some(1)), (5, Some(2)), (136, None), (10, Some(200))] {
+    for (major, minor) in [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(1)),
+        (5, Some(2)),
+        (136, None),
+        (10, Some(200)),
+    ] {
         rules.push(rule(LinuxDeviceType::C, Some(major), minor, "rwm"));
     }
     for d in devices {
-        if matches!(d.typ(), LinuxDeviceType::C | LinuxDeviceType::B | LinuxDeviceType::U) {
-            let typ = if d.typ() == LinuxDeviceType::B { LinuxDeviceType::B } else { LinuxDeviceType::C };
+        if matches!(
+            d.typ(),
+            LinuxDeviceType::C | LinuxDeviceType::B | LinuxDeviceType::U
+        ) {
+            let typ = if d.typ() == LinuxDeviceType::B {
+                LinuxDeviceType::B
+            } else {
+                LinuxDeviceType::C
+            };
             rules.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
         }
     }

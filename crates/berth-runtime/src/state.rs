@@ -77,7 +77,11 @@ impl Record {
             oci_version: oci_spec::runtime::VERSION,
             id: &self.id,
             status,
-            pid: if status == Status::Stopped { 0 } else { self.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             bundle: &self.bundle,
             annotations: &self.annotations,
             rootfs: &self.rootfs,
@@ -138,7 +142,9 @@ impl Root {
     pub fn save(&self, record: &Record) -> Result<()> {
         let dir = self.dir(&record.id);
         let tmp = dir.join(".state.json.tmp");
-        let data = serde_json::to_vec(record).map_err(std::io::Error::other).at("encode state", &tmp)?;
+        let data = serde_json::to_vec(record)
+            .map_err(std::io::Error::other)
+            .at("encode state", &tmp)?;
         let mut f = fs::File::create(&tmp).at("write state", &tmp)?;
         f.write_all(&data).at("write state", &tmp)?;
         fs::rename(&tmp, dir.join(STATE_FILE)).at("write state", dir.join(STATE_FILE))

@@ -20,13 +20,20 @@ pub fn setup_pty(console_size: Option<(u16, u16)>) -> StepResult<(OwnedFd, Strin
         OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .or_else(|_| nix::fcntl::open("/dev/ptmx", OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, Mode::empty()))
+    .or_else(|_| {
+        nix::fcntl::open(
+            "/dev/ptmx",
+            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    })
     .step(|| "open /dev/pts/ptmx in the container".into())?;
     berth_sys::pty::unlock(master.as_fd()).step(|| "unlock the pty".into())?;
     let n = berth_sys::pty::pty_number(master.as_fd()).step(|| "read the pty number".into())?;
     let slave = berth_sys::pty::open_peer(master.as_fd()).step(|| "open the pty slave".into())?;
     if let Some((rows, cols)) = console_size {
-        berth_sys::pty::set_window_size(slave.as_fd(), rows, cols).step(|| "set the console size".into())?;
+        berth_sys::pty::set_window_size(slave.as_fd(), rows, cols)
+            .step(|| "set the console size".into())?;
     }
     make_controlling(slave.as_fd())?;
     Ok((master, format!("/dev/pts/{n}")))
@@ -35,7 +42,8 @@ pub fn setup_pty(console_size: Option<(u16, u16)>) -> StepResult<(OwnedFd, Strin
 /// New session, `tty` as its controlling terminal, and dup'ed onto stdin, stdout and stderr.
 pub fn make_controlling(tty: BorrowedFd<'_>) -> StepResult<()> {
     nix::unistd::setsid().step(|| "setsid".into())?;
-    berth_sys::pty::set_controlling_terminal(tty).step(|| "make the pty the controlling terminal".into())?;
+    berth_sys::pty::set_controlling_terminal(tty)
+        .step(|| "make the pty the controlling terminal".into())?;
     for fd in 0..3 {
         berth_sys::fd::dup_onto(tty, fd).step(|| format!("dup the pty onto fd {fd}"))?;
     }
@@ -47,7 +55,13 @@ pub fn send_master(socket: BorrowedFd<'_>, master: BorrowedFd<'_>) -> StepResult
     let name = b"/dev/ptmx";
     let fds = [master.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    sendmsg::<()>(socket.as_raw_fd(), &[IoSlice::new(name)], &cmsg, MsgFlags::empty(), None)
-        .step(|| "send the pty master to the console socket".into())?;
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &[IoSlice::new(name)],
+        &cmsg,
+        MsgFlags::empty(),
+        None,
+    )
+    .step(|| "send the pty master to the console socket".into())?;
     Ok(())
 }

@@ -27,8 +27,7 @@ pub fn thread_count() -> io::Result<usize> {
 /// from a threaded process may inherit locks held by threads that do not exist in it.
 pub fn fork() -> io::Result<Forked> {
     if thread_count()? != 1 {
-        return Err(io::Error::new(
-            io::ErrorKind::Other,
+        return Err(io::Error::other(
             "fork refused: the process has more than one thread",
         ));
     }

@@ -16,11 +16,15 @@ fn probe(rt: &Runtime, bundle: &Bundle) -> Value {
 }
 
 fn host_ns(kind: &str) -> u64 {
-    std::fs::metadata(format!("/proc/self/ns/{kind}")).unwrap().ino()
+    std::fs::metadata(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .ino()
 }
 
 fn ns(v: &Value, kind: &str) -> u64 {
-    v["ns"][kind].as_u64().unwrap_or_else(|| panic!("no {kind} namespace in {v}"))
+    v["ns"][kind]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {kind} namespace in {v}"))
 }
 
 fn set_namespaces(bundle: &mut Bundle, list: Vec<(LinuxNamespaceType, Option<String>)>) {
@@ -33,7 +37,12 @@ fn set_namespaces(bundle: &mut Bundle, list: Vec<(LinuxNamespaceType, Option<Str
             ns
         })
         .collect();
-    bundle.spec_mut().linux_mut().as_mut().unwrap().set_namespaces(Some(namespaces));
+    bundle
+        .spec_mut()
+        .linux_mut()
+        .as_mut()
+        .unwrap()
+        .set_namespaces(Some(namespaces));
     bundle.write();
 }
 
@@ -55,7 +64,14 @@ fn run_returns_the_process_exit_code() {
     // PID 1 of a namespace ignores signals from inside it: kill a process that is not an init.
     let mut bundle = Bundle::new(&["sh", "-c", "kill -9 $$"]);
     let host_pid = format!("/proc/{}/ns/pid", std::process::id());
-    set_namespaces(&mut bundle, vec![(LinuxNamespaceType::Pid, Some(host_pid)), (LinuxNamespaceType::Mount, None), (LinuxNamespaceType::Uts, None)]);
+    set_namespaces(
+        &mut bundle,
+        vec![
+            (LinuxNamespaceType::Pid, Some(host_pid)),
+            (LinuxNamespaceType::Mount, None),
+            (LinuxNamespaceType::Uts, None),
+        ],
+    );
     assert_eq!(rt.run_container(&unique("sig"), &bundle).code(), Some(137));
 }
 
@@ -67,16 +83,32 @@ fn every_namespace_is_new_by_default_and_names_are_set() {
     bundle.spec_mut().set_domainname(Some("example.org".into()));
     set_namespaces(
         &mut bundle,
-        [LinuxNamespaceType::Pid, LinuxNamespaceType::Network, LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts, LinuxNamespaceType::Mount, LinuxNamespaceType::Cgroup, LinuxNamespaceType::Time]
-            .into_iter()
-            .map(|t| (t, None))
-            .collect(),
+        [
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Network,
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Cgroup,
+            LinuxNamespaceType::Time,
+        ]
+        .into_iter()
+        .map(|t| (t, None))
+        .collect(),
     );
     let v = probe(&rt, &bundle);
     for kind in ["pid", "net", "ipc", "uts", "mnt", "cgroup", "time"] {
-        assert_ne!(ns(&v, kind), host_ns(kind), "{kind} namespace is the host's");
+        assert_ne!(
+            ns(&v, kind),
+            host_ns(kind),
+            "{kind} namespace is the host's"
+        );
     }
-    assert_eq!(ns(&v, "user"), host_ns("user"), "no user namespace was asked for");
+    assert_eq!(
+        ns(&v, "user"),
+        host_ns("user"),
+        "no user namespace was asked for"
+    );
     assert_eq!(v["pid"], 1, "the probe is PID 1 of its own pid namespace");
     assert_eq!(v["hostname"], "berth");
     assert_eq!(v["domainname"], "example.org");
@@ -94,15 +126,29 @@ fn user_namespace_with_id_mappings() {
     user.set_typ(LinuxNamespaceType::User);
     nss.push(user);
     linux.set_namespaces(Some(nss));
-    let map = oci_spec::runtime::LinuxIdMappingBuilder::default().container_id(0u32).host_id(100000u32).size(65536u32).build().unwrap();
+    let map = oci_spec::runtime::LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(100000u32)
+        .size(65536u32)
+        .build()
+        .unwrap();
     linux.set_uid_mappings(Some(vec![map]));
     linux.set_gid_mappings(Some(vec![map]));
     bundle.write();
     // The rootfs must be readable by the mapped root.
-    std::process::Command::new("chown").args(["-R", "100000:100000"]).arg(bundle.rootfs()).status().unwrap();
+    std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(bundle.rootfs())
+        .status()
+        .unwrap();
     let v = probe(&rt, &bundle);
     assert_ne!(ns(&v, "user"), host_ns("user"));
-    let uid_map: Vec<String> = v["uid_map"].as_str().unwrap().split_whitespace().map(String::from).collect();
+    let uid_map: Vec<String> = v["uid_map"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     assert_eq!(uid_map, ["0", "100000", "65536"]);
     assert_eq!(v["uid"], 0);
     assert_eq!(v["pid"], 1);
@@ -124,9 +170,18 @@ fn time_namespace_applies_offsets() {
     linux.set_time_offsets(Some(HashMap::from([("boottime".to_string(), off)])));
     bundle.write();
     let v = probe(&rt, &bundle);
-    let host_uptime: f64 = std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let host_uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let inside = v["clock"]["boottime_secs"].as_f64().unwrap();
-    assert!(inside > host_uptime + 86400.0 * 364.0, "boottime {inside} not shifted by a year (host {host_uptime})");
+    assert!(
+        inside > host_uptime + 86400.0 * 364.0,
+        "boottime {inside} not shifted by a year (host {host_uptime})"
+    );
     assert_ne!(ns(&v, "time"), host_ns("time"));
 }
 
@@ -156,7 +211,10 @@ fn joining_the_host_pid_namespace_shows_host_pid_1() {
         ],
     );
     let v = probe(&rt, &bundle);
-    let host_pid1 = std::fs::read_to_string("/proc/1/cmdline").unwrap().trim_end_matches('\0').replace('\0', " ");
+    let host_pid1 = std::fs::read_to_string("/proc/1/cmdline")
+        .unwrap()
+        .trim_end_matches('\0')
+        .replace('\0', " ");
     assert_eq!(v["pid1_cmdline"], host_pid1.as_str());
     assert_eq!(ns(&v, "pid"), host_ns("pid"));
     for kind in ["uts", "mnt", "net", "ipc", "cgroup"] {
@@ -172,10 +230,18 @@ fn every_namespace_can_be_joined_by_path() {
     let mut first = Bundle::new(&["sleep", "60"]);
     set_namespaces(
         &mut first,
-        [LinuxNamespaceType::Pid, LinuxNamespaceType::Network, LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts, LinuxNamespaceType::Mount, LinuxNamespaceType::Cgroup, LinuxNamespaceType::Time]
-            .into_iter()
-            .map(|t| (t, None))
-            .collect(),
+        [
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Network,
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Cgroup,
+            LinuxNamespaceType::Time,
+        ]
+        .into_iter()
+        .map(|t| (t, None))
+        .collect(),
     );
     let a = unique("joined");
     rt.create(&a, &first).ok();
@@ -189,14 +255,19 @@ fn every_namespace_can_be_joined_by_path() {
         (LinuxNamespaceType::Cgroup, "cgroup"),
         (LinuxNamespaceType::Time, "time"),
     ];
-    let mut list: Vec<_> = kinds.iter().map(|(t, name)| (*t, Some(format!("/proc/{pid}/ns/{name}")))).collect();
+    let mut list: Vec<_> = kinds
+        .iter()
+        .map(|(t, name)| (*t, Some(format!("/proc/{pid}/ns/{name}"))))
+        .collect();
     list.push((LinuxNamespaceType::Mount, None));
     set_namespaces(&mut second, list);
     second.spec_mut().set_hostname(None);
     second.write();
     let v = probe(&rt, &second);
     for (_, name) in kinds {
-        let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{name}")).unwrap().ino();
+        let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{name}"))
+            .unwrap()
+            .ino();
         assert_eq!(ns(&v, name), theirs, "{name} not joined");
     }
     rt.run(&["delete", "--force", &a]).ok();
@@ -259,7 +330,12 @@ fn seccomp_rule_denies_a_syscall_with_its_errno() {
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]
     }))
     .unwrap();
-    bundle.spec_mut().linux_mut().as_mut().unwrap().set_seccomp(Some(seccomp));
+    bundle
+        .spec_mut()
+        .linux_mut()
+        .as_mut()
+        .unwrap()
+        .set_seccomp(Some(seccomp));
     bundle.write();
     let ran = rt.run_container(&unique("seccomp"), &bundle);
     assert_eq!(ran.code(), Some(1), "{ran:?}");
@@ -275,14 +351,25 @@ fn memory_limit_oom_kills_and_pids_limit_stops_a_fork_bomb() {
         "memory": {"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024}
     }))
     .unwrap();
-    bundle.spec_mut().linux_mut().as_mut().unwrap().set_resources(Some(res));
+    bundle
+        .spec_mut()
+        .linux_mut()
+        .as_mut()
+        .unwrap()
+        .set_resources(Some(res));
     bundle.write();
     let ran = rt.run_container(&unique("oom"), &bundle);
     assert_eq!(ran.code(), Some(137), "not OOM-killed: {ran:?}");
 
     let mut bundle = Bundle::new(&["berth-probe", "forkbomb", "50"]);
-    let res: oci_spec::runtime::LinuxResources = serde_json::from_value(serde_json::json!({"pids": {"limit": 10}})).unwrap();
-    bundle.spec_mut().linux_mut().as_mut().unwrap().set_resources(Some(res));
+    let res: oci_spec::runtime::LinuxResources =
+        serde_json::from_value(serde_json::json!({"pids": {"limit": 10}})).unwrap();
+    bundle
+        .spec_mut()
+        .linux_mut()
+        .as_mut()
+        .unwrap()
+        .set_resources(Some(res));
     bundle.write();
     let out = rt.run_container(&unique("pids"), &bundle).ok();
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -299,9 +386,7 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     let mut bundle = Bundle::new(&["true"]);
     // createContainer resolves in the runtime's mount namespace, startContainer in the
     // container's: both use sh, which the host and the rootfs have.
-    let hook = |name: &str, target: &str| {
-        serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r state; echo {name} >> {target}; case \"$state\" in *ociVersion*) ;; *) echo bad-state-{name} >> {target};; esac")]})
-    };
+    let hook = |name: &str, target: &str| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r state; echo {name} >> {target}; case \"$state\" in *ociVersion*) ;; *) echo bad-state-{name} >> {target};; esac")]});
     let inside = "/hooks.log";
     let hooks: oci_spec::runtime::Hooks = serde_json::from_value(serde_json::json!({
         "prestart": [hook("prestart", &log_path)],
@@ -319,7 +404,17 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     rt.start(&id).ok();
     rt.run(&["delete", "--force", &id]).ok();
     let got = std::fs::read_to_string(log.path()).unwrap();
-    assert_eq!(got.lines().collect::<Vec<_>>(), ["prestart", "createRuntime", "createContainer", "poststart", "poststop"], "{got}");
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{got}"
+    );
     let inside_log = std::fs::read_to_string(bundle.rootfs().join("hooks.log")).unwrap();
     assert_eq!(inside_log.trim(), "startContainer");
 }
@@ -336,7 +431,10 @@ fn lifecycle_states_pause_resume_kill_and_delete() {
     let pid = st["pid"].as_i64().unwrap();
     // Before start the init is a sealed copy of berth-runc, never the binary on disk.
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert!(exe.to_string_lossy().starts_with("/memfd:berth-sealed"), "{exe:?}");
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:berth-sealed"),
+        "{exe:?}"
+    );
     rt.start(&id).ok();
     assert_eq!(rt.state(&id).unwrap()["status"], "running");
     rt.run(&["pause", &id]).ok();
@@ -344,7 +442,10 @@ fn lifecycle_states_pause_resume_kill_and_delete() {
     rt.run(&["resume", &id]).ok();
     assert_eq!(rt.state(&id).unwrap()["status"], "running");
     let ran = rt.delete(&id);
-    assert!(!ran.success(), "deleting a running container without --force must fail");
+    assert!(
+        !ran.success(),
+        "deleting a running container without --force must fail"
+    );
     let ps = rt.run(&["ps", "--format", "json", &id]).ok();
     assert_eq!(ps.trim(), format!("[{pid}]"));
     rt.kill(&id, "KILL").ok();
@@ -367,17 +468,36 @@ fn delete_force_kills_a_running_container_and_removes_its_cgroup() {
     let rt = Runtime::new();
     let bundle = Bundle::new(&["sleep", "60"]);
     let id = unique("force");
-    rt.run(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]).ok();
+    rt.run(&[
+        "run",
+        "--detach",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ])
+    .ok();
     let pid = rt.state(&id).unwrap()["pid"].as_i64().unwrap();
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let mem_path = cgroup.lines().find_map(|l| l.strip_prefix(&format!("{}:memory:", l.split(':').next().unwrap()))).map(String::from);
+    let mem_path = cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{}:memory:", l.split(':').next().unwrap())))
+        .map(String::from);
     rt.run(&["delete", "--force", &id]).ok();
     // Gone, or a zombie waiting for the host's init to reap it: either way, not running.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()).flatten();
-    assert!(matches!(state, None | Some('Z') | Some('X')), "init survived: {stat}");
+    let state = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.trim_start().chars().next())
+        .flatten();
+    assert!(
+        matches!(state, None | Some('Z') | Some('X')),
+        "init survived: {stat}"
+    );
     if let Some(p) = mem_path {
-        assert!(!Path::new(&format!("/sys/fs/cgroup/memory{p}")).exists(), "cgroup left behind");
+        assert!(
+            !Path::new(&format!("/sys/fs/cgroup/memory{p}")).exists(),
+            "cgroup left behind"
+        );
     }
 }
 
@@ -387,13 +507,26 @@ fn exec_joins_the_container() {
     let rt = Runtime::new();
     let bundle = Bundle::new(&["sleep", "60"]);
     let id = unique("exec");
-    rt.run(&["run", "--detach", "--bundle", bundle.path().to_str().unwrap(), &id]).ok();
+    rt.run(&[
+        "run",
+        "--detach",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ])
+    .ok();
     let pid = rt.state(&id).unwrap()["pid"].as_i64().unwrap();
     let out = rt.run(&["exec", &id, "berth-probe"]).ok();
     let v: Value = serde_json::from_str(&out).unwrap();
     for kind in ["pid", "net", "ipc", "uts", "mnt", "cgroup"] {
-        let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).unwrap().ino();
-        assert_eq!(ns(&v, kind), theirs, "exec is not in the container's {kind} namespace");
+        let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+            .unwrap()
+            .ino();
+        assert_eq!(
+            ns(&v, kind),
+            theirs,
+            "exec is not in the container's {kind} namespace"
+        );
     }
     assert_eq!(v["hostname"], "berth");
     let ran = rt.run(&["exec", &id, "sh", "-c", "exit 7"]);
@@ -411,7 +544,10 @@ fn no_host_descriptor_reaches_the_container() {
     for (fd, target) in fds {
         let n: u32 = fd.parse().unwrap();
         // 0-2 are stdio; the probe itself holds one fd open to read /proc/self/fd.
-        assert!(n <= 2 || target.as_str().unwrap().contains("/proc/"), "fd {fd} -> {target} leaked");
+        assert!(
+            n <= 2 || target.as_str().unwrap().contains("/proc/"),
+            "fd {fd} -> {target} leaked"
+        );
     }
 }
 
@@ -426,20 +562,30 @@ fn symlinked_proc_and_mount_escapes_are_refused() {
     let id = unique("symproc");
     let ran = rt.run_container(&id, &bundle);
     assert!(!ran.success());
-    assert!(ran.stderr.contains("/proc is a symbolic link"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("/proc is a symbolic link"),
+        "{}",
+        ran.stderr
+    );
     assert!(!rt.root().join(&id).exists());
 
     // A mount destination through a symlink pointing out of the rootfs lands inside it.
     let outside = tempfile::tempdir().unwrap();
     let mut bundle = Bundle::new(&["true"]);
     std::os::unix::fs::symlink(outside.path(), bundle.rootfs().join("escape")).unwrap();
-    let m: oci_spec::runtime::Mount = serde_json::from_value(serde_json::json!({"destination": "/escape/x", "type": "tmpfs", "source": "tmpfs"})).unwrap();
+    let m: oci_spec::runtime::Mount = serde_json::from_value(
+        serde_json::json!({"destination": "/escape/x", "type": "tmpfs", "source": "tmpfs"}),
+    )
+    .unwrap();
     let mut mounts = bundle.spec().mounts().clone().unwrap();
     mounts.push(m);
     bundle.spec_mut().set_mounts(Some(mounts));
     bundle.write();
     rt.run_container(&unique("escape"), &bundle).ok();
-    assert!(!outside.path().join("x").exists(), "mount destination escaped the rootfs");
+    assert!(
+        !outside.path().join("x").exists(),
+        "mount destination escaped the rootfs"
+    );
 }
 
 #[test]
@@ -450,12 +596,23 @@ fn a_fake_dev_null_is_refused_before_masking() {
     // A /dev bind-mounted from the rootfs (no tmpfs /dev), whose null is a regular file.
     std::fs::create_dir_all(bundle.rootfs().join("dev")).unwrap();
     std::fs::write(bundle.rootfs().join("dev/null"), "").unwrap();
-    let mounts: Vec<_> = bundle.spec().mounts().clone().unwrap().into_iter().filter(|m| !m.destination().starts_with("/dev")).collect();
+    let mounts: Vec<_> = bundle
+        .spec()
+        .mounts()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|m| !m.destination().starts_with("/dev"))
+        .collect();
     bundle.spec_mut().set_mounts(Some(mounts));
     bundle.write();
     let ran = rt.run_container(&unique("devnull"), &bundle);
     assert!(!ran.success());
-    assert!(ran.stderr.contains("/dev/null is not the null device"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("/dev/null is not the null device"),
+        "{}",
+        ran.stderr
+    );
 }
 
 #[test]
@@ -463,31 +620,82 @@ fn bad_configs_fail_with_one_clear_line_and_leave_nothing() {
     need_root!();
     let rt = Runtime::new();
     let cases: Vec<(&str, Box<dyn Fn(&mut Bundle)>, &str)> = vec![
-        ("bad json", Box::new(|b: &mut Bundle| std::fs::write(b.path().join("config.json"), "{not json").unwrap()), "config.json"),
-        ("unknown namespace", Box::new(|b: &mut Bundle| {
-            let text = std::fs::read_to_string(b.path().join("config.json")).unwrap().replace("\"uts\"", "\"bogus\"");
-            std::fs::write(b.path().join("config.json"), text).unwrap();
-        }), "bogus"),
-        ("rootfs outside", Box::new(|b: &mut Bundle| {
-            b.spec_mut().root_mut().as_mut().unwrap().set_path("../../etc".into());
-            b.write();
-        }), "leaves the bundle"),
-        ("missing binary", Box::new(|b: &mut Bundle| {
-            b.spec_mut().process_mut().as_mut().unwrap().set_args(Some(vec!["no-such-binary".into()]));
-            b.write();
-        }), "executable file not found"),
+        (
+            "bad json",
+            Box::new(|b: &mut Bundle| {
+                std::fs::write(b.path().join("config.json"), "{not json").unwrap()
+            }),
+            "config.json",
+        ),
+        (
+            "unknown namespace",
+            Box::new(|b: &mut Bundle| {
+                let text = std::fs::read_to_string(b.path().join("config.json"))
+                    .unwrap()
+                    .replace("\"uts\"", "\"bogus\"");
+                std::fs::write(b.path().join("config.json"), text).unwrap();
+            }),
+            "bogus",
+        ),
+        (
+            "rootfs outside",
+            Box::new(|b: &mut Bundle| {
+                b.spec_mut()
+                    .root_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_path("../../etc".into());
+                b.write();
+            }),
+            "leaves the bundle",
+        ),
+        (
+            "missing binary",
+            Box::new(|b: &mut Bundle| {
+                b.spec_mut()
+                    .process_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_args(Some(vec!["no-such-binary".into()]));
+                b.write();
+            }),
+            "executable file not found",
+        ),
     ];
     for (name, break_it, expect) in cases {
         let mut bundle = Bundle::new(&["true"]);
-        let cg = bundle.spec().linux().as_ref().unwrap().cgroups_path().clone().unwrap();
+        let cg = bundle
+            .spec()
+            .linux()
+            .as_ref()
+            .unwrap()
+            .cgroups_path()
+            .clone()
+            .unwrap();
         break_it(&mut bundle);
         let id = unique("bad");
         let ran = rt.run(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
         assert!(!ran.success(), "{name}: create succeeded");
-        assert_eq!(ran.stderr.trim().lines().count(), 1, "{name}: not one line: {}", ran.stderr);
-        assert!(ran.stderr.contains(expect), "{name}: {:?} lacks {expect:?}", ran.stderr);
-        assert!(!rt.root().join(&id).exists(), "{name}: state directory left behind");
+        assert_eq!(
+            ran.stderr.trim().lines().count(),
+            1,
+            "{name}: not one line: {}",
+            ran.stderr
+        );
+        assert!(
+            ran.stderr.contains(expect),
+            "{name}: {:?} lacks {expect:?}",
+            ran.stderr
+        );
+        assert!(
+            !rt.root().join(&id).exists(),
+            "{name}: state directory left behind"
+        );
         let cg_dir = Path::new("/sys/fs/cgroup/pids").join(cg.strip_prefix("/").unwrap());
-        assert!(!cg_dir.exists(), "{name}: cgroup {} left behind", cg_dir.display());
+        assert!(
+            !cg_dir.exists(),
+            "{name}: cgroup {} left behind",
+            cg_dir.display()
+        );
     }
 }

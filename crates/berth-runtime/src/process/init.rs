@@ -36,7 +36,14 @@ pub fn run(mut ctx: InitContext<'_>) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    if ctx.chan.send(&FromInit::Failed { step: err.step.clone(), error: err.error.clone() }).is_err() {
+    if ctx
+        .chan
+        .send(&FromInit::Failed {
+            step: err.step.clone(),
+            error: err.error.clone(),
+        })
+        .is_err()
+    {
         // After `Created` the parent is gone: the container's stderr is the only witness.
         eprintln!("berth-runc init: {err}");
     }
@@ -56,21 +63,33 @@ fn exec_failure_code(err: &StepError) -> i32 {
 fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     let plan = ctx.plan;
     enter_namespaces(ctx)?;
-    ctx.chan.send(&FromInit::Ready).step(|| "tell the runtime the namespaces are ready".into())?;
+    ctx.chan
+        .send(&FromInit::Ready)
+        .step(|| "tell the runtime the namespaces are ready".into())?;
     let state: String = match ctx.chan.recv::<FromParent>() {
         Ok(FromParent::Go { state }) => state,
-        Ok(other) => return fail("wait for the runtime", format!("unexpected message {other:?}")),
+        Ok(other) => {
+            return fail(
+                "wait for the runtime",
+                format!("unexpected message {other:?}"),
+            )
+        }
         Err(e) => return fail("wait for the runtime", e.to_string()),
     };
     if plan.creates(LinuxNamespaceType::Cgroup) {
         // After the parent placed us in our cgroup, so that it becomes the namespace's root.
-        berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWCGROUP).step(|| "unshare the cgroup namespace".into())?;
+        berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWCGROUP)
+            .step(|| "unshare the cgroup namespace".into())?;
     }
     if let Some(adj) = plan.process.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).step(|| "write /proc/self/oom_score_adj".into())?;
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .step(|| "write /proc/self/oom_score_adj".into())?;
     }
     if !plan.has_mount_ns() {
-        return fail("set up the root filesystem", "the container has no mount namespace: add {\"type\": \"mount\"} to linux.namespaces");
+        return fail(
+            "set up the root filesystem",
+            "the container has no mount namespace: add {\"type\": \"mount\"} to linux.namespaces",
+        );
     }
     let root = crate::rootfs::prepare(plan)?;
     drop(root);
@@ -79,7 +98,10 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     set_names(plan)?;
     if plan.process.terminal {
         let Some(console) = ctx.console.take() else {
-            return fail("set up the terminal", "process.terminal is true but no --console-socket was given");
+            return fail(
+                "set up the terminal",
+                "process.terminal is true but no --console-socket was given",
+            );
         };
         let (master, slave_path) = crate::tty::setup_pty(ctx.console_size)?;
         bind_console(&slave_path)?;
@@ -88,7 +110,9 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     crate::rootfs::finish(plan)?;
     write_sysctls(&plan.sysctl)?;
     let exe = finalize_process(&plan.process, ctx.preserve_fds)?;
-    ctx.chan.send(&FromInit::Created).step(|| "tell the runtime the container is created".into())?;
+    ctx.chan
+        .send(&FromInit::Created)
+        .step(|| "tell the runtime the container is created".into())?;
     wait_for_start(&ctx.exec_fifo)?;
     run_hooks_inside(&ctx.start_container_hooks, "startContainer", &state)?;
     exec(&plan.process, &exe)
@@ -110,17 +134,30 @@ fn enter_namespaces(ctx: &mut InitContext<'_>) -> StepResult<()> {
         }
     }
     if plan.creates(LinuxNamespaceType::User) {
-        berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWUSER).step(|| "unshare the user namespace".into())?;
-        ctx.chan.send(&FromInit::IdMapsPlease).step(|| "ask for uid/gid maps".into())?;
+        berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWUSER)
+            .step(|| "unshare the user namespace".into())?;
+        ctx.chan
+            .send(&FromInit::IdMapsPlease)
+            .step(|| "ask for uid/gid maps".into())?;
         match ctx.chan.recv::<FromParent>() {
             Ok(FromParent::IdMapsDone) => {}
-            Ok(other) => return fail("wait for uid/gid maps", format!("unexpected message {other:?}")),
+            Ok(other) => {
+                return fail(
+                    "wait for uid/gid maps",
+                    format!("unexpected message {other:?}"),
+                )
+            }
             Err(e) => return fail("wait for uid/gid maps", e.to_string()),
         }
         become_root()?;
     }
     let mut flags = 0;
-    for kind in [LinuxNamespaceType::Mount, LinuxNamespaceType::Uts, LinuxNamespaceType::Ipc, LinuxNamespaceType::Network] {
+    for kind in [
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Network,
+    ] {
         if plan.creates(kind) {
             flags |= clone_flag(kind);
         }
@@ -151,21 +188,33 @@ fn enter_namespaces(ctx: &mut InitContext<'_>) -> StepResult<()> {
 fn become_root() -> StepResult<()> {
     let root_u = nix::unistd::Uid::from_raw(0);
     let root_g = nix::unistd::Gid::from_raw(0);
-    nix::unistd::setresgid(root_g, root_g, root_g).step(|| "setresgid 0 in the user namespace".into())?;
-    nix::unistd::setresuid(root_u, root_u, root_u).step(|| "setresuid 0 in the user namespace".into())
+    nix::unistd::setresgid(root_g, root_g, root_g)
+        .step(|| "setresgid 0 in the user namespace".into())?;
+    nix::unistd::setresuid(root_u, root_u, root_u)
+        .step(|| "setresuid 0 in the user namespace".into())
 }
 
 /// unshare(CLONE_NEWTIME) only applies to children: set the offsets while the namespace is
 /// still empty, then enter it through /proc/self/ns/time_for_children.
 fn enter_new_time_ns(offsets: &[(String, i64, u32)]) -> StepResult<()> {
-    berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWTIME).step(|| "unshare the time namespace".into())?;
+    berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWTIME)
+        .step(|| "unshare the time namespace".into())?;
     if !offsets.is_empty() {
-        let text: String = offsets.iter().map(|(clock, s, ns)| format!("{clock} {s} {ns}\n")).collect();
-        std::fs::write("/proc/self/timens_offsets", text).step(|| "write /proc/self/timens_offsets".into())?;
+        let text: String = offsets
+            .iter()
+            .map(|(clock, s, ns)| format!("{clock} {s} {ns}\n"))
+            .collect();
+        std::fs::write("/proc/self/timens_offsets", text)
+            .step(|| "write /proc/self/timens_offsets".into())?;
     }
-    let fd = nix::fcntl::open("/proc/self/ns/time_for_children", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .step(|| "open /proc/self/ns/time_for_children".into())?;
-    berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWTIME).step(|| "enter the new time namespace".into())
+    let fd = nix::fcntl::open(
+        "/proc/self/ns/time_for_children",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| "open /proc/self/ns/time_for_children".into())?;
+    berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWTIME)
+        .step(|| "enter the new time namespace".into())
 }
 
 fn set_names(plan: &InitPlan) -> StepResult<()> {
@@ -183,8 +232,14 @@ fn bind_console(slave: &str) -> StepResult<()> {
     if std::fs::symlink_metadata(console).is_err() {
         std::fs::File::create(console).step(|| "create /dev/console".into())?;
     }
-    nix::mount::mount(Some(slave), console, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
-        .step(|| format!("bind mount {slave} on /dev/console"))
+    nix::mount::mount(
+        Some(slave),
+        console,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .step(|| format!("bind mount {slave} on /dev/console"))
 }
 
 fn write_sysctls(sysctl: &[(String, String)]) -> StepResult<()> {
@@ -203,8 +258,11 @@ fn run_hooks_inside(hooks: &[Hook], kind: &str, state: &str) -> StepResult<()> {
 /// Shared by the init and by `exec`. Returns the program to execute.
 pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32) -> StepResult<CString> {
     for (res, soft, hard) in &p.rlimits {
-        nix::sys::resource::setrlimit(*res, *soft, *hard)
-            .step(|| format!("set rlimit {res:?} to {soft}/{hard} (raising a hard limit needs CAP_SYS_RESOURCE)"))?;
+        nix::sys::resource::setrlimit(*res, *soft, *hard).step(|| {
+            format!(
+                "set rlimit {res:?} to {soft}/{hard} (raising a hard limit needs CAP_SYS_RESOURCE)"
+            )
+        })?;
     }
     if let Some(profile) = &p.apparmor_profile {
         if apparmor_enabled() {
@@ -217,11 +275,18 @@ pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32) -> StepResult<CStrin
     let exe = lookup_executable(p)?;
     if let (Some(prog), false) = (&p.seccomp, p.no_new_privileges) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the drop.
-        berth_sys::seccomp::install_filter(&prog.insns, prog.flags).step(|| "load the seccomp filter".into())?;
+        berth_sys::seccomp::install_filter(&prog.insns, prog.flags)
+            .step(|| "load the seccomp filter".into())?;
     }
-    crate::capabilities::drop_bounding(&p.capabilities).step(|| "drop capabilities from the bounding set".into())?;
-    crate::capabilities::keep_caps_across_setuid(true).step(|| "keep capabilities across setuid".into())?;
-    let gids: Vec<nix::unistd::Gid> = p.additional_gids.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+    crate::capabilities::drop_bounding(&p.capabilities)
+        .step(|| "drop capabilities from the bounding set".into())?;
+    crate::capabilities::keep_caps_across_setuid(true)
+        .step(|| "keep capabilities across setuid".into())?;
+    let gids: Vec<nix::unistd::Gid> = p
+        .additional_gids
+        .iter()
+        .map(|g| nix::unistd::Gid::from_raw(*g))
+        .collect();
     if let Err(e) = nix::unistd::setgroups(&gids) {
         // setgroups is refused in a user namespace whose setgroups file says deny.
         if !gids.is_empty() || e != nix::errno::Errno::EPERM {
@@ -243,7 +308,8 @@ pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32) -> StepResult<CStrin
     // No descriptor of the runtime may reach the container (CVE-2024-21626): everything past
     // stdio and the preserved fds is close-on-exec (the protocol socket and the fifo included).
     let keep: Vec<u32> = (3..3 + preserve_fds).collect();
-    berth_sys::fd::cloexec_from(3, &keep).step(|| "mark inherited descriptors close-on-exec".into())?;
+    berth_sys::fd::cloexec_from(3, &keep)
+        .step(|| "mark inherited descriptors close-on-exec".into())?;
     Ok(exe)
 }
 
@@ -259,32 +325,53 @@ fn lookup_executable(p: &ProcessPlan) -> StepResult<CString> {
     let candidates: Vec<PathBuf> = if arg0.contains('/') {
         vec![PathBuf::from(arg0)]
     } else {
-        let path = p.env.iter().find_map(|kv| kv.strip_prefix("PATH=")).unwrap_or("");
-        path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(arg0)).collect()
+        let path = p
+            .env
+            .iter()
+            .find_map(|kv| kv.strip_prefix("PATH="))
+            .unwrap_or("");
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(arg0))
+            .collect()
     };
     for c in &candidates {
         if let Ok(meta) = std::fs::metadata(c) {
             use std::os::unix::fs::PermissionsExt;
             if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-                return CString::new(c.as_os_str().as_encoded_bytes()).step(|| format!("exec {arg0:?}"));
+                return CString::new(c.as_os_str().as_encoded_bytes())
+                    .step(|| format!("exec {arg0:?}"));
             }
             if arg0.contains('/') {
-                return fail(format!("exec {arg0:?}"), "permission denied: not an executable file");
+                return fail(
+                    format!("exec {arg0:?}"),
+                    "permission denied: not an executable file",
+                );
             }
         }
     }
     if arg0.contains('/') {
-        fail(format!("exec {arg0:?}"), "no such file or directory: not found in the container")
+        fail(
+            format!("exec {arg0:?}"),
+            "no such file or directory: not found in the container",
+        )
     } else {
-        fail(format!("exec {arg0:?}"), "executable file not found in $PATH")
+        fail(
+            format!("exec {arg0:?}"),
+            "executable file not found in $PATH",
+        )
     }
 }
 
 /// Blocks until `start` opens the fifo for reading, then writes one byte to it.
 fn wait_for_start(fifo: &OwnedFd) -> StepResult<()> {
     let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let f = nix::fcntl::open(path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .step(|| "open the exec fifo".into())?;
+    let f = nix::fcntl::open(
+        path.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| "open the exec fifo".into())?;
     nix::unistd::write(&f, b"0").step(|| "write the exec fifo".into())?;
     Ok(())
 }
@@ -292,10 +379,21 @@ fn wait_for_start(fifo: &OwnedFd) -> StepResult<()> {
 pub fn exec(p: &ProcessPlan, exe: &CString) -> StepResult<std::convert::Infallible> {
     if let (Some(prog), true) = (&p.seccomp, p.no_new_privileges) {
         // With no_new_privs the filter goes on last, so it constrains only the container.
-        berth_sys::seccomp::install_filter(&prog.insns, prog.flags).step(|| "load the seccomp filter".into())?;
+        berth_sys::seccomp::install_filter(&prog.insns, prog.flags)
+            .step(|| "load the seccomp filter".into())?;
     }
-    let args: Vec<CString> = p.args.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<_, _>>().step(|| "exec: argument with a NUL byte".into())?;
-    let env: Vec<CString> = p.env.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<_, _>>().step(|| "exec: environment entry with a NUL byte".into())?;
+    let args: Vec<CString> = p
+        .args
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .step(|| "exec: argument with a NUL byte".into())?;
+    let env: Vec<CString> = p
+        .env
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .step(|| "exec: environment entry with a NUL byte".into())?;
     match nix::unistd::execve(exe, &args, &env) {
         Ok(never) => match never {},
         Err(e) => Err(e).step(|| format!("exec {:?}", p.args[0])),

@@ -31,7 +31,8 @@ pub struct CreateOptions {
 /// Reads and parses `<bundle>/config.json`.
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let data = std::fs::read(&path).map_err(|e| Error::Config(format!("read {}: {e}", path.display())))?;
+    let data =
+        std::fs::read(&path).map_err(|e| Error::Config(format!("read {}: {e}", path.display())))?;
     serde_json::from_slice(&data).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 
@@ -50,7 +51,10 @@ impl Drop for Cleanup<'_> {
             return;
         }
         if let Some(pid) = self.pid {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         }
         if let Some(cg) = &self.cgroup {
@@ -68,57 +72,100 @@ pub struct Created {
 
 pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     state::validate_id(&opts.id)?;
-    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
     let spec = load_spec(&bundle)?;
     let plan = plan::plan(&spec, &bundle).map_err(Error::Config)?;
     if plan.process.terminal && opts.console_socket.is_none() {
-        return Err(Error::Config("process.terminal is true: give --console-socket (or run detached without a terminal)".into()));
+        return Err(Error::Config(
+            "process.terminal is true: give --console-socket (or run detached without a terminal)"
+                .into(),
+        ));
     }
     let dir = root.create_dir(&opts.id)?;
-    let mut cleanup = Cleanup { root, id: opts.id.clone(), pid: None, cgroup: None, armed: true };
+    let mut cleanup = Cleanup {
+        root,
+        id: opts.id.clone(),
+        pid: None,
+        cgroup: None,
+        armed: true,
+    };
 
     let fifo_path = dir.join(state::EXEC_FIFO);
-    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).at("create exec fifo", &fifo_path)?;
-    let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).at("open exec fifo", &fifo_path)?;
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
+        .at("create exec fifo", &fifo_path)?;
+    let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .at("open exec fifo", &fifo_path)?;
     if plan.creates(LinuxNamespaceType::User) {
         // The init opens the fifo as the container's root, which is another user on the host.
         let uid = host_id(&plan.uid_mappings, plan.process.uid);
         let gid = host_id(&plan.gid_mappings, plan.process.gid);
-        nix::unistd::chown(&fifo_path, uid.map(nix::unistd::Uid::from_raw), gid.map(nix::unistd::Gid::from_raw)).at("chown exec fifo", &fifo_path)?;
+        nix::unistd::chown(
+            &fifo_path,
+            uid.map(nix::unistd::Uid::from_raw),
+            gid.map(nix::unistd::Gid::from_raw),
+        )
+        .at("chown exec fifo", &fifo_path)?;
     }
     let console = match &opts.console_socket {
-        Some(p) => Some(OwnedFd::from(UnixStream::connect(p).at("connect to console socket", p)?)),
+        Some(p) => Some(OwnedFd::from(
+            UnixStream::connect(p).at("connect to console socket", p)?,
+        )),
         None => None,
     };
     let linux = spec.linux().as_ref();
     let cgroup_path = cgroup::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id)?;
     let cgroup = cleanup.cgroup.insert(cgroup::open(&cgroup_path)?);
     cgroup.create()?;
-    let mut resources = linux.and_then(|l| l.resources().clone()).unwrap_or_default();
+    let mut resources = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
     resources.set_devices(Some(plan::device_rules(Some(&resources), &plan.devices)));
     cgroup.apply(&resources)?;
-    if plan.process.apparmor_profile.is_some() && !std::path::Path::new("/sys/kernel/security/apparmor").exists() {
-        log_warning("process.apparmorProfile is set but AppArmor is not enabled on this host: ignored");
+    if plan.process.apparmor_profile.is_some()
+        && !std::path::Path::new("/sys/kernel/security/apparmor").exists()
+    {
+        log_warning(
+            "process.apparmorProfile is set but AppArmor is not enabled on this host: ignored",
+        );
     }
-    if spec.process().as_ref().and_then(|p| p.selinux_label().as_ref()).is_some() {
-        log_warning("SELinux labels are set but SELinux is not supported by berth on this host: ignored");
+    if spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.selinux_label().as_ref())
+        .is_some()
+    {
+        log_warning(
+            "SELinux labels are set but SELinux is not supported by berth on this host: ignored",
+        );
     }
 
     let (parent_end, init_end) = protocol::pair().during("create the init socketpair")?;
     let hooks = spec.hooks().clone().unwrap_or_default();
-    let child = fork_init(&plan, init_end, InitExtras {
-        fifo,
-        console,
-        console_size: spec.process().as_ref().and_then(|p| p.console_size().map(|b| (b.height() as u16, b.width() as u16))),
-        no_pivot: opts.no_pivot,
-        preserve_fds: opts.preserve_fds + listen_fds(),
-        create_container_hooks: hooks.create_container().clone().unwrap_or_default(),
-        start_container_hooks: hooks.start_container().clone().unwrap_or_default(),
-    })?;
+    let child = fork_init(
+        &plan,
+        init_end,
+        InitExtras {
+            fifo,
+            console,
+            console_size: spec.process().as_ref().and_then(|p| {
+                p.console_size()
+                    .map(|b| (b.height() as u16, b.width() as u16))
+            }),
+            no_pivot: opts.no_pivot,
+            preserve_fds: opts.preserve_fds + listen_fds(),
+            create_container_hooks: hooks.create_container().clone().unwrap_or_default(),
+            start_container_hooks: hooks.start_container().clone().unwrap_or_default(),
+        },
+    )?;
     cleanup.pid = Some(child);
     let pid = handshake(&plan, &parent_end, child)?;
     cleanup.pid = Some(pid);
-    cleanup.cgroup.as_ref().map(|c| c.add_task(pid)).transpose()?;
+    cleanup
+        .cgroup
+        .as_ref()
+        .map(|c| c.add_task(pid))
+        .transpose()?;
 
     let record = Record {
         id: opts.id.clone(),
@@ -136,8 +183,12 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     crate::hooks::run_all(hooks.prestart().as_deref().unwrap_or(&[]), &doc)?;
     crate::hooks::run_all(hooks.create_runtime().as_deref().unwrap_or(&[]), &doc)?;
     let state = String::from_utf8_lossy(&doc).into_owned();
-    parent_end.send(&FromParent::Go { state }).during("tell the init to go on")?;
-    expect(&parent_end, "set up the container", |m| matches!(m, FromInit::Created))?;
+    parent_end
+        .send(&FromParent::Go { state })
+        .during("tell the init to go on")?;
+    expect(&parent_end, "set up the container", |m| {
+        matches!(m, FromInit::Created)
+    })?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
@@ -162,20 +213,31 @@ fn fork_init(plan: &InitPlan, init_end: Channel, extras: InitExtras) -> Result<i
     let pid_req = plan.request(LinuxNamespaceType::Pid).clone();
     let own_pidns = match (&pid_req, userns) {
         (NsRequest::Host, _) | (NsRequest::New, true) => None,
-        _ => Some(nix::fcntl::open("/proc/self/ns/pid", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).at("open", "/proc/self/ns/pid")?),
+        _ => Some(
+            nix::fcntl::open(
+                "/proc/self/ns/pid",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .at("open", "/proc/self/ns/pid")?,
+        ),
     };
     match (&pid_req, userns) {
-        (NsRequest::New, false) => berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWPID).during("unshare the pid namespace")?,
+        (NsRequest::New, false) => berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWPID)
+            .during("unshare the pid namespace")?,
         (NsRequest::Join(path), _) => {
-            let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).at("open pid namespace", path)?;
-            berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWPID).at("join pid namespace", path)?;
+            let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .at("open pid namespace", path)?;
+            berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWPID)
+                .at("join pid namespace", path)?;
         }
         _ => {}
     }
     let forked = berth_sys::process::fork();
     if let Some(fd) = &own_pidns {
         if let Ok(berth_sys::process::Forked::Parent(_)) | Err(_) = forked {
-            berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWPID).during("return to the runtime's pid namespace")?;
+            berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWPID)
+                .during("return to the runtime's pid namespace")?;
         }
     }
     match forked.during("fork the container init")? {
@@ -206,7 +268,8 @@ fn handshake(plan: &InitPlan, chan: &Channel, child: i32) -> Result<i32> {
             FromInit::IdMapsPlease => {
                 write_id_map(child, "uid_map", &plan.uid_mappings)?;
                 write_id_map(child, "gid_map", &plan.gid_mappings)?;
-                chan.send(&FromParent::IdMapsDone).during("send id maps done")?;
+                chan.send(&FromParent::IdMapsDone)
+                    .during("send id maps done")?;
             }
             FromInit::Pid(p) => {
                 // The middle process exits once it has told us; reap it.
@@ -214,14 +277,19 @@ fn handshake(plan: &InitPlan, chan: &Channel, child: i32) -> Result<i32> {
                 pid = p;
             }
             FromInit::Ready => return Ok(pid),
-            FromInit::Created => return Err(Error::Init("init skipped a step of the protocol".into())),
-            FromInit::Failed { step, error } => return Err(Error::Init(format!("{step}: {error}"))),
+            FromInit::Created => {
+                return Err(Error::Init("init skipped a step of the protocol".into()))
+            }
+            FromInit::Failed { step, error } => {
+                return Err(Error::Init(format!("{step}: {error}")))
+            }
         }
     }
 }
 
 fn recv(chan: &Channel, step: &str) -> Result<FromInit> {
-    chan.recv::<FromInit>().map_err(|e| Error::Init(format!("{step}: the init exited without a word ({e})")))
+    chan.recv::<FromInit>()
+        .map_err(|e| Error::Init(format!("{step}: the init exited without a word ({e})")))
 }
 
 fn expect(chan: &Channel, step: &str, ok: impl Fn(&FromInit) -> bool) -> Result<()> {
@@ -233,7 +301,10 @@ fn expect(chan: &Channel, step: &str, ok: impl Fn(&FromInit) -> bool) -> Result<
 }
 
 fn write_id_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
-    let text: String = maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect();
+    let text: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
     let path = format!("/proc/{pid}/{file}");
     std::fs::write(&path, text).at("write id map", path)
 }
@@ -254,7 +325,10 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 
 /// systemd socket activation: LISTEN_FDS descriptors from 3 on are passed through.
 fn listen_fds() -> u32 {
-    std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn log_warning(msg: &str) {

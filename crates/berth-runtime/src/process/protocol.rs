@@ -46,7 +46,9 @@ pub enum FromInit {
 pub enum FromParent {
     IdMapsDone,
     /// Carries the state document for the hooks the init runs (createContainer, startContainer).
-    Go { state: String },
+    Go {
+        state: String,
+    },
 }
 
 /// One end of the socketpair.
@@ -81,7 +83,11 @@ impl Channel {
     pub fn recv<T: DeserializeOwned>(&self) -> io::Result<T> {
         let mut buf = vec![0u8; 64 * 1024];
         let n = loop {
-            match recv(std::os::fd::AsRawFd::as_raw_fd(&self.fd), &mut buf, MsgFlags::empty()) {
+            match recv(
+                std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+                &mut buf,
+                MsgFlags::empty(),
+            ) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 other => break other?,
             }

@@ -24,13 +24,30 @@ pub fn prepare(plan: &InitPlan) -> StepResult<OwnedFd> {
     mount(NONE, "/", NONE, plan.root_propagation, NONE)
         .step(|| "make / a slave mount before setting up the root".into())?;
     let rootfs = &plan.rootfs;
-    mount(Some(rootfs), rootfs, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
-        .step(|| format!("bind mount the root filesystem {}", rootfs.display()))?;
-    let root = nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .step(|| format!("open the root filesystem {}", rootfs.display()))?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .step(|| format!("bind mount the root filesystem {}", rootfs.display()))?;
+    let root = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| format!("open the root filesystem {}", rootfs.display()))?;
     for dir in ["/proc", "/sys"] {
-        if resolve::is_symlink(root.as_fd(), Path::new(dir)).step(|| format!("check {dir} in the root"))? {
-            return fail(format!("prepare {dir}"), format!("{dir} is a symbolic link in the root filesystem: refusing to mount over it"));
+        if resolve::is_symlink(root.as_fd(), Path::new(dir))
+            .step(|| format!("check {dir} in the root"))?
+        {
+            return fail(
+                format!("prepare {dir}"),
+                format!(
+                    "{dir} is a symbolic link in the root filesystem: refusing to mount over it"
+                ),
+            );
         }
     }
     let mut dev_mounted = false;
@@ -39,10 +56,18 @@ pub fn prepare(plan: &InitPlan) -> StepResult<OwnedFd> {
         dev_mounted |= m.destination == Path::new("/dev");
     }
     if dev_mounted {
-        devices::create_all(root.as_fd(), &plan.devices, plan.creates(oci_spec::runtime::LinuxNamespaceType::User))?;
+        devices::create_all(
+            root.as_fd(),
+            &plan.devices,
+            plan.creates(oci_spec::runtime::LinuxNamespaceType::User),
+        )?;
         devices::default_links(root.as_fd())?;
     } else {
-        devices::create_all(root.as_fd(), &plan.devices[devices::DEFAULT_COUNT..], plan.creates(oci_spec::runtime::LinuxNamespaceType::User))?;
+        devices::create_all(
+            root.as_fd(),
+            &plan.devices[devices::DEFAULT_COUNT..],
+            plan.creates(oci_spec::runtime::LinuxNamespaceType::User),
+        )?;
     }
     Ok(root)
 }
@@ -56,37 +81,84 @@ fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, plan: &InitPlan) 
     }
     let leaf = if is_bind {
         let src = m.source.as_deref().unwrap_or(Path::new(""));
-        let meta = std::fs::metadata(src).step(|| format!("bind mount source {}", src.display()))?;
-        if meta.is_dir() { Leaf::Dir } else { Leaf::File }
+        let meta =
+            std::fs::metadata(src).step(|| format!("bind mount source {}", src.display()))?;
+        if meta.is_dir() {
+            Leaf::Dir
+        } else {
+            Leaf::File
+        }
     } else {
         Leaf::Dir
     };
-    let target = resolve::create(root, dest, leaf).step(|| format!("create mount point {} in the root", dest.display()))?;
+    let target = resolve::create(root, dest, leaf)
+        .step(|| format!("create mount point {} in the root", dest.display()))?;
     let target_path = resolve::fd_path(&target);
     let data = m.options.data_string();
     if is_bind {
         let src = m.source.as_deref().unwrap_or(Path::new(""));
-        mount(Some(src), &target_path, NONE, MsFlags::MS_BIND | (m.options.flags & MsFlags::MS_REC), NONE).step(what)?;
+        mount(
+            Some(src),
+            &target_path,
+            NONE,
+            MsFlags::MS_BIND | (m.options.flags & MsFlags::MS_REC),
+            NONE,
+        )
+        .step(what)?;
         let remount = m.options.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !remount.is_empty() {
             // Bind mounts ignore flags at creation: they take effect on a remount, which must
             // keep the flags the source mount is locked with (nodev, nosuid... in a user ns).
             let mounted = mounted_path(root, dest)?;
             let locked = locked_flags(&resolve::fd_path(&mounted));
-            mount(NONE, &resolve::fd_path(&mounted), NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | remount | locked, NONE)
-                .step(|| format!("remount {} with its options", dest.display()))?;
+            mount(
+                NONE,
+                &resolve::fd_path(&mounted),
+                NONE,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | remount | locked,
+                NONE,
+            )
+            .step(|| format!("remount {} with its options", dest.display()))?;
         }
     } else {
-        let source = m.source.as_deref().map(|s| s.as_os_str()).unwrap_or(m.fstype.as_ref());
-        let r = mount(Some(source), &target_path, Some(m.fstype.as_str()), m.options.flags, data.as_deref());
+        let source = m
+            .source
+            .as_deref()
+            .map(|s| s.as_os_str())
+            .unwrap_or(m.fstype.as_ref());
+        let r = mount(
+            Some(source),
+            &target_path,
+            Some(m.fstype.as_str()),
+            m.options.flags,
+            data.as_deref(),
+        );
         match r {
             // sysfs cannot be mounted in a network namespace the user namespace does not own:
             // bind the host's, read-only, as runc does.
             Err(nix::errno::Errno::EPERM) if m.fstype == "sysfs" => {
-                mount(Some("/sys"), &target_path, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE).step(what)?;
+                mount(
+                    Some("/sys"),
+                    &target_path,
+                    NONE,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    NONE,
+                )
+                .step(what)?;
                 let mounted_fd = mounted_path(root, dest)?;
-        let mounted = resolve::fd_path(&mounted_fd);
-                mount(NONE, &mounted, NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | m.options.flags | locked_flags(&mounted), NONE).step(what)?;
+                let mounted = resolve::fd_path(&mounted_fd);
+                mount(
+                    NONE,
+                    &mounted,
+                    NONE,
+                    MsFlags::MS_BIND
+                        | MsFlags::MS_REMOUNT
+                        | MsFlags::MS_RDONLY
+                        | m.options.flags
+                        | locked_flags(&mounted),
+                    NONE,
+                )
+                .step(what)?;
             }
             r => r.step(what)?,
         }
@@ -95,7 +167,8 @@ fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, plan: &InitPlan) 
         let mounted_fd = mounted_path(root, dest)?;
         let mounted = resolve::fd_path(&mounted_fd);
         for p in &m.options.propagation {
-            mount(NONE, &mounted, NONE, *p, NONE).step(|| format!("set propagation of {}", dest.display()))?;
+            mount(NONE, &mounted, NONE, *p, NONE)
+                .step(|| format!("set propagation of {}", dest.display()))?;
         }
     }
     Ok(())
@@ -104,13 +177,16 @@ fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, plan: &InitPlan) 
 /// The destination opened again after a mount: a descriptor opened before it names the
 /// directory underneath, and remounting that fails with EINVAL.
 fn mounted_path(root: std::os::fd::BorrowedFd<'_>, dest: &Path) -> StepResult<OwnedFd> {
-    resolve::open(root, dest, OFlag::O_PATH).step(|| format!("open {} after mounting it", dest.display()))
+    resolve::open(root, dest, OFlag::O_PATH)
+        .step(|| format!("open {} after mounting it", dest.display()))
 }
 
 /// Flags the kernel will not let a remount clear (statvfs of the mount).
 fn locked_flags(path: &Path) -> MsFlags {
     use nix::sys::statvfs::{statvfs, FsFlags};
-    let Ok(st) = statvfs(path) else { return MsFlags::empty() };
+    let Ok(st) = statvfs(path) else {
+        return MsFlags::empty();
+    };
     let f = st.flags();
     let mut out = MsFlags::empty();
     for (fs, ms) in [
@@ -132,23 +208,42 @@ fn locked_flags(path: &Path) -> MsFlags {
 /// A cgroup mount: the container's own cgroup directories, bound from the host (every v1
 /// hierarchy as a subdirectory of a tmpfs, or the v2 one), so the container sees its cgroup
 /// and nothing above it whether or not it has a cgroup namespace.
-fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, _plan: &InitPlan) -> StepResult<()> {
+fn mount_cgroup(
+    root: std::os::fd::BorrowedFd<'_>,
+    m: &MountPlan,
+    _plan: &InitPlan,
+) -> StepResult<()> {
     let dest = &m.destination;
-    let own = std::fs::read_to_string("/proc/self/cgroup").step(|| "read /proc/self/cgroup".into())?;
+    let own =
+        std::fs::read_to_string("/proc/self/cgroup").step(|| "read /proc/self/cgroup".into())?;
     let ro = m.options.flags.contains(MsFlags::MS_RDONLY);
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let unified_only = own.lines().count() == 1 && own.starts_with("0::");
-    let target = resolve::create(root, dest, Leaf::Dir).step(|| format!("create mount point {}", dest.display()))?;
+    let target = resolve::create(root, dest, Leaf::Dir)
+        .step(|| format!("create mount point {}", dest.display()))?;
     let target_path = resolve::fd_path(&target);
     if unified_only {
-        let r = mount(Some("cgroup2"), &target_path, Some("cgroup2"), flags | (m.options.flags & MsFlags::MS_RDONLY), NONE);
+        let r = mount(
+            Some("cgroup2"),
+            &target_path,
+            Some("cgroup2"),
+            flags | (m.options.flags & MsFlags::MS_RDONLY),
+            NONE,
+        );
         if r.is_err() {
             let path = own.trim_start_matches("0::").trim();
             bind_ro(root, Path::new(&format!("/sys/fs/cgroup{path}")), dest, ro)?;
         }
         return Ok(());
     }
-    mount(Some("tmpfs"), &target_path, Some("tmpfs"), flags, Some("mode=755")).step(|| format!("mount tmpfs on {}", dest.display()))?;
+    mount(
+        Some("tmpfs"),
+        &target_path,
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )
+    .step(|| format!("mount tmpfs on {}", dest.display()))?;
     for line in own.lines() {
         let mut parts = line.splitn(3, ':');
         let (_, ctrls, path) = match (parts.next(), parts.next(), parts.next()) {
@@ -159,9 +254,19 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, _plan: &InitPl
             ("unified".to_string(), "unified".to_string())
         } else {
             let name = ctrls.trim_start_matches("name=").to_string();
-            (ctrls.split(',').next().unwrap_or(ctrls).trim_start_matches("name=").to_string(), name)
+            (
+                ctrls
+                    .split(',')
+                    .next()
+                    .unwrap_or(ctrls)
+                    .trim_start_matches("name=")
+                    .to_string(),
+                name,
+            )
         };
-        let host = Path::new("/sys/fs/cgroup").join(&host_dir).join(path.trim_start_matches('/'));
+        let host = Path::new("/sys/fs/cgroup")
+            .join(&host_dir)
+            .join(path.trim_start_matches('/'));
         if !host.exists() {
             continue;
         }
@@ -171,7 +276,14 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, _plan: &InitPl
     if ro {
         let mounted_fd = mounted_path(root, dest)?;
         let mounted = resolve::fd_path(&mounted_fd);
-        mount(NONE, &mounted, NONE, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags, Some("mode=755")).step(|| format!("remount {} read-only", dest.display()))?;
+        mount(
+            NONE,
+            &mounted,
+            NONE,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+            Some("mode=755"),
+        )
+        .step(|| format!("remount {} read-only", dest.display()))?;
     }
     Ok(())
 }
@@ -181,13 +293,24 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, _plan: &InitPl
 fn bind_ro(root: std::os::fd::BorrowedFd<'_>, src: &Path, dest: &Path, ro: bool) -> StepResult<()> {
     let what = || format!("bind mount cgroup {} on {}", src.display(), dest.display());
     let target = resolve::create(root, dest, Leaf::Dir).step(what)?;
-    mount(Some(src), &resolve::fd_path(&target), NONE, MsFlags::MS_BIND, NONE).step(what)?;
-    let mut f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(
+        Some(src),
+        &resolve::fd_path(&target),
+        NONE,
+        MsFlags::MS_BIND,
+        NONE,
+    )
+    .step(what)?;
+    let mut f = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
     if ro {
         f |= MsFlags::MS_RDONLY;
     }
     let mounted_fd = mounted_path(root, dest)?;
-        let mounted = resolve::fd_path(&mounted_fd);
+    let mounted = resolve::fd_path(&mounted_fd);
     mount(NONE, &mounted, NONE, f | locked_flags(&mounted), NONE).step(what)
 }
 
@@ -198,13 +321,15 @@ pub fn enter(plan: &InitPlan, no_pivot: bool) -> StepResult<()> {
     let rootfs = &plan.rootfs;
     nix::unistd::chdir(rootfs).step(|| format!("chdir to {}", rootfs.display()))?;
     if no_pivot {
-        mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE).step(|| "move the root filesystem onto /".into())?;
+        mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE)
+            .step(|| "move the root filesystem onto /".into())?;
         nix::unistd::chroot(".").step(|| "chroot into the root filesystem".into())?;
     } else {
         nix::unistd::pivot_root(".", ".").step(|| format!("pivot_root to {}", rootfs.display()))?;
         // The old root is now mounted on top of the new one: make it a slave so the unmount
         // does not propagate to the host, then detach it.
-        mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE).step(|| "make the old root a slave".into())?;
+        mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
+            .step(|| "make the old root a slave".into())?;
         umount2(".", MntFlags::MNT_DETACH).step(|| "detach the old root".into())?;
     }
     nix::unistd::chdir("/").step(|| "chdir to / in the container".into())?;
@@ -228,15 +353,27 @@ pub fn finish(plan: &InitPlan) -> StepResult<()> {
     }
     if plan.readonly_root {
         let locked = locked_flags(Path::new("/"));
-        mount(NONE, "/", NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked, NONE)
-            .step(|| "remount the root read-only".into())?;
+        mount(
+            NONE,
+            "/",
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
+            NONE,
+        )
+        .step(|| "remount the root read-only".into())?;
     }
     Ok(())
 }
 
 fn readonly(path: &Path) -> StepResult<()> {
     let what = || format!("make {} read-only", path.display());
-    match mount(Some(path), path, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE) {
+    match mount(
+        Some(path),
+        path,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    ) {
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         r => r.step(what)?,
     }

@@ -54,7 +54,12 @@ pub fn create(root: BorrowedFd<'_>, path: &Path, leaf: Leaf) -> io::Result<Owned
 /// Symbolic links followed while creating, before giving up (the kernel's own limit is 40).
 const MAX_LINKS: usize = 40;
 
-fn create_depth(root: BorrowedFd<'_>, path: &Path, leaf: Leaf, depth: usize) -> io::Result<OwnedFd> {
+fn create_depth(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    leaf: Leaf,
+    depth: usize,
+) -> io::Result<OwnedFd> {
     if depth > MAX_LINKS {
         return Err(io::Error::from_raw_os_error(libc::ELOOP));
     }
@@ -164,7 +169,11 @@ mod tests {
         symlink(outside.path(), dir.path().join("evil")).unwrap();
         create(fd.as_fd(), Path::new("/evil/etc/passwd"), Leaf::File).unwrap();
         assert!(!outside.path().join("etc").exists(), "escaped the root");
-        assert!(dir.path().join(outside.path().strip_prefix("/").unwrap()).join("etc/passwd").exists());
+        assert!(dir
+            .path()
+            .join(outside.path().strip_prefix("/").unwrap())
+            .join("etc/passwd")
+            .exists());
     }
 
     #[test]
