@@ -37,7 +37,16 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("berth: {e:#}");
+            // berth-image errors already carry their whole chain in one line; print the
+            // binary's own context above them once.
+            let mut parts = Vec::new();
+            for cause in e.chain() {
+                parts.push(cause.to_string());
+                if cause.downcast_ref::<berth_image::Error>().is_some() {
+                    break;
+                }
+            }
+            eprintln!("berth: {}", parts.join(": "));
             ExitCode::from(EXIT_ENGINE_ERROR)
         }
     }
