@@ -109,16 +109,9 @@ fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, plan: &InitPlan) 
         if !remount.is_empty() {
             // Bind mounts ignore flags at creation: they take effect on a remount, which must
             // keep the flags the source mount is locked with (nodev, nosuid... in a user ns).
-            let mounted = mounted_path(root, dest)?;
-            let locked = locked_flags(&resolve::fd_path(&mounted));
-            mount(
-                NONE,
-                &resolve::fd_path(&mounted),
-                NONE,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | remount | locked,
-                NONE,
-            )
-            .step(|| format!("remount {} with its options", dest.display()))?;
+            remount_at(root, dest, MsFlags::MS_BIND | remount, NONE, || {
+                format!("remount {} with its options", dest.display())
+            })?;
         }
     } else {
         let source = m
@@ -145,20 +138,8 @@ fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, plan: &InitPlan) 
                     NONE,
                 )
                 .step(what)?;
-                let mounted_fd = mounted_path(root, dest)?;
-                let mounted = resolve::fd_path(&mounted_fd);
-                mount(
-                    NONE,
-                    &mounted,
-                    NONE,
-                    MsFlags::MS_BIND
-                        | MsFlags::MS_REMOUNT
-                        | MsFlags::MS_RDONLY
-                        | m.options.flags
-                        | locked_flags(&mounted),
-                    NONE,
-                )
-                .step(what)?;
+                let flags = MsFlags::MS_BIND | MsFlags::MS_RDONLY | m.options.flags;
+                remount_at(root, dest, flags, NONE, what)?;
             }
             r => r.step(what)?,
         }
@@ -172,6 +153,21 @@ fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, plan: &InitPlan) 
         }
     }
     Ok(())
+}
+
+/// Remounts the mount now on `dest` with `flags` (MS_REMOUNT added), keeping the flags the
+/// kernel locks on it (nodev, nosuid... inherited in a user namespace).
+fn remount_at(
+    root: std::os::fd::BorrowedFd<'_>,
+    dest: &Path,
+    flags: MsFlags,
+    data: Option<&str>,
+    what: impl FnOnce() -> String,
+) -> StepResult<()> {
+    let fd = mounted_path(root, dest)?;
+    let path = resolve::fd_path(&fd);
+    let flags = MsFlags::MS_REMOUNT | flags | locked_flags(&path);
+    mount(NONE, &path, NONE, flags, data).step(what)
 }
 
 /// The destination opened again after a mount: a descriptor opened before it names the
@@ -274,16 +270,13 @@ fn mount_cgroup(
         bind_ro(root, &host, &sub, ro)?;
     }
     if ro {
-        let mounted_fd = mounted_path(root, dest)?;
-        let mounted = resolve::fd_path(&mounted_fd);
-        mount(
-            NONE,
-            &mounted,
-            NONE,
-            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+        remount_at(
+            root,
+            dest,
+            MsFlags::MS_RDONLY | flags,
             Some("mode=755"),
-        )
-        .step(|| format!("remount {} read-only", dest.display()))?;
+            || format!("remount {} read-only", dest.display()),
+        )?;
     }
     Ok(())
 }
@@ -301,17 +294,11 @@ fn bind_ro(root: std::os::fd::BorrowedFd<'_>, src: &Path, dest: &Path, ro: bool)
         NONE,
     )
     .step(what)?;
-    let mut f = MsFlags::MS_BIND
-        | MsFlags::MS_REMOUNT
-        | MsFlags::MS_NOSUID
-        | MsFlags::MS_NODEV
-        | MsFlags::MS_NOEXEC;
+    let mut f = MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     if ro {
         f |= MsFlags::MS_RDONLY;
     }
-    let mounted_fd = mounted_path(root, dest)?;
-    let mounted = resolve::fd_path(&mounted_fd);
-    mount(NONE, &mounted, NONE, f | locked_flags(&mounted), NONE).step(what)
+    remount_at(root, dest, f, NONE, what)
 }
 
 /// `pivot_root(".", ".")` then a lazy unmount of the old root stacked beneath: no put_old
