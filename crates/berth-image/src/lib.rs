@@ -7,6 +7,7 @@ pub mod compress;
 pub mod digest;
 pub mod error;
 pub mod inspect;
+mod pipe;
 pub mod platform;
 pub mod progress;
 pub mod reference;

@@ -19,7 +19,7 @@ use crate::platform::{self, Platform};
 use crate::progress::{LayerState, Progress, ProgressReader};
 use crate::reference::Reference;
 use crate::store::{Image, Store};
-use crate::unpack;
+use crate::{pipe, unpack};
 
 const INDEX_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
@@ -289,30 +289,60 @@ fn fetch_layer(
     };
     let mut blob = store.blob_writer()?;
     let temp_layer = store.temp_layer()?;
-    let read_err = |source: io::Error| Error::Read {
-        object: format!("blob {digest}"),
-        source,
-    };
-    let size = {
-        let tee = TeeReader::new(body, &mut blob);
-        let decoder =
-            compress::decoder(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
-        let mut hashing = HashingReader::new(decoder);
-        let size =
-            unpack::unpack_layer(&mut hashing, &temp_layer.diff_dir(), &diff_id.to_string())?;
-        let (actual, _, decoder) = hashing.finish().map_err(read_err)?;
-        // The compressed stream may go on past the end of the data (padding, a second
-        // member's trailer): it is part of the blob and must be hashed and kept.
-        io::copy(&mut decoder.into_inner(), &mut io::sink()).map_err(read_err)?;
-        digest::verify(
-            || format!("layer {digest}: uncompressed content (diff ID)"),
-            diff_id,
-            &actual,
-        )?;
-        size
+    let diff_dir = temp_layer.diff_dir();
+    let layer_name = diff_id.to_string();
+    let (tx, rx) = pipe::pipe(16);
+    // This thread downloads, keeps and inflates; the other untars what it is handed.
+    let (produced, unpacked) = std::thread::scope(|scope| {
+        let unpacker = scope.spawn(|| unpack::unpack_layer(rx, &diff_dir, &layer_name));
+        let produced = inflate_into(body, &mut blob, tx, digest, diff_id);
+        let unpacked = unpacker.join().unwrap_or_else(|_| {
+            Err(Error::Invalid {
+                object: format!("layer {digest}"),
+                reason: "the unpack thread panicked".into(),
+            })
+        });
+        (produced, unpacked)
+    });
+    // A broken pipe only means the unpacker stopped first: its error is the real one.
+    let size = match (produced, unpacked) {
+        (Ok(()), Ok(size)) => size,
+        (Err(Error::Read { source, .. }), Err(e)) if source.kind() == io::ErrorKind::BrokenPipe => {
+            return Err(e)
+        }
+        (Err(e), _) | (Ok(()), Err(e)) => return Err(e),
     };
     blob.commit(&format!("blob {digest}"), Some(digest), Some(layer.size()))?;
     temp_layer.commit(diff_id, size)?;
     progress.layer(digest, LayerState::Complete);
     Ok(())
+}
+
+/// Streams the blob body into the blob file (hashed by the writer) and its inflated content
+/// into the pipe, checking the inflated content against the diff ID.
+fn inflate_into(
+    body: impl io::Read,
+    blob: &mut crate::store::BlobWriter,
+    mut tx: pipe::PipeWriter,
+    digest: &Digest,
+    diff_id: &Digest,
+) -> Result<()> {
+    let read_err = |source: io::Error| Error::Read {
+        object: format!("blob {digest}"),
+        source,
+    };
+    let tee = TeeReader::new(body, blob);
+    let decoder = compress::decoder(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
+    let mut hashing = HashingReader::new(decoder);
+    io::copy(&mut hashing, &mut tx).map_err(read_err)?;
+    tx.close().map_err(read_err)?;
+    let (actual, _, decoder) = hashing.finish().map_err(read_err)?;
+    // The compressed stream may go on past the end of the data (padding, a trailer): it
+    // is part of the blob and must be hashed and kept.
+    io::copy(&mut decoder.into_inner(), &mut io::sink()).map_err(read_err)?;
+    digest::verify(
+        || format!("layer {digest}: uncompressed content (diff ID)"),
+        diff_id,
+        &actual,
+    )
 }

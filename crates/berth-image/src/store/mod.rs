@@ -19,6 +19,7 @@ mod records;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
+pub use blobs::BlobWriter;
 pub use gc::GcReport;
 pub use layers::TempLayer;
 pub use records::Image;
