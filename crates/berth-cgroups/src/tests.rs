@@ -107,6 +107,9 @@ fn manager_picks_the_backend_of_the_setup() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     fs::create_dir(root.join("memory")).unwrap();
+    fs::write(root.join("memory/cgroup.procs"), "").unwrap();
+    // A plain directory where a hierarchy failed to mount is not a controller.
+    fs::create_dir(root.join("cpu")).unwrap();
     let path = Path::new("berth/c1");
     let v2 = Manager::new(Setup::Unified, root, path).unwrap();
     assert_eq!(v2.unified_dir(), Some(root.join("berth/c1").as_path()));

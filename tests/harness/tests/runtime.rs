@@ -699,3 +699,116 @@ fn bad_configs_fail_with_one_clear_line_and_leave_nothing() {
         );
     }
 }
+
+#[test]
+fn sysctl_oom_score_rlimits_umask_and_readonly_root() {
+    need_root!();
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new(&["berth-probe"]);
+    let spec = bundle.spec_mut();
+    spec.root_mut().as_mut().unwrap().set_readonly(Some(true));
+    let linux = spec.linux_mut().as_mut().unwrap();
+    linux.set_sysctl(Some(HashMap::from([(
+        "net.ipv4.ip_forward".to_string(),
+        "1".to_string(),
+    )])));
+    let process = spec.process_mut().as_mut().unwrap();
+    process.set_oom_score_adj(Some(123));
+    let mut user = process.user().clone();
+    user.set_umask(Some(0o027));
+    process.set_user(user);
+    let rl: oci_spec::runtime::PosixRlimit = serde_json::from_value(
+        serde_json::json!({"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}),
+    )
+    .unwrap();
+    process.set_rlimits(Some(vec![rl]));
+    bundle.write();
+    let v = probe(&rt, &bundle);
+    assert_eq!(v["oom_score_adj"], 123);
+    assert_eq!(v["umask"], "0027");
+    let nofile = &v["rlimits"]["RLIMIT_NOFILE"];
+    assert_eq!(
+        (nofile["soft"].as_u64(), nofile["hard"].as_u64()),
+        (Some(256), Some(512)),
+        "{}",
+        v["rlimits"]
+    );
+    let root_mount = v["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["mount_point"] == "/")
+        .unwrap()
+        .clone();
+    assert!(
+        root_mount["options"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "{root_mount}"
+    );
+
+    let mut bundle = Bundle::new(&["berth-probe", "cat", "/proc/sys/net/ipv4/ip_forward"]);
+    let linux = bundle.spec_mut().linux_mut().as_mut().unwrap();
+    linux.set_sysctl(Some(HashMap::from([(
+        "net.ipv4.ip_forward".to_string(),
+        "1".to_string(),
+    )])));
+    bundle.write();
+    assert_eq!(
+        rt.run_container(&unique("sysctl"), &bundle).ok().trim(),
+        "1"
+    );
+}
+
+#[test]
+fn no_pivot_runs_with_a_moved_root() {
+    need_root!();
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&["sh", "-c", "cat /proc/self/mountinfo | head -1; exit 4"]);
+    let id = unique("nopivot");
+    let ran = rt.run(&[
+        "run",
+        "--no-pivot",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!(ran.code(), Some(4), "{ran:?}");
+}
+
+#[test]
+fn a_hook_that_times_out_fails_create_and_the_log_says_why_in_json() {
+    need_root!();
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new(&["true"]);
+    let hooks: oci_spec::runtime::Hooks = serde_json::from_value(serde_json::json!({
+        "createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]
+    }))
+    .unwrap();
+    bundle.spec_mut().set_hooks(Some(hooks));
+    bundle.write();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let id = unique("hooktimeout");
+    let ran = rt.run(&[
+        "--log",
+        log.path().to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(!ran.success());
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let line: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(
+        line["msg"].as_str().unwrap().contains("timed out after 1s"),
+        "{line}"
+    );
+    assert!(!rt.root().join(&id).exists());
+}

@@ -95,7 +95,9 @@ impl Manager {
         let mut hierarchies = Vec::new();
         for controller in Controller::ALL {
             let mount = root.join(controller.name());
-            if !mount.is_dir() {
+            // A directory that is not a hierarchy's root (say, left by a failed mount) has no
+            // cgroup.procs: using it would write limits into plain files.
+            if !mount.join("cgroup.procs").is_file() {
                 continue;
             }
             let dir = mount.join(relative);

@@ -72,6 +72,7 @@ impl Fake {
                 fs::write(root.join(controller).join(name), content).unwrap();
             }
             fs::write(dir.join("cgroup.procs"), "").unwrap();
+            fs::write(root.join(controller).join("cgroup.procs"), "").unwrap();
         }
         fs::write(root.join("cpuset/cpuset.cpus"), "0-1\n").unwrap();
         fs::write(root.join("cpuset/cpuset.mems"), "0\n").unwrap();

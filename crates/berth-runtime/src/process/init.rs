@@ -107,8 +107,9 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
         bind_console(&slave_path)?;
         crate::tty::send_master(console.as_fd(), master.as_fd())?;
     }
-    crate::rootfs::finish(plan)?;
+    // Before /proc/sys becomes read-only.
     write_sysctls(&plan.sysctl)?;
+    crate::rootfs::finish(plan)?;
     let exe = finalize_process(&plan.process, ctx.preserve_fds)?;
     ctx.chan
         .send(&FromInit::Created)
