@@ -32,6 +32,7 @@ pub fn check_layer_media_type(object: impl FnOnce() -> String, media_type: &str)
 
 /// A gzip, zstd or plain tar stream, decoded; `into_inner` gives the source back so its
 /// unread tail can still be hashed.
+#[allow(clippy::large_enum_variant)] // one per layer stream; boxing buys nothing
 pub enum Decoder<R: BufRead> {
     Gzip(flate2::bufread::MultiGzDecoder<R>),
     Zstd(zstd::stream::read::Decoder<'static, R>),

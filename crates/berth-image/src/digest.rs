@@ -163,7 +163,7 @@ mod tests {
             d.to_string(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        assert_eq!(parse_digest(&d.to_string()).unwrap(), d);
+        assert_eq!(parse_digest(d.as_ref()).unwrap(), d);
         assert!(parse_digest("sha256:abc").is_err());
         assert!(parse_digest("md5:d41d8cd98f00b204e9800998ecf8427e").is_err());
         let (d2, n, _) = HashingReader::new(&b""[..]).finish().unwrap();

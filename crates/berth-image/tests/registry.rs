@@ -267,8 +267,7 @@ fn relay(
     });
     let mut buf = [0u8; 16384];
     let mut sent = 0;
-    loop {
-        let Ok(n) = server.read(&mut buf) else { break };
+    while let Ok(n) = server.read(&mut buf) {
         if n == 0 {
             break;
         }

@@ -154,7 +154,7 @@ fn resolve_manifest(
         })?;
         let chosen = platform::select(index.manifests(), wanted)?;
         let (child_raw, child_type, child_digest) =
-            client.get_manifest(repo, &chosen.digest().to_string())?;
+            client.get_manifest(repo, chosen.digest().as_ref())?;
         digest::verify(
             || format!("manifest {}", chosen.digest()),
             chosen.digest(),
