@@ -51,7 +51,7 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     };
     let pidfd = berth_sys::process::pidfd_open(c.record.pid)
         .during("pidfd_open of the container's init")?;
-    let (join_now, join_later) = namespaces_to_join(c.record.pid)?;
+    let (join_now, join_later) = namespaces_to_join(c.record.pid);
     if join_now != 0 {
         // Applies to our children only: the exec'd process is born in the container's pid ns.
         berth_sys::ns::setns(pidfd.as_fd(), join_now)
@@ -123,7 +123,7 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
 
 /// The container's namespaces that differ from ours: (pid, to set before the fork; the rest,
 /// to join in the child). Comparing inodes skips namespaces the container shares with us.
-fn namespaces_to_join(pid: i32) -> Result<(i32, i32)> {
+fn namespaces_to_join(pid: i32) -> (i32, i32) {
     use std::os::unix::fs::MetadataExt;
     let mut later = 0;
     let mut now = 0;
@@ -150,7 +150,7 @@ fn namespaces_to_join(pid: i32) -> Result<(i32, i32)> {
             }
         }
     }
-    Ok((now, later))
+    (now, later)
 }
 
 fn child(

@@ -46,6 +46,31 @@ fn set_namespaces(bundle: &mut Bundle, list: Vec<(LinuxNamespaceType, Option<Str
     bundle.write();
 }
 
+/// `run --detach` of `bundle`: the container's id and its init's host pid.
+fn run_detached(rt: &Runtime, bundle: &Bundle, prefix: &str) -> (String, i64) {
+    let id = unique(prefix);
+    let path = bundle.path().to_str().unwrap();
+    rt.run(&["run", "--detach", "--bundle", path, &id]).ok();
+    let pid = rt.state(&id).unwrap()["pid"].as_i64().unwrap();
+    (id, pid)
+}
+
+/// Every namespace kind but user, each new.
+fn all_new_but_user() -> Vec<(LinuxNamespaceType, Option<String>)> {
+    [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Time,
+    ]
+    .into_iter()
+    .map(|t| (t, None))
+    .collect()
+}
+
 macro_rules! need_root {
     () => {
         if !is_root() {
@@ -81,21 +106,7 @@ fn every_namespace_is_new_by_default_and_names_are_set() {
     let rt = Runtime::new();
     let mut bundle = Bundle::new(&["berth-probe"]);
     bundle.spec_mut().set_domainname(Some("example.org".into()));
-    set_namespaces(
-        &mut bundle,
-        [
-            LinuxNamespaceType::Pid,
-            LinuxNamespaceType::Network,
-            LinuxNamespaceType::Ipc,
-            LinuxNamespaceType::Uts,
-            LinuxNamespaceType::Mount,
-            LinuxNamespaceType::Cgroup,
-            LinuxNamespaceType::Time,
-        ]
-        .into_iter()
-        .map(|t| (t, None))
-        .collect(),
-    );
+    set_namespaces(&mut bundle, all_new_but_user());
     let v = probe(&rt, &bundle);
     for kind in ["pid", "net", "ipc", "uts", "mnt", "cgroup", "time"] {
         assert_ne!(
@@ -228,21 +239,7 @@ fn every_namespace_can_be_joined_by_path() {
     need_root!();
     let rt = Runtime::new();
     let mut first = Bundle::new(&["sleep", "60"]);
-    set_namespaces(
-        &mut first,
-        [
-            LinuxNamespaceType::Pid,
-            LinuxNamespaceType::Network,
-            LinuxNamespaceType::Ipc,
-            LinuxNamespaceType::Uts,
-            LinuxNamespaceType::Mount,
-            LinuxNamespaceType::Cgroup,
-            LinuxNamespaceType::Time,
-        ]
-        .into_iter()
-        .map(|t| (t, None))
-        .collect(),
-    );
+    set_namespaces(&mut first, all_new_but_user());
     let a = unique("joined");
     rt.create(&a, &first).ok();
     let pid = rt.state(&a).unwrap()["pid"].as_i64().unwrap();
@@ -467,16 +464,7 @@ fn delete_force_kills_a_running_container_and_removes_its_cgroup() {
     need_root!();
     let rt = Runtime::new();
     let bundle = Bundle::new(&["sleep", "60"]);
-    let id = unique("force");
-    rt.run(&[
-        "run",
-        "--detach",
-        "--bundle",
-        bundle.path().to_str().unwrap(),
-        &id,
-    ])
-    .ok();
-    let pid = rt.state(&id).unwrap()["pid"].as_i64().unwrap();
+    let (id, pid) = run_detached(&rt, &bundle, "force");
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let mem_path = cgroup
         .lines()
@@ -506,16 +494,7 @@ fn exec_joins_the_container() {
     need_root!();
     let rt = Runtime::new();
     let bundle = Bundle::new(&["sleep", "60"]);
-    let id = unique("exec");
-    rt.run(&[
-        "run",
-        "--detach",
-        "--bundle",
-        bundle.path().to_str().unwrap(),
-        &id,
-    ])
-    .ok();
-    let pid = rt.state(&id).unwrap()["pid"].as_i64().unwrap();
+    let (id, pid) = run_detached(&rt, &bundle, "exec");
     let out = rt.run(&["exec", &id, "berth-probe"]).ok();
     let v: Value = serde_json::from_str(&out).unwrap();
     for kind in ["pid", "net", "ipc", "uts", "mnt", "cgroup"] {

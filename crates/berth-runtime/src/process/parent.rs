@@ -125,7 +125,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     if plan.process.apparmor_profile.is_some()
         && !std::path::Path::new("/sys/kernel/security/apparmor").exists()
     {
-        log_warning(
+        crate::log::warn(
             "process.apparmorProfile is set but AppArmor is not enabled on this host: ignored",
         );
     }
@@ -135,7 +135,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         .and_then(|p| p.selinux_label().as_ref())
         .is_some()
     {
-        log_warning(
+        crate::log::warn(
             "SELinux labels are set but SELinux is not supported by berth on this host: ignored",
         );
     }
@@ -329,8 +329,4 @@ fn listen_fds() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn log_warning(msg: &str) {
-    crate::log::warn(msg);
 }
