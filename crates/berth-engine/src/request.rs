@@ -1,0 +1,171 @@
+//! What `berth run`/`create` ask for, after the command line was parsed and validated. The
+//! record of a container keeps it, so `inspect` and `start` see exactly what was asked.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// How a namespace kind is set up (`--pid`, `--ipc`, `--uts`, `--userns`, `--cgroupns`,
+/// `--network` for its namespace part).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NsMode {
+    /// A new namespace of the container's own (Docker's "private"; "" on the command line).
+    #[default]
+    Private,
+    /// The host's namespace: none is created.
+    Host,
+    /// Another container's namespace (`container:<name|id>`); holds the id once resolved.
+    Container(String),
+}
+
+/// A `-v`/`--mount`/`--tmpfs` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRequest {
+    /// "bind", "volume" or "tmpfs".
+    pub kind: String,
+    /// Host path for bind, volume name for volume (empty: anonymous), empty for tmpfs.
+    pub source: String,
+    /// Absolute path in the container.
+    pub target: String,
+    pub read_only: bool,
+    /// Bind propagation ("rprivate" by default) or tmpfs options such as "size=64m".
+    pub options: Vec<String>,
+}
+
+/// `--device /dev/x[:/dev/y[:rwm]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRequest {
+    pub host_path: String,
+    pub container_path: String,
+    pub permissions: String,
+}
+
+/// `--ulimit name=soft[:hard]`; name as Docker spells it ("nofile", "nproc", ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// `--restart`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "Name", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    OnFailure {
+        #[serde(rename = "MaximumRetryCount")]
+        max_retries: u32,
+    },
+    Always,
+    UnlessStopped,
+}
+
+/// `--security-opt seccomp=...`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeccompChoice {
+    /// Docker's default profile.
+    #[default]
+    Default,
+    Unconfined,
+    /// A profile file's content (Docker's JSON format, the same as the OCI `linux.seccomp`).
+    Profile(String),
+}
+
+/// `-p [ip:][hostPort:]containerPort[/proto]` (used once networking lands).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRequest {
+    pub host_ip: String,
+    /// 0: a free port chosen at start.
+    pub host_port: u16,
+    pub container_port: u16,
+    /// "tcp" or "udp".
+    pub protocol: String,
+}
+
+/// Everything `run`/`create` take. Defaults are Docker's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunRequest {
+    /// The image as the user wrote it.
+    pub image: String,
+    /// Arguments after the image (replace the image's Cmd).
+    pub cmd: Vec<String>,
+    /// `--entrypoint` ("" clears the image's).
+    pub entrypoint: Option<String>,
+    pub name: Option<String>,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    /// `-e` and `--env-file`, in order, already `KEY=VALUE` (a bare `KEY` was looked up).
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    /// `-u user[:group]`, names or numbers.
+    pub user: Option<String>,
+    pub group_add: Vec<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub detach: bool,
+    pub auto_remove: bool,
+    pub mounts: Vec<MountRequest>,
+    pub read_only: bool,
+    pub pid: NsMode,
+    pub ipc: NsMode,
+    pub uts: NsMode,
+    pub userns: NsMode,
+    pub cgroupns: NsMode,
+    /// The network namespace: Private (bridge/none decided by `network`), Host, Container.
+    pub netns: NsMode,
+    /// `--network` name when the namespace is private: "bridge" (default), "none", or a user
+    /// network.
+    pub network: String,
+    pub network_aliases: Vec<String>,
+    pub ip: Option<String>,
+    pub mac_address: Option<String>,
+    pub ports: Vec<PortRequest>,
+    pub publish_all: bool,
+    /// `--timens private` (berth's own): a new time namespace...
+    pub timens: NsMode,
+    /// ...with these offsets (`--time-offset monotonic=SECS`, `boottime=SECS`).
+    pub time_offsets: BTreeMap<String, i64>,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub seccomp: SeccompChoice,
+    pub no_new_privileges: bool,
+    pub devices: Vec<DeviceRequest>,
+    /// Bytes.
+    pub memory: Option<i64>,
+    /// Bytes of memory plus swap; -1 for unlimited.
+    pub memory_swap: Option<i64>,
+    /// `--cpus` in CPUs (1.5).
+    pub cpus: Option<f64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub ulimits: Vec<Ulimit>,
+    pub sysctls: BTreeMap<String, String>,
+    /// Bytes; Docker's default is 64 MiB.
+    pub shm_size: Option<u64>,
+    /// `--init`: berth runs a tiny init as PID 1 that reaps and forwards signals.
+    pub init: bool,
+    /// Signal name or number (`SIGTERM` by default, or the image's StopSignal).
+    pub stop_signal: Option<String>,
+    /// Seconds; 10 by default.
+    pub stop_timeout: Option<i64>,
+    pub restart: RestartPolicy,
+    pub labels: BTreeMap<String, String>,
+    /// `--add-host name:ip`.
+    pub add_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    pub cidfile: Option<String>,
+    /// "missing" (default), "always", "never".
+    pub pull: String,
+    pub platform: Option<String>,
+    /// "json-file" (default) or "none".
+    pub log_driver: String,
+    pub log_opts: BTreeMap<String, String>,
+}
