@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use berth_cgroups::{detect, fs_kind, CgroupManager, FreezerState, FsKind, Manager, Setup};
+use berth_cgroups::{detect, fs_kind, v2, CgroupManager, FreezerState, FsKind, Manager, Setup};
 use nix::sys::signal::Signal;
 use oci_spec::runtime::{
     LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
@@ -28,8 +28,25 @@ struct TestCgroup {
 
 impl TestCgroup {
     fn new(setup: Setup, root: &Path, test: &str) -> Self {
-        let name = format!("berth-test-{test}-{}", std::process::id());
-        let manager = Manager::new(setup, root, Path::new(&name)).expect("manager");
+        let manager = Manager::new(setup, root, Path::new(&test_name(test))).expect("manager");
+        Self::with(manager)
+    }
+
+    /// A v2 cgroup on the host's cgroup2 mount. On a hybrid host that mount must stay free of
+    /// controllers (enabling one pins it to v2 for good), so the manager only makes the
+    /// directory: membership, freezing, killing and device programs need nothing more.
+    fn v2(test: &str) -> Option<Self> {
+        let (root, hybrid) = cgroup2_root()?;
+        let name = test_name(test);
+        let manager = if hybrid {
+            v2::Manager::membership_only(&root, Path::new(&name))
+        } else {
+            v2::Manager::new(&root, Path::new(&name))
+        };
+        Some(Self::with(Manager::V2(manager)))
+    }
+
+    fn with(manager: Manager) -> Self {
         // A leftover of an earlier crashed run with a recycled pid must not fail this one.
         let _ = manager.destroy();
         manager.create().expect("create");
@@ -96,16 +113,19 @@ fn is_root() -> bool {
     }
 }
 
-/// The cgroup2 mount to test the v2 manager on: the root on unified hosts, `unified` on
-/// hybrid ones (it has no controllers there, but membership, freezing, killing and device
-/// programs work).
-fn cgroup2_root() -> Option<PathBuf> {
+fn test_name(test: &str) -> String {
+    format!("berth-test-{test}-{}", std::process::id())
+}
+
+/// The cgroup2 mount to test the v2 manager on, and whether it is a hybrid host's: the root on
+/// unified hosts, `unified` on hybrid ones.
+fn cgroup2_root() -> Option<(PathBuf, bool)> {
     if !is_root() {
         return None;
     }
     match detect(Path::new(ROOT)) {
-        Ok(Setup::Unified) => Some(PathBuf::from(ROOT)),
-        Ok(Setup::Hybrid) => Some(Path::new(ROOT).join("unified")),
+        Ok(Setup::Unified) => Some((PathBuf::from(ROOT), false)),
+        Ok(Setup::Hybrid) => Some((Path::new(ROOT).join("unified"), true)),
         _ => {
             println!("skipped: needs a cgroup2 mount at {ROOT} or {ROOT}/unified");
             None
@@ -181,8 +201,9 @@ const NULL_AND_ZERO: &str = "if head -c1 /dev/null; then echo null-ok; else echo
 
 #[test]
 fn v2_lifecycle_freeze_kill_destroy() {
-    let Some(root) = cgroup2_root() else { return };
-    let mut cg = TestCgroup::new(Setup::Unified, &root, "v2-lifecycle");
+    let Some(mut cg) = TestCgroup::v2("v2-lifecycle") else {
+        return;
+    };
     let dir = cg.manager.unified_dir().unwrap().to_owned();
     let child = Command::new("sleep")
         .arg("100")
@@ -212,16 +233,18 @@ fn v2_lifecycle_freeze_kill_destroy() {
 
 #[test]
 fn v2_stats_read_without_error() {
-    let Some(root) = cgroup2_root() else { return };
-    let cg = TestCgroup::new(Setup::Unified, &root, "v2-stats");
+    let Some(cg) = TestCgroup::v2("v2-stats") else {
+        return;
+    };
     let stats = cg.manager.stats().unwrap();
     assert_eq!(stats.pids.current, 0);
 }
 
 #[test]
 fn v2_a_limit_the_host_cannot_take_names_the_file() {
-    let Some(root) = cgroup2_root() else { return };
-    let cg = TestCgroup::new(Setup::Unified, &root, "v2-missing");
+    let Some(cg) = TestCgroup::v2("v2-missing") else {
+        return;
+    };
     let dir = cg.manager.unified_dir().unwrap().to_owned();
     let pids = LinuxPidsBuilder::default().limit(10).build().unwrap();
     let resources = LinuxResourcesBuilder::default().pids(pids).build().unwrap();
@@ -238,8 +261,9 @@ fn v2_a_limit_the_host_cannot_take_names_the_file() {
 
 #[test]
 fn v2_device_program_allows_only_the_listed_devices() {
-    let Some(root) = cgroup2_root() else { return };
-    let mut cg = TestCgroup::new(Setup::Unified, &root, "v2-devices");
+    let Some(mut cg) = TestCgroup::v2("v2-devices") else {
+        return;
+    };
     let only_null = cg.spawn_waiting(NULL_AND_ZERO);
     cg.manager
         .apply(&devices(vec![device(true, LinuxDeviceType::C, 1, 3)]))
@@ -276,8 +300,15 @@ fn hybrid_joins_freezes_and_kills_through_unified() {
         println!("skipped: needs a hybrid cgroup host");
         return;
     }
+    let unified_root = Path::new(ROOT).join("unified");
+    let enabled_before = read(&unified_root, "cgroup.subtree_control");
     let mut cg = TestCgroup::new(Setup::Hybrid, Path::new(ROOT), "hybrid");
     let unified = cg.manager.unified_dir().unwrap().to_owned();
+    // Controllers enabled on the unified side could never be mounted as v1 again.
+    assert_eq!(
+        read(&unified_root, "cgroup.subtree_control"),
+        enabled_before
+    );
     let child = Command::new("sleep")
         .arg("100")
         .spawn()

@@ -1,5 +1,6 @@
 //! The cgroup v2 manager: one directory in the unified hierarchy, controllers enabled from the
-//! root down, freezing through `cgroup.freeze` and killing through `cgroup.kill`.
+//! root down (never on hybrid hosts' controller-less side), freezing through `cgroup.freeze` and
+//! killing through `cgroup.kill`.
 
 mod controllers;
 pub mod devices;
@@ -23,14 +24,28 @@ pub struct Manager {
     root: PathBuf,
     relative: PathBuf,
     dir: PathBuf,
+    /// False on a hybrid host's `unified` mount: enabling a controller there pins it to v2, so
+    /// that it can never again be mounted as v1 (crun, for one, then refuses to run).
+    enable_controllers: bool,
 }
 
 impl Manager {
+    /// A manager for a cgroup2 mount that owns the controllers (a unified host).
     pub fn new(root: &Path, relative: &Path) -> Self {
         Self {
             root: root.to_owned(),
             relative: relative.to_owned(),
             dir: root.join(relative),
+            enable_controllers: true,
+        }
+    }
+
+    /// A manager that only makes directories, for membership, freezing and killing: what a
+    /// hybrid host's `unified` mount is for. It never writes `cgroup.subtree_control`.
+    pub fn membership_only(root: &Path, relative: &Path) -> Self {
+        Self {
+            enable_controllers: false,
+            ..Self::new(root, relative)
         }
     }
 
@@ -107,7 +122,9 @@ impl CgroupManager for Manager {
     fn create(&self) -> Result<()> {
         let mut parent = self.root.clone();
         for dir in levels(&self.root, &self.relative) {
-            enable_controllers(&parent)?;
+            if self.enable_controllers {
+                enable_controllers(&parent)?;
+            }
             mkdir(&dir)?;
             parent = dir;
         }

@@ -98,6 +98,19 @@ fn create_enables_the_missing_controllers_in_each_ancestor() {
 }
 
 #[test]
+fn membership_only_never_touches_subtree_control() {
+    let fake = Fake::new();
+    Manager::membership_only(&fake.root, Path::new("berth/c2"))
+        .create()
+        .unwrap();
+    assert!(fake.root.join("berth/c2").is_dir());
+    let root = fs::read_to_string(fake.root.join("cgroup.subtree_control")).unwrap();
+    assert_eq!(root, "");
+    let parent = fs::read_to_string(fake.root.join("berth/cgroup.subtree_control")).unwrap();
+    assert_eq!(parent, "cpu\n");
+}
+
+#[test]
 fn swap_is_converted_from_memory_plus_swap() {
     assert_eq!(swap_to_v2(300, 100).unwrap(), Some(200));
     assert_eq!(swap_to_v2(100, 100).unwrap(), Some(0));
