@@ -1,6 +1,9 @@
-//! Docker's ways of printing: sizes (`4.26MB`), ages (`2 weeks ago`), and aligned tables.
+//! Docker's ways of printing: sizes (`4.26MB`), ages (`2 weeks ago`), aligned tables, and lists
+//! rendered with a `--format` template.
 
 use std::time::{Duration, SystemTime};
+
+use crate::template::{Template, TemplateError};
 
 /// go-units' HumanSizeWithPrecision(size, 3): decimal units, three significant digits.
 pub fn human_size(bytes: u64) -> String {
@@ -54,29 +57,115 @@ pub fn ago(time: Option<SystemTime>) -> String {
     }
 }
 
-/// Prints rows aligned like Go's tabwriter with padding 3, as Docker does.
+/// Prints rows aligned as Docker's tables are (see [`tabwrite`]).
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    let mut text = header.join("\t");
+    text.push('\n');
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
+        text.push_str(&row.join("\t"));
+        text.push('\n');
     }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len() - 1;
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}", w = widths[i] + 3));
+    print_raw(&tabwrite(&text));
+}
+
+/// Writes `text` to stdout as is, stopping quietly when the reader has gone.
+pub fn print_raw(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+/// Go's `time.Time` string in UTC, as Docker's CreatedAt fields print it.
+pub fn go_time(time: SystemTime) -> String {
+    let rfc3339 = humantime::format_rfc3339_seconds(time).to_string();
+    format!(
+        "{} +0000 UTC",
+        rfc3339.trim_end_matches('Z').replacen('T', " ", 1)
+    )
+}
+
+/// Renders `items` with a `--format` template, one per line; a `table` template gets its
+/// header row (fields titled by `titles`) and aligned columns.
+pub fn render_list(
+    template: &Template,
+    titles: &[(&str, &str)],
+    items: &[serde_json::Value],
+) -> Result<String, TemplateError> {
+    let mut text = String::new();
+    if template.is_table() {
+        text.push_str(&template.header(titles)?);
+        text.push('\n');
+    }
+    for item in items {
+        text.push_str(&template.render(item)?);
+        text.push('\n');
+    }
+    Ok(if template.is_table() {
+        tabwrite(&text)
+    } else {
+        text
+    })
+}
+
+/// Go's `tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)`, which Docker's tables use: each
+/// tab-terminated cell is padded to its column block's widest cell plus 3, at least 10 wide;
+/// the text after a line's last tab is not aligned.
+pub fn tabwrite(text: &str) -> String {
+    let lines: Vec<Vec<&str>> = text
+        .split_inclusive('\n')
+        .map(|l| l.strip_suffix('\n').unwrap_or(l).split('\t').collect())
+        .collect();
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut widths = Vec::new();
+    format_block(&lines, &mut widths, 0, lines.len(), &mut out);
+    if !text.ends_with('\n') && out.ends_with('\n') {
+        out.pop();
+    }
+    out
+}
+
+/// Go's tabwriter.format: a column's width is set per block of consecutive lines that have
+/// a terminated cell in that column.
+fn format_block(
+    lines: &[Vec<&str>],
+    widths: &mut Vec<usize>,
+    mut line0: usize,
+    line1: usize,
+    out: &mut String,
+) {
+    let column = widths.len();
+    let mut this = line0;
+    while this < line1 {
+        if column + 1 >= lines[this].len() {
+            this += 1;
+            continue;
+        }
+        write_lines(lines, widths, line0, this, out);
+        line0 = this;
+        let mut width = 10;
+        while this < line1 && column + 1 < lines[this].len() {
+            width = width.max(lines[this][column].chars().count() + 3);
+            this += 1;
+        }
+        widths.push(width);
+        format_block(lines, widths, line0, this, out);
+        widths.pop();
+        line0 = this;
+    }
+    write_lines(lines, widths, line0, line1, out);
+}
+
+fn write_lines(lines: &[Vec<&str>], widths: &[usize], from: usize, to: usize, out: &mut String) {
+    for line in &lines[from..to] {
+        for (j, cell) in line.iter().enumerate() {
+            out.push_str(cell);
+            if j + 1 < line.len() {
+                let pad = widths
+                    .get(j)
+                    .map_or(0, |w| w.saturating_sub(cell.chars().count()));
+                out.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        outln!("{}", out.trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        out.push('\n');
     }
 }
 
@@ -98,5 +187,20 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(30)), "30 seconds");
         assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
         assert_eq!(human_duration(Duration::from_secs(20 * 86400)), "2 weeks");
+    }
+
+    #[test]
+    fn tables_align_like_go_tabwriter() {
+        let text = "REPOSITORY\tTAG\tSIZE\nbusybox\tlatest\t4.26MB\nx\ty\n";
+        assert_eq!(
+            tabwrite(text),
+            "REPOSITORY   TAG       SIZE\nbusybox      latest    4.26MB\nx            y\n"
+        );
+        // A line without the second column ends that column's block.
+        let text = "a\tb\tc\nlonger-cell-here\n1\t22\t3\n";
+        assert_eq!(
+            tabwrite(text),
+            "a         b         c\nlonger-cell-here\n1         22        3\n"
+        );
     }
 }

@@ -14,6 +14,7 @@ mod cli;
 mod commands;
 mod format;
 mod progress;
+mod template;
 
 use std::process::ExitCode;
 

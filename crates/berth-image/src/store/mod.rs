@@ -29,6 +29,30 @@ use crate::error::{Error, Result};
 /// The default data root, like Docker's /var/lib/docker.
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
 
+/// Which containers use an image: the engine knows, the image commands ask (`rmi` refuses an
+/// image in use, `image prune -a` keeps it, `system df` counts it as active).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImageUse {
+    /// Containers created from the image, in any state.
+    pub containers: usize,
+    /// How many of them are running (`rmi -f` cannot remove the image from under those).
+    pub running: usize,
+}
+
+impl ImageUse {
+    pub fn in_use(&self) -> bool {
+        self.containers > 0
+    }
+}
+
+/// The engine's answer for an image ID; [`no_containers`] until the engine exists.
+pub type ImageUsage<'a> = &'a dyn Fn(&oci_spec::image::Digest) -> ImageUse;
+
+/// The usage answer for a berth without containers.
+pub fn no_containers(_: &oci_spec::image::Digest) -> ImageUse {
+    ImageUse::default()
+}
+
 /// An open image store.
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -1,13 +1,15 @@
-//! `berth images`: list images with Docker's columns.
+//! `berth images`: list images with Docker's columns, or as `--format` says.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use berth_image::digest::short;
+use berth_image::store::{no_containers, ImageUsage};
 use berth_image::{Image, Reference, Store};
 use clap::Args;
 use serde_json::json;
 
 use super::Context;
-use crate::format::{ago, human_size, print_table};
+use crate::format::{ago, go_time, human_size, print_raw, render_list};
+use crate::template;
 
 #[derive(Args, Debug)]
 pub struct ImagesArgs {
@@ -25,39 +27,49 @@ pub struct ImagesArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Output format: "table" or "json"
+    /// Format output: "table", "json", or a Go template ("table {{.Repository}}\t{{.ID}}")
     #[arg(long, default_value = "table")]
     pub format: String,
 }
 
-/// One line of the listing: an image under one repository:tag.
+/// Column titles of `--format table ...`, as Docker names them.
+const TITLES: &[(&str, &str)] = &[
+    ("ID", "IMAGE ID"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "VIRTUAL SIZE"),
+];
+
+/// One line of the listing: an image under one repository:tag, as `--format` sees it.
 struct Row {
     repository: String,
     tag: String,
-    digest: String,
     id: String,
-    created: String,
-    size: String,
+    fields: serde_json::Value,
 }
 
 pub fn run(ctx: &Context, args: ImagesArgs) -> Result<()> {
+    run_with(ctx, args, &no_containers)
+}
+
+/// `images` with the engine's answer to "which containers use this image" (the CONTAINERS
+/// field of `--format`).
+pub fn run_with(ctx: &Context, args: ImagesArgs, usage: ImageUsage) -> Result<()> {
     let filter = args
         .repository
         .as_deref()
         .map(Reference::parse_named)
         .transpose()?;
-    if !matches!(args.format.as_str(), "table" | "json") {
-        anyhow::bail!(
-            "unsupported --format {:?}: use \"table\" or \"json\"",
-            args.format
-        );
-    }
+    let template = template::parse(&template_source(&args))
+        .with_context(|| format!("--format {:?}", args.format))?;
     let store = ctx.store()?;
     let mut images = store.images()?;
     images.sort_by_key(|i| std::cmp::Reverse(i.created()));
     let rows: Vec<Row> = images
         .iter()
-        .flat_map(|i| rows_of(&store, i, &args))
+        .flat_map(|i| rows_of(&store, i, &args, usage))
         .filter(|r| matches(r, filter.as_ref()))
         .collect();
     if args.quiet {
@@ -65,42 +77,38 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> Result<()> {
         rows.iter()
             .filter(|r| seen.insert(r.id.clone()))
             .for_each(|r| outln!("{}", r.id));
-    } else if args.format == "json" {
-        for r in &rows {
-            let line = json!({"Containers": "N/A", "CreatedSince": r.created, "Digest": r.digest, "ID": r.id,
-                "Repository": r.repository, "SharedSize": "N/A", "Size": r.size, "Tag": r.tag,
-                "UniqueSize": "N/A", "VirtualSize": r.size});
-            outln!("{line}");
-        }
-    } else {
-        let mut header = vec!["REPOSITORY", "TAG"];
-        if args.digests {
-            header.push("DIGEST");
-        }
-        header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-        let table: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| {
-                let mut cells = vec![r.repository.clone(), r.tag.clone()];
-                if args.digests {
-                    cells.push(r.digest.clone());
-                }
-                cells.extend([r.id.clone(), r.created.clone(), r.size.clone()]);
-                cells
-            })
-            .collect();
-        print_table(&header, &table);
+        return Ok(());
     }
+    let items: Vec<serde_json::Value> = rows.into_iter().map(|r| r.fields).collect();
+    let text = render_list(&template, TITLES, &items)
+        .with_context(|| format!("--format {:?}", args.format))?;
+    print_raw(&text);
     Ok(())
 }
 
-fn rows_of(store: &Store, image: &Image, args: &ImagesArgs) -> Vec<Row> {
+/// Docker's shorthands: `table` (the default columns) and `json` (one object a line).
+fn template_source(args: &ImagesArgs) -> String {
+    match args.format.as_str() {
+        "" | "table" if args.digests => {
+            r"table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+                .into()
+        }
+        "" | "table" => {
+            r"table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}".into()
+        }
+        "json" => "{{json .}}".into(),
+        other => other.into(),
+    }
+}
+
+fn rows_of(store: &Store, image: &Image, args: &ImagesArgs, usage: ImageUsage) -> Vec<Row> {
     let id = if args.no_trunc {
         image.id().to_string()
     } else {
         short(image.id()).to_string()
     };
-    let (created, size) = (ago(image.created()), human_size(image.size(store)));
+    let size = human_size(image.size(store));
+    let containers = usage(image.id()).containers;
     let digest_for = |name: &str| {
         image
             .repo_digests
@@ -123,13 +131,19 @@ fn rows_of(store: &Store, image: &Image, args: &ImagesArgs) -> Vec<Row> {
     }
     names
         .into_iter()
-        .map(|(repository, tag)| Row {
-            digest: digest_for(&repository),
-            repository,
-            tag,
-            id: id.clone(),
-            created: created.clone(),
-            size: size.clone(),
+        .map(|(repository, tag)| {
+            let digest = digest_for(&repository);
+            let fields = json!({"Containers": containers.to_string(),
+                "CreatedAt": image.created().map_or("N/A".into(), go_time),
+                "CreatedSince": ago(image.created()), "Digest": digest, "ID": id,
+                "Repository": repository, "SharedSize": "N/A", "Size": size, "Tag": tag,
+                "UniqueSize": "N/A", "VirtualSize": size});
+            Row {
+                repository,
+                tag,
+                id: id.clone(),
+                fields,
+            }
         })
         .collect()
 }
