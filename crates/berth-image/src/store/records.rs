@@ -298,6 +298,18 @@ impl Store {
         })
     }
 
+    /// Removes one name but keeps the image, untagged (`<none>`), if that was its last name:
+    /// what `rmi -f` does to an image a container still uses.
+    pub fn untag_keeping_image(&self, name: &Reference) -> Result<()> {
+        self.update_index(|manifests| {
+            if !manifests.iter().any(|d| named(d, name)) {
+                return Err(Error::NoSuchImage(name.familiar()));
+            }
+            untag_in(manifests, name);
+            Ok(())
+        })
+    }
+
     /// Forgets an image under every name. Its blobs and layers go at the next `gc`.
     pub fn remove_image(&self, manifest_digest: &Digest) -> Result<()> {
         self.update_index(|manifests| {

@@ -1,10 +1,10 @@
-//! `berth image prune`: remove untagged images (all unused ones with -a) and their layers.
-//!
-//! TODO(berth-engine): keep images that containers use; today no containers exist.
+//! `berth image prune`: remove untagged images (all unused ones with -a) and their layers,
+//! never an image a container uses.
 
 use std::io::BufRead;
 
 use anyhow::Result;
+use berth_image::store::{no_containers, ImageUsage};
 use clap::Args;
 
 use super::Context;
@@ -21,6 +21,11 @@ pub struct PruneArgs {
 }
 
 pub fn run(ctx: &Context, args: PruneArgs) -> Result<()> {
+    run_with(ctx, args, &no_containers)
+}
+
+/// `image prune` with the engine's answer to "which containers use this image ID".
+pub fn run_with(ctx: &Context, args: PruneArgs, usage: ImageUsage) -> Result<()> {
     if !args.force {
         let what = if args.all {
             "all images without at least one container associated to them"
@@ -37,7 +42,7 @@ pub fn run(ctx: &Context, args: PruneArgs) -> Result<()> {
     let store = ctx.store()?;
     let mut deleted = Vec::new();
     for image in store.images()? {
-        if args.all || image.repo_tags.is_empty() {
+        if (args.all || image.repo_tags.is_empty()) && !usage(image.id()).in_use() {
             store.remove_image(&image.manifest_digest)?;
             deleted.push(image.id().clone());
         }
