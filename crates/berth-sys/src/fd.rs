@@ -52,3 +52,54 @@ pub fn dup_onto(fd: std::os::fd::BorrowedFd<'_>, target: i32) -> io::Result<()> 
         Ok(())
     }
 }
+
+/// Closes every descriptor from `first` upwards, now.
+///
+/// Only for a process that will never again touch a descriptor it owns past `first`: the
+/// reaper of `--init`, which from here on only waits for signals and children, then `_exit`s.
+pub fn close_from_for_good(first: u32) -> io::Result<()> {
+    // SAFETY: closing frees descriptors that Rust owners may still hold; the caller's contract
+    // is that none of them is used or dropped afterwards (the process only _exits), so no
+    // owner ever acts on a closed or reused number.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Receives one descriptor passed with SCM_RIGHTS (runc's console-socket protocol: the pty
+/// master with its name as the payload), close-on-exec.
+pub fn recv_fd(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let mut buf = [0u8; 256];
+    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut received: Vec<RawFd> = Vec::new();
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            received.extend(fds);
+        }
+    }
+    // SAFETY: the kernel just installed these descriptors in our table for this message;
+    // nothing else owns them, so each becomes an OwnedFd exactly once (extras are closed).
+    let mut owned: Vec<std::os::fd::OwnedFd> = received
+        .into_iter()
+        .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+        .collect();
+    if owned.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no descriptor in the message",
+        ));
+    }
+    Ok(owned.swap_remove(0))
+}

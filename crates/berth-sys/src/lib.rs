@@ -8,6 +8,8 @@
 
 pub mod bpf;
 pub mod fd;
+pub mod keyring;
+pub mod net;
 pub mod ns;
 pub mod process;
 pub mod pty;
