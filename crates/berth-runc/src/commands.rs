@@ -66,6 +66,7 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
         pid_file: a.pid_file.clone(),
         no_pivot: a.no_pivot,
         preserve_fds: a.preserve_fds,
+        no_new_keyring: a.no_new_keyring,
     }
 }
 

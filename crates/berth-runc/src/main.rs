@@ -35,8 +35,17 @@ fn main() {
             let msg = format!("{e:#}");
             berth_runtime::log::error(&msg);
             eprintln!("berth-runc: {msg}");
-            std::process::exit(1);
+            std::process::exit(exit_code(&e));
         }
+    }
+}
+
+/// 127 when the container's program is missing and 126 when it cannot be executed, as shells
+/// and Docker say; 1 for every other error, as runc does.
+fn exit_code(e: &anyhow::Error) -> i32 {
+    match e.downcast_ref::<berth_runtime::Error>() {
+        Some(berth_runtime::Error::Exec { kind, .. }) => kind.exit_code(),
+        _ => 1,
     }
 }
 

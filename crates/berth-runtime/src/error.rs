@@ -38,6 +38,13 @@ pub enum Error {
     /// The container's init process failed at a named step, reported over the init protocol.
     #[error("{0}")]
     Init(String),
+    /// The container's executable could not be run: `kind` tells missing (Docker's exit code
+    /// 127) from not executable (126).
+    #[error("{message}")]
+    Exec {
+        kind: ExecErrorKind,
+        message: String,
+    },
     #[error("hook {path}: {reason}")]
     Hook { path: String, reason: String },
     #[error(transparent)]
@@ -52,6 +59,47 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the container's executable could not be run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ExecErrorKind {
+    /// No such file, or not in `$PATH`.
+    NotFound,
+    /// Found, but not an executable regular file (or execve said EACCES/ENOEXEC).
+    NotExecutable,
+    Other,
+}
+
+impl ExecErrorKind {
+    /// The exit status Docker and shells give this failure.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Self::NotFound => 127,
+            Self::NotExecutable | Self::Other => 126,
+        }
+    }
+
+    /// The kind of an execve(2) errno.
+    pub fn of_errno(errno: nix::errno::Errno) -> Self {
+        use nix::errno::Errno;
+        match errno {
+            Errno::ENOENT | Errno::ENOTDIR => Self::NotFound,
+            Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM => Self::NotExecutable,
+            _ => Self::Other,
+        }
+    }
+}
+
+impl Error {
+    /// The error a `Failed` message of the init protocol stands for.
+    pub fn from_init(step: &str, error: &str, exec: Option<ExecErrorKind>) -> Self {
+        let message = format!("{step}: {error}");
+        match exec {
+            Some(kind) => Self::Exec { kind, message },
+            None => Self::Init(message),
+        }
+    }
+}
 
 /// Adds a step and a path to an `io::Result`.
 pub trait IoContext<T> {

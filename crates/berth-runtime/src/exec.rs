@@ -73,16 +73,10 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
-            if child_end
-                .send(&FromInit::Failed {
-                    step: err.step.clone(),
-                    error: err.error.clone(),
-                })
-                .is_err()
-            {
+            if child_end.send(&err.to_message()).is_err() {
                 eprintln!("berth-runc exec: {err}");
             }
-            berth_sys::process::exit_now(126)
+            berth_sys::process::exit_now(err.exec.map_or(126, |k| k.exit_code()))
         }
         berth_sys::process::Forked::Parent(pid) => pid,
     };
@@ -96,7 +90,9 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
             .during("tell the exec process to go on")?;
         match parent_end.recv::<FromInit>() {
             Ok(FromInit::Created) => Ok(()),
-            Ok(FromInit::Failed { step, error }) => Err(Error::Init(format!("{step}: {error}"))),
+            Ok(FromInit::Failed { step, error, exec }) => {
+                Err(Error::from_init(&step, &error, exec))
+            }
             Ok(m) => Err(Error::Init(format!("exec: unexpected message {m:?}"))),
             Err(e) => Err(Error::Init(format!(
                 "exec: the process exited without a word ({e})"

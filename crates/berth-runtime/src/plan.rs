@@ -58,6 +58,8 @@ pub struct InitPlan {
     pub sysctl: Vec<(String, String)>,
     pub time_offsets: Vec<(String, i64, u32)>,
     pub process: ProcessPlan,
+    /// Annotation `io.berth.init=true`: the init stays PID 1 as a reaper (process/reaper.rs).
+    pub reaper: bool,
 }
 
 impl InitPlan {
@@ -254,6 +256,11 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<InitPlan, String> {
         sysctl,
         time_offsets,
         process: process_plan(process, linux.seccomp().as_ref())?,
+        reaper: spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(crate::process::reaper::ANNOTATION))
+            .is_some_and(|v| v == "true"),
     })
 }
 

@@ -10,9 +10,10 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::{Hook, LinuxNamespaceType};
 
 use super::protocol::{Channel, FromInit, FromParent};
+use crate::error::ExecErrorKind;
 use crate::namespaces::{clone_flag, proc_name, NsRequest};
 use crate::plan::{InitPlan, ProcessPlan};
-use crate::step::{fail, Step, StepError, StepResult};
+use crate::step::{fail, Step, StepResult};
 
 /// What the init needs besides the plan.
 pub struct InitContext<'a> {
@@ -24,6 +25,9 @@ pub struct InitContext<'a> {
     pub console: Option<OwnedFd>,
     pub console_size: Option<(u16, u16)>,
     pub no_pivot: bool,
+    /// The name of a new session keyring to join ("_ses.<id>", as runc), unless
+    /// `--no-new-keyring`: the container must not share the caller's keys.
+    pub session_keyring: Option<String>,
     /// Descriptors 3.. that survive into the container (--preserve-fds and LISTEN_FDS).
     pub preserve_fds: u32,
     pub create_container_hooks: Vec<Hook>,
@@ -36,33 +40,19 @@ pub fn run(mut ctx: InitContext<'_>) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    if ctx
-        .chan
-        .send(&FromInit::Failed {
-            step: err.step.clone(),
-            error: err.error.clone(),
-        })
-        .is_err()
-    {
+    if ctx.chan.send(&err.to_message()).is_err() {
         // After `Created` the parent is gone: the container's stderr is the only witness.
         eprintln!("berth-runc init: {err}");
     }
-    berth_sys::process::exit_now(exec_failure_code(&err))
-}
-
-fn exec_failure_code(err: &StepError) -> i32 {
-    if err.error.contains("not found") {
-        127
-    } else if err.step.starts_with("exec") {
-        126
-    } else {
-        1
-    }
+    berth_sys::process::exit_now(err.exit_code())
 }
 
 fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     let plan = ctx.plan;
     enter_namespaces(ctx)?;
+    if let Some(name) = &ctx.session_keyring {
+        join_session_keyring(name)?;
+    }
     ctx.chan
         .send(&FromInit::Ready)
         .step(|| "tell the runtime the namespaces are ready".into())?;
@@ -116,7 +106,11 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
         .step(|| "tell the runtime the container is created".into())?;
     wait_for_start(&ctx.exec_fifo)?;
     run_hooks_inside(&ctx.start_container_hooks, "startContainer", &state)?;
-    exec(&plan.process, &exe)
+    if plan.reaper {
+        super::reaper::exec_under_reaper(&plan.process, &exe)
+    } else {
+        exec(&plan.process, &exe)
+    }
 }
 
 /// Joins the namespaces given by path, creates the new ones, and sets time offsets. The pid
@@ -169,6 +163,11 @@ fn enter_namespaces(ctx: &mut InitContext<'_>) -> StepResult<()> {
     if flags != 0 {
         berth_sys::ns::unshare(flags).step(|| "unshare the new namespaces".into())?;
     }
+    if plan.creates(LinuxNamespaceType::Network) {
+        // A new network namespace has only a loopback link, and it is down: runc brings it up.
+        berth_sys::net::set_link_up("lo")
+            .step(|| "bring up lo in the new network namespace".into())?;
+    }
     if plan.creates(LinuxNamespaceType::Time) {
         enter_new_time_ns(&plan.time_offsets)?;
     }
@@ -184,6 +183,17 @@ fn enter_namespaces(ctx: &mut InitContext<'_>) -> StepResult<()> {
         }
     }
     Ok(())
+}
+
+/// Kernels without keyrings (ENOSYS) are no error, as in runc: the keyring is a best-effort
+/// separation, the real one being credentials.
+fn join_session_keyring(name: &str) -> StepResult<()> {
+    match berth_sys::keyring::join_new_session_keyring(name) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => Ok(()),
+        other => other
+            .map(drop)
+            .step(|| format!("join a new session keyring {name:?}")),
+    }
 }
 
 fn become_root() -> StepResult<()> {
@@ -347,21 +357,17 @@ fn lookup_executable(p: &ProcessPlan) -> StepResult<CString> {
                 return fail(
                     format!("exec {arg0:?}"),
                     "permission denied: not an executable file",
-                );
+                )
+                .map_err(|e| e.exec(ExecErrorKind::NotExecutable));
             }
         }
     }
-    if arg0.contains('/') {
-        fail(
-            format!("exec {arg0:?}"),
-            "no such file or directory: not found in the container",
-        )
+    let why = if arg0.contains('/') {
+        "no such file or directory: not found in the container"
     } else {
-        fail(
-            format!("exec {arg0:?}"),
-            "executable file not found in $PATH",
-        )
-    }
+        "executable file not found in $PATH"
+    };
+    fail(format!("exec {arg0:?}"), why).map_err(|e| e.exec(ExecErrorKind::NotFound))
 }
 
 /// Blocks until `start` opens the fifo for reading, then writes one byte to it.
@@ -397,6 +403,8 @@ pub fn exec(p: &ProcessPlan, exe: &CString) -> StepResult<std::convert::Infallib
         .step(|| "exec: environment entry with a NUL byte".into())?;
     match nix::unistd::execve(exe, &args, &env) {
         Ok(never) => match never {},
-        Err(e) => Err(e).step(|| format!("exec {:?}", p.args[0])),
+        Err(e) => Err(e)
+            .step(|| format!("exec {:?}", p.args[0]))
+            .map_err(|err| err.exec(ExecErrorKind::of_errno(e))),
     }
 }

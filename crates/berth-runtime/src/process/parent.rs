@@ -26,6 +26,8 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// Keep the caller's session keyring instead of a new one (runc's --no-new-keyring).
+    pub no_new_keyring: bool,
 }
 
 /// Reads and parses `<bundle>/config.json`.
@@ -153,6 +155,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
                     .map(|b| (b.height() as u16, b.width() as u16))
             }),
             no_pivot: opts.no_pivot,
+            session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", opts.id)),
             preserve_fds: opts.preserve_fds + listen_fds(),
             create_container_hooks: hooks.create_container().clone().unwrap_or_default(),
             start_container_hooks: hooks.start_container().clone().unwrap_or_default(),
@@ -201,6 +204,7 @@ struct InitExtras {
     console: Option<OwnedFd>,
     console_size: Option<(u16, u16)>,
     no_pivot: bool,
+    session_keyring: Option<String>,
     preserve_fds: u32,
     create_container_hooks: Vec<oci_spec::runtime::Hook>,
     start_container_hooks: Vec<oci_spec::runtime::Hook>,
@@ -251,6 +255,7 @@ fn fork_init(plan: &InitPlan, init_end: Channel, extras: InitExtras) -> Result<i
                 console: extras.console,
                 console_size: extras.console_size,
                 no_pivot: extras.no_pivot,
+                session_keyring: extras.session_keyring,
                 preserve_fds: extras.preserve_fds,
                 create_container_hooks: extras.create_container_hooks,
                 start_container_hooks: extras.start_container_hooks,
@@ -280,8 +285,8 @@ fn handshake(plan: &InitPlan, chan: &Channel, child: i32) -> Result<i32> {
             FromInit::Created => {
                 return Err(Error::Init("init skipped a step of the protocol".into()))
             }
-            FromInit::Failed { step, error } => {
-                return Err(Error::Init(format!("{step}: {error}")))
+            FromInit::Failed { step, error, exec } => {
+                return Err(Error::from_init(&step, &error, exec))
             }
         }
     }
@@ -294,7 +299,7 @@ fn recv(chan: &Channel, step: &str) -> Result<FromInit> {
 
 fn expect(chan: &Channel, step: &str, ok: impl Fn(&FromInit) -> bool) -> Result<()> {
     match recv(chan, step)? {
-        FromInit::Failed { step, error } => Err(Error::Init(format!("{step}: {error}"))),
+        FromInit::Failed { step, error, exec } => Err(Error::from_init(&step, &error, exec)),
         m if ok(&m) => Ok(()),
         m => Err(Error::Init(format!("{step}: unexpected message {m:?}"))),
     }

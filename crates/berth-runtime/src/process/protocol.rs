@@ -38,7 +38,13 @@ pub enum FromInit {
     Pid(i32),
     Ready,
     Created,
-    Failed { step: String, error: String },
+    Failed {
+        step: String,
+        error: String,
+        /// Set when the container's program is missing or not executable.
+        #[serde(default)]
+        exec: Option<crate::error::ExecErrorKind>,
+    },
 }
 
 /// From the parent to the init.
