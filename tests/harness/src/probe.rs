@@ -255,7 +255,27 @@ fn report() -> Value {
         "uid_map": read("/proc/self/uid_map"),
         "gid_map": read("/proc/self/gid_map"),
         "clock": clock(),
+        "links": links(),
     })
+}
+
+/// Network interface -> its flags (IFF_UP is bit 0), from /sys/class/net.
+fn links() -> Map<String, Value> {
+    let names: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let flags = read(&format!("/sys/class/net/{name}/flags"))?;
+            let flags = u64::from_str_radix(flags.trim().trim_start_matches("0x"), 16).ok()?;
+            Some((name, flags.into()))
+        })
+        .collect()
 }
 
 /// Namespace kind -> inode, from the `kind:[inode]` links of /proc/self/ns.

@@ -475,8 +475,7 @@ fn delete_force_kills_a_running_container_and_removes_its_cgroup() {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let state = stat
         .rsplit_once(')')
-        .map(|(_, r)| r.trim_start().chars().next())
-        .flatten();
+        .and_then(|(_, r)| r.trim_start().chars().next());
     assert!(
         matches!(state, None | Some('Z') | Some('X')),
         "init survived: {stat}"
@@ -598,7 +597,8 @@ fn a_fake_dev_null_is_refused_before_masking() {
 fn bad_configs_fail_with_one_clear_line_and_leave_nothing() {
     need_root!();
     let rt = Runtime::new();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Bundle)>, &str)> = vec![
+    type Case = (&'static str, Box<dyn Fn(&mut Bundle)>, &'static str);
+    let cases: Vec<Case> = vec![
         (
             "bad json",
             Box::new(|b: &mut Bundle| {

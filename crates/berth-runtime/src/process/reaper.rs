@@ -1,0 +1,112 @@
+//! The `--init` reaper (annotation `io.berth.init=true`): the container's init forks right
+//! before execve; the child runs the user's program in a process group of its own, and the
+//! init stays PID 1 to forward signals to that group, reap every zombie, and exit with the
+//! program's status, as tini does.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{getpgrp, setpgid, tcsetpgrp, Pid};
+
+use crate::plan::ProcessPlan;
+use crate::step::{Step, StepResult};
+
+/// The annotation that asks for the reaper.
+pub const ANNOTATION: &str = "io.berth.init";
+
+/// Signals the reaper leaves alone: synchronous faults, which are about the reaper itself, as
+/// in tini; SIGKILL and SIGSTOP, which cannot be caught at all.
+const NOT_FORWARDED: [Signal; 9] = [
+    Signal::SIGFPE,
+    Signal::SIGILL,
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGABRT,
+    Signal::SIGTRAP,
+    Signal::SIGSYS,
+    Signal::SIGKILL,
+    Signal::SIGSTOP,
+];
+
+/// Every signal the reaper waits for: all catchable ones (SIGCHLD included).
+fn waited() -> SigSet {
+    let mut set = SigSet::all();
+    for s in NOT_FORWARDED {
+        set.remove(s);
+    }
+    set
+}
+
+/// Forks the user's program under a reaper. Returns only on error, before the fork or in the
+/// child; the reaper itself ends in `_exit` with the program's status.
+pub fn exec_under_reaper(p: &ProcessPlan, exe: &CString) -> StepResult<Infallible> {
+    let set = waited();
+    // Blocked before the fork so that no signal sent in between is lost: a blocked signal stays
+    // pending, even for a pid namespace's init, until sigwait takes it.
+    let mut old = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))
+        .step(|| "block signals in the init reaper".into())?;
+    // Outside a new pid namespace the reaper is not PID 1: orphans still come to it.
+    nix::sys::prctl::set_child_subreaper(true).step(|| "become a child subreaper".into())?;
+    match berth_sys::process::fork().step(|| "fork the container's program".into())? {
+        berth_sys::process::Forked::Child => {
+            let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+            if p.terminal {
+                // SIGTTOU is blocked here, so a background group may take the terminal.
+                let _ = tcsetpgrp(std::io::stdin(), getpgrp());
+            }
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None)
+                .step(|| "restore the signal mask".into())?;
+            super::init::exec(p, exe)
+        }
+        berth_sys::process::Forked::Parent(child) => {
+            let child = Pid::from_raw(child);
+            // Both sides set the group, so that a signal forwarded at once finds it.
+            let _ = setpgid(child, child);
+            // Nothing of the runtime's stays reachable from the container: no descriptor past
+            // stdio, and no ptrace or /proc/1/mem by the container's own user.
+            let _ = berth_sys::fd::close_from_for_good(3);
+            let _ = nix::sys::prctl::set_dumpable(false);
+            berth_sys::process::exit_now(reap(child, &set))
+        }
+    }
+}
+
+/// Forwards signals to the program's group and reaps, until the program exits: its status.
+fn reap(child: Pid, set: &SigSet) -> i32 {
+    loop {
+        let signal = match set.wait() {
+            Ok(s) => s,
+            Err(_) => return 1,
+        };
+        if signal != Signal::SIGCHLD {
+            // The group may not exist yet, or the program may have left it.
+            if kill(Pid::from_raw(-child.as_raw()), signal).is_err() {
+                let _ = kill(child, signal);
+            }
+            continue;
+        }
+        if let Some(code) = reap_all(child) {
+            return code;
+        }
+    }
+}
+
+/// Reaps every exited process; the program's status when it is one of them.
+fn reap_all(child: Pid) -> Option<i32> {
+    let mut result = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => result = Some(code),
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
+                result = Some(128 + signal as i32)
+            }
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return result,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return result.or(Some(1)),
+        }
+    }
+}
