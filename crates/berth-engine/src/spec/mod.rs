@@ -1,2 +1,238 @@
 //! The container's OCI config.json, built from the image config and a `RunRequest` with
-//! Docker's defaults. Pure: no syscalls beyond reading files inside the container's root.
+//! Docker's defaults. Pure: no syscalls beyond reading files inside the container's root and
+//! stat-ing the host's devices.
+
+mod defaults;
+mod error;
+mod etc;
+mod image;
+mod mounts;
+mod namespaces;
+mod resources;
+mod security;
+mod user;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Capability, Linux, Process, Root, Spec, User};
+
+pub use defaults::{CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
+pub use error::SpecError;
+pub use etc::{hosts_file, pick_host_resolv, resolv_conf};
+pub use namespaces::{USERNS_HOST_ID, USERNS_SIZE};
+pub use resources::HostLimits;
+pub use security::profile as seccomp_profile;
+pub use user::{resolve_from as resolve_user_from, ResolvedUser};
+
+use crate::request::{NsMode, RunRequest};
+use image::ImageConfig;
+
+/// The host files bind-mounted over the container's /etc/hosts, /etc/hostname and
+/// /etc/resolv.conf (the engine writes them, e.g. with [`hosts_file`] and [`resolv_conf`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcFiles {
+    pub hosts: PathBuf,
+    pub hostname: PathBuf,
+    pub resolv_conf: PathBuf,
+}
+
+/// Everything [`build`] needs; it reads nothing else but the root's /etc/passwd and
+/// /etc/group, the host's bounding set, hostname, CPUs and `--device` nodes.
+pub struct SpecInputs<'a> {
+    /// The 64-hex container id; the default hostname is its first 12 digits.
+    pub id: &'a str,
+    pub request: &'a RunRequest,
+    /// The image config JSON as stored (`.config.{Env,Cmd,Entrypoint,WorkingDir,User,StopSignal}`).
+    pub image_config: &'a serde_json::Value,
+    /// Absolute, already mounted: becomes root.path.
+    pub rootfs: &'a Path,
+    pub etc: &'a EtcFiles,
+    /// "pid", "ipc", "uts", "user", "cgroup", "network", "time" -> /proc/<pid>/ns/<x>, for
+    /// each namespace that is `NsMode::Container`.
+    pub joins: &'a BTreeMap<String, PathBuf>,
+    /// Volume name -> host directory, for every `volume` mount of the request.
+    pub volumes: &'a BTreeMap<String, PathBuf>,
+    pub cgroups_path: &'a str,
+    /// The caller's hard rlimits, which cap the defaults and bound `--ulimit`.
+    pub host_rlimits: &'a HostLimits,
+}
+
+/// The built spec and what the engine records beside it.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub spec: Spec,
+    /// `--stop-signal`, else the image's StopSignal, else "SIGTERM".
+    pub stop_signal: String,
+    pub user: ResolvedUser,
+    pub hostname: String,
+}
+
+/// Annotation telling the runtime to run its reaper as PID 1 (`--init`).
+pub const INIT_ANNOTATION: &str = "io.berth.init";
+
+/// Builds the container's config.json. Every error names the flag at fault.
+pub fn build(inputs: &SpecInputs) -> Result<Built, SpecError> {
+    let req = inputs.request;
+    let image = ImageConfig::parse(inputs.image_config)?;
+    let hostname = hostname(req, inputs.id)?;
+    let user_spec = req.user.as_deref().or(image.user.as_deref()).unwrap_or("");
+    let user = user::resolve(inputs.rootfs, user_spec, &req.group_add)?;
+    let bounding = security::bounding(req, &security::host_capabilities())?;
+    let process = process(inputs, &image, &hostname, &user, &bounding)?;
+    let mut spec = Spec::default();
+    spec.set_process(Some(process))
+        .set_root(Some(root(inputs.rootfs, req.read_only)))
+        .set_hostname((req.uts == NsMode::Private).then(|| hostname.clone()))
+        .set_domainname(req.domainname.clone().filter(|d| !d.is_empty()))
+        .set_mounts(Some(mounts::mounts(
+            req,
+            inputs.etc,
+            inputs.volumes,
+            inputs.joins,
+        )?))
+        .set_annotations(Some(annotations(req)))
+        .set_linux(Some(linux(inputs, &bounding)?))
+        .set_hooks(None);
+    let stop_signal = req
+        .stop_signal
+        .clone()
+        .or(image.stop_signal)
+        .unwrap_or_else(|| "SIGTERM".into());
+    Ok(Built {
+        spec,
+        stop_signal,
+        user,
+        hostname,
+    })
+}
+
+/// `-h`, else the host's name when sharing the host's UTS or network namespace (as Docker
+/// does for `--network host`), else the id's first 12 digits.
+fn hostname(req: &RunRequest, id: &str) -> Result<String, SpecError> {
+    if let Some(h) = req.hostname.as_deref().filter(|h| !h.is_empty()) {
+        if req.uts != NsMode::Private {
+            return Err(SpecError::invalid(
+                format!("-h {h}"),
+                "conflicts with --uts: a shared UTS namespace keeps its hostname; drop one of the two",
+            ));
+        }
+        if h.len() > 64 || h.contains(|c: char| c.is_whitespace() || c == '/') {
+            return Err(SpecError::invalid(
+                format!("-h {h}"),
+                "not a valid hostname (at most 64 characters, no spaces or slashes)",
+            ));
+        }
+        return Ok(h.into());
+    }
+    if req.uts == NsMode::Host || req.netns == NsMode::Host {
+        if let Ok(h) = nix::unistd::gethostname() {
+            return Ok(h.to_string_lossy().into_owned());
+        }
+    }
+    Ok(id.get(..12).unwrap_or(id).to_string())
+}
+
+fn root(rootfs: &Path, read_only: bool) -> Root {
+    let mut root = Root::default();
+    root.set_path(rootfs.to_path_buf())
+        .set_readonly(Some(read_only));
+    root
+}
+
+fn annotations(req: &RunRequest) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    if req.init {
+        map.insert(INIT_ANNOTATION.to_string(), "true".to_string());
+    }
+    map
+}
+
+fn process(
+    inputs: &SpecInputs,
+    image: &ImageConfig,
+    hostname: &str,
+    user: &ResolvedUser,
+    bounding: &[Capability],
+) -> Result<Process, SpecError> {
+    let req = inputs.request;
+    let mut oci_user = User::default();
+    oci_user
+        .set_uid(user.uid)
+        .set_gid(user.gid)
+        .set_additional_gids((!user.gids.is_empty()).then(|| user.gids.clone()));
+    let mut p = Process::default();
+    p.set_terminal(Some(req.tty))
+        .set_console_size(None)
+        .set_user(oci_user)
+        .set_args(Some(image.args(req)?))
+        .set_env(Some(image.env(req, hostname, &user.home)))
+        .set_cwd(image.cwd(req)?)
+        .set_capabilities(Some(security::capabilities(bounding, user.uid)))
+        .set_rlimits(Some(resources::rlimits(req, inputs.host_rlimits)?))
+        .set_no_new_privileges(Some(req.no_new_privileges))
+        .set_oom_score_adj(None);
+    Ok(p)
+}
+
+fn linux(inputs: &SpecInputs, bounding: &[Capability]) -> Result<Linux, SpecError> {
+    let req = inputs.request;
+    let mut devices = if req.privileged {
+        resources::host_devices()
+    } else {
+        Vec::new()
+    };
+    let mut rules = resources::base_device_rules(req.privileged);
+    for d in &req.devices {
+        let (node, rule) = resources::device(d)?;
+        devices.retain(|x| x.path() != node.path());
+        devices.push(node);
+        rules.push(rule);
+    }
+    let (masked, readonly) = match req.privileged {
+        true => (None, None),
+        false => (Some(strings(&MASKED_PATHS)), Some(strings(&READONLY_PATHS))),
+    };
+    let maps = match req.userns {
+        NsMode::Private => Some(namespaces::id_mappings()?),
+        _ => None,
+    };
+    let mut linux = Linux::default();
+    linux
+        .set_namespaces(Some(namespaces::namespaces(req, inputs.joins)?))
+        .set_uid_mappings(maps.clone())
+        .set_gid_mappings(maps)
+        .set_time_offsets(namespaces::time_offsets(req)?)
+        .set_sysctl(Some(namespaces::sysctls(req)?))
+        .set_resources(Some(resources::resources(req, rules)?))
+        .set_cgroups_path(Some(inputs.cgroups_path.into()))
+        .set_devices(Some(devices))
+        .set_seccomp(security::seccomp(req, bounding)?)
+        .set_rootfs_propagation(root_propagation(req))
+        .set_masked_paths(masked)
+        .set_readonly_paths(readonly)
+        .set_mount_label(None)
+        .set_intel_rdt(None)
+        .set_personality(None);
+    Ok(linux)
+}
+
+/// A shared or slave bind needs the root to propagate too (moby sets rshared or rslave).
+fn root_propagation(req: &RunRequest) -> Option<String> {
+    let opts = || {
+        req.mounts
+            .iter()
+            .flat_map(|m| m.options.iter().map(String::as_str))
+    };
+    if opts().any(|o| o == "shared" || o == "rshared") {
+        Some("rshared".into())
+    } else if opts().any(|o| o == "slave" || o == "rslave") {
+        Some("rslave".into())
+    } else {
+        None
+    }
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}

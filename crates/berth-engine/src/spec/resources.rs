@@ -1,0 +1,458 @@
+//! Resource limits: memory and swap, CPU, pids, `--device` (cgroup rule and node) and the
+//! process's rlimits (`--ulimit`, with the default RLIMIT_NOFILE capped to what the caller may
+//! grant).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+use nix::sys::resource::{getrlimit, Resource};
+use oci_spec::runtime::{
+    LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxPids,
+    LinuxResources, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
+};
+
+use super::defaults::{self, device_rule};
+use super::SpecError;
+use crate::request::{DeviceRequest, RunRequest};
+
+/// The caller's hard rlimits by Docker's name ("nofile", ...); a missing name is unlimited.
+/// Without CAP_SYS_RESOURCE nothing above them can be granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostLimits {
+    pub hard: BTreeMap<String, u64>,
+}
+
+impl HostLimits {
+    /// The calling process's hard limits (getrlimit).
+    pub fn current() -> HostLimits {
+        let hard = RLIMITS
+            .iter()
+            .filter_map(|(name, res, _)| Some((name.to_string(), getrlimit(*res).ok()?.1)))
+            .collect();
+        HostLimits { hard }
+    }
+
+    fn hard(&self, name: &str) -> u64 {
+        self.hard.get(name).copied().unwrap_or(u64::MAX)
+    }
+}
+
+/// Docker's `--ulimit` names, the kernel resource and the OCI type.
+const RLIMITS: [(&str, Resource, PosixRlimitType); 15] = [
+    ("core", Resource::RLIMIT_CORE, PosixRlimitType::RlimitCore),
+    ("cpu", Resource::RLIMIT_CPU, PosixRlimitType::RlimitCpu),
+    ("data", Resource::RLIMIT_DATA, PosixRlimitType::RlimitData),
+    (
+        "fsize",
+        Resource::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitFsize,
+    ),
+    (
+        "locks",
+        Resource::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitLocks,
+    ),
+    (
+        "memlock",
+        Resource::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitMemlock,
+    ),
+    (
+        "msgqueue",
+        Resource::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitMsgqueue,
+    ),
+    ("nice", Resource::RLIMIT_NICE, PosixRlimitType::RlimitNice),
+    (
+        "nofile",
+        Resource::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitNofile,
+    ),
+    (
+        "nproc",
+        Resource::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNproc,
+    ),
+    ("rss", Resource::RLIMIT_RSS, PosixRlimitType::RlimitRss),
+    (
+        "rtprio",
+        Resource::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRtprio,
+    ),
+    (
+        "rttime",
+        Resource::RLIMIT_RTTIME,
+        PosixRlimitType::RlimitRttime,
+    ),
+    (
+        "sigpending",
+        Resource::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitSigpending,
+    ),
+    (
+        "stack",
+        Resource::RLIMIT_STACK,
+        PosixRlimitType::RlimitStack,
+    ),
+];
+
+fn rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> Result<PosixRlimit, SpecError> {
+    PosixRlimitBuilder::default()
+        .typ(typ)
+        .soft(soft)
+        .hard(hard)
+        .build()
+        .map_err(|source| SpecError::Oci {
+            what: "rlimits",
+            source,
+        })
+}
+
+/// The default RLIMIT_NOFILE (1048576, lowered to the caller's hard limit), then each
+/// `--ulimit`, which must stay within the caller's hard limit.
+pub fn rlimits(req: &RunRequest, host: &HostLimits) -> Result<Vec<PosixRlimit>, SpecError> {
+    let mut out: Vec<(&str, PosixRlimit)> = Vec::new();
+    if !req.ulimits.iter().any(|u| u.name == "nofile") {
+        let n = defaults::NOFILE.min(host.hard("nofile"));
+        out.push(("nofile", rlimit(PosixRlimitType::RlimitNofile, n, n)?));
+    }
+    for u in &req.ulimits {
+        let flag = format!("--ulimit {}={}:{}", u.name, u.soft, u.hard);
+        let (name, _, typ) = RLIMITS.iter().find(|(n, _, _)| *n == u.name).ok_or_else(|| {
+            SpecError::invalid(&flag, "unknown limit; use one of core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime sigpending stack")
+        })?;
+        if u.soft > u.hard {
+            return Err(SpecError::invalid(
+                flag,
+                "the soft limit is above the hard limit; lower it",
+            ));
+        }
+        let limit = host.hard(name);
+        if u.hard > limit {
+            return Err(SpecError::UlimitAboveHost {
+                name: u.name.clone(),
+                soft: u.soft,
+                hard: u.hard,
+                host: limit,
+            });
+        }
+        out.retain(|(n, _)| n != name);
+        out.push((name, rlimit(*typ, u.soft, u.hard)?));
+    }
+    Ok(out.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Docker's smallest memory limit.
+const MIN_MEMORY: i64 = 6 << 20;
+
+fn memory(req: &RunRequest) -> Result<Option<LinuxMemory>, SpecError> {
+    let swap = match (req.memory, req.memory_swap) {
+        (None, None) => return Ok(None),
+        (None, Some(s)) => {
+            return Err(SpecError::invalid(
+                format!("--memory-swap {s}"),
+                "needs --memory too; set the memory limit as well",
+            ))
+        }
+        (Some(m), _) if m < MIN_MEMORY => {
+            return Err(SpecError::invalid(
+                format!("--memory {m}"),
+                "the smallest memory limit allowed is 6MB; raise it",
+            ))
+        }
+        // Docker's default: as much swap as memory (the limit counts both).
+        (Some(m), None | Some(0)) => m.saturating_mul(2),
+        (Some(_), Some(-1)) => -1,
+        (Some(m), Some(s)) if s < m => {
+            return Err(SpecError::invalid(
+                format!("--memory-swap {s}"),
+                format!("must be at least --memory ({m}), or -1 for unlimited swap"),
+            ))
+        }
+        (Some(_), Some(s)) => s,
+    };
+    let mut mem = LinuxMemory::default();
+    mem.set_limit(req.memory).set_swap(Some(swap));
+    Ok(Some(mem))
+}
+
+/// The CPUs this host has online (/sys/devices/system/cpu/online, e.g. "0-1").
+fn online_cpus() -> Vec<u32> {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| parse_cpu_list(s.trim()))
+        .unwrap_or_default()
+}
+
+/// "0-2,4" -> [0, 1, 2, 4]; None when malformed.
+fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let (lo, hi): (u32, u32) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+        if lo > hi || hi - lo > 4096 {
+            return None;
+        }
+        out.extend(lo..=hi);
+    }
+    Some(out)
+}
+
+fn cpu(req: &RunRequest) -> Result<Option<LinuxCpu>, SpecError> {
+    if req.cpus.is_none() && req.cpu_shares.is_none() && req.cpuset_cpus.is_none() {
+        return Ok(None);
+    }
+    let online = online_cpus();
+    let mut cpu = LinuxCpu::default();
+    if let Some(cpus) = req.cpus {
+        let n = online.len().max(1) as f64;
+        if !(cpus >= 0.01 && cpus <= n) {
+            return Err(SpecError::invalid(
+                format!("--cpus {cpus}"),
+                format!("the range of CPUs is from 0.01 to {n:.2}, as this host has {n} CPUs"),
+            ));
+        }
+        cpu.set_quota(Some((cpus * 100_000.0).round() as i64))
+            .set_period(Some(100_000));
+    }
+    cpu.set_shares(req.cpu_shares);
+    if let Some(set) = &req.cpuset_cpus {
+        let flag = format!("--cpuset-cpus {set}");
+        let wanted = parse_cpu_list(set)
+            .ok_or_else(|| SpecError::invalid(&flag, "not a CPU list such as 0-1,3; fix it"))?;
+        if let Some(bad) = wanted.iter().find(|c| !online.contains(c)) {
+            return Err(SpecError::invalid(
+                flag,
+                format!("CPU {bad} is not available on this host; use CPUs from /sys/devices/system/cpu/online"),
+            ));
+        }
+        cpu.set_cpus(Some(set.clone()));
+    }
+    Ok(Some(cpu))
+}
+
+/// The cgroup limits. `device_rules` are Docker's defaults, or allow-all when privileged, plus
+/// one rule per `--device`.
+pub fn resources(
+    req: &RunRequest,
+    device_rules: Vec<LinuxDeviceCgroup>,
+) -> Result<LinuxResources, SpecError> {
+    let mut res = LinuxResources::default();
+    res.set_memory(memory(req)?).set_cpu(cpu(req)?);
+    let pids = req.pids_limit.filter(|l| *l > 0).map(|limit| {
+        let mut p = LinuxPids::default();
+        p.set_limit(limit);
+        p
+    });
+    res.set_pids(pids).set_devices(Some(device_rules));
+    Ok(res)
+}
+
+/// Docker's rules for a container: deny all plus the defaults, or allow all when privileged.
+pub fn base_device_rules(privileged: bool) -> Vec<LinuxDeviceCgroup> {
+    if privileged {
+        vec![device_rule(true, None, None, None, "rwm")]
+    } else {
+        defaults::device_rules()
+    }
+}
+
+/// A `--device`: the node from the host (type, numbers, mode, owner) at its container path,
+/// and its cgroup rule with the given permissions.
+pub fn device(d: &DeviceRequest) -> Result<(LinuxDevice, LinuxDeviceCgroup), SpecError> {
+    let flag = format!("--device {}", d.host_path);
+    let meta = std::fs::metadata(&d.host_path).map_err(|source| SpecError::Device {
+        flag: flag.clone(),
+        path: d.host_path.clone(),
+        source,
+    })?;
+    let ft = meta.file_type();
+    let typ = if ft.is_char_device() {
+        LinuxDeviceType::C
+    } else if ft.is_block_device() {
+        LinuxDeviceType::B
+    } else {
+        return Err(SpecError::invalid(
+            flag,
+            "not a character or block device; give a device node such as /dev/fuse",
+        ));
+    };
+    let perms = if d.permissions.is_empty() {
+        "rwm"
+    } else {
+        d.permissions.as_str()
+    };
+    if !perms.chars().all(|c| "rwm".contains(c)) {
+        return Err(SpecError::invalid(
+            flag,
+            format!("permissions {perms:?}: use a combination of r, w and m"),
+        ));
+    }
+    let target = if d.container_path.is_empty() {
+        &d.host_path
+    } else {
+        &d.container_path
+    };
+    if !target.starts_with("/dev/") {
+        return Err(SpecError::invalid(
+            flag,
+            format!("container path {target} must be under /dev/"),
+        ));
+    }
+    let rdev = meta.rdev();
+    let (major, minor) = (
+        nix::sys::stat::major(rdev) as i64,
+        nix::sys::stat::minor(rdev) as i64,
+    );
+    let mut node = LinuxDevice::default();
+    node.set_path(target.into())
+        .set_typ(typ)
+        .set_major(major)
+        .set_minor(minor)
+        .set_file_mode(Some(meta.mode() & 0o777))
+        .set_uid(Some(meta.uid()))
+        .set_gid(Some(meta.gid()));
+    Ok((
+        node,
+        device_rule(true, Some(typ), Some(major), Some(minor), perms),
+    ))
+}
+
+/// Every device node under the host's /dev, for `--privileged` (moby `HostDevices`: the
+/// pseudo-filesystems' directories and /dev/console are left out).
+pub fn host_devices() -> Vec<LinuxDevice> {
+    let mut out = Vec::new();
+    walk_dev(std::path::Path::new("/dev"), &mut out, 0);
+    out.sort_by(|a, b| a.path().cmp(b.path()));
+    out
+}
+
+fn walk_dev(dir: &std::path::Path, out: &mut Vec<LinuxDevice>, depth: usize) {
+    const SKIP: [&str; 7] = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            let skip = SKIP.iter().any(|s| entry.file_name() == *s);
+            if !skip && depth < 8 {
+                walk_dev(&path, out, depth + 1);
+            }
+        } else if (ft.is_char_device() || ft.is_block_device())
+            && path != std::path::Path::new("/dev/console")
+        {
+            let req = DeviceRequest {
+                host_path: path.to_string_lossy().into_owned(),
+                container_path: String::new(),
+                permissions: String::new(),
+            };
+            if let Ok((node, _)) = device(&req) {
+                out.push(node);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Ulimit;
+
+    #[test]
+    fn swap_defaults_to_twice_memory_and_is_checked() {
+        let mut req = RunRequest {
+            memory: Some(64 << 20),
+            ..Default::default()
+        };
+        let m = memory(&req).unwrap().unwrap();
+        assert_eq!((m.limit(), m.swap()), (Some(64 << 20), Some(128 << 20)));
+        req.memory_swap = Some(-1);
+        assert_eq!(memory(&req).unwrap().unwrap().swap(), Some(-1));
+        req.memory_swap = Some(1 << 20);
+        assert!(memory(&req).is_err());
+        req.memory = Some(1 << 20);
+        assert!(memory(&req).unwrap_err().to_string().contains("6MB"));
+        req.memory = None;
+        assert!(memory(&req).is_err());
+    }
+
+    #[test]
+    fn nofile_default_is_capped_and_explicit_ulimits_are_not() {
+        let host = HostLimits {
+            hard: BTreeMap::from([("nofile".into(), 524288)]),
+        };
+        let r = rlimits(&RunRequest::default(), &host).unwrap();
+        assert_eq!(
+            (r[0].typ(), r[0].soft(), r[0].hard()),
+            (PosixRlimitType::RlimitNofile, 524288, 524288)
+        );
+        let mut req = RunRequest::default();
+        req.ulimits.push(Ulimit {
+            name: "nofile".into(),
+            soft: 99_999_999,
+            hard: 99_999_999,
+        });
+        let e = rlimits(&req, &host).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--ulimit nofile=99999999:99999999: above the host's hard limit 524288"),
+            "{e}"
+        );
+        req.ulimits = vec![Ulimit {
+            name: "nproc".into(),
+            soft: 10,
+            hard: 20,
+        }];
+        let r = rlimits(&req, &host).unwrap();
+        assert_eq!(r.len(), 2);
+        req.ulimits = vec![Ulimit {
+            name: "nproc".into(),
+            soft: 30,
+            hard: 20,
+        }];
+        assert!(rlimits(&req, &host).is_err());
+        req.ulimits = vec![Ulimit {
+            name: "bogus".into(),
+            soft: 1,
+            hard: 1,
+        }];
+        assert!(rlimits(&req, &host).is_err());
+    }
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(parse_cpu_list("0-2,4"), Some(vec![0, 1, 2, 4]));
+        assert_eq!(parse_cpu_list("2-1"), None);
+        assert_eq!(parse_cpu_list("a"), None);
+    }
+
+    #[test]
+    fn devices_come_from_the_host_node() {
+        let req = DeviceRequest {
+            host_path: "/dev/null".into(),
+            container_path: "/dev/mynull".into(),
+            permissions: "rw".into(),
+        };
+        let (node, rule) = device(&req).unwrap();
+        assert_eq!(
+            (node.typ(), node.major(), node.minor()),
+            (LinuxDeviceType::C, 1, 3)
+        );
+        assert_eq!(node.path(), std::path::Path::new("/dev/mynull"));
+        assert_eq!(rule.access().as_deref(), Some("rw"));
+        let missing = DeviceRequest {
+            host_path: "/dev/berth-nope".into(),
+            ..req.clone()
+        };
+        assert!(device(&missing)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--device /dev/berth-nope: /dev/berth-nope: No such file"));
+        let dir = DeviceRequest {
+            host_path: "/dev".into(),
+            ..req
+        };
+        assert!(device(&dir).is_err());
+    }
+}
