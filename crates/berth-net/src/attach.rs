@@ -1,0 +1,231 @@
+//! Attaching a container's network namespace to a network, and detaching it without leaks.
+
+use std::fs::File;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+
+use crate::error::{NetError, Result};
+use crate::ipam::{self, mac_for, parse_mac};
+use crate::rtnl::{Rtnl, LOOPBACK_INDEX};
+use crate::store::{netlink, Lease, NetStore, DEFAULT_NETWORK};
+use crate::{dns, ports, AttachRequest, Attachment, Network};
+
+const CONTAINER_IFNAME: &str = "eth0";
+
+impl NetStore {
+    /// Called by the monitor once the container's netns exists and before its process runs.
+    pub fn attach(&self, req: &AttachRequest) -> Result<Attachment> {
+        match req.network.as_str() {
+            "none" => {
+                let mut ns = Rtnl::open_in(&req.netns).map_err(|e| ns_err("attach", req, "socket", e))?;
+                ns.set_up(LOOPBACK_INDEX).map_err(|e| ns_err("attach", req, "RTM_SETLINK lo up", e))?;
+                Ok(Attachment::none(&req.container_id))
+            }
+            "host" => Err(NetError::invalid("network", "host", "host networking needs no attach")),
+            name => {
+                let net = if name == DEFAULT_NETWORK || name.is_empty() {
+                    self.default_network()?
+                } else {
+                    self.network(name)?
+                };
+                self.attach_bridge(&net, req)
+            }
+        }
+    }
+
+    fn attach_bridge(&self, net: &Network, req: &AttachRequest) -> Result<Attachment> {
+        if let Some(m) = &req.mac {
+            parse_mac(m)?;
+        }
+        req.ports.iter().try_for_each(ports::validate)?;
+        let (bridge_index, ip, mac) = self.lease(net, req)?;
+        let mut att = Attachment {
+            container_id: req.container_id.clone(),
+            network: net.name.clone(),
+            network_id: net.id.clone(),
+            ip: Some(ip),
+            prefix: net.subnet.prefix,
+            gateway: Some(net.gateway),
+            mac: Some(mac.clone()),
+            host_veth: Some(veth_name(&req.container_id, &net.id)),
+            ports: Vec::new(),
+            dns: None,
+            warnings: Vec::new(),
+        };
+        match self.plumb(net, req, &mut att, bridge_index, &mac) {
+            Ok(()) => Ok(att),
+            Err(e) => {
+                let _ = self.detach(&att);
+                Err(e)
+            }
+        }
+    }
+
+    /// Under the network's lock: the bridge is up and the container has an address.
+    fn lease(&self, net: &Network, req: &AttachRequest) -> Result<(u32, Ipv4Addr, String)> {
+        let _lock = self.lock_network(&net.id)?;
+        if !self.net_dir(&net.id).join("network.json").exists() {
+            return Err(NetError::NotFound(net.name.clone()));
+        }
+        let bridge_index = self.ensure_bridge(net)?;
+        let mut leases = self.leases(net)?;
+        // A lease left by an earlier attach of the same container (its teardown never ran).
+        leases.retain(|_, l| l.container_id != req.container_id);
+        let used = leases.keys().copied().collect();
+        let ip = ipam::allocate(&net.subnet, net.gateway, &used, req.ip, &net.name)?;
+        let mac = req.mac.clone().unwrap_or_else(|| mac_for(ip));
+        let lease = Lease {
+            container_id: req.container_id.clone(),
+            name: req.container_name.clone(),
+            hostname: req.hostname.clone(),
+            aliases: req.aliases.clone(),
+            mac: mac.clone(),
+            veth: veth_name(&req.container_id, &net.id),
+            ports: Vec::new(),
+        };
+        leases.insert(ip, lease);
+        self.save_leases(net, &leases)?;
+        Ok((bridge_index, ip, mac))
+    }
+
+    /// Ports, veth pair, address and route; the DNS server of a user network.
+    fn plumb(&self, net: &Network, req: &AttachRequest, att: &mut Attachment, bridge: u32, mac: &str) -> Result<()> {
+        const STEP: &str = "attach";
+        let ip = att.ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        att.ports = self.publish(&req.container_id, ip, &req.ports)?;
+        if !att.ports.is_empty() {
+            self.record_ports(net, &req.container_id, &att.ports)?;
+        }
+        let veth = att.host_veth.clone().unwrap_or_default();
+        let netns = File::open(&req.netns).map_err(|e| NetError::io(STEP, &req.netns, e))?;
+        let mut host = Rtnl::open().map_err(|e| netlink(STEP, "socket", e))?;
+        let mac_bytes = parse_mac(mac)?;
+        let op = || format!("RTM_NEWLINK veth {veth} (peer {CONTAINER_IFNAME} in {})", req.netns.display());
+        match host.create_veth(&veth, bridge, CONTAINER_IFNAME, netns.as_fd(), mac_bytes) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                host.delete_link(&veth).map_err(|e| netlink(STEP, format!("RTM_DELLINK stale {veth}"), e))?;
+                host.create_veth(&veth, bridge, CONTAINER_IFNAME, netns.as_fd(), mac_bytes)
+                    .map_err(|e| netlink(STEP, op(), e))?;
+            }
+            r => r.map_err(|e| netlink(STEP, op(), e))?,
+        }
+        let mut ns = Rtnl::open_in(&req.netns).map_err(|e| ns_err(STEP, req, "socket", e))?;
+        ns.set_up(LOOPBACK_INDEX).map_err(|e| ns_err(STEP, req, "RTM_SETLINK lo up", e))?;
+        let index = ns
+            .link_index(CONTAINER_IFNAME)
+            .and_then(|i| i.ok_or_else(|| io::ErrorKind::NotFound.into()))
+            .map_err(|e| ns_err(STEP, req, "RTM_GETLINK eth0", e))?;
+        ns.add_address(index, ip, net.subnet.prefix, net.subnet.broadcast())
+            .map_err(|e| ns_err(STEP, req, "RTM_NEWADDR eth0", e))?;
+        if !net.internal {
+            ns.add_default_route(net.gateway)
+                .map_err(|e| ns_err(STEP, req, "RTM_NEWROUTE default", e))?;
+        }
+        if !net.default {
+            dns::ensure_running(self, net)?;
+            att.dns = Some(net.gateway);
+        }
+        Ok(())
+    }
+
+    fn record_ports(&self, net: &Network, container_id: &str, ports: &[crate::PortMapping]) -> Result<()> {
+        let _lock = self.lock_network(&net.id)?;
+        let mut leases = self.leases(net)?;
+        for l in leases.values_mut().filter(|l| l.container_id == container_id) {
+            l.ports = ports.to_vec();
+        }
+        self.save_leases(net, &leases)
+    }
+
+    /// Idempotent; works when the netns is gone. Collects every error and keeps going.
+    pub fn detach(&self, att: &Attachment) -> Result<()> {
+        if att.network == "none" || att.network == "host" {
+            return Ok(());
+        }
+        let mut errors = Vec::new();
+        if let Some(veth) = &att.host_veth {
+            let gone = Rtnl::open().and_then(|mut r| r.delete_link(veth));
+            if let Err(e) = gone {
+                errors.push(netlink("detach", format!("RTM_DELLINK {veth}"), e).to_string());
+            }
+        }
+        let net = self.network(if att.network_id.is_empty() { &att.network } else { &att.network_id });
+        let lease_ports = match &net {
+            Ok(net) => self.release(net, &att.container_id, &mut errors),
+            Err(NetError::NotFound(_)) => Vec::new(),
+            Err(e) => {
+                errors.push(e.to_string());
+                Vec::new()
+            }
+        };
+        let mut ports = att.ports.clone();
+        ports.extend(lease_ports.into_iter().filter(|p| !att.ports.contains(p)));
+        self.unpublish(&att.container_id, att.ip, &ports, &mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(NetError::Teardown(errors))
+        }
+    }
+
+    /// Drops the container's lease; returns the ports it recorded.
+    fn release(&self, net: &Network, container_id: &str, errors: &mut Vec<String>) -> Vec<crate::PortMapping> {
+        let _lock = match self.lock_network(&net.id) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(e.to_string());
+                return Vec::new();
+            }
+        };
+        let mut leases = match self.leases(net) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(e.to_string());
+                return Vec::new();
+            }
+        };
+        let mut ports = Vec::new();
+        leases.retain(|_, l| {
+            let mine = l.container_id == container_id;
+            if mine {
+                ports.append(&mut l.ports);
+            }
+            !mine
+        });
+        if let Err(e) = self.save_leases(net, &leases) {
+            errors.push(e.to_string());
+        }
+        ports
+    }
+}
+
+fn ns_err(step: &'static str, req: &AttachRequest, op: &str, e: io::Error) -> NetError {
+    netlink(step, format!("{op} in {}", req.netns.display()), e)
+}
+
+/// `veth` and 11 hex digits of a hash of container and network: 15 bytes, Linux's limit, and
+/// never the `berth` prefix that the rules reserve for bridges.
+pub(crate) fn veth_name(container_id: &str, network_id: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in container_id.bytes().chain([0]).chain(network_id.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("veth{:011x}", h & 0xfff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_fit_and_differ() {
+        let a = veth_name("c1", "n1");
+        assert_eq!(a.len(), 15);
+        assert!(a.starts_with("veth"));
+        assert_ne!(a, veth_name("c1", "n2"));
+        assert_ne!(a, veth_name("c2", "n1"));
+        assert_eq!(a, veth_name("c1", "n1"));
+    }
+}

@@ -1,0 +1,393 @@
+//! The network store under `<data_root>/network`: network records, leases, locks; create,
+//! list, resolve and remove networks and bring their bridges up.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{NetError, Result};
+use crate::ipam::Subnet;
+use crate::nft::{self, Element, Nft};
+use crate::rtnl::Rtnl;
+use crate::{Network, NetworkCreate, PortMapping};
+
+pub const DEFAULT_NETWORK: &str = "bridge";
+const DEFAULT_BRIDGE: &str = "berth0";
+
+/// One container's address on one network: the source of the DNS answers, and what detach
+/// needs when the engine lost its `Attachment`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub container_id: String,
+    pub name: String,
+    pub hostname: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub mac: String,
+    pub veth: String,
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+}
+
+pub type Leases = BTreeMap<Ipv4Addr, Lease>;
+
+pub struct NetStore {
+    pub(crate) data_root: PathBuf,
+    pub(crate) root: PathBuf,
+    pub(crate) berth_exe: PathBuf,
+    default_bridge: String,
+    default_subnets: Vec<Subnet>,
+}
+
+impl NetStore {
+    pub fn open(data_root: &Path, berth_exe: &Path) -> Result<NetStore> {
+        let root = data_root.join("network");
+        fs::create_dir_all(&root).map_err(|e| NetError::io("open network store", &root, e))?;
+        let default_subnets = (17..=31).map(|b| Subnet { addr: Ipv4Addr::new(172, b, 0, 0), prefix: 16 }).collect();
+        Ok(NetStore {
+            data_root: data_root.to_path_buf(),
+            root,
+            berth_exe: berth_exe.to_path_buf(),
+            default_bridge: DEFAULT_BRIDGE.to_string(),
+            default_subnets,
+        })
+    }
+
+    /// Another bridge and subnet for the default network, so tests never touch a live `berth0`.
+    pub fn with_default_bridge(mut self, bridge: &str, subnet: Subnet) -> NetStore {
+        self.default_bridge = bridge.to_string();
+        self.default_subnets = vec![subnet];
+        self
+    }
+
+    pub(crate) fn net_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    pub(crate) fn lock_global(&self) -> Result<Flock<File>> {
+        lock(&self.root.join("lock"))
+    }
+
+    pub(crate) fn lock_network(&self, id: &str) -> Result<Flock<File>> {
+        lock(&self.net_dir(id).join("lock"))
+    }
+
+    pub fn create_network(&self, req: &NetworkCreate) -> Result<Network> {
+        validate_name(&req.name)?;
+        if matches!(req.name.as_str(), DEFAULT_NETWORK | "host" | "none") {
+            let reason = "is a predefined network";
+            return Err(NetError::invalid("network name", &req.name, reason));
+        }
+        let _g = self.lock_global()?;
+        let existing = self.networks()?;
+        if existing.iter().any(|n| n.name == req.name) {
+            return Err(NetError::Exists(req.name.clone()));
+        }
+        let taken = self.taken_subnets(&existing)?;
+        let subnet = match req.subnet {
+            Some(s) => {
+                if let Some(other) = taken.iter().find(|t| t.overlaps(&s)) {
+                    return Err(NetError::Overlap { subnet: s.to_string(), other: other.to_string() });
+                }
+                s
+            }
+            None => pick_subnet(&user_pools(), &taken).ok_or_else(|| {
+                NetError::invalid("network", &req.name, "no free subnet left in the default pools; pass --subnet")
+            })?,
+        };
+        let gateway = req.gateway.unwrap_or(subnet.first_host());
+        if !subnet.is_host(gateway) {
+            return Err(NetError::invalid("gateway", gateway.to_string(), format!("not a host address of {subnet}")));
+        }
+        let id = random_id()?;
+        let net = Network {
+            bridge: format!("berth-{}", &id[..9]),
+            id,
+            name: req.name.clone(),
+            driver: "bridge".to_string(),
+            subnet,
+            gateway,
+            internal: req.internal,
+            labels: req.labels.clone(),
+            created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            default: false,
+        };
+        self.save_network(&net)?;
+        if let Err(e) = self.ensure_bridge(&net) {
+            let _ = fs::remove_dir_all(self.net_dir(&net.id));
+            return Err(e);
+        }
+        Ok(net)
+    }
+
+    fn save_network(&self, net: &Network) -> Result<()> {
+        let dir = self.net_dir(&net.id);
+        fs::create_dir_all(&dir).map_err(|e| NetError::io("create network", &dir, e))?;
+        write_json("create network", &dir.join("leases.json"), &Leases::new())?;
+        write_json("create network", &dir.join("network.json"), net)
+    }
+
+    /// Subnets of berth's networks and of the host's addresses.
+    fn taken_subnets(&self, existing: &[Network]) -> Result<Vec<Subnet>> {
+        let mut taken: Vec<Subnet> = existing.iter().map(|n| n.subnet).collect();
+        let host = Rtnl::open()
+            .and_then(|mut r| r.addresses())
+            .map_err(|e| NetError::Netlink { step: "check subnets", op: "RTM_GETADDR dump".into(), source: e })?;
+        for (ip, prefix) in host {
+            if !ip.is_loopback() {
+                taken.push(Subnet::new(ip, prefix.clamp(8, 30)).unwrap_or(Subnet { addr: ip, prefix: 30 }));
+            }
+        }
+        Ok(taken)
+    }
+
+    pub fn networks(&self) -> Result<Vec<Network>> {
+        let entries = fs::read_dir(&self.root).map_err(|e| NetError::io("list networks", &self.root, e))?;
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path().join("network.json");
+            match read_json::<Network>("list networks", &path) {
+                Ok(n) => out.push(n),
+                Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+        Ok(out)
+    }
+
+    /// By exact name, exact id, or unique id prefix.
+    pub fn network(&self, name_or_id: &str) -> Result<Network> {
+        let all = self.networks()?;
+        if let Some(n) = all.iter().find(|n| n.name == name_or_id || n.id == name_or_id) {
+            return Ok(n.clone());
+        }
+        let mut by_prefix = all.into_iter().filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some(n), None) => Ok(n),
+            _ => Err(NetError::NotFound(name_or_id.to_string())),
+        }
+    }
+
+    /// The default network, created on first use like docker0.
+    pub(crate) fn default_network(&self) -> Result<Network> {
+        if let Ok(n) = self.network(DEFAULT_NETWORK) {
+            return Ok(n);
+        }
+        let _g = self.lock_global()?;
+        let existing = self.networks()?;
+        if let Some(n) = existing.iter().find(|n| n.name == DEFAULT_NETWORK) {
+            return Ok(n.clone());
+        }
+        let taken = self.taken_subnets(&existing)?;
+        let subnet = pick_subnet(&self.default_subnets, &taken)
+            .ok_or_else(|| NetError::invalid("network", DEFAULT_NETWORK, "every candidate subnet is in use"))?;
+        let net = Network {
+            id: random_id()?,
+            name: DEFAULT_NETWORK.to_string(),
+            driver: "bridge".to_string(),
+            bridge: self.default_bridge.clone(),
+            subnet,
+            gateway: subnet.first_host(),
+            internal: false,
+            labels: BTreeMap::new(),
+            created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            default: true,
+        };
+        self.save_network(&net)?;
+        Ok(net)
+    }
+
+    pub fn leases(&self, net: &Network) -> Result<Leases> {
+        read_json("read leases", &self.net_dir(&net.id).join("leases.json"))
+    }
+
+    pub(crate) fn save_leases(&self, net: &Network, leases: &Leases) -> Result<()> {
+        write_json("write leases", &self.net_dir(&net.id).join("leases.json"), leases)
+    }
+
+    /// Refuses while containers are attached; removes the bridge and stops the DNS server.
+    pub fn remove_network(&self, name_or_id: &str) -> Result<()> {
+        let _g = self.lock_global()?;
+        let net = self.network(name_or_id)?;
+        let _n = self.lock_network(&net.id)?;
+        let count = self.leases(&net)?.len();
+        if count > 0 {
+            return Err(NetError::InUse { name: net.name, count });
+        }
+        let dir = self.net_dir(&net.id);
+        crate::dns::stop(&dir);
+        let mut rtnl = Rtnl::open().map_err(|e| netlink("remove network", "socket", e))?;
+        rtnl.delete_link(&net.bridge).map_err(|e| netlink("remove network", format!("RTM_DELLINK {}", net.bridge), e))?;
+        if net.internal {
+            let mut nft = Nft::open().map_err(|e| nft_err("remove network", "socket", e))?;
+            match nft.elements(false, &[Element::internal_bridge(&net.bridge)]) {
+                Err(e) if e.raw_os_error() != Some(nix::errno::Errno::ENOENT as i32) => {
+                    return Err(nft_err("remove network", "delete @internal element", e));
+                }
+                _ => {}
+            }
+        }
+        fs::remove_dir_all(&dir).map_err(|e| NetError::io("remove network", &dir, e))
+    }
+
+    /// Removes every user network without containers; returns their names.
+    pub fn prune_networks(&self) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for net in self.networks()? {
+            if net.default || !self.leases(&net)?.is_empty() {
+                continue;
+            }
+            match self.remove_network(&net.id) {
+                Ok(()) => removed.push(net.name),
+                Err(NetError::InUse { .. } | NetError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Brings the network's bridge up (after creation or a reboot): bridge, gateway address,
+    /// route_localnet for published ports on 127.0.0.1, ip_forward, berth's table.
+    pub(crate) fn ensure_bridge(&self, net: &Network) -> Result<u32> {
+        const STEP: &str = "set up bridge";
+        let mut rtnl = Rtnl::open().map_err(|e| netlink(STEP, "socket", e))?;
+        let mut nft = Nft::open().map_err(|e| nft_err(STEP, "socket", e))?;
+        let created_table = !nft.table_exists().map_err(|e| nft_err(STEP, "get table", e))?;
+        if created_table {
+            nft::ensure_table(&mut nft).map_err(|e| nft_err(STEP, "create table ip berth", e))?;
+        }
+        let index = match rtnl.link_index(&net.bridge).map_err(|e| netlink(STEP, "RTM_GETLINK", e))? {
+            Some(i) => i,
+            None => {
+                match rtnl.create_bridge(&net.bridge) {
+                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                        return Err(netlink(STEP, format!("RTM_NEWLINK bridge {}", net.bridge), e));
+                    }
+                    _ => {}
+                }
+                let i = rtnl.link_index(&net.bridge).map_err(|e| netlink(STEP, "RTM_GETLINK", e))?;
+                let i = i.ok_or_else(|| netlink(STEP, format!("RTM_GETLINK {}", net.bridge), io::ErrorKind::NotFound.into()))?;
+                let op = format!("RTM_NEWADDR {}/{} on {}", net.gateway, net.subnet.prefix, net.bridge);
+                rtnl.add_address(i, net.gateway, net.subnet.prefix, net.subnet.broadcast()).map_err(|e| netlink(STEP, op, e))?;
+                sysctl(&format!("net/ipv4/conf/{}/route_localnet", net.bridge))?;
+                i
+            }
+        };
+        sysctl("net/ipv4/ip_forward")?;
+        if net.internal {
+            match nft.elements(true, &[Element::internal_bridge(&net.bridge)]) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(nft_err(STEP, "add @internal element", e));
+                }
+                _ => {}
+            }
+        }
+        Ok(index)
+    }
+}
+
+/// Sets a boolean sysctl to 1 unless it already is.
+fn sysctl(key: &str) -> Result<()> {
+    let path = Path::new("/proc/sys").join(key);
+    if fs::read(&path).map(|v| v.first() == Some(&b'1')).unwrap_or(false) {
+        return Ok(());
+    }
+    fs::write(&path, "1").map_err(|e| NetError::io("set up bridge", path, e))
+}
+
+pub(crate) fn netlink(step: &'static str, op: impl Into<String>, source: io::Error) -> NetError {
+    NetError::Netlink { step, op: op.into(), source }
+}
+
+pub(crate) fn nft_err(step: &'static str, op: impl Into<String>, source: io::Error) -> NetError {
+    NetError::Nft { step, op: op.into(), source }
+}
+
+fn user_pools() -> Vec<Subnet> {
+    let wide = (18..=31).map(|b| Subnet { addr: Ipv4Addr::new(172, b, 0, 0), prefix: 16 });
+    let narrow = (0..16).map(|i| Subnet { addr: Ipv4Addr::new(192, 168, i * 16, 0), prefix: 20 });
+    wide.chain(narrow).collect()
+}
+
+fn pick_subnet(pools: &[Subnet], taken: &[Subnet]) -> Option<Subnet> {
+    pools.iter().copied().find(|p| !taken.iter().any(|t| t.overlaps(p)))
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name.len() <= 128;
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::invalid("network name", name, "use [a-zA-Z0-9][a-zA-Z0-9_.-]*"))
+    }
+}
+
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| NetError::io("make network id", "/dev/urandom", e))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn lock(path: &Path) -> Result<Flock<File>> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| NetError::io("lock", path, e))?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| NetError::io("lock (flock)", path, e.into()))
+}
+
+pub(crate) fn read_json<T: DeserializeOwned>(step: &'static str, path: &Path) -> Result<T> {
+    let bytes = fs::read(path).map_err(|e| NetError::io(step, path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| NetError::Record { step, path: path.to_path_buf(), source: e })
+}
+
+/// Write-then-rename, so readers (the DNS server) never see half a file.
+pub(crate) fn write_json<T: Serialize>(step: &'static str, path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| NetError::Record { step, path: path.to_path_buf(), source: e })?;
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes).map_err(|e| NetError::io(step, &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| NetError::io(step, path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("web_1.net-a").is_ok());
+        assert!(validate_name("-x").is_err());
+        assert!(validate_name("").is_err());
+        assert!(validate_name("a b").is_err());
+    }
+
+    #[test]
+    fn pools_skip_taken() {
+        let taken = vec!["172.18.5.0/24".parse().unwrap(), "172.19.0.0/16".parse().unwrap()];
+        assert_eq!(pick_subnet(&user_pools(), &taken).unwrap().to_string(), "172.20.0.0/16");
+    }
+
+    #[test]
+    fn ids_are_64_hex() {
+        let id = random_id().unwrap();
+        assert_eq!(id.len(), 64);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(id, random_id().unwrap());
+    }
+}
