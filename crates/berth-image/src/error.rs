@@ -79,6 +79,8 @@ pub enum Error {
     Auth { registry: String, reason: String },
     #[error("{context}: {source}")]
     Context { context: String, source: Box<Error> },
+    #[error("no space left on device under {}; free space or use --root ({detail})", root.display())]
+    NoSpace { root: PathBuf, detail: String },
 }
 
 fn fmt_message(message: &str) -> String {
@@ -100,6 +102,9 @@ impl Error {
 
     /// Whether retrying the same request may succeed (network trouble, a 5xx, a truncated body).
     pub fn is_transient(&self) -> bool {
+        if self.is_no_space() {
+            return false;
+        }
         match self {
             Error::Transport { .. } | Error::Read { .. } => true,
             Error::Http { status, .. } => *status >= 500 || *status == 429,
@@ -115,6 +120,18 @@ impl Error {
         }
     }
 
+    /// Whether a write failed because the file system is full (ENOSPC), at any depth.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::NoSpace { .. } => true,
+            Error::Context { source, .. } => source.is_no_space(),
+            Error::Io { source, .. }
+            | Error::Read { source, .. }
+            | Error::Unpack { source, .. } => io_no_space(source),
+            _ => false,
+        }
+    }
+
     /// The innermost error, past every `Context` layer.
     pub fn root(&self) -> &Error {
         match self {
@@ -122,6 +139,17 @@ impl Error {
             other => other,
         }
     }
+}
+
+/// ENOSPC, also when wrapped (tar and the pipes wrap the writer's error, keeping its kind).
+fn io_no_space(e: &io::Error) -> bool {
+    if e.kind() == io::ErrorKind::StorageFull
+        || e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
+    {
+        return true;
+    }
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<io::Error>());
+    inner.is_some_and(io_no_space)
 }
 
 /// Prefixes an error with what was being done (`pull docker.io/library/busybox:latest`).

@@ -235,34 +235,46 @@ fn corrupt_blob_in_registry_is_refused_and_leaves_nothing() {
     );
 }
 
+/// What a cutting proxy saw: connections cut, response bytes relayed, Range requests.
+#[derive(Default)]
+struct Seen {
+    cuts: AtomicUsize,
+    served: AtomicUsize,
+    ranges: AtomicUsize,
+}
+
 /// A TCP proxy that cuts the first `cut` blob connections after `after` bytes of response.
-fn cutting_proxy(upstream: String, after: usize, cut: usize) -> (String, Arc<AtomicUsize>) {
+fn cutting_proxy(upstream: String, after: usize, cut: usize) -> (String, Arc<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let cuts = Arc::new(AtomicUsize::new(0));
-    let cuts2 = cuts.clone();
+    let seen = Arc::new(Seen::default());
+    let seen2 = seen.clone();
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
             let Ok(server) = TcpStream::connect(&upstream) else {
                 continue;
             };
-            let cuts = cuts2.clone();
-            std::thread::spawn(move || relay(client, server, after, cut, cuts));
+            let seen = seen2.clone();
+            std::thread::spawn(move || relay(client, server, after, cut, seen));
         }
     });
-    (addr, cuts)
+    (addr, seen)
 }
 
-fn relay(
-    mut client: TcpStream,
-    mut server: TcpStream,
-    after: usize,
-    cut: usize,
-    cuts: Arc<AtomicUsize>,
-) {
+fn relay(mut client: TcpStream, mut server: TcpStream, after: usize, cut: usize, seen: Arc<Seen>) {
     let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let requests = seen.clone();
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut c2, &mut s2);
+        let mut buf = [0u8; 16384];
+        while let Ok(n) = c2.read(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+            if text.contains("\r\nrange: bytes=") {
+                requests.ranges.fetch_add(1, Ordering::SeqCst);
+            }
+            if n == 0 || s2.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
         let _ = s2.shutdown(std::net::Shutdown::Write);
     });
     let mut buf = [0u8; 16384];
@@ -272,14 +284,16 @@ fn relay(
             break;
         }
         // Only big responses (layer blobs) are cut, and only the first `cut` of them.
-        if sent + n > after && sent < after && cuts.load(Ordering::SeqCst) < cut {
-            cuts.fetch_add(1, Ordering::SeqCst);
+        if sent + n > after && sent < after && seen.cuts.load(Ordering::SeqCst) < cut {
+            seen.cuts.fetch_add(1, Ordering::SeqCst);
             let _ = client.write_all(&buf[..after - sent]);
+            seen.served.fetch_add(after - sent, Ordering::SeqCst);
             break;
         }
         if client.write_all(&buf[..n]).is_err() {
             break;
         }
+        seen.served.fetch_add(n, Ordering::SeqCst);
         sent += n;
     }
     let _ = client.shutdown(std::net::Shutdown::Both);
@@ -298,7 +312,7 @@ fn cut_pull_leaves_no_image_and_the_next_pull_completes() {
         &Silent,
     )
     .unwrap();
-    let (proxy, cuts) = cutting_proxy(registry.addr.clone(), 1_000_000, 1);
+    let (proxy, seen) = cutting_proxy(registry.addr.clone(), 1_000_000, 1);
     let via_proxy = Reference::parse(&format!("{proxy}/cut:1")).unwrap();
 
     let (_d2, dest) = store();
@@ -307,7 +321,12 @@ fn cut_pull_leaves_no_image_and_the_next_pull_completes() {
         ..PullOptions::default()
     };
     let err = pull(&dest, &via_proxy, &no_retry, &Silent).unwrap_err();
-    assert_eq!(cuts.load(Ordering::SeqCst), 1);
+    assert_eq!(seen.cuts.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        seen.ranges.load(Ordering::SeqCst),
+        0,
+        "resumed without retries"
+    );
     assert!(
         err.root().is_transient(),
         "a cut download should be transient: {err}"
@@ -328,8 +347,9 @@ fn cut_pull_leaves_no_image_and_the_next_pull_completes() {
     assert_eq!(again.id(), image.id());
     assert_eq!(marker_of(&dest, &again), "cut");
 
-    // With retries, a cut is invisible to the caller.
-    let (proxy, cuts) = cutting_proxy(registry.addr.clone(), 1_000_000, 1);
+    // With retries, a cut is invisible to the caller: the download resumes where it was cut
+    // (one Range request), so the layer crosses the wire once, not once and a third.
+    let (proxy, seen) = cutting_proxy(registry.addr.clone(), 1_000_000, 1);
     let (_d3, dest) = store();
     let image2 = pull(
         &dest,
@@ -338,6 +358,70 @@ fn cut_pull_leaves_no_image_and_the_next_pull_completes() {
         &Silent,
     )
     .unwrap();
-    assert_eq!(cuts.load(Ordering::SeqCst), 1);
+    assert_eq!(seen.cuts.load(Ordering::SeqCst), 1);
+    assert_eq!(seen.ranges.load(Ordering::SeqCst), 1);
+    let layer_size = image.manifest.layers()[0].size() as usize;
+    let served = seen.served.load(Ordering::SeqCst);
+    assert!(
+        served < layer_size + 100_000,
+        "{served} bytes served for a {layer_size}-byte layer: not resumed"
+    );
     assert_eq!(image2.id(), image.id());
+    assert_eq!(marker_of(&dest, &image2), "cut");
+}
+
+/// A 1 MiB tmpfs, unmounted when dropped (even when the test fails).
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount() -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "berth-test"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        status.success().then_some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn full_disk_is_one_clear_error_and_leaves_nothing() {
+    let Some(disk) = SmallDisk::mount() else {
+        println!("skipped: needs mount (root)");
+        return;
+    };
+    let registry = Registry::start(Auth::None);
+    let (_d1, source) = store();
+    let image = make_image(&source, "full", 4_000_000, "local/full:1");
+    let name = Reference::parse(&format!("{}/full:1", registry.addr)).unwrap();
+    push(&source, &image, &name, &PushOptions::default(), &Silent).unwrap();
+
+    let root = disk.0.path().join("data");
+    let dest = Store::open(&root).unwrap();
+    let expected = format!(
+        "no space left on device under {}; free space or use --root (",
+        root.display()
+    );
+    let pulled = pull(&dest, &name, &PullOptions::default(), &Silent).unwrap_err();
+    let tar = rootfs_tar("full", 4_000_000);
+    let imported = import(&dest, &tar[..], &[], None, "test").unwrap_err();
+    for err in [pulled, imported] {
+        assert!(matches!(err.root(), Error::NoSpace { .. }), "{err}");
+        assert!(err.to_string().contains(&expected), "{err}");
+        assert!(!err.is_transient(), "a full disk is not retried: {err}");
+    }
+    assert!(dest.images().unwrap().is_empty());
+    for sub in ["tmp", "layers"] {
+        let left = std::fs::read_dir(dest.dir().join(sub)).unwrap().count();
+        assert_eq!(left, 0, "{sub} not empty after a failed pull");
+    }
 }

@@ -116,6 +116,16 @@ pub fn import(
     name: Option<&Reference>,
     source: &str,
 ) -> Result<Image> {
+    import_inner(store, reader, changes, name, source).map_err(|e| store.explain_no_space(e))
+}
+
+fn import_inner(
+    store: &Store,
+    reader: impl Read,
+    changes: &[Change],
+    name: Option<&Reference>,
+    source: &str,
+) -> Result<Image> {
     let _hold = store.lock_shared()?;
     let read_err = |e: io::Error| Error::Read {
         object: format!("import {source}"),

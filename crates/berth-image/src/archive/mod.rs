@@ -34,6 +34,10 @@ pub struct Loaded {
 
 /// Loads a docker-archive or an oci-archive (told apart by manifest.json vs index.json).
 pub fn load(store: &Store, reader: impl Read, progress: &dyn Progress) -> Result<Vec<Loaded>> {
+    load_inner(store, reader, progress).map_err(|e| store.explain_no_space(e))
+}
+
+fn load_inner(store: &Store, reader: impl Read, progress: &dyn Progress) -> Result<Vec<Loaded>> {
     let _hold = store.lock_shared()?;
     let dir = tempfile::Builder::new()
         .prefix("load-")

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod credentials;
 pub mod pull;
 pub mod push;
+pub mod resume;
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};

@@ -1,6 +1,7 @@
 //! Pull: resolve a reference to one platform's manifest, then fetch the config and the
 //! layers concurrently, each layer unpacked while it downloads and verified twice
-//! (compressed digest, uncompressed diff ID) before it enters the store.
+//! (compressed digest, uncompressed diff ID) before it enters the store. A broken download
+//! resumes where it stopped (HTTP Range); other transient failures retry the layer.
 
 use std::io::{self, BufReader};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,6 +12,7 @@ use oci_spec::image::{
     Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest, MediaType,
 };
 
+use super::resume::ResumingBody;
 use super::{Client, RegistryOptions};
 use crate::compress;
 use crate::digest::{self, parse_digest, HashingReader, TeeReader};
@@ -59,7 +61,9 @@ pub fn pull(
     options: &PullOptions,
     progress: &dyn Progress,
 ) -> Result<Image> {
-    pull_inner(store, reference, options, progress).context(|| format!("pull {reference}"))
+    pull_inner(store, reference, options, progress)
+        .map_err(|e| store.explain_no_space(e))
+        .context(|| format!("pull {reference}"))
 }
 
 fn pull_inner(
@@ -241,7 +245,15 @@ fn fetch_layer_with_retry(
 ) -> Result<()> {
     let mut attempt = 0;
     loop {
-        match fetch_layer(store, client, repo, layer, diff_id, progress) {
+        match fetch_layer(
+            store,
+            client,
+            repo,
+            layer,
+            diff_id,
+            options.retries,
+            progress,
+        ) {
             Ok(()) => return Ok(()),
             Err(e) if e.is_transient() && attempt < options.retries => {
                 attempt += 1;
@@ -260,12 +272,14 @@ fn fetch_layer_with_retry(
 }
 
 /// Streams one layer: HTTP body -> blob temp file (hashed) -> decoder -> hashed -> unpack.
+/// A broken connection is resumed with a Range request up to `resumes` times.
 fn fetch_layer(
     store: &Store,
     client: &Client,
     repo: &str,
     layer: &Descriptor,
     diff_id: &Digest,
+    resumes: u32,
     progress: &dyn Progress,
 ) -> Result<()> {
     let digest = layer.digest();
@@ -280,7 +294,7 @@ fn fetch_layer(
     }
     let response = client.get_blob(repo, digest)?;
     let body = ProgressReader {
-        inner: response.into_reader(),
+        inner: ResumingBody::new(client, repo, digest, layer.size(), response, resumes),
         progress,
         digest,
         total: layer.size(),

@@ -79,6 +79,17 @@ impl Store {
         Ok(store)
     }
 
+    /// Replaces an error caused by a full disk with the one line users need (where, what to do).
+    pub fn explain_no_space(&self, e: Error) -> Error {
+        if !e.is_no_space() || matches!(e, Error::NoSpace { .. }) {
+            return e;
+        }
+        Error::NoSpace {
+            root: self.dir.parent().unwrap_or(&self.dir).to_path_buf(),
+            detail: e.root().to_string(),
+        }
+    }
+
     /// The store's own directory (`<root>/image`).
     pub fn dir(&self) -> &Path {
         &self.dir
