@@ -77,7 +77,15 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
     let spec = load_spec(&bundle)?;
-    let plan = plan::plan(&spec, &bundle).map_err(Error::Config)?;
+    let mut plan = plan::plan(&spec, &bundle).map_err(Error::Config)?;
+    let listen = listen_fds();
+    if listen > 0 {
+        // As runc: the process gets the sockets at 3.. and learns of them as PID 1.
+        let env = &mut plan.process.env;
+        env.retain(|kv| !kv.starts_with("LISTEN_FDS=") && !kv.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={listen}"));
+        env.push("LISTEN_PID=1".into());
+    }
     if plan.process.terminal && opts.console_socket.is_none() {
         return Err(Error::Config(
             "process.terminal is true: give --console-socket (or run detached without a terminal)"
@@ -156,7 +164,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
             }),
             no_pivot: opts.no_pivot,
             session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", opts.id)),
-            preserve_fds: opts.preserve_fds + listen_fds(),
+            preserve_fds: opts.preserve_fds + listen,
             create_container_hooks: hooks.create_container().clone().unwrap_or_default(),
             start_container_hooks: hooks.start_container().clone().unwrap_or_default(),
         },
@@ -328,8 +336,16 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     std::fs::rename(&tmp, path).at("write pid file", path)
 }
 
-/// systemd socket activation: LISTEN_FDS descriptors from 3 on are passed through.
+/// systemd socket activation: LISTEN_FDS descriptors from 3 on are passed through, when
+/// LISTEN_PID says they are meant for this process (as sd_listen_fds checks).
 fn listen_fds() -> u32 {
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        == Some(std::process::id());
+    if !for_us {
+        return 0;
+    }
     std::env::var("LISTEN_FDS")
         .ok()
         .and_then(|v| v.parse().ok())
