@@ -23,7 +23,7 @@ pub use etc::{hosts_file, pick_host_resolv, resolv_conf};
 pub use namespaces::{USERNS_HOST_ID, USERNS_SIZE};
 pub use resources::HostLimits;
 pub use security::profile as seccomp_profile;
-pub use user::{resolve_from as resolve_user_from, ResolvedUser};
+pub use user::{resolve as resolve_user, resolve_from as resolve_user_from, ResolvedUser};
 
 use crate::request::{NsMode, RunRequest};
 use image::ImageConfig;
@@ -69,7 +69,7 @@ pub struct Built {
 }
 
 /// Annotation telling the runtime to run its reaper as PID 1 (`--init`).
-pub const INIT_ANNOTATION: &str = "io.berth.init";
+pub const INIT_ANNOTATION: &str = berth_runtime::process::reaper::ANNOTATION;
 
 /// Builds the container's config.json. Every error names the flag at fault.
 pub fn build(inputs: &SpecInputs) -> Result<Built, SpecError> {
