@@ -1,6 +1,19 @@
 //! berth-engine: Docker's semantics over berth-runtime and berth-image. The `berth` command line
 //! (and later an API server) are thin adapters over it; the per-container monitor lives here too.
 #![forbid(unsafe_code)]
+#![recursion_limit = "256"]
 
+pub mod bundle;
+pub mod engine;
+pub mod error;
+pub mod inspect;
+pub mod lifecycle;
+pub mod monitor;
+pub mod names;
+pub mod records;
 pub mod request;
 pub mod spec;
+pub mod volumes;
+
+pub use engine::Engine;
+pub use error::{Error, Result};

@@ -9,6 +9,7 @@ use crate::commands::{
     history, images, import, inspect, load, login, logout, prune, pull, push, rmi, save, system_df,
     tag,
 };
+use crate::container::{exec, logs, manage, port, ps, run};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,6 +37,40 @@ pub struct GlobalArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
+    /// Create a new container
+    Create(run::RunArgs),
+    /// Start one or more stopped containers
+    Start(run::StartArgs),
+    /// Stop one or more running containers
+    Stop(manage::StopArgs),
+    /// Restart one or more containers
+    Restart(manage::StopArgs),
+    /// Kill one or more running containers
+    Kill(manage::KillArgs),
+    /// Remove one or more containers
+    Rm(manage::RmArgs),
+    /// List containers
+    #[command(alias = "ls")]
+    Ps(ps::PsArgs),
+    /// Fetch the logs of a container
+    Logs(logs::LogsArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(manage::NamesArgs),
+    /// Pause all processes within one or more containers
+    Pause(manage::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(manage::NamesArgs),
+    /// Rename a container
+    Rename(manage::RenameArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(port::PortArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Download an image from a registry
     Pull(pull::PullArgs),
     /// Upload an image to a registry
@@ -69,6 +104,30 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    Run(run::RunArgs),
+    Create(run::RunArgs),
+    Start(run::StartArgs),
+    Stop(manage::StopArgs),
+    Restart(manage::StopArgs),
+    Kill(manage::KillArgs),
+    #[command(alias = "remove")]
+    Rm(manage::RmArgs),
+    #[command(alias = "list", alias = "ps")]
+    Ls(ps::PsArgs),
+    Logs(logs::LogsArgs),
+    Exec(exec::ExecArgs),
+    Wait(manage::NamesArgs),
+    Pause(manage::NamesArgs),
+    Unpause(manage::NamesArgs),
+    Rename(manage::RenameArgs),
+    Port(port::PortArgs),
+    Inspect(inspect::InspectArgs),
+    /// Remove all stopped containers
+    Prune(manage::PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ImageCommand {
     #[command(alias = "list")]
     Ls(images::ImagesArgs),
@@ -89,4 +148,13 @@ pub enum ImageCommand {
 pub enum SystemCommand {
     /// Show disk usage
     Df(system_df::DfArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_tree_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -12,6 +12,7 @@ macro_rules! outln {
 
 mod cli;
 mod commands;
+mod container;
 mod format;
 mod progress;
 mod template;
@@ -24,6 +25,9 @@ use clap::Parser;
 const EXIT_ENGINE_ERROR: u8 = 125;
 
 fn main() -> ExitCode {
+    if let Some(code) = monitor() {
+        return ExitCode::from(code);
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -36,7 +40,7 @@ fn main() -> ExitCode {
         }
     };
     match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(255)),
         Err(e) => {
             // berth-image errors already carry their whole chain in one line; print the
             // binary's own context above them once.
@@ -48,7 +52,46 @@ fn main() -> ExitCode {
                 }
             }
             eprintln!("berth: {}", parts.join(": "));
-            ExitCode::from(EXIT_ENGINE_ERROR)
+            let code = e
+                .downcast_ref::<berth_engine::Error>()
+                .map_or(EXIT_ENGINE_ERROR, berth_engine::Error::exit_code);
+            ExitCode::from(code)
         }
     }
+}
+
+/// `berth --root R __monitor ID`: the per-container monitor, dispatched before any argument
+/// parsing or thread. It forks the container's init, so it runs from a sealed copy of the
+/// binary (CVE-2019-5736), as berth-runc does.
+fn monitor() -> Option<u8> {
+    let args: Vec<String> = std::env::args().collect();
+    let (root, id) = match args.as_slice() {
+        [_, flag, root, cmd, id] if flag == "--root" && cmd == "__monitor" => (root, id),
+        _ => return None,
+    };
+    if !berth_sys::seal::is_sealed() {
+        let err = berth_sys::seal::reexec_sealed();
+        eprintln!("berth monitor: re-execute from a sealed copy of the binary: {err}");
+        return Some(1);
+    }
+    // The engine's own path for the monitors it may spawn is irrelevant here.
+    let engine = match berth_engine::Engine::open(
+        std::path::Path::new(root),
+        std::path::Path::new("/proc/self/exe"),
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("berth monitor: {e}");
+            return Some(1);
+        }
+    };
+    Some(u8::try_from(berth_engine::monitor::main(&engine, id)).unwrap_or(1))
+}
+
+/// One line for an error: its chain joined, as main prints it.
+pub fn error_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }

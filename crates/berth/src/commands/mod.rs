@@ -19,7 +19,10 @@ use anyhow::{Context as _, Result};
 use berth_image::registry::RegistryOptions;
 use berth_image::Store;
 
-use crate::cli::{Cli, Command, GlobalArgs, ImageCommand, SystemCommand};
+use crate::cli::{Cli, Command, ContainerCommand, GlobalArgs, ImageCommand, SystemCommand};
+use crate::container::{
+    exec, inspect as container_inspect, logs, manage, port, ps, run as run_cmd,
+};
 
 /// What every command may need: the store and how to reach registries.
 pub struct Context {
@@ -36,6 +39,12 @@ impl Context {
         })
     }
 
+    /// The engine over the same data root; monitors are this binary run again.
+    pub fn engine(&self) -> Result<berth_engine::Engine> {
+        let exe = std::env::current_exe().context("find the berth binary (/proc/self/exe)")?;
+        Ok(berth_engine::Engine::open(&self.global.root, &exe)?)
+    }
+
     pub fn registry_options(&self) -> RegistryOptions {
         RegistryOptions {
             insecure_registries: self.global.insecure_registries.clone(),
@@ -44,9 +53,27 @@ impl Context {
     }
 }
 
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs a command; `Ok` holds the exit status (a container's, for run/start/exec/wait).
+pub fn run(cli: Cli) -> Result<i32> {
     let ctx = Context { global: cli.global };
-    match cli.command {
+    let done = match cli.command {
+        Command::Container(c) => return container(&ctx, c),
+        Command::Run(a) => return run_cmd::run(&ctx, a),
+        Command::Create(a) => return run_cmd::create(&ctx, a),
+        Command::Start(a) => return run_cmd::start(&ctx, a),
+        Command::Stop(a) => return manage::stop(&ctx, a),
+        Command::Restart(a) => return manage::restart(&ctx, a),
+        Command::Kill(a) => return manage::kill(&ctx, a),
+        Command::Rm(a) => return manage::rm(&ctx, a),
+        Command::Ps(a) => return ps::run(&ctx, a),
+        Command::Logs(a) => return logs::run(&ctx, a),
+        Command::Exec(a) => return exec::run(&ctx, a),
+        Command::Wait(a) => return manage::wait(&ctx, a),
+        Command::Pause(a) => return manage::pause(&ctx, a, true),
+        Command::Unpause(a) => return manage::pause(&ctx, a, false),
+        Command::Rename(a) => return manage::rename(&ctx, a),
+        Command::Port(a) => return port::run(&ctx, a),
+        Command::Inspect(a) => return container_inspect::run(&ctx, a, true),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(&ctx, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(&ctx, a),
         Command::Login(a) => login::run(&ctx, a),
@@ -58,8 +85,31 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&ctx, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(&ctx, a),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
+        Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run(&ctx, a),
         Command::System(SystemCommand::Df(a)) => system_df::run(&ctx, a),
+    };
+    done.map(|()| 0)
+}
+
+fn container(ctx: &Context, c: ContainerCommand) -> Result<i32> {
+    match c {
+        ContainerCommand::Run(a) => run_cmd::run(ctx, a),
+        ContainerCommand::Create(a) => run_cmd::create(ctx, a),
+        ContainerCommand::Start(a) => run_cmd::start(ctx, a),
+        ContainerCommand::Stop(a) => manage::stop(ctx, a),
+        ContainerCommand::Restart(a) => manage::restart(ctx, a),
+        ContainerCommand::Kill(a) => manage::kill(ctx, a),
+        ContainerCommand::Rm(a) => manage::rm(ctx, a),
+        ContainerCommand::Ls(a) => ps::run(ctx, a),
+        ContainerCommand::Logs(a) => logs::run(ctx, a),
+        ContainerCommand::Exec(a) => exec::run(ctx, a),
+        ContainerCommand::Wait(a) => manage::wait(ctx, a),
+        ContainerCommand::Pause(a) => manage::pause(ctx, a, true),
+        ContainerCommand::Unpause(a) => manage::pause(ctx, a, false),
+        ContainerCommand::Rename(a) => manage::rename(ctx, a),
+        ContainerCommand::Port(a) => port::run(ctx, a),
+        ContainerCommand::Inspect(a) => container_inspect::run(ctx, a, false),
+        ContainerCommand::Prune(a) => manage::prune(ctx, a),
     }
 }

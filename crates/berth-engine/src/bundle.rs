@@ -1,0 +1,172 @@
+//! A container's bundle, made at each start: the overlay root from the image's layers, the
+//! /etc files Docker provides, volumes, and config.json from `spec::build`. `teardown` undoes
+//! the mount; both are idempotent, so a restart or a crashed monitor's cleanup can call them.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags};
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::records::{Record, Status};
+use crate::request::{MountRequest, NsMode};
+use crate::spec::{self, EtcFiles, HostLimits, SpecInputs};
+
+/// What the monitor needs to know from the bundle besides config.json.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub stop_signal: String,
+    pub hostname: String,
+}
+
+pub fn rootfs(dir: &Path) -> PathBuf {
+    dir.join("rootfs")
+}
+
+/// Mounts the root, writes /etc files and config.json in the container's directory.
+pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
+    let dir = engine.containers.dir(&record.id);
+    let store = engine.images()?;
+    let image = store.resolve(&record.image_id)?;
+    let layers = store.rootfs_layers(&image)?;
+    let root = rootfs(&dir);
+    mount_overlay(&dir, &root, &layers)?;
+    let result = (|| {
+        let etc = write_etc_files(&dir, record)?;
+        let volumes = volumes(engine, &record.request.mounts)?;
+        let joins = joins(engine, record)?;
+        let cgroups_path = Engine::cgroups_path(&record.id);
+        let limits = HostLimits::current();
+        let config = image.config_json();
+        let built = spec::build(&SpecInputs {
+            id: &record.id,
+            request: &record.request,
+            image_config: &config,
+            rootfs: &root,
+            etc: &etc,
+            joins: &joins,
+            volumes: &volumes,
+            cgroups_path: &cgroups_path,
+            host_rlimits: &limits,
+        })?;
+        let data = serde_json::to_vec_pretty(&built.spec)
+            .map_err(|e| Error::Invalid(format!("serialise config.json: {e}")))?;
+        crate::records::write_atomic(&dir.join("config.json"), &data)?;
+        Ok(Prepared {
+            stop_signal: built.stop_signal,
+            hostname: built.hostname,
+        })
+    })();
+    if result.is_err() {
+        let _ = teardown(&dir);
+    }
+    result
+}
+
+fn mount_overlay(dir: &Path, root: &Path, layers: &[PathBuf]) -> Result<()> {
+    let upper = dir.join("upper");
+    let work = dir.join("work");
+    for d in [root, &upper, &work] {
+        fs::create_dir_all(d).map_err(Error::io("create", d))?;
+    }
+    // A monitor killed before it unmounted leaves the old mount: replace it.
+    let _ = nix::mount::umount2(root, MntFlags::MNT_DETACH);
+    let data = berth_image::snapshot::overlay_mount_data(layers, &upper, &work)?;
+    nix::mount::mount(
+        Some("overlay"),
+        root,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| Error::Io {
+        step: "mount overlay (the container's root) at",
+        path: root.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+/// Unmounts the container's root; a root not mounted is fine.
+pub fn teardown(dir: &Path) -> Result<()> {
+    let root = rootfs(dir);
+    match nix::mount::umount2(&root, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(Error::Io {
+            step: "unmount the container's root",
+            path: root,
+            source: e.into(),
+        }),
+    }
+}
+
+fn write_etc_files(dir: &Path, record: &Record) -> Result<EtcFiles> {
+    let req = &record.request;
+    let etc = EtcFiles {
+        hostname: dir.join("hostname"),
+        hosts: dir.join("hosts"),
+        resolv_conf: dir.join("resolv.conf"),
+    };
+    let write = |path: &Path, text: String| fs::write(path, text).map_err(Error::io("write", path));
+    write(&etc.hostname, format!("{}\n", record.hostname))?;
+    let ip = record
+        .network
+        .as_ref()
+        .and_then(|n| n.get("ip"))
+        .and_then(|ip| ip.as_str())
+        .and_then(|ip| ip.parse().ok());
+    write(
+        &etc.hosts,
+        spec::hosts_file(&record.hostname, ip, &req.add_hosts)?,
+    )?;
+    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    write(
+        &etc.resolv_conf,
+        spec::resolv_conf(&host, &req.dns, &req.dns_search, &req.dns_options),
+    )?;
+    Ok(etc)
+}
+
+/// Named and anonymous volumes: `<root>/volumes/<name>/_data`, made on first use.
+fn volumes(engine: &Engine, mounts: &[MountRequest]) -> Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for m in mounts.iter().filter(|m| m.kind == "volume") {
+        let data = crate::volumes::ensure(engine, &m.source)?;
+        out.insert(m.source.clone(), data);
+    }
+    Ok(out)
+}
+
+/// `container:<name>` namespaces: the other container's init's namespace files.
+fn joins(engine: &Engine, record: &Record) -> Result<BTreeMap<String, PathBuf>> {
+    let req = &record.request;
+    let mut out = BTreeMap::new();
+    for (kind, mode) in [
+        ("pid", &req.pid),
+        ("ipc", &req.ipc),
+        ("uts", &req.uts),
+        ("user", &req.userns),
+        ("cgroup", &req.cgroupns),
+        ("network", &req.netns),
+    ] {
+        let NsMode::Container(other) = mode else {
+            continue;
+        };
+        let target = engine.containers.find(other)?;
+        if target.state.status != Status::Running
+            || !crate::records::alive(target.state.pid, target.state.pid_start)
+        {
+            return Err(Error::state(
+                &target.id,
+                format!("is not running: cannot join its {kind} namespace"),
+            ));
+        }
+        let file = if kind == "network" { "net" } else { kind };
+        out.insert(
+            kind.to_string(),
+            PathBuf::from(format!("/proc/{}/ns/{file}", target.state.pid)),
+        );
+    }
+    Ok(out)
+}

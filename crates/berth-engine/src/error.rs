@@ -1,0 +1,62 @@
+//! The engine's errors: one line for people, naming what failed and what to do. Each carries
+//! the Docker exit code the CLI returns for it (125 unless the container's command is at fault).
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{step} {path}: {source}")]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("container {id}: {what}")]
+    State { id: String, what: String },
+    #[error(transparent)]
+    Image(#[from] berth_image::Error),
+    #[error(transparent)]
+    Runtime(#[from] berth_runtime::Error),
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    /// The container's command cannot run: 127 not found, 126 not executable (Docker's codes).
+    #[error("{message}")]
+    Command { code: u8, message: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The exit status `berth` returns for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Command { code, .. } => *code,
+            _ => 125,
+        }
+    }
+
+    pub fn io(
+        step: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { step, path, source }
+    }
+
+    pub fn state(id: &str, what: impl Into<String>) -> Error {
+        Error::State {
+            id: short(id).to_string(),
+            what: what.into(),
+        }
+    }
+}
+
+/// The 12-digit short id Docker prints.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}

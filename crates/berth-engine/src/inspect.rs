@@ -1,0 +1,193 @@
+//! `inspect` of a container: Docker's JSON shape (`Id`, `Name`, `State`, `Config`,
+//! `HostConfig`, `Mounts`, `NetworkSettings`, ...) from the record and its bundle.
+
+use serde_json::{json, Value};
+
+use crate::engine::Engine;
+use crate::records::{Record, Status};
+use crate::request::{NsMode, RestartPolicy};
+
+fn ns(mode: &NsMode, private: &str) -> String {
+    match mode {
+        NsMode::Private => private.to_string(),
+        NsMode::Host => "host".into(),
+        NsMode::Container(c) => format!("container:{c}"),
+    }
+}
+
+/// The process the container runs (from its config.json once started, else as asked).
+pub fn command(engine: &Engine, record: &Record) -> Vec<String> {
+    let path = engine.containers.dir(&record.id).join("config.json");
+    std::fs::read(path)
+        .ok()
+        .and_then(|d| serde_json::from_slice::<Value>(&d).ok())
+        .and_then(|v| {
+            v.pointer("/process/args")?.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+        })
+        .unwrap_or_else(|| record.request.cmd.clone())
+}
+
+pub fn container(engine: &Engine, record: &Record) -> Value {
+    let req = &record.request;
+    let st = &record.state;
+    let dir = engine.containers.dir(&record.id);
+    let args = command(engine, record);
+    let restart = match &req.restart {
+        RestartPolicy::No => json!({"Name": "no", "MaximumRetryCount": 0}),
+        RestartPolicy::OnFailure { max_retries } => {
+            json!({"Name": "on-failure", "MaximumRetryCount": max_retries})
+        }
+        RestartPolicy::Always => json!({"Name": "always", "MaximumRetryCount": 0}),
+        RestartPolicy::UnlessStopped => json!({"Name": "unless-stopped", "MaximumRetryCount": 0}),
+    };
+    let mounts: Vec<Value> = req
+        .mounts
+        .iter()
+        .map(|m| {
+            let source = if m.kind == "volume" {
+                engine.volumes_dir().join(&m.source).join("_data").display().to_string()
+            } else {
+                m.source.clone()
+            };
+            json!({
+                "Type": m.kind, "Name": if m.kind == "volume" { m.source.as_str() } else { "" },
+                "Source": source, "Destination": m.target, "Mode": if m.read_only { "ro" } else { "" },
+                "RW": !m.read_only, "Propagation": m.options.first().cloned().unwrap_or_default(),
+            })
+        })
+        .collect();
+    let network = record.network.clone().unwrap_or(Value::Null);
+    let ip = network.get("ip").and_then(Value::as_str).unwrap_or("");
+    let running = st.status.is_live();
+    json!({
+        "Id": record.id,
+        "Created": record.created,
+        "Path": args.first().cloned().unwrap_or_default(),
+        "Args": args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": st.status.as_str(),
+            "Running": running && st.status != Status::Restarting,
+            "Paused": st.status == Status::Paused,
+            "Restarting": st.status == Status::Restarting,
+            "OOMKilled": st.oom_killed,
+            "Dead": st.status == Status::Dead,
+            "Pid": if running { st.pid } else { 0 },
+            "ExitCode": st.exit_code,
+            "Error": st.error,
+            "StartedAt": empty_time(&st.started_at),
+            "FinishedAt": empty_time(&st.finished_at),
+        },
+        "Image": record.image_id,
+        "ResolvConfPath": dir.join("resolv.conf"),
+        "HostnamePath": dir.join("hostname"),
+        "HostsPath": dir.join("hosts"),
+        "LogPath": dir.join(format!("{}-json.log", record.id)),
+        "Name": format!("/{}", record.name),
+        "RestartCount": st.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "HostConfig": {
+            "AutoRemove": req.auto_remove,
+            "Binds": req.mounts.iter().filter(|m| m.kind == "bind")
+                .map(|m| format!("{}:{}{}", m.source, m.target, if m.read_only { ":ro" } else { "" }))
+                .collect::<Vec<_>>(),
+            "NetworkMode": if req.netns == NsMode::Private { req.network.clone() } else { ns(&req.netns, "") },
+            "PidMode": ns(&req.pid, ""),
+            "IpcMode": ns(&req.ipc, "private"),
+            "UTSMode": ns(&req.uts, ""),
+            "UsernsMode": ns(&req.userns, "private"),
+            "CgroupnsMode": ns(&req.cgroupns, "private"),
+            "RestartPolicy": restart,
+            "Privileged": req.privileged,
+            "ReadonlyRootfs": req.read_only,
+            "CapAdd": req.cap_add, "CapDrop": req.cap_drop,
+            "SecurityOpt": if req.no_new_privileges { vec!["no-new-privileges"] } else { vec![] },
+            "Memory": req.memory.unwrap_or(0),
+            "MemorySwap": req.memory_swap.unwrap_or(0),
+            "NanoCpus": req.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
+            "CpuShares": req.cpu_shares.unwrap_or(0),
+            "CpusetCpus": req.cpuset_cpus.clone().unwrap_or_default(),
+            "PidsLimit": req.pids_limit,
+            "ShmSize": req.shm_size.unwrap_or(64 << 20),
+            "Init": req.init,
+            "LogConfig": {"Type": req.log_driver, "Config": req.log_opts},
+            "Sysctls": req.sysctls,
+            "ExtraHosts": req.add_hosts,
+            "Dns": req.dns,
+            "Ulimits": req.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
+        },
+        "Mounts": mounts,
+        "Config": {
+            "Hostname": record.hostname,
+            "Domainname": req.domainname.clone().unwrap_or_default(),
+            "User": req.user.clone().unwrap_or_default(),
+            "AttachStdin": req.interactive && !req.detach,
+            "AttachStdout": !req.detach,
+            "AttachStderr": !req.detach,
+            "Tty": req.tty,
+            "OpenStdin": req.interactive,
+            "Env": env(engine, record),
+            "Cmd": req.cmd,
+            "Image": record.image,
+            "WorkingDir": req.workdir.clone().unwrap_or_default(),
+            "Entrypoint": req.entrypoint.as_ref().map(|e| vec![e.clone()]),
+            "Labels": req.labels,
+            "StopSignal": req.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
+            "StopTimeout": req.stop_timeout,
+        },
+        "NetworkSettings": {
+            "IPAddress": ip,
+            "Gateway": network.get("gateway").cloned().unwrap_or(json!("")),
+            "MacAddress": network.get("mac").cloned().unwrap_or(json!("")),
+            "Ports": network.get("ports").cloned().unwrap_or(json!({})),
+            "Networks": network_entries(req, &network),
+            "SandboxKey": if running && st.pid > 0 { format!("/proc/{}/ns/net", st.pid) } else { String::new() },
+        },
+    })
+}
+
+fn network_entries(req: &crate::request::RunRequest, network: &Value) -> Value {
+    if req.netns != NsMode::Private || req.network.is_empty() {
+        return json!({});
+    }
+    let mut m = serde_json::Map::new();
+    m.insert(
+        req.network.clone(),
+        json!({
+            "Aliases": req.network_aliases,
+            "IPAddress": network.get("ip").cloned().unwrap_or(json!("")),
+            "IPPrefixLen": network.get("prefix").cloned().unwrap_or(json!(0)),
+            "Gateway": network.get("gateway").cloned().unwrap_or(json!("")),
+            "MacAddress": network.get("mac").cloned().unwrap_or(json!("")),
+            "NetworkID": network.get("network_id").cloned().unwrap_or(json!("")),
+        }),
+    );
+    Value::Object(m)
+}
+
+fn env(engine: &Engine, record: &Record) -> Vec<String> {
+    let path = engine.containers.dir(&record.id).join("config.json");
+    std::fs::read(path)
+        .ok()
+        .and_then(|d| serde_json::from_slice::<Value>(&d).ok())
+        .and_then(|v| {
+            v.pointer("/process/env")?.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+        })
+        .unwrap_or_else(|| record.request.env.clone())
+}
+
+fn empty_time(t: &str) -> &str {
+    if t.is_empty() {
+        "0001-01-01T00:00:00Z"
+    } else {
+        t
+    }
+}

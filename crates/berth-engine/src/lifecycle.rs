@@ -1,0 +1,482 @@
+//! Container lifecycle as the CLI drives it: create a record, start (spawn the monitor and talk
+//! to it), stop, kill, wait, pause, remove — and recovery when a monitor died.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+
+use nix::sys::signal::Signal;
+
+use crate::engine::Engine;
+use crate::error::{short, Error, Result};
+use crate::monitor::proto::{self, ErrorReply, Hello, Kind, StopRequest};
+use crate::records::{self, Record, State, Status};
+use crate::request::{MountRequest, RestartPolicy, RunRequest};
+
+/// The image a container is made from: its id and config (the CLI resolves or pulls it).
+pub struct ImageRef<'a> {
+    pub id: String,
+    pub config: &'a serde_json::Value,
+}
+
+/// Makes the container's record (status "created"): a fresh id, a free name, anonymous
+/// volumes for the image's VOLUMEs, the cidfile.
+pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Result<Record> {
+    validate(&req)?;
+    let (id, random) = crate::names::new_id()?;
+    let anonymous = anonymous_volumes(&mut req, image.config, &random);
+    let _names = engine.containers.lock_names()?;
+    let all = engine.containers.all()?;
+    let name = match &req.name {
+        Some(n) => {
+            if let Some(other) = all.iter().find(|r| &r.name == n) {
+                return Err(Error::Invalid(format!(
+                    "the container name \"/{n}\" is already in use by container \"{}\": remove or rename that container",
+                    other.id
+                )));
+            }
+            n.clone()
+        }
+        None => crate::names::generate(&random[30..], |n| all.iter().any(|r| r.name == n)),
+    };
+    if let Some(path) = &req.cidfile {
+        write_cidfile(path, &id)?;
+    }
+    let dir = engine.containers.dir(&id);
+    std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+    let record = Record {
+        hostname: req
+            .hostname
+            .clone()
+            .unwrap_or_else(|| short(&id).to_string()),
+        id,
+        name,
+        created: records::now(),
+        image: req.image.clone(),
+        image_id: image.id.clone(),
+        request: req,
+        state: State::default(),
+        network: None,
+        anonymous_volumes: anonymous,
+    };
+    if let Err(e) = engine.containers.save(&record) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    Ok(record)
+}
+
+fn validate(req: &RunRequest) -> Result<()> {
+    if let Some(n) = &req.name {
+        crate::names::validate(n)?;
+    }
+    if req.auto_remove && req.restart != RestartPolicy::No {
+        return Err(Error::Invalid(
+            "conflicting options: --restart and --rm: choose one".into(),
+        ));
+    }
+    if req.detach && req.auto_remove && req.interactive && req.tty {
+        // Fine in Docker too; nothing to refuse.
+    }
+    Ok(())
+}
+
+fn write_cidfile(path: &str, id: &str) -> Result<()> {
+    use std::io::Write;
+    let mut f = File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Invalid(format!(
+                "container ID file found, make sure the other container isn't running or delete {path}"
+            )),
+            _ => Error::Io {
+                step: "create cidfile",
+                path: path.into(),
+                source: e,
+            },
+        })?;
+    f.write_all(id.as_bytes())
+        .map_err(Error::io("write cidfile", path))
+}
+
+/// The image's VOLUMEs not covered by a mount become anonymous volumes (Docker's behaviour).
+fn anonymous_volumes(
+    req: &mut RunRequest,
+    config: &serde_json::Value,
+    random: &[u8],
+) -> Vec<String> {
+    let Some(vols) = config
+        .pointer("/config/Volumes")
+        .and_then(|v| v.as_object())
+    else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for (i, target) in vols.keys().enumerate() {
+        if req.mounts.iter().any(|m| &m.target == target) {
+            continue;
+        }
+        let seed: String = random
+            .iter()
+            .map(|b| format!("{:02x}", b.wrapping_add(i as u8 + 1)))
+            .collect();
+        names.push(seed.clone());
+        req.mounts.push(MountRequest {
+            kind: "volume".into(),
+            source: seed,
+            target: target.clone(),
+            read_only: false,
+            options: Vec::new(),
+        });
+    }
+    names
+}
+
+/// A connection to a container's monitor.
+pub struct Session {
+    pub stream: UnixStream,
+}
+
+impl Session {
+    /// Reads frames until Exit (its code) or the end of the stream (None).
+    pub fn wait_exit(&mut self) -> Result<Option<i32>> {
+        loop {
+            match proto::read_frame(&mut self.stream) {
+                Ok(Some((Kind::Exit, p))) if p.len() == 4 => {
+                    return Ok(Some(i32::from_be_bytes([p[0], p[1], p[2], p[3]])))
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(Error::io("read from monitor", "monitor.sock")(e)),
+            }
+        }
+    }
+}
+
+/// Starts a created or exited container: spawns its monitor with `hello` as the first
+/// client, and returns once the container runs (or with the reason it could not).
+pub fn start(engine: &Engine, key: &str, hello: &Hello) -> Result<(Record, Session)> {
+    let record = refresh(engine, engine.containers.find(key)?)?;
+    if record.state.status.is_live() {
+        return Err(Error::state(&record.id, "is already running"));
+    }
+    let (ours, theirs) = UnixStream::pair().map_err(Error::io("socketpair for", "monitor"))?;
+    let mut cmd = Command::new(&engine.exe);
+    cmd.arg("--root")
+        .arg(&engine.root)
+        .arg("__monitor")
+        .arg(&record.id)
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    use std::os::unix::process::CommandExt;
+    let child = cmd
+        .spawn()
+        .map_err(Error::io("spawn the monitor", engine.exe.clone()))?;
+    drop(cmd);
+    // The monitor outlives us; it is not ours to wait for.
+    std::mem::forget(child);
+    let mut session = Session { stream: ours };
+    proto::write_json(&mut session.stream, Kind::Hello, hello)
+        .map_err(Error::io("talk to the monitor of", short(&record.id)))?;
+    match proto::read_frame(&mut session.stream) {
+        Ok(Some((Kind::Started, _))) => Ok((record, session)),
+        Ok(Some((Kind::Error, payload))) => {
+            let reply: ErrorReply = serde_json::from_slice(&payload).unwrap_or(ErrorReply {
+                code: 125,
+                message: String::from_utf8_lossy(&payload).into_owned(),
+            });
+            Err(if reply.code == 125 {
+                Error::Invalid(reply.message)
+            } else {
+                Error::Command {
+                    code: reply.code,
+                    message: reply.message,
+                }
+            })
+        }
+        _ => Err(Error::state(
+            &record.id,
+            format!(
+                "the monitor stopped before the container started: see {}",
+                engine
+                    .containers
+                    .dir(&record.id)
+                    .join("monitor.log")
+                    .display()
+            ),
+        )),
+    }
+}
+
+/// Connects to the monitor of a running container.
+pub fn connect(engine: &Engine, record: &Record) -> Result<Session> {
+    let dir = engine.containers.dir(&record.id);
+    let dirfd = File::open(&dir).map_err(Error::io("open", &dir))?;
+    let path = crate::monitor::stdio_short_path(&dirfd, "monitor.sock");
+    let stream = UnixStream::connect(&path).map_err(Error::io(
+        "connect to the monitor at",
+        dir.join("monitor.sock"),
+    ))?;
+    Ok(Session { stream })
+}
+
+/// Is the record's monitor still there? If not, the record is repaired (Docker never shows a
+/// running container nobody watches): exited if its init is gone too.
+pub fn refresh(engine: &Engine, record: Record) -> Result<Record> {
+    let st = &record.state;
+    if !st.status.is_live() || records::alive(st.monitor_pid, st.monitor_start) {
+        return Ok(record);
+    }
+    if records::alive(st.pid, st.pid_start) {
+        return Ok(record);
+    }
+    recover(engine, &record)?;
+    engine.containers.load(&record.id)
+}
+
+/// Cleans up after a monitor that died: kills what is left, deletes the runtime state,
+/// unmounts, and records the exit as unknown.
+pub fn recover(engine: &Engine, record: &Record) -> Result<()> {
+    let mut errors = teardown(engine, record);
+    if let Err(e) = engine.containers.update(&record.id, |r| {
+        if r.state.status.is_live() {
+            r.state.status = Status::Exited;
+            r.state.exit_code = 255;
+            r.state.pid = 0;
+            r.state.finished_at = records::now();
+            r.state.error = "the container's monitor died; its exit status is unknown".into();
+        }
+    }) {
+        errors.push(e.to_string());
+    }
+    collect(&record.id, errors)
+}
+
+/// Runtime state, cgroup, processes and the root mount; every step tried, errors returned.
+fn teardown(engine: &Engine, record: &Record) -> Vec<String> {
+    let mut errors = Vec::new();
+    match berth_runtime::container::delete(&engine.runtime, &record.id, true) {
+        Ok(()) => {}
+        Err(e) if e.to_string().contains("does not exist") || e.to_string().contains("no such") => {
+        }
+        Err(e) => errors.push(e.to_string()),
+    }
+    if let Err(e) = crate::bundle::teardown(&engine.containers.dir(&record.id)) {
+        errors.push(e.to_string());
+    }
+    errors
+}
+
+fn collect(id: &str, errors: Vec<String>) -> Result<()> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::state(id, format!("cleanup: {}", errors.join("; "))))
+    }
+}
+
+/// Stops a container: its stop signal, SIGKILL after `timeout` seconds. Stopped already: fine.
+pub fn stop(
+    engine: &Engine,
+    key: &str,
+    timeout: Option<i64>,
+    signal: Option<&str>,
+) -> Result<Record> {
+    let record = refresh(engine, engine.containers.find(key)?)?;
+    if !record.state.status.is_live() {
+        return Ok(record);
+    }
+    if !records::alive(record.state.monitor_pid, record.state.monitor_start) {
+        recover(engine, &record)?;
+        return engine.containers.load(&record.id);
+    }
+    let timeout = timeout.or(record.request.stop_timeout).unwrap_or(10);
+    let mut session = connect(engine, &record)?;
+    let req = StopRequest {
+        timeout,
+        signal: signal.unwrap_or_default().to_string(),
+    };
+    proto::write_json(&mut session.stream, Kind::Stop, &req)
+        .map_err(Error::io("send stop to the monitor of", short(&record.id)))?;
+    session.wait_exit()?;
+    engine.containers.load(&record.id).or(Ok(record))
+}
+
+/// Sends a signal to the container's init.
+pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
+    let record = refresh(engine, engine.containers.find(key)?)?;
+    let sig = parse_signal(signal).ok_or_else(|| {
+        Error::Invalid(format!(
+            "invalid signal {signal:?}: use a name such as KILL or a number"
+        ))
+    })?;
+    if !record.state.status.is_live() {
+        return Err(Error::state(&record.id, "is not running"));
+    }
+    if sig == Signal::SIGKILL || sig == Signal::SIGTERM {
+        // Docker counts a kill as a manual stop for the restart policy... only for SIGKILL
+        // sent by stop; a plain kill keeps the policy. Keep the policy.
+    }
+    berth_runtime::container::kill(&engine.runtime, &record.id, sig, false)?;
+    Ok(record)
+}
+
+/// Waits for the container to exit and returns its code.
+pub fn wait(engine: &Engine, key: &str) -> Result<i32> {
+    let record = refresh(engine, engine.containers.find(key)?)?;
+    if record.state.status.is_live() {
+        if let Ok(mut session) = connect(engine, &record) {
+            let hello = Hello {
+                wait: true,
+                ..Hello::default()
+            };
+            proto::write_json(&mut session.stream, Kind::Hello, &hello)
+                .map_err(Error::io("talk to the monitor of", short(&record.id)))?;
+            if let Some(code) = session.wait_exit()? {
+                return Ok(code);
+            }
+        }
+    }
+    match engine.containers.load(&record.id) {
+        Ok(r) => Ok(r.state.exit_code),
+        // Removed (--rm) while we waited: its code went with it.
+        Err(Error::NoSuchContainer(_)) => Ok(record.state.exit_code),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn pause(engine: &Engine, key: &str, pause: bool) -> Result<Record> {
+    let record = refresh(engine, engine.containers.find(key)?)?;
+    let want = if pause {
+        Status::Running
+    } else {
+        Status::Paused
+    };
+    if record.state.status != want {
+        return Err(Error::state(
+            &record.id,
+            if pause {
+                "is not running"
+            } else {
+                "is not paused"
+            },
+        ));
+    }
+    if pause {
+        berth_runtime::container::pause(&engine.runtime, &record.id)?;
+    } else {
+        berth_runtime::container::resume(&engine.runtime, &record.id)?;
+    }
+    engine.containers.update(&record.id, |r| {
+        if r.state.status.is_live() {
+            r.state.status = if pause {
+                Status::Paused
+            } else {
+                Status::Running
+            };
+        }
+    })?;
+    Ok(record)
+}
+
+/// `rm`: refuses a running container unless `force`; then removes everything.
+pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<Record> {
+    let record = refresh(engine, engine.containers.find(key)?)?;
+    if record.state.status.is_live() {
+        if !force {
+            return Err(Error::state(
+                &record.id,
+                "cannot remove a running container: stop it first or use --force",
+            ));
+        }
+        stop(engine, &record.id, Some(0), None)?;
+    }
+    let record = engine.containers.load(&record.id).unwrap_or(record);
+    let mut errors = teardown(engine, &record);
+    if volumes {
+        errors.extend(remove_volumes(engine, &record));
+    }
+    if let Err(e) = engine.containers.remove(&record.id) {
+        errors.push(e.to_string());
+    }
+    collect(&record.id, errors)?;
+    Ok(record)
+}
+
+/// `--rm` after the exit: the monitor removes everything, anonymous volumes included.
+pub fn remove_all(engine: &Engine, record: &Record) {
+    let mut errors = teardown(engine, record);
+    errors.extend(remove_volumes(engine, record));
+    if let Err(e) = engine.containers.remove(&record.id) {
+        errors.push(e.to_string());
+    }
+    if !errors.is_empty() {
+        eprintln!("berth: remove {}: {}", short(&record.id), errors.join("; "));
+    }
+}
+
+fn remove_volumes(engine: &Engine, record: &Record) -> Vec<String> {
+    let mut errors = Vec::new();
+    for name in &record.anonymous_volumes {
+        let dir = engine.volumes_dir().join(name);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                errors.push(format!("remove volume {}: {e}", dir.display()));
+            }
+        }
+    }
+    errors
+}
+
+/// `KILL`, `SIGKILL`, `kill` or `9`.
+pub fn parse_signal(s: &str) -> Option<Signal> {
+    use std::str::FromStr;
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).ok()
+}
+
+/// A runtime error at create or start, with Docker's codes when the command is at fault
+/// (127 not found, 126 not executable).
+pub fn command_error(e: berth_runtime::Error) -> Error {
+    match e {
+        berth_runtime::Error::Exec { kind, message } => Error::Command {
+            code: u8::try_from(kind.exit_code()).unwrap_or(126),
+            message,
+        },
+        e => Error::Runtime(e),
+    }
+}
+
+/// Whether the kernel's OOM killer struck in the container's cgroup (v1 or v2).
+pub fn oom_killed(id: &str) -> bool {
+    let rel = Engine::cgroups_path(id);
+    let candidates = [
+        format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"),
+        format!("/sys/fs/cgroup/{rel}/memory.events"),
+    ];
+    candidates.iter().any(|p| {
+        std::fs::read_to_string(p).is_ok_and(|text| {
+            text.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
+        })
+    })
+}

@@ -1,0 +1,44 @@
+//! The per-container monitor: `berth __monitor <id>`, one single-threaded process per running
+//! container, detached from the CLI that spawned it (its own session; a subreaper for the
+//! container's orphans). It creates and starts the container through berth-runtime, holds its
+//! stdio (pipes or the pty master), writes the json-file log, serves attach/stop clients on
+//! `<dir>/monitor.sock` (protocol in proto.rs), records the exit, tears down, and applies the
+//! restart policy or `--rm`.
+
+pub mod logfile;
+pub mod proto;
+mod run;
+mod stdio;
+
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+
+use crate::engine::Engine;
+
+pub use run::main_loop;
+pub use stdio::short_path as stdio_short_path;
+
+/// Entry point of `berth __monitor <id>`: fd 0 is the spawning CLI's end of a socketpair (the
+/// first client). Returns the monitor's exit status.
+pub fn main(engine: &Engine, id: &str) -> i32 {
+    let _ = nix::unistd::setsid();
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let first = match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => UnixStream::from(fd),
+        Err(e) => {
+            eprintln!("berth monitor {id}: no client socket on stdin: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = stdio::detach_own_stdio(&engine.containers.dir(id)) {
+        eprintln!("berth monitor {id}: {e}");
+        return 1;
+    }
+    match main_loop(engine, id, first) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth monitor {id}: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The container's stdio as the monitor holds it: pipes (stdout, stderr, and stdin with -i)
+//! or a pty master received over a console socket; and the monitor's own stdio, which is
+//! /dev/null and `<dir>/monitor.log` once it runs on its own.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The container side and our side of its stdio for one run.
+pub struct Stdio {
+    /// Pty master (tty mode): output and input both.
+    pub tty: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    /// Write end of the container's stdin pipe (`-i` without `-t`).
+    pub stdin: Option<OwnedFd>,
+}
+
+/// Points our fds 0 and 1 at /dev/null and 2 at `<dir>/monitor.log`.
+pub fn detach_own_stdio(dir: &Path) -> Result<()> {
+    let null = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(Error::io("open", "/dev/null"))?;
+    let log_path = dir.join("monitor.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(Error::io("open", &log_path))?;
+    for (fd, target) in [(null.as_fd(), 0), (null.as_fd(), 1), (log.as_fd(), 2)] {
+        berth_sys::fd::dup_onto(fd, target).map_err(Error::io("dup2 onto stdio", &log_path))?;
+    }
+    Ok(())
+}
+
+/// What the runtime's create needs (the console socket in tty mode); `finish` after create.
+pub struct Pending {
+    console: Option<(UnixListener, PathBuf)>,
+    ours: Stdio,
+    /// The container's ends, dup'ed onto our 0, 1, 2 for the fork; dropped after create.
+    theirs: Vec<OwnedFd>,
+    dir: PathBuf,
+}
+
+impl Pending {
+    pub fn console_socket(&self) -> Option<PathBuf> {
+        self.console.as_ref().map(|(_, p)| p.clone())
+    }
+
+    /// After create: our own stdio back, and the pty master out of the console socket.
+    pub fn finish(mut self) -> Result<Stdio> {
+        drop(std::mem::take(&mut self.theirs));
+        detach_own_stdio(&self.dir)?;
+        if let Some((listener, path)) = self.console.take() {
+            let (conn, _) = listener.accept().map_err(Error::io("accept on", &path))?;
+            let master = berth_sys::fd::recv_fd(conn.as_fd())
+                .map_err(Error::io("receive the pty master from", &path))?;
+            let _ = std::fs::remove_file(&path);
+            self.ours.tty = Some(master);
+        }
+        Ok(self.ours)
+    }
+}
+
+/// Sets up the container's stdio before create: in tty mode a console socket in the container's
+/// directory (through /proc/self/fd, so the path stays short); otherwise pipes, their container
+/// ends dup'ed onto our 0, 1, 2, which the runtime's fork hands to the container's process.
+pub fn prepare(dir: &Path, tty: bool, interactive: bool) -> Result<Pending> {
+    let mut pending = Pending {
+        console: None,
+        ours: Stdio {
+            tty: None,
+            stdout: None,
+            stderr: None,
+            stdin: None,
+        },
+        theirs: Vec::new(),
+        dir: dir.to_path_buf(),
+    };
+    if tty {
+        let dirfd = File::open(dir).map_err(Error::io("open", dir))?;
+        let path = short_path(&dirfd, "console.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).map_err(Error::io("bind console socket", dir))?;
+        pending.theirs.push(dirfd.into());
+        pending.console = Some((listener, path));
+        return Ok(pending);
+    }
+    let pipe = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Io {
+            step: "create a pipe for the container's stdio",
+            path: dir.to_path_buf(),
+            source: e.into(),
+        })
+    };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let stdin_theirs = if interactive {
+        let (in_r, in_w) = pipe()?;
+        pending.ours.stdin = Some(in_w);
+        in_r
+    } else {
+        File::open("/dev/null")
+            .map_err(Error::io("open", "/dev/null"))?
+            .into()
+    };
+    for (fd, target) in [(&stdin_theirs, 0), (&out_w, 1), (&err_w, 2)] {
+        berth_sys::fd::dup_onto(fd.as_fd(), target)
+            .map_err(Error::io("dup2 the container's stdio", dir))?;
+    }
+    pending.ours.stdout = Some(out_r);
+    pending.ours.stderr = Some(err_r);
+    pending.theirs.extend([stdin_theirs, out_w, err_w]);
+    Ok(pending)
+}
+
+/// `/proc/self/fd/<dirfd>/<name>`: a socket path well under the 108-byte limit however deep
+/// the data root is.
+pub fn short_path(dirfd: &File, name: &str) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}/{name}", dirfd.as_raw_fd()))
+}

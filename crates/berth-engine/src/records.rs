@@ -1,0 +1,261 @@
+//! Containers on disk: one directory per container under `<root>/containers`, its record
+//! written atomically, a lock per container for read-modify-write and one for names.
+//!
+//! ```text
+//! <root>/containers/names.lock     exclusive while a name is checked and taken
+//! <root>/containers/<id>/record.json, lock, config.json (the bundle), rootfs/ upper/ work/,
+//!                       hostname hosts resolv.conf, <id>-json.log, monitor.sock
+//! ```
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::request::RunRequest;
+
+/// Docker's container statuses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// Running, paused or restarting: a monitor owns the container.
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Running | Status::Paused | Status::Restarting)
+    }
+}
+
+/// The container's life as Docker's `State` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    pub status: Status,
+    /// The container's init as the host sees it; 0 when not running.
+    pub pid: i32,
+    pub pid_start: u64,
+    /// The monitor that owns the running container.
+    pub monitor_pid: i32,
+    pub monitor_start: u64,
+    pub exit_code: i32,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+    /// Stopped by `stop`/`kill`... so restart policies leave it alone (Docker's
+    /// HasBeenManuallyStopped).
+    pub manually_stopped: bool,
+    pub restart_count: u32,
+}
+
+/// Everything berth keeps about a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// The image as asked (`busybox`), and its id (`sha256:...`).
+    pub image: String,
+    pub image_id: String,
+    pub request: RunRequest,
+    pub state: State,
+    #[serde(default)]
+    pub hostname: String,
+    /// The network attachment once the container has one (berth-net's JSON).
+    #[serde(default)]
+    pub network: Option<serde_json::Value>,
+    /// Anonymous volumes made for this container (removed by `rm -v`).
+    #[serde(default)]
+    pub anonymous_volumes: Vec<String>,
+}
+
+/// Held while a lock file is locked; dropping it releases the flock.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// The container directory tree under a data root.
+#[derive(Debug, Clone)]
+pub struct Containers {
+    dir: PathBuf,
+}
+
+impl Containers {
+    pub fn open(data_root: &Path) -> Result<Containers> {
+        let dir = data_root.join("containers");
+        fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        Ok(Containers { dir })
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// The lock that makes "is this name free? take it" one step.
+    pub fn lock_names(&self) -> Result<Lock> {
+        lock(&self.dir.join("names.lock"))
+    }
+
+    /// The lock for a read-modify-write of one container's record.
+    pub fn lock(&self, id: &str) -> Result<Lock> {
+        lock(&self.dir(id).join("lock"))
+    }
+
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(Error::io("list", &self.dir))? {
+            let entry = entry.map_err(Error::io("list", &self.dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.len() == 64 && entry.path().join("record.json").exists() {
+                ids.push(name);
+            }
+        }
+        Ok(ids)
+    }
+
+    pub fn load(&self, id: &str) -> Result<Record> {
+        let path = self.dir(id).join("record.json");
+        let data = fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NoSuchContainer(id.to_string()),
+            _ => Error::Io {
+                step: "read",
+                path: path.clone(),
+                source: e,
+            },
+        })?;
+        serde_json::from_slice(&data)
+            .map_err(|e| Error::Invalid(format!("{}: corrupt record: {e}", path.display())))
+    }
+
+    pub fn save(&self, record: &Record) -> Result<()> {
+        let data = serde_json::to_vec_pretty(record)
+            .map_err(|e| Error::Invalid(format!("serialise record: {e}")))?;
+        write_atomic(&self.dir(&record.id).join("record.json"), &data)
+    }
+
+    /// Loads, changes and saves a record under its lock.
+    pub fn update<T>(&self, id: &str, change: impl FnOnce(&mut Record) -> T) -> Result<T> {
+        let _lock = self.lock(id)?;
+        let mut record = self.load(id)?;
+        let out = change(&mut record);
+        self.save(&record)?;
+        Ok(out)
+    }
+
+    /// Every container, oldest first.
+    pub fn all(&self) -> Result<Vec<Record>> {
+        let mut records = Vec::new();
+        for id in self.ids()? {
+            match self.load(&id) {
+                Ok(r) => records.push(r),
+                // Removed between the listing and the read.
+                Err(Error::NoSuchContainer(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        records.sort_by(|a, b| a.created.cmp(&b.created));
+        Ok(records)
+    }
+
+    /// Docker's lookup: a full id, an exact name (with or without the leading '/'), or a
+    /// unique id prefix.
+    pub fn find(&self, key: &str) -> Result<Record> {
+        let key = key.strip_prefix('/').unwrap_or(key);
+        if key.is_empty() {
+            return Err(Error::NoSuchContainer(key.to_string()));
+        }
+        if key.len() == 64 && is_hex(key) {
+            return self.load(key);
+        }
+        let all = self.all()?;
+        if let Some(r) = all.iter().find(|r| r.name == key) {
+            return Ok(r.clone());
+        }
+        let mut matches = all.into_iter().filter(|r| r.id.starts_with(key));
+        match (matches.next(), matches.next()) {
+            (Some(r), None) => Ok(r),
+            (Some(_), Some(_)) => Err(Error::Invalid(format!(
+                "multiple containers match {key:?}: give more of the id or the name"
+            ))),
+            _ => Err(Error::NoSuchContainer(key.to_string())),
+        }
+    }
+
+    /// Removes a container's directory (its mounts must be gone already).
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Io {
+                step: "remove container directory",
+                path: dir,
+                source: e,
+            }),
+        }
+    }
+}
+
+pub fn is_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn lock(path: &Path) -> Result<Lock> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(Error::io("open lock", path))?;
+    file.lock().map_err(Error::io("lock", path))?;
+    Ok(Lock { _file: file })
+}
+
+/// Writes `data` to a temp file in the same directory, then renames it over `path`.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io("create temp in", dir))?;
+    // No fsync: the rename makes the update atomic for readers, which is what commands
+    // racing each other need; durability across a power cut is not worth a flush per start.
+    tmp.write_all(data)
+        .map_err(Error::io("write", tmp.path().to_path_buf()))?;
+    tmp.persist(path).map_err(|e| Error::Io {
+        step: "rename into place",
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// Now, as Docker writes times (RFC 3339 with nanoseconds, UTC).
+pub fn now() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
+/// Is `pid` still the process that started at `start` (not a recycled pid)?
+pub fn alive(pid: i32, start: u64) -> bool {
+    pid > 0 && berth_runtime::state::process_start_time(pid) == Some(start)
+}

@@ -1,0 +1,683 @@
+//! `run`/`create` flags, as Docker spells them, and their translation into a validated
+//! `RunRequest`: every value is parsed here, so a typo fails before anything is created.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use berth_engine::request::{
+    DeviceRequest, MountRequest, NsMode, PortRequest, RestartPolicy, RunRequest, SeccompChoice,
+    Ulimit,
+};
+use clap::Args;
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunFlags {
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Run container in background and print container ID
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Set environment variables
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Add additional groups to join
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Bind mount a volume (src:dst[:opts])
+    #[arg(short, long = "volume")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container (type=bind|volume|tmpfs,source=,target=,...)
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory (/path[:opts])
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// PID namespace to use (host, container:<name|id>)
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC mode to use (private, shareable, host, container:<name|id>)
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace to use (host)
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// User namespace to use (host, private)
+    #[arg(long)]
+    pub userns: Option<String>,
+    /// Cgroup namespace to use (host, private)
+    #[arg(long)]
+    pub cgroupns: Option<String>,
+    /// Time namespace to use (host, private, container:<name|id>): berth's own
+    #[arg(long)]
+    pub timens: Option<String>,
+    /// Clock offset in a private time namespace (monotonic=SECS or boottime=SECS)
+    #[arg(long = "time-offset")]
+    pub time_offset: Vec<String>,
+    /// Connect a container to a network (bridge, none, host, container:<name|id>, a network)
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Container MAC address
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Security options (seccomp=unconfined|<file>, no-new-privileges)
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Add a host device to the container
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Memory limit
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// Ulimit options (name=soft[:hard])
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Sysctl options
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Set meta data on a container
+    #[arg(short, long)]
+    pub label: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option")]
+    pub dns_option: Vec<String>,
+    /// Write the container ID to the file
+    #[arg(long)]
+    pub cidfile: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Logging driver for the container (json-file, none)
+    #[arg(long = "log-driver", default_value = "json-file")]
+    pub log_driver: String,
+    /// Log driver options (max-size, max-file)
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long = "attach")]
+    pub attach: Vec<String>,
+    /// Image
+    pub image: String,
+    /// Command and arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+impl RunFlags {
+    /// Every flag parsed and checked; nothing has been touched yet.
+    pub fn request(&self) -> Result<RunRequest> {
+        let mut r = RunRequest {
+            image: self.image.clone(),
+            cmd: self.command.clone(),
+            entrypoint: self.entrypoint.clone(),
+            name: self.name.clone(),
+            hostname: self.hostname.clone(),
+            domainname: self.domainname.clone(),
+            env: env(&self.env, &self.env_file)?,
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            group_add: self.group_add.clone(),
+            tty: self.tty,
+            interactive: self.interactive,
+            detach: self.detach,
+            auto_remove: self.rm,
+            read_only: self.read_only,
+            pid: ns_mode("--pid", self.pid.as_deref(), false)?,
+            ipc: ns_mode("--ipc", self.ipc.as_deref(), false)?,
+            uts: ns_mode("--uts", self.uts.as_deref(), false)?,
+            userns: ns_mode("--userns", self.userns.as_deref(), true)?,
+            cgroupns: ns_mode("--cgroupns", self.cgroupns.as_deref(), false)?,
+            timens: match self.timens.as_deref() {
+                None if !self.time_offset.is_empty() => NsMode::Private,
+                None => NsMode::Host,
+                Some(v) => ns_mode("--timens", Some(v), true)?,
+            },
+            time_offsets: time_offsets(&self.time_offset)?,
+            privileged: self.privileged,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            devices: self
+                .device
+                .iter()
+                .map(|d| device(d))
+                .collect::<Result<_>>()?,
+            memory: self
+                .memory
+                .as_deref()
+                .map(|m| size("--memory", m))
+                .transpose()?,
+            memory_swap: self.memory_swap.as_deref().map(swap).transpose()?,
+            cpus: self.cpus,
+            cpu_shares: self.cpu_shares,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            pids_limit: self.pids_limit,
+            ulimits: self
+                .ulimit
+                .iter()
+                .map(|u| ulimit(u))
+                .collect::<Result<_>>()?,
+            sysctls: key_values("--sysctl", &self.sysctl)?,
+            shm_size: self
+                .shm_size
+                .as_deref()
+                .map(|s| size("--shm-size", s).map(|n| n as u64))
+                .transpose()?,
+            init: self.init,
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
+            restart: restart(&self.restart)?,
+            labels: key_values("--label", &self.label)?,
+            add_hosts: self.add_host.clone(),
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            dns_options: self.dns_option.clone(),
+            cidfile: self.cidfile.clone(),
+            pull: self.pull.clone(),
+            platform: self.platform.clone(),
+            log_driver: self.log_driver.clone(),
+            log_opts: key_values("--log-opt", &self.log_opt)?,
+            network_aliases: self.network_alias.clone(),
+            ip: self.ip.clone(),
+            mac_address: self.mac_address.clone(),
+            publish_all: self.publish_all,
+            ports: self
+                .publish
+                .iter()
+                .map(|p| port(p))
+                .collect::<Result<_>>()?,
+            ..RunRequest::default()
+        };
+        self.security(&mut r)?;
+        self.network_mode(&mut r)?;
+        for v in &self.volume {
+            r.mounts.push(volume(v)?);
+        }
+        for m in &self.mount {
+            r.mounts.push(mount(m)?);
+        }
+        for t in &self.tmpfs {
+            r.mounts.push(tmpfs(t)?);
+        }
+        if !["missing", "always", "never"].contains(&r.pull.as_str()) {
+            bail!("--pull {:?}: use missing, always or never", r.pull);
+        }
+        if !["json-file", "none"].contains(&r.log_driver.as_str()) {
+            bail!(
+                "--log-driver {:?}: berth has json-file and none",
+                r.log_driver
+            );
+        }
+        if let Some(s) = &r.stop_signal {
+            if berth_engine::lifecycle::parse_signal(s).is_none() {
+                bail!("--stop-signal {s:?}: not a signal name or number");
+            }
+        }
+        Ok(r)
+    }
+
+    fn security(&self, r: &mut RunRequest) -> Result<()> {
+        for opt in &self.security_opt {
+            let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt, ""));
+            match (key, value) {
+                ("no-new-privileges", "" | "true") => r.no_new_privileges = true,
+                ("no-new-privileges", "false") => r.no_new_privileges = false,
+                ("seccomp", "unconfined") => r.seccomp = SeccompChoice::Unconfined,
+                ("seccomp", path) if !path.is_empty() => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("--security-opt seccomp={path}: read the profile"))?;
+                    r.seccomp = SeccompChoice::Profile(text);
+                }
+                ("apparmor" | "label", _) => {}
+                _ => bail!("--security-opt {opt:?}: berth knows seccomp=unconfined|<file> and no-new-privileges"),
+            }
+        }
+        Ok(())
+    }
+
+    fn network_mode(&self, r: &mut RunRequest) -> Result<()> {
+        let net = self.network.as_deref().unwrap_or("bridge");
+        r.network = "bridge".into();
+        match net {
+            "host" => r.netns = NsMode::Host,
+            "" | "default" | "bridge" => {}
+            "none" => r.network = "none".into(),
+            n if n.starts_with("container:") => {
+                r.netns = ns_mode("--network", Some(n), false)?;
+                r.network = String::new();
+            }
+            n => r.network = n.to_string(),
+        }
+        if !r.ports.is_empty() && (r.netns != NsMode::Private || r.network == "none") {
+            bail!(
+                "--publish needs a bridge or user network: --network {net} has no ports to publish"
+            );
+        }
+        Ok(())
+    }
+}
+
+fn ns_mode(flag: &str, v: Option<&str>, default_host: bool) -> Result<NsMode> {
+    Ok(match v {
+        None | Some("") => {
+            if default_host {
+                NsMode::Host
+            } else {
+                NsMode::Private
+            }
+        }
+        Some("private" | "shareable") => NsMode::Private,
+        Some("host") => NsMode::Host,
+        Some(v) => match v.strip_prefix("container:") {
+            Some(c) if !c.is_empty() => NsMode::Container(c.to_string()),
+            _ => bail!("{flag} {v:?}: use host, private or container:<name|id>"),
+        },
+    })
+}
+
+fn env(flags: &[String], files: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("--env-file {file}"))?;
+        for line in text.lines().map(str::trim) {
+            if !line.is_empty() && !line.starts_with('#') {
+                push_env(&mut out, line);
+            }
+        }
+    }
+    for e in flags {
+        push_env(&mut out, e);
+    }
+    Ok(out)
+}
+
+/// `KEY=VALUE` as is; a bare `KEY` takes the caller's value, or is dropped if unset (Docker).
+fn push_env(out: &mut Vec<String>, e: &str) {
+    if e.contains('=') {
+        out.push(e.to_string());
+    } else if let Ok(v) = std::env::var(e) {
+        out.push(format!("{e}={v}"));
+    }
+}
+
+fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            None if flag == "--label" && !kv.is_empty() => Ok((kv.clone(), String::new())),
+            _ => Err(anyhow!("{flag} {kv:?}: use key=value")),
+        })
+        .collect()
+}
+
+/// Docker's sizes: `512`, `64k`, `100m`, `1g` (binary units).
+pub fn size(flag: &str, s: &str) -> Result<i64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (num, mult) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1i64 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        _ => (lower, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow!("{flag} {s:?}: use a size such as 512m or 1g"))?;
+    if n <= 0.0 {
+        bail!("{flag} {s:?}: must be positive");
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+fn swap(s: &str) -> Result<i64> {
+    if s.trim() == "-1" {
+        Ok(-1)
+    } else {
+        size("--memory-swap", s)
+    }
+}
+
+fn restart(s: &str) -> Result<RestartPolicy> {
+    Ok(match s.split_once(':') {
+        None if s == "no" || s.is_empty() => RestartPolicy::No,
+        None if s == "always" => RestartPolicy::Always,
+        None if s == "unless-stopped" => RestartPolicy::UnlessStopped,
+        None if s == "on-failure" => RestartPolicy::OnFailure { max_retries: 0 },
+        Some(("on-failure", n)) => RestartPolicy::OnFailure {
+            max_retries: n
+                .parse()
+                .map_err(|_| anyhow!("--restart {s:?}: the retry count must be a number"))?,
+        },
+        _ => bail!("--restart {s:?}: use no, on-failure[:N], always or unless-stopped"),
+    })
+}
+
+fn time_offsets(items: &[String]) -> Result<BTreeMap<String, i64>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let (clock, secs) = item.split_once('=').ok_or_else(|| {
+            anyhow!("--time-offset {item:?}: use monotonic=SECS or boottime=SECS")
+        })?;
+        if clock != "monotonic" && clock != "boottime" {
+            bail!("--time-offset {item:?}: the clock is monotonic or boottime");
+        }
+        let secs = secs
+            .parse()
+            .map_err(|_| anyhow!("--time-offset {item:?}: SECS must be a whole number"))?;
+        out.insert(clock.to_string(), secs);
+    }
+    Ok(out)
+}
+
+fn device(d: &str) -> Result<DeviceRequest> {
+    let parts: Vec<&str> = d.split(':').collect();
+    let (host, cont, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if p.chars().all(|c| "rwm".contains(c)) => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] => (*h, *c, *p),
+        _ => bail!("--device {d:?}: use /dev/x[:/dev/y[:rwm]]"),
+    };
+    if !host.starts_with('/') || !cont.starts_with('/') || !perms.chars().all(|c| "rwm".contains(c))
+    {
+        bail!("--device {d:?}: use absolute paths and permissions from rwm");
+    }
+    Ok(DeviceRequest {
+        host_path: host.into(),
+        container_path: cont.into(),
+        permissions: perms.into(),
+    })
+}
+
+fn ulimit(u: &str) -> Result<Ulimit> {
+    let bad = || anyhow!("--ulimit {u:?}: use name=soft[:hard], e.g. nofile=1024:2048");
+    let (name, limits) = u.split_once('=').ok_or_else(bad)?;
+    let parse = |s: &str| -> Result<u64> {
+        if s == "-1" || s == "unlimited" {
+            Ok(u64::MAX)
+        } else {
+            s.parse().map_err(|_| bad())
+        }
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (parse(s)?, parse(h)?),
+        None => (parse(limits)?, parse(limits)?),
+    };
+    if soft > hard {
+        bail!("--ulimit {u:?}: the soft limit is above the hard one");
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+fn port(p: &str) -> Result<PortRequest> {
+    let bad = || anyhow!("-p {p:?}: use [ip:][hostPort:]containerPort[/tcp|udp]");
+    let (spec, proto) = match p.rsplit_once('/') {
+        Some((s, proto @ ("tcp" | "udp"))) => (s, proto),
+        Some(_) => return Err(bad()),
+        None => (p, "tcp"),
+    };
+    let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+    let num = |s: &str| -> Result<u16> { s.parse().map_err(|_| bad()) };
+    let (ip, host, cont) = match parts.as_slice() {
+        [c] => ("", 0, num(c)?),
+        [c, h] => ("", if h.is_empty() { 0 } else { num(h)? }, num(c)?),
+        [c, h, ip] => (*ip, if h.is_empty() { 0 } else { num(h)? }, num(c)?),
+        _ => return Err(bad()),
+    };
+    if cont == 0 {
+        return Err(bad());
+    }
+    Ok(PortRequest {
+        host_ip: ip.trim_matches(['[', ']']).to_string(),
+        host_port: host,
+        container_port: cont,
+        protocol: proto.into(),
+    })
+}
+
+/// `-v src:dst[:opts]`: a host path (absolute) is a bind; a name is a named volume; a lone
+/// `/dst` is an anonymous volume.
+fn volume(v: &str) -> Result<MountRequest> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [d] => ("", *d, ""),
+        [s, d] => (*s, *d, ""),
+        [s, d, o] => (*s, *d, *o),
+        _ => bail!("-v {v:?}: use src:dst[:ro|rw,...]"),
+    };
+    if !dst.starts_with('/') {
+        bail!("-v {v:?}: the destination {dst:?} must be an absolute path");
+    }
+    let mut m = MountRequest {
+        kind: if src.starts_with('/') {
+            "bind"
+        } else {
+            "volume"
+        }
+        .into(),
+        source: src.to_string(),
+        target: dst.to_string(),
+        read_only: false,
+        options: Vec::new(),
+    };
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" | "readonly" => m.read_only = true,
+            "rw" => {}
+            "z" | "Z" | "nocopy" => {}
+            p if [
+                "private", "rprivate", "shared", "rshared", "slave", "rslave",
+            ]
+            .contains(&p) =>
+            {
+                m.options.push(p.to_string())
+            }
+            _ => bail!("-v {v:?}: unknown option {o:?}"),
+        }
+    }
+    if m.kind == "bind" && !std::path::Path::new(src).exists() {
+        // Docker creates a missing bind source; so do we, before anything else happens.
+        std::fs::create_dir_all(src).with_context(|| format!("-v {v}: create {src}"))?;
+    }
+    Ok(m)
+}
+
+fn mount(spec: &str) -> Result<MountRequest> {
+    let mut m = MountRequest {
+        kind: "volume".into(),
+        source: String::new(),
+        target: String::new(),
+        read_only: false,
+        options: Vec::new(),
+    };
+    for field in spec.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        match k {
+            "type" => m.kind = v.to_string(),
+            "source" | "src" => m.source = v.to_string(),
+            "target" | "destination" | "dst" => m.target = v.to_string(),
+            "readonly" | "ro" => m.read_only = v.is_empty() || v == "true" || v == "1",
+            "bind-propagation" => m.options.push(v.to_string()),
+            "tmpfs-size" => m.options.push(format!("size={v}")),
+            "tmpfs-mode" => m.options.push(format!("mode={v}")),
+            _ => bail!("--mount {spec:?}: unknown field {k:?}"),
+        }
+    }
+    if !["bind", "volume", "tmpfs"].contains(&m.kind.as_str()) {
+        bail!("--mount {spec:?}: type is bind, volume or tmpfs");
+    }
+    if !m.target.starts_with('/') {
+        bail!("--mount {spec:?}: target must be an absolute path");
+    }
+    if m.kind == "bind" && !std::path::Path::new(&m.source).exists() {
+        bail!(
+            "--mount {spec:?}: bind source path does not exist: {}",
+            m.source
+        );
+    }
+    Ok(m)
+}
+
+fn tmpfs(t: &str) -> Result<MountRequest> {
+    let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
+    if !dst.starts_with('/') {
+        bail!("--tmpfs {t:?}: the path must be absolute");
+    }
+    Ok(MountRequest {
+        kind: "tmpfs".into(),
+        source: String::new(),
+        target: dst.to_string(),
+        read_only: false,
+        options: opts
+            .split(',')
+            .filter(|o| !o.is_empty())
+            .map(str::to_string)
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports() {
+        let p = port("127.0.0.1:8080:80/udp").unwrap();
+        assert_eq!(
+            (
+                p.host_ip.as_str(),
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str()
+            ),
+            ("127.0.0.1", 8080, 80, "udp")
+        );
+        assert_eq!(port("80").unwrap().host_port, 0);
+        assert_eq!(port("8080:80").unwrap().host_port, 8080);
+        assert!(port("x:80").is_err() && port("80/sctp").is_err() && port("0").is_err());
+    }
+
+    #[test]
+    fn sizes_restart_ulimits() {
+        assert_eq!(size("-m", "64m").unwrap(), 64 << 20);
+        assert!(size("-m", "lots").is_err());
+        assert_eq!(
+            restart("on-failure:3").unwrap(),
+            RestartPolicy::OnFailure { max_retries: 3 }
+        );
+        assert!(restart("sometimes").is_err());
+        let u = ulimit("nofile=10:20").unwrap();
+        assert_eq!((u.soft, u.hard), (10, 20));
+        assert!(ulimit("nofile=20:10").is_err());
+    }
+
+    #[test]
+    fn volumes_and_modes() {
+        let v = volume("data:/data:ro").unwrap();
+        assert_eq!((v.kind.as_str(), v.read_only), ("volume", true));
+        assert!(volume("data:rel").is_err());
+        assert_eq!(
+            ns_mode("--pid", Some("container:web"), false).unwrap(),
+            NsMode::Container("web".into())
+        );
+        assert!(ns_mode("--pid", Some("container:"), false).is_err());
+        assert_eq!(ns_mode("--userns", None, true).unwrap(), NsMode::Host);
+    }
+}

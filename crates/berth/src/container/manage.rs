@@ -1,0 +1,172 @@
+//! `stop`, `restart`, `kill`, `rm`, `wait`, `pause`, `unpause`, `rename`, `container prune`:
+//! each acts on every container named and reports each failure, as Docker does.
+
+use anyhow::{bail, Result};
+use berth_engine::lifecycle;
+use berth_engine::monitor::proto::Hello;
+use berth_engine::Engine;
+use clap::Args;
+
+use crate::commands::Context;
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    pub time: Option<i64>,
+    /// Signal to send to the container
+    #[arg(short, long)]
+    pub signal: Option<String>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short, long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NamesArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Runs `act` on each container, printing its key on success and each error on stderr.
+fn each(keys: &[String], mut act: impl FnMut(&str) -> Result<Option<String>>) -> Result<i32> {
+    let mut failed = 0;
+    for key in keys {
+        match act(key) {
+            Ok(Some(out)) => outln!("{out}"),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("berth: {}", crate::error_line(&e));
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+pub fn stop(ctx: &Context, args: StopArgs) -> Result<i32> {
+    let engine = ctx.engine()?;
+    each(&args.containers, |key| {
+        lifecycle::stop(&engine, key, args.time, args.signal.as_deref())?;
+        Ok(Some(key.to_string()))
+    })
+}
+
+pub fn restart(ctx: &Context, args: StopArgs) -> Result<i32> {
+    let engine = ctx.engine()?;
+    each(&args.containers, |key| {
+        let record = lifecycle::stop(&engine, key, args.time, args.signal.as_deref())?;
+        lifecycle::start(&engine, &record.id, &Hello::default())?;
+        Ok(Some(key.to_string()))
+    })
+}
+
+pub fn kill(ctx: &Context, args: KillArgs) -> Result<i32> {
+    let engine = ctx.engine()?;
+    each(&args.containers, |key| {
+        lifecycle::kill(&engine, key, &args.signal)?;
+        Ok(Some(key.to_string()))
+    })
+}
+
+pub fn rm(ctx: &Context, args: RmArgs) -> Result<i32> {
+    let engine = ctx.engine()?;
+    each(&args.containers, |key| {
+        lifecycle::remove(&engine, key, args.force, args.volumes)?;
+        Ok(Some(key.to_string()))
+    })
+}
+
+pub fn wait(ctx: &Context, args: NamesArgs) -> Result<i32> {
+    let engine = ctx.engine()?;
+    each(&args.containers, |key| {
+        Ok(Some(lifecycle::wait(&engine, key)?.to_string()))
+    })
+}
+
+pub fn pause(ctx: &Context, args: NamesArgs, pause: bool) -> Result<i32> {
+    let engine = ctx.engine()?;
+    each(&args.containers, |key| {
+        lifecycle::pause(&engine, key, pause)?;
+        Ok(Some(key.to_string()))
+    })
+}
+
+pub fn rename(ctx: &Context, args: RenameArgs) -> Result<i32> {
+    let engine = ctx.engine()?;
+    berth_engine::names::validate(&args.new_name)?;
+    let _names = engine.containers.lock_names()?;
+    let record = engine.containers.find(&args.container)?;
+    if let Some(other) = engine
+        .containers
+        .all()?
+        .into_iter()
+        .find(|r| r.name == args.new_name)
+    {
+        bail!(
+            "the name {:?} is already in use by container {}: pick another",
+            args.new_name,
+            other.id
+        );
+    }
+    engine
+        .containers
+        .update(&record.id, |r| r.name = args.new_name.clone())?;
+    Ok(0)
+}
+
+pub fn prune(ctx: &Context, _args: PruneArgs) -> Result<i32> {
+    let engine: Engine = ctx.engine()?;
+    outln!("Deleted Containers:");
+    let mut failed = 0;
+    for record in engine.containers.all()? {
+        let record = lifecycle::refresh(&engine, record)?;
+        if record.state.status.is_live() {
+            continue;
+        }
+        match lifecycle::remove(&engine, &record.id, false, false) {
+            Ok(_) => outln!("{}", record.id),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}

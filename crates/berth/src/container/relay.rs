@@ -1,0 +1,227 @@
+//! The terminal side of `run`/`start -a`/`attach` and `exec -t`: the caller's terminal in raw
+//! mode, stdin to the container, output back, window size followed, Ctrl-P Ctrl-Q to detach.
+//! Single-threaded: one poll over stdin and the stream.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use berth_engine::monitor::proto::{self, Kind};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::termios::{self, SetArg, Termios};
+
+/// Docker's default detach keys.
+const DETACH: [u8; 2] = [0x10, 0x11];
+
+/// Restores the terminal's settings when dropped (even on error paths).
+pub struct RawMode {
+    saved: Option<Termios>,
+}
+
+impl RawMode {
+    /// Raw mode on stdin if it is a terminal; a no-op otherwise.
+    pub fn enable() -> RawMode {
+        let stdin = std::io::stdin();
+        let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else {
+            return RawMode { saved: None };
+        };
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        if termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).is_err() {
+            return RawMode { saved: None };
+        }
+        RawMode { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, saved);
+        }
+    }
+}
+
+/// The caller's terminal size, if stdout is one.
+pub fn terminal_size() -> Option<(u16, u16)> {
+    berth_sys::pty::window_size(std::io::stdout().as_fd()).ok()
+}
+
+/// How a relay ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    Exit(i32),
+    Detached,
+    /// The monitor closed the stream without an exit code.
+    Closed,
+}
+
+/// Relays a monitor session: stdin (when `stdin`) as frames, frames to stdout/stderr.
+pub fn session(
+    stream: &mut std::os::unix::net::UnixStream,
+    stdin: bool,
+    tty: bool,
+) -> std::io::Result<Ended> {
+    let mut stdin_open = stdin;
+    let mut size = if tty { terminal_size() } else { None };
+    let mut buf = Vec::new();
+    let mut pending_ctrl_p = false;
+    loop {
+        let input = std::io::stdin();
+        let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+        if stdin_open {
+            fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::from(250u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let stream_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let stdin_ready = stdin_open && fds[1].revents().is_some_and(|r| !r.is_empty());
+        drop(fds);
+        if tty {
+            let now = terminal_size();
+            if now != size {
+                if let Some((r, c)) = now {
+                    proto::write_frame(stream, Kind::Resize, &proto::resize_payload(r, c))?;
+                }
+                size = now;
+            }
+        }
+        if stdin_ready {
+            let mut chunk = [0u8; 32 * 1024];
+            let n = read_fd(input.as_fd(), &mut chunk)?;
+            if n == 0 {
+                stdin_open = false;
+                proto::write_frame(stream, Kind::StdinClose, b"")?;
+            } else {
+                let data = &chunk[..n];
+                if tty && detach_keys(data, &mut pending_ctrl_p) {
+                    return Ok(Ended::Detached);
+                }
+                proto::write_frame(stream, Kind::Stdin, data)?;
+            }
+        }
+        if stream_ready {
+            let mut chunk = [0u8; 32 * 1024];
+            let n = stream.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(Ended::Closed);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            for (kind, payload) in proto::take_frames(&mut buf)? {
+                match kind {
+                    Kind::Stdout => write_out(&mut std::io::stdout(), &payload)?,
+                    Kind::Stderr => write_out(&mut std::io::stderr(), &payload)?,
+                    Kind::Exit if payload.len() == 4 => {
+                        return Ok(Ended::Exit(i32::from_be_bytes([
+                            payload[0], payload[1], payload[2], payload[3],
+                        ])))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// True once Ctrl-P then Ctrl-Q were typed (possibly across two reads).
+fn detach_keys(data: &[u8], pending: &mut bool) -> bool {
+    for &b in data {
+        if *pending && b == DETACH[1] {
+            return true;
+        }
+        *pending = b == DETACH[0];
+    }
+    false
+}
+
+fn write_out(w: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
+    match w.write_all(data).and_then(|()| w.flush()) {
+        // The reader went away (`| head`): keep the container's stream going regardless.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
+
+fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Ok(n) => return Ok(n),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EIO) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `exec -t`: between our terminal and a pty master we hold, until the process exits.
+pub fn pty(master: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) -> std::io::Result<()> {
+    let mut size = terminal_size();
+    if let Some((r, c)) = size {
+        let _ = berth_sys::pty::set_window_size(master, r, c);
+    }
+    let mut stdin_open = true;
+    loop {
+        let input = std::io::stdin();
+        let mut fds = vec![
+            PollFd::new(master, PollFlags::POLLIN),
+            PollFd::new(pidfd, PollFlags::POLLIN),
+        ];
+        if stdin_open {
+            fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::from(250u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let now = terminal_size();
+        if now != size {
+            if let Some((r, c)) = now {
+                let _ = berth_sys::pty::set_window_size(master, r, c);
+            }
+            size = now;
+        }
+        if ready[0] {
+            let mut chunk = [0u8; 32 * 1024];
+            let n = read_fd(master, &mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            write_out(&mut std::io::stdout(), &chunk[..n])?;
+        } else if ready[1] {
+            // Exited and nothing left to read.
+            return Ok(());
+        }
+        if stdin_open && ready.get(2).copied().unwrap_or(false) {
+            let mut chunk = [0u8; 32 * 1024];
+            let n = read_fd(input.as_fd(), &mut chunk)?;
+            if n == 0 {
+                stdin_open = false;
+            } else {
+                let mut data = &chunk[..n];
+                while !data.is_empty() {
+                    data = &data[nix::unistd::write(master, data)?..];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_sequence_across_reads() {
+        let mut p = false;
+        assert!(!detach_keys(b"ab\x10", &mut p));
+        assert!(detach_keys(b"\x11", &mut p));
+        let mut p = false;
+        assert!(!detach_keys(b"\x10x\x11", &mut p));
+    }
+}

@@ -1,0 +1,170 @@
+//! `run`, `create`, `start`: a record from flags and an image (pulled per `--pull`), then a
+//! monitor, attached to the terminal unless detached.
+
+use std::io::IsTerminal;
+
+use anyhow::{bail, Result};
+use berth_engine::lifecycle::{self, ImageRef};
+use berth_engine::monitor::proto::Hello;
+use berth_engine::request::RunRequest;
+use berth_engine::Engine;
+use berth_image::registry::pull::{pull, PullOptions};
+use berth_image::{Platform, Reference};
+use clap::Args;
+
+use super::flags::RunFlags;
+use super::relay::{self, Ended, RawMode};
+use crate::commands::Context;
+
+/// `-h` is `--hostname` here, as in Docker: help is `--help` only.
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short, long)]
+    pub interactive: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
+    let req = args.flags.request()?;
+    if req.interactive && req.tty && !std::io::stdin().is_terminal() {
+        bail!("the input device is not a TTY: drop -t, or run from a terminal");
+    }
+    let engine = ctx.engine()?;
+    let record = create_record(ctx, &engine, req)?;
+    let req = &record.request;
+    if req.detach {
+        lifecycle::start(&engine, &record.id, &Hello::default())?;
+        outln!("{}", record.id);
+        return Ok(0);
+    }
+    attach_start(&engine, &record.id, req.interactive, req.tty)
+}
+
+/// Starts with our terminal attached; returns the container's exit code.
+fn attach_start(engine: &Engine, id: &str, stdin: bool, tty: bool) -> Result<i32> {
+    let hello = Hello {
+        stdin,
+        stdout: true,
+        stderr: true,
+        wait: true,
+        size: if tty { relay::terminal_size() } else { None },
+    };
+    let _raw = (tty && stdin).then(RawMode::enable);
+    let (record, mut session) = lifecycle::start(engine, id, &hello)?;
+    match relay::session(&mut session.stream, stdin, tty)? {
+        Ended::Exit(code) => Ok(code),
+        Ended::Detached => Ok(0),
+        // The monitor went away without a word: read what it recorded.
+        Ended::Closed => Ok(lifecycle::wait(engine, &record.id).unwrap_or(125)),
+    }
+}
+
+pub fn create(ctx: &Context, args: RunArgs) -> Result<i32> {
+    let req = args.flags.request()?;
+    let engine = ctx.engine()?;
+    let record = create_record(ctx, &engine, req)?;
+    outln!("{}", record.id);
+    Ok(0)
+}
+
+pub fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
+    let engine = ctx.engine()?;
+    if args.attach || args.interactive {
+        if args.containers.len() > 1 {
+            bail!("you cannot start and attach multiple containers at once");
+        }
+        let record = engine.containers.find(&args.containers[0])?;
+        let tty = record.request.tty;
+        return attach_start(&engine, &record.id, args.interactive, tty);
+    }
+    let mut failed = false;
+    for key in &args.containers {
+        let record = match engine.containers.find(key) {
+            Ok(r) => lifecycle::refresh(&engine, r)?,
+            Err(e) => {
+                eprintln!("berth: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        if record.state.status.is_live() {
+            outln!("{key}");
+            continue;
+        }
+        match lifecycle::start(&engine, &record.id, &Hello::default()) {
+            Ok(_) => outln!("{key}"),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        bail!("error starting some containers");
+    }
+    Ok(0)
+}
+
+/// The image per `--pull`, then the record.
+fn create_record(
+    ctx: &Context,
+    engine: &Engine,
+    req: RunRequest,
+) -> Result<berth_engine::records::Record> {
+    let store = ctx.store()?;
+    let platform = match &req.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let local = match store.resolve(&req.image) {
+        Ok(image) => Some(image),
+        Err(berth_image::Error::NoSuchImage(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let image = match (req.pull.as_str(), local) {
+        ("never", None) | (_, None) if req.pull == "never" => bail!(
+            "no such image: {}: pull it first or drop --pull never",
+            req.image
+        ),
+        ("always", _) | (_, None) => {
+            let reference = Reference::parse(&req.image)?;
+            if req.pull != "always" {
+                eprintln!("Unable to find image '{}' locally", reference);
+            }
+            let options = PullOptions {
+                platform,
+                registry: ctx.registry_options(),
+                ..PullOptions::default()
+            };
+            let image = pull(&store, &reference, &options, &berth_image::progress::Silent)?;
+            eprintln!("Status: Downloaded image for {reference}");
+            image
+        }
+        (_, Some(image)) => image,
+    };
+    let config = image.config_json();
+    let record = lifecycle::create(
+        engine,
+        req,
+        &ImageRef {
+            id: image.id().to_string(),
+            config: &config,
+        },
+    )?;
+    Ok(record)
+}
