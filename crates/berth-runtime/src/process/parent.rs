@@ -104,6 +104,10 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     let fifo_path = dir.join(state::EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
         .at("create exec fifo", &fifo_path)?;
+    // mkfifo's mode is masked by the umask (0600 under 022), but the init opens the fifo after
+    // switching to the container's user: make it 0622 as runc does.
+    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o622);
+    std::fs::set_permissions(&fifo_path, mode).at("chmod exec fifo", &fifo_path)?;
     let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .at("open exec fifo", &fifo_path)?;
     if plan.creates(LinuxNamespaceType::User) {
