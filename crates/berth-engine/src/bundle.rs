@@ -19,6 +19,8 @@ use crate::spec::{self, EtcFiles, HostLimits, SpecInputs};
 pub struct Prepared {
     pub stop_signal: String,
     pub hostname: String,
+    /// The image's EXPOSEd ports, for `-P`.
+    pub exposed: Vec<(u16, String)>,
 }
 
 pub fn rootfs(dir: &Path) -> PathBuf {
@@ -57,6 +59,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         Ok(Prepared {
             stop_signal: built.stop_signal,
             hostname: built.hostname,
+            exposed: crate::network::exposed_ports(&config),
         })
     })();
     if result.is_err() {
@@ -99,6 +102,21 @@ pub fn teardown(dir: &Path) -> Result<()> {
             source: e.into(),
         }),
     }
+}
+
+/// After the network is attached: the container's address in /etc/hosts and, on a user
+/// network, its DNS server in /etc/resolv.conf. The files are rewritten in place, so the bind
+/// mounts over the container's /etc keep showing them.
+pub fn network_etc_files(dir: &Path, record: &Record, att: &berth_net::Attachment) -> Result<()> {
+    let req = &record.request;
+    let hosts = dir.join("hosts");
+    let text = spec::hosts_file(&record.hostname, att.ip.map(std::net::IpAddr::V4), &req.add_hosts)?;
+    fs::write(&hosts, text).map_err(Error::io("write", &hosts))?;
+    if att.dns.is_some() && req.dns.is_empty() {
+        let resolv = dir.join("resolv.conf");
+        fs::write(&resolv, berth_net::dns::resolv_conf(att)).map_err(Error::io("write", &resolv))?;
+    }
+    Ok(())
 }
 
 fn write_etc_files(dir: &Path, record: &Record) -> Result<EtcFiles> {

@@ -21,6 +21,8 @@ pub enum Error {
     #[error(transparent)]
     Image(#[from] berth_image::Error),
     #[error(transparent)]
+    Net(#[from] berth_net::NetError),
+    #[error(transparent)]
     Runtime(#[from] berth_runtime::Error),
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),

@@ -172,6 +172,7 @@ pub fn start(engine: &Engine, key: &str, hello: &Hello) -> Result<(Record, Sessi
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .env("BERTH_EXE", &engine.exe)
         .process_group(0);
     use std::os::unix::process::CommandExt;
     let child = cmd
@@ -250,6 +251,7 @@ pub fn recover(engine: &Engine, record: &Record) -> Result<()> {
             r.state.pid = 0;
             r.state.finished_at = records::now();
             r.state.error = "the container's monitor died; its exit status is unknown".into();
+            r.network = None;
         }
     }) {
         errors.push(e.to_string());
@@ -266,6 +268,7 @@ fn teardown(engine: &Engine, record: &Record) -> Vec<String> {
         }
         Err(e) => errors.push(e.to_string()),
     }
+    errors.extend(crate::network::detach(engine, record));
     if let Err(e) = crate::bundle::teardown(&engine.containers.dir(&record.id)) {
         errors.push(e.to_string());
     }

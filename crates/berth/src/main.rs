@@ -67,6 +67,15 @@ fn monitor() -> Option<u8> {
     let args: Vec<String> = std::env::args().collect();
     let (root, id) = match args.as_slice() {
         [_, flag, root, cmd, id] if flag == "--root" && cmd == "__monitor" => (root, id),
+        [_, cmd, net, flag, root] if cmd == "__dns" && flag == "--root" => {
+            return Some(match berth_net::dns::serve(std::path::Path::new(root), net) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("berth dns {net}: {e}");
+                    1
+                }
+            });
+        }
         _ => return None,
     };
     if !berth_sys::seal::is_sealed() {
@@ -74,11 +83,10 @@ fn monitor() -> Option<u8> {
         eprintln!("berth monitor: re-execute from a sealed copy of the binary: {err}");
         return Some(1);
     }
-    // The engine's own path for the monitors it may spawn is irrelevant here.
-    let engine = match berth_engine::Engine::open(
-        std::path::Path::new(root),
-        std::path::Path::new("/proc/self/exe"),
-    ) {
+    // The on-disk binary (the CLI passes it): what the monitor spawns, e.g. a network's DNS
+    // server, must not run from this monitor's sealed copy.
+    let exe = std::env::var_os("BERTH_EXE").unwrap_or_else(|| "/proc/self/exe".into());
+    let engine = match berth_engine::Engine::open(std::path::Path::new(root), std::path::Path::new(&exe)) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("berth monitor: {e}");

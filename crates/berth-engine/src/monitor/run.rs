@@ -246,7 +246,20 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     let pidfd = berth_sys::process::pidfd_open(pid)
         .map_err(Error::io("pidfd_open the container's init", &dir))
         .map_err(abort)?;
-    let log = open_log(&dir, id, req).map_err(abort)?;
+    let attachment = crate::network::attach(engine, record, pid, &prepared.exposed).map_err(abort)?;
+    let undo_net = |e: Error| {
+        if let Some(att) = &attachment {
+            if let Ok(store) = crate::network::store(engine) {
+                let _ = store.detach(att);
+            }
+        }
+        abort(e)
+    };
+    if let Some(att) = &attachment {
+        crate::bundle::network_etc_files(&dir, record, att).map_err(undo_net)?;
+    }
+    let network = attachment.as_ref().and_then(|a| serde_json::to_value(a).ok());
+    let log = open_log(&dir, id, req).map_err(undo_net)?;
     let stop_signal =
         crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(Signal::SIGTERM);
     let pid_start = berth_runtime::state::process_start_time(pid).unwrap_or(0);
@@ -266,11 +279,12 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             r.state.error = String::new();
             r.state.manually_stopped = false;
             r.hostname = prepared.hostname.clone();
+            r.network = network.clone();
         })
-        .map_err(abort)?;
+        .map_err(undo_net)?;
     berth_runtime::container::start(&engine.runtime, id)
         .map_err(crate::lifecycle::command_error)
-        .map_err(abort)?;
+        .map_err(undo_net)?;
     Ok(Run {
         engine,
         id: id.to_string(),
@@ -534,6 +548,9 @@ impl Run<'_> {
         if let Err(e) = berth_runtime::container::delete(&self.engine.runtime, &self.id, true) {
             errors.push(e.to_string());
         }
+        if let Ok(record) = self.engine.containers.load(&self.id) {
+            errors.extend(crate::network::detach(self.engine, &record));
+        }
         let dir = self.engine.containers.dir(&self.id);
         if let Err(e) = crate::bundle::teardown(&dir) {
             errors.push(e.to_string());
@@ -546,6 +563,7 @@ impl Run<'_> {
             r.state.finished_at = records::now();
             r.state.oom_killed = oom;
             r.state.error = errors.join("; ");
+            r.network = None;
         })?;
         Ok(code)
     }
