@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use berth_engine::request::MountRequest;
 use spec_support::*;
 
 /// The workspace's debug berth-runc, built by `cargo build` (not by this test).
@@ -36,41 +37,16 @@ fn busybox_root(rootfs: &Path) {
         fs::create_dir_all(rootfs.join(dir)).unwrap();
     }
     fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "id", "hostname", "cat", "grep", "ls", "env"] {
+    for applet in [
+        "sh", "id", "hostname", "cat", "grep", "ls", "env", "touch", "test",
+    ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
 }
 
-const SCRIPT: &str = "id; hostname; echo HOME=$HOME; grep -E '^Cap(Eff|Bnd)' /proc/self/status; \
-    cat /proc/sys/net/ipv4/ip_unprivileged_port_start; grep ' /dev/shm ' /proc/mounts; \
-    cat /etc/hostname; grep ' /proc/sys ' /proc/mounts; echo done";
-
-#[test]
-fn built_spec_runs_under_berth_runc() {
-    if !nix::unistd::geteuid().is_root() || !Path::new("/bin/busybox").exists() {
-        println!("skipped: needs root and busybox-static");
-        return;
-    }
-    if !runc_bin().exists() {
-        println!("skipped: needs target/debug/berth-runc (cargo build -p berth-runc)");
-        return;
-    }
-    let f = Fixture::new();
-    busybox_root(&f.rootfs());
-    fs::write(&f.etc.hostname, "0123456789ab\n").unwrap();
-    fs::write(
-        &f.etc.hosts,
-        berth_engine::spec::hosts_file("0123456789ab", None, &[]).unwrap(),
-    )
-    .unwrap();
-    fs::write(&f.etc.resolv_conf, "nameserver 10.0.0.1\n").unwrap();
-    let mut req = request();
-    req.user = Some("app".into());
-    req.cap_add = vec!["NET_ADMIN".into()];
-    req.cmd = vec!["sh".into(), "-c".into(), SCRIPT.into()];
-    let built = f.build_ok(&req);
-    let mut spec = built.spec;
-    let cgroup = format!("/berth-spec-test-{}", std::process::id());
+/// Runs `spec` in `f`'s bundle with berth-runc, deleting it afterwards; returns its stdout.
+fn run(f: &Fixture, name: &str, mut spec: oci_spec::runtime::Spec) -> String {
+    let cgroup = format!("/berth-spec-test-{name}-{}", std::process::id());
     spec.linux_mut()
         .as_mut()
         .unwrap()
@@ -80,11 +56,10 @@ fn built_spec_runs_under_berth_runc() {
         serde_json::to_vec(&spec).unwrap(),
     )
     .unwrap();
-
     let state = tempfile::tempdir().unwrap();
     let guard = Container {
         root: state.path(),
-        id: format!("spec-run-{}", std::process::id()),
+        id: format!("spec-{name}-{}", std::process::id()),
     };
     let out = Command::new(runc_bin())
         .arg("--root")
@@ -94,12 +69,55 @@ fn built_spec_runs_under_berth_runc() {
         .arg(&guard.id)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "berth-runc run failed: {stderr}\n{stdout}"
     );
+    stdout
+}
+
+/// Whether this test can run here; prints why not.
+fn can_run() -> bool {
+    if !nix::unistd::geteuid().is_root() || !Path::new("/bin/busybox").exists() {
+        println!("skipped: needs root and busybox-static");
+        return false;
+    }
+    if !runc_bin().exists() {
+        println!("skipped: needs target/debug/berth-runc (cargo build -p berth-runc)");
+        return false;
+    }
+    true
+}
+
+/// A fixture whose root holds busybox and whose /etc files are written.
+fn fixture() -> Fixture {
+    let f = Fixture::new();
+    busybox_root(&f.rootfs());
+    fs::write(&f.etc.hostname, "0123456789ab\n").unwrap();
+    let hosts = berth_engine::spec::hosts_file("0123456789ab", None, &["db:10.1.2.3".into()]);
+    fs::write(&f.etc.hosts, hosts.unwrap()).unwrap();
+    fs::write(&f.etc.resolv_conf, "nameserver 10.0.0.1\n").unwrap();
+    f
+}
+
+const SCRIPT: &str = "id; hostname; echo HOME=$HOME; grep -E '^Cap(Eff|Bnd)' /proc/self/status; \
+    cat /proc/sys/net/ipv4/ip_unprivileged_port_start; grep ' /dev/shm ' /proc/mounts; \
+    cat /etc/hostname; grep ' /proc/sys ' /proc/mounts; echo done";
+
+#[test]
+fn built_spec_runs_under_berth_runc() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut req = request();
+    req.user = Some("app".into());
+    req.cap_add = vec!["NET_ADMIN".into()];
+    req.cmd = vec!["sh".into(), "-c".into(), SCRIPT.into()];
+    let built = f.build_ok(&req);
+    let stdout = run(&f, "user", built.spec);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines[0],
@@ -123,3 +141,86 @@ fn built_spec_runs_under_berth_runc() {
     );
     assert_eq!(lines[9], "done");
 }
+
+#[test]
+fn read_only_root_with_mounts_and_seccomp() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let host_dir = f.dir.path().join("shared");
+    fs::create_dir(&host_dir).unwrap();
+    fs::write(host_dir.join("file"), "from the host\n").unwrap();
+    let mut req = request();
+    req.read_only = true;
+    req.mounts = vec![
+        MountRequest {
+            kind: "tmpfs".into(),
+            source: String::new(),
+            target: "/scratch".into(),
+            read_only: false,
+            options: vec!["size=1m".into()],
+        },
+        MountRequest {
+            kind: "bind".into(),
+            source: host_dir.to_string_lossy().into(),
+            target: "/data".into(),
+            read_only: true,
+            options: vec![],
+        },
+    ];
+    req.cmd = vec!["sh".into(), "-c".into(), READ_ONLY_SCRIPT.into()];
+    let stdout = run(&f, "ro", f.build_ok(&req).spec);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "root: no", "{stdout}");
+    assert_eq!(lines[1], "scratch: yes", "{stdout}");
+    assert_eq!(lines[2], "from the host");
+    assert_eq!(lines[3], "data: no", "{stdout}");
+    assert_eq!(lines[4], "10.1.2.3\tdb");
+    assert_eq!(lines[5], "Seccomp:\t2", "Docker's default profile is on");
+    assert_eq!(
+        lines[6], "CapEff:\t00000000a80425fb",
+        "root keeps Docker's 14"
+    );
+}
+
+const READ_ONLY_SCRIPT: &str = "touch /x 2>/dev/null && echo 'root: yes' || echo 'root: no'; \
+    touch /scratch/x && echo 'scratch: yes' || echo 'scratch: no'; cat /data/file; \
+    touch /data/y 2>/dev/null && echo 'data: yes' || echo 'data: no'; grep db /etc/hosts; \
+    grep -E '^Seccomp:' /proc/self/status; grep -E '^CapEff' /proc/self/status";
+
+#[test]
+fn privileged_sees_the_hosts_capabilities_and_devices() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut req = request();
+    req.privileged = true;
+    req.cmd = vec!["sh".into(), "-c".into(), PRIVILEGED_SCRIPT.into()];
+    let stdout = run(&f, "priv", f.build_ok(&req).spec);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let host_bnd = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+    assert_eq!(lines[0], host_bnd.replace("CapBnd", "CapEff"), "{stdout}");
+    assert_eq!(lines[1], "Seccomp:\t0");
+    assert!(lines[2].starts_with("sysfs /sys sysfs rw,"), "{stdout}");
+    assert_eq!(lines[3], "null: yes", "{stdout}");
+    let loops = std::fs::read_dir("/dev")
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name() == "loop-control");
+    assert_eq!(
+        lines[4],
+        if loops {
+            "loop-control: yes"
+        } else {
+            "loop-control: no"
+        }
+    );
+}
+
+const PRIVILEGED_SCRIPT: &str = "grep -E '^CapEff' /proc/self/status; \
+    grep -E '^Seccomp:' /proc/self/status; grep ' /sys ' /proc/mounts; \
+    test -c /dev/null && echo 'null: yes' || echo 'null: no'; \
+    test -c /dev/loop-control && echo 'loop-control: yes' || echo 'loop-control: no'";
