@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod monitor;
 pub mod names;
+pub mod ns;
 pub mod network;
 pub mod records;
 pub mod request;

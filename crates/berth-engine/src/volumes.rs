@@ -1,11 +1,17 @@
 //! Volumes: directories under `<root>/volumes/<name>/_data`, as Docker's local driver keeps
-//! them, with Docker's name rules.
+//! them, with Docker's name rules; `meta.json` beside `_data` keeps what `volume inspect`
+//! shows (creation time, labels) and whether the volume is anonymous (made for one container,
+//! pruned by default).
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::records::{self, Record};
 
 /// Docker's volume name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 pub fn valid_name(name: &str) -> bool {
@@ -14,14 +20,285 @@ pub fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-/// The volume's data directory, created if missing.
-pub fn ensure(engine: &Engine, name: &str) -> Result<PathBuf> {
-    if !valid_name(name) {
-        return Err(Error::Invalid(format!(
+/// What `meta.json` holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Meta {
+    pub created: String,
+    pub labels: BTreeMap<String, String>,
+    pub anonymous: bool,
+}
+
+/// A volume as `docker volume inspect` prints it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Volume {
+    pub created_at: String,
+    pub driver: &'static str,
+    pub labels: BTreeMap<String, String>,
+    pub mountpoint: PathBuf,
+    pub name: String,
+    pub options: BTreeMap<String, String>,
+    pub scope: &'static str,
+    /// Not Docker's: anonymous volumes are the ones `volume prune` removes without `-a`.
+    #[serde(skip)]
+    pub anonymous: bool,
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
             "volume name {name:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
+        )))
+    }
+}
+
+/// The volume's data directory, created if missing (a container's `-v name:/dst` or an image
+/// VOLUME). A 64-hex name is one the engine made up: an anonymous volume.
+pub fn ensure(engine: &Engine, name: &str) -> Result<PathBuf> {
+    let anonymous = name.len() == 64 && records::is_hex(name);
+    make(engine, name, BTreeMap::new(), anonymous)?;
+    Ok(engine.volumes_dir().join(name).join("_data"))
+}
+
+/// `volume create [NAME]`: a new volume, or the existing one of that name (as Docker does).
+/// Without a name it gets a random 64-hex one, but is not anonymous: it was asked for.
+pub fn create(
+    engine: &Engine,
+    name: Option<&str>,
+    labels: BTreeMap<String, String>,
+) -> Result<Volume> {
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => crate::names::new_id()?.0,
+    };
+    make(engine, &name, labels, false)?;
+    inspect(engine, &name)
+}
+
+fn make(
+    engine: &Engine,
+    name: &str,
+    labels: BTreeMap<String, String>,
+    anonymous: bool,
+) -> Result<()> {
+    check_name(name)?;
+    let dir = engine.volumes_dir().join(name);
+    let data = dir.join("_data");
+    fs::create_dir_all(&data).map_err(Error::io("create volume", &data))?;
+    let meta_path = dir.join("meta.json");
+    if meta_path.exists() {
+        return Ok(());
+    }
+    let meta = Meta {
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        labels,
+        anonymous,
+    };
+    let text = serde_json::to_vec_pretty(&meta)
+        .map_err(|e| Error::Invalid(format!("serialise volume metadata: {e}")))?;
+    records::write_atomic(&meta_path, &text)
+}
+
+/// One volume by name.
+pub fn inspect(engine: &Engine, name: &str) -> Result<Volume> {
+    let dir = engine.volumes_dir().join(name);
+    if !valid_name(name) || !dir.join("_data").is_dir() {
+        return Err(Error::Invalid(format!("no such volume: {name}")));
+    }
+    let meta: Meta = fs::read(dir.join("meta.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_else(|| Meta {
+            // Made before berth kept metadata: the directory's time will do.
+            created: fs::metadata(&dir)
+                .and_then(|m| m.modified())
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                .unwrap_or_default(),
+            labels: BTreeMap::new(),
+            anonymous: name.len() == 64 && records::is_hex(name),
+        });
+    Ok(Volume {
+        created_at: meta.created,
+        driver: "local",
+        labels: meta.labels,
+        mountpoint: dir.join("_data"),
+        name: name.to_string(),
+        options: BTreeMap::new(),
+        scope: "local",
+        anonymous: meta.anonymous,
+    })
+}
+
+/// Every volume, by name.
+pub fn list(engine: &Engine) -> Result<Vec<Volume>> {
+    let dir = engine.volumes_dir();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("list volumes in", &dir)(e)),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names
+        .iter()
+        .filter_map(|n| inspect(engine, n).ok())
+        .collect())
+}
+
+/// Does `record` mount the volume `name`?
+pub fn uses(record: &Record, name: &str) -> bool {
+    record
+        .request
+        .mounts
+        .iter()
+        .any(|m| m.kind == "volume" && m.source == name)
+}
+
+/// The containers (any state) that mount `name`.
+pub fn users(engine: &Engine, name: &str) -> Result<Vec<Record>> {
+    Ok(engine
+        .containers
+        .all()?
+        .into_iter()
+        .filter(|r| uses(r, name))
+        .collect())
+}
+
+/// `volume rm`: refused while a container refers to the volume; `force` removes it anyway
+/// when those containers are stopped. A running container's volume is never removed under it.
+pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
+    let volume = inspect(engine, name)?;
+    let users = users(engine, name)?;
+    let running: Vec<&str> = users
+        .iter()
+        .filter(|r| crate::ns::live_pid(r).is_some())
+        .map(|r| r.name.as_str())
+        .collect();
+    if !running.is_empty() || (!force && !users.is_empty()) {
+        let names: Vec<&str> = users.iter().map(|r| r.name.as_str()).collect();
+        return Err(Error::Invalid(format!(
+            "volume {name} is in use by container(s) {}: remove them first{}",
+            names.join(", "),
+            if running.is_empty() {
+                ", or use -f"
+            } else {
+                ""
+            }
         )));
     }
-    let data = engine.volumes_dir().join(name).join("_data");
-    fs::create_dir_all(&data).map_err(Error::io("create volume", &data))?;
-    Ok(data)
+    let dir = volume
+        .mountpoint
+        .parent()
+        .unwrap_or(&volume.mountpoint)
+        .to_path_buf();
+    fs::remove_dir_all(&dir).map_err(Error::io("remove volume", &dir))
+}
+
+/// `volume prune`: unused volumes, only anonymous ones unless `all`. Returns the names
+/// removed and the bytes freed; the first error stops nothing, all are reported.
+pub fn prune(engine: &Engine, all: bool) -> Result<(Vec<String>, u64)> {
+    let records = engine.containers.all()?;
+    let mut removed = Vec::new();
+    let mut freed = 0;
+    let mut errors = Vec::new();
+    for v in list(engine)? {
+        if !(all || v.anonymous) || records.iter().any(|r| uses(r, &v.name)) {
+            continue;
+        }
+        let size = disk_usage(&v.mountpoint);
+        let dir = engine.volumes_dir().join(&v.name);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {
+                freed += size;
+                removed.push(v.name);
+            }
+            Err(e) => errors.push(format!("remove {}: {e}", dir.display())),
+        }
+    }
+    if errors.is_empty() {
+        Ok((removed, freed))
+    } else {
+        Err(Error::Invalid(format!(
+            "volume prune: {}",
+            errors.join("; ")
+        )))
+    }
+}
+
+/// Bytes used by the files under `path`, not following symbolic links.
+pub fn disk_usage(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| disk_usage(&e.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path(), Path::new("/bin/true")).unwrap();
+        (dir, engine)
+    }
+
+    #[test]
+    fn create_inspect_list_and_remove() {
+        let (_dir, engine) = engine();
+        let mut labels = BTreeMap::new();
+        labels.insert("team".to_string(), "ops".to_string());
+        let v = create(&engine, Some("data"), labels).unwrap();
+        assert_eq!(v.name, "data");
+        assert_eq!(v.labels["team"], "ops");
+        assert!(v.mountpoint.ends_with("volumes/data/_data") && v.mountpoint.is_dir());
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["Driver"], "local");
+        assert_eq!(json["Scope"], "local");
+        assert!(json["CreatedAt"].as_str().unwrap().ends_with('Z'));
+        // Creating it again keeps it (and its labels).
+        let again = create(&engine, Some("data"), BTreeMap::new()).unwrap();
+        assert_eq!(again.labels["team"], "ops");
+        let unnamed = create(&engine, None, BTreeMap::new()).unwrap();
+        assert_eq!(unnamed.name.len(), 64);
+        assert!(
+            !unnamed.anonymous,
+            "asked for by name or not, it is not anonymous"
+        );
+        assert_eq!(list(&engine).unwrap().len(), 2);
+        remove(&engine, "data", false).unwrap();
+        assert!(inspect(&engine, "data").is_err());
+        assert!(remove(&engine, "data", false).is_err());
+        assert!(create(&engine, Some("-bad"), BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn prune_takes_anonymous_volumes_unless_all() {
+        let (_dir, engine) = engine();
+        create(&engine, Some("named"), BTreeMap::new()).unwrap();
+        let anon = "ab".repeat(32);
+        let data = ensure(&engine, &anon).unwrap();
+        fs::write(data.join("f"), b"12345").unwrap();
+        let (removed, freed) = prune(&engine, false).unwrap();
+        assert_eq!(removed, vec![anon]);
+        assert_eq!(freed, 5);
+        assert!(inspect(&engine, "named").is_ok());
+        let (removed, _) = prune(&engine, true).unwrap();
+        assert_eq!(removed, vec!["named".to_string()]);
+    }
 }
