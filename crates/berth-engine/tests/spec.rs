@@ -326,6 +326,12 @@ fn hostname_and_domainname() {
     let e = f.build(&req).unwrap_err().to_string();
     assert!(e.starts_with("-h web: conflicts with --uts"), "{e}");
     req.hostname = None;
+    let e = f.build(&req).unwrap_err().to_string();
+    assert!(
+        e.starts_with("--domainname example.org: conflicts with --uts"),
+        "{e}"
+    );
+    req.domainname = None;
     let b = f.build_ok(&req);
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
     assert_eq!(

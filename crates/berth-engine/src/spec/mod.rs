@@ -84,7 +84,7 @@ pub fn build(inputs: &SpecInputs) -> Result<Built, SpecError> {
     spec.set_process(Some(process))
         .set_root(Some(root(inputs.rootfs, req.read_only)))
         .set_hostname((req.uts == NsMode::Private).then(|| hostname.clone()))
-        .set_domainname(req.domainname.clone().filter(|d| !d.is_empty()))
+        .set_domainname(domainname(req)?)
         .set_mounts(Some(mounts::mounts(
             req,
             inputs.etc,
@@ -131,6 +131,18 @@ fn hostname(req: &RunRequest, id: &str) -> Result<String, SpecError> {
         }
     }
     Ok(id.get(..12).unwrap_or(id).to_string())
+}
+
+/// `--domainname`, which only a UTS namespace of the container's own may take: in the host's
+/// it would rename the host.
+fn domainname(req: &RunRequest) -> Result<Option<String>, SpecError> {
+    match req.domainname.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) if req.uts != NsMode::Private => Err(SpecError::invalid(
+            format!("--domainname {d}"),
+            "conflicts with --uts: a shared UTS namespace keeps its domain name; drop one of the two",
+        )),
+        other => Ok(other.map(String::from)),
+    }
 }
 
 fn root(rootfs: &Path, read_only: bool) -> Root {
