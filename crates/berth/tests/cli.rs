@@ -308,3 +308,133 @@ fn pull_killed_halfway_then_completed() {
         );
     }
 }
+
+#[test]
+fn push_all_tags_pushes_every_tag_of_the_repository() {
+    let registry = Registry::start(Auth::None);
+    let berth = Berth::new();
+    let repo = format!("{}/all/tags", registry.addr);
+    berth.import("a", 0, &format!("{repo}:a"));
+    berth.import("b", 0, &format!("{repo}:b"));
+    berth.import("c", 0, &format!("{}/all/other:c", registry.addr));
+    let out = berth.ok(&["push", "-a", "-q", &repo]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let tags: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{repo}"),
+    ]))
+    .unwrap();
+    let mut tags: Vec<&str> = tags["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["a", "b"]);
+    let out = berth.run(&["push", "-a", &format!("{repo}:a")]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tag can't be used with --all-tags"));
+}
+
+#[test]
+fn format_templates_for_images_and_inspect() {
+    let berth = Berth::new();
+    let id = berth.import("fmt", 0, "fmt/one:1");
+    berth.ok(&["tag", "fmt/one:1", "fmt/two:2"]);
+    let table = berth.ok(&["images", "--format", r"table {{.Repository}}\t{{.Tag}}"]);
+    assert_eq!(table, "REPOSITORY   TAG\nfmt/one      1\nfmt/two      2\n");
+    let lines = berth.ok(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{upper .ID}}",
+    ]);
+    let short = id.trim_start_matches("sha256:")[..12].to_uppercase();
+    assert_eq!(lines, format!("fmt/one:1 {short}\nfmt/two:2 {short}\n"));
+    let json_line = berth.ok(&["images", "--format", "json", "fmt/two"]);
+    let object: serde_json::Value = serde_json::from_str(json_line.trim()).unwrap();
+    assert_eq!(object["Tag"], "2");
+
+    let inspected = berth.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        r#"{{.Id}} {{json .RepoTags}} {{join .Config.Cmd ","}} {{len .RootFS.Layers}}"#,
+        "fmt/one:1",
+    ]);
+    assert_eq!(
+        inspected,
+        format!("{id} [\"fmt/one:1\",\"fmt/two:2\"] sh 1\n")
+    );
+
+    let bad = berth.run(&["image", "inspect", "--format", "{{.Id", "fmt/one:1"]);
+    assert_eq!(bad.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("column 1: unclosed action"), "{stderr}");
+}
+
+#[test]
+fn zstd_layers_written_by_skopeo_pull() {
+    let registry = Registry::start(Auth::None);
+    let berth = Berth::new();
+    let id = berth.import("zstd", 100_000, "local/zstd:1");
+    let ours = format!("{}/gzip/img:1", registry.addr);
+    let zstd = format!("{}/zstd/img:1", registry.addr);
+    berth.ok(&["tag", "local/zstd:1", &ours]);
+    berth.ok(&["push", &ours]);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--dest-compress-format",
+        "zstd",
+        &format!("docker://{ours}"),
+        &format!("docker://{zstd}"),
+    ]);
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{zstd}"),
+    ]);
+    assert!(raw.contains("tar+zstd"), "skopeo did not write zstd: {raw}");
+    let other = Berth::new();
+    other.ok(&["pull", &zstd]);
+    assert_eq!(other.inspect(&zstd)["Id"], id);
+}
+
+/// A registry that answers every request with `status`.
+fn failing_registry(status: u16) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = client.read(&mut buf);
+            let body = r#"{"errors":[{"code":"UNKNOWN","message":"storage broke"}]}"#;
+            let _ = write!(
+                client,
+                "HTTP/1.1 {status} Oops\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn registry_errors_are_one_line_and_leave_nothing() {
+    let berth = Berth::new();
+    let broken = failing_registry(500);
+    let out = berth.run(&["pull", &format!("{broken}/x/y:1")]);
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("registry answered 500 (UNKNOWN: storage broke)"),
+        "{stderr}"
+    );
+    assert_eq!(berth.ok(&["images", "-q"]), "");
+}

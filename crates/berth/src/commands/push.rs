@@ -1,8 +1,8 @@
-//! `berth push`: upload an image to a registry.
+//! `berth push`: upload an image, or every tag of a repository (`-a`), to a registry.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use berth_image::registry::push::{push, PushOptions};
-use berth_image::Reference;
+use berth_image::{Image, Reference, Store};
 use clap::Args;
 
 use super::Context;
@@ -10,8 +10,11 @@ use crate::progress::{Direction, Printer};
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
-    /// Image to push: NAME[:TAG]
+    /// Image to push: NAME[:TAG] (NAME alone with --all-tags)
     pub image: String,
+    /// Push all tags of the repository
+    #[arg(short, long)]
+    pub all_tags: bool,
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
@@ -21,20 +24,53 @@ pub struct PushArgs {
 }
 
 pub fn run(ctx: &Context, args: PushArgs) -> Result<()> {
-    let target = Reference::parse(&args.image)?;
     let store = ctx.store()?;
-    let image = store.resolve(&args.image)?;
+    let targets = if args.all_tags {
+        every_tag(&store, &args.image)?
+    } else {
+        vec![(Reference::parse(&args.image)?, store.resolve(&args.image)?)]
+    };
     let options = PushOptions {
         chunk_size: args.chunk_size.max(1),
         registry: ctx.registry_options(),
     };
     let printer = Printer::new(Direction::Push, args.quiet);
     if !args.quiet {
-        outln!("The push refers to repository [{}]", target.name());
+        outln!("The push refers to repository [{}]", targets[0].0.name());
     }
-    let digest = push(&store, &image, &target, &options, &printer)?;
-    if args.quiet {
-        outln!("{target}@{digest}");
+    for (target, image) in &targets {
+        let digest = push(&store, image, target, &options, &printer)?;
+        if args.quiet {
+            outln!("{target}@{digest}");
+        }
     }
     Ok(())
+}
+
+/// Every tagged image of the repository `name`, as (tag, image), in tag order.
+fn every_tag(store: &Store, name: &str) -> Result<Vec<(Reference, Image)>> {
+    let repo = Reference::parse_named(name)?;
+    if repo.tag().is_some() || repo.digest().is_some() {
+        bail!("tag can't be used with --all-tags/-a");
+    }
+    let mut targets: Vec<(Reference, Image)> = store
+        .images()?
+        .into_iter()
+        .flat_map(|image| {
+            image
+                .repo_tags
+                .iter()
+                .filter(|t| t.name() == repo.name())
+                .map(|t| (t.clone(), image.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if targets.is_empty() {
+        bail!(
+            "An image does not exist locally with the tag: {}",
+            repo.familiar_name()
+        );
+    }
+    targets.sort_by_key(|(t, _)| t.to_string());
+    Ok(targets)
 }
