@@ -1,0 +1,269 @@
+//! The test image (busybox-static, the static probe at /probe, users and groups) and [`Berth`],
+//! the `berth` binary run against a throw-away data root that is checked clean when dropped.
+//!
+//! Every [`Berth`] has its own root with `busybox:latest` imported, so tests running at the same
+//! time never see each other's containers. Dropping it removes every container (`rm -f -v`) and
+//! then fails the test if a mount under the root or a cgroup of one of its containers is left.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::{probe_bin, run_with_timeout, target_dir, Ran, BUSYBOX, COMMAND_TIMEOUT};
+
+/// The reference every [`Berth`] root holds.
+pub const IMAGE: &str = "busybox:latest";
+
+/// `/etc/passwd` of the image: root, a plain `user` (1000) and `nobody`.
+pub const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+user:x:1000:1000:user:/home/user:/bin/sh\n\
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+
+/// `/etc/group` of the image: `staff` (50) has `user` as a member.
+pub const GROUP: &str = "root:x:0:\nstaff:x:50:user\nuser:x:1000:\nnogroup:x:65534:\n";
+
+/// The workspace's debug `berth` (built by `cargo build -p berth`, not by this harness).
+pub fn berth_bin() -> PathBuf {
+    target_dir().join("debug/berth")
+}
+
+/// The image as a tar archive, built once per test process under the target directory.
+pub fn image_tar() -> PathBuf {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(build_image_tar).clone()
+}
+
+fn build_image_tar() -> PathBuf {
+    assert!(
+        Path::new(BUSYBOX).exists(),
+        "needs busybox-static ({BUSYBOX})"
+    );
+    let out_dir = target_dir().join("berth-harness");
+    fs::create_dir_all(&out_dir).expect("creating target/berth-harness");
+    let staging = tempfile::Builder::new()
+        .prefix("image-")
+        .tempdir_in(&out_dir)
+        .expect("image staging dir");
+    let rootfs = staging.path().join("rootfs");
+    make_image_root(&rootfs);
+    // Built beside its final name, then renamed: concurrent test processes never see half a tar.
+    let tmp = staging.path().join("image.tar");
+    let status = Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tmp)
+        .arg(".")
+        .status()
+        .expect("running tar");
+    assert!(status.success(), "tar of the test image failed: {status}");
+    let tar = out_dir.join("busybox-probe.tar");
+    fs::rename(&tmp, &tar).expect("moving the image tar into place");
+    tar
+}
+
+fn make_image_root(rootfs: &Path) {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    for dir in ["bin", "etc", "root", "tmp", "home/user", "dev", "proc", "sys"] {
+        fs::create_dir_all(rootfs.join(dir)).expect("image directories");
+    }
+    fs::set_permissions(rootfs.join("tmp"), fs::Permissions::from_mode(0o1777)).expect("tmp");
+    fs::copy(BUSYBOX, rootfs.join("bin/busybox")).expect("copying busybox");
+    let list = Command::new(BUSYBOX)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            symlink("busybox", rootfs.join("bin").join(applet)).expect("applet link");
+        }
+    }
+    fs::copy(probe_bin(), rootfs.join("probe")).expect("copying berth-probe");
+    fs::write(rootfs.join("etc/passwd"), PASSWD).expect("etc/passwd");
+    fs::write(rootfs.join("etc/group"), GROUP).expect("etc/group");
+}
+
+/// Imports the test image into the data root `root` as `reference`.
+pub fn import_image(root: &Path, reference: &str) {
+    let mut command = Command::new(berth_bin());
+    command
+        .arg("--root")
+        .arg(root)
+        .arg("import")
+        .arg(image_tar())
+        .arg(reference)
+        .stdin(Stdio::null());
+    run_with_timeout(command, COMMAND_TIMEOUT).ok();
+}
+
+/// `berth` with a private data root holding [`IMAGE`].
+pub struct Berth {
+    root: TempDir,
+}
+
+impl Berth {
+    /// A fresh root with the test image imported.
+    pub fn new() -> Berth {
+        assert!(
+            berth_bin().exists(),
+            "{} is missing: run `cargo build -p berth` first",
+            berth_bin().display()
+        );
+        let root = tempfile::Builder::new()
+            .prefix("berth-engine-")
+            .tempdir()
+            .expect("data root");
+        import_image(root.path(), IMAGE);
+        Berth { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// `berth --root <root>`, for tests that need their own stdio.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(berth_bin());
+        command.arg("--root").arg(self.root());
+        command.env("BERTH_ROOT", self.root());
+        command
+    }
+
+    /// Runs `berth <args>` with stdin from /dev/null, output captured, within the default
+    /// timeout.
+    pub fn run(&self, args: &[&str]) -> Ran {
+        self.run_timeout(args, COMMAND_TIMEOUT)
+    }
+
+    pub fn run_timeout(&self, args: &[&str], timeout: Duration) -> Ran {
+        let mut command = self.command();
+        command.args(args).stdin(Stdio::null());
+        run_with_timeout(command, timeout)
+    }
+
+    /// Runs `berth <args>`, fails the test unless it succeeded, and returns stdout trimmed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let ran = self.run(args);
+        assert!(
+            ran.success(),
+            "berth {args:?} failed ({}):\n{}\n{}",
+            ran.status,
+            ran.stdout,
+            ran.stderr
+        );
+        ran.stdout.trim().to_string()
+    }
+
+    /// `run --rm <flags> busybox /probe`: the probe's report from inside such a container.
+    pub fn probe(&self, flags: &[&str]) -> Value {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[IMAGE, "/probe"]);
+        let out = self.ok(&args);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("probe output is not JSON ({e}): {out}"))
+    }
+
+    /// `inspect <container>` as its first (only) object.
+    pub fn inspect(&self, container: &str) -> Value {
+        let out = self.ok(&["inspect", container]);
+        let v: Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("inspect output is not JSON ({e}): {out}"));
+        v.get(0).cloned().unwrap_or(v)
+    }
+
+    /// The full ids of every container in the root.
+    pub fn ids(&self) -> Vec<String> {
+        let out = self.ok(&["ps", "-a", "-q", "--no-trunc"]);
+        out.split_whitespace().map(String::from).collect()
+    }
+
+    /// Removes every container and returns what is left behind: mounts under the root, and
+    /// cgroup directories of the removed containers.
+    pub fn clean(&self) -> Vec<String> {
+        let ids = self.ids_on_disk();
+        let mut left = Vec::new();
+        for id in &ids {
+            let ran = self.run(&["rm", "-f", "-v", id]);
+            if !ran.success() && !ran.stderr.contains("No such container") {
+                left.push(format!("rm -f {id}: {}", ran.stderr.trim()));
+            }
+        }
+        left.extend(mounts_under(self.root()).into_iter().map(|m| format!("mount {m}")));
+        for id in &ids {
+            left.extend(cgroup_dirs(id).into_iter().map(|d| format!("cgroup {d}")));
+        }
+        left
+    }
+
+    /// Container ids from the directory itself, so a broken `ps` cannot hide one.
+    fn ids_on_disk(&self) -> Vec<String> {
+        let dir = self.root().join("containers");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.len() == 64)
+            .collect()
+    }
+}
+
+impl Default for Berth {
+    fn default() -> Self {
+        Berth::new()
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        let left = self.clean();
+        if left.is_empty() {
+            return;
+        }
+        // Never let the temp dir's removal walk into a bind mount of a host directory.
+        let mut mounts = mounts_under(self.root());
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in &mounts {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
+        if std::thread::panicking() {
+            eprintln!("berth left behind: {left:#?}");
+        } else {
+            panic!("berth left behind: {left:#?}");
+        }
+    }
+}
+
+/// Mount points at or under `dir`, from /proc/self/mountinfo.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let dir = dir.to_string_lossy().into_owned();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| *m == dir || m.starts_with(&format!("{dir}/")))
+        .map(String::from)
+        .collect()
+}
+
+/// Existing cgroup directories `berth/<id>` in every hierarchy (v1 controllers, unified, v2).
+pub fn cgroup_dirs(id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+    if let Ok(entries) = fs::read_dir("/sys/fs/cgroup") {
+        roots.extend(entries.flatten().map(|e| e.path()));
+    }
+    for root in roots {
+        let dir = root.join("berth").join(id);
+        if dir.is_dir() {
+            found.push(dir.display().to_string());
+        }
+    }
+    found
+}
