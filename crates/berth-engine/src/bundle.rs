@@ -53,6 +53,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
             cgroups_path: &cgroups_path,
             host_rlimits: &limits,
         })?;
+        ensure_cwd(&root, &built.spec)?;
         let data = serde_json::to_vec_pretty(&built.spec)
             .map_err(|e| Error::Invalid(format!("serialise config.json: {e}")))?;
         crate::records::write_atomic(&dir.join("config.json"), &data)?;
@@ -89,6 +90,20 @@ fn mount_overlay(dir: &Path, root: &Path, layers: &[PathBuf]) -> Result<()> {
         path: root.to_path_buf(),
         source: e.into(),
     })
+}
+
+/// Docker makes a missing working directory (`-w`, WORKDIR); resolved inside the root, so a
+/// symlink in the image cannot point it outside.
+fn ensure_cwd(root: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    use std::os::fd::AsFd;
+    let Some(cwd) = spec.process().as_ref().map(|p| p.cwd().clone()) else {
+        return Ok(());
+    };
+    let dir = fs::File::open(root).map_err(Error::io("open", root))?;
+    let leaf = berth_runtime::rootfs::resolve::Leaf::Dir;
+    berth_runtime::rootfs::resolve::create(dir.as_fd(), &cwd, leaf)
+        .map(drop)
+        .map_err(Error::io("create the working directory", cwd))
 }
 
 /// Unmounts the container's root; a root not mounted is fine.
@@ -138,10 +153,14 @@ fn write_etc_files(dir: &Path, record: &Record) -> Result<EtcFiles> {
         &etc.hosts,
         spec::hosts_file(&record.hostname, ip, &req.add_hosts)?,
     )?;
-    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    // With a local stub (systemd-resolved's 127.0.0.53) the real upstream servers are in
+    // resolved's own file.
+    let etc_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolved = fs::read_to_string("/run/systemd/resolve/resolv.conf").ok();
+    let host = spec::pick_host_resolv(&etc_resolv, resolved.as_deref());
     write(
         &etc.resolv_conf,
-        spec::resolv_conf(&host, &req.dns, &req.dns_search, &req.dns_options),
+        spec::resolv_conf(host, &req.dns, &req.dns_search, &req.dns_options),
     )?;
     Ok(etc)
 }
