@@ -9,7 +9,7 @@ use crate::commands::{
     history, images, import, inspect, load, login, logout, prune, pull, push, rmi, save, system_df,
     tag,
 };
-use crate::container::{exec, logs, manage, port, ps, run};
+use crate::container::{attach, cp, exec, logs, manage, ns, port, ps, run, stats, top, volume};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -68,6 +68,19 @@ pub enum Command {
     Rename(manage::RenameArgs),
     /// List port mappings or a specific mapping for the container
     Port(port::PortArgs),
+    /// Show a container's namespaces: its own, the host's, or another container's
+    Ns(ns::NsArgs),
+    /// Display the running processes of a container (host PIDs; --tree under its monitor)
+    Top(top::TopArgs),
+    /// Display a live stream of container resource usage statistics
+    Stats(stats::StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach::AttachArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -125,6 +138,10 @@ pub enum ContainerCommand {
     Inspect(inspect::InspectArgs),
     /// Remove all stopped containers
     Prune(manage::PruneArgs),
+    Top(top::TopArgs),
+    Stats(stats::StatsArgs),
+    Cp(cp::CpArgs),
+    Attach(attach::AttachArgs),
 }
 
 #[derive(Subcommand, Debug)]

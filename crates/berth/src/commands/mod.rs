@@ -21,7 +21,8 @@ use berth_image::Store;
 
 use crate::cli::{Cli, Command, ContainerCommand, GlobalArgs, ImageCommand, SystemCommand};
 use crate::container::{
-    exec, inspect as container_inspect, logs, manage, port, ps, run as run_cmd,
+    attach, cp, exec, inspect as container_inspect, logs, manage, ns, port, ps, run as run_cmd,
+    stats, top, volume,
 };
 
 /// What every command may need: the store and how to reach registries.
@@ -73,6 +74,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Unpause(a) => return manage::pause(&ctx, a, false),
         Command::Rename(a) => return manage::rename(&ctx, a),
         Command::Port(a) => return port::run(&ctx, a),
+        Command::Ns(a) => return ns::run(&ctx, a),
+        Command::Top(a) => return top::run(&ctx, a),
+        Command::Stats(a) => return stats::run(&ctx, a),
+        Command::Cp(a) => return cp::run(&ctx, a),
+        Command::Attach(a) => return attach::run(&ctx, a),
+        Command::Volume(c) => return volume::run(&ctx, c),
         Command::Inspect(a) => return container_inspect::run(&ctx, a, true),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(&ctx, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(&ctx, a),
@@ -111,5 +118,9 @@ fn container(ctx: &Context, c: ContainerCommand) -> Result<i32> {
         ContainerCommand::Port(a) => port::run(ctx, a),
         ContainerCommand::Inspect(a) => container_inspect::run(ctx, a, false),
         ContainerCommand::Prune(a) => manage::prune(ctx, a),
+        ContainerCommand::Top(a) => top::run(ctx, a),
+        ContainerCommand::Stats(a) => stats::run(ctx, a),
+        ContainerCommand::Cp(a) => cp::run(ctx, a),
+        ContainerCommand::Attach(a) => attach::run(ctx, a),
     }
 }
