@@ -64,9 +64,12 @@ pub fn ns_of(pid: &str, kind: &str) -> u64 {
 
 /// The probe's inode for namespace `kind`.
 pub fn probe_ns(report: &Value, kind: &str) -> u64 {
-    report["ns"][kind]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {kind} namespace in the probe's report: {}", report["ns"]))
+    report["ns"][kind].as_u64().unwrap_or_else(|| {
+        panic!(
+            "no {kind} namespace in the probe's report: {}",
+            report["ns"]
+        )
+    })
 }
 
 /// Whether the probe saw `entry` (`NAME=value`) in its environment.

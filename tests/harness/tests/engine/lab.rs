@@ -5,7 +5,7 @@
 use berth_harness::image::{Berth, IMAGE};
 
 use crate::{
-    children, cmdline, eventually, need_root, ns_of, ppid, probe_ns, state_pid, stat_fields,
+    children, cmdline, eventually, need_root, ns_of, ppid, probe_ns, stat_fields, state_pid,
 };
 
 #[test]
@@ -24,7 +24,10 @@ fn pid_host_sees_the_hosts_pid_1_and_shares_only_the_pid_namespace() {
         Some(cmdline(1).as_str()),
         "PID 1 inside is the host's PID 1"
     );
-    assert_ne!(report["pid"], 1, "the probe is not PID 1 in the host's namespace");
+    assert_ne!(
+        report["pid"], 1,
+        "the probe is not PID 1 in the host's namespace"
+    );
     assert_eq!(probe_ns(&report, "pid"), ns_of("self", "pid"));
     assert_eq!(
         probe_ns(&report, "pid_for_children"),
@@ -54,7 +57,15 @@ fn a_detached_shell_loop_is_a_host_process_tree_under_the_monitor() {
     let berth = Berth::new();
     let script = "export F00=BAR; while true; do echo $$; sleep 100; done";
     let id = berth.ok(&[
-        "run", "-d", "--pid=host", "--name", "loop", IMAGE, "sh", "-c", script,
+        "run",
+        "-d",
+        "--pid=host",
+        "--name",
+        "loop",
+        IMAGE,
+        "sh",
+        "-c",
+        script,
     ]);
     let sh = state_pid(&berth.inspect("loop"));
     let sleep = eventually("the loop's sleep", || {
