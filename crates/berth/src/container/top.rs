@@ -176,11 +176,7 @@ fn row(p: &Proc, clock: &Clock, users: &BTreeMap<u32, String>, indent: &str) -> 
     let started = clock.started(p);
     let elapsed = now.duration_since(started).unwrap_or_default().as_secs();
     let cpu_secs = p.cpu_ticks / clock.ticks;
-    let c = if elapsed > 0 {
-        cpu_secs * 100 / elapsed
-    } else {
-        0
-    };
+    let c = (cpu_secs * 100).checked_div(elapsed).unwrap_or(0);
     vec![
         users
             .get(&p.uid)
