@@ -1,0 +1,451 @@
+//! Black-box tests of `berth ns`, `top` (and `--tree`), `stats`, `cp`, `attach` and `volume`.
+//!
+//! Needs root and `cargo build -p berth` beforehand. Each test has its own data root
+//! ([`Berth`]): dropping it removes every container, even when the test fails, and fails the
+//! test if a mount or cgroup is left behind.
+
+use std::fs;
+use std::io::{Seek, Write};
+use std::os::unix::fs::MetadataExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use berth_harness::image::{Berth, IMAGE};
+use berth_harness::{is_root, run_with_timeout, skip, unique, COMMAND_TIMEOUT};
+use serde_json::Value;
+
+macro_rules! need_root {
+    () => {
+        if !is_root() {
+            skip!("needs root");
+        }
+    };
+}
+
+/// Polls `cond` until it holds; fails the test after a minute (a deadline, not a measurement).
+fn eventually<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The inode of `/proc/<pid>/ns/<kind>` ("self" for the test process).
+fn ns_inode(pid: &str, kind: &str) -> u64 {
+    fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap_or_else(|e| panic!("stat /proc/{pid}/ns/{kind}: {e}"))
+        .ino()
+}
+
+fn state_pid(berth: &Berth, name: &str) -> i32 {
+    berth
+        .ok(&["inspect", "--format", "{{.State.Pid}}", name])
+        .parse()
+        .expect("State.Pid")
+}
+
+/// One namespace row of `berth ns --json`'s report for a container.
+fn ns_row<'a>(report: &'a Value, kind: &str) -> &'a Value {
+    report["Namespaces"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["Kind"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} row in {report}"))
+}
+
+#[test]
+fn ns_tells_private_host_and_shared_apart() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["run", "-d", "--name", "one", IMAGE, "sleep", "1000"]);
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "two",
+        "--pid=host",
+        "--uts",
+        "container:one",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let (pa, pb) = (state_pid(&berth, "one"), state_pid(&berth, "two"));
+    let out = berth.ok(&["ns", "--json", "one", "two"]);
+    let reports: Vec<Value> = serde_json::from_str(&out).expect("ns --json");
+    let (a, b) = (&reports[0], &reports[1]);
+    assert_eq!(a["Name"], "one");
+
+    let pid_a = ns_row(a, "pid");
+    assert_eq!(pid_a["Sharing"], "private");
+    assert_eq!(pid_a["Container"], ns_inode(&pa.to_string(), "pid"));
+    assert_eq!(pid_a["Host"], ns_inode("self", "pid"));
+    assert_eq!(ns_row(b, "pid")["Sharing"], "host");
+    assert_eq!(ns_row(b, "pid")["Container"], ns_inode("self", "pid"));
+    assert_eq!(ns_row(a, "uts")["Sharing"], "shared");
+    assert_eq!(ns_row(a, "uts")["SharedWith"], serde_json::json!(["two"]));
+    assert_eq!(ns_row(b, "uts")["SharedWith"], serde_json::json!(["one"]));
+    assert_eq!(
+        ns_row(b, "uts")["Container"],
+        ns_inode(&pa.to_string(), "uts")
+    );
+    for kind in ["ipc", "mnt", "net", "cgroup"] {
+        assert_eq!(ns_row(b, kind)["Sharing"], "private", "{kind} of b");
+        assert_eq!(
+            ns_row(b, kind)["Container"],
+            ns_inode(&pb.to_string(), kind)
+        );
+    }
+    assert_eq!(ns_row(a, "user")["Sharing"], "host");
+
+    let table = berth.ok(&["ns", "one"]);
+    let header = table.lines().next().unwrap_or_default();
+    for col in ["KIND", "CONTAINER", "HOST", "SHARING"] {
+        assert!(header.contains(col), "{table}");
+    }
+    let pid_line = table
+        .lines()
+        .find(|l| l.starts_with("pid "))
+        .expect("pid row");
+    assert!(
+        pid_line.contains(&ns_inode(&pa.to_string(), "pid").to_string())
+            && pid_line.ends_with("private"),
+        "{table}"
+    );
+
+    let all = berth.ok(&["ns", "--all"]);
+    let a_pid_ns = ns_inode(&pa.to_string(), "pid").to_string();
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with(&a_pid_ns) && l.contains(" pid ") && l.contains("sleep 1000")),
+        "{all}"
+    );
+    assert!(
+        all.contains("one (") && all.contains("two ("),
+        "grouped by container: {all}"
+    );
+    assert!(!berth.run(&["ns", "nosuch"]).success());
+}
+
+#[test]
+fn top_lists_host_pids_and_tree_draws_them_under_the_monitor() {
+    need_root!();
+    let berth = Berth::new();
+    let script = "export F00=BAR; while true; do echo $$; sleep 100; done";
+    berth.ok(&["run", "-d", "--name", "lab", IMAGE, "sh", "-c", script]);
+    let init = state_pid(&berth, "lab");
+    let monitor = fs::read_to_string(format!("/proc/{init}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse::<i32>()
+                .ok()
+        })
+        .expect("the init's parent");
+    let top = eventually("sleep in top", || {
+        let out = berth.ok(&["top", "lab"]);
+        out.contains("sleep 100").then_some(out)
+    });
+    let header: Vec<&str> = top
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    );
+    let sleep_line = top
+        .lines()
+        .find(|l| l.ends_with("sleep 100"))
+        .expect("sleep row");
+    let f: Vec<&str> = sleep_line.split_whitespace().collect();
+    let sleep: i32 = f[1].parse().expect("PID");
+    assert_eq!(
+        f[2],
+        init.to_string(),
+        "the sleep's parent is the shell, as a host pid"
+    );
+    let environ = fs::read(format!("/proc/{sleep}/environ")).expect("environ");
+    assert!(
+        environ.split(|b| *b == 0).any(|e| e == b"F00=BAR"),
+        "F00=BAR in the sleep's environment"
+    );
+
+    let tree = berth.ok(&["top", "--tree", "lab"]);
+    let lines: Vec<&str> = tree.lines().skip(1).collect();
+    assert!(
+        lines[0].contains("__monitor")
+            && lines[0].split_whitespace().nth(1) == Some(&*monitor.to_string()),
+        "{tree}"
+    );
+    assert!(
+        lines[1].contains(" \\_ sh -c")
+            && lines[1].split_whitespace().nth(1) == Some(&*init.to_string()),
+        "{tree}"
+    );
+    assert!(
+        lines[2].contains("     \\_ sleep 100")
+            && lines[2].split_whitespace().nth(1) == Some(&*sleep.to_string()),
+        "{tree}"
+    );
+
+    // ps options: the host's ps, filtered to the container's pids.
+    let custom = berth.ok(&["top", "lab", "-eo", "pid,comm"]);
+    let pids: Vec<&str> = custom
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(pids.contains(&&*init.to_string()), "{custom}");
+    assert!(
+        !pids.contains(&&*std::process::id().to_string()),
+        "only the container's: {custom}"
+    );
+    berth.ok(&["stop", "-t", "0", "lab"]);
+    assert!(
+        !berth.run(&["top", "lab"]).success(),
+        "a stopped container has no processes"
+    );
+}
+
+#[test]
+fn stats_reads_the_cgroups_once_with_no_stream() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--memory",
+        "64m",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1000 & wait",
+    ]);
+    berth.ok(&["create", "--name", "idle", IMAGE, "true"]);
+    let line = eventually("two processes in stats", || {
+        let out = berth.ok(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+            "busy",
+        ]);
+        out.starts_with("busy 2 ").then_some(out)
+    });
+    assert!(
+        line.ends_with("/ 64MiB"),
+        "the memory limit is the container's: {line}"
+    );
+    let table = berth.ok(&["stats", "--no-stream"]);
+    let header = table.lines().next().unwrap_or_default();
+    for col in [
+        "CONTAINER ID",
+        "NAME",
+        "CPU %",
+        "MEM USAGE / LIMIT",
+        "MEM %",
+        "NET I/O",
+        "BLOCK I/O",
+        "PIDS",
+    ] {
+        assert!(header.contains(col), "{table}");
+    }
+    assert!(
+        table.contains("busy") && !table.contains("idle"),
+        "running ones by default: {table}"
+    );
+    let all = berth.ok(&[
+        "stats",
+        "--no-stream",
+        "-a",
+        "--format",
+        "{{.Name}} {{.PIDs}} {{.CPUPerc}}",
+    ]);
+    assert!(all.lines().any(|l| l == "idle 0 0.00%"), "{all}");
+}
+
+#[test]
+fn cp_copies_both_ways_and_never_leaves_the_containers_root() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["run", "-d", "--name", "cpc", IMAGE, "sleep", "1000"]);
+    berth.ok(&["exec", "cpc", "sh", "-c", "ln -s / /escape; ln -s ../../.. /up; mkdir -p /d/sub; echo inside > /d/sub/f; ln -s /etc/passwd /d/link"]);
+    let host = tempfile::tempdir().expect("host dir");
+    // A file only the host has, at a path the links would reach if they were followed outside.
+    let marker = std::env::temp_dir().join(unique("berth-cp-marker"));
+    fs::write(&marker, "host secret").expect("marker");
+    let _cleanup = RemoveOnDrop(marker.clone());
+    let m = marker.to_str().expect("utf-8 temp path");
+
+    let out = host.path().join("out");
+    for via in ["/escape", "/up"] {
+        let ran = berth.run(&[
+            "cp",
+            &format!("cpc:{via}{m}"),
+            out.to_str().unwrap_or_default(),
+        ]);
+        assert!(
+            !ran.success() && !out.exists(),
+            "{via}{m} resolved outside the container"
+        );
+    }
+    // Into the container through the links: lands inside, under the container's /tmp.
+    let src = host.path().join("in.txt");
+    fs::write(&src, "from host").expect("src");
+    let name = unique("berth-cp-in");
+    for via in ["/escape/tmp", "/up/tmp"] {
+        berth.ok(&[
+            "cp",
+            src.to_str().unwrap_or_default(),
+            &format!("cpc:{via}/{name}"),
+        ]);
+        assert!(
+            !std::path::Path::new("/tmp").join(&name).exists(),
+            "cp wrote to the host's /tmp via {via}"
+        );
+        assert_eq!(
+            berth.ok(&["exec", "cpc", "cat", &format!("/tmp/{name}")]),
+            "from host"
+        );
+    }
+    // A directory out, its link kept a link; and back in under a new name.
+    berth.ok(&["cp", "cpc:/d", host.path().to_str().unwrap_or_default()]);
+    assert_eq!(
+        fs::read_to_string(host.path().join("d/sub/f")).unwrap_or_default(),
+        "inside\n"
+    );
+    assert_eq!(
+        fs::read_link(host.path().join("d/link")).expect("link kept"),
+        std::path::Path::new("/etc/passwd")
+    );
+    berth.ok(&[
+        "cp",
+        host.path().join("d").to_str().unwrap_or_default(),
+        "cpc:/copy",
+    ]);
+    assert_eq!(berth.ok(&["exec", "cpc", "cat", "/copy/sub/f"]), "inside");
+    // A stopped container: its root is mounted for the copy and unmounted after (Berth's drop
+    // fails the test on a leftover mount).
+    berth.ok(&["stop", "-t", "0", "cpc"]);
+    let back = host.path().join("back");
+    berth.ok(&["cp", "cpc:/copy/sub/f", back.to_str().unwrap_or_default()]);
+    assert_eq!(fs::read_to_string(&back).unwrap_or_default(), "inside\n");
+    assert!(
+        berth_harness::image::mounts_under(berth.root()).is_empty(),
+        "cp left its mount"
+    );
+}
+
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn attach_relays_stdin_and_returns_the_exit_code() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "att",
+        IMAGE,
+        "sh",
+        "-c",
+        "read l; echo got $l; exit 3",
+    ]);
+    let mut input = tempfile::tempfile().expect("stdin file");
+    input.write_all(b"hello\n").expect("stdin text");
+    input.rewind().expect("rewind stdin");
+    let mut command = berth.command();
+    command.args(["attach", "att"]).stdin(Stdio::from(input));
+    let ran = run_with_timeout(command, COMMAND_TIMEOUT);
+    assert_eq!(ran.stdout, "got hello\n", "{}", ran.stderr);
+    assert_eq!(ran.code(), Some(3));
+    let again = berth.run(&["attach", "att"]);
+    assert_eq!(
+        again.code(),
+        Some(125),
+        "a stopped container cannot be attached"
+    );
+}
+
+#[test]
+fn volumes_are_created_listed_inspected_refused_while_used_and_pruned() {
+    need_root!();
+    let berth = Berth::new();
+    assert_eq!(
+        berth.ok(&["volume", "create", "--label", "team=ops", "data"]),
+        "data"
+    );
+    berth.ok(&["volume", "create", "spare"]);
+    assert_eq!(berth.ok(&["volume", "ls", "-q"]), "data\nspare");
+    let v: Value = serde_json::from_str(&berth.ok(&["volume", "inspect", "data"])).expect("JSON");
+    let v = &v[0];
+    assert_eq!(
+        (
+            v["Name"].as_str(),
+            v["Driver"].as_str(),
+            v["Scope"].as_str()
+        ),
+        (Some("data"), Some("local"), Some("local"))
+    );
+    assert_eq!(v["Labels"]["team"], "ops");
+    let mountpoint = berth.root().join("volumes/data/_data");
+    assert_eq!(v["Mountpoint"].as_str(), mountpoint.to_str());
+    assert!(v["CreatedAt"].as_str().is_some_and(|t| t.len() >= 20));
+
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "-v",
+        "data:/data",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo kept > /data/f; sleep 1000",
+    ]);
+    eventually("the container's write", || {
+        mountpoint.join("f").exists().then_some(())
+    });
+    for args in [
+        &["volume", "rm", "data"][..],
+        &["volume", "rm", "-f", "data"],
+    ] {
+        assert!(
+            !berth.run(args).success(),
+            "{args:?} removed a running container's volume"
+        );
+    }
+    berth.ok(&["stop", "-t", "0", "user"]);
+    assert!(
+        !berth.run(&["volume", "rm", "data"]).success(),
+        "refused while a container refers to it"
+    );
+    let pruned = berth.ok(&["volume", "prune", "-a", "-f"]);
+    assert!(
+        pruned.contains("spare") && !pruned.contains("data"),
+        "{pruned}"
+    );
+    assert_eq!(berth.ok(&["volume", "rm", "-f", "data"]), "data");
+    assert!(!mountpoint.exists());
+    assert_eq!(berth.ok(&["volume", "ls", "-q"]), "");
+}
