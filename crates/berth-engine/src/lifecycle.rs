@@ -299,14 +299,19 @@ pub fn stop(
         return engine.containers.load(&record.id);
     }
     let timeout = timeout.or(record.request.stop_timeout).unwrap_or(10);
-    let mut session = connect(engine, &record)?;
     let req = StopRequest {
         timeout,
         signal: signal.unwrap_or_default().to_string(),
     };
-    proto::write_json(&mut session.stream, Kind::Stop, &req)
-        .map_err(Error::io("send stop to the monitor of", short(&record.id)))?;
-    session.wait_exit()?;
+    let sent = connect(engine, &record).and_then(|mut session| {
+        proto::write_json(&mut session.stream, Kind::Stop, &req)
+            .map_err(Error::io("send stop to the monitor of", short(&record.id)))?;
+        session.wait_exit()
+    });
+    if sent.is_err() {
+        // The container exited on its own meanwhile and the monitor is finishing.
+        wait(engine, &record.id)?;
+    }
     engine.containers.load(&record.id).or(Ok(record))
 }
 
@@ -331,26 +336,33 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
 
 /// Waits for the container to exit and returns its code.
 pub fn wait(engine: &Engine, key: &str) -> Result<i32> {
-    let record = refresh(engine, engine.containers.find(key)?)?;
-    if record.state.status.is_live() {
-        if let Ok(mut session) = connect(engine, &record) {
-            let hello = Hello {
-                wait: true,
-                ..Hello::default()
-            };
-            proto::write_json(&mut session.stream, Kind::Hello, &hello)
-                .map_err(Error::io("talk to the monitor of", short(&record.id)))?;
-            if let Some(code) = session.wait_exit()? {
-                return Ok(code);
-            }
+    let mut record = refresh(engine, engine.containers.find(key)?)?;
+    while record.state.status.is_live() {
+        if let Some(code) = wait_on_monitor(engine, &record) {
+            return Ok(code);
         }
+        // The monitor was finishing (it resets connections it will never read): it records
+        // the exit before it closes its socket, so the record has it, or will very soon.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        record = match engine.containers.load(&record.id) {
+            Ok(r) => refresh(engine, r)?,
+            // Removed (--rm) while we waited: its code went with it.
+            Err(Error::NoSuchContainer(_)) => return Ok(record.state.exit_code),
+            Err(e) => return Err(e),
+        };
     }
-    match engine.containers.load(&record.id) {
-        Ok(r) => Ok(r.state.exit_code),
-        // Removed (--rm) while we waited: its code went with it.
-        Err(Error::NoSuchContainer(_)) => Ok(record.state.exit_code),
-        Err(e) => Err(e),
-    }
+    Ok(record.state.exit_code)
+}
+
+/// The exit code from the monitor, or None if it went away before sending one.
+fn wait_on_monitor(engine: &Engine, record: &Record) -> Option<i32> {
+    let mut session = connect(engine, record).ok()?;
+    let hello = Hello {
+        wait: true,
+        ..Hello::default()
+    };
+    proto::write_json(&mut session.stream, Kind::Hello, &hello).ok()?;
+    session.wait_exit().ok().flatten()
 }
 
 pub fn pause(engine: &Engine, key: &str, pause: bool) -> Result<Record> {
