@@ -18,11 +18,17 @@ impl NetStore {
     pub fn attach(&self, req: &AttachRequest) -> Result<Attachment> {
         match req.network.as_str() {
             "none" => {
-                let mut ns = Rtnl::open_in(&req.netns).map_err(|e| ns_err("attach", req, "socket", e))?;
-                ns.set_up(LOOPBACK_INDEX).map_err(|e| ns_err("attach", req, "RTM_SETLINK lo up", e))?;
+                let mut ns =
+                    Rtnl::open_in(&req.netns).map_err(|e| ns_err("attach", req, "socket", e))?;
+                ns.set_up(LOOPBACK_INDEX)
+                    .map_err(|e| ns_err("attach", req, "RTM_SETLINK lo up", e))?;
                 Ok(Attachment::none(&req.container_id))
             }
-            "host" => Err(NetError::invalid("network", "host", "host networking needs no attach")),
+            "host" => Err(NetError::invalid(
+                "network",
+                "host",
+                "host networking needs no attach",
+            )),
             name => {
                 let net = if name == DEFAULT_NETWORK || name.is_empty() {
                     self.default_network()?
@@ -90,7 +96,14 @@ impl NetStore {
     }
 
     /// Ports, veth pair, address and route; the DNS server of a user network.
-    fn plumb(&self, net: &Network, req: &AttachRequest, att: &mut Attachment, bridge: u32, mac: &str) -> Result<()> {
+    fn plumb(
+        &self,
+        net: &Network,
+        req: &AttachRequest,
+        att: &mut Attachment,
+        bridge: u32,
+        mac: &str,
+    ) -> Result<()> {
         const STEP: &str = "attach";
         let ip = att.ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         att.ports = self.publish(&req.container_id, ip, &req.ports)?;
@@ -101,21 +114,30 @@ impl NetStore {
         let netns = File::open(&req.netns).map_err(|e| NetError::io(STEP, &req.netns, e))?;
         let mut host = Rtnl::open().map_err(|e| netlink(STEP, "socket", e))?;
         let mac_bytes = parse_mac(mac)?;
-        let op = || format!("RTM_NEWLINK veth {veth} (peer {CONTAINER_IFNAME} in {})", req.netns.display());
+        let op = || {
+            format!(
+                "RTM_NEWLINK veth {veth} (peer {CONTAINER_IFNAME} in {})",
+                req.netns.display()
+            )
+        };
         match host.create_veth(&veth, bridge, CONTAINER_IFNAME, netns.as_fd(), mac_bytes) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                host.delete_link(&veth).map_err(|e| netlink(STEP, format!("RTM_DELLINK stale {veth}"), e))?;
+                host.delete_link(&veth)
+                    .map_err(|e| netlink(STEP, format!("RTM_DELLINK stale {veth}"), e))?;
                 host.create_veth(&veth, bridge, CONTAINER_IFNAME, netns.as_fd(), mac_bytes)
                     .map_err(|e| netlink(STEP, op(), e))?;
             }
             r => r.map_err(|e| netlink(STEP, op(), e))?,
         }
         let mut ns = Rtnl::open_in(&req.netns).map_err(|e| ns_err(STEP, req, "socket", e))?;
-        ns.set_up(LOOPBACK_INDEX).map_err(|e| ns_err(STEP, req, "RTM_SETLINK lo up", e))?;
+        ns.set_up(LOOPBACK_INDEX)
+            .map_err(|e| ns_err(STEP, req, "RTM_SETLINK lo up", e))?;
         let index = ns
             .link_index(CONTAINER_IFNAME)
             .and_then(|i| i.ok_or_else(|| io::ErrorKind::NotFound.into()))
             .map_err(|e| ns_err(STEP, req, "RTM_GETLINK eth0", e))?;
+        ns.set_up(index)
+            .map_err(|e| ns_err(STEP, req, "RTM_SETLINK eth0 up", e))?;
         ns.add_address(index, ip, net.subnet.prefix, net.subnet.broadcast())
             .map_err(|e| ns_err(STEP, req, "RTM_NEWADDR eth0", e))?;
         if !net.internal {
@@ -129,10 +151,18 @@ impl NetStore {
         Ok(())
     }
 
-    fn record_ports(&self, net: &Network, container_id: &str, ports: &[crate::PortMapping]) -> Result<()> {
+    fn record_ports(
+        &self,
+        net: &Network,
+        container_id: &str,
+        ports: &[crate::PortMapping],
+    ) -> Result<()> {
         let _lock = self.lock_network(&net.id)?;
         let mut leases = self.leases(net)?;
-        for l in leases.values_mut().filter(|l| l.container_id == container_id) {
+        for l in leases
+            .values_mut()
+            .filter(|l| l.container_id == container_id)
+        {
             l.ports = ports.to_vec();
         }
         self.save_leases(net, &leases)
@@ -150,7 +180,11 @@ impl NetStore {
                 errors.push(netlink("detach", format!("RTM_DELLINK {veth}"), e).to_string());
             }
         }
-        let net = self.network(if att.network_id.is_empty() { &att.network } else { &att.network_id });
+        let net = self.network(if att.network_id.is_empty() {
+            &att.network
+        } else {
+            &att.network_id
+        });
         let lease_ports = match &net {
             Ok(net) => self.release(net, &att.container_id, &mut errors),
             Err(NetError::NotFound(_)) => Vec::new(),
@@ -170,7 +204,12 @@ impl NetStore {
     }
 
     /// Drops the container's lease; returns the ports it recorded.
-    fn release(&self, net: &Network, container_id: &str, errors: &mut Vec<String>) -> Vec<crate::PortMapping> {
+    fn release(
+        &self,
+        net: &Network,
+        container_id: &str,
+        errors: &mut Vec<String>,
+    ) -> Vec<crate::PortMapping> {
         let _lock = match self.lock_network(&net.id) {
             Ok(l) => l,
             Err(e) => {
@@ -204,7 +243,7 @@ fn ns_err(step: &'static str, req: &AttachRequest, op: &str, e: io::Error) -> Ne
     netlink(step, format!("{op} in {}", req.netns.display()), e)
 }
 
-/// `veth` and 11 hex digits of a hash of container and network: 15 bytes, Linux's limit, and
+/// `vberth` and 9 hex digits of a hash of container and network: 15 bytes, Linux's limit, and
 /// never the `berth` prefix that the rules reserve for bridges.
 pub(crate) fn veth_name(container_id: &str, network_id: &str) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
@@ -212,7 +251,7 @@ pub(crate) fn veth_name(container_id: &str, network_id: &str) -> String {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x100000001b3);
     }
-    format!("veth{:011x}", h & 0xfff_ffff_ffff)
+    format!("vberth{:09x}", h & 0xf_ffff_ffff)
 }
 
 #[cfg(test)]
@@ -223,7 +262,7 @@ mod tests {
     fn veth_names_fit_and_differ() {
         let a = veth_name("c1", "n1");
         assert_eq!(a.len(), 15);
-        assert!(a.starts_with("veth"));
+        assert!(a.starts_with("vberth"));
         assert_ne!(a, veth_name("c1", "n2"));
         assert_ne!(a, veth_name("c2", "n1"));
         assert_eq!(a, veth_name("c1", "n1"));

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -30,11 +30,13 @@ pub fn serve(data_root: &Path, network: &str) -> Result<()> {
     let net = store.network(network)?;
     let dir = store.net_dir(&net.id);
     let addr = SocketAddr::from((net.gateway, 53));
-    let sock = UdpSocket::bind(addr).map_err(|e| NetError::io("dns: bind udp", addr.to_string(), e))?;
+    let sock =
+        UdpSocket::bind(addr).map_err(|e| NetError::io("dns: bind udp", addr.to_string(), e))?;
     sock.set_read_timeout(Some(Duration::from_secs(1)))
         .map_err(|e| NetError::io("dns: set timeout", addr.to_string(), e))?;
     let pidfile = dir.join("dns.pid");
-    fs::write(&pidfile, std::process::id().to_string()).map_err(|e| NetError::io("dns: pid file", &pidfile, e))?;
+    fs::write(&pidfile, std::process::id().to_string())
+        .map_err(|e| NetError::io("dns: pid file", &pidfile, e))?;
     let sock = Arc::new(sock);
     let upstreams = Arc::new(upstreams(&read("/etc/resolv.conf")));
     let mut names = Names::new(dir.join("leases.json"));
@@ -42,7 +44,12 @@ pub fn serve(data_root: &Path, network: &str) -> Result<()> {
     loop {
         let (n, from) = match sock.recv_from(&mut buf) {
             Ok(r) => r,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 if !dir.join("network.json").exists() {
                     return Ok(());
                 }
@@ -51,7 +58,7 @@ pub fn serve(data_root: &Path, network: &str) -> Result<()> {
             Err(e) => return Err(NetError::io("dns: recv", addr.to_string(), e)),
         };
         let query = &buf[..n];
-        match answer(query, &names.reload()) {
+        match answer(query, names.reload()) {
             Some(reply) => {
                 let _ = sock.send_to(&reply, from);
             }
@@ -72,7 +79,11 @@ struct Names {
 
 impl Names {
     fn new(path: PathBuf) -> Names {
-        Names { path, mtime: None, map: HashMap::new() }
+        Names {
+            path,
+            mtime: None,
+            map: HashMap::new(),
+        }
     }
 
     fn reload(&mut self) -> &HashMap<String, Ipv4Addr> {
@@ -91,7 +102,9 @@ pub(crate) fn names_of(leases: &Leases) -> HashMap<String, Ipv4Addr> {
     let mut map = HashMap::new();
     for (ip, l) in leases {
         let short = l.container_id.get(..12).unwrap_or(&l.container_id);
-        let names = [l.name.as_str(), l.hostname.as_str(), short].into_iter().chain(l.aliases.iter().map(String::as_str));
+        let names = [l.name.as_str(), l.hostname.as_str(), short]
+            .into_iter()
+            .chain(l.aliases.iter().map(String::as_str));
         for n in names.filter(|n| !n.is_empty()) {
             map.insert(n.to_ascii_lowercase(), *ip);
         }
@@ -148,8 +161,14 @@ pub(crate) fn answer(query: &[u8], names: &HashMap<String, Ipv4Addr>) -> Option<
 
 fn forward(sock: &UdpSocket, upstreams: &[IpAddr], query: &[u8], client: SocketAddr) {
     for up in upstreams {
-        let local: SocketAddr = if up.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
-        let Ok(u) = UdpSocket::bind(local) else { continue };
+        let local: SocketAddr = if up.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let Ok(u) = UdpSocket::bind(local) else {
+            continue;
+        };
         let _ = u.set_read_timeout(Some(Duration::from_secs(3)));
         if u.connect((*up, 53)).and_then(|_| u.send(query)).is_err() {
             continue;
@@ -177,13 +196,22 @@ fn nameservers(resolv: &str) -> Vec<IpAddr> {
 /// The server's upstreams: the host's, as they are (it runs on the host, so a stub works).
 fn upstreams(host_resolv: &str) -> Vec<IpAddr> {
     let s = nameservers(host_resolv);
-    if s.is_empty() { FALLBACK.iter().map(|ip| IpAddr::V4(*ip)).collect() } else { s }
+    if s.is_empty() {
+        FALLBACK.iter().map(|ip| IpAddr::V4(*ip)).collect()
+    } else {
+        s
+    }
 }
 
 /// Servers a container can reach: the host's without loopback ones, else systemd-resolved's
 /// upstreams, else Docker's fallback.
 fn container_servers(host_resolv: &str, resolved: &str) -> Vec<IpAddr> {
-    let reachable = |t: &str| -> Vec<IpAddr> { nameservers(t).into_iter().filter(|ip| !ip.is_loopback()).collect() };
+    let reachable = |t: &str| -> Vec<IpAddr> {
+        nameservers(t)
+            .into_iter()
+            .filter(|ip| !ip.is_loopback())
+            .collect()
+    };
     let s = reachable(host_resolv);
     if !s.is_empty() {
         return s;
@@ -197,7 +225,11 @@ fn container_servers(host_resolv: &str, resolved: &str) -> Vec<IpAddr> {
 
 /// The container's /etc/resolv.conf for `att`.
 pub fn resolv_conf(att: &Attachment) -> String {
-    render_resolv(att, &read("/etc/resolv.conf"), &read("/run/systemd/resolve/resolv.conf"))
+    render_resolv(
+        att,
+        &read("/etc/resolv.conf"),
+        &read("/run/systemd/resolve/resolv.conf"),
+    )
 }
 
 fn render_resolv(att: &Attachment, host: &str, resolved: &str) -> String {
@@ -223,7 +255,11 @@ fn render_resolv(att: &Attachment, host: &str, resolved: &str) -> String {
 }
 
 fn server_pid(dir: &Path, net_id: &str) -> Option<i32> {
-    let pid: i32 = fs::read_to_string(dir.join("dns.pid")).ok()?.trim().parse().ok()?;
+    let pid: i32 = fs::read_to_string(dir.join("dns.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let cmdline = String::from_utf8_lossy(&cmdline);
     (cmdline.contains("__dns") && cmdline.contains(net_id)).then_some(pid)
@@ -252,9 +288,15 @@ pub(crate) fn ensure_running(store: &NetStore, net: &Network) -> Result<()> {
 
 /// Stops the network's server, if it runs (it would also exit by itself within a second).
 pub(crate) fn stop(dir: &Path) {
-    let id = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     if let Some(pid) = server_pid(dir, &id) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
 }
 
@@ -305,10 +347,22 @@ mod tests {
         let host = "nameserver 127.0.0.53\nsearch corp.example\noptions edns0\n";
         let resolved = "nameserver 192.0.2.53\n";
         let mut att = Attachment::none("c");
-        assert_eq!(render_resolv(&att, host, resolved), "nameserver 192.0.2.53\nsearch corp.example\noptions edns0\n");
-        assert_eq!(render_resolv(&att, host, ""), "nameserver 8.8.8.8\nnameserver 8.8.4.4\nsearch corp.example\noptions edns0\n");
+        assert_eq!(
+            render_resolv(&att, host, resolved),
+            "nameserver 192.0.2.53\nsearch corp.example\noptions edns0\n"
+        );
+        assert_eq!(
+            render_resolv(&att, host, ""),
+            "nameserver 8.8.8.8\nnameserver 8.8.4.4\nsearch corp.example\noptions edns0\n"
+        );
         att.dns = Some(Ipv4Addr::new(10, 9, 0, 1));
-        assert_eq!(render_resolv(&att, host, resolved), "nameserver 10.9.0.1\nsearch corp.example\noptions ndots:0\n");
-        assert_eq!(upstreams(host), vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53))]);
+        assert_eq!(
+            render_resolv(&att, host, resolved),
+            "nameserver 10.9.0.1\nsearch corp.example\noptions ndots:0\n"
+        );
+        assert_eq!(
+            upstreams(host),
+            vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53))]
+        );
     }
 }

@@ -9,15 +9,35 @@ pub type Result<T> = std::result::Result<T, NetError>;
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     #[error("{step}: netlink {op}: {source}")]
-    Netlink { step: &'static str, op: String, source: io::Error },
+    Netlink {
+        step: &'static str,
+        op: String,
+        source: io::Error,
+    },
     #[error("{step}: nftables {op}: {source}")]
-    Nft { step: &'static str, op: String, source: io::Error },
+    Nft {
+        step: &'static str,
+        op: String,
+        source: io::Error,
+    },
     #[error("{step}: {path}: {source}")]
-    Io { step: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("{step}: {path}: {source}")]
-    Record { step: &'static str, path: PathBuf, source: serde_json::Error },
+    Record {
+        step: &'static str,
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("invalid {what} {value:?}: {reason}")]
-    Invalid { what: &'static str, value: String, reason: String },
+    Invalid {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("network {0} not found")]
     NotFound(String),
     #[error("network with name {0} already exists")]
@@ -31,16 +51,32 @@ pub enum NetError {
     #[error("no free address left in {subnet} on network {network}")]
     Exhausted { subnet: String, network: String },
     #[error("host port {host_ip}:{port}/{protocol} is already allocated")]
-    PortInUse { host_ip: String, port: u16, protocol: String },
+    PortInUse {
+        host_ip: String,
+        port: u16,
+        protocol: String,
+    },
     #[error("network teardown: {}", .0.join("; "))]
     Teardown(Vec<String>),
 }
 
 impl NetError {
     pub(crate) fn io(step: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        NetError::Io { step, path: path.into(), source }
+        NetError::Io {
+            step,
+            path: path.into(),
+            source,
+        }
     }
-    pub(crate) fn invalid(what: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
-        NetError::Invalid { what, value: value.into(), reason: reason.into() }
+    pub(crate) fn invalid(
+        what: &'static str,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        NetError::Invalid {
+            what,
+            value: value.into(),
+            reason: reason.into(),
+        }
     }
 }

@@ -20,9 +20,16 @@ pub struct Subnet {
 impl Subnet {
     pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Subnet> {
         if !(8..=30).contains(&prefix) {
-            return Err(NetError::invalid("subnet", format!("{addr}/{prefix}"), "prefix must be 8 to 30"));
+            return Err(NetError::invalid(
+                "subnet",
+                format!("{addr}/{prefix}"),
+                "prefix must be 8 to 30",
+            ));
         }
-        Ok(Subnet { addr: Ipv4Addr::from(u32::from(addr) & mask(prefix)), prefix })
+        Ok(Subnet {
+            addr: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
+            prefix,
+        })
     }
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         u32::from(ip) & mask(self.prefix) == u32::from(self.addr)
@@ -45,14 +52,20 @@ impl Subnet {
 }
 
 fn mask(prefix: u8) -> u32 {
-    if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) }
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    }
 }
 
 impl FromStr for Subnet {
     type Err = NetError;
     fn from_str(s: &str) -> Result<Subnet> {
         let bad = |r: &str| NetError::invalid("subnet", s, r);
-        let (a, p) = s.split_once('/').ok_or_else(|| bad("expected ADDRESS/PREFIX"))?;
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| bad("expected ADDRESS/PREFIX"))?;
         let addr: Ipv4Addr = a.parse().map_err(|_| bad("not an IPv4 address"))?;
         let prefix: u8 = p.parse().map_err(|_| bad("prefix is not a number"))?;
         Subnet::new(addr, prefix)
@@ -92,7 +105,10 @@ pub fn allocate(
             return Err(NetError::invalid("address", ip.to_string(), reason));
         }
         if used.contains(&ip) {
-            return Err(NetError::AddressInUse { ip, network: network.to_string() });
+            return Err(NetError::AddressInUse {
+                ip,
+                network: network.to_string(),
+            });
         }
         return Ok(ip);
     }
@@ -101,7 +117,10 @@ pub fn allocate(
     (first..last)
         .map(Ipv4Addr::from)
         .find(|ip| *ip != gateway && !used.contains(ip))
-        .ok_or_else(|| NetError::Exhausted { subnet: subnet.to_string(), network: network.to_string() })
+        .ok_or_else(|| NetError::Exhausted {
+            subnet: subnet.to_string(),
+            network: network.to_string(),
+        })
 }
 
 /// A MAC derived from the address, as Docker does: 02:42 then the four address bytes.
@@ -111,7 +130,13 @@ pub fn mac_for(ip: Ipv4Addr) -> String {
 }
 
 pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
-    let bad = || NetError::invalid("MAC address", s, "expected six hex bytes like 02:42:ac:11:00:02");
+    let bad = || {
+        NetError::invalid(
+            "MAC address",
+            s,
+            "expected six hex bytes like 02:42:ac:11:00:02",
+        )
+    };
     let mut out = [0u8; 6];
     let mut parts = s.split(':');
     for b in out.iter_mut() {
@@ -160,20 +185,32 @@ mod tests {
         let a = allocate(&s, gw, &used, None, "n").unwrap();
         assert_eq!(a, Ipv4Addr::new(10, 1, 2, 2));
         used.insert(a);
-        assert_eq!(allocate(&s, gw, &used, None, "n").unwrap(), Ipv4Addr::new(10, 1, 2, 3));
-        assert!(matches!(allocate(&s, gw, &used, Some(a), "n"), Err(NetError::AddressInUse { .. })));
+        assert_eq!(
+            allocate(&s, gw, &used, None, "n").unwrap(),
+            Ipv4Addr::new(10, 1, 2, 3)
+        );
+        assert!(matches!(
+            allocate(&s, gw, &used, Some(a), "n"),
+            Err(NetError::AddressInUse { .. })
+        ));
         assert!(allocate(&s, gw, &used, Some(gw), "n").is_err());
         assert!(allocate(&s, gw, &used, Some(s.broadcast()), "n").is_err());
         for i in 3..7 {
             used.insert(Ipv4Addr::new(10, 1, 2, i));
         }
-        assert!(matches!(allocate(&s, gw, &used, None, "n"), Err(NetError::Exhausted { .. })));
+        assert!(matches!(
+            allocate(&s, gw, &used, None, "n"),
+            Err(NetError::Exhausted { .. })
+        ));
     }
 
     #[test]
     fn macs() {
         assert_eq!(mac_for(Ipv4Addr::new(172, 17, 0, 2)), "02:42:ac:11:00:02");
-        assert_eq!(parse_mac("02:42:ac:11:00:02").unwrap(), [2, 0x42, 0xac, 0x11, 0, 2]);
+        assert_eq!(
+            parse_mac("02:42:ac:11:00:02").unwrap(),
+            [2, 0x42, 0xac, 0x11, 0, 2]
+        );
         assert!(parse_mac("01:00:00:00:00:00").is_err(), "multicast refused");
         assert!(parse_mac("02:42:ac:11:00").is_err());
         assert!(parse_mac("02:42:ac:11:00:02:03").is_err());

@@ -3,7 +3,10 @@
 //!
 //! The rules never name a network or a container: bridges are matched by the `berth*` name
 //! prefix, internal bridges by the `internal` set, published ports by four maps, so that
-//! attaching a container is at most one netlink batch and needs no rule change.
+//! attaching a container is at most one netlink batch and needs no rule change. The `same` set
+//! holds (bridge, bridge) per network: with br_netfilter loaded, traffic bridged inside one
+//! network passes the forward hook with the bridge as both interfaces, and nft cannot compare
+//! iifname with oifname directly.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -17,8 +20,14 @@ pub const TABLE: &str = "berth";
 const TABLE_LOCK: &str = "/run/berth/nft.lock";
 
 /// The fixed ruleset; `{T}` is the table name.
-const RULESET: &str = r#"table ip {T} {
+/// Starts by deleting an older table (which lacks the `layout_N` marker set of this one), so
+/// an upgrade replaces it; bump N with every change of the rules.
+const RULESET: &str = r#"table ip {T} {}
+delete table ip {T}
+table ip {T} {
   set internal { type ifname; }
+  set layout_2 { type ifname; }
+  set same { type ifname . ifname; }
   map pub_tcp { type inet_service : ipv4_addr . inet_service; }
   map pub_udp { type inet_service : ipv4_addr . inet_service; }
   map pub_ip_tcp { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
@@ -38,6 +47,7 @@ const RULESET: &str = r#"table ip {T} {
     iifname "berth*" oifname != "berth*" masquerade
   }
   chain forward { type filter hook forward priority filter; policy accept;
+    iifname . oifname @same accept
     iifname @internal drop
     oifname @internal drop
     ct state established,related accept
@@ -50,7 +60,7 @@ const RULESET: &str = r#"table ip {T} {
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
-const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_GETSET: u16 = 10;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_DELSETELEM: u16 = 14;
 const NFPROTO_IPV4: u8 = 2;
@@ -76,21 +86,50 @@ impl Element {
         let mut key = vec![0u8; 16];
         let n = bridge.len().min(15);
         key[..n].copy_from_slice(&bridge.as_bytes()[..n]);
-        Element { set: "internal", key, data: None }
+        Element {
+            set: "internal",
+            key,
+            data: None,
+        }
+    }
+
+    /// The (bridge, bridge) pair that lets traffic inside one network through.
+    pub fn same_bridge(bridge: &str) -> Element {
+        let mut key = Element::internal_bridge(bridge).key;
+        key.extend_from_within(..);
+        Element {
+            set: "same",
+            key,
+            data: None,
+        }
     }
 
     /// A published port: `host_ip` None (or 0.0.0.0) means every local address.
-    pub fn port(protocol: &str, host_ip: Option<Ipv4Addr>, host_port: u16, ip: Ipv4Addr, port: u16) -> Element {
+    pub fn port(
+        protocol: &str,
+        host_ip: Option<Ipv4Addr>,
+        host_port: u16,
+        ip: Ipv4Addr,
+        port: u16,
+    ) -> Element {
         let data = concat_ip_port(ip, port);
         let udp = protocol == "udp";
         match host_ip.filter(|h| !h.is_unspecified()) {
             Some(h) => {
                 let set = if udp { "pub_ip_udp" } else { "pub_ip_tcp" };
-                Element { set, key: concat_ip_port(h, host_port), data: Some(data) }
+                Element {
+                    set,
+                    key: concat_ip_port(h, host_port),
+                    data: Some(data),
+                }
             }
             None => {
                 let set = if udp { "pub_udp" } else { "pub_tcp" };
-                Element { set, key: host_port.to_be_bytes().to_vec(), data: Some(data) }
+                Element {
+                    set,
+                    key: host_port.to_be_bytes().to_vec(),
+                    data: Some(data),
+                }
             }
         }
     }
@@ -142,7 +181,7 @@ impl Msg {
         self.0[at..at + 2].copy_from_slice(&len.to_ne_bytes());
     }
     fn pad(&mut self) {
-        while self.0.len() % 4 != 0 {
+        while self.0.len() & 3 != 0 {
             self.0.push(0);
         }
     }
@@ -172,10 +211,18 @@ impl Nft {
         self.seq
     }
 
+    /// Whether the table exists in its current layout (it has the marker set).
     pub fn table_exists(&mut self) -> io::Result<bool> {
         let seq = self.next_seq();
-        let mut m = Msg::new(NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETTABLE, F_REQUEST | F_ACK, seq, NFPROTO_IPV4, 0);
-        m.str_attr(1, TABLE); // NFTA_TABLE_NAME
+        let mut m = Msg::new(
+            NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETSET,
+            F_REQUEST | F_ACK,
+            seq,
+            NFPROTO_IPV4,
+            0,
+        );
+        m.str_attr(1, TABLE); // NFTA_SET_TABLE
+        m.str_attr(2, "layout_2"); // NFTA_SET_NAME
         self.sock.send(&m.finish(), 0)?;
         match self.wait_ack(seq) {
             Ok(()) => Ok(true),
@@ -187,14 +234,23 @@ impl Nft {
     /// Adds (or deletes) `elems`, all of one set, in one batch. Adding an element that exists
     /// fails with EEXIST; deleting one that is gone fails with ENOENT.
     pub fn elements(&mut self, add: bool, elems: &[Element]) -> io::Result<()> {
-        let Some(first) = elems.first() else { return Ok(()) };
+        let Some(first) = elems.first() else {
+            return Ok(());
+        };
         let (ty, flags) = if add {
             (NFT_MSG_NEWSETELEM, F_REQUEST | F_ACK | F_CREATE | F_EXCL)
         } else {
             (NFT_MSG_DELSETELEM, F_REQUEST | F_ACK)
         };
         let seq = self.next_seq();
-        let mut batch = Msg::new(NFNL_MSG_BATCH_BEGIN, F_REQUEST, seq, 0, NFNL_SUBSYS_NFTABLES).finish();
+        let mut batch = Msg::new(
+            NFNL_MSG_BATCH_BEGIN,
+            F_REQUEST,
+            seq,
+            0,
+            NFNL_SUBSYS_NFTABLES,
+        )
+        .finish();
         let seq = self.next_seq();
         let mut m = Msg::new(NFNL_SUBSYS_NFTABLES << 8 | ty, flags, seq, NFPROTO_IPV4, 0);
         m.str_attr(1, TABLE); // NFTA_SET_ELEM_LIST_TABLE
@@ -215,7 +271,16 @@ impl Nft {
         m.end_nested(list);
         batch.extend_from_slice(&m.finish());
         let end_seq = self.next_seq();
-        batch.extend_from_slice(&Msg::new(NFNL_MSG_BATCH_END, F_REQUEST, end_seq, 0, NFNL_SUBSYS_NFTABLES).finish());
+        batch.extend_from_slice(
+            &Msg::new(
+                NFNL_MSG_BATCH_END,
+                F_REQUEST,
+                end_seq,
+                0,
+                NFNL_SUBSYS_NFTABLES,
+            )
+            .finish(),
+        );
         self.sock.send(&batch, 0)?;
         self.wait_ack(seq)
     }
@@ -228,15 +293,26 @@ impl Nft {
             self.sock.recv(&mut buf, 0)?;
             let mut off = 0;
             while off + 16 <= buf.len() {
-                let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
+                let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]])
+                    as usize;
                 let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-                let mseq = u32::from_ne_bytes([buf[off + 8], buf[off + 9], buf[off + 10], buf[off + 11]]);
+                let mseq =
+                    u32::from_ne_bytes([buf[off + 8], buf[off + 9], buf[off + 10], buf[off + 11]]);
                 if len < 16 || off + len > buf.len() {
                     break;
                 }
                 if mseq == seq && ty == NLMSG_ERROR && len >= 20 {
-                    let code = i32::from_ne_bytes([buf[off + 16], buf[off + 17], buf[off + 18], buf[off + 19]]);
-                    return if code == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(-code)) };
+                    let code = i32::from_ne_bytes([
+                        buf[off + 16],
+                        buf[off + 17],
+                        buf[off + 18],
+                        buf[off + 19],
+                    ]);
+                    return if code == 0 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::from_raw_os_error(-code))
+                    };
                 }
                 if mseq == seq && ty == NLMSG_DONE {
                     return Ok(());
@@ -254,7 +330,11 @@ pub fn ensure_table(nft: &mut Nft) -> io::Result<()> {
         return Ok(());
     }
     fs::create_dir_all("/run/berth")?;
-    let lock = File::options().create(true).truncate(false).write(true).open(TABLE_LOCK)?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(TABLE_LOCK)?;
     let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| io::Error::from(e))?;
     if nft.table_exists()? {
@@ -291,10 +371,16 @@ mod tests {
         let one = Element::port("udp", Some(Ipv4Addr::LOCALHOST), 53, ip, 5353);
         assert_eq!(one.set, "pub_ip_udp");
         assert_eq!(one.key, vec![127, 0, 0, 1, 0, 53, 0, 0]);
-        assert_eq!(Element::port("tcp", Some(Ipv4Addr::UNSPECIFIED), 1, ip, 1).set, "pub_tcp");
+        assert_eq!(
+            Element::port("tcp", Some(Ipv4Addr::UNSPECIFIED), 1, ip, 1).set,
+            "pub_tcp"
+        );
         let br = Element::internal_bridge("berth-abc");
         assert_eq!(br.key.len(), 16);
         assert_eq!(&br.key[..10], b"berth-abc\0");
+        let same = Element::same_bridge("berth-abc");
+        assert_eq!(same.key.len(), 32);
+        assert_eq!(&same.key[16..26], b"berth-abc\0");
     }
 
     #[test]
@@ -307,6 +393,9 @@ mod tests {
         assert_eq!(b.len(), 20 + 4 + 8);
         assert_eq!(u16::from_ne_bytes([b[20], b[21]]), 12);
         assert_eq!(u16::from_ne_bytes([b[22], b[23]]), 3 | NLA_F_NESTED);
-        assert_eq!(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize, b.len());
+        assert_eq!(
+            u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize,
+            b.len()
+        );
     }
 }

@@ -28,16 +28,26 @@ fn host_ip(p: &PortMapping) -> Result<Ipv4Addr> {
     if p.host_ip.is_empty() {
         return Ok(Ipv4Addr::UNSPECIFIED);
     }
-    p.host_ip.parse().map_err(|_| NetError::invalid("host IP", &p.host_ip, "not an IPv4 address"))
+    p.host_ip
+        .parse()
+        .map_err(|_| NetError::invalid("host IP", &p.host_ip, "not an IPv4 address"))
 }
 
 pub(crate) fn validate(p: &PortMapping) -> Result<()> {
     host_ip(p)?;
     if p.protocol != "tcp" && p.protocol != "udp" {
-        return Err(NetError::invalid("port protocol", &p.protocol, "use tcp or udp"));
+        return Err(NetError::invalid(
+            "port protocol",
+            &p.protocol,
+            "use tcp or udp",
+        ));
     }
     if p.container_port == 0 {
-        return Err(NetError::invalid("container port", "0", "must be 1 to 65535"));
+        return Err(NetError::invalid(
+            "container port",
+            "0",
+            "must be 1 to 65535",
+        ));
     }
     Ok(())
 }
@@ -59,7 +69,13 @@ fn bindable(protocol: &str, ip: Ipv4Addr, port: u16) -> bool {
 }
 
 fn element(p: &PortMapping, ip: Ipv4Addr) -> Result<Element> {
-    Ok(Element::port(&p.protocol, Some(host_ip(p)?), p.host_port, ip, p.container_port))
+    Ok(Element::port(
+        &p.protocol,
+        Some(host_ip(p)?),
+        p.host_port,
+        ip,
+        p.container_port,
+    ))
 }
 
 impl NetStore {
@@ -69,13 +85,20 @@ impl NetStore {
 
     fn claims(&self) -> Result<Claims> {
         match read_json("read port claims", &self.claims_path()) {
-            Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(Claims::new()),
+            Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Ok(Claims::new())
+            }
             r => r,
         }
     }
 
     /// Claims every port (choosing free host ports for 0) and adds its DNAT elements.
-    pub(crate) fn publish(&self, container_id: &str, ip: Ipv4Addr, wanted: &[PortMapping]) -> Result<Vec<PortMapping>> {
+    pub(crate) fn publish(
+        &self,
+        container_id: &str,
+        ip: Ipv4Addr,
+        wanted: &[PortMapping],
+    ) -> Result<Vec<PortMapping>> {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
@@ -89,18 +112,32 @@ impl NetStore {
                 p.host_port = EPHEMERAL
                     .clone()
                     .find(|port| {
-                        let cand = PortMapping { host_port: *port, ..p.clone() };
+                        let cand = PortMapping {
+                            host_port: *port,
+                            ..p.clone()
+                        };
                         !claims.iter().any(|c| clashes(&c.port, &cand))
                             && !published_clash(&published, &cand)
                             && bindable(&p.protocol, hip, *port)
                     })
-                    .ok_or_else(|| NetError::invalid("host port", "0", "no free port left in 32768-60999"))?;
-            } else if claims.iter().any(|c| clashes(&c.port, &p)) || published_clash(&published, &p)
+                    .ok_or_else(|| {
+                        NetError::invalid("host port", "0", "no free port left in 32768-60999")
+                    })?;
+            } else if claims.iter().any(|c| clashes(&c.port, &p))
+                || published_clash(&published, &p)
                 || !bindable(&p.protocol, hip, p.host_port)
             {
-                return Err(NetError::PortInUse { host_ip: hip.to_string(), port: p.host_port, protocol: p.protocol });
+                return Err(NetError::PortInUse {
+                    host_ip: hip.to_string(),
+                    port: p.host_port,
+                    protocol: p.protocol,
+                });
             }
-            published.push(Claim { container_id: container_id.to_string(), container_ip: ip, port: p });
+            published.push(Claim {
+                container_id: container_id.to_string(),
+                container_ip: ip,
+                port: p,
+            });
         }
         add_elements(&published)?;
         let ports = published.iter().map(|c| c.port.clone()).collect();
@@ -110,7 +147,13 @@ impl NetStore {
     }
 
     /// Removes the container's claims and DNAT elements; what is already gone is fine.
-    pub(crate) fn unpublish(&self, container_id: &str, ip: Option<Ipv4Addr>, ports: &[PortMapping], errors: &mut Vec<String>) {
+    pub(crate) fn unpublish(
+        &self,
+        container_id: &str,
+        ip: Option<Ipv4Addr>,
+        ports: &[PortMapping],
+        errors: &mut Vec<String>,
+    ) {
         let guard = self.lock_global();
         if let Err(e) = &guard {
             errors.push(e.to_string());
@@ -119,8 +162,15 @@ impl NetStore {
             errors.push(e.to_string());
             Claims::new()
         });
-        let mine: Vec<Claim> = claims.iter().filter(|c| c.container_id == container_id).cloned().collect();
-        let mut to_remove: Vec<(PortMapping, Ipv4Addr)> = mine.iter().map(|c| (c.port.clone(), c.container_ip)).collect();
+        let mine: Vec<Claim> = claims
+            .iter()
+            .filter(|c| c.container_id == container_id)
+            .cloned()
+            .collect();
+        let mut to_remove: Vec<(PortMapping, Ipv4Addr)> = mine
+            .iter()
+            .map(|c| (c.port.clone(), c.container_ip))
+            .collect();
         if let Some(ip) = ip {
             for p in ports {
                 if !mine.iter().any(|c| &c.port == p) {
@@ -128,18 +178,28 @@ impl NetStore {
                 }
             }
         }
-        if let Err(e) = Nft::open().map_err(|e| nft_err("unpublish ports", "socket", e)).and_then(|mut nft| {
-            for (p, ip) in &to_remove {
-                let el = element(p, *ip)?;
-                match nft.elements(false, std::slice::from_ref(&el)) {
-                    Err(e) if e.raw_os_error() != Some(nix::errno::Errno::ENOENT as i32) => {
-                        errors.push(nft_err("unpublish ports", format!("delete @{} element", el.set), e).to_string());
+        if let Err(e) = Nft::open()
+            .map_err(|e| nft_err("unpublish ports", "socket", e))
+            .and_then(|mut nft| {
+                for (p, ip) in &to_remove {
+                    let el = element(p, *ip)?;
+                    match nft.elements(false, std::slice::from_ref(&el)) {
+                        Err(e) if e.raw_os_error() != Some(nix::errno::Errno::ENOENT as i32) => {
+                            errors.push(
+                                nft_err(
+                                    "unpublish ports",
+                                    format!("delete @{} element", el.set),
+                                    e,
+                                )
+                                .to_string(),
+                            );
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
-            }
-            Ok(())
-        }) {
+                Ok(())
+            })
+        {
             errors.push(e.to_string());
         }
         if !mine.is_empty() {
@@ -172,7 +232,8 @@ fn add_elements(claims: &[Claim]) -> Result<()> {
             for el in &elems {
                 let _ = nft.elements(false, std::slice::from_ref(el));
             }
-            nft.elements(true, &elems).map_err(|e| nft_err(STEP, format!("add @{set} elements"), e))?;
+            nft.elements(true, &elems)
+                .map_err(|e| nft_err(STEP, format!("add @{set} elements"), e))?;
         }
     }
     Ok(())
@@ -183,7 +244,12 @@ mod tests {
     use super::*;
 
     fn pm(ip: &str, port: u16, proto: &str) -> PortMapping {
-        PortMapping { host_ip: ip.into(), host_port: port, container_port: 80, protocol: proto.into() }
+        PortMapping {
+            host_ip: ip.into(),
+            host_port: port,
+            container_port: 80,
+            protocol: proto.into(),
+        }
     }
 
     #[test]
@@ -191,7 +257,10 @@ mod tests {
         assert!(clashes(&pm("", 80, "tcp"), &pm("127.0.0.1", 80, "tcp")));
         assert!(clashes(&pm("0.0.0.0", 80, "tcp"), &pm("", 80, "tcp")));
         assert!(!clashes(&pm("", 80, "tcp"), &pm("", 80, "udp")));
-        assert!(!clashes(&pm("127.0.0.1", 80, "tcp"), &pm("127.0.0.2", 80, "tcp")));
+        assert!(!clashes(
+            &pm("127.0.0.1", 80, "tcp"),
+            &pm("127.0.0.2", 80, "tcp")
+        ));
         assert!(!clashes(&pm("", 80, "tcp"), &pm("", 81, "tcp")));
     }
 
@@ -199,7 +268,11 @@ mod tests {
     fn validation() {
         assert!(validate(&pm("", 80, "sctp")).is_err());
         assert!(validate(&pm("x", 80, "tcp")).is_err());
-        assert!(validate(&PortMapping { container_port: 0, ..pm("", 1, "tcp") }).is_err());
+        assert!(validate(&PortMapping {
+            container_port: 0,
+            ..pm("", 1, "tcp")
+        })
+        .is_err());
         assert!(validate(&pm("127.0.0.1", 0, "udp")).is_ok());
     }
 }

@@ -7,7 +7,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
@@ -35,7 +36,11 @@ impl Rtnl {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
-        Ok(Rtnl { sock, seq: 0, buf: Vec::with_capacity(32 * 1024) })
+        Ok(Rtnl {
+            sock,
+            seq: 0,
+            buf: Vec::with_capacity(32 * 1024),
+        })
     }
 
     /// A socket in the namespace `netns`: the thread enters it only to create the socket, which
@@ -50,7 +55,11 @@ impl Rtnl {
         sock
     }
 
-    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | flags;
@@ -113,12 +122,18 @@ impl Rtnl {
         msg.header.flags = LinkFlags::Up;
         msg.header.change_mask = LinkFlags::Up;
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
-        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)?;
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        self.request(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )?;
         Ok(())
     }
 
-    /// A veth pair created up in one message: `host` enslaved to the bridge here, the peer made
+    /// A veth pair in one message: `host` up and enslaved to the bridge here, the peer made
     /// directly inside `netns` as `peer_name`, so there is no move and no rename.
     pub fn create_veth(
         &mut self,
@@ -128,11 +143,13 @@ impl Rtnl {
         netns: BorrowedFd<'_>,
         mac: [u8; 6],
     ) -> io::Result<()> {
+        // The peer cannot be created up (veth_open fails with ENOTCONN before the pair is
+        // linked): the caller sets it up from inside the namespace.
         let mut peer = LinkMessage::default();
-        peer.header.flags = LinkFlags::Up;
-        peer.header.change_mask = LinkFlags::Up;
-        peer.attributes.push(LinkAttribute::IfName(peer_name.to_string()));
-        peer.attributes.push(LinkAttribute::NetNsFd(netns.as_raw_fd()));
+        peer.attributes
+            .push(LinkAttribute::IfName(peer_name.to_string()));
+        peer.attributes
+            .push(LinkAttribute::NetNsFd(netns.as_raw_fd()));
         peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
         let mut msg = LinkMessage::default();
         msg.header.flags = LinkFlags::Up;
@@ -143,7 +160,10 @@ impl Rtnl {
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
         ]));
-        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)?;
+        self.request(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )?;
         Ok(())
     }
 
@@ -168,7 +188,13 @@ impl Rtnl {
     }
 
     /// Adds `ip/prefix` to link `index`; an address already there is fine.
-    pub fn add_address(&mut self, index: u32, ip: Ipv4Addr, prefix: u8, brd: Ipv4Addr) -> io::Result<()> {
+    pub fn add_address(
+        &mut self,
+        index: u32,
+        ip: Ipv4Addr,
+        prefix: u8,
+        brd: Ipv4Addr,
+    ) -> io::Result<()> {
         let mut msg = AddressMessage::default();
         msg.header.family = AddressFamily::Inet;
         msg.header.prefix_len = prefix;
@@ -187,7 +213,10 @@ impl Rtnl {
     pub fn addresses(&mut self) -> io::Result<Vec<(Ipv4Addr, u8)>> {
         let mut msg = AddressMessage::default();
         msg.header.family = AddressFamily::Inet;
-        let replies = self.request(RouteNetlinkMessage::GetAddress(msg), netlink_packet_core::NLM_F_DUMP)?;
+        let replies = self.request(
+            RouteNetlinkMessage::GetAddress(msg),
+            netlink_packet_core::NLM_F_DUMP,
+        )?;
         let mut out = Vec::new();
         for r in replies {
             if let RouteNetlinkMessage::NewAddress(a) = r {
@@ -208,8 +237,12 @@ impl Rtnl {
         msg.header.protocol = RouteProtocol::Boot;
         msg.header.scope = RouteScope::Universe;
         msg.header.kind = RouteType::Unicast;
-        msg.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
-        self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)?;
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        self.request(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )?;
         Ok(())
     }
 }

@@ -50,7 +50,12 @@ impl NetStore {
     pub fn open(data_root: &Path, berth_exe: &Path) -> Result<NetStore> {
         let root = data_root.join("network");
         fs::create_dir_all(&root).map_err(|e| NetError::io("open network store", &root, e))?;
-        let default_subnets = (17..=31).map(|b| Subnet { addr: Ipv4Addr::new(172, b, 0, 0), prefix: 16 }).collect();
+        let default_subnets = (17..=31)
+            .map(|b| Subnet {
+                addr: Ipv4Addr::new(172, b, 0, 0),
+                prefix: 16,
+            })
+            .collect();
         Ok(NetStore {
             data_root: data_root.to_path_buf(),
             root,
@@ -94,17 +99,28 @@ impl NetStore {
         let subnet = match req.subnet {
             Some(s) => {
                 if let Some(other) = taken.iter().find(|t| t.overlaps(&s)) {
-                    return Err(NetError::Overlap { subnet: s.to_string(), other: other.to_string() });
+                    return Err(NetError::Overlap {
+                        subnet: s.to_string(),
+                        other: other.to_string(),
+                    });
                 }
                 s
             }
             None => pick_subnet(&user_pools(), &taken).ok_or_else(|| {
-                NetError::invalid("network", &req.name, "no free subnet left in the default pools; pass --subnet")
+                NetError::invalid(
+                    "network",
+                    &req.name,
+                    "no free subnet left in the default pools; pass --subnet",
+                )
             })?,
         };
         let gateway = req.gateway.unwrap_or(subnet.first_host());
         if !subnet.is_host(gateway) {
-            return Err(NetError::invalid("gateway", gateway.to_string(), format!("not a host address of {subnet}")));
+            return Err(NetError::invalid(
+                "gateway",
+                gateway.to_string(),
+                format!("not a host address of {subnet}"),
+            ));
         }
         let id = random_id()?;
         let net = Network {
@@ -139,19 +155,30 @@ impl NetStore {
         let mut taken: Vec<Subnet> = existing.iter().map(|n| n.subnet).collect();
         let host = Rtnl::open()
             .and_then(|mut r| r.addresses())
-            .map_err(|e| NetError::Netlink { step: "check subnets", op: "RTM_GETADDR dump".into(), source: e })?;
+            .map_err(|e| NetError::Netlink {
+                step: "check subnets",
+                op: "RTM_GETADDR dump".into(),
+                source: e,
+            })?;
         for (ip, prefix) in host {
             if !ip.is_loopback() {
-                taken.push(Subnet::new(ip, prefix.clamp(8, 30)).unwrap_or(Subnet { addr: ip, prefix: 30 }));
+                taken.push(Subnet::new(ip, prefix.clamp(8, 30)).unwrap_or(Subnet {
+                    addr: ip,
+                    prefix: 30,
+                }));
             }
         }
         Ok(taken)
     }
 
     pub fn networks(&self) -> Result<Vec<Network>> {
-        let entries = fs::read_dir(&self.root).map_err(|e| NetError::io("list networks", &self.root, e))?;
+        let entries =
+            fs::read_dir(&self.root).map_err(|e| NetError::io("list networks", &self.root, e))?;
         let mut out = Vec::new();
-        for entry in entries.flatten() {
+        for entry in entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        {
             let path = entry.path().join("network.json");
             match read_json::<Network>("list networks", &path) {
                 Ok(n) => out.push(n),
@@ -166,10 +193,15 @@ impl NetStore {
     /// By exact name, exact id, or unique id prefix.
     pub fn network(&self, name_or_id: &str) -> Result<Network> {
         let all = self.networks()?;
-        if let Some(n) = all.iter().find(|n| n.name == name_or_id || n.id == name_or_id) {
+        if let Some(n) = all
+            .iter()
+            .find(|n| n.name == name_or_id || n.id == name_or_id)
+        {
             return Ok(n.clone());
         }
-        let mut by_prefix = all.into_iter().filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
+        let mut by_prefix = all
+            .into_iter()
+            .filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
         match (by_prefix.next(), by_prefix.next()) {
             (Some(n), None) => Ok(n),
             _ => Err(NetError::NotFound(name_or_id.to_string())),
@@ -187,8 +219,13 @@ impl NetStore {
             return Ok(n.clone());
         }
         let taken = self.taken_subnets(&existing)?;
-        let subnet = pick_subnet(&self.default_subnets, &taken)
-            .ok_or_else(|| NetError::invalid("network", DEFAULT_NETWORK, "every candidate subnet is in use"))?;
+        let subnet = pick_subnet(&self.default_subnets, &taken).ok_or_else(|| {
+            NetError::invalid(
+                "network",
+                DEFAULT_NETWORK,
+                "every candidate subnet is in use",
+            )
+        })?;
         let net = Network {
             id: random_id()?,
             name: DEFAULT_NETWORK.to_string(),
@@ -210,7 +247,11 @@ impl NetStore {
     }
 
     pub(crate) fn save_leases(&self, net: &Network, leases: &Leases) -> Result<()> {
-        write_json("write leases", &self.net_dir(&net.id).join("leases.json"), leases)
+        write_json(
+            "write leases",
+            &self.net_dir(&net.id).join("leases.json"),
+            leases,
+        )
     }
 
     /// Refuses while containers are attached; removes the bridge and stops the DNS server.
@@ -220,17 +261,28 @@ impl NetStore {
         let _n = self.lock_network(&net.id)?;
         let count = self.leases(&net)?.len();
         if count > 0 {
-            return Err(NetError::InUse { name: net.name, count });
+            return Err(NetError::InUse {
+                name: net.name,
+                count,
+            });
         }
         let dir = self.net_dir(&net.id);
         crate::dns::stop(&dir);
         let mut rtnl = Rtnl::open().map_err(|e| netlink("remove network", "socket", e))?;
-        rtnl.delete_link(&net.bridge).map_err(|e| netlink("remove network", format!("RTM_DELLINK {}", net.bridge), e))?;
-        if net.internal {
-            let mut nft = Nft::open().map_err(|e| nft_err("remove network", "socket", e))?;
-            match nft.elements(false, &[Element::internal_bridge(&net.bridge)]) {
+        rtnl.delete_link(&net.bridge)
+            .map_err(|e| netlink("remove network", format!("RTM_DELLINK {}", net.bridge), e))?;
+        let mut nft = Nft::open().map_err(|e| nft_err("remove network", "socket", e))?;
+        for el in [
+            Element::same_bridge(&net.bridge),
+            Element::internal_bridge(&net.bridge),
+        ] {
+            match nft.elements(false, std::slice::from_ref(&el)) {
                 Err(e) if e.raw_os_error() != Some(nix::errno::Errno::ENOENT as i32) => {
-                    return Err(nft_err("remove network", "delete @internal element", e));
+                    return Err(nft_err(
+                        "remove network",
+                        format!("delete @{} element", el.set),
+                        e,
+                    ));
                 }
                 _ => {}
             }
@@ -260,32 +312,57 @@ impl NetStore {
         const STEP: &str = "set up bridge";
         let mut rtnl = Rtnl::open().map_err(|e| netlink(STEP, "socket", e))?;
         let mut nft = Nft::open().map_err(|e| nft_err(STEP, "socket", e))?;
-        let created_table = !nft.table_exists().map_err(|e| nft_err(STEP, "get table", e))?;
+        let created_table = !nft
+            .table_exists()
+            .map_err(|e| nft_err(STEP, "get table", e))?;
         if created_table {
             nft::ensure_table(&mut nft).map_err(|e| nft_err(STEP, "create table ip berth", e))?;
         }
-        let index = match rtnl.link_index(&net.bridge).map_err(|e| netlink(STEP, "RTM_GETLINK", e))? {
+        let index = match rtnl
+            .link_index(&net.bridge)
+            .map_err(|e| netlink(STEP, "RTM_GETLINK", e))?
+        {
             Some(i) => i,
             None => {
                 match rtnl.create_bridge(&net.bridge) {
                     Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                        return Err(netlink(STEP, format!("RTM_NEWLINK bridge {}", net.bridge), e));
+                        return Err(netlink(
+                            STEP,
+                            format!("RTM_NEWLINK bridge {}", net.bridge),
+                            e,
+                        ));
                     }
                     _ => {}
                 }
-                let i = rtnl.link_index(&net.bridge).map_err(|e| netlink(STEP, "RTM_GETLINK", e))?;
-                let i = i.ok_or_else(|| netlink(STEP, format!("RTM_GETLINK {}", net.bridge), io::ErrorKind::NotFound.into()))?;
-                let op = format!("RTM_NEWADDR {}/{} on {}", net.gateway, net.subnet.prefix, net.bridge);
-                rtnl.add_address(i, net.gateway, net.subnet.prefix, net.subnet.broadcast()).map_err(|e| netlink(STEP, op, e))?;
+                let i = rtnl
+                    .link_index(&net.bridge)
+                    .map_err(|e| netlink(STEP, "RTM_GETLINK", e))?;
+                let i = i.ok_or_else(|| {
+                    netlink(
+                        STEP,
+                        format!("RTM_GETLINK {}", net.bridge),
+                        io::ErrorKind::NotFound.into(),
+                    )
+                })?;
+                let op = format!(
+                    "RTM_NEWADDR {}/{} on {}",
+                    net.gateway, net.subnet.prefix, net.bridge
+                );
+                rtnl.add_address(i, net.gateway, net.subnet.prefix, net.subnet.broadcast())
+                    .map_err(|e| netlink(STEP, op, e))?;
                 sysctl(&format!("net/ipv4/conf/{}/route_localnet", net.bridge))?;
                 i
             }
         };
         sysctl("net/ipv4/ip_forward")?;
+        let mut elems = vec![Element::same_bridge(&net.bridge)];
         if net.internal {
-            match nft.elements(true, &[Element::internal_bridge(&net.bridge)]) {
+            elems.push(Element::internal_bridge(&net.bridge));
+        }
+        for el in elems {
+            match nft.elements(true, std::slice::from_ref(&el)) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                    return Err(nft_err(STEP, "add @internal element", e));
+                    return Err(nft_err(STEP, format!("add @{} element", el.set), e));
                 }
                 _ => {}
             }
@@ -297,28 +374,48 @@ impl NetStore {
 /// Sets a boolean sysctl to 1 unless it already is.
 fn sysctl(key: &str) -> Result<()> {
     let path = Path::new("/proc/sys").join(key);
-    if fs::read(&path).map(|v| v.first() == Some(&b'1')).unwrap_or(false) {
+    if fs::read(&path)
+        .map(|v| v.first() == Some(&b'1'))
+        .unwrap_or(false)
+    {
         return Ok(());
     }
     fs::write(&path, "1").map_err(|e| NetError::io("set up bridge", path, e))
 }
 
 pub(crate) fn netlink(step: &'static str, op: impl Into<String>, source: io::Error) -> NetError {
-    NetError::Netlink { step, op: op.into(), source }
+    NetError::Netlink {
+        step,
+        op: op.into(),
+        source,
+    }
 }
 
 pub(crate) fn nft_err(step: &'static str, op: impl Into<String>, source: io::Error) -> NetError {
-    NetError::Nft { step, op: op.into(), source }
+    NetError::Nft {
+        step,
+        op: op.into(),
+        source,
+    }
 }
 
 fn user_pools() -> Vec<Subnet> {
-    let wide = (18..=31).map(|b| Subnet { addr: Ipv4Addr::new(172, b, 0, 0), prefix: 16 });
-    let narrow = (0..16).map(|i| Subnet { addr: Ipv4Addr::new(192, 168, i * 16, 0), prefix: 20 });
+    let wide = (18..=31).map(|b| Subnet {
+        addr: Ipv4Addr::new(172, b, 0, 0),
+        prefix: 16,
+    });
+    let narrow = (0..16).map(|i| Subnet {
+        addr: Ipv4Addr::new(192, 168, i * 16, 0),
+        prefix: 20,
+    });
     wide.chain(narrow).collect()
 }
 
 fn pick_subnet(pools: &[Subnet], taken: &[Subnet]) -> Option<Subnet> {
-    pools.iter().copied().find(|p| !taken.iter().any(|t| t.overlaps(p)))
+    pools
+        .iter()
+        .copied()
+        .find(|p| !taken.iter().any(|t| t.overlaps(p)))
 }
 
 fn validate_name(name: &str) -> Result<()> {
@@ -329,7 +426,11 @@ fn validate_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(NetError::invalid("network name", name, "use [a-zA-Z0-9][a-zA-Z0-9_.-]*"))
+        Err(NetError::invalid(
+            "network name",
+            name,
+            "use [a-zA-Z0-9][a-zA-Z0-9_.-]*",
+        ))
     }
 }
 
@@ -348,18 +449,26 @@ fn lock(path: &Path) -> Result<Flock<File>> {
         .write(true)
         .open(path)
         .map_err(|e| NetError::io("lock", path, e))?;
-    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| NetError::io("lock (flock)", path, e.into()))
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| NetError::io("lock (flock)", path, e.into()))
 }
 
 pub(crate) fn read_json<T: DeserializeOwned>(step: &'static str, path: &Path) -> Result<T> {
     let bytes = fs::read(path).map_err(|e| NetError::io(step, path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| NetError::Record { step, path: path.to_path_buf(), source: e })
+    serde_json::from_slice(&bytes).map_err(|e| NetError::Record {
+        step,
+        path: path.to_path_buf(),
+        source: e,
+    })
 }
 
 /// Write-then-rename, so readers (the DNS server) never see half a file.
 pub(crate) fn write_json<T: Serialize>(step: &'static str, path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| NetError::Record { step, path: path.to_path_buf(), source: e })?;
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| NetError::Record {
+        step,
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, bytes).map_err(|e| NetError::io(step, &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| NetError::io(step, path, e))
@@ -379,8 +488,14 @@ mod tests {
 
     #[test]
     fn pools_skip_taken() {
-        let taken = vec!["172.18.5.0/24".parse().unwrap(), "172.19.0.0/16".parse().unwrap()];
-        assert_eq!(pick_subnet(&user_pools(), &taken).unwrap().to_string(), "172.20.0.0/16");
+        let taken = vec![
+            "172.18.5.0/24".parse().unwrap(),
+            "172.19.0.0/16".parse().unwrap(),
+        ];
+        assert_eq!(
+            pick_subnet(&user_pools(), &taken).unwrap().to_string(),
+            "172.20.0.0/16"
+        );
     }
 
     #[test]
