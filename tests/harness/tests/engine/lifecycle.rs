@@ -1,1 +1,361 @@
-//! placeholder
+//! The container's life after `run`: logs, exec, stop with and without `--init`, restart
+//! policies, a monitor killed with SIGKILL, twenty containers at once, and failing creates that
+//! leave nothing behind.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+
+use berth_harness::image::{cgroup_dirs, mounts_under, Berth, IMAGE};
+use serde_json::Value;
+
+use crate::{
+    eventually, has_env, host_dir, monitors_of, need_root, path_str, ppid, running, state_pid,
+    PATIENCE,
+};
+
+#[test]
+fn logs_tail_timestamps_since_and_follow() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talk",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo one; echo two >&2; echo three",
+    ]);
+    assert_eq!(berth.ok(&["wait", "talk"]), "0");
+    let all = berth.run(&["logs", "talk"]);
+    assert_eq!(all.stdout, "one\nthree\n");
+    assert_eq!(all.stderr, "two\n", "stderr stays stderr");
+    // stdout and stderr are read apart, so "two" may be logged before or after "three".
+    let tail = berth.run(&["logs", "--tail", "2", "talk"]);
+    assert_eq!(tail.stdout, "three\n", "--tail 2: {tail:?}");
+    assert_eq!((tail.stdout + &tail.stderr).lines().count(), 2);
+    let stamped = berth.ok(&["logs", "-t", "talk"]);
+    for line in stamped.lines() {
+        let (stamp, _) = line
+            .split_once(' ')
+            .expect("a timestamp, a space, the line");
+        assert!(humantime_like(stamp), "not an RFC 3339 time: {line}");
+    }
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let since_later = berth.run(&["logs", "--since", &later.to_string(), "talk"]);
+    assert_eq!(
+        since_later.stdout + &since_later.stderr,
+        "",
+        "nothing after an hour from now"
+    );
+    assert_eq!(
+        berth.run(&["logs", "--since", "1h", "talk"]).stdout,
+        "one\nthree\n"
+    );
+}
+
+fn humantime_like(stamp: &str) -> bool {
+    stamp.len() >= 20 && stamp.as_bytes()[4] == b'-' && stamp.contains('T') && stamp.ends_with('Z')
+}
+
+#[test]
+fn logs_follow_ends_when_the_container_exits() {
+    need_root!();
+    let berth = Berth::new();
+    let host = host_dir();
+    let gate = format!("{}:/gate", path_str(host.path()));
+    let script = "echo first; while [ ! -e /gate/go ]; do sleep 0.1; done; echo last";
+    berth.ok(&[
+        "run", "-d", "--name", "follow", "-v", &gate, IMAGE, "sh", "-c", script,
+    ]);
+    let mut child = berth
+        .command()
+        .args(["logs", "-f", "follow"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("logs -f");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert_eq!(rx.recv_timeout(PATIENCE).as_deref(), Ok("first"));
+    std::fs::write(host.path().join("go"), "").unwrap();
+    assert_eq!(rx.recv_timeout(PATIENCE).as_deref(), Ok("last"));
+    let status = eventually("logs -f to end", || child.try_wait().unwrap());
+    assert!(status.success());
+}
+
+#[test]
+fn exec_env_workdir_user_exit_code_and_detach() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-e",
+        "FROM_RUN=1",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let out = berth.ok(&[
+        "exec", "-e", "A=b", "-w", "/tmp", "-u", "1000:50", "box", "/probe",
+    ]);
+    let report: Value = serde_json::from_str(&out).expect("probe JSON");
+    assert!(has_env(&report, "A=b"));
+    assert!(
+        has_env(&report, "FROM_RUN=1"),
+        "exec inherits the container's env"
+    );
+    assert_eq!(report["cwd"], "/tmp");
+    assert_eq!(
+        (report["uid"].clone(), report["gid"].clone()),
+        (1000.into(), 50.into())
+    );
+    let out = berth.ok(&["exec", "-u", "user", "box", "/probe"]);
+    let report: Value = serde_json::from_str(&out).expect("probe JSON");
+    assert_eq!(report["uid"], 1000);
+
+    assert_eq!(
+        berth.run(&["exec", "box", "sh", "-c", "exit 7"]).code(),
+        Some(7)
+    );
+    assert_eq!(
+        berth.run(&["exec", "box", "no-such-command"]).code(),
+        Some(127)
+    );
+
+    berth.ok(&[
+        "exec",
+        "-d",
+        "box",
+        "sh",
+        "-c",
+        "sleep 0.2; echo done > /tmp/mark",
+    ]);
+    eventually("exec -d's work", || {
+        let ran = berth.run(&["exec", "box", "cat", "/tmp/mark"]);
+        (ran.stdout.trim() == "done").then_some(())
+    });
+}
+
+#[test]
+fn stop_kills_a_shell_that_ignores_sigterm_as_pid_1() {
+    need_root!();
+    let berth = Berth::new();
+    let script = "while :; do sleep 1; done";
+    berth.ok(&["run", "-d", "--name", "stubborn", IMAGE, "sh", "-c", script]);
+    berth.ok(&["stop", "-t", "1", "stubborn"]);
+    let state = &berth.inspect("stubborn")["State"];
+    assert_eq!(state["ExitCode"], 137, "SIGKILL after the timeout: {state}");
+    assert_eq!(state["Status"], "exited");
+
+    berth.ok(&[
+        "run", "-d", "--init", "--name", "polite", IMAGE, "sh", "-c", script,
+    ]);
+    berth.ok(&["stop", "-t", "60", "polite"]);
+    let state = &berth.inspect("polite")["State"];
+    assert_eq!(
+        state["ExitCode"], 143,
+        "with --init SIGTERM reaches the shell: {state}"
+    );
+}
+
+#[test]
+fn on_failure_restarts_twice_then_stays_exited() {
+    need_root!();
+    let berth = Berth::new();
+    let id = berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
+    eventually("the monitor to give up", || {
+        monitors_of(&id).is_empty().then_some(())
+    });
+    let inspect = berth.inspect("flaky");
+    assert_eq!(inspect["RestartCount"], 2, "{inspect}");
+    assert_eq!(inspect["State"]["Status"], "exited");
+    assert_eq!(inspect["State"]["ExitCode"], 1);
+    assert_eq!(
+        berth.ok(&["logs", "flaky"]).lines().count(),
+        3,
+        "one run and two restarts"
+    );
+}
+
+#[test]
+fn always_restarts_until_stopped() {
+    need_root!();
+    let berth = Berth::new();
+    let id = berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo run",
+    ]);
+    eventually("two restarts", || {
+        let count = berth.inspect("again")["RestartCount"].as_u64().unwrap_or(0);
+        (count >= 2).then_some(())
+    });
+    berth.ok(&["stop", "-t", "1", "again"]);
+    eventually("the monitor to end after stop", || {
+        monitors_of(&id).is_empty().then_some(())
+    });
+    let state = &berth.inspect("again")["State"];
+    assert_eq!(state["Status"], "exited", "stop ends the restarts: {state}");
+}
+
+#[test]
+fn a_killed_monitor_leaves_the_truth_and_rm_f_cleans_up() {
+    need_root!();
+    let berth = Berth::new();
+    let id = berth.ok(&["run", "-d", "--name", "orphan", IMAGE, "sleep", "1000"]);
+    let pid = state_pid(&berth.inspect("orphan"));
+    let monitor = ppid(pid).expect("the monitor");
+    assert_eq!(monitors_of(&id), vec![monitor]);
+    let pidfd = rustix::process::Pid::from_raw(monitor).expect("pid");
+    rustix::process::kill_process(pidfd, rustix::process::Signal::KILL).expect("kill -9");
+    eventually("the monitor to die", || (!running(monitor)).then_some(()));
+
+    let status = berth.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=orphan",
+        "--format",
+        "{{.Status}}",
+    ]);
+    let state = &berth.inspect("orphan")["State"];
+    if running(pid) {
+        assert!(
+            status.starts_with("Up"),
+            "the init lives, ps says {status:?}"
+        );
+        assert_eq!(state["Status"], "running");
+    } else {
+        assert!(
+            status.starts_with("Exited"),
+            "the init is gone, ps says {status:?}"
+        );
+        assert_eq!(state["Status"], "exited");
+    }
+    berth.ok(&["rm", "-f", "orphan"]);
+    eventually("the container's process to go", || {
+        (!running(pid)).then_some(())
+    });
+    assert!(
+        mounts_under(berth.root()).is_empty(),
+        "{:?}",
+        mounts_under(berth.root())
+    );
+    assert!(cgroup_dirs(&id).is_empty(), "{:?}", cgroup_dirs(&id));
+    assert!(berth.ok(&["ps", "-a", "-q"]).is_empty());
+}
+
+#[test]
+fn twenty_containers_at_once() {
+    need_root!();
+    let berth = Berth::new();
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let berth = &berth;
+                s.spawn(move || {
+                    let name = format!("many{i}");
+                    berth.ok(&["run", "-d", "--name", &name, IMAGE, "sleep", "1000"])
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a run -d"))
+            .collect()
+    });
+    let listed = berth.ok(&["ps", "-q", "--no-trunc"]);
+    let mut listed: Vec<&str> = listed.lines().collect();
+    listed.sort_unstable();
+    let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(listed, want, "every container runs and is listed once");
+    std::thread::scope(|s| {
+        for id in &ids {
+            let berth = &berth;
+            s.spawn(move || berth.ok(&["rm", "-f", id]));
+        }
+    });
+    assert!(berth.ok(&["ps", "-a", "-q"]).is_empty());
+    for id in &ids {
+        assert!(monitors_of(id).is_empty(), "a monitor of {id} is left");
+    }
+}
+
+#[test]
+fn a_failing_create_leaves_nothing() {
+    need_root!();
+    let berth = Berth::new();
+    let host = host_dir();
+    let cases: &[&[&str]] = &[
+        &["--pull", "never", "no-such-image:1"],
+        &["-v", "/tmp:relative/target", IMAGE],
+        &["-v", "/no/such/host/file:/x:ro,bogus", IMAGE],
+        &["-u", "no-such-user", IMAGE],
+        &["--ulimit", "nofile=abc", IMAGE],
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let cidfile = host.path().join(format!("cid{i}"));
+        let mut args = vec!["run", "--rm", "--cidfile", path_str(&cidfile)];
+        args.extend_from_slice(case);
+        args.push("true");
+        let ran = berth.run(&args);
+        assert_eq!(
+            ran.code(),
+            Some(125),
+            "{case:?}: {}{}",
+            ran.stdout,
+            ran.stderr
+        );
+        let id = std::fs::read_to_string(&cidfile).unwrap_or_default();
+        if !id.is_empty() {
+            assert!(
+                cgroup_dirs(&id).is_empty(),
+                "{case:?} left {:?}",
+                cgroup_dirs(&id)
+            );
+            assert!(monitors_of(&id).is_empty(), "{case:?} left a monitor");
+        }
+        assert!(
+            mounts_under(berth.root()).is_empty(),
+            "{case:?} left a mount"
+        );
+        let dirs = std::fs::read_dir(berth.root().join("containers"))
+            .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0);
+        assert_eq!(dirs, 0, "{case:?} left a container directory");
+    }
+}
