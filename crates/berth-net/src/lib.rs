@@ -24,6 +24,10 @@ use serde::{Deserialize, Serialize};
 pub use error::{NetError, Result};
 pub use ipam::Subnet;
 pub use store::NetStore;
+/// The lease records, for `network inspect`.
+pub mod store_types {
+    pub use crate::store::{Lease, Leases};
+}
 
 /// `berth network create`: everything but the name is optional.
 #[derive(Debug, Clone, Default)]

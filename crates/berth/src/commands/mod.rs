@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod load;
 pub mod login;
 pub mod logout;
+pub mod network;
 pub mod prune;
 pub mod pull;
 pub mod push;
@@ -46,12 +47,58 @@ impl Context {
         Ok(berth_engine::Engine::open(&self.global.root, &exe)?)
     }
 
+    /// Which images the containers use, for rmi, prune, images and system df.
+    pub fn image_usage(&self) -> Result<ImageUsageTable> {
+        let engine = self.engine()?;
+        let mut table = ImageUsageTable::default();
+        for record in engine.containers.all()? {
+            let live = record.state.status.is_live();
+            let entry = table.by_image.entry(record.image_id.clone()).or_default();
+            entry.containers += 1;
+            entry.running += usize::from(live);
+            table.df.total += 1;
+            table.df.active += usize::from(live);
+            let size = dir_size(&engine.containers.dir(&record.id).join("upper"));
+            table.df.size += size;
+            if !live {
+                table.df.reclaimable += size;
+            }
+        }
+        Ok(table)
+    }
+
     pub fn registry_options(&self) -> RegistryOptions {
         RegistryOptions {
             insecure_registries: self.global.insecure_registries.clone(),
             credentials: None,
         }
     }
+}
+
+/// Containers per image id, and the containers' share of `system df`.
+#[derive(Default)]
+pub struct ImageUsageTable {
+    by_image: std::collections::HashMap<String, berth_image::store::ImageUse>,
+    df: system_df::ContainersDf,
+}
+
+impl ImageUsageTable {
+    fn of(&self, id: &oci_spec::image::Digest) -> berth_image::store::ImageUse {
+        self.by_image.get(&id.to_string()).cloned().unwrap_or_default()
+    }
+}
+
+/// Bytes under `dir`, not following symlinks (a container's writable layer).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Runs a command; `Ok` holds the exit status (a container's, for run/start/exec/wait).
@@ -85,16 +132,28 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(&ctx, a),
         Command::Login(a) => login::run(&ctx, a),
         Command::Logout(a) => logout::run(&ctx, a),
-        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(&ctx, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => {
+            let usage = ctx.image_usage()?;
+            images::run_with(&ctx, a, &|d| usage.of(d))
+        }
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run(&ctx, a),
-        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(&ctx, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => {
+            let usage = ctx.image_usage()?;
+            rmi::run_with(&ctx, a, &|d| usage.of(d))
+        }
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&ctx, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(&ctx, a),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
-        Command::Image(ImageCommand::Prune(a)) => prune::run(&ctx, a),
-        Command::System(SystemCommand::Df(a)) => system_df::run(&ctx, a),
+        Command::Image(ImageCommand::Prune(a)) => {
+            let usage = ctx.image_usage()?;
+            prune::run_with(&ctx, a, &|d| usage.of(d))
+        }
+        Command::System(SystemCommand::Df(a)) => {
+            let usage = ctx.image_usage()?;
+            system_df::run_with(&ctx, a, &|d| usage.of(d), &usage.df)
+        }
     };
     done.map(|()| 0)
 }
