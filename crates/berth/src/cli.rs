@@ -84,6 +84,9 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(crate::commands::network::NetworkCommand),
     /// Download an image from a registry
     Pull(pull::PullArgs),
     /// Upload an image to a registry

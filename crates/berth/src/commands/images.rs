@@ -2,7 +2,7 @@
 
 use anyhow::{Context as _, Result};
 use berth_image::digest::short;
-use berth_image::store::{no_containers, ImageUsage};
+use berth_image::store::ImageUsage;
 use berth_image::{Image, Reference, Store};
 use clap::Args;
 use serde_json::json;
@@ -50,9 +50,6 @@ struct Row {
     fields: serde_json::Value,
 }
 
-pub fn run(ctx: &Context, args: ImagesArgs) -> Result<()> {
-    run_with(ctx, args, &no_containers)
-}
 
 /// `images` with the engine's answer to "which containers use this image" (the CONTAINERS
 /// field of `--format`).

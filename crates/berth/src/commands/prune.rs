@@ -4,7 +4,7 @@
 use std::io::BufRead;
 
 use anyhow::Result;
-use berth_image::store::{no_containers, ImageUsage};
+use berth_image::store::ImageUsage;
 use clap::Args;
 
 use super::Context;
@@ -20,9 +20,6 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-pub fn run(ctx: &Context, args: PruneArgs) -> Result<()> {
-    run_with(ctx, args, &no_containers)
-}
 
 /// `image prune` with the engine's answer to "which containers use this image ID".
 pub fn run_with(ctx: &Context, args: PruneArgs, usage: ImageUsage) -> Result<()> {

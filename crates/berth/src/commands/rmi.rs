@@ -2,7 +2,9 @@
 
 use anyhow::{bail, Result};
 use berth_image::digest::short;
-use berth_image::store::{no_containers, ImageUsage};
+use berth_image::store::ImageUsage;
+#[cfg(test)]
+use berth_image::store::no_containers;
 use berth_image::{Reference, Store};
 use clap::Args;
 
@@ -18,9 +20,6 @@ pub struct RmiArgs {
     pub force: bool,
 }
 
-pub fn run(ctx: &Context, args: RmiArgs) -> Result<()> {
-    run_with(ctx, args, &no_containers)
-}
 
 /// `rmi` with the engine's answer to "which containers use this image ID".
 pub fn run_with(ctx: &Context, args: RmiArgs, usage: ImageUsage) -> Result<()> {

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use anyhow::Result;
-use berth_image::store::{no_containers, ImageUsage};
+use berth_image::store::ImageUsage;
 use clap::Args;
 
 use super::Context;
@@ -22,9 +22,6 @@ pub struct ContainersDf {
     pub reclaimable: u64,
 }
 
-pub fn run(ctx: &Context, args: DfArgs) -> Result<()> {
-    run_with(ctx, args, &no_containers, &ContainersDf::default())
-}
 
 /// `system df` with the engine's answers: which containers use each image ID, and the
 /// containers' own row.
