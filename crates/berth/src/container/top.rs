@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _, Result};
-use berth_engine::records::Record;
 use berth_engine::lifecycle;
+use berth_engine::records::Record;
 use clap::Args;
 
 use crate::commands::Context;
