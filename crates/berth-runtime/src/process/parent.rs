@@ -279,8 +279,12 @@ fn fork_init(plan: &InitPlan, init_end: Channel, extras: InitExtras) -> Result<i
 /// Serves the init until it is `Ready`: id maps, and the real init's pid when a middle process
 /// forked it. Returns the init's pid.
 fn handshake(plan: &InitPlan, chan: &Channel, child: i32) -> Result<i32> {
+    // With a middle process, its Pid and the init's Ready race on the socket: wait for both.
+    let middle = plan.creates(LinuxNamespaceType::User) && plan.creates(LinuxNamespaceType::Pid);
     let mut pid = child;
-    loop {
+    let mut got_pid = !middle;
+    let mut ready = false;
+    while !(ready && got_pid) {
         match recv(chan, "set up namespaces")? {
             FromInit::IdMapsPlease => {
                 write_id_map(child, "uid_map", &plan.uid_mappings)?;
@@ -292,8 +296,9 @@ fn handshake(plan: &InitPlan, chan: &Channel, child: i32) -> Result<i32> {
                 // The middle process exits once it has told us; reap it.
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
                 pid = p;
+                got_pid = true;
             }
-            FromInit::Ready => return Ok(pid),
+            FromInit::Ready => ready = true,
             FromInit::Created => {
                 return Err(Error::Init("init skipped a step of the protocol".into()))
             }
@@ -302,6 +307,7 @@ fn handshake(plan: &InitPlan, chan: &Channel, child: i32) -> Result<i32> {
             }
         }
     }
+    Ok(pid)
 }
 
 fn recv(chan: &Channel, step: &str) -> Result<FromInit> {
