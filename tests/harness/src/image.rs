@@ -69,7 +69,16 @@ fn build_image_tar() -> PathBuf {
 
 fn make_image_root(rootfs: &Path) {
     use std::os::unix::fs::{symlink, PermissionsExt};
-    for dir in ["bin", "etc", "root", "tmp", "home/user", "dev", "proc", "sys"] {
+    for dir in [
+        "bin",
+        "etc",
+        "root",
+        "tmp",
+        "home/user",
+        "dev",
+        "proc",
+        "sys",
+    ] {
         fs::create_dir_all(rootfs.join(dir)).expect("image directories");
     }
     fs::set_permissions(rootfs.join("tmp"), fs::Permissions::from_mode(0o1777)).expect("tmp");
@@ -194,7 +203,11 @@ impl Berth {
                 left.push(format!("rm -f {id}: {}", ran.stderr.trim()));
             }
         }
-        left.extend(mounts_under(self.root()).into_iter().map(|m| format!("mount {m}")));
+        left.extend(
+            mounts_under(self.root())
+                .into_iter()
+                .map(|m| format!("mount {m}")),
+        );
         for id in &ids {
             left.extend(cgroup_dirs(id).into_iter().map(|d| format!("cgroup {d}")));
         }

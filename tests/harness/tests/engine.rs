@@ -101,8 +101,7 @@ pub fn mount_at<'a>(report: &'a Value, mount_point: &str) -> Option<&'a Value> {
     report["mounts"]
         .as_array()?
         .iter()
-        .filter(|m| m["mount_point"] == mount_point)
-        .last()
+        .rfind(|m| m["mount_point"] == mount_point)
 }
 
 /// A capability mask (`CapEff` etc.) as a number.
@@ -179,4 +178,24 @@ pub fn host_dir() -> tempfile::TempDir {
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
+}
+
+/// The leak check every test relies on must itself be able to fail.
+#[test]
+fn the_cleanup_check_sees_a_leftover_mount() {
+    need_root!();
+    let berth = berth_harness::image::Berth::new();
+    let dir = berth.root().join("containers/leak");
+    fs::create_dir_all(&dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "leak"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let left = berth.clean();
+    let unmounted = std::process::Command::new("umount").arg(&dir).status().unwrap();
+    assert!(unmounted.success());
+    assert!(left.iter().any(|l| l.contains("containers/leak")), "{left:?}");
+    assert!(berth.clean().is_empty());
 }
