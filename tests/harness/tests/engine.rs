@@ -194,8 +194,14 @@ fn the_cleanup_check_sees_a_leftover_mount() {
         .unwrap();
     assert!(mounted.success());
     let left = berth.clean();
-    let unmounted = std::process::Command::new("umount").arg(&dir).status().unwrap();
+    let unmounted = std::process::Command::new("umount")
+        .arg(&dir)
+        .status()
+        .unwrap();
     assert!(unmounted.success());
-    assert!(left.iter().any(|l| l.contains("containers/leak")), "{left:?}");
+    assert!(
+        left.iter().any(|l| l.contains("containers/leak")),
+        "{left:?}"
+    );
     assert!(berth.clean().is_empty());
 }
