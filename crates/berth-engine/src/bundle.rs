@@ -53,6 +53,9 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
             cgroups_path: &cgroups_path,
             host_rlimits: &limits,
         })?;
+        let mut spec = built.spec;
+        shared_shm(engine, record, &dir, &mut spec)?;
+        let built = spec::Built { spec, ..built };
         ensure_cwd(&root, &built.spec)?;
         let data = serde_json::to_vec_pretty(&built.spec)
             .map_err(|e| Error::Invalid(format!("serialise config.json: {e}")))?;
@@ -106,17 +109,83 @@ fn ensure_cwd(root: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
         .map_err(Error::io("create the working directory", cwd))
 }
 
-/// Unmounts the container's root; a root not mounted is fine.
+/// Unmounts the container's root and its /dev/shm; what is not mounted is fine.
 pub fn teardown(dir: &Path) -> Result<()> {
-    let root = rootfs(dir);
-    match nix::mount::umount2(&root, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
-        Err(e) => Err(Error::Io {
-            step: "unmount the container's root",
-            path: root,
-            source: e.into(),
-        }),
+    let mut result = Ok(());
+    for (path, step) in [
+        (rootfs(dir), "unmount the container's root"),
+        (dir.join("shm"), "unmount the container's /dev/shm"),
+    ] {
+        match nix::mount::umount2(&path, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => {
+                result = Err(Error::Io {
+                    step,
+                    path,
+                    source: e.into(),
+                })
+            }
+        }
     }
+    result
+}
+
+/// Docker's "shareable" IPC: a private IPC namespace gets its /dev/shm from a tmpfs the engine
+/// mounts in the host's mount namespace (`<dir>/shm`), so `--ipc container:<it>` can bind the
+/// same tmpfs — a mount inside another container's mount namespace cannot be bound (EINVAL).
+fn shared_shm(
+    engine: &Engine,
+    record: &Record,
+    dir: &Path,
+    spec: &mut oci_spec::runtime::Spec,
+) -> Result<()> {
+    let source = match &record.request.ipc {
+        NsMode::Host => return Ok(()),
+        NsMode::Private => {
+            let shm = dir.join("shm");
+            fs::create_dir_all(&shm).map_err(Error::io("create", &shm))?;
+            let _ = nix::mount::umount2(&shm, MntFlags::MNT_DETACH);
+            let size = format!(
+                "mode=1777,size={}",
+                record.request.shm_size.unwrap_or(64 << 20)
+            );
+            nix::mount::mount(
+                Some("shm"),
+                &shm,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some(size.as_str()),
+            )
+            .map_err(|e| Error::Io {
+                step: "mount the container's /dev/shm at",
+                path: shm.clone(),
+                source: e.into(),
+            })?;
+            shm
+        }
+        NsMode::Container(other) => {
+            let target = engine.containers.find(other)?;
+            engine.containers.dir(&target.id).join("shm")
+        }
+    };
+    let Some(mounts) = spec.mounts().clone() else {
+        return Ok(());
+    };
+    let mounts = mounts
+        .into_iter()
+        .map(|m| {
+            if m.destination() != Path::new("/dev/shm") {
+                return m;
+            }
+            let mut bind = m.clone();
+            bind.set_typ(Some("bind".into()));
+            bind.set_source(Some(source.clone()));
+            bind.set_options(Some(vec!["rbind".into(), "rprivate".into()]));
+            bind
+        })
+        .collect();
+    spec.set_mounts(Some(mounts));
+    Ok(())
 }
 
 /// After the network is attached: the container's address in /etc/hosts and, on a user
@@ -125,11 +194,16 @@ pub fn teardown(dir: &Path) -> Result<()> {
 pub fn network_etc_files(dir: &Path, record: &Record, att: &berth_net::Attachment) -> Result<()> {
     let req = &record.request;
     let hosts = dir.join("hosts");
-    let text = spec::hosts_file(&record.hostname, att.ip.map(std::net::IpAddr::V4), &req.add_hosts)?;
+    let text = spec::hosts_file(
+        &record.hostname,
+        att.ip.map(std::net::IpAddr::V4),
+        &req.add_hosts,
+    )?;
     fs::write(&hosts, text).map_err(Error::io("write", &hosts))?;
     if att.dns.is_some() && req.dns.is_empty() {
         let resolv = dir.join("resolv.conf");
-        fs::write(&resolv, berth_net::dns::resolv_conf(att)).map_err(Error::io("write", &resolv))?;
+        fs::write(&resolv, berth_net::dns::resolv_conf(att))
+            .map_err(Error::io("write", &resolv))?;
     }
     Ok(())
 }

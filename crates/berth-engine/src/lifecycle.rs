@@ -102,35 +102,40 @@ fn write_cidfile(path: &str, id: &str) -> Result<()> {
         .map_err(Error::io("write cidfile", path))
 }
 
-/// The image's VOLUMEs not covered by a mount become anonymous volumes (Docker's behaviour).
+/// Anonymous volumes get names: `-v /dst` and the image's VOLUMEs not covered by a mount
+/// (Docker's behaviour). Returns the names, which `rm -v` and `--rm` remove.
 fn anonymous_volumes(
     req: &mut RunRequest,
     config: &serde_json::Value,
     random: &[u8],
 ) -> Vec<String> {
-    let Some(vols) = config
+    if let Some(vols) = config
         .pointer("/config/Volumes")
         .and_then(|v| v.as_object())
-    else {
-        return Vec::new();
-    };
+    {
+        for target in vols.keys() {
+            if !req.mounts.iter().any(|m| &m.target == target) {
+                req.mounts.push(MountRequest {
+                    kind: "volume".into(),
+                    source: String::new(),
+                    target: target.clone(),
+                    read_only: false,
+                    options: Vec::new(),
+                });
+            }
+        }
+    }
     let mut names = Vec::new();
-    for (i, target) in vols.keys().enumerate() {
-        if req.mounts.iter().any(|m| &m.target == target) {
+    for (i, m) in req.mounts.iter_mut().enumerate() {
+        if m.kind != "volume" || !m.source.is_empty() {
             continue;
         }
-        let seed: String = random
+        let name: String = random
             .iter()
             .map(|b| format!("{:02x}", b.wrapping_add(i as u8 + 1)))
             .collect();
-        names.push(seed.clone());
-        req.mounts.push(MountRequest {
-            kind: "volume".into(),
-            source: seed,
-            target: target.clone(),
-            read_only: false,
-            options: Vec::new(),
-        });
+        m.source = name.clone();
+        names.push(name);
     }
     names
 }

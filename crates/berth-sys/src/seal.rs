@@ -63,3 +63,92 @@ fn to_cstrings(items: impl Iterator<Item = std::ffi::OsString>) -> io::Result<Ve
         .map(|s| CString::new(s.into_vec()).map_err(io::Error::other))
         .collect()
 }
+
+/// Where read-only views of the binary live (one per binary version, made once per boot).
+pub const PROTECTED_DIR: &str = "/run/berth/exe";
+
+/// True when the running binary is a read-only view made by [`protected_exe`].
+pub fn is_protected() -> bool {
+    std::fs::read_link("/proc/self/exe")
+        .map(|p| p.starts_with(PROTECTED_DIR))
+        .unwrap_or(false)
+}
+
+/// A path to this binary that no one can write through: a read-only bind mount of it under
+/// [`PROTECTED_DIR`], made once per boot and binary version and reused by every later process.
+///
+/// This closes CVE-2019-5736 like the sealed memfd does (a process in a container that opens
+/// `/proc/<pid>/exe` of a process run from this path reaches a read-only mount: EROFS), without
+/// copying the binary on every start, and lets all such processes share its page cache.
+/// Falls back to `Err` when the binary was replaced since it started (callers then seal).
+pub fn protected_exe() -> io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::read_link("/proc/self/exe")?;
+    if real.starts_with(PROTECTED_DIR) {
+        return Ok(real);
+    }
+    if real.to_string_lossy().ends_with(" (deleted)") {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the binary was replaced",
+        ));
+    }
+    let meta = std::fs::metadata(&real)?;
+    let name = format!(
+        "berth-{:x}-{:x}-{:x}-{:x}",
+        meta.dev(),
+        meta.ino(),
+        meta.mtime(),
+        meta.size()
+    );
+    let path = std::path::Path::new(PROTECTED_DIR).join(name);
+    if is_ro_view_of(&path, &meta) {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(PROTECTED_DIR)?;
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::path::Path::new(PROTECTED_DIR).join(".lock"))?;
+    lock.lock()?;
+    if is_ro_view_of(&path, &meta) {
+        return Ok(path);
+    }
+    std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    use nix::mount::{mount, MsFlags};
+    mount(
+        Some(&real),
+        &path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    if let Err(e) = mount(None::<&str>, &path, None::<&str>, ro, None::<&str>) {
+        let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
+        return Err(e.into());
+    }
+    if !is_ro_view_of(&path, &meta) {
+        return Err(io::Error::other(
+            "the read-only view of the binary did not take",
+        ));
+    }
+    Ok(path)
+}
+
+/// Is `path` a read-only mount showing the file `meta` describes?
+fn is_ro_view_of(path: &std::path::Path, meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(here) = std::fs::metadata(path) else {
+        return false;
+    };
+    let ro = nix::sys::statvfs::statvfs(path)
+        .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        .unwrap_or(false);
+    ro && here.ino() == meta.ino() && here.dev() == meta.dev()
+}

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     if let Some(code) = monitor() {
         return ExitCode::from(code);
     }
+    protect_exec();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -68,17 +69,19 @@ fn monitor() -> Option<u8> {
     let (root, id) = match args.as_slice() {
         [_, flag, root, cmd, id] if flag == "--root" && cmd == "__monitor" => (root, id),
         [_, cmd, net, flag, root] if cmd == "__dns" && flag == "--root" => {
-            return Some(match berth_net::dns::serve(std::path::Path::new(root), net) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("berth dns {net}: {e}");
-                    1
-                }
-            });
+            return Some(
+                match berth_net::dns::serve(std::path::Path::new(root), net) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("berth dns {net}: {e}");
+                        1
+                    }
+                },
+            );
         }
         _ => return None,
     };
-    if !berth_sys::seal::is_sealed() {
+    if !berth_sys::seal::is_sealed() && !berth_sys::seal::is_protected() {
         let err = berth_sys::seal::reexec_sealed();
         eprintln!("berth monitor: re-execute from a sealed copy of the binary: {err}");
         return Some(1);
@@ -86,13 +89,14 @@ fn monitor() -> Option<u8> {
     // The on-disk binary (the CLI passes it): what the monitor spawns, e.g. a network's DNS
     // server, must not run from this monitor's sealed copy.
     let exe = std::env::var_os("BERTH_EXE").unwrap_or_else(|| "/proc/self/exe".into());
-    let engine = match berth_engine::Engine::open(std::path::Path::new(root), std::path::Path::new(&exe)) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("berth monitor: {e}");
-            return Some(1);
-        }
-    };
+    let engine =
+        match berth_engine::Engine::open(std::path::Path::new(root), std::path::Path::new(&exe)) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("berth monitor: {e}");
+                return Some(1);
+            }
+        };
     Some(u8::try_from(berth_engine::monitor::main(&engine, id)).unwrap_or(1))
 }
 
@@ -102,4 +106,32 @@ pub fn error_line(e: &anyhow::Error) -> String {
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+/// `exec` puts a process of ours into a running container, whose processes could open
+/// `/proc/<pid>/exe` of it: run from the read-only view of the binary (or a sealed copy) first.
+fn protect_exec() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut words = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.to_string_lossy().starts_with('-'));
+    let is_exec = match words.next().map(|w| w.to_string_lossy().into_owned()) {
+        Some(w) if w == "exec" => true,
+        Some(w) if w == "container" => words.next().is_some_and(|w| w == "exec"),
+        _ => false,
+    };
+    if !is_exec || berth_sys::seal::is_sealed() || berth_sys::seal::is_protected() {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let err = match berth_sys::seal::protected_exe() {
+        Ok(path) => std::process::Command::new(path)
+            .arg0(&args[0])
+            .args(&args[1..])
+            .exec(),
+        Err(_) => berth_sys::seal::reexec_sealed(),
+    };
+    eprintln!("berth: re-execute from a protected copy of the binary: {err}");
+    std::process::exit(125);
 }

@@ -43,7 +43,12 @@ impl Context {
 
     /// The engine over the same data root; monitors are this binary run again.
     pub fn engine(&self) -> Result<berth_engine::Engine> {
-        let exe = std::env::current_exe().context("find the berth binary (/proc/self/exe)")?;
+        // Monitors run from a read-only view of this binary (CVE-2019-5736, see berth-sys'
+        // seal.rs); the plain path only if the binary changed under us.
+        let exe = match berth_sys::seal::protected_exe() {
+            Ok(path) => path,
+            Err(_) => std::env::current_exe().context("find the berth binary (/proc/self/exe)")?,
+        };
         Ok(berth_engine::Engine::open(&self.global.root, &exe)?)
     }
 
@@ -84,13 +89,18 @@ pub struct ImageUsageTable {
 
 impl ImageUsageTable {
     fn of(&self, id: &oci_spec::image::Digest) -> berth_image::store::ImageUse {
-        self.by_image.get(&id.to_string()).cloned().unwrap_or_default()
+        self.by_image
+            .get(&id.to_string())
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
 /// Bytes under `dir`, not following symlinks (a container's writable layer).
 fn dir_size(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| match e.metadata() {
