@@ -17,9 +17,9 @@ pub const VERSION_TEXT: &str = concat!(
 
 fn main() {
     // Before anything else and before any thread exists: the commands that put a process into
-    // a container run from a sealed copy of this binary (CVE-2019-5736).
-    if needs_sealed_binary() && !berth_sys::seal::is_sealed() {
-        let err = berth_sys::seal::reexec_sealed();
+    // a container run from a read-only view (or a sealed copy) of this binary (CVE-2019-5736).
+    if needs_sealed_binary() && !berth_sys::seal::is_sealed() && !berth_sys::seal::is_protected() {
+        let err = berth_sys::seal::reexec_protected();
         eprintln!("berth-runc: re-execute from a sealed copy of the binary: {err}");
         std::process::exit(1);
     }

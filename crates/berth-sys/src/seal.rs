@@ -152,3 +152,20 @@ fn is_ro_view_of(path: &std::path::Path, meta: &std::fs::Metadata) -> bool {
         .unwrap_or(false);
     ro && here.ino() == meta.ino() && here.dev() == meta.dev()
 }
+
+/// Re-executes this process from [`protected_exe`] with the same arguments and environment,
+/// or, if that view cannot be made, from a sealed memfd copy. Returns only on error.
+pub fn reexec_protected() -> io::Error {
+    use std::os::unix::process::CommandExt;
+    match protected_exe() {
+        Ok(path) => {
+            let mut args = std::env::args_os();
+            let arg0 = args.next().unwrap_or_default();
+            std::process::Command::new(path)
+                .arg0(arg0)
+                .args(args)
+                .exec()
+        }
+        Err(_) => reexec_sealed(),
+    }
+}

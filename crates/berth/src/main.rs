@@ -82,7 +82,7 @@ fn monitor() -> Option<u8> {
         _ => return None,
     };
     if !berth_sys::seal::is_sealed() && !berth_sys::seal::is_protected() {
-        let err = berth_sys::seal::reexec_sealed();
+        let err = berth_sys::seal::reexec_protected();
         eprintln!("berth monitor: re-execute from a sealed copy of the binary: {err}");
         return Some(1);
     }
@@ -124,14 +124,7 @@ fn protect_exec() {
     if !is_exec || berth_sys::seal::is_sealed() || berth_sys::seal::is_protected() {
         return;
     }
-    use std::os::unix::process::CommandExt;
-    let err = match berth_sys::seal::protected_exe() {
-        Ok(path) => std::process::Command::new(path)
-            .arg0(&args[0])
-            .args(&args[1..])
-            .exec(),
-        Err(_) => berth_sys::seal::reexec_sealed(),
-    };
+    let err = berth_sys::seal::reexec_protected();
     eprintln!("berth: re-execute from a protected copy of the binary: {err}");
     std::process::exit(125);
 }

@@ -426,11 +426,22 @@ fn lifecycle_states_pause_resume_kill_and_delete() {
     let st = rt.state(&id).unwrap();
     assert_eq!(st["status"], "created");
     let pid = st["pid"].as_i64().unwrap();
-    // Before start the init is a sealed copy of berth-runc, never the binary on disk.
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    // Before start the init runs berth-runc from a read-only view (or a sealed copy): through
+    // its /proc/PID/exe the binary on disk cannot be written (CVE-2019-5736).
+    let exe_link = format!("/proc/{pid}/exe");
+    let exe = std::fs::read_link(&exe_link).unwrap();
     assert!(
-        exe.to_string_lossy().starts_with("/memfd:berth-sealed"),
+        exe.starts_with("/run/berth/exe")
+            || exe.to_string_lossy().starts_with("/memfd:berth-sealed"),
         "{exe:?}"
+    );
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&exe_link)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"overwritten"));
+    assert!(
+        written.is_err(),
+        "the init's binary is writable through {exe_link}"
     );
     rt.start(&id).ok();
     assert_eq!(rt.state(&id).unwrap()["status"], "running");
