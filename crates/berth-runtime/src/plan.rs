@@ -322,7 +322,7 @@ pub fn process_plan(
     let capabilities =
         crate::capabilities::plan(process.capabilities().as_ref()).map_err(|e| e.to_string())?;
     let seccomp = seccomp
-        .map(crate::seccomp::compile)
+        .map(crate::seccomp::compile_cached)
         .transpose()
         .map_err(|e| e.to_string())?;
     Ok(ProcessPlan {

@@ -117,6 +117,70 @@ pub enum SeccompError {
     Install { source: io::Error },
 }
 
+/// Where compiled filters are kept between runs: root's only, cleared at boot.
+const CACHE_DIR: &str = "/run/berth/seccomp";
+
+/// [`compile`], through a cache of compiled programs keyed by the SHA-256 of the profile and
+/// of the libseccomp version. Compiling Docker's default profile costs milliseconds on every
+/// container start; reading it back costs microseconds. Any cache trouble falls back to
+/// compiling (a cache is never a reason to fail).
+pub fn compile_cached(spec: &LinuxSeccomp) -> Result<SeccompProgram, SeccompError> {
+    let Some(path) = cache_path(spec) else {
+        return compile(spec);
+    };
+    if let Some(program) = read_cached(&path) {
+        return Ok(program);
+    }
+    let program = compile(spec)?;
+    let mut data = program.flags.to_le_bytes().to_vec();
+    data.extend_from_slice(&program.insns);
+    let _ = write_cached(&path, &data);
+    Ok(program)
+}
+
+fn cache_path(spec: &LinuxSeccomp) -> Option<std::path::PathBuf> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(spec).ok()?);
+    let v = libseccomp::ScmpVersion::current().ok()?;
+    hasher.update(format!(
+        "berth-seccomp-1 libseccomp {}.{}.{}",
+        v.major, v.minor, v.micro
+    ));
+    let key: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(std::path::Path::new(CACHE_DIR).join(format!("{key}.bpf")))
+}
+
+fn read_cached(path: &std::path::Path) -> Option<SeccompProgram> {
+    let data = std::fs::read(path).ok()?;
+    let (flags, insns) = data.split_at_checked(4)?;
+    let sz = berth_sys::seccomp::SOCK_FILTER_SIZE;
+    if insns.is_empty() || insns.len() % sz != 0 || insns.len() / sz > MAX_INSNS {
+        return None;
+    }
+    Some(SeccompProgram {
+        insns: insns.to_vec(),
+        flags: u32::from_le_bytes(flags.try_into().ok()?),
+    })
+}
+
+fn write_cached(path: &std::path::Path, data: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(CACHE_DIR)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
 /// Compiles `spec` into a BPF program for the native architecture plus `spec.architectures`.
 pub fn compile(spec: &LinuxSeccomp) -> Result<SeccompProgram, SeccompError> {
     let default = action(

@@ -461,3 +461,36 @@ fn docker_profile_blocks_namespaces_and_mounts() {
     let status = Command::new("/bin/true").status().unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn cached_programs_equal_fresh_ones_and_a_corrupt_cache_is_recompiled() {
+    let mut spec = LinuxSeccomp::default();
+    spec.set_default_action(LinuxSeccompAction::ScmpActAllow);
+    spec.set_syscalls(Some(vec![rule(
+        &["mknodat", "getcpu"],
+        LinuxSeccompAction::ScmpActErrno,
+        Some(1),
+    )]));
+    let fresh = compile(&spec).unwrap();
+    let Some(path) = cache_path(&spec) else {
+        panic!("no cache key for a plain profile");
+    };
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(compile_cached(&spec).unwrap(), fresh, "first use compiles");
+    if !path.exists() {
+        println!("skipped: needs a writable {CACHE_DIR} for the cached half");
+        return;
+    }
+    assert_eq!(
+        compile_cached(&spec).unwrap(),
+        fresh,
+        "second use reads the cache"
+    );
+    std::fs::write(&path, b"garbage").unwrap();
+    assert_eq!(
+        compile_cached(&spec).unwrap(),
+        fresh,
+        "a corrupt entry is ignored"
+    );
+    let _ = std::fs::remove_file(&path);
+}
