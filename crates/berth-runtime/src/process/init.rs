@@ -66,6 +66,10 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
         }
         Err(e) => return fail("wait for the runtime", e.to_string()),
     };
+    // Our cgroups as the host names them, for cgroup mounts: after a cgroup namespace is
+    // unshared, every path reads "/".
+    let host_cgroups =
+        std::fs::read_to_string("/proc/self/cgroup").step(|| "read /proc/self/cgroup".into())?;
     if plan.creates(LinuxNamespaceType::Cgroup) {
         // After the parent placed us in our cgroup, so that it becomes the namespace's root.
         berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWCGROUP)
@@ -81,7 +85,7 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
             "the container has no mount namespace: add {\"type\": \"mount\"} to linux.namespaces",
         );
     }
-    let root = crate::rootfs::prepare(plan)?;
+    let root = crate::rootfs::prepare(plan, &host_cgroups)?;
     drop(root);
     run_hooks_inside(&ctx.create_container_hooks, "createContainer", &state)?;
     crate::rootfs::enter(plan, ctx.no_pivot)?;

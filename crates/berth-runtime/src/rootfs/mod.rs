@@ -19,8 +19,10 @@ use resolve::Leaf;
 const NONE: Option<&str> = None;
 
 /// Everything up to, not including, pivot_root: propagation, the rootfs bind, every mount and
-/// the devices. Returns an O_PATH descriptor of the root.
-pub fn prepare(plan: &InitPlan) -> StepResult<OwnedFd> {
+/// the devices. Returns an O_PATH descriptor of the root. `host_cgroups` is the init's
+/// /proc/self/cgroup as read before it unshared its cgroup namespace (the host's paths, which
+/// cgroup mounts bind).
+pub fn prepare(plan: &InitPlan, host_cgroups: &str) -> StepResult<OwnedFd> {
     mount(NONE, "/", NONE, plan.root_propagation, NONE)
         .step(|| "make / a slave mount before setting up the root".into())?;
     let rootfs = &plan.rootfs;
@@ -52,7 +54,7 @@ pub fn prepare(plan: &InitPlan) -> StepResult<OwnedFd> {
     }
     let mut dev_mounted = false;
     for m in &plan.mounts {
-        mount_one(root.as_fd(), m, plan)?;
+        mount_one(root.as_fd(), m, host_cgroups)?;
         dev_mounted |= m.destination == Path::new("/dev");
     }
     if dev_mounted {
@@ -72,12 +74,16 @@ pub fn prepare(plan: &InitPlan) -> StepResult<OwnedFd> {
     Ok(root)
 }
 
-fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, plan: &InitPlan) -> StepResult<()> {
+fn mount_one(
+    root: std::os::fd::BorrowedFd<'_>,
+    m: &MountPlan,
+    host_cgroups: &str,
+) -> StepResult<()> {
     let dest = &m.destination;
     let what = || format!("mount {} on {}", m.fstype, dest.display());
     let is_bind = m.options.is_bind() || m.fstype == "bind";
     if m.fstype == "cgroup" || m.fstype == "cgroup2" {
-        return mount_cgroup(root, m, plan);
+        return mount_cgroup(root, m, host_cgroups);
     }
     let leaf = if is_bind {
         let src = m.source.as_deref().unwrap_or(Path::new(""));
@@ -204,14 +210,8 @@ fn locked_flags(path: &Path) -> MsFlags {
 /// A cgroup mount: the container's own cgroup directories, bound from the host (every v1
 /// hierarchy as a subdirectory of a tmpfs, or the v2 one), so the container sees its cgroup
 /// and nothing above it whether or not it has a cgroup namespace.
-fn mount_cgroup(
-    root: std::os::fd::BorrowedFd<'_>,
-    m: &MountPlan,
-    _plan: &InitPlan,
-) -> StepResult<()> {
+fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> StepResult<()> {
     let dest = &m.destination;
-    let own =
-        std::fs::read_to_string("/proc/self/cgroup").step(|| "read /proc/self/cgroup".into())?;
     let ro = m.options.flags.contains(MsFlags::MS_RDONLY);
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let unified_only = own.lines().count() == 1 && own.starts_with("0::");

@@ -245,7 +245,6 @@ fn memory_and_pids_limits_reach_the_cgroup() {
 }
 
 #[test]
-#[ignore = "berth-runtime binds the host's whole cgroup hierarchies in a private cgroupns (reads /proc/self/cgroup after the unshare: paths are '/'): the container sees every host cgroup and not its own limits"]
 fn memory_and_pids_limits_are_visible_inside() {
     need_root!();
     let berth = Berth::new();
@@ -469,7 +468,6 @@ fn init_is_pid_1_and_the_command_is_not() {
 }
 
 #[test]
-#[ignore = "spec/mounts.rs binds /proc/<pid>/root/dev/shm of the other container: a mount of another mount namespace cannot be bound (EINVAL); Docker keeps a shareable container's /dev/shm on the host and binds that"]
 fn ipc_of_another_container() {
     need_root!();
     let berth = Berth::new();
