@@ -318,10 +318,10 @@ impl NetStore {
         if created_table {
             nft::ensure_table(&mut nft).map_err(|e| nft_err(STEP, "create table ip berth", e))?;
         }
-        let index = match rtnl
+        let existing = rtnl
             .link_index(&net.bridge)
-            .map_err(|e| netlink(STEP, "RTM_GETLINK", e))?
-        {
+            .map_err(|e| netlink(STEP, "RTM_GETLINK", e))?;
+        let index = match existing {
             Some(i) => i,
             None => {
                 match rtnl.create_bridge(&net.bridge) {
@@ -355,6 +355,11 @@ impl NetStore {
             }
         };
         sysctl("net/ipv4/ip_forward")?;
+        // An nf_tables transaction costs milliseconds even when it fails with EEXIST: the
+        // network's elements go in with its bridge or a new table, never on every attach.
+        if existing.is_some() && !created_table {
+            return Ok(index);
+        }
         let mut elems = vec![Element::same_bridge(&net.bridge)];
         if net.internal {
             elems.push(Element::internal_bridge(&net.bridge));
