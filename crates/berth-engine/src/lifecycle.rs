@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use nix::sys::signal::Signal;
@@ -177,15 +178,19 @@ pub fn start(engine: &Engine, key: &str, hello: &Hello) -> Result<(Record, Sessi
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // A clean environment: with --init the container's PID 1 is a fork of the monitor,
+        // whose environ and cmdline the container can read.
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("BERTH_EXE", &engine.exe)
+        .arg0("berth")
         .process_group(0);
-    use std::os::unix::process::CommandExt;
-    let child = cmd
-        .spawn()
+    // The monitor outlives us; it is not ours to wait for (dropping the handle leaves it be).
+    cmd.spawn()
         .map_err(Error::io("spawn the monitor", engine.exe.clone()))?;
-    drop(cmd);
-    // The monitor outlives us; it is not ours to wait for.
-    std::mem::forget(child);
     let mut session = Session { stream: ours };
     proto::write_json(&mut session.stream, Kind::Hello, hello)
         .map_err(Error::io("talk to the monitor of", short(&record.id)))?;
