@@ -50,7 +50,6 @@ struct Row {
     fields: serde_json::Value,
 }
 
-
 /// `images` with the engine's answer to "which containers use this image" (the CONTAINERS
 /// field of `--format`).
 pub fn run_with(ctx: &Context, args: ImagesArgs, usage: ImageUsage) -> Result<()> {

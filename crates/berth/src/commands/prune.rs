@@ -20,7 +20,6 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-
 /// `image prune` with the engine's answer to "which containers use this image ID".
 pub fn run_with(ctx: &Context, args: PruneArgs, usage: ImageUsage) -> Result<()> {
     if !args.force {

@@ -2,9 +2,9 @@
 
 use anyhow::{bail, Result};
 use berth_image::digest::short;
-use berth_image::store::ImageUsage;
 #[cfg(test)]
 use berth_image::store::no_containers;
+use berth_image::store::ImageUsage;
 use berth_image::{Reference, Store};
 use clap::Args;
 
@@ -19,7 +19,6 @@ pub struct RmiArgs {
     #[arg(short, long)]
     pub force: bool,
 }
-
 
 /// `rmi` with the engine's answer to "which containers use this image ID".
 pub fn run_with(ctx: &Context, args: RmiArgs, usage: ImageUsage) -> Result<()> {

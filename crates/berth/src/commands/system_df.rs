@@ -22,7 +22,6 @@ pub struct ContainersDf {
     pub reclaimable: u64,
 }
 
-
 /// `system df` with the engine's answers: which containers use each image ID, and the
 /// containers' own row.
 pub fn run_with(

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# N idle containers (default 1000) on this machine: how long they take to start, what their
+# monitors cost in memory, and that removing them leaves nothing behind (mounts, cgroups,
+# processes, veths, leases). Numbers, not a test; run as root after scripts/setup.
+#
+#   bench/idle.sh                 # 1000 containers on the default bridge network
+#   N=200 NETWORK=none bench/idle.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-1000}
+NETWORK=${NETWORK:-bridge}
+PARALLEL=${PARALLEL:-4}
+BERTH=${BERTH:-$PWD/target/release/berth}
+[ -x "$BERTH" ] || cargo build --release -p berth >&2
+work=$(mktemp -d /tmp/berth-idle-XXXXXX)
+export BERTH_ROOT=$work/root
+cleanup() {
+  set +e
+  "$BERTH" ps -aq | xargs -r -n 50 "$BERTH" rm -f >/dev/null 2>&1
+  grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+rootfs=$work/rootfs
+mkdir -p "$rootfs/bin" "$rootfs/etc"
+cp /bin/busybox "$rootfs/bin/busybox"
+for a in sh sleep true; do ln -s busybox "$rootfs/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$rootfs/etc/passwd"
+tar -C "$rootfs" -cf "$work/rootfs.tar" .
+"$BERTH" import "$work/rootfs.tar" idle/busybox >/dev/null
+
+count_leaks() {
+  local mounts cgroups monitors veths
+  mounts=$(grep -c " $work/root" /proc/mounts || true)
+  cgroups=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -path '*/berth/*' -type d 2>/dev/null | wc -l)
+  monitors=$(pgrep -fc "__monitor" || true)
+  veths=$(ip -o link show type veth 2>/dev/null | grep -c 'master berth' || true)
+  leases=$(find "$work/root/network" -name 'leases*' -exec cat {} + 2>/dev/null | grep -c '"ip"' || true)
+  echo "mounts=$mounts cgroups=$cgroups monitors=$monitors veths=$veths leases=$leases"
+}
+
+echo "before: $(count_leaks)"
+mem_before=$(awk '/MemAvailable/{print $2}' /proc/meminfo)
+start=$(date +%s.%N)
+seq "$N" | xargs -P "$PARALLEL" -I{} "$BERTH" run -d --network "$NETWORK" --name idle{} idle/busybox sleep 100000 >/dev/null
+end=$(date +%s.%N)
+running=$("$BERTH" ps -q | wc -l)
+mem_after=$(awk '/MemAvailable/{print $2}' /proc/meminfo)
+pss_total=0
+priv_total=0
+for p in $(pgrep -f "__monitor"); do
+  read -r pss priv < <(awk '/^Pss:/{p=$2} /^Private_Clean:/{pc=$2} /^Private_Dirty:/{pd=$2} END{print p, pc+pd}' "/proc/$p/smaps_rollup" 2>/dev/null || echo "0 0")
+  pss_total=$((pss_total + pss)); priv_total=$((priv_total + priv))
+done
+echo "started $running of $N containers in $(python3 -c "print(f'{$end-$start:.1f}')") s ($PARALLEL at a time, network $NETWORK)"
+echo "memory: MemAvailable fell by $(( (mem_before - mem_after) / 1024 )) MiB;" \
+  "monitors: PSS $(( pss_total / 1024 )) MiB in all, $(python3 -c "print(f'{$pss_total/1024/max($running,1):.2f}')") MiB each;" \
+  "private $(python3 -c "print(f'{$priv_total/1024/max($running,1):.2f}')") MiB each"
+echo "during: $(count_leaks)"
+start=$(date +%s.%N)
+"$BERTH" ps -aq | xargs -r -P "$PARALLEL" -n 25 "$BERTH" rm -f >/dev/null
+end=$(date +%s.%N)
+echo "removed all in $(python3 -c "print(f'{$end-$start:.1f}')") s"
+echo "after: $(count_leaks)   (every count should be back to 'before')"
