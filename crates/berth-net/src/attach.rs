@@ -129,6 +129,10 @@ impl NetStore {
             }
             r => r.map_err(|e| netlink(STEP, op(), e))?,
         }
+        // A container reaching its own published port through a host address: with
+        // br_netfilter the DNATed frame is bridged back out of the port it came in by.
+        let hairpin = format!("/sys/class/net/{veth}/brport/hairpin_mode");
+        std::fs::write(&hairpin, "1").map_err(|e| NetError::io(STEP, &hairpin, e))?;
         let mut ns = Rtnl::open_in(&req.netns).map_err(|e| ns_err(STEP, req, "socket", e))?;
         ns.set_up(LOOPBACK_INDEX)
             .map_err(|e| ns_err(STEP, req, "RTM_SETLINK lo up", e))?;

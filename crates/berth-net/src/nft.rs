@@ -7,6 +7,13 @@
 //! holds (bridge, bridge) per network: with br_netfilter loaded, traffic bridged inside one
 //! network passes the forward hook with the bridge as both interfaces, and nft cannot compare
 //! iifname with oifname directly.
+//!
+//! The `subnets` interval set holds every network's subnet for the postrouting chain, where
+//! the input interface is unknown (iifname is empty there): traffic leaving a network is found
+//! by its source address. Hairpin traffic (a container to a published port through a host
+//! address, its own included) is DNATed back onto its bridge and masqueraded there so the reply
+//! returns through the host's conntrack; with br_netfilter such a frame is bridged back out of
+//! the port it came in by, which is why attach turns on the port's hairpin mode.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -16,6 +23,8 @@ use std::process::{Command, Stdio};
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 
 pub const TABLE: &str = "berth";
+/// The marker set of the current ruleset (see [`RULESET`]).
+const LAYOUT: &str = "layout_3";
 /// Serializes the one-time creation of the table across data roots and processes.
 const TABLE_LOCK: &str = "/run/berth/nft.lock";
 
@@ -26,7 +35,8 @@ const RULESET: &str = r#"table ip {T} {}
 delete table ip {T}
 table ip {T} {
   set internal { type ifname; }
-  set layout_2 { type ifname; }
+  set layout_3 { type ifname; }
+  set subnets { type ipv4_addr; flags interval; }
   set same { type ifname . ifname; }
   map pub_tcp { type inet_service : ipv4_addr . inet_service; }
   map pub_udp { type inet_service : ipv4_addr . inet_service; }
@@ -43,8 +53,8 @@ table ip {T} {
   chain output { type nat hook output priority -100; policy accept; jump publish; }
   chain postrouting { type nat hook postrouting priority srcnat; policy accept;
     ip saddr 127.0.0.0/8 oifname "berth*" masquerade
-    ct status dnat iifname "berth*" oifname "berth*" masquerade
-    iifname "berth*" oifname != "berth*" masquerade
+    ct status dnat ip saddr @subnets oifname "berth*" masquerade
+    ip saddr @subnets oifname != "berth*" masquerade
   }
   chain forward { type filter hook forward priority filter; policy accept;
     iifname . oifname @same accept
@@ -78,6 +88,8 @@ pub struct Element {
     pub set: &'static str,
     pub key: Vec<u8>,
     pub data: Option<Vec<u8>>,
+    /// The end of an interval (its first address past the range), for interval sets.
+    pub end: bool,
 }
 
 impl Element {
@@ -90,7 +102,19 @@ impl Element {
             set: "internal",
             key,
             data: None,
+            end: false,
         }
+    }
+
+    /// A network's subnet in the `subnets` interval set: its start and its end elements.
+    pub fn subnet(subnet: &crate::Subnet) -> [Element; 2] {
+        let past = u32::from(subnet.broadcast()).wrapping_add(1);
+        [(subnet.addr, false), (Ipv4Addr::from(past), true)].map(|(ip, end)| Element {
+            set: "subnets",
+            key: ip.octets().to_vec(),
+            data: None,
+            end,
+        })
     }
 
     /// The (bridge, bridge) pair that lets traffic inside one network through.
@@ -101,6 +125,7 @@ impl Element {
             set: "same",
             key,
             data: None,
+            end: false,
         }
     }
 
@@ -121,6 +146,7 @@ impl Element {
                     set,
                     key: concat_ip_port(h, host_port),
                     data: Some(data),
+                    end: false,
                 }
             }
             None => {
@@ -129,6 +155,7 @@ impl Element {
                     set,
                     key: host_port.to_be_bytes().to_vec(),
                     data: Some(data),
+                    end: false,
                 }
             }
         }
@@ -222,7 +249,7 @@ impl Nft {
             0,
         );
         m.str_attr(1, TABLE); // NFTA_SET_TABLE
-        m.str_attr(2, "layout_2"); // NFTA_SET_NAME
+        m.str_attr(2, LAYOUT); // NFTA_SET_NAME
         self.sock.send(&m.finish(), 0)?;
         match self.wait_ack(seq) {
             Ok(()) => Ok(true),
@@ -261,6 +288,9 @@ impl Nft {
             let key = m.begin_nested(1); // NFTA_SET_ELEM_KEY
             m.attr(1, &e.key); // NFTA_DATA_VALUE
             m.end_nested(key);
+            if e.end {
+                m.attr(3, &1u32.to_be_bytes()); // NFTA_SET_ELEM_FLAGS: NFT_SET_ELEM_INTERVAL_END
+            }
             if let Some(d) = &e.data {
                 let data = m.begin_nested(2); // NFTA_SET_ELEM_DATA
                 m.attr(1, d);
@@ -378,6 +408,9 @@ mod tests {
         let br = Element::internal_bridge("berth-abc");
         assert_eq!(br.key.len(), 16);
         assert_eq!(&br.key[..10], b"berth-abc\0");
+        let [start, end] = Element::subnet(&"10.230.1.0/24".parse().unwrap());
+        assert_eq!((start.key, start.end), (vec![10, 230, 1, 0], false));
+        assert_eq!((end.key, end.end), (vec![10, 230, 2, 0], true));
         let same = Element::same_bridge("berth-abc");
         assert_eq!(same.key.len(), 32);
         assert_eq!(&same.key[16..26], b"berth-abc\0");

@@ -1,5 +1,5 @@
-//! Published ports: host port claims (`<data_root>/network/ports.json`, under the store's
-//! global lock) and their elements in berth's DNAT maps.
+//! Published ports: host port claims (`/run/berth/network/ports.json`, shared by every data
+//! root like the nftables maps they mirror) and their elements in berth's DNAT maps.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -80,7 +80,7 @@ fn element(p: &PortMapping, ip: Ipv4Addr) -> Result<Element> {
 
 impl NetStore {
     fn claims_path(&self) -> std::path::PathBuf {
-        self.root.join("ports.json")
+        self.shared.join("ports.json")
     }
 
     fn claims(&self) -> Result<Claims> {
@@ -102,7 +102,7 @@ impl NetStore {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let _g = self.lock_global()?;
+        let _g = self.lock_shared()?;
         let mut claims = self.claims()?;
         let mut published = Vec::new();
         for want in wanted {
@@ -154,7 +154,7 @@ impl NetStore {
         ports: &[PortMapping],
         errors: &mut Vec<String>,
     ) {
-        let guard = self.lock_global();
+        let guard = self.lock_shared();
         if let Err(e) = &guard {
             errors.push(e.to_string());
         }

@@ -209,8 +209,8 @@ impl Rtnl {
         }
     }
 
-    /// IPv4 addresses of every link, with their prefix lengths.
-    pub fn addresses(&mut self) -> io::Result<Vec<(Ipv4Addr, u8)>> {
+    /// IPv4 addresses of every link: (link index, address, prefix length).
+    pub fn addresses(&mut self) -> io::Result<Vec<(u32, Ipv4Addr, u8)>> {
         let mut msg = AddressMessage::default();
         msg.header.family = AddressFamily::Inet;
         let replies = self.request(
@@ -222,7 +222,7 @@ impl Rtnl {
             if let RouteNetlinkMessage::NewAddress(a) = r {
                 for attr in a.attributes {
                     if let AddressAttribute::Local(std::net::IpAddr::V4(ip)) = attr {
-                        out.push((ip, a.header.prefix_len));
+                        out.push((a.header.index, ip, a.header.prefix_len));
                     }
                 }
             }

@@ -20,6 +20,10 @@ use crate::{Network, NetworkCreate, PortMapping};
 
 pub const DEFAULT_NETWORK: &str = "bridge";
 const DEFAULT_BRIDGE: &str = "berth0";
+/// The default network (its record and leases) and the port claims, shared by every data
+/// root: `berth0` and the nftables maps are the machine's, so their IPAM and claims must be one.
+/// Under /run because they are runtime state: a reboot takes the bridge, veths and rules too.
+const SHARED_DIR: &str = "/run/berth/network";
 
 /// One container's address on one network: the source of the DNS answers, and what detach
 /// needs when the engine lost its `Attachment`.
@@ -42,6 +46,8 @@ pub struct NetStore {
     pub(crate) data_root: PathBuf,
     pub(crate) root: PathBuf,
     pub(crate) berth_exe: PathBuf,
+    /// [`SHARED_DIR`], or `root` for a store with a private default bridge (tests).
+    pub(crate) shared: PathBuf,
     default_bridge: String,
     default_subnets: Vec<Subnet>,
 }
@@ -60,6 +66,7 @@ impl NetStore {
             data_root: data_root.to_path_buf(),
             root,
             berth_exe: berth_exe.to_path_buf(),
+            shared: PathBuf::from(SHARED_DIR),
             default_bridge: DEFAULT_BRIDGE.to_string(),
             default_subnets,
         })
@@ -69,11 +76,24 @@ impl NetStore {
     pub fn with_default_bridge(mut self, bridge: &str, subnet: Subnet) -> NetStore {
         self.default_bridge = bridge.to_string();
         self.default_subnets = vec![subnet];
+        self.shared = self.root.clone();
         self
     }
 
     pub(crate) fn net_dir(&self, id: &str) -> PathBuf {
-        self.root.join(id)
+        let shared = self.shared.join(id);
+        if self.shared != self.root && shared.join("network.json").exists() {
+            shared
+        } else {
+            self.root.join(id)
+        }
+    }
+
+    /// Serializes the shared default network's creation and the port claims across roots.
+    pub(crate) fn lock_shared(&self) -> Result<Flock<File>> {
+        fs::create_dir_all(&self.shared)
+            .map_err(|e| NetError::io("open shared network state", &self.shared, e))?;
+        lock(&self.shared.join("shared.lock"))
     }
 
     pub(crate) fn lock_global(&self) -> Result<Flock<File>> {
@@ -144,7 +164,12 @@ impl NetStore {
     }
 
     fn save_network(&self, net: &Network) -> Result<()> {
-        let dir = self.net_dir(&net.id);
+        let dir = if net.default {
+            &self.shared
+        } else {
+            &self.root
+        }
+        .join(&net.id);
         fs::create_dir_all(&dir).map_err(|e| NetError::io("create network", &dir, e))?;
         write_json("create network", &dir.join("leases.json"), &Leases::new())?;
         write_json("create network", &dir.join("network.json"), net)
@@ -160,7 +185,7 @@ impl NetStore {
                 op: "RTM_GETADDR dump".into(),
                 source: e,
             })?;
-        for (ip, prefix) in host {
+        for (_, ip, prefix) in host {
             if !ip.is_loopback() {
                 taken.push(Subnet::new(ip, prefix.clamp(8, 30)).unwrap_or(Subnet {
                     addr: ip,
@@ -171,20 +196,15 @@ impl NetStore {
         Ok(taken)
     }
 
+    /// This root's user networks and the machine's default network.
     pub fn networks(&self) -> Result<Vec<Network>> {
-        let entries =
-            fs::read_dir(&self.root).map_err(|e| NetError::io("list networks", &self.root, e))?;
-        let mut out = Vec::new();
-        for entry in entries
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        {
-            let path = entry.path().join("network.json");
-            match read_json::<Network>("list networks", &path) {
-                Ok(n) => out.push(n),
-                Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+        let mut out = read_networks(&self.root)?;
+        if self.shared != self.root {
+            // A default network recorded in the root is from before the shared one: ignored.
+            out.retain(|n| !n.default);
+            let mut shared = read_networks(&self.shared)?;
+            shared.retain(|n| n.default && n.bridge == self.default_bridge);
+            out.extend(shared);
         }
         out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
         Ok(out)
@@ -208,31 +228,38 @@ impl NetStore {
         }
     }
 
-    /// The default network, created on first use like docker0.
+    /// The default network, created on first use like docker0; a bridge already up (made
+    /// before its record, e.g. by an older berth) keeps its address.
     pub(crate) fn default_network(&self) -> Result<Network> {
         if let Ok(n) = self.network(DEFAULT_NETWORK) {
             return Ok(n);
         }
-        let _g = self.lock_global()?;
+        let _g = self.lock_shared()?;
         let existing = self.networks()?;
         if let Some(n) = existing.iter().find(|n| n.name == DEFAULT_NETWORK) {
             return Ok(n.clone());
         }
-        let taken = self.taken_subnets(&existing)?;
-        let subnet = pick_subnet(&self.default_subnets, &taken).ok_or_else(|| {
-            NetError::invalid(
-                "network",
-                DEFAULT_NETWORK,
-                "every candidate subnet is in use",
-            )
-        })?;
+        let (subnet, gateway) = match self.bridge_address(&self.default_bridge)? {
+            Some(a) => a,
+            None => {
+                let taken = self.taken_subnets(&existing)?;
+                let subnet = pick_subnet(&self.default_subnets, &taken).ok_or_else(|| {
+                    NetError::invalid(
+                        "network",
+                        DEFAULT_NETWORK,
+                        "every candidate subnet is in use",
+                    )
+                })?;
+                (subnet, subnet.first_host())
+            }
+        };
         let net = Network {
             id: random_id()?,
             name: DEFAULT_NETWORK.to_string(),
             driver: "bridge".to_string(),
             bridge: self.default_bridge.clone(),
             subnet,
-            gateway: subnet.first_host(),
+            gateway,
             internal: false,
             labels: BTreeMap::new(),
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
@@ -240,6 +267,25 @@ impl NetStore {
         };
         self.save_network(&net)?;
         Ok(net)
+    }
+
+    /// The first IPv4 address of link `name`, as (subnet, address).
+    fn bridge_address(&self, name: &str) -> Result<Option<(Subnet, Ipv4Addr)>> {
+        let step = "adopt the default bridge";
+        let mut rtnl = Rtnl::open().map_err(|e| netlink(step, "socket", e))?;
+        let Some(index) = rtnl
+            .link_index(name)
+            .map_err(|e| netlink(step, format!("RTM_GETLINK {name}"), e))?
+        else {
+            return Ok(None);
+        };
+        let addrs = rtnl
+            .addresses()
+            .map_err(|e| netlink(step, "RTM_GETADDR dump", e))?;
+        Ok(addrs
+            .into_iter()
+            .find(|(i, _, _)| *i == index)
+            .and_then(|(_, ip, prefix)| Some((Subnet::new(ip, prefix).ok()?, ip))))
     }
 
     pub fn leases(&self, net: &Network) -> Result<Leases> {
@@ -272,15 +318,12 @@ impl NetStore {
         rtnl.delete_link(&net.bridge)
             .map_err(|e| netlink("remove network", format!("RTM_DELLINK {}", net.bridge), e))?;
         let mut nft = Nft::open().map_err(|e| nft_err("remove network", "socket", e))?;
-        for el in [
-            Element::same_bridge(&net.bridge),
-            Element::internal_bridge(&net.bridge),
-        ] {
-            match nft.elements(false, std::slice::from_ref(&el)) {
+        for els in network_elements(&net, true) {
+            match nft.elements(false, &els) {
                 Err(e) if e.raw_os_error() != Some(nix::errno::Errno::ENOENT as i32) => {
                     return Err(nft_err(
                         "remove network",
-                        format!("delete @{} element", el.set),
+                        format!("delete @{} element", els[0].set),
                         e,
                     ));
                 }
@@ -360,20 +403,29 @@ impl NetStore {
         if existing.is_some() && !created_table {
             return Ok(index);
         }
-        let mut elems = vec![Element::same_bridge(&net.bridge)];
-        if net.internal {
-            elems.push(Element::internal_bridge(&net.bridge));
-        }
-        for el in elems {
-            match nft.elements(true, std::slice::from_ref(&el)) {
+        for els in network_elements(net, net.internal) {
+            match nft.elements(true, &els) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                    return Err(nft_err(STEP, format!("add @{} element", el.set), e));
+                    return Err(nft_err(STEP, format!("add @{} element", els[0].set), e));
                 }
                 _ => {}
             }
         }
         Ok(index)
     }
+}
+
+/// The network's elements, one batch per set: its `same` pair, its subnet, and when
+/// `internal` its bridge in the `internal` set.
+fn network_elements(net: &Network, internal: bool) -> Vec<Vec<Element>> {
+    let mut batches = vec![
+        vec![Element::same_bridge(&net.bridge)],
+        Element::subnet(&net.subnet).to_vec(),
+    ];
+    if internal {
+        batches.push(vec![Element::internal_bridge(&net.bridge)]);
+    }
+    batches
 }
 
 /// Sets a boolean sysctl to 1 unless it already is.
@@ -445,6 +497,28 @@ fn random_id() -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|e| NetError::io("make network id", "/dev/urandom", e))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The networks recorded under `dir` (none when it does not exist).
+fn read_networks(dir: &Path) -> Result<Vec<Network>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(NetError::io("list networks", dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+    {
+        let path = entry.path().join("network.json");
+        match read_json::<Network>("list networks", &path) {
+            Ok(n) => out.push(n),
+            Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 fn lock(path: &Path) -> Result<Flock<File>> {

@@ -238,7 +238,11 @@ impl TestStore {
 
 impl Drop for TestStore {
     fn drop(&mut self) {
+        // The machine's default network is shared with other data roots: never torn down here.
         for net in self.store.networks().unwrap_or_default() {
+            if net.default {
+                continue;
+            }
             for (ip, lease) in self.store.leases(&net).unwrap_or_default() {
                 let att = Attachment {
                     container_id: lease.container_id,
