@@ -140,7 +140,7 @@ if [ -n "${podman_ok:-}" ]; then
 fi
 
 # --- idle memory of the per-container helper process --------------------------------------
-pss() { awk '/^Pss:/{p=$2} /^Private_Clean:/{pc=$2} /^Private_Dirty:/{pd=$2} END{printf "%.2f %.2f", p/1024, (pc+pd)/1024}' "/proc/$1/smaps_rollup"; }
+pss() { awk '/^Pss:/{p=$2} /^Private_Clean:/{pc=$2} /^Private_Dirty:/{pd=$2} END{printf "%.2f %.2f\n", p/1024, (pc+pd)/1024}' "/proc/$1/smaps_rollup"; }
 monitor_pid=$(python3 -c "import json,glob;print([json.load(open(f))['state']['monitor_pid'] for f in glob.glob('$BERTH_ROOT/containers/*/record.json') if json.load(open(f))['name']=='execme'][0])")
 read -r berth_pss berth_priv < <(pss "$monitor_pid")
 if [ -n "${podman_ok:-}" ]; then
