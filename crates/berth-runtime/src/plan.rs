@@ -75,6 +75,12 @@ impl InitPlan {
         *self.request(kind) == NsRequest::New
     }
 
+    /// True when the container runs in a user namespace other than the runtime's (new or
+    /// joined): there, devices cannot be made with mknod and are bind-mounted instead.
+    pub fn in_user_ns(&self) -> bool {
+        *self.request(LinuxNamespaceType::User) != NsRequest::Host
+    }
+
     /// True when the container gets a mount namespace of its own (new or joined).
     pub fn has_mount_ns(&self) -> bool {
         *self.request(LinuxNamespaceType::Mount) != NsRequest::Host

@@ -1,5 +1,6 @@
 //! Black-box tests of descriptors passed into the container (--preserve-fds, systemd's
-//! LISTEN_FDS/LISTEN_PID) and of the container's session keyring (--no-new-keyring).
+//! LISTEN_FDS/LISTEN_PID) and of the container's session keyring (--no-new-keyring, and its
+//! permissions as runc sets them).
 
 use std::process::Command;
 
@@ -82,6 +83,16 @@ fn preserve_fds_and_listen_fds_pass_descriptors_in() {
     );
 }
 
+/// The permission column of the session keyring runc's way names for container `id`.
+fn session_keyring_perm(keys: &str, id: &str) -> String {
+    let ring = format!("_ses.{id}:");
+    let line = keys
+        .lines()
+        .find(|l| l.contains(" keyring ") && l.contains(&ring))
+        .unwrap_or_else(|| panic!("no session keyring {ring} in:\n{keys}"));
+    line.split_whitespace().nth(4).unwrap().to_string()
+}
+
 /// A bundle that lists the keys it can see; /proc/keys is unmasked for it.
 fn keys_bundle() -> Bundle {
     let mut bundle = Bundle::new(&["cat", "/proc/keys"]);
@@ -109,12 +120,8 @@ fn the_container_gets_a_session_keyring_of_its_own_unless_no_new_keyring() {
     let path = bundle.path().to_str().unwrap();
     let id = unique("keyring");
     let keys = rt.run(&["run", "--bundle", path, &id]).ok();
-    let ring = format!("_ses.{id}");
-    assert!(
-        keys.lines()
-            .any(|l| l.contains(" keyring ") && l.contains(&ring)),
-        "no session keyring {ring} in:\n{keys}"
-    );
+    // runc's permissions: the kernel's possessor-all, user view/read/link, plus user search.
+    assert_eq!(session_keyring_perm(&keys, &id), "3f1b0000", "{keys}");
     let id = unique("no-keyring");
     let keys = rt
         .run(&["run", "--no-new-keyring", "--bundle", path, &id])
@@ -123,4 +130,41 @@ fn the_container_gets_a_session_keyring_of_its_own_unless_no_new_keyring() {
         !keys.contains(&format!("_ses.{id}")),
         "--no-new-keyring made a keyring:\n{keys}"
     );
+}
+
+#[test]
+fn in_a_user_namespace_the_session_keyring_is_searchable_by_others() {
+    need_root!();
+    if !std::path::Path::new("/proc/keys").exists() {
+        skip!("needs /proc/keys (CONFIG_KEYS)");
+    }
+    let rt = Runtime::new();
+    let mut bundle = keys_bundle();
+    let linux = bundle.spec_mut().linux_mut().as_mut().unwrap();
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    let mut user = oci_spec::runtime::LinuxNamespace::default();
+    user.set_typ(oci_spec::runtime::LinuxNamespaceType::User);
+    namespaces.push(user);
+    linux.set_namespaces(Some(namespaces));
+    let map = oci_spec::runtime::LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(300000u32)
+        .size(65536u32)
+        .build()
+        .unwrap();
+    linux.set_uid_mappings(Some(vec![map]));
+    linux.set_gid_mappings(Some(vec![map]));
+    bundle.write();
+    let chown = Command::new("chown")
+        .args(["-R", "300000:300000"])
+        .arg(bundle.rootfs())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let id = unique("keyring-userns");
+    let keys = rt
+        .run(&["run", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .ok();
+    // runc's: "other" search instead of "user" search, since the keyring's uid is not mapped.
+    assert_eq!(session_keyring_perm(&keys, &id), "3f130008", "{keys}");
 }

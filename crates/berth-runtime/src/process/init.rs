@@ -51,7 +51,7 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     let plan = ctx.plan;
     enter_namespaces(ctx)?;
     if let Some(name) = &ctx.session_keyring {
-        join_session_keyring(name)?;
+        join_session_keyring(name, plan.in_user_ns())?;
     }
     ctx.chan
         .send(&FromInit::Ready)
@@ -121,6 +121,9 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
 /// namespace was already chosen by the parent before the fork (it applies to children only).
 fn enter_namespaces(ctx: &mut InitContext<'_>) -> StepResult<()> {
     let plan = ctx.plan;
+    // Every path is opened before the first setns, as runc's nsexec does: once in another
+    // user namespace we no longer pass the ptrace check that opening /proc/PID/ns/* makes.
+    let mut joins = Vec::new();
     for (kind, req) in &plan.namespaces {
         if let NsRequest::Join(path) = req {
             if *kind == LinuxNamespaceType::Pid {
@@ -128,8 +131,15 @@ fn enter_namespaces(ctx: &mut InitContext<'_>) -> StepResult<()> {
             }
             let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
                 .step(|| format!("open {} namespace {}", proc_name(*kind), path.display()))?;
-            berth_sys::ns::setns(fd.as_fd(), clone_flag(*kind))
-                .step(|| format!("join {} namespace {}", proc_name(*kind), path.display()))?;
+            joins.push((*kind, path, fd));
+        }
+    }
+    for (kind, path, fd) in joins {
+        berth_sys::ns::setns(fd.as_fd(), clone_flag(kind))
+            .step(|| format!("join {} namespace {}", proc_name(kind), path.display()))?;
+        if kind == LinuxNamespaceType::User {
+            // Our host ids mean nothing there: be its root, as after making a new one.
+            become_root()?;
         }
     }
     if plan.creates(LinuxNamespaceType::User) {
@@ -191,14 +201,29 @@ fn enter_namespaces(ctx: &mut InitContext<'_>) -> StepResult<()> {
 
 /// Kernels without keyrings (ENOSYS) are no error, as in runc: the keyring is a best-effort
 /// separation, the real one being credentials.
-fn join_session_keyring(name: &str) -> StepResult<()> {
-    match berth_sys::keyring::join_new_session_keyring(name) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => Ok(()),
-        other => other
-            .map(drop)
-            .step(|| format!("join a new session keyring {name:?}")),
-    }
+///
+/// The new keyring's permissions are then widened as runc widens them, so that a process that
+/// later joins the container (exec, with other credentials) can still search it: search for
+/// "user" (the keyring's uid) outside a user namespace, search for "other" inside one.
+fn join_session_keyring(name: &str, in_user_ns: bool) -> StepResult<()> {
+    let serial = match berth_sys::keyring::join_new_session_keyring(name) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return Ok(()),
+        other => other.step(|| format!("join a new session keyring {name:?}"))?,
+    };
+    let search = if in_user_ns {
+        KEY_OTH_SEARCH
+    } else {
+        KEY_USR_SEARCH
+    };
+    let perm = berth_sys::keyring::permissions(serial)
+        .step(|| format!("read the permissions of session keyring {name:?}"))?;
+    berth_sys::keyring::set_permissions(serial, perm | search)
+        .step(|| format!("set the permissions of session keyring {name:?}"))
 }
+
+/// Bits of a key's permission mask (linux/key.h).
+const KEY_USR_SEARCH: u32 = 0x0008_0000;
+const KEY_OTH_SEARCH: u32 = 0x0000_0008;
 
 fn become_root() -> StepResult<()> {
     let root_u = nix::unistd::Uid::from_raw(0);

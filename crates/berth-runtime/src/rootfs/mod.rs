@@ -58,17 +58,13 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str) -> StepResult<OwnedFd> {
         dev_mounted |= m.destination == Path::new("/dev");
     }
     if dev_mounted {
-        devices::create_all(
-            root.as_fd(),
-            &plan.devices,
-            plan.creates(oci_spec::runtime::LinuxNamespaceType::User),
-        )?;
+        devices::create_all(root.as_fd(), &plan.devices, plan.in_user_ns())?;
         devices::default_links(root.as_fd())?;
     } else {
         devices::create_all(
             root.as_fd(),
             &plan.devices[devices::DEFAULT_COUNT..],
-            plan.creates(oci_spec::runtime::LinuxNamespaceType::User),
+            plan.in_user_ns(),
         )?;
     }
     Ok(root)
