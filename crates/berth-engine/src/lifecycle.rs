@@ -28,31 +28,42 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
     let (id, random) = crate::names::new_id()?;
     let anonymous = anonymous_volumes(&mut req, image.config, &random);
     let _names = engine.containers.lock_names()?;
-    let all = engine.containers.all()?;
     let name = match &req.name {
         Some(n) => {
-            if let Some(other) = all.iter().find(|r| &r.name == n) {
+            if let Some(other) = engine.containers.reserve_name(n, &id)? {
                 return Err(Error::Invalid(format!(
-                    "the container name \"/{n}\" is already in use by container \"{}\": remove or rename that container",
-                    other.id
+                    "the container name \"/{n}\" is already in use by container \"{other}\": remove or rename that container"
                 )));
             }
             n.clone()
         }
-        None => crate::names::generate(&random[30..], |n| all.iter().any(|r| r.name == n)),
+        None => {
+            let containers = &engine.containers;
+            let name = crate::names::generate(&random[30..], |n| {
+                containers.find(n).is_ok_and(|r| r.name == n)
+            });
+            containers.reserve_name(&name, &id)?;
+            name
+        }
+    };
+    let release = |e: Error| {
+        engine.containers.release_name(&name, &id);
+        e
     };
     if let Some(path) = &req.cidfile {
-        write_cidfile(path, &id)?;
+        write_cidfile(path, &id).map_err(release)?;
     }
     let dir = engine.containers.dir(&id);
-    std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(Error::io("create", &dir))
+        .map_err(release)?;
     let record = Record {
         hostname: req
             .hostname
             .clone()
             .unwrap_or_else(|| short(&id).to_string()),
-        id,
-        name,
+        id: id.clone(),
+        name: name.clone(),
         created: records::now(),
         image: req.image.clone(),
         image_id: image.id.clone(),
@@ -63,7 +74,7 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
     };
     if let Err(e) = engine.containers.save(&record) {
         let _ = std::fs::remove_dir_all(&dir);
-        return Err(e);
+        return Err(release(e));
     }
     Ok(record)
 }

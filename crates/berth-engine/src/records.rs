@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! <root>/containers/names.lock     exclusive while a name is checked and taken
+//! <root>/containers/names/<name>   the id holding the name: one file read finds a container
+//!                                  by name, however many there are
 //! <root>/containers/<id>/record.json, lock, config.json (the bundle), rootfs/ upper/ work/,
 //!                       hostname hosts resolv.conf, <id>-json.log, monitor.sock
 //! ```
@@ -189,13 +191,16 @@ impl Containers {
         if key.len() == 64 && is_hex(key) {
             return self.load(key);
         }
-        let all = self.all()?;
-        if let Some(r) = all.iter().find(|r| r.name == key) {
-            return Ok(r.clone());
+        if let Some(id) = self.name_holder(key) {
+            match self.load(&id) {
+                Ok(r) if r.name == key => return Ok(r),
+                Ok(_) | Err(Error::NoSuchContainer(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
-        let mut matches = all.into_iter().filter(|r| r.id.starts_with(key));
+        let mut matches = self.ids()?.into_iter().filter(|id| id.starts_with(key));
         match (matches.next(), matches.next()) {
-            (Some(r), None) => Ok(r),
+            (Some(id), None) => self.load(&id),
             (Some(_), Some(_)) => Err(Error::Invalid(format!(
                 "multiple containers match {key:?}: give more of the id or the name"
             ))),
@@ -203,8 +208,43 @@ impl Containers {
         }
     }
 
-    /// Removes a container's directory (its mounts must be gone already).
+    fn name_file(&self, name: &str) -> PathBuf {
+        self.dir.join("names").join(name)
+    }
+
+    /// The id the name index gives for `name`, if any (it may be stale: check the record).
+    fn name_holder(&self, name: &str) -> Option<String> {
+        let id = fs::read_to_string(self.name_file(name)).ok()?;
+        let id = id.trim();
+        (id.len() == 64 && is_hex(id)).then(|| id.to_string())
+    }
+
+    /// Takes `name` for `id`; the id already holding it if it is taken. An entry whose
+    /// container is gone (or was renamed) is stale and taken over. Call under `lock_names`.
+    pub fn reserve_name(&self, name: &str, id: &str) -> Result<Option<String>> {
+        if let Some(holder) = self.name_holder(name) {
+            if holder != id && self.load(&holder).is_ok_and(|r| r.name == name) {
+                return Ok(Some(holder));
+            }
+        }
+        let dir = self.dir.join("names");
+        fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        write_atomic(&self.name_file(name), id.as_bytes())?;
+        Ok(None)
+    }
+
+    /// Gives `name` back, if `id` holds it.
+    pub fn release_name(&self, name: &str, id: &str) {
+        if self.name_holder(name).as_deref() == Some(id) {
+            let _ = fs::remove_file(self.name_file(name));
+        }
+    }
+
+    /// Removes a container's directory (its mounts must be gone already) and its name.
     pub fn remove(&self, id: &str) -> Result<()> {
+        if let Ok(r) = self.load(id) {
+            self.release_name(&r.name, id);
+        }
         let dir = self.dir(id);
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),

@@ -133,21 +133,17 @@ pub fn rename(ctx: &Context, args: RenameArgs) -> Result<i32> {
     berth_engine::names::validate(&args.new_name)?;
     let _names = engine.containers.lock_names()?;
     let record = engine.containers.find(&args.container)?;
-    if let Some(other) = engine
-        .containers
-        .all()?
-        .into_iter()
-        .find(|r| r.name == args.new_name)
-    {
+    if let Some(other) = engine.containers.reserve_name(&args.new_name, &record.id)? {
         bail!(
             "the name {:?} is already in use by container {}: pick another",
             args.new_name,
-            other.id
+            other
         );
     }
     engine
         .containers
         .update(&record.id, |r| r.name = args.new_name.clone())?;
+    engine.containers.release_name(&record.name, &record.id);
     Ok(0)
 }
 
