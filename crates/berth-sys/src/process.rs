@@ -79,3 +79,13 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and takes an integer.
     unsafe { libc::_exit(code) }
 }
+
+/// Gives the heap's free memory back to the kernel (glibc's `malloc_trim(0)`): for a
+/// long-lived process, such as a container's monitor, after a burst of allocations at start.
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only walks glibc's own allocator state under its lock and returns
+    // free pages with madvise; it touches no memory a Rust owner holds.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -87,6 +87,8 @@ pub fn main_loop(engine: &Engine, id: &str, first: UnixStream) -> Result<()> {
                 for c in clients.iter_mut() {
                     c.send(Kind::Started, b"");
                 }
+                // Creating the container allocated a lot, briefly: an idle monitor keeps little.
+                berth_sys::process::trim_heap();
                 run.serve(&listener, &mut clients)?
             }
             Err(e) => {
@@ -564,6 +566,7 @@ impl Run<'_> {
             r.state.oom_killed = oom;
             r.state.error = errors.join("; ");
             r.network = None;
+            r.networks.clear();
         })?;
         Ok(code)
     }

@@ -353,9 +353,18 @@ fn a_failing_create_leaves_nothing() {
             mounts_under(berth.root()).is_empty(),
             "{case:?} left a mount"
         );
+        // Container directories are named by their 64-hex id (beside them: locks, the name index).
         let dirs = std::fs::read_dir(berth.root().join("containers"))
-            .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().is_dir() && e.file_name().len() == 64)
+                    .count()
+            })
             .unwrap_or(0);
         assert_eq!(dirs, 0, "{case:?} left a container directory");
+        let names = std::fs::read_dir(berth.root().join("containers/names"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(names, 0, "{case:?} left a name taken");
     }
 }
