@@ -144,17 +144,32 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "Gateway": network.get("gateway").cloned().unwrap_or(json!("")),
             "MacAddress": network.get("mac").cloned().unwrap_or(json!("")),
             "Ports": network.get("ports").cloned().unwrap_or(json!({})),
-            "Networks": network_entries(req, &network),
+            "Networks": network_entries(req, &network, &record.networks),
             "SandboxKey": if running && st.pid > 0 { format!("/proc/{}/ns/net", st.pid) } else { String::new() },
         },
     })
 }
 
-fn network_entries(req: &crate::request::RunRequest, network: &Value) -> Value {
+fn network_entries(req: &crate::request::RunRequest, network: &Value, joined: &[Value]) -> Value {
     if req.netns != NsMode::Private || req.network.is_empty() {
         return json!({});
     }
     let mut m = serde_json::Map::new();
+    // Networks joined with `network connect`, by the name berth-net recorded.
+    for j in joined {
+        let name = j.get("network").and_then(Value::as_str).unwrap_or_default();
+        m.insert(
+            name.to_string(),
+            json!({
+                "Aliases": [],
+                "IPAddress": j.get("ip").cloned().unwrap_or(json!("")),
+                "IPPrefixLen": j.get("prefix").cloned().unwrap_or(json!(0)),
+                "Gateway": j.get("gateway").cloned().unwrap_or(json!("")),
+                "MacAddress": j.get("mac").cloned().unwrap_or(json!("")),
+                "NetworkID": j.get("network_id").cloned().unwrap_or(json!("")),
+            }),
+        );
+    }
     m.insert(
         req.network.clone(),
         json!({

@@ -71,6 +71,7 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
         state: State::default(),
         network: None,
         anonymous_volumes: anonymous,
+        networks: Vec::new(),
     };
     if let Err(e) = engine.containers.save(&record) {
         let _ = std::fs::remove_dir_all(&dir);
@@ -273,6 +274,7 @@ pub fn recover(engine: &Engine, record: &Record) -> Result<()> {
             r.state.finished_at = records::now();
             r.state.error = "the container's monitor died; its exit status is unknown".into();
             r.network = None;
+            r.networks.clear();
         }
     }) {
         errors.push(e.to_string());

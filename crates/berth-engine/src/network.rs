@@ -21,7 +21,12 @@ pub fn wanted(record: &Record) -> bool {
 }
 
 /// Attaches the container whose init is `pid`; `exposed` are the image's ports for `-P`.
-pub fn attach(engine: &Engine, record: &Record, pid: i32, exposed: &[(u16, String)]) -> Result<Option<Attachment>> {
+pub fn attach(
+    engine: &Engine,
+    record: &Record,
+    pid: i32,
+    exposed: &[(u16, String)],
+) -> Result<Option<Attachment>> {
     if !wanted(record) {
         return Ok(None);
     }
@@ -38,7 +43,10 @@ pub fn attach(engine: &Engine, record: &Record, pid: i32, exposed: &[(u16, Strin
         .collect();
     if req.publish_all {
         for (port, proto) in exposed {
-            if !ports.iter().any(|p| p.container_port == *port && &p.protocol == proto) {
+            if !ports
+                .iter()
+                .any(|p| p.container_port == *port && &p.protocol == proto)
+            {
                 ports.push(PortMapping {
                     host_ip: String::new(),
                     host_port: 0,
@@ -65,32 +73,161 @@ pub fn attach(engine: &Engine, record: &Record, pid: i32, exposed: &[(u16, Strin
         ip,
         mac: req.mac_address.clone(),
         ports,
+        ifname: None,
     };
     let att = store(engine)?.attach(&attach)?;
     for w in &att.warnings {
-        eprintln!("berth monitor {}: warning: {w}", crate::error::short(&record.id));
+        eprintln!(
+            "berth monitor {}: warning: {w}",
+            crate::error::short(&record.id)
+        );
     }
     Ok(Some(att))
 }
 
-/// Undoes `attach` from what the record kept; every error is returned, nothing stops early.
+/// Undoes `attach` and every `connect` from what the record kept; every error is returned,
+/// nothing stops early.
 pub fn detach(engine: &Engine, record: &Record) -> Vec<String> {
-    let Some(value) = &record.network else {
+    let values: Vec<&serde_json::Value> = record.network.iter().chain(&record.networks).collect();
+    if values.is_empty() {
         return Vec::new();
+    }
+    let store = match store(engine) {
+        Ok(s) => s,
+        Err(e) => return vec![e.to_string()],
     };
-    let att: Attachment = match serde_json::from_value(value.clone()) {
-        Ok(a) => a,
-        Err(e) => return vec![format!("read the network attachment: {e}")],
+    let mut errors = Vec::new();
+    for value in values {
+        match serde_json::from_value::<Attachment>(value.clone()) {
+            Ok(att) => {
+                if let Err(e) = store.detach(&att) {
+                    errors.push(e.to_string());
+                }
+            }
+            Err(e) => errors.push(format!("read the network attachment: {e}")),
+        }
+    }
+    errors
+}
+
+/// `network connect`: the running container joins `network` on a new interface (`eth1`...).
+pub fn connect(
+    engine: &Engine,
+    key: &str,
+    network: &str,
+    aliases: &[String],
+    ip: Option<&str>,
+) -> Result<Attachment> {
+    let id = engine.containers.find(key)?.id;
+    let _lock = engine.containers.lock(&id)?;
+    let mut record = engine.containers.load(&id)?;
+    let st = &record.state;
+    if !st.status.is_live() || !crate::records::alive(st.pid, st.pid_start) {
+        return Err(Error::state(&id, "is not running"));
+    }
+    if !wanted(&record) || record.request.network == "none" {
+        return Err(Error::Invalid(format!(
+            "container {key} has no network of its own to connect (--network {})",
+            mode_name(&record)
+        )));
+    }
+    let store = store(engine)?;
+    let attached = attachments(&record);
+    if let Ok(net) = store.network(network) {
+        if attached.iter().any(|a| a.network_id == net.id) {
+            return Err(Error::Invalid(format!(
+                "container {key} is already connected to network {network}"
+            )));
+        }
+    }
+    let ifname = (1..)
+        .map(|n| format!("eth{n}"))
+        .find(|n| !attached.iter().any(|a| &a.ifname == n))
+        .unwrap_or_default();
+    let ip = match ip {
+        Some(s) => Some(
+            s.parse::<Ipv4Addr>()
+                .map_err(|_| Error::Invalid(format!("--ip {s:?}: not an IPv4 address")))?,
+        ),
+        None => None,
     };
-    match store(engine).and_then(|s| Ok(s.detach(&att)?)) {
-        Ok(()) => Vec::new(),
-        Err(e) => vec![e.to_string()],
+    let att = store.attach(&AttachRequest {
+        container_id: id.clone(),
+        container_name: record.name.clone(),
+        hostname: record.hostname.clone(),
+        network: network.to_string(),
+        netns: PathBuf::from(format!("/proc/{}/ns/net", record.state.pid)),
+        aliases: aliases.to_vec(),
+        ip,
+        mac: None,
+        ports: Vec::new(),
+        ifname: Some(ifname),
+    })?;
+    let saved = serde_json::to_value(&att)
+        .map_err(|e| Error::Invalid(format!("serialise the attachment: {e}")))
+        .and_then(|v| {
+            record.networks.push(v);
+            engine.containers.save(&record)
+        });
+    if let Err(e) = saved {
+        let _ = store.detach(&att);
+        return Err(e);
+    }
+    Ok(att)
+}
+
+/// `network disconnect`: the container leaves `network` (a joined one or its primary).
+pub fn disconnect(engine: &Engine, key: &str, network: &str) -> Result<()> {
+    let id = engine.containers.find(key)?.id;
+    let _lock = engine.containers.lock(&id)?;
+    let mut record = engine.containers.load(&id)?;
+    let store = store(engine)?;
+    let net_id = store.network(network).map(|n| n.id).unwrap_or_default();
+    let matches = |v: &serde_json::Value| {
+        serde_json::from_value::<Attachment>(v.clone())
+            .is_ok_and(|a| a.network == network || (!net_id.is_empty() && a.network_id == net_id))
+    };
+    let found = if record.network.as_ref().is_some_and(matches) {
+        record.network.take()
+    } else {
+        let at = record.networks.iter().position(matches);
+        at.map(|i| record.networks.remove(i))
+    };
+    let Some(value) = found else {
+        return Err(Error::Invalid(format!(
+            "container {key} is not connected to network {network}"
+        )));
+    };
+    engine.containers.save(&record)?;
+    let att: Attachment = serde_json::from_value(value)
+        .map_err(|e| Error::Invalid(format!("read the network attachment: {e}")))?;
+    Ok(store.detach(&att)?)
+}
+
+/// The container's attachments: its primary and those joined later.
+fn attachments(record: &Record) -> Vec<Attachment> {
+    record
+        .network
+        .iter()
+        .chain(&record.networks)
+        .filter_map(|v| serde_json::from_value(v.clone()).ok())
+        .collect()
+}
+
+fn mode_name(record: &Record) -> String {
+    match &record.request.netns {
+        NsMode::Private => record.request.network.clone(),
+        NsMode::Host => "host".into(),
+        NsMode::Container(c) => format!("container:{}", crate::error::short(c)),
     }
 }
 
 /// The image's EXPOSED ports (`"80/tcp": {}`), for `-P`.
 pub fn exposed_ports(config: &serde_json::Value) -> Vec<(u16, String)> {
-    let Some(ports) = config.pointer("/config/ExposedPorts").and_then(|p| p.as_object()) else {
+    let Some(ports) = config
+        .pointer("/config/ExposedPorts")
+        .and_then(|p| p.as_object())
+    else {
         return Vec::new();
     };
     ports

@@ -87,6 +87,9 @@ pub struct Record {
     /// The network attachment once the container has one (berth-net's JSON).
     #[serde(default)]
     pub network: Option<serde_json::Value>,
+    /// Networks joined while running (`network connect`), as berth-net's JSON: `eth1`...
+    #[serde(default)]
+    pub networks: Vec<serde_json::Value>,
     /// Anonymous volumes made for this container (removed by `rm -v`).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,

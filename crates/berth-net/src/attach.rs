@@ -58,6 +58,7 @@ impl NetStore {
             ports: Vec::new(),
             dns: None,
             warnings: Vec::new(),
+            ifname: req.ifname.clone().unwrap_or_default(),
         };
         match self.plumb(net, req, &mut att, bridge_index, &mac) {
             Ok(()) => Ok(att),
@@ -111,20 +112,21 @@ impl NetStore {
             self.record_ports(net, &req.container_id, &att.ports)?;
         }
         let veth = att.host_veth.clone().unwrap_or_default();
+        let ifname = req.ifname.as_deref().unwrap_or(CONTAINER_IFNAME);
         let netns = File::open(&req.netns).map_err(|e| NetError::io(STEP, &req.netns, e))?;
         let mut host = Rtnl::open().map_err(|e| netlink(STEP, "socket", e))?;
         let mac_bytes = parse_mac(mac)?;
         let op = || {
             format!(
-                "RTM_NEWLINK veth {veth} (peer {CONTAINER_IFNAME} in {})",
+                "RTM_NEWLINK veth {veth} (peer {ifname} in {})",
                 req.netns.display()
             )
         };
-        match host.create_veth(&veth, bridge, CONTAINER_IFNAME, netns.as_fd(), mac_bytes) {
+        match host.create_veth(&veth, bridge, ifname, netns.as_fd(), mac_bytes) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 host.delete_link(&veth)
                     .map_err(|e| netlink(STEP, format!("RTM_DELLINK stale {veth}"), e))?;
-                host.create_veth(&veth, bridge, CONTAINER_IFNAME, netns.as_fd(), mac_bytes)
+                host.create_veth(&veth, bridge, ifname, netns.as_fd(), mac_bytes)
                     .map_err(|e| netlink(STEP, op(), e))?;
             }
             r => r.map_err(|e| netlink(STEP, op(), e))?,
@@ -137,14 +139,14 @@ impl NetStore {
         ns.set_up(LOOPBACK_INDEX)
             .map_err(|e| ns_err(STEP, req, "RTM_SETLINK lo up", e))?;
         let index = ns
-            .link_index(CONTAINER_IFNAME)
+            .link_index(ifname)
             .and_then(|i| i.ok_or_else(|| io::ErrorKind::NotFound.into()))
-            .map_err(|e| ns_err(STEP, req, "RTM_GETLINK eth0", e))?;
+            .map_err(|e| ns_err(STEP, req, &format!("RTM_GETLINK {ifname}"), e))?;
         ns.set_up(index)
-            .map_err(|e| ns_err(STEP, req, "RTM_SETLINK eth0 up", e))?;
+            .map_err(|e| ns_err(STEP, req, &format!("RTM_SETLINK {ifname} up"), e))?;
         ns.add_address(index, ip, net.subnet.prefix, net.subnet.broadcast())
-            .map_err(|e| ns_err(STEP, req, "RTM_NEWADDR eth0", e))?;
-        if !net.internal {
+            .map_err(|e| ns_err(STEP, req, &format!("RTM_NEWADDR {ifname}"), e))?;
+        if !net.internal && req.ifname.is_none() {
             ns.add_default_route(net.gateway)
                 .map_err(|e| ns_err(STEP, req, "RTM_NEWROUTE default", e))?;
         }

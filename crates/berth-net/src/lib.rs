@@ -84,6 +84,9 @@ pub struct AttachRequest {
     pub ip: Option<Ipv4Addr>,
     pub mac: Option<String>,
     pub ports: Vec<PortMapping>,
+    /// The interface in the container: None for the primary `eth0` (with the default route),
+    /// `eth1`... for a network joined later (`network connect`), which gets no default route.
+    pub ifname: Option<String>,
 }
 
 /// What attach did, kept by the engine in the container's record and handed back to detach.
@@ -108,6 +111,9 @@ pub struct Attachment {
     /// Things berth set up that may still not work, e.g. a host firewall that drops forwarding.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The interface in the container; empty for `eth0`.
+    #[serde(default)]
+    pub ifname: String,
 }
 
 impl Attachment {
@@ -124,6 +130,7 @@ impl Attachment {
             ports: Vec::new(),
             dns: None,
             warnings: Vec::new(),
+            ifname: String::new(),
         }
     }
 }

@@ -52,6 +52,12 @@ pub struct Lab {
     nets: Vec<String>,
 }
 
+impl Default for Lab {
+    fn default() -> Self {
+        Lab::new()
+    }
+}
+
 impl Lab {
     pub fn new() -> Lab {
         Lab {
@@ -199,8 +205,8 @@ pub fn leftovers(lab: &Lab, network: &str, id: &str, veth: &str, ip: &str) -> Ve
     left
 }
 
-/// The container's attachment as its record keeps it (`network` field): veth, IP.
-pub fn attachment(lab: &Lab, name: &str) -> (String, String, String) {
+/// The container's record.json.
+pub fn record_of(lab: &Lab, name: &str) -> Value {
     let id = lab.berth.inspect(name)["Id"]
         .as_str()
         .expect("Id")
@@ -211,7 +217,13 @@ pub fn attachment(lab: &Lab, name: &str) -> (String, String, String) {
         .join("containers")
         .join(&id)
         .join("record.json");
-    let record: Value = serde_json::from_slice(&fs::read(&path).expect("record")).unwrap();
+    serde_json::from_slice(&fs::read(&path).expect("record")).expect("record JSON")
+}
+
+/// The container's attachment as its record keeps it (`network` field): id, veth, IP.
+pub fn attachment(lab: &Lab, name: &str) -> (String, String, String) {
+    let record = record_of(lab, name);
+    let id = record["id"].as_str().expect("id").to_string();
     let att = &record["network"];
     let veth = att["host_veth"].as_str().expect("host_veth").to_string();
     let ip = att["ip"].as_str().expect("ip").to_string();

@@ -256,6 +256,7 @@ impl Drop for TestStore {
                     ports: lease.ports,
                     dns: None,
                     warnings: Vec::new(),
+                    ifname: String::new(),
                 };
                 let _ = self.store.detach(&att);
             }

@@ -1,4 +1,5 @@
-//! `berth network`: create, ls, inspect (Docker's JSON), rm and prune of bridge networks.
+//! `berth network`: create, ls, inspect (Docker's JSON), rm and prune of bridge networks;
+//! connect and disconnect of running containers.
 
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
@@ -53,6 +54,25 @@ pub enum NetworkCommand {
         #[arg(required = true)]
         networks: Vec<String>,
     },
+    /// Connect a running container to a network
+    Connect {
+        /// Add network-scoped alias for the container
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        /// IPv4 address (e.g. 172.30.100.104)
+        #[arg(long)]
+        ip: Option<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect {
+        /// Force the container to disconnect from a network
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
     /// Remove all unused networks
     Prune {
         /// Do not prompt for confirmation
@@ -61,9 +81,10 @@ pub enum NetworkCommand {
     },
 }
 
-/// `berth_exe` is not needed here: these commands never start a DNS server.
-pub fn run(cmd: NetworkCommand, data_root: &Path) -> Result<()> {
-    let store = NetStore::open(data_root, Path::new("")).context("open the network store")?;
+pub fn run(cmd: NetworkCommand, ctx: &super::Context) -> Result<()> {
+    // Only connect starts a DNS server (through the engine): the others need no berth_exe.
+    let store =
+        NetStore::open(&ctx.global.root, Path::new("")).context("open the network store")?;
     match cmd {
         NetworkCommand::Create {
             subnet,
@@ -103,6 +124,34 @@ pub fn run(cmd: NetworkCommand, data_root: &Path) -> Result<()> {
         }
         NetworkCommand::Rm { networks } => rm(&store, &networks),
         NetworkCommand::Prune { force } => prune(&store, force),
+        NetworkCommand::Connect {
+            aliases,
+            ip,
+            network,
+            container,
+        } => {
+            let engine = ctx.engine()?;
+            let att = berth_engine::network::connect(
+                &engine,
+                &container,
+                &network,
+                &aliases,
+                ip.as_deref(),
+            )?;
+            for w in &att.warnings {
+                eprintln!("berth: warning: {w}");
+            }
+            Ok(())
+        }
+        NetworkCommand::Disconnect {
+            force: _,
+            network,
+            container,
+        } => Ok(berth_engine::network::disconnect(
+            &ctx.engine()?,
+            &container,
+            &network,
+        )?),
     }
 }
 

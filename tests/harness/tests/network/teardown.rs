@@ -77,7 +77,7 @@ fn a_hundred_containers_no_collision_no_leak() {
     let start = |lab: &Lab, i: usize| {
         let name = format!("s{i}");
         let mut args = vec!["run", "-d", "--name", &name, "--network", "bt-stress"];
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             args.extend_from_slice(&["-p", "80"]);
         }
         args.extend_from_slice(&[IMAGE, "sleep", "1000"]);

@@ -182,3 +182,76 @@ fn two_user_networks_cannot_reach_each_other() {
     assert_eq!(lab.fetch(&["--network", "bt-iso-b"], &url), None);
     assert_eq!(lab.fetch(&[], &url), None, "from the default bridge");
 }
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    lab.network("bt-conn", "10.234.6.0/24");
+    lab.web("srv", &["--network", "bt-conn"]);
+    lab.berth
+        .ok(&["run", "-d", "--name", "c1", IMAGE, "sleep", "1000"]);
+    lab.berth
+        .ok(&["network", "connect", "--alias", "side", "bt-conn", "c1"]);
+    let again = lab.berth.run(&["network", "connect", "bt-conn", "c1"]);
+    assert!(!again.success(), "connecting twice must fail");
+
+    let pid = pid_of(&lab, "c1").to_string();
+    let in_c1 = |args: &[&str]| {
+        let out = Command::new("nsenter")
+            .args(["-t", &pid, "-n"])
+            .args(args)
+            .output()
+            .expect("nsenter");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let addrs = in_c1(&["ip", "-4", "-o", "addr", "show", "eth1"]);
+    assert!(addrs.contains("inet 10.234.6."), "eth1: {addrs}");
+    let v = lab.berth.inspect("c1");
+    let nets = &v["NetworkSettings"]["Networks"];
+    assert!(nets["bt-conn"]["IPAddress"]
+        .as_str()
+        .is_some_and(|ip| ip.starts_with("10.234.6.")));
+    assert!(nets["bridge"]["IPAddress"]
+        .as_str()
+        .is_some_and(|ip| !ip.is_empty()));
+    // Reached by its alias from the joined network, and reaching that network's server.
+    assert_eq!(
+        lab.fetch_eventually(&["--network", "bt-conn"], "http://srv/index.html"),
+        "hello from srv"
+    );
+    let ping = lab.berth.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "bt-conn",
+        IMAGE,
+        "ping",
+        "-c1",
+        "-W5",
+        "side",
+    ]);
+    assert!(ping.success(), "ping side: {}{}", ping.stdout, ping.stderr);
+
+    let record = crate::record_of(&lab, "c1");
+    let veth = record["networks"][0]["host_veth"]
+        .as_str()
+        .expect("the joined network's veth")
+        .to_string();
+    let id = record["id"].as_str().unwrap_or_default().to_string();
+    lab.berth.ok(&["network", "disconnect", "bt-conn", "c1"]);
+    assert_eq!(in_c1(&["ip", "-o", "link", "show", "eth1"]), "");
+    assert_eq!(crate::ip_cmd(&["link", "show", &veth]), "");
+    assert!(lab.network_inspect("bt-conn")["Containers"]
+        .get(&id)
+        .is_none());
+
+    // Joined again, then removed: the second interface goes with the container.
+    lab.berth.ok(&["network", "connect", "bt-conn", "c1"]);
+    assert_ne!(crate::ip_cmd(&["link", "show", &veth]), "");
+    lab.berth.ok(&["rm", "-f", "c1"]);
+    assert_eq!(crate::ip_cmd(&["link", "show", &veth]), "");
+    assert!(lab.network_inspect("bt-conn")["Containers"]
+        .get(&id)
+        .is_none());
+}
