@@ -7,6 +7,7 @@ use std::os::fd::AsFd;
 
 use crate::error::{NetError, Result};
 use crate::ipam::{self, mac_for, parse_mac};
+use crate::nft::Nft;
 use crate::rtnl::{Rtnl, LOOPBACK_INDEX};
 use crate::store::{netlink, Lease, NetStore, DEFAULT_NETWORK};
 use crate::{dns, ports, AttachRequest, Attachment, Network};
@@ -61,7 +62,12 @@ impl NetStore {
             ifname: req.ifname.clone().unwrap_or_default(),
         };
         match self.plumb(net, req, &mut att, bridge_index, &mac) {
-            Ok(()) => Ok(att),
+            Ok(()) => {
+                if !net.internal {
+                    att.warnings = firewall_warnings(net);
+                }
+                Ok(att)
+            }
             Err(e) => {
                 let _ = self.detach(&att);
                 Err(e)
@@ -243,6 +249,27 @@ impl NetStore {
         }
         ports
     }
+}
+
+/// What the host's own firewall would drop of what berth forwards (published ports from other
+/// hosts, the containers' outbound traffic). Only nftables base chains are seen (iptables-nft
+/// included): iptables-legacy's policies are not readable without running iptables.
+fn firewall_warnings(net: &Network) -> Vec<String> {
+    let chains = match Nft::open().and_then(|mut n| n.forward_drop_chains()) {
+        Ok(c) => c,
+        Err(e) => return vec![format!("could not read the host's forward chains: {e}")],
+    };
+    chains
+        .into_iter()
+        .map(|c| {
+            format!(
+                "the host's firewall chain {c} drops forwarded packets by default (policy drop): \
+                 published ports and outbound traffic of network {} may be dropped; accept \
+                 forwarding for {} (bridge {}) in that chain",
+                net.name, net.subnet, net.bridge
+            )
+        })
+        .collect()
 }
 
 fn ns_err(step: &'static str, req: &AttachRequest, op: &str, e: io::Error) -> NetError {

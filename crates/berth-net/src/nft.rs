@@ -70,7 +70,11 @@ table ip {T} {
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_GETSET: u16 = 10;
+const F_DUMP: u16 = 0x300;
+const NF_INET_FORWARD: u32 = 2;
+const NF_DROP: u32 = 0;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_DELSETELEM: u16 = 14;
 const NFPROTO_IPV4: u8 = 2;
@@ -315,6 +319,52 @@ impl Nft {
         self.wait_ack(seq)
     }
 
+    /// Base chains on the forward hook whose policy is drop, other than berth's, as
+    /// `family table chain`: a host firewall that would drop what berth forwards.
+    pub fn forward_drop_chains(&mut self) -> io::Result<Vec<String>> {
+        let seq = self.next_seq();
+        let m = Msg::new(
+            NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETCHAIN,
+            F_REQUEST | F_DUMP,
+            seq,
+            0,
+            0,
+        );
+        self.sock.send(&m.finish(), 0)?;
+        let mut found = Vec::new();
+        let mut buf = Vec::with_capacity(64 * 1024);
+        loop {
+            buf.clear();
+            self.sock.recv(&mut buf, 0)?;
+            let mut off = 0;
+            while off + 20 <= buf.len() {
+                let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap_or([0; 4]));
+                let len = len as usize;
+                let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+                if len < 16 || off + len > buf.len() {
+                    break;
+                }
+                let msg = &buf[off..off + len];
+                off += (len + 3) & !3;
+                match ty {
+                    NLMSG_DONE => return Ok(found),
+                    NLMSG_ERROR => {
+                        let code = i32::from_ne_bytes(msg[16..20].try_into().unwrap_or([0; 4]));
+                        return if code == 0 {
+                            Ok(found)
+                        } else {
+                            Err(io::Error::from_raw_os_error(-code))
+                        };
+                    }
+                    _ => {}
+                }
+                if let Some(chain) = drop_forward_chain(msg) {
+                    found.push(chain);
+                }
+            }
+        }
+    }
+
     /// Waits for the NLMSG_ERROR answering `seq` (an ack when its code is 0).
     fn wait_ack(&mut self, seq: u32) -> io::Result<()> {
         let mut buf = Vec::with_capacity(64 * 1024);
@@ -351,6 +401,54 @@ impl Nft {
             }
         }
     }
+}
+
+/// Attributes of a netlink message body: (type without flags, value).
+fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    while b.len() >= 4 {
+        let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
+        let ty = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
+        if len < 4 || len > b.len() {
+            break;
+        }
+        out.push((ty, &b[4..len]));
+        b = &b[((len + 3) & !3).min(b.len())..];
+    }
+    out
+}
+
+/// `family table chain` when the NEWCHAIN message `msg` is a forward base chain with policy
+/// drop outside berth's table.
+fn drop_forward_chain(msg: &[u8]) -> Option<String> {
+    let family = match *msg.get(16)? {
+        1 => "inet",
+        2 => "ip",
+        _ => return None,
+    };
+    let (mut table, mut name, mut hook, mut policy) = ("", "", None, None);
+    for (ty, v) in attrs(msg.get(20..)?) {
+        match ty {
+            1 => table = c_str(v)?,
+            3 => name = c_str(v)?,
+            4 => {
+                hook = attrs(v)
+                    .into_iter()
+                    .find(|(t, _)| *t == 1)
+                    .and_then(|(_, n)| Some(u32::from_be_bytes(n.try_into().ok()?)))
+            }
+            5 => policy = Some(u32::from_be_bytes(v.try_into().ok()?)),
+            _ => {}
+        }
+    }
+    (hook == Some(NF_INET_FORWARD)
+        && policy == Some(NF_DROP)
+        && !(family == "ip" && table == TABLE))
+        .then(|| format!("{family} {table} {name}"))
+}
+
+fn c_str(v: &[u8]) -> Option<&str> {
+    std::str::from_utf8(v.split(|b| *b == 0).next().unwrap_or(&[])).ok()
 }
 
 /// Creates the table once (idempotent across processes); the only use of the `nft` binary, at

@@ -255,3 +255,54 @@ fn connect_and_disconnect_a_running_container() {
         .get(&id)
         .is_none());
 }
+
+/// Removes the nft table `ip <name>` on drop.
+struct HostTable(&'static str);
+
+impl Drop for HostTable {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", self.0])
+            .status();
+    }
+}
+
+fn nft(args: &[&str]) {
+    let status = Command::new("nft").args(args).status().expect("nft");
+    assert!(status.success(), "nft {args:?}");
+}
+
+#[test]
+fn a_host_forward_policy_of_drop_is_reported() {
+    crate::need_root!();
+    let lab = Lab::new();
+    lab.berth
+        .ok(&["run", "-d", "--name", "before", IMAGE, "sleep", "1000"]);
+    let warnings = |name: &str| crate::record_of(&lab, name)["network"]["warnings"].to_string();
+    assert!(
+        !warnings("before").contains("bt_hostfw"),
+        "{}",
+        warnings("before")
+    );
+    // A host firewall whose forward policy is drop; its one rule accepts everything, so that
+    // the other tests' traffic is not dropped meanwhile.
+    let _table = HostTable("bt_hostfw");
+    nft(&["add", "table", "ip", "bt_hostfw"]);
+    nft(&[
+        "add",
+        "chain",
+        "ip",
+        "bt_hostfw",
+        "fchain",
+        "{ type filter hook forward priority 10; policy drop; }",
+    ]);
+    nft(&["add", "rule", "ip", "bt_hostfw", "fchain", "accept"]);
+    lab.berth.ok(&[
+        "run", "-d", "--name", "after", "-p", "80", IMAGE, "sleep", "1000",
+    ]);
+    let w = warnings("after");
+    assert!(
+        w.contains("ip bt_hostfw fchain") && w.contains("policy drop"),
+        "no warning about the host's forward policy: {w}"
+    );
+}
