@@ -66,6 +66,8 @@ pub enum Command {
     Unpause(manage::NamesArgs),
     /// Rename a container
     Rename(manage::RenameArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(crate::container::export::ExportArgs),
     /// List port mappings or a specific mapping for the container
     Port(port::PortArgs),
     /// Show a container's namespaces: its own, the host's, or another container's

@@ -449,3 +449,70 @@ fn volumes_are_created_listed_inspected_refused_while_used_and_pruned() {
     assert!(!mountpoint.exists());
     assert_eq!(berth.ok(&["volume", "ls", "-q"]), "");
 }
+
+#[test]
+fn export_writes_the_containers_filesystem_running_or_stopped() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "exp",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo changed > /root/f; ln -s / /root/up; sleep 1000",
+    ]);
+    eventually("the container's file", || {
+        berth
+            .run(&["exec", "exp", "cat", "/root/f"])
+            .success()
+            .then_some(())
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let list = |tar: &std::path::Path| -> String {
+        let out = std::process::Command::new("tar")
+            .arg("-tvf")
+            .arg(tar)
+            .output()
+            .expect("run tar");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let running = dir.path().join("running.tar");
+    berth.ok(&["export", "exp", "-o", running.to_str().unwrap_or_default()]);
+    let listing = list(&running);
+    assert!(
+        listing.contains("./root/f") || listing.contains("root/f"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("bin/busybox"),
+        "the image's files are in: {listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with('l') && l.contains("root/up ->")),
+        "a link is stored as a link, not followed: {listing}"
+    );
+    berth.ok(&["stop", "-t", "0", "exp"]);
+    let stopped = dir.path().join("stopped.tar");
+    berth.ok(&["export", "exp", "-o", stopped.to_str().unwrap_or_default()]);
+    assert!(
+        list(&stopped).contains("root/f"),
+        "the stopped container's changes are in"
+    );
+    assert!(
+        berth_harness::image::mounts_under(berth.root()).is_empty(),
+        "exporting a stopped container leaves no mount"
+    );
+    let ran = berth.run(&[
+        "export",
+        "no-such-container",
+        "-o",
+        dir.path().join("x.tar").to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(ran.status.code(), Some(125), "{}", ran.stderr);
+    assert!(!dir.path().join("x.tar").exists(), "no partial archive");
+}

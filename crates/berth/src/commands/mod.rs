@@ -131,6 +131,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Pause(a) => return manage::pause(&ctx, a, true),
         Command::Unpause(a) => return manage::pause(&ctx, a, false),
         Command::Rename(a) => return manage::rename(&ctx, a),
+        Command::Export(a) => return crate::container::export::run(&ctx, a),
         Command::Port(a) => return port::run(&ctx, a),
         Command::Ns(a) => return ns::run(&ctx, a),
         Command::Top(a) => return top::run(&ctx, a),

@@ -103,12 +103,12 @@ fn with_root(
 }
 
 /// A stopped container's overlay root mounted at a private directory; unmounted when dropped.
-struct StoppedRoot {
-    dir: PathBuf,
+pub(crate) struct StoppedRoot {
+    pub(crate) dir: PathBuf,
 }
 
 impl StoppedRoot {
-    fn mount(engine: &Engine, record: &Record) -> Result<StoppedRoot> {
+    pub(crate) fn mount(engine: &Engine, record: &Record) -> Result<StoppedRoot> {
         let cdir = engine.containers.dir(&record.id);
         let store = engine.images()?;
         let image = store.resolve(&record.image_id)?;

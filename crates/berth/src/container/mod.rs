@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod cp;
 pub mod exec;
+pub mod export;
 pub mod flags;
 pub mod inspect;
 pub mod logs;
