@@ -57,6 +57,9 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         shared_shm(engine, record, &dir, &mut spec)?;
         let built = spec::Built { spec, ..built };
         ensure_cwd(&root, &built.spec)?;
+        if record.request.userns == NsMode::Private {
+            mount_points(&root, &built.spec)?;
+        }
         let data = serde_json::to_vec_pretty(&built.spec)
             .map_err(|e| Error::Invalid(format!("serialise config.json: {e}")))?;
         crate::records::write_atomic(&dir.join("config.json"), &data)?;
@@ -107,6 +110,27 @@ fn ensure_cwd(root: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
     berth_runtime::rootfs::resolve::create(dir.as_fd(), &cwd, leaf)
         .map(drop)
         .map_err(Error::io("create the working directory", cwd))
+}
+
+/// With a private user namespace the container's root is not root on the host and cannot
+/// create directories in the image's root-owned tree: make every mount point now, as the host's
+/// root, inside the root (no symlink followed out of it). The image's files stay the host
+/// root's: readable, not writable, by the container's root (berth does not shift ownership).
+fn mount_points(root: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    use berth_runtime::rootfs::resolve::{create, Leaf};
+    use std::os::fd::AsFd;
+    let dir = fs::File::open(root).map_err(Error::io("open", root))?;
+    for m in spec.mounts().iter().flatten() {
+        let is_file = m
+            .source()
+            .as_ref()
+            .is_some_and(|s| fs::metadata(s).is_ok_and(|md| !md.is_dir()));
+        let leaf = if is_file { Leaf::File } else { Leaf::Dir };
+        create(dir.as_fd(), m.destination(), leaf)
+            .map(drop)
+            .map_err(Error::io("create the mount point", m.destination()))?;
+    }
+    Ok(())
 }
 
 /// Unmounts the container's root and its /dev/shm; what is not mounted is fine.

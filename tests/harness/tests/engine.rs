@@ -15,6 +15,8 @@ mod flags;
 mod lab;
 #[path = "engine/lifecycle.rs"]
 mod lifecycle;
+#[path = "engine/more_flags.rs"]
+mod more_flags;
 #[path = "engine/tty.rs"]
 mod tty;
 

@@ -132,14 +132,20 @@ fn create_record(
         None => Platform::host(),
     };
     let local = match store.resolve(&req.image) {
+        // A local image of another platform than --platform asks for does not count.
+        Ok(image) if req.platform.is_some() && !same_platform(&image, &platform) => None,
         Ok(image) => Some(image),
         Err(berth_image::Error::NoSuchImage(_)) => None,
         Err(e) => return Err(e.into()),
     };
     let image = match (req.pull.as_str(), local) {
         ("never", None) | (_, None) if req.pull == "never" => bail!(
-            "no such image: {}: pull it first or drop --pull never",
-            req.image
+            "no such image: {}{}: pull it first or drop --pull never",
+            req.image,
+            req.platform
+                .as_deref()
+                .map(|p| format!(" for platform {p}"))
+                .unwrap_or_default()
         ),
         ("always", _) | (_, None) => {
             let reference = Reference::parse(&req.image)?;
@@ -167,4 +173,9 @@ fn create_record(
         },
     )?;
     Ok(record)
+}
+
+fn same_platform(image: &berth_image::Image, wanted: &Platform) -> bool {
+    let c = &image.config;
+    c.os().to_string() == wanted.os && c.architecture().to_string() == wanted.architecture
 }

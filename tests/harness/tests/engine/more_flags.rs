@@ -1,0 +1,249 @@
+//! The run flags the other files leave out: CPU and swap limits, --device, --userns private,
+//! --platform, the log driver and its rotation, --stop-timeout, --restart unless-stopped.
+
+use berth_harness::image::{Berth, IMAGE};
+
+use crate::{eventually, need_root};
+
+fn cgroup_file(controller: &str, id: &str, file: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/sys/fs/cgroup/{controller}/berth/{id}/{file}"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+#[test]
+fn cpu_and_swap_limits_reach_the_cgroup() {
+    need_root!();
+    let berth = Berth::new();
+    let id = berth.ok(&[
+        "run",
+        "-d",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let Some(quota) = cgroup_file("cpu", &id, "cpu.cfs_quota_us") else {
+        berth_harness::skip!("needs cgroup v1 cpu (this test reads v1 files)");
+    };
+    assert_eq!(quota, "50000", "--cpus 0.5 is half of a 100 ms period");
+    assert_eq!(
+        cgroup_file("cpu", &id, "cpu.shares").as_deref(),
+        Some("512")
+    );
+    assert_eq!(
+        cgroup_file("cpuset", &id, "cpuset.cpus").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        cgroup_file("memory", &id, "memory.limit_in_bytes").as_deref(),
+        Some("67108864")
+    );
+    if let Some(swap) = cgroup_file("memory", &id, "memory.memsw.limit_in_bytes") {
+        assert_eq!(swap, "134217728", "--memory-swap is memory plus swap");
+    }
+    let ran = berth.run(&["run", "--rm", "--cpuset-cpus", "999", IMAGE, "true"]);
+    assert_eq!(
+        ran.status.code(),
+        Some(125),
+        "a CPU the host lacks: {}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn a_device_is_created_and_allowed() {
+    need_root!();
+    let berth = Berth::new();
+    let out = berth.ok(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/null:/dev/mynull",
+        IMAGE,
+        "sh",
+        "-c",
+        "ls -l /dev/mynull && echo x > /dev/mynull && echo written",
+    ]);
+    assert!(out.contains("1,   3") && out.contains("written"), "{out}");
+    let ran = berth.run(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/no-such-device",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(ran.status.code(), Some(125), "{}", ran.stderr);
+    assert_eq!(
+        ran.stderr.trim().lines().count(),
+        1,
+        "one line: {}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn a_private_user_namespace_maps_root_elsewhere() {
+    need_root!();
+    let berth = Berth::new();
+    let out = berth.ok(&[
+        "run",
+        "--rm",
+        "--userns",
+        "private",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; id -u",
+    ]);
+    let map: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(map.first().copied(), Some("0"), "{out}");
+    assert_ne!(
+        map.get(1).copied(),
+        Some("0"),
+        "root inside is not root outside: {out}"
+    );
+    assert_eq!(out.lines().last(), Some("0"), "{out}");
+}
+
+#[test]
+fn platform_must_match_a_local_image() {
+    need_root!();
+    let berth = Berth::new();
+    let ran = berth.run(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--platform",
+        "linux/arm64",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(ran.status.code(), Some(125), "{}", ran.stderr);
+    assert!(ran.stderr.contains("linux/arm64"), "{}", ran.stderr);
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    berth.ok(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--platform",
+        &format!("linux/{arch}"),
+        IMAGE,
+        "true",
+    ]);
+}
+
+#[test]
+fn log_driver_none_and_rotation() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        IMAGE,
+        "echo",
+        "unseen",
+    ]);
+    let ran = berth.run(&["logs", "quiet"]);
+    assert!(!ran.success() && !ran.stdout.contains("unseen"), "{ran:?}");
+    berth.ok(&[
+        "run",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        IMAGE,
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); done",
+    ]);
+    let id = berth.ok(&["inspect", "-f", "{{.Id}}", "chatty"]);
+    let log = berth.root().join(format!("containers/{id}/{id}-json.log"));
+    assert!(log.exists(), "the current log");
+    assert!(log.with_extension("log.1").exists(), "one rotated file");
+    assert!(
+        !log.with_extension("log.2").exists(),
+        "no more than max-file files"
+    );
+    assert!(std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) <= 1024);
+    let logs = berth.ok(&["logs", "chatty"]);
+    assert!(
+        logs.ends_with("line 99"),
+        "the newest lines survive: {logs}"
+    );
+}
+
+#[test]
+fn stop_timeout_and_unless_stopped() {
+    need_root!();
+    let berth = Berth::new();
+    // A shell as PID 1 ignores SIGTERM: stop kills it after --stop-timeout.
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "--stop-timeout",
+        "1",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1000",
+    ]);
+    let inspect = berth.inspect("stubborn");
+    assert_eq!(inspect["Config"]["StopTimeout"], 1);
+    berth.ok(&["stop", "stubborn"]);
+    assert_eq!(berth.inspect("stubborn")["State"]["ExitCode"], 137);
+
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "unless-stopped",
+        IMAGE,
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    eventually("a restart", || {
+        (berth.inspect("again")["RestartCount"].as_u64().unwrap_or(0) >= 2).then_some(())
+    });
+    berth.ok(&["stop", "-t", "0", "again"]);
+    let after = berth.inspect("again");
+    assert_eq!(after["State"]["Status"], "exited", "{after}");
+    let count = after["RestartCount"].clone();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        berth.inspect("again")["RestartCount"],
+        count,
+        "stopped means no more restarts"
+    );
+}
