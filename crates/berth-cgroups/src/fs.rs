@@ -104,6 +104,13 @@ pub(crate) fn read_numbers<T: std::str::FromStr>(dir: &Path, file: &str) -> Resu
 /// cgroups and the control files go with them, so rmdir is the whole job; a cgroup that is
 /// already gone is fine. EBUSY is retried briefly because exiting tasks leave it late.
 pub(crate) fn remove_tree(dir: &Path, errors: &mut Vec<CgroupError>) {
+    // The common case, a cgroup without children whose tasks are gone, takes one rmdir;
+    // only a failure lists the directory for child cgroups (and retries a busy one).
+    match fs::remove_dir(dir) {
+        Ok(()) => return,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return,
+        Err(_) => {}
+    }
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return,

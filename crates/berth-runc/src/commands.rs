@@ -74,8 +74,9 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
 fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
     // The init may end up our grandchild (user namespaces): adopt it when its parent exits.
     nix::sys::prctl::set_child_subreaper(true).context("become a child subreaper")?;
+    // The record create returns serves start and delete: the state is not read back.
     let created = parent::create(root, &create_options(&a.create))?;
-    if let Err(e) = container::start(root, &a.create.id) {
+    if let Err(e) = container::start_created(root, &created.record) {
         let _ = container::delete(root, &a.create.id, true);
         return Err(e.into());
     }
@@ -84,7 +85,11 @@ fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
     }
     let code = container::wait_exit(created.pid)?;
     if !a.keep {
-        container::delete(root, &a.create.id, true)?;
+        let stopped = container::Container {
+            record: created.record,
+            status: Status::Stopped,
+        };
+        container::delete_loaded(root, stopped, true)?;
     }
     Ok(code)
 }

@@ -63,6 +63,13 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         &[Status::Created],
         "only a created container can be started",
     )?;
+    start_created(root, &c.record)
+}
+
+/// [`start`] of a container this process has just created (`run`), whose record it holds:
+/// the state is not read back from disk.
+pub fn start_created(root: &Root, record: &Record) -> Result<()> {
+    let id = record.id.as_str();
     let fifo_path = root.dir(id).join(state::EXEC_FIFO);
     let fifo = nix::fcntl::open(
         &fifo_path,
@@ -70,7 +77,7 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         Mode::empty(),
     )
     .at("open exec fifo", &fifo_path)?;
-    let pidfd = berth_sys::process::pidfd_open(c.record.pid).during("pidfd_open of the init")?;
+    let pidfd = berth_sys::process::pidfd_open(record.pid).during("pidfd_open of the init")?;
     let mut byte = [0u8; 1];
     loop {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -97,9 +104,8 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         }
     }
     std::fs::remove_file(&fifo_path).at("remove exec fifo", &fifo_path)?;
-    let doc = serde_json::to_vec(&c.record.doc(Status::Running)).unwrap_or_default();
-    if let Some(hooks) = c
-        .record
+    let doc = serde_json::to_vec(&record.doc(Status::Running)).unwrap_or_default();
+    if let Some(hooks) = record
         .spec
         .hooks()
         .as_ref()
@@ -137,6 +143,13 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
         Err(Error::NotFound(_)) if force => return Ok(()),
         r => r?,
     };
+    delete_loaded(root, c, force)
+}
+
+/// [`delete`] of a container whose record and status the caller already has (`run`, after
+/// its init exited): nothing is read back from disk.
+pub fn delete_loaded(root: &Root, c: Container, force: bool) -> Result<()> {
+    let id = c.record.id.as_str();
     if matches!(c.status, Status::Running | Status::Paused) && !force {
         return Err(Error::Status {
             id: id.to_string(),

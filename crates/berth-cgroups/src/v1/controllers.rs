@@ -259,16 +259,25 @@ fn apply_blkio(m: &Manager, blkio: &LinuxBlockIo) -> Result<()> {
 }
 
 /// The writes for `rules`: deny everything first, then the rules in order, so the result is
-/// the rules alone whatever the cgroup allowed before.
+/// the rules alone whatever the cgroup allowed before. A line repeated within a run of writes
+/// to the same file changes nothing (allows add up, denies too) and is written once: specs
+/// list the default devices that the runtime adds again.
 pub(super) fn device_writes(rules: &[LinuxDeviceCgroup]) -> Result<Vec<(&'static str, String)>> {
-    let mut writes = vec![("devices.deny", "a".to_owned())];
+    let mut writes: Vec<(&'static str, String)> = vec![("devices.deny", "a".to_owned())];
+    let mut run_start = 0;
     for rule in parse_rules(rules)? {
         let file = if rule.allow {
             "devices.allow"
         } else {
             "devices.deny"
         };
-        writes.push((file, rule.v1_line()));
+        let line = rule.v1_line();
+        if writes.last().is_some_and(|(last, _)| *last != file) {
+            run_start = writes.len();
+        }
+        if !writes[run_start..].iter().any(|(_, l)| *l == line) {
+            writes.push((file, line));
+        }
     }
     Ok(writes)
 }

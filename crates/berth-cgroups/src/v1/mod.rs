@@ -90,20 +90,27 @@ pub struct Manager {
 impl Manager {
     /// Finds the mounted controllers now; `hybrid` adds the `root/unified` side.
     pub fn new(root: &Path, relative: &Path, hybrid: bool) -> Self {
+        use std::os::unix::fs::MetadataExt;
         let mut controllers = Vec::new();
-        let mut mounts: Vec<PathBuf> = Vec::new();
+        let mut mounts: Vec<(u64, u64)> = Vec::new();
         let mut hierarchies = Vec::new();
         for controller in Controller::ALL {
             let mount = root.join(controller.name());
             // A directory that is not a hierarchy's root (say, left by a failed mount) has no
             // cgroup.procs: using it would write limits into plain files.
-            if !mount.join("cgroup.procs").is_file() {
+            let Ok(procs) = std::fs::metadata(mount.join("cgroup.procs")) else {
+                continue;
+            };
+            if !procs.is_file() {
                 continue;
             }
             let dir = mount.join(relative);
-            let real = std::fs::canonicalize(&mount).unwrap_or(mount);
-            if !mounts.contains(&real) {
-                mounts.push(real);
+            // Co-mounted controllers (cpu and cpuacct as links to `cpu,cpuacct`) show the same
+            // cgroup.procs: one stat finds them, where a canonicalize cost a readlink per path
+            // component for every controller.
+            let id = (procs.dev(), procs.ino());
+            if !mounts.contains(&id) {
+                mounts.push(id);
                 hierarchies.push(dir.clone());
             }
             controllers.push((controller, dir));

@@ -234,6 +234,31 @@ fn device_rules_deny_all_first_then_apply_in_order() {
 }
 
 #[test]
+fn a_repeated_device_rule_is_written_once_unless_a_rule_of_the_other_kind_came_between() {
+    use LinuxDeviceType::{A, C};
+    let rules = [
+        rule(false, A, None, None, "rwm"),
+        rule(true, C, Some(1), Some(3), "rwm"),
+        rule(true, C, Some(1), Some(5), "rwm"),
+        rule(true, C, Some(1), Some(3), "rwm"),
+        rule(false, C, Some(1), Some(5), "rwm"),
+        rule(true, C, Some(1), Some(5), "rwm"),
+    ];
+    let writes = device_writes(&rules).unwrap();
+    let writes: Vec<(&str, &str)> = writes.iter().map(|(f, l)| (*f, l.as_str())).collect();
+    assert_eq!(
+        writes,
+        [
+            ("devices.deny", "a"),
+            ("devices.allow", "c 1:3 rwm"),
+            ("devices.allow", "c 1:5 rwm"),
+            ("devices.deny", "c 1:5 rwm"),
+            ("devices.allow", "c 1:5 rwm"),
+        ]
+    );
+}
+
+#[test]
 fn a_resource_without_its_controller_names_the_controller() {
     let fake = Fake::new();
     fs::remove_dir_all(fake.root.join("pids")).unwrap();

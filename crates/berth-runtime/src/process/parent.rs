@@ -174,13 +174,24 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         },
     )?;
     cleanup.pid = Some(child);
+    // Joining a cgroup waits for an RCU grace period (the kernel's threadgroup rwsem), often
+    // the longest step of a create on a busy host: done at once, it overlaps the init's
+    // namespace setup, which does not need the cgroup. A middle process (new user and pid
+    // namespaces) forks the real init, which is placed after the handshake instead: placing
+    // the middle would count both against a pids limit.
+    let early = !has_middle(&plan);
+    if early {
+        cgroup.add_task(child)?;
+    }
     let pid = handshake(&plan, &parent_end, child)?;
     cleanup.pid = Some(pid);
-    cleanup
-        .cgroup
-        .as_ref()
-        .map(|c| c.add_task(pid))
-        .transpose()?;
+    if !early {
+        cleanup
+            .cgroup
+            .as_ref()
+            .map(|c| c.add_task(pid))
+            .transpose()?;
+    }
 
     let record = Record {
         id: opts.id.clone(),
@@ -280,7 +291,7 @@ fn fork_init(plan: &InitPlan, init_end: Channel, extras: InitExtras) -> Result<i
 /// forked it. Returns the init's pid.
 fn handshake(plan: &InitPlan, chan: &Channel, child: i32) -> Result<i32> {
     // With a middle process, its Pid and the init's Ready race on the socket: wait for both.
-    let middle = plan.creates(LinuxNamespaceType::User) && plan.creates(LinuxNamespaceType::Pid);
+    let middle = has_middle(plan);
     let mut pid = child;
     let mut got_pid = !middle;
     let mut ready = false;
@@ -308,6 +319,11 @@ fn handshake(plan: &InitPlan, chan: &Channel, child: i32) -> Result<i32> {
         }
     }
     Ok(pid)
+}
+
+/// New user and pid namespaces: the forked child is a middle process that forks the init.
+fn has_middle(plan: &InitPlan) -> bool {
+    plan.creates(LinuxNamespaceType::User) && plan.creates(LinuxNamespaceType::Pid)
 }
 
 fn recv(chan: &Channel, step: &str) -> Result<FromInit> {
