@@ -9,6 +9,7 @@
 //!   Stdin bytes, StdinClose, Resize     ->   to the container's stdin or pty
 //!                                       <-   Stdout / Stderr bytes
 //!   Stop {timeout}                      ->   stop signal, then SIGKILL after timeout
+//!   Signal n                            ->   signal n to the container's init
 //!                                       <-   Exit {code}, after the record is written and, with
 //!                                            --rm, everything is removed; then the monitor closes
 //! ```
@@ -34,6 +35,8 @@ pub enum Kind {
     Started = 7,
     Error = 8,
     Exit = 9,
+    /// A signal for the container's init (`run`'s signal proxy): i32 BE.
+    Signal = 10,
 }
 
 impl Kind {
@@ -50,6 +53,7 @@ impl Kind {
             7 => Started,
             8 => Error,
             9 => Exit,
+            10 => Signal,
             _ => return None,
         })
     }

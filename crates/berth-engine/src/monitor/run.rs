@@ -248,7 +248,8 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     let pidfd = berth_sys::process::pidfd_open(pid)
         .map_err(Error::io("pidfd_open the container's init", &dir))
         .map_err(abort)?;
-    let attachment = crate::network::attach(engine, record, pid, &prepared.exposed).map_err(abort)?;
+    let attachment =
+        crate::network::attach(engine, record, pid, &prepared.exposed).map_err(abort)?;
     let undo_net = |e: Error| {
         if let Some(att) = &attachment {
             if let Ok(store) = crate::network::store(engine) {
@@ -260,7 +261,9 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     if let Some(att) = &attachment {
         crate::bundle::network_etc_files(&dir, record, att).map_err(undo_net)?;
     }
-    let network = attachment.as_ref().and_then(|a| serde_json::to_value(a).ok());
+    let network = attachment
+        .as_ref()
+        .and_then(|a| serde_json::to_value(a).ok());
     let log = open_log(&dir, id, req).map_err(undo_net)?;
     let stop_signal =
         crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(Signal::SIGTERM);
@@ -487,6 +490,10 @@ impl Run<'_> {
                     {
                         let _ = berth_sys::pty::set_window_size(tty.as_fd(), r, c);
                     }
+                }
+                Kind::Signal if payload.len() == 4 => {
+                    let n = i32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                    let _ = berth_sys::process::pidfd_send_signal(self.pidfd.as_fd(), n);
                 }
                 Kind::Stop => {
                     let req: Option<StopRequest> = serde_json::from_slice(&payload).ok();

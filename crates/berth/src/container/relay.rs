@@ -7,6 +7,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use berth_engine::monitor::proto::{self, Kind};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios::{self, SetArg, Termios};
 
 /// Docker's default detach keys.
@@ -55,12 +57,35 @@ pub enum Ended {
     Closed,
 }
 
-/// Relays a monitor session: stdin (when `stdin`) as frames, frames to stdout/stderr.
+/// The signals `run` passes on to the container instead of dying of them (Docker's
+/// `--sig-proxy`, on without a terminal; with one, Ctrl-C is a byte for the container's pty).
+const PROXIED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Blocks the proxied signals and returns a descriptor that reads them.
+fn signal_proxy() -> Option<SignalFd> {
+    let mut set = SigSet::empty();
+    for s in PROXIED {
+        set.add(s);
+    }
+    set.thread_block().ok()?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok()
+}
+
+/// Relays a monitor session: stdin (when `stdin`) as frames, frames to stdout/stderr, and
+/// without a terminal the signals we get to the container.
 pub fn session(
     stream: &mut std::os::unix::net::UnixStream,
     stdin: bool,
     tty: bool,
 ) -> std::io::Result<Ended> {
+    let mut signals = if tty { None } else { signal_proxy() };
     let mut stdin_open = stdin;
     let mut size = if tty { terminal_size() } else { None };
     let mut buf = Vec::new();
@@ -71,13 +96,28 @@ pub fn session(
         if stdin_open {
             fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
         }
+        if let Some(sfd) = &signals {
+            fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+        }
         match poll(&mut fds, PollTimeout::from(250u16)) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
-        let stream_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
-        let stdin_ready = stdin_open && fds[1].revents().is_some_and(|r| !r.is_empty());
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let stream_ready = ready(0);
+        let stdin_ready = stdin_open && ready(1);
+        let signal_ready = signals.is_some() && ready(if stdin_open { 2 } else { 1 });
         drop(fds);
+        if signal_ready {
+            if let Some(Ok(Some(info))) = signals.as_mut().map(|s| s.read_signal()) {
+                let n = i32::try_from(info.ssi_signo).unwrap_or(0);
+                proto::write_frame(stream, Kind::Signal, &n.to_be_bytes())?;
+            }
+        }
         if tty {
             let now = terminal_size();
             if now != size {

@@ -247,3 +247,31 @@ fn stop_timeout_and_unless_stopped() {
         "stopped means no more restarts"
     );
 }
+
+#[test]
+fn run_passes_its_signals_to_the_container() {
+    need_root!();
+    let berth = Berth::new();
+    let mut child = berth
+        .command()
+        .args(["run", "--rm", "--name", "proxied", IMAGE, "sh", "-c"])
+        .arg("trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn berth run");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("read");
+    assert_eq!(line.trim(), "ready");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("kill");
+    let status = child.wait().expect("wait");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).expect("read");
+    assert!(
+        rest.contains("got TERM"),
+        "the container got the signal: {rest}"
+    );
+    assert_eq!(status.code(), Some(7), "and its exit code came back");
+}
