@@ -135,8 +135,10 @@ fn ctrl_p_ctrl_q_detaches_and_the_container_keeps_running() {
         24,
         80,
     );
-    term.send("echo READY\n");
-    term.expect("READY");
+    // Wait for the shell's answer, not the echo of what we typed: the echo can come from our
+    // terminal before berth has put it in raw mode, and in cooked mode Ctrl-Q (IXON) is eaten.
+    term.send("echo $((6*7))\n");
+    term.expect("42");
     term.send("\x10\x11");
     let status = term.exit_status();
     assert_eq!(status.code(), Some(0), "detaching is a success");
