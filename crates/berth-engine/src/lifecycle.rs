@@ -432,7 +432,16 @@ pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<
                 "cannot remove a running container: stop it first or use --force",
             ));
         }
+        let st = &record.state;
+        let monitor = records::alive(st.monitor_pid, st.monitor_start)
+            .then(|| berth_sys::process::pidfd_open(st.monitor_pid).ok())
+            .flatten();
         stop(engine, &record.id, Some(0), None)?;
+        // The monitor reports the exit before its last, slow step (deleting the veth): wait
+        // for it to finish, so nothing of the container is left when rm returns.
+        if let Some(pidfd) = monitor {
+            wait_readable(&pidfd, std::time::Duration::from_secs(10));
+        }
     }
     let record = engine.containers.load(&record.id).unwrap_or(record);
     let mut errors = teardown(engine, &record);
@@ -517,4 +526,20 @@ pub fn oom_killed(id: &str) -> bool {
             })
         })
     })
+}
+
+/// Waits until `fd` is readable (a pidfd: its process ended), at most `timeout`.
+fn wait_readable(fd: &OwnedFd, timeout: std::time::Duration) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX));
+        match poll(&mut fds, ms) {
+            Err(nix::errno::Errno::EINTR) if !left.is_zero() => continue,
+            _ => return,
+        }
+    }
 }

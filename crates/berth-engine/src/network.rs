@@ -88,26 +88,57 @@ pub fn attach(
 /// Undoes `attach` and every `connect` from what the record kept; every error is returned,
 /// nothing stops early.
 pub fn detach(engine: &Engine, record: &Record) -> Vec<String> {
-    let values: Vec<&serde_json::Value> = record.network.iter().chain(&record.networks).collect();
-    if values.is_empty() {
+    let (mut errors, links) = release(engine, record);
+    errors.extend(delete_links(engine, &links));
+    errors
+}
+
+/// Every attachment of the record (the primary network and those joined with `network
+/// connect`), with the errors of reading them.
+fn attachments_checked(record: &Record) -> (Vec<Attachment>, Vec<String>) {
+    let mut atts = Vec::new();
+    let mut errors = Vec::new();
+    for value in record.network.iter().chain(&record.networks) {
+        match serde_json::from_value::<Attachment>(value.clone()) {
+            Ok(att) => atts.push(att),
+            Err(e) => errors.push(format!("read the network attachment: {e}")),
+        }
+    }
+    (atts, errors)
+}
+
+/// The fast half of `detach`: leases and published ports released, links left; returns the
+/// attachments whose links `delete_links` must still remove.
+pub fn release(engine: &Engine, record: &Record) -> (Vec<String>, Vec<Attachment>) {
+    let (atts, mut errors) = attachments_checked(record);
+    if atts.is_empty() {
+        return (errors, atts);
+    }
+    match store(engine) {
+        Ok(store) => {
+            for att in &atts {
+                if let Err(e) = store.release_attachment(att) {
+                    errors.push(e.to_string());
+                }
+            }
+        }
+        Err(e) => errors.push(e.to_string()),
+    }
+    (errors, atts)
+}
+
+/// The slow half of `detach`: the host ends of the veths (the kernel's wait).
+pub fn delete_links(engine: &Engine, atts: &[Attachment]) -> Vec<String> {
+    if atts.is_empty() {
         return Vec::new();
     }
     let store = match store(engine) {
         Ok(s) => s,
         Err(e) => return vec![e.to_string()],
     };
-    let mut errors = Vec::new();
-    for value in values {
-        match serde_json::from_value::<Attachment>(value.clone()) {
-            Ok(att) => {
-                if let Err(e) = store.detach(&att) {
-                    errors.push(e.to_string());
-                }
-            }
-            Err(e) => errors.push(format!("read the network attachment: {e}")),
-        }
-    }
-    errors
+    atts.iter()
+        .filter_map(|att| store.delete_link(att).err().map(|e| e.to_string()))
+        .collect()
 }
 
 /// `network connect`: the running container joins `network` on a new interface (`eth1`...).
@@ -204,14 +235,9 @@ pub fn disconnect(engine: &Engine, key: &str, network: &str) -> Result<()> {
     Ok(store.detach(&att)?)
 }
 
-/// The container's attachments: its primary and those joined later.
+/// The container's attachments: its primary and those joined later (unreadable ones skipped).
 fn attachments(record: &Record) -> Vec<Attachment> {
-    record
-        .network
-        .iter()
-        .chain(&record.networks)
-        .filter_map(|v| serde_json::from_value(v.clone()).ok())
-        .collect()
+    attachments_checked(record).0
 }
 
 fn mode_name(record: &Record) -> String {

@@ -182,16 +182,47 @@ impl NetStore {
 
     /// Idempotent; works when the netns is gone. Collects every error and keeps going.
     pub fn detach(&self, att: &Attachment) -> Result<()> {
+        let link = self.delete_link(att);
+        let rest = self.release_attachment(att);
+        match (link, rest) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(NetError::Teardown(mut a)), Err(NetError::Teardown(b))) => {
+                a.extend(b);
+                Err(NetError::Teardown(a))
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    }
+
+    /// The host end of the container's veth, deleted (gone already is fine). The kernel does
+    /// this too when the container's network namespace dies, but later and on its own time;
+    /// deleting it waits for the kernel (tens of milliseconds), which is why the monitor does
+    /// it last, after it has reported the exit.
+    pub fn delete_link(&self, att: &Attachment) -> Result<()> {
+        if att.network == "none" || att.network == "host" {
+            return Ok(());
+        }
+        if let Some(veth) = &att.host_veth {
+            let gone = Rtnl::open().and_then(|mut r| r.delete_link(veth));
+            if let Err(e) = gone {
+                return Err(NetError::Teardown(vec![netlink(
+                    "detach",
+                    format!("RTM_DELLINK {veth}"),
+                    e,
+                )
+                .to_string()]));
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything of [`detach`](Self::detach) but the link: the lease, the published ports'
+    /// rules and claims. Fast (no kernel wait): the address and ports are free at once.
+    pub fn release_attachment(&self, att: &Attachment) -> Result<()> {
         if att.network == "none" || att.network == "host" {
             return Ok(());
         }
         let mut errors = Vec::new();
-        if let Some(veth) = &att.host_veth {
-            let gone = Rtnl::open().and_then(|mut r| r.delete_link(veth));
-            if let Err(e) = gone {
-                errors.push(netlink("detach", format!("RTM_DELLINK {veth}"), e).to_string());
-            }
-        }
         let net = self.network(if att.network_id.is_empty() {
             &att.network
         } else {

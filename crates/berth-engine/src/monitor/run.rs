@@ -82,7 +82,7 @@ pub fn main_loop(engine: &Engine, id: &str, first: UnixStream) -> Result<()> {
     let mut first_run = true;
     loop {
         let record = engine.containers.load(id)?;
-        let code = match start(engine, &record, hello.size.filter(|_| first_run)) {
+        let (code, links) = match start(engine, &record, hello.size.filter(|_| first_run)) {
             Ok(run) => {
                 for c in clients.iter_mut() {
                     c.send(Kind::Started, b"");
@@ -124,6 +124,8 @@ pub fn main_loop(engine: &Engine, id: &str, first: UnixStream) -> Result<()> {
             })?;
             notify_exit(&mut clients, code);
             clients.retain(|c| !c.gone && c.hello.is_none() && !c.waits);
+            // The next attach names its veth like the old one: that one must be gone first.
+            log_errors(id, crate::network::delete_links(engine, &links));
             if wait_or_stop(engine, id, &listener, delay)? {
                 continue;
             }
@@ -135,7 +137,20 @@ pub fn main_loop(engine: &Engine, id: &str, first: UnixStream) -> Result<()> {
             crate::lifecycle::remove_all(engine, &record);
         }
         notify_exit(&mut clients, code);
+        // Last, after the exit was reported: deleting a veth waits for the kernel (tens of
+        // ms), and `rm` waits for this monitor to end, so nothing is left once it returns.
+        log_errors(id, crate::network::delete_links(engine, &links));
         return Ok(());
+    }
+}
+
+fn log_errors(id: &str, errors: Vec<String>) {
+    if !errors.is_empty() {
+        eprintln!(
+            "berth monitor {}: {}",
+            crate::error::short(id),
+            errors.join("; ")
+        );
     }
 }
 
@@ -336,7 +351,11 @@ enum Slot {
 
 impl Run<'_> {
     /// Relays until the init exits; returns its exit code after the teardown.
-    fn serve(mut self, listener: &UnixListener, clients: &mut Vec<Client>) -> Result<i32> {
+    fn serve(
+        mut self,
+        listener: &UnixListener,
+        clients: &mut Vec<Client>,
+    ) -> Result<(i32, Vec<berth_net::Attachment>)> {
         let mut outputs: Vec<(usize, OwnedFd)> = Vec::new();
         if let Some(t) = &self.stdio.tty {
             outputs.push((
@@ -539,8 +558,14 @@ impl Run<'_> {
         self.kill_at = Some(Instant::now() + Duration::from_secs(timeout as u64));
     }
 
-    /// The init exited: drain its output, record the exit, delete, unmount.
-    fn finish(mut self, outputs: Vec<(usize, OwnedFd)>, clients: &mut [Client]) -> Result<i32> {
+    /// The init exited: drain its output, record the exit, delete, unmount, release the
+    /// network; returns the exit code and the attachments whose links are still to delete
+    /// (slow: see `network::delete_links`).
+    fn finish(
+        mut self,
+        outputs: Vec<(usize, OwnedFd)>,
+        clients: &mut [Client],
+    ) -> Result<(i32, Vec<berth_net::Attachment>)> {
         for out in &outputs {
             let _ = nix::fcntl::fcntl(
                 &out.1,
@@ -557,8 +582,11 @@ impl Run<'_> {
         if let Err(e) = berth_runtime::container::delete(&self.engine.runtime, &self.id, true) {
             errors.push(e.to_string());
         }
+        let mut links = Vec::new();
         if let Ok(record) = self.engine.containers.load(&self.id) {
-            errors.extend(crate::network::detach(self.engine, &record));
+            let (errs, atts) = crate::network::release(self.engine, &record);
+            errors.extend(errs);
+            links = atts;
         }
         let dir = self.engine.containers.dir(&self.id);
         if let Err(e) = crate::bundle::teardown(&dir) {
@@ -575,7 +603,7 @@ impl Run<'_> {
             r.network = None;
             r.networks.clear();
         })?;
-        Ok(code)
+        Ok((code, links))
     }
 }
 
