@@ -125,6 +125,7 @@ measure_prep berth_rm "$BERTH run -d --name rmme --network none bench/busybox sl
 [ -n "${ctr_ok:-}" ] && measure_prep ctr_rm "ctr --address $work/ctrd/containerd.sock --namespace bench run -d $ctr_image rmme sleep 1000" \
   "sh -c 'ctr --address $work/ctrd/containerd.sock --namespace bench task kill -s KILL rmme; ctr --address $work/ctrd/containerd.sock --namespace bench task delete -f rmme; ctr --address $work/ctrd/containerd.sock --namespace bench containers delete rmme'"
 measure berth_run_d "sh -c '$BERTH run -d --network none bench/busybox sleep 1000 >/dev/null'"
+measure berth_run_d_bridge "sh -c '$BERTH run -d bench/busybox sleep 1000 >/dev/null'"
 
 # exec in a running container
 "$BERTH" run -d --name execme --network none bench/busybox sleep 100000 >/dev/null
@@ -169,6 +170,8 @@ printf '  %-32s %s\n' "berth" "$(ms berth_run_bridge)" "podman" "$(ms podman_run
 [ -n "${median[berth_run_bridge]:-}" ] && [ -n "${median[berth_run]:-}" ] &&
   python3 -c "print(f'  the bridge adds {${median[berth_run_bridge]}-${median[berth_run]}:.1f} ms to berth (target <= 3 ms)')"
 echo "  berth/podman $(ratio berth_run_bridge podman_run_bridge)"
+[ -n "${median[berth_run_d_bridge]:-}" ] && [ -n "${median[berth_run_d]:-}" ] &&
+  python3 -c "print(f'  start only (run -d): the bridge adds {${median[berth_run_d_bridge]}-${median[berth_run_d]}:.1f} ms')"
 echo
 printf '  %-32s %s\n' "berth run -d" "$(ms berth_run_d)"
 printf '  %-32s %s   vs ctr %s: %s (target <= 0.3x)\n' "berth rm -f (running)" "$(ms berth_rm)" "$(ms ctr_rm)" "$(ratio berth_rm ctr_rm)"
