@@ -10,7 +10,7 @@ use crate::records::Containers;
 pub struct Engine {
     pub root: PathBuf,
     pub containers: Containers,
-    /// berth-runtime's state root (`<root>/runtime`).
+    /// berth-runtime's state root: on tmpfs, `/run/berth/runtime/<hash of the data root>`.
     pub runtime: berth_runtime::state::Root,
     /// The `berth` binary, run again as `berth __monitor`.
     pub exe: PathBuf,
@@ -19,7 +19,7 @@ pub struct Engine {
 impl Engine {
     pub fn open(root: &Path, exe: &Path) -> Result<Engine> {
         let containers = Containers::open(root)?;
-        let runtime_dir = root.join("runtime");
+        let runtime_dir = runtime_dir(root);
         std::fs::create_dir_all(&runtime_dir).map_err(Error::io("create", &runtime_dir))?;
         Ok(Engine {
             root: root.to_path_buf(),
@@ -41,4 +41,15 @@ impl Engine {
     pub fn cgroups_path(id: &str) -> String {
         format!("berth/{id}")
     }
+}
+
+/// The runtime's state lives on tmpfs, like Docker's /run/docker/runtime-runc: it describes
+/// processes, which a reboot ends, and it is written and removed on every start (on ext4 each
+/// new inode costs a scan for recently deleted ones). One directory per data root, so that
+/// two roots never share container state.
+fn runtime_dir(root: &Path) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    PathBuf::from(format!("/run/berth/runtime/{hex}"))
 }
