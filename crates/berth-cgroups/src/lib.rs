@@ -248,6 +248,17 @@ impl Manager {
         }
     }
 
+    /// Moves the calling single-threaded process into the v1 hierarchies without the RCU
+    /// grace period a `cgroup.procs` write waits for (see [`v1::Manager::join_self`]); a no-op
+    /// on v2. Together with a clone into [`Manager::unified_dir`] this replaces `add_task` for
+    /// a child that is still the runtime's own code.
+    pub fn join_self_v1(&self) -> Result<()> {
+        match self {
+            Self::V1(m) => m.join_self(),
+            Self::V2(_) => Ok(()),
+        }
+    }
+
     fn inner(&self) -> &dyn CgroupManager {
         match self {
             Self::V1(m) => m,

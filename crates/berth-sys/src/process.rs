@@ -42,6 +42,62 @@ pub fn fork() -> io::Result<Forked> {
     }
 }
 
+/// `clone3(2)` with `CLONE_INTO_CGROUP`: a fork whose child starts in the cgroup2 directory
+/// `cgroup` (an O_RDONLY descriptor of it). Joining at birth takes the kernel's threadgroup
+/// lock for reading only, where moving a process afterwards (a write to cgroup.procs) takes it
+/// for writing and waits for an RCU grace period, often milliseconds. Refused, like [`fork`],
+/// when the process has more than one thread. Errors as clone3 gives them: ENOSYS or E2BIG on
+/// kernels before 5.7, EBADF or EOPNOTSUPP for a descriptor that is no cgroup2 directory.
+pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> io::Result<Forked> {
+    if thread_count()? != 1 {
+        return Err(io::Error::other(
+            "fork refused: the process has more than one thread",
+        ));
+    }
+    /// struct clone_args of linux/sched.h, up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: without CLONE_VM or a stack, clone3 duplicates the process like fork: the child
+    // runs on a copy of this single-threaded process's memory (checked above, so no lock is
+    // held by a missing thread). The kernel reads `args` (a live local of the size passed)
+    // and writes nothing through it. Unlike glibc's fork, the child's cached thread id in
+    // glibc's thread descriptor still reads the parent's: the child (the container's init,
+    // Rust code that uses no pthread call depending on it) must not rely on it, as crun's
+    // and runc's own raw clones do not.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as i32)),
+    }
+}
+
 /// `pidfd_open(2)`: a descriptor that names the process for as long as it is held, immune to
 /// pid reuse, and becomes readable when the process exits.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
@@ -88,4 +144,56 @@ pub fn trim_heap() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Drops from this process's page tables the pages of its read-only file mappings (the
+/// binary's and libraries' code and constants) that hold nothing of its own, and returns how
+/// many bytes were so mapped. For a long-lived, mostly idle process (a container's monitor)
+/// whose start touched far more code than its loop needs: what the loop uses faults back in
+/// from the page cache, the rest stops counting in its RSS and PSS.
+///
+/// Only mappings that are not writable and have no anonymous (copy-on-write) pages are
+/// touched, per /proc/self/smaps: relocated data (RELRO), the heap, the stack and anything
+/// written stay as they are.
+pub fn drop_clean_code_pages() -> io::Result<usize> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let mut dropped = 0;
+    let mut current: Option<(usize, usize, bool)> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if let Some((start, end)) = first
+            .split_once('-')
+            .filter(|_| first.contains('-') && !first.ends_with(':'))
+        {
+            let perms = fields.next().unwrap_or("");
+            let path = fields.nth(3).unwrap_or("");
+            let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) else {
+                current = None;
+                continue;
+            };
+            let candidate = path.starts_with('/') && !perms.contains('w');
+            current = Some((start, end, candidate));
+        } else if first == "Anonymous:" {
+            let anon_kb: usize = fields.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+            if let Some((start, end, true)) = current.take() {
+                if anon_kb == 0 {
+                    // SAFETY: [start, end) is a whole mapping of this process, read-only and
+                    // file-backed, holding no anonymous (private, modified) page: discarding it
+                    // only makes the next access read the same bytes from the page cache again.
+                    // No Rust object lives in such a mapping's memory as owned, mutable data.
+                    let rc = unsafe {
+                        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED)
+                    };
+                    if rc == 0 {
+                        dropped += end - start;
+                    }
+                }
+            }
+        }
+    }
+    Ok(dropped)
 }

@@ -136,6 +136,18 @@ impl Manager {
         self.unified.as_deref()
     }
 
+    /// Moves the calling thread into every v1 hierarchy by writing 0 to its `tasks`: for a
+    /// single-threaded process, the whole process. A thread moving itself is the one migration
+    /// the kernel does without taking its threadgroup lock for writing, so unlike a pid written
+    /// to `cgroup.procs` it does not wait for an RCU grace period. The unified side, if any, is
+    /// not joined here (cgroup2 has no such write: clone into it instead).
+    pub fn join_self(&self) -> Result<()> {
+        for dir in &self.hierarchies {
+            fs::write(dir, "tasks", "0")?;
+        }
+        Ok(())
+    }
+
     /// The directory of a controller that a requested resource cannot do without.
     fn require(&self, controller: Controller, what: &'static str) -> Result<&Path> {
         self.dir(controller)

@@ -392,6 +392,20 @@ fn destroy_of_a_missing_cgroup_succeeds() {
 }
 
 #[test]
+fn join_self_writes_0_to_the_tasks_of_each_hierarchy() {
+    let fake = Fake::new();
+    fs::remove_dir_all(fake.root.join("cpuacct")).unwrap();
+    std::os::unix::fs::symlink("cpu", fake.root.join("cpuacct")).unwrap();
+    for (controller, _) in FILES {
+        fs::write(fake.root.join(controller).join(CGROUP).join("tasks"), "").unwrap();
+    }
+    fake.manager().join_self().unwrap();
+    for (controller, _) in FILES {
+        assert_eq!(fake.read(controller, "tasks"), "0", "{controller}");
+    }
+}
+
+#[test]
 fn controllers_mounted_together_are_one_hierarchy() {
     let fake = Fake::new();
     fs::remove_dir_all(fake.root.join("cpuacct")).unwrap();

@@ -18,6 +18,9 @@ use crate::step::{fail, Step, StepResult};
 /// What the init needs besides the plan.
 pub struct InitContext<'a> {
     pub plan: &'a InitPlan,
+    /// The container's cgroups, for the init to move itself into the v1 hierarchies first
+    /// (it was cloned into the cgroup2 side); `None` when the runtime places it.
+    pub join_cgroups: Option<&'a berth_cgroups::Manager>,
     pub chan: Channel,
     /// O_PATH descriptor of the exec fifo; `start` opening it lets the init exec.
     pub exec_fifo: OwnedFd,
@@ -49,6 +52,12 @@ pub fn run(mut ctx: InitContext<'_>) -> ! {
 
 fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     let plan = ctx.plan;
+    if let Some(cgroup) = ctx.join_cgroups {
+        // First: in a user namespace the host's cgroup files are no longer ours to write.
+        cgroup
+            .join_self_v1()
+            .step(|| "join the container's v1 cgroups".into())?;
+    }
     enter_namespaces(ctx)?;
     if let Some(name) = &ctx.session_keyring {
         join_session_keyring(name, plan.in_user_ns())?;

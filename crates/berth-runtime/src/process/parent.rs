@@ -136,30 +136,24 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         .unwrap_or_default();
     resources.set_devices(Some(plan::device_rules(Some(&resources), &plan.devices)));
     cgroup.apply(&resources)?;
-    if plan.process.apparmor_profile.is_some()
-        && !std::path::Path::new("/sys/kernel/security/apparmor").exists()
-    {
-        crate::log::warn(
-            "process.apparmorProfile is set but AppArmor is not enabled on this host: ignored",
-        );
-    }
-    if spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.selinux_label().as_ref())
-        .is_some()
-    {
-        crate::log::warn(
-            "SELinux labels are set but SELinux is not supported by berth on this host: ignored",
-        );
-    }
+    warn_unsupported_lsm(&spec, &plan);
 
     let (parent_end, init_end) = protocol::pair().during("create the init socketpair")?;
     let hooks = spec.hooks().clone().unwrap_or_default();
-    let child = fork_init(
+    // The init joins its cgroups at birth: cloned into the cgroup2 side, then moving itself
+    // into the v1 hierarchies as its first step. Moving it from here (a pid written to
+    // cgroup.procs) would wait for an RCU grace period, often the longest step of a create
+    // (see bench/README.md). A middle process (new user and pid namespaces) is the exception:
+    // it forks the real init, and both would count against a pids limit, so the init is
+    // placed from here after the handshake.
+    let at_birth = !has_middle(&plan);
+    let into = clone_target(cgroup, at_birth)?;
+    let (child, cloned_into) = fork_init(
         &plan,
         init_end,
+        into.as_ref().map(|fd| fd.as_fd()),
         InitExtras {
+            join_cgroups: at_birth.then_some(&*cgroup),
             fifo,
             console,
             console_size: spec.process().as_ref().and_then(|p| {
@@ -173,24 +167,17 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
             start_container_hooks: hooks.start_container().clone().unwrap_or_default(),
         },
     )?;
+    drop(into);
     cleanup.pid = Some(child);
-    // Joining a cgroup waits for an RCU grace period (the kernel's threadgroup rwsem), often
-    // the longest step of a create on a busy host: done at once, it overlaps the init's
-    // namespace setup, which does not need the cgroup. A middle process (new user and pid
-    // namespaces) forks the real init, which is placed after the handshake instead: placing
-    // the middle would count both against a pids limit.
-    let early = !has_middle(&plan);
-    if early {
+    if at_birth && cgroup.unified_dir().is_some() && !cloned_into {
+        // A kernel without clone3's CLONE_INTO_CGROUP: placed from here at once, so that the
+        // grace period overlaps the init's namespace setup.
         cgroup.add_task(child)?;
     }
     let pid = handshake(&plan, &parent_end, child)?;
     cleanup.pid = Some(pid);
-    if !early {
-        cleanup
-            .cgroup
-            .as_ref()
-            .map(|c| c.add_task(pid))
-            .transpose()?;
+    if !at_birth {
+        cgroup.add_task(pid)?;
     }
 
     let record = Record {
@@ -222,7 +209,45 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     Ok(Created { pid, record })
 }
 
-struct InitExtras {
+/// AppArmor and SELinux fields are accepted where the host lacks them, with a warning.
+fn warn_unsupported_lsm(spec: &Spec, plan: &InitPlan) {
+    if plan.process.apparmor_profile.is_some()
+        && !std::path::Path::new("/sys/kernel/security/apparmor").exists()
+    {
+        crate::log::warn(
+            "process.apparmorProfile is set but AppArmor is not enabled on this host: ignored",
+        );
+    }
+    if spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.selinux_label().as_ref())
+        .is_some()
+    {
+        crate::log::warn(
+            "SELinux labels are set but SELinux is not supported by berth on this host: ignored",
+        );
+    }
+}
+
+/// An O_RDONLY descriptor of the cgroup2 directory to clone the init into, if it joins at
+/// birth and there is a cgroup2 side.
+fn clone_target(cgroup: &Manager, at_birth: bool) -> Result<Option<OwnedFd>> {
+    let Some(dir) = cgroup.unified_dir().filter(|_| at_birth) else {
+        return Ok(None);
+    };
+    let fd = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .at("open cgroup", dir)?;
+    Ok(Some(fd))
+}
+
+struct InitExtras<'a> {
+    /// The cgroups the init moves itself into first (v1; see `Manager::join_self_v1`).
+    join_cgroups: Option<&'a Manager>,
     fifo: OwnedFd,
     console: Option<OwnedFd>,
     console_size: Option<(u16, u16)>,
@@ -233,9 +258,16 @@ struct InitExtras {
     start_container_hooks: Vec<oci_spec::runtime::Hook>,
 }
 
-/// Forks the init. A new or joined pid namespace is chosen here, for the child only: this
-/// process's pid namespace for children is set before the fork and restored after it.
-fn fork_init(plan: &InitPlan, init_end: Channel, extras: InitExtras) -> Result<i32> {
+/// Forks the init, into the cgroup2 directory `into` when given: the init's pid, and whether
+/// it was cloned into `into` (false when the kernel cannot). A new or joined pid namespace is
+/// chosen here, for the child only: this process's pid namespace for children is set before
+/// the fork and restored after it.
+fn fork_init(
+    plan: &InitPlan,
+    init_end: Channel,
+    into: Option<std::os::fd::BorrowedFd<'_>>,
+    extras: InitExtras<'_>,
+) -> Result<(i32, bool)> {
     let userns = plan.creates(LinuxNamespaceType::User);
     let pid_req = plan.request(LinuxNamespaceType::Pid).clone();
     let own_pidns = match (&pid_req, userns) {
@@ -260,7 +292,21 @@ fn fork_init(plan: &InitPlan, init_end: Channel, extras: InitExtras) -> Result<i
         }
         _ => {}
     }
-    let forked = berth_sys::process::fork();
+    let (forked, cloned_into) = match into {
+        Some(cgroup) => match berth_sys::process::fork_into_cgroup(cgroup) {
+            // Before 5.7, or a directory that clone3 does not take: a plain fork.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP)
+                ) =>
+            {
+                (berth_sys::process::fork(), false)
+            }
+            r => (r, true),
+        },
+        None => (berth_sys::process::fork(), false),
+    };
     if let Some(fd) = &own_pidns {
         if let Ok(berth_sys::process::Forked::Parent(_)) | Err(_) = forked {
             berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWPID)
@@ -268,11 +314,12 @@ fn fork_init(plan: &InitPlan, init_end: Channel, extras: InitExtras) -> Result<i
         }
     }
     match forked.during("fork the container init")? {
-        berth_sys::process::Forked::Parent(pid) => Ok(pid),
+        berth_sys::process::Forked::Parent(pid) => Ok((pid, cloned_into)),
         berth_sys::process::Forked::Child => {
             drop(own_pidns);
             init::run(InitContext {
                 plan,
+                join_cgroups: extras.join_cgroups,
                 chan: init_end,
                 exec_fifo: extras.fifo,
                 console: extras.console,
