@@ -87,8 +87,10 @@ pub fn main_loop(engine: &Engine, id: &str, first: UnixStream) -> Result<()> {
                 for c in clients.iter_mut() {
                     c.send(Kind::Started, b"");
                 }
-                // Creating the container allocated a lot, briefly: an idle monitor keeps little.
+                // Creating the container allocated a lot and ran much code, briefly: an idle
+                // monitor keeps little of either (what its loop needs faults back in).
                 berth_sys::process::trim_heap();
+                let _ = berth_sys::process::drop_clean_code_pages();
                 run.serve(&listener, &mut clients)?
             }
             Err(e) => {
