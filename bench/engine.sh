@@ -141,16 +141,16 @@ if [ -n "${podman_ok:-}" ]; then
 fi
 
 # --- idle memory of the per-container helper process --------------------------------------
-pss() { awk '/^Pss:/{p=$2} /^Private_Clean:/{pc=$2} /^Private_Dirty:/{pd=$2} END{printf "%.2f %.2f\n", p/1024, (pc+pd)/1024}' "/proc/$1/smaps_rollup"; }
+pss() { awk '/^Rss:/{r=$2} /^Pss:/{p=$2} /^Private_Clean:/{pc=$2} /^Private_Dirty:/{pd=$2} END{printf "%.2f %.2f %.2f\n", p/1024, (pc+pd)/1024, r/1024}' "/proc/$1/smaps_rollup"; }
 monitor_pid=$(python3 -c "import json,glob;print([json.load(open(f))['state']['monitor_pid'] for f in glob.glob('$BERTH_ROOT/containers/*/record.json') if json.load(open(f))['name']=='execme'][0])")
-read -r berth_pss berth_priv < <(pss "$monitor_pid")
+read -r berth_pss berth_priv berth_rss < <(pss "$monitor_pid")
 if [ -n "${podman_ok:-}" ]; then
   conmon_pid=$(pgrep -f "conmon.*$work/podman" | head -1 || true)
-  [ -n "$conmon_pid" ] && read -r conmon_pss conmon_priv < <(pss "$conmon_pid")
+  [ -n "$conmon_pid" ] && read -r conmon_pss conmon_priv conmon_rss < <(pss "$conmon_pid")
 fi
 if [ -n "${ctr_ok:-}" ]; then
   shim_pid=$(pgrep -f "containerd-shim-runc-v2.*-namespace bench" | head -1 || true)
-  [ -n "$shim_pid" ] && read -r shim_pss shim_priv < <(pss "$shim_pid")
+  [ -n "$shim_pid" ] && read -r shim_pss shim_priv shim_rss < <(pss "$shim_pid")
 fi
 
 # --- report -------------------------------------------------------------------------------
@@ -177,9 +177,10 @@ printf '  %-32s %s\n' "berth run -d" "$(ms berth_run_d)"
 printf '  %-32s %s   vs ctr %s: %s (target <= 0.3x)\n' "berth rm -f (running)" "$(ms berth_rm)" "$(ms ctr_rm)" "$(ratio berth_rm ctr_rm)"
 printf '  %-32s %s   vs ctr %s: %s (target <= 0.3x); podman %s\n' "berth exec true" "$(ms berth_exec)" "$(ms ctr_exec)" "$(ratio berth_exec ctr_exec)" "$(ms podman_exec)"
 echo
-echo "idle helper process per container (PSS / private, MiB)"
-printf '  %-32s %s / %s\n' "berth monitor" "$berth_pss" "$berth_priv"
-printf '  %-32s %s / %s\n' "conmon (podman)" "${conmon_pss:-n/a}" "${conmon_priv:-n/a}"
-printf '  %-32s %s / %s\n' "containerd-shim-runc-v2" "${shim_pss:-n/a}" "${shim_priv:-n/a}"
+echo "idle helper process per container (PSS / private / RSS, MiB; PSS shares code among"
+echo "the processes mapping it: berth's many monitors here, conmon's one)"
+printf '  %-32s %s / %s / %s\n' "berth monitor" "$berth_pss" "$berth_priv" "$berth_rss"
+printf '  %-32s %s / %s / %s\n' "conmon (podman)" "${conmon_pss:-n/a}" "${conmon_priv:-n/a}" "${conmon_rss:-n/a}"
+printf '  %-32s %s / %s / %s\n' "containerd-shim-runc-v2" "${shim_pss:-n/a}" "${shim_priv:-n/a}" "${shim_rss:-n/a}"
 echo
 echo "hyperfine JSON in $out/engine-*.json"
