@@ -22,6 +22,9 @@ work=$(mktemp -d /tmp/berth-bench-XXXXXX)
 out=${OUT:-target/bench}
 mkdir -p "$out"
 pids_to_kill=()
+# shellcheck source=bench/lib/crun-hybrid.sh
+. bench/lib/crun-hybrid.sh
+
 cleanup() {
   set +e
   BERTH_ROOT=$work/berth "$BERTH" rm -f $(BERTH_ROOT=$work/berth "$BERTH" ps -aq 2>/dev/null) >/dev/null 2>&1
@@ -30,6 +33,7 @@ cleanup() {
   [ -n "${docker_ok:-}" ] && d rm -f $(d ps -aq) >/dev/null 2>&1
   for p in "${pids_to_kill[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  give_back_cgroup2
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -92,7 +96,8 @@ if [ -n "${WITH_DOCKER:-}" ]; then
   if d load -i "$work/image.tar" >/dev/null 2>&1; then docker_ok=1; fi
 fi
 
-# crun/runc bare: the same root and namespaces, no engine
+# crun/runc bare: the same root and namespaces, no engine (crun needs cgroup2 free on hybrid)
+free_cgroup2_for_crun
 bundle=$work/bundle
 mkdir -p "$bundle" && ln -s "$rootfs" "$bundle/rootfs"
 (cd "$bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"true"/' config.json)

@@ -51,9 +51,10 @@ else
 fi
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
-mounted_cgroups=()   # v1 hierarchies this script mounted, undone on exit
-made_dirs=()
 ids=()               # "<runtime path>|<root>|<id>" of every container this script may leave
+
+# shellcheck source=bench/lib/crun-hybrid.sh
+. "$(dirname "$0")/lib/crun-hybrid.sh"
 
 cleanup() {
   set +e
@@ -61,54 +62,14 @@ cleanup() {
     IFS='|' read -r rt root id <<<"$entry"
     "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1
   done
-  for dir in "${mounted_cgroups[@]}"; do
-    ctrl=${dir##*/}
-    # The kernel frees a v1 hierarchy at umount only if its root has no children, dying ones
-    # included; otherwise the controller stays bound to an invisible hierarchy for good. So
-    # remove leftover cgroups until /proc/cgroups counts the root alone. Other programs may
-    # have put containers into the hierarchy meanwhile (any engine that joins every mounted
-    # controller does): then it is left mounted, with a note, rather than stranded.
-    freed=
-    for _ in $(seq 150); do
-      find "$dir" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null
-      [ "$(awk -v c="$ctrl" '$1 == c { print $3 }' /proc/cgroups)" = 1 ] && { freed=1; break; }
-      sleep 0.2
-    done
-    if [ -z "$freed" ]; then
-      echo "bench: NOTE: left $dir mounted: cgroups other than ours are still in it" \
-           "($(find "$dir" -mindepth 1 -type d | head -n 3 | tr '\n' ' ')); unmount it once" \
-           "they are gone to give $ctrl back to cgroup2"
-      continue
-    fi
-    umount "$dir" || continue
-    # Freeing is asynchronous too: wait for the controller to show on cgroup2 again.
-    for _ in $(seq 50); do grep -qw "$ctrl" "$cgroup2/cgroup.controllers" && break; sleep 0.1; done
-    echo "bench: unmounted $dir; cgroup2 controllers now: $(cat "$cgroup2/cgroup.controllers")"
-  done
-  for dir in "${made_dirs[@]}"; do rmdir "$dir" 2>/dev/null; done
+  give_back_cgroup2
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- hybrid cgroups: crun refuses to run while the cgroup2 hierarchy has controllers ---------
-cgroup2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
-if [ -n "$cgroup2" ] && [ "$cgroup2" != /sys/fs/cgroup ] && [ -n "$(cat "$cgroup2/cgroup.controllers")" ]; then
-  for ctrl in $(cat "$cgroup2/cgroup.controllers"); do
-    dir=/sys/fs/cgroup/$ctrl
-    mountpoint -q "$dir" && continue
-    [ -d "$dir" ] || { mkdir "$dir" && made_dirs+=("$dir"); }
-    # Mounting a v1 hierarchy moves the controller off cgroup2; the kernel allows it only
-    # while no cgroup2 cgroup enables it.
-    if mount -t cgroup -o "$ctrl" cgroup "$dir"; then
-      mounted_cgroups+=("$dir")
-      echo "bench: NOTE: hybrid cgroups: mounted a v1 $ctrl hierarchy at $dir so that cgroup2" \
-           "has no controllers (crun refuses hybrid otherwise); undone on exit"
-    else
-      echo "bench: could not move $ctrl off cgroup2: crun will likely be skipped"
-    fi
-  done
-fi
+free_cgroup2_for_crun
 
 # --- the bundle: busybox rootfs, config from `runc spec` ---------------------------------------
 rootfs=$work/rootfs
