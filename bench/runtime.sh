@@ -51,6 +51,10 @@ else
 fi
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+# State roots on tmpfs, where runtimes keep them (/run/runc, /run/crun, /run/berth-runc): on
+# ext4 every state file's new inode pays a scan for recently deleted inodes, which grows over
+# a benchmark loop and measures the disk, not the runtime.
+state=$(mktemp -d /run/berth-bench-state.XXXXXX)
 ids=()               # "<runtime path>|<root>|<id>" of every container this script may leave
 
 # shellcheck source=bench/lib/crun-hybrid.sh
@@ -63,7 +67,7 @@ cleanup() {
     "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1
   done
   give_back_cgroup2
-  rm -rf "$work"
+  rm -rf "$work" "$state"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -92,7 +96,7 @@ names=(); paths=(); run_cmds=()
 for pair in "berth-runc|$berth" "crun|$(command -v crun || true)" "runc|$(command -v runc)"; do
   IFS='|' read -r name rt <<<"$pair"
   if [ -z "$rt" ] || [ ! -x "$rt" ]; then echo "bench: skipped $name: not installed"; continue; fi
-  root=$work/state-$name
+  root=$state/$name
   mkdir -p "$root"
   ids+=("$rt|$root|check" "$rt|$root|bench" "$rt|$root|del" "$rt|$root|rss")
   if ! err=$(timeout 20 "$rt" --root "$root" run -b "$work/true" check 2>&1 </dev/null); then
@@ -133,7 +137,7 @@ hyperfine -N --style basic --warmup 3 --runs "$spaced_runs" --prepare "sleep 0.0
 
 # --- delete --force of a running sleep, one hyperfine per runtime (each has its own prepare) ---
 for i in "${!names[@]}"; do
-  name=${names[$i]}; rt=${paths[$i]}; root=$work/state-$name
+  name=${names[$i]}; rt=${paths[$i]}; root=$state/$name
   start="$rt --root $root create -b $work/sleep del </dev/null >/dev/null 2>&1 && $rt --root $root start del"
   if ! sh -c "$start" || ! "$rt" --root "$root" delete --force del; then
     echo "bench: skipped $name's delete --force: create/start/delete of sleep failed"
@@ -149,7 +153,7 @@ done
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A rss
 for i in "${!names[@]}"; do
-  name=${names[$i]}; rt=${paths[$i]}; root=$work/state-$name
+  name=${names[$i]}; rt=${paths[$i]}; root=$state/$name
   for _ in $(seq "$rss_runs"); do
     /usr/bin/time -o "$work/rss" -f %M "$rt" --root "$root" create -b "$work/true" rss \
       </dev/null >/dev/null 2>&1 && tail -n 1 "$work/rss"
