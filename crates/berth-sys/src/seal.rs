@@ -115,6 +115,7 @@ pub fn protected_exe() -> io::Result<std::path::PathBuf> {
     if is_ro_view_of(&path, &meta) {
         return Ok(path);
     }
+    forget_replaced_views();
     std::fs::File::options()
         .create(true)
         .truncate(false)
@@ -139,6 +140,26 @@ pub fn protected_exe() -> io::Result<std::path::PathBuf> {
         ));
     }
     Ok(path)
+}
+
+/// Removes the views of binaries that were replaced since (mountinfo shows their root as
+/// `<path>//deleted`): a new build leaves one behind each time. The unmount is lazy, so a
+/// process still running from such a view keeps it; views of live binaries are left alone.
+fn forget_replaced_views() {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    for line in info.lines() {
+        let mut fields = line.split(' ');
+        let (Some(root), Some(point)) = (fields.nth(3), fields.next()) else {
+            continue;
+        };
+        if point.starts_with(PROTECTED_DIR) && root.ends_with("//deleted") {
+            if nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH).is_ok() {
+                let _ = std::fs::remove_file(point);
+            }
+        }
+    }
 }
 
 /// Is `path` a read-only mount showing the file `meta` describes?
