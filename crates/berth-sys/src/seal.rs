@@ -154,10 +154,11 @@ fn forget_replaced_views() {
         let (Some(root), Some(point)) = (fields.nth(3), fields.next()) else {
             continue;
         };
-        if point.starts_with(PROTECTED_DIR) && root.ends_with("//deleted") {
-            if nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH).is_ok() {
-                let _ = std::fs::remove_file(point);
-            }
+        if point.starts_with(PROTECTED_DIR)
+            && root.ends_with("//deleted")
+            && nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH).is_ok()
+        {
+            let _ = std::fs::remove_file(point);
         }
     }
 }
