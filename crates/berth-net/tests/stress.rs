@@ -24,7 +24,10 @@ fn hundred_attach_detach_four_at_a_time_collide_on_nothing_and_leak_nothing() {
                     let ports = if i % 5 == 0 { vec![tcp(0, 80)] } else { vec![] };
                     let att = t.attach(&ns, "bnt-stress", &format!("s{thread}-{i}"), ports);
                     let ip = att.ip.unwrap();
-                    assert!(in_use.lock().unwrap().insert(ip), "{ip} given twice at once");
+                    assert!(
+                        in_use.lock().unwrap().insert(ip),
+                        "{ip} given twice at once"
+                    );
                     assert!(ns.links().contains(&"eth0".to_string()));
                     veths.lock().unwrap().push(att.host_veth.clone().unwrap());
                     in_use.lock().unwrap().remove(&ip);
@@ -34,12 +37,24 @@ fn hundred_attach_detach_four_at_a_time_collide_on_nothing_and_leak_nothing() {
         }
     });
     assert_eq!(veths.lock().unwrap().len(), 100);
-    assert!(t.store.leases(&net).unwrap().is_empty(), "every lease released");
+    assert!(
+        t.store.leases(&net).unwrap().is_empty(),
+        "every lease released"
+    );
     let links = host_links();
-    let left: Vec<_> = veths.lock().unwrap().iter().filter(|v| links.contains(v)).cloned().collect();
+    let left: Vec<_> = veths
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| links.contains(v))
+        .cloned()
+        .collect();
     assert!(left.is_empty(), "veths left: {left:?}");
     let elems = nft_elements("pub_tcp");
-    assert!(!elems.iter().any(|e| e.contains("10.231.10.")), "DNAT elements left: {elems:?}");
+    assert!(
+        !elems.iter().any(|e| e.contains("10.231.10.")),
+        "DNAT elements left: {elems:?}"
+    );
 }
 
 #[test]
@@ -49,14 +64,25 @@ fn detach_after_the_namespace_is_gone_still_cleans_up() {
     let net = t.network("bnt-gone", "10.231.11.0/24", false);
     let ns = Netns::new();
     let att = t.attach(&ns, "bnt-gone", "ghost", vec![tcp(0, 80)]);
-    assert!(matches!(t.store.remove_network("bnt-gone"), Err(NetError::InUse { .. })));
+    assert!(matches!(
+        t.store.remove_network("bnt-gone"),
+        Err(NetError::InUse { .. })
+    ));
     drop(ns); // the monitor was SIGKILLed and the container died with it
     t.store.detach(&att).unwrap();
     assert!(t.store.leases(&net).unwrap().is_empty());
     assert!(!host_links().contains(att.host_veth.as_ref().unwrap()));
     let port = att.ports[0].host_port.to_string();
-    assert!(!nft_elements("pub_tcp").iter().any(|e| e.contains("10.231.11.") && e.contains(&port)));
+    assert!(!nft_elements("pub_tcp")
+        .iter()
+        .any(|e| e.contains("10.231.11.") && e.contains(&port)));
     t.store.remove_network("bnt-gone").unwrap();
-    assert!(!host_links().contains(&net.bridge), "bridge removed with its network");
-    assert!(matches!(t.store.network("bnt-gone"), Err(NetError::NotFound(_))));
+    assert!(
+        !host_links().contains(&net.bridge),
+        "bridge removed with its network"
+    );
+    assert!(matches!(
+        t.store.network("bnt-gone"),
+        Err(NetError::NotFound(_))
+    ));
 }
