@@ -89,9 +89,6 @@ fn validate(req: &RunRequest) -> Result<()> {
             "conflicting options: --restart and --rm: choose one".into(),
         ));
     }
-    if req.detach && req.auto_remove && req.interactive && req.tty {
-        // Fine in Docker too; nothing to refuse.
-    }
     Ok(())
 }
 
@@ -349,10 +346,6 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
     if !record.state.status.is_live() {
         return Err(Error::state(&record.id, "is not running"));
     }
-    if sig == Signal::SIGKILL || sig == Signal::SIGTERM {
-        // Docker counts a kill as a manual stop for the restart policy... only for SIGKILL
-        // sent by stop; a plain kill keeps the policy. Keep the policy.
-    }
     berth_runtime::container::kill(&engine.runtime, &record.id, sig, false)?;
     Ok(record)
 }
@@ -480,22 +473,9 @@ fn remove_volumes(engine: &Engine, record: &Record) -> Vec<String> {
     errors
 }
 
-/// `KILL`, `SIGKILL`, `kill` or `9`.
+/// `KILL`, `SIGKILL`, `kill` or `9` (the runtime's parser, shared with berth-runc).
 pub fn parse_signal(s: &str) -> Option<Signal> {
-    use std::str::FromStr;
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).ok();
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&name).ok()
+    berth_runtime::container::parse_signal(s)
 }
 
 /// A runtime error at create or start, with Docker's codes when the command is at fault

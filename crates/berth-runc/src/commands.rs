@@ -265,18 +265,7 @@ fn events(root: &Root, id: &str, stats: bool) -> Result<i32> {
 
 /// `KILL`, `SIGKILL`, `kill` or `9`.
 fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
-    use std::str::FromStr;
-    if let Ok(n) = s.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n)
-            .with_context(|| format!("{n} is not a signal number"));
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    nix::sys::signal::Signal::from_str(&name).with_context(|| {
+    berth_runtime::container::parse_signal(s).with_context(|| {
         format!("unknown signal {s:?}: use a name such as TERM or KILL, or a number")
     })
 }

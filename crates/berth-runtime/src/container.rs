@@ -292,3 +292,21 @@ pub fn wait_exit(pid: i32) -> Result<i32> {
         }
     }
 }
+
+/// `KILL`, `SIGKILL`, `kill` or `9`.
+pub fn parse_signal(s: &str) -> Option<Signal> {
+    use std::str::FromStr;
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).ok()
+}
