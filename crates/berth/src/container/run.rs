@@ -49,6 +49,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let req = &record.request;
     if req.detach {
         lifecycle::start(&engine, &record.id, &Hello::default())?;
+        print_warnings(&engine, &record.id);
         outln!("{}", record.id);
         return Ok(0);
     }
@@ -66,6 +67,7 @@ fn attach_start(engine: &Engine, id: &str, stdin: bool, tty: bool) -> Result<i32
     };
     let _raw = (tty && stdin).then(RawMode::enable);
     let (record, mut session) = lifecycle::start(engine, id, &hello)?;
+    print_warnings(engine, id);
     match relay::session(&mut session.stream, stdin, tty)? {
         Ended::Exit(code) => Ok(code),
         Ended::Detached => Ok(0),
@@ -178,4 +180,21 @@ fn create_record(
 fn same_platform(image: &berth_image::Image, wanted: &Platform) -> bool {
     let c = &image.config;
     c.os().to_string() == wanted.os && c.architecture().to_string() == wanted.architecture
+}
+
+/// What the network attach warned about (e.g. a host firewall that drops forwarded traffic),
+/// on stderr as Docker prints its warnings: berth never opens a port silently in vain.
+fn print_warnings(engine: &Engine, id: &str) {
+    let Ok(record) = engine.containers.load(id) else {
+        return;
+    };
+    let warnings = record
+        .network
+        .iter()
+        .filter_map(|n| n.get("warnings").and_then(|w| w.as_array()))
+        .flatten()
+        .filter_map(|w| w.as_str());
+    for w in warnings {
+        eprintln!("WARNING: {w}");
+    }
 }

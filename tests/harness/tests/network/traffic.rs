@@ -297,12 +297,18 @@ fn a_host_forward_policy_of_drop_is_reported() {
         "{ type filter hook forward priority 10; policy drop; }",
     ]);
     nft(&["add", "rule", "ip", "bt_hostfw", "fchain", "accept"]);
-    lab.berth.ok(&[
+    let ran = lab.berth.run(&[
         "run", "-d", "--name", "after", "-p", "80", IMAGE, "sleep", "1000",
     ]);
+    assert!(ran.success(), "{}", ran.stderr);
     let w = warnings("after");
     assert!(
         w.contains("ip bt_hostfw fchain") && w.contains("policy drop"),
         "no warning about the host's forward policy: {w}"
+    );
+    assert!(
+        ran.stderr.contains("WARNING:") && ran.stderr.contains("policy drop"),
+        "run says it too: {}",
+        ran.stderr
     );
 }
