@@ -87,10 +87,6 @@ pub fn main_loop(engine: &Engine, id: &str, first: UnixStream) -> Result<()> {
                 for c in clients.iter_mut() {
                     c.send(Kind::Started, b"");
                 }
-                // Creating the container allocated a lot and ran much code, briefly: an idle
-                // monitor keeps little of either (what its loop needs faults back in).
-                berth_sys::process::trim_heap();
-                let _ = berth_sys::process::drop_clean_code_pages();
                 run.serve(&listener, &mut clients)?
             }
             Err(e) => {
@@ -372,6 +368,11 @@ impl Run<'_> {
         if let Some(e) = self.stdio.stderr.take() {
             outputs.push((1, e));
         }
+        // Creating the container allocated a lot and ran much code, briefly: once the
+        // container has run quietly for a second, the monitor gives back the heap and the code
+        // pages only its start used (what the loop needs faults back in). Short-lived
+        // containers never pay for it.
+        let mut trimmed = false;
         loop {
             let mut slots = vec![Slot::Listener, Slot::Pidfd];
             let mut fds = vec![
@@ -394,9 +395,15 @@ impl Run<'_> {
                         .as_millis()
                         .min(60_000) as u16,
                 ),
+                None if !trimmed => PollTimeout::from(1_000u16),
                 None => PollTimeout::from(5_000u16),
             };
             match poll(&mut fds, timeout) {
+                Ok(0) if !trimmed => {
+                    trimmed = true;
+                    berth_sys::process::trim_heap();
+                    let _ = berth_sys::process::drop_clean_code_pages();
+                }
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(Error::io("poll", "monitor")(e.into())),
             }
