@@ -5,6 +5,7 @@ pub mod attach;
 pub mod cp;
 pub mod exec;
 pub mod export;
+pub mod flag_values;
 pub mod flags;
 pub mod inspect;
 pub mod logs;

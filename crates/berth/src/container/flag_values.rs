@@ -1,0 +1,342 @@
+//! The values of `run`'s flags, each parsed into what `RunRequest` holds, with Docker's
+//! syntax and one error line naming the flag when it does not parse.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use berth_engine::request::{
+    DeviceRequest, MountRequest, NsMode, PortRequest, RestartPolicy, Ulimit,
+};
+
+pub(super) fn ns_mode(flag: &str, v: Option<&str>, default_host: bool) -> Result<NsMode> {
+    Ok(match v {
+        None | Some("") => {
+            if default_host {
+                NsMode::Host
+            } else {
+                NsMode::Private
+            }
+        }
+        Some("private" | "shareable") => NsMode::Private,
+        Some("host") => NsMode::Host,
+        Some(v) => match v.strip_prefix("container:") {
+            Some(c) if !c.is_empty() => NsMode::Container(c.to_string()),
+            _ => bail!("{flag} {v:?}: use host, private or container:<name|id>"),
+        },
+    })
+}
+
+pub(super) fn env(flags: &[String], files: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("--env-file {file}"))?;
+        for line in text.lines().map(str::trim) {
+            if !line.is_empty() && !line.starts_with('#') {
+                push_env(&mut out, line);
+            }
+        }
+    }
+    for e in flags {
+        push_env(&mut out, e);
+    }
+    Ok(out)
+}
+
+/// `KEY=VALUE` as is; a bare `KEY` takes the caller's value, or is dropped if unset (Docker).
+fn push_env(out: &mut Vec<String>, e: &str) {
+    if e.contains('=') {
+        out.push(e.to_string());
+    } else if let Ok(v) = std::env::var(e) {
+        out.push(format!("{e}={v}"));
+    }
+}
+
+pub(super) fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            None if flag == "--label" && !kv.is_empty() => Ok((kv.clone(), String::new())),
+            _ => Err(anyhow!("{flag} {kv:?}: use key=value")),
+        })
+        .collect()
+}
+
+/// Docker's sizes: `512`, `64k`, `100m`, `1g` (binary units).
+pub fn size(flag: &str, s: &str) -> Result<i64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (num, mult) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1i64 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        _ => (lower, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow!("{flag} {s:?}: use a size such as 512m or 1g"))?;
+    if n <= 0.0 {
+        bail!("{flag} {s:?}: must be positive");
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+pub(super) fn swap(s: &str) -> Result<i64> {
+    if s.trim() == "-1" {
+        Ok(-1)
+    } else {
+        size("--memory-swap", s)
+    }
+}
+
+pub(super) fn restart(s: &str) -> Result<RestartPolicy> {
+    Ok(match s.split_once(':') {
+        None if s == "no" || s.is_empty() => RestartPolicy::No,
+        None if s == "always" => RestartPolicy::Always,
+        None if s == "unless-stopped" => RestartPolicy::UnlessStopped,
+        None if s == "on-failure" => RestartPolicy::OnFailure { max_retries: 0 },
+        Some(("on-failure", n)) => RestartPolicy::OnFailure {
+            max_retries: n
+                .parse()
+                .map_err(|_| anyhow!("--restart {s:?}: the retry count must be a number"))?,
+        },
+        _ => bail!("--restart {s:?}: use no, on-failure[:N], always or unless-stopped"),
+    })
+}
+
+pub(super) fn time_offsets(items: &[String]) -> Result<BTreeMap<String, i64>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let (clock, secs) = item.split_once('=').ok_or_else(|| {
+            anyhow!("--time-offset {item:?}: use monotonic=SECS or boottime=SECS")
+        })?;
+        if clock != "monotonic" && clock != "boottime" {
+            bail!("--time-offset {item:?}: the clock is monotonic or boottime");
+        }
+        let secs = secs
+            .parse()
+            .map_err(|_| anyhow!("--time-offset {item:?}: SECS must be a whole number"))?;
+        out.insert(clock.to_string(), secs);
+    }
+    Ok(out)
+}
+
+pub(super) fn device(d: &str) -> Result<DeviceRequest> {
+    let parts: Vec<&str> = d.split(':').collect();
+    let (host, cont, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if p.chars().all(|c| "rwm".contains(c)) => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] => (*h, *c, *p),
+        _ => bail!("--device {d:?}: use /dev/x[:/dev/y[:rwm]]"),
+    };
+    if !host.starts_with('/') || !cont.starts_with('/') || !perms.chars().all(|c| "rwm".contains(c))
+    {
+        bail!("--device {d:?}: use absolute paths and permissions from rwm");
+    }
+    Ok(DeviceRequest {
+        host_path: host.into(),
+        container_path: cont.into(),
+        permissions: perms.into(),
+    })
+}
+
+pub(super) fn ulimit(u: &str) -> Result<Ulimit> {
+    let bad = || anyhow!("--ulimit {u:?}: use name=soft[:hard], e.g. nofile=1024:2048");
+    let (name, limits) = u.split_once('=').ok_or_else(bad)?;
+    let parse = |s: &str| -> Result<u64> {
+        if s == "-1" || s == "unlimited" {
+            Ok(u64::MAX)
+        } else {
+            s.parse().map_err(|_| bad())
+        }
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (parse(s)?, parse(h)?),
+        None => (parse(limits)?, parse(limits)?),
+    };
+    if soft > hard {
+        bail!("--ulimit {u:?}: the soft limit is above the hard one");
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+pub(super) fn port(p: &str) -> Result<PortRequest> {
+    let bad = || anyhow!("-p {p:?}: use [ip:][hostPort:]containerPort[/tcp|udp]");
+    let (spec, proto) = match p.rsplit_once('/') {
+        Some((s, proto @ ("tcp" | "udp"))) => (s, proto),
+        Some(_) => return Err(bad()),
+        None => (p, "tcp"),
+    };
+    let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+    let num = |s: &str| -> Result<u16> { s.parse().map_err(|_| bad()) };
+    let (ip, host, cont) = match parts.as_slice() {
+        [c] => ("", 0, num(c)?),
+        [c, h] => ("", if h.is_empty() { 0 } else { num(h)? }, num(c)?),
+        [c, h, ip] => (*ip, if h.is_empty() { 0 } else { num(h)? }, num(c)?),
+        _ => return Err(bad()),
+    };
+    if cont == 0 {
+        return Err(bad());
+    }
+    Ok(PortRequest {
+        host_ip: ip.trim_matches(['[', ']']).to_string(),
+        host_port: host,
+        container_port: cont,
+        protocol: proto.into(),
+    })
+}
+
+/// `-v src:dst[:opts]`: a host path (absolute) is a bind; a name is a named volume; a lone
+/// `/dst` is an anonymous volume.
+pub(super) fn volume(v: &str) -> Result<MountRequest> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [d] => ("", *d, ""),
+        [s, d] => (*s, *d, ""),
+        [s, d, o] => (*s, *d, *o),
+        _ => bail!("-v {v:?}: use src:dst[:ro|rw,...]"),
+    };
+    if !dst.starts_with('/') {
+        bail!("-v {v:?}: the destination {dst:?} must be an absolute path");
+    }
+    let mut m = MountRequest {
+        kind: if src.starts_with('/') {
+            "bind"
+        } else {
+            "volume"
+        }
+        .into(),
+        source: src.to_string(),
+        target: dst.to_string(),
+        read_only: false,
+        options: Vec::new(),
+    };
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" | "readonly" => m.read_only = true,
+            "rw" => {}
+            "z" | "Z" | "nocopy" => {}
+            p if [
+                "private", "rprivate", "shared", "rshared", "slave", "rslave",
+            ]
+            .contains(&p) =>
+            {
+                m.options.push(p.to_string())
+            }
+            _ => bail!("-v {v:?}: unknown option {o:?}"),
+        }
+    }
+    if m.kind == "bind" && !std::path::Path::new(src).exists() {
+        // Docker creates a missing bind source; so do we, before anything else happens.
+        std::fs::create_dir_all(src).with_context(|| format!("-v {v}: create {src}"))?;
+    }
+    Ok(m)
+}
+
+pub(super) fn mount(spec: &str) -> Result<MountRequest> {
+    let mut m = MountRequest {
+        kind: "volume".into(),
+        source: String::new(),
+        target: String::new(),
+        read_only: false,
+        options: Vec::new(),
+    };
+    for field in spec.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        match k {
+            "type" => m.kind = v.to_string(),
+            "source" | "src" => m.source = v.to_string(),
+            "target" | "destination" | "dst" => m.target = v.to_string(),
+            "readonly" | "ro" => m.read_only = v.is_empty() || v == "true" || v == "1",
+            "bind-propagation" => m.options.push(v.to_string()),
+            "tmpfs-size" => m.options.push(format!("size={v}")),
+            "tmpfs-mode" => m.options.push(format!("mode={v}")),
+            _ => bail!("--mount {spec:?}: unknown field {k:?}"),
+        }
+    }
+    if !["bind", "volume", "tmpfs"].contains(&m.kind.as_str()) {
+        bail!("--mount {spec:?}: type is bind, volume or tmpfs");
+    }
+    if !m.target.starts_with('/') {
+        bail!("--mount {spec:?}: target must be an absolute path");
+    }
+    if m.kind == "bind" && !std::path::Path::new(&m.source).exists() {
+        bail!(
+            "--mount {spec:?}: bind source path does not exist: {}",
+            m.source
+        );
+    }
+    Ok(m)
+}
+
+pub(super) fn tmpfs(t: &str) -> Result<MountRequest> {
+    let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
+    if !dst.starts_with('/') {
+        bail!("--tmpfs {t:?}: the path must be absolute");
+    }
+    Ok(MountRequest {
+        kind: "tmpfs".into(),
+        source: String::new(),
+        target: dst.to_string(),
+        read_only: false,
+        options: opts
+            .split(',')
+            .filter(|o| !o.is_empty())
+            .map(str::to_string)
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports() {
+        let p = port("127.0.0.1:8080:80/udp").unwrap();
+        assert_eq!(
+            (
+                p.host_ip.as_str(),
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str()
+            ),
+            ("127.0.0.1", 8080, 80, "udp")
+        );
+        assert_eq!(port("80").unwrap().host_port, 0);
+        assert_eq!(port("8080:80").unwrap().host_port, 8080);
+        assert!(port("x:80").is_err() && port("80/sctp").is_err() && port("0").is_err());
+    }
+
+    #[test]
+    fn sizes_restart_ulimits() {
+        assert_eq!(size("-m", "64m").unwrap(), 64 << 20);
+        assert!(size("-m", "lots").is_err());
+        assert_eq!(
+            restart("on-failure:3").unwrap(),
+            RestartPolicy::OnFailure { max_retries: 3 }
+        );
+        assert!(restart("sometimes").is_err());
+        let u = ulimit("nofile=10:20").unwrap();
+        assert_eq!((u.soft, u.hard), (10, 20));
+        assert!(ulimit("nofile=20:10").is_err());
+    }
+
+    #[test]
+    fn volumes_and_modes() {
+        let v = volume("data:/data:ro").unwrap();
+        assert_eq!((v.kind.as_str(), v.read_only), ("volume", true));
+        assert!(volume("data:rel").is_err());
+        assert_eq!(
+            ns_mode("--pid", Some("container:web"), false).unwrap(),
+            NsMode::Container("web".into())
+        );
+        assert!(ns_mode("--pid", Some("container:"), false).is_err());
+        assert_eq!(ns_mode("--userns", None, true).unwrap(), NsMode::Host);
+    }
+}
