@@ -8,6 +8,7 @@
 pub mod logfile;
 pub mod proto;
 mod run;
+mod serve;
 mod stdio;
 
 use std::os::fd::AsFd;
