@@ -116,30 +116,58 @@ pub fn protected_exe() -> io::Result<std::path::PathBuf> {
         return Ok(path);
     }
     forget_replaced_views();
+    make_private_mount(std::path::Path::new(PROTECTED_DIR))?;
     std::fs::File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)?;
     use nix::mount::{mount, MsFlags};
+    // The running inode itself, whatever the path holds by now; in a private mount, so the
+    // bind is not copied, still writable, into other mount namespaces before the remount.
+    let undo = |e: io::Error| {
+        let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_file(&path);
+        e
+    };
     mount(
-        Some(&real),
+        Some("/proc/self/exe"),
         &path,
         None::<&str>,
         MsFlags::MS_BIND,
         None::<&str>,
-    )?;
+    )
+    .map_err(|e| undo(e.into()))?;
     let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-    if let Err(e) = mount(None::<&str>, &path, None::<&str>, ro, None::<&str>) {
-        let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
-        return Err(e.into());
-    }
+    mount(None::<&str>, &path, None::<&str>, ro, None::<&str>).map_err(|e| undo(e.into()))?;
     if !is_ro_view_of(&path, &meta) {
-        return Err(io::Error::other(
+        return Err(undo(io::Error::other(
             "the read-only view of the binary did not take",
-        ));
+        )));
     }
     Ok(path)
+}
+
+/// Makes `dir` a mount point of its own with private propagation (once), so the mounts made
+/// under it stay in this mount namespace: /run is usually shared with other namespaces.
+fn make_private_mount(dir: &std::path::Path) -> io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let target = dir.to_string_lossy();
+    let mounted = info
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(target.as_ref()));
+    if !mounted {
+        mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+    }
+    mount(
+        None::<&str>,
+        dir,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    Ok(())
 }
 
 /// Removes the views of binaries that were replaced since (mountinfo shows their root as
@@ -183,10 +211,12 @@ pub fn reexec_protected() -> io::Error {
         Ok(path) => {
             let mut args = std::env::args_os();
             let arg0 = args.next().unwrap_or_default();
-            std::process::Command::new(path)
+            // exec returns only on failure (e.g. the view was just removed): seal instead.
+            let _ = std::process::Command::new(path)
                 .arg0(arg0)
                 .args(args)
-                .exec()
+                .exec();
+            reexec_sealed()
         }
         Err(_) => reexec_sealed(),
     }

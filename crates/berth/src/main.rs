@@ -28,7 +28,6 @@ fn main() -> ExitCode {
     if let Some(code) = monitor() {
         return ExitCode::from(code);
     }
-    protect_exec();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -40,6 +39,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_ENGINE_ERROR);
         }
     };
+    protect_exec(&cli.command);
     match commands::run(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(255)),
         Err(e) => {
@@ -110,17 +110,14 @@ pub fn error_line(e: &anyhow::Error) -> String {
 
 /// `exec` puts a process of ours into a running container, whose processes could open
 /// `/proc/<pid>/exe` of it: run from the read-only view of the binary (or a sealed copy) first.
-fn protect_exec() {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let mut words = args
-        .iter()
-        .skip(1)
-        .filter(|a| !a.to_string_lossy().starts_with('-'));
-    let is_exec = match words.next().map(|w| w.to_string_lossy().into_owned()) {
-        Some(w) if w == "exec" => true,
-        Some(w) if w == "container" => words.next().is_some_and(|w| w == "exec"),
-        _ => false,
-    };
+/// Decided on the parsed command line (parsing starts no thread), so global flags with values
+/// cannot hide the command.
+fn protect_exec(command: &cli::Command) {
+    use cli::{Command, ContainerCommand};
+    let is_exec = matches!(
+        command,
+        Command::Exec(_) | Command::Container(ContainerCommand::Exec(_))
+    );
     if !is_exec || berth_sys::seal::is_sealed() || berth_sys::seal::is_protected() {
         return;
     }
