@@ -275,3 +275,60 @@ fn run_passes_its_signals_to_the_container() {
     );
     assert_eq!(status.code(), Some(7), "and its exit code came back");
 }
+
+/// CVE-2019-5736: the processes that enter a container (the monitor that forks its init, and
+/// `exec`) run from a binary no container process can write through /proc/<pid>/exe, even
+/// when a global flag with a value comes before the command.
+#[test]
+fn monitor_and_exec_run_from_a_read_only_binary() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["run", "-d", "--name", "guarded", IMAGE, "sleep", "1000"]);
+    let inspect = berth.inspect("guarded");
+    let pid = inspect["State"]["Pid"].as_i64().unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let ppid = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().nth(1))
+        .unwrap_or("0");
+    let unwritable = |pid: &str| {
+        let link = format!("/proc/{pid}/exe");
+        let exe = std::fs::read_link(&link).unwrap_or_default();
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&link)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"x"));
+        (exe, written.is_err())
+    };
+    let (exe, safe) = unwritable(ppid);
+    assert!(
+        safe,
+        "the monitor's binary {exe:?} is writable through /proc/{ppid}/exe"
+    );
+    let mut exec = berth
+        .command()
+        .args([
+            "--insecure-registry",
+            "example.invalid",
+            "exec",
+            "guarded",
+            "sleep",
+            "30",
+        ])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn berth exec");
+    let cli = exec.id().to_string();
+    let (exe, safe) = eventually("exec to run from its protected binary", || {
+        let (exe, safe) = unwritable(&cli);
+        (exe.starts_with("/run/berth/exe") || exe.to_string_lossy().starts_with("/memfd:"))
+            .then_some((exe, safe))
+    });
+    let _ = exec.kill();
+    let _ = exec.wait();
+    assert!(
+        safe,
+        "exec's binary {exe:?} is writable through /proc/{cli}/exe"
+    );
+}
