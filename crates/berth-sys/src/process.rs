@@ -156,44 +156,67 @@ pub fn trim_heap() {
 /// touched, per /proc/self/smaps: relocated data (RELRO), the heap, the stack and anything
 /// written stay as they are.
 pub fn drop_clean_code_pages() -> io::Result<usize> {
+    // The SAFETY argument below needs the mappings to stay as read: no other thread.
+    if thread_count()? != 1 {
+        return Ok(0);
+    }
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;
     let mut dropped = 0;
-    let mut current: Option<(usize, usize, bool)> = None;
-    for line in smaps.lines() {
+    let mut current: Option<Mapping> = None;
+    for line in smaps.lines().chain(std::iter::once("end-of-smaps x")) {
         let mut fields = line.split_whitespace();
         let first = fields.next().unwrap_or("");
-        if let Some((start, end)) = first
-            .split_once('-')
-            .filter(|_| first.contains('-') && !first.ends_with(':'))
-        {
-            let perms = fields.next().unwrap_or("");
-            let path = fields.nth(3).unwrap_or("");
-            let (Ok(start), Ok(end)) = (
-                usize::from_str_radix(start, 16),
-                usize::from_str_radix(end, 16),
-            ) else {
-                current = None;
-                continue;
-            };
-            let candidate = path.starts_with('/') && !perms.contains('w');
-            current = Some((start, end, candidate));
-        } else if first == "Anonymous:" {
-            let anon_kb: usize = fields.next().and_then(|n| n.parse().ok()).unwrap_or(1);
-            if let Some((start, end, true)) = current.take() {
-                if anon_kb == 0 {
-                    // SAFETY: [start, end) is a whole mapping of this process, read-only and
-                    // file-backed, holding no anonymous (private, modified) page: discarding it
-                    // only makes the next access read the same bytes from the page cache again.
-                    // No Rust object lives in such a mapping's memory as owned, mutable data.
-                    let rc = unsafe {
-                        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED)
-                    };
-                    if rc == 0 {
-                        dropped += end - start;
-                    }
+        if let Some(value) = first.strip_suffix(':').and(current.as_mut()) {
+            let kb: usize = fields.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+            match first {
+                "Anonymous:" | "Swap:" | "AnonHugePages:" => value.private_kb += kb,
+                _ => {}
+            }
+            continue;
+        }
+        // A new mapping's header (or the end): decide for the previous one.
+        if let Some(m) = current.take() {
+            if m.candidate && m.private_kb == 0 {
+                // SAFETY: [start, end) is a whole mapping of this single-threaded process,
+                // read-only and file-backed, with no anonymous, swapped-out or huge private
+                // page (a copy-on-write page, e.g. relocated RELRO data, would show in one of
+                // those): discarding it only makes the next access read the same bytes from
+                // the page cache. No Rust object lives in such memory as owned, mutable data.
+                let rc = unsafe {
+                    libc::madvise(
+                        m.start as *mut libc::c_void,
+                        m.end - m.start,
+                        libc::MADV_DONTNEED,
+                    )
+                };
+                if rc == 0 {
+                    dropped += m.end - m.start;
                 }
             }
         }
+        current = parse_header(first, fields);
     }
     Ok(dropped)
+}
+
+struct Mapping {
+    start: usize,
+    end: usize,
+    candidate: bool,
+    private_kb: usize,
+}
+
+/// `start-end perms offset dev inode path` of /proc/self/smaps.
+fn parse_header<'a>(range: &str, mut fields: impl Iterator<Item = &'a str>) -> Option<Mapping> {
+    let (start, end) = range.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    let perms = fields.next()?;
+    let path = fields.nth(3).unwrap_or("");
+    Some(Mapping {
+        start,
+        end,
+        candidate: path.starts_with('/') && !perms.contains('w'),
+        private_kb: 0,
+    })
 }

@@ -97,11 +97,10 @@ impl Run<'_> {
         if let Some(e) = self.stdio.stderr.take() {
             outputs.push((1, e));
         }
-        // Creating the container allocated a lot and ran much code, briefly: once the
-        // container has run quietly for a second, the monitor gives back the heap and the code
-        // pages only its start used (what the loop needs faults back in). Short-lived
-        // containers never pay for it.
-        let mut trimmed = false;
+        // Creating the container allocated a lot and ran much code, briefly: a second after
+        // the start the monitor gives back the heap and the code pages only its start used
+        // (what the loop needs faults back in). Containers that end sooner never pay for it.
+        let mut trim_at = Some(Instant::now() + Duration::from_secs(1));
         loop {
             let mut slots = vec![Slot::Listener, Slot::Pidfd];
             let mut fds = vec![
@@ -118,21 +117,16 @@ impl Run<'_> {
                     fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
                 }
             }
-            let timeout = match self.kill_at {
+            let next = [self.kill_at, trim_at].into_iter().flatten().min();
+            let timeout = match next {
                 Some(t) => PollTimeout::from(
                     t.saturating_duration_since(Instant::now())
                         .as_millis()
                         .min(60_000) as u16,
                 ),
-                None if !trimmed => PollTimeout::from(1_000u16),
                 None => PollTimeout::from(5_000u16),
             };
             match poll(&mut fds, timeout) {
-                Ok(0) if !trimmed => {
-                    trimmed = true;
-                    berth_sys::process::trim_heap();
-                    let _ = berth_sys::process::drop_clean_code_pages();
-                }
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(Error::io("poll", "monitor")(e.into())),
             }
@@ -142,6 +136,11 @@ impl Run<'_> {
                 .map(|(s, f)| (*s, f.revents().is_some_and(|r| !r.is_empty())))
                 .collect();
             drop(fds);
+            if trim_at.is_some_and(|t| Instant::now() >= t) {
+                trim_at = None;
+                berth_sys::process::trim_heap();
+                let _ = berth_sys::process::drop_clean_code_pages();
+            }
             reap_orphans(self.pid);
             if self.kill_at.is_some_and(|t| Instant::now() >= t) {
                 self.kill_at = None;
