@@ -284,8 +284,8 @@ fn teardown(engine: &Engine, record: &Record) -> Vec<String> {
     let mut errors = Vec::new();
     match berth_runtime::container::delete(&engine.runtime, &record.id, true) {
         Ok(()) => {}
-        Err(e) if e.to_string().contains("does not exist") || e.to_string().contains("no such") => {
-        }
+        // Never created, or deleted already (a monitor got that far).
+        Err(berth_runtime::Error::NotFound(_)) => {}
         Err(e) => errors.push(e.to_string()),
     }
     errors.extend(crate::network::detach(engine, record));

@@ -177,7 +177,11 @@ impl Containers {
                 Ok(r) => records.push(r),
                 // Removed between the listing and the read.
                 Err(Error::NoSuchContainer(_)) => {}
-                Err(e) => return Err(e),
+                // One unreadable record must not hide all the others (nor stop ps or prune).
+                Err(e) => eprintln!(
+                    "berth: skipping container {}: {e}",
+                    crate::error::short(&id)
+                ),
             }
         }
         records.sort_by(|a, b| a.created.cmp(&b.created));

@@ -22,6 +22,9 @@ pub use stdio::short_path as stdio_short_path;
 /// Entry point of `berth __monitor <id>`: fd 0 is the spawning CLI's end of a socketpair (the
 /// first client). Returns the monitor's exit status.
 pub fn main(engine: &Engine, id: &str) -> i32 {
+    // Whatever the spawning CLI's caller left open (a CI pipe...) is not ours to hold for the
+    // container's whole life: only 0, 1 and 2 were handed to us.
+    let _ = berth_sys::fd::close_from_for_good(3);
     let _ = nix::unistd::setsid();
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let first = match std::io::stdin().as_fd().try_clone_to_owned() {

@@ -17,8 +17,32 @@ use crate::error::{Error, Result};
 use crate::records::{self, Record, Status};
 use crate::request::RestartPolicy;
 
-pub fn main_loop(engine: &Engine, id: &str, first: UnixStream) -> Result<()> {
+pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()> {
     let dir = engine.containers.dir(id);
+    // One monitor per container, for its whole life: a second `start` racing the first finds
+    // the lock taken and says so, before it touches the socket, the mounts or the record.
+    let lock_path = dir.join("monitor.lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(Error::io("open", &lock_path))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let reply = ErrorReply {
+                code: 125,
+                message: format!(
+                    "container {}: is already running (another monitor holds it)",
+                    crate::error::short(id)
+                ),
+            };
+            let _ = proto::write_json(&mut first, Kind::Error, &reply);
+            return Ok(());
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path)(e)),
+    }
     let dirfd = std::fs::File::open(&dir).map_err(Error::io("open", &dir))?;
     let sock = stdio::short_path(&dirfd, "monitor.sock");
     let _ = std::fs::remove_file(&sock);
@@ -188,9 +212,15 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             ..Default::default()
         };
         let created = berth_runtime::process::parent::create(&engine.runtime, &opts);
-        let stdio = pending.finish()?;
-        let created = created.map_err(crate::lifecycle::command_error)?;
-        Ok::<_, Error>((created, stdio))
+        let stdio = pending.finish(created.is_ok());
+        match (created, stdio) {
+            (Err(e), _) => Err(crate::lifecycle::command_error(e)),
+            (Ok(_), Err(e)) => {
+                let _ = berth_runtime::container::delete(&engine.runtime, id, true);
+                Err(e)
+            }
+            (Ok(created), Ok(stdio)) => Ok((created, stdio)),
+        }
     })();
     let (created, stdio) = match created {
         Ok(c) => c,

@@ -281,7 +281,7 @@ impl Run<'_> {
             .update(&self.id, |r| r.state.manually_stopped = true);
         // A paused container cannot take the signal before it is thawed.
         let _ = berth_runtime::container::resume(&self.engine.runtime, &self.id);
-        if timeout <= 0 {
+        if timeout == 0 {
             let _ = berth_runtime::container::kill(
                 &self.engine.runtime,
                 &self.id,
@@ -292,7 +292,12 @@ impl Run<'_> {
         }
         let signal = signal.unwrap_or(self.stop_signal);
         let _ = berth_sys::process::pidfd_send_signal(self.pidfd.as_fd(), signal as i32);
-        self.kill_at = Some(Instant::now() + Duration::from_secs(timeout as u64));
+        // Docker's -1: wait as long as it takes; any other wait is clamped to what an Instant
+        // can hold (a year is plenty).
+        self.kill_at = u64::try_from(timeout)
+            .ok()
+            .map(|secs| Duration::from_secs(secs.min(365 * 24 * 3600)))
+            .and_then(|d| Instant::now().checked_add(d));
     }
 
     /// The init exited: drain its output, record the exit, delete, unmount, release the

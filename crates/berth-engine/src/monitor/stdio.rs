@@ -52,16 +52,21 @@ impl Pending {
         self.console.as_ref().map(|(_, p)| p.clone())
     }
 
-    /// After create: our own stdio back, and the pty master out of the console socket.
-    pub fn finish(mut self) -> Result<Stdio> {
+    /// After create: our own stdio back, and, if the container was `created`, the pty master
+    /// out of the console socket (a failed create may never have connected: no accept then).
+    pub fn finish(mut self, created: bool) -> Result<Stdio> {
         drop(std::mem::take(&mut self.theirs));
         detach_own_stdio(&self.dir)?;
-        if let Some((listener, path)) = self.console.take() {
-            let (conn, _) = listener.accept().map_err(Error::io("accept on", &path))?;
-            let master = berth_sys::fd::recv_fd(conn.as_fd())
-                .map_err(Error::io("receive the pty master from", &path))?;
+        if let Some((listener, _)) = self.console.take() {
+            // The dirfd behind the short path is closed by now: the real path.
+            let path = self.dir.join("console.sock");
             let _ = std::fs::remove_file(&path);
-            self.ours.tty = Some(master);
+            if created {
+                let (conn, _) = listener.accept().map_err(Error::io("accept on", &path))?;
+                let master = berth_sys::fd::recv_fd(conn.as_fd())
+                    .map_err(Error::io("receive the pty master from", &path))?;
+                self.ours.tty = Some(master);
+            }
         }
         Ok(self.ours)
     }

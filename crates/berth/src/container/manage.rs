@@ -133,6 +133,13 @@ pub fn rename(ctx: &Context, args: RenameArgs) -> Result<i32> {
     berth_engine::names::validate(&args.new_name)?;
     let _names = engine.containers.lock_names()?;
     let record = engine.containers.find(&args.container)?;
+    if record.name == args.new_name {
+        bail!(
+            "container {} is already named {:?}: give a different name",
+            args.container,
+            args.new_name
+        );
+    }
     if let Some(other) = engine.containers.reserve_name(&args.new_name, &record.id)? {
         bail!(
             "the name {:?} is already in use by container {}: pick another",
