@@ -294,6 +294,18 @@ impl RunFlags {
         if !["missing", "always", "never"].contains(&r.pull.as_str()) {
             bail!("--pull {:?}: use missing, always or never", r.pull);
         }
+        for (key, value) in &r.log_opts {
+            match key.as_str() {
+                "max-size" => {
+                    size("--log-opt max-size", value)?;
+                }
+                "max-file" => match value.parse::<u32>() {
+                    Ok(1..=99) => {}
+                    _ => bail!("--log-opt max-file={value}: a number of files from 1 to 99"),
+                },
+                _ => bail!("--log-opt {key}: berth's json-file driver knows max-size and max-file"),
+            }
+        }
         if !["json-file", "none"].contains(&r.log_driver.as_str()) {
             bail!(
                 "--log-driver {:?}: berth has json-file and none",
