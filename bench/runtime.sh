@@ -51,10 +51,12 @@ else
 fi
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
-# State roots on tmpfs, where runtimes keep them (/run/runc, /run/crun, /run/berth-runc): on
-# ext4 every state file's new inode pays a scan for recently deleted inodes, which grows over
-# a benchmark loop and measures the disk, not the runtime.
-state=$(mktemp -d /run/berth-bench-state.XXXXXX)
+# State roots on a tmpfs, as where runtimes keep them (/run/runc, /run/crun, /run/berth-runc:
+# /run is a tmpfs on a normal system, not on every VM): on ext4 every state file's new inode
+# pays a scan for recently deleted inodes, which grows over a benchmark loop and measures the
+# disk, not the runtime.
+state=$(mktemp -d /tmp/berth-bench-state.XXXXXX)
+mount -t tmpfs -o size=64m,mode=0700 berth-bench-state "$state"
 ids=()               # "<runtime path>|<root>|<id>" of every container this script may leave
 
 # shellcheck source=bench/lib/crun-hybrid.sh
@@ -67,6 +69,7 @@ cleanup() {
     "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1
   done
   give_back_cgroup2
+  umount -l "$state" 2>/dev/null
   rm -rf "$work" "$state"
 }
 trap cleanup EXIT

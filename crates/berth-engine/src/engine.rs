@@ -10,7 +10,8 @@ use crate::records::Containers;
 pub struct Engine {
     pub root: PathBuf,
     pub containers: Containers,
-    /// berth-runtime's state root: on tmpfs, `/run/berth/runtime/<hash of the data root>`.
+    /// berth-runtime's state root: `/run/berth/runtime/<hash of the data root>` (a tmpfs on a
+    /// normal system).
     pub runtime: berth_runtime::state::Root,
     /// The `berth` binary, run again as `berth __monitor`.
     pub exe: PathBuf,
@@ -43,9 +44,10 @@ impl Engine {
     }
 }
 
-/// The runtime's state lives on tmpfs, like Docker's /run/docker/runtime-runc: it describes
-/// processes, which a reboot ends, and it is written and removed on every start (on ext4 each
-/// new inode costs a scan for recently deleted ones). One directory per data root, so that
+/// The runtime's state lives under /run (a tmpfs on a normal system), like Docker's
+/// /run/docker/runtime-runc: it describes processes, which a reboot ends, and it is written and
+/// removed on every start (on ext4 each new inode costs a scan for recently deleted ones). One
+/// directory per data root, so that
 /// two roots never share container state.
 fn runtime_dir(root: &Path) -> PathBuf {
     use sha2::{Digest, Sha256};
