@@ -292,6 +292,8 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         log,
         stop_signal,
         kill_at: None,
+        stdin_buf: Vec::new(),
+        stdin_closing: false,
     })
 }
 

@@ -65,6 +65,22 @@ pub(super) struct Run<'a> {
     pub(super) log: Option<LogFile>,
     pub(super) stop_signal: Signal,
     pub(super) kill_at: Option<Instant>,
+    /// Input for the container not written yet (its stdin is non-blocking: a container that
+    /// does not read must not stall the monitor), and whether the end of it was asked for.
+    pub(super) stdin_buf: Vec<u8>,
+    pub(super) stdin_closing: bool,
+}
+
+/// Past this much unwritten input, the monitor stops reading its stdin clients (whose writes
+/// then block: back-pressure) until the container reads.
+const STDIN_BACKLOG: usize = 1 << 20;
+
+/// What one read of container output gave.
+#[derive(PartialEq, Eq)]
+enum Pumped {
+    Data,
+    Nothing,
+    End,
 }
 
 /// Which fd a poll slot watches.
@@ -74,6 +90,7 @@ enum Slot {
     Pidfd,
     Output(usize),
     Client(usize),
+    Stdin,
 }
 
 impl Run<'_> {
@@ -101,6 +118,12 @@ impl Run<'_> {
         // the start the monitor gives back the heap and the code pages only its start used
         // (what the loop needs faults back in). Containers that end sooner never pay for it.
         let mut trim_at = Some(Instant::now() + Duration::from_secs(1));
+        if let Some(fd) = self.stdin_fd() {
+            let _ = nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+        }
         loop {
             let mut slots = vec![Slot::Listener, Slot::Pidfd];
             let mut fds = vec![
@@ -111,10 +134,18 @@ impl Run<'_> {
                 slots.push(Slot::Output(i));
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
+            let backlogged = self.stdin_buf.len() > STDIN_BACKLOG;
             for (i, c) in clients.iter().enumerate() {
-                if !c.gone {
+                let feeds_stdin = c.hello.as_ref().is_some_and(|h| h.stdin);
+                if !c.gone && !(backlogged && feeds_stdin) {
                     slots.push(Slot::Client(i));
                     fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
+                }
+            }
+            if !self.stdin_buf.is_empty() {
+                if let Some(fd) = self.stdin_fd() {
+                    slots.push(Slot::Stdin);
+                    fds.push(PollFd::new(fd, PollFlags::POLLOUT));
                 }
             }
             let next = [self.kill_at, trim_at].into_iter().flatten().min();
@@ -165,11 +196,12 @@ impl Run<'_> {
                     }
                     Slot::Pidfd => exited = true,
                     Slot::Output(i) => {
-                        if !self.pump(&outputs[i], clients) {
+                        if self.pump(&outputs[i], clients) == Pumped::End {
                             closed.push(i);
                         }
                     }
                     Slot::Client(i) => self.client_input(&mut clients[i]),
+                    Slot::Stdin => self.flush_stdin(),
                 }
             }
             for i in closed.into_iter().rev() {
@@ -182,11 +214,14 @@ impl Run<'_> {
         }
     }
 
-    /// One read of container output to the log and the attached clients; false at its end.
-    fn pump(&mut self, (stream, fd): &(usize, OwnedFd), clients: &mut [Client]) -> bool {
+    /// One read of container output to the log and the attached clients.
+    fn pump(&mut self, (stream, fd): &(usize, OwnedFd), clients: &mut [Client]) -> Pumped {
         let mut buf = [0u8; 32 * 1024];
         let n = match nix::unistd::read(fd, &mut buf) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) => return Pumped::End,
+            // A pty master shares its non-blocking flag with the stdin side.
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Pumped::Nothing,
+            Err(_) => return Pumped::End,
             Ok(n) => n,
         };
         if let Some(log) = &mut self.log {
@@ -202,7 +237,30 @@ impl Run<'_> {
         for c in clients.iter_mut().filter(|c| c.wants(kind)) {
             c.send(kind, &buf[..n]);
         }
-        true
+        Pumped::Data
+    }
+
+    /// Writes what it can of the pending input; closes a pipe's end once asked and drained.
+    fn flush_stdin(&mut self) {
+        while !self.stdin_buf.is_empty() {
+            let Some(fd) = self.stdin_fd() else {
+                self.stdin_buf.clear();
+                break;
+            };
+            match nix::unistd::write(fd, &self.stdin_buf) {
+                Ok(n) => {
+                    self.stdin_buf.drain(..n);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return,
+                // The container closed its stdin: what is left has nowhere to go.
+                Err(_) => self.stdin_buf.clear(),
+            }
+        }
+        if self.stdin_closing {
+            // A pty has no end of input to give; a pipe does.
+            self.stdio.stdin = None;
+        }
     }
 
     fn client_input(&mut self, client: &mut Client) {
@@ -232,13 +290,12 @@ impl Run<'_> {
                     client.hello = Some(hello);
                 }
                 Kind::Stdin if client.hello.as_ref().is_some_and(|h| h.stdin) => {
-                    if let Some(fd) = self.stdin_fd() {
-                        let _ = write_all(fd, &payload);
-                    }
+                    self.stdin_buf.extend_from_slice(&payload);
+                    self.flush_stdin();
                 }
                 Kind::StdinClose if client.hello.as_ref().is_some_and(|h| h.stdin) => {
-                    // A pty has no end of input to give; a pipe does.
-                    self.stdio.stdin = None;
+                    self.stdin_closing = true;
+                    self.flush_stdin();
                 }
                 Kind::Resize => {
                     if let (Some(tty), Some((r, c))) =
@@ -313,7 +370,7 @@ impl Run<'_> {
                 &out.1,
                 nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
             );
-            while self.pump(out, clients) {}
+            while self.pump(out, clients) == Pumped::Data {}
         }
         if let Some(log) = &mut self.log {
             let _ = log.flush();
@@ -347,17 +404,6 @@ impl Run<'_> {
         })?;
         Ok((code, links))
     }
-}
-
-fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> std::io::Result<()> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 /// The init's exit code, shell style (128 + n for signal n).

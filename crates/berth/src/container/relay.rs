@@ -132,13 +132,13 @@ pub fn session(
             let n = read_fd(input.as_fd(), &mut chunk)?;
             if n == 0 {
                 stdin_open = false;
-                proto::write_frame(stream, Kind::StdinClose, b"")?;
+                send_or_stop(proto::write_frame(stream, Kind::StdinClose, b""))?;
             } else {
                 let data = &chunk[..n];
                 if tty && detach_keys(data, &mut pending_ctrl_p) {
                     return Ok(Ended::Detached);
                 }
-                proto::write_frame(stream, Kind::Stdin, data)?;
+                stdin_open = send_or_stop(proto::write_frame(stream, Kind::Stdin, data))?;
             }
         }
         if stream_ready {
@@ -161,6 +161,23 @@ pub fn session(
                 }
             }
         }
+    }
+}
+
+/// A write of input to the monitor: Ok(true) to keep sending, Ok(false) when the monitor no
+/// longer takes input (it is finishing: its exit frame may still be on the way), or the error.
+fn send_or_stop(sent: std::io::Result<()>) -> std::io::Result<bool> {
+    match sent {
+        Ok(()) => Ok(true),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -332,3 +332,33 @@ fn monitor_and_exec_run_from_a_read_only_binary() {
         "exec's binary {exe:?} is writable through /proc/{cli}/exe"
     );
 }
+
+/// A container that never reads its stdin must not stall its monitor: with endless input
+/// piped to `run -i`, `stop` still works and run returns the container's code.
+#[test]
+fn unread_stdin_does_not_stall_the_monitor() {
+    need_root!();
+    let berth = Berth::new();
+    let zero = std::fs::File::open("/dev/zero").expect("/dev/zero");
+    let mut run = berth
+        .command()
+        .args(["run", "-i", "--name", "deaf", IMAGE, "sleep", "1000"])
+        .stdin(zero)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn berth run");
+    eventually("the container to run", || {
+        let ran = berth.run(&["inspect", "-f", "{{.State.Status}}", "deaf"]);
+        (ran.success() && ran.stdout.trim() == "running").then_some(())
+    });
+    // The monitor's backlog fills while this waits; stop must still get through.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    berth.ok(&["stop", "-t", "1", "deaf"]);
+    let status = run.wait().expect("wait for run");
+    assert_eq!(
+        status.code(),
+        Some(137),
+        "killed after the timeout, and run says so"
+    );
+}
