@@ -136,8 +136,8 @@ impl Run<'_> {
             }
             let backlogged = self.stdin_buf.len() > STDIN_BACKLOG;
             for (i, c) in clients.iter().enumerate() {
-                let feeds_stdin = c.hello.as_ref().is_some_and(|h| h.stdin);
-                if !c.gone && !(backlogged && feeds_stdin) {
+                let held_back = backlogged && c.hello.as_ref().is_some_and(|h| h.stdin);
+                if !c.gone && !held_back {
                     slots.push(Slot::Client(i));
                     fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
                 }
