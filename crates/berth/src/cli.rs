@@ -24,6 +24,42 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `berth run` parsed alone: building the whole command tree (every command's arguments and
+/// help) costs more than the rest of the CLI's work for a container start. Used only when it
+/// parses; anything else goes through [`Cli`], which then reports errors as usual.
+#[derive(Parser, Debug)]
+#[command(name = "berth", version)]
+pub struct RunCli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: RunOnly,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunOnly {
+    Run(run::RunArgs),
+}
+
+impl Cli {
+    /// Parses the command line, `run` by its fast path.
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        if std::env::args_os().any(|a| a == "run") {
+            if let Ok(RunCli {
+                global,
+                command: RunOnly::Run(args),
+            }) = RunCli::try_parse()
+            {
+                return Ok(Cli {
+                    global,
+                    command: Command::Run(args),
+                });
+            }
+        }
+        Cli::try_parse()
+    }
+}
+
 /// Options every command takes.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {

@@ -19,8 +19,6 @@ mod template;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// Docker's exit status for an error of the engine itself (not of a container).
 const EXIT_ENGINE_ERROR: u8 = 125;
 
@@ -28,7 +26,7 @@ fn main() -> ExitCode {
     if let Some(code) = monitor() {
         return ExitCode::from(code);
     }
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::Cli::parse_args() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
