@@ -31,6 +31,32 @@ macro_rules! skip {
     }};
 }
 
+/// Returns from the calling test with `skipped: needs root` unless we are root.
+#[macro_export]
+macro_rules! need_root {
+    () => {
+        if !$crate::is_root() {
+            $crate::skip!("needs root");
+        }
+    };
+}
+
+/// How long a condition may take to come true before a test gives up on it (a deadline, not
+/// a measurement).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Polls `cond` until it returns `Some`, failing the test with `what` after [`PATIENCE`].
+pub fn eventually<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Where busybox-static installs itself on Debian.
 pub const BUSYBOX: &str = "/bin/busybox";
 

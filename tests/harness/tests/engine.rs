@@ -20,36 +20,11 @@ mod more_flags;
 #[path = "engine/tty.rs"]
 mod tty;
 
+pub(crate) use berth_harness::{eventually, need_root, PATIENCE};
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// How long a condition may take to come true before a test gives up on it.
-pub const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Returns from the test with `skipped: needs root` unless we are root.
-#[macro_export]
-macro_rules! need_root {
-    () => {
-        if !berth_harness::is_root() {
-            berth_harness::skip!("needs root");
-        }
-    };
-}
-
-/// Polls `cond` until it returns `Some`, failing the test with `what` after [`PATIENCE`].
-pub fn eventually<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = cond() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The namespace inode `kind` of `pid` ("self" for this process), from /proc/<pid>/ns.
 pub fn ns_of(pid: &str, kind: &str) -> u64 {

@@ -4,35 +4,16 @@
 //! ([`Berth`]): dropping it removes every container, even when the test fails, and fails the
 //! test if a mount or cgroup is left behind.
 
+use berth_harness::eventually;
+use berth_harness::need_root;
 use std::fs;
 use std::io::{Seek, Write};
 use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use berth_harness::image::{Berth, IMAGE};
-use berth_harness::{is_root, run_with_timeout, skip, unique, COMMAND_TIMEOUT};
+use berth_harness::{run_with_timeout, unique, COMMAND_TIMEOUT};
 use serde_json::Value;
-
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            skip!("needs root");
-        }
-    };
-}
-
-/// Polls `cond` until it holds; fails the test after a minute (a deadline, not a measurement).
-fn eventually<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = cond() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The inode of `/proc/<pid>/ns/<kind>` ("self" for the test process).
 fn ns_inode(pid: &str, kind: &str) -> u64 {

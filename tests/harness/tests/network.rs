@@ -12,38 +12,15 @@ mod teardown;
 #[path = "network/traffic.rs"]
 mod traffic;
 
+pub(crate) use berth_harness::{eventually, need_root};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_harness::image::{Berth, IMAGE};
 use serde_json::Value;
-
-/// How long a condition may take to come true before a test gives up on it.
-pub const PATIENCE: Duration = Duration::from_secs(60);
-
-#[macro_export]
-macro_rules! need_root {
-    () => {
-        if !berth_harness::is_root() {
-            berth_harness::skip!("needs root");
-        }
-    };
-}
-
-/// Polls `cond` until it returns `Some`, failing the test with `what` after [`PATIENCE`].
-pub fn eventually<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = cond() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// A [`Berth`] root and the user networks made in it: dropping it removes the containers,
 /// then the networks, then lets [`Berth`]'s own drop check for leftovers.

@@ -1,11 +1,12 @@
 //! Black-box tests of berth-runc on the real kernel: each runs containers from a busybox
 //! bundle and asserts, from inside, with berth-probe.
 
+use berth_harness::need_root;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use berth_harness::{is_root, skip, unique, Bundle, Runtime};
+use berth_harness::{skip, unique, Bundle, Runtime};
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 use serde_json::Value;
 
@@ -69,14 +70,6 @@ fn all_new_but_user() -> Vec<(LinuxNamespaceType, Option<String>)> {
     .into_iter()
     .map(|t| (t, None))
     .collect()
-}
-
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            skip!("needs root");
-        }
-    };
 }
 
 #[test]

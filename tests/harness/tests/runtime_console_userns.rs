@@ -1,6 +1,7 @@
 //! Black-box tests of the terminal handed over a console socket (runc's protocol, driven by the
 //! test itself as containerd's shim would) and of a user namespace joined by path.
 
+use berth_harness::need_root;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -8,17 +9,9 @@ use std::os::unix::net::UnixListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use berth_harness::{is_root, skip, unique, Bundle, Runtime};
+use berth_harness::{unique, Bundle, Runtime};
 use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType};
 use serde_json::Value;
-
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            skip!("needs root");
-        }
-    };
-}
 
 /// Not a timing assertion: only how long to wait for output that should come at once before
 /// the test fails instead of hanging.

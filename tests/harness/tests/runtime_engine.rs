@@ -2,20 +2,13 @@
 //! a missing or non-executable program told apart (127/126) at create, and the `--init` reaper
 //! of annotation `io.berth.init=true`.
 
+use berth_harness::need_root;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_harness::{is_root, skip, unique, Bundle, Runtime};
+use berth_harness::{unique, Bundle, Runtime};
 use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType};
 use serde_json::Value;
-
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            skip!("needs root");
-        }
-    };
-}
 
 fn probe(rt: &Runtime, bundle: &Bundle) -> Value {
     let out = rt.run_container(&unique("probe"), bundle).ok();

@@ -2,17 +2,10 @@
 //! LISTEN_FDS/LISTEN_PID) and of the container's session keyring (--no-new-keyring, and its
 //! permissions as runc sets them).
 
+use berth_harness::need_root;
 use std::process::Command;
 
-use berth_harness::{is_root, run_with_timeout, skip, unique, Bundle, Runtime, COMMAND_TIMEOUT};
-
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            skip!("needs root");
-        }
-    };
-}
+use berth_harness::{run_with_timeout, skip, unique, Bundle, Runtime, COMMAND_TIMEOUT};
 
 /// `sh` opens `a` at fd 3 and `b` at fd 4, sets `env`, then becomes the runtime (same pid, so
 /// `LISTEN_PID=$$` names the runtime) running `args`.

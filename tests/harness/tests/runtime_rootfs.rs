@@ -2,24 +2,17 @@
 //! options, on the real kernel: each runs containers from a busybox bundle and asserts from
 //! inside with berth-probe, or on what the runtime leaves behind.
 
+use berth_harness::need_root;
 use std::collections::HashMap;
 use std::path::Path;
 
-use berth_harness::{is_root, skip, unique, Bundle, Runtime};
+use berth_harness::{unique, Bundle, Runtime};
 use serde_json::Value;
 
 /// Runs `args` in a fresh container of `bundle` and returns the probe's JSON.
 fn probe(rt: &Runtime, bundle: &Bundle) -> Value {
     let out = rt.run_container(&unique("probe"), bundle).ok();
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("probe output is not JSON ({e}): {out}"))
-}
-
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            skip!("needs root");
-        }
-    };
 }
 
 #[test]

@@ -3,11 +3,11 @@
 
 use anyhow::{bail, Context as _, Result};
 use berth_engine::lifecycle;
-use berth_engine::monitor::proto::{self, Hello, Kind};
+use berth_engine::monitor::proto::{self, Kind};
 use berth_engine::records::Status;
 use clap::Args;
 
-use super::relay::{self, Ended, RawMode};
+use super::relay::{self, RawMode};
 use crate::commands::Context;
 
 #[derive(Args, Debug)]
@@ -35,20 +35,19 @@ pub fn run(ctx: &Context, args: AttachArgs) -> Result<i32> {
     // As Docker: stdin only if the container was started with -i to keep it open.
     let stdin = !args.no_stdin && record.request.interactive;
     let tty = record.request.tty;
-    let hello = Hello {
-        stdin,
-        stdout: true,
-        stderr: true,
-        wait: true,
-        size: if tty { relay::terminal_size() } else { None },
-    };
     let mut session = lifecycle::connect(&engine, &record)?;
-    proto::write_json(&mut session.stream, Kind::Hello, &hello)
-        .with_context(|| format!("talk to the monitor of {}", args.container))?;
+    proto::write_json(
+        &mut session.stream,
+        Kind::Hello,
+        &relay::attached_hello(stdin, tty),
+    )
+    .with_context(|| format!("talk to the monitor of {}", args.container))?;
     let _raw = (tty && stdin).then(RawMode::enable);
-    match relay::session(&mut session.stream, stdin, tty)? {
-        Ended::Exit(code) => Ok(code),
-        Ended::Detached => Ok(0),
-        Ended::Closed => Ok(lifecycle::wait(&engine, &record.id).unwrap_or(125)),
-    }
+    Ok(relay::exit_code(
+        &engine,
+        &record.id,
+        &mut session.stream,
+        stdin,
+        tty,
+    )?)
 }

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use berth_engine::monitor::proto::{self, Kind};
+use berth_engine::monitor::proto::{self, Hello, Kind};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -46,6 +46,34 @@ impl Drop for RawMode {
 /// The caller's terminal size, if stdout is one.
 pub fn terminal_size() -> Option<(u16, u16)> {
     berth_sys::pty::window_size(std::io::stdout().as_fd()).ok()
+}
+
+/// What a terminal attached to a container asks of its monitor: the output, stdin when
+/// asked, the exit code, and with a tty our terminal's size.
+pub fn attached_hello(stdin: bool, tty: bool) -> Hello {
+    Hello {
+        stdin,
+        stdout: true,
+        stderr: true,
+        wait: true,
+        size: if tty { terminal_size() } else { None },
+    }
+}
+
+/// Relays an attached session to its end; the container's exit code (0 after a detach; if the
+/// monitor went away without a word, what it recorded).
+pub fn exit_code(
+    engine: &berth_engine::Engine,
+    id: &str,
+    stream: &mut std::os::unix::net::UnixStream,
+    stdin: bool,
+    tty: bool,
+) -> std::io::Result<i32> {
+    Ok(match session(stream, stdin, tty)? {
+        Ended::Exit(code) => code,
+        Ended::Detached => 0,
+        Ended::Closed => berth_engine::lifecycle::wait(engine, id).unwrap_or(125),
+    })
 }
 
 /// How a relay ended.

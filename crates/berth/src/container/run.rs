@@ -13,7 +13,7 @@ use berth_image::{Platform, Reference};
 use clap::Args;
 
 use super::flags::RunFlags;
-use super::relay::{self, Ended, RawMode};
+use super::relay::{self, RawMode};
 use crate::commands::Context;
 
 /// `-h` is `--hostname` here, as in Docker: help is `--help` only.
@@ -58,22 +58,16 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
 
 /// Starts with our terminal attached; returns the container's exit code.
 fn attach_start(engine: &Engine, id: &str, stdin: bool, tty: bool) -> Result<i32> {
-    let hello = Hello {
-        stdin,
-        stdout: true,
-        stderr: true,
-        wait: true,
-        size: if tty { relay::terminal_size() } else { None },
-    };
     let _raw = (tty && stdin).then(RawMode::enable);
-    let (record, mut session) = lifecycle::start(engine, id, &hello)?;
+    let (record, mut session) = lifecycle::start(engine, id, &relay::attached_hello(stdin, tty))?;
     print_warnings(engine, id);
-    match relay::session(&mut session.stream, stdin, tty)? {
-        Ended::Exit(code) => Ok(code),
-        Ended::Detached => Ok(0),
-        // The monitor went away without a word: read what it recorded.
-        Ended::Closed => Ok(lifecycle::wait(engine, &record.id).unwrap_or(125)),
-    }
+    Ok(relay::exit_code(
+        engine,
+        &record.id,
+        &mut session.stream,
+        stdin,
+        tty,
+    )?)
 }
 
 pub fn create(ctx: &Context, args: RunArgs) -> Result<i32> {
