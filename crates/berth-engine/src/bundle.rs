@@ -30,9 +30,7 @@ pub fn rootfs(dir: &Path) -> PathBuf {
 /// Mounts the root, writes /etc files and config.json in the container's directory.
 pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     let dir = engine.containers.dir(&record.id);
-    let store = engine.images()?;
-    let image = store.resolve(&record.image_id)?;
-    let layers = store.rootfs_layers(&image)?;
+    let (config, layers) = image_of(engine, record)?;
     let root = rootfs(&dir);
     mount_overlay(&dir, &root, &layers)?;
     let result = (|| {
@@ -41,7 +39,6 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         let joins = joins(engine, record)?;
         let cgroups_path = Engine::cgroups_path(&record.id);
         let limits = HostLimits::current();
-        let config = image.config_json();
         let built = spec::build(&SpecInputs {
             id: &record.id,
             request: &record.request,
@@ -75,7 +72,29 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     result
 }
 
-fn mount_overlay(dir: &Path, root: &Path, layers: &[PathBuf]) -> Result<()> {
+/// The container's image config and its layers (overlay lowerdirs, top first). The image was
+/// resolved at create: its config blob, named by the image ID, gives the layers, with no scan
+/// of the store's index.
+pub fn image_of(engine: &Engine, record: &Record) -> Result<(serde_json::Value, Vec<PathBuf>)> {
+    let store = engine.images()?;
+    let image_id = berth_image::digest::parse_digest(&record.image_id)?;
+    let config: serde_json::Value = serde_json::from_slice(&store.read_blob(&image_id)?)
+        .map_err(|e| Error::Invalid(format!("image {}: config: {e}", record.image_id)))?;
+    let diff_ids = config
+        .pointer("/rootfs/diff_ids")
+        .and_then(|d| d.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str())
+        .map(berth_image::digest::parse_digest)
+        .collect::<berth_image::Result<Vec<_>>>()?;
+    let layers = store.layers_of(&image_id, &diff_ids)?;
+    Ok((config, layers))
+}
+
+/// Mounts the image's layers at `root` as an overlay with the container's own upper and work
+/// directories (`<dir>/upper`, `<dir>/work`), replacing a stale mount there.
+pub fn mount_overlay(dir: &Path, root: &Path, layers: &[PathBuf]) -> Result<()> {
     let upper = dir.join("upper");
     let work = dir.join("work");
     for d in [root, &upper, &work] {

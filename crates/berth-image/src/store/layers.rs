@@ -108,12 +108,18 @@ impl Store {
 
     /// The overlay lowerdirs of an image's root filesystem, top layer first.
     pub fn rootfs_layers(&self, image: &super::Image) -> Result<Vec<PathBuf>> {
+        self.layers_of(image.id(), &image.diff_ids()?)
+    }
+
+    /// The same from the image's ID and layer diff IDs (bottom first), without reading the
+    /// index: what a container's start needs once its image was resolved at create.
+    pub fn layers_of(&self, image_id: &Digest, diff_ids: &[Digest]) -> Result<Vec<PathBuf>> {
         let mut dirs = Vec::new();
-        for diff_id in image.diff_ids()?.iter().rev() {
+        for diff_id in diff_ids.iter().rev() {
             let dir = self.layer_dir(diff_id).join("diff");
             if !dir.is_dir() {
                 return Err(Error::Invalid {
-                    object: format!("image {}: layer {diff_id}", digest::short(image.id())),
+                    object: format!("image {}: layer {diff_id}", digest::short(image_id)),
                     reason: "is not unpacked in the store; pull the image again".into(),
                 });
             }

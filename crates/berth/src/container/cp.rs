@@ -110,24 +110,10 @@ pub(crate) struct StoppedRoot {
 impl StoppedRoot {
     pub(crate) fn mount(engine: &Engine, record: &Record) -> Result<StoppedRoot> {
         let cdir = engine.containers.dir(&record.id);
-        let store = engine.images()?;
-        let image = store.resolve(&record.image_id)?;
-        let layers = store.rootfs_layers(&image)?;
-        let (upper, work) = (cdir.join("upper"), cdir.join("work"));
-        for d in [&upper, &work] {
-            fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
-        }
+        let (_, layers) = berth_engine::bundle::image_of(engine, record)?;
         let dir = cdir.join("cp-root");
-        fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        let data = berth_image::snapshot::overlay_mount_data(&layers, &upper, &work)?;
-        nix::mount::mount(
-            Some("overlay"),
-            &dir,
-            Some("overlay"),
-            nix::mount::MsFlags::empty(),
-            Some(data.as_str()),
-        )
-        .with_context(|| format!("mount the stopped container's root at {}", dir.display()))?;
+        berth_engine::bundle::mount_overlay(&cdir, &dir, &layers)
+            .with_context(|| format!("mount the stopped container's root at {}", dir.display()))?;
         Ok(StoppedRoot { dir })
     }
 }
