@@ -497,3 +497,31 @@ fn export_writes_the_containers_filesystem_running_or_stopped() {
     assert_eq!(ran.status.code(), Some(125), "{}", ran.stderr);
     assert!(!dir.path().join("x.tar").exists(), "no partial archive");
 }
+
+#[test]
+fn rmi_refuses_an_image_a_container_uses_and_images_counts_it() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["create", "--name", "user", IMAGE, "true"]);
+    let ran = berth.run(&["rmi", IMAGE]);
+    assert_eq!(ran.status.code(), Some(125), "{}", ran.stderr);
+    assert!(ran.stderr.contains("container"), "says why: {}", ran.stderr);
+    let count = berth.ok(&["images", "--format", "{{.Containers}}"]);
+    assert_eq!(count.trim(), "1", "images counts the container");
+    // -f removes the name only: the container's image stays, untagged.
+    berth.ok(&["rmi", "-f", IMAGE]);
+    let ids = berth.ok(&["images", "-q"]);
+    assert_eq!(ids.lines().count(), 1, "the image stays: {ids}");
+    berth.ok(&["start", "user"]);
+    assert_eq!(
+        berth.ok(&["wait", "user"]),
+        "0",
+        "it still runs from the untagged image"
+    );
+    berth.ok(&["rm", "user"]);
+    berth.ok(&["image", "prune", "-f", "-a"]);
+    assert!(
+        berth.ok(&["images", "-q"]).is_empty(),
+        "unused now, prune takes it"
+    );
+}
