@@ -16,13 +16,6 @@ pub const VERSION_TEXT: &str = concat!(
 );
 
 fn main() {
-    // Before anything else and before any thread exists: the commands that put a process into
-    // a container run from a read-only view (or a sealed copy) of this binary (CVE-2019-5736).
-    if needs_sealed_binary() && !berth_sys::seal::is_sealed() && !berth_sys::seal::is_protected() {
-        let err = berth_sys::seal::reexec_protected();
-        eprintln!("berth-runc: re-execute from a sealed copy of the binary: {err}");
-        std::process::exit(1);
-    }
     let cli = cli::Cli::parse();
     let format = match cli.log_format {
         cli::LogFormat::Text => berth_runtime::log::Format::Text,
@@ -31,6 +24,17 @@ fn main() {
     berth_runtime::log::init(cli.log.clone(), format, cli.debug);
     match commands::dispatch(&cli) {
         Ok(code) => std::process::exit(code),
+        Err(e) if needs_protected_binary(&e) => {
+            // A process that enters the container can run neither from this binary nor
+            // through the exec trampoline here (berth_runtime::protect), and nothing was
+            // created yet: start again from a read-only view (or a sealed copy) of the binary.
+            berth_runtime::log::debug(&format!("{e:#}"));
+            let err = berth_sys::seal::reexec_protected();
+            let msg = format!("re-execute from a protected copy of the binary: {err}");
+            berth_runtime::log::error(&msg);
+            eprintln!("berth-runc: {msg}");
+            std::process::exit(1);
+        }
         Err(e) => {
             let msg = format!("{e:#}");
             berth_runtime::log::error(&msg);
@@ -49,18 +53,11 @@ fn exit_code(e: &anyhow::Error) -> i32 {
     }
 }
 
-/// True for create, run and exec: the commands whose child enters a container. Global flags
-/// that take a value are skipped to find the command word.
-fn needs_sealed_binary() -> bool {
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--root" | "--log" | "--log-format" | "--criu" => {
-                args.next();
-            }
-            s if s.starts_with('-') => {}
-            cmd => return matches!(cmd, "create" | "run" | "exec"),
-        }
-    }
-    false
+/// The runtime asks to be re-executed from a protected binary (CVE-2019-5736; see
+/// `berth_runtime::protect`).
+fn needs_protected_binary(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<berth_runtime::Error>(),
+        Some(berth_runtime::Error::NeedsProtectedBinary(_))
+    )
 }

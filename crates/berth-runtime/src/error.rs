@@ -45,6 +45,10 @@ pub enum Error {
         kind: ExecErrorKind,
         message: String,
     },
+    /// The process that enters the container must run from a protected binary (protect.rs):
+    /// the caller re-executes itself from one; nothing was created yet.
+    #[error("re-execute from a protected copy of the binary first: {0}")]
+    NeedsProtectedBinary(String),
     #[error("hook {path}: {reason}")]
     Hook { path: String, reason: String },
     #[error(transparent)]

@@ -11,6 +11,7 @@ use crate::cgroup::{self, CgroupManager};
 use crate::container::{self, wait_exit};
 use crate::error::{Error, IoContext, Result};
 use crate::process::protocol::{self, Channel, FromInit, FromParent};
+use crate::protect::{Conditions, ExecVia};
 use crate::state::{Root, Status};
 use crate::step::{fail, Step, StepResult};
 
@@ -43,6 +44,23 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     if plan.terminal && opts.console_socket.is_none() {
         return Err(Error::Config("--tty needs --console-socket".into()));
     }
+    let in_user_ns = c
+        .record
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        });
+    let exec_via = ExecVia::choose(
+        &plan,
+        Conditions {
+            user_namespace: in_user_ns,
+            ..Conditions::default()
+        },
+    )?;
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(
             UnixStream::connect(p).at("connect to console socket", p)?,
@@ -59,6 +77,7 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     }
     let cg = cgroup::open(&c.record.cgroup_path)?;
     let (parent_end, child_end) = protocol::pair().during("create the exec socketpair")?;
+    exec_via.prepare()?;
     let pid = match berth_sys::process::fork().during("fork the exec process")? {
         berth_sys::process::Forked::Child => {
             drop(parent_end);
@@ -69,6 +88,7 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
                 &plan,
                 console,
                 opts.preserve_fds,
+                &exec_via,
             ) {
                 Ok(never) => match never {},
                 Err(e) => e,
@@ -156,6 +176,7 @@ fn child(
     plan: &crate::plan::ProcessPlan,
     console: Option<OwnedFd>,
     preserve_fds: u32,
+    exec_via: &ExecVia,
 ) -> StepResult<std::convert::Infallible> {
     match chan.recv::<FromParent>() {
         Ok(FromParent::Go { .. }) => {}
@@ -179,5 +200,5 @@ fn child(
     let exe = crate::process::init::finalize_process(plan, preserve_fds)?;
     chan.send(&FromInit::Created)
         .step(|| "tell the runtime the process is ready".into())?;
-    crate::process::init::exec(plan, &exe)
+    crate::process::init::exec(plan, &exe, exec_via)
 }

@@ -12,6 +12,7 @@ pub mod log;
 pub mod namespaces;
 pub mod plan;
 pub mod process;
+pub mod protect;
 pub mod rootfs;
 pub mod seccomp;
 pub mod state;

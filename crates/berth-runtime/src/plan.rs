@@ -38,6 +38,9 @@ pub struct ProcessPlan {
     pub apparmor_profile: Option<String>,
     pub capabilities: crate::capabilities::CapabilityPlan,
     pub seccomp: Option<crate::seccomp::SeccompProgram>,
+    /// The filter (if any) lets `execveat` through: the exec trampoline may be used
+    /// (protect.rs).
+    pub seccomp_allows_execveat: bool,
 }
 
 /// Everything the container's init does, in data.
@@ -327,6 +330,8 @@ pub fn process_plan(
     let user = process.user();
     let capabilities =
         crate::capabilities::plan(process.capabilities().as_ref()).map_err(|e| e.to_string())?;
+    let seccomp_allows_execveat =
+        seccomp.is_none_or(|s| crate::seccomp::allows_unconditionally(s, "execveat"));
     let seccomp = seccomp
         .map(crate::seccomp::compile_cached)
         .transpose()
@@ -346,6 +351,7 @@ pub fn process_plan(
         apparmor_profile: process.apparmor_profile().clone().filter(|p| !p.is_empty()),
         capabilities,
         seccomp,
+        seccomp_allows_execveat,
     })
 }
 

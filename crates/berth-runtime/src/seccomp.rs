@@ -181,6 +181,29 @@ fn write_cached(path: &std::path::Path, data: &[u8]) -> io::Result<()> {
     })
 }
 
+/// True when the profile lets `name` through whatever its arguments: every rule naming it
+/// allows (or logs) it, and either one of those rules has no argument condition or the default
+/// action allows it too. Conservative: a rule this cannot judge makes it false.
+pub fn allows_unconditionally(spec: &LinuxSeccomp, name: &str) -> bool {
+    let allows = |a: LinuxSeccompAction| {
+        matches!(
+            a,
+            LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog
+        )
+    };
+    let rules: Vec<&LinuxSyscall> = spec
+        .syscalls()
+        .iter()
+        .flatten()
+        .filter(|r| r.names().iter().any(|n| n == name))
+        .collect();
+    rules.iter().all(|r| allows(r.action()))
+        && (allows(spec.default_action())
+            || rules
+                .iter()
+                .any(|r| r.args().as_ref().is_none_or(|a| a.is_empty())))
+}
+
 /// Compiles `spec` into a BPF program for the native architecture plus `spec.architectures`.
 pub fn compile(spec: &LinuxSeccomp) -> Result<SeccompProgram, SeccompError> {
     let default = action(

@@ -15,3 +15,4 @@ pub mod process;
 pub mod pty;
 pub mod seal;
 pub mod seccomp;
+pub mod trampoline;

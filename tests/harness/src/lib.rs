@@ -63,7 +63,7 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// The applets linked into every bundle's /bin.
 pub const APPLETS: &[&str] = &[
     "sh", "cat", "ls", "sleep", "ps", "echo", "id", "hostname", "mount", "true", "false", "env",
-    "head", "wc", "grep",
+    "head", "wc", "grep", "readlink",
 ];
 
 /// How long a runtime command may take before the harness kills it and fails the test.

@@ -419,22 +419,21 @@ fn lifecycle_states_pause_resume_kill_and_delete() {
     let st = rt.state(&id).unwrap();
     assert_eq!(st["status"], "created");
     let pid = st["pid"].as_i64().unwrap();
-    // Before start the init runs berth-runc from a read-only view (or a sealed copy): through
-    // its /proc/PID/exe the binary on disk cannot be written (CVE-2019-5736).
-    let exe_link = format!("/proc/{pid}/exe");
-    let exe = std::fs::read_link(&exe_link).unwrap();
+    // CVE-2019-5736: before start, a process in the container cannot reach the runtime's
+    // binary through the waiting init (PID 1, with the same capabilities as it): the init is
+    // non-dumpable, or runs from a read-only view of the binary.
+    let seen = rt
+        .run(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "readlink /proc/1/exe || echo denied",
+        ])
+        .ok();
     assert!(
-        exe.starts_with("/run/berth/exe")
-            || exe.to_string_lossy().starts_with("/memfd:berth-sealed"),
-        "{exe:?}"
-    );
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&exe_link)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, b"overwritten"));
-    assert!(
-        written.is_err(),
-        "the init's binary is writable through {exe_link}"
+        seen.trim() == "denied" || seen.trim().starts_with("/run/berth/exe/"),
+        "a process in the container reached the init's binary: {seen}"
     );
     rt.start(&id).ok();
     assert_eq!(rt.state(&id).unwrap()["status"], "running");
@@ -490,6 +489,30 @@ fn delete_force_kills_a_running_container_and_removes_its_cgroup() {
             "cgroup left behind"
         );
     }
+}
+
+/// CVE-2019-5736's way in: a container program that is /proc/self/exe. The runtime's binary
+/// must never run in the container: through the exec trampoline, /proc/self/exe names the
+/// sealed trampoline, which then runs out of arguments and reports a missing program (127).
+#[test]
+fn a_program_of_proc_self_exe_never_runs_the_runtime() {
+    need_root!();
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&["/proc/self/exe", "--version"]);
+    let id = unique("selfexe");
+    let ran = rt.run_container(&id, &bundle);
+    rt.run(&["delete", "--force", &id]);
+    assert!(
+        !ran.stdout.contains("spec: "),
+        "berth-runc ran in the container: {}",
+        ran.stdout
+    );
+    assert_eq!(ran.code(), Some(127), "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("No such file or directory"),
+        "{}",
+        ran.stderr
+    );
 }
 
 #[test]

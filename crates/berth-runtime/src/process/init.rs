@@ -35,6 +35,8 @@ pub struct InitContext<'a> {
     pub preserve_fds: u32,
     pub create_container_hooks: Vec<Hook>,
     pub start_container_hooks: Vec<Hook>,
+    /// How the container's program is executed (protect.rs).
+    pub exec_via: crate::protect::ExecVia,
 }
 
 /// Runs the init to the container's execve. Never returns.
@@ -120,9 +122,9 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     wait_for_start(&ctx.exec_fifo)?;
     run_hooks_inside(&ctx.start_container_hooks, "startContainer", &state)?;
     if plan.reaper {
-        super::reaper::exec_under_reaper(&plan.process, &exe)
+        super::reaper::exec_under_reaper(&plan.process, &exe, &ctx.exec_via)
     } else {
-        exec(&plan.process, &exe)
+        exec(&plan.process, &exe, &ctx.exec_via)
     }
 }
 
@@ -362,7 +364,7 @@ pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32) -> StepResult<CStrin
     Ok(exe)
 }
 
-fn apparmor_enabled() -> bool {
+pub(crate) fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .map(|s| s.trim() == "Y")
         .unwrap_or(false)
@@ -421,7 +423,11 @@ fn wait_for_start(fifo: &OwnedFd) -> StepResult<()> {
     Ok(())
 }
 
-pub fn exec(p: &ProcessPlan, exe: &CString) -> StepResult<std::convert::Infallible> {
+pub fn exec(
+    p: &ProcessPlan,
+    exe: &CString,
+    via: &crate::protect::ExecVia,
+) -> StepResult<std::convert::Infallible> {
     if let (Some(prog), true) = (&p.seccomp, p.no_new_privileges) {
         // With no_new_privs the filter goes on last, so it constrains only the container.
         berth_sys::seccomp::install_filter(&prog.insns, prog.flags)
@@ -439,10 +445,22 @@ pub fn exec(p: &ProcessPlan, exe: &CString) -> StepResult<std::convert::Infallib
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
         .step(|| "exec: environment entry with a NUL byte".into())?;
-    match nix::unistd::execve(exe, &args, &env) {
-        Ok(never) => match never {},
-        Err(e) => Err(e)
-            .step(|| format!("exec {:?}", p.args[0]))
-            .map_err(|err| err.exec(ExecErrorKind::of_errno(e))),
-    }
+    let (errno, how) = match via {
+        crate::protect::ExecVia::Direct => match nix::unistd::execve(exe, &args, &env) {
+            Ok(never) => match never {},
+            Err(e) => (e, ""),
+        },
+        // Returns only if the trampoline itself could not run; it reports the program's
+        // own failure to execute on stderr, with the same words as below.
+        crate::protect::ExecVia::Trampoline(fd) => {
+            let e = berth_sys::trampoline::exec(fd, exe, &args, &env);
+            (
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                " (through the exec trampoline)",
+            )
+        }
+    };
+    Err(errno)
+        .step(|| format!("exec {:?}{how}", p.args[0]))
+        .map_err(|err| err.exec(ExecErrorKind::of_errno(errno)))
 }

@@ -15,6 +15,7 @@ use crate::cgroup::{self, CgroupManager, Manager};
 use crate::error::{Error, IoContext, Result};
 use crate::namespaces::NsRequest;
 use crate::plan::{self, InitPlan};
+use crate::protect::{Conditions, ExecVia};
 use crate::state::{self, Record, Root, Status};
 
 /// The options of `create` (and `run`) besides the bundle's config.
@@ -92,6 +93,22 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
                 .into(),
         ));
     }
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    let exec_via = ExecVia::choose(
+        &plan.process,
+        Conditions {
+            user_namespace: plan.in_user_ns(),
+            hooks_inside: hooks
+                .create_container()
+                .as_ref()
+                .is_some_and(|h| !h.is_empty())
+                || hooks
+                    .start_container()
+                    .as_ref()
+                    .is_some_and(|h| !h.is_empty()),
+            reaper: plan.reaper,
+        },
+    )?;
     let dir = root.create_dir(&opts.id)?;
     let mut cleanup = Cleanup {
         root,
@@ -139,7 +156,6 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     warn_unsupported_lsm(&spec, &plan);
 
     let (parent_end, init_end) = protocol::pair().during("create the init socketpair")?;
-    let hooks = spec.hooks().clone().unwrap_or_default();
     // The init joins its cgroups at birth: cloned into the cgroup2 side, then moving itself
     // into the v1 hierarchies as its first step. Moving it from here (a pid written to
     // cgroup.procs) would wait for an RCU grace period, often the longest step of a create
@@ -148,6 +164,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     // placed from here after the handshake.
     let at_birth = !has_middle(&plan);
     let into = clone_target(cgroup, at_birth)?;
+    exec_via.prepare()?;
     let (child, cloned_into) = fork_init(
         &plan,
         init_end,
@@ -165,6 +182,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
             preserve_fds: opts.preserve_fds + listen,
             create_container_hooks: hooks.create_container().clone().unwrap_or_default(),
             start_container_hooks: hooks.start_container().clone().unwrap_or_default(),
+            exec_via,
         },
     )?;
     drop(into);
@@ -256,6 +274,7 @@ struct InitExtras<'a> {
     preserve_fds: u32,
     create_container_hooks: Vec<oci_spec::runtime::Hook>,
     start_container_hooks: Vec<oci_spec::runtime::Hook>,
+    exec_via: ExecVia,
 }
 
 /// Forks the init, into the cgroup2 directory `into` when given: the init's pid, and whether
@@ -329,6 +348,7 @@ fn fork_init(
                 preserve_fds: extras.preserve_fds,
                 create_container_hooks: extras.create_container_hooks,
                 start_container_hooks: extras.start_container_hooks,
+                exec_via: extras.exec_via,
             })
         }
     }

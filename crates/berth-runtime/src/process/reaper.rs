@@ -42,7 +42,11 @@ fn waited() -> SigSet {
 
 /// Forks the user's program under a reaper. Returns only on error, before the fork or in the
 /// child; the reaper itself ends in `_exit` with the program's status.
-pub fn exec_under_reaper(p: &ProcessPlan, exe: &CString) -> StepResult<Infallible> {
+pub fn exec_under_reaper(
+    p: &ProcessPlan,
+    exe: &CString,
+    via: &crate::protect::ExecVia,
+) -> StepResult<Infallible> {
     let set = waited();
     // Blocked before the fork so that no signal sent in between is lost: a blocked signal stays
     // pending, even for a pid namespace's init, until sigwait takes it.
@@ -60,7 +64,7 @@ pub fn exec_under_reaper(p: &ProcessPlan, exe: &CString) -> StepResult<Infallibl
             }
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None)
                 .step(|| "restore the signal mask".into())?;
-            super::init::exec(p, exe)
+            super::init::exec(p, exe, via)
         }
         berth_sys::process::Forked::Parent(child) => {
             let child = Pid::from_raw(child);

@@ -179,6 +179,29 @@ fn unknown_syscall_names_are_skipped() {
 }
 
 #[test]
+fn execveat_is_judged_allowed_only_when_no_argument_can_deny_it() {
+    use LinuxSeccompAction::{ScmpActAllow as Allow, ScmpActErrno as Errno, ScmpActLog as Log};
+    let ok = |s: &LinuxSeccomp| allows_unconditionally(s, "execveat");
+    // Docker's default: an allow-list that names it.
+    assert!(ok(&docker_default_profile(&[])));
+    assert!(ok(&filter(
+        Errno,
+        vec![rule(&["execve", "execveat"], Allow, None)]
+    )));
+    assert!(ok(&filter(Allow, vec![])));
+    assert!(ok(&filter(Allow, vec![rule(&["mkdir"], Errno, None)])));
+    assert!(ok(&filter(Errno, vec![rule(&["execveat"], Log, None)])));
+    // Not named by an allow-list, denied by name, or allowed for some arguments only.
+    assert!(!ok(&filter(Errno, vec![rule(&["execve"], Allow, None)])));
+    assert!(!ok(&filter(Allow, vec![rule(&["execveat"], Errno, None)])));
+    let mut some_args = rule(&["execveat"], Allow, None);
+    some_args.set_args(Some(vec![arg(4, 0, LinuxSeccompOperator::ScmpCmpEq)]));
+    assert!(!ok(&filter(Errno, vec![some_args.clone()])));
+    // ... unless the default lets the other arguments through.
+    assert!(ok(&filter(Allow, vec![some_args])));
+}
+
+#[test]
 fn flags_map_to_kernel_bits() {
     use LinuxSeccompFilterFlag::*;
     let mut spec = filter(LinuxSeccompAction::ScmpActAllow, vec![]);

@@ -1,0 +1,104 @@
+//! CVE-2019-5736: a process of the runtime that enters a container (the init, or an `exec`)
+//! must never execute a file of the container while `/proc/self/exe` names the runtime's binary
+//! on the host: a program whose interpreter is `/proc/self/exe` (a `#!` line, an ELF
+//! `PT_INTERP`) would then run inside the container with that binary as its own executable,
+//! and could open it and write to it. There are two ways to keep that from happening:
+//!
+//! - **Run from a protected binary**: the read-only view or the sealed copy of
+//!   [`berth_sys::seal`]. Whatever the process executes, `/proc/self/exe` is unwritable. It
+//!   costs a re-execution of the whole runtime (about 1 ms here), which the caller does when
+//!   this module returns [`Error::NeedsProtectedBinary`], before anything was created.
+//! - **Execute through the trampoline** ([`berth_sys::trampoline`]): the process executes a tiny
+//!   program from a sealed memfd, which executes the container's program. The container's
+//!   program is only ever loaded by a process whose `/proc/self/exe` is the sealed memfd.
+//!
+//! The trampoline path holds only where nothing else reaches the runtime's binary while the
+//! process prepares the container, so it is taken when all of these are true:
+//! - the process is non-dumpable from before its fork to its execve ([`ExecVia::prepare`]), so
+//!   opening its `/proc/<pid>/exe` is refused to any process without `CAP_SYS_PTRACE` (ptrace
+//!   access mode read), as runc makes its `runc init`; a process with `CAP_SYS_PTRACE` over it
+//!   could attach to it anyway, with or without a protected binary;
+//! - it executes nothing of the container but its program: no createContainer or
+//!   startContainer hook (they are forked and executed by the init), and no `--init` reaper,
+//!   which stays PID 1 of the container for its whole life running the runtime's code;
+//! - no user namespace: there, the handshake and the init's writes to its own `/proc` files
+//!   rely on the process staying dumpable;
+//! - no AppArmor profile to apply, since its exec transition would apply to the trampoline;
+//! - the seccomp filter, installed before the execve, allows `execveat` unconditionally (the
+//!   trampoline is executed with it, then executes the program with `execve`).
+//!
+//! Elsewhere, the caller re-executes from the protected binary, as before.
+
+use std::os::fd::OwnedFd;
+
+use crate::error::{Error, Result};
+use crate::plan::ProcessPlan;
+
+/// How the container's program is executed.
+#[derive(Debug)]
+pub enum ExecVia {
+    /// `execve` itself: this process already runs from a protected binary.
+    Direct,
+    /// Through the trampoline in this sealed memfd.
+    Trampoline(OwnedFd),
+}
+
+/// What besides the process plan decides the way (see the module's list).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Conditions {
+    pub user_namespace: bool,
+    pub hooks_inside: bool,
+    pub reaper: bool,
+}
+
+impl ExecVia {
+    /// Chooses the way for `process`; [`Error::NeedsProtectedBinary`] when the process must
+    /// run from a protected binary and does not.
+    pub fn choose(process: &ProcessPlan, conditions: Conditions) -> Result<Self> {
+        if berth_sys::seal::is_protected() || berth_sys::seal::is_sealed() {
+            return Ok(Self::Direct);
+        }
+        if let Some(why) = trampoline_refused(process, conditions) {
+            return Err(Error::NeedsProtectedBinary(why));
+        }
+        match berth_sys::trampoline::load() {
+            Ok(fd) => Ok(Self::Trampoline(fd)),
+            Err(e) => Err(Error::NeedsProtectedBinary(format!(
+                "the exec trampoline cannot be loaded: {e}"
+            ))),
+        }
+    }
+
+    /// Called in the parent right before the fork: the process that will enter the container
+    /// is non-dumpable from its first instruction (the flag is inherited at fork, and execve
+    /// resets it for the container's program).
+    pub fn prepare(&self) -> Result<()> {
+        if let Self::Trampoline(_) = self {
+            nix::sys::prctl::set_dumpable(false).map_err(|e| Error::Sys {
+                step: "make the runtime non-dumpable (prctl PR_SET_DUMPABLE)",
+                source: e.into(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Why the trampoline may not be used, if it may not.
+fn trampoline_refused(process: &ProcessPlan, c: Conditions) -> Option<String> {
+    let why = if !berth_sys::trampoline::available() {
+        "no exec trampoline for this architecture"
+    } else if c.user_namespace {
+        "the container has a user namespace"
+    } else if c.hooks_inside {
+        "createContainer or startContainer hooks run inside the container"
+    } else if c.reaper {
+        "the init stays in the container as a reaper"
+    } else if process.apparmor_profile.is_some() && crate::process::init::apparmor_enabled() {
+        "an AppArmor profile applies at the exec"
+    } else if !process.seccomp_allows_execveat {
+        "the seccomp filter does not allow execveat unconditionally"
+    } else {
+        return None;
+    };
+    Some(why.to_string())
+}
