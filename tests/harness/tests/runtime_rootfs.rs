@@ -294,3 +294,40 @@ fn a_hook_that_times_out_fails_create_and_the_log_says_why_in_json() {
     );
     assert!(!rt.root().join(&id).exists());
 }
+
+/// A read-only cgroup mount (oci-spec's default, as Docker's): on this hybrid host a tmpfs with
+/// one bind per hierarchy of the container's own cgroups, every one of them read-only, nosuid,
+/// nodev and noexec, and showing the container's cgroup, not the host's root.
+#[test]
+fn the_cgroup_mount_is_read_only_and_shows_the_containers_own_cgroups() {
+    need_root!();
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "grep ' /sys/fs/cgroup' /proc/self/mountinfo; echo ---; cat /sys/fs/cgroup/pids/cgroup.procs; \
+         mkdir /sys/fs/cgroup/pids/x 2>/dev/null && echo wrote; true",
+    ]);
+    let id = unique("cgmount");
+    let ran = rt.run_container(&id, &bundle);
+    rt.run(&["delete", "--force", &id]);
+    assert!(ran.success(), "{}", ran.stderr);
+    let (mounts, rest) = ran.stdout.split_once("---\n").expect("two parts");
+    let lines: Vec<&str> = mounts.lines().collect();
+    assert!(lines.len() > 2, "too few cgroup mounts: {mounts}");
+    for line in &lines {
+        // Field 6 holds the per-mount options.
+        let opts: Vec<&str> = line.split(' ').nth(5).unwrap_or("").split(',').collect();
+        for want in ["ro", "nosuid", "nodev", "noexec"] {
+            assert!(opts.contains(&want), "{want} missing: {line}");
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l.contains(" /sys/fs/cgroup/pids ")),
+        "{mounts}"
+    );
+    // Only the container's own processes (its shell is PID 1): its cgroup, not the host's root.
+    let pids: Vec<&str> = rest.lines().filter(|l| *l != "wrote").collect();
+    assert!(pids.contains(&"1") && pids.len() <= 3, "{rest}");
+    assert!(!rest.contains("wrote"), "the cgroup mount is writable");
+}

@@ -6,7 +6,7 @@ pub mod options;
 pub mod resolve;
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -236,6 +236,73 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> 
         Some("mode=755"),
     )
     .step(|| format!("mount tmpfs on {}", dest.display()))?;
+    // The tmpfs is new and ours alone: each hierarchy's mount point is made right under it,
+    // without resolving the destination in the root again, and the whole tree is made
+    // nosuid, nodev, noexec (and read-only) by one mount_setattr at the end instead of a
+    // remount per mount.
+    let tmpfs = mounted_path(root, dest)?;
+    let base = resolve::fd_path(&tmpfs);
+    let mut binds = Vec::new();
+    for (host, name) in v1_hierarchies(own) {
+        let what = || {
+            format!(
+                "bind mount cgroup {} on {}",
+                host.display(),
+                dest.join(&name).display()
+            )
+        };
+        match nix::sys::stat::mkdirat(
+            tmpfs.as_fd(),
+            name.as_str(),
+            Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e).step(what),
+        }
+        mount(Some(&host), &base.join(&name), NONE, MsFlags::MS_BIND, NONE).step(what)?;
+        binds.push(dest.join(name));
+    }
+    let mut attrs = berth_sys::mount::ATTR_NOSUID
+        | berth_sys::mount::ATTR_NODEV
+        | berth_sys::mount::ATTR_NOEXEC;
+    if ro {
+        attrs |= berth_sys::mount::ATTR_RDONLY;
+    }
+    match berth_sys::mount::set_recursive(tmpfs.as_fd(), attrs) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            // Before Linux 5.12: a remount per mount.
+            let bind_flags = MsFlags::MS_BIND | flags | (m.options.flags & MsFlags::MS_RDONLY);
+            for sub in &binds {
+                remount_at(root, sub, bind_flags, NONE, || {
+                    format!("remount {}", sub.display())
+                })?;
+            }
+            if ro {
+                remount_at(
+                    root,
+                    dest,
+                    MsFlags::MS_RDONLY | flags,
+                    Some("mode=755"),
+                    || format!("remount {} read-only", dest.display()),
+                )?;
+            }
+            Ok(())
+        }
+        other => other.step(|| {
+            format!(
+                "make {} nosuid, nodev, noexec{} (mount_setattr)",
+                dest.display(),
+                if ro { ", read-only" } else { "" }
+            )
+        }),
+    }
+}
+
+/// The v1 hierarchies (and the unified one, on a hybrid host) of the cgroups in
+/// `/proc/self/cgroup` text: the host directory of each, under /sys/fs/cgroup, and the name of
+/// its mount point in the container ("memory", "cpu,cpuacct", "systemd", "unified").
+fn v1_hierarchies(own: &str) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
     for line in own.lines() {
         let mut parts = line.splitn(3, ':');
         let (_, ctrls, path) = match (parts.next(), parts.next(), parts.next()) {
@@ -243,38 +310,25 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> 
             _ => continue,
         };
         let (host_dir, name) = if ctrls.is_empty() {
-            ("unified".to_string(), "unified".to_string())
+            ("unified", "unified".to_string())
         } else {
-            let name = ctrls.trim_start_matches("name=").to_string();
             (
                 ctrls
                     .split(',')
                     .next()
                     .unwrap_or(ctrls)
-                    .trim_start_matches("name=")
-                    .to_string(),
-                name,
+                    .trim_start_matches("name="),
+                ctrls.trim_start_matches("name=").to_string(),
             )
         };
         let host = Path::new("/sys/fs/cgroup")
-            .join(&host_dir)
+            .join(host_dir)
             .join(path.trim_start_matches('/'));
-        if !host.exists() {
-            continue;
+        if host.exists() {
+            out.push((host, name));
         }
-        let sub = dest.join(&name);
-        bind_ro(root, &host, &sub, ro)?;
     }
-    if ro {
-        remount_at(
-            root,
-            dest,
-            MsFlags::MS_RDONLY | flags,
-            Some("mode=755"),
-            || format!("remount {} read-only", dest.display()),
-        )?;
-    }
-    Ok(())
+    out
 }
 
 /// Binds the host's `src` on `dest` inside the root, then remounts it nosuid, nodev, noexec
