@@ -74,41 +74,14 @@ pub struct Created {
 }
 
 pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
-    state::validate_id(&opts.id)?;
-    let bundle = std::fs::canonicalize(&opts.bundle)
-        .map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
-    let spec = load_spec(&bundle)?;
-    let mut plan = plan::plan(&spec, &bundle).map_err(Error::Config)?;
-    let listen = listen_fds();
-    if listen > 0 {
-        // As runc: the process gets the sockets at 3.. and learns of them as PID 1.
-        let env = &mut plan.process.env;
-        env.retain(|kv| !kv.starts_with("LISTEN_FDS=") && !kv.starts_with("LISTEN_PID="));
-        env.push(format!("LISTEN_FDS={listen}"));
-        env.push("LISTEN_PID=1".into());
-    }
-    if plan.process.terminal && opts.console_socket.is_none() {
-        return Err(Error::Config(
-            "process.terminal is true: give --console-socket (or run detached without a terminal)"
-                .into(),
-        ));
-    }
-    let hooks = spec.hooks().clone().unwrap_or_default();
-    let exec_via = ExecVia::choose(
-        &plan.process,
-        Conditions {
-            user_namespace: plan.in_user_ns(),
-            hooks_inside: hooks
-                .create_container()
-                .as_ref()
-                .is_some_and(|h| !h.is_empty())
-                || hooks
-                    .start_container()
-                    .as_ref()
-                    .is_some_and(|h| !h.is_empty()),
-            reaper: plan.reaper,
-        },
-    )?;
+    let Prepared {
+        bundle,
+        spec,
+        plan,
+        listen,
+        hooks,
+        exec_via,
+    } = prepare(opts)?;
     let dir = root.create_dir(&opts.id)?;
     let mut cleanup = Cleanup {
         root,
@@ -117,92 +90,46 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         cgroup: None,
         armed: true,
     };
-
-    let fifo_path = dir.join(state::EXEC_FIFO);
-    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
-        .at("create exec fifo", &fifo_path)?;
-    // mkfifo's mode is masked by the umask (0600 under 022), but the init opens the fifo after
-    // switching to the container's user: make it 0622 as runc does.
-    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o622);
-    std::fs::set_permissions(&fifo_path, mode).at("chmod exec fifo", &fifo_path)?;
-    let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .at("open exec fifo", &fifo_path)?;
-    if plan.creates(LinuxNamespaceType::User) {
-        // The init opens the fifo as the container's root, which is another user on the host.
-        let uid = host_id(&plan.uid_mappings, plan.process.uid);
-        let gid = host_id(&plan.gid_mappings, plan.process.gid);
-        nix::unistd::chown(
-            &fifo_path,
-            uid.map(nix::unistd::Uid::from_raw),
-            gid.map(nix::unistd::Gid::from_raw),
-        )
-        .at("chown exec fifo", &fifo_path)?;
-    }
+    let fifo = make_exec_fifo(&dir, &plan)?;
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(
             UnixStream::connect(p).at("connect to console socket", p)?,
         )),
         None => None,
     };
-    let linux = spec.linux().as_ref();
-    let cgroup_path = cgroup::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id)?;
-    let cgroup = cleanup.cgroup.insert(cgroup::open(&cgroup_path)?);
-    cgroup.create()?;
-    let mut resources = linux
-        .and_then(|l| l.resources().clone())
-        .unwrap_or_default();
-    resources.set_devices(Some(plan::device_rules(Some(&resources), &plan.devices)));
-    cgroup.apply(&resources)?;
+    let (cgroup_path, cgroup) = make_cgroup(&spec, &plan, &opts.id, &mut cleanup.cgroup)?;
     warn_unsupported_lsm(&spec, &plan);
 
     let (parent_end, init_end) = protocol::pair().during("create the init socketpair")?;
-    // The init joins its cgroups at birth: cloned into the cgroup2 side, then moving itself
-    // into the v1 hierarchies as its first step. Moving it from here (a pid written to
-    // cgroup.procs) would wait for an RCU grace period, often the longest step of a create
-    // (see bench/README.md). A middle process (new user and pid namespaces) is the exception:
-    // it forks the real init, and both would count against a pids limit, so the init is
-    // placed from here after the handshake.
-    let at_birth = !has_middle(&plan);
-    let into = clone_target(cgroup, at_birth)?;
-    exec_via.prepare()?;
-    let (child, cloned_into) = fork_init(
+    let extras = InitExtras {
+        join_cgroups: None,
+        fifo,
+        console,
+        console_size: spec.process().as_ref().and_then(|p| {
+            p.console_size()
+                .map(|b| (b.height() as u16, b.width() as u16))
+        }),
+        no_pivot: opts.no_pivot,
+        session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", opts.id)),
+        preserve_fds: opts.preserve_fds + listen,
+        create_container_hooks: hooks.create_container().clone().unwrap_or_default(),
+        start_container_hooks: hooks.start_container().clone().unwrap_or_default(),
+        exec_via,
+    };
+    let pid = start_init(
         &plan,
+        cgroup,
         init_end,
-        into.as_ref().map(|fd| fd.as_fd()),
-        InitExtras {
-            join_cgroups: at_birth.then_some(&*cgroup),
-            fifo,
-            console,
-            console_size: spec.process().as_ref().and_then(|p| {
-                p.console_size()
-                    .map(|b| (b.height() as u16, b.width() as u16))
-            }),
-            no_pivot: opts.no_pivot,
-            session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", opts.id)),
-            preserve_fds: opts.preserve_fds + listen,
-            create_container_hooks: hooks.create_container().clone().unwrap_or_default(),
-            start_container_hooks: hooks.start_container().clone().unwrap_or_default(),
-            exec_via,
-        },
+        &parent_end,
+        extras,
+        &mut cleanup.pid,
     )?;
-    drop(into);
-    cleanup.pid = Some(child);
-    if at_birth && cgroup.unified_dir().is_some() && !cloned_into {
-        // A kernel without clone3's CLONE_INTO_CGROUP: placed from here at once, so that the
-        // grace period overlaps the init's namespace setup.
-        cgroup.add_task(child)?;
-    }
-    let pid = handshake(&plan, &parent_end, child)?;
-    cleanup.pid = Some(pid);
-    if !at_birth {
-        cgroup.add_task(pid)?;
-    }
 
     let record = Record {
         id: opts.id.clone(),
         pid,
         pid_start: state::process_start_time(pid).unwrap_or(0),
-        bundle: bundle.clone(),
+        bundle,
         rootfs: plan.rootfs.clone(),
         created: state::now_rfc3339(),
         cgroup_path,
@@ -225,6 +152,142 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     }
     cleanup.armed = false;
     Ok(Created { pid, record })
+}
+
+/// Everything create decides before it changes anything on the host.
+struct Prepared {
+    bundle: PathBuf,
+    spec: Spec,
+    plan: InitPlan,
+    /// Sockets passed by systemd (LISTEN_FDS) for the container.
+    listen: u32,
+    hooks: oci_spec::runtime::Hooks,
+    exec_via: ExecVia,
+}
+
+/// Validates the id, the bundle and its config, and chooses how the program is executed: any
+/// error here leaves nothing behind, and `NeedsProtectedBinary` may be acted on by a re-exec.
+fn prepare(opts: &CreateOptions) -> Result<Prepared> {
+    state::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
+    let spec = load_spec(&bundle)?;
+    let mut plan = plan::plan(&spec, &bundle).map_err(Error::Config)?;
+    let listen = listen_fds();
+    if listen > 0 {
+        // As runc: the process gets the sockets at 3.. and learns of them as PID 1.
+        let env = &mut plan.process.env;
+        env.retain(|kv| !kv.starts_with("LISTEN_FDS=") && !kv.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={listen}"));
+        env.push("LISTEN_PID=1".into());
+    }
+    if plan.process.terminal && opts.console_socket.is_none() {
+        return Err(Error::Config(
+            "process.terminal is true: give --console-socket (or run detached without a terminal)"
+                .into(),
+        ));
+    }
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    let some = |h: &Option<Vec<oci_spec::runtime::Hook>>| h.as_ref().is_some_and(|h| !h.is_empty());
+    let exec_via = ExecVia::choose(
+        &plan.process,
+        Conditions {
+            user_namespace: plan.in_user_ns(),
+            hooks_inside: some(hooks.create_container()) || some(hooks.start_container()),
+            reaper: plan.reaper,
+        },
+    )?;
+    Ok(Prepared {
+        bundle,
+        spec,
+        plan,
+        listen,
+        hooks,
+        exec_via,
+    })
+}
+
+/// Makes `<dir>/exec.fifo`, which `start` opens to let the init exec, and opens it O_PATH for
+/// the init.
+fn make_exec_fifo(dir: &Path, plan: &InitPlan) -> Result<OwnedFd> {
+    let fifo_path = dir.join(state::EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
+        .at("create exec fifo", &fifo_path)?;
+    // mkfifo's mode is masked by the umask (0600 under 022), but the init opens the fifo after
+    // switching to the container's user: make it 0622 as runc does.
+    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o622);
+    std::fs::set_permissions(&fifo_path, mode).at("chmod exec fifo", &fifo_path)?;
+    let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .at("open exec fifo", &fifo_path)?;
+    if plan.creates(LinuxNamespaceType::User) {
+        // The init opens the fifo as the container's root, which is another user on the host.
+        let uid = host_id(&plan.uid_mappings, plan.process.uid);
+        let gid = host_id(&plan.gid_mappings, plan.process.gid);
+        nix::unistd::chown(
+            &fifo_path,
+            uid.map(nix::unistd::Uid::from_raw),
+            gid.map(nix::unistd::Gid::from_raw),
+        )
+        .at("chown exec fifo", &fifo_path)?;
+    }
+    Ok(fifo)
+}
+
+/// Creates the container's cgroup with its limits (and its device rules): its path, and the
+/// manager, kept in `slot` so that a failure removes it.
+fn make_cgroup<'a>(
+    spec: &Spec,
+    plan: &InitPlan,
+    id: &str,
+    slot: &'a mut Option<Manager>,
+) -> Result<(PathBuf, &'a Manager)> {
+    let linux = spec.linux().as_ref();
+    let path = cgroup::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+    let cgroup = slot.insert(cgroup::open(&path)?);
+    cgroup.create()?;
+    let mut resources = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    resources.set_devices(Some(plan::device_rules(Some(&resources), &plan.devices)));
+    cgroup.apply(&resources)?;
+    Ok((path, cgroup))
+}
+
+/// Forks the init into `cgroup` and serves it until it is ready: its pid. `cleanup_pid` is
+/// kept up to date so that a failure kills what was forked.
+fn start_init<'a>(
+    plan: &InitPlan,
+    cgroup: &'a Manager,
+    init_end: Channel,
+    parent_end: &Channel,
+    mut extras: InitExtras<'a>,
+    cleanup_pid: &mut Option<i32>,
+) -> Result<i32> {
+    // The init joins its cgroups at birth: cloned into the cgroup2 side, then moving itself
+    // into the v1 hierarchies as its first step. Moving it from here (a pid written to
+    // cgroup.procs) would wait for an RCU grace period, often the longest step of a create
+    // (see bench/README.md). A middle process (new user and pid namespaces) is the exception:
+    // it forks the real init, and both would count against a pids limit, so the init is
+    // placed from here after the handshake.
+    let at_birth = !has_middle(plan);
+    let into = clone_target(cgroup, at_birth)?;
+    extras.exec_via.prepare()?;
+    extras.join_cgroups = at_birth.then_some(cgroup);
+    let (child, cloned_into) =
+        fork_init(plan, init_end, into.as_ref().map(|fd| fd.as_fd()), extras)?;
+    drop(into);
+    *cleanup_pid = Some(child);
+    if at_birth && cgroup.unified_dir().is_some() && !cloned_into {
+        // A kernel without clone3's CLONE_INTO_CGROUP: placed from here at once, so that the
+        // grace period overlaps the init's namespace setup.
+        cgroup.add_task(child)?;
+    }
+    let pid = handshake(plan, parent_end, child)?;
+    *cleanup_pid = Some(pid);
+    if !at_birth {
+        cgroup.add_task(pid)?;
+    }
+    Ok(pid)
 }
 
 /// AppArmor and SELinux fields are accepted where the host lacks them, with a warning.
