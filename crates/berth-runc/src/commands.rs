@@ -161,9 +161,16 @@ fn exec_process_from_args(root: &Root, a: &ExecArgs) -> Result<oci_spec::runtime
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &a.cap {
-            let cap: oci_spec::runtime::Capability = name
-                .parse()
-                .with_context(|| format!("--cap {name:?}: unknown capability"))?;
+            // runc's names are the config's, "CAP_SYS_PTRACE"; "SYS_PTRACE" is taken too.
+            let upper = name.to_ascii_uppercase();
+            let full = if upper.starts_with("CAP_") {
+                upper
+            } else {
+                format!("CAP_{upper}")
+            };
+            let cap: oci_spec::runtime::Capability =
+                serde_json::from_value(serde_json::Value::String(full))
+                    .with_context(|| format!("--cap {name:?}: unknown capability"))?;
             let add = |s: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = s.clone().unwrap_or_default();
                 s.insert(cap);

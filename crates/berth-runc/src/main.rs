@@ -16,6 +16,13 @@ pub const VERSION_TEXT: &str = concat!(
 );
 
 fn main() {
+    if exec_reads_a_stream() && !berth_sys::seal::is_protected() && !berth_sys::seal::is_sealed() {
+        // The re-execution berth_runtime::protect may ask for comes after the process file is
+        // read: one that cannot be read twice (a pipe, /dev/stdin) is protected first.
+        let err = berth_sys::seal::reexec_protected();
+        eprintln!("berth-runc: re-execute from a protected copy of the binary: {err}");
+        std::process::exit(1);
+    }
     let cli = cli::Cli::parse();
     let format = match cli.log_format {
         cli::LogFormat::Text => berth_runtime::log::Format::Text,
@@ -60,4 +67,30 @@ fn needs_protected_binary(e: &anyhow::Error) -> bool {
         e.downcast_ref::<berth_runtime::Error>(),
         Some(berth_runtime::Error::NeedsProtectedBinary(_))
     )
+}
+
+/// True for `exec --process P` (or `-p P`) where P is not a regular file. Global flags that
+/// take a value are skipped to find the command word.
+fn exec_reads_a_stream() -> bool {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--root" | "--log" | "--log-format" | "--criu" => {
+                args.next();
+            }
+            s if s.starts_with('-') => {}
+            "exec" => break,
+            _ => return false,
+        }
+    }
+    while let Some(a) = args.next() {
+        let path = match a.as_str() {
+            "--process" | "-p" => args.next(),
+            s => s.strip_prefix("--process=").map(str::to_string),
+        };
+        if let Some(path) = path {
+            return !std::fs::metadata(path).is_ok_and(|m| m.is_file());
+        }
+    }
+    false
 }

@@ -27,6 +27,21 @@ pub struct CapabilityPlan {
     pub last_cap: u8,
 }
 
+impl CapabilityPlan {
+    /// True when `cap` is in any of the process's sets.
+    pub fn has(&self, cap: KernelCap) -> bool {
+        [
+            &self.bounding,
+            &self.effective,
+            &self.permitted,
+            &self.inheritable,
+            &self.ambient,
+        ]
+        .iter()
+        .any(|set| set.contains(&cap))
+    }
+}
+
 /// Why the capability sets could not be planned or applied.
 #[derive(Debug, thiserror::Error)]
 pub enum CapabilityError {

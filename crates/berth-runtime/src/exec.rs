@@ -54,6 +54,18 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
             ns.iter()
                 .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
         });
+    if c.status == Status::Created
+        && plan.capabilities.has(caps::Capability::CAP_SYS_PTRACE)
+        && !crate::protect::runs_protected(c.record.pid)
+    {
+        // Its init, waiting for `start`, still runs the runtime's binary (protect.rs): a
+        // process that may read any /proc/<pid>/exe must not join it yet.
+        return Err(Error::Status {
+            id: id.to_string(),
+            status: c.status,
+            what: "exec with CAP_SYS_PTRACE must wait for start",
+        });
+    }
     let exec_via = ExecVia::choose(
         &plan,
         Conditions {
@@ -178,16 +190,18 @@ fn child(
     preserve_fds: u32,
     exec_via: &ExecVia,
 ) -> StepResult<std::convert::Infallible> {
-    match chan.recv::<FromParent>() {
-        Ok(FromParent::Go { .. }) => {}
-        Ok(m) => return fail("wait for the runtime", format!("unexpected message {m:?}")),
-        Err(e) => return fail("wait for the runtime", e.to_string()),
-    }
+    // At once: born in the container's pid namespace, this process is visible there, and it
+    // must not wait (for its cgroup) in the host's mount namespace.
     if join != 0 {
         berth_sys::ns::setns(pidfd.as_fd(), join)
             .step(|| "join the container's namespaces".into())?;
     }
     drop(pidfd);
+    match chan.recv::<FromParent>() {
+        Ok(FromParent::Go { .. }) => {}
+        Ok(m) => return fail("wait for the runtime", format!("unexpected message {m:?}")),
+        Err(e) => return fail("wait for the runtime", e.to_string()),
+    }
     if plan.terminal {
         let Some(console) = console else {
             return fail("set up the terminal", "no console socket");

@@ -36,6 +36,9 @@ pub struct ProcessPlan {
     pub rlimits: Vec<(nix::sys::resource::Resource, u64, u64)>,
     pub oom_score_adj: Option<i32>,
     pub apparmor_profile: Option<String>,
+    /// The host has AppArmor enabled, so the profile is applied: read in the parent, since
+    /// the init's /sys is the container's by the time it applies it.
+    pub apparmor_enabled: bool,
     pub capabilities: crate::capabilities::CapabilityPlan,
     pub seccomp: Option<crate::seccomp::SeccompProgram>,
     /// The filter (if any) lets `execveat` through: the exec trampoline may be used
@@ -349,10 +352,17 @@ pub fn process_plan(
         rlimits,
         oom_score_adj: process.oom_score_adj(),
         apparmor_profile: process.apparmor_profile().clone().filter(|p| !p.is_empty()),
+        apparmor_enabled: apparmor_enabled(),
         capabilities,
         seccomp,
         seccomp_allows_execveat,
     })
+}
+
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .map(|s| s.trim() == "Y")
+        .unwrap_or(false)
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> nix::sys::resource::Resource {

@@ -14,10 +14,13 @@
 //!
 //! The trampoline path holds only where nothing else reaches the runtime's binary while the
 //! process prepares the container, so it is taken when all of these are true:
-//! - the process is non-dumpable from before its fork to its execve ([`ExecVia::prepare`]), so
-//!   opening its `/proc/<pid>/exe` is refused to any process without `CAP_SYS_PTRACE` (ptrace
-//!   access mode read), as runc makes its `runc init`; a process with `CAP_SYS_PTRACE` over it
-//!   could attach to it anyway, with or without a protected binary;
+//! - the process is non-dumpable from before its fork to its execve ([`ExecVia::prepare`]; the
+//!   change to the container's user keeps it so), so opening its `/proc/<pid>/exe` is refused
+//!   to any process without `CAP_SYS_PTRACE` (ptrace access mode read), as runc makes its
+//!   `runc init`; not where `fs.suid_dumpable` is 1, since the change of user would briefly
+//!   make it dumpable;
+//! - the process does not have `CAP_SYS_PTRACE`: other processes of the container would have it
+//!   too (an `exec` given it into a container still created is refused, see exec.rs);
 //! - it executes nothing of the container but its program: no createContainer or
 //!   startContainer hook (they are forked and executed by the init), and no `--init` reaper,
 //!   which stays PID 1 of the container for its whole life running the runtime's code;
@@ -55,7 +58,7 @@ impl ExecVia {
     /// Chooses the way for `process`; [`Error::NeedsProtectedBinary`] when the process must
     /// run from a protected binary and does not.
     pub fn choose(process: &ProcessPlan, conditions: Conditions) -> Result<Self> {
-        if berth_sys::seal::is_protected() || berth_sys::seal::is_sealed() {
+        if runs_protected(std::process::id() as i32) {
             return Ok(Self::Direct);
         }
         if let Some(why) = trampoline_refused(process, conditions) {
@@ -83,6 +86,19 @@ impl ExecVia {
     }
 }
 
+/// True when process `pid` runs from a protected binary (a read-only view or a sealed copy).
+pub fn runs_protected(pid: i32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .is_ok_and(|exe| berth_sys::seal::is_protected_exe(&exe))
+}
+
+/// fs.suid_dumpable: what a change of credentials sets the dumpable flag to.
+fn suid_dumpable() -> Option<u8> {
+    std::fs::read_to_string("/proc/sys/fs/suid_dumpable")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
 /// Why the trampoline may not be used, if it may not.
 fn trampoline_refused(process: &ProcessPlan, c: Conditions) -> Option<String> {
     let why = if !berth_sys::trampoline::available() {
@@ -93,10 +109,14 @@ fn trampoline_refused(process: &ProcessPlan, c: Conditions) -> Option<String> {
         "createContainer or startContainer hooks run inside the container"
     } else if c.reaper {
         "the init stays in the container as a reaper"
-    } else if process.apparmor_profile.is_some() && crate::process::init::apparmor_enabled() {
+    } else if process.apparmor_profile.is_some() && process.apparmor_enabled {
         "an AppArmor profile applies at the exec"
     } else if !process.seccomp_allows_execveat {
         "the seccomp filter does not allow execveat unconditionally"
+    } else if process.capabilities.has(caps::Capability::CAP_SYS_PTRACE) {
+        "the process has CAP_SYS_PTRACE, which opens /proc/<pid>/exe of non-dumpable processes"
+    } else if suid_dumpable() == Some(1) {
+        "fs.suid_dumpable is 1: a change of user would make the process dumpable"
     } else {
         return None;
     };

@@ -64,6 +64,15 @@ fn to_cstrings(items: impl Iterator<Item = std::ffi::OsString>) -> io::Result<Ve
         .collect()
 }
 
+/// True when `exe`, the target of a `/proc/<pid>/exe` link, is a read-only view made by
+/// [`protected_exe`] or a sealed copy made by [`reexec_sealed`].
+pub fn is_protected_exe(exe: &std::path::Path) -> bool {
+    exe.starts_with(PROTECTED_DIR)
+        || exe
+            .to_string_lossy()
+            .starts_with(&format!("/memfd:{MEMFD_NAME}"))
+}
+
 /// Where read-only views of the binary live (one per binary version, made once per boot).
 pub const PROTECTED_DIR: &str = "/run/berth/exe";
 

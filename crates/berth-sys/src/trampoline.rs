@@ -133,6 +133,41 @@ mod tests {
     }
 
     #[test]
+    fn a_script_whose_interpreter_is_proc_self_exe_ends_instead_of_looping() {
+        let dir = std::env::temp_dir().join(format!("berth-tramp-loop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let script = dir.join("self");
+        std::fs::write(&script, "#!/proc/self/exe\necho escaped\n").expect("write");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let fd = load().expect("load the trampoline");
+        let path = script.to_str().expect("utf-8");
+        let mut child = Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .arg0(path)
+            .arg(path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the trampoline");
+        // A loop would never end: give it a few seconds, then kill it and fail.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        let status = status.expect("the trampoline loops on a #!/proc/self/exe script");
+        assert_eq!(status.code(), Some(127));
+    }
+
+    #[test]
     fn the_memfd_cannot_be_written() {
         let fd = load().expect("load the trampoline");
         let mut f = std::fs::File::from(fd);

@@ -10,8 +10,10 @@
  *
  *   argv: [path, arg0, arg1, ..., NULL]    execve(path, &argv[1], envp)
  *
- * (A path of /proc/self/exe names this program again, which then executes its argv[1]: the
- * chain ends at a path that does not exist, never at the runtime's binary.)
+ * (A path of /proc/self/exe, or a "#!/proc/self/exe" script, names this program again, with one
+ * argument fewer each time: the chain ends in a missing program, never at the runtime's
+ * binary. An argv without a program, argc < 2, is that end: ENOENT, so even a kernel that
+ * turns an empty argv into [""] does not loop.)
  *
  * On failure it writes one line to stderr, as the init would have:
  *   berth-runc init: exec "arg0": ENOENT: No such file or directory
@@ -22,6 +24,9 @@
 _start:
         mov     (%rsp), %rcx            /* argc */
         lea     8(%rsp), %r12           /* argv */
+        mov     $2, %r13d               /* ENOENT, if there is no program to execute */
+        cmp     $2, %rcx
+        jl      fail
         lea     16(%rsp,%rcx,8), %rdx   /* envp = &argv[argc + 1] */
         mov     (%r12), %rdi            /* path = argv[0] */
         lea     8(%r12), %rsi           /* the program's argv = &argv[1] */
@@ -31,6 +36,7 @@ _start:
         /* Only reached on failure: rax holds -errno. */
         neg     %rax
         mov     %rax, %r13              /* errno */
+fail:
         lea     prefix(%rip), %rsi
         call    put
         mov     8(%r12), %rsi           /* arg0, or the path when there is none */

@@ -315,12 +315,10 @@ pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32) -> StepResult<CStrin
             )
         })?;
     }
-    if let Some(profile) = &p.apparmor_profile {
-        if apparmor_enabled() {
-            std::fs::write("/proc/self/attr/apparmor/exec", format!("exec {profile}"))
-                .or_else(|_| std::fs::write("/proc/self/attr/exec", format!("exec {profile}")))
-                .step(|| format!("set AppArmor profile {profile}"))?;
-        }
+    if let (Some(profile), true) = (&p.apparmor_profile, p.apparmor_enabled) {
+        std::fs::write("/proc/self/attr/apparmor/exec", format!("exec {profile}"))
+            .or_else(|_| std::fs::write("/proc/self/attr/exec", format!("exec {profile}")))
+            .step(|| format!("set AppArmor profile {profile}"))?;
     }
     nix::unistd::chdir(&p.cwd).step(|| format!("chdir to cwd {}", p.cwd.display()))?;
     let exe = lookup_executable(p)?;
@@ -344,12 +342,18 @@ pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32) -> StepResult<CStrin
             return Err(e).step(|| "setgroups".into());
         }
     }
+    // A change of user resets the dumpable flag to fs.suid_dumpable: a process made
+    // non-dumpable (protect.rs) must stay so until its exec.
+    let dumpable = nix::sys::prctl::get_dumpable().step(|| "read the dumpable flag".into())?;
     let gid = nix::unistd::Gid::from_raw(p.gid);
     nix::unistd::setresgid(gid, gid, gid).step(|| format!("setgid {}", p.gid))?;
     let uid = nix::unistd::Uid::from_raw(p.uid);
     nix::unistd::setresuid(uid, uid, uid).step(|| format!("setuid {}", p.uid))?;
     crate::capabilities::keep_caps_across_setuid(false).step(|| "reset keepcaps".into())?;
     crate::capabilities::apply_sets(&p.capabilities).step(|| "set capabilities".into())?;
+    if !dumpable {
+        nix::sys::prctl::set_dumpable(false).step(|| "stay non-dumpable".into())?;
+    }
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().step(|| "set no_new_privs".into())?;
     }
@@ -362,12 +366,6 @@ pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32) -> StepResult<CStrin
     berth_sys::fd::cloexec_from(3, &keep)
         .step(|| "mark inherited descriptors close-on-exec".into())?;
     Ok(exe)
-}
-
-pub(crate) fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .map(|s| s.trim() == "Y")
-        .unwrap_or(false)
 }
 
 /// Finds `args[0]` in the container: as given when it has a slash, else in the process's PATH.
