@@ -26,53 +26,7 @@ pub struct ExecOptions {
 
 /// Runs the process; returns its exit code, or 0 at once with `detach`.
 pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
-    let c = container::load(root, id)?;
-    if !matches!(c.status, Status::Created | Status::Running) {
-        return Err(Error::Status {
-            id: id.to_string(),
-            status: c.status,
-            what: "exec needs a running container",
-        });
-    }
-    let seccomp = c
-        .record
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref());
-    let plan = crate::plan::process_plan(&opts.process, seccomp).map_err(Error::Config)?;
-    if plan.terminal && opts.console_socket.is_none() {
-        return Err(Error::Config("--tty needs --console-socket".into()));
-    }
-    let in_user_ns = c
-        .record
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
-        });
-    if c.status == Status::Created
-        && plan.capabilities.has(caps::Capability::CAP_SYS_PTRACE)
-        && !crate::protect::runs_protected(c.record.pid)
-    {
-        // Its init, waiting for `start`, still runs the runtime's binary (protect.rs): a
-        // process that may read any /proc/<pid>/exe must not join it yet.
-        return Err(Error::Status {
-            id: id.to_string(),
-            status: c.status,
-            what: "exec with CAP_SYS_PTRACE must wait for start",
-        });
-    }
-    let exec_via = ExecVia::choose(
-        &plan,
-        Conditions {
-            user_namespace: in_user_ns,
-            ..Conditions::default()
-        },
-    )?;
+    let (c, plan, exec_via) = prepare(root, id, opts)?;
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(
             UnixStream::connect(p).at("connect to console socket", p)?,
@@ -89,19 +43,27 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     }
     let cg = cgroup::open(&c.record.cgroup_path)?;
     let (parent_end, child_end) = protocol::pair().during("create the exec socketpair")?;
+    // Born in the container's cgroup, as the init is (process/parent.rs): cloned into the
+    // cgroup2 side, and moving itself into the v1 hierarchies first, instead of a pid written
+    // to cgroup.procs from here, which waits for an RCU grace period.
+    let into = crate::process::parent::clone_target(&cg, true)?;
     exec_via.prepare()?;
-    let pid = match berth_sys::process::fork().during("fork the exec process")? {
+    let (forked, cloned_into) =
+        crate::process::parent::fork_into(into.as_ref().map(|fd| fd.as_fd()));
+    drop(into);
+    let pid = match forked.during("fork the exec process")? {
         berth_sys::process::Forked::Child => {
             drop(parent_end);
-            let err = match child(
-                &child_end,
+            let parts = ChildParts {
+                cgroup: &cg,
                 pidfd,
-                join_later,
-                &plan,
+                join: join_later,
+                plan: &plan,
                 console,
-                opts.preserve_fds,
-                &exec_via,
-            ) {
+                preserve_fds: opts.preserve_fds,
+                exec_via: &exec_via,
+            };
+            let err = match child(&child_end, parts) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -114,7 +76,9 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     };
     drop(child_end);
     let started = (|| {
-        cg.add_task(pid)?;
+        if cg.unified_dir().is_some() && !cloned_into {
+            cg.add_task(pid)?;
+        }
         parent_end
             .send(&FromParent::Go {
                 state: String::new(),
@@ -149,6 +113,55 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     wait_exit(pid)
 }
 
+/// Loads the container and plans the process: every check that fails before anything is
+/// made (and where a re-execution from the protected binary may be asked for).
+fn prepare(
+    root: &Root,
+    id: &str,
+    opts: &ExecOptions,
+) -> Result<(container::Container, crate::plan::ProcessPlan, ExecVia)> {
+    let c = container::load(root, id)?;
+    if !matches!(c.status, Status::Created | Status::Running) {
+        return Err(Error::Status {
+            id: id.to_string(),
+            status: c.status,
+            what: "exec needs a running container",
+        });
+    }
+    let linux = c.record.spec.linux().as_ref();
+    let seccomp = linux.and_then(|l| l.seccomp().as_ref());
+    let plan = crate::plan::process_plan(&opts.process, seccomp).map_err(Error::Config)?;
+    if plan.terminal && opts.console_socket.is_none() {
+        return Err(Error::Config("--tty needs --console-socket".into()));
+    }
+    let in_user_ns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        });
+    if c.status == Status::Created
+        && plan.capabilities.has(caps::Capability::CAP_SYS_PTRACE)
+        && !crate::protect::runs_protected(c.record.pid)
+    {
+        // Its init, waiting for `start`, still runs the runtime's binary (protect.rs): a
+        // process that may read any /proc/<pid>/exe must not join it yet.
+        return Err(Error::Status {
+            id: id.to_string(),
+            status: c.status,
+            what: "exec with CAP_SYS_PTRACE must wait for start",
+        });
+    }
+    let exec_via = ExecVia::choose(
+        &plan,
+        Conditions {
+            user_namespace: in_user_ns,
+            ..Conditions::default()
+        },
+    )?;
+    Ok((c, plan, exec_via))
+}
+
 /// The container's namespaces that differ from ours: (pid, to set before the fork; the rest,
 /// to join in the child). Comparing inodes skips namespaces the container shares with us.
 fn namespaces_to_join(pid: i32) -> (i32, i32) {
@@ -181,17 +194,34 @@ fn namespaces_to_join(pid: i32) -> (i32, i32) {
     (now, later)
 }
 
-fn child(
-    chan: &Channel,
+/// What the exec'd process takes into the container, besides its protocol channel.
+struct ChildParts<'a> {
+    cgroup: &'a cgroup::Manager,
+    /// The container's init, whose namespaces (`join`) it enters.
     pidfd: OwnedFd,
     join: i32,
-    plan: &crate::plan::ProcessPlan,
+    plan: &'a crate::plan::ProcessPlan,
     console: Option<OwnedFd>,
     preserve_fds: u32,
-    exec_via: &ExecVia,
-) -> StepResult<std::convert::Infallible> {
+    exec_via: &'a ExecVia,
+}
+
+fn child(chan: &Channel, parts: ChildParts<'_>) -> StepResult<std::convert::Infallible> {
+    let ChildParts {
+        cgroup,
+        pidfd,
+        join,
+        plan,
+        console,
+        preserve_fds,
+        exec_via,
+    } = parts;
+    // First: in a user namespace the host's cgroup files are no longer ours to write.
+    cgroup
+        .join_self_v1()
+        .step(|| "join the container's v1 cgroups".into())?;
     // At once: born in the container's pid namespace, this process is visible there, and it
-    // must not wait (for its cgroup) in the host's mount namespace.
+    // must not wait in the host's mount namespace.
     if join != 0 {
         berth_sys::ns::setns(pidfd.as_fd(), join)
             .step(|| "join the container's namespaces".into())?;

@@ -534,6 +534,13 @@ fn exec_joins_the_container() {
         );
     }
     assert_eq!(v["hostname"], "berth");
+    // In every cgroup hierarchy of the init (born there: clone3 into the cgroup2 side, its own
+    // move into each v1 hierarchy).
+    let cgroups = rt
+        .run(&["exec", &id, "sh", "-c", "cat /proc/self/cgroup; echo ---; cat /proc/1/cgroup"])
+        .ok();
+    let (own, init) = cgroups.split_once("---\n").unwrap();
+    assert_eq!(own, init, "exec is not in the init's cgroups");
     let ran = rt.run(&["exec", &id, "sh", "-c", "exit 7"]);
     assert_eq!(ran.code(), Some(7));
     rt.run(&["delete", "--force", &id]).ok();

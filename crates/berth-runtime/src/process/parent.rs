@@ -313,7 +313,7 @@ fn warn_unsupported_lsm(spec: &Spec, plan: &InitPlan) {
 
 /// An O_RDONLY descriptor of the cgroup2 directory to clone the init into, if it joins at
 /// birth and there is a cgroup2 side.
-fn clone_target(cgroup: &Manager, at_birth: bool) -> Result<Option<OwnedFd>> {
+pub(crate) fn clone_target(cgroup: &Manager, at_birth: bool) -> Result<Option<OwnedFd>> {
     let Some(dir) = cgroup.unified_dir().filter(|_| at_birth) else {
         return Ok(None);
     };
@@ -374,21 +374,7 @@ fn fork_init(
         }
         _ => {}
     }
-    let (forked, cloned_into) = match into {
-        Some(cgroup) => match berth_sys::process::fork_into_cgroup(cgroup) {
-            // Before 5.7, or a directory that clone3 does not take: a plain fork.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP)
-                ) =>
-            {
-                (berth_sys::process::fork(), false)
-            }
-            r => (r, true),
-        },
-        None => (berth_sys::process::fork(), false),
-    };
+    let (forked, cloned_into) = fork_into(into);
     if let Some(fd) = &own_pidns {
         if let Ok(berth_sys::process::Forked::Parent(_)) | Err(_) = forked {
             berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWPID)
@@ -414,6 +400,28 @@ fn fork_init(
                 exec_via: extras.exec_via,
             })
         }
+    }
+}
+
+/// Forks, into the cgroup2 directory `into` when given: the result, and whether the child was
+/// cloned into it (false when the kernel cannot: the caller places it then).
+pub(crate) fn fork_into(
+    into: Option<std::os::fd::BorrowedFd<'_>>,
+) -> (std::io::Result<berth_sys::process::Forked>, bool) {
+    match into {
+        Some(cgroup) => match berth_sys::process::fork_into_cgroup(cgroup) {
+            // Before 5.7, or a directory that clone3 does not take: a plain fork.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP)
+                ) =>
+            {
+                (berth_sys::process::fork(), false)
+            }
+            r => (r, true),
+        },
+        None => (berth_sys::process::fork(), false),
     }
 }
 
