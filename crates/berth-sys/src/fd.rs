@@ -76,7 +76,10 @@ pub fn recv_fd(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::O
     use std::os::fd::{AsRawFd, FromRawFd, RawFd};
     let mut buf = [0u8; 256];
     let mut iov = [io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 4]);
+    // Room for the most descriptors one message can carry (SCM_MAX_FD): a smaller buffer
+    // would truncate a sender's extra descriptors into our table (MSG_CTRUNC), where nix
+    // refuses to list them, so they could not be closed. Here every one is, but the first.
+    let mut space = nix::cmsg_space!([RawFd; 253]);
     let msg = recvmsg::<()>(
         socket.as_raw_fd(),
         &mut iov,
@@ -102,4 +105,52 @@ pub fn recv_fd(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::O
         ));
     }
     Ok(owned.swap_remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recv_fd;
+    use nix::sys::socket::{
+        sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+    };
+    use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+    fn send(fds: &[RawFd]) -> std::io::Result<std::os::fd::OwnedFd> {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .expect("socketpair");
+        let iov = [std::io::IoSlice::new(b"pty")];
+        sendmsg::<()>(
+            a.as_raw_fd(),
+            &iov,
+            &[ControlMessage::ScmRights(fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .expect("sendmsg");
+        recv_fd(b.as_fd())
+    }
+
+    #[test]
+    fn one_descriptor_arrives() {
+        let file = std::fs::File::open("/dev/null").expect("open");
+        let got = send(&[file.as_raw_fd()]).expect("recv_fd");
+        let here = std::fs::read_link(format!("/proc/self/fd/{}", got.as_raw_fd()));
+        assert_eq!(here.expect("readlink"), std::path::Path::new("/dev/null"));
+    }
+
+    #[test]
+    fn extra_descriptors_are_closed() {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK).expect("pipe");
+        let got = send(&[w.as_raw_fd(); 8]).expect("recv_fd");
+        drop(w);
+        drop(got);
+        // EOF only once every copy of the write end is closed, the seven extras included.
+        let mut buf = [0u8; 1];
+        assert_eq!(nix::unistd::read(&r, &mut buf), Ok(0));
+    }
 }
