@@ -215,6 +215,9 @@ pub trait CgroupManager {
     /// Sends `signal` to every process in the cgroup, without letting a fork escape a SIGKILL.
     fn kill_all(&self, signal: Signal) -> Result<()>;
     fn stats(&self) -> Result<Stats>;
+    /// How many processes the kernel's OOM killer killed in the cgroup (0 without a memory
+    /// controller).
+    fn oom_kills(&self) -> Result<u64>;
     /// Removes the cgroup (and any cgroups below it) in every hierarchy; keeps going past
     /// errors and reports them all.
     fn destroy(&self) -> Result<()>;
@@ -294,6 +297,9 @@ impl CgroupManager for Manager {
     }
     fn stats(&self) -> Result<Stats> {
         self.inner().stats()
+    }
+    fn oom_kills(&self) -> Result<u64> {
+        self.inner().oom_kills()
     }
     fn destroy(&self) -> Result<()> {
         self.inner().destroy()

@@ -492,20 +492,11 @@ pub fn command_error(e: berth_runtime::Error) -> Error {
 
 /// Whether the kernel's OOM killer struck in the container's cgroup (v1 or v2).
 pub fn oom_killed(id: &str) -> bool {
-    let rel = Engine::cgroups_path(id);
-    let candidates = [
-        format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"),
-        format!("/sys/fs/cgroup/{rel}/memory.events"),
-    ];
-    candidates.iter().any(|p| {
-        std::fs::read_to_string(p).is_ok_and(|text| {
-            text.lines().any(|l| {
-                l.strip_prefix("oom_kill ")
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-                    .is_some_and(|n| n > 0)
-            })
-        })
-    })
+    use berth_runtime::cgroup::CgroupManager;
+    let path = Engine::cgroups_path(id);
+    berth_runtime::cgroup::open(std::path::Path::new(&path))
+        .and_then(|cg| Ok(cg.oom_kills()?))
+        .is_ok_and(|n| n > 0)
 }
 
 /// Waits until `fd` is readable (a pidfd: its process ended), at most `timeout`.

@@ -313,6 +313,14 @@ impl CgroupManager for Manager {
         })
     }
 
+    fn oom_kills(&self) -> Result<u64> {
+        let Some(memory) = self.dir(Controller::Memory) else {
+            return Ok(0);
+        };
+        let keys = fs::read_keyed(memory, "memory.oom_control")?;
+        Ok(keys.and_then(|k| k.get("oom_kill").copied()).unwrap_or(0))
+    }
+
     fn destroy(&self) -> Result<()> {
         let mut errors = Vec::new();
         for dir in self.hierarchies.iter().chain(&self.unified) {

@@ -430,3 +430,16 @@ fn stats_come_from_the_v1_controllers() {
     assert_eq!(stats.memory.usage.usage, 4096);
     assert_eq!(stats.cpu.usage.total, 77);
 }
+
+#[test]
+fn oom_kills_come_from_memory_oom_control() {
+    let fake = Fake::new();
+    assert_eq!(fake.manager().oom_kills().unwrap(), 0);
+    let file = fake
+        .root
+        .join("memory")
+        .join(CGROUP)
+        .join("memory.oom_control");
+    fs::write(&file, "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n").unwrap();
+    assert_eq!(fake.manager().oom_kills().unwrap(), 3);
+}

@@ -172,6 +172,11 @@ impl CgroupManager for Manager {
         stats::read_v2(&self.dir)
     }
 
+    fn oom_kills(&self) -> Result<u64> {
+        let keys = fs::read_keyed(&self.dir, "memory.events")?;
+        Ok(keys.and_then(|k| k.get("oom_kill").copied()).unwrap_or(0))
+    }
+
     fn destroy(&self) -> Result<()> {
         let mut errors = Vec::new();
         fs::remove_tree(&self.dir, &mut errors);

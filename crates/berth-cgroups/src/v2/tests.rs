@@ -369,3 +369,11 @@ fn destroy_collects_the_error_and_names_the_dir() {
     let err = fake.manager().destroy().unwrap_err();
     assert!(err.to_string().contains("berth/c1"), "{err}");
 }
+
+#[test]
+fn oom_kills_come_from_memory_events() {
+    let fake = Fake::new();
+    assert_eq!(fake.manager().oom_kills().unwrap(), 0);
+    fake.write("memory.events", "low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\n");
+    assert_eq!(fake.manager().oom_kills().unwrap(), 2);
+}

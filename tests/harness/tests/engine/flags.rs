@@ -261,6 +261,23 @@ fn memory_and_pids_limits_are_visible_inside() {
     );
 }
 
+/// A process the kernel's OOM killer takes: exit 137, and inspect says OOMKilled (read from
+/// the cgroup by berth-cgroups before the cgroup goes).
+#[test]
+fn an_oom_kill_shows_in_inspect() {
+    need_root!();
+    let berth = Berth::new();
+    #[rustfmt::skip]
+    let ran = berth.run(&[
+        "run", "--name", "oom", "-m", "32m", "--memory-swap", "32m", IMAGE, "/probe",
+        "alloc", "200",
+    ]);
+    assert_eq!(ran.code(), Some(137), "not OOM-killed: {}", ran.stderr);
+    let oom = berth.ok(&["inspect", "--format", "{{.State.OOMKilled}}", "oom"]);
+    assert_eq!(oom.trim(), "true");
+    berth.ok(&["rm", "oom"]);
+}
+
 #[test]
 fn ulimit_sysctl_and_shm_size() {
     need_root!();
