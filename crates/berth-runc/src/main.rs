@@ -6,9 +6,13 @@ mod cli;
 mod commands;
 mod spec;
 
+use clap::error::ErrorKind;
 use clap::Parser;
+use std::io::Write;
 
+/// What `--version` prints, shaped like runc's: `<name> version <v>`, then `spec: <v>`.
 pub const VERSION_TEXT: &str = concat!(
+    "berth-runc version ",
     env!("CARGO_PKG_VERSION"),
     "\nspec: ",
     "1.2.0",
@@ -23,7 +27,10 @@ fn main() {
         eprintln!("berth-runc: re-execute from a protected copy of the binary: {err}");
         std::process::exit(1);
     }
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(&e),
+    };
     let format = match cli.log_format {
         cli::LogFormat::Text => berth_runtime::log::Format::Text,
         cli::LogFormat::Json => berth_runtime::log::Format::Json,
@@ -49,6 +56,40 @@ fn main() {
             std::process::exit(exit_code(&e));
         }
     }
+}
+
+/// Help (also for no arguments at all, as runc) and the version go to stdout with exit 0; a
+/// usage error is one line on stderr and exit 1, as runc exits.
+fn usage_error(e: &clap::Error) -> ! {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // A closed stdout (`| head -1`) is not an error worth a panic.
+            let _ = write!(std::io::stdout(), "{}", e.render());
+            std::process::exit(0);
+        }
+        ErrorKind::DisplayVersion => {
+            let _ = writeln!(std::io::stdout(), "{VERSION_TEXT}");
+            std::process::exit(0);
+        }
+        _ => {
+            eprintln!("berth-runc: {} (see berth-runc --help)", one_line(e));
+            std::process::exit(1);
+        }
+    }
+}
+
+/// clap's message without its usage block, its lines joined: "the following required
+/// arguments were not provided: <ID>".
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let line = lines.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
 }
 
 /// 127 when the container's program is missing and 126 when it cannot be executed, as shells
