@@ -17,8 +17,14 @@ pub fn write(bundle: &Path, rootless: bool) -> Result<()> {
     std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))
 }
 
+/// oci-spec's default, which is runc's but for a terminal (runc's spec is for an interactive
+/// `sh`) and the hostname (oci-spec's is youki's).
 fn default_spec(rootless: bool) -> Result<Spec> {
     let mut spec = Spec::default();
+    spec.set_hostname(Some("berth".into()));
+    if let Some(process) = spec.process_mut() {
+        process.set_terminal(Some(true));
+    }
     if !rootless {
         return Ok(spec);
     }
@@ -28,7 +34,13 @@ fn default_spec(rootless: bool) -> Result<Spec> {
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .filter(|ns| ns.typ() != LinuxNamespaceType::Network)
+        // runc's rootless spec: the host's network, and its cgroup namespace.
+        .filter(|ns| {
+            !matches!(
+                ns.typ(),
+                LinuxNamespaceType::Network | LinuxNamespaceType::Cgroup
+            )
+        })
         .collect();
     let mut user_ns = oci_spec::runtime::LinuxNamespace::default();
     user_ns.set_typ(LinuxNamespaceType::User);
@@ -84,7 +96,10 @@ fn default_spec(rootless: bool) -> Result<Spec> {
 
 /// What this runtime supports, in the runtime-spec's features.md format.
 pub fn features() -> serde_json::Value {
-    let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    // By number, as runc lists them (caps::all is a hash set).
+    let mut all: Vec<caps::Capability> = caps::all().into_iter().collect();
+    all.sort_by_key(|c| c.index());
+    let caps: Vec<String> = all.iter().map(|c| c.to_string()).collect();
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
