@@ -118,6 +118,9 @@ pub struct RunArgs {
     /// Keep the container's state directory and cgroup after it exits
     #[arg(long)]
     pub keep: bool,
+    /// Ignored: berth-runc always becomes a subreaper, to reap the init of a user namespace
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +190,9 @@ pub struct ExecArgs {
     /// Ignored: cgroup to join (berth-runc always joins the container's)
     #[arg(long, hide = true)]
     pub cgroup: Vec<String>,
+    /// Allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
 }
 
 #[derive(Debug, Args)]

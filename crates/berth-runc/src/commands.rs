@@ -95,6 +95,10 @@ fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
 }
 
 fn exec(root: &Root, a: &ExecArgs) -> Result<i32> {
+    // A process joining a frozen cgroup would freeze with it, and exec would wait for it.
+    if !a.ignore_paused && container::load(root, &a.id)?.status == Status::Paused {
+        bail!("cannot exec in a paused container (use --ignore-paused to override)");
+    }
     let process = match &a.process {
         Some(path) => {
             let data = std::fs::read(path)
@@ -229,33 +233,77 @@ fn ps(root: &Root, id: &str, ps_args: &[String], format: Format) -> Result<i32> 
 
 fn list(root: &Root, format: Format, quiet: bool) -> Result<i32> {
     let all = container::list(root)?;
+    let owners: Vec<String> = all.iter().map(|c| owner(root, &c.record.id)).collect();
     if quiet {
         all.iter().for_each(|c| println!("{}", c.record.id));
     } else if format == Format::Json {
-        let docs: Vec<_> = all.iter().map(|c| c.record.doc(c.status)).collect();
+        let docs: Vec<_> = all
+            .iter()
+            .zip(&owners)
+            .map(|(c, owner)| {
+                let mut doc = c.record.doc(c.status);
+                doc.owner = owner;
+                doc
+            })
+            .collect();
         println!("{}", serde_json::to_string(&docs)?);
     } else {
-        println!(
-            "{:<12} {:<10} {:<10} {:<40} {:<30} OWNER",
-            "ID", "PID", "STATUS", "BUNDLE", "CREATED"
-        );
-        for c in &all {
-            let pid = if c.status == Status::Stopped {
-                0
-            } else {
-                c.record.pid
-            };
-            println!(
-                "{:<12} {:<10} {:<10} {:<40} {:<30} root",
-                c.record.id,
-                pid,
-                c.status,
-                c.record.bundle.display(),
-                c.record.created
-            );
+        let mut rows =
+            vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
+        for (c, owner) in all.iter().zip(&owners) {
+            let doc = c.record.doc(c.status);
+            rows.push([
+                doc.id.to_string(),
+                doc.pid.to_string(),
+                doc.status.to_string(),
+                doc.bundle.display().to_string(),
+                doc.created.to_string(),
+                owner.clone(),
+            ]);
         }
+        print!("{}", table(&rows));
     }
     Ok(0)
+}
+
+/// Columns as runc's tabwriter sets them: each at least 12 wide, 3 spaces after the widest cell.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let width = |col: usize| {
+        rows.iter()
+            .map(|r| r[col].len() + 3)
+            .max()
+            .unwrap_or(0)
+            .max(12)
+    };
+    let widths: Vec<usize> = (0..N).map(width).collect();
+    let mut out = String::new();
+    for row in rows {
+        for (col, cell) in row.iter().enumerate() {
+            if col + 1 == N {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}", w = widths[col]));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The user owning the container's state directory, by name from /etc/passwd, else `#uid`,
+/// as runc says it.
+fn owner(root: &Root, id: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(root.dir(id)) else {
+        return String::new();
+    };
+    let uid = meta.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == uid)
+        .map_or_else(|| format!("#{uid}"), |f| f[0].to_string())
 }
 
 fn events(root: &Root, id: &str, stats: bool) -> Result<i32> {
