@@ -58,13 +58,19 @@ fn main() {
     }
 }
 
-/// Help (also for no arguments at all, as runc) and the version go to stdout with exit 0; a
+/// Help (also for no command at all, as runc) and the version go to stdout with exit 0; a
 /// usage error is one line on stderr and exit 1, as runc exits.
 fn usage_error(e: &clap::Error) -> ! {
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             // A closed stdout (`| head -1`) is not an error worth a panic.
             let _ = write!(std::io::stdout(), "{}", e.render());
+            std::process::exit(0);
+        }
+        ErrorKind::MissingSubcommand => {
+            // Global flags and no command (`--root R`): runc prints its help too.
+            let help = <cli::Cli as clap::CommandFactory>::command().render_help();
+            let _ = write!(std::io::stdout(), "{help}");
             std::process::exit(0);
         }
         ErrorKind::DisplayVersion => {
