@@ -95,10 +95,6 @@ fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
 }
 
 fn exec(root: &Root, a: &ExecArgs) -> Result<i32> {
-    // A process joining a frozen cgroup would freeze with it, and exec would wait for it.
-    if !a.ignore_paused && container::load(root, &a.id)?.status == Status::Paused {
-        bail!("cannot exec in a paused container (use --ignore-paused to override)");
-    }
     let process = match &a.process {
         Some(path) => {
             let data = std::fs::read(path)
@@ -114,6 +110,7 @@ fn exec(root: &Root, a: &ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         detach: a.detach,
         preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
     };
     Ok(berth_runtime::exec::exec(root, &a.id, &opts)?)
 }

@@ -28,11 +28,10 @@ fn status_of(root: &Root, record: &Record) -> Status {
     if !state::init_alive(record) {
         return Status::Stopped;
     }
-    if root.dir(&record.id).join(state::EXEC_FIFO).exists() {
-        return Status::Created;
-    }
+    // A created container can be paused too (as with runc), and resumed to created.
     match cgroup::open(&record.cgroup_path).and_then(|c| Ok(c.state()?)) {
         Ok(FreezerState::Frozen) => Status::Paused,
+        _ if root.dir(&record.id).join(state::EXEC_FIFO).exists() => Status::Created,
         _ => Status::Running,
     }
 }

@@ -22,6 +22,9 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub detach: bool,
     pub preserve_fds: u32,
+    /// Join a paused container too: the process starts frozen, and exec waits for the resume
+    /// (runc's --ignore-paused).
+    pub ignore_paused: bool,
 }
 
 /// Runs the process; returns its exit code, or 0 at once with `detach`.
@@ -121,12 +124,23 @@ fn prepare(
     opts: &ExecOptions,
 ) -> Result<(container::Container, crate::plan::ProcessPlan, ExecVia)> {
     let c = container::load(root, id)?;
-    if !matches!(c.status, Status::Created | Status::Running) {
-        return Err(Error::Status {
-            id: id.to_string(),
-            status: c.status,
-            what: "exec needs a running container",
-        });
+    match c.status {
+        Status::Created | Status::Running => {}
+        Status::Paused if opts.ignore_paused => {}
+        Status::Paused => {
+            return Err(Error::Status {
+                id: id.to_string(),
+                status: c.status,
+                what: "cannot exec in a paused container (use --ignore-paused to override)",
+            })
+        }
+        _ => {
+            return Err(Error::Status {
+                id: id.to_string(),
+                status: c.status,
+                what: "exec needs a running container",
+            })
+        }
     }
     let linux = c.record.spec.linux().as_ref();
     let seccomp = linux.and_then(|l| l.seccomp().as_ref());
@@ -140,7 +154,8 @@ fn prepare(
             ns.iter()
                 .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
         });
-    if c.status == Status::Created
+    let not_started = root.dir(id).join(crate::state::EXEC_FIFO).exists();
+    if not_started
         && plan.capabilities.has(caps::Capability::CAP_SYS_PTRACE)
         && !crate::protect::runs_protected(c.record.pid)
     {

@@ -537,7 +537,13 @@ fn exec_joins_the_container() {
     // In every cgroup hierarchy of the init (born there: clone3 into the cgroup2 side, its own
     // move into each v1 hierarchy).
     let cgroups = rt
-        .run(&["exec", &id, "sh", "-c", "cat /proc/self/cgroup; echo ---; cat /proc/1/cgroup"])
+        .run(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup; echo ---; cat /proc/1/cgroup",
+        ])
         .ok();
     let (own, init) = cgroups.split_once("---\n").unwrap();
     assert_eq!(own, init, "exec is not in the init's cgroups");

@@ -593,3 +593,55 @@ fn log_json_records_a_failing_commands_error() {
         .is_some_and(|m| m.contains("no-such-bundle")));
     assert!(errors.iter().all(|e| e["time"].is_string()), "{text}");
 }
+
+/// As with runc, a created container can be paused (state says so) and resumed to created,
+/// then started; exec refuses it while paused.
+#[test]
+fn a_created_container_pauses_and_resumes_to_created() {
+    need_root!();
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let id = unique("pause-created");
+    rt.create(&id, &bundle).ok();
+    let _guard = Cleanup(&rt, id.clone());
+    rt.run(&["pause", &id]).ok();
+    assert_eq!(status(&rt, &id), "paused");
+    let line = one_line_error(rt.run(&["exec", &id, "true"]));
+    assert!(line.contains("--ignore-paused"), "{line}");
+    rt.run(&["resume", &id]).ok();
+    assert_eq!(status(&rt, &id), "created");
+    rt.start(&id).ok();
+    assert_eq!(status(&rt, &id), "running");
+}
+
+/// `exec --ignore-paused` joins a paused container: its process starts frozen and runs once
+/// the container is resumed.
+#[test]
+fn exec_ignore_paused_runs_once_resumed() {
+    need_root!();
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let (id, _guard) = running(&rt, &bundle, "ignore-paused");
+    rt.run(&["pause", &id]).ok();
+    let child = rt
+        .command()
+        .args(["exec", "--ignore-paused", &id, "echo", "thawed"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth-runc exec");
+    rt.run(&["resume", &id]).ok();
+    // Bounded: a process left frozen would hang the suite otherwise.
+    let mut child = child;
+    eventually("exec to end after the resume", || {
+        child.try_wait().expect("wait for exec")
+    });
+    let out = child.wait_with_output().expect("exec's output");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "thawed");
+}

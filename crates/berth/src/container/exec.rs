@@ -89,6 +89,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<i32> {
         pid_file: None,
         detach: args.detach,
         preserve_fds: 0,
+        ignore_paused: false,
     };
     if args.detach {
         let null = std::fs::File::options()
