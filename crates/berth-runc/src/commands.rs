@@ -25,7 +25,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Run(a) => run(&root, a),
         Command::State { id } => {
-            println!("{}", container::state_json(&container::load(&root, id)?));
+            out!("{}", container::state_json(&container::load(&root, id)?));
             Ok(0)
         }
         Command::Kill(a) => {
@@ -48,7 +48,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         )
         .map(|_| 0),
         Command::Features => {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&crate::spec::features())?
             );
@@ -189,7 +189,7 @@ fn exec_process_from_args(root: &Root, a: &ExecArgs) -> Result<oci_spec::runtime
 fn ps(root: &Root, id: &str, ps_args: &[String], format: Format) -> Result<i32> {
     let pids = container::pids(root, id)?;
     if format == Format::Json {
-        println!("{}", serde_json::to_string(&pids)?);
+        out!("{}", serde_json::to_string(&pids)?);
         return Ok(0);
     }
     let args: Vec<String> = if ps_args.is_empty() {
@@ -215,14 +215,14 @@ fn ps(root: &Root, id: &str, ps_args: &[String], format: Format) -> Result<i32> 
         .split_whitespace()
         .position(|h| h == "PID")
         .context("ps output has no PID column")?;
-    println!("{header}");
+    out!("{header}");
     for line in lines {
         let pid = line
             .split_whitespace()
             .nth(pid_col)
             .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
-            println!("{line}");
+            out!("{line}");
         }
     }
     Ok(0)
@@ -232,7 +232,7 @@ fn list(root: &Root, format: Format, quiet: bool) -> Result<i32> {
     let all = container::list(root)?;
     let owners: Vec<String> = all.iter().map(|c| owner(root, &c.record.id)).collect();
     if quiet {
-        all.iter().for_each(|c| println!("{}", c.record.id));
+        all.iter().for_each(|c| out!("{}", c.record.id));
     } else if format == Format::Json {
         let docs: Vec<_> = all
             .iter()
@@ -243,7 +243,7 @@ fn list(root: &Root, format: Format, quiet: bool) -> Result<i32> {
                 doc
             })
             .collect();
-        println!("{}", serde_json::to_string(&docs)?);
+        out!("{}", serde_json::to_string(&docs)?);
     } else {
         let mut rows =
             vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
@@ -258,7 +258,8 @@ fn list(root: &Root, format: Format, quiet: bool) -> Result<i32> {
                 owner.clone(),
             ]);
         }
-        print!("{}", table(&rows));
+        let text = table(&rows);
+        out!("{}", text.strip_suffix('\n').unwrap_or(&text));
     }
     Ok(0)
 }
@@ -308,7 +309,7 @@ fn events(root: &Root, id: &str, stats: bool) -> Result<i32> {
         bail!("events: only --stats (one shot) is supported; streaming events are not yet");
     }
     let s = container::stats(root, id)?;
-    println!(
+    out!(
         "{}",
         serde_json::json!({"type": "stats", "id": id, "data": s})
     );

@@ -2,6 +2,19 @@
 //! here, as one line.
 #![forbid(unsafe_code)]
 
+/// `println!` for a command's output: a reader that went away (`berth-runc list | head -1`)
+/// ends the command quietly, with the status a shell gives a process SIGPIPE killed, where
+/// println! would panic (SIGPIPE is ignored, as in every Rust program: writes to the init's
+/// sockets and the hooks' pipes must fail, not kill the runtime).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            std::process::exit(if e.kind() == std::io::ErrorKind::BrokenPipe { 141 } else { 1 });
+        }
+    }};
+}
+
 mod cli;
 mod commands;
 mod spec;

@@ -129,6 +129,49 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     }
 }
 
+/// Puts every signal's disposition back to its default and unblocks them all, for a process about to execute a
+/// program that must start as a shell would start it: execve keeps ignored signals ignored,
+/// and a Rust program ignores SIGPIPE (so without this every container would too), while the
+/// caller may have left others ignored, glibc's own real-time ones (32, 33) included, which
+/// its sigaction() refuses to touch: hence the raw syscall, for signals 1 to 64. Handlers are
+/// reset by execve anyway. Best effort: a signal the kernel refuses is left as it is. Only for
+/// a process that executes right after: glibc's bookkeeping of its signals is bypassed.
+pub fn default_signal_dispositions() {
+    // An all-zero struct sigaction is SIG_DFL with no flags, no restorer and an empty mask,
+    // whatever the architecture's field order; 32 bytes cover the kernel's struct on every
+    // 64-bit architecture.
+    let act = [0u64; 4];
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads the kernel's struct sigaction from `act`, a live, zeroed
+        // buffer at least that large; the old action pointer is null, so nothing is written.
+        // SIG_DFL installs no handler, so no code of ours runs in signal context.
+        let _ = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                act.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                KERNEL_SIGSET_SIZE,
+            )
+        };
+    }
+    // And none blocked: the mask, too, survives execve.
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
+/// The kernel's sigset_t in bytes (_NSIG / 8), which rt_sigaction insists on.
+#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+const KERNEL_SIGSET_SIZE: usize = 16;
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
+const KERNEL_SIGSET_SIZE: usize = 8;
+
 /// `_exit(2)`: leave the forked child without running atexit handlers or flushing buffers that
 /// belong to the parent.
 pub fn exit_now(code: i32) -> ! {

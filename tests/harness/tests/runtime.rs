@@ -515,6 +515,27 @@ fn a_program_of_proc_self_exe_never_runs_the_runtime() {
     );
 }
 
+/// The container's process, and an exec'd one, start with no signal ignored or blocked (as
+/// Docker's do), though the runtime, a Rust program, ignores SIGPIPE.
+#[test]
+fn processes_start_with_no_signal_ignored_or_blocked() {
+    need_root!();
+    let rt = Runtime::new();
+    // grep itself, not through a shell, which sets dispositions of its own.
+    let grep = ["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"];
+    let bundle = Bundle::new(&grep);
+    let out = rt.run_container(&unique("signals"), &bundle).ok();
+    let clean = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000";
+    assert_eq!(out.trim(), clean);
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let (id, _) = run_detached(&rt, &bundle, "signals-exec");
+    let out = rt
+        .run(&[&["exec", id.as_str()][..], &grep[..]].concat())
+        .ok();
+    rt.run(&["delete", "--force", &id]).ok();
+    assert_eq!(out.trim(), clean);
+}
+
 #[test]
 fn exec_joins_the_container() {
     need_root!();

@@ -645,3 +645,23 @@ fn exec_ignore_paused_runs_once_resumed() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "thawed");
 }
+
+/// A reader that goes away (`berth-runc features | head -1`) ends the command quietly with the
+/// status of a process SIGPIPE killed, not a Rust panic.
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() {
+    let rt = Runtime::new();
+    let (read, write) = std::io::pipe().expect("pipe");
+    drop(read);
+    let out = rt
+        .command()
+        .arg("features")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run berth-runc features");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -426,6 +426,9 @@ pub fn exec(
     exe: &CString,
     via: &crate::protect::ExecVia,
 ) -> StepResult<std::convert::Infallible> {
+    // Before the filter below, which may not allow rt_sigaction: the program starts with no
+    // signal ignored (Docker's containers show SigIgn 0), not with our ignored SIGPIPE.
+    berth_sys::process::default_signal_dispositions();
     if let (Some(prog), true) = (&p.seccomp, p.no_new_privileges) {
         // With no_new_privs the filter goes on last, so it constrains only the container.
         berth_sys::seccomp::install_filter(&prog.insns, prog.flags)

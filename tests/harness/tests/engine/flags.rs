@@ -261,6 +261,24 @@ fn memory_and_pids_limits_are_visible_inside() {
     );
 }
 
+/// As in Docker, the container's process starts with no signal ignored or blocked, though the
+/// monitor that forks it (a Rust program) ignores SIGPIPE.
+#[test]
+fn the_process_starts_with_no_signal_ignored() {
+    need_root!();
+    let berth = Berth::new();
+    let out = berth.ok(&[
+        "run",
+        "--rm",
+        IMAGE,
+        "grep",
+        "-E",
+        "^Sig(Ign|Blk)",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000");
+}
+
 /// A process the kernel's OOM killer takes: exit 137, and inspect says OOMKilled (read from
 /// the cgroup by berth-cgroups before the cgroup goes).
 #[test]
