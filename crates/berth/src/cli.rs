@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    history, images, import, inspect, load, login, logout, prune, pull, push, rmi, save, system_df,
-    tag,
+    history, images, import, info, inspect, load, login, logout, prune, pull, push, rmi, save,
+    system_df, system_prune, tag, version,
 };
 use crate::container::{attach, cp, exec, logs, manage, ns, port, ps, run, stats, top, volume};
 
@@ -155,6 +155,10 @@ pub enum Command {
     /// Manage berth
     #[command(subcommand)]
     System(SystemCommand),
+    /// Show the berth version information
+    Version(version::VersionArgs),
+    /// Display system-wide information
+    Info(info::InfoArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -206,6 +210,10 @@ pub enum ImageCommand {
 pub enum SystemCommand {
     /// Show disk usage
     Df(system_df::DfArgs),
+    /// Display system-wide information
+    Info(info::InfoArgs),
+    /// Remove unused data
+    Prune(system_prune::SystemPruneArgs),
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod history;
 pub mod images;
 pub mod import;
+pub mod info;
 pub mod inspect;
 pub mod load;
 pub mod login;
@@ -14,7 +15,9 @@ pub mod push;
 pub mod rmi;
 pub mod save;
 pub mod system_df;
+pub mod system_prune;
 pub mod tag;
+pub mod version;
 
 use anyhow::{Context as _, Result};
 use berth_image::registry::RegistryOptions;
@@ -166,6 +169,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let usage = ctx.image_usage()?;
             system_df::run_with(&ctx, a, &|d| usage.of(d), &usage.df)
         }
+        Command::Version(a) => version::run(a),
+        Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::run(&ctx, a),
+        Command::System(SystemCommand::Prune(a)) => return system_prune::run(&ctx, a),
     };
     done.map(|()| 0)
 }

@@ -157,19 +157,29 @@ pub fn rename(ctx: &Context, args: RenameArgs) -> Result<i32> {
 pub fn prune(ctx: &Context, _args: PruneArgs) -> Result<i32> {
     let engine: Engine = ctx.engine()?;
     outln!("Deleted Containers:");
+    let failed = remove_stopped(&engine, |id, _| outln!("{id}"))?;
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// Removes every container not running, paused or restarting, calling `removed` with each id
+/// and the bytes of its writable layer; failures go to stderr and are counted. Also
+/// `system prune`'s.
+pub fn remove_stopped(engine: &Engine, mut removed: impl FnMut(&str, u64)) -> Result<usize> {
     let mut failed = 0;
     for record in engine.containers.all()? {
-        let record = lifecycle::refresh(&engine, record)?;
+        let record = lifecycle::refresh(engine, record)?;
         if record.state.status.is_live() {
             continue;
         }
-        match lifecycle::remove(&engine, &record.id, false, false) {
-            Ok(_) => outln!("{}", record.id),
+        let size =
+            berth_engine::volumes::disk_usage(&engine.containers.dir(&record.id).join("upper"));
+        match lifecycle::remove(engine, &record.id, false, false) {
+            Ok(_) => removed(&record.id, size),
             Err(e) => {
                 eprintln!("berth: {e}");
                 failed += 1;
             }
         }
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(failed)
 }

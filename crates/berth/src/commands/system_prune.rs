@@ -1,0 +1,129 @@
+//! `berth system prune`: stopped containers, unused user networks, dangling images (all unused
+//! ones with `-a`) and with `--volumes` unused anonymous volumes, each by the code of its own
+//! prune command, after Docker's confirmation prompt.
+
+use std::io::{BufRead as _, Write as _};
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use berth_net::NetStore;
+use clap::Args;
+
+use super::Context;
+use crate::container::manage::remove_stopped;
+use crate::format::human_size;
+
+#[derive(Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+pub fn run(ctx: &Context, args: SystemPruneArgs) -> Result<i32> {
+    if !args.force && !confirmed(&warning(&args))? {
+        return Ok(0);
+    }
+    let engine = ctx.engine()?;
+    let mut freed = 0;
+
+    let mut containers = Vec::new();
+    let failed = remove_stopped(&engine, |id, size| {
+        containers.push(id.to_string());
+        freed += size;
+    })?;
+    section("Deleted Containers:", &containers);
+
+    let networks = NetStore::open(&ctx.global.root, Path::new(""))
+        .context("open the network store")?
+        .prune_networks()?;
+    section("Deleted Networks:", &networks);
+
+    if args.volumes {
+        let (volumes, bytes) = berth_engine::volumes::prune(&engine, false)?;
+        freed += bytes;
+        section("Deleted Volumes:", &volumes);
+    }
+
+    // Asked only now: the containers just removed no longer hold their images.
+    let usage = ctx.image_usage()?;
+    let (images, bytes) = super::prune::remove_unused(ctx, args.all, &|d| usage.of(d))?;
+    freed += bytes;
+    let images: Vec<String> = images.iter().map(|id| format!("deleted: {id}")).collect();
+    section("Deleted Images:", &images);
+
+    outln!("Total reclaimed space: {}", human_size(freed));
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// Docker's list of what will go, which depends on the flags.
+fn warning(args: &SystemPruneArgs) -> String {
+    let mut items = vec![
+        "all stopped containers",
+        "all networks not used by at least one container",
+    ];
+    if args.volumes {
+        items.push("all anonymous volumes not used by at least one container");
+    }
+    items.push(if args.all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    });
+    let list: String = items.iter().map(|i| format!("  - {i}\n")).collect();
+    format!("WARNING! This will remove:\n{list}\nAre you sure you want to continue? [y/N] ")
+}
+
+/// Prints the prompt on stdout and reads one line of stdin, as Docker does: only "y" (any
+/// case) goes on; anything else, end of input included, is a no.
+fn confirmed(prompt: &str) -> Result<bool> {
+    let mut stdout = std::io::stdout();
+    let _ = write!(stdout, "{prompt}");
+    let _ = stdout.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("read the answer from stdin")?;
+    Ok(answer.trim().eq_ignore_ascii_case("y"))
+}
+
+/// A "Deleted ...:" block and its blank line, only when something was deleted.
+fn section(title: &str, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    outln!("{title}");
+    lines.iter().for_each(|l| outln!("{l}"));
+    outln!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_warning_follows_the_flags() {
+        let plain = warning(&SystemPruneArgs {
+            all: false,
+            force: false,
+            volumes: false,
+        });
+        assert!(plain.starts_with("WARNING! This will remove:\n  - all stopped containers\n"));
+        assert!(plain.contains("  - all dangling images\n\nAre you sure"));
+        assert!(!plain.contains("volumes"));
+        let all = warning(&SystemPruneArgs {
+            all: true,
+            force: false,
+            volumes: true,
+        });
+        assert!(all.contains("  - all anonymous volumes not used by at least one container\n"));
+        assert!(all.contains("  - all images without at least one container associated"));
+    }
+}
