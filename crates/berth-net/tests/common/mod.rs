@@ -46,11 +46,13 @@ impl Netns {
             .expect("spawn unshare --net");
         let path = PathBuf::from(format!("/proc/{}/ns/net", child.id()));
         let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
-        // unshare(1) execs sleep once the namespace is made; wait for that.
-        for _ in 0..10_000 {
+        // unshare(1) makes the namespace, then execs sleep; wait for the first, as long as a
+        // loaded machine needs (a count of yields ran out under load).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
             match std::fs::read_link(&path) {
                 Ok(l) if l != ours => return Netns { child, path },
-                _ => std::thread::yield_now(),
+                _ => std::thread::sleep(std::time::Duration::from_millis(1)),
             }
         }
         panic!("unshare --net never entered a new namespace");
