@@ -243,3 +243,48 @@ fn system_prune_without_force_removes_nothing_unless_told_y() {
     assert!(berth.ids().is_empty(), "y goes on");
     assert!(!images().contains(&dangling), "the dangling image went");
 }
+
+#[test]
+fn system_prune_takes_unused_anonymous_volumes_only_with_volumes() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["volume", "create", "named"]);
+    // Anonymous volumes are made when the container starts, so it runs once.
+    berth.ok(&[
+        "run",
+        "--name",
+        "had",
+        "-v",
+        "/data",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo x > /data/f",
+    ]);
+    let anonymous = berth.ok(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Name}}{{end}}",
+        "had",
+    ]);
+    assert!(
+        !anonymous.is_empty(),
+        "the container has an anonymous volume"
+    );
+    let volumes = || berth.ok(&["volume", "ls", "-q"]);
+
+    let out = berth.ok(&["system", "prune", "-f"]);
+    assert!(!out.contains("Deleted Volumes:"), "{out}");
+    assert!(volumes().contains(&anonymous), "kept without --volumes");
+
+    let out = berth.ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(
+        out.contains(&format!("Deleted Volumes:\n{anonymous}\n")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Total reclaimed space: 0B"),
+        "the volume's file counts: {out}"
+    );
+    assert_eq!(volumes(), "named", "a named volume stays");
+}
