@@ -288,3 +288,31 @@ fn system_prune_takes_unused_anonymous_volumes_only_with_volumes() {
     );
     assert_eq!(volumes(), "named", "a named volume stays");
 }
+
+/// `container prune` and `volume prune` ask first as Docker does (only "y" goes on), and
+/// container prune reports what it reclaimed.
+#[test]
+fn container_and_volume_prune_ask_first() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["create", "--name", "idle", IMAGE, "true"]);
+    berth.ok(&["volume", "create", "keepme"]);
+    let ran = run_with_input(&berth, &["container", "prune"], b"n\n");
+    assert!(ran.success(), "{}", ran.stderr);
+    assert!(
+        ran.stdout
+            .starts_with("WARNING! This will remove all stopped containers.\nAre you sure"),
+        "{}",
+        ran.stdout
+    );
+    assert_eq!(berth.ok(&["ps", "-a", "-q"]).lines().count(), 1);
+    let ran = run_with_input(&berth, &["volume", "prune", "-a"], b"\n");
+    assert!(ran.success(), "{}", ran.stderr);
+    assert!(berth.ok(&["volume", "ls", "-q"]).contains("keepme"));
+    let out = berth.ok(&["container", "prune", "-f"]);
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert!(out.contains("Total reclaimed space: "), "{out}");
+    assert_eq!(berth.ok(&["ps", "-a", "-q"]), "");
+    berth.ok(&["volume", "prune", "-a", "-f"]);
+    assert_eq!(berth.ok(&["volume", "ls", "-q"]), "");
+}

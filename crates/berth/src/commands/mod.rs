@@ -114,6 +114,28 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// Docker's confirmation before a prune: "WARNING! <what>" and the question on stdout, then one
+/// line of stdin; only "y" (any case) goes on, anything else, end of input included, is a no.
+/// `force` (-f) skips it.
+pub fn confirmed(force: bool, what: &str) -> Result<bool> {
+    use std::io::{BufRead as _, Write as _};
+    if force {
+        return Ok(true);
+    }
+    let mut stdout = std::io::stdout();
+    let _ = write!(
+        stdout,
+        "WARNING! {what}\nAre you sure you want to continue? [y/N] "
+    );
+    let _ = stdout.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("read the answer from stdin")?;
+    Ok(answer.trim().eq_ignore_ascii_case("y"))
+}
+
 /// Runs a command; `Ok` holds the exit status (a container's, for run/start/exec/wait).
 pub fn run(cli: Cli) -> Result<i32> {
     let ctx = Context { global: cli.global };

@@ -2,7 +2,6 @@
 //! connect and disconnect of running containers.
 
 use std::collections::BTreeMap;
-use std::io::BufRead as _;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -209,13 +208,9 @@ fn rm(store: &NetStore, networks: &[String]) -> Result<()> {
 }
 
 fn prune(store: &NetStore, force: bool) -> Result<()> {
-    if !force {
-        eprint!("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Ok(());
-        }
+    let what = "This will remove all custom networks not used by at least one container.";
+    if !super::confirmed(force, what)? {
+        return Ok(());
     }
     let removed = store.prune_networks()?;
     if !removed.is_empty() {

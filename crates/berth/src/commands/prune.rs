@@ -1,7 +1,6 @@
 //! `berth image prune`: remove untagged images (all unused ones with -a) and their layers,
 //! never an image a container uses.
 
-use std::io::BufRead;
 
 use anyhow::Result;
 use berth_image::store::ImageUsage;
@@ -23,18 +22,13 @@ pub struct PruneArgs {
 
 /// `image prune` with the engine's answer to "which containers use this image ID".
 pub fn run_with(ctx: &Context, args: PruneArgs, usage: ImageUsage) -> Result<()> {
-    if !args.force {
-        let what = if args.all {
-            "all images without at least one container associated to them"
-        } else {
-            "all dangling images"
-        };
-        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !answer.trim().eq_ignore_ascii_case("y") {
-            return Ok(());
-        }
+    let what = if args.all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    };
+    if !super::confirmed(args.force, &format!("This will remove {what}."))? {
+        return Ok(());
     }
     let (deleted, freed) = remove_unused(ctx, args.all, usage)?;
     if !deleted.is_empty() {

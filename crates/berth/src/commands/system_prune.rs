@@ -2,7 +2,6 @@
 //! ones with `-a`) and with `--volumes` unused anonymous volumes, each by the code of its own
 //! prune command, after Docker's confirmation prompt.
 
-use std::io::{BufRead as _, Write as _};
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
@@ -27,7 +26,7 @@ pub struct SystemPruneArgs {
 }
 
 pub fn run(ctx: &Context, args: SystemPruneArgs) -> Result<i32> {
-    if !args.force && !confirmed(&warning(&args))? {
+    if !super::confirmed(args.force, &warning(&args))? {
         return Ok(0);
     }
     let engine = ctx.engine()?;
@@ -77,21 +76,7 @@ fn warning(args: &SystemPruneArgs) -> String {
         "all dangling images"
     });
     let list: String = items.iter().map(|i| format!("  - {i}\n")).collect();
-    format!("WARNING! This will remove:\n{list}\nAre you sure you want to continue? [y/N] ")
-}
-
-/// Prints the prompt on stdout and reads one line of stdin, as Docker does: only "y" (any
-/// case) goes on; anything else, end of input included, is a no.
-fn confirmed(prompt: &str) -> Result<bool> {
-    let mut stdout = std::io::stdout();
-    let _ = write!(stdout, "{prompt}");
-    let _ = stdout.flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("read the answer from stdin")?;
-    Ok(answer.trim().eq_ignore_ascii_case("y"))
+    format!("This will remove:\n{list}")
 }
 
 /// A "Deleted ...:" block and its blank line, only when something was deleted.
@@ -115,8 +100,8 @@ mod tests {
             force: false,
             volumes: false,
         });
-        assert!(plain.starts_with("WARNING! This will remove:\n  - all stopped containers\n"));
-        assert!(plain.contains("  - all dangling images\n\nAre you sure"));
+        assert!(plain.starts_with("This will remove:\n  - all stopped containers\n"));
+        assert!(plain.ends_with("  - all dangling images\n"));
         assert!(!plain.contains("volumes"));
         let all = warning(&SystemPruneArgs {
             all: true,

@@ -154,10 +154,26 @@ pub fn rename(ctx: &Context, args: RenameArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn prune(ctx: &Context, _args: PruneArgs) -> Result<i32> {
+pub fn prune(ctx: &Context, args: PruneArgs) -> Result<i32> {
+    if !crate::commands::confirmed(args.force, "This will remove all stopped containers.")? {
+        return Ok(0);
+    }
     let engine: Engine = ctx.engine()?;
-    outln!("Deleted Containers:");
-    let failed = remove_stopped(&engine, |id, _| outln!("{id}"))?;
+    let mut removed = Vec::new();
+    let mut freed = 0;
+    let failed = remove_stopped(&engine, |id, size| {
+        removed.push(id.to_string());
+        freed += size;
+    })?;
+    if !removed.is_empty() {
+        outln!("Deleted Containers:");
+        removed.iter().for_each(|id| outln!("{id}"));
+        outln!();
+    }
+    outln!(
+        "Total reclaimed space: {}",
+        crate::format::human_size(freed)
+    );
     Ok(if failed > 0 { 1 } else { 0 })
 }
 

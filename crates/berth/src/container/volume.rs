@@ -106,6 +106,14 @@ pub fn run(ctx: &Context, cmd: VolumeCommand) -> Result<i32> {
             Ok(if failed > 0 { 1 } else { 0 })
         }
         VolumeCommand::Prune(a) => {
+            let what = if a.all {
+                "This will remove all local volumes not used by at least one container."
+            } else {
+                "This will remove anonymous local volumes not used by at least one container."
+            };
+            if !crate::commands::confirmed(a.force, what)? {
+                return Ok(0);
+            }
             let (removed, freed) = volumes::prune(&engine, a.all)?;
             if !removed.is_empty() {
                 outln!("Deleted Volumes:");
