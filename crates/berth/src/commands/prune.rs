@@ -1,7 +1,6 @@
 //! `berth image prune`: remove untagged images (all unused ones with -a) and their layers,
 //! never an image a container uses.
 
-
 use anyhow::Result;
 use berth_image::store::ImageUsage;
 use clap::Args;
