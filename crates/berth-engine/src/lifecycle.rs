@@ -21,8 +21,8 @@ pub struct ImageRef<'a> {
     pub config: &'a serde_json::Value,
 }
 
-/// Makes the container's record (status "created"): a fresh id, a free name, anonymous
-/// volumes for the image's VOLUMEs, the cidfile.
+/// Makes the container's record (status "created"): a fresh id, a free name, its volumes
+/// (anonymous ones for the image's VOLUMEs), the cidfile.
 pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Result<Record> {
     validate(&req)?;
     let (id, random) = crate::names::new_id()?;
@@ -76,6 +76,14 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
     if let Err(e) = engine.containers.save(&record) {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(release(e));
+    }
+    // Volumes exist from create on, as Docker makes them (`volume ls` shows them at once).
+    let volumes = record.request.mounts.iter().filter(|m| m.kind == "volume");
+    for m in volumes {
+        if let Err(e) = crate::volumes::ensure(engine, &m.source) {
+            remove_all(engine, &record);
+            return Err(e);
+        }
     }
     Ok(record)
 }

@@ -525,3 +525,22 @@ fn rmi_refuses_an_image_a_container_uses_and_images_counts_it() {
         "unused now, prune takes it"
     );
 }
+
+/// As Docker does, `create` makes the container's volumes (anonymous and named) at once, and
+/// `rm -v` takes the anonymous one with the container.
+#[test]
+fn create_makes_the_containers_volumes() {
+    need_root!();
+    let berth = Berth::new();
+    #[rustfmt::skip]
+    berth.ok(&[
+        "create", "--name", "vols", "-v", "/data", "-v", "named:/named", IMAGE, "true",
+    ]);
+    let volumes = berth.ok(&["volume", "ls", "-q"]);
+    let names: Vec<&str> = volumes.lines().collect();
+    assert_eq!(names.len(), 2, "{volumes}");
+    assert!(names.contains(&"named"), "{volumes}");
+    berth.ok(&["rm", "-v", "vols"]);
+    assert_eq!(berth.ok(&["volume", "ls", "-q"]), "named");
+    berth.ok(&["volume", "rm", "named"]);
+}
