@@ -3,7 +3,8 @@
 //! Supported: `{{.Field}}`, `{{.A.B}}`, `{{.}}`, `{{$}}`, variables from
 //! `{{range $k, $v := .X}}`, pipelines (`{{.Name | upper}}`), parentheses, string and number
 //! literals, `{{if}}`/`{{else if}}`/`{{else}}`/`{{end}}`, `{{range}}` (with `{{else}}`),
-//! `{{with}}`, trim markers (`{{-`, `-}}`), comments, and the functions `json`, `index`, `join`,
+//! `{{with}}`, field chains on a parenthesized pipeline (`{{(index .Mounts 0).Name}}`),
+//! trim markers (`{{-`, `-}}`), comments, and the functions `json`, `index`, `join`,
 //! `split`, `upper`, `lower`, `title`, `len`, `printf` (`%s %v %d %q %%`, widths), `println`.
 //! A leading `table` asks for a header row and tab-aligned columns, as Docker's formatter does;
 //! the literal escapes `\t` and `\n` become a tab and a newline. Values print as Go prints them:
@@ -77,7 +78,8 @@ enum Arg {
     Str(String),
     Num(serde_json::Number),
     Bool(bool),
-    Sub(Pipe),
+    /// `(pipeline)` or `(pipeline).A.B`: the fields are taken from the pipeline's value.
+    Sub(Pipe, Vec<String>),
 }
 
 /// Parses `source`. A leading `table` is removed and remembered (see [`Template::is_table`]).
@@ -313,6 +315,8 @@ enum Token {
     Bar,
     Open,
     Close,
+    /// `.A.B` written right after a `)`, with no space: fields of the parenthesized value.
+    Chain(Vec<String>),
 }
 
 fn parse_pipe(text: &str, pos: usize) -> Result<Pipe, TemplateError> {
@@ -335,11 +339,17 @@ fn pipe_of(
         match token {
             Token::Arg(arg) => cmd.push(arg),
             Token::Open => {
-                cmd.push(Arg::Sub(pipe_of(tokens, pos)?));
+                let sub = pipe_of(tokens, pos)?;
                 if !matches!(tokens.next(), Some(Token::Close)) {
                     return Err(err(pos, "unclosed \"(\""));
                 }
+                let fields = match tokens.next_if(|t| matches!(t, Token::Chain(_))) {
+                    Some(Token::Chain(fields)) => fields,
+                    _ => Vec::new(),
+                };
+                cmd.push(Arg::Sub(sub, fields));
             }
+            Token::Chain(_) => return Err(err(pos, "unexpected field chain")),
             Token::Bar if cmd.is_empty() => return Err(err(pos, "missing command before \"|\"")),
             Token::Bar => cmds.push(Vec::new()),
             Token::Close => unreachable!("handled above"),
@@ -355,6 +365,8 @@ fn lex(text: &str, pos: usize) -> Result<Vec<Token>, TemplateError> {
     let mut tokens = Vec::new();
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
+    // Where the last token ended, to tell `(x).A` (a chain) from `(x) .A` (two operands).
+    let mut last_end = usize::MAX;
     let word_end = |mut j: usize| {
         while j < chars.len() && !chars[j].is_whitespace() && !"()|".contains(chars[j]) {
             j += 1;
@@ -367,6 +379,7 @@ fn lex(text: &str, pos: usize) -> Result<Vec<Token>, TemplateError> {
             i += 1;
             continue;
         }
+        let glued = i == last_end;
         let (token, next) = match c {
             '|' => (Token::Bar, i + 1),
             '(' => (Token::Open, i + 1),
@@ -375,13 +388,30 @@ fn lex(text: &str, pos: usize) -> Result<Vec<Token>, TemplateError> {
             _ => {
                 let end = word_end(i);
                 let word: String = chars[i..end].iter().collect();
-                (Token::Arg(word_arg(&word, pos)?), end)
+                match tokens.last() {
+                    Some(Token::Close) if glued && c == '.' => (chain(&word, pos)?, end),
+                    Some(Token::Arg(Arg::Str(s))) if glued && c == '.' => {
+                        return Err(err(pos, format!("unexpected . after term {s:?}")))
+                    }
+                    _ => (Token::Arg(word_arg(&word, pos)?), end),
+                }
             }
         };
         tokens.push(token);
         i = next;
+        last_end = next;
     }
     Ok(tokens)
+}
+
+/// The fields of `.A.B` after a `)`; each must be a name, as Go's lexer requires.
+fn chain(word: &str, pos: usize) -> Result<Token, TemplateError> {
+    let fields: Vec<String> = word[1..].split('.').map(str::to_string).collect();
+    let name = |f: &String| !f.is_empty() && f.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if !fields.iter().all(name) {
+        return Err(err(pos, format!("bad field chain {word:?} after \")\"")));
+    }
+    Ok(Token::Chain(fields))
 }
 
 fn lex_string(chars: &[char], start: usize, pos: usize) -> Result<(Token, usize), TemplateError> {

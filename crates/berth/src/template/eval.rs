@@ -183,7 +183,14 @@ impl Ctx<'_> {
             Arg::Str(s) => Ok(Value::String(s.clone())),
             Arg::Num(n) => Ok(Value::Number(n.clone())),
             Arg::Bool(b) => Ok(Value::Bool(*b)),
-            Arg::Sub(pipe) => self.pipe(pipe, dot),
+            Arg::Sub(pipe, fields) => match self.header {
+                // A table header shows the chain's title, as for `.Field`, without running
+                // the pipeline over the header's placeholder values.
+                Some(titles) if !fields.is_empty() => {
+                    Ok(Value::String(title_of(titles, &fields[fields.len() - 1..])))
+                }
+                _ => walk(&self.pipe(pipe, dot)?, fields, pos),
+            },
         }
     }
 }

@@ -210,3 +210,129 @@ fn errors_name_the_position() {
         assert_eq!(e.column, 1, "{template}");
     }
 }
+
+fn container() -> serde_json::Value {
+    json!({
+        "Name": "/web",
+        "Mounts": [
+            {"Type": "volume", "Name": "v1", "Destination": "/data"},
+            {"Type": "bind", "Source": "/srv", "Destination": "/srv"},
+        ],
+        "NetworkSettings": {"Ports": {
+            "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "32768"}],
+            "53/udp": null,
+        }},
+        "Config": {"Env": ["PATH=/bin", "A=1"]},
+        "State": {"Pid": 4242, "Health": {"Status": "healthy"}},
+    })
+}
+
+#[test]
+fn field_chains_on_parenthesized_pipelines() {
+    let d = container();
+    assert_eq!(render("{{(index .Mounts 0).Name}}", &d), "v1");
+    assert_eq!(render("{{(index .Mounts 1).Destination}}", &d), "/srv");
+    assert_eq!(
+        render(
+            r#"{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}"#,
+            &d
+        ),
+        "32768"
+    );
+    assert_eq!(render("{{(index .Config.Env 0)}}", &d), "PATH=/bin");
+    assert_eq!(render("{{ (.State).Pid }}", &d), "4242");
+    assert_eq!(render("{{(.State).Health.Status}}", &d), "healthy");
+    assert_eq!(render("{{((.State).Health).Status}}", &d), "healthy");
+    // A chain as an argument, and as the first command of a pipeline.
+    assert_eq!(
+        render(r#"{{printf "%s:%s" (index .Mounts 0).Name .Name}}"#, &d),
+        "v1:/web"
+    );
+    assert_eq!(
+        render(r#"{{(index .Mounts 0).Name | printf "%q"}}"#, &d),
+        "\"v1\""
+    );
+    assert_eq!(render("{{upper (index .Mounts 0).Type}}", &d), "VOLUME");
+    assert_eq!(
+        render("{{if (index .Mounts 1).Source}}bind{{end}}", &d),
+        "bind"
+    );
+    // A key the map lacks is Go's <no value>, as for `.Missing`; so is a field of null.
+    assert_eq!(render("{{(index .Mounts 0).Source}}", &d), "<no value>");
+    assert_eq!(render("{{(.Missing).X.Y}}", &d), "<no value>");
+}
+
+#[test]
+fn variables_with_field_chains() {
+    let d = container();
+    assert_eq!(
+        render("{{range $m := .Mounts}}{{$m.Destination}} {{end}}", &d),
+        "/data /srv "
+    );
+    assert_eq!(
+        render("{{range $i, $m := .Mounts}}{{$i}}={{$m.Type}};{{end}}", &d),
+        "0=volume;1=bind;"
+    );
+    assert_eq!(
+        render("{{$.Name}} {{$.State.Health.Status}}", &d),
+        "/web healthy"
+    );
+    assert_eq!(
+        render("{{range .Mounts}}{{$.Name}}{{.Type}} {{end}}", &d),
+        "/webvolume /webbind "
+    );
+    assert_eq!(
+        render("{{range $m := .Mounts}}{{($m).Type}}{{end}}", &d),
+        "volumebind"
+    );
+}
+
+#[test]
+fn field_chain_errors() {
+    let d = container();
+    let render_errors = [
+        (
+            "{{(index .Config.Env 0).Name}}",
+            "can't evaluate field Name in type string",
+        ),
+        (
+            "{{(.State.Pid).Value}}",
+            "can't evaluate field Value in type number",
+        ),
+        // With a space the field is a second operand, as in Go.
+        (
+            "{{(index .Mounts 0) .Name}}",
+            "can't give argument to non-function",
+        ),
+        (
+            "{{(index .Mounts 0).Name .Name}}",
+            "can't give argument to non-function",
+        ),
+        (
+            "{{.Name | (index .Mounts 0).Name}}",
+            "can't give argument to non-function",
+        ),
+    ];
+    for (template, message) in render_errors {
+        let e = parse(template).unwrap().render(&d).expect_err(template);
+        assert!(e.message.contains(message), "{template}: {e}");
+    }
+    let parse_errors = [
+        ("{{(.State).}}", "bad field chain"),
+        ("{{(.State)..Pid}}", "bad field chain"),
+        ("{{(.State).Pid-x}}", "bad field chain"),
+        (r#"{{"abc".Len}}"#, "unexpected . after term \"abc\""),
+        ("{{.State).Pid}}", "unexpected \")\""),
+    ];
+    for (template, message) in parse_errors {
+        let e = parse(template).expect_err(template);
+        assert!(e.message.contains(message), "{template}: {e}");
+    }
+}
+
+#[test]
+fn table_header_titles_a_field_chain() {
+    let t = parse(r"table {{.Name}}\t{{(index .Mounts 0).Destination}}").unwrap();
+    assert_eq!(t.header(&[]).unwrap(), "NAME\tDESTINATION");
+    assert_eq!(t.render(&container()).unwrap(), "/web\t/data");
+}
