@@ -143,7 +143,7 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "IPAddress": ip,
             "Gateway": network.get("gateway").cloned().unwrap_or(json!("")),
             "MacAddress": network.get("mac").cloned().unwrap_or(json!("")),
-            "Ports": network.get("ports").cloned().unwrap_or(json!({})),
+            "Ports": docker_ports(&network),
             "Networks": network_entries(req, &network, &record.networks),
             "SandboxKey": if running && st.pid > 0 { format!("/proc/{}/ns/net", st.pid) } else { String::new() },
         },
@@ -181,6 +181,36 @@ fn network_entries(req: &crate::request::RunRequest, network: &Value, joined: &[
             "NetworkID": network.get("network_id").cloned().unwrap_or(json!("")),
         }),
     );
+    Value::Object(m)
+}
+
+/// Docker's `NetworkSettings.Ports`: `{"80/tcp": [{"HostIp": "127.0.0.1", "HostPort":
+/// "32768"}]}` from berth-net's list of mappings (`{{(index (index .NetworkSettings.Ports
+/// "80/tcp") 0).HostPort}}` is how Docker users read a published port).
+fn docker_ports(network: &Value) -> Value {
+    let mut m = serde_json::Map::new();
+    for p in network
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let text = |k: &str| match p.get(k) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        };
+        let ip = match text("host_ip") {
+            ip if ip.is_empty() => "0.0.0.0".to_string(),
+            ip => ip,
+        };
+        let key = format!("{}/{}", text("container_port"), text("protocol"));
+        let binding = json!({"HostIp": ip, "HostPort": text("host_port")});
+        match m.entry(key).or_insert_with(|| json!([])) {
+            Value::Array(a) => a.push(binding),
+            other => *other = json!([binding]),
+        }
+    }
     Value::Object(m)
 }
 
