@@ -39,7 +39,7 @@ pub struct Netns {
 
 impl Netns {
     pub fn new() -> Netns {
-        let child = Command::new("unshare")
+        let mut child = Command::new("unshare")
             .args(["--net", "--", BUSYBOX, "sleep", "1000"])
             .stdin(Stdio::null())
             .spawn()
@@ -55,6 +55,8 @@ impl Netns {
                 _ => std::thread::sleep(std::time::Duration::from_millis(1)),
             }
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("unshare --net never entered a new namespace");
     }
 
