@@ -35,7 +35,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     mount_overlay(&dir, &root, &layers)?;
     let result = (|| {
         let etc = write_etc_files(&dir, record)?;
-        let volumes = volumes(engine, &record.request.mounts)?;
+        let volumes = volumes(engine, &record.request.mounts, &root)?;
         let joins = joins(engine, record)?;
         let cgroups_path = Engine::cgroups_path(&record.id);
         let limits = HostLimits::current();
@@ -282,11 +282,20 @@ fn write_etc_files(dir: &Path, record: &Record) -> Result<EtcFiles> {
     Ok(etc)
 }
 
-/// Named and anonymous volumes: `<root>/volumes/<name>/_data`, made on first use.
-fn volumes(engine: &Engine, mounts: &[MountRequest]) -> Result<BTreeMap<String, PathBuf>> {
+/// Named and anonymous volumes: `<root>/volumes/<name>/_data` (made at create, or here for a
+/// container created before that), an empty one first filled from the image's directory at
+/// its mount point (Docker's copy-up) unless the mount says `nocopy`.
+fn volumes(
+    engine: &Engine,
+    mounts: &[MountRequest],
+    rootfs: &Path,
+) -> Result<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
     for m in mounts.iter().filter(|m| m.kind == "volume") {
         let data = crate::volumes::ensure(engine, &m.source)?;
+        if !m.options.iter().any(|o| o == "nocopy") {
+            crate::copy_up::populate(rootfs, &m.target, &data)?;
+        }
         out.insert(m.source.clone(), data);
     }
     Ok(out)

@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 pub mod bundle;
+pub mod copy_up;
 pub mod engine;
 pub mod error;
 pub mod inspect;

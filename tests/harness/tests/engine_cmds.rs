@@ -544,3 +544,79 @@ fn create_makes_the_containers_volumes() {
     assert_eq!(berth.ok(&["volume", "ls", "-q"]), "named");
     berth.ok(&["volume", "rm", "named"]);
 }
+
+/// Docker's copy-up: an empty volume mounted where the image has files starts with a copy of
+/// them (links as links, owners and modes kept); a volume with content, and a `nocopy` mount,
+/// are left as they are.
+#[test]
+fn an_empty_volume_starts_with_the_images_files() {
+    use berth_harness::image::GROUP;
+    use std::os::unix::fs::PermissionsExt;
+    need_root!();
+    let berth = Berth::new();
+    let group = berth.ok(&["run", "--rm", "-v", "cfg:/etc", IMAGE, "cat", "/etc/group"]);
+    assert_eq!(format!("{group}\n"), GROUP);
+    // /bin holds busybox and its applets as links: the volume replaces /bin and still runs.
+    berth.ok(&["run", "--rm", "-v", "bins:/bin", IMAGE, "/bin/true"]);
+    let bins = berth.root().join("volumes/bins/_data");
+    assert_eq!(
+        fs::read_link(bins.join("sh")).expect("sh is a link"),
+        std::path::Path::new("busybox")
+    );
+    let busybox = fs::symlink_metadata(bins.join("busybox")).expect("busybox");
+    assert!(busybox.is_file());
+    assert_eq!(busybox.permissions().mode() & 0o7777, 0o755);
+
+    let check = "test -e /etc/group && echo copied || echo empty";
+    let bare = berth.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "bare:/etc:nocopy",
+        IMAGE,
+        "sh",
+        "-c",
+        check,
+    ]);
+    assert_eq!(bare, "empty");
+    berth.ok(&["volume", "create", "full"]);
+    fs::write(berth.root().join("volumes/full/_data/mine"), "x").expect("a file of its own");
+    let full = berth.ok(&["run", "--rm", "-v", "full:/etc", IMAGE, "sh", "-c", check]);
+    assert_eq!(full, "empty");
+    berth.ok(&["volume", "rm", "cfg", "bins", "bare", "full"]);
+}
+
+/// The image is not trusted by copy-up: a mount point that is a link climbing out of the root
+/// resolves inside it (the image's /etc, not the host's).
+#[test]
+fn copy_up_follows_no_link_out_of_the_root() {
+    use berth_harness::image::image_tar;
+    need_root!();
+    let berth = Berth::new();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let tar = tmp.path().join("evil.tar");
+    fs::copy(image_tar(), &tar).expect("copy the test image");
+    std::os::unix::fs::symlink("../../../../../../../../etc", tmp.path().join("data"))
+        .expect("the link");
+    let appended = std::process::Command::new("tar")
+        .arg("-rf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(tmp.path())
+        .arg("data")
+        .status()
+        .expect("tar");
+    assert!(appended.success());
+    berth.ok(&["import", tar.to_str().unwrap(), "evil:1"]);
+    berth.ok(&["run", "--rm", "-v", "climb:/data", "evil:1", "true"]);
+    let data = berth.root().join("volumes/climb/_data");
+    assert!(
+        data.join("group").exists(),
+        "the image's /etc was not copied"
+    );
+    assert!(
+        !data.join("debian_version").exists() && !data.join("os-release").exists(),
+        "the host's /etc was copied"
+    );
+    berth.ok(&["volume", "rm", "climb"]);
+}

@@ -220,7 +220,9 @@ pub(super) fn volume(v: &str) -> Result<MountRequest> {
         match o {
             "ro" | "readonly" => m.read_only = true,
             "rw" => {}
-            "z" | "Z" | "nocopy" => {}
+            "z" | "Z" => {}
+            "nocopy" if m.kind == "volume" => m.options.push(o.to_string()),
+            "nocopy" => {}
             p if [
                 "private", "rprivate", "shared", "rshared", "slave", "rslave",
             ]
@@ -256,6 +258,10 @@ pub(super) fn mount(spec: &str) -> Result<MountRequest> {
             "bind-propagation" => m.options.push(v.to_string()),
             "tmpfs-size" => m.options.push(format!("size={v}")),
             "tmpfs-mode" => m.options.push(format!("mode={v}")),
+            "volume-nocopy" if v.is_empty() || v == "true" || v == "1" => {
+                m.options.push("nocopy".into())
+            }
+            "volume-nocopy" => {}
             _ => bail!("--mount {spec:?}: unknown field {k:?}"),
         }
     }
