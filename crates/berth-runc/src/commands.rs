@@ -55,6 +55,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Events(a) => events(&root, &a.id, a.stats),
+        Command::Update(a) => crate::update::run(&root, a),
     }
 }
 

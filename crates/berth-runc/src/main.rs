@@ -18,6 +18,7 @@ macro_rules! out {
 mod cli;
 mod commands;
 mod spec;
+mod update;
 
 use clap::error::ErrorKind;
 use clap::Parser;

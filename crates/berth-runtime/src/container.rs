@@ -256,6 +256,50 @@ pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>> {
     Ok(pids)
 }
 
+/// `update`: writes `resources` into the container's cgroups, then keeps them in its record
+/// (merged field by field into the spec's: what the update leaves out stays as it was).
+pub fn update(root: &Root, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let mut c = load(root, id)?;
+    require(
+        &c,
+        &[Status::Created, Status::Running, Status::Paused],
+        "only a created, running or paused container can be updated",
+    )?;
+    cgroup::open(&c.record.cgroup_path)?.apply(resources)?;
+    let mut linux = c.record.spec.linux().clone().unwrap_or_default();
+    let old = serde_json::to_value(linux.resources().clone().unwrap_or_default());
+    let new = serde_json::to_value(resources);
+    if let (Ok(mut merged), Ok(new)) = (old, new) {
+        merge(&mut merged, new);
+        if let Ok(merged) = serde_json::from_value(merged) {
+            linux.set_resources(Some(merged));
+            c.record.spec.set_linux(Some(linux));
+            root.save(&c.record)?;
+        }
+    }
+    Ok(())
+}
+
+/// JSON merge: the fields `update` has replace those of `base`, recursively; null is no word.
+fn merge(base: &mut serde_json::Value, update: serde_json::Value) {
+    match (base, update) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(update)) => {
+            for (key, value) in update {
+                if value.is_null() {
+                    continue;
+                }
+                match base.get_mut(&key) {
+                    Some(slot) => merge(slot, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (slot, value) => *slot = value,
+    }
+}
+
 /// The cgroup statistics, for `events --stats`.
 pub fn stats(root: &Root, id: &str) -> Result<berth_cgroups::Stats> {
     let c = load(root, id)?;

@@ -182,6 +182,21 @@ fn podman_detached_exec_stop_rm() {
         Some(4),
         "podman exec should return the process's exit code"
     );
+    // podman update goes through the runtime's `update` (its resources JSON).
+    run_ok(
+        podman
+            .podman()
+            .args(["update", "--memory", "64m", "--memory-swap", "64m", &name]),
+    );
+    let limit = ["memory/memory.limit_in_bytes", "memory.max"]
+        .iter()
+        .find_map(|f| {
+            let path = format!("/sys/fs/cgroup/{f}");
+            let ran = run(podman.podman().args(["exec", &name, "cat", &path]));
+            ran.status.success().then(|| ran.stdout.trim().to_string())
+        })
+        .expect("the container's memory limit file");
+    assert_eq!(limit, (64u64 << 20).to_string());
     // One second of SIGTERM (ignored by sleep as PID 1), then SIGKILL: both go through the
     // runtime's `kill`.
     run_ok(podman.podman().args(["stop", "--time", "1", &name]));

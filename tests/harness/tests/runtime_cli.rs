@@ -87,7 +87,7 @@ fn version_and_help_are_shaped_like_runcs() {
     let help = rt.run(&["--help"]).ok();
     for command in [
         "create", "start", "run", "state", "kill", "delete", "exec", "ps", "list", "pause",
-        "resume", "spec", "features", "events",
+        "resume", "spec", "features", "events", "update",
     ] {
         let listed = help
             .lines()
@@ -664,4 +664,88 @@ fn a_closed_output_pipe_ends_the_command_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// runc's `update`: flags (sizes with units, as runc takes them) and a resources JSON on stdin
+/// change a running container's cgroup limits; `events --stats` and the cgroup files show them.
+#[test]
+fn update_changes_the_limits_of_a_running_container() {
+    need_root!();
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let cgroup = bundle
+        .spec()
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .expect("the harness gives each bundle a cgroups path");
+    let (id, _guard) = running(&rt, &bundle, "update");
+    rt.run(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "64m",
+        "--pids-limit",
+        "20",
+        "--cpu-period",
+        "100000",
+        "--cpu-quota",
+        "50000",
+        &id,
+    ])
+    .ok();
+    let stats = json(&rt.run(&["events", "--stats", &id]).ok());
+    assert_eq!(
+        stats["data"]["memory"]["usage"]["limit"],
+        64 << 20,
+        "{stats}"
+    );
+    assert_eq!(stats["data"]["pids"]["limit"], 20, "{stats}");
+    let rel = cgroup.to_string_lossy().trim_start_matches('/').to_string();
+    // v1 (cpu alone or co-mounted with cpuacct), else v2.
+    let quota = ["cpu", "cpu,cpuacct"]
+        .iter()
+        .map(|h| {
+            Path::new("/sys/fs/cgroup")
+                .join(h)
+                .join(&rel)
+                .join("cpu.cfs_quota_us")
+        })
+        .chain([Path::new("/sys/fs/cgroup").join(&rel).join("cpu.max")])
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .expect("the cpu quota file");
+    assert!(quota.starts_with("50000"), "{quota}");
+
+    let mut child = rt
+        .command()
+        .args(["update", "-r", "-", &id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth-runc update -r -");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(br#"{"pids": {"limit": 30}}"#)
+        .expect("write the resources");
+    let out = child.wait_with_output().expect("wait for update");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = json(&rt.run(&["events", "--stats", &id]).ok());
+    assert_eq!(stats["data"]["pids"]["limit"], 30, "{stats}");
+    // What the JSON left out stays as the flags set it.
+    assert_eq!(
+        stats["data"]["memory"]["usage"]["limit"],
+        64 << 20,
+        "{stats}"
+    );
+    let line = one_line_error(rt.run(&["update", "--memory", "lots", &id]));
+    assert!(line.contains("not a size"), "{line}");
 }
