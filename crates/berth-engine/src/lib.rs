@@ -16,6 +16,7 @@ pub mod ns;
 pub mod records;
 pub mod request;
 pub mod spec;
+pub mod update;
 pub mod volumes;
 
 pub use engine::Engine;

@@ -139,10 +139,18 @@ pub struct RunRequest {
     pub memory: Option<i64>,
     /// Bytes of memory plus swap; -1 for unlimited.
     pub memory_swap: Option<i64>,
+    /// Bytes: the soft limit (`--memory-reservation`).
+    pub memory_reservation: Option<i64>,
     /// `--cpus` in CPUs (1.5).
     pub cpus: Option<f64>,
+    /// `--cpu-period` and `--cpu-quota` in microseconds (the CFS knobs `--cpus` sets for you).
+    pub cpu_period: Option<u64>,
+    pub cpu_quota: Option<i64>,
     pub cpu_shares: Option<u64>,
     pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    /// `--blkio-weight`: 10 to 1000.
+    pub blkio_weight: Option<u16>,
     pub pids_limit: Option<i64>,
     pub ulimits: Vec<Ulimit>,
     pub sysctls: BTreeMap<String, String>,

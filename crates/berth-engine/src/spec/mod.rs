@@ -21,7 +21,7 @@ pub use defaults::{CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use error::SpecError;
 pub use etc::{hosts_file, pick_host_resolv, resolv_conf};
 pub use namespaces::{USERNS_HOST_ID, USERNS_SIZE};
-pub use resources::HostLimits;
+pub use resources::{limits as resource_limits, HostLimits};
 pub use security::profile as seccomp_profile;
 pub use user::{resolve as resolve_user, resolve_from as resolve_user_from, ResolvedUser};
 

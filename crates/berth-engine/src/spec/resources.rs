@@ -7,8 +7,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use nix::sys::resource::{getrlimit, Resource};
 use oci_spec::runtime::{
-    LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxPids,
-    LinuxResources, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
+    LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory,
+    LinuxPids, LinuxResources, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
 };
 
 use super::defaults::{self, device_rule};
@@ -147,7 +147,7 @@ const MIN_MEMORY: i64 = 6 << 20;
 
 fn memory(req: &RunRequest) -> Result<Option<LinuxMemory>, SpecError> {
     let swap = match (req.memory, req.memory_swap) {
-        (None, None) => return Ok(None),
+        (None, None) => None,
         (None, Some(s)) => {
             return Err(SpecError::invalid(
                 format!("--memory-swap {s}"),
@@ -161,18 +161,38 @@ fn memory(req: &RunRequest) -> Result<Option<LinuxMemory>, SpecError> {
             ))
         }
         // Docker's default: as much swap as memory (the limit counts both).
-        (Some(m), None | Some(0)) => m.saturating_mul(2),
-        (Some(_), Some(-1)) => -1,
+        (Some(m), None | Some(0)) => Some(m.saturating_mul(2)),
+        (Some(_), Some(-1)) => Some(-1),
         (Some(m), Some(s)) if s < m => {
             return Err(SpecError::invalid(
                 format!("--memory-swap {s}"),
                 format!("must be at least --memory ({m}), or -1 for unlimited swap"),
             ))
         }
-        (Some(_), Some(s)) => s,
+        (Some(_), Some(s)) => Some(s),
     };
+    if let Some(r) = req.memory_reservation {
+        let flag = format!("--memory-reservation {r}");
+        if r < MIN_MEMORY {
+            return Err(SpecError::invalid(
+                flag,
+                "the smallest memory reservation allowed is 6MB; raise it",
+            ));
+        }
+        if let Some(m) = req.memory.filter(|m| *m < r) {
+            return Err(SpecError::invalid(
+                flag,
+                format!("must not be above --memory ({m}); lower it or raise the memory limit"),
+            ));
+        }
+    }
+    if swap.is_none() && req.memory_reservation.is_none() {
+        return Ok(None);
+    }
     let mut mem = LinuxMemory::default();
-    mem.set_limit(req.memory).set_swap(Some(swap));
+    mem.set_limit(req.memory)
+        .set_swap(swap)
+        .set_reservation(req.memory_reservation);
     Ok(Some(mem))
 }
 
@@ -199,12 +219,25 @@ fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
 }
 
 fn cpu(req: &RunRequest) -> Result<Option<LinuxCpu>, SpecError> {
-    if req.cpus.is_none() && req.cpu_shares.is_none() && req.cpuset_cpus.is_none() {
+    if req.cpus.is_none()
+        && req.cpu_shares.is_none()
+        && req.cpuset_cpus.is_none()
+        && req.cpuset_mems.is_none()
+        && req.cpu_period.is_none()
+        && req.cpu_quota.is_none()
+    {
         return Ok(None);
     }
     let online = online_cpus();
     let mut cpu = LinuxCpu::default();
+    cpu.set_period(req.cpu_period).set_quota(req.cpu_quota);
     if let Some(cpus) = req.cpus {
+        if req.cpu_period.is_some() || req.cpu_quota.is_some() {
+            return Err(SpecError::invalid(
+                format!("--cpus {cpus}"),
+                "conflicts with --cpu-period and --cpu-quota, which it sets itself; use one or the other",
+            ));
+        }
         let n = online.len().max(1) as f64;
         if !(cpus >= 0.01 && cpus <= n) {
             return Err(SpecError::invalid(
@@ -214,6 +247,18 @@ fn cpu(req: &RunRequest) -> Result<Option<LinuxCpu>, SpecError> {
         }
         cpu.set_quota(Some((cpus * 100_000.0).round() as i64))
             .set_period(Some(100_000));
+    }
+    if let Some(p) = req.cpu_period.filter(|p| !(1000..=1_000_000).contains(p)) {
+        return Err(SpecError::invalid(
+            format!("--cpu-period {p}"),
+            "must be from 1000 (1ms) to 1000000 (1s) microseconds",
+        ));
+    }
+    if let Some(q) = req.cpu_quota.filter(|q| (0..1000).contains(q)) {
+        return Err(SpecError::invalid(
+            format!("--cpu-quota {q}"),
+            "must be at least 1000 (1ms) microseconds, or -1 for no quota",
+        ));
     }
     cpu.set_shares(req.cpu_shares);
     if let Some(set) = &req.cpuset_cpus {
@@ -228,7 +273,47 @@ fn cpu(req: &RunRequest) -> Result<Option<LinuxCpu>, SpecError> {
         }
         cpu.set_cpus(Some(set.clone()));
     }
+    if let Some(set) = &req.cpuset_mems {
+        if parse_cpu_list(set).is_none() {
+            return Err(SpecError::invalid(
+                format!("--cpuset-mems {set}"),
+                "not a list of memory nodes such as 0-1,3; fix it",
+            ));
+        }
+        cpu.set_mems(Some(set.clone()));
+    }
     Ok(Some(cpu))
+}
+
+fn block_io(req: &RunRequest) -> Result<Option<LinuxBlockIo>, SpecError> {
+    let Some(weight) = req.blkio_weight else {
+        return Ok(None);
+    };
+    if !(10..=1000).contains(&weight) {
+        return Err(SpecError::invalid(
+            format!("--blkio-weight {weight}"),
+            "the range of block I/O weights is from 10 to 1000",
+        ));
+    }
+    let mut blkio = LinuxBlockIo::default();
+    blkio.set_weight(Some(weight));
+    Ok(Some(blkio))
+}
+
+/// The cgroup limits asked for (memory, CPU, pids, block I/O), without device rules: what
+/// `run` puts in the spec and `update` applies to a live container. Every error names its flag.
+pub fn limits(req: &RunRequest) -> Result<LinuxResources, SpecError> {
+    let mut res = LinuxResources::default();
+    res.set_memory(memory(req)?)
+        .set_cpu(cpu(req)?)
+        .set_block_io(block_io(req)?);
+    let pids = req.pids_limit.filter(|l| *l > 0).map(|limit| {
+        let mut p = LinuxPids::default();
+        p.set_limit(limit);
+        p
+    });
+    res.set_pids(pids);
+    Ok(res)
 }
 
 /// The cgroup limits. `device_rules` are Docker's defaults, or allow-all when privileged, plus
@@ -237,14 +322,8 @@ pub fn resources(
     req: &RunRequest,
     device_rules: Vec<LinuxDeviceCgroup>,
 ) -> Result<LinuxResources, SpecError> {
-    let mut res = LinuxResources::default();
-    res.set_memory(memory(req)?).set_cpu(cpu(req)?);
-    let pids = req.pids_limit.filter(|l| *l > 0).map(|limit| {
-        let mut p = LinuxPids::default();
-        p.set_limit(limit);
-        p
-    });
-    res.set_pids(pids).set_devices(Some(device_rules));
+    let mut res = limits(req)?;
+    res.set_devices(Some(device_rules));
     Ok(res)
 }
 
