@@ -108,6 +108,8 @@ pub enum Command {
     Port(port::PortArgs),
     /// Show a container's namespaces: its own, the host's, or another container's
     Ns(ns::NsArgs),
+    /// Update configuration of one or more containers
+    Update(crate::container::update::UpdateArgs),
     /// Display the running processes of a container (host PIDs; --tree under its monitor)
     Top(top::TopArgs),
     /// Display a live stream of container resource usage statistics
@@ -180,6 +182,7 @@ pub enum ContainerCommand {
     Unpause(manage::NamesArgs),
     Rename(manage::RenameArgs),
     Port(port::PortArgs),
+    Update(crate::container::update::UpdateArgs),
     Inspect(inspect::InspectArgs),
     /// Remove all stopped containers
     Prune(manage::PruneArgs),

@@ -17,4 +17,5 @@ pub mod relay;
 pub mod run;
 pub mod stats;
 pub mod top;
+pub mod update;
 pub mod volume;
