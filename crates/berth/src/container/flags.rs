@@ -135,6 +135,21 @@ pub struct RunFlags {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
     /// Ulimit options (name=soft[:hard])
     #[arg(long)]
     pub ulimit: Vec<String>,
@@ -244,6 +259,16 @@ impl RunFlags {
             cpu_shares: self.cpu_shares,
             cpuset_cpus: self.cpuset_cpus.clone(),
             pids_limit: self.pids_limit,
+            memory_reservation: self
+                .memory_reservation
+                .as_deref()
+                .map(|m| size("--memory-reservation", m))
+                .transpose()?,
+            cpu_period: self.cpu_period,
+            cpu_quota: self.cpu_quota,
+            cpuset_mems: self.cpuset_mems.clone(),
+            // As Docker: 0 leaves the weight alone.
+            blkio_weight: self.blkio_weight.filter(|w| *w != 0),
             ulimits: self
                 .ulimit
                 .iter()

@@ -62,7 +62,10 @@ pub struct PruneArgs {
 }
 
 /// Runs `act` on each container, printing its key on success and each error on stderr.
-pub(super) fn each(keys: &[String], mut act: impl FnMut(&str) -> Result<Option<String>>) -> Result<i32> {
+pub(super) fn each(
+    keys: &[String],
+    mut act: impl FnMut(&str) -> Result<Option<String>>,
+) -> Result<i32> {
     let mut failed = 0;
     for key in keys {
         match act(key) {

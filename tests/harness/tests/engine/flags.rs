@@ -539,3 +539,25 @@ fn ipc_of_another_container() {
     ]);
     assert_eq!(out, "shared", "/dev/shm is the other container's");
 }
+
+/// The CFS knobs, the memory soft limit and cpuset mems of `run`, seen from inside; a period
+/// out of Docker's range is one line and 125.
+#[test]
+fn cpu_period_quota_memory_reservation_and_cpuset_mems() {
+    need_root!();
+    let berth = Berth::new();
+    let read = "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us \
+                /sys/fs/cgroup/memory/memory.soft_limit_in_bytes /sys/fs/cgroup/cpuset/cpuset.mems \
+                2>/dev/null || cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/memory.low /sys/fs/cgroup/cpuset.mems";
+    #[rustfmt::skip]
+    let out = berth.ok(&[
+        "run", "--rm", "--cpu-period", "100000", "--cpu-quota", "50000",
+        "--memory-reservation", "16m", "--cpuset-mems", "0", IMAGE, "sh", "-c", read,
+    ]);
+    let v1 = "50000\n100000\n16777216\n0";
+    let v2 = "50000 100000\n16777216\n0";
+    assert!(out == v1 || out == v2, "{out}");
+    let ran = berth.run(&["run", "--rm", "--cpu-period", "10", IMAGE, "true"]);
+    assert_eq!(ran.code(), Some(125), "{}", ran.stderr);
+    assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
+}
