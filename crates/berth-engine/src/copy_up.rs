@@ -10,13 +10,14 @@
 //! hard links become separate files, and extended attributes are not copied.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{
-    fchmod, fchmodat, fstat, fstatat, futimens, mkdirat, mknodat, utimensat, FchmodatFlags,
-    FileStat, Mode, SFlag, UtimensatFlags,
+    fchmod, fstat, fstatat, futimens, mkdirat, mknodat, utimensat, FileStat, Mode, SFlag,
+    UtimensatFlags,
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, symlinkat, Gid, Uid};
@@ -27,7 +28,10 @@ use crate::error::{Error, Result};
 const MAX_DEPTH: usize = 256;
 
 /// Copies `target` of the root `rootfs` into the volume directory `data` if `data` is empty
-/// and the image has a directory there. Returns whether it copied.
+/// and the image has a directory there. Returns whether it copied. One copy at a time per
+/// volume (a lock on the volume's own directory, the parent of `data`): a second container
+/// starting on the same empty volume waits, then finds it filled. A copy that fails removes
+/// what it made, so the next start tries again instead of running on half the files.
 pub fn populate(rootfs: &Path, target: &str, data: &Path) -> Result<bool> {
     let fail = |step: &'static str, path: &Path| {
         let path = path.to_path_buf();
@@ -37,6 +41,9 @@ pub fn populate(rootfs: &Path, target: &str, data: &Path) -> Result<bool> {
             source: e.into(),
         }
     };
+    let volume = data.parent().unwrap_or(data);
+    let lock = std::fs::File::open(volume).map_err(Error::io("open volume", volume))?;
+    lock.lock().map_err(Error::io("lock volume", volume))?;
     let mut entries = std::fs::read_dir(data).map_err(Error::io("read volume", data))?;
     if entries.next().is_some() {
         return Ok(false);
@@ -63,78 +70,136 @@ pub fn populate(rootfs: &Path, target: &str, data: &Path) -> Result<bool> {
         Mode::empty(),
     )
     .map_err(fail("open volume", data))?;
-    copy_dir(src.as_fd(), dst.as_fd(), 0).map_err(fail("copy the image's files into", data))?;
-    let st = fstat(&src).map_err(fail("stat the image's directory", &rootfs.join(inside)))?;
-    set_attrs(dst.as_fd(), &st).map_err(fail("set the owner and mode of", data))?;
+    let copied = copy_dir(src.as_fd(), dst.as_fd(), Path::new(""), 0).and_then(|()| {
+        let st = fstat(&src).map_err(|e| Failed::at("fstat", Path::new("."), e))?;
+        set_attrs(dst.as_fd(), &st)
+            .map_err(|e| Failed::at("set the owner and mode of", Path::new("."), e))
+    });
+    if let Err(failed) = copied {
+        empty(data);
+        return Err(Error::Io {
+            step: "copy the image's files into the volume (copy-up)",
+            path: data.join(&failed.entry),
+            source: std::io::Error::other(format!("{}: {}", failed.call, failed.errno)),
+        });
+    }
     Ok(true)
 }
 
-/// Copies the entries of `src` into `dst` (both directories), recursively.
-fn copy_dir(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, depth: usize) -> nix::Result<()> {
-    if depth > MAX_DEPTH {
-        return Err(Errno::ELOOP);
+/// Removes what a failed copy made in the volume directory `data` (its entries, not it).
+/// std's remove_dir_all does not follow symbolic links.
+fn empty(data: &Path) {
+    let Ok(entries) = std::fs::read_dir(data) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let _ = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
     }
-    let listing = openat(
-        src,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut dir = nix::dir::Dir::from_fd(listing)?;
+}
+
+/// Which entry (relative to the copied directory) and which call failed.
+struct Failed {
+    entry: std::path::PathBuf,
+    call: &'static str,
+    errno: Errno,
+}
+
+impl Failed {
+    fn at(call: &'static str, entry: &Path, errno: Errno) -> Failed {
+        Failed {
+            entry: entry.to_path_buf(),
+            call,
+            errno,
+        }
+    }
+}
+
+type Copied = std::result::Result<(), Failed>;
+
+/// Copies the entries of `src` into `dst` (both directories, `at` below the copy's top),
+/// recursively.
+fn copy_dir(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, at: &Path, depth: usize) -> Copied {
+    if depth > MAX_DEPTH {
+        return Err(Failed::at("descend (too deep)", at, Errno::ELOOP));
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let listing =
+        openat(src, ".", flags, Mode::empty()).map_err(|e| Failed::at("openat", at, e))?;
+    let mut dir = nix::dir::Dir::from_fd(listing).map_err(|e| Failed::at("fdopendir", at, e))?;
     for entry in dir.iter() {
-        let entry = entry?;
+        let entry = entry.map_err(|e| Failed::at("readdir", at, e))?;
         let name = entry.file_name();
         if name.to_bytes() == b"." || name.to_bytes() == b".." {
             continue;
         }
-        let st = fstatat(src, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
-        copy_entry(src, dst, name, &st, depth)?;
+        let here = at.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+        let st = fstatat(src, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| Failed::at("fstatat", &here, e))?;
+        copy_entry(src, dst, name, &st).map_err(|(call, e)| Failed::at(call, &here, e))?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+            copy_subdir(src, dst, name, &st, &here, depth)?;
+        }
     }
     Ok(())
 }
 
-/// Copies the entry `name` of `src`, whose status is `st`, into `dst`.
+/// A directory's entries, then its owner, mode and times (after them, so a read-only mode
+/// does not stop the copy).
+fn copy_subdir(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    st: &FileStat,
+    here: &Path,
+    depth: usize,
+) -> Copied {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let from =
+        openat(src, name, flags, Mode::empty()).map_err(|e| Failed::at("openat", here, e))?;
+    let to = openat(dst, name, flags, Mode::empty()).map_err(|e| Failed::at("openat", here, e))?;
+    copy_dir(from.as_fd(), to.as_fd(), here, depth + 1)?;
+    set_attrs(to.as_fd(), st).map_err(|e| Failed::at("set the owner and mode of", here, e))
+}
+
+/// Makes the entry `name` of `src`, whose status is `st`, in `dst` (a directory empty, to be
+/// filled by the caller). The error names the call that failed.
 fn copy_entry(
     src: BorrowedFd<'_>,
     dst: BorrowedFd<'_>,
     name: &std::ffi::CStr,
     st: &FileStat,
-    depth: usize,
-) -> nix::Result<()> {
+) -> std::result::Result<(), (&'static str, Errno)> {
     let nofollow = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
         SFlag::S_IFDIR => {
-            mkdirat(dst, name, Mode::from_bits_truncate(0o700))?;
-            let from = openat(
-                src,
-                name,
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | nofollow,
-                Mode::empty(),
-            )?;
-            let to = openat(
-                dst,
-                name,
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | nofollow,
-                Mode::empty(),
-            )?;
-            copy_dir(from.as_fd(), to.as_fd(), depth + 1)?;
-            set_attrs(to.as_fd(), st)
+            mkdirat(dst, name, Mode::from_bits_truncate(0o700)).map_err(|e| ("mkdirat", e))
         }
         SFlag::S_IFREG => {
-            let from = openat(src, name, OFlag::O_RDONLY | nofollow, Mode::empty())?;
+            let from = openat(src, name, OFlag::O_RDONLY | nofollow, Mode::empty())
+                .map_err(|e| ("openat", e))?;
             let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | nofollow;
-            let to = openat(dst, name, flags, Mode::from_bits_truncate(0o600))?;
+            let to = openat(dst, name, flags, Mode::from_bits_truncate(0o600))
+                .map_err(|e| ("openat (create)", e))?;
             let (mut from, mut to) = (std::fs::File::from(from), std::fs::File::from(to));
-            std::io::copy(&mut from, &mut to)
-                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-            set_attrs(OwnedFd::from(to).as_fd(), st)
+            std::io::copy(&mut from, &mut to).map_err(|e| {
+                (
+                    "copy_file_range",
+                    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                )
+            })?;
+            set_attrs(OwnedFd::from(to).as_fd(), st).map_err(|e| ("set the owner and mode", e))
         }
         SFlag::S_IFLNK => {
-            let link = nix::fcntl::readlinkat(src, name)?;
-            symlinkat(link.as_os_str(), dst, name)?;
-            chown_at(dst, name, st)?;
+            let link = nix::fcntl::readlinkat(src, name).map_err(|e| ("readlinkat", e))?;
+            symlinkat(link.as_os_str(), dst, name).map_err(|e| ("symlinkat", e))?;
+            chown_at(dst, name, st).map_err(|e| ("fchownat", e))?;
             let (atime, mtime) = times(st);
             utimensat(dst, name, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
+                .map_err(|e| ("utimensat", e))
         }
         SFlag::S_IFIFO => {
             mknodat(
@@ -143,11 +208,17 @@ fn copy_entry(
                 SFlag::S_IFIFO,
                 Mode::from_bits_truncate(0o600),
                 0,
-            )?;
-            chown_at(dst, name, st)?;
-            fchmodat(dst, name, mode_of(st), FchmodatFlags::FollowSymlink)?;
-            let (atime, mtime) = times(st);
-            utimensat(dst, name, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
+            )
+            .map_err(|e| ("mknodat", e))?;
+            // Through a descriptor of the fifo itself: a process sharing the volume could
+            // have put a link in its place.
+            let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | nofollow;
+            let fifo = openat(dst, name, flags, Mode::empty()).map_err(|e| ("openat", e))?;
+            let kind = fstat(&fifo).map_err(|e| ("fstat", e))?.st_mode;
+            if SFlag::from_bits_truncate(kind) & SFlag::S_IFMT != SFlag::S_IFIFO {
+                return Err(("fstat (not the fifo made)", Errno::EEXIST));
+            }
+            set_attrs(fifo.as_fd(), st).map_err(|e| ("set the owner and mode", e))
         }
         // Device nodes and sockets: not carried into a host directory.
         _ => Ok(()),

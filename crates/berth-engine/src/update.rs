@@ -62,7 +62,11 @@ pub fn update(engine: &Engine, key: &str, u: &Update) -> Result<Record> {
         let req = changed(&r.request, u)?;
         let resources = live_resources(&req, u)?;
         if matches!(r.state.status, Status::Running | Status::Paused) {
-            berth_runtime::container::update(&engine.runtime, &r.id, &resources)?;
+            match berth_runtime::container::update(&engine.runtime, &r.id, &resources) {
+                // It exited since: the record alone takes the change, for its next start.
+                Err(berth_runtime::Error::Status { .. } | berth_runtime::Error::NotFound(_)) => {}
+                other => other?,
+            }
         }
         r.request = req;
         Ok(r.clone())

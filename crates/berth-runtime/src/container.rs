@@ -256,28 +256,37 @@ pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>> {
     Ok(pids)
 }
 
-/// `update`: writes `resources` into the container's cgroups, then keeps them in its record
-/// (merged field by field into the spec's: what the update leaves out stays as it was).
+/// `update`: merges `resources` into the container's (field by field: what the update leaves
+/// out stays as it was) and writes the result into its cgroups, then keeps it in its record.
+/// Device rules are not updated, as in runc: the cgroup keeps the ones create wrote (with the
+/// defaults every container gets), whatever the caller sends. One update at a time per
+/// container (a lock on its state directory).
 pub fn update(root: &Root, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let dir = root.dir(id);
+    let lock = std::fs::File::open(&dir).map_err(|_| Error::NotFound(id.to_string()))?;
+    lock.lock()
+        .at("lock the container's state for update", &dir)?;
     let mut c = load(root, id)?;
     require(
         &c,
         &[Status::Created, Status::Running, Status::Paused],
         "only a created, running or paused container can be updated",
     )?;
-    cgroup::open(&c.record.cgroup_path)?.apply(resources)?;
     let mut linux = c.record.spec.linux().clone().unwrap_or_default();
-    let old = serde_json::to_value(linux.resources().clone().unwrap_or_default());
-    let new = serde_json::to_value(resources);
-    if let (Ok(mut merged), Ok(new)) = (old, new) {
-        merge(&mut merged, new);
-        if let Ok(merged) = serde_json::from_value(merged) {
-            linux.set_resources(Some(merged));
-            c.record.spec.set_linux(Some(linux));
-            root.save(&c.record)?;
-        }
-    }
-    Ok(())
+    let mut merged = serde_json::to_value(linux.resources().clone().unwrap_or_default())
+        .map_err(|e| Error::Config(format!("update: the container's resources: {e}")))?;
+    let new = serde_json::to_value(resources)
+        .map_err(|e| Error::Config(format!("update: the new resources: {e}")))?;
+    merge(&mut merged, new);
+    let mut merged: oci_spec::runtime::LinuxResources = serde_json::from_value(merged)
+        .map_err(|e| Error::Config(format!("update: the merged resources: {e}")))?;
+    let mut to_write = merged.clone();
+    to_write.set_devices(None);
+    cgroup::open(&c.record.cgroup_path)?.apply(&to_write)?;
+    merged.set_devices(linux.resources().as_ref().and_then(|r| r.devices().clone()));
+    linux.set_resources(Some(merged));
+    c.record.spec.set_linux(Some(linux));
+    root.save(&c.record)
 }
 
 /// JSON merge: the fields `update` has replace those of `base`, recursively; null is no word.

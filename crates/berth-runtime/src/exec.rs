@@ -82,17 +82,24 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
         if cg.unified_dir().is_some() && !cloned_into {
             cg.add_task(pid)?;
         }
-        parent_end
-            .send(&FromParent::Go {
-                state: String::new(),
-            })
-            .during("tell the exec process to go on")?;
+        let go = parent_end.send(&FromParent::Go {
+            state: String::new(),
+        });
+        if let Err(e) = &go {
+            if !matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
+                return go.during("tell the exec process to go on");
+            }
+        }
+        // A send that fails may be the child having failed first (it joins its cgroups and
+        // namespaces before it waits for Go): its message says why, so read it either way.
         match parent_end.recv::<FromInit>() {
+            Ok(FromInit::Created) if go.is_err() => go.during("tell the exec process to go on"),
             Ok(FromInit::Created) => Ok(()),
             Ok(FromInit::Failed { step, error, exec }) => {
                 Err(Error::from_init(&step, &error, exec))
             }
             Ok(m) => Err(Error::Init(format!("exec: unexpected message {m:?}"))),
+            Err(_) if go.is_err() => go.during("tell the exec process to go on"),
             Err(e) => Err(Error::Init(format!(
                 "exec: the process exited without a word ({e})"
             ))),
@@ -167,14 +174,48 @@ fn prepare(
             what: "exec with CAP_SYS_PTRACE must wait for start",
         });
     }
+    let ptrace = caps::Capability::CAP_SYS_PTRACE;
+    let mark = root.dir(id).join(PTRACE_MARK);
     let exec_via = ExecVia::choose(
         &plan,
         Conditions {
             user_namespace: in_user_ns,
+            ptrace_in_container: spec_has_cap(&c.record.spec, "CAP_SYS_PTRACE") || mark.exists(),
             ..Conditions::default()
         },
     )?;
+    if plan.capabilities.has(ptrace) {
+        // Every later exec into this container takes the protected path (protect.rs).
+        std::fs::write(&mark, "").at("mark the container's CAP_SYS_PTRACE exec", &mark)?;
+    }
     Ok((c, plan, exec_via))
+}
+
+/// The file in a container's state directory that says an exec was given CAP_SYS_PTRACE.
+const PTRACE_MARK: &str = "exec-ptrace";
+
+/// True when any capability set of the spec's process holds `cap` ("CAP_SYS_PTRACE").
+fn spec_has_cap(spec: &oci_spec::runtime::Spec, cap: &str) -> bool {
+    let Some(sets) = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+    else {
+        return false;
+    };
+    [
+        sets.bounding(),
+        sets.effective(),
+        sets.permitted(),
+        sets.inheritable(),
+        sets.ambient(),
+    ]
+    .iter()
+    .any(|set| {
+        set.iter()
+            .flatten()
+            .any(|c| serde_json::to_value(c).is_ok_and(|v| v == cap))
+    })
 }
 
 /// The container's namespaces that differ from ours: (pid, to set before the fork; the rest,

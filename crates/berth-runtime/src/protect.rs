@@ -19,8 +19,9 @@
 //!   to any process without `CAP_SYS_PTRACE` (ptrace access mode read), as runc makes its
 //!   `runc init`; not where `fs.suid_dumpable` is 1, since the change of user would briefly
 //!   make it dumpable;
-//! - the process does not have `CAP_SYS_PTRACE`: other processes of the container would have it
-//!   too (an `exec` given it into a container still created is refused, see exec.rs);
+//! - no process of the container has `CAP_SYS_PTRACE`: not this one, not the container's own,
+//!   and no `exec` given it before (exec.rs leaves a mark for the ones that follow; one given it
+//!   into a container still created is refused until start);
 //! - it executes nothing of the container but its program: no createContainer or
 //!   startContainer hook (they are forked and executed by the init), and no `--init` reaper,
 //!   which stays PID 1 of the container for its whole life running the runtime's code;
@@ -50,6 +51,9 @@ pub enum ExecVia {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Conditions {
     pub user_namespace: bool,
+    /// Some other process of the container has (or had) CAP_SYS_PTRACE: it could open this
+    /// one's /proc/<pid>/exe, dumpable or not.
+    pub ptrace_in_container: bool,
     pub hooks_inside: bool,
     pub reaper: bool,
 }
@@ -115,6 +119,8 @@ fn trampoline_refused(process: &ProcessPlan, c: Conditions) -> Option<String> {
         "the seccomp filter does not allow execveat unconditionally"
     } else if process.capabilities.has(caps::Capability::CAP_SYS_PTRACE) {
         "the process has CAP_SYS_PTRACE, which opens /proc/<pid>/exe of non-dumpable processes"
+    } else if c.ptrace_in_container {
+        "a process of the container has CAP_SYS_PTRACE, which opens /proc/<pid>/exe of non-dumpable processes"
     } else if suid_dumpable() == Some(1) {
         "fs.suid_dumpable is 1: a change of user would make the process dumpable"
     } else {

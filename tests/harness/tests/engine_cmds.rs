@@ -620,3 +620,47 @@ fn copy_up_follows_no_link_out_of_the_root() {
     );
     berth.ok(&["volume", "rm", "climb"]);
 }
+
+/// A copy-up that fails (here: an image tree deeper than the copy goes) says which entry, and
+/// leaves the volume empty, so a later start does not run on half the files.
+#[test]
+fn a_failed_copy_up_leaves_the_volume_empty() {
+    use berth_harness::image::image_tar;
+    need_root!();
+    let berth = Berth::new();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut deep = tmp.path().join("deep");
+    fs::create_dir(&deep).expect("deep");
+    fs::write(deep.join("first"), "copied before the failure").expect("a file");
+    for _ in 0..300 {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).expect("the deep tree");
+    let tar = tmp.path().join("deep.tar");
+    fs::copy(image_tar(), &tar).expect("copy the test image");
+    let appended = std::process::Command::new("tar")
+        .arg("-rf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(tmp.path())
+        .arg("deep")
+        .status()
+        .expect("tar");
+    assert!(appended.success());
+    berth.ok(&["import", tar.to_str().unwrap(), "deep:1"]);
+    let ran = berth.run(&[
+        "run",
+        "--name",
+        "deep",
+        "-v",
+        "deepvol:/deep",
+        "deep:1",
+        "true",
+    ]);
+    assert_eq!(ran.code(), Some(125), "{}", ran.stderr);
+    assert!(ran.stderr.contains("too deep"), "{}", ran.stderr);
+    let data = berth.root().join("volumes/deepvol/_data");
+    assert_eq!(fs::read_dir(&data).expect("the volume").count(), 0);
+    berth.run(&["rm", "-f", "deep"]);
+    berth.ok(&["volume", "rm", "deepvol"]);
+}

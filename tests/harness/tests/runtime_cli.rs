@@ -748,4 +748,30 @@ fn update_changes_the_limits_of_a_running_container() {
     );
     let line = one_line_error(rt.run(&["update", "--memory", "lots", &id]));
     assert!(line.contains("not a size"), "{line}");
+    // Device rules are not updated (as in runc): a deny-all sent by a caller that passes the
+    // whole resources object, as podman does, leaves /dev/null usable.
+    let mut child = rt
+        .command()
+        .args(["update", "-r", "-", &id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth-runc update -r -");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(br#"{"devices": [{"allow": false, "access": "rwm"}], "pids": {"limit": 40}}"#)
+        .expect("write the resources");
+    let out = child.wait_with_output().expect("wait for update");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wrote = rt
+        .run(&["exec", &id, "sh", "-c", "echo x > /dev/null && echo ok"])
+        .ok();
+    assert_eq!(wrote.trim(), "ok");
 }

@@ -113,3 +113,32 @@ fn exec_reads_its_process_from_a_pipe_when_it_runs_protected() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Once an exec was given CAP_SYS_PTRACE, every later exec into the container runs from the
+/// read-only view (that process could open theirs): the debug log says why.
+#[test]
+fn after_an_exec_with_cap_sys_ptrace_later_execs_run_protected() {
+    need_root!();
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&["sleep", "60"]);
+    let id = unique("ptrace-later");
+    let path = bundle.path().to_str().unwrap();
+    rt.run(&["run", "--detach", "--bundle", path, &id]).ok();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let log_path = log.path().to_str().unwrap();
+    let exec = |extra: &[&str]| {
+        let mut args = vec!["--log", log_path, "--debug", "exec"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[id.as_str(), "true"]);
+        rt.run(&args).ok();
+        std::fs::read_to_string(log.path()).unwrap()
+    };
+    let before = exec(&[]);
+    let with_ptrace = exec(&["--cap", "CAP_SYS_PTRACE"]);
+    let after = exec(&[]);
+    rt.run(&["delete", "--force", &id]).ok();
+    assert!(!before.contains("CAP_SYS_PTRACE"), "{before}");
+    assert!(with_ptrace.contains("CAP_SYS_PTRACE"), "{with_ptrace}");
+    let later = &after[with_ptrace.len()..];
+    assert!(later.contains("a process of the container has"), "{later}");
+}

@@ -308,6 +308,9 @@ fn run_hooks_inside(hooks: &[Hook], kind: &str, state: &str) -> StepResult<()> {
 /// Everything between the root being ready and the exec: rlimits, security, user, cwd, fds.
 /// Shared by the init and by `exec`. Returns the program to execute.
 pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32) -> StepResult<CString> {
+    // Before any seccomp filter, which may not allow rt_sigaction: the program starts with no
+    // signal ignored or blocked (Docker's containers show SigIgn 0), not with our SIGPIPE.
+    berth_sys::process::default_signal_dispositions();
     for (res, soft, hard) in &p.rlimits {
         nix::sys::resource::setrlimit(*res, *soft, *hard).step(|| {
             format!(
@@ -426,9 +429,6 @@ pub fn exec(
     exe: &CString,
     via: &crate::protect::ExecVia,
 ) -> StepResult<std::convert::Infallible> {
-    // Before the filter below, which may not allow rt_sigaction: the program starts with no
-    // signal ignored (Docker's containers show SigIgn 0), not with our ignored SIGPIPE.
-    berth_sys::process::default_signal_dispositions();
     if let (Some(prog), true) = (&p.seccomp, p.no_new_privileges) {
         // With no_new_privs the filter goes on last, so it constrains only the container.
         berth_sys::seccomp::install_filter(&prog.insns, prog.flags)

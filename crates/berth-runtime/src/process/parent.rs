@@ -195,6 +195,9 @@ fn prepare(opts: &CreateOptions) -> Result<Prepared> {
             user_namespace: plan.in_user_ns(),
             hooks_inside: some(hooks.create_container()) || some(hooks.start_container()),
             reaper: plan.reaper,
+            // The first process: its own capabilities are the container's, which protect.rs
+            // checks; an exec given CAP_SYS_PTRACE before start is refused (exec.rs).
+            ptrace_in_container: false,
         },
     )?;
     Ok(Prepared {

@@ -269,8 +269,9 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> 
         attrs |= berth_sys::mount::ATTR_RDONLY;
     }
     match berth_sys::mount::set_recursive(tmpfs.as_fd(), attrs) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-            // Before Linux 5.12: a remount per mount.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+            // Before Linux 5.12, or under a seccomp filter that answers EPERM for syscalls it
+            // does not know (older engines' profiles): a remount per mount.
             let bind_flags = MsFlags::MS_BIND | flags | (m.options.flags & MsFlags::MS_RDONLY);
             for sub in &binds {
                 remount_at(root, sub, bind_flags, NONE, || {
