@@ -107,7 +107,8 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "CapAdd": req.cap_add, "CapDrop": req.cap_drop,
             "SecurityOpt": if req.no_new_privileges { vec!["no-new-privileges"] } else { vec![] },
             "Memory": req.memory.unwrap_or(0),
-            "MemorySwap": req.memory_swap.unwrap_or(0),
+            // As Docker records it: twice the memory when only --memory was given.
+            "MemorySwap": req.memory_swap.or(req.memory.map(|m| m.saturating_mul(2))).unwrap_or(0),
             "NanoCpus": req.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
             "CpuShares": req.cpu_shares.unwrap_or(0),
             "CpusetCpus": req.cpuset_cpus.clone().unwrap_or_default(),

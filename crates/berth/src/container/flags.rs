@@ -121,7 +121,7 @@ pub struct RunFlags {
     #[arg(short, long)]
     pub memory: Option<String>,
     /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
-    #[arg(long = "memory-swap")]
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Number of CPUs
     #[arg(long)]
@@ -133,7 +133,7 @@ pub struct RunFlags {
     #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
     /// Memory soft limit
     #[arg(long = "memory-reservation")]
@@ -166,7 +166,7 @@ pub struct RunFlags {
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
     /// Timeout (in seconds) to stop a container
-    #[arg(long = "stop-timeout")]
+    #[arg(long = "stop-timeout", allow_hyphen_values = true)]
     pub stop_timeout: Option<i64>,
     /// Restart policy to apply when a container exits
     #[arg(long, default_value = "no")]

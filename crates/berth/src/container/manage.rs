@@ -12,7 +12,12 @@ use crate::commands::Context;
 #[derive(Args, Debug)]
 pub struct StopArgs {
     /// Seconds to wait before killing the container
-    #[arg(short = 't', long = "time", alias = "timeout")]
+    #[arg(
+        short = 't',
+        long = "time",
+        alias = "timeout",
+        allow_hyphen_values = true
+    )]
     pub time: Option<i64>,
     /// Signal to send to the container
     #[arg(short, long)]

@@ -561,3 +561,52 @@ fn cpu_period_quota_memory_reservation_and_cpuset_mems() {
     assert_eq!(ran.code(), Some(125), "{}", ran.stderr);
     assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
 }
+
+/// inspect shows the memory+swap limit as Docker records it: twice the memory when only
+/// --memory was given, the given value otherwise.
+#[test]
+fn inspect_shows_memory_swap_as_docker_does() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["create", "--name", "m1", "-m", "64m", IMAGE, "true"]);
+    berth.ok(&[
+        "create",
+        "--name",
+        "m2",
+        "-m",
+        "64m",
+        "--memory-swap",
+        "-1",
+        IMAGE,
+        "true",
+    ]);
+    let swap = |name: &str| berth.ok(&["inspect", "--format", "{{.HostConfig.MemorySwap}}", name]);
+    assert_eq!(swap("m1"), (128u64 << 20).to_string());
+    assert_eq!(swap("m2"), "-1");
+    berth.ok(&["rm", "m1", "m2"]);
+}
+
+/// Negative numbers are values, as Docker takes them: `stop -t -1` waits as long as the
+/// process takes (here, it exits on SIGTERM), `--pids-limit -1` is no limit.
+#[test]
+fn negative_numbers_are_values() {
+    need_root!();
+    let berth = Berth::new();
+    let script = "trap 'exit 3' TERM; while true; do sleep 0.1; done";
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stopper",
+        "--pids-limit",
+        "-1",
+        IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+    berth.ok(&["stop", "-t", "-1", "stopper"]);
+    let code = berth.ok(&["inspect", "--format", "{{.State.ExitCode}}", "stopper"]);
+    assert_eq!(code, "3");
+    berth.ok(&["rm", "stopper"]);
+}
