@@ -118,6 +118,7 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "MemoryReservation": req.memory_reservation.unwrap_or(0),
             "BlkioWeight": req.blkio_weight.unwrap_or(0),
             "PidsLimit": req.pids_limit,
+            "OomScoreAdj": req.oom_score_adj.unwrap_or(0),
             "ShmSize": req.shm_size.unwrap_or(64 << 20),
             "Init": req.init,
             "LogConfig": {"Type": req.log_driver, "Config": req.log_opts},

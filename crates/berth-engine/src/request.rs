@@ -152,6 +152,8 @@ pub struct RunRequest {
     /// `--blkio-weight`: 10 to 1000.
     pub blkio_weight: Option<u16>,
     pub pids_limit: Option<i64>,
+    /// `--oom-score-adj`: -1000 to 1000, the process's oom_score_adj.
+    pub oom_score_adj: Option<i32>,
     pub ulimits: Vec<Ulimit>,
     pub sysctls: BTreeMap<String, String>,
     /// Bytes; Docker's default is 64 MiB.

@@ -183,7 +183,7 @@ fn process(
         .set_capabilities(Some(security::capabilities(bounding, user.uid)))
         .set_rlimits(Some(resources::rlimits(req, inputs.host_rlimits)?))
         .set_no_new_privileges(Some(req.no_new_privileges))
-        .set_oom_score_adj(None);
+        .set_oom_score_adj(req.oom_score_adj);
     Ok(p)
 }
 

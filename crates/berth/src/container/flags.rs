@@ -135,6 +135,9 @@ pub struct RunFlags {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i32>,
     /// Memory soft limit
     #[arg(long = "memory-reservation")]
     pub memory_reservation: Option<String>,
@@ -264,6 +267,12 @@ impl RunFlags {
                 .as_deref()
                 .map(|m| size("--memory-reservation", m))
                 .transpose()?,
+            oom_score_adj: match self.oom_score_adj {
+                Some(adj) if !(-1000..=1000).contains(&adj) => {
+                    bail!("--oom-score-adj {adj}: must be between -1000 and 1000")
+                }
+                adj => adj,
+            },
             cpu_period: self.cpu_period,
             cpu_quota: self.cpu_quota,
             cpuset_mems: self.cpuset_mems.clone(),

@@ -610,3 +610,36 @@ fn negative_numbers_are_values() {
     assert_eq!(code, "3");
     berth.ok(&["rm", "stopper"]);
 }
+
+/// --oom-score-adj reaches the process (and inspect); out of range is one line and 125.
+#[test]
+fn oom_score_adj() {
+    need_root!();
+    let berth = Berth::new();
+    let adj = berth.ok(&[
+        "run",
+        "--name",
+        "oomadj",
+        "--oom-score-adj",
+        "500",
+        IMAGE,
+        "cat",
+        "/proc/self/oom_score_adj",
+    ]);
+    assert_eq!(adj, "500");
+    let shown = berth.ok(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.OomScoreAdj}}",
+        "oomadj",
+    ]);
+    assert_eq!(shown, "500");
+    berth.ok(&["rm", "oomadj"]);
+    let ran = berth.run(&["run", "--rm", "--oom-score-adj", "1001", IMAGE, "true"]);
+    assert_eq!(ran.code(), Some(125), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("between -1000 and 1000"),
+        "{}",
+        ran.stderr
+    );
+}
