@@ -30,6 +30,26 @@ pub fn human_size(bytes: u64) -> String {
     format!("{text}{}", units[unit])
 }
 
+/// go-units' BytesSize: binary units, four significant digits (`1.465MiB`), as MEM USAGE.
+pub fn bytes_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1024.0 && unit < units.len() - 1 {
+        size /= 1024.0;
+        unit += 1;
+    }
+    let int_digits = format!("{}", size.trunc() as u64).len();
+    let decimals = 4usize.saturating_sub(int_digits);
+    let text = format!("{size:.decimals$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    };
+    format!("{text}{}", units[unit])
+}
+
 /// go-units' HumanDuration, as in `docker images`' CREATED column.
 pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
@@ -167,6 +187,26 @@ fn write_lines(lines: &[Vec<&str>], widths: &[usize], from: usize, to: usize, ou
         }
         out.push('\n');
     }
+}
+
+/// Prints `data` through the `--format` template `format`, or as `text` makes it without one;
+/// the template is parsed first, so a bad one fails before anything is printed. For the
+/// commands that show one object (`version`, `info`).
+pub fn print_formatted(
+    format: Option<&str>,
+    data: &serde_json::Value,
+    text: impl FnOnce(&serde_json::Value) -> String,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    match format {
+        Some(f) => {
+            let t = crate::template::parse(f).with_context(|| format!("--format {f:?}"))?;
+            let line = t.render(data).with_context(|| format!("--format {f:?}"))?;
+            print_raw(&(line + "\n"));
+        }
+        None => print_raw(&text(data)),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,8 +12,7 @@ use serde_json::{json, Value};
 
 use super::version::{kernel_version, VERSION};
 use super::Context;
-use crate::format::print_raw;
-use crate::template;
+use crate::format::{bytes_size, print_formatted};
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
@@ -29,22 +28,8 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 const RUNTIME: &str = "berth-runtime";
 
 pub fn run(ctx: &Context, args: InfoArgs) -> Result<()> {
-    let template = args
-        .format
-        .as_deref()
-        .map(|f| template::parse(f).with_context(|| format!("--format {f:?}")))
-        .transpose()?;
     let data = info_json(ctx)?;
-    match template {
-        Some(t) => {
-            let line = t
-                .render(&data)
-                .with_context(|| format!("--format {:?}", args.format.unwrap_or_default()))?;
-            print_raw(&(line + "\n"));
-        }
-        None => print_raw(&text(&data)),
-    }
-    Ok(())
+    print_formatted(args.format.as_deref(), &data, text)
 }
 
 /// Containers by state, as Docker counts them: paused, running (restarting counts), stopped.
@@ -175,30 +160,6 @@ fn mem_total() -> u64 {
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
-}
-
-/// go-units' BytesSize: binary units, four significant digits ("7.772GiB").
-fn bytes_size(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut size = bytes as f64;
-    let mut unit = 0;
-    while size >= 1024.0 && unit < units.len() - 1 {
-        size /= 1024.0;
-        unit += 1;
-    }
-    let int_digits = if size >= 1.0 {
-        size.log10().floor() as usize + 1
-    } else {
-        1
-    };
-    let decimals = 4usize.saturating_sub(int_digits);
-    let text = format!("{size:.decimals$}");
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    };
-    format!("{text}{}", units[unit])
 }
 
 /// The text form, laid out as `docker info` prints its Client and Server sections.

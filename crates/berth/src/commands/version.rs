@@ -2,12 +2,11 @@
 //! structure rendered by `--format`. berth is daemonless: the "server" is the engine and the
 //! runtime running inside this very process.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::format::print_raw;
-use crate::template;
+use crate::format::print_formatted;
 
 /// Every crate of the workspace shares this version (`version.workspace = true`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -20,23 +19,7 @@ pub struct VersionArgs {
 }
 
 pub fn run(args: VersionArgs) -> Result<()> {
-    // Parse first: a bad template fails before any work, naming its column.
-    let template = args
-        .format
-        .as_deref()
-        .map(|f| template::parse(f).with_context(|| format!("--format {f:?}")))
-        .transpose()?;
-    let data = version_json();
-    match template {
-        Some(t) => {
-            let line = t
-                .render(&data)
-                .with_context(|| format!("--format {:?}", args.format.unwrap_or_default()))?;
-            print_raw(&(line + "\n"));
-        }
-        None => print_raw(&text(&data)),
-    }
-    Ok(())
+    print_formatted(args.format.as_deref(), &version_json(), text)
 }
 
 /// Go's name of this machine's architecture (GOARCH), as `docker version` prints it.
@@ -137,6 +120,7 @@ fn field(out: &mut String, depth: usize, name: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template;
 
     #[test]
     fn the_text_has_both_sections_and_docker_template_paths_resolve() {

@@ -11,7 +11,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::commands::Context;
-use crate::format::human_size;
+use crate::format::{bytes_size, human_size};
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
@@ -188,26 +188,6 @@ fn item(r: &Record, s: &Sample, before: Option<&Sample>, no_trunc: bool) -> Valu
         "BlockIO": format!("{} / {}", human_size(s.block.0), human_size(s.block.1)),
         "PIDs": s.pids.to_string(),
     })
-}
-
-/// go-units' BytesSize: binary units, four significant digits (`1.465MiB`), as MEM USAGE.
-pub fn bytes_size(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut size = bytes as f64;
-    let mut unit = 0;
-    while size >= 1024.0 && unit < units.len() - 1 {
-        size /= 1024.0;
-        unit += 1;
-    }
-    let int_digits = format!("{}", size.trunc() as u64).len();
-    let decimals = 4usize.saturating_sub(int_digits);
-    let text = format!("{size:.decimals$}");
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    };
-    format!("{text}{}", units[unit])
 }
 
 fn online_cpus() -> usize {
