@@ -149,6 +149,13 @@ impl Berth {
         self.run_timeout(args, COMMAND_TIMEOUT)
     }
 
+    /// `berth <args>` with `input` on stdin.
+    pub fn run_input(&self, args: &[&str], input: &[u8]) -> Ran {
+        let mut command = self.command();
+        command.args(args);
+        crate::run_with_input(command, input)
+    }
+
     pub fn run_timeout(&self, args: &[&str], timeout: Duration) -> Ran {
         let mut command = self.command();
         command.args(args).stdin(Stdio::null());

@@ -317,6 +317,13 @@ impl Runtime {
         run_with_timeout(command, COMMAND_TIMEOUT)
     }
 
+    /// `<bin> --root <root> <args>` with `input` on stdin.
+    pub fn run_input(&self, args: &[&str], input: &[u8]) -> Ran {
+        let mut command = self.command();
+        command.args(args);
+        run_with_input(command, input)
+    }
+
     pub fn create(&self, id: &str, bundle: &Bundle) -> Ran {
         let path = bundle.path().to_str().expect("bundle path is UTF-8");
         self.run(&["create", "--bundle", path, id])
@@ -367,6 +374,17 @@ impl Drop for Runtime {
             let _ = run_with_timeout(command, COMMAND_TIMEOUT);
         }
     }
+}
+
+/// Runs `command` with `input` on its stdin (a file, so the command reads it at its pace),
+/// as [`run_with_timeout`] does with [`COMMAND_TIMEOUT`].
+pub fn run_with_input(mut command: Command, input: &[u8]) -> Ran {
+    use std::io::{Seek, Write};
+    let mut file = tempfile::tempfile().expect("stdin file");
+    file.write_all(input).expect("stdin text");
+    file.rewind().expect("rewind stdin");
+    command.stdin(Stdio::from(file));
+    run_with_timeout(command, COMMAND_TIMEOUT)
 }
 
 /// Runs `command` with stdout and stderr sent to temporary files, killing it after `timeout`.

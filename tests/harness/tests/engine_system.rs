@@ -5,11 +5,10 @@
 //! test if a mount or cgroup is left behind; a network made here is removed by its own guard.
 
 use std::fs;
-use std::io::{Seek, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use berth_harness::image::{Berth, IMAGE};
-use berth_harness::{need_root, run_with_timeout, unique, Ran, COMMAND_TIMEOUT};
+use berth_harness::{need_root, unique};
 use serde_json::Value;
 
 /// Imports a one-file tarball without a name: a dangling image. Returns its ID.
@@ -29,16 +28,6 @@ fn dangling_image(berth: &Berth) -> String {
     let id = berth.ok(&["import", tar.to_str().expect("utf-8 path")]);
     assert!(id.starts_with("sha256:"), "import prints the ID: {id}");
     id
-}
-
-/// `berth <args>` with `input` on stdin.
-fn run_with_input(berth: &Berth, args: &[&str], input: &[u8]) -> Ran {
-    let mut file = tempfile::tempfile().expect("stdin file");
-    file.write_all(input).expect("stdin text");
-    file.rewind().expect("rewind stdin");
-    let mut command = berth.command();
-    command.args(args).stdin(Stdio::from(file));
-    run_with_timeout(command, COMMAND_TIMEOUT)
 }
 
 /// Removes a network of this test's root when dropped, should `system prune` not have.
@@ -208,7 +197,7 @@ fn system_prune_without_force_removes_nothing_unless_told_y() {
     assert!(before.contains(&dangling), "{before}");
 
     for (what, input) in [("n", &b"n\n"[..]), ("EOF", &b""[..])] {
-        let ran = run_with_input(&berth, &["system", "prune", "--volumes"], input);
+        let ran = berth.run_input(&["system", "prune", "--volumes"], input);
         assert!(ran.success(), "{what}: {}", ran.stderr);
         assert!(
             ran.stdout.starts_with(
@@ -233,7 +222,7 @@ fn system_prune_without_force_removes_nothing_unless_told_y() {
         assert_eq!(images(), before, "{what}: the images stay");
     }
 
-    let ran = run_with_input(&berth, &["system", "prune"], b"y\n");
+    let ran = berth.run_input(&["system", "prune"], b"y\n");
     assert!(ran.success(), "{}", ran.stderr);
     assert!(
         ran.stdout.contains(&format!("{stopped}\n")),
@@ -297,7 +286,7 @@ fn container_and_volume_prune_ask_first() {
     let berth = Berth::new();
     berth.ok(&["create", "--name", "idle", IMAGE, "true"]);
     berth.ok(&["volume", "create", "keepme"]);
-    let ran = run_with_input(&berth, &["container", "prune"], b"n\n");
+    let ran = berth.run_input(&["container", "prune"], b"n\n");
     assert!(ran.success(), "{}", ran.stderr);
     assert!(
         ran.stdout
@@ -306,7 +295,7 @@ fn container_and_volume_prune_ask_first() {
         ran.stdout
     );
     assert_eq!(berth.ok(&["ps", "-a", "-q"]).lines().count(), 1);
-    let ran = run_with_input(&berth, &["volume", "prune", "-a"], b"\n");
+    let ran = berth.run_input(&["volume", "prune", "-a"], b"\n");
     assert!(ran.success(), "{}", ran.stderr);
     assert!(berth.ok(&["volume", "ls", "-q"]).contains("keepme"));
     let out = berth.ok(&["container", "prune", "-f"]);

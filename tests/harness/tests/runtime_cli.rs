@@ -717,27 +717,8 @@ fn update_changes_the_limits_of_a_running_container() {
         .expect("the cpu quota file");
     assert!(quota.starts_with("50000"), "{quota}");
 
-    let mut child = rt
-        .command()
-        .args(["update", "-r", "-", &id])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth-runc update -r -");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(br#"{"pids": {"limit": 30}}"#)
-        .expect("write the resources");
-    let out = child.wait_with_output().expect("wait for update");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    rt.run_input(&["update", "-r", "-", &id], br#"{"pids": {"limit": 30}}"#)
+        .ok();
     let stats = json(&rt.run(&["events", "--stats", &id]).ok());
     assert_eq!(stats["data"]["pids"]["limit"], 30, "{stats}");
     // What the JSON left out stays as the flags set it.
@@ -750,26 +731,8 @@ fn update_changes_the_limits_of_a_running_container() {
     assert!(line.contains("not a size"), "{line}");
     // Device rules are not updated (as in runc): a deny-all sent by a caller that passes the
     // whole resources object, as podman does, leaves /dev/null usable.
-    let mut child = rt
-        .command()
-        .args(["update", "-r", "-", &id])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth-runc update -r -");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(br#"{"devices": [{"allow": false, "access": "rwm"}], "pids": {"limit": 40}}"#)
-        .expect("write the resources");
-    let out = child.wait_with_output().expect("wait for update");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let deny_all = br#"{"devices": [{"allow": false, "access": "rwm"}], "pids": {"limit": 40}}"#;
+    rt.run_input(&["update", "-r", "-", &id], deny_all).ok();
     let wrote = rt
         .run(&["exec", &id, "sh", "-c", "echo x > /dev/null && echo ok"])
         .ok();
