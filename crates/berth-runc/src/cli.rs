@@ -101,7 +101,7 @@ pub struct UpdateArgs {
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
     /// CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period
-    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
     /// CPU shares (relative weight vs. other containers)
     #[arg(long = "cpu-share")]
@@ -110,7 +110,7 @@ pub struct UpdateArgs {
     #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
     /// CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period
-    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
     pub cpu_rt_runtime: Option<i64>,
     /// CPU(s) to use
     #[arg(long = "cpuset-cpus")]
@@ -119,16 +119,16 @@ pub struct UpdateArgs {
     #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
     /// Memory limit (in bytes, or with a unit: 64m)
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory: Option<String>,
     /// Memory reservation or soft_limit (in bytes)
-    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    #[arg(long = "memory-reservation", allow_negative_numbers = true)]
     pub memory_reservation: Option<String>,
     /// Total memory usage (memory + swap); set '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
     /// Maximum number of pids allowed in the container
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     /// The string of Intel RDT/CAT L3 cache schema
     #[arg(long = "l3-cache-schema")]

@@ -180,7 +180,10 @@ fn prepare(
         &plan,
         Conditions {
             user_namespace: in_user_ns,
-            ptrace_in_container: spec_has_cap(&c.record.spec, "CAP_SYS_PTRACE") || mark.exists(),
+            ptrace_in_container: spec_has_cap(
+                &c.record.spec,
+                oci_spec::runtime::Capability::SysPtrace,
+            ) || mark.exists(),
             ..Conditions::default()
         },
     )?;
@@ -194,8 +197,8 @@ fn prepare(
 /// The file in a container's state directory that says an exec was given CAP_SYS_PTRACE.
 const PTRACE_MARK: &str = "exec-ptrace";
 
-/// True when any capability set of the spec's process holds `cap` ("CAP_SYS_PTRACE").
-fn spec_has_cap(spec: &oci_spec::runtime::Spec, cap: &str) -> bool {
+/// True when any capability set of the spec's process holds `cap`.
+fn spec_has_cap(spec: &oci_spec::runtime::Spec, cap: oci_spec::runtime::Capability) -> bool {
     let Some(sets) = spec
         .process()
         .as_ref()
@@ -211,11 +214,7 @@ fn spec_has_cap(spec: &oci_spec::runtime::Spec, cap: &str) -> bool {
         sets.ambient(),
     ]
     .iter()
-    .any(|set| {
-        set.iter()
-            .flatten()
-            .any(|c| serde_json::to_value(c).is_ok_and(|v| v == cap))
-    })
+    .any(|set| set.as_ref().is_some_and(|s| s.contains(&cap)))
 }
 
 /// The container's namespaces that differ from ours: (pid, to set before the fork; the rest,

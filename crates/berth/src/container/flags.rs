@@ -121,7 +121,7 @@ pub struct RunFlags {
     #[arg(short, long)]
     pub memory: Option<String>,
     /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
     /// Number of CPUs
     #[arg(long)]
@@ -133,10 +133,10 @@ pub struct RunFlags {
     #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     /// Tune host's OOM preferences (-1000 to 1000)
-    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    #[arg(long = "oom-score-adj", allow_negative_numbers = true)]
     pub oom_score_adj: Option<i32>,
     /// Memory soft limit
     #[arg(long = "memory-reservation")]
@@ -145,7 +145,7 @@ pub struct RunFlags {
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
     /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
     /// MEMs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-mems")]
@@ -169,7 +169,7 @@ pub struct RunFlags {
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
     /// Timeout (in seconds) to stop a container
-    #[arg(long = "stop-timeout", allow_hyphen_values = true)]
+    #[arg(long = "stop-timeout", allow_negative_numbers = true)]
     pub stop_timeout: Option<i64>,
     /// Restart policy to apply when a container exits
     #[arg(long, default_value = "no")]
@@ -210,7 +210,7 @@ pub struct RunFlags {
     /// Image
     pub image: String,
     /// Command and arguments
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(trailing_var_arg = true, allow_negative_numbers = true)]
     pub command: Vec<String>,
 }
 

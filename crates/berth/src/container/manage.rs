@@ -16,7 +16,7 @@ pub struct StopArgs {
         short = 't',
         long = "time",
         alias = "timeout",
-        allow_hyphen_values = true
+        allow_negative_numbers = true
     )]
     pub time: Option<i64>,
     /// Signal to send to the container

@@ -20,7 +20,7 @@ pub struct UpdateArgs {
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<String>,
     /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     pub cpu_quota: Option<String>,
     /// CPU shares (relative weight)
     #[arg(short = 'c', long = "cpu-shares")]
@@ -41,10 +41,10 @@ pub struct UpdateArgs {
     #[arg(long = "memory-reservation")]
     pub memory_reservation: Option<String>,
     /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<String>,
     /// Restart policy to apply when a container exits
     #[arg(long)]
