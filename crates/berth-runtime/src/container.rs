@@ -70,13 +70,16 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
 pub fn start_created(root: &Root, record: &Record) -> Result<()> {
     let id = record.id.as_str();
     let fifo_path = root.dir(id).join(state::EXEC_FIFO);
+    // The init first, while it still waits for the fifo: once the fifo is open it writes its
+    // byte and execs, and a program that exits at once can be reaped by its parent (conmon,
+    // a shim) before a pidfd_open made after the open, which then fails with ESRCH.
+    let pidfd = berth_sys::process::pidfd_open(record.pid).during("pidfd_open of the init")?;
     let fifo = nix::fcntl::open(
         &fifo_path,
         OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .at("open exec fifo", &fifo_path)?;
-    let pidfd = berth_sys::process::pidfd_open(record.pid).during("pidfd_open of the init")?;
     let mut byte = [0u8; 1];
     loop {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
