@@ -13,6 +13,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     disable_version_flag = true
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Print the version
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The flags every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
     /// Root directory for storage of container state (this should be located in tmpfs)
     #[arg(long, global = true, default_value = "/run/berth-runc")]
     pub root: PathBuf,
@@ -34,11 +46,51 @@ pub struct Cli {
     /// With spec: generate a configuration for a rootless container
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
-    /// Print the version
-    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
-    pub version: Option<bool>,
+}
+
+/// The commands every container's life goes through (what containerd and podman run for each
+/// start), parsed alone: building the whole command tree, every command's arguments, costs
+/// more heap and code pages than the rest of such a command needs. Used only when it parses;
+/// anything else goes through [`Cli`], which then reports errors (and help) as usual.
+#[derive(Debug, Parser)]
+#[command(name = "berth-runc", disable_version_flag = true)]
+struct HotCli {
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
-    pub command: Command,
+    command: HotCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum HotCommand {
+    Create(Box<CreateArgs>),
+    Start { id: String },
+    Run(Box<RunArgs>),
+    State { id: String },
+    Kill(KillArgs),
+    Delete(DeleteArgs),
+}
+
+impl Cli {
+    /// Parses the command line, the hot commands by their own parser.
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        if let Ok(HotCli { global, command }) = HotCli::try_parse() {
+            let command = match command {
+                HotCommand::Create(a) => Command::Create(a),
+                HotCommand::Start { id } => Command::Start { id },
+                HotCommand::Run(a) => Command::Run(a),
+                HotCommand::State { id } => Command::State { id },
+                HotCommand::Kill(a) => Command::Kill(a),
+                HotCommand::Delete(a) => Command::Delete(a),
+            };
+            return Ok(Cli {
+                global,
+                version: None,
+                command,
+            });
+        }
+        Cli::try_parse()
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

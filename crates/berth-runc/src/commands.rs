@@ -10,10 +10,10 @@ use crate::cli::{Cli, Command, CreateArgs, ExecArgs, Format};
 
 /// Runs the command; the result is the process's exit code.
 pub fn dispatch(cli: &Cli) -> Result<i32> {
-    if cli.systemd_cgroup {
+    if cli.global.systemd_cgroup {
         bail!("--systemd-cgroup is not supported: berth-runc manages cgroups through cgroupfs; configure your engine's cgroup manager as cgroupfs");
     }
-    let root = Root::new(&cli.root);
+    let root = Root::new(&cli.global.root);
     match &cli.command {
         Command::Create(a) => {
             parent::create(&root, &create_options(a))?;
@@ -44,7 +44,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Resume { id } => Ok(container::resume(&root, id).map(|_| 0)?),
         Command::Spec(a) => crate::spec::write(
             &a.bundle,
-            cli.rootless.as_deref().is_some_and(|v| v != "false"),
+            cli.global.rootless.as_deref().is_some_and(|v| v != "false"),
         )
         .map(|_| 0),
         Command::Features => {

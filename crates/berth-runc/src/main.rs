@@ -21,7 +21,6 @@ mod spec;
 mod update;
 
 use clap::error::ErrorKind;
-use clap::Parser;
 use std::io::Write;
 
 /// What `--version` prints, shaped like runc's: `<name> version <v>`, then `spec: <v>`.
@@ -41,15 +40,15 @@ fn main() {
         eprintln!("berth-runc: re-execute from a protected copy of the binary: {err}");
         std::process::exit(1);
     }
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::Cli::parse_args() {
         Ok(cli) => cli,
         Err(e) => usage_error(&e),
     };
-    let format = match cli.log_format {
+    let format = match cli.global.log_format {
         cli::LogFormat::Text => berth_runtime::log::Format::Text,
         cli::LogFormat::Json => berth_runtime::log::Format::Json,
     };
-    berth_runtime::log::init(cli.log.clone(), format, cli.debug);
+    berth_runtime::log::init(cli.global.log.clone(), format, cli.global.debug);
     match commands::dispatch(&cli) {
         Ok(code) => std::process::exit(code),
         Err(e) if needs_protected_binary(&e) => {
