@@ -2,7 +2,7 @@
 # The engine side by side with its peers, in one run, with ratios (issue 4; bridge numbers for
 # issue 5). Numbers, not tests: nothing here asserts on a timing. Run as root after scripts/setup.
 #
-#   bench/engine.sh                     # builds target/release/berth if missing
+#   bench/engine.sh                     # builds the release berth first (BERTH=path: that binary)
 #   RUNS=50 bench/engine.sh             # more samples
 #   WITH_DOCKER=1 bench/engine.sh       # also docker (installs Debian's docker.io if missing and
 #                                       # starts a private dockerd --iptables=false --bridge=none)
@@ -13,9 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
-BERTH=${BERTH:-$PWD/target/release/berth}
 PODMAN_RUNTIME=${PODMAN_RUNTIME:-runc}
-[ -x "$BERTH" ] || cargo build --release -p berth >&2
+if [ -z "${BERTH:-}" ]; then
+  # Built every time (a no-op when nothing changed): a stale binary measures old code.
+  BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
+  cargo build --release -p berth 2>&1 | tail -n 3 >&2
+fi
+[ -x "$BERTH" ] || { echo "bench: no berth binary at $BERTH" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "bench: needs hyperfine (scripts/setup)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/berth-bench-XXXXXX)

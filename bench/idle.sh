@@ -10,8 +10,12 @@ cd "$(dirname "$0")/.."
 N=${N:-1000}
 NETWORK=${NETWORK:-bridge}
 PARALLEL=${PARALLEL:-4}
-BERTH=${BERTH:-$PWD/target/release/berth}
-[ -x "$BERTH" ] || cargo build --release -p berth >&2
+if [ -z "${BERTH:-}" ]; then
+  # Built every time (a no-op when nothing changed): a stale binary measures old code.
+  BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
+  cargo build --release -p berth 2>&1 | tail -n 3 >&2
+fi
+[ -x "$BERTH" ] || { echo "bench: no berth binary at $BERTH" >&2; exit 1; }
 work=$(mktemp -d /tmp/berth-idle-XXXXXX)
 export BERTH_ROOT=$work/root
 cleanup() {

@@ -16,7 +16,7 @@ cleanup() {
 trap cleanup EXIT
 
 cargo build --release -p berth >&2
-BERTH=$PWD/target/release/berth
+BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 
 # A registry of our own on a free loopback port.
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
