@@ -34,10 +34,109 @@ fn close_range_cloexec(first: u32, last: u32) -> io::Result<()> {
         )
     };
     if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if !close_range_missing(&err) {
+        return Err(err);
+    }
+    // Before 5.11, or a seccomp filter that does not know close_range: one fcntl each.
+    for fd in open_descriptors()?
+        .into_iter()
+        .filter(|fd| (first..=last).contains(fd))
+    {
+        // SAFETY: F_SETFD only sets the close-on-exec flag of a descriptor; it frees nothing.
+        // A descriptor listed but closed since (the listing's own) gives EBADF, ignored.
+        let rc = unsafe { libc::fcntl(fd as i32, libc::F_SETFD, libc::FD_CLOEXEC) };
+        if rc < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EBADF) {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// close_range is absent (ENOSYS before 5.9, EINVAL for CLOSE_RANGE_CLOEXEC before 5.11) or
+/// refused by a seccomp filter that does not list it (EPERM, or whatever errno it returns).
+fn close_range_missing(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ENOSYS | libc::EINVAL | libc::EPERM | libc::EACCES)
+    )
+}
+
+/// Every descriptor open in this process, from /proc/self/fd (or, without /proc, every number
+/// below the RLIMIT_NOFILE soft limit, capped).
+fn open_descriptors() -> io::Result<Vec<u32>> {
+    match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => {
+            let mut fds: Vec<u32> = dir
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                .collect();
+            // The directory's own descriptor is in the list and closed by now.
+            fds.sort_unstable();
+            Ok(fds)
+        }
+        Err(_) => {
+            let (soft, _) =
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                    .map_err(io::Error::from)?;
+            Ok((0..soft.min(65_536) as u32).collect())
+        }
+    }
+}
+
+/// Closes, now, every descriptor from `first` upwards except those in `keep`.
+///
+/// The caller's contract: no Rust owner of a descriptor closed here is ever used or dropped
+/// afterwards. It is for a process about to execute a container's program (or to `_exit`
+/// when it cannot), whose remaining Rust owners live in stack frames that never return. This is
+/// what keeps a descriptor of the host from being reachable through `/proc/self/fd` when the
+/// process changes to the container's working directory (CVE-2024-21626), which close-on-exec
+/// alone does not do.
+pub fn close_from_except(first: u32, keep: &[u32]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep.iter().copied().filter(|&fd| fd >= first).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut start = first;
+    for fd in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
+        if fd > start {
+            if let Err(e) = close_range_now(start, fd - 1) {
+                if !close_range_missing(&e) {
+                    return Err(e);
+                }
+                return close_listed(first, &keep);
+            }
+        }
+        if fd == u32::MAX {
+            break;
+        }
+        start = fd + 1;
+    }
+    Ok(())
+}
+
+fn close_range_now(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: the caller of close_from_except guarantees that no Rust owner of these
+    // descriptors is used or dropped afterwards, so none acts on a closed or reused number.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    if rc == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// close_from_except without close_range: each open descriptor, one close each.
+fn close_listed(first: u32, keep: &[u32]) -> io::Result<()> {
+    for fd in open_descriptors()? {
+        if fd >= first && !keep.contains(&fd) {
+            // SAFETY: as in close_range_now (the caller's contract). EBADF (the listing's own
+            // descriptor, closed since) is no error.
+            unsafe { libc::close(fd as i32) };
+        }
+    }
+    Ok(())
 }
 
 /// `dup2(2)` onto a fixed descriptor number (0, 1, 2 for stdio), replacing whatever it was.
@@ -53,20 +152,11 @@ pub fn dup_onto(fd: std::os::fd::BorrowedFd<'_>, target: i32) -> io::Result<()> 
     }
 }
 
-/// Closes every descriptor from `first` upwards, now.
-///
-/// Only for a process that will never again touch a descriptor it owns past `first`: the
-/// reaper of `--init`, which from here on only waits for signals and children, then `_exit`s.
+/// Closes every descriptor from `first` upwards, now: [`close_from_except`] with nothing kept,
+/// under the same contract (for the reaper of `--init` and the monitor, which from here on own
+/// no descriptor past `first`).
 pub fn close_from_for_good(first: u32) -> io::Result<()> {
-    // SAFETY: closing frees descriptors that Rust owners may still hold; the caller's contract
-    // is that none of them is used or dropped afterwards (the process only _exits), so no
-    // owner ever acts on a closed or reused number.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    close_from_except(first, &[])
 }
 
 /// Receives one descriptor passed with SCM_RIGHTS (runc's console-socket protocol: the pty

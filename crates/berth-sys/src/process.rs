@@ -49,11 +49,44 @@ pub fn fork() -> io::Result<Forked> {
 /// when the process has more than one thread. Errors as clone3 gives them: ENOSYS or E2BIG on
 /// kernels before 5.7, EBADF or EOPNOTSUPP for a descriptor that is no cgroup2 directory.
 pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> io::Result<Forked> {
-    if thread_count()? != 1 {
-        return Err(io::Error::other(
-            "fork refused: the process has more than one thread",
-        ));
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    clone3_fork(
+        CLONE_INTO_CGROUP,
+        cgroup.as_raw_fd() as u64,
+        SingleThreaded::check()?,
+    )
+}
+
+/// Proof that this process was single-threaded when it was checked, for a fork made after the
+/// process lost its view of its own /proc (it joined a container's mount namespace, whose
+/// procfs does not show it). Not `Send`: it stays on the thread that checked, and the holder
+/// must start no thread meanwhile.
+#[derive(Debug)]
+pub struct SingleThreaded(std::marker::PhantomData<*const ()>);
+
+impl SingleThreaded {
+    /// Checks, from /proc/self/stat, that the process has one thread.
+    pub fn check() -> io::Result<Self> {
+        if thread_count()? != 1 {
+            return Err(io::Error::other(
+                "fork refused: the process has more than one thread",
+            ));
+        }
+        Ok(Self(std::marker::PhantomData))
     }
+}
+
+/// `clone3(2)` with `CLONE_PARENT`: a fork whose child is our parent's child, not ours, so
+/// that our parent waits for it and gets its exit status. For a middle process that joins a
+/// container's namespaces (its pid namespace applying to children only) and forks the process
+/// that lives there, then exits. EINVAL when this process is the init of a pid namespace.
+pub fn fork_as_sibling(single: SingleThreaded) -> io::Result<Forked> {
+    clone3_fork(libc::CLONE_PARENT as u64, 0, single)
+}
+
+/// clone3 without CLONE_VM: a fork with `flags` (and the cgroup2 descriptor `cgroup` when the
+/// flags ask for CLONE_INTO_CGROUP).
+fn clone3_fork(flags: u64, cgroup: u64, _single: SingleThreaded) -> io::Result<Forked> {
     /// struct clone_args of linux/sched.h, up to `cgroup` (CLONE_ARGS_SIZE_VER2).
     #[repr(C)]
     #[derive(Default)]
@@ -70,20 +103,25 @@ pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> io::Result<Forked> {
         set_tid_size: u64,
         cgroup: u64,
     }
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup.as_raw_fd() as u64,
+        flags,
+        // With CLONE_PARENT the kernel takes our own exit signal instead (SIGCHLD for a
+        // forked process), and refuses any other value here.
+        exit_signal: if flags & libc::CLONE_PARENT as u64 != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
+        cgroup,
         ..CloneArgs::default()
     };
     // SAFETY: without CLONE_VM or a stack, clone3 duplicates the process like fork: the child
     // runs on a copy of this single-threaded process's memory (checked above, so no lock is
     // held by a missing thread). The kernel reads `args` (a live local of the size passed)
-    // and writes nothing through it. Unlike glibc's fork, the child's cached thread id in
-    // glibc's thread descriptor still reads the parent's: the child (the container's init,
-    // Rust code that uses no pthread call depending on it) must not rely on it, as crun's
-    // and runc's own raw clones do not.
+    // and writes nothing through it (no CLONE_PIDFD or CLONE_*_SETTID). Unlike glibc's fork,
+    // the child's cached thread id in glibc's thread descriptor still reads the parent's: the
+    // child (the container's init or exec'd process, Rust code that uses no pthread call
+    // depending on it) must not rely on it, as crun's and runc's own raw clones do not.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -95,6 +133,26 @@ pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> io::Result<Forked> {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(pid as i32)),
+    }
+}
+
+/// Makes `command`'s child start a new session (`setsid(2)` between its fork and its exec):
+/// it has no controlling terminal and no signal from the caller's terminal reaches it, from
+/// its first instruction on. std offers process groups only (`process_group`), and a group
+/// leader can no longer make itself a session leader.
+pub fn new_session_on_spawn(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    fn setsid() -> io::Result<()> {
+        // SAFETY: setsid(2) takes no argument and touches no memory of ours.
+        if unsafe { libc::setsid() } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    // SAFETY: the closure runs in the forked child before exec and calls only setsid(2), which
+    // is async-signal-safe, allocates nothing and takes no lock (and, on failure, errno).
+    unsafe {
+        command.pre_exec(setsid);
     }
 }
 
