@@ -76,6 +76,14 @@ impl ExecVia {
         }
     }
 
+    /// The trampoline's descriptor, which must stay open until the exec.
+    pub fn raw_fd(&self) -> Option<i32> {
+        match self {
+            Self::Direct => None,
+            Self::Trampoline(fd) => Some(std::os::fd::AsRawFd::as_raw_fd(fd)),
+        }
+    }
+
     /// Called in the parent right before the fork: the process that will enter the container
     /// is non-dumpable from its first instruction (the flag is inherited at fork, and execve
     /// resets it for the container's program).

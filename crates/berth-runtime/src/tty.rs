@@ -39,9 +39,10 @@ pub fn setup_pty(console_size: Option<(u16, u16)>) -> StepResult<(OwnedFd, Strin
     Ok((master, format!("/dev/pts/{n}")))
 }
 
-/// New session, `tty` as its controlling terminal, and dup'ed onto stdin, stdout and stderr.
+/// `tty` as the controlling terminal of this process, which leads a new session already (every
+/// process that enters a container does: see `process::new_session`), and dup'ed onto stdin,
+/// stdout and stderr.
 pub fn make_controlling(tty: BorrowedFd<'_>) -> StepResult<()> {
-    nix::unistd::setsid().step(|| "setsid".into())?;
     berth_sys::pty::set_controlling_terminal(tty)
         .step(|| "make the pty the controlling terminal".into())?;
     for fd in 0..3 {

@@ -61,6 +61,9 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
             .step(|| "join the container's v1 cgroups".into())?;
     }
     enter_namespaces(ctx)?;
+    // Always, terminal or not: a container left in the caller's session could open its
+    // terminal (/dev/tty) and type into it with TIOCSTI.
+    super::new_session()?;
     if let Some(name) = &ctx.session_keyring {
         join_session_keyring(name, plan.in_user_ns())?;
     }
@@ -115,7 +118,12 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     // Before /proc/sys becomes read-only.
     write_sysctls(&plan.sysctl)?;
     crate::rootfs::finish(plan)?;
-    let exe = finalize_process(&plan.process, ctx.preserve_fds)?;
+    let ours = [
+        ctx.chan.raw_fd(),
+        ctx.exec_fifo.as_raw_fd(),
+        ctx.exec_via.raw_fd().unwrap_or(-1),
+    ];
+    let exe = finalize_process(&plan.process, ctx.preserve_fds, &ours)?;
     ctx.chan
         .send(&FromInit::Created)
         .step(|| "tell the runtime the container is created".into())?;
@@ -305,9 +313,16 @@ fn run_hooks_inside(hooks: &[Hook], kind: &str, state: &str) -> StepResult<()> {
     crate::hooks::run_all(hooks, state.as_bytes()).step(|| format!("run {kind} hooks"))
 }
 
-/// Everything between the root being ready and the exec: rlimits, security, user, cwd, fds.
+/// Everything between the root being ready and the exec: rlimits, fds, cwd, security, user.
 /// Shared by the init and by `exec`. Returns the program to execute.
-pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32) -> StepResult<CString> {
+///
+/// Every descriptor past stdio is closed first but the preserved ones and `ours` (the
+/// runtime's own, still needed until the exec: they are made close-on-exec), so that no
+/// directory of the host is reachable through `/proc/self/fd` when the process changes to the
+/// container's working directory (CVE-2024-21626). Nothing here after the seccomp filter
+/// depends on a syscall a filter may refuse, but for what runc needs there too (prctl,
+/// capset, setgroups, setresuid, setresgid).
+pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32, ours: &[i32]) -> StepResult<CString> {
     // Before any seccomp filter, which may not allow rt_sigaction: the program starts with no
     // signal ignored or blocked (Docker's containers show SigIgn 0), not with our SIGPIPE.
     berth_sys::process::default_signal_dispositions();
@@ -323,8 +338,21 @@ pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32) -> StepResult<CStrin
             .or_else(|_| std::fs::write("/proc/self/attr/exec", format!("exec {profile}")))
             .step(|| format!("set AppArmor profile {profile}"))?;
     }
+    let preserved: Vec<u32> = (3..3 + preserve_fds).collect();
+    let keep: Vec<u32> = preserved
+        .iter()
+        .copied()
+        .chain(ours.iter().filter_map(|&fd| u32::try_from(fd).ok()))
+        .collect();
+    // The frames that own the descriptors closed here never return: this process executes
+    // the container's program, or reports its error and _exits (berth_sys's contract).
+    berth_sys::fd::close_from_except(3, &keep).step(|| "close the runtime's descriptors".into())?;
     nix::unistd::chdir(&p.cwd).step(|| format!("chdir to cwd {}", p.cwd.display()))?;
+    check_cwd_inside_root(&p.cwd)?;
     let exe = lookup_executable(p)?;
+    // What is left of ours is needed until the exec, and no further.
+    berth_sys::fd::cloexec_from(3, &preserved)
+        .step(|| "mark the runtime's descriptors close-on-exec".into())?;
     if let (Some(prog), false) = (&p.seccomp, p.no_new_privileges) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the drop.
         berth_sys::seccomp::install_filter(&prog.insns, prog.flags)
@@ -363,12 +391,20 @@ pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32) -> StepResult<CStrin
     if let Some(mask) = p.umask {
         nix::sys::stat::umask(Mode::from_bits_truncate(mask));
     }
-    // No descriptor of the runtime may reach the container (CVE-2024-21626): everything past
-    // stdio and the preserved fds is close-on-exec (the protocol socket and the fifo included).
-    let keep: Vec<u32> = (3..3 + preserve_fds).collect();
-    berth_sys::fd::cloexec_from(3, &keep)
-        .step(|| "mark inherited descriptors close-on-exec".into())?;
     Ok(exe)
+}
+
+/// After the chdir: the working directory must be under the process's root. A path through a
+/// descriptor of the host (`/proc/self/fd/N`, CVE-2024-21626) would land outside it, where the
+/// kernel's getcwd answers "(unreachable)..." and glibc's ENOENT.
+fn check_cwd_inside_root(cwd: &Path) -> StepResult<()> {
+    match nix::unistd::getcwd() {
+        Ok(dir) if dir.is_absolute() => Ok(()),
+        _ => fail(
+            format!("chdir to cwd {}", cwd.display()),
+            "the working directory is outside the container's root filesystem: refused (give a path inside the container)",
+        ),
+    }
 }
 
 /// Finds `args[0]` in the container: as given when it has a slash, else in the process's PATH.
