@@ -1,7 +1,7 @@
 //! `exec`: a new process in a running container's namespaces and cgroup, with its own user,
 //! capabilities, terminal and the container's seccomp filter.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -28,6 +28,25 @@ pub struct ExecOptions {
 }
 
 /// Runs the process; returns its exit code, or 0 at once with `detach`.
+///
+/// The process is made in two forks, in the order runc's nsexec uses, so that it is never
+/// visible in the container's pid namespace while anything of the host is within its reach:
+///
+/// ```text
+/// exec (here)                  middle (host pid ns)               process (container pid ns)
+///   fork into the cgroup ----->  join the v1 cgroups
+///   place it (old kernels)
+///   Go ----------------------->  close every host descriptor
+///                                setns: mnt (root, cwd), user, ...,
+///                                  pid for its children
+///                                fork as our sibling -------------->  born inside: root, cwd,
+///   <----------------------- Pid(process)                            namespaces the container's
+///   reap the middle              _exit                               setsid, terminal, user,
+///   <------------------------------------------------------------- Created, then execve
+/// ```
+///
+/// Both are non-dumpable from before the first fork until the execve, so that the container's
+/// processes cannot ptrace them or open their /proc files without CAP_SYS_PTRACE.
 pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     let (c, plan, exec_via) = prepare(root, id, opts)?;
     let console = match &opts.console_socket {
@@ -38,12 +57,7 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     };
     let pidfd = berth_sys::process::pidfd_open(c.record.pid)
         .during("pidfd_open of the container's init")?;
-    let (join_now, join_later) = namespaces_to_join(c.record.pid);
-    if join_now != 0 {
-        // Applies to our children only: the exec'd process is born in the container's pid ns.
-        berth_sys::ns::setns(pidfd.as_fd(), join_now)
-            .during("join the container's pid namespace")?;
-    }
+    let join = namespaces_to_join(c.record.pid);
     let cg = cgroup::open(&c.record.cgroup_path)?;
     let (parent_end, child_end) = protocol::pair().during("create the exec socketpair")?;
     // Born in the container's cgroup, as the init is (process/parent.rs): cloned into the
@@ -51,22 +65,26 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     // to cgroup.procs from here, which waits for an RCU grace period.
     let into = crate::process::parent::clone_target(&cg, true)?;
     exec_via.prepare()?;
+    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::Sys {
+        step: "make the runtime non-dumpable before exec's fork (prctl PR_SET_DUMPABLE)",
+        source: e.into(),
+    })?;
     let (forked, cloned_into) =
         crate::process::parent::fork_into(into.as_ref().map(|fd| fd.as_fd()));
     drop(into);
-    let pid = match forked.during("fork the exec process")? {
+    let middle = match forked.during("fork the exec process")? {
         berth_sys::process::Forked::Child => {
             drop(parent_end);
             let parts = ChildParts {
                 cgroup: &cg,
                 pidfd,
-                join: join_later,
+                join,
                 plan: &plan,
                 console,
                 preserve_fds: opts.preserve_fds,
                 exec_via: &exec_via,
             };
-            let err = match child(&child_end, parts) {
+            let err = match middle(&child_end, parts) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -78,9 +96,14 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
         berth_sys::process::Forked::Parent(pid) => pid,
     };
     drop(child_end);
+    drop(pidfd);
+    let mut procs = Procs {
+        middle: Some(middle),
+        process: None,
+    };
     let started = (|| {
         if cg.unified_dir().is_some() && !cloned_into {
-            cg.add_task(pid)?;
+            cg.add_task(middle)?;
         }
         let go = parent_end.send(&FromParent::Go {
             state: String::new(),
@@ -90,29 +113,46 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
                 return go.during("tell the exec process to go on");
             }
         }
-        // A send that fails may be the child having failed first (it joins its cgroups and
-        // namespaces before it waits for Go): its message says why, so read it either way.
-        match parent_end.recv::<FromInit>() {
-            Ok(FromInit::Created) if go.is_err() => go.during("tell the exec process to go on"),
-            Ok(FromInit::Created) => Ok(()),
-            Ok(FromInit::Failed { step, error, exec }) => {
-                Err(Error::from_init(&step, &error, exec))
+        // A send that fails may be the middle having failed first (it joins its cgroups before
+        // it waits for Go): its message says why, so read it either way. The middle's Pid and
+        // the process's first word race on the socket: wait for both.
+        let mut created = false;
+        while !(created && procs.process.is_some()) {
+            match parent_end.recv::<FromInit>() {
+                Ok(FromInit::Pid(pid)) => {
+                    procs.reap_middle();
+                    procs.process = Some(pid);
+                }
+                Ok(FromInit::Created) => created = true,
+                Ok(FromInit::Failed { step, error, exec }) => {
+                    // The process may have failed before the middle's Pid came: take it, so
+                    // that the process is reaped too (the socket ends when both are gone).
+                    while let Ok(m) = parent_end.recv::<FromInit>() {
+                        if let FromInit::Pid(pid) = m {
+                            procs.reap_middle();
+                            procs.process = Some(pid);
+                        }
+                    }
+                    return Err(Error::from_init(&step, &error, exec));
+                }
+                Ok(m) => return Err(Error::Init(format!("exec: unexpected message {m:?}"))),
+                Err(_) if go.is_err() => return go.during("tell the exec process to go on"),
+                Err(e) => {
+                    return Err(Error::Init(format!(
+                        "exec: the process exited without a word ({e})"
+                    )))
+                }
             }
-            Ok(m) => Err(Error::Init(format!("exec: unexpected message {m:?}"))),
-            Err(_) if go.is_err() => go.during("tell the exec process to go on"),
-            Err(e) => Err(Error::Init(format!(
-                "exec: the process exited without a word ({e})"
-            ))),
         }
+        Ok(())
     })();
     if let Err(e) = started {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = wait_exit(pid);
+        procs.kill();
         return Err(e);
     }
+    let Some(pid) = procs.process else {
+        return Err(Error::Init("exec: no process".into()));
+    };
     if let Some(p) = &opts.pid_file {
         crate::process::parent::write_pid_file(p, pid)?;
     }
@@ -121,6 +161,34 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     }
     drop(parent_end);
     wait_exit(pid)
+}
+
+/// exec's children: the middle until it is reaped, the process once it is known.
+struct Procs {
+    middle: Option<i32>,
+    process: Option<i32>,
+}
+
+impl Procs {
+    fn reap_middle(&mut self) {
+        if let Some(pid) = self.middle.take() {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+    }
+
+    /// After a failure: kill and reap whatever was made.
+    fn kill(&mut self) {
+        for pid in [self.middle, self.process].into_iter().flatten() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        self.reap_middle();
+        if let Some(pid) = self.process.take() {
+            let _ = wait_exit(pid);
+        }
+    }
 }
 
 /// Loads the container and plans the process: every check that fails before anything is
@@ -217,12 +285,11 @@ fn spec_has_cap(spec: &oci_spec::runtime::Spec, cap: oci_spec::runtime::Capabili
     .any(|set| set.as_ref().is_some_and(|s| s.contains(&cap)))
 }
 
-/// The container's namespaces that differ from ours: (pid, to set before the fork; the rest,
-/// to join in the child). Comparing inodes skips namespaces the container shares with us.
-fn namespaces_to_join(pid: i32) -> (i32, i32) {
+/// The container's namespaces that differ from ours, as setns flags. Comparing inodes skips
+/// namespaces the container shares with us.
+fn namespaces_to_join(pid: i32) -> i32 {
     use std::os::unix::fs::MetadataExt;
-    let mut later = 0;
-    let mut now = 0;
+    let mut join = 0;
     for (name, flag) in [
         ("user", berth_sys::ns::CLONE_NEWUSER),
         ("pid", berth_sys::ns::CLONE_NEWPID),
@@ -239,20 +306,16 @@ fn namespaces_to_join(pid: i32) -> (i32, i32) {
             continue;
         };
         if theirs.ino() != ours.ino() || theirs.dev() != ours.dev() {
-            if flag == berth_sys::ns::CLONE_NEWPID {
-                now |= flag;
-            } else {
-                later |= flag;
-            }
+            join |= flag;
         }
     }
-    (now, later)
+    join
 }
 
-/// What the exec'd process takes into the container, besides its protocol channel.
+/// What the middle takes into the container, besides its protocol channel.
 struct ChildParts<'a> {
     cgroup: &'a cgroup::Manager,
-    /// The container's init, whose namespaces (`join`) it enters.
+    /// The container's init, whose namespaces (`join`) the middle enters.
     pidfd: OwnedFd,
     join: i32,
     plan: &'a crate::plan::ProcessPlan,
@@ -261,7 +324,10 @@ struct ChildParts<'a> {
     exec_via: &'a ExecVia,
 }
 
-fn child(chan: &Channel, parts: ChildParts<'_>) -> StepResult<std::convert::Infallible> {
+/// The middle: in its cgroups, with nothing of the host open, in the container's namespaces
+/// (the pid one for its children), it forks the process as our sibling, tells us its pid and
+/// leaves. Returns only on error.
+fn middle(chan: &Channel, parts: ChildParts<'_>) -> StepResult<std::convert::Infallible> {
     let ChildParts {
         cgroup,
         pidfd,
@@ -275,28 +341,67 @@ fn child(chan: &Channel, parts: ChildParts<'_>) -> StepResult<std::convert::Infa
     cgroup
         .join_self_v1()
         .step(|| "join the container's v1 cgroups".into())?;
-    // At once: born in the container's pid namespace, this process is visible there, and it
-    // must not wait in the host's mount namespace.
-    if join != 0 {
-        berth_sys::ns::setns(pidfd.as_fd(), join)
-            .step(|| "join the container's namespaces".into())?;
-    }
-    drop(pidfd);
     match chan.recv::<FromParent>() {
         Ok(FromParent::Go { .. }) => {}
         Ok(m) => return fail("wait for the runtime", format!("unexpected message {m:?}")),
         Err(e) => return fail("wait for the runtime", e.to_string()),
     }
+    // Whatever the caller and the runtime held (the cgroup directory, the state directory,
+    // inherited descriptors) is closed before anything of ours enters the container. The
+    // frames owning them never return: this process _exits.
+    let keep: Vec<u32> = (3..3 + preserve_fds)
+        .chain(
+            [
+                chan.raw_fd(),
+                pidfd.as_raw_fd(),
+                console.as_ref().map_or(-1, |c| c.as_raw_fd()),
+                exec_via.raw_fd().unwrap_or(-1),
+            ]
+            .into_iter()
+            .filter_map(|fd| u32::try_from(fd).ok()),
+        )
+        .collect();
+    berth_sys::fd::close_from_except(3, &keep).step(|| "close the runtime's descriptors".into())?;
+    // Checked while /proc/self is still ours: the container's procfs does not show us.
+    let single = berth_sys::process::SingleThreaded::check()
+        .step(|| "check that the exec process has one thread".into())?;
+    if join != 0 {
+        // One call for all: the kernel enters the user namespace first. The mount namespace
+        // gives this process the container's root and working directory; the pid namespace
+        // applies to the child only.
+        berth_sys::ns::setns(pidfd.as_fd(), join)
+            .step(|| "join the container's namespaces".into())?;
+    }
+    drop(pidfd);
+    match berth_sys::process::fork_as_sibling(single)
+        .step(|| "fork into the container's pid namespace".into())?
+    {
+        berth_sys::process::Forked::Parent(pid) => {
+            let _ = chan.send(&FromInit::Pid(pid));
+            berth_sys::process::exit_now(0)
+        }
+        berth_sys::process::Forked::Child => process(chan, plan, console, preserve_fds, exec_via),
+    }
+}
+
+/// The exec'd process, inside from its birth: session, terminal, then as the init.
+fn process(
+    chan: &Channel,
+    plan: &crate::plan::ProcessPlan,
+    console: Option<OwnedFd>,
+    preserve_fds: u32,
+    exec_via: &ExecVia,
+) -> StepResult<std::convert::Infallible> {
+    crate::process::new_session()?;
     if plan.terminal {
         let Some(console) = console else {
             return fail("set up the terminal", "no console socket");
         };
         let (master, _) = crate::tty::setup_pty(None)?;
         crate::tty::send_master(console.as_fd(), master.as_fd())?;
-    } else {
-        nix::unistd::setsid().step(|| "setsid".into()).ok();
     }
-    let exe = crate::process::init::finalize_process(plan, preserve_fds)?;
+    let ours = [chan.raw_fd(), exec_via.raw_fd().unwrap_or(-1)];
+    let exe = crate::process::init::finalize_process(plan, preserve_fds, &ours)?;
     chan.send(&FromInit::Created)
         .step(|| "tell the runtime the process is ready".into())?;
     crate::process::init::exec(plan, &exe, exec_via)
