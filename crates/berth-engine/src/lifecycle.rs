@@ -203,8 +203,11 @@ pub fn start(engine: &Engine, key: &str, hello: &Hello) -> Result<(Record, Sessi
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         )
         .env("BERTH_EXE", &engine.exe)
-        .arg0("berth")
-        .process_group(0);
+        .arg0("berth");
+    // Its own session from its first instruction: neither the monitor nor the container it
+    // starts keeps the caller's terminal (which a container could otherwise write to, or
+    // type into with TIOCSTI), and no signal from that terminal reaches them.
+    berth_sys::process::new_session_on_spawn(&mut cmd);
     // The monitor outlives us; it is not ours to wait for (dropping the handle leaves it be).
     cmd.spawn()
         .map_err(Error::io("spawn the monitor", engine.exe.clone()))?;

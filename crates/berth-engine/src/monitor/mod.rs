@@ -25,7 +25,10 @@ pub fn main(engine: &Engine, id: &str) -> i32 {
     // Whatever the spawning CLI's caller left open (a CI pipe...) is not ours to hold for the
     // container's whole life: only 0, 1 and 2 were handed to us.
     let _ = berth_sys::fd::close_from_for_good(3);
-    let _ = nix::unistd::setsid();
+    if let Err(e) = own_session() {
+        eprintln!("berth monitor {id}: {e}");
+        return 1;
+    }
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let first = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => UnixStream::from(fd),
@@ -45,4 +48,15 @@ pub fn main(engine: &Engine, id: &str) -> i32 {
             1
         }
     }
+}
+
+/// The monitor leads a session of its own, without a controlling terminal: the spawning CLI
+/// made it one (lifecycle.rs), or, started some other way, it makes one now. Never ignored: a
+/// container left in the caller's session could type into the caller's terminal.
+fn own_session() -> nix::Result<()> {
+    let me = nix::unistd::getpid();
+    if nix::unistd::getsid(None)? == me {
+        return Ok(());
+    }
+    nix::unistd::setsid().map(drop)
 }
