@@ -200,6 +200,11 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<InitPlan, String> {
                 "none".into()
             }
         });
+        crate::rootfs::procfs::check_destination(
+            m.destination(),
+            &fstype,
+            options.is_bind() || fstype == "bind",
+        )?;
         mounts.push(MountPlan {
             destination: m.destination().clone(),
             source: m.source().as_ref().map(|s| {
@@ -388,11 +393,11 @@ fn rlimit_resource(t: PosixRlimitType) -> nix::sys::resource::Resource {
 }
 
 /// The cgroup device rules: the spec's own, then what every container needs (runc's
-/// AllowedDevices: mknod of anything, the default devices, ptys, tun), then the devices the
-/// spec creates. Later rules win, so the spec's "deny all" comes first.
+/// AllowedDevices: mknod of anything, the default devices, ptys, tun). Later rules win, so the
+/// spec's "deny all" comes first. The devices the spec creates (`linux.devices`) add nothing:
+/// a node made in /dev is usable only if `resources.devices` allows it, as under runc.
 pub fn device_rules(
     resources: Option<&oci_spec::runtime::LinuxResources>,
-    devices: &[LinuxDevice],
 ) -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
     use oci_spec::runtime::LinuxDeviceCgroup;
     let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
@@ -422,19 +427,6 @@ pub fn device_rules(
         (10, Some(200)),
     ] {
         rules.push(rule(LinuxDeviceType::C, Some(major), minor, "rwm"));
-    }
-    for d in devices {
-        if matches!(
-            d.typ(),
-            LinuxDeviceType::C | LinuxDeviceType::B | LinuxDeviceType::U
-        ) {
-            let typ = if d.typ() == LinuxDeviceType::B {
-                LinuxDeviceType::B
-            } else {
-                LinuxDeviceType::C
-            };
-            rules.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
-        }
     }
     rules
 }

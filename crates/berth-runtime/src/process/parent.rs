@@ -97,7 +97,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         )),
         None => None,
     };
-    let (cgroup_path, cgroup) = make_cgroup(&spec, &plan, &opts.id, &mut cleanup.cgroup)?;
+    let (cgroup_path, cgroup) = make_cgroup(&spec, &opts.id, &mut cleanup.cgroup)?;
     warn_unsupported_lsm(&spec, &plan);
 
     let (parent_end, init_end) = protocol::pair().during("create the init socketpair")?;
@@ -240,7 +240,6 @@ fn make_exec_fifo(dir: &Path, plan: &InitPlan) -> Result<OwnedFd> {
 /// manager, kept in `slot` so that a failure removes it.
 fn make_cgroup<'a>(
     spec: &Spec,
-    plan: &InitPlan,
     id: &str,
     slot: &'a mut Option<Manager>,
 ) -> Result<(PathBuf, &'a Manager)> {
@@ -251,7 +250,7 @@ fn make_cgroup<'a>(
     let mut resources = linux
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
-    resources.set_devices(Some(plan::device_rules(Some(&resources), &plan.devices)));
+    resources.set_devices(Some(plan::device_rules(Some(&resources))));
     cgroup.apply(&resources)?;
     Ok((path, cgroup))
 }

@@ -3,6 +3,7 @@
 
 pub mod devices;
 pub mod options;
+pub mod procfs;
 pub mod resolve;
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -57,6 +58,8 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str) -> StepResult<OwnedFd> {
         mount_one(root.as_fd(), m, host_cgroups)?;
         dev_mounted |= m.destination == Path::new("/dev");
     }
+    // Before anything writes under it (sysctls, AppArmor, masked paths).
+    procfs::check_mounted(root.as_fd()).or_else(|e| fail("check /proc", e))?;
     if dev_mounted {
         devices::create_all(root.as_fd(), &plan.devices, plan.in_user_ns())?;
         devices::default_links(root.as_fd())?;
@@ -95,6 +98,11 @@ fn mount_one(
     };
     let target = resolve::create(root, dest, leaf)
         .step(|| format!("create mount point {} in the root", dest.display()))?;
+    procfs::check_resolved(dest, &target).or_else(|e| fail(what(), e))?;
+    if is_bind && procfs::clean(dest) == Path::new("/proc") {
+        let src = m.source.as_deref().unwrap_or(Path::new(""));
+        procfs::check_bind_source(src).or_else(|e| fail(what(), e))?;
+    }
     let target_path = resolve::fd_path(&target);
     let data = m.options.data_string();
     if is_bind {
@@ -213,6 +221,8 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> 
     let unified_only = own.lines().count() == 1 && own.starts_with("0::");
     let target = resolve::create(root, dest, Leaf::Dir)
         .step(|| format!("create mount point {}", dest.display()))?;
+    procfs::check_resolved(dest, &target)
+        .or_else(|e| fail(format!("mount cgroup on {}", dest.display()), e))?;
     let target_path = resolve::fd_path(&target);
     if unified_only {
         let r = mount(
