@@ -1,11 +1,13 @@
 //! Black-box tests of hostile image archives: `berth load` of docker- and oci-archives whose
-//! names or links lead out of the archive to host files. Each is refused with one line and
-//! exit 1 (Docker's `docker load` status for a bad archive) and stores nothing; each has a
-//! control beside it, the same archive with its link kept inside, which loads.
+//! names or links lead out of the archive to host files, refused with one line and exit 1
+//! (Docker's `docker load` status for a bad archive) storing nothing, each beside a control,
+//! the same archive with its link kept inside, which loads; and `berth import` of a layer
+//! that reaches for a host directory through a link.
 //!
 //! Needs `cargo build -p berth` beforehand. Each test has its own empty data root.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 
 use berth_harness::image::berth_bin;
@@ -38,6 +40,10 @@ impl Tar {
 
     fn file(self, name: &str, data: &[u8]) -> Tar {
         self.entry(name, tar::EntryType::Regular, "", data)
+    }
+
+    fn dir(self, name: &str) -> Tar {
+        self.entry(name, tar::EntryType::Directory, "", b"")
     }
 
     fn symlink(self, name: &str, target: &str) -> Tar {
@@ -325,5 +331,30 @@ fn oci_archive_links_to_host_files_are_refused() {
                 .symlink(&layer, "../../spare/layer")
         }),
         "hostile:oci",
+    );
+}
+
+#[test]
+fn import_never_touches_a_host_directory() {
+    // A directory, then a link of the same name to a host directory: the directory's time,
+    // set once the layer is written, must not go through the link.
+    let host = Host::new();
+    let victim = host.0.path().join("b");
+    fs::create_dir(&victim).unwrap();
+    let before = fs::metadata(&victim).unwrap().mtime();
+    let layer = Tar::new()
+        .dir("a/")
+        .dir("a/b/")
+        .symlink("a", host.0.path().to_str().unwrap())
+        .bytes();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    fs::write(file.path(), layer).unwrap();
+    Root::new()
+        .berth(&["import", file.path().to_str().unwrap(), "hostile:import"])
+        .ok();
+    assert_eq!(
+        fs::metadata(&victim).unwrap().mtime(),
+        before,
+        "import set the time of a host directory"
     );
 }
