@@ -106,10 +106,11 @@ impl Error {
             return false;
         }
         match self {
-            Error::Transport { .. } | Error::Read { .. } => true,
+            Error::Transport { .. } => true,
+            // InvalidData: the registry sent more than the manifest declares; no retry helps.
+            Error::Read { source, .. } => source.kind() != io::ErrorKind::InvalidData,
             Error::Http { status, .. } => *status >= 500 || *status == 429,
             Error::Context { source, .. } => source.is_transient(),
-            Error::SizeMismatch { .. } => true,
             Error::Unpack { source, .. } => matches!(
                 source.kind(),
                 io::ErrorKind::UnexpectedEof

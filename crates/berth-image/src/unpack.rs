@@ -267,8 +267,10 @@ impl Unpacker<'_> {
             Ok(meta) if meta.is_dir() => {
                 if !keep_dir {
                     fs::remove_dir_all(target)?;
-                    // Anything below it that we had checked is gone now.
+                    // Anything below it that we had checked is gone now, and its path may
+                    // next lead through a symlink: the times set at the end must not follow.
                     self.known_dirs.retain(|d| !d.starts_with(target));
+                    self.dir_times.retain(|(d, _)| !d.starts_with(target));
                 }
             }
             Ok(_) => fs::remove_file(target)?,

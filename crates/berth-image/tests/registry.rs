@@ -3,18 +3,20 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use berth_image::archive::import::import;
-use berth_image::progress::Silent;
+use berth_image::progress::{LayerState, Progress, Silent};
 use berth_image::registry::pull::{pull, PullOptions};
 use berth_image::registry::push::{push, PushOptions};
 use berth_image::registry::{Body, Client, Credentials, RegistryOptions};
 use berth_image::{Error, Image, Platform, Reference, Store};
-use common::{rootfs_tar, Auth, Registry, PASS, USER};
+use common::{rootfs_tar, Auth, HostileRegistry, Registry, Reply, ENDLESS_CAP, PASS, USER};
+use oci_spec::image::Digest;
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -423,5 +425,170 @@ fn full_disk_is_one_clear_error_and_leaves_nothing() {
     for sub in ["tmp", "layers"] {
         let left = std::fs::read_dir(dest.dir().join(sub)).unwrap().count();
         assert_eq!(left, 0, "{sub} not empty after a failed pull");
+    }
+}
+
+/// Counts the layers a pull retried.
+#[derive(Default)]
+struct Retries(AtomicUsize);
+
+impl Progress for Retries {
+    fn layer(&self, _digest: &Digest, state: LayerState) {
+        if matches!(state, LayerState::Retrying { .. }) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A failed pull left no image and no work in progress.
+fn no_partial_image(store: &Store, images_before: usize) {
+    assert_eq!(
+        store.images().unwrap().len(),
+        images_before,
+        "partial image"
+    );
+    let tmp = std::fs::read_dir(store.dir().join("tmp")).unwrap().count();
+    assert_eq!(tmp, 0, "temp files left behind");
+}
+
+#[test]
+fn declared_size_must_match_the_blob() {
+    let registry = Registry::start(Auth::None);
+    let (_d1, source) = store();
+    let image = make_image(&source, "sizes", 100_000, "local/sizes:1");
+    let good = Reference::parse(&format!("{}/sizes:good", registry.addr)).unwrap();
+    push(&source, &image, &good, &PushOptions::default(), &Silent).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&source.read_blob(&image.manifest_digest).unwrap()).unwrap();
+    let client = Client::new(
+        &registry.addr,
+        vec!["repository:sizes:pull,push".into()],
+        &RegistryOptions::default(),
+    )
+    .unwrap();
+    // The registry stores manifests whose descriptors lie about sizes: the blobs are the
+    // right ones (same digests), only the declared sizes are off by one either way.
+    let layer = image.manifest.layers()[0].digest().to_string();
+    let config = image.id().to_string();
+    let cases = [
+        ("layer-bigger", "/layers/0/size", 1, &layer),
+        ("layer-smaller", "/layers/0/size", -1, &layer),
+        ("config-bigger", "/config/size", 1, &config),
+        ("config-smaller", "/config/size", -1, &config),
+    ];
+    let mut lying = Vec::new();
+    for (tag, pointer, delta, blob) in cases {
+        let mut edited = manifest.clone();
+        let size = edited.pointer_mut(pointer).unwrap();
+        *size = (size.as_i64().unwrap() + delta).into();
+        let bytes = serde_json::to_vec(&edited).unwrap();
+        let url = format!("http://{}/v2/sizes/manifests/{tag}", registry.addr);
+        let body = Body::Bytes(&bytes, &image.manifest_media_type);
+        let response = client.send("PUT", &url, &[], &body).unwrap();
+        assert_eq!(response.status(), 201, "{tag}");
+        let reference = Reference::parse(&format!("{}/sizes:{tag}", registry.addr)).unwrap();
+        lying.push((reference, blob));
+    }
+    let refused = |dest: &Store, reference: &Reference, blob: &str, images_before: usize| {
+        let retries = Retries::default();
+        let err = pull(dest, reference, &PullOptions::default(), &retries).unwrap_err();
+        assert!(
+            matches!(err.root(), Error::SizeMismatch { .. }),
+            "{reference}: {err}"
+        );
+        assert!(err.to_string().contains(blob), "{err}");
+        assert_eq!(retries.0.load(Ordering::SeqCst), 0, "a lie is not retried");
+        no_partial_image(dest, images_before);
+    };
+    for (reference, blob) in &lying {
+        let (_d, dest) = store();
+        refused(&dest, reference, blob, 0);
+        assert!(!dest.has_blob(image.manifest.layers()[0].digest()));
+    }
+    // With the blobs already in the store from an honest pull, the lies are refused all
+    // the same: what the store held before does not change the verdict.
+    let (_d, dest) = store();
+    pull(&dest, &good, &PullOptions::default(), &Silent).unwrap();
+    for (reference, blob) in &lying {
+        refused(&dest, reference, blob, 1);
+    }
+}
+
+/// Serves `image` from a hostile registry where `endless` names the one reply that runs on
+/// past its content; returns the registry and the reference to pull.
+fn hostile_registry(source: &Store, image: &Image, endless: &str) -> (HostileRegistry, Reference) {
+    let layer = image.manifest.layers()[0].digest();
+    let blob = |digest: &Digest| std::fs::read(source.blob_path(digest));
+    let mut routes = HashMap::new();
+    let mut route = |path: String, content_type, body: Vec<u8>, name: &str| {
+        let endless = name == endless;
+        routes.insert(
+            path,
+            Reply {
+                content_type,
+                body,
+                endless,
+            },
+        );
+    };
+    let manifest_type = if image.manifest_media_type.contains("oci") {
+        "application/vnd.oci.image.manifest.v1+json"
+    } else {
+        "application/vnd.docker.distribution.manifest.v2+json"
+    };
+    route(
+        "/v2/endless/manifests/1".into(),
+        manifest_type,
+        blob(&image.manifest_digest).unwrap(),
+        "manifest",
+    );
+    let octets = "application/octet-stream";
+    route(
+        format!("/v2/endless/blobs/{}", image.id()),
+        octets,
+        blob(image.id()).unwrap(),
+        "config",
+    );
+    route(
+        format!("/v2/endless/blobs/{layer}"),
+        octets,
+        blob(layer).unwrap(),
+        "layer",
+    );
+    let registry = HostileRegistry::start(routes);
+    let reference = Reference::parse(&format!("{}/endless:1", registry.addr)).unwrap();
+    (registry, reference)
+}
+
+#[test]
+fn hostile_registry_cannot_stream_past_the_declared_size() {
+    let (_d1, source) = store();
+    let image = make_image(&source, "endless", 200_000, "local/endless:1");
+    let layer_size = image.manifest.layers()[0].size();
+    let config_size = source.read_blob(image.id()).unwrap().len();
+    let cases = [
+        (
+            "layer",
+            format!("more than the {layer_size} bytes the manifest declares"),
+        ),
+        (
+            "config",
+            format!("more than the {config_size} bytes the manifest declares"),
+        ),
+        ("manifest", "larger than 4 MiB".to_string()),
+    ];
+    for (endless, expected) in cases {
+        let (registry, reference) = hostile_registry(&source, &image, endless);
+        let (_d2, dest) = store();
+        let retries = Retries::default();
+        let err = pull(&dest, &reference, &PullOptions::default(), &retries).unwrap_err();
+        assert!(err.to_string().contains(&expected), "{endless}: {err}");
+        assert_eq!(retries.0.load(Ordering::SeqCst), 0, "{endless}: retried");
+        // What crossed the wire is the declared size plus what the sockets buffer, far
+        // below what the registry would have sent.
+        let sent = registry.sent.load(Ordering::SeqCst);
+        assert!(sent < ENDLESS_CAP / 2, "{endless}: {sent} bytes read");
+        no_partial_image(&dest, 0);
+        assert!(!dest.has_blob(image.manifest.layers()[0].digest()));
     }
 }

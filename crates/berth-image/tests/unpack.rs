@@ -255,3 +255,88 @@ fn truncated_tar_is_an_error() {
     let result = unpack_layer(&bytes[..2000], dir.path(), "test");
     assert!(result.is_err(), "{result:?}");
 }
+
+#[test]
+fn directory_times_never_land_outside() {
+    // A directory entry whose parent is later replaced by a link out of the layer: its time,
+    // set at the end, must not go through that link to the host.
+    let host = tempfile::tempdir().unwrap();
+    fs::create_dir(host.path().join("b")).unwrap();
+    let before = fs::metadata(host.path().join("b")).unwrap().mtime();
+    let link = host.path().to_str().unwrap();
+    let (outer, result) = unpack(Tar::new().dir("a/").dir("a/b/").symlink("a", link));
+    result.unwrap();
+    assert_eq!(
+        fs::metadata(host.path().join("b")).unwrap().mtime(),
+        before,
+        "a layer set the time of a host directory"
+    );
+    assert!(fs::symlink_metadata(outer.path().join("layer/a"))
+        .unwrap()
+        .is_symlink());
+    // The same through a whiteout that removes the directory.
+    let (_outer, result) = unpack(
+        Tar::new()
+            .dir("a/")
+            .dir("a/b/")
+            .file(".wh.a", b"")
+            .symlink("a", link),
+    );
+    result.unwrap();
+    assert_eq!(fs::metadata(host.path().join("b")).unwrap().mtime(), before);
+}
+
+#[test]
+fn whiteouts_naming_dotdot_are_refused() {
+    for name in [".wh..", ".wh...", "a/.wh..."] {
+        let (outer, result) = unpack(Tar::new().dir("a/").file(name, b""));
+        assert!(
+            matches!(result, Err(Error::UnsafeEntry { .. })),
+            "{name}: {result:?}"
+        );
+        only_layer_written(outer.path());
+    }
+    // An opaque marker whose directory climbs out is refused; one at the top is the layer's.
+    let (outer, result) = unpack(Tar::new().file("../.wh..wh..opq", b""));
+    assert!(
+        matches!(result, Err(Error::UnsafeEntry { .. })),
+        "{result:?}"
+    );
+    only_layer_written(outer.path());
+    let (outer, result) = unpack(Tar::new().file("a/../../.wh..wh..opq", b""));
+    assert!(
+        matches!(result, Err(Error::UnsafeEntry { .. })),
+        "{result:?}"
+    );
+    only_layer_written(outer.path());
+    let host = tempfile::tempdir().unwrap();
+    let link = host.path().to_str().unwrap();
+    let (_outer, result) = unpack(Tar::new().symlink("l", link).file("l/.wh..wh..opq", b""));
+    assert!(
+        matches!(result, Err(Error::UnsafeEntry { .. })),
+        "{result:?}"
+    );
+    let (_outer, result) = unpack(Tar::new().symlink("l", link).file("l/.wh.x", b""));
+    assert!(
+        matches!(result, Err(Error::UnsafeEntry { .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn hardlink_to_a_link_out_links_the_link() {
+    // A hard link to a symlink that points out of the layer is a second name for the symlink,
+    // never for the host file it names.
+    let host = tempfile::tempdir().unwrap();
+    let secret = host.path().join("secret");
+    fs::write(&secret, b"host").unwrap();
+    let (outer, result) = unpack(
+        Tar::new()
+            .symlink("out", secret.to_str().unwrap())
+            .hardlink("copy", "out"),
+    );
+    result.unwrap();
+    let copy = fs::symlink_metadata(outer.path().join("layer/copy")).unwrap();
+    assert!(copy.is_symlink(), "the hard link followed the symlink");
+    assert_eq!(fs::metadata(&secret).unwrap().nlink(), 1);
+}

@@ -41,16 +41,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(255)),
         Err(e) => {
-            // berth-image errors already carry their whole chain in one line; print the
-            // binary's own context above them once.
-            let mut parts = Vec::new();
-            for cause in e.chain() {
-                parts.push(cause.to_string());
-                if cause.downcast_ref::<berth_image::Error>().is_some() {
-                    break;
-                }
-            }
-            eprintln!("berth: {}", parts.join(": "));
+            eprintln!("berth: {}", error_message(&e));
             let code = e
                 .downcast_ref::<berth_engine::Error>()
                 .map_or(EXIT_ENGINE_ERROR, berth_engine::Error::exit_code);
@@ -98,7 +89,20 @@ fn monitor() -> Option<u8> {
     Some(u8::try_from(berth_engine::monitor::main(&engine, id)).unwrap_or(1))
 }
 
-/// One line for an error: its chain joined, as main prints it.
+/// The line main prints for a command's error. berth-image errors already carry their whole
+/// chain in one line; the binary's own context goes above them once.
+pub fn error_message(e: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        parts.push(cause.to_string());
+        if cause.downcast_ref::<berth_image::Error>().is_some() {
+            break;
+        }
+    }
+    parts.join(": ")
+}
+
+/// One line for an error: its chain joined.
 pub fn error_line(e: &anyhow::Error) -> String {
     e.chain()
         .map(|c| c.to_string())

@@ -2,11 +2,10 @@
 
 use std::fs;
 use std::io::{self, BufReader, Write};
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{parse_config, store_layer_file, write_manifest, Loaded};
+use super::{parse_config, store_layer_file, write_manifest, Loaded, Unpacked};
 use crate::compress;
 use crate::digest;
 use crate::error::{Error, Result};
@@ -23,28 +22,19 @@ struct Entry {
     layers: Vec<String>,
 }
 
-/// Archive paths come from the archive; they must stay inside the unpacked directory.
-fn inside(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
-    let clean = crate::unpack::clean_path(Path::new(name))
-        .filter(|p| !p.as_os_str().is_empty())
-        .ok_or_else(|| Error::Invalid {
-            object: format!("archive entry {name:?}"),
-            reason: "escapes the archive".into(),
-        })?;
-    Ok(dir.join(clean))
-}
-
-pub(super) fn load_dir(store: &Store, dir: &Path, progress: &dyn Progress) -> Result<Vec<Loaded>> {
-    let path = dir.join("manifest.json");
-    let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
+pub(super) fn load(
+    store: &Store,
+    archive: &Unpacked,
+    progress: &dyn Progress,
+) -> Result<Vec<Loaded>> {
+    let bytes = archive.read("manifest.json")?;
     let entries: Vec<Entry> = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
         object: "manifest.json".into(),
         source,
     })?;
     let mut loaded = Vec::new();
     for entry in entries {
-        let config_path = inside(dir, &entry.config)?;
-        let config_bytes = fs::read(&config_path).map_err(Error::io("read", &config_path))?;
+        let config_bytes = archive.read(&entry.config)?;
         let (_, diff_ids) = parse_config(&config_bytes, &entry.config)?;
         if diff_ids.len() != entry.layers.len() {
             return Err(Error::Invalid {
@@ -52,6 +42,12 @@ pub(super) fn load_dir(store: &Store, dir: &Path, progress: &dyn Progress) -> Re
                 reason: "layer count does not match the config's diff IDs".into(),
             });
         }
+        // Every file the image names must be in the archive before any of it is stored.
+        let layer_files: Vec<fs::File> = entry
+            .layers
+            .iter()
+            .map(|name| archive.open(name))
+            .collect::<Result<_>>()?;
         let config_digest = store.put_blob(&entry.config, None, &config_bytes)?;
         let names: Vec<Reference> = entry
             .repo_tags
@@ -75,8 +71,8 @@ pub(super) fn load_dir(store: &Store, dir: &Path, progress: &dyn Progress) -> Re
             continue;
         }
         let mut layers = Vec::new();
-        for (name, diff_id) in entry.layers.iter().zip(&diff_ids) {
-            let layer = store_layer_file(store, &inside(dir, name)?, diff_id)?;
+        for ((name, file), diff_id) in entry.layers.iter().zip(layer_files).zip(&diff_ids) {
+            let layer = store_layer_file(store, file, name, diff_id)?;
             progress.layer(layer.digest(), LayerState::Complete);
             layers.push(layer);
         }

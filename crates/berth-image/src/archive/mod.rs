@@ -4,10 +4,10 @@
 pub mod docker;
 pub mod import;
 pub mod oci;
+mod unpacked;
 
 use std::fs;
-use std::io::Read;
-use std::path::Path;
+use std::io::{Read, Seek};
 
 use oci_spec::image::{Descriptor, Digest, ImageConfiguration, MediaType};
 use serde_json::json;
@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::store::Store;
+use unpacked::Unpacked;
 
 /// The archive formats `save` can write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,23 +40,11 @@ pub fn load(store: &Store, reader: impl Read, progress: &dyn Progress) -> Result
 
 fn load_inner(store: &Store, reader: impl Read, progress: &dyn Progress) -> Result<Vec<Loaded>> {
     let _hold = store.lock_shared()?;
-    let dir = tempfile::Builder::new()
-        .prefix("load-")
-        .tempdir_in(store.dir().join("tmp"))
-        .map_err(Error::io("create temp dir in", store.dir().join("tmp")))?;
-    let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(false);
-    archive.set_unpack_xattrs(false);
-    // tar's unpack_in refuses entries that would land outside the directory.
-    archive.unpack(dir.path()).map_err(|source| Error::Unpack {
-        layer: "archive".into(),
-        entry: "<archive>".into(),
-        source,
-    })?;
-    if dir.path().join("manifest.json").is_file() {
-        docker::load_dir(store, dir.path(), progress)
-    } else if dir.path().join("index.json").is_file() {
-        oci::load_dir(store, dir.path(), progress)
+    let archive = Unpacked::new(store, reader)?;
+    if archive.has("manifest.json")? {
+        docker::load(store, &archive, progress)
+    } else if archive.has("index.json")? {
+        oci::load(store, &archive, progress)
     } else {
         Err(Error::Invalid {
             object: "archive".into(),
@@ -65,22 +54,26 @@ fn load_inner(store: &Store, reader: impl Read, progress: &dyn Progress) -> Resu
     }
 }
 
-/// Stores a layer file as a blob (as it is, compressed or not) and unpacks it as `diff_id`.
-/// Returns the layer's descriptor for a new manifest.
-fn store_layer_file(store: &Store, path: &Path, diff_id: &Digest) -> Result<Descriptor> {
-    let mut file = fs::File::open(path).map_err(Error::io("open layer", path))?;
+/// Stores a layer file (`name` in the archive) as a blob, as it is, compressed or not, and
+/// unpacks it as `diff_id`. Returns the layer's descriptor for a new manifest.
+fn store_layer_file(
+    store: &Store,
+    mut file: fs::File,
+    name: &str,
+    diff_id: &Digest,
+) -> Result<Descriptor> {
     let mut magic = [0u8; 4];
     let n = file
         .read(&mut magic)
-        .map_err(Error::io("read layer", path))?;
+        .map_err(Error::io("read layer", name))?;
     let media_type = match &magic[..n] {
         [0x1f, 0x8b, ..] => MediaType::ImageLayerGzip,
         [0x28, 0xb5, 0x2f, 0xfd] => MediaType::ImageLayerZstd,
         _ => MediaType::ImageLayer,
     };
-    let mut file = HashingReader::new(fs::File::open(path).map_err(Error::io("open layer", path))?);
-    let digest =
-        store.put_blob_reader(&format!("layer {}", path.display()), None, None, &mut file)?;
+    file.rewind().map_err(Error::io("read layer", name))?;
+    let mut file = HashingReader::new(file);
+    let digest = store.put_blob_reader(&format!("layer {name}"), None, None, &mut file)?;
     let size = file.count();
     store.ensure_layer(&digest, diff_id)?;
     Ok(Descriptor::new(media_type, size, digest))

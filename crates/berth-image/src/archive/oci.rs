@@ -3,12 +3,11 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, Digest, ImageIndex, ImageManifest, MediaType};
 
 use super::docker::append_bytes;
-use super::{parse_config, Loaded};
+use super::{parse_config, Loaded, Unpacked};
 use crate::digest::{self, HashingReader};
 use crate::error::{Error, Result};
 use crate::platform::{self, Platform};
@@ -19,15 +18,21 @@ use crate::store::{Image, Store};
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
-fn blob_in(dir: &Path, digest: &Digest) -> PathBuf {
-    dir.join("blobs")
-        .join(digest.algorithm().as_ref())
-        .join(digest.digest())
+fn blob_name(digest: &Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm(), digest.digest())
 }
 
-fn read_verified(dir: &Path, digest: &Digest) -> Result<Vec<u8>> {
-    let path = blob_in(dir, digest);
-    let bytes = fs::read(&path).map_err(Error::io("read archive blob", &path))?;
+/// Reads the blob `descriptor` names, checked against its size and digest.
+fn read_verified(archive: &Unpacked, descriptor: &Descriptor) -> Result<Vec<u8>> {
+    let digest = descriptor.digest();
+    let bytes = archive.read(&blob_name(digest))?;
+    if bytes.len() as u64 != descriptor.size() {
+        return Err(Error::SizeMismatch {
+            object: format!("archive blob {digest}"),
+            expected: descriptor.size(),
+            got: bytes.len() as u64,
+        });
+    }
     digest::verify(
         || format!("archive blob {digest}"),
         digest,
@@ -46,12 +51,16 @@ fn name_of(descriptor: &Descriptor) -> Option<Reference> {
         .and_then(|n| Reference::parse(n).ok())
 }
 
-pub(super) fn load_dir(store: &Store, dir: &Path, progress: &dyn Progress) -> Result<Vec<Loaded>> {
-    let path = dir.join("index.json");
-    let index = ImageIndex::from_file(&path).map_err(|e| Error::Invalid {
-        object: "archive index.json".into(),
-        reason: e.to_string(),
-    })?;
+pub(super) fn load(
+    store: &Store,
+    archive: &Unpacked,
+    progress: &dyn Progress,
+) -> Result<Vec<Loaded>> {
+    let index: ImageIndex =
+        serde_json::from_slice(&archive.read("index.json")?).map_err(|source| Error::Json {
+            object: "archive index.json".into(),
+            source,
+        })?;
     let mut loaded = Vec::new();
     for top in index.manifests() {
         let name = name_of(top);
@@ -61,22 +70,20 @@ pub(super) fn load_dir(store: &Store, dir: &Path, progress: &dyn Progress) -> Re
             || descriptor.media_type().as_ref()
                 == "application/vnd.docker.distribution.manifest.list.v2+json"
         {
-            let nested: ImageIndex =
-                serde_json::from_slice(&read_verified(dir, descriptor.digest())?).map_err(
-                    |source| Error::Json {
-                        object: format!("archive index {}", descriptor.digest()),
-                        source,
-                    },
-                )?;
+            let nested: ImageIndex = serde_json::from_slice(&read_verified(archive, &descriptor)?)
+                .map_err(|source| Error::Json {
+                    object: format!("archive index {}", descriptor.digest()),
+                    source,
+                })?;
             descriptor = platform::select(nested.manifests(), &Platform::host())?.clone();
         }
-        let raw = read_verified(dir, descriptor.digest())?;
+        let raw = read_verified(archive, &descriptor)?;
         let manifest: ImageManifest =
             serde_json::from_slice(&raw).map_err(|source| Error::Json {
                 object: format!("archive manifest {}", descriptor.digest()),
                 source,
             })?;
-        let config_bytes = read_verified(dir, manifest.config().digest())?;
+        let config_bytes = read_verified(archive, manifest.config())?;
         let (_, diff_ids) = parse_config(&config_bytes, "archive config")?;
         if diff_ids.len() != manifest.layers().len() {
             return Err(Error::Invalid {
@@ -84,20 +91,24 @@ pub(super) fn load_dir(store: &Store, dir: &Path, progress: &dyn Progress) -> Re
                 reason: "layer count does not match the config".into(),
             });
         }
+        // Every blob the image names must be in the archive before any of it is stored.
+        let layer_files: Vec<fs::File> = manifest
+            .layers()
+            .iter()
+            .map(|layer| archive.open(&blob_name(layer.digest())))
+            .collect::<Result<_>>()?;
         store.put_blob(
             "archive config",
             Some(manifest.config().digest()),
             &config_bytes,
         )?;
-        for (layer, diff_id) in manifest.layers().iter().zip(&diff_ids) {
+        for ((layer, mut file), diff_id) in manifest.layers().iter().zip(layer_files).zip(&diff_ids)
+        {
             crate::compress::check_layer_media_type(
                 || format!("layer {}", layer.digest()),
                 layer.media_type().as_ref(),
             )?;
             if !store.has_blob(layer.digest()) {
-                let path = blob_in(dir, layer.digest());
-                let mut file =
-                    fs::File::open(&path).map_err(Error::io("open archive blob", &path))?;
                 store.put_blob_reader(
                     &format!("layer {}", layer.digest()),
                     Some(layer.digest()),

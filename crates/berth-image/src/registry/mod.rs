@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use oci_spec::image::Digest;
+use oci_spec::image::{Descriptor, Digest};
 
 use crate::digest::{self};
 use crate::error::{Error, Result};
@@ -24,6 +24,12 @@ use crate::reference::DOCKER_HUB;
 pub use credentials::Credentials;
 
 const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
+
+/// The largest manifest or index read from a registry (containerd's limit, and Docker Hub's).
+const MAX_MANIFEST: u64 = 4 << 20;
+
+/// The largest config read into memory; a manifest declaring more is refused unread.
+const MAX_SMALL_BLOB: u64 = 64 << 20;
 
 /// Media types we ask for when fetching a manifest.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -231,44 +237,101 @@ impl Client {
             ));
         }
         let content_type = response.content_type().to_string();
+        let too_big = || Error::Invalid {
+            object: format!("manifest {}/{repo}:{reference}", self.registry),
+            reason: format!(
+                "larger than {} MiB, the most berth accepts",
+                MAX_MANIFEST >> 20
+            ),
+        };
+        if content_length(&response).is_some_and(|n| n > MAX_MANIFEST) {
+            return Err(too_big());
+        }
         let mut bytes = Vec::new();
         response
             .into_reader()
-            .take(8 << 20)
+            .take(MAX_MANIFEST + 1)
             .read_to_end(&mut bytes)
             .map_err(|source| Error::Read {
                 object: url.clone(),
                 source,
             })?;
+        if bytes.len() as u64 > MAX_MANIFEST {
+            return Err(too_big());
+        }
         let media_type = media_type_of(&bytes).unwrap_or(content_type);
-        Ok((bytes.clone(), media_type, digest::sha256(&bytes)))
+        let digest = digest::sha256(&bytes);
+        Ok((bytes, media_type, digest))
     }
 
-    /// Starts a blob download; the caller reads and verifies the body.
-    pub fn get_blob(&self, repo: &str, digest: &Digest) -> Result<ureq::Response> {
+    /// Starts the download of the blob `descriptor` names; the caller reads at most its
+    /// declared size and verifies the body. A registry that announces another length is
+    /// refused before any of it is read.
+    pub fn get_blob(&self, repo: &str, descriptor: &Descriptor) -> Result<ureq::Response> {
+        let digest = descriptor.digest();
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
         let response = self.send("GET", &url, &[], &Body::Empty)?;
         if response.status() != 200 {
             return Err(self.status_error(format!("blob {digest}"), response));
         }
-        Ok(response)
+        match content_length(&response) {
+            Some(got) if got != descriptor.size() => Err(Error::SizeMismatch {
+                object: format!("blob {digest}"),
+                expected: descriptor.size(),
+                got,
+            }),
+            _ => Ok(response),
+        }
     }
 
-    /// Downloads a small blob (a config) whole and verifies it.
-    pub fn get_small_blob(&self, repo: &str, digest: &Digest) -> Result<Vec<u8>> {
+    /// Downloads a small blob (a config) whole, exactly its declared size, and verifies it.
+    pub fn get_small_blob(&self, repo: &str, descriptor: &Descriptor) -> Result<Vec<u8>> {
+        let (digest, size) = (descriptor.digest(), descriptor.size());
+        if size > MAX_SMALL_BLOB {
+            return Err(Error::Invalid {
+                object: format!("blob {digest}"),
+                reason: format!(
+                    "declared as {size} bytes, more than the {} MiB berth accepts for a config",
+                    MAX_SMALL_BLOB >> 20
+                ),
+            });
+        }
         let mut bytes = Vec::new();
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
-        self.get_blob(repo, digest)?
+        self.get_blob(repo, descriptor)?
             .into_reader()
-            .take(64 << 20)
+            .take(size + 1)
             .read_to_end(&mut bytes)
             .map_err(|source| Error::Read {
                 object: url,
                 source,
             })?;
+        if bytes.len() as u64 > size {
+            return Err(Error::Invalid {
+                object: format!("blob {digest}"),
+                reason: longer_than_declared(size),
+            });
+        }
+        if bytes.len() as u64 != size {
+            return Err(Error::SizeMismatch {
+                object: format!("blob {digest}"),
+                expected: size,
+                got: bytes.len() as u64,
+            });
+        }
         digest::verify(|| format!("blob {digest}"), digest, &digest::sha256(&bytes))?;
         Ok(bytes)
     }
+}
+
+/// Why a body that runs on past its declared size is refused.
+fn longer_than_declared(size: u64) -> String {
+    format!("the registry sent more than the {size} bytes the manifest declares")
+}
+
+/// The Content-Length a response announces, if any.
+fn content_length(response: &ureq::Response) -> Option<u64> {
+    response.header("content-length")?.trim().parse().ok()
 }
 
 /// The manifest's own `mediaType`, which beats a registry's Content-Type.

@@ -93,8 +93,10 @@ fn pull_inner(
         )?;
     }
     let config_digest = manifest.config().digest().clone();
-    if !store.has_blob(&config_digest) {
-        let bytes = client.get_small_blob(repo, &config_digest)?;
+    if store.has_blob(&config_digest) {
+        check_stored_size(store, manifest.config())?;
+    } else {
+        let bytes = client.get_small_blob(repo, manifest.config())?;
         store.put_blob(
             &format!("config {config_digest}"),
             Some(&config_digest),
@@ -164,6 +166,13 @@ fn resolve_manifest(
             chosen.digest(),
             &child_digest,
         )?;
+        if child_raw.len() as u64 != chosen.size() {
+            return Err(Error::SizeMismatch {
+                object: format!("manifest {}", chosen.digest()),
+                expected: chosen.size(),
+                got: child_raw.len() as u64,
+            });
+        }
         if !MANIFEST_TYPES.contains(&child_type.as_str()) {
             return Err(Error::UnsupportedMediaType {
                 object: format!("manifest {child_digest}"),
@@ -283,16 +292,17 @@ fn fetch_layer(
     progress: &dyn Progress,
 ) -> Result<()> {
     let digest = layer.digest();
-    if store.has_blob(digest) && store.has_layer(diff_id) {
-        progress.layer(digest, LayerState::Exists);
-        return Ok(());
-    }
     if store.has_blob(digest) {
-        store.ensure_layer(digest, diff_id)?;
-        progress.layer(digest, LayerState::Complete);
+        check_stored_size(store, layer)?;
+        if store.has_layer(diff_id) {
+            progress.layer(digest, LayerState::Exists);
+        } else {
+            store.ensure_layer(digest, diff_id)?;
+            progress.layer(digest, LayerState::Complete);
+        }
         return Ok(());
     }
-    let response = client.get_blob(repo, digest)?;
+    let response = client.get_blob(repo, layer)?;
     let body = ProgressReader {
         inner: ResumingBody::new(client, repo, digest, layer.size(), response, resumes),
         progress,
@@ -330,6 +340,23 @@ fn fetch_layer(
     temp_layer.commit(diff_id, size)?;
     progress.layer(digest, LayerState::Complete);
     Ok(())
+}
+
+/// A blob the store already holds must still be the size this manifest declares (the OCI
+/// image spec's rule), so an image pulls or fails the same whatever the store held before.
+fn check_stored_size(store: &Store, descriptor: &Descriptor) -> Result<()> {
+    let path = store.blob_path(descriptor.digest());
+    let got = std::fs::metadata(&path)
+        .map_err(Error::io("stat blob", &path))?
+        .len();
+    if got == descriptor.size() {
+        return Ok(());
+    }
+    Err(Error::SizeMismatch {
+        object: format!("blob {}", descriptor.digest()),
+        expected: descriptor.size(),
+        got,
+    })
 }
 
 /// Streams the blob body into the blob file (hashed by the writer) and its inflated content

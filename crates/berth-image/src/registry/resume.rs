@@ -7,8 +7,8 @@ use oci_spec::image::Digest;
 
 use super::{Body, Client};
 
-/// Reads a blob of known `size`; on an early end or a transient error, resumes from the byte
-/// it had reached (`Range: bytes=N-`), at most `resumes` times.
+/// Reads a blob of known `size`, never more; on an early end or a transient error, resumes
+/// from the byte it had reached (`Range: bytes=N-`), at most `resumes` times.
 pub struct ResumingBody<'a> {
     client: &'a Client,
     url: String,
@@ -74,11 +74,32 @@ impl<'a> ResumingBody<'a> {
     }
 }
 
+impl ResumingBody<'_> {
+    /// At the declared size: the body must end here. One byte more is refused rather than
+    /// read on, so a registry that streams forever cannot fill the disk. An error now is
+    /// no reason to resume: every byte is in, and the digest check judges them.
+    fn end(&mut self) -> io::Result<usize> {
+        match self.reader.read(&mut [0u8; 1]) {
+            Ok(0) | Err(_) => Ok(0),
+            Ok(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                super::longer_than_declared(self.size),
+            )),
+        }
+    }
+}
+
 impl Read for ResumingBody<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.size - self.done;
+        if left == 0 {
+            return self.end();
+        }
+        let len = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let buf = &mut buf[..len];
         loop {
             match self.reader.read(buf) {
-                Ok(0) if self.done < self.size && !buf.is_empty() => {
+                Ok(0) if !buf.is_empty() => {
                     let cause = io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!(

@@ -317,3 +317,77 @@ pub fn rootfs_tar(marker: &str, extra: usize) -> Vec<u8> {
     builder.append_link(&mut h, "bin/sh", "busybox").unwrap();
     builder.into_inner().unwrap()
 }
+
+/// What a [`HostileRegistry`] answers for one path.
+pub struct Reply {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// After the body, garbage until the client hangs up (or `ENDLESS_CAP` bytes, so a client
+    /// that never stops still lets the test end).
+    pub endless: bool,
+}
+
+/// Where an endless reply gives up.
+pub const ENDLESS_CAP: u64 = 64 << 20;
+
+/// A registry that lies: fixed replies by path, without Content-Length (the body runs to the
+/// close), and a count of the bytes the client accepted.
+pub struct HostileRegistry {
+    pub addr: String,
+    pub sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl HostileRegistry {
+    pub fn start(routes: std::collections::HashMap<String, Reply>) -> HostileRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (routes, counter) = (Arc::new(routes), sent.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (routes, counter) = (routes.clone(), counter.clone());
+                std::thread::spawn(move || {
+                    let _ = serve_hostile(stream, &routes, &counter);
+                });
+            }
+        });
+        HostileRegistry { addr, sent }
+    }
+}
+
+fn serve_hostile(
+    mut stream: TcpStream,
+    routes: &std::collections::HashMap<String, Reply>,
+    sent: &std::sync::atomic::AtomicU64,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let Some(reply) = routes.get(path) else {
+        return stream.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+    };
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nConnection: close\r\n\r\n",
+        reply.content_type
+    )?;
+    stream.write_all(&reply.body)?;
+    sent.fetch_add(reply.body.len() as u64, Ordering::SeqCst);
+    let garbage = [b'x'; 64 << 10];
+    let mut extra = 0;
+    while reply.endless && extra < ENDLESS_CAP {
+        stream.write_all(&garbage)?;
+        sent.fetch_add(garbage.len() as u64, Ordering::SeqCst);
+        extra += garbage.len() as u64;
+    }
+    Ok(())
+}

@@ -21,7 +21,19 @@ pub struct LoadArgs {
     pub quiet: bool,
 }
 
-pub fn run(ctx: &Context, args: LoadArgs) -> Result<()> {
+/// Loads; any failure is one line and exit status 1, as `docker load` exits for a bad archive
+/// (125 is for the errors of commands that run containers).
+pub fn run(ctx: &Context, args: LoadArgs) -> Result<i32> {
+    match load(ctx, args) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            eprintln!("berth: {}", crate::error_message(&e));
+            Ok(1)
+        }
+    }
+}
+
+fn load(ctx: &Context, args: LoadArgs) -> Result<()> {
     let input: Box<dyn Read> = match &args.input {
         Some(path) => {
             Box::new(File::open(path).with_context(|| format!("open {}", path.display()))?)

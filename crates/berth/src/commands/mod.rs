@@ -181,7 +181,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&ctx, a),
-        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&ctx, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => return load::run(&ctx, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(&ctx, a),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
         Command::Image(ImageCommand::Prune(a)) => {
