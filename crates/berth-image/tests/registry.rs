@@ -592,3 +592,97 @@ fn hostile_registry_cannot_stream_past_the_declared_size() {
         assert!(!dest.has_blob(image.manifest.layers()[0].digest()));
     }
 }
+
+/// A relay to `upstream` that counts requests carrying an Authorization header and, with
+/// `rewrite`, points every Location header of the answers at another address.
+fn relay_to(upstream: String, rewrite: Option<String>) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let authorized = Arc::new(AtomicUsize::new(0));
+    let seen = authorized.clone();
+    std::thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            let Ok(mut server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while let Ok(n @ 1..) = c2.read(&mut buf) {
+                    let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                    if text.contains("\r\nauthorization:") {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if s2.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = s2.shutdown(std::net::Shutdown::Write);
+            });
+            let rewrite = rewrite.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while let Ok(n @ 1..) = server.read(&mut buf) {
+                    let mut out = buf[..n].to_vec();
+                    if let Some(to) = &rewrite {
+                        out = point_locations_at(&out, to);
+                    }
+                    if client.write_all(&out).is_err() {
+                        break;
+                    }
+                }
+                let _ = client.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    (addr, authorized)
+}
+
+/// The answer with every `Location:` header's host replaced by `to` (relative ones made absolute).
+fn point_locations_at(answer: &[u8], to: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(answer);
+    if !text.contains("Location: ") {
+        return answer.to_vec();
+    }
+    let lines: Vec<String> = text
+        .split("\r\n")
+        .map(|line| match line.strip_prefix("Location: ") {
+            Some(loc) => {
+                let path = loc
+                    .strip_prefix("http://")
+                    .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+                    .unwrap_or(loc);
+                format!("Location: http://{to}{path}")
+            }
+            None => line.to_string(),
+        })
+        .collect();
+    lines.join("\r\n").into_bytes()
+}
+
+#[test]
+fn credentials_never_go_to_a_host_an_upload_location_names() {
+    let registry = Registry::start(Auth::Basic);
+    // Another host (by name) in front of the same registry: it only counts credentials.
+    let (foreign, foreign_authorized) = relay_to(registry.addr.clone(), None);
+    let foreign = foreign.replace("127.0.0.1", "localhost");
+    // The hostile registry, as the client knows it: it points every upload's Location at the
+    // foreign host.
+    let (hostile, _) = relay_to(registry.addr.clone(), Some(foreign.clone()));
+    let (_d, source) = store();
+    let image = make_image(&source, "leak", 10_000, "local/leak:1");
+    let target = Reference::parse(&format!("{hostile}/test/leak:v1")).unwrap();
+    let options = PushOptions {
+        registry: creds(),
+        ..PushOptions::default()
+    };
+    // It may fail (the foreign host asks for credentials it does not get): what matters is
+    // that they were never sent there.
+    let _ = push(&source, &image, &target, &options, &Silent);
+    assert_eq!(
+        foreign_authorized.load(Ordering::SeqCst),
+        0,
+        "the registry's credentials were sent to {foreign}, named only by an upload Location"
+    );
+}

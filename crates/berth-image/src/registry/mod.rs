@@ -131,6 +131,12 @@ impl Client {
         format!("{}{}", self.base_url, path)
     }
 
+    /// True when `url` has the registry's own scheme, host and port.
+    fn is_registry_url(&self, url: &str) -> bool {
+        let origin = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
+        matches!((origin(url), origin(&self.base_url)), (Some(a), Some(b)) if a == b)
+    }
+
     /// An absolute URL for a Location header, which may be relative.
     fn resolve_location(&self, location: &str) -> String {
         if location.starts_with("http://") || location.starts_with("https://") {
@@ -149,7 +155,7 @@ impl Client {
         body: &Body,
     ) -> Result<ureq::Response> {
         let response = self.send_once(method, url, headers, body)?;
-        if response.status() != 401 {
+        if response.status() != 401 || !self.is_registry_url(url) {
             return Ok(response);
         }
         let challenge = response
@@ -172,12 +178,15 @@ impl Client {
         for (name, value) in headers {
             request = request.set(name, value);
         }
-        if let Some(authorization) = self
-            .authorization
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_deref()
-        {
+        // The registry's credentials go to the registry alone: an upload Location or a redirect
+        // may name any host, and a hostile registry would collect them there.
+        if let (Some(authorization), true) = (
+            self.authorization
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_deref(),
+            self.is_registry_url(url),
+        ) {
             request = request.set("Authorization", authorization);
         }
         let result = match body {
