@@ -2,7 +2,8 @@
 //! under runc (the reference) with the same bundle: containerd's shim reads `kill`'s failure
 //! text ("container not running", "does not exist", "no such process": pkg/process
 //! checkKillError) and `delete`'s ("does not exist"), podman reads `state`'s ("does not exist"),
-//! and both count on `kill --all` succeeding once the container has stopped.
+//! and both count on `kill --all` succeeding once the container has stopped; podman sorts a
+//! failed start by the words of the logged error (libpod getOCIRuntimeError).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -195,5 +196,56 @@ fn sigkill_ends_a_paused_container() {
         rt.kill(&id, "KILL").ok();
         wait_stopped(rt, &id);
         rt.delete(&id).ok();
+    }
+}
+
+/// The last `"level":"error"` message of a `--log-format json` log: what containerd's shim
+/// (getLastRuntimeError) and podman (its oci-log) report when a runtime command fails.
+fn last_logged_error(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut errors = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "error");
+    let last = errors
+        .next_back()
+        .map(|v| v["msg"].as_str().unwrap_or("").to_string());
+    last.unwrap_or_default()
+}
+
+/// podman sorts a failed start by these words (getOCIRuntimeError): "executable file not found
+/// in", "no such file or directory" make it "not found" (exit 127), "permission denied" makes
+/// it 126.
+#[test]
+fn a_missing_or_unexecutable_program_is_told_in_podmans_words() {
+    need_root!();
+    let Some(runtimes) = runtimes() else { return };
+    let cases = [
+        ("nope", "executable file not found in $PATH"),
+        ("/bin/nope", "no such file or directory"),
+        ("/etc/passwd", "permission denied"),
+    ];
+    for (program, words) in cases {
+        let bundle = Bundle::new(&[program]);
+        for rt in &runtimes {
+            let log = bundle
+                .path()
+                .join(format!("log-{}.json", unique("err-exec")));
+            let id = unique("err-exec");
+            let _guard = Cleanup(rt, id.clone());
+            let path = bundle.path().to_str().expect("UTF-8 bundle path");
+            let logged = log.to_str().expect("UTF-8 log path");
+            let mut command = rt.command();
+            command.args(["--log", logged, "--log-format", "json", "run"]);
+            command.args(["--bundle", path, &id]).stdin(Stdio::null());
+            let ran = berth_harness::run_with_timeout(command, berth_harness::COMMAND_TIMEOUT);
+            assert!(!ran.success(), "{}: {program} ran: {ran:?}", name(rt));
+            let msg = last_logged_error(&log);
+            assert!(
+                msg.contains(words),
+                "{}: {program}: logged {msg:?}",
+                name(rt)
+            );
+        }
     }
 }
