@@ -55,6 +55,11 @@ fn lifecycle(handler: &str) {
     assert!(leaks.is_empty(), "{handler}: left behind: {leaks:#?}");
 }
 
+/// The value, or the test fails with the CRI's error.
+fn ok<T>(result: Result<T, String>) -> T {
+    result.unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn spec<'a>(name: &'a str, args: &'a [&'a str], pid: NamespaceMode) -> ContainerSpec<'a> {
     ContainerSpec {
         name,
@@ -65,7 +70,7 @@ fn spec<'a>(name: &'a str, args: &'a [&'a str], pid: NamespaceMode) -> Container
 }
 
 fn pod_with_its_own_network(cri: &Cri, handler: &str) {
-    let pod = cri.run_pod(handler, "web", false);
+    let pod = ok(cri.run_pod(handler, "web", false));
     let status = cri.pod_status(&pod.id);
     assert_eq!(status.state, PodSandboxState::SandboxReady as i32);
     let ip = status.network.map(|n| n.ip).unwrap_or_default();
@@ -73,10 +78,10 @@ fn pod_with_its_own_network(cri: &Cri, handler: &str) {
     let netns = cri::pod::netns_of(cri, &pod.id).expect("the pod's network namespace");
     // One container with a pid namespace of its own (Kubernetes' default), one sharing the
     // pod's (shareProcessNamespace), whose pid 1 is then the pause process.
-    let own = cri.create_container(&pod, &spec("own", TICKER, NamespaceMode::Container));
-    let shared = cri.create_container(&pod, &spec("shared", TICKER, NamespaceMode::Pod));
+    let own = ok(cri.create_container(&pod, &spec("own", TICKER, NamespaceMode::Container)));
+    let shared = ok(cri.create_container(&pod, &spec("shared", TICKER, NamespaceMode::Pod)));
     for id in [&own, &shared] {
-        cri.start_container(id);
+        ok(cri.start_container(id));
         assert_eq!(
             cri.container_status(id).state,
             ContainerState::ContainerRunning as i32
@@ -111,19 +116,16 @@ fn pod_with_its_own_network(cri: &Cri, handler: &str) {
     // TERM is ignored: the stop must end in SIGKILL after its timeout, for each pid mode
     // (issue 11: under a pid namespace of its own it hung, and the pod could not be removed).
     for id in [&own, &shared] {
-        cri.try_stop_container(id, 2)
-            .unwrap_or_else(|e| panic!("{e}"));
+        ok(cri.stop_container(id, 2));
         let status = cri.container_status(id);
         assert_eq!(status.state, ContainerState::ContainerExited as i32);
         assert_eq!(status.exit_code, 137, "not ended by SIGKILL: {status:?}");
-        cri.try_remove_container(id)
-            .unwrap_or_else(|e| panic!("{e}"));
+        ok(cri.remove_container(id));
     }
-    cri.try_stop_pod(&pod.id).unwrap_or_else(|e| panic!("{e}"));
+    ok(cri.stop_pod(&pod.id));
     let status = cri.pod_status(&pod.id);
     assert_eq!(status.state, PodSandboxState::SandboxNotready as i32);
-    cri.try_remove_pod(&pod.id)
-        .unwrap_or_else(|e| panic!("{e}"));
+    ok(cri.remove_pod(&pod.id));
     assert!(
         !Path::new(&netns).exists(),
         "the pod's netns {netns} is left"
@@ -233,12 +235,12 @@ fn logs_and_reopen(cri: &Cri, pod: &Pod, id: &str) {
 }
 
 fn pod_on_the_host_network(cri: &Cri, handler: &str) {
-    let pod = cri.run_pod(handler, "hostnet", true);
-    let id = cri.create_container(
+    let pod = ok(cri.run_pod(handler, "hostnet", true));
+    let id = ok(cri.create_container(
         &pod,
         &spec("app", &["sleep", "100000"], NamespaceMode::Container),
-    );
-    cri.start_container(&id);
+    ));
+    ok(cri.start_container(&id));
     let seen = cri
         .exec_sync(&id, &["readlink", "/proc/self/ns/net"])
         .stdout;
@@ -247,38 +249,33 @@ fn pod_on_the_host_network(cri: &Cri, handler: &str) {
         String::from_utf8_lossy(&seen).trim(),
         host.to_string_lossy()
     );
-    cri.try_stop_container(&id, 0)
-        .unwrap_or_else(|e| panic!("{e}"));
-    cri.try_remove_container(&id)
-        .unwrap_or_else(|e| panic!("{e}"));
-    cri.try_stop_pod(&pod.id).unwrap_or_else(|e| panic!("{e}"));
-    cri.try_remove_pod(&pod.id)
-        .unwrap_or_else(|e| panic!("{e}"));
+    ok(cri.stop_container(&id, 0));
+    ok(cri.remove_container(&id));
+    ok(cri.stop_pod(&pod.id));
+    ok(cri.remove_pod(&pod.id));
 }
 
 /// A container that allocates past its memory limit is reported as Kubernetes reads it:
 /// exited, reason "OOMKilled".
 fn out_of_memory(cri: &Cri, handler: &str) {
-    let pod = cri.run_pod(handler, "oom", false);
+    let pod = ok(cri.run_pod(handler, "oom", false));
     let mut hog = spec(
         "hog",
         &["/bin/berth-probe", "alloc", "512"],
         NamespaceMode::Container,
     );
     hog.memory = 32 << 20;
-    let id = cri.create_container(&pod, &hog);
-    cri.start_container(&id);
+    let id = ok(cri.create_container(&pod, &hog));
+    ok(cri.start_container(&id));
     clients::wait_until("the hog to exit", || {
         cri.container_status(&id).state == ContainerState::ContainerExited as i32
     });
     let status = cri.container_status(&id);
     assert_eq!(status.reason, "OOMKilled", "{status:?}");
     assert_eq!(status.exit_code, 137, "{status:?}");
-    cri.try_remove_container(&id)
-        .unwrap_or_else(|e| panic!("{e}"));
-    cri.try_stop_pod(&pod.id).unwrap_or_else(|e| panic!("{e}"));
-    cri.try_remove_pod(&pod.id)
-        .unwrap_or_else(|e| panic!("{e}"));
+    ok(cri.remove_container(&id));
+    ok(cri.stop_pod(&pod.id));
+    ok(cri.remove_pod(&pod.id));
 }
 
 /// `BERTH_CRI_SOAK=<pods> cargo test -p berth-harness --test cri -- --ignored soak --nocapture`
@@ -345,13 +342,21 @@ fn bench() {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     // One unmeasured pod each first: images, snapshots and page caches warm.
     for handler in ["berth", "runc"] {
-        cri::pod::cycle(&cri, handler, &format!("warm-{handler}"), 1)
-            .unwrap_or_else(|e| panic!("{e}"));
+        ok(cri::pod::cycle(
+            &cri,
+            handler,
+            &format!("warm-{handler}"),
+            1,
+        ));
     }
     for n in 0..rounds {
         for handler in ["berth", "runc"] {
-            let t = cri::pod::cycle(&cri, handler, &format!("b{n}-{handler}"), 1)
-                .unwrap_or_else(|e| panic!("{e}"));
+            let t = ok(cri::pod::cycle(
+                &cri,
+                handler,
+                &format!("b{n}-{handler}"),
+                1,
+            ));
             println!("BENCH {handler} {:.1} {:.1}", ms(t.start), ms(t.teardown));
         }
     }

@@ -37,12 +37,7 @@ fn namespaces(network: NamespaceMode, pid: NamespaceMode) -> NamespaceOption {
 impl Cri {
     /// RunPodSandbox, as the kubelet asks for a pod: its own network (through CNI), ipc and
     /// uts namespaces, or the node's network (and uts) with `host_network`.
-    pub fn try_run_pod(
-        &self,
-        handler: &str,
-        name: &str,
-        host_network: bool,
-    ) -> Result<Pod, String> {
+    pub fn run_pod(&self, handler: &str, name: &str, host_network: bool) -> Result<Pod, String> {
         let uid = format!("{name}-{}", self.tag());
         let log_directory = self.dir().join("logs").join(&uid);
         std::fs::create_dir_all(&log_directory).map_err(|e| format!("mkdir logs: {e}"))?;
@@ -86,13 +81,8 @@ impl Cri {
         })
     }
 
-    pub fn run_pod(&self, handler: &str, name: &str, host_network: bool) -> Pod {
-        self.try_run_pod(handler, name, host_network)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
     /// CreateContainer in `pod`, logging to `<name>.log` in the pod's log directory.
-    pub fn try_create_container(&self, pod: &Pod, spec: &ContainerSpec) -> Result<String, String> {
+    pub fn create_container(&self, pod: &Pod, spec: &ContainerSpec) -> Result<String, String> {
         let network = pod
             .config
             .linux
@@ -136,12 +126,7 @@ impl Cri {
             .map_err(|s| format!("CreateContainer {}: {}", spec.name, s.message()))
     }
 
-    pub fn create_container(&self, pod: &Pod, spec: &ContainerSpec) -> String {
-        self.try_create_container(pod, spec)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    pub fn try_start_container(&self, id: &str) -> Result<(), String> {
+    pub fn start_container(&self, id: &str) -> Result<(), String> {
         let request = StartContainerRequest {
             container_id: id.to_string(),
         };
@@ -150,12 +135,7 @@ impl Cri {
             .map_err(|s| format!("StartContainer {id}: {}", s.message()))
     }
 
-    pub fn start_container(&self, id: &str) {
-        self.try_start_container(id)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    pub fn try_stop_container(&self, id: &str, timeout: i64) -> Result<(), String> {
+    pub fn stop_container(&self, id: &str, timeout: i64) -> Result<(), String> {
         let request = StopContainerRequest {
             container_id: id.to_string(),
             timeout,
@@ -165,7 +145,7 @@ impl Cri {
             .map_err(|s| format!("StopContainer {id}: {}", s.message()))
     }
 
-    pub fn try_remove_container(&self, id: &str) -> Result<(), String> {
+    pub fn remove_container(&self, id: &str) -> Result<(), String> {
         let request = RemoveContainerRequest {
             container_id: id.to_string(),
         };
@@ -174,7 +154,7 @@ impl Cri {
             .map_err(|s| format!("RemoveContainer {id}: {}", s.message()))
     }
 
-    pub fn try_stop_pod(&self, id: &str) -> Result<(), String> {
+    pub fn stop_pod(&self, id: &str) -> Result<(), String> {
         let request = StopPodSandboxRequest {
             pod_sandbox_id: id.to_string(),
         };
@@ -183,7 +163,7 @@ impl Cri {
             .map_err(|s| format!("StopPodSandbox {id}: {}", s.message()))
     }
 
-    pub fn try_remove_pod(&self, id: &str) -> Result<(), String> {
+    pub fn remove_pod(&self, id: &str) -> Result<(), String> {
         let request = RemovePodSandboxRequest {
             pod_sandbox_id: id.to_string(),
         };
@@ -256,7 +236,7 @@ pub struct Timings {
 /// the error; what it left is the caller's to clean up ([`remove_all`]).
 pub fn cycle(cri: &Cri, handler: &str, name: &str, containers: usize) -> Result<Timings, String> {
     let began = Instant::now();
-    let pod = cri.try_run_pod(handler, name, false)?;
+    let pod = cri.run_pod(handler, name, false)?;
     let mut ids = Vec::new();
     for n in 0..containers {
         let spec = ContainerSpec {
@@ -269,18 +249,18 @@ pub fn cycle(cri: &Cri, handler: &str, name: &str, containers: usize) -> Result<
             },
             memory: 64 << 20,
         };
-        let id = cri.try_create_container(&pod, &spec)?;
-        cri.try_start_container(&id)?;
+        let id = cri.create_container(&pod, &spec)?;
+        cri.start_container(&id)?;
         ids.push(id);
     }
     let start = began.elapsed();
     let began = Instant::now();
     for id in &ids {
-        cri.try_stop_container(id, 0)?;
-        cri.try_remove_container(id)?;
+        cri.stop_container(id, 0)?;
+        cri.remove_container(id)?;
     }
-    cri.try_stop_pod(&pod.id)?;
-    cri.try_remove_pod(&pod.id)?;
+    cri.stop_pod(&pod.id)?;
+    cri.remove_pod(&pod.id)?;
     Ok(Timings {
         start,
         teardown: began.elapsed(),
@@ -300,7 +280,7 @@ pub fn remove_all(cri: &Cri, teardown: &mut Teardown) {
     for pod in pods.items {
         println!("teardown: removing pod {}", pod.id);
         let netns = netns_of(cri, &pod.id);
-        for result in [cri.try_stop_pod(&pod.id), cri.try_remove_pod(&pod.id)] {
+        for result in [cri.stop_pod(&pod.id), cri.remove_pod(&pod.id)] {
             if let Err(e) = result {
                 teardown.note(e);
             }
