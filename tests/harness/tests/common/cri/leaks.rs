@@ -43,10 +43,10 @@ impl Leaks {
 pub fn find(cri: &Cri) -> Leaks {
     let root = cri.cgroup_root();
     let dir = cri.dir().to_string_lossy().into_owned();
-    let daemon = cri.daemon_pid().map(|p| p.to_string());
+    let daemon = cri.daemon_pid().to_string();
     let mut leaks = Leaks::default();
     for pid in pids() {
-        if Some(&pid) == daemon.as_ref() || pid == std::process::id().to_string() {
+        if pid == daemon || pid == std::process::id().to_string() {
             continue;
         }
         let proc = Path::new("/proc").join(&pid);

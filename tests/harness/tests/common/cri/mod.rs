@@ -52,7 +52,7 @@ pub const TOOLS: &[&str] = &[
 /// A running containerd with the CRI plugin and a client for its RuntimeService.
 pub struct Cri {
     dir: TempDir,
-    daemon: Option<Child>,
+    daemon: Child,
     /// A tag unique to this instance: the cgroup parent and the CNI bridge carry it.
     tag: String,
     berth_runc: PathBuf,
@@ -100,7 +100,7 @@ impl Cri {
             .expect("start containerd");
         let cri = Cri {
             dir,
-            daemon: Some(daemon),
+            daemon,
             tag,
             berth_runc: berth_runc.to_owned(),
             tokio,
@@ -200,16 +200,12 @@ impl Cri {
     }
 
     /// containerd's own pid (the one process of ours allowed to outlive the pods).
-    pub fn daemon_pid(&self) -> Option<u32> {
-        self.daemon.as_ref().map(Child::id)
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.id()
     }
 
     fn socket(&self) -> PathBuf {
         self.dir.path().join("containerd.sock")
-    }
-
-    fn bridge(&self) -> String {
-        bridge_name(&self.tag)
     }
 }
 
@@ -341,10 +337,8 @@ impl Drop for Cri {
         // Through the CRI first, as the kubelet would: it knows the pods, their network
         // namespaces and CNI leases.
         pod::remove_all(self, &mut teardown);
-        if let Some(mut daemon) = self.daemon.take() {
-            let _ = daemon.kill();
-            let _ = daemon.wait();
-        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
         // Then whatever is left: runtime state, shims, mounts, cgroups, the bridge.
         for handler in ["berth", "runc"] {
             leaks::force_delete_all(self, handler, &mut teardown);
@@ -352,7 +346,7 @@ impl Drop for Cri {
         teardown.kill_processes_mentioning(&d);
         teardown.unmount_under(&d);
         leaks::remove_cgroups(&self.cgroup_root(), &mut teardown);
-        let bridge = self.bridge();
+        let bridge = bridge_name(&self.tag);
         if Path::new("/sys/class/net").join(&bridge).exists()
             && !teardown.quiet(Command::new("ip").args(["link", "del", &bridge]))
         {
