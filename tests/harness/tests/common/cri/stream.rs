@@ -25,9 +25,10 @@ pub fn exec(url: &str) -> Result<Streamed, String> {
     let mut tcp = TcpStream::connect(host).map_err(|e| format!("connect {host}: {e}"))?;
     tcp.set_read_timeout(Some(Duration::from_secs(120)))
         .map_err(|e| e.to_string())?;
+    // The key is any 16 bytes in base64: the server only hashes it back.
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Origin: http://{host}\r\nSec-WebSocket-Key: YmVydGgtY3JpLXRlc3Qtay4=\r\n\
+         Origin: http://{host}\r\nSec-WebSocket-Key: YmVydGgtY3JpLXRlc3Qtaw==\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n"
     );
     tcp.write_all(request.as_bytes())
