@@ -121,20 +121,36 @@ pub fn start_created(root: &Root, record: &Record) -> Result<()> {
     Ok(())
 }
 
-/// Sends `signal` to the init, or with `all` to every process of the container's cgroup.
+/// Sends `signal` to the init, or with `all` to every process of the container's cgroup, with
+/// runc's outcomes, which containerd's shim tells apart by the text (pkg/process checkKillError):
+/// a stopped container's init is not signalled (its pid may be another process's now) and the
+/// error says "container not running", which the shim takes as "already finished"; with `all`
+/// whatever is left in the cgroup is signalled even once the init has exited, and nothing left is
+/// success. The shim relies on both: it sends `kill --all` when the init of a container sharing
+/// the pod's pid namespace exits (to end the children it left) and before every task delete.
+/// SIGKILL thaws a paused container, as in runc: a frozen task does not die until thawed.
 pub fn kill(root: &Root, id: &str, signal: Signal, all: bool) -> Result<()> {
     let c = load(root, id)?;
-    require(
-        &c,
-        &[Status::Created, Status::Running, Status::Paused],
-        "there is no process to signal",
-    )?;
-    if all {
-        cgroup::open(&c.record.cgroup_path)?.kill_all(signal)?;
-        return Ok(());
+    if !all && c.status == Status::Stopped {
+        return Err(Error::NotRunning(id.to_string()));
     }
-    let pidfd = berth_sys::process::pidfd_open(c.record.pid).during("pidfd_open of the init")?;
-    berth_sys::process::pidfd_send_signal(pidfd.as_fd(), signal as i32).during("signal the init")
+    let cg = cgroup::open(&c.record.cgroup_path)?;
+    if all {
+        // A stopped container's cgroup may already be empty, or gone: nothing to signal.
+        if c.status == Status::Stopped && cg.pids().map_or(true, |p| p.is_empty()) {
+            return Ok(());
+        }
+        cg.kill_all(signal)?;
+    } else {
+        let pidfd =
+            berth_sys::process::pidfd_open(c.record.pid).during("pidfd_open of the init")?;
+        berth_sys::process::pidfd_send_signal(pidfd.as_fd(), signal as i32)
+            .during("signal the init")?;
+    }
+    if c.status == Status::Paused && signal == Signal::SIGKILL {
+        cg.thaw()?;
+    }
+    Ok(())
 }
 
 /// Removes a container. A running one needs `force`: every process is killed (through the

@@ -24,10 +24,16 @@ pub enum Error {
     Config(String),
     #[error("container id {0:?} is not valid: use letters, digits, '_', '-', '.' (at most 1024)")]
     BadId(String),
-    #[error("container {0:?} already exists")]
+    // runc's words first where callers match the text: containerd's shim takes "does not
+    // exist" and "container not running" from kill as "already gone", podman "does not exist"
+    // from state; "container with given ID already exists" is runc's create error.
+    #[error("container with given ID already exists: {0:?}")]
     Exists(String),
     #[error("container {0:?} does not exist")]
     NotFound(String),
+    /// A signal for the init of a container that has stopped (kill without --all).
+    #[error("container not running: {0:?} has stopped, there is no process to signal")]
+    NotRunning(String),
     /// An operation that the container's status does not allow.
     #[error("container {id:?} is {status}: {what}")]
     Status {

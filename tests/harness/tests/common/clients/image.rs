@@ -16,18 +16,42 @@ pub const BUSYBOX: &str = "/bin/busybox";
 
 /// The applets the tests call, plus a few a person poking at a failure would want.
 const APPLETS: &[&str] = &[
-    "sh", "true", "false", "echo", "sleep", "cat", "ls", "id", "env", "ps",
+    "sh", "true", "false", "echo", "sleep", "cat", "ls", "id", "env", "ps", "readlink", "hostname",
 ];
 
-/// Builds `<dir>/busybox-image.tar` (using `<dir>/image-build` as scratch) and returns its path.
-/// Shells out to GNU tar and sha256sum, which every Debian has, rather than adding crates.
+/// An image to build: busybox with its applets, plus `extra` files (host path, path in the
+/// image), run as `cmd`.
+pub struct Spec<'a> {
+    pub name: &'a str,
+    pub cmd: &'a [&'a str],
+    pub extra: &'a [(&'a Path, &'a str)],
+}
+
+/// Builds `<dir>/busybox-image.tar` and returns its path.
 pub fn busybox_archive(dir: &Path) -> PathBuf {
-    let scratch = dir.join("image-build");
+    let spec = Spec {
+        name: IMAGE,
+        cmd: &["sh"],
+        extra: &[],
+    };
+    archive(dir, "busybox-image", &spec)
+}
+
+/// Builds `<dir>/<file>.tar` (using `<dir>/<file>-build` as scratch) from `spec` and returns its
+/// path. Shells out to GNU tar and sha256sum, which every Debian has, rather than adding crates.
+pub fn archive(dir: &Path, file: &str, spec: &Spec) -> PathBuf {
+    let scratch = dir.join(format!("{file}-build"));
     let layer_root = scratch.join("layer");
     fs::create_dir_all(layer_root.join("bin")).expect("mkdir layer/bin");
     fs::copy(BUSYBOX, layer_root.join("bin/busybox")).expect("copy /bin/busybox");
     for applet in APPLETS {
         symlink("busybox", layer_root.join("bin").join(applet)).expect("applet symlink");
+    }
+    for (from, to) in spec.extra {
+        let to = layer_root.join(to.trim_start_matches('/'));
+        fs::create_dir_all(to.parent().expect("a file in a directory")).expect("mkdir for extra");
+        fs::copy(from, &to)
+            .unwrap_or_else(|e| panic!("copy {} into the image: {e}", from.display()));
     }
     // Mount points and the usual top-level directories, as in a real image; runtimes create
     // missing ones, but a client may stat them first.
@@ -64,7 +88,7 @@ pub fn busybox_archive(dir: &Path) -> PathBuf {
         "os": "linux",
         "config": {
             "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": ["sh"],
+            "Cmd": spec.cmd,
         },
         "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{layer_digest}")] },
         "history": [{ "created_by": "berth clients test: busybox-static" }],
@@ -80,7 +104,7 @@ pub fn busybox_archive(dir: &Path) -> PathBuf {
 
     let manifest = serde_json::json!([{
         "Config": config_name,
-        "RepoTags": [IMAGE],
+        "RepoTags": [spec.name],
         "Layers": [format!("{layer_digest}/layer.tar")],
     }]);
     fs::write(
@@ -89,7 +113,7 @@ pub fn busybox_archive(dir: &Path) -> PathBuf {
     )
     .expect("write manifest.json");
 
-    let tar = dir.join("busybox-image.tar");
+    let tar = dir.join(format!("{file}.tar"));
     run_ok(
         Command::new("tar")
             .arg("-cf")
