@@ -17,6 +17,7 @@ macro_rules! out {
 
 mod cli;
 mod commands;
+mod exec;
 mod spec;
 mod update;
 
@@ -63,10 +64,16 @@ fn main() {
             std::process::exit(1);
         }
         Err(e) => {
-            let msg = format!("{e:#}");
+            let exec = matches!(cli.command, cli::Command::Exec(_));
+            // runc's words for it, which its callers' logs carry.
+            let msg = if exec {
+                format!("exec failed: {e:#}")
+            } else {
+                format!("{e:#}")
+            };
             berth_runtime::log::error(&msg);
             eprintln!("berth-runc: {msg}");
-            std::process::exit(exit_code(&e));
+            std::process::exit(if exec { exec::FAILED } else { exit_code(&e) });
         }
     }
 }
