@@ -6,6 +6,7 @@ pub mod capabilities;
 pub mod cgroup;
 pub mod container;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod hooks;
 pub mod log;

@@ -137,7 +137,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         spec: spec.clone(),
     };
     root.save(&record)?;
-    let doc = serde_json::to_vec(&record.doc(Status::Creating)).unwrap_or_default();
+    let doc = record.hook_input(Status::Creating);
     crate::hooks::run_all(hooks.prestart().as_deref().unwrap_or(&[]), &doc)?;
     crate::hooks::run_all(hooks.create_runtime().as_deref().unwrap_or(&[]), &doc)?;
     let state = String::from_utf8_lossy(&doc).into_owned();
