@@ -13,6 +13,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         bail!("--systemd-cgroup is not supported: berth-runc manages cgroups through cgroupfs; configure your engine's cgroup manager as cgroupfs");
     }
     let root = Root::new(&cli.global.root);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    berth_runtime::log::debug(&format!("berth-runc {}", args.join(" ")));
     match &cli.command {
         Command::Create(a) => {
             parent::create(&root, &create_options(a))?;
@@ -52,6 +54,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Events(a) => events(&root, &a.id, a.stats),
         Command::Update(a) => crate::update::run(&root, a),
+        Command::Checkpoint(a) => crate::criu::checkpoint(&root, &cli.global.criu, a),
+        Command::Restore(a) => crate::criu::restore(&root, &cli.global.criu, a),
     }
 }
 

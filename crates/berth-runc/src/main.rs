@@ -17,6 +17,7 @@ macro_rules! out {
 
 mod cli;
 mod commands;
+mod criu;
 mod exec;
 mod spec;
 mod update;
@@ -24,14 +25,17 @@ mod update;
 use clap::error::ErrorKind;
 use std::io::Write;
 
-/// What `--version` prints, shaped like runc's: `<name> version <v>`, then `spec: <v>`.
-pub const VERSION_TEXT: &str = concat!(
-    "berth-runc version ",
-    env!("CARGO_PKG_VERSION"),
-    "\nspec: ",
-    "1.2.0",
-    "\nberth: the daemonless container engine that makes namespaces visible"
-);
+/// What `--version` prints, shaped like runc's: `<name> version <v>`, then `key: value` lines
+/// (go-runc and podman read `spec: `).
+pub const VERSION_TEXT: &str = concat!("berth-runc version ", version_lines!());
+
+/// The version and the spec's: the lines `--help` shows under VERSION, as runc's does.
+#[macro_export]
+macro_rules! version_lines {
+    () => {
+        concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0")
+    };
+}
 
 fn main() {
     if exec_reads_a_stream() && !berth_sys::seal::is_protected() && !berth_sys::seal::is_sealed() {
@@ -89,7 +93,7 @@ fn usage_error(e: &clap::Error) -> ! {
         }
         ErrorKind::MissingSubcommand => {
             // Global flags and no command (`--root R`): runc prints its help too.
-            let help = <cli::Cli as clap::CommandFactory>::command().render_help();
+            let help = cli::Cli::command().render_help();
             let _ = write!(std::io::stdout(), "{help}");
             std::process::exit(0);
         }

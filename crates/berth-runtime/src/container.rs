@@ -106,6 +106,7 @@ pub fn start_created(root: &Root, record: &Record) -> Result<()> {
         }
     }
     std::fs::remove_file(&fifo_path).at("remove exec fifo", &fifo_path)?;
+    crate::log::debug(&format!("container {id:?}: the init took the start signal"));
     let doc = record.hook_input(Status::Running);
     if let Some(hooks) = record
         .spec

@@ -5,6 +5,7 @@
 pub mod capabilities;
 pub mod cgroup;
 pub mod container;
+pub mod criu;
 pub mod error;
 pub mod events;
 pub mod exec;

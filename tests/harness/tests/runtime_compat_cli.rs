@@ -2,11 +2,12 @@
 //! and under runc (Debian's /usr/sbin/runc, the reference) on the same bundle, and what callers
 //! read (exit codes, the words of errors, the text of JSON documents, files written) is compared.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
 
 use berth_harness::COMMAND_TIMEOUT;
-use berth_harness::{eventually, have, need_root, run_with_timeout, unique, Bundle, Runtime};
+use berth_harness::{eventually, have, need_root, run_with_timeout, unique, Bundle, Ran, Runtime};
 use serde_json::Value;
 
 const RUNC: &str = "/usr/sbin/runc";
@@ -274,4 +275,260 @@ fn a_runc_spec_runs_without_a_warning_as_under_runc() {
     });
     assert_eq!(runc, (Some(0), String::new()));
     assert_eq!(berth, runc, "run of runc's spec, berth-runc vs runc");
+}
+
+#[test]
+fn help_and_version_are_in_runcs_shape() {
+    let Some(runtimes) = runtimes() else { return };
+    let (berth, runc) = under_both(&runtimes, |rt| {
+        let help = rt.run(&["--help"]);
+        let sections: Vec<String> = help
+            .stdout
+            .lines()
+            .filter(|l| {
+                l.ends_with(':')
+                    && l.chars()
+                        .all(|c| c.is_ascii_uppercase() || " :".contains(c))
+            })
+            .map(str::to_string)
+            .collect();
+        let exec = rt.run(&["exec", "--help"]);
+        let exec_sections: Vec<String> = exec
+            .stdout
+            .lines()
+            .filter(|l| ["NAME:", "USAGE:", "OPTIONS:"].contains(l))
+            .map(str::to_string)
+            .collect();
+        let exec_name = exec.stdout.lines().nth(1).map(|l| {
+            let name = l.split(" exec - ").nth(1);
+            name.unwrap_or_default().to_string()
+        });
+        let version = rt.run(&["-v"]);
+        let first = version.stdout.lines().next().unwrap_or_default();
+        let spec = version.stdout.lines().any(|l| l.starts_with("spec: 1."));
+        (
+            help.code(),
+            sections,
+            exec_sections,
+            exec_name,
+            version.code(),
+            first.contains(" version "),
+            spec,
+        )
+    });
+    assert_eq!(
+        runc.1,
+        [
+            "NAME:",
+            "USAGE:",
+            "VERSION:",
+            "COMMANDS:",
+            "GLOBAL OPTIONS:"
+        ]
+    );
+    assert_eq!(berth, runc, "help and version, berth-runc vs runc");
+}
+
+/// True for a line in logrus's text shape: `time="<RFC 3339, seconds>" level=<l> msg="<m>"`.
+fn logrus_text(line: &str, level: &str) -> bool {
+    let Some(rest) = line.strip_prefix("time=\"") else {
+        return false;
+    };
+    let Some((time, rest)) = rest.split_once("\" ") else {
+        return false;
+    };
+    time.len() == "2006-01-02T15:04:05Z".len()
+        && time.ends_with('Z')
+        && rest.starts_with(&format!("level={level} msg=\""))
+}
+
+#[test]
+fn debug_writes_logrus_lines_to_stderr_or_the_log() {
+    need_root!();
+    let Some(runtimes) = runtimes() else { return };
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    let (berth, runc) = under_both(&runtimes, |rt| {
+        let id = unique("compat-debug");
+        let ran = rt.run(&[
+            "--debug",
+            "run",
+            "--detach",
+            "--bundle",
+            path(bundle.path()),
+            &id,
+        ]);
+        let _guard = Cleanup(rt, id.clone());
+        assert!(ran.success(), "{}: {ran:?}", name(rt));
+        let text_lines = ran
+            .stderr
+            .lines()
+            .filter(|l| logrus_text(l, "debug"))
+            .count();
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let args = ["--debug", "--log", path(log.path()), "--log-format", "json"];
+        let mut command = rt.command();
+        command.args(args).args(["exec", &id, "true"]);
+        let exec = run_with_timeout(command, COMMAND_TIMEOUT);
+        assert!(exec.success(), "{}: {exec:?}", name(rt));
+        let mut command = rt.command();
+        command.args(args).args(["kill", &id, "KILL"]);
+        run_with_timeout(command, COMMAND_TIMEOUT);
+        let written = std::fs::read_to_string(log.path()).expect("the log");
+        let json_shapes: BTreeSet<Vec<String>> = written.lines().map(key_order).collect();
+        (
+            text_lines > 0,
+            ran.stderr.lines().all(|l| logrus_text(l, "debug")),
+            json_shapes,
+        )
+    });
+    assert!(runc.0, "runc wrote debug lines");
+    assert_eq!((berth.0, berth.1), (runc.0, runc.1), "--debug on stderr");
+    // runc adds fields to some lines (func, file, pid): berth-runc's shapes are among runc's.
+    assert!(
+        !berth.2.is_empty() && berth.2.is_subset(&runc.2),
+        "--debug --log-format json: berth-runc {:?}, runc {:?}",
+        berth.2,
+        runc.2
+    );
+}
+
+#[test]
+fn create_in_a_cgroup_with_processes_warns_as_runc() {
+    need_root!();
+    let Some(runtimes) = runtimes() else { return };
+    let mut bundle = Bundle::new(&["sleep", "1000"]);
+    let (berth, runc) = under_both(&runtimes, |rt| {
+        let shared = format!("/{}", unique("compat-shared-cgroup"));
+        let linux = bundle.spec_mut().linux_mut().as_mut().expect("linux");
+        linux.set_cgroups_path(Some(shared.into()));
+        bundle.write();
+        let (_first, _g1) = run_detached(rt, &bundle, "compat-cg-first");
+        let second = unique("compat-cg-second");
+        let _g2 = Cleanup(rt, second.clone());
+        let ran = rt.run(&["create", "--bundle", path(bundle.path()), &second]);
+        let warned = ran.stderr.lines().any(|l| {
+            l.contains("level=warning msg=\"container's cgroup is not empty: 1 process(es) found\"")
+        });
+        (ran.code(), warned)
+    });
+    assert_eq!(runc, (Some(0), true));
+    assert_eq!(berth, runc, "create in a busy cgroup, berth-runc vs runc");
+}
+
+/// The words after the last `msg="` (runc) or `berth-runc: ` (ours), up to the first newline.
+fn error_words(ran: &Ran) -> String {
+    let text = ran.stderr.trim();
+    let words = match text.rsplit_once("msg=\"") {
+        Some((_, msg)) => msg.trim_end_matches('"').replace("\\n", "\n"),
+        None => text
+            .rsplit("berth-runc: ")
+            .next()
+            .unwrap_or(text)
+            .to_string(),
+    };
+    words.lines().next().unwrap_or_default().to_string()
+}
+
+/// True when `criu check` passes on this kernel (Debian's criu 3.17 fails on 6.x: "vdso:
+/// Unexpected rt vDSO area bounds"), false when it fails or is not installed.
+fn criu_works() -> bool {
+    std::process::Command::new("criu")
+        .arg("check")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn checkpoint_and_restore_fail_as_runcs() {
+    need_root!();
+    let Some(runtimes) = runtimes() else { return };
+    if !have("criu") {
+        berth_harness::skip!("needs criu (Debian's criu package)");
+    }
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    let stopped = Bundle::new(&["true"]);
+    let (berth, runc) = under_both(&runtimes, |rt| {
+        let images = tempfile::tempdir().expect("image dir");
+        let work = tempfile::tempdir().expect("work dir");
+        let empty = tempfile::tempdir().expect("empty image dir");
+        let (id, _guard) = run_detached(rt, &bundle, "compat-criu");
+        let (done, _g2) = run_detached(rt, &stopped, "compat-criu-stopped");
+        wait_stopped(rt, &done);
+        let img = ["--image-path", path(images.path())];
+        let mut cases = vec![
+            rt.run(&["checkpoint", img[0], img[1], &done]),
+            rt.run(&[
+                "--criu",
+                "/nonexistent/criu",
+                "checkpoint",
+                img[0],
+                img[1],
+                &id,
+            ]),
+            rt.run(&[
+                "restore",
+                "--image-path",
+                path(empty.path()),
+                "--bundle",
+                path(bundle.path()),
+                &unique("compat-r"),
+            ]),
+            rt.run(&[
+                "restore",
+                img[0],
+                img[1],
+                "--bundle",
+                path(bundle.path()),
+                &id,
+            ]),
+        ];
+        if !criu_works() {
+            // CRIU itself fails here: the error names the log in the work path.
+            let args = [
+                "checkpoint",
+                "--work-path",
+                path(work.path()),
+                img[0],
+                img[1],
+                &id,
+            ];
+            cases.push(rt.run(&args));
+            assert!(work.path().join("dump.log").exists(), "{}", name(rt));
+            assert!(
+                images.path().join("descriptors.json").exists(),
+                "{}",
+                name(rt)
+            );
+        }
+        let still = status(rt, &id);
+        let words: Vec<(Option<i32>, String)> = cases
+            .iter()
+            .map(|r| (r.code(), error_words(r).replace(path(work.path()), "WORK")))
+            .collect();
+        (words, still)
+    });
+    println!("runc: {runc:?}");
+    assert_eq!(
+        runc.1, "running",
+        "a failed checkpoint leaves the container running"
+    );
+    assert_eq!(berth.1, runc.1);
+    // The words where both say the same; the ids and paths in them differ by runtime.
+    let same = |i: usize, words: &str| {
+        assert_eq!(berth.0[i].0, runc.0[i].0, "case {i}: {berth:?} vs {runc:?}");
+        assert!(berth.0[i].1.contains(words), "case {i}: {berth:?}");
+        assert!(runc.0[i].1.contains(words), "case {i}: {runc:?}");
+    };
+    same(0, "Container cannot be checkpointed in stopped state");
+    same(
+        1,
+        "CRIU version check failed: fork/exec /nonexistent/criu: ",
+    );
+    same(2, "/descriptors.json: ");
+    same(3, "already exists");
+    if let Some(dump) = berth.0.get(4) {
+        assert_eq!(dump, &runc.0[4], "a dump CRIU refuses");
+    }
 }

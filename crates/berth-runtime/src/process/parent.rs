@@ -247,6 +247,16 @@ fn make_cgroup<'a>(
     let path = cgroup::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
     let cgroup = slot.insert(cgroup::open(&path)?);
     cgroup.create()?;
+    // A cgroup other processes are in already (a shared cgroupsPath): runc's warning, in
+    // runc's words.
+    if let Ok(pids) = cgroup.pids() {
+        if !pids.is_empty() {
+            let n = pids.len();
+            crate::log::warn(&format!(
+                "container's cgroup is not empty: {n} process(es) found"
+            ));
+        }
+    }
     let mut resources = linux
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
