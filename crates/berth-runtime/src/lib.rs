@@ -16,6 +16,7 @@ pub mod plan;
 pub mod process;
 pub mod protect;
 pub mod rootfs;
+pub mod sched;
 pub mod seccomp;
 pub mod state;
 pub mod step;

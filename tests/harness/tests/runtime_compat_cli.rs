@@ -532,3 +532,49 @@ fn checkpoint_and_restore_fail_as_runcs() {
         assert_eq!(dump, &runc.0[4], "a dump CRIU refuses");
     }
 }
+
+/// What the process reports of its scheduling: ionice's class, the policy, the nice value.
+const SCHEDULING: &str =
+    "ionice; grep '^policy' /proc/self/sched | tr -d ' '; cut -d' ' -f19 /proc/self/stat";
+
+#[test]
+fn io_priority_and_scheduler_are_applied_not_ignored() {
+    need_root!();
+    let Some(runtimes) = runtimes() else { return };
+    let mut bundle = Bundle::new(&["sh", "-c", SCHEDULING]);
+    for applet in ["ionice", "tr", "cut"] {
+        std::os::unix::fs::symlink("busybox", bundle.rootfs().join("bin").join(applet))
+            .expect("applet");
+    }
+    let process = bundle.spec_mut().process_mut().as_mut().expect("process");
+    let io: oci_spec::runtime::LinuxIOPriority =
+        serde_json::from_str(r#"{"class": "IOPRIO_CLASS_IDLE", "priority": 0}"#).unwrap();
+    let sched: oci_spec::runtime::Scheduler =
+        serde_json::from_str(r#"{"policy": "SCHED_BATCH", "nice": 7}"#).unwrap();
+    process.set_io_priority(Some(io));
+    process.set_scheduler(Some(sched));
+    bundle.write();
+    let sleeping = Bundle::new(&["sleep", "1000"]);
+    for applet in ["tr", "cut"] {
+        std::os::unix::fs::symlink("busybox", sleeping.rootfs().join("bin").join(applet))
+            .expect("applet");
+    }
+    let (berth, runc) = under_both(&runtimes, |rt| {
+        let id = unique("compat-sched");
+        let run = rt.run(&["run", "--bundle", path(bundle.path()), &id]).ok();
+        let (exec_id, _guard) = run_detached(rt, &sleeping, "compat-sched-exec");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = process_file(
+            dir.path(),
+            "p.json",
+            r#"{"args": ["/bin/sh", "-c", "grep '^policy' /proc/self/sched | tr -d ' '; cut -d' ' -f19 /proc/self/stat"],
+               "cwd": "/", "scheduler": {"policy": "SCHED_BATCH", "nice": 3}}"#,
+        );
+        let exec = rt.run(&["exec", "--process", &file, &exec_id]).ok();
+        (run, exec)
+    });
+    // runc 1.1 ignores both fields (runc 1.2 applies them): the reference shows the defaults.
+    assert_eq!(runc.0, "none: prio 0\npolicy:0\n0\n", "{runc:?}");
+    assert_eq!(berth.0, "idle\npolicy:3\n7\n", "berth-runc run: {berth:?}");
+    assert_eq!(berth.1, "policy:3\n3\n", "berth-runc exec: {berth:?}");
+}
