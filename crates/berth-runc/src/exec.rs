@@ -25,6 +25,7 @@ pub fn exec(root: &Root, a: &ExecArgs) -> Result<i32> {
         detach: a.detach,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        sub_cgroup: sub_cgroup(&a.cgroup)?,
     };
     Ok(berth_runtime::exec::exec(root, &a.id, &opts)?)
 }
@@ -145,4 +146,32 @@ fn drop_nulls(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(drop_nulls),
         _ => {}
     }
+}
+
+/// `--cgroup [<controller>:]<path>`, as runc takes it: a path below the container's cgroup, the
+/// last one given winning. A path for some controllers only is refused: berth-runc moves the
+/// process into one cgroup path in every hierarchy.
+fn sub_cgroup(values: &[String]) -> Result<Option<std::path::PathBuf>> {
+    let mut sub = None;
+    for value in values {
+        let (controllers, path) = value.split_once(':').unwrap_or(("", value));
+        let clean: std::path::PathBuf = std::path::Path::new(path)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        let escapes = clean
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)));
+        if path.is_empty() || escapes {
+            bail!("{path} is not a sub cgroup path");
+        }
+        if !controllers.is_empty() {
+            bail!(
+                "--cgroup {value}: a sub-cgroup for some controllers only is not supported by \
+                 berth-runc; give --cgroup {path} (the same path in every hierarchy)"
+            );
+        }
+        sub = Some(clean);
+    }
+    Ok(sub)
 }

@@ -578,3 +578,66 @@ fn io_priority_and_scheduler_are_applied_not_ignored() {
     assert_eq!(berth.0, "idle\npolicy:3\n7\n", "berth-runc run: {berth:?}");
     assert_eq!(berth.1, "policy:3\n3\n", "berth-runc exec: {berth:?}");
 }
+
+/// Makes `sub` below the cgroup of `pid` in every hierarchy (v1 controllers, named ones and
+/// the unified one); the directories made.
+fn make_sub_cgroups(pid: u64, sub: &str) -> Vec<std::path::PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup file");
+    let mut made = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, names, path) = (fields.next(), fields.next(), fields.next());
+        // A hierarchy the runtime leaves the container at the root of is not its own.
+        let (Some(names), Some(path)) = (names, path.filter(|p| *p != "/")) else {
+            continue;
+        };
+        let mounts: Vec<String> = match names {
+            "" => vec!["unified".into(), String::new()],
+            n => std::iter::once(n.trim_start_matches("name=").to_string())
+                .chain(n.split(',').map(str::to_string))
+                .collect(),
+        };
+        for mount in mounts {
+            let dir = Path::new("/sys/fs/cgroup").join(&mount).join(&path[1..]);
+            if dir.is_dir() && !made.contains(&dir.join(sub)) {
+                std::fs::create_dir(dir.join(sub)).expect("sub-cgroup");
+                // A v1 cpuset takes tasks only once it has cpus and mems: the parent's.
+                for file in ["cpuset.cpus", "cpuset.mems"] {
+                    if let Ok(value) = std::fs::read_to_string(dir.join(file)) {
+                        std::fs::write(dir.join(sub).join(file), value).expect(file);
+                    }
+                }
+                made.push(dir.join(sub));
+                break;
+            }
+        }
+    }
+    made
+}
+
+#[test]
+fn exec_cgroup_runs_the_process_in_a_sub_cgroup_as_runc() {
+    need_root!();
+    let Some(runtimes) = runtimes() else { return };
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    let (berth, runc) = under_both(&runtimes, |rt| {
+        let (id, guard) = run_detached(rt, &bundle, "compat-exec-cgroup");
+        let pid = rt.state(&id).expect("state")["pid"].as_u64().expect("pid");
+        let missing = rt.run(&["exec", "--cgroup", "sub", &id, "true"]).code();
+        let subs = make_sub_cgroups(pid, "sub");
+        let ran = rt.run(&["exec", "--cgroup", "sub", &id, "cat", "/proc/self/cgroup"]);
+        let escape = rt.run(&["exec", "--cgroup", "../x", &id, "true"]);
+        drop(guard);
+        for dir in subs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        let text = ran.ok();
+        // Hierarchies the runtime leaves at the root (berth-runc: name=systemd) show "/".
+        let placed: Vec<&str> = text.lines().filter(|l| !l.ends_with(":/")).collect();
+        let all_in_sub = !placed.is_empty() && placed.iter().all(|l| l.ends_with("/sub"));
+        let words = error_words(&escape).contains("../x is not a sub cgroup path");
+        (missing, all_in_sub, escape.code(), words)
+    });
+    assert!(runc.1, "runc placed the process in the sub-cgroups");
+    assert_eq!(berth, runc, "exec --cgroup, berth-runc vs runc");
+}
