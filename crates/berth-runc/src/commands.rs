@@ -52,7 +52,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             );
             Ok(0)
         }
-        Command::Events(a) => events(&root, &a.id, a.stats),
+        Command::Events(a) => events(&root, a),
         Command::Update(a) => crate::update::run(&root, a),
         Command::Checkpoint(a) => crate::criu::checkpoint(&root, &cli.global.criu, a),
         Command::Restore(a) => crate::criu::restore(&root, &cli.global.criu, a),
@@ -213,15 +213,27 @@ fn owner(root: &Root, id: &str) -> String {
         .map_or_else(|| format!("#{uid}"), |f| f[0].to_string())
 }
 
-fn events(root: &Root, id: &str, stats: bool) -> Result<i32> {
-    if !stats {
-        bail!("events: only --stats (one shot) is supported; streaming events are not yet");
+/// `events --stats`: one stats event; without it, runc's stream: stats every `--interval`
+/// and an `oom` event for each OOM kill, one JSON document a line, until killed.
+fn events(root: &Root, a: &crate::cli::EventsArgs) -> Result<i32> {
+    use berth_runtime::events::{self, Event};
+    if a.stats {
+        let s = container::stats(root, &a.id)?;
+        out!("{}", serde_json::to_string(&Event::stats(&a.id, s))?);
+        return Ok(0);
     }
-    let s = container::stats(root, id)?;
-    out!(
-        "{}",
-        serde_json::to_string(&berth_runtime::events::Event::stats(id, s))?
-    );
+    let Some(interval) = events::parse_duration(&a.interval) else {
+        bail!(
+            "invalid value {:?} for flag -interval: use a duration such as 5s or 100ms",
+            a.interval
+        );
+    };
+    let emit = |e: &Event| {
+        out!("{}", serde_json::to_string(e).unwrap_or_default());
+        true
+    };
+    let log = |e: &berth_runtime::Error| berth_runtime::log::error(&e.to_string());
+    events::watch(root, &a.id, interval, emit, log)?;
     Ok(0)
 }
 

@@ -641,3 +641,61 @@ fn exec_cgroup_runs_the_process_in_a_sub_cgroup_as_runc() {
     assert!(runc.1, "runc placed the process in the sub-cgroups");
     assert_eq!(berth, runc, "exec --cgroup, berth-runc vs runc");
 }
+
+/// The lines `events --interval 100ms` prints until it has shown an `oom` event: the first
+/// stats line and the oom line.
+fn events_until_oom(rt: &Runtime, id: &str) -> (String, String) {
+    use std::io::BufRead;
+    let mut command = rt.command();
+    command
+        .args(["events", "--interval", "100ms", id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().expect("events");
+    let stdout = child.stdout.take().expect("stdout");
+    let deadline = std::time::Instant::now() + berth_harness::PATIENCE;
+    let (mut stats, mut oom) = (String::new(), String::new());
+    // Stats come every 100 ms: each line is a chance to give up once the deadline passed.
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("a line");
+        if line.contains("\"type\":\"oom\"") {
+            oom = line;
+            break;
+        }
+        if stats.is_empty() {
+            stats = line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: no oom event",
+            name(rt)
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (stats, oom)
+}
+
+#[test]
+fn events_streams_stats_and_oom_notifications_as_runc() {
+    need_root!();
+    let Some(runtimes) = runtimes() else { return };
+    // Fills a shell variable past the 20 MB limit once events is watching.
+    let script = "sleep 1; a=$(head -c 200000000 /dev/zero | tr '\\0' x); sleep 1000";
+    let mut bundle = Bundle::new(&["sh", "-c", script]);
+    std::os::unix::fs::symlink("busybox", bundle.rootfs().join("bin/tr")).expect("tr");
+    let memory: oci_spec::runtime::LinuxResources =
+        serde_json::from_str(r#"{"memory": {"limit": 20000000}}"#).unwrap();
+    let linux = bundle.spec_mut().linux_mut().as_mut().expect("linux");
+    linux.set_resources(Some(memory));
+    bundle.write();
+    let (berth, runc) = under_both(&runtimes, |rt| {
+        let (id, _guard) = run_detached(rt, &bundle, "compat-events");
+        let (stats, oom) = events_until_oom(rt, &id);
+        let stats = key_order(&stats);
+        (stats, oom.replace(&id, "ID"))
+    });
+    assert_eq!(runc.1, r#"{"type":"oom","id":"ID"}"#);
+    assert_eq!(berth, runc, "events, berth-runc vs runc");
+}
