@@ -8,14 +8,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "berth-runc",
     version = crate::VERSION_TEXT,
-    about = "berth-runc is berth's OCI runtime: it speaks runc's command line, so containerd, \
+    about = "berth-runc is berth's OCI runtime: it speaks runc's command line, so containerd,\n\
              podman and Docker can use it where they use runc.",
     disable_version_flag = true
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
-    /// Print the version
+    /// print the version
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
     #[command(subcommand)]
@@ -25,25 +25,25 @@ pub struct Cli {
 /// The flags every command takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Root directory for storage of container state (this should be located in tmpfs)
+    /// root directory for storage of container state (this should be located in tmpfs)
     #[arg(long, global = true, default_value = "/run/berth-runc")]
     pub root: PathBuf,
-    /// Set the log file to write runtime logs to (default is stderr)
+    /// set the log file to write runtime logs to (default is stderr)
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
-    /// Set the log format ('text' or 'json')
+    /// set the log format ('text' (default), or 'json')
     #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
-    /// Enable debug logging
+    /// enable debug logging
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Enable systemd cgroup support (not supported: berth-runc manages cgroupfs directly)
+    /// enable systemd cgroup support (not supported: berth-runc manages cgroupfs directly)
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Ignored: for compatibility with runc
-    #[arg(long, global = true, hide = true)]
-    pub criu: Option<String>,
-    /// With spec: generate a configuration for a rootless container
+    /// path to the criu binary used for checkpoint and restore
+    #[arg(long, global = true, default_value = "criu")]
+    pub criu: String,
+    /// with spec: generate a configuration for a rootless container
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
 }
@@ -72,6 +72,17 @@ enum HotCommand {
 }
 
 impl Cli {
+    /// The command tree with runc's help layout (urfave/cli's NAME, USAGE, COMMANDS and
+    /// OPTIONS sections), for the whole program and for each command.
+    pub fn command() -> clap::Command {
+        <Cli as clap::CommandFactory>::command()
+            .help_template(HELP)
+            .mut_subcommands(|c| {
+                let help = COMMAND_HELP.replace("COMMAND", c.get_name());
+                c.help_template(help)
+            })
+    }
+
     /// Parses the command line, the hot commands by their own parser.
     pub fn parse_args() -> Result<Cli, clap::Error> {
         if let Ok(HotCli { global, command }) = HotCli::try_parse() {
@@ -89,9 +100,43 @@ impl Cli {
                 command,
             });
         }
-        Cli::try_parse()
+        <Cli as clap::FromArgMatches>::from_arg_matches(&Cli::command().try_get_matches()?)
     }
 }
+
+const HELP: &str = concat!(
+    "\
+NAME:
+   {name} - Open Container Initiative runtime
+
+{about}
+
+USAGE:
+   {name} [global options] command [command options] [arguments...]
+
+VERSION:
+   ",
+    crate::version_lines!(),
+    "
+
+COMMANDS:
+{subcommands}
+
+GLOBAL OPTIONS:
+{options}
+"
+);
+
+const COMMAND_HELP: &str = "\
+NAME:
+   berth-runc COMMAND - {about}
+
+USAGE:
+   {usage}
+
+OPTIONS:
+{options}
+";
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum LogFormat {
@@ -107,36 +152,40 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a container
+    /// create a container
     Create(Box<CreateArgs>),
-    /// Executes the user defined process in a created container
+    /// executes the user defined process in a created container
     Start { id: String },
-    /// Create and run a container
+    /// create and run a container
     Run(Box<RunArgs>),
-    /// Output the state of a container
+    /// output the state of a container
     State { id: String },
-    /// Kill sends the specified signal (default: SIGTERM) to the container's init process
+    /// kill sends the specified signal (default: SIGTERM) to the container's init process
     Kill(KillArgs),
-    /// Delete any resources held by the container, often used with detached containers
+    /// delete any resources held by the container often used with detached container
     Delete(DeleteArgs),
-    /// Execute new process inside the container
+    /// execute new process inside the container
     Exec(Box<ExecArgs>),
-    /// Displays the processes running inside a container
+    /// ps displays the processes running inside a container
     Ps(PsArgs),
-    /// Lists containers started by berth-runc with the given root
+    /// lists containers started by berth-runc with the given root
     List(ListArgs),
-    /// Pause suspends all processes inside the container
+    /// pause suspends all processes inside the container
     Pause { id: String },
-    /// Resumes all processes that have been previously paused
+    /// resumes all processes that have been previously paused
     Resume { id: String },
-    /// Create a new specification file
+    /// create a new specification file
     Spec(SpecArgs),
-    /// Show the enabled features
+    /// show the enabled features
     Features,
-    /// Display container events such as OOM notifications, cpu, memory, and IO usage statistics
+    /// display container events such as OOM notifications, cpu, memory, and IO usage statistics
     Events(EventsArgs),
-    /// Update container resource constraints
+    /// update container resource constraints
     Update(Box<UpdateArgs>),
+    /// checkpoint a running container
+    Checkpoint(Box<CheckpointArgs>),
+    /// restore a container from a previous checkpoint
+    Restore(Box<RestoreArgs>),
 }
 
 /// runc's `update`: resources from a JSON file (`-` for stdin), or from flags.
@@ -292,8 +341,8 @@ pub struct ExecArgs {
     pub apparmor: Option<String>,
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Ignored: cgroup to join (berth-runc always joins the container's)
-    #[arg(long, hide = true)]
+    /// run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>.
+    #[arg(long)]
     pub cgroup: Vec<String>,
     /// Allow exec in a paused container
     #[arg(long = "ignore-paused")]
@@ -338,4 +387,97 @@ pub struct EventsArgs {
     /// Set the stats collection interval
     #[arg(long, default_value = "5s")]
     pub interval: String,
+}
+
+/// runc's `checkpoint`: CRIU dumps the container into an image directory.
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// path for previous criu image files in pre-dump
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    /// leave the process running after checkpointing
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// use userfaultfd to lazily restore memory pages
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+    /// criu writes \\0 to this FD once lazy-pages is ready
+    #[arg(long = "status-fd", default_value_t = -1, allow_negative_numbers = true)]
+    pub status_fd: i32,
+    /// ADDRESS:PORT of the page server
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+    /// dump container's memory information only, leave the container running after this
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+}
+
+/// runc's `restore`: CRIU brings a checkpointed container back from its image directory.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// path to the root of the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// detach from the container's process
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// specify the file to write the process id to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// disable the use of the subreaper used to reap reparented processes
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    /// do not use pivot root to jail process inside rootfs
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// use userfaultfd to lazily restore memory pages
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+    /// Specify an LSM profile to be used during restore in the form of TYPE:NAME.
+    #[arg(long = "lsm-profile")]
+    pub lsm_profile: Option<String>,
+    /// Specify an LSM mount context to be used during restore.
+    #[arg(long = "lsm-mount-context")]
+    pub lsm_mount_context: Option<String>,
+}
+
+/// The options checkpoint and restore share, as runc names them.
+#[derive(Debug, Args)]
+pub struct CriuArgs {
+    /// path for saving (checkpoint) or reading (restore) criu image files
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// path for saving work files and logs
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// allow open tcp connections
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// allow external unix sockets
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// allow shell jobs
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// handle file locks, for safety
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// cgroups mode: 'soft' (default), 'full' and 'strict'
+    #[arg(long = "manage-cgroups-mode")]
+    pub manage_cgroups_mode: Option<String>,
+    /// create a namespace, but don't restore its properties
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// enable auto deduplication of memory images
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
 }

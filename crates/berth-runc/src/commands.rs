@@ -2,11 +2,10 @@
 
 use anyhow::{bail, Context, Result};
 use berth_runtime::container;
-use berth_runtime::exec::ExecOptions;
 use berth_runtime::process::parent::{self, CreateOptions};
 use berth_runtime::state::{Root, Status};
 
-use crate::cli::{Cli, Command, CreateArgs, ExecArgs, Format};
+use crate::cli::{Cli, Command, CreateArgs, Format};
 
 /// Runs the command; the result is the process's exit code.
 pub fn dispatch(cli: &Cli) -> Result<i32> {
@@ -14,6 +13,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         bail!("--systemd-cgroup is not supported: berth-runc manages cgroups through cgroupfs; configure your engine's cgroup manager as cgroupfs");
     }
     let root = Root::new(&cli.global.root);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    berth_runtime::log::debug(&format!("berth-runc {}", args.join(" ")));
     match &cli.command {
         Command::Create(a) => {
             parent::create(&root, &create_options(a))?;
@@ -25,19 +26,16 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Run(a) => run(&root, a),
         Command::State { id } => {
-            out!("{}", container::state_json(&container::load(&root, id)?));
+            // Without a newline after the document, as runc writes it.
+            print!("{}", container::state_json(&container::load(&root, id)?));
             Ok(0)
         }
-        Command::Kill(a) => {
-            let sig = parse_signal(a.signal.as_deref().unwrap_or("SIGTERM"))?;
-            container::kill(&root, &a.id, sig, a.all)?;
-            Ok(0)
-        }
+        Command::Kill(a) => kill(&root, a),
         Command::Delete(a) => {
             container::delete(&root, &a.id, a.force)?;
             Ok(0)
         }
-        Command::Exec(a) => exec(&root, a),
+        Command::Exec(a) => crate::exec::exec(&root, a),
         Command::Ps(a) => ps(&root, &a.id, &a.ps_args, a.format),
         Command::List(a) => list(&root, a.format, a.quiet),
         Command::Pause { id } => Ok(container::pause(&root, id).map(|_| 0)?),
@@ -54,8 +52,10 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             );
             Ok(0)
         }
-        Command::Events(a) => events(&root, &a.id, a.stats),
+        Command::Events(a) => events(&root, a),
         Command::Update(a) => crate::update::run(&root, a),
+        Command::Checkpoint(a) => crate::criu::checkpoint(&root, &cli.global.criu, a),
+        Command::Restore(a) => crate::criu::restore(&root, &cli.global.criu, a),
     }
 }
 
@@ -93,98 +93,6 @@ fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
         container::delete_loaded(root, stopped, true)?;
     }
     Ok(code)
-}
-
-fn exec(root: &Root, a: &ExecArgs) -> Result<i32> {
-    let process = match &a.process {
-        Some(path) => {
-            let data = std::fs::read(path)
-                .with_context(|| format!("read process file {}", path.display()))?;
-            serde_json::from_slice(&data)
-                .with_context(|| format!("parse process file {}", path.display()))?
-        }
-        None => exec_process_from_args(root, a)?,
-    };
-    let opts = ExecOptions {
-        process,
-        console_socket: a.console_socket.clone(),
-        pid_file: a.pid_file.clone(),
-        detach: a.detach,
-        preserve_fds: a.preserve_fds,
-        ignore_paused: a.ignore_paused,
-    };
-    Ok(berth_runtime::exec::exec(root, &a.id, &opts)?)
-}
-
-/// runc's rule: the container's own process is the template, and the flags override it.
-fn exec_process_from_args(root: &Root, a: &ExecArgs) -> Result<oci_spec::runtime::Process> {
-    if a.command.is_empty() {
-        bail!(
-            "exec needs a command: berth-runc exec <id> <command> [args...], or --process <file>"
-        );
-    }
-    let c = container::load(root, &a.id)?;
-    let mut p = c.record.spec.process().clone().unwrap_or_default();
-    p.set_args(Some(a.command.clone()));
-    p.set_terminal(Some(a.tty));
-    p.set_console_size(None);
-    if let Some(cwd) = &a.cwd {
-        p.set_cwd(cwd.into());
-    }
-    let mut env = p.env().clone().unwrap_or_default();
-    for kv in &a.env {
-        let key = kv.split('=').next().unwrap_or(kv);
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(kv.clone());
-    }
-    p.set_env(Some(env));
-    let mut user = p.user().clone();
-    if let Some(u) = &a.user {
-        let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
-        user.set_uid(
-            uid.parse()
-                .with_context(|| format!("--user {u:?}: uid must be a number"))?,
-        );
-        user.set_gid(
-            gid.parse()
-                .with_context(|| format!("--user {u:?}: gid must be a number"))?,
-        );
-    }
-    if !a.additional_gids.is_empty() {
-        user.set_additional_gids(Some(a.additional_gids.clone()));
-    }
-    p.set_user(user);
-    if a.no_new_privs {
-        p.set_no_new_privileges(Some(true));
-    }
-    if let Some(profile) = &a.apparmor {
-        p.set_apparmor_profile(Some(profile.clone()));
-    }
-    if !a.cap.is_empty() {
-        let mut caps = p.capabilities().clone().unwrap_or_default();
-        for name in &a.cap {
-            // runc's names are the config's, "CAP_SYS_PTRACE"; "SYS_PTRACE" is taken too.
-            let upper = name.to_ascii_uppercase();
-            let full = if upper.starts_with("CAP_") {
-                upper
-            } else {
-                format!("CAP_{upper}")
-            };
-            let cap: oci_spec::runtime::Capability =
-                serde_json::from_value(serde_json::Value::String(full))
-                    .with_context(|| format!("--cap {name:?}: unknown capability"))?;
-            let add = |s: &Option<oci_spec::runtime::Capabilities>| {
-                let mut s = s.clone().unwrap_or_default();
-                s.insert(cap);
-                Some(s)
-            };
-            caps.set_bounding(add(caps.bounding()));
-            caps.set_effective(add(caps.effective()));
-            caps.set_permitted(add(caps.permitted()));
-        }
-        p.set_capabilities(Some(caps));
-    }
-    Ok(p)
 }
 
 fn ps(root: &Root, id: &str, ps_args: &[String], format: Format) -> Result<i32> {
@@ -305,21 +213,54 @@ fn owner(root: &Root, id: &str) -> String {
         .map_or_else(|| format!("#{uid}"), |f| f[0].to_string())
 }
 
-fn events(root: &Root, id: &str, stats: bool) -> Result<i32> {
-    if !stats {
-        bail!("events: only --stats (one shot) is supported; streaming events are not yet");
+/// `events --stats`: one stats event; without it, runc's stream: stats every `--interval`
+/// and an `oom` event for each OOM kill, one JSON document a line, until killed.
+fn events(root: &Root, a: &crate::cli::EventsArgs) -> Result<i32> {
+    use berth_runtime::events::{self, Event};
+    if a.stats {
+        let s = container::stats(root, &a.id)?;
+        out!("{}", serde_json::to_string(&Event::stats(&a.id, s))?);
+        return Ok(0);
     }
-    let s = container::stats(root, id)?;
-    out!(
-        "{}",
-        serde_json::json!({"type": "stats", "id": id, "data": s})
-    );
+    let Some(interval) = events::parse_duration(&a.interval) else {
+        bail!(
+            "invalid value {:?} for flag -interval: use a duration such as 5s or 100ms",
+            a.interval
+        );
+    };
+    let emit = |e: &Event| {
+        out!("{}", serde_json::to_string(e).unwrap_or_default());
+        true
+    };
+    let log = |e: &berth_runtime::Error| berth_runtime::log::error(&e.to_string());
+    events::watch(root, &a.id, interval, emit, log)?;
     Ok(0)
 }
 
-/// `KILL`, `SIGKILL`, `kill` or `9`.
-fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
-    berth_runtime::container::parse_signal(s).with_context(|| {
-        format!("unknown signal {s:?}: use a name such as TERM or KILL, or a number")
-    })
+/// runc's kill: signal 0 is a liveness check (kill(2) with no signal), which succeeds while the
+/// container has a process, and is "container not running" once its init has exited (runc's
+/// words, which callers match); `--all` with 0 succeeds whatever is left.
+fn kill(root: &Root, a: &crate::cli::KillArgs) -> Result<i32> {
+    match parse_signal(a.signal.as_deref().unwrap_or("SIGTERM"))? {
+        Some(sig) => container::kill(root, &a.id, sig, a.all)?,
+        None => {
+            let c = container::load(root, &a.id)?;
+            if !a.all && c.status == Status::Stopped {
+                bail!("container not running");
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `KILL`, `SIGKILL`, `kill` or `9`; `0` (no signal: a liveness check) is `None`.
+fn parse_signal(s: &str) -> Result<Option<nix::sys::signal::Signal>> {
+    if s.parse::<i32>() == Ok(0) {
+        return Ok(None);
+    }
+    berth_runtime::container::parse_signal(s)
+        .map(Some)
+        .with_context(|| {
+            format!("unknown signal {s:?}: use a name such as TERM or KILL, or a number")
+        })
 }

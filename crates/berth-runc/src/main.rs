@@ -17,20 +17,25 @@ macro_rules! out {
 
 mod cli;
 mod commands;
+mod criu;
+mod exec;
 mod spec;
 mod update;
 
 use clap::error::ErrorKind;
 use std::io::Write;
 
-/// What `--version` prints, shaped like runc's: `<name> version <v>`, then `spec: <v>`.
-pub const VERSION_TEXT: &str = concat!(
-    "berth-runc version ",
-    env!("CARGO_PKG_VERSION"),
-    "\nspec: ",
-    "1.2.0",
-    "\nberth: the daemonless container engine that makes namespaces visible"
-);
+/// What `--version` prints, shaped like runc's: `<name> version <v>`, then `key: value` lines
+/// (go-runc and podman read `spec: `).
+pub const VERSION_TEXT: &str = concat!("berth-runc version ", version_lines!());
+
+/// The version and the spec's: the lines `--help` shows under VERSION, as runc's does.
+#[macro_export]
+macro_rules! version_lines {
+    () => {
+        concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0")
+    };
+}
 
 fn main() {
     if exec_reads_a_stream() && !berth_sys::seal::is_protected() && !berth_sys::seal::is_sealed() {
@@ -63,10 +68,16 @@ fn main() {
             std::process::exit(1);
         }
         Err(e) => {
-            let msg = format!("{e:#}");
+            let exec = matches!(cli.command, cli::Command::Exec(_));
+            // runc's words for it, which its callers' logs carry.
+            let msg = if exec {
+                format!("exec failed: {e:#}")
+            } else {
+                format!("{e:#}")
+            };
             berth_runtime::log::error(&msg);
             eprintln!("berth-runc: {msg}");
-            std::process::exit(exit_code(&e));
+            std::process::exit(if exec { exec::FAILED } else { exit_code(&e) });
         }
     }
 }
@@ -82,7 +93,7 @@ fn usage_error(e: &clap::Error) -> ! {
         }
         ErrorKind::MissingSubcommand => {
             // Global flags and no command (`--root R`): runc prints its help too.
-            let help = <cli::Cli as clap::CommandFactory>::command().render_help();
+            let help = cli::Cli::command().render_help();
             let _ = write!(std::io::stdout(), "{help}");
             std::process::exit(0);
         }

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceType, Mount, Spec};
 
 /// Writes `<bundle>/config.json`; refuses to overwrite one, like runc.
 pub fn write(bundle: &Path, rootless: bool) -> Result<()> {
@@ -12,87 +11,23 @@ pub fn write(bundle: &Path, rootless: bool) -> Result<()> {
     if path.exists() {
         bail!("File {} exists. Remove it first", path.display());
     }
-    let spec = default_spec(rootless)?;
-    let text = serde_json::to_string_pretty(&spec)?;
-    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))
+    std::fs::write(&path, text(rootless)).with_context(|| format!("write {}", path.display()))
 }
 
-/// oci-spec's default, which is runc's but for a terminal (runc's spec is for an interactive
-/// `sh`) and the hostname (oci-spec's is youki's).
-fn default_spec(rootless: bool) -> Result<Spec> {
-    let mut spec = Spec::default();
-    spec.set_hostname(Some("berth".into()));
-    if let Some(process) = spec.process_mut() {
-        process.set_terminal(Some(true));
-    }
+/// runc's `spec` output, byte for byte (runc 1.1's, as Debian ships it): tools and people
+/// compare the two files, and a field of ours in it (a cgroup namespace, `devices: []`) would
+/// make every bundle made from it differ from runc's. The rootless one maps the caller's ids.
+fn text(rootless: bool) -> String {
     if !rootless {
-        return Ok(spec);
+        return RUNC_SPEC.to_string();
     }
-    let mut linux = spec.linux().clone().unwrap_or_default();
-    let mut namespaces: Vec<_> = linux
-        .namespaces()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        // runc's rootless spec: the host's network, and its cgroup namespace.
-        .filter(|ns| {
-            !matches!(
-                ns.typ(),
-                LinuxNamespaceType::Network | LinuxNamespaceType::Cgroup
-            )
-        })
-        .collect();
-    let mut user_ns = oci_spec::runtime::LinuxNamespace::default();
-    user_ns.set_typ(LinuxNamespaceType::User);
-    namespaces.push(user_ns);
-    linux.set_namespaces(Some(namespaces));
-    let uid = nix::unistd::getuid().as_raw();
-    let gid = nix::unistd::getgid().as_raw();
-    linux.set_uid_mappings(Some(vec![LinuxIdMappingBuilder::default()
-        .container_id(0u32)
-        .host_id(uid)
-        .size(1u32)
-        .build()?]));
-    linux.set_gid_mappings(Some(vec![LinuxIdMappingBuilder::default()
-        .container_id(0u32)
-        .host_id(gid)
-        .size(1u32)
-        .build()?]));
-    linux.set_resources(None);
-    spec.set_linux(Some(linux));
-    // Without a network namespace of its own, sysfs must be the host's, bound; and devpts or
-    // mqueue may not take a gid= the user namespace does not map.
-    let mounts: Vec<Mount> = spec
-        .mounts()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|mut m| {
-            if m.destination() == Path::new("/sys") {
-                m.set_typ(Some("none".into()));
-                m.set_source(Some("/sys".into()));
-                m.set_options(Some(vec![
-                    "rbind".into(),
-                    "nosuid".into(),
-                    "noexec".into(),
-                    "nodev".into(),
-                    "ro".into(),
-                ]));
-            }
-            let opts: Vec<String> = m
-                .options()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|o| !o.starts_with("gid="))
-                .collect();
-            m.set_options(Some(opts));
-            m
-        })
-        .collect();
-    spec.set_mounts(Some(mounts));
-    Ok(spec)
+    RUNC_SPEC_ROOTLESS
+        .replace("HOST_UID", &nix::unistd::getuid().to_string())
+        .replace("HOST_GID", &nix::unistd::getgid().to_string())
 }
+
+const RUNC_SPEC: &str = include_str!("runc-spec.json");
+const RUNC_SPEC_ROOTLESS: &str = include_str!("runc-spec-rootless.json");
 
 /// What this runtime supports, in the runtime-spec's features.md format.
 pub fn features() -> serde_json::Value {
@@ -133,4 +68,19 @@ pub fn features() -> serde_json::Value {
             "io.github.berth.runtime": "berth-runc"
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_specs_are_configs_that_parse() {
+        for rootless in [false, true] {
+            let spec: oci_spec::runtime::Spec =
+                serde_json::from_str(&text(rootless)).expect("runc's spec parses");
+            assert_eq!(spec.version(), "1.0.2-dev");
+        }
+        assert!(!text(true).contains("HOST_"));
+    }
 }

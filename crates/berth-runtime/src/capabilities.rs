@@ -162,9 +162,10 @@ pub(crate) fn plan_for(
         .copied()
         .collect();
     // The kernel refuses to raise an ambient capability outside permitted ∩ inheritable; runc
-    // leaves such entries out with a warning (`runc spec` itself lists them), and so do we.
+    // leaves such entries out without a word (`runc spec` itself lists them, with no
+    // inheritable set), and so do we: a line only with --debug.
     if let Some(&name) = first_missing(&plan.ambient, &raisable) {
-        crate::log::warn(&CapabilityError::AmbientNotAllowed { name }.to_string());
+        crate::log::debug(&CapabilityError::AmbientNotAllowed { name }.to_string());
         plan.ambient.retain(|c| raisable.contains(c));
     }
     Ok(plan)

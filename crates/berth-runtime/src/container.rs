@@ -106,7 +106,8 @@ pub fn start_created(root: &Root, record: &Record) -> Result<()> {
         }
     }
     std::fs::remove_file(&fifo_path).at("remove exec fifo", &fifo_path)?;
-    let doc = serde_json::to_vec(&record.doc(Status::Running)).unwrap_or_default();
+    crate::log::debug(&format!("container {id:?}: the init took the start signal"));
+    let doc = record.hook_input(Status::Running);
     if let Some(hooks) = record
         .spec
         .hooks()
@@ -195,7 +196,7 @@ pub fn delete_loaded(root: &Root, c: Container, force: bool) -> Result<()> {
         }
         Err(e) => errors.push(e),
     }
-    let doc = serde_json::to_vec(&c.record.doc(Status::Stopped)).unwrap_or_default();
+    let doc = c.record.hook_input(Status::Stopped);
     if let Some(hooks) = c
         .record
         .spec

@@ -57,6 +57,9 @@ pub enum Error {
     NeedsProtectedBinary(String),
     #[error("hook {path}: {reason}")]
     Hook { path: String, reason: String },
+    /// checkpoint or restore: CRIU, or runc's checks before it, in runc's words.
+    #[error("{0}")]
+    Criu(String),
     #[error(transparent)]
     Cgroup(#[from] berth_cgroups::CgroupError),
     #[error(transparent)]

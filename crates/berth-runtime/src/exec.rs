@@ -25,6 +25,9 @@ pub struct ExecOptions {
     /// Join a paused container too: the process starts frozen, and exec waits for the resume
     /// (runc's --ignore-paused).
     pub ignore_paused: bool,
+    /// A cgroup below the container's, in every hierarchy, to run the process in (runc's
+    /// `exec --cgroup PATH`); it must exist.
+    pub sub_cgroup: Option<PathBuf>,
 }
 
 /// Runs the process; returns its exit code, or 0 at once with `detach`.
@@ -58,7 +61,10 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     let pidfd = berth_sys::process::pidfd_open(c.record.pid)
         .during("pidfd_open of the container's init")?;
     let join = namespaces_to_join(c.record.pid);
-    let cg = cgroup::open(&c.record.cgroup_path)?;
+    let cg = match &opts.sub_cgroup {
+        Some(sub) => cgroup::open(&c.record.cgroup_path.join(sub))?,
+        None => cgroup::open(&c.record.cgroup_path)?,
+    };
     let (parent_end, child_end) = protocol::pair().during("create the exec socketpair")?;
     // Born in the container's cgroup, as the init is (process/parent.rs): cloned into the
     // cgroup2 side, and moving itself into the v1 hierarchies first, instead of a pid written

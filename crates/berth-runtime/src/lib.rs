@@ -5,7 +5,9 @@
 pub mod capabilities;
 pub mod cgroup;
 pub mod container;
+pub mod criu;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod hooks;
 pub mod log;
@@ -14,6 +16,7 @@ pub mod plan;
 pub mod process;
 pub mod protect;
 pub mod rootfs;
+pub mod sched;
 pub mod seccomp;
 pub mod state;
 pub mod step;

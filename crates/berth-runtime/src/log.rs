@@ -1,5 +1,6 @@
 //! The runtime's log: runc's `--log` file and `--log-format text|json`, which containerd reads
-//! back to report why a runtime command failed.
+//! back to report why a runtime command failed, and `--debug`'s lines; in logrus's shapes as
+//! runc writes them (`time="2006-01-02T15:04:05Z" level=debug msg="..."`).
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -45,7 +46,9 @@ pub fn debug(msg: &str) {
 fn write(level: &str, msg: &str) {
     let cfg = CONFIG.get();
     let format = cfg.map(|c| c.format).unwrap_or(Format::Text);
-    let time = crate::state::now_rfc3339();
+    // logrus's default time format is RFC 3339 to the second.
+    let now = crate::state::now_rfc3339();
+    let time = format!("{}Z", now.split('.').next().unwrap_or(&now));
     let line = match format {
         Format::Json => serde_json::json!({"level": level, "msg": msg, "time": time}).to_string(),
         Format::Text => format!("time={time:?} level={level} msg={msg:?}"),

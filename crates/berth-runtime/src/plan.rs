@@ -44,6 +44,10 @@ pub struct ProcessPlan {
     /// The filter (if any) lets `execveat` through: the exec trampoline may be used
     /// (protect.rs).
     pub seccomp_allows_execveat: bool,
+    /// process.ioPriority: the I/O class and level (sched.rs).
+    pub io_priority: Option<(u32, u32)>,
+    /// process.scheduler (sched.rs).
+    pub scheduler: Option<crate::sched::SchedAttr>,
 }
 
 /// Everything the container's init does, in data.
@@ -344,6 +348,16 @@ pub fn process_plan(
         .map(crate::seccomp::compile_cached)
         .transpose()
         .map_err(|e| e.to_string())?;
+    let io_priority = process
+        .io_priority()
+        .as_ref()
+        .map(crate::sched::io_priority)
+        .transpose()?;
+    let scheduler = process
+        .scheduler()
+        .as_ref()
+        .map(crate::sched::scheduler)
+        .transpose()?;
     Ok(ProcessPlan {
         args,
         env: process.env().clone().unwrap_or_default(),
@@ -361,6 +375,8 @@ pub fn process_plan(
         capabilities,
         seccomp,
         seccomp_allows_execveat,
+        io_priority,
+        scheduler,
     })
 }
 

@@ -55,39 +55,81 @@ pub struct Record {
     pub spec: Spec,
 }
 
-/// The runtime-spec state document, as `state` prints it and hooks read it.
+/// The state document `state` and `list --format json` print: runc's `containerState`, its
+/// fields in the order of that Go struct (tools match the text), `ociVersion` the config's.
 #[derive(Debug, Clone, Serialize)]
 pub struct StateDoc<'a> {
     #[serde(rename = "ociVersion")]
     pub oci_version: &'a str,
     pub id: &'a str,
+    pub pid: i32,
     pub status: Status,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: &'a HashMap<String, String>,
+    pub owner: &'a str,
+}
+
+/// The runtime-spec's state (`specs.State`), what hooks read on stdin and a seccomp agent
+/// receives: runc sends this shape, in this order, with the runtime's spec version.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpecState<'a> {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub status: Status,
+    #[serde(skip_serializing_if = "is_zero")]
     pub pid: i32,
     pub bundle: &'a Path,
     #[serde(skip_serializing_if = "HashMap::is_empty")]
     pub annotations: &'a HashMap<String, String>,
-    pub rootfs: &'a Path,
-    pub created: &'a str,
-    pub owner: &'a str,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 impl Record {
+    /// The init's pid while it lives; 0 once stopped, as runc reports it.
+    fn pid_in(&self, status: Status) -> i32 {
+        if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        }
+    }
+
     pub fn doc(&self, status: Status) -> StateDoc<'_> {
         StateDoc {
+            oci_version: self.spec.version(),
+            id: &self.id,
+            pid: self.pid_in(status),
+            status,
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            annotations: &self.annotations,
+            owner: "",
+        }
+    }
+
+    /// The state hooks get on stdin, as JSON.
+    pub fn spec_state(&self, status: Status) -> SpecState<'_> {
+        SpecState {
             oci_version: oci_spec::runtime::VERSION,
             id: &self.id,
             status,
-            pid: if status == Status::Stopped {
-                0
-            } else {
-                self.pid
-            },
+            pid: self.pid_in(status),
             bundle: &self.bundle,
             annotations: &self.annotations,
-            rootfs: &self.rootfs,
-            created: &self.created,
-            owner: "",
         }
+    }
+
+    /// [`Record::spec_state`] as JSON, for hooks' stdin.
+    pub fn hook_input(&self, status: Status) -> Vec<u8> {
+        serde_json::to_vec(&self.spec_state(status)).unwrap_or_default()
     }
 }
 

@@ -14,6 +14,7 @@ pub mod net;
 pub mod ns;
 pub mod process;
 pub mod pty;
+pub mod sched;
 pub mod seal;
 pub mod seccomp;
 pub mod trampoline;

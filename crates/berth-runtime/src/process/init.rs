@@ -333,6 +333,19 @@ pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32, ours: &[i32]) -> Ste
             )
         })?;
     }
+    // While the process still has its capabilities: a realtime class or policy needs them.
+    if let Some((class, level)) = p.io_priority {
+        berth_sys::sched::set_io_priority(class, level)
+            .step(|| format!("set the I/O priority to class {class} level {level} (ioprio_set)"))?;
+    }
+    if let Some(attr) = &p.scheduler {
+        berth_sys::sched::set_scheduler(attr).step(|| {
+            format!(
+                "set the scheduler to policy {} nice {} priority {} (sched_setattr)",
+                attr.policy, attr.nice, attr.priority
+            )
+        })?;
+    }
     if let (Some(profile), true) = (&p.apparmor_profile, p.apparmor_enabled) {
         std::fs::write("/proc/self/attr/apparmor/exec", format!("exec {profile}"))
             .or_else(|_| std::fs::write("/proc/self/attr/exec", format!("exec {profile}")))

@@ -137,7 +137,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         spec: spec.clone(),
     };
     root.save(&record)?;
-    let doc = serde_json::to_vec(&record.doc(Status::Creating)).unwrap_or_default();
+    let doc = record.hook_input(Status::Creating);
     crate::hooks::run_all(hooks.prestart().as_deref().unwrap_or(&[]), &doc)?;
     crate::hooks::run_all(hooks.create_runtime().as_deref().unwrap_or(&[]), &doc)?;
     let state = String::from_utf8_lossy(&doc).into_owned();
@@ -247,6 +247,16 @@ fn make_cgroup<'a>(
     let path = cgroup::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
     let cgroup = slot.insert(cgroup::open(&path)?);
     cgroup.create()?;
+    // A cgroup other processes are in already (a shared cgroupsPath): runc's warning, in
+    // runc's words.
+    if let Ok(pids) = cgroup.pids() {
+        if !pids.is_empty() {
+            let n = pids.len();
+            crate::log::warn(&format!(
+                "container's cgroup is not empty: {n} process(es) found"
+            ));
+        }
+    }
     let mut resources = linux
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();

@@ -90,6 +90,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<i32> {
         detach: args.detach,
         preserve_fds: 0,
         ignore_paused: false,
+        sub_cgroup: None,
     };
     if args.detach {
         let null = std::fs::File::options()
