@@ -246,7 +246,7 @@ fn kill(root: &Root, a: &crate::cli::KillArgs) -> Result<i32> {
         None => {
             let c = container::load(root, &a.id)?;
             if !a.all && c.status == Status::Stopped {
-                bail!("container not running");
+                return Err(berth_runtime::Error::NotRunning(a.id.clone()).into());
             }
         }
     }
