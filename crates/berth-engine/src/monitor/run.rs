@@ -288,6 +288,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         id: id.to_string(),
         stdio,
         pid,
+        pid_start,
         pidfd,
         log,
         stop_signal,

@@ -61,6 +61,7 @@ pub(super) struct Run<'a> {
     pub(super) id: String,
     pub(super) stdio: Stdio,
     pub(super) pid: i32,
+    pub(super) pid_start: u64,
     pub(super) pidfd: OwnedFd,
     pub(super) log: Option<LogFile>,
     pub(super) stop_signal: Signal,
@@ -172,7 +173,7 @@ impl Run<'_> {
                 berth_sys::process::trim_heap();
                 let _ = berth_sys::process::drop_clean_code_pages();
             }
-            reap_orphans(self.pid);
+            reap_orphans(Some(self.pid));
             if self.kill_at.is_some_and(|t| Instant::now() >= t) {
                 self.kill_at = None;
                 let _ = berth_runtime::container::kill(
@@ -375,7 +376,7 @@ impl Run<'_> {
         if let Some(log) = &mut self.log {
             let _ = log.flush();
         }
-        let code = wait_init(self.pid);
+        let code = exit_code(&self.pidfd, self.pid, self.pid_start);
         let oom = crate::lifecycle::oom_killed(&self.id);
         let mut errors = Vec::new();
         if let Err(e) = berth_runtime::container::delete(&self.engine.runtime, &self.id, true) {
@@ -391,7 +392,7 @@ impl Run<'_> {
         if let Err(e) = crate::bundle::teardown(&dir) {
             errors.push(e.to_string());
         }
-        reap_orphans(self.pid);
+        reap_orphans(None);
         self.engine.containers.update(&self.id, |r| {
             r.state.status = Status::Exited;
             r.state.exit_code = code;
@@ -406,31 +407,52 @@ impl Run<'_> {
     }
 }
 
-/// The init's exit code, shell style (128 + n for signal n).
-fn wait_init(pid: i32) -> i32 {
-    use nix::sys::wait::{waitpid, WaitStatus};
+/// The init's exit code, shell style (128 + n for signal n), once its pidfd is readable (the
+/// kernel's word that it exited: never a stop, whoever traces it). Never blocks: a process of
+/// the container that ptrace-attached to the init is told of the exit first, and until it
+/// collects it the init is not ours to reap; the kernel's record of the exit in /proc is read
+/// instead (the pid cannot be reused while we have not reaped it).
+fn exit_code(pidfd: &OwnedFd, pid: i32, start: u64) -> i32 {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
     loop {
-        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
-            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
-            // Not our child (it was reparented away): the code is lost.
-            Err(_) => return 255,
-        }
+        return match waitid(Id::PIDFd(pidfd.as_fd()), flags) {
+            Ok(WaitStatus::Exited(_, code)) => code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => zombie_exit_code(pid, start).unwrap_or(255),
+        };
     }
 }
 
-/// Reaps orphans the subreaper inherited (other than the init, which `wait_init` collects).
-fn reap_orphans(init: i32) {
+/// The wait status /proc/<pid>/stat keeps for a zombie (field 52), as an exit code.
+fn zombie_exit_code(pid: i32, start: u64) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's closing parenthesis: field 3 (state) is first, 22 (starttime) and
+    // 52 (exit_code) follow.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let same = fields.first() == Some(&"Z") && fields.get(19)?.parse::<u64>().ok()? == start;
+    let status: i32 = fields.get(49)?.parse().ok()?;
+    same.then(|| match status & 0x7f {
+        0 => (status >> 8) & 0xff,
+        sig => 128 + sig,
+    })
+}
+
+/// Reaps orphans the subreaper inherited; all but `init` while its exit is still to be read.
+fn reap_orphans(init: Option<i32>) {
     use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
     loop {
-        // Peek first so the init's status is left for wait_init.
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        // Peek first so the init's status is left for `exit_code`.
+        let flags = WaitPidFlag::WEXITED
+            | WaitPidFlag::WNOHANG
+            | WaitPidFlag::WNOWAIT
+            | WaitPidFlag::__WALL;
         match waitid(Id::All, flags) {
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(status) => match status.pid() {
-                Some(p) if p.as_raw() != init => {
-                    let _ = nix::sys::wait::waitpid(p, None);
+                Some(p) if Some(p.as_raw()) != init => {
+                    let _ = waitid(Id::Pid(p), WaitPidFlag::WEXITED | WaitPidFlag::__WALL);
                 }
                 _ => return,
             },
