@@ -111,6 +111,12 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
         let (master, slave_path) = crate::tty::setup_pty(ctx.console_size)?;
         bind_console(&slave_path)?;
         crate::tty::send_master(console.as_fd(), master.as_fd())?;
+    } else {
+        // A session of its own (setup_pty makes one with a terminal), as runc's nsexec gives
+        // every container: the caller's process group (berth's monitor) is not the container's
+        // to signal with kill(0, ...), nor to have SIGHUPed as an orphaned group with a stopped
+        // member.
+        nix::unistd::setsid().step(|| "setsid".into())?;
     }
     // Before /proc/sys becomes read-only.
     write_sysctls(&plan.sysctl)?;
