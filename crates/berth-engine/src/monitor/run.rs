@@ -60,18 +60,19 @@ pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()>
     }
     let mut first_run = true;
     loop {
-        let record = engine.containers.load(id);
-        let run = record
-            .as_ref()
-            .map_err(|e| Error::state(id, e.to_string()))
-            .and_then(|r| start(engine, r, size.filter(|_| first_run)));
-        let (record, run) = match (record, run) {
-            (Ok(record), Ok(run)) => (record, run),
-            (record, Err(e)) => {
-                start_failed(engine, id, record.ok().as_ref(), &mut clients, &e);
+        let record = match engine.containers.load(id) {
+            Ok(record) => record,
+            Err(e) => {
+                start_failed(engine, id, None, &mut clients, &e);
                 return Ok(());
             }
-            (Err(e), Ok(_)) => return Err(e),
+        };
+        let run = match start(engine, &record, size.filter(|_| first_run)) {
+            Ok(run) => run,
+            Err(e) => {
+                start_failed(engine, id, Some(&record), &mut clients, &e);
+                return Ok(());
+            }
         };
         first_run = false;
         clients.iter_mut().for_each(|c| c.send(Kind::Started, b""));
