@@ -16,6 +16,13 @@ pub enum Error {
     NoSuchContainer(String),
     #[error("{0}")]
     Invalid(String),
+    /// record.json cannot be read back: `rm -f` still removes what the system holds for the id.
+    #[error("{path}: corrupt record: {reason}: remove the container with rm -f")]
+    CorruptRecord {
+        id: String,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("container {id}: {what}")]
     State { id: String, what: String },
     #[error(transparent)]

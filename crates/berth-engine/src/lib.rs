@@ -8,6 +8,7 @@ pub mod copy_up;
 pub mod engine;
 pub mod error;
 pub mod inspect;
+pub mod leftovers;
 pub mod lifecycle;
 pub mod monitor;
 pub mod names;

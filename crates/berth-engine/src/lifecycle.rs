@@ -6,13 +6,14 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use crate::engine::Engine;
 use crate::error::{short, Error, Result};
 use crate::monitor::proto::{self, ErrorReply, Hello, Kind, StopRequest};
-use crate::records::{self, Record, State, Status};
+use crate::records::{self, Owner, Record, State, Status};
 use crate::request::{MountRequest, RestartPolicy, RunRequest};
 
 /// The image a container is made from: its id and config (the CLI resolves or pulls it).
@@ -246,7 +247,11 @@ pub fn start(engine: &Engine, key: &str, hello: &Hello) -> Result<(Record, Sessi
 
 /// Connects to the monitor of a running container.
 pub fn connect(engine: &Engine, record: &Record) -> Result<Session> {
-    let dir = engine.containers.dir(&record.id);
+    connect_id(engine, &record.id)
+}
+
+fn connect_id(engine: &Engine, id: &str) -> Result<Session> {
+    let dir = engine.containers.dir(id);
     let dirfd = File::open(&dir).map_err(Error::io("open", &dir))?;
     let path = crate::monitor::stdio_short_path(&dirfd, "monitor.sock");
     let stream = UnixStream::connect(&path).map_err(Error::io(
@@ -271,38 +276,48 @@ pub fn refresh(engine: &Engine, record: Record) -> Result<Record> {
 }
 
 /// Cleans up after a monitor that died: kills what is left, deletes the runtime state,
-/// unmounts, and records the exit as unknown.
+/// unmounts, and records the exit as unknown, with whatever the cleanup could not undo. A
+/// container whose owner lock is held has a monitor (or an `rm`) at work: left alone.
 pub fn recover(engine: &Engine, record: &Record) -> Result<()> {
-    let mut errors = teardown(engine, record);
-    if let Err(e) = engine.containers.update(&record.id, |r| {
+    let _owner = match engine.containers.try_own(&record.id)? {
+        Owner::Us(lock) => lock,
+        Owner::Other(_) => return Ok(()),
+    };
+    let errors = teardown(engine, &record.id, Some(record));
+    let mut error = String::from("the container's monitor died; its exit status is unknown");
+    if !errors.is_empty() {
+        error = format!("{error}; cleanup: {}", errors.join("; "));
+    }
+    engine.containers.update(&record.id, |r| {
         if r.state.status.is_live() {
             r.state.status = Status::Exited;
             r.state.exit_code = 255;
             r.state.pid = 0;
             r.state.finished_at = records::now();
-            r.state.error = "the container's monitor died; its exit status is unknown".into();
+            r.state.error = error;
             r.network = None;
             r.networks.clear();
         }
-    }) {
-        errors.push(e.to_string());
-    }
-    collect(&record.id, errors)
+    })
 }
 
-/// Runtime state, cgroup, processes and the root mount; every step tried, errors returned.
-fn teardown(engine: &Engine, record: &Record) -> Vec<String> {
+/// Everything the system holds for container `id` but its files: the runtime's state and
+/// processes, its cgroups, its network, its mounts. From the record where there is one, and
+/// from what the system itself says (a record may be lost, or behind); every step tried,
+/// errors returned.
+fn teardown(engine: &Engine, id: &str, record: Option<&Record>) -> Vec<String> {
     let mut errors = Vec::new();
-    match berth_runtime::container::delete(&engine.runtime, &record.id, true) {
+    // A `network connect` racing us either finished (its lease is seen) or finds the init dead.
+    let _record_lock = engine.containers.lock(id);
+    match berth_runtime::container::delete(&engine.runtime, id, true) {
         Ok(()) => {}
         // Never created, or deleted already (a monitor got that far).
         Err(berth_runtime::Error::NotFound(_)) => {}
         Err(e) => errors.push(e.to_string()),
     }
-    errors.extend(crate::network::detach(engine, record));
-    if let Err(e) = crate::bundle::teardown(&engine.containers.dir(&record.id)) {
-        errors.push(e.to_string());
-    }
+    errors.extend(crate::leftovers::cgroups(id));
+    errors.extend(crate::network::detach(engine, id, record));
+    errors.extend(crate::leftovers::unmount_under(&engine.containers.dir(id)));
     errors
 }
 
@@ -426,44 +441,126 @@ pub fn pause(engine: &Engine, key: &str, pause: bool) -> Result<Record> {
     Ok(record)
 }
 
-/// `rm`: refuses a running container unless `force`; then removes everything.
-pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<Record> {
-    let record = refresh(engine, engine.containers.find(key)?)?;
-    if record.state.status.is_live() {
-        if !force {
-            return Err(Error::state(
-                &record.id,
-                "cannot remove a running container: stop it first or use --force",
-            ));
+/// `rm`: refuses a running container unless `force`; then removes everything the system holds
+/// for its id. A container whose record is corrupt, or a directory a killed `create` left
+/// without one, is removed from what the system says.
+pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<()> {
+    let (id, record) = match engine.containers.find(key) {
+        Ok(r) => (r.id.clone(), Some(r)),
+        Err(Error::CorruptRecord { id, .. }) => (id, None),
+        Err(Error::NoSuchContainer(_))
+            if key.len() == 64 && records::is_hex(key) && engine.containers.dir(key).is_dir() =>
+        {
+            (key.to_string(), None)
         }
-        let st = &record.state;
-        let monitor = records::alive(st.monitor_pid, st.monitor_start)
-            .then(|| berth_sys::process::pidfd_open(st.monitor_pid).ok())
-            .flatten();
-        stop(engine, &record.id, Some(0), None)?;
-        // The monitor reports the exit before its last, slow step (deleting the veth): wait
-        // for it to finish, so nothing of the container is left when rm returns.
-        if let Some(pidfd) = monitor {
-            wait_readable(&pidfd, std::time::Duration::from_secs(10));
-        }
+        Err(e) => return Err(e),
+    };
+    let _owner = own_for_removal(engine, &id, force)?;
+    // The monitor, if there was one, had the last word on the record.
+    let record = engine.containers.load(&id).ok().or(record);
+    if !force && runs(engine, &id) {
+        return Err(Error::state(&id, RUNNING));
     }
-    let record = engine.containers.load(&record.id).unwrap_or(record);
-    let mut errors = teardown(engine, &record);
-    if volumes {
-        errors.extend(remove_volumes(engine, &record));
+    let mut errors = teardown(engine, &id, record.as_ref());
+    if let (true, Some(r)) = (volumes, &record) {
+        errors.extend(remove_volumes(engine, r));
     }
-    if let Err(e) = engine.containers.remove(&record.id) {
+    if let Err(e) = engine
+        .containers
+        .remove(&id, record.as_ref().map(|r| r.name.as_str()))
+    {
         errors.push(e.to_string());
     }
-    collect(&record.id, errors)?;
-    Ok(record)
+    collect(&id, errors)
 }
 
-/// `--rm` after the exit: the monitor removes everything, anonymous volumes included.
+const RUNNING: &str = "cannot remove a running container: stop it first or use --force";
+
+/// How long `rm` waits for a container's monitor to finish (with `--force`, after its stop).
+const MONITOR_END: Duration = Duration::from_secs(30);
+
+/// Whether the runtime has processes of the container (whatever the record says).
+fn runs(engine: &Engine, id: &str) -> bool {
+    berth_runtime::container::load(&engine.runtime, id)
+        .is_ok_and(|c| c.status != berth_runtime::state::Status::Stopped)
+}
+
+/// Takes the container's owner lock for its removal. A monitor holding it is waited for: it
+/// finishes an exit, or (with `force`) it is asked to stop the container; without `force` a
+/// running container is refused.
+fn own_for_removal(engine: &Engine, id: &str, force: bool) -> Result<records::Lock> {
+    let deadline = Instant::now() + MONITOR_END;
+    // A monitor that has not ended this long after the request is not reading it.
+    let kill_at = Instant::now() + Duration::from_secs(5);
+    loop {
+        let holder = match engine.containers.try_own(id)? {
+            Owner::Us(lock) => return Ok(lock),
+            Owner::Other(holder) => holder,
+        };
+        // An unreadable record with a live monitor counts as running.
+        let live = engine
+            .containers
+            .load(id)
+            .map_or(true, |r| r.state.status.is_live());
+        if live && !force {
+            return Err(Error::state(id, RUNNING));
+        }
+        if force {
+            ask_to_stop(engine, id, Instant::now() >= kill_at);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let who = holder.map_or("its monitor".into(), |(pid, _)| {
+                format!("its monitor (pid {pid})")
+            });
+            return Err(Error::state(
+                id,
+                format!(
+                    "{who} did not finish in {}s: try again, or kill it",
+                    MONITOR_END.as_secs()
+                ),
+            ));
+        }
+        wait_for_end(holder, left.min(Duration::from_secs(1)));
+    }
+}
+
+/// Asks the container's monitor to kill it now; where the monitor cannot be reached (still
+/// starting), or with `kill` (it did not act on an earlier request), kills the container's
+/// processes directly, which ends the monitor's run too.
+fn ask_to_stop(engine: &Engine, id: &str, kill: bool) {
+    let req = StopRequest {
+        timeout: 0,
+        signal: String::new(),
+    };
+    let asked = connect_id(engine, id).and_then(|mut session| {
+        proto::write_json(&mut session.stream, Kind::Stop, &req)
+            .map_err(Error::io("send stop to the monitor of", short(id)))
+    });
+    if kill || asked.is_err() {
+        crate::leftovers::kill_cgroup(id);
+    }
+}
+
+/// Waits at most `timeout` for the process `holder` names to end: on its pidfd, once it is
+/// checked to be the same process; a holder not known yet is given a short while.
+fn wait_for_end(holder: Option<(i32, u64)>, timeout: Duration) {
+    let pidfd = holder.and_then(|(pid, start)| {
+        let fd = berth_sys::process::pidfd_open(pid).ok()?;
+        records::alive(pid, start).then_some(fd)
+    });
+    match pidfd {
+        Some(fd) => wait_readable(&fd, timeout),
+        None => std::thread::sleep(timeout.min(Duration::from_millis(20))),
+    }
+}
+
+/// `--rm` after the exit: the monitor, which owns the container, removes everything,
+/// anonymous volumes included.
 pub fn remove_all(engine: &Engine, record: &Record) {
-    let mut errors = teardown(engine, record);
+    let mut errors = teardown(engine, &record.id, Some(record));
     errors.extend(remove_volumes(engine, record));
-    if let Err(e) = engine.containers.remove(&record.id) {
+    if let Err(e) = engine.containers.remove(&record.id, Some(&record.name)) {
         errors.push(e.to_string());
     }
     if !errors.is_empty() {
@@ -511,12 +608,12 @@ pub fn oom_killed(id: &str) -> bool {
 }
 
 /// Waits until `fd` is readable (a pidfd: its process ended), at most `timeout`.
-fn wait_readable(fd: &OwnedFd, timeout: std::time::Duration) {
+fn wait_readable(fd: &OwnedFd, timeout: Duration) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = Instant::now() + timeout;
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left = deadline.saturating_duration_since(Instant::now());
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         let ms = PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX));
         match poll(&mut fds, ms) {

@@ -1,6 +1,33 @@
-//! Container names: Docker's rule for given names and a generated `adjective_name` otherwise.
+//! Container names: Docker's rule for given names, a generated `adjective_name` otherwise, and
+//! `rename`.
 
+use crate::engine::Engine;
 use crate::error::{Error, Result};
+
+/// `rename`: the container takes `new_name` and gives its old one back; the DNS of its networks
+/// answers to the new name. A rename that fails leaves both names as they were.
+pub fn rename(engine: &Engine, key: &str, new_name: &str) -> Result<()> {
+    validate(new_name)?;
+    let containers = &engine.containers;
+    let _names = containers.lock_names()?;
+    let record = containers.find(key)?;
+    if record.name == new_name {
+        return Err(Error::Invalid(format!(
+            "container {key} is already named {new_name:?}: give a different name"
+        )));
+    }
+    if let Some(other) = containers.reserve_name(new_name, &record.id)? {
+        return Err(Error::Invalid(format!(
+            "the name {new_name:?} is already in use by container {other}: pick another"
+        )));
+    }
+    if let Err(e) = containers.update(&record.id, |r| r.name = new_name.to_string()) {
+        containers.release_name(new_name, &record.id);
+        return Err(e);
+    }
+    containers.release_name(&record.name, &record.id);
+    crate::network::rename(engine, &record.id, new_name)
+}
 
 const ADJECTIVES: &[&str] = &[
     "admiring", "agitated", "amazing", "bold", "brave", "busy", "clever", "cool", "dazzling",

@@ -85,10 +85,10 @@ pub fn attach(
     Ok(Some(att))
 }
 
-/// Undoes `attach` and every `connect` from what the record kept; every error is returned,
-/// nothing stops early.
-pub fn detach(engine: &Engine, record: &Record) -> Vec<String> {
-    let (mut errors, links) = release(engine, record);
+/// Undoes `attach` and every `connect` of container `id` (see `release`); every error is
+/// returned, nothing stops early.
+pub fn detach(engine: &Engine, id: &str, record: Option<&Record>) -> Vec<String> {
+    let (mut errors, links) = release(engine, id, record);
     errors.extend(delete_links(engine, &links));
     errors
 }
@@ -108,21 +108,37 @@ fn attachments_checked(record: &Record) -> (Vec<Attachment>, Vec<String>) {
 }
 
 /// The fast half of `detach`: leases and published ports released, links left; returns the
-/// attachments whose links `delete_links` must still remove.
-pub fn release(engine: &Engine, record: &Record) -> (Vec<String>, Vec<Attachment>) {
-    let (atts, mut errors) = attachments_checked(record);
-    if atts.is_empty() {
+/// attachments whose links `delete_links` must still remove. Those are the record's and any
+/// lease naming the id that the record lacks: the record may be unreadable (None), or a
+/// `network connect` may have raced the teardown.
+pub fn release(
+    engine: &Engine,
+    id: &str,
+    record: Option<&Record>,
+) -> (Vec<String>, Vec<Attachment>) {
+    let (mut atts, mut errors) = record.map(attachments_checked).unwrap_or_default();
+    if record.is_some_and(|r| !wanted(r)) {
         return (errors, atts);
     }
-    match store(engine) {
-        Ok(store) => {
-            for att in &atts {
-                if let Err(e) = store.release_attachment(att) {
-                    errors.push(e.to_string());
-                }
-            }
+    let store = match store(engine) {
+        Ok(store) => store,
+        Err(e) => {
+            errors.push(e.to_string());
+            return (errors, atts);
         }
-        Err(e) => errors.push(e.to_string()),
+    };
+    let (leased, errs) = store.attachments_of(id);
+    errors.extend(errs.iter().map(ToString::to_string));
+    for att in leased {
+        let known = |a: &Attachment| a.network_id == att.network_id || a.network == att.network;
+        if !atts.iter().any(known) {
+            atts.push(att);
+        }
+    }
+    for att in &atts {
+        if let Err(e) = store.release_attachment(att) {
+            errors.push(e.to_string());
+        }
     }
     (errors, atts)
 }
@@ -205,6 +221,11 @@ pub fn connect(
         return Err(e);
     }
     Ok(att)
+}
+
+/// After a rename: the container's leases, which the DNS answers from, take the new name.
+pub fn rename(engine: &Engine, id: &str, name: &str) -> Result<()> {
+    Ok(store(engine)?.rename_container(id, name)?)
 }
 
 /// `network disconnect`: the container leaves `network` (a joined one or its primary).

@@ -6,7 +6,8 @@
 //! <root>/containers/names/<name>   the id holding the name: one file read finds a container
 //!                                  by name, however many there are
 //! <root>/containers/<id>/record.json, lock, config.json (the bundle), rootfs/ upper/ work/,
-//!                       hostname hosts resolv.conf, <id>-json.log, monitor.sock
+//!                       hostname hosts resolv.conf, <id>-json.log, monitor.sock,
+//!                       monitor.lock (see `Owner`)
 //! ```
 
 use std::fs::{self, File};
@@ -101,6 +102,19 @@ pub struct Lock {
     _file: File,
 }
 
+/// Who owns a container: `<dir>/monitor.lock` is held by its monitor for the monitor's whole
+/// life, and by `rm` while it removes the container, so that a monitor never runs a container
+/// being removed and `rm` never removes what a monitor still works on. The holder writes its
+/// pid and start time in the file: that is how `rm` finds the monitor, and waits for its end,
+/// when the record is lost.
+#[derive(Debug)]
+pub enum Owner {
+    /// The lock is ours until dropped.
+    Us(Lock),
+    /// Another process holds it: its pid and start time, once it has written them.
+    Other(Option<(i32, u64)>),
+}
+
 /// The container directory tree under a data root.
 #[derive(Debug, Clone)]
 pub struct Containers {
@@ -128,6 +142,43 @@ impl Containers {
         lock(&self.dir(id).join("lock"))
     }
 
+    /// Takes the container's owner lock if it is free (see [`Owner`]).
+    pub fn try_own(&self, id: &str) -> Result<Owner> {
+        use std::io::{Read, Seek};
+        let path = self.dir(id).join("monitor.lock");
+        let mut file = File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NoSuchContainer(id.to_string()),
+                _ => Error::io("open", &path)(e),
+            })?;
+        match file.try_lock() {
+            Ok(()) => {
+                let me = std::process::id() as i32;
+                let start = berth_runtime::state::process_start_time(me).unwrap_or(0);
+                file.set_len(0)
+                    .and_then(|()| file.write_all(format!("{me} {start}\n").as_bytes()))
+                    .map_err(Error::io("write", &path))?;
+                Ok(Owner::Us(Lock { _file: file }))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
+                let mut words = text.split_whitespace().map(str::parse::<u64>);
+                let holder = match (words.next(), words.next()) {
+                    (Some(Ok(pid)), Some(Ok(start))) => i32::try_from(pid).ok().map(|p| (p, start)),
+                    _ => None,
+                };
+                Ok(Owner::Other(holder))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path)(e)),
+        }
+    }
+
     pub fn ids(&self) -> Result<Vec<String>> {
         let mut ids = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(Error::io("list", &self.dir))? {
@@ -150,8 +201,11 @@ impl Containers {
                 source: e,
             },
         })?;
-        serde_json::from_slice(&data)
-            .map_err(|e| Error::Invalid(format!("{}: corrupt record: {e}", path.display())))
+        serde_json::from_slice(&data).map_err(|e| Error::CorruptRecord {
+            id: id.to_string(),
+            path,
+            reason: e.to_string(),
+        })
     }
 
     pub fn save(&self, record: &Record) -> Result<()> {
@@ -247,20 +301,36 @@ impl Containers {
         }
     }
 
-    /// Removes a container's directory (its mounts must be gone already) and its name.
-    pub fn remove(&self, id: &str) -> Result<()> {
-        if let Ok(r) = self.load(id) {
-            self.release_name(&r.name, id);
+    /// Removes a container's directory (its mounts must be gone already) and its name (found in
+    /// the names index when the record cannot give it). Call as the container's owner: the
+    /// directory is renamed away first, so that nothing creates a file in it by its path (a
+    /// command taking the record's lock, a monitor starting) while it is being removed.
+    pub fn remove(&self, id: &str, name: Option<&str>) -> Result<()> {
+        match name {
+            Some(name) => self.release_name(name, id),
+            None => self.release_names_of(id),
         }
         let dir = self.dir(id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::Io {
-                step: "remove container directory",
-                path: dir,
-                source: e,
-            }),
+        let doomed = self.dir.join(format!(".removing-{id}"));
+        // Left by a removal that was killed half-way.
+        let _ = fs::remove_dir_all(&doomed);
+        match fs::rename(&dir, &doomed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("rename for removal", dir)(e)),
+        }
+        fs::remove_dir_all(&doomed).map_err(Error::io("remove container directory", doomed))
+    }
+
+    /// Drops every name the index gives to `id`.
+    fn release_names_of(&self, id: &str) {
+        let Ok(entries) = fs::read_dir(self.dir.join("names")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if fs::read_to_string(entry.path()).is_ok_and(|held| held.trim() == id) {
+                let _ = fs::remove_file(entry.path());
+            }
         }
     }
 }

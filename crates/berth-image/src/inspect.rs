@@ -25,7 +25,10 @@ impl Image {
 
 /// `docker image inspect`'s object for one image.
 pub fn docker_inspect(store: &Store, image: &Image) -> Value {
-    let config = image.config_json();
+    // What oci-spec read, if the raw config has values JSON cannot hold.
+    let config = image
+        .config_json()
+        .unwrap_or_else(|_| serde_json::to_value(&image.config).unwrap_or_default());
     let layers = store.rootfs_layers(image).unwrap_or_default();
     let lower: Vec<String> = layers
         .iter()

@@ -246,6 +246,64 @@ impl NetStore {
         }
     }
 
+    /// The container's attachments as the leases tell them, on this root's networks and the
+    /// machine's default one: what detach needs when the engine's own account is lost (a
+    /// corrupt record) or behind (a `network connect` racing the teardown). The errors are
+    /// those of networks whose leases could not be read.
+    pub fn attachments_of(&self, container_id: &str) -> (Vec<Attachment>, Vec<NetError>) {
+        let networks = match self.networks() {
+            Ok(n) => n,
+            Err(e) => return (Vec::new(), vec![e]),
+        };
+        let mut atts = Vec::new();
+        let mut errors = Vec::new();
+        for net in networks {
+            let leases = match self.leases(&net) {
+                Ok(l) => l,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let mine = leases
+                .into_iter()
+                .filter(|(_, l)| l.container_id == container_id);
+            atts.extend(mine.map(|(ip, lease)| Attachment {
+                container_id: lease.container_id,
+                network: net.name.clone(),
+                network_id: net.id.clone(),
+                ip: Some(ip),
+                prefix: net.subnet.prefix,
+                gateway: Some(net.gateway),
+                mac: Some(lease.mac),
+                host_veth: Some(lease.veth),
+                ports: lease.ports,
+                dns: None,
+                warnings: Vec::new(),
+                ifname: String::new(),
+            }));
+        }
+        (atts, errors)
+    }
+
+    /// A renamed container's leases take its new name: the DNS answers to it from then on.
+    pub fn rename_container(&self, container_id: &str, name: &str) -> Result<()> {
+        for net in self.networks()? {
+            let _lock = self.lock_network(&net.id)?;
+            let mut leases = self.leases(&net)?;
+            let mut mine = leases
+                .values_mut()
+                .filter(|l| l.container_id == container_id)
+                .peekable();
+            if mine.peek().is_none() {
+                continue;
+            }
+            mine.for_each(|l| l.name = name.to_string());
+            self.save_leases(&net, &leases)?;
+        }
+        Ok(())
+    }
+
     /// Drops the container's lease; returns the ports it recorded.
     fn release(
         &self,

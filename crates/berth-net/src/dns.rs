@@ -7,9 +7,14 @@
 //! a local stub such as 127.0.0.53 that a container could not reach. It exits once the network
 //! is removed. Why not Docker's 127.0.0.11 inside each container: that needs a socket and
 //! rules in every container's namespace; one process per network costs nothing per container.
+//!
+//! The server holds `<network dir>/dns.lock` for its whole life: that is how it is found
+//! running, and how `stop` waits for its end, with no pid that could be another process's by
+//! then. It is started detached (a first process starts the server and exits at once), so no
+//! caller, however long it lives, has a child to reap.
 
 use std::collections::HashMap;
-use std::fs;
+use std::fs::{self, File};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -24,25 +29,48 @@ use crate::{Attachment, Network};
 const TTL: u32 = 600;
 const FALLBACK: [Ipv4Addr; 2] = [Ipv4Addr::new(8, 8, 8, 8), Ipv4Addr::new(8, 8, 4, 4)];
 
-/// Serves the network's DNS until the network is removed.
+/// Set by `ensure_running` for the first process, which only starts the server.
+const DETACH: &str = "BERTH_DNS_DETACH";
+
+/// Serves the network's DNS until the network is removed or `stop` asks.
 pub fn serve(data_root: &Path, network: &str) -> Result<()> {
+    if std::env::var_os(DETACH).is_some() {
+        return detach();
+    }
     let store = NetStore::open(data_root, Path::new(""))?;
     let net = store.network(network)?;
     let dir = store.net_dir(&net.id);
+    let lock_path = dir.join(LOCK);
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| NetError::io("dns: open lock", &lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        // Another server runs: it serves.
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(NetError::io("dns: lock", &lock_path, e))
+        }
+    }
     let addr = SocketAddr::from((net.gateway, 53));
     let sock =
         UdpSocket::bind(addr).map_err(|e| NetError::io("dns: bind udp", addr.to_string(), e))?;
     sock.set_read_timeout(Some(Duration::from_secs(1)))
         .map_err(|e| NetError::io("dns: set timeout", addr.to_string(), e))?;
-    let pidfile = dir.join("dns.pid");
-    fs::write(&pidfile, std::process::id().to_string())
-        .map_err(|e| NetError::io("dns: pid file", &pidfile, e))?;
     let sock = Arc::new(sock);
     let upstreams = Arc::new(upstreams(&read("/etc/resolv.conf")));
     let mut names = Names::new(dir.join("leases.json"));
     let mut buf = [0u8; 1500];
     loop {
-        let (n, from) = match sock.recv_from(&mut buf) {
+        let received = sock.recv_from(&mut buf);
+        // Checked at every wake: `stop` wakes us with a datagram.
+        if dir.join(STOP).exists() || !dir.join("network.json").exists() {
+            return Ok(());
+        }
+        let (n, from) = match received {
             Ok(r) => r,
             Err(e)
                 if matches!(
@@ -50,10 +78,7 @@ pub fn serve(data_root: &Path, network: &str) -> Result<()> {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                if !dir.join("network.json").exists() {
-                    return Ok(());
-                }
-                continue;
+                continue
             }
             Err(e) => return Err(NetError::io("dns: recv", addr.to_string(), e)),
         };
@@ -254,50 +279,82 @@ fn render_resolv(att: &Attachment, host: &str, resolved: &str) -> String {
     out
 }
 
-fn server_pid(dir: &Path, net_id: &str) -> Option<i32> {
-    let pid: i32 = fs::read_to_string(dir.join("dns.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let cmdline = String::from_utf8_lossy(&cmdline);
-    (cmdline.contains("__dns") && cmdline.contains(net_id)).then_some(pid)
+/// The lock a running server holds, and the marker that asks it to stop.
+const LOCK: &str = "dns.lock";
+const STOP: &str = "dns.stop";
+
+/// Whether a server holds the network's lock.
+fn running(dir: &Path) -> bool {
+    File::open(dir.join(LOCK))
+        .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
 }
 
-/// Starts the network's server unless it runs. A second server racing for the address fails
-/// to bind and exits, so two concurrent attaches need no lock here.
-pub(crate) fn ensure_running(store: &NetStore, net: &Network) -> Result<()> {
-    let dir = store.net_dir(&net.id);
-    if store.berth_exe.as_os_str().is_empty() || server_pid(&dir, &net.id).is_some() {
-        return Ok(());
-    }
-    Command::new(&store.berth_exe)
-        .arg("__dns")
-        .arg(&net.id)
-        .arg("--root")
-        .arg(&store.data_root)
+/// The first process of `ensure_running`: starts the server as its own child and exits, so the
+/// server is nobody's child to reap but init's (or a subreaper's, which reaps its orphans).
+fn detach() -> Result<()> {
+    let exe = PathBuf::from("/proc/self/exe");
+    Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env_remove(DETACH)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
         .map(drop)
-        .map_err(|e| NetError::io("start dns server", &store.berth_exe, e))
+        .map_err(|e| NetError::io("dns: start the server", exe, e))
 }
 
-/// Stops the network's server, if it runs (it would also exit by itself within a second).
-pub(crate) fn stop(dir: &Path) {
-    let id = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    if let Some(pid) = server_pid(dir, &id) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+/// Starts the network's server unless it runs. A second server racing for the lock finds it
+/// taken and exits, so two concurrent attaches need no lock here.
+pub(crate) fn ensure_running(store: &NetStore, net: &Network) -> Result<()> {
+    let dir = store.net_dir(&net.id);
+    if store.berth_exe.as_os_str().is_empty() || running(&dir) {
+        return Ok(());
     }
+    let status = Command::new(&store.berth_exe)
+        .arg("__dns")
+        .arg(&net.id)
+        .arg("--root")
+        .arg(&store.data_root)
+        .env(DETACH, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| NetError::io("start dns server", &store.berth_exe, e))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(NetError::io(
+            "start dns server",
+            &store.berth_exe,
+            std::io::Error::other(format!("the starter exited with {status}")),
+        ))
+    }
+}
+
+/// Stops the network's server if one runs, and waits (at most 3 s) for its end on its lock:
+/// a marker file says stop, a datagram to its address wakes it to read it.
+pub(crate) fn stop(dir: &Path, gateway: Ipv4Addr) {
+    if !running(dir) {
+        return;
+    }
+    let marker = dir.join(STOP);
+    let _ = fs::write(&marker, b"");
+    let poke = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0));
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut next_poke = std::time::Instant::now();
+    while running(dir) && std::time::Instant::now() < deadline {
+        if std::time::Instant::now() >= next_poke {
+            if let Ok(s) = &poke {
+                let _ = s.send_to(b"", (gateway, 53));
+            }
+            next_poke += Duration::from_millis(200);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = fs::remove_file(&marker);
 }
 
 #[cfg(test)]

@@ -51,7 +51,17 @@ impl Rtnl {
         let target = File::open(netns)?;
         setns(&target, CloneFlags::CLONE_NEWNET)?;
         let sock = Rtnl::open();
-        setns(&here, CloneFlags::CLONE_NEWNET)?;
+        if let Err(e) = setns(&here, CloneFlags::CLONE_NEWNET) {
+            // The thread would stay in the container's namespace, and every later netlink call
+            // meant for the host (bridges, veths, rules) would act in the container's instead:
+            // nothing this process does from here on can be trusted. The one line before the
+            // abort is the only word it can give.
+            eprintln!(
+                "berth: fatal: cannot return to the host's network namespace from {}: {e}",
+                netns.display()
+            );
+            std::process::abort();
+        }
         sock
     }
 

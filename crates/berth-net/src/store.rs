@@ -313,7 +313,7 @@ impl NetStore {
             });
         }
         let dir = self.net_dir(&net.id);
-        crate::dns::stop(&dir);
+        crate::dns::stop(&dir, net.gateway);
         let mut rtnl = Rtnl::open().map_err(|e| netlink("remove network", "socket", e))?;
         rtnl.delete_link(&net.bridge)
             .map_err(|e| netlink("remove network", format!("RTM_DELLINK {}", net.bridge), e))?;

@@ -1,10 +1,15 @@
 //! The runtime's use of berth-cgroups: the host hierarchy root and the manager of a container.
 
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 pub use berth_cgroups::{CgroupManager, FreezerState, Manager};
+use nix::sys::signal::Signal;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Where the host's cgroup hierarchies are mounted.
 pub const ROOT: &str = "/sys/fs/cgroup";
@@ -19,4 +24,68 @@ pub fn open(relative: &Path) -> Result<Manager> {
 pub fn path_for(cgroups_path: Option<&Path>, id: &str) -> Result<std::path::PathBuf> {
     let s = cgroups_path.map(|p| p.to_string_lossy().into_owned());
     Ok(berth_cgroups::parse_cgroups_path(s.as_deref(), id)?)
+}
+
+/// Kills whatever is in the cgroup and waits until it is empty, at most `timeout`: on cgroup2
+/// (or hybrid's unified side) for the kernel's `populated 0` in cgroup.events, an event; on v1
+/// alone on each process's pidfd. Processes still there at the end are an error naming them.
+pub fn kill_and_wait_empty(cg: &Manager, relative: &Path, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pids = cg.pids()?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::CgroupNotEmpty {
+                path: relative.to_path_buf(),
+                pids,
+            });
+        }
+        // Every round signals what is there now: a fork may have raced the last kill.
+        cg.kill_all(Signal::SIGKILL)?;
+        let round = left.min(Duration::from_secs(1));
+        match cg.unified_dir() {
+            Some(dir) => wait_unpopulated(&dir.join("cgroup.events"), round),
+            None => {
+                for pid in pids {
+                    if let Ok(fd) = berth_sys::process::pidfd_open(pid) {
+                        let ms = deadline
+                            .saturating_duration_since(Instant::now())
+                            .as_millis();
+                        crate::hooks::wait_readable(fd.as_fd(), ms.min(1000) as i64);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Waits at most `timeout` for `populated 0` in a cgroup2 `cgroup.events`: the kernel wakes a
+/// poll for POLLPRI on it at every change.
+fn wait_unpopulated(events: &Path, timeout: Duration) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let deadline = Instant::now() + timeout;
+    let Ok(file) = File::open(events) else {
+        std::thread::sleep(Duration::from_millis(10).min(timeout));
+        return;
+    };
+    let mut buf = [0u8; 256];
+    loop {
+        // Each read from the start re-arms the notification.
+        let n = file.read_at(&mut buf, 0).unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if text.lines().any(|l| l == "populated 0") {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLPRI)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => return,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
 }

@@ -190,7 +190,8 @@ pub fn delete_loaded(root: &Root, c: Container, force: bool) -> Result<()> {
     }
     match cg {
         Ok(cg) => {
-            if let Err(e) = wait_cgroup_empty(&cg).and_then(|_| Ok(cg.destroy()?)) {
+            let emptied = cgroup::kill_and_wait_empty(&cg, &c.record.cgroup_path, CGROUP_EMPTY);
+            if let Err(e) = emptied.and_then(|_| Ok(cg.destroy()?)) {
                 errors.push(e);
             }
         }
@@ -228,22 +229,8 @@ fn kill_and_wait(cg: &cgroup::Manager, record: &Record) -> Result<()> {
     Ok(())
 }
 
-/// Waits for every process of the cgroup to be gone: pidfds become readable at exit.
-fn wait_cgroup_empty(cg: &cgroup::Manager) -> Result<()> {
-    for _ in 0..100 {
-        let pids = cg.pids()?;
-        if pids.is_empty() {
-            return Ok(());
-        }
-        for pid in pids {
-            if let Ok(fd) = berth_sys::process::pidfd_open(pid) {
-                let _ = berth_sys::process::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-                crate::hooks::wait_readable(fd.as_fd(), 1000);
-            }
-        }
-    }
-    Ok(())
-}
+/// How long `delete` waits for a killed container's cgroup to empty.
+const CGROUP_EMPTY: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn pause(root: &Root, id: &str) -> Result<()> {
     let c = load(root, id)?;

@@ -2,9 +2,10 @@
 //!
 //! With no argument it prints one JSON object describing the process (ids, namespaces,
 //! capabilities, seccomp, mounts, cgroup, limits, fds, clocks). Subcommands let tests act from
-//! inside (`cat`, `write`, `mkdir`, `exit`, `sleep`, `alloc`, `forkbomb`, `signal-wait`).
-//! Everything comes from /proc and std: the probe has no unsafe code and no libc binding, so it
-//! builds statically (`-C target-feature=+crt-static`) and runs in any rootfs.
+//! inside (`cat`, `write`, `mkdir`, `exit`, `sleep`, `alloc`, `forkbomb`, `signal-wait`,
+//! `ptrace`). Everything comes from /proc, std and nix's safe wrappers: the probe has no
+//! unsafe code, and it builds statically (`-C target-feature=+crt-static`) and runs in any
+//! rootfs.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -17,7 +18,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 const USAGE: &str = "usage: berth-probe [cat PATH | write PATH TEXT | mkdir PATH | exit N | \
-sleep SECS | alloc MB | forkbomb N | signal-wait]
+sleep SECS | alloc MB | forkbomb N | signal-wait |
+ptrace PID stop|run]
   no argument: print what the process sees as one JSON object";
 
 fn main() -> ExitCode {
@@ -55,6 +57,10 @@ fn main() -> ExitCode {
             Err(_) => usage(),
         },
         ["signal-wait"] => signal_wait(),
+        ["ptrace", pid, how @ ("stop" | "run")] => match pid.parse::<i32>() {
+            Ok(pid) => ptrace(pid, *how == "stop"),
+            Err(_) => usage(),
+        },
         _ => usage(),
     }
 }
@@ -183,6 +189,48 @@ fn signal_wait() -> ExitCode {
     let mut sink = Vec::new();
     let _ = io::stdin().read_to_end(&mut sink);
     ExitCode::SUCCESS
+}
+
+/// Attaches to `pid` with ptrace and, with `stop`, leaves it in a group-stop (as a debugger's
+/// SIGSTOP does, which its real parent is told about too); otherwise lets it run traced,
+/// passing its signals on, and once it exits never collects the exit, so its real parent
+/// cannot reap it. Prints `{"traced": pid, "state": ...}` at the stop or the exit, then holds
+/// on until killed: what a container granted CAP_SYS_PTRACE can do to its own init.
+fn ptrace(pid: i32, stop: bool) -> ExitCode {
+    use nix::sys::ptrace;
+    use nix::sys::signal::Signal;
+    use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let traced = (|| {
+        ptrace::attach(pid)?;
+        waitpid(pid, Some(WaitPidFlag::__WALL))?;
+        if stop {
+            ptrace::cont(pid, Signal::SIGSTOP)?;
+            return waitpid(pid, Some(WaitPidFlag::__WALL)).map(|s| format!("{s:?}"));
+        }
+        // The attach's own SIGSTOP is swallowed; every later signal goes on to the tracee.
+        ptrace::cont(pid, None)?;
+        loop {
+            let peek = WaitPidFlag::WEXITED | WaitPidFlag::WSTOPPED | WaitPidFlag::WNOWAIT;
+            match waitid(Id::Pid(pid), peek | WaitPidFlag::__WALL)? {
+                s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => {
+                    return Ok(format!("{s:?}"))
+                }
+                _ => match waitpid(pid, Some(WaitPidFlag::__WALL))? {
+                    WaitStatus::Stopped(_, sig) => ptrace::cont(pid, sig)?,
+                    _ => ptrace::cont(pid, None)?,
+                },
+            }
+        }
+    })();
+    match traced {
+        Ok(state) => println!("{}", json!({ "traced": pid.as_raw(), "state": state })),
+        Err(e) => return outcome(Err(e.into())),
+    }
+    let _ = io::stdout().flush();
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
 }
 
 fn read(path: &str) -> Option<String> {

@@ -17,6 +17,8 @@ mod lab;
 mod lifecycle;
 #[path = "engine/more_flags.rs"]
 mod more_flags;
+#[path = "engine/robustness.rs"]
+mod robustness;
 #[path = "engine/tty.rs"]
 mod tty;
 

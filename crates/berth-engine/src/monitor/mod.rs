@@ -5,6 +5,7 @@
 //! `<dir>/monitor.sock` (protocol in proto.rs), records the exit, tears down, and applies the
 //! restart policy or `--rm`.
 
+mod client;
 pub mod logfile;
 pub mod proto;
 mod run;

@@ -8,115 +8,144 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
+use super::client::{self, Client, LAST_WORDS};
 use super::logfile::LogFile;
 use super::proto::{self, ErrorReply, Hello, Kind};
-use super::serve::{Client, Run};
+use super::serve::Run;
 use super::stdio;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::records::{self, Record, Status};
+use crate::records::{self, Owner, Record, Status};
 use crate::request::RestartPolicy;
 
 pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()> {
-    let dir = engine.containers.dir(id);
-    // One monitor per container, for its whole life: a second `start` racing the first finds
-    // the lock taken and says so, before it touches the socket, the mounts or the record.
-    let lock_path = dir.join("monitor.lock");
-    let lock = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(Error::io("open", &lock_path))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let reply = ErrorReply {
-                code: 125,
-                message: format!(
-                    "container {}: is already running (another monitor holds it)",
-                    crate::error::short(id)
-                ),
-            };
-            let _ = proto::write_json(&mut first, Kind::Error, &reply);
-            return Ok(());
+    // One owner per container for the monitor's whole life (records::Owner): a second `start`
+    // racing the first, or an `rm` removing the container, finds it taken and we say so before
+    // we touch the socket, the mounts or the record.
+    let _owner = match engine.containers.try_own(id) {
+        Ok(Owner::Us(lock)) => lock,
+        Ok(Owner::Other(_)) => {
+            let message = "is busy: another monitor or an rm holds it";
+            return refuse(&mut first, &Error::state(id, message));
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path)(e)),
+        Err(e) => return refuse(&mut first, &e),
+    };
+    // Removed before we got here (the lock is taken by path: nothing is left to run).
+    if let Err(e) = engine.containers.load(id) {
+        return refuse(&mut first, &e);
     }
+    let dir = engine.containers.dir(id);
     let dirfd = std::fs::File::open(&dir).map_err(Error::io("open", &dir))?;
     let sock = stdio::short_path(&dirfd, "monitor.sock");
     let _ = std::fs::remove_file(&sock);
     let listener =
         UnixListener::bind(&sock).map_err(Error::io("listen on", dir.join("monitor.sock")))?;
-    let mut clients = vec![Client::new(first)];
     // The first client says what it attaches before anything runs, so no output is lost.
-    let hello = read_hello(&mut clients[0]);
-    clients[0].hello = Some(hello.clone());
-    clients[0].waits = hello.wait;
+    let hello = match read_hello(&mut first) {
+        Ok(hello) => hello,
+        Err(reply) => {
+            let _ = proto::write_json(&mut first, Kind::Error, &reply);
+            return Ok(());
+        }
+    };
+    let size = hello.as_ref().and_then(|h| h.size);
+    let mut clients = vec![Client::new(first)];
+    match hello {
+        Some(h) => {
+            clients[0].waits = h.wait;
+            clients[0].hello = Some(h);
+        }
+        // The CLI went away: start detached, as asked when it spawned us.
+        None => clients[0].gone = true,
+    }
     let mut first_run = true;
     loop {
-        let record = engine.containers.load(id)?;
-        let (code, links) = match start(engine, &record, hello.size.filter(|_| first_run)) {
-            Ok(run) => {
-                for c in clients.iter_mut() {
-                    c.send(Kind::Started, b"");
-                }
-                run.serve(&listener, &mut clients)?
-            }
+        let record = match engine.containers.load(id) {
+            Ok(record) => record,
             Err(e) => {
-                let reply = ErrorReply {
-                    code: e.exit_code(),
-                    message: e.to_string(),
-                };
-                let _ = engine.containers.update(id, |r| {
-                    r.state.error = reply.message.clone();
-                    if r.state.status.is_live() {
-                        r.state.status = Status::Exited;
-                        r.state.exit_code = i32::from(reply.code);
-                        r.state.finished_at = records::now();
-                    }
-                });
-                let payload = serde_json::to_vec(&reply).unwrap_or_default();
-                if record.request.auto_remove {
-                    crate::lifecycle::remove_all(engine, &record);
-                }
-                for c in clients.iter_mut() {
-                    c.send(Kind::Error, &payload);
-                }
+                start_failed(engine, id, None, &mut clients, &e);
+                return Ok(());
+            }
+        };
+        let run = match start(engine, &record, size.filter(|_| first_run)) {
+            Ok(run) => run,
+            Err(e) => {
+                start_failed(engine, id, Some(&record), &mut clients, &e);
                 return Ok(());
             }
         };
         first_run = false;
-        let record = engine.containers.load(id)?;
-        let delay = restart_delay(&record, code);
-        if let Some(delay) = delay {
-            engine.containers.update(id, |r| {
-                r.state.status = Status::Restarting;
-                r.state.restart_count += 1;
-            })?;
-            notify_exit(&mut clients, code);
+        clients.iter_mut().for_each(|c| c.send(Kind::Started, b""));
+        let ended = run.serve(&listener, &mut clients);
+        log_errors(id, &ended.errors);
+        if let Some(delay) = restart(engine, id, ended.code) {
+            client::notify_exit(&mut clients, ended.code);
+            client::drain(&mut clients, LAST_WORDS);
             clients.retain(|c| !c.gone && c.hello.is_none() && !c.waits);
             // The next attach names its veth like the old one: that one must be gone first.
-            log_errors(id, crate::network::delete_links(engine, &links));
-            if wait_or_stop(engine, id, &listener, delay)? {
+            log_errors(id, &crate::network::delete_links(engine, &ended.links));
+            if wait_or_stop(engine, id, &listener, &mut clients, delay) {
                 continue;
             }
-            engine
+            if let Err(e) = engine
                 .containers
-                .update(id, |r| r.state.status = Status::Exited)?;
+                .update(id, |r| r.state.status = Status::Exited)
+            {
+                log_errors(id, &[e.to_string()]);
+            }
         }
         if record.request.auto_remove {
             crate::lifecycle::remove_all(engine, &record);
         }
-        notify_exit(&mut clients, code);
+        client::notify_exit(&mut clients, ended.code);
+        client::drain(&mut clients, LAST_WORDS);
         // Last, after the exit was reported: deleting a veth waits for the kernel (tens of
         // ms), and `rm` waits for this monitor to end, so nothing is left once it returns.
-        log_errors(id, crate::network::delete_links(engine, &links));
+        log_errors(id, &crate::network::delete_links(engine, &ended.links));
         return Ok(());
     }
 }
 
-fn log_errors(id: &str, errors: Vec<String>) {
+/// Tells the spawning client why this monitor will not run the container.
+fn refuse(first: &mut UnixStream, e: &Error) -> Result<()> {
+    let reply = ErrorReply {
+        code: e.exit_code(),
+        message: e.to_string(),
+    };
+    let _ = proto::write_json(first, Kind::Error, &reply);
+    Ok(())
+}
+
+/// The container did not start: the reason recorded, `--rm` honoured, the clients told.
+fn start_failed(
+    engine: &Engine,
+    id: &str,
+    record: Option<&Record>,
+    clients: &mut [Client],
+    e: &Error,
+) {
+    let reply = ErrorReply {
+        code: e.exit_code(),
+        message: e.to_string(),
+    };
+    let _ = engine.containers.update(id, |r| {
+        r.state.error = reply.message.clone();
+        if r.state.status.is_live() {
+            r.state.status = Status::Exited;
+            r.state.exit_code = i32::from(reply.code);
+            r.state.finished_at = records::now();
+        }
+    });
+    if let Some(record) = record.filter(|r| r.request.auto_remove) {
+        crate::lifecycle::remove_all(engine, record);
+    }
+    for c in clients.iter_mut() {
+        c.send_json(Kind::Error, &reply);
+    }
+    client::drain(clients, LAST_WORDS);
+}
+
+fn log_errors(id: &str, errors: &[String]) {
     if !errors.is_empty() {
         eprintln!(
             "berth monitor {}: {}",
@@ -126,26 +155,44 @@ fn log_errors(id: &str, errors: Vec<String>) {
     }
 }
 
-fn notify_exit(clients: &mut [Client], code: i32) {
-    for c in clients.iter_mut().filter(|c| c.waits) {
-        c.send(Kind::Exit, &code.to_be_bytes());
-    }
+/// The first client's hello; None if the spawning CLI went away (or said nothing for 30 s);
+/// the Error reply refusing anything else.
+fn read_hello(first: &mut UnixStream) -> std::result::Result<Option<Hello>, ErrorReply> {
+    let _ = first.set_read_timeout(Some(Duration::from_secs(30)));
+    let hello = match proto::read_frame(first) {
+        Ok(Some((Kind::Hello, payload))) => client::parse_hello(&payload).map(Some),
+        Ok(Some((kind, _))) => Err(ErrorReply {
+            code: 125,
+            message: format!("the monitor expected a hello, not a {kind:?} frame"),
+        }),
+        Ok(None) | Err(_) => Ok(None),
+    };
+    let _ = first.set_read_timeout(None);
+    hello
 }
 
-fn read_hello(client: &mut Client) -> Hello {
-    let _ = client
-        .stream
-        .set_read_timeout(Some(Duration::from_secs(30)));
-    let hello = match proto::read_frame(&mut client.stream) {
-        Ok(Some((Kind::Hello, payload))) => serde_json::from_slice(&payload).unwrap_or_default(),
-        // The CLI went away: start detached, as asked when it spawned us.
-        _ => {
-            client.gone = true;
-            Hello::default()
+/// Whether the restart policy restarts the container after its exit with `code`, and after
+/// which delay; if so it is recorded as restarting. A record that cannot be read or written
+/// is never restarted.
+fn restart(engine: &Engine, id: &str, code: i32) -> Option<Duration> {
+    let delay = match engine.containers.load(id) {
+        Ok(record) => restart_delay(&record, code)?,
+        Err(e) => {
+            log_errors(id, &[format!("no restart: {e}")]);
+            return None;
         }
     };
-    let _ = client.stream.set_read_timeout(None);
-    hello
+    let recorded = engine.containers.update(id, |r| {
+        r.state.status = Status::Restarting;
+        r.state.restart_count += 1;
+    });
+    match recorded {
+        Ok(()) => Some(delay),
+        Err(e) => {
+            log_errors(id, &[format!("no restart: {e}")]);
+            None
+        }
+    }
 }
 
 /// Docker's restart decision and its backoff (100 ms doubling, reset after 10 s of running).
@@ -169,30 +216,71 @@ fn restart_delay(record: &Record, code: i32) -> Option<Duration> {
     again.then(|| Duration::from_millis(100 << step))
 }
 
-/// Sleeps `delay` while answering clients; true to restart, false if a stop came.
+/// Sleeps `delay` while serving clients (never waiting on one: a silent one must not hold up
+/// the restart or a stop); true to restart, false if a stop came.
 fn wait_or_stop(
     engine: &Engine,
     id: &str,
     listener: &UnixListener,
+    clients: &mut Vec<Client>,
     delay: Duration,
-) -> Result<bool> {
+) -> bool {
     let until = Instant::now() + delay;
     loop {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Ok(true);
+            return true;
         }
-        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-        let ms = left.as_millis().min(60_000) as u16;
-        if poll(&mut fds, PollTimeout::from(ms)).unwrap_or(0) > 0 {
-            if let Ok((mut s, _)) = listener.accept() {
-                if let Ok(Some((Kind::Stop, _))) = proto::read_frame(&mut s) {
-                    engine
-                        .containers
-                        .update(id, |r| r.state.manually_stopped = true)?;
-                    return Ok(false);
+        let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        fds.extend(
+            clients
+                .iter()
+                .map(|c| PollFd::new(c.stream.as_fd(), c.events())),
+        );
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        if poll(&mut fds, PollTimeout::from(ms)).is_err() {
+            continue;
+        }
+        let revents: Vec<PollFlags> = fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+            .collect();
+        drop(fds);
+        let mut stopped = false;
+        for (c, ev) in clients.iter_mut().zip(&revents[1..]) {
+            if ev.contains(PollFlags::POLLOUT) {
+                c.flush();
+            }
+            if !ev.intersects(!PollFlags::POLLOUT) {
+                continue;
+            }
+            for (kind, payload) in c.read_frames() {
+                match kind {
+                    Kind::Hello => {
+                        c.take_hello(&payload);
+                    }
+                    Kind::Stop => {
+                        c.waits = true;
+                        stopped = true;
+                    }
+                    _ => {}
                 }
             }
+        }
+        if revents[0].contains(PollFlags::POLLIN) {
+            if let Ok((s, _)) = listener.accept() {
+                clients.push(Client::new(s));
+            }
+        }
+        clients.retain(|c| !c.gone || c.waits);
+        if stopped {
+            if let Err(e) = engine
+                .containers
+                .update(id, |r| r.state.manually_stopped = true)
+            {
+                log_errors(id, &[e.to_string()]);
+            }
+            return false;
         }
     }
 }
@@ -288,12 +376,14 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         id: id.to_string(),
         stdio,
         pid,
+        pid_start,
         pidfd,
         log,
         stop_signal,
         kill_at: None,
         stdin_buf: Vec::new(),
         stdin_closing: false,
+        log_failures: 0,
     })
 }
 

@@ -2,58 +2,19 @@
 //! clients; relay output to the log and the attached clients, input and resizes to the
 //! container, stop requests and signals to its init; at the exit drain, record and tear down.
 
-use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
+use super::client::Client;
 use super::logfile::LogFile;
-use super::proto::{self, Hello, Kind, StopRequest};
+use super::proto::{self, Kind, StopRequest};
 use super::stdio::Stdio;
 use crate::engine::Engine;
-use crate::error::{Error, Result};
 use crate::records::{self, Status};
-
-/// A connected client: attach streams, a waiter for the exit, or a stop request.
-pub(super) struct Client {
-    pub(super) stream: UnixStream,
-    pub(super) buf: Vec<u8>,
-    pub(super) hello: Option<Hello>,
-    /// Wants the Exit frame (waiters, stoppers).
-    pub(super) waits: bool,
-    pub(super) gone: bool,
-}
-
-impl Client {
-    pub(super) fn new(stream: UnixStream) -> Client {
-        let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-        Client {
-            stream,
-            buf: Vec::new(),
-            hello: None,
-            waits: false,
-            gone: false,
-        }
-    }
-
-    pub(super) fn send(&mut self, kind: Kind, payload: &[u8]) {
-        if !self.gone && proto::write_frame(&mut self.stream, kind, payload).is_err() {
-            self.gone = true;
-        }
-    }
-
-    fn wants(&self, kind: Kind) -> bool {
-        let Some(h) = &self.hello else { return false };
-        match kind {
-            Kind::Stdout => h.stdout,
-            Kind::Stderr => h.stderr,
-            _ => false,
-        }
-    }
-}
 
 /// Everything the loop works with for one run of the container.
 pub(super) struct Run<'a> {
@@ -61,6 +22,7 @@ pub(super) struct Run<'a> {
     pub(super) id: String,
     pub(super) stdio: Stdio,
     pub(super) pid: i32,
+    pub(super) pid_start: u64,
     pub(super) pidfd: OwnedFd,
     pub(super) log: Option<LogFile>,
     pub(super) stop_signal: Signal,
@@ -69,6 +31,17 @@ pub(super) struct Run<'a> {
     /// does not read must not stall the monitor), and whether the end of it was asked for.
     pub(super) stdin_buf: Vec<u8>,
     pub(super) stdin_closing: bool,
+    /// Writes to the log that failed: the first is reported, the rest only counted (a full
+    /// disk would otherwise fill monitor.log on it with one line per read of output).
+    pub(super) log_failures: u64,
+}
+
+/// How one run of the container ended: its exit code, what of the teardown failed, and the
+/// attachments whose links are still to delete (slow: see `network::delete_links`).
+pub(super) struct Ended {
+    pub(super) code: i32,
+    pub(super) errors: Vec<String>,
+    pub(super) links: Vec<berth_net::Attachment>,
 }
 
 /// Past this much unwritten input, the monitor stops reading its stdin clients (whose writes
@@ -94,19 +67,16 @@ enum Slot {
 }
 
 impl Run<'_> {
-    /// Relays until the init exits; returns its exit code after the teardown.
-    pub(super) fn serve(
-        mut self,
-        listener: &UnixListener,
-        clients: &mut Vec<Client>,
-    ) -> Result<(i32, Vec<berth_net::Attachment>)> {
+    /// Relays until the init exits; returns how it ended, after the teardown. Whatever fails
+    /// on the way, the container is never left running unwatched.
+    pub(super) fn serve(mut self, listener: &UnixListener, clients: &mut Vec<Client>) -> Ended {
         let mut outputs: Vec<(usize, OwnedFd)> = Vec::new();
+        let mut errors = Vec::new();
         if let Some(t) = &self.stdio.tty {
-            outputs.push((
-                0,
-                t.try_clone()
-                    .map_err(Error::io("dup the pty master", "/dev/ptmx"))?,
-            ));
+            match t.try_clone() {
+                Ok(fd) => outputs.push((0, fd)),
+                Err(e) => errors.push(format!("dup the pty master: {e}")),
+            }
         }
         if let Some(o) = self.stdio.stdout.take() {
             outputs.push((0, o));
@@ -124,7 +94,7 @@ impl Run<'_> {
                 nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
             );
         }
-        loop {
+        while errors.is_empty() {
             let mut slots = vec![Slot::Listener, Slot::Pidfd];
             let mut fds = vec![
                 PollFd::new(listener.as_fd(), PollFlags::POLLIN),
@@ -136,10 +106,13 @@ impl Run<'_> {
             }
             let backlogged = self.stdin_buf.len() > STDIN_BACKLOG;
             for (i, c) in clients.iter().enumerate() {
-                let held_back = backlogged && c.hello.as_ref().is_some_and(|h| h.stdin);
-                if !c.gone && !held_back {
+                let mut events = c.events();
+                if backlogged && c.hello.as_ref().is_some_and(|h| h.stdin) {
+                    events.remove(PollFlags::POLLIN);
+                }
+                if !c.gone && !events.is_empty() {
                     slots.push(Slot::Client(i));
-                    fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
+                    fds.push(PollFd::new(c.stream.as_fd(), events));
                 }
             }
             if !self.stdin_buf.is_empty() {
@@ -159,12 +132,15 @@ impl Run<'_> {
             };
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(Error::io("poll", "monitor")(e.into())),
+                Err(e) => {
+                    errors.push(format!("poll: {e}"));
+                    break;
+                }
             }
-            let ready: Vec<(Slot, bool)> = slots
+            let ready: Vec<(Slot, PollFlags)> = slots
                 .iter()
                 .zip(fds.iter())
-                .map(|(s, f)| (*s, f.revents().is_some_and(|r| !r.is_empty())))
+                .map(|(s, f)| (*s, f.revents().unwrap_or(PollFlags::empty())))
                 .collect();
             drop(fds);
             if trim_at.is_some_and(|t| Instant::now() >= t) {
@@ -172,20 +148,15 @@ impl Run<'_> {
                 berth_sys::process::trim_heap();
                 let _ = berth_sys::process::drop_clean_code_pages();
             }
-            reap_orphans(self.pid);
+            reap_orphans(Some(self.pid));
             if self.kill_at.is_some_and(|t| Instant::now() >= t) {
                 self.kill_at = None;
-                let _ = berth_runtime::container::kill(
-                    &self.engine.runtime,
-                    &self.id,
-                    Signal::SIGKILL,
-                    true,
-                );
+                self.kill_all();
             }
             let mut exited = false;
             let mut closed = Vec::new();
-            for (slot, is_ready) in ready {
-                if !is_ready {
+            for (slot, revents) in ready {
+                if revents.is_empty() {
                     continue;
                 }
                 match slot {
@@ -200,7 +171,14 @@ impl Run<'_> {
                             closed.push(i);
                         }
                     }
-                    Slot::Client(i) => self.client_input(&mut clients[i]),
+                    Slot::Client(i) => {
+                        if revents.contains(PollFlags::POLLOUT) {
+                            clients[i].flush();
+                        }
+                        if revents.intersects(!PollFlags::POLLOUT) {
+                            self.client_input(&mut clients[i]);
+                        }
+                    }
                     Slot::Stdin => self.flush_stdin(),
                 }
             }
@@ -209,9 +187,24 @@ impl Run<'_> {
             }
             clients.retain(|c| !c.gone);
             if exited {
-                return self.finish(outputs, clients);
+                break;
             }
         }
+        if !errors.is_empty() {
+            // The container cannot be watched: it is not left running unwatched.
+            self.kill_all();
+            let _ = wait_readable(&self.pidfd);
+        }
+        let mut ended = self.finish(outputs, clients);
+        errors.append(&mut ended.errors);
+        ended.errors = errors;
+        ended
+    }
+
+    /// SIGKILL to every process of the container (its cgroup).
+    fn kill_all(&self) {
+        let _ =
+            berth_runtime::container::kill(&self.engine.runtime, &self.id, Signal::SIGKILL, true);
     }
 
     /// One read of container output to the log and the attached clients.
@@ -226,7 +219,7 @@ impl Run<'_> {
         };
         if let Some(log) = &mut self.log {
             if let Err(e) = log.write(*stream, &buf[..n]) {
-                eprintln!("berth monitor {}: write log: {e}", &self.id);
+                self.log_failed(&e);
             }
         }
         let kind = if *stream == 0 {
@@ -263,31 +256,25 @@ impl Run<'_> {
         }
     }
 
-    fn client_input(&mut self, client: &mut Client) {
-        let mut buf = [0u8; 32 * 1024];
-        match client.stream.read(&mut buf) {
-            Ok(0) | Err(_) => {
-                client.gone = true;
-                return;
-            }
-            Ok(n) => client.buf.extend_from_slice(&buf[..n]),
+    fn log_failed(&mut self, e: &std::io::Error) {
+        if self.log_failures == 0 {
+            eprintln!(
+                "berth monitor {}: write log: {e} (further failures are only counted)",
+                crate::error::short(&self.id)
+            );
         }
-        let frames = match proto::take_frames(&mut client.buf) {
-            Ok(f) => f,
-            Err(_) => {
-                client.gone = true;
-                return;
-            }
-        };
+        self.log_failures += 1;
+    }
+
+    fn client_input(&mut self, client: &mut Client) {
+        let frames = client.read_frames();
         for (kind, payload) in frames {
             match kind {
                 Kind::Hello => {
-                    let hello: Hello = serde_json::from_slice(&payload).unwrap_or_default();
-                    client.waits = hello.wait;
-                    if let (Some(tty), Some((r, c))) = (&self.stdio.tty, hello.size) {
+                    let size = client.take_hello(&payload).and_then(|h| h.size);
+                    if let (Some(tty), Some((r, c))) = (&self.stdio.tty, size) {
                         let _ = berth_sys::pty::set_window_size(tty.as_fd(), r, c);
                     }
-                    client.hello = Some(hello);
                 }
                 Kind::Stdin if client.hello.as_ref().is_some_and(|h| h.stdin) => {
                     self.stdin_buf.extend_from_slice(&payload);
@@ -339,12 +326,7 @@ impl Run<'_> {
         // A paused container cannot take the signal before it is thawed.
         let _ = berth_runtime::container::resume(&self.engine.runtime, &self.id);
         if timeout == 0 {
-            let _ = berth_runtime::container::kill(
-                &self.engine.runtime,
-                &self.id,
-                Signal::SIGKILL,
-                true,
-            );
+            self.kill_all();
             return;
         }
         let signal = signal.unwrap_or(self.stop_signal);
@@ -358,13 +340,8 @@ impl Run<'_> {
     }
 
     /// The init exited: drain its output, record the exit, delete, unmount, release the
-    /// network; returns the exit code and the attachments whose links are still to delete
-    /// (slow: see `network::delete_links`).
-    fn finish(
-        mut self,
-        outputs: Vec<(usize, OwnedFd)>,
-        clients: &mut [Client],
-    ) -> Result<(i32, Vec<berth_net::Attachment>)> {
+    /// network. Every step is tried whatever failed before; the links are left to delete.
+    fn finish(mut self, outputs: Vec<(usize, OwnedFd)>, clients: &mut [Client]) -> Ended {
         for out in &outputs {
             let _ = nix::fcntl::fcntl(
                 &out.1,
@@ -373,75 +350,124 @@ impl Run<'_> {
             while self.pump(out, clients) == Pumped::Data {}
         }
         if let Some(log) = &mut self.log {
-            let _ = log.flush();
+            if let Err(e) = log.flush() {
+                self.log_failed(&e);
+            }
         }
-        let code = wait_init(self.pid);
-        let oom = crate::lifecycle::oom_killed(&self.id);
+        if self.log_failures > 1 {
+            eprintln!(
+                "berth monitor {}: {} writes to the log failed in all",
+                crate::error::short(&self.id),
+                self.log_failures
+            );
+        }
         let mut errors = Vec::new();
-        if let Err(e) = berth_runtime::container::delete(&self.engine.runtime, &self.id, true) {
-            errors.push(e.to_string());
+        let code = exit_code(&self.pidfd, self.pid, self.pid_start);
+        let oom = crate::lifecycle::oom_killed(&self.id);
+        match berth_runtime::container::delete(&self.engine.runtime, &self.id, true) {
+            Ok(()) | Err(berth_runtime::Error::NotFound(_)) => {}
+            Err(e) => errors.push(e.to_string()),
         }
-        let mut links = Vec::new();
-        if let Ok(record) = self.engine.containers.load(&self.id) {
-            let (errs, atts) = crate::network::release(self.engine, &record);
-            errors.extend(errs);
-            links = atts;
-        }
-        let dir = self.engine.containers.dir(&self.id);
+        // Under the record's lock until the exit is recorded: a `network connect` racing the
+        // exit either finished before (its lease is released here) or finds the container
+        // exited.
+        let containers = &self.engine.containers;
+        let lock = containers.lock(&self.id);
+        let mut record = containers.load(&self.id);
+        let (errs, links) = crate::network::release(self.engine, &self.id, record.as_ref().ok());
+        errors.extend(errs);
+        let dir = containers.dir(&self.id);
         if let Err(e) = crate::bundle::teardown(&dir) {
             errors.push(e.to_string());
         }
-        reap_orphans(self.pid);
-        self.engine.containers.update(&self.id, |r| {
-            r.state.status = Status::Exited;
-            r.state.exit_code = code;
-            r.state.pid = 0;
-            r.state.finished_at = records::now();
-            r.state.oom_killed = oom;
-            r.state.error = errors.join("; ");
-            r.network = None;
-            r.networks.clear();
-        })?;
-        Ok((code, links))
-    }
-}
-
-/// The init's exit code, shell style (128 + n for signal n).
-fn wait_init(pid: i32) -> i32 {
-    use nix::sys::wait::{waitpid, WaitStatus};
-    loop {
-        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
-            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
-            // Not our child (it was reparented away): the code is lost.
-            Err(_) => return 255,
+        reap_orphans(None);
+        let recorded = match (&lock, &mut record) {
+            (Err(e), _) => Err(e.to_string()),
+            (_, Err(e)) => Err(e.to_string()),
+            (Ok(_), Ok(r)) => {
+                r.state.status = Status::Exited;
+                r.state.exit_code = code;
+                r.state.pid = 0;
+                r.state.finished_at = records::now();
+                r.state.oom_killed = oom;
+                r.state.error = errors.join("; ");
+                r.network = None;
+                r.networks.clear();
+                containers.save(r).map_err(|e| e.to_string())
+            }
+        };
+        drop(lock);
+        if let Err(e) = recorded {
+            errors.push(format!("record the exit: {e}"));
+        }
+        Ended {
+            code,
+            errors,
+            links,
         }
     }
 }
 
-/// Reaps orphans the subreaper inherited (other than the init, which `wait_init` collects).
-fn reap_orphans(init: i32) {
+/// Waits, with no timeout, until the pidfd is readable: its process exited.
+fn wait_readable(pidfd: &OwnedFd) -> nix::Result<()> {
+    loop {
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r.map(drop),
+        }
+    }
+}
+
+/// The init's exit code, shell style (128 + n for signal n), once its pidfd is readable (the
+/// kernel's word that it exited: never a stop, whoever traces it). Never blocks: a process of
+/// the container that ptrace-attached to the init is told of the exit first, and until it
+/// collects it the init is not ours to reap; the kernel's record of the exit in /proc is read
+/// instead (the pid cannot be reused while we have not reaped it).
+fn exit_code(pidfd: &OwnedFd, pid: i32, start: u64) -> i32 {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
+    loop {
+        return match waitid(Id::PIDFd(pidfd.as_fd()), flags) {
+            Ok(WaitStatus::Exited(_, code)) => code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => zombie_exit_code(pid, start).unwrap_or(255),
+        };
+    }
+}
+
+/// The wait status /proc/<pid>/stat keeps for a zombie (field 52), as an exit code.
+fn zombie_exit_code(pid: i32, start: u64) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's closing parenthesis: field 3 (state) is first, 22 (starttime) and
+    // 52 (exit_code) follow.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let same = fields.first() == Some(&"Z") && fields.get(19)?.parse::<u64>().ok()? == start;
+    let status: i32 = fields.get(49)?.parse().ok()?;
+    same.then(|| match status & 0x7f {
+        0 => (status >> 8) & 0xff,
+        sig => 128 + sig,
+    })
+}
+
+/// Reaps orphans the subreaper inherited; all but `init` while its exit is still to be read.
+fn reap_orphans(init: Option<i32>) {
     use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
     loop {
-        // Peek first so the init's status is left for wait_init.
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        // Peek first so the init's status is left for `exit_code`.
+        let flags = WaitPidFlag::WEXITED
+            | WaitPidFlag::WNOHANG
+            | WaitPidFlag::WNOWAIT
+            | WaitPidFlag::__WALL;
         match waitid(Id::All, flags) {
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(status) => match status.pid() {
-                Some(p) if p.as_raw() != init => {
-                    let _ = nix::sys::wait::waitpid(p, None);
+                Some(p) if Some(p.as_raw()) != init => {
+                    let _ = waitid(Id::Pid(p), WaitPidFlag::WEXITED | WaitPidFlag::__WALL);
                 }
                 _ => return,
             },
         }
-    }
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("hello", &self.hello)
-            .finish()
     }
 }

@@ -46,8 +46,13 @@ impl Image {
     }
 
     /// The config as generic JSON, keeping fields oci-spec does not model (Docker's extras).
-    pub fn config_json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.config_raw).unwrap_or(serde_json::Value::Null)
+    /// An error when it does not read as JSON values (a number out of range, say, which
+    /// oci-spec skipped in a field it does not model): never a silent `null`.
+    pub fn config_json(&self) -> Result<serde_json::Value> {
+        serde_json::from_slice(&self.config_raw).map_err(|source| Error::Json {
+            object: format!("config {}", self.id()),
+            source,
+        })
     }
 }
 

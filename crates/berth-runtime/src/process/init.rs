@@ -62,7 +62,9 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     }
     enter_namespaces(ctx)?;
     // Always, terminal or not: a container left in the caller's session could open its
-    // terminal (/dev/tty) and type into it with TIOCSTI.
+    // terminal (/dev/tty) and type into it with TIOCSTI; and the caller's process group (berth's
+    // monitor) is not the container's to signal with kill(0, ...), nor to have SIGHUPed as an
+    // orphaned group with a stopped member.
     super::new_session()?;
     if let Some(name) = &ctx.session_keyring {
         join_session_keyring(name, plan.in_user_ns())?;

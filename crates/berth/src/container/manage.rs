@@ -1,7 +1,7 @@
 //! `stop`, `restart`, `kill`, `rm`, `wait`, `pause`, `unpause`, `rename`, `container prune`:
 //! each acts on every container named and reports each failure, as Docker does.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use berth_engine::lifecycle;
 use berth_engine::monitor::proto::Hello;
 use berth_engine::Engine;
@@ -138,27 +138,7 @@ pub fn pause(ctx: &Context, args: NamesArgs, pause: bool) -> Result<i32> {
 
 pub fn rename(ctx: &Context, args: RenameArgs) -> Result<i32> {
     let engine = ctx.engine()?;
-    berth_engine::names::validate(&args.new_name)?;
-    let _names = engine.containers.lock_names()?;
-    let record = engine.containers.find(&args.container)?;
-    if record.name == args.new_name {
-        bail!(
-            "container {} is already named {:?}: give a different name",
-            args.container,
-            args.new_name
-        );
-    }
-    if let Some(other) = engine.containers.reserve_name(&args.new_name, &record.id)? {
-        bail!(
-            "the name {:?} is already in use by container {}: pick another",
-            args.new_name,
-            other
-        );
-    }
-    engine
-        .containers
-        .update(&record.id, |r| r.name = args.new_name.clone())?;
-    engine.containers.release_name(&record.name, &record.id);
+    berth_engine::names::rename(&engine, &args.container, &args.new_name)?;
     Ok(0)
 }
 

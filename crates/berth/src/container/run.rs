@@ -159,7 +159,7 @@ fn create_record(
         }
         (_, Some(image)) => image,
     };
-    let config = image.config_json();
+    let config = image.config_json()?;
     let record = lifecycle::create(
         engine,
         req,

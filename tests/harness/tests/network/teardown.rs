@@ -138,3 +138,97 @@ fn a_hundred_containers_no_collision_no_leak() {
         "claims left"
     );
 }
+
+/// A running container whose record.json was cut short: `ps -a` skips it with a warning, and
+/// `rm -f` removes everything from what the system holds for its id (before: `rm -f` answered
+/// "corrupt record" and left the process, mounts, cgroups, veth and lease behind).
+#[test]
+fn rm_f_of_a_running_container_with_a_corrupt_record_leaves_nothing() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    lab.network("bt-corrupt", "10.234.9.0/24");
+    lab.web("web", &["--network", "bt-corrupt", "-p", "80"]);
+    let (id, veth, ip) = attachment(&lab, "web");
+    assert_eq!(leftovers(&lab, "bt-corrupt", &id, &veth, &ip).len(), 4);
+    let pid = crate::pid_of(&lab, "web");
+    let dir = lab.berth.root().join("containers").join(&id);
+    let record = dir.join("record.json");
+    let text = std::fs::read(&record).expect("record");
+    std::fs::write(&record, &text[..text.len() / 2]).expect("truncate the record");
+
+    let ps = lab.berth.run(&["ps", "-a"]);
+    assert!(ps.success(), "ps -a: {ps:?}");
+    assert!(ps.stderr.contains(&id[..12]), "ps -a warns: {ps:?}");
+    lab.berth.ok(&["rm", "-f", "web"]);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the init lives on"
+    );
+    assert!(!dir.exists(), "{} is left", dir.display());
+    assert_eq!(
+        berth_harness::image::mounts_under(lab.berth.root()),
+        Vec::<String>::new()
+    );
+    assert_eq!(berth_harness::image::cgroup_dirs(&id), Vec::<String>::new());
+    assert_eq!(
+        leftovers(&lab, "bt-corrupt", &id, &veth, &ip),
+        Vec::<String>::new()
+    );
+    assert_eq!(monitors_of_id(&id), Vec::<i32>::new());
+    // The name is free again.
+    lab.web("web", &["--network", "bt-corrupt"]);
+}
+
+/// The monitor's last record update fails (the record was cut short while the container ran):
+/// the attached `run` still gets the exit code, and `--rm` still removes the container and its
+/// network (before: the monitor gave up at the failed update, and told nobody).
+#[test]
+fn a_failed_last_record_update_still_reports_the_exit_and_removes() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    lab.network("bt-lastword", "10.234.10.0/24");
+    let gate = tempfile::tempdir().expect("gate dir");
+    let mount = format!("{}:/gate", gate.path().display());
+    let script = "until [ -e /gate/go ]; do sleep 0.1; done; exit 7";
+    let mut run = lab
+        .berth
+        .command()
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            "last",
+            "--network",
+            "bt-lastword",
+            "-v",
+            &mount,
+        ])
+        .args([IMAGE, "sh", "-c", script])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("berth run");
+    let (id, veth, ip) = crate::eventually("the container to run", || {
+        let ran = lab
+            .berth
+            .run(&["inspect", "-f", "{{.State.Status}}", "last"]);
+        (ran.stdout.trim() == "running").then(|| attachment(&lab, "last"))
+    });
+    let record = lab
+        .berth
+        .root()
+        .join("containers")
+        .join(&id)
+        .join("record.json");
+    std::fs::write(&record, b"{\"id\": \"").expect("cut the record short");
+    std::fs::write(gate.path().join("go"), b"").expect("open the gate");
+    let status = run.wait().expect("berth run");
+    assert_eq!(status.code(), Some(7));
+    assert!(
+        !lab.berth.root().join("containers").join(&id).exists(),
+        "--rm left the container"
+    );
+    assert_eq!(
+        leftovers(&lab, "bt-lastword", &id, &veth, &ip),
+        Vec::<String>::new()
+    );
+}

@@ -312,3 +312,30 @@ fn a_host_forward_policy_of_drop_is_reported() {
         ran.stderr
     );
 }
+
+/// A renamed container answers to its new name on its networks, and no longer to the old one
+/// (before: the DNS kept answering to the old name, from the leases).
+#[test]
+fn a_renamed_container_answers_to_its_new_name() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    lab.network("bt-rename", "10.234.11.0/24");
+    lab.web("old", &["--network", "bt-rename"]);
+    let flags = ["--network", "bt-rename"];
+    assert_eq!(
+        lab.fetch_eventually(&flags, "http://old/index.html"),
+        "hello from old"
+    );
+    lab.berth.ok(&["rename", "old", "new"]);
+    assert_eq!(
+        lab.fetch(&flags, "http://new/index.html").as_deref(),
+        Some("hello from old")
+    );
+    assert_eq!(lab.fetch(&flags, "http://old/index.html"), None);
+    let id = lab.berth.inspect("new")["Id"]
+        .as_str()
+        .expect("Id")
+        .to_string();
+    let leases = &lab.network_inspect("bt-rename")["Containers"];
+    assert_eq!(leases[&id]["Name"], "new", "{leases}");
+}

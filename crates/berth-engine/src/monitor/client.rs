@@ -1,0 +1,187 @@
+//! The monitor's clients: attach streams, waiters for the exit, stop requests. Every socket is
+//! non-blocking both ways and what a client has not read yet waits in its own buffer, so no
+//! client, silent or slow, ever holds up the monitor's loop, the container's output or the
+//! other clients; one that falls too far behind is dropped.
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::proto::{self, ErrorReply, Hello, Kind};
+
+/// Past this much output a client has not read, it is dropped (a terminal attached over a
+/// slow link keeps up with far less; a client that stopped reading never will).
+const CLIENT_BACKLOG: usize = 4 << 20;
+
+/// How long the monitor's last words (the exit code, an error) may take to reach all of its
+/// clients together, once the container is gone.
+pub(super) const LAST_WORDS: Duration = Duration::from_secs(5);
+
+/// A connected client.
+pub(super) struct Client {
+    pub(super) stream: UnixStream,
+    /// Input read and not yet a whole frame.
+    buf: Vec<u8>,
+    /// Output the client has not read yet.
+    out: Vec<u8>,
+    pub(super) hello: Option<Hello>,
+    /// Wants the Exit frame (waiters, stoppers).
+    pub(super) waits: bool,
+    pub(super) gone: bool,
+}
+
+impl Client {
+    pub(super) fn new(stream: UnixStream) -> Client {
+        let gone = stream.set_nonblocking(true).is_err();
+        Client {
+            stream,
+            buf: Vec::new(),
+            out: Vec::new(),
+            hello: None,
+            waits: false,
+            gone,
+        }
+    }
+
+    /// Queues a frame and writes what the socket takes now.
+    pub(super) fn send(&mut self, kind: Kind, payload: &[u8]) {
+        if self.gone {
+            return;
+        }
+        if self.out.len() + payload.len() > CLIENT_BACKLOG {
+            self.gone = true;
+            return;
+        }
+        self.out
+            .extend_from_slice(&proto::header(kind, payload.len()));
+        self.out.extend_from_slice(payload);
+        self.flush();
+    }
+
+    /// Writes what the socket takes of the queued output.
+    pub(super) fn flush(&mut self) {
+        while !self.gone && !self.out.is_empty() {
+            match self.stream.write(&self.out) {
+                Ok(0) => self.gone = true,
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => self.gone = true,
+            }
+        }
+    }
+
+    pub(super) fn has_output(&self) -> bool {
+        !self.gone && !self.out.is_empty()
+    }
+
+    /// What the poll should wait for on this client.
+    pub(super) fn events(&self) -> PollFlags {
+        if self.has_output() {
+            PollFlags::POLLIN | PollFlags::POLLOUT
+        } else {
+            PollFlags::POLLIN
+        }
+    }
+
+    /// The whole frames that arrived; marks the client gone at its end or at a protocol error.
+    pub(super) fn read_frames(&mut self) -> Vec<(Kind, Vec<u8>)> {
+        let mut chunk = [0u8; 32 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => self.gone = true,
+            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => self.gone = true,
+        }
+        proto::take_frames(&mut self.buf).unwrap_or_else(|_| {
+            self.gone = true;
+            Vec::new()
+        })
+    }
+
+    /// Takes a Hello: a malformed one is refused with an Error frame and the client dropped,
+    /// never taken for an empty one. Returns the hello taken.
+    pub(super) fn take_hello(&mut self, payload: &[u8]) -> Option<&Hello> {
+        match parse_hello(payload) {
+            Ok(hello) => {
+                self.waits = hello.wait;
+                self.hello = Some(hello);
+                self.hello.as_ref()
+            }
+            Err(reply) => {
+                self.send_json(Kind::Error, &reply);
+                self.gone = true;
+                None
+            }
+        }
+    }
+
+    pub(super) fn send_json(&mut self, kind: Kind, value: &impl serde::Serialize) {
+        let payload = serde_json::to_vec(value).unwrap_or_default();
+        self.send(kind, &payload);
+    }
+
+    pub(super) fn wants(&self, kind: Kind) -> bool {
+        let Some(h) = &self.hello else { return false };
+        match kind {
+            Kind::Stdout => h.stdout,
+            Kind::Stderr => h.stderr,
+            _ => false,
+        }
+    }
+}
+
+/// A Hello payload, or the Error reply refusing it.
+pub(super) fn parse_hello(payload: &[u8]) -> Result<Hello, ErrorReply> {
+    serde_json::from_slice(payload).map_err(|e| ErrorReply {
+        code: 125,
+        message: format!("the monitor refused a malformed hello: {e}"),
+    })
+}
+
+/// Sends the exit code to every client waiting for it.
+pub(super) fn notify_exit(clients: &mut [Client], code: i32) {
+    for c in clients.iter_mut().filter(|c| c.waits) {
+        c.send(Kind::Exit, &code.to_be_bytes());
+    }
+}
+
+/// Gives the clients' queued output at most `within`, all of them together, to be read.
+pub(super) fn drain(clients: &mut [Client], within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut pending: Vec<&mut Client> = clients.iter_mut().filter(|c| c.has_output()).collect();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if pending.is_empty() || left.is_zero() {
+            return;
+        }
+        let mut fds: Vec<PollFd> = pending
+            .iter()
+            .map(|c| PollFd::new(c.stream.as_fd(), PollFlags::POLLOUT))
+            .collect();
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+        drop(fds);
+        pending.iter_mut().for_each(|c| c.flush());
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("hello", &self.hello)
+            .finish()
+    }
+}

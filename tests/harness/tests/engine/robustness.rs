@@ -1,0 +1,358 @@
+//! Issue 10's robustness: a container's state is never taken from a process the container can
+//! touch, and removal cleans up whatever the system holds for an id.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+use std::time::Duration;
+
+use berth_harness::image::{Berth, IMAGE};
+use serde_json::Value;
+
+use crate::{eventually, need_root, stat_fields, state_pid, PATIENCE};
+
+/// A container granted CAP_SYS_PTRACE ptrace-stops its own init: still Up. Another, sharing
+/// the host's pid namespace, has a process trace its init and never collect the exit: the
+/// monitor still sees the exit (before, it blocked in waitpid for good: `ps` said Up, `wait`
+/// and `rm -f` hung).
+#[test]
+fn a_ptraced_init_is_neither_taken_for_an_exit_nor_able_to_hide_one() {
+    need_root!();
+    let berth = Berth::new();
+    let stop = "/probe ptrace $$ stop & wait";
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stopped",
+        "--cap-add",
+        "SYS_PTRACE",
+        IMAGE,
+        "sh",
+        "-c",
+        stop,
+    ]);
+    let pid = state_pid(&berth.inspect("stopped"));
+    eventually("the init to be ptrace-stopped", || {
+        let state = stat_fields(pid)?.first()?.clone();
+        (state == "t").then_some(())
+    });
+    let ps = berth.ok(&["ps", "--filter", "name=stopped", "--format", "{{.Status}}"]);
+    assert!(ps.starts_with("Up"), "{ps}");
+    assert_eq!(berth.inspect("stopped")["State"]["Status"], "running");
+
+    // The shell exits 3 once its tracer is attached; the tracer holds on to the exit.
+    let hide = "/probe ptrace $$ run & \
+        until grep -q 'TracerPid:[[:space:]]*[1-9]' /proc/$$/status; do sleep 0.1; done; exit 3";
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hidden",
+        "--pid",
+        "host",
+        "--cap-add",
+        "SYS_PTRACE",
+        IMAGE,
+        "sh",
+        "-c",
+        hide,
+    ]);
+    assert_eq!(berth.ok(&["wait", "hidden"]), "3");
+    assert_eq!(berth.inspect("hidden")["State"]["Status"], "exited");
+    berth.ok(&["rm", "-f", "stopped", "hidden"]);
+}
+
+/// `run -d` SIGKILLed early, at delays from 30 to 150 ms (before, during and after the record
+/// and the monitor's start), then `rm -f` of every container on disk: each succeeds and nothing
+/// is left (before: a directory holding only `lock`, which a starting monitor had made again
+/// while `rm -f` removed it, failed the next `rm -f` with "Directory not empty").
+#[test]
+fn rm_f_after_run_d_was_killed_early_leaves_nothing() {
+    need_root!();
+    let berth = Berth::new();
+    for ms in (30..=150).step_by(5) {
+        let mut child = berth
+            .command()
+            .args(["run", "-d", IMAGE, "sleep", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("berth run -d");
+        std::thread::sleep(Duration::from_millis(ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // At once: the monitor the killed CLI started may be starting the container still.
+        for id in ids_on_disk(&berth) {
+            let ran = berth.run(&["rm", "-f", &id]);
+            assert!(ran.success(), "rm -f {id} after {ms} ms: {}", ran.stderr);
+        }
+        assert_eq!(entries_left(&berth), Vec::<String>::new(), "after {ms} ms");
+    }
+    let root = berth.root().to_string_lossy().into_owned();
+    let monitors: Vec<i32> = crate::monitors_of("")
+        .into_iter()
+        .filter(|&pid| crate::cmdline(pid).contains(&root))
+        .collect();
+    assert_eq!(monitors, Vec::<i32>::new(), "monitors left");
+}
+
+/// Container directories under the root, a record in them or not.
+fn ids_on_disk(berth: &Berth) -> Vec<String> {
+    let dir = berth.root().join("containers");
+    let names = fs::read_dir(dir).expect("containers dir").flatten();
+    names
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 64)
+        .collect()
+}
+
+/// What is in the containers directory besides the names index.
+fn entries_left(berth: &Berth) -> Vec<String> {
+    let dir = berth.root().join("containers");
+    let names = fs::read_dir(dir).expect("containers dir").flatten();
+    names
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "names" && n != "names.lock")
+        .collect()
+}
+
+/// A client of the monitor of container `id`, on its socket (through /proc/self/fd: the path
+/// is longer than a socket address takes).
+fn monitor_client(berth: &Berth, id: &str) -> UnixStream {
+    let dir = fs::File::open(berth.root().join("containers").join(id)).expect("container dir");
+    let path = format!("/proc/self/fd/{}/monitor.sock", dir.as_raw_fd());
+    let stream = UnixStream::connect(path).expect("connect to the monitor");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    stream
+}
+
+/// Writes one frame of the monitor's protocol: kind, three zero bytes, length, payload.
+fn send_frame(stream: &mut UnixStream, kind: u8, payload: &[u8]) {
+    let mut frame = vec![kind, 0, 0, 0];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(payload);
+    stream.write_all(&frame).expect("write a frame");
+}
+
+/// Reads one frame: its kind and payload.
+fn read_frame(stream: &mut UnixStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 8];
+    stream
+        .read_exact(&mut head)
+        .expect("a frame from the monitor");
+    let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    let mut payload = vec![0; len];
+    stream
+        .read_exact(&mut payload)
+        .expect("the frame's payload");
+    (head[0], payload)
+}
+
+const HELLO: u8 = 0;
+const STOP: u8 = 6;
+const ERROR: u8 = 8;
+
+/// A malformed hello is refused with an Error frame (before: silently taken as an empty one).
+#[test]
+fn the_monitor_refuses_a_malformed_hello() {
+    need_root!();
+    let berth = Berth::new();
+    let id = berth.ok(&["run", "-d", "--name", "up", IMAGE, "sleep", "1000"]);
+    let mut client = monitor_client(&berth, &id);
+    send_frame(&mut client, HELLO, b"{\"stdout\": tru");
+    let (kind, payload) = read_frame(&mut client);
+    assert_eq!(kind, ERROR, "{}", String::from_utf8_lossy(&payload));
+    let reply: Value = serde_json::from_slice(&payload).expect("an error reply");
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("malformed hello"),
+        "{reply}"
+    );
+    // And the monitor is still at work.
+    berth.ok(&["stop", "-t", "0", "up"]);
+}
+
+/// Clients that never read what they asked for cannot hold up the monitor: with thirty of
+/// them attached to a container writing all it can, `stop` is served at once (before: every
+/// write to each of them waited 5 s, 150 s in all, past the command timeout).
+#[test]
+fn clients_that_never_read_do_not_hold_up_the_monitor() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["run", "-d", "--name", "loud", IMAGE, "yes", "loud"]);
+    let id = berth.inspect("loud")["Id"]
+        .as_str()
+        .expect("Id")
+        .to_string();
+    let clients: Vec<UnixStream> = (0..30)
+        .map(|_| {
+            let mut c = monitor_client(&berth, &id);
+            send_frame(&mut c, HELLO, br#"{"stdout": true, "stderr": true}"#);
+            c
+        })
+        .collect();
+    berth.ok(&["stop", "-t", "0", "loud"]);
+    assert_eq!(berth.inspect("loud")["State"]["Status"], "exited");
+    drop(clients);
+}
+
+/// A client that connects while the container waits to be restarted and says nothing holds
+/// up neither the restart nor a stop (before: the monitor read it with no timeout).
+#[test]
+fn a_silent_client_does_not_hold_up_a_restart() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        IMAGE,
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    let restarts = |berth: &Berth| {
+        berth.inspect("again")["RestartCount"]
+            .as_u64()
+            .expect("RestartCount")
+    };
+    // From the sixth restart on the back-off is 6.4 s and more: time to connect within it.
+    let count = eventually("six restarts", || {
+        let st = berth.inspect("again");
+        let n = st["RestartCount"].as_u64()?;
+        (n >= 6 && st["State"]["Status"] == "restarting").then_some(n)
+    });
+    let id = berth.inspect("again")["Id"]
+        .as_str()
+        .expect("Id")
+        .to_string();
+    let silent = monitor_client(&berth, &id);
+    eventually("one more restart", || {
+        (restarts(&berth) > count).then_some(())
+    });
+    let mut stopper = monitor_client(&berth, &id);
+    send_frame(&mut stopper, STOP, br#"{"timeout": 0}"#);
+    drop(silent);
+    eventually("the stop", || {
+        (berth.inspect("again")["State"]["Status"] == "exited").then_some(())
+    });
+}
+
+/// The container's processes are in a session of their own: a `kill(0, ...)` inside reaches
+/// none of berth's processes (before: they shared the monitor's process group, and killed it).
+#[test]
+fn kill_0_inside_the_container_does_not_reach_its_monitor() {
+    need_root!();
+    let berth = Berth::new();
+    let script = "kill -HUP 0; kill -KILL 0; echo alive; exec sleep 1000";
+    berth.ok(&["run", "-d", "--name", "k0", IMAGE, "sh", "-c", script]);
+    eventually("the kills to be done", || {
+        berth
+            .run(&["logs", "k0"])
+            .stdout
+            .contains("alive")
+            .then_some(())
+    });
+    berth.ok(&["stop", "-t", "0", "k0"]);
+    let state = &berth.inspect("k0")["State"];
+    assert_eq!(state["ExitCode"], 137, "{state}");
+    assert_eq!(state["Error"], "", "{state}");
+}
+
+/// Writes to a log on a full disk fail: monitor.log (on the same disk) gets one line for the
+/// first failure and a count at the end, not one line per read of output.
+#[test]
+fn a_full_disk_under_the_log_is_reported_once_then_counted() {
+    need_root!();
+    let berth = Berth::new();
+    let script = "for i in $(seq 2000); do echo line $i of output that goes nowhere; done";
+    let id = berth.ok(&["create", "--name", "full", IMAGE, "sh", "-c", script]);
+    let dir = berth.root().join("containers").join(&id);
+    let log = dir.join(format!("{id}-json.log"));
+    fs::write(&log, b"").expect("the log file");
+    let bound = std::process::Command::new("mount")
+        .args(["--bind", "/dev/full"])
+        .arg(&log)
+        .status()
+        .expect("mount");
+    assert!(bound.success());
+    berth.ok(&["start", "full"]);
+    let code = berth.ok(&["wait", "full"]);
+    let _ = std::process::Command::new("umount").arg(&log).status();
+    assert_eq!(code, "0");
+    let text = fs::read_to_string(dir.join("monitor.log")).expect("monitor.log");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("write log")).count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("writes to the log failed in all"), "{text}");
+}
+
+/// An image whose config oci-spec reads but JSON values cannot hold (a number out of range in
+/// a field oci-spec does not model): `create` says so instead of taking the config as `null`
+/// and silently dropping the image's VOLUMEs.
+#[test]
+fn an_unreadable_image_config_is_an_error_not_null() {
+    need_root!();
+    let berth = Berth::new();
+    let dir = tempfile::tempdir().expect("archive dir");
+    let d = dir.path();
+    fs::write(d.join("file"), b"x").expect("a file");
+    let tar = |args: &[&str]| {
+        let ok = std::process::Command::new("tar")
+            .current_dir(d)
+            .args(args)
+            .status()
+            .expect("tar");
+        assert!(ok.success(), "tar {args:?}");
+    };
+    tar(&[
+        "--numeric-owner",
+        "--owner=0",
+        "--group=0",
+        "-cf",
+        "layer.tar",
+        "file",
+    ]);
+    let sum = std::process::Command::new("sha256sum")
+        .arg(d.join("layer.tar"))
+        .output()
+        .expect("sha256sum");
+    let digest = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["sh"],"Volumes":{{"/data":{{}}}}}},"rootfs":{{"type":"layers","diff_ids":["sha256:{digest}"]}},"x-extra":1e400}}"#
+    );
+    fs::write(d.join("config.json"), config).expect("config");
+    let manifest = r#"[{"Config":"config.json","RepoTags":["odd:latest"],"Layers":["layer.tar"]}]"#;
+    fs::write(d.join("manifest.json"), manifest).expect("manifest");
+    tar(&[
+        "-cf",
+        "image.tar",
+        "manifest.json",
+        "config.json",
+        "layer.tar",
+    ]);
+    let image = d.join("image.tar");
+    berth.ok(&["load", "-i", image.to_str().expect("path")]);
+    let created = berth.run(&["create", "--name", "odd", "odd:latest"]);
+    assert_eq!(created.code(), Some(125), "{created:?}");
+    assert!(created.stderr.contains("config"), "{}", created.stderr);
+    assert!(berth.ok(&["ps", "-a", "-q"]).is_empty());
+}
