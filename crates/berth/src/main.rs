@@ -41,12 +41,14 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(255)),
         Err(e) => {
-            // berth-image errors already carry their whole chain in one line; print the
-            // binary's own context above them once.
+            // berth-image's and berth-engine's errors already carry their whole chain in one
+            // line; print the binary's own context above them once.
             let mut parts = Vec::new();
             for cause in e.chain() {
                 parts.push(cause.to_string());
-                if cause.downcast_ref::<berth_image::Error>().is_some() {
+                if cause.downcast_ref::<berth_image::Error>().is_some()
+                    || cause.downcast_ref::<berth_engine::Error>().is_some()
+                {
                     break;
                 }
             }

@@ -1,5 +1,7 @@
-//! Black-box tests of issue 10's robustness: images whose /etc files or volume targets are
-//! symbolic links run, with the links resolved inside the container's root.
+//! Black-box tests of issue 10's robustness: a `run` or `create` the engine refuses exits 125
+//! with one line and leaves nothing (no record, name, volume, bind source, cgroup or mount);
+//! images whose /etc files or volume targets are symbolic links run, with the links resolved
+//! inside the container's root.
 //!
 //! Needs root and `cargo build -p berth` beforehand.
 
@@ -7,8 +9,127 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use berth_harness::image::{image_tar, Berth, IMAGE};
-use berth_harness::{need_root, unique};
+use berth_harness::image::{cgroup_dirs, image_tar, mounts_under, Berth, IMAGE};
+use berth_harness::{need_root, unique, Ran};
+
+/// The one line of a refusal, with what it is expected to say.
+fn one_line(args: &[&str], ran: &Ran) -> String {
+    let lines: Vec<&str> = ran.stderr.trim_end().lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: one line of error:\n{}",
+        ran.stderr
+    );
+    assert!(lines[0].starts_with("berth: "), "{args:?}: {}", lines[0]);
+    lines[0].to_string()
+}
+
+/// Nothing of a refused container is left in `berth`'s root, nor the host directory `bind`
+/// that its `-v` named.
+fn assert_nothing_left(berth: &Berth, case: &[&str], bind: &Path) {
+    assert_eq!(
+        berth.ok(&["ps", "-a", "-q"]),
+        "",
+        "{case:?} left a container"
+    );
+    let entries = |dir: &str| -> Vec<String> {
+        fs::read_dir(berth.root().join(dir))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let dirs: Vec<String> = entries("containers")
+        .into_iter()
+        .filter(|n| n.len() == 64)
+        .collect();
+    assert!(
+        dirs.is_empty(),
+        "{case:?} left container directories {dirs:?}"
+    );
+    assert!(
+        entries("containers/names").is_empty(),
+        "{case:?} left a name taken"
+    );
+    assert!(
+        entries("volumes").is_empty(),
+        "{case:?} left volumes {:?}",
+        entries("volumes")
+    );
+    assert!(!bind.exists(), "{case:?} made the bind source {bind:?}");
+    assert!(
+        mounts_under(berth.root()).is_empty(),
+        "{case:?} left a mount"
+    );
+}
+
+/// Each flag the engine refuses, in `run` and `create`, with a named volume and a missing bind
+/// source beside it: exit 125, one line saying what was wrong, and no id ever given out (the
+/// cidfile is never written), so no cgroup, record, name, volume or mount either.
+#[test]
+fn refused_flags_leave_nothing() {
+    need_root!();
+    let berth = Berth::new();
+    let host = tempfile::tempdir().expect("host dir");
+    let long_name = "h".repeat(100);
+    let cases: &[(&[&str], &str)] = &[
+        (&["-p", "1.2.3.4.5:80:80"], "invalid IP address: 1.2.3.4.5"),
+        (&["-m", "1"], "Minimum memory limit allowed is 6MB"),
+        (&["--cpus", "100000"], "Range of CPUs is from 0.01 to"),
+        (&["--ulimit", "bogus=1"], "invalid ulimit type: bogus"),
+        (&["--network", "nosuchnet"], "network nosuchnet not found"),
+        (&["--pid", "container:nosuch"], "no such container: nosuch"),
+        (&["--device", "/dev/missing"], "/dev/missing"),
+        (
+            &["--tmpfs", "/x:size=abc"],
+            "invalid tmpfs option \"size=abc\"",
+        ),
+        (&["-h", &long_name], "not a valid hostname"),
+        (
+            &["--cap-add", "CAP_BOGUS"],
+            "unknown capability: \"CAP_BOGUS\"",
+        ),
+        (&["-u", "a:b:c"], "unable to find user a"),
+        (
+            &["-w", "relative"],
+            "the working directory 'relative' is invalid",
+        ),
+    ];
+    for (i, (flags, says)) in cases.iter().enumerate() {
+        for command in ["run", "create"] {
+            let cidfile = host.path().join(format!("cid-{command}-{i}"));
+            let bind = host.path().join(format!("bind-{command}-{i}"));
+            let bind_spec = format!("{}:/bind", bind.display());
+            let mut args = vec![command, "--name", "victim", "--cidfile"];
+            args.push(cidfile.to_str().expect("UTF-8"));
+            args.extend(["-v", "keep:/data", "-v", &bind_spec]);
+            args.extend_from_slice(flags);
+            args.extend([IMAGE, "true"]);
+            let ran = berth.run(&args);
+            assert_eq!(ran.code(), Some(125), "{args:?}: {}", ran.stderr);
+            let line = one_line(&args, &ran);
+            assert!(line.contains(says), "{flags:?} should say {says:?}: {line}");
+            if let Ok(id) = fs::read_to_string(&cidfile) {
+                panic!(
+                    "{flags:?}: id {id} given out, cgroups {:?}",
+                    cgroup_dirs(&id)
+                );
+            }
+            assert_nothing_left(&berth, flags, &bind);
+        }
+    }
+    // The same name, volume and bind are free for a container that is valid.
+    let bind = host.path().join("made-at-start");
+    let bind_spec = format!("{}:/bind", bind.display());
+    let args = ["run", "--rm", "--name", "victim", "-v", "keep:/data"];
+    let mut args = args.to_vec();
+    args.extend(["-v", &bind_spec, IMAGE, "ls", "-d", "/bind", "/data"]);
+    berth.ok(&args);
+    assert!(bind.is_dir(), "-v makes a missing host directory at start");
+}
 
 /// The test image with its /etc files as symbolic links, as many real images have them: one
 /// dangling (systemd-resolved's stub), one climbing out of the root with `..`, one to a file

@@ -192,7 +192,7 @@ pub(super) fn port(p: &str) -> Result<PortRequest> {
 }
 
 /// `-v src:dst[:opts]`: a host path (absolute) is a bind; a name is a named volume; a lone
-/// `/dst` is an anonymous volume.
+/// `/dst` is an anonymous volume. A missing bind source is made at start, as Docker makes it.
 pub(super) fn volume(v: &str) -> Result<MountRequest> {
     let parts: Vec<&str> = v.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
@@ -232,10 +232,6 @@ pub(super) fn volume(v: &str) -> Result<MountRequest> {
             }
             _ => bail!("-v {v:?}: unknown option {o:?}"),
         }
-    }
-    if m.kind == "bind" && !std::path::Path::new(src).exists() {
-        // Docker creates a missing bind source; so do we, before anything else happens.
-        std::fs::create_dir_all(src).with_context(|| format!("-v {v}: create {src}"))?;
     }
     Ok(m)
 }
