@@ -32,9 +32,15 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        // A bare `berth` or `berth volume`: the help, on stdout, as Docker prints it.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            outln!("{}", e.render().to_string().trim_end());
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(EXIT_ENGINE_ERROR);
+            let (line, code) = cli::usage_error(&e);
+            eprintln!("berth: {line}");
+            return ExitCode::from(code);
         }
     };
     protect_exec(&cli.command);

@@ -1,7 +1,8 @@
 //! Black-box tests of issue 10's robustness: a `run` or `create` the engine refuses exits 125
 //! with one line and leaves nothing (no record, name, volume, bind source, cgroup or mount);
-//! images whose /etc files or volume targets are symbolic links run, with the links resolved
-//! inside the container's root.
+//! usage errors are one line in Docker's words, checked against the docker CLI itself; images
+//! whose /etc files or volume targets are symbolic links run, with the links resolved inside
+//! the container's root.
 //!
 //! Needs root and `cargo build -p berth` beforehand.
 
@@ -10,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use berth_harness::image::{cgroup_dirs, image_tar, mounts_under, Berth, IMAGE};
-use berth_harness::{need_root, unique, Ran};
+use berth_harness::{have, need_root, run_with_timeout, unique, Ran, COMMAND_TIMEOUT};
 
 /// The one line of a refusal, with what it is expected to say.
 fn one_line(args: &[&str], ran: &Ran) -> String {
@@ -129,6 +130,81 @@ fn refused_flags_leave_nothing() {
     args.extend(["-v", &bind_spec, IMAGE, "ls", "-d", "/bind", "/data"]);
     berth.ok(&args);
     assert!(bind.is_dir(), "-v makes a missing host directory at start");
+}
+
+/// The docker CLI's line and exit status for `args`: it parses flags before it talks to a
+/// daemon, and none answers at the address it is given.
+fn docker(args: &[&str]) -> (String, Option<i32>) {
+    let mut command = Command::new("docker");
+    command
+        .args(args)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env(
+            "DOCKER_CONFIG",
+            std::env::temp_dir().join(unique("docker-cfg")),
+        );
+    let ran = run_with_timeout(command, COMMAND_TIMEOUT);
+    let first = ran.stderr.lines().next().unwrap_or_default();
+    let line = first.strip_prefix("docker: ").unwrap_or(first);
+    (line.replace("docker", "berth"), ran.code())
+}
+
+/// Usage errors of every kind of command are one line with Docker's words and exit status
+/// (125 for a flag, 1 for the arguments or the command), compared with the docker CLI itself;
+/// `--help` still prints the help.
+#[test]
+fn usage_errors_are_one_line_as_docker_says_them() {
+    need_root!();
+    let berth = Berth::new();
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--bogus", "busybox"], "berth run"),
+        (&["run", "-Z", "busybox"], "berth run"),
+        (&["run"], "berth run"),
+        (&["create", "--bogus", "busybox"], "berth create"),
+        (
+            &["container", "run", "--bogus", "busybox"],
+            "berth container run",
+        ),
+        (&["ps", "--bogus"], "berth ps"),
+        (&["rm"], "berth rm"),
+        (&["rename", "a"], "berth rename"),
+        (&["rename", "a", "b", "c"], "berth rename"),
+        (&["volume", "ls", "extra"], "berth volume ls"),
+        (
+            &["network", "create", "--bogus", "n"],
+            "berth network create",
+        ),
+        (&["images", "--bogus"], "berth images"),
+        (&["bogus"], "berth"),
+    ];
+    let reference = have("docker");
+    if !reference {
+        println!("no docker CLI here: berth's lines are checked for their shape only");
+    }
+    for (args, command) in cases {
+        let ran = berth.run(args);
+        let line = one_line(args, &ran);
+        let see = format!("; see '{command} --help'");
+        assert!(line.ends_with(&see), "{args:?}: ends with {see:?}: {line}");
+        if reference {
+            let (says, code) = docker(args);
+            assert!(
+                line.contains(&says),
+                "{args:?}: docker says {says:?}: {line}"
+            );
+            assert_eq!(ran.code(), code, "{args:?}: docker's exit status: {line}");
+        }
+    }
+    let help = berth.run(&["run", "--help"]);
+    assert!(
+        help.success() && help.stdout.contains("Usage: berth run"),
+        "{help:?}"
+    );
+    let help = berth.run(&["volume", "--help"]);
+    assert!(
+        help.success() && help.stdout.contains("Usage: berth volume"),
+        "{help:?}"
+    );
 }
 
 /// The test image with its /etc files as symbolic links, as many real images have them: one
