@@ -1,8 +1,8 @@
 //! Black-box tests of issue 10's robustness: a `run` or `create` the engine refuses exits 125
 //! with one line and leaves nothing (no record, name, volume, bind source, cgroup or mount);
-//! usage errors are one line in Docker's words, checked against the docker CLI itself; images
-//! whose /etc files or volume targets are symbolic links run, with the links resolved inside
-//! the container's root.
+//! nonsense values are refused rather than read as "no limit"; usage errors are one line in
+//! Docker's words, checked against the docker CLI itself; images whose /etc files or volume
+//! targets are symbolic links run, with the links resolved inside the container's root.
 //!
 //! Needs root and `cargo build -p berth` beforehand.
 
@@ -132,6 +132,40 @@ fn refused_flags_leave_nothing() {
     assert!(bind.is_dir(), "-v makes a missing host directory at start");
 }
 
+/// Values Docker refuses that berth used to read as "no limit" or as an anonymous volume.
+#[test]
+fn nonsense_values_are_refused() {
+    need_root!();
+    let berth = Berth::new();
+    let nowhere = Path::new("/nonexistent-bind-source");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["-m", "99999999999999999999999"],
+            "invalid size: '99999999999999999999999'",
+        ),
+        (&["-m", "99999999999g"], "invalid size: '99999999999g'"),
+        (
+            &["--cpus", "inf"],
+            "failed to parse inf as a rational number",
+        ),
+        (
+            &["--cpus", "nan"],
+            "failed to parse nan as a rational number",
+        ),
+        (&["-v", ":/x"], "empty section between colons"),
+    ];
+    for (flags, says) in cases {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend([IMAGE, "true"]);
+        let ran = berth.run(&args);
+        assert_eq!(ran.code(), Some(125), "{args:?}: {}", ran.stderr);
+        let line = one_line(&args, &ran);
+        assert!(line.contains(says), "{flags:?} should say {says:?}: {line}");
+        assert_nothing_left(&berth, flags, nowhere);
+    }
+}
+
 /// The docker CLI's line and exit status for `args`: it parses flags before it talks to a
 /// daemon, and none answers at the address it is given.
 fn docker(args: &[&str]) -> (String, Option<i32>) {
@@ -159,6 +193,8 @@ fn usage_errors_are_one_line_as_docker_says_them() {
     let cases: &[(&[&str], &str)] = &[
         (&["run", "--bogus", "busybox"], "berth run"),
         (&["run", "-Z", "busybox"], "berth run"),
+        (&["run", "-m", "-5", "busybox"], "berth run"),
+        (&["run", "--cpus", "inf", "busybox"], "berth run"),
         (&["run"], "berth run"),
         (&["create", "--bogus", "busybox"], "berth create"),
         (
