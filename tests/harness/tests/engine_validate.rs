@@ -2,7 +2,8 @@
 //! with one line and leaves nothing (no record, name, volume, bind source, cgroup or mount);
 //! nonsense values are refused rather than read as "no limit"; usage errors are one line in
 //! Docker's words, checked against the docker CLI itself; images whose /etc files or volume
-//! targets are symbolic links run, with the links resolved inside the container's root.
+//! targets are symbolic links run, with the links resolved inside the container's root; a
+//! container's time namespace can be joined.
 //!
 //! Needs root and `cargo build -p berth` beforehand.
 
@@ -359,4 +360,32 @@ fn symlinked_etc_files_and_volume_targets() {
         !Path::new(&escape).exists(),
         "a link made {escape} on the host"
     );
+}
+
+/// `--timens container:<name>` joins that container's time namespace: the engine gave the
+/// runtime no path for it, and every such start failed as "a bug in berth".
+#[test]
+fn a_containers_time_namespace_is_joined() {
+    need_root!();
+    let berth = Berth::new();
+    let clock = [
+        "run",
+        "-d",
+        "--name",
+        "clock",
+        "--timens",
+        "private",
+        "--time-offset",
+        "monotonic=86400",
+        IMAGE,
+        "sleep",
+        "1000",
+    ];
+    berth.ok(&clock);
+    let pid = berth.ok(&["inspect", "--format", "{{.State.Pid}}", "clock"]);
+    let theirs = fs::read_link(format!("/proc/{pid}/ns/time")).expect("its time namespace");
+    let joined = ["run", "--rm", "--timens", "container:clock", IMAGE];
+    let mut args = joined.to_vec();
+    args.extend(["readlink", "/proc/self/ns/time"]);
+    assert_eq!(berth.ok(&args), theirs.to_string_lossy());
 }
