@@ -123,6 +123,20 @@ fn refused_flags_leave_nothing() {
             assert_nothing_left(&berth, flags, &bind);
         }
     }
+    // What needs no image is refused before the image is pulled.
+    let args = [
+        "run",
+        "--pull",
+        "always",
+        "-p",
+        "1.2.3.4.5:80:80",
+        IMAGE,
+        "true",
+    ];
+    let ran = berth.run(&args);
+    assert_eq!(ran.code(), Some(125), "{}", ran.stderr);
+    let line = one_line(&args, &ran);
+    assert!(line.contains("invalid IP address"), "no pull first: {line}");
     // The same name, volume and bind are free for a container that is valid.
     let bind = host.path().join("made-at-start");
     let bind_spec = format!("{}:/bind", bind.display());
