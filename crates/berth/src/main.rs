@@ -47,18 +47,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(255)),
         Err(e) => {
-            // berth-image's and berth-engine's errors already carry their whole chain in one
-            // line; print the binary's own context above them once.
-            let mut parts = Vec::new();
-            for cause in e.chain() {
-                parts.push(cause.to_string());
-                if cause.downcast_ref::<berth_image::Error>().is_some()
-                    || cause.downcast_ref::<berth_engine::Error>().is_some()
-                {
-                    break;
-                }
-            }
-            eprintln!("berth: {}", parts.join(": "));
+            eprintln!("berth: {}", error_line(&e));
             let code = e
                 .downcast_ref::<berth_engine::Error>()
                 .map_or(EXIT_ENGINE_ERROR, berth_engine::Error::exit_code);
@@ -106,12 +95,19 @@ fn monitor() -> Option<u8> {
     Some(u8::try_from(berth_engine::monitor::main(&engine, id)).unwrap_or(1))
 }
 
-/// One line for an error: its chain joined, as main prints it.
+/// One line for an error: its chain joined. berth-image's and berth-engine's errors already
+/// carry their causes in their own line: the binary's context is printed above them, once.
 pub fn error_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        parts.push(cause.to_string());
+        if cause.downcast_ref::<berth_image::Error>().is_some()
+            || cause.downcast_ref::<berth_engine::Error>().is_some()
+        {
+            break;
+        }
+    }
+    parts.join(": ")
 }
 
 /// `exec` puts a process of ours into a running container, whose processes could open
