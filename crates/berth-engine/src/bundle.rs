@@ -1,6 +1,7 @@
-//! A container's bundle, made at each start: the overlay root from the image's layers, the
-//! /etc files Docker provides, volumes, and config.json from `spec::build`. `teardown` undoes
-//! the mount; both are idempotent, so a restart or a crashed monitor's cleanup can call them.
+//! A container's bundle, checked once at create and made at each start: the overlay root from
+//! the image's layers, the /etc files Docker provides, volumes, and config.json from
+//! `spec::build`. `teardown` undoes the mount; both are idempotent, so a restart or a crashed
+//! monitor's cleanup can call them.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,8 +11,9 @@ use nix::mount::{MntFlags, MsFlags};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::lifecycle::ImageRef;
 use crate::records::{Record, Status};
-use crate::request::{MountRequest, NsMode};
+use crate::request::{MountRequest, NsMode, RunRequest};
 use crate::spec::{self, EtcFiles, HostLimits, SpecInputs};
 
 /// What the monitor needs to know from the bundle besides config.json.
@@ -34,27 +36,17 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     let root = rootfs(&dir);
     mount_overlay(&dir, &root, &layers)?;
     let result = (|| {
+        let req = &record.request;
         let etc = write_etc_files(&dir, record)?;
-        let volumes = volumes(engine, &record.request.mounts, &root)?;
-        let joins = joins(engine, record)?;
-        let cgroups_path = Engine::cgroups_path(&record.id);
-        let limits = HostLimits::current();
-        let built = spec::build(&SpecInputs {
-            id: &record.id,
-            request: &record.request,
-            image_config: &config,
-            rootfs: &root,
-            etc: &etc,
-            joins: &joins,
-            volumes: &volumes,
-            cgroups_path: &cgroups_path,
-            host_rlimits: &limits,
-        })?;
+        bind_sources(&req.mounts)?;
+        let volumes = volumes(engine, &req.mounts, &root)?;
+        let joins = joins(engine, req, true)?;
+        let built = build(&record.id, req, &config, &root, &etc, &joins, &volumes)?;
         let mut spec = built.spec;
         shared_shm(engine, record, &dir, &mut spec)?;
         let built = spec::Built { spec, ..built };
         ensure_cwd(&root, &built.spec)?;
-        if record.request.userns == NsMode::Private {
+        if req.userns == NsMode::Private {
             mount_points(&root, &built.spec)?;
         }
         let data = serde_json::to_vec_pretty(&built.spec)
@@ -72,6 +64,80 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     result
 }
 
+/// At create, before the record exists: config.json built once and dropped, so that every
+/// flag the spec refuses (a device the host lacks, an unknown capability, a user the image
+/// lacks...) fails before anything is made rather than at start. It is built in the
+/// container's directory `<containers>/<id>`, which the caller removes if this fails. The
+/// spec reads the image's files only to resolve a user or a group (`-u`, `--group-add`, the
+/// image's USER): only then is the root mounted, and unmounted after (an unmount waits for an
+/// RCU grace period, milliseconds a `run` need not pay). Otherwise an empty root stands in for
+/// it, where the default user resolves as in any image, to root.
+pub fn check(engine: &Engine, id: &str, req: &RunRequest, image: &ImageRef<'_>) -> Result<()> {
+    let dir = engine.containers.dir(id);
+    let root = rootfs(&dir);
+    let image_user = image
+        .config
+        .pointer("/config/User")
+        .and_then(|u| u.as_str());
+    let image_user = image_user.is_some_and(|u| !u.is_empty());
+    let mount = req.user.is_some() || !req.group_add.is_empty() || image_user;
+    if mount {
+        mount_overlay(&dir, &root, &layers_of(engine, &image.id, image.config)?)?;
+    } else {
+        fs::create_dir_all(&root).map_err(Error::io("create", &root))?;
+    }
+    let volumes = req
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "volume")
+        .map(|m| {
+            (
+                m.source.clone(),
+                crate::volumes::data_dir(engine, &m.source),
+            )
+        })
+        .collect();
+    let built = joins(engine, req, false).and_then(|joins| {
+        build(
+            id,
+            req,
+            image.config,
+            &root,
+            &etc_files(&dir),
+            &joins,
+            &volumes,
+        )
+    });
+    if mount {
+        built.and(teardown(&dir))
+    } else {
+        built.map(drop)
+    }
+}
+
+/// config.json from the request and the image.
+fn build(
+    id: &str,
+    req: &RunRequest,
+    config: &serde_json::Value,
+    root: &Path,
+    etc: &EtcFiles,
+    joins: &BTreeMap<String, PathBuf>,
+    volumes: &BTreeMap<String, PathBuf>,
+) -> Result<spec::Built> {
+    Ok(spec::build(&SpecInputs {
+        id,
+        request: req,
+        image_config: config,
+        rootfs: root,
+        etc,
+        joins,
+        volumes,
+        cgroups_path: &Engine::cgroups_path(id),
+        host_rlimits: &HostLimits::current(),
+    })?)
+}
+
 /// The container's image config and its layers (overlay lowerdirs, top first). The image was
 /// resolved at create: its config blob, named by the image ID, gives the layers, with no scan
 /// of the store's index.
@@ -80,6 +146,14 @@ pub fn image_of(engine: &Engine, record: &Record) -> Result<(serde_json::Value, 
     let image_id = berth_image::digest::parse_digest(&record.image_id)?;
     let config: serde_json::Value = serde_json::from_slice(&store.read_blob(&image_id)?)
         .map_err(|e| Error::Invalid(format!("image {}: config: {e}", record.image_id)))?;
+    let layers = layers_of(engine, &record.image_id, &config)?;
+    Ok((config, layers))
+}
+
+/// The layers of the image `image_id` whose config is `config`, top first.
+fn layers_of(engine: &Engine, image_id: &str, config: &serde_json::Value) -> Result<Vec<PathBuf>> {
+    let store = engine.images()?;
+    let image_id = berth_image::digest::parse_digest(image_id)?;
     let diff_ids = config
         .pointer("/rootfs/diff_ids")
         .and_then(|d| d.as_array())
@@ -88,8 +162,7 @@ pub fn image_of(engine: &Engine, record: &Record) -> Result<(serde_json::Value, 
         .filter_map(|d| d.as_str())
         .map(berth_image::digest::parse_digest)
         .collect::<berth_image::Result<Vec<_>>>()?;
-    let layers = store.layers_of(&image_id, &diff_ids)?;
-    Ok((config, layers))
+    Ok(store.layers_of(&image_id, &diff_ids)?)
 }
 
 /// Mounts the image's layers at `root` as an overlay with the container's own upper and work
@@ -251,13 +324,18 @@ pub fn network_etc_files(dir: &Path, record: &Record, att: &berth_net::Attachmen
     Ok(())
 }
 
-fn write_etc_files(dir: &Path, record: &Record) -> Result<EtcFiles> {
-    let req = &record.request;
-    let etc = EtcFiles {
+/// Where the container's /etc/hostname, /etc/hosts and /etc/resolv.conf live on the host.
+fn etc_files(dir: &Path) -> EtcFiles {
+    EtcFiles {
         hostname: dir.join("hostname"),
         hosts: dir.join("hosts"),
         resolv_conf: dir.join("resolv.conf"),
-    };
+    }
+}
+
+fn write_etc_files(dir: &Path, record: &Record) -> Result<EtcFiles> {
+    let req = &record.request;
+    let etc = etc_files(dir);
     let write = |path: &Path, text: String| fs::write(path, text).map_err(Error::io("write", path));
     write(&etc.hostname, format!("{}\n", record.hostname))?;
     let ip = record
@@ -282,6 +360,18 @@ fn write_etc_files(dir: &Path, record: &Record) -> Result<EtcFiles> {
     Ok(etc)
 }
 
+/// Docker makes the missing host directory of a `-v /src:/dst` when the container starts (a
+/// `--mount` source had to exist when it was parsed).
+fn bind_sources(mounts: &[MountRequest]) -> Result<()> {
+    for m in mounts.iter().filter(|m| m.kind == "bind") {
+        let src = Path::new(&m.source);
+        if fs::symlink_metadata(src).is_err() {
+            fs::create_dir_all(src).map_err(Error::io("create the bind mount source", src))?;
+        }
+    }
+    Ok(())
+}
+
 /// Named and anonymous volumes: `<root>/volumes/<name>/_data` (made at create, or here for a
 /// container created before that), an empty one first filled from the image's directory at
 /// its mount point (Docker's copy-up) unless the mount says `nocopy`.
@@ -301,9 +391,9 @@ fn volumes(
     Ok(out)
 }
 
-/// `container:<name>` namespaces: the other container's init's namespace files.
-fn joins(engine: &Engine, record: &Record) -> Result<BTreeMap<String, PathBuf>> {
-    let req = &record.request;
+/// `container:<name>` namespaces: the other container's init's namespace files. Only a start
+/// needs that container `running`; at create it must exist.
+fn joins(engine: &Engine, req: &RunRequest, running: bool) -> Result<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
     for (kind, mode) in [
         ("pid", &req.pid),
@@ -312,13 +402,15 @@ fn joins(engine: &Engine, record: &Record) -> Result<BTreeMap<String, PathBuf>> 
         ("user", &req.userns),
         ("cgroup", &req.cgroupns),
         ("network", &req.netns),
+        ("time", &req.timens),
     ] {
         let NsMode::Container(other) = mode else {
             continue;
         };
         let target = engine.containers.find(other)?;
-        if target.state.status != Status::Running
-            || !crate::records::alive(target.state.pid, target.state.pid_start)
+        if running
+            && (target.state.status != Status::Running
+                || !crate::records::alive(target.state.pid, target.state.pid_start))
         {
             return Err(Error::state(
                 &target.id,

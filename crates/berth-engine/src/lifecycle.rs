@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::error::{short, Error, Result};
 use crate::monitor::proto::{self, ErrorReply, Hello, Kind, StopRequest};
 use crate::records::{self, Owner, Record, State, Status};
-use crate::request::{MountRequest, RestartPolicy, RunRequest};
+use crate::request::{MountRequest, NsMode, RunRequest};
 
 /// The image a container is made from: its id and config (the CLI resolves or pulls it).
 pub struct ImageRef<'a> {
@@ -23,41 +23,29 @@ pub struct ImageRef<'a> {
 }
 
 /// Makes the container's record (status "created"): a fresh id, a free name, its volumes
-/// (anonymous ones for the image's VOLUMEs), the cidfile.
+/// (anonymous ones for the image's VOLUMEs), the cidfile. Parse, validate, then act: the
+/// request is checked and its config.json built against the image before anything is made,
+/// so a bad flag leaves nothing behind; a step that fails after that undoes the ones before.
 pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Result<Record> {
-    validate(&req)?;
+    validate(engine, &req)?;
     let (id, random) = crate::names::new_id()?;
     let anonymous = anonymous_volumes(&mut req, image.config, &random);
-    let _names = engine.containers.lock_names()?;
-    let name = match &req.name {
-        Some(n) => {
-            if let Some(other) = engine.containers.reserve_name(n, &id)? {
-                return Err(Error::Invalid(format!(
-                    "the container name \"/{n}\" is already in use by container \"{other}\": remove or rename that container"
-                )));
-            }
-            n.clone()
-        }
-        None => {
-            let containers = &engine.containers;
-            let name = crate::names::generate(&random[30..], |n| {
-                containers.find(n).is_ok_and(|r| r.name == n)
-            });
-            containers.reserve_name(&name, &id)?;
-            name
-        }
+    let dir = engine.containers.dir(&id);
+    // The check mounts the root in the container's directory: gone again if anything fails.
+    let discard = |e: Error| {
+        let _ = std::fs::remove_dir_all(&dir);
+        e
     };
+    crate::bundle::check(engine, &id, &req, image).map_err(discard)?;
+    let _names = engine.containers.lock_names().map_err(discard)?;
+    let name = reserve_name(engine, &req, &id, &random).map_err(discard)?;
     let release = |e: Error| {
         engine.containers.release_name(&name, &id);
-        e
+        discard(e)
     };
     if let Some(path) = &req.cidfile {
         write_cidfile(path, &id).map_err(release)?;
     }
-    let dir = engine.containers.dir(&id);
-    std::fs::create_dir_all(&dir)
-        .map_err(Error::io("create", &dir))
-        .map_err(release)?;
     let record = Record {
         hostname: req
             .hostname
@@ -75,7 +63,9 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
         networks: Vec::new(),
     };
     if let Err(e) = engine.containers.save(&record) {
-        let _ = std::fs::remove_dir_all(&dir);
+        if let Some(path) = &record.request.cidfile {
+            let _ = std::fs::remove_file(path);
+        }
         return Err(release(e));
     }
     // Volumes exist from create on, as Docker makes them (`volume ls` shows them at once).
@@ -89,14 +79,57 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
     Ok(record)
 }
 
-fn validate(req: &RunRequest) -> Result<()> {
-    if let Some(n) = &req.name {
-        crate::names::validate(n)?;
+/// The asked-for name, or a generated free one, taken for `id`. Call under `lock_names`.
+fn reserve_name(engine: &Engine, req: &RunRequest, id: &str, random: &[u8]) -> Result<String> {
+    let containers = &engine.containers;
+    let Some(n) = &req.name else {
+        let name = crate::names::generate(&random[30..], |n| {
+            containers.find(n).is_ok_and(|r| r.name == n)
+        });
+        containers.reserve_name(&name, id)?;
+        return Ok(name);
+    };
+    match containers.reserve_name(n, id)? {
+        None => Ok(n.clone()),
+        Some(other) => Err(Error::Invalid(format!(
+            "the container name \"/{n}\" is already in use by container \"{other}\": remove or rename that container"
+        ))),
     }
-    if req.auto_remove && req.restart != RestartPolicy::No {
-        return Err(Error::Invalid(
-            "conflicting options: --restart and --rm: choose one".into(),
-        ));
+}
+
+/// Docker's refusals before a container exists, for what needs no image: the request's own
+/// values, then what it names on this host (the containers whose namespaces it joins, its
+/// network). `create` runs it first; a caller about to pull an image runs it before the pull.
+pub fn validate(engine: &Engine, req: &RunRequest) -> Result<()> {
+    req.check()?;
+    let joins = [
+        ("--pid", &req.pid),
+        ("--ipc", &req.ipc),
+        ("--uts", &req.uts),
+        ("--userns", &req.userns),
+        ("--cgroupns", &req.cgroupns),
+        ("--network", &req.netns),
+        ("--timens", &req.timens),
+    ];
+    for (flag, mode) in joins {
+        if let NsMode::Container(c) = mode {
+            engine.containers.find(c).map_err(|e| {
+                Error::Invalid(format!(
+                    "{flag} container:{c}: {e}; name an existing container (berth ps -a)"
+                ))
+            })?;
+        }
+    }
+    let user_network = !["", "bridge", "none"].contains(&req.network.as_str());
+    if req.netns == NsMode::Private && user_network {
+        crate::network::store(engine)?
+            .network(&req.network)
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "--network {n}: {e}; create it with berth network create {n}",
+                    n = req.network
+                ))
+            })?;
     }
     Ok(())
 }

@@ -2,8 +2,11 @@
 //! record of a container keeps it, so `inspect` and `start` see exactly what was asked.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
 
 /// How a namespace kind is set up (`--pid`, `--ipc`, `--uts`, `--userns`, `--cgroupns`,
 /// `--network` for its namespace part).
@@ -178,4 +181,142 @@ pub struct RunRequest {
     /// "json-file" (default) or "none".
     pub log_driver: String,
     pub log_opts: BTreeMap<String, String>,
+}
+
+impl RunRequest {
+    /// Docker's refusals that need neither the host nor the image: the request's own values
+    /// and how they combine. Part of `lifecycle::validate`, run before anything exists.
+    pub fn check(&self) -> Result<()> {
+        if let Some(n) = &self.name {
+            crate::names::validate(n)?;
+        }
+        if self.auto_remove && self.restart != RestartPolicy::No {
+            return Err(Error::Invalid(
+                "conflicting options: --restart and --rm: choose one".into(),
+            ));
+        }
+        let named = self.mounts.iter().filter(|m| m.kind == "volume");
+        for m in named.filter(|m| !m.source.is_empty()) {
+            crate::volumes::check_name(&m.source)?;
+        }
+        self.ports.iter().try_for_each(PortRequest::check)?;
+        if let Some(ip) = &self.ip {
+            ip.parse::<Ipv4Addr>().map_err(|_| {
+                Error::Invalid(format!(
+                    "--ip {ip}: invalid IPv4 address: {ip}; give one such as 172.18.0.5"
+                ))
+            })?;
+        }
+        if let Some(mac) = &self.mac_address {
+            berth_net::ipam::parse_mac(mac).map_err(|_| {
+                Error::Invalid(format!(
+                    "--mac-address {mac}: {mac} is not a valid mac address; give six hex bytes such as 02:42:ac:11:00:02"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl PortRequest {
+    /// Docker's "invalid IP address" for a host address that is none; berth-net publishes on
+    /// IPv4 addresses only.
+    fn check(&self) -> Result<()> {
+        let ip = &self.host_ip;
+        if ip.is_empty() {
+            return Ok(());
+        }
+        let host_port = match self.host_port {
+            0 => String::new(),
+            p => p.to_string(),
+        };
+        let flag = format!("-p {ip}:{host_port}:{}", self.container_port);
+        match ip.parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) => Ok(()),
+            Ok(IpAddr::V6(_)) => Err(Error::Invalid(format!(
+                "{flag}: berth publishes ports on IPv4 addresses only; use one such as 127.0.0.1"
+            ))),
+            Err(_) => Err(Error::Invalid(format!(
+                "{flag}: invalid IP address: {ip}; use an IPv4 address such as 127.0.0.1"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(host_ip: &str) -> PortRequest {
+        PortRequest {
+            host_ip: host_ip.into(),
+            host_port: 8080,
+            container_port: 80,
+            protocol: "tcp".into(),
+        }
+    }
+
+    #[test]
+    fn check_refuses_what_docker_refuses_before_create() {
+        let ok = RunRequest {
+            ports: vec![port(""), port("127.0.0.1")],
+            ip: Some("172.18.0.5".into()),
+            mac_address: Some("02:42:ac:11:00:02".into()),
+            ..RunRequest::default()
+        };
+        ok.check().unwrap();
+        let refused = |req: RunRequest, says: &str| {
+            let e = req.check().unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        };
+        let ports = vec![port("1.2.3.4.5")];
+        refused(
+            RunRequest {
+                ports,
+                ..ok.clone()
+            },
+            "-p 1.2.3.4.5:8080:80: invalid IP address: 1.2.3.4.5",
+        );
+        let ports = vec![port("::1")];
+        refused(
+            RunRequest {
+                ports,
+                ..ok.clone()
+            },
+            "IPv4 addresses only",
+        );
+        let ip = Some("10.0.0".into());
+        refused(RunRequest { ip, ..ok.clone() }, "invalid IPv4 address");
+        let mac_address = Some("02:42".into());
+        refused(
+            RunRequest {
+                mac_address,
+                ..ok.clone()
+            },
+            "is not a valid mac address",
+        );
+        let mounts = vec![MountRequest {
+            kind: "volume".into(),
+            source: "bad@name".into(),
+            target: "/x".into(),
+            read_only: false,
+            options: Vec::new(),
+        }];
+        refused(
+            RunRequest {
+                mounts,
+                ..ok.clone()
+            },
+            "volume name",
+        );
+        let (auto_remove, restart) = (true, RestartPolicy::Always);
+        refused(
+            RunRequest {
+                auto_remove,
+                restart,
+                ..ok
+            },
+            "--restart and --rm",
+        );
+    }
 }

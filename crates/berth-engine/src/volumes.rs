@@ -45,7 +45,7 @@ pub struct Volume {
     pub anonymous: bool,
 }
 
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if valid_name(name) {
         Ok(())
     } else {
@@ -60,7 +60,12 @@ fn check_name(name: &str) -> Result<()> {
 pub fn ensure(engine: &Engine, name: &str) -> Result<PathBuf> {
     let anonymous = name.len() == 64 && records::is_hex(name);
     make(engine, name, BTreeMap::new(), anonymous)?;
-    Ok(engine.volumes_dir().join(name).join("_data"))
+    Ok(data_dir(engine, name))
+}
+
+/// Where the volume `name` keeps its files, whether or not it exists yet.
+pub fn data_dir(engine: &Engine, name: &str) -> PathBuf {
+    engine.volumes_dir().join(name).join("_data")
 }
 
 /// `volume create [NAME]`: a new volume, or the existing one of that name (as Docker does).

@@ -181,6 +181,39 @@ fn binds_volumes_and_tmpfs_sorted_by_depth() {
 }
 
 #[test]
+fn tmpfs_options_are_checked_as_the_kernel_reads_them() {
+    let f = Fixture::new();
+    let mut req = request();
+    let good = [
+        "size=50%",
+        "size=64k",
+        "nr_inodes=1k",
+        "mode=1777",
+        "uid=1000",
+        "huge=never",
+    ];
+    req.mounts = vec![user_mount("tmpfs", "", "/x", false, &good)];
+    f.build_ok(&req);
+    for (bad, says) in [
+        (
+            "size=abc",
+            "invalid tmpfs option \"size=abc\": a number of bytes",
+        ),
+        ("size=1kk", "invalid tmpfs option \"size=1kk\""),
+        ("mode=999", "an octal mode"),
+        ("uid=me", "a numeric id"),
+        ("bogus=1", "tmpfs takes size, mode"),
+    ] {
+        req.mounts = vec![user_mount("tmpfs", "", "/x", false, &[bad])];
+        let e = f.build(&req).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--tmpfs /x: ") && e.contains(says),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn limits_and_devices() {
     let f = Fixture::new();
     let mut req = request();

@@ -60,6 +60,132 @@ impl Cli {
     }
 }
 
+/// A usage error on one line, as Docker words it, and Docker's exit status for it: 125 for a
+/// flag (`unknown flag: --bogus`, `invalid argument "x" for "-m, --memory" flag: ...`), 1 for
+/// the arguments or the command (`'berth rm' requires at least 1 argument`). The line ends with
+/// where to look: `see 'berth run --help'`.
+pub fn usage_error(e: &clap::Error) -> (String, u8) {
+    use clap::error::{ContextKind, ErrorKind};
+    let args: Vec<String> = std::env::args().collect();
+    let (path, cmd) = command_path(&args);
+    let arg = context(e, ContextKind::InvalidArg).unwrap_or_default();
+    let (message, code) = match e.kind() {
+        ErrorKind::UnknownArgument => unknown_argument(&arg, &path, &cmd),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let flag = flag_names(&cmd, &arg);
+            match context(e, ContextKind::InvalidValue) {
+                Some(v) if !v.is_empty() => {
+                    let why = std::error::Error::source(e)
+                        .map_or_else(|| "invalid value".into(), |s| s.to_string());
+                    (
+                        format!("invalid argument {v:?} for {flag:?} flag: {why}"),
+                        125,
+                    )
+                }
+                _ => (format!("flag needs an argument: {flag}"), 125),
+            }
+        }
+        ErrorKind::MissingRequiredArgument if arg.starts_with('-') => (
+            format!("required flag {:?} not set", flag_names(&cmd, &arg)),
+            125,
+        ),
+        ErrorKind::MissingRequiredArgument => (argument_count(&path, &cmd), 1),
+        ErrorKind::InvalidSubcommand => {
+            let sub = context(e, ContextKind::InvalidSubcommand).unwrap_or_default();
+            (format!("unknown command: {path} {sub}"), 1)
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            (first.trim_start_matches("error: ").to_string(), 125)
+        }
+    };
+    (format!("{message}; see '{path} --help'"), code)
+}
+
+/// A string (or the first of a list) of the error's context.
+fn context(e: &clap::Error, kind: clap::error::ContextKind) -> Option<String> {
+    use clap::error::ContextValue;
+    match e.get(kind)? {
+        ContextValue::String(s) => Some(s.clone()),
+        ContextValue::Strings(v) => v.first().cloned(),
+        _ => None,
+    }
+}
+
+/// The command the arguments name (`berth container run`), as far as they name one, and its
+/// definition. Global flags and their values are skipped.
+fn command_path(args: &[String]) -> (String, clap::Command) {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut path = vec!["berth".to_string()];
+    let mut rest = args.iter().skip(1);
+    while let Some(a) = rest.next() {
+        if a == "--root" || a == "--insecure-registry" {
+            rest.next();
+            continue;
+        }
+        if a.starts_with('-') {
+            continue;
+        }
+        let Some(sub) = cmd.find_subcommand(a).cloned() else {
+            break;
+        };
+        path.push(sub.get_name().to_string());
+        cmd = sub;
+    }
+    (path.join(" "), cmd)
+}
+
+/// Docker's words for what clap calls an unexpected argument: a flag no one knows, or an
+/// argument too many.
+fn unknown_argument(arg: &str, path: &str, cmd: &clap::Command) -> (String, u8) {
+    let flag = arg.split('=').next().unwrap_or(arg);
+    if flag.starts_with("--") {
+        return (format!("unknown flag: {flag}"), 125);
+    }
+    if let Some(c) = flag.strip_prefix('-').and_then(|f| f.chars().next()) {
+        return (format!("unknown shorthand flag: '{c}' in {flag}"), 125);
+    }
+    (argument_count(path, cmd), 1)
+}
+
+/// How many arguments the command takes, in Docker's words (`'berth rm' requires at least 1
+/// argument`, `'berth rename' requires 2 arguments`).
+fn argument_count(path: &str, cmd: &clap::Command) -> String {
+    let required = cmd
+        .get_positionals()
+        .filter(|a| a.is_required_set())
+        .count();
+    if cmd.get_positionals().next().is_none() {
+        return format!("'{path}' accepts no arguments");
+    }
+    let many = cmd
+        .get_positionals()
+        .any(|a| matches!(a.get_action(), clap::ArgAction::Append));
+    let n = required.max(1);
+    let word = if n == 1 { "argument" } else { "arguments" };
+    let how = if many { "at least " } else { "" };
+    format!("'{path}' requires {how}{n} {word}")
+}
+
+/// `-m, --memory` for clap's `--memory <MEMORY>`, as Docker names a flag in its errors.
+fn flag_names(cmd: &clap::Command, arg: &str) -> String {
+    let token = arg.split([' ', '=']).next().unwrap_or(arg);
+    let long = token.strip_prefix("--");
+    let short = token.strip_prefix('-').and_then(|s| s.chars().next());
+    let found = cmd.get_arguments().find(|a| match long {
+        Some(l) => a.get_long() == Some(l),
+        None => short.is_some() && a.get_short() == short,
+    });
+    match found.map(|a| (a.get_short(), a.get_long())) {
+        Some((Some(s), Some(l))) => format!("-{s}, --{l}"),
+        Some((None, Some(l))) => format!("--{l}"),
+        Some((Some(s), None)) => format!("-{s}"),
+        _ => token.to_string(),
+    }
+}
+
 /// Options every command takes.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {

@@ -32,16 +32,22 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        // A bare `berth` or `berth volume`: the help, on stdout, as Docker prints it.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            outln!("{}", e.render().to_string().trim_end());
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(EXIT_ENGINE_ERROR);
+            let (line, code) = cli::usage_error(&e);
+            eprintln!("berth: {line}");
+            return ExitCode::from(code);
         }
     };
     protect_exec(&cli.command);
     match commands::run(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(255)),
         Err(e) => {
-            eprintln!("berth: {}", error_message(&e));
+            eprintln!("berth: {}", error_line(&e));
             let code = e
                 .downcast_ref::<berth_engine::Error>()
                 .map_or(EXIT_ENGINE_ERROR, berth_engine::Error::exit_code);
@@ -89,25 +95,19 @@ fn monitor() -> Option<u8> {
     Some(u8::try_from(berth_engine::monitor::main(&engine, id)).unwrap_or(1))
 }
 
-/// The line main prints for a command's error. berth-image errors already carry their whole
-/// chain in one line; the binary's own context goes above them once.
-pub fn error_message(e: &anyhow::Error) -> String {
+/// One line for an error: its chain joined. berth-image's and berth-engine's errors already
+/// carry their causes in their own line: the binary's context is printed above them, once.
+pub fn error_line(e: &anyhow::Error) -> String {
     let mut parts = Vec::new();
     for cause in e.chain() {
         parts.push(cause.to_string());
-        if cause.downcast_ref::<berth_image::Error>().is_some() {
+        if cause.downcast_ref::<berth_image::Error>().is_some()
+            || cause.downcast_ref::<berth_engine::Error>().is_some()
+        {
             break;
         }
     }
     parts.join(": ")
-}
-
-/// One line for an error: its chain joined.
-pub fn error_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 /// `exec` puts a process of ours into a running container, whose processes could open

@@ -125,7 +125,9 @@ impl ImageConfig {
             if !w.starts_with('/') {
                 return Err(SpecError::invalid(
                     format!("-w {w}"),
-                    "the working directory is invalid, it needs to be an absolute path",
+                    format!(
+                        "the working directory '{w}' is invalid, it needs to be an absolute path"
+                    ),
                 ));
             }
             return Ok(w.into());

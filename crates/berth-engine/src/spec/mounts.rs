@@ -175,6 +175,7 @@ fn user_mount(m: &MountRequest, volumes: &BTreeMap<String, PathBuf>) -> Result<M
             bind_mount(&flag, &dir.to_string_lossy(), m)
         }
         "tmpfs" => {
+            tmpfs_options(&flag, &m.options)?;
             let mut opts = vec!["noexec".to_string(), "nosuid".into(), "nodev".into()];
             opts.extend(m.options.iter().filter(|o| !o.is_empty()).cloned());
             if m.read_only {
@@ -189,6 +190,43 @@ fn user_mount(m: &MountRequest, volumes: &BTreeMap<String, PathBuf>) -> Result<M
             format!("unknown mount type {other:?}; use bind, volume or tmpfs"),
         )),
     }
+}
+
+/// tmpfs's own options, checked as the kernel parses them (mm/shmem.c): a value it would refuse
+/// with a bare EINVAL at start is refused here, by name, before the container exists.
+fn tmpfs_options(flag: &str, options: &[String]) -> Result<(), SpecError> {
+    let parsed = berth_runtime::rootfs::options::parse(options)
+        .map_err(|reason| SpecError::invalid(flag, reason))?;
+    for opt in &parsed.data {
+        let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
+        let number = |v: &str| {
+            let digits = v.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', 't', 'T', 'p', 'P']);
+            v.len() - digits.len() <= 1
+                && !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+        };
+        let why = match key {
+            "size" if number(value.strip_suffix('%').unwrap_or(value)) => continue,
+            "size" => "a number of bytes with an optional k, m or g suffix, or a share of memory such as 50%",
+            "nr_blocks" | "nr_inodes" if number(value) => continue,
+            "nr_blocks" | "nr_inodes" => "a number with an optional k, m or g suffix",
+            "mode" if !value.is_empty() && value.bytes().all(|b| (b'0'..=b'7').contains(&b)) => {
+                continue
+            }
+            "mode" => "an octal mode such as 1777",
+            "uid" | "gid" if value.parse::<u32>().is_ok() => continue,
+            "uid" | "gid" => "a numeric id",
+            "huge" if ["never", "always", "within_size", "advise"].contains(&value) => continue,
+            "huge" => "never, always, within_size or advise",
+            "mpol" if !value.is_empty() => continue,
+            _ => "tmpfs takes size, mode, uid, gid, nr_blocks, nr_inodes, huge and mpol",
+        };
+        return Err(SpecError::invalid(
+            flag,
+            format!("invalid tmpfs option {opt:?}: {why}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A recursive bind with its propagation (rprivate by default) and `ro`.

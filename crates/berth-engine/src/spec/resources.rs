@@ -119,7 +119,7 @@ pub fn rlimits(req: &RunRequest, host: &HostLimits) -> Result<Vec<PosixRlimit>, 
     for u in &req.ulimits {
         let flag = format!("--ulimit {}={}:{}", u.name, u.soft, u.hard);
         let (name, _, typ) = RLIMITS.iter().find(|(n, _, _)| *n == u.name).ok_or_else(|| {
-            SpecError::invalid(&flag, "unknown limit; use one of core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime sigpending stack")
+            SpecError::invalid(&flag, format!("invalid ulimit type: {}; use one of core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime sigpending stack", u.name))
         })?;
         if u.soft > u.hard {
             return Err(SpecError::invalid(
@@ -157,7 +157,7 @@ fn memory(req: &RunRequest) -> Result<Option<LinuxMemory>, SpecError> {
         (Some(m), _) if m < MIN_MEMORY => {
             return Err(SpecError::invalid(
                 format!("--memory {m}"),
-                "the smallest memory limit allowed is 6MB; raise it",
+                "Minimum memory limit allowed is 6MB; raise it",
             ))
         }
         // Docker's default: as much swap as memory (the limit counts both).
@@ -176,7 +176,7 @@ fn memory(req: &RunRequest) -> Result<Option<LinuxMemory>, SpecError> {
         if r < MIN_MEMORY {
             return Err(SpecError::invalid(
                 flag,
-                "the smallest memory reservation allowed is 6MB; raise it",
+                "Minimum memory reservation allowed is 6MB; raise it",
             ));
         }
         if let Some(m) = req.memory.filter(|m| *m < r) {
@@ -238,11 +238,13 @@ fn cpu(req: &RunRequest) -> Result<Option<LinuxCpu>, SpecError> {
                 "conflicts with --cpu-period and --cpu-quota, which it sets itself; use one or the other",
             ));
         }
-        let n = online.len().max(1) as f64;
-        if !(cpus >= 0.01 && cpus <= n) {
+        let n = online.len().max(1);
+        if !(cpus >= 0.01 && cpus <= n as f64) {
             return Err(SpecError::invalid(
                 format!("--cpus {cpus}"),
-                format!("the range of CPUs is from 0.01 to {n:.2}, as this host has {n} CPUs"),
+                format!(
+                    "Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available"
+                ),
             ));
         }
         cpu.set_quota(Some((cpus * 100_000.0).round() as i64))

@@ -39,7 +39,7 @@ fn parse_list(flag: &str, names: &[String]) -> Result<(bool, Vec<Capability>), S
         let cap = parse_name(name).ok_or_else(|| {
             SpecError::invalid(
                 format!("{flag} {name}"),
-                "unknown capability; see capabilities(7) for the names",
+                format!("unknown capability: {name:?}; see capabilities(7) for the names"),
             )
         })?;
         caps.push(cap);

@@ -97,6 +97,12 @@ fn create_depth(
         };
     }
     let name = Path::new(last);
+    // A dangling symbolic link at the end (an image's /etc/resolv.conf ->
+    // ../run/systemd/resolve/stub-resolv.conf): create what it points to, inside the root, as
+    // runc does after resolving the destination with securejoin.
+    if let Ok(target) = nix::fcntl::readlinkat(dir.as_fd(), name) {
+        return create_depth(root, &prefix.join(target), leaf, depth + 1);
+    }
     match leaf {
         Leaf::Dir => mkdir_at(dir.as_fd(), name)?,
         Leaf::File => {
@@ -190,6 +196,34 @@ mod tests {
         create(fd.as_fd(), Path::new("/up/tmp-berth-test-leaf"), Leaf::Dir).unwrap();
         assert!(dir.path().join("tmp-berth-test-leaf").is_dir());
         assert!(!Path::new("/tmp-berth-test-leaf").exists());
+    }
+
+    #[test]
+    fn dangling_leaf_symlink_is_created_inside_the_root() {
+        let (dir, fd) = root();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        symlink(
+            "../run/resolve/stub.conf",
+            dir.path().join("etc/resolv.conf"),
+        )
+        .unwrap();
+        symlink(
+            "../../../../tmp-berth-test-host-file",
+            dir.path().join("etc/hosts"),
+        )
+        .unwrap();
+        symlink("/srv/data", dir.path().join("data")).unwrap();
+        create(fd.as_fd(), Path::new("/etc/resolv.conf"), Leaf::File).unwrap();
+        create(fd.as_fd(), Path::new("/etc/hosts"), Leaf::File).unwrap();
+        create(fd.as_fd(), Path::new("/data"), Leaf::Dir).unwrap();
+        assert!(dir.path().join("run/resolve/stub.conf").is_file());
+        assert!(dir.path().join("tmp-berth-test-host-file").is_file());
+        assert!(
+            !Path::new("/tmp-berth-test-host-file").exists(),
+            "escaped the root"
+        );
+        assert!(dir.path().join("srv/data").is_dir());
+        assert!(dir.path().join("etc/resolv.conf").is_symlink());
     }
 
     #[test]

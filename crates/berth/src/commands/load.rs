@@ -27,7 +27,7 @@ pub fn run(ctx: &Context, args: LoadArgs) -> Result<i32> {
     match load(ctx, args) {
         Ok(()) => Ok(0),
         Err(e) => {
-            eprintln!("berth: {}", crate::error_message(&e));
+            eprintln!("berth: {}", crate::error_line(&e));
             Ok(1)
         }
     }

@@ -62,31 +62,82 @@ pub(super) fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String
         .collect()
 }
 
-/// Docker's sizes: `512`, `64k`, `100m`, `1g` (binary units).
-pub fn size(flag: &str, s: &str) -> Result<i64> {
+/// Docker's sizes (go-units' `RAMInBytes`): `512`, `64k`, `100m`, `1.5g`, binary units up to
+/// `p`, with an optional `b` or `ib`. A size that does not fit in 63 bits is refused, as is
+/// anything but a plain positive number: no wrapping, clamping or "no limit" by accident.
+pub fn bytes(s: &str) -> std::result::Result<i64, String> {
+    let invalid = || format!("invalid size: '{s}'");
     let lower = s.trim().to_ascii_lowercase();
     let lower = lower.strip_suffix('b').unwrap_or(&lower);
-    let (num, mult) = match lower.chars().last() {
-        Some('k') => (&lower[..lower.len() - 1], 1i64 << 10),
-        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
-        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
-        _ => (lower, 1),
+    let lower = lower.strip_suffix('i').unwrap_or(lower);
+    let unit = lower.char_indices().last().and_then(|(i, c)| {
+        let shift = match c {
+            'k' => 10,
+            'm' => 20,
+            'g' => 30,
+            't' => 40,
+            'p' => 50,
+            _ => return None,
+        };
+        Some((i, shift))
+    });
+    let (num, shift) = match unit {
+        Some((i, shift)) => (&lower[..i], shift),
+        None => (lower, 0),
     };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| anyhow!("{flag} {s:?}: use a size such as 512m or 1g"))?;
-    if n <= 0.0 {
-        bail!("{flag} {s:?}: must be positive");
+    let num = num.strip_suffix(' ').unwrap_or(num);
+    let plain = num.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && num.bytes().any(|b| b.is_ascii_digit());
+    let n: f64 = match num.parse() {
+        Ok(n) if plain => n,
+        _ => return Err(invalid()),
+    };
+    let size = n * (1u64 << shift) as f64;
+    if size >= 2f64.powi(63) {
+        return Err(format!(
+            "{}: too large, the largest size is 8 EiB",
+            invalid()
+        ));
     }
-    Ok((n * mult as f64) as i64)
+    if size < 1.0 {
+        return Err(format!("{}: give a size of at least one byte", invalid()));
+    }
+    Ok(size as i64)
 }
 
-pub(super) fn swap(s: &str) -> Result<i64> {
+/// [`bytes`] for `flag`, with Docker's line for a value it refuses.
+pub fn size(flag: &str, s: &str) -> Result<i64> {
+    bytes(s).map_err(|e| anyhow!("invalid argument {s:?} for {flag:?} flag: {e}"))
+}
+
+/// `--cpus` as docker/cli's NanoCPUs reads it: a decimal number with at most nine decimals
+/// (`inf`, `nan` and `1e3` are no numbers of CPUs). Whether the host has that many is the
+/// engine's check.
+pub fn cpus(s: &str) -> std::result::Result<f64, String> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let decimal = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if !decimal(int) || !decimal(frac) || int.len() + frac.len() == 0 {
+        return Err(format!("failed to parse {s} as a rational number"));
+    }
+    if frac.trim_end_matches('0').len() > 9 {
+        return Err("value is too precise".into());
+    }
+    s.parse()
+        .map_err(|_| format!("failed to parse {s} as a rational number"))
+}
+
+/// `--memory-swap`: a size, or -1 for unlimited swap.
+pub fn swap_bytes(s: &str) -> std::result::Result<i64, String> {
     if s.trim() == "-1" {
         Ok(-1)
     } else {
-        size("--memory-swap", s)
+        bytes(s)
     }
+}
+
+pub(super) fn swap(s: &str) -> Result<i64> {
+    swap_bytes(s).map_err(|e| anyhow!("invalid argument {s:?} for \"--memory-swap\" flag: {e}"))
 }
 
 pub(super) fn restart(s: &str) -> Result<RestartPolicy> {
@@ -192,14 +243,21 @@ pub(super) fn port(p: &str) -> Result<PortRequest> {
 }
 
 /// `-v src:dst[:opts]`: a host path (absolute) is a bind; a name is a named volume; a lone
-/// `/dst` is an anonymous volume.
+/// `/dst` is an anonymous volume. An empty part is refused (docker/cli's `ParseVolume`), so
+/// `-v :/x` is no anonymous volume by accident. A missing bind source is made at start.
 pub(super) fn volume(v: &str) -> Result<MountRequest> {
     let parts: Vec<&str> = v.split(':').collect();
+    if v.is_empty() {
+        bail!("-v \"\": invalid empty volume spec; use src:dst[:ro|rw,...]");
+    }
+    if parts.iter().any(|p| p.is_empty()) {
+        bail!("-v {v:?}: invalid spec: {v}: empty section between colons; use src:dst[:ro|rw,...]");
+    }
     let (src, dst, opts) = match parts.as_slice() {
         [d] => ("", *d, ""),
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
-        _ => bail!("-v {v:?}: use src:dst[:ro|rw,...]"),
+        _ => bail!("-v {v:?}: invalid spec: {v}: too many colons; use src:dst[:ro|rw,...]"),
     };
     if !dst.starts_with('/') {
         bail!("-v {v:?}: the destination {dst:?} must be an absolute path");
@@ -232,10 +290,6 @@ pub(super) fn volume(v: &str) -> Result<MountRequest> {
             }
             _ => bail!("-v {v:?}: unknown option {o:?}"),
         }
-    }
-    if m.kind == "bind" && !std::path::Path::new(src).exists() {
-        // Docker creates a missing bind source; so do we, before anything else happens.
-        std::fs::create_dir_all(src).with_context(|| format!("-v {v}: create {src}"))?;
     }
     Ok(m)
 }
@@ -331,6 +385,34 @@ mod tests {
         let u = ulimit("nofile=10:20").unwrap();
         assert_eq!((u.soft, u.hard), (10, 20));
         assert!(ulimit("nofile=20:10").is_err());
+    }
+
+    #[test]
+    fn sizes_and_cpus_refuse_what_docker_refuses() {
+        assert_eq!(bytes("1.5k"), Ok(1536));
+        assert_eq!(bytes("2GiB"), Ok(2 << 30));
+        assert_eq!(bytes("7"), Ok(7));
+        for bad in [
+            "-5",
+            "inf",
+            "nan",
+            "1e3",
+            "",
+            "k",
+            "0",
+            "99999999999999999999999",
+            "99999999999g",
+        ] {
+            assert!(bytes(bad).is_err(), "{bad}");
+        }
+        assert_eq!(swap_bytes("-1"), Ok(-1));
+        assert_eq!(cpus("1.5"), Ok(1.5));
+        assert_eq!(cpus("-1"), Ok(-1.0), "the range is the engine's to check");
+        for bad in ["inf", "nan", "1e3", "", ".", "1/2", "0.0000000001"] {
+            assert!(cpus(bad).is_err(), "{bad}");
+        }
+        assert!(volume(":/x").is_err() && volume("/x:").is_err() && volume("").is_err());
+        assert!(volume("a:/x:ro:z").is_err());
     }
 
     #[test]

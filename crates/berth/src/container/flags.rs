@@ -6,8 +6,8 @@ use berth_engine::request::{NsMode, RunRequest, SeccompChoice};
 use clap::Args;
 
 use super::flag_values::{
-    device, env, key_values, mount, ns_mode, port, restart, size, swap, time_offsets, tmpfs,
-    ulimit, volume,
+    bytes, cpus, device, env, key_values, mount, ns_mode, port, restart, size, swap_bytes,
+    time_offsets, tmpfs, ulimit, volume,
 };
 
 #[derive(Args, Debug, Clone, Default)]
@@ -118,13 +118,13 @@ pub struct RunFlags {
     #[arg(long)]
     pub device: Vec<String>,
     /// Memory limit
-    #[arg(short, long)]
-    pub memory: Option<String>,
+    #[arg(short, long, allow_negative_numbers = true, value_parser = bytes)]
+    pub memory: Option<i64>,
     /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
-    #[arg(long = "memory-swap", allow_negative_numbers = true)]
-    pub memory_swap: Option<String>,
+    #[arg(long = "memory-swap", allow_negative_numbers = true, value_parser = swap_bytes)]
+    pub memory_swap: Option<i64>,
     /// Number of CPUs
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = cpus)]
     pub cpus: Option<f64>,
     /// CPU shares (relative weight)
     #[arg(short = 'c', long = "cpu-shares")]
@@ -139,8 +139,8 @@ pub struct RunFlags {
     #[arg(long = "oom-score-adj", allow_negative_numbers = true)]
     pub oom_score_adj: Option<i32>,
     /// Memory soft limit
-    #[arg(long = "memory-reservation")]
-    pub memory_reservation: Option<String>,
+    #[arg(long = "memory-reservation", allow_negative_numbers = true, value_parser = bytes)]
+    pub memory_reservation: Option<i64>,
     /// Limit CPU CFS (Completely Fair Scheduler) period
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
@@ -160,8 +160,8 @@ pub struct RunFlags {
     #[arg(long)]
     pub sysctl: Vec<String>,
     /// Size of /dev/shm
-    #[arg(long = "shm-size")]
-    pub shm_size: Option<String>,
+    #[arg(long = "shm-size", allow_negative_numbers = true, value_parser = bytes)]
+    pub shm_size: Option<i64>,
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
@@ -252,21 +252,13 @@ impl RunFlags {
                 .iter()
                 .map(|d| device(d))
                 .collect::<Result<_>>()?,
-            memory: self
-                .memory
-                .as_deref()
-                .map(|m| size("--memory", m))
-                .transpose()?,
-            memory_swap: self.memory_swap.as_deref().map(swap).transpose()?,
+            memory: self.memory,
+            memory_swap: self.memory_swap,
             cpus: self.cpus,
             cpu_shares: self.cpu_shares,
             cpuset_cpus: self.cpuset_cpus.clone(),
             pids_limit: self.pids_limit,
-            memory_reservation: self
-                .memory_reservation
-                .as_deref()
-                .map(|m| size("--memory-reservation", m))
-                .transpose()?,
+            memory_reservation: self.memory_reservation,
             oom_score_adj: match self.oom_score_adj {
                 Some(adj) if !(-1000..=1000).contains(&adj) => {
                     bail!("--oom-score-adj {adj}: must be between -1000 and 1000")
@@ -284,11 +276,7 @@ impl RunFlags {
                 .map(|u| ulimit(u))
                 .collect::<Result<_>>()?,
             sysctls: key_values("--sysctl", &self.sysctl)?,
-            shm_size: self
-                .shm_size
-                .as_deref()
-                .map(|s| size("--shm-size", s).map(|n| n as u64))
-                .transpose()?,
+            shm_size: self.shm_size.map(|n| n as u64),
             init: self.init,
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,

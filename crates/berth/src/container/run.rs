@@ -116,12 +116,14 @@ pub fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// The image per `--pull`, then the record.
+/// The image per `--pull`, then the record. What needs no image is checked first, so a bad
+/// flag costs no download.
 fn create_record(
     ctx: &Context,
     engine: &Engine,
     req: RunRequest,
 ) -> Result<berth_engine::records::Record> {
+    lifecycle::validate(engine, &req)?;
     let store = ctx.store()?;
     let platform = match &req.platform {
         Some(p) => Platform::parse(p)?,
