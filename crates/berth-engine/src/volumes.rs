@@ -111,7 +111,7 @@ fn make(
 pub fn inspect(engine: &Engine, name: &str) -> Result<Volume> {
     let dir = engine.volumes_dir().join(name);
     if !valid_name(name) || !dir.join("_data").is_dir() {
-        return Err(Error::Invalid(format!("no such volume: {name}")));
+        return Err(Error::Invalid(format!("No such volume: {name}")));
     }
     let meta: Meta = fs::read(dir.join("meta.json"))
         .ok()

@@ -138,7 +138,7 @@ fn create_record(
     };
     let image = match (req.pull.as_str(), local) {
         ("never", None) | (_, None) if req.pull == "never" => bail!(
-            "no such image: {}{}: pull it first or drop --pull never",
+            "No such image: {}{}: pull it first or drop --pull never",
             req.image,
             req.platform
                 .as_deref()
