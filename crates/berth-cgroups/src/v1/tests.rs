@@ -183,6 +183,10 @@ fn pids_limit_and_unlimited() {
     assert_eq!(fake.read("pids", "pids.max"), "100");
     m.apply(&pids(-1)).unwrap();
     assert_eq!(fake.read("pids", "pids.max"), "max");
+    // Zero is "not set" (runc 1.1): the limit stays as it was.
+    m.apply(&pids(100)).unwrap();
+    m.apply(&pids(0)).unwrap();
+    assert_eq!(fake.read("pids", "pids.max"), "100");
 }
 
 #[test]

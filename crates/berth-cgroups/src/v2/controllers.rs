@@ -1,8 +1,8 @@
 //! Writing `LinuxResources` to v2 interface files, converting v1-shaped OCI values the way runc
 //! does: memory+swap to swap alone, CPU shares to weight, blkio weight to io weight.
 //!
-//! As in runc, a zero memory limit, CPU share, quota or period means "not set", and the
-//! v1-only knobs (swappiness, OOM killer, kernel TCP memory, leaf weights) are ignored.
+//! As in runc, a zero memory limit, pids limit, CPU share, quota or period means "not set", and
+//! the v1-only knobs (swappiness, OOM killer, kernel TCP memory, leaf weights) are ignored.
 
 use std::path::Path;
 
@@ -19,8 +19,8 @@ pub(super) fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
     if let Some(cpu) = r.cpu() {
         apply_cpu(dir, cpu)?;
     }
-    if let Some(pids) = r.pids() {
-        write(dir, "pids.max", v2_limit(pids.limit()))?;
+    if let Some(limit) = r.pids().map(|p| p.limit()).filter(|&l| l != 0) {
+        write(dir, "pids.max", v2_limit(limit))?;
     }
     if let Some(blkio) = r.block_io() {
         apply_io(dir, blkio)?;

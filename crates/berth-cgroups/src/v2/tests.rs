@@ -255,6 +255,10 @@ fn pids_and_hugetlb() {
         .unwrap();
     assert_eq!(fake.read("pids.max"), "32");
     assert_eq!(fake.read("hugetlb.2MB.max"), (4u64 << 21).to_string());
+    // Zero is "not set" (runc 1.1): the limit stays as it was.
+    let zero = LinuxPidsBuilder::default().limit(0).build().unwrap();
+    fake.manager().apply(&resources(|r| r.pids(zero))).unwrap();
+    assert_eq!(fake.read("pids.max"), "32");
 }
 
 #[test]

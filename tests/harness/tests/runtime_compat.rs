@@ -1,0 +1,111 @@
+//! Black-box tests of berth-runc against the reference, runc (issue 11, "runc compatibility in
+//! every corner"): each case runs the same busybox bundle under /usr/sbin/runc and under
+//! berth-runc and compares what each did, rather than asserting what we believe runc does.
+
+use std::path::{Path, PathBuf};
+
+use berth_harness::{have, need_root, skip, unique, Bundle, Ran, Runtime};
+use serde_json::{json, Value};
+
+/// Debian's runc, the reference.
+const RUNC: &str = "/usr/sbin/runc";
+
+/// Returns from the calling test with `skipped: needs runc` when the reference is missing.
+macro_rules! need_runc {
+    () => {
+        if !have(RUNC) {
+            skip!("needs runc ({RUNC})");
+        }
+    };
+}
+
+/// The reference first, then berth-runc, each with its own state root, by name. The
+/// berth-runc under test is `$BERTH_RUNC_UNDER_TEST` when set (an older build, to see a case
+/// fail before its fix), else the workspace's.
+fn runtimes() -> [(&'static str, Runtime); 2] {
+    let berth = match std::env::var_os("BERTH_RUNC_UNDER_TEST") {
+        Some(bin) => Runtime::with_binary(bin),
+        None => Runtime::new(),
+    };
+    [("runc", Runtime::with_binary(RUNC)), ("berth-runc", berth)]
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Edits the bundle's config.json as JSON (oci-spec's types would drop what they do not know),
+/// and writes it.
+fn edit(bundle: &mut Bundle, f: impl FnOnce(&mut Value)) {
+    let mut v = serde_json::to_value(bundle.spec()).expect("spec as JSON");
+    f(&mut v);
+    *bundle.spec_mut() = serde_json::from_value(v).expect("edited spec");
+    bundle.write();
+}
+
+/// A cgroups path of its own for each run, so that the two runtimes never share one.
+fn own_cgroup(bundle: &mut Bundle) -> String {
+    let cg = format!("/{}", unique("berth-compat"));
+    edit(bundle, |v| v["linux"]["cgroupsPath"] = json!(cg));
+    cg
+}
+
+/// `file` of `controller` in the cgroup `cg`: in the controller's v1 hierarchy if it has one,
+/// else in the unified one.
+fn cgroup_file(cg: &str, controller: &str, file: &str) -> PathBuf {
+    let v1 = Path::new("/sys/fs/cgroup").join(controller);
+    let base = if v1.join("cgroup.procs").exists() {
+        v1
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
+    };
+    base.join(cg.trim_start_matches('/')).join(file)
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// `run --detach` of `bundle` as `id`, which must succeed.
+fn run_detached(rt: &Runtime, bundle: &Bundle, id: &str) {
+    rt.run(&["run", "--detach", "--bundle", path(bundle.path()), id])
+        .ok();
+}
+
+fn update(rt: &Runtime, id: &str, flags: &[&str]) -> Ran {
+    let mut args = vec!["update"];
+    args.extend_from_slice(flags);
+    args.push(id);
+    rt.run(&args)
+}
+
+#[test]
+fn a_zero_pids_limit_sets_nothing_as_runc() {
+    need_root!();
+    need_runc!();
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let mut bundle = Bundle::new(&["sleep", "1000"]);
+        let cg = own_cgroup(&mut bundle);
+        edit(&mut bundle, |v| {
+            v["linux"]["resources"] = json!({"pids": {"limit": 0}})
+        });
+        let id = unique("pids");
+        run_detached(&rt, &bundle, &id);
+        let max = cgroup_file(&cg, "pids", "pids.max");
+        let mut values = vec![read(&max)];
+        for limit in ["10", "0", "-1"] {
+            update(&rt, &id, &["--pids-limit", limit]).ok();
+            values.push(read(&max));
+        }
+        rt.run(&["delete", "--force", &id]).ok();
+        seen.push((name, values));
+    }
+    assert_eq!(
+        seen[0].1, seen[1].1,
+        "pids.max after create, update 10, 0, -1: {seen:?}"
+    );
+}
