@@ -109,3 +109,50 @@ fn a_zero_pids_limit_sets_nothing_as_runc() {
         "pids.max after create, update 10, 0, -1: {seen:?}"
     );
 }
+
+#[test]
+fn memory_and_swap_limits_update_in_the_order_the_kernel_takes_them() {
+    need_root!();
+    need_runc!();
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let mut bundle = Bundle::new(&["sleep", "1000"]);
+        let cg = own_cgroup(&mut bundle);
+        edit(&mut bundle, |v| {
+            v["linux"]["resources"] = json!({"memory": {"limit": 67108864, "swap": 96468992}})
+        });
+        let v1 = Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists();
+        let (limit, swap) = if v1 {
+            ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
+        } else {
+            ("memory.max", "memory.swap.max")
+        };
+        let id = unique("mem");
+        run_detached(&rt, &bundle, &id);
+        let (limit, swap) = (
+            cgroup_file(&cg, "memory", limit),
+            cgroup_file(&cg, "memory", swap),
+        );
+        if !swap.exists() {
+            skip!("needs swap accounting ({})", swap.display());
+        }
+        let mut values = vec![("create".to_string(), true, read(&limit), read(&swap))];
+        for flags in [
+            &["--memory", "67108864", "--memory-swap", "96468992"][..],
+            &["--memory", "-1"],
+            &["--memory", "33554432"],
+            &["--memory", "134217728", "--memory-swap", "268435456"],
+            &["--memory-swap", "-1"],
+            &["--memory", "67108864", "--memory-swap", "67108864"],
+        ] {
+            let ok = update(&rt, &id, flags).success();
+            values.push((flags.join(" "), ok, read(&limit), read(&swap)));
+        }
+        rt.run(&["delete", "--force", &id]).ok();
+        seen.push((name, values));
+    }
+    assert_eq!(
+        seen[0].1, seen[1].1,
+        "(update, succeeded, limit, swap): {seen:#?}"
+    );
+}

@@ -76,8 +76,9 @@ pub(crate) fn swap_to_v2(swap: i64, memory: i64) -> Result<Option<i64>> {
 fn apply_memory(dir: &Path, memory: &LinuxMemory) -> Result<()> {
     let limit = memory.limit().unwrap_or(0);
     if let Some(swap) = swap_to_v2(memory.swap().unwrap_or(0), limit)? {
-        // Without swap accounting there is no file, and "unlimited" is what we have anyway.
-        if swap != -1 || exists(dir, "memory.swap.max") {
+        // Without swap accounting there is no file, and no swap (0) or "unlimited" is what
+        // we have anyway: runc writes neither then.
+        if swap > 0 || exists(dir, "memory.swap.max") {
             write(dir, "memory.swap.max", v2_limit(swap))?;
         }
     }
