@@ -364,7 +364,7 @@ pub fn process_plan(
         cwd: process.cwd().clone(),
         uid: user.uid(),
         gid: user.gid(),
-        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        additional_gids: unique(user.additional_gids().as_deref().unwrap_or_default()),
         umask: user.umask(),
         terminal: process.terminal().unwrap_or(false),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
@@ -378,6 +378,18 @@ pub fn process_plan(
         io_priority,
         scheduler,
     })
+}
+
+/// Each group once, in the order given: runc takes additionalGids as a set (a group listed
+/// twice is one group), where setgroups(2) would keep both.
+fn unique(gids: &[u32]) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::with_capacity(gids.len());
+    for &gid in gids {
+        if !out.contains(&gid) {
+            out.push(gid);
+        }
+    }
+    out
 }
 
 fn apparmor_enabled() -> bool {

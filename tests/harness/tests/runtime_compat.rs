@@ -156,3 +156,24 @@ fn memory_and_swap_limits_update_in_the_order_the_kernel_takes_them() {
         "(update, succeeded, limit, swap): {seen:#?}"
     );
 }
+
+#[test]
+fn duplicate_additional_gids_are_one_group_as_under_runc() {
+    need_root!();
+    need_runc!();
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let mut bundle = Bundle::new(&["grep", "^Groups:", "/proc/self/status"]);
+        edit(
+            &mut bundle,
+            |v| {
+                v["process"]["user"] =
+                    json!({"uid": 0, "gid": 0, "additionalGids": [7, 5, 7, 6, 5]})
+            },
+        );
+        let ran = rt.run_container(&unique("gids"), &bundle);
+        seen.push((name, ran.code(), ran.stdout));
+    }
+    assert_eq!(seen[0].1, seen[1].1, "{seen:?}");
+    assert_eq!(seen[0].2, seen[1].2, "{seen:?}");
+}
