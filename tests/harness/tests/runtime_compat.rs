@@ -177,3 +177,27 @@ fn duplicate_additional_gids_are_one_group_as_under_runc() {
     assert_eq!(seen[0].1, seen[1].1, "{seen:?}");
     assert_eq!(seen[0].2, seen[1].2, "{seen:?}");
 }
+
+/// The container's /proc/self/cgroup with its id replaced by ID.
+fn own_cgroups(rt: &Runtime, bundle: &Bundle) -> String {
+    let id = unique("default-cg");
+    let out = rt.run_container(&id, bundle).ok();
+    out.replace(&id, "ID")
+}
+
+#[test]
+fn without_a_cgroups_path_the_cgroup_is_runcs_default() {
+    need_root!();
+    need_runc!();
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let mut bundle = Bundle::new(&["cat", "/proc/self/cgroup"]);
+        edit(&mut bundle, |v| {
+            v["linux"].as_object_mut().map(|l| l.remove("cgroupsPath"));
+            let ns = v["linux"]["namespaces"].as_array_mut().expect("namespaces");
+            ns.retain(|n| n["type"] != "cgroup");
+        });
+        seen.push((name, own_cgroups(&rt, &bundle)));
+    }
+    assert_eq!(seen[0].1, seen[1].1, "{seen:#?}");
+}

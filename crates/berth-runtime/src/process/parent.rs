@@ -242,7 +242,7 @@ fn make_cgroup<'a>(
     spec: &Spec,
     id: &str,
     slot: &'a mut Option<Manager>,
-) -> Result<(PathBuf, &'a Manager)> {
+) -> Result<(cgroup::CgroupPath, &'a Manager)> {
     let linux = spec.linux().as_ref();
     let path = cgroup::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
     let cgroup = slot.insert(cgroup::open(&path)?);
