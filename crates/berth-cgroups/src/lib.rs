@@ -157,6 +157,19 @@ impl Manager {
         })
     }
 
+    /// Refuses a cgroup that is there already and frozen (runc's check before it creates a
+    /// container): a process placed in it would stop at once, and so would its create.
+    pub fn check_not_frozen(&self) -> Result<()> {
+        let frozen = match self {
+            Self::V1(m) => m.frozen_already()?,
+            Self::V2(m) => v2::frozen_already(m.dir())?,
+        };
+        match frozen {
+            Some(path) => Err(CgroupError::Frozen { path }),
+            None => Ok(()),
+        }
+    }
+
     /// The cgroup2 directory of the container, if there is one (v2, or hybrid's unified side):
     /// for `clone3(CLONE_INTO_CGROUP)` and for the container's cgroup namespace.
     pub fn unified_dir(&self) -> Option<&Path> {

@@ -164,3 +164,33 @@ fn pid_zero_is_never_listed() {
     fs::write(tmp.path().join("cgroup.procs"), "12\n0\n34\n").unwrap();
     assert_eq!(read_procs(tmp.path()).unwrap(), [12, 34]);
 }
+
+#[test]
+fn a_cgroup_frozen_already_is_refused_and_a_missing_one_is_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    fs::create_dir_all(root.join("freezer/c1")).unwrap();
+    fs::write(root.join("freezer/cgroup.procs"), "").unwrap();
+    fs::create_dir_all(root.join("unified/c2")).unwrap();
+    let m = |p: &str| Manager::new(Setup::Hybrid, root, &Path::new(p).into()).unwrap();
+    m("none").check_not_frozen().unwrap();
+    fs::write(root.join("freezer/c1/freezer.state"), "THAWED\n").unwrap();
+    m("c1").check_not_frozen().unwrap();
+    fs::write(root.join("freezer/c1/freezer.state"), "FROZEN\n").unwrap();
+    let err = m("c1").check_not_frozen().unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("container's cgroup unexpectedly frozen"),
+        "{err}"
+    );
+    // berth freezes a hybrid host's cgroup2 side: frozen there, or through an ancestor.
+    fs::write(root.join("unified/c2/cgroup.freeze"), "1\n").unwrap();
+    assert!(m("c2").check_not_frozen().is_err());
+    fs::write(root.join("unified/c2/cgroup.freeze"), "0\n").unwrap();
+    fs::write(
+        root.join("unified/c2/cgroup.events"),
+        "populated 0\nfrozen 1\n",
+    )
+    .unwrap();
+    assert!(m("c2").check_not_frozen().is_err());
+}

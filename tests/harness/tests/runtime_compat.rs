@@ -178,6 +178,94 @@ fn duplicate_additional_gids_are_one_group_as_under_runc() {
     assert_eq!(seen[0].2, seen[1].2, "{seen:?}");
 }
 
+/// The directory of a cgroup made frozen, its freezer file and the value that thaws it: on
+/// drop it is thawed and removed.
+struct FrozenCgroup(PathBuf, &'static str, &'static str);
+
+impl FrozenCgroup {
+    /// `cg` frozen where runc looks: the v1 freezer if there is one, else cgroup2.
+    fn new(cg: &str) -> FrozenCgroup {
+        let v1 = Path::new("/sys/fs/cgroup/freezer");
+        if v1.join("cgroup.procs").exists() {
+            let dir = v1.join(cg.trim_start_matches('/'));
+            FrozenCgroup::make(dir, "freezer.state", "FROZEN", "THAWED")
+        } else {
+            FrozenCgroup::cgroup2(Path::new("/sys/fs/cgroup"), cg)
+        }
+    }
+
+    /// `cg` frozen in the cgroup2 hierarchy at `root`.
+    fn cgroup2(root: &Path, cg: &str) -> FrozenCgroup {
+        let dir = root.join(cg.trim_start_matches('/'));
+        FrozenCgroup::make(dir, "cgroup.freeze", "1", "0")
+    }
+
+    fn make(dir: PathBuf, file: &'static str, frozen: &str, thawed: &'static str) -> Self {
+        std::fs::create_dir_all(&dir).expect("make the cgroup");
+        let cgroup = FrozenCgroup(dir, file, thawed);
+        std::fs::write(cgroup.0.join(file), frozen).expect("freeze the cgroup");
+        cgroup
+    }
+}
+
+impl Drop for FrozenCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join(self.1), self.2);
+        // A runtime that went on left its init in there: the test's Runtime deletes it.
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_frozen_cgroup_is_refused_at_once_as_runc_refuses_it() {
+    need_root!();
+    need_runc!();
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let mut bundle = Bundle::new(&["sleep", "1000"]);
+        let cg = own_cgroup(&mut bundle);
+        let frozen = FrozenCgroup::new(&cg);
+        let id = unique("frozen");
+        let ran = rt.run(&["run", "--detach", "--bundle", path(bundle.path()), &id]);
+        let said = ran
+            .stderr
+            .contains("container's cgroup unexpectedly frozen");
+        let listed = rt.run(&["list", "--quiet"]).ok();
+        // The refused cgroup is the caller's: left as it was.
+        let kept = frozen.0.is_dir();
+        drop(frozen);
+        seen.push((name, ran.code(), said, listed.trim().to_string(), kept));
+    }
+    assert_eq!(seen[0].1, seen[1].1, "exit codes: {seen:?}");
+    assert!(seen.iter().all(|s| s.2), "runc's words: {seen:?}");
+    assert_eq!(seen[0].3, seen[1].3, "containers left: {seen:?}");
+    assert_eq!(seen[0].4, seen[1].4, "the frozen cgroup kept: {seen:?}");
+}
+
+/// On a hybrid host berth freezes through the cgroup2 side, so a cgroup frozen there is
+/// refused too. runc 1.1 checks only the v1 freezer and hangs: nothing to compare with.
+#[test]
+fn a_cgroup_frozen_on_the_hybrid_cgroup2_side_is_refused_too() {
+    need_root!();
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    if !unified.join("cgroup.procs").exists() {
+        skip!("needs a hybrid host ({} is not cgroup2)", unified.display());
+    }
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new(&["sleep", "1000"]);
+    let cg = own_cgroup(&mut bundle);
+    let frozen = FrozenCgroup::cgroup2(unified, &cg);
+    let id = unique("frozen2");
+    let ran = rt.run(&["run", "--detach", "--bundle", path(bundle.path()), &id]);
+    assert_eq!(ran.code(), Some(1), "{ran:?}");
+    assert!(
+        ran.stderr
+            .contains("container's cgroup unexpectedly frozen"),
+        "{ran:?}"
+    );
+    assert!(frozen.0.is_dir(), "the caller's cgroup was removed");
+}
+
 /// The container's /proc/self/cgroup with its id replaced by ID.
 fn own_cgroups(rt: &Runtime, bundle: &Bundle) -> String {
     let id = unique("default-cg");

@@ -214,6 +214,24 @@ impl Manager {
     }
 }
 
+impl Manager {
+    /// The file that says the cgroup is frozen already, if it exists and is: the v1 freezer
+    /// (FREEZING too: a task placed there stops) or, on a hybrid host, the cgroup2 side,
+    /// which is where berth freezes.
+    pub(crate) fn frozen_already(&self) -> Result<Option<PathBuf>> {
+        if let Some(dir) = self.dir(Controller::Freezer) {
+            let state = fs::read_optional(dir, "freezer.state")?;
+            if state.is_some_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING")) {
+                return Ok(Some(dir.join("freezer.state")));
+            }
+        }
+        match &self.unified {
+            Some(dir) => v2::frozen_already(dir),
+            None => Ok(None),
+        }
+    }
+}
+
 fn v1_freezer_state(dir: &Path) -> Result<FreezerState> {
     let content = fs::read(dir, "freezer.state")?;
     match content.trim() {

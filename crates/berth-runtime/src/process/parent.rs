@@ -245,7 +245,10 @@ fn make_cgroup<'a>(
 ) -> Result<(cgroup::CgroupPath, &'a Manager)> {
     let linux = spec.linux().as_ref();
     let path = cgroup::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
-    let cgroup = slot.insert(cgroup::open(&path)?);
+    let cgroup = cgroup::open(&path)?;
+    // Before the slot: a refused cgroup is the caller's, and stays as it was.
+    cgroup.check_not_frozen()?;
+    let cgroup = slot.insert(cgroup);
     cgroup.create()?;
     // A cgroup other processes are in already (a shared cgroupsPath): runc's warning, in
     // runc's words.
