@@ -289,3 +289,77 @@ fn without_a_cgroups_path_the_cgroup_is_runcs_default() {
     }
     assert_eq!(seen[0].1, seen[1].1, "{seen:#?}");
 }
+
+/// A tmpfs mounted on the host, unmounted (lazily) on drop.
+struct HostMount(PathBuf);
+
+impl HostMount {
+    fn tmpfs(at: &Path) -> HostMount {
+        std::fs::create_dir_all(at).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "berth-compat"])
+            .arg(at)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount tmpfs on {}", at.display());
+        HostMount(at.to_path_buf())
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A mount spec entry.
+fn bind(source: &Path, destination: &str, options: &[&str]) -> Value {
+    json!({"destination": destination, "type": "bind", "source": source, "options": options})
+}
+
+fn add_mount(bundle: &mut Bundle, mount: Value) {
+    edit(bundle, |v| {
+        v["mounts"].as_array_mut().expect("mounts").push(mount)
+    });
+}
+
+/// A shell script run with the bundle's busybox (whose applets are not all linked).
+fn script(text: &str) -> Vec<String> {
+    vec!["/bin/busybox".into(), "sh".into(), "-c".into(), text.into()]
+}
+
+/// Prints whether each path can be written, then each mount under `prefix` with its options.
+const WRITABLE_AND_OPTIONS: &str = r#"for f in "$@"; do
+  if busybox touch "$f" 2>/dev/null; then echo "$f writable"; else echo "$f read-only"; fi
+done
+busybox awk -v p="$PREFIX" 'index($5, p) == 1 {print $5, $6}' /proc/self/mountinfo"#;
+
+#[test]
+fn recursive_mount_options_reach_the_mounts_below_as_under_runc() {
+    need_root!();
+    need_runc!();
+    let src = tempfile::tempdir().expect("source dir");
+    let _sub = HostMount::tmpfs(&src.path().join("sub"));
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let mut bundle = Bundle::new(&["true"]);
+        add_mount(
+            &mut bundle,
+            bind(src.path(), "/mnt", &["rbind", "rro", "rnoexec"]),
+        );
+        edit(&mut bundle, |v| {
+            let mut args = script(WRITABLE_AND_OPTIONS);
+            args.extend(["sh".into(), "/mnt/a".into(), "/mnt/sub/a".into()]);
+            v["process"]["args"] = json!(args);
+            v["process"]["env"] = json!(["PATH=/bin", "PREFIX=/mnt"]);
+        });
+        let ran = rt.run_container(&unique("rro"), &bundle);
+        seen.push((name, ran.code(), ran.stdout, ran.stderr));
+    }
+    assert_eq!(seen[0].1, seen[1].1, "{seen:#?}");
+    assert_eq!(seen[0].2, seen[1].2, "{seen:#?}");
+    assert!(seen[0].2.contains("/mnt/sub/a read-only"), "{seen:#?}");
+}

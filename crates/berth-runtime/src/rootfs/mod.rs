@@ -154,6 +154,9 @@ fn mount_one(
             r => r.step(what)?,
         }
     }
+    if !m.options.recursive.is_empty() {
+        set_recursive(root, m)?;
+    }
     if !m.options.propagation.is_empty() {
         let mounted_fd = mounted_path(root, dest)?;
         let mounted = resolve::fd_path(&mounted_fd);
@@ -163,6 +166,31 @@ fn mount_one(
         }
     }
     Ok(())
+}
+
+/// The options that reach every mount below the new one (`rro`, `rnosuid`, ...), set by one
+/// mount_setattr(AT_RECURSIVE) as runc sets them. What the kernel cannot do is an error that
+/// names them, never silently a weaker mount.
+fn set_recursive(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan) -> StepResult<()> {
+    let rec = &m.options.recursive;
+    let step = || {
+        format!(
+            "set {} on {} and every mount below it",
+            rec.names.join(","),
+            m.destination.display()
+        )
+    };
+    let mounted = mounted_path(root, &m.destination)?;
+    berth_sys::mount::setattr_recursive(mounted.as_fd(), rec.set, rec.clear).or_else(|e| {
+        let why = match e.raw_os_error() {
+            Some(libc::ENOSYS) => "this kernel has no mount_setattr (recursive mount options need Linux 5.12)",
+            Some(libc::EINVAL) => "this kernel does not know one of them (rnosymfollow needs Linux 5.14)",
+            Some(libc::EPERM) => "a mount below has a flag they would clear locked on it (a user namespace inherits the host's), or a seccomp filter refused mount_setattr",
+            _ => "",
+        };
+        let sep = if why.is_empty() { "" } else { ": " };
+        fail(step(), format!("{e}{sep}{why}"))
+    })
 }
 
 /// Remounts the mount now on `dest` with `flags` (MS_REMOUNT added), keeping the flags the
