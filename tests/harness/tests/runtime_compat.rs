@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_harness::{have, need_root, skip, unique, Bundle, Ran, Runtime};
+use berth_harness::{eventually, have, need_root, skip, unique, Bundle, Ran, Runtime};
 use serde_json::{json, Value};
 
 /// Debian's runc, the reference.
@@ -362,4 +362,125 @@ fn recursive_mount_options_reach_the_mounts_below_as_under_runc() {
     assert_eq!(seen[0].1, seen[1].1, "{seen:#?}");
     assert_eq!(seen[0].2, seen[1].2, "{seen:#?}");
     assert!(seen[0].2.contains("/mnt/sub/a read-only"), "{seen:#?}");
+}
+
+/// Adds CAP_SYS_ADMIN to every capability set of the process, for mounts inside.
+fn with_sys_admin(v: &mut Value) {
+    if let Some(sets) = v["process"]["capabilities"].as_object_mut() {
+        for set in sets.values_mut() {
+            if let Some(caps) = set.as_array_mut() {
+                caps.push(json!("CAP_SYS_ADMIN"));
+            }
+        }
+    }
+}
+
+/// The host's mounts at or below `dir`.
+fn host_mounts_under(dir: &Path) -> Vec<String> {
+    let info = read(Path::new("/proc/self/mountinfo"));
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .map(String::from)
+        .collect()
+}
+
+/// Mounts a tmpfs on /tmp/x, writes the propagation of / and of it (their optional fields,
+/// peer group numbers dropped) to /out, then waits.
+const MOUNT_INSIDE: &str = r#"busybox mkdir -p /tmp/x && busybox mount -t tmpfs t /tmp/x || exit 1
+busybox awk '$5 == "/" || $5 == "/tmp/x" {
+  o = $5; for (i = 7; $i != "-"; i++) { f = $i; sub(/:[0-9]+/, "", f); o = o " " f }; print o
+}' /proc/self/mountinfo > /out
+busybox touch /ready
+exec busybox sleep 1000"#;
+
+/// Runs MOUNT_INSIDE detached with `propagation` as linux.rootfsPropagation: whether it ran,
+/// what it saw, and the host's mounts below its rootfs while it runs.
+fn propagation_seen(
+    rt: &Runtime,
+    bundle: &mut Bundle,
+    propagation: &str,
+) -> (bool, String, Vec<String>) {
+    edit(bundle, |v| {
+        v["process"]["args"] = json!(script(MOUNT_INSIDE));
+        v["linux"]["rootfsPropagation"] = json!(propagation);
+        with_sys_admin(v);
+    });
+    let rootfs = bundle.rootfs();
+    let _ = std::fs::remove_file(rootfs.join("ready"));
+    let id = unique("propagation");
+    let ran = rt.run(&["run", "--detach", "--bundle", path(bundle.path()), &id]);
+    if !ran.success() {
+        return (false, ran.stderr, Vec::new());
+    }
+    eventually("the container to mount its tmpfs", || {
+        rootfs.join("ready").exists().then_some(())
+    });
+    let seen = read(&rootfs.join("out"));
+    let host = host_mounts_under(&rootfs);
+    rt.run(&["delete", "--force", &id]).ok();
+    let host = host
+        .iter()
+        .map(|m| m.replace(path(&rootfs), "ROOTFS"))
+        .collect();
+    (true, seen, host)
+}
+
+/// A directory bind-mounted on itself and made shared, on the host: a shared parent mount for
+/// a bundle inside it. Unmounted on drop.
+struct SharedDir(tempfile::TempDir);
+
+impl SharedDir {
+    fn new() -> SharedDir {
+        let dir = tempfile::tempdir().expect("dir");
+        for args in [&["--bind", "X", "X"][..], &["--make-shared", "X"]] {
+            let args: Vec<&std::ffi::OsStr> = args
+                .iter()
+                .map(|a| {
+                    if *a == "X" {
+                        dir.path().as_os_str()
+                    } else {
+                        a.as_ref()
+                    }
+                })
+                .collect();
+            let status = std::process::Command::new("mount").args(args).status();
+            assert!(status.is_ok_and(|s| s.success()), "mount {:?}", dir.path());
+        }
+        SharedDir(dir)
+    }
+}
+
+impl Drop for SharedDir {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn shared_root_propagation_works_and_mounts_inside_stay_inside_as_under_runc() {
+    need_root!();
+    need_runc!();
+    let shared = SharedDir::new();
+    for propagation in ["shared", "rshared", "rslave", "private"] {
+        for in_shared_dir in [false, true] {
+            let mut seen = Vec::new();
+            for (name, rt) in runtimes() {
+                let mut bundle = if in_shared_dir {
+                    Bundle::new_in(shared.0.path(), &["true"])
+                } else {
+                    Bundle::new(&["true"])
+                };
+                seen.push((name, propagation_seen(&rt, &mut bundle, propagation)));
+            }
+            assert_eq!(
+                seen[0].1, seen[1].1,
+                "{propagation}, bundle in a shared mount: {in_shared_dir}: {seen:#?}"
+            );
+            assert!(seen[0].1 .0, "runc ran it: {seen:#?}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! spec's mounts, /dev, pivot_root, then masked and read-only paths.
 
 pub mod devices;
+mod mountinfo;
 pub mod options;
 pub mod procfs;
 pub mod resolve;
@@ -25,8 +26,9 @@ const NONE: Option<&str> = None;
 /// cgroup mounts bind).
 pub fn prepare(plan: &InitPlan, host_cgroups: &str) -> StepResult<OwnedFd> {
     mount(NONE, "/", NONE, plan.root_propagation, NONE)
-        .step(|| "make / a slave mount before setting up the root".into())?;
+        .step(|| "set the propagation of / before setting up the root".into())?;
     let rootfs = &plan.rootfs;
+    holder_private(rootfs)?;
     mount(
         Some(rootfs),
         rootfs,
@@ -390,6 +392,24 @@ fn bind_ro(root: std::os::fd::BorrowedFd<'_>, src: &Path, dest: &Path, ro: bool)
     remount_at(root, dest, f, NONE, what)
 }
 
+/// Makes the mount holding the root filesystem private if it is shared, as runc does
+/// (rootfsParentMountPrivate): pivot_root refuses a new root whose parent mount is shared, and
+/// the root's bind mount would otherwise propagate to the host's mount namespace. Only this
+/// mount, in our namespace; the propagation asked for / applies to the rest.
+fn holder_private(rootfs: &Path) -> StepResult<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .step(|| "read /proc/self/mountinfo".into())?;
+    match mountinfo::holder(&info, rootfs) {
+        Some((point, true)) => mount(NONE, &point, NONE, MsFlags::MS_PRIVATE, NONE).step(|| {
+            format!(
+                "make {} private, the shared mount holding the root filesystem",
+                point.display()
+            )
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `pivot_root(".", ".")` then a lazy unmount of the old root stacked beneath: no put_old
 /// directory is needed (crun's do_pivot). With `no_pivot`, move the root over / and chroot,
 /// for roots on ramfs where pivot_root is refused.
@@ -412,12 +432,9 @@ pub fn enter(plan: &InitPlan, no_pivot: bool) -> StepResult<()> {
     Ok(())
 }
 
-/// After pivot_root: the root's own propagation, masked and read-only paths, read-only root.
+/// After pivot_root: masked and read-only paths, read-only root. The root keeps the
+/// propagation its bind mount got (runc sets rootfsPropagation on / before, never after).
 pub fn finish(plan: &InitPlan) -> StepResult<()> {
-    let p = plan.root_propagation;
-    if p.intersects(MsFlags::MS_SHARED | MsFlags::MS_PRIVATE | MsFlags::MS_UNBINDABLE) {
-        mount(NONE, "/", NONE, p, NONE).step(|| "set the root's propagation".into())?;
-    }
     for path in &plan.readonly_paths {
         readonly(path)?;
     }
