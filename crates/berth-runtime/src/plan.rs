@@ -21,6 +21,13 @@ pub struct MountPlan {
     pub options: MountOptions,
 }
 
+impl MountPlan {
+    /// A bind mount, by its options or its type, as runc takes either.
+    pub fn is_bind(&self) -> bool {
+        self.options.is_bind() || self.fstype == "bind"
+    }
+}
+
 /// The process to execute, shared by create and exec.
 #[derive(Debug, Clone)]
 pub struct ProcessPlan {

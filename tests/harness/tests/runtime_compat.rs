@@ -484,3 +484,49 @@ fn shared_root_propagation_works_and_mounts_inside_stay_inside_as_under_runc() {
         }
     }
 }
+
+/// A new user namespace mapping root to 100000 (65536 ids), with the rootfs owned by it and
+/// the bundle searchable, as a user-namespaced root needs.
+fn in_user_namespace(bundle: &mut Bundle) {
+    edit(bundle, |v| {
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        v["linux"]["uidMappings"] = map.clone();
+        v["linux"]["gidMappings"] = map;
+        let ns = v["linux"]["namespaces"].as_array_mut().expect("namespaces");
+        ns.push(json!({"type": "user"}));
+    });
+    let status = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(bundle.rootfs())
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "chown the rootfs");
+    use std::os::unix::fs::PermissionsExt;
+    let searchable = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(bundle.path(), searchable).expect("chmod the bundle");
+}
+
+#[test]
+fn a_bind_source_the_user_namespace_cannot_reach_is_mounted_as_under_runc() {
+    need_root!();
+    need_runc!();
+    // Only the host's root can search `secret` (0700): the container's root, 100000 on the
+    // host, could not reach `inner` through it by itself.
+    let secret = tempfile::tempdir().expect("dir");
+    use std::os::unix::fs::PermissionsExt;
+    let private = std::fs::Permissions::from_mode(0o700);
+    std::fs::set_permissions(secret.path(), private).expect("chmod 0700");
+    let inner = secret.path().join("inner");
+    std::fs::create_dir(&inner).expect("inner dir");
+    std::fs::write(inner.join("f"), "reached\n").expect("file");
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let mut bundle = Bundle::new(&["cat", "/mnt/f"]);
+        in_user_namespace(&mut bundle);
+        add_mount(&mut bundle, bind(&inner, "/mnt", &["rbind"]));
+        let ran = rt.run_container(&unique("userns-src"), &bundle);
+        seen.push((name, ran.code(), ran.stdout, ran.stderr));
+    }
+    assert_eq!(seen[0].1, seen[1].1, "{seen:#?}");
+    assert_eq!(seen[0].2, seen[1].2, "{seen:#?}");
+    assert_eq!(seen[0].2, "reached\n", "{seen:#?}");
+}

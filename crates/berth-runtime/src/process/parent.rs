@@ -140,6 +140,14 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     let doc = record.hook_input(Status::Creating);
     crate::hooks::run_all(hooks.prestart().as_deref().unwrap_or(&[]), &doc)?;
     crate::hooks::run_all(hooks.create_runtime().as_deref().unwrap_or(&[]), &doc)?;
+    let sources = crate::rootfs::sources::open(&plan, pid);
+    if !sources.is_empty() {
+        let (mounts, fds) = sources.parts();
+        parent_end
+            .send_with_fds(&FromParent::MountSources { mounts }, &fds)
+            .during("send the init its bind sources")?;
+    }
+    drop(sources);
     let state = String::from_utf8_lossy(&doc).into_owned();
     parent_end
         .send(&FromParent::Go { state })

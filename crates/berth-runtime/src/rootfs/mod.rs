@@ -6,6 +6,7 @@ mod mountinfo;
 pub mod options;
 pub mod procfs;
 pub mod resolve;
+pub mod sources;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -17,14 +18,15 @@ use nix::sys::stat::Mode;
 use crate::plan::{InitPlan, MountPlan};
 use crate::step::{fail, Step, StepResult};
 use resolve::Leaf;
+use sources::MountSources;
 
 const NONE: Option<&str> = None;
 
 /// Everything up to, not including, pivot_root: propagation, the rootfs bind, every mount and
 /// the devices. Returns an O_PATH descriptor of the root. `host_cgroups` is the init's
 /// /proc/self/cgroup as read before it unshared its cgroup namespace (the host's paths, which
-/// cgroup mounts bind).
-pub fn prepare(plan: &InitPlan, host_cgroups: &str) -> StepResult<OwnedFd> {
+/// cgroup mounts bind); `sources`, bind sources the runtime opened for it.
+pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> StepResult<OwnedFd> {
     mount(NONE, "/", NONE, plan.root_propagation, NONE)
         .step(|| "set the propagation of / before setting up the root".into())?;
     let rootfs = &plan.rootfs;
@@ -56,8 +58,8 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str) -> StepResult<OwnedFd> {
         }
     }
     let mut dev_mounted = false;
-    for m in &plan.mounts {
-        mount_one(root.as_fd(), m, host_cgroups)?;
+    for (i, m) in plan.mounts.iter().enumerate() {
+        mount_one(root.as_fd(), m, host_cgroups, sources.path(i))?;
         dev_mounted |= m.destination == Path::new("/dev");
     }
     // Before anything writes under it (sysctls, AppArmor, masked paths).
@@ -75,21 +77,25 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str) -> StepResult<OwnedFd> {
     Ok(root)
 }
 
+/// One mount of the spec; a bind mount binds from `opened` (/proc/self/fd/N) when the runtime
+/// opened its source (sources.rs), else from the source's path.
 fn mount_one(
     root: std::os::fd::BorrowedFd<'_>,
     m: &MountPlan,
     host_cgroups: &str,
+    opened: Option<PathBuf>,
 ) -> StepResult<()> {
     let dest = &m.destination;
     let what = || format!("mount {} on {}", m.fstype, dest.display());
-    let is_bind = m.options.is_bind() || m.fstype == "bind";
+    let is_bind = m.is_bind();
     if m.fstype == "cgroup" || m.fstype == "cgroup2" {
         return mount_cgroup(root, m, host_cgroups);
     }
+    let named = m.source.as_deref().unwrap_or(Path::new(""));
+    let src = opened.as_deref().unwrap_or(named);
     let leaf = if is_bind {
-        let src = m.source.as_deref().unwrap_or(Path::new(""));
         let meta =
-            std::fs::metadata(src).step(|| format!("bind mount source {}", src.display()))?;
+            std::fs::metadata(src).step(|| format!("bind mount source {}", named.display()))?;
         if meta.is_dir() {
             Leaf::Dir
         } else {
@@ -102,13 +108,11 @@ fn mount_one(
         .step(|| format!("create mount point {} in the root", dest.display()))?;
     procfs::check_resolved(dest, &target).or_else(|e| fail(what(), e))?;
     if is_bind && procfs::clean(dest) == Path::new("/proc") {
-        let src = m.source.as_deref().unwrap_or(Path::new(""));
         procfs::check_bind_source(src).or_else(|e| fail(what(), e))?;
     }
     let target_path = resolve::fd_path(&target);
     let data = m.options.data_string();
     if is_bind {
-        let src = m.source.as_deref().unwrap_or(Path::new(""));
         mount(
             Some(src),
             &target_path,
