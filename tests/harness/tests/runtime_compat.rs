@@ -530,3 +530,33 @@ fn a_bind_source_the_user_namespace_cannot_reach_is_mounted_as_under_runc() {
     assert_eq!(seen[0].2, seen[1].2, "{seen:#?}");
     assert_eq!(seen[0].2, "reached\n", "{seen:#?}");
 }
+
+/// Every mount destination is resolved inside the root; a bind source is the host's, and one
+/// relative to the bundle may name a path outside it through `..`, as runc allows.
+#[test]
+fn a_bind_source_relative_to_the_bundle_may_leave_it_as_under_runc() {
+    need_root!();
+    need_runc!();
+    let parent = tempfile::tempdir().expect("dir");
+    let outside = parent.path().join("outside");
+    std::fs::create_dir(&outside).expect("outside dir");
+    std::fs::write(outside.join("f"), "outside\n").expect("file");
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let mut bundle = Bundle::new_in(parent.path(), &["cat", "/mnt/f"]);
+        add_mount(
+            &mut bundle,
+            json!({"destination": "/mnt", "type": "none", "source": "../outside",
+                   "options": ["rbind"]}),
+        );
+        let ran = rt.run_container(&unique("relative-src"), &bundle);
+        seen.push((name, ran.code(), ran.stdout));
+    }
+    assert_eq!(
+        seen[0],
+        ("runc", Some(0), "outside\n".to_string()),
+        "{seen:#?}"
+    );
+    assert_eq!(seen[0].1, seen[1].1, "{seen:#?}");
+    assert_eq!(seen[0].2, seen[1].2, "{seen:#?}");
+}
