@@ -70,7 +70,7 @@ pub enum CgroupError {
 
     /// runc's words, which callers match.
     #[error(
-        "container's cgroup unexpectedly frozen ({}): thaw it, or give the container another cgroup",
+        "container's cgroup unexpectedly frozen ({}): thaw it, or give another cgroup",
         path.display()
     )]
     Frozen { path: PathBuf },

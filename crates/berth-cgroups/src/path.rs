@@ -122,10 +122,9 @@ impl CgroupPath {
                             .components()
                             .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
                     if !ok {
-                        return Err(invalid(
-                            &path.display().to_string(),
-                            "the runtime's own cgroup is outside its cgroup namespace: give linux.cgroupsPath",
-                        ));
+                        let why = "our own cgroup is outside our cgroup namespace: \
+                                   give linux.cgroupsPath";
+                        return Err(invalid(&path.display().to_string(), why));
                     }
                 }
             }

@@ -90,7 +90,8 @@ fn cgroups_path_rejects_escapes_and_bad_slices() {
 }
 
 /// /proc/self/cgroup of a runtime in a session on a hybrid host.
-const OWN: &str = "4:memory:/user.slice\n3:cpu,cpuacct:/\n1:name=systemd:/user.slice/s.scope\n0::/user.slice/s.scope\n";
+const OWN: &str = "4:memory:/user.slice\n3:cpu,cpuacct:/\n\
+                   1:name=systemd:/user.slice/s.scope\n0::/user.slice/s.scope\n";
 
 #[test]
 fn the_default_is_the_id_below_our_own_cgroup_in_each_hierarchy() {

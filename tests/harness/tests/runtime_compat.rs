@@ -34,8 +34,8 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
-/// Edits the bundle's config.json as JSON (oci-spec's types would drop what they do not know),
-/// and writes it.
+/// Edits the bundle's config as JSON (shorter than oci-spec's setters for nested fields), and
+/// writes it.
 fn edit(bundle: &mut Bundle, f: impl FnOnce(&mut Value)) {
     let mut v = serde_json::to_value(bundle.spec()).expect("spec as JSON");
     f(&mut v);

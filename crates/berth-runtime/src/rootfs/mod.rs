@@ -189,9 +189,12 @@ fn set_recursive(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan) -> StepResult
     let mounted = mounted_path(root, &m.destination)?;
     berth_sys::mount::setattr_recursive(mounted.as_fd(), rec.set, rec.clear).or_else(|e| {
         let why = match e.raw_os_error() {
-            Some(libc::ENOSYS) => "this kernel has no mount_setattr (recursive mount options need Linux 5.12)",
-            Some(libc::EINVAL) => "this kernel does not know one of them (rnosymfollow needs Linux 5.14)",
-            Some(libc::EPERM) => "a mount below has a flag they would clear locked on it (a user namespace inherits the host's), or a seccomp filter refused mount_setattr",
+            Some(libc::ENOSYS) => "recursive mount options need mount_setattr (Linux 5.12)",
+            Some(libc::EINVAL) => "this kernel does not know one (rnosymfollow needs Linux 5.14)",
+            Some(libc::EPERM) => {
+                "a mount below has a flag locked that they would clear (a user namespace \
+                 inherits the host's), or a seccomp filter refused mount_setattr"
+            }
             _ => "",
         };
         let sep = if why.is_empty() { "" } else { ": " };
