@@ -64,8 +64,8 @@ pub enum Error {
     Cgroup(#[from] berth_cgroups::CgroupError),
     /// Processes that a SIGKILL to the whole cgroup did not end in time (in uninterruptible
     /// sleep on a hung mount, say): the cgroup is left to remove once they are gone.
-    #[error("cgroup {} still has processes {pids:?} after SIGKILL: they did not exit", path.display())]
-    CgroupNotEmpty { path: PathBuf, pids: Vec<i32> },
+    #[error("cgroup {path} still has processes {pids:?} after SIGKILL: they did not exit")]
+    CgroupNotEmpty { path: String, pids: Vec<i32> },
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error(transparent)]

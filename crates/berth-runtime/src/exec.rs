@@ -62,7 +62,7 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
         .during("pidfd_open of the container's init")?;
     let join = namespaces_to_join(c.record.pid);
     let cg = match &opts.sub_cgroup {
-        Some(sub) => cgroup::open(&c.record.cgroup_path.join(sub))?,
+        Some(sub) => cgroup::open(c.record.cgroup_path.join(sub))?,
         None => cgroup::open(&c.record.cgroup_path)?,
     };
     let (parent_end, child_end) = protocol::pair().during("create the exec socketpair")?;

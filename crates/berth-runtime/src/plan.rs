@@ -21,6 +21,13 @@ pub struct MountPlan {
     pub options: MountOptions,
 }
 
+impl MountPlan {
+    /// A bind mount, by its options or its type, as runc takes either.
+    pub fn is_bind(&self) -> bool {
+        self.options.is_bind() || self.fstype == "bind"
+    }
+}
+
 /// The process to execute, shared by create and exec.
 #[derive(Debug, Clone)]
 pub struct ProcessPlan {
@@ -364,7 +371,7 @@ pub fn process_plan(
         cwd: process.cwd().clone(),
         uid: user.uid(),
         gid: user.gid(),
-        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        additional_gids: unique(user.additional_gids().as_deref().unwrap_or_default()),
         umask: user.umask(),
         terminal: process.terminal().unwrap_or(false),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
@@ -378,6 +385,18 @@ pub fn process_plan(
         io_priority,
         scheduler,
     })
+}
+
+/// Each group once, in the order given: runc takes additionalGids as a set (a group listed
+/// twice is one group), where setgroups(2) would keep both.
+fn unique(gids: &[u32]) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::with_capacity(gids.len());
+    for &gid in gids {
+        if !out.contains(&gid) {
+            out.push(gid);
+        }
+    }
+    out
 }
 
 fn apparmor_enabled() -> bool {

@@ -161,13 +161,19 @@ impl Bundle {
     /// writable `rootfs`, hostname "berth" and a cgroups path of its own. Call [`Bundle::write`]
     /// after changing [`Bundle::spec_mut`]; `new` writes the initial config.
     pub fn new(args: &[&str]) -> Bundle {
+        Bundle::new_in(&std::env::temp_dir(), args)
+    }
+
+    /// [`Bundle::new`] in a directory of its own below `parent` (on a mount of the test's
+    /// choosing).
+    pub fn new_in(parent: &Path, args: &[&str]) -> Bundle {
         assert!(
             Path::new(BUSYBOX).exists(),
             "needs busybox-static ({BUSYBOX})"
         );
         let dir = tempfile::Builder::new()
             .prefix("berth-bundle-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("bundle dir");
         make_rootfs(&dir.path().join("rootfs"));
         let mut spec = Spec::default();

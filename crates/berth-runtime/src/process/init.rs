@@ -13,6 +13,7 @@ use super::protocol::{Channel, FromInit, FromParent};
 use crate::error::ExecErrorKind;
 use crate::namespaces::{clone_flag, proc_name, NsRequest};
 use crate::plan::{InitPlan, ProcessPlan};
+use crate::rootfs::sources::MountSources;
 use crate::step::{fail, Step, StepResult};
 
 /// What the init needs besides the plan.
@@ -72,15 +73,21 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     ctx.chan
         .send(&FromInit::Ready)
         .step(|| "tell the runtime the namespaces are ready".into())?;
-    let state: String = match ctx.chan.recv::<FromParent>() {
-        Ok(FromParent::Go { state }) => state,
-        Ok(other) => {
-            return fail(
-                "wait for the runtime",
-                format!("unexpected message {other:?}"),
-            )
+    let mut sources = MountSources::default();
+    let state: String = loop {
+        match ctx.chan.recv_with_fds::<FromParent>() {
+            Ok((FromParent::MountSources { mounts }, fds)) => {
+                sources = MountSources::new(mounts, fds)
+            }
+            Ok((FromParent::Go { state }, _)) => break state,
+            Ok((other, _)) => {
+                return fail(
+                    "wait for the runtime",
+                    format!("unexpected message {other:?}"),
+                )
+            }
+            Err(e) => return fail("wait for the runtime", e.to_string()),
         }
-        Err(e) => return fail("wait for the runtime", e.to_string()),
     };
     // Our cgroups as the host names them, for cgroup mounts: after a cgroup namespace is
     // unshared, every path reads "/".
@@ -101,8 +108,8 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
             "the container has no mount namespace: add {\"type\": \"mount\"} to linux.namespaces",
         );
     }
-    let root = crate::rootfs::prepare(plan, &host_cgroups)?;
-    drop(root);
+    let root = crate::rootfs::prepare(plan, &host_cgroups, &sources)?;
+    drop((root, sources));
     run_hooks_inside(&ctx.create_container_hooks, "createContainer", &state)?;
     crate::rootfs::enter(plan, ctx.no_pivot)?;
     set_names(plan)?;

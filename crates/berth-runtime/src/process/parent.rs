@@ -140,6 +140,14 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     let doc = record.hook_input(Status::Creating);
     crate::hooks::run_all(hooks.prestart().as_deref().unwrap_or(&[]), &doc)?;
     crate::hooks::run_all(hooks.create_runtime().as_deref().unwrap_or(&[]), &doc)?;
+    let sources = crate::rootfs::sources::open(&plan, pid);
+    if !sources.is_empty() {
+        let (mounts, fds) = sources.parts();
+        parent_end
+            .send_with_fds(&FromParent::MountSources { mounts }, &fds)
+            .during("send the init its bind sources")?;
+    }
+    drop(sources);
     let state = String::from_utf8_lossy(&doc).into_owned();
     parent_end
         .send(&FromParent::Go { state })
@@ -242,10 +250,13 @@ fn make_cgroup<'a>(
     spec: &Spec,
     id: &str,
     slot: &'a mut Option<Manager>,
-) -> Result<(PathBuf, &'a Manager)> {
+) -> Result<(cgroup::CgroupPath, &'a Manager)> {
     let linux = spec.linux().as_ref();
     let path = cgroup::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
-    let cgroup = slot.insert(cgroup::open(&path)?);
+    let cgroup = cgroup::open(&path)?;
+    // Before the slot: a refused cgroup is the caller's, and stays as it was.
+    cgroup.check_not_frozen()?;
+    let cgroup = slot.insert(cgroup);
     cgroup.create()?;
     // A cgroup other processes are in already (a shared cgroupsPath): runc's warning, in
     // runc's words.
