@@ -20,7 +20,7 @@ mod more_flags;
 #[path = "engine/tty.rs"]
 mod tty;
 
-pub(crate) use berth_harness::{eventually, need_root, PATIENCE};
+pub(crate) use berth_harness::{eventually, need_root, scaled, PATIENCE};
 use std::fs;
 use std::path::Path;
 
