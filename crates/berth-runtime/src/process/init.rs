@@ -55,6 +55,7 @@ pub fn run(mut ctx: InitContext<'_>) -> ! {
 
 fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     let plan = ctx.plan;
+    close_inherited(ctx)?;
     if let Some(cgroup) = ctx.join_cgroups {
         // First: in a user namespace the host's cgroup files are no longer ours to write.
         cgroup
@@ -143,6 +144,26 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     } else {
         exec(&plan.process, &exe, &ctx.exec_via)
     }
+}
+
+/// Closes, first thing, every descriptor the fork copied from the runtime but the init's own
+/// (its end of the protocol socket, the exec fifo, the console socket, the trampoline) and the
+/// preserved ones: the runtime's end of the socket among them, without which the init would
+/// wait for good on a runtime that was killed, and whatever else the runtime and its caller
+/// held, which has no business in the container's namespaces. The frames that own them in this
+/// copy of the runtime never return (berth_sys's contract): the init executes or _exits.
+fn close_inherited(ctx: &InitContext<'_>) -> StepResult<()> {
+    let ours = [
+        ctx.chan.raw_fd(),
+        ctx.exec_fifo.as_raw_fd(),
+        ctx.console.as_ref().map_or(-1, |c| c.as_raw_fd()),
+        ctx.exec_via.raw_fd().unwrap_or(-1),
+    ];
+    let keep: Vec<u32> = (3..3 + ctx.preserve_fds)
+        .chain(ours.iter().filter_map(|&fd| u32::try_from(fd).ok()))
+        .collect();
+    berth_sys::fd::close_from_except(3, &keep)
+        .step(|| "close the runtime's descriptors in the init".into())
 }
 
 /// Joins the namespaces given by path, creates the new ones, and sets time offsets. The pid
