@@ -182,10 +182,7 @@ fn anonymous_volumes(
         if m.kind != "volume" || !m.source.is_empty() {
             continue;
         }
-        let name: String = random
-            .iter()
-            .map(|b| format!("{:02x}", b.wrapping_add(i as u8 + 1)))
-            .collect();
+        let name = crate::volumes::anonymous_name(random, i);
         m.source = name.clone();
         names.push(name);
     }
@@ -495,8 +492,13 @@ pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<
         return Err(Error::state(&id, RUNNING));
     }
     let mut errors = teardown(engine, &id, record.as_ref());
-    if let (true, Some(r)) = (volumes, &record) {
-        errors.extend(remove_volumes(engine, r));
+    if volumes {
+        // A corrupt record loses the list, not the names: they follow from the id.
+        let anonymous = match &record {
+            Some(r) => r.anonymous_volumes.clone(),
+            None => crate::volumes::anonymous_of(engine, &id),
+        };
+        errors.extend(remove_volumes(engine, &anonymous));
     }
     if let Err(e) = engine
         .containers
@@ -592,7 +594,7 @@ fn wait_for_end(holder: Option<(i32, u64)>, timeout: Duration) {
 /// anonymous volumes included.
 pub fn remove_all(engine: &Engine, record: &Record) {
     let mut errors = teardown(engine, &record.id, Some(record));
-    errors.extend(remove_volumes(engine, record));
+    errors.extend(remove_volumes(engine, &record.anonymous_volumes));
     if let Err(e) = engine.containers.remove(&record.id, Some(&record.name)) {
         errors.push(e.to_string());
     }
@@ -601,9 +603,9 @@ pub fn remove_all(engine: &Engine, record: &Record) {
     }
 }
 
-fn remove_volumes(engine: &Engine, record: &Record) -> Vec<String> {
+fn remove_volumes(engine: &Engine, names: &[String]) -> Vec<String> {
     let mut errors = Vec::new();
-    for name in &record.anonymous_volumes {
+    for name in names {
         let dir = engine.volumes_dir().join(name);
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             if e.kind() != std::io::ErrorKind::NotFound {

@@ -1,5 +1,6 @@
 //! What `berth` leaves in /run after its containers are gone (issue 10): the runtime's state
-//! directory of a data root, and the read-only views of the binary under /run/berth/exe.
+//! directory of a data root, the read-only views of the binary under /run/berth/exe, and the
+//! anonymous volumes of a container whose record is corrupt.
 //!
 //! Needs root and `cargo build -p berth` beforehand.
 
@@ -175,4 +176,50 @@ impl Drop for Views {
             let _ = fs::remove_file(view);
         }
     }
+}
+
+/// `rm -v` of a container whose record.json is corrupt removes its anonymous volumes, as it
+/// does with the record (before: they stayed, listed by nothing but `volume ls`). Their names
+/// follow from the container's id; named volumes and another container's stay.
+#[test]
+fn rm_v_of_a_corrupt_record_removes_its_anonymous_volumes() {
+    need_root!();
+    let berth = Berth::new();
+    let volumes = || -> Vec<String> {
+        let out = berth.ok(&["volume", "ls", "-q"]);
+        let mut names: Vec<String> = out.split_whitespace().map(String::from).collect();
+        names.sort();
+        names
+    };
+    let other = berth.ok(&["create", "-v", "/kept", IMAGE, "true"]);
+    let kept = berth.inspect(&other)["Mounts"][0]["Name"]
+        .as_str()
+        .expect("the other container's volume")
+        .to_string();
+    let id = berth.ok(&[
+        "create",
+        "-v",
+        "/data",
+        "-v",
+        "named:/named",
+        "-v",
+        "/more",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(volumes().len(), 4, "{:?}", volumes());
+    let record = berth
+        .root()
+        .join("containers")
+        .join(&id)
+        .join("record.json");
+    let text = fs::read(&record).expect("record");
+    fs::write(&record, &text[..text.len() / 2]).expect("truncate the record");
+
+    berth.ok(&["rm", "-v", &id]);
+    let mut left = vec![kept, "named".to_string()];
+    left.sort();
+    assert_eq!(volumes(), left);
+    berth.ok(&["rm", "-v", &other]);
+    berth.ok(&["volume", "rm", "named"]);
 }
