@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use oci_spec::image::ImageConfiguration;
 
 use crate::engine::Engine;
 use crate::error::{short, Error, Result};
@@ -16,10 +17,10 @@ use crate::monitor::proto::{self, ErrorReply, Hello, Kind, StopRequest};
 use crate::records::{self, Owner, Record, State, Status};
 use crate::request::{MountRequest, NsMode, RunRequest};
 
-/// The image a container is made from: its id and config (the CLI resolves or pulls it).
+/// The image a container is made from: its id and config (see `images::resolve_or_pull`).
 pub struct ImageRef<'a> {
     pub id: String,
-    pub config: &'a serde_json::Value,
+    pub config: &'a ImageConfiguration,
 }
 
 /// Makes the container's record (status "created"): a fresh id, a free name, its volumes
@@ -72,7 +73,8 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
     let volumes = record.request.mounts.iter().filter(|m| m.kind == "volume");
     for m in volumes {
         if let Err(e) = crate::volumes::ensure(engine, &m.source) {
-            remove_all(engine, &record);
+            // The volume's error says why; a failed cleanup is no news to the caller.
+            let _ = remove_all(engine, &record);
             return Err(e);
         }
     }
@@ -158,23 +160,19 @@ fn write_cidfile(path: &str, id: &str) -> Result<()> {
 /// (Docker's behaviour). Returns the names, which `rm -v` and `--rm` remove.
 fn anonymous_volumes(
     req: &mut RunRequest,
-    config: &serde_json::Value,
+    config: &ImageConfiguration,
     random: &[u8],
 ) -> Vec<String> {
-    if let Some(vols) = config
-        .pointer("/config/Volumes")
-        .and_then(|v| v.as_object())
-    {
-        for target in vols.keys() {
-            if !req.mounts.iter().any(|m| &m.target == target) {
-                req.mounts.push(MountRequest {
-                    kind: "volume".into(),
-                    source: String::new(),
-                    target: target.clone(),
-                    read_only: false,
-                    options: Vec::new(),
-                });
-            }
+    let image_volumes = config.config().as_ref().and_then(|c| c.volumes().as_ref());
+    for target in image_volumes.into_iter().flatten() {
+        if !req.mounts.iter().any(|m| &m.target == target) {
+            req.mounts.push(MountRequest {
+                kind: "volume".into(),
+                source: String::new(),
+                target: target.clone(),
+                read_only: false,
+                options: Vec::new(),
+            });
         }
     }
     let mut names = Vec::new();
@@ -292,6 +290,17 @@ fn connect_id(engine: &Engine, id: &str) -> Result<Session> {
         dir.join("monitor.sock"),
     ))?;
     Ok(Session { stream })
+}
+
+/// Every container, each [`refresh`]ed (oldest first), and those whose record is unreadable.
+pub fn list(engine: &Engine) -> Result<records::Listing> {
+    let mut listing = engine.containers.all()?;
+    listing.records = listing
+        .records
+        .into_iter()
+        .map(|r| refresh(engine, r))
+        .collect::<Result<_>>()?;
+    Ok(listing)
 }
 
 /// Is the record's monitor still there? If not, the record is repaired (Docker never shows a
@@ -589,16 +598,14 @@ fn wait_for_end(holder: Option<(i32, u64)>, timeout: Duration) {
 }
 
 /// `--rm` after the exit: the monitor, which owns the container, removes everything,
-/// anonymous volumes included.
-pub fn remove_all(engine: &Engine, record: &Record) {
+/// anonymous volumes included; every step is tried, and what failed is returned.
+pub fn remove_all(engine: &Engine, record: &Record) -> Result<()> {
     let mut errors = teardown(engine, &record.id, Some(record));
     errors.extend(remove_volumes(engine, record));
     if let Err(e) = engine.containers.remove(&record.id, Some(&record.name)) {
         errors.push(e.to_string());
     }
-    if !errors.is_empty() {
-        eprintln!("berth: remove {}: {}", short(&record.id), errors.join("; "));
-    }
+    collect(&record.id, errors)
 }
 
 fn remove_volumes(engine: &Engine, record: &Record) -> Vec<String> {

@@ -135,6 +135,7 @@ pub fn report(engine: &Engine, record: &Record) -> Result<Vec<Row>> {
     let others: Vec<(String, Inodes)> = engine
         .containers
         .all()?
+        .records
         .iter()
         .filter(|r| r.id != record.id)
         .filter_map(|r| live_pid(r).map(|p| (r.name.clone(), inodes(Some(p)))))

@@ -169,6 +169,7 @@ pub fn users(engine: &Engine, name: &str) -> Result<Vec<Record>> {
     Ok(engine
         .containers
         .all()?
+        .records
         .into_iter()
         .filter(|r| uses(r, name))
         .collect())
@@ -207,7 +208,7 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
 /// `volume prune`: unused volumes, only anonymous ones unless `all`. Returns the names
 /// removed and the bytes freed; the first error stops nothing, all are reported.
 pub fn prune(engine: &Engine, all: bool) -> Result<(Vec<String>, u64)> {
-    let records = engine.containers.all()?;
+    let records = engine.containers.all()?.records;
     let mut removed = Vec::new();
     let mut freed = 0;
     let mut errors = Vec::new();

@@ -95,7 +95,9 @@ pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()>
             }
         }
         if record.request.auto_remove {
-            crate::lifecycle::remove_all(engine, &record);
+            if let Err(e) = crate::lifecycle::remove_all(engine, &record) {
+                log_errors(id, &[e.to_string()]);
+            }
         }
         client::notify_exit(&mut clients, ended.code);
         client::drain(&mut clients, LAST_WORDS);
@@ -137,7 +139,9 @@ fn start_failed(
         }
     });
     if let Some(record) = record.filter(|r| r.request.auto_remove) {
-        crate::lifecycle::remove_all(engine, record);
+        if let Err(e) = crate::lifecycle::remove_all(engine, record) {
+            log_errors(id, &[e.to_string()]);
+        }
     }
     for c in clients.iter_mut() {
         c.send_json(Kind::Error, &reply);
@@ -340,11 +344,11 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         abort(e)
     };
     if let Some(att) = &attachment {
+        for w in &att.warnings {
+            eprintln!("berth monitor {}: warning: {w}", crate::error::short(id));
+        }
         crate::bundle::network_etc_files(&dir, record, att).map_err(undo_net)?;
     }
-    let network = attachment
-        .as_ref()
-        .and_then(|a| serde_json::to_value(a).ok());
     let log = open_log(&dir, id, req).map_err(undo_net)?;
     let stop_signal =
         crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(Signal::SIGTERM);
@@ -365,7 +369,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             r.state.error = String::new();
             r.state.manually_stopped = false;
             r.hostname = prepared.hostname.clone();
-            r.network = network.clone();
+            r.network = attachment.clone();
         })
         .map_err(undo_net)?;
     berth_runtime::container::start(&engine.runtime, id)

@@ -36,9 +36,8 @@ pub fn run(ctx: &Context, args: InfoArgs) -> Result<()> {
 fn container_counts(ctx: &Context) -> Result<[usize; 3]> {
     let engine = ctx.engine()?;
     let mut counts = [0; 3];
-    for record in engine.containers.all()? {
-        // The record says running until someone notices its monitor died.
-        let record = berth_engine::lifecycle::refresh(&engine, record)?;
+    // The record says running until someone notices its monitor died: refreshed.
+    for record in super::listed(berth_engine::lifecycle::list(&engine)?) {
         let slot = match record.state.status {
             Status::Running | Status::Restarting => 0,
             Status::Paused => 1,

@@ -59,7 +59,7 @@ impl Context {
     pub fn image_usage(&self) -> Result<ImageUsageTable> {
         let engine = self.engine()?;
         let mut table = ImageUsageTable::default();
-        for record in engine.containers.all()? {
+        for record in listed(engine.containers.all()?) {
             let live = record.state.status.is_live();
             let entry = table.by_image.entry(record.image_id.clone()).or_default();
             entry.containers += 1;
@@ -97,6 +97,14 @@ impl ImageUsageTable {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// The containers listed, each one whose record could not be read named on stderr.
+pub fn listed(listing: berth_engine::records::Listing) -> Vec<berth_engine::records::Record> {
+    for skipped in &listing.skipped {
+        eprintln!("berth: {skipped}");
+    }
+    listing.records
 }
 
 /// Bytes under `dir`, not following symlinks (a container's writable layer).

@@ -170,8 +170,7 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> Result<i32> {
 /// `system prune`'s.
 pub fn remove_stopped(engine: &Engine, mut removed: impl FnMut(&str, u64)) -> Result<usize> {
     let mut failed = 0;
-    for record in engine.containers.all()? {
-        let record = lifecycle::refresh(engine, record)?;
+    for record in crate::commands::listed(lifecycle::list(engine)?) {
         if record.state.status.is_live() {
             continue;
         }

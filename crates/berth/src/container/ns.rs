@@ -113,8 +113,7 @@ fn report_json(r: &Record, rows: &[ns::Row]) -> Value {
 /// PID counted over the whole system, and the verdict against the host and the others.
 fn all(engine: &Engine, as_json: bool) -> Result<i32> {
     let mut running = Vec::new();
-    for r in engine.containers.all()? {
-        let r = lifecycle::refresh(engine, r)?;
+    for r in crate::commands::listed(lifecycle::list(engine)?) {
         if let Some(pid) = ns::live_pid(&r) {
             running.push((r, ns::inodes(Some(pid))));
         }

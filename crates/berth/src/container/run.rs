@@ -161,13 +161,12 @@ fn create_record(
         }
         (_, Some(image)) => image,
     };
-    let config = image.config_json()?;
     let record = lifecycle::create(
         engine,
         req,
         &ImageRef {
             id: image.id().to_string(),
-            config: &config,
+            config: &image.config,
         },
     )?;
     Ok(record)
@@ -184,12 +183,7 @@ fn print_warnings(engine: &Engine, id: &str) {
     let Ok(record) = engine.containers.load(id) else {
         return;
     };
-    let warnings = record
-        .network
-        .iter()
-        .filter_map(|n| n.get("warnings").and_then(|w| w.as_array()))
-        .flatten()
-        .filter_map(|w| w.as_str());
+    let warnings = record.network.iter().flat_map(|n| &n.warnings);
     for w in warnings {
         eprintln!("WARNING: {w}");
     }

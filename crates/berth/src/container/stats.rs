@@ -113,8 +113,7 @@ pub fn run(ctx: &Context, args: StatsArgs) -> Result<i32> {
 fn targets(engine: &Engine, args: &StatsArgs) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     if args.containers.is_empty() {
-        for r in engine.containers.all()? {
-            let r = lifecycle::refresh(engine, r)?;
+        for r in crate::commands::listed(lifecycle::list(engine)?) {
             if args.all || r.state.status.is_live() {
                 out.push(r);
             }
