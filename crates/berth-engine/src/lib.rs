@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
+pub mod attach;
 pub mod bundle;
 pub mod copy_up;
 pub mod engine;

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use oci_spec::image::ImageConfiguration;
 
+use crate::attach::{self, AttachOptions, Session};
 use crate::engine::Engine;
 use crate::error::{short, Error, Result};
-use crate::monitor::proto::{self, ErrorReply, Hello, Kind, StopRequest};
+use crate::monitor::proto::{self, ErrorReply, Kind, StopRequest};
 use crate::records::{self, Owner, Record, State, Status};
 use crate::request::{MountRequest, NsMode, RunRequest};
 
@@ -190,30 +191,10 @@ fn anonymous_volumes(
     names
 }
 
-/// A connection to a container's monitor.
-pub struct Session {
-    pub stream: UnixStream,
-}
-
-impl Session {
-    /// Reads frames until Exit (its code) or the end of the stream (None).
-    pub fn wait_exit(&mut self) -> Result<Option<i32>> {
-        loop {
-            match proto::read_frame(&mut self.stream) {
-                Ok(Some((Kind::Exit, p))) if p.len() == 4 => {
-                    return Ok(Some(i32::from_be_bytes([p[0], p[1], p[2], p[3]])))
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(Error::io("read from monitor", "monitor.sock")(e)),
-            }
-        }
-    }
-}
-
-/// Starts a created or exited container: spawns its monitor with `hello` as the first
-/// client, and returns once the container runs (or with the reason it could not).
-pub fn start(engine: &Engine, key: &str, hello: &Hello) -> Result<(Record, Session)> {
+/// Starts a created or exited container: spawns its monitor, this session its first client
+/// (attached as `options` asks), and returns once the container runs (or with the reason it
+/// could not).
+pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Record, Session)> {
     let record = refresh(engine, engine.containers.find(key)?)?;
     if record.state.status.is_live() {
         return Err(Error::state(&record.id, "is already running"));
@@ -243,11 +224,11 @@ pub fn start(engine: &Engine, key: &str, hello: &Hello) -> Result<(Record, Sessi
     // The monitor outlives us; it is not ours to wait for (dropping the handle leaves it be).
     cmd.spawn()
         .map_err(Error::io("spawn the monitor", engine.exe.clone()))?;
-    let mut session = Session { stream: ours };
-    proto::write_json(&mut session.stream, Kind::Hello, hello)
+    let mut stream = ours;
+    proto::write_json(&mut stream, Kind::Start, options)
         .map_err(Error::io("talk to the monitor of", short(&record.id)))?;
-    match proto::read_frame(&mut session.stream) {
-        Ok(Some((Kind::Started, _))) => Ok((record, session)),
+    match proto::read_frame(&mut stream) {
+        Ok(Some((Kind::Started, _))) => Ok((record, Session::new(stream))),
         Ok(Some((Kind::Error, payload))) => {
             let reply: ErrorReply = serde_json::from_slice(&payload).unwrap_or(ErrorReply {
                 code: 125,
@@ -274,22 +255,6 @@ pub fn start(engine: &Engine, key: &str, hello: &Hello) -> Result<(Record, Sessi
             ),
         )),
     }
-}
-
-/// Connects to the monitor of a running container.
-pub fn connect(engine: &Engine, record: &Record) -> Result<Session> {
-    connect_id(engine, &record.id)
-}
-
-fn connect_id(engine: &Engine, id: &str) -> Result<Session> {
-    let dir = engine.containers.dir(id);
-    let dirfd = File::open(&dir).map_err(Error::io("open", &dir))?;
-    let path = crate::monitor::stdio_short_path(&dirfd, "monitor.sock");
-    let stream = UnixStream::connect(&path).map_err(Error::io(
-        "connect to the monitor at",
-        dir.join("monitor.sock"),
-    ))?;
-    Ok(Session { stream })
 }
 
 /// Every container, each [`refresh`]ed (oldest first), and those whose record is unreadable.
@@ -391,8 +356,9 @@ pub fn stop(
         timeout,
         signal: signal.unwrap_or_default().to_string(),
     };
-    let sent = connect(engine, &record).and_then(|mut session| {
-        proto::write_json(&mut session.stream, Kind::Stop, &req)
+    let sent = attach::connect(engine, &record.id).and_then(|mut session| {
+        session
+            .send(Kind::Stop, &req)
             .map_err(Error::io("send stop to the monitor of", short(&record.id)))?;
         session.wait_exit()
     });
@@ -440,12 +406,12 @@ pub fn wait(engine: &Engine, key: &str) -> Result<i32> {
 
 /// The exit code from the monitor, or None if it went away before sending one.
 fn wait_on_monitor(engine: &Engine, record: &Record) -> Option<i32> {
-    let mut session = connect(engine, record).ok()?;
-    let hello = Hello {
+    let mut session = attach::connect(engine, &record.id).ok()?;
+    let options = AttachOptions {
         wait: true,
-        ..Hello::default()
+        ..AttachOptions::default()
     };
-    proto::write_json(&mut session.stream, Kind::Hello, &hello).ok()?;
+    session.send(Kind::Attach, &options).ok()?;
     session.wait_exit().ok().flatten()
 }
 
@@ -575,8 +541,9 @@ fn ask_to_stop(engine: &Engine, id: &str, kill: bool) {
         timeout: 0,
         signal: String::new(),
     };
-    let asked = connect_id(engine, id).and_then(|mut session| {
-        proto::write_json(&mut session.stream, Kind::Stop, &req)
+    let asked = attach::connect(engine, id).and_then(|mut session| {
+        session
+            .send(Kind::Stop, &req)
             .map_err(Error::io("send stop to the monitor of", short(id)))
     });
     if kill || asked.is_err() {

@@ -1,14 +1,19 @@
 //! The monitor's socket protocol: frames of `[kind u8, 0, 0, 0, length u32 BE, payload]`, the
 //! shape of Docker's attach stream (kinds 1 and 2 are stdout and stderr there too).
 //!
+//! A client's first frame is its hello: `Start` on the socketpair the monitor was spawned with
+//! (only there), `Attach` on `<dir>/monitor.sock`.
+//!
 //! ```text
 //! client                                   monitor
-//!   Hello {stdin, stdout, stderr, logs} ->   (the first client, on the spawn socketpair, also
-//!                                            makes the monitor create and start the container)
+//!   Start {stdin, stdout, stderr, wait, ->   create and start the container, this client
+//!          size}                             attached as asked (the spawn socketpair only)
 //!                                       <-   Started | Error {code, message}
+//!   Attach {stdin, stdout, stderr,      ->   this client on the running container's streams
+//!           wait, size}                      (wait alone: just the exit code)
 //!   Stdin bytes, StdinClose, Resize     ->   to the container's stdin or pty
 //!                                       <-   Stdout / Stderr bytes
-//!   Stop {timeout}                      ->   stop signal, then SIGKILL after timeout
+//!   Stop {timeout, signal}              ->   stop signal, then SIGKILL after timeout
 //!   Signal n                            ->   signal n to the container's init
 //!                                       <-   Exit {code}, after the record is written and, with
 //!                                            --rm, everything is removed; then the monitor closes
@@ -25,7 +30,7 @@ pub const MAX_FRAME: usize = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
-    Hello = 0,
+    Attach = 0,
     Stdout = 1,
     Stderr = 2,
     Stdin = 3,
@@ -37,13 +42,14 @@ pub enum Kind {
     Exit = 9,
     /// A signal for the container's init (`run`'s signal proxy): i32 BE.
     Signal = 10,
+    Start = 11,
 }
 
 impl Kind {
     fn from_u8(b: u8) -> Option<Kind> {
         use Kind::*;
         Some(match b {
-            0 => Hello,
+            0 => Attach,
             1 => Stdout,
             2 => Stderr,
             3 => Stdin,
@@ -54,15 +60,16 @@ impl Kind {
             8 => Error,
             9 => Exit,
             10 => Signal,
+            11 => Start,
             _ => return None,
         })
     }
 }
 
-/// What a client wants from the container's streams.
+/// What a client wants from the container's streams (the payload of Start and Attach).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Hello {
+pub struct AttachOptions {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 
 use super::client::{self, Client, LAST_WORDS};
 use super::logfile::LogFile;
-use super::proto::{self, ErrorReply, Hello, Kind};
+use super::proto::{self, AttachOptions, ErrorReply, Kind};
 use super::serve::Run;
 use super::stdio;
 use crate::engine::Engine;
@@ -159,15 +159,15 @@ fn log_errors(id: &str, errors: &[String]) {
     }
 }
 
-/// The first client's hello; None if the spawning CLI went away (or said nothing for 30 s);
+/// The first client's Start; None if the spawning CLI went away (or said nothing for 30 s);
 /// the Error reply refusing anything else.
-fn read_hello(first: &mut UnixStream) -> std::result::Result<Option<Hello>, ErrorReply> {
+fn read_hello(first: &mut UnixStream) -> std::result::Result<Option<AttachOptions>, ErrorReply> {
     let _ = first.set_read_timeout(Some(Duration::from_secs(30)));
     let hello = match proto::read_frame(first) {
-        Ok(Some((Kind::Hello, payload))) => client::parse_hello(&payload).map(Some),
+        Ok(Some((Kind::Start, payload))) => client::parse_hello(&payload).map(Some),
         Ok(Some((kind, _))) => Err(ErrorReply {
             code: 125,
-            message: format!("the monitor expected a hello, not a {kind:?} frame"),
+            message: format!("the monitor expected a Start, not a {kind:?} frame"),
         }),
         Ok(None) | Err(_) => Ok(None),
     };
@@ -260,7 +260,7 @@ fn wait_or_stop(
             }
             for (kind, payload) in c.read_frames() {
                 match kind {
-                    Kind::Hello => {
+                    Kind::Attach => {
                         c.take_hello(&payload);
                     }
                     Kind::Stop => {

@@ -270,7 +270,7 @@ impl Run<'_> {
         let frames = client.read_frames();
         for (kind, payload) in frames {
             match kind {
-                Kind::Hello => {
+                Kind::Attach => {
                     let size = client.take_hello(&payload).and_then(|h| h.size);
                     if let (Some(tty), Some((r, c))) = (&self.stdio.tty, size) {
                         let _ = berth_sys::pty::set_window_size(tty.as_fd(), r, c);

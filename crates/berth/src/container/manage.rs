@@ -2,8 +2,8 @@
 //! each acts on every container named and reports each failure, as Docker does.
 
 use anyhow::Result;
+use berth_engine::attach::AttachOptions;
 use berth_engine::lifecycle;
-use berth_engine::monitor::proto::Hello;
 use berth_engine::Engine;
 use clap::Args;
 
@@ -100,7 +100,7 @@ pub fn restart(ctx: &Context, args: StopArgs) -> Result<i32> {
     let engine = ctx.engine()?;
     each(&args.containers, |key| {
         let record = lifecycle::stop(&engine, key, args.time, args.signal.as_deref())?;
-        lifecycle::start(&engine, &record.id, &Hello::default())?;
+        lifecycle::start(&engine, &record.id, &AttachOptions::default())?;
         Ok(Some(key.to_string()))
     })
 }

@@ -4,8 +4,8 @@
 use std::io::IsTerminal;
 
 use anyhow::{bail, Result};
+use berth_engine::attach::AttachOptions;
 use berth_engine::lifecycle::{self, ImageRef};
-use berth_engine::monitor::proto::Hello;
 use berth_engine::request::RunRequest;
 use berth_engine::Engine;
 use berth_image::registry::pull::{pull, PullOptions};
@@ -48,7 +48,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let record = create_record(ctx, &engine, req)?;
     let req = &record.request;
     if req.detach {
-        lifecycle::start(&engine, &record.id, &Hello::default())?;
+        lifecycle::start(&engine, &record.id, &AttachOptions::default())?;
         print_warnings(&engine, &record.id);
         outln!("{}", record.id);
         return Ok(0);
@@ -59,12 +59,12 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
 /// Starts with our terminal attached; returns the container's exit code.
 fn attach_start(engine: &Engine, id: &str, stdin: bool, tty: bool) -> Result<i32> {
     let _raw = (tty && stdin).then(RawMode::enable);
-    let (record, mut session) = lifecycle::start(engine, id, &relay::attached_hello(stdin, tty))?;
+    let (record, mut session) = lifecycle::start(engine, id, &relay::attached(stdin, tty))?;
     print_warnings(engine, id);
     Ok(relay::exit_code(
         engine,
         &record.id,
-        &mut session.stream,
+        &mut session,
         stdin,
         tty,
     )?)
@@ -102,7 +102,7 @@ pub fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
             outln!("{key}");
             continue;
         }
-        match lifecycle::start(&engine, &record.id, &Hello::default()) {
+        match lifecycle::start(&engine, &record.id, &AttachOptions::default()) {
             Ok(_) => outln!("{key}"),
             Err(e) => {
                 eprintln!("berth: {e}");
