@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 
 use crate::engine::Engine;
 use crate::error::{short, Error, Result};
-use crate::monitor::proto::{self, Kind};
+use crate::monitor::proto::{self, ErrorReply, Kind};
 use crate::records::{Record, Status};
 
 pub use crate::monitor::proto::AttachOptions;
@@ -126,6 +126,37 @@ fn output((kind, payload): (Kind, Vec<u8>)) -> Option<Output> {
             Some(Output::Exit(i32::from_be_bytes(code)))
         }
         _ => None,
+    }
+}
+
+/// The monitor's answer to a Start or an Exec.
+pub(crate) enum Answer {
+    Started,
+    /// Its reason, with Docker's code when the command is at fault (126, 127).
+    Refused(Error),
+    /// It went away without a word (its log says why).
+    Silent,
+}
+
+/// Reads the answer, the first frame of the session.
+pub(crate) fn answer(session: &mut Session) -> Answer {
+    match proto::read_frame(&mut session.stream) {
+        Ok(Some((Kind::Started, _))) => Answer::Started,
+        Ok(Some((Kind::Error, payload))) => {
+            let reply: ErrorReply = serde_json::from_slice(&payload).unwrap_or(ErrorReply {
+                code: 125,
+                message: String::from_utf8_lossy(&payload).into_owned(),
+            });
+            Answer::Refused(if reply.code == 125 {
+                Error::Invalid(reply.message)
+            } else {
+                Error::Command {
+                    code: reply.code,
+                    message: reply.message,
+                }
+            })
+        }
+        _ => Answer::Silent,
     }
 }
 

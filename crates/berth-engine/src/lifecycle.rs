@@ -14,7 +14,7 @@ use oci_spec::image::ImageConfiguration;
 use crate::attach::{self, AttachOptions, Session};
 use crate::engine::Engine;
 use crate::error::{short, Error, Result};
-use crate::monitor::proto::{self, ErrorReply, Kind, StopRequest};
+use crate::monitor::proto::{Kind, StopRequest};
 use crate::records::{self, Owner, Record, State, Status};
 use crate::request::{MountRequest, NsMode, RunRequest};
 
@@ -224,26 +224,14 @@ pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Rec
     // The monitor outlives us; it is not ours to wait for (dropping the handle leaves it be).
     cmd.spawn()
         .map_err(Error::io("spawn the monitor", engine.exe.clone()))?;
-    let mut stream = ours;
-    proto::write_json(&mut stream, Kind::Start, options)
+    let mut session = Session::new(ours);
+    session
+        .send(Kind::Start, options)
         .map_err(Error::io("talk to the monitor of", short(&record.id)))?;
-    match proto::read_frame(&mut stream) {
-        Ok(Some((Kind::Started, _))) => Ok((record, Session::new(stream))),
-        Ok(Some((Kind::Error, payload))) => {
-            let reply: ErrorReply = serde_json::from_slice(&payload).unwrap_or(ErrorReply {
-                code: 125,
-                message: String::from_utf8_lossy(&payload).into_owned(),
-            });
-            Err(if reply.code == 125 {
-                Error::Invalid(reply.message)
-            } else {
-                Error::Command {
-                    code: reply.code,
-                    message: reply.message,
-                }
-            })
-        }
-        _ => Err(Error::state(
+    match attach::answer(&mut session) {
+        attach::Answer::Started => Ok((record, session)),
+        attach::Answer::Refused(e) => Err(e),
+        attach::Answer::Silent => Err(Error::state(
             &record.id,
             format!(
                 "the monitor stopped before the container started: see {}",

@@ -125,6 +125,20 @@ impl Client {
         }
     }
 
+    /// Tells the client why its request was refused.
+    pub(super) fn refuse(&mut self, e: &crate::error::Error) {
+        let reply = ErrorReply {
+            code: e.exit_code(),
+            message: e.to_string(),
+        };
+        self.send_json(Kind::Error, &reply);
+    }
+
+    /// Output queued for the client and not written yet.
+    pub(super) fn backlog(&self) -> usize {
+        self.out.len()
+    }
+
     pub(super) fn send_json(&mut self, kind: Kind, value: &impl serde::Serialize) {
         let payload = serde_json::to_vec(value).unwrap_or_default();
         self.send(kind, &payload);

@@ -17,6 +17,17 @@
 //!   Signal n                            ->   signal n to the container's init
 //!                                       <-   Exit {code}, after the record is written and, with
 //!                                            --rm, everything is removed; then the monitor closes
+//!
+//!   Exec {id, detach, size}             ->   start the process of exec record <dir>/execs/<id>
+//!                                            (the monitor forks it through the runtime, holds
+//!                                            its pipes or pty, reaps it); this connection, not
+//!                                            detached, is its streams from then on
+//!                                       <-   Started | Error {code, message}
+//!   Stdin bytes, StdinClose, Resize     ->   to the exec's stdin or pty
+//!                                       <-   Stdout / Stderr bytes (as the record's attach_*
+//!                                            ask; the rest is dropped)
+//!                                       <-   Exit {code}, once the exec record holds it
+//!   ExecResize {id, rows, cols}         ->   (any connection) the exec's pty
 //! ```
 
 use std::io::{self, Read, Write};
@@ -43,6 +54,8 @@ pub enum Kind {
     /// A signal for the container's init (`run`'s signal proxy): i32 BE.
     Signal = 10,
     Start = 11,
+    Exec = 12,
+    ExecResize = 13,
 }
 
 impl Kind {
@@ -61,6 +74,8 @@ impl Kind {
             9 => Exit,
             10 => Signal,
             11 => Start,
+            12 => Exec,
+            13 => ExecResize,
             _ => return None,
         })
     }
@@ -77,6 +92,26 @@ pub struct AttachOptions {
     pub wait: bool,
     /// The client's terminal size, applied to the pty before the process starts.
     pub size: Option<(u16, u16)>,
+}
+
+/// Starts the process of an exec record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub id: String,
+    /// Nothing attached: the process's output is dropped, its stdin is empty.
+    #[serde(default)]
+    pub detach: bool,
+    /// The client's terminal size, for the exec's pty.
+    #[serde(default)]
+    pub size: Option<(u16, u16)>,
+}
+
+/// A new size for an exec's pty, from any connection (the API's `exec resize`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecResize {
+    pub id: String,
+    pub rows: u16,
+    pub cols: u16,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -267,6 +267,9 @@ fn wait_or_stop(
                         c.waits = true;
                         stopped = true;
                     }
+                    Kind::Exec => {
+                        c.refuse(&Error::state(id, "is restarting: exec once it runs again"));
+                    }
                     _ => {}
                 }
             }
@@ -385,9 +388,9 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         log,
         stop_signal,
         kill_at: None,
-        stdin_buf: Vec::new(),
-        stdin_closing: false,
+        input: super::stdio::Input::default(),
         log_failures: 0,
+        execs: Vec::new(),
     })
 }
 

@@ -1,6 +1,6 @@
-//! The terminal side of `run`/`start -a`/`attach` and `exec -t`: the caller's terminal in raw
-//! mode, stdin to the container, output back, window size followed, Ctrl-P Ctrl-Q to detach.
-//! Single-threaded: one poll over stdin and the stream.
+//! The terminal side of `run`/`start -a`/`attach` and `exec`: an engine session relayed to
+//! the caller's terminal (raw mode with -ti), stdin to the process, output back, window size
+//! followed, Ctrl-P Ctrl-Q to detach. Single-threaded: one poll over stdin and the session.
 
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -69,7 +69,7 @@ pub fn exit_code(
     stdin: bool,
     tty: bool,
 ) -> std::io::Result<i32> {
-    Ok(match relay(session, stdin, tty)? {
+    Ok(match relay(session, stdin, tty, true)? {
         Ended::Exit(code) => code,
         Ended::Detached => 0,
         Ended::Closed => berth_engine::lifecycle::wait(engine, id).unwrap_or(125),
@@ -106,10 +106,10 @@ fn signal_proxy() -> Option<SignalFd> {
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok()
 }
 
-/// Relays a session: stdin (when `stdin`) to it, its output to stdout/stderr, and without a
-/// terminal the signals we get to the container.
-pub fn relay(session: &mut Session, stdin: bool, tty: bool) -> std::io::Result<Ended> {
-    let mut signals = if tty { None } else { signal_proxy() };
+/// Relays a session: stdin (when `stdin`) to it, its output to stdout/stderr, and with
+/// `proxy` but no terminal the signals we get to the container.
+pub fn relay(session: &mut Session, stdin: bool, tty: bool, proxy: bool) -> std::io::Result<Ended> {
+    let mut signals = if tty || !proxy { None } else { signal_proxy() };
     let mut stdin_open = stdin;
     let mut size = if tty { terminal_size() } else { None };
     let mut pending_ctrl_p = false;
@@ -204,64 +204,6 @@ fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(nix::errno::Errno::EIO) => return Ok(0),
             Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// `exec -t`: between our terminal and a pty master we hold, until the process exits.
-pub fn pty(master: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) -> std::io::Result<()> {
-    let mut size = terminal_size();
-    if let Some((r, c)) = size {
-        let _ = berth_sys::pty::set_window_size(master, r, c);
-    }
-    let mut stdin_open = true;
-    loop {
-        let input = std::io::stdin();
-        let mut fds = vec![
-            PollFd::new(master, PollFlags::POLLIN),
-            PollFd::new(pidfd, PollFlags::POLLIN),
-        ];
-        if stdin_open {
-            fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, PollTimeout::from(250u16)) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        let now = terminal_size();
-        if now != size {
-            if let Some((r, c)) = now {
-                let _ = berth_sys::pty::set_window_size(master, r, c);
-            }
-            size = now;
-        }
-        if ready[0] {
-            let mut chunk = [0u8; 32 * 1024];
-            let n = read_fd(master, &mut chunk)?;
-            if n == 0 {
-                return Ok(());
-            }
-            write_out(&mut std::io::stdout(), &chunk[..n])?;
-        } else if ready[1] {
-            // Exited and nothing left to read.
-            return Ok(());
-        }
-        if stdin_open && ready.get(2).copied().unwrap_or(false) {
-            let mut chunk = [0u8; 32 * 1024];
-            let n = read_fd(input.as_fd(), &mut chunk)?;
-            if n == 0 {
-                stdin_open = false;
-            } else {
-                let mut data = &chunk[..n];
-                while !data.is_empty() {
-                    data = &data[nix::unistd::write(master, data)?..];
-                }
-            }
         }
     }
 }
