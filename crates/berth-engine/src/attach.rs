@@ -214,5 +214,6 @@ pub fn attach(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Re
     session
         .send(Kind::Attach, &options)
         .map_err(Error::io("talk to the monitor of", short(&record.id)))?;
+    crate::events::record(engine, crate::events::Event::container(&record, "attach"));
     Ok((record, session))
 }

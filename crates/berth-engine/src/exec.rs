@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::attach::{self, Session};
 use crate::engine::Engine;
 use crate::error::{short, Error, Result};
+use crate::events::{self, Event};
 use crate::monitor::proto::{ExecRequest, ExecResize, Kind};
 use crate::records::{self, Record, Status};
 
@@ -92,6 +93,7 @@ pub fn create(engine: &Engine, key: &str, config: ExecConfig) -> Result<ExecReco
     fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
     forget_finished(&dir);
     save(engine, &record)?;
+    event(engine, &record, "exec_create", None);
     Ok(record)
 }
 
@@ -158,6 +160,24 @@ pub fn resize(engine: &Engine, exec_id: &str, rows: u16, cols: u16) -> Result<()
         "talk to the monitor of",
         short(&record.container_id),
     ))
+}
+
+/// An exec's event, as Docker logs it: `exec_create: <cmd>` and `exec_start: <cmd>`, then
+/// `exec_die` with its exit code, on the container's actor.
+pub(crate) fn event(engine: &Engine, record: &ExecRecord, step: &str, code: Option<i32>) {
+    let action = match code {
+        None => format!("{step}: {}", record.config.cmd.join(" ")),
+        Some(_) => step.to_string(),
+    };
+    let mut event = match engine.containers.load(&record.container_id) {
+        Ok(container) => Event::container(&container, action),
+        Err(_) => Event::new(events::Kind::Container, action, &record.container_id),
+    };
+    event = event.with("execID", record.id.clone());
+    if let Some(code) = code {
+        event = event.with("exitCode", code.to_string());
+    }
+    events::record(engine, event);
 }
 
 fn execs_dir(engine: &Engine, container_id: &str) -> PathBuf {

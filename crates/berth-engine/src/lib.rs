@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod copy_up;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod inspect;
 pub mod leftovers;

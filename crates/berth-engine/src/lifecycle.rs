@@ -14,6 +14,7 @@ use oci_spec::image::ImageConfiguration;
 use crate::attach::{self, AttachOptions, Session};
 use crate::engine::Engine;
 use crate::error::{short, Error, Result};
+use crate::events::{self, Event};
 use crate::monitor::proto::{Kind, StopRequest};
 use crate::records::{self, Owner, Record, State, Status};
 use crate::request::{MountRequest, NsMode, RunRequest};
@@ -79,6 +80,7 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
             return Err(e);
         }
     }
+    events::record(engine, Event::container(&record, "create"));
     Ok(record)
 }
 
@@ -224,6 +226,9 @@ pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Rec
     // The monitor outlives us; it is not ours to wait for (dropping the handle leaves it be).
     cmd.spawn()
         .map_err(Error::io("spawn the monitor", engine.exe.clone()))?;
+    if options.stdin || options.stdout || options.stderr {
+        events::record(engine, Event::container(&record, "attach"));
+    }
     let mut session = Session::new(ours);
     session
         .send(Kind::Start, options)
@@ -354,7 +359,21 @@ pub fn stop(
         // The container exited on its own meanwhile and the monitor is finishing.
         wait(engine, &record.id)?;
     }
+    events::record(engine, Event::container(&record, "stop"));
     engine.containers.load(&record.id).or(Ok(record))
+}
+
+/// `restart`: stops the container if it runs, then starts it, detached.
+pub fn restart(
+    engine: &Engine,
+    key: &str,
+    timeout: Option<i64>,
+    signal: Option<&str>,
+) -> Result<Record> {
+    let record = stop(engine, key, timeout, signal)?;
+    let (record, _) = start(engine, &record.id, &AttachOptions::default())?;
+    events::record(engine, Event::container(&record, "restart"));
+    Ok(record)
 }
 
 /// Sends a signal to the container's init.
@@ -369,6 +388,11 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
         return Err(Error::state(&record.id, "is not running"));
     }
     berth_runtime::container::kill(&engine.runtime, &record.id, sig, false)?;
+    let signo = (sig as i32).to_string();
+    events::record(
+        engine,
+        Event::container(&record, "kill").with("signal", signo),
+    );
     Ok(record)
 }
 
@@ -434,6 +458,8 @@ pub fn pause(engine: &Engine, key: &str, pause: bool) -> Result<Record> {
             };
         }
     })?;
+    let action = if pause { "pause" } else { "unpause" };
+    events::record(engine, Event::container(&record, action));
     Ok(record)
 }
 
@@ -467,6 +493,11 @@ pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<
     {
         errors.push(e.to_string());
     }
+    let event = match &record {
+        Some(r) => Event::container(r, "destroy"),
+        None => Event::new(events::Kind::Container, "destroy", &id),
+    };
+    events::record(engine, event);
     collect(&id, errors)
 }
 
@@ -560,6 +591,7 @@ pub fn remove_all(engine: &Engine, record: &Record) -> Result<()> {
     if let Err(e) = engine.containers.remove(&record.id, Some(&record.name)) {
         errors.push(e.to_string());
     }
+    events::record(engine, Event::container(record, "destroy"));
     collect(&record.id, errors)
 }
 
@@ -567,10 +599,10 @@ fn remove_volumes(engine: &Engine, record: &Record) -> Vec<String> {
     let mut errors = Vec::new();
     for name in &record.anonymous_volumes {
         let dir = engine.volumes_dir().join(name);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                errors.push(format!("remove volume {}: {e}", dir.display()));
-            }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => crate::volumes::destroyed(engine, name),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(format!("remove volume {}: {e}", dir.display())),
         }
     }
     errors

@@ -208,6 +208,7 @@ pub fn connect(
         let _ = store.detach(&att);
         return Err(e);
     }
+    event(engine, "connect", &att);
     Ok(att)
 }
 
@@ -237,7 +238,30 @@ pub fn disconnect(engine: &Engine, key: &str, network: &str) -> Result<()> {
         )));
     };
     engine.containers.save(&record)?;
-    Ok(store.detach(&att)?)
+    store.detach(&att)?;
+    event(engine, "disconnect", &att);
+    Ok(())
+}
+
+/// A network's `connect` or `disconnect` of a container, as Docker logs it.
+pub(crate) fn event(engine: &Engine, action: &str, att: &Attachment) {
+    let id = if att.network_id.is_empty() {
+        &att.network
+    } else {
+        &att.network_id
+    };
+    let event = crate::events::Event::new(crate::events::Kind::Network, action, id)
+        .with("container", att.container_id.clone())
+        .with("name", att.network.clone())
+        .with(
+            "type",
+            if att.network == "none" {
+                "null"
+            } else {
+                "bridge"
+            },
+        );
+    crate::events::record(engine, event);
 }
 
 fn mode_name(record: &Record) -> String {

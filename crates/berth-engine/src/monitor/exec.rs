@@ -92,6 +92,7 @@ impl Exec {
         if let (Some(tty), Some((rows, cols))) = (&stdio.tty, req.size) {
             let _ = berth_sys::pty::set_window_size(tty.as_fd(), rows, cols);
         }
+        crate::exec::event(engine, &record, "exec_start", None);
         let outputs = stdio.take_outputs().unwrap_or_default();
         let outputs = outputs.into_iter().map(|(s, fd)| (s, Some(fd))).collect();
         if let Some(fd) = stdio.input_fd() {
@@ -262,6 +263,7 @@ impl Exec {
                 short(&self.record.id)
             );
         }
+        crate::exec::event(engine, &self.record, "exec_die", Some(code));
         let mut client = self.client.take()?;
         client.send(Kind::Exit, &code.to_be_bytes());
         // From now on a plain client: no container output, no exit of the container.

@@ -15,6 +15,7 @@ use super::serve::Run;
 use super::stdio;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::events::{self, Event};
 use crate::records::{self, Owner, Record, Status};
 use crate::request::RestartPolicy;
 
@@ -378,6 +379,10 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     berth_runtime::container::start(&engine.runtime, id)
         .map_err(crate::lifecycle::command_error)
         .map_err(undo_net)?;
+    if let Some(att) = &attachment {
+        crate::network::event(engine, "connect", att);
+    }
+    events::record(engine, Event::container(record, "start"));
     Ok(Run {
         engine,
         id: id.to_string(),

@@ -17,6 +17,7 @@ use super::proto::{self, ErrorReply, ExecRequest, ExecResize, Kind, StopRequest}
 use super::reap::{exit_code, reap_children, wait_readable};
 use super::stdio::{self, Input, Read, Stdio};
 use crate::engine::Engine;
+use crate::events::{self, Event};
 use crate::records::{self, Status};
 
 /// Everything the loop works with for one run of the container.
@@ -418,6 +419,9 @@ impl Run<'_> {
         let mut record = containers.load(&self.id);
         let (errs, links) = crate::network::release(self.engine, &self.id, record.as_ref().ok());
         errors.extend(errs);
+        for att in &links {
+            crate::network::event(self.engine, "disconnect", att);
+        }
         let dir = containers.dir(&self.id);
         if let Err(e) = crate::bundle::teardown(&dir) {
             errors.push(e.to_string());
@@ -442,6 +446,13 @@ impl Run<'_> {
             }
         };
         drop(lock);
+        if let Ok(r) = &record {
+            if oom {
+                events::record(self.engine, Event::container(r, "oom"));
+            }
+            let die = Event::container(r, "die").with("exitCode", code.to_string());
+            events::record(self.engine, die);
+        }
         if let Err(e) = recorded {
             errors.push(format!("record the exit: {e}"));
         }

@@ -1,5 +1,6 @@
 //! One module per command: an argument struct and a `run` that acts on it.
 
+pub mod events;
 pub mod history;
 pub mod images;
 pub mod import;
@@ -203,6 +204,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Version(a) => version::run(a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::run(&ctx, a),
         Command::System(SystemCommand::Prune(a)) => return system_prune::run(&ctx, a),
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::run(&ctx, a),
     };
     done.map(|()| 0)
 }
