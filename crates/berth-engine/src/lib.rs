@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod images;
 pub mod inspect;
 pub mod leftovers;
 pub mod lifecycle;

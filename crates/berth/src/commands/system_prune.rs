@@ -52,7 +52,7 @@ pub fn run(ctx: &Context, args: SystemPruneArgs) -> Result<i32> {
 
     // Asked only now: the containers just removed no longer hold their images.
     let usage = ctx.image_usage()?;
-    let (images, bytes) = super::prune::remove_unused(ctx, args.all, &|d| usage.of(d))?;
+    let (images, bytes) = berth_engine::images::prune(&engine, args.all, &usage)?;
     freed += bytes;
     let images: Vec<String> = images.iter().map(|id| format!("deleted: {id}")).collect();
     section("Deleted Images:", &images);

@@ -2,7 +2,6 @@
 //! each acts on every container named and reports each failure, as Docker does.
 
 use anyhow::Result;
-use berth_engine::attach::AttachOptions;
 use berth_engine::lifecycle;
 use berth_engine::Engine;
 use clap::Args;
@@ -99,8 +98,7 @@ pub fn stop(ctx: &Context, args: StopArgs) -> Result<i32> {
 pub fn restart(ctx: &Context, args: StopArgs) -> Result<i32> {
     let engine = ctx.engine()?;
     each(&args.containers, |key| {
-        let record = lifecycle::stop(&engine, key, args.time, args.signal.as_deref())?;
-        lifecycle::start(&engine, &record.id, &AttachOptions::default())?;
+        lifecycle::restart(&engine, key, args.time, args.signal.as_deref())?;
         Ok(Some(key.to_string()))
     })
 }

@@ -5,11 +5,10 @@ use std::io::IsTerminal;
 
 use anyhow::{bail, Result};
 use berth_engine::attach::AttachOptions;
+use berth_engine::images;
 use berth_engine::lifecycle::{self, ImageRef};
 use berth_engine::request::RunRequest;
 use berth_engine::Engine;
-use berth_image::registry::pull::{pull, PullOptions};
-use berth_image::{Platform, Reference};
 use clap::Args;
 
 use super::flags::RunFlags;
@@ -124,57 +123,19 @@ fn create_record(
     req: RunRequest,
 ) -> Result<berth_engine::records::Record> {
     lifecycle::validate(engine, &req)?;
-    let store = ctx.store()?;
-    let platform = match &req.platform {
-        Some(p) => Platform::parse(p)?,
-        None => Platform::host(),
-    };
-    let local = match store.resolve(&req.image) {
-        // A local image of another platform than --platform asks for does not count.
-        Ok(image) if req.platform.is_some() && !same_platform(&image, &platform) => None,
-        Ok(image) => Some(image),
-        Err(berth_image::Error::NoSuchImage(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let image = match (req.pull.as_str(), local) {
-        ("never", None) | (_, None) if req.pull == "never" => bail!(
-            "no such image: {}{}: pull it first or drop --pull never",
-            req.image,
-            req.platform
-                .as_deref()
-                .map(|p| format!(" for platform {p}"))
-                .unwrap_or_default()
-        ),
-        ("always", _) | (_, None) => {
-            let reference = Reference::parse(&req.image)?;
-            if req.pull != "always" {
-                eprintln!("Unable to find image '{}' locally", reference);
-            }
-            let options = PullOptions {
-                platform,
-                registry: ctx.registry_options(),
-                ..PullOptions::default()
-            };
-            let image = pull(&store, &reference, &options, &berth_image::progress::Silent)?;
-            eprintln!("Status: Downloaded image for {reference}");
-            image
-        }
-        (_, Some(image)) => image,
-    };
-    let record = lifecycle::create(
+    let image = images::resolve_or_pull(
         engine,
-        req,
-        &ImageRef {
-            id: image.id().to_string(),
-            config: &image.config,
-        },
+        &req.image,
+        req.platform.as_deref(),
+        &req.pull,
+        &ctx.registry_options(),
+        &crate::progress::Notices,
     )?;
-    Ok(record)
-}
-
-fn same_platform(image: &berth_image::Image, wanted: &Platform) -> bool {
-    let c = &image.config;
-    c.os().to_string() == wanted.os && c.architecture().to_string() == wanted.architecture
+    let image_ref = ImageRef {
+        id: image.id().to_string(),
+        config: &image.config,
+    };
+    Ok(lifecycle::create(engine, req, &image_ref)?)
 }
 
 /// What the network attach warned about (e.g. a host firewall that drops forwarded traffic),
