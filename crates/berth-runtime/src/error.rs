@@ -1,4 +1,6 @@
 //! Runtime errors: each names the step, the object and the OS error, in one line for people.
+//! That line is the whole story: no variant also hands its cause out as `source()`, or a caller
+//! printing the chain (anyhow's `{:#}`) would show the OS error twice.
 
 use std::io;
 use std::path::PathBuf;
@@ -7,17 +9,17 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file operation on the host side.
-    #[error("{step} {}: {source}", path.display())]
+    #[error("{step} {}: {cause}", path.display())]
     Io {
         step: &'static str,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
     /// A syscall on the host side that has no path.
-    #[error("{step}: {source}")]
+    #[error("{step}: {cause}")]
     Sys {
         step: &'static str,
-        source: io::Error,
+        cause: io::Error,
     },
     /// The bundle's config.json is not one berth can run; the text says what and how to fix it.
     #[error("invalid config: {0}")]
@@ -60,22 +62,42 @@ pub enum Error {
     /// checkpoint or restore: CRIU, or runc's checks before it, in runc's words.
     #[error("{0}")]
     Criu(String),
-    #[error(transparent)]
-    Cgroup(#[from] berth_cgroups::CgroupError),
+    #[error("{0}")]
+    Cgroup(berth_cgroups::CgroupError),
     /// Processes that a SIGKILL to the whole cgroup did not end in time (in uninterruptible
     /// sleep on a hung mount, say): the cgroup is left to remove once they are gone.
     #[error("cgroup {path} still has processes {pids:?} after SIGKILL: they did not exit")]
     CgroupNotEmpty { path: String, pids: Vec<i32> },
-    #[error(transparent)]
-    Seccomp(#[from] crate::seccomp::SeccompError),
-    #[error(transparent)]
-    Capability(#[from] crate::capabilities::CapabilityError),
+    #[error("{0}")]
+    Seccomp(crate::seccomp::SeccompError),
+    #[error("{0}")]
+    Capability(crate::capabilities::CapabilityError),
     /// Best-effort teardown that met several errors: all of them, in order.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Many(Vec<Error>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// By hand rather than `#[from]`, which would make the wrapped error `source()` too: these
+// errors already print their own causes.
+impl From<berth_cgroups::CgroupError> for Error {
+    fn from(e: berth_cgroups::CgroupError) -> Self {
+        Self::Cgroup(e)
+    }
+}
+
+impl From<crate::seccomp::SeccompError> for Error {
+    fn from(e: crate::seccomp::SeccompError) -> Self {
+        Self::Seccomp(e)
+    }
+}
+
+impl From<crate::capabilities::CapabilityError> for Error {
+    fn from(e: crate::capabilities::CapabilityError) -> Self {
+        Self::Capability(e)
+    }
+}
 
 /// Why the container's executable could not be run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -129,13 +151,13 @@ impl<T, E: Into<io::Error>> IoContext<T> for std::result::Result<T, E> {
         self.map_err(|e| Error::Io {
             step,
             path: path.into(),
-            source: e.into(),
+            cause: e.into(),
         })
     }
     fn during(self, step: &'static str) -> Result<T> {
         self.map_err(|e| Error::Sys {
             step,
-            source: e.into(),
+            cause: e.into(),
         })
     }
 }

@@ -71,10 +71,8 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     // to cgroup.procs from here, which waits for an RCU grace period.
     let into = crate::process::parent::clone_target(&cg, true)?;
     exec_via.prepare()?;
-    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::Sys {
-        step: "make the runtime non-dumpable before exec's fork (prctl PR_SET_DUMPABLE)",
-        source: e.into(),
-    })?;
+    nix::sys::prctl::set_dumpable(false)
+        .during("make the runtime non-dumpable before exec's fork (prctl PR_SET_DUMPABLE)")?;
     let (forked, cloned_into) =
         crate::process::parent::fork_into(into.as_ref().map(|fd| fd.as_fd()));
     drop(into);
