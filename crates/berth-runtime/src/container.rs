@@ -57,12 +57,18 @@ pub fn state_json(c: &Container) -> String {
 /// and waits for its byte — or for the init's death, so a dead init cannot hang us.
 pub fn start(root: &Root, id: &str) -> Result<()> {
     let c = load(root, id)?;
-    require(
-        &c,
-        &[Status::Created],
-        "only a created container can be started",
-    )?;
-    start_created(root, &c.record)
+    let what = match c.status {
+        Status::Created => return start_created(root, &c.record),
+        Status::Running => "cannot start an already running container",
+        Status::Stopped => "cannot start a container that has stopped",
+        Status::Paused => "cannot start a container in the paused state",
+        Status::Creating => "cannot start a container in the creating state",
+    };
+    Err(Error::Status {
+        id: id.to_string(),
+        status: c.status,
+        what,
+    })
 }
 
 /// [`start`] of a container this process has just created (`run`), whose record it holds:
@@ -173,7 +179,7 @@ pub fn delete_loaded(root: &Root, c: Container, force: bool) -> Result<()> {
         return Err(Error::Status {
             id: id.to_string(),
             status: c.status,
-            what: "stop it first, or use delete --force",
+            what: "cannot delete a container that is not stopped (use delete --force)",
         });
     }
     let mut errors = Vec::new();
@@ -237,18 +243,14 @@ pub fn pause(root: &Root, id: &str) -> Result<()> {
     require(
         &c,
         &[Status::Running, Status::Created],
-        "only a running container can be paused",
+        "container not running",
     )?;
     Ok(cgroup::open(&c.record.cgroup_path)?.freeze()?)
 }
 
 pub fn resume(root: &Root, id: &str) -> Result<()> {
     let c = load(root, id)?;
-    require(
-        &c,
-        &[Status::Paused],
-        "only a paused container can be resumed",
-    )?;
+    require(&c, &[Status::Paused], "container not paused")?;
     Ok(cgroup::open(&c.record.cgroup_path)?.thaw()?)
 }
 

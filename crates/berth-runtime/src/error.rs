@@ -36,8 +36,9 @@ pub enum Error {
     /// A signal for the init of a container that has stopped (kill without --all).
     #[error("container not running: {0:?} has stopped, there is no process to signal")]
     NotRunning(String),
-    /// An operation that the container's status does not allow.
-    #[error("container {id:?} is {status}: {what}")]
+    /// An operation that the container's status does not allow: `what` in runc's words
+    /// ("container not running", "cannot start a container that has stopped"...).
+    #[error("{what}: container {id:?} is {status}")]
     Status {
         id: String,
         status: crate::state::Status,

@@ -217,7 +217,7 @@ fn prepare(
             return Err(Error::Status {
                 id: id.to_string(),
                 status: c.status,
-                what: "exec needs a running container",
+                what: "cannot exec in a stopped container",
             })
         }
     }

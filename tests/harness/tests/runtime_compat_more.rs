@@ -1,9 +1,10 @@
 //! More of issue 11's runc compatibility, each case run under runc (Debian's /usr/sbin/runc,
-//! the reference) and under berth-runc on the same bundle, and what each did compared.
+//! the reference) and under berth-runc on the same bundle, and what each did compared: the
+//! words and exit codes of commands in the wrong state, errors told once.
 
 use std::path::Path;
 
-use berth_harness::{have, need_root, skip, unique, Bundle, Runtime};
+use berth_harness::{eventually, have, need_root, skip, unique, Bundle, Ran, Runtime};
 
 /// Debian's runc, the reference.
 const RUNC: &str = "/usr/sbin/runc";
@@ -30,6 +31,87 @@ fn runtimes() -> [(&'static str, Runtime); 2] {
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
+}
+
+fn run_detached(rt: &Runtime, bundle: &Bundle, id: &str) {
+    rt.run(&["run", "--detach", "--bundle", path(bundle.path()), id])
+        .ok();
+}
+
+fn status(rt: &Runtime, id: &str) -> String {
+    rt.state(id).map_or_else(
+        || "gone".to_string(),
+        |s| s["status"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn wait_status(rt: &Runtime, id: &str, want: &str) {
+    eventually(&format!("{id} to be {want}"), || {
+        (status(rt, id) == want).then_some(())
+    });
+}
+
+/// The message of runc's last logged error (`level=error msg="..."` on stderr), without the
+/// `runc create failed: ` some commands put first.
+fn runc_message(ran: &Ran) -> String {
+    let line = ran
+        .stderr
+        .lines()
+        .rfind(|l| l.contains("level=error"))
+        .unwrap_or_else(|| panic!("no error logged: {ran:?}"));
+    let msg = &line[line.find("msg=\"").expect("msg=") + 5..];
+    let msg = msg[..msg.rfind('"').expect("closing quote")]
+        .replace("\\\"", "\"")
+        .replace("\\n", "");
+    match msg
+        .strip_prefix("runc ")
+        .and_then(|m| m.split_once(" failed: "))
+    {
+        Some((_, rest)) => rest.to_string(),
+        None => msg,
+    }
+}
+
+/// For each command, runc's exit code and words, and berth-runc's: its code must be runc's and
+/// its one line must hold runc's words.
+fn assert_same_failures(seen: &[(&str, Vec<Ran>)]) {
+    let (runc, berth) = (&seen[0].1, &seen[1].1);
+    for (r, b) in runc.iter().zip(berth) {
+        let words = runc_message(r);
+        assert_eq!(b.code(), r.code(), "exit code for {words:?}: {b:?}");
+        assert!(b.stderr.contains(&words), "{words:?} in {:?}", b.stderr);
+        assert_eq!(
+            b.stderr.trim().lines().count(),
+            1,
+            "one line: {:?}",
+            b.stderr
+        );
+    }
+}
+
+#[test]
+fn commands_in_the_wrong_state_fail_in_runcs_words() {
+    need_root!();
+    need_runc!();
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let id = unique("state-words");
+        run_detached(&rt, &bundle, &id);
+        let mut ran = vec![rt.run(&["start", &id]), rt.run(&["resume", &id])];
+        rt.run(&["pause", &id]).ok();
+        ran.extend([rt.run(&["pause", &id]), rt.run(&["start", &id])]);
+        rt.run(&["resume", &id]).ok();
+        rt.run(&["kill", &id, "KILL"]).ok();
+        wait_status(&rt, &id, "stopped");
+        for cmd in ["start", "pause", "resume"] {
+            ran.push(rt.run(&[cmd, &id]));
+        }
+        ran.push(rt.run(&["exec", &id, "true"]));
+        rt.run(&["delete", &id]).ok();
+        seen.push((name, ran));
+    }
+    assert_same_failures(&seen);
 }
 
 #[test]
