@@ -293,6 +293,8 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<InitPlan, String> {
 }
 
 /// The root filesystem path: relative paths are taken inside the bundle and may not leave it.
+/// As runc validates it, the path must be the directory itself: one that goes through a
+/// symbolic link (the rootfs, or a directory above it) is refused in runc's words.
 fn resolve_rootfs(path: &Path, bundle: &Path) -> Result<PathBuf, String> {
     let full = if path.is_absolute() {
         path.to_path_buf()
@@ -316,7 +318,17 @@ fn resolve_rootfs(path: &Path, bundle: &Path) -> Result<PathBuf, String> {
             full.display()
         ));
     }
-    std::fs::canonicalize(&full).map_err(|e| format!("root filesystem {}: {e}", full.display()))
+    let real = std::fs::canonicalize(&full)
+        .map_err(|e| format!("root filesystem {}: {e}", full.display()))?;
+    if real != crate::rootfs::procfs::clean(&full) {
+        return Err(format!(
+            "invalid rootfs: not an absolute path, or a symlink: {} resolves to {}; give \
+             root.path as the real directory",
+            full.display(),
+            real.display()
+        ));
+    }
+    Ok(real)
 }
 
 /// The process part of the plan, shared by create and exec.

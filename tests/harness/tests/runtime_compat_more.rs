@@ -1,10 +1,15 @@
 //! More of issue 11's runc compatibility, each case run under runc (Debian's /usr/sbin/runc,
 //! the reference) and under berth-runc on the same bundle, and what each did compared: the
-//! words and exit codes of commands in the wrong state, errors told once.
+//! words and exit codes of commands in the wrong state, errors told once, a symlinked root.
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 
-use berth_harness::{eventually, have, need_root, skip, unique, Bundle, Ran, Runtime};
+use berth_harness::{
+    eventually, have, need_root, run_with_timeout, skip, unique, Bundle, Ran, Runtime,
+    COMMAND_TIMEOUT,
+};
+use serde_json::{json, Value};
 
 /// Debian's runc, the reference.
 const RUNC: &str = "/usr/sbin/runc";
@@ -31,6 +36,14 @@ fn runtimes() -> [(&'static str, Runtime); 2] {
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
+}
+
+/// Edits the bundle's config as JSON, and writes it.
+fn edit(bundle: &mut Bundle, f: impl FnOnce(&mut Value)) {
+    let mut v = serde_json::to_value(bundle.spec()).expect("spec as JSON");
+    f(&mut v);
+    *bundle.spec_mut() = serde_json::from_value(v).expect("edited spec");
+    bundle.write();
 }
 
 fn run_detached(rt: &Runtime, bundle: &Bundle, id: &str) {
@@ -136,4 +149,52 @@ fn an_os_error_is_told_once() {
             "{name}: left behind"
         );
     }
+}
+
+#[test]
+fn a_root_filesystem_reached_through_a_symlink_is_refused() {
+    need_root!();
+    need_runc!();
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let mut ran = Vec::new();
+        // The rootfs itself a link, then a directory above it.
+        let mut bundle = Bundle::new(&["true"]);
+        std::os::unix::fs::symlink("rootfs", bundle.path().join("link")).expect("symlink");
+        edit(&mut bundle, |v| v["root"]["path"] = json!("link"));
+        ran.push(rt.run(&["run", "--bundle", path(bundle.path()), &unique("link")]));
+        let above = tempfile::tempdir().expect("tempdir");
+        let through = above.path().join("bundle");
+        std::os::unix::fs::symlink(bundle.path(), &through).expect("symlink");
+        edit(&mut bundle, |v| {
+            v["root"]["path"] = json!(through.join("rootfs"))
+        });
+        ran.push(rt.run(&["run", "--bundle", path(bundle.path()), &unique("link")]));
+        assert_eq!(
+            rt.run(&["list", "-q"]).ok().trim(),
+            "",
+            "{name}: left behind"
+        );
+        seen.push((name, ran));
+    }
+    assert_same_failures(&seen);
+}
+
+/// berth resolves its data root as dockerd does, so that its containers' roots are no links.
+#[test]
+fn the_engine_runs_from_a_data_root_reached_through_a_symlink() {
+    need_root!();
+    let berth = berth_harness::image::Berth::new();
+    let above = tempfile::tempdir().expect("tempdir");
+    let link = above.path().join("root");
+    std::os::unix::fs::symlink(berth.root(), &link).expect("symlink");
+    let mut command = Command::new(berth_harness::image::berth_bin());
+    command
+        .arg("--root")
+        .arg(&link)
+        .env("BERTH_ROOT", &link)
+        .args(["run", "--rm", berth_harness::image::IMAGE, "echo", "ran"])
+        .stdin(Stdio::null());
+    let ran = run_with_timeout(command, COMMAND_TIMEOUT);
+    assert_eq!(ran.ok().trim(), "ran");
 }
