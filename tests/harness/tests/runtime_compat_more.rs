@@ -1,6 +1,7 @@
 //! More of issue 11's runc compatibility, each case run under runc (Debian's /usr/sbin/runc,
 //! the reference) and under berth-runc on the same bundle, and what each did compared: the
-//! words and exit codes of commands in the wrong state, errors told once, a symlinked root.
+//! words and exit codes of commands in the wrong state, errors told once, a symlinked root,
+//! `delete --force` of one of two containers sharing a cgroup.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -197,4 +198,60 @@ fn the_engine_runs_from_a_data_root_reached_through_a_symlink() {
         .stdin(Stdio::null());
     let ran = run_with_timeout(command, COMMAND_TIMEOUT);
     assert_eq!(ran.ok().trim(), "ran");
+}
+
+/// The directory of cgroup `cg` in the pids hierarchy (v1), or in the unified one.
+fn cgroup_dir(cg: &str) -> std::path::PathBuf {
+    let v1 = Path::new("/sys/fs/cgroup/pids");
+    let base = if v1.exists() {
+        v1
+    } else {
+        Path::new("/sys/fs/cgroup")
+    };
+    base.join(cg.trim_start_matches('/'))
+}
+
+/// Two containers in one cgroup (the same cgroupsPath): `delete --force` of the first ends
+/// the other too only when the first has no pid namespace of its own, as runc decides; the
+/// cgroup goes with the last of them.
+#[test]
+fn delete_force_of_a_container_sharing_its_cgroup() {
+    need_root!();
+    need_runc!();
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let mut outcome = Vec::new();
+        for own_pid_ns in [true, false] {
+            let cg = format!("/{}", unique("berth-shared"));
+            let mut first = Bundle::new(&["sleep", "1000"]);
+            edit(&mut first, |v| {
+                v["linux"]["cgroupsPath"] = json!(cg);
+                if !own_pid_ns {
+                    let ns = v["linux"]["namespaces"].as_array_mut().expect("namespaces");
+                    ns.retain(|n| n["type"] != "pid");
+                }
+            });
+            let mut other = Bundle::new(&["sleep", "1000"]);
+            edit(&mut other, |v| v["linux"]["cgroupsPath"] = json!(cg));
+            let (a, b) = (unique("shared-a"), unique("shared-b"));
+            run_detached(&rt, &first, &a);
+            run_detached(&rt, &other, &b);
+            let deleted = rt.run(&["delete", "--force", &a]);
+            if !own_pid_ns {
+                // Killed with the first, but not waited for: it may take a moment to go.
+                wait_status(&rt, &b, "stopped");
+            }
+            let other_status = status(&rt, &b);
+            let left = cgroup_dir(&cg).exists();
+            rt.run(&["delete", "--force", &b]).ok();
+            let gone = !cgroup_dir(&cg).exists();
+            outcome.push(format!(
+                "own pid ns {own_pid_ns}: delete exit {:?}, the other {other_status}, \
+                 cgroup left {left}, gone with the other {gone}",
+                deleted.code()
+            ));
+        }
+        seen.push((name, outcome));
+    }
+    assert_eq!(seen[0].1, seen[1].1, "{seen:?}");
 }
