@@ -102,12 +102,6 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .step(|| "write /proc/self/oom_score_adj".into())?;
     }
-    if !plan.has_mount_ns() {
-        return fail(
-            "set up the root filesystem",
-            "the container has no mount namespace: add {\"type\": \"mount\"} to linux.namespaces",
-        );
-    }
     let root = crate::rootfs::prepare(plan, &host_cgroups, &sources)?;
     drop((root, sources));
     run_hooks_inside(&ctx.create_container_hooks, "createContainer", &state)?;
@@ -126,7 +120,9 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     }
     // Before /proc/sys becomes read-only.
     write_sysctls(&plan.sysctl)?;
-    crate::rootfs::finish(plan)?;
+    if plan.has_mount_ns() {
+        crate::rootfs::finish(plan)?;
+    }
     let ours = [
         ctx.chan.raw_fd(),
         ctx.exec_fifo.as_raw_fd(),
