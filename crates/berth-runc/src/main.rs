@@ -20,6 +20,7 @@ mod commands;
 mod criu;
 mod exec;
 mod spec;
+mod tty;
 mod update;
 
 use clap::error::ErrorKind;

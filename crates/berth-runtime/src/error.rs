@@ -24,6 +24,10 @@ pub enum Error {
     /// The bundle's config.json is not one berth can run; the text says what and how to fix it.
     #[error("invalid config: {0}")]
     Config(String),
+    /// A console socket missing where the process has a terminal, or given where it has
+    /// none: runc's words, and what to do.
+    #[error("{0}")]
+    Console(&'static str),
     #[error("container id {0:?} is not valid: use letters, digits, '_', '-', '.' (at most 1024)")]
     BadId(String),
     // runc's words first where callers match the text: containerd's shim takes "does not

@@ -31,6 +31,16 @@ pub struct ExecOptions {
 }
 
 /// Runs the process; returns its exit code, or 0 at once with `detach`.
+pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
+    let pid = spawn(root, id, opts)?;
+    if opts.detach {
+        return Ok(0);
+    }
+    wait_exit(pid)
+}
+
+/// Starts the process and returns its pid, a child of ours, once it is about to execute its
+/// program (`detach` is the caller's to act on).
 ///
 /// The process is made in two forks, in the order runc's nsexec uses, so that it is never
 /// visible in the container's pid namespace while anything of the host is within its reach:
@@ -50,7 +60,7 @@ pub struct ExecOptions {
 ///
 /// Both are non-dumpable from before the first fork until the execve, so that the container's
 /// processes cannot ptrace them or open their /proc files without CAP_SYS_PTRACE.
-pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
+pub fn spawn(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     let (c, plan, exec_via) = prepare(root, id, opts)?;
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(
@@ -160,11 +170,7 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     if let Some(p) = &opts.pid_file {
         crate::process::parent::write_pid_file(p, pid)?;
     }
-    if opts.detach {
-        return Ok(0);
-    }
-    drop(parent_end);
-    wait_exit(pid)
+    Ok(pid)
 }
 
 /// exec's children: the middle until it is reaped, the process once it is known.
@@ -224,9 +230,7 @@ fn prepare(
     let linux = c.record.spec.linux().as_ref();
     let seccomp = linux.and_then(|l| l.seccomp().as_ref());
     let plan = crate::plan::process_plan(&opts.process, seccomp).map_err(Error::Config)?;
-    if plan.terminal && opts.console_socket.is_none() {
-        return Err(Error::Config("--tty needs --console-socket".into()));
-    }
+    crate::process::parent::check_console(plan.terminal, opts.console_socket.is_some())?;
     let in_user_ns = linux
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|ns| {

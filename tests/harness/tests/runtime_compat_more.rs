@@ -2,15 +2,20 @@
 //! the reference) and under berth-runc on the same bundle, and what each did compared: the
 //! words and exit codes of commands in the wrong state, errors told once, a symlinked root, a
 //! container without a mount namespace, `delete --force` of one of two containers sharing a
-//! cgroup.
+//! cgroup, a terminal the runtime relays itself (driven through a real pty).
 
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use berth_harness::{
     eventually, have, need_root, run_with_timeout, skip, unique, Bundle, Ran, Runtime,
     COMMAND_TIMEOUT,
 };
+use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+use rustix::termios::{tcsetwinsize, Winsize};
 use serde_json::{json, Value};
 
 /// Debian's runc, the reference.
@@ -94,7 +99,11 @@ fn assert_same_failures(seen: &[(&str, Vec<Ran>)]) {
     for (r, b) in runc.iter().zip(berth) {
         let words = runc_message(r);
         assert_eq!(b.code(), r.code(), "exit code for {words:?}: {b:?}");
-        assert!(b.stderr.contains(&words), "{words:?} in {:?}", b.stderr);
+        let told = b.stderr.to_lowercase();
+        assert!(
+            told.contains(&words.to_lowercase()),
+            "{words:?} in {told:?}"
+        );
         assert_eq!(
             b.stderr.trim().lines().count(),
             1,
@@ -354,4 +363,216 @@ fn no_pivot_without_a_mount_namespace_is_refused() {
         "{ran:?}"
     );
     assert_eq!(rt.run(&["list", "-q"]).ok().trim(), "", "left behind");
+}
+
+/// A runtime on the slave side of a pty whose master the test holds, the pty its controlling
+/// terminal (`setsid -c`), so that a resize sends it SIGWINCH as a terminal emulator's does.
+struct Terminal {
+    master: std::fs::File,
+    output: Arc<Mutex<Vec<u8>>>,
+    seen: usize,
+    child: Child,
+}
+
+impl Terminal {
+    /// `<runtime> --root <root> <args>` on a new pty of 30 rows and 100 columns.
+    fn spawn(rt: &Runtime, args: &[&str]) -> Terminal {
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+        grantpt(&master).expect("grantpt");
+        unlockpt(&master).expect("unlockpt");
+        let name = ptsname(&master, Vec::new()).expect("ptsname");
+        let slave = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(name.to_str().expect("pts name"))
+            .expect("opening the pty's slave");
+        let master = std::fs::File::from(master);
+        resize(&master, 30, 100);
+        let mut command = Command::new("setsid");
+        command
+            .arg("-c")
+            .arg(rt.binary())
+            .arg("--root")
+            .arg(rt.root())
+            .args(args)
+            .stdin(slave.try_clone().expect("slave fd"))
+            .stdout(slave.try_clone().expect("slave fd"))
+            .stderr(slave);
+        let child = command.spawn().expect("spawning the runtime on the pty");
+        drop(command); // our copies of the slave: EOF on the master once the runtime is gone
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().expect("master fd");
+        let sink = Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // EIO once every slave fd is closed.
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]);
+            }
+        });
+        Terminal {
+            master,
+            output,
+            seen: 0,
+            child,
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        self.master
+            .write_all(text.as_bytes())
+            .expect("writing to the pty");
+    }
+
+    fn text_since(&self, from: usize) -> String {
+        let out = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&out[from.min(out.len())..]).into_owned()
+    }
+
+    /// Waits until `want` appears in the output after what earlier waits consumed.
+    fn expect(&mut self, want: &str) {
+        let from = self.seen;
+        let deadline = std::time::Instant::now() + berth_harness::PATIENCE;
+        let at = loop {
+            let text = self.text_since(from);
+            if let Some(at) = text.find(want) {
+                break at;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gave up waiting for {want:?} on the terminal, which shows {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.seen = from + at + want.len();
+    }
+
+    fn exit_code(&mut self) -> Option<i32> {
+        let status = eventually("the runtime to exit", || {
+            self.child.try_wait().expect("try_wait")
+        });
+        status.code()
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn resize(master: &std::fs::File, rows: u16, cols: u16) {
+    let size = Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    tcsetwinsize(master, size).expect("setting the pty's size");
+}
+
+/// A shell on the terminal: its size, then its size after a resize (SIGWINCH to the runtime,
+/// which copies it onto the container's pty), its exit code through the runtime's.
+fn drive_shell(term: &mut Terminal, code: i32) -> Option<i32> {
+    term.expect("# ");
+    ask_size(term, "30 100");
+    term.send("tty\n");
+    term.expect("/dev/pts/");
+    resize(&term.master, 40, 120);
+    ask_size(term, "40 120");
+    term.send(&format!("exit {code}\n"));
+    term.exit_code()
+}
+
+/// Asks the shell its terminal's size until it answers `want`: the size is copied onto the
+/// container's pty when the runtime gets to it (runc relays input before it copies the first
+/// size; a resize comes as a signal).
+fn ask_size(term: &mut Terminal, want: &str) {
+    let from = term.seen;
+    eventually(&format!("the size {want} inside the container"), || {
+        term.send("stty size\n");
+        std::thread::sleep(Duration::from_millis(200));
+        term.text_since(from).contains(want).then_some(())
+    });
+}
+
+/// `run` and `exec -t` of a shell with a terminal and no --console-socket: the runtime relays
+/// its own terminal, as runc does.
+#[test]
+fn a_terminal_without_a_console_socket_is_relayed() {
+    need_root!();
+    need_runc!();
+    if !have("setsid") {
+        skip!("needs setsid (util-linux)");
+    }
+    let mut terminal = Bundle::new(&["sh"]);
+    edit(&mut terminal, |v| v["process"]["terminal"] = json!(true));
+    let sleeper = Bundle::new(&["sleep", "1000"]);
+    for (name, rt) in runtimes() {
+        let id = unique("relay");
+        let mut term = Terminal::spawn(&rt, &["run", "--bundle", path(terminal.path()), &id]);
+        assert_eq!(drive_shell(&mut term, 7), Some(7), "{name}: run");
+        assert_eq!(
+            rt.run(&["list", "-q"]).ok().trim(),
+            "",
+            "{name}: left behind"
+        );
+        let id = unique("relay-exec");
+        run_detached(&rt, &sleeper, &id);
+        let mut term = Terminal::spawn(&rt, &["exec", "-t", &id, "sh"]);
+        assert_eq!(drive_shell(&mut term, 3), Some(3), "{name}: exec -t");
+        rt.run(&["delete", "--force", &id]).ok();
+    }
+}
+
+/// Without a console socket, a terminal is refused when the runtime would not stay to relay it,
+/// or has no terminal of its own; a console socket, when the runtime stays attached.
+#[test]
+fn a_terminal_the_runtime_cannot_relay_is_refused() {
+    need_root!();
+    need_runc!();
+    let mut terminal = Bundle::new(&["sh"]);
+    edit(&mut terminal, |v| v["process"]["terminal"] = json!(true));
+    let sleeper = Bundle::new(&["sleep", "1000"]);
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let bundle = path(terminal.path());
+        let mut ran = vec![
+            rt.run(&["run", "-d", "--bundle", bundle, &unique("tty")]),
+            rt.run(&["create", "--bundle", bundle, &unique("tty")]),
+            rt.run(&[
+                "run",
+                "--console-socket",
+                "/nonexistent",
+                "--bundle",
+                bundle,
+                &unique("tty"),
+            ]),
+        ];
+        // No terminal among stdin, stdout and stderr, and none to open as /dev/tty.
+        let mut command = Command::new("setsid");
+        command
+            .arg("-w")
+            .arg(rt.binary())
+            .arg("--root")
+            .arg(rt.root())
+            .args(["run", "--bundle", bundle, &unique("tty")])
+            .stdin(Stdio::null());
+        ran.push(run_with_timeout(command, COMMAND_TIMEOUT));
+        let id = unique("tty-exec");
+        run_detached(&rt, &sleeper, &id);
+        ran.push(rt.run(&["exec", "-t", "-d", &id, "sh"]));
+        ran.push(rt.run(&["exec", "--console-socket", "/nonexistent", &id, "true"]));
+        rt.run(&["delete", "--force", &id]).ok();
+        assert_eq!(
+            rt.run(&["list", "-q"]).ok().trim(),
+            "",
+            "{name}: left behind"
+        );
+        seen.push((name, ran));
+    }
+    assert_same_failures(&seen);
 }

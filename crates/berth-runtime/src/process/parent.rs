@@ -189,9 +189,12 @@ fn prepare(opts: &CreateOptions) -> Result<Prepared> {
         env.push(format!("LISTEN_FDS={listen}"));
         env.push("LISTEN_PID=1".into());
     }
-    if plan.process.terminal && opts.console_socket.is_none() {
+    check_console(plan.process.terminal, opts.console_socket.is_some())?;
+    if opts.no_pivot && !plan.has_mount_ns() {
+        // The root would be moved over the host's /.
         return Err(Error::Config(
-            "process.terminal is true: give --console-socket (or run detached without a terminal)"
+            "unable to use no-pivot without a private MNT namespace: add {\"type\": \"mount\"} \
+             to linux.namespaces, or drop --no-pivot"
                 .into(),
         ));
     }
@@ -224,6 +227,23 @@ fn prepare(opts: &CreateOptions) -> Result<Prepared> {
         hooks,
         exec_via,
     })
+}
+
+/// runc's rules for a console socket, in its words: a process with a terminal whose caller
+/// does not stay to relay it (create, `run -d`, `exec -d`) needs one, and only such a process
+/// takes one.
+pub fn check_console(terminal: bool, console_socket: bool) -> Result<()> {
+    match (terminal, console_socket) {
+        (true, false) => Err(Error::Console(
+            "cannot allocate tty if runc will detach without setting console socket: give \
+             --console-socket, or set process.terminal to false",
+        )),
+        (false, true) => Err(Error::Console(
+            "cannot use console socket if runc will not detach or allocate tty: drop \
+             --console-socket, or set process.terminal to true",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Makes `<dir>/exec.fifo`, which `start` opens to let the init exec, and opens it O_PATH for
