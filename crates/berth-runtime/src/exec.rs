@@ -128,37 +128,8 @@ pub fn spawn(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
             }
         }
         // A send that fails may be the middle having failed first (it joins its cgroups before
-        // it waits for Go): its message says why, so read it either way. The middle's Pid and
-        // the process's first word race on the socket: wait for both.
-        let mut created = false;
-        while !(created && procs.process.is_some()) {
-            match parent_end.recv::<FromInit>() {
-                Ok(FromInit::Pid(pid)) => {
-                    procs.reap_middle();
-                    procs.process = Some(pid);
-                }
-                Ok(FromInit::Created) => created = true,
-                Ok(FromInit::Failed { step, error, exec }) => {
-                    // The process may have failed before the middle's Pid came: take it, so
-                    // that the process is reaped too (the socket ends when both are gone).
-                    while let Ok(m) = parent_end.recv::<FromInit>() {
-                        if let FromInit::Pid(pid) = m {
-                            procs.reap_middle();
-                            procs.process = Some(pid);
-                        }
-                    }
-                    return Err(Error::from_init(&step, &error, exec));
-                }
-                Ok(m) => return Err(Error::Init(format!("exec: unexpected message {m:?}"))),
-                Err(_) if go.is_err() => return go.during("tell the exec process to go on"),
-                Err(e) => {
-                    return Err(Error::Init(format!(
-                        "exec: the process exited without a word ({e})"
-                    )))
-                }
-            }
-        }
-        Ok(())
+        // it waits for Go): its message says why, so read it either way.
+        wait_created(&parent_end, &mut procs, go, &c.record)
     })();
     if let Err(e) = started {
         procs.kill();
@@ -171,6 +142,56 @@ pub fn spawn(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
         crate::process::parent::write_pid_file(p, pid)?;
     }
     Ok(pid)
+}
+
+/// Waits until the middle has told the process's pid and the process is `Created`: the two
+/// race on the socket. A seccomp listener the process sends goes to the agent as soon as its
+/// pid is known (its next syscalls may wait on the agent). `go` is how telling the middle to go
+/// on went: a middle that failed first is heard before that error is told.
+fn wait_created(
+    chan: &Channel,
+    procs: &mut Procs,
+    go: std::io::Result<()>,
+    record: &crate::state::Record,
+) -> Result<()> {
+    let mut created = false;
+    let mut listener = None;
+    while !(created && procs.process.is_some()) {
+        match chan.recv_with_fds::<FromInit>() {
+            Ok((FromInit::Pid(pid), _)) => {
+                procs.reap_middle();
+                procs.process = Some(pid);
+            }
+            Ok((FromInit::Created, _)) => created = true,
+            Ok((FromInit::SeccompListener, mut fds)) => listener = fds.pop(),
+            Ok((FromInit::Failed { step, error, exec }, _)) => {
+                // The process may have failed before the middle's Pid came: take it, so
+                // that the process is reaped too (the socket ends when both are gone).
+                while let Ok(m) = chan.recv::<FromInit>() {
+                    if let FromInit::Pid(pid) = m {
+                        procs.reap_middle();
+                        procs.process = Some(pid);
+                    }
+                }
+                return Err(Error::from_init(&step, &error, exec));
+            }
+            Ok((m, _)) => return Err(Error::Init(format!("exec: unexpected message {m:?}"))),
+            Err(_) if go.is_err() => return go.during("tell the exec process to go on"),
+            Err(e) => {
+                return Err(Error::Init(format!(
+                    "exec: the process exited without a word ({e})"
+                )))
+            }
+        }
+        let Some(pid) = procs.process else { continue };
+        if let Some(fd) = listener.take() {
+            let seccomp = crate::process::parent::seccomp_of(&record.spec)
+                .ok_or_else(|| Error::Init("exec: a seccomp listener out of place".into()))?;
+            let running = oci_spec::runtime::ContainerState::Running;
+            crate::seccomp::agent::hand_over(seccomp, record, running, pid, fd)?;
+        }
+    }
+    Ok(())
 }
 
 /// exec's children: the middle until it is reaped, the process once it is known.
@@ -409,7 +430,7 @@ fn process(
         crate::tty::send_master(console.as_fd(), master.as_fd())?;
     }
     let ours = [chan.raw_fd(), exec_via.raw_fd().unwrap_or(-1)];
-    let exe = crate::process::init::finalize_process(plan, preserve_fds, &ours)?;
+    let exe = crate::process::init::finalize_process(plan, preserve_fds, &ours, chan)?;
     chan.send(&FromInit::Created)
         .step(|| "tell the runtime the process is ready".into())?;
     crate::process::init::exec(plan, &exe, exec_via)

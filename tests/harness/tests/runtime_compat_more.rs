@@ -2,9 +2,11 @@
 //! the reference) and under berth-runc on the same bundle, and what each did compared: the
 //! words and exit codes of commands in the wrong state, errors told once, a symlinked root, a
 //! container without a mount namespace, `delete --force` of one of two containers sharing a
-//! cgroup, a terminal the runtime relays itself (driven through a real pty).
+//! cgroup, a terminal the runtime relays itself (driven through a real pty), SCMP_ACT_NOTIFY's
+//! listeners handed to a seccomp agent (a small one in the test).
 
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -575,4 +577,186 @@ fn a_terminal_the_runtime_cannot_relay_is_refused() {
         seen.push((name, ran));
     }
     assert_same_failures(&seen);
+}
+
+/// A seccomp agent on a unix socket: it takes each process's listener with its state
+/// (remembered, in order) and answers every notification with EXDEV, until the process is gone.
+struct Agent {
+    path: std::path::PathBuf,
+    states: Arc<Mutex<Vec<Value>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let dir = tempfile::tempdir().expect("agent dir");
+        let path = dir.path().join("agent.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind the agent");
+        let states = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&states);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let mut buf = vec![0u8; 64 * 1024];
+                let Ok((n, mut fds)) = berth_sys::fd::recv_with_fds(conn.as_fd(), &mut buf) else {
+                    continue;
+                };
+                let state = serde_json::from_slice(&buf[..n]).unwrap_or(Value::Null);
+                seen.lock().unwrap_or_else(|e| e.into_inner()).push(state);
+                if let Some(fd) = fds.pop() {
+                    std::thread::spawn(move || answer(fd));
+                }
+            }
+        });
+        Agent {
+            path,
+            states,
+            _dir: dir,
+        }
+    }
+
+    fn states(&self) -> Vec<Value> {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Answers the notifications on `listener` with EXDEV until no process uses its filter.
+fn answer(listener: std::os::fd::OwnedFd) {
+    use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsRawFd;
+    loop {
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::NONE).is_err() {
+            return;
+        }
+        let events = fds[0].revents().unwrap_or(PollFlags::POLLHUP);
+        if !events.contains(PollFlags::POLLIN) {
+            return;
+        }
+        let Ok(req) = ScmpNotifReq::receive(listener.as_raw_fd()) else {
+            continue;
+        };
+        let exdev = -(nix::errno::Errno::EXDEV as i32);
+        let _ = ScmpNotifResp::new_error(req.id, exdev, ScmpNotifRespFlags::empty())
+            .respond(listener.as_raw_fd());
+    }
+}
+
+/// What runc's agent protocol says of a state the agent got: its fields, without the values
+/// that differ between runs (the pids are compared with each other).
+fn agent_view(state: &Value, id: &str, bundle: &Path) -> Value {
+    let inner = &state["state"];
+    json!({
+        "keys": state.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        "state keys": inner.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        "fds": state["fds"],
+        "metadata": state["metadata"],
+        "status": inner["status"],
+        "id is the container's": inner["id"] == id,
+        "bundle": inner["bundle"] == path(bundle),
+        "pid is the init's": state["pid"] == inner["pid"],
+    })
+}
+
+/// SCMP_ACT_NOTIFY with a listenerPath: the init's and an exec'd process's filters are loaded
+/// with a listener, which goes to the agent with the process's state (runc's
+/// ContainerProcessState); the agent's answers are the syscalls' results. With and without
+/// no_new_privileges, which move where the filter is loaded.
+#[test]
+fn seccomp_notify_hands_each_listener_to_the_agent() {
+    need_root!();
+    need_runc!();
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        for no_new_privileges in [true, false] {
+            let agent = Agent::start();
+            let mut bundle = Bundle::new(&[
+                "sh",
+                "-c",
+                "busybox mkdir /tmp/a || echo > /tmp/refused; exec sleep 1000",
+            ]);
+            edit(&mut bundle, |v| {
+                v["process"]["noNewPrivileges"] = json!(no_new_privileges);
+                v["linux"]["seccomp"] = json!({
+                    "defaultAction": "SCMP_ACT_ALLOW",
+                    "listenerPath": agent.path,
+                    "listenerMetadata": "berth-test",
+                    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}],
+                });
+            });
+            let id = unique("notify");
+            run_detached(&rt, &bundle, &id);
+            let mkdir = rt.run(&["exec", &id, "busybox", "mkdir", "/tmp/b"]);
+            let listed = rt.run(&["exec", &id, "ls", "/tmp"]).ok();
+            rt.run(&["delete", "--force", &id]).ok();
+            let states: Vec<Value> = agent
+                .states()
+                .iter()
+                .map(|s| agent_view(s, &id, bundle.path()))
+                .collect();
+            let what = json!({
+                "no_new_privileges": no_new_privileges,
+                "exec mkdir": [mkdir.code(), mkdir.stderr],
+                "ls /tmp": listed,
+                "agent got": states,
+            });
+            seen.push((name, what));
+        }
+    }
+    let (runc, berth) = seen.split_at(2);
+    for ((_, r), (_, b)) in runc.iter().zip(berth) {
+        assert_eq!(r, b, "runc, then berth-runc");
+    }
+}
+
+/// What runc refuses of SCMP_ACT_NOTIFY, refused as runc does, in its words, nothing left.
+#[test]
+fn seccomp_notify_without_a_way_to_an_agent_is_refused() {
+    need_root!();
+    need_runc!();
+    let cases = [
+        (
+            "SCMP_ACT_NOTIFY",
+            "mkdir",
+            Some("/nonexistent/agent.sock"),
+            "SCMP_ACT_NOTIFY cannot be used as default action",
+        ),
+        (
+            "SCMP_ACT_ALLOW",
+            "write",
+            Some("/nonexistent/agent.sock"),
+            "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+        ),
+        ("SCMP_ACT_ALLOW", "mkdir", None, "listenerPath is not set"),
+        (
+            "SCMP_ACT_ALLOW",
+            "mkdir",
+            Some("/nonexistent/agent.sock"),
+            "failed to connect with seccomp agent specified in the seccomp profile",
+        ),
+    ];
+    for (default, syscall, listener, words) in cases {
+        let mut bundle = Bundle::new(&["true"]);
+        edit(&mut bundle, |v| {
+            v["linux"]["seccomp"] = json!({
+                "defaultAction": default,
+                "listenerPath": listener,
+                "syscalls": [{"names": [syscall], "action": "SCMP_ACT_NOTIFY"}],
+            });
+        });
+        for (name, rt) in runtimes() {
+            let ran = rt.run(&["run", "--bundle", path(bundle.path()), &unique("notify")]);
+            assert_eq!(ran.code(), Some(1), "{name}: {ran:?}");
+            assert!(ran.stderr.contains(words), "{name}: {words:?} in {ran:?}");
+            assert_eq!(
+                rt.run(&["list", "-q"]).ok().trim(),
+                "",
+                "{name}: left behind"
+            );
+        }
+    }
 }
