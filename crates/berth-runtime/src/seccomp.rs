@@ -82,8 +82,8 @@ pub enum SeccompError {
     /// `write` for runc's reason; `sendmsg` because berth's init hands the listener over with
     /// it.
     #[error(
-        "SCMP_ACT_NOTIFY cannot be used for the {syscall} syscall: the runtime needs it to hand \
-         the seccomp listener over; give it another action"
+        "SCMP_ACT_NOTIFY cannot be used for the {syscall} syscall, which the runtime needs \
+         before the seccomp agent has the listener; give it another action"
     )]
     NotifyHandover { syscall: String },
     #[error(
@@ -133,8 +133,8 @@ pub enum SeccompError {
     #[error("seccomp: the exported filter is {len} bytes, not whole 8-byte instructions")]
     Truncated { len: usize },
     #[error(
-        "seccomp: installing the filter (seccomp(SECCOMP_SET_MODE_FILTER)): {source}; init \
-         needs no_new_privs or CAP_SYS_ADMIN"
+        "seccomp(SECCOMP_SET_MODE_FILTER): {source}; the process needs no_new_privs or \
+         CAP_SYS_ADMIN"
     )]
     Install { source: io::Error },
 }
@@ -283,33 +283,26 @@ fn action(
 /// Whether the profile has `SCMP_ACT_NOTIFY` rules, which need an agent, and none for the
 /// syscalls that hand the listener over.
 fn check_notify(spec: &LinuxSeccomp) -> Result<bool, SeccompError> {
-    let notified = spec
+    let notified: Vec<&LinuxSyscall> = spec
         .syscalls()
         .iter()
         .flatten()
-        .filter(|r| r.action() == LinuxSeccompAction::ScmpActNotify);
-    let mut any = false;
-    for rule in notified {
-        any = true;
-        if let Some(name) = rule
-            .names()
-            .iter()
-            .find(|n| *n == "write" || *n == "sendmsg")
-        {
-            return Err(SeccompError::NotifyHandover {
-                syscall: name.clone(),
-            });
-        }
+        .filter(|r| r.action() == LinuxSeccompAction::ScmpActNotify)
+        .collect();
+    let names = notified.iter().flat_map(|r| r.names());
+    if let Some(name) = names.into_iter().find(|n| *n == "write" || *n == "sendmsg") {
+        return Err(SeccompError::NotifyHandover {
+            syscall: name.clone(),
+        });
     }
-    if any
-        && spec
-            .listener_path()
-            .as_ref()
-            .is_none_or(|p| p.as_os_str().is_empty())
-    {
+    let no_path = spec
+        .listener_path()
+        .as_ref()
+        .is_none_or(|p| p.as_os_str().is_empty());
+    if !notified.is_empty() && no_path {
         return Err(SeccompError::NoListenerPath);
     }
-    Ok(any)
+    Ok(!notified.is_empty())
 }
 
 /// The spec's flags as `SECCOMP_FILTER_FLAG_*` bits, with a listener when `notify`.

@@ -429,8 +429,7 @@ pub fn finalize_process(
 /// it to the seccomp agent: the next syscall may be one that waits for the agent's answer.
 /// `sendmsg` itself cannot be notified (seccomp.rs refuses it).
 fn load_seccomp(prog: &crate::seccomp::SeccompProgram, chan: &Channel) -> StepResult<()> {
-    let listener = berth_sys::seccomp::install_filter(&prog.insns, prog.flags)
-        .step(|| "load the seccomp filter".into())?;
+    let listener = prog.install().step(|| "load the seccomp filter".into())?;
     if let Some(fd) = listener {
         chan.send_with_fds(&FromInit::SeccompListener, &[fd.as_fd()])
             .step(|| "hand the seccomp listener to the runtime".into())?;
@@ -513,8 +512,7 @@ pub fn exec(
         // With no_new_privs the filter goes on last, so it constrains only the container (one
         // with a listener is on already: finalize_process).
         if !prog.has_listener() {
-            berth_sys::seccomp::install_filter(&prog.insns, prog.flags)
-                .step(|| "load the seccomp filter".into())?;
+            prog.install().step(|| "load the seccomp filter".into())?;
         }
     }
     let args: Vec<CString> = p

@@ -196,14 +196,6 @@ fn prepare(opts: &CreateOptions) -> Result<Prepared> {
                 .into(),
         ));
     }
-    if opts.no_pivot && !plan.has_mount_ns() {
-        // The root would be moved over the host's /.
-        return Err(Error::Config(
-            "unable to use no-pivot without a private MNT namespace: add {\"type\": \"mount\"} \
-             to linux.namespaces, or drop --no-pivot"
-                .into(),
-        ));
-    }
     let hooks = spec.hooks().clone().unwrap_or_default();
     let some = |h: &Option<Vec<oci_spec::runtime::Hook>>| h.as_ref().is_some_and(|h| !h.is_empty());
     let exec_via = ExecVia::choose(
