@@ -68,6 +68,13 @@ pub enum CgroupError {
         source: io::Error,
     },
 
+    /// runc's words, which callers match.
+    #[error(
+        "container's cgroup unexpectedly frozen ({}): thaw it, or give another cgroup",
+        path.display()
+    )]
+    Frozen { path: PathBuf },
+
     #[error("{step} {}: still not {want} after {waited_ms} ms", path.display())]
     FreezeTimeout {
         step: &'static str,

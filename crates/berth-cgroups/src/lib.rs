@@ -2,10 +2,10 @@
 //! hybrid hosts, rooted at a caller-given path so that it can be tested on plain directories.
 //!
 //! ```no_run
-//! use berth_cgroups::{detect, parse_cgroups_path, CgroupManager, Manager};
+//! use berth_cgroups::{detect, parse_cgroups_path, CgroupManager, CgroupPath, Manager};
 //! # fn main() -> Result<(), berth_cgroups::CgroupError> {
 //! let root = std::path::Path::new("/sys/fs/cgroup");
-//! let path = parse_cgroups_path(Some("machine.slice:libpod:abc"), "abc")?;
+//! let path = CgroupPath::Rooted(parse_cgroups_path("machine.slice:libpod:abc")?);
 //! let cgroup = Manager::new(detect(root)?, root, &path)?;
 //! cgroup.create()?;
 //! # Ok(()) }
@@ -16,12 +16,13 @@ mod common;
 mod devices;
 mod error;
 mod fs;
+mod path;
 mod stats;
 pub mod v1;
 pub mod v2;
 
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
@@ -30,6 +31,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
 pub use error::{CgroupError, Result};
+pub use path::{parse_cgroups_path, CgroupPath};
 pub use stats::{CpuStats, CpuUsage, MemoryEntry, MemoryStats, PidsStats, Stats, Throttling};
 
 /// How cgroups are mounted under the root.
@@ -104,92 +106,6 @@ pub fn fs_kind_by_layout(path: &Path) -> io::Result<FsKind> {
     }
 }
 
-/// Maps the OCI `linux.cgroupsPath` to a path relative to each hierarchy root.
-///
-/// Absolute and relative paths both go under the root. The systemd form `slice:prefix:name`
-/// (what podman and containerd send when set up for systemd) becomes the path systemd would
-/// give the scope, `a.slice/a-b.slice/prefix-name.scope`, since berth has no systemd driver.
-/// Without a path the cgroup is `berth/<id>`.
-pub fn parse_cgroups_path(cgroups_path: Option<&str>, id: &str) -> Result<PathBuf> {
-    let invalid = |path: &str, reason: &str| CgroupError::InvalidPath {
-        path: path.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let path = match cgroups_path.filter(|p| !p.is_empty()) {
-        None => {
-            if id.is_empty() || id.contains('/') || id == "." || id == ".." {
-                return Err(invalid(id, "a container id must be one path component"));
-            }
-            return Ok(Path::new("berth").join(id));
-        }
-        Some(path) => path,
-    };
-    if !path.contains('/') && path.matches(':').count() == 2 {
-        return systemd_path(path).map_err(|reason| invalid(path, &reason));
-    }
-    let mut relative = PathBuf::new();
-    for component in Path::new(path).components() {
-        match component {
-            Component::Normal(c) => relative.push(c),
-            Component::RootDir | Component::CurDir => {}
-            Component::ParentDir => return Err(invalid(path, "\"..\" is not allowed")),
-            Component::Prefix(_) => return Err(invalid(path, "not a Unix path")),
-        }
-    }
-    if relative.as_os_str().is_empty() {
-        return Err(invalid(path, "a container cannot use the root cgroup"));
-    }
-    Ok(relative)
-}
-
-fn systemd_path(path: &str) -> std::result::Result<PathBuf, String> {
-    let mut parts = path.split(':');
-    let (slice, prefix, name) = match (parts.next(), parts.next(), parts.next()) {
-        (Some(s), Some(p), Some(n)) => (s, p, n),
-        _ => return Err("expected slice:prefix:name".to_owned()),
-    };
-    if name.is_empty() {
-        return Err("the name after the last ':' is empty".to_owned());
-    }
-    let mut result = expand_slice(if slice.is_empty() {
-        "system.slice"
-    } else {
-        slice
-    })?;
-    let unit = match (name.ends_with(".slice"), prefix.is_empty()) {
-        (true, _) => name.to_owned(),
-        (false, true) => format!("{name}.scope"),
-        (false, false) => format!("{prefix}-{name}.scope"),
-    };
-    result.push(unit);
-    Ok(result)
-}
-
-/// `a-b.slice` -> `a.slice/a-b.slice`: systemd encodes a slice's ancestors in its name.
-fn expand_slice(slice: &str) -> std::result::Result<PathBuf, String> {
-    let invalid = || Err(format!("invalid slice name {slice:?}"));
-    let Some(stem) = slice.strip_suffix(".slice") else {
-        return invalid();
-    };
-    if stem.is_empty() {
-        return invalid();
-    }
-    let mut path = PathBuf::new();
-    if stem == "-" {
-        return Ok(path);
-    }
-    let mut prefix = String::new();
-    for part in stem.split('-') {
-        if part.is_empty() {
-            return invalid();
-        }
-        prefix.push_str(part);
-        path.push(format!("{prefix}.slice"));
-        prefix.push('-');
-    }
-    Ok(path)
-}
-
 /// Whether the cgroup's processes are frozen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FreezerState {
@@ -231,15 +147,27 @@ pub enum Manager {
 }
 
 impl Manager {
-    /// A manager for the cgroup at `cgroup_path` (from `parse_cgroups_path`) under `root`.
-    /// Nothing is created until `create`.
-    pub fn new(setup: Setup, root: &Path, cgroup_path: &Path) -> Result<Self> {
-        check_relative(cgroup_path)?;
+    /// A manager for the cgroup at `path` under `root`. Nothing is created until `create`.
+    pub fn new(setup: Setup, root: &Path, path: &CgroupPath) -> Result<Self> {
+        path.check()?;
         Ok(match setup {
-            Setup::Legacy => Self::V1(v1::Manager::new(root, cgroup_path, false)),
-            Setup::Hybrid => Self::V1(v1::Manager::new(root, cgroup_path, true)),
-            Setup::Unified => Self::V2(v2::Manager::new(root, cgroup_path)),
+            Setup::Legacy => Self::V1(v1::Manager::new(root, path, false)),
+            Setup::Hybrid => Self::V1(v1::Manager::new(root, path, true)),
+            Setup::Unified => Self::V2(v2::Manager::new(root, &path.in_unified_host())),
         })
+    }
+
+    /// Refuses a cgroup that is there already and frozen (runc's check before it creates a
+    /// container): a process placed in it would stop at once, and so would its create.
+    pub fn check_not_frozen(&self) -> Result<()> {
+        let frozen = match self {
+            Self::V1(m) => m.frozen_already()?,
+            Self::V2(m) => v2::frozen_already(m.dir())?,
+        };
+        match frozen {
+            Some(path) => Err(CgroupError::Frozen { path }),
+            None => Ok(()),
+        }
     }
 
     /// The cgroup2 directory of the container, if there is one (v2, or hybrid's unified side):
@@ -303,20 +231,6 @@ impl CgroupManager for Manager {
     }
     fn destroy(&self) -> Result<()> {
         self.inner().destroy()
-    }
-}
-
-/// `Manager::new` is public, so it checks what `parse_cgroups_path` would have.
-fn check_relative(path: &Path) -> Result<()> {
-    let ok = path.components().next().is_some()
-        && path.components().all(|c| matches!(c, Component::Normal(_)));
-    if ok {
-        Ok(())
-    } else {
-        Err(CgroupError::InvalidPath {
-            path: path.display().to_string(),
-            reason: "must be relative to the hierarchy root, without \"..\"".to_owned(),
-        })
     }
 }
 

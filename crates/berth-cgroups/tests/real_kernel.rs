@@ -28,7 +28,8 @@ struct TestCgroup {
 
 impl TestCgroup {
     fn new(setup: Setup, root: &Path, test: &str) -> Self {
-        let manager = Manager::new(setup, root, Path::new(&test_name(test))).expect("manager");
+        let path = Path::new(&test_name(test)).into();
+        let manager = Manager::new(setup, root, &path).expect("manager");
         Self::with(manager)
     }
 

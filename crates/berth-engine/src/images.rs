@@ -46,7 +46,7 @@ pub fn resolve_or_pull(
     };
     match (policy, local) {
         ("never", None) => Err(Error::Invalid(format!(
-            "no such image: {image}{}: pull it first or drop --pull never",
+            "No such image: {image}{}: pull it first or drop --pull never",
             platform
                 .map(|p| format!(" for platform {p}"))
                 .unwrap_or_default()

@@ -35,7 +35,7 @@ pub enum Error {
     UnsupportedMediaType { object: String, media_type: String },
     #[error("{object}: {reason}")]
     Invalid { object: String, reason: String },
-    #[error("no such image: {0}")]
+    #[error("No such image: {0}")]
     NoSuchImage(String),
     #[error("{input}: ambiguous image ID prefix, matches {count} images; give more characters")]
     AmbiguousImage { input: String, count: usize },

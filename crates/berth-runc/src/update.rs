@@ -29,8 +29,21 @@ pub fn run(root: &Root, a: &UpdateArgs) -> Result<i32> {
         }
         None => serde_json::from_value(from_flags(a)?).context("the resources of the flags")?,
     };
-    berth_runtime::container::update(root, &a.id, &resources)?;
+    berth_runtime::container::update(root, &a.id, &unlimited_memory_frees_swap(resources))?;
     Ok(0)
+}
+
+/// As runc's update: an unlimited memory limit with no word on swap sets swap to 0, "not
+/// set", which the cgroup code then makes unlimited along with the memory. Kept as it was, a
+/// memory+swap limit below an unlimited memory limit is refused by the kernel (EINVAL).
+fn unlimited_memory_frees_swap(mut resources: LinuxResources) -> LinuxResources {
+    if let Some(mut memory) = *resources.memory() {
+        if memory.limit() == Some(-1) && memory.swap().is_none() {
+            memory.set_swap(Some(0));
+            resources.set_memory(Some(memory));
+        }
+    }
+    resources
 }
 
 /// The flags as the resources JSON they stand for; a flag not given is left out.
@@ -116,7 +129,25 @@ fn bytes(flag: &str, text: &str) -> Result<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::bytes;
+    use super::{bytes, unlimited_memory_frees_swap};
+    use oci_spec::runtime::LinuxResources;
+
+    fn swap_after(memory: serde_json::Value) -> Option<i64> {
+        let r: LinuxResources =
+            serde_json::from_value(serde_json::json!({ "memory": memory })).expect("resources");
+        let r = unlimited_memory_frees_swap(r);
+        r.memory().as_ref().and_then(|m| m.swap())
+    }
+
+    #[test]
+    fn unlimited_memory_without_swap_frees_swap() {
+        assert_eq!(swap_after(serde_json::json!({"limit": -1})), Some(0));
+        assert_eq!(
+            swap_after(serde_json::json!({"limit": -1, "swap": 5})),
+            Some(5)
+        );
+        assert_eq!(swap_after(serde_json::json!({"limit": 5})), None);
+    }
 
     #[test]
     fn sizes_take_runcs_units() {

@@ -6,30 +6,50 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub use berth_cgroups::{CgroupManager, FreezerState, Manager};
+pub use berth_cgroups::{CgroupManager, CgroupPath, FreezerState, Manager};
 use nix::sys::signal::Signal;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Where the host's cgroup hierarchies are mounted.
 pub const ROOT: &str = "/sys/fs/cgroup";
 
-/// The manager of the cgroup at `relative` (under each hierarchy's root).
-pub fn open(relative: &Path) -> Result<Manager> {
+/// The manager of the cgroup at `path` (a record's, or one below each hierarchy's root).
+pub fn open(path: impl Into<CgroupPath>) -> Result<Manager> {
     let root = Path::new(ROOT);
-    Ok(Manager::new(berth_cgroups::detect(root)?, root, relative)?)
+    Ok(Manager::new(
+        berth_cgroups::detect(root)?,
+        root,
+        &path.into(),
+    )?)
 }
 
-/// The cgroup path of a new container from its `linux.cgroupsPath`.
-pub fn path_for(cgroups_path: Option<&Path>, id: &str) -> Result<std::path::PathBuf> {
-    let s = cgroups_path.map(|p| p.to_string_lossy().into_owned());
-    Ok(berth_cgroups::parse_cgroups_path(s.as_deref(), id)?)
+/// The cgroup of a new container from its `linux.cgroupsPath`. Without one it is runc's
+/// default: the container's id below the cgroup this process is in, in each hierarchy.
+pub fn path_for(cgroups_path: Option<&Path>, id: &str) -> Result<CgroupPath> {
+    match cgroups_path
+        .map(|p| p.to_string_lossy())
+        .filter(|p| !p.is_empty())
+    {
+        Some(path) => Ok(CgroupPath::Rooted(berth_cgroups::parse_cgroups_path(
+            &path,
+        )?)),
+        None => {
+            let own = std::fs::read_to_string("/proc/self/cgroup")
+                .at("read the runtime's own cgroup", "/proc/self/cgroup")?;
+            Ok(CgroupPath::under_own(id, &own)?)
+        }
+    }
 }
 
 /// Kills whatever is in the cgroup and waits until it is empty, at most `timeout`: on cgroup2
 /// (or hybrid's unified side) for the kernel's `populated 0` in cgroup.events, an event; on v1
 /// alone on each process's pidfd. Processes still there at the end are an error naming them.
-pub fn kill_and_wait_empty(cg: &Manager, relative: &Path, timeout: Duration) -> Result<()> {
+pub fn kill_and_wait_empty(
+    cg: &Manager,
+    path: impl Into<CgroupPath>,
+    timeout: Duration,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let pids = cg.pids()?;
@@ -39,7 +59,7 @@ pub fn kill_and_wait_empty(cg: &Manager, relative: &Path, timeout: Duration) -> 
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(Error::CgroupNotEmpty {
-                path: relative.to_path_buf(),
+                path: path.into().to_string(),
                 pids,
             });
         }

@@ -47,8 +47,9 @@ pub struct Record {
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub created: String,
-    /// The cgroup path relative to each hierarchy's root.
-    pub cgroup_path: PathBuf,
+    /// Where the container's cgroup is in each hierarchy (a plain path in state files
+    /// written before runc's default was followed, which still read as one).
+    pub cgroup_path: crate::cgroup::CgroupPath,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
     /// The config as it was at create: hooks and the process template for exec come from here.

@@ -162,20 +162,42 @@ pub fn close_from_for_good(first: u32) -> io::Result<()> {
 /// Receives one descriptor passed with SCM_RIGHTS (runc's console-socket protocol: the pty
 /// master with its name as the payload), close-on-exec.
 pub fn recv_fd(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedFd> {
+    let mut buf = [0u8; 256];
+    let (_, mut owned) = recv_with_fds(socket, &mut buf)?;
+    if owned.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no descriptor in the message",
+        ));
+    }
+    // Every extra descriptor a sender put in is closed with the vector.
+    Ok(owned.swap_remove(0))
+}
+
+/// Receives one message into `buf` and the descriptors passed with it (SCM_RIGHTS),
+/// close-on-exec: the payload's length (0 at end of stream) and the descriptors.
+pub fn recv_with_fds(
+    socket: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Vec<std::os::fd::OwnedFd>)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-    let mut buf = [0u8; 256];
-    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let mut iov = [io::IoSliceMut::new(buf)];
     // Room for the most descriptors one message can carry (SCM_MAX_FD): a smaller buffer
     // would truncate a sender's extra descriptors into our table (MSG_CTRUNC), where nix
-    // refuses to list them, so they could not be closed. Here every one is, but the first.
+    // refuses to list them, so they could not be closed.
     let mut space = nix::cmsg_space!([RawFd; 253]);
-    let msg = recvmsg::<()>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
+    let msg = loop {
+        match recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
     let mut received: Vec<RawFd> = Vec::new();
     for cmsg in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
@@ -183,18 +205,34 @@ pub fn recv_fd(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::O
         }
     }
     // SAFETY: the kernel just installed these descriptors in our table for this message;
-    // nothing else owns them, so each becomes an OwnedFd exactly once (extras are closed).
-    let mut owned: Vec<std::os::fd::OwnedFd> = received
+    // nothing else owns them, so each becomes an OwnedFd exactly once.
+    let owned = received
         .into_iter()
         .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
         .collect();
-    if owned.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "no descriptor in the message",
-        ));
-    }
-    Ok(owned.swap_remove(0))
+    Ok((msg.bytes, owned))
+}
+
+/// Sends `data` with `fds` passed along (SCM_RIGHTS; at most 253, the kernel's SCM_MAX_FD).
+pub fn send_with_fds(
+    socket: std::os::fd::BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::os::fd::{AsRawFd, RawFd};
+    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &rights };
+    let iov = [io::IoSlice::new(data)];
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        cmsgs,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

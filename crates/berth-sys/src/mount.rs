@@ -17,13 +17,30 @@ pub const ATTR_RDONLY: u64 = 0x1;
 pub const ATTR_NOSUID: u64 = 0x2;
 pub const ATTR_NODEV: u64 = 0x4;
 pub const ATTR_NOEXEC: u64 = 0x8;
+/// The access-time mode, a field rather than flags: setting one of the modes below needs the
+/// whole field in the bits to clear.
+pub const ATTR_ATIME: u64 = 0x70;
+pub const ATTR_RELATIME: u64 = 0x0;
+pub const ATTR_NOATIME: u64 = 0x10;
+pub const ATTR_STRICTATIME: u64 = 0x20;
+pub const ATTR_NODIRATIME: u64 = 0x80;
+/// Linux 5.14.
+pub const ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 
 /// Sets the `ATTR_*` bits in `attrs` on the mount whose root `mount_root` is, and on every
 /// mount below it. ENOSYS before Linux 5.12; EINVAL when `mount_root` is not a mount's root.
 pub fn set_recursive(mount_root: BorrowedFd<'_>, attrs: u64) -> io::Result<()> {
+    setattr_recursive(mount_root, attrs, 0)
+}
+
+/// Sets the `ATTR_*` bits of `set` and clears those of `clear` on the mount whose root
+/// `mount_root` is, and on every mount below it, all or none. ENOSYS before Linux 5.12;
+/// EINVAL for a bit this kernel does not know or when `mount_root` is not a mount's root;
+/// EPERM for a flag locked on one of the mounts (inherited into a user namespace).
+pub fn setattr_recursive(mount_root: BorrowedFd<'_>, set: u64, clear: u64) -> io::Result<()> {
     let attr = MountAttr {
-        attr_set: attrs,
-        attr_clr: 0,
+        attr_set: set,
+        attr_clr: clear,
         propagation: 0,
         userns_fd: 0,
     };

@@ -6,6 +6,8 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{rootfs_tar, Auth, Registry, PASS, USER};
@@ -224,11 +226,13 @@ fn login_push_pull_logout() {
     assert!(String::from_utf8_lossy(&denied.stderr).contains("unauthorized"));
 }
 
-/// A proxy whose first big response stalls forever after `after` bytes.
-fn stalling_proxy(upstream: String, after: usize) -> String {
+/// A proxy whose first big response stalls forever after `after` bytes; the flag says when it
+/// has.
+fn stalling_proxy(upstream: String, after: usize) -> (String, Arc<AtomicBool>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let flag = stalled.clone();
     std::thread::spawn(move || {
         for mut client in listener.incoming().flatten() {
             let Ok(mut server) = TcpStream::connect(&upstream) else {
@@ -244,8 +248,7 @@ fn stalling_proxy(upstream: String, after: usize) -> String {
                     if n == 0 {
                         break;
                     }
-                    if sent + n > after && !stalled.swap(true, std::sync::atomic::Ordering::SeqCst)
-                    {
+                    if sent + n > after && !stalled.swap(true, Ordering::SeqCst) {
                         let _ = client.write_all(&buf[..after.saturating_sub(sent)]);
                         std::thread::sleep(Duration::from_secs(60));
                         return;
@@ -258,7 +261,7 @@ fn stalling_proxy(upstream: String, after: usize) -> String {
             });
         }
     });
-    addr
+    (addr, flag)
 }
 
 #[test]
@@ -268,7 +271,7 @@ fn pull_killed_halfway_then_completed() {
     let name = format!("{}/big/img:1", registry.addr);
     let id = source.import("killed", 4_000_000, &name);
     source.ok(&["push", &name]);
-    let proxy = stalling_proxy(registry.addr.clone(), 1_500_000);
+    let (proxy, stalled) = stalling_proxy(registry.addr.clone(), 1_500_000);
     let via_proxy = format!("{proxy}/big/img:1");
     let berth = Berth::new();
     let mut child = berth
@@ -277,17 +280,18 @@ fn pull_killed_halfway_then_completed() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the layer is half written into tmp/, then SIGKILL.
+    // Wait until the proxy has stalled halfway through the layer, which is being written into
+    // tmp/, then SIGKILL.
     let tmp = berth.root.path().join("data/image/tmp");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_dir(&tmp)
-        .map(|d| d.count() >= 2)
-        .unwrap_or(false)
+    while !stalled.load(Ordering::SeqCst)
+        || !std::fs::read_dir(&tmp)
+            .map(|d| d.count() >= 2)
+            .unwrap_or(false)
     {
-        assert!(Instant::now() < deadline, "pull never started writing");
+        assert!(Instant::now() < deadline, "pull never stalled halfway");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(

@@ -3,7 +3,8 @@
 //! A [`Bundle`] is a temporary OCI bundle whose rootfs holds busybox-static and the static
 //! `berth-probe`; a [`Runtime`] runs `berth-runc` (or any runc-compatible binary) with its own
 //! temporary `--root` and force-deletes every container it created when dropped, so a failing
-//! test leaves nothing behind. Tests that lack something print `skipped: needs X` via [`skip!`].
+//! test leaves nothing behind. Tests that lack something print `skipped: needs X` via [`skip!`],
+//! or fail where a skip would hide a gap (CI). Deadlines stretch with the machine's load.
 #![forbid(unsafe_code)]
 
 use std::fs;
@@ -19,6 +20,7 @@ use tempfile::TempDir;
 pub mod image;
 
 /// Prints `skipped: <why>` and returns from the calling test: tests never pass silently.
+/// Where every test must run (see [`skips_fail`]) it fails the test instead.
 ///
 /// ```ignore
 /// if !berth_harness::is_root() { berth_harness::skip!("needs root"); }
@@ -26,7 +28,7 @@ pub mod image;
 #[macro_export]
 macro_rules! skip {
     ($($why:tt)+) => {{
-        println!("skipped: {}", format_args!($($why)+));
+        $crate::skipping(format_args!($($why)+));
         return;
     }};
 }
@@ -41,13 +43,70 @@ macro_rules! need_root {
     };
 }
 
-/// How long a condition may take to come true before a test gives up on it (a deadline, not
-/// a measurement).
+/// What [`skip!`] does before it returns: prints `skipped: <why>`, or fails the test when
+/// [`skips_fail`].
+pub fn skipping(why: std::fmt::Arguments) {
+    assert!(
+        !skips_fail(),
+        "{why}: this run must not skip (CI or BERTH_REQUIRE_ROOT is set): provide it, \
+         or unset both to let the test skip"
+    );
+    println!("skipped: {why}");
+}
+
+/// True where a skipped test would hide a gap: under CI (`CI`, as CI services set it) or with
+/// `BERTH_REQUIRE_ROOT`, which scripts/test sets. There the machine is meant to have root and
+/// every tool, so a missing one fails the test. Empty, `0` and `false` count as unset.
+pub fn skips_fail() -> bool {
+    ["CI", "BERTH_REQUIRE_ROOT"]
+        .iter()
+        .any(|name| is_set(std::env::var(name).ok().as_deref()))
+}
+
+fn is_set(value: Option<&str>) -> bool {
+    !matches!(value.map(str::trim), None | Some("" | "0" | "false"))
+}
+
+/// How long a condition may take to come true before a test gives up on it, on an idle
+/// machine: [`eventually`] stretches it by [`timeout_scale`]. A deadline, not a measurement.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Polls `cond` until it returns `Some`, failing the test with `what` after [`PATIENCE`].
+/// `base` stretched to this machine: multiplied by [`timeout_scale`]. Every deadline the
+/// harness enforces goes through it; a test with a deadline of its own should too.
+pub fn scaled(base: Duration) -> Duration {
+    base.mul_f64(timeout_scale())
+}
+
+/// How much slower than an idle machine this one is now: `$BERTH_TEST_TIMEOUT_SCALE` if set
+/// (a positive number), else the runnable load per CPU (the 1-minute load average over the
+/// CPUs we may use), never below 1. Read afresh at each deadline, as the load changes.
+pub fn timeout_scale() -> f64 {
+    let env = std::env::var("BERTH_TEST_TIMEOUT_SCALE").ok();
+    let load = fs::read_to_string("/proc/loadavg").ok();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    scale_from(env.as_deref(), load.as_deref(), cpus)
+}
+
+fn scale_from(env: Option<&str>, loadavg: Option<&str>, cpus: usize) -> f64 {
+    if let Some(value) = env.map(str::trim).filter(|v| !v.is_empty()) {
+        let scale = value.parse::<f64>().unwrap_or(f64::NAN);
+        assert!(
+            scale.is_finite() && scale > 0.0,
+            "BERTH_TEST_TIMEOUT_SCALE={value}: give a positive number (2 doubles every deadline)"
+        );
+        return scale;
+    }
+    let load = loadavg
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|l| l.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (load / cpus.max(1) as f64).clamp(1.0, 100.0)
+}
+
+/// Polls `cond` until it returns `Some`, failing the test with `what` after [`PATIENCE`]
+/// (scaled).
 pub fn eventually<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + scaled(PATIENCE);
     loop {
         if let Some(v) = cond() {
             return v;
@@ -66,7 +125,8 @@ pub const APPLETS: &[&str] = &[
     "head", "wc", "grep", "readlink",
 ];
 
-/// How long a runtime command may take before the harness kills it and fails the test.
+/// How long a command may take on an idle machine before the harness kills it and fails the
+/// test ([`run_with_timeout`] scales it, as every timeout it is given).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The workspace's root directory.
@@ -161,13 +221,19 @@ impl Bundle {
     /// writable `rootfs`, hostname "berth" and a cgroups path of its own. Call [`Bundle::write`]
     /// after changing [`Bundle::spec_mut`]; `new` writes the initial config.
     pub fn new(args: &[&str]) -> Bundle {
+        Bundle::new_in(&std::env::temp_dir(), args)
+    }
+
+    /// [`Bundle::new`] in a directory of its own below `parent` (on a mount of the test's
+    /// choosing).
+    pub fn new_in(parent: &Path, args: &[&str]) -> Bundle {
         assert!(
             Path::new(BUSYBOX).exists(),
             "needs busybox-static ({BUSYBOX})"
         );
         let dir = tempfile::Builder::new()
             .prefix("berth-bundle-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("bundle dir");
         make_rootfs(&dir.path().join("rootfs"));
         let mut spec = Spec::default();
@@ -387,8 +453,10 @@ pub fn run_with_input(mut command: Command, input: &[u8]) -> Ran {
     run_with_timeout(command, COMMAND_TIMEOUT)
 }
 
-/// Runs `command` with stdout and stderr sent to temporary files, killing it after `timeout`.
+/// Runs `command` with stdout and stderr sent to temporary files, killing it (and failing the
+/// test) after `timeout` [`scaled`] to the machine.
 pub fn run_with_timeout(mut command: Command, timeout: Duration) -> Ran {
+    let timeout = scaled(timeout);
     let out = tempfile::tempfile().expect("stdout file");
     let err = tempfile::tempfile().expect("stderr file");
     command

@@ -247,3 +247,40 @@ fn runtime_force_deletes_what_it_created_when_dropped() {
         "the state directory is removed too"
     );
 }
+
+#[test]
+fn deadlines_scale_with_the_load_per_cpu_or_the_environment() {
+    let load = Some("5.00 3.00 1.00 3/200 1234\n");
+    assert_eq!(scale_from(None, load, 2), 2.5);
+    assert_eq!(
+        scale_from(None, Some("0.40 0.1 0.1 1/9 9"), 2),
+        1.0,
+        "never below 1"
+    );
+    assert_eq!(scale_from(None, None, 2), 1.0, "no /proc/loadavg");
+    assert_eq!(scale_from(Some("3"), load, 2), 3.0, "the environment wins");
+    assert_eq!(
+        scale_from(Some("0.5"), load, 2),
+        0.5,
+        "and may shorten them"
+    );
+    assert_eq!(scale_from(Some(""), load, 2), 2.5, "empty is unset");
+}
+
+#[test]
+fn a_timeout_scale_that_is_not_a_positive_number_is_refused() {
+    for bad in ["0", "-1", "lots", "inf"] {
+        let refused = std::panic::catch_unwind(|| scale_from(Some(bad), None, 2));
+        assert!(refused.is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn skips_fail_where_ci_or_berth_require_root_says_so() {
+    for unset in [None, Some(""), Some("0"), Some("false"), Some(" ")] {
+        assert!(!is_set(unset), "{unset:?}");
+    }
+    for set in ["1", "true", "yes"] {
+        assert!(is_set(Some(set)), "{set}");
+    }
+}

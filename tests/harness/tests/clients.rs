@@ -34,10 +34,10 @@ macro_rules! require {
 fn have_busybox() -> bool {
     let there = std::path::Path::new(support::image::BUSYBOX).exists();
     if !there {
-        println!(
-            "skipped: needs {} (busybox-static)",
+        berth_harness::skipping(format_args!(
+            "needs {} (busybox-static)",
             support::image::BUSYBOX
-        );
+        ));
     }
     there
 }

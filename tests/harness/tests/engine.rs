@@ -22,7 +22,7 @@ mod robustness;
 #[path = "engine/tty.rs"]
 mod tty;
 
-pub(crate) use berth_harness::{eventually, need_root, PATIENCE};
+pub(crate) use berth_harness::{eventually, need_root, scaled, PATIENCE};
 use std::fs;
 use std::path::Path;
 

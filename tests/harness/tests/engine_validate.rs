@@ -83,7 +83,7 @@ fn refused_flags_leave_nothing() {
         (&["--cpus", "100000"], "Range of CPUs is from 0.01 to"),
         (&["--ulimit", "bogus=1"], "invalid ulimit type: bogus"),
         (&["--network", "nosuchnet"], "network nosuchnet not found"),
-        (&["--pid", "container:nosuch"], "no such container: nosuch"),
+        (&["--pid", "container:nosuch"], "No such container: nosuch"),
         (&["--device", "/dev/missing"], "/dev/missing"),
         (
             &["--tmpfs", "/x:size=abc"],

@@ -58,7 +58,7 @@ impl Terminal {
                 self.seen.drain(..at + wanted.len());
                 return;
             }
-            match self.output.recv_timeout(HANG_GUARD) {
+            match self.output.recv_timeout(berth_harness::scaled(HANG_GUARD)) {
                 Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
                 Err(e) => panic!(
                     "no {wanted:?} from the terminal ({e}); it showed:\n{}",
@@ -71,7 +71,7 @@ impl Terminal {
     /// Waits for the master to report that the slave side is gone.
     fn expect_hangup(&mut self) {
         loop {
-            match self.output.recv_timeout(HANG_GUARD) {
+            match self.output.recv_timeout(berth_harness::scaled(HANG_GUARD)) {
                 Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 Err(e) => panic!("the terminal stayed open ({e}); it showed:\n{}", self.seen),

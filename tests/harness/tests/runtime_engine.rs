@@ -147,7 +147,7 @@ fn init_reaper_reaps_orphans() {
 
 /// Waits for `path` to appear, failing after a generous bound (a hang, not a timing check).
 fn wait_for_file(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + berth_harness::scaled(Duration::from_secs(30));
     while !path.exists() {
         assert!(
             Instant::now() < deadline,

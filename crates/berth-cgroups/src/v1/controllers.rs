@@ -1,7 +1,7 @@
 //! Writing `LinuxResources` to v1 controller files, with v1's semantics: memory+swap limits,
 //! `-1` for unlimited, CFS quota and period, and device rules as allow/deny lines.
 //!
-//! As in runc, a zero memory limit, CPU share, quota or period means "not set".
+//! As in runc, a zero memory limit, pids limit, CPU share, quota or period means "not set".
 
 use std::path::Path;
 
@@ -23,9 +23,9 @@ pub(super) fn apply(m: &Manager, r: &LinuxResources) -> Result<()> {
     if let Some(cpu) = r.cpu() {
         apply_cpu(m, cpu)?;
     }
-    if let Some(pids) = r.pids() {
+    if let Some(limit) = r.pids().map(|p| p.limit()).filter(|&l| l != 0) {
         let dir = m.require(Controller::Pids, "a pids limit")?;
-        write(dir, "pids.max", crate::common::v2_limit(pids.limit()))?;
+        write(dir, "pids.max", crate::common::v2_limit(limit))?;
     }
     if let Some(blkio) = r.block_io() {
         apply_blkio(m, blkio)?;

@@ -13,11 +13,12 @@ use oci_spec::runtime::LinuxResources;
 use crate::error::{collect, CgroupError, Result};
 use crate::fs::{self, levels, mkdir};
 use crate::stats::{self, Stats};
-use crate::{kill_frozen, read_procs, signal_each, v2, CgroupManager, FreezerState};
+use crate::{kill_frozen, read_procs, signal_each, v2, CgroupManager, CgroupPath, FreezerState};
 
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The v1 controllers berth knows, by the name of their directory under the root.
+/// The v1 controllers berth knows, by the name of their directory under the root, and
+/// systemd's named hierarchy, which runc joins too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Controller {
     Cpu,
@@ -34,10 +35,11 @@ pub enum Controller {
     PerfEvent,
     Rdma,
     Misc,
+    Systemd,
 }
 
 impl Controller {
-    pub const ALL: [Controller; 14] = [
+    pub const ALL: [Controller; 15] = [
         Self::Cpu,
         Self::Cpuacct,
         Self::Cpuset,
@@ -52,6 +54,7 @@ impl Controller {
         Self::PerfEvent,
         Self::Rdma,
         Self::Misc,
+        Self::Systemd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +73,15 @@ impl Controller {
             Self::PerfEvent => "perf_event",
             Self::Rdma => "rdma",
             Self::Misc => "misc",
+            Self::Systemd => "systemd",
+        }
+    }
+
+    /// How /proc/PID/cgroup names the hierarchy.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Systemd => "name=systemd",
+            other => other.name(),
         }
     }
 }
@@ -77,7 +89,7 @@ impl Controller {
 #[derive(Debug)]
 pub struct Manager {
     root: PathBuf,
-    relative: PathBuf,
+    path: CgroupPath,
     /// The container's directory in each mounted controller's hierarchy.
     controllers: Vec<(Controller, PathBuf)>,
     /// The same directories once each, for controllers mounted together (`cpu,cpuacct`
@@ -89,7 +101,7 @@ pub struct Manager {
 
 impl Manager {
     /// Finds the mounted controllers now; `hybrid` adds the `root/unified` side.
-    pub fn new(root: &Path, relative: &Path, hybrid: bool) -> Self {
+    pub fn new(root: &Path, path: &CgroupPath, hybrid: bool) -> Self {
         use std::os::unix::fs::MetadataExt;
         let mut controllers = Vec::new();
         let mut mounts: Vec<(u64, u64)> = Vec::new();
@@ -104,7 +116,7 @@ impl Manager {
             if !procs.is_file() {
                 continue;
             }
-            let dir = mount.join(relative);
+            let dir = mount.join(path.in_hierarchy(controller.key()));
             // Co-mounted controllers (cpu and cpuacct as links to `cpu,cpuacct`) show the same
             // cgroup.procs: one stat finds them, where a canonicalize cost a readlink per path
             // component for every controller.
@@ -117,10 +129,10 @@ impl Manager {
         }
         Self {
             root: root.to_owned(),
-            relative: relative.to_owned(),
+            path: path.clone(),
             controllers,
             hierarchies,
-            unified: hybrid.then(|| root.join("unified").join(relative)),
+            unified: hybrid.then(|| root.join("unified").join(path.in_hierarchy(""))),
         }
     }
 
@@ -162,7 +174,8 @@ impl Manager {
     /// join it until they are set: copy them down from the parent at each new level.
     fn create_cpuset(&self) -> Result<()> {
         let mut parent = self.root.join(Controller::Cpuset.name());
-        for dir in levels(&parent, &self.relative) {
+        let relative = self.path.in_hierarchy(Controller::Cpuset.key());
+        for dir in levels(&parent, &relative) {
             mkdir(&dir)?;
             for file in ["cpuset.cpus", "cpuset.mems"] {
                 if fs::read(&dir, file)?.trim().is_empty() {
@@ -197,6 +210,24 @@ impl Manager {
                 });
             }
             sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Manager {
+    /// The file that says the cgroup is frozen already, if it exists and is: the v1 freezer
+    /// (FREEZING too: a task placed there stops) or, on a hybrid host, the cgroup2 side,
+    /// which is where berth freezes.
+    pub(crate) fn frozen_already(&self) -> Result<Option<PathBuf>> {
+        if let Some(dir) = self.dir(Controller::Freezer) {
+            let state = fs::read_optional(dir, "freezer.state")?;
+            if state.is_some_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING")) {
+                return Ok(Some(dir.join("freezer.state")));
+            }
+        }
+        match &self.unified {
+            Some(dir) => v2::frozen_already(dir),
+            None => Ok(None),
         }
     }
 }

@@ -80,7 +80,7 @@ impl Fake {
     }
 
     fn manager(&self) -> Manager {
-        Manager::new(&self.root, Path::new(CGROUP), false)
+        Manager::new(&self.root, &Path::new(CGROUP).into(), false)
     }
 
     fn read(&self, controller: &str, file: &str) -> String {
@@ -183,6 +183,10 @@ fn pids_limit_and_unlimited() {
     assert_eq!(fake.read("pids", "pids.max"), "100");
     m.apply(&pids(-1)).unwrap();
     assert_eq!(fake.read("pids", "pids.max"), "max");
+    // Zero is "not set" (runc 1.1): the limit stays as it was.
+    m.apply(&pids(100)).unwrap();
+    m.apply(&pids(0)).unwrap();
+    assert_eq!(fake.read("pids", "pids.max"), "100");
 }
 
 #[test]
@@ -357,7 +361,7 @@ fn hybrid_freezes_and_joins_through_the_unified_dir() {
     ] {
         fs::write(unified.join(file), content).unwrap();
     }
-    let m = Manager::new(&fake.root, Path::new(CGROUP), true);
+    let m = Manager::new(&fake.root, &Path::new(CGROUP).into(), true);
     m.freeze().unwrap();
     assert_eq!(
         fs::read_to_string(unified.join("cgroup.freeze")).unwrap(),
@@ -387,7 +391,7 @@ fn destroy_reports_every_hierarchy_it_could_not_remove() {
 #[test]
 fn destroy_of_a_missing_cgroup_succeeds() {
     let fake = Fake::new();
-    let m = Manager::new(&fake.root, Path::new("berth/never-created"), false);
+    let m = Manager::new(&fake.root, &Path::new("berth/never-created").into(), false);
     m.destroy().unwrap();
 }
 

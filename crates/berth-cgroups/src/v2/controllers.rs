@@ -1,8 +1,8 @@
 //! Writing `LinuxResources` to v2 interface files, converting v1-shaped OCI values the way runc
 //! does: memory+swap to swap alone, CPU shares to weight, blkio weight to io weight.
 //!
-//! As in runc, a zero memory limit, CPU share, quota or period means "not set", and the
-//! v1-only knobs (swappiness, OOM killer, kernel TCP memory, leaf weights) are ignored.
+//! As in runc, a zero memory limit, pids limit, CPU share, quota or period means "not set", and
+//! the v1-only knobs (swappiness, OOM killer, kernel TCP memory, leaf weights) are ignored.
 
 use std::path::Path;
 
@@ -19,8 +19,8 @@ pub(super) fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
     if let Some(cpu) = r.cpu() {
         apply_cpu(dir, cpu)?;
     }
-    if let Some(pids) = r.pids() {
-        write(dir, "pids.max", v2_limit(pids.limit()))?;
+    if let Some(limit) = r.pids().map(|p| p.limit()).filter(|&l| l != 0) {
+        write(dir, "pids.max", v2_limit(limit))?;
     }
     if let Some(blkio) = r.block_io() {
         apply_io(dir, blkio)?;
@@ -76,8 +76,9 @@ pub(crate) fn swap_to_v2(swap: i64, memory: i64) -> Result<Option<i64>> {
 fn apply_memory(dir: &Path, memory: &LinuxMemory) -> Result<()> {
     let limit = memory.limit().unwrap_or(0);
     if let Some(swap) = swap_to_v2(memory.swap().unwrap_or(0), limit)? {
-        // Without swap accounting there is no file, and "unlimited" is what we have anyway.
-        if swap != -1 || exists(dir, "memory.swap.max") {
+        // Without swap accounting there is no file, and no swap (0) or "unlimited" is what
+        // we have anyway: runc writes neither then.
+        if swap > 0 || exists(dir, "memory.swap.max") {
             write(dir, "memory.swap.max", v2_limit(swap))?;
         }
     }

@@ -106,6 +106,18 @@ fn set_frozen_within(dir: &Path, want: FreezerState, timeout: Duration) -> Resul
     Ok(())
 }
 
+/// The file that says `dir` is frozen already, if it exists and is: `cgroup.freeze` set on it,
+/// or `cgroup.events` frozen through an ancestor.
+pub(crate) fn frozen_already(dir: &Path) -> Result<Option<PathBuf>> {
+    if fs::read_optional(dir, "cgroup.freeze")?.is_some_and(|v| v.trim() == "1") {
+        return Ok(Some(dir.join("cgroup.freeze")));
+    }
+    let events = read_keyed(dir, "cgroup.events")?;
+    Ok(events
+        .filter(|e| e.get("frozen") == Some(&1))
+        .map(|_| dir.join("cgroup.events")))
+}
+
 /// The `frozen` key of `cgroup.events`; kernels before 5.2 have none and cannot freeze.
 pub(crate) fn frozen_state(dir: &Path) -> Result<FreezerState> {
     let events = read_keyed(dir, "cgroup.events")?.ok_or_else(|| CgroupError::Read {

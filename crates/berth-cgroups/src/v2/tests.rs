@@ -159,6 +159,15 @@ fn unlimited_swap_without_swap_accounting_is_no_error() {
     fake.manager()
         .apply(&resources(|r| r.memory(memory)))
         .unwrap();
+    // memory+swap equal to memory is "no swap", which is what there is without accounting.
+    let no_swap = LinuxMemoryBuilder::default()
+        .limit(1 << 20)
+        .swap(1 << 20)
+        .build()
+        .unwrap();
+    fake.manager()
+        .apply(&resources(|r| r.memory(no_swap)))
+        .unwrap();
     let limited = LinuxMemoryBuilder::default()
         .limit(1 << 20)
         .swap(2 << 20)
@@ -255,6 +264,10 @@ fn pids_and_hugetlb() {
         .unwrap();
     assert_eq!(fake.read("pids.max"), "32");
     assert_eq!(fake.read("hugetlb.2MB.max"), (4u64 << 21).to_string());
+    // Zero is "not set" (runc 1.1): the limit stays as it was.
+    let zero = LinuxPidsBuilder::default().limit(0).build().unwrap();
+    fake.manager().apply(&resources(|r| r.pids(zero))).unwrap();
+    assert_eq!(fake.read("pids.max"), "32");
 }
 
 #[test]

@@ -15,8 +15,12 @@
 //!        ◀────────────────────────── Ready
 //!  add init to its cgroup, save state,
 //!  prestart + createRuntime hooks
+//!  [user ns] open bind sources in its mount ns
+//!        MountSources + fds ────────────────▶ (kept for the bind mounts)
 //!        Go ────────────────────────────────▶ cgroup ns, rootfs, createContainer hooks,
 //!                                              pivot_root, tty, user, capabilities, seccomp
+//!        ◀───────────── SeccompListener + fd   [SCMP_ACT_NOTIFY] the filter's listener
+//!  send it to the seccomp agent
 //!        ◀────────────────────────── Created
 //!  write the pid file, exit                    block opening exec.fifo for writing
 //!  ...                                         ...
@@ -26,7 +30,7 @@
 //! parent reports "mount proc on /proc: Operation not permitted", never "pipe closed".
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -38,6 +42,9 @@ pub enum FromInit {
     Pid(i32),
     Ready,
     Created,
+    /// The listener of the process's seccomp filter (SCMP_ACT_NOTIFY), passed along, sent as
+    /// soon as the filter is loaded: the runtime hands it to the seccomp agent at once.
+    SeccompListener,
     Failed {
         step: String,
         error: String,
@@ -51,6 +58,11 @@ pub enum FromInit {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum FromParent {
     IdMapsDone,
+    /// Sent with descriptors (SCM_RIGHTS), one for each of these indexes into the plan's
+    /// mounts: bind sources the container's user namespace may not reach (rootfs/sources.rs).
+    MountSources {
+        mounts: Vec<usize>,
+    },
     /// Carries the state document for the hooks the init runs (createContainer, startContainer).
     Go {
         state: String,
@@ -102,6 +114,23 @@ impl Channel {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         serde_json::from_slice(&buf[..n]).map_err(io::Error::other)
+    }
+
+    /// `msg` with `fds` passed along (SCM_RIGHTS; at most 253, the kernel's SCM_MAX_FD).
+    pub fn send_with_fds<T: Serialize>(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        let data = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        berth_sys::fd::send_with_fds(self.fd.as_fd(), &data, fds)
+    }
+
+    /// The next message and the descriptors that came with it (close-on-exec).
+    pub fn recv_with_fds<T: DeserializeOwned>(&self) -> io::Result<(T, Vec<OwnedFd>)> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let (n, fds) = berth_sys::fd::recv_with_fds(self.fd.as_fd(), &mut buf)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let msg = serde_json::from_slice(&buf[..n]).map_err(io::Error::other)?;
+        Ok((msg, fds))
     }
 
     pub fn raw_fd(&self) -> i32 {

@@ -2,9 +2,11 @@
 //! spec's mounts, /dev, pivot_root, then masked and read-only paths.
 
 pub mod devices;
+mod mountinfo;
 pub mod options;
 pub mod procfs;
 pub mod resolve;
+pub mod sources;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -16,25 +18,32 @@ use nix::sys::stat::Mode;
 use crate::plan::{InitPlan, MountPlan};
 use crate::step::{fail, Step, StepResult};
 use resolve::Leaf;
+use sources::MountSources;
 
 const NONE: Option<&str> = None;
 
 /// Everything up to, not including, pivot_root: propagation, the rootfs bind, every mount and
 /// the devices. Returns an O_PATH descriptor of the root. `host_cgroups` is the init's
 /// /proc/self/cgroup as read before it unshared its cgroup namespace (the host's paths, which
-/// cgroup mounts bind).
-pub fn prepare(plan: &InitPlan, host_cgroups: &str) -> StepResult<OwnedFd> {
-    mount(NONE, "/", NONE, plan.root_propagation, NONE)
-        .step(|| "make / a slave mount before setting up the root".into())?;
+/// cgroup mounts bind); `sources`, bind sources the runtime opened for it.
+pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> StepResult<OwnedFd> {
     let rootfs = &plan.rootfs;
-    mount(
-        Some(rootfs),
-        rootfs,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        NONE,
-    )
-    .step(|| format!("bind mount the root filesystem {}", rootfs.display()))?;
+    // These serve a mount namespace of the container's own (its mounts kept from the host,
+    // pivot_root): in the host's, where a container without one runs, they would change the
+    // host's mounts for good.
+    if plan.has_mount_ns() {
+        mount(NONE, "/", NONE, plan.root_propagation, NONE)
+            .step(|| "set the propagation of / before setting up the root".into())?;
+        holder_private(rootfs)?;
+        mount(
+            Some(rootfs),
+            rootfs,
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE,
+        )
+        .step(|| format!("bind mount the root filesystem {}", rootfs.display()))?;
+    }
     let root = nix::fcntl::open(
         rootfs,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -54,8 +63,8 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str) -> StepResult<OwnedFd> {
         }
     }
     let mut dev_mounted = false;
-    for m in &plan.mounts {
-        mount_one(root.as_fd(), m, host_cgroups)?;
+    for (i, m) in plan.mounts.iter().enumerate() {
+        mount_one(root.as_fd(), m, host_cgroups, sources.path(i))?;
         dev_mounted |= m.destination == Path::new("/dev");
     }
     // Before anything writes under it (sysctls, AppArmor, masked paths).
@@ -73,21 +82,25 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str) -> StepResult<OwnedFd> {
     Ok(root)
 }
 
+/// One mount of the spec; a bind mount binds from `opened` (/proc/self/fd/N) when the runtime
+/// opened its source (sources.rs), else from the source's path.
 fn mount_one(
     root: std::os::fd::BorrowedFd<'_>,
     m: &MountPlan,
     host_cgroups: &str,
+    opened: Option<PathBuf>,
 ) -> StepResult<()> {
     let dest = &m.destination;
     let what = || format!("mount {} on {}", m.fstype, dest.display());
-    let is_bind = m.options.is_bind() || m.fstype == "bind";
+    let is_bind = m.is_bind();
     if m.fstype == "cgroup" || m.fstype == "cgroup2" {
         return mount_cgroup(root, m, host_cgroups);
     }
+    let named = m.source.as_deref().unwrap_or(Path::new(""));
+    let src = opened.as_deref().unwrap_or(named);
     let leaf = if is_bind {
-        let src = m.source.as_deref().unwrap_or(Path::new(""));
         let meta =
-            std::fs::metadata(src).step(|| format!("bind mount source {}", src.display()))?;
+            std::fs::metadata(src).step(|| format!("bind mount source {}", named.display()))?;
         if meta.is_dir() {
             Leaf::Dir
         } else {
@@ -100,13 +113,11 @@ fn mount_one(
         .step(|| format!("create mount point {} in the root", dest.display()))?;
     procfs::check_resolved(dest, &target).or_else(|e| fail(what(), e))?;
     if is_bind && procfs::clean(dest) == Path::new("/proc") {
-        let src = m.source.as_deref().unwrap_or(Path::new(""));
         procfs::check_bind_source(src).or_else(|e| fail(what(), e))?;
     }
     let target_path = resolve::fd_path(&target);
     let data = m.options.data_string();
     if is_bind {
-        let src = m.source.as_deref().unwrap_or(Path::new(""));
         mount(
             Some(src),
             &target_path,
@@ -154,6 +165,9 @@ fn mount_one(
             r => r.step(what)?,
         }
     }
+    if !m.options.recursive.is_empty() {
+        set_recursive(root, m)?;
+    }
     if !m.options.propagation.is_empty() {
         let mounted_fd = mounted_path(root, dest)?;
         let mounted = resolve::fd_path(&mounted_fd);
@@ -163,6 +177,34 @@ fn mount_one(
         }
     }
     Ok(())
+}
+
+/// The options that reach every mount below the new one (`rro`, `rnosuid`, ...), set by one
+/// mount_setattr(AT_RECURSIVE) as runc sets them. What the kernel cannot do is an error that
+/// names them, never silently a weaker mount.
+fn set_recursive(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan) -> StepResult<()> {
+    let rec = &m.options.recursive;
+    let step = || {
+        format!(
+            "set {} on {} and every mount below it",
+            rec.names.join(","),
+            m.destination.display()
+        )
+    };
+    let mounted = mounted_path(root, &m.destination)?;
+    berth_sys::mount::setattr_recursive(mounted.as_fd(), rec.set, rec.clear).or_else(|e| {
+        let why = match e.raw_os_error() {
+            Some(libc::ENOSYS) => "recursive mount options need mount_setattr (Linux 5.12)",
+            Some(libc::EINVAL) => "this kernel does not know one (rnosymfollow needs Linux 5.14)",
+            Some(libc::EPERM) => {
+                "a mount below has a flag locked that they would clear (a user namespace \
+                 inherits the host's), or a seccomp filter refused mount_setattr"
+            }
+            _ => "",
+        };
+        let sep = if why.is_empty() { "" } else { ": " };
+        fail(step(), format!("{e}{sep}{why}"))
+    })
 }
 
 /// Remounts the mount now on `dest` with `flags` (MS_REMOUNT added), keeping the flags the
@@ -362,13 +404,34 @@ fn bind_ro(root: std::os::fd::BorrowedFd<'_>, src: &Path, dest: &Path, ro: bool)
     remount_at(root, dest, f, NONE, what)
 }
 
+/// Makes the mount holding the root filesystem private if it is shared, as runc does
+/// (rootfsParentMountPrivate): pivot_root refuses a new root whose parent mount is shared, and
+/// the root's bind mount would otherwise propagate to the host's mount namespace. Only this
+/// mount, in our namespace; the propagation asked for / applies to the rest.
+fn holder_private(rootfs: &Path) -> StepResult<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .step(|| "read /proc/self/mountinfo".into())?;
+    match mountinfo::holder(&info, rootfs) {
+        Some((point, true)) => mount(NONE, &point, NONE, MsFlags::MS_PRIVATE, NONE).step(|| {
+            format!(
+                "make {} private, the shared mount holding the root filesystem",
+                point.display()
+            )
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `pivot_root(".", ".")` then a lazy unmount of the old root stacked beneath: no put_old
 /// directory is needed (crun's do_pivot). With `no_pivot`, move the root over / and chroot,
-/// for roots on ramfs where pivot_root is refused.
+/// for roots on ramfs where pivot_root is refused. In the host's mount namespace, a chroot
+/// alone, as runc does there.
 pub fn enter(plan: &InitPlan, no_pivot: bool) -> StepResult<()> {
     let rootfs = &plan.rootfs;
     nix::unistd::chdir(rootfs).step(|| format!("chdir to {}", rootfs.display()))?;
-    if no_pivot {
+    if !plan.has_mount_ns() {
+        nix::unistd::chroot(".").step(|| "chroot into the root filesystem".into())?;
+    } else if no_pivot {
         mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE)
             .step(|| "move the root filesystem onto /".into())?;
         nix::unistd::chroot(".").step(|| "chroot into the root filesystem".into())?;
@@ -384,12 +447,9 @@ pub fn enter(plan: &InitPlan, no_pivot: bool) -> StepResult<()> {
     Ok(())
 }
 
-/// After pivot_root: the root's own propagation, masked and read-only paths, read-only root.
+/// After pivot_root: masked and read-only paths, read-only root. The root keeps the
+/// propagation its bind mount got (runc sets rootfsPropagation on / before, never after).
 pub fn finish(plan: &InitPlan) -> StepResult<()> {
-    let p = plan.root_propagation;
-    if p.intersects(MsFlags::MS_SHARED | MsFlags::MS_PRIVATE | MsFlags::MS_UNBINDABLE) {
-        mount(NONE, "/", NONE, p, NONE).step(|| "set the root's propagation".into())?;
-    }
     for path in &plan.readonly_paths {
         readonly(path)?;
     }

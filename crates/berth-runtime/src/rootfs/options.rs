@@ -1,6 +1,7 @@
-//! Mount options of the spec (`ro`, `nosuid`, `rbind`, `rslave`, ...) turned into mount(2) flags,
-//! propagation flags and the filesystem's data string.
+//! Mount options of the spec (`ro`, `nosuid`, `rbind`, `rslave`, `rro`, ...) turned into mount(2)
+//! flags, propagation flags, recursive mount attributes and the filesystem's data string.
 
+use berth_sys::mount as attr;
 use nix::mount::MsFlags;
 
 /// A spec mount's options, parsed.
@@ -12,6 +13,8 @@ pub struct MountOptions {
     pub cleared: MsFlags,
     /// Propagation changes applied after the mount (`rslave`, `private`, ...).
     pub propagation: Vec<MsFlags>,
+    /// Attributes set on the mount and every mount below it (`rro`, `rnosuid`, ...).
+    pub recursive: Recursive,
     /// Options the kernel's filesystem takes as data (`mode=755`, `size=65536k`, ...).
     pub data: Vec<String>,
 }
@@ -22,6 +25,7 @@ impl Default for MountOptions {
             flags: MsFlags::empty(),
             cleared: MsFlags::empty(),
             propagation: Vec::new(),
+            recursive: Recursive::default(),
             data: Vec::new(),
         }
     }
@@ -77,6 +81,10 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
                     .push(propagation(opt).unwrap_or(MsFlags::MS_PRIVATE));
                 continue;
             }
+            other if recursive_attr(other).is_some() => {
+                out.recursive.add(opt);
+                continue;
+            }
             "idmap" | "ridmap" => {
                 return Err(format!(
                     "mount option {opt:?} (idmapped mounts) is not supported yet"
@@ -92,6 +100,65 @@ pub fn parse(options: &[String]) -> Result<MountOptions, String> {
         out.cleared |= clear;
     }
     Ok(out)
+}
+
+/// mount_setattr(2) attributes for a mount's tree, as runc takes them (its recAttrFlags): the
+/// `ATTR_*` bits to set and to clear, and the options that asked, for errors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recursive {
+    pub set: u64,
+    pub clear: u64,
+    pub names: Vec<String>,
+}
+
+impl Recursive {
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    fn add(&mut self, name: &str) {
+        let Some((clear, bit)) = recursive_attr(name) else {
+            return;
+        };
+        if clear {
+            self.clear |= bit;
+            self.set &= !bit;
+        } else {
+            self.set |= bit;
+            self.clear &= !bit;
+            if bit & attr::ATTR_ATIME == bit {
+                // An access-time mode replaces the mode: mount_setattr wants the whole field
+                // cleared with it (and relatime is the mode 0, nothing to set).
+                self.clear |= attr::ATTR_ATIME;
+            }
+        }
+        self.names.push(name.to_string());
+    }
+}
+
+/// Whether the recursive option `name` clears its attribute, and the attribute.
+fn recursive_attr(name: &str) -> Option<(bool, u64)> {
+    Some(match name {
+        "rro" => (false, attr::ATTR_RDONLY),
+        "rrw" => (true, attr::ATTR_RDONLY),
+        "rnosuid" => (false, attr::ATTR_NOSUID),
+        "rsuid" => (true, attr::ATTR_NOSUID),
+        "rnodev" => (false, attr::ATTR_NODEV),
+        "rdev" => (true, attr::ATTR_NODEV),
+        "rnoexec" => (false, attr::ATTR_NOEXEC),
+        "rexec" => (true, attr::ATTR_NOEXEC),
+        "rnodiratime" => (false, attr::ATTR_NODIRATIME),
+        "rdiratime" => (true, attr::ATTR_NODIRATIME),
+        "rrelatime" => (false, attr::ATTR_RELATIME),
+        "rnorelatime" => (true, attr::ATTR_RELATIME),
+        "rnoatime" => (false, attr::ATTR_NOATIME),
+        "ratime" => (true, attr::ATTR_NOATIME),
+        "rstrictatime" => (false, attr::ATTR_STRICTATIME),
+        "rnostrictatime" => (true, attr::ATTR_STRICTATIME),
+        "rnosymfollow" => (false, attr::ATTR_NOSYMFOLLOW),
+        "rsymfollow" => (true, attr::ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
 }
 
 /// The propagation flags of a propagation name (`rslave` → MS_SLAVE|MS_REC).
@@ -130,6 +197,22 @@ mod tests {
         let o = opts(&["ro", "rw", "rbind"]);
         assert!(!o.flags.contains(MsFlags::MS_RDONLY));
         assert!(o.is_bind() && o.flags.contains(MsFlags::MS_REC));
+    }
+
+    #[test]
+    fn recursive_attributes_are_runcs() {
+        let o = opts(&["rbind", "rro", "rnosuid", "rexec", "rnoatime"]);
+        assert!(o.data.is_empty(), "{o:?}");
+        assert_eq!(
+            o.recursive.set,
+            attr::ATTR_RDONLY | attr::ATTR_NOSUID | attr::ATTR_NOATIME
+        );
+        assert_eq!(o.recursive.clear, attr::ATTR_NOEXEC | attr::ATTR_ATIME);
+        // A later option undoes an earlier one; relatime is the access-time mode 0.
+        let o = opts(&["rro", "rrw", "rrelatime"]);
+        assert_eq!(o.recursive.set, 0);
+        assert_eq!(o.recursive.clear, attr::ATTR_RDONLY | attr::ATTR_ATIME);
+        assert!(opts(&["ro"]).recursive.is_empty());
     }
 
     #[test]

@@ -51,5 +51,5 @@ pub fn run(ctx: &Context, args: InspectArgs, images_too: bool) -> Result<i32> {
         )?;
         return Ok(0);
     }
-    bail!("no such container: {}", rest.join(", "))
+    bail!("No such container: {}", rest.join(", "))
 }

@@ -489,16 +489,12 @@ fn init_is_pid_1_and_the_command_is_not() {
     assert_ne!(shell_pid, 1, "the shell is not PID 1 with --init");
     let pid1 = lines.next().unwrap_or("");
     assert!(!pid1.starts_with("sh"), "PID 1 is the reaper, not {pid1:?}");
-    // A zombie left by the command is reaped: the orphaned child does not linger.
-    let out = berth.ok(&[
-        "run",
-        "--rm",
-        "--init",
-        IMAGE,
-        "sh",
-        "-c",
-        "sh -c 'sleep 0.2 &' ; sleep 1; ps -o stat,comm | grep -c '^Z' || true",
-    ]);
+    // A zombie left by the command is reaped: the orphaned child does not linger. Its /proc
+    // entry goes only once it is reaped; the count bounds the wait (60 s) in case it never is.
+    let script = "sh -c 'sleep 0.2 & echo $! > /tmp/orphan'; p=$(cat /tmp/orphan); i=0; \
+        while [ -e /proc/$p ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
+        ps -o stat,comm | grep -c '^Z' || true";
+    let out = berth.ok(&["run", "--rm", "--init", IMAGE, "sh", "-c", script]);
     assert_eq!(out.lines().last(), Some("0"), "zombies: {out}");
 }
 

@@ -10,8 +10,8 @@ use berth_harness::image::{cgroup_dirs, mounts_under, Berth, IMAGE};
 use serde_json::Value;
 
 use crate::{
-    eventually, has_env, host_dir, monitors_of, need_root, path_str, ppid, running, state_pid,
-    PATIENCE,
+    eventually, has_env, host_dir, monitors_of, need_root, path_str, ppid, running, scaled,
+    state_pid, PATIENCE,
 };
 
 #[test]
@@ -88,9 +88,9 @@ fn logs_follow_ends_when_the_container_exits() {
             let _ = tx.send(line);
         }
     });
-    assert_eq!(rx.recv_timeout(PATIENCE).as_deref(), Ok("first"));
+    assert_eq!(rx.recv_timeout(scaled(PATIENCE)).as_deref(), Ok("first"));
     std::fs::write(host.path().join("go"), "").unwrap();
-    assert_eq!(rx.recv_timeout(PATIENCE).as_deref(), Ok("last"));
+    assert_eq!(rx.recv_timeout(scaled(PATIENCE)).as_deref(), Ok("last"));
     let status = eventually("logs -f to end", || child.try_wait().unwrap());
     assert!(status.success());
 }

@@ -3,7 +3,7 @@
 
 use berth_harness::image::{Berth, IMAGE};
 
-use crate::{eventually, need_root};
+use crate::{eventually, monitors_of, need_root};
 
 fn cgroup_file(controller: &str, id: &str, file: &str) -> Option<String> {
     std::fs::read_to_string(format!("/sys/fs/cgroup/{controller}/berth/{id}/{file}"))
@@ -221,7 +221,7 @@ fn stop_timeout_and_unless_stopped() {
     berth.ok(&["stop", "stubborn"]);
     assert_eq!(berth.inspect("stubborn")["State"]["ExitCode"], 137);
 
-    berth.ok(&[
+    let id = berth.ok(&[
         "run",
         "-d",
         "--name",
@@ -240,7 +240,10 @@ fn stop_timeout_and_unless_stopped() {
     let after = berth.inspect("again");
     assert_eq!(after["State"]["Status"], "exited", "{after}");
     let count = after["RestartCount"].clone();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Restarts are the monitor's: once it has ended, no more can come.
+    eventually("the monitor to end after stop", || {
+        monitors_of(&id).is_empty().then_some(())
+    });
     assert_eq!(
         berth.inspect("again")["RestartCount"],
         count,
@@ -361,8 +364,14 @@ fn unread_stdin_does_not_stall_the_monitor() {
         let ran = berth.run(&["inspect", "-f", "{{.State.Status}}", "deaf"]);
         (ran.success() && ran.stdout.trim() == "running").then_some(())
     });
-    // The monitor's backlog fills while this waits; stop must still get through.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Once run has read 1 MiB of input, the container's 64 KiB pipe is full and the monitor
+    // holds most of the rest as its backlog (only run's chunk and the socket's buffer are in
+    // flight). Stop must still get through.
+    eventually("run to read 1 MiB of input", || {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", run.id())).ok()?;
+        let read = io.lines().find_map(|l| l.strip_prefix("rchar: "))?;
+        (read.trim().parse::<u64>().ok()? >= 1 << 20).then_some(())
+    });
     berth.ok(&["stop", "-t", "1", "deaf"]);
     let status = run.wait().expect("wait for run");
     assert_eq!(

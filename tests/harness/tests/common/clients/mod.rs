@@ -15,8 +15,8 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-/// Long enough for a loaded two-core CI machine; only there so a hung client fails the test
-/// instead of hanging the suite. Never used to judge speed.
+/// Long enough for a two-core CI machine, stretched by the harness's load scale; only there so a
+/// hung client fails the test instead of hanging the suite. Never used to judge speed.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(180);
 
 /// The runtime binary the clients are pointed at: `BERTH_RUNTIME_UNDER_TEST` if set (so the
@@ -88,7 +88,7 @@ fn which(name: &Path) -> Option<PathBuf> {
 }
 
 /// True when every tool is installed and we are root; otherwise prints `skipped: needs X` so a
-/// skip is never mistaken for a pass.
+/// skip is never mistaken for a pass (or fails the test where skips are not allowed).
 pub fn have(tools: &[&str]) -> bool {
     let root = fs::read_to_string("/proc/self/status")
         .map(|s| {
@@ -97,12 +97,12 @@ pub fn have(tools: &[&str]) -> bool {
         })
         .unwrap_or(false);
     if !root {
-        println!("skipped: needs root");
+        berth_harness::skipping(format_args!("needs root"));
         return false;
     }
     for tool in tools {
         if which(Path::new(tool)).is_none() {
-            println!("skipped: needs {tool}");
+            berth_harness::skipping(format_args!("needs {tool}"));
             return false;
         }
     }
@@ -152,15 +152,15 @@ pub fn run(cmd: &mut Command) -> Ran {
         .stderr(err.try_clone().expect("dup stderr file"))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start `{line}`: {e}"));
-    let started = Instant::now();
+    let (started, deadline) = (Instant::now(), berth_harness::scaled(COMMAND_DEADLINE));
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        if started.elapsed() > COMMAND_DEADLINE {
+        if started.elapsed() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`{line}` still running after {COMMAND_DEADLINE:?}: killed");
+            panic!("`{line}` still running after {deadline:?}: killed");
         }
         sleep(Duration::from_millis(10));
     };
@@ -219,11 +219,11 @@ pub fn run_in_pty(cmd: &Command) -> Ran {
 /// Polls until `ready` holds, for state that settles asynchronously (a task stopping). Panics
 /// naming `what` after the deadline.
 pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let started = Instant::now();
+    let (started, deadline) = (Instant::now(), berth_harness::scaled(COMMAND_DEADLINE));
     while !ready() {
         assert!(
-            started.elapsed() < COMMAND_DEADLINE,
-            "{what}: not after {COMMAND_DEADLINE:?}"
+            started.elapsed() < deadline,
+            "{what}: not after {deadline:?}"
         );
         sleep(Duration::from_millis(100));
     }
