@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::records::Containers;
 
 #[derive(Debug, Clone)]
@@ -19,6 +19,10 @@ pub struct Engine {
 
 impl Engine {
     pub fn open(root: &Path, exe: &Path) -> Result<Engine> {
+        // Resolved once, as dockerd resolves its data root: the runtime refuses a container's
+        // root filesystem reached through a symbolic link, as runc does.
+        std::fs::create_dir_all(root).map_err(Error::io("create", root))?;
+        let root = &std::fs::canonicalize(root).map_err(Error::io("resolve", root))?;
         let containers = Containers::open(root)?;
         // Made by the runtime's create, removed by its delete of the last container: a
         // command that runs no container (images, import, ps) leaves nothing in /run.
