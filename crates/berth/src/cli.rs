@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
     history, images, import, info, inspect, load, login, logout, prune, pull, push, rmi, save,
-    system_df, system_prune, tag, version,
+    service, system_df, system_prune, tag, version,
 };
 use crate::container::{attach, cp, exec, logs, manage, ns, port, ps, run, stats, top, volume};
 
@@ -343,6 +343,8 @@ pub enum SystemCommand {
     Info(info::InfoArgs),
     /// Remove unused data
     Prune(system_prune::SystemPruneArgs),
+    /// Serve the Docker Engine API (for the docker CLI, compose, docker-py)
+    Service(service::ServiceArgs),
 }
 
 #[cfg(test)]
