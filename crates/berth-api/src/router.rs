@@ -19,8 +19,10 @@ pub struct Call {
     pub segments: Vec<String>,
     pub query: Query,
     pub headers: HeaderMap,
-    /// The request, for its body and for an upgrade (attach, exec start).
-    pub request: Request<Incoming>,
+    /// The request without its body, for an upgrade (attach, exec start: `hyper::upgrade::on`).
+    pub request: Request<()>,
+    /// The body, until read.
+    body: Option<Incoming>,
 }
 
 impl Call {
@@ -32,6 +34,8 @@ impl Call {
             .map(percent_decode)
             .collect();
         let query = Query::parse(request.uri().query().unwrap_or(""));
+        let (parts, body) = request.into_parts();
+        let request = Request::from_parts(parts, ());
         Ok(Call {
             method: request.method().clone(),
             version,
@@ -39,13 +43,54 @@ impl Call {
             query,
             headers: request.headers().clone(),
             request,
+            body: Some(body),
         })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The path's segments, for matching.
+    pub fn path(&self) -> Vec<&str> {
+        self.segments.iter().map(String::as_str).collect()
+    }
+
+    /// The body as it comes (a PUT of an archive, a load): read once.
+    pub fn take_body(&mut self) -> Option<Incoming> {
+        self.body.take()
+    }
+
+    /// The whole body, refused past `limit` bytes (413) rather than held.
+    pub async fn body(&mut self, limit: usize) -> Result<bytes::Bytes, ApiError> {
+        use http_body_util::{BodyExt, Limited};
+        let Some(body) = self.body.take() else {
+            return Ok(bytes::Bytes::new());
+        };
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+                413,
+                format!("request body too large: more than {limit} bytes"),
+            )),
+            Err(e) => Err(ApiError::bad_request(format!("read the request body: {e}"))),
+        }
+    }
+
+    /// The body as JSON of type `T` (an empty body is `T`'s default, as Docker reads an absent
+    /// one). Malformed JSON or a wrong type is a 400 naming where.
+    pub async fn json<T: serde::de::DeserializeOwned + Default>(&mut self) -> Result<T, ApiError> {
+        let bytes = self.body(JSON_LIMIT).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(T::default());
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))
+    }
 }
+
+/// The largest JSON body accepted: a container's config is a few KiB.
+pub const JSON_LIMIT: usize = 4 << 20;
 
 /// The query string, as Go's url.ParseQuery reads it (`+` is a space).
 #[derive(Debug, Default, Clone)]

@@ -20,6 +20,8 @@ pub struct ServiceOptions {
     /// Exit after this long without a connection; `None` serves until stopped.
     pub idle: Option<Duration>,
     pub engine: berth_engine::Engine,
+    /// Registries spoken to over plain HTTP (the command line's --insecure-registry).
+    pub insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,7 @@ async fn run(opts: ServiceOptions) -> Result<(), ServeError> {
         .map_err(ServeError::Listen)?;
     let state = Arc::new(State {
         engine: opts.engine,
+        insecure_registries: opts.insecure_registries,
     });
     let activity = Arc::new(Activity::new());
     let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;

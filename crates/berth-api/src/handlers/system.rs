@@ -1,11 +1,24 @@
 //! `/_ping`, `/version`, `/info`: what a client asks first, to negotiate and to know the engine.
 
+use std::ops::ControlFlow::{Break, Continue};
+use std::sync::Arc;
+
+use super::{Routed, State};
 use crate::respond::{self, Reply};
 use crate::router::Call;
 
+pub async fn route(_state: &Arc<State>, call: Call) -> Routed {
+    let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
+    Break(match (call.method.as_str(), segs.as_slice()) {
+        ("GET" | "HEAD", ["_ping"]) => ping(&call),
+        ("GET", ["version"]) => version(),
+        _ => return Continue(call),
+    })
+}
+
 /// `GET|HEAD /_ping`: `OK`, with the headers clients negotiate from (the version header is on
 /// every answer).
-pub fn ping(call: &Call) -> Reply {
+fn ping(call: &Call) -> Reply {
     let body = if call.method == hyper::Method::HEAD {
         respond::empty()
     } else {
@@ -22,7 +35,7 @@ pub fn ping(call: &Call) -> Reply {
 
 /// `GET /version`: Docker's `types.Version`, for the service itself (the engine it serves is
 /// the same code, in this process).
-pub fn version() -> Reply {
+fn version() -> Reply {
     let os = std::env::consts::OS;
     let arch = go_arch();
     let kernel = nix::sys::utsname::uname()
