@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
+use oci_spec::image::ImageConfiguration;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -75,11 +76,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
 pub fn check(engine: &Engine, id: &str, req: &RunRequest, image: &ImageRef<'_>) -> Result<()> {
     let dir = engine.containers.dir(id);
     let root = rootfs(&dir);
-    let image_user = image
-        .config
-        .pointer("/config/User")
-        .and_then(|u| u.as_str());
-    let image_user = image_user.is_some_and(|u| !u.is_empty());
+    let image_user = spec::image_user(image.config.config().as_ref()).is_some();
     let mount = req.user.is_some() || !req.group_add.is_empty() || image_user;
     if mount {
         mount_overlay(&dir, &root, &layers_of(engine, &image.id, image.config)?)?;
@@ -119,7 +116,7 @@ pub fn check(engine: &Engine, id: &str, req: &RunRequest, image: &ImageRef<'_>) 
 fn build(
     id: &str,
     req: &RunRequest,
-    config: &serde_json::Value,
+    config: &ImageConfiguration,
     root: &Path,
     etc: &EtcFiles,
     joins: &BTreeMap<String, PathBuf>,
@@ -141,26 +138,24 @@ fn build(
 /// The container's image config and its layers (overlay lowerdirs, top first). The image was
 /// resolved at create: its config blob, named by the image ID, gives the layers, with no scan
 /// of the store's index.
-pub fn image_of(engine: &Engine, record: &Record) -> Result<(serde_json::Value, Vec<PathBuf>)> {
+pub fn image_of(engine: &Engine, record: &Record) -> Result<(ImageConfiguration, Vec<PathBuf>)> {
     let store = engine.images()?;
     let image_id = berth_image::digest::parse_digest(&record.image_id)?;
-    let config: serde_json::Value = serde_json::from_slice(&store.read_blob(&image_id)?)
+    let config: ImageConfiguration = serde_json::from_slice(&store.read_blob(&image_id)?)
         .map_err(|e| Error::Invalid(format!("image {}: config: {e}", record.image_id)))?;
     let layers = layers_of(engine, &record.image_id, &config)?;
     Ok((config, layers))
 }
 
 /// The layers of the image `image_id` whose config is `config`, top first.
-fn layers_of(engine: &Engine, image_id: &str, config: &serde_json::Value) -> Result<Vec<PathBuf>> {
+fn layers_of(engine: &Engine, image_id: &str, config: &ImageConfiguration) -> Result<Vec<PathBuf>> {
     let store = engine.images()?;
     let image_id = berth_image::digest::parse_digest(image_id)?;
     let diff_ids = config
-        .pointer("/rootfs/diff_ids")
-        .and_then(|d| d.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d.as_str())
-        .map(berth_image::digest::parse_digest)
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| berth_image::digest::parse_digest(d))
         .collect::<berth_image::Result<Vec<_>>>()?;
     Ok(store.layers_of(&image_id, &diff_ids)?)
 }
@@ -341,9 +336,8 @@ fn write_etc_files(dir: &Path, record: &Record) -> Result<EtcFiles> {
     let ip = record
         .network
         .as_ref()
-        .and_then(|n| n.get("ip"))
-        .and_then(|ip| ip.as_str())
-        .and_then(|ip| ip.parse().ok());
+        .and_then(|n| n.ip)
+        .map(std::net::IpAddr::V4);
     write(
         &etc.hosts,
         spec::hosts_file(&record.hostname, ip, &req.add_hosts)?,

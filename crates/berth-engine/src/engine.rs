@@ -19,6 +19,10 @@ pub struct Engine {
 
 impl Engine {
     pub fn open(root: &Path, exe: &Path) -> Result<Engine> {
+        // Resolved once, as dockerd resolves its data root: the runtime refuses a container's
+        // root filesystem reached through a symbolic link, as runc does.
+        std::fs::create_dir_all(root).map_err(Error::io("create", root))?;
+        let root = &std::fs::canonicalize(root).map_err(Error::io("resolve", root))?;
         let containers = Containers::open(root)?;
         let runtime_dir = runtime_dir(root);
         std::fs::create_dir_all(&runtime_dir).map_err(Error::io("create", &runtime_dir))?;

@@ -14,6 +14,8 @@ pub enum Error {
     },
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    #[error("no such exec instance: {0}")]
+    NoSuchExec(String),
     #[error("{0}")]
     Invalid(String),
     /// record.json cannot be read back: `rm -f` still removes what the system holds for the id.

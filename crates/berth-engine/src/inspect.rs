@@ -1,6 +1,7 @@
 //! `inspect` of a container: Docker's JSON shape (`Id`, `Name`, `State`, `Config`,
 //! `HostConfig`, `Mounts`, `NetworkSettings`, ...) from the record and its bundle.
 
+use berth_net::Attachment;
 use serde_json::{json, Value};
 
 use crate::engine::Engine;
@@ -60,8 +61,9 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             })
         })
         .collect();
-    let network = record.network.clone().unwrap_or(Value::Null);
-    let ip = network.get("ip").and_then(Value::as_str).unwrap_or("");
+    let network = record.network.as_ref();
+    let text = |v: Option<String>| v.unwrap_or_default();
+    let ip = text(network.and_then(|n| n.ip).map(|ip| ip.to_string()));
     let running = st.status.is_live();
     json!({
         "Id": record.id,
@@ -148,77 +150,79 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
         },
         "NetworkSettings": {
             "IPAddress": ip,
-            "Gateway": network.get("gateway").cloned().unwrap_or(json!("")),
-            "MacAddress": network.get("mac").cloned().unwrap_or(json!("")),
-            "Ports": docker_ports(&network),
-            "Networks": network_entries(req, &network, &record.networks),
+            "Gateway": text(network.and_then(|n| n.gateway).map(|g| g.to_string())),
+            "MacAddress": text(network.and_then(|n| n.mac.clone())),
+            "Ports": docker_ports(network),
+            "Networks": network_entries(req, network, &record.networks),
             "SandboxKey": if running && st.pid > 0 { format!("/proc/{}/ns/net", st.pid) } else { String::new() },
         },
     })
 }
 
-fn network_entries(req: &crate::request::RunRequest, network: &Value, joined: &[Value]) -> Value {
+fn network_entries(
+    req: &crate::request::RunRequest,
+    network: Option<&Attachment>,
+    joined: &[Attachment],
+) -> Value {
     if req.netns != NsMode::Private || req.network.is_empty() {
         return json!({});
     }
+    let entry = |aliases: &[String], a: Option<&Attachment>| {
+        let text = |v: Option<String>| v.unwrap_or_default();
+        json!({
+            "Aliases": aliases,
+            "IPAddress": text(a.and_then(|a| a.ip).map(|ip| ip.to_string())),
+            "IPPrefixLen": a.map_or(0, |a| a.prefix),
+            "Gateway": text(a.and_then(|a| a.gateway).map(|g| g.to_string())),
+            "MacAddress": text(a.and_then(|a| a.mac.clone())),
+            "NetworkID": a.map(|a| a.network_id.clone()).unwrap_or_default(),
+        })
+    };
     let mut m = serde_json::Map::new();
     // Networks joined with `network connect`, by the name berth-net recorded.
     for j in joined {
-        let name = j.get("network").and_then(Value::as_str).unwrap_or_default();
-        m.insert(
-            name.to_string(),
-            json!({
-                "Aliases": [],
-                "IPAddress": j.get("ip").cloned().unwrap_or(json!("")),
-                "IPPrefixLen": j.get("prefix").cloned().unwrap_or(json!(0)),
-                "Gateway": j.get("gateway").cloned().unwrap_or(json!("")),
-                "MacAddress": j.get("mac").cloned().unwrap_or(json!("")),
-                "NetworkID": j.get("network_id").cloned().unwrap_or(json!("")),
-            }),
-        );
+        m.insert(j.network.clone(), entry(&[], Some(j)));
     }
-    m.insert(
-        req.network.clone(),
-        json!({
-            "Aliases": req.network_aliases,
-            "IPAddress": network.get("ip").cloned().unwrap_or(json!("")),
-            "IPPrefixLen": network.get("prefix").cloned().unwrap_or(json!(0)),
-            "Gateway": network.get("gateway").cloned().unwrap_or(json!("")),
-            "MacAddress": network.get("mac").cloned().unwrap_or(json!("")),
-            "NetworkID": network.get("network_id").cloned().unwrap_or(json!("")),
-        }),
-    );
+    m.insert(req.network.clone(), entry(&req.network_aliases, network));
     Value::Object(m)
 }
 
 /// Docker's `NetworkSettings.Ports`: `{"80/tcp": [{"HostIp": "127.0.0.1", "HostPort":
-/// "32768"}]}` from berth-net's list of mappings (`{{(index (index .NetworkSettings.Ports
-/// "80/tcp") 0).HostPort}}` is how Docker users read a published port).
-fn docker_ports(network: &Value) -> Value {
+/// "32768"}]}` (`{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}` is how
+/// Docker users read a published port).
+fn docker_ports(network: Option<&Attachment>) -> Value {
     let mut m = serde_json::Map::new();
-    for p in network
-        .get("ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let text = |k: &str| match p.get(k) {
-            Some(Value::String(s)) => s.clone(),
-            Some(v) => v.to_string(),
-            None => String::new(),
-        };
-        let ip = match text("host_ip") {
-            ip if ip.is_empty() => "0.0.0.0".to_string(),
+    for p in network.iter().flat_map(|n| &n.ports) {
+        let ip = match p.host_ip.as_str() {
+            "" => "0.0.0.0",
             ip => ip,
         };
-        let key = format!("{}/{}", text("container_port"), text("protocol"));
-        let binding = json!({"HostIp": ip, "HostPort": text("host_port")});
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        let binding = json!({"HostIp": ip, "HostPort": p.host_port.to_string()});
         match m.entry(key).or_insert_with(|| json!([])) {
             Value::Array(a) => a.push(binding),
             other => *other = json!([binding]),
         }
     }
     Value::Object(m)
+}
+
+/// The published ports as (container `80/tcp`, host `0.0.0.0:8080`), for `port` and `ps`.
+pub fn ports(record: &Record) -> Vec<(String, String)> {
+    let ports = record.network.iter().flat_map(|n| &n.ports);
+    ports
+        .map(|p| {
+            let ip = if p.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                &p.host_ip
+            };
+            (
+                format!("{}/{}", p.container_port, p.protocol),
+                format!("{ip}:{}", p.host_port),
+            )
+        })
+        .collect()
 }
 
 fn env(engine: &Engine, record: &Record) -> Vec<String> {

@@ -3,20 +3,29 @@
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
+pub mod attach;
 pub mod bundle;
 pub mod copy_up;
 pub mod engine;
 pub mod error;
+pub mod events;
+pub mod exec;
+pub mod images;
+pub mod info;
 pub mod inspect;
 pub mod leftovers;
 pub mod lifecycle;
+pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod network;
 pub mod ns;
+pub mod prune;
 pub mod records;
 pub mod request;
 pub mod spec;
+pub mod stats;
+pub mod top;
 pub mod update;
 pub mod volumes;
 

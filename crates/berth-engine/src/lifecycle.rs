@@ -9,17 +9,20 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use oci_spec::image::ImageConfiguration;
 
+use crate::attach::{self, AttachOptions, Session};
 use crate::engine::Engine;
 use crate::error::{short, Error, Result};
-use crate::monitor::proto::{self, ErrorReply, Hello, Kind, StopRequest};
+use crate::events::{self, Event};
+use crate::monitor::proto::{Kind, StopRequest};
 use crate::records::{self, Owner, Record, State, Status};
 use crate::request::{MountRequest, NsMode, RunRequest};
 
-/// The image a container is made from: its id and config (the CLI resolves or pulls it).
+/// The image a container is made from: its id and config (see `images::resolve_or_pull`).
 pub struct ImageRef<'a> {
     pub id: String,
-    pub config: &'a serde_json::Value,
+    pub config: &'a ImageConfiguration,
 }
 
 /// Makes the container's record (status "created"): a fresh id, a free name, its volumes
@@ -72,10 +75,12 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
     let volumes = record.request.mounts.iter().filter(|m| m.kind == "volume");
     for m in volumes {
         if let Err(e) = crate::volumes::ensure(engine, &m.source) {
-            remove_all(engine, &record);
+            // The volume's error says why; a failed cleanup is no news to the caller.
+            let _ = remove_all(engine, &record);
             return Err(e);
         }
     }
+    events::record(engine, Event::container(&record, "create"));
     Ok(record)
 }
 
@@ -158,23 +163,19 @@ fn write_cidfile(path: &str, id: &str) -> Result<()> {
 /// (Docker's behaviour). Returns the names, which `rm -v` and `--rm` remove.
 fn anonymous_volumes(
     req: &mut RunRequest,
-    config: &serde_json::Value,
+    config: &ImageConfiguration,
     random: &[u8],
 ) -> Vec<String> {
-    if let Some(vols) = config
-        .pointer("/config/Volumes")
-        .and_then(|v| v.as_object())
-    {
-        for target in vols.keys() {
-            if !req.mounts.iter().any(|m| &m.target == target) {
-                req.mounts.push(MountRequest {
-                    kind: "volume".into(),
-                    source: String::new(),
-                    target: target.clone(),
-                    read_only: false,
-                    options: Vec::new(),
-                });
-            }
+    let image_volumes = config.config().as_ref().and_then(|c| c.volumes().as_ref());
+    for target in image_volumes.into_iter().flatten() {
+        if !req.mounts.iter().any(|m| &m.target == target) {
+            req.mounts.push(MountRequest {
+                kind: "volume".into(),
+                source: String::new(),
+                target: target.clone(),
+                read_only: false,
+                options: Vec::new(),
+            });
         }
     }
     let mut names = Vec::new();
@@ -192,30 +193,10 @@ fn anonymous_volumes(
     names
 }
 
-/// A connection to a container's monitor.
-pub struct Session {
-    pub stream: UnixStream,
-}
-
-impl Session {
-    /// Reads frames until Exit (its code) or the end of the stream (None).
-    pub fn wait_exit(&mut self) -> Result<Option<i32>> {
-        loop {
-            match proto::read_frame(&mut self.stream) {
-                Ok(Some((Kind::Exit, p))) if p.len() == 4 => {
-                    return Ok(Some(i32::from_be_bytes([p[0], p[1], p[2], p[3]])))
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(Error::io("read from monitor", "monitor.sock")(e)),
-            }
-        }
-    }
-}
-
-/// Starts a created or exited container: spawns its monitor with `hello` as the first
-/// client, and returns once the container runs (or with the reason it could not).
-pub fn start(engine: &Engine, key: &str, hello: &Hello) -> Result<(Record, Session)> {
+/// Starts a created or exited container: spawns its monitor, this session its first client
+/// (attached as `options` asks), and returns once the container runs (or with the reason it
+/// could not).
+pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Record, Session)> {
     let record = refresh(engine, engine.containers.find(key)?)?;
     if record.state.status.is_live() {
         return Err(Error::state(&record.id, "is already running"));
@@ -245,26 +226,17 @@ pub fn start(engine: &Engine, key: &str, hello: &Hello) -> Result<(Record, Sessi
     // The monitor outlives us; it is not ours to wait for (dropping the handle leaves it be).
     cmd.spawn()
         .map_err(Error::io("spawn the monitor", engine.exe.clone()))?;
-    let mut session = Session { stream: ours };
-    proto::write_json(&mut session.stream, Kind::Hello, hello)
+    if options.stdin || options.stdout || options.stderr {
+        events::record(engine, Event::container(&record, "attach"));
+    }
+    let mut session = Session::new(ours);
+    session
+        .send(Kind::Start, options)
         .map_err(Error::io("talk to the monitor of", short(&record.id)))?;
-    match proto::read_frame(&mut session.stream) {
-        Ok(Some((Kind::Started, _))) => Ok((record, session)),
-        Ok(Some((Kind::Error, payload))) => {
-            let reply: ErrorReply = serde_json::from_slice(&payload).unwrap_or(ErrorReply {
-                code: 125,
-                message: String::from_utf8_lossy(&payload).into_owned(),
-            });
-            Err(if reply.code == 125 {
-                Error::Invalid(reply.message)
-            } else {
-                Error::Command {
-                    code: reply.code,
-                    message: reply.message,
-                }
-            })
-        }
-        _ => Err(Error::state(
+    match attach::answer(&mut session) {
+        attach::Answer::Started => Ok((record, session)),
+        attach::Answer::Refused(e) => Err(e),
+        attach::Answer::Silent => Err(Error::state(
             &record.id,
             format!(
                 "the monitor stopped before the container started: see {}",
@@ -278,20 +250,15 @@ pub fn start(engine: &Engine, key: &str, hello: &Hello) -> Result<(Record, Sessi
     }
 }
 
-/// Connects to the monitor of a running container.
-pub fn connect(engine: &Engine, record: &Record) -> Result<Session> {
-    connect_id(engine, &record.id)
-}
-
-fn connect_id(engine: &Engine, id: &str) -> Result<Session> {
-    let dir = engine.containers.dir(id);
-    let dirfd = File::open(&dir).map_err(Error::io("open", &dir))?;
-    let path = crate::monitor::stdio_short_path(&dirfd, "monitor.sock");
-    let stream = UnixStream::connect(&path).map_err(Error::io(
-        "connect to the monitor at",
-        dir.join("monitor.sock"),
-    ))?;
-    Ok(Session { stream })
+/// Every container, each [`refresh`]ed (oldest first), and those whose record is unreadable.
+pub fn list(engine: &Engine) -> Result<records::Listing> {
+    let mut listing = engine.containers.all()?;
+    listing.records = listing
+        .records
+        .into_iter()
+        .map(|r| refresh(engine, r))
+        .collect::<Result<_>>()?;
+    Ok(listing)
 }
 
 /// Is the record's monitor still there? If not, the record is repaired (Docker never shows a
@@ -382,8 +349,9 @@ pub fn stop(
         timeout,
         signal: signal.unwrap_or_default().to_string(),
     };
-    let sent = connect(engine, &record).and_then(|mut session| {
-        proto::write_json(&mut session.stream, Kind::Stop, &req)
+    let sent = attach::connect(engine, &record.id).and_then(|mut session| {
+        session
+            .send(Kind::Stop, &req)
             .map_err(Error::io("send stop to the monitor of", short(&record.id)))?;
         session.wait_exit()
     });
@@ -391,7 +359,21 @@ pub fn stop(
         // The container exited on its own meanwhile and the monitor is finishing.
         wait(engine, &record.id)?;
     }
+    events::record(engine, Event::container(&record, "stop"));
     engine.containers.load(&record.id).or(Ok(record))
+}
+
+/// `restart`: stops the container if it runs, then starts it, detached.
+pub fn restart(
+    engine: &Engine,
+    key: &str,
+    timeout: Option<i64>,
+    signal: Option<&str>,
+) -> Result<Record> {
+    let record = stop(engine, key, timeout, signal)?;
+    let (record, _) = start(engine, &record.id, &AttachOptions::default())?;
+    events::record(engine, Event::container(&record, "restart"));
+    Ok(record)
 }
 
 /// Sends a signal to the container's init.
@@ -406,6 +388,11 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
         return Err(Error::state(&record.id, "is not running"));
     }
     berth_runtime::container::kill(&engine.runtime, &record.id, sig, false)?;
+    let signo = (sig as i32).to_string();
+    events::record(
+        engine,
+        Event::container(&record, "kill").with("signal", signo),
+    );
     Ok(record)
 }
 
@@ -431,12 +418,12 @@ pub fn wait(engine: &Engine, key: &str) -> Result<i32> {
 
 /// The exit code from the monitor, or None if it went away before sending one.
 fn wait_on_monitor(engine: &Engine, record: &Record) -> Option<i32> {
-    let mut session = connect(engine, record).ok()?;
-    let hello = Hello {
+    let mut session = attach::connect(engine, &record.id).ok()?;
+    let options = AttachOptions {
         wait: true,
-        ..Hello::default()
+        ..AttachOptions::default()
     };
-    proto::write_json(&mut session.stream, Kind::Hello, &hello).ok()?;
+    session.send(Kind::Attach, &options).ok()?;
     session.wait_exit().ok().flatten()
 }
 
@@ -471,6 +458,8 @@ pub fn pause(engine: &Engine, key: &str, pause: bool) -> Result<Record> {
             };
         }
     })?;
+    let action = if pause { "pause" } else { "unpause" };
+    events::record(engine, Event::container(&record, action));
     Ok(record)
 }
 
@@ -504,6 +493,11 @@ pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<
     {
         errors.push(e.to_string());
     }
+    let event = match &record {
+        Some(r) => Event::container(r, "destroy"),
+        None => Event::new(events::Kind::Container, "destroy", &id),
+    };
+    events::record(engine, event);
     collect(&id, errors)
 }
 
@@ -566,8 +560,9 @@ fn ask_to_stop(engine: &Engine, id: &str, kill: bool) {
         timeout: 0,
         signal: String::new(),
     };
-    let asked = connect_id(engine, id).and_then(|mut session| {
-        proto::write_json(&mut session.stream, Kind::Stop, &req)
+    let asked = attach::connect(engine, id).and_then(|mut session| {
+        session
+            .send(Kind::Stop, &req)
             .map_err(Error::io("send stop to the monitor of", short(id)))
     });
     if kill || asked.is_err() {
@@ -589,26 +584,25 @@ fn wait_for_end(holder: Option<(i32, u64)>, timeout: Duration) {
 }
 
 /// `--rm` after the exit: the monitor, which owns the container, removes everything,
-/// anonymous volumes included.
-pub fn remove_all(engine: &Engine, record: &Record) {
+/// anonymous volumes included; every step is tried, and what failed is returned.
+pub fn remove_all(engine: &Engine, record: &Record) -> Result<()> {
     let mut errors = teardown(engine, &record.id, Some(record));
     errors.extend(remove_volumes(engine, record));
     if let Err(e) = engine.containers.remove(&record.id, Some(&record.name)) {
         errors.push(e.to_string());
     }
-    if !errors.is_empty() {
-        eprintln!("berth: remove {}: {}", short(&record.id), errors.join("; "));
-    }
+    events::record(engine, Event::container(record, "destroy"));
+    collect(&record.id, errors)
 }
 
 fn remove_volumes(engine: &Engine, record: &Record) -> Vec<String> {
     let mut errors = Vec::new();
     for name in &record.anonymous_volumes {
         let dir = engine.volumes_dir().join(name);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                errors.push(format!("remove volume {}: {e}", dir.display()));
-            }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => crate::volumes::destroyed(engine, name),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(format!("remove volume {}: {e}", dir.display())),
         }
     }
     errors

@@ -26,6 +26,12 @@ pub fn rename(engine: &Engine, key: &str, new_name: &str) -> Result<()> {
         return Err(e);
     }
     containers.release_name(&record.name, &record.id);
+    let renamed = crate::records::Record {
+        name: new_name.to_string(),
+        ..record.clone()
+    };
+    let event = crate::events::Event::container(&renamed, "rename");
+    crate::events::record(engine, event.with("oldName", format!("/{}", record.name)));
     crate::network::rename(engine, &record.id, new_name)
 }
 

@@ -75,14 +75,9 @@ pub fn attach(
         ports,
         ifname: None,
     };
-    let att = store(engine)?.attach(&attach)?;
-    for w in &att.warnings {
-        eprintln!(
-            "berth monitor {}: warning: {w}",
-            crate::error::short(&record.id)
-        );
-    }
-    Ok(Some(att))
+    // Its warnings (a host firewall that drops forwarded traffic...) stay in the attachment,
+    // for the caller to show.
+    Ok(Some(store(engine)?.attach(&attach)?))
 }
 
 /// Undoes `attach` and every `connect` of container `id` (see `release`); every error is
@@ -93,18 +88,15 @@ pub fn detach(engine: &Engine, id: &str, record: Option<&Record>) -> Vec<String>
     errors
 }
 
-/// Every attachment of the record (the primary network and those joined with `network
-/// connect`), with the errors of reading them.
-fn attachments_checked(record: &Record) -> (Vec<Attachment>, Vec<String>) {
-    let mut atts = Vec::new();
-    let mut errors = Vec::new();
-    for value in record.network.iter().chain(&record.networks) {
-        match serde_json::from_value::<Attachment>(value.clone()) {
-            Ok(att) => atts.push(att),
-            Err(e) => errors.push(format!("read the network attachment: {e}")),
-        }
-    }
-    (atts, errors)
+/// Every attachment of the record: the primary network and those joined with `network
+/// connect`.
+pub fn attachments(record: &Record) -> Vec<Attachment> {
+    record
+        .network
+        .iter()
+        .chain(&record.networks)
+        .cloned()
+        .collect()
 }
 
 /// The fast half of `detach`: leases and published ports released, links left; returns the
@@ -116,7 +108,8 @@ pub fn release(
     id: &str,
     record: Option<&Record>,
 ) -> (Vec<String>, Vec<Attachment>) {
-    let (mut atts, mut errors) = record.map(attachments_checked).unwrap_or_default();
+    let mut atts = record.map(attachments).unwrap_or_default();
+    let mut errors = Vec::new();
     if record.is_some_and(|r| !wanted(r)) {
         return (errors, atts);
     }
@@ -210,16 +203,12 @@ pub fn connect(
         ports: Vec::new(),
         ifname: Some(ifname),
     })?;
-    let saved = serde_json::to_value(&att)
-        .map_err(|e| Error::Invalid(format!("serialise the attachment: {e}")))
-        .and_then(|v| {
-            record.networks.push(v);
-            engine.containers.save(&record)
-        });
-    if let Err(e) = saved {
+    record.networks.push(att.clone());
+    if let Err(e) = engine.containers.save(&record) {
         let _ = store.detach(&att);
         return Err(e);
     }
+    event(engine, "connect", &att);
     Ok(att)
 }
 
@@ -235,30 +224,44 @@ pub fn disconnect(engine: &Engine, key: &str, network: &str) -> Result<()> {
     let mut record = engine.containers.load(&id)?;
     let store = store(engine)?;
     let net_id = store.network(network).map(|n| n.id).unwrap_or_default();
-    let matches = |v: &serde_json::Value| {
-        serde_json::from_value::<Attachment>(v.clone())
-            .is_ok_and(|a| a.network == network || (!net_id.is_empty() && a.network_id == net_id))
-    };
+    let matches =
+        |a: &Attachment| a.network == network || (!net_id.is_empty() && a.network_id == net_id);
     let found = if record.network.as_ref().is_some_and(matches) {
         record.network.take()
     } else {
         let at = record.networks.iter().position(matches);
         at.map(|i| record.networks.remove(i))
     };
-    let Some(value) = found else {
+    let Some(att) = found else {
         return Err(Error::Invalid(format!(
             "container {key} is not connected to network {network}"
         )));
     };
     engine.containers.save(&record)?;
-    let att: Attachment = serde_json::from_value(value)
-        .map_err(|e| Error::Invalid(format!("read the network attachment: {e}")))?;
-    Ok(store.detach(&att)?)
+    store.detach(&att)?;
+    event(engine, "disconnect", &att);
+    Ok(())
 }
 
-/// The container's attachments: its primary and those joined later (unreadable ones skipped).
-fn attachments(record: &Record) -> Vec<Attachment> {
-    attachments_checked(record).0
+/// A network's `connect` or `disconnect` of a container, as Docker logs it.
+pub(crate) fn event(engine: &Engine, action: &str, att: &Attachment) {
+    let id = if att.network_id.is_empty() {
+        &att.network
+    } else {
+        &att.network_id
+    };
+    let event = crate::events::Event::new(crate::events::Kind::Network, action, id)
+        .with("container", att.container_id.clone())
+        .with("name", att.network.clone())
+        .with(
+            "type",
+            if att.network == "none" {
+                "null"
+            } else {
+                "bridge"
+            },
+        );
+    crate::events::record(engine, event);
 }
 
 fn mode_name(record: &Record) -> String {
@@ -270,15 +273,14 @@ fn mode_name(record: &Record) -> String {
 }
 
 /// The image's EXPOSED ports (`"80/tcp": {}`), for `-P`.
-pub fn exposed_ports(config: &serde_json::Value) -> Vec<(u16, String)> {
-    let Some(ports) = config
-        .pointer("/config/ExposedPorts")
-        .and_then(|p| p.as_object())
-    else {
-        return Vec::new();
-    };
+pub fn exposed_ports(config: &oci_spec::image::ImageConfiguration) -> Vec<(u16, String)> {
+    let ports = config
+        .config()
+        .as_ref()
+        .and_then(|c| c.exposed_ports().as_ref());
     ports
-        .keys()
+        .into_iter()
+        .flatten()
         .filter_map(|k| {
             let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
             Some((port.parse().ok()?, proto.to_string()))

@@ -135,11 +135,85 @@ pub fn report(engine: &Engine, record: &Record) -> Result<Vec<Row>> {
     let others: Vec<(String, Inodes)> = engine
         .containers
         .all()?
+        .records
         .iter()
         .filter(|r| r.id != record.id)
         .filter_map(|r| live_pid(r).map(|p| (r.name.clone(), inodes(Some(p)))))
         .collect();
     Ok(rows(&mine, &inodes(None), &others))
+}
+
+/// `ns CONTAINER`: the report of a running container, named as given.
+pub fn container(engine: &Engine, key: &str) -> Result<(Record, Vec<Row>)> {
+    let record = crate::lifecycle::refresh(engine, engine.containers.find(key)?)?;
+    if live_pid(&record).is_none() {
+        return Err(crate::error::Error::Invalid(format!(
+            "container {key} is not running: it has no namespaces to show"
+        )));
+    }
+    let rows = report(engine, &record)?;
+    Ok((record, rows))
+}
+
+/// One namespace a running container's processes are in, as `lsns` lists it, with the
+/// verdict against the host and the other containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InUse {
+    pub kind: &'static str,
+    pub inode: u64,
+    /// Over the whole system: how many processes are in it, the lowest pid.
+    pub usage: Usage,
+    pub sharing: Sharing,
+    /// The command line of that lowest pid.
+    pub command: String,
+}
+
+/// `ns --all`: per running container, every namespace its processes are in.
+pub fn all(engine: &Engine) -> Result<Vec<(Record, Vec<InUse>)>> {
+    let running: Vec<(Record, Inodes)> = crate::lifecycle::list(engine)?
+        .records
+        .into_iter()
+        .filter_map(|r| live_pid(&r).map(|pid| (r, inodes(Some(pid)))))
+        .collect();
+    let usage = system_usage();
+    let host = inodes(None);
+    let mut out = Vec::new();
+    for (record, _) in &running {
+        let others: Vec<(String, Inodes)> = running
+            .iter()
+            .filter(|(o, _)| o.id != record.id)
+            .map(|(o, n)| (o.name.clone(), n.clone()))
+            .collect();
+        let pids = berth_runtime::container::pids(&engine.runtime, &record.id).unwrap_or_default();
+        let mut seen: BTreeMap<(&'static str, u64), Sharing> = BTreeMap::new();
+        for pid in std::iter::once(record.state.pid).chain(pids) {
+            let mine = inodes(Some(pid));
+            for kind in LSNS_KINDS {
+                if let Some(ino) = mine.get(kind) {
+                    seen.entry((kind, *ino))
+                        .or_insert_with(|| verdict(kind, &mine, &host, &others));
+                }
+            }
+        }
+        let rows = seen
+            .into_iter()
+            .map(|((kind, inode), sharing)| {
+                let usage = usage.get(&(kind, inode)).copied().unwrap_or_default();
+                let command = crate::top::read_proc(usage.pid)
+                    .map(|p| p.command())
+                    .unwrap_or_default();
+                InUse {
+                    kind,
+                    inode,
+                    usage,
+                    sharing,
+                    command,
+                }
+            })
+            .collect();
+        out.push((record.clone(), rows));
+    }
+    Ok(out)
 }
 
 /// A namespace as `lsns` shows it: how many processes of the whole system are in it, and the

@@ -85,15 +85,32 @@ pub struct Record {
     pub state: State,
     #[serde(default)]
     pub hostname: String,
-    /// The network attachment once the container has one (berth-net's JSON).
+    /// The network attachment once the container has one.
     #[serde(default)]
-    pub network: Option<serde_json::Value>,
-    /// Networks joined while running (`network connect`), as berth-net's JSON: `eth1`...
+    pub network: Option<berth_net::Attachment>,
+    /// Networks joined while running (`network connect`): `eth1`...
     #[serde(default)]
-    pub networks: Vec<serde_json::Value>,
+    pub networks: Vec<berth_net::Attachment>,
     /// Anonymous volumes made for this container (removed by `rm -v`).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+}
+
+/// Every container whose record could be read, and why the others were skipped: one
+/// unreadable record must not hide all the others (nor stop `ps` or a prune).
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Oldest first.
+    pub records: Vec<Record>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// A container left out of a [`Listing`].
+#[derive(Debug, thiserror::Error)]
+#[error("skipping container {}: {error}", crate::error::short(.id))]
+pub struct Skipped {
+    pub id: String,
+    pub error: Error,
 }
 
 /// Held while a lock file is locked; dropping it releases the flock.
@@ -223,23 +240,19 @@ impl Containers {
         Ok(out)
     }
 
-    /// Every container, oldest first.
-    pub fn all(&self) -> Result<Vec<Record>> {
-        let mut records = Vec::new();
+    /// Every container, oldest first, and those whose record cannot be read.
+    pub fn all(&self) -> Result<Listing> {
+        let mut listing = Listing::default();
         for id in self.ids()? {
             match self.load(&id) {
-                Ok(r) => records.push(r),
+                Ok(r) => listing.records.push(r),
                 // Removed between the listing and the read.
                 Err(Error::NoSuchContainer(_)) => {}
-                // One unreadable record must not hide all the others (nor stop ps or prune).
-                Err(e) => eprintln!(
-                    "berth: skipping container {}: {e}",
-                    crate::error::short(&id)
-                ),
+                Err(error) => listing.skipped.push(Skipped { id, error }),
             }
         }
-        records.sort_by(|a, b| a.created.cmp(&b.created));
-        Ok(records)
+        listing.records.sort_by(|a, b| a.created.cmp(&b.created));
+        Ok(listing)
     }
 
     /// Docker's lookup: a full id, an exact name (with or without the leading '/'), or a

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::events::{self, Event};
 use crate::records::{self, Record};
 
 /// Docker's volume name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
@@ -104,7 +105,16 @@ fn make(
     };
     let text = serde_json::to_vec_pretty(&meta)
         .map_err(|e| Error::Invalid(format!("serialise volume metadata: {e}")))?;
-    records::write_atomic(&meta_path, &text)
+    records::write_atomic(&meta_path, &text)?;
+    let event = Event::new(events::Kind::Volume, "create", name).with("driver", "local");
+    events::record(engine, event);
+    Ok(())
+}
+
+/// The event of a volume's removal.
+pub(crate) fn destroyed(engine: &Engine, name: &str) {
+    let event = Event::new(events::Kind::Volume, "destroy", name).with("driver", "local");
+    events::record(engine, event);
 }
 
 /// One volume by name.
@@ -169,6 +179,7 @@ pub fn users(engine: &Engine, name: &str) -> Result<Vec<Record>> {
     Ok(engine
         .containers
         .all()?
+        .records
         .into_iter()
         .filter(|r| uses(r, name))
         .collect())
@@ -201,13 +212,15 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
         .parent()
         .unwrap_or(&volume.mountpoint)
         .to_path_buf();
-    fs::remove_dir_all(&dir).map_err(Error::io("remove volume", &dir))
+    fs::remove_dir_all(&dir).map_err(Error::io("remove volume", &dir))?;
+    destroyed(engine, name);
+    Ok(())
 }
 
 /// `volume prune`: unused volumes, only anonymous ones unless `all`. Returns the names
 /// removed and the bytes freed; the first error stops nothing, all are reported.
 pub fn prune(engine: &Engine, all: bool) -> Result<(Vec<String>, u64)> {
-    let records = engine.containers.all()?;
+    let records = engine.containers.all()?.records;
     let mut removed = Vec::new();
     let mut freed = 0;
     let mut errors = Vec::new();
@@ -219,6 +232,7 @@ pub fn prune(engine: &Engine, all: bool) -> Result<(Vec<String>, u64)> {
         let dir = engine.volumes_dir().join(&v.name);
         match fs::remove_dir_all(&dir) {
             Ok(()) => {
+                destroyed(engine, &v.name);
                 freed += size;
                 removed.push(v.name);
             }

@@ -72,11 +72,25 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
 }
 
 /// create + start + wait; the container is deleted when its process exits (unless --keep).
+/// A process with a terminal and no --console-socket gets berth-runc's own relay (tty.rs).
 fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
+    let console = if a.detach {
+        None
+    } else {
+        check_attached_console(a.create.console_socket.is_some())?;
+        // What else is wrong with the config, create says.
+        let spec = parent::load_spec(&a.create.bundle).ok();
+        let terminal = spec.and_then(|s| s.process().as_ref()?.terminal()) == Some(true);
+        terminal.then(crate::tty::Console::new).transpose()?
+    };
+    let mut opts = create_options(&a.create);
+    if let Some(console) = &console {
+        opts.console_socket = Some(console.path());
+    }
     // The init may end up our grandchild (user namespaces): adopt it when its parent exits.
     nix::sys::prctl::set_child_subreaper(true).context("become a child subreaper")?;
     // The record create returns serves start and delete: the state is not read back.
-    let created = parent::create(root, &create_options(&a.create))?;
+    let created = parent::create(root, &opts)?;
     if let Err(e) = container::start_created(root, &created.record) {
         let _ = container::delete(root, &a.create.id, true);
         return Err(e.into());
@@ -84,7 +98,8 @@ fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    let code = container::wait_exit(created.pid)?;
+    let terminal = console.map(crate::tty::Console::accept).transpose();
+    let code = crate::tty::wait(terminal, created.pid);
     if !a.keep {
         let stopped = container::Container {
             record: created.record,
@@ -92,7 +107,18 @@ fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
         };
         container::delete_loaded(root, stopped, true)?;
     }
-    Ok(code)
+    code
+}
+
+/// runc's refusal of a console socket for a process whose caller stays attached to it.
+pub fn check_attached_console(console_socket: bool) -> Result<()> {
+    if console_socket {
+        bail!(
+            "cannot use console socket if runc will not detach or allocate tty: drop \
+             --console-socket, or detach (-d)"
+        );
+    }
+    Ok(())
 }
 
 fn ps(root: &Root, id: &str, ps_args: &[String], format: Format) -> Result<i32> {

@@ -13,21 +13,36 @@ use crate::cli::ExecArgs;
 /// 255)`): a missing container, program or pid file directory, a paused container.
 pub const FAILED: i32 = 255;
 
+/// A process with a terminal and no --console-socket gets berth-runc's own relay (tty.rs).
 pub fn exec(root: &Root, a: &ExecArgs) -> Result<i32> {
     let process = match &a.process {
         Some(path) => read_process_file(path)?,
         None => exec_process_from_args(root, a)?,
     };
+    let console = if a.detach {
+        None
+    } else {
+        crate::commands::check_attached_console(a.console_socket.is_some())?;
+        let terminal = process.terminal() == Some(true);
+        terminal.then(crate::tty::Console::new).transpose()?
+    };
     let opts = ExecOptions {
         process,
-        console_socket: a.console_socket.clone(),
+        console_socket: console
+            .as_ref()
+            .map(crate::tty::Console::path)
+            .or_else(|| a.console_socket.clone()),
         pid_file: a.pid_file.clone(),
         detach: a.detach,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
         sub_cgroup: sub_cgroup(&a.cgroup)?,
     };
-    Ok(berth_runtime::exec::exec(root, &a.id, &opts)?)
+    let Some(console) = console else {
+        return Ok(berth_runtime::exec::exec(root, &a.id, &opts)?);
+    };
+    let pid = berth_runtime::exec::spawn(root, &a.id, &opts)?;
+    crate::tty::wait(console.accept().map(Some), pid)
 }
 
 /// runc's rule: the container's own process is the template, and the flags override it.

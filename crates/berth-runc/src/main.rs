@@ -20,13 +20,18 @@ mod commands;
 mod criu;
 mod exec;
 mod spec;
+mod tty;
 mod update;
 
 use clap::error::ErrorKind;
 use std::io::Write;
 
 /// What `--version` prints, shaped like runc's: `<name> version <v>`, then `key: value` lines
-/// (go-runc and podman read `spec: `).
+/// (go-runc and podman read `spec: `). The name is berth-runc's own, as crun's is crun's: dockerd
+/// (parseRuntimeVersion) takes any `<name> version <v>`, podman shows the text as it is, and
+/// go-runc's Version() answers empty fields, not an error, when the first line is not
+/// `runc version ...`; a `runc version 0.1.0` would only mislead a caller comparing runc's
+/// version numbers.
 pub const VERSION_TEXT: &str = concat!("berth-runc version ", version_lines!());
 
 /// The version and the spec's: the lines `--help` shows under VERSION, as runc's does.

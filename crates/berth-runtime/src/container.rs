@@ -57,12 +57,18 @@ pub fn state_json(c: &Container) -> String {
 /// and waits for its byte — or for the init's death, so a dead init cannot hang us.
 pub fn start(root: &Root, id: &str) -> Result<()> {
     let c = load(root, id)?;
-    require(
-        &c,
-        &[Status::Created],
-        "only a created container can be started",
-    )?;
-    start_created(root, &c.record)
+    let what = match c.status {
+        Status::Created => return start_created(root, &c.record),
+        Status::Running => "cannot start an already running container",
+        Status::Stopped => "cannot start a container that has stopped",
+        Status::Paused => "cannot start a container in the paused state",
+        Status::Creating => "cannot start a container in the creating state",
+    };
+    Err(Error::Status {
+        id: id.to_string(),
+        status: c.status,
+        what,
+    })
 }
 
 /// [`start`] of a container this process has just created (`run`), whose record it holds:
@@ -154,9 +160,14 @@ pub fn kill(root: &Root, id: &str, signal: Signal, all: bool) -> Result<()> {
     Ok(())
 }
 
-/// Removes a container. A running one needs `force`: every process is killed (through the
-/// cgroup, so a shared pid namespace leaves nothing behind) and waited for via pidfds, never
-/// by sleeping. Teardown keeps going past errors and reports them all.
+/// Removes a container. A running one needs `force`: its init is killed and waited for via
+/// its pidfd, never by sleeping. What else is in its cgroup is killed as runc's `destroy`
+/// decides: when the container has no pid namespace of its own (the host's, or another
+/// container's joined by path), every process of the cgroup, since the init's death ends none
+/// of them; with its own, nothing more, since the kernel ended the namespace with its init,
+/// and whatever is left belongs to someone else (a container sharing the cgroup), whom runc
+/// leaves running, and the cgroup with them. Teardown keeps going past errors and reports
+/// them all.
 pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     let c = match load(root, id) {
         Err(Error::NotFound(_)) if force => return Ok(()),
@@ -173,22 +184,23 @@ pub fn delete_loaded(root: &Root, c: Container, force: bool) -> Result<()> {
         return Err(Error::Status {
             id: id.to_string(),
             status: c.status,
-            what: "stop it first, or use delete --force",
+            what: "cannot delete a container that is not stopped (use delete --force)",
         });
     }
     let mut errors = Vec::new();
     let cg = cgroup::open(&c.record.cgroup_path);
     if c.status != Status::Stopped {
-        if let Ok(cg) = &cg {
-            if c.status == Status::Paused {
-                let _ = cg.thaw();
-            }
-            if let Err(e) = kill_and_wait(cg, &c.record) {
+        if let (Ok(cg), Status::Paused) = (&cg, c.status) {
+            let _ = cg.thaw();
+        }
+        kill_init_and_wait(&c.record);
+    }
+    match cg {
+        Ok(cg) if has_own_pid_namespace(&c.record.spec) => {
+            if let Err(e) = destroy_unless_shared(&cg) {
                 errors.push(e);
             }
         }
-    }
-    match cg {
         Ok(cg) => {
             let emptied = cgroup::kill_and_wait_empty(&cg, &c.record.cgroup_path, CGROUP_EMPTY);
             if let Err(e) = emptied.and_then(|_| Ok(cg.destroy()?)) {
@@ -219,14 +231,41 @@ pub fn delete_loaded(root: &Root, c: Container, force: bool) -> Result<()> {
     }
 }
 
-fn kill_and_wait(cg: &cgroup::Manager, record: &Record) -> Result<()> {
-    let init = berth_sys::process::pidfd_open(record.pid).ok();
-    cg.kill_all(Signal::SIGKILL)?;
-    if let Some(fd) = &init {
+/// SIGKILL to the init, then a wait for its end on its pidfd.
+fn kill_init_and_wait(record: &Record) {
+    if let Ok(fd) = berth_sys::process::pidfd_open(record.pid) {
         let _ = berth_sys::process::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
         crate::hooks::wait_readable(fd.as_fd(), -1);
     }
-    Ok(())
+}
+
+/// True when the container made a pid namespace of its own (not the host's, not one joined).
+fn has_own_pid_namespace(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid
+                    && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
+            })
+        })
+}
+
+/// Removes the cgroup of a container whose processes all died with its init: one that still
+/// has processes holds another container's, and is left to it with a warning, as runc leaves
+/// it (after failing to remove it).
+fn destroy_unless_shared(cg: &cgroup::Manager) -> Result<()> {
+    // A cgroup already gone has none.
+    let left = cg.pids().map_or(0, |p| p.len());
+    if left > 0 {
+        crate::log::warn(&format!(
+            "container's cgroup is not empty: {left} process(es) of another container left in \
+             it, which is not removed"
+        ));
+        return Ok(());
+    }
+    Ok(cg.destroy()?)
 }
 
 /// How long `delete` waits for a killed container's cgroup to empty.
@@ -237,18 +276,14 @@ pub fn pause(root: &Root, id: &str) -> Result<()> {
     require(
         &c,
         &[Status::Running, Status::Created],
-        "only a running container can be paused",
+        "container not running",
     )?;
     Ok(cgroup::open(&c.record.cgroup_path)?.freeze()?)
 }
 
 pub fn resume(root: &Root, id: &str) -> Result<()> {
     let c = load(root, id)?;
-    require(
-        &c,
-        &[Status::Paused],
-        "only a paused container can be resumed",
-    )?;
+    require(&c, &[Status::Paused], "container not paused")?;
     Ok(cgroup::open(&c.record.cgroup_path)?.thaw()?)
 }
 

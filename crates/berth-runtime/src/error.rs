@@ -1,4 +1,6 @@
 //! Runtime errors: each names the step, the object and the OS error, in one line for people.
+//! That line is the whole story: no variant also hands its cause out as `source()`, or a caller
+//! printing the chain (anyhow's `{:#}`) would show the OS error twice.
 
 use std::io;
 use std::path::PathBuf;
@@ -7,21 +9,25 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file operation on the host side.
-    #[error("{step} {}: {source}", path.display())]
+    #[error("{step} {}: {cause}", path.display())]
     Io {
         step: &'static str,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
     /// A syscall on the host side that has no path.
-    #[error("{step}: {source}")]
+    #[error("{step}: {cause}")]
     Sys {
         step: &'static str,
-        source: io::Error,
+        cause: io::Error,
     },
     /// The bundle's config.json is not one berth can run; the text says what and how to fix it.
     #[error("invalid config: {0}")]
     Config(String),
+    /// A console socket missing where the process has a terminal, or given where it has
+    /// none: runc's words, and what to do.
+    #[error("{0}")]
+    Console(&'static str),
     #[error("container id {0:?} is not valid: use letters, digits, '_', '-', '.' (at most 1024)")]
     BadId(String),
     // runc's words first where callers match the text: containerd's shim takes "does not
@@ -34,8 +40,9 @@ pub enum Error {
     /// A signal for the init of a container that has stopped (kill without --all).
     #[error("container not running: {0:?} has stopped, there is no process to signal")]
     NotRunning(String),
-    /// An operation that the container's status does not allow.
-    #[error("container {id:?} is {status}: {what}")]
+    /// An operation that the container's status does not allow: `what` in runc's words
+    /// ("container not running", "cannot start a container that has stopped"...).
+    #[error("{what}: container {id:?} is {status}")]
     Status {
         id: String,
         status: crate::state::Status,
@@ -60,22 +67,42 @@ pub enum Error {
     /// checkpoint or restore: CRIU, or runc's checks before it, in runc's words.
     #[error("{0}")]
     Criu(String),
-    #[error(transparent)]
-    Cgroup(#[from] berth_cgroups::CgroupError),
+    #[error("{0}")]
+    Cgroup(berth_cgroups::CgroupError),
     /// Processes that a SIGKILL to the whole cgroup did not end in time (in uninterruptible
     /// sleep on a hung mount, say): the cgroup is left to remove once they are gone.
     #[error("cgroup {path} still has processes {pids:?} after SIGKILL: they did not exit")]
     CgroupNotEmpty { path: String, pids: Vec<i32> },
-    #[error(transparent)]
-    Seccomp(#[from] crate::seccomp::SeccompError),
-    #[error(transparent)]
-    Capability(#[from] crate::capabilities::CapabilityError),
+    #[error("{0}")]
+    Seccomp(crate::seccomp::SeccompError),
+    #[error("{0}")]
+    Capability(crate::capabilities::CapabilityError),
     /// Best-effort teardown that met several errors: all of them, in order.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Many(Vec<Error>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// By hand rather than `#[from]`, which would make the wrapped error `source()` too: these
+// errors already print their own causes.
+impl From<berth_cgroups::CgroupError> for Error {
+    fn from(e: berth_cgroups::CgroupError) -> Self {
+        Self::Cgroup(e)
+    }
+}
+
+impl From<crate::seccomp::SeccompError> for Error {
+    fn from(e: crate::seccomp::SeccompError) -> Self {
+        Self::Seccomp(e)
+    }
+}
+
+impl From<crate::capabilities::CapabilityError> for Error {
+    fn from(e: crate::capabilities::CapabilityError) -> Self {
+        Self::Capability(e)
+    }
+}
 
 /// Why the container's executable could not be run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -129,13 +156,13 @@ impl<T, E: Into<io::Error>> IoContext<T> for std::result::Result<T, E> {
         self.map_err(|e| Error::Io {
             step,
             path: path.into(),
-            source: e.into(),
+            cause: e.into(),
         })
     }
     fn during(self, step: &'static str) -> Result<T> {
         self.map_err(|e| Error::Sys {
             step,
-            source: e.into(),
+            cause: e.into(),
         })
     }
 }

@@ -31,6 +31,16 @@ pub struct ExecOptions {
 }
 
 /// Runs the process; returns its exit code, or 0 at once with `detach`.
+pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
+    let pid = spawn(root, id, opts)?;
+    if opts.detach {
+        return Ok(0);
+    }
+    wait_exit(pid)
+}
+
+/// Starts the process and returns its pid, a child of ours, once it is about to execute its
+/// program (`detach` is the caller's to act on).
 ///
 /// The process is made in two forks, in the order runc's nsexec uses, so that it is never
 /// visible in the container's pid namespace while anything of the host is within its reach:
@@ -50,7 +60,7 @@ pub struct ExecOptions {
 ///
 /// Both are non-dumpable from before the first fork until the execve, so that the container's
 /// processes cannot ptrace them or open their /proc files without CAP_SYS_PTRACE.
-pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
+pub fn spawn(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     let (c, plan, exec_via) = prepare(root, id, opts)?;
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(
@@ -71,10 +81,8 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     // to cgroup.procs from here, which waits for an RCU grace period.
     let into = crate::process::parent::clone_target(&cg, true)?;
     exec_via.prepare()?;
-    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::Sys {
-        step: "make the runtime non-dumpable before exec's fork (prctl PR_SET_DUMPABLE)",
-        source: e.into(),
-    })?;
+    nix::sys::prctl::set_dumpable(false)
+        .during("make the runtime non-dumpable before exec's fork (prctl PR_SET_DUMPABLE)")?;
     let (forked, cloned_into) =
         crate::process::parent::fork_into(into.as_ref().map(|fd| fd.as_fd()));
     drop(into);
@@ -120,37 +128,8 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
             }
         }
         // A send that fails may be the middle having failed first (it joins its cgroups before
-        // it waits for Go): its message says why, so read it either way. The middle's Pid and
-        // the process's first word race on the socket: wait for both.
-        let mut created = false;
-        while !(created && procs.process.is_some()) {
-            match parent_end.recv::<FromInit>() {
-                Ok(FromInit::Pid(pid)) => {
-                    procs.reap_middle();
-                    procs.process = Some(pid);
-                }
-                Ok(FromInit::Created) => created = true,
-                Ok(FromInit::Failed { step, error, exec }) => {
-                    // The process may have failed before the middle's Pid came: take it, so
-                    // that the process is reaped too (the socket ends when both are gone).
-                    while let Ok(m) = parent_end.recv::<FromInit>() {
-                        if let FromInit::Pid(pid) = m {
-                            procs.reap_middle();
-                            procs.process = Some(pid);
-                        }
-                    }
-                    return Err(Error::from_init(&step, &error, exec));
-                }
-                Ok(m) => return Err(Error::Init(format!("exec: unexpected message {m:?}"))),
-                Err(_) if go.is_err() => return go.during("tell the exec process to go on"),
-                Err(e) => {
-                    return Err(Error::Init(format!(
-                        "exec: the process exited without a word ({e})"
-                    )))
-                }
-            }
-        }
-        Ok(())
+        // it waits for Go): its message says why, so read it either way.
+        wait_created(&parent_end, &mut procs, go, &c.record)
     })();
     if let Err(e) = started {
         procs.kill();
@@ -162,11 +141,57 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     if let Some(p) = &opts.pid_file {
         crate::process::parent::write_pid_file(p, pid)?;
     }
-    if opts.detach {
-        return Ok(0);
+    Ok(pid)
+}
+
+/// Waits until the middle has told the process's pid and the process is `Created`: the two
+/// race on the socket. A seccomp listener the process sends goes to the agent as soon as its
+/// pid is known (its next syscalls may wait on the agent). `go` is how telling the middle to go
+/// on went: a middle that failed first is heard before that error is told.
+fn wait_created(
+    chan: &Channel,
+    procs: &mut Procs,
+    go: std::io::Result<()>,
+    record: &crate::state::Record,
+) -> Result<()> {
+    let mut created = false;
+    let mut listener = None;
+    while !(created && procs.process.is_some()) {
+        match chan.recv_with_fds::<FromInit>() {
+            Ok((FromInit::Pid(pid), _)) => {
+                procs.reap_middle();
+                procs.process = Some(pid);
+            }
+            Ok((FromInit::Created, _)) => created = true,
+            Ok((FromInit::SeccompListener, mut fds)) => listener = fds.pop(),
+            Ok((FromInit::Failed { step, error, exec }, _)) => {
+                // The process may have failed before the middle's Pid came: take it, so
+                // that the process is reaped too (the socket ends when both are gone).
+                while let Ok(m) = chan.recv::<FromInit>() {
+                    if let FromInit::Pid(pid) = m {
+                        procs.reap_middle();
+                        procs.process = Some(pid);
+                    }
+                }
+                return Err(Error::from_init(&step, &error, exec));
+            }
+            Ok((m, _)) => return Err(Error::Init(format!("exec: unexpected message {m:?}"))),
+            Err(_) if go.is_err() => return go.during("tell the exec process to go on"),
+            Err(e) => {
+                return Err(Error::Init(format!(
+                    "exec: the process exited without a word ({e})"
+                )))
+            }
+        }
+        let Some(pid) = procs.process else { continue };
+        if let Some(fd) = listener.take() {
+            let seccomp = crate::process::parent::seccomp_of(&record.spec)
+                .ok_or_else(|| Error::Init("exec: a seccomp listener out of place".into()))?;
+            let running = oci_spec::runtime::ContainerState::Running;
+            crate::seccomp::agent::hand_over(seccomp, record, running, pid, fd)?;
+        }
     }
-    drop(parent_end);
-    wait_exit(pid)
+    Ok(())
 }
 
 /// exec's children: the middle until it is reaped, the process once it is known.
@@ -219,16 +244,14 @@ fn prepare(
             return Err(Error::Status {
                 id: id.to_string(),
                 status: c.status,
-                what: "exec needs a running container",
+                what: "cannot exec in a stopped container",
             })
         }
     }
     let linux = c.record.spec.linux().as_ref();
     let seccomp = linux.and_then(|l| l.seccomp().as_ref());
     let plan = crate::plan::process_plan(&opts.process, seccomp).map_err(Error::Config)?;
-    if plan.terminal && opts.console_socket.is_none() {
-        return Err(Error::Config("--tty needs --console-socket".into()));
-    }
+    crate::process::parent::check_console(plan.terminal, opts.console_socket.is_some())?;
     let in_user_ns = linux
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|ns| {
@@ -407,7 +430,7 @@ fn process(
         crate::tty::send_master(console.as_fd(), master.as_fd())?;
     }
     let ours = [chan.raw_fd(), exec_via.raw_fd().unwrap_or(-1)];
-    let exe = crate::process::init::finalize_process(plan, preserve_fds, &ours)?;
+    let exe = crate::process::init::finalize_process(plan, preserve_fds, &ours, chan)?;
     chan.send(&FromInit::Created)
         .step(|| "tell the runtime the process is ready".into())?;
     crate::process::init::exec(plan, &exe, exec_via)

@@ -171,6 +171,9 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<InitPlan, String> {
     if spec.hostname().is_some() && !has(LinuxNamespaceType::Uts) {
         return Err("hostname is set but the container has no UTS namespace: add {\"type\": \"uts\"} to linux.namespaces".into());
     }
+    if !has(LinuxNamespaceType::Mount) {
+        check_host_mount_namespace(linux, root)?;
+    }
     let time_offsets: Vec<(String, i64, u32)> = linux
         .time_offsets()
         .iter()
@@ -292,7 +295,36 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<InitPlan, String> {
     })
 }
 
+/// A container without a mount namespace of its own runs in the host's, chrooted into its
+/// root, as under runc: what only a namespace of its own can give is refused, masked and
+/// read-only paths in runc's words. A read-only root, which runc ignores there, is refused
+/// too: the only mount to make read-only would be the host's.
+fn check_host_mount_namespace(
+    linux: &oci_spec::runtime::Linux,
+    root: &oci_spec::runtime::Root,
+) -> Result<(), String> {
+    let some = |p: &Option<Vec<String>>| p.as_ref().is_some_and(|p| !p.is_empty());
+    if some(linux.masked_paths()) || some(linux.readonly_paths()) {
+        return Err(concat!(
+            "unable to restrict sys entries without a private MNT namespace: add ",
+            "{\"type\": \"mount\"} to linux.namespaces, or drop linux.maskedPaths and ",
+            "linux.readonlyPaths"
+        )
+        .into());
+    }
+    if root.readonly() == Some(true) {
+        return Err(concat!(
+            "unable to make the root filesystem read-only without a private MNT namespace: ",
+            "add {\"type\": \"mount\"} to linux.namespaces, or set root.readonly to false"
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// The root filesystem path: relative paths are taken inside the bundle and may not leave it.
+/// As runc validates it, the path must be the directory itself: one that goes through a
+/// symbolic link (the rootfs, or a directory above it) is refused in runc's words.
 fn resolve_rootfs(path: &Path, bundle: &Path) -> Result<PathBuf, String> {
     let full = if path.is_absolute() {
         path.to_path_buf()
@@ -316,7 +348,17 @@ fn resolve_rootfs(path: &Path, bundle: &Path) -> Result<PathBuf, String> {
             full.display()
         ));
     }
-    std::fs::canonicalize(&full).map_err(|e| format!("root filesystem {}: {e}", full.display()))
+    let real = std::fs::canonicalize(&full)
+        .map_err(|e| format!("root filesystem {}: {e}", full.display()))?;
+    if real != crate::rootfs::procfs::clean(&full) {
+        return Err(format!(
+            "invalid rootfs: not an absolute path, or a symlink: {} resolves to {}; give \
+             root.path as the real directory",
+            full.display(),
+            real.display()
+        ));
+    }
+    Ok(real)
 }
 
 /// The process part of the plan, shared by create and exec.

@@ -35,7 +35,7 @@
 
 use std::os::fd::OwnedFd;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::plan::ProcessPlan;
 
 /// How the container's program is executed.
@@ -89,10 +89,8 @@ impl ExecVia {
     /// resets it for the container's program).
     pub fn prepare(&self) -> Result<()> {
         if let Self::Trampoline(_) = self {
-            nix::sys::prctl::set_dumpable(false).map_err(|e| Error::Sys {
-                step: "make the runtime non-dumpable (prctl PR_SET_DUMPABLE)",
-                source: e.into(),
-            })?;
+            nix::sys::prctl::set_dumpable(false)
+                .during("make the runtime non-dumpable (prctl PR_SET_DUMPABLE)")?;
         }
         Ok(())
     }

@@ -5,8 +5,10 @@
 //! child, and turns every configuration error into a typed error before anything is created.
 //! The rules follow runc's `libcontainer/seccomp`: syscall names unknown to libseccomp are
 //! skipped, rules whose action is the default action are dropped, and several conditions on the
-//! same argument are split into one rule per condition.
+//! same argument are split into one rule per condition. A filter with `SCMP_ACT_NOTIFY` rules
+//! is loaded with a listener, which goes to the seccomp agent at `listenerPath` (agent.rs).
 
+pub mod agent;
 mod docker_default;
 #[cfg(test)]
 mod tests;
@@ -52,10 +54,16 @@ impl SeccompProgram {
         self.insns.is_empty()
     }
 
-    /// Installs the program on the calling thread. Runs in the container's init after fork: it
-    /// does not allocate. The caller must have set `no_new_privs` or still hold
-    /// `CAP_SYS_ADMIN`.
-    pub fn install(&self) -> Result<(), SeccompError> {
+    /// True when the program has `SCMP_ACT_NOTIFY` rules: loading it gives a listener for the
+    /// seccomp agent.
+    pub fn has_listener(&self) -> bool {
+        u64::from(self.flags) & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER != 0
+    }
+
+    /// Installs the program on the calling thread, and returns its listener if it has one.
+    /// Runs in the container's init after fork: it does not allocate. The caller must have set
+    /// `no_new_privs` or still hold `CAP_SYS_ADMIN`.
+    pub fn install(&self) -> Result<Option<std::os::fd::OwnedFd>, SeccompError> {
         berth_sys::seccomp::install_filter(&self.insns, self.flags)
             .map_err(|source| SeccompError::Install { source })
     }
@@ -64,14 +72,28 @@ impl SeccompProgram {
 /// Why a seccomp filter could not be compiled or installed.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
+    // runc's words first: its init writes to its parent after loading the filter, so it
+    // refuses what would have that write wait on an agent that has no listener yet.
     #[error(
-        "seccomp: action SCMP_ACT_NOTIFY of {context} is unsupported: berth has no seccomp \
-         agent yet; use another action"
+        "SCMP_ACT_NOTIFY cannot be used as default action: notify chosen syscalls, and give \
+         the default another action"
     )]
-    NotifyUnsupported { context: String },
+    NotifyDefault,
+    /// `write` for runc's reason; `sendmsg` because berth's init hands the listener over with
+    /// it.
     #[error(
-        "seccomp: flag {flag} is unsupported: it only applies to SCMP_ACT_NOTIFY, which berth \
-         does not support yet; drop it from the config"
+        "SCMP_ACT_NOTIFY cannot be used for the {syscall} syscall, which the runtime needs \
+         before the seccomp agent has the listener; give it another action"
+    )]
+    NotifyHandover { syscall: String },
+    #[error(
+        "listenerPath is not set: SCMP_ACT_NOTIFY needs a seccomp agent's socket in \
+         linux.seccomp.listenerPath"
+    )]
+    NoListenerPath,
+    #[error(
+        "seccomp: flag {flag} is unsupported without SCMP_ACT_NOTIFY rules (the kernel takes \
+         it with a listener only); drop it from the config"
     )]
     UnsupportedFlag { flag: String },
     #[error("seccomp: errnoRet {value} of {context} does not fit the kernel's 16-bit return data")]
@@ -111,8 +133,8 @@ pub enum SeccompError {
     #[error("seccomp: the exported filter is {len} bytes, not whole 8-byte instructions")]
     Truncated { len: usize },
     #[error(
-        "seccomp: installing the filter (seccomp(SECCOMP_SET_MODE_FILTER)): {source}; init \
-         needs no_new_privs or CAP_SYS_ADMIN"
+        "seccomp(SECCOMP_SET_MODE_FILTER): {source}; the process needs no_new_privs or \
+         CAP_SYS_ADMIN"
     )]
     Install { source: io::Error },
 }
@@ -206,12 +228,16 @@ pub fn allows_unconditionally(spec: &LinuxSeccomp, name: &str) -> bool {
 
 /// Compiles `spec` into a BPF program for the native architecture plus `spec.architectures`.
 pub fn compile(spec: &LinuxSeccomp) -> Result<SeccompProgram, SeccompError> {
+    if spec.default_action() == LinuxSeccompAction::ScmpActNotify {
+        return Err(SeccompError::NotifyDefault);
+    }
     let default = action(
         spec.default_action(),
         spec.default_errno_ret(),
         "defaultAction",
     )?;
-    let flags = filter_flags(spec.flags().as_deref().unwrap_or_default())?;
+    let notify = check_notify(spec)?;
+    let flags = filter_flags(spec.flags().as_deref().unwrap_or_default(), notify)?;
     let mut ctx = ScmpFilterContext::new(default).map_err(|source| SeccompError::Init {
         action: default,
         source,
@@ -250,16 +276,42 @@ fn action(
         LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
         LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(ret),
         LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
-        LinuxSeccompAction::ScmpActNotify => {
-            return Err(SeccompError::NotifyUnsupported {
-                context: context.to_string(),
-            })
-        }
+        LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
     })
 }
 
-fn filter_flags(flags: &[LinuxSeccompFilterFlag]) -> Result<u32, SeccompError> {
-    let mut bits = 0;
+/// Whether the profile has `SCMP_ACT_NOTIFY` rules, which need an agent, and none for the
+/// syscalls that hand the listener over.
+fn check_notify(spec: &LinuxSeccomp) -> Result<bool, SeccompError> {
+    let notified: Vec<&LinuxSyscall> = spec
+        .syscalls()
+        .iter()
+        .flatten()
+        .filter(|r| r.action() == LinuxSeccompAction::ScmpActNotify)
+        .collect();
+    let names = notified.iter().flat_map(|r| r.names());
+    if let Some(name) = names.into_iter().find(|n| *n == "write" || *n == "sendmsg") {
+        return Err(SeccompError::NotifyHandover {
+            syscall: name.clone(),
+        });
+    }
+    let no_path = spec
+        .listener_path()
+        .as_ref()
+        .is_none_or(|p| p.as_os_str().is_empty());
+    if !notified.is_empty() && no_path {
+        return Err(SeccompError::NoListenerPath);
+    }
+    Ok(!notified.is_empty())
+}
+
+/// The spec's flags as `SECCOMP_FILTER_FLAG_*` bits, with a listener when `notify`.
+fn filter_flags(flags: &[LinuxSeccompFilterFlag], notify: bool) -> Result<u32, SeccompError> {
+    let mut bits = if notify {
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32
+    } else {
+        0
+    };
     for flag in flags {
         bits |= match flag {
             LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
@@ -268,12 +320,20 @@ fn filter_flags(flags: &[LinuxSeccompFilterFlag]) -> Result<u32, SeccompError> {
                 libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
             }
             // The kernel only accepts it together with NEW_LISTENER, i.e. with NOTIFY.
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv if notify => {
+                libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+            }
             LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
                 return Err(SeccompError::UnsupportedFlag {
                     flag: flag.to_string(),
                 })
             }
         } as u32;
+    }
+    if notify && bits & libc::SECCOMP_FILTER_FLAG_TSYNC as u32 != 0 {
+        // The kernel takes TSYNC with a listener only if a thread it cannot synchronise is
+        // told as ESRCH (the listener's descriptor being the answer).
+        bits |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH as u32;
     }
     Ok(bits)
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    history, images, import, info, inspect, load, login, logout, prune, pull, push, rmi, save,
-    service, system_df, system_prune, tag, version,
+    events, history, images, import, info, inspect, load, login, logout, prune, pull, push, rmi,
+    save, service, system_df, system_prune, tag, version,
 };
 use crate::container::{attach, cp, exec, logs, manage, ns, port, ps, run, stats, top, volume};
 
@@ -287,6 +287,8 @@ pub enum Command {
     Version(version::VersionArgs),
     /// Display system-wide information
     Info(info::InfoArgs),
+    /// Get real time events from the engine
+    Events(events::EventsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -345,6 +347,8 @@ pub enum SystemCommand {
     Prune(system_prune::SystemPruneArgs),
     /// Serve the Docker Engine API (for the docker CLI, compose, docker-py)
     Service(service::ServiceArgs),
+    /// Get real time events from the engine
+    Events(events::EventsArgs),
 }
 
 #[cfg(test)]

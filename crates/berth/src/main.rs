@@ -43,7 +43,6 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    protect_exec(&cli.command);
     match commands::run(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(255)),
         Err(e) => {
@@ -108,22 +107,4 @@ pub fn error_line(e: &anyhow::Error) -> String {
         }
     }
     parts.join(": ")
-}
-
-/// `exec` puts a process of ours into a running container, whose processes could open
-/// `/proc/<pid>/exe` of it: run from the read-only view of the binary (or a sealed copy) first.
-/// Decided on the parsed command line (parsing starts no thread), so global flags with values
-/// cannot hide the command.
-fn protect_exec(command: &cli::Command) {
-    use cli::{Command, ContainerCommand};
-    let is_exec = matches!(
-        command,
-        Command::Exec(_) | Command::Container(ContainerCommand::Exec(_))
-    );
-    if !is_exec || berth_sys::seal::is_sealed() || berth_sys::seal::is_protected() {
-        return;
-    }
-    let err = berth_sys::seal::reexec_protected();
-    eprintln!("berth: re-execute from a protected copy of the binary: {err}");
-    std::process::exit(125);
 }

@@ -9,6 +9,15 @@ use berth_image::progress::{LayerState, Progress};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use oci_spec::image::Digest;
 
+/// `run`'s pull: the engine's words about it on stderr, as Docker prints them, and no bars.
+pub struct Notices;
+
+impl Progress for Notices {
+    fn message(&self, text: &str) {
+        eprintln!("{text}");
+    }
+}
+
 /// Which verbs to use: pulling and pushing word their states differently.
 #[derive(Clone, Copy)]
 pub enum Direction {

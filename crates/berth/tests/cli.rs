@@ -442,3 +442,52 @@ fn registry_errors_are_one_line_and_leave_nothing() {
     );
     assert_eq!(berth.ok(&["images", "-q"]), "");
 }
+
+/// `create` pulls an image it does not have, saying so on stderr as Docker does (`--pull
+/// always` pulls without the first word), and the event log has each pull.
+#[test]
+fn create_pulls_a_missing_image_and_says_so() {
+    let registry = Registry::start(Auth::None);
+    let source = Berth::new();
+    let name = format!("{}/pull/onrun:1", registry.addr);
+    source.import("onrun", 0, &name);
+    source.ok(&["push", &name]);
+    let berth = Berth::new();
+    let lines = |out: &Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        text.lines().map(String::from).collect::<Vec<_>>()
+    };
+    let created = berth.run(&["create", "--network", "none", &name]);
+    assert_eq!(
+        lines(&created),
+        [
+            format!("Unable to find image '{name}' locally"),
+            format!("Status: Downloaded image for {name}")
+        ]
+    );
+    let always = berth.run(&["create", "--pull", "always", "--network", "none", &name]);
+    assert_eq!(
+        lines(&always),
+        [format!("Status: Downloaded image for {name}")]
+    );
+    let local = berth.run(&["create", "--network", "none", &name]);
+    assert!(lines(&local).is_empty());
+    let pulls = berth.ok(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    let want = format!("pull {name}");
+    assert_eq!(pulls.lines().collect::<Vec<_>>(), [&want, &want]);
+}

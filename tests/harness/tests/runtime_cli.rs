@@ -524,7 +524,7 @@ fn exec_detach_pid_file_process_file_and_tty_without_a_socket() {
         assert_eq!(ran.code(), Some(4), "{ran:?}");
         assert_eq!(ran.stdout, "from process.json in /etc\n", "{ran:?}");
     }
-    let line = one_line_error(rt.run(&["exec", "--tty", &id, "sh"]));
+    let line = one_line_error(rt.run(&["exec", "--tty", "--detach", &id, "sh"]));
     assert!(line.contains("console-socket"), "{line}");
     let line = one_line_error(rt.run(&["exec", &id]));
     assert!(line.contains("command"), "{line}");

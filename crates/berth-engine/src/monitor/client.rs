@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::proto::{self, ErrorReply, Hello, Kind};
+use super::proto::{self, AttachOptions, ErrorReply, Kind};
 
 /// Past this much output a client has not read, it is dropped (a terminal attached over a
 /// slow link keeps up with far less; a client that stopped reading never will).
@@ -27,7 +27,7 @@ pub(super) struct Client {
     buf: Vec<u8>,
     /// Output the client has not read yet.
     out: Vec<u8>,
-    pub(super) hello: Option<Hello>,
+    pub(super) hello: Option<AttachOptions>,
     /// Wants the Exit frame (waiters, stoppers).
     pub(super) waits: bool,
     pub(super) gone: bool,
@@ -108,9 +108,9 @@ impl Client {
         })
     }
 
-    /// Takes a Hello: a malformed one is refused with an Error frame and the client dropped,
-    /// never taken for an empty one. Returns the hello taken.
-    pub(super) fn take_hello(&mut self, payload: &[u8]) -> Option<&Hello> {
+    /// Takes a hello (Attach): a malformed one is refused with an Error frame and the client
+    /// dropped, never taken for an empty one. Returns the hello taken.
+    pub(super) fn take_hello(&mut self, payload: &[u8]) -> Option<&AttachOptions> {
         match parse_hello(payload) {
             Ok(hello) => {
                 self.waits = hello.wait;
@@ -123,6 +123,20 @@ impl Client {
                 None
             }
         }
+    }
+
+    /// Tells the client why its request was refused.
+    pub(super) fn refuse(&mut self, e: &crate::error::Error) {
+        let reply = ErrorReply {
+            code: e.exit_code(),
+            message: e.to_string(),
+        };
+        self.send_json(Kind::Error, &reply);
+    }
+
+    /// Output queued for the client and not written yet.
+    pub(super) fn backlog(&self) -> usize {
+        self.out.len()
     }
 
     pub(super) fn send_json(&mut self, kind: Kind, value: &impl serde::Serialize) {
@@ -140,8 +154,8 @@ impl Client {
     }
 }
 
-/// A Hello payload, or the Error reply refusing it.
-pub(super) fn parse_hello(payload: &[u8]) -> Result<Hello, ErrorReply> {
+/// A hello's payload, or the Error reply refusing it.
+pub(super) fn parse_hello(payload: &[u8]) -> Result<AttachOptions, ErrorReply> {
     serde_json::from_slice(payload).map_err(|e| ErrorReply {
         code: 125,
         message: format!("the monitor refused a malformed hello: {e}"),

@@ -2,12 +2,15 @@
 //! container, detached from the CLI that spawned it (its own session; a subreaper for the
 //! container's orphans). It creates and starts the container through berth-runtime, holds its
 //! stdio (pipes or the pty master), writes the json-file log, serves attach/stop clients on
-//! `<dir>/monitor.sock` (protocol in proto.rs), records the exit, tears down, and applies the
-//! restart policy or `--rm`.
+//! `<dir>/monitor.sock` (protocol in proto.rs), starts exec'd processes and relays them
+//! (exec.rs: the engine's callers never fork nor enter a namespace), records the exit, tears
+//! down, and applies the restart policy or `--rm`.
 
 mod client;
+mod exec;
 pub mod logfile;
 pub mod proto;
+mod reap;
 mod run;
 mod serve;
 mod stdio;

@@ -1,17 +1,33 @@
 //! The monitor's socket protocol: frames of `[kind u8, 0, 0, 0, length u32 BE, payload]`, the
 //! shape of Docker's attach stream (kinds 1 and 2 are stdout and stderr there too).
 //!
+//! A client's first frame is its hello: `Start` on the socketpair the monitor was spawned with
+//! (only there), `Attach` on `<dir>/monitor.sock`.
+//!
 //! ```text
 //! client                                   monitor
-//!   Hello {stdin, stdout, stderr, logs} ->   (the first client, on the spawn socketpair, also
-//!                                            makes the monitor create and start the container)
+//!   Start {stdin, stdout, stderr, wait, ->   create and start the container, this client
+//!          size}                             attached as asked (the spawn socketpair only)
 //!                                       <-   Started | Error {code, message}
+//!   Attach {stdin, stdout, stderr,      ->   this client on the running container's streams
+//!           wait, size}                      (wait alone: just the exit code)
 //!   Stdin bytes, StdinClose, Resize     ->   to the container's stdin or pty
 //!                                       <-   Stdout / Stderr bytes
-//!   Stop {timeout}                      ->   stop signal, then SIGKILL after timeout
+//!   Stop {timeout, signal}              ->   stop signal, then SIGKILL after timeout
 //!   Signal n                            ->   signal n to the container's init
 //!                                       <-   Exit {code}, after the record is written and, with
 //!                                            --rm, everything is removed; then the monitor closes
+//!
+//!   Exec {id, detach, size}             ->   start the process of exec record <dir>/execs/<id>
+//!                                            (the monitor forks it through the runtime, holds
+//!                                            its pipes or pty, reaps it); this connection, not
+//!                                            detached, is its streams from then on
+//!                                       <-   Started | Error {code, message}
+//!   Stdin bytes, StdinClose, Resize     ->   to the exec's stdin or pty
+//!                                       <-   Stdout / Stderr bytes (as the record's attach_*
+//!                                            ask; the rest is dropped)
+//!                                       <-   Exit {code}, once the exec record holds it
+//!   ExecResize {id, rows, cols}         ->   (any connection) the exec's pty
 //! ```
 
 use std::io::{self, Read, Write};
@@ -25,7 +41,7 @@ pub const MAX_FRAME: usize = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
-    Hello = 0,
+    Attach = 0,
     Stdout = 1,
     Stderr = 2,
     Stdin = 3,
@@ -37,13 +53,16 @@ pub enum Kind {
     Exit = 9,
     /// A signal for the container's init (`run`'s signal proxy): i32 BE.
     Signal = 10,
+    Start = 11,
+    Exec = 12,
+    ExecResize = 13,
 }
 
 impl Kind {
     fn from_u8(b: u8) -> Option<Kind> {
         use Kind::*;
         Some(match b {
-            0 => Hello,
+            0 => Attach,
             1 => Stdout,
             2 => Stderr,
             3 => Stdin,
@@ -54,15 +73,18 @@ impl Kind {
             8 => Error,
             9 => Exit,
             10 => Signal,
+            11 => Start,
+            12 => Exec,
+            13 => ExecResize,
             _ => return None,
         })
     }
 }
 
-/// What a client wants from the container's streams.
+/// What a client wants from the container's streams (the payload of Start and Attach).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Hello {
+pub struct AttachOptions {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
@@ -70,6 +92,26 @@ pub struct Hello {
     pub wait: bool,
     /// The client's terminal size, applied to the pty before the process starts.
     pub size: Option<(u16, u16)>,
+}
+
+/// Starts the process of an exec record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub id: String,
+    /// Nothing attached: the process's output is dropped, its stdin is empty.
+    #[serde(default)]
+    pub detach: bool,
+    /// The client's terminal size, for the exec's pty.
+    #[serde(default)]
+    pub size: Option<(u16, u16)>,
+}
+
+/// A new size for an exec's pty, from any connection (the API's `exec resize`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecResize {
+    pub id: String,
+    pub rows: u16,
+    pub cols: u16,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

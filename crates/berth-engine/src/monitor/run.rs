@@ -10,11 +10,12 @@ use nix::sys::signal::Signal;
 
 use super::client::{self, Client, LAST_WORDS};
 use super::logfile::LogFile;
-use super::proto::{self, ErrorReply, Hello, Kind};
+use super::proto::{self, AttachOptions, ErrorReply, Kind};
 use super::serve::Run;
 use super::stdio;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::events::{self, Event};
 use crate::records::{self, Owner, Record, Status};
 use crate::request::RestartPolicy;
 
@@ -95,7 +96,9 @@ pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()>
             }
         }
         if record.request.auto_remove {
-            crate::lifecycle::remove_all(engine, &record);
+            if let Err(e) = crate::lifecycle::remove_all(engine, &record) {
+                log_errors(id, &[e.to_string()]);
+            }
         }
         client::notify_exit(&mut clients, ended.code);
         client::drain(&mut clients, LAST_WORDS);
@@ -137,7 +140,9 @@ fn start_failed(
         }
     });
     if let Some(record) = record.filter(|r| r.request.auto_remove) {
-        crate::lifecycle::remove_all(engine, record);
+        if let Err(e) = crate::lifecycle::remove_all(engine, record) {
+            log_errors(id, &[e.to_string()]);
+        }
     }
     for c in clients.iter_mut() {
         c.send_json(Kind::Error, &reply);
@@ -155,15 +160,15 @@ fn log_errors(id: &str, errors: &[String]) {
     }
 }
 
-/// The first client's hello; None if the spawning CLI went away (or said nothing for 30 s);
+/// The first client's Start; None if the spawning CLI went away (or said nothing for 30 s);
 /// the Error reply refusing anything else.
-fn read_hello(first: &mut UnixStream) -> std::result::Result<Option<Hello>, ErrorReply> {
+fn read_hello(first: &mut UnixStream) -> std::result::Result<Option<AttachOptions>, ErrorReply> {
     let _ = first.set_read_timeout(Some(Duration::from_secs(30)));
     let hello = match proto::read_frame(first) {
-        Ok(Some((Kind::Hello, payload))) => client::parse_hello(&payload).map(Some),
+        Ok(Some((Kind::Start, payload))) => client::parse_hello(&payload).map(Some),
         Ok(Some((kind, _))) => Err(ErrorReply {
             code: 125,
-            message: format!("the monitor expected a hello, not a {kind:?} frame"),
+            message: format!("the monitor expected a Start, not a {kind:?} frame"),
         }),
         Ok(None) | Err(_) => Ok(None),
     };
@@ -256,12 +261,15 @@ fn wait_or_stop(
             }
             for (kind, payload) in c.read_frames() {
                 match kind {
-                    Kind::Hello => {
+                    Kind::Attach => {
                         c.take_hello(&payload);
                     }
                     Kind::Stop => {
                         c.waits = true;
                         stopped = true;
+                    }
+                    Kind::Exec => {
+                        c.refuse(&Error::state(id, "is restarting: exec once it runs again"));
                     }
                     _ => {}
                 }
@@ -340,11 +348,11 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         abort(e)
     };
     if let Some(att) = &attachment {
+        for w in &att.warnings {
+            eprintln!("berth monitor {}: warning: {w}", crate::error::short(id));
+        }
         crate::bundle::network_etc_files(&dir, record, att).map_err(undo_net)?;
     }
-    let network = attachment
-        .as_ref()
-        .and_then(|a| serde_json::to_value(a).ok());
     let log = open_log(&dir, id, req).map_err(undo_net)?;
     let stop_signal =
         crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(Signal::SIGTERM);
@@ -365,12 +373,16 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             r.state.error = String::new();
             r.state.manually_stopped = false;
             r.hostname = prepared.hostname.clone();
-            r.network = network.clone();
+            r.network = attachment.clone();
         })
         .map_err(undo_net)?;
     berth_runtime::container::start(&engine.runtime, id)
         .map_err(crate::lifecycle::command_error)
         .map_err(undo_net)?;
+    if let Some(att) = &attachment {
+        crate::network::event(engine, "connect", att);
+    }
+    events::record(engine, Event::container(record, "start"));
     Ok(Run {
         engine,
         id: id.to_string(),
@@ -381,9 +393,9 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         log,
         stop_signal,
         kill_at: None,
-        stdin_buf: Vec::new(),
-        stdin_closing: false,
+        input: super::stdio::Input::default(),
         log_failures: 0,
+        execs: Vec::new(),
     })
 }
 

@@ -1,8 +1,9 @@
-//! The monitor's loop for one run of the container: poll the init's pidfd, its output and the
-//! clients; relay output to the log and the attached clients, input and resizes to the
-//! container, stop requests and signals to its init; at the exit drain, record and tear down.
+//! The monitor's loop for one run of the container: poll the init's pidfd, its output, the
+//! clients and the exec'd processes; relay output to the log and the attached clients, input
+//! and resizes to the container, stop requests and signals to its init, an exec's streams to
+//! its client (exec.rs); at the exit drain, record and tear down.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
@@ -10,10 +11,13 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
 use super::client::Client;
+use super::exec::{self, Exec};
 use super::logfile::LogFile;
-use super::proto::{self, Kind, StopRequest};
-use super::stdio::Stdio;
+use super::proto::{self, ErrorReply, ExecRequest, ExecResize, Kind, StopRequest};
+use super::reap::{exit_code, reap_children, wait_readable};
+use super::stdio::{self, Input, Read, Stdio};
 use crate::engine::Engine;
+use crate::events::{self, Event};
 use crate::records::{self, Status};
 
 /// Everything the loop works with for one run of the container.
@@ -27,13 +31,13 @@ pub(super) struct Run<'a> {
     pub(super) log: Option<LogFile>,
     pub(super) stop_signal: Signal,
     pub(super) kill_at: Option<Instant>,
-    /// Input for the container not written yet (its stdin is non-blocking: a container that
-    /// does not read must not stall the monitor), and whether the end of it was asked for.
-    pub(super) stdin_buf: Vec<u8>,
-    pub(super) stdin_closing: bool,
+    /// Input for the container not written yet.
+    pub(super) input: Input,
     /// Writes to the log that failed: the first is reported, the rest only counted (a full
     /// disk would otherwise fill monitor.log on it with one line per read of output).
     pub(super) log_failures: u64,
+    /// The exec'd processes still running.
+    pub(super) execs: Vec<Exec>,
 }
 
 /// How one run of the container ended: its exit code, what of the teardown failed, and the
@@ -44,18 +48,6 @@ pub(super) struct Ended {
     pub(super) links: Vec<berth_net::Attachment>,
 }
 
-/// Past this much unwritten input, the monitor stops reading its stdin clients (whose writes
-/// then block: back-pressure) until the container reads.
-const STDIN_BACKLOG: usize = 1 << 20;
-
-/// What one read of container output gave.
-#[derive(PartialEq, Eq)]
-enum Pumped {
-    Data,
-    Nothing,
-    End,
-}
-
 /// Which fd a poll slot watches.
 #[derive(Clone, Copy)]
 enum Slot {
@@ -64,35 +56,27 @@ enum Slot {
     Output(usize),
     Client(usize),
     Stdin,
+    Exec(usize, exec::Fd),
 }
 
 impl Run<'_> {
     /// Relays until the init exits; returns how it ended, after the teardown. Whatever fails
     /// on the way, the container is never left running unwatched.
     pub(super) fn serve(mut self, listener: &UnixListener, clients: &mut Vec<Client>) -> Ended {
-        let mut outputs: Vec<(usize, OwnedFd)> = Vec::new();
         let mut errors = Vec::new();
-        if let Some(t) = &self.stdio.tty {
-            match t.try_clone() {
-                Ok(fd) => outputs.push((0, fd)),
-                Err(e) => errors.push(format!("dup the pty master: {e}")),
+        let mut outputs = match self.stdio.take_outputs() {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                errors.push(format!("dup the pty master: {e}"));
+                Vec::new()
             }
-        }
-        if let Some(o) = self.stdio.stdout.take() {
-            outputs.push((0, o));
-        }
-        if let Some(e) = self.stdio.stderr.take() {
-            outputs.push((1, e));
-        }
+        };
         // Creating the container allocated a lot and ran much code, briefly: a second after
         // the start the monitor gives back the heap and the code pages only its start used
         // (what the loop needs faults back in). Containers that end sooner never pay for it.
         let mut trim_at = Some(Instant::now() + Duration::from_secs(1));
-        if let Some(fd) = self.stdin_fd() {
-            let _ = nix::fcntl::fcntl(
-                fd,
-                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-            );
+        if let Some(fd) = self.stdio.input_fd() {
+            stdio::nonblocking(fd);
         }
         while errors.is_empty() {
             let mut slots = vec![Slot::Listener, Slot::Pidfd];
@@ -104,10 +88,9 @@ impl Run<'_> {
                 slots.push(Slot::Output(i));
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
-            let backlogged = self.stdin_buf.len() > STDIN_BACKLOG;
             for (i, c) in clients.iter().enumerate() {
                 let mut events = c.events();
-                if backlogged && c.hello.as_ref().is_some_and(|h| h.stdin) {
+                if self.input.full() && c.hello.as_ref().is_some_and(|h| h.stdin) {
                     events.remove(PollFlags::POLLIN);
                 }
                 if !c.gone && !events.is_empty() {
@@ -115,11 +98,16 @@ impl Run<'_> {
                     fds.push(PollFd::new(c.stream.as_fd(), events));
                 }
             }
-            if !self.stdin_buf.is_empty() {
-                if let Some(fd) = self.stdin_fd() {
+            if !self.input.buf.is_empty() {
+                if let Some(fd) = self.stdio.input_fd() {
                     slots.push(Slot::Stdin);
                     fds.push(PollFd::new(fd, PollFlags::POLLOUT));
                 }
+            }
+            for (i, e) in self.execs.iter().enumerate() {
+                let mut exec_slots = Vec::new();
+                e.poll_fds(&mut fds, &mut exec_slots);
+                slots.extend(exec_slots.into_iter().map(|fd| Slot::Exec(i, fd)));
             }
             let next = [self.kill_at, trim_at].into_iter().flatten().min();
             let timeout = match next {
@@ -148,13 +136,14 @@ impl Run<'_> {
                 berth_sys::process::trim_heap();
                 let _ = berth_sys::process::drop_clean_code_pages();
             }
-            reap_orphans(Some(self.pid));
+            self.reaped(reap_children(Some(self.pid)));
             if self.kill_at.is_some_and(|t| Instant::now() >= t) {
                 self.kill_at = None;
                 self.kill_all();
             }
             let mut exited = false;
             let mut closed = Vec::new();
+            let mut exec_requests = Vec::new();
             for (slot, revents) in ready {
                 if revents.is_empty() {
                     continue;
@@ -167,7 +156,7 @@ impl Run<'_> {
                     }
                     Slot::Pidfd => exited = true,
                     Slot::Output(i) => {
-                        if self.pump(&outputs[i], clients) == Pumped::End {
+                        if self.pump(&outputs[i], clients) == Read::End {
                             closed.push(i);
                         }
                     }
@@ -176,15 +165,27 @@ impl Run<'_> {
                             clients[i].flush();
                         }
                         if revents.intersects(!PollFlags::POLLOUT) {
-                            self.client_input(&mut clients[i]);
+                            if let Some(req) = self.client_input(&mut clients[i]) {
+                                exec_requests.push((i, req));
+                            }
                         }
                     }
                     Slot::Stdin => self.flush_stdin(),
+                    Slot::Exec(i, fd) => {
+                        if let Some(e) = self.execs.get_mut(i) {
+                            e.ready(fd, revents);
+                        }
+                    }
                 }
             }
             for i in closed.into_iter().rev() {
                 outputs.remove(i);
             }
+            for (i, req) in exec_requests.into_iter().rev() {
+                let client = clients.remove(i);
+                self.start_exec(client, &req, clients);
+            }
+            self.finish_execs(clients, false);
             clients.retain(|c| !c.gone);
             if exited {
                 break;
@@ -201,6 +202,55 @@ impl Run<'_> {
         ended
     }
 
+    /// Starts the exec `req` names with `client` as its streams (unless detached); the client
+    /// is told either way, and goes back to the others if the exec is not its to hold.
+    fn start_exec(&mut self, mut client: Client, req: &ExecRequest, clients: &mut Vec<Client>) {
+        if client.hello.is_some() {
+            let refused = crate::error::Error::Invalid(
+                "a connection attached to the container cannot start an exec: open another".into(),
+            );
+            client.refuse(&refused);
+            clients.push(client);
+            return;
+        }
+        match Exec::start(self.engine, &self.id, req) {
+            Ok(mut exec) => {
+                client.send(Kind::Started, b"");
+                if req.detach {
+                    clients.push(client);
+                } else {
+                    exec.attach(client);
+                }
+                self.execs.push(exec);
+            }
+            Err(e) => {
+                client.refuse(&e);
+                clients.push(client);
+            }
+        }
+    }
+
+    /// Notes the exit codes of reaped exec'd processes.
+    fn reaped(&mut self, reaped: Vec<(i32, i32)>) {
+        for (pid, code) in reaped {
+            if let Some(e) = self.execs.iter_mut().find(|e| e.record.pid == pid) {
+                e.exit.get_or_insert(code);
+            }
+        }
+    }
+
+    /// Finishes the execs that exited (every one once the container is gone), their clients
+    /// back with the others for their last words.
+    fn finish_execs(&mut self, clients: &mut Vec<Client>, container_gone: bool) {
+        let (done, running): (Vec<Exec>, Vec<Exec>) = std::mem::take(&mut self.execs)
+            .into_iter()
+            .partition(|e| container_gone || e.exit.is_some());
+        self.execs = running;
+        for e in done {
+            clients.extend(e.finish(self.engine, None));
+        }
+    }
+
     /// SIGKILL to every process of the container (its cgroup).
     fn kill_all(&self) {
         let _ =
@@ -208,14 +258,11 @@ impl Run<'_> {
     }
 
     /// One read of container output to the log and the attached clients.
-    fn pump(&mut self, (stream, fd): &(usize, OwnedFd), clients: &mut [Client]) -> Pumped {
+    fn pump(&mut self, (stream, fd): &(usize, OwnedFd), clients: &mut [Client]) -> Read {
         let mut buf = [0u8; 32 * 1024];
-        let n = match nix::unistd::read(fd, &mut buf) {
-            Ok(0) => return Pumped::End,
-            // A pty master shares its non-blocking flag with the stdin side.
-            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Pumped::Nothing,
-            Err(_) => return Pumped::End,
-            Ok(n) => n,
+        let read = stdio::read_output(fd, &mut buf);
+        let Read::Data(n) = read else {
+            return read;
         };
         if let Some(log) = &mut self.log {
             if let Err(e) = log.write(*stream, &buf[..n]) {
@@ -230,27 +277,12 @@ impl Run<'_> {
         for c in clients.iter_mut().filter(|c| c.wants(kind)) {
             c.send(kind, &buf[..n]);
         }
-        Pumped::Data
+        read
     }
 
     /// Writes what it can of the pending input; closes a pipe's end once asked and drained.
     fn flush_stdin(&mut self) {
-        while !self.stdin_buf.is_empty() {
-            let Some(fd) = self.stdin_fd() else {
-                self.stdin_buf.clear();
-                break;
-            };
-            match nix::unistd::write(fd, &self.stdin_buf) {
-                Ok(n) => {
-                    self.stdin_buf.drain(..n);
-                }
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(nix::errno::Errno::EAGAIN) => return,
-                // The container closed its stdin: what is left has nowhere to go.
-                Err(_) => self.stdin_buf.clear(),
-            }
-        }
-        if self.stdin_closing {
+        if self.input.flush(self.stdio.input_fd()) {
             // A pty has no end of input to give; a pipe does.
             self.stdio.stdin = None;
         }
@@ -266,22 +298,24 @@ impl Run<'_> {
         self.log_failures += 1;
     }
 
-    fn client_input(&mut self, client: &mut Client) {
+    /// What a client sent; an Exec asks for the client itself, which the caller hands over.
+    fn client_input(&mut self, client: &mut Client) -> Option<ExecRequest> {
+        let mut exec = None;
         let frames = client.read_frames();
         for (kind, payload) in frames {
             match kind {
-                Kind::Hello => {
+                Kind::Attach => {
                     let size = client.take_hello(&payload).and_then(|h| h.size);
                     if let (Some(tty), Some((r, c))) = (&self.stdio.tty, size) {
                         let _ = berth_sys::pty::set_window_size(tty.as_fd(), r, c);
                     }
                 }
                 Kind::Stdin if client.hello.as_ref().is_some_and(|h| h.stdin) => {
-                    self.stdin_buf.extend_from_slice(&payload);
+                    self.input.buf.extend_from_slice(&payload);
                     self.flush_stdin();
                 }
                 Kind::StdinClose if client.hello.as_ref().is_some_and(|h| h.stdin) => {
-                    self.stdin_closing = true;
+                    self.input.closing = true;
                     self.flush_stdin();
                 }
                 Kind::Resize => {
@@ -300,17 +334,29 @@ impl Run<'_> {
                     client.waits = true;
                     self.stop(req);
                 }
+                Kind::Exec => match serde_json::from_slice::<ExecRequest>(&payload) {
+                    Ok(req) => exec = Some(req),
+                    Err(e) => {
+                        client.send_json(
+                            Kind::Error,
+                            &ErrorReply {
+                                code: 125,
+                                message: format!("the monitor refused a malformed exec: {e}"),
+                            },
+                        );
+                        client.gone = true;
+                    }
+                },
+                Kind::ExecResize => {
+                    if let Ok(r) = serde_json::from_slice::<ExecResize>(&payload) {
+                        let found = self.execs.iter().find(|e| e.record.id == r.id);
+                        found.inspect(|e| e.resize(r.rows, r.cols));
+                    }
+                }
                 _ => {}
             }
         }
-    }
-
-    fn stdin_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.stdio
-            .tty
-            .as_ref()
-            .or(self.stdio.stdin.as_ref())
-            .map(|f| f.as_fd())
+        exec.filter(|_| !client.gone)
     }
 
     /// The stop signal now, SIGKILL (to the whole cgroup) after the timeout.
@@ -341,13 +387,10 @@ impl Run<'_> {
 
     /// The init exited: drain its output, record the exit, delete, unmount, release the
     /// network. Every step is tried whatever failed before; the links are left to delete.
-    fn finish(mut self, outputs: Vec<(usize, OwnedFd)>, clients: &mut [Client]) -> Ended {
+    fn finish(mut self, outputs: Vec<(usize, OwnedFd)>, clients: &mut Vec<Client>) -> Ended {
         for out in &outputs {
-            let _ = nix::fcntl::fcntl(
-                &out.1,
-                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-            );
-            while self.pump(out, clients) == Pumped::Data {}
+            stdio::nonblocking(out.1.as_fd());
+            while matches!(self.pump(out, clients), Read::Data(_)) {}
         }
         if let Some(log) = &mut self.log {
             if let Err(e) = log.flush() {
@@ -376,11 +419,17 @@ impl Run<'_> {
         let mut record = containers.load(&self.id);
         let (errs, links) = crate::network::release(self.engine, &self.id, record.as_ref().ok());
         errors.extend(errs);
+        for att in &links {
+            crate::network::event(self.engine, "disconnect", att);
+        }
         let dir = containers.dir(&self.id);
         if let Err(e) = crate::bundle::teardown(&dir) {
             errors.push(e.to_string());
         }
-        reap_orphans(None);
+        // The exec'd processes went with the container's cgroup: their exits recorded too.
+        let reaped = reap_children(None);
+        self.reaped(reaped);
+        self.finish_execs(clients, true);
         let recorded = match (&lock, &mut record) {
             (Err(e), _) => Err(e.to_string()),
             (_, Err(e)) => Err(e.to_string()),
@@ -397,6 +446,13 @@ impl Run<'_> {
             }
         };
         drop(lock);
+        if let Ok(r) = &record {
+            if oom {
+                events::record(self.engine, Event::container(r, "oom"));
+            }
+            let die = Event::container(r, "die").with("exitCode", code.to_string());
+            events::record(self.engine, die);
+        }
         if let Err(e) = recorded {
             errors.push(format!("record the exit: {e}"));
         }
@@ -404,70 +460,6 @@ impl Run<'_> {
             code,
             errors,
             links,
-        }
-    }
-}
-
-/// Waits, with no timeout, until the pidfd is readable: its process exited.
-fn wait_readable(pidfd: &OwnedFd) -> nix::Result<()> {
-    loop {
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            r => return r.map(drop),
-        }
-    }
-}
-
-/// The init's exit code, shell style (128 + n for signal n), once its pidfd is readable (the
-/// kernel's word that it exited: never a stop, whoever traces it). Never blocks: a process of
-/// the container that ptrace-attached to the init is told of the exit first, and until it
-/// collects it the init is not ours to reap; the kernel's record of the exit in /proc is read
-/// instead (the pid cannot be reused while we have not reaped it).
-fn exit_code(pidfd: &OwnedFd, pid: i32, start: u64) -> i32 {
-    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
-    loop {
-        return match waitid(Id::PIDFd(pidfd.as_fd()), flags) {
-            Ok(WaitStatus::Exited(_, code)) => code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
-            Err(nix::errno::Errno::EINTR) => continue,
-            _ => zombie_exit_code(pid, start).unwrap_or(255),
-        };
-    }
-}
-
-/// The wait status /proc/<pid>/stat keeps for a zombie (field 52), as an exit code.
-fn zombie_exit_code(pid: i32, start: u64) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command's closing parenthesis: field 3 (state) is first, 22 (starttime) and
-    // 52 (exit_code) follow.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let same = fields.first() == Some(&"Z") && fields.get(19)?.parse::<u64>().ok()? == start;
-    let status: i32 = fields.get(49)?.parse().ok()?;
-    same.then(|| match status & 0x7f {
-        0 => (status >> 8) & 0xff,
-        sig => 128 + sig,
-    })
-}
-
-/// Reaps orphans the subreaper inherited; all but `init` while its exit is still to be read.
-fn reap_orphans(init: Option<i32>) {
-    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
-    loop {
-        // Peek first so the init's status is left for `exit_code`.
-        let flags = WaitPidFlag::WEXITED
-            | WaitPidFlag::WNOHANG
-            | WaitPidFlag::WNOWAIT
-            | WaitPidFlag::__WALL;
-        match waitid(Id::All, flags) {
-            Ok(WaitStatus::StillAlive) | Err(_) => return,
-            Ok(status) => match status.pid() {
-                Some(p) if Some(p.as_raw()) != init => {
-                    let _ = waitid(Id::Pid(p), WaitPidFlag::WEXITED | WaitPidFlag::__WALL);
-                }
-                _ => return,
-            },
         }
     }
 }

@@ -1,9 +1,9 @@
-//! The container's stdio as the monitor holds it: pipes (stdout, stderr, and stdin with -i)
-//! or a pty master received over a console socket; and the monitor's own stdio, which is
-//! /dev/null and `<dir>/monitor.log` once it runs on its own.
+//! A process's stdio as the monitor holds it (the container's init, an exec'd process): pipes
+//! (stdout, stderr, and stdin with -i) or a pty master received over a console socket; and
+//! the monitor's own stdio, which is /dev/null and `<dir>/monitor.log` once it runs on its own.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,90 @@ pub struct Stdio {
     pub stderr: Option<OwnedFd>,
     /// Write end of the container's stdin pipe (`-i` without `-t`).
     pub stdin: Option<OwnedFd>,
+}
+
+impl Stdio {
+    /// Where input for the process goes: the pty, or the stdin pipe.
+    pub fn input_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.tty.as_ref().or(self.stdin.as_ref()).map(|f| f.as_fd())
+    }
+
+    /// The descriptors to read the process's output from, with their stream (0 stdout, 1
+    /// stderr); the pty's is a duplicate, its original stays for input and resizes.
+    pub fn take_outputs(&mut self) -> std::io::Result<Vec<(usize, OwnedFd)>> {
+        let mut outputs = Vec::new();
+        if let Some(t) = &self.tty {
+            outputs.push((0, t.try_clone()?));
+        }
+        outputs.extend(self.stdout.take().map(|o| (0, o)));
+        outputs.extend(self.stderr.take().map(|e| (1, e)));
+        Ok(outputs)
+    }
+}
+
+/// Input for a process not written yet (its end is non-blocking: a process that does not
+/// read must not stall the monitor), and whether the end of it was asked for.
+#[derive(Default)]
+pub(super) struct Input {
+    pub(super) buf: Vec<u8>,
+    pub(super) closing: bool,
+}
+
+impl Input {
+    /// Past this much unwritten input, the monitor stops reading the clients that send it
+    /// (whose writes then block: back-pressure) until the process reads.
+    const BACKLOG: usize = 1 << 20;
+
+    pub(super) fn full(&self) -> bool {
+        self.buf.len() > Self::BACKLOG
+    }
+
+    /// Writes what `fd` takes now; true when the pipe's end should go (asked, all written).
+    pub(super) fn flush(&mut self, fd: Option<BorrowedFd<'_>>) -> bool {
+        while !self.buf.is_empty() {
+            let Some(fd) = fd else {
+                self.buf.clear();
+                break;
+            };
+            match nix::unistd::write(fd, &self.buf) {
+                Ok(n) => {
+                    self.buf.drain(..n);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return false,
+                // The process closed its stdin: what is left has nowhere to go.
+                Err(_) => self.buf.clear(),
+            }
+        }
+        self.closing
+    }
+}
+
+/// What one read of a process's output gave.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Read {
+    Data(usize),
+    Nothing,
+    End,
+}
+
+/// One read of output into `buf`.
+pub(super) fn read_output(fd: &OwnedFd, buf: &mut [u8]) -> Read {
+    match nix::unistd::read(fd, buf) {
+        Ok(0) => Read::End,
+        Ok(n) => Read::Data(n),
+        // A pty master shares its non-blocking flag with the stdin side.
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => Read::Nothing,
+        Err(_) => Read::End,
+    }
+}
+
+/// Makes `fd` non-blocking (the monitor never waits on one process's descriptor).
+pub(super) fn nonblocking(fd: BorrowedFd<'_>) {
+    let _ = nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
 }
 
 /// Points our fds 0 and 1 at /dev/null and 2 at `<dir>/monitor.log`.

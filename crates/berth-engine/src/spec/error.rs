@@ -46,8 +46,6 @@ pub enum SpecError {
          no {kind:?}); this is a bug in berth"
     )]
     MissingJoin { kind: String, container: String },
-    #[error("image config: {reason}; the image is damaged, pull it again")]
-    ImageConfig { reason: String },
     #[error("building the spec's {what}: {source}; this is a bug in berth")]
     Oci {
         what: &'static str,

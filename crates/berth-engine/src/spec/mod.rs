@@ -5,9 +5,9 @@
 mod defaults;
 mod error;
 mod etc;
-mod image;
 mod mounts;
 mod namespaces;
+mod process;
 mod resources;
 mod security;
 mod user;
@@ -21,12 +21,12 @@ pub use defaults::{CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use error::SpecError;
 pub use etc::{hosts_file, pick_host_resolv, resolv_conf};
 pub use namespaces::{USERNS_HOST_ID, USERNS_SIZE};
+pub use process::user as image_user;
 pub use resources::{limits as resource_limits, HostLimits};
 pub use security::profile as seccomp_profile;
 pub use user::{resolve as resolve_user, resolve_from as resolve_user_from, ResolvedUser};
 
 use crate::request::{NsMode, RunRequest};
-use image::ImageConfig;
 
 /// The host files bind-mounted over the container's /etc/hosts, /etc/hostname and
 /// /etc/resolv.conf (the engine writes them, e.g. with [`hosts_file`] and [`resolv_conf`]).
@@ -43,8 +43,9 @@ pub struct SpecInputs<'a> {
     /// The 64-hex container id; the default hostname is its first 12 digits.
     pub id: &'a str,
     pub request: &'a RunRequest,
-    /// The image config JSON as stored (`.config.{Env,Cmd,Entrypoint,WorkingDir,User,StopSignal}`).
-    pub image_config: &'a serde_json::Value,
+    /// The image's config, as the store read it (its `config`: Env, Cmd, Entrypoint,
+    /// WorkingDir, User, StopSignal).
+    pub image_config: &'a oci_spec::image::ImageConfiguration,
     /// Absolute, already mounted: becomes root.path.
     pub rootfs: &'a Path,
     pub etc: &'a EtcFiles,
@@ -74,12 +75,12 @@ pub const INIT_ANNOTATION: &str = berth_runtime::process::reaper::ANNOTATION;
 /// Builds the container's config.json. Every error names the flag at fault.
 pub fn build(inputs: &SpecInputs) -> Result<Built, SpecError> {
     let req = inputs.request;
-    let image = ImageConfig::parse(inputs.image_config)?;
+    let image = inputs.image_config.config().as_ref();
     let hostname = hostname(req, inputs.id)?;
-    let user_spec = req.user.as_deref().or(image.user.as_deref()).unwrap_or("");
+    let user_spec = req.user.as_deref().or(process::user(image)).unwrap_or("");
     let user = user::resolve(inputs.rootfs, user_spec, &req.group_add)?;
     let bounding = security::bounding(req, &security::host_capabilities())?;
-    let process = process(inputs, &image, &hostname, &user, &bounding)?;
+    let process = oci_process(inputs, image, &hostname, &user, &bounding)?;
     let mut spec = Spec::default();
     spec.set_process(Some(process))
         .set_root(Some(root(inputs.rootfs, req.read_only)))
@@ -97,7 +98,7 @@ pub fn build(inputs: &SpecInputs) -> Result<Built, SpecError> {
     let stop_signal = req
         .stop_signal
         .clone()
-        .or(image.stop_signal)
+        .or_else(|| image.and_then(|c| c.stop_signal().clone()))
         .unwrap_or_else(|| "SIGTERM".into());
     Ok(Built {
         spec,
@@ -160,9 +161,9 @@ fn annotations(req: &RunRequest) -> HashMap<String, String> {
     map
 }
 
-fn process(
+fn oci_process(
     inputs: &SpecInputs,
-    image: &ImageConfig,
+    image: Option<&oci_spec::image::Config>,
     hostname: &str,
     user: &ResolvedUser,
     bounding: &[Capability],
@@ -177,9 +178,9 @@ fn process(
     p.set_terminal(Some(req.tty))
         .set_console_size(None)
         .set_user(oci_user)
-        .set_args(Some(image.args(req)?))
-        .set_env(Some(image.env(req, hostname, &user.home)))
-        .set_cwd(image.cwd(req)?)
+        .set_args(Some(process::args(image, req)?))
+        .set_env(Some(process::env(image, req, hostname, &user.home)))
+        .set_cwd(process::cwd(image, req)?)
         .set_capabilities(Some(security::capabilities(bounding, user.uid)))
         .set_rlimits(Some(resources::rlimits(req, inputs.host_rlimits)?))
         .set_no_new_privileges(Some(req.no_new_privileges))

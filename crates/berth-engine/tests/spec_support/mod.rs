@@ -60,12 +60,30 @@ impl Fixture {
         self.dir.path().join("rootfs")
     }
 
+    /// The image config as the store reads it: oci-spec's, whose required fields a test's
+    /// JSON may leave out.
+    pub fn image_config(&self) -> oci_spec::image::ImageConfiguration {
+        let mut image = self.image.clone();
+        let defaults = [
+            ("architecture", json!("amd64")),
+            ("os", json!("linux")),
+            ("rootfs", json!({"type": "layers", "diff_ids": []})),
+        ];
+        for (key, value) in defaults {
+            if let Some(map) = image.as_object_mut() {
+                map.entry(key).or_insert(value);
+            }
+        }
+        serde_json::from_value(image).expect("an image config oci-spec reads")
+    }
+
     pub fn build(&self, req: &RunRequest) -> Result<Built, SpecError> {
         let rootfs = self.rootfs();
+        let image = self.image_config();
         spec::build(&SpecInputs {
             id: ID,
             request: req,
-            image_config: &self.image,
+            image_config: &image,
             rootfs: &rootfs,
             etc: &self.etc,
             joins: &self.joins,

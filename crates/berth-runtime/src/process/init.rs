@@ -103,12 +103,6 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .step(|| "write /proc/self/oom_score_adj".into())?;
     }
-    if !plan.has_mount_ns() {
-        return fail(
-            "set up the root filesystem",
-            "the container has no mount namespace: add {\"type\": \"mount\"} to linux.namespaces",
-        );
-    }
     let root = crate::rootfs::prepare(plan, &host_cgroups, &sources)?;
     drop((root, sources));
     run_hooks_inside(&ctx.create_container_hooks, "createContainer", &state)?;
@@ -127,13 +121,15 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     }
     // Before /proc/sys becomes read-only.
     write_sysctls(&plan.sysctl)?;
-    crate::rootfs::finish(plan)?;
+    if plan.has_mount_ns() {
+        crate::rootfs::finish(plan)?;
+    }
     let ours = [
         ctx.chan.raw_fd(),
         ctx.exec_fifo.as_raw_fd(),
         ctx.exec_via.raw_fd().unwrap_or(-1),
     ];
-    let exe = finalize_process(&plan.process, ctx.preserve_fds, &ours)?;
+    let exe = finalize_process(&plan.process, ctx.preserve_fds, &ours, &ctx.chan)?;
     ctx.chan
         .send(&FromInit::Created)
         .step(|| "tell the runtime the container is created".into())?;
@@ -344,7 +340,9 @@ fn run_hooks_inside(hooks: &[Hook], kind: &str, state: &str) -> StepResult<()> {
 }
 
 /// Everything between the root being ready and the exec: rlimits, fds, cwd, security, user.
-/// Shared by the init and by `exec`. Returns the program to execute.
+/// Shared by the init and by `exec`. Returns the program to execute. A seccomp filter with a
+/// listener is loaded here whatever no_new_privileges says, and its listener handed to the
+/// runtime on `chan` (see [`load_seccomp`]).
 ///
 /// Every descriptor past stdio is closed first but the preserved ones and `ours` (the
 /// runtime's own, still needed until the exec: they are made close-on-exec), so that no
@@ -352,7 +350,12 @@ fn run_hooks_inside(hooks: &[Hook], kind: &str, state: &str) -> StepResult<()> {
 /// container's working directory (CVE-2024-21626). Nothing here after the seccomp filter
 /// depends on a syscall a filter may refuse, but for what runc needs there too (prctl,
 /// capset, setgroups, setresuid, setresgid).
-pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32, ours: &[i32]) -> StepResult<CString> {
+pub fn finalize_process(
+    p: &ProcessPlan,
+    preserve_fds: u32,
+    ours: &[i32],
+    chan: &Channel,
+) -> StepResult<CString> {
     // Before any seccomp filter, which may not allow rt_sigaction: the program starts with no
     // signal ignored or blocked (Docker's containers show SigIgn 0), not with our SIGPIPE.
     berth_sys::process::default_signal_dispositions();
@@ -398,8 +401,7 @@ pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32, ours: &[i32]) -> Ste
         .step(|| "mark the runtime's descriptors close-on-exec".into())?;
     if let (Some(prog), false) = (&p.seccomp, p.no_new_privileges) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the drop.
-        berth_sys::seccomp::install_filter(&prog.insns, prog.flags)
-            .step(|| "load the seccomp filter".into())?;
+        load_seccomp(prog, chan)?;
     }
     crate::capabilities::drop_bounding(&p.capabilities)
         .step(|| "drop capabilities from the bounding set".into())?;
@@ -434,7 +436,26 @@ pub fn finalize_process(p: &ProcessPlan, preserve_fds: u32, ours: &[i32]) -> Ste
     if let Some(mask) = p.umask {
         nix::sys::stat::umask(Mode::from_bits_truncate(mask));
     }
+    if let (Some(prog), true) = (&p.seccomp, p.no_new_privileges) {
+        if prog.has_listener() {
+            // Here rather than at the exec: the runtime, which takes the listener to the
+            // agent, is gone by then.
+            load_seccomp(prog, chan)?;
+        }
+    }
     Ok(exe)
+}
+
+/// Loads `prog`, and hands its listener (SCMP_ACT_NOTIFY) to the runtime at once, which takes
+/// it to the seccomp agent: the next syscall may be one that waits for the agent's answer.
+/// `sendmsg` itself cannot be notified (seccomp.rs refuses it).
+fn load_seccomp(prog: &crate::seccomp::SeccompProgram, chan: &Channel) -> StepResult<()> {
+    let listener = prog.install().step(|| "load the seccomp filter".into())?;
+    if let Some(fd) = listener {
+        chan.send_with_fds(&FromInit::SeccompListener, &[fd.as_fd()])
+            .step(|| "hand the seccomp listener to the runtime".into())?;
+    }
+    Ok(())
 }
 
 /// After the chdir: the working directory must be under the process's root. A path through a
@@ -509,9 +530,11 @@ pub fn exec(
     via: &crate::protect::ExecVia,
 ) -> StepResult<std::convert::Infallible> {
     if let (Some(prog), true) = (&p.seccomp, p.no_new_privileges) {
-        // With no_new_privs the filter goes on last, so it constrains only the container.
-        berth_sys::seccomp::install_filter(&prog.insns, prog.flags)
-            .step(|| "load the seccomp filter".into())?;
+        // With no_new_privs the filter goes on last, so it constrains only the container (one
+        // with a listener is on already: finalize_process).
+        if !prog.has_listener() {
+            prog.install().step(|| "load the seccomp filter".into())?;
+        }
     }
     let args: Vec<CString> = p
         .args

@@ -152,9 +152,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     parent_end
         .send(&FromParent::Go { state })
         .during("tell the init to go on")?;
-    expect(&parent_end, "set up the container", |m| {
-        matches!(m, FromInit::Created)
-    })?;
+    wait_created(&parent_end, &spec, &record)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
@@ -189,9 +187,12 @@ fn prepare(opts: &CreateOptions) -> Result<Prepared> {
         env.push(format!("LISTEN_FDS={listen}"));
         env.push("LISTEN_PID=1".into());
     }
-    if plan.process.terminal && opts.console_socket.is_none() {
+    check_console(plan.process.terminal, opts.console_socket.is_some())?;
+    if opts.no_pivot && !plan.has_mount_ns() {
+        // The root would be moved over the host's /.
         return Err(Error::Config(
-            "process.terminal is true: give --console-socket (or run detached without a terminal)"
+            "unable to use no-pivot without a private MNT namespace: add {\"type\": \"mount\"} \
+             to linux.namespaces, or drop --no-pivot"
                 .into(),
         ));
     }
@@ -216,6 +217,23 @@ fn prepare(opts: &CreateOptions) -> Result<Prepared> {
         hooks,
         exec_via,
     })
+}
+
+/// runc's rules for a console socket, in its words: a process with a terminal whose caller
+/// does not stay to relay it (create, `run -d`, `exec -d`) needs one, and only such a process
+/// takes one.
+pub fn check_console(terminal: bool, console_socket: bool) -> Result<()> {
+    match (terminal, console_socket) {
+        (true, false) => Err(Error::Console(
+            "cannot allocate tty if runc will detach without setting console socket: give \
+             --console-socket, or set process.terminal to false",
+        )),
+        (false, true) => Err(Error::Console(
+            "cannot use console socket if runc will not detach or allocate tty: drop \
+             --console-socket, or set process.terminal to true",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Makes `<dir>/exec.fifo`, which `start` opens to let the init exec, and opens it O_PATH for
@@ -471,7 +489,7 @@ fn handshake(plan: &InitPlan, chan: &Channel, child: i32) -> Result<i32> {
                 got_pid = true;
             }
             FromInit::Ready => ready = true,
-            FromInit::Created => {
+            FromInit::Created | FromInit::SeccompListener => {
                 return Err(Error::Init("init skipped a step of the protocol".into()))
             }
             FromInit::Failed { step, error, exec } => {
@@ -492,12 +510,36 @@ fn recv(chan: &Channel, step: &str) -> Result<FromInit> {
         .map_err(|e| Error::Init(format!("{step}: the init exited without a word ({e})")))
 }
 
-fn expect(chan: &Channel, step: &str, ok: impl Fn(&FromInit) -> bool) -> Result<()> {
-    match recv(chan, step)? {
-        FromInit::Failed { step, error, exec } => Err(Error::from_init(&step, &error, exec)),
-        m if ok(&m) => Ok(()),
-        m => Err(Error::Init(format!("{step}: unexpected message {m:?}"))),
+/// Waits for the init's `Created`; the listener of its seccomp filter, if it sends one first,
+/// goes to the seccomp agent at once (its next syscalls may wait on the agent).
+fn wait_created(chan: &Channel, spec: &Spec, record: &Record) -> Result<()> {
+    let step = "set up the container";
+    loop {
+        let (msg, mut fds) = chan
+            .recv_with_fds::<FromInit>()
+            .map_err(|e| Error::Init(format!("{step}: the init exited without a word ({e})")))?;
+        match msg {
+            FromInit::Created => return Ok(()),
+            FromInit::SeccompListener => {
+                let (Some(seccomp), Some(listener)) = (seccomp_of(spec), fds.pop()) else {
+                    return Err(Error::Init(format!(
+                        "{step}: a seccomp listener out of place"
+                    )));
+                };
+                let creating = oci_spec::runtime::ContainerState::Creating;
+                crate::seccomp::agent::hand_over(seccomp, record, creating, record.pid, listener)?;
+            }
+            FromInit::Failed { step, error, exec } => {
+                return Err(Error::from_init(&step, &error, exec))
+            }
+            m => return Err(Error::Init(format!("{step}: unexpected message {m:?}"))),
+        }
     }
+}
+
+/// The spec's seccomp profile.
+pub(crate) fn seccomp_of(spec: &Spec) -> Option<&oci_spec::runtime::LinuxSeccomp> {
+    spec.linux().as_ref()?.seccomp().as_ref()
 }
 
 fn write_id_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {

@@ -19,6 +19,8 @@
 //!        MountSources + fds ────────────────▶ (kept for the bind mounts)
 //!        Go ────────────────────────────────▶ cgroup ns, rootfs, createContainer hooks,
 //!                                              pivot_root, tty, user, capabilities, seccomp
+//!        ◀───────────── SeccompListener + fd   [SCMP_ACT_NOTIFY] the filter's listener
+//!  send it to the seccomp agent
 //!        ◀────────────────────────── Created
 //!  write the pid file, exit                    block opening exec.fifo for writing
 //!  ...                                         ...
@@ -40,6 +42,9 @@ pub enum FromInit {
     Pid(i32),
     Ready,
     Created,
+    /// The listener of the process's seccomp filter (SCMP_ACT_NOTIFY), passed along, sent as
+    /// soon as the filter is loaded: the runtime hands it to the seccomp agent at once.
+    SeccompListener,
     Failed {
         step: String,
         error: String,

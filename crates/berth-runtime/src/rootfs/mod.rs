@@ -27,18 +27,23 @@ const NONE: Option<&str> = None;
 /// /proc/self/cgroup as read before it unshared its cgroup namespace (the host's paths, which
 /// cgroup mounts bind); `sources`, bind sources the runtime opened for it.
 pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> StepResult<OwnedFd> {
-    mount(NONE, "/", NONE, plan.root_propagation, NONE)
-        .step(|| "set the propagation of / before setting up the root".into())?;
     let rootfs = &plan.rootfs;
-    holder_private(rootfs)?;
-    mount(
-        Some(rootfs),
-        rootfs,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        NONE,
-    )
-    .step(|| format!("bind mount the root filesystem {}", rootfs.display()))?;
+    // These serve a mount namespace of the container's own (its mounts kept from the host,
+    // pivot_root): in the host's, where a container without one runs, they would change the
+    // host's mounts for good.
+    if plan.has_mount_ns() {
+        mount(NONE, "/", NONE, plan.root_propagation, NONE)
+            .step(|| "set the propagation of / before setting up the root".into())?;
+        holder_private(rootfs)?;
+        mount(
+            Some(rootfs),
+            rootfs,
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE,
+        )
+        .step(|| format!("bind mount the root filesystem {}", rootfs.display()))?;
+    }
     let root = nix::fcntl::open(
         rootfs,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -419,11 +424,14 @@ fn holder_private(rootfs: &Path) -> StepResult<()> {
 
 /// `pivot_root(".", ".")` then a lazy unmount of the old root stacked beneath: no put_old
 /// directory is needed (crun's do_pivot). With `no_pivot`, move the root over / and chroot,
-/// for roots on ramfs where pivot_root is refused.
+/// for roots on ramfs where pivot_root is refused. In the host's mount namespace, a chroot
+/// alone, as runc does there.
 pub fn enter(plan: &InitPlan, no_pivot: bool) -> StepResult<()> {
     let rootfs = &plan.rootfs;
     nix::unistd::chdir(rootfs).step(|| format!("chdir to {}", rootfs.display()))?;
-    if no_pivot {
+    if !plan.has_mount_ns() {
+        nix::unistd::chroot(".").step(|| "chroot into the root filesystem".into())?;
+    } else if no_pivot {
         mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE)
             .step(|| "move the root filesystem onto /".into())?;
         nix::unistd::chroot(".").step(|| "chroot into the root filesystem".into())?;

@@ -91,23 +91,30 @@ fn rule_with_the_default_action_is_dropped() {
     assert_eq!(plain, same);
 }
 
+/// SCMP_ACT_NOTIFY: as runc, never the default action nor for write, and only with an agent
+/// to hand the listener to; the filter is then loaded with a listener.
 #[test]
-fn notify_is_refused_clearly() {
+fn notify_needs_an_agent_and_gets_a_listener() {
     let notify = LinuxSeccompAction::ScmpActNotify;
-    let err = compile(&filter(notify, vec![])).unwrap_err();
-    assert!(
-        matches!(err, SeccompError::NotifyUnsupported { .. }),
-        "{err}"
-    );
-    let spec = filter(
-        LinuxSeccompAction::ScmpActAllow,
-        vec![rule(&["read"], notify, None)],
-    );
-    let err = compile(&spec).unwrap_err().to_string();
-    assert!(
-        err.contains("SCMP_ACT_NOTIFY of syscalls read is unsupported"),
-        "{err}"
-    );
+    let allow = LinuxSeccompAction::ScmpActAllow;
+    let mut spec = filter(notify, vec![]);
+    spec.set_listener_path(Some("/run/agent.sock".into()));
+    let err = compile(&spec).unwrap_err();
+    assert!(matches!(err, SeccompError::NotifyDefault), "{err}");
+    for syscall in ["write", "sendmsg"] {
+        let mut spec = filter(allow, vec![rule(&["read", syscall], notify, None)]);
+        spec.set_listener_path(Some("/run/agent.sock".into()));
+        let err = compile(&spec).unwrap_err().to_string();
+        let words = format!("SCMP_ACT_NOTIFY cannot be used for the {syscall} syscall");
+        assert!(err.contains(&words), "{err}");
+    }
+    let mut spec = filter(allow, vec![rule(&["mkdir"], notify, None)]);
+    let err = compile(&spec).unwrap_err();
+    assert!(matches!(err, SeccompError::NoListenerPath), "{err}");
+    spec.set_listener_path(Some("/run/agent.sock".into()));
+    let program = compile(&spec).unwrap();
+    assert!(program.has_listener());
+    assert!(!compile(&filter(allow, vec![])).unwrap().has_listener());
 }
 
 #[test]
@@ -212,6 +219,13 @@ fn flags_map_to_kernel_bits() {
     spec.set_flags(Some(vec![SeccompFilterFlagWaitKillableRecv]));
     let err = compile(&spec).unwrap_err();
     assert!(matches!(err, SeccompError::UnsupportedFlag { .. }), "{err}");
+    // With a listener: WAIT_KILLABLE_RECV is taken, and TSYNC comes with TSYNC_ESRCH.
+    let notify = rule(&["mkdir"], LinuxSeccompAction::ScmpActNotify, None);
+    spec.set_syscalls(Some(vec![notify]));
+    spec.set_listener_path(Some("/run/agent.sock".into()));
+    assert_eq!(compile(&spec).unwrap().flags, 0b10_1000);
+    spec.set_flags(Some(vec![SeccompFilterFlagTsync]));
+    assert_eq!(compile(&spec).unwrap().flags, 0b1_1001);
 }
 
 #[test]
@@ -352,7 +366,10 @@ fn run_in_child(name: &str) {
 fn install(spec: &LinuxSeccomp) {
     let program = compile(spec).unwrap();
     nix::sys::prctl::set_no_new_privs().unwrap();
-    program.install().unwrap();
+    assert!(
+        program.install().unwrap().is_none(),
+        "a listener without notify rules"
+    );
     let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
     assert!(status.lines().any(|l| l == "Seccomp:\t2"), "{status}");
 }

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::Read;
 
 use anyhow::{Context as _, Result};
-use berth_image::archive::import::{import, Change};
+use berth_image::archive::import::Change;
 use berth_image::Reference;
 use clap::Args;
 
@@ -46,9 +46,9 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<()> {
     } else {
         Box::new(File::open(&args.file).with_context(|| format!("open {}", args.file))?)
     };
-    let store = ctx.store()?;
+    let engine = ctx.engine()?;
     let source = args.message.clone().unwrap_or_else(|| args.file.clone());
-    let image = import(&store, input, &changes, name.as_ref(), &source)?;
+    let image = berth_engine::images::import(&engine, input, &changes, name.as_ref(), &source)?;
     outln!("{}", image.id());
     Ok(())
 }

@@ -5,7 +5,6 @@ use std::io::{BufReader, IsTerminal, Read};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
-use berth_image::archive;
 use berth_image::progress::Silent;
 use clap::Args;
 
@@ -43,8 +42,9 @@ fn load(ctx: &Context, args: LoadArgs) -> Result<()> {
         }
         None => Box::new(std::io::stdin().lock()),
     };
-    let store = ctx.store()?;
-    let loaded = archive::load(&store, BufReader::with_capacity(1 << 20, input), &Silent)?;
+    let engine = ctx.engine()?;
+    let input = BufReader::with_capacity(1 << 20, input);
+    let loaded = berth_engine::images::load(&engine, input, &Silent)?;
     for image in loaded {
         if image.names.is_empty() {
             outln!("Loaded image ID: {}", image.id);

@@ -1,5 +1,6 @@
 //! One module per command: an argument struct and a `run` that acts on it.
 
+pub mod events;
 pub mod history;
 pub mod images;
 pub mod import;
@@ -56,24 +57,14 @@ impl Context {
         Ok(berth_engine::Engine::open(&self.global.root, &exe)?)
     }
 
-    /// Which images the containers use, for rmi, prune, images and system df.
-    pub fn image_usage(&self) -> Result<ImageUsageTable> {
-        let engine = self.engine()?;
-        let mut table = ImageUsageTable::default();
-        for record in engine.containers.all()? {
-            let live = record.state.status.is_live();
-            let entry = table.by_image.entry(record.image_id.clone()).or_default();
-            entry.containers += 1;
-            entry.running += usize::from(live);
-            table.df.total += 1;
-            table.df.active += usize::from(live);
-            let size = dir_size(&engine.containers.dir(&record.id).join("upper"));
-            table.df.size += size;
-            if !live {
-                table.df.reclaimable += size;
-            }
+    /// Which images the containers use (for rmi, prune, images and system df), each
+    /// container whose record could not be read named on stderr.
+    pub fn image_usage(&self) -> Result<berth_engine::images::Usage> {
+        let usage = berth_engine::images::usage(&self.engine()?)?;
+        for skipped in &usage.skipped {
+            eprintln!("berth: {skipped}");
         }
-        Ok(table)
+        Ok(usage)
     }
 
     pub fn registry_options(&self) -> RegistryOptions {
@@ -84,35 +75,12 @@ impl Context {
     }
 }
 
-/// Containers per image id, and the containers' share of `system df`.
-#[derive(Default)]
-pub struct ImageUsageTable {
-    by_image: std::collections::HashMap<String, berth_image::store::ImageUse>,
-    df: system_df::ContainersDf,
-}
-
-impl ImageUsageTable {
-    fn of(&self, id: &oci_spec::image::Digest) -> berth_image::store::ImageUse {
-        self.by_image
-            .get(&id.to_string())
-            .cloned()
-            .unwrap_or_default()
+/// The containers listed, each one whose record could not be read named on stderr.
+pub fn listed(listing: berth_engine::records::Listing) -> Vec<berth_engine::records::Record> {
+    for skipped in &listing.skipped {
+        eprintln!("berth: {skipped}");
     }
-}
-
-/// Bytes under `dir`, not following symlinks (a container's writable layer).
-fn dir_size(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
+    listing.records
 }
 
 /// Docker's confirmation before a prune: "WARNING! <what>" and the question on stdout, then one
@@ -178,7 +146,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run(&ctx, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => {
             let usage = ctx.image_usage()?;
-            rmi::run_with(&ctx, a, &|d| usage.of(d))
+            rmi::run(&ctx, a, &usage)
         }
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&ctx, a),
@@ -187,16 +155,17 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
         Command::Image(ImageCommand::Prune(a)) => {
             let usage = ctx.image_usage()?;
-            prune::run_with(&ctx, a, &|d| usage.of(d))
+            prune::run(&ctx, a, &usage)
         }
         Command::System(SystemCommand::Df(a)) => {
             let usage = ctx.image_usage()?;
-            system_df::run_with(&ctx, a, &|d| usage.of(d), &usage.df)
+            system_df::run_with(&ctx, a, &|d| usage.of(d), &usage.containers)
         }
         Command::Version(a) => version::run(a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::run(&ctx, a),
         Command::System(SystemCommand::Prune(a)) => return system_prune::run(&ctx, a),
         Command::System(SystemCommand::Service(a)) => service::run(&ctx, a),
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::run(&ctx, a),
     };
     done.map(|()| 0)
 }

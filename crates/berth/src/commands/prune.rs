@@ -2,9 +2,8 @@
 //! never an image a container uses.
 
 use anyhow::Result;
-use berth_image::store::ImageUsage;
+use berth_engine::images::{self, Usage};
 use clap::Args;
-use oci_spec::image::Digest;
 
 use super::Context;
 use crate::format::human_size;
@@ -20,7 +19,7 @@ pub struct PruneArgs {
 }
 
 /// `image prune` with the engine's answer to "which containers use this image ID".
-pub fn run_with(ctx: &Context, args: PruneArgs, usage: ImageUsage) -> Result<()> {
+pub fn run(ctx: &Context, args: PruneArgs, usage: &Usage) -> Result<()> {
     let what = if args.all {
         "all images without at least one container associated to them"
     } else {
@@ -29,7 +28,7 @@ pub fn run_with(ctx: &Context, args: PruneArgs, usage: ImageUsage) -> Result<()>
     if !super::confirmed(args.force, &format!("This will remove {what}."))? {
         return Ok(());
     }
-    let (deleted, freed) = remove_unused(ctx, args.all, usage)?;
+    let (deleted, freed) = images::prune(&ctx.engine()?, args.all, usage)?;
     if !deleted.is_empty() {
         outln!("Deleted Images:");
         deleted.iter().for_each(|id| outln!("deleted: {id}"));
@@ -37,18 +36,4 @@ pub fn run_with(ctx: &Context, args: PruneArgs, usage: ImageUsage) -> Result<()>
     }
     outln!("Total reclaimed space: {}", human_size(freed));
     Ok(())
-}
-
-/// Removes the untagged images (every one with `all`) no container uses, then what nothing
-/// refers to any more; returns the IDs removed and the bytes freed. Also `system prune`'s.
-pub fn remove_unused(ctx: &Context, all: bool, usage: ImageUsage) -> Result<(Vec<Digest>, u64)> {
-    let store = ctx.store()?;
-    let mut deleted = Vec::new();
-    for image in store.images()? {
-        if (all || image.repo_tags.is_empty()) && !usage(image.id()).in_use() {
-            store.remove_image(&image.manifest_digest)?;
-            deleted.push(image.id().clone());
-        }
-    }
-    Ok((deleted, store.gc()?.bytes_freed))
 }

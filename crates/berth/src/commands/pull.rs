@@ -1,7 +1,7 @@
 //! `berth pull`: fetch an image from a registry.
 
 use anyhow::Result;
-use berth_image::registry::pull::{pull, PullOptions};
+use berth_engine::images;
 use berth_image::{Platform, Reference};
 use clap::Args;
 
@@ -26,12 +26,8 @@ pub fn run(ctx: &Context, args: PullArgs) -> Result<()> {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let options = PullOptions {
-        platform,
-        registry: ctx.registry_options(),
-        ..PullOptions::default()
-    };
-    let store = ctx.store()?;
+    let engine = ctx.engine()?;
+    let store = engine.images()?;
     let printer = Printer::new(Direction::Pull, args.quiet);
     if !args.quiet {
         if reference.digest().is_none() && !args.image.contains(':') {
@@ -44,7 +40,13 @@ pub fn run(ctx: &Context, args: PullArgs) -> Result<()> {
         );
     }
     let before = store.find(&reference)?.map(|i| i.manifest_digest);
-    let image = pull(&store, &reference, &options, &printer)?;
+    let image = images::pull(
+        &engine,
+        &reference,
+        platform,
+        &ctx.registry_options(),
+        &printer,
+    )?;
     if !args.quiet {
         let status = if before.as_ref() == Some(&image.manifest_digest) {
             "Image is up to date for"

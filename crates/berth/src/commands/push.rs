@@ -1,8 +1,9 @@
 //! `berth push`: upload an image, or every tag of a repository (`-a`), to a registry.
 
-use anyhow::{bail, Result};
-use berth_image::registry::push::{push, PushOptions};
-use berth_image::{Image, Reference, Store};
+use anyhow::Result;
+use berth_engine::images;
+use berth_image::registry::push::PushOptions;
+use berth_image::Reference;
 use clap::Args;
 
 use super::Context;
@@ -24,11 +25,12 @@ pub struct PushArgs {
 }
 
 pub fn run(ctx: &Context, args: PushArgs) -> Result<()> {
-    let store = ctx.store()?;
+    let engine = ctx.engine()?;
     let targets = if args.all_tags {
-        every_tag(&store, &args.image)?
+        images::every_tag(&engine, &args.image)?
     } else {
-        vec![(Reference::parse(&args.image)?, store.resolve(&args.image)?)]
+        let image = engine.images()?.resolve(&args.image)?;
+        vec![(Reference::parse(&args.image)?, image)]
     };
     let options = PushOptions {
         chunk_size: args.chunk_size.max(1),
@@ -39,38 +41,10 @@ pub fn run(ctx: &Context, args: PushArgs) -> Result<()> {
         outln!("The push refers to repository [{}]", targets[0].0.name());
     }
     for (target, image) in &targets {
-        let digest = push(&store, image, target, &options, &printer)?;
+        let digest = images::push(&engine, image, target, &options, &printer)?;
         if args.quiet {
             outln!("{target}@{digest}");
         }
     }
     Ok(())
-}
-
-/// Every tagged image of the repository `name`, as (tag, image), in tag order.
-fn every_tag(store: &Store, name: &str) -> Result<Vec<(Reference, Image)>> {
-    let repo = Reference::parse_named(name)?;
-    if repo.tag().is_some() || repo.digest().is_some() {
-        bail!("tag can't be used with --all-tags/-a");
-    }
-    let mut targets: Vec<(Reference, Image)> = store
-        .images()?
-        .into_iter()
-        .flat_map(|image| {
-            image
-                .repo_tags
-                .iter()
-                .filter(|t| t.name() == repo.name())
-                .map(|t| (t.clone(), image.clone()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    if targets.is_empty() {
-        bail!(
-            "An image does not exist locally with the tag: {}",
-            repo.familiar_name()
-        );
-    }
-    targets.sort_by_key(|(t, _)| t.to_string());
-    Ok(targets)
 }

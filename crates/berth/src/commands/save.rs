@@ -5,8 +5,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
-use berth_image::archive::{docker, oci, Format};
-use berth_image::{Image, Reference, Store};
+use berth_image::archive::Format;
 use clap::Args;
 
 use super::Context;
@@ -32,12 +31,7 @@ pub fn run(ctx: &Context, args: SaveArgs) -> Result<()> {
     if args.output.is_none() && std::io::stdout().is_terminal() {
         bail!("cowardly refusing to save to a terminal; use the -o flag or redirect");
     }
-    let store = ctx.store()?;
-    let images = args
-        .images
-        .iter()
-        .map(|i| selection(&store, i))
-        .collect::<Result<Vec<_>>>()?;
+    let engine = ctx.engine()?;
     let out: Box<dyn Write> = match &args.output {
         Some(path) => {
             Box::new(File::create(path).with_context(|| format!("create {}", path.display()))?)
@@ -45,19 +39,6 @@ pub fn run(ctx: &Context, args: SaveArgs) -> Result<()> {
         None => Box::new(std::io::stdout().lock()),
     };
     let out = BufWriter::with_capacity(1 << 20, out);
-    match format {
-        Format::Docker => docker::save(&store, &images, out)?,
-        Format::Oci => oci::save(&store, &images, out)?,
-    }
+    berth_engine::images::save(&engine, &args.images, format, out)?;
     Ok(())
-}
-
-/// An image and the names to record for it: the one asked for, or all its tags for an ID.
-fn selection(store: &Store, input: &str) -> Result<(Image, Vec<Reference>)> {
-    let image = store.resolve(input)?;
-    let names = match Reference::parse(input) {
-        Ok(r) if image.repo_tags.contains(&r) => vec![r],
-        _ => image.repo_tags.clone(),
-    };
-    Ok((image, names))
 }

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use anyhow::Result;
+use berth_engine::images::ContainersDf;
 use berth_image::store::ImageUsage;
 use clap::Args;
 
@@ -11,16 +12,6 @@ use crate::format::{human_size, print_table};
 
 #[derive(Args, Debug)]
 pub struct DfArgs {}
-
-/// The Containers row, from the engine: how many, how many run, and their writable layers.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ContainersDf {
-    pub total: usize,
-    pub active: usize,
-    pub size: u64,
-    /// What removing the stopped ones would free.
-    pub reclaimable: u64,
-}
 
 /// `system df` with the engine's answers: which containers use each image ID, and the
 /// containers' own row.

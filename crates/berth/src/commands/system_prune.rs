@@ -9,7 +9,7 @@ use berth_net::NetStore;
 use clap::Args;
 
 use super::Context;
-use crate::container::manage::remove_stopped;
+use crate::container::manage::pruned;
 use crate::format::human_size;
 
 #[derive(Args, Debug)]
@@ -32,12 +32,9 @@ pub fn run(ctx: &Context, args: SystemPruneArgs) -> Result<i32> {
     let engine = ctx.engine()?;
     let mut freed = 0;
 
-    let mut containers = Vec::new();
-    let failed = remove_stopped(&engine, |id, size| {
-        containers.push(id.to_string());
-        freed += size;
-    })?;
-    section("Deleted Containers:", &containers);
+    let containers = pruned(&engine)?;
+    freed += containers.freed;
+    section("Deleted Containers:", &containers.removed);
 
     let networks = NetStore::open(&ctx.global.root, Path::new(""))
         .context("open the network store")?
@@ -52,13 +49,13 @@ pub fn run(ctx: &Context, args: SystemPruneArgs) -> Result<i32> {
 
     // Asked only now: the containers just removed no longer hold their images.
     let usage = ctx.image_usage()?;
-    let (images, bytes) = super::prune::remove_unused(ctx, args.all, &|d| usage.of(d))?;
+    let (images, bytes) = berth_engine::images::prune(&engine, args.all, &usage)?;
     freed += bytes;
     let images: Vec<String> = images.iter().map(|id| format!("deleted: {id}")).collect();
     section("Deleted Images:", &images);
 
     outln!("Total reclaimed space: {}", human_size(freed));
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(if containers.failed.is_empty() { 0 } else { 1 })
 }
 
 /// Docker's list of what will go, which depends on the flags.

@@ -1,7 +1,6 @@
 //! `berth tag`: give an image another name.
 
 use anyhow::Result;
-use berth_image::Reference;
 use clap::Args;
 
 use super::Context;
@@ -15,15 +14,7 @@ pub struct TagArgs {
 }
 
 pub fn run(ctx: &Context, args: TagArgs) -> Result<()> {
-    let target = Reference::parse(&args.target)?;
-    if target.digest().is_some() {
-        anyhow::bail!(
-            "tag {}: a tag cannot name a digest; use NAME[:TAG]",
-            args.target
-        );
-    }
-    let store = ctx.store()?;
-    let image = store.resolve(&args.source)?;
-    store.tag(&image, &target)?;
+    let engine = ctx.engine()?;
+    berth_engine::images::tag(&engine, &args.source, &args.target)?;
     Ok(())
 }

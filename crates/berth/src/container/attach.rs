@@ -1,10 +1,8 @@
-//! `attach`: our terminal on a running container's stdio, through its monitor's socket
-//! (a Hello frame, then the relay `run` uses); Ctrl-P Ctrl-Q detaches, leaving it running.
+//! `attach`: our terminal on a running container's stdio, through an engine session (the
+//! relay `run` uses); Ctrl-P Ctrl-Q detaches, leaving it running.
 
-use anyhow::{bail, Context as _, Result};
-use berth_engine::lifecycle;
-use berth_engine::monitor::proto::{self, Kind};
-use berth_engine::records::Status;
+use anyhow::Result;
+use berth_engine::attach;
 use clap::Args;
 
 use super::relay::{self, RawMode};
@@ -20,33 +18,17 @@ pub struct AttachArgs {
 
 pub fn run(ctx: &Context, args: AttachArgs) -> Result<i32> {
     let engine = ctx.engine()?;
-    let record = lifecycle::refresh(&engine, engine.containers.find(&args.container)?)?;
-    match record.state.status {
-        Status::Running => {}
-        Status::Paused => bail!(
-            "container {} is paused: unpause it before attaching",
-            args.container
-        ),
-        _ => bail!(
-            "cannot attach to container {}: it is not running (start it first)",
-            args.container
-        ),
-    }
-    // As Docker: stdin only if the container was started with -i to keep it open.
-    let stdin = !args.no_stdin && record.request.interactive;
+    // Our terminal's size whatever the container's mode: the monitor applies it to a pty only.
+    let options = relay::attached(!args.no_stdin, true);
+    let (record, mut session) = attach::attach(&engine, &args.container, &options)?;
+    // What the engine granted: stdin only to a container created with -i.
+    let stdin = options.stdin && record.request.interactive;
     let tty = record.request.tty;
-    let mut session = lifecycle::connect(&engine, &record)?;
-    proto::write_json(
-        &mut session.stream,
-        Kind::Hello,
-        &relay::attached_hello(stdin, tty),
-    )
-    .with_context(|| format!("talk to the monitor of {}", args.container))?;
     let _raw = (tty && stdin).then(RawMode::enable);
     Ok(relay::exit_code(
         &engine,
         &record.id,
-        &mut session.stream,
+        &mut session,
         stdin,
         tty,
     )?)

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use berth_engine::lifecycle;
-use berth_engine::monitor::proto::Hello;
 use berth_engine::Engine;
 use clap::Args;
 
@@ -99,8 +98,7 @@ pub fn stop(ctx: &Context, args: StopArgs) -> Result<i32> {
 pub fn restart(ctx: &Context, args: StopArgs) -> Result<i32> {
     let engine = ctx.engine()?;
     each(&args.containers, |key| {
-        let record = lifecycle::stop(&engine, key, args.time, args.signal.as_deref())?;
-        lifecycle::start(&engine, &record.id, &Hello::default())?;
+        lifecycle::restart(&engine, key, args.time, args.signal.as_deref())?;
         Ok(Some(key.to_string()))
     })
 }
@@ -146,44 +144,28 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> Result<i32> {
     if !crate::commands::confirmed(args.force, "This will remove all stopped containers.")? {
         return Ok(0);
     }
-    let engine: Engine = ctx.engine()?;
-    let mut removed = Vec::new();
-    let mut freed = 0;
-    let failed = remove_stopped(&engine, |id, size| {
-        removed.push(id.to_string());
-        freed += size;
-    })?;
-    if !removed.is_empty() {
+    let pruned = pruned(&ctx.engine()?)?;
+    if !pruned.removed.is_empty() {
         outln!("Deleted Containers:");
-        removed.iter().for_each(|id| outln!("{id}"));
+        pruned.removed.iter().for_each(|id| outln!("{id}"));
         outln!();
     }
     outln!(
         "Total reclaimed space: {}",
-        crate::format::human_size(freed)
+        crate::format::human_size(pruned.freed)
     );
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(if pruned.failed.is_empty() { 0 } else { 1 })
 }
 
-/// Removes every container not running, paused or restarting, calling `removed` with each id
-/// and the bytes of its writable layer; failures go to stderr and are counted. Also
-/// `system prune`'s.
-pub fn remove_stopped(engine: &Engine, mut removed: impl FnMut(&str, u64)) -> Result<usize> {
-    let mut failed = 0;
-    for record in engine.containers.all()? {
-        let record = lifecycle::refresh(engine, record)?;
-        if record.state.status.is_live() {
-            continue;
-        }
-        let size =
-            berth_engine::volumes::disk_usage(&engine.containers.dir(&record.id).join("upper"));
-        match lifecycle::remove(engine, &record.id, false, false) {
-            Ok(_) => removed(&record.id, size),
-            Err(e) => {
-                eprintln!("berth: {e}");
-                failed += 1;
-            }
-        }
+/// The engine's container prune, what it skipped and what failed on stderr. Also `system
+/// prune`'s.
+pub fn pruned(engine: &Engine) -> Result<berth_engine::prune::Pruned> {
+    let pruned = berth_engine::prune::containers(engine)?;
+    for skipped in &pruned.skipped {
+        eprintln!("berth: {skipped}");
     }
-    Ok(failed)
+    for e in &pruned.failed {
+        eprintln!("berth: {e}");
+    }
+    Ok(pruned)
 }

@@ -3,17 +3,14 @@
 //! is private, the host's or shared with another container. `--all` lists every namespace
 //! berth's containers use, as `lsns` does, grouped by container.
 
-use std::collections::BTreeMap;
-
-use anyhow::{bail, Result};
-use berth_engine::ns::{self, Inodes, Sharing};
+use anyhow::Result;
+use berth_engine::ns::{self, Sharing};
 use berth_engine::records::Record;
-use berth_engine::{lifecycle, Engine};
+use berth_engine::Engine;
 use clap::Args;
 use serde_json::{json, Value};
 
 use crate::commands::Context;
-use crate::container::top;
 
 #[derive(Args, Debug)]
 pub struct NsArgs {
@@ -32,15 +29,11 @@ pub fn run(ctx: &Context, args: NsArgs) -> Result<i32> {
     if args.all {
         return all(&engine, args.json);
     }
-    let mut reports = Vec::new();
-    for key in &args.containers {
-        let record = lifecycle::refresh(&engine, engine.containers.find(key)?)?;
-        if ns::live_pid(&record).is_none() {
-            bail!("container {key} is not running: it has no namespaces to show");
-        }
-        let rows = ns::report(&engine, &record)?;
-        reports.push((record, rows));
-    }
+    let reports = args
+        .containers
+        .iter()
+        .map(|key| ns::container(&engine, key))
+        .collect::<Result<Vec<_>, _>>()?;
     if args.json {
         let out: Vec<Value> = reports
             .iter()
@@ -112,65 +105,43 @@ fn report_json(r: &Record, rows: &[ns::Row]) -> Value {
 /// `--all`: per running container, each namespace its processes are in, with lsns' NPROCS and
 /// PID counted over the whole system, and the verdict against the host and the others.
 fn all(engine: &Engine, as_json: bool) -> Result<i32> {
-    let mut running = Vec::new();
-    for r in engine.containers.all()? {
-        let r = lifecycle::refresh(engine, r)?;
-        if let Some(pid) = ns::live_pid(&r) {
-            running.push((r, ns::inodes(Some(pid))));
-        }
-    }
-    let usage = ns::system_usage();
-    let host = ns::inodes(None);
-    let mut json_out = Vec::new();
-    for (i, (record, _)) in running.iter().enumerate() {
-        let others: Vec<(String, Inodes)> = running
+    let all = ns::all(engine)?;
+    if as_json {
+        let out: Vec<Value> = all
             .iter()
-            .filter(|(o, _)| o.id != record.id)
-            .map(|(o, n)| (o.name.clone(), n.clone()))
+            .map(|(record, rows)| {
+                let rows: Vec<Value> = rows
+                    .iter()
+                    .map(|r| {
+                        json!({"NS": r.inode, "Type": r.kind, "NProcs": r.usage.nprocs,
+                            "Pid": r.usage.pid, "Sharing": r.sharing.to_string(), "Command": r.command})
+                    })
+                    .collect();
+                json!({"Id": record.id, "Name": record.name, "Namespaces": rows})
+            })
             .collect();
-        let pids = berth_runtime::container::pids(&engine.runtime, &record.id).unwrap_or_default();
-        let mut seen: BTreeMap<(&str, u64), Sharing> = BTreeMap::new();
-        for pid in std::iter::once(record.state.pid).chain(pids) {
-            let mine = ns::inodes(Some(pid));
-            for kind in ns::LSNS_KINDS {
-                if let Some(ino) = mine.get(kind) {
-                    seen.entry((kind, *ino))
-                        .or_insert_with(|| ns::verdict(kind, &mine, &host, &others));
-                }
-            }
-        }
-        let rows: Vec<Vec<String>> = seen
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    for (i, (record, rows)) in all.iter().enumerate() {
+        let table: Vec<Vec<String>> = rows
             .iter()
-            .map(|((kind, ino), sharing)| {
-                let u = usage.get(&(*kind, *ino)).copied().unwrap_or_default();
-                let cmd = top::read_proc(u.pid)
-                    .map(|p| p.command())
-                    .unwrap_or_default();
+            .map(|r| {
                 vec![
-                    ino.to_string(),
-                    kind.to_string(),
-                    u.nprocs.to_string(),
-                    u.pid.to_string(),
-                    sharing.to_string(),
-                    cmd,
+                    r.inode.to_string(),
+                    r.kind.to_string(),
+                    r.usage.nprocs.to_string(),
+                    r.usage.pid.to_string(),
+                    r.sharing.to_string(),
+                    r.command.clone(),
                 ]
             })
             .collect();
-        if as_json {
-            json_out.push(json!({"Id": record.id, "Name": record.name, "Namespaces": rows.iter().map(|r| json!({
-                "NS": r[0].parse::<u64>().unwrap_or(0), "Type": r[1], "NProcs": r[2].parse::<u32>().unwrap_or(0),
-                "Pid": r[3].parse::<i32>().unwrap_or(0), "Sharing": r[4], "Command": r[5],
-            })).collect::<Vec<_>>()}));
-            continue;
-        }
         outln!("{}{}", if i > 0 { "\n" } else { "" }, title(record));
         crate::format::print_table(
             &["NS", "TYPE", "NPROCS", "PID", "SHARING", "COMMAND"],
-            &rows,
+            &table,
         );
-    }
-    if as_json {
-        outln!("{}", serde_json::to_string_pretty(&json_out)?);
     }
     Ok(0)
 }

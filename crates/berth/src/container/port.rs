@@ -1,8 +1,8 @@
 //! `port`: the published ports of a container, from its network attachment.
 
 use anyhow::Result;
+use berth_engine::records::Record;
 use clap::Args;
-use serde_json::Value;
 
 use crate::commands::Context;
 
@@ -13,36 +13,9 @@ pub struct PortArgs {
     pub port: Option<String>,
 }
 
-/// The published ports as (container "80/tcp", host "0.0.0.0:8080").
-pub fn mappings(network: &Value) -> Vec<(String, String)> {
-    let Some(ports) = network.get("ports").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    ports
-        .iter()
-        .map(|p| {
-            let get = |k: &str| {
-                p.get(k)
-                    .map(|v| v.to_string().trim_matches('"').to_string())
-                    .unwrap_or_default()
-            };
-            let ip = get("host_ip");
-            let ip = if ip.is_empty() {
-                "0.0.0.0".to_string()
-            } else {
-                ip
-            };
-            (
-                format!("{}/{}", get("container_port"), get("protocol")),
-                format!("{ip}:{}", get("host_port")),
-            )
-        })
-        .collect()
-}
-
 /// Docker's PORTS column: `0.0.0.0:8080->80/tcp, ...`.
-pub fn ports_text(network: &Value) -> String {
-    mappings(network)
+pub fn ports_text(record: &Record) -> String {
+    berth_engine::inspect::ports(record)
         .iter()
         .map(|(c, h)| format!("{h}->{c}"))
         .collect::<Vec<_>>()
@@ -52,7 +25,6 @@ pub fn ports_text(network: &Value) -> String {
 pub fn run(ctx: &Context, args: PortArgs) -> Result<i32> {
     let engine = ctx.engine()?;
     let record = engine.containers.find(&args.container)?;
-    let network = record.network.unwrap_or(Value::Null);
     let want = args.port.map(|p| {
         if p.contains('/') {
             p
@@ -61,7 +33,7 @@ pub fn run(ctx: &Context, args: PortArgs) -> Result<i32> {
         }
     });
     let mut found = false;
-    for (c, h) in mappings(&network) {
+    for (c, h) in berth_engine::inspect::ports(&record) {
         match &want {
             Some(w) if *w == c => {
                 outln!("{h}");

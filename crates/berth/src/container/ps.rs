@@ -68,10 +68,7 @@ pub fn run(ctx: &Context, args: PsArgs) -> Result<i32> {
             bail!("--filter {k}: berth filters on status, name, label, ancestor and id");
         }
     }
-    let mut records = Vec::new();
-    for r in engine.containers.all()? {
-        records.push(lifecycle::refresh(&engine, r)?);
-    }
+    let mut records = crate::commands::listed(lifecycle::list(&engine)?);
     records.reverse();
     let limit = if args.latest { Some(1) } else { args.last };
     let show_all = args.all || limit.is_some() || filters.iter().any(|(k, _)| k == "status");
@@ -153,11 +150,7 @@ fn item(engine: &Engine, r: &Record, no_trunc: bool) -> Value {
         format!("\"{}…\"", command.chars().take(19).collect::<String>())
     };
     let created = humantime::parse_rfc3339_weak(&r.created).ok();
-    let ports = r
-        .network
-        .as_ref()
-        .map(crate::container::port::ports_text)
-        .unwrap_or_default();
+    let ports = crate::container::port::ports_text(r);
     let labels: Vec<String> = r
         .request
         .labels

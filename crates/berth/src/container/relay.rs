@@ -1,11 +1,11 @@
-//! The terminal side of `run`/`start -a`/`attach` and `exec -t`: the caller's terminal in raw
-//! mode, stdin to the container, output back, window size followed, Ctrl-P Ctrl-Q to detach.
-//! Single-threaded: one poll over stdin and the stream.
+//! The terminal side of `run`/`start -a`/`attach` and `exec`: an engine session relayed to
+//! the caller's terminal (raw mode with -ti), stdin to the process, output back, window size
+//! followed, Ctrl-P Ctrl-Q to detach. Single-threaded: one poll over stdin and the session.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use berth_engine::monitor::proto::{self, Hello, Kind};
+use berth_engine::attach::{AttachOptions, Output, Session};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -50,8 +50,8 @@ pub fn terminal_size() -> Option<(u16, u16)> {
 
 /// What a terminal attached to a container asks of its monitor: the output, stdin when
 /// asked, the exit code, and with a tty our terminal's size.
-pub fn attached_hello(stdin: bool, tty: bool) -> Hello {
-    Hello {
+pub fn attached(stdin: bool, tty: bool) -> AttachOptions {
+    AttachOptions {
         stdin,
         stdout: true,
         stderr: true,
@@ -65,11 +65,11 @@ pub fn attached_hello(stdin: bool, tty: bool) -> Hello {
 pub fn exit_code(
     engine: &berth_engine::Engine,
     id: &str,
-    stream: &mut std::os::unix::net::UnixStream,
+    session: &mut Session,
     stdin: bool,
     tty: bool,
 ) -> std::io::Result<i32> {
-    Ok(match session(stream, stdin, tty)? {
+    Ok(match relay(session, stdin, tty, true)? {
         Ended::Exit(code) => code,
         Ended::Detached => 0,
         Ended::Closed => berth_engine::lifecycle::wait(engine, id).unwrap_or(125),
@@ -106,21 +106,16 @@ fn signal_proxy() -> Option<SignalFd> {
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok()
 }
 
-/// Relays a monitor session: stdin (when `stdin`) as frames, frames to stdout/stderr, and
-/// without a terminal the signals we get to the container.
-pub fn session(
-    stream: &mut std::os::unix::net::UnixStream,
-    stdin: bool,
-    tty: bool,
-) -> std::io::Result<Ended> {
-    let mut signals = if tty { None } else { signal_proxy() };
+/// Relays a session: stdin (when `stdin`) to it, its output to stdout/stderr, and with
+/// `proxy` but no terminal the signals we get to the container.
+pub fn relay(session: &mut Session, stdin: bool, tty: bool, proxy: bool) -> std::io::Result<Ended> {
+    let mut signals = if tty || !proxy { None } else { signal_proxy() };
     let mut stdin_open = stdin;
     let mut size = if tty { terminal_size() } else { None };
-    let mut buf = Vec::new();
     let mut pending_ctrl_p = false;
     loop {
         let input = std::io::stdin();
-        let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(session.as_fd(), PollFlags::POLLIN)];
         if stdin_open {
             fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
         }
@@ -136,21 +131,20 @@ pub fn session(
                 .and_then(|f| f.revents())
                 .is_some_and(|r| !r.is_empty())
         };
-        let stream_ready = ready(0);
+        let session_ready = ready(0);
         let stdin_ready = stdin_open && ready(1);
         let signal_ready = signals.is_some() && ready(if stdin_open { 2 } else { 1 });
         drop(fds);
         if signal_ready {
             if let Some(Ok(Some(info))) = signals.as_mut().map(|s| s.read_signal()) {
-                let n = i32::try_from(info.ssi_signo).unwrap_or(0);
-                proto::write_frame(stream, Kind::Signal, &n.to_be_bytes())?;
+                session.signal(i32::try_from(info.ssi_signo).unwrap_or(0))?;
             }
         }
         if tty {
             let now = terminal_size();
             if now != size {
                 if let Some((r, c)) = now {
-                    proto::write_frame(stream, Kind::Resize, &proto::resize_payload(r, c))?;
+                    session.resize(r, c)?;
                 }
                 size = now;
             }
@@ -160,52 +154,27 @@ pub fn session(
             let n = read_fd(input.as_fd(), &mut chunk)?;
             if n == 0 {
                 stdin_open = false;
-                send_or_stop(proto::write_frame(stream, Kind::StdinClose, b""))?;
+                session.close_stdin()?;
             } else {
                 let data = &chunk[..n];
                 if tty && detach_keys(data, &mut pending_ctrl_p) {
                     return Ok(Ended::Detached);
                 }
-                stdin_open = send_or_stop(proto::write_frame(stream, Kind::Stdin, data))?;
+                stdin_open = session.send_stdin(data)?;
             }
         }
-        if stream_ready {
-            let mut chunk = [0u8; 32 * 1024];
-            let n = stream.read(&mut chunk)?;
-            if n == 0 {
+        if session_ready {
+            let Some(outputs) = session.read()? else {
                 return Ok(Ended::Closed);
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            for (kind, payload) in proto::take_frames(&mut buf)? {
-                match kind {
-                    Kind::Stdout => write_out(&mut std::io::stdout(), &payload)?,
-                    Kind::Stderr => write_out(&mut std::io::stderr(), &payload)?,
-                    Kind::Exit if payload.len() == 4 => {
-                        return Ok(Ended::Exit(i32::from_be_bytes([
-                            payload[0], payload[1], payload[2], payload[3],
-                        ])))
-                    }
-                    _ => {}
+            };
+            for output in outputs {
+                match output {
+                    Output::Stdout(data) => write_out(&mut std::io::stdout(), &data)?,
+                    Output::Stderr(data) => write_out(&mut std::io::stderr(), &data)?,
+                    Output::Exit(code) => return Ok(Ended::Exit(code)),
                 }
             }
         }
-    }
-}
-
-/// A write of input to the monitor: Ok(true) to keep sending, Ok(false) when the monitor no
-/// longer takes input (it is finishing: its exit frame may still be on the way), or the error.
-fn send_or_stop(sent: std::io::Result<()>) -> std::io::Result<bool> {
-    match sent {
-        Ok(()) => Ok(true),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e),
     }
 }
 
@@ -235,64 +204,6 @@ fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(nix::errno::Errno::EIO) => return Ok(0),
             Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// `exec -t`: between our terminal and a pty master we hold, until the process exits.
-pub fn pty(master: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) -> std::io::Result<()> {
-    let mut size = terminal_size();
-    if let Some((r, c)) = size {
-        let _ = berth_sys::pty::set_window_size(master, r, c);
-    }
-    let mut stdin_open = true;
-    loop {
-        let input = std::io::stdin();
-        let mut fds = vec![
-            PollFd::new(master, PollFlags::POLLIN),
-            PollFd::new(pidfd, PollFlags::POLLIN),
-        ];
-        if stdin_open {
-            fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, PollTimeout::from(250u16)) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        let now = terminal_size();
-        if now != size {
-            if let Some((r, c)) = now {
-                let _ = berth_sys::pty::set_window_size(master, r, c);
-            }
-            size = now;
-        }
-        if ready[0] {
-            let mut chunk = [0u8; 32 * 1024];
-            let n = read_fd(master, &mut chunk)?;
-            if n == 0 {
-                return Ok(());
-            }
-            write_out(&mut std::io::stdout(), &chunk[..n])?;
-        } else if ready[1] {
-            // Exited and nothing left to read.
-            return Ok(());
-        }
-        if stdin_open && ready.get(2).copied().unwrap_or(false) {
-            let mut chunk = [0u8; 32 * 1024];
-            let n = read_fd(input.as_fd(), &mut chunk)?;
-            if n == 0 {
-                stdin_open = false;
-            } else {
-                let mut data = &chunk[..n];
-                while !data.is_empty() {
-                    data = &data[nix::unistd::write(master, data)?..];
-                }
-            }
         }
     }
 }

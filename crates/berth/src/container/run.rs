@@ -4,12 +4,11 @@
 use std::io::IsTerminal;
 
 use anyhow::{bail, Result};
+use berth_engine::attach::AttachOptions;
+use berth_engine::images;
 use berth_engine::lifecycle::{self, ImageRef};
-use berth_engine::monitor::proto::Hello;
 use berth_engine::request::RunRequest;
 use berth_engine::Engine;
-use berth_image::registry::pull::{pull, PullOptions};
-use berth_image::{Platform, Reference};
 use clap::Args;
 
 use super::flags::RunFlags;
@@ -48,7 +47,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let record = create_record(ctx, &engine, req)?;
     let req = &record.request;
     if req.detach {
-        lifecycle::start(&engine, &record.id, &Hello::default())?;
+        lifecycle::start(&engine, &record.id, &AttachOptions::default())?;
         print_warnings(&engine, &record.id);
         outln!("{}", record.id);
         return Ok(0);
@@ -59,12 +58,12 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
 /// Starts with our terminal attached; returns the container's exit code.
 fn attach_start(engine: &Engine, id: &str, stdin: bool, tty: bool) -> Result<i32> {
     let _raw = (tty && stdin).then(RawMode::enable);
-    let (record, mut session) = lifecycle::start(engine, id, &relay::attached_hello(stdin, tty))?;
+    let (record, mut session) = lifecycle::start(engine, id, &relay::attached(stdin, tty))?;
     print_warnings(engine, id);
     Ok(relay::exit_code(
         engine,
         &record.id,
-        &mut session.stream,
+        &mut session,
         stdin,
         tty,
     )?)
@@ -102,7 +101,7 @@ pub fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
             outln!("{key}");
             continue;
         }
-        match lifecycle::start(&engine, &record.id, &Hello::default()) {
+        match lifecycle::start(&engine, &record.id, &AttachOptions::default()) {
             Ok(_) => outln!("{key}"),
             Err(e) => {
                 eprintln!("berth: {e}");
@@ -124,58 +123,19 @@ fn create_record(
     req: RunRequest,
 ) -> Result<berth_engine::records::Record> {
     lifecycle::validate(engine, &req)?;
-    let store = ctx.store()?;
-    let platform = match &req.platform {
-        Some(p) => Platform::parse(p)?,
-        None => Platform::host(),
-    };
-    let local = match store.resolve(&req.image) {
-        // A local image of another platform than --platform asks for does not count.
-        Ok(image) if req.platform.is_some() && !same_platform(&image, &platform) => None,
-        Ok(image) => Some(image),
-        Err(berth_image::Error::NoSuchImage(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let image = match (req.pull.as_str(), local) {
-        ("never", None) | (_, None) if req.pull == "never" => bail!(
-            "No such image: {}{}: pull it first or drop --pull never",
-            req.image,
-            req.platform
-                .as_deref()
-                .map(|p| format!(" for platform {p}"))
-                .unwrap_or_default()
-        ),
-        ("always", _) | (_, None) => {
-            let reference = Reference::parse(&req.image)?;
-            if req.pull != "always" {
-                eprintln!("Unable to find image '{}' locally", reference);
-            }
-            let options = PullOptions {
-                platform,
-                registry: ctx.registry_options(),
-                ..PullOptions::default()
-            };
-            let image = pull(&store, &reference, &options, &berth_image::progress::Silent)?;
-            eprintln!("Status: Downloaded image for {reference}");
-            image
-        }
-        (_, Some(image)) => image,
-    };
-    let config = image.config_json()?;
-    let record = lifecycle::create(
+    let image = images::resolve_or_pull(
         engine,
-        req,
-        &ImageRef {
-            id: image.id().to_string(),
-            config: &config,
-        },
+        &req.image,
+        req.platform.as_deref(),
+        &req.pull,
+        &ctx.registry_options(),
+        &crate::progress::Notices,
     )?;
-    Ok(record)
-}
-
-fn same_platform(image: &berth_image::Image, wanted: &Platform) -> bool {
-    let c = &image.config;
-    c.os().to_string() == wanted.os && c.architecture().to_string() == wanted.architecture
+    let image_ref = ImageRef {
+        id: image.id().to_string(),
+        config: &image.config,
+    };
+    Ok(lifecycle::create(engine, req, &image_ref)?)
 }
 
 /// What the network attach warned about (e.g. a host firewall that drops forwarded traffic),
@@ -184,12 +144,7 @@ fn print_warnings(engine: &Engine, id: &str) {
     let Ok(record) = engine.containers.load(id) else {
         return;
     };
-    let warnings = record
-        .network
-        .iter()
-        .filter_map(|n| n.get("warnings").and_then(|w| w.as_array()))
-        .flatten()
-        .filter_map(|w| w.as_str());
+    let warnings = record.network.iter().flat_map(|n| &n.warnings);
     for w in warnings {
         eprintln!("WARNING: {w}");
     }

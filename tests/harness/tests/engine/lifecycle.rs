@@ -151,6 +151,43 @@ fn exec_env_workdir_user_exit_code_and_detach() {
     });
 }
 
+/// `exec` runs through the container's monitor: ten megabytes of output come through whole
+/// (the monitor reads no faster than the client takes them), stdin reaches the process and
+/// its end is the process's, and an exec ends with its container, its code that of its kill.
+#[test]
+fn exec_streams_through_the_monitor_and_ends_with_the_container() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "1000"]);
+    let big = berth.run(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "head -c 10000000 /dev/zero | tr '\\0' x",
+    ]);
+    assert_eq!(big.code(), Some(0), "{}", big.stderr);
+    assert_eq!(big.stdout.len(), 10_000_000);
+    assert!(big.stdout.bytes().all(|b| b == b'x'));
+    let fed = berth.run_input(&["exec", "-i", "box", "sh", "-c", "cat; echo end"], b"in\n");
+    assert_eq!(fed.stdout, "in\nend\n", "{fed:?}");
+
+    let mut long = berth.command();
+    long.args(["exec", "box", "sleep", "999"]);
+    let exec = std::thread::spawn(move || {
+        berth_harness::run_with_timeout(long, berth_harness::COMMAND_TIMEOUT)
+    });
+    eventually("the exec'd sleep to run", || {
+        berth
+            .ok(&["top", "box"])
+            .contains("sleep 999")
+            .then_some(())
+    });
+    berth.ok(&["stop", "-t", "0", "box"]);
+    let ran = exec.join().expect("the exec's thread");
+    assert_eq!(ran.code(), Some(137), "{ran:?}");
+}
+
 #[test]
 fn stop_kills_a_shell_that_ignores_sigterm_as_pid_1() {
     need_root!();

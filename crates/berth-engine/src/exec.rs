@@ -1,0 +1,273 @@
+//! `exec`: a new process in a running container. The engine writes its record
+//! (`<dir>/execs/<id>.json`: what to run, then whether it runs, its pid and exit code, which
+//! `exec inspect` reads); the container's monitor starts it through berth-runtime, holds its
+//! pipes or pty, relays them in the attach framing and reaps it (monitor/exec.rs). Nothing
+//! here forks or enters a namespace, so a multi-threaded API server can call every function.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use oci_spec::runtime::{Process, Spec, User};
+use serde::{Deserialize, Serialize};
+
+use crate::attach::{self, Session};
+use crate::engine::Engine;
+use crate::error::{short, Error, Result};
+use crate::events::{self, Event};
+use crate::monitor::proto::{ExecRequest, ExecResize, Kind};
+use crate::records::{self, Record, Status};
+
+/// What an exec runs, as Docker's ExecConfig has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecConfig {
+    pub cmd: Vec<String>,
+    /// `KEY=value`, added to the container's environment or replacing a key of it.
+    pub env: Vec<String>,
+    /// Absolute; the container's working directory when None.
+    pub workdir: Option<String>,
+    /// `<name|uid>[:<group|gid>]`, resolved in the container's /etc/passwd and /etc/group.
+    pub user: Option<String>,
+    pub tty: bool,
+    /// The process's stdin is open to a client (`-i`); /dev/null otherwise.
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+}
+
+/// An exec instance: what `exec inspect` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecRecord {
+    pub id: String,
+    pub container_id: String,
+    pub config: ExecConfig,
+    /// The process as the runtime runs it: the container's, changed as `config` asks.
+    pub process: Process,
+    #[serde(default)]
+    pub running: bool,
+    /// Set once the process has exited (shell style: 128 + n for signal n).
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The host's pid of the process once started; 0 before.
+    #[serde(default)]
+    pub pid: i32,
+    #[serde(default)]
+    pub pid_start: u64,
+}
+
+/// How long the record of a finished exec is kept once a newer exec is made (a health check
+/// every few seconds would otherwise fill the directory).
+const KEEP_FINISHED: Duration = Duration::from_secs(300);
+
+/// `exec create`: checks the container runs, builds the process from its config.json and the
+/// config, and writes the record. Nothing runs until [`start`].
+pub fn create(engine: &Engine, key: &str, config: ExecConfig) -> Result<ExecRecord> {
+    if config.cmd.is_empty() {
+        return Err(Error::Invalid(
+            "exec: no command given: name the program to run".into(),
+        ));
+    }
+    let container = crate::lifecycle::refresh(engine, engine.containers.find(key)?)?;
+    match container.state.status {
+        Status::Running => {}
+        Status::Paused => {
+            return Err(Error::Invalid(format!(
+                "container {key} is paused: unpause it before exec"
+            )))
+        }
+        _ => return Err(Error::Invalid(format!("container {key} is not running"))),
+    }
+    let process = process(engine, &container, &config)?;
+    let record = ExecRecord {
+        id: crate::names::new_id()?.0,
+        container_id: container.id.clone(),
+        config,
+        process,
+        running: false,
+        exit_code: None,
+        pid: 0,
+        pid_start: 0,
+    };
+    let dir = execs_dir(engine, &container.id);
+    fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+    forget_finished(&dir);
+    save(engine, &record)?;
+    event(engine, &record, "exec_create", None);
+    Ok(record)
+}
+
+/// `exec start`: the monitor starts the process; the session carries its streams (as the
+/// record's attach_* ask) and its exit code, unless `detach`, where nothing is attached.
+pub fn start(
+    engine: &Engine,
+    exec_id: &str,
+    detach: bool,
+    size: Option<(u16, u16)>,
+) -> Result<Session> {
+    let record = inspect(engine, exec_id)?;
+    let mut session = attach::connect(engine, &record.container_id)?;
+    let request = ExecRequest {
+        id: record.id.clone(),
+        detach,
+        size,
+    };
+    session.send(Kind::Exec, &request).map_err(Error::io(
+        "talk to the monitor of",
+        short(&record.container_id),
+    ))?;
+    match attach::answer(&mut session) {
+        attach::Answer::Started => Ok(session),
+        attach::Answer::Refused(e) => Err(e),
+        attach::Answer::Silent => Err(Error::state(
+            &record.container_id,
+            "its monitor went away before the exec started: is the container still running?",
+        )),
+    }
+}
+
+/// `exec inspect`: the record, wherever its container is. A process recorded as running
+/// whose monitor is gone (it cannot record the exit any more) shows as not running.
+pub fn inspect(engine: &Engine, exec_id: &str) -> Result<ExecRecord> {
+    let no_such = || Error::NoSuchExec(exec_id.to_string());
+    if exec_id.len() != 64 || !records::is_hex(exec_id) {
+        return Err(no_such());
+    }
+    let container = engine
+        .containers
+        .ids()?
+        .into_iter()
+        .find(|c| record_path(engine, c, exec_id).exists())
+        .ok_or_else(no_such)?;
+    let mut record = load(engine, &container, exec_id)?;
+    record.running = record.running && records::alive(record.pid, record.pid_start);
+    Ok(record)
+}
+
+/// `exec resize`: the exec's terminal, from outside its session.
+pub fn resize(engine: &Engine, exec_id: &str, rows: u16, cols: u16) -> Result<()> {
+    let record = inspect(engine, exec_id)?;
+    if !record.running {
+        return Err(Error::Invalid(format!("exec {exec_id} is not running")));
+    }
+    let mut session = attach::connect(engine, &record.container_id)?;
+    let request = ExecResize {
+        id: record.id,
+        rows,
+        cols,
+    };
+    session.send(Kind::ExecResize, &request).map_err(Error::io(
+        "talk to the monitor of",
+        short(&record.container_id),
+    ))
+}
+
+/// An exec's event, as Docker logs it: `exec_create: <cmd>` and `exec_start: <cmd>`, then
+/// `exec_die` with its exit code, on the container's actor.
+pub(crate) fn event(engine: &Engine, record: &ExecRecord, step: &str, code: Option<i32>) {
+    let action = match code {
+        None => format!("{step}: {}", record.config.cmd.join(" ")),
+        Some(_) => step.to_string(),
+    };
+    let mut event = match engine.containers.load(&record.container_id) {
+        Ok(container) => Event::container(&container, action),
+        Err(_) => Event::new(events::Kind::Container, action, &record.container_id),
+    };
+    event = event.with("execID", record.id.clone());
+    if let Some(code) = code {
+        event = event.with("exitCode", code.to_string());
+    }
+    events::record(engine, event);
+}
+
+fn execs_dir(engine: &Engine, container_id: &str) -> PathBuf {
+    engine.containers.dir(container_id).join("execs")
+}
+
+fn record_path(engine: &Engine, container_id: &str, exec_id: &str) -> PathBuf {
+    execs_dir(engine, container_id).join(format!("{exec_id}.json"))
+}
+
+/// One exec record of a container (the monitor reads it to start the process).
+pub(crate) fn load(engine: &Engine, container_id: &str, exec_id: &str) -> Result<ExecRecord> {
+    if exec_id.len() != 64 || !records::is_hex(exec_id) {
+        return Err(Error::NoSuchExec(exec_id.to_string()));
+    }
+    let path = record_path(engine, container_id, exec_id);
+    let data = fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NoSuchExec(exec_id.to_string()),
+        _ => Error::io("read", &path)(e),
+    })?;
+    serde_json::from_slice(&data)
+        .map_err(|e| Error::Invalid(format!("{}: corrupt exec record: {e}", path.display())))
+}
+
+/// Writes an exec record (the engine at create; the monitor at the start and the exit).
+pub(crate) fn save(engine: &Engine, record: &ExecRecord) -> Result<()> {
+    let data = serde_json::to_vec(record)
+        .map_err(|e| Error::Invalid(format!("serialise exec record: {e}")))?;
+    records::write_atomic(
+        &record_path(engine, &record.container_id, &record.id),
+        &data,
+    )
+}
+
+/// Removes the records of execs that finished more than [`KEEP_FINISHED`] ago (the file is
+/// last written at the exit). Best effort: a record left is only a file.
+fn forget_finished(dir: &std::path::Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let old = SystemTime::now() - KEEP_FINISHED;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < old);
+        let finished = || {
+            fs::read(&path)
+                .ok()
+                .and_then(|d| serde_json::from_slice::<ExecRecord>(&d).ok())
+                .is_some_and(|r| !r.running || !records::alive(r.pid, r.pid_start))
+        };
+        if stale && finished() {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+/// The container's process (its config.json) with the exec's command, environment, working
+/// directory, user and terminal, as `docker exec` changes them.
+fn process(engine: &Engine, container: &Record, config: &ExecConfig) -> Result<Process> {
+    let dir = engine.containers.dir(&container.id);
+    let path = dir.join("config.json");
+    let data = fs::read(&path).map_err(Error::io("read", &path))?;
+    let spec: Spec = serde_json::from_slice(&data)
+        .map_err(|e| Error::Invalid(format!("read the container's config.json: {e}")))?;
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_args(Some(config.cmd.clone()));
+    process.set_terminal(Some(config.tty));
+    let mut env = process.env().clone().unwrap_or_default();
+    if config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    for e in &config.env {
+        let key = e.split('=').next().unwrap_or(e);
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    process.set_env(Some(env));
+    if let Some(w) = &config.workdir {
+        process.set_cwd(w.into());
+    }
+    if let Some(u) = &config.user {
+        let resolved = crate::spec::resolve_user(&crate::bundle::rootfs(&dir), u, &[])?;
+        let mut user = User::default();
+        user.set_uid(resolved.uid);
+        user.set_gid(resolved.gid);
+        user.set_additional_gids(Some(resolved.gids));
+        process.set_user(user);
+    }
+    Ok(process)
+}

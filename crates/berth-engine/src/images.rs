@@ -1,0 +1,434 @@
+//! Images as the engine uses them, over berth-image: `run`'s pull policy, which containers use
+//! which image (rmi and prune refuse by it; images and system df count with it), Docker's rules
+//! for removing one, and the image operations Docker logs as events (pull, push, tag, untag,
+//! delete, import, load, save).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use berth_image::archive::{self, import::Change, Format, Loaded};
+use berth_image::digest::short as short_digest;
+use berth_image::progress::{LayerState, Progress};
+use berth_image::registry::pull::PullOptions;
+use berth_image::registry::push::PushOptions;
+use berth_image::registry::RegistryOptions;
+use berth_image::store::ImageUse;
+use berth_image::{Image, Platform, Reference, Store};
+use oci_spec::image::Digest;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::events::{self, Event, Kind};
+use crate::records::Skipped;
+
+/// `run`'s image: the local one, or pulled as `policy` says (`missing`, `always`, `never`), as
+/// Docker does; a local image of another platform than asked does not count. `progress`
+/// hears the pull's layers and Docker's two words around it: `Unable to find image 'x'
+/// locally` before a pull the image's absence caused, `Status: Downloaded image for x` after.
+pub fn resolve_or_pull(
+    engine: &Engine,
+    image: &str,
+    platform: Option<&str>,
+    policy: &str,
+    registry: &RegistryOptions,
+    progress: &dyn Progress,
+) -> Result<Image> {
+    let store = engine.images()?;
+    let wanted = match platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let local = match store.resolve(image) {
+        Ok(i) if platform.is_some() && !same_platform(&i, &wanted) => None,
+        Ok(i) => Some(i),
+        Err(berth_image::Error::NoSuchImage(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match (policy, local) {
+        ("never", None) => Err(Error::Invalid(format!(
+            "No such image: {image}{}: pull it first or drop --pull never",
+            platform
+                .map(|p| format!(" for platform {p}"))
+                .unwrap_or_default()
+        ))),
+        ("always", _) | (_, None) => {
+            let reference = Reference::parse(image)?;
+            if policy != "always" {
+                progress.message(&format!("Unable to find image '{reference}' locally"));
+            }
+            let image = pull(engine, &reference, wanted, registry, &LayersOnly(progress))?;
+            progress.message(&format!("Status: Downloaded image for {reference}"));
+            Ok(image)
+        }
+        (_, Some(image)) => Ok(image),
+    }
+}
+
+fn same_platform(image: &Image, wanted: &Platform) -> bool {
+    let c = &image.config;
+    c.os().to_string() == wanted.os && c.architecture().to_string() == wanted.architecture
+}
+
+/// A pull's layers, without its own messages: `run` says only its two.
+struct LayersOnly<'a>(&'a dyn Progress);
+
+impl Progress for LayersOnly<'_> {
+    fn layer(&self, digest: &Digest, state: LayerState) {
+        self.0.layer(digest, state);
+    }
+}
+
+/// `pull`: the image from its registry into the store.
+pub fn pull(
+    engine: &Engine,
+    reference: &Reference,
+    platform: Platform,
+    registry: &RegistryOptions,
+    progress: &dyn Progress,
+) -> Result<Image> {
+    let options = PullOptions {
+        platform,
+        registry: registry.clone(),
+        ..PullOptions::default()
+    };
+    let image =
+        berth_image::registry::pull::pull(&engine.images()?, reference, &options, progress)?;
+    let event = Event::new(Kind::Image, "pull", reference.familiar())
+        .with("name", reference.familiar_name());
+    events::record(engine, event);
+    Ok(image)
+}
+
+/// `push`: the image to the registry as `target`; the manifest's digest there.
+pub fn push(
+    engine: &Engine,
+    image: &Image,
+    target: &Reference,
+    options: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<Digest> {
+    let store = engine.images()?;
+    let digest = berth_image::registry::push::push(&store, image, target, options, progress)?;
+    let event =
+        Event::new(Kind::Image, "push", target.familiar()).with("name", target.familiar_name());
+    events::record(engine, event);
+    Ok(digest)
+}
+
+/// `push -a`'s targets: every tag of the repository `name` (which must give none), sorted.
+pub fn every_tag(engine: &Engine, name: &str) -> Result<Vec<(Reference, Image)>> {
+    let repo = Reference::parse_named(name)?;
+    if repo.tag().is_some() || repo.digest().is_some() {
+        return Err(Error::Invalid(
+            "tag can't be used with --all-tags/-a".into(),
+        ));
+    }
+    let mut targets: Vec<(Reference, Image)> = engine
+        .images()?
+        .images()?
+        .into_iter()
+        .flat_map(|image| {
+            let tags = image.repo_tags.iter().filter(|t| t.name() == repo.name());
+            tags.map(|t| (t.clone(), image.clone())).collect::<Vec<_>>()
+        })
+        .collect();
+    if targets.is_empty() {
+        return Err(Error::Invalid(format!(
+            "An image does not exist locally with the tag: {}",
+            repo.familiar_name()
+        )));
+    }
+    targets.sort_by_key(|(t, _)| t.to_string());
+    Ok(targets)
+}
+
+/// `tag`: another name for the image `source`.
+pub fn tag(engine: &Engine, source: &str, target: &str) -> Result<()> {
+    let name = Reference::parse(target)?;
+    if name.digest().is_some() {
+        return Err(Error::Invalid(format!(
+            "tag {target}: a tag cannot name a digest; use NAME[:TAG]"
+        )));
+    }
+    let store = engine.images()?;
+    let image = store.resolve(source)?;
+    store.tag(&image, &name)?;
+    events::record(engine, image_event(&image, "tag", &name));
+    Ok(())
+}
+
+fn image_event(image: &Image, action: &str, name: &Reference) -> Event {
+    Event::new(Kind::Image, action, image.id().to_string()).with("name", name.familiar())
+}
+
+/// `import`: a root filesystem tarball as a one-layer image.
+pub fn import(
+    engine: &Engine,
+    input: impl Read,
+    changes: &[Change],
+    name: Option<&Reference>,
+    source: &str,
+) -> Result<Image> {
+    let store = engine.images()?;
+    let image = archive::import::import(&store, input, changes, name, source)?;
+    let mut event = Event::new(Kind::Image, "import", image.id().to_string());
+    if let Some(name) = name {
+        event = event.with("name", name.familiar());
+    }
+    events::record(engine, event);
+    Ok(image)
+}
+
+/// `load`: the images of a docker-archive or an oci-archive.
+pub fn load(engine: &Engine, input: impl Read, progress: &dyn Progress) -> Result<Vec<Loaded>> {
+    let loaded = archive::load(&engine.images()?, input, progress)?;
+    for image in &loaded {
+        let mut event = Event::new(Kind::Image, "load", image.id.to_string());
+        if let Some(name) = image.names.first() {
+            event = event.with("name", name.familiar());
+        }
+        events::record(engine, event);
+    }
+    Ok(loaded)
+}
+
+/// `save`: the images `inputs` name, each under the name given (or all its tags when given by
+/// id), as a docker-archive or an oci-archive.
+pub fn save(engine: &Engine, inputs: &[String], format: Format, out: impl Write) -> Result<()> {
+    let store = engine.images()?;
+    let images = inputs
+        .iter()
+        .map(|input| {
+            let image = store.resolve(input)?;
+            let names = match Reference::parse(input) {
+                Ok(r) if image.repo_tags.contains(&r) => vec![r],
+                _ => image.repo_tags.clone(),
+            };
+            Ok((image, names))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    match format {
+        Format::Docker => archive::docker::save(&store, &images, out)?,
+        Format::Oci => archive::oci::save(&store, &images, out)?,
+    }
+    for (image, names) in &images {
+        let mut event = Event::new(Kind::Image, "save", image.id().to_string());
+        if let Some(name) = names.first() {
+            event = event.with("name", name.familiar());
+        }
+        events::record(engine, event);
+    }
+    Ok(())
+}
+
+/// Which containers use each image, and the containers' own line of `system df`.
+#[derive(Debug, Default)]
+pub struct Usage {
+    /// Image id (`sha256:...`) -> its containers.
+    pub by_image: HashMap<String, ImageUse>,
+    pub containers: ContainersDf,
+    /// Containers whose record could not be read (not counted).
+    pub skipped: Vec<Skipped>,
+}
+
+/// The Containers line of `system df`: how many, how many run, and their writable layers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ContainersDf {
+    pub total: usize,
+    pub active: usize,
+    pub size: u64,
+    /// What removing the stopped ones would free.
+    pub reclaimable: u64,
+}
+
+impl Usage {
+    pub fn of(&self, id: &Digest) -> ImageUse {
+        self.by_image
+            .get(&id.to_string())
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// The usage table as the containers' records say now.
+pub fn usage(engine: &Engine) -> Result<Usage> {
+    let listing = engine.containers.all()?;
+    let mut usage = Usage {
+        skipped: listing.skipped,
+        ..Usage::default()
+    };
+    for record in listing.records {
+        let live = record.state.status.is_live();
+        let entry = usage.by_image.entry(record.image_id.clone()).or_default();
+        entry.containers += 1;
+        entry.running += usize::from(live);
+        let df = &mut usage.containers;
+        df.total += 1;
+        df.active += usize::from(live);
+        let size = crate::volumes::disk_usage(&engine.containers.dir(&record.id).join("upper"));
+        df.size += size;
+        if !live {
+            df.reclaimable += size;
+        }
+    }
+    Ok(usage)
+}
+
+/// What `rmi` did, in the order Docker prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    Untagged(Reference),
+    Deleted(Digest),
+}
+
+/// `rmi`: by name, untags (and deletes an image left without one); by id, deletes. Never an
+/// image a container uses, unless `force`, which untags it and keeps it for the containers;
+/// never one a running container uses. Unreferenced blobs go after.
+pub fn remove(engine: &Engine, input: &str, force: bool, usage: &Usage) -> Result<Vec<Removed>> {
+    let store = engine.images()?;
+    let image = store.resolve(input)?;
+    let removed = remove_one(&store, &image, input, force, usage)?;
+    for r in &removed {
+        let event = match r {
+            Removed::Untagged(name) => image_event(&image, "untag", name),
+            Removed::Deleted(id) => Event::new(Kind::Image, "delete", id.to_string()),
+        };
+        events::record(engine, event);
+    }
+    store.gc()?;
+    Ok(removed)
+}
+
+fn remove_one(
+    store: &Store,
+    image: &Image,
+    input: &str,
+    force: bool,
+    usage: &Usage,
+) -> Result<Vec<Removed>> {
+    let conflict = |what: String| Err(Error::Invalid(format!("conflict: unable to delete {what}")));
+    let by_name = Reference::parse(input)
+        .ok()
+        .filter(|r| r.tag().is_some() && matches!(store.find(r), Ok(Some(_))));
+    let used = usage.of(image.id());
+    let id = short_digest(image.id());
+    if let Some(name) = &by_name {
+        if image.repo_tags.len() > 1 {
+            store.untag(name)?;
+            return Ok(vec![Removed::Untagged(name.clone())]);
+        }
+    } else if image.repo_tags.len() > 1 && !force {
+        return conflict(format!(
+            "{id} (must be forced) - image is referenced in multiple repositories"
+        ));
+    }
+    if used.running > 0 && by_name.is_none() {
+        return conflict(format!(
+            "{id} (cannot be forced) - image is being used by {} running container(s)",
+            used.running
+        ));
+    }
+    let mut removed = Vec::new();
+    if used.in_use() {
+        if !force {
+            return conflict(format!(
+                "{input} (must be forced) - image {id} is being used by {} container(s)",
+                used.containers
+            ));
+        }
+        // Forced: the names go, the image stays (untagged) under its containers' roots.
+        for tag in &image.repo_tags {
+            store.untag_keeping_image(tag)?;
+            removed.push(Removed::Untagged(tag.clone()));
+        }
+        return Ok(removed);
+    }
+    let names = image.repo_tags.iter().chain(&image.repo_digests);
+    removed.extend(names.cloned().map(Removed::Untagged));
+    // Every manifest of this image ID goes: Docker has one image per ID.
+    for same in store.images()?.iter().filter(|i| i.id() == image.id()) {
+        store.remove_image(&same.manifest_digest)?;
+    }
+    removed.push(Removed::Deleted(image.id().clone()));
+    Ok(removed)
+}
+
+/// `image prune`: untagged images (every unused one with `all`) that no container uses; the
+/// ids deleted and the bytes freed.
+pub fn prune(engine: &Engine, all: bool, usage: &Usage) -> Result<(Vec<Digest>, u64)> {
+    let store = engine.images()?;
+    let mut deleted = Vec::new();
+    for image in store.images()? {
+        if (all || image.repo_tags.is_empty()) && !usage.of(image.id()).in_use() {
+            store.remove_image(&image.manifest_digest)?;
+            events::record(
+                engine,
+                Event::new(Kind::Image, "delete", image.id().to_string()),
+            );
+            deleted.push(image.id().clone());
+        }
+    }
+    Ok((deleted, store.gc()?.bytes_freed))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Images a container uses survive `rmi` and `image prune`.
+
+    use super::*;
+
+    fn one_file_tar() -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(2);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, "f", &b"hi"[..]).unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn images_in_use_are_kept_unless_forced_and_never_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path(), std::path::Path::new("/bin/true")).unwrap();
+        let name = Reference::parse("used:1").unwrap();
+        let image = import(&engine, &one_file_tar()[..], &[], Some(&name), "test").unwrap();
+        let id = image.id().clone();
+        let with = |containers, running| {
+            let mut usage = Usage::default();
+            let uses = ImageUse {
+                containers,
+                running,
+            };
+            usage.by_image.insert(id.to_string(), uses);
+            usage
+        };
+        let (stopped, running) = (with(1, 0), with(1, 1));
+        let e = remove(&engine, "used:1", false, &stopped)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is being used by 1 container"), "{e}");
+        let e = remove(&engine, id.as_ref(), true, &running)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot be forced"), "{e}");
+        let store = engine.images().unwrap();
+        assert!(store.find(&name).unwrap().is_some());
+
+        // Forced: the name goes, the image stays (untagged) with its layer.
+        let removed = remove(&engine, "used:1", true, &stopped).unwrap();
+        assert_eq!(removed, vec![Removed::Untagged(name.clone())]);
+        assert!(store.find(&name).unwrap().is_none());
+        let left = store.images().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].id(), &id);
+        assert!(store.has_layer(&left[0].diff_ids().unwrap()[0]));
+
+        prune(&engine, true, &stopped).unwrap();
+        assert_eq!(store.images().unwrap().len(), 1);
+        // Once no container uses it, the dangling image is pruned.
+        let (deleted, _) = prune(&engine, false, &Usage::default()).unwrap();
+        assert_eq!(deleted, vec![id]);
+        assert!(store.images().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,158 @@
+//! Docker's rules for the container's process from the image config (oci-spec's, as the store
+//! read it) and the request: Entrypoint + Cmd, the environment, the working directory.
+
+use std::path::PathBuf;
+
+use oci_spec::image::Config;
+
+use super::defaults;
+use super::SpecError;
+use crate::request::RunRequest;
+
+/// moby's merge: `--entrypoint X` replaces the image's Entrypoint and drops its Cmd;
+/// `--entrypoint ""` clears the Entrypoint but keeps the Cmd; a command after the image
+/// replaces the Cmd.
+pub fn args(image: Option<&Config>, req: &RunRequest) -> Result<Vec<String>, SpecError> {
+    let list = |v: Option<&Vec<String>>| v.cloned().unwrap_or_default();
+    let image_entrypoint = list(image.and_then(|c| c.entrypoint().as_ref()));
+    let image_cmd = list(image.and_then(|c| c.cmd().as_ref()));
+    let (entrypoint, image_cmd) = match req.entrypoint.as_deref() {
+        None => (image_entrypoint, image_cmd),
+        Some("") => (Vec::new(), image_cmd),
+        Some(e) => (vec![e.to_string()], Vec::new()),
+    };
+    let cmd = if req.cmd.is_empty() {
+        image_cmd
+    } else {
+        req.cmd.clone()
+    };
+    let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err(SpecError::NoCommand);
+    }
+    Ok(args)
+}
+
+/// PATH, HOSTNAME and TERM (with -t), overridden by the image's Env, then by `-e` (a bare
+/// `KEY` removes it, as in moby); HOME from the user's passwd entry unless set.
+pub fn env(image: Option<&Config>, req: &RunRequest, hostname: &str, home: &str) -> Vec<String> {
+    let mut env = vec![
+        format!("PATH={}", defaults::PATH),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if req.tty {
+        env.push("TERM=xterm".into());
+    }
+    let image_env = image.and_then(|c| c.env().as_ref()).into_iter().flatten();
+    for entry in image_env.chain(&req.env) {
+        let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
+        let pos = env
+            .iter()
+            .position(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key);
+        match (pos, entry.contains('=')) {
+            (Some(i), true) => env[i] = entry.clone(),
+            (Some(i), false) => {
+                env.remove(i);
+            }
+            (None, true) => env.push(entry.clone()),
+            (None, false) => {}
+        }
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+/// `-w` (absolute), else the image's WorkingDir (taken from /), else "/".
+pub fn cwd(image: Option<&Config>, req: &RunRequest) -> Result<PathBuf, SpecError> {
+    if let Some(w) = req.workdir.as_deref().filter(|w| !w.is_empty()) {
+        if !w.starts_with('/') {
+            return Err(SpecError::invalid(
+                format!("-w {w}"),
+                format!("the working directory '{w}' is invalid, it needs to be an absolute path"),
+            ));
+        }
+        return Ok(w.into());
+    }
+    let dir = image.and_then(|c| c.working_dir().as_deref()).unwrap_or("");
+    Ok(PathBuf::from("/").join(dir))
+}
+
+/// The image's USER, if it names one.
+pub fn user(image: Option<&Config>) -> Option<&str> {
+    image
+        .and_then(|c| c.user().as_deref())
+        .filter(|u| !u.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> Config {
+        serde_json::from_str(
+            r#"{"Entrypoint": ["/entry"], "Cmd": ["serve", "-v"],
+            "Env": ["PATH=/img/bin", "A=1"], "WorkingDir": "app", "User": null}"#,
+        )
+        .unwrap()
+    }
+
+    fn req(entrypoint: Option<&str>, cmd: &[&str]) -> RunRequest {
+        RunRequest {
+            entrypoint: entrypoint.map(String::from),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn entrypoint_and_cmd_follow_moby() {
+        let i = Some(image());
+        let i = i.as_ref();
+        assert_eq!(args(i, &req(None, &[])).unwrap(), ["/entry", "serve", "-v"]);
+        assert_eq!(args(i, &req(None, &["x"])).unwrap(), ["/entry", "x"]);
+        assert_eq!(args(i, &req(Some("/bin/sh"), &[])).unwrap(), ["/bin/sh"]);
+        assert_eq!(args(i, &req(Some(""), &[])).unwrap(), ["serve", "-v"]);
+        assert!(matches!(
+            args(None, &req(None, &[])),
+            Err(SpecError::NoCommand)
+        ));
+        assert!(matches!(
+            args(None, &req(Some(""), &[])),
+            Err(SpecError::NoCommand)
+        ));
+    }
+
+    #[test]
+    fn env_overrides_by_key_and_adds_home() {
+        let mut r = req(None, &[]);
+        r.tty = true;
+        r.env = vec!["A=2".into(), "PATH".into(), "B=x=y".into()];
+        let i = image();
+        let env = env(Some(&i), &r, "abc", "/root");
+        assert_eq!(
+            env,
+            ["HOSTNAME=abc", "TERM=xterm", "A=2", "B=x=y", "HOME=/root"]
+        );
+        r.env = vec!["HOME=/h".into()];
+        assert_eq!(
+            super::env(Some(&i), &r, "abc", "/root").last().unwrap(),
+            "HOME=/h"
+        );
+    }
+
+    #[test]
+    fn cwd_rules() {
+        let i = image();
+        assert_eq!(
+            cwd(Some(&i), &req(None, &[])).unwrap(),
+            PathBuf::from("/app")
+        );
+        assert_eq!(cwd(None, &req(None, &[])).unwrap(), PathBuf::from("/"));
+        let mut r = req(None, &[]);
+        r.workdir = Some("rel".into());
+        assert!(cwd(Some(&i), &r).is_err());
+        assert_eq!(user(Some(&i)), None);
+    }
+}
