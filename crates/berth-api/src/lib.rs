@@ -6,9 +6,10 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod filters;
 mod handlers;
 pub mod listen;
-mod respond;
+pub mod respond;
 pub mod router;
 pub mod server;
 pub mod version;
