@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
     events, history, images, import, info, inspect, load, login, logout, prune, pull, push, rmi,
-    save, system_df, system_prune, tag, version,
+    save, service, system_df, system_prune, tag, version,
 };
 use crate::container::{attach, cp, exec, logs, manage, ns, port, ps, run, stats, top, volume};
 
@@ -345,6 +345,8 @@ pub enum SystemCommand {
     Info(info::InfoArgs),
     /// Remove unused data
     Prune(system_prune::SystemPruneArgs),
+    /// Serve the Docker Engine API (for the docker CLI, compose, docker-py)
+    Service(service::ServiceArgs),
     /// Get real time events from the engine
     Events(events::EventsArgs),
 }

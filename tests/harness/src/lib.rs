@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::Spec;
 use tempfile::TempDir;
 
+pub mod api;
 pub mod image;
 
 /// Prints `skipped: <why>` and returns from the calling test: tests never pass silently.

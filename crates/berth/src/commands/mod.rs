@@ -15,6 +15,7 @@ pub mod pull;
 pub mod push;
 pub mod rmi;
 pub mod save;
+pub mod service;
 pub mod system_df;
 pub mod system_prune;
 pub mod tag;
@@ -163,6 +164,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Version(a) => version::run(a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::run(&ctx, a),
         Command::System(SystemCommand::Prune(a)) => return system_prune::run(&ctx, a),
+        Command::System(SystemCommand::Service(a)) => service::run(&ctx, a),
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::run(&ctx, a),
     };
     done.map(|()| 0)
