@@ -1,7 +1,7 @@
 //! Real-kernel tests: the managers on this host's /sys/fs/cgroup, driven through the public
 //! API as the runtime drives them. They need root; each cgroup is named after its test and our
 //! pid, and a guard thaws, kills and removes it even when the test fails. Anything missing
-//! prints `skipped: needs X`.
+//! prints `skipped: needs X`, or fails the test where a skip would hide a gap (CI).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -12,6 +12,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use berth_cgroups::{detect, fs_kind, v2, CgroupManager, FreezerState, FsKind, Manager, Setup};
+use berth_sys::test_support::{scaled, skipping};
 use nix::sys::signal::Signal;
 use oci_spec::runtime::{
     LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
@@ -109,7 +110,7 @@ fn is_root() -> bool {
     if nix::unistd::geteuid().is_root() {
         true
     } else {
-        println!("skipped: needs root");
+        skipping(format_args!("needs root"));
         false
     }
 }
@@ -128,7 +129,9 @@ fn cgroup2_root() -> Option<(PathBuf, bool)> {
         Ok(Setup::Unified) => Some((PathBuf::from(ROOT), false)),
         Ok(Setup::Hybrid) => Some((Path::new(ROOT).join("unified"), true)),
         _ => {
-            println!("skipped: needs a cgroup2 mount at {ROOT} or {ROOT}/unified");
+            skipping(format_args!(
+                "needs a cgroup2 mount at {ROOT} or {ROOT}/unified"
+            ));
             None
         }
     }
@@ -141,7 +144,9 @@ fn v1_controllers(names: &[&str]) -> bool {
     }
     for name in names {
         if fs_kind(&Path::new(ROOT).join(name)).ok() != Some(FsKind::Cgroup1) {
-            println!("skipped: needs the cgroup v1 {name} controller at {ROOT}/{name}");
+            skipping(format_args!(
+                "needs the cgroup v1 {name} controller at {ROOT}/{name}"
+            ));
             return false;
         }
     }
@@ -169,12 +174,9 @@ fn frozen_field(dir: &Path) -> String {
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
+    let deadline = Instant::now() + scaled(Duration::from_secs(5));
     while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "timed out waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
         sleep(Duration::from_millis(10));
     }
 }
@@ -298,8 +300,7 @@ fn hybrid_joins_freezes_and_kills_through_unified() {
         return;
     }
     if detect(Path::new(ROOT)).ok() != Some(Setup::Hybrid) {
-        println!("skipped: needs a hybrid cgroup host");
-        return;
+        berth_sys::skip!("needs a hybrid cgroup host");
     }
     let unified_root = Path::new(ROOT).join("unified");
     let enabled_before = read(&unified_root, "cgroup.subtree_control");

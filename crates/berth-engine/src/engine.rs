@@ -11,7 +11,7 @@ pub struct Engine {
     pub root: PathBuf,
     pub containers: Containers,
     /// berth-runtime's state root: `/run/berth/runtime/<hash of the data root>` (a tmpfs on a
-    /// normal system).
+    /// normal system), there only while a container of this root runs.
     pub runtime: berth_runtime::state::Root,
     /// The `berth` binary, run again as `berth __monitor`.
     pub exe: PathBuf,
@@ -24,12 +24,13 @@ impl Engine {
         std::fs::create_dir_all(root).map_err(Error::io("create", root))?;
         let root = &std::fs::canonicalize(root).map_err(Error::io("resolve", root))?;
         let containers = Containers::open(root)?;
-        let runtime_dir = runtime_dir(root);
-        std::fs::create_dir_all(&runtime_dir).map_err(Error::io("create", &runtime_dir))?;
+        // Made by the runtime's create, removed by its delete of the last container: a
+        // command that runs no container (images, import, ps) leaves nothing in /run.
+        let runtime = berth_runtime::state::Root::new(runtime_dir(root)).removed_when_empty();
         Ok(Engine {
             root: root.to_path_buf(),
             containers,
-            runtime: berth_runtime::state::Root::new(runtime_dir),
+            runtime,
             exe: exe.to_path_buf(),
         })
     }

@@ -183,10 +183,7 @@ fn anonymous_volumes(
         if m.kind != "volume" || !m.source.is_empty() {
             continue;
         }
-        let name: String = random
-            .iter()
-            .map(|b| format!("{:02x}", b.wrapping_add(i as u8 + 1)))
-            .collect();
+        let name = crate::volumes::anonymous_name(random, i);
         m.source = name.clone();
         names.push(name);
     }
@@ -484,8 +481,13 @@ pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<
         return Err(Error::state(&id, RUNNING));
     }
     let mut errors = teardown(engine, &id, record.as_ref());
-    if let (true, Some(r)) = (volumes, &record) {
-        errors.extend(remove_volumes(engine, r));
+    if volumes {
+        // A corrupt record loses the list, not the names: they follow from the id.
+        let anonymous = match &record {
+            Some(r) => r.anonymous_volumes.clone(),
+            None => crate::volumes::anonymous_of(engine, &id),
+        };
+        errors.extend(remove_volumes(engine, &anonymous));
     }
     if let Err(e) = engine
         .containers
@@ -587,7 +589,7 @@ fn wait_for_end(holder: Option<(i32, u64)>, timeout: Duration) {
 /// anonymous volumes included; every step is tried, and what failed is returned.
 pub fn remove_all(engine: &Engine, record: &Record) -> Result<()> {
     let mut errors = teardown(engine, &record.id, Some(record));
-    errors.extend(remove_volumes(engine, record));
+    errors.extend(remove_volumes(engine, &record.anonymous_volumes));
     if let Err(e) = engine.containers.remove(&record.id, Some(&record.name)) {
         errors.push(e.to_string());
     }
@@ -595,9 +597,9 @@ pub fn remove_all(engine: &Engine, record: &Record) -> Result<()> {
     collect(&record.id, errors)
 }
 
-fn remove_volumes(engine: &Engine, record: &Record) -> Vec<String> {
+fn remove_volumes(engine: &Engine, names: &[String]) -> Vec<String> {
     let mut errors = Vec::new();
-    for name in &record.anonymous_volumes {
+    for name in names {
         let dir = engine.volumes_dir().join(name);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => crate::volumes::destroyed(engine, name),

@@ -64,6 +64,34 @@ pub fn ensure(engine: &Engine, name: &str) -> Result<PathBuf> {
     Ok(data_dir(engine, name))
 }
 
+/// The name of the anonymous volume a container makes for its `mount`-th mount: each byte of
+/// the container's id plus `mount + 1` (mod 256). A function of the id, so the volumes of a
+/// container whose record is lost are still known ([`anonymous_of`]).
+pub(crate) fn anonymous_name(id_bytes: &[u8], mount: usize) -> String {
+    let offset = (mount as u8).wrapping_add(1);
+    id_bytes
+        .iter()
+        .map(|b| format!("{:02x}", b.wrapping_add(offset)))
+        .collect()
+}
+
+/// The anonymous volumes of container `id` that exist, found without its record: every name
+/// [`anonymous_name`] gives for the id that is an anonymous volume here.
+pub(crate) fn anonymous_of(engine: &Engine, id: &str) -> Vec<String> {
+    if id.len() != 64 || !records::is_hex(id) {
+        return Vec::new();
+    }
+    // ASCII hex digits, checked above: every two-byte slice is on a char boundary.
+    let bytes: Vec<u8> = (0..id.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(&id[i..i + 2], 16).ok())
+        .collect();
+    (0..=usize::from(u8::MAX))
+        .map(|mount| anonymous_name(&bytes, mount))
+        .filter(|name| inspect(engine, name).is_ok_and(|v| v.anonymous))
+        .collect()
+}
+
 /// Where the volume `name` keeps its files, whether or not it exists yet.
 pub fn data_dir(engine: &Engine, name: &str) -> PathBuf {
     engine.volumes_dir().join(name).join("_data")
@@ -319,5 +347,24 @@ mod tests {
         assert!(inspect(&engine, "named").is_ok());
         let (removed, _) = prune(&engine, true).unwrap();
         assert_eq!(removed, vec!["named".to_string()]);
+    }
+
+    #[test]
+    fn a_containers_anonymous_volumes_follow_from_its_id() {
+        let (_dir, engine) = engine();
+        let (id, bytes) = crate::names::new_id().unwrap();
+        // Its mounts 0, 3 and 300 (as 44: it wraps), found in that order.
+        let made: Vec<String> = [0, 3, 300]
+            .map(|mount| anonymous_name(&bytes, mount))
+            .into();
+        for name in &made {
+            ensure(&engine, name).unwrap();
+        }
+        // Not its own: a volume asked for by name, and another container's.
+        create(&engine, Some("named"), BTreeMap::new()).unwrap();
+        let (_, other) = crate::names::new_id().unwrap();
+        ensure(&engine, &anonymous_name(&other, 0)).unwrap();
+        assert_eq!(anonymous_of(&engine, &id), made);
+        assert_eq!(anonymous_of(&engine, "not-an-id"), Vec::<String>::new());
     }
 }

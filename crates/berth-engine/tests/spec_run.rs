@@ -78,14 +78,17 @@ fn run(f: &Fixture, name: &str, mut spec: oci_spec::runtime::Spec) -> String {
     stdout
 }
 
-/// Whether this test can run here; prints why not.
+/// Whether this test can run here; prints why not (or fails where a skip would hide a gap).
 fn can_run() -> bool {
+    use berth_sys::test_support::skipping;
     if !nix::unistd::geteuid().is_root() || !Path::new("/bin/busybox").exists() {
-        println!("skipped: needs root and busybox-static");
+        skipping(format_args!("needs root and busybox-static"));
         return false;
     }
     if !runc_bin().exists() {
-        println!("skipped: needs target/debug/berth-runc (cargo build -p berth-runc)");
+        skipping(format_args!(
+            "needs target/debug/berth-runc (cargo build -p berth-runc)"
+        ));
         return false;
     }
     true

@@ -170,7 +170,17 @@ pub fn kill(root: &Root, id: &str, signal: Signal, all: bool) -> Result<()> {
 /// them all.
 pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     let c = match load(root, id) {
-        Err(Error::NotFound(_)) if force => return Ok(()),
+        // No state: never created, or its creator was killed between making the directory and
+        // writing state.json (an exec fifo may be there, no process of it is known). The
+        // directory goes either way, as runc's does; only --force makes that a success.
+        Err(Error::NotFound(_)) => {
+            root.remove_dir(id)?;
+            return if force {
+                Ok(())
+            } else {
+                Err(Error::NotFound(id.to_string()))
+            };
+        }
         r => r?,
     };
     delete_loaded(root, c, force)

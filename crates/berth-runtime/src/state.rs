@@ -138,6 +138,8 @@ impl Record {
 #[derive(Debug, Clone)]
 pub struct Root {
     pub path: PathBuf,
+    /// Remove the root with its last container (see [`Root::removed_when_empty`]).
+    transient: bool,
 }
 
 const STATE_FILE: &str = "state.json";
@@ -161,7 +163,20 @@ pub fn validate_id(id: &str) -> Result<()> {
 
 impl Root {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Root { path: path.into() }
+        Root {
+            path: path.into(),
+            transient: false,
+        }
+    }
+
+    /// A root that exists only while it holds a container: the removal of the last one
+    /// removes the root too (the engine's, one per data root, would otherwise pile up in
+    /// /run). runc keeps its root, and so does a plain [`Root::new`].
+    pub fn removed_when_empty(self) -> Self {
+        Root {
+            transient: true,
+            ..self
+        }
     }
 
     pub fn dir(&self, id: &str) -> PathBuf {
@@ -171,14 +186,23 @@ impl Root {
     /// Creates the container's directory; fails if it exists (the id is taken).
     pub fn create_dir(&self, id: &str) -> Result<PathBuf> {
         validate_id(id)?;
-        fs::create_dir_all(&self.path).at("create runtime root", &self.path)?;
         let dir = self.dir(id);
-        match fs::create_dir(&dir) {
-            Ok(()) => Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(Error::Exists(id.to_string()))
+        // A transient root may go between the two steps, with the removal of its last
+        // container (an rmdir, which only an empty root allows): make it again then. Each
+        // retry means another container's removal finished meanwhile, so a few suffice.
+        let mut retries = 8;
+        loop {
+            fs::create_dir_all(&self.path).at("create runtime root", &self.path)?;
+            match fs::create_dir(&dir) {
+                Ok(()) => return Ok(dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::Exists(id.to_string()))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && retries > 0 => {
+                    retries -= 1;
+                }
+                Err(e) => return Err(e).at("create container directory", dir),
             }
-            Err(e) => Err(e).at("create container directory", dir),
         }
     }
 
@@ -228,10 +252,15 @@ impl Root {
     pub fn remove_dir(&self, id: &str) -> Result<()> {
         let dir = self.dir(id);
         match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).at("remove container directory", dir),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).at("remove container directory", dir),
         }
+        if self.transient {
+            // Fails while other containers (or stale state of ones long gone) are there.
+            let _ = fs::remove_dir(&self.path);
+        }
+        Ok(())
     }
 }
 
@@ -303,6 +332,30 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn a_transient_root_goes_with_its_last_container_and_comes_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kept = Root::new(tmp.path().join("kept"));
+        kept.create_dir("a").unwrap();
+        kept.remove_dir("a").unwrap();
+        assert!(kept.path.is_dir(), "a plain root stays, as runc's does");
+
+        let root = Root::new(tmp.path().join("transient")).removed_when_empty();
+        root.create_dir("a").unwrap();
+        root.create_dir("b").unwrap();
+        assert!(matches!(root.create_dir("a"), Err(Error::Exists(_))));
+        root.remove_dir("a").unwrap();
+        assert!(root.path.is_dir(), "b is still there");
+        root.remove_dir("b").unwrap();
+        assert!(!root.path.exists(), "gone with its last container");
+        root.create_dir("stale").unwrap();
+        fs::write(root.dir("stale").join(STATE_FILE), b"{}").unwrap();
+        // The state of a container long gone (its data root removed) keeps the root: no error.
+        root.create_dir("c").unwrap();
+        root.remove_dir("c").unwrap();
+        assert!(root.dir("stale").is_dir());
     }
 
     #[test]

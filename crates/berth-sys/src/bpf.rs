@@ -337,7 +337,7 @@ mod tests {
         match prog_load(PROG_TYPE_CGROUP_DEVICE, &bad, c"Apache") {
             Ok(_) => panic!("the verifier accepted a program that reads an unset R0"),
             Err(err) if err.raw_os_error() == Some(libc::EPERM) => {
-                println!("skipped: needs CAP_BPF/CAP_SYS_ADMIN to load BPF programs")
+                crate::skip!("needs CAP_BPF/CAP_SYS_ADMIN to load BPF programs")
             }
             Err(err) => assert!(err.to_string().contains("verifier log"), "{err}"),
         }
@@ -349,7 +349,7 @@ mod tests {
         match prog_load(PROG_TYPE_CGROUP_DEVICE, &allow, c"Apache") {
             Ok(fd) => assert!(fd.as_raw_fd() >= 0),
             Err(err) if err.raw_os_error() == Some(libc::EPERM) => {
-                println!("skipped: needs CAP_BPF/CAP_SYS_ADMIN to load BPF programs")
+                crate::skip!("needs CAP_BPF/CAP_SYS_ADMIN to load BPF programs")
             }
             Err(err) => panic!("load: {err}"),
         }

@@ -17,4 +17,6 @@ pub mod pty;
 pub mod sched;
 pub mod seal;
 pub mod seccomp;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 pub mod trampoline;

@@ -73,7 +73,7 @@ pub fn is_protected_exe(exe: &std::path::Path) -> bool {
             .starts_with(&format!("/memfd:{MEMFD_NAME}"))
 }
 
-/// Where read-only views of the binary live (one per binary version, made once per boot).
+/// Where read-only views of the binary live (one per binary version in use).
 pub const PROTECTED_DIR: &str = "/run/berth/exe";
 
 /// True when the running binary is a read-only view made by [`protected_exe`].
@@ -84,12 +84,15 @@ pub fn is_protected() -> bool {
 }
 
 /// A path to this binary that no one can write through: a read-only bind mount of it under
-/// [`PROTECTED_DIR`], made once per boot and binary version and reused by every later process.
+/// [`PROTECTED_DIR`], made once per binary version and reused by every later process.
 ///
 /// This closes CVE-2019-5736 like the sealed memfd does (a process in a container that opens
 /// `/proc/<pid>/exe` of a process run from this path reaches a read-only mount: EROFS), without
 /// copying the binary on every start, and lets all such processes share its page cache.
 /// Falls back to `Err` when the binary was replaced since it started (callers then seal).
+///
+/// The view stays while this process lives (it holds it open, see [`pin_view`]), so the path
+/// may be executed later; making a new view removes the views nothing uses any more.
 pub fn protected_exe() -> io::Result<std::path::PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let real = std::fs::read_link("/proc/self/exe")?;
@@ -111,7 +114,7 @@ pub fn protected_exe() -> io::Result<std::path::PathBuf> {
         meta.size()
     );
     let path = std::path::Path::new(PROTECTED_DIR).join(name);
-    if is_ro_view_of(&path, &meta) {
+    if pin_view(&path, &meta) {
         return Ok(path);
     }
     std::fs::create_dir_all(PROTECTED_DIR)?;
@@ -121,10 +124,10 @@ pub fn protected_exe() -> io::Result<std::path::PathBuf> {
         .write(true)
         .open(std::path::Path::new(PROTECTED_DIR).join(".lock"))?;
     lock.lock()?;
-    if is_ro_view_of(&path, &meta) {
+    if pin_view(&path, &meta) {
         return Ok(path);
     }
-    forget_replaced_views();
+    forget_unused_views();
     make_private_mount(std::path::Path::new(PROTECTED_DIR))?;
     std::fs::File::options()
         .create(true)
@@ -149,7 +152,7 @@ pub fn protected_exe() -> io::Result<std::path::PathBuf> {
     .map_err(|e| undo(e.into()))?;
     let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
     mount(None::<&str>, &path, None::<&str>, ro, None::<&str>).map_err(|e| undo(e.into()))?;
-    if !is_ro_view_of(&path, &meta) {
+    if !pin_view(&path, &meta) {
         return Err(undo(io::Error::other(
             "the read-only view of the binary did not take",
         )));
@@ -179,37 +182,63 @@ fn make_private_mount(dir: &std::path::Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes the views of binaries that were replaced since (mountinfo shows their root as
-/// `<path>//deleted`): a new build leaves one behind each time. The unmount is lazy, so a
-/// process still running from such a view keeps it; views of live binaries are left alone.
-fn forget_replaced_views() {
+/// Removes the views nothing uses, under the lock that making a view takes: every other
+/// version of the binary (a new build, another checkout) left its own. A view is in use while
+/// a process runs from it or holds it open ([`pin_view`]), which is exactly when the kernel
+/// refuses a plain (not lazy) unmount with EBUSY; the kernel decides, so no process can slip
+/// in between a check and the unmount. Also takes the files of views whose mount this mount
+/// namespace does not have: made in another namespace that has gone since, they were left
+/// behind for good (unlinking one that another live namespace still mounts detaches it there,
+/// as the kernel does for any unlinked mount point; views are meant for the host's namespace).
+fn forget_unused_views() {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
-    for line in info.lines() {
-        let mut fields = line.split(' ');
-        let (Some(root), Some(point)) = (fields.nth(3), fields.next()) else {
+    let dir = std::path::Path::new(PROTECTED_DIR);
+    let mounted: Vec<&std::path::Path> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(std::path::Path::new)
+        .filter(|p| p.parent() == Some(dir))
+        .collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry.file_name().to_string_lossy().starts_with("berth-") {
             continue;
-        };
-        if point.starts_with(PROTECTED_DIR)
-            && root.ends_with("//deleted")
-            && nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH).is_ok()
-        {
-            let _ = std::fs::remove_file(point);
+        }
+        let unused = !mounted.contains(&path.as_path())
+            || nix::mount::umount2(&path, nix::mount::MntFlags::empty()).is_ok();
+        if unused {
+            let _ = std::fs::remove_file(&path);
         }
     }
 }
 
-/// Is `path` a read-only mount showing the file `meta` describes?
-fn is_ro_view_of(path: &std::path::Path, meta: &std::fs::Metadata) -> bool {
+/// Opens `path` if it is a read-only mount showing the file `meta` describes, and keeps it open
+/// (close-on-exec) for the rest of this process: the view cannot be removed while this process
+/// may still execute it (an exec replaces the process, and from then on the view is its
+/// binary). Checked on the open file, so the view seen is the view held.
+fn pin_view(path: &std::path::Path, meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let Ok(here) = std::fs::metadata(path) else {
+    static PINNED: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
-    let ro = nix::sys::statvfs::statvfs(path)
+    let Ok(here) = file.metadata() else {
+        return false;
+    };
+    let ro = nix::sys::statvfs::fstatvfs(&file)
         .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
         .unwrap_or(false);
-    ro && here.ino() == meta.ino() && here.dev() == meta.dev()
+    if !(ro && here.ino() == meta.ino() && here.dev() == meta.dev()) {
+        return false;
+    }
+    // A second call finds the view the first one pinned: one open file is enough.
+    let _ = PINNED.set(file);
+    true
 }
 
 /// Re-executes this process from [`protected_exe`] with the same arguments and environment,

@@ -150,7 +150,8 @@ mod tests {
             .spawn()
             .expect("run the trampoline");
         // A loop would never end: give it a few seconds, then kill it and fail.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = std::time::Instant::now()
+            + crate::test_support::scaled(std::time::Duration::from_secs(5));
         let status = loop {
             if let Some(status) = child.try_wait().expect("wait") {
                 break Some(status);

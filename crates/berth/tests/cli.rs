@@ -283,7 +283,7 @@ fn pull_killed_halfway_then_completed() {
     // Wait until the proxy has stalled halfway through the layer, which is being written into
     // tmp/, then SIGKILL.
     let tmp = berth.root.path().join("data/image/tmp");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + berth_sys::test_support::scaled(Duration::from_secs(30));
     while !stalled.load(Ordering::SeqCst)
         || !std::fs::read_dir(&tmp)
             .map(|d| d.count() >= 2)

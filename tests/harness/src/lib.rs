@@ -44,65 +44,12 @@ macro_rules! need_root {
     };
 }
 
-/// What [`skip!`] does before it returns: prints `skipped: <why>`, or fails the test when
-/// [`skips_fail`].
-pub fn skipping(why: std::fmt::Arguments) {
-    assert!(
-        !skips_fail(),
-        "{why}: this run must not skip (CI or BERTH_REQUIRE_ROOT is set): provide it, \
-         or unset both to let the test skip"
-    );
-    println!("skipped: {why}");
-}
-
-/// True where a skipped test would hide a gap: under CI (`CI`, as CI services set it) or with
-/// `BERTH_REQUIRE_ROOT`, which scripts/test sets. There the machine is meant to have root and
-/// every tool, so a missing one fails the test. Empty, `0` and `false` count as unset.
-pub fn skips_fail() -> bool {
-    ["CI", "BERTH_REQUIRE_ROOT"]
-        .iter()
-        .any(|name| is_set(std::env::var(name).ok().as_deref()))
-}
-
-fn is_set(value: Option<&str>) -> bool {
-    !matches!(value.map(str::trim), None | Some("" | "0" | "false"))
-}
+// The rules themselves live in berth-sys, for the crates' own tests to keep them too.
+pub use berth_sys::test_support::{scaled, skipping, skips_fail, timeout_scale};
 
 /// How long a condition may take to come true before a test gives up on it, on an idle
 /// machine: [`eventually`] stretches it by [`timeout_scale`]. A deadline, not a measurement.
 pub const PATIENCE: Duration = Duration::from_secs(60);
-
-/// `base` stretched to this machine: multiplied by [`timeout_scale`]. Every deadline the
-/// harness enforces goes through it; a test with a deadline of its own should too.
-pub fn scaled(base: Duration) -> Duration {
-    base.mul_f64(timeout_scale())
-}
-
-/// How much slower than an idle machine this one is now: `$BERTH_TEST_TIMEOUT_SCALE` if set
-/// (a positive number), else the runnable load per CPU (the 1-minute load average over the
-/// CPUs we may use), never below 1. Read afresh at each deadline, as the load changes.
-pub fn timeout_scale() -> f64 {
-    let env = std::env::var("BERTH_TEST_TIMEOUT_SCALE").ok();
-    let load = fs::read_to_string("/proc/loadavg").ok();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    scale_from(env.as_deref(), load.as_deref(), cpus)
-}
-
-fn scale_from(env: Option<&str>, loadavg: Option<&str>, cpus: usize) -> f64 {
-    if let Some(value) = env.map(str::trim).filter(|v| !v.is_empty()) {
-        let scale = value.parse::<f64>().unwrap_or(f64::NAN);
-        assert!(
-            scale.is_finite() && scale > 0.0,
-            "BERTH_TEST_TIMEOUT_SCALE={value}: give a positive number (2 doubles every deadline)"
-        );
-        return scale;
-    }
-    let load = loadavg
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|l| l.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (load / cpus.max(1) as f64).clamp(1.0, 100.0)
-}
 
 /// Polls `cond` until it returns `Some`, failing the test with `what` after [`PATIENCE`]
 /// (scaled).

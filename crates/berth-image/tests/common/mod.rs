@@ -98,7 +98,7 @@ impl Registry {
             dir,
             _token_server: token_server,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + berth_sys::test_support::scaled(Duration::from_secs(20));
         while TcpStream::connect(&registry.addr).is_err() {
             assert!(
                 Instant::now() < deadline,

@@ -4,16 +4,19 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use berth_net::{AttachRequest, Attachment, NetStore, NetworkCreate, PortMapping};
+use berth_sys::test_support::{scaled, skipping};
 
 pub const BUSYBOX: &str = "/bin/busybox";
 
-/// None, after printing `skipped: needs X`, when the machine cannot run these tests.
+/// None, after printing `skipped: needs X`, when the machine cannot run these tests (where a
+/// skip would hide a gap, CI, the test fails instead).
 pub fn check_tools() -> Option<()> {
     let need = |ok: bool, what: &str| {
         if !ok {
-            println!("skipped: needs {what}");
+            skipping(format_args!("needs {what}"));
         }
         ok
     };
@@ -48,11 +51,11 @@ impl Netns {
         let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
         // unshare(1) makes the namespace, then execs sleep; wait for the first, as long as a
         // loaded machine needs (a count of yields ran out under load).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + scaled(Duration::from_secs(30));
+        while Instant::now() < deadline {
             match std::fs::read_link(&path) {
                 Ok(l) if l != ours => return Netns { child, path },
-                _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+                _ => std::thread::sleep(Duration::from_millis(1)),
             }
         }
         let _ = child.kill();
@@ -108,7 +111,8 @@ impl Netns {
         let killed = Killed(child);
         // Ready once the socket listens: poll its namespace's TCP tables (httpd may use v6).
         let pid = killed.0.id();
-        for _ in 0..5_000 {
+        let deadline = Instant::now() + scaled(Duration::from_secs(10));
+        while Instant::now() < deadline {
             let tables = ["tcp", "tcp6"].map(|t| {
                 std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).unwrap_or_default()
             });
@@ -119,7 +123,7 @@ impl Netns {
             {
                 return killed;
             }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(2));
         }
         panic!("httpd never listened");
     }
@@ -127,7 +131,8 @@ impl Netns {
     /// `wget` from inside the namespace; the body, or None when it failed.
     pub fn wget(&self, url: &str) -> Option<String> {
         // busybox 1.35's `wget -T` crashes; coreutils' timeout bounds a blocked connect instead.
-        let (ok, out) = self.run(&["timeout", "5", BUSYBOX, "wget", "-q", "-O", "-", url]);
+        let limit = wget_limit();
+        let (ok, out) = self.run(&["timeout", &limit, BUSYBOX, "wget", "-q", "-O", "-", url]);
         ok.then_some(out)
     }
 }
@@ -148,9 +153,14 @@ impl Drop for Killed {
     }
 }
 
+/// How long a `wget` may take, in seconds for timeout(1): 5 on an idle machine.
+fn wget_limit() -> String {
+    format!("{:.1}", scaled(Duration::from_secs(5)).as_secs_f64())
+}
+
 pub fn host_wget(url: &str) -> Option<String> {
     let out = Command::new("timeout")
-        .args(["5", BUSYBOX, "wget", "-q", "-O", "-", url])
+        .args([&wget_limit(), BUSYBOX, "wget", "-q", "-O", "-", url])
         .stderr(Stdio::null())
         .output()
         .ok()?;
