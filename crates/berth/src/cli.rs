@@ -50,13 +50,35 @@ impl Cli {
                 command: RunOnly::Run(args),
             }) = RunCli::try_parse()
             {
-                return Ok(Cli {
+                return Cli {
                     global,
                     command: Command::Run(args),
-                });
+                }
+                .checked();
             }
         }
-        Cli::try_parse()
+        Cli::try_parse()?.checked()
+    }
+
+    /// What clap cannot say: `run` and `create` take every argument after the image as the
+    /// container's (so that `run IMG --help` reaches the image), which also lets a flag no one
+    /// knows, before the image, pass for it: that is Docker's `unknown flag`.
+    fn checked(self) -> Result<Cli, clap::Error> {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        let run = match &self.command {
+            Command::Run(a)
+            | Command::Create(a)
+            | Command::Container(ContainerCommand::Run(a) | ContainerCommand::Create(a)) => a,
+            _ => return Ok(self),
+        };
+        match run.flags.image_and_command.first() {
+            Some(image) if image.starts_with('-') && image.len() > 1 => {
+                let mut e = clap::Error::new(ErrorKind::UnknownArgument);
+                e.insert(ContextKind::InvalidArg, ContextValue::String(image.clone()));
+                Err(e)
+            }
+            _ => Ok(self),
+        }
     }
 }
 

@@ -207,19 +207,23 @@ pub struct RunFlags {
     /// Attach to STDIN, STDOUT or STDERR
     #[arg(short = 'a', long = "attach")]
     pub attach: Vec<String>,
-    /// Image
-    pub image: String,
-    /// Command and arguments
-    #[arg(trailing_var_arg = true, allow_negative_numbers = true)]
-    pub command: Vec<String>,
+    /// The image, then the command and its arguments. One list, so that parsing stops at the
+    /// image as Docker's does: `run IMG --version` gives `--version` to the container.
+    #[arg(
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub image_and_command: Vec<String>,
 }
 
 impl RunFlags {
     /// Every flag parsed and checked; nothing has been touched yet.
     pub fn request(&self) -> Result<RunRequest> {
         let mut r = RunRequest {
-            image: self.image.clone(),
-            cmd: self.command.clone(),
+            image: self.image_and_command[0].clone(),
+            cmd: self.image_and_command[1..].to_vec(),
             entrypoint: self.entrypoint.clone(),
             name: self.name.clone(),
             hostname: self.hostname.clone(),

@@ -40,7 +40,8 @@ pub struct StartArgs {
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let req = args.flags.request()?;
-    if req.interactive && req.tty && !std::io::stdin().is_terminal() {
+    // Only a client that attaches needs a terminal: `run -dit` from a script is fine (Docker).
+    if req.interactive && req.tty && !req.detach && !std::io::stdin().is_terminal() {
         bail!("the input device is not a TTY: drop -t, or run from a terminal");
     }
     let engine = ctx.engine()?;
