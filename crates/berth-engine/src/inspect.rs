@@ -143,7 +143,7 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "Cmd": req.cmd,
             "Image": record.image,
             "WorkingDir": req.workdir.clone().unwrap_or_default(),
-            "Entrypoint": req.entrypoint.as_ref().map(|e| vec![e.clone()]),
+            "Entrypoint": req.entrypoint,
             "Labels": req.labels,
             "StopSignal": req.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
             "StopTimeout": req.stop_timeout,
@@ -223,6 +223,17 @@ pub fn ports(record: &Record) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// Docker's `SizeRw` (what the container wrote: its upper directory) and `SizeRootFs` (that
+/// and its image).
+pub fn sizes(engine: &Engine, record: &Record) -> (u64, u64) {
+    let rw = crate::volumes::disk_usage(&engine.containers.dir(&record.id).join("upper"));
+    let image = engine.images().ok().and_then(|store| {
+        let image = store.resolve(&record.image_id).ok()?;
+        Some(image.size(&store))
+    });
+    (rw, rw + image.unwrap_or(0))
 }
 
 fn env(engine: &Engine, record: &Record) -> Vec<String> {
