@@ -179,6 +179,23 @@ fn on_network(r: &Record, value: &str) -> bool {
             .any(|a| a.network == value || (!value.is_empty() && a.network_id.starts_with(value)))
 }
 
+/// Docker's COMMAND: the process's words, those with a space in single quotes.
+pub fn command(engine: &Engine, r: &Record) -> String {
+    let words = crate::inspect::command(engine, r);
+    let quoted: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if i > 0 && w.contains(' ') {
+                format!("'{w}'")
+            } else {
+                w.clone()
+            }
+        })
+        .collect();
+    quoted.join(" ")
+}
+
 /// Docker's STATUS column: `Up 5 minutes`, `Exited (0) 2 hours ago`...
 pub fn status_text(r: &Record) -> String {
     let st = &r.state;

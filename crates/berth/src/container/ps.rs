@@ -84,7 +84,7 @@ pub fn run(ctx: &Context, args: PsArgs) -> Result<i32> {
 }
 
 fn item(engine: &Engine, r: &Record, no_trunc: bool) -> Value {
-    let command = berth_engine::inspect::command(engine, r).join(" ");
+    let command = ps::command(engine, r);
     let command = if no_trunc || command.chars().count() <= 20 {
         format!("\"{command}\"")
     } else {
