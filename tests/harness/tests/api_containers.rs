@@ -103,6 +103,16 @@ fn the_lifecycle_through_the_docker_cli_is_what_berth_sees() {
     assert!(berth.ids().is_empty());
     let ran = service.docker(&["inspect", "site"]);
     assert!(ran.stderr.contains("No such"), "{ran:?}");
+    // A command that cannot run: the docker CLI's exit codes (127, 126) from the start's error.
+    for (cmd, code) in [("/no/such/cmd", 127), ("/etc/passwd", 126)] {
+        let ran = service.docker(&["run", "-d", "--name", "cannot", IMAGE, cmd]);
+        assert_eq!(ran.code(), Some(code), "{cmd}: {ran:?}");
+        assert!(ran.stderr.contains(cmd), "{cmd}: {}", ran.stderr);
+        // Docker's status for it: the request's fault, not the daemon's.
+        let (status, _) = call(&service, "POST", "/containers/cannot/start", None);
+        assert_eq!(status, "400", "{cmd}");
+        service.docker_ok(&["rm", "cannot"]);
+    }
 }
 
 #[test]
@@ -733,4 +743,51 @@ fn create_takes_what_docker_clients_send() {
         "{mounts}"
     );
     service.docker_ok(&["rm", "-v", "reader", "shaped"]);
+}
+
+#[test]
+fn docker_py_runs_lists_stops_and_prunes() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let script = format!(
+        r#"
+import docker
+c = docker.from_env(version="auto")
+box = c.containers.run("{IMAGE}", "sleep 300", detach=True, name="pybox",
+                       labels={{"made": "py"}}, environment={{"A": "1"}},
+                       mem_limit="64m", restart_policy={{"Name": "on-failure", "MaximumRetryCount": 1}})
+box.reload()
+print(box.status, box.name, box.attrs["Config"]["Labels"]["made"], box.attrs["HostConfig"]["Memory"])
+print([x.name for x in c.containers.list(filters={{"label": "made=py"}})])
+print(box.top()["Processes"][0][-1])
+print(box.stats(stream=False)["pids_stats"]["current"])
+box.pause(); box.reload(); print(box.status)
+box.unpause()
+box.stop(timeout=1); box.reload(); print(box.status, box.attrs["State"]["ExitCode"])
+print(box.wait()["StatusCode"])
+short = c.containers.create("{IMAGE}", ["sh", "-c", "exit 4"], name="short")
+short.start()
+print(short.wait()["StatusCode"])
+print(sorted(c.containers.prune()["ContainersDeleted"]) == sorted([box.id, short.id]))
+print(c.containers.list(all=True))
+"#
+    );
+    let ran = service.python(&script);
+    assert!(ran.success(), "{}\n{}", ran.stdout, ran.stderr);
+    let expected = [
+        format!("running pybox py {}", 64 << 20),
+        "['pybox']".to_string(),
+        "sleep 300".to_string(),
+        "1".to_string(),
+        "paused".to_string(),
+        "exited 137".to_string(),
+        "137".to_string(),
+        "4".to_string(),
+        "True".to_string(),
+        "[]".to_string(),
+    ];
+    let got: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(got, expected, "{}", ran.stderr);
+    assert!(service.berth.ids().is_empty());
 }
