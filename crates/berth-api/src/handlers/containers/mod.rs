@@ -2,6 +2,7 @@
 //! unpause, rename, update, remove, prune), listing and inspection (list, inspect, top, stats,
 //! changes, export). Attach, logs, exec and archives are routed by the streams' module.
 
+mod body;
 mod create;
 mod lifecycle;
 mod list;

@@ -6,7 +6,8 @@ use berth_engine::update::Update;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::create::{restart_policy, Resources, RestartPolicy};
+use super::body::{Resources, RestartPolicy};
+use super::create::restart_policy;
 use super::State;
 use crate::error::ApiError;
 use crate::filters::Filters;
