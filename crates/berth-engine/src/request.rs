@@ -223,9 +223,7 @@ impl RunRequest {
         }
         Ok(())
     }
-}
 
-impl RunRequest {
     fn check_network(&self) -> Result<()> {
         if self.ports.is_empty() || (self.netns == NsMode::Private && self.network != "none") {
             return Ok(());
