@@ -181,6 +181,14 @@ fn ps_filters_and_formats_agree_with_berth() {
         lines(&service.docker_ok(&["ps", "-aq", "--no-trunc"])),
         lines(&berth.ids().join("\n"))
     );
+    // Docker's own table, and sizes.
+    let table = service.docker_ok(&["ps", "-a", "-s"]);
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("CONTAINER ID") && header.ends_with("SIZE"),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 5, "{table}");
     let ran = service.docker(&["ps", "--filter", "colour=red"]);
     assert!(
         !ran.success() && ran.stderr.contains("invalid filter"),
