@@ -428,6 +428,34 @@ fn stats_top_update_export_and_prune() {
     let one = json(&body);
     assert_eq!(one["preread"], "0001-01-01T00:00:00Z", "{one}");
     assert_eq!(one["pids_stats"]["current"], 1, "{one}");
+    // A stream: a reading a second, each against the one before; it ends with its client.
+    let pid = service_pid(&service);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    let mut conn = UnixStream::connect(service.socket()).unwrap();
+    write!(
+        conn,
+        "GET /containers/busy/stats HTTP/1.1\r\nHost: d\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = std::io::BufReader::new(conn);
+    let mut frames = Vec::new();
+    while frames.len() < 2 {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0);
+        if line.starts_with('{') {
+            frames.push(json(&line));
+        }
+    }
+    assert_eq!(frames[1]["preread"], frames[0]["read"], "{frames:?}");
+    drop(reader);
+    eventually("the stream's thread lets go", || {
+        (fds() <= before).then_some(())
+    });
 
     service.docker_ok(&[
         "update",
