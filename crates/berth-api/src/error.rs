@@ -58,6 +58,8 @@ impl From<berth_engine::Error> for ApiError {
             E::Invalid(m) if m.contains("already in use") => 409,
             E::Invalid(_) | E::Spec(_) => 400,
             E::State { .. } => 409,
+            // The container's command cannot run: Docker's InvalidParameter.
+            E::Command { .. } => 400,
             E::Image(i) => return image_error(i),
             _ => 500,
         };

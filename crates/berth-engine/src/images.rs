@@ -33,17 +33,7 @@ pub fn resolve_or_pull(
     registry: &RegistryOptions,
     progress: &dyn Progress,
 ) -> Result<Image> {
-    let store = engine.images()?;
-    let wanted = match platform {
-        Some(p) => Platform::parse(p)?,
-        None => Platform::host(),
-    };
-    let local = match store.resolve(image) {
-        Ok(i) if platform.is_some() && !same_platform(&i, &wanted) => None,
-        Ok(i) => Some(i),
-        Err(berth_image::Error::NoSuchImage(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let local = local(engine, image, platform)?;
     match (policy, local) {
         ("never", None) => Err(Error::Invalid(format!(
             "No such image: {image}{}: pull it first or drop --pull never",
@@ -56,11 +46,26 @@ pub fn resolve_or_pull(
             if policy != "always" {
                 progress.message(&format!("Unable to find image '{reference}' locally"));
             }
+            let wanted = match platform {
+                Some(p) => Platform::parse(p)?,
+                None => Platform::host(),
+            };
             let image = pull(engine, &reference, wanted, registry, &LayersOnly(progress))?;
             progress.message(&format!("Status: Downloaded image for {reference}"));
             Ok(image)
         }
         (_, Some(image)) => Ok(image),
+    }
+}
+
+/// The local image `image`, if there is one of `platform` (any, when not given); never pulls.
+pub fn local(engine: &Engine, image: &str, platform: Option<&str>) -> Result<Option<Image>> {
+    let wanted = platform.map(Platform::parse).transpose()?;
+    match engine.images()?.resolve(image) {
+        Ok(i) if wanted.as_ref().is_some_and(|w| !same_platform(&i, w)) => Ok(None),
+        Ok(i) => Ok(Some(i)),
+        Err(berth_image::Error::NoSuchImage(_)) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -65,7 +65,7 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
     let text = |v: Option<String>| v.unwrap_or_default();
     let ip = text(network.and_then(|n| n.ip).map(|ip| ip.to_string()));
     let running = st.status.is_live();
-    json!({
+    let mut v = json!({
         "Id": record.id,
         "Created": record.created,
         "Path": args.first().cloned().unwrap_or_default(),
@@ -143,7 +143,7 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "Cmd": req.cmd,
             "Image": record.image,
             "WorkingDir": req.workdir.clone().unwrap_or_default(),
-            "Entrypoint": req.entrypoint.as_ref().map(|e| vec![e.clone()]),
+            "Entrypoint": req.entrypoint,
             "Labels": req.labels,
             "StopSignal": req.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
             "StopTimeout": req.stop_timeout,
@@ -156,7 +156,67 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "Networks": network_entries(req, network, &record.networks),
             "SandboxKey": if running && st.pid > 0 { format!("/proc/{}/ns/net", st.pid) } else { String::new() },
         },
-    })
+    });
+    more_fields(&mut v, record);
+    v
+}
+
+/// Docker's fields that berth keeps no state for, or reads straight from the request: what
+/// the docker CLI's templates, compose and docker-py find in a daemon's answer.
+fn more_fields(v: &mut Value, record: &Record) {
+    let req = &record.request;
+    let mut bindings = serde_json::Map::new();
+    for p in &req.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        let port = match p.host_port {
+            0 => String::new(),
+            n => n.to_string(),
+        };
+        let binding = json!({"HostIp": p.host_ip, "HostPort": port});
+        match bindings.entry(key).or_insert_with(|| json!([])) {
+            Value::Array(a) => a.push(binding),
+            other => *other = json!([binding]),
+        }
+    }
+    let exposed: serde_json::Map<String, Value> =
+        bindings.keys().map(|k| (k.clone(), json!({}))).collect();
+    let anonymous = req
+        .mounts
+        .iter()
+        .filter(|m| record.anonymous_volumes.contains(&m.source));
+    let volumes: serde_json::Map<String, Value> =
+        anonymous.map(|m| (m.target.clone(), json!({}))).collect();
+    let tmpfs: serde_json::Map<String, Value> = req
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "tmpfs")
+        .map(|m| (m.target.clone(), json!(m.options.join(","))))
+        .collect();
+    let devices: Vec<Value> = req
+        .devices
+        .iter()
+        .map(|d| {
+            json!({"PathOnHost": d.host_path, "PathInContainer": d.container_path,
+                        "CgroupPermissions": d.permissions})
+        })
+        .collect();
+    let host = &mut v["HostConfig"];
+    host["PortBindings"] = Value::Object(bindings);
+    host["PublishAllPorts"] = req.publish_all.into();
+    host["DnsSearch"] = json!(req.dns_search);
+    host["DnsOptions"] = json!(req.dns_options);
+    host["GroupAdd"] = json!(req.group_add);
+    host["Tmpfs"] = Value::Object(tmpfs);
+    host["Devices"] = json!(devices);
+    host["VolumesFrom"] = json!(req.volumes_from);
+    host["Links"] = Value::Null;
+    host["CgroupParent"] = "".into();
+    v["Config"]["ExposedPorts"] = Value::Object(exposed);
+    v["Config"]["Volumes"] = Value::Object(volumes);
+    v["ExecIDs"] = Value::Null;
+    v["MountLabel"] = "".into();
+    v["ProcessLabel"] = "".into();
+    v["AppArmorProfile"] = "".into();
 }
 
 fn network_entries(
@@ -223,6 +283,17 @@ pub fn ports(record: &Record) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// Docker's `SizeRw` (what the container wrote: its upper directory) and `SizeRootFs` (that
+/// and its image).
+pub fn sizes(engine: &Engine, record: &Record) -> (u64, u64) {
+    let rw = crate::volumes::disk_usage(&engine.containers.dir(&record.id).join("upper"));
+    let image = engine.images().ok().and_then(|store| {
+        let image = store.resolve(&record.image_id).ok()?;
+        Some(image.size(&store))
+    });
+    (rw, rw + image.unwrap_or(0))
 }
 
 fn env(engine: &Engine, record: &Record) -> Vec<String> {

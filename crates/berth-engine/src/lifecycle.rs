@@ -31,6 +31,7 @@ pub struct ImageRef<'a> {
 /// so a bad flag leaves nothing behind; a step that fails after that undoes the ones before.
 pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Result<Record> {
     validate(engine, &req)?;
+    crate::volumes::from_containers(engine, &mut req)?;
     let (id, random) = crate::names::new_id()?;
     let anonymous = anonymous_volumes(&mut req, image.config, &random);
     let dir = engine.containers.dir(&id);
@@ -393,35 +394,10 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
     Ok(record)
 }
 
-/// Waits for the container to exit and returns its code.
+/// Waits for the container to exit (at once if it is not running) and returns its code.
 pub fn wait(engine: &Engine, key: &str) -> Result<i32> {
-    let mut record = refresh(engine, engine.containers.find(key)?)?;
-    while record.state.status.is_live() {
-        if let Some(code) = wait_on_monitor(engine, &record) {
-            return Ok(code);
-        }
-        // The monitor was finishing (it resets connections it will never read): it records
-        // the exit before it closes its socket, so the record has it, or will very soon.
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        record = match engine.containers.load(&record.id) {
-            Ok(r) => refresh(engine, r)?,
-            // Removed (--rm) while we waited: its code went with it.
-            Err(Error::NoSuchContainer(_)) => return Ok(record.state.exit_code),
-            Err(e) => return Err(e),
-        };
-    }
-    Ok(record.state.exit_code)
-}
-
-/// The exit code from the monitor, or None if it went away before sending one.
-fn wait_on_monitor(engine: &Engine, record: &Record) -> Option<i32> {
-    let mut session = attach::connect(engine, &record.id).ok()?;
-    let options = AttachOptions {
-        wait: true,
-        ..AttachOptions::default()
-    };
-    session.send(Kind::Attach, &options).ok()?;
-    session.wait_exit().ok().flatten()
+    let code = crate::wait::until(engine, key, crate::wait::Condition::NotRunning, &|| false)?;
+    Ok(code.unwrap_or_default())
 }
 
 pub fn pause(engine: &Engine, key: &str, pause: bool) -> Result<Record> {

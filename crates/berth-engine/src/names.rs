@@ -70,8 +70,18 @@ const NAMES: &[&str] = &[
     "wozniak",
 ];
 
-/// Docker's container name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+/// The longest name: each is a file name in the name index (NAME_MAX).
+const MAX_NAME: usize = 255;
+
+/// Docker's container name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, at most 255 characters.
 pub fn validate(name: &str) -> Result<()> {
+    if name.len() > MAX_NAME {
+        let start: String = name.chars().take(20).collect();
+        return Err(Error::Invalid(format!(
+            "invalid container name \"{start}...\": {} characters, more than the {MAX_NAME} allowed",
+            name.chars().count()
+        )));
+    }
     let mut chars = name.chars();
     let ok = name.len() >= 2
         && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())

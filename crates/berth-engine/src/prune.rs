@@ -1,10 +1,10 @@
-//! `container prune`: every container that is not running, paused or restarting, removed as
-//! `rm` removes it.
+//! `container prune`: every container that is not running, paused or restarting (and that
+//! Docker's prune filters keep: `until`, `label`, `label!`), removed as `rm` removes it.
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind};
-use crate::records::Skipped;
+use crate::records::{Record, Skipped};
 
 /// What a prune did.
 #[derive(Debug, Default)]
@@ -19,15 +19,62 @@ pub struct Pruned {
     pub skipped: Vec<Skipped>,
 }
 
-/// Removes the stopped containers.
-pub fn containers(engine: &Engine) -> Result<Pruned> {
+/// Docker's prune filters, each `key=value`: `until` (created before a time or a duration
+/// ago), `label=k[=v]` (every one must match) and `label!=k[=v]` (none may).
+#[derive(Debug, Default)]
+pub struct Filter {
+    until: Option<i64>,
+    labels: Vec<(bool, String, Option<String>)>,
+}
+
+impl Filter {
+    pub fn parse(pairs: &[String]) -> Result<Filter> {
+        let mut f = Filter::default();
+        let now = std::time::SystemTime::now();
+        for pair in pairs {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let label = || match value.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (value.to_string(), None),
+            };
+            match key {
+                "until" => f.until = Some(events::parse_time(value, now)?),
+                "label" => f.labels.push((true, label().0, label().1)),
+                "label!" => f.labels.push((false, label().0, label().1)),
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "invalid filter '{key}': a prune filters on until, label and label!"
+                    )))
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    fn keeps(&self, r: &Record) -> bool {
+        let created =
+            humantime::parse_rfc3339_weak(&r.created).map_or(0, events::nanos_since_epoch);
+        let labelled = |k: &String, v: &Option<String>| {
+            let label = r.request.labels.get(k);
+            label.is_some() && (v.is_none() || label == v.as_ref())
+        };
+        self.until.is_some_and(|until| created >= until)
+            || self
+                .labels
+                .iter()
+                .any(|(want, k, v)| labelled(k, v) != *want)
+    }
+}
+
+/// Removes the stopped containers that `filter` does not keep.
+pub fn containers(engine: &Engine, filter: &Filter) -> Result<Pruned> {
     let listing = crate::lifecycle::list(engine)?;
     let mut pruned = Pruned {
         skipped: listing.skipped,
         ..Pruned::default()
     };
     for record in listing.records {
-        if record.state.status.is_live() {
+        if record.state.status.is_live() || filter.keeps(&record) {
             continue;
         }
         let size = crate::volumes::disk_usage(&engine.containers.dir(&record.id).join("upper"));

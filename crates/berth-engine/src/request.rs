@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -96,8 +96,10 @@ pub struct RunRequest {
     pub image: String,
     /// Arguments after the image (replace the image's Cmd).
     pub cmd: Vec<String>,
-    /// `--entrypoint` ("" clears the image's).
-    pub entrypoint: Option<String>,
+    /// `--entrypoint` (the API's `Entrypoint`, a list): `None` keeps the image's; no word, or
+    /// one empty word (`--entrypoint ""`), clears it.
+    #[serde(deserialize_with = "words_or_word")]
+    pub entrypoint: Option<Vec<String>>,
     pub name: Option<String>,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
@@ -112,6 +114,8 @@ pub struct RunRequest {
     pub detach: bool,
     pub auto_remove: bool,
     pub mounts: Vec<MountRequest>,
+    /// `--volumes-from container[:ro|rw]`: its volumes and binds, added to `mounts` at create.
+    pub volumes_from: Vec<String>,
     pub read_only: bool,
     pub pid: NsMode,
     pub ipc: NsMode,
@@ -200,6 +204,9 @@ impl RunRequest {
             crate::volumes::check_name(&m.source)?;
         }
         self.ports.iter().try_for_each(PortRequest::check)?;
+        self.check_network()?;
+        self.check_process()?;
+        self.check_log()?;
         if let Some(ip) = &self.ip {
             ip.parse::<Ipv4Addr>().map_err(|_| {
                 Error::Invalid(format!(
@@ -216,6 +223,91 @@ impl RunRequest {
         }
         Ok(())
     }
+
+    fn check_network(&self) -> Result<()> {
+        if self.ports.is_empty() || (self.netns == NsMode::Private && self.network != "none") {
+            return Ok(());
+        }
+        let net = match &self.netns {
+            NsMode::Host => "host".to_string(),
+            NsMode::Container(c) => format!("container:{c}"),
+            NsMode::Private => self.network.clone(),
+        };
+        Err(Error::Invalid(format!(
+            "--publish needs a bridge or user network: --network {net} has no ports to publish"
+        )))
+    }
+
+    fn check_process(&self) -> Result<()> {
+        if let Some(adj) = self.oom_score_adj.filter(|a| !(-1000..=1000).contains(a)) {
+            return Err(Error::Invalid(format!(
+                "--oom-score-adj {adj}: must be between -1000 and 1000"
+            )));
+        }
+        if let Some(s) = &self.stop_signal {
+            if crate::lifecycle::parse_signal(s).is_none() {
+                return Err(Error::Invalid(format!(
+                    "--stop-signal {s:?}: not a signal name or number"
+                )));
+            }
+        }
+        if !["", "missing", "always", "never"].contains(&self.pull.as_str()) {
+            return Err(Error::Invalid(format!(
+                "--pull {:?}: use missing, always or never",
+                self.pull
+            )));
+        }
+        Ok(())
+    }
+
+    /// The log driver ("" is the default, json-file) and its options.
+    fn check_log(&self) -> Result<()> {
+        if !["", "json-file", "none"].contains(&self.log_driver.as_str()) {
+            return Err(Error::Invalid(format!(
+                "--log-driver {:?}: berth has json-file and none",
+                self.log_driver
+            )));
+        }
+        for (key, value) in &self.log_opts {
+            match key.as_str() {
+                "max-size" if crate::monitor::logfile::parse_size(value).is_some() => {}
+                "max-size" => {
+                    return Err(Error::Invalid(format!(
+                        "--log-opt max-size={value}: invalid size: '{value}'; give one such as 10m"
+                    )))
+                }
+                "max-file" => match value.parse::<u32>() {
+                    Ok(1..=99) => {}
+                    _ => {
+                        return Err(Error::Invalid(format!(
+                            "--log-opt max-file={value}: a number of files from 1 to 99"
+                        )))
+                    }
+                },
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "--log-opt {key}: berth's json-file driver knows max-size and max-file"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An entrypoint as a list of words, or as one word: records written before it was a list
+/// hold a string.
+fn words_or_word<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Words {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(Option::<Words>::deserialize(d)?.map(|w| match w {
+        Words::List(list) => list,
+        Words::One(word) => vec![word],
+    }))
 }
 
 impl PortRequest {

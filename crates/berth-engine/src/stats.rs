@@ -79,7 +79,7 @@ pub fn cpu_percent(now: &Sample, before: Option<&Sample>) -> f64 {
     cpu / system * online_cpus() as f64 * 100.0
 }
 
-fn online_cpus() -> usize {
+pub fn online_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

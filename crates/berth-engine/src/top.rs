@@ -49,7 +49,7 @@ pub fn tree(engine: &Engine, key: &str) -> Result<Top> {
 fn processes(engine: &Engine, key: &str) -> Result<(Record, Vec<i32>)> {
     let record = crate::lifecycle::refresh(engine, engine.containers.find(key)?)?;
     if crate::ns::live_pid(&record).is_none() {
-        return Err(Error::Invalid(format!("container {key} is not running")));
+        return Err(Error::state(&record.id, "is not running"));
     }
     let pids = berth_runtime::container::pids(&engine.runtime, &record.id)?;
     Ok((record, pids))

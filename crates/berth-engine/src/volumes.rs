@@ -13,6 +13,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::events::{self, Event};
 use crate::records::{self, Record};
+use crate::request::RunRequest;
 
 /// Docker's volume name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 pub fn valid_name(name: &str) -> bool {
@@ -200,6 +201,34 @@ pub fn uses(record: &Record, name: &str) -> bool {
         .mounts
         .iter()
         .any(|m| m.kind == "volume" && m.source == name)
+}
+
+/// `--volumes-from container[:ro|rw]` (the API's `VolumesFrom`): that container's volumes and
+/// binds, at the same targets, read-only with `ro` and as they are there otherwise; a target
+/// the request mounts something at already keeps its own.
+pub fn from_containers(engine: &Engine, req: &mut RunRequest) -> Result<()> {
+    for spec in req.volumes_from.clone() {
+        let (key, mode) = match spec.rsplit_once(':') {
+            Some((key, mode @ ("ro" | "rw"))) => (key, Some(mode)),
+            _ => (spec.as_str(), None),
+        };
+        let other = engine.containers.find(key).map_err(|e| {
+            Error::Invalid(format!(
+                "--volumes-from {spec}: {e}; name an existing container (berth ps -a)"
+            ))
+        })?;
+        for m in other.request.mounts.iter().filter(|m| m.kind != "tmpfs") {
+            if req.mounts.iter().any(|mine| mine.target == m.target) {
+                continue;
+            }
+            let mut m = m.clone();
+            if let Some(mode) = mode {
+                m.read_only = mode == "ro";
+            }
+            req.mounts.push(m);
+        }
+    }
+    Ok(())
 }
 
 /// The containers (any state) that mount `name`.

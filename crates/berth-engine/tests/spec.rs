@@ -268,7 +268,7 @@ fn env_override_and_entrypoint() {
     f.image["config"]["Entrypoint"] = json!(["/docker-entrypoint.sh"]);
     let mut req = request();
     req.env = vec!["MODE=dev".into(), "HOSTNAME=mine".into(), "KEEP".into()];
-    req.entrypoint = Some("/bin/echo".into());
+    req.entrypoint = Some(vec!["/bin/echo".into()]);
     req.cmd = vec!["hi".into()];
     let b = f.build_ok(&req);
     assert_eq!(
@@ -276,7 +276,7 @@ fn env_override_and_entrypoint() {
         ["PATH=/bin", "HOSTNAME=mine", "MODE=dev", "HOME=/root"]
     );
     assert_eq!(args(&b), ["/bin/echo", "hi"]);
-    req.entrypoint = Some(String::new());
+    req.entrypoint = Some(vec![String::new()]);
     req.cmd.clear();
     assert_eq!(
         args(&f.build_ok(&req)),

@@ -1,9 +1,12 @@
 //! Docker's ways of printing: sizes (`4.26MB`), ages (`2 weeks ago`), aligned tables, and lists
 //! rendered with a `--format` template.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::template::{Template, TemplateError};
+
+/// go-units' HumanDuration, as in `docker images`' CREATED column.
+pub use berth_engine::ps::human_duration;
 
 /// go-units' HumanSizeWithPrecision(size, 3): decimal units, three significant digits.
 pub fn human_size(bytes: u64) -> String {
@@ -48,25 +51,6 @@ pub fn bytes_size(bytes: u64) -> String {
         text
     };
     format!("{text}{}", units[unit])
-}
-
-/// go-units' HumanDuration, as in `docker images`' CREATED column.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    let (m, h) = (s / 60, s / 3600);
-    match s {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        _ if s < 60 => format!("{s} seconds"),
-        _ if m == 1 => "About a minute".into(),
-        _ if m < 60 => format!("{m} minutes"),
-        _ if (h as f64 + 0.5) as u64 == 1 && h < 2 => "About an hour".into(),
-        _ if h < 48 => format!("{h} hours"),
-        _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
-        _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
-        _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
-        _ => format!("{} years", h / 24 / 365),
-    }
 }
 
 /// `N units ago`, or `N/A` for an unknown time.
@@ -220,13 +204,6 @@ mod tests {
         assert_eq!(human_size(77_800_000), "77.8MB");
         assert_eq!(human_size(1_200_000_000), "1.2GB");
         assert_eq!(human_size(999), "999B");
-    }
-
-    #[test]
-    fn durations_like_docker() {
-        assert_eq!(human_duration(Duration::from_secs(30)), "30 seconds");
-        assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
-        assert_eq!(human_duration(Duration::from_secs(20 * 86400)), "2 weeks");
     }
 
     #[test]

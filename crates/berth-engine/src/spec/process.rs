@@ -18,8 +18,8 @@ pub fn args(image: Option<&Config>, req: &RunRequest) -> Result<Vec<String>, Spe
     let image_cmd = list(image.and_then(|c| c.cmd().as_ref()));
     let (entrypoint, image_cmd) = match req.entrypoint.as_deref() {
         None => (image_entrypoint, image_cmd),
-        Some("") => (Vec::new(), image_cmd),
-        Some(e) => (vec![e.to_string()], Vec::new()),
+        Some(e) if e.iter().all(String::is_empty) => (Vec::new(), image_cmd),
+        Some(e) => (e.to_vec(), Vec::new()),
     };
     let cmd = if req.cmd.is_empty() {
         image_cmd
@@ -100,7 +100,7 @@ mod tests {
 
     fn req(entrypoint: Option<&str>, cmd: &[&str]) -> RunRequest {
         RunRequest {
-            entrypoint: entrypoint.map(String::from),
+            entrypoint: entrypoint.map(|e| vec![e.to_string()]),
             cmd: cmd.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         }
@@ -114,6 +114,18 @@ mod tests {
         assert_eq!(args(i, &req(None, &["x"])).unwrap(), ["/entry", "x"]);
         assert_eq!(args(i, &req(Some("/bin/sh"), &[])).unwrap(), ["/bin/sh"]);
         assert_eq!(args(i, &req(Some(""), &[])).unwrap(), ["serve", "-v"]);
+        // The API's Entrypoint is a list: several words, or none to clear the image's.
+        let words = RunRequest {
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
+            cmd: vec!["echo hi".into()],
+            ..Default::default()
+        };
+        assert_eq!(args(i, &words).unwrap(), ["/bin/sh", "-c", "echo hi"]);
+        let none = RunRequest {
+            entrypoint: Some(Vec::new()),
+            ..Default::default()
+        };
+        assert_eq!(args(i, &none).unwrap(), ["serve", "-v"]);
         assert!(matches!(
             args(None, &req(None, &[])),
             Err(SpecError::NoCommand)

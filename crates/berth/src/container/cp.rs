@@ -13,7 +13,8 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use berth_engine::records::{self, Record};
+use berth_engine::records;
+use berth_engine::rootfs::StoppedRoot;
 use berth_engine::{lifecycle, Engine};
 use berth_runtime::rootfs::resolve;
 use clap::Args;
@@ -100,31 +101,6 @@ fn with_root(
     )
     .with_context(|| format!("open {}", mount.dir.display()))?;
     act(root.as_fd())
-}
-
-/// A stopped container's overlay root mounted at a private directory; unmounted when dropped.
-pub(crate) struct StoppedRoot {
-    pub(crate) dir: PathBuf,
-}
-
-impl StoppedRoot {
-    pub(crate) fn mount(engine: &Engine, record: &Record) -> Result<StoppedRoot> {
-        let cdir = engine.containers.dir(&record.id);
-        let (_, layers) = berth_engine::bundle::image_of(engine, record)?;
-        let dir = cdir.join("cp-root");
-        berth_engine::bundle::mount_overlay(&cdir, &dir, &layers)
-            .with_context(|| format!("mount the stopped container's root at {}", dir.display()))?;
-        Ok(StoppedRoot { dir })
-    }
-}
-
-impl Drop for StoppedRoot {
-    fn drop(&mut self) {
-        if let Err(e) = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH) {
-            eprintln!("berth: unmount {}: {e}", self.dir.display());
-        }
-        let _ = fs::remove_dir(&self.dir);
-    }
 }
 
 /// The parent and last name of a path inside the container; `None` for the root itself.

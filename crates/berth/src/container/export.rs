@@ -1,13 +1,12 @@
-//! `export`: a container's filesystem (its overlay root: image layers plus its changes, without
-//! volumes or the runtime's mounts) as a tar stream, like `docker export`.
+//! `export`: a container's filesystem as a tar stream, like `docker export`: the engine's
+//! export, to stdout or into a file.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 
-use super::cp::StoppedRoot;
 use crate::commands::Context;
 
 #[derive(Args, Debug)]
@@ -23,23 +22,10 @@ pub fn run(ctx: &Context, args: ExportArgs) -> Result<i32> {
         bail!("cowardly refusing to write a tar archive to a terminal: use -o FILE or redirect");
     }
     let engine = ctx.engine()?;
-    let record =
-        berth_engine::lifecycle::refresh(&engine, engine.containers.find(&args.container)?)?;
-    let dir = engine.containers.dir(&record.id);
-    // A running container's root is mounted in our (the host's) mount namespace; a stopped
-    // one is mounted for the export and unmounted after.
-    let stopped;
-    let root = if record.state.status.is_live() {
-        berth_engine::bundle::rootfs(&dir)
-    } else {
-        stopped = StoppedRoot::mount(&engine, &record)?;
-        stopped.dir.clone()
-    };
+    let export =
+        |out: &mut dyn std::io::Write| berth_engine::export::export(&engine, &args.container, out);
     match &args.output {
-        None => {
-            let out = std::io::stdout().lock();
-            write_tar(&root, out)?;
-        }
+        None => export(&mut std::io::stdout().lock())?,
         Some(path) => {
             // Into a temp file beside the target, renamed at the end: no partial archive.
             let parent = path
@@ -48,23 +34,10 @@ pub fn run(ctx: &Context, args: ExportArgs) -> Result<i32> {
                 .unwrap_or(Path::new("."));
             let mut tmp = tempfile::NamedTempFile::new_in(parent)
                 .with_context(|| format!("create a temp file in {}", parent.display()))?;
-            write_tar(&root, tmp.as_file_mut())?;
+            export(tmp.as_file_mut())?;
             tmp.persist(path)
                 .with_context(|| format!("write {}", path.display()))?;
         }
     }
     Ok(0)
-}
-
-/// The tree under `root` as tar, symlinks stored as links (never followed out of the root).
-fn write_tar(root: &Path, out: impl Write) -> Result<()> {
-    let mut tar = tar::Builder::new(out);
-    tar.follow_symlinks(false);
-    tar.mode(tar::HeaderMode::Complete);
-    tar.append_dir_all(".", root)
-        .with_context(|| format!("archive {}", root.display()))?;
-    tar.into_inner()
-        .and_then(|mut w| w.flush())
-        .context("finish the archive")?;
-    Ok(())
 }

@@ -4,27 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use berth_engine::request::{
-    DeviceRequest, MountRequest, NsMode, PortRequest, RestartPolicy, Ulimit,
-};
-
-pub(super) fn ns_mode(flag: &str, v: Option<&str>, default_host: bool) -> Result<NsMode> {
-    Ok(match v {
-        None | Some("") => {
-            if default_host {
-                NsMode::Host
-            } else {
-                NsMode::Private
-            }
-        }
-        Some("private" | "shareable") => NsMode::Private,
-        Some("host") => NsMode::Host,
-        Some(v) => match v.strip_prefix("container:") {
-            Some(c) if !c.is_empty() => NsMode::Container(c.to_string()),
-            _ => bail!("{flag} {v:?}: use host, private or container:<name|id>"),
-        },
-    })
-}
+use berth_engine::request::{DeviceRequest, MountRequest, PortRequest, Ulimit};
 
 pub(super) fn env(flags: &[String], files: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
@@ -140,21 +120,6 @@ pub(super) fn swap(s: &str) -> Result<i64> {
     swap_bytes(s).map_err(|e| anyhow!("invalid argument {s:?} for \"--memory-swap\" flag: {e}"))
 }
 
-pub(super) fn restart(s: &str) -> Result<RestartPolicy> {
-    Ok(match s.split_once(':') {
-        None if s == "no" || s.is_empty() => RestartPolicy::No,
-        None if s == "always" => RestartPolicy::Always,
-        None if s == "unless-stopped" => RestartPolicy::UnlessStopped,
-        None if s == "on-failure" => RestartPolicy::OnFailure { max_retries: 0 },
-        Some(("on-failure", n)) => RestartPolicy::OnFailure {
-            max_retries: n
-                .parse()
-                .map_err(|_| anyhow!("--restart {s:?}: the retry count must be a number"))?,
-        },
-        _ => bail!("--restart {s:?}: use no, on-failure[:N], always or unless-stopped"),
-    })
-}
-
 pub(super) fn time_offsets(items: &[String]) -> Result<BTreeMap<String, i64>> {
     let mut out = BTreeMap::new();
     for item in items {
@@ -242,58 +207,6 @@ pub(super) fn port(p: &str) -> Result<PortRequest> {
     })
 }
 
-/// `-v src:dst[:opts]`: a host path (absolute) is a bind; a name is a named volume; a lone
-/// `/dst` is an anonymous volume. An empty part is refused (docker/cli's `ParseVolume`), so
-/// `-v :/x` is no anonymous volume by accident. A missing bind source is made at start.
-pub(super) fn volume(v: &str) -> Result<MountRequest> {
-    let parts: Vec<&str> = v.split(':').collect();
-    if v.is_empty() {
-        bail!("-v \"\": invalid empty volume spec; use src:dst[:ro|rw,...]");
-    }
-    if parts.iter().any(|p| p.is_empty()) {
-        bail!("-v {v:?}: invalid spec: {v}: empty section between colons; use src:dst[:ro|rw,...]");
-    }
-    let (src, dst, opts) = match parts.as_slice() {
-        [d] => ("", *d, ""),
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
-        _ => bail!("-v {v:?}: invalid spec: {v}: too many colons; use src:dst[:ro|rw,...]"),
-    };
-    if !dst.starts_with('/') {
-        bail!("-v {v:?}: the destination {dst:?} must be an absolute path");
-    }
-    let mut m = MountRequest {
-        kind: if src.starts_with('/') {
-            "bind"
-        } else {
-            "volume"
-        }
-        .into(),
-        source: src.to_string(),
-        target: dst.to_string(),
-        read_only: false,
-        options: Vec::new(),
-    };
-    for o in opts.split(',').filter(|o| !o.is_empty()) {
-        match o {
-            "ro" | "readonly" => m.read_only = true,
-            "rw" => {}
-            "z" | "Z" => {}
-            "nocopy" if m.kind == "volume" => m.options.push(o.to_string()),
-            "nocopy" => {}
-            p if [
-                "private", "rprivate", "shared", "rshared", "slave", "rslave",
-            ]
-            .contains(&p) =>
-            {
-                m.options.push(p.to_string())
-            }
-            _ => bail!("-v {v:?}: unknown option {o:?}"),
-        }
-    }
-    Ok(m)
-}
-
 pub(super) fn mount(spec: &str) -> Result<MountRequest> {
     let mut m = MountRequest {
         kind: "volume".into(),
@@ -319,37 +232,8 @@ pub(super) fn mount(spec: &str) -> Result<MountRequest> {
             _ => bail!("--mount {spec:?}: unknown field {k:?}"),
         }
     }
-    if !["bind", "volume", "tmpfs"].contains(&m.kind.as_str()) {
-        bail!("--mount {spec:?}: type is bind, volume or tmpfs");
-    }
-    if !m.target.starts_with('/') {
-        bail!("--mount {spec:?}: target must be an absolute path");
-    }
-    if m.kind == "bind" && !std::path::Path::new(&m.source).exists() {
-        bail!(
-            "--mount {spec:?}: bind source path does not exist: {}",
-            m.source
-        );
-    }
+    berth_engine::options::check_mount(&m, &format!("--mount {spec:?}"))?;
     Ok(m)
-}
-
-pub(super) fn tmpfs(t: &str) -> Result<MountRequest> {
-    let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
-    if !dst.starts_with('/') {
-        bail!("--tmpfs {t:?}: the path must be absolute");
-    }
-    Ok(MountRequest {
-        kind: "tmpfs".into(),
-        source: String::new(),
-        target: dst.to_string(),
-        read_only: false,
-        options: opts
-            .split(',')
-            .filter(|o| !o.is_empty())
-            .map(str::to_string)
-            .collect(),
-    })
 }
 
 #[cfg(test)]
@@ -374,14 +258,9 @@ mod tests {
     }
 
     #[test]
-    fn sizes_restart_ulimits() {
+    fn sizes_and_ulimits() {
         assert_eq!(size("-m", "64m").unwrap(), 64 << 20);
         assert!(size("-m", "lots").is_err());
-        assert_eq!(
-            restart("on-failure:3").unwrap(),
-            RestartPolicy::OnFailure { max_retries: 3 }
-        );
-        assert!(restart("sometimes").is_err());
         let u = ulimit("nofile=10:20").unwrap();
         assert_eq!((u.soft, u.hard), (10, 20));
         assert!(ulimit("nofile=20:10").is_err());
@@ -411,20 +290,5 @@ mod tests {
         for bad in ["inf", "nan", "1e3", "", ".", "1/2", "0.0000000001"] {
             assert!(cpus(bad).is_err(), "{bad}");
         }
-        assert!(volume(":/x").is_err() && volume("/x:").is_err() && volume("").is_err());
-        assert!(volume("a:/x:ro:z").is_err());
-    }
-
-    #[test]
-    fn volumes_and_modes() {
-        let v = volume("data:/data:ro").unwrap();
-        assert_eq!((v.kind.as_str(), v.read_only), ("volume", true));
-        assert!(volume("data:rel").is_err());
-        assert_eq!(
-            ns_mode("--pid", Some("container:web"), false).unwrap(),
-            NsMode::Container("web".into())
-        );
-        assert!(ns_mode("--pid", Some("container:"), false).is_err());
-        assert_eq!(ns_mode("--userns", None, true).unwrap(), NsMode::Host);
     }
 }

@@ -2,12 +2,12 @@
 //! `RunRequest`: every value is parsed here, so a typo fails before anything is created.
 
 use anyhow::{bail, Context as _, Result};
+use berth_engine::options::{self, ns_mode, restart, tmpfs, volume};
 use berth_engine::request::{NsMode, RunRequest, SeccompChoice};
 use clap::Args;
 
 use super::flag_values::{
-    bytes, cpus, device, env, key_values, mount, ns_mode, port, restart, size, swap_bytes,
-    time_offsets, tmpfs, ulimit, volume,
+    bytes, cpus, device, env, key_values, mount, port, swap_bytes, time_offsets, ulimit,
 };
 
 #[derive(Args, Debug, Clone, Default)]
@@ -224,7 +224,7 @@ impl RunFlags {
         let mut r = RunRequest {
             image: self.image_and_command[0].clone(),
             cmd: self.image_and_command[1..].to_vec(),
-            entrypoint: self.entrypoint.clone(),
+            entrypoint: self.entrypoint.clone().map(|e| vec![e]),
             name: self.name.clone(),
             hostname: self.hostname.clone(),
             domainname: self.domainname.clone(),
@@ -263,12 +263,7 @@ impl RunFlags {
             cpuset_cpus: self.cpuset_cpus.clone(),
             pids_limit: self.pids_limit,
             memory_reservation: self.memory_reservation,
-            oom_score_adj: match self.oom_score_adj {
-                Some(adj) if !(-1000..=1000).contains(&adj) => {
-                    bail!("--oom-score-adj {adj}: must be between -1000 and 1000")
-                }
-                adj => adj,
-            },
+            oom_score_adj: self.oom_score_adj,
             cpu_period: self.cpu_period,
             cpu_quota: self.cpu_quota,
             cpuset_mems: self.cpuset_mems.clone(),
@@ -307,7 +302,7 @@ impl RunFlags {
             ..RunRequest::default()
         };
         self.security(&mut r)?;
-        self.network_mode(&mut r)?;
+        options::network_mode(&mut r, self.network.as_deref().unwrap_or("bridge"))?;
         for v in &self.volume {
             r.mounts.push(volume(v)?);
         }
@@ -316,32 +311,6 @@ impl RunFlags {
         }
         for t in &self.tmpfs {
             r.mounts.push(tmpfs(t)?);
-        }
-        if !["missing", "always", "never"].contains(&r.pull.as_str()) {
-            bail!("--pull {:?}: use missing, always or never", r.pull);
-        }
-        for (key, value) in &r.log_opts {
-            match key.as_str() {
-                "max-size" => {
-                    size("--log-opt max-size", value)?;
-                }
-                "max-file" => match value.parse::<u32>() {
-                    Ok(1..=99) => {}
-                    _ => bail!("--log-opt max-file={value}: a number of files from 1 to 99"),
-                },
-                _ => bail!("--log-opt {key}: berth's json-file driver knows max-size and max-file"),
-            }
-        }
-        if !["json-file", "none"].contains(&r.log_driver.as_str()) {
-            bail!(
-                "--log-driver {:?}: berth has json-file and none",
-                r.log_driver
-            );
-        }
-        if let Some(s) = &r.stop_signal {
-            if berth_engine::lifecycle::parse_signal(s).is_none() {
-                bail!("--stop-signal {s:?}: not a signal name or number");
-            }
         }
         Ok(r)
     }
@@ -361,27 +330,6 @@ impl RunFlags {
                 ("apparmor" | "label", _) => {}
                 _ => bail!("--security-opt {opt:?}: berth knows seccomp=unconfined|<file> and no-new-privileges"),
             }
-        }
-        Ok(())
-    }
-
-    fn network_mode(&self, r: &mut RunRequest) -> Result<()> {
-        let net = self.network.as_deref().unwrap_or("bridge");
-        r.network = "bridge".into();
-        match net {
-            "host" => r.netns = NsMode::Host,
-            "" | "default" | "bridge" => {}
-            "none" => r.network = "none".into(),
-            n if n.starts_with("container:") => {
-                r.netns = ns_mode("--network", Some(n), false)?;
-                r.network = String::new();
-            }
-            n => r.network = n.to_string(),
-        }
-        if !r.ports.is_empty() && (r.netns != NsMode::Private || r.network == "none") {
-            bail!(
-                "--publish needs a bridge or user network: --network {net} has no ports to publish"
-            );
         }
         Ok(())
     }

@@ -160,7 +160,7 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> Result<i32> {
 /// The engine's container prune, what it skipped and what failed on stderr. Also `system
 /// prune`'s.
 pub fn pruned(engine: &Engine) -> Result<berth_engine::prune::Pruned> {
-    let pruned = berth_engine::prune::containers(engine)?;
+    let pruned = berth_engine::prune::containers(engine, &Default::default())?;
     for skipped in &pruned.skipped {
         eprintln!("berth: {skipped}");
     }

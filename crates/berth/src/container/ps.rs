@@ -1,16 +1,14 @@
 //! `ps`: containers as Docker lists them (table, `-q`, `--format`, filters), with the truth
 //! about each monitor checked first.
 
-use std::time::SystemTime;
-
-use anyhow::{bail, Result};
-use berth_engine::records::{Record, Status};
-use berth_engine::{lifecycle, Engine};
+use anyhow::Result;
+use berth_engine::records::Record;
+use berth_engine::{ps, Engine};
 use clap::Args;
 use serde_json::{json, Value};
 
 use crate::commands::Context;
-use crate::format::{self, human_duration};
+use crate::format;
 
 #[derive(Args, Debug)]
 pub struct PsArgs {
@@ -26,7 +24,8 @@ pub struct PsArgs {
     /// Show the latest created container
     #[arg(short = 'l', long)]
     pub latest: bool,
-    /// Filter output (status=, name=, label=, ancestor=, id=)
+    /// Filter output (status=, name=, id=, label=, ancestor=, exited=, network=, volume=,
+    /// before=, since=)
     #[arg(short, long)]
     pub filter: Vec<String>,
     /// Pretty-print containers using a Go template, or "json"
@@ -54,39 +53,19 @@ const TITLES: &[(&str, &str)] = &[
 
 pub fn run(ctx: &Context, args: PsArgs) -> Result<i32> {
     let engine = ctx.engine()?;
-    let filters = args
-        .filter
-        .iter()
-        .map(|f| {
-            f.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| anyhow::anyhow!("--filter {f:?}: use key=value"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    for (k, _) in &filters {
-        if !["status", "name", "label", "ancestor", "id"].contains(&k.as_str()) {
-            bail!("--filter {k}: berth filters on status, name, label, ancestor and id");
-        }
-    }
-    let mut records = crate::commands::listed(lifecycle::list(&engine)?);
-    records.reverse();
-    let limit = if args.latest { Some(1) } else { args.last };
-    let show_all = args.all || limit.is_some() || filters.iter().any(|(k, _)| k == "status");
-    let mut rows: Vec<&Record> = records
-        .iter()
-        .filter(|r| show_all || r.state.status.is_live())
-        .filter(|r| filters.iter().all(|(k, v)| matches(r, k, v)))
-        .collect();
-    if let Some(n) = limit {
-        rows.truncate(n);
-    }
+    let options = ps::Options {
+        all: args.all,
+        limit: if args.latest { Some(1) } else { args.last },
+        filters: args.filter.clone(),
+    };
+    let records = crate::commands::listed(ps::list(&engine, &options)?);
     if args.quiet {
-        for r in rows {
+        for r in &records {
             outln!("{}", if args.no_trunc { &r.id } else { &r.id[..12] });
         }
         return Ok(0);
     }
-    let items: Vec<Value> = rows
+    let items: Vec<Value> = records
         .iter()
         .map(|r| item(&engine, r, args.no_trunc))
         .collect();
@@ -104,46 +83,8 @@ pub fn run(ctx: &Context, args: PsArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn matches(r: &Record, key: &str, value: &str) -> bool {
-    match key {
-        "status" => r.state.status.as_str() == value,
-        "name" => r.name.contains(value.trim_start_matches('/')),
-        "id" => r.id.starts_with(value),
-        "ancestor" => r.image == value || r.image_id.contains(value),
-        "label" => match value.split_once('=') {
-            Some((k, v)) => r.request.labels.get(k).is_some_and(|x| x == v),
-            None => r.request.labels.contains_key(value),
-        },
-        _ => false,
-    }
-}
-
-/// Docker's STATUS column.
-pub fn status_text(r: &Record) -> String {
-    let st = &r.state;
-    let since = |t: &str| {
-        humantime::parse_rfc3339_weak(t)
-            .ok()
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .map(human_duration)
-            .unwrap_or_else(|| "Less than a second".into())
-    };
-    match st.status {
-        Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", since(&st.started_at)),
-        Status::Paused => format!("Up {} (Paused)", since(&st.started_at)),
-        Status::Restarting => format!(
-            "Restarting ({}) {} ago",
-            st.exit_code,
-            since(&st.finished_at)
-        ),
-        Status::Exited => format!("Exited ({}) {} ago", st.exit_code, since(&st.finished_at)),
-        Status::Dead => "Dead".into(),
-    }
-}
-
 fn item(engine: &Engine, r: &Record, no_trunc: bool) -> Value {
-    let command = berth_engine::inspect::command(engine, r).join(" ");
+    let command = ps::command(engine, r);
     let command = if no_trunc || command.chars().count() <= 20 {
         format!("\"{command}\"")
     } else {
@@ -163,7 +104,7 @@ fn item(engine: &Engine, r: &Record, no_trunc: bool) -> Value {
         "Command": command,
         "CreatedAt": created.map(format::go_time).unwrap_or_default(),
         "RunningFor": format::ago(created),
-        "Status": status_text(r),
+        "Status": ps::status_text(r),
         "State": r.state.status.as_str(),
         "Ports": ports,
         "Names": r.name,

@@ -7,7 +7,7 @@ use anyhow::{anyhow, Result};
 use berth_engine::update::Update;
 use clap::Args;
 
-use super::flag_values::{restart, size, swap};
+use super::flag_values::{size, swap};
 use super::manage::each;
 use crate::commands::Context;
 
@@ -87,7 +87,11 @@ fn parse(a: &UpdateArgs) -> Result<Update> {
         cpuset_mems: a.cpuset_mems.clone(),
         pids_limit: number("--pids-limit", &a.pids_limit)?,
         blkio_weight: number("--blkio-weight", &a.blkio_weight)?.filter(|w| *w != 0),
-        restart: a.restart.as_deref().map(restart).transpose()?,
+        restart: a
+            .restart
+            .as_deref()
+            .map(berth_engine::options::restart)
+            .transpose()?,
     })
 }
 
