@@ -5,6 +5,7 @@
 //! Each module routes its own paths: its `route` answers the calls it knows (`Break`) and hands
 //! the others back (`Continue`) to the next module in [`route`].
 
+mod streams;
 mod system;
 
 use std::ops::ControlFlow;
@@ -60,6 +61,7 @@ pub async fn route(state: Arc<State>, call: Call) -> Reply {
         };
     }
     let call = try_module!(system, call);
+    let call = try_module!(streams, call);
     let _ = call;
     Err(ApiError::no_route())
 }
