@@ -597,3 +597,208 @@ fn docker_run_in_the_foreground() {
     term.send("exit 8\n");
     assert_eq!(term.exit_status().code(), Some(8));
 }
+
+/// A tar stream of (name, kind, link target or contents) entries, written header by header
+/// so that names the tar crate's checks refuse (`..`) go in as they are.
+fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        let body = if matches!(kind, tar::EntryType::Symlink) {
+            h.set_link_name_literal(data).expect("link name");
+            ""
+        } else {
+            data
+        };
+        h.set_size(body.len() as u64);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        b.append(&h, body.as_bytes()).expect("tar entry");
+    }
+    b.into_inner().expect("tar")
+}
+
+/// `PUT /containers/<c>/archive?path=<dir>` with `tar` as the body: the HTTP status.
+fn put_archive(service: &Service, container: &str, dir: &str, tar: &[u8]) -> String {
+    let file = service.dir().join("put.tar");
+    std::fs::write(&file, tar).expect("tar file");
+    let ran = service.curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/x-tar",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("http://d/containers/{container}/archive?path={dir}"),
+    ]);
+    ran.stdout
+}
+
+#[test]
+fn archive_paths_never_leave_the_containers_root() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    service
+        .berth
+        .ok(&["run", "-d", "--name", "esc", IMAGE, "sleep", "1000"]);
+    service.berth.ok(&[
+        "exec",
+        "esc",
+        "sh",
+        "-c",
+        "ln -s / /escape; ln -s ../../.. /up; mkdir /in",
+    ]);
+    // A file only the host has, where the links would lead if followed on the host.
+    let marker = tempfile::NamedTempFile::new().expect("marker");
+    std::fs::write(marker.path(), "host secret").expect("marker");
+    let m = marker.path().to_str().expect("utf-8 temp path");
+    for via in ["/escape", "/up"] {
+        for method in ["-I", "-G"] {
+            let ran = service.curl(&[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                method,
+                &format!("http://d/containers/esc/archive?path={via}{m}"),
+            ]);
+            assert_eq!(ran.stdout, "404", "{method} {via}{m} was found");
+        }
+    }
+    // Into the container: `..` refused; through links of the container's and of the archive's
+    // own making, the files land inside it.
+    let host_tmp = std::env::temp_dir();
+    let name = berth_harness::unique("berth-put");
+    let climb = format!("../../../../../..{}/{name}-dots", host_tmp.display());
+    let tar = tar_of(&[(climb.as_str(), tar::EntryType::Regular, "x")]);
+    assert_eq!(put_archive(&service, "esc", "/in", &tar), "400");
+    let through_root = format!("{}/{name}-escape", host_tmp.display());
+    let tar = tar_of(&[(&through_root[1..], tar::EntryType::Regular, "1")]);
+    assert_eq!(put_archive(&service, "esc", "/escape", &tar), "200");
+    let own = format!("own{}/{name}-own", host_tmp.display());
+    let tar = tar_of(&[
+        ("own", tar::EntryType::Symlink, "/"),
+        (own.as_str(), tar::EntryType::Regular, "2"),
+    ]);
+    assert_eq!(put_archive(&service, "esc", "/in", &tar), "200");
+    for suffix in ["dots", "escape", "own"] {
+        let path = host_tmp.join(format!("{name}-{suffix}"));
+        assert!(!path.exists(), "{} was written on the host", path.display());
+    }
+    let inside = service.berth.ok(&[
+        "exec",
+        "esc",
+        "cat",
+        &format!("{}/{name}-escape", host_tmp.display()),
+        &format!("{}/{name}-own", host_tmp.display()),
+    ]);
+    assert_eq!(inside, "12");
+    // Not a directory, not there.
+    assert_eq!(put_archive(&service, "esc", "/etc/hostname", &tar), "400");
+    assert_eq!(put_archive(&service, "esc", "/nowhere", &tar), "404");
+}
+
+#[test]
+fn docker_cp_both_ways() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    service
+        .berth
+        .ok(&["run", "-d", "--name", "cpc", IMAGE, "sleep", "1000"]);
+    service.berth.ok(&[
+        "exec",
+        "cpc",
+        "sh",
+        "-c",
+        "mkdir -p /d/sub; echo inside > /d/sub/f; ln -s /etc/passwd /d/link",
+    ]);
+    let host = tempfile::tempdir().expect("host dir");
+    let h = |p: &str| host.path().join(p).to_str().expect("utf-8").to_string();
+    // A directory out, its link kept a link; then back in under a new name.
+    service.docker_ok(&["cp", "cpc:/d", &h("")]);
+    assert_eq!(std::fs::read_to_string(h("d/sub/f")).unwrap(), "inside\n");
+    assert_eq!(
+        std::fs::read_link(h("d/link")).unwrap(),
+        std::path::Path::new("/etc/passwd")
+    );
+    service.docker_ok(&["cp", &h("d"), "cpc:/copy"]);
+    assert_eq!(
+        service.berth.ok(&["exec", "cpc", "cat", "/copy/sub/f"]),
+        "inside"
+    );
+    // A file both ways, into a directory and as a new name.
+    std::fs::write(h("in.txt"), "from host").unwrap();
+    service.docker_ok(&["cp", &h("in.txt"), "cpc:/tmp"]);
+    service.docker_ok(&["cp", &h("in.txt"), "cpc:/tmp/renamed"]);
+    assert_eq!(
+        service
+            .berth
+            .ok(&["exec", "cpc", "cat", "/tmp/in.txt", "/tmp/renamed"]),
+        "from hostfrom host"
+    );
+    service.docker_ok(&["cp", "cpc:/tmp/renamed", &h("back.txt")]);
+    assert_eq!(std::fs::read_to_string(h("back.txt")).unwrap(), "from host");
+    // Tar streams: out on stdout, in on stdin.
+    let mut command = service.client("docker");
+    command.args(["cp", "cpc:/d", "-"]);
+    let out = command.output().expect("docker cp to -");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = tar::Archive::new(&out.stdout[..])
+        .entries()
+        .expect("a tar stream")
+        .map(|e| {
+            e.expect("entry")
+                .path()
+                .expect("name")
+                .display()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["d", "d/link", "d/sub", "d/sub/f"]);
+    let tar = tar_of(&[("streamed.txt", tar::EntryType::Regular, "via stdin")]);
+    let ran = service.docker_input(&["cp", "-", "cpc:/tmp"], &tar);
+    assert!(ran.success(), "{}", ran.stderr);
+    assert_eq!(
+        service
+            .berth
+            .ok(&["exec", "cpc", "cat", "/tmp/streamed.txt"]),
+        "via stdin"
+    );
+    // A stopped container: both ways, its root mounted for the copy and unmounted after.
+    service.berth.ok(&["stop", "-t", "0", "cpc"]);
+    service.docker_ok(&["cp", &h("in.txt"), "cpc:/tmp/while-stopped"]);
+    service.docker_ok(&["cp", "cpc:/tmp/while-stopped", &h("stopped.txt")]);
+    assert_eq!(
+        std::fs::read_to_string(h("stopped.txt")).unwrap(),
+        "from host"
+    );
+    assert!(
+        berth_harness::image::mounts_under(service.berth.root()).is_empty(),
+        "cp left its mount"
+    );
+    service.berth.ok(&["start", "cpc"]);
+    assert_eq!(
+        service
+            .berth
+            .ok(&["exec", "cpc", "cat", "/tmp/while-stopped"]),
+        "from host"
+    );
+    let missing = service.docker(&["cp", "cpc:/nope", &h("x")]);
+    assert!(!missing.success());
+    assert!(missing.stderr.contains("/nope"), "{}", missing.stderr);
+}

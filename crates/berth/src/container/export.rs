@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 
-use super::cp::StoppedRoot;
 use crate::commands::Context;
+use berth_engine::copy::StoppedRoot;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {

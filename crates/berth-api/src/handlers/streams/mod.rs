@@ -2,6 +2,7 @@
 //! resize, inspect) and its files (archive). Logs are a streamed body; attach and exec start
 //! hijack the connection (hijack.rs); archives are tar streams both ways.
 
+mod archive;
 mod attach;
 mod exec;
 mod hijack;
@@ -28,6 +29,9 @@ pub async fn route(state: &Arc<State>, mut call: Call) -> Routed {
         ("POST", ["exec", id, "start"]) => exec::start(state, &mut call, id).await,
         ("POST", ["exec", id, "resize"]) => exec::resize(state, &call, id).await,
         ("GET", ["exec", id, "json"]) => exec::inspect(state, id).await,
+        ("HEAD", ["containers", id, "archive"]) => archive::head(state, &call, id).await,
+        ("GET", ["containers", id, "archive"]) => archive::get(state, &call, id).await,
+        ("PUT", ["containers", id, "archive"]) => archive::put(state, &mut call, id).await,
         _ => return Continue(call),
     })
 }
