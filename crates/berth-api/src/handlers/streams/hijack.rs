@@ -113,108 +113,139 @@ async fn relay(
     early: Bytes,
     stream: Stream,
 ) {
-    let session = match stream.source {
-        Source::Nothing => {
-            let (_, mut wr) = tokio::io::split(io);
-            let _ = wr.write_all(&stream.prelude).await;
+    let (rd, mut wr) = tokio::io::split(io);
+    if wr.write_all(&stream.prelude).await.is_err() {
+        return;
+    }
+    let session = match open(&state, stream.source, stream.tty, socket.as_ref()).await {
+        Ok(session) => session,
+        Err(last_words) => {
+            let _ = wr.write_all(&last_words).await;
             let _ = wr.shutdown().await;
             return;
         }
-        Source::Now(session) => session,
-        Source::Pending { pending, container } => {
-            match started(&state, pending, container, socket.as_ref()).await {
-                Some(session) => session,
-                None => return,
-            }
-        }
-        Source::Exec { id, size } => {
-            let start = state.blocking(move |s| Ok(exec::start(&s.engine, &id, false, size)));
-            match start.await {
-                Ok(Ok(session)) => session,
-                Ok(Err(e)) => {
-                    let (_, mut wr) = tokio::io::split(io);
-                    let text = format!("{e}\r\n");
-                    let _ = write_output(&mut wr, stream.tty, 1, text.as_bytes()).await;
-                    let _ = wr.shutdown().await;
-                    return;
-                }
-                Err(_) => return,
-            }
-        }
     };
-    let Ok((mut output, input, closer)) = threads(session) else {
+    let Ok((output, input, closer)) = threads(session) else {
         return;
     };
-    let (mut rd, mut wr) = tokio::io::split(io);
-    let mut detach = stream.detach;
-    let mut reading = stream.stdin;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut buf = vec![0u8; 32 << 10];
-    let mut first = (!stream.prelude.is_empty()).then_some(stream.prelude);
+    let relayed = Relayed {
+        tty: stream.tty,
+        detach: stream.detach,
+        socket,
+        input,
+    };
     // Input sent along with the request, before the switch.
-    let mut pending_input = (!early.is_empty() && reading).then(|| early.to_vec());
-    loop {
-        if let Some(bytes) = first.take() {
-            if wr.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-        if let Some(data) = pending_input.take() {
-            if send_input(&input, &mut detach, &data).await {
-                break;
-            }
-        }
-        tokio::select! {
-            out = output.recv() => {
-                let (n, data) = match out {
-                    Some(Output::Stdout(data)) => (1, data),
-                    Some(Output::Stderr(data)) => (2, data),
-                    Some(Output::Exit(_)) | None => break,
-                };
-                if write_output(&mut wr, stream.tty, n, &data).await.is_err() {
-                    break;
-                }
-            }
-            read = rd.read(&mut buf), if reading => match read {
-                Ok(0) | Err(_) => {
-                    reading = false;
-                    if hung_up(socket.as_ref()) {
-                        break;
-                    }
-                    let _ = input.send(Input::End).await;
-                }
-                Ok(n) => {
-                    if send_input(&input, &mut detach, &buf[..n]).await {
-                        break;
-                    }
-                }
-            },
-            _ = tick.tick(), if !reading => {
-                if hung_up(socket.as_ref()) {
-                    break;
-                }
-            }
-        }
-    }
+    let early = (stream.stdin && !early.is_empty()).then(|| early.to_vec());
+    relayed.run(rd, &mut wr, output, stream.stdin, early).await;
     let _ = wr.shutdown().await;
     // Wakes the reader thread; the writer ends with its channel.
     let _ = closer.shutdown();
 }
 
-/// Passes input on (through the detach keys, if any); true once they were typed.
-async fn send_input(
-    input: &mpsc::Sender<Input>,
-    detach: &mut Option<DetachKeys>,
-    data: &[u8],
-) -> bool {
-    let (data, detached) = match detach {
-        Some(keys) => keys.scan(data),
-        None => (data.to_vec(), false),
-    };
-    if !data.is_empty() {
-        let _ = input.send(Input::Data(data)).await;
+/// The session the stream relays, or the last words for the client when there is none.
+async fn open(
+    state: &Arc<State>,
+    source: Source,
+    tty: bool,
+    socket: Option<&OwnedFd>,
+) -> Result<Session, Vec<u8>> {
+    match source {
+        Source::Nothing => Err(Vec::new()),
+        Source::Now(session) => Ok(session),
+        Source::Pending { pending, container } => started(state, pending, container, socket)
+            .await
+            .ok_or_else(Vec::new),
+        Source::Exec { id, size } => {
+            let start = state.blocking(move |s| Ok(exec::start(&s.engine, &id, false, size)));
+            match start.await {
+                Ok(Ok(session)) => Ok(session),
+                Ok(Err(e)) => {
+                    let text = format!("{e}\r\n");
+                    let mut words = Vec::new();
+                    if tty {
+                        words.extend_from_slice(text.as_bytes());
+                    } else {
+                        frame(1, text.as_bytes(), &mut words);
+                    }
+                    Err(words)
+                }
+                Err(_) => Err(Vec::new()),
+            }
+        }
     }
-    detached
+}
+
+/// One relay's state between the client and the session's threads.
+struct Relayed {
+    tty: bool,
+    detach: Option<DetachKeys>,
+    socket: Option<OwnedFd>,
+    input: mpsc::Sender<Input>,
+}
+
+impl Relayed {
+    /// Relays until the process's exit, the detach keys, or the client gone.
+    async fn run(
+        mut self,
+        mut rd: impl AsyncRead + Unpin,
+        wr: &mut (impl AsyncWrite + Unpin),
+        mut output: mpsc::Receiver<Output>,
+        mut reading: bool,
+        early: Option<Vec<u8>>,
+    ) {
+        if let Some(data) = early {
+            if self.send_input(&data).await {
+                return;
+            }
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut buf = vec![0u8; 32 << 10];
+        loop {
+            tokio::select! {
+                out = output.recv() => {
+                    let (n, data) = match out {
+                        Some(Output::Stdout(data)) => (1, data),
+                        Some(Output::Stderr(data)) => (2, data),
+                        Some(Output::Exit(_)) | None => return,
+                    };
+                    if write_output(wr, self.tty, n, &data).await.is_err() {
+                        return;
+                    }
+                }
+                read = rd.read(&mut buf), if reading => match read {
+                    Ok(0) | Err(_) => {
+                        reading = false;
+                        if hung_up(self.socket.as_ref()) {
+                            return;
+                        }
+                        let _ = self.input.send(Input::End).await;
+                    }
+                    Ok(n) => {
+                        if self.send_input(&buf[..n]).await {
+                            return;
+                        }
+                    }
+                },
+                _ = tick.tick(), if !reading => {
+                    if hung_up(self.socket.as_ref()) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Passes input on (through the detach keys, if any); true once they were typed.
+    async fn send_input(&mut self, data: &[u8]) -> bool {
+        let (data, detached) = match &mut self.detach {
+            Some(keys) => keys.scan(data),
+            None => (data.to_vec(), false),
+        };
+        if !data.is_empty() {
+            let _ = self.input.send(Input::Data(data)).await;
+        }
+        detached
+    }
 }
 
 async fn write_output(
