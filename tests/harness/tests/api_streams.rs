@@ -802,3 +802,40 @@ fn docker_cp_both_ways() {
     assert!(!missing.success());
     assert!(missing.stderr.contains("/nope"), "{}", missing.stderr);
 }
+
+#[test]
+#[ignore = "needs the containers endpoints (api-containers branch)"]
+fn docker_start_attached_misses_nothing() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    // start -a attaches to the created container, then starts it.
+    service.berth.ok(&[
+        "create",
+        "--name",
+        "sa",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    let ran = service.docker(&["start", "-a", "sa"]);
+    assert_eq!(ran.code(), Some(3), "{}", ran.stderr);
+    assert_eq!(
+        (ran.stdout.as_str(), ran.stderr.as_str()),
+        ("out\n", "err\n")
+    );
+    // With input, through stdin.
+    service.berth.ok(&[
+        "create",
+        "-i",
+        "--name",
+        "si",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat; exit 4",
+    ]);
+    let ran = service.docker_input(&["start", "-ai", "si"], b"piped\n");
+    assert_eq!((ran.code(), ran.stdout.as_str()), (Some(4), "piped\n"));
+}
