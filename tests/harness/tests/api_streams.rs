@@ -839,3 +839,94 @@ fn docker_start_attached_misses_nothing() {
     let ran = service.docker_input(&["start", "-ai", "si"], b"piped\n");
     assert_eq!((ran.code(), ran.stdout.as_str()), (Some(4), "piped\n"));
 }
+
+#[test]
+fn hostile_requests_get_a_clean_status() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    service
+        .berth
+        .ok(&["run", "-d", "--name", "host", IMAGE, "sleep", "1000"]);
+    let status = |args: &[&str]| {
+        let mut all = vec!["-s", "-o", "/dev/null", "-w", "%{http_code}"];
+        all.extend_from_slice(args);
+        service.curl(&all).stdout
+    };
+    let upgrade = ["-H", "Connection: Upgrade", "-H", "Upgrade: tcp"];
+    let json = ["-H", "Content-Type: application/json", "-X", "POST", "-d"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["-XPOST", "http://d/containers/nosuch/attach?stream=1"],
+            "404",
+        ),
+        (
+            vec!["-XPOST", "http://d/containers/host/attach?stream=1"],
+            "400",
+        ),
+        (
+            [
+                &upgrade[..],
+                &[
+                    "-XPOST",
+                    "http://d/containers/host/attach?detachKeys=ctrl-1",
+                ],
+            ]
+            .concat(),
+            "400",
+        ),
+        (
+            vec!["-XPOST", "http://d/containers/host/resize?h=x&w=80"],
+            "400",
+        ),
+        (
+            vec!["-XPOST", "http://d/containers/host/resize?h=99999999&w=80"],
+            "400",
+        ),
+        (
+            vec!["-XPOST", "http://d/containers/nosuch/resize?h=24&w=80"],
+            "404",
+        ),
+        (
+            [
+                &json[..],
+                &[r#"{"Cmd": "sh"}"#, "http://d/containers/host/exec"],
+            ]
+            .concat(),
+            "400",
+        ),
+        (
+            [
+                &json[..],
+                &[r#"{"Cmd": []}"#, "http://d/containers/host/exec"],
+            ]
+            .concat(),
+            "400",
+        ),
+        (
+            [&json[..], &["{", "http://d/containers/host/exec"]].concat(),
+            "400",
+        ),
+        (
+            [&json[..], &["{}", "http://d/exec/nosuch/start"]].concat(),
+            "404",
+        ),
+        (vec!["-XPOST", "http://d/exec/nosuch/resize?h=1&w=1"], "404"),
+        (vec!["http://d/exec/nosuch/json"], "404"),
+        (
+            vec!["http://d/containers/host/logs?stdout=1&since=yesterday-ish"],
+            "400",
+        ),
+        (vec!["http://d/containers/host/archive"], "400"),
+        (vec!["http://d/containers/host/attach/ws"], "501"),
+    ];
+    for (args, want) in &cases {
+        assert_eq!(&status(args), want, "{args:?}");
+    }
+    assert_eq!(
+        put_archive(&service, "host", "/tmp", b"not a tar stream at all"),
+        "400"
+    );
+    assert!(running(&service, "host"));
+    service.docker_ok(&["version"]);
+}

@@ -50,11 +50,9 @@ pub fn unpack(
     }
     let mut archive = tar::Archive::new(input);
     let mut dir_times = Vec::new();
-    let entries = archive
-        .entries()
-        .map_err(Error::io("read the tar stream for", dir))?;
+    let entries = archive.entries().map_err(|e| not_tar(dir, &e))?;
     for entry in entries {
-        let mut entry = entry.map_err(Error::io("read the tar stream for", dir))?;
+        let mut entry = entry.map_err(|e| not_tar(dir, &e))?;
         let name = entry
             .path()
             .map_err(Error::io("read an entry's name for", dir))?
@@ -81,6 +79,14 @@ pub fn unpack(
         set_mtime(root, &path, mtime);
     }
     Ok(())
+}
+
+/// What cannot be read as a tar stream is the request's fault (or its sender's, gone).
+fn not_tar(dir: &Path, e: &std::io::Error) -> Error {
+    Error::Invalid(format!(
+        "the archive for {} is not a whole tar stream: {e}",
+        dir.display()
+    ))
 }
 
 /// An entry's name as a path relative to the destination: `/` and `.` dropped; `..` refused
