@@ -54,7 +54,7 @@ impl From<berth_engine::Error> for ApiError {
     fn from(e: berth_engine::Error) -> Self {
         use berth_engine::Error as E;
         let status = match &e {
-            E::NoSuchContainer(_) => 404,
+            E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchPath { .. } => 404,
             E::Invalid(m) if m.contains("already in use") => 409,
             E::Invalid(_) | E::Spec(_) => 400,
             E::State { .. } => 409,

@@ -4,6 +4,7 @@
 //! the API can start privileged containers, so it is root on this machine.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -64,8 +65,29 @@ pub enum Listener {
 }
 
 /// A connection of either kind.
-pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Its socket: a hijacked stream (attach, exec) polls it to learn that its client hung up
+    /// when it has nothing to read from it or write to it.
+    fn socket(&self) -> BorrowedFd<'_>;
+}
+
+impl Conn for tokio::net::UnixStream {
+    fn socket(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
+
+impl Conn for tokio::net::TcpStream {
+    fn socket(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
+
+impl Conn for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn socket(&self) -> BorrowedFd<'_> {
+        self.get_ref().0.as_fd()
+    }
+}
 
 impl Listener {
     /// Binds `endpoint`; refuses TCP beyond loopback without `tls`.

@@ -16,6 +16,9 @@ pub enum Error {
     NoSuchContainer(String),
     #[error("no such exec instance: {0}")]
     NoSuchExec(String),
+    /// A path a copy names is not in the container (Docker's words).
+    #[error("Could not find the file {path} in container {container}")]
+    NoSuchPath { path: String, container: String },
     #[error("{0}")]
     Invalid(String),
     /// record.json cannot be read back: `rm -f` still removes what the system holds for the id.

@@ -34,6 +34,9 @@ pub struct ExecConfig {
     pub attach_stdin: bool,
     pub attach_stdout: bool,
     pub attach_stderr: bool,
+    /// The keys that detach its client from a terminal (`attach::DetachKeys`); empty for
+    /// Docker's default.
+    pub detach_keys: String,
 }
 
 /// An exec instance: what `exec inspect` shows.
@@ -68,15 +71,17 @@ pub fn create(engine: &Engine, key: &str, config: ExecConfig) -> Result<ExecReco
             "exec: no command given: name the program to run".into(),
         ));
     }
+    crate::attach::DetachKeys::parse(&config.detach_keys)?;
     let container = crate::lifecycle::refresh(engine, engine.containers.find(key)?)?;
     match container.state.status {
         Status::Running => {}
         Status::Paused => {
-            return Err(Error::Invalid(format!(
-                "container {key} is paused: unpause it before exec"
-            )))
+            return Err(Error::state(
+                &container.id,
+                "is paused: unpause the container before exec",
+            ))
         }
-        _ => return Err(Error::Invalid(format!("container {key} is not running"))),
+        _ => return Err(Error::state(&container.id, "is not running")),
     }
     let process = process(engine, &container, &config)?;
     let record = ExecRecord {
@@ -118,7 +123,17 @@ pub fn start(
     ))?;
     match attach::answer(&mut session) {
         attach::Answer::Started => Ok(session),
-        attach::Answer::Refused(e) => Err(e),
+        attach::Answer::Refused(e) => {
+            // The command could not run (126, 127): its code is the exec's, for inspect.
+            if let Error::Command { code, .. } = &e {
+                let record = ExecRecord {
+                    exit_code: Some(i32::from(*code)),
+                    ..record
+                };
+                save(engine, &record)?;
+            }
+            Err(e)
+        }
         attach::Answer::Silent => Err(Error::state(
             &record.container_id,
             "its monitor went away before the exec started: is the container still running?",

@@ -66,6 +66,11 @@ impl Service {
         }
     }
 
+    /// The service's pid (to count its descriptors).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("docker.sock")
     }

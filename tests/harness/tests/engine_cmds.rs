@@ -328,6 +328,53 @@ fn cp_copies_both_ways_and_never_leaves_the_containers_root() {
     );
 }
 
+#[test]
+fn cp_streams_a_tar_on_stdout_and_from_stdin() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["run", "-d", "--name", "cps", IMAGE, "sleep", "1000"]);
+    berth.ok(&[
+        "exec",
+        "cps",
+        "sh",
+        "-c",
+        "mkdir -p /d/sub; echo x > /d/sub/f",
+    ]);
+    let out = berth
+        .command()
+        .args(["cp", "cps:/d", "-"])
+        .output()
+        .expect("berth cp to -");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = tar::Archive::new(&out.stdout[..])
+        .entries()
+        .expect("a tar stream")
+        .map(|e| {
+            e.expect("entry")
+                .path()
+                .expect("name")
+                .display()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["d", "d/sub", "d/sub/f"]);
+    // The same stream back in, under /tmp.
+    let ran = berth.run_input(&["cp", "-", "cps:/tmp"], &out.stdout);
+    assert!(ran.success(), "{}", ran.stderr);
+    assert_eq!(berth.ok(&["exec", "cps", "cat", "/tmp/d/sub/f"]), "x");
+    let ran = berth.run_input(&["cp", "-", "cps:/d/sub/f"], &out.stdout);
+    assert!(
+        !ran.success() && ran.stderr.contains("must be a directory"),
+        "{}",
+        ran.stderr
+    );
+}
+
 struct RemoveOnDrop(std::path::PathBuf);
 
 impl Drop for RemoveOnDrop {

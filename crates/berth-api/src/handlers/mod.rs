@@ -6,6 +6,7 @@
 //! the others back (`Continue`) to the next module in [`route`].
 
 mod containers;
+mod streams;
 mod system;
 
 use std::ops::ControlFlow;
@@ -62,6 +63,7 @@ pub async fn route(state: Arc<State>, call: Call) -> Reply {
     }
     let call = try_module!(system, call);
     let call = try_module!(containers, call);
+    let call = try_module!(streams, call);
     let _ = call;
     Err(ApiError::no_route())
 }

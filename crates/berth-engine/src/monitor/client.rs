@@ -162,6 +162,35 @@ pub(super) fn parse_hello(payload: &[u8]) -> Result<AttachOptions, ErrorReply> {
     })
 }
 
+/// The attaches waiting for this start (`attach::Pending`), each connected to and its hello
+/// read before the container runs, so that none of its output is missed. The sockets are
+/// removed: the next start is not theirs. One whose owner went away is only removed; one that
+/// says nothing for a second is dropped (the monitor waits on nobody).
+pub(super) fn pending(dir: &std::path::Path) -> Vec<Client> {
+    let dir = dir.join(crate::attach::PENDING_DIR);
+    let (Ok(entries), Ok(dirfd)) = (std::fs::read_dir(&dir), std::fs::File::open(&dir)) else {
+        return Vec::new();
+    };
+    let mut clients = Vec::new();
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let connected = UnixStream::connect(super::stdio::short_path(&dirfd, &name));
+        let _ = std::fs::remove_file(entry.path());
+        let Ok(mut stream) = connected else {
+            continue;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        if let Ok(Some((Kind::Attach, payload))) = proto::read_frame(&mut stream) {
+            let mut client = Client::new(stream);
+            client.take_hello(&payload);
+            clients.push(client);
+        }
+    }
+    clients
+}
+
 /// Sends the exit code to every client waiting for it.
 pub(super) fn notify_exit(clients: &mut [Client], code: i32) {
     for c in clients.iter_mut().filter(|c| c.waits) {

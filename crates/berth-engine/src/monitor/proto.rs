@@ -2,7 +2,10 @@
 //! shape of Docker's attach stream (kinds 1 and 2 are stdout and stderr there too).
 //!
 //! A client's first frame is its hello: `Start` on the socketpair the monitor was spawned with
-//! (only there), `Attach` on `<dir>/monitor.sock`.
+//! (only there), `Attach` on `<dir>/monitor.sock`, or `Attach` on a socket a client listens on in
+//! `<dir>/attach/` to be attached from the start: the monitor connects to each of those and
+//! reads its hello before it starts the container (`attach::Pending`; `docker run` attaches
+//! before it starts).
 //!
 //! ```text
 //! client                                   monitor

@@ -59,6 +59,7 @@ pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()>
         // The CLI went away: start detached, as asked when it spawned us.
         None => clients[0].gone = true,
     }
+    clients.extend(client::pending(&dir));
     let mut first_run = true;
     loop {
         let record = match engine.containers.load(id) {

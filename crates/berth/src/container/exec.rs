@@ -44,6 +44,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<i32> {
         attach_stdin: args.interactive,
         attach_stdout: !args.detach,
         attach_stderr: !args.detach,
+        detach_keys: String::new(),
     };
     let record = exec::create(&engine, &args.container, config)?;
     let size = if args.tty {

@@ -5,14 +5,11 @@
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use berth_engine::attach::{AttachOptions, Output, Session};
+use berth_engine::attach::{AttachOptions, DetachKeys, Output, Session};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios::{self, SetArg, Termios};
-
-/// Docker's default detach keys.
-const DETACH: [u8; 2] = [0x10, 0x11];
 
 /// Restores the terminal's settings when dropped (even on error paths).
 pub struct RawMode {
@@ -112,7 +109,7 @@ pub fn relay(session: &mut Session, stdin: bool, tty: bool, proxy: bool) -> std:
     let mut signals = if tty || !proxy { None } else { signal_proxy() };
     let mut stdin_open = stdin;
     let mut size = if tty { terminal_size() } else { None };
-    let mut pending_ctrl_p = false;
+    let mut keys = DetachKeys::default();
     loop {
         let input = std::io::stdin();
         let mut fds = vec![PollFd::new(session.as_fd(), PollFlags::POLLIN)];
@@ -156,11 +153,17 @@ pub fn relay(session: &mut Session, stdin: bool, tty: bool, proxy: bool) -> std:
                 stdin_open = false;
                 session.close_stdin()?;
             } else {
-                let data = &chunk[..n];
-                if tty && detach_keys(data, &mut pending_ctrl_p) {
+                let (data, detached) = if tty {
+                    keys.scan(&chunk[..n])
+                } else {
+                    (chunk[..n].to_vec(), false)
+                };
+                if !data.is_empty() {
+                    stdin_open = session.send_stdin(&data)?;
+                }
+                if detached {
                     return Ok(Ended::Detached);
                 }
-                stdin_open = session.send_stdin(data)?;
             }
         }
         if session_ready {
@@ -176,17 +179,6 @@ pub fn relay(session: &mut Session, stdin: bool, tty: bool, proxy: bool) -> std:
             }
         }
     }
-}
-
-/// True once Ctrl-P then Ctrl-Q were typed (possibly across two reads).
-fn detach_keys(data: &[u8], pending: &mut bool) -> bool {
-    for &b in data {
-        if *pending && b == DETACH[1] {
-            return true;
-        }
-        *pending = b == DETACH[0];
-    }
-    false
 }
 
 fn write_out(w: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
@@ -205,19 +197,5 @@ fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
             Err(nix::errno::Errno::EIO) => return Ok(0),
             Err(e) => return Err(e.into()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detach_sequence_across_reads() {
-        let mut p = false;
-        assert!(!detach_keys(b"ab\x10", &mut p));
-        assert!(detach_keys(b"\x11", &mut p));
-        let mut p = false;
-        assert!(!detach_keys(b"\x10x\x11", &mut p));
     }
 }

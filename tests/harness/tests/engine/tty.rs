@@ -1,115 +1,25 @@
 //! `run -ti` through a real pseudo-terminal: the container's exit code comes back, the window
 //! size reaches the container and follows a resize, and Ctrl-P Ctrl-Q detaches.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::process::{Child, ExitStatus};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_harness::image::{Berth, IMAGE};
-use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
-use rustix::termios::{tcsetwinsize, Winsize};
+use berth_harness::pty::Terminal;
 
 use crate::{eventually, need_root};
 
-/// `berth` running on the slave side of a pty whose master the test holds.
-struct Terminal {
-    master: File,
-    output: Arc<Mutex<Vec<u8>>>,
-    seen: usize,
-    child: Child,
-}
-
-fn winsize(rows: u16, cols: u16) -> Winsize {
-    Winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    }
-}
-
-impl Terminal {
-    fn spawn(berth: &Berth, args: &[&str], rows: u16, cols: u16) -> Terminal {
-        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
-        grantpt(&master).expect("grantpt");
-        unlockpt(&master).expect("unlockpt");
-        tcsetwinsize(&master, winsize(rows, cols)).expect("initial window size");
-        let name = ptsname(&master, Vec::new()).expect("ptsname");
-        let slave = File::options()
-            .read(true)
-            .write(true)
-            .open(name.to_str().expect("pts name"))
-            .expect("opening the pty's slave");
-        let mut command = berth.command();
-        command
-            .args(args)
-            .stdin(slave.try_clone().expect("slave fd"))
-            .stdout(slave.try_clone().expect("slave fd"))
-            .stderr(slave);
-        let child = command.spawn().expect("spawning berth on the pty");
-        drop(command); // our copies of the slave: EOF on the master once berth is gone
-        let master = File::from(master);
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let mut reader = master.try_clone().expect("master fd");
-        let sink = Arc::clone(&output);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            // EIO once every slave fd is closed.
-            while let Ok(n @ 1..) = reader.read(&mut buf) {
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Terminal {
-            master,
-            output,
-            seen: 0,
-            child,
-        }
-    }
-
-    fn send(&mut self, text: &str) {
-        self.master
-            .write_all(text.as_bytes())
-            .expect("writing to the pty");
-    }
-
-    fn text_since(&self, from: usize) -> String {
-        let out = self.output.lock().unwrap();
-        String::from_utf8_lossy(&out[from.min(out.len())..]).into_owned()
-    }
-
-    /// Waits until `want` appears in the output after what earlier waits consumed.
-    fn expect(&mut self, want: &str) {
-        let from = self.seen;
-        let at = eventually(&format!("{want:?} on the terminal"), || {
-            self.text_since(from).find(want)
-        });
-        self.seen = from + at + want.len();
-    }
-
-    fn resize(&self, rows: u16, cols: u16) {
-        tcsetwinsize(&self.master, winsize(rows, cols)).expect("resizing the pty");
-    }
-
-    fn exit_status(&mut self) -> ExitStatus {
-        eventually("berth to exit", || self.child.try_wait().expect("try_wait"))
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `berth <args>` on a new terminal.
+fn spawn(berth: &Berth, args: &[&str], rows: u16, cols: u16) -> Terminal {
+    let mut command = berth.command();
+    command.args(args);
+    Terminal::spawn(command, rows, cols)
 }
 
 #[test]
 fn ti_exit_code_and_window_size() {
     need_root!();
     let berth = Berth::new();
-    let mut term = Terminal::spawn(&berth, &["run", "-ti", "--rm", IMAGE, "sh"], 30, 100);
+    let mut term = spawn(&berth, &["run", "-ti", "--rm", IMAGE, "sh"], 30, 100);
     term.send("stty size; echo TERM=$TERM\n");
     term.expect("30 100");
     term.expect("TERM=xterm");
@@ -129,7 +39,7 @@ fn ti_exit_code_and_window_size() {
 fn ctrl_p_ctrl_q_detaches_and_the_container_keeps_running() {
     need_root!();
     let berth = Berth::new();
-    let mut term = Terminal::spawn(
+    let mut term = spawn(
         &berth,
         &["run", "-ti", "--name", "detach", IMAGE, "sh"],
         24,

@@ -1,0 +1,152 @@
+//! A path inside a root as a tar stream: the tree below it walked one name at a time from its
+//! directory, links recorded as links (never followed), hard links as links to the first
+//! name, device nodes and fifos as headers; sockets have nothing to copy.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::{FileStat, Mode, SFlag};
+use tar::{EntryType, Header};
+
+use super::{kind, lstat_at, open_parent};
+use crate::error::{Error, Result};
+
+/// `path` inside `root` written to `out` as a tar stream whose top entry is named `name` (and
+/// what a directory holds, `name/...`).
+pub fn pack(root: BorrowedFd<'_>, path: &Path, name: &Path, out: impl Write) -> Result<()> {
+    let (dir, leaf) = open_parent(root, path)?;
+    let mut tar = Packer {
+        builder: tar::Builder::new(out),
+        links: HashMap::new(),
+    };
+    tar.entry(dir.as_fd(), &leaf, name)?;
+    tar.builder
+        .into_inner()
+        .and_then(|mut out| out.flush())
+        .map_err(Error::io("write the tar stream of", path))
+}
+
+struct Packer<W: Write> {
+    builder: tar::Builder<W>,
+    /// The first name of each file with several links, by (device, inode).
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+impl<W: Write> Packer<W> {
+    /// The entry `leaf` of `dir`, named `name` in the stream.
+    fn entry(&mut self, dir: BorrowedFd<'_>, leaf: &Path, name: &Path) -> Result<()> {
+        let io = |step| Error::io(step, name);
+        let st = lstat_at(dir, leaf).map_err(|e| io("stat")(e.into()))?;
+        let mut header = header(&st);
+        match kind(&st) {
+            SFlag::S_IFDIR => {
+                header.set_entry_type(EntryType::Directory);
+                header.set_size(0);
+                self.builder
+                    .append_data(&mut header, name, std::io::empty())
+                    .map_err(io("write"))?;
+                let fd = open_at(dir, leaf, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                    .map_err(|e| io("open")(e.into()))?;
+                for child in names(fd.as_fd()).map_err(|e| io("read the directory")(e.into()))? {
+                    self.entry(fd.as_fd(), &child, &name.join(&child))?;
+                }
+            }
+            SFlag::S_IFREG => {
+                let id = (st.st_dev, st.st_ino);
+                if st.st_nlink > 1 {
+                    if let Some(first) = self.links.get(&id) {
+                        header.set_entry_type(EntryType::Link);
+                        header.set_size(0);
+                        let first = first.clone();
+                        return self
+                            .builder
+                            .append_link(&mut header, name, first)
+                            .map_err(io("write"));
+                    }
+                    self.links.insert(id, name.to_path_buf());
+                }
+                let file = File::from(
+                    open_at(dir, leaf, OFlag::O_RDONLY).map_err(|e| io("open")(e.into()))?,
+                );
+                header.set_entry_type(EntryType::Regular);
+                self.builder
+                    .append_data(&mut header, name, file)
+                    .map_err(io("write"))?;
+            }
+            SFlag::S_IFLNK => {
+                let target =
+                    nix::fcntl::readlinkat(dir, leaf).map_err(|e| io("read the link")(e.into()))?;
+                header.set_entry_type(EntryType::Symlink);
+                header.set_size(0);
+                self.builder
+                    .append_link(&mut header, name, Path::new(&target))
+                    .map_err(io("write"))?;
+            }
+            t @ (SFlag::S_IFCHR | SFlag::S_IFBLK | SFlag::S_IFIFO) => {
+                header.set_entry_type(match t {
+                    SFlag::S_IFCHR => EntryType::Char,
+                    SFlag::S_IFBLK => EntryType::Block,
+                    _ => EntryType::Fifo,
+                });
+                header.set_size(0);
+                let rdev = st.st_rdev;
+                let _ = header.set_device_major(libc::major(rdev));
+                let _ = header.set_device_minor(libc::minor(rdev));
+                self.builder
+                    .append_data(&mut header, name, std::io::empty())
+                    .map_err(io("write"))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn header(st: &FileStat) -> Header {
+    let mut h = Header::new_gnu();
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(u64::from(st.st_uid));
+    h.set_gid(u64::from(st.st_gid));
+    h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
+    h.set_size(u64::try_from(st.st_size).unwrap_or(0));
+    h
+}
+
+/// Opens `name` in `dir` without following a link there.
+pub(super) fn open_at(
+    dir: BorrowedFd<'_>,
+    name: &Path,
+    flags: OFlag,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    nix::fcntl::openat(
+        dir,
+        name,
+        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The names in a directory, without `.` and `..`, sorted (a stable stream).
+pub(super) fn names(dir: BorrowedFd<'_>) -> nix::Result<Vec<PathBuf>> {
+    let mut d = nix::dir::Dir::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut out = Vec::new();
+    for e in d.iter() {
+        let n = e?.file_name().to_bytes().to_vec();
+        if n != b"." && n != b".." {
+            out.push(PathBuf::from(OsStr::from_bytes(&n)));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
