@@ -106,7 +106,7 @@ impl Event {
     }
 }
 
-fn nanos_since_epoch(t: SystemTime) -> i64 {
+pub(crate) fn nanos_since_epoch(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

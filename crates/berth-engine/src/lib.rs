@@ -6,10 +6,12 @@
 pub mod attach;
 pub mod bundle;
 pub mod copy_up;
+pub mod df;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod filters;
 pub mod images;
 pub mod info;
 pub mod inspect;
