@@ -5,7 +5,11 @@
 //! Each module routes its own paths: its `route` answers the calls it knows (`Break`) and hands
 //! the others back (`Continue`) to the next module in [`route`].
 
+mod df;
+mod images;
+mod networks;
 mod system;
+mod volumes;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -60,6 +64,10 @@ pub async fn route(state: Arc<State>, call: Call) -> Reply {
         };
     }
     let call = try_module!(system, call);
+    let call = try_module!(images, call);
+    let call = try_module!(networks, call);
+    let call = try_module!(volumes, call);
+    let call = try_module!(df, call);
     let _ = call;
     Err(ApiError::no_route())
 }

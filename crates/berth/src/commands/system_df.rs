@@ -6,7 +6,7 @@ use berth_engine::df::Line;
 use clap::Args;
 
 use super::Context;
-use crate::format::{human_size, print_table};
+use crate::format::{human_size_with, print_table};
 
 #[derive(Args, Debug)]
 pub struct DfArgs {}
@@ -21,8 +21,10 @@ pub fn run(ctx: &Context, _args: DfArgs) -> Result<()> {
     Ok(())
 }
 
-/// One line, RECLAIMABLE with Docker's percentage of the size when there is a size.
+/// One line, sizes as the docker CLI prints them here (four digits), RECLAIMABLE with its
+/// percentage of the size when there is a size.
 fn row(line: &Line) -> Vec<String> {
+    let human_size = |bytes| human_size_with(bytes, 4);
     let reclaimable = match (line.reclaimable * 100).checked_div(line.size) {
         Some(percent) => format!("{} ({percent}%)", human_size(line.reclaimable)),
         None => human_size(line.reclaimable),
