@@ -569,7 +569,8 @@ v.remove()
         .berth
         .ok(&["image", "inspect", "--format", "{{.Id}}", IMAGE]);
     assert_eq!(out["image"], id.as_str());
-    assert_eq!(out["tags"][0], format!("{repo}:2"));
+    let tags = out["tags"].to_string();
+    assert!(tags.contains(&format!("\"{repo}:2\"")), "{tags}");
     assert_eq!(out["net_name"], net.as_str());
     assert_eq!(out["subnet"], "10.251.77.0/24");
     assert_eq!(out["volume"], "pyvol");
@@ -578,4 +579,224 @@ v.remove()
     assert_eq!(out["networks"], serde_json::json!([net]));
     assert!(service.berth.run(&["network", "inspect", &net]).code() != Some(0));
     assert!(service.berth.run(&["volume", "inspect", "pyvol"]).code() != Some(0));
+}
+
+/// Removes the test's container and networks when dropped, should the test not have: the
+/// bridges are the machine's, and would outlive the data root.
+struct Networks<'a>(&'a Berth, Vec<String>);
+
+impl Drop for Networks<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["rm", "-f", "c1"]);
+        for net in &self.1 {
+            let _ = self.0.run(&["network", "rm", net]);
+        }
+    }
+}
+
+#[test]
+fn networks_through_the_docker_cli() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let (a, b) = (unique("api-net-a"), unique("api-net-b"));
+    let _guard = Networks(&service.berth, vec![a.clone(), b.clone()]);
+    let id = service.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.252.31.0/24",
+        "--gateway",
+        "10.252.31.254",
+        "--label",
+        "team=api",
+        &a,
+    ]);
+    assert_eq!(id.len(), 64, "{id}");
+    service.docker_ok(&["network", "create", "--subnet", "10.252.32.0/24", &b]);
+    let taken = service.docker(&["network", "create", &a]);
+    assert!(!taken.success());
+    assert!(taken.stderr.contains("already exists"), "{}", taken.stderr);
+    let create = |body: String| {
+        let url = "http://d/networks/create";
+        let args = [
+            "-XPOST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+            url,
+        ];
+        status(&service, &args)
+    };
+    assert_eq!(create(format!(r#"{{"Name":"{a}"}}"#)), "409");
+    let overlap = r#"{"Name":"overlap","IPAM":{"Config":[{"Subnet":"10.252.31.0/25"}]}}"#;
+    assert_eq!(create(overlap.to_string()), "403");
+    assert_eq!(create(r#"{"Name":7}"#.to_string()), "400");
+
+    let ls = |args: &[&str]| {
+        let mut all = vec!["network", "ls"];
+        all.extend_from_slice(args);
+        lines(&service.docker_ok(&all))
+    };
+    assert_eq!(
+        ls(&["--filter", "label=team=api", "--format", "{{.Name}}"]),
+        std::slice::from_ref(&a)
+    );
+    assert_eq!(ls(&["--filter", &format!("name={b}"), "-q"]).len(), 1);
+    assert_eq!(
+        ls(&["-q", "--no-trunc"]),
+        lines(&service.berth.ok(&["network", "ls", "-q", "--no-trunc"]))
+    );
+    let format =
+        "{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}} {{.Labels.team}}";
+    assert_eq!(
+        service.docker_ok(&["network", "inspect", "--format", format, &a]),
+        "10.252.31.0/24 10.252.31.254 api"
+    );
+    let berth_view: Value =
+        serde_json::from_str(&service.berth.ok(&["network", "inspect", &a])).expect("JSON");
+    assert_eq!(berth_view[0]["Id"], id.as_str());
+
+    // A container on a, connected to b with an alias, then disconnected.
+    service.berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        &a,
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    service.docker_ok(&["network", "connect", "--alias", "side", &b, "c1"]);
+    let names = "{{range .Containers}}{{.Name}}{{end}}";
+    assert_eq!(
+        service.docker_ok(&["network", "inspect", "--format", names, &b]),
+        "c1"
+    );
+    // The alias is in the network's lease, which its DNS answers from (container inspect
+    // does not list the aliases of a joined network).
+    let b_id = service.docker_ok(&["network", "inspect", "--format", "{{.Id}}", &b]);
+    let leases = service
+        .berth
+        .root()
+        .join(format!("network/{b_id}/leases.json"));
+    let leases = std::fs::read_to_string(&leases).expect("the network's leases");
+    assert!(leases.contains("\"side\""), "{leases}");
+    let in_use = service.docker(&["network", "rm", &a]);
+    assert!(!in_use.success());
+    assert_eq!(
+        status(&service, &["-XDELETE", &format!("http://d/networks/{a}")]),
+        "403"
+    );
+    service.docker_ok(&["network", "disconnect", &b, "c1"]);
+    assert_eq!(
+        service.docker_ok(&["network", "inspect", "--format", names, &b]),
+        ""
+    );
+    // Prune takes the unused network only.
+    let pruned = service.docker_ok(&["network", "prune", "-f"]);
+    assert_eq!(pruned, format!("Deleted Networks:\n{b}"));
+    service.berth.ok(&["rm", "-f", "c1"]);
+    service.docker_ok(&["network", "rm", &a]);
+    assert!(service.berth.run(&["network", "inspect", &a]).code() != Some(0));
+    assert_eq!(status(&service, &["http://d/networks/nosuch"]), "404");
+}
+
+#[test]
+fn volumes_through_the_docker_cli() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    assert_eq!(
+        service.docker_ok(&["volume", "create", "--label", "team=api", "named"]),
+        "named"
+    );
+    // An anonymous volume, left by a container removed without -v.
+    service
+        .berth
+        .ok(&["run", "--name", "anon", "-v", "/data", IMAGE, "true"]);
+    service.berth.ok(&["rm", "anon"]);
+    let all = lines(&service.docker_ok(&["volume", "ls", "-q"]));
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all, lines(&service.berth.ok(&["volume", "ls", "-q"])));
+    let anon = all
+        .iter()
+        .find(|v| *v != "named")
+        .expect("the anonymous one")
+        .clone();
+    assert_eq!(
+        service.docker_ok(&["volume", "ls", "-q", "--filter", "label=team=api"]),
+        "named"
+    );
+    let format = "{{.Driver}} {{.Labels.team}} {{.Mountpoint}}";
+    let mountpoint = service.berth.root().join("volumes/named/_data");
+    assert_eq!(
+        service.docker_ok(&["volume", "inspect", "--format", format, "named"]),
+        format!("local api {}", mountpoint.display())
+    );
+    assert_eq!(status(&service, &["http://d/volumes/nosuch"]), "404");
+    let opts = service.docker(&["volume", "create", "-o", "type=tmpfs", "t"]);
+    assert!(!opts.success(), "driver options are refused");
+
+    service.berth.ok(&[
+        "create",
+        "--name",
+        "user",
+        "-v",
+        "named:/data",
+        IMAGE,
+        "true",
+    ]);
+    let in_use = service.docker(&["volume", "rm", "named"]);
+    assert!(!in_use.success());
+    assert!(in_use.stderr.contains("in use"), "{}", in_use.stderr);
+    assert_eq!(
+        status(&service, &["-XDELETE", "http://d/volumes/named"]),
+        "409"
+    );
+    assert_eq!(
+        service.docker_ok(&["volume", "ls", "-q", "--filter", "dangling=true"]),
+        anon
+    );
+    service.berth.ok(&["rm", "user"]);
+
+    // Prune: anonymous volumes only, as Docker since API 1.42; every unused one before.
+    let pruned = service.docker_ok(&["volume", "prune", "-f"]);
+    assert!(
+        pruned.contains(&anon) && !pruned.contains("named"),
+        "{pruned}"
+    );
+    let old = curl_json(&service, &["-XPOST", "http://d/v1.41/volumes/prune"]);
+    assert_eq!(old["VolumesDeleted"], serde_json::json!(["named"]));
+    assert_eq!(service.berth.ok(&["volume", "ls", "-q"]), "");
+}
+
+#[test]
+fn system_df_agrees_with_berth() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    service
+        .berth
+        .ok(&["create", "--name", "df-user", IMAGE, "true"]);
+    service.docker_ok(&["volume", "create", "data"]);
+    let mountpoint = service.berth.root().join("volumes/data/_data");
+    std::fs::write(mountpoint.join("f"), vec![7u8; 5000]).expect("write into the volume");
+    let docker = service.docker_ok(&["system", "df"]);
+    assert_eq!(docker, service.berth.ok(&["system", "df"]));
+    assert!(docker.contains("Local Volumes   1 "), "{docker}");
+    let df = curl_json(&service, &["http://d/system/df"]);
+    assert!(df["LayersSize"].as_u64().unwrap_or(0) > 0, "{df}");
+    assert_eq!(df["Images"][0]["Containers"], 1, "{df}");
+    assert_eq!(df["Containers"][0]["Names"][0], "/df-user", "{df}");
+    assert_eq!(df["Volumes"][0]["UsageData"]["Size"], 5000, "{df}");
+    assert_eq!(df["Volumes"][0]["UsageData"]["RefCount"], 0, "{df}");
+    assert_eq!(df["BuildCache"], serde_json::json!([]), "{df}");
+    service.berth.ok(&["rm", "df-user"]);
 }
