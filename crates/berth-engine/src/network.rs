@@ -303,6 +303,8 @@ pub struct CreateRequest {
     pub driver: String,
     pub subnet: Option<String>,
     pub gateway: Option<String>,
+    /// Where containers' addresses come from, inside the subnet.
+    pub ip_range: Option<String>,
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
 }
@@ -327,6 +329,7 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
         name: req.name.clone(),
         subnet: req.subnet.as_deref().map(str::parse).transpose()?,
         gateway,
+        ip_range: req.ip_range.as_deref().map(str::parse).transpose()?,
         internal: req.internal,
         labels: req.labels.clone(),
     };
@@ -404,6 +407,11 @@ pub fn inspect_json(net: &Network, leases: &berth_net::store_types::Leases) -> V
             json!("true"),
         );
     }
+    let mut config =
+        json!({ "Subnet": net.subnet.to_string(), "Gateway": net.gateway.to_string() });
+    if let Some(range) = net.ip_range {
+        config["IPRange"] = range.to_string().into();
+    }
     json!({
         "Name": net.name,
         "Id": net.id,
@@ -415,7 +423,7 @@ pub fn inspect_json(net: &Network, leases: &berth_net::store_types::Leases) -> V
         "IPAM": {
             "Driver": "default",
             "Options": {},
-            "Config": [{ "Subnet": net.subnet.to_string(), "Gateway": net.gateway.to_string() }],
+            "Config": [config],
         },
         "Internal": net.internal,
         "Attachable": false,
@@ -484,6 +492,7 @@ mod tests {
             bridge: "berth-ababababa".into(),
             subnet: "10.5.0.0/24".parse().unwrap(),
             gateway: Ipv4Addr::new(10, 5, 0, 1),
+            ip_range: Some("10.5.0.128/25".parse().unwrap()),
             internal: true,
             labels: BTreeMap::from([("k".into(), "v".into())]),
             created: "2024-01-01T00:00:00Z".into(),
@@ -502,6 +511,7 @@ mod tests {
         let v = inspect_json(&net, &leases);
         assert_eq!(v["IPAM"]["Config"][0]["Subnet"], "10.5.0.0/24");
         assert_eq!(v["IPAM"]["Config"][0]["Gateway"], "10.5.0.1");
+        assert_eq!(v["IPAM"]["Config"][0]["IPRange"], "10.5.0.128/25");
         assert_eq!(v["Internal"], true);
         assert_eq!(v["Containers"]["c1"]["IPv4Address"], "10.5.0.2/24");
         assert_eq!(v["Labels"]["k"], "v");

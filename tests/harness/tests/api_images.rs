@@ -609,6 +609,8 @@ fn networks_through_the_docker_cli() {
         "10.252.31.0/24",
         "--gateway",
         "10.252.31.254",
+        "--ip-range",
+        "10.252.31.128/25",
         "--label",
         "team=api",
         &a,
@@ -649,11 +651,11 @@ fn networks_through_the_docker_cli() {
         ls(&["-q", "--no-trunc"]),
         lines(&service.berth.ok(&["network", "ls", "-q", "--no-trunc"]))
     );
-    let format =
-        "{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}} {{.Labels.team}}";
+    let format = "{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}} \
+                  {{(index .IPAM.Config 0).IPRange}} {{.Labels.team}}";
     assert_eq!(
         service.docker_ok(&["network", "inspect", "--format", format, &a]),
-        "10.252.31.0/24 10.252.31.254 api"
+        "10.252.31.0/24 10.252.31.254 10.252.31.128/25 api"
     );
     let berth_view: Value =
         serde_json::from_str(&service.berth.ok(&["network", "inspect", &a])).expect("JSON");
@@ -671,6 +673,9 @@ fn networks_through_the_docker_cli() {
         "sleep",
         "1000",
     ]);
+    // Its address comes from the IP range.
+    let ip = service.berth.inspect("c1")["NetworkSettings"]["IPAddress"].clone();
+    assert_eq!(ip, "10.252.31.128");
     service.docker_ok(&["network", "connect", "--alias", "side", &b, "c1"]);
     let names = "{{range .Containers}}{{.Name}}{{end}}";
     assert_eq!(

@@ -135,16 +135,13 @@ fn create_request(body: CreateBody) -> Result<network::CreateRequest, ApiError> 
     if configs.next().is_some() {
         return refuse("more than one IPAM config (a network has one IPv4 subnet)");
     }
-    if config.ip_range.as_deref().is_some_and(|r| !r.is_empty()) && config.ip_range != config.subnet
-    {
-        return refuse("IPRange (addresses are given from the whole subnet)");
-    }
     let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
     Ok(network::CreateRequest {
         name,
         driver: body.driver.unwrap_or_default(),
         subnet: nonempty(config.subnet),
         gateway: nonempty(config.gateway),
+        ip_range: nonempty(config.ip_range),
         internal: body.internal.unwrap_or(false),
         labels: body.labels.unwrap_or_default(),
     })
@@ -257,13 +254,13 @@ mod tests {
         .unwrap();
         assert_eq!(r.subnet.as_deref(), Some("10.9.0.0/24"));
         assert_eq!(r.gateway.as_deref(), Some("10.9.0.1"));
+        assert_eq!(r.ip_range, None);
         assert!(r.internal);
         assert_eq!(r.labels["a"], "1");
         for refused in [
             r#"{}"#,
             r#"{"Name":"n","EnableIPv6":true}"#,
             r#"{"Name":"n","IPAM":{"Config":[{"Subnet":"10.9.0.0/24"},{"Subnet":"10.8.0.0/24"}]}}"#,
-            r#"{"Name":"n","IPAM":{"Config":[{"Subnet":"10.9.0.0/24","IPRange":"10.9.0.128/25"}]}}"#,
         ] {
             assert_eq!(
                 create_request(body(refused)).unwrap_err().status,

@@ -19,6 +19,9 @@ pub enum NetworkCommand {
         /// Gateway of the subnet (default: its first address)
         #[arg(long)]
         gateway: Option<String>,
+        /// Allocate container addresses from a sub-range (CIDR inside the subnet)
+        #[arg(long)]
+        ip_range: Option<String>,
         /// Restrict external access to the network
         #[arg(long)]
         internal: bool,
@@ -84,6 +87,7 @@ pub fn run(cmd: NetworkCommand, ctx: &super::Context) -> Result<()> {
         NetworkCommand::Create {
             subnet,
             gateway,
+            ip_range,
             internal,
             labels,
             driver,
@@ -94,6 +98,7 @@ pub fn run(cmd: NetworkCommand, ctx: &super::Context) -> Result<()> {
                 driver,
                 subnet,
                 gateway,
+                ip_range,
                 internal,
                 labels: parse_labels(&labels)?,
             };
