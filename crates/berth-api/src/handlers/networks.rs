@@ -17,17 +17,16 @@ use crate::router::Call;
 
 pub async fn route(state: &Arc<State>, mut call: Call) -> Routed {
     let path: Vec<String> = call.segments.clone();
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
     Break(match (call.method.as_str(), path.as_slice()) {
-        ("GET", [n]) if n == "networks" => list(state, &call).await,
-        ("POST", [n, c]) if n == "networks" && c == "create" => create(state, &mut call).await,
-        ("POST", [n, p]) if n == "networks" && p == "prune" => prune(state, &call).await,
-        ("GET", [n, id]) if n == "networks" => inspect(state, id.clone()).await,
-        ("DELETE", [n, id]) if n == "networks" => remove(state, id.clone()).await,
-        ("POST", [n, id, c]) if n == "networks" && c == "connect" => {
-            connect(state, &mut call, id.clone()).await
-        }
-        ("POST", [n, id, d]) if n == "networks" && d == "disconnect" => {
-            disconnect(state, &mut call, id.clone()).await
+        ("GET", ["networks"]) => list(state, &call).await,
+        ("POST", ["networks", "create"]) => create(state, &mut call).await,
+        ("POST", ["networks", "prune"]) => prune(state, &call).await,
+        ("GET", ["networks", id]) => inspect(state, id.to_string()).await,
+        ("DELETE", ["networks", id]) => remove(state, id.to_string()).await,
+        ("POST", ["networks", id, "connect"]) => connect(state, &mut call, id.to_string()).await,
+        ("POST", ["networks", id, "disconnect"]) => {
+            disconnect(state, &mut call, id.to_string()).await
         }
         _ => return Continue(call),
     })

@@ -18,12 +18,13 @@ use crate::version::ApiVersion;
 
 pub async fn route(state: &Arc<State>, mut call: Call) -> Routed {
     let path: Vec<String> = call.segments.clone();
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
     Break(match (call.method.as_str(), path.as_slice()) {
-        ("GET", [v]) if v == "volumes" => list(state, &call).await,
-        ("POST", [v, c]) if v == "volumes" && c == "create" => create(state, &mut call).await,
-        ("POST", [v, p]) if v == "volumes" && p == "prune" => prune(state, &call).await,
-        ("GET", [v, name]) if v == "volumes" => inspect(state, name.clone()).await,
-        ("DELETE", [v, name]) if v == "volumes" => remove(state, &call, name.clone()).await,
+        ("GET", ["volumes"]) => list(state, &call).await,
+        ("POST", ["volumes", "create"]) => create(state, &mut call).await,
+        ("POST", ["volumes", "prune"]) => prune(state, &call).await,
+        ("GET", ["volumes", name]) => inspect(state, name.to_string()).await,
+        ("DELETE", ["volumes", name]) => remove(state, &call, name.to_string()).await,
         _ => return Continue(call),
     })
 }

@@ -1,7 +1,7 @@
 //! Images as the engine uses them, over berth-image: `run`'s pull policy, which containers use
 //! which image (rmi and prune refuse by it; images and system df count with it), Docker's rules
 //! for removing one, and the image operations Docker logs as events (pull, push, tag, untag,
-//! delete, import, load, save).
+//! delete, import, load, save). The listing, its filters and `history` are in `list`.
 
 mod list;
 
