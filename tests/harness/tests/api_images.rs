@@ -358,7 +358,7 @@ fn dangling_image(berth: &Berth) -> String {
 }
 
 #[test]
-fn search_and_build_are_clear_refusals() {
+fn refusals_are_clear_and_leave_the_service_up() {
     let Some(service) = Service::start() else {
         return;
     };
@@ -375,6 +375,77 @@ fn search_and_build_are_clear_refusals() {
         "berth build through the API is not supported yet; use berth build"
     );
     assert_eq!(status(&service, &["-XPOST", "http://d/build"]), "501");
+    // Hostile or empty requests: one clean 4xx each, and the service goes on.
+    let json = ["-H", "Content-Type: application/json", "-d"];
+    for (args, want) in [
+        (vec!["-XPOST", "http://d/images/create"], "400"),
+        (
+            vec!["-XPOST", "http://d/images/create?fromImage=UPPER/case"],
+            "400",
+        ),
+        (
+            vec![
+                "-XPOST",
+                "http://d/images/create?fromImage=busybox&platform=x/y/z/w",
+            ],
+            "400",
+        ),
+        (vec!["http://d/images/get"], "400"),
+        (vec!["-XPOST", "http://d/images/busybox/tag?repo="], "400"),
+        (
+            vec![
+                "-XPOST",
+                "http://d/images/prune?filters=%7B%22x%22%3A%5B%221%22%5D%7D",
+            ],
+            "400",
+        ),
+        (
+            [&["-XPOST"], &json[..], &["[]", "http://d/networks/create"]].concat(),
+            "400",
+        ),
+        (
+            [
+                &["-XPOST"],
+                &json[..],
+                &[r#"{"Name":"n","Labels":[1]}"#, "http://d/networks/create"],
+            ]
+            .concat(),
+            "400",
+        ),
+        (
+            [
+                &["-XPOST"],
+                &json[..],
+                &[r#"{"Name":"-bad"}"#, "http://d/volumes/create"],
+            ]
+            .concat(),
+            "400",
+        ),
+        (
+            [
+                &["-XPOST"],
+                &json[..],
+                &["{}", "http://d/networks/nosuch/connect"],
+            ]
+            .concat(),
+            "400",
+        ),
+        (
+            vec!["http://d/volumes?filters=%7B%22dangling%22%3A%5B%22maybe%22%5D%7D"],
+            "400",
+        ),
+    ] {
+        assert_eq!(status(&service, &args), want, "{args:?}");
+    }
+    let loaded = service.curl(&[
+        "-s",
+        "-XPOST",
+        "--data-binary",
+        "not a tar",
+        "http://d/images/load",
+    ]);
+    assert!(loaded.stdout.contains("errorDetail"), "{}", loaded.stdout);
+    service.docker_ok(&["version"]);
 }
 
 /// A TCP proxy in front of the registry that sends its answers slowly (16 KiB every 20 ms)
