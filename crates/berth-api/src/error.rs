@@ -54,13 +54,17 @@ impl From<berth_engine::Error> for ApiError {
     fn from(e: berth_engine::Error) -> Self {
         use berth_engine::Error as E;
         let status = match &e {
-            E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchPath { .. } => 404,
+            E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchPath { .. } | E::NoSuchVolume(_) => {
+                404
+            }
             E::Invalid(m) if m.contains("already in use") => 409,
             E::Invalid(_) | E::Spec(_) => 400,
-            E::State { .. } => 409,
+            E::State { .. } | E::Conflict(_) => 409,
+            E::Forbidden(_) => 403,
             // The container's command cannot run: Docker's InvalidParameter.
             E::Command { .. } => 400,
             E::Image(i) => return image_error(i),
+            E::Net(n) => net_status(n),
             _ => 500,
         };
         ApiError::new(status, e.to_string())
@@ -73,13 +77,29 @@ impl From<berth_image::Error> for ApiError {
     }
 }
 
+/// As Docker's daemon answers: the image or the registry's object missing is 404 whatever
+/// step it happened at. A registry refusing the credentials is a 500, as Docker's: a 401 has
+/// the docker CLI prompt for a login, and wait on a closed stdin for good.
 fn image_error(e: &berth_image::Error) -> ApiError {
     use berth_image::Error as E;
-    let status = match e {
-        E::NoSuchImage(_) => 404,
+    let status = match e.root() {
+        E::NoSuchImage(_) | E::NotFound { .. } => 404,
         E::Reference { .. } | E::Digest { .. } | E::Platform { .. } => 400,
-        E::AmbiguousImage { .. } => 400,
+        E::AmbiguousImage { .. } | E::NoMatchingPlatform { .. } => 400,
         _ => 500,
     };
     ApiError::new(status, e.to_string())
+}
+
+/// Docker's statuses for networks: a name taken is a conflict; a network in use, an
+/// overlapping subnet or an address taken is forbidden (libnetwork's ForbiddenError).
+fn net_status(e: &berth_net::NetError) -> u16 {
+    use berth_net::NetError as N;
+    match e {
+        N::NotFound(_) => 404,
+        N::Exists(_) => 409,
+        N::InUse { .. } | N::Overlap { .. } | N::AddressInUse { .. } => 403,
+        N::Invalid { .. } => 400,
+        _ => 500,
+    }
 }

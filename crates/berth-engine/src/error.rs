@@ -21,6 +21,14 @@ pub enum Error {
     NoSuchPath { path: String, container: String },
     #[error("{0}")]
     Invalid(String),
+    /// The object is in use or named twice (Docker's 409): `conflict: unable to delete...`.
+    #[error("{0}")]
+    Conflict(String),
+    /// Refused whatever the caller does (Docker's 403): removing a predefined network.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("No such volume: {0}")]
+    NoSuchVolume(String),
     /// record.json cannot be read back: `rm -f` still removes what the system holds for the id.
     #[error("{path}: corrupt record: {reason}: remove the container with rm -f")]
     CorruptRecord {

@@ -1,13 +1,20 @@
 //! The container's network through berth-net: attached by the monitor between the runtime's
-//! create and start (the netns exists, nothing runs yet), detached at every teardown.
+//! create and start (the netns exists, nothing runs yet), detached at every teardown; and the
+//! networks themselves as Docker manages them (create, ls with its filters, inspect, rm, prune).
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use berth_net::{AttachRequest, Attachment, NetStore, PortMapping};
+use berth_net::{
+    AttachRequest, Attachment, NetError, NetStore, Network, NetworkCreate, PortMapping,
+};
+use serde_json::{json, Value};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::events::{self, Event, Kind};
+use crate::filters::{name_matches, Filters};
 use crate::records::Record;
 use crate::request::NsMode;
 
@@ -286,4 +293,231 @@ pub fn exposed_ports(config: &oci_spec::image::ImageConfiguration) -> Vec<(u16, 
             Some((port.parse().ok()?, proto.to_string()))
         })
         .collect()
+}
+
+/// `network create`: what Docker's API and command line ask for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub name: String,
+    /// `bridge` (or empty, which means it): berth has no other driver.
+    pub driver: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    /// Where containers' addresses come from, inside the subnet.
+    pub ip_range: Option<String>,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `network create`: a bridge network (a name taken is refused, as Docker refuses it).
+pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
+    if !matches!(req.driver.as_str(), "" | "bridge") {
+        return Err(Error::Invalid(format!(
+            "network driver {:?} is not supported; use bridge",
+            req.driver
+        )));
+    }
+    let gateway = req
+        .gateway
+        .as_deref()
+        .map(|g| {
+            g.parse::<Ipv4Addr>()
+                .map_err(|_| Error::Invalid(format!("invalid gateway {g:?}: not an IPv4 address")))
+        })
+        .transpose()?;
+    let create = NetworkCreate {
+        name: req.name.clone(),
+        subnet: req.subnet.as_deref().map(str::parse).transpose()?,
+        gateway,
+        ip_range: req.ip_range.as_deref().map(str::parse).transpose()?,
+        internal: req.internal,
+        labels: req.labels.clone(),
+    };
+    let net = store(engine)?.create_network(&create)?;
+    network_event(engine, "create", &net);
+    Ok(net)
+}
+
+fn network_event(engine: &Engine, action: &str, net: &Network) {
+    let event = Event::new(Kind::Network, action, net.id.clone())
+        .with("name", net.name.clone())
+        .with("type", net.driver.clone());
+    events::record(engine, event);
+}
+
+/// The filters `network ls` takes.
+pub const LIST_FILTERS: &[&str] = &[
+    "dangling", "driver", "id", "label", "label!", "name", "scope", "type",
+];
+/// The filters `network prune` takes.
+pub const PRUNE_FILTERS: &[&str] = &["label", "label!", "until"];
+
+/// `network ls`: the networks `filters` (of [`LIST_FILTERS`]) let through. `type` is
+/// `builtin` for the default network, `custom` for the others; `dangling` is whether no
+/// container is attached (the default network is never dangling).
+pub fn list(engine: &Engine, filters: &Filters) -> Result<Vec<Network>> {
+    let store = store(engine)?;
+    let dangling = filters.bool("dangling")?;
+    let mut out = Vec::new();
+    for net in store.networks()? {
+        let kind = if net.default { "builtin" } else { "custom" };
+        let passes = filters.any("driver", |d| d == net.driver)
+            && filters.any("id", |i| net.id.starts_with(i))
+            && filters.any("name", |n| name_matches(n, &net.name))
+            && filters.any("scope", |s| s == "local")
+            && filters.any("type", |t| t == kind)
+            && filters.labels_match(&net.labels);
+        let unused = || Ok::<_, Error>(!net.default && store.leases(&net)?.is_empty());
+        if passes && dangling.map_or(Ok(true), |d| unused().map(|u| u == d))? {
+            out.push(net);
+        }
+    }
+    Ok(out)
+}
+
+/// `network inspect`: Docker's object for the network, its containers (by their leases)
+/// included.
+pub fn inspect(engine: &Engine, name_or_id: &str) -> Result<Value> {
+    let store = store(engine)?;
+    let net = store.network(name_or_id)?;
+    let leases = store.leases(&net)?;
+    Ok(inspect_json(&net, &leases))
+}
+
+/// Docker's `network inspect` object.
+pub fn inspect_json(net: &Network, leases: &berth_net::store_types::Leases) -> Value {
+    let containers: serde_json::Map<String, Value> = leases
+        .iter()
+        .map(|(ip, l)| {
+            let v = json!({
+                "Name": l.name,
+                "EndpointID": l.veth,
+                "MacAddress": l.mac,
+                "IPv4Address": format!("{ip}/{}", net.subnet.prefix),
+                "IPv6Address": "",
+            });
+            (l.container_id.clone(), v)
+        })
+        .collect();
+    let mut options = serde_json::Map::new();
+    options.insert("com.docker.network.bridge.name".into(), json!(net.bridge));
+    if net.default {
+        options.insert(
+            "com.docker.network.bridge.default_bridge".into(),
+            json!("true"),
+        );
+    }
+    let mut config =
+        json!({ "Subnet": net.subnet.to_string(), "Gateway": net.gateway.to_string() });
+    if let Some(range) = net.ip_range {
+        config["IPRange"] = range.to_string().into();
+    }
+    json!({
+        "Name": net.name,
+        "Id": net.id,
+        "Created": net.created,
+        "Scope": "local",
+        "Driver": net.driver,
+        "EnableIPv4": true,
+        "EnableIPv6": false,
+        "IPAM": {
+            "Driver": "default",
+            "Options": {},
+            "Config": [config],
+        },
+        "Internal": net.internal,
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigFrom": { "Network": "" },
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": options,
+        "Labels": net.labels,
+    })
+}
+
+/// `network rm`: never the default network; refused while containers are attached.
+pub fn remove(engine: &Engine, name_or_id: &str) -> Result<()> {
+    let store = store(engine)?;
+    let net = store.network(name_or_id)?;
+    if net.default {
+        return Err(Error::Forbidden(format!(
+            "{name_or_id} is a pre-defined network and cannot be removed"
+        )));
+    }
+    store.remove_network(&net.id)?;
+    network_event(engine, "destroy", &net);
+    Ok(())
+}
+
+/// `network prune`: every user network no container is attached to that `filters` (of
+/// [`PRUNE_FILTERS`]) let through; their names.
+pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
+    let store = store(engine)?;
+    let until = match filters.get("until").last() {
+        Some(v) => Some(events::parse_time(v, std::time::SystemTime::now())?),
+        None => None,
+    };
+    let mut removed = Vec::new();
+    for net in store.networks()? {
+        let created = humantime::parse_rfc3339_weak(net.created.trim_end_matches('Z'))
+            .map(events::nanos_since_epoch)
+            .unwrap_or(0);
+        if net.default || !filters.labels_match(&net.labels) || until.is_some_and(|u| created >= u)
+        {
+            continue;
+        }
+        match store.remove_network(&net.id) {
+            Ok(()) => {
+                network_event(engine, "destroy", &net);
+                removed.push(net.name);
+            }
+            Err(NetError::InUse { .. } | NetError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inspect_has_docker_fields() {
+        let net = Network {
+            id: "ab".repeat(32),
+            name: "front".into(),
+            driver: "bridge".into(),
+            bridge: "berth-ababababa".into(),
+            subnet: "10.5.0.0/24".parse().unwrap(),
+            gateway: Ipv4Addr::new(10, 5, 0, 1),
+            ip_range: Some("10.5.0.128/25".parse().unwrap()),
+            internal: true,
+            labels: BTreeMap::from([("k".into(), "v".into())]),
+            created: "2024-01-01T00:00:00Z".into(),
+            default: false,
+        };
+        let lease = berth_net::store_types::Lease {
+            container_id: "c1".into(),
+            name: "web".into(),
+            hostname: "web".into(),
+            aliases: vec![],
+            mac: "02:42:0a:05:00:02".into(),
+            veth: "vberth123456789".into(),
+            ports: vec![],
+        };
+        let leases = berth_net::store_types::Leases::from([(Ipv4Addr::new(10, 5, 0, 2), lease)]);
+        let v = inspect_json(&net, &leases);
+        assert_eq!(v["IPAM"]["Config"][0]["Subnet"], "10.5.0.0/24");
+        assert_eq!(v["IPAM"]["Config"][0]["Gateway"], "10.5.0.1");
+        assert_eq!(v["IPAM"]["Config"][0]["IPRange"], "10.5.0.128/25");
+        assert_eq!(v["Internal"], true);
+        assert_eq!(v["Containers"]["c1"]["IPv4Address"], "10.5.0.2/24");
+        assert_eq!(v["Labels"]["k"], "v");
+        assert_eq!(
+            v["Options"]["com.docker.network.bridge.name"],
+            "berth-ababababa"
+        );
+    }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::events::{self, Event};
+use crate::filters::{name_matches, Filters};
 use crate::records::{self, Record};
 use crate::request::RunRequest;
 
@@ -150,7 +151,7 @@ pub(crate) fn destroyed(engine: &Engine, name: &str) {
 pub fn inspect(engine: &Engine, name: &str) -> Result<Volume> {
     let dir = engine.volumes_dir().join(name);
     if !valid_name(name) || !dir.join("_data").is_dir() {
-        return Err(Error::Invalid(format!("No such volume: {name}")));
+        return Err(Error::NoSuchVolume(name.to_string()));
     }
     let meta: Meta = fs::read(dir.join("meta.json"))
         .ok()
@@ -174,6 +175,30 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<Volume> {
         scope: "local",
         anonymous: meta.anonymous,
     })
+}
+
+/// The filters `volume ls` takes.
+pub const LIST_FILTERS: &[&str] = &["dangling", "driver", "label", "label!", "name"];
+/// The filters `volume prune` takes (`all`: named volumes too, not only anonymous ones).
+pub const PRUNE_FILTERS: &[&str] = &["all", "label", "label!"];
+
+/// The volumes `filters` (of [`LIST_FILTERS`]) let through, by name: `dangling` is whether
+/// no container refers to it.
+pub fn list_filtered(engine: &Engine, filters: &Filters) -> Result<Vec<Volume>> {
+    let dangling = filters.bool("dangling")?;
+    let records = match dangling {
+        Some(_) => engine.containers.all()?.records,
+        None => Vec::new(),
+    };
+    Ok(list(engine)?
+        .into_iter()
+        .filter(|v| {
+            dangling.is_none_or(|d| d != records.iter().any(|r| uses(r, &v.name)))
+                && filters.any("driver", |d| d == v.driver)
+                && filters.any("name", |n| name_matches(n, &v.name))
+                && filters.labels_match(&v.labels)
+        })
+        .collect())
 }
 
 /// Every volume, by name.
@@ -254,7 +279,7 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
         .collect();
     if !running.is_empty() || (!force && !users.is_empty()) {
         let names: Vec<&str> = users.iter().map(|r| r.name.as_str()).collect();
-        return Err(Error::Invalid(format!(
+        return Err(Error::Conflict(format!(
             "volume {name} is in use by container(s) {}: remove them first{}",
             names.join(", "),
             if running.is_empty() {
@@ -274,15 +299,19 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// `volume prune`: unused volumes, only anonymous ones unless `all`. Returns the names
-/// removed and the bytes freed; the first error stops nothing, all are reported.
-pub fn prune(engine: &Engine, all: bool) -> Result<(Vec<String>, u64)> {
+/// `volume prune`: unused volumes, only anonymous ones unless `all`, with the labels
+/// `filters` ask for (`label`, `label!`). Returns the names removed and the bytes freed; the
+/// first error stops nothing, all are reported.
+pub fn prune(engine: &Engine, all: bool, filters: &Filters) -> Result<(Vec<String>, u64)> {
     let records = engine.containers.all()?.records;
     let mut removed = Vec::new();
     let mut freed = 0;
     let mut errors = Vec::new();
     for v in list(engine)? {
-        if !(all || v.anonymous) || records.iter().any(|r| uses(r, &v.name)) {
+        if !(all || v.anonymous)
+            || !filters.labels_match(&v.labels)
+            || records.iter().any(|r| uses(r, &v.name))
+        {
             continue;
         }
         let size = disk_usage(&v.mountpoint);
@@ -370,11 +399,12 @@ mod tests {
         let anon = "ab".repeat(32);
         let data = ensure(&engine, &anon).unwrap();
         fs::write(data.join("f"), b"12345").unwrap();
-        let (removed, freed) = prune(&engine, false).unwrap();
+        let none = Filters::default();
+        let (removed, freed) = prune(&engine, false, &none).unwrap();
         assert_eq!(removed, vec![anon]);
         assert_eq!(freed, 5);
         assert!(inspect(&engine, "named").is_ok());
-        let (removed, _) = prune(&engine, true).unwrap();
+        let (removed, _) = prune(&engine, true, &none).unwrap();
         assert_eq!(removed, vec!["named".to_string()]);
     }
 

@@ -79,6 +79,9 @@ pub enum Error {
     Auth { registry: String, reason: String },
     #[error("{context}: {source}")]
     Context { context: String, source: Box<Error> },
+    /// Whoever asked went away (see `Progress::cancelled`).
+    #[error("cancelled")]
+    Cancelled,
     #[error("no space left on device under {}; free space or use --root ({detail})", root.display())]
     NoSpace { root: PathBuf, detail: String },
 }

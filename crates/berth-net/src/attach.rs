@@ -86,7 +86,14 @@ impl NetStore {
         // A lease left by an earlier attach of the same container (its teardown never ran).
         leases.retain(|_, l| l.container_id != req.container_id);
         let used = leases.keys().copied().collect();
-        let ip = ipam::allocate(&net.subnet, net.gateway, &used, req.ip, &net.name)?;
+        let ip = ipam::allocate(
+            &net.subnet,
+            net.ip_range.as_ref(),
+            net.gateway,
+            &used,
+            req.ip,
+            &net.name,
+        )?;
         let mac = req.mac.clone().unwrap_or_else(|| mac_for(ip));
         let lease = Lease {
             container_id: req.container_id.clone(),

@@ -91,9 +91,11 @@ impl fmt::Display for Subnet {
     }
 }
 
-/// Picks `wanted` if it is free and valid, else the lowest free host address.
+/// Picks `wanted` if it is free and valid (anywhere in the subnet, as Docker allows), else
+/// the lowest free host address of `range` (the whole subnet without one).
 pub fn allocate(
     subnet: &Subnet,
+    range: Option<&Subnet>,
     gateway: Ipv4Addr,
     used: &BTreeSet<Ipv4Addr>,
     wanted: Option<Ipv4Addr>,
@@ -112,11 +114,12 @@ pub fn allocate(
         }
         return Ok(ip);
     }
-    let first = u32::from(subnet.addr) + 1;
-    let last = u32::from(subnet.broadcast());
-    (first..last)
+    let range = range.unwrap_or(subnet);
+    let first = u32::from(range.addr);
+    let last = u32::from(range.broadcast());
+    (first..=last)
         .map(Ipv4Addr::from)
-        .find(|ip| *ip != gateway && !used.contains(ip))
+        .find(|ip| subnet.is_host(*ip) && *ip != gateway && !used.contains(ip))
         .ok_or_else(|| NetError::Exhausted {
             subnet: subnet.to_string(),
             network: network.to_string(),
@@ -182,26 +185,47 @@ mod tests {
         let s: Subnet = "10.1.2.0/29".parse().unwrap();
         let gw = s.first_host();
         let mut used = BTreeSet::new();
-        let a = allocate(&s, gw, &used, None, "n").unwrap();
+        let a = allocate(&s, None, gw, &used, None, "n").unwrap();
         assert_eq!(a, Ipv4Addr::new(10, 1, 2, 2));
         used.insert(a);
         assert_eq!(
-            allocate(&s, gw, &used, None, "n").unwrap(),
+            allocate(&s, None, gw, &used, None, "n").unwrap(),
             Ipv4Addr::new(10, 1, 2, 3)
         );
         assert!(matches!(
-            allocate(&s, gw, &used, Some(a), "n"),
+            allocate(&s, None, gw, &used, Some(a), "n"),
             Err(NetError::AddressInUse { .. })
         ));
-        assert!(allocate(&s, gw, &used, Some(gw), "n").is_err());
-        assert!(allocate(&s, gw, &used, Some(s.broadcast()), "n").is_err());
+        assert!(allocate(&s, None, gw, &used, Some(gw), "n").is_err());
+        assert!(allocate(&s, None, gw, &used, Some(s.broadcast()), "n").is_err());
         for i in 3..7 {
             used.insert(Ipv4Addr::new(10, 1, 2, i));
         }
         assert!(matches!(
-            allocate(&s, gw, &used, None, "n"),
+            allocate(&s, None, gw, &used, None, "n"),
             Err(NetError::Exhausted { .. })
         ));
+    }
+
+    #[test]
+    fn a_range_bounds_what_is_given_but_not_what_is_asked() {
+        let s: Subnet = "10.1.2.0/24".parse().unwrap();
+        let range: Subnet = "10.1.2.128/30".parse().unwrap();
+        let gw = s.first_host();
+        let mut used = BTreeSet::new();
+        let mut given = Vec::new();
+        for _ in 0..4 {
+            let ip = allocate(&s, Some(&range), gw, &used, None, "n").unwrap();
+            used.insert(ip);
+            given.push(ip.octets()[3]);
+        }
+        assert_eq!(given, [128, 129, 130, 131]);
+        assert!(allocate(&s, Some(&range), gw, &used, None, "n").is_err());
+        let asked = Ipv4Addr::new(10, 1, 2, 9);
+        assert_eq!(
+            allocate(&s, Some(&range), gw, &used, Some(asked), "n").unwrap(),
+            asked
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct NetworkCreate {
     pub name: String,
     pub subnet: Option<Subnet>,
     pub gateway: Option<Ipv4Addr>,
+    /// Where containers' addresses come from, inside the subnet (the whole subnet if unset).
+    pub ip_range: Option<Subnet>,
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
 }
@@ -49,6 +51,9 @@ pub struct Network {
     pub bridge: String,
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
+    /// Docker's IPRange: containers get addresses from here only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Subnet>,
     pub internal: bool,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,

@@ -134,6 +134,12 @@ impl NetStore {
                 )
             })?,
         };
+        if let Some(range) = req.ip_range {
+            if !subnet.contains(range.addr) || !subnet.contains(range.broadcast()) {
+                let reason = format!("not inside the subnet {subnet}");
+                return Err(NetError::invalid("ip range", range.to_string(), reason));
+            }
+        }
         let gateway = req.gateway.unwrap_or(subnet.first_host());
         if !subnet.is_host(gateway) {
             return Err(NetError::invalid(
@@ -150,6 +156,7 @@ impl NetStore {
             driver: "bridge".to_string(),
             subnet,
             gateway,
+            ip_range: req.ip_range,
             internal: req.internal,
             labels: req.labels.clone(),
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
@@ -260,6 +267,7 @@ impl NetStore {
             bridge: self.default_bridge.clone(),
             subnet,
             gateway,
+            ip_range: None,
             internal: false,
             labels: BTreeMap::new(),
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
@@ -331,22 +339,6 @@ impl NetStore {
             }
         }
         fs::remove_dir_all(&dir).map_err(|e| NetError::io("remove network", &dir, e))
-    }
-
-    /// Removes every user network without containers; returns their names.
-    pub fn prune_networks(&self) -> Result<Vec<String>> {
-        let mut removed = Vec::new();
-        for net in self.networks()? {
-            if net.default || !self.leases(&net)?.is_empty() {
-                continue;
-            }
-            match self.remove_network(&net.id) {
-                Ok(()) => removed.push(net.name),
-                Err(NetError::InUse { .. } | NetError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(removed)
     }
 
     /// Brings the network's bridge up (after creation or a reboot): bridge, gateway address,

@@ -10,6 +10,12 @@ pub use berth_engine::ps::human_duration;
 
 /// go-units' HumanSizeWithPrecision(size, 3): decimal units, three significant digits.
 pub fn human_size(bytes: u64) -> String {
+    human_size_with(bytes, 3)
+}
+
+/// go-units' HumanSizeWithPrecision: decimal units, `precision` significant digits (`system
+/// df` prints four, as HumanSize does).
+pub fn human_size_with(bytes: u64, precision: usize) -> String {
     let units = ["B", "kB", "MB", "GB", "TB", "PB"];
     let mut size = bytes as f64;
     let mut unit = 0;
@@ -17,13 +23,14 @@ pub fn human_size(bytes: u64) -> String {
         size /= 1000.0;
         unit += 1;
     }
-    let digits = if size >= 100.0 {
-        0
+    let whole_digits = if size >= 100.0 {
+        3
     } else if size >= 10.0 {
-        1
-    } else {
         2
+    } else {
+        1
     };
+    let digits = precision.saturating_sub(whole_digits);
     let text = format!("{size:.digits$}");
     let text = if text.contains('.') {
         text.trim_end_matches('0').trim_end_matches('.').to_string()

@@ -18,12 +18,7 @@ impl Progress for Notices {
     }
 }
 
-/// Which verbs to use: pulling and pushing word their states differently.
-#[derive(Clone, Copy)]
-pub enum Direction {
-    Pull,
-    Push,
-}
+pub use berth_image::progress::Direction;
 
 pub struct Printer {
     direction: Direction,
@@ -47,28 +42,12 @@ impl Printer {
         }
     }
 
+    /// The state's words for a line of their own (transfers only move the bars).
     fn words(&self, state: &LayerState) -> Option<String> {
-        let push = matches!(self.direction, Direction::Push);
-        Some(match state {
-            LayerState::Waiting { .. } => if push {
-                "Preparing"
-            } else {
-                "Pulling fs layer"
-            }
-            .to_string(),
-            LayerState::Exists => if push {
-                "Layer already exists"
-            } else {
-                "Already exists"
-            }
-            .to_string(),
-            LayerState::Mounted { from } => format!("Mounted from {from}"),
-            LayerState::Transferring { .. } => return None,
-            LayerState::Retrying { attempt, error } => {
-                format!("Retrying (attempt {attempt}): {error}")
-            }
-            LayerState::Complete => if push { "Pushed" } else { "Pull complete" }.to_string(),
-        })
+        match state {
+            LayerState::Transferring { .. } => None,
+            _ => Some(state.status(self.direction)),
+        }
     }
 }
 
@@ -112,12 +91,7 @@ impl Progress for Printer {
             LayerState::Transferring { done, total } => {
                 bar.set_length(*total);
                 bar.set_position(*done);
-                let verb = if matches!(self.direction, Direction::Push) {
-                    "Pushing"
-                } else {
-                    "Downloading"
-                };
-                bar.set_message(verb);
+                bar.set_message(state.status(self.direction));
             }
             _ => {}
         }

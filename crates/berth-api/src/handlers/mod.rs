@@ -7,7 +7,11 @@
 
 mod containers;
 mod streams;
+mod df;
+mod images;
+mod networks;
 mod system;
+mod volumes;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -64,6 +68,10 @@ pub async fn route(state: Arc<State>, call: Call) -> Reply {
     let call = try_module!(system, call);
     let call = try_module!(containers, call);
     let call = try_module!(streams, call);
+    let call = try_module!(images, call);
+    let call = try_module!(networks, call);
+    let call = try_module!(volumes, call);
+    let call = try_module!(df, call);
     let _ = call;
     Err(ApiError::no_route())
 }

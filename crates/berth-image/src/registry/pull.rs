@@ -126,6 +126,9 @@ fn pull_inner(
     }
     let jobs: Vec<(&Descriptor, &Digest)> = manifest.layers().iter().zip(&diff_ids).collect();
     fetch_layers(store, &client, repo, &jobs, options, progress)?;
+    if progress.cancelled() {
+        return Err(Error::Cancelled);
+    }
     store.put_blob(
         &format!("manifest {}", manifest_desc.digest()),
         Some(manifest_desc.digest()),
@@ -264,6 +267,7 @@ fn fetch_layer_with_retry(
             progress,
         ) {
             Ok(()) => return Ok(()),
+            Err(_) if progress.cancelled() => return Err(Error::Cancelled),
             Err(e) if e.is_transient() && attempt < options.retries => {
                 attempt += 1;
                 progress.layer(

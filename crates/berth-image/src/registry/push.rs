@@ -61,6 +61,9 @@ fn push_inner(
     let mut blobs: Vec<&Descriptor> = image.manifest.layers().iter().collect();
     blobs.push(image.manifest.config());
     for blob in blobs {
+        if progress.cancelled() {
+            return Err(Error::Cancelled);
+        }
         push_blob(
             store,
             &client,

@@ -45,14 +45,6 @@ impl ImageUse {
     }
 }
 
-/// The engine's answer for an image ID; [`no_containers`] until the engine exists.
-pub type ImageUsage<'a> = &'a dyn Fn(&oci_spec::image::Digest) -> ImageUse;
-
-/// The usage answer for a berth without containers.
-pub fn no_containers(_: &oci_spec::image::Digest) -> ImageUse {
-    ImageUse::default()
-}
-
 /// An open image store.
 #[derive(Clone, Debug)]
 pub struct Store {

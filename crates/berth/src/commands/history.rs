@@ -1,5 +1,7 @@
 //! `berth history`: the build steps recorded in an image's config.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use anyhow::Result;
 use berth_image::digest::short;
 use clap::Args;
@@ -20,48 +22,32 @@ pub struct HistoryArgs {
 }
 
 pub fn run(ctx: &Context, args: HistoryArgs) -> Result<()> {
-    let store = ctx.store()?;
-    let image = store.resolve(&args.image)?;
-    let diff_ids = image.diff_ids()?;
-    let history = image.config.history().clone().unwrap_or_default();
-    let mut layer = diff_ids.len();
-    let mut rows = Vec::new();
-    for (i, h) in history.iter().enumerate().rev() {
-        let empty = h.empty_layer().unwrap_or(false);
-        let size = if empty || layer == 0 {
-            0
-        } else {
-            layer -= 1;
-            store.layer_size(&diff_ids[layer])
-        };
-        let id = if i + 1 == history.len() {
-            short(image.id()).to_string()
-        } else {
-            "<missing>".into()
-        };
-        let created_by = h.created_by().clone().unwrap_or_default();
-        let created_by = if args.no_trunc || created_by.chars().count() <= 45 {
-            created_by
-        } else {
-            format!("{}…", created_by.chars().take(44).collect::<String>())
-        };
-        let created = h
-            .created()
-            .as_deref()
-            .and_then(|c| humantime::parse_rfc3339_weak(c.trim_end_matches('Z')).ok());
-        let (created, size) = if args.human {
-            (ago(created), human_size(size))
-        } else {
-            (h.created().clone().unwrap_or_default(), size.to_string())
-        };
-        rows.push(vec![
-            id,
-            created,
-            created_by,
-            size,
-            h.comment().clone().unwrap_or_default(),
-        ]);
-    }
+    let steps = berth_engine::images::history(&ctx.engine()?, &args.image)?;
+    let rows: Vec<Vec<String>> = steps
+        .into_iter()
+        .map(|step| {
+            let id = match step.id.parse::<oci_spec::image::Digest>() {
+                Ok(digest) => short(&digest).to_string(),
+                Err(_) => step.id,
+            };
+            let created_by = if args.no_trunc || step.created_by.chars().count() <= 45 {
+                step.created_by
+            } else {
+                format!("{}…", step.created_by.chars().take(44).collect::<String>())
+            };
+            let created = u64::try_from(step.created)
+                .ok()
+                .filter(|s| *s > 0)
+                .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+            let (created, size) = if args.human {
+                (ago(created), human_size(step.size))
+            } else {
+                let rfc3339 = created.map(|t| humantime::format_rfc3339_seconds(t).to_string());
+                (rfc3339.unwrap_or_default(), step.size.to_string())
+            };
+            vec![id, created, created_by, size, step.comment]
+        })
+        .collect();
     if args.quiet {
         rows.iter().for_each(|r| outln!("{}", r[0]));
     } else {

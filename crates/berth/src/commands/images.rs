@@ -1,9 +1,11 @@
 //! `berth images`: list images with Docker's columns, or as `--format` says.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use anyhow::{Context as _, Result};
+use berth_engine::filters::Filters;
+use berth_engine::images::{self, Summary, Usage};
 use berth_image::digest::short;
-use berth_image::store::ImageUsage;
-use berth_image::{Image, Reference, Store};
 use clap::Args;
 use serde_json::json;
 
@@ -24,6 +26,10 @@ pub struct ImagesArgs {
     /// Show digests
     #[arg(long)]
     pub digests: bool,
+    /// Filter output based on conditions provided (dangling, reference, label, before, since,
+    /// until)
+    #[arg(short, long)]
+    pub filter: Vec<String>,
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
@@ -44,29 +50,22 @@ const TITLES: &[(&str, &str)] = &[
 
 /// One line of the listing: an image under one repository:tag, as `--format` sees it.
 struct Row {
-    repository: String,
-    tag: String,
     id: String,
     fields: serde_json::Value,
 }
 
 /// `images` with the engine's answer to "which containers use this image" (the CONTAINERS
 /// field of `--format`).
-pub fn run_with(ctx: &Context, args: ImagesArgs, usage: ImageUsage) -> Result<()> {
-    let filter = args
-        .repository
-        .as_deref()
-        .map(Reference::parse_named)
-        .transpose()?;
+pub fn run_with(ctx: &Context, args: ImagesArgs, usage: &Usage) -> Result<()> {
+    let mut pairs = args.filter.clone();
+    pairs.extend(args.repository.iter().map(|r| format!("reference={r}")));
+    let filters = Filters::parse(&pairs, images::LIST_FILTERS)?;
     let template = template::parse(&template_source(&args))
         .with_context(|| format!("--format {:?}", args.format))?;
-    let store = ctx.store()?;
-    let mut images = store.images()?;
-    images.sort_by_key(|i| std::cmp::Reverse(i.created()));
-    let rows: Vec<Row> = images
+    let summaries = images::list(&ctx.engine()?, &filters)?;
+    let rows: Vec<Row> = summaries
         .iter()
-        .flat_map(|i| rows_of(&store, i, &args, usage))
-        .filter(|r| matches(r, filter.as_ref()))
+        .flat_map(|s| rows_of(s, &args, usage))
         .collect();
     if args.quiet {
         let mut seen = std::collections::HashSet::new();
@@ -97,32 +96,50 @@ fn template_source(args: &ImagesArgs) -> String {
     }
 }
 
-fn rows_of(store: &Store, image: &Image, args: &ImagesArgs, usage: ImageUsage) -> Vec<Row> {
-    let id = if args.no_trunc {
-        image.id().to_string()
-    } else {
-        short(image.id()).to_string()
+/// `name:tag` (or `name@digest`) split as Docker's listing shows it.
+fn split_name(name: &str, separator: char) -> (String, String) {
+    let after_slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[after_slash..].rfind(separator) {
+        Some(i) => (
+            name[..after_slash + i].to_string(),
+            name[after_slash + i + 1..].to_string(),
+        ),
+        None => (name.to_string(), "<none>".to_string()),
+    }
+}
+
+fn rows_of(image: &Summary, args: &ImagesArgs, usage: &Usage) -> Vec<Row> {
+    let id = match image.id.parse::<oci_spec::image::Digest>() {
+        Ok(digest) if !args.no_trunc => short(&digest).to_string(),
+        _ => image.id.clone(),
     };
-    let size = human_size(image.size(store));
-    let containers = usage(image.id()).containers;
-    let digest_for = |name: &str| {
-        image
-            .repo_digests
-            .iter()
-            .find(|d| d.familiar_name() == name)
-            .and_then(|d| d.digest())
-            .map_or("<none>".into(), |d| d.to_string())
-    };
-    let mut names: Vec<(String, String)> = image
-        .repo_tags
+    let size = human_size(image.size);
+    let containers = usage.by_image.get(&image.id).map_or(0, |u| u.containers);
+    // 0: the config does not say.
+    let created = u64::try_from(image.created)
+        .ok()
+        .filter(|s| *s > 0)
+        .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+    let digests: Vec<(String, String)> = image
+        .repo_digests
         .iter()
-        .map(|r| (r.familiar_name(), r.tag().unwrap_or("<none>").to_string()))
+        .map(|d| {
+            let (name, digest) = d.split_once('@').unwrap_or((d, "<none>"));
+            (name.to_string(), digest.to_string())
+        })
         .collect();
+    let digest_for = |name: &str| {
+        digests
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("<none>".to_string(), |(_, d)| d.clone())
+    };
+    let mut names: Vec<(String, String)> =
+        image.repo_tags.iter().map(|r| split_name(r, ':')).collect();
     if names.is_empty() {
-        let repo = image
-            .repo_digests
+        let repo = digests
             .first()
-            .map_or("<none>".to_string(), |d| d.familiar_name());
+            .map_or("<none>".to_string(), |(n, _)| n.clone());
         names.push((repo, "<none>".into()));
     }
     names
@@ -130,21 +147,14 @@ fn rows_of(store: &Store, image: &Image, args: &ImagesArgs, usage: ImageUsage) -
         .map(|(repository, tag)| {
             let digest = digest_for(&repository);
             let fields = json!({"Containers": containers.to_string(),
-                "CreatedAt": image.created().map_or("N/A".into(), go_time),
-                "CreatedSince": ago(image.created()), "Digest": digest, "ID": id,
+                "CreatedAt": created.map_or("N/A".into(), go_time),
+                "CreatedSince": ago(created), "Digest": digest, "ID": id,
                 "Repository": repository, "SharedSize": "N/A", "Size": size, "Tag": tag,
                 "UniqueSize": "N/A", "VirtualSize": size});
             Row {
-                repository,
-                tag,
                 id: id.clone(),
                 fields,
             }
         })
         .collect()
-}
-
-fn matches(row: &Row, filter: Option<&Reference>) -> bool {
-    let Some(f) = filter else { return true };
-    row.repository == f.familiar_name() && f.tag().is_none_or(|t| t == row.tag)
 }

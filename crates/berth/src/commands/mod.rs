@@ -141,7 +141,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Logout(a) => logout::run(&ctx, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => {
             let usage = ctx.image_usage()?;
-            images::run_with(&ctx, a, &|d| usage.of(d))
+            images::run_with(&ctx, a, &usage)
         }
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run(&ctx, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => {
@@ -157,10 +157,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let usage = ctx.image_usage()?;
             prune::run(&ctx, a, &usage)
         }
-        Command::System(SystemCommand::Df(a)) => {
-            let usage = ctx.image_usage()?;
-            system_df::run_with(&ctx, a, &|d| usage.of(d), &usage.containers)
-        }
+        Command::System(SystemCommand::Df(a)) => system_df::run(&ctx, a),
         Command::Version(a) => version::run(a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::run(&ctx, a),
         Command::System(SystemCommand::Prune(a)) => return system_prune::run(&ctx, a),

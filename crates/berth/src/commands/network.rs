@@ -2,14 +2,12 @@
 //! connect and disconnect of running containers.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
-use std::path::Path;
 
-use anyhow::{bail, Context as _, Result};
-use berth_net::store_types::Leases;
-use berth_net::{NetStore, Network, NetworkCreate, Subnet};
+use anyhow::{bail, Result};
+use berth_engine::filters::Filters;
+use berth_engine::{network, Engine};
+use berth_net::Network;
 use clap::Subcommand;
-use serde_json::{json, Value};
 
 #[derive(Subcommand, Debug)]
 pub enum NetworkCommand {
@@ -21,6 +19,9 @@ pub enum NetworkCommand {
         /// Gateway of the subnet (default: its first address)
         #[arg(long)]
         gateway: Option<String>,
+        /// Allocate container addresses from a sub-range (CIDR inside the subnet)
+        #[arg(long)]
+        ip_range: Option<String>,
         /// Restrict external access to the network
         #[arg(long)]
         internal: bool,
@@ -81,62 +82,47 @@ pub enum NetworkCommand {
 }
 
 pub fn run(cmd: NetworkCommand, ctx: &super::Context) -> Result<()> {
-    // Only connect starts a DNS server (through the engine): the others need no berth_exe.
-    let store =
-        NetStore::open(&ctx.global.root, Path::new("")).context("open the network store")?;
+    let engine = ctx.engine()?;
     match cmd {
         NetworkCommand::Create {
             subnet,
             gateway,
+            ip_range,
             internal,
             labels,
             driver,
             name,
         } => {
-            if driver != "bridge" {
-                bail!("network driver {driver:?} is not supported; use bridge");
-            }
-            let req = NetworkCreate {
+            let req = network::CreateRequest {
                 name,
-                subnet: subnet.map(|s| s.parse::<Subnet>()).transpose()?,
-                gateway: gateway
-                    .map(|g| {
-                        g.parse::<Ipv4Addr>()
-                            .with_context(|| format!("invalid gateway {g:?}"))
-                    })
-                    .transpose()?,
+                driver,
+                subnet,
+                gateway,
+                ip_range,
                 internal,
                 labels: parse_labels(&labels)?,
             };
-            outln!("{}", store.create_network(&req)?.id);
+            outln!("{}", network::create(&engine, &req)?.id);
             Ok(())
         }
-        NetworkCommand::Ls { quiet, no_trunc } => ls(&store, quiet, no_trunc),
+        NetworkCommand::Ls { quiet, no_trunc } => ls(&engine, quiet, no_trunc),
         NetworkCommand::Inspect { networks } => {
-            let mut out = Vec::new();
-            for n in &networks {
-                let net = store.network(n)?;
-                out.push(inspect_json(&net, &store.leases(&net)?));
-            }
+            let out = networks
+                .iter()
+                .map(|n| network::inspect(&engine, n))
+                .collect::<Result<Vec<_>, _>>()?;
             outln!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
-        NetworkCommand::Rm { networks } => rm(&store, &networks),
-        NetworkCommand::Prune { force } => prune(&store, force),
+        NetworkCommand::Rm { networks } => rm(&engine, &networks),
+        NetworkCommand::Prune { force } => prune(&engine, force),
         NetworkCommand::Connect {
             aliases,
             ip,
             network,
             container,
         } => {
-            let engine = ctx.engine()?;
-            let att = berth_engine::network::connect(
-                &engine,
-                &container,
-                &network,
-                &aliases,
-                ip.as_deref(),
-            )?;
+            let att = network::connect(&engine, &container, &network, &aliases, ip.as_deref())?;
             for w in &att.warnings {
                 eprintln!("berth: warning: {w}");
             }
@@ -146,11 +132,7 @@ pub fn run(cmd: NetworkCommand, ctx: &super::Context) -> Result<()> {
             force: _,
             network,
             container,
-        } => Ok(berth_engine::network::disconnect(
-            &ctx.engine()?,
-            &container,
-            &network,
-        )?),
+        } => Ok(network::disconnect(&engine, &container, &network)?),
     }
 }
 
@@ -165,8 +147,8 @@ fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
-fn ls(store: &NetStore, quiet: bool, no_trunc: bool) -> Result<()> {
-    let nets = store.networks()?;
+fn ls(engine: &Engine, quiet: bool, no_trunc: bool) -> Result<()> {
+    let nets = network::list(engine, &Filters::default())?;
     let id = |n: &Network| {
         if no_trunc {
             n.id.clone()
@@ -186,19 +168,12 @@ fn ls(store: &NetStore, quiet: bool, no_trunc: bool) -> Result<()> {
     Ok(())
 }
 
-fn rm(store: &NetStore, networks: &[String]) -> Result<()> {
+fn rm(engine: &Engine, networks: &[String]) -> Result<()> {
     let mut failures = Vec::new();
     for n in networks {
-        let res = match store.network(n) {
-            Ok(net) if net.default => Err(anyhow::anyhow!(
-                "{n} is a pre-defined network and cannot be removed"
-            )),
-            Ok(net) => store.remove_network(&net.id).map_err(Into::into),
-            Err(e) => Err(e.into()),
-        };
-        match res {
+        match network::remove(engine, n) {
             Ok(()) => outln!("{n}"),
-            Err(e) => failures.push(format!("{e:#}")),
+            Err(e) => failures.push(e.to_string()),
         }
     }
     if !failures.is_empty() {
@@ -207,63 +182,17 @@ fn rm(store: &NetStore, networks: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn prune(store: &NetStore, force: bool) -> Result<()> {
+fn prune(engine: &Engine, force: bool) -> Result<()> {
     let what = "This will remove all custom networks not used by at least one container.";
     if !super::confirmed(force, what)? {
         return Ok(());
     }
-    let removed = store.prune_networks()?;
+    let removed = network::prune(engine, &Filters::default())?;
     if !removed.is_empty() {
         outln!("Deleted Networks:");
         removed.iter().for_each(|n| outln!("{n}"));
     }
     Ok(())
-}
-
-/// Docker's `network inspect` object.
-fn inspect_json(net: &Network, leases: &Leases) -> Value {
-    let containers: serde_json::Map<String, Value> = leases
-        .iter()
-        .map(|(ip, l)| {
-            let v = json!({
-                "Name": l.name,
-                "EndpointID": l.veth,
-                "MacAddress": l.mac,
-                "IPv4Address": format!("{ip}/{}", net.subnet.prefix),
-                "IPv6Address": "",
-            });
-            (l.container_id.clone(), v)
-        })
-        .collect();
-    let mut options = serde_json::Map::new();
-    options.insert("com.docker.network.bridge.name".into(), json!(net.bridge));
-    if net.default {
-        options.insert(
-            "com.docker.network.bridge.default_bridge".into(),
-            json!("true"),
-        );
-    }
-    json!({
-        "Name": net.name,
-        "Id": net.id,
-        "Created": net.created,
-        "Scope": "local",
-        "Driver": net.driver,
-        "EnableIPv6": false,
-        "IPAM": {
-            "Driver": "default",
-            "Options": {},
-            "Config": [{ "Subnet": net.subnet.to_string(), "Gateway": net.gateway.to_string() }],
-        },
-        "Internal": net.internal,
-        "Attachable": false,
-        "Ingress": false,
-        "ConfigFrom": { "Network": "" },
-        "ConfigOnly": false,
-        "Containers": containers,
-        "Options": options,
-        "Labels": net.labels,
-    })
 }
 
 #[cfg(test)]
@@ -277,41 +206,5 @@ mod tests {
         assert_eq!(l["b"], "");
         assert_eq!(l["c"], "x=y");
         assert!(parse_labels(&["=v".into()]).is_err());
-    }
-
-    #[test]
-    fn inspect_has_docker_fields() {
-        let net = Network {
-            id: "ab".repeat(32),
-            name: "front".into(),
-            driver: "bridge".into(),
-            bridge: "berth-ababababa".into(),
-            subnet: "10.5.0.0/24".parse().unwrap(),
-            gateway: Ipv4Addr::new(10, 5, 0, 1),
-            internal: true,
-            labels: BTreeMap::from([("k".into(), "v".into())]),
-            created: "2024-01-01T00:00:00Z".into(),
-            default: false,
-        };
-        let lease = berth_net::store_types::Lease {
-            container_id: "c1".into(),
-            name: "web".into(),
-            hostname: "web".into(),
-            aliases: vec![],
-            mac: "02:42:0a:05:00:02".into(),
-            veth: "vberth123456789".into(),
-            ports: vec![],
-        };
-        let leases = Leases::from([(Ipv4Addr::new(10, 5, 0, 2), lease)]);
-        let v = inspect_json(&net, &leases);
-        assert_eq!(v["IPAM"]["Config"][0]["Subnet"], "10.5.0.0/24");
-        assert_eq!(v["IPAM"]["Config"][0]["Gateway"], "10.5.0.1");
-        assert_eq!(v["Internal"], true);
-        assert_eq!(v["Containers"]["c1"]["IPv4Address"], "10.5.0.2/24");
-        assert_eq!(v["Labels"]["k"], "v");
-        assert_eq!(
-            v["Options"]["com.docker.network.bridge.name"],
-            "berth-ababababa"
-        );
     }
 }

@@ -2,7 +2,8 @@
 //! never an image a container uses.
 
 use anyhow::Result;
-use berth_engine::images::{self, Usage};
+use berth_engine::filters::Filters;
+use berth_engine::images::{self, Removed, Usage};
 use clap::Args;
 
 use super::Context;
@@ -28,12 +29,33 @@ pub fn run(ctx: &Context, args: PruneArgs, usage: &Usage) -> Result<()> {
     if !super::confirmed(args.force, &format!("This will remove {what}."))? {
         return Ok(());
     }
-    let (deleted, freed) = images::prune(&ctx.engine()?, args.all, usage)?;
-    if !deleted.is_empty() {
+    let (removed, freed) = images::prune(&ctx.engine()?, &filters(args.all)?, usage)?;
+    if !removed.is_empty() {
         outln!("Deleted Images:");
-        deleted.iter().for_each(|id| outln!("deleted: {id}"));
+        lines(&removed).iter().for_each(|l| outln!("{l}"));
         outln!();
     }
     outln!("Total reclaimed space: {}", human_size(freed));
     Ok(())
+}
+
+/// `-a` as Docker's client sends it: `dangling=false`.
+pub fn filters(all: bool) -> Result<Filters> {
+    let pairs = if all {
+        vec!["dangling=false".to_string()]
+    } else {
+        Vec::new()
+    };
+    Ok(Filters::parse(&pairs, images::PRUNE_FILTERS)?)
+}
+
+/// What a prune removed, as docker prints it: `untagged: NAME`, `deleted: ID`.
+pub fn lines(removed: &[Removed]) -> Vec<String> {
+    removed
+        .iter()
+        .map(|r| match r {
+            Removed::Untagged(name) => format!("untagged: {}", name.familiar()),
+            Removed::Deleted(id) => format!("deleted: {id}"),
+        })
+        .collect()
 }

@@ -27,7 +27,6 @@ pub fn run(ctx: &Context, args: PullArgs) -> Result<()> {
         None => Platform::host(),
     };
     let engine = ctx.engine()?;
-    let store = engine.images()?;
     let printer = Printer::new(Direction::Pull, args.quiet);
     if !args.quiet {
         if reference.digest().is_none() && !args.image.contains(':') {
@@ -39,22 +38,14 @@ pub fn run(ctx: &Context, args: PullArgs) -> Result<()> {
             reference.familiar_name()
         );
     }
-    let before = store.find(&reference)?.map(|i| i.manifest_digest);
-    let image = images::pull(
+    // Its last word, `Status: ...`, comes from the engine through the printer.
+    images::pull(
         &engine,
         &reference,
         platform,
         &ctx.registry_options(),
         &printer,
     )?;
-    if !args.quiet {
-        let status = if before.as_ref() == Some(&image.manifest_digest) {
-            "Image is up to date for"
-        } else {
-            "Downloaded newer image for"
-        };
-        outln!("Status: {status} {}", reference.familiar());
-    }
     outln!("{reference}");
     Ok(())
 }

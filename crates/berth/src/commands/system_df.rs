@@ -1,84 +1,39 @@
-//! `berth system df`: disk used by images, and by containers as the engine reports them.
-
-use std::collections::HashSet;
+//! `berth system df`: disk used by images, containers and volumes, as the engine measures it
+//! and with the docker CLI's lines.
 
 use anyhow::Result;
-use berth_engine::images::ContainersDf;
-use berth_image::store::ImageUsage;
+use berth_engine::df::Line;
 use clap::Args;
 
 use super::Context;
-use crate::format::{human_size, print_table};
+use crate::format::{human_size_with, print_table};
 
 #[derive(Args, Debug)]
 pub struct DfArgs {}
 
-/// `system df` with the engine's answers: which containers use each image ID, and the
-/// containers' own row.
-pub fn run_with(
-    ctx: &Context,
-    _args: DfArgs,
-    usage: ImageUsage,
-    containers: &ContainersDf,
-) -> Result<()> {
-    let store = ctx.store()?;
-    let images = store.images()?;
-    let (mut seen, mut active_layers) = (HashSet::new(), HashSet::new());
-    let (mut size, mut active_ids) = (0, HashSet::new());
-    for image in &images {
-        let in_use = usage(image.id()).in_use();
-        if in_use {
-            active_ids.insert(image.id().clone());
-        }
-        for diff_id in image.diff_ids()? {
-            if in_use {
-                active_layers.insert(diff_id.clone());
-            }
-            if seen.insert(diff_id.clone()) {
-                size += store.layer_size(&diff_id);
-            }
-        }
+pub fn run(ctx: &Context, _args: DfArgs) -> Result<()> {
+    let usage = berth_engine::df::disk_usage(&ctx.engine()?)?;
+    for skipped in &usage.skipped {
+        eprintln!("berth: {skipped}");
     }
-    let used: u64 = active_layers.iter().map(|d| store.layer_size(d)).sum();
-    let total_ids: HashSet<_> = images.iter().map(|i| i.id().clone()).collect();
-    let rows = vec![
-        row(
-            "Images",
-            total_ids.len(),
-            active_ids.len(),
-            size,
-            size - used,
-        ),
-        row(
-            "Containers",
-            containers.total,
-            containers.active,
-            containers.size,
-            containers.reclaimable,
-        ),
-        row("Local Volumes", 0, 0, 0, 0),
-        row("Build Cache", 0, 0, 0, 0),
-    ];
+    let rows: Vec<Vec<String>> = usage.lines().iter().map(row).collect();
     print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows);
     Ok(())
 }
 
-/// One line, RECLAIMABLE with Docker's percentage when there is anything to reclaim.
-fn row(kind: &str, total: usize, active: usize, size: u64, reclaimable: u64) -> Vec<String> {
-    let reclaimable = if reclaimable == 0 || size == 0 {
-        human_size(reclaimable)
-    } else {
-        format!(
-            "{} ({}%)",
-            human_size(reclaimable),
-            reclaimable * 100 / size
-        )
+/// One line, sizes as the docker CLI prints them here (four digits), RECLAIMABLE with its
+/// percentage of the size when there is a size.
+fn row(line: &Line) -> Vec<String> {
+    let human_size = |bytes| human_size_with(bytes, 4);
+    let reclaimable = match (line.reclaimable * 100).checked_div(line.size) {
+        Some(percent) => format!("{} ({percent}%)", human_size(line.reclaimable)),
+        None => human_size(line.reclaimable),
     };
     vec![
-        kind.into(),
-        total.to_string(),
-        active.to_string(),
-        human_size(size),
+        line.kind.into(),
+        line.total.to_string(),
+        line.active.to_string(),
+        human_size(line.size),
         reclaimable,
     ]
 }

@@ -2,10 +2,8 @@
 //! ones with `-a`) and with `--volumes` unused anonymous volumes, each by the code of its own
 //! prune command, after Docker's confirmation prompt.
 
-use std::path::Path;
-
-use anyhow::{Context as _, Result};
-use berth_net::NetStore;
+use anyhow::Result;
+use berth_engine::filters::Filters;
 use clap::Args;
 
 use super::Context;
@@ -36,23 +34,21 @@ pub fn run(ctx: &Context, args: SystemPruneArgs) -> Result<i32> {
     freed += containers.freed;
     section("Deleted Containers:", &containers.removed);
 
-    let networks = NetStore::open(&ctx.global.root, Path::new(""))
-        .context("open the network store")?
-        .prune_networks()?;
+    let networks = berth_engine::network::prune(&engine, &Filters::default())?;
     section("Deleted Networks:", &networks);
 
     if args.volumes {
-        let (volumes, bytes) = berth_engine::volumes::prune(&engine, false)?;
+        let (volumes, bytes) = berth_engine::volumes::prune(&engine, false, &Filters::default())?;
         freed += bytes;
         section("Deleted Volumes:", &volumes);
     }
 
     // Asked only now: the containers just removed no longer hold their images.
     let usage = ctx.image_usage()?;
-    let (images, bytes) = berth_engine::images::prune(&engine, args.all, &usage)?;
+    let (images, bytes) =
+        berth_engine::images::prune(&engine, &super::prune::filters(args.all)?, &usage)?;
     freed += bytes;
-    let images: Vec<String> = images.iter().map(|id| format!("deleted: {id}")).collect();
-    section("Deleted Images:", &images);
+    section("Deleted Images:", &super::prune::lines(&images));
 
     outln!("Total reclaimed space: {}", human_size(freed));
     Ok(if containers.failed.is_empty() { 0 } else { 1 })

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
+use berth_engine::filters::Filters;
 use berth_engine::volumes;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -114,7 +115,7 @@ pub fn run(ctx: &Context, cmd: VolumeCommand) -> Result<i32> {
             if !crate::commands::confirmed(a.force, what)? {
                 return Ok(0);
             }
-            let (removed, freed) = volumes::prune(&engine, a.all)?;
+            let (removed, freed) = volumes::prune(&engine, a.all, &Filters::default())?;
             if !removed.is_empty() {
                 outln!("Deleted Volumes:");
                 for n in &removed {

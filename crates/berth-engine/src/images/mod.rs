@@ -1,7 +1,11 @@
 //! Images as the engine uses them, over berth-image: `run`'s pull policy, which containers use
 //! which image (rmi and prune refuse by it; images and system df count with it), Docker's rules
 //! for removing one, and the image operations Docker logs as events (pull, push, tag, untag,
-//! delete, import, load, save).
+//! delete, import, load, save). The listing, its filters and `history` are in `list`.
+
+mod list;
+
+pub use list::{history, list, HistoryEntry, Summary, LIST_FILTERS};
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -19,7 +23,8 @@ use oci_spec::image::Digest;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind};
-use crate::records::Skipped;
+use crate::filters::Filters;
+use crate::records::{Record, Skipped};
 
 /// `run`'s image: the local one, or pulled as `policy` says (`missing`, `always`, `never`), as
 /// Docker does; a local image of another platform than asked does not count. `progress`
@@ -83,7 +88,9 @@ impl Progress for LayersOnly<'_> {
     }
 }
 
-/// `pull`: the image from its registry into the store.
+/// `pull`: the image from its registry into the store, and Docker's last word on it through
+/// `progress`: `Status: Downloaded newer image for x`, or `Status: Image is up to date for x`
+/// when the name already stood for this manifest.
 pub fn pull(
     engine: &Engine,
     reference: &Reference,
@@ -96,11 +103,18 @@ pub fn pull(
         registry: registry.clone(),
         ..PullOptions::default()
     };
-    let image =
-        berth_image::registry::pull::pull(&engine.images()?, reference, &options, progress)?;
+    let store = engine.images()?;
+    let before = store.find(reference)?.map(|i| i.manifest_digest);
+    let image = berth_image::registry::pull::pull(&store, reference, &options, progress)?;
     let event = Event::new(Kind::Image, "pull", reference.familiar())
         .with("name", reference.familiar_name());
     events::record(engine, event);
+    let status = if before.as_ref() == Some(&image.manifest_digest) {
+        "Image is up to date for"
+    } else {
+        "Downloaded newer image for"
+    };
+    progress.message(&format!("Status: {status} {}", reference.familiar()));
     Ok(image)
 }
 
@@ -226,24 +240,13 @@ pub fn save(engine: &Engine, inputs: &[String], format: Format, out: impl Write)
     Ok(())
 }
 
-/// Which containers use each image, and the containers' own line of `system df`.
+/// Which containers use each image.
 #[derive(Debug, Default)]
 pub struct Usage {
     /// Image id (`sha256:...`) -> its containers.
     pub by_image: HashMap<String, ImageUse>,
-    pub containers: ContainersDf,
     /// Containers whose record could not be read (not counted).
     pub skipped: Vec<Skipped>,
-}
-
-/// The Containers line of `system df`: how many, how many run, and their writable layers.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct ContainersDf {
-    pub total: usize,
-    pub active: usize,
-    pub size: u64,
-    /// What removing the stopped ones would free.
-    pub reclaimable: u64,
 }
 
 impl Usage {
@@ -253,30 +256,26 @@ impl Usage {
             .cloned()
             .unwrap_or_default()
     }
+
+    /// The table for these containers' records.
+    pub fn of_records<'a>(records: impl IntoIterator<Item = &'a Record>) -> Usage {
+        let mut usage = Usage::default();
+        for record in records {
+            let entry = usage.by_image.entry(record.image_id.clone()).or_default();
+            entry.containers += 1;
+            entry.running += usize::from(record.state.status.is_live());
+        }
+        usage
+    }
 }
 
 /// The usage table as the containers' records say now.
 pub fn usage(engine: &Engine) -> Result<Usage> {
     let listing = engine.containers.all()?;
-    let mut usage = Usage {
+    Ok(Usage {
         skipped: listing.skipped,
-        ..Usage::default()
-    };
-    for record in listing.records {
-        let live = record.state.status.is_live();
-        let entry = usage.by_image.entry(record.image_id.clone()).or_default();
-        entry.containers += 1;
-        entry.running += usize::from(live);
-        let df = &mut usage.containers;
-        df.total += 1;
-        df.active += usize::from(live);
-        let size = crate::volumes::disk_usage(&engine.containers.dir(&record.id).join("upper"));
-        df.size += size;
-        if !live {
-            df.reclaimable += size;
-        }
-    }
-    Ok(usage)
+        ..Usage::of_records(&listing.records)
+    })
 }
 
 /// What `rmi` did, in the order Docker prints it.
@@ -311,7 +310,11 @@ fn remove_one(
     force: bool,
     usage: &Usage,
 ) -> Result<Vec<Removed>> {
-    let conflict = |what: String| Err(Error::Invalid(format!("conflict: unable to delete {what}")));
+    let conflict = |what: String| {
+        Err(Error::Conflict(format!(
+            "conflict: unable to delete {what}"
+        )))
+    };
     let by_name = Reference::parse(input)
         .ok()
         .filter(|r| r.tag().is_some() && matches!(store.find(r), Ok(Some(_))));
@@ -358,22 +361,42 @@ fn remove_one(
     Ok(removed)
 }
 
-/// `image prune`: untagged images (every unused one with `all`) that no container uses; the
-/// ids deleted and the bytes freed.
-pub fn prune(engine: &Engine, all: bool, usage: &Usage) -> Result<(Vec<Digest>, u64)> {
+/// The filters `image prune` takes; `dangling=false` prunes every unused image, not only the
+/// untagged ones (what the command line's `-a` asks).
+pub const PRUNE_FILTERS: &[&str] = &["dangling", "label", "label!", "until"];
+
+/// `image prune`: untagged images (every one with `dangling=false`) that no container uses
+/// and that `filters` let through; what was untagged and deleted, in Docker's order, and the
+/// bytes freed.
+pub fn prune(engine: &Engine, filters: &Filters, usage: &Usage) -> Result<(Vec<Removed>, u64)> {
+    let all = filters.bool("dangling")? == Some(false);
+    let until = list::Until::of(filters)?;
     let store = engine.images()?;
-    let mut deleted = Vec::new();
+    let mut removed = Vec::new();
     for image in store.images()? {
-        if (all || image.repo_tags.is_empty()) && !usage.of(image.id()).in_use() {
+        let unused = !usage.of(image.id()).in_use();
+        if (all || image.repo_tags.is_empty())
+            && unused
+            && filters.labels_match(&list::labels(&image))
+            && until.admits(&image)
+        {
+            for name in image.repo_tags.iter().chain(&image.repo_digests) {
+                events::record(engine, image_event(&image, "untag", name));
+                removed.push(Removed::Untagged(name.clone()));
+            }
             store.remove_image(&image.manifest_digest)?;
-            events::record(
-                engine,
-                Event::new(Kind::Image, "delete", image.id().to_string()),
-            );
-            deleted.push(image.id().clone());
+            let deleted = Removed::Deleted(image.id().clone());
+            // One config under two manifests (pulled, then loaded) is one image: one delete.
+            if !removed.contains(&deleted) {
+                events::record(
+                    engine,
+                    Event::new(Kind::Image, "delete", image.id().to_string()),
+                );
+                removed.push(deleted);
+            }
         }
     }
-    Ok((deleted, store.gc()?.bytes_freed))
+    Ok((removed, store.gc()?.bytes_freed))
 }
 
 #[cfg(test)]
@@ -429,11 +452,12 @@ mod tests {
         assert_eq!(left[0].id(), &id);
         assert!(store.has_layer(&left[0].diff_ids().unwrap()[0]));
 
-        prune(&engine, true, &stopped).unwrap();
+        let all = Filters::parse(&["dangling=false".into()], PRUNE_FILTERS).unwrap();
+        prune(&engine, &all, &stopped).unwrap();
         assert_eq!(store.images().unwrap().len(), 1);
         // Once no container uses it, the dangling image is pruned.
-        let (deleted, _) = prune(&engine, false, &Usage::default()).unwrap();
-        assert_eq!(deleted, vec![id]);
+        let (deleted, _) = prune(&engine, &Filters::default(), &Usage::default()).unwrap();
+        assert_eq!(deleted, vec![Removed::Deleted(id)]);
         assert!(store.images().unwrap().is_empty());
     }
 }
