@@ -149,7 +149,7 @@ pub(crate) fn destroyed(engine: &Engine, name: &str) {
 pub fn inspect(engine: &Engine, name: &str) -> Result<Volume> {
     let dir = engine.volumes_dir().join(name);
     if !valid_name(name) || !dir.join("_data").is_dir() {
-        return Err(Error::Invalid(format!("No such volume: {name}")));
+        return Err(Error::NoSuchVolume(name.to_string()));
     }
     let meta: Meta = fs::read(dir.join("meta.json"))
         .ok()

@@ -220,6 +220,17 @@ fn prune(store: &NetStore, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// A network's `inspect` object, for `berth inspect`; `None` when there is no such network.
+pub fn inspect_one(ctx: &super::Context, key: &str) -> Result<Option<Value>> {
+    let store =
+        NetStore::open(&ctx.global.root, Path::new("")).context("open the network store")?;
+    match store.network(key) {
+        Ok(net) => Ok(Some(inspect_json(&net, &store.leases(&net)?))),
+        Err(berth_net::NetError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Docker's `network inspect` object.
 fn inspect_json(net: &Network, leases: &Leases) -> Value {
     let containers: serde_json::Map<String, Value> = leases
