@@ -14,6 +14,8 @@ pub enum Error {
     },
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    #[error("No such volume: {0}")]
+    NoSuchVolume(String),
     #[error("no such exec instance: {0}")]
     NoSuchExec(String),
     /// A path a copy names is not in the container (Docker's words).
@@ -54,11 +56,17 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The exit status `berth` returns for this error.
+    /// The status the monitor's protocol carries for this error: 125 for the engine's own.
     pub fn exit_code(&self) -> u8 {
+        self.command_code().unwrap_or(125)
+    }
+
+    /// The exit status of a command run in a container that failed to start (126, 127...),
+    /// which the front end returns as is; `None` for the engine's own errors.
+    pub fn command_code(&self) -> Option<u8> {
         match self {
-            Error::Command { code, .. } => *code,
-            _ => 125,
+            Error::Command { code, .. } => Some(*code),
+            _ => None,
         }
     }
 

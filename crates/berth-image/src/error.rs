@@ -55,7 +55,7 @@ pub enum Error {
         entry: String,
         source: io::Error,
     },
-    #[error("{url}: {source}")]
+    #[error("Get \"{url}\": {}", transport_reason(url, source))]
     Transport {
         url: String,
         source: Box<ureq::Transport>,
@@ -84,6 +84,29 @@ pub enum Error {
     Cancelled,
     #[error("no space left on device under {}; free space or use --root ({detail})", root.display())]
     NoSpace { root: PathBuf, detail: String },
+}
+
+/// Why a request never got an answer, in the words of Go's net package that Docker prints
+/// (`dial tcp: lookup HOST: no such host`), without the URL ureq repeats in its own text.
+fn transport_reason(url: &str, t: &ureq::Transport) -> String {
+    use ureq::ErrorKind as K;
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(String::from))
+        .unwrap_or_default();
+    let port = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.port_or_known_default())
+        .unwrap_or(443);
+    let detail = std::error::Error::source(t)
+        .map(ToString::to_string)
+        .or_else(|| t.message().map(String::from))
+        .unwrap_or_else(|| t.kind().to_string());
+    match t.kind() {
+        K::Dns => format!("dial tcp: lookup {host}: no such host"),
+        K::ConnectionFailed => format!("dial tcp {host}:{port}: {detail}"),
+        _ => detail,
+    }
 }
 
 fn fmt_message(message: &str) -> String {

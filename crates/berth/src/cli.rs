@@ -41,6 +41,18 @@ pub enum RunOnly {
     Run(run::RunArgs),
 }
 
+impl Command {
+    /// `run` and `create`, under either name: their engine errors exit 125.
+    pub fn creates_a_container(&self) -> bool {
+        matches!(
+            self,
+            Command::Run(_)
+                | Command::Create(_)
+                | Command::Container(ContainerCommand::Run(_) | ContainerCommand::Create(_))
+        )
+    }
+}
+
 impl Cli {
     /// Parses the command line, `run` by its fast path.
     pub fn parse_args() -> Result<Cli, clap::Error> {
@@ -81,6 +93,19 @@ impl Cli {
         }
     }
 }
+
+/// A flag's value that parsed but makes no sense (`update -m lots`): Docker's flag errors exit
+/// 125 whatever the command, where the command's own failures exit 1.
+#[derive(Debug)]
+pub struct FlagError(pub anyhow::Error);
+
+impl std::fmt::Display for FlagError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for FlagError {}
 
 /// A usage error on one line, as Docker words it, and Docker's exit status for it: 125 for a
 /// flag (`unknown flag: --bogus`, `invalid argument "x" for "-m, --memory" flag: ...`), 1 for
@@ -297,8 +322,8 @@ pub enum Command {
     Load(load::LoadArgs),
     /// Import the contents of a tarball to create a filesystem image
     Import(import::ImportArgs),
-    /// Return low-level information on images
-    Inspect(inspect::InspectArgs),
+    /// Return low-level information on containers, images, networks or volumes
+    Inspect(crate::container::inspect::AnyInspectArgs),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),

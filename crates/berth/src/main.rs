@@ -19,8 +19,11 @@ mod template;
 
 use std::process::ExitCode;
 
-/// Docker's exit status for an error of the engine itself (not of a container).
+/// Docker's exit status when `run` or `create` fails in the engine (not in the container).
 const EXIT_ENGINE_ERROR: u8 = 125;
+
+/// Docker's exit status for every other command's error (`No such container`, a conflict...).
+const EXIT_ERROR: u8 = 1;
 
 fn main() -> ExitCode {
     if let Some(code) = monitor() {
@@ -43,13 +46,24 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // As the docker CLI: run and create say 125 when the engine fails, to tell it from the
+    // container's own status; every other command says 1.
+    let failed = if cli.command.creates_a_container() {
+        EXIT_ENGINE_ERROR
+    } else {
+        EXIT_ERROR
+    };
     match commands::run(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(255)),
         Err(e) => {
             eprintln!("berth: {}", error_line(&e));
-            let code = e
-                .downcast_ref::<berth_engine::Error>()
-                .map_or(EXIT_ENGINE_ERROR, berth_engine::Error::exit_code);
+            let code = if e.downcast_ref::<cli::FlagError>().is_some() {
+                EXIT_ENGINE_ERROR
+            } else {
+                e.downcast_ref::<berth_engine::Error>()
+                    .and_then(berth_engine::Error::command_code)
+                    .unwrap_or(failed)
+            };
             ExitCode::from(code)
         }
     }

@@ -64,3 +64,107 @@ fn run_dit_needs_no_terminal() {
         ran.stderr
     );
 }
+
+#[test]
+fn no_such_object_is_one_line_and_exit_1_everywhere_but_run() {
+    let berth = Berth::new();
+    // The docker CLI exits 1 when the engine refuses a command, and 125 only for run and
+    // create, whose own status is the container's.
+    for args in [
+        &["rm", "nosuch"][..],
+        &["stop", "nosuch"],
+        &["start", "nosuch"],
+        &["kill", "nosuch"],
+        &["logs", "nosuch"],
+        &["exec", "nosuch", "true"],
+        &["top", "nosuch"],
+        &["port", "nosuch"],
+        &["attach", "nosuch"],
+        &["export", "nosuch"],
+        &["wait", "nosuch"],
+        &["inspect", "nosuch"],
+        &["container", "inspect", "nosuch"],
+        &["rmi", "nosuch"],
+        &["image", "inspect", "nosuch"],
+        &["history", "nosuch"],
+        &["tag", "nosuch", "other"],
+        &["network", "rm", "nosuch"],
+        &["network", "inspect", "nosuch"],
+        &["volume", "rm", "nosuch"],
+        &["volume", "inspect", "nosuch"],
+    ] {
+        let ran = berth.run(args);
+        assert_eq!(ran.code(), Some(1), "{args:?}: {}", ran.stderr);
+        let lines: Vec<&str> = ran.stderr.trim().lines().collect();
+        // start says which failed after why, on a second line, as the docker CLI does.
+        let expected = if args[0] == "start" { 2 } else { 1 };
+        assert_eq!(lines.len(), expected, "{args:?}: {}", ran.stderr);
+        assert!(lines[0].contains("nosuch"), "{args:?}: {}", ran.stderr);
+    }
+    for args in [
+        &["run", "--rm", "--pull", "never", "nosuch:1"][..],
+        &["create", "--pull", "never", "nosuch:1"],
+    ] {
+        let ran = berth.run(args);
+        assert_eq!(ran.code(), Some(125), "{args:?}: {}", ran.stderr);
+    }
+    assert!(berth.ids().is_empty());
+}
+
+#[test]
+fn inspect_finds_every_kind_of_object_as_docker_does() {
+    let berth = Berth::new();
+    berth.ok(&["create", "--name", "c1", IMAGE, "true"]);
+    berth.ok(&["network", "create", "n1"]);
+    berth.ok(&["volume", "create", "v1"]);
+    // Without --type: a container, an image, a network and a volume, in one list.
+    let out = berth.ok(&["inspect", "--format", "{{json .}}", "c1", IMAGE, "n1", "v1"]);
+    let found: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect();
+    assert_eq!(found.len(), 4, "{out}");
+    assert_eq!(found[0]["Name"], "/c1");
+    assert!(found[1]["RepoTags"].to_string().contains(IMAGE), "{out}");
+    assert_eq!(found[2]["Name"], "n1");
+    assert_eq!(found[2]["Driver"], "bridge");
+    assert_eq!(found[3]["Name"], "v1");
+    assert_eq!(found[3]["Driver"], "local");
+    // What is found is printed, then what is not is named: Docker's `No such object`.
+    let ran = berth.run(&["inspect", "c1", "nosuch"]);
+    assert_eq!(ran.code(), Some(1));
+    let found: serde_json::Value = serde_json::from_str(&ran.stdout).expect("JSON list");
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{}", ran.stdout);
+    assert_eq!(ran.stderr.trim(), "berth: No such object: nosuch");
+    // --type narrows the lookup, and its error names the kind.
+    let ran = berth.run(&["inspect", "--type", "image", "c1"]);
+    assert_eq!(ran.code(), Some(1));
+    assert_eq!(ran.stderr.trim(), "berth: No such image: c1");
+    assert_eq!(
+        berth.ok(&["inspect", "--type", "volume", "--format", "{{.Name}}", "v1"]),
+        "v1"
+    );
+    berth.ok(&["network", "rm", "n1"]);
+}
+
+#[test]
+fn usage_and_registry_errors_say_what_was_wrong_once() {
+    let berth = Berth::new();
+    let ran = berth.run(&["run", "--rm", "-p", "80:80:80:80", IMAGE, "true"]);
+    assert_eq!(ran.code(), Some(125));
+    assert!(ran.stderr.contains("malformed port spec"), "{}", ran.stderr);
+    // A registry no one answers for: one line, the URL once, Go's words for the cause.
+    let ran = berth.run(&["pull", "127.0.0.1:1/x/y:1"]);
+    assert_eq!(ran.code(), Some(1), "{}", ran.stderr);
+    let line = ran.stderr.trim();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert_eq!(line.matches("127.0.0.1:1/v2").count(), 1, "{line}");
+    assert!(line.contains("dial tcp 127.0.0.1:1"), "{line}");
+    let ran = berth.run(&["pull", "no-such-host.invalid/x/y:1"]);
+    let line = ran.stderr.trim();
+    assert!(
+        line.ends_with("dial tcp: lookup no-such-host.invalid: no such host"),
+        "{line}"
+    );
+    assert_eq!(berth.ok(&["images", "-q"]).lines().count(), 1);
+}

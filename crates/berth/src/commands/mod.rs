@@ -134,7 +134,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Cp(a) => return cp::run(&ctx, a),
         Command::Attach(a) => return attach::run(&ctx, a),
         Command::Volume(c) => return volume::run(&ctx, c),
-        Command::Inspect(a) => return container_inspect::run(&ctx, a, true),
+        Command::Inspect(a) => return container_inspect::run_any(&ctx, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(&ctx, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(&ctx, a),
         Command::Login(a) => login::run(&ctx, a),
@@ -152,13 +152,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => return load::run(&ctx, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(&ctx, a),
-        Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
+        Command::Image(ImageCommand::Inspect(a)) => return inspect::run(&ctx, a),
         Command::Image(ImageCommand::Prune(a)) => {
             let usage = ctx.image_usage()?;
             prune::run(&ctx, a, &usage)
         }
         Command::System(SystemCommand::Df(a)) => system_df::run(&ctx, a),
-        Command::Version(a) => version::run(a),
+        Command::Version(a) => return version::run(a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::run(&ctx, a),
         Command::System(SystemCommand::Prune(a)) => return system_prune::run(&ctx, a),
         Command::System(SystemCommand::Service(a)) => service::run(&ctx, a),
@@ -185,7 +185,9 @@ fn container(ctx: &Context, c: ContainerCommand) -> Result<i32> {
         ContainerCommand::Rename(a) => manage::rename(ctx, a),
         ContainerCommand::Port(a) => port::run(ctx, a),
         ContainerCommand::Update(a) => crate::container::update::run(ctx, a),
-        ContainerCommand::Inspect(a) => container_inspect::run(ctx, a, false),
+        ContainerCommand::Inspect(a) => {
+            container_inspect::run(ctx, a, &[container_inspect::Kind::Container])
+        }
         ContainerCommand::Prune(a) => manage::prune(ctx, a),
         ContainerCommand::Top(a) => top::run(ctx, a),
         ContainerCommand::Stats(a) => stats::run(ctx, a),

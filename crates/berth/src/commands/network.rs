@@ -195,6 +195,15 @@ fn prune(engine: &Engine, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// A network's `inspect` object, for `berth inspect`; `None` when there is no such network.
+pub fn inspect_one(ctx: &super::Context, key: &str) -> Result<Option<serde_json::Value>> {
+    match network::inspect(&ctx.engine()?, key) {
+        Ok(v) => Ok(Some(v)),
+        Err(berth_engine::Error::Net(berth_net::NetError::NotFound(_))) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

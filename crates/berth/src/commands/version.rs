@@ -18,8 +18,16 @@ pub struct VersionArgs {
     pub format: Option<String>,
 }
 
-pub fn run(args: VersionArgs) -> Result<()> {
-    print_formatted(args.format.as_deref(), &version_json(), text)
+/// The docker CLI's status for a `--format` template that does not parse, in `version` only.
+const EXIT_BAD_TEMPLATE: i32 = 64;
+
+pub fn run(args: VersionArgs) -> Result<i32> {
+    if let Some(Err(e)) = args.format.as_deref().map(crate::template::parse) {
+        eprintln!("berth: template parsing error: {e}");
+        return Ok(EXIT_BAD_TEMPLATE);
+    }
+    print_formatted(args.format.as_deref(), &version_json(), text)?;
+    Ok(0)
 }
 
 /// Go's name of this machine's architecture (GOARCH), as `docker version` prints it.

@@ -193,6 +193,10 @@ pub(super) fn port(p: &str) -> Result<PortRequest> {
     let (ip, host, cont) = match parts.as_slice() {
         [c] => ("", 0, num(c)?),
         [c, h] => ("", if h.is_empty() { 0 } else { num(h)? }, num(c)?),
+        // An IPv6 address is bracketed; anything else with a colon is a spec with too many parts.
+        [_, _, ip] if ip.contains(':') && !ip.starts_with('[') => {
+            bail!("-p {p:?}: malformed port spec: too many ':'; use [ip:][hostPort:]containerPort[/tcp|udp]")
+        }
         [c, h, ip] => (*ip, if h.is_empty() { 0 } else { num(h)? }, num(c)?),
         _ => return Err(bad()),
     };

@@ -54,7 +54,13 @@ pub struct UpdateArgs {
 }
 
 pub fn run(ctx: &Context, args: UpdateArgs) -> Result<i32> {
-    let update = parse(&args)?;
+    // The docker CLI parses the numbers as flags (125) and the restart policy after (1).
+    let mut update = parse(&args).map_err(crate::cli::FlagError)?;
+    update.restart = args
+        .restart
+        .as_deref()
+        .map(berth_engine::options::restart)
+        .transpose()?;
     if update.is_empty() {
         anyhow::bail!("update: give one or more flags to change, such as --memory or --restart");
     }
@@ -87,11 +93,7 @@ fn parse(a: &UpdateArgs) -> Result<Update> {
         cpuset_mems: a.cpuset_mems.clone(),
         pids_limit: number("--pids-limit", &a.pids_limit)?,
         blkio_weight: number("--blkio-weight", &a.blkio_weight)?.filter(|w| *w != 0),
-        restart: a
-            .restart
-            .as_deref()
-            .map(berth_engine::options::restart)
-            .transpose()?,
+        restart: None,
     })
 }
 

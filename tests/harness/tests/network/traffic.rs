@@ -38,7 +38,7 @@ fn user_network_resolves_names_and_aliases_and_inspect_shows_it() {
         "network rm of a network in use must fail"
     );
     assert!(refused.stderr.contains("bt-dns"), "{}", refused.stderr);
-    assert_eq!(refused.code(), Some(125), "{}", refused.stderr);
+    assert_eq!(refused.code(), Some(1), "{}", refused.stderr);
 }
 
 #[test]
