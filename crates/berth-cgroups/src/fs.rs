@@ -34,13 +34,13 @@ pub(crate) fn write(dir: &Path, file: &str, value: impl Into<String>) -> Result<
 
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
     let path = dir.join(file);
-    fs::read_to_string(&path).map_err(|source| CgroupError::Read { path, source })
+    berth_sys::file::read_to_string(&path).map_err(|source| CgroupError::Read { path, source })
 }
 
 /// Reads a file that may legitimately be absent (a controller or kernel feature not present).
 pub(crate) fn read_optional(dir: &Path, file: &str) -> Result<Option<String>> {
     let path = dir.join(file);
-    match fs::read_to_string(&path) {
+    match berth_sys::file::read_to_string(&path) {
         Ok(s) => Ok(Some(s)),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(CgroupError::Read { path, source }),

@@ -104,10 +104,11 @@ pub(crate) struct Host {
 
 impl Host {
     fn read() -> Result<Host, CapabilityError> {
-        let text =
-            std::fs::read_to_string(CAP_LAST_CAP).map_err(|e| CapabilityError::ReadLastCap {
+        let text = berth_sys::file::read_to_string(CAP_LAST_CAP).map_err(|e| {
+            CapabilityError::ReadLastCap {
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         let last_cap = text
             .trim()
             .parse()

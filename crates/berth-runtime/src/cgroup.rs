@@ -35,7 +35,7 @@ pub fn path_for(cgroups_path: Option<&Path>, id: &str) -> Result<CgroupPath> {
             &path,
         )?)),
         None => {
-            let own = std::fs::read_to_string("/proc/self/cgroup")
+            let own = berth_sys::file::read_to_string("/proc/self/cgroup")
                 .at("read the runtime's own cgroup", "/proc/self/cgroup")?;
             Ok(CgroupPath::under_own(id, &own)?)
         }

@@ -442,7 +442,7 @@ fn unique(gids: &[u32]) -> Vec<u32> {
 }
 
 fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+    berth_sys::file::read_to_string("/sys/module/apparmor/parameters/enabled")
         .map(|s| s.trim() == "Y")
         .unwrap_or(false)
 }

@@ -196,7 +196,7 @@ impl Root {
     pub fn load(&self, id: &str) -> Result<Record> {
         validate_id(id)?;
         let path = self.dir(id).join(STATE_FILE);
-        let data = match fs::read(&path) {
+        let data = match berth_sys::file::read(&path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::NotFound(id.to_string()))
@@ -240,7 +240,7 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     if pid <= 0 {
         return None;
     }
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = berth_sys::file::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = stat.rsplit_once(')')?.1;
     let mut fields = rest.split_whitespace();
     let state = fields.next()?;

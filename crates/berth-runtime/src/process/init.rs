@@ -92,8 +92,8 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     };
     // Our cgroups as the host names them, for cgroup mounts: after a cgroup namespace is
     // unshared, every path reads "/".
-    let host_cgroups =
-        std::fs::read_to_string("/proc/self/cgroup").step(|| "read /proc/self/cgroup".into())?;
+    let host_cgroups = berth_sys::file::read_to_string("/proc/self/cgroup")
+        .step(|| "read /proc/self/cgroup".into())?;
     if plan.creates(LinuxNamespaceType::Cgroup) {
         // After the parent placed us in our cgroup, so that it becomes the namespace's root.
         berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWCGROUP)

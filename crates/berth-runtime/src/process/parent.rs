@@ -34,8 +34,8 @@ pub struct CreateOptions {
 /// Reads and parses `<bundle>/config.json`.
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let data =
-        std::fs::read(&path).map_err(|e| Error::Config(format!("read {}: {e}", path.display())))?;
+    let data = berth_sys::file::read(&path)
+        .map_err(|e| Error::Config(format!("read {}: {e}", path.display())))?;
     serde_json::from_slice(&data).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 

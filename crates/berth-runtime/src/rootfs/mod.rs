@@ -409,7 +409,7 @@ fn bind_ro(root: std::os::fd::BorrowedFd<'_>, src: &Path, dest: &Path, ro: bool)
 /// the root's bind mount would otherwise propagate to the host's mount namespace. Only this
 /// mount, in our namespace; the propagation asked for / applies to the rest.
 fn holder_private(rootfs: &Path) -> StepResult<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
+    let info = berth_sys::file::read_to_string("/proc/self/mountinfo")
         .step(|| "read /proc/self/mountinfo".into())?;
     match mountinfo::holder(&info, rootfs) {
         Some((point, true)) => mount(NONE, &point, NONE, MsFlags::MS_PRIVATE, NONE).step(|| {
