@@ -115,18 +115,32 @@ impl Host {
             .map_err(|_| CapabilityError::ReadLastCap {
                 reason: format!("not a number: {:?}", text.trim()),
             })?;
-        // PR_CAPBSET_READ of every capability the caps crate knows; unknown ones read as absent.
         Ok(Host {
-            bounding: caps::read(None, CapSet::Bounding).unwrap_or_default(),
+            bounding: host_bounding(),
             last_cap,
         })
     }
 }
 
 /// The capabilities berth can grant on this host: its bounding set. What "all capabilities"
-/// (e.g. `--privileged`) should mean here.
+/// (e.g. `--privileged`) should mean here. Read from the CapBnd line of /proc/self/status, one
+/// file where PR_CAPBSET_READ takes a prctl per capability; those prctls where /proc cannot
+/// be read. Either way, only the capabilities the caps crate knows.
 pub fn host_bounding() -> CapsHashSet {
-    caps::read(None, CapSet::Bounding).unwrap_or_default()
+    let status = berth_sys::file::read_to_string("/proc/self/status");
+    match status.ok().as_deref().and_then(bounding_mask) {
+        Some(mask) => caps::all()
+            .into_iter()
+            .filter(|c| mask & c.bitmask() != 0)
+            .collect(),
+        None => caps::read(None, CapSet::Bounding).unwrap_or_default(),
+    }
+}
+
+/// The CapBnd mask of /proc/PID/status text.
+fn bounding_mask(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 /// Maps the spec's capabilities to kernel ones and validates them against this host. Missing
@@ -202,8 +216,10 @@ fn kernel_cap(cap: &Capability, host: &Host) -> Result<KernelCap, CapabilityErro
 
 /// Drops from the calling thread's bounding set every capability up to `last_cap` that is not
 /// in `plan.bounding` (PR_CAPBSET_DROP). Needs CAP_SETPCAP in the effective set, so it runs
-/// before the user switch. Capabilities already absent are skipped, so a plan that keeps the
-/// whole current set needs no privilege at all.
+/// before the user switch. Dropping an absent capability succeeds, so nothing is read first
+/// (a read per capability doubled the prctls); only a refused drop is checked, and is no error
+/// when the capability is absent already: a plan that keeps the whole current set needs no
+/// privilege at all.
 pub fn drop_bounding(plan: &CapabilityPlan) -> Result<(), CapabilityError> {
     let mut to_drop: Vec<KernelCap> = caps::all()
         .into_iter()
@@ -211,9 +227,10 @@ pub fn drop_bounding(plan: &CapabilityPlan) -> Result<(), CapabilityError> {
         .collect();
     to_drop.sort_by_key(|c| c.index());
     for cap in to_drop {
-        if caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, cap)
-                .map_err(|source| CapabilityError::DropBounding { name: cap, source })?;
+        match caps::drop(None, CapSet::Bounding, cap) {
+            Ok(()) => {}
+            Err(_) if !caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(true) => {}
+            Err(source) => return Err(CapabilityError::DropBounding { name: cap, source }),
         }
     }
     Ok(())
