@@ -128,19 +128,16 @@ impl Host {
 /// be read. Either way, only the capabilities the caps crate knows.
 pub fn host_bounding() -> CapsHashSet {
     let status = berth_sys::file::read_to_string("/proc/self/status");
-    match status.ok().as_deref().and_then(bounding_mask) {
+    let mask = status
+        .ok()
+        .and_then(|s| berth_sys::process::status_mask(&s, "CapBnd:"));
+    match mask {
         Some(mask) => caps::all()
             .into_iter()
             .filter(|c| mask & c.bitmask() != 0)
             .collect(),
         None => caps::read(None, CapSet::Bounding).unwrap_or_default(),
     }
-}
-
-/// The CapBnd mask of /proc/PID/status text.
-fn bounding_mask(status: &str) -> Option<u64> {
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
-    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 /// Maps the spec's capabilities to kernel ones and validates them against this host. Missing

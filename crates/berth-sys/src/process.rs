@@ -187,20 +187,38 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     }
 }
 
-/// Puts every signal's disposition back to its default and unblocks them all, for a process about to execute a
-/// program that must start as a shell would start it: execve keeps ignored signals ignored,
-/// and a Rust program ignores SIGPIPE (so without this every container would too), while the
-/// caller may have left others ignored, glibc's own real-time ones (32, 33) included, which
-/// its sigaction() refuses to touch: hence the raw syscall, for signals 1 to 64. Handlers are
-/// reset by execve anyway. Best effort: a signal the kernel refuses is left as it is. Only for
-/// a process that executes right after: glibc's bookkeeping of its signals is bypassed.
-pub fn default_signal_dispositions() {
+/// The signals this process ignores, as a mask (bit n-1 for signal n), from the SigIgn line of
+/// /proc/self/status: one file where asking the kernel takes an rt_sigaction per signal. Every
+/// signal when /proc cannot tell.
+pub fn ignored_signals() -> u64 {
+    crate::file::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| status_mask(&status, "SigIgn:"))
+        .unwrap_or(u64::MAX)
+}
+
+/// A hexadecimal mask line of /proc/PID/status ("SigIgn:", "CapBnd:", ...).
+pub fn status_mask(status: &str, key: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix(key))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// Puts the signals of `ignored` (see [`ignored_signals`]) back to their default and unblocks
+/// every signal, for a process about to execute a program that must start as a shell would
+/// start it: execve keeps ignored signals ignored, and a Rust program ignores SIGPIPE (so
+/// without this every container would too), while the caller may have left others ignored,
+/// glibc's own real-time ones (32, 33) included, which its sigaction() refuses to touch: hence
+/// the raw syscall. Signals with a handler need nothing: execve resets them. Best effort: a
+/// signal the kernel refuses is left as it is. Only for a process that executes right after:
+/// glibc's bookkeeping of its signals is bypassed.
+pub fn default_signal_dispositions(ignored: u64) {
     // An all-zero struct sigaction is SIG_DFL with no flags, no restorer and an empty mask,
     // whatever the architecture's field order; 32 bytes cover the kernel's struct on every
     // 64-bit architecture.
     let act = [0u64; 4];
     for signal in 1..=64 {
-        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP || ignored & (1 << (signal - 1)) == 0
+        {
             continue;
         }
         // SAFETY: rt_sigaction reads the kernel's struct sigaction from `act`, a live, zeroed
@@ -320,4 +338,23 @@ fn parse_header<'a>(range: &str, mut fields: impl Iterator<Item = &'a str>) -> O
         candidate: path.starts_with('/') && !perms.contains('w'),
         private_kb: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_masks_parse() {
+        let status = "Name:\tx\nSigIgn:\t0000000000001000\nCapBnd:\t000001fffeffffff\n";
+        assert_eq!(status_mask(status, "SigIgn:"), Some(1 << 12));
+        assert_eq!(status_mask(status, "CapBnd:"), Some(0x01ff_feff_ffff));
+        assert_eq!(status_mask(status, "SigCgt:"), None);
+    }
+
+    #[test]
+    fn a_rust_program_ignores_sigpipe() {
+        assert_ne!(ignored_signals() & (1 << (libc::SIGPIPE - 1)), 0);
+        assert_ne!(ignored_signals(), u64::MAX);
+    }
 }
