@@ -12,24 +12,37 @@ use crate::error::{CgroupError, Result};
 /// Writes `value` to the existing control file `dir/file` in a single write(2), as cgroupfs
 /// needs. The file is never created: a missing file means the controller is not there.
 pub(crate) fn write(dir: &Path, file: &str, value: impl Into<String>) -> Result<()> {
+    write_each(dir, file, &[value.into()])
+}
+
+/// Writes each of `values` to the existing control file `dir/file`, one write(2) each (a
+/// cgroupfs file takes one value a write), through one open: device rules come a dozen at a
+/// time. Stops at the first refused.
+pub(crate) fn write_each(dir: &Path, file: &str, values: &[String]) -> Result<()> {
     let path = dir.join(file);
-    let value = value.into();
-    let result = OpenOptions::new()
+    let error = |value: &String, err: io::Error| match err.kind() {
+        io::ErrorKind::NotFound => CgroupError::MissingFile {
+            path: path.clone(),
+            value: value.clone(),
+        },
+        _ => CgroupError::Write {
+            path: path.clone(),
+            value: value.clone(),
+            source: err,
+        },
+    };
+    let Some(first) = values.first() else {
+        return Ok(());
+    };
+    let mut f = OpenOptions::new()
         .write(true)
         .truncate(true)
         .open(&path)
-        .and_then(|mut f| f.write_all(value.as_bytes()));
-    match result {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            Err(CgroupError::MissingFile { path, value })
-        }
-        Err(source) => Err(CgroupError::Write {
-            path,
-            value,
-            source,
-        }),
+        .map_err(|e| error(first, e))?;
+    for value in values {
+        f.write_all(value.as_bytes()).map_err(|e| error(value, e))?;
     }
+    Ok(())
 }
 
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
