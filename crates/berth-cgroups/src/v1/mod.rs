@@ -4,6 +4,7 @@
 mod controllers;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -90,18 +91,24 @@ impl Controller {
 pub struct Manager {
     root: PathBuf,
     path: CgroupPath,
+    /// The mounted controllers, found the first time they are needed: what uses the unified
+    /// side alone (a hybrid host's freezer state, a signal to the init) never looks.
+    mounted: OnceLock<Mounted>,
+    /// Hybrid hosts only: the container's directory in `root/unified`.
+    unified: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+struct Mounted {
     /// The container's directory in each mounted controller's hierarchy.
     controllers: Vec<(Controller, PathBuf)>,
     /// The same directories once each, for controllers mounted together (`cpu,cpuacct`
     /// reached through two symlinks) must not be joined or removed twice.
     hierarchies: Vec<PathBuf>,
-    /// Hybrid hosts only: the container's directory in `root/unified`.
-    unified: Option<PathBuf>,
 }
 
-impl Manager {
-    /// Finds the mounted controllers now; `hybrid` adds the `root/unified` side.
-    pub fn new(root: &Path, path: &CgroupPath, hybrid: bool) -> Self {
+impl Mounted {
+    fn find(root: &Path, path: &CgroupPath) -> Self {
         use std::os::unix::fs::MetadataExt;
         let mut controllers = Vec::new();
         let mut mounts: Vec<(u64, u64)> = Vec::new();
@@ -128,17 +135,37 @@ impl Manager {
             controllers.push((controller, dir));
         }
         Self {
-            root: root.to_owned(),
-            path: path.clone(),
             controllers,
             hierarchies,
+        }
+    }
+}
+
+impl Manager {
+    /// A manager for `path`; `hybrid` adds the `root/unified` side. The mounted controllers
+    /// are found when first needed.
+    pub fn new(root: &Path, path: &CgroupPath, hybrid: bool) -> Self {
+        Self {
+            root: root.to_owned(),
+            path: path.clone(),
+            mounted: OnceLock::new(),
             unified: hybrid.then(|| root.join("unified").join(path.in_hierarchy(""))),
         }
     }
 
+    fn mounted(&self) -> &Mounted {
+        self.mounted
+            .get_or_init(|| Mounted::find(&self.root, &self.path))
+    }
+
+    fn hierarchies(&self) -> &[PathBuf] {
+        &self.mounted().hierarchies
+    }
+
     /// The container's directory for `controller`, if that controller is mounted.
     pub fn dir(&self, controller: Controller) -> Option<&Path> {
-        self.controllers
+        self.mounted()
+            .controllers
             .iter()
             .find(|(c, _)| *c == controller)
             .map(|(_, dir)| dir.as_path())
@@ -154,7 +181,7 @@ impl Manager {
     /// to `cgroup.procs` it does not wait for an RCU grace period. The unified side, if any, is
     /// not joined here (cgroup2 has no such write: clone into it instead).
     pub fn join_self(&self) -> Result<()> {
-        for dir in &self.hierarchies {
+        for dir in self.hierarchies() {
             fs::write(dir, "tasks", "0")?;
         }
         Ok(())
@@ -246,7 +273,7 @@ fn v1_freezer_state(dir: &Path) -> Result<FreezerState> {
 
 impl CgroupManager for Manager {
     fn create(&self) -> Result<()> {
-        for (controller, dir) in &self.controllers {
+        for (controller, dir) in &self.mounted().controllers {
             if *controller == Controller::Cpuset {
                 self.create_cpuset()?;
             } else {
@@ -266,7 +293,7 @@ impl CgroupManager for Manager {
     }
 
     fn add_task(&self, pid: i32) -> Result<()> {
-        for dir in self.hierarchies.iter().chain(&self.unified) {
+        for dir in self.hierarchies().iter().chain(&self.unified) {
             fs::write(dir, "cgroup.procs", pid.to_string())?;
         }
         Ok(())
@@ -300,7 +327,7 @@ impl CgroupManager for Manager {
     /// Every process in any of the hierarchies, so that a half-joined one is not missed.
     fn pids(&self) -> Result<Vec<i32>> {
         let mut pids = Vec::new();
-        for dir in self.hierarchies.iter().chain(&self.unified) {
+        for dir in self.hierarchies().iter().chain(&self.unified) {
             pids.extend(read_procs(dir)?);
         }
         pids.sort_unstable();
@@ -312,7 +339,7 @@ impl CgroupManager for Manager {
         let path = self
             .unified
             .as_deref()
-            .or(self.hierarchies.first().map(PathBuf::as_path));
+            .or(self.hierarchies().first().map(PathBuf::as_path));
         let path = path.unwrap_or(&self.root);
         if signal != Signal::SIGKILL {
             return signal_each(&self.pids()?, signal, path);
@@ -354,7 +381,7 @@ impl CgroupManager for Manager {
 
     fn destroy(&self) -> Result<()> {
         let mut errors = Vec::new();
-        for dir in self.hierarchies.iter().chain(&self.unified) {
+        for dir in self.hierarchies().iter().chain(&self.unified) {
             fs::remove_tree(dir, &mut errors);
         }
         collect(errors)

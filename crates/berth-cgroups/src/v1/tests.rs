@@ -417,7 +417,7 @@ fn controllers_mounted_together_are_one_hierarchy() {
     let m = fake.manager();
     m.add_task(9).unwrap();
     assert!(m.dir(Controller::Cpuacct).is_some());
-    assert_eq!(m.hierarchies.len(), FILES.len() - 1);
+    assert_eq!(m.hierarchies().len(), FILES.len() - 1);
 }
 
 #[test]
