@@ -8,6 +8,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use crate::error::{CgroupError, Result};
+use crate::Created;
 
 /// Writes `value` to the existing control file `dir/file` in a single write(2), as cgroupfs
 /// needs. The file is never created: a missing file means the controller is not there.
@@ -148,6 +149,27 @@ pub(crate) fn remove_tree(dir: &Path, errors: &mut Vec<CgroupError>) {
     }
 }
 
+/// One rmdir of a cgroup: true when it is gone (or was), false when the kernel refuses it as
+/// busy (processes in it, or cgroups below it).
+pub(crate) fn remove_if_empty(dir: &Path) -> Result<bool> {
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(err)
+            if matches!(
+                err.raw_os_error(),
+                Some(nix::libc::EBUSY | nix::libc::ENOTEMPTY)
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(source) => Err(CgroupError::Remove {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
 fn rmdir_retrying(dir: &Path) -> io::Result<()> {
     let mut delay = Duration::from_millis(5);
     for _ in 0..8 {
@@ -179,14 +201,27 @@ pub(crate) fn levels(root: &Path, relative: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-pub(crate) fn mkdir(dir: &Path) -> Result<()> {
+/// Makes the cgroup directory `dir`, and its parents if they are missing: whether `dir` itself
+/// is new or was there.
+pub(crate) fn make_dir(dir: &Path) -> Result<Created> {
+    let error = |source| CgroupError::Create {
+        path: dir.to_owned(),
+        source,
+    };
     match fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(CgroupError::Create {
-            path: dir.to_owned(),
-            source,
-        }),
+        Ok(()) => Ok(Created::New),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(Created::Existing),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent() {
+                fs::create_dir_all(parent).map_err(error)?;
+            }
+            match fs::create_dir(dir) {
+                Ok(()) => Ok(Created::New),
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(Created::Existing),
+                Err(err) => Err(error(err)),
+            }
+        }
+        Err(err) => Err(error(err)),
     }
 }
 

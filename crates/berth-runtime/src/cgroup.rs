@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub use berth_cgroups::{CgroupManager, CgroupPath, FreezerState, Manager};
+pub use berth_cgroups::{CgroupManager, CgroupPath, Created, FreezerState, Manager};
 use nix::sys::signal::Signal;
 
 use crate::error::{Error, IoContext, Result};

@@ -195,19 +195,8 @@ pub fn delete_loaded(root: &Root, c: Container, force: bool) -> Result<()> {
         }
         kill_init_and_wait(&c.record);
     }
-    match cg {
-        Ok(cg) if has_own_pid_namespace(&c.record.spec) => {
-            if let Err(e) = destroy_unless_shared(&cg) {
-                errors.push(e);
-            }
-        }
-        Ok(cg) => {
-            let emptied = cgroup::kill_and_wait_empty(&cg, &c.record.cgroup_path, CGROUP_EMPTY);
-            if let Err(e) = emptied.and_then(|_| Ok(cg.destroy()?)) {
-                errors.push(e);
-            }
-        }
-        Err(e) => errors.push(e),
+    if let Err(e) = cg.and_then(|cg| remove_cgroup(&c.record, &cg)) {
+        errors.push(e);
     }
     let doc = c.record.hook_input(Status::Stopped);
     if let Some(hooks) = c
@@ -236,6 +225,22 @@ fn kill_init_and_wait(record: &Record) {
     if let Ok(fd) = berth_sys::process::pidfd_open(record.pid) {
         let _ = berth_sys::process::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
         crate::hooks::wait_readable(fd.as_fd(), -1);
+    }
+}
+
+/// Removes the container's cgroup, killing what is left in it only when the container has no
+/// pid namespace of its own (see [`delete`]).
+fn remove_cgroup(record: &Record, cg: &cgroup::Manager) -> Result<()> {
+    // The usual case first, a cgroup its processes have all left: one rmdir per hierarchy,
+    // without reading who is in it.
+    if cg.remove_if_empty()? {
+        return Ok(());
+    }
+    if has_own_pid_namespace(&record.spec) {
+        destroy_unless_shared(cg)
+    } else {
+        cgroup::kill_and_wait_empty(cg, &record.cgroup_path, CGROUP_EMPTY)?;
+        Ok(cg.destroy()?)
     }
 }
 

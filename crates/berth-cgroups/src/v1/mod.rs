@@ -12,9 +12,11 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
 
 use crate::error::{collect, CgroupError, Result};
-use crate::fs::{self, levels, mkdir};
+use crate::fs::{self, levels, make_dir};
 use crate::stats::{self, Stats};
-use crate::{kill_frozen, read_procs, signal_each, v2, CgroupManager, CgroupPath, FreezerState};
+use crate::{
+    kill_frozen, read_procs, signal_each, v2, CgroupManager, CgroupPath, Created, FreezerState,
+};
 
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -198,21 +200,24 @@ impl Manager {
     }
 
     /// A new cpuset cgroup starts with empty `cpuset.cpus` and `cpuset.mems`, and no task can
-    /// join it until they are set: copy them down from the parent at each new level.
-    fn create_cpuset(&self) -> Result<()> {
+    /// join it until they are set: copy them down from the parent at each new level (at one
+    /// made now, without reading what it has: nothing, or the parent's with clone_children).
+    /// Whether the last level is new.
+    fn create_cpuset(&self) -> Result<Created> {
         let mut parent = self.root.join(Controller::Cpuset.name());
         let relative = self.path.in_hierarchy(Controller::Cpuset.key());
+        let mut created = Created::Existing;
         for dir in levels(&parent, &relative) {
-            mkdir(&dir)?;
+            created = make_dir(&dir)?;
             for file in ["cpuset.cpus", "cpuset.mems"] {
-                if fs::read(&dir, file)?.trim().is_empty() {
+                if created == Created::New || fs::read(&dir, file)?.trim().is_empty() {
                     let value = fs::read(&parent, file)?;
                     fs::write(&dir, file, value.trim())?;
                 }
             }
             parent = dir;
         }
-        Ok(())
+        Ok(created)
     }
 
     fn set_freezer(&self, want: FreezerState) -> Result<()> {
@@ -272,24 +277,23 @@ fn v1_freezer_state(dir: &Path) -> Result<FreezerState> {
 }
 
 impl CgroupManager for Manager {
-    fn create(&self) -> Result<()> {
+    fn create(&self) -> Result<Created> {
+        let mut all = Created::New;
         for (controller, dir) in &self.mounted().controllers {
-            if *controller == Controller::Cpuset {
-                self.create_cpuset()?;
+            // Once per hierarchy: a co-mounted controller's directory is there by now.
+            let created = if *controller == Controller::Cpuset {
+                self.create_cpuset()?
+            } else if self.hierarchies().contains(dir) {
+                make_dir(dir)?
             } else {
-                std::fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
-                    path: dir.clone(),
-                    source,
-                })?;
-            }
+                continue;
+            };
+            all = all.and(created);
         }
         if let Some(dir) = &self.unified {
-            std::fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
-                path: dir.clone(),
-                source,
-            })?;
+            all = all.and(make_dir(dir)?);
         }
-        Ok(())
+        Ok(all)
     }
 
     fn add_task(&self, pid: i32) -> Result<()> {
@@ -377,6 +381,17 @@ impl CgroupManager for Manager {
         };
         let keys = fs::read_keyed(memory, "memory.oom_control")?;
         Ok(keys.and_then(|k| k.get("oom_kill").copied()).unwrap_or(0))
+    }
+
+    /// The unified side first: a process is there from its birth (cloned into it) and joins
+    /// the v1 hierarchies after, so a busy cgroup is found before any of it is removed.
+    fn remove_if_empty(&self) -> Result<bool> {
+        for dir in self.unified.iter().chain(self.hierarchies()) {
+            if !fs::remove_if_empty(dir)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn destroy(&self) -> Result<()> {

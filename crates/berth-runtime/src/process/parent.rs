@@ -275,15 +275,16 @@ fn make_cgroup<'a>(
     // Before the slot: a refused cgroup is the caller's, and stays as it was.
     cgroup.check_not_frozen()?;
     let cgroup = slot.insert(cgroup);
-    cgroup.create()?;
-    // A cgroup other processes are in already (a shared cgroupsPath): runc's warning, in
-    // runc's words.
-    if let Ok(pids) = cgroup.pids() {
-        if !pids.is_empty() {
-            let n = pids.len();
-            crate::log::warn(&format!(
-                "container's cgroup is not empty: {n} process(es) found"
-            ));
+    // A cgroup that was there may have processes already (a shared cgroupsPath): runc's
+    // warning, in runc's words. One made now has none, and is not read.
+    if cgroup.create()? == cgroup::Created::Existing {
+        if let Ok(pids) = cgroup.pids() {
+            if !pids.is_empty() {
+                let n = pids.len();
+                crate::log::warn(&format!(
+                    "container's cgroup is not empty: {n} process(es) found"
+                ));
+            }
         }
     }
     let mut resources = linux
