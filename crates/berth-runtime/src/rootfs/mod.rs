@@ -311,7 +311,16 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> 
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
             Err(e) => return Err(e).step(what),
         }
-        mount(Some(&host), &base.join(&name), NONE, MsFlags::MS_BIND, NONE).step(what)?;
+        match mount(Some(&host), &base.join(&name), NONE, MsFlags::MS_BIND, NONE) {
+            // A hierarchy /proc/self/cgroup lists that is not mounted under /sys/fs/cgroup:
+            // nothing to bind, and no empty mount point left for it.
+            Err(nix::errno::Errno::ENOENT) => {
+                let rmdir = nix::unistd::UnlinkatFlags::RemoveDir;
+                nix::unistd::unlinkat(tmpfs.as_fd(), name.as_str(), rmdir).step(what)?;
+                continue;
+            }
+            r => r.step(what)?,
+        }
         binds.push(dest.join(name));
     }
     let mut attrs = berth_sys::mount::ATTR_NOSUID
@@ -352,8 +361,9 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> 
 }
 
 /// The v1 hierarchies (and the unified one, on a hybrid host) of the cgroups in
-/// `/proc/self/cgroup` text: the host directory of each, under /sys/fs/cgroup, and the name of
-/// its mount point in the container ("memory", "cpu,cpuacct", "systemd", "unified").
+/// `/proc/self/cgroup` text: the host directory of each, under /sys/fs/cgroup (which may not
+/// be there: the bind says), and the name of its mount point in the container ("memory",
+/// "cpu,cpuacct", "systemd", "unified").
 fn v1_hierarchies(own: &str) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     for line in own.lines() {
@@ -377,9 +387,7 @@ fn v1_hierarchies(own: &str) -> Vec<(PathBuf, String)> {
         let host = Path::new("/sys/fs/cgroup")
             .join(host_dir)
             .join(path.trim_start_matches('/'));
-        if host.exists() {
-            out.push((host, name));
-        }
+        out.push((host, name));
     }
     out
 }
@@ -489,15 +497,16 @@ fn readonly(path: &Path) -> StepResult<()> {
     mount(NONE, path, NONE, flags, NONE).step(what)
 }
 
+/// runc's maskPath: /dev/null bound over the path, which a directory refuses (ENOTDIR) and
+/// gets an empty read-only tmpfs instead; a path that is not there needs nothing. The mount
+/// itself tells which, where a stat first cost a syscall more for every path.
 fn mask(path: &Path) -> StepResult<()> {
     let what = || format!("mask {}", path.display());
-    let meta = match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        r => r.step(what)?,
-    };
-    if meta.is_dir() {
-        mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE).step(what)
-    } else {
-        mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE).step(what)
+    match mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE) {
+        Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(nix::errno::Errno::ENOTDIR) => {
+            mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE).step(what)
+        }
+        r => r.step(what),
     }
 }
