@@ -14,7 +14,7 @@ pub enum Forked {
 
 /// Number of threads of this process, from `/proc/self/stat` (field 20).
 pub fn thread_count() -> io::Result<usize> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let stat = crate::file::read_to_string("/proc/self/stat")?;
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     rest.split_whitespace()
