@@ -68,22 +68,26 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
         no_pivot: a.no_pivot,
         preserve_fds: a.preserve_fds,
         no_new_keyring: a.no_new_keyring,
+        spec: None,
     }
 }
 
 /// create + start + wait; the container is deleted when its process exits (unless --keep).
 /// A process with a terminal and no --console-socket gets berth-runc's own relay (tty.rs).
 fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
+    let mut spec = None;
     let console = if a.detach {
         None
     } else {
         check_attached_console(a.create.console_socket.is_some())?;
         // What else is wrong with the config, create says.
-        let spec = parent::load_spec(&a.create.bundle).ok();
-        let terminal = spec.and_then(|s| s.process().as_ref()?.terminal()) == Some(true);
+        spec = parent::load_spec(&a.create.bundle).ok();
+        let terminal = spec.as_ref().and_then(|s| s.process().as_ref()?.terminal()) == Some(true);
         terminal.then(crate::tty::Console::new).transpose()?
     };
     let mut opts = create_options(&a.create);
+    // Read once: create takes it as it is.
+    opts.spec = spec;
     if let Some(console) = &console {
         opts.console_socket = Some(console.path());
     }
@@ -104,6 +108,7 @@ fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
         let stopped = container::Container {
             record: created.record,
             status: Status::Stopped,
+            cgroup: created.cgroup,
         };
         container::delete_loaded(root, stopped, true)?;
     }

@@ -15,13 +15,20 @@ use crate::state::{self, Record, Root, Status};
 pub struct Container {
     pub record: Record,
     pub status: Status,
+    /// Its cgroup, when the caller has it open already (`run` has create's): otherwise what
+    /// needs it opens it from the record.
+    pub cgroup: Option<cgroup::Manager>,
 }
 
 /// Loads `id` and works out its status from the process, the exec fifo and the freezer.
 pub fn load(root: &Root, id: &str) -> Result<Container> {
     let record = root.load(id)?;
     let status = status_of(root, &record);
-    Ok(Container { record, status })
+    Ok(Container {
+        record,
+        status,
+        cgroup: None,
+    })
 }
 
 fn status_of(root: &Root, record: &Record) -> Status {
@@ -178,7 +185,7 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
 
 /// [`delete`] of a container whose record and status the caller already has (`run`, after
 /// its init exited): nothing is read back from disk.
-pub fn delete_loaded(root: &Root, c: Container, force: bool) -> Result<()> {
+pub fn delete_loaded(root: &Root, mut c: Container, force: bool) -> Result<()> {
     let id = c.record.id.as_str();
     if matches!(c.status, Status::Running | Status::Paused) && !force {
         return Err(Error::Status {
@@ -188,7 +195,10 @@ pub fn delete_loaded(root: &Root, c: Container, force: bool) -> Result<()> {
         });
     }
     let mut errors = Vec::new();
-    let cg = cgroup::open(&c.record.cgroup_path);
+    let cg = match c.cgroup.take() {
+        Some(cg) => Ok(cg),
+        None => cgroup::open(&c.record.cgroup_path),
+    };
     if c.status != Status::Stopped {
         if let (Ok(cg), Status::Paused) = (&cg, c.status) {
             let _ = cg.thaw();

@@ -29,6 +29,9 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// Keep the caller's session keyring instead of a new one (runc's --no-new-keyring).
     pub no_new_keyring: bool,
+    /// `<bundle>/config.json` when the caller has read it already; read from the bundle
+    /// otherwise.
+    pub spec: Option<Spec>,
 }
 
 /// Reads and parses `<bundle>/config.json`.
@@ -67,10 +70,12 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-/// What `create` leaves behind for `run`: the init's pid (our child) and its record.
+/// What `create` leaves behind for `run`: the init's pid (our child), its record and its
+/// cgroup.
 pub struct Created {
     pub pid: i32,
     pub record: Record,
+    pub cgroup: Option<Manager>,
 }
 
 pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
@@ -157,7 +162,11 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         write_pid_file(pid_file, pid)?;
     }
     cleanup.armed = false;
-    Ok(Created { pid, record })
+    Ok(Created {
+        pid,
+        record,
+        cgroup: cleanup.cgroup.take(),
+    })
 }
 
 /// Everything create decides before it changes anything on the host.
@@ -177,7 +186,10 @@ fn prepare(opts: &CreateOptions) -> Result<Prepared> {
     state::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
-    let spec = load_spec(&bundle)?;
+    let spec = match &opts.spec {
+        Some(spec) => spec.clone(),
+        None => load_spec(&bundle)?,
+    };
     let mut plan = plan::plan(&spec, &bundle).map_err(Error::Config)?;
     let listen = listen_fds();
     if listen > 0 {
