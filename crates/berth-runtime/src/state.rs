@@ -168,12 +168,20 @@ impl Root {
         self.path.join(id)
     }
 
-    /// Creates the container's directory; fails if it exists (the id is taken).
+    /// Creates the container's directory; fails if it exists (the id is taken). The root is
+    /// made only when the directory's mkdir says it is missing.
     pub fn create_dir(&self, id: &str) -> Result<PathBuf> {
         validate_id(id)?;
-        fs::create_dir_all(&self.path).at("create runtime root", &self.path)?;
         let dir = self.dir(id);
-        match fs::create_dir(&dir) {
+        let mut made = fs::create_dir(&dir);
+        if made
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            fs::create_dir_all(&self.path).at("create runtime root", &self.path)?;
+            made = fs::create_dir(&dir);
+        }
+        match made {
             Ok(()) => Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(Error::Exists(id.to_string()))
@@ -225,9 +233,16 @@ impl Root {
         Ok(ids)
     }
 
+    /// Removes the container's directory: the state file and the directory, the usual
+    /// content, by name; a walk of the directory only when something else is left in it.
     pub fn remove_dir(&self, id: &str) -> Result<()> {
         let dir = self.dir(id);
-        match fs::remove_dir_all(&dir) {
+        let _ = fs::remove_file(dir.join(STATE_FILE));
+        let removed = match fs::remove_dir(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => fs::remove_dir_all(&dir),
+            r => r,
+        };
+        match removed {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e).at("remove container directory", dir),
