@@ -83,11 +83,15 @@ pub enum CapabilityError {
     DropBounding { name: KernelCap, source: CapsError },
     #[error("setting keep-capabilities to {keep} (prctl PR_SET_KEEPCAPS): {source}")]
     KeepCaps { keep: bool, source: CapsError },
-    #[error("setting the {set} set to [{caps}] (capset): {source}")]
-    SetSet {
-        set: &'static str,
-        caps: String,
-        source: CapsError,
+    #[error(
+        "setting the effective set to [{effective}], permitted to [{permitted}] and inheritable \
+         to [{inheritable}] (capset): {source}"
+    )]
+    SetSets {
+        effective: String,
+        permitted: String,
+        inheritable: String,
+        source: std::io::Error,
     },
     #[error("clearing the ambient set (prctl PR_CAP_AMBIENT_CLEAR_ALL): {source}")]
     ClearAmbient { source: CapsError },
@@ -241,25 +245,21 @@ pub fn keep_caps_across_setuid(keep: bool) -> Result<(), CapabilityError> {
         .map_err(|source| CapabilityError::KeepCaps { keep, source })
 }
 
-/// Sets the inheritable, effective and permitted sets (capset), then replaces the ambient set
+/// Sets the inheritable, effective and permitted sets in one capset (which the kernel checks
+/// against the old sets as one change, as [`plan`] did already), then replaces the ambient set
 /// (clear, then raise each). Runs after the user switch.
-///
-/// The order matters because each capset call changes one set: inheritable first, while the
-/// old permitted set still covers it; effective next, which is validated to fit in the new
-/// permitted set; permitted last, which must still cover the new effective set.
 pub fn apply_sets(plan: &CapabilityPlan) -> Result<(), CapabilityError> {
-    let sets = [
-        ("inheritable", CapSet::Inheritable, &plan.inheritable),
-        ("effective", CapSet::Effective, &plan.effective),
-        ("permitted", CapSet::Permitted, &plan.permitted),
-    ];
-    for (set, which, value) in sets {
-        caps::set(None, which, value).map_err(|source| CapabilityError::SetSet {
-            set,
-            caps: names(value),
-            source,
-        })?;
-    }
+    berth_sys::process::set_capabilities(
+        mask(&plan.effective),
+        mask(&plan.permitted),
+        mask(&plan.inheritable),
+    )
+    .map_err(|source| CapabilityError::SetSets {
+        effective: names(&plan.effective),
+        permitted: names(&plan.permitted),
+        inheritable: names(&plan.inheritable),
+        source,
+    })?;
     caps::clear(None, CapSet::Ambient)
         .map_err(|source| CapabilityError::ClearAmbient { source })?;
     let mut ambient: Vec<KernelCap> = plan.ambient.iter().copied().collect();

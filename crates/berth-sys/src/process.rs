@@ -248,6 +248,47 @@ const KERNEL_SIGSET_SIZE: usize = 16;
 #[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
 const KERNEL_SIGSET_SIZE: usize = 8;
 
+/// `capset(2)` of the calling thread's effective, permitted and inheritable sets at once (masks
+/// with bit n for capability n), where setting one set at a time takes a capget and a capset
+/// apiece. The kernel checks the three against the old sets as one change: inheritable within
+/// the old inheritable and permitted (or the bounding set, with CAP_SETPCAP), permitted within
+/// the old permitted, effective within the new permitted.
+pub fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    /// struct __user_cap_header_struct.
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    /// struct __user_cap_data_struct; version 3 takes two, the low and the high 32 bits.
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let half = |shift: u32| Data {
+        effective: (effective >> shift) as u32,
+        permitted: (permitted >> shift) as u32,
+        inheritable: (inheritable >> shift) as u32,
+    };
+    let data = [half(0), half(32)];
+    // SAFETY: capset reads a version-3 header and two data structs, laid out as the kernel's
+    // (repr(C), three u32 each) and alive for the call; it writes no user memory (the header's
+    // version is written back only on a version mismatch, and this one is the kernel's).
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// `_exit(2)`: leave the forked child without running atexit handlers or flushing buffers that
 /// belong to the parent.
 pub fn exit_now(code: i32) -> ! {
