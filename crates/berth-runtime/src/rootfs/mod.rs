@@ -468,19 +468,13 @@ pub fn finish(plan: &InitPlan) -> StepResult<()> {
         mask(path)?;
     }
     if plan.readonly_root {
-        let locked = locked_flags(Path::new("/"));
-        mount(
-            NONE,
-            "/",
-            NONE,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
-            NONE,
-        )
-        .step(|| "remount the root read-only".into())?;
+        remount_readonly(Path::new("/"), || "remount the root read-only".into())?;
     }
     Ok(())
 }
 
+/// runc's readonlyPath: the path bound onto itself (with what is mounted below it), then that
+/// mount made read-only; a path that is not there needs nothing.
 fn readonly(path: &Path) -> StepResult<()> {
     let what = || format!("make {} read-only", path.display());
     match mount(
@@ -493,8 +487,19 @@ fn readonly(path: &Path) -> StepResult<()> {
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         r => r.step(what)?,
     }
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(path);
-    mount(NONE, path, NONE, flags, NONE).step(what)
+    remount_readonly(path, what)
+}
+
+/// Makes the mount at `path` read-only, its other flags as they are: one mount_setattr, or
+/// before Linux 5.12 a remount that repeats the flags the kernel locks on it (statfs).
+fn remount_readonly(path: &Path, what: impl FnOnce() -> String) -> StepResult<()> {
+    match berth_sys::mount::set_at(path, berth_sys::mount::ATTR_RDONLY) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            mount(NONE, path, NONE, flags | locked_flags(path), NONE).step(what)
+        }
+        r => r.step(what),
+    }
 }
 
 /// runc's maskPath: /dev/null bound over the path, which a directory refuses (ENOTDIR) and
