@@ -44,7 +44,8 @@ pub struct ProcessPlan {
     pub oom_score_adj: Option<i32>,
     pub apparmor_profile: Option<String>,
     /// The host has AppArmor enabled, so the profile is applied: read in the parent, since
-    /// the init's /sys is the container's by the time it applies it.
+    /// the init's /sys is the container's by the time it applies it (only when there is a
+    /// profile: false without one).
     pub apparmor_enabled: bool,
     pub capabilities: crate::capabilities::CapabilityPlan,
     pub seccomp: Option<crate::seccomp::SeccompProgram>,
@@ -389,6 +390,7 @@ pub fn process_plan(
         rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard()));
     }
     let user = process.user();
+    let apparmor_profile = process.apparmor_profile().clone().filter(|p| !p.is_empty());
     let capabilities =
         crate::capabilities::plan(process.capabilities().as_ref()).map_err(|e| e.to_string())?;
     let seccomp_allows_execveat =
@@ -419,8 +421,8 @@ pub fn process_plan(
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         rlimits,
         oom_score_adj: process.oom_score_adj(),
-        apparmor_profile: process.apparmor_profile().clone().filter(|p| !p.is_empty()),
-        apparmor_enabled: apparmor_enabled(),
+        apparmor_enabled: apparmor_profile.is_some() && apparmor_enabled(),
+        apparmor_profile,
         capabilities,
         seccomp,
         seccomp_allows_execveat,

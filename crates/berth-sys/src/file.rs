@@ -10,9 +10,9 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-/// The first buffer: every file the runtime reads on its way fits, but mountinfo on a host with
-/// many mounts, for which the buffer grows.
-const FIRST_READ: usize = 4096;
+/// The first buffer: every file the runtime reads on its way fits, mountinfo too but on a host
+/// with many mounts, for which the buffer grows.
+const FIRST_READ: usize = 16 * 1024;
 
 /// The whole file at `path`.
 pub fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {

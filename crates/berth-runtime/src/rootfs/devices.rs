@@ -102,13 +102,17 @@ pub fn default_links(root: BorrowedFd<'_>) -> StepResult<()> {
         ("pts/ptmx", "ptmx"),
         ("/proc/kcore", "core"),
     ] {
-        if name == "ptmx" {
-            let _ =
-                nix::unistd::unlinkat(dev.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
-        }
+        let what = || format!("symlink /dev/{name}");
         match nix::unistd::symlinkat(target, dev.as_fd(), name) {
-            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-            Err(e) => return Err(e).step(|| format!("symlink /dev/{name}")),
+            Ok(()) => {}
+            // ptmx must be the link to the container's own devpts, whatever was there.
+            Err(nix::errno::Errno::EEXIST) if name == "ptmx" => {
+                let file = nix::unistd::UnlinkatFlags::NoRemoveDir;
+                nix::unistd::unlinkat(dev.as_fd(), name, file).step(what)?;
+                nix::unistd::symlinkat(target, dev.as_fd(), name).step(what)?;
+            }
+            Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e).step(what),
         }
     }
     Ok(())
