@@ -107,7 +107,8 @@ pub(crate) struct Host {
 }
 
 impl Host {
-    fn read() -> Result<Host, CapabilityError> {
+    /// `status` is the runtime's /proc/self/status, if it could be read.
+    fn read(status: Option<&str>) -> Result<Host, CapabilityError> {
         let text = berth_sys::file::read_to_string(CAP_LAST_CAP).map_err(|e| {
             CapabilityError::ReadLastCap {
                 reason: e.to_string(),
@@ -120,7 +121,7 @@ impl Host {
                 reason: format!("not a number: {:?}", text.trim()),
             })?;
         Ok(Host {
-            bounding: host_bounding(),
+            bounding: bounding_of(status),
             last_cap,
         })
     }
@@ -132,10 +133,13 @@ impl Host {
 /// be read. Either way, only the capabilities the caps crate knows.
 pub fn host_bounding() -> CapsHashSet {
     let status = berth_sys::file::read_to_string("/proc/self/status");
-    let mask = status
-        .ok()
-        .and_then(|s| berth_sys::process::status_mask(&s, "CapBnd:"));
-    match mask {
+    bounding_of(status.ok().as_deref())
+}
+
+/// The bounding set from the CapBnd line of `status` (/proc/self/status), or one prctl per
+/// capability without it.
+fn bounding_of(status: Option<&str>) -> CapsHashSet {
+    match status.and_then(|s| berth_sys::process::status_mask(s, "CapBnd:")) {
         Some(mask) => caps::all()
             .into_iter()
             .filter(|c| mask & c.bitmask() != 0)
@@ -144,10 +148,14 @@ pub fn host_bounding() -> CapsHashSet {
     }
 }
 
-/// Maps the spec's capabilities to kernel ones and validates them against this host. Missing
-/// sets are empty.
-pub fn plan(spec: Option<&LinuxCapabilities>) -> Result<CapabilityPlan, CapabilityError> {
-    plan_for(spec, &Host::read()?)
+/// Maps the spec's capabilities to kernel ones and validates them against this host (the
+/// bounding set from `status`, the runtime's /proc/self/status, when the caller read it).
+/// Missing sets are empty.
+pub fn plan(
+    spec: Option<&LinuxCapabilities>,
+    status: Option<&str>,
+) -> Result<CapabilityPlan, CapabilityError> {
+    plan_for(spec, &Host::read(status)?)
 }
 
 pub(crate) fn plan_for(

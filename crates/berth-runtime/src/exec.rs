@@ -83,7 +83,6 @@ pub fn spawn(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     exec_via.prepare()?;
     nix::sys::prctl::set_dumpable(false)
         .during("make the runtime non-dumpable before exec's fork (prctl PR_SET_DUMPABLE)")?;
-    let ignored_signals = berth_sys::process::ignored_signals();
     let (forked, cloned_into) =
         crate::process::parent::fork_into(into.as_ref().map(|fd| fd.as_fd()));
     drop(into);
@@ -98,7 +97,6 @@ pub fn spawn(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
                 console,
                 preserve_fds: opts.preserve_fds,
                 exec_via: &exec_via,
-                ignored_signals,
             };
             let err = match middle(&child_end, parts) {
                 Ok(never) => match never {},
@@ -353,8 +351,6 @@ struct ChildParts<'a> {
     console: Option<OwnedFd>,
     preserve_fds: u32,
     exec_via: &'a ExecVia,
-    /// What the runtime ignored when it forked (see `finalize_process`).
-    ignored_signals: u64,
 }
 
 /// The middle: in its cgroups, with nothing of the host open, in the container's namespaces
@@ -369,7 +365,6 @@ fn middle(chan: &Channel, parts: ChildParts<'_>) -> StepResult<std::convert::Inf
         console,
         preserve_fds,
         exec_via,
-        ignored_signals,
     } = parts;
     // First: in a user namespace the host's cgroup files are no longer ours to write.
     cgroup
@@ -414,9 +409,7 @@ fn middle(chan: &Channel, parts: ChildParts<'_>) -> StepResult<std::convert::Inf
             let _ = chan.send(&FromInit::Pid(pid));
             berth_sys::process::exit_now(0)
         }
-        berth_sys::process::Forked::Child => {
-            process(chan, plan, console, preserve_fds, exec_via, ignored_signals)
-        }
+        berth_sys::process::Forked::Child => process(chan, plan, console, preserve_fds, exec_via),
     }
 }
 
@@ -427,7 +420,6 @@ fn process(
     console: Option<OwnedFd>,
     preserve_fds: u32,
     exec_via: &ExecVia,
-    ignored_signals: u64,
 ) -> StepResult<std::convert::Infallible> {
     crate::process::new_session()?;
     if plan.terminal {
@@ -438,8 +430,7 @@ fn process(
         crate::tty::send_master(console.as_fd(), master.as_fd())?;
     }
     let ours = [chan.raw_fd(), exec_via.raw_fd().unwrap_or(-1)];
-    let exe =
-        crate::process::init::finalize_process(plan, preserve_fds, &ours, chan, ignored_signals)?;
+    let exe = crate::process::init::finalize_process(plan, preserve_fds, &ours, chan)?;
     chan.send(&FromInit::Created)
         .step(|| "tell the runtime the process is ready".into())?;
     crate::process::init::exec(plan, &exe, exec_via)

@@ -56,6 +56,11 @@ pub struct ProcessPlan {
     pub io_priority: Option<(u32, u32)>,
     /// process.scheduler (sched.rs).
     pub scheduler: Option<crate::sched::SchedAttr>,
+    /// The signals the runtime ignores, which the process inherits and must not keep (a mask,
+    /// bit n-1 for signal n): read with the bounding set from the runtime's
+    /// /proc/self/status, the host's (the container's /proc, if any, cannot be trusted to say
+    /// what its process ignores); every signal where it cannot be read.
+    pub ignored_signals: u64,
 }
 
 /// Everything the container's init does, in data.
@@ -391,8 +396,15 @@ pub fn process_plan(
     }
     let user = process.user();
     let apparmor_profile = process.apparmor_profile().clone().filter(|p| !p.is_empty());
+    // One read of the runtime's own status for the bounding set and the ignored signals.
+    let status = berth_sys::file::read_to_string("/proc/self/status").ok();
     let capabilities =
-        crate::capabilities::plan(process.capabilities().as_ref()).map_err(|e| e.to_string())?;
+        crate::capabilities::plan(process.capabilities().as_ref(), status.as_deref())
+            .map_err(|e| e.to_string())?;
+    let ignored_signals = status
+        .as_deref()
+        .and_then(|s| berth_sys::process::status_mask(s, "SigIgn:"))
+        .unwrap_or(u64::MAX);
     let seccomp_allows_execveat =
         seccomp.is_none_or(|s| crate::seccomp::allows_unconditionally(s, "execveat"));
     let seccomp = seccomp
@@ -428,6 +440,7 @@ pub fn process_plan(
         seccomp_allows_execveat,
         io_priority,
         scheduler,
+        ignored_signals,
     })
 }
 

@@ -151,12 +151,12 @@ fn inconsistent_sets_are_refused() {
 
 #[test]
 fn plan_reads_this_host() {
-    let plan = plan(Some(&LinuxCapabilities::default())).unwrap();
+    let plan = plan(Some(&LinuxCapabilities::default()), None).unwrap();
     assert_eq!(plan.bounding.len(), 3);
     let resource = spec(&[C::SysResource], &[], &[], &[], &[]);
     match caps::has_cap(None, CapSet::Bounding, KernelCap::CAP_SYS_RESOURCE) {
         Ok(false) => assert!(matches!(
-            super::plan(Some(&resource)),
+            super::plan(Some(&resource), None),
             Err(CapabilityError::NotInHostBounding {
                 name: KernelCap::CAP_SYS_RESOURCE
             })
@@ -234,7 +234,7 @@ fn drops_to_a_small_set_across_setuid_and_exec() {
         &[C::Chown, C::NetBindService],
         &[C::NetBindService],
     );
-    let plan = super::plan(Some(&spec)).unwrap();
+    let plan = super::plan(Some(&spec), None).unwrap();
     drop_bounding(&plan).unwrap();
     keep_caps_across_setuid(true).unwrap();
     let nobody = 65534;
@@ -285,7 +285,7 @@ fn root_is_limited_by_the_bounding_set() {
         return run_in_child(NAME);
     }
     let two = [C::Kill, C::Setpcap];
-    let plan = super::plan(Some(&spec(&two, &two, &two, &[], &[]))).unwrap();
+    let plan = super::plan(Some(&spec(&two, &two, &two, &[], &[])), None).unwrap();
     drop_bounding(&plan).unwrap();
     apply_sets(&plan).unwrap();
     // Dropping again from the reduced set needs nothing it lacks.

@@ -38,9 +38,6 @@ pub struct InitContext<'a> {
     pub start_container_hooks: Vec<Hook>,
     /// How the container's program is executed (protect.rs).
     pub exec_via: crate::protect::ExecVia,
-    /// The signals the runtime ignored when it forked the init, which the init then ignores
-    /// too (`berth_sys::process::ignored_signals`): put back to their defaults before the exec.
-    pub ignored_signals: u64,
 }
 
 /// Runs the init to the container's execve. Never returns.
@@ -132,13 +129,7 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
         ctx.exec_fifo.as_raw_fd(),
         ctx.exec_via.raw_fd().unwrap_or(-1),
     ];
-    let exe = finalize_process(
-        &plan.process,
-        ctx.preserve_fds,
-        &ours,
-        &ctx.chan,
-        ctx.ignored_signals,
-    )?;
+    let exe = finalize_process(&plan.process, ctx.preserve_fds, &ours, &ctx.chan)?;
     ctx.chan
         .send(&FromInit::Created)
         .step(|| "tell the runtime the container is created".into())?;
@@ -358,19 +349,16 @@ fn run_hooks_inside(hooks: &[Hook], kind: &str, state: &str) -> StepResult<()> {
 /// directory of the host is reachable through `/proc/self/fd` when the process changes to the
 /// container's working directory (CVE-2024-21626). Nothing here after the seccomp filter
 /// depends on a syscall a filter may refuse, but for what runc needs there too (prctl,
-/// capset, setgroups, setresuid, setresgid). `ignored_signals` are the signals this process
-/// ignores, as its runtime read them before forking it (the container's /proc, if any, cannot
-/// be trusted to say).
+/// capset, setgroups, setresuid, setresgid).
 pub fn finalize_process(
     p: &ProcessPlan,
     preserve_fds: u32,
     ours: &[i32],
     chan: &Channel,
-    ignored_signals: u64,
 ) -> StepResult<CString> {
     // Before any seccomp filter, which may not allow rt_sigaction: the program starts with no
     // signal ignored or blocked (Docker's containers show SigIgn 0), not with our SIGPIPE.
-    berth_sys::process::default_signal_dispositions(ignored_signals);
+    berth_sys::process::default_signal_dispositions(p.ignored_signals);
     for (res, soft, hard) in &p.rlimits {
         nix::sys::resource::setrlimit(*res, *soft, *hard).step(|| {
             format!(

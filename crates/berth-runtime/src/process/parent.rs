@@ -428,8 +428,6 @@ fn fork_init(
         }
         _ => {}
     }
-    // Read as close to the fork as can be: the init inherits these dispositions.
-    let ignored_signals = berth_sys::process::ignored_signals();
     let (forked, cloned_into) = fork_into(into);
     if let Some(fd) = &own_pidns {
         if let Ok(berth_sys::process::Forked::Parent(_)) | Err(_) = forked {
@@ -454,7 +452,6 @@ fn fork_init(
                 create_container_hooks: extras.create_container_hooks,
                 start_container_hooks: extras.start_container_hooks,
                 exec_via: extras.exec_via,
-                ignored_signals,
             })
         }
     }
