@@ -69,6 +69,11 @@ pub enum FromParent {
     },
 }
 
+/// The largest message a receive takes (a state document with its annotations, a list of
+/// mount indexes). The buffer is on the stack: one on the heap, this size, was given back to
+/// the kernel after each message and taken again for the next (two brk calls, and page faults).
+const MAX_MESSAGE: usize = 64 * 1024;
+
 /// One end of the socketpair.
 #[derive(Debug)]
 pub struct Channel {
@@ -99,7 +104,7 @@ impl Channel {
 
     /// The next message; `UnexpectedEof` when the other side closed without a word.
     pub fn recv<T: DeserializeOwned>(&self) -> io::Result<T> {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = [0u8; MAX_MESSAGE];
         let n = loop {
             match recv(
                 std::os::fd::AsRawFd::as_raw_fd(&self.fd),
@@ -124,7 +129,7 @@ impl Channel {
 
     /// The next message and the descriptors that came with it (close-on-exec).
     pub fn recv_with_fds<T: DeserializeOwned>(&self) -> io::Result<(T, Vec<OwnedFd>)> {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = [0u8; MAX_MESSAGE];
         let (n, fds) = berth_sys::fd::recv_with_fds(self.fd.as_fd(), &mut buf)?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
