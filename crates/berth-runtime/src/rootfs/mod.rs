@@ -34,7 +34,13 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> S
     if plan.has_mount_ns() {
         mount(NONE, "/", NONE, plan.root_propagation, NONE)
             .step(|| "set the propagation of / before setting up the root".into())?;
-        holder_private(rootfs)?;
+        // rslave, rprivate (and runbindable) leave no mount of the namespace shared: there is
+        // nothing to look for in mountinfo (which a host with many mounts makes long).
+        let all_unshared = plan.root_propagation.contains(MsFlags::MS_REC)
+            && !plan.root_propagation.contains(MsFlags::MS_SHARED);
+        if !all_unshared {
+            holder_private(rootfs)?;
+        }
         mount(
             Some(rootfs),
             rootfs,
