@@ -48,10 +48,17 @@ pub fn fork() -> io::Result<Forked> {
 /// for writing and waits for an RCU grace period, often milliseconds. Refused, like [`fork`],
 /// when the process has more than one thread. Errors as clone3 gives them: ENOSYS or E2BIG on
 /// kernels before 5.7, EBADF or EOPNOTSUPP for a descriptor that is no cgroup2 directory.
-pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> io::Result<Forked> {
+/// With `new_pid_namespace`, the child is the first process of a new pid namespace as well
+/// (CLONE_NEWPID), as after an unshare of this process's namespace for children.
+pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>, new_pid_namespace: bool) -> io::Result<Forked> {
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let newpid = if new_pid_namespace {
+        libc::CLONE_NEWPID as u64
+    } else {
+        0
+    };
     clone3_fork(
-        CLONE_INTO_CGROUP,
+        CLONE_INTO_CGROUP | newpid,
         cgroup.as_raw_fd() as u64,
         SingleThreaded::check()?,
     )

@@ -406,6 +406,20 @@ fn fork_init(
 ) -> Result<(i32, bool)> {
     let userns = plan.creates(LinuxNamespaceType::User);
     let pid_req = plan.request(LinuxNamespaceType::Pid).clone();
+    // A new pid namespace by clone3's own flag where the init is cloned into its cgroup: this
+    // process's namespace for children is then not changed, nor put back (four calls).
+    if let (NsRequest::New, false, Some(cgroup)) = (&pid_req, userns, into) {
+        match berth_sys::process::fork_into_cgroup(cgroup, true) {
+            // Before 5.7, or a directory clone3 does not take: the unshare below.
+            Err(e) if clone3_refused(&e) => {}
+            forked => {
+                return match forked.during("fork the container init")? {
+                    berth_sys::process::Forked::Parent(pid) => Ok((pid, true)),
+                    berth_sys::process::Forked::Child => become_init(plan, init_end, extras),
+                }
+            }
+        }
+    }
     let own_pidns = match (&pid_req, userns) {
         (NsRequest::Host, _) | (NsRequest::New, true) => None,
         _ => Some(
@@ -439,22 +453,35 @@ fn fork_init(
         berth_sys::process::Forked::Parent(pid) => Ok((pid, cloned_into)),
         berth_sys::process::Forked::Child => {
             drop(own_pidns);
-            init::run(InitContext {
-                plan,
-                join_cgroups: extras.join_cgroups,
-                chan: init_end,
-                exec_fifo: extras.fifo,
-                console: extras.console,
-                console_size: extras.console_size,
-                no_pivot: extras.no_pivot,
-                session_keyring: extras.session_keyring,
-                preserve_fds: extras.preserve_fds,
-                create_container_hooks: extras.create_container_hooks,
-                start_container_hooks: extras.start_container_hooks,
-                exec_via: extras.exec_via,
-            })
+            become_init(plan, init_end, extras)
         }
     }
+}
+
+/// The forked child's way on: the container's init.
+fn become_init(plan: &InitPlan, init_end: Channel, extras: InitExtras<'_>) -> ! {
+    init::run(InitContext {
+        plan,
+        join_cgroups: extras.join_cgroups,
+        chan: init_end,
+        exec_fifo: extras.fifo,
+        console: extras.console,
+        console_size: extras.console_size,
+        no_pivot: extras.no_pivot,
+        session_keyring: extras.session_keyring,
+        preserve_fds: extras.preserve_fds,
+        create_container_hooks: extras.create_container_hooks,
+        start_container_hooks: extras.start_container_hooks,
+        exec_via: extras.exec_via,
+    })
+}
+
+/// clone3 refused what a plain fork does: before 5.7, or a directory it does not take.
+fn clone3_refused(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP)
+    )
 }
 
 /// Forks, into the cgroup2 directory `into` when given: the result, and whether the child was
@@ -463,16 +490,9 @@ pub(crate) fn fork_into(
     into: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> (std::io::Result<berth_sys::process::Forked>, bool) {
     match into {
-        Some(cgroup) => match berth_sys::process::fork_into_cgroup(cgroup) {
+        Some(cgroup) => match berth_sys::process::fork_into_cgroup(cgroup, false) {
             // Before 5.7, or a directory that clone3 does not take: a plain fork.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP)
-                ) =>
-            {
-                (berth_sys::process::fork(), false)
-            }
+            Err(e) if clone3_refused(&e) => (berth_sys::process::fork(), false),
             r => (r, true),
         },
         None => (berth_sys::process::fork(), false),
