@@ -69,6 +69,7 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
         preserve_fds: a.preserve_fds,
         no_new_keyring: a.no_new_keyring,
         spec: None,
+        start_at_once: false,
     }
 }
 
@@ -88,14 +89,15 @@ fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
     let mut opts = create_options(&a.create);
     // Read once: create takes it as it is.
     opts.spec = spec;
+    opts.start_at_once = true;
     if let Some(console) = &console {
         opts.console_socket = Some(console.path());
     }
     // The init may end up our grandchild (user namespaces): adopt it when its parent exits.
     nix::sys::prctl::set_child_subreaper(true).context("become a child subreaper")?;
     // The record create returns serves start and delete: the state is not read back.
-    let created = parent::create(root, &opts)?;
-    if let Err(e) = container::start_created(root, &created.record) {
+    let mut created = parent::create(root, &opts)?;
+    if let Err(e) = created.start() {
         let _ = container::delete(root, &a.create.id, true);
         return Err(e.into());
     }

@@ -120,6 +120,13 @@ pub fn start_created(root: &Root, record: &Record) -> Result<()> {
     }
     std::fs::remove_file(&fifo_path).at("remove exec fifo", &fifo_path)?;
     crate::log::debug(&format!("container {id:?}: the init took the start signal"));
+    run_poststart(record);
+    Ok(())
+}
+
+/// The poststart hooks, once the init has taken the start signal. A failing one is logged, not
+/// fatal: the process already runs (spec).
+pub(crate) fn run_poststart(record: &Record) {
     let doc = record.hook_input(Status::Running);
     if let Some(hooks) = record
         .spec
@@ -127,12 +134,10 @@ pub fn start_created(root: &Root, record: &Record) -> Result<()> {
         .as_ref()
         .and_then(|h| h.poststart().clone())
     {
-        // A failing poststart hook is logged, not fatal: the process already runs (spec).
         if let Err(e) = crate::hooks::run_all(&hooks, &doc) {
             crate::log::warn(&e.to_string());
         }
     }
-    Ok(())
 }
 
 /// Sends `signal` to the init, or with `all` to every process of the container's cgroup, with

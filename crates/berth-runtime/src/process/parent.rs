@@ -32,6 +32,10 @@ pub struct CreateOptions {
     /// `<bundle>/config.json` when the caller has read it already; read from the bundle
     /// otherwise.
     pub spec: Option<Spec>,
+    /// The caller starts the container itself as soon as it is created (`run`), with
+    /// [`Created::start`]: the init waits for a word on the protocol socket, and no exec fifo
+    /// is made (so no `created` status shows meanwhile; crun's `run` makes none either).
+    pub start_at_once: bool,
 }
 
 /// Reads and parses `<bundle>/config.json`.
@@ -76,6 +80,35 @@ pub struct Created {
     pub pid: i32,
     pub record: Record,
     pub cgroup: Option<Manager>,
+    /// Our end of the protocol socket, for [`Created::start`] (`start_at_once`).
+    start: Option<Channel>,
+}
+
+impl Created {
+    /// Starts a container made with `start_at_once`, as `start` does through the exec fifo:
+    /// returns once the init has taken the word (it shuts its end of the socket down), after
+    /// the poststart hooks.
+    pub fn start(&mut self) -> Result<()> {
+        let id = &self.record.id;
+        let Some(chan) = self.start.take() else {
+            return Err(Error::Init(format!(
+                "container {id:?} was not made to be started at once"
+            )));
+        };
+        let exited = || {
+            Error::Init(format!(
+                "container {id:?}: the init exited before it could start"
+            ))
+        };
+        chan.send(&FromParent::Start).map_err(|_| exited())?;
+        match chan.recv::<FromInit>() {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+            _ => return Err(exited()),
+        }
+        crate::log::debug(&format!("container {id:?}: the init took the start signal"));
+        crate::container::run_poststart(&self.record);
+        Ok(())
+    }
 }
 
 pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
@@ -95,7 +128,11 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         cgroup: None,
         armed: true,
     };
-    let fifo = make_exec_fifo(&dir, &plan)?;
+    let fifo = if opts.start_at_once {
+        None
+    } else {
+        Some(make_exec_fifo(&dir, &plan)?)
+    };
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(
             UnixStream::connect(p).at("connect to console socket", p)?,
@@ -166,6 +203,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         pid,
         record,
         cgroup: cleanup.cgroup.take(),
+        start: opts.start_at_once.then_some(parent_end),
     })
 }
 
@@ -383,7 +421,7 @@ pub(crate) fn clone_target(cgroup: &Manager, at_birth: bool) -> Result<Option<Ow
 struct InitExtras<'a> {
     /// The cgroups the init moves itself into first (v1; see `Manager::join_self_v1`).
     join_cgroups: Option<&'a Manager>,
-    fifo: OwnedFd,
+    fifo: Option<OwnedFd>,
     console: Option<OwnedFd>,
     console_size: Option<(u16, u16)>,
     no_pivot: bool,

@@ -25,6 +25,11 @@
 //!  write the pid file, exit                    block opening exec.fifo for writing
 //!  ...                                         ...
 //!  berth-runc start: open exec.fifo ─────────▶ startContainer hooks, execve
+//!
+//!  berth-runc run (start at once, no exec.fifo):
+//!        ◀────────────────────────── Created
+//!        Start ─────────────────────────────▶ shut the socket down (the parent's word that
+//!                                              the init took it), startContainer hooks, execve
 //! ```
 //! Any step of the init that fails sends `Failed { step, error }` instead and exits, so the
 //! parent reports "mount proc on /proc: Operation not permitted", never "pipe closed".
@@ -67,6 +72,9 @@ pub enum FromParent {
     Go {
         state: String,
     },
+    /// To an init made to start at once, after `Created`: what opening the exec fifo is to
+    /// the others.
+    Start,
 }
 
 /// The largest message a receive takes (a state document with its annotations, a list of
@@ -136,6 +144,13 @@ impl Channel {
         }
         let msg = serde_json::from_slice(&buf[..n]).map_err(io::Error::other)?;
         Ok((msg, fds))
+    }
+
+    /// Shuts the socket down both ways: the other side reads the end, as if it were closed,
+    /// and what this side sends from now on fails.
+    pub fn shutdown(&self) -> io::Result<()> {
+        nix::sys::socket::shutdown(self.raw_fd(), nix::sys::socket::Shutdown::Both)?;
+        Ok(())
     }
 
     pub fn raw_fd(&self) -> i32 {
