@@ -19,4 +19,5 @@ pub mod pty;
 pub mod sched;
 pub mod seal;
 pub mod seccomp;
+pub mod start;
 pub mod trampoline;
