@@ -3,8 +3,9 @@
 //!
 //! `std::fs::read` and `read_to_string` stat the file (statx) for a size hint, which procfs and
 //! cgroupfs answer with 0 anyway; and without a hint they read in growing steps from 32 bytes,
-//! so /proc/PID/stat costs six reads. Here: one open, reads into a page-sized buffer until the
-//! end of the file (two reads for anything smaller), one close.
+//! so /proc/PID/stat costs six reads. Here: one open, reads into a buffer the usual file fits
+//! until a read returns 0 (two reads for such a file; a procfs file of more than about a page
+//! comes a page a read whatever the buffer), one close.
 
 use std::fs::File;
 use std::io::{self, Read};

@@ -195,8 +195,8 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
 }
 
 /// A hexadecimal mask line of /proc/PID/status ("SigIgn:", "CapBnd:", ...): the signals a
-/// process ignores (bit n-1 for signal n), its bounding set..., one file where asking the
-/// kernel takes a call per signal or capability.
+/// process ignores (bit n-1 for signal n), its bounding set (bit n for capability n). One file
+/// says what asking the kernel takes a call per signal or per capability to learn.
 pub fn status_mask(status: &str, key: &str) -> Option<u64> {
     let hex = status.lines().find_map(|l| l.strip_prefix(key))?;
     u64::from_str_radix(hex.trim(), 16).ok()
@@ -207,17 +207,17 @@ pub fn status_mask(status: &str, key: &str) -> Option<u64> {
 /// as a shell would start it: execve keeps ignored signals ignored, and a Rust program ignores
 /// SIGPIPE (so without this every container would too), while the caller may have left others
 /// ignored, glibc's own real-time ones (32, 33) included, which its sigaction() refuses to
-/// touch: hence the raw syscall. Signals with a handler need nothing: execve resets them. Best effort: a
-/// signal the kernel refuses is left as it is. Only for a process that executes right after:
-/// glibc's bookkeeping of its signals is bypassed.
+/// touch: hence the raw syscall. Signals with a handler need nothing: execve resets them. Best
+/// effort: a signal the kernel refuses is left as it is. Only for a process that executes right
+/// after: glibc's bookkeeping of its signals is bypassed.
 pub fn default_signal_dispositions(ignored: u64) {
     // An all-zero struct sigaction is SIG_DFL with no flags, no restorer and an empty mask,
     // whatever the architecture's field order; 32 bytes cover the kernel's struct on every
     // 64-bit architecture.
     let act = [0u64; 4];
     for signal in 1..=64 {
-        if signal == libc::SIGKILL || signal == libc::SIGSTOP || ignored & (1 << (signal - 1)) == 0
-        {
+        let is_ignored = ignored & (1 << (signal - 1)) != 0;
+        if !is_ignored || signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
         }
         // SAFETY: rt_sigaction reads the kernel's struct sigaction from `act`, a live, zeroed
