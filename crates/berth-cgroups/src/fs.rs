@@ -8,39 +8,53 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use crate::error::{CgroupError, Result};
+use crate::Created;
 
 /// Writes `value` to the existing control file `dir/file` in a single write(2), as cgroupfs
 /// needs. The file is never created: a missing file means the controller is not there.
 pub(crate) fn write(dir: &Path, file: &str, value: impl Into<String>) -> Result<()> {
+    write_each(dir, file, &[value.into()])
+}
+
+/// Writes each of `values` to the existing control file `dir/file`, one write(2) each (a
+/// cgroupfs file takes one value a write), through one open: device rules come a dozen at a
+/// time. Stops at the first refused.
+pub(crate) fn write_each(dir: &Path, file: &str, values: &[String]) -> Result<()> {
     let path = dir.join(file);
-    let value = value.into();
-    let result = OpenOptions::new()
+    let error = |value: &String, err: io::Error| match err.kind() {
+        io::ErrorKind::NotFound => CgroupError::MissingFile {
+            path: path.clone(),
+            value: value.clone(),
+        },
+        _ => CgroupError::Write {
+            path: path.clone(),
+            value: value.clone(),
+            source: err,
+        },
+    };
+    let Some(first) = values.first() else {
+        return Ok(());
+    };
+    let mut f = OpenOptions::new()
         .write(true)
         .truncate(true)
         .open(&path)
-        .and_then(|mut f| f.write_all(value.as_bytes()));
-    match result {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            Err(CgroupError::MissingFile { path, value })
-        }
-        Err(source) => Err(CgroupError::Write {
-            path,
-            value,
-            source,
-        }),
+        .map_err(|e| error(first, e))?;
+    for value in values {
+        f.write_all(value.as_bytes()).map_err(|e| error(value, e))?;
     }
+    Ok(())
 }
 
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
     let path = dir.join(file);
-    fs::read_to_string(&path).map_err(|source| CgroupError::Read { path, source })
+    berth_sys::file::read_to_string(&path).map_err(|source| CgroupError::Read { path, source })
 }
 
 /// Reads a file that may legitimately be absent (a controller or kernel feature not present).
 pub(crate) fn read_optional(dir: &Path, file: &str) -> Result<Option<String>> {
     let path = dir.join(file);
-    match fs::read_to_string(&path) {
+    match berth_sys::file::read_to_string(&path) {
         Ok(s) => Ok(Some(s)),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(CgroupError::Read { path, source }),
@@ -135,6 +149,27 @@ pub(crate) fn remove_tree(dir: &Path, errors: &mut Vec<CgroupError>) {
     }
 }
 
+/// One rmdir of a cgroup: true when it is gone (or was), false when the kernel refuses it as
+/// busy (processes in it, or cgroups below it).
+pub(crate) fn remove_if_empty(dir: &Path) -> Result<bool> {
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(err)
+            if matches!(
+                err.raw_os_error(),
+                Some(nix::libc::EBUSY | nix::libc::ENOTEMPTY)
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(source) => Err(CgroupError::Remove {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
 fn rmdir_retrying(dir: &Path) -> io::Result<()> {
     let mut delay = Duration::from_millis(5);
     for _ in 0..8 {
@@ -166,14 +201,27 @@ pub(crate) fn levels(root: &Path, relative: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-pub(crate) fn mkdir(dir: &Path) -> Result<()> {
+/// Makes the cgroup directory `dir`, and its parents if they are missing: whether `dir` itself
+/// is new or was there.
+pub(crate) fn make_dir(dir: &Path) -> Result<Created> {
+    let error = |source| CgroupError::Create {
+        path: dir.to_owned(),
+        source,
+    };
     match fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(CgroupError::Create {
-            path: dir.to_owned(),
-            source,
-        }),
+        Ok(()) => Ok(Created::New),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(Created::Existing),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent() {
+                fs::create_dir_all(parent).map_err(error)?;
+            }
+            match fs::create_dir(dir) {
+                Ok(()) => Ok(Created::New),
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(Created::Existing),
+                Err(err) => Err(error(err)),
+            }
+        }
+        Err(err) => Err(error(err)),
     }
 }
 

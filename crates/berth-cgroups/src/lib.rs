@@ -114,10 +114,30 @@ pub enum FreezerState {
     Thawed,
 }
 
+/// Whether `create` made a cgroup or found it there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// Made now in every hierarchy: no process can be in it yet.
+    New,
+    /// There already in some hierarchy, maybe with processes.
+    Existing,
+}
+
+impl Created {
+    /// New only if both are.
+    pub fn and(self, other: Created) -> Created {
+        if self == Created::New {
+            other
+        } else {
+            Created::Existing
+        }
+    }
+}
+
 /// What a runtime does with a container's cgroup, on any backend.
 pub trait CgroupManager {
     /// Makes the cgroup in every hierarchy, ready for tasks to join.
-    fn create(&self) -> Result<()>;
+    fn create(&self) -> Result<Created>;
     /// Moves the process `pid` (and its threads) into the cgroup.
     fn add_task(&self, pid: i32) -> Result<()>;
     /// Writes the limits of `resources`; a value the host cannot take is an error naming the file.
@@ -134,6 +154,11 @@ pub trait CgroupManager {
     /// How many processes the kernel's OOM killer killed in the cgroup (0 without a memory
     /// controller).
     fn oom_kills(&self) -> Result<u64>;
+    /// Removes the cgroup when it has neither processes nor cgroups below it, with one rmdir
+    /// per hierarchy and no retry: false as soon as a hierarchy's is refused as busy (what
+    /// was removed before stays removed), where [`CgroupManager::destroy`] would wait and
+    /// retry. A cgroup already gone counts as removed.
+    fn remove_if_empty(&self) -> Result<bool>;
     /// Removes the cgroup (and any cgroups below it) in every hierarchy; keeps going past
     /// errors and reports them all.
     fn destroy(&self) -> Result<()>;
@@ -199,7 +224,7 @@ impl Manager {
 }
 
 impl CgroupManager for Manager {
-    fn create(&self) -> Result<()> {
+    fn create(&self) -> Result<Created> {
         self.inner().create()
     }
     fn add_task(&self, pid: i32) -> Result<()> {
@@ -228,6 +253,9 @@ impl CgroupManager for Manager {
     }
     fn oom_kills(&self) -> Result<u64> {
         self.inner().oom_kills()
+    }
+    fn remove_if_empty(&self) -> Result<bool> {
+        self.inner().remove_if_empty()
     }
     fn destroy(&self) -> Result<()> {
         self.inner().destroy()

@@ -68,30 +68,36 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
         no_pivot: a.no_pivot,
         preserve_fds: a.preserve_fds,
         no_new_keyring: a.no_new_keyring,
+        spec: None,
+        start_at_once: false,
     }
 }
 
 /// create + start + wait; the container is deleted when its process exits (unless --keep).
 /// A process with a terminal and no --console-socket gets berth-runc's own relay (tty.rs).
 fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
+    let mut spec = None;
     let console = if a.detach {
         None
     } else {
         check_attached_console(a.create.console_socket.is_some())?;
         // What else is wrong with the config, create says.
-        let spec = parent::load_spec(&a.create.bundle).ok();
-        let terminal = spec.and_then(|s| s.process().as_ref()?.terminal()) == Some(true);
+        spec = parent::load_spec(&a.create.bundle).ok();
+        let terminal = spec.as_ref().and_then(|s| s.process().as_ref()?.terminal()) == Some(true);
         terminal.then(crate::tty::Console::new).transpose()?
     };
     let mut opts = create_options(&a.create);
+    // Read once: create takes it as it is.
+    opts.spec = spec;
+    opts.start_at_once = true;
     if let Some(console) = &console {
         opts.console_socket = Some(console.path());
     }
     // The init may end up our grandchild (user namespaces): adopt it when its parent exits.
     nix::sys::prctl::set_child_subreaper(true).context("become a child subreaper")?;
     // The record create returns serves start and delete: the state is not read back.
-    let created = parent::create(root, &opts)?;
-    if let Err(e) = container::start_created(root, &created.record) {
+    let mut created = parent::create(root, &opts)?;
+    if let Err(e) = created.start() {
         let _ = container::delete(root, &a.create.id, true);
         return Err(e.into());
     }
@@ -104,6 +110,7 @@ fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
         let stopped = container::Container {
             record: created.record,
             status: Status::Stopped,
+            cgroup: created.cgroup,
         };
         container::delete_loaded(root, stopped, true)?;
     }

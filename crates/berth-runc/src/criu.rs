@@ -48,6 +48,7 @@ pub fn restore(root: &Root, criu: &str, a: &RestoreArgs) -> Result<i32> {
         container::Container {
             record,
             status: Status::Stopped,
+            cgroup: None,
         },
         true,
     )?;

@@ -1,6 +1,10 @@
 //! berth-runc: runc's command line over berth-runtime. Parse, then act; errors are logged once,
 //! here, as one line.
 #![forbid(unsafe_code)]
+// Started without std's runtime set-up, which costs some twenty syscalls a command
+// (berth_sys::start says what is kept of it).
+#![no_main]
+berth_sys::c_main!(main);
 
 /// `println!` for a command's output: a reader that went away (`berth-runc list | head -1`)
 /// ends the command quietly, with the status a shell gives a process SIGPIPE killed, where

@@ -83,11 +83,15 @@ pub enum CapabilityError {
     DropBounding { name: KernelCap, source: CapsError },
     #[error("setting keep-capabilities to {keep} (prctl PR_SET_KEEPCAPS): {source}")]
     KeepCaps { keep: bool, source: CapsError },
-    #[error("setting the {set} set to [{caps}] (capset): {source}")]
-    SetSet {
-        set: &'static str,
-        caps: String,
-        source: CapsError,
+    #[error(
+        "setting the effective set to [{effective}], permitted to [{permitted}] and inheritable \
+         to [{inheritable}] (capset): {source}"
+    )]
+    SetSets {
+        effective: String,
+        permitted: String,
+        inheritable: String,
+        source: std::io::Error,
     },
     #[error("clearing the ambient set (prctl PR_CAP_AMBIENT_CLEAR_ALL): {source}")]
     ClearAmbient { source: CapsError },
@@ -103,35 +107,55 @@ pub(crate) struct Host {
 }
 
 impl Host {
-    fn read() -> Result<Host, CapabilityError> {
-        let text =
-            std::fs::read_to_string(CAP_LAST_CAP).map_err(|e| CapabilityError::ReadLastCap {
+    /// `status` is the runtime's /proc/self/status, if it could be read.
+    fn read(status: Option<&str>) -> Result<Host, CapabilityError> {
+        let text = berth_sys::file::read_to_string(CAP_LAST_CAP).map_err(|e| {
+            CapabilityError::ReadLastCap {
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         let last_cap = text
             .trim()
             .parse()
             .map_err(|_| CapabilityError::ReadLastCap {
                 reason: format!("not a number: {:?}", text.trim()),
             })?;
-        // PR_CAPBSET_READ of every capability the caps crate knows; unknown ones read as absent.
         Ok(Host {
-            bounding: caps::read(None, CapSet::Bounding).unwrap_or_default(),
+            bounding: bounding_of(status),
             last_cap,
         })
     }
 }
 
 /// The capabilities berth can grant on this host: its bounding set. What "all capabilities"
-/// (e.g. `--privileged`) should mean here.
+/// (e.g. `--privileged`) should mean here. Read from the CapBnd line of /proc/self/status, one
+/// file where PR_CAPBSET_READ takes a prctl per capability; those prctls where /proc cannot
+/// be read. Either way, only the capabilities the caps crate knows.
 pub fn host_bounding() -> CapsHashSet {
-    caps::read(None, CapSet::Bounding).unwrap_or_default()
+    let status = berth_sys::file::read_to_string("/proc/self/status");
+    bounding_of(status.ok().as_deref())
 }
 
-/// Maps the spec's capabilities to kernel ones and validates them against this host. Missing
-/// sets are empty.
-pub fn plan(spec: Option<&LinuxCapabilities>) -> Result<CapabilityPlan, CapabilityError> {
-    plan_for(spec, &Host::read()?)
+/// The bounding set from the CapBnd line of `status` (/proc/self/status), or one prctl per
+/// capability without it.
+fn bounding_of(status: Option<&str>) -> CapsHashSet {
+    match status.and_then(|s| berth_sys::process::status_mask(s, "CapBnd:")) {
+        Some(mask) => caps::all()
+            .into_iter()
+            .filter(|c| mask & c.bitmask() != 0)
+            .collect(),
+        None => caps::read(None, CapSet::Bounding).unwrap_or_default(),
+    }
+}
+
+/// Maps the spec's capabilities to kernel ones and validates them against this host (the
+/// bounding set from `status`, the runtime's /proc/self/status, when the caller read it).
+/// Missing sets are empty.
+pub fn plan(
+    spec: Option<&LinuxCapabilities>,
+    status: Option<&str>,
+) -> Result<CapabilityPlan, CapabilityError> {
+    plan_for(spec, &Host::read(status)?)
 }
 
 pub(crate) fn plan_for(
@@ -201,8 +225,10 @@ fn kernel_cap(cap: &Capability, host: &Host) -> Result<KernelCap, CapabilityErro
 
 /// Drops from the calling thread's bounding set every capability up to `last_cap` that is not
 /// in `plan.bounding` (PR_CAPBSET_DROP). Needs CAP_SETPCAP in the effective set, so it runs
-/// before the user switch. Capabilities already absent are skipped, so a plan that keeps the
-/// whole current set needs no privilege at all.
+/// before the user switch. Dropping an absent capability succeeds, so nothing is read first
+/// (a read per capability doubled the prctls); only a refused drop is checked, and is no error
+/// when the capability is absent already: a plan that keeps the whole current set needs no
+/// privilege at all.
 pub fn drop_bounding(plan: &CapabilityPlan) -> Result<(), CapabilityError> {
     let mut to_drop: Vec<KernelCap> = caps::all()
         .into_iter()
@@ -210,9 +236,10 @@ pub fn drop_bounding(plan: &CapabilityPlan) -> Result<(), CapabilityError> {
         .collect();
     to_drop.sort_by_key(|c| c.index());
     for cap in to_drop {
-        if caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, cap)
-                .map_err(|source| CapabilityError::DropBounding { name: cap, source })?;
+        match caps::drop(None, CapSet::Bounding, cap) {
+            Ok(()) => {}
+            Err(_) if !caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(true) => {}
+            Err(source) => return Err(CapabilityError::DropBounding { name: cap, source }),
         }
     }
     Ok(())
@@ -226,25 +253,21 @@ pub fn keep_caps_across_setuid(keep: bool) -> Result<(), CapabilityError> {
         .map_err(|source| CapabilityError::KeepCaps { keep, source })
 }
 
-/// Sets the inheritable, effective and permitted sets (capset), then replaces the ambient set
+/// Sets the inheritable, effective and permitted sets in one capset (which the kernel checks
+/// against the old sets as one change, as [`plan`] did already), then replaces the ambient set
 /// (clear, then raise each). Runs after the user switch.
-///
-/// The order matters because each capset call changes one set: inheritable first, while the
-/// old permitted set still covers it; effective next, which is validated to fit in the new
-/// permitted set; permitted last, which must still cover the new effective set.
 pub fn apply_sets(plan: &CapabilityPlan) -> Result<(), CapabilityError> {
-    let sets = [
-        ("inheritable", CapSet::Inheritable, &plan.inheritable),
-        ("effective", CapSet::Effective, &plan.effective),
-        ("permitted", CapSet::Permitted, &plan.permitted),
-    ];
-    for (set, which, value) in sets {
-        caps::set(None, which, value).map_err(|source| CapabilityError::SetSet {
-            set,
-            caps: names(value),
-            source,
-        })?;
-    }
+    berth_sys::process::set_capabilities(
+        mask(&plan.effective),
+        mask(&plan.permitted),
+        mask(&plan.inheritable),
+    )
+    .map_err(|source| CapabilityError::SetSets {
+        effective: names(&plan.effective),
+        permitted: names(&plan.permitted),
+        inheritable: names(&plan.inheritable),
+        source,
+    })?;
     caps::clear(None, CapSet::Ambient)
         .map_err(|source| CapabilityError::ClearAmbient { source })?;
     let mut ambient: Vec<KernelCap> = plan.ambient.iter().copied().collect();

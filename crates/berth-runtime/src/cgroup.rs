@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub use berth_cgroups::{CgroupManager, CgroupPath, FreezerState, Manager};
+pub use berth_cgroups::{CgroupManager, CgroupPath, Created, FreezerState, Manager};
 use nix::sys::signal::Signal;
 
 use crate::error::{Error, IoContext, Result};
@@ -35,7 +35,7 @@ pub fn path_for(cgroups_path: Option<&Path>, id: &str) -> Result<CgroupPath> {
             &path,
         )?)),
         None => {
-            let own = std::fs::read_to_string("/proc/self/cgroup")
+            let own = berth_sys::file::read_to_string("/proc/self/cgroup")
                 .at("read the runtime's own cgroup", "/proc/self/cgroup")?;
             Ok(CgroupPath::under_own(id, &own)?)
         }

@@ -15,13 +15,20 @@ use crate::state::{self, Record, Root, Status};
 pub struct Container {
     pub record: Record,
     pub status: Status,
+    /// Its cgroup, when the caller has it open already (`run` has create's): otherwise what
+    /// needs it opens it from the record.
+    pub cgroup: Option<cgroup::Manager>,
 }
 
 /// Loads `id` and works out its status from the process, the exec fifo and the freezer.
 pub fn load(root: &Root, id: &str) -> Result<Container> {
     let record = root.load(id)?;
     let status = status_of(root, &record);
-    Ok(Container { record, status })
+    Ok(Container {
+        record,
+        status,
+        cgroup: None,
+    })
 }
 
 fn status_of(root: &Root, record: &Record) -> Status {
@@ -113,6 +120,13 @@ pub fn start_created(root: &Root, record: &Record) -> Result<()> {
     }
     std::fs::remove_file(&fifo_path).at("remove exec fifo", &fifo_path)?;
     crate::log::debug(&format!("container {id:?}: the init took the start signal"));
+    run_poststart(record);
+    Ok(())
+}
+
+/// The poststart hooks, once the init has taken the start signal. A failing one is logged, not
+/// fatal: the process already runs (spec).
+pub(crate) fn run_poststart(record: &Record) {
     let doc = record.hook_input(Status::Running);
     if let Some(hooks) = record
         .spec
@@ -120,12 +134,10 @@ pub fn start_created(root: &Root, record: &Record) -> Result<()> {
         .as_ref()
         .and_then(|h| h.poststart().clone())
     {
-        // A failing poststart hook is logged, not fatal: the process already runs (spec).
         if let Err(e) = crate::hooks::run_all(&hooks, &doc) {
             crate::log::warn(&e.to_string());
         }
     }
-    Ok(())
 }
 
 /// Sends `signal` to the init, or with `all` to every process of the container's cgroup, with
@@ -188,7 +200,7 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
 
 /// [`delete`] of a container whose record and status the caller already has (`run`, after
 /// its init exited): nothing is read back from disk.
-pub fn delete_loaded(root: &Root, c: Container, force: bool) -> Result<()> {
+pub fn delete_loaded(root: &Root, mut c: Container, force: bool) -> Result<()> {
     let id = c.record.id.as_str();
     if matches!(c.status, Status::Running | Status::Paused) && !force {
         return Err(Error::Status {
@@ -198,26 +210,18 @@ pub fn delete_loaded(root: &Root, c: Container, force: bool) -> Result<()> {
         });
     }
     let mut errors = Vec::new();
-    let cg = cgroup::open(&c.record.cgroup_path);
+    let cg = match c.cgroup.take() {
+        Some(cg) => Ok(cg),
+        None => cgroup::open(&c.record.cgroup_path),
+    };
     if c.status != Status::Stopped {
         if let (Ok(cg), Status::Paused) = (&cg, c.status) {
             let _ = cg.thaw();
         }
         kill_init_and_wait(&c.record);
     }
-    match cg {
-        Ok(cg) if has_own_pid_namespace(&c.record.spec) => {
-            if let Err(e) = destroy_unless_shared(&cg) {
-                errors.push(e);
-            }
-        }
-        Ok(cg) => {
-            let emptied = cgroup::kill_and_wait_empty(&cg, &c.record.cgroup_path, CGROUP_EMPTY);
-            if let Err(e) = emptied.and_then(|_| Ok(cg.destroy()?)) {
-                errors.push(e);
-            }
-        }
-        Err(e) => errors.push(e),
+    if let Err(e) = cg.and_then(|cg| remove_cgroup(&c.record, &cg)) {
+        errors.push(e);
     }
     let doc = c.record.hook_input(Status::Stopped);
     if let Some(hooks) = c
@@ -246,6 +250,22 @@ fn kill_init_and_wait(record: &Record) {
     if let Ok(fd) = berth_sys::process::pidfd_open(record.pid) {
         let _ = berth_sys::process::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
         crate::hooks::wait_readable(fd.as_fd(), -1);
+    }
+}
+
+/// Removes the container's cgroup, killing what is left in it only when the container has no
+/// pid namespace of its own (see [`delete`]).
+fn remove_cgroup(record: &Record, cg: &cgroup::Manager) -> Result<()> {
+    // The usual case first, a cgroup its processes have all left: one rmdir per hierarchy,
+    // without reading who is in it.
+    if cg.remove_if_empty()? {
+        return Ok(());
+    }
+    if has_own_pid_namespace(&record.spec) {
+        destroy_unless_shared(cg)
+    } else {
+        cgroup::kill_and_wait_empty(cg, &record.cgroup_path, CGROUP_EMPTY)?;
+        Ok(cg.destroy()?)
     }
 }
 

@@ -79,12 +79,11 @@ pub fn spawn(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32> {
     // Born in the container's cgroup, as the init is (process/parent.rs): cloned into the
     // cgroup2 side, and moving itself into the v1 hierarchies first, instead of a pid written
     // to cgroup.procs from here, which waits for an RCU grace period.
-    let into = crate::process::parent::clone_target(&cg, true)?;
+    let into = crate::process::fork::clone_target(&cg, true)?;
     exec_via.prepare()?;
     nix::sys::prctl::set_dumpable(false)
         .during("make the runtime non-dumpable before exec's fork (prctl PR_SET_DUMPABLE)")?;
-    let (forked, cloned_into) =
-        crate::process::parent::fork_into(into.as_ref().map(|fd| fd.as_fd()));
+    let (forked, cloned_into) = crate::process::fork::fork_into(into.as_ref().map(|fd| fd.as_fd()));
     drop(into);
     let middle = match forked.during("fork the exec process")? {
         berth_sys::process::Forked::Child => {

@@ -44,7 +44,8 @@ pub struct ProcessPlan {
     pub oom_score_adj: Option<i32>,
     pub apparmor_profile: Option<String>,
     /// The host has AppArmor enabled, so the profile is applied: read in the parent, since
-    /// the init's /sys is the container's by the time it applies it.
+    /// the init's /sys is the container's by the time it applies it (only when there is a
+    /// profile: false without one).
     pub apparmor_enabled: bool,
     pub capabilities: crate::capabilities::CapabilityPlan,
     pub seccomp: Option<crate::seccomp::SeccompProgram>,
@@ -55,6 +56,11 @@ pub struct ProcessPlan {
     pub io_priority: Option<(u32, u32)>,
     /// process.scheduler (sched.rs).
     pub scheduler: Option<crate::sched::SchedAttr>,
+    /// The signals the runtime ignores, which the process inherits and must not keep (a mask,
+    /// bit n-1 for signal n): read with the bounding set from the runtime's
+    /// /proc/self/status, the host's (the container's /proc, if any, cannot be trusted to say
+    /// what its process ignores); every signal where it cannot be read.
+    pub ignored_signals: u64,
 }
 
 /// Everything the container's init does, in data.
@@ -389,8 +395,16 @@ pub fn process_plan(
         rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard()));
     }
     let user = process.user();
+    let apparmor_profile = process.apparmor_profile().clone().filter(|p| !p.is_empty());
+    // One read of the runtime's own status for the bounding set and the ignored signals.
+    let status = berth_sys::file::read_to_string("/proc/self/status").ok();
     let capabilities =
-        crate::capabilities::plan(process.capabilities().as_ref()).map_err(|e| e.to_string())?;
+        crate::capabilities::plan(process.capabilities().as_ref(), status.as_deref())
+            .map_err(|e| e.to_string())?;
+    let ignored_signals = status
+        .as_deref()
+        .and_then(|s| berth_sys::process::status_mask(s, "SigIgn:"))
+        .unwrap_or(u64::MAX);
     let seccomp_allows_execveat =
         seccomp.is_none_or(|s| crate::seccomp::allows_unconditionally(s, "execveat"));
     let seccomp = seccomp
@@ -419,13 +433,14 @@ pub fn process_plan(
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         rlimits,
         oom_score_adj: process.oom_score_adj(),
-        apparmor_profile: process.apparmor_profile().clone().filter(|p| !p.is_empty()),
-        apparmor_enabled: apparmor_enabled(),
+        apparmor_enabled: apparmor_profile.is_some() && apparmor_enabled(),
+        apparmor_profile,
         capabilities,
         seccomp,
         seccomp_allows_execveat,
         io_priority,
         scheduler,
+        ignored_signals,
     })
 }
 
@@ -442,7 +457,7 @@ fn unique(gids: &[u32]) -> Vec<u32> {
 }
 
 fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+    berth_sys::file::read_to_string("/sys/module/apparmor/parameters/enabled")
         .map(|s| s.trim() == "Y")
         .unwrap_or(false)
 }

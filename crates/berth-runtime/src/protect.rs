@@ -104,7 +104,7 @@ pub fn runs_protected(pid: i32) -> bool {
 
 /// fs.suid_dumpable: what a change of credentials sets the dumpable flag to.
 fn suid_dumpable() -> Option<u8> {
-    std::fs::read_to_string("/proc/sys/fs/suid_dumpable")
+    berth_sys::file::read_to_string("/proc/sys/fs/suid_dumpable")
         .ok()
         .and_then(|s| s.trim().parse().ok())
 }

@@ -183,7 +183,8 @@ impl Root {
         self.path.join(id)
     }
 
-    /// Creates the container's directory; fails if it exists (the id is taken).
+    /// Creates the container's directory; fails if it exists (the id is taken). The root is
+    /// made only when the directory's mkdir says it is missing.
     pub fn create_dir(&self, id: &str) -> Result<PathBuf> {
         validate_id(id)?;
         let dir = self.dir(id);
@@ -192,7 +193,6 @@ impl Root {
         // retry means another container's removal finished meanwhile, so a few suffice.
         let mut retries = 8;
         loop {
-            fs::create_dir_all(&self.path).at("create runtime root", &self.path)?;
             match fs::create_dir(&dir) {
                 Ok(()) => return Ok(dir),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -200,6 +200,7 @@ impl Root {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && retries > 0 => {
                     retries -= 1;
+                    fs::create_dir_all(&self.path).at("create runtime root", &self.path)?;
                 }
                 Err(e) => return Err(e).at("create container directory", dir),
             }
@@ -220,7 +221,7 @@ impl Root {
     pub fn load(&self, id: &str) -> Result<Record> {
         validate_id(id)?;
         let path = self.dir(id).join(STATE_FILE);
-        let data = match fs::read(&path) {
+        let data = match berth_sys::file::read(&path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::NotFound(id.to_string()))
@@ -249,9 +250,16 @@ impl Root {
         Ok(ids)
     }
 
+    /// Removes the container's directory: the state file and the directory, the usual
+    /// content, by name; a walk of the directory only when something else is left in it.
     pub fn remove_dir(&self, id: &str) -> Result<()> {
         let dir = self.dir(id);
-        match fs::remove_dir_all(&dir) {
+        let _ = fs::remove_file(dir.join(STATE_FILE));
+        let removed = match fs::remove_dir(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => fs::remove_dir_all(&dir),
+            r => r,
+        };
+        match removed {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).at("remove container directory", dir),
@@ -269,7 +277,7 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     if pid <= 0 {
         return None;
     }
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = berth_sys::file::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = stat.rsplit_once(')')?.1;
     let mut fields = rest.split_whitespace();
     let state = fields.next()?;

@@ -1,8 +1,11 @@
 //! mount_setattr(2) (Linux 5.12), which nix does not wrap: attributes set on a whole tree of
 //! mounts in one call, where mount(2) needs a remount per mount.
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 /// `struct mount_attr` of linux/mount.h (MOUNT_ATTR_SIZE_VER0).
 #[repr(C)]
@@ -31,6 +34,37 @@ pub const ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 /// mount below it. ENOSYS before Linux 5.12; EINVAL when `mount_root` is not a mount's root.
 pub fn set_recursive(mount_root: BorrowedFd<'_>, attrs: u64) -> io::Result<()> {
     setattr_recursive(mount_root, attrs, 0)
+}
+
+/// Sets the `ATTR_*` bits in `attrs` on the mount at `path` alone (no mount below it), the
+/// others as they are: a read-only remount in one call, without the statfs a remount needs to
+/// keep a mount's locked flags. ENOSYS before Linux 5.12; EINVAL when `path` is not a mount's
+/// root.
+pub fn set_at(path: &Path, attrs: u64) -> io::Result<()> {
+    let path = CString::new(path.as_os_str().as_bytes())?;
+    let attr = MountAttr {
+        attr_set: attrs,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads a NUL-terminated path and `size_of::<MountAttr>()` bytes
+    // from a live, properly laid out `struct mount_attr`; it writes no user memory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            0,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Sets the `ATTR_*` bits of `set` and clears those of `clear` on the mount whose root

@@ -14,7 +14,7 @@ pub enum Forked {
 
 /// Number of threads of this process, from `/proc/self/stat` (field 20).
 pub fn thread_count() -> io::Result<usize> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let stat = crate::file::read_to_string("/proc/self/stat")?;
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     rest.split_whitespace()
@@ -48,10 +48,17 @@ pub fn fork() -> io::Result<Forked> {
 /// for writing and waits for an RCU grace period, often milliseconds. Refused, like [`fork`],
 /// when the process has more than one thread. Errors as clone3 gives them: ENOSYS or E2BIG on
 /// kernels before 5.7, EBADF or EOPNOTSUPP for a descriptor that is no cgroup2 directory.
-pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> io::Result<Forked> {
+/// With `new_pid_namespace`, the child is the first process of a new pid namespace as well
+/// (CLONE_NEWPID), as after an unshare of this process's namespace for children.
+pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>, new_pid_namespace: bool) -> io::Result<Forked> {
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let newpid = if new_pid_namespace {
+        libc::CLONE_NEWPID as u64
+    } else {
+        0
+    };
     clone3_fork(
-        CLONE_INTO_CGROUP,
+        CLONE_INTO_CGROUP | newpid,
         cgroup.as_raw_fd() as u64,
         SingleThreaded::check()?,
     )
@@ -187,20 +194,30 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     }
 }
 
-/// Puts every signal's disposition back to its default and unblocks them all, for a process about to execute a
-/// program that must start as a shell would start it: execve keeps ignored signals ignored,
-/// and a Rust program ignores SIGPIPE (so without this every container would too), while the
-/// caller may have left others ignored, glibc's own real-time ones (32, 33) included, which
-/// its sigaction() refuses to touch: hence the raw syscall, for signals 1 to 64. Handlers are
-/// reset by execve anyway. Best effort: a signal the kernel refuses is left as it is. Only for
-/// a process that executes right after: glibc's bookkeeping of its signals is bypassed.
-pub fn default_signal_dispositions() {
+/// A hexadecimal mask line of /proc/PID/status ("SigIgn:", "CapBnd:", ...): the signals a
+/// process ignores (bit n-1 for signal n), its bounding set (bit n for capability n). One file
+/// says what asking the kernel takes a call per signal or per capability to learn.
+pub fn status_mask(status: &str, key: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix(key))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// Puts the signals of `ignored` (a mask, as [`status_mask`] reads SigIgn) back to their
+/// default and unblocks every signal, for a process about to execute a program that must start
+/// as a shell would start it: execve keeps ignored signals ignored, and a Rust program ignores
+/// SIGPIPE (so without this every container would too), while the caller may have left others
+/// ignored, glibc's own real-time ones (32, 33) included, which its sigaction() refuses to
+/// touch: hence the raw syscall. Signals with a handler need nothing: execve resets them. Best
+/// effort: a signal the kernel refuses is left as it is. Only for a process that executes right
+/// after: glibc's bookkeeping of its signals is bypassed.
+pub fn default_signal_dispositions(ignored: u64) {
     // An all-zero struct sigaction is SIG_DFL with no flags, no restorer and an empty mask,
     // whatever the architecture's field order; 32 bytes cover the kernel's struct on every
     // 64-bit architecture.
     let act = [0u64; 4];
     for signal in 1..=64 {
-        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+        let is_ignored = ignored & (1 << (signal - 1)) != 0;
+        if !is_ignored || signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
         }
         // SAFETY: rt_sigaction reads the kernel's struct sigaction from `act`, a live, zeroed
@@ -229,6 +246,47 @@ pub fn default_signal_dispositions() {
 const KERNEL_SIGSET_SIZE: usize = 16;
 #[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
 const KERNEL_SIGSET_SIZE: usize = 8;
+
+/// `capset(2)` of the calling thread's effective, permitted and inheritable sets at once (masks
+/// with bit n for capability n), where setting one set at a time takes a capget and a capset
+/// apiece. The kernel checks the three against the old sets as one change: inheritable within
+/// the old inheritable and permitted (or the bounding set, with CAP_SETPCAP), permitted within
+/// the old permitted, effective within the new permitted.
+pub fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    /// struct __user_cap_header_struct.
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    /// struct __user_cap_data_struct; version 3 takes two, the low and the high 32 bits.
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let half = |shift: u32| Data {
+        effective: (effective >> shift) as u32,
+        permitted: (permitted >> shift) as u32,
+        inheritable: (inheritable >> shift) as u32,
+    };
+    let data = [half(0), half(32)];
+    // SAFETY: capset reads a version-3 header and two data structs, laid out as the kernel's
+    // (repr(C), three u32 each) and alive for the call; it writes no user memory (the header's
+    // version is written back only on a version mismatch, and this one is the kernel's).
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
 
 /// `_exit(2)`: leave the forked child without running atexit handlers or flushing buffers that
 /// belong to the parent.
@@ -320,4 +378,24 @@ fn parse_header<'a>(range: &str, mut fields: impl Iterator<Item = &'a str>) -> O
         candidate: path.starts_with('/') && !perms.contains('w'),
         private_kb: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_masks_parse() {
+        let status = "Name:\tx\nSigIgn:\t0000000000001000\nCapBnd:\t000001fffeffffff\n";
+        assert_eq!(status_mask(status, "SigIgn:"), Some(1 << 12));
+        assert_eq!(status_mask(status, "CapBnd:"), Some(0x01ff_feff_ffff));
+        assert_eq!(status_mask(status, "SigCgt:"), None);
+    }
+
+    #[test]
+    fn a_rust_program_ignores_sigpipe() {
+        let status = crate::file::read_to_string("/proc/self/status").unwrap();
+        let ignored = status_mask(&status, "SigIgn:").unwrap();
+        assert_ne!(ignored & (1 << (libc::SIGPIPE - 1)), 0);
+    }
 }

@@ -396,22 +396,28 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     .unwrap();
     bundle.spec_mut().set_hooks(Some(hooks));
     bundle.write();
+    let in_order = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "poststart",
+        "poststop",
+    ];
     let id = unique("hooks");
     rt.create(&id, &bundle).ok();
     rt.start(&id).ok();
     rt.run(&["delete", "--force", &id]).ok();
     let got = std::fs::read_to_string(log.path()).unwrap();
-    assert_eq!(
-        got.lines().collect::<Vec<_>>(),
-        [
-            "prestart",
-            "createRuntime",
-            "createContainer",
-            "poststart",
-            "poststop"
-        ],
-        "{got}"
-    );
+    assert_eq!(got.lines().collect::<Vec<_>>(), in_order, "{got}");
+    let inside_log = std::fs::read_to_string(bundle.rootfs().join("hooks.log")).unwrap();
+    assert_eq!(inside_log.trim(), "startContainer");
+    // `run` starts the container it made at once, through the init's socket, not the fifo:
+    // the same hooks in the same order.
+    std::fs::write(log.path(), "").unwrap();
+    std::fs::remove_file(bundle.rootfs().join("hooks.log")).unwrap();
+    rt.run_container(&unique("hooks-run"), &bundle).ok();
+    let got = std::fs::read_to_string(log.path()).unwrap();
+    assert_eq!(got.lines().collect::<Vec<_>>(), in_order, "{got}");
     let inside_log = std::fs::read_to_string(bundle.rootfs().join("hooks.log")).unwrap();
     assert_eq!(inside_log.trim(), "startContainer");
 }
@@ -523,7 +529,9 @@ fn a_program_of_proc_self_exe_never_runs_the_runtime() {
 }
 
 /// The container's process, and an exec'd one, start with no signal ignored or blocked (as
-/// Docker's do), though the runtime, a Rust program, ignores SIGPIPE.
+/// Docker's do), though the runtime, a Rust program, ignores SIGPIPE, and its caller may have
+/// left others ignored (here a shell's `trap ''`, which execve keeps): the runtime resets the
+/// ones it finds ignored.
 #[test]
 fn processes_start_with_no_signal_ignored_or_blocked() {
     need_root!();
@@ -531,16 +539,42 @@ fn processes_start_with_no_signal_ignored_or_blocked() {
     // grep itself, not through a shell, which sets dispositions of its own.
     let grep = ["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"];
     let bundle = Bundle::new(&grep);
-    let out = rt.run_container(&unique("signals"), &bundle).ok();
     let clean = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000";
+    let out = rt.run_container(&unique("signals"), &bundle).ok();
     assert_eq!(out.trim(), clean);
+    // The runtime started with SIGHUP, SIGINT, SIGUSR2 and a real-time signal ignored.
+    let ignoring = |args: &[&str]| {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "trap '' HUP INT USR2 40 && exec \"$@\"", "sh"])
+            .arg(rt.binary())
+            .arg("--root")
+            .arg(rt.root())
+            .args(args)
+            .stdin(Stdio::null());
+        run_with_timeout(command, COMMAND_TIMEOUT).ok()
+    };
+    let path = bundle.path().to_str().unwrap();
+    let id = unique("signals-ignored");
+    let out = ignoring(&["run", "--bundle", path, &id]);
+    assert_eq!(
+        out.trim(),
+        clean,
+        "the caller's ignored signals reached the container"
+    );
     let bundle = Bundle::new(&["sleep", "60"]);
     let (id, _) = run_detached(&rt, &bundle, "signals-exec");
     let out = rt
         .run(&[&["exec", id.as_str()][..], &grep[..]].concat())
         .ok();
-    rt.run(&["delete", "--force", &id]).ok();
     assert_eq!(out.trim(), clean);
+    let out = ignoring(&[&["exec", id.as_str()][..], &grep[..]].concat());
+    rt.run(&["delete", "--force", &id]).ok();
+    assert_eq!(
+        out.trim(),
+        clean,
+        "the caller's ignored signals reached exec"
+    );
 }
 
 #[test]

@@ -666,6 +666,31 @@ fn a_closed_output_pipe_ends_the_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// Started with stdin, stdout and stderr closed (`<&- >&- 2>&-`), berth-runc opens them on
+/// /dev/null first, as std's start-up does (berth-runc starts without it): what it opens then
+/// (the init's socket, the container's state) does not take their numbers, and the container's
+/// process gets /dev/null as its stdio. (runc gives it pipes of its own; without the reopening
+/// it got one of berth-runc's descriptors.)
+#[test]
+fn a_runtime_started_with_its_stdio_closed_gives_the_container_dev_null() {
+    need_root!();
+    let rt = Runtime::new();
+    let script = concat!(
+        "echo $(readlink /proc/$$/fd/0) $(readlink /proc/$$/fd/1) ",
+        "$(readlink /proc/$$/fd/2) > /stdio"
+    );
+    let bundle = Bundle::new(&["sh", "-c", script]);
+    let mut command = std::process::Command::new("sh");
+    command.args(["-c", "exec \"$@\" <&- >&- 2>&-", "sh"]);
+    command.arg(rt.binary()).arg("--root").arg(rt.root());
+    let id = unique("closed-stdio");
+    command.args(["run", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let ran = run_with_timeout(command, COMMAND_TIMEOUT);
+    assert!(ran.success(), "{}", ran.stderr);
+    let stdio = std::fs::read_to_string(bundle.rootfs().join("stdio")).unwrap();
+    assert_eq!(stdio.trim(), "/dev/null /dev/null /dev/null");
+}
+
 /// runc's `update`: flags (sizes with units, as runc takes them) and a resources JSON on stdin
 /// change a running container's cgroup limits; `events --stats` and the cgroup files show them.
 #[test]

@@ -1,9 +1,9 @@
 //! More of issue 11's runc compatibility, each case run under runc (Debian's /usr/sbin/runc,
 //! the reference) and under berth-runc on the same bundle, and what each did compared: the
 //! words and exit codes of commands in the wrong state, errors told once, a symlinked root, a
-//! container without a mount namespace, `delete --force` of one of two containers sharing a
-//! cgroup, a terminal the runtime relays itself (driven through a real pty), SCMP_ACT_NOTIFY's
-//! listeners handed to a seccomp agent (a small one in the test).
+//! container without a mount namespace, masked paths, `delete --force` of one of two
+//! containers sharing a cgroup, a terminal the runtime relays itself (driven through a real
+//! pty), SCMP_ACT_NOTIFY's listeners handed to a seccomp agent (a small one in the test).
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -335,6 +335,38 @@ fn masked_paths_without_a_mount_namespace_are_refused() {
         seen.push((name, vec![ran]));
     }
     assert_same_failures(&seen);
+}
+
+/// Masked paths as runc's maskPath masks them: /dev/null over a file, an empty read-only tmpfs
+/// over a directory, one reached through a symbolic link too (berth-runc failed with ENOTDIR),
+/// and nothing for a path that is not there.
+#[test]
+fn masked_paths_are_masked_as_runc_masks_them() {
+    need_root!();
+    need_runc!();
+    let script = "cat /secret-file; ls -A /secret-dir /dir-link; touch /dir-link/x || echo ro";
+    let mut bundle = Bundle::new(&["sh", "-c", script]);
+    let root = bundle.rootfs();
+    std::fs::create_dir_all(root.join("secret-dir")).unwrap();
+    std::fs::write(root.join("secret-dir/inside"), "x").unwrap();
+    std::fs::write(root.join("secret-file"), "secret").unwrap();
+    std::os::unix::fs::symlink("/secret-dir", root.join("dir-link")).unwrap();
+    edit(&mut bundle, |v| {
+        v["linux"]["maskedPaths"] = json!(["/secret-file", "/dir-link", "/missing"]);
+    });
+    let mut outputs = Vec::new();
+    for (name, rt) in runtimes() {
+        let ran = rt.run(&["run", "--bundle", path(bundle.path()), &unique("masked")]);
+        outputs.push((name, ran.code(), ran.stdout));
+    }
+    let [(_, runc_code, runc_out), (_, code, out)] = &outputs[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        runc_out, "/dir-link:\n\n/secret-dir:\nro\n",
+        "runc: {runc_code:?}"
+    );
+    assert_eq!((code, out), (runc_code, runc_out));
 }
 
 /// `--no-pivot` moves the root over / of the mount namespace the init is in: without one of

@@ -14,7 +14,7 @@ use super::{Controller, Manager};
 use crate::common::{hugepage_size, rdma_lines};
 use crate::devices::parse_rules;
 use crate::error::{CgroupError, Result};
-use crate::fs::{exists, read_u64, write};
+use crate::fs::{exists, read_u64, write, write_each};
 
 pub(super) fn apply(m: &Manager, r: &LinuxResources) -> Result<()> {
     if let Some(memory) = r.memory() {
@@ -282,9 +282,12 @@ pub(super) fn device_writes(rules: &[LinuxDeviceCgroup]) -> Result<Vec<(&'static
     Ok(writes)
 }
 
+/// Each run of lines to the same file through one open of it.
 fn apply_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
-    for (file, line) in device_writes(rules)? {
-        write(dir, file, line)?;
+    let writes = device_writes(rules)?;
+    for run in writes.chunk_by(|a, b| a.0 == b.0) {
+        let lines: Vec<String> = run.iter().map(|(_, line)| line.clone()).collect();
+        write_each(dir, run[0].0, &lines)?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod controllers;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -11,9 +12,11 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
 
 use crate::error::{collect, CgroupError, Result};
-use crate::fs::{self, levels, mkdir};
+use crate::fs::{self, levels, make_dir};
 use crate::stats::{self, Stats};
-use crate::{kill_frozen, read_procs, signal_each, v2, CgroupManager, CgroupPath, FreezerState};
+use crate::{
+    kill_frozen, read_procs, signal_each, v2, CgroupManager, CgroupPath, Created, FreezerState,
+};
 
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -90,18 +93,24 @@ impl Controller {
 pub struct Manager {
     root: PathBuf,
     path: CgroupPath,
+    /// The mounted controllers, found the first time they are needed: what uses the unified
+    /// side alone (a hybrid host's freezer state, a signal to the init) never looks.
+    mounted: OnceLock<Mounted>,
+    /// Hybrid hosts only: the container's directory in `root/unified`.
+    unified: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+struct Mounted {
     /// The container's directory in each mounted controller's hierarchy.
     controllers: Vec<(Controller, PathBuf)>,
     /// The same directories once each, for controllers mounted together (`cpu,cpuacct`
     /// reached through two symlinks) must not be joined or removed twice.
     hierarchies: Vec<PathBuf>,
-    /// Hybrid hosts only: the container's directory in `root/unified`.
-    unified: Option<PathBuf>,
 }
 
-impl Manager {
-    /// Finds the mounted controllers now; `hybrid` adds the `root/unified` side.
-    pub fn new(root: &Path, path: &CgroupPath, hybrid: bool) -> Self {
+impl Mounted {
+    fn find(root: &Path, path: &CgroupPath) -> Self {
         use std::os::unix::fs::MetadataExt;
         let mut controllers = Vec::new();
         let mut mounts: Vec<(u64, u64)> = Vec::new();
@@ -128,17 +137,37 @@ impl Manager {
             controllers.push((controller, dir));
         }
         Self {
-            root: root.to_owned(),
-            path: path.clone(),
             controllers,
             hierarchies,
+        }
+    }
+}
+
+impl Manager {
+    /// A manager for `path`; `hybrid` adds the `root/unified` side. The mounted controllers
+    /// are found when first needed.
+    pub fn new(root: &Path, path: &CgroupPath, hybrid: bool) -> Self {
+        Self {
+            root: root.to_owned(),
+            path: path.clone(),
+            mounted: OnceLock::new(),
             unified: hybrid.then(|| root.join("unified").join(path.in_hierarchy(""))),
         }
     }
 
+    fn mounted(&self) -> &Mounted {
+        self.mounted
+            .get_or_init(|| Mounted::find(&self.root, &self.path))
+    }
+
+    fn hierarchies(&self) -> &[PathBuf] {
+        &self.mounted().hierarchies
+    }
+
     /// The container's directory for `controller`, if that controller is mounted.
     pub fn dir(&self, controller: Controller) -> Option<&Path> {
-        self.controllers
+        self.mounted()
+            .controllers
             .iter()
             .find(|(c, _)| *c == controller)
             .map(|(_, dir)| dir.as_path())
@@ -154,7 +183,7 @@ impl Manager {
     /// to `cgroup.procs` it does not wait for an RCU grace period. The unified side, if any, is
     /// not joined here (cgroup2 has no such write: clone into it instead).
     pub fn join_self(&self) -> Result<()> {
-        for dir in &self.hierarchies {
+        for dir in self.hierarchies() {
             fs::write(dir, "tasks", "0")?;
         }
         Ok(())
@@ -171,21 +200,24 @@ impl Manager {
     }
 
     /// A new cpuset cgroup starts with empty `cpuset.cpus` and `cpuset.mems`, and no task can
-    /// join it until they are set: copy them down from the parent at each new level.
-    fn create_cpuset(&self) -> Result<()> {
+    /// join it until they are set: copy them down from the parent at each new level (at one
+    /// made now, without reading what it has: nothing, or the parent's with clone_children).
+    /// Whether the last level is new.
+    fn create_cpuset(&self) -> Result<Created> {
         let mut parent = self.root.join(Controller::Cpuset.name());
         let relative = self.path.in_hierarchy(Controller::Cpuset.key());
+        let mut created = Created::Existing;
         for dir in levels(&parent, &relative) {
-            mkdir(&dir)?;
+            created = make_dir(&dir)?;
             for file in ["cpuset.cpus", "cpuset.mems"] {
-                if fs::read(&dir, file)?.trim().is_empty() {
+                if created == Created::New || fs::read(&dir, file)?.trim().is_empty() {
                     let value = fs::read(&parent, file)?;
                     fs::write(&dir, file, value.trim())?;
                 }
             }
             parent = dir;
         }
-        Ok(())
+        Ok(created)
     }
 
     fn set_freezer(&self, want: FreezerState) -> Result<()> {
@@ -245,28 +277,27 @@ fn v1_freezer_state(dir: &Path) -> Result<FreezerState> {
 }
 
 impl CgroupManager for Manager {
-    fn create(&self) -> Result<()> {
-        for (controller, dir) in &self.controllers {
-            if *controller == Controller::Cpuset {
-                self.create_cpuset()?;
+    fn create(&self) -> Result<Created> {
+        let mut all = Created::New;
+        for (controller, dir) in &self.mounted().controllers {
+            // Once per hierarchy: a co-mounted controller's directory is there by now.
+            let created = if *controller == Controller::Cpuset {
+                self.create_cpuset()?
+            } else if self.hierarchies().contains(dir) {
+                make_dir(dir)?
             } else {
-                std::fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
-                    path: dir.clone(),
-                    source,
-                })?;
-            }
+                continue;
+            };
+            all = all.and(created);
         }
         if let Some(dir) = &self.unified {
-            std::fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
-                path: dir.clone(),
-                source,
-            })?;
+            all = all.and(make_dir(dir)?);
         }
-        Ok(())
+        Ok(all)
     }
 
     fn add_task(&self, pid: i32) -> Result<()> {
-        for dir in self.hierarchies.iter().chain(&self.unified) {
+        for dir in self.hierarchies().iter().chain(&self.unified) {
             fs::write(dir, "cgroup.procs", pid.to_string())?;
         }
         Ok(())
@@ -300,7 +331,7 @@ impl CgroupManager for Manager {
     /// Every process in any of the hierarchies, so that a half-joined one is not missed.
     fn pids(&self) -> Result<Vec<i32>> {
         let mut pids = Vec::new();
-        for dir in self.hierarchies.iter().chain(&self.unified) {
+        for dir in self.hierarchies().iter().chain(&self.unified) {
             pids.extend(read_procs(dir)?);
         }
         pids.sort_unstable();
@@ -312,7 +343,7 @@ impl CgroupManager for Manager {
         let path = self
             .unified
             .as_deref()
-            .or(self.hierarchies.first().map(PathBuf::as_path));
+            .or(self.hierarchies().first().map(PathBuf::as_path));
         let path = path.unwrap_or(&self.root);
         if signal != Signal::SIGKILL {
             return signal_each(&self.pids()?, signal, path);
@@ -352,9 +383,20 @@ impl CgroupManager for Manager {
         Ok(keys.and_then(|k| k.get("oom_kill").copied()).unwrap_or(0))
     }
 
+    /// The unified side first: a process is there from its birth (cloned into it) and joins
+    /// the v1 hierarchies after, so a busy cgroup is found before any of it is removed.
+    fn remove_if_empty(&self) -> Result<bool> {
+        for dir in self.unified.iter().chain(self.hierarchies()) {
+            if !fs::remove_if_empty(dir)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn destroy(&self) -> Result<()> {
         let mut errors = Vec::new();
-        for dir in self.hierarchies.iter().chain(&self.unified) {
+        for dir in self.hierarchies().iter().chain(&self.unified) {
             fs::remove_tree(dir, &mut errors);
         }
         collect(errors)

@@ -13,7 +13,7 @@ use super::controllers::device_writes;
 use super::{Controller, Manager};
 use crate::devices::rule;
 use crate::error::CgroupError;
-use crate::{CgroupManager, FreezerState};
+use crate::{CgroupManager, Created, FreezerState};
 
 const CGROUP: &str = "berth/c1";
 
@@ -101,6 +101,32 @@ fn create_copies_cpuset_from_the_parent_at_each_level() {
     assert_eq!(fake.read("cpuset", "cpuset.mems"), "0");
     let parent = fs::read_to_string(fake.root.join("cpuset/berth/cpuset.cpus")).unwrap();
     assert_eq!(parent, "0-1");
+}
+
+#[test]
+fn create_tells_a_new_cgroup_from_one_that_was_there() {
+    let fake = Fake::new();
+    // Without cpuset, whose new directories would need the files the kernel makes.
+    fs::remove_dir_all(fake.root.join("cpuset")).unwrap();
+    assert_eq!(fake.manager().create().unwrap(), Created::Existing);
+    let m = Manager::new(&fake.root, &Path::new("berth/c2/c3").into(), false);
+    assert_eq!(m.create().unwrap(), Created::New);
+    assert!(fake.root.join("memory/berth/c2/c3").is_dir());
+    assert_eq!(m.create().unwrap(), Created::Existing);
+}
+
+#[test]
+fn remove_if_empty_stops_at_the_first_busy_hierarchy() {
+    let fake = Fake::new();
+    // The pre-made cgroup's directories hold files, as a busy cgroup refuses its rmdir.
+    assert!(!fake.manager().remove_if_empty().unwrap());
+    assert!(fake.root.join("cpu").join(CGROUP).is_dir());
+    fs::remove_dir_all(fake.root.join("cpuset")).unwrap();
+    let m = Manager::new(&fake.root, &Path::new("berth/c2").into(), false);
+    m.create().unwrap();
+    assert!(m.remove_if_empty().unwrap());
+    assert!(!fake.root.join("memory/berth/c2").exists());
+    assert!(m.remove_if_empty().unwrap(), "a cgroup already gone");
 }
 
 #[test]
@@ -417,7 +443,7 @@ fn controllers_mounted_together_are_one_hierarchy() {
     let m = fake.manager();
     m.add_task(9).unwrap();
     assert!(m.dir(Controller::Cpuacct).is_some());
-    assert_eq!(m.hierarchies.len(), FILES.len() - 1);
+    assert_eq!(m.hierarchies().len(), FILES.len() - 1);
 }
 
 #[test]

@@ -13,9 +13,9 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
 
 use crate::error::{collect, CgroupError, Result};
-use crate::fs::{self, levels, mkdir, read_keyed};
+use crate::fs::{self, levels, make_dir, read_keyed};
 use crate::stats::{self, Stats};
-use crate::{kill_frozen, read_procs, signal_each, CgroupManager, FreezerState};
+use crate::{kill_frozen, read_procs, signal_each, CgroupManager, Created, FreezerState};
 
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -131,16 +131,17 @@ pub(crate) fn frozen_state(dir: &Path) -> Result<FreezerState> {
 }
 
 impl CgroupManager for Manager {
-    fn create(&self) -> Result<()> {
+    fn create(&self) -> Result<Created> {
         let mut parent = self.root.clone();
+        let mut created = Created::Existing;
         for dir in levels(&self.root, &self.relative) {
             if self.enable_controllers {
                 enable_controllers(&parent)?;
             }
-            mkdir(&dir)?;
+            created = make_dir(&dir)?;
             parent = dir;
         }
-        Ok(())
+        Ok(created)
     }
 
     fn add_task(&self, pid: i32) -> Result<()> {
@@ -187,6 +188,10 @@ impl CgroupManager for Manager {
     fn oom_kills(&self) -> Result<u64> {
         let keys = fs::read_keyed(&self.dir, "memory.events")?;
         Ok(keys.and_then(|k| k.get("oom_kill").copied()).unwrap_or(0))
+    }
+
+    fn remove_if_empty(&self) -> Result<bool> {
+        fs::remove_if_empty(&self.dir)
     }
 
     fn destroy(&self) -> Result<()> {

@@ -154,7 +154,7 @@ fn inconsistent_sets_are_refused() {
 #[test]
 fn plan_reads_this_host() {
     const NAME: &str = "plan_reads_this_host";
-    let plan = plan(Some(&LinuxCapabilities::default())).unwrap();
+    let plan = plan(Some(&LinuxCapabilities::default()), None).unwrap();
     assert_eq!(plan.bounding.len(), 3);
     if !nix::unistd::geteuid().is_root() {
         berth_sys::skip!("needs root to drop CAP_SYS_RESOURCE from the bounding set");
@@ -165,11 +165,16 @@ fn plan_reads_this_host() {
     caps::drop(None, CapSet::Bounding, KernelCap::CAP_SYS_RESOURCE).unwrap();
     let resource = spec(&[C::SysResource], &[], &[], &[], &[]);
     assert!(matches!(
-        super::plan(Some(&resource)),
+        super::plan(Some(&resource), None),
         Err(CapabilityError::NotInHostBounding {
             name: KernelCap::CAP_SYS_RESOURCE
         })
     ));
+}
+
+#[test]
+fn the_bounding_set_from_proc_is_the_one_prctl_reads() {
+    assert_eq!(host_bounding(), caps::read(None, CapSet::Bounding).unwrap());
 }
 
 // The apply functions, in a fresh copy of this test binary so the runner keeps its privileges.
@@ -236,7 +241,7 @@ fn drops_to_a_small_set_across_setuid_and_exec() {
         &[C::Chown, C::NetBindService],
         &[C::NetBindService],
     );
-    let plan = super::plan(Some(&spec)).unwrap();
+    let plan = super::plan(Some(&spec), None).unwrap();
     drop_bounding(&plan).unwrap();
     keep_caps_across_setuid(true).unwrap();
     let nobody = 65534;
@@ -287,7 +292,7 @@ fn root_is_limited_by_the_bounding_set() {
         return run_in_child(NAME);
     }
     let two = [C::Kill, C::Setpcap];
-    let plan = super::plan(Some(&spec(&two, &two, &two, &[], &[]))).unwrap();
+    let plan = super::plan(Some(&spec(&two, &two, &two, &[], &[])), None).unwrap();
     drop_bounding(&plan).unwrap();
     apply_sets(&plan).unwrap();
     // Dropping again from the reduced set needs nothing it lacks.

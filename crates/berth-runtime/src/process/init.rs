@@ -23,8 +23,9 @@ pub struct InitContext<'a> {
     /// (it was cloned into the cgroup2 side); `None` when the runtime places it.
     pub join_cgroups: Option<&'a berth_cgroups::Manager>,
     pub chan: Channel,
-    /// O_PATH descriptor of the exec fifo; `start` opening it lets the init exec.
-    pub exec_fifo: OwnedFd,
+    /// O_PATH descriptor of the exec fifo; `start` opening it lets the init exec. None for an
+    /// init made to start at once, which waits for `Start` on its channel instead.
+    pub exec_fifo: Option<OwnedFd>,
     /// Connected console socket, when the process has a terminal.
     pub console: Option<OwnedFd>,
     pub console_size: Option<(u16, u16)>,
@@ -92,8 +93,8 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     };
     // Our cgroups as the host names them, for cgroup mounts: after a cgroup namespace is
     // unshared, every path reads "/".
-    let host_cgroups =
-        std::fs::read_to_string("/proc/self/cgroup").step(|| "read /proc/self/cgroup".into())?;
+    let host_cgroups = berth_sys::file::read_to_string("/proc/self/cgroup")
+        .step(|| "read /proc/self/cgroup".into())?;
     if plan.creates(LinuxNamespaceType::Cgroup) {
         // After the parent placed us in our cgroup, so that it becomes the namespace's root.
         berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWCGROUP)
@@ -126,14 +127,17 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
     }
     let ours = [
         ctx.chan.raw_fd(),
-        ctx.exec_fifo.as_raw_fd(),
+        ctx.exec_fifo.as_ref().map_or(-1, |f| f.as_raw_fd()),
         ctx.exec_via.raw_fd().unwrap_or(-1),
     ];
     let exe = finalize_process(&plan.process, ctx.preserve_fds, &ours, &ctx.chan)?;
     ctx.chan
         .send(&FromInit::Created)
         .step(|| "tell the runtime the container is created".into())?;
-    wait_for_start(&ctx.exec_fifo)?;
+    match &ctx.exec_fifo {
+        Some(fifo) => wait_for_start(fifo)?,
+        None => wait_for_start_message(&ctx.chan)?,
+    }
     run_hooks_inside(&ctx.start_container_hooks, "startContainer", &state)?;
     if plan.reaper {
         super::reaper::exec_under_reaper(&plan.process, &exe, &ctx.exec_via)
@@ -151,7 +155,7 @@ fn phases(ctx: &mut InitContext<'_>) -> StepResult<std::convert::Infallible> {
 fn close_inherited(ctx: &InitContext<'_>) -> StepResult<()> {
     let ours = [
         ctx.chan.raw_fd(),
-        ctx.exec_fifo.as_raw_fd(),
+        ctx.exec_fifo.as_ref().map_or(-1, |f| f.as_raw_fd()),
         ctx.console.as_ref().map_or(-1, |c| c.as_raw_fd()),
         ctx.exec_via.raw_fd().unwrap_or(-1),
     ];
@@ -358,7 +362,7 @@ pub fn finalize_process(
 ) -> StepResult<CString> {
     // Before any seccomp filter, which may not allow rt_sigaction: the program starts with no
     // signal ignored or blocked (Docker's containers show SigIgn 0), not with our SIGPIPE.
-    berth_sys::process::default_signal_dispositions();
+    berth_sys::process::default_signal_dispositions(p.ignored_signals);
     for (res, soft, hard) in &p.rlimits {
         nix::sys::resource::setrlimit(*res, *soft, *hard).step(|| {
             format!(
@@ -522,6 +526,21 @@ fn wait_for_start(fifo: &OwnedFd) -> StepResult<()> {
     .step(|| "open the exec fifo".into())?;
     nix::unistd::write(&f, b"0").step(|| "write the exec fifo".into())?;
     Ok(())
+}
+
+/// Waits for `Start` on the channel, then shuts it down: the runtime reads the end as the
+/// fifo's byte, and a failure from here on goes to the container's stderr, as after the fifo.
+fn wait_for_start_message(chan: &Channel) -> StepResult<()> {
+    match chan.recv::<FromParent>() {
+        Ok(FromParent::Start) => chan
+            .shutdown()
+            .step(|| "tell the runtime the start was taken".into()),
+        Ok(other) => fail(
+            "wait for the start",
+            format!("unexpected message {other:?}"),
+        ),
+        Err(e) => fail("wait for the start", e.to_string()),
+    }
 }
 
 pub fn exec(

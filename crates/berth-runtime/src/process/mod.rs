@@ -1,6 +1,7 @@
 //! Processes of the container: the runtime's side of create (parent), the init (child), and
 //! the protocol between them.
 
+pub(crate) mod fork;
 pub mod init;
 pub mod parent;
 pub mod protocol;

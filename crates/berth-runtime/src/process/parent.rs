@@ -9,11 +9,10 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
-use super::init::{self, InitContext};
+use super::fork::{clone_target, fork_init, InitExtras};
 use super::protocol::{self, Channel, FromInit, FromParent};
 use crate::cgroup::{self, CgroupManager, Manager};
 use crate::error::{Error, IoContext, Result};
-use crate::namespaces::NsRequest;
 use crate::plan::{self, InitPlan};
 use crate::protect::{Conditions, ExecVia};
 use crate::state::{self, Record, Root, Status};
@@ -29,13 +28,20 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// Keep the caller's session keyring instead of a new one (runc's --no-new-keyring).
     pub no_new_keyring: bool,
+    /// `<bundle>/config.json` when the caller has read it already; read from the bundle
+    /// otherwise.
+    pub spec: Option<Spec>,
+    /// The caller starts the container itself as soon as it is created (`run`), with
+    /// [`Created::start`]: the init waits for a word on the protocol socket, and no exec fifo
+    /// is made (so no `created` status shows meanwhile; crun's `run` makes none either).
+    pub start_at_once: bool,
 }
 
 /// Reads and parses `<bundle>/config.json`.
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let data =
-        std::fs::read(&path).map_err(|e| Error::Config(format!("read {}: {e}", path.display())))?;
+    let data = berth_sys::file::read(&path)
+        .map_err(|e| Error::Config(format!("read {}: {e}", path.display())))?;
     serde_json::from_slice(&data).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 
@@ -67,10 +73,41 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-/// What `create` leaves behind for `run`: the init's pid (our child) and its record.
+/// What `create` leaves behind for `run`: the init's pid (our child), its record and its
+/// cgroup.
 pub struct Created {
     pub pid: i32,
     pub record: Record,
+    pub cgroup: Option<Manager>,
+    /// Our end of the protocol socket, for [`Created::start`] (`start_at_once`).
+    start: Option<Channel>,
+}
+
+impl Created {
+    /// Starts a container made with `start_at_once`, as `start` does through the exec fifo:
+    /// returns once the init has taken the word (it shuts its end of the socket down), after
+    /// the poststart hooks.
+    pub fn start(&mut self) -> Result<()> {
+        let id = &self.record.id;
+        let Some(chan) = self.start.take() else {
+            return Err(Error::Init(format!(
+                "container {id:?} was not made to be started at once"
+            )));
+        };
+        let exited = || {
+            Error::Init(format!(
+                "container {id:?}: the init exited before it could start"
+            ))
+        };
+        chan.send(&FromParent::Start).map_err(|_| exited())?;
+        match chan.recv::<FromInit>() {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+            _ => return Err(exited()),
+        }
+        crate::log::debug(&format!("container {id:?}: the init took the start signal"));
+        crate::container::run_poststart(&self.record);
+        Ok(())
+    }
 }
 
 pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
@@ -90,7 +127,11 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         cgroup: None,
         armed: true,
     };
-    let fifo = make_exec_fifo(&dir, &plan)?;
+    let fifo = if opts.start_at_once {
+        None
+    } else {
+        Some(make_exec_fifo(&dir, &plan)?)
+    };
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(
             UnixStream::connect(p).at("connect to console socket", p)?,
@@ -157,7 +198,12 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         write_pid_file(pid_file, pid)?;
     }
     cleanup.armed = false;
-    Ok(Created { pid, record })
+    Ok(Created {
+        pid,
+        record,
+        cgroup: cleanup.cgroup.take(),
+        start: opts.start_at_once.then_some(parent_end),
+    })
 }
 
 /// Everything create decides before it changes anything on the host.
@@ -177,7 +223,10 @@ fn prepare(opts: &CreateOptions) -> Result<Prepared> {
     state::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
-    let spec = load_spec(&bundle)?;
+    let spec = match &opts.spec {
+        Some(spec) => spec.clone(),
+        None => load_spec(&bundle)?,
+    };
     let mut plan = plan::plan(&spec, &bundle).map_err(Error::Config)?;
     let listen = listen_fds();
     if listen > 0 {
@@ -275,15 +324,16 @@ fn make_cgroup<'a>(
     // Before the slot: a refused cgroup is the caller's, and stays as it was.
     cgroup.check_not_frozen()?;
     let cgroup = slot.insert(cgroup);
-    cgroup.create()?;
-    // A cgroup other processes are in already (a shared cgroupsPath): runc's warning, in
-    // runc's words.
-    if let Ok(pids) = cgroup.pids() {
-        if !pids.is_empty() {
-            let n = pids.len();
-            crate::log::warn(&format!(
-                "container's cgroup is not empty: {n} process(es) found"
-            ));
+    // A cgroup that was there may have processes already (a shared cgroupsPath): runc's
+    // warning, in runc's words. One made now has none, and is not read.
+    if cgroup.create()? == cgroup::Created::Existing {
+        if let Ok(pids) = cgroup.pids() {
+            if !pids.is_empty() {
+                let n = pids.len();
+                crate::log::warn(&format!(
+                    "container's cgroup is not empty: {n} process(es) found"
+                ));
+            }
         }
     }
     let mut resources = linux
@@ -349,120 +399,6 @@ fn warn_unsupported_lsm(spec: &Spec, plan: &InitPlan) {
         crate::log::warn(
             "SELinux labels are set but SELinux is not supported by berth on this host: ignored",
         );
-    }
-}
-
-/// An O_RDONLY descriptor of the cgroup2 directory to clone the init into, if it joins at
-/// birth and there is a cgroup2 side.
-pub(crate) fn clone_target(cgroup: &Manager, at_birth: bool) -> Result<Option<OwnedFd>> {
-    let Some(dir) = cgroup.unified_dir().filter(|_| at_birth) else {
-        return Ok(None);
-    };
-    let fd = nix::fcntl::open(
-        dir,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .at("open cgroup", dir)?;
-    Ok(Some(fd))
-}
-
-struct InitExtras<'a> {
-    /// The cgroups the init moves itself into first (v1; see `Manager::join_self_v1`).
-    join_cgroups: Option<&'a Manager>,
-    fifo: OwnedFd,
-    console: Option<OwnedFd>,
-    console_size: Option<(u16, u16)>,
-    no_pivot: bool,
-    session_keyring: Option<String>,
-    preserve_fds: u32,
-    create_container_hooks: Vec<oci_spec::runtime::Hook>,
-    start_container_hooks: Vec<oci_spec::runtime::Hook>,
-    exec_via: ExecVia,
-}
-
-/// Forks the init, into the cgroup2 directory `into` when given: the init's pid, and whether
-/// it was cloned into `into` (false when the kernel cannot). A new or joined pid namespace is
-/// chosen here, for the child only: this process's pid namespace for children is set before
-/// the fork and restored after it.
-fn fork_init(
-    plan: &InitPlan,
-    init_end: Channel,
-    into: Option<std::os::fd::BorrowedFd<'_>>,
-    extras: InitExtras<'_>,
-) -> Result<(i32, bool)> {
-    let userns = plan.creates(LinuxNamespaceType::User);
-    let pid_req = plan.request(LinuxNamespaceType::Pid).clone();
-    let own_pidns = match (&pid_req, userns) {
-        (NsRequest::Host, _) | (NsRequest::New, true) => None,
-        _ => Some(
-            nix::fcntl::open(
-                "/proc/self/ns/pid",
-                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .at("open", "/proc/self/ns/pid")?,
-        ),
-    };
-    match (&pid_req, userns) {
-        (NsRequest::New, false) => berth_sys::ns::unshare(berth_sys::ns::CLONE_NEWPID)
-            .during("unshare the pid namespace")?,
-        (NsRequest::Join(path), _) => {
-            let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-                .at("open pid namespace", path)?;
-            berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWPID)
-                .at("join pid namespace", path)?;
-        }
-        _ => {}
-    }
-    let (forked, cloned_into) = fork_into(into);
-    if let Some(fd) = &own_pidns {
-        if let Ok(berth_sys::process::Forked::Parent(_)) | Err(_) = forked {
-            berth_sys::ns::setns(fd.as_fd(), berth_sys::ns::CLONE_NEWPID)
-                .during("return to the runtime's pid namespace")?;
-        }
-    }
-    match forked.during("fork the container init")? {
-        berth_sys::process::Forked::Parent(pid) => Ok((pid, cloned_into)),
-        berth_sys::process::Forked::Child => {
-            drop(own_pidns);
-            init::run(InitContext {
-                plan,
-                join_cgroups: extras.join_cgroups,
-                chan: init_end,
-                exec_fifo: extras.fifo,
-                console: extras.console,
-                console_size: extras.console_size,
-                no_pivot: extras.no_pivot,
-                session_keyring: extras.session_keyring,
-                preserve_fds: extras.preserve_fds,
-                create_container_hooks: extras.create_container_hooks,
-                start_container_hooks: extras.start_container_hooks,
-                exec_via: extras.exec_via,
-            })
-        }
-    }
-}
-
-/// Forks, into the cgroup2 directory `into` when given: the result, and whether the child was
-/// cloned into it (false when the kernel cannot: the caller places it then).
-pub(crate) fn fork_into(
-    into: Option<std::os::fd::BorrowedFd<'_>>,
-) -> (std::io::Result<berth_sys::process::Forked>, bool) {
-    match into {
-        Some(cgroup) => match berth_sys::process::fork_into_cgroup(cgroup) {
-            // Before 5.7, or a directory that clone3 does not take: a plain fork.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP)
-                ) =>
-            {
-                (berth_sys::process::fork(), false)
-            }
-            r => (r, true),
-        },
-        None => (berth_sys::process::fork(), false),
     }
 }
 

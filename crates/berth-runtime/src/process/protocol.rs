@@ -25,6 +25,11 @@
 //!  write the pid file, exit                    block opening exec.fifo for writing
 //!  ...                                         ...
 //!  berth-runc start: open exec.fifo ─────────▶ startContainer hooks, execve
+//!
+//!  berth-runc run (start at once, no exec.fifo):
+//!        ◀────────────────────────── Created
+//!        Start ─────────────────────────────▶ shut the socket down (the parent's word that
+//!                                              the init took it), startContainer hooks, execve
 //! ```
 //! Any step of the init that fails sends `Failed { step, error }` instead and exits, so the
 //! parent reports "mount proc on /proc: Operation not permitted", never "pipe closed".
@@ -67,7 +72,15 @@ pub enum FromParent {
     Go {
         state: String,
     },
+    /// To an init made to start at once, after `Created`: what opening the exec fifo is to
+    /// the others.
+    Start,
 }
+
+/// The largest message a receive takes (a state document with its annotations, a list of
+/// mount indexes). The buffer is on the stack: one on the heap, this size, was given back to
+/// the kernel after each message and taken again for the next (two brk calls, and page faults).
+const MAX_MESSAGE: usize = 64 * 1024;
 
 /// One end of the socketpair.
 #[derive(Debug)]
@@ -99,7 +112,7 @@ impl Channel {
 
     /// The next message; `UnexpectedEof` when the other side closed without a word.
     pub fn recv<T: DeserializeOwned>(&self) -> io::Result<T> {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = [0u8; MAX_MESSAGE];
         let n = loop {
             match recv(
                 std::os::fd::AsRawFd::as_raw_fd(&self.fd),
@@ -124,13 +137,20 @@ impl Channel {
 
     /// The next message and the descriptors that came with it (close-on-exec).
     pub fn recv_with_fds<T: DeserializeOwned>(&self) -> io::Result<(T, Vec<OwnedFd>)> {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = [0u8; MAX_MESSAGE];
         let (n, fds) = berth_sys::fd::recv_with_fds(self.fd.as_fd(), &mut buf)?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let msg = serde_json::from_slice(&buf[..n]).map_err(io::Error::other)?;
         Ok((msg, fds))
+    }
+
+    /// Shuts the socket down both ways: the other side reads the end, as if it were closed,
+    /// and what this side sends from now on fails.
+    pub fn shutdown(&self) -> io::Result<()> {
+        nix::sys::socket::shutdown(self.raw_fd(), nix::sys::socket::Shutdown::Both)?;
+        Ok(())
     }
 
     pub fn raw_fd(&self) -> i32 {

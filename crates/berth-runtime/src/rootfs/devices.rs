@@ -1,7 +1,7 @@
 //! /dev inside the container: device nodes (made with mknod, or bound from the host inside a
 //! user namespace where mknod is refused), the standard symlinks, and /dev/null's identity check.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -10,7 +10,7 @@ use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use super::resolve::{self, Leaf};
-use crate::step::{fail, Step, StepResult};
+use crate::step::{Step, StepResult};
 
 /// How many devices at the head of the plan's list are the defaults.
 pub const DEFAULT_COUNT: usize = 6;
@@ -20,67 +20,74 @@ pub fn create_all(
     devices: &[LinuxDevice],
     in_userns: bool,
 ) -> StepResult<()> {
-    for d in devices {
-        create(root, d, in_userns)?;
+    if in_userns {
+        return devices.iter().try_for_each(|d| bind(root, d));
     }
-    Ok(())
+    // As runc: no umask while the nodes are made, so that each gets its mode exactly.
+    let umask = nix::sys::stat::umask(Mode::empty());
+    let made = make_nodes(root, devices);
+    nix::sys::stat::umask(umask);
+    made
 }
 
-fn create(root: BorrowedFd<'_>, d: &LinuxDevice, in_userns: bool) -> StepResult<()> {
+/// mknod is refused in a user namespace: the host's node is bound instead.
+fn bind(root: BorrowedFd<'_>, d: &LinuxDevice) -> StepResult<()> {
     let path = d.path();
     let what = || format!("create device {}", path.display());
-    let kind = match d.typ() {
-        LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
-        LinuxDeviceType::B => SFlag::S_IFBLK,
-        LinuxDeviceType::P => SFlag::S_IFIFO,
-        LinuxDeviceType::A => {
-            return fail(what(), "device type \"a\" is only valid in cgroup rules")
-        }
-    };
-    if in_userns {
-        // mknod is refused in a user namespace: bind the host's node instead.
-        let target = resolve::create(root, path, Leaf::File).step(what)?;
-        return mount(
-            Some(path),
-            &resolve::fd_path(&target),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .step(what);
-    }
-    let parent = path.parent().unwrap_or(Path::new("/dev"));
-    let dir = resolve::create(root, parent, Leaf::Dir).step(what)?;
-    let dir = nix::fcntl::openat(
-        dir.as_fd(),
-        ".",
-        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .step(what)?;
-    let name = path.file_name().unwrap_or_default();
-    let _ = nix::unistd::unlinkat(dir.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
-    let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
-    let dev = makedev(d.major() as u64, d.minor() as u64);
-    mknodat(dir.as_fd(), name, kind, mode, dev).step(what)?;
-    // mknod applies the umask: set the mode the spec asked for exactly.
-    nix::sys::stat::fchmodat(
-        dir.as_fd(),
-        name,
-        mode,
-        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
-    )
-    .step(what)?;
-    let uid = d.uid().map(nix::unistd::Uid::from_raw);
-    let gid = d.gid().map(nix::unistd::Gid::from_raw);
-    nix::unistd::fchownat(
-        dir.as_fd(),
-        name,
-        uid,
-        gid,
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    kind(d).step(what)?;
+    let target = resolve::create(root, path, Leaf::File).step(what)?;
+    mount(
+        Some(path),
+        &resolve::fd_path(&target),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
     )
     .step(what)
+}
+
+fn kind(d: &LinuxDevice) -> Result<SFlag, String> {
+    match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => Ok(SFlag::S_IFCHR),
+        LinuxDeviceType::B => Ok(SFlag::S_IFBLK),
+        LinuxDeviceType::P => Ok(SFlag::S_IFIFO),
+        LinuxDeviceType::A => Err("device type \"a\" is only valid in cgroup rules".into()),
+    }
+}
+
+/// mknod each node in its directory, which is resolved in the root once for a run of nodes
+/// in the same one (all of /dev, usually); a node already there is replaced.
+fn make_nodes(root: BorrowedFd<'_>, devices: &[LinuxDevice]) -> StepResult<()> {
+    let mut dir: Option<(&Path, OwnedFd)> = None;
+    for d in devices {
+        let path = d.path();
+        let what = || format!("create device {}", path.display());
+        let kind = kind(d).step(what)?;
+        let parent = path.parent().unwrap_or(Path::new("/dev"));
+        let dir = match dir.take() {
+            Some((p, fd)) if p == parent => dir.insert((p, fd)),
+            _ => dir.insert((parent, resolve::create(root, parent, Leaf::Dir).step(what)?)),
+        };
+        let dir = dir.1.as_fd();
+        let name = path.file_name().unwrap_or_default();
+        let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
+        let dev = makedev(d.major() as u64, d.minor() as u64);
+        match mknodat(dir, name, kind, mode, dev) {
+            Err(nix::errno::Errno::EEXIST) => {
+                nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
+                    .step(what)?;
+                mknodat(dir, name, kind, mode, dev).step(what)?;
+            }
+            made => made.step(what)?,
+        }
+        if d.uid().is_some() || d.gid().is_some() {
+            let uid = d.uid().map(nix::unistd::Uid::from_raw);
+            let gid = d.gid().map(nix::unistd::Gid::from_raw);
+            let nofollow = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+            nix::unistd::fchownat(dir, name, uid, gid, nofollow).step(what)?;
+        }
+    }
+    Ok(())
 }
 
 /// /dev/fd, stdin, stdout, stderr, ptmx and core, as every runtime makes them.
@@ -95,13 +102,17 @@ pub fn default_links(root: BorrowedFd<'_>) -> StepResult<()> {
         ("pts/ptmx", "ptmx"),
         ("/proc/kcore", "core"),
     ] {
-        if name == "ptmx" {
-            let _ =
-                nix::unistd::unlinkat(dev.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
-        }
+        let what = || format!("symlink /dev/{name}");
         match nix::unistd::symlinkat(target, dev.as_fd(), name) {
-            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-            Err(e) => return Err(e).step(|| format!("symlink /dev/{name}")),
+            Ok(()) => {}
+            // ptmx must be the link to the container's own devpts, whatever was there.
+            Err(nix::errno::Errno::EEXIST) if name == "ptmx" => {
+                let file = nix::unistd::UnlinkatFlags::NoRemoveDir;
+                nix::unistd::unlinkat(dev.as_fd(), name, file).step(what)?;
+                nix::unistd::symlinkat(target, dev.as_fd(), name).step(what)?;
+            }
+            Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e).step(what),
         }
     }
     Ok(())

@@ -34,7 +34,13 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> S
     if plan.has_mount_ns() {
         mount(NONE, "/", NONE, plan.root_propagation, NONE)
             .step(|| "set the propagation of / before setting up the root".into())?;
-        holder_private(rootfs)?;
+        // rslave, rprivate (and runbindable) leave no mount of the namespace shared: there is
+        // nothing to look for in mountinfo (which a host with many mounts makes long).
+        let all_unshared = plan.root_propagation.contains(MsFlags::MS_REC)
+            && !plan.root_propagation.contains(MsFlags::MS_SHARED);
+        if !all_unshared {
+            holder_private(rootfs)?;
+        }
         mount(
             Some(rootfs),
             rootfs,
@@ -311,7 +317,16 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> 
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
             Err(e) => return Err(e).step(what),
         }
-        mount(Some(&host), &base.join(&name), NONE, MsFlags::MS_BIND, NONE).step(what)?;
+        match mount(Some(&host), &base.join(&name), NONE, MsFlags::MS_BIND, NONE) {
+            // A hierarchy /proc/self/cgroup lists that is not mounted under /sys/fs/cgroup:
+            // nothing to bind, and no empty mount point left for it.
+            Err(nix::errno::Errno::ENOENT) => {
+                let rmdir = nix::unistd::UnlinkatFlags::RemoveDir;
+                nix::unistd::unlinkat(tmpfs.as_fd(), name.as_str(), rmdir).step(what)?;
+                continue;
+            }
+            r => r.step(what)?,
+        }
         binds.push(dest.join(name));
     }
     let mut attrs = berth_sys::mount::ATTR_NOSUID
@@ -352,8 +367,9 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> 
 }
 
 /// The v1 hierarchies (and the unified one, on a hybrid host) of the cgroups in
-/// `/proc/self/cgroup` text: the host directory of each, under /sys/fs/cgroup, and the name of
-/// its mount point in the container ("memory", "cpu,cpuacct", "systemd", "unified").
+/// `/proc/self/cgroup` text: the host directory of each, under /sys/fs/cgroup (which may not
+/// be there: the bind says), and the name of its mount point in the container ("memory",
+/// "cpu,cpuacct", "systemd", "unified").
 fn v1_hierarchies(own: &str) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     for line in own.lines() {
@@ -377,9 +393,7 @@ fn v1_hierarchies(own: &str) -> Vec<(PathBuf, String)> {
         let host = Path::new("/sys/fs/cgroup")
             .join(host_dir)
             .join(path.trim_start_matches('/'));
-        if host.exists() {
-            out.push((host, name));
-        }
+        out.push((host, name));
     }
     out
 }
@@ -409,7 +423,7 @@ fn bind_ro(root: std::os::fd::BorrowedFd<'_>, src: &Path, dest: &Path, ro: bool)
 /// the root's bind mount would otherwise propagate to the host's mount namespace. Only this
 /// mount, in our namespace; the propagation asked for / applies to the rest.
 fn holder_private(rootfs: &Path) -> StepResult<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
+    let info = berth_sys::file::read_to_string("/proc/self/mountinfo")
         .step(|| "read /proc/self/mountinfo".into())?;
     match mountinfo::holder(&info, rootfs) {
         Some((point, true)) => mount(NONE, &point, NONE, MsFlags::MS_PRIVATE, NONE).step(|| {
@@ -460,19 +474,13 @@ pub fn finish(plan: &InitPlan) -> StepResult<()> {
         mask(path)?;
     }
     if plan.readonly_root {
-        let locked = locked_flags(Path::new("/"));
-        mount(
-            NONE,
-            "/",
-            NONE,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
-            NONE,
-        )
-        .step(|| "remount the root read-only".into())?;
+        remount_readonly(Path::new("/"), || "remount the root read-only".into())?;
     }
     Ok(())
 }
 
+/// runc's readonlyPath: the path bound onto itself (with what is mounted below it), then that
+/// mount made read-only; a path that is not there needs nothing.
 fn readonly(path: &Path) -> StepResult<()> {
     let what = || format!("make {} read-only", path.display());
     match mount(
@@ -485,19 +493,31 @@ fn readonly(path: &Path) -> StepResult<()> {
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         r => r.step(what)?,
     }
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(path);
-    mount(NONE, path, NONE, flags, NONE).step(what)
+    remount_readonly(path, what)
 }
 
+/// Makes the mount at `path` read-only, its other flags as they are: one mount_setattr, or
+/// before Linux 5.12 a remount that repeats the flags the kernel locks on it (statfs).
+fn remount_readonly(path: &Path, what: impl FnOnce() -> String) -> StepResult<()> {
+    match berth_sys::mount::set_at(path, berth_sys::mount::ATTR_RDONLY) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            mount(NONE, path, NONE, flags | locked_flags(path), NONE).step(what)
+        }
+        r => r.step(what),
+    }
+}
+
+/// runc's maskPath: /dev/null bound over the path, which a directory refuses (ENOTDIR) and
+/// gets an empty read-only tmpfs instead; a path that is not there needs nothing. The mount
+/// itself tells which, where a stat first cost a syscall more for every path.
 fn mask(path: &Path) -> StepResult<()> {
     let what = || format!("mask {}", path.display());
-    let meta = match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        r => r.step(what)?,
-    };
-    if meta.is_dir() {
-        mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE).step(what)
-    } else {
-        mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE).step(what)
+    match mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE) {
+        Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(nix::errno::Errno::ENOTDIR) => {
+            mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE).step(what)
+        }
+        r => r.step(what),
     }
 }

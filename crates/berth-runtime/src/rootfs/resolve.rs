@@ -72,6 +72,44 @@ fn create_depth(
     let Some((last, dirs)) = parts.split_last() else {
         return open(root, path, OFlag::O_PATH);
     };
+    let prefix: PathBuf = dirs.iter().collect();
+    // Usually only the leaf is missing: its directory first, the walk from the root only when
+    // that is missing too.
+    let dir = match open(root, &prefix, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => create_dirs(root, dirs, depth)?,
+        dir => dir?,
+    };
+    let name = Path::new(last);
+    let made = match leaf {
+        Leaf::Dir => nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o755)),
+        Leaf::File => {
+            let flags = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            nix::fcntl::openat(dir.as_fd(), name, flags, Mode::from_bits_truncate(0o644)).map(drop)
+        }
+    };
+    match made {
+        Ok(()) => {}
+        // Something the first open did not find is there: a dangling symbolic link (an
+        // image's /etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf) gets what it
+        // points to created, inside the root, as runc does after resolving the destination
+        // with securejoin; anything else is opened (or refused) below.
+        Err(Errno::EEXIST | Errno::ELOOP) => {
+            if let Ok(target) = nix::fcntl::readlinkat(dir.as_fd(), name) {
+                return create_depth(root, &prefix.join(target), leaf, depth + 1);
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    open(root, path, OFlag::O_PATH)
+}
+
+/// Creates the directories `dirs` (a path below the root, component by component) where they
+/// are missing, following dangling symbolic links inside the root: the last one, opened.
+fn create_dirs(
+    root: BorrowedFd<'_>,
+    dirs: &[&std::ffi::OsStr],
+    depth: usize,
+) -> io::Result<OwnedFd> {
     let mut dir = open(root, Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY)?;
     let mut prefix = PathBuf::new();
     for part in dirs {
@@ -96,24 +134,7 @@ fn create_depth(
             Err(e) => return Err(e),
         };
     }
-    let name = Path::new(last);
-    // A dangling symbolic link at the end (an image's /etc/resolv.conf ->
-    // ../run/systemd/resolve/stub-resolv.conf): create what it points to, inside the root, as
-    // runc does after resolving the destination with securejoin.
-    if let Ok(target) = nix::fcntl::readlinkat(dir.as_fd(), name) {
-        return create_depth(root, &prefix.join(target), leaf, depth + 1);
-    }
-    match leaf {
-        Leaf::Dir => mkdir_at(dir.as_fd(), name)?,
-        Leaf::File => {
-            let flags = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-            match nix::fcntl::openat(dir.as_fd(), name, flags, Mode::from_bits_truncate(0o644)) {
-                Ok(_) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    open(root, path, OFlag::O_PATH)
+    Ok(dir)
 }
 
 fn mkdir_at(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
@@ -136,13 +157,20 @@ pub fn is_symlink(root: BorrowedFd<'_>, path: &Path) -> io::Result<bool> {
         return Ok(false);
     };
     let parent: PathBuf = dirs.iter().collect();
-    let dir = match open(root, &parent, OFlag::O_PATH | OFlag::O_DIRECTORY) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
-        Err(e) => return Err(e),
+    // A name right below the root is looked up in the root itself.
+    let opened;
+    let dir = if parent.as_os_str().is_empty() {
+        root
+    } else {
+        opened = match open(root, &parent, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        opened.as_fd()
     };
     match nix::sys::stat::fstatat(
-        dir.as_fd(),
+        dir,
         Path::new(last),
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     ) {
