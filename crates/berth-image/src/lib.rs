@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod compress;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod inspect;
