@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    history, images, import, info, inspect, load, login, logout, prune, pull, push, rmi, save,
-    system_df, system_prune, tag, version,
+    build, history, images, import, info, inspect, load, login, logout, prune, pull, push, rmi,
+    save, system_df, system_prune, tag, version,
 };
 use crate::container::{attach, cp, exec, logs, manage, ns, port, ps, run, stats, top, volume};
 
@@ -253,6 +253,8 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(crate::commands::network::NetworkCommand),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Download an image from a registry
     Pull(pull::PullArgs),
     /// Upload an image to a registry
@@ -320,6 +322,7 @@ pub enum ContainerCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
+    Build(build::BuildArgs),
     #[command(alias = "list")]
     Ls(images::ImagesArgs),
     Pull(pull::PullArgs),

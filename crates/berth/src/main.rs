@@ -116,9 +116,13 @@ pub fn error_line(e: &anyhow::Error) -> String {
 /// cannot hide the command.
 fn protect_exec(command: &cli::Command) {
     use cli::{Command, ContainerCommand};
+    // `build` creates its RUN steps' containers itself, through the runtime, as a monitor does.
     let is_exec = matches!(
         command,
-        Command::Exec(_) | Command::Container(ContainerCommand::Exec(_))
+        Command::Exec(_)
+            | Command::Container(ContainerCommand::Exec(_))
+            | Command::Build(_)
+            | Command::Image(cli::ImageCommand::Build(_))
     );
     if !is_exec || berth_sys::seal::is_sealed() || berth_sys::seal::is_protected() {
         return;

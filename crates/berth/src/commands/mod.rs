@@ -1,5 +1,6 @@
 //! One module per command: an argument struct and a `run` that acts on it.
 
+pub mod build;
 pub mod history;
 pub mod images;
 pub mod import;
@@ -166,6 +167,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Attach(a) => return attach::run(&ctx, a),
         Command::Volume(c) => return volume::run(&ctx, c),
         Command::Inspect(a) => return container_inspect::run(&ctx, a, true),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&ctx, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(&ctx, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(&ctx, a),
         Command::Login(a) => login::run(&ctx, a),

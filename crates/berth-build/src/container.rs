@@ -1,0 +1,372 @@
+//! One RUN step's container, in-process through berth-runtime (no monitor): an overlay of the
+//! layers so far with a fresh upper directory, a config.json made by the engine as for `berth
+//! run` (Docker's capabilities, seccomp, masked paths, mounts), the build network, stdout and
+//! stderr through a pipe to the caller, then wait, delete, detach, unmount. The upper directory
+//! is the step's diff.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use berth_engine::request::{MountRequest, NsMode, RunRequest};
+use berth_engine::spec::{self, EtcFiles};
+use nix::mount::{MntFlags, MsFlags};
+use oci_spec::runtime::Spec;
+
+use crate::error::{Error, Result};
+
+/// The hostname of a step's container, as BuildKit names it.
+const HOSTNAME: &str = "buildkitsandbox";
+
+/// Where the step's container gets its network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// The default bridge, as `docker build` uses.
+    Bridge,
+    None,
+    Host,
+}
+
+impl Network {
+    pub fn parse(s: &str) -> Option<Network> {
+        match s {
+            "default" | "bridge" => Some(Network::Bridge),
+            "none" => Some(Network::None),
+            "host" => Some(Network::Host),
+            _ => None,
+        }
+    }
+}
+
+/// What the step runs and how.
+pub struct RunSpec {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: String,
+    pub network: Network,
+    /// RUN --mount and heredoc scripts, as `berth run` takes its `--mount`s.
+    pub mounts: Vec<MountRequest>,
+}
+
+/// The step's directory: `rootfs` (the overlay), `upper`, `work`, and the /etc files.
+pub struct StepDir {
+    pub dir: PathBuf,
+    mounted: bool,
+}
+
+impl StepDir {
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+
+    /// Mounts `layers` (top first) with a new upper directory at `rootfs`.
+    pub fn mount(dir: PathBuf, layers: &[PathBuf]) -> Result<StepDir> {
+        let empty = dir.join("empty");
+        for d in ["rootfs", "upper", "work", "empty"] {
+            let p = dir.join(d);
+            std::fs::create_dir_all(&p).map_err(Error::io("create", &p))?;
+        }
+        let mut step = StepDir {
+            dir,
+            mounted: false,
+        };
+        let lowers = if layers.is_empty() {
+            vec![empty]
+        } else {
+            layers.to_vec()
+        };
+        let mut data = berth_image::snapshot::overlay_mount_data(
+            &lowers,
+            &step.upper(),
+            &step.dir.join("work"),
+        )?;
+        // The upper directory becomes a layer as it is: no redirects or metadata-only copies.
+        data.push_str(",redirect_dir=off,metacopy=off");
+        let root = step.rootfs();
+        nix::mount::mount(
+            Some("overlay"),
+            &root,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .map_err(|e| Error::io("mount the step's overlay at", &root)(e.into()))?;
+        step.mounted = true;
+        Ok(step)
+    }
+
+    /// Unmounts the overlay; the upper directory stays for the layer.
+    pub fn unmount(&mut self) -> Result<()> {
+        if self.mounted {
+            let root = self.rootfs();
+            nix::mount::umount2(&root, MntFlags::empty())
+                .map_err(|e| Error::io("unmount", &root)(e.into()))?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StepDir {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = nix::mount::umount2(&self.rootfs(), MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs the step in `step`'s root; `output` gets what it prints. Its exit code.
+pub fn run(
+    engine: &berth_engine::Engine,
+    step: &StepDir,
+    spec: &RunSpec,
+    output: &mut dyn FnMut(&[u8]),
+) -> Result<i32> {
+    let id = format!("build-{}", random_hex());
+    let rootfs = step.rootfs();
+    let etc = write_etc(&step.dir)?;
+    let config = step_spec(spec, &rootfs, &etc, &id)?;
+    let stubs = missing_mount_points(&rootfs, &config);
+    let data =
+        serde_json::to_vec(&config).map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
+    let bundle = step.dir.join("config.json");
+    std::fs::write(&bundle, data).map_err(Error::io("write", &bundle))?;
+    wait_single_threaded();
+    let created = create_with_pipe(engine, &id, &step.dir);
+    let result = created.and_then(|(reader, created)| {
+        let attached = attach(engine, &id, created.pid, spec.network)?;
+        let started = berth_runtime::container::start(&engine.runtime, &id).map_err(Error::from);
+        if started.is_ok() {
+            relay(reader, output);
+        }
+        let code = started
+            .and_then(|()| berth_runtime::container::wait_exit(created.pid).map_err(Error::from));
+        if let Some((store, att)) = attached {
+            let _ = store.detach(&att);
+        }
+        code
+    });
+    let deleted = match berth_runtime::container::delete(&engine.runtime, &id, true) {
+        Err(_) if result.is_err() => Ok(()),
+        other => other,
+    };
+    remove_stubs(&rootfs, &stubs);
+    let code = result?;
+    deleted?;
+    Ok(code)
+}
+
+/// A pseudo-random id part: the kernel's randomness, through the std hasher's seed.
+fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let a = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let b = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("{a:016x}{b:016x}")
+}
+
+/// The pull of a base image may have used threads: the runtime forks, which needs them gone.
+fn wait_single_threaded() {
+    for _ in 0..200 {
+        if berth_sys::process::thread_count().is_ok_and(|n| n == 1) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Creates the container with its stdout and stderr on a new pipe (the runtime hands the
+/// caller's 0, 1, 2 to the container), stdin on /dev/null; our own stdio is back afterwards.
+fn create_with_pipe(
+    engine: &berth_engine::Engine,
+    id: &str,
+    bundle: &Path,
+) -> Result<(std::fs::File, berth_runtime::process::parent::Created)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::io("pipe", bundle)(e.into()))?;
+    let null = std::fs::File::open("/dev/null").map_err(Error::io("open", "/dev/null"))?;
+    let saved: Vec<std::os::fd::OwnedFd> = [0, 1, 2]
+        .iter()
+        .map(|fd| {
+            // SAFETY-free: a borrowed descriptor of our own stdio, cloned (F_DUPFD_CLOEXEC).
+            let b = match fd {
+                0 => std::io::stdin().as_fd().try_clone_to_owned(),
+                1 => std::io::stdout().as_fd().try_clone_to_owned(),
+                _ => std::io::stderr().as_fd().try_clone_to_owned(),
+            };
+            b.map_err(Error::io("duplicate our stdio", bundle))
+        })
+        .collect::<Result<_>>()?;
+    let swap = |fds: [std::os::fd::BorrowedFd<'_>; 3]| {
+        for (target, fd) in fds.into_iter().enumerate() {
+            let _ = berth_sys::fd::dup_onto(fd, target as i32);
+        }
+    };
+    swap([null.as_fd(), w.as_fd(), w.as_fd()]);
+    let opts = berth_runtime::process::parent::CreateOptions {
+        id: id.to_string(),
+        bundle: bundle.to_path_buf(),
+        ..Default::default()
+    };
+    let created = berth_runtime::process::parent::create(&engine.runtime, &opts);
+    swap([saved[0].as_fd(), saved[1].as_fd(), saved[2].as_fd()]);
+    drop(w);
+    Ok((std::fs::File::from(r), created?))
+}
+
+fn relay(mut reader: std::fs::File, output: &mut dyn FnMut(&[u8])) {
+    let mut buf = [0u8; 16384];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => output(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+/// The step's network: none for the host's, loopback only for `none`, the default bridge.
+fn attach(
+    engine: &berth_engine::Engine,
+    id: &str,
+    pid: i32,
+    network: Network,
+) -> Result<Option<(berth_net::NetStore, berth_net::Attachment)>> {
+    let name = match network {
+        Network::Host => return Ok(None),
+        Network::None => "none",
+        Network::Bridge => "bridge",
+    };
+    let store = berth_net::NetStore::open(&engine.root, &engine.exe)?;
+    let req = berth_net::AttachRequest {
+        container_id: id.to_string(),
+        container_name: id.to_string(),
+        hostname: HOSTNAME.into(),
+        network: name.into(),
+        netns: PathBuf::from(format!("/proc/{pid}/ns/net")),
+        ..Default::default()
+    };
+    let att = store.attach(&req)?;
+    Ok(Some((store, att)))
+}
+
+/// /etc/hosts, /etc/resolv.conf and /etc/hostname for the step, bind-mounted as BuildKit does.
+fn write_etc(dir: &Path) -> Result<EtcFiles> {
+    let etc = EtcFiles {
+        hosts: dir.join("hosts"),
+        hostname: dir.join("hostname"),
+        resolv_conf: dir.join("resolv.conf"),
+    };
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolved = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").ok();
+    let pick = spec::pick_host_resolv(&host_resolv, resolved.as_deref());
+    let hosts = spec::hosts_file(HOSTNAME, None, &[]).map_err(|e| Error::Invalid(e.to_string()))?;
+    for (path, content) in [
+        (&etc.hosts, hosts),
+        (&etc.resolv_conf, spec::resolv_conf(pick, &[], &[], &[])),
+        (&etc.hostname, format!("{HOSTNAME}\n")),
+    ] {
+        std::fs::write(path, content).map_err(Error::io("write", path))?;
+    }
+    Ok(etc)
+}
+
+/// The step's config.json, made by the engine from a request as `berth run` makes a
+/// container's: Docker's capabilities, seccomp profile, masked paths, mounts and rlimits.
+fn step_spec(spec: &RunSpec, rootfs: &Path, etc: &EtcFiles, id: &str) -> Result<Spec> {
+    let (netns, network) = match spec.network {
+        Network::Host => (NsMode::Host, String::new()),
+        Network::None => (NsMode::Private, "none".to_string()),
+        Network::Bridge => (NsMode::Private, "bridge".to_string()),
+    };
+    let request = RunRequest {
+        cmd: spec.args.clone(),
+        entrypoint: Some(String::new()),
+        hostname: (netns == NsMode::Private).then(|| HOSTNAME.to_string()),
+        env: spec.env.clone(),
+        workdir: Some(spec.cwd.clone()).filter(|w| !w.is_empty()),
+        user: Some(spec.user.clone()).filter(|u| !u.is_empty()),
+        mounts: spec.mounts.clone(),
+        userns: NsMode::Host,
+        timens: NsMode::Host,
+        netns,
+        network,
+        log_driver: "none".into(),
+        ..RunRequest::default()
+    };
+    let inputs = spec::SpecInputs {
+        id,
+        request: &request,
+        image_config: &serde_json::json!({}),
+        rootfs,
+        etc,
+        joins: &Default::default(),
+        volumes: &Default::default(),
+        cgroups_path: &berth_engine::Engine::cgroups_path(id),
+        host_rlimits: &spec::HostLimits::current(),
+    };
+    let built = spec::build(&inputs).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(built.spec)
+}
+
+/// Mount destinations the image lacks: the runtime makes them in the upper directory, and they
+/// must not end up in the layer (BuildKit removes its mount stubs the same way).
+fn missing_mount_points(rootfs: &Path, spec: &Spec) -> Vec<PathBuf> {
+    let root = match crate::fsops::Root::open(rootfs) {
+        Ok(r) => r,
+        Err(_) => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        let mut path = PathBuf::from("/");
+        for part in m.destination().components().skip(1) {
+            path.push(part);
+            if root.resolve(&path, nix::fcntl::OFlag::O_PATH).is_err() {
+                out.push(path.clone());
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Removes the stubs (deepest first) if they are still empty, resolved inside the root: the
+/// step may have put a link where a stub's parent was missing.
+fn remove_stubs(rootfs: &Path, stubs: &[PathBuf]) {
+    use nix::fcntl::AtFlags;
+    use nix::sys::stat::SFlag;
+    let Ok(root) = crate::fsops::Root::open(rootfs) else {
+        return;
+    };
+    let mut stubs = stubs.to_vec();
+    stubs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for stub in stubs {
+        let (Some(parent), Some(name)) = (stub.parent(), stub.file_name()) else {
+            continue;
+        };
+        let Ok(dir) = root.resolve(
+            parent,
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        ) else {
+            continue;
+        };
+        let Ok(st) = nix::sys::stat::fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        if kind == SFlag::S_IFDIR {
+            let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::RemoveDir);
+        } else if kind == SFlag::S_IFREG && st.st_size == 0 {
+            let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! One stage: its base (an image, an earlier stage or scratch), the base's ONBUILD triggers,
+//! then each instruction: config-only ones applied here, the ones that make layers in
+//! `steps.rs`.
+
+use berth_image::registry::pull::{pull, PullOptions};
+use berth_image::{Platform, Reference};
+
+use crate::builder::{Builder, State};
+use crate::cache::{key, Layer};
+use crate::config::{Empty, HealthConfig, ImageConfig};
+use crate::error::{Error, Result};
+use crate::instruction::{self, Command, Instruction, Kind};
+
+/// Proxy variables every RUN sees when given as build args, declared or not (BuildKit's
+/// predefined ARGs); they stay out of the cache key and the history.
+pub const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+impl Builder<'_> {
+    pub(crate) fn build_stage(&mut self, index: usize) -> Result<State> {
+        let (name, base_raw, platform, line, steps) = {
+            let d = &self.stages[index];
+            (
+                d.name.clone(),
+                d.base.clone(),
+                d.platform.clone(),
+                d.line,
+                d.steps.clone(),
+            )
+        };
+        let total = steps.len() + 1;
+        let base = self
+            .lexer
+            .word(&base_raw, &self.global_vars())
+            .map_err(|e| self.syntax(line, e))?;
+        let id = self.next_step(&format!("[{name} 1/{total}] FROM {base}"));
+        let mut state = self.base(index, &base, platform.as_deref(), line)?;
+        self.progress.done(id);
+        let triggers = std::mem::take(&mut state.config.config.on_build);
+        for (i, trigger) in triggers.iter().enumerate() {
+            let df = crate::parser::parse(&self.file, trigger)?;
+            for node in &df.nodes {
+                let ins = instruction::parse(node)
+                    .map_err(|m| self.syntax(line, format!("ONBUILD trigger {trigger:?}: {m}")))?;
+                let label = format!(
+                    "[{name} 1/{total}] ONBUILD {} ({}/{})",
+                    ins.text,
+                    i + 1,
+                    triggers.len()
+                );
+                self.dispatch(&mut state, index, &ins, &label)?;
+            }
+        }
+        for (i, step) in steps.iter().enumerate() {
+            let label = format!("[{name} {}/{total}] {}", i + 2, step.text);
+            self.dispatch(&mut state, index, step, &label)?;
+        }
+        Ok(state)
+    }
+
+    /// The stage's starting state.
+    fn base(
+        &mut self,
+        index: usize,
+        base: &str,
+        platform: Option<&str>,
+        line: usize,
+    ) -> Result<State> {
+        let time = self.opts.source_date_epoch.map(rfc3339);
+        if base == "scratch" {
+            return Ok(State {
+                config: ImageConfig::scratch(),
+                layers: Vec::new(),
+                key: key("", &[b"scratch"]),
+                args: Vec::new(),
+                time: time.unwrap_or_else(|| rfc3339(now())),
+            });
+        }
+        if let Some(dep) = self.stage_ref(base, index) {
+            let mut state = self
+                .built
+                .get(&dep)
+                .cloned()
+                .ok_or_else(|| self.syntax(line, format!("stage {base:?} was not built")))?;
+            state.args.clear();
+            state.key = key(&state.key, &[b"FROM stage"]);
+            return Ok(state);
+        }
+        let (config, layers, image_id) = self.image(base, platform)?;
+        let time = time
+            .or_else(|| config.created.clone())
+            .unwrap_or_else(|| rfc3339(0));
+        Ok(State {
+            key: key("", &[b"FROM", image_id.as_bytes()]),
+            config,
+            layers,
+            args: Vec::new(),
+            time,
+        })
+    }
+
+    /// An image from the store, pulled if it is not there (or always with `--pull`): its config,
+    /// layers and ID.
+    pub(crate) fn image(
+        &mut self,
+        name: &str,
+        platform: Option<&str>,
+    ) -> Result<(ImageConfig, Vec<Layer>, String)> {
+        let reference = Reference::parse(name)?;
+        let local = self.store.find(&reference)?;
+        let image = match local {
+            Some(image) if !self.opts.pull => image,
+            local => {
+                let platform = match platform.or(self.opts.platform.as_deref()) {
+                    Some(p) => Platform::parse(p)?,
+                    None => Platform::host(),
+                };
+                let options = PullOptions {
+                    platform,
+                    registry: self.opts.registry.clone(),
+                    ..PullOptions::default()
+                };
+                match pull(&self.store, &reference, &options, &berth_image::progress::Silent) {
+                    Ok(image) => image,
+                    Err(e) => match local {
+                        Some(image) => {
+                            self.progress.warn(&format!("--pull: {e}; using the local {name}"));
+                            image
+                        }
+                        None => return Err(Error::Invalid(format!("FROM {name}: the image is not in berth's store and pulling it failed: {e}"))),
+                    },
+                }
+            }
+        };
+        let config: ImageConfig = serde_json::from_slice(&image.config_raw)
+            .map_err(|e| Error::Invalid(format!("image {name}: config: {e}")))?;
+        let diff_ids = image.diff_ids()?;
+        let layers = image
+            .manifest
+            .layers()
+            .iter()
+            .zip(diff_ids)
+            .map(|(blob, diff_id)| Layer {
+                blob: blob.clone(),
+                diff_id,
+            })
+            .collect();
+        Ok((config, layers, image.id().to_string()))
+    }
+
+    /// Applies one instruction to the stage.
+    pub(crate) fn dispatch(
+        &mut self,
+        st: &mut State,
+        stage: usize,
+        ins: &Instruction,
+        label: &str,
+    ) -> Result<()> {
+        let line = ins.line;
+        let vars = st.vars();
+        let word = |s: &str| self.lexer.word(s, &vars).map_err(|e| self.syntax(line, e));
+        let history: String;
+        let mut used = Vec::new();
+        match &ins.kind {
+            Kind::Run { .. } | Kind::Copy(_) => return self.layer_step(st, stage, ins, label),
+            Kind::Workdir(dir) => {
+                let dir = word(dir)?;
+                let path = if dir.starts_with('/') {
+                    dir
+                } else {
+                    format!("{}/{dir}", st.config.config.working_dir)
+                };
+                st.config.config.working_dir = clean_path(&path);
+                return self.layer_step(st, stage, ins, label);
+            }
+            Kind::Env(pairs) => {
+                let mut parts = Vec::new();
+                for (k, v) in pairs {
+                    let (k, v) = (word(k)?, word(v)?);
+                    if k.is_empty() {
+                        return Err(self.syntax(line, "ENV names can not be blank"));
+                    }
+                    st.config.set_env(&k, &v);
+                    parts.push(format!("{k}={v}"));
+                }
+                history = format!("ENV {}", parts.join(" "));
+            }
+            Kind::Label(pairs) => {
+                let mut parts = Vec::new();
+                for (k, v) in pairs {
+                    let (k, v) = (word(k)?, word(v)?);
+                    parts.push(format!("{k}={v}"));
+                    st.config.config.labels.insert(k, v);
+                }
+                history = format!("LABEL {}", parts.join(" "));
+            }
+            Kind::Arg(pairs) => {
+                let mut parts = Vec::new();
+                for (k, default) in pairs {
+                    let value = match self.opts.build_args.get(k) {
+                        Some(v) => Some(v.clone()),
+                        None => match default {
+                            Some(d) => Some(word(d)?),
+                            None => self.globals.get(k).cloned().flatten(),
+                        },
+                    };
+                    used.push(k.clone());
+                    parts.push(match &value {
+                        Some(v) => format!("{k}={v}"),
+                        None => k.clone(),
+                    });
+                    st.set_arg(k, value);
+                }
+                history = format!("ARG {}", parts.join(" "));
+            }
+            Kind::Expose(ports) => {
+                let mut list = Vec::new();
+                for p in ports {
+                    for p in self
+                        .lexer
+                        .words(p, &vars)
+                        .map_err(|e| self.syntax(line, e))?
+                    {
+                        let p = if p.contains('/') {
+                            p.to_ascii_lowercase()
+                        } else {
+                            format!("{p}/tcp")
+                        };
+                        st.config.config.exposed_ports.insert(p.clone(), Empty {});
+                        list.push(format!("{p}:{{}}"));
+                    }
+                }
+                history = format!("EXPOSE map[{}]", list.join(" "));
+            }
+            Kind::Volume(vols) => {
+                let mut list = Vec::new();
+                for v in vols {
+                    let v = word(v)?;
+                    if v.trim().is_empty() {
+                        return Err(
+                            self.syntax(line, "VOLUME specified can not be an empty string")
+                        );
+                    }
+                    st.config.config.volumes.insert(v.clone(), Empty {});
+                    list.push(v);
+                }
+                history = format!("VOLUME [{}]", list.join(" "));
+            }
+            Kind::User(u) => {
+                st.config.config.user = word(u)?;
+                history = format!("USER {}", st.config.config.user);
+            }
+            Kind::StopSignal(s) => {
+                let s = word(s)?;
+                if berth_runtime::container::parse_signal(&s).is_none() {
+                    return Err(self.syntax(line, format!("STOPSIGNAL: invalid signal {s:?}")));
+                }
+                st.config.config.stop_signal = s.clone();
+                history = format!("STOPSIGNAL {s}");
+            }
+            Kind::Cmd(c) => {
+                let args = self.command_args(st, c);
+                history = format!("CMD {}", go_quoted(&args));
+                st.config.config.cmd = Some(args);
+                st.config.config.args_escaped = false;
+            }
+            Kind::Entrypoint(c) => {
+                let args = self.command_args(st, c);
+                history = format!("ENTRYPOINT {}", go_quoted(&args));
+                st.config.config.entrypoint = Some(args);
+                // Docker: an ENTRYPOINT resets the CMD inherited from the base.
+                st.config.config.cmd = None;
+            }
+            Kind::Shell(s) => {
+                st.config.config.shell = s.clone();
+                history = format!("SHELL [{}]", s.join(" "));
+            }
+            Kind::Healthcheck(h) => {
+                let hc = HealthConfig {
+                    test: h.test.clone(),
+                    interval: h.interval,
+                    timeout: h.timeout,
+                    start_period: h.start_period,
+                    start_interval: h.start_interval,
+                    retries: h.retries,
+                };
+                history = format!(
+                    "HEALTHCHECK &{{{} {:?} {:?} {:?} {:?} {}}}",
+                    go_quoted(&hc.test),
+                    hc.interval,
+                    hc.timeout,
+                    hc.start_period,
+                    hc.start_interval,
+                    hc.retries
+                );
+                st.config.config.healthcheck = Some(hc);
+            }
+            Kind::Onbuild(t) => {
+                st.config.config.on_build.push(t.clone());
+                history = format!("ONBUILD {t}");
+            }
+            Kind::Maintainer(m) => {
+                st.config.author = Some(m.clone());
+                history = format!("MAINTAINER {m}");
+            }
+            // `split` makes each FROM a stage of its own.
+            Kind::From { .. } => return Err(self.syntax(line, "FROM inside a stage")),
+        }
+        self.used_args.extend(used);
+        st.key = key(&st.key, &[history.as_bytes()]);
+        st.config.add_history(&st.time, history, true);
+        Ok(())
+    }
+
+    /// CMD/ENTRYPOINT/RUN arguments: the exec form as is, the shell form through SHELL.
+    pub(crate) fn command_args(&self, st: &State, c: &Command) -> Vec<String> {
+        match c {
+            Command::Exec(list) => list.clone(),
+            Command::Shell(s) => {
+                let mut shell = if st.config.config.shell.is_empty() {
+                    vec!["/bin/sh".into(), "-c".into()]
+                } else {
+                    st.config.config.shell.clone()
+                };
+                shell.push(s.clone());
+                shell
+            }
+        }
+    }
+}
+
+/// Go's `%q` of a string slice: `["a" "b"]`, as BuildKit writes CMD and ENTRYPOINT history.
+fn go_quoted(list: &[String]) -> String {
+    let items: Vec<String> = list.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", items.join(" "))
+}
+
+/// Lexically cleaned absolute path.
+pub fn clean_path(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            _ => out.push(part),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn rfc3339(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
