@@ -92,11 +92,14 @@ impl Context {
     }
 
     /// Whether a walk of a COPY source leaves `host` out: excluded, and not a directory that
-    /// an exception (`!pattern`) may take files from.
+    /// an exception (`!pattern`) may take files back from.
     pub fn skips(&self, host: &Path) -> bool {
-        self.excluded(host)
-            && !(self.ignore.has_exceptions()
-                && std::fs::symlink_metadata(host).is_ok_and(|m| m.is_dir()))
+        if !self.excluded(host) {
+            return false;
+        }
+        let rel = host.strip_prefix(&self.root.path).unwrap_or(host);
+        let dir = std::fs::symlink_metadata(host).is_ok_and(|m| m.is_dir());
+        !(dir && self.ignore.may_include_below(&rel.to_string_lossy()))
     }
 }
 

@@ -42,8 +42,13 @@ impl Ignore {
         Ok(Ignore { patterns })
     }
 
-    pub fn has_exceptions(&self) -> bool {
-        self.patterns.iter().any(|p| p.exception)
+    /// Whether an exception (`!pattern`) may take back something below the excluded
+    /// directory `dir`: moby walks into it only if an exception's text starts with its path.
+    pub fn may_include_below(&self, dir: &str) -> bool {
+        let dir = format!("{}/", dir.trim_matches('/'));
+        self.patterns
+            .iter()
+            .any(|p| p.exception && format!("{}/", p.parts.join("/")).starts_with(&dir))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -175,6 +180,9 @@ mod tests {
         assert!(ig.excludes("tmp") && ig.excludes("x/y/tmp/file"));
         assert!(ig.excludes("build/out/bin"));
         assert!(ig.excludes("src/a/gen/x.rs") && !ig.excludes("src/a/b/gen"));
+        assert!(!ig.may_include_below("build"));
+        let back = Ignore::parse("build\n!build/keep\n").unwrap();
+        assert!(back.may_include_below("build") && !back.may_include_below("src"));
         let all = Ignore::parse("**\n!src\n").unwrap();
         assert!(all.excludes("Dockerfile") && !all.excludes("src/main.rs"));
         assert!(glob(b"[a-c]x", b"bx") && !glob(b"[^a-c]x", b"bx") && glob(b"\\*", b"*"));

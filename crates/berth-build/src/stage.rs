@@ -11,6 +11,9 @@ use crate::config::{Empty, HealthConfig, ImageConfig};
 use crate::error::{Error, Result};
 use crate::instruction::{self, Command, Instruction, Kind};
 
+/// The PATH of an image whose base has none, as BuildKit sets it.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Proxy variables every RUN sees when given as build args, declared or not (BuildKit's
 /// predefined ARGs); they stay out of the cache key and the history.
 pub const PROXY_ARGS: [&str; 10] = [
@@ -78,8 +81,10 @@ impl Builder<'_> {
     ) -> Result<State> {
         let time = self.opts.source_date_epoch.map(rfc3339);
         if base == "scratch" {
+            let mut config = ImageConfig::scratch();
+            config.set_env("PATH", DEFAULT_PATH);
             return Ok(State {
-                config: ImageConfig::scratch(),
+                config,
                 layers: Vec::new(),
                 key: key("", &[b"scratch"]),
                 args: Vec::new(),
@@ -96,7 +101,11 @@ impl Builder<'_> {
             state.key = key(&state.key, &[b"FROM stage"]);
             return Ok(state);
         }
-        let (config, layers, image_id) = self.image(base, platform)?;
+        let (mut config, layers, image_id) = self.image(base, platform)?;
+        // BuildKit gives every image a PATH: the base's, else the default one.
+        if config.env("PATH").is_none() {
+            config.set_env("PATH", DEFAULT_PATH);
+        }
         let time = time
             .or_else(|| config.created.clone())
             .unwrap_or_else(|| rfc3339(0));
