@@ -131,7 +131,7 @@ pub fn run(
     let rootfs = step.rootfs();
     let etc = write_etc(&step.dir)?;
     let config = step_spec(spec, &rootfs, &etc, &id)?;
-    let stubs = missing_mount_points(&rootfs, &config);
+    let stubs = crate::stubs::Stubs::find(&rootfs, &config);
     let data =
         serde_json::to_vec(&config).map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
     let bundle = step.dir.join("config.json");
@@ -155,7 +155,7 @@ pub fn run(
         Err(_) if result.is_err() => Ok(()),
         other => other,
     };
-    remove_stubs(&rootfs, &stubs);
+    stubs.remove(&rootfs);
     let code = result?;
     deleted?;
     Ok(code)
@@ -316,57 +316,4 @@ fn step_spec(spec: &RunSpec, rootfs: &Path, etc: &EtcFiles, id: &str) -> Result<
     };
     let built = spec::build(&inputs).map_err(|e| Error::Invalid(e.to_string()))?;
     Ok(built.spec)
-}
-
-/// Mount destinations the image lacks: the runtime makes them in the upper directory, and they
-/// must not end up in the layer (BuildKit removes its mount stubs the same way).
-fn missing_mount_points(rootfs: &Path, spec: &Spec) -> Vec<PathBuf> {
-    let root = match crate::fsops::Root::open(rootfs) {
-        Ok(r) => r,
-        Err(_) => return Vec::new(),
-    };
-    let mut out = Vec::new();
-    for m in spec.mounts().iter().flatten() {
-        let mut path = PathBuf::from("/");
-        for part in m.destination().components().skip(1) {
-            path.push(part);
-            if root.resolve(&path, nix::fcntl::OFlag::O_PATH).is_err() {
-                out.push(path.clone());
-                break;
-            }
-        }
-    }
-    out
-}
-
-/// Removes the stubs (deepest first) if they are still empty, resolved inside the root: the
-/// step may have put a link where a stub's parent was missing.
-fn remove_stubs(rootfs: &Path, stubs: &[PathBuf]) {
-    use nix::fcntl::AtFlags;
-    use nix::sys::stat::SFlag;
-    let Ok(root) = crate::fsops::Root::open(rootfs) else {
-        return;
-    };
-    let mut stubs = stubs.to_vec();
-    stubs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for stub in stubs {
-        let (Some(parent), Some(name)) = (stub.parent(), stub.file_name()) else {
-            continue;
-        };
-        let Ok(dir) = root.resolve(
-            parent,
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
-        ) else {
-            continue;
-        };
-        let Ok(st) = nix::sys::stat::fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
-            continue;
-        };
-        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-        if kind == SFlag::S_IFDIR {
-            let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::RemoveDir);
-        } else if kind == SFlag::S_IFREG && st.st_size == 0 {
-            let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
-        }
-    }
 }

@@ -106,12 +106,13 @@ pub fn unpack(
         };
         let dir = root.mkdir_all(&parent, dir_owner, now)?;
         let header = entry.header().clone();
+        // A numeric field left blank reads as 0, as GNU tar takes it.
         let owner = chown.unwrap_or(Owner {
-            uid: header.uid()? as u32,
-            gid: header.gid()? as u32,
+            uid: header.uid().unwrap_or(0) as u32,
+            gid: header.gid().unwrap_or(0) as u32,
         });
-        let mode = header.mode()? & 0o7777;
-        let mtime = header.mtime()? as i64;
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let mtime = header.mtime().unwrap_or(0) as i64;
         let kind = header.entry_type();
         let existing =
             nix::sys::stat::fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();

@@ -18,6 +18,7 @@ pub mod parser;
 pub mod shell;
 pub mod stage;
 mod steps;
+mod stubs;
 
 pub use builder::{build, BuildOptions, Built, Progress};
 pub use error::{Error, Result};

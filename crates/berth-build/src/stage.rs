@@ -42,11 +42,17 @@ impl Builder<'_> {
             )
         };
         let total = steps.len() + 1;
+        // BuildKit's step names: `[2/5]` alone, `[builder 2/5]` or `[stage-1 2/5]` in several.
+        let name = match (self.stages.len(), name.parse::<usize>()) {
+            (1, _) => String::new(),
+            (_, Ok(n)) => format!("stage-{n} "),
+            _ => format!("{name} "),
+        };
         let base = self
             .lexer
             .word(&base_raw, &self.global_vars())
             .map_err(|e| self.syntax(line, e))?;
-        let id = self.next_step(&format!("[{name} 1/{total}] FROM {base}"));
+        let id = self.next_step(&format!("[{name}1/{total}] FROM {base}"));
         let mut state = self.base(index, &base, platform.as_deref(), line)?;
         self.progress.done(id);
         let triggers = std::mem::take(&mut state.config.config.on_build);
@@ -56,7 +62,7 @@ impl Builder<'_> {
                 let ins = instruction::parse(node)
                     .map_err(|m| self.syntax(line, format!("ONBUILD trigger {trigger:?}: {m}")))?;
                 let label = format!(
-                    "[{name} 1/{total}] ONBUILD {} ({}/{})",
+                    "[{name}1/{total}] ONBUILD {} ({}/{})",
                     ins.text,
                     i + 1,
                     triggers.len()
@@ -65,7 +71,7 @@ impl Builder<'_> {
             }
         }
         for (i, step) in steps.iter().enumerate() {
-            let label = format!("[{name} {}/{total}] {}", i + 2, step.text);
+            let label = format!("[{name}{}/{total}] {}", i + 2, step.text);
             self.dispatch(&mut state, index, step, &label)?;
         }
         Ok(state)

@@ -28,7 +28,7 @@ enum Action {
 
 struct RunPlan {
     spec: RunSpec,
-    /// For the error of a failing step: the command as the history shows it.
+    /// For the error of a failing step: the process's arguments, as BuildKit quotes them.
     shown: String,
     mounts: Vec<MountSpec>,
     /// `RUN <<EOF` with a `#!` script: the file to mount at /dev/pipes/<name>.
@@ -145,6 +145,7 @@ impl Builder<'_> {
             }
         }
         step.unmount()?;
+        crate::stubs::prune_unchanged(&step.upper(), &lowers);
         let opts = LayerOptions {
             compression: self.opts.compression,
             clamp_mtime: self.opts.source_date_epoch,
@@ -156,12 +157,16 @@ impl Builder<'_> {
         }))
     }
 
-    /// The unpacked directories of `layers`, top first, unpacked from their blobs if need be.
+    /// The unpacked directories of `layers`, top first, unpacked from their blobs if need be;
+    /// a layer that comes twice only at its topmost place (see `Store::layers_of`).
     pub(crate) fn lower_dirs(&self, layers: &[Layer]) -> Result<Vec<PathBuf>> {
         let mut dirs = Vec::new();
         for l in layers.iter().rev() {
             self.store.ensure_layer(l.blob.digest(), &l.diff_id)?;
-            dirs.push(self.store.layer_dir(&l.diff_id).join("diff"));
+            let dir = self.store.layer_dir(&l.diff_id).join("diff");
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
         }
         Ok(dirs)
     }
@@ -260,7 +265,8 @@ impl Builder<'_> {
                 .unwrap_or_default();
             build_env.push(format!("{k}={value}"));
         }
-        let mut shown = args.join(" ");
+        let process = args.join(" ");
+        let mut shown = process.clone();
         if !build_env.is_empty() {
             shown = format!("|{} {} {shown}", build_env.len(), build_env.join(" "));
         }
@@ -292,7 +298,7 @@ impl Builder<'_> {
                     network,
                     mounts: Vec::new(),
                 },
-                shown: format!("RUN {shown}"),
+                shown: process,
                 mounts,
                 script,
             }),

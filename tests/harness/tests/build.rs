@@ -523,3 +523,291 @@ fn shell_form_uses_the_shell_and_expose_lowercases() {
     );
     assert!(config["ExposedPorts"].get("8080/tcp").is_some(), "{config}");
 }
+
+/// `berth build` of `ctx` with its progress (stderr) and `-q`'s image ID (stdout).
+fn build_progress(berth: &Berth, ctx: &Path, flags: &[&str]) -> Ran {
+    let mut args = vec!["build", "--progress", "plain"];
+    args.extend_from_slice(flags);
+    let ctx_arg = ctx.to_string_lossy();
+    args.push(&ctx_arg);
+    let ran = berth.run(&args);
+    assert!(
+        ran.success(),
+        "berth {args:?} failed:\n{}\n{}",
+        ran.stdout,
+        ran.stderr
+    );
+    ran
+}
+
+/// How many times the cache mount `runs` of the Dockerfiles below was appended to: one line
+/// per RUN that ran.
+fn runs(berth: &Berth) -> usize {
+    let mounts = berth.root().join("build/mounts");
+    fs::read_dir(&mounts)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path().join("runs")).ok())
+        .map(|t| t.lines().count())
+        .sum()
+}
+
+#[test]
+fn an_unchanged_rebuild_runs_nothing_and_a_changed_file_rebuilds_from_its_copy() {
+    need_root!();
+    let dockerfile = "FROM busybox\n\
+        RUN --mount=type=cache,target=/c echo first >> /c/runs\n\
+        COPY a.txt /a.txt\n\
+        RUN --mount=type=cache,target=/c echo after-a >> /c/runs\n\
+        COPY b.txt /b.txt\n\
+        RUN --mount=type=cache,target=/c cat /a.txt /b.txt > /both && echo after-b >> /c/runs\n";
+    let ctx = context(&[
+        ("Dockerfile", dockerfile),
+        ("a.txt", "a\n"),
+        ("b.txt", "b\n"),
+    ]);
+    let berth = Berth::new();
+    let id = |ran: &Ran| ran.stdout.trim().to_string();
+    let first = build_progress(&berth, ctx.path(), &["-q"]);
+    assert_eq!(runs(&berth), 3);
+    let again = build_progress(&berth, ctx.path(), &["-q"]);
+    assert_eq!(runs(&berth), 3, "an unchanged rebuild ran a RUN");
+    assert_eq!(
+        id(&again),
+        id(&first),
+        "an unchanged rebuild made another image"
+    );
+    let plain = build_progress(&berth, ctx.path(), &[]);
+    assert_eq!(
+        plain.stderr.matches("CACHED").count(),
+        5,
+        "{}",
+        plain.stderr
+    );
+
+    fs::write(ctx.path().join("b.txt"), "b changed\n").expect("change b");
+    let changed = build_progress(&berth, ctx.path(), &[]);
+    assert_eq!(
+        runs(&berth),
+        4,
+        "only the RUN after the changed COPY runs again"
+    );
+    assert_eq!(
+        changed.stderr.matches("CACHED").count(),
+        3,
+        "{}",
+        changed.stderr
+    );
+    berth.ok(&["tag", &id(&first), "first"]);
+    let both = berth.ok(&["run", "--rm", "first", "cat", "/both"]);
+    assert_eq!(both, "a\nb");
+
+    build_progress(&berth, ctx.path(), &["--no-cache", "-q"]);
+    assert_eq!(runs(&berth), 7, "--no-cache runs every RUN");
+}
+
+#[test]
+fn build_args_reach_run_and_the_cache_key() {
+    need_root!();
+    let dockerfile = "FROM busybox\nARG WHO=nobody\nRUN echo \"hello $WHO\" > /greeting\n";
+    let ctx = context(&[("Dockerfile", dockerfile)]);
+    let berth = Berth::new();
+    for (flags, want) in [
+        (vec![], "hello nobody"),
+        (vec!["--build-arg", "WHO=you"], "hello you"),
+    ] {
+        let mut args = vec!["-q", "-t", "greet"];
+        args.extend(flags);
+        build_progress(&berth, ctx.path(), &args);
+        assert_eq!(
+            berth.ok(&["run", "--rm", "greet", "cat", "/greeting"]),
+            want
+        );
+    }
+    let history = berth.ok(&["history", "--no-trunc", "greet"]);
+    assert!(
+        history.contains("RUN |1 WHO=you /bin/sh -c echo \"hello $WHO\" > /greeting # buildkit"),
+        "{history}"
+    );
+}
+
+#[test]
+fn a_failing_run_shows_its_output_and_leaves_nothing() {
+    need_root!();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo about-to-fail && exit 3\n",
+    )]);
+    let berth = Berth::new();
+    let before = berth.ok(&["images", "-q"]);
+    let ran = berth.run(&["build", "-t", "broken", &ctx.path().to_string_lossy()]);
+    assert_eq!(ran.code(), Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("about-to-fail"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("process \"/bin/sh -c echo about-to-fail && exit 3\" did not complete successfully: exit code: 3"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        berth.ok(&["images", "-q"]),
+        before,
+        "a failed build left an image"
+    );
+    let tmp: Vec<_> = fs::read_dir(berth.root().join("build/tmp"))
+        .expect("build/tmp")
+        .flatten()
+        .collect();
+    assert!(tmp.is_empty(), "a failed build left {tmp:?}");
+}
+
+#[test]
+fn syntax_errors_name_the_file_line_and_instruction() {
+    need_root!();
+    let berth = Berth::new();
+    for (text, want) in [
+        (
+            "FROM busybox\nFOO bar\n",
+            "Dockerfile:2: unknown instruction: FOO",
+        ),
+        (
+            "FROM busybox\nCOPY onlyone\n",
+            "Dockerfile:2: COPY requires at least two arguments",
+        ),
+        (
+            "RUN true\n",
+            "Dockerfile:1: no build stage in current context",
+        ),
+        (
+            "FROM busybox\nCOPY missing.txt /x\n",
+            "\"/missing.txt\": not found",
+        ),
+    ] {
+        let ctx = context(&[("Dockerfile", text)]);
+        let ran = berth.run(&["build", "-q", &ctx.path().to_string_lossy()]);
+        assert_eq!(ran.code(), Some(1), "{text:?}: {}", ran.stderr);
+        assert!(ran.stderr.contains(want), "{text:?}: {}", ran.stderr);
+    }
+}
+
+#[test]
+fn copy_sources_cannot_leave_the_context() {
+    need_root!();
+    let berth = Berth::new();
+    for source in [
+        "../../../../etc/hostname",
+        "escape/hostname",
+        "absolute",
+        "escape-dir/",
+    ] {
+        let dockerfile = format!("FROM busybox\nCOPY {source} /stolen\n");
+        let ctx = context(&[
+            ("Dockerfile", &dockerfile),
+            ("escape", "-> /etc"),
+            ("escape-dir", "-> ../../../../../etc"),
+            ("absolute", "-> /etc/hostname"),
+        ]);
+        let ran = berth.run(&["build", "-q", &ctx.path().to_string_lossy()]);
+        assert_eq!(
+            ran.code(),
+            Some(1),
+            "COPY {source} was allowed: {}",
+            ran.stdout
+        );
+        assert!(ran.stderr.contains("not found"), "{source}: {}", ran.stderr);
+    }
+}
+
+#[test]
+fn destinations_resolve_inside_the_image() {
+    need_root!();
+    let name = berth_harness::unique("escaped");
+    let outside = Path::new("/tmp").join(&name);
+    // An image link pointing up and out, then a COPY and an ADD through it.
+    let archive = tempfile::tempdir().expect("archive dir");
+    let tar_path = archive.path().join("links.tar");
+    let mut builder = tar::Builder::new(fs::File::create(&tar_path).expect("tar"));
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    link.set_mode(0o777);
+    link.set_uid(0);
+    link.set_gid(0);
+    builder
+        .append_link(&mut link, "hop", "../../../../../../tmp")
+        .expect("link entry");
+    let mut file = tar::Header::new_gnu();
+    file.set_size(4);
+    file.set_mode(0o644);
+    file.set_uid(0);
+    file.set_gid(0);
+    builder
+        .append_data(&mut file, format!("hop/{name}-add"), &b"add\n"[..])
+        .expect("file entry");
+    builder.finish().expect("tar finish");
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!(
+            "FROM busybox\nRUN ln -s ../../../../tmp /up\nCOPY f /up/{name}\nADD links.tar /\n"
+        ),
+    )]);
+    fs::write(ctx.path().join("f"), "copied\n").expect("f");
+    fs::copy(&tar_path, ctx.path().join("links.tar")).expect("tar into context");
+    let berth = Berth::new();
+    let image = berth_build(&berth, ctx.path(), "contained", &[]);
+    assert!(
+        !outside.exists(),
+        "COPY wrote {} on the host",
+        outside.display()
+    );
+    assert!(
+        !Path::new(&format!("/tmp/{name}-add")).exists(),
+        "ADD wrote on the host"
+    );
+    assert!(
+        image.tree.contains_key(&format!("tmp/{name}")),
+        "COPY through the link missed the image's /tmp"
+    );
+    assert!(
+        image.tree.contains_key(&format!("tmp/{name}-add")),
+        "ADD through the link missed the image's /tmp"
+    );
+}
+
+/// The diff IDs of an image, from `berth image inspect`.
+fn layers(berth: &Berth, image: &str) -> Vec<Value> {
+    let out = berth.ok(&["image", "inspect", image]);
+    let v: Value = serde_json::from_str(&out).expect("inspect JSON");
+    v[0]["RootFS"]["Layers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_run_that_changes_nothing_adds_no_layer() {
+    need_root!();
+    // The RUN's mount points (/etc/hostname, /c) are missing from the image: the runtime makes
+    // them, and they, and /etc copied up for them, must not become a layer.
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=cache,target=/c true\nRUN --network=none true\n",
+    )]);
+    let berth = Berth::new();
+    build_progress(&berth, ctx.path(), &["-q", "-t", "nothing"]);
+    assert_eq!(layers(&berth, "nothing"), layers(&berth, "busybox"));
+}
+
+#[test]
+fn the_same_change_twice_gives_two_layers_that_still_mount() {
+    need_root!();
+    // Both COPYs make the same layer: overlayfs takes a directory once in a mount.
+    let dockerfile = "FROM busybox\nCOPY a /a\nRUN rm /a\nCOPY a /a\nRUN cat /a > /b\n";
+    let ctx = context(&[("Dockerfile", dockerfile), ("a", "twice\n")]);
+    let berth = Berth::new();
+    build_progress(&berth, ctx.path(), &["-q", "-t", "twice"]);
+    let all = layers(&berth, "twice");
+    assert_eq!(all.len(), layers(&berth, "busybox").len() + 4, "{all:?}");
+    assert_eq!(all[all.len() - 2], all[all.len() - 4]);
+    assert_eq!(berth.ok(&["run", "--rm", "twice", "cat", "/b"]), "twice");
+}

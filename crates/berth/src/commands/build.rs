@@ -64,7 +64,21 @@ pub struct BuildArgs {
     pub compression: String,
 }
 
-pub fn run(ctx: &Context, args: BuildArgs) -> Result<()> {
+/// Docker's exit status for a build that failed (a bad Dockerfile, a failing RUN...).
+const BUILD_FAILED: i32 = 1;
+
+/// Builds; a failed build is reported on stderr and exits 1, as `docker build` does.
+pub fn run(ctx: &Context, args: BuildArgs) -> Result<i32> {
+    match build(ctx, args) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            eprintln!("berth: {}", crate::error_line(&e));
+            Ok(BUILD_FAILED)
+        }
+    }
+}
+
+fn build(ctx: &Context, args: BuildArgs) -> Result<()> {
     let opts = options(ctx, &args)?;
     let engine = ctx.engine()?;
     let tmp = engine.root.join("build/tmp");

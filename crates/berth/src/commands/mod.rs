@@ -167,7 +167,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Attach(a) => return attach::run(&ctx, a),
         Command::Volume(c) => return volume::run(&ctx, c),
         Command::Inspect(a) => return container_inspect::run(&ctx, a, true),
-        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&ctx, a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => return build::run(&ctx, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(&ctx, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(&ctx, a),
         Command::Login(a) => login::run(&ctx, a),
