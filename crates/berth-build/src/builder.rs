@@ -165,6 +165,9 @@ pub fn build(
         tmp,
     };
     b.split(instructions)?;
+    if let Some(p) = &opts.platform {
+        b.check_platform("--platform", p, 0)?;
+    }
     let target = b.target()?;
     for index in b.needed(target)? {
         let state = b.build_stage(index)?;
@@ -242,11 +245,26 @@ impl Builder<'_> {
     }
 
     /// The global ARGs with values, for FROM lines.
+    /// BuildKit's automatic platform ARGs (TARGETPLATFORM, BUILDARCH...) under them: berth
+    /// builds for the host, so build and target platform are both the host's.
     pub(crate) fn global_vars(&self) -> Vars {
-        self.globals
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
-            .collect()
+        let host = berth_image::Platform::host();
+        let mut vars = Vars::new();
+        for side in ["BUILD", "TARGET"] {
+            vars.insert(format!("{side}PLATFORM"), host.to_string());
+            vars.insert(format!("{side}OS"), host.os.clone());
+            vars.insert(format!("{side}ARCH"), host.architecture.clone());
+            vars.insert(
+                format!("{side}VARIANT"),
+                host.variant.clone().unwrap_or_default(),
+            );
+        }
+        vars.extend(
+            self.globals
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.clone()?))),
+        );
+        vars
     }
 
     fn target(&self) -> Result<usize> {

@@ -77,6 +77,22 @@ impl Builder<'_> {
         Ok(state)
     }
 
+    /// `--platform` (FROM's, expanded, or the command line's): berth builds for the host
+    /// only, so another platform is ignored with a warning rather than emulated.
+    pub(crate) fn check_platform(&mut self, what: &str, platform: &str, line: usize) -> Result<()> {
+        let text = self
+            .lexer
+            .word(platform, &self.global_vars())
+            .map_err(|e| self.syntax(line, e))?;
+        let host = Platform::host();
+        if Platform::parse(&text)? != host {
+            self.progress.warn(&format!(
+                "{what}={text}: berth builds for the host's platform, {host}; the flag is ignored"
+            ));
+        }
+        Ok(())
+    }
+
     /// The stage's starting state.
     fn base(
         &mut self,
@@ -107,7 +123,10 @@ impl Builder<'_> {
             state.key = key(&state.key, &[b"FROM stage"]);
             return Ok(state);
         }
-        let (mut config, layers, image_id) = self.image(base, platform)?;
+        if let Some(p) = platform {
+            self.check_platform("FROM --platform", p, line)?;
+        }
+        let (mut config, layers, image_id) = self.image(base)?;
         // BuildKit gives every image a PATH: the base's, else the default one.
         if config.env("PATH").is_none() {
             config.set_env("PATH", DEFAULT_PATH);
@@ -126,22 +145,14 @@ impl Builder<'_> {
 
     /// An image from the store, pulled if it is not there (or always with `--pull`): its config,
     /// layers and ID.
-    pub(crate) fn image(
-        &mut self,
-        name: &str,
-        platform: Option<&str>,
-    ) -> Result<(ImageConfig, Vec<Layer>, String)> {
+    pub(crate) fn image(&mut self, name: &str) -> Result<(ImageConfig, Vec<Layer>, String)> {
         let reference = Reference::parse(name)?;
         let local = self.store.find(&reference)?;
         let image = match local {
             Some(image) if !self.opts.pull => image,
             local => {
-                let platform = match platform.or(self.opts.platform.as_deref()) {
-                    Some(p) => Platform::parse(p)?,
-                    None => Platform::host(),
-                };
                 let options = PullOptions {
-                    platform,
+                    platform: Platform::host(),
                     registry: self.opts.registry.clone(),
                     ..PullOptions::default()
                 };

@@ -425,7 +425,7 @@ impl Builder<'_> {
                 "COPY --from={from}: the stage is defined later; a step can only use stages before its own"
             )));
         }
-        let (_, layers, _) = self.image(from, None)?;
+        let (_, layers, _) = self.image(from)?;
         Ok(Origin::Layers(layers))
     }
 
