@@ -94,6 +94,96 @@ pub fn store_upper(store: &Store, upper: &Path, opts: &LayerOptions) -> Result<O
     }))
 }
 
+/// Stores the tree `dir` as a layer, leaving `dir` as it is (a running container's upper
+/// directory): the tar is compressed into a blob and the layer unpacked from it. `skip` leaves
+/// out paths relative to `dir`.
+pub fn store_copy(
+    store: &Store,
+    dir: &Path,
+    opts: &LayerOptions,
+    skip: &dyn Fn(&Path) -> bool,
+) -> Result<NewLayer> {
+    let _hold = store.lock_shared()?;
+    let blob = store.blob_writer()?;
+    let mut hashing =
+        DiffWriter::new(opts.compression, blob).map_err(Error::io("start compressing", dir))?;
+    let size = write_tar_skipping(dir, &mut hashing, opts, false, skip)?;
+    let (diff_id, blob) = hashing.finish().map_err(Error::io("compress", dir))?;
+    let blob_digest = blob.commit(&format!("layer of {}", dir.display()), None, None)?;
+    let blob_path = store.blob_path(&blob_digest);
+    let blob_size = fs::metadata(&blob_path)
+        .map_err(Error::io("stat", blob_path))?
+        .len();
+    store.ensure_layer(&blob_digest, &diff_id)?;
+    Ok(NewLayer {
+        blob: Descriptor::new(opts.compression.media_type(), blob_size, blob_digest),
+        diff_id,
+        size,
+    })
+}
+
+/// The mount points the engine makes in a container's upper directory when the image lacks
+/// them. Docker keeps them in an "init" layer of its own (moby's initlayer), so they are
+/// never among a container's changes.
+const MOUNT_POINTS: [&str; 11] = [
+    "/.dockerenv",
+    "/dev",
+    "/dev/console",
+    "/dev/pts",
+    "/dev/shm",
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/mtab",
+    "/etc/resolv.conf",
+    "/proc",
+    "/sys",
+];
+
+/// Whether `path` (absolute in the container) is not a change of the container's own: one of
+/// the engine's mount points or below one, or a directory copied up only to hold them (its
+/// mode and owner as a lower layer has them).
+pub fn engine_made(upper: &Path, path: &Path, lowers: &[PathBuf]) -> bool {
+    if MOUNT_POINTS.iter().any(|m| path.starts_with(m)) {
+        return true;
+    }
+    let inner = path.strip_prefix("/").unwrap_or(path);
+    let here = upper.join(inner);
+    let Ok(meta) = fs::symlink_metadata(&here) else {
+        return false;
+    };
+    let lower = lowers
+        .iter()
+        .find_map(|l| fs::symlink_metadata(l.join(inner)).ok());
+    let same = lower.is_some_and(|l| {
+        l.is_dir() && (l.mode(), l.uid(), l.gid()) == (meta.mode(), meta.uid(), meta.gid())
+    });
+    if !meta.is_dir() || !same || is_opaque(&here) {
+        return false;
+    }
+    let Ok(children) = sorted_entries(&here) else {
+        return false;
+    };
+    !children.is_empty()
+        && children
+            .iter()
+            .all(|c| engine_made(upper, &path.join(c), lowers))
+}
+
+fn is_opaque(path: &Path) -> bool {
+    let mut value = [0u8; 4];
+    rustix::fs::lgetxattr(path, OPAQUE_XATTR, &mut value).is_ok()
+}
+
+/// A container's changes as `docker diff` lists them: [`changes`] without what the engine
+/// made ([`engine_made`]).
+pub fn container_changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
+    let all = changes(upper, lowers)?;
+    Ok(all
+        .into_iter()
+        .filter(|c| !engine_made(upper, Path::new(&c.path), lowers))
+        .collect())
+}
+
 /// Renames `upper` into the store as the layer `diff_id`; if the store has it already, or the
 /// rename cannot be done (another filesystem), the store's copy is used or unpacked from the blob.
 fn adopt(store: &Store, upper: &Path, diff_id: &Digest, blob: &Digest, size: u64) -> Result<()> {
@@ -174,10 +264,23 @@ impl Write for DiffWriter {
 /// `strip`, overlayfs' own xattrs (but the opaque mark) are removed from the tree as it is read,
 /// so that it can serve as a plain lower directory.
 pub fn write_tar(dir: &Path, out: impl Write, opts: &LayerOptions, strip: bool) -> Result<u64> {
+    write_tar_skipping(dir, out, opts, strip, &|_| false)
+}
+
+/// [`write_tar`] leaving out the entries (and what is below them) for which `skip` holds of
+/// their path relative to `dir`.
+pub fn write_tar_skipping(
+    dir: &Path,
+    out: impl Write,
+    opts: &LayerOptions,
+    strip: bool,
+    skip: &dyn Fn(&Path) -> bool,
+) -> Result<u64> {
     let mut walk = TarWalk {
         builder: tar::Builder::new(out),
         opts,
         strip,
+        skip,
         links: HashMap::new(),
         size: 0,
     };
@@ -194,6 +297,7 @@ struct TarWalk<'a, W: Write> {
     builder: tar::Builder<W>,
     opts: &'a LayerOptions,
     strip: bool,
+    skip: &'a dyn Fn(&Path) -> bool,
     /// (dev, inode) of files with several links -> the first path written, for hard links.
     links: HashMap<(u64, u64), PathBuf>,
     size: u64,
@@ -213,6 +317,9 @@ impl<W: Write> TarWalk<'_, W> {
         for name in sorted_entries(dir)? {
             let path = dir.join(&name);
             let rel = rel.join(&name);
+            if (self.skip)(&rel) {
+                continue;
+            }
             let meta = fs::symlink_metadata(&path)?;
             let kind = meta.file_type();
             if kind.is_char_device() && meta.rdev() == 0 {

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod commit;
 pub mod compress;
 pub mod diff;
 pub mod digest;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    build, history, images, import, info, inspect, load, login, logout, prune, pull, push, rmi,
-    save, system_df, system_prune, tag, version,
+    build, commit, diff, history, images, import, info, inspect, load, login, logout, prune, pull,
+    push, rmi, save, system_df, system_prune, tag, version,
 };
 use crate::container::{attach, cp, exec, logs, manage, ns, port, ps, run, stats, top, volume};
 
@@ -255,6 +255,10 @@ pub enum Command {
     Network(crate::commands::network::NetworkCommand),
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(diff::DiffArgs),
     /// Download an image from a registry
     Pull(pull::PullArgs),
     /// Upload an image to a registry
@@ -293,6 +297,8 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
+    Commit(commit::CommitArgs),
+    Diff(diff::DiffArgs),
     Run(run::RunArgs),
     Create(run::RunArgs),
     Start(run::StartArgs),

@@ -1,6 +1,8 @@
 //! One module per command: an argument struct and a `run` that acts on it.
 
 pub mod build;
+pub mod commit;
+pub mod diff;
 pub mod history;
 pub mod images;
 pub mod import;
@@ -168,6 +170,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Volume(c) => return volume::run(&ctx, c),
         Command::Inspect(a) => return container_inspect::run(&ctx, a, true),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => return build::run(&ctx, a),
+        Command::Commit(a) => commit::run(&ctx, a),
+        Command::Diff(a) => diff::run(&ctx, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(&ctx, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(&ctx, a),
         Command::Login(a) => login::run(&ctx, a),
@@ -203,6 +207,8 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 fn container(ctx: &Context, c: ContainerCommand) -> Result<i32> {
     match c {
+        ContainerCommand::Commit(a) => commit::run(ctx, a).map(|()| 0),
+        ContainerCommand::Diff(a) => diff::run(ctx, a).map(|()| 0),
         ContainerCommand::Run(a) => run_cmd::run(ctx, a),
         ContainerCommand::Create(a) => run_cmd::create(ctx, a),
         ContainerCommand::Start(a) => run_cmd::start(ctx, a),
