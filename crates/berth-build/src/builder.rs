@@ -3,6 +3,7 @@
 //! to the store under its names.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 
 use berth_image::diff::Compression;
@@ -105,6 +106,8 @@ pub struct Builder<'a> {
     pub(crate) context: &'a Context,
     pub(crate) opts: &'a BuildOptions,
     pub(crate) progress: &'a mut dyn Progress,
+    /// Readable once the build is to stop (the caller's signal descriptor).
+    pub(crate) cancel: Option<BorrowedFd<'a>>,
     pub(crate) lexer: Lexer,
     pub(crate) file: String,
     pub(crate) stages: Vec<StageDef>,
@@ -115,17 +118,19 @@ pub struct Builder<'a> {
     pub(crate) next_id: usize,
     /// COPY --from origins, mounted once each; before `tmp`, so unmounted before it is removed.
     pub(crate) roots: BTreeMap<String, crate::copy::OriginRoot>,
-    pub(crate) tmp: tempfile::TempDir,
+    pub(crate) tmp: crate::workdir::WorkDir,
 }
 
-/// Builds `dockerfile` (named `file` in messages) with `context`.
-pub fn build(
-    engine: &berth_engine::Engine,
+/// Builds `dockerfile` (named `file` in messages) with `context`. The build stops, and removes
+/// what it made, once `cancel` becomes readable (a signalfd of SIGINT and SIGTERM, say).
+pub fn build<'a>(
+    engine: &'a berth_engine::Engine,
     file: &str,
     dockerfile: &str,
-    context: &Context,
-    opts: &BuildOptions,
-    progress: &mut dyn Progress,
+    context: &'a Context,
+    opts: &'a BuildOptions,
+    progress: &'a mut dyn Progress,
+    cancel: Option<BorrowedFd<'a>>,
 ) -> Result<Built> {
     let parsed = crate::parser::parse(file, dockerfile)?;
     let mut instructions = Vec::new();
@@ -137,12 +142,7 @@ pub fn build(
         })?);
     }
     let store = engine.images()?;
-    let work = engine.root.join("build/tmp");
-    std::fs::create_dir_all(&work).map_err(Error::io("create", &work))?;
-    let tmp = tempfile::Builder::new()
-        .prefix("build-")
-        .tempdir_in(&work)
-        .map_err(Error::io("create a directory in", &work))?;
+    let tmp = crate::workdir::WorkDir::create(engine, &engine.root.join("build/tmp"))?;
     let stats_path = stat_cache_path(engine, context);
     let mut b = Builder {
         engine,
@@ -151,6 +151,7 @@ pub fn build(
         context,
         opts,
         progress,
+        cancel,
         lexer: Lexer {
             escape: parsed.escape,
         },
@@ -190,6 +191,19 @@ fn stat_cache_path(engine: &berth_engine::Engine, context: &Context) -> PathBuf 
 }
 
 impl Builder<'_> {
+    /// An error once the build is to stop.
+    pub(crate) fn check_cancelled(&self) -> Result<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let Some(fd) = self.cancel else {
+            return Ok(());
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) if n > 0 => Err(Error::Cancelled),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn syntax(&self, line: usize, message: impl Into<String>) -> Error {
         Error::Syntax {
             file: self.file.clone(),
@@ -384,21 +398,13 @@ impl Builder<'_> {
             .map_err(|e| Error::Invalid(format!("image config: {e}")))?;
         let _hold = self.store.lock_shared()?;
         let config_digest = self.store.put_blob("image config", None, &config)?;
-        let layers: Vec<&Descriptor> = state.layers.iter().map(|l| &l.blob).collect();
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
-            "layers": layers,
-        });
-        let bytes =
-            serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(format!("manifest: {e}")))?;
-        let digest = self.store.put_blob("manifest", None, &bytes)?;
-        let desc = Descriptor::new(
-            oci_spec::image::MediaType::ImageManifest,
-            bytes.len() as u64,
-            digest,
-        );
+        let layers: Vec<Descriptor> = state.layers.iter().map(|l| l.blob.clone()).collect();
+        let desc = berth_image::archive::write_manifest(
+            &self.store,
+            &config_digest,
+            config.len() as u64,
+            &layers,
+        )?;
         if self.opts.tags.is_empty() {
             self.store.commit_image(&desc, None, None)?;
         }

@@ -5,12 +5,13 @@
 //! is the step's diff.
 
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use berth_engine::request::{MountRequest, NsMode, RunRequest};
 use berth_engine::spec::{self, EtcFiles};
 use nix::mount::{MntFlags, MsFlags};
+use nix::sys::signal::Signal;
 use oci_spec::runtime::Spec;
 
 use crate::error::{Error, Result};
@@ -40,6 +41,9 @@ impl Network {
 
 /// What the step runs and how.
 pub struct RunSpec {
+    /// The container's id: the build's work directory's name and the step's number, so that
+    /// the next build can tell the containers of a killed one.
+    pub id: String,
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub cwd: String,
@@ -125,9 +129,10 @@ pub fn run(
     engine: &berth_engine::Engine,
     step: &StepDir,
     spec: &RunSpec,
+    cancel: Option<BorrowedFd<'_>>,
     output: &mut dyn FnMut(&[u8]),
 ) -> Result<i32> {
-    let id = format!("build-{}", random_hex());
+    let id = spec.id.clone();
     let rootfs = step.rootfs();
     let etc = write_etc(&step.dir)?;
     let config = step_spec(spec, &rootfs, &etc, &id)?;
@@ -141,11 +146,16 @@ pub fn run(
     let result = created.and_then(|(reader, created)| {
         let attached = attach(engine, &id, created.pid, spec.network)?;
         let started = berth_runtime::container::start(&engine.runtime, &id).map_err(Error::from);
-        if started.is_ok() {
-            relay(reader, output);
-        }
+        let cancelled = started.is_ok() && relay(engine, &id, reader, output, cancel);
         let code = started
-            .and_then(|()| berth_runtime::container::wait_exit(created.pid).map_err(Error::from));
+            .and_then(|()| berth_runtime::container::wait_exit(created.pid).map_err(Error::from))
+            .and_then(|code| {
+                if cancelled {
+                    Err(Error::Cancelled)
+                } else {
+                    Ok(code)
+                }
+            });
         if let Some((store, att)) = attached {
             let _ = store.detach(&att);
         }
@@ -159,18 +169,6 @@ pub fn run(
     let code = result?;
     deleted?;
     Ok(code)
-}
-
-/// A pseudo-random id part: the kernel's randomness, through the std hasher's seed.
-fn random_hex() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let a = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let b = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    format!("{a:016x}{b:016x}")
 }
 
 /// The pull of a base image may have used threads: the runtime forks, which needs them gone.
@@ -222,14 +220,44 @@ fn create_with_pipe(
     Ok((std::fs::File::from(r), created?))
 }
 
-fn relay(mut reader: std::fs::File, output: &mut dyn FnMut(&[u8])) {
+/// Copies the step's output to `output` until the pipe closes. When `cancel` (the build's
+/// signal descriptor) becomes readable, the step's processes are killed and the rest of their
+/// output still read. Whether it was cancelled.
+fn relay(
+    engine: &berth_engine::Engine,
+    id: &str,
+    mut reader: std::fs::File,
+    output: &mut dyn FnMut(&[u8]),
+    cancel: Option<BorrowedFd<'_>>,
+) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut buf = [0u8; 16384];
+    let mut cancelled = false;
     loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => output(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return,
+        let (readable, signalled) = {
+            let mut fds = vec![PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
+            if let (Some(c), false) = (cancel, cancelled) {
+                fds.push(PollFd::new(c, PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return cancelled,
+                Ok(_) => {}
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            (ready(&fds[0]), fds.get(1).is_some_and(ready))
+        };
+        if signalled {
+            cancelled = true;
+            let _ = berth_runtime::container::kill(&engine.runtime, id, Signal::SIGKILL, true);
+        }
+        if readable {
+            match reader.read(&mut buf) {
+                Ok(0) => return cancelled,
+                Ok(n) => output(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return cancelled,
+            }
         }
     }
 }

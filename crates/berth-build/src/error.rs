@@ -24,6 +24,9 @@ pub enum Error {
     /// A RUN step's command failed; its output was shown as it ran.
     #[error("process \"{command}\" did not complete successfully: exit code: {code}")]
     RunFailed { command: String, code: i32 },
+    /// A signal (SIGINT, SIGTERM, SIGHUP) stopped the build; what it had made is removed.
+    #[error("the build was cancelled")]
+    Cancelled,
     #[error(transparent)]
     Image(#[from] berth_image::Error),
     #[error(transparent)]

@@ -19,6 +19,7 @@ pub mod shell;
 pub mod stage;
 mod steps;
 mod stubs;
+mod workdir;
 
 pub use builder::{build, BuildOptions, Built, Progress};
 pub use error::{Error, Result};

@@ -72,6 +72,7 @@ impl Builder<'_> {
         }
         for (i, step) in steps.iter().enumerate() {
             let label = format!("[{name}{}/{total}] {}", i + 2, step.text);
+            self.check_cancelled()?;
             self.dispatch(&mut state, index, step, &label)?;
         }
         Ok(state)

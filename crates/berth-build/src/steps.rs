@@ -95,6 +95,7 @@ impl Builder<'_> {
                 record
             }
             None => {
+                self.check_cancelled()?;
                 let layer = self.execute(st, stage, plan.action, id)?;
                 let record = Record {
                     layer,
@@ -291,6 +292,7 @@ impl Builder<'_> {
             key_parts,
             action: Action::Run(RunPlan {
                 spec: RunSpec {
+                    id: String::new(),
                     args,
                     env,
                     cwd: st.config.config.working_dir.clone(),
@@ -340,6 +342,7 @@ impl Builder<'_> {
         mut run: RunPlan,
         id: usize,
     ) -> Result<()> {
+        run.spec.id = format!("{}-{id}", self.tmp.name());
         let mut held = Vec::new();
         for (n, m) in run.mounts.iter().enumerate() {
             let prepared = match m.kind {
@@ -368,7 +371,8 @@ impl Builder<'_> {
             });
         }
         let progress = &mut *self.progress;
-        let code = container::run(self.engine, step, &run.spec, &mut |bytes| {
+        let cancel = self.cancel;
+        let code = container::run(self.engine, step, &run.spec, cancel, &mut |bytes| {
             progress.output(id, bytes)
         })?;
         drop(held);

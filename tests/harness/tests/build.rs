@@ -1066,3 +1066,82 @@ fn commit_makes_an_image_of_a_containers_changes() {
         (Some("someone"), Some("a message"))
     );
 }
+
+/// Starts `berth build` of a RUN that prints "started" and sleeps; returns it once it printed,
+/// with the file its stderr goes to.
+fn build_in_a_long_run(berth: &Berth, ctx: &Path) -> (std::process::Child, PathBuf) {
+    let log = ctx.join("build.log");
+    let mut cmd = berth.command();
+    cmd.args(["build", &ctx.to_string_lossy()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(&log).expect("log"));
+    let child = cmd.spawn().expect("berth build");
+    berth_harness::eventually("the RUN step to start", || {
+        fs::read_to_string(&log)
+            .ok()?
+            .contains(" started")
+            .then_some(())
+    });
+    (child, log)
+}
+
+fn long_run_context() -> TempDir {
+    context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo started && sleep 1000\n",
+    )])
+}
+
+fn build_dirs(berth: &Berth) -> Vec<String> {
+    fs::read_dir(berth.root().join("build/tmp"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("build-"))
+        .collect()
+}
+
+#[test]
+fn a_signal_cancels_the_build_and_leaves_nothing() {
+    need_root!();
+    let berth = Berth::new();
+    let ctx = long_run_context();
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        let (mut child, log) = build_in_a_long_run(&berth, ctx.path());
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal the build");
+        let status = child.wait().expect("wait for the build");
+        let err = fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(status.code(), Some(1), "{signal}: {err}");
+        assert!(err.contains("the build was cancelled"), "{err}");
+        assert!(
+            build_dirs(&berth).is_empty(),
+            "{signal} left {:?}",
+            build_dirs(&berth)
+        );
+    }
+}
+
+#[test]
+fn the_next_build_sweeps_what_a_killed_one_left() {
+    need_root!();
+    let berth = Berth::new();
+    let ctx = long_run_context();
+    let (mut child, _) = build_in_a_long_run(&berth, ctx.path());
+    child.kill().expect("SIGKILL the build");
+    child.wait().expect("wait for the build");
+    assert_eq!(build_dirs(&berth).len(), 1, "the killed build's directory");
+    let next = context(&[("Dockerfile", "FROM busybox\nRUN true\n")]);
+    build_progress(&berth, next.path(), &["-q"]);
+    assert!(
+        build_dirs(&berth).is_empty(),
+        "left {:?}",
+        build_dirs(&berth)
+    );
+    // Dropping `berth` checks that no mount and no runtime state of the killed step is left.
+}

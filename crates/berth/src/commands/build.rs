@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -13,6 +14,8 @@ use berth_build::{BuildOptions, Progress};
 use berth_image::diff::Compression;
 use berth_image::Reference;
 use clap::Args;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::Context;
 
@@ -85,6 +88,7 @@ fn build(ctx: &Context, args: BuildArgs) -> Result<()> {
     std::fs::create_dir_all(&tmp).with_context(|| format!("create {}", tmp.display()))?;
     let (context, dockerfile) = load(&args, &tmp)?;
     let mut printer = Printer::new(args.quiet);
+    let cancel = cancel_signals();
     let built = berth_build::build(
         &engine,
         "Dockerfile",
@@ -92,6 +96,7 @@ fn build(ctx: &Context, args: BuildArgs) -> Result<()> {
         &context,
         &opts,
         &mut printer,
+        cancel.as_ref().map(|fd| fd.as_fd()),
     );
     let built = match built {
         Ok(b) => b,
@@ -110,6 +115,18 @@ fn build(ctx: &Context, args: BuildArgs) -> Result<()> {
         outln!("{id}");
     }
     Ok(())
+}
+
+/// SIGINT, SIGTERM and SIGHUP held back and readable from a descriptor instead: the build then
+/// stops its step's container and removes what it made, where dying at once would leave them.
+/// The steps' processes get every signal unblocked again (the runtime's init resets them).
+fn cancel_signals() -> Option<SignalFd> {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set.thread_block().ok()?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok()
 }
 
 /// The flags, checked, as the builder takes them.
