@@ -255,6 +255,9 @@ pub enum Command {
     Network(crate::commands::network::NetworkCommand),
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(build::BuilderCommand),
     /// Create a new image from a container's changes
     Commit(commit::CommitArgs),
     /// Inspect changes to files or directories on a container's filesystem

@@ -682,6 +682,10 @@ fn syntax_errors_name_the_file_line_and_instruction() {
             "FROM busybox\nCOPY missing.txt /x\n",
             "\"/missing.txt\": not found",
         ),
+        (
+            "FROM busybox\nADD https://example.com/f /f\n",
+            "ADD https://example.com/f: berth build does not download remote files",
+        ),
     ] {
         let ctx = context(&[("Dockerfile", text)]);
         let ran = berth.run(&["build", "-q", &ctx.path().to_string_lossy()]);
@@ -1144,4 +1148,24 @@ fn the_next_build_sweeps_what_a_killed_one_left() {
         build_dirs(&berth)
     );
     // Dropping `berth` checks that no mount and no runtime state of the killed step is left.
+}
+
+#[test]
+fn the_cache_outlives_its_images_until_builder_prune() {
+    need_root!();
+    let berth = Berth::new();
+    let dockerfile = "FROM busybox\nRUN --mount=type=cache,target=/c echo ran >> /c/runs && echo layer > /layer\n";
+    let ctx = context(&[("Dockerfile", dockerfile)]);
+    build_progress(&berth, ctx.path(), &["-q", "-t", "cached"]);
+    berth.ok(&["rmi", "cached"]);
+    berth.ok(&["image", "prune", "-f"]);
+    build_progress(&berth, ctx.path(), &["-q", "-t", "cached"]);
+    assert_eq!(runs(&berth), 1, "garbage collection took the cache's layer");
+    let pruned = berth.ok(&["builder", "prune", "-f"]);
+    assert!(pruned.starts_with("Total reclaimed space: "), "{pruned}");
+    assert!(!pruned.ends_with(" 0B"), "{pruned}");
+    build_progress(&berth, ctx.path(), &["-q", "-t", "cached"]);
+    assert_eq!(runs(&berth), 1, "the cache mount was pruned: one run since");
+    let again = build_progress(&berth, ctx.path(), &[]);
+    assert!(again.stderr.contains("CACHED"), "{}", again.stderr);
 }

@@ -387,3 +387,31 @@ impl Progress for Printer {
         self.line(&format!("WARNING: {message}"));
     }
 }
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BuilderCommand {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all build cache (berth keeps no other kind)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `builder prune`: every cache record and cache mount, then the layers only they kept.
+pub fn builder(ctx: &Context, command: BuilderCommand) -> Result<()> {
+    let BuilderCommand::Prune(args) = command;
+    let what = if args.all { "all build cache" } else { "all dangling build cache" };
+    if !super::confirmed(args.force, &format!("This will remove {what}."))? {
+        return Ok(());
+    }
+    let pruned = berth_build::cache::prune(&ctx.global.root)?;
+    outln!("Total reclaimed space: {}", crate::format::human_size(pruned.bytes));
+    Ok(())
+}

@@ -170,6 +170,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Volume(c) => return volume::run(&ctx, c),
         Command::Inspect(a) => return container_inspect::run(&ctx, a, true),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => return build::run(&ctx, a),
+        Command::Builder(c) => build::builder(&ctx, c),
         Command::Commit(a) => commit::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(&ctx, a),
