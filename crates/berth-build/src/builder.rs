@@ -72,6 +72,8 @@ pub(crate) struct State {
     pub args: Vec<(String, Option<String>)>,
     /// The time of the newest layer: what config-only steps' history carries.
     pub time: String,
+    /// A CMD was given in this stage (an ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
 }
 
 impl State {

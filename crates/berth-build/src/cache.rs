@@ -112,23 +112,3 @@ pub fn prune(data_root: &Path) -> Result<Pruned> {
     pruned.bytes += store.gc()?.bytes_freed;
     Ok(pruned)
 }
-
-/// The build cache's share of the disk for `system df`: (records, bytes of layers that only
-/// the cache keeps, plus cache mounts).
-pub fn usage(
-    data_root: &Path,
-    store: &Store,
-    in_images: &std::collections::HashSet<Digest>,
-) -> (usize, u64) {
-    let mut seen = std::collections::HashSet::new();
-    let mut bytes = berth_image::unpack::disk_usage(&data_root.join("build/mounts"));
-    let pins = store.pins(PIN_OWNER);
-    for (_, pin) in &pins {
-        for d in &pin.layers {
-            if !in_images.contains(d) && seen.insert(d.clone()) {
-                bytes += store.layer_size(d);
-            }
-        }
-    }
-    (pins.len(), bytes)
-}

@@ -20,6 +20,23 @@ use crate::instruction::Copy;
 use crate::parser::heredoc_markers;
 use crate::stage::{clean_path, now};
 
+/// Docker's refusal of several sources into one file.
+const MANY_SOURCES: &str =
+    "When using COPY with more than one source file, the destination must be a directory and end with a /";
+
+/// (sources, heredoc files, words for the history).
+type CopySources = (Vec<String>, Vec<(String, String)>, Vec<String>);
+
+/// A URL as a source: COPY never takes one, ADD would download it, which berth does not.
+fn url_refused(add: bool, url: &str) -> String {
+    match add {
+        false => format!("COPY {url}: source can't be a URL for COPY"),
+        true => format!(
+            "ADD {url}: berth build does not download remote files; fetch it into the context and ADD it from there"
+        ),
+    }
+}
+
 /// Where a COPY's files come from.
 #[derive(Clone, Debug)]
 pub enum Origin {
@@ -68,92 +85,43 @@ impl Builder<'_> {
         line: usize,
         c: &Copy,
     ) -> Result<(CopyPlan, String, Vec<Vec<u8>>)> {
-        let vars = st.vars();
-        let word = |s: &str| self.lexer.word(s, &vars).map_err(|e| self.syntax(line, e));
-        let raw_dest = word(&c.dest)?;
+        let raw_dest = self.expand(st, line, &c.dest)?;
         let dest_is_dir = raw_dest.ends_with('/') || raw_dest == "." || raw_dest.is_empty();
         let dest = match raw_dest.starts_with('/') {
             true => clean_path(&raw_dest),
             false => clean_path(&format!("{}/{raw_dest}", st.config.config.working_dir)),
         };
-        let (mut srcs, mut docs, mut shown) = (Vec::new(), Vec::new(), Vec::new());
-        for s in &c.srcs {
-            match heredoc_markers(s).first() {
-                Some((name, _, _)) if s.starts_with("<<") => {
-                    let doc = c.heredocs.iter().find(|d| &d.name == name);
-                    let doc = doc.ok_or_else(|| self.syntax(line, format!("no heredoc {name}")))?;
-                    let content = match doc.expand {
-                        true => self
-                            .lexer
-                            .heredoc(&doc.content, &vars)
-                            .map_err(|e| self.syntax(line, e))?,
-                        false => doc.content.clone(),
-                    };
-                    docs.push((name.clone(), content));
-                    shown.push(s.clone());
-                }
-                _ => {
-                    srcs.push(word(s)?);
-                    shown.extend(srcs.last().cloned());
-                }
-            }
-        }
+        let (srcs, docs, shown) = self.copy_sources(st, line, c)?;
         if srcs.len() + docs.len() > 1 && !dest_is_dir {
-            return Err(self.syntax(
-                line,
-                "When using COPY with more than one source file, the destination must be a directory and end with a /",
-            ));
-        }
-        let kw = if c.add { "ADD" } else { "COPY" };
-        if let Some(url) = srcs.iter().find(|s| s.contains("://")) {
-            if !c.add {
-                return Err(
-                    self.syntax(line, format!("COPY {url}: source can't be a URL for COPY"))
-                );
-            }
-            return Err(self.syntax(
-                line,
-                format!("ADD {url}: berth build does not download remote files; fetch it into the context and ADD it from there"),
-            ));
+            return Err(self.syntax(line, MANY_SOURCES));
         }
         let chmod = match &c.chmod {
-            Some(m) => {
-                let m = word(m)?;
-                Some(
-                    u32::from_str_radix(&m, 8)
-                        .ok()
-                        .filter(|n| *n <= 0o7777)
-                        .ok_or_else(|| {
-                            self.syntax(
-                                line,
-                                format!(
-                                    "invalid chmod parameter {m:?}: give an octal mode such as 755"
-                                ),
-                            )
-                        })?,
-                )
-            }
+            Some(m) => Some(self.chmod(st, line, m)?),
             None => None,
         };
-        let chown = c.chown.as_deref().map(word).transpose()?;
-        let from = c.from.as_deref().map(word).transpose()?;
-        let origin = match from {
-            Some(from) => self.origin(&from, stage)?,
+        let chown = c
+            .chown
+            .as_deref()
+            .map(|o| self.expand(st, line, o))
+            .transpose()?;
+        let origin = match &c.from {
+            Some(from) => {
+                let from = self.expand(st, line, from)?;
+                self.origin(&from, stage)?
+            }
             None => Origin::Context,
         };
+        let kw = if c.add { "ADD" } else { "COPY" };
         let history = format!("{kw} {} {raw_dest} # buildkit", shown.join(" "));
         let mut parts = vec![
-            format!("{:?} {:?} {dest} {dest_is_dir}", chown, chmod).into_bytes(),
+            format!("{chown:?} {chmod:?} {dest} {dest_is_dir}").into_bytes(),
             self.origin_identity(&origin).into_bytes(),
         ];
-        for (name, content) in &docs {
-            parts.push(format!("{name}\0{content}").into_bytes());
-        }
-        if let Origin::Context = origin {
-            parts.push(self.context_digest(&srcs)?);
-        } else {
-            parts.push(srcs.join("\0").into_bytes());
-        }
+        parts.extend(docs.iter().map(|(n, c)| format!("{n}\0{c}").into_bytes()));
+        parts.push(match origin {
+            Origin::Context => self.context_digest(&srcs)?,
+            _ => srcs.join("\0").into_bytes(),
+        });
         let plan = CopyPlan {
             add: c.add,
             origin,
@@ -167,8 +135,53 @@ impl Builder<'_> {
         Ok((plan, history, parts))
     }
 
+    /// The sources expanded, the heredocs' files (name, content), and the words as the history
+    /// shows them. A URL is refused: nothing is downloaded.
+    fn copy_sources(&self, st: &State, line: usize, c: &Copy) -> Result<CopySources> {
+        let (mut srcs, mut docs, mut shown) = (Vec::new(), Vec::new(), Vec::new());
+        for s in &c.srcs {
+            let Some((name, _, _)) = heredoc_markers(s)
+                .into_iter()
+                .next()
+                .filter(|_| s.starts_with("<<"))
+            else {
+                let src = self.expand(st, line, s)?;
+                if src.contains("://") {
+                    return Err(self.syntax(line, url_refused(c.add, &src)));
+                }
+                shown.push(src.clone());
+                srcs.push(src);
+                continue;
+            };
+            let doc = c.heredocs.iter().find(|d| d.name == name);
+            let doc = doc.ok_or_else(|| self.syntax(line, format!("no heredoc {name}")))?;
+            let content = match doc.expand {
+                true => self
+                    .lexer
+                    .heredoc(&doc.content, &st.vars())
+                    .map_err(|e| self.syntax(line, e))?,
+                false => doc.content.clone(),
+            };
+            docs.push((name, content));
+            shown.push(s.clone());
+        }
+        Ok((srcs, docs, shown))
+    }
+
+    /// `--chmod`: an octal mode.
+    fn chmod(&self, st: &State, line: usize, mode: &str) -> Result<u32> {
+        let m = self.expand(st, line, mode)?;
+        u32::from_str_radix(&m, 8)
+            .ok()
+            .filter(|n| *n <= 0o7777)
+            .ok_or_else(|| {
+                let why = format!("invalid chmod parameter {m:?}: give an octal mode such as 755");
+                self.syntax(line, why)
+            })
+    }
+
     /// The content of what `patterns` name in the context, .dockerignore applied.
-    fn context_digest(&mut self, patterns: &[String]) -> Result<Vec<u8>> {
+    pub(crate) fn context_digest(&mut self, patterns: &[String]) -> Result<Vec<u8>> {
         let ctx = self.context;
         let mut hasher = Sha256::new();
         for pattern in patterns {
@@ -233,10 +246,7 @@ impl Builder<'_> {
             found.extend(sources(src_root, pattern, ignore)?);
         }
         if found.len() > 1 && !plan.dest_is_dir {
-            return Err(Error::Invalid(
-                "When using COPY with more than one source file, the destination must be a directory and end with a /"
-                    .into(),
-            ));
+            return Err(Error::Invalid(MANY_SOURCES.into()));
         }
         for source in &found {
             let archive = plan.add && crate::extract::is_archive(&source.host);

@@ -100,105 +100,117 @@ pub fn unpack(
             continue;
         };
         let target = dest.join(&rel);
-        let (parent, name) = match (target.parent(), target.file_name()) {
-            (Some(p), Some(n)) => (p.to_path_buf(), n.to_os_string()),
-            _ => continue,
+        let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
+            continue;
         };
-        let dir = root.mkdir_all(&parent, dir_owner, now)?;
+        let dir = root.mkdir_all(parent, dir_owner, now)?;
         let header = entry.header().clone();
         // A numeric field left blank reads as 0, as GNU tar takes it.
         let owner = chown.unwrap_or(Owner {
             uid: header.uid().unwrap_or(0) as u32,
             gid: header.gid().unwrap_or(0) as u32,
         });
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let mtime = header.mtime().unwrap_or(0) as i64;
-        let kind = header.entry_type();
-        let existing =
-            nix::sys::stat::fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
-        let existing_dir = existing.is_some_and(|st| {
-            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
-        });
-        if existing.is_some() && !(kind.is_dir() && existing_dir) {
-            fsops::remove(dir.as_fd(), &name, existing_dir)?;
-        }
-        match kind {
-            tar::EntryType::Directory => {
-                if !existing_dir {
-                    nix::sys::stat::mkdirat(
-                        &dir,
-                        name.as_os_str(),
-                        Mode::from_bits_truncate(0o700),
-                    )
-                    .map_err(errno)?;
-                }
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                fsops::write_from(dir.as_fd(), &name, &mut entry)?;
-            }
-            tar::EntryType::Symlink => {
-                let link = entry.link_name()?.unwrap_or_default();
-                symlinkat(link.as_os_str(), dir.as_fd(), name.as_os_str()).map_err(errno)?;
-                chown_at(dir.as_fd(), &name, owner)?;
-                let t = TimeSpec::new(mtime, 0);
+        let attrs = (
+            owner,
+            header.mode().unwrap_or(0o644) & 0o7777,
+            TimeSpec::new(header.mtime().unwrap_or(0) as i64, 0),
+        );
+        let made = make_entry(root, dest, dir.as_fd(), name, &mut entry)?;
+        match made {
+            Made::Nothing => {}
+            Made::Link => {
+                chown_at(dir.as_fd(), name, owner)?;
                 utimensat(
                     dir.as_fd(),
-                    name.as_os_str(),
-                    &t,
-                    &t,
+                    name,
+                    &attrs.2,
+                    &attrs.2,
                     UtimensatFlags::NoFollowSymlink,
                 )
                 .map_err(errno)?;
-                continue;
             }
-            tar::EntryType::Link => {
-                let link = entry
-                    .link_name()?
-                    .and_then(|l| clean(&l))
-                    .unwrap_or_default();
-                hard_link(root, &dest.join(link), dir.as_fd(), &name)?;
-                continue;
-            }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                let sflag = match kind {
-                    tar::EntryType::Char => SFlag::S_IFCHR,
-                    tar::EntryType::Block => SFlag::S_IFBLK,
-                    _ => SFlag::S_IFIFO,
-                };
-                let major = header.device_major()?.unwrap_or(0);
-                let minor = header.device_minor()?.unwrap_or(0);
-                let dev = nix::sys::stat::makedev(major.into(), minor.into());
-                mknodat(
-                    &dir,
-                    name.as_os_str(),
-                    sflag,
-                    Mode::from_bits_truncate(0o600),
-                    dev,
-                )
-                .map_err(errno)?;
-            }
-            // PAX and GNU long-name headers are read by the tar crate; nothing else is made.
-            _ => continue,
+            Made::Entry => set_attrs_at(dir.as_fd(), name, attrs)?,
         }
-        chown_at(dir.as_fd(), &name, owner)?;
-        fchmodat(
-            &dir,
-            name.as_os_str(),
-            Mode::from_bits_truncate(mode),
-            FchmodatFlags::NoFollowSymlink,
-        )
-        .map_err(errno)?;
-        let t = TimeSpec::new(mtime, 0);
-        utimensat(
-            &dir,
-            name.as_os_str(),
-            &t,
-            &t,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(errno)?;
     }
     Ok(())
+}
+
+/// What `make_entry` made: nothing (a hard link, or an entry type of no file), a symlink, or
+/// an entry to give the header's owner, mode and time.
+enum Made {
+    Nothing,
+    Link,
+    Entry,
+}
+
+/// Makes the entry `name` in `dir` (the entry's parent in `root`), replacing what is there.
+fn make_entry(
+    root: &Root,
+    dest: &Path,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    entry: &mut tar::Entry<'_, impl Read>,
+) -> io::Result<Made> {
+    let header = entry.header().clone();
+    let kind = header.entry_type();
+    let existing = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+    let existing_dir = existing
+        .is_some_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR);
+    if existing.is_some() && !(kind.is_dir() && existing_dir) {
+        fsops::remove(dir, name, existing_dir)?;
+    }
+    let private = Mode::from_bits_truncate(0o700);
+    match kind {
+        tar::EntryType::Directory if existing_dir => {}
+        tar::EntryType::Directory => nix::sys::stat::mkdirat(dir, name, private).map_err(errno)?,
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            fsops::write_from(dir, name, entry)?
+        }
+        tar::EntryType::Symlink => {
+            let link = entry.link_name()?.unwrap_or_default();
+            symlinkat(link.as_os_str(), dir, name).map_err(errno)?;
+            return Ok(Made::Link);
+        }
+        tar::EntryType::Link => {
+            let link = entry
+                .link_name()?
+                .and_then(|l| clean(&l))
+                .unwrap_or_default();
+            hard_link(root, &dest.join(link), dir, name)?;
+            return Ok(Made::Nothing);
+        }
+        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            let sflag = match kind {
+                tar::EntryType::Char => SFlag::S_IFCHR,
+                tar::EntryType::Block => SFlag::S_IFBLK,
+                _ => SFlag::S_IFIFO,
+            };
+            let major = header.device_major().ok().flatten().unwrap_or(0);
+            let minor = header.device_minor().ok().flatten().unwrap_or(0);
+            let dev = nix::sys::stat::makedev(major.into(), minor.into());
+            mknodat(dir, name, sflag, private, dev).map_err(errno)?;
+        }
+        // PAX and GNU long-name headers are read by the tar crate; nothing else is made.
+        _ => return Ok(Made::Nothing),
+    }
+    Ok(Made::Entry)
+}
+
+/// Owner first (a chown clears set-id bits), then mode, then times; links not followed.
+fn set_attrs_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    (owner, mode, t): (Owner, u32, TimeSpec),
+) -> io::Result<()> {
+    chown_at(dir, name, owner)?;
+    fchmodat(
+        dir,
+        name,
+        Mode::from_bits_truncate(mode),
+        FchmodatFlags::NoFollowSymlink,
+    )
+    .map_err(errno)?;
+    utimensat(dir, name, &t, &t, UtimensatFlags::NoFollowSymlink).map_err(errno)
 }
 
 fn errno(e: nix::errno::Errno) -> io::Error {

@@ -206,6 +206,19 @@ pub fn copy(
         return utimensat(dst, name, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
             .map_err(errno);
     }
+    make_node(dst, name, &meta, owner, mode, (atime, mtime))
+}
+
+/// A fifo or device node like `meta` as `name` in `dst`; a socket is not copied.
+fn make_node(
+    dst: BorrowedFd<'_>,
+    name: &OsStr,
+    meta: &std::fs::Metadata,
+    owner: Owner,
+    mode: u32,
+    (atime, mtime): (TimeSpec, TimeSpec),
+) -> io::Result<()> {
+    let kind = meta.file_type();
     let sflag = if kind.is_fifo() {
         SFlag::S_IFIFO
     } else if kind.is_char_device() {
@@ -213,7 +226,7 @@ pub fn copy(
     } else if kind.is_block_device() {
         SFlag::S_IFBLK
     } else {
-        return Ok(()); // sockets are not copied
+        return Ok(());
     };
     mknodat(
         dst,
@@ -223,11 +236,12 @@ pub fn copy(
         meta.rdev(),
     )
     .map_err(errno)?;
+    let (uid, gid) = (Uid::from_raw(owner.uid), Gid::from_raw(owner.gid));
     fchownat(
         dst,
         name,
-        Some(Uid::from_raw(owner.uid)),
-        Some(Gid::from_raw(owner.gid)),
+        Some(uid),
+        Some(gid),
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .map_err(errno)?;

@@ -30,7 +30,6 @@ pub struct Copy {
     pub from: Option<String>,
     pub chown: Option<String>,
     pub chmod: Option<String>,
-    pub link: bool,
     pub heredocs: Vec<Heredoc>,
 }
 
@@ -91,23 +90,7 @@ pub fn parse(node: &Node) -> Result<Instruction, String> {
     let args = node.args.as_str();
     let kw = node.keyword.as_str();
     let kind = match kw {
-        "FROM" => {
-            let platform = flags.value("platform");
-            let words: Vec<&str> = args.split_whitespace().collect();
-            match words.as_slice() {
-                [image] => Kind::From {
-                    image: image.to_string(),
-                    alias: None,
-                    platform,
-                },
-                [image, as_, name] if as_.eq_ignore_ascii_case("as") => Kind::From {
-                    image: image.to_string(),
-                    alias: Some(name.to_ascii_lowercase()),
-                    platform,
-                },
-                _ => return Err("FROM requires either one or three arguments".into()),
-            }
-        }
+        "FROM" => from(args, &mut flags)?,
         "RUN" => {
             let mounts = flags.values("mount");
             let network = flags.value("network");
@@ -124,21 +107,7 @@ pub fn parse(node: &Node) -> Result<Instruction, String> {
         "ENTRYPOINT" => Kind::Entrypoint(Command::parse(args)),
         "ENV" => Kind::Env(name_values(kw, args)?),
         "LABEL" => Kind::Label(name_values(kw, args)?),
-        "ARG" => {
-            let words = raw_words(args);
-            if words.is_empty() {
-                return Err("ARG requires at least one argument".into());
-            }
-            Kind::Arg(
-                words
-                    .iter()
-                    .map(|w| match w.split_once('=') {
-                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                        None => (w.clone(), None),
-                    })
-                    .collect(),
-            )
-        }
+        "ARG" => arg(args)?,
         "EXPOSE" => Kind::Expose(need_list(kw, args)?),
         "VOLUME" => Kind::Volume(need_list(kw, args)?),
         "USER" => Kind::User(need_one(kw, args)?),
@@ -151,23 +120,7 @@ pub fn parse(node: &Node) -> Result<Instruction, String> {
         },
         "COPY" | "ADD" => Kind::Copy(copy(kw, args, node, &mut flags)?),
         "HEALTHCHECK" => Kind::Healthcheck(health(args, &mut flags)?),
-        "ONBUILD" => {
-            let trigger = args
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_ascii_uppercase();
-            match trigger.as_str() {
-                "" => return Err("ONBUILD requires at least one argument".into()),
-                "ONBUILD" => {
-                    return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into())
-                }
-                "FROM" | "MAINTAINER" => {
-                    return Err(format!("{trigger} isn't allowed as an ONBUILD trigger"))
-                }
-                _ => Kind::Onbuild(args.to_string()),
-            }
-        }
+        "ONBUILD" => onbuild(args)?,
         other => return Err(format!("unknown instruction: {other}")),
     };
     flags.check_all_used(kw)?;
@@ -185,6 +138,52 @@ pub fn parse(node: &Node) -> Result<Instruction, String> {
         kind,
         text,
     })
+}
+
+/// `FROM [--platform=P] image [AS name]`.
+fn from(args: &str, flags: &mut Flags) -> Result<Kind, String> {
+    let platform = flags.value("platform");
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let (image, alias) = match words.as_slice() {
+        [image] => (image, None),
+        [image, as_, name] if as_.eq_ignore_ascii_case("as") => {
+            (image, Some(name.to_ascii_lowercase()))
+        }
+        _ => return Err("FROM requires either one or three arguments".into()),
+    };
+    Ok(Kind::From {
+        image: image.to_string(),
+        alias,
+        platform,
+    })
+}
+
+/// `ARG name[=default] ...`.
+fn arg(args: &str) -> Result<Kind, String> {
+    let words = raw_words(args);
+    if words.is_empty() {
+        return Err("ARG requires at least one argument".into());
+    }
+    let pairs = words.iter().map(|w| match w.split_once('=') {
+        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+        None => (w.clone(), None),
+    });
+    Ok(Kind::Arg(pairs.collect()))
+}
+
+/// `ONBUILD INSTRUCTION ...`: stored as written, for the images built from this one.
+fn onbuild(args: &str) -> Result<Kind, String> {
+    let trigger = args
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    match trigger.as_str() {
+        "" => Err("ONBUILD requires at least one argument".into()),
+        "ONBUILD" => Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
+        "FROM" | "MAINTAINER" => Err(format!("{trigger} isn't allowed as an ONBUILD trigger")),
+        _ => Ok(Kind::Onbuild(args.to_string())),
+    }
 }
 
 fn need_args(kw: &str, args: &str) -> Result<(), String> {
@@ -249,7 +248,8 @@ fn copy(kw: &str, args: &str, node: &Node, flags: &mut Flags) -> Result<Copy, St
     let from = if add { None } else { flags.value("from") };
     let chown = flags.value("chown");
     let chmod = flags.value("chmod");
-    let link = flags.boolean("link")?;
+    // --link makes BuildKit's layer independent of those below; the files are the same.
+    flags.boolean("link")?;
     if add {
         let _ = flags.value("checksum");
         let _ = flags.boolean("keep-git-dir")?;
@@ -261,7 +261,6 @@ fn copy(kw: &str, args: &str, node: &Node, flags: &mut Flags) -> Result<Copy, St
         from,
         chown,
         chmod,
-        link,
         heredocs: node.heredocs.clone(),
     })
 }
@@ -434,7 +433,7 @@ mod tests {
         let Kind::Copy(c) = one("COPY --from=b --chown=1:2 --link a b /d/").unwrap() else {
             panic!()
         };
-        assert_eq!((c.srcs.len(), c.dest.as_str(), c.link), (2, "/d/", true));
+        assert_eq!((c.srcs.len(), c.dest.as_str()), (2, "/d/"));
         assert!(one("COPY --bogus a b")
             .unwrap_err()
             .starts_with("unknown flag: bogus"));

@@ -15,6 +15,7 @@ pub mod ignore;
 pub mod instruction;
 pub mod mounts;
 pub mod parser;
+mod run;
 pub mod shell;
 pub mod stage;
 mod steps;

@@ -112,6 +112,7 @@ impl Builder<'_> {
                 key: key("", &[b"scratch"]),
                 args: Vec::new(),
                 time: time.unwrap_or_else(|| rfc3339(now())),
+                cmd_set: false,
             });
         }
         if let Some(dep) = self.stage_ref(base, index) {
@@ -121,6 +122,7 @@ impl Builder<'_> {
                 .cloned()
                 .ok_or_else(|| self.syntax(line, format!("stage {base:?} was not built")))?;
             state.args.clear();
+            state.cmd_set = false;
             state.key = key(&state.key, &[b"FROM stage"]);
             return Ok(state);
         }
@@ -141,6 +143,7 @@ impl Builder<'_> {
             layers,
             args: Vec::new(),
             time,
+            cmd_set: false,
         })
     }
 
@@ -185,7 +188,8 @@ impl Builder<'_> {
         Ok((config, layers, image.id().to_string()))
     }
 
-    /// Applies one instruction to the stage.
+    /// Applies one instruction to the stage: a layer step, or a change to the config that
+    /// leaves an empty layer in the history.
     pub(crate) fn dispatch(
         &mut self,
         st: &mut State,
@@ -193,86 +197,59 @@ impl Builder<'_> {
         ins: &Instruction,
         label: &str,
     ) -> Result<()> {
-        let line = ins.line;
-        let vars = st.vars();
-        let word = |s: &str| self.lexer.word(s, &vars).map_err(|e| self.syntax(line, e));
-        let history: String;
-        let mut used = Vec::new();
         match &ins.kind {
             Kind::Run { .. } | Kind::Copy(_) => return self.layer_step(st, stage, ins, label),
             Kind::Workdir(dir) => {
-                let dir = word(dir)?;
-                let path = if dir.starts_with('/') {
-                    dir
-                } else {
-                    format!("{}/{dir}", st.config.config.working_dir)
+                let dir = self.expand(st, ins.line, dir)?;
+                let path = match dir.starts_with('/') {
+                    true => dir,
+                    false => format!("{}/{dir}", st.config.config.working_dir),
                 };
                 st.config.config.working_dir = clean_path(&path);
                 return self.layer_step(st, stage, ins, label);
             }
+            // `split` makes each FROM a stage of its own.
+            Kind::From { .. } => return Err(self.syntax(ins.line, "FROM inside a stage")),
+            _ => {}
+        }
+        let history = self.config_step(st, ins)?;
+        st.key = key(&st.key, &[history.as_bytes()]);
+        st.config.add_history(&st.time, history, true);
+        Ok(())
+    }
+
+    /// `text` with the stage's variables expanded, as one word.
+    pub(crate) fn expand(&self, st: &State, line: usize, text: &str) -> Result<String> {
+        self.lexer
+            .word(text, &st.vars())
+            .map_err(|e| self.syntax(line, e))
+    }
+
+    /// An instruction that only changes the config; its history line.
+    fn config_step(&mut self, st: &mut State, ins: &Instruction) -> Result<String> {
+        let line = ins.line;
+        Ok(match &ins.kind {
             Kind::Env(pairs) => {
-                let mut parts = Vec::new();
-                for (k, v) in pairs {
-                    let (k, v) = (word(k)?, word(v)?);
+                let pairs = self.expand_pairs(st, line, pairs)?;
+                for (k, v) in &pairs {
                     if k.is_empty() {
                         return Err(self.syntax(line, "ENV names can not be blank"));
                     }
-                    st.config.set_env(&k, &v);
-                    parts.push(format!("{k}={v}"));
+                    st.config.set_env(k, v);
                 }
-                history = format!("ENV {}", parts.join(" "));
+                format!("ENV {}", joined(&pairs))
             }
             Kind::Label(pairs) => {
-                let mut parts = Vec::new();
-                for (k, v) in pairs {
-                    let (k, v) = (word(k)?, word(v)?);
-                    parts.push(format!("{k}={v}"));
-                    st.config.config.labels.insert(k, v);
-                }
-                history = format!("LABEL {}", parts.join(" "));
+                let pairs = self.expand_pairs(st, line, pairs)?;
+                st.config.config.labels.extend(pairs.iter().cloned());
+                format!("LABEL {}", joined(&pairs))
             }
-            Kind::Arg(pairs) => {
-                let mut parts = Vec::new();
-                for (k, default) in pairs {
-                    let value = match self.opts.build_args.get(k) {
-                        Some(v) => Some(v.clone()),
-                        None => match default {
-                            Some(d) => Some(word(d)?),
-                            None => self.globals.get(k).cloned().flatten(),
-                        },
-                    };
-                    used.push(k.clone());
-                    parts.push(match &value {
-                        Some(v) => format!("{k}={v}"),
-                        None => k.clone(),
-                    });
-                    st.set_arg(k, value);
-                }
-                history = format!("ARG {}", parts.join(" "));
-            }
-            Kind::Expose(ports) => {
-                let mut list = Vec::new();
-                for p in ports {
-                    for p in self
-                        .lexer
-                        .words(p, &vars)
-                        .map_err(|e| self.syntax(line, e))?
-                    {
-                        let p = if p.contains('/') {
-                            p.to_ascii_lowercase()
-                        } else {
-                            format!("{p}/tcp")
-                        };
-                        st.config.config.exposed_ports.insert(p.clone(), Empty {});
-                        list.push(format!("{p}:{{}}"));
-                    }
-                }
-                history = format!("EXPOSE map[{}]", list.join(" "));
-            }
+            Kind::Arg(pairs) => self.arg_step(st, line, pairs)?,
+            Kind::Expose(ports) => self.expose_step(st, line, ports)?,
             Kind::Volume(vols) => {
                 let mut list = Vec::new();
                 for v in vols {
-                    let v = word(v)?;
+                    let v = self.expand(st, line, v)?;
                     if v.trim().is_empty() {
                         return Err(
                             self.syntax(line, "VOLUME specified can not be an empty string")
@@ -281,36 +258,41 @@ impl Builder<'_> {
                     st.config.config.volumes.insert(v.clone(), Empty {});
                     list.push(v);
                 }
-                history = format!("VOLUME [{}]", list.join(" "));
+                format!("VOLUME [{}]", list.join(" "))
             }
             Kind::User(u) => {
-                st.config.config.user = word(u)?;
-                history = format!("USER {}", st.config.config.user);
+                let user = self.expand(st, line, u)?;
+                st.config.config.user = user.clone();
+                format!("USER {user}")
             }
             Kind::StopSignal(s) => {
-                let s = word(s)?;
+                let s = self.expand(st, line, s)?;
                 if berth_runtime::container::parse_signal(&s).is_none() {
                     return Err(self.syntax(line, format!("STOPSIGNAL: invalid signal {s:?}")));
                 }
                 st.config.config.stop_signal = s.clone();
-                history = format!("STOPSIGNAL {s}");
+                format!("STOPSIGNAL {s}")
             }
             Kind::Cmd(c) => {
                 let args = self.command_args(st, c);
-                history = format!("CMD {}", go_quoted(&args));
-                st.config.config.cmd = Some(args);
+                st.cmd_set = true;
+                st.config.config.cmd = Some(args.clone());
                 st.config.config.args_escaped = false;
+                format!("CMD {}", go_quoted(&args))
             }
             Kind::Entrypoint(c) => {
                 let args = self.command_args(st, c);
-                history = format!("ENTRYPOINT {}", go_quoted(&args));
-                st.config.config.entrypoint = Some(args);
-                // Docker: an ENTRYPOINT resets the CMD inherited from the base.
-                st.config.config.cmd = None;
+                // Docker: an ENTRYPOINT drops the CMD inherited from the base, not one set in
+                // this stage.
+                if !st.cmd_set {
+                    st.config.config.cmd = None;
+                }
+                st.config.config.entrypoint = Some(args.clone());
+                format!("ENTRYPOINT {}", go_quoted(&args))
             }
             Kind::Shell(s) => {
                 st.config.config.shell = s.clone();
-                history = format!("SHELL [{}]", s.join(" "));
+                format!("SHELL [{}]", s.join(" "))
             }
             Kind::Healthcheck(h) => {
                 let hc = HealthConfig {
@@ -321,7 +303,7 @@ impl Builder<'_> {
                     start_interval: h.start_interval,
                     retries: h.retries,
                 };
-                history = format!(
+                let history = format!(
                     "HEALTHCHECK &{{{} {:?} {:?} {:?} {:?} {}}}",
                     go_quoted(&hc.test),
                     hc.interval,
@@ -331,22 +313,78 @@ impl Builder<'_> {
                     hc.retries
                 );
                 st.config.config.healthcheck = Some(hc);
+                history
             }
             Kind::Onbuild(t) => {
                 st.config.config.on_build.push(t.clone());
-                history = format!("ONBUILD {t}");
+                format!("ONBUILD {t}")
             }
             Kind::Maintainer(m) => {
                 st.config.author = Some(m.clone());
-                history = format!("MAINTAINER {m}");
+                format!("MAINTAINER {m}")
             }
-            // `split` makes each FROM a stage of its own.
-            Kind::From { .. } => return Err(self.syntax(line, "FROM inside a stage")),
+            Kind::Run { .. } | Kind::Copy(_) | Kind::Workdir(_) | Kind::From { .. } => {
+                return Err(self.syntax(line, "not an instruction of the config"))
+            }
+        })
+    }
+
+    /// ENV's and LABEL's name/value words, expanded.
+    fn expand_pairs(
+        &self,
+        st: &State,
+        line: usize,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<(String, String)>> {
+        pairs
+            .iter()
+            .map(|(k, v)| Ok((self.expand(st, line, k)?, self.expand(st, line, v)?)))
+            .collect()
+    }
+
+    /// ARG: a --build-arg, else the default, else a global ARG of the same name.
+    fn arg_step(
+        &mut self,
+        st: &mut State,
+        line: usize,
+        pairs: &[(String, Option<String>)],
+    ) -> Result<String> {
+        let mut parts = Vec::new();
+        for (k, default) in pairs {
+            let value = match (self.opts.build_args.get(k), default) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(d)) => Some(self.expand(st, line, d)?),
+                (None, None) => self.globals.get(k).cloned().flatten(),
+            };
+            self.used_args.insert(k.clone());
+            parts.push(match &value {
+                Some(v) => format!("{k}={v}"),
+                None => k.clone(),
+            });
+            st.set_arg(k, value);
         }
-        self.used_args.extend(used);
-        st.key = key(&st.key, &[history.as_bytes()]);
-        st.config.add_history(&st.time, history, true);
-        Ok(())
+        Ok(format!("ARG {}", parts.join(" ")))
+    }
+
+    /// EXPOSE: each port, `/tcp` unless a protocol is given, the protocol lower-cased.
+    fn expose_step(&self, st: &mut State, line: usize, ports: &[String]) -> Result<String> {
+        let vars = st.vars();
+        let mut list = Vec::new();
+        for p in ports {
+            for p in self
+                .lexer
+                .words(p, &vars)
+                .map_err(|e| self.syntax(line, e))?
+            {
+                let p = match p.contains('/') {
+                    true => p.to_ascii_lowercase(),
+                    false => format!("{p}/tcp"),
+                };
+                st.config.config.exposed_ports.insert(p.clone(), Empty {});
+                list.push(format!("{p}:{{}}"));
+            }
+        }
+        Ok(format!("EXPOSE map[{}]", list.join(" ")))
     }
 
     /// CMD/ENTRYPOINT/RUN arguments: the exec form as is, the shell form through SHELL.
@@ -364,6 +402,12 @@ impl Builder<'_> {
             }
         }
     }
+}
+
+/// `k=v k2=v2`.
+fn joined(pairs: &[(String, String)]) -> String {
+    let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    parts.join(" ")
 }
 
 /// Go's `%q` of a string slice: `["a" "b"]`, as BuildKit writes CMD and ENTRYPOINT history.

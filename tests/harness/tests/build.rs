@@ -1169,3 +1169,23 @@ fn the_cache_outlives_its_images_until_builder_prune() {
     let again = build_progress(&berth, ctx.path(), &[]);
     assert!(again.stderr.contains("CACHED"), "{}", again.stderr);
 }
+
+#[test]
+fn entrypoint_drops_only_an_inherited_cmd_like_buildah() {
+    need_root!();
+    let base = "FROM busybox AS base\nCMD [\"from-base\"]\n";
+    let own = format!("{base}FROM base\nCMD [\"mine\"]\nENTRYPOINT [\"entry\"]\n");
+    if let Some(image) = same_as_buildah(&own, &[], &[]) {
+        assert_eq!(image.config["config"]["Cmd"], serde_json::json!(["mine"]));
+    }
+    let inherited = format!("{base}FROM base\nENTRYPOINT [\"entry\"]\n");
+    if let Some(image) = same_as_buildah(&inherited, &[], &[]) {
+        assert_eq!(
+            image.config["config"]
+                .get("Cmd")
+                .cloned()
+                .unwrap_or(Value::Null),
+            Value::Null
+        );
+    }
+}
