@@ -1189,3 +1189,44 @@ fn entrypoint_drops_only_an_inherited_cmd_like_buildah() {
         );
     }
 }
+
+#[test]
+fn source_date_epoch_makes_builds_reproducible() {
+    need_root!();
+    let dockerfile =
+        "FROM busybox\nCOPY data /data\nRUN touch -d \"2030-01-01 00:00:00\" /future && mkdir /made\n";
+    let ctx = context(&[("Dockerfile", dockerfile), ("data", "same bytes\n")]);
+    let berth = Berth::new();
+    let touch = |when: &str| {
+        let status = Command::new("touch")
+            .args(["-d", when])
+            .arg(ctx.path().join("data"))
+            .status()
+            .expect("touch");
+        assert!(status.success());
+    };
+    let build = |epoch: Option<&str>| {
+        let mut cmd = berth.command();
+        cmd.args(["build", "-q", "--no-cache", &ctx.path().to_string_lossy()]);
+        if let Some(e) = epoch {
+            cmd.env("SOURCE_DATE_EPOCH", e);
+        }
+        run_with_timeout(cmd, COMMAND_TIMEOUT)
+            .ok()
+            .trim()
+            .to_string()
+    };
+    touch("2029-01-01T00:00:00");
+    let first = build(Some("1700000000"));
+    touch("2029-06-01T00:00:00");
+    assert_eq!(
+        build(Some("1700000000")),
+        first,
+        "the same build with SOURCE_DATE_EPOCH differs"
+    );
+    assert_ne!(
+        build(None),
+        first,
+        "without it the times are the files' own"
+    );
+}
