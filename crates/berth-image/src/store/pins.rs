@@ -27,7 +27,7 @@ impl Store {
         self.dir.join("pins").join(owner)
     }
 
-    /// Keeps what `pin` names from garbage collection until `unpin` or `unpin_all`.
+    /// Keeps what `pin` names from garbage collection until `unpin`.
     pub fn pin(&self, owner: &str, name: &str, pin: &Pin) -> Result<()> {
         let dir = self.pins_dir(owner);
         fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
@@ -57,6 +57,7 @@ impl Store {
             .collect()
     }
 
+    /// Lets garbage collection take what the pin `name` kept (unless another keeps it).
     pub fn unpin(&self, owner: &str, name: &str) -> Result<()> {
         let path = self.pins_dir(owner).join(format!("{name}.json"));
         match fs::remove_file(&path) {

@@ -407,11 +407,18 @@ pub struct BuilderPruneArgs {
 /// `builder prune`: every cache record and cache mount, then the layers only they kept.
 pub fn builder(ctx: &Context, command: BuilderCommand) -> Result<()> {
     let BuilderCommand::Prune(args) = command;
-    let what = if args.all { "all build cache" } else { "all dangling build cache" };
+    let what = if args.all {
+        "all build cache"
+    } else {
+        "all dangling build cache"
+    };
     if !super::confirmed(args.force, &format!("This will remove {what}."))? {
         return Ok(());
     }
     let pruned = berth_build::cache::prune(&ctx.global.root)?;
-    outln!("Total reclaimed space: {}", crate::format::human_size(pruned.bytes));
+    outln!(
+        "Total reclaimed space: {}",
+        crate::format::human_size(pruned.bytes)
+    );
     Ok(())
 }

@@ -59,7 +59,11 @@ pub fn run(ctx: &Context, args: CommitArgs) -> Result<()> {
     };
     let upper = engine.containers.dir(&record.id).join("upper");
     std::fs::create_dir_all(&upper)?;
-    let paused = args.pause && berth_engine::lifecycle::pause(&engine, &record.id, true).is_ok();
+    // Docker pauses a running container so that its files hold still while they are read.
+    let paused = args.pause && record.state.status == berth_engine::records::Status::Running;
+    if paused {
+        berth_engine::lifecycle::pause(&engine, &record.id, true)?;
+    }
     let done = commit(
         &store,
         &Commit {
