@@ -146,6 +146,10 @@ pub fn build<'a>(
     let store = engine.images()?;
     let tmp = crate::workdir::WorkDir::create(engine, &engine.root.join("build/tmp"))?;
     let stats_path = stat_cache_path(engine, context);
+    let stats = stats_path
+        .as_deref()
+        .map(StatCache::load)
+        .unwrap_or_default();
     let mut b = Builder {
         engine,
         cache: Cache::open(&engine.root, store.clone())?,
@@ -162,7 +166,7 @@ pub fn build<'a>(
         built: BTreeMap::new(),
         globals: BTreeMap::new(),
         used_args: BTreeSet::new(),
-        stats: StatCache::load(&stats_path),
+        stats,
         next_id: 0,
         roots: BTreeMap::new(),
         tmp,
@@ -176,7 +180,9 @@ pub fn build<'a>(
         let state = b.build_stage(index)?;
         b.built.insert(index, state);
     }
-    b.stats.save(&stats_path);
+    if let Some(path) = &stats_path {
+        b.stats.save(path);
+    }
     b.warn_unused_args();
     let state = b
         .built
@@ -185,11 +191,16 @@ pub fn build<'a>(
     b.write_image(state)
 }
 
-fn stat_cache_path(engine: &berth_engine::Engine, context: &Context) -> PathBuf {
+/// Where the digests of a directory context's files are kept between builds; none for a
+/// context unpacked from a tar, whose directory is new each time.
+fn stat_cache_path(engine: &berth_engine::Engine, context: &Context) -> Option<PathBuf> {
+    if context.is_temporary() {
+        return None;
+    }
     let dir = engine.root.join("build/context");
     let _ = std::fs::create_dir_all(&dir);
     let name = crate::cache::key("", &[context.root.path.as_os_str().as_encoded_bytes()]);
-    dir.join(format!("{}.json", &name[..16]))
+    Some(dir.join(format!("{}.json", &name[..16])))
 }
 
 impl Builder<'_> {

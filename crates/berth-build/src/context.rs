@@ -18,7 +18,7 @@ use crate::ignore::{glob, has_wildcards, Ignore};
 pub struct Context {
     pub root: Root,
     pub ignore: Ignore,
-    _unpacked: Option<tempfile::TempDir>,
+    unpacked: Option<tempfile::TempDir>,
 }
 
 /// A source a COPY names: its path in its root (for messages and the ignore file) and on the host.
@@ -49,7 +49,7 @@ impl Context {
         Ok(Context {
             root,
             ignore,
-            _unpacked: None,
+            unpacked: None,
         })
     }
 
@@ -70,7 +70,7 @@ impl Context {
             .unpack(dir.path())
             .map_err(Error::io("unpack the context archive into", dir.path()))?;
         let mut ctx = Context::dir(dir.path())?;
-        ctx._unpacked = Some(dir);
+        ctx.unpacked = Some(dir);
         Ok(ctx)
     }
 
@@ -81,8 +81,13 @@ impl Context {
             .tempdir_in(tmp)
             .map_err(Error::io("create a directory in", tmp))?;
         let mut ctx = Context::dir(dir.path())?;
-        ctx._unpacked = Some(dir);
+        ctx.unpacked = Some(dir);
         Ok(ctx)
+    }
+
+    /// Whether the context was unpacked into a directory of its own (a tar, or nothing).
+    pub fn is_temporary(&self) -> bool {
+        self.unpacked.is_some()
     }
 
     /// Whether the host path `host` (below the root) is excluded by `.dockerignore`.

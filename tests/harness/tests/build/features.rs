@@ -126,6 +126,11 @@ fn contexts_from_stdin_tar_and_other_dockerfiles() {
         berth.ok(&["run", "--rm", "tarstdin", "cat", "/data"]),
         "in the tar"
     );
+    let kept = fs::read_dir(berth.root().join("build/context")).map_or(0, |d| d.count());
+    assert_eq!(
+        kept, 0,
+        "a tar context's stat cache is kept, under a name used once"
+    );
     let iid = ctx.path().join("iid");
     berth.ok(&[
         "build",
