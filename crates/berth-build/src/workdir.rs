@@ -1,7 +1,7 @@
-//! A build's private directory under `<root>/build/tmp`: its steps' overlays, COPY --from
-//! views and contexts unpacked from tar. It is locked for the build's life; a build killed
-//! before it could clean up (SIGKILL, a crash) leaves it unlocked, and the next build removes
-//! what it left: its step containers (named after the directory), its mounts, its files.
+//! A build's private directory under `<root>/build/tmp`: its steps' overlays and COPY --from
+//! views. It is locked for the build's life; a build killed before it could clean up (SIGKILL,
+//! a crash) leaves it unlocked, and the next build removes what it left: its step containers
+//! (named after the directory), its mounts, its files.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
