@@ -104,6 +104,9 @@ impl State {
 pub struct Builder<'a> {
     pub(crate) engine: &'a berth_engine::Engine,
     pub(crate) store: Store,
+    /// Garbage collection waits while the build runs: its new layers are pinned only once
+    /// cached, and its base images' may lose their names meanwhile.
+    _hold: berth_image::store::LockGuard,
     pub(crate) cache: Cache,
     pub(crate) context: &'a Context,
     pub(crate) opts: &'a BuildOptions,
@@ -144,6 +147,7 @@ pub fn build<'a>(
         })?);
     }
     let store = engine.images()?;
+    let hold = store.lock_shared()?;
     let tmp = crate::workdir::WorkDir::create(engine, &engine.root.join("build/tmp"))?;
     let stats_path = stat_cache_path(engine, context);
     let stats = stats_path
@@ -154,6 +158,7 @@ pub fn build<'a>(
         engine,
         cache: Cache::open(&engine.root, store.clone())?,
         store,
+        _hold: hold,
         context,
         opts,
         progress,
@@ -409,7 +414,6 @@ impl Builder<'_> {
         state.config.rootfs.diff_ids = state.layers.iter().map(|l| l.diff_id.to_string()).collect();
         let config = serde_json::to_vec(&state.config)
             .map_err(|e| Error::Invalid(format!("image config: {e}")))?;
-        let _hold = self.store.lock_shared()?;
         let config_digest = self.store.put_blob("image config", None, &config)?;
         let layers: Vec<Descriptor> = state.layers.iter().map(|l| l.blob.clone()).collect();
         let desc = berth_image::archive::write_manifest(

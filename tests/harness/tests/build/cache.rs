@@ -201,3 +201,48 @@ fn source_date_epoch_makes_builds_reproducible() {
         "without it the times are the files' own"
     );
 }
+
+#[test]
+fn garbage_collection_waits_for_a_running_build() {
+    need_root!();
+    let berth = Berth::new();
+    // A base whose layer only its name keeps (a commit's, which no cache pins).
+    berth.ok(&[
+        "run",
+        "--name",
+        "src",
+        "busybox",
+        "sh",
+        "-c",
+        "echo base > /base",
+    ]);
+    berth.ok(&["commit", "src", "base:gc"]);
+    berth.ok(&["rm", "src"]);
+    let dockerfile = "FROM base:gc\n\
+        RUN --mount=type=bind,target=/ctx echo started; while [ ! -e /ctx/go ]; do sleep 0.05; done\n\
+        RUN cat /base > /copied\n";
+    let ctx = context(&[("Dockerfile", dockerfile)]);
+    let log = ctx.path().join("build.log");
+    let mut cmd = berth.command();
+    cmd.args(["build", "-t", "after-gc", &ctx.path().to_string_lossy()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(&log).expect("log"));
+    let mut child = cmd.spawn().expect("berth build");
+    berth_harness::eventually("the RUN step to start", || {
+        fs::read_to_string(&log)
+            .ok()?
+            .contains(" started")
+            .then_some(())
+    });
+    berth.ok(&["rmi", "base:gc"]);
+    berth.ok(&["image", "prune", "-f"]);
+    fs::write(ctx.path().join("go"), "").expect("go");
+    let status = child.wait().expect("wait for the build");
+    let err = fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{err}");
+    assert_eq!(
+        berth.ok(&["run", "--rm", "after-gc", "cat", "/copied"]),
+        "base"
+    );
+}
