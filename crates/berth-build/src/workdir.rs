@@ -44,36 +44,60 @@ impl WorkDir {
     }
 }
 
-/// Removes the directories of builds that are gone (their lock is free), with their containers
-/// and mounts. Best effort: what cannot be removed now is tried again by the next build.
+/// Removes what builds that are gone left: their directories (whose lock is free), their
+/// mounts, and their step containers, with or without a directory left. Best effort: what
+/// cannot be removed now is tried again by the next build.
 fn sweep(engine: &berth_engine::Engine, work: &Path) {
-    let Ok(entries) = std::fs::read_dir(work) else {
-        return;
-    };
-    for entry in entries.flatten() {
+    let mut stale = Vec::new();
+    for entry in std::fs::read_dir(work).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("build-") {
-            continue;
-        }
-        let dir = entry.path();
         // No lock file yet: a build that has only just made its directory.
-        let stale = File::open(dir.join("lock")).is_ok_and(|f| f.try_lock().is_ok());
-        if !stale {
+        let free = File::open(entry.path().join("lock")).is_ok_and(|f| f.try_lock().is_ok());
+        if name.starts_with("build-") && free {
+            stale.push(name);
+        }
+    }
+    // A build makes its directory before its first container, so a container whose directory
+    // is missing is left from a build that is gone.
+    // Every container directory, those without a state.json (the runtime's `ids` skips them)
+    // included.
+    let runtime = std::fs::read_dir(engine.runtime.dir("")).into_iter().flatten().flatten();
+    for id in runtime.map(|e| e.file_name().to_string_lossy().into_owned()) {
+        let Some((dir, _)) = id.rsplit_once('-') else {
             continue;
+        };
+        let gone = !work.join(dir).exists() || stale.iter().any(|s| s == dir);
+        if dir.starts_with("build-") && gone {
+            // Killed half-way through create, a container has no state.json to delete it
+            // by: its cgroups and state directory go on their own.
+            let _ = berth_runtime::container::delete(&engine.runtime, &id, true);
+            remove_cgroups(&id);
+            if engine.runtime.dir(&id).exists() {
+                let _ = engine.runtime.remove_dir(&id);
+            }
         }
-        let containers = berth_runtime::container::list(&engine.runtime).unwrap_or_default();
-        for c in containers
-            .iter()
-            .filter(|c| c.record.id.starts_with(&format!("{name}-")))
-        {
-            let _ = berth_runtime::container::delete(&engine.runtime, &c.record.id, true);
-        }
+    }
+    for name in stale {
+        let dir = work.join(name);
         for mount in mounts_under(&dir) {
             let _ = nix::mount::umount2(&mount, MntFlags::MNT_DETACH);
         }
         if mounts_under(&dir).is_empty() {
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+}
+
+/// Kills what is left in the step container's cgroups (`berth/<id>` in each hierarchy) and
+/// removes them. Not the engine's `leftovers::cgroups`, which takes a cgroup missing from its
+/// first hierarchy for one never made: a create killed while it made them leaves some only.
+fn remove_cgroups(id: &str) {
+    use berth_runtime::cgroup::CgroupManager;
+    let relative = PathBuf::from(berth_engine::Engine::cgroups_path(id));
+    if let Ok(cg) = berth_runtime::cgroup::open(&relative) {
+        let wait = std::time::Duration::from_secs(10);
+        let _ = berth_runtime::cgroup::kill_and_wait_empty(&cg, &relative, wait);
+        let _ = cg.destroy();
     }
 }
 

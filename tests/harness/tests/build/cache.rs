@@ -219,7 +219,7 @@ fn garbage_collection_waits_for_a_running_build() {
     berth.ok(&["commit", "src", "base:gc"]);
     berth.ok(&["rm", "src"]);
     let dockerfile = "FROM base:gc\n\
-        RUN --mount=type=bind,target=/ctx echo started; while [ ! -e /ctx/go ]; do sleep 0.05; done\n\
+        RUN --mount=type=bind,target=/ctx echo sta\"\"rted; while [ ! -e /ctx/go ]; do sleep 0.05; done\n\
         RUN cat /base > /copied\n";
     let ctx = context(&[("Dockerfile", dockerfile)]);
     let log = ctx.path().join("build.log");

@@ -156,7 +156,8 @@ fn destinations_resolve_inside_the_image() {
     );
 }
 
-/// Starts `berth build` of a RUN that prints "started" and sleeps; returns it once it printed,
+/// Starts `berth build` of a RUN that prints "started" and sleeps; returns it once it printed
+/// (the command is written so that its own line in the progress does not say it),
 /// with the file its stderr goes to.
 fn build_in_a_long_run(berth: &Berth, ctx: &Path) -> (std::process::Child, PathBuf) {
     let log = ctx.join("build.log");
@@ -178,7 +179,7 @@ fn build_in_a_long_run(berth: &Berth, ctx: &Path) -> (std::process::Child, PathB
 fn long_run_context() -> TempDir {
     context(&[(
         "Dockerfile",
-        "FROM busybox\nRUN echo started && sleep 1000\n",
+        "FROM busybox\nRUN echo sta\"\"rted && sleep 1000\n",
     )])
 }
 
@@ -233,4 +234,45 @@ fn the_next_build_sweeps_what_a_killed_one_left() {
         build_dirs(&berth)
     );
     // Dropping `berth` checks that no mount and no runtime state of the killed step is left.
+}
+
+#[test]
+fn a_build_killed_as_its_step_starts_is_swept_too() {
+    need_root!();
+    // Killed as the RUN begins, a build may die before, during or after the runtime's create:
+    // half-created, its container has a state directory and no state.json.
+    let berth = Berth::new();
+    let ctx = long_run_context();
+    let log = ctx.path().join("build.log");
+    let mut killed = Vec::new();
+    for _ in 0..8 {
+        let mut cmd = berth.command();
+        cmd.args(["build", &ctx.path().to_string_lossy()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(fs::File::create(&log).expect("log"));
+        let mut child = cmd.spawn().expect("berth build");
+        berth_harness::eventually("the RUN step's line", || {
+            fs::read_to_string(&log)
+                .ok()?
+                .contains("] RUN")
+                .then_some(())
+        });
+        child.kill().expect("SIGKILL the build");
+        child.wait().expect("wait for the build");
+        killed.extend(
+            build_dirs(&berth)
+                .into_iter()
+                .filter(|d| !killed.contains(d))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let next = context(&[("Dockerfile", "FROM busybox\nRUN true\n")]);
+    build_progress(&berth, next.path(), &["-q"]);
+    assert!(
+        build_dirs(&berth).is_empty(),
+        "left {:?}",
+        build_dirs(&berth)
+    );
+    // Dropping `berth` checks that no runtime state of the killed steps is left.
 }
