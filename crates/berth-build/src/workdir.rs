@@ -58,10 +58,12 @@ fn sweep(engine: &berth_engine::Engine, work: &Path) {
         }
     }
     // A build makes its directory before its first container, so a container whose directory
-    // is missing is left from a build that is gone.
-    // Every container directory, those without a state.json (the runtime's `ids` skips them)
-    // included.
-    let runtime = std::fs::read_dir(engine.runtime.dir("")).into_iter().flatten().flatten();
+    // is missing is left from a build that is gone. Every container directory is looked at,
+    // those without a state.json (which the runtime's `ids` skips) too.
+    let runtime = std::fs::read_dir(engine.runtime.dir(""))
+        .into_iter()
+        .flatten()
+        .flatten();
     for id in runtime.map(|e| e.file_name().to_string_lossy().into_owned()) {
         let Some((dir, _)) = id.rsplit_once('-') else {
             continue;
