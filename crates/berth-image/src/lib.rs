@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod commit;
 pub mod compress;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod inspect;

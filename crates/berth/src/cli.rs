@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    events, history, images, import, info, inspect, load, login, logout, prune, pull, push, rmi,
-    save, service, system_df, system_prune, tag, version,
+    build, commit, diff, events, history, images, import, info, inspect, load, login, logout,
+    prune, pull, push, rmi, save, service, system_df, system_prune, tag, version,
 };
 use crate::container::{attach, cp, exec, logs, manage, ns, port, ps, run, stats, top, volume};
 
@@ -300,6 +300,15 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(crate::commands::network::NetworkCommand),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(build::BuilderCommand),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(diff::DiffArgs),
     /// Download an image from a registry
     Pull(pull::PullArgs),
     /// Upload an image to a registry
@@ -340,6 +349,8 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
+    Commit(commit::CommitArgs),
+    Diff(diff::DiffArgs),
     Run(run::RunArgs),
     Create(run::RunArgs),
     Start(run::StartArgs),
@@ -369,6 +380,7 @@ pub enum ContainerCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
+    Build(build::BuildArgs),
     #[command(alias = "list")]
     Ls(images::ImagesArgs),
     Pull(pull::PullArgs),

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    protect_build(&cli.command);
     // As the docker CLI: run and create say 125 when the engine fails, to tell it from the
     // container's own status; every other command says 1.
     let failed = if cli.command.creates_a_container() {
@@ -121,4 +122,19 @@ pub fn error_line(e: &anyhow::Error) -> String {
         }
     }
     parts.join(": ")
+}
+
+/// `build` creates its RUN steps' containers itself, through the runtime, as a monitor does:
+/// their processes could open `/proc/<pid>/exe` of ours, so it runs from the read-only view of
+/// the binary (or a sealed copy). Decided on the parsed command line (parsing starts no
+/// thread), so global flags with values cannot hide the command.
+fn protect_build(command: &cli::Command) {
+    use cli::{Command, ImageCommand};
+    let builds = matches!(command, Command::Build(_) | Command::Image(ImageCommand::Build(_)));
+    if !builds || berth_sys::seal::is_sealed() || berth_sys::seal::is_protected() {
+        return;
+    }
+    let err = berth_sys::seal::reexec_protected();
+    eprintln!("berth: re-execute from a protected copy of the binary: {err}");
+    std::process::exit(125);
 }

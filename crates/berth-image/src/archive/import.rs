@@ -77,7 +77,7 @@ impl Change {
         })
     }
 
-    fn apply(&self, config: &mut Map<String, Value>) {
+    pub(crate) fn apply(&self, config: &mut Map<String, Value>) {
         let mut insert_in = |key: &str, k: &str, v: Value| {
             let map = config.entry(key).or_insert_with(|| json!({}));
             if let Some(m) = map.as_object_mut() {

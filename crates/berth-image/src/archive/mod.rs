@@ -80,7 +80,7 @@ fn store_layer_file(
 }
 
 /// Writes an OCI manifest for a config and layers already in the store; returns its descriptor.
-fn write_manifest(
+pub fn write_manifest(
     store: &Store,
     config: &Digest,
     config_size: u64,

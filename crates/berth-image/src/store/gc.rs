@@ -75,8 +75,7 @@ impl Store {
 
     /// The blob hexes and layer hexes that some recorded image needs.
     fn referenced(&self) -> Result<(HashSet<String>, HashSet<String>)> {
-        let mut blobs = HashSet::new();
-        let mut layers = HashSet::new();
+        let (mut blobs, mut layers) = self.pinned();
         for d in self.read_index()? {
             blobs.insert(d.digest().digest().to_string());
             let raw = self.read_blob(d.digest())?;

@@ -113,10 +113,18 @@ impl Store {
 
     /// The same from the image's ID and layer diff IDs (bottom first), without reading the
     /// index: what a container's start needs once its image was resolved at create.
+    ///
+    /// A layer that comes twice (two build steps that made the same change, the empty layers
+    /// of old builders) is given once, at its topmost place: overlayfs refuses a directory
+    /// twice in one mount (ELOOP), and the copy below changes nothing, since every path it
+    /// could answer for is answered by the same layer higher up.
     pub fn layers_of(&self, image_id: &Digest, diff_ids: &[Digest]) -> Result<Vec<PathBuf>> {
         let mut dirs = Vec::new();
         for diff_id in diff_ids.iter().rev() {
             let dir = self.layer_dir(diff_id).join("diff");
+            if dirs.contains(&dir) {
+                continue;
+            }
             if !dir.is_dir() {
                 return Err(Error::Invalid {
                     object: format!("image {}: layer {diff_id}", digest::short(image_id)),

@@ -7,6 +7,7 @@
 //! <root>/image/tmp/                     work in progress; removed by gc when nothing runs
 //! <root>/image/gc.lock                  shared by writers, exclusive for garbage collection
 //! <root>/image/index.lock               exclusive around each read-modify-write of index.json
+//! <root>/image/pins/<owner>/<name>.json  what gc keeps though no image names it (the build cache)
 //! ```
 //! An image appears in index.json only after all its blobs and layers are in place, so a
 //! failed or killed pull leaves no partial image, only verified blobs that the next pull reuses.
@@ -14,6 +15,7 @@
 mod blobs;
 mod gc;
 mod layers;
+mod pins;
 mod records;
 
 use std::fs::{self, File};
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 pub use blobs::BlobWriter;
 pub use gc::GcReport;
 pub use layers::TempLayer;
+pub use pins::Pin;
 pub use records::Image;
 
 use crate::error::{Error, Result};

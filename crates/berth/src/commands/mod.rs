@@ -1,5 +1,8 @@
 //! One module per command: an argument struct and a `run` that acts on it.
 
+pub mod build;
+pub mod commit;
+pub mod diff;
 pub mod events;
 pub mod history;
 pub mod images;
@@ -135,6 +138,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Attach(a) => return attach::run(&ctx, a),
         Command::Volume(c) => return volume::run(&ctx, c),
         Command::Inspect(a) => return container_inspect::run_any(&ctx, a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => return build::run(&ctx, a),
+        Command::Builder(c) => build::builder(&ctx, c),
+        Command::Commit(a) => commit::run(&ctx, a),
+        Command::Diff(a) => diff::run(&ctx, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(&ctx, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(&ctx, a),
         Command::Login(a) => login::run(&ctx, a),
@@ -169,6 +176,8 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 fn container(ctx: &Context, c: ContainerCommand) -> Result<i32> {
     match c {
+        ContainerCommand::Commit(a) => commit::run(ctx, a).map(|()| 0),
+        ContainerCommand::Diff(a) => diff::run(ctx, a).map(|()| 0),
         ContainerCommand::Run(a) => run_cmd::run(ctx, a),
         ContainerCommand::Create(a) => run_cmd::create(ctx, a),
         ContainerCommand::Start(a) => run_cmd::start(ctx, a),

@@ -1,0 +1,424 @@
+//! `berth build`: a Dockerfile and its context into an image, with BuildKit's plain progress on
+//! stderr (`-q`: only the image ID, on stdout).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use berth_build::container::Network;
+use berth_build::context::Context as BuildContext;
+use berth_build::{BuildOptions, Progress};
+use berth_image::diff::Compression;
+use berth_image::Reference;
+use clap::Args;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use super::Context;
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// The build context: a directory, a tar archive, or "-" (a Dockerfile or a tar on stdin)
+    pub context: String,
+    /// Name and optionally a tag in the "name:tag" format; repeatable
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile"; "-" for stdin)
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the base images
+    #[arg(long)]
+    pub pull: bool,
+    /// Set metadata for an image (KEY=VALUE)
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Networking mode for the RUN instructions: default, none or host
+    #[arg(long, default_value = "default")]
+    pub network: String,
+    /// Set platform (a single one: the host's, which is all berth builds for)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Suppress the build output and print the image ID on success
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Type of progress output: auto, plain or tty (all plain here)
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// Write the image ID to the file
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Secret to expose to RUN --mount=type=secret: id=ID,src=FILE
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
+    /// Compression of new layers: gzip or zstd
+    #[arg(long, default_value = "gzip")]
+    pub compression: String,
+}
+
+/// Docker's exit status for a build that failed (a bad Dockerfile, a failing RUN...).
+const BUILD_FAILED: i32 = 1;
+
+/// Builds; a failed build is reported on stderr and exits 1, as `docker build` does.
+pub fn run(ctx: &Context, args: BuildArgs) -> Result<i32> {
+    match build(ctx, args) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            eprintln!("berth: {}", crate::error_line(&e));
+            Ok(BUILD_FAILED)
+        }
+    }
+}
+
+fn build(ctx: &Context, args: BuildArgs) -> Result<()> {
+    let opts = options(ctx, &args)?;
+    let engine = ctx.engine()?;
+    let tmp = engine.root.join("build/tmp");
+    std::fs::create_dir_all(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    let (context, dockerfile) = load(&args, &tmp)?;
+    let mut printer = Printer::new(args.quiet);
+    let cancel = cancel_signals();
+    let built = berth_build::build(
+        &engine,
+        "Dockerfile",
+        &dockerfile,
+        &context,
+        &opts,
+        &mut printer,
+        cancel.as_ref().map(|fd| fd.as_fd()),
+    );
+    let built = match built {
+        Ok(b) => b,
+        Err(e) => {
+            printer.failed();
+            return Err(e.into());
+        }
+    };
+    let id = built.image_id.to_string();
+    printer.finish(&id, &opts.tags);
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, &id)
+            .with_context(|| format!("write the image ID to {}", path.display()))?;
+    }
+    if args.quiet {
+        outln!("{id}");
+    }
+    Ok(())
+}
+
+/// SIGINT, SIGTERM and SIGHUP held back and readable from a descriptor instead: the build then
+/// stops its step's container and removes what it made, where dying at once would leave them.
+/// The steps' processes get every signal unblocked again (the runtime's init resets them).
+fn cancel_signals() -> Option<SignalFd> {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set.thread_block().ok()?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok()
+}
+
+/// The flags, checked, as the builder takes them.
+fn options(ctx: &Context, args: &BuildArgs) -> Result<BuildOptions> {
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut build_args = BTreeMap::new();
+    for a in &args.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
+            // A bare KEY takes its value from the environment, or is left out.
+            None => match std::env::var(a) {
+                Ok(v) => build_args.insert(a.clone(), v),
+                Err(_) => continue,
+            },
+        };
+    }
+    let labels = pairs("--label", &args.labels)?;
+    let network = Network::parse(&args.network)
+        .with_context(|| format!("--network {}: use default, none or host", args.network))?;
+    if !["auto", "plain", "tty"].contains(&args.progress.as_str()) {
+        bail!("--progress {}: use auto, plain or tty", args.progress);
+    }
+    let compression = Compression::parse(&args.compression)
+        .with_context(|| format!("--compression {}: use gzip or zstd", args.compression))?;
+    let mut secrets = BTreeMap::new();
+    for s in &args.secrets {
+        let fields = pairs(
+            "--secret",
+            &s.split(',').map(String::from).collect::<Vec<_>>(),
+        )?;
+        let (Some(id), Some(src)) = (fields.get("id"), fields.get("src").or(fields.get("source")))
+        else {
+            bail!("--secret {s}: give id=ID,src=FILE");
+        };
+        secrets.insert(id.clone(), PathBuf::from(src));
+    }
+    let epoch = build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok());
+    let source_date_epoch = match epoch {
+        Some(e) => Some(
+            e.parse()
+                .with_context(|| format!("SOURCE_DATE_EPOCH {e}: not a number of seconds"))?,
+        ),
+        None => None,
+    };
+    Ok(BuildOptions {
+        tags,
+        target: args.target.clone(),
+        build_args,
+        no_cache: args.no_cache,
+        pull: args.pull,
+        labels,
+        network: Some(network),
+        platform: args.platform.clone(),
+        secrets,
+        compression,
+        source_date_epoch,
+        registry: ctx.registry_options(),
+    })
+}
+
+/// `K=V` words into a map; `flag` names them in errors.
+fn pairs(flag: &str, words: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for w in words {
+        let Some((k, v)) = w.split_once('=') else {
+            bail!("{flag} {w}: give KEY=VALUE");
+        };
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// The context and the Dockerfile's text.
+fn load(args: &BuildArgs, tmp: &Path) -> Result<(BuildContext, String)> {
+    let file = args.file.as_deref();
+    if args.context == "-" {
+        let mut input = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut input)
+            .context("read the context from stdin")?;
+        if is_tar(&input) {
+            let context = BuildContext::tar(&input[..], tmp)?;
+            let text = dockerfile_in(&context.root.path, file)?;
+            return Ok((context, text));
+        }
+        if file.is_some_and(|f| f != "-") {
+            bail!(
+                "-f {}: a Dockerfile on stdin comes with no context to find it in",
+                file.unwrap_or_default()
+            );
+        }
+        let text = String::from_utf8(input).context("the Dockerfile on stdin is not UTF-8")?;
+        return Ok((BuildContext::empty(tmp)?, text));
+    }
+    if args.context.contains("://") {
+        bail!("unable to prepare context: {}: remote contexts are not supported; clone or download it and give the directory", args.context);
+    }
+    let path = Path::new(&args.context);
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!(
+            "unable to prepare context: path {:?} not found",
+            args.context
+        )
+    })?;
+    let context = match meta.is_dir() {
+        true => BuildContext::dir(path)?,
+        false => {
+            let archive =
+                std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+            BuildContext::tar(archive, tmp)?
+        }
+    };
+    let text = match file {
+        Some("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("read the Dockerfile from stdin")?;
+            text
+        }
+        // Docker: -f is relative to the current directory, the default inside the context.
+        Some(f) if meta.is_dir() => read_dockerfile(Path::new(f))?,
+        other => dockerfile_in(&context.root.path, other)?,
+    };
+    Ok((context, text))
+}
+
+fn read_dockerfile(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "failed to read dockerfile: open {}: no such file or directory",
+            path.display()
+        )
+    })
+}
+
+/// The Dockerfile inside an unpacked or directory context.
+fn dockerfile_in(root: &Path, name: Option<&str>) -> Result<String> {
+    let name = name.unwrap_or("Dockerfile");
+    let rel = Path::new(name).strip_prefix("/").unwrap_or(Path::new(name));
+    let path = root.join(rel);
+    if !path.starts_with(root)
+        || rel
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
+        bail!("-f {name}: the Dockerfile must be inside the context");
+    }
+    read_dockerfile(&path)
+}
+
+/// A tar's header at offset 257 says "ustar"; compressed tars start with their magic.
+fn is_tar(input: &[u8]) -> bool {
+    input.get(257..262) == Some(b"ustar")
+        || input.starts_with(&[0x1f, 0x8b])
+        || input.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+}
+
+/// BuildKit's plain progress on stderr: `#N [stage i/n] INSTRUCTION`, the step's output with
+/// the seconds since it began, then `#N DONE 0.3s` or `#N CACHED`. Quiet, it keeps each step's
+/// output to show it if the build fails.
+struct Printer {
+    quiet: bool,
+    began: Option<Instant>,
+    current: usize,
+    name: String,
+    held: Vec<u8>,
+    last: usize,
+}
+
+impl Printer {
+    fn new(quiet: bool) -> Printer {
+        Printer {
+            quiet,
+            began: None,
+            current: 0,
+            name: String::new(),
+            held: Vec::new(),
+            last: 0,
+        }
+    }
+
+    fn line(&self, text: &str) {
+        let _ = writeln!(std::io::stderr(), "{text}");
+    }
+
+    fn elapsed(&self) -> f64 {
+        self.began.map_or(0.0, |b| b.elapsed().as_secs_f64())
+    }
+
+    /// A failed build: in quiet mode, the failing step and what it printed.
+    fn failed(&mut self) {
+        if self.quiet && self.current > 0 {
+            self.line(&format!("#{} {}", self.current, self.name));
+            let _ = std::io::stderr().write_all(&self.held);
+        } else if !self.quiet && self.current > 0 {
+            self.line(&format!("#{} ERROR", self.current));
+        }
+    }
+
+    fn finish(&mut self, id: &str, tags: &[Reference]) {
+        if self.quiet {
+            return;
+        }
+        let n = self.last + 1;
+        self.line(&format!("#{n} exporting to image"));
+        self.line(&format!("#{n} writing image {id} done"));
+        for t in tags {
+            self.line(&format!("#{n} naming to {t} done"));
+        }
+        self.line(&format!("#{n} DONE 0.0s"));
+    }
+}
+
+impl Progress for Printer {
+    fn step(&mut self, id: usize, name: &str) {
+        self.began = Some(Instant::now());
+        self.current = id;
+        self.last = self.last.max(id);
+        self.name = name.to_string();
+        self.held.clear();
+        if !self.quiet {
+            self.line(&format!("\n#{id} {name}"));
+        }
+    }
+
+    fn output(&mut self, id: usize, bytes: &[u8]) {
+        if self.quiet {
+            self.held.extend_from_slice(bytes);
+            return;
+        }
+        let text = String::from_utf8_lossy(bytes);
+        for l in text.lines() {
+            self.line(&format!("#{id} {:.3} {l}", self.elapsed()));
+        }
+    }
+
+    fn cached(&mut self, id: usize) {
+        if !self.quiet {
+            self.line(&format!("#{id} CACHED"));
+        }
+    }
+
+    fn done(&mut self, id: usize) {
+        if !self.quiet {
+            self.line(&format!("#{id} DONE {:.1}s", self.elapsed()));
+        }
+    }
+
+    fn warn(&mut self, message: &str) {
+        self.line(&format!("WARNING: {message}"));
+    }
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BuilderCommand {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all build cache (berth keeps no other kind)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `builder prune`: every cache record and cache mount, then the layers only they kept.
+pub fn builder(ctx: &Context, command: BuilderCommand) -> Result<()> {
+    let BuilderCommand::Prune(args) = command;
+    let what = if args.all {
+        "all build cache"
+    } else {
+        "all dangling build cache"
+    };
+    if !super::confirmed(args.force, &format!("This will remove {what}."))? {
+        return Ok(());
+    }
+    let pruned = berth_build::cache::prune(&ctx.global.root)?;
+    outln!(
+        "Total reclaimed space: {}",
+        crate::format::human_size(pruned.bytes)
+    );
+    Ok(())
+}
