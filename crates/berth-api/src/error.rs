@@ -54,9 +54,10 @@ impl From<berth_engine::Error> for ApiError {
     fn from(e: berth_engine::Error) -> Self {
         use berth_engine::Error as E;
         let status = match &e {
-            E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchPath { .. } | E::NoSuchVolume(_) => {
-                404
-            }
+            E::NoSuchContainer(_)
+            | E::NoSuchExec(_)
+            | E::NoSuchPath { .. }
+            | E::NoSuchVolume(_) => 404,
             E::Invalid(m) if m.contains("already in use") => 409,
             E::Invalid(_) | E::Spec(_) => 400,
             E::State { .. } | E::Conflict(_) => 409,

@@ -334,7 +334,7 @@ fn step_spec(spec: &RunSpec, rootfs: &Path, etc: &EtcFiles, id: &str) -> Result<
     let inputs = spec::SpecInputs {
         id,
         request: &request,
-        image_config: &serde_json::json!({}),
+        image_config: &oci_spec::image::ImageConfiguration::default(),
         rootfs,
         etc,
         joins: &Default::default(),

@@ -29,8 +29,6 @@ pub enum Error {
     /// Refused whatever the caller does (Docker's 403): removing a predefined network.
     #[error("{0}")]
     Forbidden(String),
-    #[error("No such volume: {0}")]
-    NoSuchVolume(String),
     /// record.json cannot be read back: `rm -f` still removes what the system holds for the id.
     #[error("{path}: corrupt record: {reason}: remove the container with rm -f")]
     CorruptRecord {

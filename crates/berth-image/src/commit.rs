@@ -21,8 +21,8 @@ use crate::store::{Image, Store};
 pub struct Settings {
     /// Arguments after the image name; empty keeps the image's Cmd.
     pub cmd: Vec<String>,
-    /// `--entrypoint`: "" clears the image's.
-    pub entrypoint: Option<String>,
+    /// `--entrypoint` (the API's list): "" (or an empty list) clears the image's.
+    pub entrypoint: Option<Vec<String>>,
     /// `-e`, `KEY=VALUE`.
     pub env: Vec<String>,
     pub workdir: Option<String>,
@@ -129,11 +129,12 @@ fn push(doc: &mut Map<String, Value>, object: &str, key: &str, value: Value) -> 
 /// replaces or adds variables, `-w` and `-u` replace, labels are added.
 fn apply_settings(run: &mut Map<String, Value>, s: &Settings) {
     if let Some(e) = &s.entrypoint {
-        match e.as_str() {
-            "" => run.insert("Entrypoint".into(), Value::Null),
+        match e.as_slice() {
+            [] => run.insert("Entrypoint".into(), Value::Null),
+            [only] if only.is_empty() => run.insert("Entrypoint".into(), Value::Null),
             e => {
                 run.insert("Cmd".into(), Value::Null);
-                run.insert("Entrypoint".into(), json!([e]))
+                run.insert("Entrypoint".into(), json!(e))
             }
         };
     }
@@ -166,7 +167,7 @@ mod tests {
             .cloned()
             .unwrap();
         let s = Settings {
-            entrypoint: Some("/entry".into()),
+            entrypoint: Some(vec!["/entry".into()]),
             env: vec!["A=2".into(), "B=3".into()],
             labels: vec![("l".into(), "v".into())],
             ..Settings::default()

@@ -130,7 +130,10 @@ pub fn error_line(e: &anyhow::Error) -> String {
 /// thread), so global flags with values cannot hide the command.
 fn protect_build(command: &cli::Command) {
     use cli::{Command, ImageCommand};
-    let builds = matches!(command, Command::Build(_) | Command::Image(ImageCommand::Build(_)));
+    let builds = matches!(
+        command,
+        Command::Build(_) | Command::Image(ImageCommand::Build(_))
+    );
     if !builds || berth_sys::seal::is_sealed() || berth_sys::seal::is_protected() {
         return;
     }

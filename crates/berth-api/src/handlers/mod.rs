@@ -6,10 +6,10 @@
 //! the others back (`Continue`) to the next module in [`route`].
 
 mod containers;
-mod streams;
 mod df;
 mod images;
 mod networks;
+mod streams;
 mod system;
 mod volumes;
 

@@ -8,7 +8,6 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 
 use crate::commands::Context;
-use berth_engine::copy::StoppedRoot;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
