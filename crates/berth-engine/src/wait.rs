@@ -58,12 +58,22 @@ pub fn until(
     let first = refresh(engine, engine.containers.find(key)?)?;
     let id = first.id;
     let mut code = first.state.exit_code;
+    // A short-lived `--rm` container can start, exit and be removed between two looks at its
+    // record: its exit code is then the one its `die` event carries. Read from now on.
+    let mut deaths = crate::events::follow(engine, crate::events::Filter::default()).ok();
     let mut session: Option<Session> = None;
     loop {
         let record = match engine.containers.load(&id) {
             Ok(r) => refresh(engine, r)?,
-            // Removed (rm, --rm): the last exit code seen is the one it had.
-            Err(Error::NoSuchContainer(_)) => return Ok(Some(code)),
+            // Removed (rm, --rm): its last exit, as its die event or its record said.
+            Err(Error::NoSuchContainer(_)) => {
+                return Ok(Some(
+                    deaths
+                        .as_mut()
+                        .and_then(|d| last_exit(d, &id))
+                        .unwrap_or(code),
+                ))
+            }
             Err(e) => return Err(e),
         };
         let st = &record.state;
@@ -101,6 +111,16 @@ pub fn until(
             Err(_) => session = None,
         }
     }
+}
+
+/// The exit code of the last `die` event of container `id` logged since `deaths` opened.
+fn last_exit(deaths: &mut crate::events::Events, id: &str) -> Option<i32> {
+    let events = deaths.next(Duration::ZERO).ok()??;
+    events
+        .iter()
+        .rev()
+        .find(|e| e.action == "die" && e.actor.id == id)
+        .and_then(|e| e.actor.attributes.get("exitCode")?.parse().ok())
 }
 
 /// A session with the container's monitor that hears only its exit code.

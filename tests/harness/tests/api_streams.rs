@@ -411,7 +411,6 @@ except docker.errors.NotFound:
 }
 
 #[test]
-#[ignore = "needs the containers endpoints (api-containers branch)"]
 fn docker_logs_tail_timestamps_follow() {
     let Some(service) = Service::start() else {
         return;
@@ -451,7 +450,6 @@ fn docker_logs_tail_timestamps_follow() {
 }
 
 #[test]
-#[ignore = "needs the containers endpoints (api-containers branch)"]
 fn docker_clients_killed_mid_stream_leave_nothing_behind() {
     let Some(service) = Service::start() else {
         return;
@@ -494,7 +492,6 @@ fn docker_clients_killed_mid_stream_leave_nothing_behind() {
 }
 
 #[test]
-#[ignore = "needs the containers endpoints (api-containers branch)"]
 fn docker_exec_with_and_without_a_terminal() {
     let Some(service) = Service::start() else {
         return;
@@ -535,7 +532,6 @@ fn docker_exec_with_and_without_a_terminal() {
 }
 
 #[test]
-#[ignore = "needs the containers endpoints (api-containers branch)"]
 fn docker_attach_and_its_detach_keys_through_a_terminal() {
     let Some(service) = Service::start() else {
         return;
@@ -568,7 +564,6 @@ fn docker_attach_and_its_detach_keys_through_a_terminal() {
 }
 
 #[test]
-#[ignore = "needs the containers endpoints (api-containers branch)"]
 fn docker_run_in_the_foreground() {
     let Some(service) = Service::start() else {
         return;
@@ -804,7 +799,6 @@ fn docker_cp_both_ways() {
 }
 
 #[test]
-#[ignore = "needs the containers endpoints (api-containers branch)"]
 fn docker_start_attached_misses_nothing() {
     let Some(service) = Service::start() else {
         return;
