@@ -1,11 +1,7 @@
 //! The Engine API's streaming endpoints (logs, attach, exec, archive) driven by their real
 //! clients: the docker CLI, docker-py, curl, and a raw socket for what a hijacked connection
 //! does underneath. Containers are made with the `berth` CLI on the service's own root.
-//!
-//! The docker CLI inspects a container (`GET /containers/{id}/json`) before `logs`, `attach`
-//! and `exec`, and `run` is create + attach + wait + start: those endpoints belong to the
-//! containers work (api-containers branch), so the CLI's tests of them wait for it, ignored;
-//! the same streams are checked now through clients that do not inspect.
+
 #![forbid(unsafe_code)]
 
 use std::io::Read;
@@ -529,6 +525,83 @@ fn docker_exec_with_and_without_a_terminal() {
     });
     term.send("exit 7\n");
     assert_eq!(term.exit_status().code(), Some(7));
+}
+
+/// berth's own CLI detaches as the docker CLI does, command by command: `run -ti` and `start
+/// -ai` silently with 0, `attach` and `exec -ti` with Docker's `read escape sequence` and 1;
+/// `--detach-keys` on each. The keys are typed as a person types them, one write each with a
+/// pause between: the first is held back, and nothing of them reaches the shell (whose line
+/// editor takes a lone Ctrl-P for the previous command).
+#[test]
+fn berth_detaches_as_the_docker_cli() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let berth_on_terminal = |args: &[&str]| {
+        let mut command = service.berth.command();
+        command.args(args);
+        Terminal::spawn(command, 24, 80)
+    };
+    for name in ["viaberth", "viadocker"] {
+        service
+            .berth
+            .ok(&["create", "-ti", "--name", name, IMAGE, "sh"]);
+    }
+    let cases: [(&[&str], &str); 5] = [
+        (&["start", "-ai"], "\x10\x11"),
+        (&["attach"], "\x10\x11"),
+        (&["attach", "--detach-keys", "ctrl-x,y"], "\x18y"),
+        (&["exec", "-ti", "--detach-keys", "ctrl-x,y"], "\x18y"),
+        (&["exec", "-ti"], "\x10\x11"),
+    ];
+    for (flags, keys) in cases {
+        let mut seen = Vec::new();
+        for (name, docker) in [("viadocker", true), ("viaberth", false)] {
+            let mut args = flags.to_vec();
+            args.push(name);
+            if flags[0] == "exec" {
+                args.push("sh");
+            }
+            let mut term = if docker {
+                on_terminal(&service, &args, 24, 80)
+            } else {
+                berth_on_terminal(&args)
+            };
+            term.send("echo $((6*7))\n");
+            term.expect("42");
+            let from = term.seen;
+            let (first, second) = keys.split_at(1);
+            term.send(first);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            term.send(second);
+            let code = term.exit_status().code();
+            let said = term.text_since(from);
+            seen.push((code, said.contains("read escape sequence")));
+            assert!(running(&service, name), "{args:?}");
+        }
+        assert_eq!(seen[0], seen[1], "{flags:?}: (docker, berth)");
+    }
+    // `run -ti` too, which only berth's CLI can do here with the same container twice.
+    let mut term = berth_on_terminal(&["run", "-ti", "--name", "ran", IMAGE, "sh"]);
+    term.send("echo $((6*7))\n");
+    term.expect("42");
+    term.send("\x10");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    term.send("\x11");
+    assert_eq!(term.exit_status().code(), Some(0));
+    assert!(running(&service, "ran"));
+    // Nothing of the held Ctrl-P reached the shell: its line is empty, not the last command.
+    let mut term = berth_on_terminal(&["attach", "ran"]);
+    let from = term.seen;
+    term.send("echo done\n");
+    term.expect("done");
+    assert!(
+        !term.text_since(from).contains("42"),
+        "{}",
+        term.text_since(from)
+    );
+    term.send("exit 3\n");
+    assert_eq!(term.exit_status().code(), Some(3));
 }
 
 #[test]

@@ -13,10 +13,14 @@ pub struct AttachArgs {
     /// Do not attach STDIN
     #[arg(long = "no-stdin")]
     pub no_stdin: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     pub container: String,
 }
 
 pub fn run(ctx: &Context, args: AttachArgs) -> Result<i32> {
+    let keys = relay::detach_keys(args.detach_keys.as_deref())?;
     let engine = ctx.engine()?;
     // Our terminal's size whatever the container's mode: the monitor applies it to a pty only.
     let options = relay::attached(!args.no_stdin, true);
@@ -24,12 +28,8 @@ pub fn run(ctx: &Context, args: AttachArgs) -> Result<i32> {
     // What the engine granted: stdin only to a container created with -i.
     let stdin = options.stdin && record.request.interactive;
     let tty = record.request.tty;
-    let _raw = (tty && stdin).then(RawMode::enable);
-    Ok(relay::exit_code(
-        &engine,
-        &record.id,
-        &mut session,
-        stdin,
-        tty,
-    )?)
+    let raw = (tty && stdin).then(RawMode::enable);
+    let ended = relay::exit_code(&engine, &record.id, &mut session, stdin, tty, keys)?;
+    drop(raw);
+    Ok(ended.unwrap_or_else(relay::escaped))
 }

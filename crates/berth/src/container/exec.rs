@@ -28,12 +28,16 @@ pub struct ExecArgs {
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short, long)]
     pub user: Option<String>,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     pub container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 
 pub fn run(ctx: &Context, args: ExecArgs) -> Result<i32> {
+    let keys = relay::detach_keys(args.detach_keys.as_deref())?;
     let engine = ctx.engine()?;
     let config = ExecConfig {
         cmd: args.command,
@@ -44,7 +48,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<i32> {
         attach_stdin: args.interactive,
         attach_stdout: !args.detach,
         attach_stderr: !args.detach,
-        detach_keys: String::new(),
+        detach_keys: args.detach_keys.unwrap_or_default(),
     };
     let record = exec::create(&engine, &args.container, config)?;
     let size = if args.tty {
@@ -56,11 +60,13 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<i32> {
     if args.detach {
         return Ok(0);
     }
-    let _raw = (args.tty && args.interactive).then(RawMode::enable);
+    let raw = (args.tty && args.interactive).then(RawMode::enable);
     // No signal proxy: as with Docker, a signal to `exec` is not the process's.
-    match relay::relay(&mut session, args.interactive, args.tty, false)? {
+    let ended = relay::relay(&mut session, args.interactive, args.tty, false, keys)?;
+    drop(raw);
+    match ended {
         Ended::Exit(code) => Ok(code),
-        Ended::Detached => Ok(0),
+        Ended::Detached => Ok(relay::escaped()),
         Ended::Closed => bail!(
             "exec {}: the container's monitor went away before the process ended",
             berth_engine::error::short(&record.id)

@@ -18,6 +18,9 @@ pub struct RunFlags {
     /// Run container in background and print container ID
     #[arg(short, long)]
     pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     pub interactive: bool,

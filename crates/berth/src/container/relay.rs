@@ -5,7 +5,8 @@
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use berth_engine::attach::{AttachOptions, DetachKeys, Output, Session};
+pub use berth_engine::attach::DetachKeys;
+use berth_engine::attach::{AttachOptions, Output, Session};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -57,20 +58,33 @@ pub fn attached(stdin: bool, tty: bool) -> AttachOptions {
     }
 }
 
-/// Relays an attached session to its end; the container's exit code (0 after a detach; if the
-/// monitor went away without a word, what it recorded).
+/// Relays an attached session to its end; the container's exit code (if the monitor went away
+/// without a word, what it recorded), or `None` after a detach.
 pub fn exit_code(
     engine: &berth_engine::Engine,
     id: &str,
     session: &mut Session,
     stdin: bool,
     tty: bool,
-) -> std::io::Result<i32> {
-    Ok(match relay(session, stdin, tty, true)? {
-        Ended::Exit(code) => code,
-        Ended::Detached => 0,
-        Ended::Closed => berth_engine::lifecycle::wait(engine, id).unwrap_or(125),
+    keys: DetachKeys,
+) -> std::io::Result<Option<i32>> {
+    Ok(match relay(session, stdin, tty, true, keys)? {
+        Ended::Exit(code) => Some(code),
+        Ended::Detached => None,
+        Ended::Closed => Some(berth_engine::lifecycle::wait(engine, id).unwrap_or(125)),
     })
+}
+
+/// After a detach from `attach` or `exec`, what the docker CLI does: says so and exits 1 (the
+/// terminal back in its own mode first). `run` and `start -a` detach silently, with 0.
+pub fn escaped() -> i32 {
+    eprintln!("read escape sequence");
+    1
+}
+
+/// `--detach-keys`, in Docker's syntax; Ctrl-P Ctrl-Q when not given.
+pub fn detach_keys(spec: Option<&str>) -> berth_engine::Result<DetachKeys> {
+    DetachKeys::parse(spec.unwrap_or_default())
 }
 
 /// How a relay ended.
@@ -104,12 +118,18 @@ fn signal_proxy() -> Option<SignalFd> {
 }
 
 /// Relays a session: stdin (when `stdin`) to it, its output to stdout/stderr, and with
-/// `proxy` but no terminal the signals we get to the container.
-pub fn relay(session: &mut Session, stdin: bool, tty: bool, proxy: bool) -> std::io::Result<Ended> {
+/// `proxy` but no terminal the signals we get to the container. On a terminal, `keys` typed
+/// end it (held back while they may be the sequence, as Docker does).
+pub fn relay(
+    session: &mut Session,
+    stdin: bool,
+    tty: bool,
+    proxy: bool,
+    mut keys: DetachKeys,
+) -> std::io::Result<Ended> {
     let mut signals = if tty || !proxy { None } else { signal_proxy() };
     let mut stdin_open = stdin;
     let mut size = if tty { terminal_size() } else { None };
-    let mut keys = DetachKeys::default();
     loop {
         let input = std::io::stdin();
         let mut fds = vec![PollFd::new(session.as_fd(), PollFlags::POLLIN)];

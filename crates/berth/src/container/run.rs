@@ -34,12 +34,16 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short, long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let req = args.flags.request()?;
+    let keys = relay::detach_keys(args.flags.detach_keys.as_deref())?;
     // Only a client that attaches needs a terminal: `run -dit` from a script is fine (Docker).
     if req.interactive && req.tty && !req.detach && !std::io::stdin().is_terminal() {
         bail!("the input device is not a TTY: drop -t, or run from a terminal");
@@ -53,21 +57,23 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         outln!("{}", record.id);
         return Ok(0);
     }
-    attach_start(&engine, &record.id, req.interactive, req.tty)
+    attach_start(&engine, &record.id, req.interactive, req.tty, keys)
 }
 
 /// Starts with our terminal attached; returns the container's exit code.
-fn attach_start(engine: &Engine, id: &str, stdin: bool, tty: bool) -> Result<i32> {
+/// A detach (`keys`) leaves it running and is a success, as Docker's.
+fn attach_start(
+    engine: &Engine,
+    id: &str,
+    stdin: bool,
+    tty: bool,
+    keys: relay::DetachKeys,
+) -> Result<i32> {
     let _raw = (tty && stdin).then(RawMode::enable);
     let (record, mut session) = lifecycle::start(engine, id, &relay::attached(stdin, tty))?;
     print_warnings(engine, id);
-    Ok(relay::exit_code(
-        engine,
-        &record.id,
-        &mut session,
-        stdin,
-        tty,
-    )?)
+    let ended = relay::exit_code(engine, &record.id, &mut session, stdin, tty, keys)?;
+    Ok(ended.unwrap_or(0))
 }
 
 pub fn create(ctx: &Context, args: RunArgs) -> Result<i32> {
@@ -79,6 +85,7 @@ pub fn create(ctx: &Context, args: RunArgs) -> Result<i32> {
 }
 
 pub fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
+    let keys = relay::detach_keys(args.detach_keys.as_deref())?;
     let engine = ctx.engine()?;
     if args.attach || args.interactive {
         if args.containers.len() > 1 {
@@ -86,7 +93,7 @@ pub fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
         }
         let record = engine.containers.find(&args.containers[0])?;
         let tty = record.request.tty;
-        return attach_start(&engine, &record.id, args.interactive, tty);
+        return attach_start(&engine, &record.id, args.interactive, tty, keys);
     }
     let mut failed = false;
     for key in &args.containers {

@@ -134,7 +134,14 @@ mod tests {
             ),
             (Some(64 << 20), Some(-1), Some(0.5), Some(-1), None)
         );
-        assert_eq!(u.restart, Some(RestartPolicy::OnFailure { max_retries: 3 }));
+        // The restart policy is read after the numbers (run), as the docker CLI reads it.
+        assert_eq!(u.restart, None);
+        assert_eq!(
+            berth_engine::options::restart("on-failure:3").unwrap(),
+            RestartPolicy::OnFailure { max_retries: 3 }
+        );
+        let e = berth_engine::options::restart("sometimes").unwrap_err();
+        assert!(!e.to_string().contains('\n'), "{e}");
         for bad in [
             UpdateArgs {
                 memory: Some("lots".into()),
@@ -146,10 +153,6 @@ mod tests {
             },
             UpdateArgs {
                 pids_limit: Some("ten".into()),
-                ..Default::default()
-            },
-            UpdateArgs {
-                restart: Some("sometimes".into()),
                 ..Default::default()
             },
         ] {
