@@ -168,3 +168,19 @@ fn usage_and_registry_errors_say_what_was_wrong_once() {
     );
     assert_eq!(berth.ok(&["images", "-q"]).lines().count(), 1);
 }
+
+/// A copy of a missing path names it and the container as the user wrote them, once (Docker's
+/// `Could not find the file /x in container c`; berth said the short id, with its own prefix).
+#[test]
+fn cp_of_a_missing_path_says_so_once() {
+    let berth = Berth::new();
+    berth.ok(&["create", "--name", "holder", IMAGE, "true"]);
+    let dest = tempfile::tempdir().unwrap();
+    let dest = dest.path().to_str().unwrap();
+    let ran = berth.run(&["cp", "holder:/no/such", dest]);
+    assert_eq!(ran.code(), Some(1));
+    assert_eq!(
+        ran.stderr.trim(),
+        "berth: Could not find the file /no/such in container holder"
+    );
+}

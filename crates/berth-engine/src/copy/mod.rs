@@ -24,7 +24,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
-use crate::error::{short, Error, Result};
+use crate::error::{Error, Result};
 use crate::records;
 use crate::rootfs::StoppedRoot;
 
@@ -71,7 +71,8 @@ impl PathStat {
 /// A container's root opened for a copy; a stopped container's stays mounted until dropped.
 pub struct ContainerRoot {
     fd: OwnedFd,
-    id: String,
+    /// The container as the caller named it: Docker's messages repeat that name.
+    key: String,
     _mounted: Option<StoppedRoot>,
 }
 
@@ -106,7 +107,7 @@ impl ContainerRoot {
             Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOENT) => {
                 Error::NoSuchPath {
                     path: path.to_string(),
-                    container: short(&self.id).to_string(),
+                    container: self.key.clone(),
                 }
             }
             e => e,
@@ -137,14 +138,14 @@ pub fn open_root(engine: &Engine, key: &str) -> Result<ContainerRoot> {
         }
         return Ok(ContainerRoot {
             fd,
-            id: record.id,
+            key: key.to_string(),
             _mounted: None,
         });
     }
     let mounted = StoppedRoot::mount(engine, &record)?;
     Ok(ContainerRoot {
         fd: open_dir(&mounted.dir)?,
-        id: record.id,
+        key: key.to_string(),
         _mounted: Some(mounted),
     })
 }
