@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 // Started without std's runtime set-up, which costs some twenty syscalls a command
 // (berth_sys::start says what is kept of it).
-#![no_main]
+// The unit tests keep std's start-up: their harness is the test binary's main.
+#![cfg_attr(not(test), no_main)]
+#[cfg(not(test))]
 berth_sys::c_main!(main);
 
 /// `println!` for a command's output: a reader that went away (`berth-runc list | head -1`)
@@ -46,6 +48,7 @@ macro_rules! version_lines {
     };
 }
 
+#[cfg_attr(test, allow(dead_code))]
 fn main() {
     if exec_reads_a_stream() && !berth_sys::seal::is_protected() && !berth_sys::seal::is_sealed() {
         // The re-execution berth_runtime::protect may ask for comes after the process file is
