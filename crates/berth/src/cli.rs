@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::commands::{
     build, commit, diff, events, history, images, import, info, inspect, load, login, logout,
@@ -41,6 +41,42 @@ pub enum RunOnly {
     Run(run::RunArgs),
 }
 
+/// `T` from the command line, its switches taking Docker's boolean forms too. Only a command
+/// line with a `-flag=value` pays for (and its help shows) the switches' optional values.
+fn parse<T: Parser>() -> Result<T, clap::Error> {
+    let valued = std::env::args_os().any(|a| {
+        let a = a.as_encoded_bytes();
+        a.starts_with(b"-") && a.contains(&b'=')
+    });
+    if !valued {
+        return T::try_parse();
+    }
+    let mut command = boolish(T::command());
+    let mut matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    T::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
+}
+
+/// Every switch of `command` and its subcommands as Docker's (Go's pflag) take them: `--tty`
+/// alone, or with a value, `--tty=false`, `-d=true` (Go's strconv.ParseBool words and clap's
+/// yes/no). Without the value, true; without the switch, false, as before.
+fn boolish(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            if !matches!(arg.get_action(), ArgAction::SetTrue) {
+                return arg;
+            }
+            arg.action(ArgAction::Set)
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_missing_value("true")
+                .default_value("false")
+                .value_parser(clap::builder::BoolishValueParser::new())
+                .hide_default_value(true)
+                .hide_possible_values(true)
+        })
+        .mut_subcommands(boolish)
+}
+
 impl Command {
     /// `run` and `create`, under either name: their engine errors exit 125.
     pub fn creates_a_container(&self) -> bool {
@@ -60,7 +96,7 @@ impl Cli {
             if let Ok(RunCli {
                 global,
                 command: RunOnly::Run(args),
-            }) = RunCli::try_parse()
+            }) = parse::<RunCli>()
             {
                 return Cli {
                     global,
@@ -69,7 +105,7 @@ impl Cli {
                 .checked();
             }
         }
-        Cli::try_parse()?.checked()
+        parse::<Cli>()?.checked()
     }
 
     /// What clap cannot say: `run` and `create` take every argument after the image as the
@@ -218,7 +254,7 @@ fn argument_count(path: &str, cmd: &clap::Command) -> String {
 
 /// `-m, --memory` for clap's `--memory <MEMORY>`, as Docker names a flag in its errors.
 fn flag_names(cmd: &clap::Command, arg: &str) -> String {
-    let token = arg.split([' ', '=']).next().unwrap_or(arg);
+    let token = arg.split([' ', '=', '[']).next().unwrap_or(arg);
     let long = token.strip_prefix("--");
     let short = token.strip_prefix('-').and_then(|s| s.chars().next());
     let found = cmd.get_arguments().find(|a| match long {

@@ -184,3 +184,34 @@ fn cp_of_a_missing_path_says_so_once() {
         "berth: Could not find the file /no/such in container holder"
     );
 }
+
+/// Switches take Docker's boolean forms: `--tty=false`, `--all=false`, `-a=true`, `--rm=true`.
+#[test]
+fn switches_take_docker_boolean_values() {
+    let berth = Berth::new();
+    let ran = berth.run(&["run", "--rm=true", "--tty=false", IMAGE, "echo", "plain"]);
+    assert_eq!(
+        (ran.code(), ran.stdout.as_str()),
+        (Some(0), "plain\n"),
+        "{}",
+        ran.stderr
+    );
+    berth.ok(&[
+        "create",
+        "--name",
+        "made",
+        "--interactive=false",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(berth.ok(&["ps", "--all=false", "-q"]), "");
+    assert_eq!(berth.ok(&["ps", "-a=true", "-q"]).lines().count(), 1);
+    let ran = berth.run(&["run", "--rm", "--tty=maybe", IMAGE, "true"]);
+    assert_eq!(ran.code(), Some(125));
+    assert!(
+        ran.stderr
+            .starts_with("berth: invalid argument \"maybe\" for \"-t, --tty\" flag"),
+        "{}",
+        ran.stderr
+    );
+}
