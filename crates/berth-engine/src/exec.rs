@@ -37,6 +37,8 @@ pub struct ExecConfig {
     /// The keys that detach its client from a terminal (`attach::DetachKeys`); empty for
     /// Docker's default.
     pub detach_keys: String,
+    /// Every capability of the host's bounding set, whatever the container's (`--privileged`).
+    pub privileged: bool,
 }
 
 /// An exec instance: what `exec inspect` shows.
@@ -283,6 +285,12 @@ fn process(engine: &Engine, container: &Record, config: &ExecConfig) -> Result<P
         user.set_gid(resolved.gid);
         user.set_additional_gids(Some(resolved.gids));
         process.set_user(user);
+    }
+    if config.privileged {
+        // moby's exec: all capabilities, in the sets a process of this user gets.
+        let host = crate::spec::security::host_capabilities();
+        let uid = process.user().uid();
+        process.set_capabilities(Some(crate::spec::security::capabilities(&host, uid)));
     }
     Ok(process)
 }

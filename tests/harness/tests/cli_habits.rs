@@ -215,3 +215,42 @@ fn switches_take_docker_boolean_values() {
         ran.stderr
     );
 }
+
+/// `exec --privileged` gives the process every capability the host has, whatever the
+/// container was given, as Docker's does; without it the container's set holds.
+#[test]
+fn exec_privileged_has_every_capability() {
+    let berth = Berth::new();
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bare",
+        "--cap-drop",
+        "ALL",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let caps = |flags: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bare", "grep", "CapEff", "/proc/self/status"]);
+        berth
+            .ok(&args)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let host = host
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(caps(&[]), "0000000000000000");
+    assert_eq!(caps(&["--privileged"]), host);
+    berth.ok(&["rm", "-f", "bare"]);
+}

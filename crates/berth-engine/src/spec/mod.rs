@@ -9,7 +9,7 @@ mod mounts;
 mod namespaces;
 mod process;
 mod resources;
-mod security;
+pub(crate) mod security;
 mod user;
 
 use std::collections::{BTreeMap, HashMap};

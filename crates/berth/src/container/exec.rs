@@ -28,6 +28,9 @@ pub struct ExecArgs {
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short, long)]
     pub user: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
     /// Override the key sequence for detaching a container
     #[arg(long = "detach-keys")]
     pub detach_keys: Option<String>,
@@ -49,6 +52,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<i32> {
         attach_stdout: !args.detach,
         attach_stderr: !args.detach,
         detach_keys: args.detach_keys.unwrap_or_default(),
+        privileged: args.privileged,
     };
     let record = exec::create(&engine, &args.container, config)?;
     let size = if args.tty {

@@ -34,6 +34,9 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
 }
 
 const TITLES: &[(&str, &str)] = &[
@@ -49,6 +52,7 @@ const TITLES: &[(&str, &str)] = &[
     ("Labels", "LABELS"),
     ("Mounts", "MOUNTS"),
     ("Networks", "NETWORKS"),
+    ("Size", "SIZE"),
 ];
 
 pub fn run(ctx: &Context, args: PsArgs) -> Result<i32> {
@@ -65,13 +69,18 @@ pub fn run(ctx: &Context, args: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
+    // As the docker CLI, a template that shows the size asks for it.
+    let size = args.size || args.format.as_deref().is_some_and(|f| f.contains(".Size"));
     let items: Vec<Value> = records
         .iter()
-        .map(|r| item(&engine, r, args.no_trunc))
+        .map(|r| item(&engine, r, args.no_trunc, size))
         .collect();
-    let source = args.format.as_deref().unwrap_or(
-        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
-    );
+    let default = if args.size {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+    } else {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    };
+    let source = args.format.as_deref().unwrap_or(default);
     if source == "json" {
         for i in &items {
             outln!("{i}");
@@ -83,7 +92,7 @@ pub fn run(ctx: &Context, args: PsArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn item(engine: &Engine, r: &Record, no_trunc: bool) -> Value {
+fn item(engine: &Engine, r: &Record, no_trunc: bool, size: bool) -> Value {
     let command = ps::command(engine, r);
     let command = if no_trunc || command.chars().count() <= 20 {
         format!("\"{command}\"")
@@ -111,5 +120,16 @@ fn item(engine: &Engine, r: &Record, no_trunc: bool) -> Value {
         "Labels": labels.join(","),
         "Mounts": r.request.mounts.iter().map(|m| m.target.clone()).collect::<Vec<_>>().join(","),
         "Networks": r.request.network,
+        "Size": if size { size_text(engine, r) } else { String::new() },
     })
+}
+
+/// Docker's SIZE: the container's writable layer, and with the image's (`0B (virtual 4.26MB)`).
+fn size_text(engine: &Engine, r: &Record) -> String {
+    let (rw, virtual_size) = berth_engine::inspect::sizes(engine, r);
+    format!(
+        "{} (virtual {})",
+        format::human_size(rw),
+        format::human_size(virtual_size)
+    )
 }

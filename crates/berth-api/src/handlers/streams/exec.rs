@@ -33,11 +33,6 @@ struct ExecCreate {
 
 pub async fn create(state: &Arc<State>, call: &mut Call, id: &str) -> Reply {
     let body: ExecCreate = call.json().await?;
-    if body.privileged {
-        return Err(ApiError::bad_request(
-            "privileged exec is not supported by berth: run the container with --privileged instead",
-        ));
-    }
     if body.cmd.as_ref().is_none_or(Vec::is_empty) {
         return Err(ApiError::bad_request("No exec command specified"));
     }
@@ -51,6 +46,7 @@ pub async fn create(state: &Arc<State>, call: &mut Call, id: &str) -> Reply {
         attach_stdout: body.attach_stdout,
         attach_stderr: body.attach_stderr,
         detach_keys: body.detach_keys,
+        privileged: body.privileged,
     };
     let key = id.to_string();
     let record = state
