@@ -254,3 +254,40 @@ fn exec_privileged_has_every_capability() {
     assert_eq!(caps(&["--privileged"]), host);
     berth.ok(&["rm", "-f", "bare"]);
 }
+
+/// `run -q` pulls without a word; without it, Docker's lines go to stderr. `--gpus` is refused
+/// with a reason (125) rather than as an unknown flag.
+#[test]
+fn run_quiet_pulls_silently_and_gpus_says_why_not() {
+    let Some(registry) = berth_harness::registry::Registry::start(false) else {
+        return;
+    };
+    let berth = Berth::new();
+    let pushed = format!("{}/quiet/busybox:1", registry.addr);
+    berth.ok(&["tag", IMAGE, &pushed]);
+    berth.ok(&["push", &pushed]);
+    berth.ok(&["rmi", &pushed]);
+    let ran = berth.run(&["run", "--rm", "-q", &pushed, "echo", "quiet"]);
+    assert_eq!(
+        (ran.code(), ran.stdout.as_str()),
+        (Some(0), "quiet\n"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stderr, "");
+    berth.ok(&["rmi", &pushed]);
+    let ran = berth.run(&["run", "--rm", &pushed, "true"]);
+    assert!(
+        ran.stderr.contains("Unable to find image"),
+        "{}",
+        ran.stderr
+    );
+    let ran = berth.run(&["run", "--rm", "--gpus", "all", IMAGE, "true"]);
+    assert_eq!(ran.code(), Some(125));
+    assert!(
+        ran.stderr.starts_with("berth: --gpus all: "),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stderr.lines().count(), 1);
+}

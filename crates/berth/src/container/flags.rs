@@ -21,6 +21,12 @@ pub struct RunFlags {
     /// Override the key sequence for detaching a container
     #[arg(long = "detach-keys")]
     pub detach_keys: Option<String>,
+    /// Suppress the pull output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// GPU devices to add to the container ('all' to pass all GPUs)
+    #[arg(long)]
+    pub gpus: Option<String>,
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     pub interactive: bool,
@@ -224,6 +230,11 @@ pub struct RunFlags {
 impl RunFlags {
     /// Every flag parsed and checked; nothing has been touched yet.
     pub fn request(&self) -> Result<RunRequest> {
+        if let Some(gpus) = &self.gpus {
+            bail!(
+                "--gpus {gpus}: berth cannot give a container GPUs yet; pass a device node with --device instead"
+            );
+        }
         let mut r = RunRequest {
             image: self.image_and_command[0].clone(),
             cmd: self.image_and_command[1..].to_vec(),

@@ -49,7 +49,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         bail!("the input device is not a TTY: drop -t, or run from a terminal");
     }
     let engine = ctx.engine()?;
-    let record = create_record(ctx, &engine, req)?;
+    let record = create_record(ctx, &engine, req, args.flags.quiet)?;
     let req = &record.request;
     if req.detach {
         lifecycle::start(&engine, &record.id, &AttachOptions::default())?;
@@ -79,7 +79,7 @@ fn attach_start(
 pub fn create(ctx: &Context, args: RunArgs) -> Result<i32> {
     let req = args.flags.request()?;
     let engine = ctx.engine()?;
-    let record = create_record(ctx, &engine, req)?;
+    let record = create_record(ctx, &engine, req, args.flags.quiet)?;
     outln!("{}", record.id);
     Ok(0)
 }
@@ -129,6 +129,7 @@ fn create_record(
     ctx: &Context,
     engine: &Engine,
     req: RunRequest,
+    quiet: bool,
 ) -> Result<berth_engine::records::Record> {
     lifecycle::validate(engine, &req)?;
     let image = images::resolve_or_pull(
@@ -137,7 +138,11 @@ fn create_record(
         req.platform.as_deref(),
         &req.pull,
         &ctx.registry_options(),
-        &crate::progress::Notices,
+        if quiet {
+            &berth_image::progress::Silent as &dyn berth_image::progress::Progress
+        } else {
+            &crate::progress::Notices
+        },
     )?;
     let image_ref = ImageRef {
         id: image.id().to_string(),
