@@ -42,3 +42,62 @@ fn ps_size_is_dockers() {
     }
     service.berth.ok(&["rm", "-f", "sized"]);
 }
+
+#[test]
+fn network_filters_formats_and_prune_filters_are_dockers() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    service
+        .berth
+        .ok(&["network", "create", "--label", "team=a", "labelled"]);
+    service.berth.ok(&["network", "create", "plain"]);
+    for args in [
+        &["network", "ls", "--filter", "label=team=a"][..],
+        &[
+            "network",
+            "ls",
+            "-f",
+            "name=pla",
+            "--format",
+            "{{.Name}} {{.Driver}}",
+        ],
+        &["network", "ls", "--format", "table {{.Name}}\t{{.Scope}}"],
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}}",
+            "labelled",
+            "plain",
+        ],
+    ] {
+        let (berth, docker) = both(&service, args);
+        assert_eq!(berth, docker, "{args:?}");
+    }
+    // A prune's filters: only the labelled network goes.
+    let pruned = service
+        .berth
+        .ok(&["network", "prune", "-f", "--filter", "label=team=a"]);
+    assert_eq!(pruned.trim(), "Deleted Networks:\nlabelled");
+    let names = service
+        .berth
+        .ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        names.contains("plain") && !names.contains("labelled"),
+        "{names}"
+    );
+    // Images and containers take until=; a filter no prune knows is refused before anything.
+    service
+        .berth
+        .ok(&["image", "prune", "-f", "--filter", "until=1h"]);
+    service
+        .berth
+        .ok(&["container", "prune", "-f", "--filter", "until=1s"]);
+    let ran = service
+        .berth
+        .run(&["system", "prune", "-f", "--filter", "bogus=1"]);
+    assert_eq!(ran.code(), Some(1));
+    assert!(ran.stdout.is_empty(), "{}", ran.stdout);
+    service.berth.ok(&["network", "rm", "plain"]);
+}

@@ -113,7 +113,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let ctx = Context { global: cli.global };
     let done = match cli.command {
         Command::Container(c) => return container(&ctx, c),
-        Command::Network(c) => network::run(c, &ctx),
+        Command::Network(c) => return network::run(c, &ctx),
         Command::Run(a) => return run_cmd::run(&ctx, a),
         Command::Create(a) => return run_cmd::create(&ctx, a),
         Command::Start(a) => return run_cmd::start(&ctx, a),

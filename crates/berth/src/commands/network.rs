@@ -42,12 +42,15 @@ pub enum NetworkCommand {
         /// Do not truncate the output
         #[arg(long)]
         no_trunc: bool,
+        /// Provide filter values (e.g. "driver=bridge")
+        #[arg(short, long)]
+        filter: Vec<String>,
+        /// Pretty-print networks using a Go template, or "json"
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Display detailed information on one or more networks
-    Inspect {
-        #[arg(required = true)]
-        networks: Vec<String>,
-    },
+    Inspect(crate::container::inspect::InspectArgs),
     /// Remove one or more networks
     #[command(alias = "remove")]
     Rm {
@@ -78,10 +81,21 @@ pub enum NetworkCommand {
         /// Do not prompt for confirmation
         #[arg(short, long)]
         force: bool,
+        /// Provide filter values (e.g. "until=<timestamp>")
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 
-pub fn run(cmd: NetworkCommand, ctx: &super::Context) -> Result<()> {
+pub fn run(cmd: NetworkCommand, ctx: &super::Context) -> Result<i32> {
+    if let NetworkCommand::Inspect(args) = cmd {
+        use crate::container::inspect::{run, Kind};
+        return run(ctx, args, &[Kind::Network]);
+    }
+    run_one(cmd, ctx).map(|()| 0)
+}
+
+fn run_one(cmd: NetworkCommand, ctx: &super::Context) -> Result<()> {
     let engine = ctx.engine()?;
     match cmd {
         NetworkCommand::Create {
@@ -105,17 +119,22 @@ pub fn run(cmd: NetworkCommand, ctx: &super::Context) -> Result<()> {
             outln!("{}", network::create(&engine, &req)?.id);
             Ok(())
         }
-        NetworkCommand::Ls { quiet, no_trunc } => ls(&engine, quiet, no_trunc),
-        NetworkCommand::Inspect { networks } => {
-            let out = networks
-                .iter()
-                .map(|n| network::inspect(&engine, n))
-                .collect::<Result<Vec<_>, _>>()?;
-            outln!("{}", serde_json::to_string_pretty(&out)?);
-            Ok(())
+        NetworkCommand::Ls {
+            quiet,
+            no_trunc,
+            filter,
+            format,
+        } => {
+            let filters = Filters::parse(&filter, network::LIST_FILTERS)?;
+            ls(&engine, &filters, quiet, no_trunc, format.as_deref())
         }
+        // Answered in `run`.
+        NetworkCommand::Inspect(_) => Ok(()),
         NetworkCommand::Rm { networks } => rm(&engine, &networks),
-        NetworkCommand::Prune { force } => prune(&engine, force),
+        NetworkCommand::Prune { force, filter } => {
+            let filters = Filters::parse(&filter, network::PRUNE_FILTERS)?;
+            prune(&engine, force, &filters)
+        }
         NetworkCommand::Connect {
             aliases,
             ip,
@@ -147,8 +166,14 @@ fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
-fn ls(engine: &Engine, quiet: bool, no_trunc: bool) -> Result<()> {
-    let nets = network::list(engine, &Filters::default())?;
+fn ls(
+    engine: &Engine,
+    filters: &Filters,
+    quiet: bool,
+    no_trunc: bool,
+    format: Option<&str>,
+) -> Result<()> {
+    let nets = network::list(engine, filters)?;
     let id = |n: &Network| {
         if no_trunc {
             n.id.clone()
@@ -160,11 +185,38 @@ fn ls(engine: &Engine, quiet: bool, no_trunc: bool) -> Result<()> {
         nets.iter().for_each(|n| outln!("{}", id(n)));
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = nets
+    let items: Vec<serde_json::Value> = nets
         .iter()
-        .map(|n| vec![id(n), n.name.clone(), n.driver.clone(), "local".to_string()])
+        .map(|n| {
+            serde_json::json!({
+                "ID": id(n),
+                "Name": n.name,
+                "Driver": n.driver,
+                "Scope": "local",
+                "IPv6": "false",
+                "Internal": n.internal.to_string(),
+                "CreatedAt": n.created,
+                "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            })
+        })
         .collect();
-    crate::format::print_table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows);
+    let source = format.unwrap_or("table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}");
+    if source == "json" {
+        items.iter().for_each(|i| outln!("{i}"));
+        return Ok(());
+    }
+    const TITLES: &[(&str, &str)] = &[
+        ("ID", "NETWORK ID"),
+        ("Name", "NAME"),
+        ("Driver", "DRIVER"),
+        ("Scope", "SCOPE"),
+        ("IPv6", "IPV6"),
+        ("Internal", "INTERNAL"),
+        ("CreatedAt", "CREATED AT"),
+        ("Labels", "LABELS"),
+    ];
+    let template = crate::template::parse(source)?;
+    crate::format::print_raw(&crate::format::render_list(&template, TITLES, &items)?);
     Ok(())
 }
 
@@ -182,12 +234,12 @@ fn rm(engine: &Engine, networks: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn prune(engine: &Engine, force: bool) -> Result<()> {
+fn prune(engine: &Engine, force: bool, filters: &Filters) -> Result<()> {
     let what = "This will remove all custom networks not used by at least one container.";
     if !super::confirmed(force, what)? {
         return Ok(());
     }
-    let removed = network::prune(engine, &Filters::default())?;
+    let removed = network::prune(engine, filters)?;
     if !removed.is_empty() {
         outln!("Deleted Networks:");
         removed.iter().for_each(|n| outln!("{n}"));

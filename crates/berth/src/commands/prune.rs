@@ -17,6 +17,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long)]
+    pub filter: Vec<String>,
 }
 
 /// `image prune` with the engine's answer to "which containers use this image ID".
@@ -29,7 +32,7 @@ pub fn run(ctx: &Context, args: PruneArgs, usage: &Usage) -> Result<()> {
     if !super::confirmed(args.force, &format!("This will remove {what}."))? {
         return Ok(());
     }
-    let (removed, freed) = images::prune(&ctx.engine()?, &filters(args.all)?, usage)?;
+    let (removed, freed) = images::prune(&ctx.engine()?, &filters(args.all, &args.filter)?, usage)?;
     if !removed.is_empty() {
         outln!("Deleted Images:");
         lines(&removed).iter().for_each(|l| outln!("{l}"));
@@ -39,13 +42,12 @@ pub fn run(ctx: &Context, args: PruneArgs, usage: &Usage) -> Result<()> {
     Ok(())
 }
 
-/// `-a` as Docker's client sends it: `dangling=false`.
-pub fn filters(all: bool) -> Result<Filters> {
-    let pairs = if all {
-        vec!["dangling=false".to_string()]
-    } else {
-        Vec::new()
-    };
+/// `--filter`s, and `-a` as Docker's client sends it: `dangling=false`.
+pub fn filters(all: bool, given: &[String]) -> Result<Filters> {
+    let mut pairs = given.to_vec();
+    if all {
+        pairs.push("dangling=false".to_string());
+    }
     Ok(Filters::parse(&pairs, images::PRUNE_FILTERS)?)
 }
 

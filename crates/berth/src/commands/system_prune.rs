@@ -21,20 +21,27 @@ pub struct SystemPruneArgs {
     /// Prune anonymous volumes
     #[arg(long)]
     pub volumes: bool,
+    /// Provide filter values (e.g. "label=<key>=<value>")
+    #[arg(long)]
+    pub filter: Vec<String>,
 }
 
 pub fn run(ctx: &Context, args: SystemPruneArgs) -> Result<i32> {
     if !super::confirmed(args.force, &warning(&args))? {
         return Ok(0);
     }
+    // Checked before anything goes: each kind takes the same until and label filters.
+    let container_filter = berth_engine::prune::Filter::parse(&args.filter)?;
+    let network_filters = Filters::parse(&args.filter, berth_engine::network::PRUNE_FILTERS)?;
+    let image_filters = super::prune::filters(args.all, &args.filter)?;
     let engine = ctx.engine()?;
     let mut freed = 0;
 
-    let containers = pruned(&engine)?;
+    let containers = pruned(&engine, &container_filter)?;
     freed += containers.freed;
     section("Deleted Containers:", &containers.removed);
 
-    let networks = berth_engine::network::prune(&engine, &Filters::default())?;
+    let networks = berth_engine::network::prune(&engine, &network_filters)?;
     section("Deleted Networks:", &networks);
 
     if args.volumes {
@@ -45,8 +52,7 @@ pub fn run(ctx: &Context, args: SystemPruneArgs) -> Result<i32> {
 
     // Asked only now: the containers just removed no longer hold their images.
     let usage = ctx.image_usage()?;
-    let (images, bytes) =
-        berth_engine::images::prune(&engine, &super::prune::filters(args.all)?, &usage)?;
+    let (images, bytes) = berth_engine::images::prune(&engine, &image_filters, &usage)?;
     freed += bytes;
     section("Deleted Images:", &super::prune::lines(&images));
 

@@ -63,6 +63,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long)]
+    pub filter: Vec<String>,
 }
 
 /// Runs `act` on each container, printing its key on success and each error on stderr.
@@ -144,7 +147,8 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> Result<i32> {
     if !crate::commands::confirmed(args.force, "This will remove all stopped containers.")? {
         return Ok(0);
     }
-    let pruned = pruned(&ctx.engine()?)?;
+    let filter = berth_engine::prune::Filter::parse(&args.filter)?;
+    let pruned = pruned(&ctx.engine()?, &filter)?;
     if !pruned.removed.is_empty() {
         outln!("Deleted Containers:");
         pruned.removed.iter().for_each(|id| outln!("{id}"));
@@ -159,8 +163,11 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> Result<i32> {
 
 /// The engine's container prune, what it skipped and what failed on stderr. Also `system
 /// prune`'s.
-pub fn pruned(engine: &Engine) -> Result<berth_engine::prune::Pruned> {
-    let pruned = berth_engine::prune::containers(engine, &Default::default())?;
+pub fn pruned(
+    engine: &Engine,
+    filter: &berth_engine::prune::Filter,
+) -> Result<berth_engine::prune::Pruned> {
+    let pruned = berth_engine::prune::containers(engine, filter)?;
     for skipped in &pruned.skipped {
         eprintln!("berth: {skipped}");
     }
