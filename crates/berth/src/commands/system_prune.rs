@@ -98,6 +98,7 @@ mod tests {
             all: false,
             force: false,
             volumes: false,
+            filter: Vec::new(),
         });
         assert!(plain.starts_with("This will remove:\n  - all stopped containers\n"));
         assert!(plain.ends_with("  - all dangling images\n"));
@@ -106,6 +107,7 @@ mod tests {
             all: true,
             force: false,
             volumes: true,
+            filter: Vec::new(),
         });
         assert!(all.contains("  - all anonymous volumes not used by at least one container\n"));
         assert!(all.contains("  - all images without at least one container associated"));
