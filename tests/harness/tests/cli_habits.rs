@@ -291,3 +291,57 @@ fn run_quiet_pulls_silently_and_gpus_says_why_not() {
     );
     assert_eq!(ran.stderr.lines().count(), 1);
 }
+
+/// `push` lists the layers it pushed, not the config; `rmi` of an image's last name lists the
+/// image and every layer that went with it (chain IDs, top first), as dockerd does; a pull of
+/// layers already here says only `Already exists`.
+#[test]
+fn push_rmi_and_pull_list_what_docker_lists() {
+    let Some(registry) = berth_harness::registry::Registry::start(false) else {
+        return;
+    };
+    let berth = Berth::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("only-here"), b"a layer of its own\n").unwrap();
+    let tar = dir.path().join("layer.tar");
+    let made = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(dir.path())
+        .args(["-cf"])
+        .arg(&tar)
+        .arg("only-here")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let name = format!("{}/lists/solo:1", registry.addr);
+    let id = berth.ok(&["import", tar.to_str().unwrap(), &name]);
+    let id = id.trim();
+    let layer = berth.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .RootFS.Layers 0}}",
+        &name,
+    ]);
+    let pushed = berth.ok(&["push", &name]);
+    let short = |d: &str| d.trim_start_matches("sha256:")[..12].to_string();
+    assert!(
+        pushed.contains(&format!("{}: Pushed", short(layer.trim()))),
+        "{pushed}"
+    );
+    assert!(
+        !pushed.contains(&short(id)),
+        "the config is no layer: {pushed}"
+    );
+    let removed = berth.ok(&["rmi", &name]);
+    assert_eq!(
+        removed.trim(),
+        format!("Untagged: {name}\nDeleted: {id}\nDeleted: {}", layer.trim())
+    );
+    berth.ok(&["pull", &name]);
+    berth.ok(&["tag", &name, "again:1"]);
+    berth.ok(&["rmi", &name]);
+    let pulled = berth.ok(&["pull", &name]);
+    assert!(pulled.contains(": Already exists"), "{pulled}");
+    assert!(!pulled.contains("Pulling fs layer"), "{pulled}");
+}

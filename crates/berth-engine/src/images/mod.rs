@@ -291,7 +291,7 @@ pub enum Removed {
 pub fn remove(engine: &Engine, input: &str, force: bool, usage: &Usage) -> Result<Vec<Removed>> {
     let store = engine.images()?;
     let image = store.resolve(input)?;
-    let removed = remove_one(&store, &image, input, force, usage)?;
+    let mut removed = remove_one(&store, &image, input, force, usage)?;
     for r in &removed {
         let event = match r {
             Removed::Untagged(name) => image_event(&image, "untag", name),
@@ -299,8 +299,42 @@ pub fn remove(engine: &Engine, input: &str, force: bool, usage: &Usage) -> Resul
         };
         events::record(engine, event);
     }
+    let deleted = removed.iter().any(|r| matches!(r, Removed::Deleted(_)));
+    // Read before the collection; the removal is done whatever this says.
+    let diff_ids = image.diff_ids().unwrap_or_default();
     store.gc()?;
+    if deleted {
+        // As dockerd: every layer the image took with it, by its chain ID, top first.
+        let chain = chain_ids(&diff_ids);
+        for (diff_id, chain_id) in diff_ids.iter().zip(chain).rev() {
+            if !store.has_layer(diff_id) {
+                removed.push(Removed::Deleted(chain_id));
+            }
+        }
+    }
     Ok(removed)
+}
+
+/// The OCI chain IDs of a stack of layers (bottom first): the first is its diff ID, each next
+/// one `sha256(parent + " " + diff ID)`.
+fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    use sha2::{Digest as _, Sha256};
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match out.last() {
+            None => diff_id.clone(),
+            Some(parent) => {
+                let hash = Sha256::digest(format!("{parent} {diff_id}"));
+                let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+                match format!("sha256:{hex}").parse() {
+                    Ok(d) => d,
+                    Err(_) => continue,
+                }
+            }
+        };
+        out.push(next);
+    }
+    out
 }
 
 fn remove_one(
@@ -404,6 +438,21 @@ mod tests {
     //! Images a container uses survive `rmi` and `image prune`.
 
     use super::*;
+
+    #[test]
+    fn chain_ids_are_the_oci_specs() {
+        let a: Digest = "sha256:ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
+            .parse()
+            .unwrap();
+        let b: Digest = "sha256:3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d"
+            .parse()
+            .unwrap();
+        // `printf '<a> <b>' | sha256sum`
+        let ab = "sha256:51c0c8ace48498d6f5fee6b0592cc06f2da0f3cbe09c5a34a97dce85c3889676";
+        let chain = chain_ids(&[a.clone(), b]);
+        assert_eq!(chain[0], a);
+        assert_eq!(chain[1].to_string(), ab);
+    }
 
     fn one_file_tar() -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());

@@ -212,8 +212,11 @@ fn fetch_layers(
     options: &PullOptions,
     progress: &dyn Progress,
 ) -> Result<()> {
-    for (layer, _) in jobs {
-        progress.layer(layer.digest(), LayerState::Waiting { size: layer.size() });
+    for (layer, diff_id) in jobs {
+        // A layer already here is only `Already exists`, as Docker says it.
+        if !(store.has_blob(layer.digest()) && store.has_layer(diff_id)) {
+            progress.layer(layer.digest(), LayerState::Waiting { size: layer.size() });
+        }
     }
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);

@@ -1,12 +1,12 @@
 //! Push: blobs first (skipped when the registry has them, mounted from a sibling
 //! repository when it can, else uploaded monolithically or in chunks), then the manifest.
 
-use oci_spec::image::Descriptor;
+use oci_spec::image::{Descriptor, Digest};
 
 use super::{Body, Client, RegistryOptions};
 use crate::digest::{self};
 use crate::error::{Error, Result, ResultExt};
-use crate::progress::{LayerState, Progress};
+use crate::progress::{LayerState, Progress, Silent};
 use crate::reference::Reference;
 use crate::store::{Image, Store};
 
@@ -58,9 +58,16 @@ fn push_inner(
         scopes.push(format!("repository:{from}:pull"));
     }
     let client = Client::new(target.registry(), scopes, &options.registry)?;
-    let mut blobs: Vec<&Descriptor> = image.manifest.layers().iter().collect();
-    blobs.push(image.manifest.config());
-    for blob in blobs {
+    // The layers are reported as Docker reports them, by their diff IDs; the config goes up
+    // after them, unseen.
+    let diff_ids = image.diff_ids()?;
+    let layers = image.manifest.layers().iter().enumerate().map(|(i, l)| {
+        let shown = diff_ids.get(i).unwrap_or(l.digest());
+        (l, shown, progress)
+    });
+    let config = image.manifest.config();
+    let config = std::iter::once((config, config.digest(), &Silent as &dyn Progress));
+    for (blob, shown, progress_of_blob) in layers.chain(config) {
         if progress.cancelled() {
             return Err(Error::Cancelled);
         }
@@ -71,7 +78,7 @@ fn push_inner(
             blob,
             mount_from.as_deref(),
             options,
-            progress,
+            (shown, progress_of_blob),
         )
         .context(|| format!("blob {}", blob.digest()))?;
     }
@@ -112,7 +119,7 @@ fn push_blob(
     blob: &Descriptor,
     mount_from: Option<&str>,
     options: &PushOptions,
-    progress: &dyn Progress,
+    (shown, progress): (&Digest, &dyn Progress),
 ) -> Result<()> {
     let digest = blob.digest();
     let head = client.send(
@@ -122,7 +129,7 @@ fn push_blob(
         &Body::Empty,
     )?;
     if head.status() == 200 {
-        progress.layer(digest, LayerState::Exists);
+        progress.layer(shown, LayerState::Exists);
         return Ok(());
     }
     let start = match mount_from {
@@ -132,7 +139,7 @@ fn push_blob(
     let response = client.send("POST", &client.url(&start), &[], &Body::Empty)?;
     if response.status() == 201 {
         progress.layer(
-            digest,
+            shown,
             LayerState::Mounted {
                 from: mount_from.unwrap_or_default().to_string(),
             },
@@ -163,7 +170,7 @@ fn push_blob(
             location = upload_location(client, &response)?;
             offset += len;
             progress.layer(
-                digest,
+                shown,
                 LayerState::Transferring {
                     done: offset,
                     total: size,
@@ -186,7 +193,7 @@ fn push_blob(
     if response.status() != 201 {
         return Err(client.status_error(format!("upload of blob {digest}"), response));
     }
-    progress.layer(digest, LayerState::Complete);
+    progress.layer(shown, LayerState::Complete);
     Ok(())
 }
 
