@@ -344,4 +344,17 @@ fn push_rmi_and_pull_list_what_docker_lists() {
     let pulled = berth.ok(&["pull", &name]);
     assert!(pulled.contains(": Already exists"), "{pulled}");
     assert!(!pulled.contains("Pulling fs layer"), "{pulled}");
+    // The repository as the registry names it; a port is no tag.
+    assert!(
+        pulled.starts_with("1: Pulling from lists/solo\n"),
+        "{pulled}"
+    );
+    let untagged = berth.run(&["pull", &format!("{}/lists/none", registry.addr)]);
+    assert!(
+        untagged
+            .stdout
+            .starts_with("Using default tag: latest\nlatest: Pulling from lists/none\n"),
+        "{}",
+        untagged.stdout
+    );
 }

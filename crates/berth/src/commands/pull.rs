@@ -29,13 +29,16 @@ pub fn run(ctx: &Context, args: PullArgs) -> Result<()> {
     let engine = ctx.engine()?;
     let printer = Printer::new(Direction::Pull, args.quiet);
     if !args.quiet {
-        if reference.digest().is_none() && !args.image.contains(':') {
+        // A tag is a ':' after the last '/' (before it, it is a registry's port).
+        let last = args.image.rsplit('/').next().unwrap_or_default();
+        if reference.digest().is_none() && !last.contains(':') {
             outln!("Using default tag: latest");
         }
+        // Docker names the repository on the registry: `library/busybox`, `team/app`.
         outln!(
             "{}: Pulling from {}",
             reference.api_reference(),
-            reference.familiar_name()
+            reference.repository()
         );
     }
     // Its last word, `Status: ...`, comes from the engine through the printer.
