@@ -1,5 +1,8 @@
 //! Registry credentials in Docker's config.json format: berth's own file (written by
-//! `berth login`) is read first, then Docker's `~/.docker/config.json`.
+//! `berth login`) is read first, then Docker's `~/.docker/config.json`. Where a file names a
+//! credential helper (`credHelpers` for the registry, else `credsStore`), the secret lives in
+//! the helper: `docker-credential-<name> get|store|erase`, Docker's protocol (a server URL or
+//! a `{ServerURL, Username, Secret}` JSON on stdin, JSON back on stdout).
 
 use std::fs;
 use std::path::PathBuf;
@@ -83,6 +86,11 @@ fn read_config(path: &PathBuf) -> Result<Value> {
 pub fn lookup(registry: &str) -> Result<Option<Credentials>> {
     for path in [berth_auth_file(), docker_config_file()] {
         let config = read_config(&path)?;
+        if let Some(helper) = helper_for(&config, registry) {
+            if let Some(creds) = helper_get(&helper, registry)? {
+                return Ok(Some(creds));
+            }
+        }
         let Some(auths) = config["auths"].as_object() else {
             continue;
         };
@@ -116,16 +124,32 @@ fn decode_entry(entry: &Value) -> Option<Credentials> {
     })
 }
 
-/// Stores credentials in berth's file (0600, written atomically), keeping other entries.
+/// Stores credentials in berth's file (0600, written atomically), keeping other entries; in
+/// the file's credential helper if it names one (the file then keeps an empty entry, as
+/// Docker's does).
 pub fn save(registry: &str, credentials: &Credentials) -> Result<PathBuf> {
     let path = berth_auth_file();
     let mut config = read_config(&path)?;
-    let auth = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", credentials.username, credentials.password));
+    let entry = match helper_for(&config, registry) {
+        Some(helper) => {
+            let input = json!({
+                "ServerURL": key_for(registry),
+                "Username": credentials.username,
+                "Secret": credentials.password,
+            });
+            call_helper(&helper, "store", &input.to_string())?;
+            json!({})
+        }
+        None => {
+            let auth = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", credentials.username, credentials.password));
+            json!({ "auth": auth })
+        }
+    };
     if !config["auths"].is_object() {
         config["auths"] = json!({});
     }
-    config["auths"][key_for(registry)] = json!({ "auth": auth });
+    config["auths"][key_for(registry)] = entry;
     write_config(&path, &config)?;
     Ok(path)
 }
@@ -134,6 +158,10 @@ pub fn save(registry: &str, credentials: &Credentials) -> Result<PathBuf> {
 pub fn remove(registry: &str) -> Result<bool> {
     let path = berth_auth_file();
     let mut config = read_config(&path)?;
+    if let Some(helper) = helper_for(&config, registry) {
+        // Nothing stored there is not a failure: the file's entry may still go.
+        let _ = call_helper(&helper, "erase", &key_for(registry));
+    }
     let Some(auths) = config["auths"].as_object_mut() else {
         return Ok(false);
     };
@@ -144,6 +172,80 @@ pub fn remove(registry: &str) -> Result<bool> {
     }
     write_config(&path, &config)?;
     Ok(true)
+}
+
+/// The helper a config file names for `registry`: its `credHelpers` entry, else `credsStore`.
+fn helper_for(config: &Value, registry: &str) -> Option<String> {
+    let named = config["credHelpers"].as_object().and_then(|helpers| {
+        helpers
+            .iter()
+            .find(|(key, _)| normalize_key(key) == normalize_key(registry))
+            .and_then(|(_, h)| h.as_str())
+    });
+    named
+        .or_else(|| config["credsStore"].as_str())
+        .filter(|h| !h.is_empty())
+        .map(String::from)
+}
+
+/// `docker-credential-<helper> get`: the credentials, or None where the helper has none.
+fn helper_get(helper: &str, registry: &str) -> Result<Option<Credentials>> {
+    let out = match call_helper(helper, "get", &key_for(registry)) {
+        Ok(out) => out,
+        // The protocol's word for "nothing stored here".
+        Err(Error::Auth { reason, .. }) if reason.contains("credentials not found") => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let answer: Value = serde_json::from_str(&out).map_err(|source| Error::Json {
+        object: format!("docker-credential-{helper} get"),
+        source,
+    })?;
+    match (answer["Username"].as_str(), answer["Secret"].as_str()) {
+        (Some(user), Some(secret)) if !secret.is_empty() => Ok(Some(Credentials {
+            username: user.into(),
+            password: secret.into(),
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// Runs `docker-credential-<helper> <action>` with `input` on stdin; its stdout, or its own
+/// words for why it failed.
+fn call_helper(helper: &str, action: &str, input: &str) -> Result<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{helper}");
+    let failed = |reason: String| Error::Auth {
+        registry: program.clone(),
+        reason,
+    };
+    if helper.contains('/') {
+        return Err(failed("a helper's name cannot hold '/'".into()));
+    }
+    let mut child = Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(format!("{action}: cannot run it ({e}): is it on PATH?")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| failed(format!("{action}: write its input: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| failed(format!("{action}: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let said = if said.is_empty() { stdout } else { said };
+        return Err(failed(format!("{action}: {said}")));
+    }
+    Ok(stdout)
 }
 
 fn write_config(path: &PathBuf, config: &Value) -> Result<()> {

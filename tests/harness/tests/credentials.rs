@@ -1,0 +1,135 @@
+//! Credential helpers (`credsStore`, `credHelpers` in a Docker config file): the docker CLI
+//! logs in through one, and berth then pushes and pulls with what it stored; `berth login`
+//! and `logout` store and erase through one named in berth's own file.
+#![forbid(unsafe_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use berth_harness::api::Service;
+use berth_harness::image::IMAGE;
+use berth_harness::registry::{Registry, PASS, USER};
+use berth_harness::{run_with_input, run_with_timeout, Ran, COMMAND_TIMEOUT};
+
+/// A helper speaking Docker's protocol, keeping what it is given in files beside it.
+const HELPER: &str = r#"#!/usr/bin/python3
+import hashlib, json, os, sys
+store = os.path.join(os.path.dirname(os.path.abspath(__file__)), "store")
+os.makedirs(store, exist_ok=True)
+data = sys.stdin.read()
+def at(url):
+    return os.path.join(store, hashlib.sha256(url.strip().encode()).hexdigest())
+if sys.argv[1] == "store":
+    entry = json.loads(data)
+    with open(at(entry["ServerURL"]), "w") as f:
+        f.write(data)
+elif sys.argv[1] == "get":
+    if not os.path.exists(at(data)):
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    print(open(at(data)).read())
+elif sys.argv[1] == "erase":
+    if os.path.exists(at(data)):
+        os.remove(at(data))
+"#;
+
+/// `dir` with the helper `docker-credential-berthtest` in it; the PATH that finds it.
+fn install_helper(dir: &Path) -> String {
+    let helper = dir.join("docker-credential-berthtest");
+    std::fs::write(&helper, HELPER).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn stored(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("store")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn credentials_go_through_the_helper_a_config_names() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let Some(registry) = Registry::start(true) else {
+        return;
+    };
+    let helpers = tempfile::tempdir().unwrap();
+    let path = install_helper(helpers.path());
+    let docker_config = service.dir().join("client-config");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    std::fs::write(
+        docker_config.join("config.json"),
+        r#"{"credsStore": "berthtest"}"#,
+    )
+    .unwrap();
+    // The docker CLI logs in (through the service) and stores the secret in the helper.
+    let mut login = service.client("docker");
+    login
+        .env("PATH", &path)
+        .args(["login", "-u", USER, "--password-stdin", &registry.addr]);
+    let ran = run_with_input(login, PASS.as_bytes());
+    assert!(ran.success(), "{}", ran.stderr);
+    assert_eq!(stored(helpers.path()), 1);
+    let file = std::fs::read_to_string(docker_config.join("config.json")).unwrap();
+    assert!(
+        !file.contains(PASS),
+        "the secret is in the helper only: {file}"
+    );
+
+    // berth, reading the same Docker config, pushes and pulls with it.
+    let berth_file = helpers.path().join("berth-auth.json");
+    let berth = |args: &[&str]| -> Ran {
+        let mut command: Command = service.berth.command();
+        command
+            .env("PATH", &path)
+            .env("DOCKER_CONFIG", &docker_config)
+            .env("BERTH_AUTH_FILE", &berth_file)
+            .args(args);
+        run_with_timeout(command, COMMAND_TIMEOUT)
+    };
+    let name = format!("{}/private/busybox:1", registry.addr);
+    service.berth.ok(&["tag", IMAGE, &name]);
+    let pushed = berth(&["push", &name]);
+    assert!(pushed.success(), "{}", pushed.stderr);
+    service.berth.ok(&["rmi", &name]);
+    let pulled = berth(&["pull", &name]);
+    assert!(pulled.success(), "{}", pulled.stderr);
+
+    // berth's own file names the helper for this registry: login and logout go through it.
+    let erase = run_with_timeout(
+        {
+            let mut c = service.client("docker");
+            c.env("PATH", &path).args(["logout", &registry.addr]);
+            c
+        },
+        COMMAND_TIMEOUT,
+    );
+    assert!(erase.success(), "{}", erase.stderr);
+    assert_eq!(stored(helpers.path()), 0);
+    std::fs::write(
+        &berth_file,
+        format!(r#"{{"credHelpers": {{"{}": "berthtest"}}}}"#, registry.addr),
+    )
+    .unwrap();
+    let mut login: Command = service.berth.command();
+    login
+        .env("PATH", &path)
+        .env("DOCKER_CONFIG", helpers.path().join("no-docker-config"))
+        .env("BERTH_AUTH_FILE", &berth_file)
+        .args(["login", "-u", USER, "--password-stdin", &registry.addr]);
+    let ran = run_with_input(login, PASS.as_bytes());
+    assert!(ran.success(), "{}", ran.stderr);
+    assert_eq!(stored(helpers.path()), 1);
+    assert!(!std::fs::read_to_string(&berth_file).unwrap().contains(PASS));
+    service.berth.ok(&["rmi", &name]);
+    let pulled = berth(&["pull", &name]);
+    assert!(pulled.success(), "{}", pulled.stderr);
+    let out = berth(&["logout", &registry.addr]);
+    assert!(out.success(), "{}", out.stderr);
+    assert_eq!(stored(helpers.path()), 0);
+}
