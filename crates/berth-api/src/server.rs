@@ -20,8 +20,8 @@ pub struct ServiceOptions {
     /// Exit after this long without a connection; `None` serves until stopped.
     pub idle: Option<Duration>,
     pub engine: berth_engine::Engine,
-    /// Registries spoken to over plain HTTP (the command line's --insecure-registry).
-    pub insecure_registries: Vec<String>,
+    /// How to reach registries (plain HTTP, Hub mirrors), before a client's credentials.
+    pub registry: berth_image::registry::RegistryOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,7 @@ async fn run(opts: ServiceOptions) -> Result<(), ServeError> {
         .map_err(ServeError::Listen)?;
     let state = Arc::new(State {
         engine: opts.engine,
-        insecure_registries: opts.insecure_registries,
+        registry: opts.registry,
     });
     let activity = Arc::new(Activity::new());
     let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;

@@ -54,6 +54,8 @@ pub struct Info {
     pub registry_config: RegistryConfig,
     /// berth's: every registry reached over plain HTTP, loopback included.
     pub insecure_registries: Vec<String>,
+    /// berth's: the configuration files read, in order (later ones override).
+    pub config_files: Vec<String>,
     pub logging_driver: String,
     pub live_restore_enabled: bool,
     pub labels: Vec<String>,
@@ -66,10 +68,17 @@ pub struct RegistryConfig {
     #[serde(rename = "InsecureRegistryCIDRs")]
     pub insecure_registry_cidrs: Vec<String>,
     pub index_configs: BTreeMap<String, serde_json::Value>,
+    pub mirrors: Vec<String>,
 }
 
-/// `info`, with the registries the caller reaches over plain HTTP (besides loopback).
-pub fn info(engine: &Engine, insecure_registries: &[String]) -> Result<Info> {
+/// `info`, with how the caller reaches registries (plain HTTP besides loopback, Hub mirrors)
+/// and the configuration files it read.
+pub fn info(
+    engine: &Engine,
+    registry: &berth_image::registry::RegistryOptions,
+    config_files: &[std::path::PathBuf],
+) -> Result<Info> {
+    let insecure_registries = &registry.insecure_registries;
     let [running, paused, stopped] = container_counts(engine)?;
     let images: HashSet<_> = engine
         .images()?
@@ -141,8 +150,17 @@ pub fn info(engine: &Engine, insecure_registries: &[String]) -> Result<Info> {
         registry_config: RegistryConfig {
             insecure_registry_cidrs: vec!["127.0.0.0/8".into(), "::1/128".into()],
             index_configs,
+            mirrors: registry
+                .mirrors
+                .iter()
+                .map(|m| format!("http://{m}/"))
+                .collect(),
         },
         insecure_registries: insecure,
+        config_files: config_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         logging_driver: "json-file".into(),
         // Daemonless: containers outlive every berth command, as Docker's with live restore.
         live_restore_enabled: true,

@@ -272,9 +272,10 @@ fn flag_names(cmd: &clap::Command, arg: &str) -> String {
 /// Options every command takes.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
-    /// Root of berth's data (images, containers)
-    #[arg(long, global = true, env = "BERTH_ROOT", default_value = berth_image::store::DEFAULT_ROOT)]
-    pub root: PathBuf,
+    /// Root of berth's data (images, containers) [default: the configuration's data-root, or
+    /// /var/lib/berth]
+    #[arg(long, global = true, env = "BERTH_ROOT")]
+    pub root: Option<PathBuf>,
     /// Registry (host[:port]) to reach over plain HTTP; repeatable
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     pub insecure_registries: Vec<String>,

@@ -1,6 +1,8 @@
-//! Credential helpers (`credsStore`, `credHelpers` in a Docker config file): the docker CLI
-//! logs in through one, and berth then pushes and pulls with what it stored; `berth login`
-//! and `logout` store and erase through one named in berth's own file.
+//! How berth reaches registries, as its configuration says: credential helpers (`credsStore`,
+//! `credHelpers` in a Docker config file: the docker CLI logs in through one, and berth then
+//! pushes and pulls with what it stored; `berth login` and `logout` store and erase through
+//! one named in berth's own file), and `/etc/berth/config.toml`'s data root, insecure
+//! registries and Hub mirrors.
 #![forbid(unsafe_code)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -132,4 +134,65 @@ fn credentials_go_through_the_helper_a_config_names() {
     let out = berth(&["logout", &registry.addr]);
     assert!(out.success(), "{}", out.stderr);
     assert_eq!(stored(helpers.path()), 0);
+}
+
+/// The configuration file: its data root, insecure registries and Hub mirrors are in force
+/// (a pull of `busybox` comes from the mirror on loopback: this machine has no Hub), and
+/// `info` says what is and which file said it. A key berth does not know is refused, named.
+#[test]
+fn the_configuration_file_sets_root_registries_and_mirrors() {
+    let Some(registry) = Registry::start(false) else {
+        return;
+    };
+    let source = berth_harness::image::Berth::new();
+    let mirrored = format!("{}/library/busybox:latest", registry.addr);
+    source.ok(&["tag", IMAGE, &mirrored]);
+    source.ok(&["push", &mirrored]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "data-root = \"{}\"\ninsecure-registries = [\"registry.lan:5000\"]\nregistry-mirrors = [\"http://{}\"]\n",
+            root.display(),
+            registry.addr
+        ),
+    )
+    .unwrap();
+    let berth = |args: &[&str]| -> Ran {
+        let mut command = Command::new(berth_harness::image::berth_bin());
+        command
+            .env_remove("BERTH_ROOT")
+            .env("BERTH_CONFIG", &file)
+            .args(args);
+        run_with_timeout(command, COMMAND_TIMEOUT)
+    };
+    let pulled = berth(&["pull", "busybox"]);
+    assert!(pulled.success(), "{}", pulled.stderr);
+    assert!(root.join("images").exists() || std::fs::read_dir(&root).unwrap().count() > 0);
+    let images = berth(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(images.stdout.trim(), "busybox:latest");
+    let info = berth(&["info"]);
+    assert!(info.success(), "{}", info.stderr);
+    for want in [
+        format!("Docker Root Dir: {}", root.display()),
+        "registry.lan:5000".to_string(),
+        format!("Registry Mirrors:\n  http://{}/", registry.addr),
+        format!("Config Files:\n  {}", file.display()),
+    ] {
+        assert!(info.stdout.contains(&want), "{want:?} in:\n{}", info.stdout);
+    }
+    // The command line wins over the file.
+    let elsewhere = dir.path().join("elsewhere");
+    let images = berth(&["--root", elsewhere.to_str().unwrap(), "images", "-q"]);
+    assert_eq!(images.stdout, "");
+    std::fs::write(&file, "registry-mirror = \"x\"\n").unwrap();
+    let refused = berth(&["images"]);
+    assert!(!refused.success());
+    assert!(
+        refused.stderr.contains("config.toml") && refused.stderr.contains("registry-mirror"),
+        "{}",
+        refused.stderr
+    );
 }

@@ -26,8 +26,8 @@ pub type Routed = ControlFlow<Reply, Call>;
 /// What every handler shares.
 pub struct State {
     pub engine: berth_engine::Engine,
-    /// Registries spoken to over plain HTTP (the command line's --insecure-registry).
-    pub insecure_registries: Vec<String>,
+    /// How to reach registries (plain HTTP, Hub mirrors), before a client's credentials.
+    pub registry: berth_image::registry::RegistryOptions,
 }
 
 impl State {
@@ -37,8 +37,8 @@ impl State {
         credentials: Option<berth_image::registry::Credentials>,
     ) -> berth_image::registry::RegistryOptions {
         berth_image::registry::RegistryOptions {
-            insecure_registries: self.insecure_registries.clone(),
             credentials,
+            ..self.registry.clone()
         }
     }
 

@@ -23,7 +23,7 @@ pub async fn route(state: &Arc<State>, mut call: Call) -> Routed {
 /// `GET /info`: the engine's `system.Info`.
 async fn info(state: &Arc<State>) -> Reply {
     let info = state
-        .blocking(|s| Ok(berth_engine::info::info(&s.engine, &s.insecure_registries)?))
+        .blocking(|s| Ok(berth_engine::info::info(&s.engine, &s.registry, &[])?))
         .await?;
     respond::json(200, &info)
 }

@@ -44,6 +44,8 @@ pub struct RegistryOptions {
     pub insecure_registries: Vec<String>,
     /// Credentials to use instead of looking them up in the auth files.
     pub credentials: Option<Credentials>,
+    /// Mirrors of Docker Hub (`host[:port]`), tried in order before it for a pull.
+    pub mirrors: Vec<String>,
 }
 
 impl RegistryOptions {

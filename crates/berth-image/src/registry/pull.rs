@@ -66,6 +66,31 @@ pub fn pull(
         .context(|| format!("pull {reference}"))
 }
 
+/// A resolved manifest: the top digest (an index's, when there is one), the image manifest's
+/// descriptor and its bytes.
+type Resolved = (Digest, Descriptor, Vec<u8>);
+
+/// Where the image comes from: the first of Docker Hub's mirrors that has it (as Docker's
+/// `registry-mirrors`), else its own registry; the client and the resolved manifest.
+fn source(reference: &Reference, options: &PullOptions) -> Result<(Client, Resolved)> {
+    let repo = reference.repository();
+    let scopes = || vec![format!("repository:{repo}:pull")];
+    if reference.registry() == crate::reference::DOCKER_HUB {
+        for mirror in &options.registry.mirrors {
+            let Ok(client) = Client::new(mirror, scopes(), &options.registry) else {
+                continue;
+            };
+            // A mirror that lacks it or cannot be reached: the next, then the Hub.
+            if let Ok(found) = resolve_manifest(&client, reference, &options.platform) {
+                return Ok((client, found));
+            }
+        }
+    }
+    let client = Client::new(reference.registry(), scopes(), &options.registry)?;
+    let found = resolve_manifest(&client, reference, &options.platform)?;
+    Ok((client, found))
+}
+
 fn pull_inner(
     store: &Store,
     reference: &Reference,
@@ -73,14 +98,8 @@ fn pull_inner(
     progress: &dyn Progress,
 ) -> Result<Image> {
     let repo = reference.repository();
-    let client = Client::new(
-        reference.registry(),
-        vec![format!("repository:{repo}:pull")],
-        &options.registry,
-    )?;
     let _hold = store.lock_shared()?;
-    let (top_digest, manifest_desc, manifest_raw) =
-        resolve_manifest(&client, reference, &options.platform)?;
+    let (client, (top_digest, manifest_desc, manifest_raw)) = source(reference, options)?;
     let manifest: ImageManifest =
         serde_json::from_slice(&manifest_raw).map_err(|source| Error::Json {
             object: format!("manifest {}", manifest_desc.digest()),
@@ -150,7 +169,7 @@ fn resolve_manifest(
     client: &Client,
     reference: &Reference,
     wanted: &Platform,
-) -> Result<(Digest, Descriptor, Vec<u8>)> {
+) -> Result<Resolved> {
     let repo = reference.repository();
     let (raw, media_type, digest) = client.get_manifest(repo, &reference.api_reference())?;
     if let Some(expected) = reference.digest() {

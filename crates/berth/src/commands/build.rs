@@ -415,7 +415,7 @@ pub fn builder(ctx: &Context, command: BuilderCommand) -> Result<()> {
     if !super::confirmed(args.force, &format!("This will remove {what}."))? {
         return Ok(());
     }
-    let pruned = berth_build::cache::prune(&ctx.global.root)?;
+    let pruned = berth_build::cache::prune(ctx.root())?;
     outln!(
         "Total reclaimed space: {}",
         crate::format::human_size(pruned.bytes)

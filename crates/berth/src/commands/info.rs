@@ -16,7 +16,8 @@ pub struct InfoArgs {
 }
 
 pub fn run(ctx: &Context, args: InfoArgs) -> Result<()> {
-    let info = berth_engine::info::info(&ctx.engine()?, &ctx.global.insecure_registries)?;
+    let info =
+        berth_engine::info::info(&ctx.engine()?, &ctx.registry_options(), &ctx.config.sources)?;
     print_formatted(
         args.format.as_deref(),
         &serde_json::to_value(&info)?,
@@ -83,6 +84,18 @@ fn text(i: &Info) -> String {
     line(1, "Insecure Registries:".into());
     for registry in &i.insecure_registries {
         line(2, registry.clone());
+    }
+    if !i.registry_config.mirrors.is_empty() {
+        line(1, "Registry Mirrors:".into());
+        for mirror in &i.registry_config.mirrors {
+            line(2, mirror.clone());
+        }
+    }
+    if !i.config_files.is_empty() {
+        line(1, "Config Files:".into());
+        for file in &i.config_files {
+            line(2, file.clone());
+        }
     }
     // Daemonless: containers outlive every berth command, as Docker's with live restore.
     line(1, "Live Restore Enabled: true".into());

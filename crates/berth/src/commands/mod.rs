@@ -37,14 +37,37 @@ use crate::container::{
 /// What every command may need: the store and how to reach registries.
 pub struct Context {
     global: GlobalArgs,
+    /// The configuration files' settings, under the command line's.
+    pub config: berth_engine::config::Config,
+    root: std::path::PathBuf,
 }
 
 impl Context {
+    /// The command line's settings over the configuration files'.
+    pub fn new(global: GlobalArgs) -> Result<Context> {
+        let config = berth_engine::config::Config::load()?;
+        let root = global
+            .root
+            .clone()
+            .or_else(|| config.data_root.clone())
+            .unwrap_or_else(|| berth_image::store::DEFAULT_ROOT.into());
+        Ok(Context {
+            global,
+            config,
+            root,
+        })
+    }
+
+    /// The data root in force.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     pub fn store(&self) -> Result<Store> {
-        Store::open(&self.global.root).with_context(|| {
+        Store::open(&self.root).with_context(|| {
             format!(
                 "open the image store under {} (set --root or BERTH_ROOT)",
-                self.global.root.display()
+                self.root.display()
             )
         })
     }
@@ -57,7 +80,7 @@ impl Context {
             Ok(path) => path,
             Err(_) => std::env::current_exe().context("find the berth binary (/proc/self/exe)")?,
         };
-        Ok(berth_engine::Engine::open(&self.global.root, &exe)?)
+        Ok(berth_engine::Engine::open(&self.root, &exe)?)
     }
 
     /// Which images the containers use (for rmi, prune, images and system df), each
@@ -72,8 +95,13 @@ impl Context {
 
     pub fn registry_options(&self) -> RegistryOptions {
         RegistryOptions {
-            insecure_registries: self.global.insecure_registries.clone(),
+            insecure_registries: [
+                &self.global.insecure_registries[..],
+                &self.config.insecure_registries,
+            ]
+            .concat(),
             credentials: None,
+            mirrors: self.config.mirror_hosts(),
         }
     }
 }
@@ -110,7 +138,7 @@ pub fn confirmed(force: bool, what: &str) -> Result<bool> {
 
 /// Runs a command; `Ok` holds the exit status (a container's, for run/start/exec/wait).
 pub fn run(cli: Cli) -> Result<i32> {
-    let ctx = Context { global: cli.global };
+    let ctx = Context::new(cli.global)?;
     let done = match cli.command {
         Command::Container(c) => return container(&ctx, c),
         Command::Network(c) => return network::run(c, &ctx),

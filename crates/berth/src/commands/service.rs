@@ -45,7 +45,7 @@ pub fn run(ctx: &Context, args: ServiceArgs) -> Result<()> {
         tls,
         idle: (args.time > 0).then(|| Duration::from_secs(args.time)),
         engine: ctx.engine()?,
-        insecure_registries: ctx.global.insecure_registries.clone(),
+        registry: ctx.registry_options(),
     })?;
     Ok(())
 }

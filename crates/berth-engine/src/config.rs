@@ -1,0 +1,135 @@
+//! berth's configuration file, as dockerd's daemon.json is Docker's: `/etc/berth/config.toml`,
+//! then `$XDG_CONFIG_HOME/berth/config.toml` (or `~/.config/berth/config.toml`), a later file's
+//! keys over an earlier's. Every front end reads it through here; flags override it.
+//!
+//! ```toml
+//! data-root = "/var/lib/berth"
+//! insecure-registries = ["registry.lan:5000"]
+//! registry-mirrors = ["http://127.0.0.1:5000"]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What the files set; `None` or empty where none did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// The data root (`--root`).
+    pub data_root: Option<PathBuf>,
+    /// Registries spoken to over plain HTTP (`--insecure-registry`).
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// Mirrors of Docker Hub, tried in order before it (Docker's `registry-mirrors`).
+    #[serde(default)]
+    pub registry_mirrors: Vec<String>,
+    /// The files read, in order (not a key of the file).
+    #[serde(skip_deserializing)]
+    pub sources: Vec<PathBuf>,
+}
+
+/// The system's file, then the user's.
+pub fn default_paths() -> Vec<PathBuf> {
+    let user = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    let mut paths = vec![PathBuf::from("/etc/berth/config.toml")];
+    paths.extend(user.map(|d| d.join("berth/config.toml")));
+    paths
+}
+
+impl Config {
+    /// The configuration in force: `$BERTH_CONFIG` alone when set, else the default paths.
+    /// A missing file is no error; a file that cannot be read or parsed is, naming it.
+    pub fn load() -> Result<Config> {
+        match std::env::var_os("BERTH_CONFIG") {
+            Some(path) => Config::from_files(&[PathBuf::from(path)]),
+            None => Config::from_files(&default_paths()),
+        }
+    }
+
+    pub fn from_files(paths: &[PathBuf]) -> Result<Config> {
+        let mut config = Config::default();
+        for path in paths {
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("read the configuration", path)(e)),
+            };
+            config.merge(parse(path, &text)?);
+            config.sources.push(path.clone());
+        }
+        Ok(config)
+    }
+
+    /// `later`'s keys over this one's.
+    fn merge(&mut self, later: Config) {
+        if later.data_root.is_some() {
+            self.data_root = later.data_root;
+        }
+        if !later.insecure_registries.is_empty() {
+            self.insecure_registries = later.insecure_registries;
+        }
+        if !later.registry_mirrors.is_empty() {
+            self.registry_mirrors = later.registry_mirrors;
+        }
+    }
+
+    /// The mirrors as registry hosts (`host[:port]`): Docker writes them as URLs.
+    pub fn mirror_hosts(&self) -> Vec<String> {
+        self.registry_mirrors
+            .iter()
+            .map(|m| {
+                let m = m
+                    .strip_prefix("https://")
+                    .or_else(|| m.strip_prefix("http://"))
+                    .unwrap_or(m);
+                m.trim_end_matches('/').to_string()
+            })
+            .collect()
+    }
+}
+
+fn parse(path: &Path, text: &str) -> Result<Config> {
+    toml::from_str(text).map_err(|e| {
+        let reason = e.message().to_string();
+        Error::Invalid(format!(
+            "{}: {reason}: see the keys in docs (data-root, insecure-registries, registry-mirrors)",
+            path.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_files_override_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = dir.path().join("system.toml");
+        let user = dir.path().join("user.toml");
+        std::fs::write(
+            &system,
+            "data-root = \"/srv/berth\"\ninsecure-registries = [\"a:5000\"]\n",
+        )
+        .unwrap();
+        std::fs::write(&user, "registry-mirrors = [\"http://127.0.0.1:5000/\"]\n").unwrap();
+        let missing = dir.path().join("missing.toml");
+        let c = Config::from_files(&[system.clone(), missing, user.clone()]).unwrap();
+        assert_eq!(c.data_root, Some(PathBuf::from("/srv/berth")));
+        assert_eq!(c.insecure_registries, ["a:5000"]);
+        assert_eq!(c.mirror_hosts(), ["127.0.0.1:5000"]);
+        assert_eq!(c.sources, [system, user.clone()]);
+        std::fs::write(&user, "registry_mirror = 1\n").unwrap();
+        let e = Config::from_files(&[user]).unwrap_err().to_string();
+        assert!(
+            e.contains("user.toml") && e.contains("registry_mirror"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+    }
+}
