@@ -22,6 +22,8 @@ pub struct ServiceOptions {
     pub engine: berth_engine::Engine,
     /// Registries spoken to over plain HTTP (the command line's --insecure-registry).
     pub insecure_registries: Vec<String>,
+    /// The binary's build, for `GET /version`.
+    pub build: berth_engine::version::Build,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,7 @@ async fn run(opts: ServiceOptions) -> Result<(), ServeError> {
     let state = Arc::new(State {
         engine: opts.engine,
         insecure_registries: opts.insecure_registries,
+        build: opts.build,
     });
     let activity = Arc::new(Activity::new());
     let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;

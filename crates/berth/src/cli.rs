@@ -11,13 +11,20 @@ use crate::commands::{
 };
 use crate::container::{attach, cp, exec, logs, manage, ns, port, ps, run, stats, top, volume};
 
+// clap prints its version as "<name> <version>": with this "version", `berth --version` says
+// `berth version 0.1.0, build 1a2b3c4`, as `docker --version` says `Docker version 28.2.2,
+// build e6534b4`; `-v` is Docker's short flag for it.
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
-    version,
+    version = version::VERSION_LINE,
+    disable_version_flag = true,
     about = "A daemonless, Docker-compatible container engine"
 )]
 pub struct Cli {
+    /// Print version information and quit
+    #[arg(short = 'v', long, action = clap::ArgAction::Version)]
+    version: Option<bool>,
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -28,7 +35,7 @@ pub struct Cli {
 /// help) costs more than the rest of the CLI's work for a container start. Used only when it
 /// parses; anything else goes through [`Cli`], which then reports errors as usual.
 #[derive(Parser, Debug)]
-#[command(name = "berth", version)]
+#[command(name = "berth")]
 pub struct RunCli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -63,6 +70,7 @@ impl Cli {
             }) = RunCli::try_parse()
             {
                 return Cli {
+                    version: None,
                     global,
                     command: Command::Run(args),
                 }

@@ -28,6 +28,8 @@ pub struct State {
     pub engine: berth_engine::Engine,
     /// Registries spoken to over plain HTTP (the command line's --insecure-registry).
     pub insecure_registries: Vec<String>,
+    /// The binary's build, for `GET /version`.
+    pub build: berth_engine::version::Build,
 }
 
 impl State {

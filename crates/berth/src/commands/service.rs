@@ -46,6 +46,7 @@ pub fn run(ctx: &Context, args: ServiceArgs) -> Result<()> {
         idle: (args.time > 0).then(|| Duration::from_secs(args.time)),
         engine: ctx.engine()?,
         insecure_registries: ctx.global.insecure_registries.clone(),
+        build: super::version::BUILD,
     })?;
     Ok(())
 }
