@@ -168,12 +168,25 @@ fn context(e: &clap::Error, kind: clap::error::ContextKind) -> Option<String> {
     }
 }
 
+/// The name the user typed for berth: `docker` through the shim scripts/install makes, so the
+/// command lines the errors quote (`see 'docker run --help'`) are ones that work as typed, as
+/// clap's usage lines already are.
+pub fn program_name() -> String {
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    let name = std::path::Path::new(&arg0)
+        .file_name()
+        .and_then(|n| n.to_str());
+    name.filter(|n| !n.is_empty())
+        .unwrap_or("berth")
+        .to_string()
+}
+
 /// The command the arguments name (`berth container run`), as far as they name one, and its
 /// definition. Global flags and their values are skipped.
 fn command_path(args: &[String]) -> (String, clap::Command) {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
-    let mut path = vec!["berth".to_string()];
+    let mut path = vec![program_name()];
     let mut rest = args.iter().skip(1);
     while let Some(a) = rest.next() {
         if a == "--root" || a == "--insecure-registry" {

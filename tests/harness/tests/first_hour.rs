@@ -1,8 +1,13 @@
 //! A Docker user's first hour with berth: what it says it is (`--version`, `version`, beside
-//! what the docker CLI says of it through `berth system service`).
+//! what the docker CLI says of it through `berth system service`), and berth under Docker's
+//! name.
 #![forbid(unsafe_code)]
 
+use std::process::{Command, Stdio};
+
 use berth_harness::api::Service;
+use berth_harness::image::{berth_bin, Berth, IMAGE};
+use berth_harness::{need_root, run_with_timeout, COMMAND_TIMEOUT};
 
 /// `berth --version` and `-v` as `docker --version` (`Docker version 28.2.2, build e6534b4`):
 /// the name, the version and the short commit it was built from.
@@ -65,4 +70,50 @@ fn version_shows_the_server_as_the_docker_cli_sees_it() {
         rust.starts_with("1.") && minor >= Some(89),
         "Rust version: {rust:?}"
     );
+}
+
+/// scripts/install's `--docker-shim`: berth through a link named `docker`, so that scripts
+/// calling `docker` work unchanged. It is berth (same commands, same data root); the command
+/// lines its usage errors and help quote are the ones typed, `docker ...`.
+#[test]
+fn berth_named_docker_is_berth() {
+    need_root!();
+    let berth = Berth::new();
+    let bin = tempfile::tempdir().expect("a directory for the link");
+    let docker = bin.path().join("docker");
+    std::os::unix::fs::symlink(berth_bin(), &docker).expect("the docker link");
+    let run = |args: &[&str]| {
+        let mut command = Command::new(&docker);
+        command.env("BERTH_ROOT", berth.root()).args(args);
+        command.stdin(Stdio::null());
+        run_with_timeout(command, COMMAND_TIMEOUT)
+    };
+    let ran = run(&["run", "--rm", IMAGE, "echo", "hi"]);
+    assert!(ran.success(), "docker run: {}", ran.stderr);
+    assert_eq!(ran.stdout, "hi\n");
+    let ran = run(&["run", "-d", "--name", "shimmed", IMAGE, "sleep", "1000"]);
+    assert!(ran.success(), "docker run -d: {}", ran.stderr);
+    let ps = run(&["ps", "--format", "{{.Names}}"]).ok();
+    assert_eq!(ps, "shimmed\n");
+    // The same containers as berth's own name sees.
+    assert_eq!(berth.ok(&["ps", "--format", "{{.Names}}"]), "shimmed");
+    // Usage, as typed.
+    let ran = run(&["rm"]);
+    assert_eq!(ran.code(), Some(1), "{}", ran.stderr);
+    assert_eq!(
+        ran.stderr.trim(),
+        "docker: 'docker rm' requires at least 1 argument; see 'docker rm --help'"
+    );
+    let help = run(&["run", "--help"]).ok();
+    assert!(help.contains("Usage: docker run "), "{help}");
+    // Errors of the engine say who answered.
+    let ran = run(&["rm", "nosuch"]);
+    assert_eq!(ran.code(), Some(1), "{}", ran.stderr);
+    assert!(
+        ran.stderr.starts_with("berth: ") && ran.stderr.contains("No such container: nosuch"),
+        "{}",
+        ran.stderr
+    );
+    // And what it is, whatever its name.
+    assert!(run(&["--version"]).ok().starts_with("berth version "));
 }
