@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    build, commit, diff, events, history, images, import, info, inspect, load, login, logout,
-    prune, pull, push, rmi, save, service, system_df, system_prune, tag, version,
+    build, commit, completion, diff, events, history, images, import, info, inspect, load, login,
+    logout, prune, pull, push, rmi, save, service, system_df, system_prune, tag, version,
 };
 use crate::container::{attach, cp, exec, logs, manage, ns, port, ps, run, stats, top, volume};
 
@@ -366,6 +366,12 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Get real time events from the engine
     Events(events::EventsArgs),
+    /// Generate the autocompletion script for the specified shell
+    #[command(hide = true)]
+    Completion(completion::CompletionArgs),
+    /// Write the man pages of berth and its commands into a directory
+    #[command(name = "__man", hide = true)]
+    Man(completion::ManArgs),
 }
 
 #[derive(Subcommand, Debug)]
