@@ -1,13 +1,17 @@
-//! A Docker user's first hour with berth: what it says it is (`--version`, `version`, beside
-//! what the docker CLI says of it through `berth system service`), and berth under Docker's
-//! name.
+//! A Docker user's first hour with berth: scripts/install (binaries, completions, man pages,
+//! the docker link) and its undoing, scripts/demo, what berth says it is (`--version`,
+//! `version`, beside what the docker CLI says of it through `berth system service`), and berth
+//! under Docker's name.
 #![forbid(unsafe_code)]
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use berth_harness::api::Service;
 use berth_harness::image::{berth_bin, Berth, IMAGE};
-use berth_harness::{need_root, run_with_timeout, COMMAND_TIMEOUT};
+use berth_harness::{
+    have, need_root, run_with_timeout, skipping, workspace_root, Ran, COMMAND_TIMEOUT,
+};
 
 /// `berth --version` and `-v` as `docker --version` (`Docker version 28.2.2, build e6534b4`):
 /// the name, the version and the short commit it was built from.
@@ -116,4 +120,187 @@ fn berth_named_docker_is_berth() {
     );
     // And what it is, whatever its name.
     assert!(run(&["--version"]).ok().starts_with("berth version "));
+}
+
+/// `scripts/install` with the binaries already built (`BERTH_BIN_DIR`), as a user runs it.
+fn install(prefix: &Path, args: &[&str]) -> Ran {
+    let mut command = Command::new(workspace_root().join("scripts/install"));
+    let bins = berth_bin().parent().expect("target/debug").to_path_buf();
+    command
+        .env("BERTH_BIN_DIR", bins)
+        .arg("--prefix")
+        .arg(prefix)
+        .args(args)
+        .stdin(Stdio::null());
+    run_with_timeout(command, COMMAND_TIMEOUT)
+}
+
+/// A shell's stdout; it must succeed.
+fn shell(command: &mut Command) -> String {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .expect("the shell runs");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every file under `dir`, relative to it, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.is_symlink() {
+                todo.push(path.clone());
+            }
+            let rel = path.strip_prefix(dir).expect("under dir");
+            found.push(rel.display().to_string());
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The binaries, completions where bash, zsh and fish look under a prefix, man pages where man
+/// looks, the docker link; a second install replaces the first; `--uninstall` takes it all
+/// back.
+#[test]
+fn install_puts_everything_where_shells_and_man_look_and_uninstall_takes_it_back() {
+    let prefix = tempfile::tempdir().expect("prefix");
+    let p = prefix.path();
+    let ran = install(p, &["--docker-shim"]);
+    assert!(ran.success(), "install: {}\n{}", ran.stdout, ran.stderr);
+    for file in [
+        "bin/berth",
+        "bin/berth-runc",
+        "share/bash-completion/completions/berth",
+        "share/zsh/site-functions/_berth",
+        "share/fish/vendor_completions.d/berth.fish",
+        "share/man/man1/berth.1",
+        "share/man/man1/berth-run.1",
+        "share/man/man1/berth-container-run.1",
+        "share/man/man1/berth-system-service.1",
+    ] {
+        let all = files_under(p);
+        assert!(p.join(file).is_file(), "{file} is missing: {all:#?}");
+    }
+    let shim = std::fs::read_link(p.join("bin/docker")).expect("bin/docker is a link");
+    assert_eq!(shim, Path::new("berth"));
+    let version = shell(Command::new(p.join("bin/docker")).arg("--version"));
+    assert!(version.starts_with("berth version "), "{version}");
+    // The hidden commands have no page.
+    assert!(!p.join("share/man/man1/berth-completion.1").exists());
+    bash_completes(p);
+    zsh_and_fish_complete(p);
+    man_reads_the_pages(p);
+
+    // Again: the same files, no more (what the first listed and the second has not goes).
+    let before = files_under(p);
+    let ran = install(p, &["--docker-shim"]);
+    assert!(ran.success(), "install again: {}", ran.stderr);
+    assert_eq!(files_under(p), before);
+
+    let ran = install(p, &["--uninstall"]);
+    assert!(ran.success(), "uninstall: {}", ran.stderr);
+    assert_eq!(files_under(p), Vec::<String>::new());
+    let ran = install(p, &["--uninstall"]);
+    let said = ran.stderr.contains("nothing installed");
+    assert!(!ran.success() && said, "{}", ran.stderr);
+}
+
+/// bash loads the completion (as bash-completion does, by name) and offers berth's commands,
+/// not the hidden ones.
+fn bash_completes(p: &Path) {
+    let script = r#"source "$1"; complete -p berth; COMP_WORDS=(berth ""); COMP_CWORD=1; _berth berth "" berth; echo "${COMPREPLY[@]}""#;
+    let out = shell(
+        Command::new("bash")
+            .args(["-c", script, "bash"])
+            .arg(p.join("share/bash-completion/completions/berth")),
+    );
+    assert!(
+        out.contains("complete ") && out.contains(" berth\n"),
+        "{out}"
+    );
+    let offered: Vec<&str> = out.lines().last().unwrap_or("").split(' ').collect();
+    assert!(
+        offered.contains(&"run") && offered.contains(&"system"),
+        "{out}"
+    );
+    assert!(
+        !offered.contains(&"__man") && !offered.contains(&"completion"),
+        "{out}"
+    );
+}
+
+/// zsh's compinit finds `_berth` in fpath (where /usr/local/share/zsh/site-functions is); fish
+/// finds berth.fish through XDG_DATA_DIRS, berth on PATH, and completes a command.
+fn zsh_and_fish_complete(p: &Path) {
+    let home = tempfile::tempdir().expect("a home for the shells");
+    let zsh = std::fs::read_to_string(p.join("share/zsh/site-functions/_berth")).expect("_berth");
+    assert!(zsh.starts_with("#compdef berth"), "{zsh}");
+    if have("zsh") {
+        let script = r#"fpath=("$1" $fpath); autoload -Uz compinit; compinit -u -d "$2"; print -r -- "$_comps[berth]""#;
+        let out = shell(
+            Command::new("zsh")
+                .args(["-f", "-c", script, "zsh"])
+                .arg(p.join("share/zsh/site-functions"))
+                .arg(home.path().join("zcompdump")),
+        );
+        assert_eq!(out.trim(), "_berth");
+    } else {
+        skipping(format_args!("zsh's check of _berth needs zsh"));
+    }
+    if have("fish") {
+        let path = std::env::var("PATH").unwrap_or_default();
+        let out = shell(
+            Command::new("fish")
+                .env("PATH", format!("{}:{path}", p.join("bin").display()))
+                .env("XDG_DATA_DIRS", p.join("share"))
+                .env("HOME", home.path())
+                .args(["-c", "complete -C'berth sys'"]),
+        );
+        assert_eq!(out.trim(), "system\tManage berth");
+    } else {
+        skipping(format_args!("fish's check of berth.fish needs fish"));
+    }
+}
+
+/// man finds and formats the pages under the prefix; without man, they are roff at least.
+fn man_reads_the_pages(p: &Path) {
+    let page = std::fs::read_to_string(p.join("share/man/man1/berth-run.1")).expect("page");
+    assert!(page.contains("\n.TH berth-run 1 "), "{page}");
+    if !have("man") || !have("groff") {
+        skipping(format_args!("formatting the man pages needs man and groff"));
+        return;
+    }
+    let out = shell(
+        Command::new("man")
+            .env("MANPATH", p.join("share/man"))
+            .env("MANWIDTH", "80")
+            .args(["-P", "cat", "berth-run"]),
+    );
+    assert!(
+        out.contains("berth-run - Create and run a new container"),
+        "{out}"
+    );
+    assert!(out.contains("--rm"), "{out}");
+}
+
+/// `--docker-shim` never replaces a docker that is not berth's link, and installs nothing then.
+#[test]
+fn install_never_replaces_another_docker() {
+    let prefix = tempfile::tempdir().expect("prefix");
+    let p = prefix.path();
+    std::fs::create_dir(p.join("bin")).expect("bin");
+    std::fs::write(p.join("bin/docker"), "#!/bin/sh\n").expect("a docker");
+    let ran = install(p, &["--docker-shim"]);
+    assert_eq!(ran.code(), Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("bin/docker exists"), "{}", ran.stderr);
+    assert_eq!(files_under(p), ["bin", "bin/docker"]);
 }
