@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use berth_harness::api::Service;
 use berth_harness::image::{berth_bin, Berth, IMAGE};
 use berth_harness::{
-    have, need_root, run_with_timeout, skipping, workspace_root, Ran, COMMAND_TIMEOUT,
+    have, need_root, run_with_timeout, skipping, target_dir, workspace_root, Ran, BUSYBOX,
+    COMMAND_TIMEOUT,
 };
 
 /// `berth --version` and `-v` as `docker --version` (`Docker version 28.2.2, build e6534b4`):
@@ -303,4 +304,38 @@ fn install_never_replaces_another_docker() {
     assert_eq!(ran.code(), Some(1), "{}", ran.stderr);
     assert!(ran.stderr.contains("bin/docker exists"), "{}", ran.stderr);
     assert_eq!(files_under(p), ["bin", "bin/docker"]);
+}
+
+/// scripts/demo on the binaries built already (a release build is minutes the first time):
+/// every step runs, and into a pipe it writes plain text, no terminal colours.
+#[test]
+fn demo_runs_and_writes_plain_text_into_a_pipe() {
+    need_root!();
+    if !Path::new(BUSYBOX).exists() {
+        berth_harness::skip!("needs busybox-static");
+    }
+    let mut command = Command::new(workspace_root().join("scripts/demo"));
+    let bins = berth_bin().parent().expect("target/debug").to_path_buf();
+    command
+        .env("BERTH_BIN_DIR", bins)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("NO_COLOR")
+        .env_remove("KEEP")
+        .stdin(Stdio::null());
+    let ran = run_with_timeout(command, COMMAND_TIMEOUT);
+    assert!(ran.success(), "demo: {}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        !ran.stdout.contains('\x1b'),
+        "colours into a pipe: {}",
+        ran.stdout
+    );
+    for line in [
+        "== A busybox image",
+        "<- PID 1 seen from the container",
+        "$ berth top --tree lab",
+        "F00=BAR",
+        "$ berth ns lab",
+    ] {
+        assert!(ran.stdout.contains(line), "no {line:?} in:\n{}", ran.stdout);
+    }
 }
