@@ -22,6 +22,8 @@ pub struct ServiceOptions {
     pub engine: berth_engine::Engine,
     /// How to reach registries (plain HTTP, Hub mirrors), before a client's credentials.
     pub registry: berth_image::registry::RegistryOptions,
+    /// The binary's build, for `GET /version`.
+    pub build: berth_engine::version::Build,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,7 @@ async fn run(opts: ServiceOptions) -> Result<(), ServeError> {
     let state = Arc::new(State {
         engine: opts.engine,
         registry: opts.registry,
+        build: opts.build,
     });
     let activity = Arc::new(Activity::new());
     let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;

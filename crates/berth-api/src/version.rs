@@ -38,6 +38,14 @@ pub const MAX: ApiVersion = ApiVersion::new(1, 50);
 /// The oldest version served, as Docker's daemon accepts it.
 pub const MIN: ApiVersion = ApiVersion::new(1, 24);
 
+/// The range served, as `version` (the API's and the command line's) reports it.
+pub fn range() -> berth_engine::version::ApiRange {
+    berth_engine::version::ApiRange {
+        max: MAX.to_string(),
+        min: MIN.to_string(),
+    }
+}
+
 /// Splits `/v1.50/containers/json` into the version it names (the newest without a prefix, as
 /// Docker answers unversioned requests) and the rest of the path; a version outside the range is
 /// refused with Docker's words.

@@ -35,6 +35,7 @@ pub mod spec;
 pub mod stats;
 pub mod top;
 pub mod update;
+pub mod version;
 pub mod volumes;
 pub mod wait;
 

@@ -6,18 +6,25 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::commands::{
-    build, commit, diff, events, history, images, import, info, inspect, load, login, logout,
-    prune, pull, push, rmi, save, service, system_df, system_prune, tag, version,
+    build, commit, completion, diff, events, history, images, import, info, inspect, load, login,
+    logout, prune, pull, push, rmi, save, service, system_df, system_prune, tag, version,
 };
 use crate::container::{attach, cp, exec, logs, manage, ns, port, ps, run, stats, top, volume};
 
+// clap prints its version as "<name> <version>": with this "version", `berth --version` says
+// `berth version 0.1.0, build 1a2b3c4`, as `docker --version` says `Docker version 28.2.2,
+// build e6534b4`; `-v` is Docker's short flag for it.
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
-    version,
+    version = version::VERSION_LINE,
+    disable_version_flag = true,
     about = "A daemonless, Docker-compatible container engine"
 )]
 pub struct Cli {
+    /// Print version information and quit
+    #[arg(short = 'v', long, action = clap::ArgAction::Version)]
+    version: Option<bool>,
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -28,7 +35,7 @@ pub struct Cli {
 /// help) costs more than the rest of the CLI's work for a container start. Used only when it
 /// parses; anything else goes through [`Cli`], which then reports errors as usual.
 #[derive(Parser, Debug)]
-#[command(name = "berth", version)]
+#[command(name = "berth")]
 pub struct RunCli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -99,6 +106,7 @@ impl Cli {
             }) = parse::<RunCli>()
             {
                 return Cli {
+                    version: None,
                     global,
                     command: Command::Run(args),
                 }
@@ -196,12 +204,25 @@ fn context(e: &clap::Error, kind: clap::error::ContextKind) -> Option<String> {
     }
 }
 
+/// The name the user typed for berth: `docker` through the shim scripts/install makes, so the
+/// command lines the errors quote (`see 'docker run --help'`) are ones that work as typed, as
+/// clap's usage lines already are.
+pub fn program_name() -> String {
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    let name = std::path::Path::new(&arg0)
+        .file_name()
+        .and_then(|n| n.to_str());
+    name.filter(|n| !n.is_empty())
+        .unwrap_or("berth")
+        .to_string()
+}
+
 /// The command the arguments name (`berth container run`), as far as they name one, and its
 /// definition. Global flags and their values are skipped.
 fn command_path(args: &[String]) -> (String, clap::Command) {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
-    let mut path = vec!["berth".to_string()];
+    let mut path = vec![program_name()];
     let mut rest = args.iter().skip(1);
     while let Some(a) = rest.next() {
         if a == "--root" || a == "--insecure-registry" {
@@ -382,6 +403,12 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Get real time events from the engine
     Events(events::EventsArgs),
+    /// Generate the autocompletion script for the specified shell
+    #[command(hide = true)]
+    Completion(completion::CompletionArgs),
+    /// Write the man pages of berth and its commands into a directory
+    #[command(name = "__man", hide = true)]
+    Man(completion::ManArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -40,9 +40,10 @@ fn main() -> ExitCode {
             outln!("{}", e.render().to_string().trim_end());
             return ExitCode::SUCCESS;
         }
+        // About the command line as typed, so under the name it was typed with (`docker`).
         Err(e) => {
             let (line, code) = cli::usage_error(&e);
-            eprintln!("berth: {line}");
+            eprintln!("{}: {line}", cli::program_name());
             return ExitCode::from(code);
         }
     };

@@ -28,6 +28,8 @@ pub struct State {
     pub engine: berth_engine::Engine,
     /// How to reach registries (plain HTTP, Hub mirrors), before a client's credentials.
     pub registry: berth_image::registry::RegistryOptions,
+    /// The binary's build, for `GET /version`.
+    pub build: berth_engine::version::Build,
 }
 
 impl State {

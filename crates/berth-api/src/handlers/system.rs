@@ -12,7 +12,7 @@ use crate::router::Call;
 pub async fn route(state: &Arc<State>, mut call: Call) -> Routed {
     Break(match (call.method.as_str(), call.path().as_slice()) {
         ("GET" | "HEAD", ["_ping"]) => ping(&call),
-        ("GET", ["version"]) => version(),
+        ("GET", ["version"]) => version(state),
         ("GET", ["info"]) => info(state).await,
         ("GET", ["events"]) => events(state, &call).await,
         ("POST", ["auth"]) => auth(state, &mut call).await,
@@ -143,50 +143,8 @@ fn ping(call: &Call) -> Reply {
         .expect("static headers are valid"))
 }
 
-/// `GET /version`: Docker's `types.Version`, for the service itself (the engine it serves is
-/// the same code, in this process).
-fn version() -> Reply {
-    let os = std::env::consts::OS;
-    let arch = go_arch();
-    let kernel = nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let v = env!("CARGO_PKG_VERSION");
-    respond::json(
-        200,
-        &serde_json::json!({
-            "Platform": {"Name": "berth"},
-            "Components": [{
-                "Name": "Engine",
-                "Version": v,
-                "Details": {
-                    "ApiVersion": crate::version::MAX.to_string(),
-                    "MinAPIVersion": crate::version::MIN.to_string(),
-                    "Os": os,
-                    "Arch": arch,
-                    "KernelVersion": kernel,
-                },
-            }],
-            "Version": v,
-            "ApiVersion": crate::version::MAX.to_string(),
-            "MinAPIVersion": crate::version::MIN.to_string(),
-            "GitCommit": "",
-            "GoVersion": "",
-            "Os": os,
-            "Arch": arch,
-            "KernelVersion": kernel,
-            "BuildTime": "",
-        }),
-    )
-}
-
-/// Go's name of this machine's architecture (GOARCH), as Docker reports it.
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
+/// `GET /version`: the engine's `types.Version`, with the range of API versions served.
+fn version(state: &State) -> Reply {
+    let range = crate::version::range();
+    respond::json(200, &berth_engine::version::version(&state.build, &range))
 }

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod commit;
+pub mod completion;
 pub mod diff;
 pub mod events;
 pub mod history;
@@ -198,6 +199,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::System(SystemCommand::Prune(a)) => return system_prune::run(&ctx, a),
         Command::System(SystemCommand::Service(a)) => service::run(&ctx, a),
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::run(&ctx, a),
+        Command::Completion(a) => completion::completion(a),
+        Command::Man(a) => completion::man(a),
     };
     done.map(|()| 0)
 }

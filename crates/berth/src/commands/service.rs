@@ -46,6 +46,7 @@ pub fn run(ctx: &Context, args: ServiceArgs) -> Result<()> {
         idle: (args.time > 0).then(|| Duration::from_secs(args.time)),
         engine: ctx.engine()?,
         registry: ctx.registry_options(),
+        build: super::version::BUILD,
     })?;
     Ok(())
 }

@@ -1,15 +1,21 @@
 //! `berth version`: Client and Server sections as `docker version` prints them, or its
 //! structure rendered by `--format`. berth is daemonless: the "server" is the engine and the
-//! runtime running inside this very process.
+//! runtime running inside this very process, described as `berth system service` describes
+//! them to the docker CLI.
 
 use anyhow::Result;
 use clap::Args;
 use serde_json::{json, Value};
 
+use berth_engine::version::Build;
+
 use crate::format::print_formatted;
 
 /// Every crate of the workspace shares this version (`version.workspace = true`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What follows the name in `berth --version`: `version 0.1.0, build 1a2b3c4`, as Docker's.
+pub const VERSION_LINE: &str = env!("BERTH_VERSION_LINE");
 
 #[derive(Args, Debug)]
 pub struct VersionArgs {
@@ -30,99 +36,76 @@ pub fn run(args: VersionArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Go's name of this machine's architecture (GOARCH), as `docker version` prints it.
-pub fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        "loongarch64" => "loong64",
-        other => other,
-    }
-}
+/// The binary's build (crates/berth/build.rs), which the engine reports as its own.
+pub const BUILD: Build = Build {
+    git_commit: env!("BERTH_GIT_COMMIT"),
+    rust_version: env!("BERTH_RUST_VERSION"),
+};
 
-/// The kernel's release (`uname -r`).
-pub fn kernel_version() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// Docker's `types.Version` layout: Client, and Server with its Components.
+/// Docker's `version` structure: the Client (this command line) and the Server, which for
+/// berth is the engine in this same process, as `GET /version` of `berth system service`
+/// describes it.
 fn version_json() -> Value {
-    let (os, arch, kernel) = (std::env::consts::OS, go_arch(), kernel_version());
+    let server = berth_engine::version::version(&BUILD, &berth_api::version::range());
+    // Strings and a string map: nothing that could fail to serialise.
+    let server = serde_json::to_value(server).unwrap_or_default();
     json!({
         "Client": {
             "Platform": {"Name": "berth"},
             "Version": VERSION,
-            "Os": os,
-            "Arch": arch,
+            "GitCommit": BUILD.git_commit,
+            "RustVersion": BUILD.rust_version,
+            "Os": std::env::consts::OS,
+            "Arch": berth_engine::version::go_arch(),
             "Context": "default",
         },
-        "Server": {
-            "Platform": {"Name": "berth (daemonless: the engine runs in this process)"},
-            "Components": [
-                {
-                    "Name": "Engine",
-                    "Version": VERSION,
-                    "Details": {
-                        "Os": os,
-                        "Arch": arch,
-                        "KernelVersion": kernel,
-                        "Mode": "in-process",
-                    },
-                },
-                {
-                    "Name": "berth-runtime",
-                    "Version": VERSION,
-                    "Details": {"Mode": "in-process (berth-runc for other engines)"},
-                },
-            ],
-            "Version": VERSION,
-            "Os": os,
-            "Arch": arch,
-            "KernelVersion": kernel,
-        },
+        "Server": server,
     })
 }
 
-/// The text form, aligned as Docker's tabwriter aligns it.
+/// The text form: the docker CLI's template, line for line, with Rust's version where it
+/// names Go's and without the build time (berth's build does not record one).
 fn text(v: &Value) -> String {
     let s = |x: &Value| x.as_str().unwrap_or_default().to_string();
     let (c, srv) = (&v["Client"], &v["Server"]);
     let mut out = format!("Client: {}\n", s(&c["Platform"]["Name"]));
     field(&mut out, 1, "Version", &s(&c["Version"]));
-    field(
-        &mut out,
-        1,
-        "OS/Arch",
-        &format!("{}/{}", s(&c["Os"]), s(&c["Arch"])),
-    );
+    field(&mut out, 1, "Rust version", &s(&c["RustVersion"]));
+    field(&mut out, 1, "Git commit", &s(&c["GitCommit"]));
+    let os_arch = |x: &Value| format!("{}/{}", s(&x["Os"]), s(&x["Arch"]));
+    field(&mut out, 1, "OS/Arch", &os_arch(c));
     field(&mut out, 1, "Context", &s(&c["Context"]));
     out += &format!("\nServer: {}\n", s(&srv["Platform"]["Name"]));
     for component in srv["Components"].as_array().into_iter().flatten() {
         out += &format!(" {}:\n", s(&component["Name"]));
         field(&mut out, 2, "Version", &s(&component["Version"]));
         let d = &component["Details"];
-        if d.get("Os").is_some() {
-            field(
-                &mut out,
-                2,
-                "OS/Arch",
-                &format!("{}/{}", s(&d["Os"]), s(&d["Arch"])),
+        if component["Name"] == "Engine" {
+            let api = format!(
+                "{} (minimum version {})",
+                s(&d["ApiVersion"]),
+                s(&d["MinAPIVersion"])
             );
-            field(&mut out, 2, "Kernel", &s(&d["KernelVersion"]));
+            field(&mut out, 2, "API version", &api);
+            field(&mut out, 2, "Rust version", &s(&d["RustVersion"]));
+            field(&mut out, 2, "Git commit", &s(&d["GitCommit"]));
+            field(&mut out, 2, "OS/Arch", &os_arch(d));
+            field(&mut out, 2, "Experimental", &s(&d["Experimental"]));
+        } else {
+            // As Docker lists runc's: every detail, by name.
+            for (key, value) in d.as_object().into_iter().flatten() {
+                field(&mut out, 2, key, &s(value));
+            }
         }
-        field(&mut out, 2, "Mode", &s(&d["Mode"]));
     }
     out
 }
 
-/// One `Name: value` line, indented by `depth` and with the value in Docker's column 20.
+/// One `Name: value` line, indented by `depth`, the value where Docker's tabwriter puts it:
+/// column 20, or one space after a longer name.
 fn field(out: &mut String, depth: usize, name: &str, value: &str) {
     let label = format!("{:depth$}{name}:", "");
-    *out += &format!("{label:<20}{value}\n");
+    *out += &format!("{label:<19} {value}\n");
 }
 
 #[cfg(test)]
