@@ -22,8 +22,8 @@ use crate::spec::{self, EtcFiles, HostLimits, SpecInputs};
 pub struct Prepared {
     pub stop_signal: String,
     pub hostname: String,
-    /// The image's EXPOSEd ports, for `-P`.
-    pub exposed: Vec<(u16, String)>,
+    /// The image's EXPOSEd ports, for `-P` of a record made before create kept them.
+    pub exposed: Vec<crate::request::ExposedPort>,
 }
 
 pub fn rootfs(dir: &Path) -> PathBuf {
@@ -56,7 +56,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         Ok(Prepared {
             stop_signal: built.stop_signal,
             hostname: built.hostname,
-            exposed: crate::network::exposed_ports(&config),
+            exposed: crate::ports::of_image(&config),
         })
     })();
     if result.is_err() {

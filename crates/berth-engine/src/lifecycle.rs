@@ -34,6 +34,7 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
     crate::volumes::from_containers(engine, &mut req)?;
     let (id, random) = crate::names::new_id()?;
     let anonymous = anonymous_volumes(&mut req, image.config, &random);
+    crate::ports::merge_exposed(&mut req, image.config);
     let dir = engine.containers.dir(&id);
     // The check mounts the root in the container's directory: gone again if anything fails.
     let discard = |e: Error| {
