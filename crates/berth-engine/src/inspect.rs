@@ -32,20 +32,10 @@ pub fn command(engine: &Engine, record: &Record) -> Vec<String> {
         .unwrap_or_else(|| record.request.cmd.clone())
 }
 
-pub fn container(engine: &Engine, record: &Record) -> Value {
-    let req = &record.request;
-    let st = &record.state;
-    let dir = engine.containers.dir(&record.id);
-    let args = command(engine, record);
-    let restart = match &req.restart {
-        RestartPolicy::No => json!({"Name": "no", "MaximumRetryCount": 0}),
-        RestartPolicy::OnFailure { max_retries } => {
-            json!({"Name": "on-failure", "MaximumRetryCount": max_retries})
-        }
-        RestartPolicy::Always => json!({"Name": "always", "MaximumRetryCount": 0}),
-        RestartPolicy::UnlessStopped => json!({"Name": "unless-stopped", "MaximumRetryCount": 0}),
-    };
-    let mounts: Vec<Value> = req
+/// Docker's `Mounts`: a volume's source is its `_data`, and its driver is named.
+pub fn mounts(engine: &Engine, record: &Record) -> Vec<Value> {
+    record
+        .request
         .mounts
         .iter()
         .map(|m| {
@@ -64,7 +54,23 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             }
             mount
         })
-        .collect();
+        .collect()
+}
+
+pub fn container(engine: &Engine, record: &Record) -> Value {
+    let req = &record.request;
+    let st = &record.state;
+    let dir = engine.containers.dir(&record.id);
+    let args = command(engine, record);
+    let restart = match &req.restart {
+        RestartPolicy::No => json!({"Name": "no", "MaximumRetryCount": 0}),
+        RestartPolicy::OnFailure { max_retries } => {
+            json!({"Name": "on-failure", "MaximumRetryCount": max_retries})
+        }
+        RestartPolicy::Always => json!({"Name": "always", "MaximumRetryCount": 0}),
+        RestartPolicy::UnlessStopped => json!({"Name": "unless-stopped", "MaximumRetryCount": 0}),
+    };
+    let mounts = mounts(engine, record);
     let network = record.network.as_ref();
     let text = |v: Option<String>| v.unwrap_or_default();
     let ip = text(network.and_then(|n| n.ip).map(|ip| ip.to_string()));
