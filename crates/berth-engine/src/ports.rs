@@ -272,8 +272,10 @@ pub fn settings_json(record: &Record) -> Value {
         .map(|k| (k, Value::Null))
         .collect();
     for p in &att.ports {
-        if let Some(Value::Null) = m.get(&format!("{}/{}", p.container_port, p.protocol)) {
-            m.remove(&format!("{}/{}", p.container_port, p.protocol));
+        // Published: its bindings replace the null.
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        if m.get(&key).is_some_and(Value::is_null) {
+            m.remove(&key);
         }
         let ip = if p.host_ip.is_empty() {
             "0.0.0.0"
