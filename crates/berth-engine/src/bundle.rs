@@ -22,8 +22,8 @@ use crate::spec::{self, EtcFiles, HostLimits, SpecInputs};
 pub struct Prepared {
     pub stop_signal: String,
     pub hostname: String,
-    /// The image's EXPOSEd ports, for `-P`.
-    pub exposed: Vec<(u16, String)>,
+    /// The image's EXPOSEd ports, for `-P` of a record made before create kept them.
+    pub exposed: Vec<crate::request::ExposedPort>,
 }
 
 pub fn rootfs(dir: &Path) -> PathBuf {
@@ -40,7 +40,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         let req = &record.request;
         let etc = write_etc_files(&dir, record)?;
         bind_sources(&req.mounts)?;
-        let volumes = volumes(engine, &req.mounts, &root)?;
+        let volumes = volumes(engine, &record.id, &req.mounts, &root)?;
         let joins = joins(engine, req, true)?;
         let built = build(&record.id, req, &config, &root, &etc, &joins, &volumes)?;
         let mut spec = built.spec;
@@ -56,13 +56,19 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         Ok(Prepared {
             stop_signal: built.stop_signal,
             hostname: built.hostname,
-            exposed: crate::network::exposed_ports(&config),
+            exposed: crate::ports::of_image(&config),
         })
     })();
     if result.is_err() {
-        let _ = teardown(&dir);
+        undo(engine, record);
     }
     result
+}
+
+/// Undoes `prepare`: the root unmounted, the volumes this container had mounted released.
+pub fn undo(engine: &Engine, record: &Record) {
+    let _ = teardown(&engine.containers.dir(&record.id));
+    let _ = crate::volumes::local::release_all(engine, &record.id, Some(record));
 }
 
 /// At create, before the record exists: config.json built once and dropped, so that every
@@ -367,16 +373,19 @@ fn bind_sources(mounts: &[MountRequest]) -> Result<()> {
 }
 
 /// Named and anonymous volumes: `<root>/volumes/<name>/_data` (made at create, or here for a
-/// container created before that), an empty one first filled from the image's directory at
-/// its mount point (Docker's copy-up) unless the mount says `nocopy`.
+/// container created before that; with the driver's options mounted on it for container
+/// `id`), an empty one first filled from the image's directory at its mount point (Docker's
+/// copy-up) unless the mount says `nocopy`.
 fn volumes(
     engine: &Engine,
+    id: &str,
     mounts: &[MountRequest],
     rootfs: &Path,
 ) -> Result<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
     for m in mounts.iter().filter(|m| m.kind == "volume") {
         let data = crate::volumes::ensure(engine, &m.source)?;
+        crate::volumes::local::acquire(engine, &m.source, id)?;
         if !m.options.iter().any(|o| o == "nocopy") {
             crate::copy_up::populate(rootfs, &m.target, &data)?;
         }

@@ -41,12 +41,15 @@ pub struct ContainerUsage {
     pub command: String,
     pub created: i64,
     pub state: String,
+    /// As `ps` says it: `Up 2 minutes`, `Exited (0) 5 seconds ago`.
     pub status: String,
     /// Bytes in its writable layer.
     pub size_rw: u64,
     /// Its writable layer and its image's.
     pub size_root_fs: u64,
     pub labels: BTreeMap<String, String>,
+    /// As inspect's (`system df -v` counts the local driver's volumes among them).
+    pub mounts: Vec<serde_json::Value>,
 }
 
 /// A volume with what `system df` adds to it.
@@ -142,13 +145,14 @@ fn container(engine: &Engine, record: &Record, image_size: Option<u64>) -> Conta
         names: vec![format!("/{}", record.name)],
         image: record.image.clone(),
         image_id: record.image_id.clone(),
-        command: crate::inspect::command(engine, record).join(" "),
+        command: crate::ps::command(engine, record),
         created,
-        status: state.clone(),
+        status: crate::ps::status_text(record),
         state,
         size_rw,
         size_root_fs: size_rw + image_size.unwrap_or(0),
         labels: record.request.labels.clone(),
+        mounts: crate::inspect::mounts(engine, record),
     }
 }
 

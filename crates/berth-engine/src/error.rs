@@ -23,6 +23,9 @@ pub enum Error {
     NoSuchPath { path: String, container: String },
     #[error("{0}")]
     Invalid(String),
+    /// A volume's options could not be mounted at start (Docker's words).
+    #[error("error while mounting volume '{}': failed to mount local volume: {detail}", .path.display())]
+    VolumeMount { path: PathBuf, detail: String },
     /// The object is in use or named twice (Docker's 409): `conflict: unable to delete...`.
     #[error("{0}")]
     Conflict(String),

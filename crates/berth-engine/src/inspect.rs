@@ -32,6 +32,31 @@ pub fn command(engine: &Engine, record: &Record) -> Vec<String> {
         .unwrap_or_else(|| record.request.cmd.clone())
 }
 
+/// Docker's `Mounts`: a volume's source is its `_data`, and its driver is named.
+pub fn mounts(engine: &Engine, record: &Record) -> Vec<Value> {
+    record
+        .request
+        .mounts
+        .iter()
+        .map(|m| {
+            let source = if m.kind == "volume" {
+                engine.volumes_dir().join(&m.source).join("_data").display().to_string()
+            } else {
+                m.source.clone()
+            };
+            let mut mount = json!({
+                "Type": m.kind, "Name": if m.kind == "volume" { m.source.as_str() } else { "" },
+                "Source": source, "Destination": m.target, "Mode": if m.read_only { "ro" } else { "" },
+                "RW": !m.read_only, "Propagation": m.options.first().cloned().unwrap_or_default(),
+            });
+            if m.kind == "volume" {
+                mount["Driver"] = "local".into();
+            }
+            mount
+        })
+        .collect()
+}
+
 pub fn container(engine: &Engine, record: &Record) -> Value {
     let req = &record.request;
     let st = &record.state;
@@ -45,22 +70,7 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
         RestartPolicy::Always => json!({"Name": "always", "MaximumRetryCount": 0}),
         RestartPolicy::UnlessStopped => json!({"Name": "unless-stopped", "MaximumRetryCount": 0}),
     };
-    let mounts: Vec<Value> = req
-        .mounts
-        .iter()
-        .map(|m| {
-            let source = if m.kind == "volume" {
-                engine.volumes_dir().join(&m.source).join("_data").display().to_string()
-            } else {
-                m.source.clone()
-            };
-            json!({
-                "Type": m.kind, "Name": if m.kind == "volume" { m.source.as_str() } else { "" },
-                "Source": source, "Destination": m.target, "Mode": if m.read_only { "ro" } else { "" },
-                "RW": !m.read_only, "Propagation": m.options.first().cloned().unwrap_or_default(),
-            })
-        })
-        .collect();
+    let mounts = mounts(engine, record);
     let network = record.network.as_ref();
     let text = |v: Option<String>| v.unwrap_or_default();
     let ip = text(network.and_then(|n| n.ip).map(|ip| ip.to_string()));
@@ -152,7 +162,7 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "IPAddress": ip,
             "Gateway": text(network.and_then(|n| n.gateway).map(|g| g.to_string())),
             "MacAddress": text(network.and_then(|n| n.mac.clone())),
-            "Ports": docker_ports(network),
+            "Ports": crate::ports::settings_json(record),
             "Networks": network_entries(req, network, &record.networks),
             "SandboxKey": if running && st.pid > 0 { format!("/proc/{}/ns/net", st.pid) } else { String::new() },
         },
@@ -165,21 +175,6 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
 /// the docker CLI's templates, compose and docker-py find in a daemon's answer.
 fn more_fields(v: &mut Value, record: &Record) {
     let req = &record.request;
-    let mut bindings = serde_json::Map::new();
-    for p in &req.ports {
-        let key = format!("{}/{}", p.container_port, p.protocol);
-        let port = match p.host_port {
-            0 => String::new(),
-            n => n.to_string(),
-        };
-        let binding = json!({"HostIp": p.host_ip, "HostPort": port});
-        match bindings.entry(key).or_insert_with(|| json!([])) {
-            Value::Array(a) => a.push(binding),
-            other => *other = json!([binding]),
-        }
-    }
-    let exposed: serde_json::Map<String, Value> =
-        bindings.keys().map(|k| (k.clone(), json!({}))).collect();
     let anonymous = req
         .mounts
         .iter()
@@ -201,7 +196,7 @@ fn more_fields(v: &mut Value, record: &Record) {
         })
         .collect();
     let host = &mut v["HostConfig"];
-    host["PortBindings"] = Value::Object(bindings);
+    host["PortBindings"] = crate::ports::bindings_json(req);
     host["PublishAllPorts"] = req.publish_all.into();
     host["DnsSearch"] = json!(req.dns_search);
     host["DnsOptions"] = json!(req.dns_options);
@@ -211,7 +206,7 @@ fn more_fields(v: &mut Value, record: &Record) {
     host["VolumesFrom"] = json!(req.volumes_from);
     host["Links"] = Value::Null;
     host["CgroupParent"] = "".into();
-    v["Config"]["ExposedPorts"] = Value::Object(exposed);
+    v["Config"]["ExposedPorts"] = crate::ports::exposed_json(record);
     v["Config"]["Volumes"] = Value::Object(volumes);
     v["ExecIDs"] = Value::Null;
     v["MountLabel"] = "".into();
@@ -245,44 +240,6 @@ fn network_entries(
     }
     m.insert(req.network.clone(), entry(&req.network_aliases, network));
     Value::Object(m)
-}
-
-/// Docker's `NetworkSettings.Ports`: `{"80/tcp": [{"HostIp": "127.0.0.1", "HostPort":
-/// "32768"}]}` (`{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}` is how
-/// Docker users read a published port).
-fn docker_ports(network: Option<&Attachment>) -> Value {
-    let mut m = serde_json::Map::new();
-    for p in network.iter().flat_map(|n| &n.ports) {
-        let ip = match p.host_ip.as_str() {
-            "" => "0.0.0.0",
-            ip => ip,
-        };
-        let key = format!("{}/{}", p.container_port, p.protocol);
-        let binding = json!({"HostIp": ip, "HostPort": p.host_port.to_string()});
-        match m.entry(key).or_insert_with(|| json!([])) {
-            Value::Array(a) => a.push(binding),
-            other => *other = json!([binding]),
-        }
-    }
-    Value::Object(m)
-}
-
-/// The published ports as (container `80/tcp`, host `0.0.0.0:8080`), for `port` and `ps`.
-pub fn ports(record: &Record) -> Vec<(String, String)> {
-    let ports = record.network.iter().flat_map(|n| &n.ports);
-    ports
-        .map(|p| {
-            let ip = if p.host_ip.is_empty() {
-                "0.0.0.0"
-            } else {
-                &p.host_ip
-            };
-            (
-                format!("{}/{}", p.container_port, p.protocol),
-                format!("{ip}:{}", p.host_port),
-            )
-        })
-        .collect()
 }
 
 /// Docker's `SizeRw` (what the container wrote: its upper directory) and `SizeRootFs` (that

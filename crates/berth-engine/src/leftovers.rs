@@ -59,6 +59,12 @@ pub fn unmount_under(dir: &Path) -> Vec<String> {
     errors
 }
 
+/// Whether something is mounted at `path` itself.
+pub(crate) fn is_mount_point(path: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .is_ok_and(|text| mounts_under(&text, path).iter().any(|p| p == path))
+}
+
 /// The mount points of mountinfo `text` at or under `dir`.
 fn mounts_under(text: &str, dir: &Path) -> Vec<PathBuf> {
     text.lines()

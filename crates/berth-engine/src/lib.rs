@@ -26,6 +26,7 @@ pub mod names;
 pub mod network;
 pub mod ns;
 pub mod options;
+pub mod ports;
 pub mod prune;
 pub mod ps;
 pub mod records;

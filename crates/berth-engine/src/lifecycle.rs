@@ -34,6 +34,7 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
     crate::volumes::from_containers(engine, &mut req)?;
     let (id, random) = crate::names::new_id()?;
     let anonymous = anonymous_volumes(&mut req, image.config, &random);
+    crate::ports::merge_exposed(&mut req, image.config);
     let dir = engine.containers.dir(&id);
     // The check mounts the root in the container's directory: gone again if anything fails.
     let discard = |e: Error| {
@@ -316,6 +317,7 @@ fn teardown(engine: &Engine, id: &str, record: Option<&Record>) -> Vec<String> {
     errors.extend(crate::leftovers::cgroups(id));
     errors.extend(crate::network::detach(engine, id, record));
     errors.extend(crate::leftovers::unmount_under(&engine.containers.dir(id)));
+    errors.extend(crate::volumes::local::release_all(engine, id, record));
     errors
 }
 
@@ -576,11 +578,12 @@ pub fn remove_all(engine: &Engine, record: &Record) -> Result<()> {
 fn remove_volumes(engine: &Engine, names: &[String]) -> Vec<String> {
     let mut errors = Vec::new();
     for name in names {
-        let dir = engine.volumes_dir().join(name);
-        match std::fs::remove_dir_all(&dir) {
+        if !engine.volumes_dir().join(name).exists() {
+            continue;
+        }
+        match crate::volumes::remove_files(engine, name) {
             Ok(()) => crate::volumes::destroyed(engine, name),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => errors.push(format!("remove volume {}: {e}", dir.display())),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     errors

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind};
 use crate::filters::{name_matches, Filters};
 use crate::records::Record;
-use crate::request::NsMode;
+use crate::request::{ExposedPort, NsMode};
 
 pub fn store(engine: &Engine) -> Result<NetStore> {
     Ok(NetStore::open(&engine.root, &engine.exe)?)
@@ -27,42 +27,31 @@ pub fn wanted(record: &Record) -> bool {
     record.request.netns == NsMode::Private && !record.request.network.is_empty()
 }
 
-/// Attaches the container whose init is `pid`; `exposed` are the image's ports for `-P`.
+/// Attaches the container whose init is `pid`: `-p`'s ports published, and with `-P` every
+/// exposed one (`image`: the image's, for a record made before create kept them).
 pub fn attach(
     engine: &Engine,
     record: &Record,
     pid: i32,
-    exposed: &[(u16, String)],
+    image: &[ExposedPort],
 ) -> Result<Option<Attachment>> {
     if !wanted(record) {
         return Ok(None);
     }
     let req = &record.request;
-    let mut ports: Vec<PortMapping> = req
+    let all = crate::ports::publish_all(req, image);
+    let ports: Vec<PortMapping> = req
         .ports
         .iter()
+        .chain(&all)
         .map(|p| PortMapping {
             host_ip: p.host_ip.clone(),
             host_port: p.host_port,
+            host_port_end: p.host_port_end,
             container_port: p.container_port,
             protocol: p.protocol.clone(),
         })
         .collect();
-    if req.publish_all {
-        for (port, proto) in exposed {
-            if !ports
-                .iter()
-                .any(|p| p.container_port == *port && &p.protocol == proto)
-            {
-                ports.push(PortMapping {
-                    host_ip: String::new(),
-                    host_port: 0,
-                    container_port: *port,
-                    protocol: proto.clone(),
-                });
-            }
-        }
-    }
     let ip = match &req.ip {
         Some(s) => Some(
             s.parse::<Ipv4Addr>()
@@ -277,22 +266,6 @@ fn mode_name(record: &Record) -> String {
         NsMode::Host => "host".into(),
         NsMode::Container(c) => format!("container:{}", crate::error::short(c)),
     }
-}
-
-/// The image's EXPOSED ports (`"80/tcp": {}`), for `-P`.
-pub fn exposed_ports(config: &oci_spec::image::ImageConfiguration) -> Vec<(u16, String)> {
-    let ports = config
-        .config()
-        .as_ref()
-        .and_then(|c| c.exposed_ports().as_ref());
-    ports
-        .into_iter()
-        .flatten()
-        .filter_map(|k| {
-            let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
-            Some((port.parse().ok()?, proto.to_string()))
-        })
-        .collect()
 }
 
 /// `network create`: what Docker's API and command line ask for.

@@ -77,15 +77,38 @@ pub enum SeccompChoice {
     Profile(String),
 }
 
-/// `-p [ip:][hostPort:]containerPort[/proto]` (used once networking lands).
+/// One container port of `-p [ip:][hostPort:]containerPort[/proto]` (a range is one of these
+/// per port; see `ports::publish`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortRequest {
     pub host_ip: String,
     /// 0: a free port chosen at start.
     pub host_port: u16,
+    /// Above `host_port`: the last of the host ports to choose a free one from at start
+    /// (`-p 8000-8010:80`); 0 for one port.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub host_port_end: u16,
     pub container_port: u16,
     /// "tcp" or "udp".
     pub protocol: String,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+/// A port the container exposes: Docker's `80/tcp` (a key of `Config.ExposedPorts`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ExposedPort {
+    pub port: u16,
+    /// "tcp", "udp" or "sctp".
+    pub protocol: String,
+}
+
+impl std::fmt::Display for ExposedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.port, self.protocol)
+    }
 }
 
 /// Everything `run`/`create` take. Defaults are Docker's.
@@ -131,6 +154,9 @@ pub struct RunRequest {
     pub ip: Option<String>,
     pub mac_address: Option<String>,
     pub ports: Vec<PortRequest>,
+    /// `--expose` (the API's `Config.ExposedPorts`); at create the image's EXPOSE and the
+    /// ports of `-p` join them, so the record holds every port the container exposes.
+    pub exposed_ports: Vec<ExposedPort>,
     pub publish_all: bool,
     /// `--timens private` (berth's own): a new time namespace...
     pub timens: NsMode,
@@ -314,13 +340,20 @@ impl PortRequest {
     /// Docker's "invalid IP address" for a host address that is none; berth-net publishes on
     /// IPv4 addresses only.
     fn check(&self) -> Result<()> {
+        if self.host_port_end != 0 && self.host_port_end <= self.host_port {
+            return Err(Error::Invalid(format!(
+                "host ports {}-{}: invalid range specified for port",
+                self.host_port, self.host_port_end
+            )));
+        }
         let ip = &self.host_ip;
         if ip.is_empty() {
             return Ok(());
         }
-        let host_port = match self.host_port {
-            0 => String::new(),
-            p => p.to_string(),
+        let host_port = match (self.host_port, self.host_port_end) {
+            (0, _) => String::new(),
+            (p, 0) => p.to_string(),
+            (p, end) => format!("{p}-{end}"),
         };
         let flag = format!("-p {ip}:{host_port}:{}", self.container_port);
         match ip.parse::<IpAddr>() {
@@ -343,6 +376,7 @@ mod tests {
         PortRequest {
             host_ip: host_ip.into(),
             host_port: 8080,
+            host_port_end: 0,
             container_port: 80,
             protocol: "tcp".into(),
         }

@@ -64,16 +64,23 @@ pub struct Network {
     pub default: bool,
 }
 
-/// A published port, as asked (`host_port` 0: pick a free one) and as published.
+/// A published port, as asked (`host_port` 0: pick a free one; `host_port_end` above it: a
+/// free one of `host_port..=host_port_end`) and as published (one port, `host_port_end` 0).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
     /// Empty or `0.0.0.0`: every address of the host.
     #[serde(default)]
     pub host_ip: String,
     pub host_port: u16,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub host_port_end: u16,
     pub container_port: u16,
     /// `tcp` or `udp`.
     pub protocol: String,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Default)]

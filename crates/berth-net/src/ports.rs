@@ -106,10 +106,19 @@ impl NetStore {
         let mut claims = self.claims()?;
         let mut published = Vec::new();
         for want in wanted {
-            let mut p = want.clone();
+            let mut p = PortMapping {
+                host_port_end: 0,
+                ..want.clone()
+            };
             let hip = host_ip(&p)?;
-            if p.host_port == 0 {
-                p.host_port = EPHEMERAL
+            let choices = match (want.host_port, want.host_port_end) {
+                (0, _) => Some(EPHEMERAL),
+                (first, last) if last > first => Some(first..=last),
+                _ => None,
+            };
+            if let Some(choices) = choices {
+                let range = format!("{}-{}", choices.start(), choices.end());
+                p.host_port = choices
                     .clone()
                     .find(|port| {
                         let cand = PortMapping {
@@ -121,7 +130,8 @@ impl NetStore {
                             && bindable(&p.protocol, hip, *port)
                     })
                     .ok_or_else(|| {
-                        NetError::invalid("host port", "0", "no free port left in 32768-60999")
+                        let why = format!("no free port left in {range}");
+                        NetError::invalid("host port", &range, &why)
                     })?;
             } else if claims.iter().any(|c| clashes(&c.port, &p))
                 || published_clash(&published, &p)
@@ -247,6 +257,7 @@ mod tests {
         PortMapping {
             host_ip: ip.into(),
             host_port: port,
+            host_port_end: 0,
             container_port: 80,
             protocol: proto.into(),
         }

@@ -7,6 +7,8 @@
 //! tests on the default `bridge` tolerate others using it at the same time: leaks are counted
 //! on this test's containers (their veths, DNAT elements, leases and port claims) only.
 
+#[path = "network/ports.rs"]
+mod ports;
 #[path = "network/teardown.rs"]
 mod teardown;
 #[path = "network/traffic.rs"]

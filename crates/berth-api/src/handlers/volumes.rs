@@ -64,15 +64,18 @@ async fn create(state: &Arc<State>, call: &mut Call) -> Reply {
             body.driver.unwrap_or_default()
         )));
     }
-    if body.driver_opts.as_ref().is_some_and(|o| !o.is_empty()) {
-        return Err(ApiError::bad_request(
-            "DriverOpts are not supported by berth's local driver (it mounts nothing): leave them out",
-        ));
-    }
     let name = body.name.filter(|n| !n.is_empty());
     let labels = body.labels.unwrap_or_default();
+    let options = body.driver_opts.unwrap_or_default();
     let volume = state
-        .blocking(move |s| Ok(volumes::create(&s.engine, name.as_deref(), labels)?))
+        .blocking(move |s| {
+            Ok(volumes::create(
+                &s.engine,
+                name.as_deref(),
+                labels,
+                options,
+            )?)
+        })
         .await?;
     respond::json(201, &volume)
 }

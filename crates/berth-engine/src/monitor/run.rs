@@ -322,14 +322,14 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     let (created, stdio) = match created {
         Ok(c) => c,
         Err(e) => {
-            let _ = crate::bundle::teardown(&dir);
+            crate::bundle::undo(engine, record);
             return Err(e);
         }
     };
     let pid = created.pid;
     let abort = |e: Error| {
         let _ = berth_runtime::container::delete(&engine.runtime, id, true);
-        let _ = crate::bundle::teardown(&dir);
+        crate::bundle::undo(engine, record);
         e
     };
     if let (Some(tty), Some((rows, cols))) = (&stdio.tty, size) {

@@ -426,6 +426,9 @@ impl Run<'_> {
         if let Err(e) = crate::bundle::teardown(&dir) {
             errors.push(e.to_string());
         }
+        let volumes =
+            crate::volumes::local::release_all(self.engine, &self.id, record.as_ref().ok());
+        errors.extend(volumes);
         // The exec'd processes went with the container's cgroup: their exits recorded too.
         let reaped = reap_children(None);
         self.reaped(reaped);

@@ -283,6 +283,7 @@ pub fn tcp(host_port: u16, container_port: u16) -> PortMapping {
     PortMapping {
         host_ip: String::new(),
         host_port,
+        host_port_end: 0,
         container_port,
         protocol: "tcp".into(),
     }

@@ -97,7 +97,7 @@ fn template_source(args: &ImagesArgs) -> String {
 }
 
 /// `name:tag` (or `name@digest`) split as Docker's listing shows it.
-fn split_name(name: &str, separator: char) -> (String, String) {
+pub(crate) fn split_name(name: &str, separator: char) -> (String, String) {
     let after_slash = name.rfind('/').map_or(0, |i| i + 1);
     match name[after_slash..].rfind(separator) {
         Some(i) => (

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use berth_engine::request::{DeviceRequest, MountRequest, PortRequest, Ulimit};
+use berth_engine::request::{DeviceRequest, MountRequest, Ulimit};
 
 pub(super) fn env(flags: &[String], files: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
@@ -181,34 +181,17 @@ pub(super) fn ulimit(u: &str) -> Result<Ulimit> {
     })
 }
 
-pub(super) fn port(p: &str) -> Result<PortRequest> {
-    let bad = || anyhow!("-p {p:?}: use [ip:][hostPort:]containerPort[/tcp|udp]");
-    let (spec, proto) = match p.rsplit_once('/') {
-        Some((s, proto @ ("tcp" | "udp"))) => (s, proto),
-        Some(_) => return Err(bad()),
-        None => (p, "tcp"),
-    };
-    let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
-    let num = |s: &str| -> Result<u16> { s.parse().map_err(|_| bad()) };
-    let (ip, host, cont) = match parts.as_slice() {
-        [c] => ("", 0, num(c)?),
-        [c, h] => ("", if h.is_empty() { 0 } else { num(h)? }, num(c)?),
-        // An IPv6 address is bracketed; anything else with a colon is a spec with too many parts.
-        [_, _, ip] if ip.contains(':') && !ip.starts_with('[') => {
-            bail!("-p {p:?}: malformed port spec: too many ':'; use [ip:][hostPort:]containerPort[/tcp|udp]")
-        }
-        [c, h, ip] => (*ip, if h.is_empty() { 0 } else { num(h)? }, num(c)?),
-        _ => return Err(bad()),
-    };
-    if cont == 0 {
-        return Err(bad());
+/// Each value of a flag that stands for several (`-p 9000-9001`, `--expose 7000-7002`), parsed
+/// and laid end to end.
+pub(super) fn flat<T>(
+    values: &[String],
+    parse: impl Fn(&str) -> berth_engine::Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for v in values {
+        out.extend(parse(v)?);
     }
-    Ok(PortRequest {
-        host_ip: ip.trim_matches(['[', ']']).to_string(),
-        host_port: host,
-        container_port: cont,
-        protocol: proto.into(),
-    })
+    Ok(out)
 }
 
 pub(super) fn mount(spec: &str) -> Result<MountRequest> {
@@ -243,23 +226,6 @@ pub(super) fn mount(spec: &str) -> Result<MountRequest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ports() {
-        let p = port("127.0.0.1:8080:80/udp").unwrap();
-        assert_eq!(
-            (
-                p.host_ip.as_str(),
-                p.host_port,
-                p.container_port,
-                p.protocol.as_str()
-            ),
-            ("127.0.0.1", 8080, 80, "udp")
-        );
-        assert_eq!(port("80").unwrap().host_port, 0);
-        assert_eq!(port("8080:80").unwrap().host_port, 8080);
-        assert!(port("x:80").is_err() && port("80/sctp").is_err() && port("0").is_err());
-    }
 
     #[test]
     fn sizes_and_ulimits() {

@@ -7,7 +7,7 @@ use berth_engine::request::{NsMode, RunRequest, SeccompChoice};
 use clap::Args;
 
 use super::flag_values::{
-    bytes, cpus, device, env, key_values, mount, port, swap_bytes, time_offsets, ulimit,
+    bytes, cpus, device, env, flat, key_values, mount, swap_bytes, time_offsets, ulimit,
 };
 
 #[derive(Args, Debug, Clone, Default)]
@@ -111,6 +111,9 @@ pub struct RunFlags {
     /// Publish all exposed ports to random ports
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    pub expose: Vec<String>,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
@@ -308,11 +311,8 @@ impl RunFlags {
             ip: self.ip.clone(),
             mac_address: self.mac_address.clone(),
             publish_all: self.publish_all,
-            ports: self
-                .publish
-                .iter()
-                .map(|p| port(p))
-                .collect::<Result<_>>()?,
+            ports: flat(&self.publish, berth_engine::ports::publish)?,
+            exposed_ports: flat(&self.expose, berth_engine::ports::expose)?,
             ..RunRequest::default()
         };
         self.security(&mut r)?;

@@ -92,13 +92,17 @@ pub fn run(ctx: &Context, args: PsArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn item(engine: &Engine, r: &Record, no_trunc: bool, size: bool) -> Value {
-    let command = ps::command(engine, r);
-    let command = if no_trunc || command.chars().count() <= 20 {
+/// The COMMAND column: quoted, cut to 20 characters with an ellipsis unless `no_trunc`.
+pub fn command_text(command: &str, no_trunc: bool) -> String {
+    if no_trunc || command.chars().count() <= 20 {
         format!("\"{command}\"")
     } else {
         format!("\"{}…\"", command.chars().take(19).collect::<String>())
-    };
+    }
+}
+
+fn item(engine: &Engine, r: &Record, no_trunc: bool, size: bool) -> Value {
+    let command = command_text(&ps::command(engine, r), no_trunc);
     let created = humantime::parse_rfc3339_weak(&r.created).ok();
     let ports = crate::container::port::ports_text(r);
     let labels: Vec<String> = r

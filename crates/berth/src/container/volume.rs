@@ -35,6 +35,9 @@ pub struct CreateArgs {
     /// Set metadata for a volume (key=value)
     #[arg(long)]
     pub label: Vec<String>,
+    /// Set driver specific options (type, device, o)
+    #[arg(short, long = "opt")]
+    pub opt: Vec<String>,
     pub name: Option<String>,
 }
 
@@ -46,6 +49,9 @@ pub struct LsArgs {
     /// Format output using a Go template, or "json"
     #[arg(long)]
     pub format: Option<String>,
+    /// Provide filter values (e.g. "dangling=true")
+    #[arg(short, long)]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -87,7 +93,7 @@ pub fn run(ctx: &Context, cmd: VolumeCommand) -> Result<i32> {
                 );
             }
             let labels = labels(&a.label)?;
-            let v = volumes::create(&engine, a.name.as_deref(), labels)?;
+            let v = volumes::create(&engine, a.name.as_deref(), labels, options(&a.opt)?)?;
             outln!("{}", v.name);
             Ok(0)
         }
@@ -142,6 +148,17 @@ fn labels(args: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
+/// `-o key=value`, as the docker CLI's map options read them (a bare key is an empty value).
+fn options(args: &[String]) -> Result<BTreeMap<String, String>> {
+    Ok(args
+        .iter()
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (o.clone(), String::new()),
+        })
+        .collect())
+}
+
 const TITLES: &[(&str, &str)] = &[
     ("Driver", "DRIVER"),
     ("Name", "VOLUME NAME"),
@@ -152,7 +169,8 @@ const TITLES: &[(&str, &str)] = &[
 ];
 
 fn ls(engine: &berth_engine::Engine, a: LsArgs) -> Result<i32> {
-    let all = volumes::list(engine)?;
+    let filters = Filters::parse(&a.filter, volumes::LIST_FILTERS)?;
+    let all = volumes::list_filtered(engine, &filters)?;
     if a.quiet {
         for v in &all {
             outln!("{}", v.name);

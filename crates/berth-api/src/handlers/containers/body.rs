@@ -27,6 +27,7 @@ pub(super) struct Body {
     pub(super) healthcheck: Option<Value>,
     pub(super) image: Option<String>,
     pub(super) volumes: Option<BTreeMap<String, Value>>,
+    pub(super) exposed_ports: Option<BTreeMap<String, Value>>,
     pub(super) working_dir: Option<String>,
     #[serde(deserialize_with = "str_slice")]
     pub(super) entrypoint: Option<Vec<String>>,

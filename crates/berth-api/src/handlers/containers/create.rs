@@ -100,6 +100,11 @@ fn request(body: Body, version: ApiVersion) -> Result<(RunRequest, Vec<String>),
             req.mounts.push(options::volume(&target)?);
         }
     }
+    for key in body.exposed_ports.unwrap_or_default().into_keys() {
+        let port = berth_engine::ports::key(&key)
+            .map_err(|e| ApiError::bad_request(format!("ExposedPorts {key:?}: {e}")))?;
+        req.exposed_ports.push(port);
+    }
     endpoints(&mut req, &mode, body.networking_config.unwrap_or_default())?;
     Ok((req, warnings))
 }
@@ -253,29 +258,23 @@ pub(super) fn restart_policy(
     Ok(options::restart(&spec)?)
 }
 
-/// A `PortBindings` entry: `"80/tcp": [{"HostIp": "", "HostPort": "8080"}]`.
+/// A `PortBindings` entry: `"80/tcp": [{"HostIp": "", "HostPort": "8080"}]`; a HostPort
+/// range (`8000-8010`) is where a free port is chosen at start.
 fn port(key: &str, b: &PortBinding) -> Result<PortRequest, ApiError> {
-    let bad = |why: &str| ApiError::bad_request(format!("PortBindings {key:?}: {why}"));
-    let (port, protocol) = key.split_once('/').unwrap_or((key, "tcp"));
-    if !["tcp", "udp"].contains(&protocol) {
-        return Err(bad("berth publishes tcp and udp ports"));
+    let bad = |why: String| ApiError::bad_request(format!("PortBindings {key:?}: {why}"));
+    let port = berth_engine::ports::key(key).map_err(|e| bad(e.to_string()))?;
+    if port.protocol == "sctp" {
+        return Err(bad("berth publishes tcp and udp ports".into()));
     }
-    let container_port = port
-        .parse::<u16>()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| bad("the container port must be a number from 1 to 65535"))?;
-    let host_port = match b.host_port.as_deref().unwrap_or("") {
-        "" => 0,
-        p => p.parse::<u16>().map_err(|_| {
-            bad("HostPort must be one port number (berth publishes no ranges), or empty for any")
-        })?,
-    };
+    let host_port = b.host_port.as_deref().unwrap_or("");
+    let (host_port, host_port_end) =
+        berth_engine::ports::host_port(host_port).map_err(|e| bad(e.to_string()))?;
     Ok(PortRequest {
         host_ip: b.host_ip.clone().unwrap_or_default(),
         host_port,
-        container_port,
-        protocol: protocol.to_string(),
+        host_port_end,
+        container_port: port.port,
+        protocol: port.protocol,
     })
 }
 

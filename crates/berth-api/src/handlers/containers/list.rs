@@ -56,20 +56,7 @@ fn summary(engine: &Engine, r: &Record, size: bool) -> Value {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
-    let ports: Vec<Value> = r
-        .network
-        .iter()
-        .flat_map(|n| &n.ports)
-        .map(|p| {
-            let ip = if p.host_ip.is_empty() {
-                "0.0.0.0"
-            } else {
-                &p.host_ip
-            };
-            json!({"IP": ip, "PrivatePort": p.container_port, "PublicPort": p.host_port,
-                   "Type": p.protocol})
-        })
-        .collect();
+    let ports = berth_engine::ports::summaries(r);
     let mut v = json!({
         "Id": r.id,
         "Names": [format!("/{}", r.name)],

@@ -1,7 +1,10 @@
 //! Volumes: directories under `<root>/volumes/<name>/_data`, as Docker's local driver keeps
 //! them, with Docker's name rules; `meta.json` beside `_data` keeps what `volume inspect`
-//! shows (creation time, labels) and whether the volume is anonymous (made for one container,
-//! pruned by default).
+//! shows (creation time, labels, the driver's options) and whether the volume is anonymous
+//! (made for one container, pruned by default). A volume with options has them mounted on
+//! `_data` while containers use it (`local`).
+
+pub mod local;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -30,6 +33,8 @@ pub struct Meta {
     pub created: String,
     pub labels: BTreeMap<String, String>,
     pub anonymous: bool,
+    /// The local driver's options (`-o type=tmpfs`...).
+    pub options: BTreeMap<String, String>,
 }
 
 /// A volume as `docker volume inspect` prints it.
@@ -62,7 +67,7 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
 /// VOLUME). A 64-hex name is one the engine made up: an anonymous volume.
 pub fn ensure(engine: &Engine, name: &str) -> Result<PathBuf> {
     let anonymous = name.len() == 64 && records::is_hex(name);
-    make(engine, name, BTreeMap::new(), anonymous)?;
+    make(engine, name, BTreeMap::new(), BTreeMap::new(), anonymous)?;
     Ok(data_dir(engine, name))
 }
 
@@ -101,16 +106,20 @@ pub fn data_dir(engine: &Engine, name: &str) -> PathBuf {
 
 /// `volume create [NAME]`: a new volume, or the existing one of that name (as Docker does).
 /// Without a name it gets a random 64-hex one, but is not anonymous: it was asked for.
+/// `options` are the local driver's (`local::check`).
 pub fn create(
     engine: &Engine,
     name: Option<&str>,
     labels: BTreeMap<String, String>,
+    options: BTreeMap<String, String>,
 ) -> Result<Volume> {
     let name = match name {
         Some(n) => n.to_string(),
         None => crate::names::new_id()?.0,
     };
-    make(engine, &name, labels, false)?;
+    check_name(&name)?;
+    local::check(&name, &options)?;
+    make(engine, &name, labels, options, false)?;
     inspect(engine, &name)
 }
 
@@ -118,6 +127,7 @@ fn make(
     engine: &Engine,
     name: &str,
     labels: BTreeMap<String, String>,
+    options: BTreeMap<String, String>,
     anonymous: bool,
 ) -> Result<()> {
     check_name(name)?;
@@ -132,6 +142,7 @@ fn make(
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         labels,
         anonymous,
+        options,
     };
     let text = serde_json::to_vec_pretty(&meta)
         .map_err(|e| Error::Invalid(format!("serialise volume metadata: {e}")))?;
@@ -164,6 +175,7 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<Volume> {
                 .unwrap_or_default(),
             labels: BTreeMap::new(),
             anonymous: name.len() == 64 && records::is_hex(name),
+            options: BTreeMap::new(),
         });
     Ok(Volume {
         created_at: meta.created,
@@ -171,7 +183,7 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<Volume> {
         labels: meta.labels,
         mountpoint: dir.join("_data"),
         name: name.to_string(),
-        options: BTreeMap::new(),
+        options: meta.options,
         scope: "local",
         anonymous: meta.anonymous,
     })
@@ -289,14 +301,17 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
             }
         )));
     }
-    let dir = volume
-        .mountpoint
-        .parent()
-        .unwrap_or(&volume.mountpoint)
-        .to_path_buf();
-    fs::remove_dir_all(&dir).map_err(Error::io("remove volume", &dir))?;
+    remove_files(engine, &volume.name)?;
     destroyed(engine, name);
     Ok(())
+}
+
+/// The volume's directory removed, after its `_data` is unmounted: the files of a bind
+/// volume's host directory are never the volume's to remove.
+pub(crate) fn remove_files(engine: &Engine, name: &str) -> Result<()> {
+    let dir = engine.volumes_dir().join(name);
+    local::unmount(&dir.join("_data"))?;
+    fs::remove_dir_all(&dir).map_err(Error::io("remove volume", &dir))
 }
 
 /// `volume prune`: unused volumes, only anonymous ones unless `all`, with the labels
@@ -315,14 +330,13 @@ pub fn prune(engine: &Engine, all: bool, filters: &Filters) -> Result<(Vec<Strin
             continue;
         }
         let size = disk_usage(&v.mountpoint);
-        let dir = engine.volumes_dir().join(&v.name);
-        match fs::remove_dir_all(&dir) {
+        match remove_files(engine, &v.name) {
             Ok(()) => {
                 destroyed(engine, &v.name);
                 freed += size;
                 removed.push(v.name);
             }
-            Err(e) => errors.push(format!("remove {}: {e}", dir.display())),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     if errors.is_empty() {
@@ -368,7 +382,7 @@ mod tests {
         let (_dir, engine) = engine();
         let mut labels = BTreeMap::new();
         labels.insert("team".to_string(), "ops".to_string());
-        let v = create(&engine, Some("data"), labels).unwrap();
+        let v = create(&engine, Some("data"), labels, BTreeMap::new()).unwrap();
         assert_eq!(v.name, "data");
         assert_eq!(v.labels["team"], "ops");
         assert!(v.mountpoint.ends_with("volumes/data/_data") && v.mountpoint.is_dir());
@@ -377,9 +391,9 @@ mod tests {
         assert_eq!(json["Scope"], "local");
         assert!(json["CreatedAt"].as_str().unwrap().ends_with('Z'));
         // Creating it again keeps it (and its labels).
-        let again = create(&engine, Some("data"), BTreeMap::new()).unwrap();
+        let again = create(&engine, Some("data"), BTreeMap::new(), BTreeMap::new()).unwrap();
         assert_eq!(again.labels["team"], "ops");
-        let unnamed = create(&engine, None, BTreeMap::new()).unwrap();
+        let unnamed = create(&engine, None, BTreeMap::new(), BTreeMap::new()).unwrap();
         assert_eq!(unnamed.name.len(), 64);
         assert!(
             !unnamed.anonymous,
@@ -389,13 +403,13 @@ mod tests {
         remove(&engine, "data", false).unwrap();
         assert!(inspect(&engine, "data").is_err());
         assert!(remove(&engine, "data", false).is_err());
-        assert!(create(&engine, Some("-bad"), BTreeMap::new()).is_err());
+        assert!(create(&engine, Some("-bad"), BTreeMap::new(), BTreeMap::new()).is_err());
     }
 
     #[test]
     fn prune_takes_anonymous_volumes_unless_all() {
         let (_dir, engine) = engine();
-        create(&engine, Some("named"), BTreeMap::new()).unwrap();
+        create(&engine, Some("named"), BTreeMap::new(), BTreeMap::new()).unwrap();
         let anon = "ab".repeat(32);
         let data = ensure(&engine, &anon).unwrap();
         fs::write(data.join("f"), b"12345").unwrap();
@@ -420,7 +434,7 @@ mod tests {
             ensure(&engine, name).unwrap();
         }
         // Not its own: a volume asked for by name, and another container's.
-        create(&engine, Some("named"), BTreeMap::new()).unwrap();
+        create(&engine, Some("named"), BTreeMap::new(), BTreeMap::new()).unwrap();
         let (_, other) = crate::names::new_id().unwrap();
         ensure(&engine, &anonymous_name(&other, 0)).unwrap();
         assert_eq!(anonymous_of(&engine, &id), made);
