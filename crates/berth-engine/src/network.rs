@@ -399,9 +399,11 @@ pub fn inspect_json(net: &Network, leases: &berth_net::store_types::Leases) -> V
             (l.container_id.clone(), v)
         })
         .collect();
+    // A user network's options are those given at its create (berth takes none): compose
+    // recreates a network whose options differ from its file's.
     let mut options = serde_json::Map::new();
-    options.insert("com.docker.network.bridge.name".into(), json!(net.bridge));
     if net.default {
+        options.insert("com.docker.network.bridge.name".into(), json!(net.bridge));
         options.insert(
             "com.docker.network.bridge.default_bridge".into(),
             json!("true"),
@@ -515,9 +517,6 @@ mod tests {
         assert_eq!(v["Internal"], true);
         assert_eq!(v["Containers"]["c1"]["IPv4Address"], "10.5.0.2/24");
         assert_eq!(v["Labels"]["k"], "v");
-        assert_eq!(
-            v["Options"]["com.docker.network.bridge.name"],
-            "berth-ababababa"
-        );
+        assert_eq!(v["Options"], json!({}));
     }
 }
