@@ -138,6 +138,17 @@ impl Service {
         run_with_timeout(command, COMMAND_TIMEOUT)
     }
 
+    /// `docker-compose -p <project> <args>` in `dir` (where its docker-compose.yml is), within
+    /// twice the default timeout: `up` and `down` start and stop a project's containers.
+    pub fn compose(&self, dir: &Path, project: &str, args: &[&str]) -> Ran {
+        let mut command = self.client("docker-compose");
+        command
+            .current_dir(dir)
+            .args(["--ansi", "never", "-p", project])
+            .args(args);
+        run_with_timeout(command, 2 * COMMAND_TIMEOUT)
+    }
+
     /// The service's directory, for compose files and the like.
     pub fn dir(&self) -> &Path {
         self.dir.path()

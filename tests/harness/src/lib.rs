@@ -20,6 +20,7 @@ use tempfile::TempDir;
 pub mod api;
 pub mod image;
 pub mod pty;
+pub mod registry;
 
 /// Prints `skipped: <why>` and returns from the calling test: tests never pass silently.
 /// Where every test must run (see [`skips_fail`]) it fails the test instead.
@@ -77,6 +78,18 @@ pub const APPLETS: &[&str] = &[
 /// How long a command may take on an idle machine before the harness kills it and fails the
 /// test ([`run_with_timeout`] scales it, as every timeout it is given).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An HTTP GET of `path` from the host: the body, or None when nothing answers.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.").then(|| body.trim().to_string())
+}
 
 /// The workspace's root directory.
 pub fn workspace_root() -> PathBuf {
