@@ -11,7 +11,9 @@ use std::path::Path;
 use berth_harness::api::Service;
 use berth_harness::image::IMAGE;
 use berth_harness::registry::{free_port, Registry};
-use berth_harness::{eventually, have, http_get, need_root, skipping, Ran};
+use berth_harness::{
+    eventually, have, http_get, need_root, run_with_timeout, skipping, Ran, COMMAND_TIMEOUT,
+};
 use serde_json::Value;
 
 /// Two services on a user network: `web` serves a page written from its env file into a
@@ -66,7 +68,18 @@ impl Project<'_> {
     }
 
     fn ok(&self, args: &[&str]) -> Ran {
-        let ran = self.run(args);
+        self.succeeded(args, self.run(args))
+    }
+
+    /// `docker-compose <args>` speaking API `version` (COMPOSE_API_VERSION); must succeed.
+    fn ok_at(&self, version: &str, args: &[&str]) -> Ran {
+        let mut command = self.service.compose_command(&self.dir, &self.name);
+        command.env("COMPOSE_API_VERSION", version).args(args);
+        let ran = run_with_timeout(command, 2 * COMMAND_TIMEOUT);
+        self.succeeded(args, ran)
+    }
+
+    fn succeeded(&self, args: &[&str], ran: Ran) -> Ran {
         assert!(
             ran.success(),
             "docker-compose {args:?} failed ({}):\n{}\n{}\nservice log:\n{}",
@@ -78,22 +91,27 @@ impl Project<'_> {
         ran
     }
 
-    /// `web`'s page as `client` fetches it by the service's name (web may still be starting).
-    fn fetched_by_client(&self) -> String {
+    /// Waits until `client` fetches `page` from `web` by the service's name, and the host
+    /// through the published `port` (web may still be starting).
+    fn serves(&self, page: &str, port: u16) {
+        let get = [
+            "exec",
+            "-T",
+            "client",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://web/",
+        ];
         eventually("web to answer client by name", || {
-            let get = [
-                "exec",
-                "-T",
-                "client",
-                "wget",
-                "-q",
-                "-O",
-                "-",
-                "http://web/",
-            ];
             let ran = self.run(&get);
-            ran.success().then(|| ran.stdout.trim().to_string())
-        })
+            (ran.success() && ran.stdout.trim() == page).then_some(())
+        });
+        let published = || http_get(([127, 0, 0, 1], port).into(), "/");
+        eventually("the published port to answer", || {
+            (published().as_deref() == Some(page)).then_some(())
+        });
     }
 }
 
@@ -157,11 +175,7 @@ fn compose_up_ps_logs_exec_and_down_leave_nothing() {
 
     // The env file reached web's shell, the page is in the named volume, client reaches web
     // by name on the project's network, and the host through the published port.
-    assert_eq!(project.fetched_by_client(), "hello from compose");
-    let page = eventually("the published port to answer", || {
-        http_get(([127, 0, 0, 1], port).into(), "/")
-    });
-    assert_eq!(page, "hello from compose");
+    project.serves("hello from compose", port);
     let failed = project.run(&["exec", "-T", "client", "sh", "-c", "echo out; exit 3"]);
     assert_eq!(failed.code(), Some(3), "{}", failed.stderr);
     assert_eq!(failed.stdout.trim(), "out");
@@ -176,7 +190,22 @@ fn compose_up_ps_logs_exec_and_down_leave_nothing() {
     let web = format!("{p}_web_1");
     assert_eq!(service.berth.ok(&["inspect", "-f", states, &web]), "exited");
     project.ok(&["start"]);
-    assert_eq!(project.fetched_by_client(), "hello from compose");
+    project.serves("hello from compose", port);
+
+    // A changed env file: up recreates web alone. Compose reads the image's ContainerConfig
+    // to carry volumes over, which Docker's daemon, as berth, gives only before API 1.45
+    // (compose's KeyError 'ContainerConfig' otherwise): with either, COMPOSE_API_VERSION=1.44.
+    fs::write(dir.join("web.env"), "GREETING=again\n").expect("env file");
+    let recreated = project.ok_at("1.44", &["up", "-d"]).stderr;
+    assert!(
+        recreated.contains(&format!("Recreating {p}_web_1 ... done")),
+        "{recreated}"
+    );
+    assert!(
+        recreated.contains(&format!("{p}_client_1 is up-to-date")),
+        "{recreated}"
+    );
+    project.serves("hello from again", port);
 
     let links = network_links(&service, p);
     let net_id = service.docker_ok(&["network", "inspect", "-f", "{{.Id}}", &format!("{p}_back")]);
