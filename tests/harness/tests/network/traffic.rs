@@ -303,6 +303,12 @@ fn networks_connected_while_stopped_are_joined_at_every_start() {
         "not joined before its start"
     );
     assert!(nets.get("bt-keep-a").is_some(), "{nets}");
+    let on = |net: &str| {
+        let filter = format!("network={net}");
+        lab.berth
+            .ok(&["ps", "-a", "--format", "{{.Names}}", "--filter", &filter])
+    };
+    assert_eq!(on("bt-keep-b"), "c1", "ps sees the configured network");
 
     let on_both = |lab: &Lab| {
         let pid = pid_of(lab, "c1");
@@ -339,6 +345,7 @@ fn networks_connected_while_stopped_are_joined_at_every_start() {
     let v = lab.berth.inspect("c1");
     assert_eq!(v["HostConfig"]["NetworkMode"], "bt-keep-a");
     assert!(v["NetworkSettings"]["Networks"].get("bt-keep-a").is_none());
+    assert_eq!(on("bt-keep-a"), "");
     let gone = lab.berth.run(&["network", "disconnect", "bt-keep-a", "c1"]);
     assert!(!gone.success(), "disconnecting twice must fail");
     lab.berth.ok(&["start", "c1"]);
