@@ -163,7 +163,7 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "Gateway": text(network.and_then(|n| n.gateway).map(|g| g.to_string())),
             "MacAddress": text(network.and_then(|n| n.mac.clone())),
             "Ports": crate::ports::settings_json(record),
-            "Networks": network_entries(req, network, &record.networks),
+            "Networks": network_entries(record),
             "SandboxKey": if running && st.pid > 0 { format!("/proc/{}/ns/net", st.pid) } else { String::new() },
         },
     });
@@ -214,11 +214,11 @@ fn more_fields(v: &mut Value, record: &Record) {
     v["AppArmorProfile"] = "".into();
 }
 
-fn network_entries(
-    req: &crate::request::RunRequest,
-    network: Option<&Attachment>,
-    joined: &[Attachment],
-) -> Value {
+/// Docker's `NetworkSettings.Networks`: every network the container is configured to join
+/// (its mode's unless disconnected, those it was connected to), with the live attachment's
+/// address while it runs.
+fn network_entries(record: &Record) -> Value {
+    let req = &record.request;
     if req.netns != NsMode::Private || req.network.is_empty() {
         return json!({});
     }
@@ -234,11 +234,20 @@ fn network_entries(
         })
     };
     let mut m = serde_json::Map::new();
-    // Networks joined with `network connect`, by the name berth-net recorded.
-    for j in joined {
+    // Live attachments first, by the name berth-net recorded (a record older than the
+    // connected list has them only), then the configuration with its aliases.
+    for j in &record.networks {
         m.insert(j.network.clone(), entry(&[], Some(j)));
     }
-    m.insert(req.network.clone(), entry(&req.network_aliases, network));
+    let joined = |name: &str| record.networks.iter().find(|a| a.network == name);
+    for ep in &req.connected {
+        m.insert(ep.network.clone(), entry(&ep.aliases, joined(&ep.network)));
+    }
+    if !req.network_disconnected {
+        // Connected again while running, it is among the joined ones.
+        let live = record.network.as_ref().or_else(|| joined(&req.network));
+        m.insert(req.network.clone(), entry(&req.network_aliases, live));
+    }
     Value::Object(m)
 }
 

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind};
 use crate::filters::{name_matches, Filters};
 use crate::records::Record;
-use crate::request::{ExposedPort, NsMode};
+use crate::request::{Endpoint, ExposedPort, NsMode, RunRequest};
 
 pub fn store(engine: &Engine) -> Result<NetStore> {
     Ok(NetStore::open(&engine.root, &engine.exe)?)
@@ -27,15 +27,16 @@ pub fn wanted(record: &Record) -> bool {
     record.request.netns == NsMode::Private && !record.request.network.is_empty()
 }
 
-/// Attaches the container whose init is `pid`: `-p`'s ports published, and with `-P` every
-/// exposed one (`image`: the image's, for a record made before create kept them).
+/// Attaches the container whose init is `pid` to its mode's network (not once disconnected
+/// from it): `-p`'s ports published, and with `-P` every exposed one (`image`: the image's,
+/// for a record made before create kept them).
 pub fn attach(
     engine: &Engine,
     record: &Record,
     pid: i32,
     image: &[ExposedPort],
 ) -> Result<Option<Attachment>> {
-    if !wanted(record) {
+    if !wanted(record) || record.request.network_disconnected {
         return Ok(None);
     }
     let req = &record.request;
@@ -52,13 +53,7 @@ pub fn attach(
             protocol: p.protocol.clone(),
         })
         .collect();
-    let ip = match &req.ip {
-        Some(s) => Some(
-            s.parse::<Ipv4Addr>()
-                .map_err(|_| Error::Invalid(format!("--ip {s:?}: not an IPv4 address")))?,
-        ),
-        None => None,
-    };
+    let ip = parse_ip(req.ip.as_deref())?;
     let attach = AttachRequest {
         container_id: record.id.clone(),
         container_name: record.name.clone(),
@@ -146,21 +141,19 @@ pub fn delete_links(engine: &Engine, atts: &[Attachment]) -> Vec<String> {
         .collect()
 }
 
-/// `network connect`: the running container joins `network` on a new interface (`eth1`...).
+/// `network connect`: the container joins `network`, now on a new interface (`eth1`...; `eth0`
+/// if it has none) if it runs, and at every start from now on, as Docker keeps a container's
+/// networks. The live attachment, when there is one, is returned.
 pub fn connect(
     engine: &Engine,
     key: &str,
     network: &str,
     aliases: &[String],
     ip: Option<&str>,
-) -> Result<Attachment> {
+) -> Result<Option<Attachment>> {
     let id = engine.containers.find(key)?.id;
     let _lock = engine.containers.lock(&id)?;
     let mut record = engine.containers.load(&id)?;
-    let st = &record.state;
-    if !st.status.is_live() || !crate::records::alive(st.pid, st.pid_start) {
-        return Err(Error::state(&id, "is not running"));
-    }
     if !wanted(&record) || record.request.network == "none" {
         return Err(Error::Invalid(format!(
             "container {key} has no network of its own to connect (--network {})",
@@ -168,44 +161,144 @@ pub fn connect(
         )));
     }
     let store = store(engine)?;
-    let attached = attachments(&record);
-    if let Ok(net) = store.network(network) {
-        if attached.iter().any(|a| a.network_id == net.id) {
-            return Err(Error::Invalid(format!(
-                "container {key} is already connected to network {network}"
-            )));
+    let net = store.network(network)?;
+    let joined = joined_networks(&record.request);
+    let live = attachments(&record);
+    if joined.iter().any(|n| same_network(&store, n, &net))
+        || live.iter().any(|a| a.network_id == net.id)
+    {
+        return Err(Error::Invalid(format!(
+            "container {key} is already connected to network {network}"
+        )));
+    }
+    let st = &record.state;
+    let running = st.status.is_live() && crate::records::alive(st.pid, st.pid_start);
+    let att = if running {
+        let ifname = free_ifname(&live);
+        let join = join_request(&record, record.state.pid, &net.name, aliases, ip, ifname)?;
+        Some(store.attach(&join)?)
+    } else {
+        parse_ip(ip)?;
+        None
+    };
+    let req = &mut record.request;
+    if req.network_disconnected && same_network(&store, &req.network, &net) {
+        req.network_disconnected = false;
+        req.network_aliases = aliases.to_vec();
+        req.ip = ip.map(String::from);
+    } else {
+        req.connected.push(Endpoint {
+            network: net.name.clone(),
+            aliases: aliases.to_vec(),
+            ip: ip.map(String::from),
+        });
+    }
+    record.networks.extend(att.clone());
+    if let Err(e) = engine.containers.save(&record) {
+        if let Some(att) = &att {
+            let _ = store.detach(att);
+        }
+        return Err(e);
+    }
+    if let Some(att) = &att {
+        event(engine, "connect", att);
+    }
+    Ok(att)
+}
+
+/// Joins the container whose init is `pid` to the networks it was connected to (see
+/// [`connect`]), after `primary`, each on the next free `ethN` (the first on `eth0` when
+/// there is no primary); if one fails, those joined are left again.
+pub fn attach_connected(
+    engine: &Engine,
+    record: &Record,
+    pid: i32,
+    primary: Option<&Attachment>,
+) -> Result<Vec<Attachment>> {
+    if !wanted(record) || record.request.connected.is_empty() {
+        return Ok(Vec::new());
+    }
+    let store = store(engine)?;
+    let mut joined: Vec<Attachment> = Vec::new();
+    for ep in &record.request.connected {
+        let taken: Vec<Attachment> = primary.into_iter().chain(&joined).cloned().collect();
+        let ifname = free_ifname(&taken);
+        let attached = join_request(
+            record,
+            pid,
+            &ep.network,
+            &ep.aliases,
+            ep.ip.as_deref(),
+            ifname,
+        )
+        .and_then(|join| Ok(store.attach(&join)?));
+        match attached {
+            Ok(att) => joined.push(att),
+            Err(e) => {
+                for att in &joined {
+                    let _ = store.detach(att);
+                }
+                return Err(e);
+            }
         }
     }
-    let ifname = (1..)
-        .map(|n| format!("eth{n}"))
-        .find(|n| !attached.iter().any(|a| &a.ifname == n))
-        .unwrap_or_default();
-    let ip = match ip {
-        Some(s) => Some(
-            s.parse::<Ipv4Addr>()
-                .map_err(|_| Error::Invalid(format!("--ip {s:?}: not an IPv4 address")))?,
-        ),
-        None => None,
-    };
-    let att = store.attach(&AttachRequest {
-        container_id: id.clone(),
+    Ok(joined)
+}
+
+/// The networks the container is configured to join: its mode's (unless disconnected) and
+/// those it was connected to.
+fn joined_networks(req: &RunRequest) -> Vec<&str> {
+    let primary = (!req.network_disconnected).then_some(req.network.as_str());
+    primary
+        .into_iter()
+        .chain(req.connected.iter().map(|e| e.network.as_str()))
+        .collect()
+}
+
+/// Does `name` (as a request or an endpoint names it: a name or an id) name `net`?
+fn same_network(store: &NetStore, name: &str, net: &Network) -> bool {
+    name == net.name || name == net.id || store.network(name).is_ok_and(|n| n.id == net.id)
+}
+
+/// The first `ethN` none of `attached` has: None for `eth0` (berth-net's primary interface,
+/// the one with the default route, recorded as ""), `eth1`... for the others.
+fn free_ifname(attached: &[Attachment]) -> Option<String> {
+    let taken = |n: &str| attached.iter().any(|a| a.ifname == n);
+    if !taken("") && !taken("eth0") {
+        return None;
+    }
+    (1..).map(|n| format!("eth{n}")).find(|n| !taken(n))
+}
+
+fn parse_ip(ip: Option<&str>) -> Result<Option<Ipv4Addr>> {
+    ip.map(|s| {
+        s.parse::<Ipv4Addr>()
+            .map_err(|_| Error::Invalid(format!("--ip {s:?}: not an IPv4 address")))
+    })
+    .transpose()
+}
+
+/// What berth-net needs to join the container whose init is `pid` to `network` on `ifname`.
+fn join_request(
+    record: &Record,
+    pid: i32,
+    network: &str,
+    aliases: &[String],
+    ip: Option<&str>,
+    ifname: Option<String>,
+) -> Result<AttachRequest> {
+    Ok(AttachRequest {
+        container_id: record.id.clone(),
         container_name: record.name.clone(),
         hostname: record.hostname.clone(),
         network: network.to_string(),
-        netns: PathBuf::from(format!("/proc/{}/ns/net", record.state.pid)),
+        netns: PathBuf::from(format!("/proc/{pid}/ns/net")),
         aliases: aliases.to_vec(),
-        ip,
+        ip: parse_ip(ip)?,
         mac: None,
         ports: Vec::new(),
-        ifname: Some(ifname),
-    })?;
-    record.networks.push(att.clone());
-    if let Err(e) = engine.containers.save(&record) {
-        let _ = store.detach(&att);
-        return Err(e);
-    }
-    event(engine, "connect", &att);
-    Ok(att)
+        ifname,
+    })
 }
 
 /// After a rename: the container's leases, which the DNS answers from, take the new name.
@@ -213,29 +306,45 @@ pub fn rename(engine: &Engine, id: &str, name: &str) -> Result<()> {
     Ok(store(engine)?.rename_container(id, name)?)
 }
 
-/// `network disconnect`: the container leaves `network` (a joined one or its primary).
+/// `network disconnect`: the container leaves `network` (a joined one or its mode's), now if
+/// it runs and for its later starts.
 pub fn disconnect(engine: &Engine, key: &str, network: &str) -> Result<()> {
     let id = engine.containers.find(key)?.id;
     let _lock = engine.containers.lock(&id)?;
     let mut record = engine.containers.load(&id)?;
     let store = store(engine)?;
-    let net_id = store.network(network).map(|n| n.id).unwrap_or_default();
+    let net = store.network(network).ok();
+    let names =
+        |n: &str| n == network || net.as_ref().is_some_and(|net| same_network(&store, n, net));
     let matches =
-        |a: &Attachment| a.network == network || (!net_id.is_empty() && a.network_id == net_id);
-    let found = if record.network.as_ref().is_some_and(matches) {
+        |a: &Attachment| a.network == network || net.as_ref().is_some_and(|n| a.network_id == n.id);
+    let live = if record.network.as_ref().is_some_and(matches) {
         record.network.take()
     } else {
         let at = record.networks.iter().position(matches);
         at.map(|i| record.networks.remove(i))
     };
-    let Some(att) = found else {
+    let primary = wanted(&record) && !record.request.network_disconnected;
+    let req = &mut record.request;
+    let configured = if primary && names(&req.network) {
+        req.network_disconnected = true;
+        true
+    } else if let Some(i) = req.connected.iter().position(|e| names(&e.network)) {
+        req.connected.remove(i);
+        true
+    } else {
+        false
+    };
+    if live.is_none() && !configured {
         return Err(Error::Invalid(format!(
             "container {key} is not connected to network {network}"
         )));
-    };
+    }
     engine.containers.save(&record)?;
-    store.detach(&att)?;
-    event(engine, "disconnect", &att);
+    if let Some(att) = live {
+        store.detach(&att)?;
+        event(engine, "disconnect", &att);
+    }
     Ok(())
 }
 
@@ -372,9 +481,11 @@ pub fn inspect_json(net: &Network, leases: &berth_net::store_types::Leases) -> V
             (l.container_id.clone(), v)
         })
         .collect();
+    // A user network's options are those given at its create (berth takes none): compose
+    // recreates a network whose options differ from its file's.
     let mut options = serde_json::Map::new();
-    options.insert("com.docker.network.bridge.name".into(), json!(net.bridge));
     if net.default {
+        options.insert("com.docker.network.bridge.name".into(), json!(net.bridge));
         options.insert(
             "com.docker.network.bridge.default_bridge".into(),
             json!("true"),
@@ -488,9 +599,6 @@ mod tests {
         assert_eq!(v["Internal"], true);
         assert_eq!(v["Containers"]["c1"]["IPv4Address"], "10.5.0.2/24");
         assert_eq!(v["Labels"]["k"], "v");
-        assert_eq!(
-            v["Options"]["com.docker.network.bridge.name"],
-            "berth-ababababa"
-        );
+        assert_eq!(v["Options"], json!({}));
     }
 }

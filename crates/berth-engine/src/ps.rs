@@ -170,10 +170,13 @@ fn docker_match(value: &str, text: &str) -> bool {
     value == text || Regex::new(value).is_ok_and(|re| re.is_match(text))
 }
 
-/// Whether the container is on the network named, or whose id (or its prefix) is given.
+/// Whether the container is on the network named (configured to join it, running or not), or
+/// whose id (or its prefix) is given.
 fn on_network(r: &Record, value: &str) -> bool {
     let joined = r.network.iter().chain(&r.networks);
-    r.request.network == value
+    let req = &r.request;
+    (req.network == value && !req.network_disconnected)
+        || req.connected.iter().any(|e| e.network == value)
         || joined
             .into_iter()
             .any(|a| a.network == value || (!value.is_empty() && a.network_id.starts_with(value)))

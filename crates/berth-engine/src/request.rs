@@ -77,6 +77,16 @@ pub enum SeccompChoice {
     Profile(String),
 }
 
+/// A network joined with `network connect`, as Docker keeps its endpoint settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Endpoint {
+    /// The network's name.
+    pub network: String,
+    pub aliases: Vec<String>,
+    pub ip: Option<String>,
+}
+
 /// One container port of `-p [ip:][hostPort:]containerPort[/proto]` (a range is one of these
 /// per port; see `ports::publish`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +163,12 @@ pub struct RunRequest {
     pub network_aliases: Vec<String>,
     pub ip: Option<String>,
     pub mac_address: Option<String>,
+    /// `network` was left with `network disconnect`: the container keeps its network mode but
+    /// joins that network no more, until connected to it again (as Docker's does).
+    pub network_disconnected: bool,
+    /// Networks joined with `network connect`: kept across restarts and joined at every start
+    /// after `network`, as Docker keeps them.
+    pub connected: Vec<Endpoint>,
     pub ports: Vec<PortRequest>,
     /// `--expose` (the API's `Config.ExposedPorts`); at create the image's EXPOSE and the
     /// ports of `-p` join them, so the record holds every port the container exposes.

@@ -64,8 +64,9 @@ pub fn docker_inspect(store: &Store, image: &Image) -> Value {
     })
 }
 
-/// Docker always prints these keys, null when unset.
-fn docker_config(config: &Value) -> Value {
+/// An image config's `config` (or legacy `container_config`) as Docker prints it: these keys
+/// always, null when unset.
+pub fn docker_config(config: &Value) -> Value {
     let mut out = json!({
         "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
         "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "Env": null,

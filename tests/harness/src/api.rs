@@ -138,6 +138,24 @@ impl Service {
         run_with_timeout(command, COMMAND_TIMEOUT)
     }
 
+    /// `docker-compose -p <project>` in `dir` (where its docker-compose.yml is), for
+    /// [`Service::compose`] or a caller that sets more of its environment.
+    pub fn compose_command(&self, dir: &Path, project: &str) -> Command {
+        let mut command = self.client("docker-compose");
+        command
+            .current_dir(dir)
+            .args(["--ansi", "never", "-p", project]);
+        command
+    }
+
+    /// `docker-compose -p <project> <args>` in `dir`, within twice the default timeout: `up`
+    /// and `down` start and stop a project's containers.
+    pub fn compose(&self, dir: &Path, project: &str, args: &[&str]) -> Ran {
+        let mut command = self.compose_command(dir, project);
+        command.args(args);
+        run_with_timeout(command, 2 * COMMAND_TIMEOUT)
+    }
+
     /// The service's directory, for compose files and the like.
     pub fn dir(&self) -> &Path {
         self.dir.path()

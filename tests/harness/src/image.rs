@@ -3,8 +3,9 @@
 //!
 //! Every [`Berth`] has its own root with `busybox:latest` (a copy of one imported once per test
 //! process), so tests running at the same time never see each other's containers. Dropping it
-//! removes every container (`rm -f -v`) and then fails the test if a mount under the root, a
-//! cgroup of one of its containers or runtime state of the root is left.
+//! removes every container (`rm -f -v`) and every user network, and then fails the test if a
+//! mount under the root, a cgroup of one of its containers, runtime state of the root or a
+//! network that cannot be removed is left.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -275,6 +276,23 @@ impl Berth {
         left
     }
 
+    /// Removes the root's user networks, which a test that failed half-way may have left: their
+    /// bridges are the machine's and would outlive the root. What could not be removed.
+    fn remove_networks(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.root().join("network")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.path().join("network.json").exists())
+            .filter_map(|e| {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let ran = self.run(&["network", "rm", &id]);
+                (!ran.success()).then(|| format!("network rm {id}: {}", ran.stderr.trim()))
+            })
+            .collect()
+    }
+
     /// Container ids from the directory itself, so a broken `ps` cannot hide one.
     fn ids_on_disk(&self) -> Vec<String> {
         let dir = self.root().join("containers");
@@ -297,7 +315,8 @@ impl Default for Berth {
 
 impl Drop for Berth {
     fn drop(&mut self) {
-        let left = self.clean();
+        let mut left = self.clean();
+        left.extend(self.remove_networks());
         if left.is_empty() {
             return;
         }

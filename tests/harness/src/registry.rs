@@ -1,4 +1,5 @@
-//! Debian's docker-registry on loopback, for tests that pull and push (no network here).
+//! Debian's docker-registry on loopback, the registry every test pulls from and pushes to
+//! (there is no other network).
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -71,6 +72,7 @@ impl Drop for Registry {
     }
 }
 
+/// A loopback port free at the time of the call.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()

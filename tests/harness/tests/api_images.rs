@@ -684,8 +684,13 @@ fn networks_through_the_docker_cli() {
         service.docker_ok(&["network", "inspect", "--format", names, &b]),
         "c1"
     );
-    // The alias is in the network's lease, which its DNS answers from (container inspect
-    // does not list the aliases of a joined network).
+    // The alias is in the container's inspect and in the network's lease, which its DNS
+    // answers from.
+    let aliases = format!("{{{{json (index .NetworkSettings.Networks \"{b}\").Aliases}}}}");
+    assert_eq!(
+        service.docker_ok(&["inspect", "--format", &aliases, "c1"]),
+        r#"["side"]"#
+    );
     let b_id = service.docker_ok(&["network", "inspect", "--format", "{{.Id}}", &b]);
     let leases = service
         .berth

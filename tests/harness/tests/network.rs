@@ -14,12 +14,9 @@ mod teardown;
 #[path = "network/traffic.rs"]
 mod traffic;
 
-pub(crate) use berth_harness::{eventually, need_root};
+pub(crate) use berth_harness::{eventually, http_get, need_root};
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
-use std::time::Duration;
 
 use berth_harness::image::{Berth, IMAGE};
 use serde_json::Value;
@@ -100,17 +97,6 @@ impl Drop for Lab {
             panic!("left behind: {left:#?}");
         }
     }
-}
-
-/// An HTTP GET of `path` from the host: the body, or None when nothing answers.
-pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.").then(|| body.trim().to_string())
 }
 
 /// `inspect`'s State.Pid.

@@ -168,7 +168,8 @@ struct EndpointIpam {
     ipv4_address: Option<String>,
 }
 
-/// `POST /networks/{id}/connect`: the running container joins the network.
+/// `POST /networks/{id}/connect`: the container joins the network (now if it runs, and at
+/// its every start).
 async fn connect(state: &Arc<State>, call: &mut Call, id: String) -> Reply {
     let body: ConnectBody = call.json().await?;
     if body.container.is_empty() {

@@ -340,18 +340,29 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         .map_err(abort)?;
     let attachment =
         crate::network::attach(engine, record, pid, &prepared.exposed).map_err(abort)?;
-    let undo_net = |e: Error| {
-        if let Some(att) = &attachment {
-            if let Ok(store) = crate::network::store(engine) {
+    let leave = |atts: &[&berth_net::Attachment]| {
+        if let Ok(store) = crate::network::store(engine) {
+            for att in atts {
                 let _ = store.detach(att);
             }
         }
+    };
+    let joined = crate::network::attach_connected(engine, record, pid, attachment.as_ref())
+        .map_err(|e| {
+            leave(&attachment.iter().collect::<Vec<_>>());
+            abort(e)
+        })?;
+    let undo_net = |e: Error| {
+        leave(&attachment.iter().chain(&joined).collect::<Vec<_>>());
         abort(e)
     };
-    if let Some(att) = &attachment {
+    for att in attachment.iter().chain(&joined) {
         for w in &att.warnings {
             eprintln!("berth monitor {}: warning: {w}", crate::error::short(id));
         }
+    }
+    // /etc/hosts and resolv.conf from the first network joined.
+    if let Some(att) = attachment.as_ref().or(joined.first()) {
         crate::bundle::network_etc_files(&dir, record, att).map_err(undo_net)?;
     }
     let log = open_log(&dir, id, req).map_err(undo_net)?;
@@ -375,6 +386,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             r.state.manually_stopped = false;
             r.hostname = prepared.hostname.clone();
             r.network = attachment.clone();
+            r.networks = joined.clone();
         })
         .map_err(undo_net)?;
     berth_runtime::container::start(&engine.runtime, id)

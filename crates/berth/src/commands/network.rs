@@ -1,5 +1,5 @@
 //! `berth network`: create, ls, inspect (Docker's JSON), rm and prune of bridge networks;
-//! connect and disconnect of running containers.
+//! connect and disconnect of containers.
 
 use std::collections::BTreeMap;
 
@@ -57,7 +57,7 @@ pub enum NetworkCommand {
         #[arg(required = true)]
         networks: Vec<String>,
     },
-    /// Connect a running container to a network
+    /// Connect a container to a network
     Connect {
         /// Add network-scoped alias for the container
         #[arg(long = "alias")]
@@ -142,7 +142,7 @@ fn run_one(cmd: NetworkCommand, ctx: &super::Context) -> Result<()> {
             container,
         } => {
             let att = network::connect(&engine, &container, &network, &aliases, ip.as_deref())?;
-            for w in &att.warnings {
+            for w in att.iter().flat_map(|a| &a.warnings) {
                 eprintln!("berth: warning: {w}");
             }
             Ok(())

@@ -259,11 +259,14 @@ pub(super) fn go_format(value: &Value) -> String {
             format!("[{}]", items.join(" "))
         }
         Value::Object(m) => {
-            let mut items: Vec<String> = m
+            // Sorted by key, as Go's fmt sorts them: `a:1` before `a.b:2` (the entries as
+            // text would sort the other way).
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by_key(|(k, _)| *k);
+            let items: Vec<String> = entries
                 .iter()
                 .map(|(k, v)| format!("{k}:{}", go_format(v)))
                 .collect();
-            items.sort();
             format!("map[{}]", items.join(" "))
         }
     }

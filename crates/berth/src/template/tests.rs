@@ -52,6 +52,9 @@ fn maps_and_arrays_print_like_go() {
         render("{{.X}}", &json!({"X": [{"k": null}, [1, 2]]})),
         "[map[k:<nil>] [1 2]]"
     );
+    // By key, as Go sorts them: compose's labels `project` before `project.config_files`.
+    let labels = json!({"L": {"p.c": "f", "p": "x"}});
+    assert_eq!(render("{{.L}}", &labels), "map[p:x p.c:f]");
 }
 
 #[test]

@@ -67,10 +67,8 @@ fn a_hundred_containers_no_collision_no_leak() {
     crate::need_root!();
     let mut lab = Lab::new();
     let net = lab.network("bt-stress", "10.234.8.0/24");
-    let bridge = net["Options"]["com.docker.network.bridge.name"]
-        .as_str()
-        .expect("bridge name")
-        .to_string();
+    // berth-net's bridge of the network (Docker's inspect names no user network's bridge).
+    let bridge = format!("berth-{}", &net["Id"].as_str().expect("network id")[..9]);
     let links_before = ip_cmd(&["link", "show", "master", &bridge]).lines().count();
     assert_eq!(links_before, 0);
     let lab = Arc::new(lab);

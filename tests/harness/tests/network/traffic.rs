@@ -256,6 +256,112 @@ fn connect_and_disconnect_a_running_container() {
         .is_none());
 }
 
+/// The IPv4 addresses (`10.234.7.2/24`) of `dev` in the network namespace of `pid`.
+fn addrs_in(pid: i32, dev: &str) -> Vec<String> {
+    let pid = pid.to_string();
+    let out = Command::new("nsenter")
+        .args(["-t", &pid, "-n", "ip", "-4", "-o", "addr", "show", dev])
+        .output()
+        .expect("nsenter");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| w[0] == "inet")
+        .map(|w| w[1].to_string())
+        .collect()
+}
+
+/// Docker keeps a container's networks: one connected while it is created is joined at its
+/// start and after a restart; the network it was created on, disconnected while stopped, is
+/// left at the next start (its mode stays) until connected again.
+#[test]
+fn networks_connected_while_stopped_are_joined_at_every_start() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    lab.network("bt-keep-a", "10.234.7.0/24");
+    lab.network("bt-keep-b", "10.234.12.0/24");
+    lab.berth.ok(&[
+        "create",
+        "--name",
+        "c1",
+        "--network",
+        "bt-keep-a",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    lab.berth
+        .ok(&["network", "connect", "--alias", "late", "bt-keep-b", "c1"]);
+    let again = lab.berth.run(&["network", "connect", "bt-keep-b", "c1"]);
+    assert!(!again.success(), "connecting twice must fail");
+    let networks = |lab: &Lab| lab.berth.inspect("c1")["NetworkSettings"]["Networks"].clone();
+    let nets = networks(&lab);
+    assert_eq!(nets["bt-keep-b"]["Aliases"][0], "late", "{nets}");
+    assert_eq!(
+        nets["bt-keep-b"]["IPAddress"], "",
+        "not joined before its start"
+    );
+    assert!(nets.get("bt-keep-a").is_some(), "{nets}");
+    let on = |net: &str| {
+        let filter = format!("network={net}");
+        lab.berth
+            .ok(&["ps", "-a", "--format", "{{.Names}}", "--filter", &filter])
+    };
+    assert_eq!(on("bt-keep-b"), "c1", "ps sees the configured network");
+
+    let on_both = |lab: &Lab| {
+        let pid = pid_of(lab, "c1");
+        let (eth0, eth1) = (addrs_in(pid, "eth0"), addrs_in(pid, "eth1"));
+        assert!(eth0.iter().any(|a| a.starts_with("10.234.7.")), "{eth0:?}");
+        assert!(eth1.iter().any(|a| a.starts_with("10.234.12.")), "{eth1:?}");
+        let ping = [
+            "run",
+            "--rm",
+            "--network",
+            "bt-keep-b",
+            IMAGE,
+            "ping",
+            "-c1",
+            "-W5",
+            "late",
+        ];
+        let ran = lab.berth.run(&ping);
+        assert!(ran.success(), "ping late: {}{}", ran.stdout, ran.stderr);
+    };
+    lab.berth.ok(&["start", "c1"]);
+    on_both(&lab);
+    let nets = networks(&lab);
+    assert!(nets["bt-keep-b"]["IPAddress"]
+        .as_str()
+        .is_some_and(|ip| ip.starts_with("10.234.12.")));
+    lab.berth.ok(&["stop", "-t", "1", "c1"]);
+    lab.berth.ok(&["start", "c1"]);
+    on_both(&lab);
+
+    // Disconnected from its mode's network while stopped: the next start joins b alone.
+    lab.berth.ok(&["stop", "-t", "1", "c1"]);
+    lab.berth.ok(&["network", "disconnect", "bt-keep-a", "c1"]);
+    let v = lab.berth.inspect("c1");
+    assert_eq!(v["HostConfig"]["NetworkMode"], "bt-keep-a");
+    assert!(v["NetworkSettings"]["Networks"].get("bt-keep-a").is_none());
+    assert_eq!(on("bt-keep-a"), "");
+    let gone = lab.berth.run(&["network", "disconnect", "bt-keep-a", "c1"]);
+    assert!(!gone.success(), "disconnecting twice must fail");
+    lab.berth.ok(&["start", "c1"]);
+    let pid = pid_of(&lab, "c1");
+    let eth0 = addrs_in(pid, "eth0");
+    assert!(eth0.iter().any(|a| a.starts_with("10.234.12.")), "{eth0:?}");
+    assert_eq!(addrs_in(pid, "eth1"), Vec::<String>::new());
+    // Connected again while it runs, and kept for the next start.
+    lab.berth.ok(&["network", "connect", "bt-keep-a", "c1"]);
+    let eth1 = addrs_in(pid, "eth1");
+    assert!(eth1.iter().any(|a| a.starts_with("10.234.7.")), "{eth1:?}");
+    lab.berth.ok(&["stop", "-t", "1", "c1"]);
+    lab.berth.ok(&["start", "c1"]);
+    on_both(&lab);
+}
+
 /// Removes the nft table `ip <name>` on drop.
 struct HostTable(&'static str);
 

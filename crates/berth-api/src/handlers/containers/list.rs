@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::filters::Filters;
 use crate::respond::{self, Reply};
 use crate::router::Call;
+use crate::version::ApiVersion;
 
 /// `GET /containers/json?all=&limit=&size=&filters=`: newest first, as the engine's `ps` lists
 /// them (with the pre-1.22 `since` and `before` parameters as filters).
@@ -80,9 +81,11 @@ fn summary(engine: &Engine, r: &Record, size: bool) -> Value {
     v
 }
 
-/// `GET /containers/{id}/json?size=`: the engine's inspect, as `berth inspect` prints it.
+/// `GET /containers/{id}/json?size=`: the engine's inspect, as `berth inspect` prints it
+/// (with the older versions' aliases).
 pub async fn inspect(state: &Arc<State>, key: String, call: &Call) -> Reply {
     let size = call.query.flag("size");
+    let version = call.version;
     let value = state
         .blocking(move |s| {
             let engine = &s.engine;
@@ -93,10 +96,37 @@ pub async fn inspect(state: &Arc<State>, key: String, call: &Call) -> Reply {
                 v["SizeRw"] = rw.into();
                 v["SizeRootFs"] = root.into();
             }
+            if version < ApiVersion::new(1, 45) {
+                legacy_aliases(&mut v);
+            }
             Ok(v)
         })
         .await?;
     respond::json(200, &value)
+}
+
+/// Before API 1.45, Docker listed a container's short id and hostname among its aliases on
+/// every user network: compose 1.29 looks for the short id there, and without it disconnects
+/// and reconnects the container to each network before every start.
+fn legacy_aliases(v: &mut Value) {
+    let id = v["Id"].as_str().unwrap_or_default();
+    let short = id.get(..12).unwrap_or(id).to_string();
+    let hostname = v["Config"]["Hostname"].clone();
+    let Some(networks) = v["NetworkSettings"]["Networks"].as_object_mut() else {
+        return;
+    };
+    for (name, endpoint) in networks {
+        if matches!(name.as_str(), "bridge" | "host" | "none" | "default") {
+            continue;
+        }
+        let mut aliases = endpoint["Aliases"].as_array().cloned().unwrap_or_default();
+        for extra in [Value::from(short.as_str()), hostname.clone()] {
+            if extra.as_str().is_some_and(|s| !s.is_empty()) && !aliases.contains(&extra) {
+                aliases.push(extra);
+            }
+        }
+        endpoint["Aliases"] = Value::Array(aliases);
+    }
 }
 
 /// `GET /containers/{id}/changes`: berth keeps no list of a container's changes yet.

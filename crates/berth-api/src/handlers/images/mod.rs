@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use berth_engine::filters::Filters;
 use berth_engine::images::{self, Removed};
-use berth_image::inspect::docker_inspect;
+use berth_image::inspect::{docker_config, docker_inspect};
 use berth_image::Reference;
 use serde_json::{json, Value};
 
@@ -38,7 +38,9 @@ pub async fn route(state: &Arc<State>, mut call: Call) -> Routed {
         ("POST", ["build"]) => Err(ApiError::not_implemented(
             "berth build through the API is not supported yet; use berth build",
         )),
-        ("GET", ["images", n @ .., "json"]) if !n.is_empty() => inspect(state, name(n)).await,
+        ("GET", ["images", n @ .., "json"]) if !n.is_empty() => {
+            inspect(state, name(n), call.version).await
+        }
         ("GET", ["images", n @ .., "history"]) if !n.is_empty() => history(state, name(n)).await,
         ("GET", ["images", n @ .., "get"]) if !n.is_empty() => {
             archive::save(state, vec![name(n)]).await
@@ -95,13 +97,21 @@ fn internal(e: serde_json::Error) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
-/// `GET /images/{name}/json`: Docker's ImageInspect.
-async fn inspect(state: &Arc<State>, name: String) -> Reply {
+/// `GET /images/{name}/json`: Docker's ImageInspect (before 1.45 with `Container` and
+/// `ContainerConfig`, the legacy builder's fields).
+async fn inspect(state: &Arc<State>, name: String, version: ApiVersion) -> Reply {
     let value = state
         .blocking(move |s| {
             let store = s.engine.images()?;
             let image = store.resolve(&name)?;
-            Ok(docker_inspect(&store, &image))
+            let mut v = docker_inspect(&store, &image);
+            // Dropped in 1.45; compose 1.29 reads ContainerConfig.Volumes to recreate.
+            if version < ApiVersion::new(1, 45) {
+                let raw = image.config_json().unwrap_or_default();
+                v["Container"] = raw["container"].as_str().unwrap_or("").into();
+                v["ContainerConfig"] = docker_config(&raw["container_config"]);
+            }
+            Ok(v)
         })
         .await?;
     respond::json(200, &value)
