@@ -165,11 +165,7 @@ fn pull_inner(
 /// Fetches what the reference points at and, for an index, the manifest for our platform.
 /// Returns the digest the reference resolved to (for RepoDigests), the platform manifest's
 /// descriptor and its bytes.
-fn resolve_manifest(
-    client: &Client,
-    reference: &Reference,
-    wanted: &Platform,
-) -> Result<Resolved> {
+fn resolve_manifest(client: &Client, reference: &Reference, wanted: &Platform) -> Result<Resolved> {
     let repo = reference.repository();
     let (raw, media_type, digest) = client.get_manifest(repo, &reference.api_reference())?;
     if let Some(expected) = reference.digest() {
