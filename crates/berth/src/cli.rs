@@ -7,7 +7,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::commands::{
     build, commit, completion, diff, events, history, images, import, info, inspect, load, login,
-    logout, prune, pull, push, rmi, save, service, system_df, system_prune, tag, version,
+    logout, prune, pull, push, rmi, save, search, service, system_df, system_prune, tag, version,
 };
 use crate::container::{attach, cp, exec, logs, manage, ns, port, ps, run, stats, top, volume};
 
@@ -383,6 +383,8 @@ pub enum Command {
     Rmi(rmi::RmiArgs),
     /// Show the history of an image
     History(history::HistoryArgs),
+    /// Search a registry for images
+    Search(search::SearchArgs),
     /// Save one or more images to a tar archive
     Save(save::SaveArgs),
     /// Load images from a tar archive

@@ -101,3 +101,41 @@ fn network_filters_formats_and_prune_filters_are_dockers() {
     assert!(ran.stdout.is_empty(), "{}", ran.stdout);
     service.berth.ok(&["network", "rm", "plain"]);
 }
+
+/// `search` of a registry on loopback reads its catalog; both CLIs print the same table, and
+/// Docker Hub, out of reach here, is one line saying so.
+#[test]
+fn search_reads_a_registrys_catalog() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let Some(registry) = berth_harness::registry::Registry::start(false) else {
+        return;
+    };
+    for repo in ["tools/busybox", "other/thing", "busyness"] {
+        let name = format!("{}/{repo}:1", registry.addr);
+        service.berth.ok(&["tag", IMAGE, &name]);
+        service.berth.ok(&["push", &name]);
+    }
+    let term = format!("{}/busy", registry.addr);
+    let (berth, docker) = both(&service, &["search", &term]);
+    assert_eq!(berth, docker);
+    let names: Vec<&str> = berth
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            format!("{}/busyness", registry.addr),
+            format!("{}/tools/busybox", registry.addr)
+        ]
+    );
+    let (berth, docker) = both(&service, &["search", "--limit", "1", &term]);
+    assert_eq!(berth, docker);
+    assert_eq!(berth.lines().count(), 2);
+    let ran = service.berth.run(&["search", "busybox"]);
+    assert_eq!(ran.code(), Some(1));
+    assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
+}

@@ -433,6 +433,40 @@ pub fn prune(engine: &Engine, filters: &Filters, usage: &Usage) -> Result<(Vec<R
     Ok((removed, store.gc()?.bytes_freed))
 }
 
+/// The filters `search` takes.
+pub const SEARCH_FILTERS: &[&str] = &["stars", "is-official", "is-automated"];
+
+/// `search`: up to `limit` (Docker's default 25) repositories of the registry `term` names
+/// (`[REGISTRY/]TERM`) whose name holds the term, that `filters` let through.
+pub fn search(
+    term: &str,
+    limit: Option<usize>,
+    filters: &Filters,
+    options: &RegistryOptions,
+) -> Result<Vec<berth_image::registry::search::Found>> {
+    let stars: u64 = match filters.get("stars").last() {
+        Some(s) => s
+            .parse()
+            .map_err(|_| Error::Invalid(format!("invalid filter 'stars={s}': give a number")))?,
+        None => 0,
+    };
+    let official = filters.bool("is-official")?;
+    let automated = filters.bool("is-automated")?;
+    let limit = limit.unwrap_or(25);
+    if !(1..=100).contains(&limit) {
+        return Err(Error::Invalid(format!(
+            "limit {limit} is outside the range of [1, 100]"
+        )));
+    }
+    let found = berth_image::registry::search::search(term, limit, options)?;
+    Ok(found
+        .into_iter()
+        .filter(|f| f.star_count >= stars)
+        .filter(|f| official.is_none_or(|o| o == f.is_official))
+        .filter(|f| automated.is_none_or(|a| a == f.is_automated))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     //! Images a container uses survive `rmi` and `image prune`.

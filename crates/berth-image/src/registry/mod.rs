@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod pull;
 pub mod push;
 pub mod resume;
+pub mod search;
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -129,7 +130,7 @@ impl Client {
         &self.registry
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
 
@@ -219,7 +220,7 @@ impl Client {
     }
 
     /// Turns a non-success response into the error a person can act on.
-    fn status_error(&self, object: String, response: ureq::Response) -> Error {
+    pub(crate) fn status_error(&self, object: String, response: ureq::Response) -> Error {
         let status = response.status();
         let url = response.get_url().to_string();
         let message = registry_message(response);

@@ -19,6 +19,7 @@ pub mod pull;
 pub mod push;
 pub mod rmi;
 pub mod save;
+pub mod search;
 pub mod service;
 pub mod system_df;
 pub mod system_prune;
@@ -185,6 +186,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             rmi::run(&ctx, a, &usage)
         }
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
+        Command::Search(a) => search::run(&ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => return load::run(&ctx, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(&ctx, a),

@@ -31,10 +31,7 @@ pub async fn route(state: &Arc<State>, mut call: Call) -> Routed {
         ("POST", ["images", "load"]) => archive::load(state, &mut call).await,
         ("GET", ["images", "get"]) => archive::save(state, call.query.all("names").to_vec()).await,
         ("POST", ["images", "prune"]) => prune(state, &call).await,
-        ("GET", ["images", "search"]) => Err(ApiError::not_implemented(
-            "berth does not search registries: search asks Docker Hub's index, which berth \
-             does not use; look the image up on its registry's site",
-        )),
+        ("GET", ["images", "search"]) => search(state, &call).await,
         ("POST", ["build"]) => Err(ApiError::not_implemented(
             "berth build through the API is not supported yet; use berth build",
         )),
@@ -181,4 +178,27 @@ async fn prune(state: &Arc<State>, call: &Call) -> Reply {
         200,
         &json!({"ImagesDeleted": deleted, "SpaceReclaimed": freed}),
     )
+}
+
+/// `GET /images/search?term=&limit=&filters=`: the engine's search, with the client's
+/// credentials.
+async fn search(state: &Arc<State>, call: &Call) -> Reply {
+    let term = call.query.get("term").unwrap_or_default().to_string();
+    let limit = match call.query.get("limit").filter(|l| !l.is_empty()) {
+        Some(l) => Some(
+            l.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        ),
+        None => None,
+    };
+    let pairs = crate::filters::Filters::of(&call.query)?.pairs();
+    let credentials = transfer::registry_auth(call);
+    let found = state
+        .blocking(move |s| {
+            let filters = Filters::parse(&pairs, images::SEARCH_FILTERS)?;
+            let options = s.registry(credentials);
+            Ok(images::search(&term, limit, &filters, &options)?)
+        })
+        .await?;
+    respond::json(200, &found)
 }

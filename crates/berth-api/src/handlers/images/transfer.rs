@@ -128,7 +128,7 @@ pub async fn push(state: &Arc<State>, call: &Call, name: String) -> Reply {
 /// The client's credentials: `X-Registry-Auth`, base64url JSON of Docker's AuthConfig
 /// (`username` and `password`, or `auth` as `user:password` in base64). Docker ignores a
 /// header it cannot read, and so does berth.
-fn registry_auth(call: &Call) -> Option<Credentials> {
+pub(super) fn registry_auth(call: &Call) -> Option<Credentials> {
     use base64::alphabet::{STANDARD, URL_SAFE};
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     use base64::Engine;
