@@ -163,6 +163,9 @@ pub struct RunRequest {
     pub network_aliases: Vec<String>,
     pub ip: Option<String>,
     pub mac_address: Option<String>,
+    /// The terminal's size at the start, before any client resizes it (the API's
+    /// `HostConfig.ConsoleSize`, rows then columns: `docker run -t` sends its own).
+    pub console_size: Option<(u16, u16)>,
     /// `network` was left with `network disconnect`: the container keeps its network mode but
     /// joins that network no more, until connected to it again (as Docker's does).
     pub network_disconnected: bool,

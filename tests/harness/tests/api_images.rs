@@ -199,9 +199,17 @@ fn save_load_history_and_prune() {
         String::from_utf8_lossy(&listing.stdout).contains("manifest.json"),
         "a docker-archive"
     );
+    // The image, then the layer it took with it (one layer: its chain ID is its diff ID).
+    let layer = service.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .RootFS.Layers 0}}",
+        IMAGE,
+    ]);
     assert_eq!(
         service.docker_ok(&["rmi", IMAGE]),
-        format!("Untagged: {IMAGE}\nDeleted: {id}")
+        format!("Untagged: {IMAGE}\nDeleted: {id}\nDeleted: {layer}")
     );
     let loaded = service.docker_ok(&["load", "-i", tar_path]);
     assert_eq!(loaded, format!("Loaded image: {IMAGE}"));

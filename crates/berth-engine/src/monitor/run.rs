@@ -69,6 +69,7 @@ pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()>
                 return Ok(());
             }
         };
+        let size = size.or(record.request.console_size);
         let run = match start(engine, &record, size.filter(|_| first_run)) {
             Ok(run) => run,
             Err(e) => {

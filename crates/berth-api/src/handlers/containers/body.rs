@@ -88,6 +88,8 @@ pub(super) struct HostConfig {
     pub(super) sysctls: Option<BTreeMap<String, String>>,
     pub(super) init: Option<bool>,
     pub(super) mounts: Option<Vec<Mount>>,
+    /// Rows and columns; [0, 0] when the client has no terminal.
+    pub(super) console_size: Option<[u16; 2]>,
     #[serde(flatten)]
     pub(super) resources: Resources,
 }

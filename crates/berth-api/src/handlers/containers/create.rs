@@ -177,6 +177,10 @@ fn host_config(
     }
     // Before 1.25 the client removed the container itself.
     req.auto_remove = h.auto_remove.unwrap_or(false) && version >= ApiVersion::new(1, 25);
+    req.console_size = h
+        .console_size
+        .filter(|[rows, cols]| *rows > 0 && *cols > 0)
+        .map(|[rows, cols]| (rows, cols));
     let mode = |flag, v: &Option<String>, host| options::ns_mode(flag, v.as_deref(), host);
     req.pid = mode("--pid", &h.pid_mode, false)?;
     req.ipc = mode("--ipc", &h.ipc_mode, false)?;
