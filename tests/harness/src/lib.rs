@@ -20,6 +20,7 @@ use tempfile::TempDir;
 pub mod api;
 pub mod image;
 pub mod pty;
+pub mod registry;
 
 /// Prints `skipped: <why>` and returns from the calling test: tests never pass silently.
 /// Where every test must run (see [`skips_fail`]) it fails the test instead.

@@ -4,87 +4,15 @@
 //! agree. Each test has its own service, data root and registry.
 #![forbid(unsafe_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 
 use berth_harness::api::Service;
 use berth_harness::image::{Berth, IMAGE};
-use berth_harness::{eventually, have, need_root, skipping, unique};
+use berth_harness::registry::{incompressible_tar, Registry, SlowProxy, PASS, USER};
+use berth_harness::{eventually, need_root, unique};
 use serde_json::Value;
-
-/// Debian's docker-registry on a free loopback port, its storage in a temp dir; killed when
-/// dropped. With `htpasswd`, it wants `USER`/`PASS`.
-struct Registry {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-const USER: &str = "berth";
-const PASS: &str = "s3cret";
-
-impl Registry {
-    fn start(htpasswd: bool) -> Option<Registry> {
-        if !have("docker-registry") || (htpasswd && !have("htpasswd")) {
-            skipping(format_args!(
-                "needs docker-registry and htpasswd (apache2-utils)"
-            ));
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("registry dir");
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut auth = String::new();
-        if htpasswd {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", USER, PASS])
-                .output()
-                .expect("htpasswd");
-            let file = dir.path().join("htpasswd");
-            std::fs::write(&file, out.stdout).expect("write htpasswd");
-            let file = file.display();
-            auth = format!("auth:\n  htpasswd:\n    realm: test\n    path: {file}\n");
-        }
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
-             delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth}",
-            dir.path().join("data").display()
-        );
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).expect("registry config");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn docker-registry");
-        let registry = Registry {
-            child,
-            addr,
-            _dir: dir,
-        };
-        eventually("the registry to listen", || {
-            TcpStream::connect(&registry.addr).ok().map(|_| ())
-        });
-        Some(registry)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
-}
 
 /// The HTTP status of `curl <args>` against the service.
 fn status(service: &Service, args: &[&str]) -> String {
@@ -446,85 +374,6 @@ fn refusals_are_clear_and_leave_the_service_up() {
     ]);
     assert!(loaded.stdout.contains("errorDetail"), "{}", loaded.stdout);
     service.docker_ok(&["version"]);
-}
-
-/// A TCP proxy in front of the registry that sends its answers slowly (16 KiB every 20 ms)
-/// while `slow` is set, counting what it sent and the connections open.
-struct SlowProxy {
-    addr: String,
-    slow: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    open: Arc<AtomicUsize>,
-}
-
-impl SlowProxy {
-    fn start(upstream: String) -> SlowProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        let proxy = SlowProxy {
-            addr: listener.local_addr().expect("addr").to_string(),
-            slow: Arc::new(AtomicBool::new(true)),
-            sent: Arc::new(AtomicU64::new(0)),
-            open: Arc::new(AtomicUsize::new(0)),
-        };
-        let (slow, sent, open) = (proxy.slow.clone(), proxy.sent.clone(), proxy.open.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                let (slow, sent, open) = (slow.clone(), sent.clone(), open.clone());
-                open.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || {
-                    let (mut from_client, mut to_server) = (
-                        client.try_clone().expect("clone"),
-                        server.try_clone().expect("clone"),
-                    );
-                    // The client's end closed: so is the registry's, which then hangs up.
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from_client, &mut to_server);
-                        let _ = to_server.shutdown(std::net::Shutdown::Write);
-                    });
-                    let (mut server, mut client) = (server, client);
-                    let mut buf = [0u8; 16 << 10];
-                    while let Ok(n) = server.read(&mut buf) {
-                        if n == 0 || client.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                        sent.fetch_add(n as u64, Ordering::SeqCst);
-                        if slow.load(Ordering::SeqCst) {
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                    }
-                    let _ = client.shutdown(std::net::Shutdown::Both);
-                    let _ = server.shutdown(std::net::Shutdown::Both);
-                    open.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
-        proxy
-    }
-}
-
-/// A tar of one file of `len` bytes that do not compress.
-fn incompressible_tar(len: usize) -> Vec<u8> {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(len as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, "big.bin", &data[..])
-        .expect("tar entry");
-    builder.into_inner().expect("tar")
 }
 
 /// A client that hangs up in the middle of a pull stops it: the download ends there, no
