@@ -43,13 +43,10 @@ cleanup() {
 trap cleanup EXIT
 
 # --- one image for everyone -------------------------------------------------------------
+# shellcheck source=bench/lib/busybox.sh
+. bench/lib/busybox.sh
+busybox_image_tar "$work"
 rootfs=$work/rootfs
-mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/root" "$rootfs/tmp"
-cp /bin/busybox "$rootfs/bin/busybox"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$rootfs/bin/$a"; done
-printf 'root:x:0:0:root:/root:/bin/sh\n' >"$rootfs/etc/passwd"
-printf 'root:x:0:\n' >"$rootfs/etc/group"
-tar -C "$rootfs" -cf "$work/rootfs.tar" .
 export BERTH_ROOT=$work/berth
 "$BERTH" import "$work/rootfs.tar" bench/busybox:latest >/dev/null
 "$BERTH" save -o "$work/image.tar" bench/busybox:latest

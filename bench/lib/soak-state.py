@@ -145,7 +145,8 @@ def files(root):
 
 
 def processes(ids, root):
-    """berth's processes: pid -> (command line, open fds, whether it is the soak's)."""
+    """berth's processes: pid -> (command line, open fds, whether it is the soak's, whether
+    it outlives the runs: a DNS server or an API service)."""
     procs = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -157,10 +158,11 @@ def processes(ids, root):
             continue
         if not exe.startswith("berth"):
             continue
-        # A DNS server lives as long as its network, which outlives the runs.
-        dns = " __dns " in cmd
-        ours = not dns and (root in cmd or any(i in cmd for i in ids))
-        procs[pid] = {"cmd": cmd[:200], "fds": fds, "ours": ours, "dns": dns}
+        # A DNS server lives as long as its network, which outlives the runs; an API service
+        # (bench/api.sh) as long as the benchmark.
+        lasting = " __dns " in cmd or " system service " in cmd
+        ours = not lasting and (root in cmd or any(i in cmd for i in ids))
+        procs[pid] = {"cmd": cmd[:200], "fds": fds, "ours": ours, "lasting": lasting}
     return procs
 
 
@@ -207,10 +209,10 @@ def compare(before, after):
     row("berth processes of its own", ours_b, ours_a, True)
     # The long-lived processes the runs talk to: DNS servers (of user networks) and its own.
     lasting = [p for p in sorted(set(b["processes"]) & set(a["processes"]), key=int)
-               if a["processes"][p]["dns"] or a["processes"][p]["ours"]]
+               if a["processes"][p]["lasting"] or a["processes"][p]["ours"]]
     fds_b = sum(b["processes"][p]["fds"] for p in lasting)
     fds_a = sum(a["processes"][p]["fds"] for p in lasting)
-    row("fds of %d DNS servers and own processes" % len(lasting), fds_b, fds_a, True)
+    row("fds of %d DNS servers, services and own processes" % len(lasting), fds_b, fds_a, True)
     row("machine: mounts", b["mounts"]["machine"], a["mounts"]["machine"], False)
     row("machine: /run/berth/exe views", b["mounts"]["exe_views"], a["mounts"]["exe_views"], False)
     row("machine: berth/<id> cgroups", b["cgroups"]["machine"], a["cgroups"]["machine"], False)

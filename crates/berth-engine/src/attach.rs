@@ -293,7 +293,7 @@ pub struct Pending {
 }
 
 impl Pending {
-    fn new(engine: &Engine, id: &str, options: AttachOptions) -> Result<Pending> {
+    pub(crate) fn new(engine: &Engine, id: &str, options: AttachOptions) -> Result<Pending> {
         let dir = engine.containers.dir(id).join(PENDING_DIR);
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         let name = format!("{}.sock", crate::names::new_id()?.0);

@@ -129,7 +129,7 @@ impl Filter {
             values.is_empty() || values.iter().any(|v| test(v))
         };
         (self.status.is_empty() || self.status.contains(&st.status))
-            && any(&self.names, &|v| docker_match(v, &format!("/{}", r.name)))
+            && any(&self.names, &|v| name_match(v, &r.name))
             && any(&self.ids, &|v| docker_match(v, &r.id))
             && self.labels.iter().all(|(k, v)| {
                 let label = r.request.labels.get(k);
@@ -164,10 +164,15 @@ fn status(s: &str) -> Option<Status> {
 }
 
 /// Docker's `filters.Match`: the value as it is, or as a regular expression found in `text`
-/// (one that does not compile matches nothing). Names are matched with their leading `/`, as
-/// Docker's daemon matches them (`name=^/web$`).
+/// (one that does not compile matches nothing).
 fn docker_match(value: &str, text: &str) -> bool {
     value == text || Regex::new(value).is_ok_and(|re| re.is_match(text))
+}
+
+/// A name filter, as Docker's daemon matches it: against the name with its leading `/` and
+/// without (`name=^/web$` and `name=^web$` both pick `web` alone).
+fn name_match(value: &str, name: &str) -> bool {
+    docker_match(value, &format!("/{name}")) || docker_match(value, name)
 }
 
 /// Whether the container is on the network named (configured to join it, running or not), or
@@ -255,6 +260,9 @@ mod tests {
         // Not a regular expression: only the exact text.
         assert!(!docker_match("(", "/a(b"));
         assert!(docker_match("abc", "0abc1"));
+        assert!(name_match("^web$", "web"));
+        assert!(name_match("^/web$", "web"));
+        assert!(!name_match("^web$", "web-1"));
     }
 
     #[test]

@@ -6,11 +6,12 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use crate::attach::{self, AttachOptions, Output, Session};
+use crate::attach::{self, AttachOptions, Output, Pending, Session};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::lifecycle::refresh;
 use crate::monitor::proto::Kind;
+use crate::records::Record;
 
 /// Docker's `condition`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,83 +56,117 @@ pub fn until(
     condition: Condition,
     gone: &dyn Fn() -> bool,
 ) -> Result<Option<i32>> {
-    let first = refresh(engine, engine.containers.find(key)?)?;
-    let id = first.id;
-    let mut code = first.state.exit_code;
-    // A short-lived `--rm` container can start, exit and be removed between two looks at its
-    // record: its exit code is then the one its `die` event carries. Read from now on.
-    let mut deaths = crate::events::follow(engine, crate::events::Filter::default()).ok();
-    let mut session: Option<Session> = None;
-    loop {
-        let record = match engine.containers.load(&id) {
-            Ok(r) => refresh(engine, r)?,
-            // Removed (rm, --rm): its last exit, as its die event or its record said.
-            Err(Error::NoSuchContainer(_)) => {
-                return Ok(Some(
-                    deaths
-                        .as_mut()
-                        .and_then(|d| last_exit(d, &id))
-                        .unwrap_or(code),
-                ))
+    Waiter::new(engine, key, condition)?.until(engine, gone)
+}
+
+/// A wait, in place before it is waited on: the API answers a wait's head only once it is
+/// (`docker run` starts the container when it has the head), so that a container that starts,
+/// exits and is removed (`--rm`) in no time is seen all the same, its exit code with it.
+#[derive(Debug)]
+pub struct Waiter {
+    first: Record,
+    condition: Condition,
+    /// For a container not running yet (`next-exit`, `removed`): its next start connects here
+    /// (attach::Pending), before it runs.
+    pending: Option<Pending>,
+}
+
+impl Waiter {
+    /// The container `key` looked up (NoSuchContainer if it is not there) and, unless it runs
+    /// or only `not-running` is asked, its next start listened for.
+    pub fn new(engine: &Engine, key: &str, condition: Condition) -> Result<Waiter> {
+        let first = refresh(engine, engine.containers.find(key)?)?;
+        let pending = (condition != Condition::NotRunning && !first.state.status.is_live())
+            .then(|| Pending::new(engine, &first.id, exit_only()).ok())
+            .flatten();
+        Ok(Waiter {
+            first,
+            condition,
+            pending,
+        })
+    }
+
+    /// The container's full id.
+    pub fn id(&self) -> &str {
+        &self.first.id
+    }
+
+    /// Waits as [`until`] does.
+    pub fn until(self, engine: &Engine, gone: &dyn Fn() -> bool) -> Result<Option<i32>> {
+        let (id, condition) = (self.first.id.as_str(), self.condition);
+        let mut code = self.first.state.exit_code;
+        let mut session: Option<Session> = None;
+        loop {
+            let record = match engine.containers.load(id) {
+                Ok(r) => refresh(engine, r)?,
+                // Removed (rm, --rm): the last exit code seen is the one it had.
+                Err(Error::NoSuchContainer(_)) => return Ok(Some(code)),
+                Err(e) => return Err(e),
+            };
+            let st = &record.state;
+            let live = st.status.is_live();
+            code = st.exit_code;
+            let exited_since = st.finished_at != self.first.state.finished_at;
+            match condition {
+                Condition::NotRunning if !live => return Ok(Some(code)),
+                Condition::NextExit if !live && exited_since => return Ok(Some(code)),
+                _ => {}
             }
-            Err(e) => return Err(e),
-        };
-        let st = &record.state;
-        let live = st.status.is_live();
-        code = st.exit_code;
-        let exited_since = st.finished_at != first.state.finished_at;
-        match condition {
-            Condition::NotRunning if !live => return Ok(Some(code)),
-            Condition::NextExit if !live && exited_since => return Ok(Some(code)),
-            _ => {}
-        }
-        if gone() {
-            return Ok(None);
-        }
-        if !live {
-            session = None;
-            std::thread::sleep(IDLE);
-            continue;
-        }
-        if session.is_none() {
-            session = wait_session(engine, &id).ok();
-        }
-        let Some(s) = session.as_mut() else {
-            // The monitor is finishing (or still starting): the record says so soon.
-            std::thread::sleep(IDLE / 10);
-            continue;
-        };
-        match exit_within(s, TICK) {
-            Ok(Some(c)) if condition != Condition::Removed => return Ok(Some(c)),
-            Ok(Some(c)) => {
-                code = c;
-                session = None;
+            if gone() {
+                return Ok(None);
             }
-            Ok(None) => {}
-            Err(_) => session = None,
+            if session.is_none() {
+                session = if live {
+                    wait_session(engine, id).ok()
+                } else {
+                    self.next_start()
+                };
+            }
+            let Some(s) = session.as_mut() else {
+                // The monitor is finishing (or still starting): the record says so soon.
+                if live {
+                    std::thread::sleep(IDLE / 10);
+                }
+                continue;
+            };
+            match exit_within(s, TICK) {
+                Ok(Some(c)) if condition != Condition::Removed => return Ok(Some(c)),
+                Ok(Some(c)) => {
+                    code = c;
+                    session = None;
+                }
+                Ok(None) => {}
+                Err(_) => session = None,
+            }
+        }
+    }
+
+    /// The session of the container's next start if it comes within `IDLE` (at once when it
+    /// comes), for a container that is not running.
+    fn next_start(&self) -> Option<Session> {
+        match &self.pending {
+            Some(pending) => pending.accept(IDLE).ok().flatten(),
+            None => {
+                std::thread::sleep(IDLE);
+                None
+            }
         }
     }
 }
 
-/// The exit code of the last `die` event of container `id` logged since `deaths` opened.
-fn last_exit(deaths: &mut crate::events::Events, id: &str) -> Option<i32> {
-    let events = deaths.next(Duration::ZERO).ok()??;
-    events
-        .iter()
-        .rev()
-        .find(|e| e.action == "die" && e.actor.id == id)
-        .and_then(|e| e.actor.attributes.get("exitCode")?.parse().ok())
+/// What a waiter asks of the monitor: no stream, the exit code.
+fn exit_only() -> AttachOptions {
+    AttachOptions {
+        wait: true,
+        ..AttachOptions::default()
+    }
 }
 
 /// A session with the container's monitor that hears only its exit code.
 fn wait_session(engine: &Engine, id: &str) -> Result<Session> {
     let mut session = attach::connect(engine, id)?;
-    let options = AttachOptions {
-        wait: true,
-        ..AttachOptions::default()
-    };
     session
-        .send(Kind::Attach, &options)
+        .send(Kind::Attach, &exit_only())
         .map_err(Error::io("talk to the monitor of", crate::error::short(id)))?;
     Ok(session)
 }

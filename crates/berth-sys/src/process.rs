@@ -143,24 +143,44 @@ fn clone3_fork(flags: u64, cgroup: u64, _single: SingleThreaded) -> io::Result<F
     }
 }
 
-/// Makes `command`'s child start a new session (`setsid(2)` between its fork and its exec):
-/// it has no controlling terminal and no signal from the caller's terminal reaches it, from
-/// its first instruction on. std offers process groups only (`process_group`), and a group
-/// leader can no longer make itself a session leader.
-pub fn new_session_on_spawn(command: &mut std::process::Command) {
+/// Spawns `command` detached: neither our child nor in our session. Between its fork and its
+/// exec, the child forks again and exits at once (reaped here before this returns); the
+/// grandchild starts a new session (`setsid(2)`) and execs. It has no controlling terminal and
+/// no signal from the caller's terminal reaches it, from its first instruction on (std offers
+/// process groups only, and a group leader can no longer make itself a session leader); and
+/// when it exits, init (or the nearest subreaper) reaps it, not us, so a long-running caller
+/// (the API service) that never waits for what it started gathers no zombies. A failed exec is
+/// still the spawn's error: the grandchild inherits std's error pipe, which its exec closes.
+pub fn spawn_detached(command: &mut std::process::Command) -> io::Result<()> {
     use std::os::unix::process::CommandExt;
-    fn setsid() -> io::Result<()> {
+    fn detach() -> io::Result<()> {
+        // SAFETY: clone without CLONE_VM or a stack duplicates this process as fork does. We
+        // run in the child of std's fork, which has one thread: the copy holds no lock of a
+        // missing thread. No pidfd nor tid pointer is passed (the trailing zeros); the kernel
+        // touches none of our memory. The grandchild's glibc-cached tid is stale, as with
+        // clone3_fork: it runs only setsid and std's exec, neither of which reads it.
+        let pid =
+            unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0) };
+        match pid {
+            -1 => return Err(io::Error::last_os_error()),
+            0 => {}
+            // SAFETY: _exit(2) ends the middle process at once, running nothing of ours.
+            _ => unsafe { libc::_exit(0) },
+        }
         // SAFETY: setsid(2) takes no argument and touches no memory of ours.
         if unsafe { libc::setsid() } < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(())
     }
-    // SAFETY: the closure runs in the forked child before exec and calls only setsid(2), which
-    // is async-signal-safe, allocates nothing and takes no lock (and, on failure, errno).
+    // SAFETY: the closure runs in the forked child before exec and makes only raw system calls
+    // (clone, _exit, setsid), which are async-signal-safe, allocate nothing and take no lock
+    // (and, on failure, read errno).
     unsafe {
-        command.pre_exec(setsid);
+        command.pre_exec(detach);
     }
+    let mut middle = command.spawn()?;
+    middle.wait().map(drop)
 }
 
 /// `pidfd_open(2)`: a descriptor that names the process for as long as it is held, immune to

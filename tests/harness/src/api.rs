@@ -2,8 +2,10 @@
 //! private socket over a [`Berth`] root, driven by the docker CLI, docker-compose and docker-py
 //! (Debian's), and by curl for what no client sends (malformed bodies, raw routes).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tempfile::TempDir;
@@ -171,5 +173,62 @@ impl Drop for Service {
             );
             let _ = child.wait();
         }
+    }
+}
+
+/// A client left running while what it prints is collected (a follow, an attach).
+pub struct Streaming {
+    child: Child,
+    out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Streaming {
+    /// Spawns `command` with its stdout and stderr collected together.
+    pub fn spawn(mut command: Command) -> Streaming {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn a streaming client");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let pipes: [Box<dyn Read + Send>; 2] = [
+            Box::new(child.stdout.take().expect("stdout")),
+            Box::new(child.stderr.take().expect("stderr")),
+        ];
+        for mut pipe in pipes {
+            let sink = Arc::clone(&out);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                    sink.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        Streaming { child, out }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    pub fn wait_for(&self, want: &str) {
+        eventually(&format!("{want:?} from the client"), || {
+            self.text().contains(want).then_some(())
+        });
+    }
+
+    pub fn exit(&mut self) -> ExitStatus {
+        eventually("the client to exit", || {
+            self.child.try_wait().expect("wait")
+        })
+    }
+
+    /// SIGKILL, as a crash or a closed laptop would end it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

@@ -4,16 +4,13 @@
 //! agree. Each test has its own service, data root and registry.
 #![forbid(unsafe_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use berth_harness::api::Service;
 use berth_harness::image::{Berth, IMAGE};
-use berth_harness::registry::{Registry, PASS, USER};
+use berth_harness::registry::{incompressible_tar, Registry, SlowProxy, PASS, USER};
 use berth_harness::{eventually, need_root, unique};
 use serde_json::Value;
 
@@ -385,85 +382,6 @@ fn refusals_are_clear_and_leave_the_service_up() {
     ]);
     assert!(loaded.stdout.contains("errorDetail"), "{}", loaded.stdout);
     service.docker_ok(&["version"]);
-}
-
-/// A TCP proxy in front of the registry that sends its answers slowly (16 KiB every 20 ms)
-/// while `slow` is set, counting what it sent and the connections open.
-struct SlowProxy {
-    addr: String,
-    slow: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    open: Arc<AtomicUsize>,
-}
-
-impl SlowProxy {
-    fn start(upstream: String) -> SlowProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        let proxy = SlowProxy {
-            addr: listener.local_addr().expect("addr").to_string(),
-            slow: Arc::new(AtomicBool::new(true)),
-            sent: Arc::new(AtomicU64::new(0)),
-            open: Arc::new(AtomicUsize::new(0)),
-        };
-        let (slow, sent, open) = (proxy.slow.clone(), proxy.sent.clone(), proxy.open.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                let (slow, sent, open) = (slow.clone(), sent.clone(), open.clone());
-                open.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || {
-                    let (mut from_client, mut to_server) = (
-                        client.try_clone().expect("clone"),
-                        server.try_clone().expect("clone"),
-                    );
-                    // The client's end closed: so is the registry's, which then hangs up.
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from_client, &mut to_server);
-                        let _ = to_server.shutdown(std::net::Shutdown::Write);
-                    });
-                    let (mut server, mut client) = (server, client);
-                    let mut buf = [0u8; 16 << 10];
-                    while let Ok(n) = server.read(&mut buf) {
-                        if n == 0 || client.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                        sent.fetch_add(n as u64, Ordering::SeqCst);
-                        if slow.load(Ordering::SeqCst) {
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                    }
-                    let _ = client.shutdown(std::net::Shutdown::Both);
-                    let _ = server.shutdown(std::net::Shutdown::Both);
-                    open.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
-        proxy
-    }
-}
-
-/// A tar of one file of `len` bytes that do not compress.
-fn incompressible_tar(len: usize) -> Vec<u8> {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(len as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, "big.bin", &data[..])
-        .expect("tar entry");
-    builder.into_inner().expect("tar")
 }
 
 /// A client that hangs up in the middle of a pull stops it: the download ends there, no

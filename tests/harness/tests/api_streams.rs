@@ -1,75 +1,19 @@
 //! The Engine API's streaming endpoints (logs, attach, exec, archive) driven by their real
 //! clients: the docker CLI, docker-py, curl, and a raw socket for what a hijacked connection
 //! does underneath. Containers are made with the `berth` CLI on the service's own root.
-
+//!
+//! The docker CLI inspects a container (`GET /containers/{id}/json`) before `logs`, `attach`
+//! and `exec`, and `run` is create + attach + wait + start; the same streams are also checked
+//! through clients that do not inspect.
 #![forbid(unsafe_code)]
 
-use std::io::Read;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 
-use berth_harness::api::Service;
+use berth_harness::api::{Service, Streaming};
 use berth_harness::eventually;
 use berth_harness::image::IMAGE;
 use berth_harness::pty::Terminal;
 use serde_json::Value;
-
-/// A client left running while what it prints is collected (a follow, an attach).
-struct Streaming {
-    child: Child,
-    out: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Streaming {
-    /// Spawns `command` with its stdout and stderr collected together.
-    fn spawn(mut command: Command) -> Streaming {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn a streaming client");
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let pipes: [Box<dyn Read + Send>; 2] = [
-            Box::new(child.stdout.take().expect("stdout")),
-            Box::new(child.stderr.take().expect("stderr")),
-        ];
-        for mut pipe in pipes {
-            let sink = Arc::clone(&out);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = pipe.read(&mut buf) {
-                    sink.lock().unwrap().extend_from_slice(&buf[..n]);
-                }
-            });
-        }
-        Streaming { child, out }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
-    }
-
-    fn wait_for(&self, want: &str) {
-        eventually(&format!("{want:?} from the client"), || {
-            self.text().contains(want).then_some(())
-        });
-    }
-
-    fn exit(&mut self) -> ExitStatus {
-        eventually("the client to exit", || {
-            self.child.try_wait().expect("wait")
-        })
-    }
-
-    /// SIGKILL, as a crash or a closed laptop would end it.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Streaming {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// How many descriptors the service holds.
 fn fds(service: &Service) -> usize {

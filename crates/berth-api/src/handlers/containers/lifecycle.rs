@@ -128,15 +128,16 @@ pub async fn wait(state: &Arc<State>, key: String, call: &Call) -> Reply {
         .unwrap_or("")
         .parse()
         .map_err(ApiError::from)?;
-    // Looked up before the head is sent: an unknown container is a 404, not a 200.
-    let id = state
-        .blocking(move |s| Ok(s.engine.containers.find(&key)?.id))
+    // In place before the head is sent: an unknown container is a 404, not a 200, and a start
+    // that follows the head at once (`docker run`) is seen, however short its run.
+    let waiter = state
+        .blocking(move |s| Ok(wait::Waiter::new(&s.engine, &key, condition)?))
         .await?;
     let (tx, body) = respond::channel();
     let state = Arc::clone(state);
     tokio::task::spawn_blocking(move || {
         let gone = || tx.is_closed();
-        let answer = match wait::until(&state.engine, &id, condition, &gone) {
+        let answer = match waiter.until(&state.engine, &gone) {
             Ok(Some(code)) => serde_json::json!({"StatusCode": code, "Error": null}),
             Ok(None) => return,
             Err(e) => serde_json::json!({"StatusCode": -1, "Error": {"Message": e.to_string()}}),
