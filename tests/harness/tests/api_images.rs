@@ -298,10 +298,11 @@ fn refusals_are_clear_and_leave_the_service_up() {
     let Some(service) = Service::start() else {
         return;
     };
+    // Docker Hub's search, out of reach here: one line naming the host, as dockerd's.
     let search = service.docker(&["search", "busybox"]);
     assert!(!search.success());
     assert!(
-        search.stderr.contains("berth does not search registries"),
+        search.stderr.contains("lookup index.docker.io"),
         "{}",
         search.stderr
     );
