@@ -8,6 +8,7 @@
 
 mod client;
 mod exec;
+mod health;
 pub mod logfile;
 pub mod proto;
 mod reap;

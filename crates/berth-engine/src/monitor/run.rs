@@ -9,6 +9,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
 use super::client::{self, Client, LAST_WORDS};
+use super::health::Checker;
 use super::logfile::LogFile;
 use super::proto::{self, AttachOptions, ErrorReply, Kind};
 use super::serve::Run;
@@ -384,6 +385,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             r.state.exit_code = 0;
             r.state.error = String::new();
             r.state.manually_stopped = false;
+            r.state.health = Checker::initial(req.healthcheck.as_ref());
             r.hostname = prepared.hostname.clone();
             r.network = attachment.clone();
             r.networks = joined.clone();
@@ -409,6 +411,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         input: super::stdio::Input::default(),
         log_failures: 0,
         execs: Vec::new(),
+        health: Checker::new(req.healthcheck.as_ref()),
     })
 }
 
