@@ -62,6 +62,19 @@ fn a_passing_probe_makes_the_container_healthy() {
         "{ps}"
     );
     berth.ok(&["rm", "-f", "ok"]);
+    // One event for the one change; the probes themselves are execs, as Docker's are.
+    let events = |filter: &str| {
+        let args = [
+            "events", "--since", "10m", "--until", "0s", "--filter", filter,
+        ];
+        berth.ok(&[
+            &args[..],
+            &["--format", "{{.Action}} {{.Actor.Attributes.name}}"],
+        ]
+        .concat())
+    };
+    assert_eq!(events("event=health_status"), "health_status: healthy ok");
+    assert!(events("event=exec_die").starts_with("exec_die ok"));
 }
 
 #[test]
