@@ -62,7 +62,9 @@ running=$("$BERTH" ps -q | wc -l)
 mem_after=$(awk '/MemAvailable/{print $2}' /proc/meminfo)
 pss_total=0
 priv_total=0
-for p in $(pgrep -f "__monitor"); do
+# This root's monitors only: other roots' (another bench, tests) are not ours to count.
+"$BERTH" ps -q --no-trunc >"$work/ids"
+for p in $(pgrep -af "__monitor" | grep -Ff "$work/ids" | awk '{print $1}'); do
   read -r pss priv < <(awk '/^Pss:/{p=$2} /^Private_Clean:/{pc=$2} /^Private_Dirty:/{pd=$2} END{print p, pc+pd}' "/proc/$p/smaps_rollup" 2>/dev/null || echo "0 0")
   pss_total=$((pss_total + pss)); priv_total=$((priv_total + priv))
 done
