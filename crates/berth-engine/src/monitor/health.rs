@@ -37,8 +37,9 @@ struct Running {
 }
 
 impl Checker {
-    /// The checker for a container whose (merged) config runs a probe; None otherwise.
-    pub(super) fn new(config: Option<&HealthConfig>) -> Option<Checker> {
+    /// The checker for a container whose (merged) config runs a probe, from the state
+    /// [`Checker::initial`] made; None otherwise.
+    pub(super) fn new(config: Option<&HealthConfig>, health: Option<Health>) -> Option<Checker> {
         let config = config.filter(|c| c.probes())?.clone();
         let command = config.command()?;
         let started = Instant::now();
@@ -46,7 +47,7 @@ impl Checker {
             config,
             command,
             started,
-            health: Health::starting(),
+            health: health.unwrap_or_else(Health::starting),
             next: None,
             running: None,
         };
@@ -54,9 +55,17 @@ impl Checker {
         Some(checker)
     }
 
-    /// The state a run of the container starts with, for its record.
-    pub(super) fn initial(config: Option<&HealthConfig>) -> Option<Health> {
-        config.filter(|c| c.probes()).map(|_| Health::starting())
+    /// The state a run of the container starts with, for its record: starting, no failures,
+    /// the log of the runs before kept (as Docker keeps it).
+    pub(super) fn initial(
+        config: Option<&HealthConfig>,
+        before: Option<&Health>,
+    ) -> Option<Health> {
+        config.filter(|c| c.probes() && c.command().is_some())?;
+        Some(Health {
+            log: before.map(|h| h.log.clone()).unwrap_or_default(),
+            ..Health::starting()
+        })
     }
 
     fn in_start_period(&self, at: Instant) -> bool {
