@@ -267,8 +267,19 @@ fn the_images_healthcheck_runs_unless_no_healthcheck() {
         .contains("--no-healthcheck conflicts with --health-* options"));
     let none = berth.ok(&["ps", "--filter", "health=none", "--format", "{{.Names}}"]);
     assert_eq!(none, "off");
+    // A commit keeps the container's health check, as Docker's does.
+    berth.ok(&["commit", "mixed", "committed"]);
+    let committed = berth.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Healthcheck}}",
+        "committed",
+    ]);
+    let committed: Value = serde_json::from_str(&committed).expect("json");
+    assert_eq!(&committed, mixed);
     berth.ok(&["rm", "-f", "img", "mixed", "off"]);
-    berth.ok(&["rmi", "checked"]);
+    berth.ok(&["rmi", "checked", "committed"]);
 }
 
 #[test]
