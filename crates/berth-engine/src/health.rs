@@ -69,8 +69,8 @@ impl HealthConfig {
         match self.test.first().map(String::as_str) {
             Some("CMD") if self.test.len() > 1 => Some(self.test[1..].to_vec()),
             Some("CMD-SHELL") if self.test.len() > 1 => {
-                let script = self.test[1..].join(" ");
-                Some(vec!["/bin/sh".into(), "-c".into(), script])
+                let shell = ["/bin/sh".to_string(), "-c".to_string()];
+                Some(shell.into_iter().chain(self.test[1..].to_vec()).collect())
             }
             _ => None,
         }

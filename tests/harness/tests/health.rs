@@ -148,6 +148,23 @@ fn a_failing_probe_turns_unhealthy_after_its_retries_and_logs_five() {
     assert_eq!(names("health=healthy"), "");
     let ps = berth.ok(&["ps", "--filter", "name=bad", "--format", "{{.Status}}"]);
     assert!(ps.ends_with(" (unhealthy)"), "{ps}");
+    // Output past 4096 bytes is cut there, with Docker's "...".
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "long",
+        "--health-cmd",
+        "head -c 5000 /dev/zero | tr '\\0' x",
+        "--health-interval",
+        "1s",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let h = health_when(&berth, "long", "healthy", |h| status(h) == "healthy");
+    assert_eq!(h["Log"][0]["Output"], format!("{}...", "x".repeat(4096)));
+    berth.ok(&["rm", "-f", "long"]);
     let refused = berth.run(&["ps", "--filter", "health=sick"]);
     assert_eq!(refused.code(), Some(1));
     assert!(refused

@@ -34,7 +34,7 @@ pub(super) struct Exec {
     /// Its exit code, once it exited.
     pub(super) exit: Option<i32>,
     /// A health probe's output, stdout and stderr together, up to `health::MAX_OUTPUT`
-    /// bytes; None for an exec a client asked for.
+    /// bytes and one more if there was more; None for an exec a client asked for.
     pub(super) capture: Option<Vec<u8>>,
 }
 
@@ -205,7 +205,8 @@ impl Exec {
                 c.send(kind, &buf[..n]);
             }
             if let Some(kept) = &mut self.capture {
-                let room = crate::health::MAX_OUTPUT.saturating_sub(kept.len());
+                // One byte past the limit tells that some was lost.
+                let room = (crate::health::MAX_OUTPUT + 1).saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);
             }
         }

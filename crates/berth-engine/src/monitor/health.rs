@@ -72,9 +72,21 @@ impl Checker {
         at.saturating_duration_since(self.started) < self.config.start_period()
     }
 
-    /// Docker's: the start interval while starting within the start period, else the interval.
+    /// Docker's: within the start period, the start interval while starting (but no later
+    /// than the period's end); else the interval.
     fn interval(&self) -> Duration {
-        if self.in_start_period(Instant::now()) && self.health.status == health::STARTING {
+        let elapsed = self.started.elapsed();
+        let Some(left) = self
+            .config
+            .start_period()
+            .checked_sub(elapsed)
+            .filter(|d| !d.is_zero())
+        else {
+            return self.config.interval();
+        };
+        if left < self.config.interval() {
+            left
+        } else if self.health.status == health::STARTING {
             self.config.start_interval()
         } else {
             self.config.interval()
@@ -103,6 +115,15 @@ impl Checker {
             return;
         }
         if self.next.is_none_or(|t| now < t) {
+            return;
+        }
+        // Docker probes no paused container: the next one is due an interval later.
+        if engine
+            .containers
+            .load(id)
+            .is_ok_and(|r| r.state.status == crate::records::Status::Paused)
+        {
+            self.next = now.checked_add(self.interval());
             return;
         }
         self.next = None;
@@ -142,8 +163,13 @@ impl Checker {
         let Some(r) = self.running.take() else {
             return;
         };
-        let (code, output) = exec.finish_probe(engine);
+        let (code, mut output) = exec.finish_probe(engine);
+        let truncated = output.len() > health::MAX_OUTPUT;
+        output.truncate(health::MAX_OUTPUT);
         let mut output = String::from_utf8_lossy(&output).into_owned();
+        if truncated {
+            output.push_str("...");
+        }
         let mut exit_code = i64::from(code);
         if r.timed_out {
             let timeout = health::go_duration(self.config.timeout());
