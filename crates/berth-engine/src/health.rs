@@ -21,15 +21,35 @@ pub struct HealthConfig {
         deserialize_with = "nullable"
     )]
     pub test: Vec<String>,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero",
+        deserialize_with = "nullable"
+    )]
     pub interval: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero",
+        deserialize_with = "nullable"
+    )]
     pub timeout: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero",
+        deserialize_with = "nullable"
+    )]
     pub start_period: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero",
+        deserialize_with = "nullable"
+    )]
     pub start_interval: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero",
+        deserialize_with = "nullable"
+    )]
     pub retries: i64,
 }
 
@@ -37,8 +57,13 @@ fn is_zero(n: &i64) -> bool {
     *n == 0
 }
 
-fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+/// `null` read as the empty value, as Go's clients (docker-py, compose) send unset fields.
+fn nullable<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Docker's defaults (daemon/health.go).
@@ -313,6 +338,14 @@ mod tests {
         ] {
             assert_eq!(go_duration(Duration::from_nanos(nanos)), text);
         }
+    }
+
+    #[test]
+    fn nulls_read_as_unset() {
+        let h: HealthConfig =
+            serde_json::from_str(r#"{"Test": ["CMD", "true"], "Interval": null, "Retries": null}"#)
+                .unwrap_or_default();
+        assert_eq!((h.test.len(), h.interval, h.retries), (2, 0, 0));
     }
 
     #[test]

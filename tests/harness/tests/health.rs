@@ -351,3 +351,48 @@ fn the_docker_cli_through_the_service_sees_the_same_health() {
     );
     service.docker_ok(&["rm", "-f", "web"]);
 }
+
+#[test]
+fn compose_waits_for_a_service_to_be_healthy() {
+    need_root!();
+    if !berth_harness::have("docker-compose") {
+        berth_harness::skipping(format_args!("needs docker-compose"));
+        return;
+    }
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("project dir");
+    // On the default bridge: compose's own project network is another matter (its
+    // disconnect-and-connect dance is refused by berth, health check or not).
+    let file = format!(
+        "version: '2.4'\nservices:\n  db:\n    image: {IMAGE}\n    command: sleep 300\n    network_mode: bridge\n    \
+         healthcheck:\n      test: [\"CMD-SHELL\", \"test -e /tmp/ready || touch /tmp/ready; exit 0\"]\n      \
+         interval: 1s\n      retries: 2\n  app:\n    image: {IMAGE}\n    command: sleep 300\n    network_mode: bridge\n    \
+         depends_on:\n      db:\n        condition: service_healthy\n"
+    );
+    std::fs::write(dir.path().join("docker-compose.yml"), file).expect("compose file");
+    let compose = |args: &[&str]| {
+        let mut command = service.client("docker-compose");
+        command
+            .current_dir(dir.path())
+            .args(["-p", "hc"])
+            .args(args);
+        berth_harness::run_with_timeout(command, berth_harness::COMMAND_TIMEOUT)
+    };
+    let up = compose(&["up", "-d"]);
+    assert!(
+        up.success(),
+        "{}\n{}\n{}",
+        up.stdout,
+        up.stderr,
+        service.log()
+    );
+    // `up` started app only once db was healthy.
+    let db = service.docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", "hc_db_1"]);
+    assert_eq!(db, "healthy");
+    let app = service.docker_ok(&["inspect", "-f", "{{.State.Status}}", "hc_app_1"]);
+    assert_eq!(app, "running");
+    let down = compose(&["down", "-t", "0"]);
+    assert!(down.success(), "{}\n{}", down.stdout, down.stderr);
+}
