@@ -363,23 +363,14 @@ fn compose_waits_for_a_service_to_be_healthy() {
         return;
     };
     let dir = tempfile::tempdir().expect("project dir");
-    // On the default bridge: compose's own project network is another matter (its
-    // disconnect-and-connect dance is refused by berth, health check or not).
     let file = format!(
-        "version: '2.4'\nservices:\n  db:\n    image: {IMAGE}\n    command: sleep 300\n    network_mode: bridge\n    \
+        "version: '2.4'\nservices:\n  db:\n    image: {IMAGE}\n    command: sleep 300\n    \
          healthcheck:\n      test: [\"CMD-SHELL\", \"test -e /tmp/ready || touch /tmp/ready; exit 0\"]\n      \
-         interval: 1s\n      retries: 2\n  app:\n    image: {IMAGE}\n    command: sleep 300\n    network_mode: bridge\n    \
+         interval: 1s\n      retries: 2\n  app:\n    image: {IMAGE}\n    command: sleep 300\n    \
          depends_on:\n      db:\n        condition: service_healthy\n"
     );
     std::fs::write(dir.path().join("docker-compose.yml"), file).expect("compose file");
-    let compose = |args: &[&str]| {
-        let mut command = service.client("docker-compose");
-        command
-            .current_dir(dir.path())
-            .args(["-p", "hc"])
-            .args(args);
-        berth_harness::run_with_timeout(command, berth_harness::COMMAND_TIMEOUT)
-    };
+    let compose = |args: &[&str]| service.compose(dir.path(), "hc", args);
     let up = compose(&["up", "-d"]);
     assert!(
         up.success(),
