@@ -5,11 +5,18 @@
 #
 #   bench/idle.sh                 # 1000 containers on the default bridge network
 #   N=200 NETWORK=none bench/idle.sh
+#   N=50 HEALTH=1 SETTLE=20 bench/idle.sh   # each with a 1 s health check, measured after 20 s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000}
 NETWORK=${NETWORK:-bridge}
 PARALLEL=${PARALLEL:-4}
+# HEALTH=1: every container probes `true` each second; SETTLE: seconds to wait before the
+# memory is read (so that the monitors have run their probes, or trimmed after the start).
+HEALTH=${HEALTH:-}
+SETTLE=${SETTLE:-0}
+health_flags=()
+[ -n "$HEALTH" ] && health_flags=(--health-cmd true --health-interval 1s)
 if [ -z "${BERTH:-}" ]; then
   # Built every time (a no-op when nothing changed): a stale binary measures old code.
   BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
@@ -47,13 +54,17 @@ count_leaks() {
 echo "before: $(count_leaks)"
 mem_before=$(awk '/MemAvailable/{print $2}' /proc/meminfo)
 start=$(date +%s.%N)
-seq "$N" | xargs -P "$PARALLEL" -I{} "$BERTH" run -d --network "$NETWORK" --name idle{} idle/busybox sleep 100000 >/dev/null
+seq "$N" | xargs -P "$PARALLEL" -I{} "$BERTH" run -d --network "$NETWORK" "${health_flags[@]}" --name idle{} idle/busybox sleep 100000 >/dev/null
 end=$(date +%s.%N)
+sleep "$SETTLE"
+[ -n "$HEALTH" ] && echo "health: $("$BERTH" ps --filter health=healthy -q | wc -l) of $N healthy"
 running=$("$BERTH" ps -q | wc -l)
 mem_after=$(awk '/MemAvailable/{print $2}' /proc/meminfo)
 pss_total=0
 priv_total=0
-for p in $(pgrep -f "__monitor"); do
+# This root's monitors only: other roots' (another bench, tests) are not ours to count.
+"$BERTH" ps -q --no-trunc >"$work/ids"
+for p in $(pgrep -af "__monitor" | grep -Ff "$work/ids" | awk '{print $1}'); do
   read -r pss priv < <(awk '/^Pss:/{p=$2} /^Private_Clean:/{pc=$2} /^Private_Dirty:/{pd=$2} END{print p, pc+pd}' "/proc/$p/smaps_rollup" 2>/dev/null || echo "0 0")
   pss_total=$((pss_total + pss)); priv_total=$((priv_total + priv))
 done

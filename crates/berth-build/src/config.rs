@@ -10,26 +10,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Empty {}
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct HealthConfig {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub test: Vec<String>,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub interval: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub timeout: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub start_period: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub start_interval: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub retries: i64,
-}
-
-fn is_zero(n: &i64) -> bool {
-    *n == 0
-}
+/// Docker's Healthcheck: the engine's type, which runs what the build writes.
+pub use berth_engine::health::HealthConfig;
 
 /// Docker's `config`: what a container of the image starts with.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

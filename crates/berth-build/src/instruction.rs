@@ -316,34 +316,7 @@ fn health(args: &str, flags: &mut Flags) -> Result<Health, String> {
     Ok(h)
 }
 
-/// Go's time.ParseDuration for the units a healthcheck uses: "30s", "1m30s", "500ms", "0".
-pub fn parse_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let value: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[u..];
-    }
-    Some(total as i64)
-}
+pub use berth_engine::health::parse_duration;
 
 /// An instruction's `--name[=value]` flags; each must be taken by the instruction.
 struct Flags {

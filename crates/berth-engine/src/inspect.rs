@@ -208,6 +208,12 @@ fn more_fields(v: &mut Value, record: &Record) {
     host["CgroupParent"] = "".into();
     v["Config"]["ExposedPorts"] = crate::ports::exposed_json(record);
     v["Config"]["Volumes"] = Value::Object(volumes);
+    if let Some(h) = &record.state.health {
+        v["State"]["Health"] = json!(h);
+    }
+    if let Some(h) = &req.healthcheck {
+        v["Config"]["Healthcheck"] = json!(h);
+    }
     v["ExecIDs"] = Value::Null;
     v["MountLabel"] = "".into();
     v["ProcessLabel"] = "".into();

@@ -15,6 +15,7 @@ pub mod events;
 pub mod exec;
 pub mod export;
 pub mod filters;
+pub mod health;
 pub mod images;
 pub mod info;
 pub mod inspect;

@@ -35,6 +35,8 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
     let (id, random) = crate::names::new_id()?;
     let anonymous = anonymous_volumes(&mut req, image.config, &random);
     crate::ports::merge_exposed(&mut req, image.config);
+    req.healthcheck =
+        crate::health::merge(req.healthcheck.take(), image_healthcheck(engine, image));
     let dir = engine.containers.dir(&id);
     // The check mounts the root in the container's directory: gone again if anything fails.
     let discard = |e: Error| {
@@ -84,6 +86,14 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
     }
     events::record(engine, Event::container(&record, "create"));
     Ok(record)
+}
+
+/// The image's HEALTHCHECK: Docker's `config.Healthcheck`, which oci-spec's
+/// ImageConfiguration drops, read from the config document itself.
+fn image_healthcheck(engine: &Engine, image: &ImageRef<'_>) -> Option<crate::health::HealthConfig> {
+    let store = engine.images().ok()?;
+    let digest = berth_image::digest::parse_digest(&image.id).ok()?;
+    crate::health::from_image_config(&store.read_blob(&digest).ok()?)
 }
 
 /// The asked-for name, or a generated free one, taken for `id`. Call under `lock_names`.

@@ -73,9 +73,12 @@ struct Filter {
     volumes: Vec<String>,
     before: Option<String>,
     since: Option<String>,
+    /// `starting`, `healthy`, `unhealthy` or `none` (no health check).
+    health: Vec<String>,
 }
 
-const KEYS: &str = "ancestor, before, exited, id, label, name, network, since, status and volume";
+const KEYS: &str =
+    "ancestor, before, exited, health, id, label, name, network, since, status and volume";
 
 impl Filter {
     fn parse(engine: &Engine, pairs: &[String]) -> Result<Filter> {
@@ -109,6 +112,14 @@ impl Filter {
                         .parse()
                         .map_err(|_| bad("the exit code must be a number"))?,
                 ),
+                "health" => match value.as_str() {
+                    "starting" | "healthy" | "unhealthy" | "none" => f.health.push(value),
+                    _ => {
+                        return Err(Error::Invalid(format!(
+                            "Unrecognised filter value for health: {value}"
+                        )))
+                    }
+                },
                 "network" => f.networks.push(value),
                 "volume" => f.volumes.push(value),
                 "before" => f.before = Some(engine.containers.find(&value)?.id),
@@ -142,6 +153,7 @@ impl Filter {
             && (self.exited.is_empty()
                 || (!st.status.is_live() && self.exited.contains(&st.exit_code)))
             && any(&self.networks, &|v| on_network(r, v))
+            && any(&self.health, &|v| v == health_of(r))
             && any(&self.volumes, &|v| {
                 r.request
                     .mounts
@@ -187,6 +199,14 @@ fn on_network(r: &Record, value: &str) -> bool {
             .any(|a| a.network == value || (!value.is_empty() && a.network_id.starts_with(value)))
 }
 
+/// The container's health as the `health` filter names it: its status, or `none`.
+fn health_of(r: &Record) -> &str {
+    r.state
+        .health
+        .as_ref()
+        .map_or("none", |h| h.status.as_str())
+}
+
 /// Docker's COMMAND: the process's words, those with a space in single quotes.
 pub fn command(engine: &Engine, r: &Record) -> String {
     let words = crate::inspect::command(engine, r);
@@ -216,7 +236,13 @@ pub fn status_text(r: &Record) -> String {
     };
     match st.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", since(&st.started_at)),
+        Status::Running => match &st.health {
+            Some(h) if h.status == crate::health::STARTING => {
+                format!("Up {} (health: starting)", since(&st.started_at))
+            }
+            Some(h) => format!("Up {} ({})", since(&st.started_at), h.status),
+            None => format!("Up {}", since(&st.started_at)),
+        },
         Status::Paused => format!("Up {} (Paused)", since(&st.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",

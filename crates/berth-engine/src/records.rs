@@ -70,6 +70,9 @@ pub struct State {
     /// HasBeenManuallyStopped).
     pub manually_stopped: bool,
     pub restart_count: u32,
+    /// Docker's `State.Health`, while the container has a health check (the monitor's
+    /// probes write it: monitor/health.rs).
+    pub health: Option<crate::health::Health>,
 }
 
 /// Everything berth keeps about a container.

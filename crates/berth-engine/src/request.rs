@@ -216,6 +216,9 @@ pub struct RunRequest {
     pub stop_signal: Option<String>,
     /// Seconds; 10 by default.
     pub stop_timeout: Option<i64>,
+    /// The health check as asked (`--health-*`, `--no-healthcheck` as Test ["NONE"]); once
+    /// created, merged with the image's as Docker merges it (health::merge).
+    pub healthcheck: Option<crate::health::HealthConfig>,
     pub restart: RestartPolicy,
     pub labels: BTreeMap<String, String>,
     /// `--add-host name:ip`.
@@ -295,6 +298,9 @@ impl RunRequest {
                     "--stop-signal {s:?}: not a signal name or number"
                 )));
             }
+        }
+        if let Some(h) = &self.healthcheck {
+            h.check()?;
         }
         if !["", "missing", "always", "never"].contains(&self.pull.as_str()) {
             return Err(Error::Invalid(format!(

@@ -28,6 +28,9 @@ pub struct Settings {
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub labels: Vec<(String, String)>,
+    /// The container's Healthcheck (the image's merged with its flags, Docker's JSON), which
+    /// replaces the image's.
+    pub healthcheck: Option<Value>,
 }
 
 /// A commit of the container whose upper directory is `upper`, over `image`.
@@ -153,6 +156,9 @@ fn apply_settings(run: &mut Map<String, Value>, s: &Settings) {
     }
     for (k, v) in &s.labels {
         Change::Label(k.clone(), v.clone()).apply(run);
+    }
+    if let Some(h) = &s.healthcheck {
+        run.insert("Healthcheck".into(), h.clone());
     }
 }
 

@@ -703,17 +703,26 @@ fn hostile_create_bodies_are_refused_and_leave_nothing() {
         "{answer}"
     );
     assert_eq!(service.berth.ids(), [id]);
-    // A health check is taken, and said to be ignored.
-    let body = format!(r#"{{{image}, "Healthcheck": {{"Test": ["CMD", "true"]}}}}"#);
+    // A health check is taken as it is, without a warning; a malformed one is refused.
+    let body = format!(r#"{{{image}, "Healthcheck": {{"Test": ["CMD", "true"], "Retries": 2}}}}"#);
     let (code, answer) = call(&service, "POST", "/containers/create", Some(&body));
     assert_eq!(code, "201", "{answer}");
-    assert!(
-        json(&answer)["Warnings"][0]
-            .as_str()
-            .unwrap()
-            .contains("health"),
-        "{answer}"
+    assert_eq!(json(&answer)["Warnings"], serde_json::json!([]), "{answer}");
+    let id = json(&answer)["Id"].as_str().unwrap().to_string();
+    let config = service.docker_ok(&["inspect", "-f", "{{json .Config.Healthcheck}}", &id]);
+    assert_eq!(
+        json(&config),
+        serde_json::json!({"Test": ["CMD", "true"], "Retries": 2})
     );
+    for bad in [
+        r#"{"Test": "true"}"#,
+        r#"{"Test": ["CMD"]}"#,
+        r#"{"Interval": 5}"#,
+    ] {
+        let body = format!(r#"{{{image}, "Healthcheck": {bad}}}"#);
+        let (code, answer) = call(&service, "POST", "/containers/create", Some(&body));
+        assert_eq!(code, "400", "{bad}: {answer}");
+    }
     service.docker_ok(&["version"]);
 }
 

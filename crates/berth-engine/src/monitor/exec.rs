@@ -33,6 +33,9 @@ pub(super) struct Exec {
     client: Option<Client>,
     /// Its exit code, once it exited.
     pub(super) exit: Option<i32>,
+    /// A health probe's output, stdout and stderr together, up to `health::MAX_OUTPUT`
+    /// bytes and one more if there was more; None for an exec a client asked for.
+    pub(super) capture: Option<Vec<u8>>,
 }
 
 /// Which of an exec's descriptors a poll slot watches.
@@ -106,6 +109,7 @@ impl Exec {
             input: Input::default(),
             client: None,
             exit: None,
+            capture: None,
         })
     }
 
@@ -200,6 +204,11 @@ impl Exec {
             if let Some(c) = self.client.as_mut().filter(|c| c.wants(kind)) {
                 c.send(kind, &buf[..n]);
             }
+            if let Some(kept) = &mut self.capture {
+                // One byte past the limit tells that some was lost.
+                let room = (crate::health::MAX_OUTPUT + 1).saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
         }
         read
     }
@@ -244,9 +253,33 @@ impl Exec {
         }
     }
 
+    /// SIGKILL to the process (a health probe past its timeout).
+    pub(super) fn kill(&self) {
+        let signal = nix::sys::signal::Signal::SIGKILL as i32;
+        let _ = berth_sys::process::pidfd_send_signal(self.pidfd.as_fd(), signal);
+    }
+
     /// After the exit (`code`, if the poll loop did not see it): what output is left, the exit
     /// in the record, then to the client, which is handed back for its last words.
     pub(super) fn finish(mut self, engine: &Engine, code: Option<i32>) -> Option<Client> {
+        self.record_exit(engine, code);
+        let mut client = self.client.take()?;
+        let code = self.record.exit_code.unwrap_or(255);
+        client.send(Kind::Exit, &code.to_be_bytes());
+        // From now on a plain client: no container output, no exit of the container.
+        client.hello = None;
+        client.waits = false;
+        Some(client)
+    }
+
+    /// A health probe's end: its exit code and what it wrote.
+    pub(super) fn finish_probe(mut self, engine: &Engine) -> (i32, Vec<u8>) {
+        let code = self.record_exit(engine, None);
+        (code, self.capture.take().unwrap_or_default())
+    }
+
+    /// Reads what output is left and records the exit; returns its code.
+    fn record_exit(&mut self, engine: &Engine, code: Option<i32>) -> i32 {
         let code = self.exit.or(code).unwrap_or(255);
         for i in 0..self.outputs.len() {
             if let Some((_, Some(fd))) = self.outputs.get(i) {
@@ -264,11 +297,6 @@ impl Exec {
             );
         }
         crate::exec::event(engine, &self.record, "exec_die", Some(code));
-        let mut client = self.client.take()?;
-        client.send(Kind::Exit, &code.to_be_bytes());
-        // From now on a plain client: no container output, no exit of the container.
-        client.hello = None;
-        client.waits = false;
-        Some(client)
+        code
     }
 }

@@ -3,11 +3,12 @@
 //! container's orphans). It creates and starts the container through berth-runtime, holds its
 //! stdio (pipes or the pty master), writes the json-file log, serves attach/stop clients on
 //! `<dir>/monitor.sock` (protocol in proto.rs), starts exec'd processes and relays them
-//! (exec.rs: the engine's callers never fork nor enter a namespace), records the exit, tears
-//! down, and applies the restart policy or `--rm`.
+//! (exec.rs: the engine's callers never fork nor enter a namespace), runs the health check's
+//! probes (health.rs), records the exit, tears down, and applies the restart policy or `--rm`.
 
 mod client;
 mod exec;
+mod health;
 pub mod logfile;
 pub mod proto;
 mod reap;

@@ -9,6 +9,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
 use super::client::{self, Client, LAST_WORDS};
+use super::health::Checker;
 use super::logfile::LogFile;
 use super::proto::{self, AttachOptions, ErrorReply, Kind};
 use super::serve::Run;
@@ -370,6 +371,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     let stop_signal =
         crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(Signal::SIGTERM);
     let pid_start = berth_runtime::state::process_start_time(pid).unwrap_or(0);
+    let health = Checker::initial(req.healthcheck.as_ref(), record.state.health.as_ref());
     let me = std::process::id() as i32;
     let me_start = berth_runtime::state::process_start_time(me).unwrap_or(0);
     engine
@@ -385,6 +387,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             r.state.exit_code = 0;
             r.state.error = String::new();
             r.state.manually_stopped = false;
+            r.state.health = health.clone();
             r.hostname = prepared.hostname.clone();
             r.network = attachment.clone();
             r.networks = joined.clone();
@@ -410,6 +413,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         input: super::stdio::Input::default(),
         log_failures: 0,
         execs: Vec::new(),
+        health: Checker::new(req.healthcheck.as_ref(), health),
     })
 }
 

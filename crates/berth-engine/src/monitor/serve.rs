@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 
 use super::client::Client;
 use super::exec::{self, Exec};
+use super::health::Checker;
 use super::logfile::LogFile;
 use super::proto::{self, ErrorReply, ExecRequest, ExecResize, Kind, StopRequest};
 use super::reap::{exit_code, reap_children, wait_readable};
@@ -36,8 +37,10 @@ pub(super) struct Run<'a> {
     /// Writes to the log that failed: the first is reported, the rest only counted (a full
     /// disk would otherwise fill monitor.log on it with one line per read of output).
     pub(super) log_failures: u64,
-    /// The exec'd processes still running.
+    /// The exec'd processes still running (a health probe among them).
     pub(super) execs: Vec<Exec>,
+    /// The health check, if the container has one.
+    pub(super) health: Option<Checker>,
 }
 
 /// How one run of the container ended: its exit code, what of the teardown failed, and the
@@ -109,7 +112,11 @@ impl Run<'_> {
                 e.poll_fds(&mut fds, &mut exec_slots);
                 slots.extend(exec_slots.into_iter().map(|fd| Slot::Exec(i, fd)));
             }
-            let next = [self.kill_at, trim_at].into_iter().flatten().min();
+            let probe_at = self.health.as_ref().and_then(Checker::deadline);
+            let next = [self.kill_at, trim_at, probe_at]
+                .into_iter()
+                .flatten()
+                .min();
             let timeout = match next {
                 Some(t) => PollTimeout::from(
                     t.saturating_duration_since(Instant::now())
@@ -186,6 +193,9 @@ impl Run<'_> {
                 self.start_exec(client, &req, clients);
             }
             self.finish_execs(clients, false);
+            if let (Some(health), false) = (&mut self.health, exited) {
+                health.tick(self.engine, &self.id, &mut self.execs);
+            }
             clients.retain(|c| !c.gone);
             if exited {
                 break;
@@ -247,7 +257,12 @@ impl Run<'_> {
             .partition(|e| container_gone || e.exit.is_some());
         self.execs = running;
         for e in done {
-            clients.extend(e.finish(self.engine, None));
+            match &mut self.health {
+                // A probe the container's end cut short has no result to record.
+                Some(h) if h.owns(&e) && container_gone => drop(e.finish_probe(self.engine)),
+                Some(h) if h.owns(&e) => h.finished(self.engine, &self.id, e),
+                _ => clients.extend(e.finish(self.engine, None)),
+            }
         }
     }
 
@@ -445,6 +460,10 @@ impl Run<'_> {
                 r.state.error = errors.join("; ");
                 r.network = None;
                 r.networks.clear();
+                // Docker's: a health check no longer watched is unhealthy.
+                if let Some(h) = &mut r.state.health {
+                    h.status = crate::health::UNHEALTHY.into();
+                }
                 containers.save(r).map_err(|e| e.to_string())
             }
         };

@@ -56,6 +56,10 @@ pub fn run(ctx: &Context, args: CommitArgs) -> Result<()> {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        healthcheck: req
+            .healthcheck
+            .as_ref()
+            .and_then(|h| serde_json::to_value(h).ok()),
     };
     let upper = engine.containers.dir(&record.id).join("upper");
     std::fs::create_dir_all(&upper)?;

@@ -2,6 +2,7 @@
 //! `RunRequest`: every value is parsed here, so a typo fails before anything is created.
 
 use anyhow::{bail, Context as _, Result};
+use berth_engine::health::{parse_duration, HealthConfig};
 use berth_engine::options::{self, ns_mode, restart, tmpfs, volume};
 use berth_engine::request::{NsMode, RunRequest, SeccompChoice};
 use clap::Args;
@@ -183,6 +184,27 @@ pub struct RunFlags {
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout", allow_negative_numbers = true)]
     pub stop_timeout: Option<i64>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(long = "health-interval", allow_hyphen_values = true)]
+    pub health_interval: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries", allow_negative_numbers = true)]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-period", allow_hyphen_values = true)]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-interval", allow_hyphen_values = true)]
+    pub health_start_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(long = "health-timeout", allow_hyphen_values = true)]
+    pub health_timeout: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Restart policy to apply when a container exits
     #[arg(long, default_value = "no")]
     pub restart: String,
@@ -296,6 +318,7 @@ impl RunFlags {
             init: self.init,
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
+            healthcheck: self.healthcheck()?,
             restart: restart(&self.restart)?,
             labels: key_values("--label", &self.label)?,
             add_hosts: self.add_host.clone(),
@@ -327,6 +350,48 @@ impl RunFlags {
             r.mounts.push(tmpfs(t)?);
         }
         Ok(r)
+    }
+
+    /// Docker's CLI rules: `--no-healthcheck` is Test ["NONE"] and takes no `--health-*`;
+    /// `--health-cmd` is CMD-SHELL; a duration or count left out is the image's or the default.
+    fn healthcheck(&self) -> Result<Option<HealthConfig>> {
+        let duration = |flag: &str, v: &Option<String>| -> Result<i64> {
+            let Some(v) = v else { return Ok(0) };
+            let nanos = parse_duration(v).with_context(|| {
+                format!(
+                    "invalid argument {v:?} for \"--{flag}\" flag: time: invalid duration {v:?}"
+                )
+            })?;
+            if nanos < 0 {
+                bail!("--{flag} cannot be negative");
+            }
+            Ok(nanos)
+        };
+        let h = HealthConfig {
+            test: match &self.health_cmd {
+                Some(cmd) if !cmd.is_empty() => vec!["CMD-SHELL".into(), cmd.clone()],
+                _ => Vec::new(),
+            },
+            interval: duration("health-interval", &self.health_interval)?,
+            timeout: duration("health-timeout", &self.health_timeout)?,
+            start_period: duration("health-start-period", &self.health_start_period)?,
+            start_interval: duration("health-start-interval", &self.health_start_interval)?,
+            retries: self.health_retries.unwrap_or(0),
+        };
+        if h.retries < 0 {
+            bail!("--health-retries cannot be negative");
+        }
+        let any = h != HealthConfig::default();
+        if self.no_healthcheck {
+            if any {
+                bail!("--no-healthcheck conflicts with --health-* options");
+            }
+            return Ok(Some(HealthConfig {
+                test: vec!["NONE".into()],
+                ..HealthConfig::default()
+            }));
+        }
+        Ok(any.then_some(h))
     }
 
     fn security(&self, r: &mut RunRequest) -> Result<()> {

@@ -1,7 +1,7 @@
 //! `POST /containers/create`: Docker's `ContainerCreate` body (Config, HostConfig,
 //! NetworkingConfig) read into the engine's `RunRequest`, then the engine's create. Every field
 //! may be null, as Go's clients send them; what berth cannot do is refused (400) rather than
-//! dropped, and what it does not keep (a health check) comes back as a warning. The image must
+//! dropped; its Healthcheck is merged with the image's by the engine's create. The image must
 //! be local: a missing one is Docker's 404, on which the docker CLI pulls and asks again.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use berth_engine::options;
 use berth_engine::request::{
     DeviceRequest, MountRequest, PortRequest, RunRequest, SeccompChoice, Ulimit,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::body::{
     Body, Device, HostConfig, Mount, NetworkingConfig, PortBinding, Resources, RestartPolicy,
@@ -85,12 +85,13 @@ fn request(body: Body, version: ApiVersion) -> Result<(RunRequest, Vec<String>),
         network: "bridge".into(),
         ..RunRequest::default()
     };
+    req.healthcheck = match body.healthcheck.filter(|h| !h.is_null()) {
+        Some(h) => Some(serde_json::from_value(h).map_err(|e| {
+            ApiError::bad_request(format!("Healthcheck: {e}: give Test, Interval, Timeout, StartPeriod, StartInterval (nanoseconds) and Retries"))
+        })?),
+        None => None,
+    };
     let mut warnings = Vec::new();
-    if body.healthcheck.as_ref().is_some_and(wants_health) {
-        warnings.push(
-            "berth does not run health checks: the container's Healthcheck is ignored".into(),
-        );
-    }
     let host = body.host_config.unwrap_or_default();
     let mode = host.network_mode.clone().unwrap_or_default();
     host_config(&mut req, host, version, &mut warnings)?;
@@ -107,17 +108,6 @@ fn request(body: Body, version: ApiVersion) -> Result<(RunRequest, Vec<String>),
     }
     endpoints(&mut req, &mode, body.networking_config.unwrap_or_default())?;
     Ok((req, warnings))
-}
-
-/// A Healthcheck that asks for one (`{"Test": ["NONE"]}` and an empty one turn it off).
-fn wants_health(h: &Value) -> bool {
-    match h.get("Test").and_then(Value::as_array) {
-        Some(test) => test
-            .first()
-            .and_then(Value::as_str)
-            .is_some_and(|t| t != "NONE"),
-        None => false,
-    }
 }
 
 fn host_config(
