@@ -9,6 +9,7 @@ pub mod container;
 pub mod context;
 mod copy;
 pub mod error;
+pub mod events;
 mod extract;
 pub mod fsops;
 pub mod ignore;
