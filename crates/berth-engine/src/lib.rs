@@ -5,6 +5,7 @@
 
 pub mod attach;
 pub mod bundle;
+pub mod commit;
 pub mod copy;
 pub mod copy_up;
 pub mod df;

@@ -442,3 +442,75 @@ fn a_client_that_leaves_stops_the_build() {
     let ran = service.berth.run(&["images", "-q", "abandoned"]);
     assert_eq!(ran.stdout.trim(), "");
 }
+
+#[test]
+fn commit_and_changes_through_the_api_are_berths() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let script = "mkdir /newdir && echo x > /newdir/f && rm /bin/vi && echo more >> /etc/passwd";
+    service.docker_ok(&["run", "--name", "changed", "busybox", "sh", "-c", script]);
+    let docker = service.docker_ok(&["diff", "changed"]);
+    assert_eq!(docker, service.berth.ok(&["diff", "changed"]));
+    for line in ["D /bin/vi", "C /etc/passwd", "A /newdir", "A /newdir/f"] {
+        assert!(
+            docker.lines().any(|l| l == line),
+            "no {line:?} in:\n{docker}"
+        );
+    }
+    let id = service.docker_ok(&[
+        "commit",
+        "-c",
+        "ENV Z=1",
+        "-c",
+        "CMD [\"cat\", \"/newdir/f\"]",
+        "-m",
+        "a message",
+        "-a",
+        "an author",
+        "changed",
+        "committed:1",
+    ]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(service.berth.ok(&["run", "--rm", "committed:1"]), "x");
+    let shown = service.docker_ok(&[
+        "image",
+        "inspect",
+        "committed:1",
+        "--format",
+        "{{.Id}} {{.Author}} {{.Comment}} {{.Config.Env}}",
+    ]);
+    assert!(
+        shown.starts_with(&format!("{id} an author a message [")) && shown.contains("Z=1"),
+        "{shown}"
+    );
+
+    // docker-py: a running container's changes (none: null), a commit with a Config body.
+    service.docker_ok(&["run", "-d", "--name", "running", "busybox", "sleep", "600"]);
+    let script = r#"
+import docker
+c = docker.from_env().containers.get("running")
+print(c.diff())
+img = c.commit(repository="py", tag="2", conf={"Env": ["FROM_BODY=1"], "Cmd": ["echo", "body"]})
+print(img.tags, img.attrs["Config"]["Cmd"], "FROM_BODY=1" in img.attrs["Config"]["Env"])
+print(c.status)
+"#;
+    let ran = service.python(script);
+    assert!(ran.success(), "docker-py:\n{}\n{}", ran.stdout, ran.stderr);
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["None", "['py:2'] ['echo', 'body'] True", "running"],
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(service.berth.ok(&["run", "--rm", "py:2"]), "body");
+    let (code, _) = post(
+        &service,
+        "/commit?container=nonesuch",
+        Path::new("/dev/null"),
+    );
+    assert_eq!(code, "404");
+    service.docker_ok(&["rm", "-f", "changed", "running"]);
+}
