@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 pub mod attach;
+pub mod build_cache;
 pub mod bundle;
 pub mod commit;
 pub mod copy;

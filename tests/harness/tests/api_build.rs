@@ -514,3 +514,50 @@ print(c.status)
     assert_eq!(code, "404");
     service.docker_ok(&["rm", "-f", "changed", "running"]);
 }
+
+/// The Build Cache line of a `system df` table.
+fn cache_line(df: &str) -> String {
+    df.lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap_or_else(|| panic!("no Build Cache line in:\n{df}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn the_build_cache_in_system_df_and_its_prunes() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=cache,target=/c head -c 100000 /dev/zero > /c/blob\n\
+         RUN head -c 200000 /dev/zero > /layer\n",
+    )]);
+    built(&docker_build(&service, ctx.path(), &["-q", "-t", "sized"]));
+    service.docker_ok(&["rmi", "sized"]);
+    // The docker CLI draws its line from the service's BuildCache; berth draws its own.
+    let docker = cache_line(&service.docker_ok(&["system", "df"]));
+    assert_eq!(docker, cache_line(&service.berth.ok(&["system", "df"])));
+    assert!(docker.starts_with("Build Cache 3 0 3"), "{docker}");
+    let verbose = service.docker_ok(&["system", "df", "-v"]);
+    for kind in ["regular", "exec.cachemount"] {
+        assert!(verbose.contains(kind), "{verbose}");
+    }
+
+    let pruned = service.docker_ok(&["builder", "prune", "-f"]);
+    assert!(
+        pruned.starts_with("Deleted build cache objects:\n"),
+        "{pruned}"
+    );
+    assert_eq!(pruned.lines().count(), 3 + 3, "{pruned}");
+    let empty = "Build Cache 0 0 0B 0B";
+    assert_eq!(cache_line(&service.docker_ok(&["system", "df"])), empty);
+
+    built(&docker_build(&service, ctx.path(), &["-q"]));
+    let pruned = service.docker_ok(&["system", "prune", "-f"]);
+    assert!(pruned.contains("Deleted build cache objects:"), "{pruned}");
+    assert_eq!(cache_line(&service.docker_ok(&["system", "df"])), empty);
+}

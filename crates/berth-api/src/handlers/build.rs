@@ -1,5 +1,5 @@
-//! `POST /build`: the legacy builder's endpoint (what `DOCKER_BUILDKIT=0 docker build`,
-//! docker-py's `images.build` and compose's `build:` call). The body is the context, a tar
+//! `POST /build`, the legacy builder's endpoint (what `DOCKER_BUILDKIT=0 docker build`,
+//! docker-py's `images.build` and compose's `build:` call), and `POST /build/prune`. The body is the context, a tar
 //! (gzip or zstd compressed, told by its magic); the answer is Docker's JSON stream: `Step 2/5
 //! : RUN ...`, the steps' output, `{"aux":{"ID":...}}`, `Successfully built` and `tagged`.
 //!
@@ -25,14 +25,46 @@ use super::images::stream::{self, BodyReader, Out};
 use super::Routed;
 use crate::error::ApiError;
 use crate::handlers::State;
-use crate::respond::Reply;
+use crate::respond::{self, Reply};
 use crate::router::{Call, Query};
 
 pub async fn route(state: &Arc<State>, mut call: Call) -> Routed {
     match (call.method.as_str(), call.path().as_slice()) {
         ("POST", ["build"]) => Break(build(state, &mut call).await),
+        ("POST", ["build", "prune"]) => Break(prune(state, &call).await),
         _ => Continue(call),
     }
+}
+
+/// `POST /build/prune`: the whole cache (berth cannot tell a record in use, so `all` or not
+/// is the same); filters and storage limits, which would keep some, are not supported.
+async fn prune(state: &Arc<State>, call: &Call) -> Reply {
+    let filters = crate::filters::Filters::of(&call.query)?.pairs();
+    let limits = [
+        "keep-storage",
+        "reserved-space",
+        "max-used-space",
+        "min-free-space",
+    ];
+    let limited = limits
+        .iter()
+        .any(|l| call.query.get(l).is_some_and(|v| !v.is_empty() && v != "0"));
+    if !filters.is_empty() || limited {
+        return Err(ApiError::not_implemented(
+            "berth prunes the whole build cache: filters and storage limits are not supported",
+        ));
+    }
+    let pruned = state
+        .blocking(|s| Ok(berth_engine::build_cache::prune(&s.engine.root)?))
+        .await?;
+    let deleted = match pruned.ids.is_empty() {
+        true => serde_json::Value::Null,
+        false => json!(pruned.ids),
+    };
+    respond::json(
+        200,
+        &json!({"CachesDeleted": deleted, "SpaceReclaimed": pruned.bytes}),
+    )
 }
 
 /// What the child is asked, and what the stream needs to say at the end.

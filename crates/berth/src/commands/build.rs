@@ -456,10 +456,20 @@ pub fn builder(ctx: &Context, command: BuilderCommand) -> Result<()> {
     if !super::confirmed(args.force, &format!("This will remove {what}."))? {
         return Ok(());
     }
-    let pruned = berth_build::cache::prune(&ctx.global.root)?;
+    let pruned = berth_engine::build_cache::prune(&ctx.global.root)?;
+    print_pruned(&pruned);
+    Ok(())
+}
+
+/// As the docker CLI prints a prune of the build cache: the IDs (if any), then the bytes.
+pub fn print_pruned(pruned: &berth_engine::build_cache::Pruned) {
+    if !pruned.ids.is_empty() {
+        outln!("Deleted build cache objects:");
+        pruned.ids.iter().for_each(|id| outln!("{id}"));
+        outln!();
+    }
     outln!(
         "Total reclaimed space: {}",
         crate::format::human_size(pruned.bytes)
     );
-    Ok(())
 }
