@@ -39,8 +39,14 @@ pub struct BuildOptions {
 
 /// What the build tells its caller as it goes; the caller decides what a person sees.
 pub trait Progress {
+    /// How many instructions the stages to build hold, FROMs included (the legacy builder's
+    /// `Step 2/7`), once they are known.
+    fn planned(&mut self, _instructions: usize) {}
     /// A step begins: `id` numbers it, `name` is `[stage 2/5] RUN ...`.
     fn step(&mut self, id: usize, name: &str);
+    /// An instruction that only changes the config (ENV, CMD...), named as a step is: no step
+    /// in BuildKit's progress, one in the legacy builder's.
+    fn config(&mut self, _name: &str) {}
     fn output(&mut self, id: usize, bytes: &[u8]);
     fn cached(&mut self, id: usize);
     fn done(&mut self, id: usize);
@@ -181,7 +187,10 @@ pub fn build<'a>(
         b.check_platform("--platform", p, 0)?;
     }
     let target = b.target()?;
-    for index in b.needed(target)? {
+    let needed = b.needed(target)?;
+    let instructions = needed.iter().map(|i| b.stages[*i].steps.len() + 1).sum();
+    b.progress.planned(instructions);
+    for index in needed {
         let state = b.build_stage(index)?;
         b.built.insert(index, state);
     }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -53,7 +54,9 @@ impl Context {
         })
     }
 
-    /// A tar context (plain or compressed), unpacked below `tmp`.
+    /// A tar context (plain or compressed), unpacked below `tmp` as `cp` extracts into a
+    /// container: each entry made beneath the directory (`openat2(RESOLVE_IN_ROOT)`, no link
+    /// followed out of it, `..` refused, no device nodes), owned by root.
     pub fn tar(reader: impl Read, tmp: &Path) -> Result<Context> {
         let dir = tempfile::Builder::new()
             .prefix("context-")
@@ -61,14 +64,9 @@ impl Context {
             .map_err(Error::io("create a directory in", tmp))?;
         let decoder = berth_image::compress::decoder(io::BufReader::new(reader))
             .map_err(Error::io("read the context archive", dir.path()))?;
-        let mut archive = tar::Archive::new(decoder);
-        archive.set_preserve_permissions(true);
-        archive.set_preserve_mtime(true);
-        archive.set_overwrite(true);
-        // tar's unpack refuses entries that climb out with `..` or through a symlink it made.
-        archive
-            .unpack(dir.path())
-            .map_err(Error::io("unpack the context archive into", dir.path()))?;
+        let root = berth_engine::copy::open_host_dir(dir.path())?;
+        let options = berth_engine::copy::ExtractOptions::default();
+        berth_engine::copy::unpack(root.as_fd(), Path::new("/"), decoder, &options)?;
         let mut ctx = Context::dir(dir.path())?;
         ctx.unpacked = Some(dir);
         Ok(ctx)

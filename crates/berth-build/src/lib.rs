@@ -3,12 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod builder;
-pub mod cache;
 pub mod config;
 pub mod container;
 pub mod context;
 mod copy;
 pub mod error;
+pub mod events;
 mod extract;
 pub mod fsops;
 pub mod ignore;
@@ -22,5 +22,7 @@ mod steps;
 mod stubs;
 mod workdir;
 
+/// The layer cache is the engine's: `system df` and `system prune` measure and empty it.
+pub use berth_engine::build_cache as cache;
 pub use builder::{build, BuildOptions, Built, Progress};
 pub use error::{Error, Result};

@@ -212,6 +212,7 @@ impl Builder<'_> {
             Kind::From { .. } => return Err(self.syntax(ins.line, "FROM inside a stage")),
             _ => {}
         }
+        self.progress.config(label);
         let history = self.config_step(st, ins)?;
         st.key = key(&st.key, &[history.as_bytes()]);
         st.config.add_history(&st.time, history, true);

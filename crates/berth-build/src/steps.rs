@@ -88,6 +88,7 @@ impl Builder<'_> {
                 let record = Record {
                     layer,
                     created: self.timestamp(),
+                    description: Some(plan.history.clone()),
                 };
                 self.cache.put(&step_key, &record)?;
                 self.progress.done(id);

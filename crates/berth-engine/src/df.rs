@@ -22,8 +22,8 @@ pub struct DiskUsage {
     pub images: Vec<Summary>,
     pub containers: Vec<ContainerUsage>,
     pub volumes: Vec<VolumeUsage>,
-    /// berth builds keep no cache.
-    pub build_cache: Vec<()>,
+    /// The build cache's records and cache mounts.
+    pub build_cache: Vec<crate::build_cache::Entry>,
     /// Containers whose record could not be read (not counted).
     #[serde(skip)]
     pub skipped: Vec<Skipped>,
@@ -123,12 +123,14 @@ pub fn disk_usage(engine: &Engine) -> Result<DiskUsage> {
             }
         })
         .collect();
+    let build_cache =
+        crate::build_cache::entries(&engine.root, &store, &|l| holders.contains_key(l));
     Ok(DiskUsage {
         layers_size: holders.keys().map(|l| layer_size(l)).sum(),
         images,
         containers,
         volumes,
-        build_cache: Vec::new(),
+        build_cache,
         skipped: listing.skipped,
     })
 }
@@ -169,7 +171,8 @@ pub struct Line {
 impl DiskUsage {
     /// The docker CLI's four lines, by its formulas: an image is active with a container,
     /// and only what is its own (size less shared) counts as used; a container is active
-    /// while running, paused or restarting; a volume while a container refers to it.
+    /// while running, paused or restarting; a volume while a container refers to it; a
+    /// build cache entry while in use, its size counted unless shared.
     pub fn lines(&self) -> [Line; 4] {
         let active_images = self.images.iter().filter(|i| i.containers > 0);
         let used: u64 = active_images
@@ -211,13 +214,20 @@ impl DiskUsage {
                 size: volumes_size,
                 reclaimable: unused_volumes.map(|v| v.usage_data.size).sum(),
             },
-            Line {
-                kind: "Build Cache",
-                total: 0,
-                active: 0,
-                size: 0,
-                reclaimable: 0,
-            },
+            self.build_cache_line(),
         ]
+    }
+
+    fn build_cache_line(&self) -> Line {
+        let own = self.build_cache.iter().filter(|e| !e.shared);
+        let size: u64 = own.clone().map(|e| e.size).sum();
+        let in_use: u64 = own.filter(|e| e.in_use).map(|e| e.size).sum();
+        Line {
+            kind: "Build Cache",
+            total: self.build_cache.len(),
+            active: self.build_cache.iter().filter(|e| e.in_use).count(),
+            size,
+            reclaimable: size.saturating_sub(in_use),
+        }
     }
 }

@@ -4,7 +4,9 @@
 #![recursion_limit = "256"]
 
 pub mod attach;
+pub mod build_cache;
 pub mod bundle;
+pub mod commit;
 pub mod config;
 pub mod copy;
 pub mod copy_up;

@@ -110,14 +110,16 @@ fn monitor() -> Option<u8> {
     Some(u8::try_from(berth_engine::monitor::main(&engine, id)).unwrap_or(1))
 }
 
-/// One line for an error: its chain joined. berth-image's and berth-engine's errors already
-/// carry their causes in their own line: the binary's context is printed above them, once.
+/// One line for an error: its chain joined. berth-image's, berth-engine's and berth-build's
+/// errors already carry their causes in their own line: the binary's context is printed above
+/// them, once.
 pub fn error_line(e: &anyhow::Error) -> String {
     let mut parts = Vec::new();
     for cause in e.chain() {
         parts.push(cause.to_string());
         if cause.downcast_ref::<berth_image::Error>().is_some()
             || cause.downcast_ref::<berth_engine::Error>().is_some()
+            || cause.downcast_ref::<berth_build::Error>().is_some()
         {
             break;
         }

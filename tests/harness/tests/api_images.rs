@@ -741,6 +741,7 @@ fn system_df_agrees_with_berth() {
     assert_eq!(df["Containers"][0]["Names"][0], "/df-user", "{df}");
     assert_eq!(df["Volumes"][0]["UsageData"]["Size"], 5000, "{df}");
     assert_eq!(df["Volumes"][0]["UsageData"]["RefCount"], 0, "{df}");
+    // No build has run in this root: an empty cache.
     assert_eq!(df["BuildCache"], serde_json::json!([]), "{df}");
     service.berth.ok(&["rm", "df-user"]);
 }

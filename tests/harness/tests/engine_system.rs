@@ -210,8 +210,8 @@ fn system_prune_without_force_removes_nothing_unless_told_y() {
             ran.stdout.starts_with(
                 "WARNING! This will remove:\n  - all stopped containers\n  - all networks not \
                  used by at least one container\n  - all anonymous volumes not used by at least \
-                 one container\n  - all dangling images\n\nAre you sure you want to continue? \
-                 [y/N] "
+                 one container\n  - all dangling images\n  - unused build cache\n\nAre you sure \
+                 you want to continue? [y/N] "
             ),
             "{what}: {}",
             ran.stdout

@@ -5,6 +5,7 @@
 //! Each module routes its own paths: its `route` answers the calls it knows (`Break`) and hands
 //! the others back (`Continue`) to the next module in [`route`].
 
+mod build;
 mod containers;
 mod df;
 mod images;
@@ -71,6 +72,7 @@ pub async fn route(state: Arc<State>, call: Call) -> Reply {
     let call = try_module!(containers, call);
     let call = try_module!(streams, call);
     let call = try_module!(images, call);
+    let call = try_module!(build, call);
     let call = try_module!(networks, call);
     let call = try_module!(volumes, call);
     let call = try_module!(df, call);

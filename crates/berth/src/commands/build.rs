@@ -10,6 +10,8 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use berth_build::container::Network;
 use berth_build::context::Context as BuildContext;
+use berth_build::events::{Event, Writer};
+use berth_build::fsops::Root;
 use berth_build::{BuildOptions, Progress};
 use berth_image::diff::Compression;
 use berth_image::Reference;
@@ -65,6 +67,9 @@ pub struct BuildArgs {
     /// Compression of new layers: gzip or zstd
     #[arg(long, default_value = "gzip")]
     pub compression: String,
+    /// Write the progress and the outcome as JSON lines on stdout (the API service's builds)
+    #[arg(long, hide = true)]
+    pub events: bool,
 }
 
 /// Docker's exit status for a build that failed (a bad Dockerfile, a failing RUN...).
@@ -72,22 +77,41 @@ const BUILD_FAILED: i32 = 1;
 
 /// Builds; a failed build is reported on stderr and exits 1, as `docker build` does.
 pub fn run(ctx: &Context, args: BuildArgs) -> Result<i32> {
-    match build(ctx, args) {
-        Ok(()) => Ok(0),
-        Err(e) => {
-            eprintln!("berth: {}", crate::error_line(&e));
-            Ok(BUILD_FAILED)
+    let events = args.events;
+    let done = match events {
+        true => build(ctx, args, &mut Writer(std::io::stdout())),
+        false => {
+            let mut printer = Printer::new(args.quiet);
+            build(ctx, args, &mut printer)
         }
+    };
+    let ok = done.is_ok();
+    match done {
+        Ok(id) if events => Writer(std::io::stdout()).event(&Event::Built { image_id: id }),
+        Ok(_) => {}
+        Err(e) if events => Writer(std::io::stdout()).event(&Event::Failed {
+            message: crate::error_line(&e),
+        }),
+        Err(e) => eprintln!("berth: {}", crate::error_line(&e)),
     }
+    Ok(if ok { 0 } else { BUILD_FAILED })
 }
 
-fn build(ctx: &Context, args: BuildArgs) -> Result<()> {
+/// What a front end of the build shows: BuildKit's plain progress, or the events.
+trait Shown: Progress {
+    fn failed(&mut self) {}
+    fn finish(&mut self, _id: &str, _tags: &[Reference]) {}
+}
+
+impl<W: Write> Shown for Writer<W> {}
+
+/// Builds; the image's ID.
+fn build(ctx: &Context, args: BuildArgs, shown: &mut dyn Shown) -> Result<String> {
     let opts = options(ctx, &args)?;
     let engine = ctx.engine()?;
     let tmp = engine.root.join("build/tmp");
     std::fs::create_dir_all(&tmp).with_context(|| format!("create {}", tmp.display()))?;
     let (context, dockerfile) = load(&args, &tmp)?;
-    let mut printer = Printer::new(args.quiet);
     let cancel = cancel_signals();
     let built = berth_build::build(
         &engine,
@@ -95,26 +119,26 @@ fn build(ctx: &Context, args: BuildArgs) -> Result<()> {
         &dockerfile,
         &context,
         &opts,
-        &mut printer,
+        &mut *shown,
         cancel.as_ref().map(|fd| fd.as_fd()),
     );
     let built = match built {
         Ok(b) => b,
         Err(e) => {
-            printer.failed();
+            shown.failed();
             return Err(e.into());
         }
     };
     let id = built.image_id.to_string();
-    printer.finish(&id, &opts.tags);
+    shown.finish(&id, &opts.tags);
     if let Some(path) = &args.iidfile {
         std::fs::write(path, &id)
             .with_context(|| format!("write the image ID to {}", path.display()))?;
     }
-    if args.quiet {
+    if args.quiet && !args.events {
         outln!("{id}");
     }
-    Ok(())
+    Ok(id)
 }
 
 /// SIGINT, SIGTERM and SIGHUP held back and readable from a descriptor instead: the build then
@@ -216,7 +240,7 @@ fn load(args: &BuildArgs, tmp: &Path) -> Result<(BuildContext, String)> {
             .context("read the context from stdin")?;
         if is_tar(&input) {
             let context = BuildContext::tar(&input[..], tmp)?;
-            let text = dockerfile_in(&context.root.path, file)?;
+            let text = dockerfile_in(&context.root, file)?;
             return Ok((context, text));
         }
         if file.is_some_and(|f| f != "-") {
@@ -256,7 +280,9 @@ fn load(args: &BuildArgs, tmp: &Path) -> Result<(BuildContext, String)> {
         }
         // Docker: -f is relative to the current directory, the default inside the context.
         Some(f) if meta.is_dir() => read_dockerfile(Path::new(f))?,
-        other => dockerfile_in(&context.root.path, other)?,
+        // As the docker CLI: a directory's Dockerfile may be a link to one outside it.
+        None if meta.is_dir() => read_dockerfile(&context.root.path.join("Dockerfile"))?,
+        other => dockerfile_in(&context.root, other)?,
     };
     Ok((context, text))
 }
@@ -270,24 +296,37 @@ fn read_dockerfile(path: &Path) -> Result<String> {
     })
 }
 
-/// The Dockerfile inside an unpacked or directory context.
-fn dockerfile_in(root: &Path, name: Option<&str>) -> Result<String> {
+/// The Dockerfile inside an unpacked or directory context, resolved in it: a link there
+/// (a hostile archive's to /etc/shadow, say) leads somewhere inside the context.
+fn dockerfile_in(root: &Root, name: Option<&str>) -> Result<String> {
     let name = name.unwrap_or("Dockerfile");
-    let rel = Path::new(name).strip_prefix("/").unwrap_or(Path::new(name));
-    let path = root.join(rel);
-    if !path.starts_with(root)
-        || rel
-            .components()
-            .any(|c| c == std::path::Component::ParentDir)
+    let rel = Path::new(name);
+    if rel
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
     {
         bail!("-f {name}: the Dockerfile must be inside the context");
     }
-    read_dockerfile(&path)
+    let fd = match root.resolve(rel, nix::fcntl::OFlag::O_RDONLY) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("failed to read dockerfile: open {name}: no such file or directory")
+        }
+        Err(e) => return Err(e).with_context(|| format!("open the Dockerfile {name}")),
+    };
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .read_to_string(&mut text)
+        .with_context(|| format!("read the Dockerfile {name}"))?;
+    Ok(text)
 }
 
-/// A tar's header at offset 257 says "ustar"; compressed tars start with their magic.
+/// A tar's header at offset 257 says "ustar" (an empty one is zeros); compressed tars start
+/// with their magic.
 fn is_tar(input: &[u8]) -> bool {
     input.get(257..262) == Some(b"ustar")
+        // An empty archive: its end, two blocks of zeros.
+        || (input.len() >= 1024 && input[..1024].iter().all(|b| *b == 0))
         || input.starts_with(&[0x1f, 0x8b])
         || input.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
 }
@@ -323,7 +362,9 @@ impl Printer {
     fn elapsed(&self) -> f64 {
         self.began.map_or(0.0, |b| b.elapsed().as_secs_f64())
     }
+}
 
+impl Shown for Printer {
     /// A failed build: in quiet mode, the failing step and what it printed.
     fn failed(&mut self) {
         if self.quiet && self.current > 0 {
@@ -415,10 +456,20 @@ pub fn builder(ctx: &Context, command: BuilderCommand) -> Result<()> {
     if !super::confirmed(args.force, &format!("This will remove {what}."))? {
         return Ok(());
     }
-    let pruned = berth_build::cache::prune(ctx.root())?;
+    let pruned = berth_engine::build_cache::prune(ctx.root())?;
+    print_pruned(&pruned);
+    Ok(())
+}
+
+/// As the docker CLI prints a prune of the build cache: the IDs (if any), then the bytes.
+pub fn print_pruned(pruned: &berth_engine::build_cache::Pruned) {
+    if !pruned.ids.is_empty() {
+        outln!("Deleted build cache objects:");
+        pruned.ids.iter().for_each(|id| outln!("{id}"));
+        outln!();
+    }
     outln!(
         "Total reclaimed space: {}",
         crate::format::human_size(pruned.bytes)
     );
-    Ok(())
 }

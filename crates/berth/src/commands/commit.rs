@@ -1,8 +1,8 @@
 //! `berth commit`: a container's changes as a new image, with Docker's flags.
 
 use anyhow::Result;
+use berth_engine::commit::CommitOptions;
 use berth_image::archive::import::Change;
-use berth_image::commit::{commit, Commit, Settings};
 use berth_image::Reference;
 use clap::{ArgAction, Args};
 
@@ -39,52 +39,14 @@ pub fn run(ctx: &Context, args: CommitArgs) -> Result<()> {
         .as_deref()
         .map(Reference::parse)
         .transpose()?;
-    let engine = ctx.engine()?;
-    let record = engine.containers.find(&args.container)?;
-    let store = ctx.store()?;
-    let image = store.resolve(&record.image_id)?;
-    let (_, lowers) = berth_engine::bundle::image_of(&engine, &record)?;
-    let req = &record.request;
-    let settings = Settings {
-        cmd: req.cmd.clone(),
-        entrypoint: req.entrypoint.clone(),
-        env: req.env.clone(),
-        workdir: req.workdir.clone(),
-        user: req.user.clone(),
-        labels: req
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        healthcheck: req
-            .healthcheck
-            .as_ref()
-            .and_then(|h| serde_json::to_value(h).ok()),
+    let options = CommitOptions {
+        author: args.author,
+        message: args.message,
+        changes,
+        pause: args.pause,
+        name,
     };
-    let upper = engine.containers.dir(&record.id).join("upper");
-    std::fs::create_dir_all(&upper)?;
-    // Docker pauses a running container so that its files hold still while they are read.
-    let paused = args.pause && record.state.status == berth_engine::records::Status::Running;
-    if paused {
-        berth_engine::lifecycle::pause(&engine, &record.id, true)?;
-    }
-    let done = commit(
-        &store,
-        &Commit {
-            image: &image,
-            upper: &upper,
-            lowers: &lowers,
-            settings,
-            changes: &changes,
-            created_by: berth_engine::inspect::command(&engine, &record).join(" "),
-            author: args.author,
-            message: args.message,
-            name: name.as_ref(),
-        },
-    );
-    if paused {
-        berth_engine::lifecycle::pause(&engine, &record.id, false)?;
-    }
-    outln!("{}", done?);
+    let id = berth_engine::commit::commit(&ctx.engine()?, &args.container, &options)?;
+    outln!("{id}");
     Ok(())
 }

@@ -12,14 +12,7 @@ pub struct DiffArgs {
 }
 
 pub fn run(ctx: &Context, args: DiffArgs) -> Result<()> {
-    let engine = ctx.engine()?;
-    let record = engine.containers.find(&args.container)?;
-    let (_, lowers) = berth_engine::bundle::image_of(&engine, &record)?;
-    let upper = engine.containers.dir(&record.id).join("upper");
-    if !upper.is_dir() {
-        return Ok(());
-    }
-    for change in berth_image::diff::container_changes(&upper, &lowers)? {
+    for change in berth_engine::commit::changes(&ctx.engine()?, &args.container)? {
         outln!("{} {}", change.kind, change.path);
     }
     Ok(())

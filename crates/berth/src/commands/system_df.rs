@@ -34,10 +34,12 @@ pub fn run(ctx: &Context, args: DfArgs) -> Result<()> {
 }
 
 /// One line, sizes as the docker CLI prints them here (four digits), RECLAIMABLE with its
-/// percentage of the size when there is a size.
+/// percentage of the size when there is a size (the build cache's without, as the docker CLI
+/// prints it).
 fn row(line: &Line) -> Vec<String> {
     let human_size = |bytes| human_size_with(bytes, 4);
-    let reclaimable = match (line.reclaimable * 100).checked_div(line.size) {
+    let percent = (line.reclaimable * 100).checked_div(line.size);
+    let reclaimable = match percent.filter(|_| line.kind != "Build Cache") {
         Some(percent) => format!("{} ({percent}%)", human_size(line.reclaimable)),
         None => human_size(line.reclaimable),
     };

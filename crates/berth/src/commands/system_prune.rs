@@ -1,6 +1,6 @@
 //! `berth system prune`: stopped containers, unused user networks, dangling images (all unused
-//! ones with `-a`) and with `--volumes` unused anonymous volumes, each by the code of its own
-//! prune command, after Docker's confirmation prompt.
+//! ones with `-a`), with `--volumes` unused anonymous volumes, each by the code of its own
+//! prune command, and the build cache, after Docker's confirmation prompt.
 
 use anyhow::Result;
 use berth_engine::filters::Filters;
@@ -56,6 +56,10 @@ pub fn run(ctx: &Context, args: SystemPruneArgs) -> Result<i32> {
     freed += bytes;
     section("Deleted Images:", &super::prune::lines(&images));
 
+    let cache = berth_engine::build_cache::prune(&engine.root)?;
+    freed += cache.bytes;
+    section("Deleted build cache objects:", &cache.ids);
+
     outln!("Total reclaimed space: {}", human_size(freed));
     Ok(if containers.failed.is_empty() { 0 } else { 1 })
 }
@@ -73,6 +77,12 @@ fn warning(args: &SystemPruneArgs) -> String {
         "all images without at least one container associated to them"
     } else {
         "all dangling images"
+    });
+    // berth cannot tell a cache record in use: both forms empty the whole cache.
+    items.push(if args.all {
+        "all build cache"
+    } else {
+        "unused build cache"
     });
     let list: String = items.iter().map(|i| format!("  - {i}\n")).collect();
     format!("This will remove:\n{list}")
@@ -101,7 +111,7 @@ mod tests {
             filter: Vec::new(),
         });
         assert!(plain.starts_with("This will remove:\n  - all stopped containers\n"));
-        assert!(plain.ends_with("  - all dangling images\n"));
+        assert!(plain.ends_with("  - all dangling images\n  - unused build cache\n"));
         assert!(!plain.contains("volumes"));
         let all = warning(&SystemPruneArgs {
             all: true,
@@ -111,5 +121,6 @@ mod tests {
         });
         assert!(all.contains("  - all anonymous volumes not used by at least one container\n"));
         assert!(all.contains("  - all images without at least one container associated"));
+        assert!(all.ends_with("  - all build cache\n"));
     }
 }

@@ -1,6 +1,6 @@
 //! The layer cache: what an unchanged rebuild, a changed file, build args and --no-cache run
 //! again; layers made twice or not at all; the cache against garbage collection and builder
-//! prune; SOURCE_DATE_EPOCH.
+//! prune; system df's and system prune's build cache; SOURCE_DATE_EPOCH.
 
 use std::fs;
 use std::process::Command;
@@ -153,8 +153,14 @@ fn the_cache_outlives_its_images_until_builder_prune() {
     build_progress(&berth, ctx.path(), &["-q", "-t", "cached"]);
     assert_eq!(runs(&berth), 1, "garbage collection took the cache's layer");
     let pruned = berth.ok(&["builder", "prune", "-f"]);
-    assert!(pruned.starts_with("Total reclaimed space: "), "{pruned}");
-    assert!(!pruned.ends_with(" 0B"), "{pruned}");
+    // As the docker CLI prints it: the IDs system df lists, then the bytes.
+    assert!(
+        pruned.starts_with("Deleted build cache objects:\n"),
+        "{pruned}"
+    );
+    let last = pruned.lines().last().unwrap_or_default();
+    assert!(last.starts_with("Total reclaimed space: "), "{pruned}");
+    assert!(!last.ends_with(" 0B"), "{pruned}");
     build_progress(&berth, ctx.path(), &["-q", "-t", "cached"]);
     assert_eq!(runs(&berth), 1, "the cache mount was pruned: one run since");
     let again = build_progress(&berth, ctx.path(), &[]);
@@ -245,4 +251,50 @@ fn garbage_collection_waits_for_a_running_build() {
         berth.ok(&["run", "--rm", "after-gc", "cat", "/copied"]),
         "base"
     );
+}
+
+/// `system df`'s Build Cache line: TOTAL, ACTIVE, SIZE, RECLAIMABLE.
+fn cache_line(berth: &Berth) -> Vec<String> {
+    let df = berth.ok(&["system", "df"]);
+    let line = df
+        .lines()
+        .find_map(|l| l.strip_prefix("Build Cache"))
+        .unwrap_or_else(|| panic!("no Build Cache line in:\n{df}"));
+    line.split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn system_df_counts_the_build_cache_and_system_prune_empties_it() {
+    need_root!();
+    let berth = Berth::new();
+    assert_eq!(cache_line(&berth), ["0", "0", "0B", "0B"]);
+    let dockerfile = "FROM busybox\n\
+        RUN --mount=type=cache,target=/c head -c 100000 /dev/zero > /c/blob\n\
+        RUN head -c 200000 /dev/zero > /layer\n\
+        ENV A=1\n";
+    let ctx = context(&[("Dockerfile", dockerfile)]);
+    build_progress(&berth, ctx.path(), &["-q", "-t", "sized"]);
+    // Two records (the RUNs) and the cache mount; the second RUN's layer is the image's too
+    // (counted with the images), the first made nothing: the mount's 100 kB are the size.
+    let line = cache_line(&berth);
+    assert_eq!(line[..2], ["3", "0"], "{line:?}");
+    assert!(line[2].ends_with("kB") && line[2] == line[3], "{line:?}");
+    berth.ok(&["rmi", "sized"]);
+    let line = cache_line(&berth);
+    assert!(
+        line[2].starts_with("3") && line[2].ends_with("kB"),
+        "{line:?}"
+    );
+
+    let pruned = berth.ok(&["system", "prune", "-f"]);
+    assert!(
+        pruned.contains("Deleted build cache objects:\n"),
+        "{pruned}"
+    );
+    assert_eq!(cache_line(&berth), ["0", "0", "0B", "0B"]);
+    assert!(!berth
+        .root()
+        .join("build/mounts")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some()));
 }

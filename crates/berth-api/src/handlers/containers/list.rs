@@ -1,5 +1,5 @@
 //! `GET /containers/json` (Docker's container summaries), `GET /containers/{id}/json` (the
-//! engine's inspect), `changes` and `export`.
+//! engine's inspect) and `export`.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::Sender;
 
 use super::State;
-use crate::error::ApiError;
 use crate::filters::Filters;
 use crate::respond::{self, Reply};
 use crate::router::Call;
@@ -128,17 +127,6 @@ fn legacy_aliases(v: &mut Value) {
         endpoint["Aliases"] = Value::Array(aliases);
     }
 }
-
-/// `GET /containers/{id}/changes`: berth keeps no list of a container's changes yet.
-pub async fn changes(state: &Arc<State>, key: String) -> Reply {
-    state
-        .blocking(move |s| Ok(s.engine.containers.find(&key).map(drop)?))
-        .await?;
-    Err(ApiError::not_implemented(
-        "berth does not list a container's filesystem changes (docker diff) yet: use docker export to see its files",
-    ))
-}
-
 /// `GET /containers/{id}/export`: the container's filesystem as a tar stream. A client that
 /// goes away stops the archive (and unmounts a stopped container's root).
 pub async fn export(state: &Arc<State>, key: String) -> Reply {

@@ -1,8 +1,9 @@
 //! `/containers/...`: the container lifecycle (create, start, stop, restart, kill, wait, pause,
 //! unpause, rename, update, remove, prune), listing and inspection (list, inspect, top, stats,
-//! changes, export). Attach, logs, exec and archives are routed by the streams' module.
+//! changes, export), and commit. Attach, logs, exec and archives are routed by the streams' module.
 
 mod body;
+mod commit;
 mod create;
 mod lifecycle;
 mod list;
@@ -26,7 +27,8 @@ pub async fn route(state: &Arc<State>, mut call: Call) -> Routed {
         ("GET", ["containers", c, "json"]) => list::inspect(state, id(c), &call).await,
         ("GET", ["containers", c, "top"]) => stats::top(state, id(c), &call).await,
         ("GET", ["containers", c, "stats"]) => stats::stats(state, id(c), &call).await,
-        ("GET", ["containers", c, "changes"]) => list::changes(state, id(c)).await,
+        ("GET", ["containers", c, "changes"]) => commit::changes(state, id(c)).await,
+        ("POST", ["commit"]) => commit::commit(state, &mut call).await,
         ("GET", ["containers", c, "export"]) => list::export(state, id(c)).await,
         ("POST", ["containers", c, "start"]) => lifecycle::start(state, id(c)).await,
         ("POST", ["containers", c, "stop"]) => lifecycle::stop(state, id(c), &call).await,

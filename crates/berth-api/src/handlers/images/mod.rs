@@ -1,9 +1,9 @@
-//! `/images/...` and `/build`: list, inspect, history, tag, remove and prune here; pulls,
+//! `/images/...`: list, inspect, history, tag, remove and prune here; pulls,
 //! pushes and imports in `transfer`, save and load in `archive`. A name may hold slashes and a
 //! registry's port (`/images/localhost:5000/a/b:1/json`): the route is the last segment.
 
 mod archive;
-mod stream;
+pub(super) mod stream;
 mod transfer;
 
 use std::ops::ControlFlow::{Break, Continue};
@@ -32,9 +32,6 @@ pub async fn route(state: &Arc<State>, mut call: Call) -> Routed {
         ("GET", ["images", "get"]) => archive::save(state, call.query.all("names").to_vec()).await,
         ("POST", ["images", "prune"]) => prune(state, &call).await,
         ("GET", ["images", "search"]) => search(state, &call).await,
-        ("POST", ["build"]) => Err(ApiError::not_implemented(
-            "berth build through the API is not supported yet; use berth build",
-        )),
         ("GET", ["images", n @ .., "json"]) if !n.is_empty() => {
             inspect(state, name(n), call.version).await
         }

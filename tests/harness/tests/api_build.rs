@@ -1,0 +1,563 @@
+//! The Engine API's `POST /build`, driven by the legacy builder's real clients: the docker CLI
+//! (`DOCKER_BUILDKIT=0`; docker 28 without buildx falls back to it anyway, with a warning),
+//! docker-py's `images.build` and docker-compose 1.29's `build:`. What they build is checked
+//! against `berth build` of the same context in the same root (the same image, the cache
+//! shared), and hostile contexts and a client that leaves against what the host and the
+//! root hold afterwards. Needs root.
+#![forbid(unsafe_code)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Command;
+
+use berth_harness::api::Service;
+use berth_harness::{eventually, need_root, run_with_timeout, Ran, COMMAND_TIMEOUT};
+use serde_json::Value;
+use tempfile::TempDir;
+
+const DOCKERFILE: &str = "FROM busybox AS base
+ARG GREETING=hi
+RUN echo \"$GREETING from RUN\" && mkdir -p /out && echo built > /out/file
+FROM busybox
+COPY --from=base /out /out
+COPY data /data
+ENV MODE=api
+CMD [\"cat\", \"/out/file\"]
+";
+
+/// A context directory: `path` -> content.
+fn context(files: &[(&str, &str)]) -> TempDir {
+    let dir = tempfile::tempdir().expect("context dir");
+    for (path, content) in files {
+        let p = dir.path().join(path);
+        fs::create_dir_all(p.parent().expect("parent")).expect("context parent");
+        fs::write(&p, content).expect("context file");
+    }
+    dir
+}
+
+/// `docker build <args> .` in `dir`, the legacy builder asked for.
+fn docker_build(service: &Service, dir: &Path, args: &[&str]) -> Ran {
+    let mut command = service.client("docker");
+    command
+        .arg("build")
+        .args(args)
+        .arg(".")
+        .current_dir(dir)
+        .env("DOCKER_BUILDKIT", "0");
+    run_with_timeout(command, COMMAND_TIMEOUT)
+}
+
+fn built(ran: &Ran) -> &str {
+    assert!(
+        ran.success(),
+        "docker build failed ({}):\n{}\n{}",
+        ran.status,
+        ran.stdout,
+        ran.stderr
+    );
+    &ran.stdout
+}
+
+/// `POST <path>` with `body` through curl: the status and the body.
+fn post(service: &Service, path: &str, body: &Path) -> (String, String) {
+    let url = format!("http://d{path}");
+    let data = format!("@{}", body.display());
+    let ran = service.curl(&[
+        "-s",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/x-tar",
+        "--data-binary",
+        &data,
+        "-w",
+        "\n%{http_code}",
+        &url,
+    ]);
+    let (body, code) = ran.stdout.rsplit_once('\n').unwrap_or(("", &ran.stdout));
+    (code.to_string(), body.to_string())
+}
+
+/// What is left in the root's build directory for contexts and steps.
+fn build_tmp(service: &Service) -> Vec<String> {
+    let dir = service.berth.root().join("build/tmp");
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn docker_build_streams_as_the_legacy_builder_and_makes_what_berth_build_makes() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let ctx = context(&[("Dockerfile", DOCKERFILE), ("data", "some data\n")]);
+    let dir = ctx.path().to_string_lossy().into_owned();
+    let cli = service.berth.ok(&["build", "-q", "-t", "cli", &dir]);
+
+    // Every step from the cache the command line's build filled: the same image.
+    let ran = docker_build(&service, ctx.path(), &["-t", "api:1"]);
+    let out = built(&ran);
+    for line in [
+        "Step 1/8 : FROM busybox",
+        "Step 2/8 : ARG GREETING=hi",
+        "Step 3/8 : RUN echo \"$GREETING from RUN\" && mkdir -p /out && echo built > /out/file",
+        " ---> Using cache",
+        "Step 8/8 : CMD [\"cat\", \"/out/file\"]",
+        &format!("Successfully built {}", &cli[7..19]),
+        "Successfully tagged api:1",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no {line:?} in:\n{out}");
+    }
+    let id = service.docker_ok(&["images", "-q", "--no-trunc", "api:1"]);
+    assert_eq!(
+        id, cli,
+        "docker build and berth build made different images"
+    );
+    assert_eq!(service.berth.ok(&["run", "--rm", "api:1"]), "built");
+
+    // Without the cache, with a build arg: the step's output in the stream.
+    let ran = docker_build(
+        &service,
+        ctx.path(),
+        &["--no-cache", "--build-arg", "GREETING=hello", "-t", "api:2"],
+    );
+    let out = built(&ran);
+    assert!(out.lines().any(|l| l == "hello from RUN"), "{out}");
+    assert!(!out.contains("Using cache"), "{out}");
+    let inspect: Value = serde_json::from_str(&service.docker_ok(&["image", "inspect", "api:2"]))
+        .expect("inspect JSON");
+    let config = &inspect[0]["Config"];
+    assert!(
+        config["Env"]
+            .as_array()
+            .expect("Env")
+            .iter()
+            .any(|e| e == "MODE=api"),
+        "{config}"
+    );
+    assert_eq!(config["Cmd"], serde_json::json!(["cat", "/out/file"]));
+
+    // Quiet: the ID alone, as dockerd answers q=1.
+    let ran = docker_build(&service, ctx.path(), &["-q", "-t", "api:3"]);
+    let id = service.docker_ok(&["images", "-q", "--no-trunc", "api:3"]);
+    assert_eq!(built(&ran).trim(), id);
+    assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
+}
+
+#[test]
+fn docker_py_and_compose_build_with_their_options() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let ctx = context(&[
+        ("sub/Alt.Dockerfile", DOCKERFILE),
+        ("Dockerfile", DOCKERFILE),
+        ("data", "some data\n"),
+    ]);
+    let script = format!(
+        r#"
+import json, docker
+c = docker.from_env()
+img, logs = c.images.build(path={path:?}, tag="py:1", dockerfile="sub/Alt.Dockerfile",
+    target="base", buildargs={{"GREETING": "py"}}, labels={{"from": "py"}}, nocache=True,
+    rm=True, forcerm=True, network_mode="none")
+logs = list(logs)
+print(json.dumps({{"id": img.id, "tags": img.tags, "labels": img.labels,
+    "stream": "".join(l.get("stream", "") for l in logs),
+    "aux": [l["aux"]["ID"] for l in logs if "aux" in l]}}))
+"#,
+        path = ctx.path().display().to_string()
+    );
+    let ran = service.python(&script);
+    assert!(ran.success(), "docker-py:\n{}\n{}", ran.stdout, ran.stderr);
+    let v: Value = serde_json::from_str(ran.stdout.trim()).expect("docker-py's JSON");
+    assert_eq!(v["tags"], serde_json::json!(["py:1"]));
+    assert_eq!(v["labels"]["from"], "py");
+    assert_eq!(v["aux"], serde_json::json!([v["id"].clone()]));
+    let stream = v["stream"].as_str().expect("stream");
+    assert!(stream.contains("py from RUN\n"), "{stream}");
+    assert!(stream.contains("Step 3/3 : RUN"), "{stream}");
+    // The target stage has no /data: only the stages it needs were built.
+    let ran = service.berth.run(&["run", "--rm", "py:1", "ls", "/data"]);
+    assert!(!ran.success(), "{}", ran.stdout);
+
+    let compose = "version: '2.4'\nservices:\n  web:\n    build:\n      context: .\n      \
+                   args:\n        GREETING: compose\n    image: composed:1\n";
+    fs::write(ctx.path().join("docker-compose.yml"), compose).expect("compose file");
+    let mut command = service.client("docker-compose");
+    command.arg("build").current_dir(ctx.path());
+    let ran = run_with_timeout(command, COMMAND_TIMEOUT);
+    assert!(
+        ran.success(),
+        "compose build:\n{}\n{}",
+        ran.stdout,
+        ran.stderr
+    );
+    let out = service.berth.ok(&["run", "--rm", "composed:1"]);
+    assert_eq!(out, "built");
+}
+
+#[test]
+fn failures_are_http_errors_before_the_stream_and_messages_in_it() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nRUN echo about to fail; exit 3\n",
+        ),
+        ("Bad.Dockerfile", "FROM busybox\nFOO bar\n"),
+    ]);
+    // A failing step: the stream has got this far, its error follows in it.
+    let ran = docker_build(&service, ctx.path(), &["-t", "never"]);
+    assert_eq!(ran.code(), Some(1), "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("about to fail"), "{}", ran.stdout);
+    let all = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(all.contains("exit code: 3"), "{all}");
+    let ran = service.docker(&["images", "-q", "never"]);
+    assert_eq!(ran.stdout.trim(), "");
+    let script = format!(
+        r#"
+import docker
+try:
+    docker.from_env().images.build(path={path:?})
+except docker.errors.BuildError as e:
+    print("BuildError", e.msg)
+"#,
+        path = ctx.path().display().to_string()
+    );
+    let ran = service.python(&script);
+    assert!(
+        ran.stdout.starts_with("BuildError ") && ran.stdout.contains("exit code: 3"),
+        "{}\n{}",
+        ran.stdout,
+        ran.stderr
+    );
+
+    // Nothing sent yet: a Dockerfile that does not parse is the request's 400.
+    let tar = ctx.path().join("ctx.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(ctx.path())
+        .arg("-cf")
+        .arg(&tar)
+        .args(["Dockerfile", "Bad.Dockerfile"])
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    let (code, body) = post(&service, "/build?dockerfile=Bad.Dockerfile", &tar);
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("unknown instruction: FOO"), "{body}");
+    let (code, body) = post(&service, "/build?dockerfile=Missing", &tar);
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("failed to read dockerfile"), "{body}");
+    let (code, body) = post(&service, "/build?buildargs=notjson", &tar);
+    assert_eq!(code, "400", "{body}");
+    let (code, body) = post(&service, "/build?version=2", &tar);
+    assert_eq!(code, "501", "{body}");
+    assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
+}
+
+/// A tar of `entries`, each built as given (names and links the tar command refuses).
+fn hostile_tar(path: &Path, entries: &[(&str, tar::EntryType, &str, &[u8])]) {
+    let mut builder = tar::Builder::new(fs::File::create(path).expect("tar"));
+    for (name, kind, link, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        // set_path refuses `..`: the name goes into the header's bytes as it is.
+        let bytes = name.as_bytes();
+        header.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+        if !link.is_empty() {
+            header.set_link_name(link).expect("link name");
+        }
+        header.set_cksum();
+        builder.append(&header, *data).expect("tar entry");
+    }
+    builder.finish().expect("tar finish");
+}
+
+#[test]
+fn hostile_contexts_stay_in_their_directory() {
+    use tar::EntryType::{Link, Regular, Symlink};
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let host = tempfile::tempdir().expect("host dir");
+    let secret = host.path().join("Dockerfile");
+    fs::write(&secret, "FROM busybox\nLABEL leaked=yes\n").expect("host file");
+    let target = host.path().to_string_lossy().into_owned();
+    let tar = host.path().join("ctx.tar");
+
+    // The Dockerfile a link to a host file: it is looked for inside the context.
+    hostile_tar(
+        &tar,
+        &[("Dockerfile", Symlink, &secret.to_string_lossy(), b"")],
+    );
+    let (code, body) = post(&service, "/build?t=leak", &tar);
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("failed to read dockerfile"), "{body}");
+
+    // `..` in a name is refused; nothing is written beside the context.
+    let climb = format!("../../../../../..{target}/climbed");
+    let df: &[u8] = b"FROM busybox\n";
+    hostile_tar(
+        &tar,
+        &[("Dockerfile", Regular, "", df), (&climb, Regular, "", b"x")],
+    );
+    let (code, body) = post(&service, "/build", &tar);
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("outside the destination"), "{body}");
+
+    // A link to the host's directory, then a file through it, and a hard link to a host
+    // file: the file lands inside the context, the hard link finds nothing to link to.
+    let through = "esc/through-the-link";
+    let copy: &[u8] = b"FROM busybox\nCOPY . /c\nRUN find /c -name through-the-link\n";
+    hostile_tar(
+        &tar,
+        &[
+            ("Dockerfile", Regular, "", copy),
+            ("esc", Symlink, &target, b""),
+            (through, Regular, "", b"inside"),
+        ],
+    );
+    let (code, body) = post(&service, "/build?t=linked", &tar);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("through-the-link"), "{body}");
+    let secret_path = secret.to_string_lossy().into_owned();
+    hostile_tar(
+        &tar,
+        &[
+            ("Dockerfile", Regular, "", df),
+            ("hard", Link, &secret_path, b""),
+        ],
+    );
+    let (code, body) = post(&service, "/build", &tar);
+    assert_eq!(code, "400", "{body}");
+    let left: Vec<_> = fs::read_dir(host.path())
+        .expect("host dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "written beside the context: {left:?}");
+    assert_eq!(
+        fs::read_to_string(&secret).expect("host file"),
+        "FROM busybox\nLABEL leaked=yes\n"
+    );
+
+    // A gzip-compressed context is told by its magic.
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nCOPY f /f\n"),
+        ("f", "zipped\n"),
+    ]);
+    let gz = host.path().join("ctx.tar.gz");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(ctx.path())
+        .arg("-czf")
+        .arg(&gz)
+        .args(["Dockerfile", "f"])
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    let (code, body) = post(&service, "/build?t=zipped", &gz);
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(
+        service.berth.ok(&["run", "--rm", "zipped", "cat", "/f"]),
+        "zipped"
+    );
+    assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
+}
+
+/// Processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // The parent is the second field after the command's closing parenthesis.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        if after.split_whitespace().nth(1) == Some(&pid.to_string()) {
+            found.push(stat);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_client_that_leaves_stops_the_build() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo started; sleep 600; echo never\n",
+    )]);
+    let tar = ctx.path().join("ctx.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(ctx.path())
+        .arg("-cf")
+        .arg(&tar)
+        .arg("Dockerfile")
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    let body = fs::read(&tar).expect("tar bytes");
+    let mut socket = UnixStream::connect(service.socket()).expect("connect");
+    write!(
+        socket,
+        "POST /build?t=abandoned HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .expect("request");
+    socket.write_all(&body).expect("body");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains(r#"{"stream":"started\n"}"#) {
+        let n = socket.read(&mut buf).expect("read the stream");
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(!children(service.pid()).is_empty(), "no build child");
+    drop(socket);
+    eventually("the build to stop once its client left", || {
+        children(service.pid()).is_empty().then_some(())
+    });
+    assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
+    let ran = service.berth.run(&["images", "-q", "abandoned"]);
+    assert_eq!(ran.stdout.trim(), "");
+}
+
+#[test]
+fn commit_and_changes_through_the_api_are_berths() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let script = "mkdir /newdir && echo x > /newdir/f && rm /bin/vi && echo more >> /etc/passwd";
+    service.docker_ok(&["run", "--name", "changed", "busybox", "sh", "-c", script]);
+    let docker = service.docker_ok(&["diff", "changed"]);
+    assert_eq!(docker, service.berth.ok(&["diff", "changed"]));
+    for line in ["D /bin/vi", "C /etc/passwd", "A /newdir", "A /newdir/f"] {
+        assert!(
+            docker.lines().any(|l| l == line),
+            "no {line:?} in:\n{docker}"
+        );
+    }
+    let id = service.docker_ok(&[
+        "commit",
+        "-c",
+        "ENV Z=1",
+        "-c",
+        "CMD [\"cat\", \"/newdir/f\"]",
+        "-m",
+        "a message",
+        "-a",
+        "an author",
+        "changed",
+        "committed:1",
+    ]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(service.berth.ok(&["run", "--rm", "committed:1"]), "x");
+    let shown = service.docker_ok(&[
+        "image",
+        "inspect",
+        "committed:1",
+        "--format",
+        "{{.Id}} {{.Author}} {{.Comment}} {{.Config.Env}}",
+    ]);
+    assert!(
+        shown.starts_with(&format!("{id} an author a message [")) && shown.contains("Z=1"),
+        "{shown}"
+    );
+
+    // docker-py: a running container's changes (none: null), a commit with a Config body.
+    service.docker_ok(&["run", "-d", "--name", "running", "busybox", "sleep", "600"]);
+    let script = r#"
+import docker
+c = docker.from_env().containers.get("running")
+print(c.diff())
+img = c.commit(repository="py", tag="2", conf={"Env": ["FROM_BODY=1"], "Cmd": ["echo", "body"]})
+print(img.tags, img.attrs["Config"]["Cmd"], "FROM_BODY=1" in img.attrs["Config"]["Env"])
+print(c.status)
+"#;
+    let ran = service.python(script);
+    assert!(ran.success(), "docker-py:\n{}\n{}", ran.stdout, ran.stderr);
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["None", "['py:2'] ['echo', 'body'] True", "running"],
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(service.berth.ok(&["run", "--rm", "py:2"]), "body");
+    let (code, _) = post(
+        &service,
+        "/commit?container=nonesuch",
+        Path::new("/dev/null"),
+    );
+    assert_eq!(code, "404");
+    service.docker_ok(&["rm", "-f", "changed", "running"]);
+}
+
+/// The Build Cache line of a `system df` table.
+fn cache_line(df: &str) -> String {
+    df.lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap_or_else(|| panic!("no Build Cache line in:\n{df}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn the_build_cache_in_system_df_and_its_prunes() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=cache,target=/c head -c 100000 /dev/zero > /c/blob\n\
+         RUN head -c 200000 /dev/zero > /layer\n",
+    )]);
+    built(&docker_build(&service, ctx.path(), &["-q", "-t", "sized"]));
+    service.docker_ok(&["rmi", "sized"]);
+    // The docker CLI draws its line from the service's BuildCache; berth draws its own.
+    let docker = cache_line(&service.docker_ok(&["system", "df"]));
+    assert_eq!(docker, cache_line(&service.berth.ok(&["system", "df"])));
+    assert!(docker.starts_with("Build Cache 3 0 3"), "{docker}");
+    let verbose = service.docker_ok(&["system", "df", "-v"]);
+    for kind in ["regular", "exec.cachemount"] {
+        assert!(verbose.contains(kind), "{verbose}");
+    }
+
+    let pruned = service.docker_ok(&["builder", "prune", "-f"]);
+    assert!(
+        pruned.starts_with("Deleted build cache objects:\n"),
+        "{pruned}"
+    );
+    assert_eq!(pruned.lines().count(), 3 + 3, "{pruned}");
+    let empty = "Build Cache 0 0 0B 0B";
+    assert_eq!(cache_line(&service.docker_ok(&["system", "df"])), empty);
+
+    built(&docker_build(&service, ctx.path(), &["-q"]));
+    let pruned = service.docker_ok(&["system", "prune", "-f"]);
+    assert!(pruned.contains("Deleted build cache objects:"), "{pruned}");
+    assert_eq!(cache_line(&service.docker_ok(&["system", "df"])), empty);
+}
