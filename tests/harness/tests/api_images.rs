@@ -309,7 +309,10 @@ fn refusals_are_clear_and_leave_the_service_up() {
     // A build with no context: one line saying so, a client error.
     let body = curl_json(&service, &["-XPOST", "http://d/build"]);
     let message = body["message"].as_str().unwrap_or_default();
-    assert!(message.contains("Dockerfile") && !message.contains('\n'), "{body}");
+    assert!(
+        message.contains("Dockerfile") && !message.contains('\n'),
+        "{body}"
+    );
     assert_eq!(status(&service, &["-XPOST", "http://d/build"]), "400");
     // Hostile or empty requests: one clean 4xx each, and the service goes on.
     let json = ["-H", "Content-Type: application/json", "-d"];
