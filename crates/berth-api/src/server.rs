@@ -51,8 +51,11 @@ async fn run(opts: ServiceOptions) -> Result<(), ServeError> {
     let listener = Listener::bind(&opts.endpoint, opts.tls.as_ref())
         .await
         .map_err(ServeError::Listen)?;
+    // The service outlives the monitors it starts: they must not be its children.
+    let mut engine = opts.engine;
+    engine.detach_monitors = true;
     let state = Arc::new(State {
-        engine: opts.engine,
+        engine,
         registry: opts.registry,
         build: opts.build,
     });

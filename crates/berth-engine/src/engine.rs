@@ -15,6 +15,11 @@ pub struct Engine {
     pub runtime: berth_runtime::state::Root,
     /// The `berth` binary, run again as `berth __monitor`.
     pub exe: PathBuf,
+    /// Monitors are spawned detached, nobody's child (`berth_sys::process::spawn_detached`), for
+    /// a caller that outlives them (the API service), which would otherwise keep each exited
+    /// one as a zombie. A command, which exits at once, leaves them to init without the extra
+    /// fork.
+    pub detach_monitors: bool,
 }
 
 impl Engine {
@@ -32,6 +37,7 @@ impl Engine {
             containers,
             runtime,
             exe: exe.to_path_buf(),
+            detach_monitors: false,
         })
     }
 

@@ -230,11 +230,16 @@ pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Rec
         .arg0("berth");
     // Its own session from its first instruction: neither the monitor nor the container it
     // starts keeps the caller's terminal (which a container could otherwise write to, or
-    // type into with TIOCSTI), and no signal from that terminal reaches them. Not our child
-    // either: the monitor outlives us, and a caller that lives on (the API service) would
-    // otherwise keep each exited monitor as a zombie.
-    berth_sys::process::spawn_detached(&mut cmd)
-        .map_err(Error::io("spawn the monitor", engine.exe.clone()))?;
+    // type into with TIOCSTI), and no signal from that terminal reaches them.
+    let spawned = if engine.detach_monitors {
+        berth_sys::process::spawn_detached(&mut cmd)
+    } else {
+        // The monitor outlives us; it is not ours to wait for (dropping the handle leaves it
+        // be, and init reaps it once we exit).
+        berth_sys::process::new_session_on_spawn(&mut cmd);
+        cmd.spawn().map(drop)
+    };
+    spawned.map_err(Error::io("spawn the monitor", engine.exe.clone()))?;
     if options.stdin || options.stdout || options.stderr {
         events::record(engine, Event::container(&record, "attach"));
     }
