@@ -369,12 +369,13 @@ fn refusals_are_clear_and_leave_the_service_up() {
         "{}",
         search.stderr
     );
+    // A build without a context: nothing to find the Dockerfile in.
     let body = curl_json(&service, &["-XPOST", "http://d/build"]);
     assert_eq!(
         body["message"],
-        "berth build through the API is not supported yet; use berth build"
+        "failed to read dockerfile: open Dockerfile: no such file or directory"
     );
-    assert_eq!(status(&service, &["-XPOST", "http://d/build"]), "501");
+    assert_eq!(status(&service, &["-XPOST", "http://d/build"]), "400");
     // Hostile or empty requests: one clean 4xx each, and the service goes on.
     let json = ["-H", "Content-Type: application/json", "-d"];
     for (args, want) in [
