@@ -106,6 +106,15 @@ impl Context {
     }
 }
 
+/// Whether `head`, a stream's first bytes (1 KiB will do), starts a tar archive: a header
+/// saying "ustar" at offset 257, an empty archive's zeros, or a compressed stream's magic.
+pub fn is_tar(head: &[u8]) -> bool {
+    head.get(257..262) == Some(b"ustar")
+        || (head.len() >= 1024 && head[..1024].iter().all(|b| *b == 0))
+        || head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+}
+
 /// The sources `pattern` names in `root` (a path, or wildcards per element), none excluded by
 /// `ignore`. A missing or excluded source is an error naming it.
 pub fn sources(root: &Root, pattern: &str, ignore: Option<&Ignore>) -> Result<Vec<Source>> {

@@ -266,6 +266,10 @@ except docker.errors.BuildError as e:
     assert_eq!(code, "400", "{body}");
     let (code, body) = post(&service, "/build?version=2", &tar);
     assert_eq!(code, "501", "{body}");
+    // A body that is no tar archive (a Dockerfile sent as it is): Docker wants a context.
+    let (code, body) = post(&service, "/build", &ctx.path().join("Dockerfile"));
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("not a tar archive"), "{body}");
     assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
 }
 

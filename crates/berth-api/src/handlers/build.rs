@@ -70,6 +70,7 @@ async fn prune(state: &Arc<State>, call: &Call) -> Reply {
 /// What the child is asked, and what the stream needs to say at the end.
 struct Request {
     args: Vec<String>,
+    dockerfile: String,
     tags: Vec<Reference>,
     quiet: bool,
 }
@@ -110,7 +111,8 @@ fn request(query: &Query) -> Result<Request, ApiError> {
         tags.push(reference);
     }
     let dockerfile = query.get("dockerfile").filter(|f| !f.is_empty());
-    args.push(format!("--file={}", dockerfile.unwrap_or("Dockerfile")));
+    let dockerfile = dockerfile.unwrap_or("Dockerfile").to_string();
+    args.push(format!("--file={dockerfile}"));
     if let Some(target) = query.get("target").filter(|t| !t.is_empty()) {
         args.push(format!("--target={target}"));
     }
@@ -144,6 +146,7 @@ fn request(query: &Query) -> Result<Request, ApiError> {
     args.extend(["--".to_string(), "-".to_string()]);
     Ok(Request {
         args,
+        dockerfile,
         tags,
         quiet: query.flag("q"),
     })
@@ -164,8 +167,32 @@ fn pairs(query: &Query, key: &str) -> Result<Vec<(String, Option<String>)>, ApiE
     Ok(map.into_iter().collect())
 }
 
+/// The body's first KiB, checked to start a tar archive (the child would take anything else
+/// for a Dockerfile), and the whole body again.
+fn context(request: &Request, mut body: BodyReader) -> Result<impl Read, ApiError> {
+    let mut head = Vec::with_capacity(1024);
+    (&mut body)
+        .take(1024)
+        .read_to_end(&mut head)
+        .map_err(|e| ApiError::bad_request(format!("read the build context: {e}")))?;
+    if head.is_empty() {
+        // No context at all: no Dockerfile in it either.
+        return Err(ApiError::bad_request(format!(
+            "failed to read dockerfile: open {}: no such file or directory",
+            request.dockerfile
+        )));
+    }
+    if !berth_build::context::is_tar(&head) {
+        return Err(ApiError::bad_request(
+            "the build context is not a tar archive (plain, gzip or zstd)",
+        ));
+    }
+    Ok(std::io::Cursor::new(head).chain(body))
+}
+
 /// Runs the child over the body and writes its progress as Docker's stream.
-fn run(state: &State, out: &Out, request: &Request, mut body: BodyReader) -> Result<(), ApiError> {
+fn run(state: &State, out: &Out, request: &Request, body: BodyReader) -> Result<(), ApiError> {
+    let mut body = context(request, body)?;
     let mut child = spawn(state, &request.args)?;
     let stderr = child.stderr.take().map(|mut e| {
         std::thread::spawn(move || {

@@ -238,7 +238,7 @@ fn load(args: &BuildArgs, tmp: &Path) -> Result<(BuildContext, String)> {
         std::io::stdin()
             .read_to_end(&mut input)
             .context("read the context from stdin")?;
-        if is_tar(&input) {
+        if berth_build::context::is_tar(&input) {
             let context = BuildContext::tar(&input[..], tmp)?;
             let text = dockerfile_in(&context.root, file)?;
             return Ok((context, text));
@@ -319,16 +319,6 @@ fn dockerfile_in(root: &Root, name: Option<&str>) -> Result<String> {
         .read_to_string(&mut text)
         .with_context(|| format!("read the Dockerfile {name}"))?;
     Ok(text)
-}
-
-/// A tar's header at offset 257 says "ustar" (an empty one is zeros); compressed tars start
-/// with their magic.
-fn is_tar(input: &[u8]) -> bool {
-    input.get(257..262) == Some(b"ustar")
-        // An empty archive: its end, two blocks of zeros.
-        || (input.len() >= 1024 && input[..1024].iter().all(|b| *b == 0))
-        || input.starts_with(&[0x1f, 0x8b])
-        || input.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
 }
 
 /// BuildKit's plain progress on stderr: `#N [stage i/n] INSTRUCTION`, the step's output with
