@@ -6,6 +6,9 @@
 //! data-root = "/var/lib/berth"
 //! insecure-registries = ["registry.lan:5000"]
 //! registry-mirrors = ["http://127.0.0.1:5000"]
+//! log-driver = "json-file"
+//! log-opts = { max-size = "10m", max-file = "3" }
+//! default-ulimits = ["nofile=1024:2048"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -26,6 +29,14 @@ pub struct Config {
     /// Mirrors of Docker Hub, tried in order before it (Docker's `registry-mirrors`).
     #[serde(default)]
     pub registry_mirrors: Vec<String>,
+    /// A container's log driver when it names none (`json-file` or `none`).
+    pub log_driver: Option<String>,
+    /// Its options, when the container gives none.
+    #[serde(default)]
+    pub log_opts: std::collections::BTreeMap<String, String>,
+    /// `--ulimit`s every container gets unless it sets that limit itself.
+    #[serde(default)]
+    pub default_ulimits: Vec<String>,
     /// The files read, in order (not a key of the file).
     #[serde(skip_deserializing)]
     pub sources: Vec<PathBuf>,
@@ -76,6 +87,36 @@ impl Config {
         if !later.registry_mirrors.is_empty() {
             self.registry_mirrors = later.registry_mirrors;
         }
+        if later.log_driver.is_some() {
+            self.log_driver = later.log_driver;
+            self.log_opts = later.log_opts;
+        }
+        if !later.default_ulimits.is_empty() {
+            self.default_ulimits = later.default_ulimits;
+        }
+    }
+
+    /// What a container that does not say takes from the configuration: its log driver (and
+    /// that driver's options), and every default ulimit it does not set itself.
+    pub fn apply_defaults(&self, req: &mut crate::request::RunRequest) -> Result<()> {
+        if req.log_driver.is_empty() {
+            match &self.log_driver {
+                Some(driver) => {
+                    req.log_driver = driver.clone();
+                    if req.log_opts.is_empty() {
+                        req.log_opts = self.log_opts.clone();
+                    }
+                }
+                None => req.log_driver = "json-file".into(),
+            }
+        }
+        for text in &self.default_ulimits {
+            let limit = crate::options::ulimit(text)?;
+            if !req.ulimits.iter().any(|u| u.name == limit.name) {
+                req.ulimits.push(limit);
+            }
+        }
+        Ok(())
     }
 
     /// The mirrors as registry hosts (`host[:port]`): Docker writes them as URLs.
@@ -94,13 +135,26 @@ impl Config {
 }
 
 fn parse(path: &Path, text: &str) -> Result<Config> {
-    toml::from_str(text).map_err(|e| {
+    let config: Config = toml::from_str(text).map_err(|e| {
         let reason = e.message().to_string();
         Error::Invalid(format!(
-            "{}: {reason}: see the keys in docs (data-root, insecure-registries, registry-mirrors)",
+            "{}: {reason}: the keys are data-root, insecure-registries, registry-mirrors, log-driver, log-opts and default-ulimits",
             path.display()
         ))
-    })
+    })?;
+    // Checked here, so that a bad value names its file.
+    let bad = |what: String| Error::Invalid(format!("{}: {what}", path.display()));
+    for u in &config.default_ulimits {
+        crate::options::ulimit(u).map_err(|e| bad(format!("default-ulimits: {e}")))?;
+    }
+    if let Some(d) = &config.log_driver {
+        if !["json-file", "none"].contains(&d.as_str()) {
+            return Err(bad(format!(
+                "log-driver {d:?}: berth has json-file and none"
+            )));
+        }
+    }
+    Ok(config)
 }
 
 #[cfg(test)]

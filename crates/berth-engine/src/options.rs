@@ -4,7 +4,7 @@
 //! holds, with one error line naming the option.
 
 use crate::error::{Error, Result};
-use crate::request::{MountRequest, NsMode, RestartPolicy, RunRequest};
+use crate::request::{MountRequest, NsMode, RestartPolicy, RunRequest, Ulimit};
 
 fn invalid(message: String) -> Error {
     Error::Invalid(message)
@@ -29,6 +29,37 @@ pub fn ns_mode(flag: &str, v: Option<&str>, default_host: bool) -> Result<NsMode
 }
 
 /// `--restart`: `no`, `on-failure[:N]`, `always` or `unless-stopped`.
+/// `--ulimit name=soft[:hard]` (-1 or `unlimited` for no limit), as Docker writes it.
+pub fn ulimit(u: &str) -> Result<Ulimit> {
+    let bad = || {
+        Error::Invalid(format!(
+            "--ulimit {u:?}: use name=soft[:hard], e.g. nofile=1024:2048"
+        ))
+    };
+    let (name, limits) = u.split_once('=').ok_or_else(bad)?;
+    let parse = |s: &str| -> Result<u64> {
+        if s == "-1" || s == "unlimited" {
+            Ok(u64::MAX)
+        } else {
+            s.parse().map_err(|_| bad())
+        }
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (parse(s)?, parse(h)?),
+        None => (parse(limits)?, parse(limits)?),
+    };
+    if soft > hard {
+        return Err(Error::Invalid(format!(
+            "--ulimit {u:?}: the soft limit is above the hard one"
+        )));
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
 pub fn restart(s: &str) -> Result<RestartPolicy> {
     Ok(match s.split_once(':') {
         None if s == "no" || s.is_empty() => RestartPolicy::No,

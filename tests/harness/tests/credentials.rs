@@ -196,3 +196,57 @@ fn the_configuration_file_sets_root_registries_and_mirrors() {
         refused.stderr
     );
 }
+
+/// The configuration's defaults for containers: a log driver and ulimits, each under what the
+/// container asks for itself.
+#[test]
+fn the_configuration_sets_containers_defaults() {
+    let berth = berth_harness::image::Berth::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        "log-driver = \"none\"\ndefault-ulimits = [\"nofile=1024:2048\"]\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| -> Ran {
+        let mut command = berth.command();
+        command.env("BERTH_CONFIG", &file).args(args);
+        run_with_timeout(command, COMMAND_TIMEOUT)
+    };
+    let ran = run(&["run", "--rm", IMAGE, "sh", "-c", "ulimit -n; ulimit -Hn"]);
+    assert_eq!(ran.stdout, "1024\n2048\n", "{}", ran.stderr);
+    let ran = run(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=512",
+        IMAGE,
+        "sh",
+        "-c",
+        "ulimit -n",
+    ]);
+    assert_eq!(ran.stdout, "512\n", "{}", ran.stderr);
+    assert!(run(&["create", "--name", "quiet", IMAGE, "true"]).success());
+    assert!(run(&[
+        "create",
+        "--name",
+        "logged",
+        "--log-driver",
+        "json-file",
+        IMAGE,
+        "true"
+    ])
+    .success());
+    let driver = |name: &str| berth.inspect(name)["HostConfig"]["LogConfig"]["Type"].clone();
+    assert_eq!(driver("quiet"), "none");
+    assert_eq!(driver("logged"), "json-file");
+    std::fs::write(&file, "default-ulimits = [\"nofile=lots\"]\n").unwrap();
+    let refused = run(&["create", IMAGE, "true"]);
+    assert!(!refused.success());
+    assert!(
+        refused.stderr.contains("config.toml: default-ulimits"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use berth_engine::request::{DeviceRequest, MountRequest, Ulimit};
+use berth_engine::request::{DeviceRequest, MountRequest};
 
 pub(super) fn env(flags: &[String], files: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
@@ -157,30 +157,6 @@ pub(super) fn device(d: &str) -> Result<DeviceRequest> {
     })
 }
 
-pub(super) fn ulimit(u: &str) -> Result<Ulimit> {
-    let bad = || anyhow!("--ulimit {u:?}: use name=soft[:hard], e.g. nofile=1024:2048");
-    let (name, limits) = u.split_once('=').ok_or_else(bad)?;
-    let parse = |s: &str| -> Result<u64> {
-        if s == "-1" || s == "unlimited" {
-            Ok(u64::MAX)
-        } else {
-            s.parse().map_err(|_| bad())
-        }
-    };
-    let (soft, hard) = match limits.split_once(':') {
-        Some((s, h)) => (parse(s)?, parse(h)?),
-        None => (parse(limits)?, parse(limits)?),
-    };
-    if soft > hard {
-        bail!("--ulimit {u:?}: the soft limit is above the hard one");
-    }
-    Ok(Ulimit {
-        name: name.to_string(),
-        soft,
-        hard,
-    })
-}
-
 /// Each value of a flag that stands for several (`-p 9000-9001`, `--expose 7000-7002`), parsed
 /// and laid end to end.
 pub(super) fn flat<T>(
@@ -231,9 +207,9 @@ mod tests {
     fn sizes_and_ulimits() {
         assert_eq!(size("-m", "64m").unwrap(), 64 << 20);
         assert!(size("-m", "lots").is_err());
-        let u = ulimit("nofile=10:20").unwrap();
+        let u = berth_engine::options::ulimit("nofile=10:20").unwrap();
         assert_eq!((u.soft, u.hard), (10, 20));
-        assert!(ulimit("nofile=20:10").is_err());
+        assert!(berth_engine::options::ulimit("nofile=20:10").is_err());
     }
 
     #[test]

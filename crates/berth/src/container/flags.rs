@@ -8,7 +8,7 @@ use berth_engine::request::{NsMode, RunRequest, SeccompChoice};
 use clap::Args;
 
 use super::flag_values::{
-    bytes, cpus, device, env, flat, key_values, mount, swap_bytes, time_offsets, ulimit,
+    bytes, cpus, device, env, flat, key_values, mount, swap_bytes, time_offsets,
 };
 
 #[derive(Args, Debug, Clone, Default)]
@@ -233,8 +233,8 @@ pub struct RunFlags {
     #[arg(long)]
     pub platform: Option<String>,
     /// Logging driver for the container (json-file, none)
-    #[arg(long = "log-driver", default_value = "json-file")]
-    pub log_driver: String,
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
     /// Log driver options (max-size, max-file)
     #[arg(long = "log-opt")]
     pub log_opt: Vec<String>,
@@ -311,8 +311,8 @@ impl RunFlags {
             ulimits: self
                 .ulimit
                 .iter()
-                .map(|u| ulimit(u))
-                .collect::<Result<_>>()?,
+                .map(|u| berth_engine::options::ulimit(u))
+                .collect::<Result<_, _>>()?,
             sysctls: key_values("--sysctl", &self.sysctl)?,
             shm_size: self.shm_size.map(|n| n as u64),
             init: self.init,
@@ -328,7 +328,8 @@ impl RunFlags {
             cidfile: self.cidfile.clone(),
             pull: self.pull.clone(),
             platform: self.platform.clone(),
-            log_driver: self.log_driver.clone(),
+            // Empty: the configuration's default, else json-file (chosen at create).
+            log_driver: self.log_driver.clone().unwrap_or_default(),
             log_opts: key_values("--log-opt", &self.log_opt)?,
             network_aliases: self.network_alias.clone(),
             ip: self.ip.clone(),

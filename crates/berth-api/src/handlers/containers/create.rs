@@ -81,7 +81,6 @@ fn request(body: Body, version: ApiVersion) -> Result<(RunRequest, Vec<String>),
         stop_timeout: body.stop_timeout,
         labels: body.labels.unwrap_or_default(),
         mac_address: text(body.mac_address),
-        log_driver: "json-file".into(),
         network: "bridge".into(),
         ..RunRequest::default()
     };
@@ -197,7 +196,8 @@ fn host_config(
     };
     security(req, &h.security_opt.unwrap_or_default())?;
     if let Some(log) = h.log_config {
-        req.log_driver = text_or(log.kind, "json-file");
+        // Empty: the configuration's default, else json-file (chosen at create).
+        req.log_driver = text_or(log.kind, "");
         req.log_opts = log.config.unwrap_or_default();
     }
     resources(req, h.resources)
