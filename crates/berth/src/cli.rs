@@ -116,9 +116,9 @@ impl Cli {
         parse::<Cli>()?.checked()
     }
 
-    /// What clap cannot say: `run` and `create` take every argument after the image as the
-    /// container's (so that `run IMG --help` reaches the image), which also lets a flag no one
-    /// knows, before the image, pass for it: that is Docker's `unknown flag`.
+    /// What clap does not say: `run` and `create` take every argument after the image as the
+    /// container's (so that `run IMG --help` reaches the image); an image that looks like a
+    /// flag (clap lets `-1` pass for a value) is Docker's `unknown flag`.
     fn checked(self) -> Result<Cli, clap::Error> {
         use clap::error::{ContextKind, ContextValue, ErrorKind};
         let run = match &self.command {

@@ -206,6 +206,16 @@ fn switches_take_docker_boolean_values() {
     ]);
     assert_eq!(berth.ok(&["ps", "--all=false", "-q"]), "");
     assert_eq!(berth.ok(&["ps", "-a=true", "-q"]).lines().count(), 1);
+    // The short forms too, before run's image (clap took `-t=false` for the image).
+    let ran = berth.run(&[
+        "run", "--rm", "-t=false", "-i=false", IMAGE, "echo", "short",
+    ]);
+    assert_eq!(
+        (ran.code(), ran.stdout.as_str()),
+        (Some(0), "short\n"),
+        "{}",
+        ran.stderr
+    );
     let ran = berth.run(&["run", "--rm", "--tty=maybe", IMAGE, "true"]);
     assert_eq!(ran.code(), Some(125));
     assert!(

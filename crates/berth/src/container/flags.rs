@@ -246,8 +246,7 @@ pub struct RunFlags {
     #[arg(
         value_name = "IMAGE [COMMAND] [ARG...]",
         required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
+        trailing_var_arg = true
     )]
     pub image_and_command: Vec<String>,
 }
