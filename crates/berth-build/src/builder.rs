@@ -383,18 +383,6 @@ impl Builder<'_> {
     }
 
     fn warn_unused_args(&mut self) {
-        const PROXIES: [&str; 10] = [
-            "HTTP_PROXY",
-            "http_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "FTP_PROXY",
-            "ftp_proxy",
-            "NO_PROXY",
-            "no_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ];
         let unused: Vec<&String> = self
             .opts
             .build_args
@@ -402,7 +390,7 @@ impl Builder<'_> {
             .filter(|k| {
                 !self.used_args.contains(*k)
                     && !self.globals.contains_key(*k)
-                    && !PROXIES.contains(&k.as_str())
+                    && !crate::stage::PROXY_ARGS.contains(&k.as_str())
             })
             .collect();
         if !unused.is_empty() {

@@ -20,6 +20,9 @@ pub struct Engine {
     /// one as a zombie. A command, which exits at once, leaves them to init without the extra
     /// fork.
     pub detach_monitors: bool,
+    /// The configuration files' settings, as the front end read them (once, with its flags):
+    /// `create` takes a container's defaults from here. Empty unless the front end sets it.
+    pub config: crate::config::Config,
 }
 
 impl Engine {
@@ -38,6 +41,7 @@ impl Engine {
             runtime,
             exe: exe.to_path_buf(),
             detach_monitors: false,
+            config: crate::config::Config::default(),
         })
     }
 

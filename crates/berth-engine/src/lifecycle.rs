@@ -30,7 +30,7 @@ pub struct ImageRef<'a> {
 /// request is checked and its config.json built against the image before anything is made,
 /// so a bad flag leaves nothing behind; a step that fails after that undoes the ones before.
 pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Result<Record> {
-    crate::config::Config::load()?.apply_defaults(&mut req)?;
+    engine.config.apply_defaults(&mut req)?;
     validate(engine, &req)?;
     crate::volumes::from_containers(engine, &mut req)?;
     let (id, random) = crate::names::new_id()?;

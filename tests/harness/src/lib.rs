@@ -157,6 +157,31 @@ pub fn is_root() -> bool {
 }
 
 /// True if `program` is found on `$PATH` or is an existing path.
+/// Live processes (not zombies) whose command line holds `__monitor <id>`: a container's
+/// monitors, or every monitor with an empty `id`.
+pub fn monitors_of(id: &str) -> Vec<i32> {
+    let needle = format!("__monitor {id}");
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let zombie = |pid: i32| {
+        fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_none_or(|(_, rest)| rest.starts_with('Z'))
+        })
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&raw)
+                .replace('\0', " ")
+                .contains(&needle)
+                && !zombie(pid)
+        })
+        .collect()
+}
+
 pub fn have(program: &str) -> bool {
     if program.contains('/') {
         return Path::new(program).exists();

@@ -26,6 +26,7 @@ pub(crate) use berth_harness::{eventually, need_root, scaled, PATIENCE};
 use std::fs;
 use std::path::Path;
 
+pub use berth_harness::monitors_of;
 use serde_json::Value;
 
 /// The namespace inode `kind` of `pid` ("self" for this process), from /proc/<pid>/ns.
@@ -124,18 +125,6 @@ pub fn children(parent: i32) -> Vec<i32> {
 /// Whether `pid` exists and is not a zombie.
 pub fn running(pid: i32) -> bool {
     stat_fields(pid).is_some_and(|f| f.first().map(String::as_str) != Some("Z"))
-}
-
-/// Processes whose command line holds `__monitor <id>`.
-pub fn monitors_of(id: &str) -> Vec<i32> {
-    let needle = format!("__monitor {id}");
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| running(pid) && cmdline(pid).contains(&needle))
-        .collect()
 }
 
 /// `inspect`'s State.Pid of a running container.

@@ -10,24 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use berth_harness::image::{berth_bin, runtime_dir, Berth, IMAGE};
+use berth_harness::monitors_of;
 use berth_harness::{eventually, need_root, run_with_timeout, Ran, COMMAND_TIMEOUT};
-
-/// Pids of the monitors of container `id` (their command line holds `__monitor <id>`).
-fn monitors_of(id: &str) -> Vec<i32> {
-    let needle = format!("__monitor {id}");
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&raw)
-                .replace('\0', " ")
-                .contains(&needle)
-        })
-        .collect()
-}
 
 /// SIGKILLs the monitor of container `id`, as an OOM killer or a careless `kill -9` would.
 fn kill_monitor(id: &str) {

@@ -19,6 +19,7 @@ use std::fs;
 use std::process::Command;
 
 use berth_harness::image::{Berth, IMAGE};
+pub use berth_harness::monitors_of as monitors_of_id;
 use serde_json::Value;
 
 /// A [`Berth`] root and the user networks made in it: dropping it removes the containers,
@@ -193,21 +194,4 @@ pub fn attachment(lab: &Lab, name: &str) -> (String, String, String) {
     let veth = att["host_veth"].as_str().expect("host_veth").to_string();
     let ip = att["ip"].as_str().expect("ip").to_string();
     (id, veth, ip)
-}
-
-/// Live processes whose command line holds `__monitor <id>`.
-pub fn monitors_of_id(id: &str) -> Vec<i32> {
-    let needle = format!("__monitor {id}");
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&raw)
-                .replace('\0', " ")
-                .contains(&needle)
-        })
-        .collect()
 }

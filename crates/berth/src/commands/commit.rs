@@ -2,8 +2,6 @@
 
 use anyhow::Result;
 use berth_engine::commit::CommitOptions;
-use berth_image::archive::import::Change;
-use berth_image::Reference;
 use clap::{ArgAction, Args};
 
 use super::Context;
@@ -29,16 +27,8 @@ pub struct CommitArgs {
 }
 
 pub fn run(ctx: &Context, args: CommitArgs) -> Result<()> {
-    let changes = args
-        .changes
-        .iter()
-        .map(|c| Change::parse(c))
-        .collect::<Result<Vec<_>, _>>()?;
-    let name = args
-        .reference
-        .as_deref()
-        .map(Reference::parse)
-        .transpose()?;
+    let (changes, name) =
+        super::import::changes_and_name(&args.changes, args.reference.as_deref())?;
     let options = CommitOptions {
         author: args.author,
         message: args.message,

@@ -24,17 +24,21 @@ pub struct ImportArgs {
     pub message: Option<String>,
 }
 
-pub fn run(ctx: &Context, args: ImportArgs) -> Result<()> {
-    let changes = args
-        .changes
+/// `--change` instructions and the image's name, as import and commit take them.
+pub(super) fn changes_and_name(
+    changes: &[String],
+    reference: Option<&str>,
+) -> Result<(Vec<Change>, Option<Reference>)> {
+    let changes = changes
         .iter()
         .map(|c| Change::parse(c))
         .collect::<Result<Vec<_>, _>>()?;
-    let name = args
-        .reference
-        .as_deref()
-        .map(Reference::parse)
-        .transpose()?;
+    let name = reference.map(Reference::parse).transpose()?;
+    Ok((changes, name))
+}
+
+pub fn run(ctx: &Context, args: ImportArgs) -> Result<()> {
+    let (changes, name) = changes_and_name(&args.changes, args.reference.as_deref())?;
     if args.file.contains("://") {
         anyhow::bail!(
             "import {}: importing from a URL is not supported; download it and give the file",

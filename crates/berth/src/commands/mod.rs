@@ -82,7 +82,9 @@ impl Context {
             Ok(path) => path,
             Err(_) => std::env::current_exe().context("find the berth binary (/proc/self/exe)")?,
         };
-        Ok(berth_engine::Engine::open(&self.root, &exe)?)
+        let mut engine = berth_engine::Engine::open(&self.root, &exe)?;
+        engine.config = self.config.clone();
+        Ok(engine)
     }
 
     /// Which images the containers use (for rmi, prune, images and system df), each
