@@ -11,8 +11,11 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 
-/// The default socket.
-pub const DEFAULT_SOCKET: &str = "/run/berth/docker.sock";
+/// The default socket: `docker.sock` in berth's runtime directory (`/run/berth`, or the user's
+/// `$XDG_RUNTIME_DIR/berth` for rootless berth, as podman's rootless socket).
+pub fn default_socket() -> PathBuf {
+    berth_sys::rootless::run_dir().join("docker.sock")
+}
 
 /// Where to listen, from a URI as `DOCKER_HOST` spells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +150,12 @@ impl Drop for Listener {
 async fn bind_unix(path: &Path) -> Result<Listener, String> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("create {}: {e}", dir.display()))?;
     }
     if path.exists() {
         // A socket left by a service that died: take it over; one that answers: refuse.
@@ -161,9 +169,14 @@ async fn bind_unix(path: &Path) -> Result<Listener, String> {
     }
     let listener =
         UnixListener::bind(path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+    // A rootless service is its user's alone: whoever reaches it acts as that user.
+    let rootless = berth_sys::rootless::is_rootless();
+    let mode = if rootless { 0o600 } else { 0o660 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| format!("chmod {}: {e}", path.display()))?;
-    if let Ok(Some(group)) = nix::unistd::Group::from_name("berth") {
+    if rootless {
+        // No group: the user's socket stays theirs.
+    } else if let Ok(Some(group)) = nix::unistd::Group::from_name("berth") {
         nix::unistd::chown(path, None, Some(group.gid))
             .map_err(|e| format!("chgrp berth {}: {e}", path.display()))?;
     }

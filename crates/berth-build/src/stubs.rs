@@ -142,5 +142,10 @@ fn prune_dir(dir: &Path, rel: &Path, lowers: &[PathBuf]) -> bool {
 
 fn is_opaque(path: &Path) -> bool {
     let mut value = [0u8; 4];
-    rustix::fs::lgetxattr(path, "trusted.overlay.opaque", &mut value).is_ok()
+    rustix::fs::lgetxattr(
+        path,
+        berth_sys::rootless::overlay_xattr("opaque").as_str(),
+        &mut value,
+    )
+    .is_ok()
 }

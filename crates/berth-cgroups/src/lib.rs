@@ -12,6 +12,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod absent;
 mod common;
 mod devices;
 mod error;
@@ -169,6 +170,8 @@ pub trait CgroupManager {
 pub enum Manager {
     V1(v1::Manager),
     V2(v2::Manager),
+    /// No cgroup: rootless without delegation ([`absent`]).
+    Absent(absent::Manager),
 }
 
 impl Manager {
@@ -188,6 +191,7 @@ impl Manager {
         let frozen = match self {
             Self::V1(m) => m.frozen_already()?,
             Self::V2(m) => v2::frozen_already(m.dir())?,
+            Self::Absent(_) => None,
         };
         match frozen {
             Some(path) => Err(CgroupError::Frozen { path }),
@@ -201,6 +205,7 @@ impl Manager {
         match self {
             Self::V1(m) => m.unified_dir(),
             Self::V2(m) => Some(m.dir()),
+            Self::Absent(_) => None,
         }
     }
 
@@ -211,7 +216,7 @@ impl Manager {
     pub fn join_self_v1(&self) -> Result<()> {
         match self {
             Self::V1(m) => m.join_self(),
-            Self::V2(_) => Ok(()),
+            Self::V2(_) | Self::Absent(_) => Ok(()),
         }
     }
 
@@ -219,6 +224,7 @@ impl Manager {
         match self {
             Self::V1(m) => m,
             Self::V2(m) => m,
+            Self::Absent(m) => m,
         }
     }
 }

@@ -17,6 +17,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The data root when neither the command line nor a file names one: `/var/lib/berth`, or
+/// for rootless berth the user's (`$XDG_DATA_HOME/berth`, `~/.local/share/berth`).
+pub fn default_data_root() -> PathBuf {
+    if berth_sys::rootless::is_rootless() {
+        if let Some(dir) = berth_sys::rootless::user_data_dir() {
+            return dir;
+        }
+    }
+    berth_image::store::DEFAULT_ROOT.into()
+}
+
 /// What the files set; `None` or empty where none did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -42,12 +53,14 @@ pub struct Config {
     pub sources: Vec<PathBuf>,
 }
 
+const SYSTEM_FILE: &str = "/etc/berth/config.toml";
+
 /// The system's file, then the user's.
 pub fn default_paths() -> Vec<PathBuf> {
     let user = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    let mut paths = vec![PathBuf::from("/etc/berth/config.toml")];
+    let mut paths = vec![PathBuf::from(SYSTEM_FILE)];
     paths.extend(user.map(|d| d.join("berth/config.toml")));
     paths
 }
@@ -70,7 +83,12 @@ impl Config {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(Error::io("read the configuration", path)(e)),
             };
-            config.merge(parse(path, &text)?);
+            let mut read = parse(path, &text)?;
+            // The system's data root is root's: rootless berth keeps its own under XDG.
+            if path == Path::new(SYSTEM_FILE) && berth_sys::rootless::is_rootless() {
+                read.data_root = None;
+            }
+            config.merge(read);
             config.sources.push(path.clone());
         }
         Ok(config)

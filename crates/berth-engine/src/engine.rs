@@ -10,7 +10,8 @@ use crate::records::Containers;
 pub struct Engine {
     pub root: PathBuf,
     pub containers: Containers,
-    /// berth-runtime's state root: `/run/berth/runtime/<hash of the data root>` (a tmpfs on a
+    /// berth-runtime's state root: `/run/berth/runtime/<hash of the data root>` (the user's
+    /// runtime directory for rootless berth; a tmpfs on a
     /// normal system), there only while a container of this root runs.
     pub runtime: berth_runtime::state::Root,
     /// The `berth` binary, run again as `berth __monitor`.
@@ -68,5 +69,5 @@ fn runtime_dir(root: &Path) -> PathBuf {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    PathBuf::from(format!("/run/berth/runtime/{hex}"))
+    berth_sys::rootless::run_dir().join("runtime").join(hex)
 }

@@ -35,6 +35,7 @@ pub mod ps;
 pub mod records;
 pub mod request;
 pub mod rootfs;
+pub mod rootless;
 pub mod spec;
 pub mod stats;
 pub mod top;

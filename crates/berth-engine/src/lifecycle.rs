@@ -32,6 +32,7 @@ pub struct ImageRef<'a> {
 pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Result<Record> {
     engine.config.apply_defaults(&mut req)?;
     validate(engine, &req)?;
+    let warnings = crate::rootless::limit_warning(&req)?.into_iter().collect();
     crate::volumes::from_containers(engine, &mut req)?;
     let (id, random) = crate::names::new_id()?;
     let anonymous = anonymous_volumes(&mut req, image.config, &random);
@@ -69,6 +70,7 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
         network: None,
         anonymous_volumes: anonymous,
         networks: Vec::new(),
+        warnings,
     };
     if let Err(e) = engine.containers.save(&record) {
         if let Some(path) = &record.request.cidfile {
@@ -229,6 +231,10 @@ pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Rec
         )
         .env("BERTH_EXE", &engine.exe)
         .arg0("berth");
+    // Rootless berth finds its runtime directory (the runtime's state) from it.
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        cmd.env("XDG_RUNTIME_DIR", dir);
+    }
     // Its own session from its first instruction: neither the monitor nor the container it
     // starts keeps the caller's terminal (which a container could otherwise write to, or
     // type into with TIOCSTI), and no signal from that terminal reaches them.

@@ -97,6 +97,9 @@ pub struct Record {
     /// Anonymous volumes made for this container (removed by `rm -v`).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// What create left out and says so (limits a rootless container cannot have).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Every container whose record could be read, and why the others were skipped: one

@@ -20,9 +20,6 @@ use sha2::{Digest as _, Sha256};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
-const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-const OVERLAY_XATTRS: &str = "trusted.overlay.";
-
 /// How a new layer's blob is compressed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Compression {
@@ -171,7 +168,12 @@ pub fn engine_made(upper: &Path, path: &Path, lowers: &[PathBuf]) -> bool {
 
 fn is_opaque(path: &Path) -> bool {
     let mut value = [0u8; 4];
-    rustix::fs::lgetxattr(path, OPAQUE_XATTR, &mut value).is_ok()
+    rustix::fs::lgetxattr(
+        path,
+        berth_sys::rootless::overlay_xattr("opaque").as_str(),
+        &mut value,
+    )
+    .is_ok()
 }
 
 /// A container's changes as `docker diff` lists them: [`changes`] without what the engine
@@ -332,7 +334,10 @@ impl<W: Write> TarWalk<'_, W> {
             if kind.is_dir() {
                 header.set_entry_type(tar::EntryType::Directory);
                 self.append(&mut header, &rel, &xattrs, io::empty())?;
-                if xattrs.iter().any(|(k, _)| k == OPAQUE_XATTR) {
+                if xattrs
+                    .iter()
+                    .any(|(k, _)| *k == berth_sys::rootless::overlay_xattr("opaque"))
+                {
                     self.whiteout(&rel.join(".wh..wh..opq"), &meta)?;
                 }
                 self.dir(&path, &rel)?;
@@ -414,7 +419,7 @@ impl<W: Write> TarWalk<'_, W> {
     fn pax(&mut self, xattrs: &[(String, Vec<u8>)]) -> io::Result<()> {
         let records: Vec<(String, &[u8])> = xattrs
             .iter()
-            .filter(|(k, _)| !k.starts_with(OVERLAY_XATTRS))
+            .filter(|(k, _)| !k.starts_with(berth_sys::rootless::overlay_xattr_prefix()))
             .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
             .collect();
         if records.is_empty() {
@@ -439,7 +444,9 @@ impl<W: Write> TarWalk<'_, W> {
         let mut out = Vec::new();
         for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
             let name = String::from_utf8_lossy(name).into_owned();
-            if name.starts_with(OVERLAY_XATTRS) && name != OPAQUE_XATTR {
+            if name.starts_with(berth_sys::rootless::overlay_xattr_prefix())
+                && *name != berth_sys::rootless::overlay_xattr("opaque")
+            {
                 if self.strip {
                     rustix::fs::lremovexattr(path, name.as_str())?;
                 }

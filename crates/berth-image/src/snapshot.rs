@@ -33,11 +33,15 @@ pub fn overlay_mount_data(lowerdirs: &[PathBuf], upper: &Path, work: &Path) -> R
         .map(|p| escape(p))
         .collect::<Result<Vec<_>>>()?
         .join(":");
-    let data = format!(
+    let mut data = format!(
         "lowerdir={lower},upperdir={},workdir={}",
         escape(upper)?,
         escape(work)?
     );
+    // In a rootless user namespace overlay keeps its xattrs under user.overlay.
+    if berth_sys::rootless::is_rootless() {
+        data.push_str(",userxattr");
+    }
     if data.len() > MOUNT_DATA_MAX {
         return Err(bad(
             "too many layers for one page of mount options; use a shorter --root",
@@ -68,8 +72,12 @@ fn copy_layer(src: &Path, dest: &Path) -> io::Result<()> {
             continue;
         }
         if kind.is_dir() {
-            let opaque =
-                rustix::fs::lgetxattr(&from, "trusted.overlay.opaque", &mut [0u8; 1][..]).is_ok();
+            let opaque = rustix::fs::lgetxattr(
+                &from,
+                berth_sys::rootless::overlay_xattr("opaque").as_str(),
+                &mut [0u8; 1][..],
+            )
+            .is_ok();
             if existing.as_ref().is_some_and(|m| !m.is_dir()) || opaque {
                 remove(&to, existing.as_ref())?;
             }

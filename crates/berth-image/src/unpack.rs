@@ -18,7 +18,6 @@ use crate::error::{Error, Result};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
-const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
 
 /// Unpacks `reader` (an uncompressed tar) into `dest`, which must exist and be empty.
 /// Returns the layer's size (the bytes of its regular files). `layer` names it in errors.
@@ -124,7 +123,8 @@ impl Unpacker<'_> {
         let parent = rel.parent().unwrap_or(Path::new(""));
         if file_name == OPAQUE_WHITEOUT {
             let dir = self.ensure_dirs(parent, true)?;
-            return set_xattr(&dir, "trusted.overlay.opaque", b"y").map_err(Into::into);
+            return set_xattr(&dir, &berth_sys::rootless::overlay_xattr("opaque"), b"y")
+                .map_err(Into::into);
         }
         let parent_dir = self.ensure_dirs(parent, true)?;
         if let Some(hidden) = file_name.strip_prefix(WHITEOUT_PREFIX) {
@@ -210,7 +210,17 @@ impl Unpacker<'_> {
                     _ => FileType::Fifo,
                 };
                 self.clear(&target, false)?;
-                mknod(&target, file_type, major, minor)?;
+                match mknod(&target, file_type, major, minor) {
+                    // Device nodes cannot be made in a rootless user namespace: left out, as
+                    // podman's rootless storage does (a container gets its devices bound).
+                    Err(e)
+                        if e.kind() == io::ErrorKind::PermissionDenied
+                            && berth_sys::rootless::is_rootless() =>
+                    {
+                        return Ok(())
+                    }
+                    other => other?,
+                }
                 lchown(&target, uid, gid)?;
                 fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
                 apply_xattrs(&target, &xattrs)?;
@@ -290,7 +300,7 @@ fn pax_xattrs<R: Read>(entry: &mut tar::Entry<R>) -> io::Result<Vec<(String, Vec
             let Ok(key) = ext.key() else { continue };
             if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
                 // An image must not plant overlay's own attributes (opaque, redirect, metacopy).
-                if !name.starts_with(OVERLAY_XATTR_PREFIX) {
+                if !name.starts_with(berth_sys::rootless::overlay_xattr_prefix()) {
                     out.push((name.to_string(), ext.value_bytes().to_vec()));
                 }
             }
@@ -325,6 +335,9 @@ fn mknod(path: &Path, file_type: FileType, major: u32, minor: u32) -> io::Result
 fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
     match std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+        // An id outside a rootless user namespace's map (a single-id map): the file stays
+        // the namespace's root's, as podman leaves it.
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
         other => other,
     }
 }

@@ -47,8 +47,19 @@ impl Rtnl {
     /// keeps its namespace (netavark's way). Entering a net namespace is per thread, so this is
     /// sound in a threaded process too; the thread is back in its own namespace on return.
     pub fn open_in(netns: &Path) -> io::Result<Rtnl> {
-        let here = File::open("/proc/thread-self/ns/net")?;
         let target = File::open(netns)?;
+        if berth_sys::rootless::is_rootless() {
+            // No way back into the host's namespace (the host's user namespace owns it): a
+            // forked child makes the socket there instead.
+            use std::os::fd::AsFd;
+            let fd = berth_sys::ns::make_in_netns(target.as_fd(), || Ok(Rtnl::open()?.sock))?;
+            return Ok(Rtnl {
+                sock: berth_sys::fd::adopt(fd),
+                seq: 0,
+                buf: Vec::with_capacity(32 * 1024),
+            });
+        }
+        let here = File::open("/proc/thread-self/ns/net")?;
         setns(&target, CloneFlags::CLONE_NEWNET)?;
         let sock = Rtnl::open();
         if let Err(e) = setns(&here, CloneFlags::CLONE_NEWNET) {

@@ -15,13 +15,30 @@ use crate::error::{Error, IoContext, Result};
 pub const ROOT: &str = "/sys/fs/cgroup";
 
 /// The manager of the cgroup at `path` (a record's, or one below each hierarchy's root).
+/// Rootless (berth-runc run by a user, or rootless berth's namespace) without a delegated
+/// cgroup2 subtree, no cgroup at all, as runc's rootless containers.
 pub fn open(path: impl Into<CgroupPath>) -> Result<Manager> {
     let root = Path::new(ROOT);
-    Ok(Manager::new(
-        berth_cgroups::detect(root)?,
-        root,
-        &path.into(),
-    )?)
+    let setup = berth_cgroups::detect(root)?;
+    if berth_sys::rootless::is_rootless() && !delegated(setup) {
+        return Ok(Manager::Absent(berth_cgroups::absent::Manager));
+    }
+    Ok(Manager::new(setup, root, &path.into())?)
+}
+
+/// True when this (rootless) process may make cgroups: a cgroup2-only host whose cgroup of
+/// ours is writable (systemd's `Delegate=yes` for the user's manager).
+pub fn delegated(setup: berth_cgroups::Setup) -> bool {
+    if setup != berth_cgroups::Setup::Unified {
+        return false;
+    }
+    let Ok(own) = berth_sys::file::read_to_string("/proc/self/cgroup") else {
+        return false;
+    };
+    own.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| Path::new(ROOT).join(p.trim_start_matches('/')))
+        .is_some_and(|dir| nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).is_ok())
 }
 
 /// The cgroup of a new container from its `linux.cgroupsPath`. Without one it is runc's

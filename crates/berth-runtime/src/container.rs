@@ -154,7 +154,13 @@ pub fn kill(root: &Root, id: &str, signal: Signal, all: bool) -> Result<()> {
         return Err(Error::NotRunning(id.to_string()));
     }
     let cg = cgroup::open(&c.record.cgroup_path)?;
-    if all {
+    // Without a cgroup (rootless), the init is all there is to signal: its pid namespace's
+    // other processes end with it.
+    let absent = matches!(cg, cgroup::Manager::Absent(_));
+    if all && absent && c.status == Status::Stopped {
+        return Ok(());
+    }
+    if all && !absent {
         // A stopped container's cgroup may already be empty, or gone: nothing to signal.
         if c.status == Status::Stopped && cg.pids().map_or(true, |p| p.is_empty()) {
             return Ok(());

@@ -139,8 +139,11 @@ pub enum SeccompError {
     Install { source: io::Error },
 }
 
-/// Where compiled filters are kept between runs: root's only, cleared at boot.
-const CACHE_DIR: &str = "/run/berth/seccomp";
+/// Where compiled filters are kept between runs: root's only (or the rootless user's),
+/// cleared at boot.
+fn cache_dir() -> std::path::PathBuf {
+    berth_sys::rootless::run_dir().join("seccomp")
+}
 
 /// [`compile`], through a cache of compiled programs keyed by the SHA-256 of the profile and
 /// of the libseccomp version. Compiling Docker's default profile costs milliseconds on every
@@ -174,7 +177,7 @@ fn cache_path(spec: &LinuxSeccomp) -> Option<std::path::PathBuf> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Some(std::path::Path::new(CACHE_DIR).join(format!("{key}.bpf")))
+    Some(cache_dir().join(format!("{key}.bpf")))
 }
 
 fn read_cached(path: &std::path::Path) -> Option<SeccompProgram> {
@@ -195,7 +198,7 @@ fn write_cached(path: &std::path::Path, data: &[u8]) -> io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(CACHE_DIR)?;
+        .create(cache_dir())?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {

@@ -235,6 +235,15 @@ pub fn send_with_fds(
     Ok(())
 }
 
+/// Takes ownership of `fd` as a `T` (a socket type of another crate that offers only
+/// `FromRawFd`).
+pub fn adopt<T: std::os::fd::FromRawFd>(fd: std::os::fd::OwnedFd) -> T {
+    use std::os::fd::IntoRawFd;
+    // SAFETY: an OwnedFd is open and owned by no one else; into_raw_fd gives up that
+    // ownership, which `T` takes over, so the descriptor is closed once, by `T`.
+    unsafe { T::from_raw_fd(fd.into_raw_fd()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::recv_fd;

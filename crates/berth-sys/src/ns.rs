@@ -42,3 +42,44 @@ pub fn setdomainname(name: &str) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// A descriptor made in the network namespace `netns` (a socket keeps the namespace it was
+/// made in) by a forked child that enters it, so this process never leaves its own: rootless
+/// berth could not come back to the host's network namespace, which belongs to the host's
+/// user namespace. `make` runs in the child only. Refused, as every fork, in a threaded process.
+pub fn make_in_netns<T: std::os::fd::AsFd>(
+    netns: BorrowedFd<'_>,
+    make: impl FnOnce() -> io::Result<T>,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    use std::os::fd::AsFd;
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    match crate::process::fork()? {
+        crate::process::Forked::Child => {
+            drop(ours);
+            let sent = setns(netns, CLONE_NEWNET)
+                .and_then(|()| make())
+                .and_then(|made| crate::fd::send_with_fds(theirs.as_fd(), b"fd", &[made.as_fd()]));
+            if let Err(e) = sent {
+                let _ = crate::fd::send_with_fds(theirs.as_fd(), e.to_string().as_bytes(), &[]);
+            }
+            crate::process::exit_now(0);
+        }
+        crate::process::Forked::Parent(pid) => {
+            drop(theirs);
+            let mut buf = [0u8; 512];
+            let got = crate::fd::recv_with_fds(ours.as_fd(), &mut buf);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            let (n, mut fds) = got?;
+            fds.pop().ok_or_else(|| {
+                let why = String::from_utf8_lossy(&buf[..n]).into_owned();
+                io::Error::other(format!("in the network namespace: {why}"))
+            })
+        }
+    }
+}

@@ -64,6 +64,14 @@ pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>, new_pid_namespace: bool) -> io::
     )
 }
 
+/// `clone3(2)` with `CLONE_NEWPID`: a fork whose child is the first process of a new pid
+/// namespace, this process's own namespace for children left as it was (an unshare would
+/// change it, and going back by setns needs privilege over the pid namespace's owner, which
+/// rootless berth lacks for the host's).
+pub fn fork_new_pid_namespace() -> io::Result<Forked> {
+    clone3_fork(libc::CLONE_NEWPID as u64, 0, SingleThreaded::check()?)
+}
+
 /// Proof that this process was single-threaded when it was checked, for a fork made after the
 /// process lost its view of its own /proc (it joined a container's mount namespace, whose
 /// procfs does not show it). Not `Send`: it stays on the thread that checked, and the holder

@@ -67,24 +67,27 @@ fn to_cstrings(items: impl Iterator<Item = std::ffi::OsString>) -> io::Result<Ve
 /// True when `exe`, the target of a `/proc/<pid>/exe` link, is a read-only view made by
 /// [`protected_exe`] or a sealed copy made by [`reexec_sealed`].
 pub fn is_protected_exe(exe: &std::path::Path) -> bool {
-    exe.starts_with(PROTECTED_DIR)
+    exe.starts_with(protected_dir())
         || exe
             .to_string_lossy()
             .starts_with(&format!("/memfd:{MEMFD_NAME}"))
 }
 
-/// Where read-only views of the binary live (one per binary version in use).
-pub const PROTECTED_DIR: &str = "/run/berth/exe";
+/// Where read-only views of the binary live (one per binary version in use): `exe` under
+/// berth's runtime directory (`/run/berth/exe` for root, the user's own for rootless berth).
+pub fn protected_dir() -> std::path::PathBuf {
+    crate::rootless::run_dir().join("exe")
+}
 
 /// True when the running binary is a read-only view made by [`protected_exe`].
 pub fn is_protected() -> bool {
     std::fs::read_link("/proc/self/exe")
-        .map(|p| p.starts_with(PROTECTED_DIR))
+        .map(|p| p.starts_with(protected_dir()))
         .unwrap_or(false)
 }
 
 /// A path to this binary that no one can write through: a read-only bind mount of it under
-/// [`PROTECTED_DIR`], made once per binary version and reused by every later process.
+/// [`protected_dir`], made once per binary version and reused by every later process.
 ///
 /// This closes CVE-2019-5736 like the sealed memfd does (a process in a container that opens
 /// `/proc/<pid>/exe` of a process run from this path reaches a read-only mount: EROFS), without
@@ -96,7 +99,8 @@ pub fn is_protected() -> bool {
 pub fn protected_exe() -> io::Result<std::path::PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let real = std::fs::read_link("/proc/self/exe")?;
-    if real.starts_with(PROTECTED_DIR) {
+    let dir = protected_dir();
+    if real.starts_with(&dir) {
         return Ok(real);
     }
     if real.to_string_lossy().ends_with(" (deleted)") {
@@ -113,22 +117,22 @@ pub fn protected_exe() -> io::Result<std::path::PathBuf> {
         meta.mtime(),
         meta.size()
     );
-    let path = std::path::Path::new(PROTECTED_DIR).join(name);
+    let path = dir.join(name);
     if pin_view(&path, &meta) {
         return Ok(path);
     }
-    std::fs::create_dir_all(PROTECTED_DIR)?;
+    std::fs::create_dir_all(&dir)?;
     let lock = std::fs::File::options()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(std::path::Path::new(PROTECTED_DIR).join(".lock"))?;
+        .open(dir.join(".lock"))?;
     lock.lock()?;
     if pin_view(&path, &meta) {
         return Ok(path);
     }
     forget_unused_views();
-    make_private_mount(std::path::Path::new(PROTECTED_DIR))?;
+    make_private_mount(&dir)?;
     std::fs::File::options()
         .create(true)
         .truncate(false)
@@ -194,7 +198,7 @@ fn forget_unused_views() {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
-    let dir = std::path::Path::new(PROTECTED_DIR);
+    let dir = &protected_dir();
     let mounted: Vec<&std::path::Path> = info
         .lines()
         .filter_map(|l| l.split(' ').nth(4))

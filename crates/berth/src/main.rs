@@ -47,7 +47,6 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    protect_build(&cli.command);
     // As the docker CLI: run and create say 125 when the engine fails, to tell it from the
     // container's own status; every other command says 1.
     let failed = if cli.command.creates_a_container() {
@@ -55,6 +54,18 @@ fn main() -> ExitCode {
     } else {
         EXIT_ERROR
     };
+    // A user's berth works in its rootless namespaces, joined while this process has one
+    // thread (parsing started none); root's goes on as it is.
+    match berth_engine::rootless::enter() {
+        Ok(warnings) => warnings
+            .iter()
+            .for_each(|w| eprintln!("berth: warning: {w}")),
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return ExitCode::from(failed);
+        }
+    }
+    protect_build(&cli.command);
     match commands::run(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(255)),
         Err(e) => {

@@ -217,7 +217,7 @@ fn linux(inputs: &SpecInputs, bounding: &[Capability]) -> Result<Linux, SpecErro
         .set_gid_mappings(maps)
         .set_time_offsets(namespaces::time_offsets(req)?)
         .set_sysctl(Some(namespaces::sysctls(req)?))
-        .set_resources(Some(resources::resources(req, rules)?))
+        .set_resources(resources(req, rules)?)
         .set_cgroups_path(Some(inputs.cgroups_path.into()))
         .set_devices(Some(devices))
         .set_seccomp(security::seccomp(req, bounding)?)
@@ -228,6 +228,16 @@ fn linux(inputs: &SpecInputs, bounding: &[Capability]) -> Result<Linux, SpecErro
         .set_intel_rdt(None)
         .set_personality(None);
     Ok(linux)
+}
+
+/// The container's cgroup limits and device rules; none for a rootless container that can have
+/// no cgroup (create warned that its limits are ignored).
+fn resources(
+    req: &RunRequest,
+    rules: Vec<oci_spec::runtime::LinuxDeviceCgroup>,
+) -> Result<Option<oci_spec::runtime::LinuxResources>, SpecError> {
+    let resources = resources::resources(req, rules)?;
+    Ok((!crate::rootless::without_cgroups()).then_some(resources))
 }
 
 /// A shared or slave bind needs the root to propagate too (moby sets rshared or rslave).

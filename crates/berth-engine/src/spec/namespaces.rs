@@ -140,7 +140,7 @@ pub fn sysctls(req: &RunRequest) -> Result<HashMap<String, String>, SpecError> {
         // The range must map into the user namespace the sysctl is written from.
         let high = match req.userns {
             NsMode::Private => USERNS_SIZE - 1,
-            _ => i32::MAX as u32,
+            _ => crate::rootless::highest_gid().unwrap_or(i32::MAX as u32),
         };
         map.insert("net.ipv4.ping_group_range".into(), format!("0 {high}"));
     }

@@ -60,13 +60,18 @@ pub(super) fn fork_init(
     let pid_req = plan.request(LinuxNamespaceType::Pid).clone();
     // A new pid namespace by clone3's own flag where the init is cloned into its cgroup: this
     // process's namespace for children is then not changed, nor put back (four calls).
-    if let (NsRequest::New, false, Some(cgroup)) = (&pid_req, userns, into) {
-        match berth_sys::process::fork_into_cgroup(cgroup, true) {
+    // Without a cgroup (rootless), by clone3's flag all the same.
+    if let (NsRequest::New, false) = (&pid_req, userns) {
+        let forked = match into {
+            Some(cgroup) => berth_sys::process::fork_into_cgroup(cgroup, true),
+            None => berth_sys::process::fork_new_pid_namespace(),
+        };
+        match forked {
             // Before 5.7, or a directory clone3 does not take: the unshare below.
             Err(e) if clone3_refused(&e) => {}
             forked => {
                 return match forked.during("fork the container init")? {
-                    berth_sys::process::Forked::Parent(pid) => Ok((pid, true)),
+                    berth_sys::process::Forked::Parent(pid) => Ok((pid, into.is_some())),
                     berth_sys::process::Forked::Child => become_init(plan, init_end, extras),
                 }
             }

@@ -75,14 +75,16 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> S
     }
     // Before anything writes under it (sysctls, AppArmor, masked paths).
     procfs::check_mounted(root.as_fd()).or_else(|e| fail("check /proc", e))?;
+    // The runtime itself in a user namespace (rootless) can no more mknod than a new one.
+    let bind_devices = plan.in_user_ns() || berth_sys::rootless::is_rootless();
     if dev_mounted {
-        devices::create_all(root.as_fd(), &plan.devices, plan.in_user_ns())?;
+        devices::create_all(root.as_fd(), &plan.devices, bind_devices)?;
         devices::default_links(root.as_fd())?;
     } else {
         devices::create_all(
             root.as_fd(),
             &plan.devices[devices::DEFAULT_COUNT..],
-            plan.in_user_ns(),
+            bind_devices,
         )?;
     }
     Ok(root)
@@ -167,6 +169,18 @@ fn mount_one(
                 .step(what)?;
                 let flags = MsFlags::MS_BIND | MsFlags::MS_RDONLY | m.options.flags;
                 remount_at(root, dest, flags, NONE, what)?;
+            }
+            // Nor a procfs for a pid namespace the user namespace does not own (rootless
+            // `--pid host`): the host's, bound with what is mounted below it, as crun does.
+            Err(nix::errno::Errno::EPERM) if m.fstype == "proc" => {
+                mount(
+                    Some("/proc"),
+                    &target_path,
+                    NONE,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    NONE,
+                )
+                .step(what)?;
             }
             r => r.step(what)?,
         }

@@ -52,7 +52,7 @@ impl Context {
             .root
             .clone()
             .or_else(|| config.data_root.clone())
-            .unwrap_or_else(|| berth_image::store::DEFAULT_ROOT.into());
+            .unwrap_or_else(berth_engine::config::default_data_root);
         Ok(Context {
             global,
             config,

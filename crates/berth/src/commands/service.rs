@@ -27,7 +27,7 @@ pub struct ServiceArgs {
     #[arg(long, value_name = "FILE", requires = "tlsverify")]
     pub tlskey: Option<std::path::PathBuf>,
     /// Where to listen: unix:///path or tcp://ADDRESS:PORT
-    #[arg(value_name = "URI", default_value_t = format!("unix://{}", berth_api::listen::DEFAULT_SOCKET))]
+    #[arg(value_name = "URI", default_value_t = format!("unix://{}", berth_api::listen::default_socket().display()))]
     pub uri: String,
 }
 

@@ -157,7 +157,10 @@ fn print_warnings(engine: &Engine, id: &str) {
     let Ok(record) = engine.containers.load(id) else {
         return;
     };
-    let warnings = record.network.iter().flat_map(|n| &n.warnings);
+    let warnings = record
+        .warnings
+        .iter()
+        .chain(record.network.iter().flat_map(|n| &n.warnings));
     for w in warnings {
         eprintln!("WARNING: {w}");
     }
