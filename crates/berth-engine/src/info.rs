@@ -98,6 +98,23 @@ pub fn info(
         // As Docker on cgroup v2, containers get a private cgroup namespace by default.
         security.push("name=cgroupns".into());
     }
+    let mut driver_status = vec![[
+        "Backing Filesystem".to_string(),
+        backing_filesystem(&engine.root),
+    ]];
+    let mut cgroup_driver = "cgroupfs";
+    if berth_sys::rootless::is_rootless() {
+        // As rootless Docker says it: the security option, and no cgroup driver without
+        // delegation. The overlay is the kernel's, mounted in the user's namespace.
+        security.push("name=rootless".into());
+        driver_status.push([
+            "Overlay".into(),
+            "native, in the user namespace (userxattr)".into(),
+        ]);
+        if crate::rootless::without_cgroups() {
+            cgroup_driver = "none";
+        }
+    }
     // berth-image's RegistryOptions: loopback always speaks plain HTTP, as in Docker.
     let mut insecure: Vec<String> = ["127.0.0.0/8", "::1/128", "localhost"]
         .map(String::from)
@@ -120,11 +137,8 @@ pub fn info(
         containers_stopped: stopped,
         images: images.len(),
         driver: "overlay2".into(),
-        driver_status: vec![[
-            "Backing Filesystem".into(),
-            backing_filesystem(&engine.root),
-        ]],
-        cgroup_driver: "cgroupfs".into(),
+        driver_status,
+        cgroup_driver: cgroup_driver.into(),
         cgroup_version: cgroup_version.into(),
         cgroup_setup: setup_name.into(),
         runtimes: BTreeMap::from([(RUNTIME.to_string(), runtime)]),

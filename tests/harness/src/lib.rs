@@ -21,6 +21,7 @@ pub mod api;
 pub mod image;
 pub mod pty;
 pub mod registry;
+pub mod rootless;
 
 /// Prints `skipped: <why>` and returns from the calling test: tests never pass silently.
 /// Where every test must run (see [`skips_fail`]) it fails the test instead.

@@ -112,6 +112,25 @@ pub fn highest_gid() -> Option<u32> {
         .max()
 }
 
+/// The mounts as a rootless namespace can make them: with a single-id map there is no group 5
+/// (tty) for devpts' `gid=5`, which the kernel refuses; the option goes, as podman drops it.
+pub fn fit_mounts(mut mounts: Vec<oci_spec::runtime::Mount>) -> Vec<oci_spec::runtime::Mount> {
+    if highest_gid().is_none_or(|high| high >= 5) {
+        return mounts;
+    }
+    for m in mounts
+        .iter_mut()
+        .filter(|m| m.typ().as_deref() == Some("devpts"))
+    {
+        let options = m
+            .options()
+            .clone()
+            .map(|o| o.into_iter().filter(|o| o != "gid=5").collect());
+        m.set_options(options);
+    }
+    mounts
+}
+
 /// The process name of the pause process, checked before its namespaces are joined (a pid file
 /// may name a pid the kernel gave to another process since).
 const PAUSE_NAME: &str = "berth-pause";
@@ -125,10 +144,12 @@ pub fn enter() -> Result<Vec<String>, Error> {
     }
     let dir = berth_sys::rootless::run_dir();
     private_dir(&dir)?;
+    use std::os::unix::fs::OpenOptionsExt;
     let lock = File::options()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(dir.join("pause.lock"))
         .map_err(|source| Error::RunDir {
             path: dir.clone(),
@@ -143,7 +164,13 @@ pub fn enter() -> Result<Vec<String>, Error> {
         None => {
             let (pid, warning) = start_pause()?;
             warnings.extend(warning);
-            std::fs::write(&pid_file, pid.to_string())
+            File::options()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&pid_file)
+                .and_then(|mut f| f.write_all(pid.to_string().as_bytes()))
                 .map_err(sys(format!("write {}", pid_file.display())))?;
             pid
         }

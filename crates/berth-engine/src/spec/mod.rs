@@ -86,12 +86,12 @@ pub fn build(inputs: &SpecInputs) -> Result<Built, SpecError> {
         .set_root(Some(root(inputs.rootfs, req.read_only)))
         .set_hostname((req.uts == NsMode::Private).then(|| hostname.clone()))
         .set_domainname(domainname(req)?)
-        .set_mounts(Some(mounts::mounts(
+        .set_mounts(Some(crate::rootless::fit_mounts(mounts::mounts(
             req,
             inputs.etc,
             inputs.volumes,
             inputs.joins,
-        )?))
+        )?)))
         .set_annotations(Some(annotations(req)))
         .set_linux(Some(linux(inputs, &bounding)?))
         .set_hooks(None);

@@ -518,7 +518,10 @@ fn cached_programs_equal_fresh_ones_and_a_corrupt_cache_is_recompiled() {
     let _ = std::fs::remove_file(&path);
     assert_eq!(compile_cached(&spec).unwrap(), fresh, "first use compiles");
     if !path.exists() {
-        berth_sys::skip!("needs a writable {} for the cached half", cache_dir().display());
+        berth_sys::skip!(
+            "needs a writable {} for the cached half",
+            cache_dir().display()
+        );
     }
     assert_eq!(
         compile_cached(&spec).unwrap(),
