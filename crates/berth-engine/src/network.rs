@@ -53,6 +53,9 @@ pub fn attach(
             protocol: p.protocol.clone(),
         })
         .collect();
+    if berth_sys::rootless::is_rootless() && req.network != "none" {
+        return crate::rootless::attach_network(record, pid, &ports).map(Some);
+    }
     let ip = parse_ip(req.ip.as_deref())?;
     let attach = AttachRequest {
         container_id: record.id.clone(),
@@ -103,6 +106,11 @@ pub fn release(
     let mut errors = Vec::new();
     if record.is_some_and(|r| !wanted(r)) {
         return (errors, atts);
+    }
+    if berth_sys::rootless::is_rootless() {
+        // Its slirp4netns: the default network's only piece.
+        crate::rootless::slirp::detach(id);
+        atts.retain(|a| a.network == "none");
     }
     let store = match store(engine) {
         Ok(store) => store,

@@ -482,3 +482,89 @@ fn missing_pieces_are_named_in_one_line() {
     let fields: Vec<&str> = maps.split_whitespace().collect();
     assert_eq!(fields, ["0", &lone.uid.to_string(), "1"]);
 }
+
+/// The host's first non-loopback IPv4 address, which a rootless container reaches through
+/// slirp4netns (the host's loopback it does not: `--disable-host-loopback`).
+fn host_address() -> Option<std::net::Ipv4Addr> {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    probe.connect("10.255.255.255:9").ok()?;
+    match probe.local_addr().ok()?.ip() {
+        std::net::IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Some(ip),
+        _ => None,
+    }
+}
+
+#[test]
+fn the_default_network_goes_out_resolves_through_slirp_and_publishes_ports() {
+    if !berth_harness::have("slirp4netns") {
+        berth_harness::skip!("needs slirp4netns (scripts/setup)");
+    }
+    let tun = std::fs::metadata("/dev/net/tun").map(|m| m.mode() & 0o777);
+    if tun.ok() != Some(0o666) {
+        berth_harness::skip!("needs /dev/net/tun usable by users (scripts/setup makes it 0666)");
+    }
+    let Some(user) = user_with_image() else {
+        return;
+    };
+    let conf = user.ok(&["run", "--rm", IMAGE, "cat", "/etc/resolv.conf"]);
+    assert!(
+        conf.contains("nameserver 10.0.2.3"),
+        "slirp4netns' DNS forwarder: {conf}"
+    );
+
+    // Out: a server on the host's address answers the container.
+    if let Some(ip) = host_address() {
+        let listener = std::net::TcpListener::bind((ip, 0)).expect("listen");
+        let port = listener.local_addr().expect("addr").port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut buf = [0u8; 512];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nout");
+        });
+        let url = format!("http://{ip}:{port}/");
+        let got = user.ok(&["run", "--rm", IMAGE, "wget", "-q", "-O", "-", &url]);
+        assert_eq!(got, "out");
+        server.join().expect("server");
+    }
+
+    // In: a published port answers on the host's loopback.
+    let port = berth_harness::registry::free_port();
+    let publish = format!("{port}:80");
+    user.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &publish,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo published > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+    ]);
+    let shown = user.ok(&["port", "web"]);
+    assert!(
+        shown.contains(&format!("80/tcp -> 0.0.0.0:{port}")),
+        "{shown}"
+    );
+    let body = berth_harness::eventually("the published port to answer", || {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).ok()?;
+        reply.contains("published").then_some(reply)
+    });
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    user.ok(&["rm", "-f", "web"]);
+    assert!(
+        !user
+            .run_dir()
+            .join("berth/slirp")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()),
+        "slirp4netns' socket and pid go with the container"
+    );
+}

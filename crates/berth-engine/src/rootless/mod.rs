@@ -9,6 +9,7 @@
 //! making them first (under a lock) when there is none. Everything after (the store, overlay
 //! mounts, monitors, berth-runtime) then runs as that namespace's root, with paths from XDG.
 
+pub mod slirp;
 pub mod subid;
 
 use std::fs::File;
@@ -129,6 +130,22 @@ pub fn fit_mounts(mut mounts: Vec<oci_spec::runtime::Mount>) -> Vec<oci_spec::ru
         m.set_options(options);
     }
     mounts
+}
+
+/// A rootless container's network: the default one through slirp4netns. User networks (a
+/// shared rootless network namespace, as podman's) are not there yet: said in one line.
+pub fn attach_network(
+    record: &crate::records::Record,
+    pid: i32,
+    ports: &[berth_net::PortMapping],
+) -> crate::Result<berth_net::Attachment> {
+    match record.request.network.as_str() {
+        "bridge" => slirp::attach(&record.id, pid, ports),
+        other => Err(crate::Error::Invalid(format!(
+            "rootless: network {other}: user networks are not supported for rootless \
+             containers yet; use the default network, --network none or --network host"
+        ))),
+    }
 }
 
 /// The process name of the pause process, checked before its namespaces are joined (a pid file
