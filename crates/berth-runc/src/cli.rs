@@ -26,8 +26,9 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// root directory for storage of container state (this should be located in tmpfs)
-    #[arg(long, global = true, default_value = "/run/berth-runc")]
-    pub root: PathBuf,
+    /// [default: /run/berth-runc, or $XDG_RUNTIME_DIR/berth-runc when rootless, as runc's]
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// set the log file to write runtime logs to (default is stderr)
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -43,9 +44,27 @@ pub struct GlobalArgs {
     /// path to the criu binary used for checkpoint and restore
     #[arg(long, global = true, default_value = "criu")]
     pub criu: String,
-    /// with spec: generate a configuration for a rootless container
+    /// ignore cgroup permission errors ('true', 'false', or 'auto'); with spec: generate a
+    /// configuration for a rootless container
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
+}
+
+impl GlobalArgs {
+    /// `--root`, else runc's default: `$XDG_RUNTIME_DIR/berth-runc` for a caller that is not
+    /// root (when that variable is set), `/run/berth-runc` otherwise.
+    pub fn state_root(&self) -> PathBuf {
+        if let Some(root) = &self.root {
+            return root.clone();
+        }
+        let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+        match xdg {
+            Some(dir) if berth_sys::rootless::is_rootless() => {
+                PathBuf::from(dir).join("berth-runc")
+            }
+            _ => PathBuf::from("/run/berth-runc"),
+        }
+    }
 }
 
 /// The commands every container's life goes through (what containerd and podman run for each

@@ -12,7 +12,14 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
     if cli.global.systemd_cgroup {
         bail!("--systemd-cgroup is not supported: berth-runc manages cgroups through cgroupfs; configure your engine's cgroup manager as cgroupfs");
     }
-    let root = Root::new(&cli.global.root);
+    if let Some(mode) = cli.global.rootless.as_deref() {
+        // runc's values; without a delegated cgroup a rootless container has none either way
+        // (berth-runtime's cgroup::open), with one it is used.
+        if !matches!(mode, "true" | "false" | "auto") {
+            bail!("invalid --rootless value {mode:?}: use true, false or auto");
+        }
+    }
+    let root = Root::new(cli.global.state_root());
     let args: Vec<String> = std::env::args().skip(1).collect();
     berth_runtime::log::debug(&format!("berth-runc {}", args.join(" ")));
     match &cli.command {

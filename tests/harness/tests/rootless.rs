@@ -568,3 +568,68 @@ fn the_default_network_goes_out_resolves_through_slirp_and_publishes_ports() {
         "slirp4netns' socket and pid go with the container"
     );
 }
+
+/// `berth-runc spec --rootless` then `run` as an ordinary user, as runc's rootless mode: root
+/// in the container is the user, state under `$XDG_RUNTIME_DIR/berth-runc`, and `--rootless`
+/// takes runc's values. runc, given the same bundle, says the same.
+#[test]
+fn berth_runc_runs_a_spec_rootless_bundle_as_a_user() {
+    let Some(user) = RootlessUser::create() else {
+        return;
+    };
+    let bundle = user.home.join("bundle");
+    std::fs::create_dir_all(bundle.join("rootfs")).expect("mkdir");
+    let mut extract = Command::new("tar");
+    extract
+        .arg("-xf")
+        .arg(image_tar())
+        .arg("-C")
+        .arg(bundle.join("rootfs"));
+    run_with_timeout(extract, COMMAND_TIMEOUT).ok();
+    let mut chown = Command::new("chown");
+    chown
+        .args(["-R", &format!("{}:{}", user.uid, user.uid)])
+        .arg(&bundle);
+    run_with_timeout(chown, COMMAND_TIMEOUT).ok();
+    let runc = berth_harness::target_dir().join("debug/berth-runc");
+    let as_user = |binary: &str, args: &str| {
+        user.shell(&format!(
+            "export XDG_RUNTIME_DIR={}; cd {} && {binary} {args}",
+            user.run_dir().display(),
+            bundle.display()
+        ))
+    };
+    std::fs::create_dir_all(user.run_dir()).expect("run dir");
+    let mut chown = Command::new("chown");
+    chown.arg(user.uid.to_string()).arg(user.run_dir());
+    run_with_timeout(chown, COMMAND_TIMEOUT).ok();
+    let runc = runc.to_str().expect("utf-8");
+    as_user(runc, "spec --rootless").ok();
+    let config = bundle.join("config.json");
+    let mut spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).expect("config")).expect("json");
+    spec["process"]["terminal"] = Value::Bool(false);
+    spec["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    std::fs::write(&config, spec.to_string()).expect("write config");
+
+    let ours = as_user(runc, "run c1").ok();
+    let want = format!("0\n         0 {:>10}          1\n", user.uid);
+    assert_eq!(ours, want);
+    for mode in ["auto", "true"] {
+        let again = as_user(runc, &format!("--rootless {mode} run c-{mode}")).ok();
+        assert_eq!(again, want, "--rootless {mode}");
+    }
+    assert!(
+        user.run_dir().join("berth-runc").is_dir(),
+        "runc's state root, as runc's"
+    );
+    let bad = as_user(runc, "--rootless maybe run c3");
+    assert!(
+        !bad.success() && bad.stderr.contains("use true, false or auto"),
+        "{bad:?}"
+    );
+    if berth_harness::have("runc") {
+        let reference = as_user("runc", "run r1").ok();
+        assert_eq!(reference, want, "runc on the same bundle");
+    }
+}

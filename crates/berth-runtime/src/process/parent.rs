@@ -413,8 +413,7 @@ fn handshake(plan: &InitPlan, chan: &Channel, child: i32) -> Result<i32> {
     while !(ready && got_pid) {
         match recv(chan, "set up namespaces")? {
             FromInit::IdMapsPlease => {
-                write_id_map(child, "uid_map", &plan.uid_mappings)?;
-                write_id_map(child, "gid_map", &plan.gid_mappings)?;
+                write_id_maps(child, plan)?;
                 chan.send(&FromParent::IdMapsDone)
                     .during("send id maps done")?;
             }
@@ -476,6 +475,45 @@ fn wait_created(chan: &Channel, spec: &Spec, record: &Record) -> Result<()> {
 /// The spec's seccomp profile.
 pub(crate) fn seccomp_of(spec: &Spec) -> Option<&oci_spec::runtime::LinuxSeccomp> {
     spec.linux().as_ref()?.seccomp().as_ref()
+}
+
+/// The child's uid and gid maps. A caller that is not root (berth-runc run by a user, as
+/// runc's rootless mode) may map its own ids only: with that one id per map, setgroups is
+/// denied first, as the kernel demands for gid_map; with more, Debian's newuidmap/newgidmap
+/// write them, checked against /etc/subuid and /etc/subgid, as runc does.
+fn write_id_maps(child: i32, plan: &InitPlan) -> Result<()> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let egid = nix::unistd::getegid().as_raw();
+    if euid == 0 {
+        write_id_map(child, "uid_map", &plan.uid_mappings)?;
+        return write_id_map(child, "gid_map", &plan.gid_mappings);
+    }
+    let own = |maps: &[LinuxIdMapping], id: u32| matches!(maps, [m] if m.host_id() == id && m.size() == 1);
+    if own(&plan.uid_mappings, euid) && own(&plan.gid_mappings, egid) {
+        write_id_map(child, "uid_map", &plan.uid_mappings)?;
+        let path = format!("/proc/{child}/setgroups");
+        std::fs::write(&path, "deny").at("deny setgroups (a rootless gid map)", &path)?;
+        return write_id_map(child, "gid_map", &plan.gid_mappings);
+    }
+    new_id_map(child, "newuidmap", &plan.uid_mappings)?;
+    new_id_map(child, "newgidmap", &plan.gid_mappings)
+}
+
+fn new_id_map(pid: i32, tool: &str, maps: &[LinuxIdMapping]) -> Result<()> {
+    let mut command = std::process::Command::new(tool);
+    command.arg(pid.to_string());
+    for m in maps {
+        command.args([m.container_id(), m.host_id(), m.size()].map(|n| n.to_string()));
+    }
+    let out = command.stdin(std::process::Stdio::null()).output().at(
+        "run (Debian's uidmap package) for a rootless container's ranges",
+        tool,
+    )?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(std::io::Error::other(why)).at("map the ranges of /etc/subuid with", tool);
+    }
+    Ok(())
 }
 
 fn write_id_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
