@@ -89,7 +89,13 @@ impl StepDir {
             &step.dir.join("work"),
         )?;
         // The upper directory becomes a layer as it is: no redirects or metadata-only copies.
-        data.push_str(",redirect_dir=off,metacopy=off");
+        // In a rootless user namespace (userxattr) the kernel takes `nofollow`, which creates
+        // no redirect either, and refuses `off`.
+        data.push_str(if berth_sys::rootless::is_rootless() {
+            ",redirect_dir=nofollow,metacopy=off"
+        } else {
+            ",redirect_dir=off,metacopy=off"
+        });
         let root = step.rootfs();
         nix::mount::mount(
             Some("overlay"),
@@ -158,6 +164,8 @@ pub fn run(
             });
         if let Some((store, att)) = attached {
             let _ = store.detach(&att);
+        } else if berth_sys::rootless::is_rootless() {
+            berth_engine::rootless::slirp::detach(&id);
         }
         code
     });
@@ -272,6 +280,11 @@ fn attach(
     let name = match network {
         Network::Host => return Ok(None),
         Network::None => "none",
+        // Rootless: the default network is the step's own slirp4netns.
+        Network::Bridge if berth_sys::rootless::is_rootless() => {
+            berth_engine::rootless::slirp::attach(id, pid, &[])?;
+            return Ok(None);
+        }
         Network::Bridge => "bridge",
     };
     let store = berth_net::NetStore::open(&engine.root, &engine.exe)?;

@@ -633,3 +633,65 @@ fn berth_runc_runs_a_spec_rootless_bundle_as_a_user() {
         assert_eq!(reference, want, "runc on the same bundle");
     }
 }
+
+/// A build's RUN steps run as the user's namespace's root, their files owned as written; the
+/// API service listens on the user's own socket (`$XDG_RUNTIME_DIR/berth/docker.sock`, 0600).
+#[test]
+fn build_and_the_api_service_work_as_a_user() {
+    let Some(user) = user_with_image() else {
+        return;
+    };
+    let context = user.home.join("ctx");
+    std::fs::create_dir_all(&context).expect("mkdir");
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {IMAGE}\nRUN echo built > /built && chown 1000 /built\nCMD [\"cat\", \"/built\"]\n"),
+    )
+    .expect("Dockerfile");
+    let mut chown = Command::new("chown");
+    chown.args(["-R", &user.uid.to_string()]).arg(&context);
+    run_with_timeout(chown, COMMAND_TIMEOUT).ok();
+    user.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "built:1",
+        context.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        user.ok(&["run", "--rm", "--network", "none", "built:1"]),
+        "built"
+    );
+    let owner = user.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "built:1",
+        "stat",
+        "-c",
+        "%u",
+        "/built",
+    ]);
+    assert_eq!(owner, "1000");
+
+    let socket = user.run_dir().join("berth/docker.sock");
+    let mut service = user
+        .command_env(&["system", "service", "--time", "60"], &[])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the service");
+    let reply = berth_harness::eventually("the service's socket to answer", || {
+        use std::io::{Read, Write};
+        let mut conn = std::os::unix::net::UnixStream::connect(&socket).ok()?;
+        conn.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").ok()?;
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).ok()?;
+        Some(reply)
+    });
+    assert!(reply.ends_with("OK"), "{reply}");
+    let meta = std::fs::metadata(&socket).expect("socket");
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (user.uid, 0o600));
+    let _ = service.kill();
+    let _ = service.wait();
+}
