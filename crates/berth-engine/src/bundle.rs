@@ -177,14 +177,25 @@ pub fn mount_overlay(dir: &Path, root: &Path, layers: &[PathBuf]) -> Result<()> 
     // A monitor killed before it unmounted leaves the old mount: replace it.
     let _ = nix::mount::umount2(root, MntFlags::MNT_DETACH);
     let data = berth_image::snapshot::overlay_mount_data(layers, &upper, &work)?;
-    nix::mount::mount(
+    if crate::rootless::fuse::forced() && berth_sys::rootless::is_rootless() {
+        return crate::rootless::fuse::mount(root, &data);
+    }
+    let mounted = nix::mount::mount(
         Some("overlay"),
         root,
         Some("overlay"),
         MsFlags::empty(),
         Some(data.as_str()),
-    )
-    .map_err(|e| Error::Io {
+    );
+    // Refused in the user's namespace (not the data: that is berth's own): fuse-overlayfs.
+    if let Err(nix::errno::Errno::EPERM | nix::errno::Errno::EINVAL | nix::errno::Errno::ENODEV) =
+        mounted
+    {
+        if berth_sys::rootless::is_rootless() {
+            return crate::rootless::fuse::mount(root, &data);
+        }
+    }
+    mounted.map_err(|e| Error::Io {
         step: "mount overlay (the container's root) at",
         path: root.to_path_buf(),
         source: e.into(),

@@ -107,10 +107,7 @@ pub fn info(
         // As rootless Docker says it: the security option, and no cgroup driver without
         // delegation. The overlay is the kernel's, mounted in the user's namespace.
         security.push("name=rootless".into());
-        driver_status.push([
-            "Overlay".into(),
-            "native, in the user namespace (userxattr)".into(),
-        ]);
+        driver_status.push(["Overlay".into(), crate::rootless::fuse::describe().into()]);
         if crate::rootless::without_cgroups() {
             cgroup_driver = "none";
         }

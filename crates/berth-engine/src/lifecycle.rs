@@ -231,9 +231,12 @@ pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Rec
         )
         .env("BERTH_EXE", &engine.exe)
         .arg0("berth");
-    // Rootless berth finds its runtime directory (the runtime's state) from it.
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
-        cmd.env("XDG_RUNTIME_DIR", dir);
+    // Rootless berth finds its runtime directory (the runtime's state) from the one, and its
+    // overlay's choice (rootless/fuse.rs) from the other.
+    for key in ["XDG_RUNTIME_DIR", "BERTH_OVERLAY"] {
+        if let Some(value) = std::env::var_os(key) {
+            cmd.env(key, value);
+        }
     }
     // Its own session from its first instruction: neither the monitor nor the container it
     // starts keeps the caller's terminal (which a container could otherwise write to, or

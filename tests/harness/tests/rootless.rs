@@ -695,3 +695,39 @@ fn build_and_the_api_service_work_as_a_user() {
     let _ = service.kill();
     let _ = service.wait();
 }
+
+/// fuse-overlayfs, the fallback where the kernel refuses overlayfs in the user's namespace
+/// (chosen here with BERTH_OVERLAY=fuse): the image's owners as with the native overlay, the
+/// choice in `berth info`; without a /dev/fuse the user may open, one line saying so.
+#[test]
+fn storage_falls_back_to_fuse_overlayfs() {
+    if !berth_harness::have("fuse-overlayfs") {
+        berth_harness::skip!("needs fuse-overlayfs (scripts/setup)");
+    }
+    let Some(user) = user_with_image() else {
+        return;
+    };
+    let fuse = [("BERTH_OVERLAY", "fuse")];
+    let berth = |args: &[&str]| run_with_timeout(user.command_env(args, &fuse), COMMAND_TIMEOUT);
+    let info = berth(&["info"]).ok();
+    assert!(info.contains("Overlay: fuse-overlayfs"), "{info}");
+    let run = ["run", "--rm", "--network", "none", IMAGE, "sh", "-c"];
+    let script = "stat -c %u /etc/passwd; mount | grep ' on / '; echo w > /etc/new && cat /etc/new";
+    let ran = berth(&[&run[..], &[script]].concat());
+    let usable = std::fs::metadata("/dev/fuse").is_ok_and(|m| m.mode() & 0o006 == 0o006);
+    if usable {
+        let out = ran.ok();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "0", "{out}");
+        assert!(lines[1].contains("fuse-overlayfs"), "{out}");
+        assert_eq!(lines[2], "w", "{out}");
+    } else {
+        assert!(!ran.success());
+        assert!(
+            ran.stderr.contains("/dev/fuse") && ran.stderr.contains("chmod 0666"),
+            "{}",
+            ran.stderr
+        );
+        assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
+    }
+}

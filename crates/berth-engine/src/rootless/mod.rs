@@ -9,6 +9,7 @@
 //! making them first (under a lock) when there is none. Everything after (the store, overlay
 //! mounts, monitors, berth-runtime) then runs as that namespace's root, with paths from XDG.
 
+pub mod fuse;
 pub mod slirp;
 pub mod subid;
 
