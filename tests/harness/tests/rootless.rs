@@ -167,6 +167,32 @@ fn run_exec_logs_ps_stop_rm_and_volumes_work_as_a_user() {
         .lines()
         .any(|v| v == "data"));
     user.ok(&["volume", "rm", "data"]);
+
+    // No cgroup can be made here (no delegation): limits are ignored with a warning, as podman
+    // ignores them, and the container runs.
+    let ran = user.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        IMAGE,
+        "echo",
+        "limited",
+    ]);
+    assert_eq!(ran.stdout.trim(), "limited", "{}", ran.stderr);
+    let unified_only = Path::new("/sys/fs/cgroup/cgroup.subtree_control").exists();
+    if !unified_only {
+        assert!(
+            ran.stderr
+                .contains("resource limits are not supported and ignored"),
+            "{}",
+            ran.stderr
+        );
+    }
     assert_eq!(
         user.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
         IMAGE
@@ -481,6 +507,27 @@ fn missing_pieces_are_named_in_one_line() {
     ]);
     let fields: Vec<&str> = maps.split_whitespace().collect();
     assert_eq!(fields, ["0", &lone.uid.to_string(), "1"]);
+
+    // An empty range (count 0), which usermod will not write: named before newuidmap runs.
+    let Some(empty) = RootlessUser::without_ranges() else {
+        return;
+    };
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(file)
+            .expect(file);
+        writeln!(f, "{}:1500000000:0", empty.name).expect("append a range");
+    }
+    let ran = empty.berth(&["images"]);
+    assert!(!ran.success());
+    assert!(
+        ran.stderr.contains("/etc/subuid") && ran.stderr.contains("is empty (count 0)"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
 }
 
 /// The host's first non-loopback IPv4 address, which a rootless container reaches through
