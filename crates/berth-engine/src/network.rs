@@ -407,6 +407,9 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
             req.driver
         )));
     }
+    if berth_sys::rootless::is_rootless() {
+        return Err(Error::Invalid(crate::rootless::NO_USER_NETWORKS.into()));
+    }
     let gateway = req
         .gateway
         .as_deref()

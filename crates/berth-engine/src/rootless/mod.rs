@@ -142,12 +142,14 @@ pub fn attach_network(
 ) -> crate::Result<berth_net::Attachment> {
     match record.request.network.as_str() {
         "bridge" => slirp::attach(&record.id, pid, ports),
-        other => Err(crate::Error::Invalid(format!(
-            "rootless: network {other}: user networks are not supported for rootless \
-             containers yet; use the default network, --network none or --network host"
-        ))),
+        _ => Err(crate::Error::Invalid(NO_USER_NETWORKS.into())),
     }
 }
+
+/// What a rootless user network gets (podman's shared rootless network namespace is the way;
+/// not there yet).
+pub const NO_USER_NETWORKS: &str = "rootless: user networks are not supported for rootless \
+     containers yet: use the default network (slirp4netns), --network none or --network host";
 
 /// The process name of the pause process, checked before its namespaces are joined (a pid file
 /// may name a pid the kernel gave to another process since).
@@ -246,7 +248,6 @@ struct Maps {
     gid: u32,
     uids: Vec<subid::Range>,
     gids: Vec<subid::Range>,
-    user: String,
 }
 
 fn maps() -> Result<(Maps, Option<String>), Error> {
@@ -293,7 +294,6 @@ fn maps() -> Result<(Maps, Option<String>), Error> {
             gid,
             uids,
             gids,
-            user,
         },
         warning,
     ))
@@ -346,7 +346,6 @@ fn start_pause() -> Result<(i32, Option<String>), Error> {
                     return Err(e);
                 }
             }
-            let _ = &maps.user;
             Ok((pid, warning))
         }
     }
