@@ -140,7 +140,33 @@ pub fn report(engine: &Engine, record: &Record) -> Result<Vec<Row>> {
         .filter(|r| r.id != record.id)
         .filter_map(|r| live_pid(r).map(|p| (r.name.clone(), inodes(Some(p)))))
         .collect();
-    Ok(rows(&mine, &inodes(None), &others))
+    Ok(rows(&mine, &host(), &others))
+}
+
+/// The host's namespaces: berth's own, or for rootless berth those it was in before it joined
+/// its user and mount namespaces.
+pub fn host() -> Inodes {
+    crate::rootless::outside()
+        .cloned()
+        .unwrap_or_else(|| inodes(None))
+}
+
+/// A container's id maps (`/proc/<pid>/uid_map`, `gid_map`), one `inside outside count` per
+/// line, when its user namespace is not the host's: what a private one maps.
+pub fn id_maps(record: &Record) -> Option<(String, String)> {
+    let pid = live_pid(record)?;
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/{f}"))
+            .ok()
+            .map(|t| {
+                t.lines()
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+    };
+    let user = inodes(Some(pid)).get("user").copied();
+    (user != host().get("user").copied()).then(|| Some((read("uid_map")?, read("gid_map")?)))?
 }
 
 /// `ns CONTAINER`: the report of a running container, named as given.
@@ -176,7 +202,7 @@ pub fn all(engine: &Engine) -> Result<Vec<(Record, Vec<InUse>)>> {
         .filter_map(|r| live_pid(&r).map(|pid| (r, inodes(Some(pid)))))
         .collect();
     let usage = system_usage();
-    let host = inodes(None);
+    let host = host();
     let mut out = Vec::new();
     for (record, _) in &running {
         let others: Vec<(String, Inodes)> = running

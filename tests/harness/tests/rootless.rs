@@ -333,6 +333,17 @@ fn the_seeds_lab_as_a_user() {
         String::from_utf8_lossy(&env).contains("HOSTNAME="),
         "the container's environment"
     );
+
+    // `berth ns`: the user namespace private (not the host's), and what it maps.
+    let report = user.ok(&["ns", "loop"]);
+    let user_row = report
+        .lines()
+        .find(|l| l.starts_with("user "))
+        .expect("a user row");
+    assert!(user_row.ends_with("private"), "{report}");
+    let start = user.subid_start.expect("a range");
+    let maps = format!("uid map 0 {} 1, 1 {start} {RANGE}", user.uid);
+    assert!(report.contains(&maps), "{report}");
 }
 
 #[test]

@@ -151,6 +151,13 @@ pub fn attach_network(
 pub const NO_USER_NETWORKS: &str = "rootless: user networks are not supported for rootless \
      containers yet: use the default network (slirp4netns), --network none or --network host";
 
+static OUTSIDE: std::sync::OnceLock<crate::ns::Inodes> = std::sync::OnceLock::new();
+
+/// The namespaces this process was in before [`enter`] joined the rootless ones: the host's.
+pub fn outside() -> Option<&'static crate::ns::Inodes> {
+    OUTSIDE.get()
+}
+
 /// The process name of the pause process, checked before its namespaces are joined (a pid file
 /// may name a pid the kernel gave to another process since).
 const PAUSE_NAME: &str = "berth-pause";
@@ -162,6 +169,9 @@ pub fn enter() -> Result<Vec<String>, Error> {
     if nix::unistd::geteuid().is_root() {
         return Ok(Vec::new());
     }
+    // The host's user and mount namespaces, which `berth ns` compares with (joined, this
+    // process can no longer read them from pid 1).
+    let _ = OUTSIDE.set(crate::ns::inodes(None));
     let dir = berth_sys::rootless::run_dir();
     private_dir(&dir)?;
     use std::os::unix::fs::OpenOptionsExt;

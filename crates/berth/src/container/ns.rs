@@ -58,6 +58,9 @@ pub fn run(ctx: &Context, args: NsArgs) -> Result<i32> {
             })
             .collect();
         crate::format::print_table(&["KIND", "CONTAINER", "HOST", "SHARING"], &table);
+        if let Some((uids, gids)) = ns::id_maps(record) {
+            outln!("user namespace: uid map {uids}; gid map {gids}");
+        }
     }
     Ok(0)
 }
@@ -99,7 +102,8 @@ fn report_json(r: &Record, rows: &[ns::Row]) -> Value {
             })
         })
         .collect();
-    json!({"Id": r.id, "Name": r.name, "Pid": r.state.pid, "Namespaces": kinds})
+    let maps = ns::id_maps(r).map(|(uids, gids)| json!({"UidMap": uids, "GidMap": gids}));
+    json!({"Id": r.id, "Name": r.name, "Pid": r.state.pid, "Namespaces": kinds, "UserNamespace": maps})
 }
 
 /// `--all`: per running container, each namespace its processes are in, with lsns' NPROCS and
