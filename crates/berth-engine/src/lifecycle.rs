@@ -375,6 +375,9 @@ pub fn stop(
         // The container exited on its own meanwhile and the monitor is finishing.
         wait(engine, &record.id)?;
     }
+    // Docker's stop returns once the container can be started again: the monitor reports
+    // the exit before its teardown, so wait for it to let go of the container.
+    wait_released(engine, &record.id);
     events::record(engine, Event::container(&record, "stop"));
     engine.containers.load(&record.id).or(Ok(record))
 }
@@ -543,6 +546,19 @@ fn own_for_removal(engine: &Engine, id: &str, force: bool) -> Result<records::Lo
                     MONITOR_END.as_secs()
                 ),
             ));
+        }
+        wait_for_end(holder, left.min(Duration::from_secs(1)));
+    }
+}
+
+/// Waits (at most `MONITOR_END`) until no monitor owns the container: its teardown is done.
+/// A container removed meanwhile (`--rm`) is released too.
+fn wait_released(engine: &Engine, id: &str) {
+    let deadline = Instant::now() + MONITOR_END;
+    while let Ok(Owner::Other(holder)) = engine.containers.try_own(id) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
         }
         wait_for_end(holder, left.min(Duration::from_secs(1)));
     }
