@@ -274,7 +274,7 @@ fn attach(
         Network::None => "none",
         Network::Bridge => "bridge",
     };
-    let store = berth_net::NetStore::open(&engine.root, &engine.exe)?;
+    let store = berth_engine::network::store(engine)?;
     let req = berth_net::AttachRequest {
         container_id: id.to_string(),
         container_name: id.to_string(),

@@ -18,8 +18,10 @@ use crate::filters::{name_matches, Filters};
 use crate::records::Record;
 use crate::request::{Endpoint, ExposedPort, NsMode, RunRequest};
 
+/// The network store of the engine's data root, addressed as its configuration says.
 pub fn store(engine: &Engine) -> Result<NetStore> {
-    Ok(NetStore::open(&engine.root, &engine.exe)?)
+    let addressing = engine.config.addressing()?;
+    Ok(NetStore::open(&engine.root, &engine.exe)?.with_addressing(&addressing))
 }
 
 /// Does this container get its own network set up by berth (bridge, user network or none)?
