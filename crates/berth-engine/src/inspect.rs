@@ -214,6 +214,9 @@ fn more_fields(v: &mut Value, record: &Record) {
     if let Some(h) = &req.healthcheck {
         v["Config"]["Healthcheck"] = json!(h);
     }
+    if !req.shell.is_empty() {
+        v["Config"]["Shell"] = json!(req.shell);
+    }
     v["ExecIDs"] = Value::Null;
     v["MountLabel"] = "".into();
     v["ProcessLabel"] = "".into();

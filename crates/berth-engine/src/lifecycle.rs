@@ -36,8 +36,11 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
     let (id, random) = crate::names::new_id()?;
     let anonymous = anonymous_volumes(&mut req, image.config, &random);
     crate::ports::merge_exposed(&mut req, image.config);
-    req.healthcheck =
-        crate::health::merge(req.healthcheck.take(), image_healthcheck(engine, image));
+    let (image_health, image_shell) = image_health(engine, image);
+    req.healthcheck = crate::health::merge(req.healthcheck.take(), image_health);
+    if req.shell.is_empty() {
+        req.shell = image_shell;
+    }
     let dir = engine.containers.dir(&id);
     // The check mounts the root in the container's directory: gone again if anything fails.
     let discard = |e: Error| {
@@ -91,10 +94,17 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
 
 /// The image's HEALTHCHECK: Docker's `config.Healthcheck`, which oci-spec's
 /// ImageConfiguration drops, read from the config document itself.
-fn image_healthcheck(engine: &Engine, image: &ImageRef<'_>) -> Option<crate::health::HealthConfig> {
-    let store = engine.images().ok()?;
-    let digest = berth_image::digest::parse_digest(&image.id).ok()?;
-    crate::health::from_image_config(&store.read_blob(&digest).ok()?)
+/// The image's health check and SHELL (Docker extensions the OCI config lacks).
+fn image_health(
+    engine: &Engine,
+    image: &ImageRef<'_>,
+) -> (Option<crate::health::HealthConfig>, Vec<String>) {
+    let raw = engine.images().ok().and_then(|store| {
+        let digest = berth_image::digest::parse_digest(&image.id).ok()?;
+        store.read_blob(&digest).ok()
+    });
+    raw.map(|raw| crate::health::from_image_config(&raw))
+        .unwrap_or_default()
 }
 
 /// The asked-for name, or a generated free one, taken for `id`. Call under `lock_names`.

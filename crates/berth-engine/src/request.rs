@@ -219,6 +219,10 @@ pub struct RunRequest {
     /// The health check as asked (`--health-*`, `--no-healthcheck` as Test ["NONE"]); once
     /// created, merged with the image's as Docker merges it (health::merge).
     pub healthcheck: Option<crate::health::HealthConfig>,
+    /// Docker's `Config.Shell`: the shell of CMD-SHELL health checks (the API's, else the
+    /// image's SHELL; `/bin/sh -c` when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shell: Vec<String>,
     pub restart: RestartPolicy,
     pub labels: BTreeMap<String, String>,
     /// `--add-host name:ip`.

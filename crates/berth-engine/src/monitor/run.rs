@@ -413,7 +413,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         input: super::stdio::Input::default(),
         log_failures: 0,
         execs: Vec::new(),
-        health: Checker::new(req.healthcheck.as_ref(), health),
+        health: Checker::new(req.healthcheck.as_ref(), &req.shell, health),
     })
 }
 

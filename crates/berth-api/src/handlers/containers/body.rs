@@ -25,6 +25,8 @@ pub(super) struct Body {
     #[serde(deserialize_with = "str_slice")]
     pub(super) cmd: Option<Vec<String>>,
     pub(super) healthcheck: Option<Value>,
+    #[serde(deserialize_with = "str_slice")]
+    pub(super) shell: Option<Vec<String>>,
     pub(super) image: Option<String>,
     pub(super) volumes: Option<BTreeMap<String, Value>>,
     pub(super) exposed_ports: Option<BTreeMap<String, Value>>,

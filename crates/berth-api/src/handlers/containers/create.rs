@@ -81,6 +81,7 @@ fn request(body: Body, version: ApiVersion) -> Result<(RunRequest, Vec<String>),
         stop_timeout: body.stop_timeout,
         labels: body.labels.unwrap_or_default(),
         mac_address: text(body.mac_address),
+        shell: body.shell.unwrap_or_default(),
         network: "bridge".into(),
         ..RunRequest::default()
     };
