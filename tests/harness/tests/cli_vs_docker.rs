@@ -44,6 +44,31 @@ fn ps_size_is_dockers() {
 }
 
 #[test]
+fn system_df_formats_are_dockers() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    service
+        .berth
+        .ok(&["run", "-d", "--name", "used", IMAGE, "sleep", "600"]);
+    for args in [
+        &["system", "df", "--format", "json"][..],
+        &[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}}: {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}",
+        ],
+        &["system", "df", "--format", "table {{.Type}}\t{{.Size}}"],
+        &["system", "df", "--format", "table"],
+    ] {
+        let (berth, docker) = both(&service, args);
+        assert_eq!(berth, docker, "{args:?}");
+    }
+    service.berth.ok(&["rm", "-f", "used"]);
+}
+
+#[test]
 fn network_filters_formats_and_prune_filters_are_dockers() {
     let Some(service) = Service::start() else {
         return;
