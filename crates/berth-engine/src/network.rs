@@ -540,10 +540,7 @@ pub fn remove(engine: &Engine, name_or_id: &str) -> Result<()> {
 /// [`PRUNE_FILTERS`]) let through; their names.
 pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
     let store = store(engine)?;
-    let until = match filters.get("until").last() {
-        Some(v) => Some(events::parse_time(v, std::time::SystemTime::now())?),
-        None => None,
-    };
+    let until = filters.until()?;
     let mut removed = Vec::new();
     for net in store.networks()? {
         let created = humantime::parse_rfc3339_weak(net.created.trim_end_matches('Z'))
