@@ -10,6 +10,11 @@
 //! log-opts = { max-size = "10m", max-file = "3" }
 //! default-ulimits = ["nofile=1024:2048"]
 //! ```
+//!
+//! User namespaces (`--userns private`, `--userns auto`) take no key: their host ids come from
+//! systemd's range for containers (524288-1879048191) less what /etc/subuid and /etc/subgid
+//! give users, one range per container (see `userns`). Docker's `userns-remap`, a user
+//! namespace for every container that names none, is not a key yet.
 
 use std::path::{Path, PathBuf};
 

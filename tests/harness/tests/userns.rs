@@ -1,0 +1,202 @@
+//! Root's containers in user namespaces of their own (issue 15): `--userns private` and
+//! `--userns auto` give each container its own range of host ids, its root owns the image's
+//! files as the image's root does (idmapped layers, no copy of the image), and what it writes
+//! is stored with the host ids of its range.
+//!
+//! Needs root and `cargo build --workspace --bins` beforehand.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth_harness::image::{Berth, IMAGE};
+use berth_harness::need_root;
+
+/// A container's map as `/proc/self/uid_map` shows it: (inside, outside, count).
+fn uid_map(text: &str) -> (u64, u64, u64) {
+    let n: Vec<u64> = text
+        .split_whitespace()
+        .take(3)
+        .map(|w| w.parse().unwrap_or_else(|_| panic!("uid_map: {text}")))
+        .collect();
+    assert_eq!(n.len(), 3, "uid_map: {text}");
+    (n[0], n[1], n[2])
+}
+
+/// KiB the data root takes on its own filesystem (mounts below it, such as a running
+/// container's overlay, are not counted).
+fn disk_use(dir: &Path) -> u64 {
+    let out = Command::new("du")
+        .arg("-skx")
+        .arg(dir)
+        .output()
+        .expect("du");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("du -skx {}: {text}", dir.display()))
+}
+
+fn upper(berth: &Berth, id: &str) -> PathBuf {
+    berth.root().join("containers").join(id).join("upper")
+}
+
+/// What a container's root does to the image's files: appends to /etc/passwd, makes a file in
+/// the root-owned /etc and in /root, and lists owners as it sees them.
+const WRITE_IMAGE_FILES: &str = "echo 'x:x:5:5::/:/bin/sh' >> /etc/passwd && touch /etc/made \
+    && mkdir -p /root/dir && ls -lnd /etc/passwd /etc /bin/busybox && cat /proc/self/uid_map";
+
+#[test]
+fn private_root_writes_the_images_files_stored_shifted_on_the_host() {
+    need_root!();
+    let berth = Berth::new();
+    let out = berth.ok(&[
+        "run",
+        "--name",
+        "priv",
+        "--userns",
+        "private",
+        IMAGE,
+        "sh",
+        "-c",
+        WRITE_IMAGE_FILES,
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    for line in &lines[..3] {
+        let owner: Vec<&str> = line.split_whitespace().skip(2).take(2).collect();
+        assert_eq!(owner, ["0", "0"], "the image's root owns it inside: {out}");
+    }
+    let (inside, host, count) = uid_map(lines[3]);
+    assert_eq!((inside, count), (0, 65_536), "{out}");
+    assert_ne!(host, 0, "{out}");
+    let id = berth.ok(&["inspect", "-f", "{{.Id}}", "priv"]);
+    let upper = upper(&berth, &id);
+    for f in ["etc/passwd", "etc/made", "root/dir"] {
+        let md = std::fs::metadata(upper.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(
+            (u64::from(md.uid()), u64::from(md.gid())),
+            (host, host),
+            "{f} is the container's root's on the host"
+        );
+    }
+    let v = berth.inspect("priv");
+    assert_eq!(v["HostConfig"]["UsernsMode"], "private");
+    let map = format!("0:{host}:65536");
+    assert_eq!(v["HostConfig"]["IDMappings"]["UidMap"][0], map.as_str());
+    assert_eq!(v["HostConfig"]["IDMappings"]["GidMap"][0], map.as_str());
+    // A restart mounts the same range's view again: the changes are still the root's.
+    let again = berth.ok(&["start", "-a", "priv"]);
+    let last = again.lines().last().unwrap_or_default();
+    assert_eq!(uid_map(last), (0, host, 65_536), "{again}");
+    assert!(berth
+        .ok(&["run", "--rm", IMAGE, "cat", "/etc/passwd"])
+        .lines()
+        .all(|l| l != "x:x:5:5::/:/bin/sh"));
+}
+
+#[test]
+fn auto_ranges_are_distinct_and_the_image_is_not_copied() {
+    need_root!();
+    let berth = Berth::new();
+    let before = disk_use(berth.root());
+    let image = disk_use(&berth.root().join("image"));
+    let mut maps = Vec::new();
+    for name in ["a1", "a2"] {
+        berth.ok(&[
+            "run", "-d", "--name", name, "--userns", "auto", IMAGE, "sleep", "1000",
+        ]);
+    }
+    for name in ["a1", "a2"] {
+        let out = berth.ok(&["exec", name, "sh", "-c", WRITE_IMAGE_FILES]);
+        let lines: Vec<&str> = out.lines().collect();
+        for line in &lines[..3] {
+            let owner: Vec<&str> = line.split_whitespace().skip(2).take(2).collect();
+            assert_eq!(owner, ["0", "0"], "{name}: {out}");
+        }
+        let map = uid_map(lines[3]);
+        // The image names ids up to 65534 (nobody): auto gives it that many and one.
+        assert_eq!((map.0, map.2), (0, 65_535), "{name}: {out}");
+        let v = berth.inspect(name);
+        assert_eq!(v["HostConfig"]["UsernsMode"], "auto");
+        let id = v["Id"].as_str().unwrap_or_default().to_string();
+        let md = std::fs::metadata(upper(&berth, &id).join("etc/passwd")).expect("upper");
+        assert_eq!(u64::from(md.uid()), map.1, "{name}'s change is its root's");
+        maps.push(map);
+    }
+    let (a, b) = (maps[0], maps[1]);
+    assert!(
+        a.1 + a.2 <= b.1 || b.1 + b.2 <= a.1,
+        "two auto containers share no id: {a:?} {b:?}"
+    );
+    let after = disk_use(berth.root());
+    assert!(
+        after - before < image / 2,
+        "two containers took {} KiB beside an image of {image} KiB: the image was copied",
+        after - before
+    );
+}
+
+#[test]
+fn concurrent_auto_creates_never_share_a_range() {
+    need_root!();
+    let berth = Berth::new();
+    let names: Vec<String> = (0..4).map(|i| format!("c{i}")).collect();
+    std::thread::scope(|s| {
+        for name in &names {
+            let berth = &berth;
+            s.spawn(move || {
+                berth.ok(&[
+                    "create",
+                    "--name",
+                    name,
+                    "--userns",
+                    "auto:size=2000",
+                    IMAGE,
+                    "true",
+                ])
+            });
+        }
+    });
+    let mut ranges: Vec<(u64, u64, &str)> = names
+        .iter()
+        .map(|n| {
+            let v = berth.inspect(n);
+            assert_eq!(v["HostConfig"]["UsernsMode"], "auto:size=2000");
+            let map = v["HostConfig"]["IDMappings"]["UidMap"][0]
+                .as_str()
+                .unwrap_or_else(|| panic!("{n}: no IDMappings"))
+                .to_string();
+            let f: Vec<u64> = map.split(':').map(|x| x.parse().unwrap()).collect();
+            assert_eq!((f[0], f[2]), (0, 2000), "{map}");
+            (f[1], f[2], n.as_str())
+        })
+        .collect();
+    ranges.sort();
+    for w in ranges.windows(2) {
+        assert!(w[0].0 + w[0].1 <= w[1].0, "overlap: {ranges:?}");
+    }
+    // A removed container's range is free again: the next container takes the lowest.
+    let (lowest, _, holder) = ranges[0];
+    berth.ok(&["rm", holder]);
+    berth.ok(&[
+        "create",
+        "--name",
+        "c4",
+        "--userns",
+        "auto:size=2000",
+        IMAGE,
+        "true",
+    ]);
+    let map = berth.inspect("c4")["HostConfig"]["IDMappings"]["UidMap"][0].clone();
+    assert_eq!(map, format!("0:{lowest}:2000").as_str());
+}
+
+#[test]
+fn bad_auto_options_are_refused() {
+    need_root!();
+    let berth = Berth::new();
+    let ran = berth.run(&["run", "--rm", "--userns", "auto:size=0", IMAGE, "true"]);
+    assert_eq!(ran.status.code(), Some(125), "{}", ran.stderr);
+    assert!(ran.stderr.contains("auto:size=N"), "{}", ran.stderr);
+}
