@@ -42,7 +42,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         let req = &record.request;
         let etc = write_etc_files(&dir, record)?;
         bind_sources(&req.mounts)?;
-        let volumes = volumes(engine, &record.id, &req.mounts, &root)?;
+        let volumes = volumes(engine, &record.id, &req.mounts, &root, userns)?;
         let joins = joins(engine, req, true)?;
         let inputs = (&etc, &joins, &volumes, userns);
         let built = build(&record.id, req, &config, &root, inputs)?;
@@ -271,8 +271,10 @@ fn mount_points(root: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
     Ok(())
 }
 
-/// Unmounts the container's root and its /dev/shm; what is not mounted is fine.
+/// Unmounts the container's root, its /dev/shm and its idmapped volumes; what is not mounted
+/// is fine.
 pub fn teardown(dir: &Path) -> Result<()> {
+    crate::idmap::release_volumes(dir);
     let mut result = Ok(());
     for (path, step) in [
         (rootfs(dir), "unmount the container's root"),
@@ -420,21 +422,28 @@ fn bind_sources(mounts: &[MountRequest]) -> Result<()> {
 /// Named and anonymous volumes: `<root>/volumes/<name>/_data` (made at create, or here for a
 /// container created before that; with the driver's options mounted on it for container
 /// `id`), an empty one first filled from the image's directory at its mount point (Docker's
-/// copy-up) unless the mount says `nocopy`.
+/// copy-up) unless the mount says `nocopy`. With a user namespace of the container's own, each
+/// is mounted idmapped for it (`idmap::volume`) and that view is what it gets.
 fn volumes(
     engine: &Engine,
     id: &str,
     mounts: &[MountRequest],
     rootfs: &Path,
+    userns: Option<IdMap>,
 ) -> Result<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
+    let cdir = engine.containers.dir(id);
     for m in mounts.iter().filter(|m| m.kind == "volume") {
         let data = crate::volumes::ensure(engine, &m.source)?;
         crate::volumes::local::acquire(engine, &m.source, id)?;
+        let view = match userns {
+            Some(map) => crate::idmap::volume(&cdir, &m.source, &data, map)?,
+            None => data.clone(),
+        };
         if !m.options.iter().any(|o| o == "nocopy") {
-            crate::copy_up::populate(rootfs, &m.target, &data)?;
+            crate::copy_up::populate_as(rootfs, &m.target, &data, userns)?;
         }
-        out.insert(m.source.clone(), data);
+        out.insert(m.source.clone(), view);
     }
     Ok(out)
 }

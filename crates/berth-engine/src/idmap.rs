@@ -4,6 +4,12 @@
 //! container's map (`mount_setattr(MOUNT_ATTR_IDMAP)`), and the overlay takes its layers from
 //! there. Only the lower layers are idmapped: what the container writes goes to its upper
 //! directory with the host's ids (its range's), as Docker's userns-remap stores it.
+//!
+//! Volumes (named and anonymous) are mounted idmapped too (`volume`): on disk their files keep
+//! the ids the containers see, whatever range a container has, so one volume serves containers
+//! of different ranges and containers without a user namespace alike. Bind mounts are not
+//! idmapped, as Docker's userns-remap leaves them: the container sees the host's files with
+//! the host's ids (a host root's file is nobody's to it).
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -28,6 +34,46 @@ impl Drop for View {
         let _ = nix::mount::umount2(&self.dir, MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir(&self.dir);
     }
+}
+
+/// Where a container's idmapped views of its volumes are mounted while it runs.
+fn volumes_dir(cdir: &Path) -> PathBuf {
+    cdir.join("volumes")
+}
+
+/// The volume directory `data` idmapped through `map` at `<cdir>/volumes/<name>`, for the
+/// container's bind mount of it (a bind of an idmapped mount keeps the idmapping); stays
+/// mounted until [`release_volumes`].
+pub fn volume(cdir: &Path, name: &str, data: &Path, map: IdMap) -> Result<PathBuf> {
+    let view = volumes_dir(cdir).join(name);
+    let _ = nix::mount::umount2(&view, MntFlags::MNT_DETACH);
+    std::fs::create_dir_all(&view).map_err(Error::io("create", &view))?;
+    bind(data, &view, map, "mount the volume idmapped")?;
+    Ok(view)
+}
+
+/// Unmounts the container's idmapped views of its volumes; what is not mounted is fine.
+pub fn release_volumes(cdir: &Path) {
+    let dir = volumes_dir(cdir);
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let _ = nix::mount::umount2(&entry.path(), MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(entry.path());
+    }
+}
+
+/// `source` mounted at `target`, idmapped through a user namespace with `map`.
+fn bind(source: &Path, target: &Path, map: IdMap, step: &'static str) -> Result<()> {
+    let line = map.proc_line();
+    let ns = berth_sys::ns::user_namespace(&line, &line).map_err(|e| Error::Io {
+        step: "make a user namespace with the container's ids (clone CLONE_NEWUSER) for",
+        path: target.to_path_buf(),
+        source: e,
+    })?;
+    berth_sys::mount::bind_idmapped(source, ns.as_fd(), target).map_err(|e| Error::Io {
+        step,
+        path: source.to_path_buf(),
+        source: e,
+    })
 }
 
 /// The layers (`<store>/layers/<digest>/diff`, top first) idmapped through `map`, with the
@@ -58,16 +104,6 @@ pub fn layers(cdir: &Path, layers: &[PathBuf], map: IdMap) -> Result<(Vec<PathBu
     // A view of a monitor that died before it dropped it, under our (reused) pid.
     let _ = nix::mount::umount2(&view.dir, MntFlags::MNT_DETACH);
     std::fs::create_dir_all(&view.dir).map_err(Error::io("create", &view.dir))?;
-    let line = map.proc_line();
-    let ns = berth_sys::ns::user_namespace(&line, &line).map_err(|e| Error::Io {
-        step: "make a user namespace with the container's ids (clone CLONE_NEWUSER) for",
-        path: view.dir.clone(),
-        source: e,
-    })?;
-    berth_sys::mount::bind_idmapped(base, ns.as_fd(), &view.dir).map_err(|e| Error::Io {
-        step: "mount the image's layers idmapped",
-        path: base.to_path_buf(),
-        source: e,
-    })?;
+    bind(base, &view.dir, map, "mount the image's layers idmapped")?;
     Ok((paths, view))
 }

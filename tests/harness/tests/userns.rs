@@ -200,3 +200,49 @@ fn bad_auto_options_are_refused() {
     assert_eq!(ran.status.code(), Some(125), "{}", ran.stderr);
     assert!(ran.stderr.contains("auto:size=N"), "{}", ran.stderr);
 }
+
+/// A volume is mounted idmapped: on disk its files keep the ids the containers see, so
+/// containers of different ranges, and containers without a user namespace, share it.
+#[test]
+fn volumes_keep_the_containers_ids_on_disk() {
+    need_root!();
+    let berth = Berth::new();
+    let list = "ls -lnd /home /home/user /home/mine";
+    let first = berth.ok(&[
+        "run",
+        "--rm",
+        "--userns",
+        "auto",
+        "-v",
+        "shared:/home",
+        IMAGE,
+        "sh",
+        "-c",
+        &format!("touch /home/mine && {list}"),
+    ]);
+    let second = berth.ok(&[
+        "run",
+        "--rm",
+        "--userns",
+        "private",
+        "-v",
+        "shared:/home",
+        IMAGE,
+        "sh",
+        "-c",
+        &format!("echo x >> /home/mine && {list}"),
+    ]);
+    let host = berth.ok(&["run", "--rm", "-v", "shared:/home", IMAGE, "sh", "-c", list]);
+    for out in [&first, &second, &host] {
+        assert_eq!(out.lines().count(), 3, "{out}");
+        for line in out.lines() {
+            let owner: Vec<&str> = line.split_whitespace().skip(2).take(2).collect();
+            assert_eq!(owner, ["0", "0"], "{out}");
+        }
+    }
+    let data = berth.root().join("volumes/shared/_data");
+    for f in ["", "user", "mine"] {
+        let md = std::fs::metadata(data.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!((md.uid(), md.gid()), (0, 0), "_data/{f} on disk");
+    }
+}
