@@ -203,10 +203,7 @@ pub fn mount_overlay(
     // A monitor killed before it unmounted leaves the old mount: replace it.
     let _ = nix::mount::umount2(root, MntFlags::MNT_DETACH);
     let (lower, _view) = match userns {
-        Some(map) => {
-            let (paths, view) = crate::idmap::layers(dir, layers, map)?;
-            (paths, Some(view))
-        }
+        Some(map) => crate::idmap::layers(dir, layers, map)?,
         None => (layers.to_vec(), None),
     };
     let data = berth_image::snapshot::overlay_mount_data(&lower, &upper, &work)?;
@@ -438,12 +435,13 @@ fn volumes(
         crate::volumes::local::acquire(engine, &m.source, id)?;
         let view = match userns {
             Some(map) => crate::idmap::volume(&cdir, &m.source, &data, map)?,
-            None => data.clone(),
+            None => None,
         };
         if !m.options.iter().any(|o| o == "nocopy") {
-            crate::copy_up::populate_as(rootfs, &m.target, &data, userns)?;
+            let shifted = userns.filter(|_| view.is_some());
+            crate::copy_up::populate_as(rootfs, &m.target, &data, shifted)?;
         }
-        out.insert(m.source.clone(), view);
+        out.insert(m.source.clone(), view.unwrap_or(data));
     }
     Ok(out)
 }

@@ -5,6 +5,12 @@
 //! there. Only the lower layers are idmapped: what the container writes goes to its upper
 //! directory with the host's ids (its range's), as Docker's userns-remap stores it.
 //!
+//! Where the kernel or the data root's filesystem cannot idmap a mount (or the container was
+//! made with `userns::COPY_ENV`), each layer is copied instead with its owners shifted into the
+//! range, once per layer and range: `<layer>/diff-<first id>-<count>` beside the layer's
+//! `diff`, kept for the next start and the next container given that range, and removed with
+//! the layer.
+//!
 //! Volumes (named and anonymous) are mounted idmapped too (`volume`): on disk their files keep
 //! the ids the containers see, whatever range a container has, so one volume serves containers
 //! of different ranges and containers without a user namespace alike. Bind mounts are not
@@ -43,13 +49,37 @@ fn volumes_dir(cdir: &Path) -> PathBuf {
 
 /// The volume directory `data` idmapped through `map` at `<cdir>/volumes/<name>`, for the
 /// container's bind mount of it (a bind of an idmapped mount keeps the idmapping); stays
-/// mounted until [`release_volumes`].
-pub fn volume(cdir: &Path, name: &str, data: &Path, map: IdMap) -> Result<PathBuf> {
+/// mounted until [`release_volumes`]. `None` where the layers are copied rather than idmapped
+/// or the volume's filesystem cannot be idmapped: then the container gets the volume as it is,
+/// with the host's ids, as a bind mount.
+pub fn volume(cdir: &Path, name: &str, data: &Path, map: IdMap) -> Result<Option<PathBuf>> {
+    if map.copied {
+        return Ok(None);
+    }
     let view = volumes_dir(cdir).join(name);
     let _ = nix::mount::umount2(&view, MntFlags::MNT_DETACH);
     std::fs::create_dir_all(&view).map_err(Error::io("create", &view))?;
-    bind(data, &view, map, "mount the volume idmapped")?;
-    Ok(view)
+    match bind(data, &view, map, "mount the volume idmapped") {
+        Ok(()) => Ok(Some(view)),
+        Err(e) if cannot_idmap(&e) => {
+            let _ = std::fs::remove_dir(&view);
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether mounting idmapped failed because this kernel or filesystem cannot, rather than for
+/// a fault of ours: EINVAL from mount_setattr (a filesystem without idmapped mounts), ENOSYS
+/// (before Linux 5.12), EOPNOTSUPP.
+fn cannot_idmap(e: &Error) -> bool {
+    let Error::Io { source, .. } = e else {
+        return false;
+    };
+    matches!(
+        source.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+    )
 }
 
 /// Unmounts the container's idmapped views of its volumes; what is not mounted is fine.
@@ -77,9 +107,51 @@ fn bind(source: &Path, target: &Path, map: IdMap, step: &'static str) -> Result<
 }
 
 /// The layers (`<store>/layers/<digest>/diff`, top first) idmapped through `map`, with the
-/// view that holds them. The view lives in `cdir` under a short name (the overlay's options
-/// must fit one page) that no other mount of this container's root uses at the same time.
-pub fn layers(cdir: &Path, layers: &[PathBuf], map: IdMap) -> Result<(Vec<PathBuf>, View)> {
+/// view that holds them, or their copies for the range (`copied`) where they cannot be
+/// idmapped. The view lives in `cdir` under a short name (the overlay's options must fit one
+/// page) that no other mount of this container's root uses at the same time.
+pub fn layers(cdir: &Path, layers: &[PathBuf], map: IdMap) -> Result<(Vec<PathBuf>, Option<View>)> {
+    if map.copied {
+        return Ok((copied(layers, map)?, None));
+    }
+    match idmapped(cdir, layers, map) {
+        Ok((paths, view)) => Ok((paths, Some(view))),
+        Err(e) if cannot_idmap(&e) => Ok((copied(layers, map)?, None)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Each layer's copy for the range, made if missing: `<layer>/../diff-<first>-<count>`, made
+/// at a temporary name and renamed into place, so a copy is whole or absent.
+fn copied(layers: &[PathBuf], map: IdMap) -> Result<Vec<PathBuf>> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // An id the range lacks is nobody's (the host's overflow id), never another range's.
+    let shift = |id: u32| map.host(id).unwrap_or(65_534);
+    let mut out = Vec::new();
+    for layer in layers {
+        let dir = layer.parent().unwrap_or(layer);
+        let copy = dir.join(format!("diff-{}-{}", map.host_id, map.size));
+        if !copy.is_dir() {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let tmp = dir.join(format!(".diff-{}-{}.{n}", map.host_id, std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            let made = berth_image::snapshot::copy_layer_shifted(layer, &tmp, &shift);
+            let placed = made.map_err(Error::from).and_then(|()| {
+                match std::fs::rename(&tmp, &copy) {
+                    // Another start made it first: theirs is as good.
+                    Err(_) if copy.is_dir() => Ok(()),
+                    r => r.map_err(Error::io("rename the layer's copy to", &copy)),
+                }
+            });
+            let _ = std::fs::remove_dir_all(&tmp);
+            placed?;
+        }
+        out.push(copy);
+    }
+    Ok(out)
+}
+
+fn idmapped(cdir: &Path, layers: &[PathBuf], map: IdMap) -> Result<(Vec<PathBuf>, View)> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let base = layers
         .first()

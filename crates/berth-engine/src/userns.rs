@@ -37,13 +37,22 @@ pub const AUTO_MIN: u32 = 1024;
 const LEGACY: IdMap = IdMap {
     host_id: 100_000,
     size: 65_536,
+    copied: false,
 };
+
+/// Set (to anything but empty, 0 or false) at create: the container's layers are chown-copied
+/// for its range rather than idmapped, as they are anyway where the kernel or the data root's
+/// filesystem cannot idmap a mount. For tests of that fallback.
+pub const COPY_ENV: &str = "BERTH_USERNS_COPY";
 
 /// Container ids `0..size` are host ids `host_id..host_id + size`, for uids and gids alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdMap {
     pub host_id: u32,
     pub size: u32,
+    /// The layers are chown-copied for the range, not idmapped ([`COPY_ENV`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub copied: bool,
 }
 
 impl IdMap {
@@ -117,13 +126,15 @@ pub fn allocate(
     let _lock = engine.containers.lock_userns()?;
     let mut taken = reserved_by_users();
     taken.extend(held(engine)?);
-    let map = pick(POOL, size, &mut taken).ok_or_else(|| {
+    let copied = std::env::var(COPY_ENV).is_ok_and(|v| !["", "0", "false"].contains(&v.as_str()));
+    let mut map = pick(POOL, size, &mut taken).ok_or_else(|| {
         Error::Invalid(format!(
             "--userns: no free range of {size} ids left in {}..{}: remove containers with a user namespace of their own",
             POOL.0,
             u64::from(POOL.0) + u64::from(POOL.1)
         ))
     })?;
+    map.copied = copied;
     let dir = engine.containers.dir(id);
     fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
     let text = serde_json::to_vec(&map).map_err(|e| Error::Invalid(format!("userns: {e}")))?;
@@ -167,6 +178,7 @@ fn pick(pool: (u32, u32), size: u32, taken: &mut [IdMap]) -> Option<IdMap> {
     Some(IdMap {
         host_id: u32::try_from(start).ok()?,
         size,
+        copied: false,
     })
 }
 
@@ -185,7 +197,11 @@ fn parse_subids(text: &str) -> Vec<IdMap> {
             let mut f = line.trim().split(':').skip(1);
             let host_id = f.next()?.parse().ok()?;
             let size = f.next()?.parse().ok()?;
-            Some(IdMap { host_id, size })
+            Some(IdMap {
+                host_id,
+                size,
+                copied: false,
+            })
         })
         .collect()
 }
@@ -230,7 +246,11 @@ mod tests {
     use super::*;
 
     fn m(host_id: u32, size: u32) -> IdMap {
-        IdMap { host_id, size }
+        IdMap {
+            host_id,
+            size,
+            copied: false,
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use berth_harness::image::{Berth, IMAGE};
-use berth_harness::need_root;
+use berth_harness::{need_root, run_with_timeout, COMMAND_TIMEOUT};
 
 /// A container's map as `/proc/self/uid_map` shows it: (inside, outside, count).
 fn uid_map(text: &str) -> (u64, u64, u64) {
@@ -245,4 +245,67 @@ fn volumes_keep_the_containers_ids_on_disk() {
         let md = std::fs::metadata(data.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_eq!((md.uid(), md.gid()), (0, 0), "_data/{f} on disk");
     }
+}
+
+/// Every directory named `name` below `dir`.
+fn find_dirs(dir: &Path, name: &str, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if entry.file_name() == name {
+            found.push(path);
+        } else if !path.ends_with("rootfs") {
+            find_dirs(&path, name, found);
+        }
+    }
+}
+
+/// Where layers cannot be idmapped (forced here with BERTH_USERNS_COPY), each is copied with
+/// its owners shifted, once per range: a later container given the same range reuses it.
+#[test]
+fn the_chown_copy_fallback_is_made_once_per_range() {
+    need_root!();
+    let berth = Berth::new();
+    let create = |name: &str| {
+        let mut command = berth.command();
+        command
+            .env("BERTH_USERNS_COPY", "1")
+            .args(["create", "--name", name, "--userns", "private", IMAGE])
+            .args(["sh", "-c", WRITE_IMAGE_FILES])
+            .stdin(std::process::Stdio::null());
+        let ran = run_with_timeout(command, COMMAND_TIMEOUT);
+        assert!(ran.success(), "create {name}: {}", ran.stderr);
+    };
+    let mut copies = Vec::new();
+    let mut hosts = Vec::new();
+    for name in ["copy1", "copy2"] {
+        create(name);
+        let out = berth.ok(&["start", "-a", name]);
+        let lines: Vec<&str> = out.lines().collect();
+        for line in &lines[..3] {
+            let owner: Vec<&str> = line.split_whitespace().skip(2).take(2).collect();
+            assert_eq!(owner, ["0", "0"], "{name}: {out}");
+        }
+        let (_, host, _) = uid_map(lines[3]);
+        let mut found = Vec::new();
+        find_dirs(berth.root(), &format!("diff-{host}-65536"), &mut found);
+        assert_eq!(
+            found.len(),
+            1,
+            "one copy of the image's one layer: {found:?}"
+        );
+        let copy = &found[0];
+        let md = std::fs::metadata(copy.join("etc/passwd")).expect("the copy's passwd");
+        assert_eq!(u64::from(md.uid()), host, "the copy is the range's");
+        let layer = copy.with_file_name("diff").join("etc/passwd");
+        assert_eq!(std::fs::metadata(layer).expect("layer").uid(), 0);
+        copies.push(std::fs::metadata(copy).expect("copy").ino());
+        hosts.push(host);
+        // Removed, its range is free for the next container, which finds the copy made.
+        berth.ok(&["rm", name]);
+    }
+    assert_eq!(hosts[0], hosts[1], "the freed range is taken again");
+    assert_eq!(copies[0], copies[1], "the copy is reused, not made again");
 }

@@ -198,6 +198,7 @@ mod tests {
         let map = IdMap {
             host_id: 524_288,
             size: 1024,
+            copied: false,
         };
         assert_eq!(
             sysctls(&req, Some(&map)).unwrap()["net.ipv4.ping_group_range"],

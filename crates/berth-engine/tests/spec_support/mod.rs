@@ -94,6 +94,7 @@ impl Fixture {
             userns: Some(berth_engine::userns::IdMap {
                 host_id: 100_000,
                 size: 65_536,
+                copied: false,
             }),
         })
     }
