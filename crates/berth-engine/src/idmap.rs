@@ -91,10 +91,37 @@ pub fn release_volumes(cdir: &Path) {
     }
 }
 
+/// The container's changes (its upper directory, `upper`, stored with the host ids of its
+/// range) as the container sees them, with its own ids, mounted in `cdir` until the view is
+/// dropped: what a commit archives. (The overlay itself cannot be idmapped.)
+pub fn unshifted(cdir: &Path, upper: &Path, map: IdMap) -> Result<(PathBuf, View)> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let view = View {
+        dir: cdir.join(format!("u{}.{n}", std::process::id())),
+    };
+    let _ = nix::mount::umount2(&view.dir, MntFlags::MNT_DETACH);
+    std::fs::create_dir_all(&view.dir).map_err(Error::io("create", &view.dir))?;
+    // The range's ids are the namespace's, and the host's 0.. are what they map to.
+    let line = format!("{} 0 {}\n", map.host_id, map.size);
+    bind_line(
+        upper,
+        &view.dir,
+        &line,
+        "mount the container's changes with its own ids",
+    )?;
+    Ok((view.dir.clone(), view))
+}
+
 /// `source` mounted at `target`, idmapped through a user namespace with `map`.
 fn bind(source: &Path, target: &Path, map: IdMap, step: &'static str) -> Result<()> {
-    let line = map.proc_line();
-    let ns = berth_sys::ns::user_namespace(&line, &line).map_err(|e| Error::Io {
+    bind_line(source, target, &map.proc_line(), step)
+}
+
+/// `source` mounted at `target`, idmapped through a user namespace whose uid and gid maps are
+/// `line`.
+fn bind_line(source: &Path, target: &Path, line: &str, step: &'static str) -> Result<()> {
+    let ns = berth_sys::ns::user_namespace(line, line).map_err(|e| Error::Io {
         step: "make a user namespace with the container's ids (clone CLONE_NEWUSER) for",
         path: target.to_path_buf(),
         source: e,

@@ -309,3 +309,92 @@ fn the_chown_copy_fallback_is_made_once_per_range() {
     assert_eq!(hosts[0], hosts[1], "the freed range is taken again");
     assert_eq!(copies[0], copies[1], "the copy is reused, not made again");
 }
+
+/// The owners of a tar stream's entries: (name, uid, gid).
+fn tar_owners(tar: &[u8]) -> Vec<(String, u64, u64)> {
+    let mut archive = tar::Archive::new(tar);
+    let entries = archive.entries().expect("a tar stream");
+    entries
+        .map(|e| {
+            let e = e.expect("a tar entry");
+            let name = e.path().expect("a name").to_string_lossy().into_owned();
+            let h = e.header();
+            (name, h.uid().unwrap_or(99), h.gid().unwrap_or(99))
+        })
+        .collect()
+}
+
+/// What leaves a userns container (cp out, export, commit) has the ids it sees, not its
+/// range's; what `cp` puts in is its root's.
+#[test]
+fn cp_export_and_commit_carry_the_containers_ids() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&[
+        "run",
+        "--name",
+        "made",
+        "--userns",
+        "auto",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo hi > /etc/new && mkdir /root/d",
+    ]);
+    let host_file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(host_file.path(), "in").expect("write");
+    let dest = "made:/root/d/in";
+    berth.ok(&["cp", &host_file.path().to_string_lossy(), dest]);
+    let id = berth.ok(&["inspect", "-f", "{{.Id}}", "made"]);
+    let map = berth.inspect("made")["HostConfig"]["IDMappings"]["UidMap"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let host: u32 = map
+        .split(':')
+        .nth(1)
+        .and_then(|h| h.parse().ok())
+        .expect(&map);
+    let copied_in = std::fs::metadata(upper(&berth, &id).join("root/d/in")).expect("upper");
+    assert_eq!(copied_in.uid(), host, "cp in: the container's root's");
+    for (what, args) in [
+        ("cp", vec!["cp", "made:/root", "-"]),
+        ("export", vec!["export", "made"]),
+    ] {
+        let mut command = berth.command();
+        command.args(&args);
+        let out = command.output().expect("berth");
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let owners = tar_owners(&out.stdout);
+        let ours: Vec<_> = owners
+            .iter()
+            .filter(|(n, ..)| n.contains("root/d") || n.ends_with("etc/new"))
+            .collect();
+        assert!(ours.len() >= 2, "{what}: {owners:?}");
+        for (name, uid, gid) in ours {
+            assert_eq!((*uid, *gid), (0, 0), "{what}: {name}");
+        }
+    }
+    berth.ok(&["commit", "made", "committed"]);
+    let out = berth.ok(&[
+        "run",
+        "--rm",
+        "committed",
+        "ls",
+        "-lnd",
+        "/etc/new",
+        "/root/d/in",
+    ]);
+    for line in out.lines() {
+        let owner: Vec<&str> = line.split_whitespace().skip(2).take(2).collect();
+        assert_eq!(
+            owner,
+            ["0", "0"],
+            "the image has the container's ids: {out}"
+        );
+    }
+}
