@@ -223,8 +223,8 @@ pub fn mount_overlay(
 
 /// Docker makes a missing working directory (`-w`, WORKDIR); resolved inside the root, so a
 /// symlink in the image cannot point it outside. With a user namespace of the container's own,
-/// one made here is its root's, as Docker makes it with userns-remap (made as the host's root,
-/// it would be nobody's in the container).
+/// the directories made here are its root's, as Docker makes them with userns-remap (made as
+/// the host's root, they would be nobody's in the container).
 fn ensure_cwd(root: &Path, spec: &oci_spec::runtime::Spec, userns: Option<IdMap>) -> Result<()> {
     use berth_runtime::rootfs::resolve;
     use std::os::fd::{AsFd, AsRawFd};
@@ -232,19 +232,32 @@ fn ensure_cwd(root: &Path, spec: &oci_spec::runtime::Spec, userns: Option<IdMap>
         return Ok(());
     };
     let dir = fs::File::open(root).map_err(Error::io("open", root))?;
-    let existed = resolve::open(dir.as_fd(), &cwd, nix::fcntl::OFlag::O_PATH).is_ok();
-    let made = resolve::create(dir.as_fd(), &cwd, resolve::Leaf::Dir)
-        .map_err(Error::io("create the working directory", &cwd))?;
-    match userns.and_then(|m| m.host(0)) {
-        Some(owner) if !existed => {
-            let path = format!("/proc/self/fd/{}", made.as_raw_fd());
-            std::os::unix::fs::chown(&path, Some(owner), Some(owner)).map_err(Error::io(
-                "give the container's root the working directory",
-                &cwd,
-            ))
+    let exists = |p: &Path| resolve::open(dir.as_fd(), p, nix::fcntl::OFlag::O_PATH).is_ok();
+    // The working directory and each directory above it, the root's first.
+    let mut paths = Vec::new();
+    let mut at = PathBuf::from("/");
+    for c in cwd.components() {
+        if let std::path::Component::Normal(name) = c {
+            at.push(name);
+            paths.push(at.clone());
         }
-        _ => Ok(()),
     }
+    let made = match paths.iter().position(|p| !exists(p)) {
+        Some(first) => &paths[first..],
+        None => return Ok(()),
+    };
+    resolve::create(dir.as_fd(), &cwd, resolve::Leaf::Dir)
+        .map_err(Error::io("create the working directory", &cwd))?;
+    let Some(owner) = userns.and_then(|m| m.host(0)) else {
+        return Ok(());
+    };
+    for path in made {
+        let give = |e| Error::io("give the container's root the directory", path)(e);
+        let fd = resolve::open(dir.as_fd(), path, nix::fcntl::OFlag::O_PATH).map_err(give)?;
+        let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        std::os::unix::fs::chown(&proc, Some(owner), Some(owner)).map_err(give)?;
+    }
+    Ok(())
 }
 
 /// With a private user namespace the container's root may not be able to create a mount point

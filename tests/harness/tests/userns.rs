@@ -398,3 +398,28 @@ fn cp_export_and_commit_carry_the_containers_ids() {
         );
     }
 }
+
+/// A working directory berth makes (and the directories above it) is the container's root's,
+/// as Docker makes it with userns-remap.
+#[test]
+fn a_missing_working_directory_is_the_containers_roots() {
+    need_root!();
+    let berth = Berth::new();
+    let out = berth.ok(&[
+        "run",
+        "--rm",
+        "--userns",
+        "auto",
+        "-w",
+        "/made/here",
+        IMAGE,
+        "sh",
+        "-c",
+        "touch /made/x && ls -lnd /made /made/here",
+    ]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    for line in out.lines() {
+        let owner: Vec<&str> = line.split_whitespace().skip(2).take(2).collect();
+        assert_eq!(owner, ["0", "0"], "{out}");
+    }
+}
