@@ -139,7 +139,34 @@ pub fn allocate(
     fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
     let text = serde_json::to_vec(&map).map_err(|e| Error::Invalid(format!("userns: {e}")))?;
     crate::records::write_atomic(&dir.join(FILE), &text)?;
+    reachable(&dir, &map)?;
     Ok(Some(map))
+}
+
+/// The runtime mounts the container's root from inside its user namespace, as its root (a
+/// host id of the range, not the host's root): every directory down to the container's must
+/// let that id through, or the start fails with a bare EACCES. Said at create instead, with
+/// the directory at fault. (The mode bits only: an ACL that lets it through is not seen.)
+fn reachable(dir: &Path, map: &IdMap) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for d in dir.ancestors() {
+        let Ok(md) = fs::metadata(d) else {
+            continue;
+        };
+        let mode = md.mode();
+        let through = mode & 0o001 != 0
+            || (md.uid() == map.host_id && mode & 0o100 != 0)
+            || (md.gid() == map.host_id && mode & 0o010 != 0);
+        if !through {
+            return Err(Error::Invalid(format!(
+                "--userns: the container's root (host uid {}) cannot reach its root filesystem: {} is not searchable by others (mode {:o}); run chmod o+x on it, or use a data root others can reach (--root)",
+                map.host_id,
+                d.display(),
+                mode & 0o7777
+            )));
+        }
+    }
+    Ok(())
 }
 
 const FILE: &str = "userns";

@@ -423,3 +423,55 @@ fn a_missing_working_directory_is_the_containers_roots() {
         assert_eq!(owner, ["0", "0"], "{out}");
     }
 }
+
+/// The API takes the mode as `HostConfig.UsernsMode`, and shows it back with the mapping.
+#[test]
+fn the_api_takes_usernsmode_auto() {
+    need_root!();
+    let Some(service) = berth_harness::api::Service::start() else {
+        return;
+    };
+    let body = format!(
+        r#"{{"Image":"{IMAGE}","Cmd":["true"],"HostConfig":{{"UsernsMode":"auto:size=4096"}}}}"#
+    );
+    let ran = service.curl(&[
+        "-sf",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &body,
+        "http://d/containers/create?name=viaapi",
+    ]);
+    assert!(ran.success(), "create: {} {}", ran.stdout, ran.stderr);
+    let mode = service.docker_ok(&["inspect", "-f", "{{.HostConfig.UsernsMode}}", "viaapi"]);
+    assert_eq!(mode, "auto:size=4096");
+    let v = service.berth.inspect("viaapi");
+    let map = v["HostConfig"]["IDMappings"]["UidMap"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(map.starts_with("0:") && map.ends_with(":4096"), "{v}");
+}
+
+/// The container's root must be able to reach its root filesystem: a data root others cannot
+/// search is refused at create, naming it, rather than failing the start with a bare EACCES.
+#[test]
+fn a_data_root_the_containers_root_cannot_reach_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    need_root!();
+    let berth = Berth::new();
+    let mode = |m| std::fs::set_permissions(berth.root(), std::fs::Permissions::from_mode(m));
+    mode(0o700).expect("chmod");
+    let ran = berth.run(&["run", "--rm", "--userns", "auto", IMAGE, "true"]);
+    mode(0o755).expect("chmod");
+    assert_eq!(ran.status.code(), Some(125), "{}", ran.stderr);
+    let root = berth.root().to_string_lossy().into_owned();
+    assert!(
+        ran.stderr.contains(&format!("{root} is not searchable")),
+        "{}",
+        ran.stderr
+    );
+    assert!(berth.ids().is_empty(), "nothing made");
+    berth.ok(&["run", "--rm", "--userns", "auto", IMAGE, "true"]);
+}
