@@ -45,7 +45,7 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
         e
     };
     let userns = match req.userns {
-        NsMode::Private => {
+        NsMode::Private | NsMode::Container(_) => {
             let layers = crate::bundle::layers_of(engine, &image.id, image.config)?;
             crate::userns::allocate(engine, &id, &req, &layers).map_err(discard)?
         }

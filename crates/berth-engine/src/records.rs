@@ -99,7 +99,8 @@ pub struct Record {
     /// Anonymous volumes made for this container (removed by `rm -v`).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
-    /// The host ids of its private user namespace (`userns::allocate`); see `userns::of`.
+    /// The host ids of its user namespace, its own or the one it joined (`userns::allocate`);
+    /// see `userns::of`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<crate::userns::IdMap>,
 }

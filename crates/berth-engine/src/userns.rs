@@ -71,12 +71,14 @@ impl IdMap {
     }
 }
 
-/// The container's map: the range it was given, or the fixed one of a record made before
-/// ranges were given; none without a private user namespace.
+/// The container's map: the range it was given (or, joining another container's user
+/// namespace, that one's), or the fixed one of a record made before ranges were given; none
+/// in the host's user namespace.
 pub fn of(record: &Record) -> Option<IdMap> {
     match record.request.userns {
         NsMode::Private => Some(record.userns.unwrap_or(LEGACY)),
-        _ => None,
+        NsMode::Container(_) => record.userns,
+        NsMode::Host => None,
     }
 }
 
@@ -115,6 +117,10 @@ pub fn allocate(
     req: &RunRequest,
     layers: &[PathBuf],
 ) -> Result<Option<IdMap>> {
+    if let NsMode::Container(other) = &req.userns {
+        // Its files must be shifted as the namespace it joins maps them.
+        return Ok(of(&engine.containers.find(other)?));
+    }
     if req.userns != NsMode::Private {
         return Ok(None);
     }

@@ -475,3 +475,35 @@ fn a_data_root_the_containers_root_cannot_reach_is_named() {
     assert!(berth.ids().is_empty(), "nothing made");
     berth.ok(&["run", "--rm", "--userns", "auto", IMAGE, "true"]);
 }
+
+/// A container joining another's user namespace gets its files shifted as that namespace maps
+/// them: its root owns its image's files too.
+#[test]
+fn joining_a_user_namespace_shifts_the_joiners_files_alike() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&[
+        "run", "-d", "--name", "owner", "--userns", "auto", IMAGE, "sleep", "1000",
+    ]);
+    let theirs = berth.ok(&["exec", "owner", "cat", "/proc/self/uid_map"]);
+    // Its own pid namespace, made outside the joined user namespace, could not mount /proc
+    // there (the runtime's order, not this issue's): it shares the owner's.
+    let out = berth.ok(&[
+        "run",
+        "--rm",
+        "--userns",
+        "container:owner",
+        "--pid",
+        "container:owner",
+        "--network",
+        "container:owner",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo x >> /etc/passwd && ls -ln /etc/passwd && cat /proc/self/uid_map",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    let owner: Vec<&str> = lines[0].split_whitespace().skip(2).take(2).collect();
+    assert_eq!(owner, ["0", "0"], "{out}");
+    assert_eq!(uid_map(lines[1]), uid_map(&theirs), "{out}");
+}

@@ -56,8 +56,8 @@ pub struct SpecInputs<'a> {
     pub cgroups_path: &'a str,
     /// The caller's hard rlimits, which cap the defaults and bound `--ulimit`.
     pub host_rlimits: &'a HostLimits,
-    /// The host ids of the container's private user namespace (`userns::of`); `None` without
-    /// one.
+    /// The host ids of the container's user namespace, its own or the one it joins
+    /// (`userns::of`); `None` in the host's.
     pub userns: Option<crate::userns::IdMap>,
 }
 
@@ -212,9 +212,14 @@ fn linux(inputs: &SpecInputs, bounding: &[Capability]) -> Result<Linux, SpecErro
         NsMode::Private => Some(inputs.userns.ok_or_else(|| {
             SpecError::invalid("--userns", "no id range was given to the container")
         })?),
+        // Joined: the other container's, for the sysctls; the namespace has its maps.
+        NsMode::Container(_) => inputs.userns,
+        NsMode::Host => None,
+    };
+    let maps = match req.userns {
+        NsMode::Private => userns.as_ref().map(namespaces::id_mappings).transpose()?,
         _ => None,
     };
-    let maps = userns.as_ref().map(namespaces::id_mappings).transpose()?;
     let mut linux = Linux::default();
     linux
         .set_namespaces(Some(namespaces::namespaces(req, inputs.joins)?))
