@@ -109,8 +109,9 @@ pub fn parse_mode(v: Option<&str>) -> Result<(NsMode, Option<u32>)> {
 }
 
 /// Picks the container's range and writes it in its directory (made here), when the request
-/// has a private user namespace. `layers` are the image's, top first: `auto` sizes the range
-/// by the ids the image's /etc/passwd and /etc/group name.
+/// has a private user namespace; joining another container's, returns that one's range (which
+/// stays the other's: it is written nowhere). `layers` are the image's, top first: `auto`
+/// sizes the range by the ids the image's /etc/passwd and /etc/group name.
 pub fn allocate(
     engine: &Engine,
     id: &str,
