@@ -44,12 +44,12 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
         let _ = std::fs::remove_dir_all(&dir);
         e
     };
-    let userns = match req.userns {
+    let (userns, _reservation) = match req.userns {
         NsMode::Private | NsMode::Container(_) => {
             let layers = crate::bundle::layers_of(engine, &image.id, image.config)?;
             crate::userns::allocate(engine, &id, &req, &layers).map_err(discard)?
         }
-        _ => None,
+        NsMode::Host => (None, crate::userns::Reservation::none()),
     };
     crate::bundle::check(engine, &id, &req, userns, image).map_err(discard)?;
     let _names = engine.containers.lock_names().map_err(discard)?;

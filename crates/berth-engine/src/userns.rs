@@ -13,7 +13,9 @@
 //! when it is picked, under `<containers>/userns.lock`, and kept in its record. Picking a range
 //! reads every container directory's, so two containers never share a range while both exist,
 //! whatever created them and however many creates run at once; removing a container (its
-//! directory) frees its range.
+//! directory) frees its range. Until its record is saved, the create holds a lock on that file
+//! ([`Reservation`]): the range of a directory with no record and no create behind it (a
+//! create killed half-way) is free.
 
 use std::fs;
 use std::os::fd::AsFd;
@@ -117,13 +119,14 @@ pub fn allocate(
     id: &str,
     req: &RunRequest,
     layers: &[PathBuf],
-) -> Result<Option<IdMap>> {
+) -> Result<(Option<IdMap>, Reservation)> {
+    let none = Reservation::none();
     if let NsMode::Container(other) = &req.userns {
         // Its files must be shifted as the namespace it joins maps them.
-        return Ok(of(&engine.containers.find(other)?));
+        return Ok((of(&engine.containers.find(other)?), none));
     }
     if req.userns != NsMode::Private {
-        return Ok(None);
+        return Ok((None, none));
     }
     let size = match req.userns_auto {
         None => PRIVATE_SIZE,
@@ -145,9 +148,44 @@ pub fn allocate(
     let dir = engine.containers.dir(id);
     fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
     let text = serde_json::to_vec(&map).map_err(|e| Error::Invalid(format!("userns: {e}")))?;
-    crate::records::write_atomic(&dir.join(FILE), &text)?;
+    let path = dir.join(FILE);
+    let reservation = (|| {
+        use std::io::Write;
+        let mut file = fs::File::create(&path)?;
+        file.lock()?;
+        file.write_all(&text)?;
+        Ok(Reservation { _file: Some(file) })
+    })()
+    .map_err(Error::io("write the container's id range", &path))?;
     reachable(&dir, &map)?;
-    Ok(Some(map))
+    Ok((Some(map), reservation))
+}
+
+/// The range of a container being created, held until its record is saved (drop it then).
+#[derive(Debug)]
+pub struct Reservation {
+    _file: Option<fs::File>,
+}
+
+impl Reservation {
+    /// Nothing held.
+    pub fn none() -> Reservation {
+        Reservation { _file: None }
+    }
+}
+
+/// Whether the range in `file` is still held: its container has a record, or a create is
+/// still at work on it (it holds the file's lock).
+fn still_held(dir: &Path, file: &Path) -> bool {
+    if dir.join("record.json").exists() {
+        return true;
+    }
+    match fs::File::open(file).map(|f| f.try_lock()) {
+        Ok(Ok(())) => false,
+        Ok(Err(std::fs::TryLockError::WouldBlock)) => true,
+        // Unsure: held, rather than hand it out twice.
+        _ => true,
+    }
 }
 
 /// The runtime mounts the container's root from inside its user namespace, as its root (a
@@ -184,9 +222,13 @@ fn held(engine: &Engine) -> Result<Vec<IdMap>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(&root).map_err(Error::io("list", &root))? {
         let entry = entry.map_err(Error::io("list", &root))?;
-        let Ok(text) = fs::read(entry.path().join(FILE)) else {
+        let file = entry.path().join(FILE);
+        let Ok(text) = fs::read(&file) else {
             continue;
         };
+        if !still_held(&entry.path(), &file) {
+            continue;
+        }
         // Only a hand edit makes one berth cannot read back; that container is skipped.
         if let Ok(map) = serde_json::from_slice::<IdMap>(&text) {
             out.push(map);

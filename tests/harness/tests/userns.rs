@@ -507,3 +507,57 @@ fn joining_a_user_namespace_shifts_the_joiners_files_alike() {
     assert_eq!(owner, ["0", "0"], "{out}");
     assert_eq!(uid_map(lines[1]), uid_map(&theirs), "{out}");
 }
+
+/// A range written by a create that died before the container's record (no record, nobody
+/// holding the file's lock) is free; one whose create is still at work is not.
+#[test]
+fn a_dead_creates_range_is_free_and_a_live_ones_is_not() {
+    need_root!();
+    let berth = Berth::new();
+    let range = |name: &str| {
+        berth.ok(&[
+            "create",
+            "--name",
+            name,
+            "--userns",
+            "auto:size=2000",
+            IMAGE,
+            "true",
+        ]);
+        berth.inspect(name)["HostConfig"]["IDMappings"]["UidMap"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let first = range("probe1");
+    berth.ok(&["rm", "probe1"]);
+    let claim = |id: char| {
+        let dir = berth
+            .root()
+            .join("containers")
+            .join(id.to_string().repeat(64));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let host: u64 = first
+            .split(':')
+            .nth(1)
+            .and_then(|h| h.parse().ok())
+            .expect(&first);
+        let path = dir.join("userns");
+        std::fs::write(&path, format!(r#"{{"host_id":{host},"size":2000}}"#)).expect("write");
+        std::fs::File::open(path).expect("open")
+    };
+    let dead = claim('d');
+    drop(dead);
+    assert_eq!(
+        range("probe2"),
+        first,
+        "a dead create's range is taken again"
+    );
+    berth.ok(&["rm", "probe2"]);
+    std::fs::remove_dir_all(berth.root().join("containers").join("d".repeat(64))).expect("rm");
+    let live = claim('e');
+    live.lock().expect("flock");
+    assert_ne!(range("probe3"), first, "a live create's range is not");
+    drop(live);
+    std::fs::remove_dir_all(berth.root().join("containers").join("e".repeat(64))).expect("rm");
+}
