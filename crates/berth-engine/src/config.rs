@@ -9,12 +9,15 @@
 //! log-driver = "json-file"
 //! log-opts = { max-size = "10m", max-file = "3" }
 //! default-ulimits = ["nofile=1024:2048"]
+//! default-userns = "auto"
 //! ```
 //!
-//! User namespaces (`--userns private`, `--userns auto`) take no key: their host ids come from
+//! `default-userns` (`private`, `auto` or `auto:size=N`) is what Docker's `userns-remap` is: a
+//! user namespace of its own for every container that names no `--userns` (`--userns host`
+//! opts out), except a privileged one or one sharing a host namespace (pid, ipc, uts,
+//! network), which stays in the host's as Docker requires for those. The host ids come from
 //! systemd's range for containers (524288-1879048191) less what /etc/subuid and /etc/subgid
-//! give users, one range per container (see `userns`). Docker's `userns-remap`, a user
-//! namespace for every container that names none, is not a key yet.
+//! give users, one range per container (see `userns`): no key sets them.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +45,8 @@ pub struct Config {
     /// `--ulimit`s every container gets unless it sets that limit itself.
     #[serde(default)]
     pub default_ulimits: Vec<String>,
+    /// `--userns` for a container that names none (Docker's `userns-remap`).
+    pub default_userns: Option<String>,
     /// The files read, in order (not a key of the file).
     #[serde(skip_deserializing)]
     pub sources: Vec<PathBuf>,
@@ -99,6 +104,9 @@ impl Config {
         if !later.default_ulimits.is_empty() {
             self.default_ulimits = later.default_ulimits;
         }
+        if later.default_userns.is_some() {
+            self.default_userns = later.default_userns;
+        }
     }
 
     /// What a container that does not say takes from the configuration: its log driver (and
@@ -119,6 +127,14 @@ impl Config {
             let limit = crate::options::ulimit(text)?;
             if !req.ulimits.iter().any(|u| u.name == limit.name) {
                 req.ulimits.push(limit);
+            }
+        }
+        let shares_host = [&req.pid, &req.ipc, &req.uts, &req.netns]
+            .iter()
+            .any(|m| **m == crate::request::NsMode::Host);
+        if let Some(mode) = &self.default_userns {
+            if req.userns_unset && !req.privileged && !shares_host {
+                (req.userns, req.userns_auto) = crate::userns::parse_mode(Some(mode))?;
             }
         }
         Ok(())
@@ -143,7 +159,7 @@ fn parse(path: &Path, text: &str) -> Result<Config> {
     let config: Config = toml::from_str(text).map_err(|e| {
         let reason = e.message().to_string();
         Error::Invalid(format!(
-            "{}: {reason}: the keys are data-root, insecure-registries, registry-mirrors, log-driver, log-opts and default-ulimits",
+            "{}: {reason}: the keys are data-root, insecure-registries, registry-mirrors, log-driver, log-opts, default-ulimits and default-userns",
             path.display()
         ))
     })?;
@@ -151,6 +167,16 @@ fn parse(path: &Path, text: &str) -> Result<Config> {
     let bad = |what: String| Error::Invalid(format!("{}: {what}", path.display()));
     for u in &config.default_ulimits {
         crate::options::ulimit(u).map_err(|e| bad(format!("default-ulimits: {e}")))?;
+    }
+    if let Some(mode) = &config.default_userns {
+        match crate::userns::parse_mode(Some(mode)) {
+            Ok((crate::request::NsMode::Private, _)) => {}
+            _ => {
+                return Err(bad(format!(
+                    "default-userns {mode:?}: use private, auto or auto:size=N"
+                )))
+            }
+        }
     }
     if let Some(d) = &config.log_driver {
         if !["json-file", "none"].contains(&d.as_str()) {

@@ -561,3 +561,40 @@ fn a_dead_creates_range_is_free_and_a_live_ones_is_not() {
     drop(live);
     std::fs::remove_dir_all(berth.root().join("containers").join("e".repeat(64))).expect("rm");
 }
+
+/// `default-userns` in the configuration is Docker's userns-remap: a container that names no
+/// `--userns` gets a range of its own; `--userns host`, a privileged container and one sharing
+/// the host's network stay in the host's.
+#[test]
+fn the_configurations_default_userns_is_userns_remap() {
+    need_root!();
+    let berth = Berth::new();
+    let config = berth.root().join("config.toml");
+    std::fs::write(&config, "default-userns = \"auto\"\n").expect("config");
+    let run = |args: &[&str]| {
+        let mut command = berth.command();
+        command
+            .env("BERTH_CONFIG", &config)
+            .args(["run", "--rm"])
+            .args(args)
+            .args([IMAGE, "cat", "/proc/self/uid_map"])
+            .stdin(std::process::Stdio::null());
+        let ran = run_with_timeout(command, COMMAND_TIMEOUT);
+        assert!(ran.success(), "{args:?}: {}", ran.stderr);
+        uid_map(&ran.stdout)
+    };
+    let (inside, host, count) = run(&[]);
+    assert_eq!((inside, count), (0, 65_535));
+    assert_ne!(host, 0);
+    let identity = (0, 0, 4_294_967_295);
+    assert_eq!(run(&["--userns", "host"]), identity);
+    assert_eq!(run(&["--privileged"]), identity);
+    assert_eq!(run(&["--network", "host"]), identity);
+    assert_eq!(run(&["--userns", "auto:size=3000"]).2, 3000);
+    std::fs::write(&config, "default-userns = \"host\"\n").expect("config");
+    let mut command = berth.command();
+    command.env("BERTH_CONFIG", &config).args(["ps"]);
+    let ran = run_with_timeout(command, COMMAND_TIMEOUT);
+    assert!(!ran.success(), "a bad default-userns is refused");
+    assert!(ran.stderr.contains("default-userns"), "{}", ran.stderr);
+}

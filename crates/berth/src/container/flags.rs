@@ -339,6 +339,7 @@ impl RunFlags {
         };
         self.security(&mut r)?;
         (r.userns, r.userns_auto) = berth_engine::userns::parse_mode(self.userns.as_deref())?;
+        r.userns_unset = self.userns.as_deref().is_none_or(str::is_empty);
         options::network_mode(&mut r, self.network.as_deref().unwrap_or("bridge"))?;
         for v in &self.volume {
             r.mounts.push(volume(v)?);
