@@ -341,6 +341,7 @@ fn step_spec(spec: &RunSpec, rootfs: &Path, etc: &EtcFiles, id: &str) -> Result<
         volumes: &Default::default(),
         cgroups_path: &berth_engine::Engine::cgroups_path(id),
         host_rlimits: &spec::HostLimits::current(),
+        userns: None,
     };
     let built = spec::build(&inputs).map_err(|e| Error::Invalid(e.to_string()))?;
     Ok(built.spec)

@@ -12,7 +12,15 @@
 //! bip = "10.99.0.1/24"              # the default network's bridge address (berth0's)
 //! bridge = "berth1"                 # a default network of this data root's own
 //! default-address-pools = [{ base = "10.10.0.0/16", size = 24 }]
+//! default-userns = "auto"
 //! ```
+//!
+//! `default-userns` (`private`, `auto` or `auto:size=N`) is what Docker's `userns-remap` is: a
+//! user namespace of its own for every container that names no `--userns` (`--userns host`
+//! opts out), except a privileged one or one sharing a host namespace (pid, ipc, uts,
+//! network), which stays in the host's as Docker requires for those. The host ids come from
+//! systemd's range for containers (524288-1879048191) less what /etc/subuid and /etc/subgid
+//! give users, one range per container (see `userns`): no key sets them.
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +55,8 @@ pub struct Config {
     /// Where user networks' subnets come from when `--subnet` is not given.
     #[serde(default)]
     pub default_address_pools: Vec<AddressPool>,
+    /// `--userns` for a container that names none (Docker's `userns-remap`).
+    pub default_userns: Option<String>,
     /// The files read, in order (not a key of the file).
     #[serde(skip_deserializing)]
     pub sources: Vec<PathBuf>,
@@ -138,6 +148,9 @@ impl Config {
         if !later.default_address_pools.is_empty() {
             self.default_address_pools = later.default_address_pools;
         }
+        if later.default_userns.is_some() {
+            self.default_userns = later.default_userns;
+        }
     }
 
     /// The networks' addressing this configuration asks for (checked when it was read).
@@ -178,6 +191,14 @@ impl Config {
                 req.ulimits.push(limit);
             }
         }
+        let shares_host = [&req.pid, &req.ipc, &req.uts, &req.netns]
+            .iter()
+            .any(|m| **m == crate::request::NsMode::Host);
+        if let Some(mode) = &self.default_userns {
+            if req.userns_unset && !req.privileged && !shares_host {
+                (req.userns, req.userns_auto) = crate::userns::parse_mode(Some(mode))?;
+            }
+        }
         Ok(())
     }
 
@@ -200,7 +221,7 @@ fn parse(path: &Path, text: &str) -> Result<Config> {
     let config: Config = toml::from_str(text).map_err(|e| {
         let reason = e.message().to_string();
         Error::Invalid(format!(
-            "{}: {reason}: the keys are data-root, insecure-registries, registry-mirrors, log-driver, log-opts, default-ulimits, bip, bridge and default-address-pools",
+            "{}: {reason}: the keys are data-root, insecure-registries, registry-mirrors, log-driver, log-opts, default-ulimits, default-userns, bip, bridge and default-address-pools",
             path.display()
         ))
     })?;
@@ -208,6 +229,16 @@ fn parse(path: &Path, text: &str) -> Result<Config> {
     let bad = |what: String| Error::Invalid(format!("{}: {what}", path.display()));
     for u in &config.default_ulimits {
         crate::options::ulimit(u).map_err(|e| bad(format!("default-ulimits: {e}")))?;
+    }
+    if let Some(mode) = &config.default_userns {
+        match crate::userns::parse_mode(Some(mode)) {
+            Ok((crate::request::NsMode::Private, _)) => {}
+            _ => {
+                return Err(bad(format!(
+                    "default-userns {mode:?}: use private, auto or auto:size=N"
+                )))
+            }
+        }
     }
     if let Some(d) = &config.log_driver {
         if !["json-file", "none"].contains(&d.as_str()) {

@@ -47,7 +47,14 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
         let _ = std::fs::remove_dir_all(&dir);
         e
     };
-    crate::bundle::check(engine, &id, &req, image).map_err(discard)?;
+    let (userns, _reservation) = match req.userns {
+        NsMode::Private | NsMode::Container(_) => {
+            let layers = crate::bundle::layers_of(engine, &image.id, image.config)?;
+            crate::userns::allocate(engine, &id, &req, &layers).map_err(discard)?
+        }
+        NsMode::Host => (None, crate::userns::Reservation::none()),
+    };
+    crate::bundle::check(engine, &id, &req, userns, image).map_err(discard)?;
     let _names = engine.containers.lock_names().map_err(discard)?;
     let name = reserve_name(engine, &req, &id, &random).map_err(discard)?;
     let release = |e: Error| {
@@ -72,6 +79,7 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
         network: None,
         anonymous_volumes: anonymous,
         networks: Vec::new(),
+        userns,
     };
     if let Err(e) = engine.containers.save(&record) {
         if let Some(path) = &record.request.cidfile {

@@ -5,7 +5,9 @@
 //! <root>/containers/names.lock     exclusive while a name is checked and taken
 //! <root>/containers/names/<name>   the id holding the name: one file read finds a container
 //!                                  by name, however many there are
+//! <root>/containers/userns.lock    exclusive while a user namespace's id range is picked
 //! <root>/containers/<id>/record.json, lock, config.json (the bundle), rootfs/ upper/ work/,
+//!                       userns (its id range, see `userns`),
 //!                       hostname hosts resolv.conf, <id>-json.log, monitor.sock,
 //!                       monitor.lock (see `Owner`)
 //! ```
@@ -97,6 +99,10 @@ pub struct Record {
     /// Anonymous volumes made for this container (removed by `rm -v`).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// The host ids of its user namespace, its own or the one it joined (`userns::allocate`);
+    /// see `userns::of`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<crate::userns::IdMap>,
 }
 
 /// Every container whose record could be read, and why the others were skipped: one
@@ -155,6 +161,11 @@ impl Containers {
     /// The lock that makes "is this name free? take it" one step.
     pub fn lock_names(&self) -> Result<Lock> {
         lock(&self.dir.join("names.lock"))
+    }
+
+    /// The lock that makes "which id ranges are free? take one" one step (`userns`).
+    pub fn lock_userns(&self) -> Result<Lock> {
+        lock(&self.dir.join("userns.lock"))
     }
 
     /// The lock for a read-modify-write of one container's record.

@@ -154,6 +154,14 @@ pub struct RunRequest {
     pub ipc: NsMode,
     pub uts: NsMode,
     pub userns: NsMode,
+    /// `--userns auto[:size=N]` (with `userns` Private): a range of N ids picked for the
+    /// container, 0 for as many as its image names; `None` for `--userns private` (65536).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns_auto: Option<u32>,
+    /// No `--userns` was given: the configuration's `default-userns` may choose (at create;
+    /// the record keeps what was chosen, not this).
+    #[serde(skip)]
+    pub userns_unset: bool,
     pub cgroupns: NsMode,
     /// The network namespace: Private (bridge/none decided by `network`), Host, Container.
     pub netns: NsMode,

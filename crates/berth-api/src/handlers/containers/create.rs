@@ -175,7 +175,8 @@ fn host_config(
     req.pid = mode("--pid", &h.pid_mode, false)?;
     req.ipc = mode("--ipc", &h.ipc_mode, false)?;
     req.uts = mode("--uts", &h.uts_mode, false)?;
-    req.userns = mode("--userns", &h.userns_mode, true)?;
+    (req.userns, req.userns_auto) = berth_engine::userns::parse_mode(h.userns_mode.as_deref())?;
+    req.userns_unset = h.userns_mode.as_deref().is_none_or(str::is_empty);
     req.cgroupns = mode("--cgroupns", &h.cgroupns_mode, false)?;
     req.cap_add = h.cap_add.unwrap_or_default();
     req.cap_drop = h.cap_drop.unwrap_or_default();
