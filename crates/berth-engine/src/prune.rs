@@ -3,8 +3,8 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::filters::Filters;
 use crate::events::{self, Event, Kind};
+use crate::filters::Filters;
 use crate::records::{Record, Skipped};
 
 /// What a prune did.

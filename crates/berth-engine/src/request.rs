@@ -254,6 +254,12 @@ impl RunRequest {
         if let Some(n) = &self.name {
             crate::names::validate(n)?;
         }
+        if self.privileged && self.userns == NsMode::Private {
+            // Docker's words: a privileged container's capabilities are the host's.
+            return Err(Error::Invalid(
+                "privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode".into(),
+            ));
+        }
         if self.auto_remove && self.restart != RestartPolicy::No {
             return Err(Error::Invalid(
                 "conflicting options: --restart and --rm: choose one".into(),

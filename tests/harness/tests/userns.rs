@@ -199,6 +199,19 @@ fn bad_auto_options_are_refused() {
     let ran = berth.run(&["run", "--rm", "--userns", "auto:size=0", IMAGE, "true"]);
     assert_eq!(ran.status.code(), Some(125), "{}", ran.stderr);
     assert!(ran.stderr.contains("auto:size=N"), "{}", ran.stderr);
+    // Docker refuses a privileged container a user namespace (it failed before at the
+    // runtime's /dev/ptmx, leaving a created container).
+    for mode in ["private", "auto"] {
+        let ran = berth.run(&["run", "--privileged", "--userns", mode, IMAGE, "true"]);
+        assert_eq!(ran.status.code(), Some(125), "{}", ran.stderr);
+        assert!(
+            ran.stderr
+                .contains("privileged mode is incompatible with user namespaces."),
+            "{}",
+            ran.stderr
+        );
+    }
+    assert_eq!(berth.ok(&["ps", "-aq"]), "", "nothing created");
 }
 
 /// A volume is mounted idmapped: on disk its files keep the ids the containers see, so
