@@ -41,17 +41,40 @@ impl Context {
             )));
         }
         let root = Root::open(&real).map_err(Error::io("open the build context", &real))?;
-        let ignore = match std::fs::read_to_string(real.join(".dockerignore")) {
-            Ok(text) => {
-                Ignore::parse(&text).map_err(|e| Error::Invalid(format!(".dockerignore: {e}")))?
+        // As the docker CLI reads a directory's: a link to a file of the user's is followed.
+        let text = std::fs::read_to_string(real.join(".dockerignore")).ok();
+        Context::with_ignore(root, text.as_deref(), None)
+    }
+
+    fn with_ignore(
+        root: Root,
+        text: Option<&str>,
+        unpacked: Option<tempfile::TempDir>,
+    ) -> Result<Context> {
+        let ignore = match text {
+            Some(text) => {
+                Ignore::parse(text).map_err(|e| Error::Invalid(format!(".dockerignore: {e}")))?
             }
-            Err(_) => Ignore::default(),
+            None => Ignore::default(),
         };
         Ok(Context {
             root,
             ignore,
-            unpacked: None,
+            unpacked,
         })
+    }
+
+    /// A context unpacked from a client's tar: its `.dockerignore` read as dockerd reads it,
+    /// resolved inside the context (a link to /etc/shadow or /dev/zero finds nothing there).
+    fn unpacked(dir: tempfile::TempDir) -> Result<Context> {
+        let root =
+            Root::open(dir.path()).map_err(Error::io("open the build context", dir.path()))?;
+        let text = match read_in(&root, Path::new(".dockerignore")) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("read the context's", ".dockerignore")(e)),
+        };
+        Context::with_ignore(root, text.as_deref(), Some(dir))
     }
 
     /// A tar context (plain or compressed), unpacked below `tmp` as `cp` extracts into a
@@ -67,9 +90,7 @@ impl Context {
         let root = berth_engine::copy::open_host_dir(dir.path())?;
         let options = berth_engine::copy::ExtractOptions::default();
         berth_engine::copy::unpack(root.as_fd(), Path::new("/"), decoder, &options)?;
-        let mut ctx = Context::dir(dir.path())?;
-        ctx.unpacked = Some(dir);
-        Ok(ctx)
+        Context::unpacked(dir)
     }
 
     /// No context at all (a Dockerfile on stdin): an empty directory.
@@ -78,9 +99,7 @@ impl Context {
             .prefix("context-")
             .tempdir_in(tmp)
             .map_err(Error::io("create a directory in", tmp))?;
-        let mut ctx = Context::dir(dir.path())?;
-        ctx.unpacked = Some(dir);
-        Ok(ctx)
+        Context::unpacked(dir)
     }
 
     /// Whether the context was unpacked into a directory of its own (a tar, or nothing).
@@ -104,6 +123,23 @@ impl Context {
         let dir = std::fs::symlink_metadata(host).is_ok_and(|m| m.is_dir());
         !(dir && self.ignore.may_include_below(&rel.to_string_lossy()))
     }
+}
+
+/// The text of the regular file `path` resolved inside `root`: links followed only inside it,
+/// and a FIFO, device or directory refused rather than read (or waited on) forever.
+pub fn read_in(root: &Root, path: &Path) -> io::Result<String> {
+    use nix::fcntl::OFlag;
+    let fd = root.resolve(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
+    let file = std::fs::File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut text = String::new();
+    (&file).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Whether `head`, a stream's first bytes (1 KiB will do), starts a tar archive: a header

@@ -565,3 +565,119 @@ fn the_build_cache_in_system_df_and_its_prunes() {
     assert!(pruned.contains("Deleted build cache objects:"), "{pruned}");
     assert_eq!(cache_line(&service.docker_ok(&["system", "df"])), empty);
 }
+
+#[test]
+fn the_contexts_own_files_are_read_inside_it_and_only_if_regular() {
+    use tar::EntryType::{Fifo, Regular, Symlink};
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let host = tempfile::tempdir().expect("host dir");
+    let patterns = host.path().join("patterns");
+    fs::write(&patterns, "secret\n").expect("host file");
+    let tar = host.path().join("ctx.tar");
+    let copy: &[u8] = b"FROM busybox\nCOPY secret /secret\n";
+
+    // `.dockerignore` a link to a host file: dockerd resolves it inside the context, where
+    // it leads nowhere; read on the host, its lines would decide what is left out (and a
+    // link to /dev/zero would be read until memory runs out).
+    hostile_tar(
+        &tar,
+        &[
+            ("Dockerfile", Regular, "", copy),
+            (".dockerignore", Symlink, &patterns.to_string_lossy(), b""),
+            ("secret", Regular, "", b"kept"),
+        ],
+    );
+    let (code, body) = post(&service, "/build?t=ignored", &tar);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("Successfully built"), "{body}");
+    // An absolute link is resolved as the context's own path.
+    hostile_tar(
+        &tar,
+        &[
+            ("Dockerfile", Regular, "", copy),
+            (".dockerignore", Symlink, "/patterns", b""),
+            ("patterns", Regular, "", b"secret\n"),
+            ("secret", Regular, "", b"kept"),
+        ],
+    );
+    let (code, body) = post(&service, "/build", &tar);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains(r#"\"/secret\": not found"#), "{body}");
+
+    // A FIFO for the Dockerfile or the ignore file is refused, not waited on.
+    for name in ["Dockerfile", ".dockerignore"] {
+        let mut entries = vec![(name, Fifo, "", &b""[..])];
+        if name != "Dockerfile" {
+            entries.push(("Dockerfile", Regular, "", b"FROM busybox\n"));
+        }
+        hostile_tar(&tar, &entries);
+        let (code, body) = post(&service, "/build", &tar);
+        assert_eq!(code, "400", "{name}: {body}");
+        assert!(body.contains("not a regular file"), "{name}: {body}");
+    }
+    assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
+}
+
+/// The resident memory of `pid`, in KiB.
+fn resident_kib(pid: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_endless_context_is_unpacked_as_it_comes_and_removed_when_its_client_leaves() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    // A tar whose one file says it has 64 GiB, sent without end (chunked).
+    let mut header = tar::Header::new_gnu();
+    header.set_path("big").expect("path");
+    header.set_size(64 << 30);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut socket = UnixStream::connect(service.socket()).expect("connect");
+    write!(
+        socket,
+        "POST /build HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    )
+    .expect("request");
+    let chunk = |socket: &mut UnixStream, bytes: &[u8]| {
+        write!(socket, "{:x}\r\n", bytes.len()).expect("chunk size");
+        socket.write_all(bytes).expect("chunk");
+        socket.write_all(b"\r\n").expect("chunk end");
+    };
+    chunk(&mut socket, header.as_bytes());
+    let mib = vec![0u8; 1 << 20];
+    const SENT_MIB: u64 = 160;
+    for _ in 0..SENT_MIB {
+        chunk(&mut socket, &mib);
+    }
+    // What was sent is in the child but for the pipes' and the service's few buffers: kept
+    // in memory, it would all be resident.
+    let child = eventually("the build child", || {
+        children(service.pid())
+            .first()
+            .and_then(|stat| stat.split_whitespace().next().map(String::from))
+    });
+    let resident = resident_kib(&child);
+    assert!(
+        resident < (SENT_MIB << 10) / 2,
+        "the build child holds {resident} KiB after {SENT_MIB} MiB of context"
+    );
+    drop(socket);
+    eventually("the build to stop once its client left", || {
+        children(service.pid()).is_empty().then_some(())
+    });
+    eventually("the half-unpacked context removed", || {
+        build_tmp(&service).is_empty().then_some(())
+    });
+}
