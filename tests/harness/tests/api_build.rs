@@ -681,3 +681,20 @@ fn an_endless_context_is_unpacked_as_it_comes_and_removed_when_its_client_leaves
         build_tmp(&service).is_empty().then_some(())
     });
 }
+
+#[test]
+fn a_nul_in_a_parameter_is_the_clients_error() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let ctx = context(&[("Dockerfile", "FROM busybox\n")]);
+    let tar = ctx.path().join("ctx.tar");
+    hostile_tar(
+        &tar,
+        &[("Dockerfile", tar::EntryType::Regular, "", b"FROM busybox\n")],
+    );
+    let (code, body) = post(&service, "/build?target=a%00b", &tar);
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("invalid target"), "{body}");
+}

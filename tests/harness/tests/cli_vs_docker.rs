@@ -37,7 +37,11 @@ fn ps_size_is_dockers() {
         &["ps", "--size", "--format", "{{.Names}} {{.Size}}"],
         &["ps", "--format", "{{.Size}}"],
         // (Not ps: the docker CLI first runs a ps template over an empty container.)
-        &["images", "--format", "{{slice .ID 0 5}} {{slice .Repository 1 3}}"],
+        &[
+            "images",
+            "--format",
+            "{{slice .ID 0 5}} {{slice .Repository 1 3}}",
+        ],
     ] {
         let (berth, docker) = both(&service, args);
         assert_eq!(berth, docker, "{args:?}");
