@@ -400,12 +400,9 @@ fn children(pid: u32) -> Vec<String> {
     found
 }
 
-#[test]
-fn a_client_that_leaves_stops_the_build() {
-    need_root!();
-    let Some(service) = Service::start() else {
-        return;
-    };
+/// A build whose RUN sleeps for ten minutes, posted on a socket of its own and followed
+/// until the step has started; the socket is its client.
+fn start_long_build(service: &Service, tag: &str) -> UnixStream {
     let ctx = context(&[(
         "Dockerfile",
         "FROM busybox\nRUN echo started; sleep 600; echo never\n",
@@ -424,7 +421,7 @@ fn a_client_that_leaves_stops_the_build() {
     let mut socket = UnixStream::connect(service.socket()).expect("connect");
     write!(
         socket,
-        "POST /build?t=abandoned HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n\
+        "POST /build?t={tag} HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n\
          Content-Length: {}\r\n\r\n",
         body.len()
     )
@@ -437,6 +434,16 @@ fn a_client_that_leaves_stops_the_build() {
         assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buf[..n]);
     }
+    socket
+}
+
+#[test]
+fn a_client_that_leaves_stops_the_build() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let socket = start_long_build(&service, "abandoned");
     assert!(!children(service.pid()).is_empty(), "no build child");
     drop(socket);
     eventually("the build to stop once its client left", || {
@@ -445,6 +452,29 @@ fn a_client_that_leaves_stops_the_build() {
     assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
     let ran = service.berth.run(&["images", "-q", "abandoned"]);
     assert_eq!(ran.stdout.trim(), "");
+}
+
+#[test]
+fn a_service_that_dies_stops_its_builds() {
+    need_root!();
+    let Some(mut service) = Service::start() else {
+        return;
+    };
+    let _socket = start_long_build(&service, "orphaned");
+    let child = children(service.pid())
+        .first()
+        .and_then(|stat| stat.split_whitespace().next().map(String::from))
+        .expect("the build child");
+    service.kill();
+    // The build stops as it does when its client leaves: its step's container and the
+    // unpacked context removed, nothing tagged.
+    eventually("the build to stop once its service died", || {
+        (!Path::new("/proc").join(&child).exists()).then_some(())
+    });
+    assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
+    let ran = service.berth.run(&["images", "-q", "orphaned"]);
+    assert_eq!(ran.stdout.trim(), "");
+    assert_eq!(service.berth.ok(&["ps", "-aq"]), "");
 }
 
 #[test]

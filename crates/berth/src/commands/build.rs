@@ -115,6 +115,9 @@ fn build(ctx: &Context, args: BuildArgs, shown: &mut dyn Shown) -> Result<String
     // mid-upload, the build stops at its first step and the unpacked context is removed. A
     // terminal's user keeps ^C while a Dockerfile is typed on stdin.
     let early = args.events.then(cancel_signals).flatten();
+    if early.is_some() {
+        stop_with_the_service();
+    }
     let (context, dockerfile) = load(&args, &tmp)?;
     let cancel = early.or_else(cancel_signals);
     let built = berth_build::build(
@@ -155,6 +158,16 @@ fn cancel_signals() -> Option<SignalFd> {
     }
     set.thread_block().ok()?;
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok()
+}
+
+/// The API's build stops (cleanly: SIGTERM is held for the cancel descriptor) when the service
+/// that started it dies, as a build in dockerd dies with it, rather than finishing for no one.
+/// A service already gone (this process reparented to init) stops it at once.
+fn stop_with_the_service() {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    if nix::unistd::getppid() == nix::unistd::Pid::from_raw(1) {
+        let _ = nix::sys::signal::raise(Signal::SIGTERM);
+    }
 }
 
 /// The flags, checked, as the builder takes them.
