@@ -667,7 +667,27 @@ fn an_endless_context_is_unpacked_as_it_comes_and_removed_when_its_client_leaves
     let Some(service) = Service::start() else {
         return;
     };
-    // A tar whose one file says it has 64 GiB, sent without end (chunked).
+    const SENT_MIB: u64 = 160;
+    let (socket, child) = endless_upload(&service, SENT_MIB);
+    // What was sent is in the child but for the pipes' and the service's few buffers: kept
+    // in memory, it would all be resident.
+    let resident = resident_kib(&child);
+    assert!(
+        resident < (SENT_MIB << 10) / 2,
+        "the build child holds {resident} KiB after {SENT_MIB} MiB of context"
+    );
+    drop(socket);
+    eventually("the build to stop once its client left", || {
+        children(service.pid()).is_empty().then_some(())
+    });
+    eventually("the half-unpacked context removed", || {
+        build_tmp(&service).is_empty().then_some(())
+    });
+}
+
+/// A build posted with a context without end (one file that says it has 64 GiB, chunked),
+/// `mib` MiB of it sent: the client's socket and the build child's pid.
+fn endless_upload(service: &Service, mib: u64) -> (UnixStream, String) {
     let mut header = tar::Header::new_gnu();
     header.set_path("big").expect("path");
     header.set_size(64 << 30);
@@ -686,30 +706,48 @@ fn an_endless_context_is_unpacked_as_it_comes_and_removed_when_its_client_leaves
         socket.write_all(b"\r\n").expect("chunk end");
     };
     chunk(&mut socket, header.as_bytes());
-    let mib = vec![0u8; 1 << 20];
-    const SENT_MIB: u64 = 160;
-    for _ in 0..SENT_MIB {
-        chunk(&mut socket, &mib);
+    let block = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        chunk(&mut socket, &block);
     }
-    // What was sent is in the child but for the pipes' and the service's few buffers: kept
-    // in memory, it would all be resident.
     let child = eventually("the build child", || {
         children(service.pid())
             .first()
             .and_then(|stat| stat.split_whitespace().next().map(String::from))
     });
-    let resident = resident_kib(&child);
-    assert!(
-        resident < (SENT_MIB << 10) / 2,
-        "the build child holds {resident} KiB after {SENT_MIB} MiB of context"
-    );
+    (socket, child)
+}
+
+#[test]
+fn a_killed_builds_context_is_removed_by_the_next_build() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let (socket, child) = endless_upload(&service, 8);
+    eventually("the context being unpacked", || {
+        (!build_tmp(&service).is_empty()).then_some(())
+    });
+    // SIGKILL (the OOM killer, say): the child removes nothing.
+    let pid = nix::unistd::Pid::from_raw(child.parse().expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill the build");
+    eventually("the killed build gone", || {
+        (!Path::new("/proc").join(&child).exists()).then_some(())
+    });
     drop(socket);
-    eventually("the build to stop once its client left", || {
-        children(service.pid()).is_empty().then_some(())
-    });
-    eventually("the half-unpacked context removed", || {
-        build_tmp(&service).is_empty().then_some(())
-    });
+    assert!(
+        !build_tmp(&service).is_empty(),
+        "a killed build cleaned up?"
+    );
+    let ctx = context(&[("Dockerfile", "FROM busybox\n")]);
+    let tar = ctx.path().join("ctx.tar");
+    hostile_tar(
+        &tar,
+        &[("Dockerfile", tar::EntryType::Regular, "", b"FROM busybox\n")],
+    );
+    let (code, body) = post(&service, "/build", &tar);
+    assert_eq!(code, "200", "{body}");
+    assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
 }
 
 #[test]
