@@ -209,6 +209,15 @@ pub(super) struct BindOptions {
 #[serde(rename_all = "PascalCase", default)]
 pub(super) struct VolumeOptions {
     pub(super) no_copy: Option<bool>,
+    pub(super) driver_config: Option<DriverConfig>,
+    pub(super) subpath: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct DriverConfig {
+    pub(super) name: Option<String>,
+    pub(super) options: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

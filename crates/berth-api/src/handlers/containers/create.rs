@@ -296,8 +296,26 @@ fn mount(m: Mount) -> Result<MountRequest, ApiError> {
         }
         out.options.push(p);
     }
-    if m.volume_options.and_then(|v| v.no_copy) == Some(true) {
-        out.options.push("nocopy".into());
+    if let Some(v) = m.volume_options {
+        // What berth would not do is refused, not dropped: a volume asked for as a tmpfs
+        // must not silently be one on disk, nor a subpath the whole volume.
+        let driver = v.driver_config.unwrap_or_default();
+        let name = driver.name.unwrap_or_default();
+        let opts = driver.options.unwrap_or_default();
+        if !(name.is_empty() || name == "local") || !opts.is_empty() {
+            return Err(ApiError::not_implemented(format!(
+                "invalid mount config for type \"{kind}\": berth takes no VolumeOptions.DriverConfig \
+                 here; create the volume with its driver options first (POST /volumes/create)"
+            )));
+        }
+        if v.subpath.is_some_and(|s| !s.is_empty()) {
+            return Err(ApiError::not_implemented(format!(
+                "invalid mount config for type \"{kind}\": VolumeOptions.Subpath is not supported"
+            )));
+        }
+        if v.no_copy == Some(true) {
+            out.options.push("nocopy".into());
+        }
     }
     if let Some(t) = m.tmpfs_options {
         match t.size_bytes {
