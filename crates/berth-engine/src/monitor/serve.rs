@@ -153,6 +153,7 @@ impl Run<'_> {
                 trim_at = None;
                 berth_sys::process::trim_heap();
                 let _ = berth_sys::process::drop_clean_code_pages();
+                let _ = berth_sys::process::drop_unused_stack();
             }
             self.reaped(reap_children(Some(self.pid)));
             if self.kill_at.is_some_and(|t| Instant::now() >= t) {
