@@ -48,7 +48,7 @@ count_leaks() {
   local mounts cgroups monitors veths leases
   mounts=$(grep -c " $work/root" /proc/mounts || true)
   cgroups=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -path '*/berth/*' -type d 2>/dev/null | wc -l)
-  monitors=$(pgrep -fc "__monitor" || true)
+  monitors=$(pgrep -af "__monitor" | grep -cF -- "--root $work/root " || true)
   veths=$(ip -o link show type veth 2>/dev/null | grep -c 'master berth' || true)
   leases=$(python3 -c "
 import sys; sys.path.insert(0, 'bench/lib')
@@ -96,5 +96,8 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 echo "removed all in $(python3 -c "print(f'{$end-$start:.1f}')") s"
 # rm -f returns once the containers are gone; their monitors finish the teardown behind it.
-for _ in $(seq 300); do pgrep -af "__monitor" | grep -qFf "$work/ids" || break; sleep 0.2; done
+for _ in $(seq 300); do
+  [ "$(pgrep -af "__monitor" | grep -cF -- "--root $work/root " || true)" = 0 ] && break
+  sleep 0.2
+done
 echo "after: $(count_leaks)   (every count should be back to 'before')"
