@@ -5,6 +5,7 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -396,6 +397,8 @@ pub fn stop(
     let req = StopRequest {
         timeout,
         signal: signal.unwrap_or_default().to_string(),
+        remove: false,
+        volumes: false,
     };
     let sent = attach::connect(engine, &record.id).and_then(|mut session| {
         session
@@ -503,6 +506,9 @@ pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<
         }
         Err(e) => return Err(e),
     };
+    if force && removed_by_monitor(engine, &id, volumes) {
+        return Ok(());
+    }
     let _owner = own_for_removal(engine, &id, force)?;
     // The monitor, if there was one, had the last word on the record.
     let record = engine.containers.load(&id).ok().or(record);
@@ -533,6 +539,35 @@ pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<
 }
 
 const RUNNING: &str = "cannot remove a running container: stop it first or use --force";
+
+/// `rm -f` of a running container: its monitor kills it and removes it as it does for `--rm`,
+/// and answers once the container is gone from every listing and its name is free; the
+/// teardown that only the container's id reaches (runtime state, cgroups, mounts, files, the
+/// veth) it finishes after. False, and nothing done but the kill, where the container did not
+/// go that way (no monitor, one that was not running it, or one from before `remove`): the
+/// caller removes it.
+fn removed_by_monitor(engine: &Engine, id: &str, volumes: bool) -> bool {
+    let live = engine.containers.load(id).is_ok_and(|r| {
+        r.state.status.is_live() && records::alive(r.state.monitor_pid, r.state.monitor_start)
+    });
+    if !live {
+        return false;
+    }
+    let req = StopRequest {
+        timeout: 0,
+        signal: String::new(),
+        remove: true,
+        volumes,
+    };
+    let Ok(mut session) = attach::connect(engine, id) else {
+        return false;
+    };
+    if session.send(Kind::Stop, &req).is_err() {
+        return false;
+    }
+    let _ = session.wait_exit();
+    !engine.containers.dir(id).exists()
+}
 
 /// How long `rm` waits for a container's monitor to finish (with `--force`, after its stop).
 const MONITOR_END: Duration = Duration::from_secs(30);
@@ -603,6 +638,8 @@ fn ask_to_stop(engine: &Engine, id: &str, kill: bool) {
     let req = StopRequest {
         timeout: 0,
         signal: String::new(),
+        remove: false,
+        volumes: false,
     };
     let asked = attach::connect(engine, id).and_then(|mut session| {
         session
@@ -637,6 +674,57 @@ pub fn remove_all(engine: &Engine, record: &Record) -> Result<()> {
     }
     events::record(engine, Event::container(record, "destroy"));
     collect(&record.id, errors)
+}
+
+/// `--rm` after the exit, the part the exit is reported after: the name given back, the
+/// anonymous volumes removed, the container gone from every listing and lookup (its directory
+/// renamed away, `Containers::hide`). Returns what failed and the hidden directory, which
+/// [`finish_removal`] empties once the exit is reported: nothing a later command looks at is
+/// left to it (the runtime's state, the cgroups and the mounts are under the container's id,
+/// which no other container will have).
+pub fn remove_at_exit(
+    engine: &Engine,
+    record: &Record,
+    volumes: bool,
+) -> (Vec<String>, Option<PathBuf>) {
+    let mut errors = Vec::new();
+    if volumes {
+        errors.extend(remove_volumes(engine, &record.anonymous_volumes));
+    }
+    let doomed = engine
+        .containers
+        .hide(&record.id, Some(&record.name))
+        .unwrap_or_else(|e| {
+            errors.push(e.to_string());
+            None
+        });
+    events::record(engine, Event::container(record, "destroy"));
+    (errors, doomed)
+}
+
+/// The rest of `--rm`, behind the reported exit: the runtime's state, processes and cgroups,
+/// the mounts, the hidden directory's files. Every step tried; what failed is returned.
+pub fn finish_removal(engine: &Engine, id: &str, doomed: Option<&Path>) -> Vec<String> {
+    let mut errors = Vec::new();
+    match berth_runtime::container::delete(&engine.runtime, id, true) {
+        Ok(()) | Err(berth_runtime::Error::NotFound(_)) => {}
+        Err(e) => errors.push(e.to_string()),
+    }
+    errors.extend(crate::leftovers::cgroups(id));
+    let Some(doomed) = doomed else {
+        return errors;
+    };
+    if let Err(e) = crate::bundle::teardown(doomed) {
+        errors.push(e.to_string());
+    }
+    if records::Containers::delete_hidden(doomed).is_err() {
+        // Something else was mounted under it: found and unmounted, then once more.
+        errors.extend(crate::leftovers::unmount_under(doomed));
+        if let Err(e) = records::Containers::delete_hidden(doomed) {
+            errors.push(e.to_string());
+        }
+    }
+    errors
 }
 
 fn remove_volumes(engine: &Engine, names: &[String]) -> Vec<String> {

@@ -50,6 +50,10 @@ impl Filter {
 
 /// Removes the stopped containers that `filter` does not keep.
 pub fn containers(engine: &Engine, filter: &Filter) -> Result<Pruned> {
+    // Removals a killed monitor left half-done (`--rm`, `rm -f`): no listing shows them.
+    for (id, path, _owner) in engine.containers.abandoned() {
+        let _ = crate::lifecycle::finish_removal(engine, &id, Some(&path));
+    }
     let listing = crate::lifecycle::list(engine)?;
     let mut pruned = Pruned {
         skipped: listing.skipped,
