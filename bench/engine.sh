@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# The engine side by side with its peers, in one run, with ratios (issue 4; bridge numbers for
-# issue 5). Numbers, not tests: nothing here asserts on a timing. Run as root after scripts/setup.
+# The engine side by side with its peers and its own runtime, in one run, with ratios (issues
+# 4, 5 and 16). Numbers, not tests: nothing here asserts on a timing. Run as root after
+# scripts/setup.
 #
-#   bench/engine.sh                     # builds the release berth first (BERTH=path: that binary)
-#   RUNS=50 bench/engine.sh             # more samples
+#   bench/engine.sh                     # builds the release berth and berth-runc first
+#                                       # (BERTH=path: that berth; BERTH_RUNC=path: that runtime)
+#   RUNS=50 bench/engine.sh             # more rounds
+#
+# Three groups of commands (run --rm; run -d + rm -f; exec), each timed in alternating rounds
+# (bench/lib/alternate.py: each round runs every command of the group once), so each ratio
+# comes from one run under the same load. The load average is read before and after each
+# group; when it moved by more than 1 the ratios are printed without a verdict.
 #   WITH_DOCKER=1 bench/engine.sh       # also docker (installs Debian's docker.io if missing and
 #                                       # starts a private dockerd --iptables=false --bridge=none)
 #
@@ -12,15 +19,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}
-WARMUP=${WARMUP:-3}
+WARMUP=${WARMUP:-2}
 PODMAN_RUNTIME=${PODMAN_RUNTIME:-runc}
 if [ -z "${BERTH:-}" ]; then
   # Built every time (a no-op when nothing changed): a stale binary measures old code.
   BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
-  cargo build --release -p berth 2>&1 | tail -n 3 >&2
+  cargo build --release -p berth -p berth-runc 2>&1 | tail -n 3 >&2
 fi
+# The runtime alone on the same root: the release berth-runc, as scripts/install builds it.
+BERTH_RUNC=${BERTH_RUNC:-$(dirname "$BERTH")/berth-runc}
+[ -x "$BERTH_RUNC" ] || { echo "bench: no berth-runc at $BERTH_RUNC (BERTH_RUNC=path)" >&2; exit 1; }
 [ -x "$BERTH" ] || { echo "bench: no berth binary at $BERTH" >&2; exit 1; }
-command -v hyperfine >/dev/null || { echo "bench: needs hyperfine (scripts/setup)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/berth-bench-XXXXXX)
 out=${OUT:-target/bench}
@@ -100,56 +109,82 @@ fi
 # crun/runc bare: the same root and namespaces, no engine (crun needs cgroup2 free on hybrid)
 free_cgroup2_for_crun
 bundle=$work/bundle
-mkdir -p "$bundle" && ln -s "$rootfs" "$bundle/rootfs"
-(cd "$bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"true"/' config.json)
+mkdir -p "$bundle"
+# root.path the real directory (berth-runc refuses a root reached through a symlink)
+(cd "$bundle" && runc spec && sed -i "s/\"terminal\": true/\"terminal\": false/; s/\"sh\"\$/\"true\"/; s#\"path\": \"rootfs\"#\"path\": \"$rootfs\"#" config.json)
 
 # --- timings ------------------------------------------------------------------------------
+# Alternating runs (bench/lib/alternate.py): every round runs each command of a group once, so
+# the load other people put on the machine falls on all alike, and each ratio comes from one
+# run. A group during which the load average moved by more than 1 gives no verdict.
 declare -A median
-measure() { # name, command...
+steady=1
+loads=()
+group() { # name, alternate.py arguments...
   local name=$1; shift
-  hyperfine -N --runs "$RUNS" --warmup "$WARMUP" --export-json "$out/engine-$name.json" "$@" >/dev/null 2>&1 ||
-    { echo "bench: $name failed" >&2; return 0; }
-  median[$name]=$(python3 -c "import json,sys;print(json.load(open('$out/engine-$name.json'))['results'][0]['median']*1000)")
+  python3 bench/lib/alternate.py --rounds "$RUNS" --warmup "$WARMUP" --out "$out/engine-$name.json" "$@" >/dev/null ||
+    { echo "bench: group $name failed" >&2; return 0; }
+  eval "$(python3 - "$out/engine-$name.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for k, v in d["results"].items():
+    if v["median"] is not None:
+        print(f"median[{k}]={v['median']:.3f}")
+    for f in v["failures"][:1]:
+        print(f"echo {json.dumps('bench: ' + k + ': ' + f)} >&2")
+print(f"loads+=({json.dumps(str(d['load_before']) + ' -> ' + str(d['load_after']))})")
+print("" if d["steady"] else "steady=")
+PY
+)"
 }
-measure_prep() { # name, prepare, command
-  local name=$1 prep=$2; shift 2
-  hyperfine -N --runs "$RUNS" --warmup 1 --prepare "$prep" --export-json "$out/engine-$name.json" "$@" >/dev/null 2>&1 ||
-    { echo "bench: $name failed" >&2; return 0; }
-  median[$name]=$(python3 -c "import json;print(json.load(open('$out/engine-$name.json'))['results'][0]['median']*1000)")
-}
+pm_cmd="env CONTAINERS_CONF=$work/containers.conf podman --root $work/podman --runroot $work/podman-run --tmpdir $work/podman-tmp --cgroup-manager cgroupfs --events-backend file --runtime $PODMAN_RUNTIME"
+ctr_cmd="ctr --address $work/ctrd/containerd.sock --namespace bench"
+runc_bare="runc_bare=$BERTH_RUNC --root $work/berth-runc run -b $bundle bench"
 
-measure berth_run "$BERTH run --rm --network none bench/busybox true"
-measure berth_run_bridge "$BERTH run --rm bench/busybox true"
-measure crun_bare "crun --root $work/crun run -b $bundle bench"
-[ -n "${podman_ok:-}" ] && measure podman_run "env CONTAINERS_CONF=$work/containers.conf podman --root $work/podman --runroot $work/podman-run --tmpdir $work/podman-tmp --cgroup-manager cgroupfs --events-backend file --runtime $PODMAN_RUNTIME run --rm --network none bench/busybox true"
-[ -n "${podman_ok:-}" ] && measure podman_run_bridge "env CONTAINERS_CONF=$work/containers.conf podman --root $work/podman --runroot $work/podman-run --tmpdir $work/podman-tmp --cgroup-manager cgroupfs --events-backend file --runtime $PODMAN_RUNTIME run --rm bench/busybox true"
-[ -n "${ctr_ok:-}" ] && measure ctr_run "ctr --address $work/ctrd/containerd.sock --namespace bench run --rm $ctr_image bench true"
-[ -n "${docker_ok:-}" ] && measure docker_run "docker -H unix://$work/docker.sock run --rm --network none bench/busybox true"
+# run --rm of true, and the runtimes alone on the same root
+args=("berth_run=$BERTH run --rm --network none bench/busybox true"
+  "berth_run_bridge=$BERTH run --rm bench/busybox true" "$runc_bare"
+  "crun_bare=crun --root $work/crun run -b $bundle bench")
+[ -n "${podman_ok:-}" ] && args+=("podman_run=$pm_cmd run --rm --network none bench/busybox true"
+  "podman_run_bridge=$pm_cmd run --rm bench/busybox true")
+[ -n "${ctr_ok:-}" ] && args+=("ctr_run=$ctr_cmd run --rm $ctr_image bench true")
+[ -n "${docker_ok:-}" ] && args+=("docker_run=docker -H unix://$work/docker.sock run --rm --network none bench/busybox true")
+group run "${args[@]}"
 
-# run -d, then rm -f of a running container
-measure_prep berth_rm "$BERTH run -d --name rmme --network none bench/busybox sleep 1000" "$BERTH rm -f rmme"
-[ -n "${ctr_ok:-}" ] && measure_prep ctr_rm "ctr --address $work/ctrd/containerd.sock --namespace bench run -d $ctr_image rmme sleep 1000" \
-  "sh -c 'ctr --address $work/ctrd/containerd.sock --namespace bench task kill -s KILL rmme; ctr --address $work/ctrd/containerd.sock --namespace bench task delete -f rmme; ctr --address $work/ctrd/containerd.sock --namespace bench containers delete rmme'"
-measure berth_run_d "sh -c '$BERTH run -d --network none bench/busybox sleep 1000 >/dev/null'"
-measure berth_run_d_bridge "sh -c '$BERTH run -d bench/busybox sleep 1000 >/dev/null'"
+# run -d, then rm -f of the running container: the pair timed together, and rm -f alone
+args=("berth_pair=$BERTH run -d --network none bench/busybox sleep 1000 ;; $BERTH rm -f {}"
+  "berth_pair_bridge=$BERTH run -d bench/busybox sleep 1000 ;; $BERTH rm -f {}" "$runc_bare"
+  "berth_rm=$BERTH rm -f rmme" --prepare "berth_rm=$BERTH run -d --name rmme --network none bench/busybox sleep 1000")
+[ -n "${podman_ok:-}" ] && args+=("podman_pair=$pm_cmd run -d --network none bench/busybox sleep 1000 ;; $pm_cmd rm -f -t 0 {}")
+[ -n "${ctr_ok:-}" ] && args+=("ctr_rm=sh -c '$ctr_cmd task kill -s KILL rmme; $ctr_cmd task delete -f rmme; $ctr_cmd containers delete rmme'"
+  --prepare "ctr_rm=$ctr_cmd run -d $ctr_image rmme sleep 1000")
+group rm "${args[@]}"
 
 # exec in a running container
 "$BERTH" run -d --name execme --network none bench/busybox sleep 100000 >/dev/null
-measure berth_exec "$BERTH exec execme true"
+args=("berth_exec=$BERTH exec execme true")
 if [ -n "${ctr_ok:-}" ]; then
   c run -d "$ctr_image" execme sleep 100000 >/dev/null
-  n=0
-  measure ctr_exec "sh -c 'ctr --address $work/ctrd/containerd.sock --namespace bench task exec --exec-id e\$\$ execme true'"
+  args+=("ctr_exec=sh -c '$ctr_cmd task exec --exec-id e\$\$ execme true'")
 fi
 if [ -n "${podman_ok:-}" ]; then
   pm run -d --name execme --network none bench/busybox sleep 100000 >/dev/null
-  measure podman_exec "env CONTAINERS_CONF=$work/containers.conf podman --root $work/podman --runroot $work/podman-run --tmpdir $work/podman-tmp --cgroup-manager cgroupfs --events-backend file --runtime $PODMAN_RUNTIME exec execme true"
+  args+=("podman_exec=$pm_cmd exec execme true")
 fi
+group exec "${args[@]}"
 
 # --- idle memory of the per-container helper process --------------------------------------
 pss() { awk '/^Rss:/{r=$2} /^Pss:/{p=$2} /^Private_Clean:/{pc=$2} /^Private_Dirty:/{pd=$2} END{printf "%.2f %.2f %.2f\n", p/1024, (pc+pd)/1024, r/1024}' "/proc/$1/smaps_rollup"; }
-monitor_pid=$(python3 -c "import json,glob;print([json.load(open(f))['state']['monitor_pid'] for f in glob.glob('$BERTH_ROOT/containers/*/record.json') if json.load(open(f))['name']=='execme'][0])")
-read -r berth_pss berth_priv berth_rss < <(pss "$monitor_pid")
+monitor_of() { python3 -c "import json,glob;print([json.load(open(f))['state']['monitor_pid'] for f in glob.glob('$BERTH_ROOT/containers/*/record.json') if json.load(open(f))['name']=='$1'][0])"; }
+read -r exec_pss exec_priv exec_rss < <(pss "$(monitor_of execme)")
+# Idle monitors, as a host running containers has them: IDLE of them (their code shared, as
+# on any host with more than one), each read a while after its start (the monitor trims its
+# heap, stack and start-up code a second after the start). The average of their PSS.
+IDLE=${IDLE:-10}
+for i in $(seq "$IDLE"); do "$BERTH" run -d --name "idle$i" --network none bench/busybox sleep 100000 >/dev/null; done
+sleep 2
+read -r berth_pss berth_priv berth_rss < <(for i in $(seq "$IDLE"); do pss "$(monitor_of "idle$i")"; done |
+  awk '{p+=$1; v+=$2; r+=$3} END{printf "%.2f %.2f %.2f\n", p/NR, v/NR, r/NR}')
 if [ -n "${podman_ok:-}" ]; then
   conmon_pid=$(pgrep -f "conmon.*$work/podman" | head -1 || true)
   [ -n "$conmon_pid" ] && read -r conmon_pss conmon_priv conmon_rss < <(pss "$conmon_pid")
@@ -162,31 +197,50 @@ fi
 # --- report -------------------------------------------------------------------------------
 ratio() { [ -n "${median[$1]:-}" ] && [ -n "${median[$2]:-}" ] && python3 -c "print(f'{${median[$1]}/${median[$2]}:.2f}x')" || echo "n/a"; }
 ms() { [ -n "${median[$1]:-}" ] && printf '%8.1f ms' "${median[$1]}" || printf '%11s' "skipped"; }
+# A ratio against its target, or no verdict when the load moved during its group.
+verdict() { # a, b, target
+  local r
+  r=$(ratio "$1" "$2")
+  if [ "$r" = n/a ]; then echo "n/a"; return; fi
+  if [ -z "$steady" ]; then echo "$r (target <= $3x; no verdict: the load moved by more than 1)"; return; fi
+  python3 -c "r=${median[$1]}/${median[$2]}; print(f'{r:.2f}x (target <= $3x: ' + ('met' if r <= $3 else 'NOT met') + ')')"
+}
 echo
-echo "machine: $(nproc) cores, $(uname -r); $RUNS runs each, medians"
+echo "machine: $(nproc) cores, $(uname -r); $RUNS alternating rounds, medians; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "load average (1 min) before -> after, per group (run, rm, exec): ${loads[*]}"
+[ -z "$steady" ] && echo "the load moved by more than 1 during a group: ratios printed, no verdicts"
 echo
-printf '%-34s %s\n' "run --rm true (no network)" ""
-printf '  %-32s %s\n' "berth" "$(ms berth_run)" "crun run (bare runtime)" "$(ms crun_bare)" \
-  "podman ($PODMAN_RUNTIME)" "$(ms podman_run)" "ctr" "$(ms ctr_run)" "docker" "$(ms docker_run)"
-echo "  berth/podman $(ratio berth_run podman_run) (target <= 0.10x)   berth/crun $(ratio berth_run crun_bare) (target <= 2x)"
-echo "  berth/ctr $(ratio berth_run ctr_run)   berth/docker $(ratio berth_run docker_run)"
+echo "run --rm true (no network)"
+printf '  %-32s %s\n' "berth" "$(ms berth_run)" "berth-runc run (same root)" "$(ms runc_bare)" \
+  "crun run (bare runtime)" "$(ms crun_bare)" "podman ($PODMAN_RUNTIME)" "$(ms podman_run)" "ctr" "$(ms ctr_run)" "docker" "$(ms docker_run)"
+echo "  berth/berth-runc $(verdict berth_run runc_bare 1.5)"
+echo "  berth/podman     $(verdict berth_run podman_run 0.07)"
+echo "  berth/crun $(ratio berth_run crun_bare)   berth/ctr $(ratio berth_run ctr_run)   berth/docker $(ratio berth_run docker_run)"
 echo
-printf '%-34s\n' "run --rm true (bridge network)"
+echo "run --rm true (bridge network)"
 printf '  %-32s %s\n' "berth" "$(ms berth_run_bridge)" "podman" "$(ms podman_run_bridge)"
 [ -n "${median[berth_run_bridge]:-}" ] && [ -n "${median[berth_run]:-}" ] &&
-  python3 -c "print(f'  the bridge adds {${median[berth_run_bridge]}-${median[berth_run]}:.1f} ms to berth (target <= 3 ms)')"
+  python3 -c "print(f'  the bridge adds {${median[berth_run_bridge]}-${median[berth_run]}:.1f} ms to berth (target <= 2 ms; same interleaved run)')"
 echo "  berth/podman $(ratio berth_run_bridge podman_run_bridge)"
-[ -n "${median[berth_run_d_bridge]:-}" ] && [ -n "${median[berth_run_d]:-}" ] &&
-  python3 -c "print(f'  start only (run -d): the bridge adds {${median[berth_run_d_bridge]}-${median[berth_run_d]}:.1f} ms')"
 echo
-printf '  %-32s %s\n' "berth run -d" "$(ms berth_run_d)"
-printf '  %-32s %s   vs ctr %s: %s (target <= 0.3x)\n' "berth rm -f (running)" "$(ms berth_rm)" "$(ms ctr_rm)" "$(ratio berth_rm ctr_rm)"
-printf '  %-32s %s   vs ctr %s: %s (target <= 0.3x); podman %s\n' "berth exec true" "$(ms berth_exec)" "$(ms ctr_exec)" "$(ratio berth_exec ctr_exec)" "$(ms podman_exec)"
+echo "run -d, then rm -f of the running container (timed together)"
+printf '  %-32s %s\n' "berth" "$(ms berth_pair)" "berth, bridge" "$(ms berth_pair_bridge)" "podman" "$(ms podman_pair)" \
+  "berth-runc run (same root)" "$(ms runc_bare)" "berth rm -f alone" "$(ms berth_rm)" "ctr task kill+delete alone" "$(ms ctr_rm)"
+echo "  berth/berth-runc $(verdict berth_pair runc_bare 1.5)"
+echo "  berth/podman     $(verdict berth_pair podman_pair 0.07)"
+echo "  rm -f alone: berth/ctr $(ratio berth_rm ctr_rm)"
+[ -n "${median[berth_pair_bridge]:-}" ] && [ -n "${median[berth_pair]:-}" ] &&
+  python3 -c "print(f'  the bridge adds {${median[berth_pair_bridge]}-${median[berth_pair]}:.1f} ms to run -d + rm -f')"
+echo
+echo "exec true in a running container"
+printf '  %-32s %s\n' "berth" "$(ms berth_exec)" "ctr" "$(ms ctr_exec)" "podman" "$(ms podman_exec)"
+echo "  berth/ctr $(verdict berth_exec ctr_exec 0.1)"
 echo
 echo "idle helper process per container (PSS / private / RSS, MiB; PSS shares code among"
 echo "the processes mapping it: berth's many monitors here, conmon's one)"
-printf '  %-32s %s / %s / %s\n' "berth monitor" "$berth_pss" "$berth_priv" "$berth_rss"
+printf '  %-32s %s / %s / %s   (target PSS <= 0.4)\n' "berth monitor, idle ($IDLE)" "$berth_pss" "$berth_priv" "$berth_rss"
+printf '  %-32s %s / %s / %s\n' "berth monitor after the execs" "$exec_pss" "$exec_priv" "$exec_rss"
 printf '  %-32s %s / %s / %s\n' "conmon (podman)" "${conmon_pss:-n/a}" "${conmon_priv:-n/a}" "${conmon_rss:-n/a}"
 printf '  %-32s %s / %s / %s\n' "containerd-shim-runc-v2" "${shim_pss:-n/a}" "${shim_priv:-n/a}" "${shim_rss:-n/a}"
 echo
-echo "hyperfine JSON in $out/engine-*.json"
+echo "JSON of each group in $out/engine-{run,rm,exec}.json"

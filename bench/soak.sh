@@ -59,9 +59,18 @@ if [ -n "$NETWORK" ]; then
 fi
 # One container first, so the network, its bridge (and DNS server) and berth's nftables table
 # exist in the "before" state: they are made once, not per container.
-"$BERTH" run --rm "${net[@]}" soak/busybox true
+"$BERTH" run --rm "${net[@]}" --cidfile "$work/cid/first" soak/busybox true
 
+# run --rm returns once the container is gone from every listing; its monitor finishes the
+# teardown behind it: give that a bounded while, polled, before taking a state.
+settle() {
+  for _ in $(seq 300); do
+    python3 bench/lib/soak-state.py --pending "$BERTH_ROOT" "$work/cid" && break
+    sleep 0.2
+  done
+}
 state() { python3 bench/lib/soak-state.py "$BERTH_ROOT" "$work/cid"; }
+settle
 state >"$work/before.json"
 
 net_flag=${NETWORK:+--network=$NETWORK}
@@ -86,12 +95,7 @@ started=$(date +%s%N)
 seq 1 "$PARALLEL" | xargs -P "$JOBS" -I{} bash -c 'run_one p{}' || true
 parallel_ms=$(ms_since "$started")
 
-# run --rm returns once the container is gone; give stragglers (a monitor finishing its
-# teardown) a bounded while, polled, before taking the "after" state.
-for _ in $(seq 300); do
-  python3 bench/lib/soak-state.py --pending "$BERTH_ROOT" "$work/cid" && break
-  sleep 0.2
-done
+settle
 state >"$work/after.json"
 
 failed_seq=$(find "$work/failed" -name 's*' | wc -l)

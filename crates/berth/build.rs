@@ -17,6 +17,18 @@ fn main() {
     println!("cargo:rustc-env=BERTH_VERSION_LINE={line}");
     println!("cargo:rustc-env=BERTH_RUST_VERSION={}", rust_version());
     println!("cargo:rerun-if-changed=build.rs");
+    // The release binary is linked position-dependent (as Go links dockerd, containerd and
+    // runc by default): a PIE's 16,000 relative relocations make the dynamic loader write every
+    // page of its relocated read-only data (290 KiB) at each start, and those pages stay
+    // private to the process. Every container's monitor is such a process: without them its
+    // idle PSS is 0.29 MiB smaller, and each start (the CLI's, the monitor's) has 80 page
+    // faults fewer. What it gives up is the random base of this binary's own code (libraries,
+    // heap, stack and mappings stay randomized). Debug builds stay PIE. (bench/README.md)
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
+    if release && linux {
+        println!("cargo:rustc-link-arg-bin=berth=-no-pie");
+    }
     // Run again when HEAD moves: HEAD itself (a checkout) and the branch it names (a commit),
     // loose or packed. Only files that exist: cargo reruns every build for a missing one.
     for file in head_files() {

@@ -287,7 +287,7 @@ fn attach(
         }
         Network::Bridge => "bridge",
     };
-    let store = berth_net::NetStore::open(&engine.root, &engine.exe)?;
+    let store = berth_engine::network::store(engine)?;
     let req = berth_net::AttachRequest {
         container_id: id.to_string(),
         container_name: id.to_string(),
@@ -354,6 +354,7 @@ fn step_spec(spec: &RunSpec, rootfs: &Path, etc: &EtcFiles, id: &str) -> Result<
         volumes: &Default::default(),
         cgroups_path: &berth_engine::Engine::cgroups_path(id),
         host_rlimits: &spec::HostLimits::current(),
+        userns: None,
     };
     let built = spec::build(&inputs).map_err(|e| Error::Invalid(e.to_string()))?;
     Ok(built.spec)

@@ -19,7 +19,36 @@ use crate::ignore::{glob, has_wildcards, Ignore};
 pub struct Context {
     pub root: Root,
     pub ignore: Ignore,
-    unpacked: Option<tempfile::TempDir>,
+    unpacked: Option<Unpacked>,
+}
+
+/// The directory a tar context is unpacked in, `<tmp>/context-XXXX/ctx`, locked (its `lock`
+/// file) for the build's life: removed when the build ends, and by the next build's sweep
+/// (`workdir`) when a killed one (SIGKILL, the OOM killer) could not.
+struct Unpacked {
+    _dir: tempfile::TempDir,
+    _lock: std::fs::File,
+}
+
+impl Unpacked {
+    fn create(tmp: &Path) -> Result<(Unpacked, PathBuf)> {
+        let dir = tempfile::Builder::new()
+            .prefix("context-")
+            .tempdir_in(tmp)
+            .map_err(Error::io("create a directory in", tmp))?;
+        let lock_path = dir.path().join("lock");
+        let lock = std::fs::File::create(&lock_path).map_err(Error::io("create", &lock_path))?;
+        lock.lock().map_err(Error::io("lock", &lock_path))?;
+        let ctx = dir.path().join("ctx");
+        std::fs::create_dir(&ctx).map_err(Error::io("create", &ctx))?;
+        Ok((
+            Unpacked {
+                _dir: dir,
+                _lock: lock,
+            },
+            ctx,
+        ))
+    }
 }
 
 /// A source a COPY names: its path in its root (for messages and the ignore file) and on the host.
@@ -41,46 +70,54 @@ impl Context {
             )));
         }
         let root = Root::open(&real).map_err(Error::io("open the build context", &real))?;
-        let ignore = match std::fs::read_to_string(real.join(".dockerignore")) {
-            Ok(text) => {
-                Ignore::parse(&text).map_err(|e| Error::Invalid(format!(".dockerignore: {e}")))?
+        // As the docker CLI reads a directory's: a link to a file of the user's is followed.
+        let text = std::fs::read_to_string(real.join(".dockerignore")).ok();
+        Context::with_ignore(root, text.as_deref(), None)
+    }
+
+    fn with_ignore(root: Root, text: Option<&str>, unpacked: Option<Unpacked>) -> Result<Context> {
+        let ignore = match text {
+            Some(text) => {
+                Ignore::parse(text).map_err(|e| Error::Invalid(format!(".dockerignore: {e}")))?
             }
-            Err(_) => Ignore::default(),
+            None => Ignore::default(),
         };
         Ok(Context {
             root,
             ignore,
-            unpacked: None,
+            unpacked,
         })
+    }
+
+    /// A context unpacked from a client's tar: its `.dockerignore` read as dockerd reads it,
+    /// resolved inside the context (a link to /etc/shadow or /dev/zero finds nothing there).
+    fn unpacked(dir: Unpacked, path: &Path) -> Result<Context> {
+        let root = Root::open(path).map_err(Error::io("open the build context", path))?;
+        let text = match read_in(&root, Path::new(".dockerignore")) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("read the context's", ".dockerignore")(e)),
+        };
+        Context::with_ignore(root, text.as_deref(), Some(dir))
     }
 
     /// A tar context (plain or compressed), unpacked below `tmp` as `cp` extracts into a
     /// container: each entry made beneath the directory (`openat2(RESOLVE_IN_ROOT)`, no link
     /// followed out of it, `..` refused, no device nodes), owned by root.
     pub fn tar(reader: impl Read, tmp: &Path) -> Result<Context> {
-        let dir = tempfile::Builder::new()
-            .prefix("context-")
-            .tempdir_in(tmp)
-            .map_err(Error::io("create a directory in", tmp))?;
+        let (dir, path) = Unpacked::create(tmp)?;
         let decoder = berth_image::compress::decoder(io::BufReader::new(reader))
-            .map_err(Error::io("read the context archive", dir.path()))?;
-        let root = berth_engine::copy::open_host_dir(dir.path())?;
+            .map_err(Error::io("read the context archive", &path))?;
+        let root = berth_engine::copy::open_host_dir(&path)?;
         let options = berth_engine::copy::ExtractOptions::default();
         berth_engine::copy::unpack(root.as_fd(), Path::new("/"), decoder, &options)?;
-        let mut ctx = Context::dir(dir.path())?;
-        ctx.unpacked = Some(dir);
-        Ok(ctx)
+        Context::unpacked(dir, &path)
     }
 
     /// No context at all (a Dockerfile on stdin): an empty directory.
     pub fn empty(tmp: &Path) -> Result<Context> {
-        let dir = tempfile::Builder::new()
-            .prefix("context-")
-            .tempdir_in(tmp)
-            .map_err(Error::io("create a directory in", tmp))?;
-        let mut ctx = Context::dir(dir.path())?;
-        ctx.unpacked = Some(dir);
-        Ok(ctx)
+        let (dir, path) = Unpacked::create(tmp)?;
+        Context::unpacked(dir, &path)
     }
 
     /// Whether the context was unpacked into a directory of its own (a tar, or nothing).
@@ -104,6 +141,23 @@ impl Context {
         let dir = std::fs::symlink_metadata(host).is_ok_and(|m| m.is_dir());
         !(dir && self.ignore.may_include_below(&rel.to_string_lossy()))
     }
+}
+
+/// The text of the regular file `path` resolved inside `root`: links followed only inside it,
+/// and a FIFO, device or directory refused rather than read (or waited on) forever.
+pub fn read_in(root: &Root, path: &Path) -> io::Result<String> {
+    use nix::fcntl::OFlag;
+    let fd = root.resolve(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
+    let file = std::fs::File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut text = String::new();
+    (&file).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Whether `head`, a stream's first bytes (1 KiB will do), starts a tar archive: a header

@@ -98,8 +98,22 @@ impl Root {
             .is_ok()
     }
 
-    /// `mkdir -p` in the root: missing directories made 0755 with `owner`, times `now`.
+    /// `mkdir -p` in the root: missing directories made 0755 with `owner`, times `now`; a
+    /// link on the way that leads nowhere yet has what it names made, in the root, as
+    /// Docker's scoped MkdirAll makes it (`/esc -> /x/y`: COPY f /esc/f makes /x/y).
     pub fn mkdir_all(&self, path: &Path, owner: Owner, now: i64) -> io::Result<OwnedFd> {
+        self.mkdir_all_links(path, owner, now, 0)
+    }
+
+    fn mkdir_all_links(
+        &self,
+        path: &Path,
+        owner: Owner,
+        now: i64,
+        links: usize,
+    ) -> io::Result<OwnedFd> {
+        // The kernel's bound on links followed in one path.
+        const MAX_LINKS: usize = 40;
         let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
         let parts: Vec<_> = rel(path)
             .components()
@@ -120,6 +134,17 @@ impl Root {
                 Ok(_) => continue,
                 Err(e) if e.raw_os_error() != Some(Errno::ENOENT as i32) => return Err(e),
                 Err(_) => {}
+            }
+            if let Ok(target) = nix::fcntl::readlinkat(&parent, part.as_os_str()) {
+                if links >= MAX_LINKS {
+                    return Err(errno(Errno::ELOOP));
+                }
+                let base = match Path::new(&target).is_absolute() {
+                    true => PathBuf::new(),
+                    false => prefix.parent().map(Path::to_path_buf).unwrap_or_default(),
+                };
+                self.mkdir_all_links(&base.join(&target), owner, now, links + 1)?;
+                continue;
             }
             mkdirat(&parent, part.as_os_str(), Mode::from_bits_truncate(0o755)).map_err(errno)?;
             let made = openat(

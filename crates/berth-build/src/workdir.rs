@@ -53,7 +53,8 @@ fn sweep(engine: &berth_engine::Engine, work: &Path) {
         let name = entry.file_name().to_string_lossy().into_owned();
         // No lock file yet: a build that has only just made its directory.
         let free = File::open(entry.path().join("lock")).is_ok_and(|f| f.try_lock().is_ok());
-        if name.starts_with("build-") && free {
+        // A context unpacked for a build (`context-`, locked alike) goes with it.
+        if (name.starts_with("build-") || name.starts_with("context-")) && free {
             stale.push(name);
         }
     }

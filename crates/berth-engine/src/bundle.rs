@@ -16,6 +16,7 @@ use crate::lifecycle::ImageRef;
 use crate::records::{Record, Status};
 use crate::request::{MountRequest, NsMode, RunRequest};
 use crate::spec::{self, EtcFiles, HostLimits, SpecInputs};
+use crate::userns::IdMap;
 
 /// What the monitor needs to know from the bundle besides config.json.
 #[derive(Debug, Clone)]
@@ -35,19 +36,21 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     let dir = engine.containers.dir(&record.id);
     let (config, layers) = image_of(engine, record)?;
     let root = rootfs(&dir);
-    mount_overlay(&dir, &root, &layers)?;
+    let userns = crate::userns::of(record);
+    mount_overlay(&dir, &root, &layers, userns)?;
     let result = (|| {
         let req = &record.request;
         let etc = write_etc_files(&dir, record)?;
         bind_sources(&req.mounts)?;
-        let volumes = volumes(engine, &record.id, &req.mounts, &root)?;
+        let volumes = volumes(engine, &record.id, &req.mounts, &root, userns)?;
         let joins = joins(engine, req, true)?;
-        let built = build(&record.id, req, &config, &root, &etc, &joins, &volumes)?;
+        let inputs = (&etc, &joins, &volumes, userns);
+        let built = build(&record.id, req, &config, &root, inputs)?;
         let mut spec = built.spec;
         shared_shm(engine, record, &dir, &mut spec)?;
         let built = spec::Built { spec, ..built };
-        ensure_cwd(&root, &built.spec)?;
-        if req.userns == NsMode::Private {
+        ensure_cwd(&root, &built.spec, userns)?;
+        if userns.is_some() {
             mount_points(&root, &built.spec)?;
         }
         let data = serde_json::to_vec_pretty(&built.spec)
@@ -79,13 +82,25 @@ pub fn undo(engine: &Engine, record: &Record) {
 /// image's USER): only then is the root mounted, and unmounted after (an unmount waits for an
 /// RCU grace period, milliseconds a `run` need not pay). Otherwise an empty root stands in for
 /// it, where the default user resolves as in any image, to root.
-pub fn check(engine: &Engine, id: &str, req: &RunRequest, image: &ImageRef<'_>) -> Result<()> {
+pub fn check(
+    engine: &Engine,
+    id: &str,
+    req: &RunRequest,
+    userns: Option<IdMap>,
+    image: &ImageRef<'_>,
+) -> Result<()> {
     let dir = engine.containers.dir(id);
     let root = rootfs(&dir);
     let image_user = spec::image_user(image.config.config().as_ref()).is_some();
     let mount = req.user.is_some() || !req.group_add.is_empty() || image_user;
     if mount {
-        mount_overlay(&dir, &root, &layers_of(engine, &image.id, image.config)?)?;
+        // Only the image's users are read: its own ids, not idmapped.
+        mount_overlay(
+            &dir,
+            &root,
+            &layers_of(engine, &image.id, image.config)?,
+            None,
+        )?;
     } else {
         fs::create_dir_all(&root).map_err(Error::io("create", &root))?;
     }
@@ -101,15 +116,8 @@ pub fn check(engine: &Engine, id: &str, req: &RunRequest, image: &ImageRef<'_>) 
         })
         .collect();
     let built = joins(engine, req, false).and_then(|joins| {
-        build(
-            id,
-            req,
-            image.config,
-            &root,
-            &etc_files(&dir),
-            &joins,
-            &volumes,
-        )
+        let inputs = (&etc_files(&dir), &joins, &volumes, userns);
+        build(id, req, image.config, &root, inputs)
     });
     if mount {
         built.and(teardown(&dir))
@@ -118,15 +126,22 @@ pub fn check(engine: &Engine, id: &str, req: &RunRequest, image: &ImageRef<'_>) 
     }
 }
 
+/// The host's side of the spec: /etc files, joined namespaces, volumes, the user namespace's
+/// ids.
+type HostInputs<'a> = (
+    &'a EtcFiles,
+    &'a BTreeMap<String, PathBuf>,
+    &'a BTreeMap<String, PathBuf>,
+    Option<IdMap>,
+);
+
 /// config.json from the request and the image.
 fn build(
     id: &str,
     req: &RunRequest,
     config: &ImageConfiguration,
     root: &Path,
-    etc: &EtcFiles,
-    joins: &BTreeMap<String, PathBuf>,
-    volumes: &BTreeMap<String, PathBuf>,
+    (etc, joins, volumes, userns): HostInputs<'_>,
 ) -> Result<spec::Built> {
     Ok(spec::build(&SpecInputs {
         id,
@@ -138,6 +153,7 @@ fn build(
         volumes,
         cgroups_path: &Engine::cgroups_path(id),
         host_rlimits: &HostLimits::current(),
+        userns,
     })?)
 }
 
@@ -154,7 +170,11 @@ pub fn image_of(engine: &Engine, record: &Record) -> Result<(ImageConfiguration,
 }
 
 /// The layers of the image `image_id` whose config is `config`, top first.
-fn layers_of(engine: &Engine, image_id: &str, config: &ImageConfiguration) -> Result<Vec<PathBuf>> {
+pub(crate) fn layers_of(
+    engine: &Engine,
+    image_id: &str,
+    config: &ImageConfiguration,
+) -> Result<Vec<PathBuf>> {
     let store = engine.images()?;
     let image_id = berth_image::digest::parse_digest(image_id)?;
     let diff_ids = config
@@ -167,8 +187,14 @@ fn layers_of(engine: &Engine, image_id: &str, config: &ImageConfiguration) -> Re
 }
 
 /// Mounts the image's layers at `root` as an overlay with the container's own upper and work
-/// directories (`<dir>/upper`, `<dir>/work`), replacing a stale mount there.
-pub fn mount_overlay(dir: &Path, root: &Path, layers: &[PathBuf]) -> Result<()> {
+/// directories (`<dir>/upper`, `<dir>/work`), replacing a stale mount there. With the map of a
+/// user namespace of the container's own, the layers are idmapped through it (`idmap`).
+pub fn mount_overlay(
+    dir: &Path,
+    root: &Path,
+    layers: &[PathBuf],
+    userns: Option<IdMap>,
+) -> Result<()> {
     let upper = dir.join("upper");
     let work = dir.join("work");
     for d in [root, &upper, &work] {
@@ -176,7 +202,11 @@ pub fn mount_overlay(dir: &Path, root: &Path, layers: &[PathBuf]) -> Result<()> 
     }
     // A monitor killed before it unmounted leaves the old mount: replace it.
     let _ = nix::mount::umount2(root, MntFlags::MNT_DETACH);
-    let data = berth_image::snapshot::overlay_mount_data(layers, &upper, &work)?;
+    let (lower, _view) = match userns {
+        Some(map) => crate::idmap::layers(dir, layers, map)?,
+        None => (layers.to_vec(), None),
+    };
+    let data = berth_image::snapshot::overlay_mount_data(&lower, &upper, &work)?;
     if crate::rootless::fuse::forced() && berth_sys::rootless::is_rootless() {
         return crate::rootless::fuse::mount(root, &data);
     }
@@ -203,23 +233,48 @@ pub fn mount_overlay(dir: &Path, root: &Path, layers: &[PathBuf]) -> Result<()> 
 }
 
 /// Docker makes a missing working directory (`-w`, WORKDIR); resolved inside the root, so a
-/// symlink in the image cannot point it outside.
-fn ensure_cwd(root: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
-    use std::os::fd::AsFd;
+/// symlink in the image cannot point it outside. With a user namespace of the container's own,
+/// the directories made here are its root's, as Docker makes them with userns-remap (made as
+/// the host's root, they would be nobody's in the container).
+fn ensure_cwd(root: &Path, spec: &oci_spec::runtime::Spec, userns: Option<IdMap>) -> Result<()> {
+    use berth_runtime::rootfs::resolve;
+    use std::os::fd::{AsFd, AsRawFd};
     let Some(cwd) = spec.process().as_ref().map(|p| p.cwd().clone()) else {
         return Ok(());
     };
     let dir = fs::File::open(root).map_err(Error::io("open", root))?;
-    let leaf = berth_runtime::rootfs::resolve::Leaf::Dir;
-    berth_runtime::rootfs::resolve::create(dir.as_fd(), &cwd, leaf)
-        .map(drop)
-        .map_err(Error::io("create the working directory", cwd))
+    let exists = |p: &Path| resolve::open(dir.as_fd(), p, nix::fcntl::OFlag::O_PATH).is_ok();
+    // The working directory and each directory above it, the root's first.
+    let mut paths = Vec::new();
+    let mut at = PathBuf::from("/");
+    for c in cwd.components() {
+        if let std::path::Component::Normal(name) = c {
+            at.push(name);
+            paths.push(at.clone());
+        }
+    }
+    let made = match paths.iter().position(|p| !exists(p)) {
+        Some(first) => &paths[first..],
+        None => return Ok(()),
+    };
+    resolve::create(dir.as_fd(), &cwd, resolve::Leaf::Dir)
+        .map_err(Error::io("create the working directory", &cwd))?;
+    let Some(owner) = userns.and_then(|m| m.host(0)) else {
+        return Ok(());
+    };
+    for path in made {
+        let give = |e| Error::io("give the container's root the directory", path)(e);
+        let fd = resolve::open(dir.as_fd(), path, nix::fcntl::OFlag::O_PATH).map_err(give)?;
+        let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        std::os::unix::fs::chown(&proc, Some(owner), Some(owner)).map_err(give)?;
+    }
+    Ok(())
 }
 
-/// With a private user namespace the container's root is not root on the host and cannot
-/// create directories in the image's root-owned tree: make every mount point now, as the host's
-/// root, inside the root (no symlink followed out of it). The image's files stay the host
-/// root's: readable, not writable, by the container's root (berth does not shift ownership).
+/// With a private user namespace the container's root may not be able to create a mount point
+/// where the image has none (under a directory of a user it has not mapped, or a read-only
+/// root): make every mount point now, as the host's root, inside the root (no symlink followed
+/// out of it). The runtime mounts over them.
 fn mount_points(root: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
     use berth_runtime::rootfs::resolve::{create, Leaf};
     use std::os::fd::AsFd;
@@ -237,8 +292,10 @@ fn mount_points(root: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
     Ok(())
 }
 
-/// Unmounts the container's root and its /dev/shm; what is not mounted is fine.
+/// Unmounts the container's root, its /dev/shm and its idmapped volumes; what is not mounted
+/// is fine.
 pub fn teardown(dir: &Path) -> Result<()> {
+    crate::idmap::release_volumes(dir);
     let mut result = Ok(());
     for (path, step) in [
         (rootfs(dir), "unmount the container's root"),
@@ -386,21 +443,29 @@ fn bind_sources(mounts: &[MountRequest]) -> Result<()> {
 /// Named and anonymous volumes: `<root>/volumes/<name>/_data` (made at create, or here for a
 /// container created before that; with the driver's options mounted on it for container
 /// `id`), an empty one first filled from the image's directory at its mount point (Docker's
-/// copy-up) unless the mount says `nocopy`.
+/// copy-up) unless the mount says `nocopy`. With a user namespace of the container's own, each
+/// is mounted idmapped for it (`idmap::volume`) and that view is what it gets.
 fn volumes(
     engine: &Engine,
     id: &str,
     mounts: &[MountRequest],
     rootfs: &Path,
+    userns: Option<IdMap>,
 ) -> Result<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
+    let cdir = engine.containers.dir(id);
     for m in mounts.iter().filter(|m| m.kind == "volume") {
         let data = crate::volumes::ensure(engine, &m.source)?;
         crate::volumes::local::acquire(engine, &m.source, id)?;
+        let view = match userns {
+            Some(map) => crate::idmap::volume(&cdir, &m.source, &data, map)?,
+            None => None,
+        };
         if !m.options.iter().any(|o| o == "nocopy") {
-            crate::copy_up::populate(rootfs, &m.target, &data)?;
+            let shifted = userns.filter(|_| view.is_some());
+            crate::copy_up::populate_as(rootfs, &m.target, &data, shifted)?;
         }
-        out.insert(m.source.clone(), data);
+        out.insert(m.source.clone(), view.unwrap_or(data));
     }
     Ok(out)
 }

@@ -44,8 +44,18 @@ pub fn commit(engine: &Engine, key: &str, options: &CommitOptions) -> Result<Dig
     let store = engine.images()?;
     let image = store.resolve(&record.image_id)?;
     let (_, lowers) = crate::bundle::image_of(engine, &record)?;
-    let upper = engine.containers.dir(&record.id).join("upper");
+    let cdir = engine.containers.dir(&record.id);
+    let upper = cdir.join("upper");
     std::fs::create_dir_all(&upper).map_err(crate::Error::io("create", upper.clone()))?;
+    // A container with a user namespace of its own stores its changes with its range's ids:
+    // the image gets them with the container's.
+    let (upper, _view) = match crate::userns::of(&record) {
+        Some(map) => {
+            let (dir, view) = crate::idmap::unshifted(&cdir, &upper, map)?;
+            (dir, Some(view))
+        }
+        None => (upper, None),
+    };
     let paused = options.pause && record.state.status == Status::Running;
     if paused {
         crate::lifecycle::pause(engine, &record.id, true)?;

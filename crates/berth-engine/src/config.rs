@@ -9,7 +9,18 @@
 //! log-driver = "json-file"
 //! log-opts = { max-size = "10m", max-file = "3" }
 //! default-ulimits = ["nofile=1024:2048"]
+//! bip = "10.99.0.1/24"              # the default network's bridge address (berth0's)
+//! bridge = "berth1"                 # a default network of this data root's own
+//! default-address-pools = [{ base = "10.10.0.0/16", size = 24 }]
+//! default-userns = "auto"
 //! ```
+//!
+//! `default-userns` (`private`, `auto` or `auto:size=N`) is what Docker's `userns-remap` is: a
+//! user namespace of its own for every container that names no `--userns` (`--userns host`
+//! opts out), except a privileged one or one sharing a host namespace (pid, ipc, uts,
+//! network), which stays in the host's as Docker requires for those. The host ids come from
+//! systemd's range for containers (524288-1879048191) less what /etc/subuid and /etc/subgid
+//! give users, one range per container (see `userns`): no key sets them.
 
 use std::path::{Path, PathBuf};
 
@@ -48,12 +59,32 @@ pub struct Config {
     /// `--ulimit`s every container gets unless it sets that limit itself.
     #[serde(default)]
     pub default_ulimits: Vec<String>,
+    /// The default network's gateway address and prefix (dockerd's `bip`).
+    pub bip: Option<String>,
+    /// The default network's bridge instead of `berth0` (dockerd's `bridge`).
+    pub bridge: Option<String>,
+    /// Where user networks' subnets come from when `--subnet` is not given.
+    #[serde(default)]
+    pub default_address_pools: Vec<AddressPool>,
+    /// `--userns` for a container that names none (Docker's `userns-remap`).
+    pub default_userns: Option<String>,
     /// The files read, in order (not a key of the file).
     #[serde(skip_deserializing)]
     pub sources: Vec<PathBuf>,
 }
 
 const SYSTEM_FILE: &str = "/etc/berth/config.toml";
+
+/// One of dockerd's `default-address-pools`: subnets of prefix `size` cut from `base`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressPool {
+    pub base: String,
+    pub size: u8,
+}
+
+/// The variable a monitor finds the front end's configuration files in, one per line.
+pub const FILES_ENV: &str = "BERTH_CONFIG_FILES";
 
 /// The system's file, then the user's.
 pub fn default_paths() -> Vec<PathBuf> {
@@ -73,6 +104,20 @@ impl Config {
             Some(path) => Config::from_files(&[PathBuf::from(path)]),
             None => Config::from_files(&default_paths()),
         }
+    }
+
+    /// What a monitor's front end read ([`FILES_ENV`]); the defaults without it.
+    pub fn of_monitor() -> Result<Config> {
+        use std::os::unix::ffi::OsStrExt;
+        let Some(list) = std::env::var_os(FILES_ENV) else {
+            return Ok(Config::default());
+        };
+        let paths: Vec<PathBuf> = list
+            .as_bytes()
+            .split(|&b| b == b'\n')
+            .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+            .collect();
+        Config::from_files(&paths)
     }
 
     pub fn from_files(paths: &[PathBuf]) -> Result<Config> {
@@ -112,6 +157,36 @@ impl Config {
         if !later.default_ulimits.is_empty() {
             self.default_ulimits = later.default_ulimits;
         }
+        if later.bip.is_some() {
+            self.bip = later.bip;
+        }
+        if later.bridge.is_some() {
+            self.bridge = later.bridge;
+        }
+        if !later.default_address_pools.is_empty() {
+            self.default_address_pools = later.default_address_pools;
+        }
+        if later.default_userns.is_some() {
+            self.default_userns = later.default_userns;
+        }
+    }
+
+    /// The networks' addressing this configuration asks for (checked when it was read).
+    pub fn addressing(&self) -> Result<berth_net::Addressing> {
+        let bip = match &self.bip {
+            Some(text) => Some(bip(text)?),
+            None => None,
+        };
+        let pools = self
+            .default_address_pools
+            .iter()
+            .map(pool)
+            .collect::<Result<_>>()?;
+        Ok(berth_net::Addressing {
+            bridge: self.bridge.clone(),
+            bip,
+            pools,
+        })
     }
 
     /// What a container that does not say takes from the configuration: its log driver (and
@@ -132,6 +207,14 @@ impl Config {
             let limit = crate::options::ulimit(text)?;
             if !req.ulimits.iter().any(|u| u.name == limit.name) {
                 req.ulimits.push(limit);
+            }
+        }
+        let shares_host = [&req.pid, &req.ipc, &req.uts, &req.netns]
+            .iter()
+            .any(|m| **m == crate::request::NsMode::Host);
+        if let Some(mode) = &self.default_userns {
+            if req.userns_unset && !req.privileged && !shares_host {
+                (req.userns, req.userns_auto) = crate::userns::parse_mode(Some(mode))?;
             }
         }
         Ok(())
@@ -156,7 +239,7 @@ fn parse(path: &Path, text: &str) -> Result<Config> {
     let config: Config = toml::from_str(text).map_err(|e| {
         let reason = e.message().to_string();
         Error::Invalid(format!(
-            "{}: {reason}: the keys are data-root, insecure-registries, registry-mirrors, log-driver, log-opts and default-ulimits",
+            "{}: {reason}: the keys are data-root, insecure-registries, registry-mirrors, log-driver, log-opts, default-ulimits, default-userns, bip, bridge and default-address-pools",
             path.display()
         ))
     })?;
@@ -165,6 +248,16 @@ fn parse(path: &Path, text: &str) -> Result<Config> {
     for u in &config.default_ulimits {
         crate::options::ulimit(u).map_err(|e| bad(format!("default-ulimits: {e}")))?;
     }
+    if let Some(mode) = &config.default_userns {
+        match crate::userns::parse_mode(Some(mode)) {
+            Ok((crate::request::NsMode::Private, _)) => {}
+            _ => {
+                return Err(bad(format!(
+                    "default-userns {mode:?}: use private, auto or auto:size=N"
+                )))
+            }
+        }
+    }
     if let Some(d) = &config.log_driver {
         if !["json-file", "none"].contains(&d.as_str()) {
             return Err(bad(format!(
@@ -172,7 +265,56 @@ fn parse(path: &Path, text: &str) -> Result<Config> {
             )));
         }
     }
+    config.addressing().map_err(|e| bad(e.to_string()))?;
+    if let Some(b) = &config.bridge {
+        let ok = !b.is_empty()
+            && b.len() <= 15
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
+        if !ok {
+            return Err(bad(format!(
+                "bridge {b:?}: an interface name of at most 15 letters, digits, '_', '.' or '-'"
+            )));
+        }
+    }
     Ok(config)
+}
+
+/// `bip`: the gateway's address with the subnet's prefix, as `10.99.0.1/24`.
+fn bip(text: &str) -> Result<(std::net::Ipv4Addr, berth_net::Subnet)> {
+    let bad = || {
+        Error::Invalid(format!(
+            "bip {text:?}: give the bridge's address and prefix, as 10.99.0.1/24"
+        ))
+    };
+    let (ip, prefix) = text.split_once('/').ok_or_else(bad)?;
+    let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    let subnet = berth_net::Subnet::new(ip, prefix).map_err(|_| bad())?;
+    if !subnet.is_host(ip) {
+        return Err(bad());
+    }
+    Ok((ip, subnet))
+}
+
+/// A pool of `default-address-pools`: a base subnet, cut into at most 2^16 of `size`.
+fn pool(p: &AddressPool) -> Result<(berth_net::Subnet, u8)> {
+    let bad = |why: &str| {
+        Error::Invalid(format!(
+            "default-address-pools base {:?} size {}: {why}",
+            p.base, p.size
+        ))
+    };
+    let base: berth_net::Subnet = p
+        .base
+        .parse()
+        .map_err(|_| bad("the base is a subnet such as 10.10.0.0/16"))?;
+    if berth_net::Addressing::cut(base, p.size).next().is_none() {
+        return Err(bad(
+            "size is a prefix from the base's to 30, at most 16 bits longer than the base's",
+        ));
+    }
+    Ok((base, p.size))
 }
 
 #[cfg(test)]

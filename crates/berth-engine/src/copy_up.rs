@@ -23,6 +23,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, symlinkat, Gid, Uid};
 
 use crate::error::{Error, Result};
+use crate::userns::IdMap;
 
 /// Deeper than any real image; a deeper tree is refused rather than risk the stack.
 const MAX_DEPTH: usize = 256;
@@ -33,6 +34,18 @@ const MAX_DEPTH: usize = 256;
 /// starting on the same empty volume waits, then finds it filled. A copy that fails removes
 /// what it made, so the next start tries again instead of running on half the files.
 pub fn populate(rootfs: &Path, target: &str, data: &Path) -> Result<bool> {
+    populate_as(rootfs, target, data, None)
+}
+
+/// [`populate`] for a container with a user namespace of its own, whose root shows the image's
+/// owners as host ids of its range (`userns`): those are stored as the container's ids, as the
+/// container's idmapped mount of the volume shows them (`idmap::volume`).
+pub fn populate_as(
+    rootfs: &Path,
+    target: &str,
+    data: &Path,
+    userns: Option<IdMap>,
+) -> Result<bool> {
     let fail = |step: &'static str, path: &Path| {
         let path = path.to_path_buf();
         move |e: Errno| Error::Io {
@@ -70,8 +83,9 @@ pub fn populate(rootfs: &Path, target: &str, data: &Path) -> Result<bool> {
         Mode::empty(),
     )
     .map_err(fail("open volume", data))?;
-    let copied = copy_dir(src.as_fd(), dst.as_fd(), Path::new(""), 0).and_then(|()| {
+    let copied = copy_dir(src.as_fd(), dst.as_fd(), Path::new(""), 0, userns).and_then(|()| {
         let st = fstat(&src).map_err(|e| Failed::at("fstat", Path::new("."), e))?;
+        let st = unshift(st, userns);
         set_attrs(dst.as_fd(), &st)
             .map_err(|e| Failed::at("set the owner and mode of", Path::new("."), e))
     });
@@ -122,7 +136,13 @@ type Copied = std::result::Result<(), Failed>;
 
 /// Copies the entries of `src` into `dst` (both directories, `at` below the copy's top),
 /// recursively.
-fn copy_dir(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, at: &Path, depth: usize) -> Copied {
+fn copy_dir(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    at: &Path,
+    depth: usize,
+    userns: Option<IdMap>,
+) -> Copied {
     if depth > MAX_DEPTH {
         return Err(Failed::at("descend (too deep)", at, Errno::ELOOP));
     }
@@ -139,9 +159,10 @@ fn copy_dir(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, at: &Path, depth: usize) -
         let here = at.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
         let st = fstatat(src, name, AtFlags::AT_SYMLINK_NOFOLLOW)
             .map_err(|e| Failed::at("fstatat", &here, e))?;
+        let st = unshift(st, userns);
         copy_entry(src, dst, name, &st).map_err(|(call, e)| Failed::at(call, &here, e))?;
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-            copy_subdir(src, dst, name, &st, &here, depth)?;
+            copy_subdir(src, dst, name, &st, &here, (depth, userns))?;
         }
     }
     Ok(())
@@ -155,13 +176,13 @@ fn copy_subdir(
     name: &std::ffi::CStr,
     st: &FileStat,
     here: &Path,
-    depth: usize,
+    (depth, userns): (usize, Option<IdMap>),
 ) -> Copied {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let from =
         openat(src, name, flags, Mode::empty()).map_err(|e| Failed::at("openat", here, e))?;
     let to = openat(dst, name, flags, Mode::empty()).map_err(|e| Failed::at("openat", here, e))?;
-    copy_dir(from.as_fd(), to.as_fd(), here, depth + 1)?;
+    copy_dir(from.as_fd(), to.as_fd(), here, depth + 1, userns)?;
     set_attrs(to.as_fd(), st).map_err(|e| Failed::at("set the owner and mode of", here, e))
 }
 
@@ -223,6 +244,20 @@ fn copy_entry(
         // Device nodes and sockets: not carried into a host directory.
         _ => Ok(()),
     }
+}
+
+/// The status with the owner as the container sees it: a host id of its range becomes the
+/// container's id; any other (unmapped in the container) is left as it is.
+fn unshift(mut st: FileStat, userns: Option<IdMap>) -> FileStat {
+    if let Some(map) = userns {
+        let back = |id: u32| match id.checked_sub(map.host_id) {
+            Some(n) if n < map.size => n,
+            _ => id,
+        };
+        st.st_uid = back(st.st_uid);
+        st.st_gid = back(st.st_gid);
+    }
+    st
 }
 
 /// Owner first (a chown clears set-id bits), then mode, then times, on an open file.

@@ -13,6 +13,11 @@ use crate::rootfs::StoppedRoot;
 /// the export and unmounted after.
 pub fn export(engine: &Engine, key: &str, out: impl Write) -> Result<()> {
     let record = crate::lifecycle::refresh(engine, engine.containers.find(key)?)?;
+    if crate::userns::of(&record).is_some() {
+        // Owners as the container sees them, not its range's host ids.
+        let root = crate::copy::open_root(engine, key)?;
+        return root.archive_as("/", ".", out);
+    }
     if record.state.status.is_live() {
         let root = crate::bundle::rootfs(&engine.containers.dir(&record.id));
         return write_tar(&root, out);

@@ -58,6 +58,15 @@ impl Filters {
         }
     }
 
+    /// The `until` filter (the last one given) as nanoseconds since the epoch: a time, or a
+    /// duration before now.
+    pub fn until(&self) -> Result<Option<i64>> {
+        self.get("until")
+            .last()
+            .map(|v| crate::events::parse_time(v, std::time::SystemTime::now()))
+            .transpose()
+    }
+
     /// Docker's `label` (every one must be there: `key` or `key=value`) and `label!` (none may).
     pub fn labels_match(&self, labels: &BTreeMap<String, String>) -> bool {
         let has = |f: &str| match f.split_once('=') {

@@ -90,12 +90,18 @@ impl HealthConfig {
     }
 
     /// The probe's command as an exec runs it; None for a test Docker would not run.
-    pub fn command(&self) -> Option<Vec<String>> {
+    /// CMD-SHELL runs in `shell` (the container's `Config.Shell`), `/bin/sh -c` when empty.
+    pub fn command(&self, shell: &[String]) -> Option<Vec<String>> {
         match self.test.first().map(String::as_str) {
             Some("CMD") if self.test.len() > 1 => Some(self.test[1..].to_vec()),
             Some("CMD-SHELL") if self.test.len() > 1 => {
-                let shell = ["/bin/sh".to_string(), "-c".to_string()];
-                Some(shell.into_iter().chain(self.test[1..].to_vec()).collect())
+                let default = ["/bin/sh".to_string(), "-c".to_string()];
+                let shell = if shell.is_empty() {
+                    &default[..]
+                } else {
+                    shell
+                };
+                Some(shell.iter().chain(&self.test[1..]).cloned().collect())
             }
             _ => None,
         }
@@ -182,11 +188,13 @@ pub fn merge(container: Option<HealthConfig>, image: Option<HealthConfig>) -> Op
     Some(c)
 }
 
-/// The image's `config.Healthcheck` from the raw image config document.
-pub fn from_image_config(raw: &[u8]) -> Option<HealthConfig> {
-    let v: serde_json::Value = serde_json::from_slice(raw).ok()?;
-    let h = v.get("config")?.get("Healthcheck")?;
-    serde_json::from_value(h.clone()).ok()
+/// The image's `config.Healthcheck` and `config.Shell` from the raw image config document.
+pub fn from_image_config(raw: &[u8]) -> (Option<HealthConfig>, Vec<String>) {
+    let v: serde_json::Value = serde_json::from_slice(raw).unwrap_or_default();
+    let config = &v["config"];
+    let health = serde_json::from_value(config["Healthcheck"].clone()).ok();
+    let shell = serde_json::from_value(config["Shell"].clone()).unwrap_or_default();
+    (health, shell)
 }
 
 /// Docker's `State.Health`.

@@ -57,9 +57,19 @@ pub struct Info {
     /// berth's: the configuration files read, in order (later ones override).
     pub config_files: Vec<String>,
     pub logging_driver: String,
+    /// The configuration's `default-address-pools` (Docker's field, omitted when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub default_address_pools: Vec<AddressPool>,
     pub live_restore_enabled: bool,
     pub labels: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AddressPool {
+    pub base: String,
+    pub size: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -173,11 +183,36 @@ pub fn info(
             .map(|p| p.display().to_string())
             .collect(),
         logging_driver: "json-file".into(),
+        default_address_pools: engine
+            .config
+            .default_address_pools
+            .iter()
+            .map(|p| AddressPool {
+                base: p.base.clone(),
+                size: p.size,
+            })
+            .collect(),
         // Daemonless: containers outlive every berth command, as Docker's with live restore.
         live_restore_enabled: true,
         labels: Vec::new(),
-        warnings: Vec::new(),
+        warnings: network_warnings(engine),
     })
+}
+
+/// A configured `bip` not in force yet: the default network keeps its address while
+/// containers use it.
+fn network_warnings(engine: &Engine) -> Vec<String> {
+    let pending = crate::network::store(engine)
+        .ok()
+        .and_then(|store| store.default_pending());
+    pending
+        .map(|(wanted, now)| {
+            format!(
+                "the default network keeps {now} while containers use it; bip {wanted} applies once none does"
+            )
+        })
+        .into_iter()
+        .collect()
 }
 
 /// Containers by state, as Docker counts them: running (restarting counts), paused, stopped.

@@ -16,6 +16,15 @@ fn ns(mode: &NsMode, private: &str) -> String {
     }
 }
 
+/// `--userns` as it was given: host, private, auto, auto:size=N, container:<id>.
+fn userns_mode(req: &crate::request::RunRequest) -> String {
+    match (&req.userns, req.userns_auto) {
+        (NsMode::Private, Some(0)) => "auto".into(),
+        (NsMode::Private, Some(n)) => format!("auto:size={n}"),
+        (mode, _) => ns(mode, "private"),
+    }
+}
+
 /// The process the container runs (from its config.json once started, else as asked).
 pub fn command(engine: &Engine, record: &Record) -> Vec<String> {
     let path = engine.containers.dir(&record.id).join("config.json");
@@ -111,7 +120,12 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "PidMode": ns(&req.pid, ""),
             "IpcMode": ns(&req.ipc, "private"),
             "UTSMode": ns(&req.uts, ""),
-            "UsernsMode": ns(&req.userns, "private"),
+            "UsernsMode": userns_mode(req),
+            // podman's: the container's ids as "container:host:count".
+            "IDMappings": crate::userns::of(record).map(|m| {
+                let map = [format!("0:{}:{}", m.host_id, m.size)];
+                json!({"UidMap": map, "GidMap": map})
+            }),
             "CgroupnsMode": ns(&req.cgroupns, "private"),
             "RestartPolicy": restart,
             "Privileged": req.privileged,
@@ -213,6 +227,9 @@ fn more_fields(v: &mut Value, record: &Record) {
     }
     if let Some(h) = &req.healthcheck {
         v["Config"]["Healthcheck"] = json!(h);
+    }
+    if !req.shell.is_empty() {
+        v["Config"]["Shell"] = json!(req.shell);
     }
     v["ExecIDs"] = Value::Null;
     v["MountLabel"] = "".into();

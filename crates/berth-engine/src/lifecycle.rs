@@ -5,6 +5,7 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,15 +38,25 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
     let (id, random) = crate::names::new_id()?;
     let anonymous = anonymous_volumes(&mut req, image.config, &random);
     crate::ports::merge_exposed(&mut req, image.config);
-    req.healthcheck =
-        crate::health::merge(req.healthcheck.take(), image_healthcheck(engine, image));
+    let (image_health, image_shell) = image_health(engine, image);
+    req.healthcheck = crate::health::merge(req.healthcheck.take(), image_health);
+    if req.shell.is_empty() {
+        req.shell = image_shell;
+    }
     let dir = engine.containers.dir(&id);
     // The check mounts the root in the container's directory: gone again if anything fails.
     let discard = |e: Error| {
         let _ = std::fs::remove_dir_all(&dir);
         e
     };
-    crate::bundle::check(engine, &id, &req, image).map_err(discard)?;
+    let (userns, _reservation) = match req.userns {
+        NsMode::Private | NsMode::Container(_) => {
+            let layers = crate::bundle::layers_of(engine, &image.id, image.config)?;
+            crate::userns::allocate(engine, &id, &req, &layers).map_err(discard)?
+        }
+        NsMode::Host => (None, crate::userns::Reservation::none()),
+    };
+    crate::bundle::check(engine, &id, &req, userns, image).map_err(discard)?;
     let _names = engine.containers.lock_names().map_err(discard)?;
     let name = reserve_name(engine, &req, &id, &random).map_err(discard)?;
     let release = |e: Error| {
@@ -71,6 +82,7 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
         anonymous_volumes: anonymous,
         networks: Vec::new(),
         warnings,
+        userns,
     };
     if let Err(e) = engine.containers.save(&record) {
         if let Some(path) = &record.request.cidfile {
@@ -93,10 +105,17 @@ pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Res
 
 /// The image's HEALTHCHECK: Docker's `config.Healthcheck`, which oci-spec's
 /// ImageConfiguration drops, read from the config document itself.
-fn image_healthcheck(engine: &Engine, image: &ImageRef<'_>) -> Option<crate::health::HealthConfig> {
-    let store = engine.images().ok()?;
-    let digest = berth_image::digest::parse_digest(&image.id).ok()?;
-    crate::health::from_image_config(&store.read_blob(&digest).ok()?)
+/// The image's health check and SHELL (Docker extensions the OCI config lacks).
+fn image_health(
+    engine: &Engine,
+    image: &ImageRef<'_>,
+) -> (Option<crate::health::HealthConfig>, Vec<String>) {
+    let raw = engine.images().ok().and_then(|store| {
+        let digest = berth_image::digest::parse_digest(&image.id).ok()?;
+        store.read_blob(&digest).ok()
+    });
+    raw.map(|raw| crate::health::from_image_config(&raw))
+        .unwrap_or_default()
 }
 
 /// The asked-for name, or a generated free one, taken for `id`. Call under `lock_names`.
@@ -238,6 +257,20 @@ pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Rec
             cmd.env(key, value);
         }
     }
+    // The configuration files the front end read (their names only: the monitor reads them
+    // again for the network's addressing at each start of the container).
+    if !engine.config.sources.is_empty() {
+        let files: Vec<_> = engine
+            .config
+            .sources
+            .iter()
+            .map(|p| p.as_os_str())
+            .collect();
+        cmd.env(
+            crate::config::FILES_ENV,
+            files.join(std::ffi::OsStr::new("\n")),
+        );
+    }
     // Its own session from its first instruction: neither the monitor nor the container it
     // starts keeps the caller's terminal (which a container could otherwise write to, or
     // type into with TIOCSTI), and no signal from that terminal reaches them.
@@ -373,6 +406,8 @@ pub fn stop(
     let req = StopRequest {
         timeout,
         signal: signal.unwrap_or_default().to_string(),
+        remove: false,
+        volumes: false,
     };
     let sent = attach::connect(engine, &record.id).and_then(|mut session| {
         session
@@ -384,6 +419,9 @@ pub fn stop(
         // The container exited on its own meanwhile and the monitor is finishing.
         wait(engine, &record.id)?;
     }
+    // Docker's stop returns once the container can be started again: the monitor reports
+    // the exit before its teardown, so wait for it to let go of the container.
+    wait_released(engine, &record.id);
     events::record(engine, Event::container(&record, "stop"));
     engine.containers.load(&record.id).or(Ok(record))
 }
@@ -477,6 +515,9 @@ pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<
         }
         Err(e) => return Err(e),
     };
+    if force && removed_by_monitor(engine, &id, volumes) {
+        return Ok(());
+    }
     let _owner = own_for_removal(engine, &id, force)?;
     // The monitor, if there was one, had the last word on the record.
     let record = engine.containers.load(&id).ok().or(record);
@@ -507,6 +548,35 @@ pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<
 }
 
 const RUNNING: &str = "cannot remove a running container: stop it first or use --force";
+
+/// `rm -f` of a running container: its monitor kills it and removes it as it does for `--rm`,
+/// and answers once the container is gone from every listing and its name is free; the
+/// teardown that only the container's id reaches (runtime state, cgroups, mounts, files, the
+/// veth) it finishes after. False, and nothing done but the kill, where the container did not
+/// go that way (no monitor, one that was not running it, or one from before `remove`): the
+/// caller removes it.
+fn removed_by_monitor(engine: &Engine, id: &str, volumes: bool) -> bool {
+    let live = engine.containers.load(id).is_ok_and(|r| {
+        r.state.status.is_live() && records::alive(r.state.monitor_pid, r.state.monitor_start)
+    });
+    if !live {
+        return false;
+    }
+    let req = StopRequest {
+        timeout: 0,
+        signal: String::new(),
+        remove: true,
+        volumes,
+    };
+    let Ok(mut session) = attach::connect(engine, id) else {
+        return false;
+    };
+    if session.send(Kind::Stop, &req).is_err() {
+        return false;
+    }
+    let _ = session.wait_exit();
+    !engine.containers.dir(id).exists()
+}
 
 /// How long `rm` waits for a container's monitor to finish (with `--force`, after its stop).
 const MONITOR_END: Duration = Duration::from_secs(30);
@@ -557,6 +627,19 @@ fn own_for_removal(engine: &Engine, id: &str, force: bool) -> Result<records::Lo
     }
 }
 
+/// Waits (at most `MONITOR_END`) until no monitor owns the container: its teardown is done.
+/// A container removed meanwhile (`--rm`) is released too.
+fn wait_released(engine: &Engine, id: &str) {
+    let deadline = Instant::now() + MONITOR_END;
+    while let Ok(Owner::Other(holder)) = engine.containers.try_own(id) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        wait_for_end(holder, left.min(Duration::from_secs(1)));
+    }
+}
+
 /// Asks the container's monitor to kill it now; where the monitor cannot be reached (still
 /// starting), or with `kill` (it did not act on an earlier request), kills the container's
 /// processes directly, which ends the monitor's run too.
@@ -564,6 +647,8 @@ fn ask_to_stop(engine: &Engine, id: &str, kill: bool) {
     let req = StopRequest {
         timeout: 0,
         signal: String::new(),
+        remove: false,
+        volumes: false,
     };
     let asked = attach::connect(engine, id).and_then(|mut session| {
         session
@@ -598,6 +683,57 @@ pub fn remove_all(engine: &Engine, record: &Record) -> Result<()> {
     }
     events::record(engine, Event::container(record, "destroy"));
     collect(&record.id, errors)
+}
+
+/// `--rm` after the exit, the part the exit is reported after: the name given back, the
+/// anonymous volumes removed, the container gone from every listing and lookup (its directory
+/// renamed away, `Containers::hide`). Returns what failed and the hidden directory, which
+/// [`finish_removal`] empties once the exit is reported: nothing a later command looks at is
+/// left to it (the runtime's state, the cgroups and the mounts are under the container's id,
+/// which no other container will have).
+pub fn remove_at_exit(
+    engine: &Engine,
+    record: &Record,
+    volumes: bool,
+) -> (Vec<String>, Option<PathBuf>) {
+    let mut errors = Vec::new();
+    if volumes {
+        errors.extend(remove_volumes(engine, &record.anonymous_volumes));
+    }
+    let doomed = engine
+        .containers
+        .hide(&record.id, Some(&record.name))
+        .unwrap_or_else(|e| {
+            errors.push(e.to_string());
+            None
+        });
+    events::record(engine, Event::container(record, "destroy"));
+    (errors, doomed)
+}
+
+/// The rest of `--rm`, behind the reported exit: the runtime's state, processes and cgroups,
+/// the mounts, the hidden directory's files. Every step tried; what failed is returned.
+pub fn finish_removal(engine: &Engine, id: &str, doomed: Option<&Path>) -> Vec<String> {
+    let mut errors = Vec::new();
+    match berth_runtime::container::delete(&engine.runtime, id, true) {
+        Ok(()) | Err(berth_runtime::Error::NotFound(_)) => {}
+        Err(e) => errors.push(e.to_string()),
+    }
+    errors.extend(crate::leftovers::cgroups(id));
+    let Some(doomed) = doomed else {
+        return errors;
+    };
+    if let Err(e) = crate::bundle::teardown(doomed) {
+        errors.push(e.to_string());
+    }
+    if records::Containers::delete_hidden(doomed).is_err() {
+        // Something else was mounted under it: found and unmounted, then once more.
+        errors.extend(crate::leftovers::unmount_under(doomed));
+        if let Err(e) = records::Containers::delete_hidden(doomed) {
+            errors.push(e.to_string());
+        }
+    }
+    errors
 }
 
 fn remove_volumes(engine: &Engine, names: &[String]) -> Vec<String> {

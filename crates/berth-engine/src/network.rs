@@ -18,8 +18,10 @@ use crate::filters::{name_matches, Filters};
 use crate::records::Record;
 use crate::request::{Endpoint, ExposedPort, NsMode, RunRequest};
 
+/// The network store of the engine's data root, addressed as its configuration says.
 pub fn store(engine: &Engine) -> Result<NetStore> {
-    Ok(NetStore::open(&engine.root, &engine.exe)?)
+    let addressing = engine.config.addressing()?;
+    Ok(NetStore::open(&engine.root, &engine.exe)?.with_addressing(&addressing))
 }
 
 /// Does this container get its own network set up by berth (bridge, user network or none)?
@@ -549,10 +551,7 @@ pub fn remove(engine: &Engine, name_or_id: &str) -> Result<()> {
 /// [`PRUNE_FILTERS`]) let through; their names.
 pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
     let store = store(engine)?;
-    let until = match filters.get("until").last() {
-        Some(v) => Some(events::parse_time(v, std::time::SystemTime::now())?),
-        None => None,
-    };
+    let until = filters.until()?;
     let mut removed = Vec::new();
     for net in store.networks()? {
         let created = humantime::parse_rfc3339_weak(net.created.trim_end_matches('Z'))

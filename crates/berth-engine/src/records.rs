@@ -5,7 +5,9 @@
 //! <root>/containers/names.lock     exclusive while a name is checked and taken
 //! <root>/containers/names/<name>   the id holding the name: one file read finds a container
 //!                                  by name, however many there are
+//! <root>/containers/userns.lock    exclusive while a user namespace's id range is picked
 //! <root>/containers/<id>/record.json, lock, config.json (the bundle), rootfs/ upper/ work/,
+//!                       userns (its id range, see `userns`),
 //!                       hostname hosts resolv.conf, <id>-json.log, monitor.sock,
 //!                       monitor.lock (see `Owner`)
 //! ```
@@ -100,6 +102,10 @@ pub struct Record {
     /// What create left out and says so (limits a rootless container cannot have).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The host ids of its user namespace, its own or the one it joined (`userns::allocate`);
+    /// see `userns::of`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<crate::userns::IdMap>,
 }
 
 /// Every container whose record could be read, and why the others were skipped: one
@@ -158,6 +164,11 @@ impl Containers {
     /// The lock that makes "is this name free? take it" one step.
     pub fn lock_names(&self) -> Result<Lock> {
         lock(&self.dir.join("names.lock"))
+    }
+
+    /// The lock that makes "which id ranges are free? take one" one step (`userns`).
+    pub fn lock_userns(&self) -> Result<Lock> {
+        lock(&self.dir.join("userns.lock"))
     }
 
     /// The lock for a read-modify-write of one container's record.
@@ -325,20 +336,66 @@ impl Containers {
     /// directory is renamed away first, so that nothing creates a file in it by its path (a
     /// command taking the record's lock, a monitor starting) while it is being removed.
     pub fn remove(&self, id: &str, name: Option<&str>) -> Result<()> {
+        match self.hide(id, name)? {
+            Some(doomed) => Self::delete_hidden(&doomed),
+            None => Ok(()),
+        }
+    }
+
+    /// The first half of `remove`, all that `ps -a`, a lookup or a new container with the
+    /// same name can see: the name given back and the directory renamed to `.removing-<id>`,
+    /// whose path is returned (None if there was no directory) for `delete_hidden`. Mounts
+    /// may still be under it: a directory holding mount points can be renamed.
+    pub fn hide(&self, id: &str, name: Option<&str>) -> Result<Option<PathBuf>> {
+        let dir = self.dir(id);
         match name {
-            Some(name) => self.release_name(name, id),
+            // The name's file moves into the directory, deleted with it: freeing its block
+            // here would wait for the disk where the filesystem discards synchronously.
+            Some(name) if self.name_holder(name).as_deref() == Some(id) => {
+                if fs::rename(self.name_file(name), dir.join("name")).is_err() {
+                    self.release_name(name, id);
+                }
+            }
+            Some(_) => {}
             None => self.release_names_of(id),
         }
-        let dir = self.dir(id);
         let doomed = self.dir.join(format!(".removing-{id}"));
         // Left by a removal that was killed half-way.
         let _ = fs::remove_dir_all(&doomed);
         match fs::rename(&dir, &doomed) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io("rename for removal", dir)(e)),
+            Ok(()) => Ok(Some(doomed)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("rename for removal", dir)(e)),
         }
-        fs::remove_dir_all(&doomed).map_err(Error::io("remove container directory", doomed))
+    }
+
+    /// Directories `hide` renamed away whose removal nobody is finishing (the monitor that
+    /// hid it was killed before it was done): their ids and paths, each with the owner lock
+    /// taken, for the caller to finish.
+    pub fn abandoned(&self) -> Vec<(String, PathBuf, Lock)> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_prefix(".removing-")) else {
+                continue;
+            };
+            let path = entry.path();
+            let Ok(file) = File::options().write(true).open(path.join("monitor.lock")) else {
+                continue;
+            };
+            if file.try_lock().is_ok() {
+                found.push((id.to_string(), path, Lock { _file: file }));
+            }
+        }
+        found
+    }
+
+    /// The second half of `remove`: the hidden directory's files (its mounts gone already).
+    pub fn delete_hidden(doomed: &Path) -> Result<()> {
+        fs::remove_dir_all(doomed).map_err(Error::io("remove container directory", doomed))
     }
 
     /// Drops every name the index gives to `id`.

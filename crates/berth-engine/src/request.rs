@@ -154,6 +154,14 @@ pub struct RunRequest {
     pub ipc: NsMode,
     pub uts: NsMode,
     pub userns: NsMode,
+    /// `--userns auto[:size=N]` (with `userns` Private): a range of N ids picked for the
+    /// container, 0 for as many as its image names; `None` for `--userns private` (65536).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns_auto: Option<u32>,
+    /// No `--userns` was given: the configuration's `default-userns` may choose (at create;
+    /// the record keeps what was chosen, not this).
+    #[serde(skip)]
+    pub userns_unset: bool,
     pub cgroupns: NsMode,
     /// The network namespace: Private (bridge/none decided by `network`), Host, Container.
     pub netns: NsMode,
@@ -219,6 +227,10 @@ pub struct RunRequest {
     /// The health check as asked (`--health-*`, `--no-healthcheck` as Test ["NONE"]); once
     /// created, merged with the image's as Docker merges it (health::merge).
     pub healthcheck: Option<crate::health::HealthConfig>,
+    /// Docker's `Config.Shell`: the shell of CMD-SHELL health checks (the API's, else the
+    /// image's SHELL; `/bin/sh -c` when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shell: Vec<String>,
     pub restart: RestartPolicy,
     pub labels: BTreeMap<String, String>,
     /// `--add-host name:ip`.
@@ -241,6 +253,12 @@ impl RunRequest {
     pub fn check(&self) -> Result<()> {
         if let Some(n) = &self.name {
             crate::names::validate(n)?;
+        }
+        if self.privileged && self.userns == NsMode::Private {
+            // Docker's words: a privileged container's capabilities are the host's.
+            return Err(Error::Invalid(
+                "privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode".into(),
+            ));
         }
         if self.auto_remove && self.restart != RestartPolicy::No {
             return Err(Error::Invalid(

@@ -50,7 +50,8 @@ pub enum NetError {
     AddressInUse { ip: Ipv4Addr, network: String },
     #[error("no free address left in {subnet} on network {network}")]
     Exhausted { subnet: String, network: String },
-    #[error("host port {host_ip}:{port}/{protocol} is already allocated")]
+    /// Docker's words (its endpoint prefix is the engine's).
+    #[error("Bind for {host_ip}:{port} failed: port is already allocated")]
     PortInUse {
         host_ip: String,
         port: u16,

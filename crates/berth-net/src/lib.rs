@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{NetError, Result};
 pub use ipam::Subnet;
-pub use store::NetStore;
+pub use store::{Addressing, NetStore};
 /// The lease records, for `network inspect`.
 pub mod store_types {
     pub use crate::store::{Lease, Leases};

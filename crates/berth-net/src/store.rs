@@ -42,6 +42,35 @@ pub struct Lease {
 
 pub type Leases = BTreeMap<Ipv4Addr, Lease>;
 
+/// Where the default network's and user networks' addresses come from: dockerd's `bridge`,
+/// `bip` and `default-address-pools`, as berth's configuration file gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Addressing {
+    /// The default network's bridge instead of `berth0`. Such a data root's default network
+    /// is its own (its record and leases live in the data root), not the machine's.
+    pub bridge: Option<String>,
+    /// The default bridge's address and its subnet.
+    pub bip: Option<(Ipv4Addr, Subnet)>,
+    /// Subnets user networks are cut from when `--subnet` is not given: (base, size).
+    pub pools: Vec<(Subnet, u8)>,
+}
+
+impl Addressing {
+    /// Every subnet of size `size` inside `base`, in order; none when the sizes make no sense
+    /// (`size` below the base's prefix or above 30, or more than 2^16 subnets).
+    pub fn cut(base: Subnet, size: u8) -> impl Iterator<Item = Subnet> {
+        let count = match size.checked_sub(base.prefix) {
+            Some(bits) if size <= 30 && bits <= 16 => 1u32 << bits,
+            _ => 0,
+        };
+        let step = 1u32 << (32 - u32::from(size.min(30)));
+        (0..count).map(move |i| Subnet {
+            addr: Ipv4Addr::from(u32::from(base.addr) + i * step),
+            prefix: size,
+        })
+    }
+}
+
 pub struct NetStore {
     pub(crate) data_root: PathBuf,
     pub(crate) root: PathBuf,
@@ -50,6 +79,10 @@ pub struct NetStore {
     pub(crate) shared: PathBuf,
     default_bridge: String,
     default_subnets: Vec<Subnet>,
+    /// The default bridge's address when one is configured (`bip`).
+    bip: Option<(Ipv4Addr, Subnet)>,
+    /// Candidates for user networks' subnets.
+    pools: Vec<Subnet>,
 }
 
 impl NetStore {
@@ -69,7 +102,32 @@ impl NetStore {
             shared: PathBuf::from(SHARED_DIR),
             default_bridge: DEFAULT_BRIDGE.to_string(),
             default_subnets,
+            bip: None,
+            pools: user_pools(),
         })
+    }
+
+    /// The configuration's addressing (see [`Addressing`]); what it leaves out stays
+    /// berth's default.
+    pub fn with_addressing(mut self, addressing: &Addressing) -> NetStore {
+        if let Some(bridge) = &addressing.bridge {
+            if bridge != DEFAULT_BRIDGE {
+                self.default_bridge = bridge.clone();
+                self.shared = self.root.clone();
+            }
+        }
+        if let Some((gateway, subnet)) = addressing.bip {
+            self.bip = Some((gateway, subnet));
+            self.default_subnets = vec![subnet];
+        }
+        if !addressing.pools.is_empty() {
+            self.pools = addressing
+                .pools
+                .iter()
+                .flat_map(|&(base, size)| Addressing::cut(base, size))
+                .collect();
+        }
+        self
     }
 
     /// Another bridge and subnet for the default network, so tests never touch a live `berth0`.
@@ -126,7 +184,7 @@ impl NetStore {
                 }
                 s
             }
-            None => pick_subnet(&user_pools(), &taken).ok_or_else(|| {
+            None => pick_subnet(&self.pools, &taken).ok_or_else(|| {
                 NetError::invalid(
                     "network",
                     &req.name,
@@ -237,18 +295,36 @@ impl NetStore {
 
     /// The default network, created on first use like docker0; a bridge already up (made
     /// before its record, e.g. by an older berth) keeps its address.
+    ///
+    /// A configured `bip` the default network does not have re-addresses it as soon as no
+    /// container uses it (dockerd applies `bip` at its start, when no container runs); while
+    /// one does, it keeps its address and [`NetStore::default_pending`] says so.
     pub(crate) fn default_network(&self) -> Result<Network> {
         if let Ok(n) = self.network(DEFAULT_NETWORK) {
-            return Ok(n);
+            if !self.readdress_wanted(&n) {
+                return Ok(n);
+            }
         }
         let _g = self.lock_shared()?;
         let existing = self.networks()?;
         if let Some(n) = existing.iter().find(|n| n.name == DEFAULT_NETWORK) {
-            return Ok(n.clone());
+            if !self.readdress_wanted(n) {
+                return Ok(n.clone());
+            }
+            let _n = self.lock_network(&n.id)?;
+            if !self.leases(n)?.is_empty() {
+                return Ok(n.clone());
+            }
+            self.teardown(n, "re-address the default network")?;
         }
-        let (subnet, gateway) = match self.bridge_address(&self.default_bridge)? {
-            Some(a) => a,
-            None => {
+        let adopted = match self.bip {
+            Some(_) => None,
+            None => self.bridge_address(&self.default_bridge)?,
+        };
+        let (subnet, gateway) = match (self.bip, adopted) {
+            (Some((gateway, subnet)), _) => (subnet, gateway),
+            (None, Some(a)) => a,
+            (None, None) => {
                 let taken = self.taken_subnets(&existing)?;
                 let subnet = pick_subnet(&self.default_subnets, &taken).ok_or_else(|| {
                     NetError::invalid(
@@ -320,25 +396,45 @@ impl NetStore {
                 count,
             });
         }
+        self.teardown(&net, "remove network")
+    }
+
+    /// Whether the default network `net` lacks the configured `bip`.
+    fn readdress_wanted(&self, net: &Network) -> bool {
+        self.bip
+            .is_some_and(|(gateway, subnet)| net.subnet != subnet || net.gateway != gateway)
+    }
+
+    /// The configured `bip` the default network does not have yet because containers use
+    /// it, as (configured, in force); `None` when there is none or it is in force.
+    pub fn default_pending(&self) -> Option<(String, String)> {
+        let (gateway, subnet) = self.bip?;
+        let net = self.network(DEFAULT_NETWORK).ok()?;
+        self.readdress_wanted(&net).then(|| {
+            (
+                format!("{gateway}/{}", subnet.prefix),
+                format!("{}/{}", net.gateway, net.subnet.prefix),
+            )
+        })
+    }
+
+    /// Everything of a network without leases, under its lock: DNS, bridge, rules, record.
+    fn teardown(&self, net: &Network, step: &'static str) -> Result<()> {
         let dir = self.net_dir(&net.id);
         crate::dns::stop(&dir, net.gateway);
-        let mut rtnl = Rtnl::open().map_err(|e| netlink("remove network", "socket", e))?;
+        let mut rtnl = Rtnl::open().map_err(|e| netlink(step, "socket", e))?;
         rtnl.delete_link(&net.bridge)
-            .map_err(|e| netlink("remove network", format!("RTM_DELLINK {}", net.bridge), e))?;
-        let mut nft = Nft::open().map_err(|e| nft_err("remove network", "socket", e))?;
-        for els in network_elements(&net, true) {
+            .map_err(|e| netlink(step, format!("RTM_DELLINK {}", net.bridge), e))?;
+        let mut nft = Nft::open().map_err(|e| nft_err(step, "socket", e))?;
+        for els in network_elements(net, true) {
             match nft.elements(false, &els) {
                 Err(e) if e.raw_os_error() != Some(nix::errno::Errno::ENOENT as i32) => {
-                    return Err(nft_err(
-                        "remove network",
-                        format!("delete @{} element", els[0].set),
-                        e,
-                    ));
+                    return Err(nft_err(step, format!("delete @{} element", els[0].set), e));
                 }
                 _ => {}
             }
         }
-        fs::remove_dir_all(&dir).map_err(|e| NetError::io("remove network", &dir, e))
+        fs::remove_dir_all(&dir).map_err(|e| NetError::io(step, &dir, e))
     }
 
     /// Brings the network's bridge up (after creation or a reboot): bridge, gateway address,
@@ -555,6 +651,22 @@ mod tests {
         assert!(validate_name("-x").is_err());
         assert!(validate_name("").is_err());
         assert!(validate_name("a b").is_err());
+    }
+
+    #[test]
+    fn pools_are_cut_in_order() {
+        let base: Subnet = "10.10.0.0/16".parse().unwrap();
+        let cut: Vec<String> = Addressing::cut(base, 24).map(|s| s.to_string()).collect();
+        assert_eq!(cut.len(), 256);
+        assert_eq!(cut[0], "10.10.0.0/24");
+        assert_eq!(cut[255], "10.10.255.0/24");
+        assert_eq!(Addressing::cut(base, 16).count(), 1);
+        assert_eq!(Addressing::cut(base, 8).count(), 0, "a size above the base");
+        assert_eq!(Addressing::cut(base, 31).count(), 0);
+        assert_eq!(
+            Addressing::cut("10.0.0.0/8".parse().unwrap(), 25).count(),
+            0
+        );
     }
 
     #[test]

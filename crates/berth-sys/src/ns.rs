@@ -83,3 +83,44 @@ pub fn make_in_netns<T: std::os::fd::AsFd>(
         }
     }
 }
+
+/// A user namespace with these mappings (`/proc/PID/uid_map` lines, "inside outside count"),
+/// as an open `/proc/PID/ns/user`: what `mount_setattr(MOUNT_ATTR_IDMAP)` takes. A child is
+/// cloned into a new user namespace, holds it while we write its maps and open it, and exits.
+/// Safe in a process with threads: the child makes raw system calls only (close, read,
+/// _exit) and touches no lock or allocation.
+pub fn user_namespace(uid_map: &str, gid_map: &str) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::OwnedFd;
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let flags = (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_long;
+    // SAFETY: clone without CLONE_VM or a stack duplicates the process as fork does. The
+    // child runs only raw system calls on descriptors it already has (close, read, _exit):
+    // it takes no lock another thread may hold and allocates nothing.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) };
+    if pid == 0 {
+        // The child waits for the parent to close its end of the pipe, then exits without
+        // running any destructor.
+        // SAFETY: closes our copy of a descriptor we own; `write` is never used again here.
+        unsafe { libc::close(write.as_raw_fd()) };
+        let mut byte = 0u8;
+        // SAFETY: reads at most one byte into a live local byte.
+        unsafe { libc::read(read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) };
+        // SAFETY: ends the child at once, as it must (no destructor, no atexit handler).
+        unsafe { libc::_exit(0) };
+    }
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    drop(read);
+    let pid = pid as i32;
+    let result = (|| {
+        let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+        std::fs::write(proc.join("uid_map"), uid_map)?;
+        std::fs::write(proc.join("gid_map"), gid_map)?;
+        let ns = std::fs::File::open(proc.join("ns/user"))?;
+        Ok(OwnedFd::from(ns))
+    })();
+    drop(write);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    result
+}

@@ -405,6 +405,65 @@ pub fn drop_clean_code_pages() -> io::Result<usize> {
     Ok(dropped)
 }
 
+/// Gives back the pages of this thread's stack that lie below its current frame, less a
+/// margin, and returns how many bytes that was. A long-lived, mostly idle process whose start
+/// went deep (a container's monitor, through the runtime's create) otherwise keeps them dirty
+/// for good: a deeper call later simply finds fresh zeroed pages there, as on a new stack.
+/// Single-threaded processes only (their one stack is `[stack]`); elsewhere it does nothing.
+pub fn drop_unused_stack() -> io::Result<usize> {
+    // What runs below this frame may use this much without faulting pages back in.
+    const MARGIN: usize = 16 << 10;
+    if thread_count()? != 1 {
+        return Ok(0);
+    }
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| usize::try_from(p).ok())
+        .filter(|p| p.is_power_of_two())
+        .ok_or_else(|| io::Error::other("sysconf(_SC_PAGESIZE)"))?;
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let Some((start, end)) = maps
+        .lines()
+        .find(|l| l.ends_with("[stack]"))
+        .and_then(|l| parse_range(l.split_whitespace().next()?))
+    else {
+        return Ok(0);
+    };
+    let here = 0u8;
+    let sp = std::hint::black_box(std::ptr::addr_of!(here)) as usize;
+    let low_end = sp.saturating_sub(MARGIN) & !(page - 1);
+    if !(start..end).contains(&sp) || low_end <= start {
+        return Ok(0);
+    }
+    // SAFETY: [start, low_end) is page-aligned and lies in the stack mapping of this process's
+    // only thread, more than MARGIN below the current frame: nothing live is there (the stack
+    // grows down from `end`; no signal handler runs now, on this same thread). MADV_DONTNEED on
+    // private anonymous memory only makes the next touch of a page find it zeroed, as a fresh
+    // stack page is; no Rust object owns memory there.
+    let rc = unsafe {
+        libc::madvise(
+            start as *mut libc::c_void,
+            low_end - start,
+            libc::MADV_DONTNEED,
+        )
+    };
+    if rc == 0 {
+        Ok(low_end - start)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `start-end` of a /proc/self/maps line, in hex.
+fn parse_range(range: &str) -> Option<(usize, usize)> {
+    let (start, end) = range.split_once('-')?;
+    Some((
+        usize::from_str_radix(start, 16).ok()?,
+        usize::from_str_radix(end, 16).ok()?,
+    ))
+}
+
 struct Mapping {
     start: usize,
     end: usize,
@@ -414,9 +473,7 @@ struct Mapping {
 
 /// `start-end perms offset dev inode path` of /proc/self/smaps.
 fn parse_header<'a>(range: &str, mut fields: impl Iterator<Item = &'a str>) -> Option<Mapping> {
-    let (start, end) = range.split_once('-')?;
-    let start = usize::from_str_radix(start, 16).ok()?;
-    let end = usize::from_str_radix(end, 16).ok()?;
+    let (start, end) = parse_range(range)?;
     let perms = fields.next()?;
     let path = fields.nth(3).unwrap_or("");
     Some(Mapping {

@@ -110,14 +110,19 @@ fn monitor() -> Option<u8> {
     // The on-disk binary (the CLI passes it): what the monitor spawns, e.g. a network's DNS
     // server, must not run from this monitor's sealed copy.
     let exe = std::env::var_os("BERTH_EXE").unwrap_or_else(|| "/proc/self/exe".into());
-    let engine =
-        match berth_engine::Engine::open(std::path::Path::new(root), std::path::Path::new(&exe)) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("berth monitor: {e}");
-                return Some(1);
-            }
-        };
+    let opened = berth_engine::config::Config::of_monitor().and_then(|config| {
+        let mut engine =
+            berth_engine::Engine::open(std::path::Path::new(root), std::path::Path::new(&exe))?;
+        engine.config = config;
+        Ok(engine)
+    });
+    let engine = match opened {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("berth monitor: {e}");
+            return Some(1);
+        }
+    };
     Some(u8::try_from(berth_engine::monitor::main(&engine, id)).unwrap_or(1))
 }
 

@@ -251,6 +251,13 @@ impl Berth {
                 left.push(format!("rm -f {id}: {}", ran.stderr.trim()));
             }
         }
+        // `rm -f` (and `run --rm`) return once the container is gone from every listing; its
+        // monitor finishes the teardown behind: what it leaves counts once it has ended.
+        crate::eventually("the root's monitors to finish", || {
+            crate::monitors_of_root(self.root())
+                .is_empty()
+                .then_some(())
+        });
         left.extend(
             mounts_under(self.root())
                 .into_iter()

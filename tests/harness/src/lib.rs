@@ -161,7 +161,17 @@ pub fn is_root() -> bool {
 /// Live processes (not zombies) whose command line holds `__monitor <id>`: a container's
 /// monitors, or every monitor with an empty `id`.
 pub fn monitors_of(id: &str) -> Vec<i32> {
-    let needle = format!("__monitor {id}");
+    monitors_matching(&format!("__monitor {id}"))
+}
+
+/// Live monitors of the data root `root` (`berth --root <root> __monitor <id>`): after `run
+/// --rm` or `rm -f` returned, those still finishing a teardown (unmounts, cgroups, files,
+/// veths) that a leak check must wait for.
+pub fn monitors_of_root(root: &Path) -> Vec<i32> {
+    monitors_matching(&format!("--root {} __monitor ", root.display()))
+}
+
+fn monitors_matching(needle: &str) -> Vec<i32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -177,7 +187,7 @@ pub fn monitors_of(id: &str) -> Vec<i32> {
             let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             String::from_utf8_lossy(&raw)
                 .replace('\0', " ")
-                .contains(&needle)
+                .contains(needle)
                 && !zombie(pid)
         })
         .collect()

@@ -400,12 +400,9 @@ fn children(pid: u32) -> Vec<String> {
     found
 }
 
-#[test]
-fn a_client_that_leaves_stops_the_build() {
-    need_root!();
-    let Some(service) = Service::start() else {
-        return;
-    };
+/// A build whose RUN sleeps for ten minutes, posted on a socket of its own and followed
+/// until the step has started; the socket is its client.
+fn start_long_build(service: &Service, tag: &str) -> UnixStream {
     let ctx = context(&[(
         "Dockerfile",
         "FROM busybox\nRUN echo started; sleep 600; echo never\n",
@@ -424,7 +421,7 @@ fn a_client_that_leaves_stops_the_build() {
     let mut socket = UnixStream::connect(service.socket()).expect("connect");
     write!(
         socket,
-        "POST /build?t=abandoned HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n\
+        "POST /build?t={tag} HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n\
          Content-Length: {}\r\n\r\n",
         body.len()
     )
@@ -437,6 +434,16 @@ fn a_client_that_leaves_stops_the_build() {
         assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buf[..n]);
     }
+    socket
+}
+
+#[test]
+fn a_client_that_leaves_stops_the_build() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let socket = start_long_build(&service, "abandoned");
     assert!(!children(service.pid()).is_empty(), "no build child");
     drop(socket);
     eventually("the build to stop once its client left", || {
@@ -445,6 +452,29 @@ fn a_client_that_leaves_stops_the_build() {
     assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
     let ran = service.berth.run(&["images", "-q", "abandoned"]);
     assert_eq!(ran.stdout.trim(), "");
+}
+
+#[test]
+fn a_service_that_dies_stops_its_builds() {
+    need_root!();
+    let Some(mut service) = Service::start() else {
+        return;
+    };
+    let _socket = start_long_build(&service, "orphaned");
+    let child = children(service.pid())
+        .first()
+        .and_then(|stat| stat.split_whitespace().next().map(String::from))
+        .expect("the build child");
+    service.kill();
+    // The build stops as it does when its client leaves: its step's container and the
+    // unpacked context removed, nothing tagged.
+    eventually("the build to stop once its service died", || {
+        (!Path::new("/proc").join(&child).exists()).then_some(())
+    });
+    assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
+    let ran = service.berth.run(&["images", "-q", "orphaned"]);
+    assert_eq!(ran.stdout.trim(), "");
+    assert_eq!(service.berth.ok(&["ps", "-aq"]), "");
 }
 
 #[test]
@@ -564,4 +594,175 @@ fn the_build_cache_in_system_df_and_its_prunes() {
     let pruned = service.docker_ok(&["system", "prune", "-f"]);
     assert!(pruned.contains("Deleted build cache objects:"), "{pruned}");
     assert_eq!(cache_line(&service.docker_ok(&["system", "df"])), empty);
+}
+
+#[test]
+fn the_contexts_own_files_are_read_inside_it_and_only_if_regular() {
+    use tar::EntryType::{Fifo, Regular, Symlink};
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let host = tempfile::tempdir().expect("host dir");
+    let patterns = host.path().join("patterns");
+    fs::write(&patterns, "secret\n").expect("host file");
+    let tar = host.path().join("ctx.tar");
+    let copy: &[u8] = b"FROM busybox\nCOPY secret /secret\n";
+
+    // `.dockerignore` a link to a host file: dockerd resolves it inside the context, where
+    // it leads nowhere; read on the host, its lines would decide what is left out (and a
+    // link to /dev/zero would be read until memory runs out).
+    hostile_tar(
+        &tar,
+        &[
+            ("Dockerfile", Regular, "", copy),
+            (".dockerignore", Symlink, &patterns.to_string_lossy(), b""),
+            ("secret", Regular, "", b"kept"),
+        ],
+    );
+    let (code, body) = post(&service, "/build?t=ignored", &tar);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("Successfully built"), "{body}");
+    // An absolute link is resolved as the context's own path.
+    hostile_tar(
+        &tar,
+        &[
+            ("Dockerfile", Regular, "", copy),
+            (".dockerignore", Symlink, "/patterns", b""),
+            ("patterns", Regular, "", b"secret\n"),
+            ("secret", Regular, "", b"kept"),
+        ],
+    );
+    let (code, body) = post(&service, "/build", &tar);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains(r#"\"/secret\": not found"#), "{body}");
+
+    // A FIFO for the Dockerfile or the ignore file is refused, not waited on.
+    for name in ["Dockerfile", ".dockerignore"] {
+        let mut entries = vec![(name, Fifo, "", &b""[..])];
+        if name != "Dockerfile" {
+            entries.push(("Dockerfile", Regular, "", b"FROM busybox\n"));
+        }
+        hostile_tar(&tar, &entries);
+        let (code, body) = post(&service, "/build", &tar);
+        assert_eq!(code, "400", "{name}: {body}");
+        assert!(body.contains("not a regular file"), "{name}: {body}");
+    }
+    assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
+}
+
+/// The resident memory of `pid`, in KiB.
+fn resident_kib(pid: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_endless_context_is_unpacked_as_it_comes_and_removed_when_its_client_leaves() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    const SENT_MIB: u64 = 160;
+    let (socket, child) = endless_upload(&service, SENT_MIB);
+    // What was sent is in the child but for the pipes' and the service's few buffers: kept
+    // in memory, it would all be resident.
+    let resident = resident_kib(&child);
+    assert!(
+        resident < (SENT_MIB << 10) / 2,
+        "the build child holds {resident} KiB after {SENT_MIB} MiB of context"
+    );
+    drop(socket);
+    eventually("the build to stop once its client left", || {
+        children(service.pid()).is_empty().then_some(())
+    });
+    eventually("the half-unpacked context removed", || {
+        build_tmp(&service).is_empty().then_some(())
+    });
+}
+
+/// A build posted with a context without end (one file that says it has 64 GiB, chunked),
+/// `mib` MiB of it sent: the client's socket and the build child's pid.
+fn endless_upload(service: &Service, mib: u64) -> (UnixStream, String) {
+    let mut header = tar::Header::new_gnu();
+    header.set_path("big").expect("path");
+    header.set_size(64 << 30);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut socket = UnixStream::connect(service.socket()).expect("connect");
+    write!(
+        socket,
+        "POST /build HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    )
+    .expect("request");
+    let chunk = |socket: &mut UnixStream, bytes: &[u8]| {
+        write!(socket, "{:x}\r\n", bytes.len()).expect("chunk size");
+        socket.write_all(bytes).expect("chunk");
+        socket.write_all(b"\r\n").expect("chunk end");
+    };
+    chunk(&mut socket, header.as_bytes());
+    let block = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        chunk(&mut socket, &block);
+    }
+    let child = eventually("the build child", || {
+        children(service.pid())
+            .first()
+            .and_then(|stat| stat.split_whitespace().next().map(String::from))
+    });
+    (socket, child)
+}
+
+#[test]
+fn a_killed_builds_context_is_removed_by_the_next_build() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let (socket, child) = endless_upload(&service, 8);
+    eventually("the context being unpacked", || {
+        (!build_tmp(&service).is_empty()).then_some(())
+    });
+    // SIGKILL (the OOM killer, say): the child removes nothing.
+    let pid = nix::unistd::Pid::from_raw(child.parse().expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill the build");
+    eventually("the killed build gone", || {
+        (!Path::new("/proc").join(&child).exists()).then_some(())
+    });
+    drop(socket);
+    assert!(
+        !build_tmp(&service).is_empty(),
+        "a killed build cleaned up?"
+    );
+    let ctx = context(&[("Dockerfile", "FROM busybox\n")]);
+    let tar = ctx.path().join("ctx.tar");
+    hostile_tar(
+        &tar,
+        &[("Dockerfile", tar::EntryType::Regular, "", b"FROM busybox\n")],
+    );
+    let (code, body) = post(&service, "/build", &tar);
+    assert_eq!(code, "200", "{body}");
+    assert!(build_tmp(&service).is_empty(), "{:?}", build_tmp(&service));
+}
+
+#[test]
+fn a_nul_in_a_parameter_is_the_clients_error() {
+    need_root!();
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let ctx = context(&[("Dockerfile", "FROM busybox\n")]);
+    let tar = ctx.path().join("ctx.tar");
+    hostile_tar(
+        &tar,
+        &[("Dockerfile", tar::EntryType::Regular, "", b"FROM busybox\n")],
+    );
+    let (code, body) = post(&service, "/build?target=a%00b", &tar);
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("invalid target"), "{body}");
 }

@@ -599,6 +599,22 @@ fn hostile_create_bodies_are_refused_and_leave_nothing() {
             ),
             "bind source path does not exist",
         ),
+        // Volume options berth would drop are refused: a tmpfs asked for is not to become a
+        // volume on disk, nor a subpath the whole volume.
+        (
+            "501",
+            format!(
+                r#"{{{image}, "HostConfig": {{"Mounts": [{{"Type": "volume", "Source": "secrets", "Target": "/x", "VolumeOptions": {{"DriverConfig": {{"Name": "local", "Options": {{"type": "tmpfs", "device": "tmpfs"}}}}}}}}]}}}}"#
+            ),
+            "DriverConfig",
+        ),
+        (
+            "501",
+            format!(
+                r#"{{{image}, "HostConfig": {{"Mounts": [{{"Type": "volume", "Source": "secrets", "Target": "/x", "VolumeOptions": {{"Subpath": "a/b"}}}}]}}}}"#
+            ),
+            "Subpath",
+        ),
         (
             "400",
             format!(r#"{{{image}, "HostConfig": {{"NetworkMode": "nosuchnet"}}}}"#),

@@ -705,6 +705,11 @@ fn volumes_through_the_docker_cli() {
         "409"
     );
     assert_eq!(
+        status(&service, &["-XDELETE", "http://d/volumes/named?force=1"]),
+        "409",
+        "force does not remove a volume a container refers to, as dockerd's"
+    );
+    assert_eq!(
         service.docker_ok(&["volume", "ls", "-q", "--filter", "dangling=true"]),
         anon
     );

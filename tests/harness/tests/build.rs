@@ -437,6 +437,20 @@ COPY file.txt sub/
     same_as_buildah(dockerfile, &files, &[]);
 }
 
+/// A COPY through a link that leads nowhere yet makes what the link names, inside the image
+/// (the scoped MkdirAll of Docker's and buildah's copier), whether absolute or relative.
+#[test]
+fn copy_through_a_dangling_link_matches_buildah() {
+    need_root!();
+    let dockerfile = "
+FROM busybox
+RUN ln -s /made/by/copy /abs && ln -s made/rel /rel
+COPY file.txt /abs/f
+COPY file.txt /rel/sub/
+";
+    same_as_buildah(dockerfile, &[("file.txt", "file\n")], &[]);
+}
+
 #[test]
 fn dockerignore_matches_buildah() {
     need_root!();

@@ -36,11 +36,42 @@ fn ps_size_is_dockers() {
         ][..],
         &["ps", "--size", "--format", "{{.Names}} {{.Size}}"],
         &["ps", "--format", "{{.Size}}"],
+        // (Not ps: the docker CLI first runs a ps template over an empty container.)
+        &[
+            "images",
+            "--format",
+            "{{slice .ID 0 5}} {{slice .Repository 1 3}}",
+        ],
     ] {
         let (berth, docker) = both(&service, args);
         assert_eq!(berth, docker, "{args:?}");
     }
     service.berth.ok(&["rm", "-f", "sized"]);
+}
+
+#[test]
+fn system_df_formats_are_dockers() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    service
+        .berth
+        .ok(&["run", "-d", "--name", "used", IMAGE, "sleep", "600"]);
+    for args in [
+        &["system", "df", "--format", "json"][..],
+        &[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}}: {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}",
+        ],
+        &["system", "df", "--format", "table {{.Type}}\t{{.Size}}"],
+        &["system", "df", "--format", "table"],
+    ] {
+        let (berth, docker) = both(&service, args);
+        assert_eq!(berth, docker, "{args:?}");
+    }
+    service.berth.ok(&["rm", "-f", "used"]);
 }
 
 #[test]

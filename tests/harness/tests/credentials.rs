@@ -250,3 +250,106 @@ fn the_configuration_sets_containers_defaults() {
         refused.stderr
     );
 }
+
+/// Removes the default network a configuration gave a data root of its own: its bridge, its
+/// rules and its record (a default network cannot be removed with `network rm`, as Docker's).
+struct OwnBridge(&'static str, &'static [&'static str], std::path::PathBuf);
+
+impl Drop for OwnBridge {
+    fn drop(&mut self) {
+        let networks = self.2.join("network");
+        for entry in std::fs::read_dir(&networks).into_iter().flatten().flatten() {
+            let record = std::fs::read(entry.path().join("network.json"));
+            let record: serde_json::Value = record
+                .ok()
+                .and_then(|r| serde_json::from_slice(&r).ok())
+                .unwrap_or_default();
+            if record["name"] == "bridge" {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let _ = Command::new("ip").args(["link", "del", self.0]).status();
+        let same = format!("{{ \"{0}\" . \"{0}\" }}", self.0);
+        let _ = Command::new("nft")
+            .args(["delete", "element", "ip", "berth", "same", &same])
+            .status();
+        for subnet in self.1 {
+            let element = format!("{{ {subnet} }}");
+            let _ = Command::new("nft")
+                .args(["delete", "element", "ip", "berth", "subnets", &element])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn the_configuration_addresses_the_networks() {
+    let berth = berth_harness::image::Berth::new();
+    let root = berth.root().to_path_buf();
+    let _cleanup = OwnBridge("bt-cfg0", &["10.213.7.0/24", "10.213.8.0/24"], root);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let pools = "default-address-pools = [{ base = \"10.214.0.0/16\", size = 24 }]\n";
+    let config = |bip: &str| {
+        let text = format!("bridge = \"bt-cfg0\"\nbip = \"{bip}\"\n{pools}");
+        std::fs::write(&file, text).unwrap();
+    };
+    let run = |args: &[&str]| -> Ran {
+        let mut command = berth.command();
+        command.env("BERTH_CONFIG", &file).args(args);
+        run_with_timeout(command, COMMAND_TIMEOUT)
+    };
+    let addr = "ip -4 -o addr show eth0 | awk '{print $4}'; ip route | awk '/default/ {print $3}'";
+    config("10.213.7.1/24");
+    let ran = run(&["run", "--rm", IMAGE, "sh", "-c", addr]);
+    assert_eq!(ran.stdout, "10.213.7.2/24\n10.213.7.1\n", "{}", ran.stderr);
+
+    // User networks are cut from the pools.
+    assert!(run(&["network", "create", "cut"]).success());
+    let ran = run(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Subnet}}",
+        "cut",
+    ]);
+    assert_eq!(ran.stdout.trim(), "10.214.0.0/24", "{}", ran.stderr);
+    assert!(run(&["network", "rm", "cut"]).success());
+    let info = run(&["info"]);
+    assert!(
+        info.stdout
+            .contains("Default Address Pools:\n  Base: 10.214.0.0/16, Size: 24\n"),
+        "{}",
+        info.stdout
+    );
+
+    // A new bip waits while a container uses the default network, then applies.
+    assert!(run(&["run", "-d", "--name", "holder", IMAGE, "sleep", "1000"]).success());
+    config("10.213.8.1/24");
+    let info = run(&["info"]);
+    assert!(
+        info.stderr.contains(
+            "WARNING: the default network keeps 10.213.7.1/24 while containers use it; bip 10.213.8.1/24 applies once none does"
+        ),
+        "{}",
+        info.stderr
+    );
+    let ran = run(&["run", "--rm", IMAGE, "sh", "-c", addr]);
+    assert_eq!(ran.stdout, "10.213.7.3/24\n10.213.7.1\n", "{}", ran.stderr);
+    assert!(run(&["rm", "-f", "holder"]).success());
+    let ran = run(&["run", "--rm", IMAGE, "sh", "-c", addr]);
+    assert_eq!(ran.stdout, "10.213.8.2/24\n10.213.8.1\n", "{}", ran.stderr);
+    assert_eq!(run(&["info"]).stderr, "");
+
+    // A bad value names its file and the key.
+    config("10.213.8.0/24");
+    let refused = run(&["run", "--rm", IMAGE, "true"]);
+    assert_eq!(refused.status.code(), Some(125), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("config.toml: bip \"10.213.8.0/24\""),
+        "{}",
+        refused.stderr
+    );
+}

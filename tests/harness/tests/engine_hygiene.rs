@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use berth_harness::image::{berth_bin, runtime_dir, Berth, IMAGE};
-use berth_harness::monitors_of;
 use berth_harness::{eventually, need_root, run_with_timeout, Ran, COMMAND_TIMEOUT};
+use berth_harness::{monitors_of, monitors_of_root};
 
 /// SIGKILLs the monitor of container `id`, as an OOM killer or a careless `kill -9` would.
 fn kill_monitor(id: &str) {
@@ -33,7 +33,11 @@ fn runs_of_every_kind_leave_no_runtime_state() {
     need_root!();
     let berth = Berth::new();
     let state = runtime_dir(berth.root());
+    // `run --rm` and `rm -f` return once the container is gone from every listing; its
+    // monitor deletes the runtime's state right after, before it ends.
     let gone = |after: &str| {
+        let settled = || monitors_of_root(berth.root()).is_empty().then_some(());
+        eventually(&format!("the monitors after {after} to end"), settled);
         let left: Vec<PathBuf> = fs::read_dir(&state)
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();

@@ -387,3 +387,43 @@ fn compose_waits_for_a_service_to_be_healthy() {
     let down = compose(&["down", "-t", "0"]);
     assert!(down.success(), "{}\n{}", down.stdout, down.stderr);
 }
+
+/// A CMD-SHELL probe runs in the image's SHELL, as Docker's does (`Config.Shell`), and
+/// `/bin/sh -c` without one.
+#[test]
+fn a_shell_probe_runs_in_the_images_shell() {
+    need_root!();
+    let berth = Berth::new();
+    let ctx = tempfile::tempdir().expect("context");
+    let dockerfile = format!(
+        "FROM {IMAGE}\nSHELL [\"/bin/echo\", \"through\"]\nHEALTHCHECK --interval=1s CMD the-shell\n"
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
+    let context = ctx.path().to_string_lossy().into_owned();
+    berth.ok(&["build", "-q", "-t", "shelled", &context]);
+    berth.ok(&["run", "-d", "--name", "shelled", "shelled", "sleep", "300"]);
+    let h = health_when(&berth, "shelled", "a probe", |h| h["Log"][0].is_object());
+    assert_eq!(h["Log"][0]["Output"], "through the-shell\n", "{h}");
+    let v = berth.inspect("shelled");
+    assert_eq!(
+        v["Config"]["Shell"],
+        serde_json::json!(["/bin/echo", "through"])
+    );
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--health-cmd",
+        "echo $0",
+        "--health-interval",
+        "1s",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let h = health_when(&berth, "plain", "a probe", |h| h["Log"][0].is_object());
+    assert_eq!(h["Log"][0]["Output"], "/bin/sh\n", "{h}");
+    berth.ok(&["rm", "-f", "shelled", "plain"]);
+    berth.ok(&["rmi", "shelled"]);
+}

@@ -143,6 +143,14 @@ fn request(query: &Query) -> Result<Request, ApiError> {
     if query.flag("pull") {
         args.push("--pull".into());
     }
+    // No argv carries a NUL: such a value is the client's error, not the service's.
+    if let Some(bad) = args.iter().find(|a| a.contains('\0')) {
+        let flag = bad.split_once('=').map_or(bad.as_str(), |(f, _)| f);
+        return Err(ApiError::bad_request(format!(
+            "invalid {}: a NUL byte in its value",
+            flag.trim_start_matches('-')
+        )));
+    }
     args.extend(["--".to_string(), "-".to_string()]);
     Ok(Request {
         args,
@@ -432,6 +440,8 @@ mod tests {
             "buildargs=notjson",
             "buildargs=%7B%22A%3DB%22%3A%22x%22%7D",
             "networkmode=container%3Ax",
+            "target=a%00b",
+            "buildargs=%7B%22A%22%3A%22x%5Cu0000y%22%7D",
         ] {
             let e = request(&Query::parse(q)).err().expect(q);
             assert_eq!(e.status, 400, "{q}: {e}");

@@ -73,6 +73,9 @@ pub struct ContainerRoot {
     fd: OwnedFd,
     /// The container as the caller named it: Docker's messages repeat that name.
     key: String,
+    /// The container's user namespace, if it has one of its own: its files' owners are
+    /// archived and extracted as its ids.
+    userns: Option<crate::userns::IdMap>,
     _mounted: Option<StoppedRoot>,
 }
 
@@ -93,12 +96,23 @@ impl ContainerRoot {
             n if n == "/" => ".".to_string(),
             n => n,
         };
-        pack(self.fd(), Path::new(path), Path::new(&name), out).map_err(|e| self.missing(path, e))
+        self.archive_as(path, &name, out)
+    }
+
+    /// `path` as a tar stream on `out`, its top entry named `name`; owners as the container
+    /// sees them.
+    pub fn archive_as(&self, path: &str, name: &str, out: impl Write) -> Result<()> {
+        let name = (Path::new(name), self.userns);
+        pack::pack_as(self.fd(), Path::new(path), name, out).map_err(|e| self.missing(path, e))
     }
 
     /// The tar stream `input` extracted into the directory `dir`.
     pub fn extract(&self, dir: &str, input: impl Read, options: &ExtractOptions) -> Result<()> {
-        unpack(self.fd(), Path::new(dir), input, options).map_err(|e| self.missing(dir, e))
+        let options = ExtractOptions {
+            userns: self.userns,
+            ..options.clone()
+        };
+        unpack(self.fd(), Path::new(dir), input, &options).map_err(|e| self.missing(dir, e))
     }
 
     /// A path's ENOENT as Docker says it.
@@ -139,6 +153,7 @@ pub fn open_root(engine: &Engine, key: &str) -> Result<ContainerRoot> {
         return Ok(ContainerRoot {
             fd,
             key: key.to_string(),
+            userns: crate::userns::of(&record),
             _mounted: None,
         });
     }
@@ -146,6 +161,7 @@ pub fn open_root(engine: &Engine, key: &str) -> Result<ContainerRoot> {
     Ok(ContainerRoot {
         fd: open_dir(&mounted.dir)?,
         key: key.to_string(),
+        userns: crate::userns::of(&record),
         _mounted: Some(mounted),
     })
 }

@@ -16,14 +16,27 @@ use tar::{EntryType, Header};
 
 use super::{kind, lstat_at, open_parent};
 use crate::error::{Error, Result};
+use crate::userns::IdMap;
 
 /// `path` inside `root` written to `out` as a tar stream whose top entry is named `name` (and
 /// what a directory holds, `name/...`).
 pub fn pack(root: BorrowedFd<'_>, path: &Path, name: &Path, out: impl Write) -> Result<()> {
+    pack_as(root, path, (name, None), out)
+}
+
+/// [`pack`] from the root of a container with a user namespace of its own (`userns`): owners
+/// are written as the container's ids.
+pub(super) fn pack_as(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    (name, userns): (&Path, Option<IdMap>),
+    out: impl Write,
+) -> Result<()> {
     let (dir, leaf) = open_parent(root, path)?;
     let mut tar = Packer {
         builder: tar::Builder::new(out),
         links: HashMap::new(),
+        userns,
     };
     tar.entry(dir.as_fd(), &leaf, name)?;
     tar.builder
@@ -36,6 +49,7 @@ struct Packer<W: Write> {
     builder: tar::Builder<W>,
     /// The first name of each file with several links, by (device, inode).
     links: HashMap<(u64, u64), PathBuf>,
+    userns: Option<IdMap>,
 }
 
 impl<W: Write> Packer<W> {
@@ -43,7 +57,7 @@ impl<W: Write> Packer<W> {
     fn entry(&mut self, dir: BorrowedFd<'_>, leaf: &Path, name: &Path) -> Result<()> {
         let io = |step| Error::io(step, name);
         let st = lstat_at(dir, leaf).map_err(|e| io("stat")(e.into()))?;
-        let mut header = header(&st);
+        let mut header = header(&st, self.userns);
         match kind(&st) {
             SFlag::S_IFDIR => {
                 header.set_entry_type(EntryType::Directory);
@@ -108,11 +122,19 @@ impl<W: Write> Packer<W> {
     }
 }
 
-fn header(st: &FileStat) -> Header {
+fn header(st: &FileStat, userns: Option<IdMap>) -> Header {
+    // A host id of the container's range is the container's id; any other is nobody's to it.
+    let id = |host: u32| match userns {
+        Some(map) => host
+            .checked_sub(map.host_id)
+            .filter(|n| *n < map.size)
+            .unwrap_or(65_534),
+        None => host,
+    };
     let mut h = Header::new_gnu();
     h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(u64::from(st.st_uid));
-    h.set_gid(u64::from(st.st_gid));
+    h.set_uid(u64::from(id(st.st_uid)));
+    h.set_gid(u64::from(id(st.st_gid)));
     h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
     h.set_size(u64::try_from(st.st_size).unwrap_or(0));
     h

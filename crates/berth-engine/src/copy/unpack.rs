@@ -21,6 +21,7 @@ use tar::EntryType;
 use super::pack::{names, open_at};
 use super::{kind, lstat_at};
 use crate::error::{Error, Result};
+use crate::userns::IdMap;
 
 /// Docker's options of an extraction (`PUT /archive`'s query).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +30,9 @@ pub struct ExtractOptions {
     pub no_overwrite_dir_non_dir: bool,
     /// Owners as the archive gives them; else whoever extracts (root) owns what is made.
     pub copy_uid_gid: bool,
+    /// The container's user namespace, when it has one of its own (the engine sets it): owners
+    /// are stored as the host ids of its range, root's being its root's.
+    pub userns: Option<IdMap>,
 }
 
 /// Extracts `input` into the directory `dir` inside `root`.
@@ -145,7 +149,7 @@ impl<'a> Entry<'a> {
     ) -> Result<bool> {
         let header = entry.header();
         let mode = Mode::from_bits_truncate(header.mode().unwrap_or(0o644) & 0o7777);
-        let owner = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
+        let owner = self.owner(header);
         let is_dir = kind == EntryType::Directory;
         if !self.clear(is_dir)? {
             // An existing directory stays, its mode and owner as the archive says.
@@ -186,7 +190,7 @@ impl<'a> Entry<'a> {
                     .unwrap_or_default();
                 nix::unistd::symlinkat(target.as_ref(), dir, &self.name)
                     .map_err(|e| self.io("make the link")(e.into()))?;
-                if self.options.copy_uid_gid {
+                if self.chowns() {
                     self.chown_link(owner)?;
                 }
             }
@@ -209,7 +213,7 @@ impl<'a> Entry<'a> {
             EntryType::Fifo => {
                 nix::sys::stat::mknodat(dir, &self.name, SFlag::S_IFIFO, mode, 0)
                     .map_err(|e| self.io("make the fifo")(e.into()))?;
-                if self.options.copy_uid_gid {
+                if self.chowns() {
                     self.chown_link(owner)?;
                 }
             }
@@ -249,7 +253,7 @@ impl<'a> Entry<'a> {
 
     /// The mode (whatever the umask took) and, as asked, the owner of what was made.
     fn finish(&self, fd: &OwnedFd, mode: Mode, (uid, gid): (u64, u64)) -> Result<()> {
-        if self.options.copy_uid_gid {
+        if self.chowns() {
             let (uid, gid) = (u32::try_from(uid), u32::try_from(gid));
             if let (Ok(uid), Ok(gid)) = (uid, gid) {
                 nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
@@ -258,6 +262,28 @@ impl<'a> Entry<'a> {
         }
         // After the chown, which clears the set-id bits.
         nix::sys::stat::fchmod(fd, mode).map_err(|e| self.io("chmod")(e.into()))
+    }
+
+    /// Whether what is made gets an owner other than the extractor (the host's root).
+    fn chowns(&self) -> bool {
+        self.options.copy_uid_gid || self.options.userns.is_some()
+    }
+
+    /// The owner of what is made: the archive's (`copy_uid_gid`) or root, as the host stores
+    /// it for the container (an id its range lacks is nobody's).
+    fn owner(&self, header: &tar::Header) -> (u64, u64) {
+        let (uid, gid) = match self.options.copy_uid_gid {
+            true => (header.uid().unwrap_or(0), header.gid().unwrap_or(0)),
+            false => (0, 0),
+        };
+        let Some(map) = self.options.userns else {
+            return (uid, gid);
+        };
+        let host = |id: u64| {
+            let id = u32::try_from(id).ok().and_then(|id| map.host(id));
+            u64::from(id.unwrap_or(65_534))
+        };
+        (host(uid), host(gid))
     }
 
     /// The owner of a link or fifo, the name itself (never what a link leads to).

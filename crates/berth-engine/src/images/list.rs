@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::events;
 use crate::filters::{glob_matches, Filters};
 
 /// The filters `images` takes.
@@ -127,14 +126,10 @@ pub(super) struct Until(Option<SystemTime>);
 
 impl Until {
     pub(super) fn of(filters: &Filters) -> Result<Until> {
-        let Some(value) = filters.get("until").last() else {
-            return Ok(Until(None));
-        };
-        let nanos = events::parse_time(value, SystemTime::now())?;
-        let nanos = u64::try_from(nanos).unwrap_or(0);
-        Ok(Until(Some(
-            UNIX_EPOCH + std::time::Duration::from_nanos(nanos),
-        )))
+        let nanos = filters.until()?;
+        Ok(Until(nanos.map(|n| {
+            UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(n).unwrap_or(0))
+        })))
     }
 
     pub(super) fn admits(&self, image: &Image) -> bool {

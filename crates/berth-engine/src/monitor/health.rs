@@ -39,9 +39,13 @@ struct Running {
 impl Checker {
     /// The checker for a container whose (merged) config runs a probe, from the state
     /// [`Checker::initial`] made; None otherwise.
-    pub(super) fn new(config: Option<&HealthConfig>, health: Option<Health>) -> Option<Checker> {
+    pub(super) fn new(
+        config: Option<&HealthConfig>,
+        shell: &[String],
+        health: Option<Health>,
+    ) -> Option<Checker> {
         let config = config.filter(|c| c.probes())?.clone();
-        let command = config.command()?;
+        let command = config.command(shell)?;
         let started = Instant::now();
         let mut checker = Checker {
             config,
@@ -61,7 +65,7 @@ impl Checker {
         config: Option<&HealthConfig>,
         before: Option<&Health>,
     ) -> Option<Health> {
-        config.filter(|c| c.probes() && c.command().is_some())?;
+        config.filter(|c| c.probes() && c.command(&[]).is_some())?;
         Some(Health {
             log: before.map(|h| h.log.clone()).unwrap_or_default(),
             ..Health::starting()

@@ -124,6 +124,13 @@ pub struct StopRequest {
     /// The signal to send first (the container's stop signal when empty).
     #[serde(default)]
     pub signal: String,
+    /// `rm -f`: once stopped, the container is removed as `--rm` removes it, and the Exit
+    /// frame comes once it is gone from every listing (the rest of its teardown follows).
+    #[serde(default)]
+    pub remove: bool,
+    /// With `remove`, its anonymous volumes too (`rm -v`).
+    #[serde(default)]
+    pub volumes: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

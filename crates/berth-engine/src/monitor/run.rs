@@ -82,7 +82,12 @@ pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()>
         clients.iter_mut().for_each(|c| c.send(Kind::Started, b""));
         let ended = run.serve(&listener, &mut clients);
         log_errors(id, &ended.errors);
-        if let Some(delay) = restart(engine, id, ended.code) {
+        let restarts = if ended.remove {
+            None
+        } else {
+            restart(engine, id, ended.code)
+        };
+        if let Some(delay) = restarts {
             client::notify_exit(&mut clients, ended.code);
             client::drain(&mut clients, LAST_WORDS);
             clients.retain(|c| !c.gone && c.hello.is_none() && !c.waits);
@@ -98,13 +103,25 @@ pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()>
                 log_errors(id, &[e.to_string()]);
             }
         }
-        if record.request.auto_remove {
-            if let Err(e) = crate::lifecycle::remove_all(engine, &record) {
-                log_errors(id, &[e.to_string()]);
-            }
-        }
+        // `--rm` (or `rm -f`): the exit is reported once the container is gone from every listing and its
+        // name is free (Docker's `run --rm` returns then); the runtime's delete (cgroups), the
+        // unmounts (each waits for an RCU grace period) and the files follow it.
+        let doomed = if ended.remove {
+            // The record as the exit left it: a `rename` meanwhile changed its name.
+            let last = ended.record.as_ref().unwrap_or(&record);
+            let (errors, doomed) =
+                crate::lifecycle::remove_at_exit(engine, last, ended.remove_volumes);
+            log_errors(id, &errors);
+            Some(doomed)
+        } else {
+            None
+        };
         client::notify_exit(&mut clients, ended.code);
         client::drain(&mut clients, LAST_WORDS);
+        if let Some(doomed) = doomed {
+            let errors = crate::lifecycle::finish_removal(engine, id, doomed.as_deref());
+            log_errors(id, &errors);
+        }
         // Last, after the exit was reported: deleting a veth waits for the kernel (tens of
         // ms), and `rm` waits for this monitor to end, so nothing is left once it returns.
         log_errors(id, &crate::network::delete_links(engine, &ended.links));
@@ -413,7 +430,9 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         input: super::stdio::Input::default(),
         log_failures: 0,
         execs: Vec::new(),
-        health: Checker::new(req.healthcheck.as_ref(), health),
+        health: Checker::new(req.healthcheck.as_ref(), &req.shell, health),
+        remove: req.auto_remove,
+        remove_volumes: req.auto_remove,
     })
 }
 

@@ -41,6 +41,12 @@ pub(super) struct Run<'a> {
     pub(super) execs: Vec<Exec>,
     /// The health check, if the container has one.
     pub(super) health: Option<Checker>,
+    /// `--rm`, or an `rm -f` that asked (StopRequest::remove): the container is removed at
+    /// its exit, which is reported before the runtime's delete and the unmounts (they follow
+    /// in `lifecycle::finish_removal`, see `main_loop`); the record is not saved again.
+    pub(super) remove: bool,
+    /// With `remove`, its anonymous volumes too (`--rm` always, `rm -f` with `-v`).
+    pub(super) remove_volumes: bool,
 }
 
 /// How one run of the container ended: its exit code, what of the teardown failed, and the
@@ -49,6 +55,11 @@ pub(super) struct Ended {
     pub(super) code: i32,
     pub(super) errors: Vec<String>,
     pub(super) links: Vec<berth_net::Attachment>,
+    /// The container is to be removed (`Run::remove`), its anonymous volumes with it or not.
+    pub(super) remove: bool,
+    pub(super) remove_volumes: bool,
+    /// The record as the exit left it (None if it could not be read).
+    pub(super) record: Option<records::Record>,
 }
 
 /// Which fd a poll slot watches.
@@ -142,6 +153,7 @@ impl Run<'_> {
                 trim_at = None;
                 berth_sys::process::trim_heap();
                 let _ = berth_sys::process::drop_clean_code_pages();
+                let _ = berth_sys::process::drop_unused_stack();
             }
             self.reaped(reap_children(Some(self.pid)));
             if self.kill_at.is_some_and(|t| Instant::now() >= t) {
@@ -380,10 +392,19 @@ impl Run<'_> {
             Some(r) => (r.timeout, crate::lifecycle::parse_signal(&r.signal)),
             None => (10, None),
         };
-        let _ = self
-            .engine
-            .containers
-            .update(&self.id, |r| r.state.manually_stopped = true);
+        match &req {
+            // Removed at the exit: nothing will read the record again.
+            Some(r) if r.remove => {
+                self.remove = true;
+                self.remove_volumes |= r.volumes;
+            }
+            _ => {
+                let _ = self
+                    .engine
+                    .containers
+                    .update(&self.id, |r| r.state.manually_stopped = true);
+            }
+        }
         // A paused container cannot take the signal before it is thawed.
         let _ = berth_runtime::container::resume(&self.engine.runtime, &self.id);
         if timeout == 0 {
@@ -422,9 +443,11 @@ impl Run<'_> {
         let mut errors = Vec::new();
         let code = exit_code(&self.pidfd, self.pid, self.pid_start);
         let oom = crate::lifecycle::oom_killed(&self.id);
-        match berth_runtime::container::delete(&self.engine.runtime, &self.id, true) {
-            Ok(()) | Err(berth_runtime::Error::NotFound(_)) => {}
-            Err(e) => errors.push(e.to_string()),
+        if !self.remove {
+            match berth_runtime::container::delete(&self.engine.runtime, &self.id, true) {
+                Ok(()) | Err(berth_runtime::Error::NotFound(_)) => {}
+                Err(e) => errors.push(e.to_string()),
+            }
         }
         // Under the record's lock until the exit is recorded: a `network connect` racing the
         // exit either finished before (its lease is released here) or finds the container
@@ -438,8 +461,10 @@ impl Run<'_> {
             crate::network::event(self.engine, "disconnect", att);
         }
         let dir = containers.dir(&self.id);
-        if let Err(e) = crate::bundle::teardown(&dir) {
-            errors.push(e.to_string());
+        if !self.remove {
+            if let Err(e) = crate::bundle::teardown(&dir) {
+                errors.push(e.to_string());
+            }
         }
         let volumes =
             crate::volumes::local::release_all(self.engine, &self.id, record.as_ref().ok());
@@ -464,7 +489,12 @@ impl Run<'_> {
                 if let Some(h) = &mut r.state.health {
                     h.status = crate::health::UNHEALTHY.into();
                 }
-                containers.save(r).map_err(|e| e.to_string())
+                // A record about to be removed is not written again (its `die` event says it).
+                if self.remove {
+                    Ok(())
+                } else {
+                    containers.save(r).map_err(|e| e.to_string())
+                }
             }
         };
         drop(lock);
@@ -482,6 +512,9 @@ impl Run<'_> {
             code,
             errors,
             links,
+            remove: self.remove,
+            remove_volumes: self.remove_volumes,
+            record: record.ok(),
         }
     }
 }

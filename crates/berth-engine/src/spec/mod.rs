@@ -20,7 +20,6 @@ use oci_spec::runtime::{Capability, Linux, Process, Root, Spec, User};
 pub use defaults::{CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use error::SpecError;
 pub use etc::{hosts_file, pick_host_resolv, resolv_conf};
-pub use namespaces::{USERNS_HOST_ID, USERNS_SIZE};
 pub use process::user as image_user;
 pub use resources::{limits as resource_limits, HostLimits};
 pub use security::profile as seccomp_profile;
@@ -57,6 +56,9 @@ pub struct SpecInputs<'a> {
     pub cgroups_path: &'a str,
     /// The caller's hard rlimits, which cap the defaults and bound `--ulimit`.
     pub host_rlimits: &'a HostLimits,
+    /// The host ids of the container's user namespace, its own or the one it joins
+    /// (`userns::of`); `None` in the host's.
+    pub userns: Option<crate::userns::IdMap>,
 }
 
 /// The built spec and what the engine records beside it.
@@ -206,8 +208,16 @@ fn linux(inputs: &SpecInputs, bounding: &[Capability]) -> Result<Linux, SpecErro
         true => (None, None),
         false => (Some(strings(&MASKED_PATHS)), Some(strings(&READONLY_PATHS))),
     };
+    let userns = match req.userns {
+        NsMode::Private => Some(inputs.userns.ok_or_else(|| {
+            SpecError::invalid("--userns", "no id range was given to the container")
+        })?),
+        // Joined: the other container's, for the sysctls; the namespace has its maps.
+        NsMode::Container(_) => inputs.userns,
+        NsMode::Host => None,
+    };
     let maps = match req.userns {
-        NsMode::Private => Some(namespaces::id_mappings()?),
+        NsMode::Private => userns.as_ref().map(namespaces::id_mappings).transpose()?,
         _ => None,
     };
     let mut linux = Linux::default();
@@ -216,7 +226,7 @@ fn linux(inputs: &SpecInputs, bounding: &[Capability]) -> Result<Linux, SpecErro
         .set_uid_mappings(maps.clone())
         .set_gid_mappings(maps)
         .set_time_offsets(namespaces::time_offsets(req)?)
-        .set_sysctl(Some(namespaces::sysctls(req)?))
+        .set_sysctl(Some(namespaces::sysctls(req, userns.as_ref())?))
         .set_resources(resources(req, rules)?)
         .set_cgroups_path(Some(inputs.cgroups_path.into()))
         .set_devices(Some(devices))

@@ -11,11 +11,7 @@ use oci_spec::runtime::{
 
 use super::SpecError;
 use crate::request::{NsMode, RunRequest};
-
-/// A private user namespace maps its root to this host id...
-pub const USERNS_HOST_ID: u32 = 100_000;
-/// ...and this many ids after it (like a default /etc/subuid range).
-pub const USERNS_SIZE: u32 = 65_536;
+use crate::userns::IdMap;
 
 /// The request's mode for each kind, in the order the runtime gets them, with the key of
 /// `joins` for a container's namespace.
@@ -61,14 +57,13 @@ fn namespace(kind: LinuxNamespaceType, path: Option<PathBuf>) -> LinuxNamespace 
     ns
 }
 
-/// Root in a private user namespace is host id 100000, and so on for 65536 ids. The rootfs
-/// must then be usable by those ids (owned by 100000, e.g. an idmapped or chowned copy): berth
-/// does not shift it.
-pub fn id_mappings() -> Result<Vec<LinuxIdMapping>, SpecError> {
+/// The container's ids 0..size as the host ids of its range, for uids and gids alike. The
+/// engine makes the root's files theirs (idmapped layers, `bundle::mount_overlay`).
+pub fn id_mappings(map: &IdMap) -> Result<Vec<LinuxIdMapping>, SpecError> {
     let m = LinuxIdMappingBuilder::default()
         .container_id(0u32)
-        .host_id(USERNS_HOST_ID)
-        .size(USERNS_SIZE)
+        .host_id(map.host_id)
+        .size(map.size)
         .build()
         .map_err(|source| SpecError::Oci {
             what: "id mappings",
@@ -132,15 +127,19 @@ fn sysctl_namespace(key: &str) -> Option<(&'static str, &'static str)> {
 
 /// `--sysctl` checked like Docker (only namespaced ones, each in a namespace of the
 /// container's own), plus Docker's defaults for a private network namespace: unprivileged
-/// ports from 0 and ICMP echo sockets for every group.
-pub fn sysctls(req: &RunRequest) -> Result<HashMap<String, String>, SpecError> {
+/// ports from 0 and ICMP echo sockets for every group (of the user namespace `userns`, when
+/// the container has one of its own).
+pub fn sysctls(
+    req: &RunRequest,
+    userns: Option<&IdMap>,
+) -> Result<HashMap<String, String>, SpecError> {
     let mut map = HashMap::new();
     if req.netns == NsMode::Private {
         map.insert("net.ipv4.ip_unprivileged_port_start".into(), "0".into());
         // The range must map into the user namespace the sysctl is written from.
-        let high = match req.userns {
-            NsMode::Private => USERNS_SIZE - 1,
-            _ => crate::rootless::highest_gid().unwrap_or(i32::MAX as u32),
+        let high = match userns {
+            Some(map) => map.size.saturating_sub(1),
+            None => crate::rootless::highest_gid().unwrap_or(i32::MAX as u32),
         };
         map.insert("net.ipv4.ping_group_range".into(), format!("0 {high}"));
     }
@@ -196,30 +195,35 @@ mod tests {
     #[test]
     fn sysctls_need_their_namespace() {
         let mut req = RunRequest::default();
+        let map = IdMap {
+            host_id: 524_288,
+            size: 1024,
+            copied: false,
+        };
         assert_eq!(
-            sysctls(&req).unwrap()["net.ipv4.ping_group_range"],
-            "0 65535"
+            sysctls(&req, Some(&map)).unwrap()["net.ipv4.ping_group_range"],
+            "0 1023"
         );
         req.userns = NsMode::Host;
         req.sysctls
             .insert("net.core.somaxconn".into(), "1024".into());
         req.sysctls.insert("kernel.shmmax".into(), "1".into());
-        let map = sysctls(&req).unwrap();
+        let map = sysctls(&req, None).unwrap();
         assert_eq!(map["net.ipv4.ip_unprivileged_port_start"], "0");
         assert_eq!(map["net.ipv4.ping_group_range"], "0 2147483647");
         assert_eq!(map["kernel.shmmax"], "1");
         req.netns = NsMode::Host;
-        let e = sysctls(&req).unwrap_err().to_string();
+        let e = sysctls(&req, None).unwrap_err().to_string();
         assert!(
             e.starts_with("--sysctl net.core.somaxconn: needs a network namespace"),
             "{e}"
         );
         req.netns = NsMode::Private;
         req.ipc = NsMode::Host;
-        assert!(sysctls(&req).is_err());
+        assert!(sysctls(&req, None).is_err());
         req.ipc = NsMode::Private;
         req.sysctls.insert("vm.swappiness".into(), "1".into());
-        assert!(sysctls(&req)
+        assert!(sysctls(&req, None)
             .unwrap_err()
             .to_string()
             .contains("not a namespaced sysctl"));

@@ -219,8 +219,9 @@ fn parse(options: &str) -> (MsFlags, String) {
     (flags, data.join(","))
 }
 
-/// moby/sys/mount's `Mount`: the mount with every flag but propagation, then the propagation,
-/// then a read-only bind remounted read-only (a bind ignores MS_RDONLY).
+/// moby/sys/mount's `Mount`: the mount with every flag but propagation (none at all for what
+/// it takes for a remount, `remount` in `o=` or a device "" or "none", unless `o=` has data),
+/// then the propagation, then a read-only bind remounted read-only (a bind ignores MS_RDONLY).
 fn mount(opts: &BTreeMap<String, String>, data_dir: &Path) -> Result<()> {
     let get = |k: &str| opts.get(k).map(String::as_str).unwrap_or("");
     let device = get("device");
@@ -243,8 +244,11 @@ fn mount(opts: &BTreeMap<String, String>, data_dir: &Path) -> Result<()> {
     };
     let fstype = Some(get("type")).filter(|t| !t.is_empty());
     let data_arg = Some(data.as_str()).filter(|d| !d.is_empty());
-    nix::mount::mount(Some(device), data_dir, fstype, plain, data_arg)
-        .map_err(|e| fail(plain, &data, e))?;
+    let remount = flags.contains(MsFlags::MS_REMOUNT) || device.is_empty() || device == "none";
+    if !remount || !data.is_empty() {
+        nix::mount::mount(Some(device), data_dir, fstype, plain, data_arg)
+            .map_err(|e| fail(plain, &data, e))?;
+    }
     let undo = |e: Error| {
         let _ = nix::mount::umount2(data_dir, MntFlags::MNT_DETACH);
         e

@@ -282,23 +282,18 @@ pub fn users(engine: &Engine, name: &str) -> Result<Vec<Record>> {
 /// `volume rm`: refused while a container refers to the volume; `force` removes it anyway
 /// when those containers are stopped. A running container's volume is never removed under it.
 pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
-    let volume = inspect(engine, name)?;
+    let volume = match inspect(engine, name) {
+        Err(Error::NoSuchVolume(_)) if force => return Ok(()),
+        found => found?,
+    };
     let users = users(engine, name)?;
-    let running: Vec<&str> = users
-        .iter()
-        .filter(|r| crate::ns::live_pid(r).is_some())
-        .map(|r| r.name.as_str())
-        .collect();
-    if !running.is_empty() || (!force && !users.is_empty()) {
-        let names: Vec<&str> = users.iter().map(|r| r.name.as_str()).collect();
+    // Docker's: a volume any container refers to, running or not, stays; -f does not change
+    // that (it only forgives a volume that is not there, above).
+    if !users.is_empty() {
+        let ids: Vec<&str> = users.iter().map(|r| r.id.as_str()).collect();
         return Err(Error::Conflict(format!(
-            "volume {name} is in use by container(s) {}: remove them first{}",
-            names.join(", "),
-            if running.is_empty() {
-                ", or use -f"
-            } else {
-                ""
-            }
+            "remove {name}: volume is in use - [{}]",
+            ids.join(", ")
         )));
     }
     remove_files(engine, &volume.name)?;

@@ -90,6 +90,12 @@ impl Fixture {
             volumes: &self.volumes,
             cgroups_path: "/berth/0123456789ab",
             host_rlimits: &self.limits,
+            // Used only with a private user namespace (`--userns private`).
+            userns: Some(berth_engine::userns::IdMap {
+                host_id: 100_000,
+                size: 65_536,
+                copied: false,
+            }),
         })
     }
 

@@ -46,7 +46,8 @@ impl TempLayer {
 }
 
 impl Store {
-    /// `layers/<hex>`: holds `diff/` and `size`.
+    /// `layers/<hex>`: holds `diff/` and `size` (and the engine's copies of `diff/` shifted for
+    /// a user namespace's range, `diff-<first>-<count>/`, where it cannot idmap the layer).
     pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
         self.dir.join("layers").join(diff_id.digest())
     }

@@ -111,8 +111,15 @@ fn build(ctx: &Context, args: BuildArgs, shown: &mut dyn Shown) -> Result<String
     let engine = ctx.engine()?;
     let tmp = engine.root.join("build/tmp");
     std::fs::create_dir_all(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    // The API's build holds them from before its context is unpacked: its client gone
+    // mid-upload, the build stops at its first step and the unpacked context is removed. A
+    // terminal's user keeps ^C while a Dockerfile is typed on stdin.
+    let early = args.events.then(cancel_signals).flatten();
+    if early.is_some() {
+        stop_with_the_service();
+    }
     let (context, dockerfile) = load(&args, &tmp)?;
-    let cancel = cancel_signals();
+    let cancel = early.or_else(cancel_signals);
     let built = berth_build::build(
         &engine,
         "Dockerfile",
@@ -151,6 +158,16 @@ fn cancel_signals() -> Option<SignalFd> {
     }
     set.thread_block().ok()?;
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok()
+}
+
+/// The API's build stops (cleanly: SIGTERM is held for the cancel descriptor) when the service
+/// that started it dies, as a build in dockerd dies with it, rather than finishing for no one.
+/// A service already gone (this process reparented to init) stops it at once.
+fn stop_with_the_service() {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    if nix::unistd::getppid() == nix::unistd::Pid::from_raw(1) {
+        let _ = nix::sys::signal::raise(Signal::SIGTERM);
+    }
 }
 
 /// The flags, checked, as the builder takes them.
@@ -234,15 +251,22 @@ fn pairs(flag: &str, words: &[String]) -> Result<BTreeMap<String, String>> {
 fn load(args: &BuildArgs, tmp: &Path) -> Result<(BuildContext, String)> {
     let file = args.file.as_deref();
     if args.context == "-" {
+        // A tar is unpacked as it comes (a context may be larger than memory, or endless);
+        // its first KiB tells it from a Dockerfile, which is read whole.
         let mut input = Vec::new();
-        std::io::stdin()
+        let mut stdin = std::io::stdin().lock();
+        (&mut stdin)
+            .take(1024)
             .read_to_end(&mut input)
             .context("read the context from stdin")?;
         if berth_build::context::is_tar(&input) {
-            let context = BuildContext::tar(&input[..], tmp)?;
+            let context = BuildContext::tar(std::io::Cursor::new(input).chain(stdin), tmp)?;
             let text = dockerfile_in(&context.root, file)?;
             return Ok((context, text));
         }
+        stdin
+            .read_to_end(&mut input)
+            .context("read the context from stdin")?;
         if file.is_some_and(|f| f != "-") {
             bail!(
                 "-f {}: a Dockerfile on stdin comes with no context to find it in",
@@ -307,18 +331,13 @@ fn dockerfile_in(root: &Root, name: Option<&str>) -> Result<String> {
     {
         bail!("-f {name}: the Dockerfile must be inside the context");
     }
-    let fd = match root.resolve(rel, nix::fcntl::OFlag::O_RDONLY) {
-        Ok(fd) => fd,
+    match berth_build::context::read_in(root, rel) {
+        Ok(text) => Ok(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             bail!("failed to read dockerfile: open {name}: no such file or directory")
         }
-        Err(e) => return Err(e).with_context(|| format!("open the Dockerfile {name}")),
-    };
-    let mut text = String::new();
-    std::fs::File::from(fd)
-        .read_to_string(&mut text)
-        .with_context(|| format!("read the Dockerfile {name}"))?;
-    Ok(text)
+        Err(e) => Err(e).with_context(|| format!("failed to read dockerfile {name}")),
+    }
 }
 
 /// BuildKit's plain progress on stderr: `#N [stage i/n] INSTRUCTION`, the step's output with

@@ -22,7 +22,14 @@ pub fn run(ctx: &Context, args: InfoArgs) -> Result<()> {
         args.format.as_deref(),
         &serde_json::to_value(&info)?,
         |_| text(&info),
-    )
+    )?;
+    // As docker info: the server's warnings after the text, on stderr.
+    if args.format.is_none() {
+        for warning in &info.warnings {
+            eprintln!("WARNING: {warning}");
+        }
+    }
+    Ok(())
 }
 
 /// The text form, laid out as `docker info` prints its Client and Server sections.
@@ -99,6 +106,12 @@ fn text(i: &Info) -> String {
     }
     // Daemonless: containers outlive every berth command, as Docker's with live restore.
     line(1, "Live Restore Enabled: true".into());
+    if !i.default_address_pools.is_empty() {
+        line(1, "Default Address Pools:".into());
+        for pool in &i.default_address_pools {
+            line(2, format!("Base: {}, Size: {}", pool.base, pool.size));
+        }
+    }
     out
 }
 

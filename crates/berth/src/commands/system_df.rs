@@ -4,7 +4,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use berth_engine::df::{ContainerUsage, DiskUsage, Line, VolumeUsage};
 use berth_engine::images::Summary;
 use clap::Args;
@@ -18,6 +18,9 @@ pub struct DfArgs {
     /// Show detailed information on space usage
     #[arg(short, long)]
     pub verbose: bool,
+    /// Format output: "table", "json", or a Go template ("{{.Type}}\t{{.Size}}")
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 pub fn run(ctx: &Context, args: DfArgs) -> Result<()> {
@@ -26,10 +29,39 @@ pub fn run(ctx: &Context, args: DfArgs) -> Result<()> {
         eprintln!("berth: {skipped}");
     }
     if args.verbose {
+        if args.format.is_some() {
+            anyhow::bail!(
+                "--format: berth's system df -v prints its tables only; drop one of the two"
+            );
+        }
         return verbose(&usage);
     }
     let rows: Vec<Vec<String>> = usage.lines().iter().map(row).collect();
-    print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows);
+    let source = match args.format.as_deref() {
+        None | Some("" | "table") => {
+            print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows);
+            return Ok(());
+        }
+        Some("json") => "{{json .}}",
+        Some(other) => other,
+    };
+    // The docker CLI's diskUsage fields, every one a string as it renders them.
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({"Type": r[0], "TotalCount": r[1], "Active": r[2], "Size": r[3], "Reclaimable": r[4]})
+        })
+        .collect();
+    let context = || format!("--format {source:?}");
+    let template = crate::template::parse(source).with_context(context)?;
+    let titles = [
+        ("Type", "TYPE"),
+        ("TotalCount", "TOTAL"),
+        ("Active", "ACTIVE"),
+        ("Size", "SIZE"),
+        ("Reclaimable", "RECLAIMABLE"),
+    ];
+    print_raw(&render_list(&template, &titles, &items).with_context(context)?);
     Ok(())
 }
 

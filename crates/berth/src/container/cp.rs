@@ -38,6 +38,7 @@ pub fn split_spec(arg: &str) -> Option<(&str, &str)> {
 const OPTIONS: ExtractOptions = ExtractOptions {
     no_overwrite_dir_non_dir: true,
     copy_uid_gid: false,
+    userns: None,
 };
 
 pub fn run(ctx: &Context, args: CpArgs) -> Result<i32> {
@@ -93,7 +94,7 @@ fn copy_out(root: &ContainerRoot, src: &str, dest: &str, follow: bool) -> Result
     let host =
         copy::open_host_dir(&dir).with_context(|| format!("copy {src} out of the container"))?;
     relay(
-        |out| copy::pack(root.fd(), Path::new(&src), Path::new(&name), out),
+        |out| root.archive_as(&src, &name, out),
         |input| copy::unpack(host.as_fd(), Path::new("/"), input, &OPTIONS),
     )
 }

@@ -82,7 +82,7 @@ pub struct RunFlags {
     /// UTS namespace to use (host)
     #[arg(long)]
     pub uts: Option<String>,
-    /// User namespace to use (host, private)
+    /// User namespace to use (host, private, auto[:size=N]: a range of ids of the container's own)
     #[arg(long)]
     pub userns: Option<String>,
     /// Cgroup namespace to use (host, private)
@@ -278,7 +278,6 @@ impl RunFlags {
             pid: ns_mode("--pid", self.pid.as_deref(), false)?,
             ipc: ns_mode("--ipc", self.ipc.as_deref(), false)?,
             uts: ns_mode("--uts", self.uts.as_deref(), false)?,
-            userns: ns_mode("--userns", self.userns.as_deref(), true)?,
             cgroupns: ns_mode("--cgroupns", self.cgroupns.as_deref(), false)?,
             timens: match self.timens.as_deref() {
                 None if !self.time_offset.is_empty() => NsMode::Private,
@@ -339,6 +338,8 @@ impl RunFlags {
             ..RunRequest::default()
         };
         self.security(&mut r)?;
+        (r.userns, r.userns_auto) = berth_engine::userns::parse_mode(self.userns.as_deref())?;
+        r.userns_unset = self.userns.as_deref().is_none_or(str::is_empty);
         options::network_mode(&mut r, self.network.as_deref().unwrap_or("bridge"))?;
         for v in &self.volume {
             r.mounts.push(volume(v)?);

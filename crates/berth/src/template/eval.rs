@@ -7,7 +7,8 @@ use super::{err, Arg, Node, Pipe, TemplateError};
 type Result<T> = std::result::Result<T, TemplateError>;
 
 const FUNCTIONS: &[&str] = &[
-    "json", "index", "join", "split", "upper", "lower", "title", "len", "printf", "println",
+    "json", "index", "slice", "join", "split", "upper", "lower", "title", "len", "printf",
+    "println",
 ];
 
 pub(super) fn is_function(name: &str) -> bool {
@@ -324,6 +325,7 @@ fn call(name: &str, args: Vec<Value>, pos: usize) -> Result<Value> {
             Value::Array(s.split(sep.as_str()).map(Value::from).collect())
         }
         "index" => index(args, pos)?,
+        "slice" => slice(args, pos)?,
         "printf" => match args.split_first() {
             Some((Value::String(f), rest)) => Value::String(printf(f, rest)),
             _ => return Err(err(pos, "printf needs a format string first")),
@@ -337,6 +339,55 @@ fn call(name: &str, args: Vec<Value>, pos: usize) -> Result<Value> {
 }
 
 /// `index MAP KEY`, `index ARRAY N`, chained; a missing key is "" (Docker's labels are strings).
+/// Go's `slice x i j`: `x[i:j]` of a string (by bytes) or a list; `slice x` is x.
+fn slice(args: Vec<Value>, pos: usize) -> Result<Value> {
+    let Some((value, bounds)) = args.split_first() else {
+        return Err(err(
+            pos,
+            "wrong number of args for slice: want at least 1 got 0",
+        ));
+    };
+    if bounds.len() > 2 {
+        let got = args.len();
+        return Err(err(
+            pos,
+            format!("wrong number of args for slice: want 1 to 3 got {got}"),
+        ));
+    }
+    let len = match value {
+        Value::String(s) => s.len(),
+        Value::Array(a) => a.len(),
+        other => {
+            return Err(err(
+                pos,
+                format!("can't slice item of type {}", type_name(other)),
+            ))
+        }
+    };
+    let mut at = [0, len];
+    for (slot, bound) in at.iter_mut().zip(bounds) {
+        *slot = bound
+            .as_u64()
+            .and_then(|i| usize::try_from(i).ok())
+            .ok_or_else(|| err(pos, format!("slice: cannot index slice/array with {bound}")))?;
+    }
+    let [from, to] = at;
+    if from > to || to > len {
+        return Err(err(
+            pos,
+            format!("error calling slice: index out of range: {to}"),
+        ));
+    }
+    Ok(match value {
+        Value::String(s) => match s.get(from..to) {
+            Some(part) => Value::String(part.into()),
+            None => return Err(err(pos, "slice: the bounds split a character")),
+        },
+        Value::Array(a) => Value::Array(a[from..to].to_vec()),
+        _ => Value::Null,
+    })
+}
+
 fn index(mut args: Vec<Value>, pos: usize) -> Result<Value> {
     if args.is_empty() {
         return Err(err(

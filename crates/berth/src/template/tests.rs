@@ -339,3 +339,22 @@ fn table_header_titles_a_field_chain() {
     assert_eq!(t.header(&[]).unwrap(), "NAME\tDESTINATION");
     assert_eq!(t.render(&container()).unwrap(), "/web\t/data");
 }
+
+#[test]
+fn slice_cuts_strings_and_lists_as_go_does() {
+    let d = sample();
+    assert_eq!(render("{{slice .Id 7}}", &d), "abc");
+    assert_eq!(render("{{slice .Id 0 6}}", &d), "sha256");
+    assert_eq!(render("{{slice .Name}}", &d), "web");
+    assert_eq!(render("{{slice .Args 1}}", &d), "[echo hi]");
+    assert_eq!(render("{{slice .Args 0 1}}", &d), "[-c]");
+    for bad in [
+        "{{slice .Id 4 2}}",
+        "{{slice .Id 0 99}}",
+        "{{slice .Size 1}}",
+        "{{slice}}",
+    ] {
+        let t = parse(bad).unwrap();
+        assert!(t.render(&d).is_err(), "{bad}");
+    }
+}

@@ -211,6 +211,42 @@ fn stop_kills_a_shell_that_ignores_sigterm_as_pid_1() {
 }
 
 #[test]
+fn start_right_after_stop_finds_the_container_free() {
+    need_root!();
+    let berth = Berth::new();
+    // Two user networks and a published port make the teardown that follows the exit long
+    // enough for a start to come while the monitor still owned the container.
+    berth.ok(&["network", "create", "again-a"]);
+    berth.ok(&["network", "create", "again-b"]);
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--network",
+        "again-a",
+        "-p",
+        "127.0.0.1::80",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    berth.ok(&["network", "connect", "again-b", "again"]);
+    for round in 0..5 {
+        berth.ok(&["stop", "-t", "0", "again"]);
+        let started = berth.run(&["start", "again"]);
+        assert!(
+            started.success(),
+            "round {round}: start right after stop: {started:?}"
+        );
+    }
+    berth.ok(&["restart", "-t", "0", "again"]);
+    assert_eq!(berth.inspect("again")["State"]["Status"], "running");
+    berth.ok(&["rm", "-f", "again"]);
+    berth.ok(&["network", "rm", "again-a", "again-b"]);
+}
+
+#[test]
 fn on_failure_restarts_twice_then_stays_exited() {
     need_root!();
     let berth = Berth::new();

@@ -90,6 +90,12 @@ fn rm_f_after_run_d_was_killed_early_leaves_nothing() {
             let ran = berth.run(&["rm", "-f", &id]);
             assert!(ran.success(), "rm -f {id} after {ms} ms: {}", ran.stderr);
         }
+        // A monitor that `rm -f` had remove its container finishes the teardown behind it.
+        crate::eventually("the monitors to finish", || {
+            berth_harness::monitors_of_root(berth.root())
+                .is_empty()
+                .then_some(())
+        });
         assert_eq!(entries_left(&berth), Vec::<String>::new(), "after {ms} ms");
     }
     let root = berth.root().to_string_lossy().into_owned();

@@ -272,3 +272,27 @@ fn port_ranges_publish_each_port_and_choose_from_a_host_range() {
     );
     lab.berth.ok(&["rm", "-f", "ranges"]);
 }
+
+/// A host port another container holds: `run` fails with Docker's words and code (125), and
+/// the second container stays created, as Docker's does, with nothing of its network left.
+#[test]
+fn a_taken_host_port_is_refused_in_dockers_words() {
+    crate::need_root!();
+    let lab = Lab::new();
+    let port = free_run(1, 24000);
+    let spec = format!("127.0.0.1:{port}:80");
+    let image = berth_harness::image::IMAGE;
+    lab.berth.ok(&[
+        "run", "-d", "--name", "first", "-p", &spec, image, "sleep", "1000",
+    ]);
+    let second = lab.berth.run(&[
+        "run", "-d", "--name", "second", "-p", &spec, image, "sleep", "1000",
+    ]);
+    assert_eq!(second.status.code(), Some(125), "{second:?}");
+    let line = format!("Bind for 127.0.0.1:{port} failed: port is already allocated");
+    assert!(second.stderr.contains(&line), "{}", second.stderr);
+    assert_eq!(lab.berth.inspect("second")["State"]["Status"], "created");
+    lab.berth.ok(&["rm", "-f", "first"]);
+    lab.berth.ok(&["start", "second"]);
+    lab.berth.ok(&["rm", "-f", "second"]);
+}

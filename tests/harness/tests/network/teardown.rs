@@ -23,6 +23,11 @@ fn rm_f_leaves_no_veth_element_lease_or_claim() {
         "veth, DNAT element, lease, claim: {before:?}"
     );
     lab.berth.ok(&["rm", "-f", "web"]);
+    // `rm -f` returns once the container is gone and its lease and ports are released; its
+    // monitor deletes the veth behind it (the kernel's wait) and then ends.
+    berth_harness::eventually("the monitor to end", || {
+        monitors_of_id(&id).is_empty().then_some(())
+    });
     assert_eq!(
         leftovers(&lab, "bt-rm", &id, &veth, &ip),
         Vec::<String>::new()
@@ -125,7 +130,12 @@ fn a_hundred_containers_no_collision_no_leak() {
     removers
         .into_iter()
         .for_each(|t| t.join().expect("remover"));
-    assert_eq!(ip_cmd(&["link", "show", "master", &bridge]), "");
+    // The monitors delete the veths once `rm -f` has its answer.
+    berth_harness::eventually("the veths to go", || {
+        ip_cmd(&["link", "show", "master", &bridge])
+            .is_empty()
+            .then_some(())
+    });
     let left: usize = seen.iter().map(|ip| dnat_elements_for(ip).len()).sum();
     assert_eq!(left, 0, "DNAT elements left");
     let leases = lab.network_inspect("bt-stress")["Containers"].clone();

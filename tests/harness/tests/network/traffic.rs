@@ -250,6 +250,10 @@ fn connect_and_disconnect_a_running_container() {
     lab.berth.ok(&["network", "connect", "bt-conn", "c1"]);
     assert_ne!(crate::ip_cmd(&["link", "show", &veth]), "");
     lab.berth.ok(&["rm", "-f", "c1"]);
+    // Deleted by the monitor once `rm -f` has its answer (the kernel's wait is behind it).
+    berth_harness::eventually("the monitor to end", || {
+        crate::monitors_of_id(&id).is_empty().then_some(())
+    });
     assert_eq!(crate::ip_cmd(&["link", "show", &veth]), "");
     assert!(lab.network_inspect("bt-conn")["Containers"]
         .get(&id)

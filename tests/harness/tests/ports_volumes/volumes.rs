@@ -254,3 +254,49 @@ fn the_docker_cli_creates_volumes_with_options_and_filters_them_as_berth_does() 
     );
     berth.ok(&["rm", "user"]);
 }
+
+/// What dockerd's local driver (moby/sys/mount) takes for a remount, `remount` in `o=` or a
+/// device "none", without filesystem data, is never passed to mount(2): nothing is mounted and
+/// the volume is its plain directory, kept between containers.
+#[test]
+fn a_remount_without_data_mounts_nothing_as_dockerd() {
+    crate::need_root!();
+    let berth = Berth::new();
+    for (name, device, o) in [
+        ("remounted", "device=tmpfs", "o=remount,ro"),
+        ("none", "device=none", "o=nosuid"),
+    ] {
+        let create = [
+            "volume",
+            "create",
+            "-o",
+            "type=tmpfs",
+            "-o",
+            device,
+            "-o",
+            o,
+            name,
+        ];
+        assert_eq!(berth.ok(&create), name);
+        let volume = format!("{name}:/data");
+        let seen = berth.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            &volume,
+            IMAGE,
+            "sh",
+            "-c",
+            "echo kept > /data/f; grep -c ' /data tmpfs' /proc/mounts || true",
+        ]);
+        assert_eq!(seen, "0", "{name}: no tmpfs at /data");
+        let data = berth.root().join("volumes").join(name).join("_data");
+        assert!(!mounted(&data), "{name}");
+        assert_eq!(
+            fs::read_to_string(data.join("f")).expect("the volume's file"),
+            "kept\n",
+            "{name}"
+        );
+        berth.ok(&["volume", "rm", name]);
+    }
+}

@@ -25,6 +25,8 @@ pub(super) struct Body {
     #[serde(deserialize_with = "str_slice")]
     pub(super) cmd: Option<Vec<String>>,
     pub(super) healthcheck: Option<Value>,
+    #[serde(deserialize_with = "str_slice")]
+    pub(super) shell: Option<Vec<String>>,
     pub(super) image: Option<String>,
     pub(super) volumes: Option<BTreeMap<String, Value>>,
     pub(super) exposed_ports: Option<BTreeMap<String, Value>>,
@@ -207,6 +209,15 @@ pub(super) struct BindOptions {
 #[serde(rename_all = "PascalCase", default)]
 pub(super) struct VolumeOptions {
     pub(super) no_copy: Option<bool>,
+    pub(super) driver_config: Option<DriverConfig>,
+    pub(super) subpath: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct DriverConfig {
+    pub(super) name: Option<String>,
+    pub(super) options: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -81,6 +81,7 @@ fn request(body: Body, version: ApiVersion) -> Result<(RunRequest, Vec<String>),
         stop_timeout: body.stop_timeout,
         labels: body.labels.unwrap_or_default(),
         mac_address: text(body.mac_address),
+        shell: body.shell.unwrap_or_default(),
         network: "bridge".into(),
         ..RunRequest::default()
     };
@@ -174,7 +175,8 @@ fn host_config(
     req.pid = mode("--pid", &h.pid_mode, false)?;
     req.ipc = mode("--ipc", &h.ipc_mode, false)?;
     req.uts = mode("--uts", &h.uts_mode, false)?;
-    req.userns = mode("--userns", &h.userns_mode, true)?;
+    (req.userns, req.userns_auto) = berth_engine::userns::parse_mode(h.userns_mode.as_deref())?;
+    req.userns_unset = h.userns_mode.as_deref().is_none_or(str::is_empty);
     req.cgroupns = mode("--cgroupns", &h.cgroupns_mode, false)?;
     req.cap_add = h.cap_add.unwrap_or_default();
     req.cap_drop = h.cap_drop.unwrap_or_default();
@@ -294,8 +296,26 @@ fn mount(m: Mount) -> Result<MountRequest, ApiError> {
         }
         out.options.push(p);
     }
-    if m.volume_options.and_then(|v| v.no_copy) == Some(true) {
-        out.options.push("nocopy".into());
+    if let Some(v) = m.volume_options {
+        // What berth would not do is refused, not dropped: a volume asked for as a tmpfs
+        // must not silently be one on disk, nor a subpath the whole volume.
+        let driver = v.driver_config.unwrap_or_default();
+        let name = driver.name.unwrap_or_default();
+        let opts = driver.options.unwrap_or_default();
+        if !(name.is_empty() || name == "local") || !opts.is_empty() {
+            return Err(ApiError::not_implemented(format!(
+                "invalid mount config for type \"{kind}\": berth takes no VolumeOptions.DriverConfig \
+                 here; create the volume with its driver options first (POST /volumes/create)"
+            )));
+        }
+        if v.subpath.is_some_and(|s| !s.is_empty()) {
+            return Err(ApiError::not_implemented(format!(
+                "invalid mount config for type \"{kind}\": VolumeOptions.Subpath is not supported"
+            )));
+        }
+        if v.no_copy == Some(true) {
+            out.options.push("nocopy".into());
+        }
     }
     if let Some(t) = m.tmpfs_options {
         match t.size_bytes {

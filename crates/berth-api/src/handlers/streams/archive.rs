@@ -78,6 +78,7 @@ pub async fn put(state: &Arc<State>, call: &mut Call, id: &str) -> Reply {
     let options = ExtractOptions {
         no_overwrite_dir_non_dir: call.query.flag("noOverwriteDirNonDir"),
         copy_uid_gid: call.query.flag("copyUIDGID"),
+        userns: None,
     };
     let Some(mut body) = call.take_body() else {
         return Err(ApiError::bad_request("no archive in the request's body"));
