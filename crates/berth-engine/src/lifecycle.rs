@@ -33,6 +33,7 @@ pub struct ImageRef<'a> {
 pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Result<Record> {
     engine.config.apply_defaults(&mut req)?;
     validate(engine, &req)?;
+    crate::rootless::check(&req)?;
     let warnings = crate::rootless::limit_warning(&req)?.into_iter().collect();
     crate::volumes::from_containers(engine, &mut req)?;
     let (id, random) = crate::names::new_id()?;

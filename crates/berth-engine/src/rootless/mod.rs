@@ -81,6 +81,21 @@ pub fn without_cgroups() -> bool {
             .is_ok_and(berth_runtime::cgroup::delegated)
 }
 
+/// What a rootless container cannot ask for: `--userns private` takes its ids from root's
+/// ranges and makes idmapped mounts, root's alone; a rootless container is in the user's
+/// namespace already, mapped from the user's own ranges.
+pub fn check(req: &crate::request::RunRequest) -> crate::Result<()> {
+    if berth_sys::rootless::is_rootless() && req.userns == crate::request::NsMode::Private {
+        return Err(crate::Error::Invalid(
+            "rootless: --userns private is root's (ids from root's ranges, idmapped mounts); \
+             a rootless container is already in your user namespace, mapped from your ranges \
+             in /etc/subuid: drop --userns"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Podman's choice where a rootless container cannot have a cgroup: its limits are ignored
 /// with a warning (podman: "Resource limits are not supported and ignored on cgroups V1
 /// rootless systems"), not refused. The warning, when the request sets any.

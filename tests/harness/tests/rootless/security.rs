@@ -165,6 +165,14 @@ fn missing_pieces_are_named_in_one_line() {
     );
     let tar = image_tar();
     lone.ok(&["import", tar.to_str().expect("utf-8"), IMAGE]);
+    // --userns private is root's: said so, in one line.
+    let ran = lone.berth(&["run", "--rm", "--userns", "private", IMAGE, "true"]);
+    assert_eq!(ran.status.code(), Some(125));
+    assert!(
+        ran.stderr.contains("--userns private is root's"),
+        "{}",
+        ran.stderr
+    );
     let maps = lone.ok(&[
         "run",
         "--rm",
