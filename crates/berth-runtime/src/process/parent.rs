@@ -504,10 +504,11 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 /// systemd socket activation: LISTEN_FDS descriptors from 3 on are passed through, when
 /// LISTEN_PID says they are meant for this process (as sd_listen_fds checks).
 fn listen_fds() -> u32 {
+    // The pid asked for only when there is one to compare.
     let for_us = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
-        == Some(std::process::id());
+        .is_some_and(|pid| pid == std::process::id());
     if !for_us {
         return 0;
     }
