@@ -103,8 +103,9 @@ drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 run_ceiling() {
   rm -rf "$WORK/ceil"; mkdir -p "$WORK/ceil"; drop_caches
   local t0; t0=$(now); local i=0
-  for l in $LAYERS; do i=$((i + 1)); mkdir "$WORK/ceil/$i"; (gzip -dc "$l" | tar -x -C "$WORK/ceil/$i") & done
-  wait; echo "$(now) - $t0" | bc
+  local pids=()
+  for l in $LAYERS; do i=$((i + 1)); mkdir "$WORK/ceil/$i"; (gzip -dc "$l" | tar -x -C "$WORK/ceil/$i") & pids+=($!); done
+  wait "${pids[@]}"; echo "$(now) - $t0" | bc   # these alone: the registry is a child too
 }
 run_berth() {
   rm -rf "$WORK/berth"; drop_caches
