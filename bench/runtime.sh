@@ -6,7 +6,8 @@
 #   bench/runtime.sh                 # needs root; see bench/README.md for the knobs
 #
 # Measures, per runtime:
-#   run      `<rt> --root R run -b BUNDLE ID` of /bin/true (create, start, wait, delete), hyperfine
+#   run      `<rt> --root R run -b BUNDLE ID` of /bin/true (create, start, wait, delete), hyperfine,
+#            then the same in alternation (bench/lib/alternate.py), whose medians the verdicts take
 #   spaced   the same with 50 ms of (untimed) sleep before each run
 #   delete   `<rt> --root R delete --force ID` of a running `sleep 1000`, hyperfine
 #   rss      peak RSS of `<rt> create`, GNU time's %M (ru_maxrss of the runtime and the children
@@ -131,6 +132,16 @@ hyperfine -N --style basic --warmup "$warmup" --runs "$runs" \
   --export-json "$out/runtime-run.json" --export-csv "$work/run.csv" "${args[@]}" \
   || die "hyperfine of run failed (rerun with one runtime and --show-output to see why)"
 
+# --- the same in alternation (each command once per round): hyperfine runs each command's runs
+# in one block, so load that comes or goes midway falls on some runtimes only; issue 16's
+# verdicts take these medians.
+alt=()
+for i in "${!names[@]}"; do alt+=("${names[$i]}=${run_cmds[$i]}"); done
+alt+=("floor=unshare --fork --pid --mount --uts --ipc --net --cgroup chroot $rootfs /bin/true")
+echo "bench: run of true in alternation, $runs rounds"
+python3 "$(dirname "$0")/lib/alternate.py" "$runs" "$warmup" "$work/alt.csv" "${alt[@]}" \
+  || die "the alternating run failed"
+
 # --- the same, 50 ms apart: containers are not started back to back, and a cgroup migration
 # right after another is cheap (the kernel keeps its threadgroup rwsem in writer mode for an
 # RCU grace period after the last writer), so back-to-back runs hide that cost. The sleep is
@@ -171,13 +182,14 @@ done
 csv_median_ms() { awk -F, -v n="$2" '$1 == n { printf "%.2f", $4 * 1000 }' "$1" 2>/dev/null || true; }
 echo
 echo "== berth runtime benchmark ($(date -u +%FT%TZ)) =="
-printf '%-11s %14s %16s %20s %18s\n' runtime "run true (ms)" "spaced run (ms)" "delete --force (ms)" "create RSS (KiB)"
-declare -A run_ms spaced_ms
+printf '%-11s %14s %14s %16s %20s %18s\n' runtime "run true (ms)" "alternating" "spaced run (ms)" "delete --force (ms)" "create RSS (KiB)"
+declare -A run_ms spaced_ms alt_ms
 for name in floor "${names[@]}"; do
   run_ms[$name]=$(csv_median_ms "$work/run.csv" "$name")
+  alt_ms[$name]=$(awk -F, -v n="$name" '$1 == n { printf "%.2f", $2 * 1000 }' "$work/alt.csv")
   spaced_ms[$name]=$(csv_median_ms "$work/spaced.csv" "$name")
   del=$(csv_median_ms "$work/delete-$name.csv" "$name"); [ -n "$del" ] || del=-
-  printf '%-11s %14s %16s %20s %18s\n' "$name" "${run_ms[$name]:--}" "${spaced_ms[$name]:--}" "$del" "${rss[$name]:--}"
+  printf '%-11s %14s %14s %16s %20s %18s\n' "$name" "${run_ms[$name]:--}" "${alt_ms[$name]:--}" "${spaced_ms[$name]:--}" "$del" "${rss[$name]:--}"
 done
 echo "(medians; RSS is GNU time %M, the median of $rss_runs creates)"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -195,24 +207,24 @@ load_steady || steady=
 if [ -n "${run_ms[berth-runc]:-}" ]; then
   for peer in crun runc; do
     [ -n "${run_ms[$peer]:-}" ] || continue
-    echo "berth-runc/$peer run: $(ratio "${run_ms[berth-runc]}" "${run_ms[$peer]}")x, spaced $(ratio "${spaced_ms[berth-runc]}" "${spaced_ms[$peer]}")x"
+    echo "berth-runc/$peer run: $(ratio "${run_ms[berth-runc]}" "${run_ms[$peer]}")x, alternating $(ratio "${alt_ms[berth-runc]}" "${alt_ms[$peer]}")x, spaced $(ratio "${spaced_ms[berth-runc]}" "${spaced_ms[$peer]}")x"
   done
-  echo "berth-runc/floor run: $(ratio "${run_ms[berth-runc]}" "${run_ms[floor]}")x"
+  echo "berth-runc/floor run: $(ratio "${run_ms[berth-runc]}" "${run_ms[floor]}")x, alternating $(ratio "${alt_ms[berth-runc]}" "${alt_ms[floor]}")x"
 fi
 for peer in crun runc; do
   [ -n "${run_ms[$peer]:-}" ] && echo "$peer/floor run: $(ratio "${run_ms[$peer]}" "${run_ms[floor]}")x"
 done
 # Issue 16's targets, when the load held still.
 if [ -n "$steady" ] && [ -n "${run_ms[berth-runc]:-}" ]; then
-  echo "targets (issue 16):"
-  if [ -n "${run_ms[crun]:-}" ]; then
-    r=$(ratio "${run_ms[berth-runc]}" "${run_ms[crun]}")
+  echo "targets (issue 16; run in alternation):"
+  if [ -n "${alt_ms[crun]:-}" ]; then
+    r=$(ratio "${alt_ms[berth-runc]}" "${alt_ms[crun]}")
     echo "  run <= 0.55x crun: ${r}x, $(verdict "$r" "<=" 0.55)"
     if [ -n "${rss[crun]:-}" ] && [ -n "${rss[berth-runc]:-}" ]; then
       echo "  create RSS below crun's: ${rss[berth-runc]} vs ${rss[crun]} KiB, $(verdict "${rss[berth-runc]}" "<=" "$((${rss[crun]} - 1))")"
     fi
   fi
-  r=$(ratio "${run_ms[berth-runc]}" "${run_ms[floor]}")
+  r=$(ratio "${alt_ms[berth-runc]}" "${alt_ms[floor]}")
   echo "  run <= 1.6x the floor: ${r}x, $(verdict "$r" "<=" 1.6)"
   [ "$syscalls" = - ] || echo "  run of true < 400 syscalls: $syscalls, $(verdict "$syscalls" "<=" 399)"
 fi
