@@ -6,7 +6,8 @@
 #   bench/runtime.sh                 # needs root; see bench/README.md for the knobs
 #
 # Measures, per runtime:
-#   run      `<rt> --root R run -b BUNDLE ID` of /bin/true (create, start, wait, delete), hyperfine
+#   run      `<rt> --root R run -b BUNDLE ID` of /bin/true (create, start, wait, delete), hyperfine,
+#            then the same in alternation (bench/lib/alternate.py), whose medians the verdicts take
 #   spaced   the same with 50 ms of (untimed) sleep before each run
 #   delete   `<rt> --root R delete --force ID` of a running `sleep 1000`, hyperfine
 #   rss      peak RSS of `<rt> create`, GNU time's %M (ru_maxrss of the runtime and the children
@@ -23,7 +24,7 @@ out=${OUT:-${CARGO_TARGET_DIR:-$repo/target}/bench}
 
 die() { echo "bench: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (runtimes create namespaces, cgroups and mounts)"
-for tool in hyperfine runc unshare chroot /usr/bin/time; do
+for tool in hyperfine runc unshare chroot strace /usr/bin/time; do
   command -v "$tool" >/dev/null || die "needs $tool: run scripts/setup"
 done
 # busybox-static's binary: the rootfs holds nothing else, so it must be static.
@@ -33,21 +34,19 @@ busybox=${BUSYBOX:-/bin/busybox}
 # --- berth-runc: the explicit path, else its release build ------------------------------------
 # The release build of berth-runc is the size-optimised `release-runc` profile linked
 # static-pie (no dynamic loader, one file mapped) with packed relative relocations (fewer
-# pages dirtied and read at start); see bench/README.md. Built here every time: cargo makes
-# it a no-op when nothing changed, and a stale binary would measure old code.
+# pages dirtied and read at start), as scripts/install builds it; see bench/README.md. Built
+# here every time: cargo makes it a no-op when nothing changed, and a stale binary would
+# measure old code.
 if [ -n "${BERTH_RUNC:-}" ]; then
   berth=$BERTH_RUNC
   [ -x "$berth" ] || die "BERTH_RUNC=$berth is not an executable"
 else
-  berth=${CARGO_TARGET_DIR:-$repo/target}/release-runc/berth-runc
-  seccomp_a=$(gcc -print-file-name=libseccomp.a 2>/dev/null || true)
-  [ -f "$seccomp_a" ] || die "needs libseccomp.a (libseccomp-dev) to link berth-runc statically"
-  echo "bench: building berth-runc (cargo rustc --profile release-runc, static-pie)"
-  # Only the tail: a broken build is reported, not replayed in full.
-  (cd "$repo" && LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$(dirname "$seccomp_a") \
-     cargo rustc --profile release-runc -p berth-runc --bin berth-runc -- \
-       -C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs 2>&1 | tail -n 5) \
-    || echo "bench: berth-runc did not build"
+  echo "bench: building berth-runc (scripts/lib.sh's build_fast_runc: release-runc, static-pie)"
+  # shellcheck source=scripts/lib.sh
+  . "$repo/scripts/lib.sh"
+  # Only the tail of cargo's output: a broken build is reported, not replayed in full.
+  berth=$(cd "$repo" && build_fast_runc 2> >(tail -n 5 >&2) | tail -n 1) || true
+  [ -x "$berth" ] || die "berth-runc did not build"
 fi
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
@@ -61,6 +60,8 @@ ids=()               # "<runtime path>|<root>|<id>" of every container this scri
 
 # shellcheck source=bench/lib/crun-hybrid.sh
 . "$(dirname "$0")/lib/crun-hybrid.sh"
+# shellcheck source=bench/lib/load.sh
+. "$(dirname "$0")/lib/load.sh"
 
 cleanup() {
   set +e
@@ -101,7 +102,7 @@ for pair in "berth-runc|$berth" "crun|$(command -v crun || true)" "runc|$(comman
   if [ -z "$rt" ] || [ ! -x "$rt" ]; then echo "bench: skipped $name: not installed"; continue; fi
   root=$state/$name
   mkdir -p "$root"
-  ids+=("$rt|$root|check" "$rt|$root|bench" "$rt|$root|del" "$rt|$root|rss")
+  ids+=("$rt|$root|check" "$rt|$root|bench" "$rt|$root|del" "$rt|$root|rss" "$rt|$root|strace")
   if ! err=$(timeout 20 "$rt" --root "$root" run -b "$work/true" check 2>&1 </dev/null); then
     echo "bench: skipped $name: \`run\` of /bin/true failed: $(echo "$err" | tail -n 3)"
     continue
@@ -122,6 +123,7 @@ done
 mkdir -p "$out"
 echo "bench: $(nproc) cores, kernel $(uname -r), ${runs} runs after ${warmup} warmup; JSON in $out"
 
+load_start
 # --- run of true, all in one hyperfine so they share the machine's state ---------------------
 args=()
 for i in "${!names[@]}"; do args+=(-n "${names[$i]}" "${run_cmds[$i]}"); done
@@ -129,6 +131,16 @@ args+=(-n floor "unshare --fork --pid --mount --uts --ipc --net --cgroup chroot 
 hyperfine -N --style basic --warmup "$warmup" --runs "$runs" \
   --export-json "$out/runtime-run.json" --export-csv "$work/run.csv" "${args[@]}" \
   || die "hyperfine of run failed (rerun with one runtime and --show-output to see why)"
+
+# --- the same in alternation (each command once per round): hyperfine runs each command's runs
+# in one block, so load that comes or goes midway falls on some runtimes only; issue 16's
+# verdicts take these medians.
+alt=()
+for i in "${!names[@]}"; do alt+=("${names[$i]}=${run_cmds[$i]}"); done
+alt+=("floor=unshare --fork --pid --mount --uts --ipc --net --cgroup chroot $rootfs /bin/true")
+echo "bench: run of true in alternation, $runs rounds"
+python3 "$(dirname "$0")/lib/alternate.py" --rounds "$runs" --warmup "$warmup" --out "$work/alt.json" "${alt[@]}" \
+  || die "the alternating run failed"
 
 # --- the same, 50 ms apart: containers are not started back to back, and a cgroup migration
 # right after another is cheap (the kernel keeps its threadgroup rwsem in writer mode for an
@@ -170,25 +182,50 @@ done
 csv_median_ms() { awk -F, -v n="$2" '$1 == n { printf "%.2f", $4 * 1000 }' "$1" 2>/dev/null || true; }
 echo
 echo "== berth runtime benchmark ($(date -u +%FT%TZ)) =="
-printf '%-11s %14s %16s %20s %18s\n' runtime "run true (ms)" "spaced run (ms)" "delete --force (ms)" "create RSS (KiB)"
-declare -A run_ms spaced_ms
+printf '%-11s %14s %14s %16s %20s %18s\n' runtime "run true (ms)" "alternating" "spaced run (ms)" "delete --force (ms)" "create RSS (KiB)"
+declare -A run_ms spaced_ms alt_ms
 for name in floor "${names[@]}"; do
   run_ms[$name]=$(csv_median_ms "$work/run.csv" "$name")
+  alt_ms[$name]=$(python3 -c 'import json, sys; m = json.load(open(sys.argv[1]))["results"].get(sys.argv[2], {}).get("median"); print("" if m is None else "%.2f" % m)' "$work/alt.json" "$name")
   spaced_ms[$name]=$(csv_median_ms "$work/spaced.csv" "$name")
   del=$(csv_median_ms "$work/delete-$name.csv" "$name"); [ -n "$del" ] || del=-
-  printf '%-11s %14s %16s %20s %18s\n' "$name" "${run_ms[$name]:--}" "${spaced_ms[$name]:--}" "$del" "${rss[$name]:--}"
+  printf '%-11s %14s %14s %16s %20s %18s\n' "$name" "${run_ms[$name]:--}" "${alt_ms[$name]:--}" "${spaced_ms[$name]:--}" "$del" "${rss[$name]:--}"
 done
 echo "(medians; RSS is GNU time %M, the median of $rss_runs creates)"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# --- syscalls of one `run` of true, the container's process included --------------------------
+syscalls=-
+if strace -f -c -o "$work/strace" "$berth" --root "$state/berth-runc" run -b "$work/true" strace \
+  </dev/null >/dev/null 2>&1; then
+  syscalls=$(awk '$NF == "total" { print $4 }' "$work/strace")   # % seconds usecs calls [errors]
+fi
+echo "berth-runc run of true: $syscalls syscalls (strace -f -c)"
+
+steady=1
+load_steady || steady=
 if [ -n "${run_ms[berth-runc]:-}" ]; then
   for peer in crun runc; do
     [ -n "${run_ms[$peer]:-}" ] || continue
-    target=0.80; [ "$peer" = runc ] && target=0.35
-    echo "berth-runc/$peer run: $(ratio "${run_ms[berth-runc]}" "${run_ms[$peer]}")x, spaced $(ratio "${spaced_ms[berth-runc]}" "${spaced_ms[$peer]}")x (issue 2's target: <= ${target}x)"
+    echo "berth-runc/$peer run: $(ratio "${run_ms[berth-runc]}" "${run_ms[$peer]}")x, alternating $(ratio "${alt_ms[berth-runc]}" "${alt_ms[$peer]}")x, spaced $(ratio "${spaced_ms[berth-runc]}" "${spaced_ms[$peer]}")x"
   done
-  echo "berth-runc/floor run: $(ratio "${run_ms[berth-runc]}" "${run_ms[floor]}")x"
+  echo "berth-runc/floor run: $(ratio "${run_ms[berth-runc]}" "${run_ms[floor]}")x, alternating $(ratio "${alt_ms[berth-runc]}" "${alt_ms[floor]}")x"
 fi
 for peer in crun runc; do
   [ -n "${run_ms[$peer]:-}" ] && echo "$peer/floor run: $(ratio "${run_ms[$peer]}" "${run_ms[floor]}")x"
 done
+# Issue 16's targets, when the load held still.
+if [ -n "$steady" ] && [ -n "${run_ms[berth-runc]:-}" ]; then
+  echo "targets (issue 16; run in alternation):"
+  if [ -n "${alt_ms[crun]:-}" ]; then
+    r=$(ratio "${alt_ms[berth-runc]}" "${alt_ms[crun]}")
+    echo "  run <= 0.55x crun: ${r}x, $(verdict "$r" "<=" 0.55)"
+    if [ -n "${rss[crun]:-}" ] && [ -n "${rss[berth-runc]:-}" ]; then
+      echo "  create RSS below crun's: ${rss[berth-runc]} vs ${rss[crun]} KiB, $(verdict "${rss[berth-runc]}" "<=" "$((${rss[crun]} - 1))")"
+    fi
+  fi
+  r=$(ratio "${alt_ms[berth-runc]}" "${alt_ms[floor]}")
+  echo "  run <= 1.6x the floor: ${r}x, $(verdict "$r" "<=" 1.6)"
+  [ "$syscalls" = - ] || echo "  run of true < 400 syscalls: $syscalls, $(verdict "$syscalls" "<=" 399)"
+fi
 exit 0

@@ -59,6 +59,27 @@ pub fn short(digest: &Digest) -> &str {
     &hex[..hex.len().min(12)]
 }
 
+/// A running sha256 of bytes handed to it, for streams read by other means than a reader.
+pub struct Hasher(Sha256);
+
+impl Hasher {
+    pub fn new() -> Self {
+        Hasher(Sha256::new())
+    }
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    pub fn finish(self) -> Digest {
+        finish(self.0)
+    }
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A reader that hashes and counts everything read through it.
 pub struct HashingReader<R> {
     inner: R,

@@ -340,3 +340,65 @@ fn hardlink_to_a_link_out_links_the_link() {
     assert!(copy.is_symlink(), "the hard link followed the symlink");
     assert_eq!(fs::metadata(&secret).unwrap().nlink(), 1);
 }
+
+/// Files get exactly the owner and mode their entries ask for, whatever the umask and the
+/// directory they land in would have given them (unpacking skips chown and chmod only where
+/// a new file is born with the entry's values).
+#[test]
+fn owners_and_modes_are_the_entries_whatever_the_umask_and_setgid_dirs() {
+    fn owned(t: &mut Tar, name: &str, kind: tar::EntryType, mode: u32, uid: u64, gid: u64) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(1);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(1_600_000_000);
+        let data: &[u8] = if kind == tar::EntryType::Directory {
+            b""
+        } else {
+            b"x"
+        };
+        h.set_size(data.len() as u64);
+        t.0.append_data(&mut h, name, data).unwrap();
+    }
+    // /proc/self belongs to the process's effective user.
+    let root = fs::metadata("/proc/self").unwrap().uid() == 0;
+    let mut t = Tar::new();
+    owned(&mut t, "plain", tar::EntryType::Regular, 0o644, 0, 0);
+    // Bits a 022 umask takes away at creation.
+    owned(&mut t, "shared", tar::EntryType::Regular, 0o666, 0, 0);
+    owned(&mut t, "private", tar::EntryType::Regular, 0o600, 0, 0);
+    owned(&mut t, "user", tar::EntryType::Regular, 0o640, 1000, 1001);
+    // A setgid directory of group 1234: a file made in it would get that group.
+    owned(&mut t, "sgid", tar::EntryType::Directory, 0o2775, 0, 1234);
+    owned(&mut t, "sgid/f", tar::EntryType::Regular, 0o644, 0, 0);
+    owned(&mut t, "after", tar::EntryType::Regular, 0o644, 0, 0);
+    let (outer, result) = unpack(&mut t);
+    result.unwrap();
+    let layer = outer.path().join("layer");
+    let meta = |name: &str| fs::metadata(layer.join(name)).unwrap();
+    for (name, mode) in [
+        ("plain", 0o644),
+        ("shared", 0o666),
+        ("private", 0o600),
+        ("user", 0o640),
+        ("sgid", 0o2775),
+        ("sgid/f", 0o644),
+        ("after", 0o644),
+    ] {
+        assert_eq!(meta(name).mode() & 0o7777, mode, "mode of {name}");
+    }
+    if root {
+        for (name, owner) in [
+            ("plain", (0, 0)),
+            ("user", (1000, 1001)),
+            ("sgid", (0, 1234)),
+            ("sgid/f", (0, 0)),
+            ("after", (0, 0)),
+        ] {
+            let m = meta(name);
+            assert_eq!((m.uid(), m.gid()), owner, "owner of {name}");
+        }
+    }
+}

@@ -62,7 +62,8 @@ impl ExecVia {
     /// Chooses the way for `process`; [`Error::NeedsProtectedBinary`] when the process must
     /// run from a protected binary and does not.
     pub fn choose(process: &ProcessPlan, conditions: Conditions) -> Result<Self> {
-        if runs_protected(std::process::id() as i32) {
+        // /proc/self: this process, without asking its pid.
+        if exe_is_protected("/proc/self/exe") {
             return Ok(Self::Direct);
         }
         if let Some(why) = trampoline_refused(process, conditions) {
@@ -98,8 +99,11 @@ impl ExecVia {
 
 /// True when process `pid` runs from a protected binary (a read-only view or a sealed copy).
 pub fn runs_protected(pid: i32) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .is_ok_and(|exe| berth_sys::seal::is_protected_exe(&exe))
+    exe_is_protected(&format!("/proc/{pid}/exe"))
+}
+
+fn exe_is_protected(exe_link: &str) -> bool {
+    std::fs::read_link(exe_link).is_ok_and(|exe| berth_sys::seal::is_protected_exe(&exe))
 }
 
 /// fs.suid_dumpable: what a change of credentials sets the dumpable flag to.

@@ -109,8 +109,12 @@ fn set_frozen_within(dir: &Path, want: FreezerState, timeout: Duration) -> Resul
 /// The file that says `dir` is frozen already, if it exists and is: `cgroup.freeze` set on it,
 /// or `cgroup.events` frozen through an ancestor.
 pub(crate) fn frozen_already(dir: &Path) -> Result<Option<PathBuf>> {
-    if fs::read_optional(dir, "cgroup.freeze")?.is_some_and(|v| v.trim() == "1") {
-        return Ok(Some(dir.join("cgroup.freeze")));
+    match fs::read_optional(dir, "cgroup.freeze")? {
+        Some(v) if v.trim() == "1" => return Ok(Some(dir.join("cgroup.freeze"))),
+        // No cgroup there (the usual case: create checks before it makes one), or a kernel
+        // before 5.2, whose cgroup.events has no `frozen`: nothing more to read.
+        None => return Ok(None),
+        Some(_) => {}
     }
     let events = read_keyed(dir, "cgroup.events")?;
     Ok(events

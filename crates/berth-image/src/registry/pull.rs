@@ -15,7 +15,7 @@ use oci_spec::image::{
 use super::resume::ResumingBody;
 use super::{Client, RegistryOptions};
 use crate::compress;
-use crate::digest::{self, parse_digest, HashingReader, TeeReader};
+use crate::digest::{self, parse_digest, TeeReader};
 use crate::error::{Error, Result, ResultExt};
 use crate::platform::{self, Platform};
 use crate::progress::{LayerState, Progress, ProgressReader};
@@ -395,11 +395,15 @@ fn inflate_into(
         source,
     };
     let tee = TeeReader::new(body, blob);
-    let decoder = compress::decoder(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
-    let mut hashing = HashingReader::new(decoder);
-    io::copy(&mut hashing, &mut tx).map_err(read_err)?;
+    let mut decoder =
+        compress::decoder(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
+    // Inflated straight into the pipe's 256 KiB chunks and hashed there: one pass over each
+    // byte after the inflater's, and the inflater's output window is a chunk, not 8 KiB.
+    let mut hasher = digest::Hasher::new();
+    tx.fill_from(&mut decoder, |chunk| hasher.update(chunk))
+        .map_err(read_err)?;
     tx.close().map_err(read_err)?;
-    let (actual, _, decoder) = hashing.finish().map_err(read_err)?;
+    let actual = hasher.finish();
     // The compressed stream may go on past the end of the data (padding, a trailer): it
     // is part of the blob and must be hashed and kept.
     io::copy(&mut decoder.into_inner(), &mut io::sink()).map_err(read_err)?;

@@ -409,8 +409,20 @@ pub fn finalize_process(
     }
     crate::capabilities::drop_bounding(&p.capabilities)
         .step(|| "drop capabilities from the bounding set".into())?;
-    crate::capabilities::keep_caps_across_setuid(true)
-        .step(|| "keep capabilities across setuid".into())?;
+    // The user the process is already (root, most often): then there is no change of user,
+    // and nothing to keep across one or to restore after it.
+    let ids = nix::unistd::getresuid().step(|| "getresuid".into())?;
+    let same_user = [ids.real, ids.effective, ids.saved]
+        .iter()
+        .all(|id| id.as_raw() == p.uid);
+    let ids = nix::unistd::getresgid().step(|| "getresgid".into())?;
+    let same_group = [ids.real, ids.effective, ids.saved]
+        .iter()
+        .all(|id| id.as_raw() == p.gid);
+    if !same_user {
+        crate::capabilities::keep_caps_across_setuid(true)
+            .step(|| "keep capabilities across setuid".into())?;
+    }
     let gids: Vec<nix::unistd::Gid> = p
         .additional_gids
         .iter()
@@ -423,13 +435,22 @@ pub fn finalize_process(
         }
     }
     // A change of user resets the dumpable flag to fs.suid_dumpable: a process made
-    // non-dumpable (protect.rs) must stay so until its exec.
-    let dumpable = nix::sys::prctl::get_dumpable().step(|| "read the dumpable flag".into())?;
-    let gid = nix::unistd::Gid::from_raw(p.gid);
-    nix::unistd::setresgid(gid, gid, gid).step(|| format!("setgid {}", p.gid))?;
-    let uid = nix::unistd::Uid::from_raw(p.uid);
-    nix::unistd::setresuid(uid, uid, uid).step(|| format!("setuid {}", p.uid))?;
-    crate::capabilities::keep_caps_across_setuid(false).step(|| "reset keepcaps".into())?;
+    // non-dumpable (protect.rs) must stay so until its exec. Without one (and the capset
+    // below only ever lowers the permitted set, which leaves the flag alone) it stays as is.
+    let dumpable = if same_user && same_group {
+        true
+    } else {
+        nix::sys::prctl::get_dumpable().step(|| "read the dumpable flag".into())?
+    };
+    if !same_group {
+        let gid = nix::unistd::Gid::from_raw(p.gid);
+        nix::unistd::setresgid(gid, gid, gid).step(|| format!("setgid {}", p.gid))?;
+    }
+    if !same_user {
+        let uid = nix::unistd::Uid::from_raw(p.uid);
+        nix::unistd::setresuid(uid, uid, uid).step(|| format!("setuid {}", p.uid))?;
+        crate::capabilities::keep_caps_across_setuid(false).step(|| "reset keepcaps".into())?;
+    }
     crate::capabilities::apply_sets(&p.capabilities).step(|| "set capabilities".into())?;
     if !dumpable {
         nix::sys::prctl::set_dumpable(false).step(|| "stay non-dumpable".into())?;

@@ -111,8 +111,14 @@ impl Channel {
     }
 
     /// The next message; `UnexpectedEof` when the other side closed without a word.
+    ///
+    /// A side that closes its end with messages it never read (the runtime queues the start
+    /// word behind `Go`, and an init that fails before it reads it exits) makes the kernel
+    /// report ECONNRESET once, possibly before what that side sent last (its failure): the
+    /// error is taken as read, and the message behind it (or the end) is what counts.
     pub fn recv<T: DeserializeOwned>(&self) -> io::Result<T> {
         let mut buf = [0u8; MAX_MESSAGE];
+        let mut reset = false;
         let n = loop {
             match recv(
                 std::os::fd::AsRawFd::as_raw_fd(&self.fd),
@@ -120,6 +126,7 @@ impl Channel {
                 MsgFlags::empty(),
             ) {
                 Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::ECONNRESET) if !reset => reset = true,
                 other => break other?,
             }
         };
@@ -136,9 +143,15 @@ impl Channel {
     }
 
     /// The next message and the descriptors that came with it (close-on-exec).
+    /// ECONNRESET as in [`Channel::recv`].
     pub fn recv_with_fds<T: DeserializeOwned>(&self) -> io::Result<(T, Vec<OwnedFd>)> {
         let mut buf = [0u8; MAX_MESSAGE];
-        let (n, fds) = berth_sys::fd::recv_with_fds(self.fd.as_fd(), &mut buf)?;
+        let (n, fds) = match berth_sys::fd::recv_with_fds(self.fd.as_fd(), &mut buf) {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ECONNRESET) => {
+                berth_sys::fd::recv_with_fds(self.fd.as_fd(), &mut buf)?
+            }
+            other => other?,
+        };
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
