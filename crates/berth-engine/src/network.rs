@@ -55,8 +55,10 @@ pub fn attach(
             protocol: p.protocol.clone(),
         })
         .collect();
-    if berth_sys::rootless::is_rootless() && req.network != "none" {
-        return crate::rootless::attach_network(record, pid, &ports).map(Some);
+    if berth_sys::rootless::is_rootless() {
+        if let Some(att) = crate::rootless::default_network(record, pid, &ports) {
+            return att.map(Some);
+        }
     }
     let ip = parse_ip(req.ip.as_deref())?;
     let attach = AttachRequest {
@@ -73,7 +75,8 @@ pub fn attach(
     };
     // Its warnings (a host firewall that drops forwarded traffic...) stay in the attachment,
     // for the caller to show.
-    Ok(Some(store(engine)?.attach(&attach)?))
+    let att = crate::rootless::netns::run(|| Ok(store(engine)?.attach(&attach)?))?;
+    Ok(Some(att))
 }
 
 /// Undoes `attach` and every `connect` of container `id` (see `release`); every error is
@@ -112,7 +115,15 @@ pub fn release(
     if berth_sys::rootless::is_rootless() {
         // Its slirp4netns: the default network's only piece.
         crate::rootless::slirp::detach(id);
-        atts.retain(|a| a.network == "none");
+        atts.retain(|a| a.network == "none" || !a.network_id.is_empty());
+        // User networks' leases and links are in the user networks' namespace, if any is.
+        if !user_networks(engine) {
+            return (errors, atts);
+        }
+        if crate::rootless::netns::elsewhere() {
+            return crate::rootless::netns::run(|| Ok(release(engine, id, record)))
+                .unwrap_or_else(|e| (vec![e.to_string()], atts));
+        }
     }
     let store = match store(engine) {
         Ok(store) => store,
@@ -137,10 +148,24 @@ pub fn release(
     (errors, atts)
 }
 
+/// Whether rootless berth has user networks (whose namespace then holds leases and links).
+fn user_networks(engine: &Engine) -> bool {
+    store(engine)
+        .and_then(|s| Ok(s.networks()?))
+        .is_ok_and(|nets| nets.iter().any(|n| !n.default))
+}
+
 /// The slow half of `detach`: the host ends of the veths (the kernel's wait).
 pub fn delete_links(engine: &Engine, atts: &[Attachment]) -> Vec<String> {
-    if atts.is_empty() {
+    if atts
+        .iter()
+        .all(|a| a.network == "none" || a.host_veth.is_none())
+    {
         return Vec::new();
+    }
+    if crate::rootless::netns::elsewhere() {
+        return crate::rootless::netns::run(|| Ok(delete_links(engine, atts)))
+            .unwrap_or_else(|e| vec![e.to_string()]);
     }
     let store = match store(engine) {
         Ok(s) => s,
@@ -161,6 +186,9 @@ pub fn connect(
     aliases: &[String],
     ip: Option<&str>,
 ) -> Result<Option<Attachment>> {
+    if berth_sys::rootless::is_rootless() {
+        return Err(Error::Invalid(crate::rootless::NO_CONNECT.into()));
+    }
     let id = engine.containers.find(key)?.id;
     let _lock = engine.containers.lock(&id)?;
     let mut record = engine.containers.load(&id)?;
@@ -319,6 +347,9 @@ pub fn rename(engine: &Engine, id: &str, name: &str) -> Result<()> {
 /// `network disconnect`: the container leaves `network` (a joined one or its mode's), now if
 /// it runs and for its later starts.
 pub fn disconnect(engine: &Engine, key: &str, network: &str) -> Result<()> {
+    if berth_sys::rootless::is_rootless() {
+        return Err(Error::Invalid(crate::rootless::NO_CONNECT.into()));
+    }
     let id = engine.containers.find(key)?.id;
     let _lock = engine.containers.lock(&id)?;
     let mut record = engine.containers.load(&id)?;
@@ -409,8 +440,8 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
             req.driver
         )));
     }
-    if berth_sys::rootless::is_rootless() {
-        return Err(Error::Invalid(crate::rootless::NO_USER_NETWORKS.into()));
+    if crate::rootless::netns::elsewhere() {
+        return crate::rootless::netns::run(|| create(engine, req));
     }
     let gateway = req
         .gateway
@@ -542,6 +573,9 @@ pub fn remove(engine: &Engine, name_or_id: &str) -> Result<()> {
             "{name_or_id} is a pre-defined network and cannot be removed"
         )));
     }
+    if crate::rootless::netns::elsewhere() {
+        return crate::rootless::netns::run(|| remove(engine, name_or_id));
+    }
     store.remove_network(&net.id)?;
     network_event(engine, "destroy", &net);
     Ok(())
@@ -550,6 +584,12 @@ pub fn remove(engine: &Engine, name_or_id: &str) -> Result<()> {
 /// `network prune`: every user network no container is attached to that `filters` (of
 /// [`PRUNE_FILTERS`]) let through; their names.
 pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
+    if crate::rootless::netns::elsewhere() {
+        if !user_networks(engine) {
+            return Ok(Vec::new());
+        }
+        return crate::rootless::netns::run(|| prune(engine, filters));
+    }
     let store = store(engine)?;
     let until = filters.until()?;
     let mut removed = Vec::new();

@@ -146,8 +146,12 @@ impl NetStore {
         }
         // A container reaching its own published port through a host address: with
         // br_netfilter the DNATed frame is bridged back out of the port it came in by.
-        let hairpin = format!("/sys/class/net/{veth}/brport/hairpin_mode");
-        std::fs::write(&hairpin, "1").map_err(|e| NetError::io(STEP, &hairpin, e))?;
+        // Rootless berth's /sys is the host network namespace's, not the one its bridges are in;
+        // it publishes no ports on user networks.
+        if !berth_sys::rootless::is_rootless() {
+            let hairpin = format!("/sys/class/net/{veth}/brport/hairpin_mode");
+            std::fs::write(&hairpin, "1").map_err(|e| NetError::io(STEP, &hairpin, e))?;
+        }
         let mut ns = Rtnl::open_in(&req.netns).map_err(|e| ns_err(STEP, req, "socket", e))?;
         ns.set_up(LOOPBACK_INDEX)
             .map_err(|e| ns_err(STEP, req, "RTM_SETLINK lo up", e))?;

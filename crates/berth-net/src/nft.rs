@@ -25,8 +25,6 @@ use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 pub const TABLE: &str = "berth";
 /// The marker set of the current ruleset (see [`RULESET`]).
 const LAYOUT: &str = "layout_3";
-/// Serializes the one-time creation of the table across data roots and processes.
-const TABLE_LOCK: &str = "/run/berth/nft.lock";
 
 /// The fixed ruleset; `{T}` is the table name.
 /// Starts by deleting an older table (which lacks the `layout_N` marker set of this one), so
@@ -457,18 +455,28 @@ pub fn ensure_table(nft: &mut Nft) -> io::Result<()> {
     if nft.table_exists()? {
         return Ok(());
     }
-    fs::create_dir_all("/run/berth")?;
+    // Serializes the one-time creation of the table across data roots and processes (a
+    // rootless user's table is in its own network namespace, its lock in its run directory).
+    let dir = berth_sys::rootless::run_dir();
+    fs::create_dir_all(&dir)?;
     let lock = File::options()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(TABLE_LOCK)?;
+        .open(dir.join("nft.lock"))?;
     let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| io::Error::from(e))?;
     if nft.table_exists()? {
         return Ok(());
     }
-    let mut child = Command::new("nft")
+    // A user's PATH often lacks /usr/sbin, where Debian puts nft.
+    let sbin = std::path::Path::new("/usr/sbin/nft");
+    let nft_bin = if sbin.is_file() {
+        sbin
+    } else {
+        std::path::Path::new("nft")
+    };
+    let mut child = Command::new(nft_bin)
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -22,8 +22,11 @@ pub const DEFAULT_NETWORK: &str = "bridge";
 const DEFAULT_BRIDGE: &str = "berth0";
 /// The default network (its record and leases) and the port claims, shared by every data
 /// root: `berth0` and the nftables maps are the machine's, so their IPAM and claims must be one.
-/// Under /run because they are runtime state: a reboot takes the bridge, veths and rules too.
-const SHARED_DIR: &str = "/run/berth/network";
+/// Under the run directory (`/run/berth`, a user's own for rootless berth) because they are
+/// runtime state: a reboot takes the bridge, veths and rules too.
+fn shared_dir() -> PathBuf {
+    berth_sys::rootless::run_dir().join("network")
+}
 
 /// One container's address on one network: the source of the DNS answers, and what detach
 /// needs when the engine lost its `Attachment`.
@@ -75,7 +78,7 @@ pub struct NetStore {
     pub(crate) data_root: PathBuf,
     pub(crate) root: PathBuf,
     pub(crate) berth_exe: PathBuf,
-    /// [`SHARED_DIR`], or `root` for a store with a private default bridge (tests).
+    /// [`shared_dir`], or `root` for a store with a private default bridge (tests).
     pub(crate) shared: PathBuf,
     default_bridge: String,
     default_subnets: Vec<Subnet>,
@@ -99,7 +102,7 @@ impl NetStore {
             data_root: data_root.to_path_buf(),
             root,
             berth_exe: berth_exe.to_path_buf(),
-            shared: PathBuf::from(SHARED_DIR),
+            shared: shared_dir(),
             default_bridge: DEFAULT_BRIDGE.to_string(),
             default_subnets,
             bip: None,

@@ -14,6 +14,8 @@ use serde_json::Value;
 
 #[path = "rootless/more.rs"]
 mod more;
+#[path = "rootless/networks.rs"]
+mod networks;
 #[path = "rootless/security.rs"]
 mod security;
 

@@ -10,6 +10,7 @@
 //! mounts, monitors, berth-runtime) then runs as that namespace's root, with paths from XDG.
 
 pub mod fuse;
+pub mod netns;
 pub mod slirp;
 pub mod subid;
 
@@ -85,6 +86,14 @@ pub fn without_cgroups() -> bool {
 /// ranges and makes idmapped mounts, root's alone; a rootless container is in the user's
 /// namespace already, mapped from the user's own ranges.
 pub fn check(req: &crate::request::RunRequest) -> crate::Result<()> {
+    let user_network = !matches!(req.network.as_str(), "" | "bridge" | "none" | "host");
+    if berth_sys::rootless::is_rootless()
+        && req.netns == crate::request::NsMode::Private
+        && user_network
+        && (!req.ports.is_empty() || req.publish_all)
+    {
+        return Err(crate::Error::Invalid(NO_USER_NETWORK_PORTS.into()));
+    }
     if berth_sys::rootless::is_rootless() && req.userns == crate::request::NsMode::Private {
         return Err(crate::Error::Invalid(
             "rootless: --userns private is root's (ids from root's ranges, idmapped mounts); \
@@ -148,23 +157,24 @@ pub fn fit_mounts(mut mounts: Vec<oci_spec::runtime::Mount>) -> Vec<oci_spec::ru
     mounts
 }
 
-/// A rootless container's network: the default one through slirp4netns. User networks (a
-/// shared rootless network namespace, as podman's) are not there yet: said in one line.
-pub fn attach_network(
+/// A rootless container's network when it is the default one: slirp4netns (None for the
+/// others: user networks are the store's, in the user networks' namespace, see `netns.rs`).
+pub fn default_network(
     record: &crate::records::Record,
     pid: i32,
     ports: &[berth_net::PortMapping],
-) -> crate::Result<berth_net::Attachment> {
-    match record.request.network.as_str() {
-        "bridge" => slirp::attach(&record.id, pid, ports),
-        _ => Err(crate::Error::Invalid(NO_USER_NETWORKS.into())),
-    }
+) -> Option<crate::Result<berth_net::Attachment>> {
+    (record.request.network == "bridge").then(|| slirp::attach(&record.id, pid, ports))
 }
 
-/// What a rootless user network gets (podman's shared rootless network namespace is the way;
-/// not there yet).
-pub const NO_USER_NETWORKS: &str = "rootless: user networks are not supported for rootless \
-     containers yet: use the default network (slirp4netns), --network none or --network host";
+/// What a rootless container on a user network cannot ask for yet: published ports (the
+/// user networks' slirp4netns would forward them into the bridge; not there yet).
+pub const NO_USER_NETWORK_PORTS: &str = "rootless: publishing ports (-p, -P) of a container \
+     on a user network is not supported yet: use the default network for published ports";
+
+/// What a rootless container cannot do with networks yet: join one while it runs.
+pub const NO_CONNECT: &str = "rootless: network connect and disconnect are not supported for \
+     rootless containers yet: give the network with --network at run or create";
 
 static OUTSIDE: std::sync::OnceLock<crate::ns::Inodes> = std::sync::OnceLock::new();
 

@@ -42,72 +42,8 @@ fn which() -> Option<PathBuf> {
 
 /// Starts slirp4netns for the container whose init is `pid`, then publishes `ports`.
 pub fn attach(id: &str, pid: i32, ports: &[PortMapping]) -> Result<Attachment> {
-    let bin = which().ok_or_else(|| {
-        Error::Invalid(
-            "rootless: the default network needs slirp4netns, which is not installed: \
-             apt-get install slirp4netns (or run with --network none or --network host)"
-                .into(),
-        )
-    })?;
-    // slirp4netns opens it as the user: a machine without udev may leave it root's alone.
-    if nix::unistd::access(
-        TUN,
-        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
-    )
-    .is_err()
-    {
-        return Err(Error::Invalid(format!(
-            "rootless: the default network needs {TUN}, which you cannot open: make it usable \
-             by users as udev does (chmod 0666 {TUN}), or run with --network none or --network host"
-        )));
-    }
     let (socket, pid_file) = paths(id);
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-    }
-    let _ = std::fs::remove_file(&socket);
-    let pipe = |what: &'static str| {
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| Error::io("pipe for slirp4netns", what)(e.into()))
-    };
-    let (ready_r, ready_w) = pipe("--ready-fd")?;
-    let (exit_r, exit_w) = pipe("--exit-fd")?;
-    // The child's ends only cross the exec.
-    for fd in [ready_w.as_fd(), exit_r.as_fd()] {
-        nix::fcntl::fcntl(
-            fd,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-        )
-        .map_err(|e| Error::io("fcntl", "slirp4netns pipe")(e.into()))?;
-    }
-    let child = std::process::Command::new(&bin)
-        .args(["--configure", "--mtu=65520", "--disable-host-loopback"])
-        .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
-        .arg(format!("--exit-fd={}", exit_r.as_raw_fd()))
-        .arg("--api-socket")
-        .arg(&socket)
-        .args(["--netns-type=path", &format!("/proc/{pid}/ns/net"), "tap0"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(Error::io("spawn", bin.clone()))?;
-    drop((ready_w, exit_r));
-    // Held by the monitor: slirp4netns ends with it, whatever else happens.
-    std::mem::forget(exit_w);
-    let mut ready = [0u8; 1];
-    let got = std::fs::File::from(ready_r).read(&mut ready);
-    if !matches!(got, Ok(1)) {
-        let mut stderr = String::new();
-        if let Some(mut e) = child.stderr {
-            let _ = e.read_to_string(&mut stderr);
-        }
-        return Err(Error::Invalid(format!(
-            "rootless: slirp4netns did not start for the container's network: {}",
-            stderr.trim()
-        )));
-    }
-    std::fs::write(&pid_file, child.id().to_string()).map_err(Error::io("write", &pid_file))?;
+    start(&format!("/proc/{pid}/ns/net"), &socket, &pid_file, None)?;
     let mut published = Vec::new();
     for p in ports {
         for (offset, host_port) in host_ports(p)?.into_iter().enumerate() {
@@ -135,6 +71,106 @@ pub fn attach(id: &str, pid: i32, ports: &[PortMapping]) -> Result<Attachment> {
         warnings: Vec::new(),
         ifname: String::new(),
     })
+}
+
+/// Starts slirp4netns on the network namespace at `netns`, its API socket at `socket`, its pid
+/// written to `pid_file`; it ends with the caller when `log` is None (`--exit-fd`, held by a
+/// container's monitor), else it outlives it, its messages in `log`.
+fn start(netns: &str, socket: &Path, pid_file: &Path, log: Option<&Path>) -> Result<()> {
+    let bin = which().ok_or_else(|| {
+        Error::Invalid(
+            "rootless: the default network needs slirp4netns, which is not installed: \
+             apt-get install slirp4netns (or run with --network none or --network host)"
+                .into(),
+        )
+    })?;
+    // slirp4netns opens it as the user: a machine without udev may leave it root's alone.
+    if nix::unistd::access(
+        TUN,
+        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
+    )
+    .is_err()
+    {
+        return Err(Error::Invalid(format!(
+            "rootless: the default network needs {TUN}, which you cannot open: make it usable \
+             by users as udev does (chmod 0666 {TUN}), or run with --network none or --network host"
+        )));
+    }
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    }
+    let _ = std::fs::remove_file(socket);
+    let pipe = |what: &'static str| {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::io("pipe for slirp4netns", what)(e.into()))
+    };
+    let (ready_r, ready_w) = pipe("--ready-fd")?;
+    let (exit_r, exit_w) = pipe("--exit-fd")?;
+    // The child's ends only cross the exec.
+    let crossing = match log {
+        None => vec![ready_w.as_fd(), exit_r.as_fd()],
+        Some(_) => vec![ready_w.as_fd()],
+    };
+    for fd in crossing {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .map_err(|e| Error::io("fcntl", "slirp4netns pipe")(e.into()))?;
+    }
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(["--configure", "--mtu=65520", "--disable-host-loopback"])
+        .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
+        .arg("--api-socket")
+        .arg(socket)
+        .args(["--netns-type=path", netns, "tap0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    match log {
+        None => {
+            cmd.arg(format!("--exit-fd={}", exit_r.as_raw_fd()))
+                .stderr(std::process::Stdio::piped());
+        }
+        Some(log) => {
+            let file = std::fs::File::create(log).map_err(Error::io("create", log))?;
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            cmd.stderr(file);
+        }
+    }
+    let child = cmd.spawn().map_err(Error::io("spawn", bin.clone()))?;
+    drop((ready_w, exit_r));
+    // Held by the monitor: slirp4netns ends with it, whatever else happens.
+    std::mem::forget(exit_w);
+    let mut ready = [0u8; 1];
+    let got = std::fs::File::from(ready_r).read(&mut ready);
+    if !matches!(got, Ok(1)) {
+        let mut stderr = String::new();
+        match (child.stderr, log) {
+            (Some(mut e), _) => {
+                let _ = e.read_to_string(&mut stderr);
+            }
+            (None, Some(log)) => stderr = std::fs::read_to_string(log).unwrap_or_default(),
+            (None, None) => {}
+        }
+        return Err(Error::Invalid(format!(
+            "rootless: slirp4netns did not start for {netns}: {}",
+            stderr.trim()
+        )));
+    }
+    std::fs::write(pid_file, child.id().to_string()).map_err(Error::io("write", pid_file))?;
+    Ok(())
+}
+
+/// Outbound traffic of the user networks' namespace at `netns` (see `netns.rs`): a
+/// slirp4netns that outlives its caller, as the namespace does.
+pub fn start_shared(netns: &Path) -> Result<()> {
+    let dir = berth_sys::rootless::run_dir().join("slirp");
+    start(
+        &netns.to_string_lossy(),
+        &dir.join("netns.sock"),
+        &dir.join("netns.pid"),
+        Some(&dir.join("netns.log")),
+    )
 }
 
 /// The host ports of a mapping: its range, or one free port the kernel picks for `-p 80`.

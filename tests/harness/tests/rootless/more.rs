@@ -13,7 +13,7 @@ use crate::user_with_image;
 
 /// The host's first non-loopback IPv4 address, which a rootless container reaches through
 /// slirp4netns (the host's loopback it does not: `--disable-host-loopback`).
-fn host_address() -> Option<std::net::Ipv4Addr> {
+pub(crate) fn host_address() -> Option<std::net::Ipv4Addr> {
     let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
     probe.connect("10.255.255.255:9").ok()?;
     match probe.local_addr().ok()?.ip() {

@@ -135,14 +135,6 @@ fn missing_pieces_are_named_in_one_line() {
         ran.stderr
     );
     assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
-    // User networks: not there yet, and said so.
-    let ran = user.berth(&["network", "create", "n1"]);
-    assert!(!ran.success());
-    assert!(
-        ran.stderr.contains("user networks are not supported"),
-        "{}",
-        ran.stderr
-    );
     // A runtime directory that cannot be made.
     let ran = run_with_timeout(
         user.command_env(&["images"], &[("XDG_RUNTIME_DIR", "/proc/berth-nowhere")]),
