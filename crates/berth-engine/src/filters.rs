@@ -34,6 +34,14 @@ impl Filters {
         Ok(filters)
     }
 
+    /// The filters as the `key=value` pairs they were parsed from.
+    pub fn pairs(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| format!("{k}={v}")))
+            .collect()
+    }
+
     /// The values given for `key` (none: the key does not filter).
     pub fn get(&self, key: &str) -> &[String] {
         self.0.get(key).map_or(&[], Vec::as_slice)

@@ -419,7 +419,7 @@ fn mode_name(record: &Record) -> String {
 }
 
 /// `network create`: what Docker's API and command line ask for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CreateRequest {
     pub name: String,
     /// `bridge` (or empty, which means it): berth has no other driver.
@@ -441,7 +441,8 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
         )));
     }
     if crate::rootless::netns::elsewhere() {
-        return crate::rootless::netns::run(|| create(engine, req));
+        let op = crate::rootless::netops::NetworkOp::Create(req.clone());
+        return crate::rootless::netops::run(engine, op);
     }
     let gateway = req
         .gateway
@@ -574,7 +575,8 @@ pub fn remove(engine: &Engine, name_or_id: &str) -> Result<()> {
         )));
     }
     if crate::rootless::netns::elsewhere() {
-        return crate::rootless::netns::run(|| remove(engine, name_or_id));
+        let op = crate::rootless::netops::NetworkOp::Remove(name_or_id.to_string());
+        return crate::rootless::netops::run(engine, op);
     }
     store.remove_network(&net.id)?;
     network_event(engine, "destroy", &net);
@@ -588,7 +590,8 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Vec<String>> {
         if !user_networks(engine) {
             return Ok(Vec::new());
         }
-        return crate::rootless::netns::run(|| prune(engine, filters));
+        let op = crate::rootless::netops::NetworkOp::Prune(filters.pairs());
+        return crate::rootless::netops::run(engine, op);
     }
     let store = store(engine)?;
     let until = filters.until()?;

@@ -89,6 +89,9 @@ fn monitor() -> Option<u8> {
     let args: Vec<String> = std::env::args().collect();
     let (root, id) = match args.as_slice() {
         [_, flag, root, cmd, id] if flag == "--root" && cmd == "__monitor" => (root, id),
+        [_, flag, root, cmd] if flag == "--root" && cmd == "__netns" => {
+            return Some(netns_op(root));
+        }
         [_, cmd, net, flag, root] if cmd == "__dns" && flag == "--root" => {
             return Some(
                 match berth_net::dns::serve(std::path::Path::new(root), net) {
@@ -124,6 +127,24 @@ fn monitor() -> Option<u8> {
         }
     };
     Some(u8::try_from(berth_engine::monitor::main(&engine, id)).unwrap_or(1))
+}
+
+/// `berth --root R __netns`: a user networks' change for a threaded front end (the API
+/// service), run from this fresh single-threaded process (berth_engine::rootless::netops).
+fn netns_op(root: &str) -> u8 {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    let opened = berth_engine::config::Config::of_monitor().and_then(|config| {
+        let mut engine = berth_engine::Engine::open(std::path::Path::new(root), &exe)?;
+        engine.config = config;
+        Ok(engine)
+    });
+    match opened {
+        Ok(engine) => u8::try_from(berth_engine::rootless::netops::serve(&engine)).unwrap_or(1),
+        Err(e) => {
+            eprintln!("berth __netns: {e}");
+            1
+        }
+    }
 }
 
 /// One line for an error: its chain joined. berth-image's, berth-engine's and berth-build's

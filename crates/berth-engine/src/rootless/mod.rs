@@ -11,6 +11,7 @@
 
 pub mod fuse;
 pub mod netns;
+pub mod netops;
 pub mod slirp;
 pub mod subid;
 

@@ -220,6 +220,34 @@ fn build_and_the_api_service_work_as_a_user() {
     assert!(reply.ends_with("OK"), "{reply}");
     let meta = std::fs::metadata(&socket).expect("socket");
     assert_eq!((meta.uid(), meta.mode() & 0o777), (user.uid, 0o600));
+    // A user network through the service: its threads may not fork into the user networks'
+    // namespace, so the change runs in an exec'd `berth __netns` ("fork refused" before).
+    let request = |head: &str, body: &str| {
+        use std::io::{Read, Write};
+        let mut conn = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+        let text = format!(
+            "{head} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(text.as_bytes()).expect("send");
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).expect("reply");
+        reply
+    };
+    let created = request("POST /networks/create", r#"{"Name":"apinet"}"#);
+    assert!(created.starts_with("HTTP/1.0 201"), "{created}");
+    assert_eq!(
+        user.ok(&["network", "ls", "-q", "--filter", "name=apinet"])
+            .lines()
+            .count(),
+        1
+    );
+    let removed = request("DELETE /networks/apinet", "");
+    assert!(removed.starts_with("HTTP/1.0 204"), "{removed}");
+    assert_eq!(
+        user.ok(&["network", "ls", "-q", "--filter", "name=apinet"]),
+        ""
+    );
     let _ = service.kill();
     let _ = service.wait();
 }
