@@ -106,6 +106,15 @@ impl Config {
         }
     }
 
+    /// Names the files read to a child berth (a monitor, `__netns`) in [`FILES_ENV`]: its
+    /// environment is its own, and it reads them again itself.
+    pub fn pass_files(&self, cmd: &mut std::process::Command) {
+        if !self.sources.is_empty() {
+            let files: Vec<_> = self.sources.iter().map(|p| p.as_os_str()).collect();
+            cmd.env(FILES_ENV, files.join(std::ffi::OsStr::new("\n")));
+        }
+    }
+
     /// What a monitor's front end read ([`FILES_ENV`]); the defaults without it.
     pub fn of_monitor() -> Result<Config> {
         use std::os::unix::ffi::OsStrExt;

@@ -145,14 +145,7 @@ pub fn emit(engine: &Engine, event: &Event) -> Result<()> {
 
 /// Moves the log aside, unless another writer did since `file` was opened.
 fn rotate(root: &Path, file: &File) -> Result<()> {
-    let lock_path = root.join("events.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(Error::io("open", &lock_path))?;
-    lock.lock().map_err(Error::io("lock", &lock_path))?;
+    let _lock = crate::records::lock(&root.join("events.lock"))?;
     let path = root.join(LOG);
     let ours = file.metadata().map_err(Error::io("stat", &path))?.ino();
     if fs::metadata(&path).is_ok_and(|m| m.ino() == ours) {

@@ -260,18 +260,7 @@ pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Rec
     }
     // The configuration files the front end read (their names only: the monitor reads them
     // again for the network's addressing at each start of the container).
-    if !engine.config.sources.is_empty() {
-        let files: Vec<_> = engine
-            .config
-            .sources
-            .iter()
-            .map(|p| p.as_os_str())
-            .collect();
-        cmd.env(
-            crate::config::FILES_ENV,
-            files.join(std::ffi::OsStr::new("\n")),
-        );
-    }
+    engine.config.pass_files(&mut cmd);
     // Its own session from its first instruction: neither the monitor nor the container it
     // starts keeps the caller's terminal (which a container could otherwise write to, or
     // type into with TIOCSTI), and no signal from that terminal reaches them.

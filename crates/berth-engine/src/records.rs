@@ -416,7 +416,8 @@ pub fn is_hex(s: &str) -> bool {
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn lock(path: &Path) -> Result<Lock> {
+/// An exclusive flock on `path` (made if missing), held until the [`Lock`] drops.
+pub fn lock(path: &Path) -> Result<Lock> {
     let file = File::options()
         .create(true)
         .truncate(false)

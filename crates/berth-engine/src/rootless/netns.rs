@@ -84,14 +84,7 @@ fn ensure() -> Result<File> {
     };
     if !held(&path) {
         let dir = berth_sys::rootless::run_dir();
-        let lock_path = dir.join("netns.lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(Error::io("open", &lock_path))?;
-        lock.lock().map_err(Error::io("lock", &lock_path))?;
+        let _lock = crate::records::lock(&dir.join("netns.lock"))?;
         if !held(&path) {
             make(&path)?;
             super::slirp::start_shared(&path)?;

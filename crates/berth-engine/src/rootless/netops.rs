@@ -68,18 +68,7 @@ fn through_child(engine: &Engine, op: &NetworkOp) -> Result<Value> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    if !engine.config.sources.is_empty() {
-        let files: Vec<_> = engine
-            .config
-            .sources
-            .iter()
-            .map(|p| p.as_os_str())
-            .collect();
-        cmd.env(
-            crate::config::FILES_ENV,
-            files.join(std::ffi::OsStr::new("\n")),
-        );
-    }
+    engine.config.pass_files(&mut cmd);
     let mut child = cmd.spawn().map_err(Error::io("start", &engine.exe))?;
     let request = serde_json::to_vec(op)
         .map_err(|e| Error::Invalid(format!("rootless: encode the request: {e}")))?;
