@@ -22,6 +22,20 @@ pub(crate) fn host_address() -> Option<std::net::Ipv4Addr> {
     }
 }
 
+/// A server on `ip` that answers one request with "out": its URL and its thread.
+pub(crate) fn answer_once(ip: std::net::Ipv4Addr) -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind((ip, 0)).expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 512];
+        let _ = conn.read(&mut buf);
+        let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nout");
+    });
+    (format!("http://{ip}:{port}/"), server)
+}
+
 #[test]
 fn the_default_network_goes_out_resolves_through_slirp_and_publishes_ports() {
     if !berth_harness::have("slirp4netns") {
@@ -42,16 +56,7 @@ fn the_default_network_goes_out_resolves_through_slirp_and_publishes_ports() {
 
     // Out: a server on the host's address answers the container.
     if let Some(ip) = host_address() {
-        let listener = std::net::TcpListener::bind((ip, 0)).expect("listen");
-        let port = listener.local_addr().expect("addr").port();
-        let server = std::thread::spawn(move || {
-            use std::io::{Read, Write};
-            let (mut conn, _) = listener.accept().expect("accept");
-            let mut buf = [0u8; 512];
-            let _ = conn.read(&mut buf);
-            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nout");
-        });
-        let url = format!("http://{ip}:{port}/");
+        let (url, server) = answer_once(ip);
         let got = user.ok(&["run", "--rm", IMAGE, "wget", "-q", "-O", "-", &url]);
         assert_eq!(got, "out");
         server.join().expect("server");

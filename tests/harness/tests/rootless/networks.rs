@@ -49,16 +49,7 @@ fn containers_on_a_user_network_resolve_and_reach_each_other() {
     assert_eq!(got, "from-web");
     // Out: through the user networks' namespace's slirp4netns, to a server on the host.
     if let Some(ip) = crate::more::host_address() {
-        let listener = std::net::TcpListener::bind((ip, 0)).expect("listen");
-        let port = listener.local_addr().expect("addr").port();
-        let server = std::thread::spawn(move || {
-            use std::io::{Read, Write};
-            let (mut conn, _) = listener.accept().expect("accept");
-            let mut buf = [0u8; 512];
-            let _ = conn.read(&mut buf);
-            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nout");
-        });
-        let url = format!("http://{ip}:{port}/");
+        let (url, server) = crate::more::answer_once(ip);
         let got = user.ok(&[
             "run",
             "--rm",
