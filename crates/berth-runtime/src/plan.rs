@@ -98,6 +98,12 @@ impl InitPlan {
         *self.request(kind) == NsRequest::New
     }
 
+    /// True when the init makes a new pid namespace itself, after entering the container's
+    /// user namespace (new or joined), so that namespace owns it (and /proc can be mounted).
+    pub fn pid_ns_in_init(&self) -> bool {
+        self.in_user_ns() && self.creates(LinuxNamespaceType::Pid)
+    }
+
     /// True when the container runs in a user namespace other than the runtime's (new or
     /// joined): there, devices cannot be made with mknod and are bind-mounted instead.
     pub fn in_user_ns(&self) -> bool {

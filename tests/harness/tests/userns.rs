@@ -499,8 +499,7 @@ fn joining_a_user_namespace_shifts_the_joiners_files_alike() {
         "run", "-d", "--name", "owner", "--userns", "auto", IMAGE, "sleep", "1000",
     ]);
     let theirs = berth.ok(&["exec", "owner", "cat", "/proc/self/uid_map"]);
-    // Its own pid namespace, made outside the joined user namespace, could not mount /proc
-    // there (the runtime's order, not this issue's): it shares the owner's.
+    // First sharing the owner's pid namespace too.
     let out = berth.ok(&[
         "run",
         "--rm",
@@ -519,6 +518,30 @@ fn joining_a_user_namespace_shifts_the_joiners_files_alike() {
     let owner: Vec<&str> = lines[0].split_whitespace().skip(2).take(2).collect();
     assert_eq!(owner, ["0", "0"], "{out}");
     assert_eq!(uid_map(lines[1]), uid_map(&theirs), "{out}");
+    // A pid namespace of its own in the joined user namespace: the init makes it after the
+    // join, so that namespace owns it and /proc mounts (EPERM before, as the runtime made it
+    // first, owned by the host's).
+    let out = berth.ok(&[
+        "run",
+        "--rm",
+        "--userns",
+        "container:owner",
+        "--network",
+        "container:owner",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo $$; cat /proc/self/uid_map; ls /proc | grep -c '^[0-9]'",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "pid 1 of its own pid namespace: {out}");
+    assert_eq!(uid_map(lines[1]), uid_map(&theirs), "{out}");
+    // Its /proc is its pid namespace's (sh, ls, grep at most), never the host's bound in.
+    let pids: usize = lines[2].parse().unwrap_or(usize::MAX);
+    assert!(
+        pids <= 4,
+        "{pids} processes in its /proc: the host's? {out}"
+    );
 }
 
 /// A range written by a create that died before the container's record (no record, nobody

@@ -56,7 +56,8 @@ pub(super) fn fork_init(
     into: Option<std::os::fd::BorrowedFd<'_>>,
     extras: InitExtras<'_>,
 ) -> Result<(i32, bool)> {
-    let userns = plan.creates(LinuxNamespaceType::User);
+    // In a user namespace (new or joined) the init makes a new pid namespace itself.
+    let userns = plan.in_user_ns();
     let pid_req = plan.request(LinuxNamespaceType::Pid).clone();
     // A new pid namespace by clone3's own flag where the init is cloned into its cgroup: this
     // process's namespace for children is then not changed, nor put back (four calls).

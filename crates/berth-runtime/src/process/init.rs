@@ -220,7 +220,7 @@ fn enter_namespaces(ctx: &mut InitContext<'_>) -> StepResult<()> {
             flags |= clone_flag(kind);
         }
     }
-    if plan.creates(LinuxNamespaceType::User) && plan.creates(LinuxNamespaceType::Pid) {
+    if plan.pid_ns_in_init() {
         flags |= berth_sys::ns::CLONE_NEWPID;
     }
     if flags != 0 {
@@ -234,7 +234,7 @@ fn enter_namespaces(ctx: &mut InitContext<'_>) -> StepResult<()> {
     if plan.creates(LinuxNamespaceType::Time) {
         enter_new_time_ns(&plan.time_offsets)?;
     }
-    if plan.creates(LinuxNamespaceType::User) && plan.creates(LinuxNamespaceType::Pid) {
+    if plan.pid_ns_in_init() {
         // The pid namespace must belong to the new user namespace, so it is made here and
         // only a child enters it: fork, hand the child's pid to the parent, and leave.
         match berth_sys::process::fork().step(|| "fork into the new pid namespace".into())? {

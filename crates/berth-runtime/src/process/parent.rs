@@ -453,7 +453,7 @@ fn handshake(plan: &InitPlan, chan: &Channel, child: i32) -> Result<i32> {
 
 /// New user and pid namespaces: the forked child is a middle process that forks the init.
 fn has_middle(plan: &InitPlan) -> bool {
-    plan.creates(LinuxNamespaceType::User) && plan.creates(LinuxNamespaceType::Pid)
+    plan.pid_ns_in_init()
 }
 
 fn recv(chan: &Channel, step: &str) -> Result<FromInit> {

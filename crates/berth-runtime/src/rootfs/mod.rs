@@ -27,6 +27,8 @@ const NONE: Option<&str> = None;
 /// /proc/self/cgroup as read before it unshared its cgroup namespace (the host's paths, which
 /// cgroup mounts bind); `sources`, bind sources the runtime opened for it.
 pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> StepResult<OwnedFd> {
+    // The container is in a pid namespace it did not make (the host's or a joined one).
+    let shares_pid_ns = !plan.creates(oci_spec::runtime::LinuxNamespaceType::Pid);
     let rootfs = &plan.rootfs;
     // These serve a mount namespace of the container's own (its mounts kept from the host,
     // pivot_root): in the host's, where a container without one runs, they would change the
@@ -70,7 +72,13 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> S
     }
     let mut dev_mounted = false;
     for (i, m) in plan.mounts.iter().enumerate() {
-        mount_one(root.as_fd(), m, host_cgroups, sources.path(i))?;
+        mount_one(
+            root.as_fd(),
+            m,
+            host_cgroups,
+            sources.path(i),
+            shares_pid_ns,
+        )?;
         dev_mounted |= m.destination == Path::new("/dev");
     }
     // Before anything writes under it (sysctls, AppArmor, masked paths).
@@ -97,6 +105,7 @@ fn mount_one(
     m: &MountPlan,
     host_cgroups: &str,
     opened: Option<PathBuf>,
+    shares_pid_ns: bool,
 ) -> StepResult<()> {
     let dest = &m.destination;
     let what = || format!("mount {} on {}", m.fstype, dest.display());
@@ -171,8 +180,10 @@ fn mount_one(
                 remount_at(root, dest, flags, NONE, what)?;
             }
             // Nor a procfs for a pid namespace the user namespace does not own (rootless
-            // `--pid host`): the host's, bound with what is mounted below it, as crun does.
-            Err(nix::errno::Errno::EPERM) if m.fstype == "proc" => {
+            // `--pid host`): the host's, bound with what is mounted below it, as crun does —
+            // only where the container shares that pid namespace: one with a pid namespace of
+            // its own must never see the host's processes.
+            Err(nix::errno::Errno::EPERM) if m.fstype == "proc" && shares_pid_ns => {
                 mount(
                     Some("/proc"),
                     &target_path,
