@@ -81,11 +81,13 @@ pub struct NetStore {
     /// [`shared_dir`], or `root` for a store with a private default bridge (tests).
     pub(crate) shared: PathBuf,
     default_bridge: String,
-    default_subnets: Vec<Subnet>,
+    /// Candidates for the default network's subnet, as pools: (base, size).
+    default_subnets: Vec<(Subnet, u8)>,
     /// The default bridge's address when one is configured (`bip`).
     bip: Option<(Ipv4Addr, Subnet)>,
-    /// Candidates for user networks' subnets.
-    pools: Vec<Subnet>,
+    /// Where user networks' subnets are cut from, (base, size): cut only when a network is
+    /// made, not each time the store opens (a /8 cut in /24s is 65536 candidates).
+    pools: Vec<(Subnet, u8)>,
 }
 
 impl NetStore {
@@ -93,9 +95,12 @@ impl NetStore {
         let root = data_root.join("network");
         fs::create_dir_all(&root).map_err(|e| NetError::io("open network store", &root, e))?;
         let default_subnets = (17..=31)
-            .map(|b| Subnet {
-                addr: Ipv4Addr::new(172, b, 0, 0),
-                prefix: 16,
+            .map(|b| {
+                let base = Subnet {
+                    addr: Ipv4Addr::new(172, b, 0, 0),
+                    prefix: 16,
+                };
+                (base, 16)
             })
             .collect();
         Ok(NetStore {
@@ -121,14 +126,10 @@ impl NetStore {
         }
         if let Some((gateway, subnet)) = addressing.bip {
             self.bip = Some((gateway, subnet));
-            self.default_subnets = vec![subnet];
+            self.default_subnets = vec![(subnet, subnet.prefix)];
         }
         if !addressing.pools.is_empty() {
-            self.pools = addressing
-                .pools
-                .iter()
-                .flat_map(|&(base, size)| Addressing::cut(base, size))
-                .collect();
+            self.pools = addressing.pools.clone();
         }
         self
     }
@@ -136,7 +137,7 @@ impl NetStore {
     /// Another bridge and subnet for the default network, so tests never touch a live `berth0`.
     pub fn with_default_bridge(mut self, bridge: &str, subnet: Subnet) -> NetStore {
         self.default_bridge = bridge.to_string();
-        self.default_subnets = vec![subnet];
+        self.default_subnets = vec![(subnet, subnet.prefix)];
         self.shared = self.root.clone();
         self
     }
@@ -547,22 +548,27 @@ pub(crate) fn nft_err(step: &'static str, op: impl Into<String>, source: io::Err
     }
 }
 
-fn user_pools() -> Vec<Subnet> {
-    let wide = (18..=31).map(|b| Subnet {
-        addr: Ipv4Addr::new(172, b, 0, 0),
+/// Docker's default pools: 172.18-31.0.0/16 whole, then 192.168.0.0/16 in /20s.
+fn user_pools() -> Vec<(Subnet, u8)> {
+    let wide = (18..=31).map(|b| {
+        let base = Subnet {
+            addr: Ipv4Addr::new(172, b, 0, 0),
+            prefix: 16,
+        };
+        (base, 16)
+    });
+    let narrow = Subnet {
+        addr: Ipv4Addr::new(192, 168, 0, 0),
         prefix: 16,
-    });
-    let narrow = (0..16).map(|i| Subnet {
-        addr: Ipv4Addr::new(192, 168, i * 16, 0),
-        prefix: 20,
-    });
-    wide.chain(narrow).collect()
+    };
+    wide.chain([(narrow, 20)]).collect()
 }
 
-fn pick_subnet(pools: &[Subnet], taken: &[Subnet]) -> Option<Subnet> {
+/// The first subnet the pools give that overlaps none taken.
+fn pick_subnet(pools: &[(Subnet, u8)], taken: &[Subnet]) -> Option<Subnet> {
     pools
         .iter()
-        .copied()
+        .flat_map(|&(base, size)| Addressing::cut(base, size))
         .find(|p| !taken.iter().any(|t| t.overlaps(p)))
 }
 

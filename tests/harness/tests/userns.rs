@@ -137,6 +137,19 @@ fn auto_ranges_are_distinct_and_the_image_is_not_copied() {
     );
 }
 
+/// `create --userns auto:size=2000 IMAGE true` named `name`.
+fn create_auto(berth: &Berth, name: &str) -> String {
+    berth.ok(&[
+        "create",
+        "--name",
+        name,
+        "--userns",
+        "auto:size=2000",
+        IMAGE,
+        "true",
+    ])
+}
+
 #[test]
 fn concurrent_auto_creates_never_share_a_range() {
     need_root!();
@@ -145,17 +158,7 @@ fn concurrent_auto_creates_never_share_a_range() {
     std::thread::scope(|s| {
         for name in &names {
             let berth = &berth;
-            s.spawn(move || {
-                berth.ok(&[
-                    "create",
-                    "--name",
-                    name,
-                    "--userns",
-                    "auto:size=2000",
-                    IMAGE,
-                    "true",
-                ])
-            });
+            s.spawn(move || create_auto(berth, name));
         }
     });
     let mut ranges: Vec<(u64, u64, &str)> = names
@@ -179,15 +182,7 @@ fn concurrent_auto_creates_never_share_a_range() {
     // A removed container's range is free again: the next container takes the lowest.
     let (lowest, _, holder) = ranges[0];
     berth.ok(&["rm", holder]);
-    berth.ok(&[
-        "create",
-        "--name",
-        "c4",
-        "--userns",
-        "auto:size=2000",
-        IMAGE,
-        "true",
-    ]);
+    create_auto(&berth, "c4");
     let map = berth.inspect("c4")["HostConfig"]["IDMappings"]["UidMap"][0].clone();
     assert_eq!(map, format!("0:{lowest}:2000").as_str());
 }
@@ -551,15 +546,7 @@ fn a_dead_creates_range_is_free_and_a_live_ones_is_not() {
     need_root!();
     let berth = Berth::new();
     let range = |name: &str| {
-        berth.ok(&[
-            "create",
-            "--name",
-            name,
-            "--userns",
-            "auto:size=2000",
-            IMAGE,
-            "true",
-        ]);
+        create_auto(&berth, name);
         berth.inspect(name)["HostConfig"]["IDMappings"]["UidMap"][0]
             .as_str()
             .unwrap_or_default()
