@@ -5,7 +5,8 @@
 //! cgroupfs answer with 0 anyway; and without a hint they read in growing steps from 32 bytes,
 //! so /proc/PID/stat costs six reads. Here: one open, reads into a buffer the usual file fits
 //! until a read returns 0 (two reads for such a file; a procfs file of more than about a page
-//! comes a page a read whatever the buffer), one close.
+//! comes a page a read whatever the buffer), one close. A kernel file (under /proc or /sys)
+//! whose first read is short of half a page is whole after that read: see [`whole_after`].
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -17,11 +18,48 @@ const FIRST_READ: usize = 16 * 1024;
 
 /// The whole file at `path`.
 pub fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
+    let path = path.as_ref();
     let mut file = File::open(path)?;
     let mut data = Vec::with_capacity(FIRST_READ);
+    if is_kernel_file(path) {
+        // A page zeroed, not the whole buffer: what is not read is not touched.
+        data.resize(4096, 0);
+        let n = loop {
+            match file.read(&mut data) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r?,
+            }
+        };
+        data.truncate(n);
+        if whole_after(n) {
+            return Ok(data);
+        }
+    }
     // Through a reader without a size: File's own read_to_end stats the file first.
     Unsized(&mut file).read_to_end(&mut data)?;
     Ok(data)
+}
+
+/// Kernel files made of short records, which the runtime reads on its way: a process's stat,
+/// status and cgroup (one record each), its id maps and sysctls, and cgroupfs control files
+/// (lines of a pid, a rule, a counter). Not mountinfo nor maps, whose lines can be longer
+/// than the half page [`whole_after`] counts on (an overlay mount's options).
+fn is_kernel_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    path.starts_with("/sys/fs/cgroup")
+        || path.starts_with("/proc/sys")
+        || (path.starts_with("/proc")
+            && matches!(name, "stat" | "status" | "cgroup" | "uid_map" | "gid_map"))
+}
+
+/// Whether a kernel file whose first read gave `n` bytes (into a buffer of a page) was
+/// read whole, which saves the read that would return 0. The kernel makes such a file with
+/// seq_file (or a sysfs show of at most a page): one record shown whole, or records added to a
+/// page-sized buffer until the next one does not fit, so a read is short before the end only
+/// by less than one record, past half a page for the records of these files (lines: a task's
+/// status, a cgroup). Shorter than that, nothing is left.
+fn whole_after(n: usize) -> bool {
+    n < 2048
 }
 
 /// The whole file at `path`, which must be UTF-8.
@@ -59,6 +97,18 @@ mod tests {
             assert_eq!(read(&path).unwrap(), data, "{len} bytes");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reads_long_procfs_files_whole() {
+        // Past a page: /proc/self/maps of a process with a few mappings, read a page a time.
+        let maps = read_to_string("/proc/self/maps").unwrap();
+        let lines = maps.lines().count();
+        let again = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(maps.ends_with('\n'), "{maps}");
+        assert!(lines.abs_diff(again.lines().count()) <= 2, "{maps}");
+        let status = read_to_string("/proc/self/status").unwrap();
+        assert!(status.contains("\nCapBnd:"), "{status}");
     }
 
     #[test]
