@@ -12,15 +12,15 @@ pub enum Forked {
     Child,
 }
 
-/// Number of threads of this process, from `/proc/self/stat` (field 20).
+/// Number of threads of this process: procfs gives /proc/self/task a link count of two plus
+/// its threads, one statx where /proc/self/stat (field 20) took an open, a read and a close.
 pub fn thread_count() -> io::Result<usize> {
-    let stat = crate::file::read_to_string("/proc/self/stat")?;
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    rest.split_whitespace()
-        .nth(17)
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc/self/stat"))
+    use std::os::unix::fs::MetadataExt;
+    let links = std::fs::metadata("/proc/self/task")?.nlink();
+    usize::try_from(links.saturating_sub(2))
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc/self/task"))
 }
 
 /// `fork(2)` through glibc, refused when the process has more than one thread: a child forked
@@ -487,6 +487,21 @@ fn parse_header<'a>(range: &str, mut fields: impl Iterator<Item = &'a str>) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_count_agrees_with_status() {
+        // Other tests' threads come and go: the two reads agree on some try.
+        let threads = || {
+            let status = crate::file::read_to_string("/proc/self/status").unwrap();
+            let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+            line["Threads:".len()..].trim().parse::<usize>().unwrap()
+        };
+        let agreed = (0..100).any(|_| {
+            let before = threads();
+            thread_count().unwrap() == before && threads() == before
+        });
+        assert!(agreed);
+    }
 
     #[test]
     fn status_masks_parse() {
