@@ -1,7 +1,7 @@
 //! Reading and writing cgroupfs control files, with errors naming the file and the value.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
@@ -20,30 +20,42 @@ pub(crate) fn write(dir: &Path, file: &str, value: impl Into<String>) -> Result<
 /// cgroupfs file takes one value a write), through one open: device rules come a dozen at a
 /// time. Stops at the first refused.
 pub(crate) fn write_each(dir: &Path, file: &str, values: &[String]) -> Result<()> {
-    let path = dir.join(file);
-    let error = |value: &String, err: io::Error| match err.kind() {
-        io::ErrorKind::NotFound => CgroupError::MissingFile {
-            path: path.clone(),
-            value: value.clone(),
-        },
-        _ => CgroupError::Write {
-            path: path.clone(),
-            value: value.clone(),
-            source: err,
-        },
-    };
     let Some(first) = values.first() else {
         return Ok(());
     };
-    let mut f = OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&path)
-        .map_err(|e| error(first, e))?;
+    let f = open_write(dir, file, first)?;
     for value in values {
-        f.write_all(value.as_bytes()).map_err(|e| error(value, e))?;
+        write_to(&f, dir, file, value)?;
     }
     Ok(())
+}
+
+/// Opens the existing control file `dir/file` for writing `value` (named in the error).
+pub(crate) fn open_write(dir: &Path, file: &str, value: &str) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(dir.join(file))
+        .map_err(|e| write_error(dir, file, value, e))
+}
+
+/// Writes `value` to `f`, the control file `dir/file` opened by [`open_write`], in one write(2).
+pub(crate) fn write_to(mut f: &File, dir: &Path, file: &str, value: &str) -> Result<()> {
+    f.write_all(value.as_bytes())
+        .map_err(|e| write_error(dir, file, value, e))
+}
+
+fn write_error(dir: &Path, file: &str, value: &str, err: io::Error) -> CgroupError {
+    let path = dir.join(file);
+    let value = value.to_owned();
+    match err.kind() {
+        io::ErrorKind::NotFound => CgroupError::MissingFile { path, value },
+        _ => CgroupError::Write {
+            path,
+            value,
+            source: err,
+        },
+    }
 }
 
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {

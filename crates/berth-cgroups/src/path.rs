@@ -154,6 +154,19 @@ impl CgroupPath {
         }
     }
 
+    /// False when the runtime's /proc/self/cgroup (what `UnderOwn` keeps) has no hierarchy with
+    /// the v1 controller `key`: the kernel lists every v1 hierarchy there, so that controller
+    /// is mounted nowhere (it is cgroup2's, or not built). True when it has, or when the path
+    /// does not say (`Rooted`).
+    pub(crate) fn may_have_hierarchy(&self, key: &str) -> bool {
+        match self {
+            Self::UnderOwn { parents, .. } if !parents.is_empty() => parents
+                .keys()
+                .any(|controllers| controllers.split(',').any(|c| c == key)),
+            _ => true,
+        }
+    }
+
     /// The runtime's own cgroup in the hierarchy of `key`; its root if it has no line there.
     fn parent(&self, key: &str) -> &Path {
         let Self::UnderOwn { parents, .. } = self else {

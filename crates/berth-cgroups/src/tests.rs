@@ -120,6 +120,19 @@ fn the_default_is_the_id_below_our_own_cgroup_in_each_hierarchy() {
 }
 
 #[test]
+fn only_the_hierarchies_our_cgroup_lists_are_looked_for() {
+    let path = CgroupPath::under_own("abc", OWN).unwrap();
+    for listed in ["memory", "cpu", "cpuacct", "name=systemd"] {
+        assert!(path.may_have_hierarchy(listed), "{listed}");
+    }
+    for unlisted in ["pids", "net_cls", "freezer"] {
+        assert!(!path.may_have_hierarchy(unlisted), "{unlisted}");
+    }
+    // A cgroupsPath says nothing of the host: every controller is looked for.
+    assert!(CgroupPath::from(Path::new("berth/abc")).may_have_hierarchy("pids"));
+}
+
+#[test]
 fn manager_refuses_paths_outside_the_root() {
     for bad in ["/abs", "a/../b", ""] {
         let path = CgroupPath::from(Path::new(bad));

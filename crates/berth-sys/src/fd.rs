@@ -117,7 +117,7 @@ pub fn close_from_except(first: u32, keep: &[u32]) -> io::Result<()> {
 }
 
 fn close_range_now(first: u32, last: u32) -> io::Result<()> {
-    // SAFETY: the caller of close_from_except guarantees that no Rust owner of these
+    // SAFETY: the caller of close_from_except guarantees (close_all owns them) that no Rust owner of these
     // descriptors is used or dropped afterwards, so none acts on a closed or reused number.
     let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
     if rc == 0 {
@@ -137,6 +137,33 @@ fn close_listed(first: u32, keep: &[u32]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Closes the descriptors `fds`, one close_range per run of consecutive numbers instead of a
+/// close each (descriptors opened one after the other usually are consecutive). Errors are
+/// ignored, as dropping an OwnedFd ignores them.
+pub fn close_all(fds: Vec<std::os::fd::OwnedFd>) {
+    use std::os::fd::IntoRawFd;
+    let mut raw: Vec<u32> = fds
+        .into_iter()
+        .filter_map(|fd| u32::try_from(fd.into_raw_fd()).ok())
+        .collect();
+    raw.sort_unstable();
+    let mut i = 0;
+    while i < raw.len() {
+        let mut j = i;
+        while j + 1 < raw.len() && raw[j + 1] == raw[j] + 1 {
+            j += 1;
+        }
+        if close_range_now(raw[i], raw[j]).is_err() {
+            for &fd in &raw[i..=j] {
+                // SAFETY: `fd` came from an OwnedFd given up above (into_raw_fd): nothing else
+                // owns it, and close_range failed without closing it.
+                unsafe { libc::close(fd as i32) };
+            }
+        }
+        i = j + 1;
+    }
 }
 
 /// `dup2(2)` onto a fixed descriptor number (0, 1, 2 for stdio), replacing whatever it was.
@@ -251,6 +278,19 @@ mod tests {
         sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
     };
     use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+    #[test]
+    fn close_all_closes_every_write_end() {
+        // Each pipe reads its end of file once its write end is closed, whatever other
+        // threads do with the numbers afterwards.
+        let pipes: Vec<_> = (0..4).map(|_| nix::unistd::pipe().unwrap()).collect();
+        let (reads, writes): (Vec<_>, Vec<_>) = pipes.into_iter().unzip();
+        super::close_all(writes);
+        for r in reads {
+            let mut buf = [0u8; 1];
+            assert_eq!(nix::unistd::read(&r, &mut buf).unwrap(), 0);
+        }
+    }
 
     fn send(fds: &[RawFd]) -> std::io::Result<std::os::fd::OwnedFd> {
         let (a, b) = socketpair(

@@ -116,6 +116,10 @@ impl Mounted {
         let mut mounts: Vec<(u64, u64)> = Vec::new();
         let mut hierarchies = Vec::new();
         for controller in Controller::ALL {
+            // One statx fewer for each controller the host has no v1 hierarchy of.
+            if !path.may_have_hierarchy(controller.key()) {
+                continue;
+            }
             let mount = root.join(controller.name());
             // A directory that is not a hierarchy's root (say, left by a failed mount) has no
             // cgroup.procs: using it would write limits into plain files.
@@ -182,11 +186,22 @@ impl Manager {
     /// the kernel does without taking its threadgroup lock for writing, so unlike a pid written
     /// to `cgroup.procs` it does not wait for an RCU grace period. The unified side, if any, is
     /// not joined here (cgroup2 has no such write: clone into it instead).
+    ///
+    /// Every `tasks` file is opened first and all are closed together at the end (one
+    /// close_range for consecutive descriptors): a close each was a third of the joining.
     pub fn join_self(&self) -> Result<()> {
-        for dir in self.hierarchies() {
-            fs::write(dir, "tasks", "0")?;
-        }
-        Ok(())
+        let files = self
+            .hierarchies()
+            .iter()
+            .map(|dir| fs::open_write(dir, "tasks", "0"))
+            .collect::<Result<Vec<_>>>()?;
+        let joined = self
+            .hierarchies()
+            .iter()
+            .zip(&files)
+            .try_for_each(|(dir, file)| fs::write_to(file, dir, "tasks", "0"));
+        berth_sys::fd::close_all(files.into_iter().map(Into::into).collect());
+        joined
     }
 
     /// The directory of a controller that a requested resource cannot do without.

@@ -88,15 +88,18 @@ pub struct Channel {
     fd: OwnedFd,
 }
 
-/// A connected pair: (parent's end, init's end). Both are close-on-exec.
+/// A connected pair: (parent's end, init's end). Both are close-on-exec. The init's end is the
+/// lower number, right after what the runtime had open (the exec trampoline's memfd): the
+/// descriptors the init keeps are then consecutive, and closing everything else is one
+/// close_range, not one below its end and one above.
 pub fn pair() -> io::Result<(Channel, Channel)> {
-    let (a, b) = socketpair(
+    let (low, high) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
         None,
         SockFlag::SOCK_CLOEXEC,
     )?;
-    Ok((Channel { fd: a }, Channel { fd: b }))
+    Ok((Channel { fd: high }, Channel { fd: low }))
 }
 
 impl Channel {
