@@ -15,13 +15,16 @@ use crate::step::{Step, StepResult};
 /// How many devices at the head of the plan's list are the defaults.
 pub const DEFAULT_COUNT: usize = 6;
 
+/// Makes the nodes of `devices`; the directory /dev, opened, when the last ones were made
+/// there (for [`default_links`]).
 pub fn create_all(
     root: BorrowedFd<'_>,
     devices: &[LinuxDevice],
     in_userns: bool,
-) -> StepResult<()> {
+) -> StepResult<Option<OwnedFd>> {
     if in_userns {
-        return devices.iter().try_for_each(|d| bind(root, d));
+        devices.iter().try_for_each(|d| bind(root, d))?;
+        return Ok(None);
     }
     // As runc: no umask while the nodes are made, so that each gets its mode exactly.
     let umask = nix::sys::stat::umask(Mode::empty());
@@ -55,20 +58,30 @@ fn kind(d: &LinuxDevice) -> Result<SFlag, String> {
     }
 }
 
+/// The uid and gid a node was made with.
+type Owner = (u32, u32);
+
 /// mknod each node in its directory, which is resolved in the root once for a run of nodes
-/// in the same one (all of /dev, usually); a node already there is replaced.
-fn make_nodes(root: BorrowedFd<'_>, devices: &[LinuxDevice]) -> StepResult<()> {
-    let mut dir: Option<(&Path, OwnedFd)> = None;
+/// in the same one (all of /dev, usually); a node already there is replaced. A node is
+/// chowned only when the owner mknod gave it (the process's, the directory's group if it is
+/// setgid: the same for every node of the run, so looked at once) is not the one asked for:
+/// the default devices are root's, and made by root.
+fn make_nodes(root: BorrowedFd<'_>, devices: &[LinuxDevice]) -> StepResult<Option<OwnedFd>> {
+    let mut dir: Option<(&Path, OwnedFd, Option<Owner>)> = None;
     for d in devices {
         let path = d.path();
         let what = || format!("create device {}", path.display());
         let kind = kind(d).step(what)?;
         let parent = path.parent().unwrap_or(Path::new("/dev"));
-        let dir = match dir.take() {
-            Some((p, fd)) if p == parent => dir.insert((p, fd)),
-            _ => dir.insert((parent, resolve::create(root, parent, Leaf::Dir).step(what)?)),
+        let (_, dir, made_owner) = match dir.take() {
+            Some((p, fd, owner)) if p == parent => dir.insert((p, fd, owner)),
+            _ => dir.insert((
+                parent,
+                resolve::create(root, parent, Leaf::Dir).step(what)?,
+                None,
+            )),
         };
-        let dir = dir.1.as_fd();
+        let dir = dir.as_fd();
         let name = path.file_name().unwrap_or_default();
         let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
         let dev = makedev(d.major() as u64, d.minor() as u64);
@@ -81,19 +94,32 @@ fn make_nodes(root: BorrowedFd<'_>, devices: &[LinuxDevice]) -> StepResult<()> {
             made => made.step(what)?,
         }
         if d.uid().is_some() || d.gid().is_some() {
-            let uid = d.uid().map(nix::unistd::Uid::from_raw);
-            let gid = d.gid().map(nix::unistd::Gid::from_raw);
             let nofollow = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
-            nix::unistd::fchownat(dir, name, uid, gid, nofollow).step(what)?;
+            let (made_uid, made_gid) = match made_owner {
+                Some(owner) => *owner,
+                None => {
+                    let st = nix::sys::stat::fstatat(dir, name, nofollow).step(what)?;
+                    *made_owner.insert((st.st_uid, st.st_gid))
+                }
+            };
+            if d.uid().is_some_and(|u| u != made_uid) || d.gid().is_some_and(|g| g != made_gid) {
+                let uid = d.uid().map(nix::unistd::Uid::from_raw);
+                let gid = d.gid().map(nix::unistd::Gid::from_raw);
+                nix::unistd::fchownat(dir, name, uid, gid, nofollow).step(what)?;
+            }
         }
     }
-    Ok(())
+    Ok(dir.and_then(|(path, fd, _)| (path == Path::new("/dev")).then_some(fd)))
 }
 
-/// /dev/fd, stdin, stdout, stderr, ptmx and core, as every runtime makes them.
-pub fn default_links(root: BorrowedFd<'_>) -> StepResult<()> {
-    let dev = resolve::open(root, Path::new("/dev"), nix::fcntl::OFlag::O_DIRECTORY)
-        .step(|| "open /dev in the root".into())?;
+/// /dev/fd, stdin, stdout, stderr, ptmx and core, as every runtime makes them; in `dev`, /dev
+/// as [`create_all`] left it open, else opened here.
+pub fn default_links(root: BorrowedFd<'_>, dev: Option<OwnedFd>) -> StepResult<()> {
+    let dev = match dev {
+        Some(dev) => dev,
+        None => resolve::open(root, Path::new("/dev"), nix::fcntl::OFlag::O_DIRECTORY)
+            .step(|| "open /dev in the root".into())?,
+    };
     for (target, name) in [
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),

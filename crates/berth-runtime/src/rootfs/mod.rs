@@ -2,6 +2,7 @@
 //! spec's mounts, /dev, pivot_root, then masked and read-only paths.
 
 pub mod devices;
+mod fresh;
 mod mountinfo;
 pub mod options;
 pub mod procfs;
@@ -17,6 +18,7 @@ use nix::sys::stat::Mode;
 
 use crate::plan::{InitPlan, MountPlan};
 use crate::step::{fail, Step, StepResult};
+use fresh::FreshTmpfs;
 use resolve::Leaf;
 use sources::MountSources;
 
@@ -71,6 +73,7 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> S
         }
     }
     let mut dev_mounted = false;
+    let mut fresh = FreshTmpfs::default();
     for (i, m) in plan.mounts.iter().enumerate() {
         mount_one(
             root.as_fd(),
@@ -78,16 +81,18 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> S
             host_cgroups,
             sources.path(i),
             shares_pid_ns,
+            &mut fresh,
         )?;
         dev_mounted |= m.destination == Path::new("/dev");
     }
+    drop(fresh);
     // Before anything writes under it (sysctls, AppArmor, masked paths).
     procfs::check_mounted(root.as_fd()).or_else(|e| fail("check /proc", e))?;
     // The runtime itself in a user namespace (rootless) can no more mknod than a new one.
     let bind_devices = plan.in_user_ns() || berth_sys::rootless::is_rootless();
     if dev_mounted {
-        devices::create_all(root.as_fd(), &plan.devices, bind_devices)?;
-        devices::default_links(root.as_fd())?;
+        let dev = devices::create_all(root.as_fd(), &plan.devices, bind_devices)?;
+        devices::default_links(root.as_fd(), dev)?;
     } else {
         devices::create_all(
             root.as_fd(),
@@ -106,13 +111,34 @@ fn mount_one(
     host_cgroups: &str,
     opened: Option<PathBuf>,
     shares_pid_ns: bool,
+    fresh: &mut FreshTmpfs,
 ) -> StepResult<()> {
     let dest = &m.destination;
-    let what = || format!("mount {} on {}", m.fstype, dest.display());
+    let clean_dest = procfs::clean(dest);
+    // Whatever was fresh at or below the destination is covered now.
+    fresh.covered_by(&clean_dest);
     let is_bind = m.is_bind();
     if m.fstype == "cgroup" || m.fstype == "cgroup2" {
         return mount_cgroup(root, m, host_cgroups);
     }
+    mount_plain(root, m, opened, shares_pid_ns, fresh)?;
+    if !is_bind && m.fstype == "tmpfs" {
+        fresh.mounted(clean_dest);
+    }
+    Ok(())
+}
+
+/// A mount that is neither cgroup nor cgroup2.
+fn mount_plain(
+    root: std::os::fd::BorrowedFd<'_>,
+    m: &MountPlan,
+    opened: Option<PathBuf>,
+    shares_pid_ns: bool,
+    fresh: &mut FreshTmpfs,
+) -> StepResult<()> {
+    let dest = &m.destination;
+    let what = || format!("mount {} on {}", m.fstype, dest.display());
+    let is_bind = m.is_bind();
     let named = m.source.as_deref().unwrap_or(Path::new(""));
     let src = opened.as_deref().unwrap_or(named);
     let leaf = if is_bind {
@@ -126,9 +152,19 @@ fn mount_one(
     } else {
         Leaf::Dir
     };
-    let target = resolve::create(root, dest, leaf)
-        .step(|| format!("create mount point {} in the root", dest.display()))?;
-    procfs::check_resolved(dest, &target).or_else(|e| fail(what(), e))?;
+    let made = match leaf {
+        Leaf::Dir => fresh.make_dir(root, &procfs::clean(dest)),
+        Leaf::File => None,
+    };
+    let target = match made {
+        Some(dir) => dir,
+        None => {
+            let target = resolve::create(root, dest, leaf)
+                .step(|| format!("create mount point {} in the root", dest.display()))?;
+            procfs::check_resolved(dest, &target).or_else(|e| fail(what(), e))?;
+            target
+        }
+    };
     if is_bind && procfs::clean(dest) == Path::new("/proc") {
         procfs::check_bind_source(src).or_else(|e| fail(what(), e))?;
     }
@@ -489,14 +525,22 @@ pub fn enter(plan: &InitPlan, no_pivot: bool) -> StepResult<()> {
 /// After pivot_root: masked and read-only paths, read-only root. The root keeps the
 /// propagation its bind mount got (runc sets rootfsPropagation on / before, never after).
 pub fn finish(plan: &InitPlan) -> StepResult<()> {
+    let proc = procfs::Entries::list(plan);
     for path in &plan.readonly_paths {
-        readonly(path)?;
+        if proc.has(path) != Some(false) {
+            readonly(path)?;
+        }
     }
     if !plan.masked_paths.is_empty() {
         devices::check_dev_null().step(|| "check /dev/null before masking with it".into())?;
     }
     for path in &plan.masked_paths {
-        mask(path)?;
+        match proc.has(path) {
+            Some(false) => {}
+            // A directory right below /proc: the tmpfs at once, not after /dev/null's ENOTDIR.
+            Some(true) if proc.is_dir(path) => mask_dir(path)?,
+            _ => mask(path)?,
+        }
     }
     if plan.readonly_root {
         remount_readonly(Path::new("/"), || "remount the root read-only".into())?;
@@ -540,9 +584,13 @@ fn mask(path: &Path) -> StepResult<()> {
     let what = || format!("mask {}", path.display());
     match mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE) {
         Err(nix::errno::Errno::ENOENT) => Ok(()),
-        Err(nix::errno::Errno::ENOTDIR) => {
-            mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE).step(what)
-        }
+        Err(nix::errno::Errno::ENOTDIR) => mask_dir(path),
         r => r.step(what),
     }
+}
+
+/// A directory masked: an empty read-only tmpfs over it.
+fn mask_dir(path: &Path) -> StepResult<()> {
+    mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)
+        .step(|| format!("mask {}", path.display()))
 }

@@ -85,6 +85,58 @@ pub fn check_resolved(dest: &Path, target: impl AsFd) -> Result<(), String> {
     }
 }
 
+/// What is right below the container's /proc, listed once (one getdents where the masked and
+/// read-only paths, most of them there, each cost a mount that failed with ENOENT on a kernel
+/// without them, or ENOTDIR for a directory): by name, whether a directory.
+pub struct Entries(Option<Vec<(std::ffi::OsString, bool)>>);
+
+impl Entries {
+    /// Listed when enough paths are below /proc for the listing to pay (it costs about four
+    /// syscalls); a listing that fails leaves every path to be tried.
+    pub fn list(plan: &crate::plan::InitPlan) -> Self {
+        let below = plan
+            .readonly_paths
+            .iter()
+            .chain(&plan.masked_paths)
+            .filter(|p| Self::name(p).is_some())
+            .count();
+        if below < 6 {
+            return Self(None);
+        }
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Self(None);
+        };
+        let entries = dir
+            .map(|e| e.map(|e| (e.file_name(), e.file_type().is_ok_and(|t| t.is_dir()))))
+            .collect::<Result<Vec<_>, _>>();
+        Self(entries.ok())
+    }
+
+    /// The first component of `path` below /proc, for a path that is below it.
+    fn name(path: &Path) -> Option<&std::ffi::OsStr> {
+        let mut rest = path.strip_prefix("/proc").ok()?.components();
+        match rest.next()? {
+            std::path::Component::Normal(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether the entry of /proc that `path` is in (or is) is there; `None`: not known.
+    pub fn has(&self, path: &Path) -> Option<bool> {
+        let name = Self::name(path)?;
+        Some(self.0.as_ref()?.iter().any(|(n, _)| n == name))
+    }
+
+    /// True when `path` is itself an entry of /proc, and a directory.
+    pub fn is_dir(&self, path: &Path) -> bool {
+        let (Some(name), Some(entries)) = (Self::name(path), &self.0) else {
+            return false;
+        };
+        path.parent() == Some(Path::new("/proc"))
+            && entries.iter().any(|(n, dir)| n == name && *dir)
+    }
+}
+
 /// A bind mount onto /proc itself: its source must be the root of a procfs, as runc demands.
 pub fn check_bind_source(src: &Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
@@ -154,6 +206,25 @@ mod tests {
         assert!(check_destination(Path::new("/proc"), "proc", false).is_ok());
         assert!(check_destination(Path::new("/proc/"), "bind", true).is_ok());
         assert!(check_destination(Path::new("/proc"), "tmpfs", false).is_err());
+    }
+
+    #[test]
+    fn a_listing_of_proc_says_which_paths_are_there() {
+        let entries = Entries(Some(vec![
+            ("acpi".into(), true),
+            ("keys".into(), false),
+            ("sys".into(), true),
+        ]));
+        assert_eq!(entries.has(Path::new("/proc/keys")), Some(true));
+        assert_eq!(entries.has(Path::new("/proc/kcore")), Some(false));
+        assert_eq!(entries.has(Path::new("/proc/sys/kernel")), Some(true));
+        assert_eq!(entries.has(Path::new("/proc/asound/card0")), Some(false));
+        // Not below /proc, or no listing: not known, tried.
+        assert_eq!(entries.has(Path::new("/sys/firmware")), None);
+        assert_eq!(Entries(None).has(Path::new("/proc/keys")), None);
+        assert!(entries.is_dir(Path::new("/proc/acpi")));
+        assert!(!entries.is_dir(Path::new("/proc/keys")));
+        assert!(!entries.is_dir(Path::new("/proc/sys/kernel")));
     }
 
     #[test]
