@@ -7,13 +7,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// Already-up links are left alone.
 pub fn set_link_up(name: &str) -> io::Result<()> {
     let mut req = ifreq(name)?;
-    // SAFETY: socket takes three integers; on success it returns a new descriptor we own.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by the kernel, is valid and owned by no one else.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let sock = ioctl_socket()?;
     // SAFETY: SIOCGIFFLAGS reads the NUL-terminated ifr_name and writes ifr_flags of the
     // ifreq we own, which lives for the whole call.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
@@ -30,6 +24,31 @@ pub fn set_link_up(name: &str) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Brings up "lo" in a network namespace made by this process and not touched since: its
+/// flags are then IFF_LOOPBACK alone (the kernel's loopback_setup), so they are set, without
+/// being read first, to that and IFF_UP, one ioctl where [`set_link_up`] makes two.
+pub fn set_new_loopback_up() -> io::Result<()> {
+    let mut req = ifreq("lo")?;
+    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_LOOPBACK) as libc::c_short;
+    let sock = ioctl_socket()?;
+    // SAFETY: SIOCSIFFLAGS only reads the ifreq we own, which lives for the whole call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A socket for interface ioctls.
+fn ioctl_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket takes three integers; on success it returns a new descriptor we own.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by the kernel, is valid and owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn ifreq(name: &str) -> io::Result<libc::ifreq> {

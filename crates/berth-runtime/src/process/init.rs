@@ -228,7 +228,7 @@ fn enter_namespaces(ctx: &mut InitContext<'_>) -> StepResult<()> {
     }
     if plan.creates(LinuxNamespaceType::Network) {
         // A new network namespace has only a loopback link, and it is down: runc brings it up.
-        berth_sys::net::set_link_up("lo")
+        berth_sys::net::set_new_loopback_up()
             .step(|| "bring up lo in the new network namespace".into())?;
     }
     if plan.creates(LinuxNamespaceType::Time) {
@@ -398,7 +398,10 @@ pub fn finalize_process(
     // the container's program, or reports its error and _exits (berth_sys's contract).
     berth_sys::fd::close_from_except(3, &keep).step(|| "close the runtime's descriptors".into())?;
     nix::unistd::chdir(&p.cwd).step(|| format!("chdir to cwd {}", p.cwd.display()))?;
-    check_cwd_inside_root(&p.cwd)?;
+    // "/" is the process's root itself: nothing to check.
+    if p.cwd != Path::new("/") {
+        check_cwd_inside_root(&p.cwd)?;
+    }
     let exe = lookup_executable(p)?;
     // What is left of ours is needed until the exec, and no further.
     berth_sys::fd::cloexec_from(3, &preserved)
