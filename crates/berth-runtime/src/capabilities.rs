@@ -107,8 +107,40 @@ pub(crate) struct Host {
 }
 
 impl Host {
-    /// `status` is the runtime's /proc/self/status, if it could be read.
-    fn read(status: Option<&str>) -> Result<Host, CapabilityError> {
+    /// `status` is the runtime's /proc/self/status, if it could be read; `spec`, the
+    /// capabilities asked for. The kernel's last capability is read from
+    /// /proc/sys/kernel/cap_last_cap only when one asked for is above every one of our bounding
+    /// set (to tell "unknown to this kernel" from "not ours to grant"): else the highest of the
+    /// bounding set serves as well, for the drops too, since a capability above it is not in
+    /// the bounding set to drop.
+    fn read(
+        status: Option<&str>,
+        spec: Option<&LinuxCapabilities>,
+    ) -> Result<Host, CapabilityError> {
+        let bounding = bounding_of(status);
+        let top = bounding.iter().map(|c| c.index()).max();
+        let asked_above = |top: u8| {
+            let sets = spec.into_iter().flat_map(|s| {
+                [
+                    s.bounding(),
+                    s.effective(),
+                    s.permitted(),
+                    s.inheritable(),
+                    s.ambient(),
+                ]
+            });
+            sets.flatten().flatten().any(|cap| {
+                KernelCap::from_str(&format!("CAP_{cap}")).map_or(true, |k| k.index() > top)
+            })
+        };
+        let last_cap = match top {
+            Some(top) if !asked_above(top) => top,
+            _ => Self::read_last_cap()?,
+        };
+        Ok(Host { bounding, last_cap })
+    }
+
+    fn read_last_cap() -> Result<u8, CapabilityError> {
         let text = berth_sys::file::read_to_string(CAP_LAST_CAP).map_err(|e| {
             CapabilityError::ReadLastCap {
                 reason: e.to_string(),
@@ -120,10 +152,7 @@ impl Host {
             .map_err(|_| CapabilityError::ReadLastCap {
                 reason: format!("not a number: {:?}", text.trim()),
             })?;
-        Ok(Host {
-            bounding: bounding_of(status),
-            last_cap,
-        })
+        Ok(last_cap)
     }
 }
 
@@ -155,7 +184,7 @@ pub fn plan(
     spec: Option<&LinuxCapabilities>,
     status: Option<&str>,
 ) -> Result<CapabilityPlan, CapabilityError> {
-    plan_for(spec, &Host::read(status)?)
+    plan_for(spec, &Host::read(status, spec)?)
 }
 
 pub(crate) fn plan_for(
@@ -268,8 +297,13 @@ pub fn apply_sets(plan: &CapabilityPlan) -> Result<(), CapabilityError> {
         inheritable: names(&plan.inheritable),
         source,
     })?;
-    caps::clear(None, CapSet::Ambient)
-        .map_err(|source| CapabilityError::ClearAmbient { source })?;
+    // capset has left in the ambient set only what is both permitted and inheritable now: when
+    // all of that is to be raised anyway, there is nothing to clear.
+    let raisable = plan.permitted.intersection(&plan.inheritable);
+    if !raisable.into_iter().all(|c| plan.ambient.contains(c)) {
+        caps::clear(None, CapSet::Ambient)
+            .map_err(|source| CapabilityError::ClearAmbient { source })?;
+    }
     let mut ambient: Vec<KernelCap> = plan.ambient.iter().copied().collect();
     ambient.sort_by_key(|c| c.index());
     for cap in ambient {

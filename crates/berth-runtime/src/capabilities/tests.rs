@@ -105,6 +105,27 @@ fn capability_outside_the_host_bounding_set_is_refused() {
 }
 
 #[test]
+fn the_last_capability_is_the_bounding_sets_highest_unless_more_is_asked() {
+    let status = "CapBnd:\t000001ffffffffff\n";
+    let host = Host::read(Some(status), None).unwrap();
+    assert_eq!(host.last_cap, 40);
+    // Only CAP_CHOWN and CAP_DAC_OVERRIDE ours, CAP_KILL asked: the kernel's own answer.
+    let mut asked = LinuxCapabilities::default();
+    asked.set_bounding(set(&[C::Kill]));
+    let host = Host::read(Some("CapBnd:\t0000000000000003\n"), Some(&asked)).unwrap();
+    let kernel: u8 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(host.last_cap, kernel);
+    assert!(matches!(
+        plan_for(Some(&asked), &host),
+        Err(CapabilityError::NotInHostBounding { .. })
+    ));
+}
+
+#[test]
 fn capability_above_cap_last_cap_is_refused() {
     let old_kernel = Host {
         bounding: caps::all(),
