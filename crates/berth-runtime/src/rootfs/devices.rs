@@ -16,19 +16,20 @@ use crate::step::{Step, StepResult};
 pub const DEFAULT_COUNT: usize = 6;
 
 /// Makes the nodes of `devices`; the directory /dev, opened, when the last ones were made
-/// there (for [`default_links`]).
+/// there (for [`default_links`]). `dev` is /dev already opened in the root, if it is.
 pub fn create_all(
     root: BorrowedFd<'_>,
     devices: &[LinuxDevice],
     in_userns: bool,
+    dev: Option<OwnedFd>,
 ) -> StepResult<Option<OwnedFd>> {
     if in_userns {
         devices.iter().try_for_each(|d| bind(root, d))?;
-        return Ok(None);
+        return Ok(dev);
     }
     // As runc: no umask while the nodes are made, so that each gets its mode exactly.
     let umask = nix::sys::stat::umask(Mode::empty());
-    let made = make_nodes(root, devices);
+    let made = make_nodes(root, devices, dev);
     nix::sys::stat::umask(umask);
     made
 }
@@ -66,8 +67,13 @@ type Owner = (u32, u32);
 /// chowned only when the owner mknod gave it (the process's, the directory's group if it is
 /// setgid: the same for every node of the run, so looked at once) is not the one asked for:
 /// the default devices are root's, and made by root.
-fn make_nodes(root: BorrowedFd<'_>, devices: &[LinuxDevice]) -> StepResult<Option<OwnedFd>> {
-    let mut dir: Option<(&Path, OwnedFd, Option<Owner>)> = None;
+fn make_nodes(
+    root: BorrowedFd<'_>,
+    devices: &[LinuxDevice],
+    dev: Option<OwnedFd>,
+) -> StepResult<Option<OwnedFd>> {
+    let mut dir: Option<(&Path, OwnedFd, Option<Owner>)> =
+        dev.map(|fd| (Path::new("/dev"), fd, None));
     for d in devices {
         let path = d.path();
         let what = || format!("create device {}", path.display());

@@ -22,6 +22,12 @@ impl FreshTmpfs {
         self.mounts.retain(|(path, _)| !path.starts_with(dest));
     }
 
+    /// The root of the fresh tmpfs at `dest`, if it was opened (a mount point was made in it).
+    pub(super) fn take(&mut self, dest: &Path) -> Option<OwnedFd> {
+        let (_, fd) = self.mounts.iter_mut().find(|(p, _)| p == dest)?;
+        fd.take()
+    }
+
     pub(super) fn mounted(&mut self, dest: PathBuf) {
         self.mounts.push((dest, None));
     }

@@ -85,19 +85,22 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> S
         )?;
         dev_mounted |= m.destination == Path::new("/dev");
     }
+    // /dev as the mounts left it open, for the device nodes.
+    let dev = fresh.take(Path::new("/dev"));
     drop(fresh);
     // Before anything writes under it (sysctls, AppArmor, masked paths).
     procfs::check_mounted(root.as_fd()).or_else(|e| fail("check /proc", e))?;
     // The runtime itself in a user namespace (rootless) can no more mknod than a new one.
     let bind_devices = plan.in_user_ns() || berth_sys::rootless::is_rootless();
     if dev_mounted {
-        let dev = devices::create_all(root.as_fd(), &plan.devices, bind_devices)?;
+        let dev = devices::create_all(root.as_fd(), &plan.devices, bind_devices, dev)?;
         devices::default_links(root.as_fd(), dev)?;
     } else {
         devices::create_all(
             root.as_fd(),
             &plan.devices[devices::DEFAULT_COUNT..],
             bind_devices,
+            dev,
         )?;
     }
     Ok(root)
