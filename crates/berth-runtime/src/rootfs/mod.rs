@@ -40,9 +40,7 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> S
             .step(|| "set the propagation of / before setting up the root".into())?;
         // rslave, rprivate (and runbindable) leave no mount of the namespace shared: there is
         // nothing to look for in mountinfo (which a host with many mounts makes long).
-        let all_unshared = plan.root_propagation.contains(MsFlags::MS_REC)
-            && !plan.root_propagation.contains(MsFlags::MS_SHARED);
-        if !all_unshared {
+        if !all_unshared(plan) {
             holder_private(rootfs)?;
         }
         mount(
@@ -104,6 +102,13 @@ pub fn prepare(plan: &InitPlan, host_cgroups: &str, sources: &MountSources) -> S
         )?;
     }
     Ok(root)
+}
+
+/// True when the propagation set on / before the root is set up leaves no mount of the
+/// container's mount namespace shared: rslave, rprivate, runbindable.
+fn all_unshared(plan: &InitPlan) -> bool {
+    plan.root_propagation.contains(MsFlags::MS_REC)
+        && !plan.root_propagation.contains(MsFlags::MS_SHARED)
 }
 
 /// One mount of the spec; a bind mount binds from `opened` (/proc/self/fd/N) when the runtime
@@ -516,9 +521,14 @@ pub fn enter(plan: &InitPlan, no_pivot: bool) -> StepResult<()> {
     } else {
         nix::unistd::pivot_root(".", ".").step(|| format!("pivot_root to {}", rootfs.display()))?;
         // The old root is now mounted on top of the new one: make it a slave so the unmount
-        // does not propagate to the host, then detach it.
-        mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
-            .step(|| "make the old root a slave".into())?;
+        // does not propagate to the host, then detach it. Unless it is made of slaves and
+        // private mounts already (the propagation set on / before the root was set up, which
+        // the mounts made since inherit): the walk over every mount copied from the host
+        // (hundreds, on a host running containers) would change nothing.
+        if !all_unshared(plan) {
+            mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
+                .step(|| "make the old root a slave".into())?;
+        }
         umount2(".", MntFlags::MNT_DETACH).step(|| "detach the old root".into())?;
     }
     nix::unistd::chdir("/").step(|| "chdir to / in the container".into())?;
