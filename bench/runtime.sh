@@ -4,6 +4,7 @@
 # never asserts on them: timings on a shared machine are evidence, not a test.
 #
 #   bench/runtime.sh                 # needs root; see bench/README.md for the knobs
+#   BERTH_RUNC_BEFORE=old/berth-runc bench/runtime.sh   # and an earlier build, in the same run
 #
 # Measures, per runtime:
 #   run      `<rt> --root R run -b BUNDLE ID` of /bin/true (create, start, wait, delete), hyperfine,
@@ -97,7 +98,12 @@ make_bundle sleep '["/bin/sleep", "1000"]'
 
 # --- which runtimes work here: one checked run each, and does `run` delete its state? ---------
 names=(); paths=(); run_cmds=()
-for pair in "berth-runc|$berth" "crun|$(command -v crun || true)" "runc|$(command -v runc)"; do
+before=()
+if [ -n "${BERTH_RUNC_BEFORE:-}" ]; then
+  [ -x "$BERTH_RUNC_BEFORE" ] || die "BERTH_RUNC_BEFORE=$BERTH_RUNC_BEFORE is not an executable"
+  before=("berth-before|$BERTH_RUNC_BEFORE")
+fi
+for pair in "berth-runc|$berth" "${before[@]}" "crun|$(command -v crun || true)" "runc|$(command -v runc)"; do
   IFS='|' read -r name rt <<<"$pair"
   if [ -z "$rt" ] || [ ! -x "$rt" ]; then echo "bench: skipped $name: not installed"; continue; fi
   root=$state/$name
@@ -201,6 +207,10 @@ if strace -f -c -o "$work/strace" "$berth" --root "$state/berth-runc" run -b "$w
   syscalls=$(awk '$NF == "total" { print $4 }' "$work/strace")   # % seconds usecs calls [errors]
 fi
 echo "berth-runc run of true: $syscalls syscalls (strace -f -c)"
+if [ -n "${BERTH_RUNC_BEFORE:-}" ] && strace -f -c -o "$work/strace-before" "$BERTH_RUNC_BEFORE" \
+  --root "$state/berth-before" run -b "$work/true" strace </dev/null >/dev/null 2>&1; then
+  echo "berth-before run of true: $(awk '$NF == "total" { print $4 }' "$work/strace-before") syscalls"
+fi
 
 steady=1
 load_steady || steady=
@@ -210,6 +220,9 @@ if [ -n "${run_ms[berth-runc]:-}" ]; then
     echo "berth-runc/$peer run: $(ratio "${run_ms[berth-runc]}" "${run_ms[$peer]}")x, alternating $(ratio "${alt_ms[berth-runc]}" "${alt_ms[$peer]}")x, spaced $(ratio "${spaced_ms[berth-runc]}" "${spaced_ms[$peer]}")x"
   done
   echo "berth-runc/floor run: $(ratio "${run_ms[berth-runc]}" "${run_ms[floor]}")x, alternating $(ratio "${alt_ms[berth-runc]}" "${alt_ms[floor]}")x"
+  if [ -n "${alt_ms[berth-before]:-}" ]; then
+    echo "berth-runc/berth-before run: $(ratio "${run_ms[berth-runc]}" "${run_ms[berth-before]}")x, alternating $(ratio "${alt_ms[berth-runc]}" "${alt_ms[berth-before]}")x, spaced $(ratio "${spaced_ms[berth-runc]}" "${spaced_ms[berth-before]}")x"
+  fi
 fi
 for peer in crun runc; do
   [ -n "${run_ms[$peer]:-}" ] && echo "$peer/floor run: $(ratio "${run_ms[$peer]}" "${run_ms[floor]}")x"
