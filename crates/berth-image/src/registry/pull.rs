@@ -3,7 +3,7 @@
 //! (compressed digest, uncompressed diff ID) before it enters the store. A broken download
 //! resumes where it stopped (HTTP Range); other transient failures retry the layer.
 
-use std::io::{self, BufReader};
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -337,31 +337,46 @@ fn fetch_layer(
     let temp_layer = store.temp_layer()?;
     let diff_dir = temp_layer.diff_dir();
     let layer_name = diff_id.to_string();
-    let (tx, rx) = pipe::pipe(16);
-    // This thread downloads, keeps and inflates; the other untars what it is handed.
-    let (produced, unpacked) = std::thread::scope(|scope| {
+    // Three stages on three threads, as `curl | gzip -dc | tar -x` would run: this one
+    // downloads, keeps and hashes the blob; the next inflates and hashes what it is handed;
+    // the last untars. A layer's work is then never one thread's, which on a machine busy
+    // with other work is what decides how much of the CPU the pull gets.
+    let (ztx, zrx) = pipe::pipe(4);
+    let (tx, rx) = pipe::pipe(4);
+    let (fetched, produced, unpacked) = std::thread::scope(|scope| {
         let unpacker = scope.spawn(|| unpack::unpack_layer(rx, &diff_dir, &layer_name));
-        let produced = inflate_into(body, &mut blob, tx, digest, diff_id);
-        let unpacked = unpacker.join().unwrap_or_else(|_| {
-            Err(Error::Invalid {
-                object: format!("layer {digest}"),
-                reason: "the unpack thread panicked".into(),
-            })
-        });
-        (produced, unpacked)
+        let inflater = scope.spawn(|| inflate_into(zrx, tx, digest, diff_id));
+        let fetched = fetch_into(body, &mut blob, ztx, digest);
+        let panicked = |stage: &str| Error::Invalid {
+            object: format!("layer {digest}"),
+            reason: format!("the {stage} thread panicked"),
+        };
+        let produced = inflater.join().unwrap_or_else(|_| Err(panicked("inflate")));
+        let unpacked = unpacker.join().unwrap_or_else(|_| Err(panicked("unpack")));
+        (fetched, produced, unpacked)
     });
-    // A broken pipe only means the unpacker stopped first: its error is the real one.
-    let size = match (produced, unpacked) {
-        (Ok(()), Ok(size)) => size,
-        (Err(Error::Read { source, .. }), Err(e)) if source.kind() == io::ErrorKind::BrokenPipe => {
-            return Err(e)
-        }
-        (Err(e), _) | (Ok(()), Err(e)) => return Err(e),
+    let size = match (fetched, produced, unpacked) {
+        (Ok(()), Ok(()), Ok(size)) => size,
+        (fetched, produced, unpacked) => return Err(first_failure(fetched, produced, unpacked)),
     };
     blob.commit(&format!("blob {digest}"), Some(digest), Some(layer.size()))?;
     temp_layer.commit(diff_id, size)?;
     progress.layer(digest, LayerState::Complete);
     Ok(())
+}
+
+/// The error that stopped a layer's stages: a broken pipe only means the stage after it
+/// stopped first, so the real error is the first stage's that is not one.
+fn first_failure(fetched: Result<()>, produced: Result<()>, unpacked: Result<u64>) -> Error {
+    let broken = |e: &Error| matches!(e, Error::Read { source, .. } if source.kind() == io::ErrorKind::BrokenPipe);
+    let errors = [fetched.err(), produced.err(), unpacked.err()];
+    let mut errors = errors.into_iter().flatten();
+    let first = errors.next();
+    match first {
+        Some(e) if broken(&e) => errors.find(|e| !broken(e)).unwrap_or(e),
+        Some(e) => e,
+        None => Error::Cancelled,
+    }
 }
 
 /// A blob the store already holds must still be the size this manifest declares (the OCI
@@ -381,11 +396,27 @@ fn check_stored_size(store: &Store, descriptor: &Descriptor) -> Result<()> {
     })
 }
 
-/// Streams the blob body into the blob file (hashed by the writer) and its inflated content
-/// into the pipe, checking the inflated content against the diff ID.
-fn inflate_into(
+/// Streams the blob body into the blob file (hashed by the writer) and down the pipe to
+/// the inflater.
+fn fetch_into(
     body: impl io::Read,
     blob: &mut crate::store::BlobWriter,
+    mut ztx: pipe::PipeWriter,
+    digest: &Digest,
+) -> Result<()> {
+    let read_err = |source: io::Error| Error::Read {
+        object: format!("blob {digest}"),
+        source,
+    };
+    let mut tee = TeeReader::new(body, blob);
+    ztx.fill_from(&mut tee, |_| {}).map_err(read_err)?;
+    ztx.close().map_err(read_err)
+}
+
+/// Inflates the blob's bytes from the fetching thread into the pipe to the untarring
+/// thread, checking the inflated content against the diff ID.
+fn inflate_into(
+    compressed: pipe::PipeReader,
     mut tx: pipe::PipeWriter,
     digest: &Digest,
     diff_id: &Digest,
@@ -394,18 +425,17 @@ fn inflate_into(
         object: format!("blob {digest}"),
         source,
     };
-    let tee = TeeReader::new(body, blob);
-    let mut decoder =
-        compress::decoder(BufReader::with_capacity(1 << 20, tee)).map_err(read_err)?;
-    // Inflated straight into the pipe's 256 KiB chunks and hashed there: one pass over each
-    // byte after the inflater's, and the inflater's output window is a chunk, not 8 KiB.
+    // The pipe is its own buffer: the inflater reads the fetched chunks in place.
+    let mut decoder = compress::decoder(compressed).map_err(read_err)?;
+    // Inflated straight into the pipe's chunks and hashed there: one pass over each byte
+    // after the inflater's.
     let mut hasher = digest::Hasher::new();
     tx.fill_from(&mut decoder, |chunk| hasher.update(chunk))
         .map_err(read_err)?;
     tx.close().map_err(read_err)?;
     let actual = hasher.finish();
     // The compressed stream may go on past the end of the data (padding, a trailer): it
-    // is part of the blob and must be hashed and kept.
+    // is part of the blob and must be fetched and kept.
     io::copy(&mut decoder.into_inner(), &mut io::sink()).map_err(read_err)?;
     digest::verify(
         || format!("layer {digest}: uncompressed content (diff ID)"),
