@@ -6,6 +6,9 @@
 #   bench/engine.sh                     # builds the release berth and berth-runc first
 #                                       # (BERTH=path: that berth; BERTH_RUNC=path: that runtime)
 #   RUNS=50 bench/engine.sh             # more rounds
+#   BERTH_BEFORE=/tmp/berth-before bench/engine.sh
+#                                       # also that berth (an older build) in the same rounds:
+#                                       # before/after ratios of run --rm and run -d + rm -f
 #
 # Three groups of commands (run --rm; run -d + rm -f; exec), each timed in alternating rounds
 # (bench/lib/alternate.py: each round runs every command of the group once), so each ratio
@@ -30,6 +33,7 @@ fi
 BERTH_RUNC=${BERTH_RUNC:-$(dirname "$BERTH")/berth-runc}
 [ -x "$BERTH_RUNC" ] || { echo "bench: no berth-runc at $BERTH_RUNC (BERTH_RUNC=path)" >&2; exit 1; }
 [ -x "$BERTH" ] || { echo "bench: no berth binary at $BERTH" >&2; exit 1; }
+[ -z "${BERTH_BEFORE:-}" ] || [ -x "$BERTH_BEFORE" ] || { echo "bench: no berth binary at $BERTH_BEFORE" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/berth-bench-XXXXXX)
 out=${OUT:-target/bench}
@@ -149,6 +153,7 @@ args=("berth_run=$BERTH run --rm --network none bench/busybox true"
   "podman_run_bridge=$pm_cmd run --rm bench/busybox true")
 [ -n "${ctr_ok:-}" ] && args+=("ctr_run=$ctr_cmd run --rm $ctr_image bench true")
 [ -n "${docker_ok:-}" ] && args+=("docker_run=docker -H unix://$work/docker.sock run --rm --network none bench/busybox true")
+[ -n "${BERTH_BEFORE:-}" ] && args+=("before_run=$BERTH_BEFORE run --rm --network none bench/busybox true")
 group run "${args[@]}"
 
 # run -d, then rm -f of the running container: the pair timed together, and rm -f alone
@@ -158,6 +163,7 @@ args=("berth_pair=$BERTH run -d --network none bench/busybox sleep 1000 ;; $BERT
 [ -n "${podman_ok:-}" ] && args+=("podman_pair=$pm_cmd run -d --network none bench/busybox sleep 1000 ;; $pm_cmd rm -f -t 0 {}")
 [ -n "${ctr_ok:-}" ] && args+=("ctr_rm=sh -c '$ctr_cmd task kill -s KILL rmme; $ctr_cmd task delete -f rmme; $ctr_cmd containers delete rmme'"
   --prepare "ctr_rm=$ctr_cmd run -d $ctr_image rmme sleep 1000")
+[ -n "${BERTH_BEFORE:-}" ] && args+=("before_pair=$BERTH_BEFORE run -d --network none bench/busybox sleep 1000 ;; $BERTH_BEFORE rm -f {}")
 group rm "${args[@]}"
 
 # exec in a running container
@@ -231,6 +237,13 @@ echo "  berth/podman     $(verdict berth_pair podman_pair 0.07)"
 echo "  rm -f alone: berth/ctr $(ratio berth_rm ctr_rm)"
 [ -n "${median[berth_pair_bridge]:-}" ] && [ -n "${median[berth_pair]:-}" ] &&
   python3 -c "print(f'  the bridge adds {${median[berth_pair_bridge]}-${median[berth_pair]}:.1f} ms to run -d + rm -f')"
+if [ -n "${BERTH_BEFORE:-}" ]; then
+  echo
+  echo "before ($BERTH_BEFORE) and after ($BERTH), the same rounds"
+  printf '  %-32s %s -> %s   after/before %s\n' "run --rm true" "$(ms before_run)" "$(ms berth_run)" "$(ratio berth_run before_run)" \
+    "run -d + rm -f" "$(ms before_pair)" "$(ms berth_pair)" "$(ratio berth_pair before_pair)"
+  echo "  before/berth-runc: run --rm $(ratio before_run runc_bare), run -d + rm -f $(ratio before_pair runc_bare)"
+fi
 echo
 echo "exec true in a running container"
 printf '  %-32s %s\n' "berth" "$(ms berth_exec)" "ctr" "$(ms ctr_exec)" "podman" "$(ms podman_exec)"
