@@ -7,13 +7,15 @@
 #                                       # (BERTH=path: that berth; BERTH_RUNC=path: that runtime)
 #   RUNS=50 bench/engine.sh             # more rounds
 #   BERTH_BEFORE=/tmp/berth-before bench/engine.sh
-#                                       # also that berth (an older build) in the same rounds:
-#                                       # before/after ratios of run --rm and run -d + rm -f
+#                                       # also that berth (an older build) in the same rounds
+#                                       # of every group: before/after ratios of run --rm,
+#                                       # run -d + rm -f and exec
 #
 # Three groups of commands (run --rm; run -d + rm -f; exec), each timed in alternating rounds
 # (bench/lib/alternate.py: each round runs every command of the group once), so each ratio
 # comes from one run under the same load. The load average is read before and after each
 # group; when it moved by more than 1 the ratios are printed without a verdict.
+#   BENCH_GROUPS=exec bench/engine.sh   # only those groups (of run, rm, exec)
 #   WITH_DOCKER=1 bench/engine.sh       # also docker (installs Debian's docker.io if missing and
 #                                       # starts a private dockerd --iptables=false --bridge=none)
 #
@@ -22,6 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}
+BENCH_GROUPS=${BENCH_GROUPS:-run rm exec}
 WARMUP=${WARMUP:-2}
 PODMAN_RUNTIME=${PODMAN_RUNTIME:-runc}
 if [ -z "${BERTH:-}" ]; then
@@ -126,6 +129,7 @@ steady=1
 loads=()
 group() { # name, alternate.py arguments...
   local name=$1; shift
+  [[ " $BENCH_GROUPS " == *" $name "* ]] || return 0
   python3 bench/lib/alternate.py --rounds "$RUNS" --warmup "$WARMUP" --out "$out/engine-$name.json" "$@" >/dev/null ||
     { echo "bench: group $name failed" >&2; return 0; }
   eval "$(python3 - "$out/engine-$name.json" <<'PY'
@@ -169,6 +173,11 @@ group rm "${args[@]}"
 # exec in a running container
 "$BERTH" run -d --name execme --network none bench/busybox sleep 100000 >/dev/null
 args=("berth_exec=$BERTH exec execme true")
+if [ -n "${BERTH_BEFORE:-}" ]; then
+  # Its own container: a monitor is the binary that started it.
+  "$BERTH_BEFORE" run -d --name execme_before --network none bench/busybox sleep 100000 >/dev/null
+  args+=("berth_before_exec=$BERTH_BEFORE exec execme_before true")
+fi
 if [ -n "${ctr_ok:-}" ]; then
   c run -d "$ctr_image" execme sleep 100000 >/dev/null
   args+=("ctr_exec=sh -c '$ctr_cmd task exec --exec-id e\$\$ execme true'")
@@ -247,6 +256,8 @@ fi
 echo
 echo "exec true in a running container"
 printf '  %-32s %s\n' "berth" "$(ms berth_exec)" "ctr" "$(ms ctr_exec)" "podman" "$(ms podman_exec)"
+[ -n "${BERTH_BEFORE:-}" ] && printf '  %-32s %s   (after/before %s)\n' "berth before ($BERTH_BEFORE)" \
+  "$(ms berth_before_exec)" "$(ratio berth_exec berth_before_exec)"
 echo "  berth/ctr $(verdict berth_exec ctr_exec 0.1)"
 echo
 echo "idle helper process per container (PSS / private / RSS, MiB; PSS shares code among"

@@ -14,6 +14,11 @@ pub struct Engine {
     /// runtime directory for rootless berth; a tmpfs on a
     /// normal system), there only while a container of this root runs.
     pub runtime: berth_runtime::state::Root,
+    /// The exec records, one directory per container: `/run/berth/execs/<hash of the data
+    /// root>` (beside the runtime's state, on a tmpfs on a normal system). They describe
+    /// processes, which a reboot ends, and one is written at each step of every exec: on the
+    /// data root each would be a new inode, and a freed block discarded synchronously.
+    pub execs: PathBuf,
     /// The `berth` binary, run again as `berth __monitor`.
     pub exe: PathBuf,
     /// Monitors are spawned detached, nobody's child (`berth_sys::process::spawn_detached`), for
@@ -35,11 +40,13 @@ impl Engine {
         let containers = Containers::open(root)?;
         // Made by the runtime's create, removed by its delete of the last container: a
         // command that runs no container (images, import, ps) leaves nothing in /run.
-        let runtime = berth_runtime::state::Root::new(runtime_dir(root)).removed_when_empty();
+        let runtime =
+            berth_runtime::state::Root::new(run_dir(root, "runtime")).removed_when_empty();
         Ok(Engine {
             root: root.to_path_buf(),
             containers,
             runtime,
+            execs: run_dir(root, "execs"),
             exe: exe.to_path_buf(),
             detach_monitors: false,
             config: crate::config::Config::default(),
@@ -62,12 +69,12 @@ impl Engine {
 
 /// The runtime's state lives under /run (a tmpfs on a normal system), like Docker's
 /// /run/docker/runtime-runc: it describes processes, which a reboot ends, and it is written and
-/// removed on every start (on ext4 each new inode costs a scan for recently deleted ones). One
-/// directory per data root, so that
-/// two roots never share container state.
-fn runtime_dir(root: &Path) -> PathBuf {
+/// removed on every start (on ext4 each new inode costs a scan for recently deleted ones). So do
+/// the exec records (`what`: "runtime", "execs"). One directory per data root, so that two roots
+/// never share container state.
+fn run_dir(root: &Path, what: &str) -> PathBuf {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    berth_sys::rootless::run_dir().join("runtime").join(hex)
+    berth_sys::rootless::run_dir().join(what).join(hex)
 }

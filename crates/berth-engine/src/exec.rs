@@ -1,14 +1,15 @@
 //! `exec`: a new process in a running container. The engine writes its record
-//! (`<dir>/execs/<id>.json`: what to run, then whether it runs, its pid and exit code, which
-//! `exec inspect` reads); the container's monitor starts it through berth-runtime, holds its
-//! pipes or pty, relays them in the attach framing and reaps it (monitor/exec.rs). Nothing
-//! here forks or enters a namespace, so a multi-threaded API server can call every function.
+//! (`<engine.execs>/<container id>/<id>.json`, on /run: what to run; then, appended, whether it
+//! runs, its pid and exit code, which `exec inspect` reads); the container's monitor starts it through
+//! berth-runtime, holds its pipes or pty, relays them in the attach framing and reaps it
+//! (monitor/exec.rs). Nothing here forks or enters a namespace, so a multi-threaded API server
+//! can call every function.
 
 use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use oci_spec::runtime::{Process, Spec, User};
+use oci_spec::runtime::{Process, User};
 use serde::{Deserialize, Serialize};
 
 use crate::attach::{self, Session};
@@ -96,11 +97,9 @@ pub fn create(engine: &Engine, key: &str, config: ExecConfig) -> Result<ExecReco
         pid: 0,
         pid_start: 0,
     };
-    let dir = execs_dir(engine, &container.id);
-    fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-    forget_finished(&dir);
+    forget_finished(&execs_dir(engine, &container.id));
     save(engine, &record)?;
-    event(engine, &record, "exec_create", None);
+    emit(engine, Some(&container), &record, "exec_create", None);
     Ok(record)
 }
 
@@ -112,7 +111,17 @@ pub fn start(
     detach: bool,
     size: Option<(u16, u16)>,
 ) -> Result<Session> {
-    let record = inspect(engine, exec_id)?;
+    start_created(engine, inspect(engine, exec_id)?, detach, size)
+}
+
+/// [`start`] of the record [`create`] just returned (the CLI's `exec`, which has it in hand:
+/// no lookup of it among the containers).
+pub fn start_created(
+    engine: &Engine,
+    record: ExecRecord,
+    detach: bool,
+    size: Option<(u16, u16)>,
+) -> Result<Session> {
     let mut session = attach::connect(engine, &record.container_id)?;
     let request = ExecRequest {
         id: record.id.clone(),
@@ -132,7 +141,7 @@ pub fn start(
                     exit_code: Some(i32::from(*code)),
                     ..record
                 };
-                save(engine, &record)?;
+                update(engine, &record)?;
             }
             Err(e)
         }
@@ -143,18 +152,23 @@ pub fn start(
     }
 }
 
-/// `exec inspect`: the record, wherever its container is. A process recorded as running
-/// whose monitor is gone (it cannot record the exit any more) shows as not running.
+/// `exec inspect`: the record, wherever its container is (among those that had an exec). A
+/// process recorded as running whose monitor is gone (it cannot record the exit any more)
+/// shows as not running.
 pub fn inspect(engine: &Engine, exec_id: &str) -> Result<ExecRecord> {
     let no_such = || Error::NoSuchExec(exec_id.to_string());
     if exec_id.len() != 64 || !records::is_hex(exec_id) {
         return Err(no_such());
     }
-    let container = engine
-        .containers
-        .ids()?
-        .into_iter()
-        .find(|c| record_path(engine, c, exec_id).exists())
+    let containers = match fs::read_dir(&engine.execs) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_such()),
+        Err(e) => return Err(Error::io("read", &engine.execs)(e)),
+    };
+    let container = containers
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find(|c| records::is_hex(c) && record_path(engine, c, exec_id).exists())
         .ok_or_else(no_such)?;
     let mut record = load(engine, &container, exec_id)?;
     record.running = record.running && records::alive(record.pid, record.pid_start);
@@ -182,13 +196,25 @@ pub fn resize(engine: &Engine, exec_id: &str, rows: u16, cols: u16) -> Result<()
 /// An exec's event, as Docker logs it: `exec_create: <cmd>` and `exec_start: <cmd>`, then
 /// `exec_die` with its exit code, on the container's actor.
 pub(crate) fn event(engine: &Engine, record: &ExecRecord, step: &str, code: Option<i32>) {
+    let container = engine.containers.load(&record.container_id).ok();
+    emit(engine, container.as_ref(), record, step, code);
+}
+
+/// [`event`] with the container's record at hand (None: it could not be read).
+fn emit(
+    engine: &Engine,
+    container: Option<&Record>,
+    record: &ExecRecord,
+    step: &str,
+    code: Option<i32>,
+) {
     let action = match code {
         None => format!("{step}: {}", record.config.cmd.join(" ")),
         Some(_) => step.to_string(),
     };
-    let mut event = match engine.containers.load(&record.container_id) {
-        Ok(container) => Event::container(&container, action),
-        Err(_) => Event::new(events::Kind::Container, action, &record.container_id),
+    let mut event = match container {
+        Some(container) => Event::container(container, action),
+        None => Event::new(events::Kind::Container, action, &record.container_id),
     };
     event = event.with("execID", record.id.clone());
     if let Some(code) = code {
@@ -198,7 +224,14 @@ pub(crate) fn event(engine: &Engine, record: &ExecRecord, step: &str, code: Opti
 }
 
 fn execs_dir(engine: &Engine, container_id: &str) -> PathBuf {
-    engine.containers.dir(container_id).join("execs")
+    engine.execs.join(container_id)
+}
+
+/// Forgets every exec of a container, as it is removed; the root's directory too once no
+/// container has one. Best effort: what is left is a few files on a tmpfs.
+pub(crate) fn forget_all(engine: &Engine, container_id: &str) {
+    let _ = fs::remove_dir_all(execs_dir(engine, container_id));
+    let _ = fs::remove_dir(&engine.execs);
 }
 
 fn record_path(engine: &Engine, container_id: &str, exec_id: &str) -> PathBuf {
@@ -215,18 +248,74 @@ pub(crate) fn load(engine: &Engine, container_id: &str, exec_id: &str) -> Result
         std::io::ErrorKind::NotFound => Error::NoSuchExec(exec_id.to_string()),
         _ => Error::io("read", &path)(e),
     })?;
-    serde_json::from_slice(&data)
+    parse(&data)
         .map_err(|e| Error::Invalid(format!("{}: corrupt exec record: {e}", path.display())))
 }
 
-/// Writes an exec record (the engine at create; the monitor at the start and the exit).
+/// What an exec's start and its exit change in its record, appended to the record's file as a
+/// line of its own: a file replaced by rename (a new inode, the old one's blocks freed) costs
+/// milliseconds on ext4, which is what /run is on some hosts; an append, microseconds.
+#[derive(Serialize, Deserialize)]
+struct Progress {
+    running: bool,
+    pid: i32,
+    pid_start: u64,
+    exit_code: Option<i32>,
+}
+
+/// A record's file: the record on its first line, then its progress, the last line winning.
+/// Only whole lines count: a line being appended is not there yet.
+fn parse(data: &[u8]) -> serde_json::Result<ExecRecord> {
+    let mut lines = data
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| l.ends_with(b"\n"));
+    let mut record: ExecRecord = serde_json::from_slice(lines.next().unwrap_or_default())?;
+    for line in lines {
+        let p: Progress = serde_json::from_slice(line)?;
+        record.running = p.running;
+        record.pid = p.pid;
+        record.pid_start = p.pid_start;
+        record.exit_code = p.exit_code;
+    }
+    Ok(record)
+}
+
+/// Writes a new exec record (at create).
 pub(crate) fn save(engine: &Engine, record: &ExecRecord) -> Result<()> {
-    let data = serde_json::to_vec(record)
+    let mut data = serde_json::to_vec(record)
         .map_err(|e| Error::Invalid(format!("serialise exec record: {e}")))?;
-    records::write_atomic(
-        &record_path(engine, &record.container_id, &record.id),
-        &data,
-    )
+    data.push(b'\n');
+    let path = record_path(engine, &record.container_id, &record.id);
+    match records::write_atomic(&path, &data) {
+        // The container's first exec (or the root's, whose directory the last container
+        // removed took along: `forget_all`).
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            let dir = execs_dir(engine, &record.container_id);
+            fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+            records::write_atomic(&path, &data)
+        }
+        written => written,
+    }
+}
+
+/// Records an exec's progress (the monitor at the start and the exit; the engine when the
+/// command could not run): one line appended, in one write.
+pub(crate) fn update(engine: &Engine, record: &ExecRecord) -> Result<()> {
+    let progress = Progress {
+        running: record.running,
+        pid: record.pid,
+        pid_start: record.pid_start,
+        exit_code: record.exit_code,
+    };
+    let mut line = serde_json::to_vec(&progress)
+        .map_err(|e| Error::Invalid(format!("serialise exec progress: {e}")))?;
+    line.push(b'\n');
+    let path = record_path(engine, &record.container_id, &record.id);
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(Error::io("open for append", &path))?;
+    std::io::Write::write_all(&mut file, &line).map_err(Error::io("append to", &path))
 }
 
 /// Removes the records of execs that finished more than [`KEEP_FINISHED`] ago (the file is
@@ -245,7 +334,7 @@ fn forget_finished(dir: &std::path::Path) {
         let finished = || {
             fs::read(&path)
                 .ok()
-                .and_then(|d| serde_json::from_slice::<ExecRecord>(&d).ok())
+                .and_then(|d| parse(&d).ok())
                 .is_some_and(|r| !r.running || !records::alive(r.pid, r.pid_start))
         };
         if stale && finished() {
@@ -254,15 +343,23 @@ fn forget_finished(dir: &std::path::Path) {
     }
 }
 
+/// Of a container's config.json, the process alone: the rest (mounts, the seccomp profile) is
+/// the runtime's, already applied, and most of the file.
+#[derive(Deserialize)]
+struct SpecProcess {
+    #[serde(default)]
+    process: Option<Process>,
+}
+
 /// The container's process (its config.json) with the exec's command, environment, working
 /// directory, user and terminal, as `docker exec` changes them.
 fn process(engine: &Engine, container: &Record, config: &ExecConfig) -> Result<Process> {
     let dir = engine.containers.dir(&container.id);
     let path = dir.join("config.json");
     let data = fs::read(&path).map_err(Error::io("read", &path))?;
-    let spec: Spec = serde_json::from_slice(&data)
+    let spec: SpecProcess = serde_json::from_slice(&data)
         .map_err(|e| Error::Invalid(format!("read the container's config.json: {e}")))?;
-    let mut process = spec.process().clone().unwrap_or_default();
+    let mut process = spec.process.unwrap_or_default();
     process.set_args(Some(config.cmd.clone()));
     process.set_terminal(Some(config.tty));
     let mut env = process.env().clone().unwrap_or_default();
@@ -293,4 +390,41 @@ fn process(engine: &Engine, container: &Record, config: &ExecConfig) -> Result<P
         process.set_capabilities(Some(crate::spec::security::capabilities(&host, uid)));
     }
     Ok(process)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_records_progress_is_its_last_whole_line() {
+        let record = ExecRecord {
+            id: "e".repeat(64),
+            container_id: "c".repeat(64),
+            config: ExecConfig::default(),
+            process: Process::default(),
+            running: false,
+            exit_code: None,
+            pid: 0,
+            pid_start: 0,
+        };
+        let mut data = serde_json::to_vec(&record).unwrap();
+        data.extend_from_slice(
+            b"\n{\"running\":true,\"pid\":7,\"pid_start\":9,\"exit_code\":null}\n",
+        );
+        let started = parse(&data).unwrap();
+        assert!(started.running);
+        assert_eq!(
+            (started.pid, started.pid_start, started.exit_code),
+            (7, 9, None)
+        );
+        // An exit being appended is not seen until its line is whole.
+        data.extend_from_slice(b"{\"running\":false,\"pid\":7,\"pid_start\":9,\"exit_co");
+        assert!(parse(&data).unwrap().running);
+        data.extend_from_slice(b"de\":3}\n");
+        let exited = parse(&data).unwrap();
+        assert!(!exited.running);
+        assert_eq!(exited.exit_code, Some(3));
+        assert!(parse(b"{\"id\":").is_err());
+    }
 }

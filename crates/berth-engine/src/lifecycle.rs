@@ -366,6 +366,7 @@ fn teardown(engine: &Engine, id: &str, record: Option<&Record>) -> Vec<String> {
     errors.extend(crate::network::detach(engine, id, record));
     errors.extend(crate::leftovers::unmount_under(&engine.containers.dir(id)));
     errors.extend(crate::volumes::local::release_all(engine, id, record));
+    crate::exec::forget_all(engine, id);
     errors
 }
 
@@ -710,6 +711,7 @@ pub fn finish_removal(engine: &Engine, id: &str, doomed: Option<&Path>) -> Vec<S
         Err(e) => errors.push(e.to_string()),
     }
     errors.extend(crate::leftovers::cgroups(id));
+    crate::exec::forget_all(engine, id);
     let Some(doomed) = doomed else {
         return errors;
     };

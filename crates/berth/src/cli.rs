@@ -31,21 +31,23 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// `berth run` parsed alone: building the whole command tree (every command's arguments and
-/// help) costs more than the rest of the CLI's work for a container start. Used only when it
-/// parses; anything else goes through [`Cli`], which then reports errors as usual.
+/// `berth run` and `berth exec` parsed alone: building the whole command tree (every command's
+/// arguments and help) costs more than the rest of the CLI's work for a container start, and
+/// as much as an exec's. Used only when it parses; anything else goes through [`Cli`], which
+/// then reports errors as usual.
 #[derive(Parser, Debug)]
 #[command(name = "berth")]
-pub struct RunCli {
+pub struct FastCli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
-    pub command: RunOnly,
+    pub command: Fast,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum RunOnly {
-    Run(run::RunArgs),
+pub enum Fast {
+    Run(Box<run::RunArgs>),
+    Exec(exec::ExecArgs),
 }
 
 /// `T` from the command line, its switches taking Docker's boolean forms too. Only a command
@@ -97,18 +99,18 @@ impl Command {
 }
 
 impl Cli {
-    /// Parses the command line, `run` by its fast path.
+    /// Parses the command line, `run` and `exec` by their fast path.
     pub fn parse_args() -> Result<Cli, clap::Error> {
-        if std::env::args_os().any(|a| a == "run") {
-            if let Ok(RunCli {
-                global,
-                command: RunOnly::Run(args),
-            }) = parse::<RunCli>()
-            {
+        if std::env::args_os().any(|a| a == "run" || a == "exec") {
+            if let Ok(FastCli { global, command }) = parse::<FastCli>() {
+                let command = match command {
+                    Fast::Run(args) => Command::Run(*args),
+                    Fast::Exec(args) => Command::Exec(args),
+                };
                 return Cli {
                     version: None,
                     global,
-                    command: Command::Run(args),
+                    command,
                 }
                 .checked();
             }

@@ -355,10 +355,20 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 /// The runtime's state directory of the data root `root`, as berth-engine names it
 /// (engine.rs: the first 8 bytes of the path's SHA-256, in hex, under /run/berth/runtime).
 pub fn runtime_dir(root: &Path) -> PathBuf {
+    run_dir(root, "runtime")
+}
+
+/// The exec records' directory of the data root `root`, beside the runtime's state
+/// (/run/berth/execs/<the same hash>).
+pub fn execs_dir(root: &Path) -> PathBuf {
+    run_dir(root, "execs")
+}
+
+fn run_dir(root: &Path, what: &str) -> PathBuf {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    PathBuf::from(format!("/run/berth/runtime/{hex}"))
+    PathBuf::from(format!("/run/berth/{what}/{hex}"))
 }
 
 /// Existing cgroup directories `berth/<id>` in every hierarchy (v1 controllers, unified, v2).

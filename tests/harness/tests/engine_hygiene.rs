@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use berth_harness::image::{berth_bin, runtime_dir, Berth, IMAGE};
+use berth_harness::image::{berth_bin, execs_dir, runtime_dir, Berth, IMAGE};
 use berth_harness::{eventually, need_root, run_with_timeout, Ran, COMMAND_TIMEOUT};
 use berth_harness::{monitors_of, monitors_of_root};
 
@@ -33,6 +33,7 @@ fn runs_of_every_kind_leave_no_runtime_state() {
     need_root!();
     let berth = Berth::new();
     let state = runtime_dir(berth.root());
+    let execs = execs_dir(berth.root());
     // `run --rm` and `rm -f` return once the container is gone from every listing; its
     // monitor deletes the runtime's state right after, before it ends.
     let gone = |after: &str| {
@@ -46,6 +47,12 @@ fn runs_of_every_kind_leave_no_runtime_state() {
             "after {after}: {} holds {left:?}",
             state.display()
         );
+        // The exec records (on /run too) go with their container.
+        assert!(
+            !execs.exists(),
+            "after {after}: {} is left",
+            execs.display()
+        );
     };
     berth.ok(&["images"]);
     gone("images");
@@ -53,13 +60,27 @@ fn runs_of_every_kind_leave_no_runtime_state() {
         berth.ok(&["run", "--rm", IMAGE, "true"]);
         gone(&format!("run --rm #{i}"));
         let id = berth.ok(&["run", "-d", IMAGE, "sleep", "600"]);
+        berth.ok(&["exec", &id, "true"]);
+        assert!(
+            execs.join(&id).is_dir(),
+            "the exec's record in {}",
+            execs.display()
+        );
         berth.ok(&["rm", "-f", &id]);
-        gone(&format!("run -d, rm -f #{i}"));
+        gone(&format!("run -d, exec, rm -f #{i}"));
     }
     let failed = berth.run(&["run", "--name", "failed", IMAGE, "/nonexistent"]);
     assert_eq!(failed.code(), Some(127), "{}", failed.stderr);
     gone("a create that failed");
     berth.ok(&["rm", "failed"]);
+
+    // A stopped container's exec records stay for `exec inspect` until it is removed.
+    let id = berth.ok(&["run", "-d", IMAGE, "sleep", "600"]);
+    berth.ok(&["exec", &id, "true"]);
+    berth.ok(&["stop", "-t", "0", &id]);
+    assert!(execs.join(&id).is_dir(), "the exec's record after stop");
+    berth.ok(&["rm", &id]);
+    gone("exec, stop, rm");
 
     let id = berth.ok(&["run", "-d", IMAGE, "sleep", "600"]);
     kill_monitor(&id);

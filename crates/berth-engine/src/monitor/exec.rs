@@ -79,7 +79,7 @@ impl Exec {
             record.running = true;
             record.pid = pid;
             record.pid_start = berth_runtime::state::process_start_time(pid).unwrap_or(0);
-            crate::exec::save(engine, &record)?;
+            crate::exec::update(engine, &record)?;
             Ok((stdio, pidfd))
         });
         let (mut stdio, pidfd) = match started {
@@ -289,7 +289,7 @@ impl Exec {
         }
         self.record.running = false;
         self.record.exit_code = Some(code);
-        if let Err(e) = crate::exec::save(engine, &self.record) {
+        if let Err(e) = crate::exec::update(engine, &self.record) {
             eprintln!(
                 "berth monitor {}: record the exit of exec {}: {e}",
                 short(&self.record.container_id),

@@ -21,7 +21,7 @@
 //!                                       <-   Exit {code}, after the record is written and, with
 //!                                            --rm, everything is removed; then the monitor closes
 //!
-//!   Exec {id, detach, size}             ->   start the process of exec record <dir>/execs/<id>
+//!   Exec {id, detach, size}             ->   start the process of exec record <id> (exec.rs)
 //!                                            (the monitor forks it through the runtime, holds
 //!                                            its pipes or pty, reaps it); this connection, not
 //!                                            detached, is its streams from then on

@@ -60,7 +60,8 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<i32> {
     } else {
         None
     };
-    let mut session = exec::start(&engine, &record.id, args.detach, size)?;
+    let exec_id = record.id.clone();
+    let mut session = exec::start_created(&engine, record, args.detach, size)?;
     if args.detach {
         return Ok(0);
     }
@@ -73,7 +74,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<i32> {
         Ended::Detached => Ok(relay::escaped()),
         Ended::Closed => bail!(
             "exec {}: the container's monitor went away before the process ended",
-            berth_engine::error::short(&record.id)
+            berth_engine::error::short(&exec_id)
         ),
     }
 }
