@@ -560,3 +560,27 @@ fn a_bind_source_relative_to_the_bundle_may_leave_it_as_under_runc() {
     assert_eq!(seen[0].1, seen[1].1, "{seen:#?}");
     assert_eq!(seen[0].2, seen[1].2, "{seen:#?}");
 }
+
+/// A volume mounted over /dev through a symbolic link in the image (/vol -> /dev) covers the
+/// /dev tmpfs though its destination does not say so: the device nodes go where /dev now
+/// resolves (the volume), as under runc, not into the tmpfs hidden below it, which left the
+/// container without /dev/null and failed its start.
+#[test]
+fn a_volume_over_dev_through_a_symlink_gets_the_device_nodes_as_under_runc() {
+    need_root!();
+    need_runc!();
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let volume = tempfile::tempdir().expect("volume dir");
+        let mut bundle = Bundle::new(&["ls", "/dev/"]);
+        std::os::unix::fs::symlink("/dev", bundle.rootfs().join("vol")).expect("symlink");
+        add_mount(&mut bundle, bind(volume.path(), "/vol", &["rbind"]));
+        let ran = rt.run_container(&unique("dev-volume"), &bundle);
+        let in_volume = volume.path().join("null").exists();
+        let listed = ran.stdout.split_whitespace().any(|n| n == "null");
+        seen.push((name, ran.code(), listed, in_volume, ran.stderr));
+    }
+    assert_eq!(seen[0].1, Some(0), "{seen:#?}");
+    let outcome = |s: &(&str, Option<i32>, bool, bool, String)| (s.1, s.2, s.3);
+    assert_eq!(outcome(&seen[0]), outcome(&seen[1]), "{seen:#?}");
+}

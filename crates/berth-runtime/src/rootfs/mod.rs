@@ -127,7 +127,7 @@ fn mount_one(
     fresh.covered_by(&clean_dest);
     let is_bind = m.is_bind();
     if m.fstype == "cgroup" || m.fstype == "cgroup2" {
-        return mount_cgroup(root, m, host_cgroups);
+        return mount_cgroup(root, m, host_cgroups, fresh);
     }
     mount_plain(root, m, opened, shares_pid_ns, fresh)?;
     if !is_bind && m.fstype == "tmpfs" {
@@ -170,6 +170,7 @@ fn mount_plain(
             let target = resolve::create(root, dest, leaf)
                 .step(|| format!("create mount point {} in the root", dest.display()))?;
             procfs::check_resolved(dest, &target).or_else(|e| fail(what(), e))?;
+            fresh.resolved(root, &procfs::clean(dest), &target);
             target
         }
     };
@@ -331,7 +332,12 @@ fn locked_flags(path: &Path) -> MsFlags {
 /// A cgroup mount: the container's own cgroup directories, bound from the host (every v1
 /// hierarchy as a subdirectory of a tmpfs, or the v2 one), so the container sees its cgroup
 /// and nothing above it whether or not it has a cgroup namespace.
-fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> StepResult<()> {
+fn mount_cgroup(
+    root: std::os::fd::BorrowedFd<'_>,
+    m: &MountPlan,
+    own: &str,
+    fresh: &mut FreshTmpfs,
+) -> StepResult<()> {
     let dest = &m.destination;
     let ro = m.options.flags.contains(MsFlags::MS_RDONLY);
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -340,6 +346,7 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> 
         .step(|| format!("create mount point {}", dest.display()))?;
     procfs::check_resolved(dest, &target)
         .or_else(|e| fail(format!("mount cgroup on {}", dest.display()), e))?;
+    fresh.resolved(root, &procfs::clean(dest), &target);
     let target_path = resolve::fd_path(&target);
     if unified_only {
         let r = mount(
