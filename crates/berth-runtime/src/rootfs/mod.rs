@@ -526,13 +526,25 @@ pub fn enter(plan: &InitPlan, no_pivot: bool) -> StepResult<()> {
             .step(|| "move the root filesystem onto /".into())?;
         nix::unistd::chroot(".").step(|| "chroot into the root filesystem".into())?;
     } else {
+        // The old root, opened before it is moved: after pivot_root, mount(2) on "." acts on
+        // the new root (only umount2 goes to the mount stacked on top), so it is reached
+        // through this descriptor, as runc does. Unless it is made of slaves and private
+        // mounts already (the propagation set on / before the root was set up, which the
+        // mounts made since inherit): the walk over every mount copied from the host
+        // (hundreds, on a host running containers) would change nothing.
+        let old_root = (!all_unshared(plan))
+            .then(|| {
+                let flags = OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+                nix::fcntl::open("/", flags, Mode::empty()).step(|| "open the old root /".into())
+            })
+            .transpose()?;
         nix::unistd::pivot_root(".", ".").step(|| format!("pivot_root to {}", rootfs.display()))?;
         // The old root is now mounted on top of the new one: make it a slave so the unmount
-        // does not propagate to the host, then detach it. Unless it is made of slaves and
-        // private mounts already (the propagation set on / before the root was set up, which
-        // the mounts made since inherit): the walk over every mount copied from the host
-        // (hundreds, on a host running containers) would change nothing.
-        if !all_unshared(plan) {
+        // does not propagate to the host, then detach it. A slave, not the new root: the
+        // container's own mounts keep the propagation asked for (an rshared volume stays a
+        // peer of the host's mount, as under runc).
+        if let Some(old_root) = old_root {
+            nix::unistd::fchdir(&old_root).step(|| "fchdir to the old root".into())?;
             mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
                 .step(|| "make the old root a slave".into())?;
         }
