@@ -685,3 +685,123 @@ fn credentials_never_go_to_a_host_an_upload_location_names() {
         "the registry's credentials were sent to {foreign}, named only by an upload Location"
     );
 }
+
+fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(bytes);
+    format!(
+        "sha256:{}",
+        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+/// Serves an image of one layer, `blob` labelled `media_type`, whose config declares `tar`'s
+/// digest as the diff ID; returns the registry and the reference to pull.
+fn one_layer_registry(tar: &[u8], blob: Vec<u8>, media_type: &str) -> (HostileRegistry, Reference) {
+    let layer = sha256_digest(&blob);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(tar)]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": sha256_digest(&config), "size": config.len()},
+        "layers": [{"mediaType": media_type, "digest": layer, "size": blob.len()}],
+    }))
+    .unwrap();
+    let reply = |content_type, body| Reply {
+        content_type,
+        body,
+        endless: false,
+    };
+    let octets = "application/octet-stream";
+    let config_path = format!("/v2/layered/blobs/{}", sha256_digest(&config));
+    let routes = HashMap::from([
+        (
+            "/v2/layered/manifests/1".to_string(),
+            reply("application/vnd.oci.image.manifest.v1+json", manifest),
+        ),
+        (config_path, reply(octets, config)),
+        (format!("/v2/layered/blobs/{layer}"), reply(octets, blob)),
+    ]);
+    let registry = HostileRegistry::start(routes);
+    let reference = Reference::parse(&format!("{}/layered:1", registry.addr)).unwrap();
+    (registry, reference)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A case: its name, the layer's tar, the blob served, its media type, whether it pulls.
+type HostileLayer<'a> = (&'a str, &'a [u8], Vec<u8>, &'a str, bool);
+
+/// Layers a registry may serve, each pulled through the three stages (fetch, inflate,
+/// untar): the good ones make an image, the bad ones one error and nothing left behind.
+#[test]
+fn hostile_layers_pull_or_fail_cleanly() {
+    const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let tar = rootfs_tar("hostile", 300_000);
+    let escaping = {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.as_gnu_mut().unwrap().name[..12].copy_from_slice(b"../../escape");
+        h.set_cksum();
+        builder.append(&h, &b"evil"[..]).unwrap();
+        builder.into_inner().unwrap()
+    };
+    let gz = gzip(&tar);
+    let mut trailing = gz.clone();
+    trailing.extend_from_slice(&[b'x'; 100_000]);
+    let truncated = gz[..gz.len() / 2].to_vec();
+    let zstd = zstd::encode_all(&tar[..], 3).unwrap();
+    let cases: Vec<HostileLayer> = vec![
+        ("gzip", &tar, gz.clone(), GZIP, true),
+        (
+            "zstd",
+            &tar,
+            zstd,
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            true,
+        ),
+        ("plain labelled gzip", &tar, tar.clone(), GZIP, true),
+        ("trailing garbage", &tar, trailing, GZIP, false),
+        ("truncated", &tar, truncated, GZIP, false),
+        ("unsafe entry", &escaping, gzip(&escaping), GZIP, false),
+        ("not a tar", b"hello", gzip(b"hello"), GZIP, false),
+    ];
+    for (name, tar, blob, media_type, pulls) in cases {
+        let (_registry, reference) = one_layer_registry(tar, blob, media_type);
+        let (dir, dest) = store();
+        let options = PullOptions {
+            retries: 0,
+            ..PullOptions::default()
+        };
+        let pulled = pull(&dest, &reference, &options, &Silent);
+        if pulls {
+            pulled.unwrap_or_else(|e| panic!("{name}: {e}"));
+            continue;
+        }
+        let err = pulled.expect_err(name).to_string();
+        assert!(
+            err.starts_with(&format!("pull {reference}")),
+            "{name}: {err}"
+        );
+        no_partial_image(&dest, 0);
+        let layers = std::fs::read_dir(dest.dir().join("layers"))
+            .unwrap()
+            .count();
+        assert_eq!(layers, 0, "{name}: a layer left behind ({err})");
+        assert!(
+            !dir.path().parent().unwrap().join("escape").exists(),
+            "{name}: wrote outside the store"
+        );
+    }
+}

@@ -485,6 +485,64 @@ fn shared_root_propagation_works_and_mounts_inside_stay_inside_as_under_runc() {
     }
 }
 
+/// Mounts a tmpfs on /mnt/sub (the volume), writes the propagation of /mnt (peer group numbers
+/// dropped) to /out, then waits.
+const MOUNT_IN_VOLUME: &str = r#"busybox mount -t tmpfs t /mnt/sub || exit 1
+busybox awk '$5 == "/mnt" {
+  o = $5; for (i = 7; $i != "-"; i++) { f = $i; sub(/:[0-9]+/, "", f); o = o " " f }; print o
+}' /proc/self/mountinfo > /out
+busybox touch /ready
+exec busybox sleep 1000"#;
+
+/// An rshared volume from a shared host mount: a mount the container makes in it reaches the
+/// host, with an rshared root as with an rslave one, as under runc (Docker's `-v a:b:rshared`).
+/// berth-runc made the old root a slave through ".", which after pivot_root is the new root:
+/// every mount of the container became a slave, the volume too.
+#[test]
+fn an_rshared_volume_propagates_mounts_to_the_host_as_under_runc() {
+    need_root!();
+    need_runc!();
+    let shared = SharedDir::new();
+    let sub = shared.0.path().join("sub");
+    std::fs::create_dir(&sub).expect("sub dir");
+    for propagation in ["rshared", "rslave"] {
+        let mut seen = Vec::new();
+        for (name, rt) in runtimes() {
+            let mut bundle = Bundle::new(&["true"]);
+            add_mount(
+                &mut bundle,
+                bind(shared.0.path(), "/mnt", &["rbind", "rshared"]),
+            );
+            edit(&mut bundle, |v| {
+                v["process"]["args"] = json!(script(MOUNT_IN_VOLUME));
+                v["linux"]["rootfsPropagation"] = json!(propagation);
+                with_sys_admin(v);
+            });
+            let rootfs = bundle.rootfs();
+            let id = unique("rshared-volume");
+            rt.run(&["run", "--detach", "--bundle", path(bundle.path()), &id])
+                .ok();
+            eventually("the container to mount in its volume", || {
+                rootfs.join("ready").exists().then_some(())
+            });
+            let inside = read(&rootfs.join("out"));
+            let on_host = host_mounts_under(&sub).len();
+            rt.run(&["delete", "--force", &id]).ok();
+            // What reached the host stays there: unmounted for the next run.
+            for _ in 0..on_host {
+                let _ = std::process::Command::new("umount").arg(&sub).status();
+            }
+            seen.push((name, inside, on_host));
+        }
+        let outcome = |s: &(&str, String, usize)| (s.1.clone(), s.2);
+        assert_eq!(
+            outcome(&seen[0]),
+            outcome(&seen[1]),
+            "{propagation}: {seen:#?}"
+        );
+    }
+}
+
 /// A new user namespace mapping root to 100000 (65536 ids), with the rootfs owned by it and
 /// the bundle searchable, as a user-namespaced root needs.
 fn in_user_namespace(bundle: &mut Bundle) {
@@ -559,4 +617,28 @@ fn a_bind_source_relative_to_the_bundle_may_leave_it_as_under_runc() {
     );
     assert_eq!(seen[0].1, seen[1].1, "{seen:#?}");
     assert_eq!(seen[0].2, seen[1].2, "{seen:#?}");
+}
+
+/// A volume mounted over /dev through a symbolic link in the image (/vol -> /dev) covers the
+/// /dev tmpfs though its destination does not say so: the device nodes go where /dev now
+/// resolves (the volume), as under runc, not into the tmpfs hidden below it, which left the
+/// container without /dev/null and failed its start.
+#[test]
+fn a_volume_over_dev_through_a_symlink_gets_the_device_nodes_as_under_runc() {
+    need_root!();
+    need_runc!();
+    let mut seen = Vec::new();
+    for (name, rt) in runtimes() {
+        let volume = tempfile::tempdir().expect("volume dir");
+        let mut bundle = Bundle::new(&["ls", "/dev/"]);
+        std::os::unix::fs::symlink("/dev", bundle.rootfs().join("vol")).expect("symlink");
+        add_mount(&mut bundle, bind(volume.path(), "/vol", &["rbind"]));
+        let ran = rt.run_container(&unique("dev-volume"), &bundle);
+        let in_volume = volume.path().join("null").exists();
+        let listed = ran.stdout.split_whitespace().any(|n| n == "null");
+        seen.push((name, ran.code(), listed, in_volume, ran.stderr));
+    }
+    assert_eq!(seen[0].1, Some(0), "{seen:#?}");
+    let outcome = |s: &(&str, Option<i32>, bool, bool, String)| (s.1, s.2, s.3);
+    assert_eq!(outcome(&seen[0]), outcome(&seen[1]), "{seen:#?}");
 }

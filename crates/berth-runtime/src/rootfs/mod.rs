@@ -127,7 +127,7 @@ fn mount_one(
     fresh.covered_by(&clean_dest);
     let is_bind = m.is_bind();
     if m.fstype == "cgroup" || m.fstype == "cgroup2" {
-        return mount_cgroup(root, m, host_cgroups);
+        return mount_cgroup(root, m, host_cgroups, fresh);
     }
     mount_plain(root, m, opened, shares_pid_ns, fresh)?;
     if !is_bind && m.fstype == "tmpfs" {
@@ -170,6 +170,7 @@ fn mount_plain(
             let target = resolve::create(root, dest, leaf)
                 .step(|| format!("create mount point {} in the root", dest.display()))?;
             procfs::check_resolved(dest, &target).or_else(|e| fail(what(), e))?;
+            fresh.resolved(root, &procfs::clean(dest), &target);
             target
         }
     };
@@ -331,7 +332,12 @@ fn locked_flags(path: &Path) -> MsFlags {
 /// A cgroup mount: the container's own cgroup directories, bound from the host (every v1
 /// hierarchy as a subdirectory of a tmpfs, or the v2 one), so the container sees its cgroup
 /// and nothing above it whether or not it has a cgroup namespace.
-fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> StepResult<()> {
+fn mount_cgroup(
+    root: std::os::fd::BorrowedFd<'_>,
+    m: &MountPlan,
+    own: &str,
+    fresh: &mut FreshTmpfs,
+) -> StepResult<()> {
     let dest = &m.destination;
     let ro = m.options.flags.contains(MsFlags::MS_RDONLY);
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -340,6 +346,7 @@ fn mount_cgroup(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, own: &str) -> 
         .step(|| format!("create mount point {}", dest.display()))?;
     procfs::check_resolved(dest, &target)
         .or_else(|e| fail(format!("mount cgroup on {}", dest.display()), e))?;
+    fresh.resolved(root, &procfs::clean(dest), &target);
     let target_path = resolve::fd_path(&target);
     if unified_only {
         let r = mount(
@@ -519,13 +526,25 @@ pub fn enter(plan: &InitPlan, no_pivot: bool) -> StepResult<()> {
             .step(|| "move the root filesystem onto /".into())?;
         nix::unistd::chroot(".").step(|| "chroot into the root filesystem".into())?;
     } else {
+        // The old root, opened before it is moved: after pivot_root, mount(2) on "." acts on
+        // the new root (only umount2 goes to the mount stacked on top), so it is reached
+        // through this descriptor, as runc does. Unless it is made of slaves and private
+        // mounts already (the propagation set on / before the root was set up, which the
+        // mounts made since inherit): the walk over every mount copied from the host
+        // (hundreds, on a host running containers) would change nothing.
+        let old_root = (!all_unshared(plan))
+            .then(|| {
+                let flags = OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+                nix::fcntl::open("/", flags, Mode::empty()).step(|| "open the old root /".into())
+            })
+            .transpose()?;
         nix::unistd::pivot_root(".", ".").step(|| format!("pivot_root to {}", rootfs.display()))?;
         // The old root is now mounted on top of the new one: make it a slave so the unmount
-        // does not propagate to the host, then detach it. Unless it is made of slaves and
-        // private mounts already (the propagation set on / before the root was set up, which
-        // the mounts made since inherit): the walk over every mount copied from the host
-        // (hundreds, on a host running containers) would change nothing.
-        if !all_unshared(plan) {
+        // does not propagate to the host, then detach it. A slave, not the new root: the
+        // container's own mounts keep the propagation asked for (an rshared volume stays a
+        // peer of the host's mount, as under runc).
+        if let Some(old_root) = old_root {
+            nix::unistd::fchdir(&old_root).step(|| "fchdir to the old root".into())?;
             mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
                 .step(|| "make the old root a slave".into())?;
         }
