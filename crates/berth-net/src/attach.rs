@@ -10,7 +10,7 @@ use crate::ipam::{self, mac_for, parse_mac};
 use crate::nft::Nft;
 use crate::rtnl::{Rtnl, LOOPBACK_INDEX};
 use crate::store::{netlink, Lease, NetStore, DEFAULT_NETWORK};
-use crate::{dns, ports, AttachRequest, Attachment, Network};
+use crate::{dns, leases, ports, AttachRequest, Attachment, Network};
 
 const CONTAINER_IFNAME: &str = "eth0";
 
@@ -78,14 +78,14 @@ impl NetStore {
     /// Under the network's lock: the bridge is up and the container has an address.
     fn lease(&self, net: &Network, req: &AttachRequest) -> Result<(u32, Ipv4Addr, String)> {
         let _lock = self.lock_network(&net.id)?;
-        if !self.net_dir(&net.id).join("network.json").exists() {
+        let dir = self.net_dir(&net.id);
+        if !dir.join("network.json").exists() {
             return Err(NetError::NotFound(net.name.clone()));
         }
         let bridge_index = self.ensure_bridge(net)?;
-        let mut leases = self.leases(net)?;
         // A lease left by an earlier attach of the same container (its teardown never ran).
-        leases.retain(|_, l| l.container_id != req.container_id);
-        let used = leases.keys().copied().collect();
+        leases::remove_container(&dir, &req.container_id)?;
+        let used = leases::used(&dir)?;
         let ip = ipam::allocate(
             &net.subnet,
             net.ip_range.as_ref(),
@@ -104,8 +104,7 @@ impl NetStore {
             veth: veth_name(&req.container_id, &net.id),
             ports: Vec::new(),
         };
-        leases.insert(ip, lease);
-        self.save_leases(net, &leases)?;
+        leases::write(&dir, ip, &lease)?;
         Ok((bridge_index, ip, mac))
     }
 
@@ -181,14 +180,8 @@ impl NetStore {
         ports: &[crate::PortMapping],
     ) -> Result<()> {
         let _lock = self.lock_network(&net.id)?;
-        let mut leases = self.leases(net)?;
-        for l in leases
-            .values_mut()
-            .filter(|l| l.container_id == container_id)
-        {
-            l.ports = ports.to_vec();
-        }
-        self.save_leases(net, &leases)
+        let dir = self.net_dir(&net.id);
+        leases::update_container(&dir, container_id, |l| l.ports = ports.to_vec()).map(|_| ())
     }
 
     /// Idempotent; works when the netns is gone. Collects every error and keeps going.
@@ -269,17 +262,14 @@ impl NetStore {
         let mut atts = Vec::new();
         let mut errors = Vec::new();
         for net in networks {
-            let leases = match self.leases(&net) {
+            let mine = match leases::of_container(&self.net_dir(&net.id), container_id) {
                 Ok(l) => l,
                 Err(e) => {
                     errors.push(e);
                     continue;
                 }
             };
-            let mine = leases
-                .into_iter()
-                .filter(|(_, l)| l.container_id == container_id);
-            atts.extend(mine.map(|(ip, lease)| Attachment {
+            atts.extend(mine.into_iter().map(|(ip, lease)| Attachment {
                 container_id: lease.container_id,
                 network: net.name.clone(),
                 network_id: net.id.clone(),
@@ -300,17 +290,12 @@ impl NetStore {
     /// A renamed container's leases take its new name: the DNS answers to it from then on.
     pub fn rename_container(&self, container_id: &str, name: &str) -> Result<()> {
         for net in self.networks()? {
-            let _lock = self.lock_network(&net.id)?;
-            let mut leases = self.leases(&net)?;
-            let mut mine = leases
-                .values_mut()
-                .filter(|l| l.container_id == container_id)
-                .peekable();
-            if mine.peek().is_none() {
+            let dir = self.net_dir(&net.id);
+            if leases::of_container(&dir, container_id)?.is_empty() {
                 continue;
             }
-            mine.for_each(|l| l.name = name.to_string());
-            self.save_leases(&net, &leases)?;
+            let _lock = self.lock_network(&net.id)?;
+            leases::update_container(&dir, container_id, |l| l.name = name.to_string())?;
         }
         Ok(())
     }
@@ -329,25 +314,13 @@ impl NetStore {
                 return Vec::new();
             }
         };
-        let mut leases = match self.leases(net) {
-            Ok(l) => l,
+        match leases::remove_container(&self.net_dir(&net.id), container_id) {
+            Ok(gone) => gone.into_values().flat_map(|l| l.ports).collect(),
             Err(e) => {
                 errors.push(e.to_string());
-                return Vec::new();
+                Vec::new()
             }
-        };
-        let mut ports = Vec::new();
-        leases.retain(|_, l| {
-            let mine = l.container_id == container_id;
-            if mine {
-                ports.append(&mut l.ports);
-            }
-            !mine
-        });
-        if let Err(e) = self.save_leases(net, &leases) {
-            errors.push(e.to_string());
         }
-        ports
     }
 }
 
