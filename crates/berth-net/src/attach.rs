@@ -83,9 +83,7 @@ impl NetStore {
             return Err(NetError::NotFound(net.name.clone()));
         }
         let bridge_index = self.ensure_bridge(net)?;
-        // A lease left by an earlier attach of the same container (its teardown never ran).
-        leases::remove_container(&dir, &req.container_id)?;
-        let used = leases::used(&dir)?;
+        let used = leases::prepare_attach(&dir, &req.container_id)?;
         let ip = ipam::allocate(
             &net.subnet,
             net.ip_range.as_ref(),

@@ -99,14 +99,28 @@ pub(crate) fn all(net_dir: &Path) -> Result<Leases> {
     Ok(leases)
 }
 
-/// The addresses in use, from the names alone.
-pub(crate) fn used(net_dir: &Path) -> Result<BTreeSet<Ipv4Addr>> {
-    let mut used: BTreeSet<Ipv4Addr> = legacy(net_dir, "allocate address")?.into_keys().collect();
-    used.extend(
-        entries(net_dir, "allocate address")?
-            .into_iter()
-            .map(|e| e.ip),
-    );
+/// Before an attach, under the network's lock, in one listing: drops the container's leases
+/// left by an earlier attach whose teardown never ran, and returns the addresses in use.
+pub(crate) fn prepare_attach(net_dir: &Path, container_id: &str) -> Result<BTreeSet<Ipv4Addr>> {
+    let step = "allocate address";
+    let mut old = legacy(net_dir, step)?;
+    if old.values().any(|l| l.container_id == container_id) {
+        old.retain(|_, l| l.container_id != container_id);
+        write_json(step, &net_dir.join(LEGACY), &old)?;
+    }
+    let mut used: BTreeSet<Ipv4Addr> = old.into_keys().collect();
+    for e in entries(net_dir, step)? {
+        if e.container_id != container_id {
+            used.insert(e.ip);
+            continue;
+        }
+        match fs::remove_file(&e.path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                return Err(NetError::io(step, &e.path, err));
+            }
+            _ => {}
+        }
+    }
     Ok(used)
 }
 
@@ -237,6 +251,11 @@ mod tests {
         }
     }
 
+    /// The addresses in use (no container's lease dropped).
+    fn used(net_dir: &Path) -> Result<BTreeSet<Ipv4Addr>> {
+        prepare_attach(net_dir, "-")
+    }
+
     fn ip(last: u8) -> Ipv4Addr {
         Ipv4Addr::new(10, 0, 0, last)
     }
@@ -258,6 +277,13 @@ mod tests {
         assert_eq!(gone.keys().copied().collect::<Vec<_>>(), vec![ip(2)]);
         assert_eq!(used(d.path()).unwrap(), BTreeSet::from([ip(3)]));
         assert!(!update_container(d.path(), "aaa", |_| {}).unwrap());
+        // A stale lease of the container attaching again is dropped, its address free.
+        write(d.path(), ip(5), &lease("ddd", "d")).unwrap();
+        assert_eq!(
+            prepare_attach(d.path(), "ddd").unwrap(),
+            BTreeSet::from([ip(3)])
+        );
+        assert!(of_container(d.path(), "ddd").unwrap().is_empty());
     }
 
     #[test]
