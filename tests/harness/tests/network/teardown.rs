@@ -114,6 +114,11 @@ fn a_hundred_containers_no_collision_no_leak() {
         assert!(seen.insert(ip.clone()), "address {ip} given twice");
         by_name.push((format!("s{i}"), ip));
     }
+    let links = ip_cmd(&["link", "show", "master", &bridge]).lines().count();
+    assert_eq!(links, 100, "one veth per container on {bridge}");
+    let published: usize = seen.iter().map(|ip| dnat_elements_for(ip).len()).sum();
+    assert_eq!(published, 10);
+    // (After the veth count: a `run --rm`'s veth goes after its exit is reported.)
     // The network's DNS answers each name with that container's address: one started by each
     // of the four threads, and the last one started.
     let gateway = "10.234.8.1";
@@ -138,10 +143,6 @@ fn a_hundred_containers_no_collision_no_leak() {
             ran.stdout, ran.stderr
         );
     }
-    let links = ip_cmd(&["link", "show", "master", &bridge]).lines().count();
-    assert_eq!(links, 100, "one veth per container on {bridge}");
-    let published: usize = seen.iter().map(|ip| dnat_elements_for(ip).len()).sum();
-    assert_eq!(published, 10);
 
     let removers: Vec<_> = (0..4)
         .map(|t| {
