@@ -141,6 +141,9 @@ impl NetStore {
             }
             r => r.map_err(|e| netlink(STEP, op(), e))?,
         }
+        // Neither end has carrier before the container's end is up: no IPv6 chatter yet.
+        host.no_ipv6_link_local(&veth)
+            .map_err(|e| netlink(STEP, format!("RTM_SETLINK {veth} addrgenmode none"), e))?;
         // A container reaching its own published port through a host address: with
         // br_netfilter the DNATed frame is bridged back out of the port it came in by.
         // Rootless berth's /sys is the host network namespace's, not the one its bridges are in;
@@ -156,6 +159,14 @@ impl NetStore {
             .link_index(ifname)
             .and_then(|i| i.ok_or_else(|| io::ErrorKind::NotFound.into()))
             .map_err(|e| ns_err(STEP, req, &format!("RTM_GETLINK {ifname}"), e))?;
+        ns.no_ipv6_link_local(ifname).map_err(|e| {
+            ns_err(
+                STEP,
+                req,
+                &format!("RTM_SETLINK {ifname} addrgenmode none"),
+                e,
+            )
+        })?;
         ns.set_up(index)
             .map_err(|e| ns_err(STEP, req, &format!("RTM_SETLINK {ifname} up"), e))?;
         ns.add_address(index, ip, net.subnet.prefix, net.subnet.broadcast())
