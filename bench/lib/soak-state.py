@@ -54,13 +54,28 @@ def networks(root):
                 continue
             with open(record) as f:
                 rec = json.load(f)
-            leases = {}
-            path = os.path.join(base, net, "leases.json")
-            if os.path.isfile(path):
-                with open(path) as f:
-                    leases = json.load(f)
-            found.append((net, rec, leases))
+            found.append((net, rec, net_leases(os.path.join(base, net))))
     return found
+
+
+def net_leases(net_dir):
+    """ip -> lease of a network: one file `<ip>_<container id>` each in leases/, and the
+    leases.json of a network made before those (both are read)."""
+    leases = {}
+    path = os.path.join(net_dir, "leases.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            leases = json.load(f)
+    d = os.path.join(net_dir, "leases")
+    for name in os.listdir(d) if os.path.isdir(d) else []:
+        if name.startswith(".") or "_" not in name:
+            continue
+        try:
+            with open(os.path.join(d, name)) as f:
+                leases[name.split("_", 1)[0]] = json.load(f)
+        except (FileNotFoundError, ValueError):
+            pass  # released (or being written) while we listed
+    return leases
 
 
 def mounts(root):

@@ -10,7 +10,7 @@ use crate::ipam::{self, mac_for, parse_mac};
 use crate::nft::Nft;
 use crate::rtnl::{Rtnl, LOOPBACK_INDEX};
 use crate::store::{netlink, Lease, NetStore, DEFAULT_NETWORK};
-use crate::{dns, ports, AttachRequest, Attachment, Network};
+use crate::{dns, leases, ports, AttachRequest, Attachment, Network};
 
 const CONTAINER_IFNAME: &str = "eth0";
 
@@ -78,14 +78,12 @@ impl NetStore {
     /// Under the network's lock: the bridge is up and the container has an address.
     fn lease(&self, net: &Network, req: &AttachRequest) -> Result<(u32, Ipv4Addr, String)> {
         let _lock = self.lock_network(&net.id)?;
-        if !self.net_dir(&net.id).join("network.json").exists() {
+        let dir = self.net_dir(&net.id);
+        if !dir.join("network.json").exists() {
             return Err(NetError::NotFound(net.name.clone()));
         }
         let bridge_index = self.ensure_bridge(net)?;
-        let mut leases = self.leases(net)?;
-        // A lease left by an earlier attach of the same container (its teardown never ran).
-        leases.retain(|_, l| l.container_id != req.container_id);
-        let used = leases.keys().copied().collect();
+        let used = leases::prepare_attach(&dir, &req.container_id)?;
         let ip = ipam::allocate(
             &net.subnet,
             net.ip_range.as_ref(),
@@ -104,8 +102,7 @@ impl NetStore {
             veth: veth_name(&req.container_id, &net.id),
             ports: Vec::new(),
         };
-        leases.insert(ip, lease);
-        self.save_leases(net, &leases)?;
+        leases::write(&dir, ip, &lease)?;
         Ok((bridge_index, ip, mac))
     }
 
@@ -144,6 +141,9 @@ impl NetStore {
             }
             r => r.map_err(|e| netlink(STEP, op(), e))?,
         }
+        // Neither end has carrier before the container's end is up: no IPv6 chatter yet.
+        host.no_ipv6_link_local(&veth)
+            .map_err(|e| netlink(STEP, format!("RTM_SETLINK {veth} addrgenmode none"), e))?;
         // A container reaching its own published port through a host address: with
         // br_netfilter the DNATed frame is bridged back out of the port it came in by.
         // Rootless berth's /sys is the host network namespace's, not the one its bridges are in;
@@ -159,6 +159,14 @@ impl NetStore {
             .link_index(ifname)
             .and_then(|i| i.ok_or_else(|| io::ErrorKind::NotFound.into()))
             .map_err(|e| ns_err(STEP, req, &format!("RTM_GETLINK {ifname}"), e))?;
+        ns.no_ipv6_link_local(ifname).map_err(|e| {
+            ns_err(
+                STEP,
+                req,
+                &format!("RTM_SETLINK {ifname} addrgenmode none"),
+                e,
+            )
+        })?;
         ns.set_up(index)
             .map_err(|e| ns_err(STEP, req, &format!("RTM_SETLINK {ifname} up"), e))?;
         ns.add_address(index, ip, net.subnet.prefix, net.subnet.broadcast())
@@ -181,14 +189,8 @@ impl NetStore {
         ports: &[crate::PortMapping],
     ) -> Result<()> {
         let _lock = self.lock_network(&net.id)?;
-        let mut leases = self.leases(net)?;
-        for l in leases
-            .values_mut()
-            .filter(|l| l.container_id == container_id)
-        {
-            l.ports = ports.to_vec();
-        }
-        self.save_leases(net, &leases)
+        let dir = self.net_dir(&net.id);
+        leases::update_container(&dir, container_id, |l| l.ports = ports.to_vec()).map(|_| ())
     }
 
     /// Idempotent; works when the netns is gone. Collects every error and keeps going.
@@ -269,17 +271,14 @@ impl NetStore {
         let mut atts = Vec::new();
         let mut errors = Vec::new();
         for net in networks {
-            let leases = match self.leases(&net) {
+            let mine = match leases::of_container(&self.net_dir(&net.id), container_id) {
                 Ok(l) => l,
                 Err(e) => {
                     errors.push(e);
                     continue;
                 }
             };
-            let mine = leases
-                .into_iter()
-                .filter(|(_, l)| l.container_id == container_id);
-            atts.extend(mine.map(|(ip, lease)| Attachment {
+            atts.extend(mine.into_iter().map(|(ip, lease)| Attachment {
                 container_id: lease.container_id,
                 network: net.name.clone(),
                 network_id: net.id.clone(),
@@ -300,17 +299,12 @@ impl NetStore {
     /// A renamed container's leases take its new name: the DNS answers to it from then on.
     pub fn rename_container(&self, container_id: &str, name: &str) -> Result<()> {
         for net in self.networks()? {
-            let _lock = self.lock_network(&net.id)?;
-            let mut leases = self.leases(&net)?;
-            let mut mine = leases
-                .values_mut()
-                .filter(|l| l.container_id == container_id)
-                .peekable();
-            if mine.peek().is_none() {
+            let dir = self.net_dir(&net.id);
+            if leases::of_container(&dir, container_id)?.is_empty() {
                 continue;
             }
-            mine.for_each(|l| l.name = name.to_string());
-            self.save_leases(&net, &leases)?;
+            let _lock = self.lock_network(&net.id)?;
+            leases::update_container(&dir, container_id, |l| l.name = name.to_string())?;
         }
         Ok(())
     }
@@ -329,25 +323,13 @@ impl NetStore {
                 return Vec::new();
             }
         };
-        let mut leases = match self.leases(net) {
-            Ok(l) => l,
+        match leases::remove_container(&self.net_dir(&net.id), container_id) {
+            Ok(gone) => gone.into_values().flat_map(|l| l.ports).collect(),
             Err(e) => {
                 errors.push(e.to_string());
-                return Vec::new();
+                Vec::new()
             }
-        };
-        let mut ports = Vec::new();
-        leases.retain(|_, l| {
-            let mine = l.container_id == container_id;
-            if mine {
-                ports.append(&mut l.ports);
-            }
-            !mine
-        });
-        if let Err(e) = self.save_leases(net, &leases) {
-            errors.push(e.to_string());
         }
-        ports
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! One small server per user network, run as `berth __dns <network> --root <data_root>` in the
 //! host's namespace, listening on the gateway address, port 53/udp. It answers A queries for
-//! the names, hostnames, aliases and short ids in the network's leases (re-read when the file
-//! changes) and forwards everything else to the host's servers. Being on the host, it can use
+//! the names, hostnames, aliases and short ids in the network's leases (re-read when they
+//! change) and forwards everything else to the host's servers. Being on the host, it can use
 //! a local stub such as 127.0.0.53 that a container could not reach. It exits once the network
 //! is removed. Why not Docker's 127.0.0.11 inside each container: that needs a socket and
 //! rules in every container's namespace; one process per network costs nothing per container.
@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{NetError, Result};
-use crate::store::{read_json, Leases, NetStore};
+use crate::leases;
+use crate::store::{Leases, NetStore};
 use crate::{Attachment, Network};
 
 const TTL: u32 = 600;
@@ -62,7 +63,7 @@ pub fn serve(data_root: &Path, network: &str) -> Result<()> {
         .map_err(|e| NetError::io("dns: set timeout", addr.to_string(), e))?;
     let sock = Arc::new(sock);
     let upstreams = Arc::new(upstreams(&read("/etc/resolv.conf")));
-    let mut names = Names::new(dir.join("leases.json"));
+    let mut names = Names::new(dir.clone());
     let mut buf = [0u8; 1500];
     loop {
         let received = sock.recv_from(&mut buf);
@@ -95,28 +96,37 @@ pub fn serve(data_root: &Path, network: &str) -> Result<()> {
     }
 }
 
-/// Names of the network's containers, re-read when leases.json changes.
+/// Names of the network's containers, re-read when the leases change.
 struct Names {
-    path: PathBuf,
-    mtime: Option<SystemTime>,
+    /// The network's directory.
+    dir: PathBuf,
+    /// The leases' modification times when `map` was read; `None` before the first read.
+    stamp: Option<leases::Stamp>,
     map: HashMap<String, Ipv4Addr>,
 }
 
 impl Names {
-    fn new(path: PathBuf) -> Names {
+    fn new(dir: PathBuf) -> Names {
         Names {
-            path,
-            mtime: None,
+            dir,
+            stamp: None,
             map: HashMap::new(),
         }
     }
 
+    /// Re-read when the stamp moved, or when it is so recent that a change in the same tick
+    /// of the file system's clock (which leaves the time as it was) could have followed it.
     fn reload(&mut self) -> &HashMap<String, Ipv4Addr> {
-        let mtime = fs::metadata(&self.path).and_then(|m| m.modified()).ok();
-        if mtime.is_some() && mtime != self.mtime {
-            if let Ok(leases) = read_json::<Leases>("dns: read leases", &self.path) {
-                self.map = names_of(&leases);
-                self.mtime = mtime;
+        let stamp = leases::stamp(&self.dir);
+        let recent = [stamp.0, stamp.1].into_iter().flatten().any(|t| {
+            SystemTime::now()
+                .duration_since(t)
+                .map_or(true, |age| age < Duration::from_secs(1))
+        });
+        if self.stamp != Some(stamp) || recent {
+            if let Ok(all) = leases::all(&self.dir) {
+                self.map = names_of(&all);
+                self.stamp = Some(stamp);
             }
         }
         &self.map

@@ -10,6 +10,7 @@ mod attach;
 pub mod dns;
 pub mod error;
 pub mod ipam;
+mod leases;
 pub mod nft;
 mod ports;
 mod rtnl;

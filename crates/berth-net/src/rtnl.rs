@@ -12,7 +12,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -195,6 +196,24 @@ impl Rtnl {
         msg.header.change_mask = LinkFlags::Up;
         self.request(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)?;
         Ok(())
+    }
+
+    /// No IPv6 link-local address on link `name` (addrgenmode none), so that it sends no
+    /// duplicate address detection, MLD report or router solicitation when its carrier comes
+    /// up: on a bridge, each is flooded to every other port and processed in every container's
+    /// namespace, a cost that grows with the number of containers. A kernel without IPv6 has
+    /// nothing to turn off.
+    pub fn no_ipv6_link_local(&mut self, name: &str) -> io::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+        match self.request(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK) {
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EAFNOSUPPORT as i32) => Ok(()),
+            r => r.map(|_| ()),
+        }
     }
 
     /// Deletes link `name`; Ok(false) when it was already gone.

@@ -240,7 +240,7 @@ impl NetStore {
         }
         .join(&net.id);
         fs::create_dir_all(&dir).map_err(|e| NetError::io("create network", &dir, e))?;
-        write_json("create network", &dir.join("leases.json"), &Leases::new())?;
+        crate::leases::init(&dir)?;
         write_json("create network", &dir.join("network.json"), net)
     }
 
@@ -376,16 +376,9 @@ impl NetStore {
             .and_then(|(_, ip, prefix)| Some((Subnet::new(ip, prefix).ok()?, ip))))
     }
 
+    /// Every lease of the network (each read from its own file).
     pub fn leases(&self, net: &Network) -> Result<Leases> {
-        read_json("read leases", &self.net_dir(&net.id).join("leases.json"))
-    }
-
-    pub(crate) fn save_leases(&self, net: &Network, leases: &Leases) -> Result<()> {
-        write_json(
-            "write leases",
-            &self.net_dir(&net.id).join("leases.json"),
-            leases,
-        )
+        crate::leases::all(&self.net_dir(&net.id))
     }
 
     /// Refuses while containers are attached; removes the bridge and stops the DNS server.
@@ -638,14 +631,16 @@ pub(crate) fn read_json<T: DeserializeOwned>(step: &'static str, path: &Path) ->
     })
 }
 
-/// Write-then-rename, so readers (the DNS server) never see half a file.
+/// Write-then-rename, so readers (the DNS server) never see half a file. The temporary is
+/// `.<name>.tmp` beside it: a dot name no listing of leases or networks takes for a record.
 pub(crate) fn write_json<T: Serialize>(step: &'static str, path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| NetError::Record {
         step,
         path: path.to_path_buf(),
         source: e,
     })?;
-    let tmp = path.with_extension("tmp");
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
     fs::write(&tmp, bytes).map_err(|e| NetError::io(step, &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| NetError::io(step, path, e))
 }

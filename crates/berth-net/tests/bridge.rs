@@ -30,6 +30,17 @@ fn containers_on_a_user_network_reach_each_other_by_ip_and_name() {
         links.contains(&"eth0".to_string()) && links.contains(&"lo".to_string()),
         "{links:?}"
     );
+    // No IPv6 link-local address on either end of the veth: its chatter would be flooded to
+    // every port of the bridge.
+    let (_, v6) = client_ns.run(&["ip", "-6", "addr", "show", "dev", "eth0"]);
+    assert!(!v6.contains("fe80"), "the container's end: {v6}");
+    let host_end = client.host_veth.clone().unwrap();
+    let v6 = std::process::Command::new("ip")
+        .args(["-6", "addr", "show", "dev", &host_end])
+        .output()
+        .unwrap();
+    let v6 = String::from_utf8_lossy(&v6.stdout);
+    assert!(!v6.contains("fe80"), "the host's end {host_end}: {v6}");
     let (_, route) = client_ns.run(&["ip", "route", "show", "default"]);
     assert!(route.contains(&format!("via {}", net.gateway)), "{route}");
 

@@ -86,3 +86,46 @@ fn detach_after_the_namespace_is_gone_still_cleans_up() {
         Err(NetError::NotFound(_))
     ));
 }
+
+/// Containers attached in parallel and all up at once: each gets an address of its own, and
+/// the network's DNS answers every one's name with that address (each lease is a file of its
+/// own, which the DNS server reads as the directory changes).
+#[test]
+fn parallel_attaches_get_distinct_addresses_and_their_names_resolve() {
+    let Some(()) = check_tools() else { return };
+    let t = TestStore::new();
+    let net = t.network("bnt-par", "10.231.12.0/24", false);
+    let namespaces: Vec<Netns> = (0..24).map(|_| Netns::new()).collect();
+    let atts = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for (thread, chunk) in namespaces.chunks(6).enumerate() {
+            let (t, atts) = (&t, &atts);
+            s.spawn(move || {
+                for (i, ns) in chunk.iter().enumerate() {
+                    let name = format!("p{thread}-{i}");
+                    let att = t.attach(ns, "bnt-par", &name, vec![]);
+                    atts.lock().unwrap().push((name, att));
+                }
+            });
+        }
+    });
+    let atts = atts.into_inner().unwrap();
+    let ips: HashSet<_> = atts.iter().map(|(_, a)| a.ip.unwrap()).collect();
+    assert_eq!(ips.len(), 24, "24 containers, 24 addresses: {ips:?}");
+    assert_eq!(t.store.leases(&net).unwrap().len(), 24);
+    let gateway = net.gateway.to_string();
+    for (name, att) in &atts {
+        let (ok, out) = namespaces[0].run(&[BUSYBOX, "nslookup", name, &gateway]);
+        let ip = att.ip.unwrap().to_string();
+        let answered = out
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some(ip.as_str()));
+        assert!(ok && answered, "{name} should resolve to {ip}: {out}");
+    }
+    for (_, att) in &atts {
+        t.store.detach(att).unwrap();
+    }
+    assert!(t.store.leases(&net).unwrap().is_empty());
+    let (ok, out) = namespaces[0].run(&[BUSYBOX, "nslookup", "p0-0", &gateway]);
+    assert!(!ok, "a detached container's name is gone: {out}");
+}

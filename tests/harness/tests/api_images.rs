@@ -620,11 +620,13 @@ fn networks_through_the_docker_cli() {
         r#"["side"]"#
     );
     let b_id = service.docker_ok(&["network", "inspect", "--format", "{{.Id}}", &b]);
-    let leases = service
-        .berth
-        .root()
-        .join(format!("network/{b_id}/leases.json"));
-    let leases = std::fs::read_to_string(&leases).expect("the network's leases");
+    // One file per lease in the network's leases/ directory.
+    let dir = service.berth.root().join(format!("network/{b_id}/leases"));
+    let leases: String = std::fs::read_dir(&dir)
+        .expect("the network's leases")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect();
     assert!(leases.contains("\"side\""), "{leases}");
     let in_use = service.docker(&["network", "rm", &a]);
     assert!(!in_use.success());

@@ -66,7 +66,8 @@ fn nix_kill(pid: i32) {
 }
 
 /// 100 containers on one network: four threads start 20 each at once, then 20 more start one
-/// by one; every address differs; all are removed (concurrently) and nothing is left.
+/// by one; every address differs and names resolve to them; all are removed (concurrently) and
+/// nothing is left.
 #[test]
 fn a_hundred_containers_no_collision_no_leak() {
     crate::need_root!();
@@ -104,17 +105,44 @@ fn a_hundred_containers_no_collision_no_leak() {
         .collect();
     assert_eq!(ips.len(), 100, "100 leases, all different: {leases}");
     let mut seen = BTreeSet::new();
+    let mut by_name = Vec::new();
     for i in 0..100 {
         let ip = lab.berth.inspect(&format!("s{i}"))["NetworkSettings"]["IPAddress"]
             .as_str()
             .unwrap_or("")
             .to_string();
         assert!(seen.insert(ip.clone()), "address {ip} given twice");
+        by_name.push((format!("s{i}"), ip));
     }
     let links = ip_cmd(&["link", "show", "master", &bridge]).lines().count();
     assert_eq!(links, 100, "one veth per container on {bridge}");
     let published: usize = seen.iter().map(|ip| dnat_elements_for(ip).len()).sum();
     assert_eq!(published, 10);
+    // (After the veth count: a `run --rm`'s veth goes after its exit is reported.)
+    // The network's DNS answers each name with that container's address: one started by each
+    // of the four threads, and the last one started.
+    let gateway = "10.234.8.1";
+    for (name, ip) in [0, 27, 46, 79, 99].map(|i| &by_name[i]) {
+        let ran = lab.berth.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "bt-stress",
+            IMAGE,
+            "nslookup",
+            name,
+            gateway,
+        ]);
+        let answered = ran
+            .stdout
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some(ip.as_str()));
+        assert!(
+            answered,
+            "{name} should resolve to {ip}: {}{}",
+            ran.stdout, ran.stderr
+        );
+    }
 
     let removers: Vec<_> = (0..4)
         .map(|t| {

@@ -1,0 +1,305 @@
+//! A network's leases on disk: one small file per lease in `<network dir>/leases/`, named
+//! `<ip>_<container id>`, the [`Lease`] record inside.
+//!
+//! An attach or a release touches only its own file: the addresses in use and a container's
+//! leases are read from the directory's names, so neither reads nor rewrites the other
+//! containers' leases (the single leases.json they replace was rewritten whole by every attach,
+//! under the network's lock: 130 KB at 400 containers, which serialized parallel starts). Files
+//! are written under the network's lock, through a temporary name and a rename, so lockless
+//! readers (the DNS server, `network inspect`) never see half a record.
+//!
+//! A network made before this kept its leases in `leases.json`: it is read as well, and its
+//! entries are dropped from it when they are released, but nothing new is added to it.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::error::{NetError, Result};
+use crate::store::{read_json, write_json, Lease, Leases};
+
+const DIR: &str = "leases";
+const LEGACY: &str = "leases.json";
+
+/// The lease directory of a network directory.
+fn dir(net_dir: &Path) -> PathBuf {
+    net_dir.join(DIR)
+}
+
+/// A new network's (empty) lease directory.
+pub(crate) fn init(net_dir: &Path) -> Result<()> {
+    let d = dir(net_dir);
+    fs::create_dir_all(&d).map_err(|e| NetError::io("create network", &d, e))
+}
+
+/// One lease file's name, taken apart.
+struct Entry {
+    ip: Ipv4Addr,
+    container_id: String,
+    path: PathBuf,
+}
+
+fn file_name(ip: Ipv4Addr, container_id: &str) -> String {
+    format!("{ip}_{container_id}")
+}
+
+/// The lease files by name (not read). Names that are not leases (temporaries) are skipped.
+fn entries(net_dir: &Path, step: &'static str) -> Result<Vec<Entry>> {
+    let d = dir(net_dir);
+    let read = match fs::read_dir(&d) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(NetError::io(step, &d, e)),
+    };
+    let mut out = Vec::new();
+    for entry in read {
+        let entry = entry.map_err(|e| NetError::io(step, &d, e))?;
+        let name = entry.file_name();
+        let name = name.to_str().filter(|n| !n.starts_with('.'));
+        let Some((ip, id)) = name.and_then(|n| n.split_once('_')) else {
+            continue;
+        };
+        if let Ok(ip) = ip.parse() {
+            out.push(Entry {
+                ip,
+                container_id: id.to_string(),
+                path: entry.path(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The leases of a network made before the lease directory; none when it has no such file.
+fn legacy(net_dir: &Path, step: &'static str) -> Result<Leases> {
+    match read_json(step, &net_dir.join(LEGACY)) {
+        Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            Ok(Leases::new())
+        }
+        r => r,
+    }
+}
+
+/// Every lease of the network.
+pub(crate) fn all(net_dir: &Path) -> Result<Leases> {
+    let mut leases = legacy(net_dir, "read leases")?;
+    for e in entries(net_dir, "read leases")? {
+        match read_json::<Lease>("read leases", &e.path) {
+            Ok(l) => {
+                leases.insert(e.ip, l);
+            }
+            // Released since the directory was listed.
+            Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(leases)
+}
+
+/// Before an attach, under the network's lock, in one listing: drops the container's leases
+/// left by an earlier attach whose teardown never ran, and returns the addresses in use.
+pub(crate) fn prepare_attach(net_dir: &Path, container_id: &str) -> Result<BTreeSet<Ipv4Addr>> {
+    let step = "allocate address";
+    let mut old = legacy(net_dir, step)?;
+    if old.values().any(|l| l.container_id == container_id) {
+        old.retain(|_, l| l.container_id != container_id);
+        write_json(step, &net_dir.join(LEGACY), &old)?;
+    }
+    let mut used: BTreeSet<Ipv4Addr> = old.into_keys().collect();
+    for e in entries(net_dir, step)? {
+        if e.container_id != container_id {
+            used.insert(e.ip);
+            continue;
+        }
+        match fs::remove_file(&e.path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                return Err(NetError::io(step, &e.path, err));
+            }
+            _ => {}
+        }
+    }
+    Ok(used)
+}
+
+/// The container's leases (read only its own files).
+pub(crate) fn of_container(net_dir: &Path, container_id: &str) -> Result<Leases> {
+    let step = "read leases";
+    let mut mine = legacy(net_dir, step)?;
+    mine.retain(|_, l| l.container_id == container_id);
+    for e in entries(net_dir, step)? {
+        if e.container_id == container_id {
+            match read_json::<Lease>(step, &e.path) {
+                Ok(l) => {
+                    mine.insert(e.ip, l);
+                }
+                Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(mine)
+}
+
+/// Records a lease. Under the network's lock. The directory is made on the first lease of a
+/// network from before it.
+pub(crate) fn write(net_dir: &Path, ip: Ipv4Addr, lease: &Lease) -> Result<()> {
+    let d = dir(net_dir);
+    match fs::create_dir(&d) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(NetError::io("write lease", &d, e));
+        }
+        _ => {}
+    }
+    write_json(
+        "write lease",
+        &d.join(file_name(ip, &lease.container_id)),
+        lease,
+    )
+}
+
+/// Drops the container's leases and returns them. Under the network's lock.
+pub(crate) fn remove_container(net_dir: &Path, container_id: &str) -> Result<Leases> {
+    let step = "release lease";
+    let mut gone = Leases::new();
+    let mut old = legacy(net_dir, step)?;
+    if old.values().any(|l| l.container_id == container_id) {
+        old.retain(|ip, l| {
+            let mine = l.container_id == container_id;
+            if mine {
+                gone.insert(*ip, l.clone());
+            }
+            !mine
+        });
+        write_json(step, &net_dir.join(LEGACY), &old)?;
+    }
+    for e in entries(net_dir, step)? {
+        if e.container_id != container_id {
+            continue;
+        }
+        match read_json::<Lease>(step, &e.path) {
+            Ok(l) => {
+                gone.insert(e.ip, l);
+            }
+            Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                continue
+            }
+            // A record that cannot be read is still this container's lease: freed all the same.
+            Err(_) => {}
+        }
+        match fs::remove_file(&e.path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                return Err(NetError::io(step, &e.path, err));
+            }
+            _ => {}
+        }
+    }
+    Ok(gone)
+}
+
+/// Rewrites the container's leases with `change`. Under the network's lock. Whether it had any.
+pub(crate) fn update_container(
+    net_dir: &Path,
+    container_id: &str,
+    change: impl Fn(&mut Lease),
+) -> Result<bool> {
+    let step = "update lease";
+    let mut found = false;
+    let mut old = legacy(net_dir, step)?;
+    if old.values().any(|l| l.container_id == container_id) {
+        old.values_mut()
+            .filter(|l| l.container_id == container_id)
+            .for_each(&change);
+        write_json(step, &net_dir.join(LEGACY), &old)?;
+        found = true;
+    }
+    for e in entries(net_dir, step)? {
+        if e.container_id == container_id {
+            let mut lease: Lease = read_json(step, &e.path)?;
+            change(&mut lease);
+            write_json(step, &e.path, &lease)?;
+            found = true;
+        }
+    }
+    Ok(found)
+}
+
+/// What changes when a lease is written or removed: the directory's and the old file's
+/// modification times. The DNS server re-reads the leases when it changes.
+pub(crate) type Stamp = (Option<SystemTime>, Option<SystemTime>);
+
+pub(crate) fn stamp(net_dir: &Path) -> Stamp {
+    let mtime = |p: PathBuf| fs::metadata(p).and_then(|m| m.modified()).ok();
+    (mtime(dir(net_dir)), mtime(net_dir.join(LEGACY)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(id: &str, name: &str) -> Lease {
+        Lease {
+            container_id: id.to_string(),
+            name: name.to_string(),
+            hostname: String::new(),
+            aliases: Vec::new(),
+            mac: "02:42:0a:00:00:02".to_string(),
+            veth: "vberth000000000".to_string(),
+            ports: Vec::new(),
+        }
+    }
+
+    /// The addresses in use (no container's lease dropped).
+    fn used(net_dir: &Path) -> Result<BTreeSet<Ipv4Addr>> {
+        prepare_attach(net_dir, "-")
+    }
+
+    fn ip(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 0, 0, last)
+    }
+
+    #[test]
+    fn a_lease_is_a_file_of_its_own() {
+        let d = tempfile::tempdir().unwrap();
+        init(d.path()).unwrap();
+        write(d.path(), ip(2), &lease("aaa", "a")).unwrap();
+        write(d.path(), ip(3), &lease("bbb", "b")).unwrap();
+        // A temporary of a write in progress is no lease.
+        fs::write(d.path().join("leases/.10.0.0.4_ccc.tmp"), b"").unwrap();
+        assert_eq!(all(d.path()).unwrap().len(), 2);
+        assert_eq!(used(d.path()).unwrap(), BTreeSet::from([ip(2), ip(3)]));
+        assert_eq!(of_container(d.path(), "bbb").unwrap()[&ip(3)].name, "b");
+        assert!(update_container(d.path(), "aaa", |l| l.name = "renamed".into()).unwrap());
+        assert_eq!(all(d.path()).unwrap()[&ip(2)].name, "renamed");
+        let gone = remove_container(d.path(), "aaa").unwrap();
+        assert_eq!(gone.keys().copied().collect::<Vec<_>>(), vec![ip(2)]);
+        assert_eq!(used(d.path()).unwrap(), BTreeSet::from([ip(3)]));
+        assert!(!update_container(d.path(), "aaa", |_| {}).unwrap());
+        // A stale lease of the container attaching again is dropped, its address free.
+        write(d.path(), ip(5), &lease("ddd", "d")).unwrap();
+        assert_eq!(
+            prepare_attach(d.path(), "ddd").unwrap(),
+            BTreeSet::from([ip(3)])
+        );
+        assert!(of_container(d.path(), "ddd").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_network_from_before_keeps_its_leases_json_read_and_shrinking() {
+        let d = tempfile::tempdir().unwrap();
+        let old = Leases::from([(ip(2), lease("old", "o")), (ip(3), lease("older", "p"))]);
+        write_json("test", &d.path().join(LEGACY), &old).unwrap();
+        // No lease directory yet: the old file alone.
+        assert_eq!(used(d.path()).unwrap(), BTreeSet::from([ip(2), ip(3)]));
+        write(d.path(), ip(4), &lease("new", "n")).unwrap();
+        assert_eq!(all(d.path()).unwrap().len(), 3);
+        assert!(update_container(d.path(), "old", |l| l.name = "o2".into()).unwrap());
+        assert_eq!(of_container(d.path(), "old").unwrap()[&ip(2)].name, "o2");
+        assert_eq!(remove_container(d.path(), "old").unwrap().len(), 1);
+        let left: Leases = read_json("test", &d.path().join(LEGACY)).unwrap();
+        assert_eq!(left.keys().copied().collect::<Vec<_>>(), vec![ip(3)]);
+        assert_eq!(used(d.path()).unwrap(), BTreeSet::from([ip(3), ip(4)]));
+    }
+}
