@@ -494,7 +494,7 @@ pub fn list(engine: &Engine, filters: &Filters) -> Result<Vec<Network>> {
             && filters.any("scope", |s| s == "local")
             && filters.any("type", |t| t == kind)
             && filters.labels_match(&net.labels);
-        let unused = || Ok::<_, Error>(!net.default && store.leases(&net)?.is_empty());
+        let unused = || Ok::<_, Error>(!net.default && store.lease_count(&net)? == 0);
         if passes && dangling.map_or(Ok(true), |d| unused().map(|u| u == d))? {
             out.push(net);
         }

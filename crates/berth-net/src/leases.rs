@@ -13,8 +13,9 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::net::Ipv4Addr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -23,6 +24,8 @@ use crate::store::{read_json, write_json, Lease, Leases};
 
 const DIR: &str = "leases";
 const LEGACY: &str = "leases.json";
+/// A lease record is a few hundred bytes: a file larger than this is none.
+const MAX_LEASE: u64 = 64 * 1024;
 
 /// The lease directory of a network directory.
 fn dir(net_dir: &Path) -> PathBuf {
@@ -73,6 +76,31 @@ fn entries(net_dir: &Path, step: &'static str) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// One lease file: a regular file, never a symlink's target (O_NOFOLLOW), a FIFO's writer
+/// awaited (O_NONBLOCK) or more than [`MAX_LEASE`] read, whatever the directory holds.
+fn read_lease(step: &'static str, path: &Path) -> Result<Lease> {
+    let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .map_err(|e| NetError::io(step, path, e))?;
+    let meta = file.metadata().map_err(|e| NetError::io(step, path, e))?;
+    if !meta.is_file() || meta.len() > MAX_LEASE {
+        let e = io::Error::new(io::ErrorKind::InvalidData, "not a lease record");
+        return Err(NetError::io(step, path, e));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_LEASE)
+        .read_to_end(&mut bytes)
+        .map_err(|e| NetError::io(step, path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| NetError::Record {
+        step,
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
 /// The leases of a network made before the lease directory; none when it has no such file.
 fn legacy(net_dir: &Path, step: &'static str) -> Result<Leases> {
     match read_json(step, &net_dir.join(LEGACY)) {
@@ -83,20 +111,25 @@ fn legacy(net_dir: &Path, step: &'static str) -> Result<Leases> {
     }
 }
 
-/// Every lease of the network.
+/// Every lease of the network that can be read. A damaged one (empty after a crash, garbage,
+/// not a file) is left out rather than failing every reader (`network inspect`, the DNS
+/// server): its name still holds its address, and its container's release removes it.
 pub(crate) fn all(net_dir: &Path) -> Result<Leases> {
     let mut leases = legacy(net_dir, "read leases")?;
     for e in entries(net_dir, "read leases")? {
-        match read_json::<Lease>("read leases", &e.path) {
-            Ok(l) => {
-                leases.insert(e.ip, l);
-            }
-            // Released since the directory was listed.
-            Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(err),
+        // Err: released since the directory was listed, or damaged.
+        if let Ok(l) = read_lease("read leases", &e.path) {
+            leases.insert(e.ip, l);
         }
     }
     Ok(leases)
+}
+
+/// How many leases the network holds, damaged ones included (by their names): a network with
+/// any is in use.
+pub(crate) fn count(net_dir: &Path) -> Result<usize> {
+    let step = "read leases";
+    Ok(legacy(net_dir, step)?.len() + entries(net_dir, step)?.len())
 }
 
 /// Before an attach, under the network's lock, in one listing: drops the container's leases
@@ -131,7 +164,7 @@ pub(crate) fn of_container(net_dir: &Path, container_id: &str) -> Result<Leases>
     mine.retain(|_, l| l.container_id == container_id);
     for e in entries(net_dir, step)? {
         if e.container_id == container_id {
-            match read_json::<Lease>(step, &e.path) {
+            match read_lease(step, &e.path) {
                 Ok(l) => {
                     mine.insert(e.ip, l);
                 }
@@ -179,7 +212,7 @@ pub(crate) fn remove_container(net_dir: &Path, container_id: &str) -> Result<Lea
         if e.container_id != container_id {
             continue;
         }
-        match read_json::<Lease>(step, &e.path) {
+        match read_lease(step, &e.path) {
             Ok(l) => {
                 gone.insert(e.ip, l);
             }
@@ -217,7 +250,7 @@ pub(crate) fn update_container(
     }
     for e in entries(net_dir, step)? {
         if e.container_id == container_id {
-            let mut lease: Lease = read_json(step, &e.path)?;
+            let mut lease = read_lease(step, &e.path)?;
             change(&mut lease);
             write_json(step, &e.path, &lease)?;
             found = true;

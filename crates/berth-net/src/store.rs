@@ -316,7 +316,7 @@ impl NetStore {
                 return Ok(n.clone());
             }
             let _n = self.lock_network(&n.id)?;
-            if !self.leases(n)?.is_empty() {
+            if self.lease_count(n)? > 0 {
                 return Ok(n.clone());
             }
             self.teardown(n, "re-address the default network")?;
@@ -376,9 +376,14 @@ impl NetStore {
             .and_then(|(_, ip, prefix)| Some((Subnet::new(ip, prefix).ok()?, ip))))
     }
 
-    /// Every lease of the network (each read from its own file).
+    /// Every lease of the network (each read from its own file) that can be read.
     pub fn leases(&self, net: &Network) -> Result<Leases> {
         crate::leases::all(&self.net_dir(&net.id))
+    }
+
+    /// How many leases the network holds, damaged ones included: whether it is in use.
+    pub fn lease_count(&self, net: &Network) -> Result<usize> {
+        crate::leases::count(&self.net_dir(&net.id))
     }
 
     /// Refuses while containers are attached; removes the bridge and stops the DNS server.
@@ -386,7 +391,7 @@ impl NetStore {
         let _g = self.lock_global()?;
         let net = self.network(name_or_id)?;
         let _n = self.lock_network(&net.id)?;
-        let count = self.leases(&net)?.len();
+        let count = self.lease_count(&net)?;
         if count > 0 {
             return Err(NetError::InUse {
                 name: net.name,

@@ -449,3 +449,56 @@ fn a_renamed_container_answers_to_its_new_name() {
     let leases = &lab.network_inspect("bt-rename")["Containers"];
     assert_eq!(leases[&id]["Name"], "new", "{leases}");
 }
+
+/// Damaged files in a network's lease directory (what a crash or a hand can leave: an empty
+/// file, garbage, a FIFO, a symlink to /dev/zero) are no lease anyone reads: names still
+/// resolve, `network inspect` still answers, and nothing hangs or reads without end (before:
+/// inspect failed on the empty file, hung on the FIFO and ran out of memory on the symlink, and
+/// the DNS server, stuck on them too, never learnt a new container's name).
+#[test]
+fn damaged_lease_files_leave_names_and_inspect_working() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    let net = lab.network("bt-damaged", "10.234.13.0/24");
+    let id = net["Id"].as_str().expect("Id");
+    let dir = lab.berth.root().join("network").join(id).join("leases");
+    let name = |n: u8| dir.join(format!("10.234.13.{n}_{}", "ab".repeat(32)));
+    let _damaged = Damaged((200..=203).map(name).collect());
+    std::fs::write(name(200), b"").expect("empty lease");
+    std::fs::write(name(201), b"{garbage").expect("garbage lease");
+    let fifo = Command::new("mkfifo")
+        .arg(name(202))
+        .status()
+        .expect("mkfifo");
+    assert!(fifo.success());
+    std::os::unix::fs::symlink("/dev/zero", name(203)).expect("symlink lease");
+
+    lab.web("web", &["--network", "bt-damaged"]);
+    let flags = ["--network", "bt-damaged"];
+    assert_eq!(
+        lab.fetch_eventually(&flags, "http://web/index.html"),
+        "hello from web"
+    );
+    let web = lab.berth.inspect("web")["Id"]
+        .as_str()
+        .expect("Id")
+        .to_string();
+    let v = lab.network_inspect("bt-damaged");
+    let containers = v["Containers"].as_object().expect("Containers");
+    assert_eq!(
+        containers.keys().collect::<Vec<_>>(),
+        vec![&web],
+        "{containers:?}"
+    );
+}
+
+/// Removes the damaged leases before the network is (its `rm` would count them otherwise).
+struct Damaged(Vec<std::path::PathBuf>);
+
+impl Drop for Damaged {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
