@@ -448,6 +448,14 @@ fn docker_exec_with_and_without_a_terminal() {
     let ran = service.docker_input(&["exec", "-i", "ex", "sh", "-c", "cat; exit 4"], b"piped\n");
     assert_eq!((ran.code(), ran.stdout.as_str()), (Some(4), "piped\n"));
     assert_eq!(service.docker(&["exec", "ex", "nope"]).code(), Some(127));
+    // A working directory that is not there: the process never ran, Docker's 126 through both
+    // CLIs (before: 0 through the docker CLI, nothing having recorded an exit code; 1 through
+    // berth's).
+    let cwd = ["exec", "-w", "/no/such/dir", "ex", "true"];
+    let ran = service.docker(&cwd);
+    assert_eq!(ran.code(), Some(126), "{ran:?}");
+    assert!(ran.stdout.contains("/no/such/dir"), "{ran:?}");
+    assert_eq!(service.berth.run(&cwd).code(), Some(126));
     service.docker_ok(&["exec", "-d", "ex", "touch", "/tmp/detached"]);
     eventually("the detached exec", || {
         service

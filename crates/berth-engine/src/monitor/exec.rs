@@ -72,7 +72,15 @@ impl Exec {
         };
         let spawned = berth_runtime::exec::spawn(&engine.runtime, container, &opts);
         let stdio = pending.finish(spawned.is_ok());
-        let pid = spawned.map_err(crate::lifecycle::command_error)?;
+        // Whatever keeps the runtime from starting the process (a missing working directory,
+        // say) is the exec's failure to run, as Docker's 126: its exit code, recorded.
+        let pid = spawned.map_err(|e| match crate::lifecycle::command_error(e) {
+            Error::Runtime(e) => Error::Command {
+                code: 126,
+                message: e.to_string(),
+            },
+            e => e,
+        })?;
         let started = stdio.and_then(|stdio| {
             let pidfd = berth_sys::process::pidfd_open(pid)
                 .map_err(Error::io("pidfd_open the exec'd process in", &dir))?;
