@@ -264,14 +264,17 @@ struct Progress {
 }
 
 /// A record's file: the record on its first line, then its progress, the last line winning.
-/// Only whole lines count: a line being appended is not there yet.
+/// Only whole lines count: a line being appended is not there yet. A progress line that is no
+/// progress (a torn append that another one followed) is passed over, not the record's end.
 fn parse(data: &[u8]) -> serde_json::Result<ExecRecord> {
     let mut lines = data
         .split_inclusive(|b| *b == b'\n')
         .filter(|l| l.ends_with(b"\n"));
     let mut record: ExecRecord = serde_json::from_slice(lines.next().unwrap_or_default())?;
     for line in lines {
-        let p: Progress = serde_json::from_slice(line)?;
+        let Ok(p) = serde_json::from_slice::<Progress>(line) else {
+            continue;
+        };
         record.running = p.running;
         record.pid = p.pid;
         record.pid_start = p.pid_start;
@@ -425,6 +428,11 @@ mod tests {
         let exited = parse(&data).unwrap();
         assert!(!exited.running);
         assert_eq!(exited.exit_code, Some(3));
+        // A torn append followed by another, and garbage: passed over, the last good line wins.
+        data.extend_from_slice(b"{\"running\":tr{\"running\":false,\"pid\":7,\"pid_start\":9,\"exit_code\":4}\ngarbage\n\0\xff\n");
+        assert_eq!(parse(&data).unwrap().exit_code, Some(3));
+        data.extend_from_slice(b"{\"running\":false,\"pid\":7,\"pid_start\":9,\"exit_code\":5}\n");
+        assert_eq!(parse(&data).unwrap().exit_code, Some(5));
         assert!(parse(b"{\"id\":").is_err());
     }
 }
