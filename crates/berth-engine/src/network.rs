@@ -346,11 +346,15 @@ pub fn rename(engine: &Engine, id: &str, name: &str) -> Result<()> {
 
 /// `network disconnect`: the container leaves `network` (a joined one or its mode's), now if
 /// it runs and for its later starts.
-pub fn disconnect(engine: &Engine, key: &str, network: &str) -> Result<()> {
+pub fn disconnect(engine: &Engine, key: &str, network: &str, force: bool) -> Result<()> {
     if berth_sys::rootless::is_rootless() {
         return Err(Error::Invalid(crate::rootless::NO_CONNECT.into()));
     }
-    let id = engine.containers.find(key)?.id;
+    let id = match engine.containers.find(key) {
+        Ok(c) => c.id,
+        Err(Error::NoSuchContainer(_)) if force => return forget_endpoint(engine, key, network),
+        Err(e) => return Err(e),
+    };
     let _lock = engine.containers.lock(&id)?;
     let mut record = engine.containers.load(&id)?;
     let store = store(engine)?;
@@ -385,6 +389,31 @@ pub fn disconnect(engine: &Engine, key: &str, network: &str) -> Result<()> {
     if let Some(att) = live {
         store.detach(&att)?;
         event(engine, "disconnect", &att);
+    }
+    Ok(())
+}
+
+/// `network disconnect -f` of a container that no longer exists, as Docker's: its endpoint
+/// on the network (a lease by the container's name or id, left by a removal or an attach
+/// that never finished) is torn down, which frees its address and lets the network go.
+fn forget_endpoint(engine: &Engine, key: &str, network: &str) -> Result<()> {
+    let store = store(engine)?;
+    let net = store.network(network)?;
+    let ids: Vec<String> = store
+        .leases(&net)?
+        .into_values()
+        .filter(|l| !key.is_empty() && (l.name == key || l.container_id.starts_with(key)))
+        .map(|l| l.container_id)
+        .collect();
+    if ids.is_empty() {
+        return Err(Error::NoSuchContainer(key.to_string()));
+    }
+    for id in ids {
+        let (atts, _) = store.attachments_of(&id);
+        for att in atts.iter().filter(|a| a.network_id == net.id) {
+            store.detach(att)?;
+            event(engine, "disconnect", att);
+        }
     }
     Ok(())
 }

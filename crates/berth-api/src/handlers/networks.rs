@@ -194,7 +194,7 @@ async fn connect(state: &Arc<State>, call: &mut Call, id: String) -> Reply {
 #[serde(default, rename_all = "PascalCase")]
 struct DisconnectBody {
     container: String,
-    /// berth disconnects a stopped container too: nothing more to force.
+    /// An endpoint whose container is gone is removed all the same.
     force: Option<bool>,
 }
 
@@ -204,9 +204,9 @@ async fn disconnect(state: &Arc<State>, call: &mut Call, id: String) -> Reply {
     if body.container.is_empty() {
         return Err(ApiError::bad_request("no container given: set Container"));
     }
-    let _ = body.force;
+    let force = body.force.unwrap_or(false);
     state
-        .blocking(move |s| Ok(network::disconnect(&s.engine, &body.container, &id)?))
+        .blocking(move |s| Ok(network::disconnect(&s.engine, &body.container, &id, force)?))
         .await?;
     respond::status(200)
 }

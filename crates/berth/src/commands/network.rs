@@ -148,10 +148,10 @@ fn run_one(cmd: NetworkCommand, ctx: &super::Context) -> Result<()> {
             Ok(())
         }
         NetworkCommand::Disconnect {
-            force: _,
+            force,
             network,
             container,
-        } => Ok(network::disconnect(&engine, &container, &network)?),
+        } => Ok(network::disconnect(&engine, &container, &network, force)?),
     }
 }
 

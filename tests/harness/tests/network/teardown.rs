@@ -268,3 +268,41 @@ fn a_failed_last_record_update_still_reports_the_exit_and_removes() {
         Vec::<String>::new()
     );
 }
+
+/// A lease whose container is gone (a removal or an attach that never finished) holds its
+/// address and keeps the network from being removed until `network disconnect -f <network>
+/// <name>` removes it, as Docker's does (before: "No such container", for ever).
+#[test]
+fn disconnect_force_removes_the_endpoint_of_a_container_that_is_gone() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    let net = lab.network("bt-ghost", "10.234.14.0/24");
+    let id = net["Id"].as_str().expect("Id");
+    let ghost = "ef".repeat(32);
+    let lease = serde_json::json!({
+        "container_id": ghost, "name": "ghost", "hostname": "", "aliases": [],
+        "mac": "02:42:0a:ea:0e:09", "veth": "vberthghost0000", "ports": [],
+    });
+    let file = lab
+        .berth
+        .root()
+        .join("network")
+        .join(id)
+        .join("leases")
+        .join(format!("10.234.14.9_{ghost}"));
+    std::fs::write(&file, lease.to_string()).expect("writing the ghost's lease");
+    assert!(lab.network_inspect("bt-ghost")["Containers"][&ghost].is_object());
+    let ran = lab
+        .berth
+        .run(&["network", "disconnect", "bt-ghost", "ghost"]);
+    assert_eq!(ran.code(), Some(1), "{}", ran.stderr);
+    lab.berth
+        .ok(&["network", "disconnect", "-f", "bt-ghost", "ghost"]);
+    assert!(!file.exists(), "the ghost's lease is still there");
+    let containers = lab.network_inspect("bt-ghost")["Containers"].clone();
+    assert_eq!(
+        containers.as_object().map(|c| c.len()),
+        Some(0),
+        "{containers}"
+    );
+}
