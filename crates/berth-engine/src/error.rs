@@ -16,7 +16,7 @@ pub enum Error {
     NoSuchContainer(String),
     #[error("No such volume: {0}")]
     NoSuchVolume(String),
-    #[error("no such exec instance: {0}")]
+    #[error("No such exec instance: {0}")]
     NoSuchExec(String),
     /// A path a copy names is not in the container (Docker's words).
     #[error("Could not find the file {path} in container {container}")]

@@ -949,3 +949,42 @@ fn hostile_requests_get_a_clean_status() {
     assert!(running(&service, "host"));
     service.docker_ok(&["version"]);
 }
+
+/// Exec ids that are no exec's (traversal, NUL, very long, unknown): 404 with Docker's words
+/// ("No such exec instance"), never a path outside the exec records (before: "no such").
+#[test]
+fn hostile_exec_ids_are_not_found() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let long = "a".repeat(5000);
+    let unknown = "f".repeat(64);
+    for id in ["..", "..%2F..%2Fetc%2Fpasswd", "a%00b", &long, &unknown] {
+        for (method, path) in [
+            ("GET", format!("/exec/{id}/json")),
+            ("POST", format!("/exec/{id}/start")),
+            ("POST", format!("/exec/{id}/resize?h=10&w=10")),
+        ] {
+            let url = format!("http://berth{path}");
+            let ran = service.curl(&[
+                "-s",
+                "--path-as-is",
+                "-X",
+                method,
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                "{}",
+                "-w",
+                "\n%{http_code}",
+                &url,
+            ]);
+            let (body, code) = ran.stdout.rsplit_once('\n').unwrap_or_default();
+            assert_eq!(code, "404", "{method} {path}: {body}");
+            assert!(
+                body.contains("No such exec instance: "),
+                "{method} {path}: {body}"
+            );
+        }
+    }
+}
