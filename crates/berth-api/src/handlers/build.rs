@@ -209,22 +209,25 @@ fn run(state: &State, out: &Out, request: &Request, body: BodyReader) -> Result<
             text
         })
     });
-    // The child reads the whole context before it writes anything: no deadlock on the pipes.
-    let fed = child
-        .stdin
-        .take()
-        .map(|mut stdin| std::io::copy(&mut body, &mut stdin));
-    if let Some(Err(e)) = &fed {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            stop(&mut child);
-            return Err(ApiError::bad_request(format!(
-                "read the build context from the request: {e}"
-            )));
-        }
-    }
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let pid = child.id();
     let (finished, watching) = mpsc::channel::<()>();
-    let end = std::thread::scope(|scope| {
-        let pid = child.id();
+    let (fed, end, status) = std::thread::scope(|scope| {
+        // The context is fed from a thread of its own while the child's progress is read
+        // here: a child that dies (killed, out of memory) ends its output, and is reaped at
+        // once, while the feeding may still wait on a client that sends nothing more.
+        let feeder = scope.spawn(|| {
+            let mut stdin = stdin?;
+            let fed = std::io::copy(&mut body, &mut stdin);
+            // A context the client failed to send whole is no context: the child is stopped
+            // before it could take the end of its input for the end of the archive.
+            if matches!(&fed, Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe) {
+                terminate(pid);
+            }
+            drop(stdin);
+            Some(fed)
+        });
         // The client gone while a step prints nothing: the build is stopped all the same.
         scope.spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) =
@@ -237,14 +240,22 @@ fn run(state: &State, out: &Out, request: &Request, body: BodyReader) -> Result<
             }
         });
         let mut legacy = Legacy::new(out, request.quiet);
-        let end = match child.stdout.take() {
+        let end = match stdout {
             Some(stdout) => events::replay(BufReader::new(stdout), &mut legacy),
             None => End::Cut,
         };
         drop(finished);
-        (end, legacy.held)
+        let status = child.wait();
+        let fed = feeder.join().ok().flatten();
+        (fed, (end, legacy.held), status)
     });
-    let status = child.wait();
+    if let Some(Err(e)) = &fed {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(ApiError::bad_request(format!(
+                "read the build context from the request: {e}"
+            )));
+        }
+    }
     let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
     let (end, held) = end;
     match end {
@@ -307,11 +318,6 @@ fn terminate(pid: u32) {
             nix::sys::signal::Signal::SIGTERM,
         );
     }
-}
-
-fn stop(child: &mut Child) {
-    terminate(child.id());
-    let _ = child.wait();
 }
 
 /// The end of a build that succeeded, as dockerd writes it: the aux message with the ID, then
