@@ -5,7 +5,9 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
 use rustix::termios::{tcsetwinsize, Winsize};
@@ -18,6 +20,8 @@ pub struct Terminal {
     /// How far [`Terminal::expect`] has consumed the output.
     pub seen: usize,
     child: Child,
+    /// Set once the reader has taken everything the program wrote (EOF or EIO on the master).
+    drained: Arc<AtomicBool>,
 }
 
 fn winsize(rows: u16, cols: u16) -> Winsize {
@@ -52,18 +56,22 @@ impl Terminal {
         let output = Arc::new(Mutex::new(Vec::new()));
         let mut reader = master.try_clone().expect("master fd");
         let sink = Arc::clone(&output);
+        let drained = Arc::new(AtomicBool::new(false));
+        let done = Arc::clone(&drained);
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             // EIO once every slave fd is closed.
             while let Ok(n @ 1..) = reader.read(&mut buf) {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            done.store(true, Ordering::Release);
         });
         Terminal {
             master,
             output,
             seen: 0,
             child,
+            drained,
         }
     }
 
@@ -91,10 +99,19 @@ impl Terminal {
         tcsetwinsize(&self.master, winsize(rows, cols)).expect("resizing the pty");
     }
 
+    /// Waits for the program to exit, then for the reader to take what it wrote last (a
+    /// program's last words, `read escape sequence`, can still be in the pty when it is
+    /// reaped). A process that kept the terminal open past the program is waited for a
+    /// while only: what the program wrote is in by then.
     pub fn exit_status(&mut self) -> ExitStatus {
-        eventually("the program on the terminal to exit", || {
+        let status = eventually("the program on the terminal to exit", || {
             self.child.try_wait().expect("try_wait")
-        })
+        });
+        let until = Instant::now() + crate::scaled(Duration::from_secs(2));
+        while !self.drained.load(Ordering::Acquire) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        status
     }
 
     /// The program's pid (to kill it as a crash would).
