@@ -11,10 +11,10 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
 /// Small pieces, as a kernel pipe hands them over (64 KiB): on a machine busy with other
 /// work, stages that give way often are scheduled soon after they wake, while stages that run
-/// long between hand-offs wait behind the other work's time slices. Measured on 2 busy cores
-/// (bench/README.md, image-pull.sh): 256 KiB chunks 16 deep left a pull behind `gzip | tar`;
-/// 32 KiB 4 deep put it ahead.
-pub const CHUNK: usize = 32 << 10;
+/// long between hand-offs wait behind the other work's time slices. Measured on 2 cores
+/// (bench/README.md, image-pull.sh): 256 KiB chunks 16 deep left a pull behind `gzip | tar`
+/// under load; 32 KiB kept pace there but cost ~9% on free cores; 64 KiB did both.
+pub const CHUNK: usize = 64 << 10;
 
 /// The writing end; dropping it is end of file for the reader.
 pub struct PipeWriter {
