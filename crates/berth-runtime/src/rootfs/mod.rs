@@ -149,6 +149,7 @@ fn mount_plain(
     let is_bind = m.is_bind();
     let named = m.source.as_deref().unwrap_or(Path::new(""));
     let src = opened.as_deref().unwrap_or(named);
+    let clean = procfs::clean(dest);
     let leaf = if is_bind {
         let meta =
             std::fs::metadata(src).step(|| format!("bind mount source {}", named.display()))?;
@@ -161,7 +162,7 @@ fn mount_plain(
         Leaf::Dir
     };
     let made = match leaf {
-        Leaf::Dir => fresh.make_dir(root, &procfs::clean(dest)),
+        Leaf::Dir => fresh.make_dir(root, &clean),
         Leaf::File => None,
     };
     let target = match made {
@@ -170,11 +171,11 @@ fn mount_plain(
             let target = resolve::create(root, dest, leaf)
                 .step(|| format!("create mount point {} in the root", dest.display()))?;
             procfs::check_resolved(dest, &target).or_else(|e| fail(what(), e))?;
-            fresh.resolved(root, &procfs::clean(dest), &target);
+            fresh.resolved(root, &clean, &target);
             target
         }
     };
-    if is_bind && procfs::clean(dest) == Path::new("/proc") {
+    if is_bind && clean == Path::new("/proc") {
         procfs::check_bind_source(src).or_else(|e| fail(what(), e))?;
     }
     let target_path = resolve::fd_path(&target);
