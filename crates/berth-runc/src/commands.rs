@@ -77,6 +77,7 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
         no_new_keyring: a.no_new_keyring,
         spec: None,
         start_at_once: false,
+        hold_start: false,
     }
 }
 

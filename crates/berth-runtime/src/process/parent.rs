@@ -35,6 +35,10 @@ pub struct CreateOptions {
     /// [`Created::start`]: the init waits for a word on the protocol socket, and no exec fifo
     /// is made (so no `created` status shows meanwhile; crun's `run` makes none either).
     pub start_at_once: bool,
+    /// With `start_at_once`: the caller has work of its own between create and start (the
+    /// engine attaches the container to its networks, which must be there before the program
+    /// runs), so the start word waits for [`Created::start`] instead of going with `Go`.
+    pub hold_start: bool,
 }
 
 /// Reads and parses `<bundle>/config.json`.
@@ -115,6 +119,26 @@ impl Created {
 }
 
 pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
+    create_overlapped(root, opts, |_| ()).0
+}
+
+/// [`create`], running `meanwhile` with the init's pid once its namespaces exist and it was
+/// told to go on, while it sets up its root (mounts, pivot, seccomp): the engine attaches the
+/// container's networks there, in parallel with the init rather than after it. The program
+/// does not run before [`Created::start`] (`hold_start`), so it still finds them attached.
+/// What `meanwhile` returned comes back whether the create then succeeds or not (to be
+/// undone); `None` when the create failed before it ran.
+pub fn create_overlapped<T>(
+    root: &Root,
+    opts: &CreateOptions,
+    meanwhile: impl FnOnce(i32) -> T,
+) -> (Result<Created>, Option<T>) {
+    let mut done = None;
+    let created = create_inner(root, opts, |pid| done = Some(meanwhile(pid)));
+    (created, done)
+}
+
+fn create_inner(root: &Root, opts: &CreateOptions, meanwhile: impl FnOnce(i32)) -> Result<Created> {
     let Prepared {
         bundle,
         spec,
@@ -181,10 +205,17 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
         annotations: spec.annotations().clone().unwrap_or_default(),
         spec: spec.clone(),
     };
-    root.save(&record)?;
     let doc = record.hook_input(Status::Creating);
-    crate::hooks::run_all(hooks.prestart().as_deref().unwrap_or(&[]), &doc)?;
-    crate::hooks::run_all(hooks.create_runtime().as_deref().unwrap_or(&[]), &doc)?;
+    let prestart = hooks.prestart().as_deref().unwrap_or(&[]);
+    let create_runtime = hooks.create_runtime().as_deref().unwrap_or(&[]);
+    // The state is on disk before a hook runs (a hook may ask the runtime for it); without
+    // hooks it is written while the init already goes on with its root, not before.
+    let hooks_first = !prestart.is_empty() || !create_runtime.is_empty();
+    if hooks_first {
+        root.save(&record)?;
+        crate::hooks::run_all(prestart, &doc)?;
+        crate::hooks::run_all(create_runtime, &doc)?;
+    }
     let sources = crate::rootfs::sources::open(&plan, pid);
     if !sources.is_empty() {
         let (mounts, fds) = sources.parts();
@@ -197,6 +228,9 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     parent_end
         .send(&FromParent::Go { state })
         .during("tell the init to go on")?;
+    if !hooks_first {
+        root.save(&record)?;
+    }
     // A container started at once has nothing of ours to wait for between its `Created` and
     // its start (no pid file to write first, no seccomp listener to hand to its agent): the
     // start word goes now, queued behind `Go`, so that the init takes it without waiting for
@@ -205,9 +239,11 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
     // before; if the send fails, the init is gone and wait_created says why.
     let listener = seccomp_of(&spec).is_some_and(|s| s.listener_path().is_some());
     let start_sent = opts.start_at_once
+        && !opts.hold_start
         && opts.pid_file.is_none()
         && !listener
         && parent_end.send(&FromParent::Start).is_ok();
+    meanwhile(pid);
     wait_created(&parent_end, &spec, &record)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
