@@ -25,6 +25,8 @@ pub struct Prepared {
     pub hostname: String,
     /// The image's EXPOSEd ports, for `-P` of a record made before create kept them.
     pub exposed: Vec<crate::request::ExposedPort>,
+    /// What config.json holds, for the runtime to take as it is rather than read it back.
+    pub spec: oci_spec::runtime::Spec,
 }
 
 pub fn rootfs(dir: &Path) -> PathBuf {
@@ -60,6 +62,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
             stop_signal: built.stop_signal,
             hostname: built.hostname,
             exposed: crate::ports::of_image(&config),
+            spec: built.spec,
         })
     })();
     if result.is_err() {

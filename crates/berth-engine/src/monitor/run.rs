@@ -319,30 +319,44 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     let dir = engine.containers.dir(id);
     let prepared = crate::bundle::prepare(engine, record)?;
     let req = &record.request;
-    let created = (|| {
-        let pending = stdio::prepare(&dir, req.tty, req.interactive)?;
-        let opts = berth_runtime::process::parent::CreateOptions {
-            id: id.to_string(),
-            bundle: dir.clone(),
-            console_socket: pending.console_socket(),
-            ..Default::default()
-        };
-        let created = berth_runtime::process::parent::create(&engine.runtime, &opts);
-        let stdio = pending.finish(created.is_ok());
-        match (created, stdio) {
-            (Err(e), _) => Err(crate::lifecycle::command_error(e)),
-            (Ok(_), Err(e)) => {
+    let pending = stdio::prepare(&dir, req.tty, req.interactive).inspect_err(|_| {
+        crate::bundle::undo(engine, record);
+    })?;
+    // Started by this process once the networks are attached (no exec fifo to make, open and
+    // remove, no state to read back), from the spec as it was written. The networks are
+    // attached while the init sets up its root, once its namespaces exist.
+    let opts = berth_runtime::process::parent::CreateOptions {
+        id: id.to_string(),
+        bundle: dir.clone(),
+        console_socket: pending.console_socket(),
+        spec: Some(prepared.spec.clone()),
+        start_at_once: true,
+        hold_start: true,
+        ..Default::default()
+    };
+    let (created, networks) =
+        berth_runtime::process::parent::create_overlapped(&engine.runtime, &opts, |pid| {
+            attach_networks(engine, record, pid, &prepared.exposed)
+        });
+    let stdio = pending.finish(created.is_ok());
+    let (mut created, stdio, (attachment, joined)) = match (created, stdio, networks) {
+        (Ok(created), Ok(stdio), Some(Ok(networks))) => (created, stdio, networks),
+        (created, stdio, networks) => {
+            if created.is_ok() {
                 let _ = berth_runtime::container::delete(&engine.runtime, id, true);
-                Err(e)
             }
-            (Ok(created), Ok(stdio)) => Ok((created, stdio)),
-        }
-    })();
-    let (created, stdio) = match created {
-        Ok(c) => c,
-        Err(e) => {
+            let networks = networks.unwrap_or(Ok((None, Vec::new())));
+            if let Ok((attachment, joined)) = &networks {
+                leave(engine, attachment.iter().chain(joined));
+            }
             crate::bundle::undo(engine, record);
-            return Err(e);
+            // The init's failure first: the rest follows from it.
+            let error = match (created, networks, stdio) {
+                (Err(e), _, _) => crate::lifecycle::command_error(e),
+                (_, Err(e), _) | (_, _, Err(e)) => e,
+                (Ok(_), Ok(_), Ok(_)) => Error::state(id, "the monitor lost its container"),
+            };
+            return Err(error);
         }
     };
     let pid = created.pid;
@@ -351,30 +365,16 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         crate::bundle::undo(engine, record);
         e
     };
+    let undo_net = |e: Error| {
+        leave(engine, attachment.iter().chain(&joined));
+        abort(e)
+    };
     if let (Some(tty), Some((rows, cols))) = (&stdio.tty, size) {
         let _ = berth_sys::pty::set_window_size(tty.as_fd(), rows, cols);
     }
     let pidfd = berth_sys::process::pidfd_open(pid)
         .map_err(Error::io("pidfd_open the container's init", &dir))
-        .map_err(abort)?;
-    let attachment =
-        crate::network::attach(engine, record, pid, &prepared.exposed).map_err(abort)?;
-    let leave = |atts: &[&berth_net::Attachment]| {
-        if let Ok(store) = crate::network::store(engine) {
-            for att in atts {
-                let _ = store.detach(att);
-            }
-        }
-    };
-    let joined = crate::network::attach_connected(engine, record, pid, attachment.as_ref())
-        .map_err(|e| {
-            leave(&attachment.iter().collect::<Vec<_>>());
-            abort(e)
-        })?;
-    let undo_net = |e: Error| {
-        leave(&attachment.iter().chain(&joined).collect::<Vec<_>>());
-        abort(e)
-    };
+        .map_err(undo_net)?;
     for att in attachment.iter().chain(&joined) {
         for w in &att.warnings {
             eprintln!("berth monitor {}: warning: {w}", crate::error::short(id));
@@ -384,10 +384,16 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     if let Some(att) = attachment.as_ref().or(joined.first()) {
         crate::bundle::network_etc_files(&dir, record, att).map_err(undo_net)?;
     }
+    // The program runs from here on: what follows is the monitor's own bookkeeping, done
+    // while it runs (the client hears of the start only once the record says so).
+    created
+        .start()
+        .map_err(crate::lifecycle::command_error)
+        .map_err(undo_net)?;
     let log = open_log(&dir, id, req).map_err(undo_net)?;
     let stop_signal =
         crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(Signal::SIGTERM);
-    let pid_start = berth_runtime::state::process_start_time(pid).unwrap_or(0);
+    let pid_start = created.record.pid_start;
     let health = Checker::initial(req.healthcheck.as_ref(), record.state.health.as_ref());
     let me = std::process::id() as i32;
     let me_start = berth_runtime::state::process_start_time(me).unwrap_or(0);
@@ -410,9 +416,6 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             r.networks = joined.clone();
         })
         .map_err(undo_net)?;
-    berth_runtime::container::start(&engine.runtime, id)
-        .map_err(crate::lifecycle::command_error)
-        .map_err(undo_net)?;
     if let Some(att) = &attachment {
         crate::network::event(engine, "connect", att);
     }
@@ -434,6 +437,33 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         remove: req.auto_remove,
         remove_volumes: req.auto_remove,
     })
+}
+
+/// The container's primary network and those joined with `network connect`, attached to the
+/// init `pid`'s namespace; nothing is left attached when it fails.
+fn attach_networks(
+    engine: &Engine,
+    record: &Record,
+    pid: i32,
+    exposed: &[crate::request::ExposedPort],
+) -> Result<(Option<berth_net::Attachment>, Vec<berth_net::Attachment>)> {
+    let attachment = crate::network::attach(engine, record, pid, exposed)?;
+    match crate::network::attach_connected(engine, record, pid, attachment.as_ref()) {
+        Ok(joined) => Ok((attachment, joined)),
+        Err(e) => {
+            leave(engine, attachment.iter());
+            Err(e)
+        }
+    }
+}
+
+/// Undoes [`attach_networks`] (the leases and links of each attachment).
+fn leave<'a>(engine: &Engine, atts: impl Iterator<Item = &'a berth_net::Attachment>) {
+    if let Ok(store) = crate::network::store(engine) {
+        for att in atts {
+            let _ = store.detach(att);
+        }
+    }
 }
 
 fn open_log(

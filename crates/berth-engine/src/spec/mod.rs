@@ -269,3 +269,48 @@ fn root_propagation(req: &RunRequest) -> Option<String> {
 fn strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The monitor hands the runtime the spec it built rather than config.json read back:
+    /// both must be the same spec, whatever serde's defaults fill in on reading.
+    #[test]
+    fn the_built_spec_is_what_config_json_reads_back() {
+        let root = std::env::temp_dir().join(format!("berth-spec-rt-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        let etc = EtcFiles {
+            hosts: root.join("hosts"),
+            hostname: root.join("hostname"),
+            resolv_conf: root.join("resolv.conf"),
+        };
+        let mut request = RunRequest {
+            image: "busybox".into(),
+            cmd: vec!["true".into()],
+            // The host's user namespace, as Docker's default (no remapping).
+            userns: NsMode::Host,
+            ..Default::default()
+        };
+        for tty in [false, true] {
+            request.tty = tty;
+            let built = build(&SpecInputs {
+                id: &"a".repeat(64),
+                request: &request,
+                image_config: &oci_spec::image::ImageConfiguration::default(),
+                rootfs: &root,
+                etc: &etc,
+                joins: &BTreeMap::new(),
+                volumes: &BTreeMap::new(),
+                cgroups_path: "/berth/x",
+                host_rlimits: &HostLimits::default(),
+                userns: None,
+            })
+            .unwrap();
+            let json = serde_json::to_vec_pretty(&built.spec).unwrap();
+            let read: Spec = serde_json::from_slice(&json).unwrap();
+            assert_eq!(read, built.spec);
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
