@@ -71,6 +71,9 @@ fn sweep(engine: &berth_engine::Engine, work: &Path) {
         };
         let gone = !work.join(dir).exists() || stale.iter().any(|s| s == dir);
         if dir.starts_with("build-") && gone {
+            // Its network first, while its cgroups still tell it alive to other roots' sweeps
+            // (`release_dead_steps`): its lease, veth and rules.
+            let _ = berth_engine::network::detach(engine, &id, None);
             // Killed half-way through create, a container has no state.json to delete it
             // by: its cgroups and state directory go on their own.
             let _ = berth_runtime::container::delete(&engine.runtime, &id, true);
@@ -80,6 +83,7 @@ fn sweep(engine: &berth_engine::Engine, work: &Path) {
             }
         }
     }
+    release_dead_steps(engine);
     for name in stale {
         let dir = work.join(name);
         for mount in mounts_under(&dir) {
@@ -89,6 +93,43 @@ fn sweep(engine: &berth_engine::Engine, work: &Path) {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
+}
+
+/// Frees the default network's leases (address, veth) of build steps that no longer run,
+/// whichever data root they ran from: the network is the machine's, and a root whose killed
+/// build is never followed by another (a temporary one) would hold its step's address for good.
+/// A step's cgroups are made before its lease and removed after it is released, so a step
+/// whose cgroups are gone holds its lease only by a build that was killed.
+fn release_dead_steps(engine: &berth_engine::Engine) {
+    // Rootless, a step's default network is a slirp4netns of its own: no lease.
+    if berth_sys::rootless::is_rootless() {
+        return;
+    }
+    let Ok(store) = berth_engine::network::store(engine) else {
+        return;
+    };
+    // Not made yet: nothing leased.
+    let Ok(net) = store.network("bridge") else {
+        return;
+    };
+    for id in store.lease_holders(&net).unwrap_or_default() {
+        if is_step_id(&id) && berth_engine::leftovers::cgroup_gone(&id) {
+            let _ = berth_engine::network::detach(engine, &id, None);
+        }
+    }
+}
+
+/// Whether `id` names a build step's container: `build-<random>-<step>`, as [`WorkDir::name`]
+/// and the step's number make it (a container's own id is 64 hex digits).
+fn is_step_id(id: &str) -> bool {
+    let Some((random, step)) = id
+        .strip_prefix("build-")
+        .and_then(|rest| rest.rsplit_once('-'))
+    else {
+        return false;
+    };
+    let alnum = |s: &str, f: fn(&u8) -> bool| !s.is_empty() && s.as_bytes().iter().all(f);
+    alnum(random, u8::is_ascii_alphanumeric) && alnum(step, u8::is_ascii_digit)
 }
 
 /// Kills what is left in the step container's cgroups (`berth/<id>` in each hierarchy) and
@@ -140,6 +181,22 @@ fn unescape(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_ids() {
+        assert!(is_step_id("build-DBZXXP-2"));
+        assert!(is_step_id("build-72YkNH-12"));
+        for not in [
+            "build-DBZXXP",
+            "build--2",
+            "build-a-",
+            "build-a b-2",
+            "build-a-2x",
+        ] {
+            assert!(!is_step_id(not), "{not}");
+        }
+        assert!(!is_step_id(&"ab".repeat(32)));
+    }
 
     #[test]
     fn mountinfo_escapes_are_read() {

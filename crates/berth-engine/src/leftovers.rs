@@ -19,6 +19,14 @@ pub fn kill_cgroup(id: &str) {
     }
 }
 
+/// Whether the container's cgroups are gone (never made, or removed): nothing of it can run.
+/// False when they cannot be looked at.
+pub fn cgroup_gone(id: &str) -> bool {
+    use berth_runtime::cgroup::CgroupManager;
+    let relative = PathBuf::from(Engine::cgroups_path(id));
+    berth_runtime::cgroup::open(&relative).is_ok_and(|cg| cg.pids().is_err())
+}
+
 /// Kills and removes the container's cgroups (`berth/<id>` in every hierarchy), which the
 /// runtime's delete leaves when its own state of the container is gone.
 pub fn cgroups(id: &str) -> Vec<String> {

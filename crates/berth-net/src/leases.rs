@@ -132,6 +132,17 @@ pub(crate) fn count(net_dir: &Path) -> Result<usize> {
     Ok(legacy(net_dir, step)?.len() + entries(net_dir, step)?.len())
 }
 
+/// The ids of the containers holding leases, from the files' names (none read).
+pub(crate) fn holders(net_dir: &Path) -> Result<BTreeSet<String>> {
+    let step = "read leases";
+    let mut ids: BTreeSet<String> = legacy(net_dir, step)?
+        .into_values()
+        .map(|l| l.container_id)
+        .collect();
+    ids.extend(entries(net_dir, step)?.into_iter().map(|e| e.container_id));
+    Ok(ids)
+}
+
 /// Before an attach, under the network's lock, in one listing: drops the container's leases
 /// left by an earlier attach whose teardown never ran, and returns the addresses in use.
 pub(crate) fn prepare_attach(net_dir: &Path, container_id: &str) -> Result<BTreeSet<Ipv4Addr>> {
@@ -303,6 +314,8 @@ mod tests {
         fs::write(d.path().join("leases/.10.0.0.4_ccc.tmp"), b"").unwrap();
         assert_eq!(all(d.path()).unwrap().len(), 2);
         assert_eq!(used(d.path()).unwrap(), BTreeSet::from([ip(2), ip(3)]));
+        let ids = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(holders(d.path()).unwrap(), ids(&["aaa", "bbb"]));
         assert_eq!(of_container(d.path(), "bbb").unwrap()[&ip(3)].name, "b");
         assert!(update_container(d.path(), "aaa", |l| l.name = "renamed".into()).unwrap());
         assert_eq!(all(d.path()).unwrap()[&ip(2)].name, "renamed");
@@ -328,6 +341,7 @@ mod tests {
         assert_eq!(used(d.path()).unwrap(), BTreeSet::from([ip(2), ip(3)]));
         write(d.path(), ip(4), &lease("new", "n")).unwrap();
         assert_eq!(all(d.path()).unwrap().len(), 3);
+        assert_eq!(holders(d.path()).unwrap().len(), 3);
         assert!(update_container(d.path(), "old", |l| l.name = "o2".into()).unwrap());
         assert_eq!(of_container(d.path(), "old").unwrap()[&ip(2)].name, "o2");
         assert_eq!(remove_container(d.path(), "old").unwrap().len(), 1);

@@ -381,6 +381,12 @@ impl NetStore {
         crate::leases::all(&self.net_dir(&net.id))
     }
 
+    /// The ids of the containers holding leases on the network, damaged leases included (from
+    /// the files' names, none read): cheap enough for a sweep on every build.
+    pub fn lease_holders(&self, net: &Network) -> Result<std::collections::BTreeSet<String>> {
+        crate::leases::holders(&self.net_dir(&net.id))
+    }
+
     /// How many leases the network holds, damaged ones included: whether it is in use.
     pub fn lease_count(&self, net: &Network) -> Result<usize> {
         crate::leases::count(&self.net_dir(&net.id))

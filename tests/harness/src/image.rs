@@ -4,9 +4,10 @@
 //! Every [`Berth`] has its own root with `busybox:latest` (a copy of one imported once per test
 //! process), so tests running at the same time never see each other's containers. Dropping it
 //! removes every container (`rm -f -v`) and every user network, and then fails the test if a
-//! mount under the root, a cgroup of one of its containers, runtime state of the root or a
-//! network that cannot be removed is left.
+//! mount under the root, a cgroup of one of its containers, runtime state of the root, a
+//! network that cannot be removed or a lease of a build step that no longer runs is left.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -148,6 +149,8 @@ fn remove_dead_templates(dir: &Path) {
 /// `berth` with a private data root holding [`IMAGE`].
 pub struct Berth {
     root: TempDir,
+    /// The machine's lease files when the root was made (see [`step_leases`]).
+    leases_before: BTreeSet<PathBuf>,
 }
 
 impl Berth {
@@ -169,7 +172,10 @@ impl Berth {
             .arg(root.path())
             .stdin(Stdio::null());
         run_with_timeout(copy, COMMAND_TIMEOUT).ok();
-        Berth { root }
+        Berth {
+            root,
+            leases_before: step_leases(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -266,6 +272,26 @@ impl Berth {
         for id in &ids {
             left.extend(cgroup_dirs(id).into_iter().map(|d| format!("cgroup {d}")));
         }
+        // A build step's lease outlives its cgroups only when nothing released it: a step is
+        // detached before its cgroups go, by its build or by the sweep of a killed one. The
+        // lease is looked at again once its cgroups are seen gone: a step of another test
+        // may have ended since the listing.
+        left.extend(
+            step_leases()
+                .difference(&self.leases_before)
+                .filter(|lease| {
+                    let name = lease.file_name().unwrap_or_default().to_string_lossy();
+                    name.split_once('_')
+                        .is_some_and(|(_, id)| cgroup_dirs(id).is_empty())
+                        && lease.exists()
+                })
+                .map(|lease| {
+                    format!(
+                        "lease {} of a build step that no longer runs",
+                        lease.display()
+                    )
+                }),
+        );
         // The engine removes the runtime's state directory with its last container's state.
         let state = runtime_dir(self.root());
         if let Ok(entries) = fs::read_dir(&state) {
@@ -350,6 +376,30 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .filter(|m| *m == dir || m.starts_with(&format!("{dir}/")))
         .map(String::from)
         .collect()
+}
+
+/// The lease files (`<ip>_<container id>`) of build steps (`build-<random>-<n>`) on the
+/// networks shared by every data root (the default bridge's, /run/berth/network/<id>/leases):
+/// a build of any root leases there.
+pub fn step_leases() -> BTreeSet<PathBuf> {
+    let nets = fs::read_dir("/run/berth/network")
+        .into_iter()
+        .flatten()
+        .flatten();
+    nets.flat_map(|net| {
+        fs::read_dir(net.path().join("leases"))
+            .into_iter()
+            .flatten()
+    })
+    .flatten()
+    .filter(|e| {
+        let name = e.file_name();
+        name.to_string_lossy()
+            .split_once('_')
+            .is_some_and(|(_, id)| id.starts_with("build-"))
+    })
+    .map(|e| e.path())
+    .collect()
 }
 
 /// The runtime's state directory of the data root `root`, as berth-engine names it

@@ -217,6 +217,19 @@ fn a_signal_cancels_the_build_and_leaves_nothing() {
     }
 }
 
+/// The default network's endpoints (`network inspect bridge`) of the build whose directory is
+/// `build`: its steps' ids (`<build>-<n>`) and host veths.
+fn step_endpoints(berth: &Berth, build: &str) -> Vec<(String, String)> {
+    let out = berth.ok(&["network", "inspect", "bridge"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("network inspect JSON");
+    let containers = v[0]["Containers"].as_object().cloned().unwrap_or_default();
+    containers
+        .into_iter()
+        .filter(|(id, _)| id.starts_with(&format!("{build}-")))
+        .map(|(id, e)| (id, e["EndpointID"].as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
 #[test]
 fn the_next_build_sweeps_what_a_killed_one_left() {
     need_root!();
@@ -225,13 +238,24 @@ fn the_next_build_sweeps_what_a_killed_one_left() {
     let (mut child, _) = build_in_a_long_run(&berth, ctx.path());
     child.kill().expect("SIGKILL the build");
     child.wait().expect("wait for the build");
-    assert_eq!(build_dirs(&berth).len(), 1, "the killed build's directory");
+    let dirs = build_dirs(&berth);
+    assert_eq!(dirs.len(), 1, "the killed build's directory");
+    // The step still runs, on the default network as `docker build`'s: its address is leased.
+    let endpoints = step_endpoints(&berth, &dirs[0]);
+    assert_eq!(endpoints.len(), 1, "the killed step's lease: {endpoints:?}");
     let next = context(&[("Dockerfile", "FROM busybox\nRUN true\n")]);
     build_progress(&berth, next.path(), &["-q"]);
     assert!(
         build_dirs(&berth).is_empty(),
         "left {:?}",
         build_dirs(&berth)
+    );
+    // Its address and veth are freed with it: the default network is the machine's.
+    assert_eq!(step_endpoints(&berth, &dirs[0]), Vec::new());
+    let veth = &endpoints[0].1;
+    assert!(
+        !Path::new("/sys/class/net").join(veth).exists(),
+        "the killed step's veth {veth}"
     );
     // Dropping `berth` checks that no mount and no runtime state of the killed step is left.
 }
@@ -274,5 +298,8 @@ fn a_build_killed_as_its_step_starts_is_swept_too() {
         "left {:?}",
         build_dirs(&berth)
     );
+    for dir in &killed {
+        assert_eq!(step_endpoints(&berth, dir), Vec::new(), "{dir}'s lease");
+    }
     // Dropping `berth` checks that no runtime state of the killed steps is left.
 }
