@@ -66,6 +66,14 @@ pub struct ExecRecord {
 /// every few seconds would otherwise fill the directory).
 const KEEP_FINISHED: Duration = Duration::from_secs(300);
 
+/// How often an exec looks for the finished records of its container: a look stats every
+/// record there (hundreds after a busy five minutes), the exec in between one stamp.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// The stamp of a container's last look for finished records, among its records (not one:
+/// no record's name starts with a dot).
+const PRUNED: &str = ".pruned";
+
 /// `exec create`: checks the container runs, builds the process from its config.json and the
 /// config, and writes the record. Nothing runs until [`start`].
 pub fn create(engine: &Engine, key: &str, config: ExecConfig) -> Result<ExecRecord> {
@@ -322,12 +330,23 @@ pub(crate) fn update(engine: &Engine, record: &ExecRecord) -> Result<()> {
 }
 
 /// Removes the records of execs that finished more than [`KEEP_FINISHED`] ago (the file is
-/// last written at the exit). Best effort: a record left is only a file.
+/// last written at the exit), at most once every [`PRUNE_EVERY`]. Best effort: a record left
+/// is only a file.
 fn forget_finished(dir: &std::path::Path) {
+    let now = SystemTime::now();
+    let stamp = dir.join(PRUNED);
+    let looked = fs::metadata(&stamp).and_then(|m| m.modified());
+    // A stamp from the future (the clock was set back) is no reason to wait.
+    let recent = now
+        .checked_sub(PRUNE_EVERY)
+        .is_some_and(|since| looked.is_ok_and(|t| t > since && t <= now));
+    let (false, Some(old)) = (recent, now.checked_sub(KEEP_FINISHED)) else {
+        return;
+    };
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let old = SystemTime::now() - KEEP_FINISHED;
+    let _ = fs::File::create(&stamp).and_then(|f| f.set_modified(now));
     for entry in entries.flatten() {
         let path = entry.path();
         let stale = entry
@@ -398,6 +417,50 @@ fn process(engine: &Engine, container: &Record, config: &ExecConfig) -> Result<P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn finished_record(dir: &std::path::Path, name: &str, age: Duration) -> PathBuf {
+        let record = ExecRecord {
+            id: name.repeat(64),
+            container_id: "c".repeat(64),
+            config: ExecConfig::default(),
+            process: Process::default(),
+            running: false,
+            exit_code: Some(0),
+            pid: 0,
+            pid_start: 0,
+        };
+        let path = dir.join(format!("{}.json", record.id));
+        let mut data = serde_json::to_vec(&record).unwrap();
+        data.push(b'\n');
+        fs::write(&path, data).unwrap();
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+        path
+    }
+
+    #[test]
+    fn finished_records_are_looked_for_once_a_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = finished_record(dir.path(), "a", KEEP_FINISHED * 2);
+        let fresh = finished_record(dir.path(), "b", Duration::ZERO);
+        forget_finished(dir.path());
+        assert!(!old.exists(), "a record finished long ago goes");
+        assert!(fresh.exists(), "a fresh one stays");
+        // Within the minute, the next exec only reads the stamp.
+        let old = finished_record(dir.path(), "d", KEEP_FINISHED * 2);
+        forget_finished(dir.path());
+        assert!(old.exists());
+        let stamp = fs::File::options()
+            .write(true)
+            .open(dir.path().join(PRUNED))
+            .unwrap();
+        stamp
+            .set_modified(SystemTime::now() - PRUNE_EVERY * 2)
+            .unwrap();
+        forget_finished(dir.path());
+        assert!(!old.exists(), "a minute later it looks again");
+        assert!(fresh.exists());
+    }
 
     #[test]
     fn a_records_progress_is_its_last_whole_line() {

@@ -169,7 +169,7 @@ fn cache_path(spec: &LinuxSeccomp) -> Option<std::path::PathBuf> {
     hasher.update(serde_json::to_vec(spec).ok()?);
     let v = libseccomp::ScmpVersion::current().ok()?;
     hasher.update(format!(
-        "berth-seccomp-1 libseccomp {}.{}.{}",
+        "berth-seccomp-2 libseccomp {}.{}.{}",
         v.major, v.minor, v.micro
     ));
     let key: String = hasher
@@ -229,8 +229,33 @@ pub fn allows_unconditionally(spec: &LinuxSeccomp, name: &str) -> bool {
                 .any(|r| r.args().as_ref().is_none_or(|a| a.is_empty())))
 }
 
+/// How libseccomp lays the program out (`SCMP_FLTATR_CTL_OPTIMIZE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// libseccomp's default: one comparison after another, each syscall in turn.
+    Linear,
+    /// A binary search on the syscall number in each architecture's section.
+    Tree,
+}
+
 /// Compiles `spec` into a BPF program for the native architecture plus `spec.architectures`.
+///
+/// Laid out as a binary tree: the same filter as the default linear one, at about a third of
+/// the cost to load. When a filter is attached the kernel runs it for every syscall number of
+/// the native and compat architectures to cache which are always allowed
+/// (`seccomp_cache_prepare`, with interrupts off), and a linear program walks half its length
+/// for each: Docker's default profile (980 instructions) took ~0.75 ms to load here, its tree
+/// (1,223 instructions) ~0.25 ms, the JIT then most of it. A container's every syscall that the
+/// cache does not answer gets the same shorter walk. A tree too long for the kernel falls back
+/// to the linear layout, which is shorter.
 pub fn compile(spec: &LinuxSeccomp) -> Result<SeccompProgram, SeccompError> {
+    match compile_as(spec, Layout::Tree) {
+        Err(SeccompError::TooLong { .. }) => compile_as(spec, Layout::Linear),
+        compiled => compiled,
+    }
+}
+
+fn compile_as(spec: &LinuxSeccomp, layout: Layout) -> Result<SeccompProgram, SeccompError> {
     if spec.default_action() == LinuxSeccompAction::ScmpActNotify {
         return Err(SeccompError::NotifyDefault);
     }
@@ -245,6 +270,10 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<SeccompProgram, SeccompError> {
         action: default,
         source,
     })?;
+    if layout == Layout::Tree {
+        // libseccomp before 2.5 has no such attribute: it stays linear.
+        let _ = ctx.set_ctl_optimize(2);
+    }
     for &arch in spec.architectures().iter().flatten() {
         ctx.add_arch(scmp_arch(arch))
             .map_err(|source| SeccompError::AddArch { arch, source })?;

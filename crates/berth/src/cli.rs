@@ -31,22 +31,36 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// `berth run` and `berth exec` parsed alone: building the whole command tree (every command's
-/// arguments and help) costs more than the rest of the CLI's work for a container start, and
-/// as much as an exec's. Used only when it parses; anything else goes through [`Cli`], which
-/// then reports errors as usual.
+/// `berth run` and `berth exec` parsed alone, each by a parser of its own: building the whole
+/// command tree (every command's arguments and help) costs more than the rest of the CLI's
+/// work for a container start, and `run`'s hundred flags cost an exec as much again. Used only
+/// when it parses; anything else goes through [`Cli`], which then reports errors as usual.
 #[derive(Parser, Debug)]
 #[command(name = "berth")]
-pub struct FastCli {
+pub struct FastRun {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
-    pub command: Fast,
+    pub command: FastRunCommand,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Fast {
+pub enum FastRunCommand {
     Run(Box<run::RunArgs>),
+}
+
+/// [`FastRun`]'s twin for `exec`.
+#[derive(Parser, Debug)]
+#[command(name = "berth")]
+pub struct FastExec {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: FastExecCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FastExecCommand {
     Exec(exec::ExecArgs),
 }
 
@@ -101,18 +115,26 @@ impl Command {
 impl Cli {
     /// Parses the command line, `run` and `exec` by their fast path.
     pub fn parse_args() -> Result<Cli, clap::Error> {
-        if std::env::args_os().any(|a| a == "run" || a == "exec") {
-            if let Ok(FastCli { global, command }) = parse::<FastCli>() {
-                let command = match command {
-                    Fast::Run(args) => Command::Run(*args),
-                    Fast::Exec(args) => Command::Exec(args),
-                };
-                return Cli {
-                    version: None,
-                    global,
-                    command,
-                }
-                .checked();
+        let fast = |global, command| {
+            Cli {
+                version: None,
+                global,
+                command,
+            }
+            .checked()
+        };
+        // Either word may be an argument of the other command (`exec c run`): a parser that
+        // fails costs only its own small tree.
+        if std::env::args_os().any(|a| a == "exec") {
+            if let Ok(FastExec { global, command }) = parse::<FastExec>() {
+                let FastExecCommand::Exec(args) = command;
+                return fast(global, Command::Exec(args));
+            }
+        }
+        if std::env::args_os().any(|a| a == "run") {
+            if let Ok(FastRun { global, command }) = parse::<FastRun>() {
+                let FastRunCommand::Run(args) = command;
+                return fast(global, Command::Run(*args));
             }
         }
         parse::<Cli>()?.checked()

@@ -536,3 +536,129 @@ fn cached_programs_equal_fresh_ones_and_a_corrupt_cache_is_recompiled() {
     );
     let _ = std::fs::remove_file(&path);
 }
+
+/// A classic-BPF program as (code, jt, jf, k) records.
+fn decode(insns: &[u8]) -> Vec<(u16, u8, u8, u32)> {
+    insns
+        .chunks_exact(8)
+        .map(|i| {
+            (
+                u16::from_ne_bytes([i[0], i[1]]),
+                i[2],
+                i[3],
+                u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
+            )
+        })
+        .collect()
+}
+
+/// What a seccomp program returns for one syscall: a small interpreter of the classic-BPF
+/// instructions libseccomp emits (loads from `struct seccomp_data`, ALU, jumps, returns).
+fn run_bpf(prog: &[(u16, u8, u8, u32)], arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
+    let word = |o: usize| -> u32 {
+        match o {
+            0 => nr,
+            4 => arch,
+            8 | 12 => 0,
+            _ => {
+                let arg = args[(o - 16) / 8];
+                // Little-endian: the low half first.
+                if o.is_multiple_of(8) {
+                    arg as u32
+                } else {
+                    (arg >> 32) as u32
+                }
+            }
+        }
+    };
+    let (mut a, mut x, mut mem, mut pc) = (0u32, 0u32, [0u32; 16], 0usize);
+    loop {
+        let (code, jt, jf, k) = prog[pc];
+        pc += 1;
+        let jump = |taken: bool| usize::from(if taken { jt } else { jf });
+        match code {
+            0x20 => a = word(k as usize),
+            0x00 => a = k,
+            0x01 => x = k,
+            0x60 => a = mem[k as usize],
+            0x61 => x = mem[k as usize],
+            0x02 => mem[k as usize] = a,
+            0x03 => mem[k as usize] = x,
+            0x07 => x = a,
+            0x87 => a = x,
+            0x54 => a &= k,
+            0x44 => a |= k,
+            0x04 => a = a.wrapping_add(k),
+            0x14 => a = a.wrapping_sub(k),
+            0x05 => pc += k as usize,
+            0x15 => pc += jump(a == k),
+            0x25 => pc += jump(a > k),
+            0x35 => pc += jump(a >= k),
+            0x45 => pc += jump(a & k != 0),
+            0x1d => pc += jump(a == x),
+            0x2d => pc += jump(a > x),
+            0x3d => pc += jump(a >= x),
+            0x4d => pc += jump(a & x != 0),
+            0x06 => return k,
+            0x16 => return a,
+            _ => panic!("opcode {code:#x} at {}", pc - 1),
+        }
+    }
+}
+
+#[test]
+fn the_tree_layout_decides_every_syscall_as_the_linear_one() {
+    const X86_64: u32 = 0xc000_003e;
+    const I386: u32 = 0x4000_0003;
+    const AARCH64: u32 = 0xc000_00b7;
+    const X32_BIT: u32 = 0x4000_0000;
+    // The values the Docker profile's conditions look at (clone's namespace flags,
+    // personality's, socket's AF_VSOCK) and their neighbours, in every argument at once.
+    let values = [
+        0,
+        u64::MAX,
+        0x1000_0000,
+        0x7e02_0000,
+        0x8,
+        0x20008,
+        0xffff_ffff,
+        39,
+        40,
+        41,
+        1 << 32,
+    ];
+    let args: Vec<[u64; 6]> = values.iter().map(|v| [*v; 6]).collect();
+    for caps in [DOCKER_CAPS, &[], &[Capability::SysAdmin]] {
+        let spec = docker_default_profile(caps);
+        let linear = compile_as(&spec, Layout::Linear).unwrap();
+        let tree = compile_as(&spec, Layout::Tree).unwrap();
+        assert_ne!(linear.insns, tree.insns, "the tree is another program");
+        assert_eq!(compile(&spec).unwrap(), tree);
+        let (linear, tree) = (decode(&linear.insns), decode(&tree.insns));
+        // The interpreter judges as the kernel: mkdir (83) allowed, kexec_load (246) refused,
+        // a foreign architecture killed (libseccomp's default, the thread).
+        assert_eq!(
+            run_bpf(&tree, X86_64, 83, &args[0]),
+            libc::SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            run_bpf(&tree, X86_64, 246, &args[0]),
+            libc::SECCOMP_RET_ERRNO | 1
+        );
+        assert_eq!(
+            run_bpf(&tree, AARCH64, 83, &args[0]),
+            libc::SECCOMP_RET_KILL_THREAD
+        );
+        for (arch, base) in [(X86_64, 0), (X86_64, X32_BIT), (I386, 0), (AARCH64, 0)] {
+            for nr in (0..600).map(|n| base + n).chain([u32::MAX, X32_BIT - 1]) {
+                for a in &args {
+                    assert_eq!(
+                        run_bpf(&linear, arch, nr, a),
+                        run_bpf(&tree, arch, nr, a),
+                        "arch {arch:#x} nr {nr:#x} args {a:x?}"
+                    );
+                }
+            }
+        }
+    }
+}
