@@ -40,14 +40,31 @@ built_binaries() {
 }
 
 # Builds berth as users should run it, and prints its path: the release profile, linked fully
-# static and position-dependent when libseccomp's static library is there, else dynamically.
+# static and position-dependent when libseccomp's static library is there and the machine
+# resolves host names with files and dns alone (below), else dynamically.
 # Each container starts this binary twice (the command, then its monitor): without the dynamic
 # loader and the shared libraries to map and relocate, each start is ~0.5 ms shorter
 # (bench/README.md's engine section, "static berth"). crt-static alone would make a static-pie,
 # which the release build's -no-pie (crates/berth/build.rs) turns into a binary that crashes at
 # its start: relocation-model=static makes its code position-dependent to match.
+# A static glibc resolves host names with its own files and dns; any other hosts source in
+# /etc/nsswitch.conf (mdns, myhostname, resolve, ...) it dlopens, and systemd's NSS modules
+# crash a static process (nss_systemd does: systemd issue 11970). berth reads users and groups
+# from the files itself; for host names, a machine that names other sources gets the dynamic
+# build.
 build_fast_berth() {
-  build_static berth release -C relocation-model=static
+  local sources source
+  sources=$(sed -n 's/^hosts:[[:space:]]*//p' /etc/nsswitch.conf 2>/dev/null | sed 's/\[[^]]*\]//g')
+  for source in $sources; do
+    case $source in
+      files | dns) ;;
+      *)
+        build_static berth release "/etc/nsswitch.conf's hosts: $source (a static glibc would dlopen it)"
+        return
+        ;;
+    esac
+  done
+  build_static berth release "" -C relocation-model=static
 }
 
 # Builds berth-runc as users should run it, and prints its path: the size-optimised
@@ -55,26 +72,28 @@ build_fast_berth() {
 # static library is there (no dynamic loader or shared libraries to map at each of its starts:
 # bench/README.md's runtime section has the measurements), else dynamically.
 build_fast_runc() {
-  build_static berth-runc release-runc -C link-arg=-Wl,-z,pack-relative-relocs
+  build_static berth-runc release-runc "" -C link-arg=-Wl,-z,pack-relative-relocs
 }
 
-# build_static NAME PROFILE RUSTC_FLAG...: builds package NAME's binary NAME with cargo's
+# build_static NAME PROFILE WHY_NOT RUSTC_FLAG...: builds package NAME's binary NAME with cargo's
 # PROFILE and prints its path; linked statically (crt-static and the flags given, libseccomp's
-# static library) when libseccomp.a is there, else dynamically with a warning. The same
-# environment and flags every time for the same binary: cargo's fingerprints then make a second
-# build a no-op, where a mix (LIBSECCOMP_LINK_TYPE set or not, the flags or none) would rebuild
-# libseccomp-sys and what depends on it, and link again (minutes with fat LTO). The variables
-# are local to this function: they do not reach the caller's later cargo commands.
+# static library) when libseccomp.a is there and WHY_NOT is empty, else dynamically with a
+# warning that says why. The same environment and flags every time for the same binary:
+# cargo's fingerprints then make a second build a no-op, where a mix (LIBSECCOMP_LINK_TYPE set
+# or not, the flags or none) would rebuild libseccomp-sys and what depends on it, and link
+# again (minutes with fat LTO). The variables are local to this function: they do not reach
+# the caller's later cargo commands.
 build_static() {
-  local name=$1 profile=$2 seccomp_a flags=()
-  shift 2
+  local name=$1 profile=$2 why_not=$3 seccomp_a flags=()
+  shift 3
   seccomp_a=$(cc -print-file-name=libseccomp.a 2>/dev/null || true)
-  if [ -f "$seccomp_a" ]; then
+  [ -f "$seccomp_a" ] || why_not=${why_not:-no libseccomp.a (libseccomp-dev)}
+  if [ -z "$why_not" ]; then
     local -x LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH
     LIBSECCOMP_LIB_PATH=$(dirname "$seccomp_a")
     flags=(-- -C target-feature=+crt-static "$@")
   else
-    echo "$0: no libseccomp.a (libseccomp-dev): $name linked dynamically, a slower start" >&2
+    echo "$0: $why_not: $name linked dynamically, a slower start" >&2
   fi
   cargo rustc --profile "$profile" -p "$name" --bin "$name" \
     --message-format=json-render-diagnostics "${flags[@]}" |
