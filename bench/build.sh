@@ -23,11 +23,10 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 CONTEXT_MB=${CONTEXT_MB:-50}
 FILES=${FILES:-3000}
-if [ -z "${BERTH:-}" ]; then
-  BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
-  cargo build --release -p berth 2>&1 | tail -n 3 >&2
-fi
-[ -x "$BERTH" ] || { echo "bench: no berth binary at $BERTH" >&2; exit 1; }
+# The release berth as users get it (bench/lib/release.sh), unless BERTH names a binary.
+# shellcheck source=bench/lib/release.sh
+. bench/lib/release.sh
+release_berth
 for tool in hyperfine buildah podman; do
   command -v "$tool" >/dev/null || { echo "bench: needs $tool" >&2; exit 1; }
 done

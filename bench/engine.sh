@@ -3,7 +3,8 @@
 # 4, 5 and 16). Numbers, not tests: nothing here asserts on a timing. Run as root after
 # scripts/setup.
 #
-#   bench/engine.sh                     # builds the release berth and berth-runc first
+#   bench/engine.sh                     # builds the release berth and berth-runc first, as
+#                                       # scripts/install does (bench/lib/release.sh: static)
 #                                       # (BERTH=path: that berth; BERTH_RUNC=path: that runtime)
 #   RUNS=50 bench/engine.sh             # more rounds
 #   BERTH_BEFORE=/tmp/berth-before bench/engine.sh
@@ -29,15 +30,13 @@ RUNS=${RUNS:-30}
 BENCH_GROUPS=${BENCH_GROUPS:-run rm exec}
 WARMUP=${WARMUP:-2}
 PODMAN_RUNTIME=${PODMAN_RUNTIME:-runc}
-if [ -z "${BERTH:-}" ]; then
-  # Built every time (a no-op when nothing changed): a stale binary measures old code.
-  BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
-  cargo build --release -p berth -p berth-runc 2>&1 | tail -n 3 >&2
-fi
-# The runtime alone on the same root: the release berth-runc, as scripts/install builds it.
-BERTH_RUNC=${BERTH_RUNC:-$(dirname "$BERTH")/berth-runc}
-[ -x "$BERTH_RUNC" ] || { echo "bench: no berth-runc at $BERTH_RUNC (BERTH_RUNC=path)" >&2; exit 1; }
-[ -x "$BERTH" ] || { echo "bench: no berth binary at $BERTH" >&2; exit 1; }
+# berth and the runtime alone (on the same root) as scripts/install builds them
+# (bench/lib/release.sh), unless given: BERTH=path alone takes the berth-runc beside it.
+# shellcheck source=bench/lib/release.sh
+. bench/lib/release.sh
+[ -z "${BERTH:-}" ] || BERTH_RUNC=${BERTH_RUNC:-$(dirname "$BERTH")/berth-runc}
+release_berth
+release_runc
 [ -z "${BERTH_BEFORE:-}" ] || [ -x "$BERTH_BEFORE" ] || { echo "bench: no berth binary at $BERTH_BEFORE" >&2; exit 1; }
 
 # BENCH_DIR: where every engine keeps its state (image-pull.sh's variable). This VM's root is

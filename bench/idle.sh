@@ -17,12 +17,10 @@ HEALTH=${HEALTH:-}
 SETTLE=${SETTLE:-0}
 health_flags=()
 [ -n "$HEALTH" ] && health_flags=(--health-cmd true --health-interval 1s)
-if [ -z "${BERTH:-}" ]; then
-  # Built every time (a no-op when nothing changed): a stale binary measures old code.
-  BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
-  cargo build --release -p berth 2>&1 | tail -n 3 >&2
-fi
-[ -x "$BERTH" ] || { echo "bench: no berth binary at $BERTH" >&2; exit 1; }
+# The release berth as users get it (bench/lib/release.sh), unless BERTH names a binary.
+# shellcheck source=bench/lib/release.sh
+. bench/lib/release.sh
+release_berth
 work=$(mktemp -d /tmp/berth-idle-XXXXXX)
 export BERTH_ROOT=$work/root
 cleanup() {

@@ -28,10 +28,9 @@ trap cleanup EXIT
 
 # BERTH=path measures that binary instead of the release build; BERTH_BEFORE=path adds a
 # second berth to each round (a before/after comparison in one run).
-if [ -z "${BERTH:-}" ]; then
-  cargo build --release -p berth >&2
-  BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
-fi
+# shellcheck source=bench/lib/release.sh
+. bench/lib/release.sh
+release_berth
 
 # A registry of our own on a free loopback port.
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -17,6 +17,5 @@ RUNS=$RUNS cargo test --release -q -p berth-net --test bench -- --ignored --noca
   | grep -E "attach|skipped"
 if [ "${ENGINE:-1}" = 1 ] && [ -x bench/engine.sh ]; then
   echo "== end to end: bench/engine.sh (its bridge rows) =="
-  cargo build --release -q -p berth
   RUNS=${ENGINE_RUNS:-20} bench/engine.sh
 fi

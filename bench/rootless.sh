@@ -14,12 +14,10 @@ RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 NETWORK=${NETWORK:-none}
 PODMAN_RUNTIME=${PODMAN_RUNTIME:-crun}
-if [ -z "${BERTH:-}" ]; then
-  # Built every time (a no-op when nothing changed): a stale binary measures old code.
-  BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
-  cargo build --release -p berth 2>&1 | tail -n 3 >&2
-fi
-[ -x "$BERTH" ] || { echo "bench: no berth binary at $BERTH" >&2; exit 1; }
+# The release berth as users get it (bench/lib/release.sh), unless BERTH names a binary.
+# shellcheck source=bench/lib/release.sh
+. bench/lib/release.sh
+release_berth
 for tool in hyperfine useradd runuser newuidmap python3; do
   command -v "$tool" >/dev/null || { echo "bench: needs $tool (scripts/setup)" >&2; exit 1; }
 done

@@ -26,13 +26,11 @@ SEQUENTIAL=${SEQUENTIAL:-10000}
 PARALLEL=${PARALLEL:-1000}
 JOBS=${JOBS:-20}
 NETWORK=${NETWORK:-}
-if [ -z "${BERTH:-}" ]; then
-  # Built every time (a no-op when nothing changed): a stale binary measures old code. The DNS
-  # server of user networks is a berth command, so berth is all it takes.
-  BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
-  cargo build --release -p berth 2>&1 | tail -n 3 >&2
-fi
-[ -x "$BERTH" ] || { echo "soak: no berth binary at $BERTH" >&2; exit 1; }
+# The release berth as users get it (bench/lib/release.sh), unless BERTH names a binary. The
+# DNS server of user networks is a berth command, so berth is all it takes.
+# shellcheck source=bench/lib/release.sh
+. bench/lib/release.sh
+release_berth
 
 work=$(mktemp -d /tmp/berth-soak-XXXXXX)
 export BERTH_ROOT=$work/root

@@ -24,6 +24,9 @@ fn main() {
     // idle PSS is 0.29 MiB smaller, and each start (the CLI's, the monitor's) has 80 page
     // faults fewer. What it gives up is the random base of this binary's own code (libraries,
     // heap, stack and mappings stay randomized). Debug builds stay PIE. (bench/README.md)
+    // scripts/lib.sh's build_fast_berth links the release binary static as well: it adds
+    // `-C relocation-model=static` to crt-static for this -no-pie (a static-pie linked -no-pie
+    // crashes at its start).
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
     let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
     if release && linux {

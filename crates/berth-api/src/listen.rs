@@ -176,8 +176,8 @@ async fn bind_unix(path: &Path) -> Result<Listener, String> {
         .map_err(|e| format!("chmod {}: {e}", path.display()))?;
     if rootless {
         // No group: the user's socket stays theirs.
-    } else if let Ok(Some(group)) = nix::unistd::Group::from_name("berth") {
-        nix::unistd::chown(path, None, Some(group.gid))
+    } else if let Some(gid) = berth_engine::spec::host_group_id("berth") {
+        nix::unistd::chown(path, None, Some(gid.into()))
             .map_err(|e| format!("chgrp berth {}: {e}", path.display()))?;
     }
     Ok(Listener::Unix {

@@ -289,11 +289,7 @@ struct Maps {
 fn maps() -> Result<(Maps, Option<String>), Error> {
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
-    let user = nix::unistd::User::from_uid(uid.into())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string());
+    let user = crate::spec::host_user_name(uid).unwrap_or_else(|| uid.to_string());
     let read = |file: &'static str, id| -> Result<Vec<subid::Range>, Error> {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         subid::ranges(&text, &user, id).map_err(|reason| Error::BadRange {

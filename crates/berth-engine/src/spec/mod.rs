@@ -23,7 +23,10 @@ pub use etc::{hosts_file, pick_host_resolv, resolv_conf};
 pub use process::user as image_user;
 pub use resources::{limits as resource_limits, HostLimits};
 pub use security::profile as seccomp_profile;
-pub use user::{resolve as resolve_user, resolve_from as resolve_user_from, ResolvedUser};
+pub use user::{
+    host_group_id, host_user_name, resolve as resolve_user, resolve_from as resolve_user_from,
+    ResolvedUser,
+};
 
 use crate::request::{NsMode, RunRequest};
 

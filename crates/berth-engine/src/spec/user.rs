@@ -106,6 +106,39 @@ pub fn resolve_from(
     Ok(user)
 }
 
+/// The id of the host's group `name`, from /etc/group; None when it has none.
+///
+/// The host's files, not glibc's getgrnam: the release binary is linked statically
+/// (scripts/lib.sh), and a static glibc runs NSS modules other than files and dns by dlopen,
+/// which crashes it with Debian's default `group: files systemd` (nss_systemd's thread-local
+/// variables; systemd issue 11970) for any name /etc/group lacks. Docker's static dockerd reads
+/// the files alone too (Go's osusergo).
+pub fn host_group_id(name: &str) -> Option<u32> {
+    let text = read_host("/etc/group");
+    parse_group(&text)
+        .into_iter()
+        .find(|g| g.name == name)
+        .map(|g| g.gid)
+}
+
+/// The name of the host's user `uid`, from /etc/passwd (not getpwuid: see [`host_group_id`]).
+pub fn host_user_name(uid: u32) -> Option<String> {
+    let text = read_host("/etc/passwd");
+    parse_passwd(&text)
+        .into_iter()
+        .find(|p| p.uid == uid)
+        .map(|p| p.name)
+}
+
+/// A host file's text, at most MAX_FILE bytes of it; empty when it cannot be read.
+fn read_host(path: &str) -> String {
+    let mut bytes = Vec::new();
+    if let Ok(file) = File::open(path) {
+        let _ = file.take(MAX_FILE).read_to_end(&mut bytes);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// A number, or None for a name. Numbers above runc's range are refused.
 fn parse_id(flag: &str, text: &str) -> Result<Option<u32>, SpecError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
@@ -247,5 +280,13 @@ mod tests {
         let u = user("33", &[]).unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (33, 33, "/var/www"));
         assert_eq!(u.gids, vec![50]);
+    }
+
+    #[test]
+    fn host_files_are_read_without_nss() {
+        // Every Linux host has root in both files; a name no file can hold is not found.
+        assert_eq!(host_group_id("root"), Some(0));
+        assert_eq!(host_user_name(0).as_deref(), Some("root"));
+        assert_eq!(host_group_id("no:such"), None);
     }
 }
