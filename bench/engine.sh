@@ -29,6 +29,10 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}
 BENCH_GROUPS=${BENCH_GROUPS:-run rm exec}
 WARMUP=${WARMUP:-2}
+# An untimed pause before each timed command: what a `run --rm` or `rm -f` finishes behind its
+# reply (unmounts, rmdirs, the veth's deletion) would otherwise land on whichever command
+# follows it in the round, a peer's as often as berth's own.
+GAP_MS=${GAP_MS:-50}
 PODMAN_RUNTIME=${PODMAN_RUNTIME:-runc}
 # berth and the runtime alone (on the same root) as scripts/install builds them
 # (bench/lib/release.sh), unless given: BERTH=path alone takes the berth-runc beside it.
@@ -135,7 +139,7 @@ loads=()
 group() { # name, alternate.py arguments...
   local name=$1; shift
   [[ " $BENCH_GROUPS " == *" $name "* ]] || return 0
-  python3 bench/lib/alternate.py --rounds "$RUNS" --warmup "$WARMUP" --out "$out/engine-$name.json" "$@" >/dev/null ||
+  python3 bench/lib/alternate.py --rounds "$RUNS" --warmup "$WARMUP" --gap-ms "$GAP_MS" --out "$out/engine-$name.json" "$@" >/dev/null ||
     { echo "bench: group $name failed" >&2; return 0; }
   eval "$(python3 - "$out/engine-$name.json" <<'PY'
 import json, sys
