@@ -210,9 +210,14 @@ fn create_inner(root: &Root, opts: &CreateOptions, meanwhile: impl FnOnce(i32)) 
     let doc = record.hook_input(Status::Creating);
     let prestart = hooks.prestart().as_deref().unwrap_or(&[]);
     let create_runtime = hooks.create_runtime().as_deref().unwrap_or(&[]);
-    // The state is on disk before a hook runs (a hook may ask the runtime for it); without
-    // hooks it is written while the init already goes on with its root, not before.
-    let hooks_first = !prestart.is_empty() || !create_runtime.is_empty();
+    // The state is on disk before a hook runs (a hook may ask the runtime for it), the init's
+    // createContainer ones too; without hooks it is written while the init already goes on
+    // with its root, not before.
+    let inside = hooks
+        .create_container()
+        .as_ref()
+        .is_some_and(|h| !h.is_empty());
+    let hooks_first = !prestart.is_empty() || !create_runtime.is_empty() || inside;
     if hooks_first {
         root.save(&record)?;
         crate::hooks::run_all(prestart, &doc)?;
