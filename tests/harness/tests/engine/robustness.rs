@@ -369,3 +369,30 @@ fn an_image_config_with_an_odd_extra_field_keeps_its_volumes() {
         .collect();
     assert_eq!(targets, ["/data"], "{mounts}");
 }
+
+/// A monitor that ends before it answers (here it cannot open its monitor.log; `rm -f`
+/// removing a starting container's directory does the same) is an error of `start`, at once:
+/// before, the CLI kept the monitor's end of their socketpair open and waited for good.
+#[test]
+fn a_monitor_that_ends_before_it_answers_fails_the_start() {
+    need_root!();
+    let berth = Berth::new();
+    let id = berth.ok(&["create", "--name", "early", IMAGE, "true"]);
+    let log = berth
+        .root()
+        .join("containers")
+        .join(&id)
+        .join("monitor.log");
+    let _ = fs::remove_file(&log);
+    fs::create_dir(&log).expect("monitor.log as a directory");
+    let ran = berth.run(&["start", "early"]);
+    assert_eq!(ran.code(), Some(1), "{ran:?}");
+    assert!(
+        ran.stderr
+            .contains("the monitor stopped before the container started"),
+        "{}",
+        ran.stderr
+    );
+    fs::remove_dir(&log).expect("rmdir monitor.log");
+    berth.ok(&["rm", "early"]);
+}
