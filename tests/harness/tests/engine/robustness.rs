@@ -396,3 +396,54 @@ fn a_monitor_that_ends_before_it_answers_fails_the_start() {
     fs::remove_dir(&log).expect("rmdir monitor.log");
     berth.ok(&["rm", "early"]);
 }
+
+/// A start that fails does not run the program: here the json log cannot be opened (its disk
+/// went read-only), and the program, which would leave a file on the host, never ran. Before,
+/// the log was opened after the start, and the program ran until the monitor undid it.
+#[test]
+fn a_log_that_cannot_be_opened_fails_the_start_before_the_program_runs() {
+    need_root!();
+    let berth = Berth::new();
+    let host = crate::host_dir();
+    let volume = format!("{}:/out", crate::path_str(host.path()));
+    let id = berth.ok(&[
+        "create",
+        "--name",
+        "rolog",
+        "-v",
+        &volume,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo ran > /out/ran",
+    ]);
+    let log = berth
+        .root()
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    fs::write(&log, b"").expect("the log file");
+    let elsewhere = crate::host_dir();
+    let read_only = elsewhere.path().join("log");
+    fs::write(&read_only, b"").expect("a file to bind");
+    let mount = |args: &[&str]| {
+        let ok = std::process::Command::new("mount")
+            .args(args)
+            .arg(&log)
+            .status()
+            .expect("mount");
+        assert!(ok.success(), "mount {args:?}");
+    };
+    mount(&["--bind", crate::path_str(&read_only)]);
+    mount(&["-o", "remount,bind,ro"]);
+    let ran = berth.run(&["start", "rolog"]);
+    let _ = std::process::Command::new("umount").arg(&log).status();
+    assert_eq!(ran.code(), Some(1), "{ran:?}");
+    assert!(ran.stderr.contains("open log"), "{}", ran.stderr);
+    assert!(
+        !host.path().join("ran").exists(),
+        "the program ran although its start failed"
+    );
+    assert_eq!(berth.inspect("rolog")["State"]["Running"], false);
+    berth.ok(&["rm", "rolog"]);
+}
