@@ -447,3 +447,45 @@ fn a_log_that_cannot_be_opened_fails_the_start_before_the_program_runs() {
     assert_eq!(berth.inspect("rolog")["State"]["Running"], false);
     berth.ok(&["rm", "rolog"]);
 }
+
+/// The same when the record cannot say Running (here record.json is a mount point, which a
+/// rename cannot replace): the start fails and the program never ran. Before, the record was
+/// updated after the start, and the program ran until the monitor undid it.
+#[test]
+fn a_record_that_cannot_be_updated_fails_the_start_before_the_program_runs() {
+    need_root!();
+    let berth = Berth::new();
+    let host = crate::host_dir();
+    let volume = format!("{}:/out", crate::path_str(host.path()));
+    let id = berth.ok(&[
+        "create",
+        "--name",
+        "pinned",
+        "-v",
+        &volume,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo ran > /out/ran",
+    ]);
+    let record = berth
+        .root()
+        .join("containers")
+        .join(&id)
+        .join("record.json");
+    let bound = std::process::Command::new("mount")
+        .arg("--bind")
+        .args([&record, &record])
+        .status()
+        .expect("mount");
+    assert!(bound.success());
+    let ran = berth.run(&["start", "pinned"]);
+    let _ = std::process::Command::new("umount").arg(&record).status();
+    assert_eq!(ran.code(), Some(1), "{ran:?}");
+    assert!(ran.stderr.contains("record.json"), "{}", ran.stderr);
+    assert!(
+        !host.path().join("ran").exists(),
+        "the program ran although its start failed"
+    );
+    berth.ok(&["rm", "pinned"]);
+}
