@@ -272,6 +272,9 @@ pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Rec
         berth_sys::process::new_session_on_spawn(&mut cmd);
         cmd.spawn().map(drop)
     };
+    // The command holds the monitor's end of the socketpair (its stdin): closed here, so that a
+    // monitor that ends before it answers is an end of file, not a wait for good.
+    drop(cmd);
     spawned.map_err(Error::io("spawn the monitor", engine.exe.clone()))?;
     if options.stdin || options.stdout || options.stderr {
         events::record(engine, Event::container(&record, "attach"));

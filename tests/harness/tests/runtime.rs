@@ -422,6 +422,49 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     assert_eq!(inside_log.trim(), "startContainer");
 }
 
+/// A createContainer hook gets the state on stdin and may ask the runtime for it, as the
+/// prestart and createRuntime ones may: it is on disk before the init runs it, however late
+/// the runtime gets to writing it (strace holds its renames back).
+#[test]
+fn a_create_container_hook_finds_the_state_on_disk() {
+    need_root!();
+    if !have("strace") {
+        skip!("needs strace");
+    }
+    let rt = Runtime::new();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let id = unique("hook-state");
+    let ask = format!(
+        "{} --root {} state {id} >/dev/null 2>&1 && echo seen >> {log} || echo missing >> {log}",
+        rt.binary().display(),
+        rt.root().display(),
+        log = log.path().display()
+    );
+    let mut bundle = Bundle::new(&["true"]);
+    let hooks: oci_spec::runtime::Hooks = serde_json::from_value(serde_json::json!({
+        "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", ask]}],
+    }))
+    .unwrap();
+    bundle.spec_mut().set_hooks(Some(hooks));
+    bundle.write();
+    let late = "rename,renameat,renameat2";
+    let mut command = Command::new("strace");
+    command
+        .args(["-o", "/dev/null", "-e", &format!("trace={late}")])
+        .args(["-e", &format!("inject={late}:delay_enter=300000")])
+        .arg(rt.binary())
+        .arg("--root")
+        .arg(rt.root())
+        .args(["run", "--bundle"])
+        .arg(bundle.path())
+        .arg(&id)
+        .stdin(Stdio::null());
+    let ran = run_with_timeout(command, COMMAND_TIMEOUT);
+    assert!(ran.success(), "{ran:?}");
+    let got = std::fs::read_to_string(log.path()).unwrap();
+    assert_eq!(got.trim(), "seen", "the hook asked for the state");
+}
+
 #[test]
 fn lifecycle_states_pause_resume_kill_and_delete() {
     need_root!();

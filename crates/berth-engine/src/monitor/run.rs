@@ -384,12 +384,8 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     if let Some(att) = attachment.as_ref().or(joined.first()) {
         crate::bundle::network_etc_files(&dir, record, att).map_err(undo_net)?;
     }
-    // The program runs from here on: what follows is the monitor's own bookkeeping, done
-    // while it runs (the client hears of the start only once the record says so).
-    created
-        .start()
-        .map_err(crate::lifecycle::command_error)
-        .map_err(undo_net)?;
+    // Before the start, the log and the record: a container whose start fails (neither can be
+    // written) does not run its program.
     let log = open_log(&dir, id, req).map_err(undo_net)?;
     let stop_signal =
         crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(Signal::SIGTERM);
@@ -415,6 +411,11 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             r.network = attachment.clone();
             r.networks = joined.clone();
         })
+        .map_err(undo_net)?;
+    // The program runs from here on (the client hears of it once it does).
+    created
+        .start()
+        .map_err(crate::lifecycle::command_error)
         .map_err(undo_net)?;
     if let Some(att) = &attachment {
         crate::network::event(engine, "connect", att);

@@ -126,6 +126,8 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
 /// told to go on, while it sets up its root (mounts, pivot, seccomp): the engine attaches the
 /// container's networks there, in parallel with the init rather than after it. The program
 /// does not run before [`Created::start`] (`hold_start`), so it still finds them attached.
+/// With sysctls of network interfaces, `meanwhile` runs before the init is told to go on
+/// instead: they are written once it is done.
 /// What `meanwhile` returned comes back whether the create then succeeds or not (to be
 /// undone); `None` when the create failed before it ran.
 pub fn create_overlapped<T>(
@@ -208,9 +210,14 @@ fn create_inner(root: &Root, opts: &CreateOptions, meanwhile: impl FnOnce(i32)) 
     let doc = record.hook_input(Status::Creating);
     let prestart = hooks.prestart().as_deref().unwrap_or(&[]);
     let create_runtime = hooks.create_runtime().as_deref().unwrap_or(&[]);
-    // The state is on disk before a hook runs (a hook may ask the runtime for it); without
-    // hooks it is written while the init already goes on with its root, not before.
-    let hooks_first = !prestart.is_empty() || !create_runtime.is_empty();
+    // The state is on disk before a hook runs (a hook may ask the runtime for it), the init's
+    // createContainer ones too; without hooks it is written while the init already goes on
+    // with its root, not before.
+    let inside = hooks
+        .create_container()
+        .as_ref()
+        .is_some_and(|h| !h.is_empty());
+    let hooks_first = !prestart.is_empty() || !create_runtime.is_empty() || inside;
     if hooks_first {
         root.save(&record)?;
         crate::hooks::run_all(prestart, &doc)?;
@@ -224,6 +231,16 @@ fn create_inner(root: &Root, opts: &CreateOptions, meanwhile: impl FnOnce(i32)) 
             .during("send the init its bind sources")?;
     }
     drop(sources);
+    // The init writes the sysctls with its root: an interface's may name one of the caller's
+    // (`net.ipv4.conf.eth0.*`), or set the defaults of those made after it. As in Docker, whose
+    // network is there before runc's init writes them, the caller's work is done first then,
+    // not beside the init (which would give either order, whichever was quicker).
+    let mut meanwhile = Some(meanwhile);
+    if plan.sysctl.iter().any(|(key, _)| of_interfaces(key)) {
+        if let Some(work) = meanwhile.take() {
+            work(pid);
+        }
+    }
     let state = String::from_utf8_lossy(&doc).into_owned();
     parent_end
         .send(&FromParent::Go { state })
@@ -243,7 +260,9 @@ fn create_inner(root: &Root, opts: &CreateOptions, meanwhile: impl FnOnce(i32)) 
         && opts.pid_file.is_none()
         && !listener
         && parent_end.send(&FromParent::Start).is_ok();
-    meanwhile(pid);
+    if let Some(work) = meanwhile {
+        work(pid);
+    }
     wait_created(&parent_end, &spec, &record)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
@@ -256,6 +275,20 @@ fn create_inner(root: &Root, opts: &CreateOptions, meanwhile: impl FnOnce(i32)) 
         start: opts.start_at_once.then_some(parent_end),
         start_sent,
     })
+}
+
+/// A sysctl of network interfaces, one by name or those to come (`default`): which ones it
+/// sets depends on the interfaces there when it is written.
+fn of_interfaces(key: &str) -> bool {
+    [
+        "net.ipv4.conf.",
+        "net.ipv6.conf.",
+        "net.ipv4.neigh.",
+        "net.ipv6.neigh.",
+        "net.mpls.conf.",
+    ]
+    .iter()
+    .any(|tree| key.starts_with(tree))
 }
 
 /// Everything create decides before it changes anything on the host.

@@ -329,6 +329,42 @@ fn ulimit_sysctl_and_shm_size() {
     assert_eq!(df.get(1), Some(&"16384"), "--shm-size 16m: df says {df:?}");
 }
 
+/// Docker's network is in the container's namespace before runc's init writes the sysctls:
+/// one of eth0 applies to it, and a `default` one is for interfaces made after, not eth0. The
+/// network is attached while the init sets up its root: every time, not when it was quicker.
+#[test]
+fn interface_sysctls_are_written_once_eth0_is_there() {
+    need_root!();
+    let berth = Berth::new();
+    let conf = "/proc/sys/net/ipv4/conf";
+    let script = format!(
+        "cat {conf}/eth0/arp_announce {conf}/eth0/igmpv3_unsolicited_report_interval \
+         {conf}/lo/igmpv3_unsolicited_report_interval"
+    );
+    for round in 0..8 {
+        let ran = berth.run(&[
+            "run",
+            "--rm",
+            "--sysctl",
+            "net.ipv4.conf.eth0.arp_announce=2",
+            "--sysctl",
+            "net.ipv4.conf.default.igmpv3_unsolicited_report_interval=1234",
+            IMAGE,
+            "sh",
+            "-c",
+            &script,
+        ]);
+        assert!(ran.success(), "round {round}: {}", ran.stderr);
+        let values: Vec<&str> = ran.stdout.split_whitespace().collect();
+        assert_eq!(values.first(), Some(&"2"), "round {round}: eth0's sysctl");
+        assert_eq!(
+            values.get(1),
+            values.get(2),
+            "round {round}: eth0 took the default written after it was made (lo did not)"
+        );
+    }
+}
+
 #[test]
 fn namespaces_of_another_container_and_of_the_host() {
     need_root!();

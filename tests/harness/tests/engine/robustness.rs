@@ -369,3 +369,123 @@ fn an_image_config_with_an_odd_extra_field_keeps_its_volumes() {
         .collect();
     assert_eq!(targets, ["/data"], "{mounts}");
 }
+
+/// A monitor that ends before it answers (here it cannot open its monitor.log; `rm -f`
+/// removing a starting container's directory does the same) is an error of `start`, at once:
+/// before, the CLI kept the monitor's end of their socketpair open and waited for good.
+#[test]
+fn a_monitor_that_ends_before_it_answers_fails_the_start() {
+    need_root!();
+    let berth = Berth::new();
+    let id = berth.ok(&["create", "--name", "early", IMAGE, "true"]);
+    let log = berth
+        .root()
+        .join("containers")
+        .join(&id)
+        .join("monitor.log");
+    let _ = fs::remove_file(&log);
+    fs::create_dir(&log).expect("monitor.log as a directory");
+    let ran = berth.run(&["start", "early"]);
+    assert_eq!(ran.code(), Some(1), "{ran:?}");
+    assert!(
+        ran.stderr
+            .contains("the monitor stopped before the container started"),
+        "{}",
+        ran.stderr
+    );
+    fs::remove_dir(&log).expect("rmdir monitor.log");
+    berth.ok(&["rm", "early"]);
+}
+
+/// A start that fails does not run the program: here the json log cannot be opened (its disk
+/// went read-only), and the program, which would leave a file on the host, never ran. Before,
+/// the log was opened after the start, and the program ran until the monitor undid it.
+#[test]
+fn a_log_that_cannot_be_opened_fails_the_start_before_the_program_runs() {
+    need_root!();
+    let berth = Berth::new();
+    let host = crate::host_dir();
+    let volume = format!("{}:/out", crate::path_str(host.path()));
+    let id = berth.ok(&[
+        "create",
+        "--name",
+        "rolog",
+        "-v",
+        &volume,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo ran > /out/ran",
+    ]);
+    let log = berth
+        .root()
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    fs::write(&log, b"").expect("the log file");
+    let elsewhere = crate::host_dir();
+    let read_only = elsewhere.path().join("log");
+    fs::write(&read_only, b"").expect("a file to bind");
+    let mount = |args: &[&str]| {
+        let ok = std::process::Command::new("mount")
+            .args(args)
+            .arg(&log)
+            .status()
+            .expect("mount");
+        assert!(ok.success(), "mount {args:?}");
+    };
+    mount(&["--bind", crate::path_str(&read_only)]);
+    mount(&["-o", "remount,bind,ro"]);
+    let ran = berth.run(&["start", "rolog"]);
+    let _ = std::process::Command::new("umount").arg(&log).status();
+    assert_eq!(ran.code(), Some(1), "{ran:?}");
+    assert!(ran.stderr.contains("open log"), "{}", ran.stderr);
+    assert!(
+        !host.path().join("ran").exists(),
+        "the program ran although its start failed"
+    );
+    assert_eq!(berth.inspect("rolog")["State"]["Running"], false);
+    berth.ok(&["rm", "rolog"]);
+}
+
+/// The same when the record cannot say Running (here record.json is a mount point, which a
+/// rename cannot replace): the start fails and the program never ran. Before, the record was
+/// updated after the start, and the program ran until the monitor undid it.
+#[test]
+fn a_record_that_cannot_be_updated_fails_the_start_before_the_program_runs() {
+    need_root!();
+    let berth = Berth::new();
+    let host = crate::host_dir();
+    let volume = format!("{}:/out", crate::path_str(host.path()));
+    let id = berth.ok(&[
+        "create",
+        "--name",
+        "pinned",
+        "-v",
+        &volume,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo ran > /out/ran",
+    ]);
+    let record = berth
+        .root()
+        .join("containers")
+        .join(&id)
+        .join("record.json");
+    let bound = std::process::Command::new("mount")
+        .arg("--bind")
+        .args([&record, &record])
+        .status()
+        .expect("mount");
+    assert!(bound.success());
+    let ran = berth.run(&["start", "pinned"]);
+    let _ = std::process::Command::new("umount").arg(&record).status();
+    assert_eq!(ran.code(), Some(1), "{ran:?}");
+    assert!(ran.stderr.contains("record.json"), "{}", ran.stderr);
+    assert!(
+        !host.path().join("ran").exists(),
+        "the program ran although its start failed"
+    );
+    berth.ok(&["rm", "pinned"]);
+}
