@@ -404,19 +404,7 @@ fn a_monitor_that_ends_before_it_answers_fails_the_start() {
 fn a_log_that_cannot_be_opened_fails_the_start_before_the_program_runs() {
     need_root!();
     let berth = Berth::new();
-    let host = crate::host_dir();
-    let volume = format!("{}:/out", crate::path_str(host.path()));
-    let id = berth.ok(&[
-        "create",
-        "--name",
-        "rolog",
-        "-v",
-        &volume,
-        IMAGE,
-        "sh",
-        "-c",
-        "echo ran > /out/ran",
-    ]);
+    let (host, id) = witness(&berth, "rolog");
     let log = berth
         .root()
         .join("containers")
@@ -440,10 +428,7 @@ fn a_log_that_cannot_be_opened_fails_the_start_before_the_program_runs() {
     let _ = std::process::Command::new("umount").arg(&log).status();
     assert_eq!(ran.code(), Some(1), "{ran:?}");
     assert!(ran.stderr.contains("open log"), "{}", ran.stderr);
-    assert!(
-        !host.path().join("ran").exists(),
-        "the program ran although its start failed"
-    );
+    never_ran(&host);
     assert_eq!(berth.inspect("rolog")["State"]["Running"], false);
     berth.ok(&["rm", "rolog"]);
 }
@@ -455,19 +440,7 @@ fn a_log_that_cannot_be_opened_fails_the_start_before_the_program_runs() {
 fn a_record_that_cannot_be_updated_fails_the_start_before_the_program_runs() {
     need_root!();
     let berth = Berth::new();
-    let host = crate::host_dir();
-    let volume = format!("{}:/out", crate::path_str(host.path()));
-    let id = berth.ok(&[
-        "create",
-        "--name",
-        "pinned",
-        "-v",
-        &volume,
-        IMAGE,
-        "sh",
-        "-c",
-        "echo ran > /out/ran",
-    ]);
+    let (host, id) = witness(&berth, "pinned");
     let record = berth
         .root()
         .join("containers")
@@ -483,9 +456,23 @@ fn a_record_that_cannot_be_updated_fails_the_start_before_the_program_runs() {
     let _ = std::process::Command::new("umount").arg(&record).status();
     assert_eq!(ran.code(), Some(1), "{ran:?}");
     assert!(ran.stderr.contains("record.json"), "{}", ran.stderr);
+    never_ran(&host);
+    berth.ok(&["rm", "pinned"]);
+}
+
+/// A created container `name` whose program, if it ever runs, leaves a file `ran` in the
+/// returned host directory; and its id.
+fn witness(berth: &Berth, name: &str) -> (tempfile::TempDir, String) {
+    let host = crate::host_dir();
+    let volume = format!("{}:/out", crate::path_str(host.path()));
+    let create = ["create", "--name", name, "-v", &volume, IMAGE];
+    let id = berth.ok(&[&create[..], &["sh", "-c", "echo ran > /out/ran"]].concat());
+    (host, id)
+}
+
+fn never_ran(host: &tempfile::TempDir) {
     assert!(
         !host.path().join("ran").exists(),
         "the program ran although its start failed"
     );
-    berth.ok(&["rm", "pinned"]);
 }
