@@ -283,6 +283,66 @@ pub fn attach_connected(
     Ok(joined)
 }
 
+/// What [`attach_connected`] attached from an older copy of the record, brought in line with
+/// `record` as it is now (read under its lock): a `network connect` or `disconnect` saved while
+/// the container was starting (not running yet, so neither attached nor detached it live) is
+/// carried out here. Returns the attachments the container has; on an error, nothing this call
+/// attached is left attached (what `joined` holds is the caller's to undo).
+pub fn reconcile_connected(
+    engine: &Engine,
+    record: &Record,
+    pid: i32,
+    primary: Option<&Attachment>,
+    joined: &[Attachment],
+) -> Result<Vec<Attachment>> {
+    let now = &record.request.connected;
+    // An endpoint names its network as `connect` saved it (its name); by id too, to be sure.
+    let on = |ep: &crate::request::Endpoint, a: &Attachment| {
+        ep.network == a.network || ep.network == a.network_id
+    };
+    let is_wanted = |a: &Attachment| now.iter().any(|ep| on(ep, a));
+    let new: Vec<_> = now
+        .iter()
+        .filter(|ep| !joined.iter().any(|a| on(ep, a)))
+        .collect();
+    if !wanted(record) || (new.is_empty() && joined.iter().all(is_wanted)) {
+        return Ok(joined.to_vec());
+    }
+    let store = store(engine)?;
+    let (mut have, gone): (Vec<Attachment>, Vec<Attachment>) =
+        joined.iter().cloned().partition(|a| is_wanted(a));
+    let mut added: Vec<Attachment> = Vec::new();
+    for ep in new {
+        let taken: Vec<Attachment> = primary.into_iter().chain(&have).cloned().collect();
+        let ifname = free_ifname(&taken);
+        let attached = join_request(
+            record,
+            pid,
+            &ep.network,
+            &ep.aliases,
+            ep.ip.as_deref(),
+            ifname,
+        )
+        .and_then(|join| Ok(store.attach(&join)?));
+        match attached {
+            Ok(att) => {
+                added.push(att.clone());
+                have.push(att);
+            }
+            Err(e) => {
+                for att in &added {
+                    let _ = store.detach(att);
+                }
+                return Err(e);
+            }
+        }
+    }
+    for att in &gone {
+        let _ = store.detach(att);
+    }
+    Ok(have)
+}
+
 /// The networks the container is configured to join: its mode's (unless disconnected) and
 /// those it was connected to.
 fn joined_networks(req: &RunRequest) -> Vec<&str> {

@@ -393,9 +393,14 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     let health = Checker::initial(req.healthcheck.as_ref(), record.state.health.as_ref());
     let me = std::process::id() as i32;
     let me_start = berth_runtime::state::process_start_time(me).unwrap_or(0);
-    engine
+    let joined_now = engine
         .containers
         .update(id, |r| {
+            // A `network connect` or `disconnect` saved since `record` was read (the container
+            // was not running, so it was only recorded) is carried out now, under the record's
+            // lock: any later one finds the container running and acts on it live.
+            let joined =
+                crate::network::reconcile_connected(engine, r, pid, attachment.as_ref(), &joined)?;
             r.state.status = Status::Running;
             r.state.pid = pid;
             r.state.pid_start = pid_start;
@@ -410,13 +415,19 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             r.hostname = prepared.hostname.clone();
             r.network = attachment.clone();
             r.networks = joined.clone();
+            Ok(joined)
         })
+        .and_then(|joined| joined)
         .map_err(undo_net)?;
+    let undo_all = |e: Error| {
+        leave(engine, attachment.iter().chain(&joined_now));
+        abort(e)
+    };
     // The program runs from here on (the client hears of it once it does).
     created
         .start()
         .map_err(crate::lifecycle::command_error)
-        .map_err(undo_net)?;
+        .map_err(undo_all)?;
     if let Some(att) = &attachment {
         crate::network::event(engine, "connect", att);
     }
