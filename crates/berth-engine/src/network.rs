@@ -257,9 +257,28 @@ pub fn attach_connected(
         return Ok(Vec::new());
     }
     let store = store(engine)?;
-    let mut joined: Vec<Attachment> = Vec::new();
-    for ep in &record.request.connected {
-        let taken: Vec<Attachment> = primary.into_iter().chain(&joined).cloned().collect();
+    attach_endpoints(&store, record, pid, primary, &[], &record.request.connected)
+}
+
+/// Attaches `endpoints` to the init `pid`'s namespace, each on the first interface that
+/// `primary`, `have` and those before it leave free; the new attachments, or an error with none
+/// of them left attached.
+fn attach_endpoints<'a>(
+    store: &NetStore,
+    record: &Record,
+    pid: i32,
+    primary: Option<&Attachment>,
+    have: &[Attachment],
+    endpoints: impl IntoIterator<Item = &'a crate::request::Endpoint>,
+) -> Result<Vec<Attachment>> {
+    let mut added: Vec<Attachment> = Vec::new();
+    for ep in endpoints {
+        let taken: Vec<Attachment> = primary
+            .into_iter()
+            .chain(have)
+            .chain(&added)
+            .cloned()
+            .collect();
         let ifname = free_ifname(&taken);
         let attached = join_request(
             record,
@@ -271,16 +290,16 @@ pub fn attach_connected(
         )
         .and_then(|join| Ok(store.attach(&join)?));
         match attached {
-            Ok(att) => joined.push(att),
+            Ok(att) => added.push(att),
             Err(e) => {
-                for att in &joined {
+                for att in &added {
                     let _ = store.detach(att);
                 }
                 return Err(e);
             }
         }
     }
-    Ok(joined)
+    Ok(added)
 }
 
 /// What [`attach_connected`] attached from an older copy of the record, brought in line with
@@ -311,32 +330,8 @@ pub fn reconcile_connected(
     let store = store(engine)?;
     let (mut have, gone): (Vec<Attachment>, Vec<Attachment>) =
         joined.iter().cloned().partition(|a| is_wanted(a));
-    let mut added: Vec<Attachment> = Vec::new();
-    for ep in new {
-        let taken: Vec<Attachment> = primary.into_iter().chain(&have).cloned().collect();
-        let ifname = free_ifname(&taken);
-        let attached = join_request(
-            record,
-            pid,
-            &ep.network,
-            &ep.aliases,
-            ep.ip.as_deref(),
-            ifname,
-        )
-        .and_then(|join| Ok(store.attach(&join)?));
-        match attached {
-            Ok(att) => {
-                added.push(att.clone());
-                have.push(att);
-            }
-            Err(e) => {
-                for att in &added {
-                    let _ = store.detach(att);
-                }
-                return Err(e);
-            }
-        }
-    }
+    let added = attach_endpoints(&store, record, pid, primary, &have, new)?;
+    have.extend(added);
     for att in &gone {
         let _ = store.detach(att);
     }
