@@ -263,6 +263,11 @@ fn a_failed_last_record_update_still_reports_the_exit_and_removes() {
         !lab.berth.root().join("containers").join(&id).exists(),
         "--rm left the container"
     );
+    // `run --rm` returns once the container is gone and its lease released; its monitor
+    // deletes the veth behind it (the kernel's wait) and then ends.
+    berth_harness::eventually("the monitor to end", || {
+        monitors_of_id(&id).is_empty().then_some(())
+    });
     assert_eq!(
         leftovers(&lab, "bt-lastword", &id, &veth, &ip),
         Vec::<String>::new()

@@ -304,7 +304,9 @@ fn a_network_connected_while_the_container_starts_is_joined() {
             "1000",
         ]);
         let mut start = lab.berth.command();
-        start.args(["start", &name]);
+        start
+            .args(["start", &name])
+            .stdout(std::process::Stdio::null());
         let mut start = start.spawn().expect("spawn start");
         std::thread::sleep(std::time::Duration::from_millis(2 * (round % 6)));
         lab.berth.ok(&["network", "connect", "bt-race-b", &name]);
