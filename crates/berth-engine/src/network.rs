@@ -260,6 +260,33 @@ pub fn attach_connected(
     attach_endpoints(&store, record, pid, primary, &[], &record.request.connected)
 }
 
+/// The container's primary network and those joined with `network connect`, attached to the
+/// init `pid`'s namespace; nothing is left attached when it fails.
+pub fn attach_all(
+    engine: &Engine,
+    record: &Record,
+    pid: i32,
+    exposed: &[crate::request::ExposedPort],
+) -> Result<(Option<Attachment>, Vec<Attachment>)> {
+    let attachment = attach(engine, record, pid, exposed)?;
+    match attach_connected(engine, record, pid, attachment.as_ref()) {
+        Ok(joined) => Ok((attachment, joined)),
+        Err(e) => {
+            leave(engine, attachment.iter());
+            Err(e)
+        }
+    }
+}
+
+/// Undoes [`attach_all`] (the leases and links of each attachment).
+pub fn leave<'a>(engine: &Engine, atts: impl Iterator<Item = &'a Attachment>) {
+    if let Ok(store) = store(engine) {
+        for att in atts {
+            let _ = store.detach(att);
+        }
+    }
+}
+
 /// Attaches `endpoints` to the init `pid`'s namespace, each on the first interface that
 /// `primary`, `have` and those before it leave free; the new attachments, or an error with none
 /// of them left attached.

@@ -336,7 +336,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     };
     let (created, networks) =
         berth_runtime::process::parent::create_overlapped(&engine.runtime, &opts, |pid| {
-            attach_networks(engine, record, pid, &prepared.exposed)
+            crate::network::attach_all(engine, record, pid, &prepared.exposed)
         });
     let stdio = pending.finish(created.is_ok());
     let (mut created, stdio, (attachment, joined)) = match (created, stdio, networks) {
@@ -347,7 +347,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             }
             let networks = networks.unwrap_or(Ok((None, Vec::new())));
             if let Ok((attachment, joined)) = &networks {
-                leave(engine, attachment.iter().chain(joined));
+                crate::network::leave(engine, attachment.iter().chain(joined));
             }
             crate::bundle::undo(engine, record);
             // The init's failure first: the rest follows from it.
@@ -360,15 +360,14 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         }
     };
     let pid = created.pid;
-    let abort = |e: Error| {
+    // Undoes the start, the container on `joined` besides its primary network.
+    let undo = |joined: &[berth_net::Attachment], e: Error| {
+        crate::network::leave(engine, attachment.iter().chain(joined));
         let _ = berth_runtime::container::delete(&engine.runtime, id, true);
         crate::bundle::undo(engine, record);
         e
     };
-    let undo_net = |e: Error| {
-        leave(engine, attachment.iter().chain(&joined));
-        abort(e)
-    };
+    let undo_net = |e: Error| undo(&joined, e);
     if let (Some(tty), Some((rows, cols))) = (&stdio.tty, size) {
         let _ = berth_sys::pty::set_window_size(tty.as_fd(), rows, cols);
     }
@@ -419,15 +418,11 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         })
         .and_then(|joined| joined)
         .map_err(undo_net)?;
-    let undo_all = |e: Error| {
-        leave(engine, attachment.iter().chain(&joined_now));
-        abort(e)
-    };
     // The program runs from here on (the client hears of it once it does).
     created
         .start()
         .map_err(crate::lifecycle::command_error)
-        .map_err(undo_all)?;
+        .map_err(|e| undo(&joined_now, e))?;
     if let Some(att) = &attachment {
         crate::network::event(engine, "connect", att);
     }
@@ -449,33 +444,6 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         remove: req.auto_remove,
         remove_volumes: req.auto_remove,
     })
-}
-
-/// The container's primary network and those joined with `network connect`, attached to the
-/// init `pid`'s namespace; nothing is left attached when it fails.
-fn attach_networks(
-    engine: &Engine,
-    record: &Record,
-    pid: i32,
-    exposed: &[crate::request::ExposedPort],
-) -> Result<(Option<berth_net::Attachment>, Vec<berth_net::Attachment>)> {
-    let attachment = crate::network::attach(engine, record, pid, exposed)?;
-    match crate::network::attach_connected(engine, record, pid, attachment.as_ref()) {
-        Ok(joined) => Ok((attachment, joined)),
-        Err(e) => {
-            leave(engine, attachment.iter());
-            Err(e)
-        }
-    }
-}
-
-/// Undoes [`attach_networks`] (the leases and links of each attachment).
-fn leave<'a>(engine: &Engine, atts: impl Iterator<Item = &'a berth_net::Attachment>) {
-    if let Ok(store) = crate::network::store(engine) {
-        for att in atts {
-            let _ = store.detach(att);
-        }
-    }
 }
 
 fn open_log(

@@ -289,8 +289,8 @@ fn addrs_in(pid: i32, dev: &str) -> Vec<String> {
 fn a_network_connected_while_the_container_starts_is_joined() {
     crate::need_root!();
     let mut lab = Lab::new();
-    lab.network("bt-race-a", "10.234.13.0/24");
-    lab.network("bt-race-b", "10.234.14.0/24");
+    lab.network("bt-race-a", "10.234.15.0/24");
+    lab.network("bt-race-b", "10.234.16.0/24");
     for round in 0..12 {
         let name = format!("race{round}");
         lab.berth.ok(&[
@@ -314,14 +314,14 @@ fn a_network_connected_while_the_container_starts_is_joined() {
         let pid = pid_of(&lab, &name);
         let eth1 = eventually_addrs(pid, "eth1");
         assert!(
-            eth1.iter().any(|a| a.starts_with("10.234.14.")),
+            eth1.iter().any(|a| a.starts_with("10.234.16.")),
             "round {round}: connected during its start, yet not on bt-race-b: {eth1:?}"
         );
         let nets = lab.berth.inspect(&name)["NetworkSettings"]["Networks"].clone();
         assert!(
             nets["bt-race-b"]["IPAddress"]
                 .as_str()
-                .is_some_and(|ip| ip.starts_with("10.234.14.")),
+                .is_some_and(|ip| ip.starts_with("10.234.16.")),
             "round {round}: {nets}"
         );
         lab.berth.ok(&["rm", "-f", &name]);
