@@ -33,13 +33,21 @@ pub fn rootfs(dir: &Path) -> PathBuf {
     dir.join("rootfs")
 }
 
-/// Mounts the root, writes /etc files and config.json in the container's directory.
+/// Mounts the root and writes the /etc files in the container's directory; config.json only
+/// when hooks may read it before the init runs ([`write_config`] otherwise, by the caller).
 pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     let dir = engine.containers.dir(&record.id);
     let (config, layers) = image_of(engine, record)?;
     let root = rootfs(&dir);
     let userns = crate::userns::of(record);
-    mount_overlay(&dir, &root, &layers, userns)?;
+    // A `--rm` container's root goes with it, so a crash may lose it too: `volatile`, as
+    // Podman mounts its `--rm` containers' (bench/README.md, "volatile").
+    let durable = if record.request.auto_remove {
+        Durability::Volatile
+    } else {
+        Durability::Synced
+    };
+    mount_overlay(&dir, &root, &layers, userns, durable)?;
     let result = (|| {
         let req = &record.request;
         let etc = write_etc_files(&dir, record)?;
@@ -55,9 +63,11 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         if userns.is_some() {
             mount_points(&root, &built.spec)?;
         }
-        let data = serde_json::to_vec_pretty(&built.spec)
-            .map_err(|e| Error::Invalid(format!("serialise config.json: {e}")))?;
-        crate::records::write_atomic(&dir.join("config.json"), &data)?;
+        // A hook may read the bundle's config.json: then it is there before the runtime runs
+        // any; otherwise the monitor writes it while the init sets up its root.
+        if has_hooks(&built.spec) {
+            write_config(&dir, &built.spec)?;
+        }
         Ok(Prepared {
             stop_signal: built.stop_signal,
             hostname: built.hostname,
@@ -69,6 +79,29 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         undo(engine, record);
     }
     result
+}
+
+/// Whether the runtime runs OCI hooks for `spec`.
+pub fn has_hooks(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+            h.poststart(),
+            h.poststop(),
+        ]
+        .iter()
+        .any(|hooks| hooks.as_ref().is_some_and(|v| !v.is_empty()))
+    })
+}
+
+/// Writes the container's config.json (exec and inspect read it once the container runs).
+pub fn write_config(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let data = serde_json::to_vec_pretty(spec)
+        .map_err(|e| Error::Invalid(format!("serialise config.json: {e}")))?;
+    crate::records::write_atomic(&dir.join("config.json"), &data)
 }
 
 /// Undoes `prepare`: the root unmounted, the volumes this container had mounted released.
@@ -103,6 +136,7 @@ pub fn check(
             &root,
             &layers_of(engine, &image.id, image.config)?,
             None,
+            Durability::Volatile,
         )?;
     } else {
         fs::create_dir_all(&root).map_err(Error::io("create", &root))?;
@@ -189,6 +223,19 @@ pub(crate) fn layers_of(
     Ok(store.layers_of(&image_id, &diff_ids)?)
 }
 
+/// Whether a container's root is synced to disk when it is unmounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// As Docker's: the unmount syncs the data root's filesystem (overlay's `syncfs` of its
+    /// upper layer), so what the container wrote survives a crash.
+    Synced,
+    /// overlay's `volatile`: no sync at the unmount, nor for the container's `fsync`s. For
+    /// roots that a crash would lose anyway (`--rm`, a root mounted only to be read): on a
+    /// journaled filesystem each synced unmount commits the journal, ~250 KiB written and a
+    /// device flush per `run --rm`.
+    Volatile,
+}
+
 /// Mounts the image's layers at `root` as an overlay with the container's own upper and work
 /// directories (`<dir>/upper`, `<dir>/work`), replacing a stale mount there. With the map of a
 /// user namespace of the container's own, the layers are idmapped through it (`idmap`).
@@ -197,12 +244,17 @@ pub fn mount_overlay(
     root: &Path,
     layers: &[PathBuf],
     userns: Option<IdMap>,
+    durable: Durability,
 ) -> Result<()> {
     let upper = dir.join("upper");
     let work = dir.join("work");
     for d in [root, &upper, &work] {
         fs::create_dir_all(d).map_err(Error::io("create", d))?;
     }
+    // A volatile mount leaves this behind, and overlay's documentation says a later mount of
+    // the same work directory is refused while it is there (a root mounted volatile to be
+    // read, then started; this kernel, 6.18, mounts it all the same).
+    allow_remount(&work);
     // A monitor killed before it unmounted leaves the old mount: replace it.
     let _ = nix::mount::umount2(root, MntFlags::MNT_DETACH);
     let (lower, _view) = match userns {
@@ -213,13 +265,25 @@ pub fn mount_overlay(
     if crate::rootless::fuse::forced() && berth_sys::rootless::is_rootless() {
         return crate::rootless::fuse::mount(root, &data);
     }
-    let mounted = nix::mount::mount(
-        Some("overlay"),
-        root,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(data.as_str()),
-    );
+    let volatile = format!("{data},volatile");
+    let mount = |data: &str| {
+        nix::mount::mount(
+            Some("overlay"),
+            root,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data),
+        )
+    };
+    let mut mounted = match durable {
+        Durability::Volatile => mount(&volatile),
+        Durability::Synced => mount(&data),
+    };
+    // A kernel before 5.10 knows no `volatile`: synced, as Docker's.
+    if durable == Durability::Volatile && mounted == Err(nix::errno::Errno::EINVAL) {
+        allow_remount(&work);
+        mounted = mount(&data);
+    }
     // Refused in the user's namespace (not the data: that is berth's own): fuse-overlayfs.
     if let Err(nix::errno::Errno::EPERM | nix::errno::Errno::EINVAL | nix::errno::Errno::ENODEV) =
         mounted
@@ -233,6 +297,15 @@ pub fn mount_overlay(
         path: root.to_path_buf(),
         source: e.into(),
     })
+}
+
+/// Removes what a `volatile` mount left in `work` (`work/incompat/volatile`), which makes
+/// overlay refuse the next mount of it.
+fn allow_remount(work: &Path) {
+    let incompat = work.join("work").join("incompat");
+    if incompat.symlink_metadata().is_ok() {
+        let _ = fs::remove_dir_all(&incompat);
+    }
 }
 
 /// Docker makes a missing working directory (`-w`, WORKDIR); resolved inside the root, so a
@@ -387,7 +460,11 @@ pub fn network_etc_files(dir: &Path, record: &Record, att: &berth_net::Attachmen
         att.ip.map(std::net::IpAddr::V4),
         &req.add_hosts,
     )?;
-    fs::write(&hosts, text).map_err(Error::io("write", &hosts))?;
+    // Rewritten only when it changes (no address: `--network none`): ext4 writes back a file
+    // truncated and rewritten as it is closed.
+    if fs::read_to_string(&hosts).ok().as_deref() != Some(text.as_str()) {
+        fs::write(&hosts, text).map_err(Error::io("write", &hosts))?;
+    }
     if att.dns.is_some() && req.dns.is_empty() {
         let resolv = dir.join("resolv.conf");
         fs::write(&resolv, berth_net::dns::resolv_conf(att))

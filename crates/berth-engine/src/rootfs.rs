@@ -27,7 +27,14 @@ impl StoppedRoot {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = cdir.join(format!("cp-root-{}-{n}", std::process::id()));
         let root = StoppedRoot { dir };
-        crate::bundle::mount_overlay(&cdir, &root.dir, &layers, crate::userns::of(record))?;
+        // `cp` into a stopped container writes its root: synced, as any container's.
+        crate::bundle::mount_overlay(
+            &cdir,
+            &root.dir,
+            &layers,
+            crate::userns::of(record),
+            crate::bundle::Durability::Synced,
+        )?;
         Ok(root)
     }
 }

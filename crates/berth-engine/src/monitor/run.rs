@@ -334,14 +334,38 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         hold_start: true,
         ..Default::default()
     };
-    let (created, networks) =
+    // While the init sets up its root, on another core: the networks and the /etc files that
+    // name them, config.json (unless a hook needed it first) and the log, all there before
+    // the program runs.
+    let (created, meanwhile) =
         berth_runtime::process::parent::create_overlapped(&engine.runtime, &opts, |pid| {
-            crate::network::attach_all(engine, record, pid, &prepared.exposed)
+            let networks = crate::network::attach_all(engine, record, pid, &prepared.exposed);
+            // /etc/hosts and resolv.conf from the first network joined.
+            let etc = match &networks {
+                Ok((attachment, joined)) => match attachment.as_ref().or(joined.first()) {
+                    Some(att) => crate::bundle::network_etc_files(&dir, record, att),
+                    None => Ok(()),
+                },
+                Err(_) => Ok(()),
+            };
+            let config = if crate::bundle::has_hooks(&prepared.spec) {
+                Ok(())
+            } else {
+                crate::bundle::write_config(&dir, &prepared.spec)
+            };
+            let files = etc.and(config).and_then(|()| open_log(&dir, id, req));
+            (networks, files)
         });
     let stdio = pending.finish(created.is_ok());
-    let (mut created, stdio, (attachment, joined)) = match (created, stdio, networks) {
-        (Ok(created), Ok(stdio), Some(Ok(networks))) => (created, stdio, networks),
-        (created, stdio, networks) => {
+    let (networks, log) = match meanwhile {
+        Some((networks, log)) => (Some(networks), Some(log)),
+        None => (None, None),
+    };
+    let (mut created, stdio, (attachment, joined), log) = match (created, stdio, networks, log) {
+        (Ok(created), Ok(stdio), Some(Ok(networks)), Some(Ok(log))) => {
+            (created, stdio, networks, log)
+        }
+        (created, stdio, networks, log) => {
             if created.is_ok() {
                 let _ = berth_runtime::container::delete(&engine.runtime, id, true);
             }
@@ -351,10 +375,11 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             }
             crate::bundle::undo(engine, record);
             // The init's failure first: the rest follows from it.
-            let error = match (created, networks, stdio) {
-                (Err(e), _, _) => crate::lifecycle::command_error(e),
-                (_, Err(e), _) | (_, _, Err(e)) => e,
-                (Ok(_), Ok(_), Ok(_)) => Error::state(id, "the monitor lost its container"),
+            let log = log.unwrap_or(Ok(None)).map(drop);
+            let error = match (created, networks, stdio, log) {
+                (Err(e), _, _, _) => crate::lifecycle::command_error(e),
+                (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => e,
+                (Ok(_), Ok(_), Ok(_), Ok(())) => Error::state(id, "the monitor lost its container"),
             };
             return Err(error);
         }
@@ -379,13 +404,8 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             eprintln!("berth monitor {}: warning: {w}", crate::error::short(id));
         }
     }
-    // /etc/hosts and resolv.conf from the first network joined.
-    if let Some(att) = attachment.as_ref().or(joined.first()) {
-        crate::bundle::network_etc_files(&dir, record, att).map_err(undo_net)?;
-    }
-    // Before the start, the log and the record: a container whose start fails (neither can be
-    // written) does not run its program.
-    let log = open_log(&dir, id, req).map_err(undo_net)?;
+    // Before the start, the log (above) and the record: a container whose start fails
+    // (neither can be written) does not run its program.
     let stop_signal =
         crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(Signal::SIGTERM);
     let pid_start = created.record.pid_start;

@@ -246,6 +246,53 @@ fn start_right_after_stop_finds_the_container_free() {
     berth.ok(&["network", "rm", "again-a", "again-b"]);
 }
 
+/// A `--rm` container's root is mounted `volatile`, as Podman mounts its `--rm` containers'
+/// (no sync of the data root when it ends: it is removed anyway); any other container's is
+/// synced, as Docker's. A root mounted volatile only to read the image's users (`create -u`)
+/// leaves nothing that keeps the container from starting, nor from starting again.
+#[test]
+fn a_rm_containers_root_is_volatile_and_a_kept_ones_is_not() {
+    need_root!();
+    let berth = Berth::new();
+    let root_options = |args: &[&str]| {
+        let out = berth.ok(args);
+        out.lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .unwrap_or_else(|| panic!("no root in the container's mountinfo: {out}"))
+            .to_string()
+    };
+    let gone = root_options(&["run", "--rm", IMAGE, "cat", "/proc/self/mountinfo"]);
+    assert!(gone.contains("volatile"), "--rm: {gone}");
+    let kept = root_options(&[
+        "run",
+        "--name",
+        "kept",
+        IMAGE,
+        "cat",
+        "/proc/self/mountinfo",
+    ]);
+    assert!(!kept.contains("volatile"), "kept: {kept}");
+    berth.ok(&[
+        "create",
+        "--name",
+        "user",
+        "-u",
+        "root",
+        IMAGE,
+        "cat",
+        "/proc/self/mountinfo",
+    ]);
+    for round in 0..2 {
+        let out = berth.ok(&["start", "-a", "user"]);
+        let root = out.lines().find(|l| l.split(' ').nth(4) == Some("/"));
+        assert!(
+            root.is_some_and(|l| !l.contains("volatile")),
+            "start {round} after create -u: {out}"
+        );
+    }
+    berth.ok(&["rm", "kept", "user"]);
+}
+
 #[test]
 fn on_failure_restarts_twice_then_stays_exited() {
     need_root!();
