@@ -30,13 +30,23 @@ pub struct ImageRef<'a> {
 /// (anonymous ones for the image's VOLUMEs), the cidfile. Parse, validate, then act: the
 /// request is checked and its config.json built against the image before anything is made,
 /// so a bad flag leaves nothing behind; a step that fails after that undoes the ones before.
-pub fn create(engine: &Engine, mut req: RunRequest, image: &ImageRef<'_>) -> Result<Record> {
+pub fn create(engine: &Engine, req: RunRequest, image: &ImageRef<'_>) -> Result<Record> {
+    create_with(engine, req, image, NewId::new()?)
+}
+
+/// [`create`], as the container `fresh` (whose monitor may be waiting: [`spawn_monitor`]).
+pub fn create_with(
+    engine: &Engine,
+    mut req: RunRequest,
+    image: &ImageRef<'_>,
+    fresh: NewId,
+) -> Result<Record> {
     engine.config.apply_defaults(&mut req)?;
     validate(engine, &req)?;
     crate::rootless::check(&req)?;
     let warnings = crate::rootless::limit_warning(&req)?.into_iter().collect();
     crate::volumes::from_containers(engine, &mut req)?;
-    let (id, random) = crate::names::new_id()?;
+    let NewId { id, random } = fresh;
     let anonymous = anonymous_volumes(&mut req, image.config, &random);
     crate::ports::merge_exposed(&mut req, image.config);
     let (image_health, image_shell) = image_health(engine, image);
@@ -229,17 +239,70 @@ fn anonymous_volumes(
 /// (attached as `options` asks), and returns once the container runs (or with the reason it
 /// could not).
 pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Record, Session)> {
-    let record = refresh(engine, engine.containers.find(key)?)?;
-    if record.state.status.is_live() {
-        return Err(Error::state(&record.id, "is already running"));
+    start_with(engine, key, options, None)
+}
+
+/// A monitor spawned before its container's record exists: `run` spawns it first, so that its
+/// start (the exec, the binary's own start) runs beside the image's resolution and the
+/// record's creation, on another core, rather than after them. It waits for its first client
+/// to speak before it touches the container's directory; [`start_with`] starts it, and
+/// dropped unused it sees its socket end, leaves without a trace and is waited for.
+pub struct Spawned {
+    id: String,
+    socket: Option<UnixStream>,
+    child: Option<std::process::Child>,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        drop(self.socket.take());
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
     }
+}
+
+/// A fresh container id, for [`spawn_monitor`] then [`create_with`].
+pub struct NewId {
+    id: String,
+    random: [u8; 32],
+}
+
+impl NewId {
+    pub fn new() -> Result<NewId> {
+        let (id, random) = crate::names::new_id()?;
+        Ok(NewId { id, random })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Spawns the monitor of the container `id` will be, waiting to be asked (see [`Spawned`]).
+pub fn spawn_monitor(engine: &Engine, id: &NewId) -> Result<Spawned> {
+    let (socket, child) = spawn(engine, &id.id, true)?;
+    Ok(Spawned {
+        id: id.id.clone(),
+        socket: Some(socket),
+        child,
+    })
+}
+
+/// Spawns `berth __monitor <id>` (`early`: before the record exists), its stdin our socketpair's other end; returns ours and,
+/// unless the monitor was detached (nobody's child), the child.
+fn spawn(
+    engine: &Engine,
+    id: &str,
+    early: bool,
+) -> Result<(UnixStream, Option<std::process::Child>)> {
     let (ours, theirs) = UnixStream::pair().map_err(Error::io("socketpair for", "monitor"))?;
     let mut cmd = Command::new(&engine.exe);
-    cmd.arg("--root")
-        .arg(&engine.root)
-        .arg("__monitor")
-        .arg(&record.id)
-        .stdin(Stdio::from(OwnedFd::from(theirs)))
+    cmd.arg("--root").arg(&engine.root).arg("__monitor").arg(id);
+    if early {
+        cmd.arg(crate::monitor::WHEN_ASKED);
+    }
+    cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         // A clean environment: with --init the container's PID 1 is a fork of the monitor,
@@ -265,17 +328,41 @@ pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Rec
     // starts keeps the caller's terminal (which a container could otherwise write to, or
     // type into with TIOCSTI), and no signal from that terminal reaches them.
     let spawned = if engine.detach_monitors {
-        berth_sys::process::spawn_detached(&mut cmd)
+        berth_sys::process::spawn_detached(&mut cmd).map(|()| None)
     } else {
-        // The monitor outlives us; it is not ours to wait for (dropping the handle leaves it
-        // be, and init reaps it once we exit).
+        // The monitor outlives us; once it has its container it is not ours to wait for
+        // (dropping the handle leaves it be, and init reaps it once we exit).
         berth_sys::process::new_session_on_spawn(&mut cmd);
-        cmd.spawn().map(drop)
+        cmd.spawn().map(Some)
     };
     // The command holds the monitor's end of the socketpair (its stdin): closed here, so that a
     // monitor that ends before it answers is an end of file, not a wait for good.
     drop(cmd);
-    spawned.map_err(Error::io("spawn the monitor", engine.exe.clone()))?;
+    let child = spawned.map_err(Error::io("spawn the monitor", engine.exe.clone()))?;
+    Ok((ours, child))
+}
+
+/// [`start`], with the monitor `spawned` before, if any.
+pub fn start_with(
+    engine: &Engine,
+    key: &str,
+    options: &AttachOptions,
+    spawned: Option<Spawned>,
+) -> Result<(Record, Session)> {
+    let record = refresh(engine, engine.containers.find(key)?)?;
+    if record.state.status.is_live() {
+        return Err(Error::state(&record.id, "is already running"));
+    }
+    // The monitor spawned for this container is ours from now on (its child not waited
+    // for, as one spawned here); one spawned for another is dropped.
+    let early = spawned.filter(|s| s.id == record.id).and_then(|mut s| {
+        drop(s.child.take());
+        s.socket.take()
+    });
+    let ours = match early {
+        Some(socket) => socket,
+        None => spawn(engine, &record.id, false)?.0,
+    };
     if options.stdin || options.stdout || options.stderr {
         events::record(engine, Event::container(&record, "attach"));
     }

@@ -82,13 +82,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// `berth --root R __monitor ID`: the per-container monitor, dispatched before any argument
+/// `berth --root R __monitor ID [--when-asked]`: the per-container monitor, dispatched before any argument
 /// parsing or thread. It forks the container's init, so it runs from a sealed copy of the
 /// binary (CVE-2019-5736), as berth-runc does.
 fn monitor() -> Option<u8> {
     let args: Vec<String> = std::env::args().collect();
-    let (root, id) = match args.as_slice() {
-        [_, flag, root, cmd, id] if flag == "--root" && cmd == "__monitor" => (root, id),
+    let (root, id, when_asked) = match args.as_slice() {
+        [_, flag, root, cmd, id] if flag == "--root" && cmd == "__monitor" => (root, id, false),
+        [_, flag, root, cmd, id, wait]
+            if flag == "--root"
+                && cmd == "__monitor"
+                && wait == berth_engine::monitor::WHEN_ASKED =>
+        {
+            (root, id, true)
+        }
         [_, flag, root, cmd] if flag == "--root" && cmd == "__netns" => {
             return Some(netns_op(root));
         }
@@ -126,7 +133,7 @@ fn monitor() -> Option<u8> {
             return Some(1);
         }
     };
-    Some(u8::try_from(berth_engine::monitor::main(&engine, id)).unwrap_or(1))
+    Some(u8::try_from(berth_engine::monitor::main(&engine, id, when_asked)).unwrap_or(1))
 }
 
 /// `berth --root R __netns`: a user networks' change for a threaded front end (the API

@@ -24,9 +24,15 @@ use crate::engine::Engine;
 pub use run::main_loop;
 pub use stdio::short_path as stdio_short_path;
 
+/// `berth __monitor <id> --when-asked`: a monitor spawned before its container's record
+/// exists (`run`: lifecycle::spawn_monitor), which waits for its first client to speak.
+pub const WHEN_ASKED: &str = "--when-asked";
+
 /// Entry point of `berth __monitor <id>`: fd 0 is the spawning CLI's end of a socketpair (the
-/// first client). Returns the monitor's exit status.
-pub fn main(engine: &Engine, id: &str) -> i32 {
+/// first client). With `when_asked`, nothing of the container's is touched until that client
+/// speaks; if it hangs up first (its `run` failed), the monitor leaves at once, silently.
+/// Returns the monitor's exit status.
+pub fn main(engine: &Engine, id: &str, when_asked: bool) -> i32 {
     // Whatever the spawning CLI's caller left open (a CI pipe...) is not ours to hold for the
     // container's whole life: only 0, 1 and 2 were handed to us.
     let _ = berth_sys::fd::close_from_for_good(3);
@@ -42,6 +48,9 @@ pub fn main(engine: &Engine, id: &str) -> i32 {
             return 1;
         }
     };
+    if when_asked && !asked(&first) {
+        return 0;
+    }
     if let Err(e) = stdio::detach_own_stdio(&engine.containers.dir(id)) {
         eprintln!("berth monitor {id}: {e}");
         return 1;
@@ -51,6 +60,19 @@ pub fn main(engine: &Engine, id: &str) -> i32 {
         Err(e) => {
             eprintln!("berth monitor {id}: {e}");
             1
+        }
+    }
+}
+
+/// Waits until the first client has sent something (true) or has hung up (false).
+fn asked(first: &UnixStream) -> bool {
+    use nix::sys::socket::{recv, MsgFlags};
+    use std::os::fd::AsRawFd;
+    loop {
+        match recv(first.as_raw_fd(), &mut [0u8; 1], MsgFlags::MSG_PEEK) {
+            Ok(n) => return n > 0,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
         }
     }
 }

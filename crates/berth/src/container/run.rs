@@ -49,15 +49,25 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         bail!("the input device is not a TTY: drop -t, or run from a terminal");
     }
     let engine = ctx.engine()?;
-    let record = create_record(ctx, &engine, req, args.flags.quiet)?;
+    // The monitor starts now, beside the image's resolution and the record's creation (on
+    // another core); should they fail, it leaves without a trace.
+    let id = lifecycle::NewId::new()?;
+    let monitor = lifecycle::spawn_monitor(&engine, &id)?;
+    let record = create_record(ctx, &engine, req, args.flags.quiet, Some(id))?;
     let req = &record.request;
     if req.detach {
-        lifecycle::start(&engine, &record.id, &AttachOptions::default())?;
+        lifecycle::start_with(
+            &engine,
+            &record.id,
+            &AttachOptions::default(),
+            Some(monitor),
+        )?;
         print_warnings(&engine, &record.id);
         outln!("{}", record.id);
         return Ok(0);
     }
-    attach_start(&engine, &record.id, req.interactive, req.tty, keys)
+    let (stdin, tty) = (req.interactive, req.tty);
+    attach_start(&engine, &record.id, stdin, tty, keys, Some(monitor))
 }
 
 /// Starts with our terminal attached; returns the container's exit code.
@@ -68,9 +78,11 @@ fn attach_start(
     stdin: bool,
     tty: bool,
     keys: relay::DetachKeys,
+    monitor: Option<lifecycle::Spawned>,
 ) -> Result<i32> {
     let _raw = (tty && stdin).then(RawMode::enable);
-    let (record, mut session) = lifecycle::start(engine, id, &relay::attached(stdin, tty))?;
+    let attached = relay::attached(stdin, tty);
+    let (record, mut session) = lifecycle::start_with(engine, id, &attached, monitor)?;
     print_warnings(engine, id);
     let ended = relay::exit_code(engine, &record.id, &mut session, stdin, tty, keys)?;
     Ok(ended.unwrap_or(0))
@@ -79,7 +91,7 @@ fn attach_start(
 pub fn create(ctx: &Context, args: RunArgs) -> Result<i32> {
     let req = args.flags.request()?;
     let engine = ctx.engine()?;
-    let record = create_record(ctx, &engine, req, args.flags.quiet)?;
+    let record = create_record(ctx, &engine, req, args.flags.quiet, None)?;
     outln!("{}", record.id);
     Ok(0)
 }
@@ -93,7 +105,7 @@ pub fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
         }
         let record = engine.containers.find(&args.containers[0])?;
         let tty = record.request.tty;
-        return attach_start(&engine, &record.id, args.interactive, tty, keys);
+        return attach_start(&engine, &record.id, args.interactive, tty, keys, None);
     }
     let mut failed = false;
     for key in &args.containers {
@@ -130,6 +142,7 @@ fn create_record(
     engine: &Engine,
     req: RunRequest,
     quiet: bool,
+    id: Option<lifecycle::NewId>,
 ) -> Result<berth_engine::records::Record> {
     lifecycle::validate(engine, &req)?;
     let image = images::resolve_or_pull(
@@ -148,7 +161,10 @@ fn create_record(
         id: image.id().to_string(),
         config: &image.config,
     };
-    Ok(lifecycle::create(engine, req, &image_ref)?)
+    Ok(match id {
+        Some(id) => lifecycle::create_with(engine, req, &image_ref, id)?,
+        None => lifecycle::create(engine, req, &image_ref)?,
+    })
 }
 
 /// What the network attach warned about (e.g. a host firewall that drops forwarded traffic),

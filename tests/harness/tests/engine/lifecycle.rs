@@ -465,7 +465,11 @@ fn a_failing_create_leaves_nothing() {
             ran.stderr
         );
         let id = std::fs::read_to_string(&cidfile).unwrap_or_default();
-        if !id.is_empty() {
+        if id.is_empty() {
+            // The monitor `run` spawns before the record exists is gone when `run` returns.
+            let left = berth_harness::monitors_of_root(berth.root());
+            assert!(left.is_empty(), "{case:?} left a monitor: {left:?}");
+        } else {
             // A monitor that failed the start ends once its teardown is done.
             eventually(&format!("{case:?}'s monitor to end"), || {
                 monitors_of(&id).is_empty().then_some(())
