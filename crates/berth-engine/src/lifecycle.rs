@@ -133,9 +133,9 @@ fn image_health(
 fn reserve_name(engine: &Engine, req: &RunRequest, id: &str, random: &[u8]) -> Result<String> {
     let containers = &engine.containers;
     let Some(n) = &req.name else {
-        let name = crate::names::generate(&random[30..], |n| {
-            containers.find(n).is_ok_and(|r| r.name == n)
-        });
+        // A generated name (`adjective_surname`) is never an id's prefix: the names index
+        // alone says whether it is taken (`find` would list every container to look).
+        let name = crate::names::generate(&random[30..], |n| containers.name_taken(n));
         containers.reserve_name(&name, id)?;
         return Ok(name);
     };

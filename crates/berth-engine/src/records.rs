@@ -310,6 +310,13 @@ impl Containers {
         (id.len() == 64 && is_hex(id)).then(|| id.to_string())
     }
 
+    /// Whether a container holds `name` (the names index, checked against the record): one
+    /// file read, where `find` would also list every container for an id prefix.
+    pub fn name_taken(&self, name: &str) -> bool {
+        self.name_holder(name)
+            .is_some_and(|id| self.load(&id).is_ok_and(|r| r.name == name))
+    }
+
     /// Takes `name` for `id`; the id already holding it if it is taken. An entry whose
     /// container is gone (or was renamed) is stale and taken over. Call under `lock_names`.
     pub fn reserve_name(&self, name: &str, id: &str) -> Result<Option<String>> {
