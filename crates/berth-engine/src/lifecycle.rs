@@ -273,10 +273,6 @@ impl NewId {
         let (id, random) = crate::names::new_id()?;
         Ok(NewId { id, random })
     }
-
-    pub fn id(&self) -> &str {
-        &self.id
-    }
 }
 
 /// Spawns the monitor of the container `id` will be, waiting to be asked (see [`Spawned`]).
@@ -289,8 +285,9 @@ pub fn spawn_monitor(engine: &Engine, id: &NewId) -> Result<Spawned> {
     })
 }
 
-/// Spawns `berth __monitor <id>` (`early`: before the record exists), its stdin our socketpair's other end; returns ours and,
-/// unless the monitor was detached (nobody's child), the child.
+/// Spawns `berth __monitor <id>` (`early`: before the record exists), its stdin the other end
+/// of our socketpair; returns ours and, unless the monitor was detached (nobody's child), the
+/// child.
 fn spawn(
     engine: &Engine,
     id: &str,
