@@ -373,6 +373,12 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             if let Ok((attachment, joined)) = &networks {
                 crate::network::leave(engine, attachment.iter().chain(joined));
             }
+            // The init failed before the work beside its setup ran (a cgroup refused its
+            // limits...): config.json is written all the same, as it was before the runtime
+            // ran, for inspect's Path, Args and Env of the container left created.
+            if log.is_none() && !crate::bundle::has_hooks(&prepared.spec) {
+                let _ = crate::bundle::write_config(&dir, &prepared.spec);
+            }
             crate::bundle::undo(engine, record);
             // The init's failure first: the rest follows from it.
             let log = log.unwrap_or(Ok(None)).map(drop);
