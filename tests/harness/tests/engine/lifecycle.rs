@@ -439,6 +439,38 @@ fn twenty_containers_at_once() {
     }
 }
 
+/// `run` spawns its monitor before it resolves the image: a `run` killed while it pulls (here
+/// from a loopback registry that never answers) leaves that monitor waiting for nobody only
+/// until it sees the socket's end: none is left, nor any container, directory or name.
+#[test]
+fn a_run_killed_while_it_pulls_leaves_no_monitor() {
+    need_root!();
+    let berth = Berth::new();
+    let registry = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+    let image = format!("{}/silent:1", registry.local_addr().expect("its address"));
+    let mut run = berth.command();
+    run.args(["run", "--rm", &image, "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = run.spawn().expect("spawn berth run");
+    // The pull has begun once the registry is called: the monitor was spawned before it.
+    let (conn, _) = registry.accept().expect("the pull's connection");
+    child.kill().expect("SIGKILL berth run");
+    let _ = child.wait();
+    eventually("the early monitor to leave", || {
+        berth_harness::monitors_of_root(berth.root())
+            .is_empty()
+            .then_some(())
+    });
+    drop(conn);
+    assert!(berth.ids().is_empty(), "a container was made");
+    let names = std::fs::read_dir(berth.root().join("containers/names"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(names, 0, "a name was taken");
+}
+
 #[test]
 fn a_failing_create_leaves_nothing() {
     need_root!();
