@@ -23,8 +23,9 @@ use crate::request::RestartPolicy;
 pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()> {
     // One owner per container for the monitor's whole life (records::Owner): a second `start`
     // racing the first, or an `rm` removing the container, finds it taken and we say so before
-    // we touch the socket, the mounts or the record.
-    let _owner = match engine.containers.try_own(id) {
+    // we touch the socket, the mounts or the record; the monitor of the last run, finishing
+    // its teardown, is waited for.
+    let _owner = match crate::lifecycle::own_for_start(engine, id) {
         Ok(Owner::Us(lock)) => lock,
         Ok(Owner::Other(_)) => {
             let message = "is busy: another monitor or an rm holds it";

@@ -246,6 +246,39 @@ fn start_right_after_stop_finds_the_container_free() {
     berth.ok(&["network", "rm", "again-a", "again-b"]);
 }
 
+/// `start -a` (and an attached `run`) returns at the exit, which the monitor reports before
+/// it deletes the run's links; a `start` right after found that monitor still owning the
+/// container and failed ("is busy"), where Docker's starts it again (`docker run --name x
+/// ...; docker start x`). Two networks and a published port make that teardown long.
+#[test]
+fn start_right_after_an_attached_run_finds_the_container_free() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["network", "create", "reattach-a"]);
+    berth.ok(&["network", "create", "reattach-b"]);
+    berth.ok(&[
+        "run",
+        "--name",
+        "reattach",
+        "--network",
+        "reattach-a",
+        "-p",
+        "127.0.0.1::80",
+        IMAGE,
+        "true",
+    ]);
+    berth.ok(&["network", "connect", "reattach-b", "reattach"]);
+    for round in 0..5 {
+        let started = berth.run(&["start", "-a", "reattach"]);
+        assert!(
+            started.success(),
+            "round {round}: start -a right after the last: {started:?}"
+        );
+    }
+    berth.ok(&["rm", "reattach"]);
+    berth.ok(&["network", "rm", "reattach-a", "reattach-b"]);
+}
+
 /// A `--rm` container's root is mounted `volatile`, as Podman mounts its `--rm` containers'
 /// (no sync of the data root when it ends: it is removed anyway); any other container's is
 /// synced, as Docker's. A root mounted volatile only to read the image's users (`create -u`)
