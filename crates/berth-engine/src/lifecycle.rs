@@ -705,6 +705,32 @@ fn own_for_removal(engine: &Engine, id: &str, force: bool) -> Result<records::Lo
     }
 }
 
+/// The container's owner lock, for a monitor about to start it. The monitor of its last run
+/// may still hold it: it reports the exit before it deletes the run's links, so `start -a`
+/// and an attached `run` return, and a container that exited on its own shows exited, while
+/// it finishes. Docker's start finds such a container free: that monitor is waited for (at
+/// most `MONITOR_END`). One running or restarting it (a `start` racing ours), or a record
+/// that cannot be read, is not: `Other` at once.
+pub(crate) fn own_for_start(engine: &Engine, id: &str) -> Result<Owner> {
+    let deadline = Instant::now() + MONITOR_END;
+    loop {
+        let holder = match engine.containers.try_own(id)? {
+            Owner::Us(lock) => return Ok(Owner::Us(lock)),
+            Owner::Other(holder) => holder,
+        };
+        let live = engine
+            .containers
+            .load(id)
+            .map_or(true, |r| r.state.status.is_live());
+        let left = deadline.saturating_duration_since(Instant::now());
+        if live || left.is_zero() {
+            return Ok(Owner::Other(holder));
+        }
+        // Short slices: a holder that is starting the container says so in its record.
+        wait_for_end(holder, left.min(Duration::from_millis(50)));
+    }
+}
+
 /// Waits (at most `MONITOR_END`) until no monitor owns the container: its teardown is done.
 /// A container removed meanwhile (`--rm`) is released too.
 fn wait_released(engine: &Engine, id: &str) {

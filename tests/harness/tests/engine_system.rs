@@ -312,3 +312,18 @@ fn container_and_volume_prune_ask_first() {
     berth.ok(&["volume", "prune", "-a", "-f"]);
     assert_eq!(berth.ok(&["volume", "ls", "-q"]), "");
 }
+
+/// A data root whose image/tmp was removed (a sweep of temporary files, a backup restored
+/// without empty directories) still takes images: the store makes it again when opened, as
+/// it did before its open took a shortcut once index.json was there, and as dockerd remakes
+/// its tmp. Before, every import, load, pull and build failed on the missing directory.
+#[test]
+fn a_root_whose_image_tmp_was_removed_still_takes_images() {
+    need_root!();
+    let berth = Berth::new();
+    fs::remove_dir_all(berth.root().join("image/tmp")).expect("remove image/tmp");
+    let id = dangling_image(&berth);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert!(berth.root().join("image/tmp").is_dir());
+    berth.ok(&["run", "--rm", IMAGE, "true"]);
+}

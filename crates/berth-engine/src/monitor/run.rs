@@ -23,8 +23,9 @@ use crate::request::RestartPolicy;
 pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()> {
     // One owner per container for the monitor's whole life (records::Owner): a second `start`
     // racing the first, or an `rm` removing the container, finds it taken and we say so before
-    // we touch the socket, the mounts or the record.
-    let _owner = match engine.containers.try_own(id) {
+    // we touch the socket, the mounts or the record; the monitor of the last run, finishing
+    // its teardown, is waited for.
+    let _owner = match crate::lifecycle::own_for_start(engine, id) {
         Ok(Owner::Us(lock)) => lock,
         Ok(Owner::Other(_)) => {
             let message = "is busy: another monitor or an rm holds it";
@@ -372,6 +373,12 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             let networks = networks.unwrap_or(Ok((None, Vec::new())));
             if let Ok((attachment, joined)) = &networks {
                 crate::network::leave(engine, attachment.iter().chain(joined));
+            }
+            // The init failed before the work beside its setup ran (a cgroup refused its
+            // limits...): config.json is written all the same, as it was before the runtime
+            // ran, for inspect's Path, Args and Env of the container left created.
+            if log.is_none() && !crate::bundle::has_hooks(&prepared.spec) {
+                let _ = crate::bundle::write_config(&dir, &prepared.spec);
             }
             crate::bundle::undo(engine, record);
             // The init's failure first: the rest follows from it.

@@ -64,9 +64,10 @@ impl Store {
     /// Opens (creating if needed) the store under `data_root`.
     pub fn open(data_root: &Path) -> Result<Store> {
         let dir = data_root.join("image");
-        // index.json is made last: there, the store was made whole before (one statx, not
-        // eight system calls, at each of the two opens of every `run`'s command and monitor).
-        if dir.join("index.json").is_file() {
+        // index.json is made last: there, the store was made whole before (a statx or two,
+        // not eight system calls, at each of the two opens of every `run`'s command and
+        // monitor). tmp, empty between commands, may have been swept since: made again then.
+        if dir.join("index.json").is_file() && dir.join("tmp").is_dir() {
             return Ok(Store { dir });
         }
         for sub in ["blobs/sha256", "layers", "tmp"] {

@@ -246,6 +246,39 @@ fn start_right_after_stop_finds_the_container_free() {
     berth.ok(&["network", "rm", "again-a", "again-b"]);
 }
 
+/// `start -a` (and an attached `run`) returns at the exit, which the monitor reports before
+/// it deletes the run's links; a `start` right after found that monitor still owning the
+/// container and failed ("is busy"), where Docker's starts it again (`docker run --name x
+/// ...; docker start x`). Two networks and a published port make that teardown long.
+#[test]
+fn start_right_after_an_attached_run_finds_the_container_free() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["network", "create", "reattach-a"]);
+    berth.ok(&["network", "create", "reattach-b"]);
+    berth.ok(&[
+        "run",
+        "--name",
+        "reattach",
+        "--network",
+        "reattach-a",
+        "-p",
+        "127.0.0.1::80",
+        IMAGE,
+        "true",
+    ]);
+    berth.ok(&["network", "connect", "reattach-b", "reattach"]);
+    for round in 0..5 {
+        let started = berth.run(&["start", "-a", "reattach"]);
+        assert!(
+            started.success(),
+            "round {round}: start -a right after the last: {started:?}"
+        );
+    }
+    berth.ok(&["rm", "reattach"]);
+    berth.ok(&["network", "rm", "reattach-a", "reattach-b"]);
+}
+
 /// A `--rm` container's root is mounted `volatile`, as Podman mounts its `--rm` containers'
 /// (no sync of the data root when it ends: it is removed anyway); any other container's is
 /// synced, as Docker's. A root mounted volatile only to read the image's users (`create -u`)
@@ -437,6 +470,38 @@ fn twenty_containers_at_once() {
             monitors_of(id).is_empty().then_some(())
         });
     }
+}
+
+/// `run` spawns its monitor before it resolves the image: a `run` killed while it pulls (here
+/// from a loopback registry that never answers) leaves that monitor waiting for nobody only
+/// until it sees the socket's end: none is left, nor any container, directory or name.
+#[test]
+fn a_run_killed_while_it_pulls_leaves_no_monitor() {
+    need_root!();
+    let berth = Berth::new();
+    let registry = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+    let image = format!("{}/silent:1", registry.local_addr().expect("its address"));
+    let mut run = berth.command();
+    run.args(["run", "--rm", &image, "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = run.spawn().expect("spawn berth run");
+    // The pull has begun once the registry is called: the monitor was spawned before it.
+    let (conn, _) = registry.accept().expect("the pull's connection");
+    child.kill().expect("SIGKILL berth run");
+    let _ = child.wait();
+    eventually("the early monitor to leave", || {
+        berth_harness::monitors_of_root(berth.root())
+            .is_empty()
+            .then_some(())
+    });
+    drop(conn);
+    assert!(berth.ids().is_empty(), "a container was made");
+    let names = std::fs::read_dir(berth.root().join("containers/names"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(names, 0, "a name was taken");
 }
 
 #[test]

@@ -476,3 +476,43 @@ fn never_ran(host: &tempfile::TempDir) {
         "the program ran although its start failed"
     );
 }
+
+/// A start that fails in the runtime before the init sets up its root (here the cgroup
+/// refuses a memory node this machine does not have) leaves a container whose inspect shows
+/// the process it was to run, as Docker's: Path and Args from the image's ENTRYPOINT, not the
+/// command alone. Before, config.json (which inspect reads) was written only beside the init's
+/// setup, which such a failure never reaches.
+#[test]
+fn a_start_failing_before_the_init_sets_up_keeps_its_process_in_inspect() {
+    need_root!();
+    let berth = Berth::new();
+    let tar = berth_harness::image::image_tar();
+    berth.ok(&[
+        "import",
+        "--change",
+        r#"ENTRYPOINT ["/bin/echo", "ep"]"#,
+        tar.to_str().expect("path"),
+        "ep:1",
+    ]);
+    let ran = berth.run(&[
+        "run",
+        "--name",
+        "nomem",
+        "--cpuset-mems",
+        "999",
+        "ep:1",
+        "hi",
+    ]);
+    assert_eq!(ran.code(), Some(125), "{ran:?}");
+    // Docker refuses such a node at create: no container at all is as good.
+    if berth.run(&["inspect", "nomem"]).success() {
+        let inspect = berth.inspect("nomem");
+        assert_eq!(inspect["Path"], "/bin/echo", "{inspect}");
+        assert_eq!(
+            inspect["Args"],
+            serde_json::json!(["ep", "hi"]),
+            "{inspect}"
+        );
+        berth.ok(&["rm", "nomem"]);
+    }
+}
