@@ -257,6 +257,27 @@ impl Containers {
         Ok(out)
     }
 
+    /// [`update`](Self::update) in two halves: the slow one now (the lock, the read, the change,
+    /// the new record written beside the old one), the rename when the [`Staged`] is
+    /// committed. The monitor stages a start's record while the init sets up its root.
+    pub fn stage<T>(&self, id: &str, change: impl FnOnce(&mut Record) -> T) -> Result<(Staged, T)> {
+        let lock = self.lock(id)?;
+        let mut record = self.load(id)?;
+        let out = change(&mut record);
+        let data = serde_json::to_vec_pretty(&record)
+            .map_err(|e| Error::Invalid(format!("serialise record: {e}")))?;
+        let path = self.dir(id).join("record.json");
+        let tmp = write_beside(&path, &data)?;
+        Ok((
+            Staged {
+                tmp,
+                path,
+                _lock: lock,
+            },
+            out,
+        ))
+    }
+
     /// Every container, oldest first, and those whose record cannot be read.
     pub fn all(&self) -> Result<Listing> {
         let mut listing = Listing::default();
@@ -437,12 +458,37 @@ pub fn lock(path: &Path) -> Result<Lock> {
 
 /// Writes `data` to a temp file in the same directory, then renames it over `path`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    persist(write_beside(path, data)?, path)
+}
+
+/// A record update written and waiting for its rename, under the record's lock (see
+/// [`Containers::stage`]). Dropped uncommitted, the record is as it was: the temp file is
+/// removed and the lock released.
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+    _lock: Lock,
+}
+
+impl Staged {
+    /// Puts the new record in place (then releases the lock).
+    pub fn commit(self) -> Result<()> {
+        persist(self.tmp, &self.path)
+    }
+}
+
+/// `data` in a temp file in `path`'s directory.
+fn write_beside(path: &Path, data: &[u8]) -> Result<tempfile::NamedTempFile> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io("create temp in", dir))?;
     // No fsync: the rename makes the update atomic for readers, which is what commands
     // racing each other need; durability across a power cut is not worth a flush per start.
     tmp.write_all(data)
         .map_err(Error::io("write", tmp.path().to_path_buf()))?;
+    Ok(tmp)
+}
+
+fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
     tmp.persist(path).map_err(|e| Error::Io {
         step: "rename into place",
         path: path.to_path_buf(),

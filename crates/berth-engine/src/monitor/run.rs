@@ -335,9 +335,43 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         hold_start: true,
         ..Default::default()
     };
+    let health = Checker::initial(req.healthcheck.as_ref(), record.state.health.as_ref());
+    let me = std::process::id() as i32;
+    let me_start = berth_runtime::state::process_start_time(me).unwrap_or(0);
+    // The record as it will be once the program runs, staged (written, not yet renamed into
+    // place) once the networks are attached.
+    let running = |pid: i32,
+                   attachment: &Option<berth_net::Attachment>,
+                   joined: &[berth_net::Attachment]| {
+        let pid_start = berth_runtime::state::process_start_time(pid).unwrap_or(0);
+        let (staged, joined) = engine.containers.stage(id, |r| {
+            // A `network connect` or `disconnect` saved since `record` was read (the
+            // container was not running, so it was only recorded) is carried out now, under
+            // the record's lock, held until the record says running: any later one finds the
+            // container running and acts on it live.
+            let joined =
+                crate::network::reconcile_connected(engine, r, pid, attachment.as_ref(), joined)?;
+            r.state.status = Status::Running;
+            r.state.pid = pid;
+            r.state.pid_start = pid_start;
+            r.state.monitor_pid = me;
+            r.state.monitor_start = me_start;
+            r.state.started_at = records::now();
+            r.state.finished_at = String::new();
+            r.state.exit_code = 0;
+            r.state.error = String::new();
+            r.state.manually_stopped = false;
+            r.state.health = health.clone();
+            r.hostname = prepared.hostname.clone();
+            r.network = attachment.clone();
+            r.networks = joined.clone();
+            Ok::<_, Error>(joined)
+        })?;
+        Ok::<_, Error>((staged, joined?))
+    };
     // While the init sets up its root, on another core: the networks and the /etc files that
-    // name them, config.json (unless a hook needed it first) and the log, all there before
-    // the program runs.
+    // name them, config.json (unless a hook needed it first), the log and the record, all
+    // there (the record renamed into place) before the program runs.
     let (created, meanwhile) =
         berth_runtime::process::parent::create_overlapped(&engine.runtime, &opts, |pid| {
             let networks = crate::network::attach_all(engine, record, pid, &prepared.exposed);
@@ -355,23 +389,39 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
                 crate::bundle::write_config(&dir, &prepared.spec)
             };
             let files = etc.and(config).and_then(|()| open_log(&dir, id, req));
-            (networks, files)
+            let staged = match (&networks, &files) {
+                (Ok((attachment, joined)), Ok(_)) => Some(running(pid, attachment, joined)),
+                _ => None,
+            };
+            (networks, files, staged)
         });
     let stdio = pending.finish(created.is_ok());
-    let (networks, log) = match meanwhile {
-        Some((networks, log)) => (Some(networks), Some(log)),
-        None => (None, None),
+    let (networks, log, staged) = match meanwhile {
+        Some((networks, log, staged)) => (Some(networks), Some(log), staged),
+        None => (None, None, None),
     };
-    let (mut created, stdio, (attachment, joined), log) = match (created, stdio, networks, log) {
-        (Ok(created), Ok(stdio), Some(Ok(networks)), Some(Ok(log))) => {
-            (created, stdio, networks, log)
+    let parts = (created, stdio, networks, log, staged);
+    let (mut created, stdio, (attachment, joined), log, (staged, joined_now)) = match parts {
+        (Ok(created), Ok(stdio), Some(Ok(networks)), Some(Ok(log)), Some(Ok(staged))) => {
+            (created, stdio, networks, log, staged)
         }
-        (created, stdio, networks, log) => {
+        (created, stdio, networks, log, staged) => {
             if created.is_ok() {
                 let _ = berth_runtime::container::delete(&engine.runtime, id, true);
             }
+            // The staged record is dropped: the record stays as it was.
+            let (joined_now, staged_error) = match staged {
+                Some(Ok((staged, joined_now))) => {
+                    drop(staged);
+                    (Some(joined_now), None)
+                }
+                Some(Err(e)) => (None, Some(e)),
+                None => (None, None),
+            };
             let networks = networks.unwrap_or(Ok((None, Vec::new())));
             if let Ok((attachment, joined)) = &networks {
+                // With the endpoints a `network connect` added meanwhile, if any.
+                let joined = joined_now.as_ref().unwrap_or(joined);
                 crate::network::leave(engine, attachment.iter().chain(joined));
             }
             // The init failed before the work beside its setup ran (a cgroup refused its
@@ -386,12 +436,16 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             let error = match (created, networks, stdio, log) {
                 (Err(e), _, _, _) => crate::lifecycle::command_error(e),
                 (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => e,
-                (Ok(_), Ok(_), Ok(_), Ok(())) => Error::state(id, "the monitor lost its container"),
+                (Ok(_), Ok(_), Ok(_), Ok(())) => match staged_error {
+                    Some(e) => e,
+                    None => Error::state(id, "the monitor lost its container"),
+                },
             };
             return Err(error);
         }
     };
     let pid = created.pid;
+    let pid_start = created.record.pid_start;
     // Undoes the start, the container on `joined` besides its primary network.
     let undo = |joined: &[berth_net::Attachment], e: Error| {
         crate::network::leave(engine, attachment.iter().chain(joined));
@@ -399,52 +453,22 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         crate::bundle::undo(engine, record);
         e
     };
-    let undo_net = |e: Error| undo(&joined, e);
     if let (Some(tty), Some((rows, cols))) = (&stdio.tty, size) {
         let _ = berth_sys::pty::set_window_size(tty.as_fd(), rows, cols);
     }
     let pidfd = berth_sys::process::pidfd_open(pid)
         .map_err(Error::io("pidfd_open the container's init", &dir))
-        .map_err(undo_net)?;
+        .map_err(|e| undo(&joined_now, e))?;
     for att in attachment.iter().chain(&joined) {
         for w in &att.warnings {
             eprintln!("berth monitor {}: warning: {w}", crate::error::short(id));
         }
     }
-    // Before the start, the log (above) and the record: a container whose start fails
-    // (neither can be written) does not run its program.
     let stop_signal =
         crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(Signal::SIGTERM);
-    let pid_start = created.record.pid_start;
-    let health = Checker::initial(req.healthcheck.as_ref(), record.state.health.as_ref());
-    let me = std::process::id() as i32;
-    let me_start = berth_runtime::state::process_start_time(me).unwrap_or(0);
-    let joined_now = engine
-        .containers
-        .update(id, |r| {
-            // A `network connect` or `disconnect` saved since `record` was read (the container
-            // was not running, so it was only recorded) is carried out now, under the record's
-            // lock: any later one finds the container running and acts on it live.
-            let joined =
-                crate::network::reconcile_connected(engine, r, pid, attachment.as_ref(), &joined)?;
-            r.state.status = Status::Running;
-            r.state.pid = pid;
-            r.state.pid_start = pid_start;
-            r.state.monitor_pid = me;
-            r.state.monitor_start = me_start;
-            r.state.started_at = records::now();
-            r.state.finished_at = String::new();
-            r.state.exit_code = 0;
-            r.state.error = String::new();
-            r.state.manually_stopped = false;
-            r.state.health = health.clone();
-            r.hostname = prepared.hostname.clone();
-            r.network = attachment.clone();
-            r.networks = joined.clone();
-            Ok(joined)
-        })
-        .and_then(|joined| joined)
-        .map_err(undo_net)?;
+    // Before the start, the log (above) and the record: a container whose start fails
+    // (neither can be written) does not run its program.
+    staged.commit().map_err(|e| undo(&joined_now, e))?;
     // The program runs from here on (the client hears of it once it does).
     created
         .start()
