@@ -296,9 +296,6 @@ fn spawn(
     let (ours, theirs) = UnixStream::pair().map_err(Error::io("socketpair for", "monitor"))?;
     let mut cmd = Command::new(&engine.exe);
     cmd.arg("--root").arg(&engine.root).arg("__monitor").arg(id);
-    if early {
-        cmd.arg(crate::monitor::WHEN_ASKED);
-    }
     cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -311,6 +308,9 @@ fn spawn(
         )
         .env("BERTH_EXE", &engine.exe)
         .arg0("berth");
+    if early {
+        cmd.env(crate::monitor::WHEN_ASKED, "1");
+    }
     // Rootless berth finds its runtime directory (the runtime's state) from the one, and its
     // overlay's choice (rootless/fuse.rs) from the other.
     for key in ["XDG_RUNTIME_DIR", "BERTH_OVERLAY"] {

@@ -82,20 +82,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// `berth --root R __monitor ID [--when-asked]`: the per-container monitor, dispatched before any argument
+/// `berth --root R __monitor ID`: the per-container monitor, dispatched before any argument
 /// parsing or thread. It forks the container's init, so it runs from a sealed copy of the
 /// binary (CVE-2019-5736), as berth-runc does.
 fn monitor() -> Option<u8> {
     let args: Vec<String> = std::env::args().collect();
-    let (root, id, when_asked) = match args.as_slice() {
-        [_, flag, root, cmd, id] if flag == "--root" && cmd == "__monitor" => (root, id, false),
-        [_, flag, root, cmd, id, wait]
-            if flag == "--root"
-                && cmd == "__monitor"
-                && wait == berth_engine::monitor::WHEN_ASKED =>
-        {
-            (root, id, true)
-        }
+    let (root, id) = match args.as_slice() {
+        [_, flag, root, cmd, id] if flag == "--root" && cmd == "__monitor" => (root, id),
         [_, flag, root, cmd] if flag == "--root" && cmd == "__netns" => {
             return Some(netns_op(root));
         }
@@ -133,6 +126,9 @@ fn monitor() -> Option<u8> {
             return Some(1);
         }
     };
+    // Spawned by `run` before the record exists (its spawner set this; a monitor's
+    // environment is its spawner's choice alone: lifecycle.rs clears the rest).
+    let when_asked = std::env::var_os(berth_engine::monitor::WHEN_ASKED).is_some();
     Some(u8::try_from(berth_engine::monitor::main(&engine, id, when_asked)).unwrap_or(1))
 }
 

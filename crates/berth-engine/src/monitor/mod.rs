@@ -24,9 +24,10 @@ use crate::engine::Engine;
 pub use run::main_loop;
 pub use stdio::short_path as stdio_short_path;
 
-/// `berth __monitor <id> --when-asked`: a monitor spawned before its container's record
-/// exists (`run`: lifecycle::spawn_monitor), which waits for its first client to speak.
-pub const WHEN_ASKED: &str = "--when-asked";
+/// In a monitor's environment: it was spawned before its container's record exists (`run`:
+/// lifecycle::spawn_monitor) and waits for its first client to speak. An environment
+/// variable, not an argument: the monitor's command line stays `berth __monitor <id>` in `ps`.
+pub const WHEN_ASKED: &str = "BERTH_MONITOR_WHEN_ASKED";
 
 /// Entry point of `berth __monitor <id>`: fd 0 is the spawning CLI's end of a socketpair (the
 /// first client). With `when_asked`, nothing of the container's is touched until that client
