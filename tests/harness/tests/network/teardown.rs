@@ -369,3 +369,59 @@ fn a_failed_start_with_a_connected_network_leaves_nothing() {
         lab.berth.ok(&["rm", "-f", &name]);
     }
 }
+
+/// `rm -f` racing a start (sent a few ms after `start` begins, at several offsets, some while
+/// the monitor holds the record's lock with the start's record staged): it returns, the
+/// container is gone, its monitor ends, and nothing of its network is left.
+#[test]
+fn rm_f_racing_a_start_leaves_nothing() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    lab.network("bt-rmrace", "10.234.32.0/24");
+    lab.network("bt-rmrace-b", "10.234.33.0/24");
+    for round in 0..12u64 {
+        let name = format!("rmrace{round}");
+        let id = lab
+            .berth
+            .ok(&[
+                "create",
+                "--name",
+                &name,
+                "--network",
+                "bt-rmrace",
+                "-p",
+                "80",
+                IMAGE,
+                "sleep",
+                "1000",
+            ])
+            .trim()
+            .to_string();
+        lab.berth.ok(&["network", "connect", "bt-rmrace-b", &name]);
+        let mut start = lab.berth.command();
+        start
+            .args(["start", &name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut start = start.spawn().expect("spawn start");
+        thread::sleep(std::time::Duration::from_millis(2 * (round % 6)));
+        lab.berth.ok(&["rm", "-f", &name]);
+        let _ = start.wait();
+        berth_harness::eventually("the monitor to end", || {
+            monitors_of_id(&id).is_empty().then_some(())
+        });
+        let mut left = Vec::new();
+        for net in ["bt-rmrace", "bt-rmrace-b"] {
+            if lab.network_inspect(net)["Containers"].get(&id).is_some() {
+                left.push(format!("lease on {net}"));
+            }
+        }
+        if crate::port_claims_of(&id) > 0 {
+            left.push("port claim".into());
+        }
+        if lab.berth.root().join("containers").join(&id).exists() {
+            left.push("its directory".into());
+        }
+        assert_eq!(left, Vec::<String>::new(), "round {round}");
+    }
+}
