@@ -313,18 +313,22 @@ fn disconnect_force_removes_the_endpoint_of_a_container_that_is_gone() {
     );
 }
 
-/// A start whose init fails (a missing program, a working directory that is a file) after a
-/// `network connect` saved while the container was created, with a published port: the
-/// record stays as it was (created, Docker's error), and nothing is left of either network
-/// (no veth, no lease, no DNAT element, no claim) nor of the staged record (no temp file
-/// beside record.json).
+/// A start whose init fails (a missing program, a working directory that is a file, a cpuset
+/// of memory nodes the host lacks) after a `network connect` saved while the container was
+/// created, with a published port: the record stays as it was (created, Docker's error), and
+/// nothing is left of either network (no lease, no claim) nor of the staged record (no temp
+/// file beside record.json).
 #[test]
 fn a_failed_start_with_a_connected_network_leaves_nothing() {
     crate::need_root!();
     let mut lab = Lab::new();
     lab.network("bt-fail-a", "10.234.30.0/24");
     lab.network("bt-fail-b", "10.234.31.0/24");
-    let bad: [&[&str]; 2] = [&["no-such-program"], &["-w", "/etc/passwd", "true"]];
+    let bad: [&[&str]; 3] = [
+        &["no-such-program"],
+        &["-w", "/etc/passwd", "true"],
+        &["--cpuset-mems", "999", "true"],
+    ];
     for (round, how) in bad.iter().enumerate() {
         let name = format!("fail{round}");
         let mut args = vec![
