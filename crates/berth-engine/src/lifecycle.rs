@@ -445,7 +445,7 @@ pub fn recover(engine: &Engine, record: &Record) -> Result<()> {
 /// processes, its cgroups, its network, its mounts. From the record where there is one, and
 /// from what the system itself says (a record may be lost, or behind); every step tried,
 /// errors returned.
-fn teardown(engine: &Engine, id: &str, record: Option<&Record>) -> Vec<String> {
+pub(crate) fn teardown(engine: &Engine, id: &str, record: Option<&Record>) -> Vec<String> {
     let mut errors = Vec::new();
     // A `network connect` racing us either finished (its lease is seen) or finds the init dead.
     let _record_lock = engine.containers.lock(id);

@@ -34,8 +34,15 @@ pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()>
         Err(e) => return refuse(&mut first, &e),
     };
     // Removed before we got here (the lock is taken by path: nothing is left to run).
-    if let Err(e) = engine.containers.load(id) {
-        return refuse(&mut first, &e);
+    let record = match engine.containers.load(id) {
+        Ok(record) => record,
+        Err(e) => return refuse(&mut first, &e),
+    };
+    // A monitor killed while it started the container (its init created, the record not yet
+    // saying running) left that init, its runtime state, networks and mounts: cleared now,
+    // or the runtime's create would find the id taken at every start until `rm -f`.
+    if !record.state.status.is_live() && engine.runtime.dir(id).exists() {
+        log_errors(id, &crate::lifecycle::teardown(engine, id, Some(&record)));
     }
     let dir = engine.containers.dir(id);
     let dirfd = std::fs::File::open(&dir).map_err(Error::io("open", &dir))?;
