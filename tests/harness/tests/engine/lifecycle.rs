@@ -386,7 +386,7 @@ fn restarts_leave_no_staged_record_behind() {
         .expect("the container's directory")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".tmp"))
+        .filter(|n| n.starts_with(".tmp") || n.ends_with(".staged"))
         .collect();
     assert_eq!(temps, Vec::<String>::new());
 }

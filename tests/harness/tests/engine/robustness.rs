@@ -520,14 +520,16 @@ fn a_start_failing_before_the_init_sets_up_keeps_its_process_in_inspect() {
 /// A monitor killed while it starts the container (seen holding the record's lock, which it
 /// takes once the init is created and keeps until the record says running) leaves the record
 /// created; the next `start` runs the container, as Docker's does after a daemon died
-/// mid-start. Before, the killed start's init and runtime state stayed, and every start
-/// failed with "container with given ID already exists" until `rm -f`.
+/// mid-start, and leaves nothing beside the record. Before, the killed start's init and
+/// runtime state stayed, and every start failed with "container with given ID already
+/// exists" until `rm -f`; and a kill after the staged record was written left its temp file
+/// for good (one more at each such kill).
 #[test]
 fn a_monitor_killed_mid_start_leaves_the_container_startable() {
     need_root!();
     let berth = Berth::new();
-    let mut caught = false;
-    for round in 0..40 {
+    let mut caught = 0;
+    for round in 0..60 {
         let name = format!("staged{round}");
         let id = berth
             .ok(&["create", "--name", &name, IMAGE, "sleep", "1000"])
@@ -555,6 +557,8 @@ fn a_monitor_killed_mid_start_leaves_the_container_startable() {
                     let owner = fs::read_to_string(dir.join("monitor.lock")).unwrap_or_default();
                     let pid = owner.split_whitespace().next().map(str::parse::<i32>);
                     if let Some(Ok(pid)) = pid {
+                        // Some kills before the staged record is written, some after.
+                        std::thread::sleep(Duration::from_micros(150 * (round % 4)));
                         let _ = nix::sys::signal::kill(
                             nix::unistd::Pid::from_raw(pid),
                             nix::sys::signal::Signal::SIGKILL,
@@ -576,12 +580,23 @@ fn a_monitor_killed_mid_start_leaves_the_container_startable() {
             let pid = state_pid(&state);
             let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             assert!(cmdline.starts_with(b"sleep"), "{cmdline:?}");
-            caught = true;
+            // Nothing beside the record: a staged record the kill left was replaced.
+            let beside: Vec<String> = fs::read_dir(&dir)
+                .expect("the container's directory")
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".tmp") || n.ends_with(".staged"))
+                .collect();
+            assert_eq!(beside, Vec::<String>::new(), "round {round}");
+            caught += 1;
         }
         berth.ok(&["rm", "-f", &name]);
-        if caught {
+        if caught == 4 {
             break;
         }
     }
-    assert!(caught, "no monitor killed while it started its container");
+    assert!(
+        caught > 0,
+        "no monitor killed while it started its container"
+    );
 }

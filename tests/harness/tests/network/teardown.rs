@@ -358,7 +358,7 @@ fn a_failed_start_with_a_connected_network_leaves_nothing() {
             .expect("container dir")
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".tmp"))
+            .filter(|n| n.starts_with(".tmp") || n.ends_with(".staged"))
             .collect();
         for net in ["bt-fail-a", "bt-fail-b"] {
             if lab.network_inspect(net)["Containers"].get(&id).is_some() {
