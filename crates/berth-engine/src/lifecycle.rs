@@ -277,7 +277,7 @@ impl NewId {
 
 /// Spawns the monitor of the container `id` will be, waiting to be asked (see [`Spawned`]).
 pub fn spawn_monitor(engine: &Engine, id: &NewId) -> Result<Spawned> {
-    let (socket, child) = spawn(engine, &id.id, true)?;
+    let (socket, child) = spawn(engine, &id.id, None)?;
     Ok(Spawned {
         id: id.id.clone(),
         socket: Some(socket),
@@ -285,15 +285,22 @@ pub fn spawn_monitor(engine: &Engine, id: &NewId) -> Result<Spawned> {
     })
 }
 
-/// Spawns `berth __monitor <id>` (`early`: before the record exists), its stdin the other end
-/// of our socketpair; returns ours and, unless the monitor was detached (nobody's child), the
-/// child.
+/// Spawns `berth __monitor <id>`, its stdin the other end of our socketpair; returns ours and,
+/// unless the monitor was detached (nobody's child), the child. A monitor touches nothing of
+/// the container's before its first client speaks: with a `hello` (its record is there), that
+/// is said before the monitor exists, and it goes on at once; without (`run`: spawned before
+/// the record), it waits. Nothing in its environment or command line says which (with
+/// --init the container's PID 1 is a fork of the monitor, whose environ the container reads).
 fn spawn(
     engine: &Engine,
     id: &str,
-    early: bool,
+    hello: Option<&AttachOptions>,
 ) -> Result<(UnixStream, Option<std::process::Child>)> {
-    let (ours, theirs) = UnixStream::pair().map_err(Error::io("socketpair for", "monitor"))?;
+    let (mut ours, theirs) = UnixStream::pair().map_err(Error::io("socketpair for", "monitor"))?;
+    if let Some(hello) = hello {
+        crate::monitor::proto::write_json(&mut ours, Kind::Start, hello)
+            .map_err(Error::io("talk to the monitor of", short(id)))?;
+    }
     let mut cmd = Command::new(&engine.exe);
     cmd.arg("--root").arg(&engine.root).arg("__monitor").arg(id);
     cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
@@ -308,9 +315,6 @@ fn spawn(
         )
         .env("BERTH_EXE", &engine.exe)
         .arg0("berth");
-    if early {
-        cmd.env(crate::monitor::WHEN_ASKED, "1");
-    }
     // Rootless berth finds its runtime directory (the runtime's state) from the one, and its
     // overlay's choice (rootless/fuse.rs) from the other.
     for key in ["XDG_RUNTIME_DIR", "BERTH_OVERLAY"] {
@@ -356,17 +360,19 @@ pub fn start_with(
         drop(s.child.take());
         s.socket.take()
     });
-    let ours = match early {
-        Some(socket) => socket,
-        None => spawn(engine, &record.id, false)?.0,
+    let mut session = match early {
+        Some(socket) => {
+            let mut session = Session::new(socket);
+            session
+                .send(Kind::Start, options)
+                .map_err(Error::io("talk to the monitor of", short(&record.id)))?;
+            session
+        }
+        None => Session::new(spawn(engine, &record.id, Some(options))?.0),
     };
     if options.stdin || options.stdout || options.stderr {
         events::record(engine, Event::container(&record, "attach"));
     }
-    let mut session = Session::new(ours);
-    session
-        .send(Kind::Start, options)
-        .map_err(Error::io("talk to the monitor of", short(&record.id)))?;
     match attach::answer(&mut session) {
         attach::Answer::Started => Ok((record, session)),
         attach::Answer::Refused(e) => Err(e),
@@ -439,7 +445,7 @@ pub fn recover(engine: &Engine, record: &Record) -> Result<()> {
 /// processes, its cgroups, its network, its mounts. From the record where there is one, and
 /// from what the system itself says (a record may be lost, or behind); every step tried,
 /// errors returned.
-fn teardown(engine: &Engine, id: &str, record: Option<&Record>) -> Vec<String> {
+pub(crate) fn teardown(engine: &Engine, id: &str, record: Option<&Record>) -> Vec<String> {
     let mut errors = Vec::new();
     // A `network connect` racing us either finished (its lease is seen) or finds the init dead.
     let _record_lock = engine.containers.lock(id);

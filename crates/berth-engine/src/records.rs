@@ -267,11 +267,15 @@ impl Containers {
         let data = serde_json::to_vec_pretty(&record)
             .map_err(|e| Error::Invalid(format!("serialise record: {e}")))?;
         let path = self.dir(id).join("record.json");
-        let tmp = write_beside(&path, &data)?;
+        // One name, the lock holder's alone: a stager killed before its rename leaves this
+        // file, which the next stage overwrites (and renames or removes), not one more.
+        let staged = self.dir(id).join("record.json.staged");
+        fs::write(&staged, &data).map_err(Error::io("write", &staged))?;
         Ok((
             Staged {
-                tmp,
+                staged,
                 path,
+                committed: false,
                 _lock: lock,
             },
             out,
@@ -462,18 +466,34 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 /// A record update written and waiting for its rename, under the record's lock (see
-/// [`Containers::stage`]). Dropped uncommitted, the record is as it was: the temp file is
+/// [`Containers::stage`]). Dropped uncommitted, the record is as it was: the staged file is
 /// removed and the lock released.
 pub struct Staged {
-    tmp: tempfile::NamedTempFile,
+    staged: PathBuf,
     path: PathBuf,
+    committed: bool,
     _lock: Lock,
 }
 
 impl Staged {
     /// Puts the new record in place (then releases the lock).
-    pub fn commit(self) -> Result<()> {
-        persist(self.tmp, &self.path)
+    pub fn commit(mut self) -> Result<()> {
+        fs::rename(&self.staged, &self.path).map_err(|source| Error::Io {
+            step: "rename into place",
+            path: self.path.clone(),
+            source,
+        })?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    /// Uncommitted: the staged record goes (under the lock, released after).
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.staged);
+        }
     }
 }
 

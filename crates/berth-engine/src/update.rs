@@ -73,6 +73,33 @@ pub fn update(engine: &Engine, key: &str, u: &Update) -> Result<Record> {
     })?
 }
 
+/// A start's catch-up: the limits of `now`, where they differ from those of `built` (the
+/// request the start's spec was built from: an `update` landed since, and the container not
+/// running yet, it only recorded them), written to the created container's cgroups.
+pub(crate) fn catch_up(
+    engine: &Engine,
+    id: &str,
+    built: &RunRequest,
+    now: &RunRequest,
+) -> Result<()> {
+    // A rootless container without a cgroup ignores its limits (rootless::limit_warning).
+    if crate::rootless::without_cgroups() {
+        return Ok(());
+    }
+    let mut res = spec::resource_limits(now)?;
+    if res == spec::resource_limits(built)? && built.pids_limit == now.pids_limit {
+        return Ok(());
+    }
+    // Unlimited pids: "max" written, where `run` simply writes nothing.
+    if now.pids_limit.is_some_and(|l| l <= 0) {
+        let mut pids = LinuxPids::default();
+        pids.set_limit(-1);
+        res.set_pids(Some(pids));
+    }
+    berth_runtime::container::update(&engine.runtime, id, &res)?;
+    Ok(())
+}
+
 /// The request with `u`'s changes, refused where Docker refuses them.
 pub fn changed(req: &RunRequest, u: &Update) -> Result<RunRequest> {
     let mut new = req.clone();

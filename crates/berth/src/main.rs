@@ -126,10 +126,7 @@ fn monitor() -> Option<u8> {
             return Some(1);
         }
     };
-    // Spawned by `run` before the record exists (its spawner set this; a monitor's
-    // environment is its spawner's choice alone: lifecycle.rs clears the rest).
-    let when_asked = std::env::var_os(berth_engine::monitor::WHEN_ASKED).is_some();
-    Some(u8::try_from(berth_engine::monitor::main(&engine, id, when_asked)).unwrap_or(1))
+    Some(u8::try_from(berth_engine::monitor::main(&engine, id)).unwrap_or(1))
 }
 
 /// `berth --root R __netns`: a user networks' change for a threaded front end (the API

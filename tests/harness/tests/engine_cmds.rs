@@ -197,6 +197,102 @@ fn top_lists_host_pids_and_tree_draws_them_under_the_monitor() {
     );
 }
 
+/// Every process under `pid` (itself, its children, theirs), as host pids.
+fn tree_of(pid: i32) -> Vec<i32> {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let tasks = format!("/proc/{}/task", all[i]);
+        for task in fs::read_dir(&tasks).into_iter().flatten().flatten() {
+            let children = task.path().join("children");
+            let text = fs::read_to_string(children).unwrap_or_default();
+            all.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+        i += 1;
+    }
+    all
+}
+
+/// The monitor of the container whose init is `init`: the init's parent.
+fn parent_of(pid: i32) -> i32 {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .expect("the parent's pid")
+}
+
+/// Whether `/proc/<pid>/environ` has a variable named `name`.
+fn has_env(pid: i32, name: &str) -> bool {
+    let env = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    let prefix = format!("{name}=");
+    env.split(|b| *b == 0)
+        .any(|e| e.starts_with(prefix.as_bytes()))
+}
+
+/// `run`'s monitor is told it was spawned before its record in its environment
+/// (BERTH_MONITOR_WHEN_ASKED): nothing of the container's, its `--init` PID 1, its program, an
+/// exec'd process, sees that; nor does a monitor spawned later by `start`.
+#[test]
+fn the_early_monitors_word_stays_in_the_monitor() {
+    need_root!();
+    const WORD: &str = "BERTH_MONITOR_WHEN_ASKED";
+    let berth = Berth::new();
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "envw",
+        "--init",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1000",
+    ]);
+    berth.ok(&["exec", "-d", "envw", "sleep", "999"]);
+    let init = state_pid(&berth, "envw");
+    let monitor = parent_of(init);
+    let tree = eventually("the exec'd sleep", || {
+        let tree = tree_of(monitor);
+        let cmds: Vec<String> = tree
+            .iter()
+            .map(|p| fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default())
+            .collect();
+        cmds.iter()
+            .any(|c| c.starts_with("sleep\0999"))
+            .then_some(tree)
+    });
+    assert!(
+        tree.len() >= 4,
+        "monitor, init, sh/sleep, exec'd sleep: {tree:?}"
+    );
+    for pid in &tree[1..] {
+        let cmd = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !has_env(*pid, WORD),
+            "{WORD} in the environment of {pid} {cmd:?} ({tree:?})"
+        );
+    }
+    berth.ok(&["stop", "-t", "0", "envw"]);
+    berth.ok(&["start", "envw"]);
+    let monitor = parent_of(state_pid(&berth, "envw"));
+    assert!(
+        !has_env(monitor, WORD),
+        "a monitor spawned by start thinks it was early"
+    );
+}
+
 #[test]
 fn stats_reads_the_cgroups_once_with_no_stream() {
     need_root!();

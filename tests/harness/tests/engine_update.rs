@@ -168,3 +168,43 @@ fn bad_values_are_one_line_and_exit_as_dockers() {
     }
     assert_eq!(host_config(&berth, "box", "Memory"), "0");
 }
+
+/// An `update` that lands while the container starts (after the monitor read its record to
+/// build the spec, before the record says running) is not lost: wherever it lands, the
+/// container's cgroup and `inspect` agree, as with Docker, whose update waits for the start
+/// or is applied to the running container.
+#[test]
+fn an_update_while_the_container_starts_is_not_lost() {
+    need_root!();
+    let berth = Berth::new();
+    for round in 0..12u64 {
+        let name = format!("race{round}");
+        berth.ok(&[
+            "create",
+            "--name",
+            &name,
+            "--pids-limit",
+            "100",
+            IMAGE,
+            "sleep",
+            "1000",
+        ]);
+        let mut start = berth.command();
+        start
+            .args(["start", &name])
+            .stdout(std::process::Stdio::null());
+        let mut start = start.spawn().expect("spawn start");
+        std::thread::sleep(std::time::Duration::from_millis(2 * (round % 6)));
+        let want = (200 + round).to_string();
+        berth.ok(&["update", "--pids-limit", &want, &name]);
+        assert!(start.wait().expect("wait start").success(), "start {name}");
+        assert_eq!(host_config(&berth, &name, "PidsLimit"), want);
+        let inside = limits_inside(&berth, &name);
+        assert_eq!(
+            inside.split(' ').nth(1),
+            Some(want.as_str()),
+            "round {round}: inspect says {want}, the cgroup {inside}"
+        );
+        berth.ok(&["rm", "-f", &name]);
+    }
+}

@@ -24,16 +24,12 @@ use crate::engine::Engine;
 pub use run::main_loop;
 pub use stdio::short_path as stdio_short_path;
 
-/// In a monitor's environment: it was spawned before its container's record exists (`run`:
-/// lifecycle::spawn_monitor) and waits for its first client to speak. An environment
-/// variable, not an argument: the monitor's command line stays `berth __monitor <id>` in `ps`.
-pub const WHEN_ASKED: &str = "BERTH_MONITOR_WHEN_ASKED";
-
 /// Entry point of `berth __monitor <id>`: fd 0 is the spawning CLI's end of a socketpair (the
-/// first client). With `when_asked`, nothing of the container's is touched until that client
-/// speaks; if it hangs up first (its `run` failed), the monitor leaves at once, silently.
+/// first client). Nothing of the container's is touched until that client speaks (`run` spawns
+/// its monitor before the record exists; `start` speaks before spawning it); if it hangs up
+/// first (its `run` failed), the monitor leaves at once, silently.
 /// Returns the monitor's exit status.
-pub fn main(engine: &Engine, id: &str, when_asked: bool) -> i32 {
+pub fn main(engine: &Engine, id: &str) -> i32 {
     // Whatever the spawning CLI's caller left open (a CI pipe...) is not ours to hold for the
     // container's whole life: only 0, 1 and 2 were handed to us.
     let _ = berth_sys::fd::close_from_for_good(3);
@@ -49,7 +45,7 @@ pub fn main(engine: &Engine, id: &str, when_asked: bool) -> i32 {
             return 1;
         }
     };
-    if when_asked && !asked(&first) {
+    if !asked(&first) {
         return 0;
     }
     if let Err(e) = stdio::detach_own_stdio(&engine.containers.dir(id)) {

@@ -34,8 +34,15 @@ pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()>
         Err(e) => return refuse(&mut first, &e),
     };
     // Removed before we got here (the lock is taken by path: nothing is left to run).
-    if let Err(e) = engine.containers.load(id) {
-        return refuse(&mut first, &e);
+    let record = match engine.containers.load(id) {
+        Ok(record) => record,
+        Err(e) => return refuse(&mut first, &e),
+    };
+    // A monitor killed while it started the container (its init created, the record not yet
+    // saying running) left that init, its runtime state, networks and mounts: cleared now,
+    // or the runtime's create would find the id taken at every start until `rm -f`.
+    if !record.state.status.is_live() && engine.runtime.dir(id).exists() {
+        log_errors(id, &crate::lifecycle::teardown(engine, id, Some(&record)));
     }
     let dir = engine.containers.dir(id);
     let dirfd = std::fs::File::open(&dir).map_err(Error::io("open", &dir))?;
@@ -365,7 +372,9 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             r.hostname = prepared.hostname.clone();
             r.network = attachment.clone();
             r.networks = joined.clone();
-            Ok::<_, Error>(joined)
+            // The request as it is now: an `update` saved since `record` was read is caught
+            // up with below, still under the lock.
+            Ok::<_, Error>((joined, r.request.clone()))
         })?;
         Ok::<_, Error>((staged, joined?))
     };
@@ -401,7 +410,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         None => (None, None, None),
     };
     let parts = (created, stdio, networks, log, staged);
-    let (mut created, stdio, (attachment, joined), log, (staged, joined_now)) = match parts {
+    let (mut created, stdio, (attachment, joined), log, (staged, (joined_now, now))) = match parts {
         (Ok(created), Ok(stdio), Some(Ok(networks)), Some(Ok(log)), Some(Ok(staged))) => {
             (created, stdio, networks, log, staged)
         }
@@ -411,7 +420,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             }
             // The staged record is dropped: the record stays as it was.
             let (joined_now, staged_error) = match staged {
-                Some(Ok((staged, joined_now))) => {
+                Some(Ok((staged, (joined_now, _)))) => {
                     drop(staged);
                     (Some(joined_now), None)
                 }
@@ -466,6 +475,9 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     }
     let stop_signal =
         crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(Signal::SIGTERM);
+    // Limits an `update` recorded while the spec was built (the container did not run yet)
+    // are the cgroups' before the program runs, as Docker's update, which waits for the start.
+    crate::update::catch_up(engine, id, req, &now).map_err(|e| undo(&joined_now, e))?;
     // Before the start, the log (above) and the record: a container whose start fails
     // (neither can be written) does not run its program.
     staged.commit().map_err(|e| undo(&joined_now, e))?;

@@ -516,3 +516,87 @@ fn a_start_failing_before_the_init_sets_up_keeps_its_process_in_inspect() {
         berth.ok(&["rm", "nomem"]);
     }
 }
+
+/// A monitor killed while it starts the container (seen holding the record's lock, which it
+/// takes once the init is created and keeps until the record says running) leaves the record
+/// created; the next `start` runs the container, as Docker's does after a daemon died
+/// mid-start, and leaves nothing beside the record. Before, the killed start's init and
+/// runtime state stayed, and every start failed with "container with given ID already
+/// exists" until `rm -f`; and a kill after the staged record was written left its temp file
+/// for good (one more at each such kill).
+#[test]
+fn a_monitor_killed_mid_start_leaves_the_container_startable() {
+    need_root!();
+    let berth = Berth::new();
+    let mut caught = 0;
+    for round in 0..60 {
+        let name = format!("staged{round}");
+        let id = berth
+            .ok(&["create", "--name", &name, IMAGE, "sleep", "1000"])
+            .trim()
+            .to_string();
+        let dir = berth.root().join("containers").join(&id);
+        let lock = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+            .expect("the record's lock");
+        let mut start = berth.command();
+        start
+            .args(["start", &name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut start = start.spawn().expect("spawn start");
+        // The lock taken by someone else: the monitor between its stage and its rename
+        // (nothing else here takes it while the container starts).
+        let mut killed = false;
+        while !killed && start.try_wait().expect("try_wait").is_none() {
+            match lock.try_lock() {
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let owner = fs::read_to_string(dir.join("monitor.lock")).unwrap_or_default();
+                    let pid = owner.split_whitespace().next().map(str::parse::<i32>);
+                    if let Some(Ok(pid)) = pid {
+                        // Some kills before the staged record is written, some after.
+                        std::thread::sleep(Duration::from_micros(150 * (round % 4)));
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                        killed = true;
+                    }
+                }
+                _ => {
+                    let _ = lock.unlock();
+                }
+            }
+        }
+        let _ = start.wait();
+        // Killed before the record said running (not just after its rename).
+        if killed && berth.inspect(&name)["State"]["Status"] == "created" {
+            berth.ok(&["start", &name]);
+            let state = berth.inspect(&name);
+            assert_eq!(state["State"]["Status"], "running", "{state}");
+            let pid = state_pid(&state);
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            assert!(cmdline.starts_with(b"sleep"), "{cmdline:?}");
+            // Nothing beside the record: a staged record the kill left was replaced.
+            let beside: Vec<String> = fs::read_dir(&dir)
+                .expect("the container's directory")
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".tmp") || n.ends_with(".staged"))
+                .collect();
+            assert_eq!(beside, Vec::<String>::new(), "round {round}");
+            caught += 1;
+        }
+        berth.ok(&["rm", "-f", &name]);
+        if caught == 4 {
+            break;
+        }
+    }
+    assert!(
+        caught > 0,
+        "no monitor killed while it started its container"
+    );
+}

@@ -2,6 +2,7 @@
 //! started and removed, some at the same time.
 
 use std::collections::BTreeSet;
+use std::fs;
 use std::sync::Arc;
 use std::thread;
 
@@ -310,4 +311,121 @@ fn disconnect_force_removes_the_endpoint_of_a_container_that_is_gone() {
         Some(0),
         "{containers}"
     );
+}
+
+/// A start whose init fails (a missing program, a working directory that is a file, a cpuset
+/// of memory nodes the host lacks) after a `network connect` saved while the container was
+/// created, with a published port: the record stays as it was (created, Docker's error), and
+/// nothing is left of either network (no lease, no claim) nor of the staged record (no temp
+/// file beside record.json).
+#[test]
+fn a_failed_start_with_a_connected_network_leaves_nothing() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    lab.network("bt-fail-a", "10.234.30.0/24");
+    lab.network("bt-fail-b", "10.234.31.0/24");
+    let bad: [&[&str]; 3] = [
+        &["no-such-program"],
+        &["-w", "/etc/passwd", "true"],
+        &["--cpuset-mems", "999", "true"],
+    ];
+    for (round, how) in bad.iter().enumerate() {
+        let name = format!("fail{round}");
+        let mut args = vec![
+            "create",
+            "--name",
+            &name,
+            "--network",
+            "bt-fail-a",
+            "-p",
+            "80",
+        ];
+        let (flags, cmd) = how.split_at(how.len() - 1);
+        args.extend(flags);
+        args.push(IMAGE);
+        args.extend(cmd);
+        let id = lab.berth.ok(&args).trim().to_string();
+        lab.berth.ok(&["network", "connect", "bt-fail-b", &name]);
+        let dir = lab.berth.root().join("containers").join(&id);
+        let out = lab.berth.run(&["start", &name]);
+        assert_eq!(out.code(), Some(1), "round {round}: {out:?}");
+        let after = lab.berth.inspect(&name);
+        assert_eq!(after["State"]["Status"], "created", "round {round}");
+        berth_harness::eventually("the monitor to end", || {
+            monitors_of_id(&id).is_empty().then_some(())
+        });
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .expect("container dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".tmp") || n.ends_with(".staged"))
+            .collect();
+        for net in ["bt-fail-a", "bt-fail-b"] {
+            if lab.network_inspect(net)["Containers"].get(&id).is_some() {
+                left.push(format!("lease on {net}"));
+            }
+        }
+        if crate::port_claims_of(&id) > 0 {
+            left.push("port claim".into());
+        }
+        let veths = crate::ip_cmd(&["-o", "link", "show", "type", "veth"]);
+        assert_eq!(left, Vec::<String>::new(), "round {round}: {veths}");
+        lab.berth.ok(&["rm", "-f", &name]);
+    }
+}
+
+/// `rm -f` racing a start (sent a few ms after `start` begins, at several offsets, some while
+/// the monitor holds the record's lock with the start's record staged): it returns, the
+/// container is gone, its monitor ends, and nothing of its network is left.
+#[test]
+fn rm_f_racing_a_start_leaves_nothing() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    lab.network("bt-rmrace", "10.234.32.0/24");
+    lab.network("bt-rmrace-b", "10.234.33.0/24");
+    for round in 0..12u64 {
+        let name = format!("rmrace{round}");
+        let id = lab
+            .berth
+            .ok(&[
+                "create",
+                "--name",
+                &name,
+                "--network",
+                "bt-rmrace",
+                "-p",
+                "80",
+                IMAGE,
+                "sleep",
+                "1000",
+            ])
+            .trim()
+            .to_string();
+        lab.berth.ok(&["network", "connect", "bt-rmrace-b", &name]);
+        let mut start = lab.berth.command();
+        start
+            .args(["start", &name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut start = start.spawn().expect("spawn start");
+        thread::sleep(std::time::Duration::from_millis(2 * (round % 6)));
+        lab.berth.ok(&["rm", "-f", &name]);
+        let _ = start.wait();
+        berth_harness::eventually("the monitor to end", || {
+            monitors_of_id(&id).is_empty().then_some(())
+        });
+        let mut left = Vec::new();
+        for net in ["bt-rmrace", "bt-rmrace-b"] {
+            if lab.network_inspect(net)["Containers"].get(&id).is_some() {
+                left.push(format!("lease on {net}"));
+            }
+        }
+        if crate::port_claims_of(&id) > 0 {
+            left.push("port claim".into());
+        }
+        if lab.berth.root().join("containers").join(&id).exists() {
+            left.push("its directory".into());
+        }
+        assert_eq!(left, Vec::<String>::new(), "round {round}");
+    }
 }

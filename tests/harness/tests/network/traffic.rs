@@ -328,6 +328,59 @@ fn a_network_connected_while_the_container_starts_is_joined() {
     }
 }
 
+/// A `network disconnect` that lands while the container starts (it was connected while
+/// created) is not lost: wherever it lands, the container ends up off that network, in its
+/// interfaces, in `inspect` and in the network's leases, as with Docker.
+#[test]
+fn a_network_disconnected_while_the_container_starts_is_left() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    lab.network("bt-drace-a", "10.234.34.0/24");
+    lab.network("bt-drace-b", "10.234.35.0/24");
+    for round in 0..12 {
+        let name = format!("drace{round}");
+        let id = lab
+            .berth
+            .ok(&[
+                "create",
+                "--name",
+                &name,
+                "--network",
+                "bt-drace-a",
+                IMAGE,
+                "sleep",
+                "1000",
+            ])
+            .trim()
+            .to_string();
+        lab.berth.ok(&["network", "connect", "bt-drace-b", &name]);
+        let mut start = lab.berth.command();
+        start
+            .args(["start", &name])
+            .stdout(std::process::Stdio::null());
+        let mut start = start.spawn().expect("spawn start");
+        std::thread::sleep(std::time::Duration::from_millis(2 * (round % 6)));
+        lab.berth
+            .ok(&["network", "disconnect", "bt-drace-b", &name]);
+        assert!(start.wait().expect("wait start").success(), "start {name}");
+        let pid = pid_of(&lab, &name);
+        let eth1 = eventually("eth1 gone", || {
+            let addrs = addrs_in(pid, "eth1");
+            addrs.is_empty().then_some(addrs)
+        });
+        assert!(eth1.is_empty(), "round {round}: still on bt-drace-b");
+        let nets = lab.berth.inspect(&name)["NetworkSettings"]["Networks"].clone();
+        assert!(nets.get("bt-drace-b").is_none(), "round {round}: {nets}");
+        assert!(
+            lab.network_inspect("bt-drace-b")["Containers"]
+                .get(&id)
+                .is_none(),
+            "round {round}: a lease left on bt-drace-b"
+        );
+        lab.berth.ok(&["rm", "-f", &name]);
+    }
+}
+
 /// The container's addresses on `dev`, once it has any (a connect after the start attaches
 /// live, a moment after the command returns).
 fn eventually_addrs(pid: i32, dev: &str) -> Vec<String> {
