@@ -360,6 +360,10 @@ pub fn start_with(
         drop(s.child.take());
         s.socket.take()
     });
+    // Before the hello: the monitor's `start` event must not come first.
+    if options.stdin || options.stdout || options.stderr {
+        events::record(engine, Event::container(&record, "attach"));
+    }
     let mut session = match early {
         Some(socket) => {
             let mut session = Session::new(socket);
@@ -370,9 +374,6 @@ pub fn start_with(
         }
         None => Session::new(spawn(engine, &record.id, Some(options))?.0),
     };
-    if options.stdin || options.stdout || options.stderr {
-        events::record(engine, Event::container(&record, "attach"));
-    }
     match attach::answer(&mut session) {
         attach::Answer::Started => Ok((record, session)),
         attach::Answer::Refused(e) => Err(e),
