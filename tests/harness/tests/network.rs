@@ -57,6 +57,21 @@ impl Lab {
         v[0].clone()
     }
 
+    /// `start <name>` in the background, `during` a few ms into it (2 ms times `round` mod 6,
+    /// so that a test's rounds land before, during and after the start), then the start's
+    /// exit status once it returns.
+    pub fn racing_start(&self, name: &str, round: u64, during: impl FnOnce()) -> bool {
+        let mut start = self.berth.command();
+        start
+            .args(["start", name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut start = start.spawn().expect("spawn start");
+        std::thread::sleep(std::time::Duration::from_millis(2 * (round % 6)));
+        during();
+        start.wait().expect("wait start").success()
+    }
+
     /// `run -d <flags> busybox httpd` serving "hello from <name>" on port 80.
     pub fn web(&self, name: &str, flags: &[&str]) -> String {
         let script =

@@ -402,15 +402,10 @@ fn rm_f_racing_a_start_leaves_nothing() {
             .trim()
             .to_string();
         lab.berth.ok(&["network", "connect", "bt-rmrace-b", &name]);
-        let mut start = lab.berth.command();
-        start
-            .args(["start", &name])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let mut start = start.spawn().expect("spawn start");
-        thread::sleep(std::time::Duration::from_millis(2 * (round % 6)));
-        lab.berth.ok(&["rm", "-f", &name]);
-        let _ = start.wait();
+        // The start may fail: the container is removed under it.
+        lab.racing_start(&name, round, || {
+            lab.berth.ok(&["rm", "-f", &name]);
+        });
         berth_harness::eventually("the monitor to end", || {
             monitors_of_id(&id).is_empty().then_some(())
         });

@@ -303,14 +303,10 @@ fn a_network_connected_while_the_container_starts_is_joined() {
             "sleep",
             "1000",
         ]);
-        let mut start = lab.berth.command();
-        start
-            .args(["start", &name])
-            .stdout(std::process::Stdio::null());
-        let mut start = start.spawn().expect("spawn start");
-        std::thread::sleep(std::time::Duration::from_millis(2 * (round % 6)));
-        lab.berth.ok(&["network", "connect", "bt-race-b", &name]);
-        assert!(start.wait().expect("wait start").success(), "start {name}");
+        let started = lab.racing_start(&name, round, || {
+            lab.berth.ok(&["network", "connect", "bt-race-b", &name]);
+        });
+        assert!(started, "start {name}");
         let pid = pid_of(&lab, &name);
         let eth1 = eventually_addrs(pid, "eth1");
         assert!(
@@ -354,15 +350,11 @@ fn a_network_disconnected_while_the_container_starts_is_left() {
             .trim()
             .to_string();
         lab.berth.ok(&["network", "connect", "bt-drace-b", &name]);
-        let mut start = lab.berth.command();
-        start
-            .args(["start", &name])
-            .stdout(std::process::Stdio::null());
-        let mut start = start.spawn().expect("spawn start");
-        std::thread::sleep(std::time::Duration::from_millis(2 * (round % 6)));
-        lab.berth
-            .ok(&["network", "disconnect", "bt-drace-b", &name]);
-        assert!(start.wait().expect("wait start").success(), "start {name}");
+        let started = lab.racing_start(&name, round, || {
+            lab.berth
+                .ok(&["network", "disconnect", "bt-drace-b", &name]);
+        });
+        assert!(started, "start {name}");
         let pid = pid_of(&lab, &name);
         let eth1 = eventually("eth1 gone", || {
             let addrs = addrs_in(pid, "eth1");
