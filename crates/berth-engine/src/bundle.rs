@@ -27,6 +27,9 @@ pub struct Prepared {
     pub exposed: Vec<crate::request::ExposedPort>,
     /// What config.json holds, for the runtime to take as it is rather than read it back.
     pub spec: oci_spec::runtime::Spec,
+    /// config.json is written already (a hook may read it before the init runs); otherwise
+    /// the caller writes it ([`write_config`]).
+    pub config_written: bool,
 }
 
 pub fn rootfs(dir: &Path) -> PathBuf {
@@ -65,7 +68,8 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         }
         // A hook may read the bundle's config.json: then it is there before the runtime runs
         // any; otherwise the monitor writes it while the init sets up its root.
-        if has_hooks(&built.spec) {
+        let config_written = has_hooks(&built.spec);
+        if config_written {
             write_config(&dir, &built.spec)?;
         }
         Ok(Prepared {
@@ -73,6 +77,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
             hostname: built.hostname,
             exposed: crate::ports::of_image(&config),
             spec: built.spec,
+            config_written,
         })
     })();
     if result.is_err() {
@@ -82,7 +87,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
 }
 
 /// Whether the runtime runs OCI hooks for `spec`.
-pub fn has_hooks(spec: &oci_spec::runtime::Spec) -> bool {
+fn has_hooks(spec: &oci_spec::runtime::Spec) -> bool {
     spec.hooks().as_ref().is_some_and(|h| {
         [
             h.prestart(),

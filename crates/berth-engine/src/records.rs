@@ -243,9 +243,10 @@ impl Containers {
     }
 
     pub fn save(&self, record: &Record) -> Result<()> {
-        let data = serde_json::to_vec_pretty(record)
-            .map_err(|e| Error::Invalid(format!("serialise record: {e}")))?;
-        write_atomic(&self.dir(&record.id).join("record.json"), &data)
+        write_atomic(
+            &self.dir(&record.id).join("record.json"),
+            &serialise(record)?,
+        )
     }
 
     /// Loads, changes and saves a record under its lock.
@@ -264,8 +265,7 @@ impl Containers {
         let lock = self.lock(id)?;
         let mut record = self.load(id)?;
         let out = change(&mut record);
-        let data = serde_json::to_vec_pretty(&record)
-            .map_err(|e| Error::Invalid(format!("serialise record: {e}")))?;
+        let data = serialise(&record)?;
         let path = self.dir(id).join("record.json");
         // One name, the lock holder's alone: a stager killed before its rename leaves this
         // file, which the next stage overwrites (and renames or removes), not one more.
@@ -462,7 +462,23 @@ pub fn lock(path: &Path) -> Result<Lock> {
 
 /// Writes `data` to a temp file in the same directory, then renames it over `path`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    persist(write_beside(path, data)?, path)
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io("create temp in", dir))?;
+    // No fsync: the rename makes the update atomic for readers, which is what commands
+    // racing each other need; durability across a power cut is not worth a flush per start.
+    tmp.write_all(data)
+        .map_err(Error::io("write", tmp.path().to_path_buf()))?;
+    tmp.persist(path).map_err(|e| Error::Io {
+        step: "rename into place",
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// A record as record.json holds it.
+fn serialise(record: &Record) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(record).map_err(|e| Error::Invalid(format!("serialise record: {e}")))
 }
 
 /// A record update written and waiting for its rename, under the record's lock (see
@@ -495,26 +511,6 @@ impl Drop for Staged {
             let _ = fs::remove_file(&self.staged);
         }
     }
-}
-
-/// `data` in a temp file in `path`'s directory.
-fn write_beside(path: &Path, data: &[u8]) -> Result<tempfile::NamedTempFile> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io("create temp in", dir))?;
-    // No fsync: the rename makes the update atomic for readers, which is what commands
-    // racing each other need; durability across a power cut is not worth a flush per start.
-    tmp.write_all(data)
-        .map_err(Error::io("write", tmp.path().to_path_buf()))?;
-    Ok(tmp)
-}
-
-fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
-    tmp.persist(path).map_err(|e| Error::Io {
-        step: "rename into place",
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
 }
 
 /// Now, as Docker writes times (RFC 3339 with nanoseconds, UTC).

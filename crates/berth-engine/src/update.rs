@@ -90,11 +90,8 @@ pub(crate) fn catch_up(
     if res == spec::resource_limits(built)? && built.pids_limit == now.pids_limit {
         return Ok(());
     }
-    // Unlimited pids: "max" written, where `run` simply writes nothing.
     if now.pids_limit.is_some_and(|l| l <= 0) {
-        let mut pids = LinuxPids::default();
-        pids.set_limit(-1);
-        res.set_pids(Some(pids));
+        res.set_pids(Some(unlimited_pids()));
     }
     berth_runtime::container::update(&engine.runtime, id, &res)?;
     Ok(())
@@ -169,15 +166,19 @@ fn live_resources(req: &RunRequest, u: &Update) -> Result<LinuxResources> {
         None => {
             res.set_pids(None);
         }
-        // Unlimited: "max", where `run` simply writes nothing.
         Some(l) if l <= 0 => {
-            let mut pids = LinuxPids::default();
-            pids.set_limit(-1);
-            res.set_pids(Some(pids));
+            res.set_pids(Some(unlimited_pids()));
         }
         Some(_) => {}
     }
     Ok(res)
+}
+
+/// An update's unlimited pids (0 or -1): "max" written, where `run` simply writes nothing.
+fn unlimited_pids() -> LinuxPids {
+    let mut pids = LinuxPids::default();
+    pids.set_limit(-1);
+    pids
 }
 
 #[cfg(test)]

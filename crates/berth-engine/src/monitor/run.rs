@@ -392,7 +392,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
                 },
                 Err(_) => Ok(()),
             };
-            let config = if crate::bundle::has_hooks(&prepared.spec) {
+            let config = if prepared.config_written {
                 Ok(())
             } else {
                 crate::bundle::write_config(&dir, &prepared.spec)
@@ -436,7 +436,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             // The init failed before the work beside its setup ran (a cgroup refused its
             // limits...): config.json is written all the same, as it was before the runtime
             // ran, for inspect's Path, Args and Env of the container left created.
-            if log.is_none() && !crate::bundle::has_hooks(&prepared.spec) {
+            if log.is_none() && !prepared.config_written {
                 let _ = crate::bundle::write_config(&dir, &prepared.spec);
             }
             crate::bundle::undo(engine, record);
