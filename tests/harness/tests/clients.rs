@@ -160,6 +160,39 @@ fn podman_run_rm() {
     );
 }
 
+/// The reference for berth's `volatile` roots (engine lifecycle
+/// `a_rm_containers_root_is_volatile_and_a_kept_ones_is_not`): podman mounts a `--rm`
+/// container's overlay root `volatile` and a kept one's synced, and berth's engine does the
+/// same.
+#[test]
+fn podman_and_berth_mount_rm_roots_volatile_and_kept_ones_synced() {
+    require!(PODMAN_TOOLS);
+    let root_line = |mountinfo: String| {
+        mountinfo
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .unwrap_or_else(|| panic!("no root in the mountinfo: {mountinfo}"))
+            .to_string()
+    };
+    let podman = Podman::new(&runtime_under_test());
+    let cat = [IMAGE, "cat", "/proc/self/mountinfo"];
+    let rm = root_line(run_ok(podman.podman_run(&["--rm"]).args(cat)));
+    let kept = root_line(run_ok(podman.podman_run(&["--name", "kept"]).args(cat)));
+    assert!(
+        rm.contains(" overlay ") && rm.contains("volatile"),
+        "podman --rm: {rm}"
+    );
+    assert!(!kept.contains("volatile"), "podman, kept: {kept}");
+    let berth = berth_harness::image::Berth::new();
+    let image = berth_harness::image::IMAGE;
+    let cat = ["cat", "/proc/self/mountinfo"];
+    let rm = root_line(berth.ok(&[&["run", "--rm", image][..], &cat].concat()));
+    let kept = root_line(berth.ok(&[&["run", "--name", "kept", image][..], &cat].concat()));
+    assert!(rm.contains("volatile"), "berth --rm: {rm}");
+    assert!(!kept.contains("volatile"), "berth, kept: {kept}");
+    berth.ok(&["rm", "kept"]);
+}
+
 #[test]
 fn podman_detached_exec_stop_rm() {
     require!(PODMAN_TOOLS);
