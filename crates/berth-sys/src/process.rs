@@ -411,8 +411,10 @@ pub fn drop_clean_code_pages() -> io::Result<usize> {
 /// for good: a deeper call later simply finds fresh zeroed pages there, as on a new stack.
 /// Single-threaded processes only (their one stack is `[stack]`); elsewhere it does nothing.
 pub fn drop_unused_stack() -> io::Result<usize> {
-    // What runs below this frame may use this much without faulting pages back in.
-    const MARGIN: usize = 16 << 10;
+    // Kept below this frame: madvise's own call (a few hundred bytes) needs it; more only keeps
+    // pages a waiting loop (a poll, a waitid) would not touch (16 KiB kept 3 pages no idle
+    // monitor used).
+    const MARGIN: usize = 4 << 10;
     if thread_count()? != 1 {
         return Ok(0);
     }

@@ -90,6 +90,7 @@ impl Client {
     }
 
     /// The whole frames that arrived; marks the client gone at its end or at a protocol error.
+    #[inline(never)] // its buffer below the serve loop's frame (mod.rs, "Stack")
     pub(super) fn read_frames(&mut self) -> Vec<(Kind, Vec<u8>)> {
         let mut chunk = [0u8; 32 * 1024];
         match self.stream.read(&mut chunk) {

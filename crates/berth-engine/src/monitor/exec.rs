@@ -197,6 +197,7 @@ impl Exec {
     }
 
     /// Output to the client that asked for it; dropped otherwise.
+    #[inline(never)] // its buffer below the serve loop's frame (mod.rs, "Stack")
     fn pump(&mut self, i: usize) -> Read {
         let mut buf = [0u8; 32 * 1024];
         let Some((stream, Some(fd))) = self.outputs.get(i) else {

@@ -5,6 +5,13 @@
 //! `<dir>/monitor.sock` (protocol in proto.rs), starts exec'd processes and relays them
 //! (exec.rs: the engine's callers never fork nor enter a namespace), runs the health check's
 //! probes (health.rs), records the exit, tears down, and applies the restart policy or `--rm`.
+//!
+//! Stack: an idle monitor waits in `poll` in `Run::serve`, and what the frames above it hold
+//! stays dirty memory for the container's whole life; what lies below is given back a second
+//! after the start (`berth_sys::process::drop_unused_stack`). So the work that needs a large
+//! frame — the container's start, every 32 KiB read buffer — is in functions never inlined
+//! into the loop or its callers (`#[inline(never)]`): with them inlined, the loop's frames
+//! took 90 KiB (gdb on an idle monitor: serve 40, main_loop 42), a fifth of its PSS.
 
 mod client;
 mod exec;

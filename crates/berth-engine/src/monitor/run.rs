@@ -322,6 +322,7 @@ fn wait_or_stop(
 }
 
 /// Bundle, create, network, record, start.
+#[inline(never)] // what it holds (the spec, the runtime's create) below the loop (mod.rs, "Stack")
 fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> Result<Run<'a>> {
     let id = record.id.as_str();
     let dir = engine.containers.dir(id);

@@ -151,9 +151,10 @@ impl Run<'_> {
             drop(fds);
             if trim_at.is_some_and(|t| Instant::now() >= t) {
                 trim_at = None;
-                berth_sys::process::trim_heap();
                 let _ = berth_sys::process::drop_clean_code_pages();
                 let _ = berth_sys::process::drop_unused_stack();
+                // Last: the two above read /proc into the heap.
+                berth_sys::process::trim_heap();
             }
             self.reaped(reap_children(Some(self.pid)));
             if self.kill_at.is_some_and(|t| Instant::now() >= t) {
@@ -285,6 +286,7 @@ impl Run<'_> {
     }
 
     /// One read of container output to the log and the attached clients.
+    #[inline(never)] // its buffer below the serve loop's frame (mod.rs, "Stack")
     fn pump(&mut self, (stream, fd): &(usize, OwnedFd), clients: &mut [Client]) -> Read {
         let mut buf = [0u8; 32 * 1024];
         let read = stdio::read_output(fd, &mut buf);
