@@ -314,6 +314,11 @@ fn spawn(
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         )
         .env("BERTH_EXE", &engine.exe)
+        // No per-thread cache of freed chunks (glibc's tcache, 7 of each size): what the start
+        // freed would stay cached, scattered over the heap, and keep 80 KiB of an idle
+        // monitor's 120 KiB heap from being given back (malloc_trim leaves cached chunks be).
+        // The start is as fast without it (alternating runs; bench/README.md).
+        .env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")
         .arg0("berth");
     // Rootless berth finds its runtime directory (the runtime's state) from the one, and its
     // overlay's choice (rootless/fuse.rs) from the other.
