@@ -64,18 +64,56 @@ pub enum FastExecCommand {
     Exec(exec::ExecArgs),
 }
 
+/// [`FastRun`]'s twin for the commands a container's life takes besides `run` and `exec`
+/// (`start`, `stop`, `kill`, `rm`, `wait`): the whole tree costs `rm -f` 0.6 ms more than
+/// these five small ones (1.4 against 0.8 ms for a missing container, hyperfine).
+#[derive(Parser, Debug)]
+#[command(name = "berth")]
+pub struct FastLifecycle {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: FastLifecycleCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FastLifecycleCommand {
+    Start(run::StartArgs),
+    Stop(manage::StopArgs),
+    Kill(manage::KillArgs),
+    Rm(manage::RmArgs),
+    Wait(manage::NamesArgs),
+}
+
+impl From<FastLifecycleCommand> for Command {
+    fn from(command: FastLifecycleCommand) -> Command {
+        match command {
+            FastLifecycleCommand::Start(a) => Command::Start(a),
+            FastLifecycleCommand::Stop(a) => Command::Stop(a),
+            FastLifecycleCommand::Kill(a) => Command::Kill(a),
+            FastLifecycleCommand::Rm(a) => Command::Rm(a),
+            FastLifecycleCommand::Wait(a) => Command::Wait(a),
+        }
+    }
+}
+
 /// `T` from the command line, its switches taking Docker's boolean forms too. Only a command
 /// line with a `-flag=value` pays for (and its help shows) the switches' optional values.
 fn parse<T: Parser>() -> Result<T, clap::Error> {
-    let valued = std::env::args_os().any(|a| {
+    parse_from(std::env::args_os().collect())
+}
+
+/// [`parse`] of `args`.
+fn parse_from<T: Parser>(args: Vec<std::ffi::OsString>) -> Result<T, clap::Error> {
+    let valued = args.iter().any(|a| {
         let a = a.as_encoded_bytes();
         a.starts_with(b"-") && a.contains(&b'=')
     });
     if !valued {
-        return T::try_parse();
+        return T::try_parse_from(args);
     }
     let mut command = boolish(T::command());
-    let mut matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    let mut matches = command.try_get_matches_from_mut(args)?;
     T::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
 }
 
@@ -113,7 +151,7 @@ impl Command {
 }
 
 impl Cli {
-    /// Parses the command line, `run` and `exec` by their fast path.
+    /// Parses the command line, `run`, `exec` and the lifecycle's commands by their fast path.
     pub fn parse_args() -> Result<Cli, clap::Error> {
         let fast = |global, command| {
             Cli {
@@ -135,6 +173,12 @@ impl Cli {
             if let Ok(FastRun { global, command }) = parse::<FastRun>() {
                 let FastRunCommand::Run(args) = command;
                 return fast(global, Command::Run(*args));
+            }
+        }
+        const LIFECYCLE: [&str; 5] = ["start", "stop", "kill", "rm", "wait"];
+        if std::env::args_os().any(|a| LIFECYCLE.iter().any(|w| a == *w)) {
+            if let Ok(FastLifecycle { global, command }) = parse::<FastLifecycle>() {
+                return fast(global, command.into());
             }
         }
         parse::<Cli>()?.checked()
@@ -506,5 +550,36 @@ mod tests {
     fn the_command_tree_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+        super::FastLifecycle::command().debug_assert();
+    }
+
+    /// The lifecycle's fast parser reads a command line as the whole tree does; one it cannot
+    /// read (help, another command, a mistake) is left to the whole tree.
+    #[test]
+    fn the_lifecycle_parser_agrees_with_the_whole_tree() {
+        use super::{parse_from, Cli, Command, FastLifecycle};
+        let argv = |line: &str| line.split(' ').map(Into::into).collect::<Vec<_>>();
+        let lines = [
+            "berth rm -f a b",
+            "berth --root /r rm -fv a",
+            "berth rm --force --volumes=false a",
+            "berth stop -t 3 a",
+            "berth stop --time=-1 -s SIGINT a",
+            "berth kill -s HUP a",
+            "berth kill a",
+            "berth start -ai --detach-keys ctrl-x a",
+            "berth wait a b",
+        ];
+        for line in lines {
+            let fast: FastLifecycle = parse_from(argv(line)).expect(line);
+            let whole: Cli = parse_from(argv(line)).expect(line);
+            let global = format!("{:?}", fast.global);
+            let fast: Command = fast.command.into();
+            assert_eq!(format!("{fast:?}"), format!("{:?}", whole.command), "{line}");
+            assert_eq!(global, format!("{:?}", whole.global), "{line}");
+        }
+        for line in ["berth rm --help", "berth rm", "berth network rm x", "berth rm --bogus a"] {
+            assert!(parse_from::<FastLifecycle>(argv(line)).is_err(), "{line}");
+        }
     }
 }
