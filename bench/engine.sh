@@ -60,6 +60,7 @@ cleanup() {
   [ -n "${podman_ok:-}" ] && pm rm -af >/dev/null 2>&1
   [ -n "${ctr_ok:-}" ] && { for t in $(c task ls -q 2>/dev/null); do c task kill -s KILL "$t"; c task delete -f "$t"; done; for t in $(c containers ls -q 2>/dev/null); do c containers delete "$t"; done; } >/dev/null 2>&1
   [ -n "${docker_ok:-}" ] && d rm -f $(d ps -aq) >/dev/null 2>&1
+  "$BERTH_RUNC" --root "$work/berth-runc" delete -f pair >/dev/null 2>&1
   for p in "${pids_to_kill[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
   give_back_cgroup2
@@ -128,6 +129,11 @@ bundle=$work/bundle
 mkdir -p "$bundle"
 # root.path the real directory (berth-runc refuses a root reached through a symlink)
 (cd "$bundle" && runc spec && sed -i "s/\"terminal\": true/\"terminal\": false/; s/\"sh\"\$/\"true\"/; s#\"path\": \"rootfs\"#\"path\": \"$rootfs\"#" config.json)
+# The same bundle running `sleep 1000`, for berth-runc's own `run -d` + `delete -f`: the pair
+# `berth run -d` + `rm -f` is held against.
+pair_bundle=$work/pair-bundle
+mkdir -p "$pair_bundle"
+sed 's/"true"$/"sleep", "1000"/' "$bundle/config.json" >"$pair_bundle/config.json"
 
 # --- timings ------------------------------------------------------------------------------
 # Alternating runs (bench/lib/alternate.py): every round runs each command of a group once, so
@@ -172,6 +178,7 @@ group run "${args[@]}"
 # run -d, then rm -f of the running container: the pair timed together, and rm -f alone
 args=("berth_pair=$BERTH run -d --network none bench/busybox sleep 1000 ;; $BERTH rm -f {}"
   "berth_pair_bridge=$BERTH run -d bench/busybox sleep 1000 ;; $BERTH rm -f {}" "$runc_bare"
+  "runc_pair=$BERTH_RUNC --root $work/berth-runc run -d -b $pair_bundle pair ;; $BERTH_RUNC --root $work/berth-runc delete -f pair"
   "berth_rm=$BERTH rm -f rmme" --prepare "berth_rm=$BERTH run -d --name rmme --network none bench/busybox sleep 1000")
 [ -n "${podman_ok:-}" ] && args+=("podman_pair=$pm_cmd run -d --network none bench/busybox sleep 1000 ;; $pm_cmd rm -f -t 0 {}")
 [ -n "${ctr_ok:-}" ] && args+=("ctr_rm=sh -c '$ctr_cmd task kill -s KILL rmme; $ctr_cmd task delete -f rmme; $ctr_cmd containers delete rmme'"
@@ -249,8 +256,10 @@ echo "  berth/podman $(ratio berth_run_bridge podman_run_bridge)"
 echo
 echo "run -d, then rm -f of the running container (timed together)"
 printf '  %-32s %s\n' "berth" "$(ms berth_pair)" "berth, bridge" "$(ms berth_pair_bridge)" "podman" "$(ms podman_pair)" \
-  "berth-runc run (same root)" "$(ms runc_bare)" "berth rm -f alone" "$(ms berth_rm)" "ctr task kill+delete alone" "$(ms ctr_rm)"
-echo "  berth/berth-runc $(verdict berth_pair runc_bare 1.5)"
+  "berth-runc run -d + delete -f" "$(ms runc_pair)" "berth-runc run (same root)" "$(ms runc_bare)" \
+  "berth rm -f alone" "$(ms berth_rm)" "ctr task kill+delete alone" "$(ms ctr_rm)"
+echo "  berth/berth-runc $(verdict berth_pair runc_pair 1.5) (its run -d + delete -f)"
+echo "  berth/berth-runc run of true $(ratio berth_pair runc_bare) (two commands against one)"
 echo "  berth/podman     $(verdict berth_pair podman_pair 0.07)"
 echo "  rm -f alone: berth/ctr $(ratio berth_rm ctr_rm)"
 [ -n "${median[berth_pair_bridge]:-}" ] && [ -n "${median[berth_pair]:-}" ] &&

@@ -18,6 +18,7 @@ import json
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 
 MAX_LOAD_MOVE = 1.0
@@ -28,14 +29,29 @@ def load1():
         return float(f.read().split()[0])
 
 
+# A command's output goes to files, not pipes: a runtime's detached container (`berth-runc run
+# -d`) keeps the stdio it was given, and a pipe would not reach its end until the container did.
+OUT = tempfile.TemporaryFile()
+ERR = tempfile.TemporaryFile()
+
+
+def captured(f):
+    f.seek(0)
+    text = f.read().decode(errors="replace").strip()
+    f.seek(0)
+    f.truncate()
+    return text
+
+
 def run(argv):
     """Runs argv; returns (seconds, stdout) or raises on failure."""
     start = time.perf_counter()
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    p = subprocess.run(argv, stdout=OUT, stderr=ERR, stdin=subprocess.DEVNULL)
     took = time.perf_counter() - start
+    out, err = captured(OUT), captured(ERR)
     if p.returncode != 0:
-        raise RuntimeError(f"{shlex.join(argv)}: exit {p.returncode}: {p.stderr.decode(errors='replace').strip()[:300]}")
-    return took, p.stdout.decode(errors="replace").strip()
+        raise RuntimeError(f"{shlex.join(argv)}: exit {p.returncode}: {err[:300]}")
+    return took, out
 
 
 def timed(spec):
