@@ -19,11 +19,22 @@ pub const ROOT: &str = "/sys/fs/cgroup";
 /// cgroup2 subtree, no cgroup at all, as runc's rootless containers.
 pub fn open(path: impl Into<CgroupPath>) -> Result<Manager> {
     let root = Path::new(ROOT);
-    let setup = berth_cgroups::detect(root)?;
+    let setup = host_setup()?;
     if berth_sys::rootless::is_rootless() && !delegated(setup) {
         return Ok(Manager::Absent(berth_cgroups::absent::Manager));
     }
     Ok(Manager::new(setup, root, &path.into())?)
+}
+
+/// The host's cgroup setup, found once per process: a monitor asks at its container's start,
+/// stop, kill and exit, and the host's cgroup mounts do not change under its containers.
+pub fn host_setup() -> Result<berth_cgroups::Setup> {
+    static SETUP: std::sync::OnceLock<berth_cgroups::Setup> = std::sync::OnceLock::new();
+    if let Some(setup) = SETUP.get() {
+        return Ok(*setup);
+    }
+    let setup = berth_cgroups::detect(Path::new(ROOT))?;
+    Ok(*SETUP.get_or_init(|| setup))
 }
 
 /// True when this (rootless) process may make cgroups: a cgroup2-only host whose cgroup of

@@ -109,31 +109,56 @@ struct Mounted {
     hierarchies: Vec<PathBuf>,
 }
 
+/// A controller's hierarchy root: the identity of its cgroup.procs (device, inode).
+type Hierarchy = (Controller, (u64, u64));
+
+/// The hierarchies mounted under `root`, each controller with its hierarchy's identity: one
+/// statx per controller. A directory that is not a hierarchy's root (say, left by a failed
+/// mount) has no cgroup.procs: using it would write limits into plain files. Co-mounted
+/// controllers (cpu and cpuacct as links to `cpu,cpuacct`) show the same cgroup.procs: one
+/// stat finds them, where a canonicalize cost a readlink per path component.
+fn scan(root: &Path, wanted: impl Fn(Controller) -> bool) -> Vec<Hierarchy> {
+    use std::os::unix::fs::MetadataExt;
+    Controller::ALL
+        .into_iter()
+        .filter(|c| wanted(*c))
+        .filter_map(|controller| {
+            let procs = std::fs::metadata(root.join(controller.name()).join("cgroup.procs"));
+            let procs = procs.ok().filter(|m| m.is_file())?;
+            Some((controller, (procs.dev(), procs.ino())))
+        })
+        .collect()
+}
+
+/// The host's hierarchies under /sys/fs/cgroup, scanned once per process: a monitor asks at
+/// its container's start, stop, kill and exit (17 syscalls each time), and the host's cgroup
+/// mounts do not change under its containers. Any other root (a test's tree) is scanned at
+/// each use.
+fn host_hierarchies(root: &Path) -> Option<&'static [Hierarchy]> {
+    static HOST: OnceLock<Vec<Hierarchy>> = OnceLock::new();
+    (root == Path::new("/sys/fs/cgroup"))
+        .then(|| HOST.get_or_init(|| scan(root, |_| true)).as_slice())
+}
+
 impl Mounted {
     fn find(root: &Path, path: &CgroupPath) -> Self {
-        use std::os::unix::fs::MetadataExt;
+        // One statx fewer for each controller the host has no v1 hierarchy of.
+        let wanted = |c: Controller| path.may_have_hierarchy(c.key());
+        let scanned;
+        let found: Vec<Hierarchy> = match host_hierarchies(root) {
+            Some(host) => host.iter().copied().filter(|(c, _)| wanted(*c)).collect(),
+            None => {
+                scanned = scan(root, wanted);
+                scanned
+            }
+        };
         let mut controllers = Vec::new();
         let mut mounts: Vec<(u64, u64)> = Vec::new();
         let mut hierarchies = Vec::new();
-        for controller in Controller::ALL {
-            // One statx fewer for each controller the host has no v1 hierarchy of.
-            if !path.may_have_hierarchy(controller.key()) {
-                continue;
-            }
-            let mount = root.join(controller.name());
-            // A directory that is not a hierarchy's root (say, left by a failed mount) has no
-            // cgroup.procs: using it would write limits into plain files.
-            let Ok(procs) = std::fs::metadata(mount.join("cgroup.procs")) else {
-                continue;
-            };
-            if !procs.is_file() {
-                continue;
-            }
-            let dir = mount.join(path.in_hierarchy(controller.key()));
-            // Co-mounted controllers (cpu and cpuacct as links to `cpu,cpuacct`) show the same
-            // cgroup.procs: one stat finds them, where a canonicalize cost a readlink per path
-            // component for every controller.
-            let id = (procs.dev(), procs.ino());
+        for (controller, id) in found {
+            let dir = root
+                .join(controller.name())
+                .join(path.in_hierarchy(controller.key()));
             if !mounts.contains(&id) {
                 mounts.push(id);
                 hierarchies.push(dir.clone());
