@@ -407,12 +407,13 @@ impl Run<'_> {
                     .update(&self.id, |r| r.state.manually_stopped = true);
             }
         }
-        // A paused container cannot take the signal before it is thawed.
-        let _ = berth_runtime::container::resume(&self.engine.runtime, &self.id);
         if timeout == 0 {
+            // The runtime's SIGKILL thaws a paused container itself.
             self.kill_all();
             return;
         }
+        // A paused container cannot take the signal before it is thawed.
+        let _ = berth_runtime::container::resume(&self.engine.runtime, &self.id);
         let signal = signal.unwrap_or(self.stop_signal);
         let _ = berth_sys::process::pidfd_send_signal(self.pidfd.as_fd(), signal as i32);
         // Docker's -1: wait as long as it takes; any other wait is clamped to what an Instant

@@ -210,6 +210,33 @@ fn stop_kills_a_shell_that_ignores_sigterm_as_pid_1() {
     );
 }
 
+/// `rm -f` and `kill` of a paused container end it, as Docker's do: the kill thaws it (the
+/// monitor no longer thaws it first on the `rm -f` path).
+#[test]
+fn rm_f_and_kill_end_a_paused_container() {
+    need_root!();
+    let berth = Berth::new();
+    let id = berth.ok(&["run", "-d", "--name", "frozen", IMAGE, "sleep", "1000"]);
+    let pid = state_pid(&berth.inspect("frozen"));
+    berth.ok(&["pause", "frozen"]);
+    assert_eq!(berth.inspect("frozen")["State"]["Status"], "paused");
+    berth.ok(&["rm", "-f", "frozen"]);
+    assert!(!berth.run(&["inspect", "frozen"]).success(), "removed");
+    assert!(!running(pid), "the paused sleep was killed");
+    assert!(cgroup_dirs(&id).is_empty(), "{:?}", cgroup_dirs(&id));
+
+    berth.ok(&["run", "-d", "--name", "frozen2", IMAGE, "sleep", "1000"]);
+    let pid = state_pid(&berth.inspect("frozen2"));
+    berth.ok(&["pause", "frozen2"]);
+    berth.ok(&["kill", "frozen2"]);
+    let state = eventually("the killed paused container to exit", || {
+        let state = berth.inspect("frozen2")["State"].clone();
+        (state["Status"] == "exited").then_some(state)
+    });
+    assert_eq!(state["ExitCode"], 137, "{state}");
+    assert!(!running(pid));
+}
+
 #[test]
 fn start_right_after_stop_finds_the_container_free() {
     need_root!();
