@@ -575,10 +575,19 @@ mod tests {
             let whole: Cli = parse_from(argv(line)).expect(line);
             let global = format!("{:?}", fast.global);
             let fast: Command = fast.command.into();
-            assert_eq!(format!("{fast:?}"), format!("{:?}", whole.command), "{line}");
+            assert_eq!(
+                format!("{fast:?}"),
+                format!("{:?}", whole.command),
+                "{line}"
+            );
             assert_eq!(global, format!("{:?}", whole.global), "{line}");
         }
-        for line in ["berth rm --help", "berth rm", "berth network rm x", "berth rm --bogus a"] {
+        for line in [
+            "berth rm --help",
+            "berth rm",
+            "berth network rm x",
+            "berth rm --bogus a",
+        ] {
             assert!(parse_from::<FastLifecycle>(argv(line)).is_err(), "{line}");
         }
     }
