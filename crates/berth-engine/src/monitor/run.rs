@@ -38,10 +38,15 @@ pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()>
         Ok(record) => record,
         Err(e) => return refuse(&mut first, &e),
     };
+    // The record as read serves the first start (one read less on its way), unless the
+    // teardown below may have changed it.
+    let mut fresh = Some(record);
     // A monitor killed while it started the container (its init created, the record not yet
     // saying running) left that init, its runtime state, networks and mounts: cleared now,
     // or the runtime's create would find the id taken at every start until `rm -f`.
-    if !record.state.status.is_live() && engine.runtime.dir(id).exists() {
+    if let Some(record) =
+        fresh.take_if(|r| !r.state.status.is_live() && engine.runtime.dir(id).exists())
+    {
         log_errors(id, &crate::lifecycle::teardown(engine, id, Some(&record)));
     }
     let dir = engine.containers.dir(id);
@@ -71,7 +76,7 @@ pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()>
     clients.extend(client::pending(&dir));
     let mut first_run = true;
     loop {
-        let record = match engine.containers.load(id) {
+        let record = match fresh.take().map_or_else(|| engine.containers.load(id), Ok) {
             Ok(record) => record,
             Err(e) => {
                 start_failed(engine, id, None, &mut clients, &e);
