@@ -37,6 +37,16 @@ pub fn host_setup() -> Result<berth_cgroups::Setup> {
     Ok(*SETUP.get_or_init(|| setup))
 }
 
+/// Finds the host's cgroup setup and hierarchies now rather than at the first container
+/// operation: for a process with time to spare before it (a monitor waiting for its client).
+pub fn find_host_setup() {
+    if let Ok(setup) = host_setup() {
+        if setup != berth_cgroups::Setup::Unified {
+            berth_cgroups::v1::find_host_hierarchies(Path::new(ROOT));
+        }
+    }
+}
+
 /// True when this (rootless) process may make cgroups: a cgroup2-only host whose cgroup of
 /// ours is writable (systemd's `Delegate=yes` for the user's manager).
 pub fn delegated(setup: berth_cgroups::Setup) -> bool {

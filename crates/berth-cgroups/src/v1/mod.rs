@@ -140,6 +140,12 @@ fn host_hierarchies(root: &Path) -> Option<&'static [Hierarchy]> {
         .then(|| HOST.get_or_init(|| scan(root, |_| true)).as_slice())
 }
 
+/// Finds the host's hierarchies now (see [`host_hierarchies`]), for a process that has time
+/// to spare before its first use of them.
+pub fn find_host_hierarchies(root: &Path) {
+    let _ = host_hierarchies(root);
+}
+
 impl Mounted {
     fn find(root: &Path, path: &CgroupPath) -> Self {
         // One statx fewer for each controller the host has no v1 hierarchy of.

@@ -52,6 +52,9 @@ pub fn main(engine: &Engine, id: &str) -> i32 {
             return 1;
         }
     };
+    // While `run` makes the record (its start needs these first; for `start`, which spoke
+    // already, they come now rather than later).
+    berth_runtime::cgroup::find_host_setup();
     if !asked(&first) {
         return 0;
     }
