@@ -40,6 +40,10 @@ pub fn main(engine: &Engine, id: &str) -> i32 {
     // Whatever the spawning CLI's caller left open (a CI pipe...) is not ours to hold for the
     // container's whole life: only 0, 1 and 2 were handed to us.
     let _ = berth_sys::fd::close_from_for_good(3);
+    // glibc read the heap setting spawn gave us (lifecycle.rs) when this process started: it
+    // is the monitor's alone, not that of what it spawns (a network's DNS server, slirp4netns,
+    // fuse-overlayfs). Still one thread here, as the variable's removal needs.
+    std::env::remove_var("GLIBC_TUNABLES");
     if let Err(e) = own_session() {
         eprintln!("berth monitor {id}: {e}");
         return 1;

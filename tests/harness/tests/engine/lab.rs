@@ -113,3 +113,28 @@ fn without_pid_host_pid_1_is_the_containers_command() {
     assert_eq!(report["pid1_cmdline"], "/probe");
     assert_ne!(probe_ns(&report, "pid"), ns_of("self", "pid"));
 }
+
+/// The monitor's glibc setting (GLIBC_TUNABLES, its own heap's) stays its own: a network's DNS
+/// server, which the first container's monitor starts, runs with glibc's defaults, as it does
+/// when `network connect` starts it.
+#[test]
+fn what_the_monitor_spawns_does_not_inherit_its_glibc_tunables() {
+    need_root!();
+    let berth = Berth::new();
+    let net = berth.ok(&["network", "create", "tunables"]);
+    let args = ["run", "-d", "--network", "tunables", IMAGE, "sleep", "1000"];
+    berth.ok(&args);
+    let server = eventually("the network's DNS server", || {
+        std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .find(|&p| {
+                let line = cmdline(p);
+                line.contains("__dns") && line.contains(&net)
+            })
+    });
+    let environ = std::fs::read(format!("/proc/{server}/environ")).expect("the server's environ");
+    let environ = String::from_utf8_lossy(&environ).replace('\0', " ");
+    assert!(!environ.contains("GLIBC_TUNABLES"), "{environ}");
+}
