@@ -11,7 +11,7 @@
 //! after the start (`berth_sys::process::drop_unused_stack`). So the work that needs a large
 //! frame — the container's start, every 32 KiB read buffer — is in functions never inlined
 //! into the loop or its callers (`#[inline(never)]`): with them inlined, the loop's frames
-//! took 90 KiB (gdb on an idle monitor: serve 40, main_loop 42), a fifth of its PSS.
+//! took 94 KiB (gdb on an idle monitor: serve 40, main_loop 42); now 30.
 
 mod client;
 mod exec;
