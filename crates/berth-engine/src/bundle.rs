@@ -207,7 +207,7 @@ pub fn image_of(engine: &Engine, record: &Record) -> Result<(ImageConfiguration,
     let image_id = berth_image::digest::parse_digest(&record.image_id)?;
     let config: ImageConfiguration = serde_json::from_slice(&store.read_blob(&image_id)?)
         .map_err(|e| Error::Invalid(format!("image {}: config: {e}", record.image_id)))?;
-    let layers = layers_of(engine, &record.image_id, &config)?;
+    let layers = layers_in(&store, &record.image_id, &config)?;
     Ok((config, layers))
 }
 
@@ -217,7 +217,15 @@ pub(crate) fn layers_of(
     image_id: &str,
     config: &ImageConfiguration,
 ) -> Result<Vec<PathBuf>> {
-    let store = engine.images()?;
+    layers_in(&engine.images()?, image_id, config)
+}
+
+/// [`layers_of`] in a store already open.
+fn layers_in(
+    store: &berth_image::store::Store,
+    image_id: &str,
+    config: &ImageConfiguration,
+) -> Result<Vec<PathBuf>> {
     let image_id = berth_image::digest::parse_digest(image_id)?;
     let diff_ids = config
         .rootfs()
@@ -284,9 +292,9 @@ pub fn mount_overlay(
         Durability::Volatile => mount(&volatile),
         Durability::Synced => mount(&data),
     };
-    // A kernel before 5.10 knows no `volatile`: synced, as Docker's.
+    // A kernel before 5.10 knows no `volatile`: synced, as Docker's (the refused mount left
+    // nothing in `work`).
     if durable == Durability::Volatile && mounted == Err(nix::errno::Errno::EINVAL) {
-        allow_remount(&work);
         mounted = mount(&data);
     }
     // Refused in the user's namespace (not the data: that is berth's own): fuse-overlayfs.
