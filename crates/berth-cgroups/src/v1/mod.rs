@@ -150,13 +150,9 @@ impl Mounted {
     fn find(root: &Path, path: &CgroupPath) -> Self {
         // One statx fewer for each controller the host has no v1 hierarchy of.
         let wanted = |c: Controller| path.may_have_hierarchy(c.key());
-        let scanned;
         let found: Vec<Hierarchy> = match host_hierarchies(root) {
             Some(host) => host.iter().copied().filter(|(c, _)| wanted(*c)).collect(),
-            None => {
-                scanned = scan(root, wanted);
-                scanned
-            }
+            None => scan(root, wanted),
         };
         let mut controllers = Vec::new();
         let mut mounts: Vec<(u64, u64)> = Vec::new();
