@@ -177,9 +177,17 @@ pub fn leftovers(lab: &Lab, network: &str, id: &str, veth: &str, ip: &str) -> Ve
         left.push(format!("veth {veth}"));
     }
     left.extend(dnat_elements_for(ip));
-    if lab.network_inspect(network)["Containers"].get(id).is_some() {
-        left.push(format!("lease of {id} on {network}"));
-    }
+    left.extend(leases_and_claims(lab, id, &[network]));
+    left
+}
+
+/// The leases container `id` still holds on `networks`, and its port claims.
+pub fn leases_and_claims(lab: &Lab, id: &str, networks: &[&str]) -> Vec<String> {
+    let mut left: Vec<String> = networks
+        .iter()
+        .filter(|net| lab.network_inspect(net)["Containers"].get(id).is_some())
+        .map(|net| format!("lease of {id} on {net}"))
+        .collect();
     if port_claims_of(id) > 0 {
         left.push(format!("port claim of {id}"));
     }

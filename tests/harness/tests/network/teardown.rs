@@ -360,14 +360,11 @@ fn a_failed_start_with_a_connected_network_leaves_nothing() {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with(".tmp") || n.ends_with(".staged"))
             .collect();
-        for net in ["bt-fail-a", "bt-fail-b"] {
-            if lab.network_inspect(net)["Containers"].get(&id).is_some() {
-                left.push(format!("lease on {net}"));
-            }
-        }
-        if crate::port_claims_of(&id) > 0 {
-            left.push("port claim".into());
-        }
+        left.extend(crate::leases_and_claims(
+            &lab,
+            &id,
+            &["bt-fail-a", "bt-fail-b"],
+        ));
         let veths = crate::ip_cmd(&["-o", "link", "show", "type", "veth"]);
         assert_eq!(left, Vec::<String>::new(), "round {round}: {veths}");
         lab.berth.ok(&["rm", "-f", &name]);
@@ -409,15 +406,7 @@ fn rm_f_racing_a_start_leaves_nothing() {
         berth_harness::eventually("the monitor to end", || {
             monitors_of_id(&id).is_empty().then_some(())
         });
-        let mut left = Vec::new();
-        for net in ["bt-rmrace", "bt-rmrace-b"] {
-            if lab.network_inspect(net)["Containers"].get(&id).is_some() {
-                left.push(format!("lease on {net}"));
-            }
-        }
-        if crate::port_claims_of(&id) > 0 {
-            left.push("port claim".into());
-        }
+        let mut left = crate::leases_and_claims(&lab, &id, &["bt-rmrace", "bt-rmrace-b"]);
         if lab.berth.root().join("containers").join(&id).exists() {
             left.push("its directory".into());
         }
