@@ -181,9 +181,17 @@ impl NetStore {
             .iter()
             .map(|c| (c.port.clone(), c.container_ip))
             .collect();
+        // Ports the caller knows of but no claim of ours holds (a second teardown, a stale
+        // lease): their elements go too, unless another container claims that port now. An
+        // element is deleted by its key (the host port, and address), whatever it points to,
+        // so deleting it would unpublish that other container.
         if let Some(ip) = ip {
             for p in ports {
-                if !mine.iter().any(|c| &c.port == p) {
+                let ours = mine.iter().any(|c| &c.port == p);
+                let theirs = claims
+                    .iter()
+                    .any(|c| c.container_id != container_id && clashes(&c.port, p));
+                if !ours && !theirs {
                     to_remove.push((p.clone(), ip));
                 }
             }

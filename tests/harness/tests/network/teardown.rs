@@ -313,6 +313,61 @@ fn disconnect_force_removes_the_endpoint_of_a_container_that_is_gone() {
     );
 }
 
+/// A stale endpoint's removal takes only what is its own: a lease left by a container that is
+/// gone names a published port that another container holds now (the claim went with the
+/// first removal, the port was given again), and `network disconnect -f` of the stale one
+/// leaves the live container's port published. Before, the DNAT element was deleted by its
+/// key, the host port alone, whoever it pointed to.
+#[test]
+fn removing_a_stale_endpoint_leaves_another_containers_port_published() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    let net = lab.network("bt-stale", "10.234.36.0/24");
+    let net_id = net["Id"].as_str().expect("Id");
+    let port = "18097";
+    lab.berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "--network",
+        "bt-stale",
+        "-p",
+        &format!("{port}:80"),
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let ip = lab.berth.inspect("holder")["NetworkSettings"]["Networks"]["bt-stale"]["IPAddress"]
+        .as_str()
+        .expect("holder's address")
+        .to_string();
+    assert_eq!(dnat_elements_for(&ip).len(), 1, "holder's port published");
+    let ghost = "cd".repeat(32);
+    let lease = serde_json::json!({
+        "container_id": ghost, "name": "stale", "hostname": "", "aliases": [],
+        "mac": "02:42:0a:ea:24:09", "veth": "vberthstale0000",
+        "ports": [{"host_ip": "", "host_port": 18097, "container_port": 80, "protocol": "tcp"}],
+    });
+    let file = lab
+        .berth
+        .root()
+        .join("network")
+        .join(net_id)
+        .join("leases")
+        .join(format!("10.234.36.9_{ghost}"));
+    fs::write(&file, lease.to_string()).expect("writing the stale lease");
+    lab.berth
+        .ok(&["network", "disconnect", "-f", "bt-stale", "stale"]);
+    assert!(!file.exists(), "the stale lease is still there");
+    assert_eq!(
+        dnat_elements_for(&ip).len(),
+        1,
+        "holder's port {port} lost its DNAT element"
+    );
+    lab.berth.ok(&["rm", "-f", "holder"]);
+}
+
 /// A start whose init fails (a missing program, a working directory that is a file, a cpuset
 /// of memory nodes the host lacks) after a `network connect` saved while the container was
 /// created, with a published port: the record stays as it was (created, Docker's error), and
