@@ -27,6 +27,18 @@ pub struct Registry {
 impl Registry {
     /// `None` (the test skipped, or failed under CI) without docker-registry (or htpasswd).
     pub fn start(htpasswd: bool) -> Option<Registry> {
+        Registry::start_with(htpasswd, None)
+    }
+
+    /// Speaking HTTPS with this certificate and key (PEM files), no authentication.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Option<Registry> {
+        Registry::start_with(false, Some((cert, key)))
+    }
+
+    fn start_with(
+        htpasswd: bool,
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Option<Registry> {
         if !have("docker-registry") || (htpasswd && !have("htpasswd")) {
             skipping(format_args!(
                 "needs docker-registry and htpasswd (apache2-utils)"
@@ -46,9 +58,16 @@ impl Registry {
             let file = file.display();
             auth = format!("auth:\n  htpasswd:\n    realm: test\n    path: {file}\n");
         }
+        let tls = tls.map_or(String::new(), |(cert, key)| {
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            )
+        });
         let config = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
-             delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth}",
+             delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{tls}{auth}",
             dir.path().join("data").display()
         );
         let config_path = dir.path().join("config.yml");

@@ -353,3 +353,110 @@ fn the_configuration_addresses_the_networks() {
         refused.stderr
     );
 }
+
+/// A registry over HTTPS, its certificate signed by an authority of the test's own (the name
+/// `registry.test` resolved to loopback by an /etc/hosts bound in a mount namespace of the
+/// command's own: loopback names are plain HTTP, as in Docker). berth trusts what the system's
+/// store says (here `SSL_CERT_FILE`, which Go's and rustls' clients read too): it pushes and
+/// pulls through it, and without that authority refuses the registry, naming the certificate,
+/// and keeps nothing. The authorities are loaded at the first TLS connection, not when the
+/// client is made (registry/tls.rs): this is that path working.
+#[test]
+fn an_https_registry_is_trusted_as_the_systems_authorities_say() {
+    if !berth_harness::have("openssl") || !berth_harness::have("unshare") {
+        berth_harness::skipping(format_args!("needs openssl and unshare"));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let at = |f: &str| dir.path().join(f);
+    let openssl = |args: &[&str]| {
+        let mut command = Command::new("openssl");
+        command.current_dir(dir.path()).args(args);
+        let ran = run_with_timeout(command, COMMAND_TIMEOUT);
+        assert!(ran.success(), "openssl {args:?}: {}", ran.stderr);
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca = [
+        "-subj",
+        "/CN=berth test authority",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+    ];
+    openssl(&[&["req", "-x509"], &ec[..], &ca[..], &["-out", "ca.crt"]].concat());
+    let srv = [
+        "-subj",
+        "/CN=registry.test",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+    ];
+    openssl(&[&["req"], &ec[..], &srv[..]].concat());
+    std::fs::write(at("san.ext"), "subjectAltName=DNS:registry.test\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "srv.crt",
+    ]);
+    let Some(registry) = Registry::start_tls(&at("srv.crt"), &at("srv.key")) else {
+        return;
+    };
+    std::fs::write(at("hosts"), "127.0.0.1 registry.test\n").unwrap();
+    let port = registry.addr.rsplit(':').next().unwrap();
+    let name = format!("registry.test:{port}/tls/busybox:1");
+    let local = berth_harness::image::Berth::new();
+    local.ok(&["tag", IMAGE, &name]);
+    let berth = |args: &[&str], trusted: bool| -> Ran {
+        let mut command = Command::new("unshare");
+        command
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount --bind "$0" /etc/hosts && exec "$@""#)
+            .arg(at("hosts"))
+            .arg(berth_harness::image::berth_bin())
+            .arg("--root")
+            .arg(local.root())
+            .args(args);
+        if trusted {
+            command.env("SSL_CERT_FILE", at("ca.crt"));
+        } else {
+            command.env_remove("SSL_CERT_FILE");
+        }
+        run_with_timeout(command, COMMAND_TIMEOUT)
+    };
+    let pushed = berth(&["push", &name], true);
+    assert!(pushed.success(), "{}", pushed.stderr);
+    local.ok(&["rmi", &name]);
+    let refused = berth(&["pull", &name], false);
+    assert!(!refused.success(), "pulled from an untrusted registry");
+    assert!(
+        refused.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        refused.stderr
+    );
+    let images = local.ok(&["images", "-q", &name]);
+    assert_eq!(images.trim(), "", "an image was kept from the refused pull");
+    let pulled = berth(&["pull", &name], true);
+    assert!(pulled.success(), "{}", pulled.stderr);
+    let images = local.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.contains(&name[..]), "{images}");
+}

@@ -2,7 +2,7 @@
 //!
 //! Why not `oci-client`: it needs tokio, and berth's store and unpack are synchronous; threads
 //! with blocking I/O give us concurrent layers without an async runtime, and ureq (rustls,
-//! system CAs via rustls-native-certs) never forks.
+//! system CAs via rustls-native-certs, loaded at the first TLS connection: tls.rs) never forks.
 
 pub mod auth;
 pub mod credentials;
@@ -10,11 +10,12 @@ pub mod pull;
 pub mod push;
 pub mod resume;
 pub mod search;
+mod tls;
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oci_spec::image::{Descriptor, Digest};
@@ -115,6 +116,7 @@ impl Client {
             .timeout_connect(Duration::from_secs(30))
             .timeout_read(Duration::from_secs(120))
             .user_agent(USER_AGENT)
+            .tls_connector(Arc::new(tls::SystemRoots))
             .build();
         Ok(Client {
             agent,
