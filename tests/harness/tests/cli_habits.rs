@@ -368,3 +368,44 @@ fn push_rmi_and_pull_list_what_docker_lists() {
         untagged.stdout
     );
 }
+
+/// `stop` and `restart` name their wait `-t, --timeout`, as the docker CLI does (28.x: the
+/// old `--time` still accepted): a bad value is refused in the docker CLI's words, which the
+/// docker CLI on PATH shows (it refuses the flag before it looks for a daemon).
+#[test]
+fn stop_names_its_wait_timeout_as_docker_does() {
+    let berth = Berth::new();
+    let wording = |stderr: &str| {
+        stderr
+            .find("invalid argument \"x\" for ")
+            .map(|at| stderr[at..].split(" flag").next().unwrap_or("").to_string())
+    };
+    for command in ["stop", "restart"] {
+        let ran = berth.run(&[command, "-t", "x", "nosuch"]);
+        assert_eq!(ran.code(), Some(125), "{}", ran.stderr);
+        let mut docker = std::process::Command::new("docker");
+        docker
+            .args([
+                "-H",
+                "unix:///nonexistent/docker.sock",
+                command,
+                "-t",
+                "x",
+                "nosuch",
+            ])
+            .env_remove("DOCKER_HOST");
+        let docker = berth_harness::run_with_timeout(docker, berth_harness::COMMAND_TIMEOUT);
+        assert_eq!(docker.code(), Some(125), "{}", docker.stderr);
+        assert_eq!(
+            wording(&ran.stderr),
+            wording(&docker.stderr),
+            "{}",
+            ran.stderr
+        );
+        assert!(wording(&ran.stderr).is_some(), "{}", ran.stderr);
+    }
+    berth.ok(&["run", "-d", "--name", "waits", IMAGE, "sleep", "600"]);
+    berth.ok(&["stop", "--timeout", "0", "waits"]);
+    berth.ok(&["restart", "--time", "0", "waits"]);
+    berth.ok(&["rm", "-f", "waits"]);
+}
