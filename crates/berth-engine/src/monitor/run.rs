@@ -170,6 +170,14 @@ fn start_failed(
             r.state.status = Status::Exited;
             r.state.exit_code = i32::from(reply.code);
             r.state.finished_at = records::now();
+        } else {
+            // Docker's (moby's containerStart): the command's own 126 or 127; for any other
+            // failure 128, unless an earlier run left a status to keep.
+            match e.command_code() {
+                Some(code) => r.state.exit_code = i32::from(code),
+                None if r.state.exit_code == 0 => r.state.exit_code = 128,
+                None => {}
+            }
         }
     });
     if let Some(record) = record.filter(|r| r.request.auto_remove) {

@@ -517,6 +517,48 @@ fn a_start_failing_before_the_init_sets_up_keeps_its_process_in_inspect() {
     }
 }
 
+/// A start that fails leaves the container created with Docker's exit code in inspect (moby's
+/// containerStart): the command's 127 (not found) or 126 (not executable), 128 for a failure
+/// of the engine's own; `wait` says it at once, as Docker's does for a container not running.
+/// Before, the record kept 0, as if the command had run and succeeded.
+#[test]
+fn a_failed_start_records_dockers_exit_code() {
+    need_root!();
+    let berth = Berth::new();
+    for (name, command, code) in [("missing", "/nosuch", 127), ("notexec", "/etc", 126)] {
+        let ran = berth.run(&["run", "--name", name, "--network", "none", IMAGE, command]);
+        assert_eq!(ran.code(), Some(code), "{ran:?}");
+        let state = berth.inspect(name)["State"].clone();
+        assert_eq!(
+            (state["Status"].as_str(), state["ExitCode"].as_i64()),
+            (Some("created"), Some(i64::from(code))),
+            "{state}"
+        );
+        assert!(
+            state["Error"].as_str().is_some_and(|e| e.contains(command)),
+            "{state}"
+        );
+        assert_eq!(berth.ok(&["wait", name]).trim(), code.to_string());
+    }
+    // A failure before the command (a memory node this machine does not have): 128, where
+    // the container is kept at all (Docker refuses such a node at create).
+    let ran = berth.run(&[
+        "run",
+        "--name",
+        "nomem",
+        "--cpuset-mems",
+        "999",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(ran.code(), Some(125), "{ran:?}");
+    if berth.run(&["inspect", "nomem"]).success() {
+        assert_eq!(berth.inspect("nomem")["State"]["ExitCode"], 128);
+    }
+    berth.ok(&["rm", "missing", "notexec"]);
+    let _ = berth.run(&["rm", "nomem"]);
+}
+
 /// A monitor killed while it starts the container (seen holding the record's lock, which it
 /// takes once the init is created and keeps until the record says running) leaves the record
 /// created; the next `start` runs the container, as Docker's does after a daemon died
