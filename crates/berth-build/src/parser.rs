@@ -240,41 +240,9 @@ pub fn heredoc_markers(args: &str) -> Vec<(String, bool, bool)> {
     out
 }
 
-/// Words split on unquoted blanks, quotes and escapes kept as written.
-pub fn raw_words(s: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quote = None;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (_, '\\') => {
-                word.push(c);
-                if let Some(n) = chars.next() {
-                    word.push(n);
-                }
-            }
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                word.push(c);
-            }
-            (Some(q), c) if c == q => {
-                quote = None;
-                word.push(c);
-            }
-            (None, c) if c.is_whitespace() => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            _ => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
-}
+/// Words split on unquoted blanks, quotes and escapes kept as written (the same split as
+/// `--change` lines have in the image crate).
+pub use berth_image::archive::import::quoted_words as raw_words;
 
 #[cfg(test)]
 mod tests {

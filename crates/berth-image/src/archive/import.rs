@@ -32,8 +32,10 @@ pub enum Change {
 }
 
 impl Change {
-    /// Parses `CMD ["a","b"]`, `CMD a b` (shell form), `ENV K=V`, `WORKDIR /x`, ...
-    pub fn parse(input: &str) -> Result<Change> {
+    /// Parses one `--change` line: `CMD ["a","b"]`, `CMD a b` (shell form), `WORKDIR /x`, ...;
+    /// `ENV` and `LABEL` as a Dockerfile has them, so one line may set several:
+    /// `ENV A=1 B="two words"`, or the old form `ENV A the rest of the line`.
+    pub fn parse(input: &str) -> Result<Vec<Change>> {
         let bad = |reason: &str| Error::Invalid {
             object: format!("change {input:?}"),
             reason: reason.to_string(),
@@ -50,27 +52,46 @@ impl Change {
                 Ok(vec!["/bin/sh".into(), "-c".into(), rest.into()])
             }
         };
-        let pair = || -> Result<(String, String)> {
-            let (k, v) = rest
-                .split_once('=')
-                .or_else(|| rest.split_once(' '))
-                .ok_or_else(|| bad("expected KEY=VALUE"))?;
-            Ok((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        let pairs = || -> Result<Vec<(String, String)>> {
+            let words = quoted_words(rest);
+            let first = words.first().ok_or_else(|| bad("expected KEY=VALUE"))?;
+            if !first.contains('=') {
+                let value = rest[first.len()..].trim();
+                if value.is_empty() {
+                    return Err(bad("expected KEY=VALUE, or KEY VALUE"));
+                }
+                return Ok(vec![(first.clone(), value.trim_matches('"').to_string())]);
+            }
+            words
+                .iter()
+                .map(|w| match w.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => Ok((k.to_string(), unquote(v))),
+                    _ => Err(bad(&format!(
+                        "can't find = in {w:?}: each word must be of the form name=value"
+                    ))),
+                })
+                .collect()
         };
         Ok(match keyword.to_ascii_uppercase().as_str() {
-            "CMD" => Change::Cmd(command()?),
-            "ENTRYPOINT" => Change::Entrypoint(command()?),
-            "ENV" => pair().map(|(k, v)| Change::Env(k, v))?,
-            "LABEL" => pair().map(|(k, v)| Change::Label(k, v))?,
-            "WORKDIR" => Change::Workdir(rest.to_string()),
-            "USER" => Change::User(rest.to_string()),
-            "EXPOSE" => Change::Expose(if rest.contains('/') {
+            "CMD" => vec![Change::Cmd(command()?)],
+            "ENTRYPOINT" => vec![Change::Entrypoint(command()?)],
+            "ENV" => pairs()?
+                .into_iter()
+                .map(|(k, v)| Change::Env(k, v))
+                .collect(),
+            "LABEL" => pairs()?
+                .into_iter()
+                .map(|(k, v)| Change::Label(k, v))
+                .collect(),
+            "WORKDIR" => vec![Change::Workdir(rest.to_string())],
+            "USER" => vec![Change::User(rest.to_string())],
+            "EXPOSE" => vec![Change::Expose(if rest.contains('/') {
                 rest.to_string()
             } else {
                 format!("{rest}/tcp")
-            }),
-            "VOLUME" => Change::Volume(rest.to_string()),
-            "STOPSIGNAL" => Change::StopSignal(rest.to_string()),
+            })],
+            "VOLUME" => vec![Change::Volume(rest.to_string())],
+            "STOPSIGNAL" => vec![Change::StopSignal(rest.to_string())],
             _ => return Err(bad(
                 "supported: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR",
             )),
@@ -188,6 +209,60 @@ fn import_inner(
     found.ok_or_else(|| Error::NoSuchImage(config_digest.to_string()))
 }
 
+/// Words split on blanks outside quotes, quotes and escapes kept as written: a Dockerfile
+/// instruction's arguments before expansion (berth-build's parser splits with it too).
+pub fn quoted_words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (_, '\\') => {
+                word.push(c);
+                word.extend(chars.next());
+            }
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                word.push(c);
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                word.push(c);
+            }
+            (None, c) if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            _ => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// A value with its quotes taken off: single quotes keep everything, a backslash outside them
+/// keeps the character after it.
+fn unquote(s: &str) -> String {
+    let mut out = String::new();
+    let mut quote = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('\''), '\'') => quote = None,
+            (Some('\''), c) => out.push(c),
+            (_, '\\') => out.extend(chars.next()),
+            (None, '"' | '\'') => quote = Some(c),
+            (Some('"'), '"') => quote = None,
+            (_, c) => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,19 +271,44 @@ mod tests {
     fn parses_changes() {
         assert_eq!(
             Change::parse(r#"CMD ["sh","-c","echo hi"]"#).unwrap(),
-            Change::Cmd(vec!["sh".into(), "-c".into(), "echo hi".into()])
+            [Change::Cmd(vec![
+                "sh".into(),
+                "-c".into(),
+                "echo hi".into()
+            ])]
         );
         assert_eq!(
             Change::parse("CMD echo hi").unwrap(),
-            Change::Cmd(vec!["/bin/sh".into(), "-c".into(), "echo hi".into()])
+            [Change::Cmd(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo hi".into()
+            ])]
         );
+        // A Dockerfile's ENV: several pairs, quotes taken off; or the old KEY VALUE form.
+        let env = |k: &str, v: &str| Change::Env(k.into(), v.into());
         assert_eq!(
-            Change::parse("ENV A=b c").unwrap(),
-            Change::Env("A".into(), "b c".into())
+            Change::parse(r#"ENV A=1 B="two words" C='$x' D=a\ b"#).unwrap(),
+            [
+                env("A", "1"),
+                env("B", "two words"),
+                env("C", "$x"),
+                env("D", "a b")
+            ]
+        );
+        assert_eq!(Change::parse("ENV A b c").unwrap(), [env("A", "b c")]);
+        assert!(Change::parse("ENV A=b c").is_err());
+        assert!(Change::parse("ENV =b").is_err());
+        assert_eq!(
+            Change::parse("LABEL a=1 b=2").unwrap(),
+            [
+                Change::Label("a".into(), "1".into()),
+                Change::Label("b".into(), "2".into())
+            ]
         );
         assert_eq!(
             Change::parse("workdir /srv").unwrap(),
-            Change::Workdir("/srv".into())
+            [Change::Workdir("/srv".into())]
         );
         assert!(Change::parse("RUN rm -rf /").is_err());
         assert!(Change::parse("CMD [broken").is_err());

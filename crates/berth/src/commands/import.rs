@@ -32,7 +32,8 @@ pub(super) fn changes_and_name(
     let changes = changes
         .iter()
         .map(|c| Change::parse(c))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .concat();
     let name = reference.map(Reference::parse).transpose()?;
     Ok((changes, name))
 }

@@ -54,7 +54,8 @@ pub async fn commit(state: &Arc<State>, call: &mut Call) -> Reply {
         .iter()
         .filter(|c| !c.trim().is_empty())
         .map(|c| Change::parse(c))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .concat();
     let text = |key| query.get(key).filter(|v| !v.is_empty()).map(String::from);
     let mut options = CommitOptions {
         author: text("author"),

@@ -73,7 +73,8 @@ async fn import(state: &Arc<State>, call: &mut Call) -> Reply {
         .all("changes")
         .iter()
         .map(|c| berth_image::archive::import::Change::parse(c))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .concat();
     let name = match (
         query.get("repo").unwrap_or(""),
         query.get("tag").unwrap_or(""),
