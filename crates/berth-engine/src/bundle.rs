@@ -204,11 +204,21 @@ fn build(
 /// of the store's index.
 pub fn image_of(engine: &Engine, record: &Record) -> Result<(ImageConfiguration, Vec<PathBuf>)> {
     let store = engine.images()?;
-    let image_id = berth_image::digest::parse_digest(&record.image_id)?;
-    let config: ImageConfiguration = serde_json::from_slice(&store.read_blob(&image_id)?)
-        .map_err(|e| Error::Invalid(format!("image {}: config: {e}", record.image_id)))?;
+    let config = config_in(&store, record)?;
     let layers = layers_in(&store, &record.image_id, &config)?;
     Ok((config, layers))
+}
+
+/// The container's image config alone (inspect's merge of it into the request).
+pub fn image_config(engine: &Engine, record: &Record) -> Result<ImageConfiguration> {
+    config_in(&engine.images()?, record)
+}
+
+/// The config blob of the image the container was created from, named by its ID.
+fn config_in(store: &berth_image::store::Store, record: &Record) -> Result<ImageConfiguration> {
+    let image_id = berth_image::digest::parse_digest(&record.image_id)?;
+    serde_json::from_slice(&store.read_blob(&image_id)?)
+        .map_err(|e| Error::Invalid(format!("image {}: config: {e}", record.image_id)))
 }
 
 /// The layers of the image `image_id` whose config is `config`, top first.

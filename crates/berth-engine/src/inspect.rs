@@ -38,7 +38,21 @@ pub fn command(engine: &Engine, record: &Record) -> Vec<String> {
                     .collect()
             })
         })
-        .unwrap_or_else(|| record.request.cmd.clone())
+        // Never started: what it will run, the image's Entrypoint and Cmd merged in, as
+        // Docker shows it from create on.
+        .unwrap_or_else(|| {
+            let image = image_config(engine, record);
+            crate::spec::process::args(image.as_ref(), &record.request)
+                .unwrap_or_else(|_| record.request.cmd.clone())
+        })
+}
+
+/// The `config` of the container's image; None when it cannot be read (an image removed
+/// with --force): inspect then shows the request alone.
+fn image_config(engine: &Engine, record: &Record) -> Option<oci_spec::image::Config> {
+    crate::bundle::image_config(engine, record)
+        .ok()
+        .and_then(|c| c.config().clone())
 }
 
 /// Docker's `Mounts`: a volume's source is its `_data`, and its driver is named.
@@ -71,6 +85,7 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
     let st = &record.state;
     let dir = engine.containers.dir(&record.id);
     let args = command(engine, record);
+    let shown = crate::spec::process::shown(image_config(engine, record).as_ref(), req);
     let restart = match &req.restart {
         RestartPolicy::No => json!({"Name": "no", "MaximumRetryCount": 0}),
         RestartPolicy::OnFailure { max_retries } => {
@@ -157,17 +172,17 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
         "Config": {
             "Hostname": record.hostname,
             "Domainname": req.domainname.clone().unwrap_or_default(),
-            "User": req.user.clone().unwrap_or_default(),
+            "User": shown.user,
             "AttachStdin": req.interactive && !req.detach,
             "AttachStdout": !req.detach,
             "AttachStderr": !req.detach,
             "Tty": req.tty,
             "OpenStdin": req.interactive,
-            "Env": env(engine, record),
-            "Cmd": req.cmd,
+            "Env": shown.env,
+            "Cmd": shown.cmd,
             "Image": record.image,
-            "WorkingDir": req.workdir.clone().unwrap_or_default(),
-            "Entrypoint": req.entrypoint,
+            "WorkingDir": shown.working_dir,
+            "Entrypoint": shown.entrypoint,
             "Labels": req.labels,
             "StopSignal": req.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
             "StopTimeout": req.stop_timeout,
@@ -283,21 +298,6 @@ pub fn sizes(engine: &Engine, record: &Record) -> (u64, u64) {
         Some(image.size(&store))
     });
     (rw, rw + image.unwrap_or(0))
-}
-
-fn env(engine: &Engine, record: &Record) -> Vec<String> {
-    let path = engine.containers.dir(&record.id).join("config.json");
-    std::fs::read(path)
-        .ok()
-        .and_then(|d| serde_json::from_slice::<Value>(&d).ok())
-        .and_then(|v| {
-            v.pointer("/process/env")?.as_array().map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-        })
-        .unwrap_or_else(|| record.request.env.clone())
 }
 
 fn empty_time(t: &str) -> &str {

@@ -7,7 +7,7 @@ mod error;
 mod etc;
 mod mounts;
 mod namespaces;
-mod process;
+pub(crate) mod process;
 mod resources;
 pub(crate) mod security;
 mod user;

@@ -86,6 +86,65 @@ pub fn user(image: Option<&Config>) -> Option<&str> {
         .filter(|u| !u.is_empty())
 }
 
+/// What Docker's inspect shows as the container's `Config`: moby merges the image's config
+/// into the request at create (daemon/commit.go `merge`), and the process's own additions
+/// (HOSTNAME, HOME, TERM) are not part of it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Shown {
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+}
+
+/// moby's merge: the request's Entrypoint, else the image's; its Cmd, else the image's when
+/// no Entrypoint was asked for (`--entrypoint ""` keeps it, as [`args`] does); `-e` first,
+/// then the image's variables it does not name (a bare `-e KEY` names one, and removes it);
+/// `-w` and `-u` over the image's WorkingDir and User.
+pub fn shown(image: Option<&Config>, req: &RunRequest) -> Shown {
+    let image_list = |v: Option<&Vec<String>>| v.filter(|v| !v.is_empty()).cloned();
+    let entrypoint = req
+        .entrypoint
+        .clone()
+        .or_else(|| image_list(image.and_then(|c| c.entrypoint().as_ref())));
+    let cmd = if !req.cmd.is_empty() {
+        Some(req.cmd.clone())
+    } else if req
+        .entrypoint
+        .as_deref()
+        .is_some_and(|e| !e.iter().all(String::is_empty))
+    {
+        None
+    } else {
+        image_list(image.and_then(|c| c.cmd().as_ref()))
+    };
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let named: Vec<String> = req.env.iter().map(|e| key(e)).collect();
+    let mut env: Vec<String> = req
+        .env
+        .iter()
+        .filter(|e| e.contains('='))
+        .cloned()
+        .collect();
+    let image_env = image.and_then(|c| c.env().as_ref()).into_iter().flatten();
+    env.extend(image_env.filter(|e| !named.contains(&key(e))).cloned());
+    let or_image = |asked: &Option<String>, image: Option<&String>| {
+        asked
+            .clone()
+            .filter(|v| !v.is_empty())
+            .or_else(|| image.cloned())
+            .unwrap_or_default()
+    };
+    Shown {
+        entrypoint,
+        cmd,
+        env,
+        working_dir: or_image(&req.workdir, image.and_then(|c| c.working_dir().as_ref())),
+        user: or_image(&req.user, image.and_then(|c| c.user().as_ref())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +193,42 @@ mod tests {
             args(None, &req(Some(""), &[])),
             Err(SpecError::NoCommand)
         ));
+    }
+
+    #[test]
+    fn shown_merges_the_image_as_moby_does() {
+        let i = Some(image());
+        let i = i.as_ref();
+        let plain = shown(i, &req(None, &[]));
+        assert_eq!(
+            plain,
+            Shown {
+                entrypoint: Some(vec!["/entry".into()]),
+                cmd: Some(vec!["serve".into(), "-v".into()]),
+                env: vec!["PATH=/img/bin".into(), "A=1".into()],
+                working_dir: "app".into(),
+                user: String::new(),
+            }
+        );
+        let mut r = req(Some("/bin/sh"), &[]);
+        r.env = vec!["A=2".into(), "PATH".into(), "B=x=y".into()];
+        r.user = Some("nobody".into());
+        r.workdir = Some("/w".into());
+        let asked = shown(i, &r);
+        assert_eq!(asked.entrypoint, Some(vec!["/bin/sh".to_string()]));
+        assert_eq!(asked.cmd, None);
+        assert_eq!(asked.env, ["A=2", "B=x=y"]);
+        assert_eq!(
+            (asked.working_dir.as_str(), asked.user.as_str()),
+            ("/w", "nobody")
+        );
+        assert_eq!(shown(i, &req(Some(""), &[])).cmd, plain.cmd);
+        assert_eq!(
+            shown(i, &req(None, &["x"])).cmd,
+            Some(vec!["x".to_string()])
+        );
+        let none = shown(None, &req(None, &["true"]));
+        assert_eq!((none.entrypoint, none.env.len()), (None, 0));
     }
 
     #[test]

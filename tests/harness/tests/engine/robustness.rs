@@ -517,6 +517,62 @@ fn a_start_failing_before_the_init_sets_up_keeps_its_process_in_inspect() {
     }
 }
 
+/// inspect shows a container's `Config` as Docker's does, the image's merged into the request
+/// at create (moby's `merge`): its Entrypoint, Cmd, Env (`-e` first, without the HOSTNAME and
+/// HOME the process gets), WorkingDir and User; Path and Args what it will run, before it
+/// ever starts (and `ps` its command), and the same after. Before, a created container showed
+/// the command alone with a null Entrypoint and an empty Env, and once started the process's
+/// environment; and `--change "ENV A=1 B=2"` set one variable, `A` to `1 B=2`.
+#[test]
+fn inspect_shows_the_images_config_merged_as_docker_does() {
+    need_root!();
+    let berth = Berth::new();
+    let tar = berth_harness::image::image_tar();
+    berth.ok(&[
+        "import",
+        "--change",
+        r#"ENTRYPOINT ["/bin/echo", "ep"]"#,
+        // One line, two variables, as a Dockerfile's ENV.
+        "--change",
+        "ENV FOO=bar PATH=/bin",
+        "--change",
+        "WORKDIR /tmp",
+        tar.to_str().expect("path"),
+        "merged:1",
+    ]);
+    berth.ok(&["create", "--name", "merged", "-e", "X=1", "merged:1", "hi"]);
+    let shown = |when: &str| {
+        let c = berth.inspect("merged");
+        let config = &c["Config"];
+        assert_eq!(
+            (c["Path"].clone(), c["Args"].clone()),
+            (
+                serde_json::json!("/bin/echo"),
+                serde_json::json!(["ep", "hi"])
+            ),
+            "{when}: {c}"
+        );
+        assert_eq!(
+            config["Entrypoint"],
+            serde_json::json!(["/bin/echo", "ep"]),
+            "{when}"
+        );
+        assert_eq!(config["Cmd"], serde_json::json!(["hi"]), "{when}");
+        assert_eq!(
+            config["Env"],
+            serde_json::json!(["X=1", "FOO=bar", "PATH=/bin"]),
+            "{when}"
+        );
+        assert_eq!(config["WorkingDir"], "/tmp", "{when}");
+    };
+    shown("created");
+    let ps = berth.ok(&["ps", "-a", "--no-trunc", "--format", "{{.Command}}"]);
+    assert_eq!(ps.trim(), r#""/bin/echo ep hi""#);
+    assert_eq!(berth.ok(&["start", "-a", "merged"]).trim(), "ep hi");
+    shown("exited");
+    berth.ok(&["rm", "merged"]);
+}
+
 /// A start that fails leaves the container created with Docker's exit code in inspect (moby's
 /// containerStart): the command's 127 (not found) or 126 (not executable), 128 for a failure
 /// of the engine's own; `wait` says it at once, as Docker's does for a container not running.
