@@ -27,6 +27,15 @@ fn userns_mode(req: &crate::request::RunRequest) -> String {
 
 /// The process the container runs (from its config.json once started, else as asked).
 pub fn command(engine: &Engine, record: &Record) -> Vec<String> {
+    command_with(engine, record, || image_config(engine, record))
+}
+
+/// [`command`], with the image's config read by `image` only if it is needed.
+fn command_with(
+    engine: &Engine,
+    record: &Record,
+    image: impl FnOnce() -> Option<oci_spec::image::Config>,
+) -> Vec<String> {
     let path = engine.containers.dir(&record.id).join("config.json");
     std::fs::read(path)
         .ok()
@@ -41,8 +50,7 @@ pub fn command(engine: &Engine, record: &Record) -> Vec<String> {
         // Never started: what it will run, the image's Entrypoint and Cmd merged in, as
         // Docker shows it from create on.
         .unwrap_or_else(|| {
-            let image = image_config(engine, record);
-            crate::spec::process::args(image.as_ref(), &record.request)
+            crate::spec::process::args(image().as_ref(), &record.request)
                 .unwrap_or_else(|_| record.request.cmd.clone())
         })
 }
@@ -84,8 +92,9 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
     let req = &record.request;
     let st = &record.state;
     let dir = engine.containers.dir(&record.id);
-    let args = command(engine, record);
-    let shown = crate::spec::process::shown(image_config(engine, record).as_ref(), req);
+    let image = image_config(engine, record);
+    let args = command_with(engine, record, || image.clone());
+    let shown = crate::spec::process::shown(image.as_ref(), req);
     let restart = match &req.restart {
         RestartPolicy::No => json!({"Name": "no", "MaximumRetryCount": 0}),
         RestartPolicy::OnFailure { max_retries } => {
