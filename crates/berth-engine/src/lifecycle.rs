@@ -540,13 +540,43 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
     if !record.state.status.is_live() {
         return Err(Error::state(&record.id, "is not running"));
     }
+    // moby's killWithSignal: SIGKILL, the container's stop signal, or any signal where it has
+    // none of its own, ends it as `stop` does: its restart policy does not bring it back, and
+    // a paused container is thawed so that the signal, queued while frozen, reaches it.
+    let ends = sig == Signal::SIGKILL || stop_signal(engine, &record).is_none_or(|s| s == sig);
+    if ends {
+        engine.containers.update(&record.id, |r| {
+            if r.state.status.is_live() {
+                r.state.manually_stopped = true;
+            }
+        })?;
+    }
     berth_runtime::container::kill(&engine.runtime, &record.id, sig, false)?;
     let signo = (sig as i32).to_string();
     events::record(
         engine,
         Event::container(&record, "kill").with("signal", signo),
     );
+    if ends && record.state.status == Status::Paused {
+        berth_runtime::container::resume(&engine.runtime, &record.id)?;
+        engine.containers.update(&record.id, |r| {
+            if r.state.status == Status::Paused {
+                r.state.status = Status::Running;
+            }
+        })?;
+        events::record(engine, Event::container(&record, "unpause"));
+    }
     Ok(record)
+}
+
+/// The stop signal the container was given (`--stop-signal`, else the image's STOPSIGNAL),
+/// if any.
+fn stop_signal(engine: &Engine, record: &Record) -> Option<Signal> {
+    let named = record.request.stop_signal.clone().or_else(|| {
+        let image = crate::bundle::image_config(engine, record).ok()?;
+        image.config().as_ref()?.stop_signal().clone()
+    })?;
+    parse_signal(&named)
 }
 
 /// Waits for the container to exit (at once if it is not running) and returns its code.

@@ -237,6 +237,84 @@ fn rm_f_and_kill_end_a_paused_container() {
     assert!(!running(pid));
 }
 
+/// `kill` as moby's killWithSignal: SIGKILL, the container's stop signal, or any signal where
+/// it has none, ends it as `stop` does (its restart policy does not bring it back; a paused
+/// one is thawed so the signal reaches it, "unpause" among the events); another signal is only
+/// sent, and the policy restarts it when it exits. Before, a killed `--restart always`
+/// container came back, and a paused one stayed paused with the signal queued.
+#[test]
+fn kill_ends_a_container_as_dockers_does() {
+    need_root!();
+    let berth = Berth::new();
+    let trap = |code: u8| format!("trap 'exit {code}' TERM; while :; do sleep 0.1; done");
+    let exited = |name: &str| {
+        eventually("the killed container to exit", || {
+            let state = berth.inspect(name)["State"].clone();
+            (state["Status"] == "exited").then_some(state)
+        })
+    };
+    berth.ok(&["run", "-d", "--name", "thawed", IMAGE, "sh", "-c", &trap(3)]);
+    berth.ok(&["pause", "thawed"]);
+    berth.ok(&["kill", "-s", "TERM", "thawed"]);
+    assert_eq!(exited("thawed")["ExitCode"], 3);
+    let events = berth.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "container=thawed",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(events.lines().any(|a| a == "unpause"), "{events}");
+
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "kept-down",
+        "--restart",
+        "always",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    berth.ok(&["kill", "kept-down"]);
+    let state = exited("kept-down");
+    assert_eq!(state["ExitCode"], 137, "{state}");
+    // A restart would come within its first backoff (100 ms); give it ten times that.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let c = berth.inspect("kept-down");
+    assert_eq!(
+        (c["State"]["Status"].as_str(), c["RestartCount"].as_i64()),
+        (Some("exited"), Some(0)),
+        "{c}"
+    );
+
+    // TERM is not this container's stop signal (USR1): sent, and the policy restarts it.
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "comes-back",
+        "--restart",
+        "always",
+        "--stop-signal",
+        "USR1",
+        IMAGE,
+        "sh",
+        "-c",
+        &trap(4),
+    ]);
+    berth.ok(&["kill", "-s", "TERM", "comes-back"]);
+    eventually("the policy to restart it", || {
+        (berth.inspect("comes-back")["RestartCount"].as_i64() >= Some(1)).then_some(())
+    });
+    berth.ok(&["rm", "-f", "thawed", "kept-down", "comes-back"]);
+}
+
 #[test]
 fn start_right_after_stop_finds_the_container_free() {
     need_root!();
