@@ -204,6 +204,15 @@ fn online_cpus() -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// The memory nodes this host has online (/sys/devices/system/node/online); node 0 alone on
+/// a kernel built without NUMA, which has no such file.
+fn online_nodes() -> Vec<u32> {
+    match std::fs::read_to_string("/sys/devices/system/node/online") {
+        Ok(s) => parse_cpu_list(s.trim()).unwrap_or_default(),
+        Err(_) => vec![0],
+    }
+}
+
 /// "0-2,4" -> [0, 1, 2, 4]; None when malformed.
 fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
     let mut out = Vec::new();
@@ -276,10 +285,18 @@ fn cpu(req: &RunRequest) -> Result<Option<LinuxCpu>, SpecError> {
         cpu.set_cpus(Some(set.clone()));
     }
     if let Some(set) = &req.cpuset_mems {
-        if parse_cpu_list(set).is_none() {
+        let flag = format!("--cpuset-mems {set}");
+        let wanted = parse_cpu_list(set).ok_or_else(|| {
+            SpecError::invalid(&flag, "not a list of memory nodes such as 0-1,3; fix it")
+        })?;
+        // At create, as Docker refuses it, rather than when the cgroup refuses it at start.
+        if let Some(bad) = wanted.iter().find(|n| !online_nodes().contains(n)) {
             return Err(SpecError::invalid(
-                format!("--cpuset-mems {set}"),
-                "not a list of memory nodes such as 0-1,3; fix it",
+                flag,
+                format!(
+                    "memory node {bad} is not available on this host; use nodes from \
+                     /sys/devices/system/node/online"
+                ),
             ));
         }
         cpu.set_mems(Some(set.clone()));
