@@ -557,8 +557,18 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
         engine,
         Event::container(&record, "kill").with("signal", signo),
     );
+    // The runtime thaws a paused container for SIGKILL itself; for another signal, thawed
+    // here. A process gone meanwhile (the runtime then finds it stopped) needs nothing.
     if ends && record.state.status == Status::Paused {
-        berth_runtime::container::resume(&engine.runtime, &record.id)?;
+        if sig != Signal::SIGKILL {
+            if let Err(e) = berth_runtime::container::resume(&engine.runtime, &record.id) {
+                let paused = berth_runtime::container::load(&engine.runtime, &record.id)
+                    .is_ok_and(|c| c.status == berth_runtime::state::Status::Paused);
+                if paused {
+                    return Err(e.into());
+                }
+            }
+        }
         engine.containers.update(&record.id, |r| {
             if r.state.status == Status::Paused {
                 r.state.status = Status::Running;
