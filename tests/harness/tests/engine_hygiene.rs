@@ -14,9 +14,14 @@ use berth_harness::{eventually, need_root, run_with_timeout, Ran, COMMAND_TIMEOU
 use berth_harness::{monitors_of, monitors_of_root};
 
 /// SIGKILLs the monitor of container `id`, as an OOM killer or a careless `kill -9` would.
+/// `run -d` returns once the init was told to start, which may be a moment before it has
+/// exec'd its program: until then the init, a fork of the monitor, shows the same command
+/// line (the suite caught the two of them once).
 fn kill_monitor(id: &str) {
-    let monitors = monitors_of(id);
-    assert_eq!(monitors.len(), 1, "one monitor of {id}: {monitors:?}");
+    let monitors = eventually(&format!("one monitor of {id}"), || {
+        let monitors = monitors_of(id);
+        (monitors.len() == 1).then_some(monitors)
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(monitors[0]),
         nix::sys::signal::Signal::SIGKILL,
