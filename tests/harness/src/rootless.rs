@@ -155,6 +155,29 @@ impl RootlessUser {
     }
 }
 
+/// Appends `line` to `file` (/etc/subuid or /etc/subgid) under shadow-utils' own lock, the
+/// `<file>.lock` that useradd, usermod and userdel take (holding the locker's pid) before they
+/// rewrite the file: without it, a concurrent test's userdel could write back the file as it
+/// read it a moment before, without the line (seen once in the suite).
+pub fn append_subid_line(file: &str, line: &str) {
+    use std::io::Write;
+    let lock = format!("{file}.lock");
+    let mut held = crate::eventually(&format!("shadow's lock {lock}"), || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+            .ok()
+    });
+    let _ = write!(held, "{}", std::process::id());
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .open(file)
+        .and_then(|mut f| writeln!(f, "{line}"));
+    let _ = std::fs::remove_file(&lock);
+    appended.expect(file);
+}
+
 impl Drop for RootlessUser {
     fn drop(&mut self) {
         if self.pause_pid().is_some() {

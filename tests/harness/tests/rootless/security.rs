@@ -182,12 +182,7 @@ fn missing_pieces_are_named_in_one_line() {
         return;
     };
     for file in ["/etc/subuid", "/etc/subgid"] {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(file)
-            .expect(file);
-        writeln!(f, "{}:1500000000:0", empty.name).expect("append a range");
+        berth_harness::rootless::append_subid_line(file, &format!("{}:1500000000:0", empty.name));
     }
     let ran = empty.berth(&["images"]);
     assert!(!ran.success());
