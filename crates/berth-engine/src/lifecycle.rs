@@ -551,6 +551,14 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
             }
         })?;
     }
+    // Between two runs of its restart policy there is no process: moby marks it to exit and
+    // sends nothing. Here the monitor's wait for the next run is ended, as `stop` ends it.
+    if record.state.status == Status::Restarting {
+        if ends {
+            stop(engine, &record.id, Some(0), None)?;
+        }
+        return Ok(record);
+    }
     berth_runtime::container::kill(&engine.runtime, &record.id, sig, false)?;
     let signo = (sig as i32).to_string();
     events::record(

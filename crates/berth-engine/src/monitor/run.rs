@@ -339,6 +339,7 @@ fn wait_or_stop(
 fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> Result<Run<'a>> {
     let id = record.id.as_str();
     let dir = engine.containers.dir(id);
+    let policy_restart = record.state.status == Status::Restarting;
     let prepared = crate::bundle::prepare(engine, record)?;
     let req = &record.request;
     let pending = stdio::prepare(&dir, req.tty, req.interactive).inspect_err(|_| {
@@ -381,7 +382,11 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             r.state.finished_at = String::new();
             r.state.exit_code = 0;
             r.state.error = String::new();
-            r.state.manually_stopped = false;
+            // A start asked for clears the last stop by hand; the restart policy's own start
+            // keeps one a `kill` made since the policy chose to restart (moby's ExitOnNext).
+            if !policy_restart {
+                r.state.manually_stopped = false;
+            }
             r.state.health = health.clone();
             r.hostname = prepared.hostname.clone();
             r.network = attachment.clone();

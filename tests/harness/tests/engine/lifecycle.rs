@@ -240,8 +240,9 @@ fn rm_f_and_kill_end_a_paused_container() {
 /// `kill` as moby's killWithSignal: SIGKILL, the container's stop signal, or any signal where
 /// it has none, ends it as `stop` does (its restart policy does not bring it back; a paused
 /// one is thawed so the signal reaches it, "unpause" among the events); another signal is only
-/// sent, and the policy restarts it when it exits. Before, a killed `--restart always`
-/// container came back, and a paused one stayed paused with the signal queued.
+/// sent, and the policy restarts it when it exits; between two runs of the policy the kill
+/// ends the wait for the next. Before, a killed `--restart always` container came back, a
+/// paused one stayed paused with the signal queued, and one between runs could not be killed.
 #[test]
 fn kill_ends_a_container_as_dockers_does() {
     need_root!();
@@ -293,6 +294,37 @@ fn kill_ends_a_container_as_dockers_does() {
         "{c}"
     );
 
+    // Between two runs of its policy (no process): the kill ends the wait for the next run.
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "between",
+        "--restart",
+        "always",
+        IMAGE,
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    eventually("the policy to restart it twice", || {
+        (berth.inspect("between")["RestartCount"].as_i64() >= Some(2)).then_some(())
+    });
+    eventually("a kill between two runs", || {
+        let c = berth.inspect("between");
+        (c["State"]["Status"] == "restarting").then_some(())?;
+        berth.run(&["kill", "between"]).success().then_some(())
+    });
+    exited("between");
+    let count = berth.inspect("between")["RestartCount"].clone();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let c = berth.inspect("between");
+    assert_eq!(
+        (c["State"]["Status"].as_str(), &c["RestartCount"]),
+        (Some("exited"), &count),
+        "{c}"
+    );
+
     // TERM is not this container's stop signal (USR1): sent, and the policy restarts it.
     berth.ok(&[
         "run",
@@ -312,7 +344,7 @@ fn kill_ends_a_container_as_dockers_does() {
     eventually("the policy to restart it", || {
         (berth.inspect("comes-back")["RestartCount"].as_i64() >= Some(1)).then_some(())
     });
-    berth.ok(&["rm", "-f", "thawed", "kept-down", "comes-back"]);
+    berth.ok(&["rm", "-f", "thawed", "kept-down", "between", "comes-back"]);
 }
 
 #[test]
