@@ -52,23 +52,29 @@ impl Change {
                 Ok(vec!["/bin/sh".into(), "-c".into(), rest.into()])
             }
         };
+        let open_quote = || bad("a quote is left open: close it");
         let pairs = || -> Result<Vec<(String, String)>> {
             let words = quoted_words(rest);
             let first = words.first().ok_or_else(|| bad("expected KEY=VALUE"))?;
             if !first.contains('=') {
-                let value = rest[first.len()..].trim();
+                // The old form: the rest of the line is the value.
+                let value = unquote(rest[first.len()..].trim()).ok_or_else(open_quote)?;
                 if value.is_empty() {
                     return Err(bad("expected KEY=VALUE, or KEY VALUE"));
                 }
-                return Ok(vec![(first.clone(), value.trim_matches('"').to_string())]);
+                return Ok(vec![(unquote(first).ok_or_else(open_quote)?, value)]);
             }
             words
                 .iter()
-                .map(|w| match w.split_once('=') {
-                    Some((k, v)) if !k.is_empty() => Ok((k.to_string(), unquote(v))),
-                    _ => Err(bad(&format!(
-                        "can't find = in {w:?}: each word must be of the form name=value"
-                    ))),
+                .map(|w| {
+                    let word = unquote(w).ok_or_else(open_quote)?;
+                    match word.split_once('=') {
+                        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                        Some(_) => Err(bad(&format!("{w:?}: the name before = is empty"))),
+                        None => Err(bad(&format!(
+                            "can't find = in {w:?}: each word must be of the form name=value"
+                        ))),
+                    }
                 })
                 .collect()
         };
@@ -244,23 +250,27 @@ pub fn quoted_words(s: &str) -> Vec<String> {
     words
 }
 
-/// A value with its quotes taken off: single quotes keep everything, a backslash outside them
-/// keeps the character after it.
-fn unquote(s: &str) -> String {
+/// A word with its quotes taken off, as Dockerfile words are: single quotes keep everything,
+/// inside double quotes a backslash escapes only `"`, `$`, `\` and a backtick, outside them
+/// it escapes any character. None for a quote left open.
+fn unquote(s: &str) -> Option<String> {
     let mut out = String::new();
     let mut quote = None;
-    let mut chars = s.chars();
+    let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match (quote, c) {
-            (Some('\''), '\'') => quote = None,
+            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
             (Some('\''), c) => out.push(c),
-            (_, '\\') => out.extend(chars.next()),
+            (Some('"'), '\\') => match chars.peek() {
+                Some('"' | '$' | '\\' | '`') => out.extend(chars.next()),
+                _ => out.push('\\'),
+            },
+            (None, '\\') => out.extend(chars.next()),
             (None, '"' | '\'') => quote = Some(c),
-            (Some('"'), '"') => quote = None,
             (_, c) => out.push(c),
         }
     }
-    out
+    quote.is_none().then_some(out)
 }
 
 #[cfg(test)]
@@ -297,8 +307,27 @@ mod tests {
             ]
         );
         assert_eq!(Change::parse("ENV A b c").unwrap(), [env("A", "b c")]);
-        assert!(Change::parse("ENV A=b c").is_err());
-        assert!(Change::parse("ENV =b").is_err());
+        assert_eq!(
+            Change::parse(r#"ENV A "b" 'c'"#).unwrap(),
+            [env("A", "b c")]
+        );
+        assert_eq!(
+            Change::parse(r#"ENV "A"=1 P="C:\foo" Q="x\"y""#).unwrap(),
+            [env("A", "1"), env("P", r"C:\foo"), env("Q", r#"x"y"#)]
+        );
+        assert_eq!(
+            Change::parse(r#"LABEL "a b"=c"#).unwrap(),
+            [Change::Label("a b".into(), "c".into())]
+        );
+        for bad in [
+            "ENV A=b c",
+            "ENV =b",
+            r#"ENV A="open"#,
+            "ENV A='x",
+            "ENV A 'x",
+        ] {
+            assert!(Change::parse(bad).is_err(), "{bad}");
+        }
         assert_eq!(
             Change::parse("LABEL a=1 b=2").unwrap(),
             [
