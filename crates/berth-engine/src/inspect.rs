@@ -192,8 +192,8 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "Image": record.image,
             "WorkingDir": shown.working_dir,
             "Entrypoint": shown.entrypoint,
-            "Labels": req.labels,
-            "StopSignal": req.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
+            "Labels": shown.labels,
+            "StopSignal": shown.stop_signal.unwrap_or_else(|| "SIGTERM".into()),
             "StopTimeout": req.stop_timeout,
         },
         "NetworkSettings": {

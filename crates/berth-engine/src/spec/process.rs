@@ -96,12 +96,15 @@ pub struct Shown {
     pub env: Vec<String>,
     pub working_dir: String,
     pub user: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub stop_signal: Option<String>,
 }
 
 /// moby's merge: the request's Entrypoint, else the image's; its Cmd, else the image's when
 /// no Entrypoint was asked for (`--entrypoint ""` keeps it, as [`args`] does); `-e` first,
 /// then the image's variables it does not name (a bare `-e KEY` names one, and removes it);
-/// `-w` and `-u` over the image's WorkingDir and User.
+/// `-w` and `-u` over the image's WorkingDir and User; `--label` over the image's Labels,
+/// `--stop-signal` over its StopSignal.
 pub fn shown(image: Option<&Config>, req: &RunRequest) -> Shown {
     let image_list = |v: Option<&Vec<String>>| v.filter(|v| !v.is_empty()).cloned();
     let entrypoint = req
@@ -142,6 +145,16 @@ pub fn shown(image: Option<&Config>, req: &RunRequest) -> Shown {
         env,
         working_dir: or_image(&req.workdir, image.and_then(|c| c.working_dir().as_ref())),
         user: or_image(&req.user, image.and_then(|c| c.user().as_ref())),
+        labels: image
+            .and_then(|c| c.labels().clone())
+            .into_iter()
+            .flatten()
+            .chain(req.labels.clone())
+            .collect(),
+        stop_signal: req
+            .stop_signal
+            .clone()
+            .or_else(|| image.and_then(|c| c.stop_signal().clone())),
     }
 }
 
@@ -208,6 +221,8 @@ mod tests {
                 env: vec!["PATH=/img/bin".into(), "A=1".into()],
                 working_dir: "app".into(),
                 user: String::new(),
+                labels: Default::default(),
+                stop_signal: None,
             }
         );
         let mut r = req(Some("/bin/sh"), &[]);

@@ -511,7 +511,7 @@ fn a_missing_memory_node_is_refused_at_create() {
 
 /// inspect shows a container's `Config` as Docker's does, the image's merged into the request
 /// at create (moby's `merge`): its Entrypoint, Cmd, Env (`-e` first, without the HOSTNAME and
-/// HOME the process gets), WorkingDir and User; Path and Args what it will run, before it
+/// HOME the process gets), WorkingDir, User, Labels and StopSignal; Path and Args what it will run, before it
 /// ever starts (and `ps` its command), and the same after. Before, a created container showed
 /// the command alone with a null Entrypoint and an empty Env, and once started the process's
 /// environment; and `--change "ENV A=1 B=2"` set one variable, `A` to `1 B=2`.
@@ -528,11 +528,27 @@ fn inspect_shows_the_images_config_merged_as_docker_does() {
         "--change",
         "ENV FOO=bar PATH=/bin",
         "--change",
+        "LABEL il=1 shared=image",
+        "--change",
+        "STOPSIGNAL SIGUSR1",
+        "--change",
         "WORKDIR /tmp",
         tar.to_str().expect("path"),
         "merged:1",
     ]);
-    berth.ok(&["create", "--name", "merged", "-e", "X=1", "merged:1", "hi"]);
+    berth.ok(&[
+        "create",
+        "--name",
+        "merged",
+        "-e",
+        "X=1",
+        "-l",
+        "cl=2",
+        "-l",
+        "shared=asked",
+        "merged:1",
+        "hi",
+    ]);
     let shown = |when: &str| {
         let c = berth.inspect("merged");
         let config = &c["Config"];
@@ -556,6 +572,12 @@ fn inspect_shows_the_images_config_merged_as_docker_does() {
             "{when}"
         );
         assert_eq!(config["WorkingDir"], "/tmp", "{when}");
+        assert_eq!(
+            config["Labels"],
+            serde_json::json!({"il": "1", "cl": "2", "shared": "asked"}),
+            "{when}"
+        );
+        assert_eq!(config["StopSignal"], "SIGUSR1", "{when}");
     };
     shown("created");
     let ps = berth.ok(&["ps", "-a", "--no-trunc", "--format", "{{.Command}}"]);

@@ -65,7 +65,7 @@ fn summary(engine: &Engine, r: &Record, size: bool) -> Value {
         "Command": command,
         "Created": created,
         "Ports": ports,
-        "Labels": r.request.labels,
+        "Labels": full["Config"]["Labels"],
         "State": r.state.status.as_str(),
         "Status": ps::status_text(r),
         "HostConfig": {"NetworkMode": full["HostConfig"]["NetworkMode"]},
