@@ -209,9 +209,12 @@ pub fn image_of(engine: &Engine, record: &Record) -> Result<(ImageConfiguration,
     Ok((config, layers))
 }
 
-/// The container's image config alone (inspect's merge of it into the request).
-pub fn image_config(engine: &Engine, record: &Record) -> Result<ImageConfiguration> {
-    config_in(&engine.images()?, record)
+/// The `config` section of the container's image (what inspect merges into the request, the
+/// stop signal `kill` looks for); None when it cannot be read (an image removed with --force):
+/// the request alone then.
+pub fn image_config(engine: &Engine, record: &Record) -> Option<oci_spec::image::Config> {
+    let store = engine.images().ok()?;
+    config_in(&store, record).ok()?.config().clone()
 }
 
 /// The config blob of the image the container was created from, named by its ID.

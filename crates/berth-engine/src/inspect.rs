@@ -27,7 +27,9 @@ fn userns_mode(req: &crate::request::RunRequest) -> String {
 
 /// The process the container runs (from its config.json once started, else as asked).
 pub fn command(engine: &Engine, record: &Record) -> Vec<String> {
-    command_with(engine, record, || image_config(engine, record))
+    command_with(engine, record, || {
+        crate::bundle::image_config(engine, record)
+    })
 }
 
 /// [`command`], with the image's config read by `image` only if it is needed.
@@ -53,14 +55,6 @@ fn command_with(
             crate::spec::process::args(image().as_ref(), &record.request)
                 .unwrap_or_else(|_| record.request.cmd.clone())
         })
-}
-
-/// The `config` of the container's image; None when it cannot be read (an image removed
-/// with --force): inspect then shows the request alone.
-fn image_config(engine: &Engine, record: &Record) -> Option<oci_spec::image::Config> {
-    crate::bundle::image_config(engine, record)
-        .ok()
-        .and_then(|c| c.config().clone())
 }
 
 /// Docker's `Mounts`: a volume's source is its `_data`, and its driver is named.
@@ -92,7 +86,7 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
     let req = &record.request;
     let st = &record.state;
     let dir = engine.containers.dir(&record.id);
-    let image = image_config(engine, record);
+    let image = crate::bundle::image_config(engine, record);
     let args = command_with(engine, record, || image.clone());
     let shown = crate::spec::process::shown(image.as_ref(), req);
     let restart = match &req.restart {

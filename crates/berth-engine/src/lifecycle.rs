@@ -590,11 +590,11 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
 /// The stop signal the container was given (`--stop-signal`, else the image's STOPSIGNAL),
 /// if any.
 fn stop_signal(engine: &Engine, record: &Record) -> Option<Signal> {
-    let named = record.request.stop_signal.clone().or_else(|| {
-        let image = crate::bundle::image_config(engine, record).ok()?;
-        image.config().as_ref()?.stop_signal().clone()
-    })?;
-    parse_signal(&named)
+    let image = crate::bundle::image_config(engine, record);
+    parse_signal(&crate::spec::process::stop_signal(
+        image.as_ref(),
+        &record.request,
+    )?)
 }
 
 /// Waits for the container to exit (at once if it is not running) and returns its code.

@@ -100,11 +100,7 @@ pub fn build(inputs: &SpecInputs) -> Result<Built, SpecError> {
         .set_annotations(Some(annotations(req)))
         .set_linux(Some(linux(inputs, &bounding)?))
         .set_hooks(None);
-    let stop_signal = req
-        .stop_signal
-        .clone()
-        .or_else(|| image.and_then(|c| c.stop_signal().clone()))
-        .unwrap_or_else(|| "SIGTERM".into());
+    let stop_signal = process::stop_signal(image, req).unwrap_or_else(|| "SIGTERM".into());
     Ok(Built {
         spec,
         stop_signal,

@@ -151,11 +151,16 @@ pub fn shown(image: Option<&Config>, req: &RunRequest) -> Shown {
             .flatten()
             .chain(req.labels.clone())
             .collect(),
-        stop_signal: req
-            .stop_signal
-            .clone()
-            .or_else(|| image.and_then(|c| c.stop_signal().clone())),
+        stop_signal: stop_signal(image, req),
     }
+}
+
+/// `--stop-signal`, else the image's STOPSIGNAL: the signal `stop` sends, the one `kill`
+/// treats as a stop, the one inspect shows.
+pub fn stop_signal(image: Option<&Config>, req: &RunRequest) -> Option<String> {
+    req.stop_signal
+        .clone()
+        .or_else(|| image.and_then(|c| c.stop_signal().clone()))
 }
 
 #[cfg(test)]
