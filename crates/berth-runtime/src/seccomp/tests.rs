@@ -633,7 +633,8 @@ fn the_tree_layout_decides_every_syscall_as_the_linear_one() {
         let linear = compile_as(&spec, Layout::Linear).unwrap();
         let tree = compile_as(&spec, Layout::Tree).unwrap();
         assert_ne!(linear.insns, tree.insns, "the tree is another program");
-        assert_eq!(compile(&spec).unwrap(), tree);
+        let compact = layout::compact(&tree.insns).expect("the tree laid out again");
+        assert_eq!(compile(&spec).unwrap().insns, compact);
         let (linear, tree) = (decode(&linear.insns), decode(&tree.insns));
         // The interpreter judges as the kernel: mkdir (83) allowed, kexec_load (246) refused,
         // a foreign architecture killed (libseccomp's default, the thread).
@@ -659,6 +660,210 @@ fn the_tree_layout_decides_every_syscall_as_the_linear_one() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// The syscall numbers and argument values worth asking a program about: every number of the
+/// native, x32 and compat tables (and past them), every constant the program compares with and
+/// its neighbours, in every argument, with high halves that do and do not matter.
+fn probes(prog: &[(u16, u8, u8, u32)]) -> (Vec<u32>, Vec<[u64; 6]>) {
+    const X32_BIT: u32 = 0x4000_0000;
+    let mut consts: Vec<u32> = prog.iter().map(|i| i.3).collect();
+    consts.sort_unstable();
+    consts.dedup();
+    let mut nrs: Vec<u32> = (0..1100).chain((0..1100).map(|n| X32_BIT + n)).collect();
+    for &k in &consts {
+        nrs.extend([k.wrapping_sub(1), k, k.wrapping_add(1)]);
+    }
+    nrs.extend([u32::MAX, X32_BIT - 1, 0x8000_0000]);
+    nrs.sort_unstable();
+    nrs.dedup();
+    let mut values: Vec<u64> = vec![0, 1, u64::MAX, 0xffff_ffff, 1 << 32];
+    for &k in &consts {
+        let k = u64::from(k);
+        values.extend([
+            k,
+            k.wrapping_sub(1),
+            k + 1,
+            k | (1 << 32),
+            k | (0xffff_ffff << 32),
+        ]);
+    }
+    // A fixed pseudo-random walk over them (xorshift), the same at every run.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let mut args: Vec<[u64; 6]> = values.iter().take(5).map(|v| [*v; 6]).collect();
+    for _ in 0..12 {
+        args.push(std::array::from_fn(|_| values[next(values.len())]));
+    }
+    (nrs, args)
+}
+
+/// A program and its relayout answer alike for every probe.
+fn assert_same_answers(label: &str, original: &[u8], compact: &[u8]) {
+    const ARCHES: [u32; 6] = [
+        0xc000_003e,
+        0x4000_0003,
+        0xc000_00b7,
+        0x4000_0028,
+        0,
+        u32::MAX,
+    ];
+    let (original, compact) = (decode(original), decode(compact));
+    let (nrs, args) = probes(&original);
+    for arch in ARCHES {
+        for &nr in &nrs {
+            for a in &args {
+                assert_eq!(
+                    run_bpf(&original, arch, nr, a),
+                    run_bpf(&compact, arch, nr, a),
+                    "{label}: arch {arch:#x} nr {nr:#x} args {a:x?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_compact_layout_answers_every_syscall_as_libseccomps_program() {
+    use LinuxSeccompAction::*;
+    use LinuxSeccompOperator::*;
+    let mut specs: Vec<(String, LinuxSeccomp)> = Vec::new();
+    for caps in [DOCKER_CAPS, &[], &[Capability::SysAdmin]] {
+        specs.push((format!("docker {caps:?}"), docker_default_profile(caps)));
+    }
+    // Conditions of every kind, several actions, rules on one syscall with several values.
+    let mut conditions = filter(
+        ScmpActErrno,
+        vec![
+            rule(
+                &["read", "write", "exit_group", "futex"],
+                ScmpActAllow,
+                None,
+            ),
+            rule(&["kill"], ScmpActKillProcess, None),
+            rule(&["ptrace"], ScmpActTrap, None),
+            rule(&["getpid"], ScmpActLog, None),
+            rule(&["clone3"], ScmpActErrno, Some(38)),
+        ],
+    );
+    let mut more = conditions.syscalls().clone().unwrap_or_default();
+    for (index, value, op) in [
+        (0, 40, ScmpCmpNe),
+        (1, 5, ScmpCmpLt),
+        (2, 7, ScmpCmpLe),
+        (0, 1 << 33, ScmpCmpGe),
+        (3, 0xffff_ffff, ScmpCmpGt),
+        (0, 8, ScmpCmpEq),
+    ] {
+        let mut r = rule(&["socket", "personality", "mmap"], ScmpActAllow, None);
+        r.set_args(Some(vec![arg(index, value, op)]));
+        more.push(r);
+    }
+    let mut masked = rule(&["clone", "unshare"], ScmpActAllow, None);
+    masked.set_args(Some(vec![arg2(0, 0x7e02_0000, Some(0), ScmpCmpMaskedEq)]));
+    more.push(masked);
+    conditions.set_syscalls(Some(more));
+    conditions.set_architectures(Some(vec![Arch::ScmpArchX86, Arch::ScmpArchX32]));
+    specs.push(("conditions".into(), conditions));
+    // Default allow, a deny list, foreign architectures besides the native one.
+    let mut deny = filter(
+        ScmpActAllow,
+        vec![rule(
+            &["mount", "umount2", "reboot", "kexec_load"],
+            ScmpActErrno,
+            Some(1),
+        )],
+    );
+    deny.set_architectures(Some(vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm]));
+    specs.push(("deny list".into(), deny));
+    for (label, spec) in &specs {
+        for layout in [Layout::Tree, Layout::Linear] {
+            let original = compile_as(spec, layout).unwrap();
+            // Shorter or not (a linear program's argument checks fall through to the rest of
+            // its list, which then stays; a short tree gains nothing), the same answers.
+            let again = layout::laid_out(&original.insns)
+                .unwrap_or_else(|| panic!("{label} {layout:?}: not laid out again"));
+            assert_same_answers(&format!("{label} {layout:?}"), &original.insns, &again);
+            if let Some(compact) = layout::compact(&original.insns) {
+                assert_eq!(compact, again);
+                assert!(compact.len() < original.insns.len());
+            }
+        }
+    }
+    // Docker's: about half the instructions of libseccomp's tree.
+    let tree = compile_as(&docker_default_profile(DOCKER_CAPS), Layout::Tree).unwrap();
+    let compact = compile(&docker_default_profile(DOCKER_CAPS)).unwrap();
+    assert!(
+        compact.len() * 10 < tree.len() * 6,
+        "{} of {}",
+        compact.len(),
+        tree.len()
+    );
+}
+
+#[test]
+fn a_program_the_layout_does_not_follow_is_left_alone() {
+    let insn = |code: u16, jt: u8, jf: u8, k: u32| {
+        let mut b = code.to_ne_bytes().to_vec();
+        b.extend([jt, jf]);
+        b.extend(k.to_ne_bytes());
+        b
+    };
+    // A bit test on the syscall number, a jump past the end, a truncated record, nothing.
+    let bit_test = [
+        insn(0x20, 0, 0, 0),
+        insn(0x45, 0, 1, 1),
+        insn(0x06, 0, 0, 0),
+        insn(0x06, 0, 0, 1),
+    ]
+    .concat();
+    assert_eq!(layout::compact(&bit_test), None);
+    let past_end = [
+        insn(0x20, 0, 0, 0),
+        insn(0x15, 9, 0, 1),
+        insn(0x06, 0, 0, 0),
+    ]
+    .concat();
+    assert_eq!(layout::compact(&past_end), None);
+    assert_eq!(layout::laid_out(&past_end[..12]), None);
+    assert_eq!(layout::compact(&[]), None);
+    // Arbitrary programs: no panic, and whatever comes back answers as the original does.
+    let codes = [
+        0x20u16, 0x00, 0x54, 0x05, 0x15, 0x25, 0x35, 0x45, 0x06, 0x16,
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    for _ in 0..3000 {
+        let len = 1 + next(40) as usize;
+        let mut prog = Vec::new();
+        for pc in 0..len {
+            let code = codes[next(codes.len() as u64) as usize];
+            let left = (len - pc - 1) as u64;
+            let (jt, jf) = (next(left + 2) as u8, next(left + 2) as u8);
+            let k = match code {
+                0x20 => [0, 4, 16, 20][next(4) as usize],
+                0x05 => next(left + 2) as u32,
+                _ => [0, 1, 2, 0xc000_003e, 0x4000_0003, u32::MAX][next(6) as usize],
+            };
+            prog.push(insn(code, jt, jf, k));
+        }
+        // Every program ends in a return, as the kernel requires.
+        prog.push(insn(0x06, 0, 0, 0x7fff_0000));
+        let prog = prog.concat();
+        if let Some(again) = layout::laid_out(&prog) {
+            assert_same_answers("random", &prog, &again);
         }
     }
 }
