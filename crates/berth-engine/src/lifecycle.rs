@@ -1,8 +1,9 @@
 //! Container lifecycle as the CLI drives it: create a record, start (spawn the monitor and talk
 //! to it), stop, kill, wait, pause, remove — and recovery when a monitor died.
 
+use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use oci_spec::image::ImageConfiguration;
+
+use berth_sys::process::SessionSpawn;
 
 use crate::attach::{self, AttachOptions, Session};
 use crate::engine::Engine;
@@ -250,14 +253,15 @@ pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Rec
 pub struct Spawned {
     id: String,
     socket: Option<UnixStream>,
-    child: Option<std::process::Child>,
+    /// The monitor's pid, our child.
+    child: Option<i32>,
 }
 
 impl Drop for Spawned {
     fn drop(&mut self) {
         drop(self.socket.take());
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
+        if let Some(pid) = self.child.take() {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         }
     }
 }
@@ -286,7 +290,7 @@ pub fn spawn_monitor(engine: &Engine, id: &NewId) -> Result<Spawned> {
 }
 
 /// Spawns `berth __monitor <id>`, its stdin the other end of our socketpair; returns ours and,
-/// unless the monitor was detached (nobody's child), the child. A monitor touches nothing of
+/// unless the monitor was detached (nobody's child), its pid. A monitor touches nothing of
 /// the container's before its first client speaks: with a `hello` (its record is there), that
 /// is said before the monitor exists, and it goes on at once; without (`run`: spawned before
 /// the record), it waits. Nothing in its environment or command line says which (with
@@ -295,7 +299,7 @@ fn spawn(
     engine: &Engine,
     id: &str,
     hello: Option<&AttachOptions>,
-) -> Result<(UnixStream, Option<std::process::Child>)> {
+) -> Result<(UnixStream, Option<i32>)> {
     let (mut ours, theirs) = UnixStream::pair().map_err(Error::io("socketpair for", "monitor"))?;
     if let Some(hello) = hello {
         crate::monitor::proto::write_json(&mut ours, Kind::Start, hello)
@@ -303,12 +307,9 @@ fn spawn(
     }
     let mut cmd = Command::new(&engine.exe);
     cmd.arg("--root").arg(&engine.root).arg("__monitor").arg(id);
-    cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // A clean environment: with --init the container's PID 1 is a fork of the monitor,
-        // whose environ and cmdline the container can read.
-        .env_clear()
+    // A clean environment: with --init the container's PID 1 is a fork of the monitor,
+    // whose environ and cmdline the container can read.
+    cmd.env_clear()
         .env(
             "PATH",
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -318,8 +319,7 @@ fn spawn(
         // freed would stay cached, scattered over the heap, and keep 80 KiB of an idle
         // monitor's 120 KiB heap from being given back (malloc_trim leaves cached chunks be).
         // The start is as fast without it (alternating runs; bench/README.md).
-        .env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")
-        .arg0("berth");
+        .env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
     // Rootless berth finds its runtime directory (the runtime's state) from the one, and its
     // overlay's choice (rootless/fuse.rs) from the other.
     for key in ["XDG_RUNTIME_DIR", "BERTH_OVERLAY"] {
@@ -334,15 +334,34 @@ fn spawn(
     // starts keeps the caller's terminal (which a container could otherwise write to, or
     // type into with TIOCSTI), and no signal from that terminal reaches them.
     let spawned = if engine.detach_monitors {
+        cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .arg0("berth");
         berth_sys::process::spawn_detached(&mut cmd).map(|()| None)
     } else {
-        // The monitor outlives us; once it has its container it is not ours to wait for
-        // (dropping the handle leaves it be, and init reaps it once we exit).
-        berth_sys::process::new_session_on_spawn(&mut cmd);
-        cmd.spawn().map(Some)
+        // The monitor outlives us; once it has its container it is not ours to wait for (init
+        // reaps it once we exit). posix_spawn rather than std's spawn, which forks for its
+        // pre-exec closure (berth_sys::process::spawn_in_new_session).
+        let argv: Vec<&OsStr> = std::iter::once(OsStr::new("berth"))
+            .chain(cmd.get_args())
+            .collect();
+        let env: Vec<(&OsStr, &OsStr)> = cmd
+            .get_envs()
+            .filter_map(|(key, value)| Some((key, value?)))
+            .collect();
+        let spawned = berth_sys::process::spawn_in_new_session(&SessionSpawn {
+            program: Path::new(cmd.get_program()),
+            argv: &argv,
+            env: &env,
+            stdin: theirs.as_fd(),
+        });
+        // The monitor's end of the socketpair closed here, so that a monitor that ends before
+        // it answers is an end of file, not a wait for good.
+        drop(theirs);
+        spawned.map(Some)
     };
-    // The command holds the monitor's end of the socketpair (its stdin): closed here, so that a
-    // monitor that ends before it answers is an end of file, not a wait for good.
+    // The detached command holds the monitor's end of the socketpair (its stdin): closed too.
     drop(cmd);
     let child = spawned.map_err(Error::io("spawn the monitor", engine.exe.clone()))?;
     Ok((ours, child))
@@ -362,7 +381,7 @@ pub fn start_with(
     // The monitor spawned for this container is ours from now on (its child not waited
     // for, as one spawned here); one spawned for another is dropped.
     let early = spawned.filter(|s| s.id == record.id).and_then(|mut s| {
-        drop(s.child.take());
+        s.child = None;
         s.socket.take()
     });
     // Before the hello: the monitor's `start` event must not come first.

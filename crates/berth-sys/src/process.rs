@@ -151,27 +151,178 @@ fn clone3_fork(flags: u64, cgroup: u64, _single: SingleThreaded) -> io::Result<F
     }
 }
 
-/// Makes `command`'s child start a new session (`setsid(2)` between its fork and its exec):
-/// it has no controlling terminal and no signal from the caller's terminal reaches it, from
-/// its first instruction on. std offers process groups only (`process_group`), and a group
-/// leader can no longer make itself a session leader.
-pub fn new_session_on_spawn(command: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    fn setsid() -> io::Result<()> {
-        // SAFETY: setsid(2) takes no argument and touches no memory of ours.
-        if unsafe { libc::setsid() } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-    // SAFETY: the closure runs in the forked child before exec and calls only setsid(2), which
-    // is async-signal-safe, allocates nothing and takes no lock (and, on failure, errno).
-    unsafe {
-        command.pre_exec(setsid);
+/// A program to start in a session of its own ([`spawn_in_new_session`]).
+pub struct SessionSpawn<'a> {
+    /// An absolute path: no `PATH` search.
+    pub program: &'a std::path::Path,
+    /// Its arguments, `argv[0]` first.
+    pub argv: &'a [&'a std::ffi::OsStr],
+    /// Its whole environment.
+    pub env: &'a [(&'a std::ffi::OsStr, &'a std::ffi::OsStr)],
+    /// Its standard input; its output and error go to /dev/null.
+    pub stdin: BorrowedFd<'a>,
+}
+
+/// Starts `spawn` with `posix_spawn(3)`: in a new session (`POSIX_SPAWN_SETSID`), every signal
+/// at its default disposition and none blocked, descriptors 0 to 2 as [`SessionSpawn`] says
+/// and no other but those without close-on-exec. Returns its pid, our child, for the caller
+/// to wait for or leave to init. glibc starts it with `clone(CLONE_VM | CLONE_VFORK)`: no copy
+/// of this process's page tables, and none of its pages write-protected as a `fork` leaves
+/// them (each then faults again at its next write here: ~30 such faults in `run`, where std's
+/// spawn forks since a pre-exec closure, its only way to a new session, asks for a fork). The
+/// call returns once the program is executed, or with the exec's error.
+pub fn spawn_in_new_session(spawn: &SessionSpawn<'_>) -> io::Result<i32> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |bytes: &[u8]| {
+        CString::new(bytes).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a NUL byte in a program, argument or environment variable to spawn",
+            )
+        })
+    };
+    let program = c(spawn.program.as_os_str().as_bytes())?;
+    let argv = spawn
+        .argv
+        .iter()
+        .map(|a| c(a.as_bytes()))
+        .collect::<io::Result<Vec<CString>>>()?;
+    let env = spawn
+        .env
+        .iter()
+        .map(|(k, v)| c(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+        .collect::<io::Result<Vec<CString>>>()?;
+    let pointers = |strings: &[CString]| -> Vec<*mut libc::c_char> {
+        strings
+            .iter()
+            .map(|s| s.as_ptr().cast_mut())
+            .chain([std::ptr::null_mut()])
+            .collect()
+    };
+    let (argv_ptrs, env_ptrs) = (pointers(&argv), pointers(&env));
+    let null = c(b"/dev/null")?;
+    let mut actions = SpawnActions::new()?;
+    actions.dup2(spawn.stdin.as_raw_fd(), 0)?;
+    actions.open_write_only(1, &null)?;
+    actions.dup2(1, 2)?;
+    let mut attr = SpawnAttr::new()?;
+    // libc types these flags as c_int or c_short by version; their values fit a c_short.
+    let flags = [
+        libc::POSIX_SPAWN_SETSID as libc::c_int,
+        libc::POSIX_SPAWN_SETSIGMASK as libc::c_int,
+        libc::POSIX_SPAWN_SETSIGDEF as libc::c_int,
+    ]
+    .iter()
+    .fold(0, |all, flag| all | flag);
+    attr.set(
+        flags as libc::c_short,
+        &nix::sys::signal::SigSet::empty(),
+        &nix::sys::signal::SigSet::all(),
+    )?;
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: the file actions and attributes were initialised (their guards destroy them
+    // after); the program, argv and envp point into CStrings and Vecs that outlive the call,
+    // argv and envp ending in a null pointer; the pid is written to a local. glibc's child runs
+    // only its own async-signal-safe code between its clone and the exec.
+    spawn_result(unsafe {
+        libc::posix_spawn(
+            &mut pid,
+            program.as_ptr(),
+            &actions.0,
+            &attr.0,
+            argv_ptrs.as_ptr(),
+            env_ptrs.as_ptr(),
+        )
+    })?;
+    Ok(pid)
+}
+
+/// posix_spawn's functions return an error number, not -1 and errno.
+fn spawn_result(rc: libc::c_int) -> io::Result<()> {
+    match rc {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
     }
 }
 
-/// Spawns `command` detached: in a new session as [`new_session_on_spawn`] makes it, and
+/// posix_spawn's file actions, destroyed when dropped.
+struct SpawnActions(libc::posix_spawn_file_actions_t);
+
+impl SpawnActions {
+    fn new() -> io::Result<SpawnActions> {
+        let mut actions = std::mem::MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
+        // SAFETY: init writes the whole structure it is given.
+        spawn_result(unsafe { libc::posix_spawn_file_actions_init(actions.as_mut_ptr()) })?;
+        // SAFETY: initialised just above; it holds no pointer into itself, so it may move.
+        Ok(SpawnActions(unsafe { actions.assume_init() }))
+    }
+
+    fn dup2(&mut self, from: libc::c_int, to: libc::c_int) -> io::Result<()> {
+        // SAFETY: an initialised file actions object; the call copies the two numbers.
+        spawn_result(unsafe { libc::posix_spawn_file_actions_adddup2(&mut self.0, from, to) })
+    }
+
+    fn open_write_only(&mut self, fd: libc::c_int, path: &std::ffi::CStr) -> io::Result<()> {
+        // SAFETY: an initialised file actions object; glibc copies the path (since 2.29), and
+        // the caller's outlives the spawn anyway.
+        spawn_result(unsafe {
+            libc::posix_spawn_file_actions_addopen(
+                &mut self.0,
+                fd,
+                path.as_ptr(),
+                libc::O_WRONLY,
+                0,
+            )
+        })
+    }
+}
+
+impl Drop for SpawnActions {
+    fn drop(&mut self) {
+        // SAFETY: initialised by posix_spawn_file_actions_init, destroyed once, here.
+        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
+    }
+}
+
+/// posix_spawn's attributes, destroyed when dropped.
+struct SpawnAttr(libc::posix_spawnattr_t);
+
+impl SpawnAttr {
+    fn new() -> io::Result<SpawnAttr> {
+        let mut attr = std::mem::MaybeUninit::<libc::posix_spawnattr_t>::uninit();
+        // SAFETY: init writes the whole structure it is given.
+        spawn_result(unsafe { libc::posix_spawnattr_init(attr.as_mut_ptr()) })?;
+        // SAFETY: initialised just above; plain data, it may move.
+        Ok(SpawnAttr(unsafe { attr.assume_init() }))
+    }
+
+    /// The flags, the signal mask and the signals reset to their default disposition.
+    fn set(
+        &mut self,
+        flags: libc::c_short,
+        mask: &nix::sys::signal::SigSet,
+        default: &nix::sys::signal::SigSet,
+    ) -> io::Result<()> {
+        // SAFETY: an initialised attributes object; the call copies the set it is given.
+        spawn_result(unsafe { libc::posix_spawnattr_setsigmask(&mut self.0, mask.as_ref()) })?;
+        // SAFETY: as above.
+        spawn_result(unsafe {
+            libc::posix_spawnattr_setsigdefault(&mut self.0, default.as_ref())
+        })?;
+        // SAFETY: as above.
+        spawn_result(unsafe { libc::posix_spawnattr_setflags(&mut self.0, flags) })
+    }
+}
+
+impl Drop for SpawnAttr {
+    fn drop(&mut self) {
+        // SAFETY: initialised by posix_spawnattr_init, destroyed once, here.
+        unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
+    }
+}
+
+/// Spawns `command` detached: in a new session of its own (setsid(2) before its exec), and
 /// nobody's child. Between its fork and its exec, the child forks again and exits at once
 /// (reaped here before this returns); the grandchild starts its session and execs. When it
 /// exits, init (or the nearest subreaper) reaps it, not us, so a long-running caller (the API

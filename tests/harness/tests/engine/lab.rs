@@ -138,3 +138,55 @@ fn what_the_monitor_spawns_does_not_inherit_its_glibc_tunables() {
     let environ = String::from_utf8_lossy(&environ).replace('\0', " ");
     assert!(!environ.contains("GLIBC_TUNABLES"), "{environ}");
 }
+
+/// The monitor as `run` spawns it (posix_spawn with POSIX_SPAWN_SETSID): the leader of a
+/// session of its own from its first instruction, without the caller's terminal, with the
+/// environment berth gives it only and no signal blocked.
+#[test]
+fn the_monitor_leads_a_session_of_its_own_with_berths_environment_only() {
+    need_root!();
+    let berth = Berth::new();
+    let id = berth.ok(&["run", "-d", "--name", "mon", IMAGE, "sleep", "100"]);
+    let monitor = eventually("the container's monitor", || {
+        berth_harness::monitors_of(&id).first().copied()
+    });
+    let stat = stat_fields(monitor).expect("the monitor's stat");
+    // After the command: state, ppid, pgrp, session, tty_nr.
+    assert_eq!(stat[3], monitor.to_string(), "its own session: {stat:?}");
+    assert_eq!(
+        stat[2],
+        monitor.to_string(),
+        "its own process group: {stat:?}"
+    );
+    assert_eq!(stat[4], "0", "no controlling terminal: {stat:?}");
+    let environ = std::fs::read(format!("/proc/{monitor}/environ")).expect("the environ");
+    let keys: Vec<String> = environ
+        .split(|&b| b == 0)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            String::from_utf8_lossy(e)
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    let allowed = [
+        "PATH",
+        "BERTH_EXE",
+        "GLIBC_TUNABLES",
+        "XDG_RUNTIME_DIR",
+        "BERTH_OVERLAY",
+        "BERTH_CONFIG_FILES",
+    ];
+    assert!(
+        keys.iter().all(|k| allowed.contains(&k.as_str())) && keys.contains(&"BERTH_EXE".into()),
+        "the monitor's environment: {keys:?}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{monitor}/status")).expect("status");
+    assert!(
+        status.lines().any(|l| l == "SigBlk:\t0000000000000000"),
+        "no signal blocked: {status}"
+    );
+    berth.ok(&["rm", "-f", "mon"]);
+}
