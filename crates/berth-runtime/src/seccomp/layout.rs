@@ -40,6 +40,10 @@ const JGE_K: u16 = 0x35;
 const JSET_K: u16 = 0x45;
 const RET_K: u16 = 0x06;
 const RET_A: u16 = 0x16;
+const ST: u16 = 0x02; // BPF_ST
+const STX: u16 = 0x03; // BPF_STX
+const LD_MEM: u16 = 0x60; // BPF_LD | BPF_W | BPF_MEM
+const LDX_MEM: u16 = 0x61; // BPF_LDX | BPF_W | BPF_MEM
 
 /// `offsetof(struct seccomp_data, nr)` and `arch`.
 const NR: u32 = 0;
@@ -276,6 +280,10 @@ impl Analysis<'_> {
             keep[pc] = true;
             let i = self.program[pc];
             match i.code {
+                // Scratch memory: the kernel checks that every cell is stored before it is
+                // loaded, scanning the instructions in order, so a copy without the dead ones in
+                // between could be refused (libseccomp never uses it).
+                ST | STX | LD_MEM | LDX_MEM => return None,
                 RET_K | RET_A => {}
                 JA => todo.push(pc.checked_add(1 + i.k as usize)?),
                 c if c & 0x07 == 0x05 => {

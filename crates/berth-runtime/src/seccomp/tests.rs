@@ -834,6 +834,19 @@ fn a_program_the_layout_does_not_follow_is_left_alone() {
     assert_eq!(layout::compact(&past_end), None);
     assert_eq!(layout::laid_out(&past_end[..12]), None);
     assert_eq!(layout::compact(&[]), None);
+    // Scratch memory behind an argument load: the kernel's in-order check of stores before
+    // loads could refuse a copy without the instructions between (an adversary's case).
+    let scratch = [
+        insn(0x20, 0, 0, 0),
+        insn(0x15, 0, 4, 5),
+        insn(0x20, 0, 0, 16),
+        insn(0x02, 0, 0, 0),
+        insn(0x60, 0, 0, 0),
+        insn(0x16, 0, 0, 0),
+        insn(0x06, 0, 0, 0x7fff_0000),
+    ]
+    .concat();
+    assert_eq!(layout::laid_out(&scratch), None);
     // Arbitrary programs: no panic, and whatever comes back answers as the original does.
     let codes = [
         0x20u16, 0x00, 0x54, 0x05, 0x15, 0x25, 0x35, 0x45, 0x06, 0x16,
