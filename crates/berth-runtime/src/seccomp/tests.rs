@@ -664,6 +664,16 @@ fn the_tree_layout_decides_every_syscall_as_the_linear_one() {
     }
 }
 
+/// Numbers below `n` from a fixed seed (xorshift64): the same sequence at every run.
+fn xorshift(mut state: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    }
+}
+
 /// The syscall numbers and argument values worth asking a program about: every number of the
 /// native, x32 and compat tables (and past them), every constant the program compares with and
 /// its neighbours, in every argument, with high halves that do and do not matter.
@@ -690,17 +700,13 @@ fn probes(prog: &[(u16, u8, u8, u32)]) -> (Vec<u32>, Vec<[u64; 6]>) {
             k | (0xffff_ffff << 32),
         ]);
     }
-    // A fixed pseudo-random walk over them (xorshift), the same at every run.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = |n: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n as u64) as usize
-    };
+    // A fixed pseudo-random walk over them, the same at every run.
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let mut args: Vec<[u64; 6]> = values.iter().take(5).map(|v| [*v; 6]).collect();
     for _ in 0..12 {
-        args.push(std::array::from_fn(|_| values[next(values.len())]));
+        args.push(std::array::from_fn(|_| {
+            values[next(values.len() as u64) as usize]
+        }));
     }
     (nrs, args)
 }
@@ -851,13 +857,7 @@ fn a_program_the_layout_does_not_follow_is_left_alone() {
     let codes = [
         0x20u16, 0x00, 0x54, 0x05, 0x15, 0x25, 0x35, 0x45, 0x06, 0x16,
     ];
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = |n: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % n
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     for _ in 0..3000 {
         let len = 1 + next(40) as usize;
         let mut prog = Vec::new();
