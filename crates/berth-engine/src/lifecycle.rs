@@ -261,7 +261,8 @@ impl Drop for Spawned {
     fn drop(&mut self) {
         drop(self.socket.take());
         if let Some(pid) = self.child.take() {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            let pid = nix::unistd::Pid::from_raw(pid);
+            while nix::sys::wait::waitpid(pid, None) == Err(nix::errno::Errno::EINTR) {}
         }
     }
 }

@@ -163,15 +163,17 @@ pub struct SessionSpawn<'a> {
     pub stdin: BorrowedFd<'a>,
 }
 
-/// Starts `spawn` with `posix_spawn(3)`: in a new session (`POSIX_SPAWN_SETSID`), every signal
-/// at its default disposition and none blocked, descriptors 0 to 2 as [`SessionSpawn`] says
-/// and no other but those without close-on-exec. Returns its pid, our child, for the caller
-/// to wait for or leave to init. glibc starts it with `clone(CLONE_VM | CLONE_VFORK)`: no copy
-/// of this process's page tables, and none of its pages write-protected as a `fork` leaves
-/// them (each then faults again at its next write here: ~30 such faults in `run`, where std's
-/// spawn forks since a pre-exec closure, its only way to a new session, asks for a fork). The
-/// call returns once the program is executed, or with the exec's error.
+/// Starts `spawn` with `posix_spawn(3)`: in a new session (`POSIX_SPAWN_SETSID`, glibc 2.26
+/// and later), every signal at its default disposition (glibc's internal 32 and 33 too) and
+/// none blocked, descriptors 0 to 2 as [`SessionSpawn`] says and no other but those without
+/// close-on-exec. Returns its pid, our child, for the caller to wait for or leave to init.
+/// glibc starts it with `clone(CLONE_VM | CLONE_VFORK)`: no copy of this process's page tables,
+/// and none of its pages write-protected as a `fork` leaves them (each then faults again at its
+/// next write here: ~30 such faults in `run`, where std's spawn forks since a pre-exec closure,
+/// its only way to a new session, asks for a fork). The call returns once the program is
+/// executed, or with the exec's error.
 pub fn spawn_in_new_session(spawn: &SessionSpawn<'_>) -> io::Result<i32> {
+    debug_assert!(spawn.program.is_absolute(), "{}", spawn.program.display());
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let c = |bytes: &[u8]| {
@@ -217,8 +219,8 @@ pub fn spawn_in_new_session(spawn: &SessionSpawn<'_>) -> io::Result<i32> {
     .fold(0, |all, flag| all | flag);
     attr.set(
         flags as libc::c_short,
-        &nix::sys::signal::SigSet::empty(),
-        &nix::sys::signal::SigSet::all(),
+        nix::sys::signal::SigSet::empty().as_ref(),
+        &every_signal(),
     )?;
     let mut pid: libc::pid_t = 0;
     // SAFETY: the file actions and attributes were initialised (their guards destroy them
@@ -236,6 +238,16 @@ pub fn spawn_in_new_session(spawn: &SessionSpawn<'_>) -> io::Result<i32> {
         )
     })?;
     Ok(pid)
+}
+
+/// Every signal, as posix_spawn's default set: glibc's `sigfillset` leaves out its internal
+/// signals (32 and 33), and its posix_spawn sets those to ignored in the child when the
+/// default set lacks them, which the exec keeps (and every program the child starts after).
+fn every_signal() -> libc::sigset_t {
+    const SIZE: usize = std::mem::size_of::<libc::sigset_t>();
+    // SAFETY: sigset_t is a plain array of integers (a bit per signal): every bit pattern is a
+    // valid value, and all ones is every signal.
+    unsafe { std::mem::transmute::<[u8; SIZE], libc::sigset_t>([0xff; SIZE]) }
 }
 
 /// posix_spawn's functions return an error number, not -1 and errno.
@@ -258,14 +270,16 @@ impl SpawnActions {
         Ok(SpawnActions(unsafe { actions.assume_init() }))
     }
 
+    /// `from` may be `to` already: glibc (2.29 and later, Austin Group issue 411) then clears
+    /// its close-on-exec flag, as the child needs.
     fn dup2(&mut self, from: libc::c_int, to: libc::c_int) -> io::Result<()> {
         // SAFETY: an initialised file actions object; the call copies the two numbers.
         spawn_result(unsafe { libc::posix_spawn_file_actions_adddup2(&mut self.0, from, to) })
     }
 
     fn open_write_only(&mut self, fd: libc::c_int, path: &std::ffi::CStr) -> io::Result<()> {
-        // SAFETY: an initialised file actions object; glibc copies the path (since 2.29), and
-        // the caller's outlives the spawn anyway.
+        // SAFETY: an initialised file actions object; glibc copies the path (since its
+        // CVE-2014-4043 fix), and the caller's outlives the spawn anyway.
         spawn_result(unsafe {
             libc::posix_spawn_file_actions_addopen(
                 &mut self.0,
@@ -301,15 +315,13 @@ impl SpawnAttr {
     fn set(
         &mut self,
         flags: libc::c_short,
-        mask: &nix::sys::signal::SigSet,
-        default: &nix::sys::signal::SigSet,
+        mask: &libc::sigset_t,
+        default: &libc::sigset_t,
     ) -> io::Result<()> {
         // SAFETY: an initialised attributes object; the call copies the set it is given.
-        spawn_result(unsafe { libc::posix_spawnattr_setsigmask(&mut self.0, mask.as_ref()) })?;
+        spawn_result(unsafe { libc::posix_spawnattr_setsigmask(&mut self.0, mask) })?;
         // SAFETY: as above.
-        spawn_result(unsafe {
-            libc::posix_spawnattr_setsigdefault(&mut self.0, default.as_ref())
-        })?;
+        spawn_result(unsafe { libc::posix_spawnattr_setsigdefault(&mut self.0, default) })?;
         // SAFETY: as above.
         spawn_result(unsafe { libc::posix_spawnattr_setflags(&mut self.0, flags) })
     }

@@ -141,7 +141,7 @@ fn what_the_monitor_spawns_does_not_inherit_its_glibc_tunables() {
 
 /// The monitor as `run` spawns it (posix_spawn with POSIX_SPAWN_SETSID): the leader of a
 /// session of its own from its first instruction, without the caller's terminal, with the
-/// environment berth gives it only and no signal blocked.
+/// environment berth gives it only, no signal blocked and none ignored but its own SIGPIPE.
 #[test]
 fn the_monitor_leads_a_session_of_its_own_with_berths_environment_only() {
     need_root!();
@@ -187,6 +187,12 @@ fn the_monitor_leads_a_session_of_its_own_with_berths_environment_only() {
     assert!(
         status.lines().any(|l| l == "SigBlk:\t0000000000000000"),
         "no signal blocked: {status}"
+    );
+    // SIGPIPE alone, which the monitor's own runtime ignores: none left ignored by the spawn
+    // (glibc's internal 32 and 33 were, an adversary found).
+    assert!(
+        status.lines().any(|l| l == "SigIgn:\t0000000000001000"),
+        "only SIGPIPE ignored: {status}"
     );
     berth.ok(&["rm", "-f", "mon"]);
 }
