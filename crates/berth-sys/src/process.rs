@@ -153,7 +153,8 @@ fn clone3_fork(flags: u64, cgroup: u64, _single: SingleThreaded) -> io::Result<F
 
 /// A program to start in a session of its own ([`spawn_in_new_session`]).
 pub struct SessionSpawn<'a> {
-    /// An absolute path: no `PATH` search.
+    /// Executed as execve(2) takes it: no `PATH` search (a relative path is the working
+    /// directory's).
     pub program: &'a std::path::Path,
     /// Its arguments, `argv[0]` first.
     pub argv: &'a [&'a std::ffi::OsStr],
@@ -173,7 +174,6 @@ pub struct SessionSpawn<'a> {
 /// its only way to a new session, asks for a fork). The call returns once the program is
 /// executed, or with the exec's error.
 pub fn spawn_in_new_session(spawn: &SessionSpawn<'_>) -> io::Result<i32> {
-    debug_assert!(spawn.program.is_absolute(), "{}", spawn.program.display());
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let c = |bytes: &[u8]| {
