@@ -47,7 +47,7 @@ pub fn list(engine: &Engine, options: &Options) -> Result<Listing> {
         if !seen_before || past_since || (!all && !r.state.status.is_live()) {
             continue;
         }
-        if filter.matches(&r) {
+        if filter.matches(engine, &r) {
             shown.push(r);
         }
     }
@@ -134,8 +134,16 @@ impl Filter {
         Ok(f)
     }
 
-    fn matches(&self, r: &Record) -> bool {
+    fn matches(&self, engine: &Engine, r: &Record) -> bool {
         let st = &r.state;
+        // The image's labels too, as Docker's container has them merged in (read only when a
+        // label is asked about).
+        let labels = (!self.labels.is_empty()).then(|| {
+            crate::spec::process::labels(
+                crate::bundle::image_config(engine, r).as_ref(),
+                &r.request,
+            )
+        });
         let any = |values: &[String], test: &dyn Fn(&str) -> bool| {
             values.is_empty() || values.iter().any(|v| test(v))
         };
@@ -143,7 +151,7 @@ impl Filter {
             && any(&self.names, &|v| name_match(v, &r.name))
             && any(&self.ids, &|v| docker_match(v, &r.id))
             && self.labels.iter().all(|(k, v)| {
-                let label = r.request.labels.get(k);
+                let label = labels.as_ref().and_then(|l| l.get(k));
                 label.is_some() && (v.is_none() || label == v.as_ref())
             })
             && (self.ancestors.is_empty()

@@ -145,14 +145,23 @@ pub fn shown(image: Option<&Config>, req: &RunRequest) -> Shown {
         env,
         working_dir: or_image(&req.workdir, image.and_then(|c| c.working_dir().as_ref())),
         user: or_image(&req.user, image.and_then(|c| c.user().as_ref())),
-        labels: image
-            .and_then(|c| c.labels().clone())
-            .into_iter()
-            .flatten()
-            .chain(req.labels.clone())
-            .collect(),
+        labels: labels(image, req),
         stop_signal: stop_signal(image, req),
     }
+}
+
+/// The image's Labels with `--label` over them: the container's labels, as inspect shows them
+/// and `ps --filter label=` matches them.
+pub fn labels(
+    image: Option<&Config>,
+    req: &RunRequest,
+) -> std::collections::BTreeMap<String, String> {
+    image
+        .and_then(|c| c.labels().clone())
+        .into_iter()
+        .flatten()
+        .chain(req.labels.clone())
+        .collect()
 }
 
 /// `--stop-signal`, else the image's STOPSIGNAL: the signal `stop` sends, the one `kill`

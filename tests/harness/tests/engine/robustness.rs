@@ -582,6 +582,14 @@ fn inspect_shows_the_images_config_merged_as_docker_does() {
     shown("created");
     let ps = berth.ok(&["ps", "-a", "--no-trunc", "--format", "{{.Command}}"]);
     assert_eq!(ps.trim(), r#""/bin/echo ep hi""#);
+    // `ps --filter label=` matches the labels inspect shows: the image's under the container's
+    // (before, the container's alone: `il` found nothing).
+    let labelled =
+        |filter: &str| berth.ok(&["ps", "-a", "--filter", filter, "--format", "{{.Names}}"]);
+    assert_eq!(labelled("label=il=1").trim(), "merged");
+    assert_eq!(labelled("label=il").trim(), "merged");
+    assert_eq!(labelled("label=shared=asked").trim(), "merged");
+    assert_eq!(labelled("label=shared=image").trim(), "");
     assert_eq!(berth.ok(&["start", "-a", "merged"]).trim(), "ep hi");
     shown("exited");
     berth.ok(&["rm", "merged"]);
