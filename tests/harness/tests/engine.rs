@@ -29,6 +29,28 @@ use std::path::Path;
 pub use berth_harness::monitors_of;
 use serde_json::Value;
 
+/// `run -d --name <name> --restart <policy> IMAGE sh -c <script>`: a container its restart
+/// policy brings back; returns its id.
+pub fn run_restarting(
+    berth: &berth_harness::image::Berth,
+    name: &str,
+    policy: &str,
+    script: &str,
+) -> String {
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--restart",
+        policy,
+        berth_harness::image::IMAGE,
+        "sh",
+        "-c",
+        script,
+    ])
+}
+
 /// The namespace inode `kind` of `pid` ("self" for this process), from /proc/<pid>/ns.
 pub fn ns_of(pid: &str, kind: &str) -> u64 {
     let link = fs::read_link(format!("/proc/{pid}/ns/{kind}"))

@@ -10,8 +10,8 @@ use berth_harness::image::{cgroup_dirs, mounts_under, Berth, IMAGE};
 use serde_json::Value;
 
 use crate::{
-    eventually, has_env, host_dir, monitors_of, need_root, path_str, ppid, running, scaled,
-    state_pid, PATIENCE,
+    eventually, has_env, host_dir, monitors_of, need_root, path_str, ppid, run_restarting, running,
+    scaled, state_pid, PATIENCE,
 };
 
 #[test]
@@ -295,18 +295,7 @@ fn kill_ends_a_container_as_dockers_does() {
     );
 
     // Between two runs of its policy (no process): the kill ends the wait for the next run.
-    berth.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "between",
-        "--restart",
-        "always",
-        IMAGE,
-        "sh",
-        "-c",
-        "exit 1",
-    ]);
+    run_restarting(&berth, "between", "always", "exit 1");
     eventually("the policy to restart it twice", || {
         (berth.inspect("between")["RestartCount"].as_i64() >= Some(2)).then_some(())
     });
@@ -467,18 +456,7 @@ fn a_rm_containers_root_is_volatile_and_a_kept_ones_is_not() {
 fn on_failure_restarts_twice_then_stays_exited() {
     need_root!();
     let berth = Berth::new();
-    let id = berth.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "flaky",
-        "--restart",
-        "on-failure:2",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo run; exit 1",
-    ]);
+    let id = run_restarting(&berth, "flaky", "on-failure:2", "echo run; exit 1");
     eventually("the monitor to give up", || {
         monitors_of(&id).is_empty().then_some(())
     });
@@ -507,18 +485,7 @@ fn on_failure_restarts_twice_then_stays_exited() {
 fn always_restarts_until_stopped() {
     need_root!();
     let berth = Berth::new();
-    let id = berth.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "again",
-        "--restart",
-        "always",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo run",
-    ]);
+    let id = run_restarting(&berth, "again", "always", "echo run");
     eventually("two restarts", || {
         let count = berth.inspect("again")["RestartCount"].as_u64().unwrap_or(0);
         (count >= 2).then_some(())

@@ -3,7 +3,7 @@
 
 use berth_harness::image::{Berth, IMAGE};
 
-use crate::{eventually, monitors_of, need_root};
+use crate::{eventually, monitors_of, need_root, run_restarting};
 
 fn cgroup_file(controller: &str, id: &str, file: &str) -> Option<String> {
     std::fs::read_to_string(format!("/sys/fs/cgroup/{controller}/berth/{id}/{file}"))
@@ -221,18 +221,7 @@ fn stop_timeout_and_unless_stopped() {
     berth.ok(&["stop", "stubborn"]);
     assert_eq!(berth.inspect("stubborn")["State"]["ExitCode"], 137);
 
-    let id = berth.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "again",
-        "--restart",
-        "unless-stopped",
-        IMAGE,
-        "sh",
-        "-c",
-        "exit 1",
-    ]);
+    let id = run_restarting(&berth, "again", "unless-stopped", "exit 1");
     eventually("a restart", || {
         (berth.inspect("again")["RestartCount"].as_u64().unwrap_or(0) >= 2).then_some(())
     });

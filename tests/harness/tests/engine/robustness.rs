@@ -11,7 +11,7 @@ use std::time::Duration;
 use berth_harness::image::{Berth, IMAGE};
 use serde_json::Value;
 
-use crate::{eventually, need_root, stat_fields, state_pid, PATIENCE};
+use crate::{eventually, need_root, run_restarting, stat_fields, state_pid, PATIENCE};
 
 /// A container granted CAP_SYS_PTRACE ptrace-stops its own init: still Up. Another, sharing
 /// the host's pid namespace, has a process trace its init and never collect the exit: the
@@ -216,18 +216,7 @@ fn clients_that_never_read_do_not_hold_up_the_monitor() {
 fn a_silent_client_does_not_hold_up_a_restart() {
     need_root!();
     let berth = Berth::new();
-    berth.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "again",
-        "--restart",
-        "always",
-        IMAGE,
-        "sh",
-        "-c",
-        "exit 1",
-    ]);
+    run_restarting(&berth, "again", "always", "exit 1");
     let restarts = |berth: &Berth| {
         berth.inspect("again")["RestartCount"]
             .as_u64()
