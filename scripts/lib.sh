@@ -64,7 +64,9 @@ build_fast_berth() {
         ;;
     esac
   done
-  build_static berth release "" -C relocation-model=static
+  # Linked by scripts/link-text-order: the code a container's start runs laid out together.
+  build_static berth release "" -C relocation-model=static \
+    -C linker="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/link-text-order"
 }
 
 # Builds berth-runc as users should run it, and prints its path: the size-optimised
