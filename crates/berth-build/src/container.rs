@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use berth_engine::request::{MountRequest, NsMode, RunRequest};
 use berth_engine::spec::{self, EtcFiles};
+use berth_sys::signal::SignalNumber;
 use nix::mount::{MntFlags, MsFlags};
-use nix::sys::signal::Signal;
 use oci_spec::runtime::Spec;
 
 use crate::error::{Error, Result};
@@ -257,7 +257,7 @@ fn relay(
         };
         if signalled {
             cancelled = true;
-            let _ = berth_runtime::container::kill(&engine.runtime, id, Signal::SIGKILL, true);
+            let _ = berth_runtime::container::kill(&engine.runtime, id, SignalNumber::KILL, true);
         }
         if readable {
             match reader.read(&mut buf) {

@@ -3,7 +3,7 @@
 //! is created or joined; limits are refused (the caller drops them with a warning first, as
 //! podman does), and so is what only a cgroup can do (freeze, list or kill every process).
 
-use nix::sys::signal::Signal;
+use berth_sys::signal::SignalNumber;
 use oci_spec::runtime::LinuxResources;
 
 use crate::{CgroupError, CgroupManager, Created, FreezerState, Result, Stats};
@@ -57,7 +57,7 @@ impl CgroupManager for Manager {
     fn pids(&self) -> Result<Vec<i32>> {
         Ok(Vec::new())
     }
-    fn kill_all(&self, _signal: Signal) -> Result<()> {
+    fn kill_all(&self, _signal: SignalNumber) -> Result<()> {
         Ok(())
     }
     fn stats(&self) -> Result<Stats> {

@@ -85,7 +85,7 @@ pub enum CgroupError {
 
     #[error("send {signal} to pid {pid} of {}: {source}", path.display())]
     Signal {
-        signal: nix::sys::signal::Signal,
+        signal: berth_sys::signal::SignalNumber,
         pid: i32,
         path: PathBuf,
         source: nix::Error,

@@ -25,10 +25,9 @@ pub mod v2;
 use std::io;
 use std::path::Path;
 
+use berth_sys::signal::SignalNumber;
 use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
-use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
 pub use error::{CgroupError, Result};
@@ -150,7 +149,7 @@ pub trait CgroupManager {
     /// The processes in the cgroup, as seen from our pid namespace.
     fn pids(&self) -> Result<Vec<i32>>;
     /// Sends `signal` to every process in the cgroup, without letting a fork escape a SIGKILL.
-    fn kill_all(&self, signal: Signal) -> Result<()>;
+    fn kill_all(&self, signal: SignalNumber) -> Result<()>;
     fn stats(&self) -> Result<Stats>;
     /// How many processes the kernel's OOM killer killed in the cgroup (0 without a memory
     /// controller).
@@ -251,7 +250,7 @@ impl CgroupManager for Manager {
     fn pids(&self) -> Result<Vec<i32>> {
         self.inner().pids()
     }
-    fn kill_all(&self, signal: Signal) -> Result<()> {
+    fn kill_all(&self, signal: SignalNumber) -> Result<()> {
         self.inner().kill_all(signal)
     }
     fn stats(&self) -> Result<Stats> {
@@ -269,9 +268,9 @@ impl CgroupManager for Manager {
 }
 
 /// Signals each process; one that exited meanwhile is not an error.
-pub(crate) fn signal_each(pids: &[i32], signal: Signal, path: &Path) -> Result<()> {
+pub(crate) fn signal_each(pids: &[i32], signal: SignalNumber, path: &Path) -> Result<()> {
     for &pid in pids {
-        match kill(Pid::from_raw(pid), signal) {
+        match berth_sys::signal::kill(pid, signal) {
             Ok(()) | Err(Errno::ESRCH) => {}
             Err(source) => {
                 return Err(CgroupError::Signal {
@@ -288,7 +287,7 @@ pub(crate) fn signal_each(pids: &[i32], signal: Signal, path: &Path) -> Result<(
 
 /// SIGKILL without `cgroup.kill`: freeze first so no process can fork a child we miss, signal
 /// each process, then thaw so the signal is delivered. The cgroup is thawed even on error.
-pub(crate) fn kill_frozen(m: &dyn CgroupManager, signal: Signal, path: &Path) -> Result<()> {
+pub(crate) fn kill_frozen(m: &dyn CgroupManager, signal: SignalNumber, path: &Path) -> Result<()> {
     m.freeze()?;
     let killed = m.pids().and_then(|pids| signal_each(&pids, signal, path));
     let thawed = m.thaw();

@@ -224,7 +224,9 @@ fn v2_lifecycle_freeze_kill_destroy() {
     assert_eq!(frozen_field(&dir), "frozen 0");
     assert_eq!(cg.manager.state().unwrap(), FreezerState::Thawed);
 
-    cg.manager.kill_all(Signal::SIGKILL).unwrap();
+    cg.manager
+        .kill_all(berth_sys::signal::SignalNumber::KILL)
+        .unwrap();
     let status = cg.children[0].wait().unwrap();
     assert_eq!(status.signal(), Some(Signal::SIGKILL as i32));
     wait_until("an empty cgroup", || cg.manager.pids().unwrap().is_empty());
@@ -330,7 +332,9 @@ fn hybrid_joins_freezes_and_kills_through_unified() {
     cg.manager.freeze().unwrap();
     assert_eq!(frozen_field(&unified), "frozen 1");
     cg.manager.thaw().unwrap();
-    cg.manager.kill_all(Signal::SIGKILL).unwrap();
+    cg.manager
+        .kill_all(berth_sys::signal::SignalNumber::KILL)
+        .unwrap();
     cg.children[0].wait().unwrap();
     wait_until("an empty cgroup", || cg.manager.pids().unwrap().is_empty());
     cg.manager.destroy().unwrap();
@@ -424,7 +428,9 @@ fn v1_freezer_and_kill() {
     assert_eq!(read(&dir, "freezer.state"), "THAWED");
 
     // No cgroup.kill on v1: freeze, signal each, thaw.
-    cg.manager.kill_all(Signal::SIGKILL).unwrap();
+    cg.manager
+        .kill_all(berth_sys::signal::SignalNumber::KILL)
+        .unwrap();
     cg.children[0].wait().unwrap();
     wait_until("an empty cgroup", || cg.manager.pids().unwrap().is_empty());
     cg.manager.destroy().unwrap();

@@ -15,7 +15,7 @@ pub fn kill_cgroup(id: &str) {
     use berth_runtime::cgroup::CgroupManager;
     let relative = PathBuf::from(Engine::cgroups_path(id));
     if let Ok(cg) = berth_runtime::cgroup::open(&relative) {
-        let _ = cg.kill_all(nix::sys::signal::Signal::SIGKILL);
+        let _ = cg.kill_all(berth_sys::signal::SignalNumber::KILL);
     }
 }
 

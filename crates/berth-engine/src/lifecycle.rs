@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use berth_sys::signal::SignalNumber;
 use oci_spec::image::ImageConfiguration;
 
 use berth_sys::process::SessionSpawn;
@@ -563,7 +563,7 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
     // moby's killWithSignal: SIGKILL, the container's stop signal, or any signal where it has
     // none of its own, ends it as `stop` does: its restart policy does not bring it back, and
     // a paused container is thawed so that the signal, queued while frozen, reaches it.
-    let ends = sig == Signal::SIGKILL || stop_signal(engine, &record).is_none_or(|s| s == sig);
+    let ends = sig == SignalNumber::KILL || stop_signal(engine, &record).is_none_or(|s| s == sig);
     if ends {
         engine.containers.update(&record.id, |r| {
             if r.state.status.is_live() {
@@ -580,7 +580,7 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
         return Ok(record);
     }
     berth_runtime::container::kill(&engine.runtime, &record.id, sig, false)?;
-    let signo = (sig as i32).to_string();
+    let signo = sig.get().to_string();
     events::record(
         engine,
         Event::container(&record, "kill").with("signal", signo),
@@ -588,7 +588,7 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
     // The runtime thaws a paused container for SIGKILL itself; for another signal, thawed
     // here. A process gone meanwhile (the runtime then finds it stopped) needs nothing.
     if ends && record.state.status == Status::Paused {
-        if sig != Signal::SIGKILL {
+        if sig != SignalNumber::KILL {
             if let Err(e) = berth_runtime::container::resume(&engine.runtime, &record.id) {
                 let paused = berth_runtime::container::load(&engine.runtime, &record.id)
                     .is_ok_and(|c| c.status == berth_runtime::state::Status::Paused);
@@ -609,7 +609,7 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
 
 /// The stop signal the container was given (`--stop-signal`, else the image's STOPSIGNAL),
 /// if any.
-fn stop_signal(engine: &Engine, record: &Record) -> Option<Signal> {
+fn stop_signal(engine: &Engine, record: &Record) -> Option<SignalNumber> {
     let image = crate::bundle::image_config(engine, record);
     parse_signal(&crate::spec::process::stop_signal(
         image.as_ref(),
@@ -935,8 +935,8 @@ fn remove_volumes(engine: &Engine, names: &[String]) -> Vec<String> {
     errors
 }
 
-/// `KILL`, `SIGKILL`, `kill` or `9` (the runtime's parser, shared with berth-runc).
-pub fn parse_signal(s: &str) -> Option<Signal> {
+/// `KILL`, `SIGKILL`, `kill`, `9`, `RTMIN+3` (the runtime's parser, shared with berth-runc).
+pub fn parse_signal(s: &str) -> Option<SignalNumber> {
     berth_runtime::container::parse_signal(s)
 }
 

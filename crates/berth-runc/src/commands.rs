@@ -294,8 +294,9 @@ fn kill(root: &Root, a: &crate::cli::KillArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `KILL`, `SIGKILL`, `kill` or `9`; `0` (no signal: a liveness check) is `None`.
-fn parse_signal(s: &str) -> Result<Option<nix::sys::signal::Signal>> {
+/// `KILL`, `SIGKILL`, `kill`, `9`, `RTMIN+3` or `37` (what containerd passes for a systemd
+/// image's SIGRTMIN+3); `0` (no signal: a liveness check) is `None`.
+fn parse_signal(s: &str) -> Result<Option<berth_sys::signal::SignalNumber>> {
     if s.parse::<i32>() == Ok(0) {
         return Ok(None);
     }

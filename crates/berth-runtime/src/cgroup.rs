@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub use berth_cgroups::{CgroupManager, CgroupPath, Created, FreezerState, Manager};
-use nix::sys::signal::Signal;
+use berth_sys::signal::SignalNumber;
 
 use crate::error::{Error, IoContext, Result};
 
@@ -102,7 +102,7 @@ pub fn kill_and_wait_empty(
             });
         }
         // Every round signals what is there now: a fork may have raced the last kill.
-        cg.kill_all(Signal::SIGKILL)?;
+        cg.kill_all(SignalNumber::KILL)?;
         let round = left.min(Duration::from_secs(1));
         match cg.unified_dir() {
             Some(dir) => wait_unpopulated(&dir.join("cgroup.events"), round),

@@ -3,8 +3,8 @@
 
 use std::os::fd::AsFd;
 
+use berth_sys::signal::SignalNumber;
 use nix::fcntl::OFlag;
-use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 
 use crate::cgroup::{self, CgroupManager, FreezerState};
@@ -148,7 +148,7 @@ pub(crate) fn run_poststart(record: &Record) {
 /// success. The shim relies on both: it sends `kill --all` when the init of a container sharing
 /// the pod's pid namespace exits (to end the children it left) and before every task delete.
 /// SIGKILL thaws a paused container, as in runc: a frozen task does not die until thawed.
-pub fn kill(root: &Root, id: &str, signal: Signal, all: bool) -> Result<()> {
+pub fn kill(root: &Root, id: &str, signal: SignalNumber, all: bool) -> Result<()> {
     let c = load(root, id)?;
     if !all && c.status == Status::Stopped {
         return Err(Error::NotRunning(id.to_string()));
@@ -169,10 +169,10 @@ pub fn kill(root: &Root, id: &str, signal: Signal, all: bool) -> Result<()> {
     } else {
         let pidfd =
             berth_sys::process::pidfd_open(c.record.pid).during("pidfd_open of the init")?;
-        berth_sys::process::pidfd_send_signal(pidfd.as_fd(), signal as i32)
+        berth_sys::process::pidfd_send_signal(pidfd.as_fd(), signal.get())
             .during("signal the init")?;
     }
-    if c.status == Status::Paused && signal == Signal::SIGKILL {
+    if c.status == Status::Paused && signal == SignalNumber::KILL {
         cg.thaw()?;
     }
     Ok(())
@@ -423,20 +423,7 @@ pub fn wait_exit(pid: i32) -> Result<i32> {
     }
 }
 
-/// `KILL`, `SIGKILL`, `kill` or `9`.
-pub fn parse_signal(s: &str) -> Option<Signal> {
-    use std::str::FromStr;
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).ok();
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&name).ok()
+/// `KILL`, `SIGKILL`, `kill`, `9`, `RTMIN+3` or `37` (berth_sys::signal::SignalNumber).
+pub fn parse_signal(s: &str) -> Option<SignalNumber> {
+    SignalNumber::parse(s)
 }

@@ -20,6 +20,7 @@ pub mod rootless;
 pub mod sched;
 pub mod seal;
 pub mod seccomp;
+pub mod signal;
 pub mod start;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

@@ -140,6 +140,26 @@ fn commands_in_the_wrong_state_fail_in_runcs_words() {
     assert_same_failures(&seen);
 }
 
+/// containerd stops a task with its image's stop signal by number (`kill <id> 37` for a
+/// systemd image's SIGRTMIN+3): runc takes any number, berth-runc took only the 31 standard
+/// signals ("unknown signal").
+#[test]
+fn a_real_time_signal_by_number_reaches_the_init() {
+    need_root!();
+    need_runc!();
+    let bundle = Bundle::new(&["sh", "-c", "trap 'exit 7' 37; while :; do sleep 0.1; done"]);
+    for (name, rt) in runtimes() {
+        let id = unique("rt-signal");
+        run_detached(&rt, &bundle, &id);
+        wait_status(&rt, &id, "running");
+        let killed = rt.run(&["kill", &id, "37"]);
+        assert_eq!(killed.code(), Some(0), "{name}: {killed:?}");
+        // The init's trap ends it: no SIGKILL is needed.
+        wait_status(&rt, &id, "stopped");
+        rt.run(&["delete", &id]).ok();
+    }
+}
+
 #[test]
 fn an_os_error_is_told_once() {
     need_root!();

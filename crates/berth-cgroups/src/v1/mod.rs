@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use berth_sys::signal::SignalNumber;
 use oci_spec::runtime::LinuxResources;
 
 use crate::error::{collect, CgroupError, Result};
@@ -381,13 +381,13 @@ impl CgroupManager for Manager {
         Ok(pids)
     }
 
-    fn kill_all(&self, signal: Signal) -> Result<()> {
+    fn kill_all(&self, signal: SignalNumber) -> Result<()> {
         let path = self
             .unified
             .as_deref()
             .or(self.hierarchies().first().map(PathBuf::as_path));
         let path = path.unwrap_or(&self.root);
-        if signal != Signal::SIGKILL {
+        if signal != SignalNumber::KILL {
             return signal_each(&self.pids()?, signal, path);
         }
         if let Some(dir) = self

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use berth_sys::signal::SignalNumber;
 use oci_spec::runtime::LinuxResources;
 
 use crate::error::{collect, CgroupError, Result};
@@ -173,8 +173,8 @@ impl CgroupManager for Manager {
     }
 
     /// `cgroup.kill` (5.14+) kills the whole subtree atomically; older kernels freeze first.
-    fn kill_all(&self, signal: Signal) -> Result<()> {
-        if signal == Signal::SIGKILL {
+    fn kill_all(&self, signal: SignalNumber) -> Result<()> {
+        if signal == SignalNumber::KILL {
             if fs::exists(&self.dir, "cgroup.kill") {
                 return fs::write(&self.dir, "cgroup.kill", "1");
             }

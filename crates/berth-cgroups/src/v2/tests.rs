@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
+use berth_sys::signal::SignalNumber;
 use oci_spec::runtime::{
     LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxHugepageLimitBuilder, LinuxMemoryBuilder,
     LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, LinuxThrottleDeviceBuilder,
@@ -359,7 +359,7 @@ fn freeze_waits_for_cgroup_events() {
 #[test]
 fn sigkill_goes_through_cgroup_kill() {
     let fake = Fake::new();
-    fake.manager().kill_all(Signal::SIGKILL).unwrap();
+    fake.manager().kill_all(SignalNumber::KILL).unwrap();
     assert_eq!(fake.read("cgroup.kill"), "1");
 }
 

@@ -5,8 +5,8 @@ use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
+use berth_sys::signal::SignalNumber;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
 
 use super::client::{self, Client, LAST_WORDS};
 use super::health::Checker;
@@ -493,7 +493,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         }
     }
     let stop_signal =
-        crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(Signal::SIGTERM);
+        crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(SignalNumber::TERM);
     // Limits an `update` recorded while the spec was built (the container did not run yet)
     // are the cgroups' before the program runs, as Docker's update, which waits for the start.
     crate::update::catch_up(engine, id, req, &now).map_err(|e| undo(&joined_now, e))?;

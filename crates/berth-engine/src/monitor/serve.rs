@@ -7,8 +7,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
+use berth_sys::signal::SignalNumber;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
 
 use super::client::Client;
 use super::exec::{self, Exec};
@@ -30,7 +30,7 @@ pub(super) struct Run<'a> {
     pub(super) pid_start: u64,
     pub(super) pidfd: OwnedFd,
     pub(super) log: Option<LogFile>,
-    pub(super) stop_signal: Signal,
+    pub(super) stop_signal: SignalNumber,
     pub(super) kill_at: Option<Instant>,
     /// Input for the container not written yet.
     pub(super) input: Input,
@@ -281,8 +281,12 @@ impl Run<'_> {
 
     /// SIGKILL to every process of the container (its cgroup).
     fn kill_all(&self) {
-        let _ =
-            berth_runtime::container::kill(&self.engine.runtime, &self.id, Signal::SIGKILL, true);
+        let _ = berth_runtime::container::kill(
+            &self.engine.runtime,
+            &self.id,
+            SignalNumber::KILL,
+            true,
+        );
     }
 
     /// One read of container output to the log and the attached clients.
@@ -415,7 +419,7 @@ impl Run<'_> {
         // A paused container cannot take the signal before it is thawed.
         let _ = berth_runtime::container::resume(&self.engine.runtime, &self.id);
         let signal = signal.unwrap_or(self.stop_signal);
-        let _ = berth_sys::process::pidfd_send_signal(self.pidfd.as_fd(), signal as i32);
+        let _ = berth_sys::process::pidfd_send_signal(self.pidfd.as_fd(), signal.get());
         // Docker's -1: wait as long as it takes; any other wait is clamped to what an Instant
         // can hold (a year is plenty).
         self.kill_at = u64::try_from(timeout)

@@ -243,6 +243,47 @@ fn rm_f_and_kill_end_a_paused_container() {
 /// sent, and the policy restarts it when it exits; between two runs of the policy the kill
 /// ends the wait for the next. Before, a killed `--restart always` container came back, a
 /// paused one stayed paused with the signal queued, and one between runs could not be killed.
+/// A systemd image stops on SIGRTMIN+3 (its STOPSIGNAL): Docker's signal table names the
+/// real-time signals (RTMIN, RTMIN+n, RTMAX-n, RTMAX), and `stop` sends the container's stop
+/// signal, not SIGTERM. berth refused the names ("invalid signal") and stopped such a
+/// container with SIGTERM, then SIGKILL after the wait.
+#[test]
+fn real_time_signals_are_named_as_docker_names_them() {
+    need_root!();
+    let berth = Berth::new();
+    // SIGRTMIN+3 is 37, SIGRTMAX-1 63 (moby's signal_linux.go: RTMIN is 34, RTMAX 64).
+    let trap = "trap 'exit 7' 37; trap 'exit 8' 63; while :; do sleep 0.1; done";
+    let exit_code = |name: &str| {
+        eventually("the container to exit", || {
+            let state = berth.inspect(name)["State"].clone();
+            (state["Status"] == "exited").then(|| state["ExitCode"].clone())
+        })
+    };
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rt-stop",
+        "--stop-signal",
+        "SIGRTMIN+3",
+        IMAGE,
+        "sh",
+        "-c",
+        trap,
+    ]);
+    // With the stop signal the trap ends it at once; with SIGTERM it would be killed after
+    // the wait (137).
+    berth.ok(&["stop", "-t", "30", "rt-stop"]);
+    assert_eq!(exit_code("rt-stop"), 7);
+    berth.ok(&["run", "-d", "--name", "rt-kill", IMAGE, "sh", "-c", trap]);
+    berth.ok(&["kill", "-s", "rtmax-1", "rt-kill"]);
+    assert_eq!(exit_code("rt-kill"), 8);
+    let refused = berth.run(&["kill", "-s", "RTMIN+16", "rt-stop"]);
+    assert_eq!(refused.code(), Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("RTMIN+16"), "{refused:?}");
+    berth.ok(&["rm", "rt-stop", "rt-kill"]);
+}
+
 #[test]
 fn kill_ends_a_container_as_dockers_does() {
     need_root!();

@@ -1,0 +1,158 @@
+//! Signals by number, the real-time ones included: nix's `Signal` has only the 31 standard
+//! ones, and a systemd image stops on `SIGRTMIN+3` (its STOPSIGNAL), which containerd hands
+//! the runtime as the number 37. Names as Docker's (moby's signal table for Linux) and runc's
+//! take them.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The kernel's highest signal number on Linux (SIGRTMAX).
+const MAX: i32 = 64;
+
+/// The first real-time signal as Docker names them: `RTMIN` is 34 (glibc keeps 32 and 33 for
+/// itself, and moby's table starts there too).
+const RTMIN: i32 = 34;
+
+/// A signal the kernel knows: 1 to 64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalNumber(i32);
+
+impl SignalNumber {
+    pub const KILL: SignalNumber = SignalNumber(libc::SIGKILL);
+    pub const TERM: SignalNumber = SignalNumber(libc::SIGTERM);
+
+    /// `n` if it is a signal's number (0, the liveness check, is not).
+    pub fn new(n: i32) -> Option<SignalNumber> {
+        (1..=MAX).contains(&n).then_some(SignalNumber(n))
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+
+    /// `KILL`, `SIGKILL`, `kill`, `9`, `RTMIN`, `SIGRTMIN+3`, `RTMAX-1`, `37`: a number from 1
+    /// to 64, a standard name, or a real-time one as moby's table has them (RTMIN+1 to +15,
+    /// RTMAX-14 to -1), with or without `SIG`, in any case.
+    pub fn parse(s: &str) -> Option<SignalNumber> {
+        if let Ok(n) = s.parse::<i32>() {
+            return SignalNumber::new(n);
+        }
+        let upper = s.to_ascii_uppercase();
+        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+        if let Some(n) = realtime(name) {
+            return Some(SignalNumber(n));
+        }
+        nix::sys::signal::Signal::from_str(&format!("SIG{name}"))
+            .ok()
+            .map(|s| SignalNumber(s as i32))
+    }
+}
+
+/// `RTMIN`, `RTMIN+n` (1 to 15), `RTMAX-n` (1 to 14), `RTMAX`.
+fn realtime(name: &str) -> Option<i32> {
+    let offset = |rest: &str, sign: u8, most: i32| -> Option<i32> {
+        let digits = rest.strip_prefix(char::from(sign))?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (1..=most).contains(n))
+    };
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        return if rest.is_empty() {
+            Some(RTMIN)
+        } else {
+            offset(rest, b'+', 15).map(|n| RTMIN + n)
+        };
+    }
+    let rest = name.strip_prefix("RTMAX")?;
+    if rest.is_empty() {
+        Some(MAX)
+    } else {
+        offset(rest, b'-', 14).map(|n| MAX - n)
+    }
+}
+
+/// `SIGKILL`, `SIGRTMIN+3`, or `signal 32` for glibc's two.
+impl fmt::Display for SignalNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (nix::sys::signal::Signal::try_from(self.0), self.0) {
+            (Ok(s), _) => f.write_str(s.as_str()),
+            (_, RTMIN) => f.write_str("SIGRTMIN"),
+            (_, MAX) => f.write_str("SIGRTMAX"),
+            (_, n) if n > RTMIN && n <= RTMIN + 15 => write!(f, "SIGRTMIN+{}", n - RTMIN),
+            (_, n) if n > RTMIN + 15 && n < MAX => write!(f, "SIGRTMAX-{}", MAX - n),
+            (_, n) => write!(f, "signal {n}"),
+        }
+    }
+}
+
+/// kill(2): `signal` to process `pid` (nix's `kill` takes the standard signals only).
+pub fn kill(pid: i32, signal: SignalNumber) -> nix::Result<()> {
+    // SAFETY: kill(2) takes two integers and reads or writes no memory of ours.
+    let rc = unsafe { libc::kill(pid, signal.0) };
+    nix::errno::Errno::result(rc).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_numbers_as_docker_and_runc_take_them() {
+        let n = |s: &str| SignalNumber::parse(s).map(SignalNumber::get);
+        for (s, want) in [
+            ("KILL", 9),
+            ("sigkill", 9),
+            ("Term", 15),
+            ("9", 9),
+            ("37", 37),
+            ("64", 64),
+            ("32", 32),
+            ("RTMIN", 34),
+            ("SIGRTMIN+3", 37),
+            ("rtmin+15", 49),
+            ("RTMAX-14", 50),
+            ("SIGRTMAX-1", 63),
+            ("RTMAX", 64),
+        ] {
+            assert_eq!(n(s), Some(want), "{s}");
+        }
+        for s in [
+            "",
+            "0",
+            "-9",
+            "65",
+            "RTMIN+16",
+            "RTMIN+0",
+            "RTMIN+",
+            "RTMIN++1",
+            "RTMIN+-1",
+            "RTMAX-15",
+            "RTMAX+1",
+            "RTMIN-1",
+            "RTMAX-",
+            "RTMINX",
+            "SIG",
+            "NOPE",
+            "SIGRTMIN+ 1",
+        ] {
+            assert_eq!(n(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn every_number_reads_back_as_itself() {
+        for i in 1..=MAX {
+            let s = SignalNumber::new(i).unwrap();
+            let shown = s.to_string();
+            if let Some(number) = shown.strip_prefix("signal ") {
+                assert_eq!(number, i.to_string());
+            } else {
+                assert_eq!(SignalNumber::parse(&shown), Some(s), "{shown}");
+            }
+        }
+    }
+}
