@@ -33,8 +33,10 @@ fn main() {
         println!("cargo:rustc-link-arg-bin=berth=-no-pie");
     }
     // What scripts/link-text-order, build_fast_berth's linker, lays out first: a new list is a
-    // new link.
-    println!("cargo:rerun-if-changed=text-order");
+    // new link. Only when it is there (cargo reruns every build for a missing file).
+    if Path::new("text-order").exists() {
+        println!("cargo:rerun-if-changed=text-order");
+    }
     // Run again when HEAD moves: HEAD itself (a checkout) and the branch it names (a commit),
     // loose or packed. Only files that exist: cargo reruns every build for a missing one.
     for file in head_files() {

@@ -504,6 +504,11 @@ pub fn stop(
     timeout: Option<i64>,
     signal: Option<&str>,
 ) -> Result<Record> {
+    // moby's containerStop refuses a signal it cannot parse before anything else; the monitor
+    // would fall back to the stop signal.
+    if let Some(s) = signal.filter(|s| !s.is_empty()) {
+        checked_signal(s)?;
+    }
     let record = refresh(engine, engine.containers.find(key)?)?;
     if !record.state.status.is_live() {
         return Ok(record);
@@ -552,11 +557,7 @@ pub fn restart(
 /// Sends a signal to the container's init.
 pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
     let record = refresh(engine, engine.containers.find(key)?)?;
-    let sig = parse_signal(signal).ok_or_else(|| {
-        Error::Invalid(format!(
-            "invalid signal {signal:?}: use a name such as KILL or a number"
-        ))
-    })?;
+    let sig = checked_signal(signal)?;
     if !record.state.status.is_live() {
         return Err(Error::state(&record.id, "is not running"));
     }
@@ -605,6 +606,15 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
         events::record(engine, Event::container(&record, "unpause"));
     }
     Ok(record)
+}
+
+/// The signal named, or Docker's refusal of it.
+fn checked_signal(signal: &str) -> Result<SignalNumber> {
+    parse_signal(signal).ok_or_else(|| {
+        Error::Invalid(format!(
+            "invalid signal {signal:?}: use a name such as KILL or a number"
+        ))
+    })
 }
 
 /// The stop signal the container was given (`--stop-signal`, else the image's STOPSIGNAL),

@@ -411,13 +411,14 @@ pub fn list(root: &Root) -> Result<Vec<Container>> {
 
 /// Waits for our child `pid` and returns its exit code the way a shell reports it
 /// (128 + n for a signal).
+/// Real-time signals count as the others do (berth_sys::signal::wait_exit).
 pub fn wait_exit(pid: i32) -> Result<i32> {
-    use nix::sys::wait::{waitpid, WaitStatus};
+    use berth_sys::signal::WaitFor;
     loop {
-        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+        match berth_sys::signal::wait_exit(WaitFor::Pid(pid), 0) {
+            Ok(Some((_, code))) => return Ok(code),
+            Ok(None) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) => return Err(e).during("wait for the container process"),
         }
     }

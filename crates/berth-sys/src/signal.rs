@@ -42,6 +42,13 @@ impl SignalNumber {
         if let Some(n) = realtime(name) {
             return Some(SignalNumber(n));
         }
+        // The aliases moby's table has and nix's names lack.
+        match name {
+            "IOT" => return Some(SignalNumber(libc::SIGIOT)),
+            "CLD" => return Some(SignalNumber(libc::SIGCHLD)),
+            "POLL" => return Some(SignalNumber(libc::SIGPOLL)),
+            _ => {}
+        }
         nix::sys::signal::Signal::from_str(&format!("SIG{name}"))
             .ok()
             .map(|s| SignalNumber(s as i32))
@@ -96,6 +103,61 @@ pub fn kill(pid: i32, signal: SignalNumber) -> nix::Result<()> {
     nix::errno::Errno::result(rc).map(drop)
 }
 
+/// sigwait(3): the next of the signals in `set` (blocked by the caller), real-time ones
+/// included (nix's `SigSet::wait` panics on those).
+pub fn wait(set: &nix::sys::signal::SigSet) -> std::io::Result<SignalNumber> {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: `set` is a valid sigset_t for the call's duration and `signal` a valid int to
+    // write; sigwait writes nothing else.
+    let rc = unsafe { libc::sigwait(set.as_ref(), &mut signal) };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    SignalNumber::new(signal).ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Whose exit [`wait_exit`] waits for.
+pub enum WaitFor<'a> {
+    Any,
+    Pid(i32),
+    PidFd(std::os::fd::BorrowedFd<'a>),
+}
+
+/// waitid(2) for an exit (WEXITED, with the `WNOHANG`, `WNOWAIT` or `__WALL` of `flags`):
+/// `None` when WNOHANG found none, else the pid and its exit code as a shell reports it, 128 +
+/// the signal for a process a signal ended, real-time ones included (nix's `WaitStatus` cannot
+/// hold those and makes their exit an EINVAL error).
+pub fn wait_exit(on: WaitFor<'_>, flags: libc::c_int) -> std::io::Result<Option<(i32, i32)>> {
+    use std::os::fd::AsRawFd;
+    let (idtype, id) = match on {
+        WaitFor::Any => (libc::P_ALL, 0),
+        WaitFor::Pid(pid) => (libc::P_PID, libc::id_t::try_from(pid).unwrap_or(0)),
+        WaitFor::PidFd(fd) => (
+            libc::P_PIDFD,
+            libc::id_t::try_from(fd.as_raw_fd()).unwrap_or(0),
+        ),
+    };
+    // SAFETY: an all-zero siginfo_t is a valid value (plain integers and unions of them).
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid siginfo_t for the kernel to fill; idtype/id/flags are plain.
+    let rc = unsafe { libc::waitid(idtype, id, &mut info, flags | libc::WEXITED) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: waitid filled `info` for a child's exit (or left it zeroed under WNOHANG), so
+    // the SIGCHLD fields are the ones to read.
+    let pid = unsafe { info.si_pid() };
+    // SAFETY: as above.
+    let status = unsafe { info.si_status() };
+    if pid == 0 {
+        return Ok(None);
+    }
+    Ok(Some(match info.si_code {
+        libc::CLD_EXITED => (pid, status),
+        _ => (pid, 128 + status),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +179,9 @@ mod tests {
             ("RTMAX-14", 50),
             ("SIGRTMAX-1", 63),
             ("RTMAX", 64),
+            ("SIGIOT", 6),
+            ("cld", 17),
+            ("POLL", 29),
         ] {
             assert_eq!(n(s), Some(want), "{s}");
         }
@@ -153,6 +218,23 @@ mod tests {
             } else {
                 assert_eq!(SignalNumber::parse(&shown), Some(s), "{shown}");
             }
+        }
+    }
+
+    #[test]
+    fn a_child_a_real_time_signal_ended_is_128_plus_it() {
+        use std::os::unix::process::CommandExt;
+        for (script, want) in [("exit 3", 3), ("kill -37 $$", 165), ("kill -9 $$", 137)] {
+            let mut child = std::process::Command::new("sh")
+                .args(["-c", script])
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let pid = i32::try_from(child.id()).unwrap();
+            let got = wait_exit(WaitFor::Pid(pid), 0).unwrap();
+            // Reaped above: std's wait finds no child, which is all it can say now.
+            assert!(child.try_wait().is_err());
+            assert_eq!(got, Some((pid, want)), "{script}");
         }
     }
 }

@@ -22,14 +22,13 @@ pub(super) fn wait_readable(pidfd: &OwnedFd) -> nix::Result<()> {
 /// Never blocks: a process of the container that ptrace-attached to it is told of the exit
 /// first, and until it collects it the child is not ours to reap; the kernel's record of the
 /// exit in /proc is read instead (the pid cannot be reused while we have not reaped it).
+/// Real-time signals count as the others do (berth_sys::signal::wait_exit).
 pub(super) fn exit_code(pidfd: &OwnedFd, pid: i32, start: u64) -> i32 {
-    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
+    use berth_sys::signal::{wait_exit, WaitFor};
     loop {
-        return match waitid(Id::PIDFd(pidfd.as_fd()), flags) {
-            Ok(WaitStatus::Exited(_, code)) => code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
-            Err(nix::errno::Errno::EINTR) => continue,
+        return match wait_exit(WaitFor::PidFd(pidfd.as_fd()), libc::WNOHANG | libc::__WALL) {
+            Ok(Some((_, code))) => code,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             _ => zombie_exit_code(pid, start).unwrap_or(255),
         };
     }
@@ -51,29 +50,27 @@ fn zombie_exit_code(pid: i32, start: u64) -> Option<i32> {
 
 /// Reaps the children that exited, orphans and exec'd processes, all but `init` while its
 /// exit is still to be read; returns each one's pid and exit code (an exec's is recorded).
+/// A child a real-time signal ended is reaped too (nix's waitid made it an error, which left it
+/// a zombie and every later orphan with it).
 pub(super) fn reap_children(init: Option<i32>) -> Vec<(i32, i32)> {
-    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    use berth_sys::signal::{wait_exit, WaitFor};
     let mut reaped = Vec::new();
     loop {
         // Peek first so the init's status is left for `exit_code`.
-        let flags = WaitPidFlag::WEXITED
-            | WaitPidFlag::WNOHANG
-            | WaitPidFlag::WNOWAIT
-            | WaitPidFlag::__WALL;
-        match waitid(Id::All, flags) {
-            Ok(WaitStatus::StillAlive) | Err(_) => return reaped,
-            Ok(status) => match status.pid() {
-                Some(p) if Some(p.as_raw()) != init => {
-                    let code = match waitid(Id::Pid(p), WaitPidFlag::WEXITED | WaitPidFlag::__WALL)
-                    {
-                        Ok(WaitStatus::Exited(_, code)) => code,
-                        Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
-                        _ => 255,
-                    };
-                    reaped.push((p.as_raw(), code));
-                }
-                _ => return reaped,
-            },
+        let peek = libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
+        match wait_exit(WaitFor::Any, peek) {
+            Ok(Some((pid, _))) if Some(pid) != init => {
+                let code = loop {
+                    match wait_exit(WaitFor::Pid(pid), libc::__WALL) {
+                        Ok(Some((_, code))) => break code,
+                        Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                        _ => break 255,
+                    }
+                };
+                reaped.push((pid, code));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            _ => return reaped,
         }
     }
 }

@@ -6,9 +6,8 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 
-use nix::errno::Errno;
-use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use berth_sys::signal::WaitFor;
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::{getpgrp, setpgid, tcsetpgrp, Pid};
 
 use crate::plan::ProcessPlan;
@@ -80,16 +79,18 @@ pub fn exec_under_reaper(
 }
 
 /// Forwards signals to the program's group and reaps, until the program exits: its status.
+/// Real-time signals too (a systemd program's stop signal is SIGRTMIN+3), as tini forwards them.
 fn reap(child: Pid, set: &SigSet) -> i32 {
+    let child = child.as_raw();
     loop {
-        let signal = match set.wait() {
+        let signal = match berth_sys::signal::wait(set) {
             Ok(s) => s,
             Err(_) => return 1,
         };
-        if signal != Signal::SIGCHLD {
+        if signal.get() != libc::SIGCHLD {
             // The group may not exist yet, or the program may have left it.
-            if kill(Pid::from_raw(-child.as_raw()), signal).is_err() {
-                let _ = kill(child, signal);
+            if berth_sys::signal::kill(-child, signal).is_err() {
+                let _ = berth_sys::signal::kill(child, signal);
             }
             continue;
         }
@@ -99,17 +100,20 @@ fn reap(child: Pid, set: &SigSet) -> i32 {
     }
 }
 
-/// Reaps every exited process; the program's status when it is one of them.
-fn reap_all(child: Pid) -> Option<i32> {
+/// Reaps every exited process; the program's status when it is one of them (128 + n for a
+/// signal, real-time ones included).
+fn reap_all(child: i32) -> Option<i32> {
     let mut result = None;
     loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == child => result = Some(code),
-            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
-                result = Some(128 + signal as i32)
+        match berth_sys::signal::wait_exit(WaitFor::Any, libc::WNOHANG) {
+            Ok(Some((pid, code))) => {
+                if pid == child {
+                    result = Some(code);
+                }
             }
-            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return result,
-            Ok(_) | Err(Errno::EINTR) => {}
+            Ok(None) => return result,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return result,
             Err(_) => return result.or(Some(1)),
         }
     }

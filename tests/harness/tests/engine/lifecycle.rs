@@ -278,10 +278,51 @@ fn real_time_signals_are_named_as_docker_names_them() {
     berth.ok(&["run", "-d", "--name", "rt-kill", IMAGE, "sh", "-c", trap]);
     berth.ok(&["kill", "-s", "rtmax-1", "rt-kill"]);
     assert_eq!(exit_code("rt-kill"), 8);
-    let refused = berth.run(&["kill", "-s", "RTMIN+16", "rt-stop"]);
-    assert_eq!(refused.code(), Some(1), "{refused:?}");
-    assert!(refused.stderr.contains("RTMIN+16"), "{refused:?}");
-    berth.ok(&["rm", "rt-stop", "rt-kill"]);
+    // Outside moby's table: refused, by stop too (it fell back to the stop signal).
+    for cmd in ["kill", "stop"] {
+        let refused = berth.run(&[cmd, "-s", "RTMIN+16", "rt-stop"]);
+        assert_eq!(refused.code(), Some(1), "{cmd}: {refused:?}");
+        assert!(refused.stderr.contains("RTMIN+16"), "{cmd}: {refused:?}");
+    }
+    // With --init the stop signal goes through the reaper, which forwards it as tini does
+    // (nix's sigwait panicked on it: the container died with 139).
+    berth.ok(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "rt-init",
+        "--stop-signal",
+        "SIGRTMIN+3",
+        IMAGE,
+        "sh",
+        "-c",
+        trap,
+    ]);
+    berth.ok(&["stop", "-t", "30", "rt-init"]);
+    assert_eq!(exit_code("rt-init"), 7);
+    berth.ok(&["rm", "rt-stop", "rt-kill", "rt-init"]);
+}
+
+/// A process a real-time signal ends exits 128 + n as with any signal (Docker: 165 for
+/// SIGRTMIN+3): the container's program, under --init's reaper or without, and an exec'd
+/// one. nix's wait status cannot hold such a signal: berth said 255, or 1 under --init.
+#[test]
+fn a_real_time_signal_ends_a_process_with_128_plus_its_number() {
+    need_root!();
+    let berth = Berth::new();
+    let suicide = "kill -37 $$";
+    for flags in [&["--init"][..], &["--pid", "host"]] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(flags);
+        args.extend([IMAGE, "sh", "-c", suicide]);
+        let ran = berth.run(&args);
+        assert_eq!(ran.code(), Some(165), "{flags:?}: {ran:?}");
+    }
+    berth.ok(&["run", "-d", "--name", "rt-exec", IMAGE, "sleep", "1000"]);
+    let ran = berth.run(&["exec", "rt-exec", "sh", "-c", suicide]);
+    assert_eq!(ran.code(), Some(165), "{ran:?}");
+    berth.ok(&["rm", "-f", "rt-exec"]);
 }
 
 #[test]
