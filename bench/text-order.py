@@ -140,35 +140,41 @@ def traced(binary, funcs, script, env):
         live.add(pid)
         sig, event = os.WSTOPSIG(status), status >> 16
         deliver = 0
-        if not started:  # bash, stopped at its exec
-            ptrace(PTRACE_SETOPTIONS, pid, 0, OPTIONS)
-            started = True
-        elif event == EVENT_EXEC:
-            if _is(pid, me):
-                done = entered.setdefault(role(pid), set())
-                with open(f"/proc/{pid}/mem", "r+b", buffering=0) as mem:
-                    for address in entries:
-                        if address not in done:
-                            mem.seek(address)
-                            mem.write(b"\xcc")
-        elif event:
-            pass  # a fork, vfork or clone: the new process stops on its own, seen then
-        elif sig == signal.SIGTRAP:
-            # A fork keeps its parent's command line, and so its role, until it executes.
-            if not (_is(pid, me) and _hit(pid, regs, entries, original,
-                                         entered.setdefault(role(pid), set()))):
+        try:
+            if not started:  # bash, stopped at its exec
+                ptrace(PTRACE_SETOPTIONS, pid, 0, OPTIONS)
+                started = True
+            elif event == EVENT_EXEC:
+                if _is(pid, me):
+                    done = entered.setdefault(role(pid), set())
+                    with open(f"/proc/{pid}/mem", "r+b", buffering=0) as mem:
+                        for address in entries:
+                            if address not in done:
+                                mem.seek(address)
+                                mem.write(b"\xcc")
+            elif event:
+                pass  # a fork, vfork or clone: the new process stops on its own, seen then
+            elif sig == signal.SIGTRAP:
+                # A fork keeps its parent's command line, and so its role, until it executes.
+                if not (_is(pid, me) and _hit(pid, regs, entries, original,
+                                             entered.setdefault(role(pid), set()))):
+                    deliver = sig
+            elif sig != signal.SIGSTOP:  # a new process's first stop, or a stop asked for
                 deliver = sig
-        elif sig != signal.SIGSTOP:  # a new process's first stop, or a stop asked for
-            deliver = sig
+        except OSError:  # it was killed meanwhile (a SIGKILL of rm -f)
+            live.discard(pid)
+            continue
         try:
             ptrace(PTRACE_CONT, pid, 0, deliver)
         except OSError:
             live.discard(pid)  # killed meanwhile
     # The workload is over: what it left running (a monitor, after a failure) goes too.
     for pid in live:
-        os.kill(pid, signal.SIGKILL)
-    for pid in live:
-        os.waitpid(pid, WALL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, WALL)
+        except OSError:
+            pass
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"text-order: the workload failed ({os.waitstatus_to_exitcode(status)})")
     return entered
