@@ -16,16 +16,6 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios::{self, SetArg, Termios};
 
-/// The signals passed on to the process, as runc passes on what it gets; SIGWINCH is ours.
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGTERM,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
 /// The caller's terminal, found before anything is created, and the console socket
 /// berth-runc gives the runtime for itself.
 pub struct Console {
@@ -152,7 +142,9 @@ impl Drop for RawMode<'_> {
     }
 }
 
-/// The forwarded signals and SIGWINCH, blocked and read from a descriptor until dropped.
+/// The signals passed on to the process, as runc passes on what it gets (real-time ones
+/// included: berth_sys::signal::forwarded), SIGWINCH ours: blocked and read from a descriptor
+/// until dropped.
 struct Signals {
     set: SigSet,
     fd: SignalFd,
@@ -160,10 +152,7 @@ struct Signals {
 
 impl Signals {
     fn block() -> Result<Signals> {
-        let mut set = SigSet::empty();
-        for s in FORWARDED.into_iter().chain([Signal::SIGWINCH]) {
-            set.add(s);
-        }
+        let set = berth_sys::signal::forwarded();
         set.thread_block().context("block signals")?;
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .context("signalfd")?;
@@ -225,10 +214,12 @@ fn relay(master: OwnedFd, host: OwnedFd, pid: i32) -> Result<()> {
         let stdin_ready = stdin_open && ready[if master_open { 3 } else { 2 }];
         if signalled {
             while let Ok(Some(info)) = signals.fd.read_signal() {
-                match Signal::try_from(info.ssi_signo as i32) {
-                    Ok(Signal::SIGWINCH) => copy_size(host.as_fd(), master.as_fd()),
+                match i32::try_from(info.ssi_signo) {
+                    Ok(sig) if sig == Signal::SIGWINCH as i32 => {
+                        copy_size(host.as_fd(), master.as_fd())
+                    }
                     Ok(sig) => {
-                        let _ = berth_sys::process::pidfd_send_signal(pidfd.as_fd(), sig as i32);
+                        let _ = berth_sys::process::pidfd_send_signal(pidfd.as_fd(), sig);
                     }
                     Err(_) => {}
                 }

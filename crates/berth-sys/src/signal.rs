@@ -103,6 +103,23 @@ pub fn kill(pid: i32, signal: SignalNumber) -> nix::Result<()> {
     nix::errno::Errno::result(rc).map(drop)
 }
 
+/// What a process standing for another passes on to it (Docker's sig-proxy, runc's foreground
+/// relay): every signal but SIGKILL and SIGSTOP (no one can catch them), SIGCHLD and SIGPIPE
+/// (about its own children and pipes), SIGURG (skipped by Docker's and runc's Go runtimes too)
+/// and the synchronous faults (about itself). Real-time signals included; glibc's 32 and 33
+/// are never in a filled set.
+pub fn forwarded() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::Signal::*;
+    let mut set = nix::sys::signal::SigSet::all();
+    for s in [
+        SIGKILL, SIGSTOP, SIGCHLD, SIGPIPE, SIGURG, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
+        SIGSYS, SIGABRT,
+    ] {
+        set.remove(s);
+    }
+    set
+}
+
 /// sigwait(3): the next of the signals in `set` (blocked by the caller), real-time ones
 /// included (nix's `SigSet::wait` panics on those).
 pub fn wait(set: &nix::sys::signal::SigSet) -> std::io::Result<SignalNumber> {

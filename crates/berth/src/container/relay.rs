@@ -8,7 +8,6 @@ use std::os::fd::{AsFd, BorrowedFd};
 pub use berth_engine::attach::DetachKeys;
 use berth_engine::attach::{AttachOptions, Output, Session};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios::{self, SetArg, Termios};
 
@@ -96,23 +95,12 @@ pub enum Ended {
     Closed,
 }
 
-/// The signals `run` passes on to the container instead of dying of them (Docker's
-/// `--sig-proxy`, on without a terminal; with one, Ctrl-C is a byte for the container's pty).
-const PROXIED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
-/// Blocks the proxied signals and returns a descriptor that reads them.
+/// Blocks the signals `run` passes on to the container instead of dying of them (Docker's
+/// `--sig-proxy`, on without a terminal; with one, Ctrl-C is a byte for the container's pty):
+/// all that Docker's CLI forwards, real-time ones included (berth_sys::signal::forwarded).
+/// Returns a descriptor that reads them.
 fn signal_proxy() -> Option<SignalFd> {
-    let mut set = SigSet::empty();
-    for s in PROXIED {
-        set.add(s);
-    }
+    let set = berth_sys::signal::forwarded();
     set.thread_block().ok()?;
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ok()
 }

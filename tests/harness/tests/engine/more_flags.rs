@@ -268,6 +268,40 @@ fn run_passes_its_signals_to_the_container() {
     assert_eq!(status.code(), Some(7), "and its exit code came back");
 }
 
+/// Docker's CLI forwards every signal it gets (but SIGCHLD, SIGPIPE and its runtime's SIGURG),
+/// real-time ones included; berth's passed on six, and died of the rest (SIGRTMIN+3 ended the
+/// CLI with 165 and left the container running).
+#[test]
+fn run_passes_on_real_time_and_other_signals_too() {
+    need_root!();
+    let berth = Berth::new();
+    for (signal, code) in [("37", 7), ("ALRM", 8)] {
+        let mut child = berth
+            .command()
+            .args(["run", "--rm", IMAGE, "sh", "-c"])
+            .arg("trap 'exit 7' 37; trap 'exit 8' ALRM; echo ready; while :; do sleep 0.1; done")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn berth run");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).expect("read");
+        assert_eq!(line.trim(), "ready");
+        let sent = std::process::Command::new("kill")
+            .args(["-s", signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let status = child.wait().expect("wait");
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "{signal}: the container's trap's code"
+        );
+    }
+}
+
 /// CVE-2019-5736: the process that enters a container (the monitor, which forks its init and
 /// every exec'd process) runs from a binary no container process can write through
 /// /proc/<pid>/exe; `berth exec`, even with a global flag with a value before the command, only
