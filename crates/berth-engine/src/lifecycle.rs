@@ -504,14 +504,14 @@ pub fn stop(
     timeout: Option<i64>,
     signal: Option<&str>,
 ) -> Result<Record> {
-    // moby's containerStop refuses a signal it cannot parse before anything else; the monitor
-    // would fall back to the stop signal.
-    if let Some(s) = signal.filter(|s| !s.is_empty()) {
-        checked_signal(s)?;
-    }
     let record = refresh(engine, engine.containers.find(key)?)?;
     if !record.state.status.is_live() {
         return Ok(record);
+    }
+    // As moby's containerStop, once the container is found running: a signal it cannot parse
+    // is refused (the monitor would fall back to the stop signal).
+    if let Some(s) = signal.filter(|s| !s.is_empty()) {
+        checked_signal(s)?;
     }
     if !records::alive(record.state.monitor_pid, record.state.monitor_start) {
         recover(engine, &record)?;

@@ -105,15 +105,18 @@ pub fn kill(pid: i32, signal: SignalNumber) -> nix::Result<()> {
 
 /// What a process standing for another passes on to it (Docker's sig-proxy, runc's foreground
 /// relay): every signal but SIGKILL and SIGSTOP (no one can catch them), SIGCHLD and SIGPIPE
-/// (about its own children and pipes), SIGURG (skipped by Docker's and runc's Go runtimes too)
-/// and the synchronous faults (about itself). Real-time signals included; glibc's 32 and 33
+/// (about its own children and pipes), SIGURG (skipped by Docker's and runc's Go runtimes too),
+/// the synchronous faults (about itself), and the terminal's job control, SIGTSTP, SIGTTIN and
+/// SIGTTOU, which stay the proxy's own: blocked, a background read of the terminal would get
+/// EIO (its stdin closed for good) and a background tcsetattr would succeed (a raw terminal
+/// under the shell) instead of stopping the job. Real-time signals included; glibc's 32 and 33
 /// are never in a filled set.
 pub fn forwarded() -> nix::sys::signal::SigSet {
     use nix::sys::signal::Signal::*;
     let mut set = nix::sys::signal::SigSet::all();
     for s in [
         SIGKILL, SIGSTOP, SIGCHLD, SIGPIPE, SIGURG, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
-        SIGSYS, SIGABRT,
+        SIGSYS, SIGABRT, SIGTSTP, SIGTTIN, SIGTTOU,
     ] {
         set.remove(s);
     }
@@ -252,6 +255,25 @@ mod tests {
             // Reaped above: std's wait finds no child, which is all it can say now.
             assert!(child.try_wait().is_err());
             assert_eq!(got, Some((pid, want)), "{script}");
+        }
+    }
+
+    #[test]
+    fn a_proxy_forwards_real_time_signals_and_keeps_job_control() {
+        use nix::sys::signal::Signal::*;
+        let set = forwarded();
+        for kept in [
+            SIGTSTP, SIGTTIN, SIGTTOU, SIGCHLD, SIGPIPE, SIGKILL, SIGSEGV,
+        ] {
+            assert!(!set.contains(kept), "{kept}");
+        }
+        for passed in [SIGTERM, SIGINT, SIGHUP, SIGALRM, SIGWINCH, SIGCONT, SIGUSR1] {
+            assert!(set.contains(passed), "{passed}");
+        }
+        let raw: &libc::sigset_t = set.as_ref();
+        for n in [34, 37, 64] {
+            // SAFETY: `raw` is the set's own sigset_t; sigismember only reads it.
+            assert_eq!(unsafe { libc::sigismember(raw, n) }, 1, "{n}");
         }
     }
 }
