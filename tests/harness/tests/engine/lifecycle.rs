@@ -259,22 +259,17 @@ fn real_time_signals_are_named_as_docker_names_them() {
             (state["Status"] == "exited").then(|| state["ExitCode"].clone())
         })
     };
-    berth.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "rt-stop",
-        "--stop-signal",
-        "SIGRTMIN+3",
-        IMAGE,
-        "sh",
-        "-c",
-        trap,
-    ]);
     // With the stop signal the trap ends it at once; with SIGTERM it would be killed after
     // the wait (137).
-    berth.ok(&["stop", "-t", "30", "rt-stop"]);
-    assert_eq!(exit_code("rt-stop"), 7);
+    let stopped_by_rtmin3 = |name: &str, flags: &[&str]| {
+        let mut args = vec!["run", "-d", "--name", name, "--stop-signal", "SIGRTMIN+3"];
+        args.extend(flags);
+        args.extend([IMAGE, "sh", "-c", trap]);
+        berth.ok(&args);
+        berth.ok(&["stop", "-t", "30", name]);
+        assert_eq!(exit_code(name), 7, "{flags:?}");
+    };
+    stopped_by_rtmin3("rt-stop", &[]);
     berth.ok(&["run", "-d", "--name", "rt-kill", IMAGE, "sh", "-c", trap]);
     // Outside moby's table: refused, by stop too (it fell back to the stop signal), and the
     // container goes on.
@@ -288,21 +283,7 @@ fn real_time_signals_are_named_as_docker_names_them() {
     assert_eq!(exit_code("rt-kill"), 8);
     // With --init the stop signal goes through the reaper, which forwards it as tini does
     // (nix's sigwait panicked on it: the container died with 139).
-    berth.ok(&[
-        "run",
-        "-d",
-        "--init",
-        "--name",
-        "rt-init",
-        "--stop-signal",
-        "SIGRTMIN+3",
-        IMAGE,
-        "sh",
-        "-c",
-        trap,
-    ]);
-    berth.ok(&["stop", "-t", "30", "rt-init"]);
-    assert_eq!(exit_code("rt-init"), 7);
+    stopped_by_rtmin3("rt-init", &["--init"]);
     berth.ok(&["rm", "rt-stop", "rt-kill", "rt-init"]);
 }
 

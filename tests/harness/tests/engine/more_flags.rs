@@ -244,18 +244,10 @@ fn stop_timeout_and_unless_stopped() {
 fn run_passes_its_signals_to_the_container() {
     need_root!();
     let berth = Berth::new();
-    let mut child = berth
-        .command()
-        .args(["run", "--rm", "--name", "proxied", IMAGE, "sh", "-c"])
-        .arg("trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn berth run");
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).expect("read");
-    assert_eq!(line.trim(), "ready");
+    let (mut child, mut out) = run_until_ready(
+        &berth,
+        "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+    );
     let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("kill");
     let status = child.wait().expect("wait");
@@ -268,6 +260,29 @@ fn run_passes_its_signals_to_the_container() {
     assert_eq!(status.code(), Some(7), "and its exit code came back");
 }
 
+/// `berth run --rm IMAGE sh -c script` (no terminal, stdout piped) once the script printed its
+/// first line, `ready`: the CLI and the rest of its output.
+fn run_until_ready(
+    berth: &Berth,
+    script: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    let mut child = berth
+        .command()
+        .args(["run", "--rm", IMAGE, "sh", "-c", script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn berth run");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("read");
+    assert_eq!(line.trim(), "ready");
+    (child, out)
+}
+
 /// Docker's CLI forwards every signal it gets (but SIGCHLD, SIGPIPE and its runtime's SIGURG),
 /// real-time ones included; berth's passed on six, and died of the rest (SIGRTMIN+3 ended the
 /// CLI with 165 and left the container running).
@@ -276,18 +291,10 @@ fn run_passes_on_real_time_and_other_signals_too() {
     need_root!();
     let berth = Berth::new();
     for (signal, code) in [("37", 7), ("ALRM", 8)] {
-        let mut child = berth
-            .command()
-            .args(["run", "--rm", IMAGE, "sh", "-c"])
-            .arg("trap 'exit 7' 37; trap 'exit 8' ALRM; echo ready; while :; do sleep 0.1; done")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn berth run");
-        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut out, &mut line).expect("read");
-        assert_eq!(line.trim(), "ready");
+        let (mut child, _out) = run_until_ready(
+            &berth,
+            "trap 'exit 7' 37; trap 'exit 8' ALRM; echo ready; while :; do sleep 0.1; done",
+        );
         let sent = std::process::Command::new("kill")
             .args(["-s", signal, &child.id().to_string()])
             .status()
