@@ -167,9 +167,17 @@ impl Drop for Signals {
 }
 
 /// Waits for our child `pid` and returns its exit code, relaying `terminal` meanwhile if it
-/// has one; a terminal that could not be had or relayed kills the process first.
+/// has one, else passing on the signals we get; a terminal that could not be had or relayed
+/// kills the process first.
 pub fn wait(terminal: Result<Option<Terminal>>, pid: i32) -> Result<i32> {
-    let relayed = terminal.and_then(|t| t.map_or(Ok(()), |t| relay(t.master, t.host, pid)));
+    let relayed = terminal.and_then(|t| match t {
+        Some(t) => relay(t.master, t.host, pid),
+        None => {
+            // Without it the process runs on, as before (its signals then kill us instead).
+            let _ = forward(pid);
+            Ok(())
+        }
+    });
     if relayed.is_err() {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
@@ -178,6 +186,36 @@ pub fn wait(terminal: Result<Option<Terminal>>, pid: i32) -> Result<i32> {
     }
     let code = berth_runtime::container::wait_exit(pid)?;
     relayed.map(|()| code)
+}
+
+/// Without a terminal, runc's foreground `run` passes on every signal it gets (but SIGCHLD,
+/// SIGURG and SIGWINCH, a resize with nothing to resize) until the process exits: a TERM sent
+/// to the runtime reaches the container, and the runtime lives to delete it.
+fn forward(pid: i32) -> Result<()> {
+    let pidfd = berth_sys::process::pidfd_open(pid).context("pidfd_open of the process")?;
+    let signals = Signals::block()?;
+    loop {
+        let mut fds = [
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("poll"),
+        }
+        let exited = fds[0].revents().is_some_and(|r| !r.is_empty());
+        while let Ok(Some(info)) = signals.fd.read_signal() {
+            match i32::try_from(info.ssi_signo) {
+                Ok(sig) if sig != Signal::SIGWINCH as i32 => {
+                    let _ = berth_sys::process::pidfd_send_signal(pidfd.as_fd(), sig);
+                }
+                _ => {}
+            }
+        }
+        if exited {
+            return Ok(());
+        }
+    }
 }
 
 /// Relays between the caller's stdio and the pty until process `pid` exits (and what it

@@ -160,6 +160,42 @@ fn a_real_time_signal_by_number_reaches_the_init() {
     }
 }
 
+/// runc's foreground `run` without a terminal passes on the signals it gets: a TERM sent to
+/// the runtime reaches the container's trap, and the runtime exits with its code and deletes
+/// it. berth-runc died of the TERM (143) and left the container running.
+#[test]
+fn a_foreground_run_passes_its_signals_on() {
+    need_root!();
+    need_runc!();
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "trap 'exit 42' TERM; while :; do sleep 0.1; done",
+    ]);
+    for (name, rt) in runtimes() {
+        let id = unique("fg-signal");
+        let mut child = rt
+            .command()
+            .args(["run", "--bundle", path(bundle.path()), &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn run");
+        wait_status(&rt, &id, "running");
+        let sent = Command::new("kill")
+            .args(["-s", "TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let code = child.wait().expect("wait").code();
+        let left = status(&rt, &id);
+        rt.run(&["delete", "--force", &id]).ok();
+        assert_eq!(code, Some(42), "{name}: the trap's code");
+        assert_eq!(left, "gone", "{name}: deleted");
+    }
+}
+
 #[test]
 fn an_os_error_is_told_once() {
     need_root!();
