@@ -268,7 +268,7 @@ impl Builder<'_> {
             }
             Kind::StopSignal(s) => {
                 let s = self.expand(st, line, s)?;
-                if berth_runtime::container::parse_signal(&s).is_none() {
+                if berth_sys::signal::SignalNumber::parse(&s).is_none() {
                     return Err(self.syntax(line, format!("STOPSIGNAL: invalid signal {s:?}")));
                 }
                 st.config.config.stop_signal = s.clone();

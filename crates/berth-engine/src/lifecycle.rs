@@ -610,7 +610,7 @@ pub fn kill(engine: &Engine, key: &str, signal: &str) -> Result<Record> {
 
 /// The signal named, or Docker's refusal of it.
 fn checked_signal(signal: &str) -> Result<SignalNumber> {
-    parse_signal(signal).ok_or_else(|| {
+    SignalNumber::parse(signal).ok_or_else(|| {
         Error::Invalid(format!(
             "invalid signal {signal:?}: use a name such as KILL or a number"
         ))
@@ -621,7 +621,7 @@ fn checked_signal(signal: &str) -> Result<SignalNumber> {
 /// if any.
 fn stop_signal(engine: &Engine, record: &Record) -> Option<SignalNumber> {
     let image = crate::bundle::image_config(engine, record);
-    parse_signal(&crate::spec::process::stop_signal(
+    SignalNumber::parse(&crate::spec::process::stop_signal(
         image.as_ref(),
         &record.request,
     )?)
@@ -943,11 +943,6 @@ fn remove_volumes(engine: &Engine, names: &[String]) -> Vec<String> {
         }
     }
     errors
-}
-
-/// `KILL`, `SIGKILL`, `kill`, `9`, `RTMIN+3` (the runtime's parser, shared with berth-runc).
-pub fn parse_signal(s: &str) -> Option<SignalNumber> {
-    berth_runtime::container::parse_signal(s)
 }
 
 /// A runtime error at create or start, with Docker's codes when the command is at fault

@@ -311,7 +311,7 @@ impl RunRequest {
             )));
         }
         if let Some(s) = &self.stop_signal {
-            if crate::lifecycle::parse_signal(s).is_none() {
+            if berth_sys::signal::SignalNumber::parse(s).is_none() {
                 return Err(Error::Invalid(format!(
                     "--stop-signal {s:?}: not a signal name or number"
                 )));

@@ -300,7 +300,7 @@ fn parse_signal(s: &str) -> Result<Option<berth_sys::signal::SignalNumber>> {
     if s.parse::<i32>() == Ok(0) {
         return Ok(None);
     }
-    berth_runtime::container::parse_signal(s)
+    berth_sys::signal::SignalNumber::parse(s)
         .map(Some)
         .with_context(|| {
             format!("unknown signal {s:?}: use a name such as TERM or KILL, or a number")

@@ -423,8 +423,3 @@ pub fn wait_exit(pid: i32) -> Result<i32> {
         }
     }
 }
-
-/// `KILL`, `SIGKILL`, `kill`, `9`, `RTMIN+3` or `37` (berth_sys::signal::SignalNumber).
-pub fn parse_signal(s: &str) -> Option<SignalNumber> {
-    SignalNumber::parse(s)
-}

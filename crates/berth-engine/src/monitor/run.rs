@@ -492,8 +492,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             eprintln!("berth monitor {}: warning: {w}", crate::error::short(id));
         }
     }
-    let stop_signal =
-        crate::lifecycle::parse_signal(&prepared.stop_signal).unwrap_or(SignalNumber::TERM);
+    let stop_signal = SignalNumber::parse(&prepared.stop_signal).unwrap_or(SignalNumber::TERM);
     // Limits an `update` recorded while the spec was built (the container did not run yet)
     // are the cgroups' before the program runs, as Docker's update, which waits for the start.
     crate::update::catch_up(engine, id, req, &now).map_err(|e| undo(&joined_now, e))?;

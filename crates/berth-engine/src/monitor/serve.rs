@@ -395,7 +395,7 @@ impl Run<'_> {
     /// The stop signal now, SIGKILL (to the whole cgroup) after the timeout.
     fn stop(&mut self, req: Option<StopRequest>) {
         let (timeout, signal) = match &req {
-            Some(r) => (r.timeout, crate::lifecycle::parse_signal(&r.signal)),
+            Some(r) => (r.timeout, SignalNumber::parse(&r.signal)),
             None => (10, None),
         };
         match &req {
