@@ -219,7 +219,10 @@ fn forward(pid: i32) -> Result<()> {
 }
 
 /// Relays between the caller's stdio and the pty until process `pid` exits (and what it
-/// wrote is read), the caller's terminal in raw mode meanwhile.
+/// wrote is read), the caller's terminal in raw mode meanwhile. Never inlined: its copies'
+/// 32 KiB buffers would make [`wait`]'s frame that large, probed page by page (8 page faults)
+/// in every run without a terminal too.
+#[inline(never)]
 fn relay(master: OwnedFd, host: OwnedFd, pid: i32) -> Result<()> {
     let pidfd = berth_sys::process::pidfd_open(pid).context("pidfd_open of the process")?;
     let signals = Signals::block()?;

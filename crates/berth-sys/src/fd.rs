@@ -207,37 +207,89 @@ pub fn recv_with_fds(
     socket: std::os::fd::BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> io::Result<(usize, Vec<std::os::fd::OwnedFd>)> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-    let mut iov = [io::IoSliceMut::new(buf)];
-    // Room for the most descriptors one message can carry (SCM_MAX_FD): a smaller buffer
-    // would truncate a sender's extra descriptors into our table (MSG_CTRUNC), where nix
-    // refuses to list them, so they could not be closed.
-    let mut space = nix::cmsg_space!([RawFd; 253]);
-    let msg = loop {
-        match recvmsg::<()>(
-            socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            other => break other?,
+    // SAFETY: the slice is only written to, by the kernel, and with bytes: nothing uninitialised
+    // is ever written into initialised memory through this view.
+    let buf = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+    recvmsg_rights(socket, buf)
+}
+
+/// Receives one message into `buf`, replacing what it held (as many bytes as its capacity), and
+/// the descriptors passed with it (SCM_RIGHTS), close-on-exec. Only the bytes the message holds
+/// are written: a buffer sized for the largest message a protocol allows (64 KiB) but given a
+/// few hundred bytes touches one page, where a zeroed one of that size faults in all sixteen at
+/// every receive (and, on the stack, makes its frame probe them page by page).
+pub fn recv_message(
+    socket: std::os::fd::BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+) -> io::Result<Vec<std::os::fd::OwnedFd>> {
+    buf.clear();
+    let (n, fds) = recvmsg_rights(socket, buf.spare_capacity_mut())?;
+    // SAFETY: recvmsg wrote the message's n bytes at the start of the spare capacity, and n is
+    // at most its length (a longer message is truncated to it).
+    unsafe { buf.set_len(n) };
+    Ok(fds)
+}
+
+/// recvmsg(2) of one message into `buf` with room for the most descriptors a message can carry
+/// (SCM_MAX_FD, 253: a smaller control buffer would leave a sender's extra descriptors in our
+/// table unlisted, MSG_CTRUNC, so they could not be closed): its length and the descriptors.
+fn recvmsg_rights(
+    socket: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+) -> io::Result<(usize, Vec<std::os::fd::OwnedFd>)> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    const MAX_FDS: usize = 253;
+    // u64s: the control buffer is aligned as struct cmsghdr needs.
+    let mut control = [0u64; (MAX_FDS * 4 + 64) / 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no iovec, no control); the fields set
+    // below point at `iov` and `control`, which outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    let n = loop {
+        // SAFETY: `msg` describes `buf` (writable for its length) and `control` (writable for
+        // msg_controllen bytes); the kernel writes no more than those lengths.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
         }
     };
-    let mut received: Vec<RawFd> = Vec::new();
-    for cmsg in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            received.extend(fds);
+    let mut fds = Vec::new();
+    // SAFETY: `msg` is the header the kernel just filled in: its control pointer and length
+    // bound the walk, which CMSG_FIRSTHDR and CMSG_NXTHDR keep inside.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: a non-null header from the walk lies whole inside `control`.
+        let header = unsafe { cmsg.read_unaligned() };
+        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_RIGHTS {
+            // SAFETY: the payload of that header, inside `control` as well.
+            let data = unsafe { libc::CMSG_DATA(cmsg) }.cast::<libc::c_int>();
+            // SAFETY: CMSG_LEN(0) is arithmetic on its argument only.
+            let payload = header.cmsg_len as usize - unsafe { libc::CMSG_LEN(0) } as usize;
+            for i in 0..payload / std::mem::size_of::<libc::c_int>() {
+                // Descriptor i of the payload the kernel wrote (cmsg_len counts it).
+                let at = data.wrapping_add(i);
+                // SAFETY: `at` is inside the payload, which lies inside `control`.
+                let fd = unsafe { at.read_unaligned() };
+                // SAFETY: the kernel just installed this descriptor in our table for this
+                // message alone: nothing else owns it, so it becomes an OwnedFd exactly once.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
         }
+        // SAFETY: `cmsg` is a header of this walk; the next stays inside `control` or is null.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
     }
-    // SAFETY: the kernel just installed these descriptors in our table for this message;
-    // nothing else owns them, so each becomes an OwnedFd exactly once.
-    let owned = received
-        .into_iter()
-        .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-        .collect();
-    Ok((msg.bytes, owned))
+    Ok((n, fds))
 }
 
 /// Sends `data` with `fds` passed along (SCM_RIGHTS; at most 253, the kernel's SCM_MAX_FD).
@@ -329,5 +381,39 @@ mod tests {
         // EOF only once every copy of the write end is closed, the seven extras included.
         let mut buf = [0u8; 1];
         assert_eq!(nix::unistd::read(&r, &mut buf), Ok(0));
+    }
+
+    #[test]
+    fn a_message_arrives_whole_in_a_buffer_of_its_capacity() {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .expect("socketpair");
+        let file = std::fs::File::open("/dev/null").expect("open");
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(b"what it held before");
+        super::send_with_fds(a.as_fd(), b"one", &[file.as_fd(), file.as_fd()]).expect("send");
+        super::send_with_fds(a.as_fd(), &[7u8; 100], &[]).expect("send");
+        drop(a);
+        let fds = super::recv_message(b.as_fd(), &mut buf).expect("recv");
+        assert_eq!(buf, b"one");
+        assert_eq!(fds.len(), 2);
+        for fd in &fds {
+            let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).expect("F_GETFD");
+            assert_ne!(flags & nix::libc::FD_CLOEXEC, 0, "close-on-exec");
+            let here = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            assert_eq!(here.expect("readlink"), std::path::Path::new("/dev/null"));
+        }
+        // Longer than the buffer: cut at its capacity, as recv(2) cuts a datagram.
+        assert!(super::recv_message(b.as_fd(), &mut buf)
+            .expect("recv")
+            .is_empty());
+        assert_eq!(buf, [7u8; 64]);
+        // The other end closed: an empty message.
+        super::recv_message(b.as_fd(), &mut buf).expect("recv");
+        assert!(buf.is_empty());
     }
 }

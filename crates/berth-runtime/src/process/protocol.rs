@@ -34,10 +34,11 @@
 //! Any step of the init that fails sends `Failed { step, error }` instead and exits, so the
 //! parent reports "mount proc on /proc: Operation not permitted", never "pipe closed".
 
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// From the init (or the middle process) to the parent.
@@ -78,14 +79,19 @@ pub enum FromParent {
 }
 
 /// The largest message a receive takes (a state document with its annotations, a list of
-/// mount indexes). The buffer is on the stack: one on the heap, this size, was given back to
-/// the kernel after each message and taken again for the next (two brk calls, and page faults).
+/// mount indexes). Each end keeps one buffer this size for its receives, into which the kernel
+/// writes only the message: most are a few hundred bytes, one page of it. (A zeroed array on
+/// the stack faulted in all sixteen pages at every receive, in the runtime and again in the
+/// init, its frame probed page by page; one allocated a receive was given back to the kernel
+/// after each message and taken again for the next: two brk calls.)
 const MAX_MESSAGE: usize = 64 * 1024;
 
 /// One end of the socketpair.
 #[derive(Debug)]
 pub struct Channel {
     fd: OwnedFd,
+    /// Receives' buffer, allocated at the first (an end that only sends never has one).
+    buf: RefCell<Vec<u8>>,
 }
 
 /// A connected pair: (parent's end, init's end). Both are close-on-exec. The init's end is the
@@ -99,10 +105,17 @@ pub fn pair() -> io::Result<(Channel, Channel)> {
         None,
         SockFlag::SOCK_CLOEXEC,
     )?;
-    Ok((Channel { fd: high }, Channel { fd: low }))
+    Ok((Channel::new(high), Channel::new(low)))
 }
 
 impl Channel {
+    fn new(fd: OwnedFd) -> Channel {
+        Channel {
+            fd,
+            buf: RefCell::new(Vec::new()),
+        }
+    }
+
     pub fn send<T: Serialize>(&self, msg: &T) -> io::Result<()> {
         let data = serde_json::to_vec(msg).map_err(io::Error::other)?;
         send(
@@ -119,24 +132,9 @@ impl Channel {
     /// word behind `Go`, and an init that fails before it reads it exits) makes the kernel
     /// report ECONNRESET once, possibly before what that side sent last (its failure): the
     /// error is taken as read, and the message behind it (or the end) is what counts.
+    /// Descriptors sent with it are closed.
     pub fn recv<T: DeserializeOwned>(&self) -> io::Result<T> {
-        let mut buf = [0u8; MAX_MESSAGE];
-        let mut reset = false;
-        let n = loop {
-            match recv(
-                std::os::fd::AsRawFd::as_raw_fd(&self.fd),
-                &mut buf,
-                MsgFlags::empty(),
-            ) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::ECONNRESET) if !reset => reset = true,
-                other => break other?,
-            }
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        serde_json::from_slice(&buf[..n]).map_err(io::Error::other)
+        Ok(self.recv_with_fds()?.0)
     }
 
     /// `msg` with `fds` passed along (SCM_RIGHTS; at most 253, the kernel's SCM_MAX_FD).
@@ -148,17 +146,20 @@ impl Channel {
     /// The next message and the descriptors that came with it (close-on-exec).
     /// ECONNRESET as in [`Channel::recv`].
     pub fn recv_with_fds<T: DeserializeOwned>(&self) -> io::Result<(T, Vec<OwnedFd>)> {
-        let mut buf = [0u8; MAX_MESSAGE];
-        let (n, fds) = match berth_sys::fd::recv_with_fds(self.fd.as_fd(), &mut buf) {
+        let mut buf = self.buf.borrow_mut();
+        if buf.capacity() < MAX_MESSAGE {
+            buf.reserve_exact(MAX_MESSAGE);
+        }
+        let fds = match berth_sys::fd::recv_message(self.fd.as_fd(), &mut buf) {
             Err(e) if e.raw_os_error() == Some(nix::libc::ECONNRESET) => {
-                berth_sys::fd::recv_with_fds(self.fd.as_fd(), &mut buf)?
+                berth_sys::fd::recv_message(self.fd.as_fd(), &mut buf)?
             }
             other => other?,
         };
-        if n == 0 {
+        if buf.is_empty() {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        let msg = serde_json::from_slice(&buf[..n]).map_err(io::Error::other)?;
+        let msg = serde_json::from_slice(&buf).map_err(io::Error::other)?;
         Ok((msg, fds))
     }
 
