@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
-"""Writes crates/berth/text-order: the functions berth runs to start, run, exec into and remove
-a container, which scripts/link-text-order places together at the head of the release binary's
-.text (bench/README.md, "ninth pass"). Run as root after scripts/setup, when the paths a
-container's start takes changed much (a list gone stale costs speed, never correctness):
+"""Writes crates/berth/text-order and crates/berth-runc/text-order: the functions berth runs to
+start, run, exec into and remove a container, and those berth-runc runs for its callers' usual
+commands, which scripts/link-text-order places together at the head of each release binary's
+.text (bench/README.md, "ninth pass" and "tenth pass"). Run as root after scripts/setup, when
+the paths a container's start takes changed much (a list gone stale costs speed, never
+correctness):
 
-    bench/text-order.py
-    BERTH=path bench/text-order.py   # that berth, built as below (symbols kept)
+    bench/text-order.py                  # both
+    bench/text-order.py berth-runc       # one of them
+    BERTH=path bench/text-order.py berth # that berth, built as below (symbols kept); BERTH_RUNC too
 
-It builds the release berth as scripts/install does but with its symbols (target/text-order),
-runs the commands below against a private root under ptrace, following every process they make,
-with a breakpoint on the entry of every function of each berth process (the CLI, the monitor,
-which runs from a read-only view of the same file, and the container's init before its exec),
-each taken out at its first hit; and keeps every function entered, those both the CLI and the
-monitor entered first, then the CLI's, then the monitor's, each group in the order the link has
-them (which keeps each crate's together), by size and the name scripts/link-text-order matches
-(`key`). x86-64 only (the registers' layout). (The kernel's uprobes, tried first, corrupted SSE
-registers in hashbrown's probe loop here.)
+It builds each binary as scripts/install does but with its symbols (target/text-order), runs
+the commands below (against a private root) under ptrace, following every process they make,
+with a breakpoint on the entry of every function of each process of that binary (berth's CLI,
+its monitor, which runs from a read-only view of the same file, and the container's init before
+its exec; berth-runc and its init), each taken out at its first hit; and keeps every function
+entered. berth's list has those both the CLI and the monitor entered first, then the CLI's, then
+the monitor's; berth-runc's those its `run` entered, then the rest; each group in the order the
+link has them (which keeps each crate's together), by size and the name scripts/link-text-order
+matches (`key`). x86-64 only (the registers' layout). (The kernel's uprobes, tried first,
+corrupted SSE registers in hashbrown's probe loop here.)
 """
 
 import ctypes
@@ -28,11 +32,9 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "crates/berth/text-order")
-
 # What users wait for: run --rm (no network and the default bridge), run -d, exec, rm -f, and the
 # monitor's whole life behind them.
-WORKLOAD = [
+BERTH_WORKLOAD = [
     "run --rm --network none bench/busybox true",
     "run --rm --network none bench/busybox true",
     "run --rm bench/busybox true",
@@ -41,6 +43,23 @@ WORKLOAD = [
     "rm -f order-a",
     "run -d --name order-b bench/busybox sleep 60",
     "rm -f order-b",
+]
+
+# What runtime.sh times first (`run` of true), then what containerd's shim and podman run for a
+# container's life: create, start, state, exec, kill, delete; `delete --force` of a running one.
+RUNC_WORKLOAD = [
+    "run -b {work}/true order-a",
+    "run -b {work}/true order-a",
+    "create -b {work}/sleep order-b",
+    "start order-b",
+    "state order-b",
+    "exec order-b true",
+    "list",
+    "kill order-b KILL",
+    "delete --force order-b",
+    "create -b {work}/sleep order-c",
+    "start order-c",
+    "delete --force order-c",
 ]
 
 
@@ -56,13 +75,15 @@ def key(symbol):
     return symbol
 
 
-def build():
-    """The release berth as build_fast_berth links it, symbols kept; returns its path."""
+def build(name):
+    """The release `name` as scripts/lib.sh's build_fast_* links it, symbols kept; its path."""
     env = dict(os.environ, CARGO_PROFILE_RELEASE_STRIP="false",
+               CARGO_PROFILE_RELEASE_RUNC_STRIP="false",
                CARGO_TARGET_DIR=os.path.join(ROOT, "target/text-order"))
-    out = subprocess.run(["bash", "-c", ". scripts/lib.sh && build_fast_berth"], cwd=ROOT,
+    how = "build_fast_berth" if name == "berth" else "build_fast_runc"
+    out = subprocess.run(["bash", "-c", f". scripts/lib.sh && {how}"], cwd=ROOT,
                          env=env, stdout=subprocess.PIPE, text=True, check=True).stdout
-    return [line for line in out.splitlines() if line.endswith("/berth")][-1]
+    return [line for line in out.splitlines() if line.endswith("/" + name)][-1]
 
 
 def functions(binary):
@@ -119,6 +140,10 @@ def traced(binary, funcs, script, env):
         image = f.read()
     original = {address: image[offset:offset + 1] for address, offset in entries.items()}
     me = os.stat(binary)
+    # A position-independent binary (berth-runc, static-pie) runs at a base of its own in each
+    # process, which its forks keep: the addresses above are from 0.
+    pie = image[16:18] == b"\x03\x00"  # e_type ET_DYN
+    bases = {}
     entered = {}
     child = os.fork()
     if child == 0:
@@ -134,6 +159,7 @@ def traced(binary, funcs, script, env):
         pid, status = os.waitpid(-1, WALL)
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             live.discard(pid)
+            bases.pop(pid, None)
             if pid == child:
                 break
             continue
@@ -145,24 +171,33 @@ def traced(binary, funcs, script, env):
                 ptrace(PTRACE_SETOPTIONS, pid, 0, OPTIONS)
                 started = True
             elif event == EVENT_EXEC:
+                bases.pop(pid, None)
                 if _is(pid, me):
                     done = entered.setdefault(role(pid), set())
+                    base = bases[pid] = _base(pid, me, pie)
                     with open(f"/proc/{pid}/mem", "r+b", buffering=0) as mem:
                         for address in entries:
                             if address not in done:
-                                mem.seek(address)
+                                mem.seek(base + address)
                                 mem.write(b"\xcc")
             elif event:
                 pass  # a fork, vfork or clone: the new process stops on its own, seen then
             elif sig == signal.SIGTRAP:
                 # A fork keeps its parent's command line, and so its role, until it executes.
-                if not (_is(pid, me) and _hit(pid, regs, entries, original,
-                                             entered.setdefault(role(pid), set()))):
+                if not _is(pid, me):
                     deliver = sig
+                else:
+                    if pid not in bases:
+                        bases[pid] = _base(pid, me, pie)
+                    if not _hit(pid, regs, bases[pid], entries, original,
+                                entered.setdefault(role(pid), set())):
+                        deliver = sig
             elif sig != signal.SIGSTOP:  # a new process's first stop, or a stop asked for
                 deliver = sig
-        except OSError:  # it was killed meanwhile (a SIGKILL of rm -f)
-            live.discard(pid)
+        except OSError:
+            if not _gone(pid):
+                raise
+            live.discard(pid)  # it was killed meanwhile (a SIGKILL of rm -f)
             continue
         try:
             ptrace(PTRACE_CONT, pid, 0, deliver)
@@ -198,57 +233,126 @@ def _is(pid, me):
     return (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino)
 
 
-def _hit(pid, regs, entries, original, entered):
+def _base(pid, me, pie):
+    """Where the binary's first byte is in process `pid`."""
+    if not pie:
+        return 0
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 6 and int(fields[4]) == me.st_ino and int(fields[2], 16) == 0:
+                return int(fields[0].split("-")[0], 16)
+    raise RuntimeError(f"text-order: process {pid} does not map the binary")
+
+
+def _gone(pid):
+    """Whether process `pid` is dead or dying (a zombie, or reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def _hit(pid, regs, base, entries, original, entered):
     """A breakpoint of ours: recorded, its byte put back, the function entered again."""
     ptrace(PTRACE_GETREGS, pid, 0, ctypes.addressof(regs))
-    address = regs[RIP] - 1
+    address = regs[RIP] - 1 - base
     if address not in entries:
         return False
     entered.add(address)
     with open(f"/proc/{pid}/mem", "r+b", buffering=0) as mem:
-        mem.seek(address)
+        mem.seek(base + address)
         mem.write(original[address])
-    regs[RIP] = address
+    regs[RIP] = base + address
     ptrace(PTRACE_SETREGS, pid, 0, ctypes.addressof(regs))
     return True
+
+
+def order_berth(binary, funcs, work):
+    """berth's groups: what both the CLI and the monitor run first, then the CLI's alone, then
+    the monitor's, then the rest: each process maps the windows of its own code and few of the
+    other's."""
+    env = dict(os.environ, BERTH_ROOT=os.path.join(work, "berth"))
+    subprocess.run([binary, "import", f"{work}/rootfs.tar", "bench/busybox:latest"], env=env,
+                   check=True, stdout=subprocess.DEVNULL)
+    try:
+        entered = traced(binary, funcs, script(binary, BERTH_WORKLOAD), env)
+    finally:
+        subprocess.run([binary, "rm", "-f", "order-a", "order-b"], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cli, monitor = entered.get("cli", set()), entered.get("__monitor", set())
+    everything = set().union(*entered.values())
+    return {"both": cli & monitor, "cli": cli - monitor, "monitor": monitor - cli,
+            "other": everything - cli - monitor}
+
+
+def order_runc(binary, funcs, work):
+    """berth-runc's groups: what `run` runs (the runtime and its init), then the rest."""
+    for name, args in [("true", '["/bin/true"]'), ("sleep", '["/bin/sleep", "60"]')]:
+        bundle = os.path.join(work, name)
+        os.mkdir(bundle)
+        subprocess.run([binary, "spec"], cwd=bundle, check=True)
+        with open(os.path.join(bundle, "config.json")) as f:
+            config = f.read()
+        config = config.replace('"terminal": true', '"terminal": false')
+        config = config.replace('"path": "rootfs"', f'"path": "{work}/rootfs"')
+        config = re.sub(r'"args": \[[^\]]*\]', f'"args": {args}', config)
+        write(os.path.join(bundle, "config.json"), config)
+    runc = f"{shlex.quote(binary)} --root {work}/state"
+    commands = [c.format(work=work) for c in RUNC_WORKLOAD]
+    runs = [c for c in commands if c.startswith("run ")]
+    try:
+        run = set().union(*traced(binary, funcs, script(runc, runs), os.environ).values())
+        rest = set().union(*traced(binary, funcs, script(runc, commands), os.environ).values())
+    finally:
+        for id in ["order-a", "order-b", "order-c"]:
+            subprocess.run([binary, "--root", f"{work}/state", "delete", "--force", id],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return {"run": run, "other": rest - run}
+
+
+TARGETS = {"berth": ("BERTH", order_berth, "a container's start, exec and removal run"),
+           "berth-runc": ("BERTH_RUNC", order_runc, "its run, create, start, exec, kill and "
+                          "delete run")}
+
+
+def script(command, workload):
+    return "set -e\n" + "".join(f"{command} {c} >/dev/null\n" for c in workload)
 
 
 def main():
     if os.geteuid() != 0:
         sys.exit("text-order: run as root (ptrace, containers)")
-    binary = os.environ.get("BERTH") or build()
-    funcs = functions(binary)
-    with tempfile.TemporaryDirectory(prefix="berth-text-order-") as work:
-        env = dict(os.environ, BERTH_ROOT=os.path.join(work, "berth"))
-        subprocess.run(["bash", "-c", f". bench/lib/busybox.sh && busybox_image_tar {work}"],
-                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([binary, "import", f"{work}/rootfs.tar", "bench/busybox:latest"], env=env,
-                       check=True, stdout=subprocess.DEVNULL)
-        script = "set -e\n" + "".join(f"{shlex.quote(binary)} {c} >/dev/null\n" for c in WORKLOAD)
-        try:
-            entered = traced(binary, funcs, script, env)
-        finally:
-            subprocess.run([binary, "rm", "-f", "order-a", "order-b"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            subprocess.run(["bash", "-c", f"grep -o ' {work}[^ ]*' /proc/mounts | sort -r | "
-                            "xargs -r -n1 umount -l"], stderr=subprocess.DEVNULL)
-    # What both the CLI and the monitor run first, then the CLI's alone, then the monitor's,
-    # then the rest: each process maps the windows of its own code and few of the other's.
-    cli, monitor = entered.get("cli", set()), entered.get("__monitor", set())
-    everything = set().union(*entered.values())
-    groups = [cli & monitor, cli - monitor, monitor - cli, everything - cli - monitor]
-    rank = {address: i for i, group in enumerate(groups) for address in group}
-    chosen = sorted((f for f in funcs if f[1] in rank), key=lambda f: (rank[f[1]], f[1]))
-    # By name and size: Rust's legacy mangling tells a generic function's instances apart by a
-    # hash alone, which another build does not keep; their sizes stay.
-    lines = list(dict.fromkeys(f"{size} {key(name)}" for _, _, name, size in chosen))
-    write(OUT, "# Made by bench/text-order.py, for scripts/link-text-order: the functions a "
-               "container's\n# start, exec and removal run (size in bytes, name without its "
-               "build's hashes).\n# Generated: do not edit.\n" + "".join(l + "\n" for l in lines))
-    sizes = ", ".join(f"{what} {sum(f[3] for f in funcs if f[1] in group) // 1024} KiB"
-                      for what, group in zip(["both", "cli", "monitor", "other"], groups))
-    print(f"text-order: {len(chosen)} of {len(funcs)} functions entered ({sizes}), "
-          f"{len(lines)} lines -> {os.path.relpath(OUT, ROOT)}")
+    names = sys.argv[1:] or list(TARGETS)
+    for name in names:
+        if name not in TARGETS:
+            sys.exit(f"text-order: {name}: not one of {', '.join(TARGETS)}")
+    for name in names:
+        variable, order, what = TARGETS[name]
+        binary = os.environ.get(variable) or build(name)
+        funcs = functions(binary)
+        with tempfile.TemporaryDirectory(prefix="berth-text-order-") as work:
+            subprocess.run(["bash", "-c", f". bench/lib/busybox.sh && busybox_image_tar {work}"],
+                           cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            try:
+                groups = order(binary, funcs, work)
+            finally:
+                subprocess.run(["bash", "-c", f"grep -o ' {work}[^ ]*' /proc/mounts | sort -r | "
+                                "xargs -r -n1 umount -l"], stderr=subprocess.DEVNULL)
+        rank = {address: i for i, group in enumerate(groups.values()) for address in group}
+        chosen = sorted((f for f in funcs if f[1] in rank), key=lambda f: (rank[f[1]], f[1]))
+        # By name and size: Rust's legacy mangling tells a generic function's instances apart
+        # by a hash alone, which another build does not keep; their sizes stay.
+        lines = list(dict.fromkeys(f"{size} {key(fname)}" for _, _, fname, size in chosen))
+        out = os.path.join(ROOT, "crates", name, "text-order")
+        write(out, "# Made by bench/text-order.py, for scripts/link-text-order: the functions\n"
+                   f"# {what} (size in bytes, name without its build's hashes).\n"
+                   "# Generated: do not edit.\n" + "".join(l + "\n" for l in lines))
+        sizes = ", ".join(f"{group} {sum(f[3] for f in funcs if f[1] in members) // 1024} KiB"
+                          for group, members in groups.items())
+        print(f"text-order: {name}: {len(chosen)} of {len(funcs)} functions entered ({sizes}), "
+              f"{len(lines)} lines -> {os.path.relpath(out, ROOT)}")
 
 
 if __name__ == "__main__":

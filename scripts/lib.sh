@@ -74,7 +74,9 @@ build_fast_berth() {
 # static library is there (no dynamic loader or shared libraries to map at each of its starts:
 # bench/README.md's runtime section has the measurements), else dynamically.
 build_fast_runc() {
-  build_static berth-runc release-runc "" -C link-arg=-Wl,-z,pack-relative-relocs
+  # Linked by scripts/link-text-order as well: the code its commands run laid out together.
+  build_static berth-runc release-runc "" -C link-arg=-Wl,-z,pack-relative-relocs \
+    -C linker="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/link-text-order"
 }
 
 # build_static NAME PROFILE WHY_NOT RUSTC_FLAG...: builds package NAME's binary NAME with cargo's
