@@ -353,7 +353,7 @@ fn step_spec(spec: &RunSpec, rootfs: &Path, etc: &EtcFiles, id: &str) -> Result<
         joins: &Default::default(),
         volumes: &Default::default(),
         cgroups_path: &berth_engine::Engine::cgroups_path(id),
-        host_rlimits: &spec::HostLimits::current(),
+        host_rlimits: &spec::HostLimits::current(&request),
         userns: None,
     };
     let built = spec::build(&inputs).map_err(|e| Error::Invalid(e.to_string()))?;

@@ -4,7 +4,7 @@
 //! `lifecycle::start` and `exec::start` hand out the same [`Session`].
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 
@@ -72,17 +72,11 @@ impl Session {
     /// something comes, unless the caller polled the session readable first (or made it
     /// non-blocking: then `WouldBlock`).
     pub fn read(&mut self) -> io::Result<Option<Vec<Output>>> {
-        let mut chunk = [0u8; 32 * 1024];
-        let n = loop {
-            match self.stream.read(&mut chunk) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => break r?,
-            }
-        };
-        if n == 0 {
+        // Straight into the frames' buffer: a container's output comes 32 KiB a read at most,
+        // and most reads (an exit code) are a few bytes.
+        if berth_sys::fd::read_appending(self.stream.as_fd(), &mut self.buf, 32 * 1024)? == 0 {
             return Ok(None);
         }
-        self.buf.extend_from_slice(&chunk[..n]);
         let frames = proto::take_frames(&mut self.buf)?;
         Ok(Some(frames.into_iter().filter_map(output).collect()))
     }

@@ -194,7 +194,7 @@ fn build(
         joins,
         volumes,
         cgroups_path: &Engine::cgroups_path(id),
-        host_rlimits: &HostLimits::current(),
+        host_rlimits: &HostLimits::current(req),
         userns,
     })?)
 }

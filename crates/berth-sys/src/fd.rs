@@ -230,6 +230,36 @@ pub fn recv_message(
     Ok(fds)
 }
 
+/// One read(2) from `fd` appended to `buf`: at most `max` bytes, into room reserved for them
+/// and written only by the kernel, so a reserve sized for the largest read touches no more of
+/// memory than the bytes that come (a zeroed array of that size on the stack faults in every
+/// page of it, the frame's probes too). Returns how many came (0 at the end); EINTR is retried.
+pub fn read_appending(
+    fd: std::os::fd::BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    buf.reserve(max);
+    let spare = &mut buf.spare_capacity_mut()[..max];
+    let n = loop {
+        // SAFETY: `spare` is writable for its length, which the kernel does not exceed.
+        let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    let len = buf.len() + n;
+    // SAFETY: read(2) wrote n bytes right after the initialised ones, n at most `max`, which the
+    // reserve above made room for.
+    unsafe { buf.set_len(len) };
+    Ok(n)
+}
+
 /// recvmsg(2) of one message into `buf` with room for the most descriptors a message can carry
 /// (SCM_MAX_FD, 253: a smaller control buffer would leave a sender's extra descriptors in our
 /// table unlisted, MSG_CTRUNC, so they could not be closed): its length and the descriptors.
@@ -415,5 +445,28 @@ mod tests {
         // The other end closed: an empty message.
         super::recv_message(b.as_fd(), &mut buf).expect("recv");
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_read_appends_what_came_and_no_more() {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        nix::unistd::write(&w, b"frame").expect("write");
+        let mut buf = b"left".to_vec();
+        assert_eq!(
+            super::read_appending(r.as_fd(), &mut buf, 3).expect("read"),
+            3
+        );
+        assert_eq!(buf, b"leftfra");
+        assert_eq!(
+            super::read_appending(r.as_fd(), &mut buf, 4096).expect("read"),
+            2
+        );
+        assert_eq!(buf, b"leftframe");
+        drop(w);
+        assert_eq!(
+            super::read_appending(r.as_fd(), &mut buf, 4096).expect("read"),
+            0
+        );
+        assert_eq!(buf, b"leftframe");
     }
 }

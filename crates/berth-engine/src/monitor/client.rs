@@ -3,7 +3,7 @@
 //! client, silent or slow, ever holds up the monitor's loop, the container's output or the
 //! other clients; one that falls too far behind is dropped.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -90,12 +90,12 @@ impl Client {
     }
 
     /// The whole frames that arrived; marks the client gone at its end or at a protocol error.
-    #[inline(never)] // its buffer below the serve loop's frame (mod.rs, "Stack")
     pub(super) fn read_frames(&mut self) -> Vec<(Kind, Vec<u8>)> {
-        let mut chunk = [0u8; 32 * 1024];
-        match self.stream.read(&mut chunk) {
+        // Straight into the frames' buffer (berth_sys::fd::read_appending): no 32 KiB array
+        // zeroed on the stack for a frame of a few bytes.
+        match berth_sys::fd::read_appending(self.stream.as_fd(), &mut self.buf, 32 * 1024) {
             Ok(0) => self.gone = true,
-            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),

@@ -23,10 +23,13 @@ pub struct HostLimits {
 }
 
 impl HostLimits {
-    /// The calling process's hard limits (getrlimit).
-    pub fn current() -> HostLimits {
+    /// The calling process's hard limits (getrlimit) that [`rlimits`] reads for `req`: nofile's
+    /// and those its `--ulimit`s name, not all fifteen (a getrlimit each, twice a `run`).
+    pub fn current(req: &RunRequest) -> HostLimits {
+        let wanted = |name: &str| name == "nofile" || req.ulimits.iter().any(|u| u.name == name);
         let hard = RLIMITS
             .iter()
+            .filter(|(name, _, _)| wanted(name))
             .filter_map(|(name, res, _)| Some((name.to_string(), getrlimit(*res).ok()?.1)))
             .collect();
         HostLimits { hard }
