@@ -48,6 +48,9 @@ release_runc
 # seconds (`recently_deleted`: a third of the monitor's CPU in a run --rm loop here); a fresh
 # journaled ext4 there (as an ordinary install has) measures what users see.
 work=$(mktemp -d "${BENCH_DIR:-/tmp}/berth-bench-XXXXXX")
+# shellcheck source=bench/lib/installed.sh
+. bench/lib/installed.sh
+as_installed "$work/bin" BERTH BERTH_RUNC BERTH_BEFORE
 out=${OUT:-target/bench}
 mkdir -p "$out"
 pids_to_kill=()

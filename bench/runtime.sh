@@ -51,6 +51,9 @@ else
 fi
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+# shellcheck source=bench/lib/installed.sh
+. "$(dirname "$0")/lib/installed.sh"
+as_installed "$work/bin" berth BERTH_RUNC_BEFORE
 # State roots on a tmpfs, as where runtimes keep them (/run/runc, /run/crun, /run/berth-runc:
 # /run is a tmpfs on a normal system, not on every VM): on ext4 every state file's new inode
 # pays a scan for recently deleted inodes, which grows over a benchmark loop and measures the
