@@ -210,24 +210,83 @@ pub fn recv_with_fds(
     // SAFETY: the slice is only written to, by the kernel, and with bytes: nothing uninitialised
     // is ever written into initialised memory through this view.
     let buf = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
-    recvmsg_rights(socket, buf)
+    let (n, fds, _) = recvmsg_rights(socket, buf)?;
+    Ok((n, fds))
 }
 
-/// Receives one message into `buf`, replacing what it held (as many bytes as its capacity), and
-/// the descriptors passed with it (SCM_RIGHTS), close-on-exec. Only the bytes the message holds
-/// are written: a buffer sized for the largest message a protocol allows (64 KiB) but given a
-/// few hundred bytes touches one page, where a zeroed one of that size faults in all sixteen at
-/// every receive (and, on the stack, makes its frame probe them page by page).
-pub fn recv_message(
+/// Receives one message into `buf`, replacing what it held, with recv(2) (the recvfrom system
+/// call, which a seccomp profile may allow without recvmsg): the init protocol's receives after
+/// the container's filter is loaded. Only the bytes the message holds are written: a buffer
+/// sized for the largest message a protocol allows (64 KiB) but given a few hundred bytes
+/// touches one page, where a zeroed one of that size faults in all sixteen at every receive
+/// (and, on the stack, makes its frame probe them page by page). A message longer than `buf`'s
+/// capacity is an error (it is consumed); an empty `buf` is the end of the stream, so `buf`
+/// must have room. Descriptors sent with the message are closed by the kernel.
+pub fn recv_message(socket: std::os::fd::BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    buf.clear();
+    let spare = buf.spare_capacity_mut();
+    let n = loop {
+        // SAFETY: `spare` is writable for its length, and recv(2) writes no more than that;
+        // MSG_TRUNC only makes it return a datagram's whole length.
+        let n = unsafe {
+            libc::recv(
+                socket.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                libc::MSG_TRUNC,
+            )
+        };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    too_long(n, spare.len())?;
+    // SAFETY: recv(2) wrote the message's n bytes at the start of the spare capacity, and n is
+    // at most its length (checked just above).
+    unsafe { buf.set_len(n) };
+    Ok(())
+}
+
+/// [`recv_message`] with the descriptors passed along (SCM_RIGHTS), close-on-exec, by
+/// recvmsg(2). Descriptors the kernel could not all pass (MSG_CTRUNC: our limit on open files,
+/// a security module) are an error, those that came closed.
+pub fn recv_message_with_fds(
     socket: std::os::fd::BorrowedFd<'_>,
     buf: &mut Vec<u8>,
 ) -> io::Result<Vec<std::os::fd::OwnedFd>> {
     buf.clear();
-    let (n, fds) = recvmsg_rights(socket, buf.spare_capacity_mut())?;
+    let spare = buf.spare_capacity_mut();
+    let capacity = spare.len();
+    let (n, fds, flags) = recvmsg_rights(socket, spare)?;
+    if flags & libc::MSG_TRUNC != 0 {
+        too_long(usize::MAX, capacity)?;
+    }
+    if flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "descriptors sent with a message did not all arrive (MSG_CTRUNC)",
+        ));
+    }
     // SAFETY: recvmsg wrote the message's n bytes at the start of the spare capacity, and n is
-    // at most its length (a longer message is truncated to it).
+    // at most its length (a longer message set MSG_TRUNC, refused above).
     unsafe { buf.set_len(n) };
     Ok(fds)
+}
+
+/// A message of `len` bytes (usize::MAX: more than the buffer) into a buffer of `capacity`.
+fn too_long(len: usize, capacity: usize) -> io::Result<()> {
+    if len <= capacity {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a message longer than the {capacity} bytes a receive takes"),
+    ))
 }
 
 /// One read(2) from `fd` appended to `buf`: at most `max` bytes, into room reserved for them
@@ -262,11 +321,12 @@ pub fn read_appending(
 
 /// recvmsg(2) of one message into `buf` with room for the most descriptors a message can carry
 /// (SCM_MAX_FD, 253: a smaller control buffer would leave a sender's extra descriptors in our
-/// table unlisted, MSG_CTRUNC, so they could not be closed): its length and the descriptors.
+/// table unlisted, MSG_CTRUNC, so they could not be closed): its length (at most `buf`'s), the
+/// descriptors and the message's flags (MSG_TRUNC, MSG_CTRUNC).
 fn recvmsg_rights(
     socket: std::os::fd::BorrowedFd<'_>,
     buf: &mut [std::mem::MaybeUninit<u8>],
-) -> io::Result<(usize, Vec<std::os::fd::OwnedFd>)> {
+) -> io::Result<(usize, Vec<std::os::fd::OwnedFd>, libc::c_int)> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     const MAX_FDS: usize = 253;
     // u64s: the control buffer is aligned as struct cmsghdr needs.
@@ -281,7 +341,7 @@ fn recvmsg_rights(
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
     let n = loop {
         // SAFETY: `msg` describes `buf` (writable for its length) and `control` (writable for
         // msg_controllen bytes); the kernel writes no more than those lengths.
@@ -319,7 +379,7 @@ fn recvmsg_rights(
         // SAFETY: `cmsg` is a header of this walk; the next stays inside `control` or is null.
         cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
     }
-    Ok((n, fds))
+    Ok((n, fds, msg.msg_flags))
 }
 
 /// Sends `data` with `fds` passed along (SCM_RIGHTS; at most 253, the kernel's SCM_MAX_FD).
@@ -428,7 +488,7 @@ mod tests {
         super::send_with_fds(a.as_fd(), b"one", &[file.as_fd(), file.as_fd()]).expect("send");
         super::send_with_fds(a.as_fd(), &[7u8; 100], &[]).expect("send");
         drop(a);
-        let fds = super::recv_message(b.as_fd(), &mut buf).expect("recv");
+        let fds = super::recv_message_with_fds(b.as_fd(), &mut buf).expect("recv");
         assert_eq!(buf, b"one");
         assert_eq!(fds.len(), 2);
         for fd in &fds {
@@ -437,11 +497,9 @@ mod tests {
             let here = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()));
             assert_eq!(here.expect("readlink"), std::path::Path::new("/dev/null"));
         }
-        // Longer than the buffer: cut at its capacity, as recv(2) cuts a datagram.
-        assert!(super::recv_message(b.as_fd(), &mut buf)
-            .expect("recv")
-            .is_empty());
-        assert_eq!(buf, [7u8; 64]);
+        // Longer than the buffer: refused, not cut, and gone.
+        let err = super::recv_message(b.as_fd(), &mut buf).expect_err("too long");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
         // The other end closed: an empty message.
         super::recv_message(b.as_fd(), &mut buf).expect("recv");
         assert!(buf.is_empty());

@@ -801,6 +801,37 @@ fn seccomp_notify_hands_each_listener_to_the_agent() {
     }
 }
 
+/// The init's last receive (the start word of a foreground `run`) comes after its seccomp
+/// filter is loaded (without no_new_privs, before the capabilities go): a profile that
+/// refuses recvmsg, which the container's program never makes, must not stop the runtime's
+/// own receive. It is recv(2), the recvfrom call, as it was; for a while it was recvmsg, and
+/// the init failed ("Operation not permitted") where runc ran the container.
+#[test]
+fn a_profile_without_recvmsg_still_starts_the_container() {
+    need_root!();
+    need_runc!();
+    for no_new_privileges in [false, true] {
+        let mut bundle = Bundle::new(&["true"]);
+        edit(&mut bundle, |v| {
+            v["process"]["noNewPrivileges"] = json!(no_new_privileges);
+            v["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["recvmsg"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+            });
+        });
+        for (name, rt) in runtimes() {
+            let id = unique("no-recvmsg");
+            let ran = rt.run(&["run", "--bundle", path(bundle.path()), &id]);
+            rt.run(&["delete", "--force", &id]).ok();
+            assert_eq!(
+                ran.code(),
+                Some(0),
+                "{name}, no_new_privileges {no_new_privileges}: {ran:?}"
+            );
+        }
+    }
+}
+
 /// What runc refuses of SCMP_ACT_NOTIFY, refused as runc does, in its words, nothing left.
 #[test]
 fn seccomp_notify_without_a_way_to_an_agent_is_refused() {

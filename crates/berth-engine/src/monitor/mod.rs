@@ -9,9 +9,10 @@
 //! Stack: an idle monitor waits in `poll` in `Run::serve`, and what the frames above it hold
 //! stays dirty memory for the container's whole life; what lies below is given back a second
 //! after the start (`berth_sys::process::drop_unused_stack`). So the work that needs a large
-//! frame — the container's start, every 32 KiB read buffer — is in functions never inlined
-//! into the loop or its callers (`#[inline(never)]`): with them inlined, the loop's frames
-//! took 94 KiB (gdb on an idle monitor: serve 40, main_loop 42); now 30.
+//! frame — the container's start, every 32 KiB buffer of output read — is in functions never
+//! inlined into the loop or its callers (`#[inline(never)]`): with them inlined, the loop's
+//! frames took 94 KiB (gdb on an idle monitor: serve 40, main_loop 42); now 30. (A client's
+//! frames are read straight into its own buffer: no array on the stack at all.)
 
 mod client;
 mod exec;

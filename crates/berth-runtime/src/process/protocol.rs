@@ -132,9 +132,11 @@ impl Channel {
     /// word behind `Go`, and an init that fails before it reads it exits) makes the kernel
     /// report ECONNRESET once, possibly before what that side sent last (its failure): the
     /// error is taken as read, and the message behind it (or the end) is what counts.
-    /// Descriptors sent with it are closed.
+    /// recv(2), the recvfrom system call: the init's last receive (`Start`) comes after the
+    /// container's seccomp filter is loaded, and a profile may allow it and not recvmsg.
     pub fn recv<T: DeserializeOwned>(&self) -> io::Result<T> {
-        Ok(self.recv_with_fds()?.0)
+        let received = self.receive(berth_sys::fd::recv_message);
+        received.map(|((), msg)| msg)
     }
 
     /// `msg` with `fds` passed along (SCM_RIGHTS; at most 253, the kernel's SCM_MAX_FD).
@@ -146,13 +148,22 @@ impl Channel {
     /// The next message and the descriptors that came with it (close-on-exec).
     /// ECONNRESET as in [`Channel::recv`].
     pub fn recv_with_fds<T: DeserializeOwned>(&self) -> io::Result<(T, Vec<OwnedFd>)> {
+        let received = self.receive(berth_sys::fd::recv_message_with_fds);
+        received.map(|(fds, msg)| (msg, fds))
+    }
+
+    /// One message into this end's buffer by `how`, parsed; ECONNRESET as in [`Channel::recv`].
+    fn receive<R, T: DeserializeOwned>(
+        &self,
+        how: impl Fn(BorrowedFd<'_>, &mut Vec<u8>) -> io::Result<R>,
+    ) -> io::Result<(R, T)> {
         let mut buf = self.buf.borrow_mut();
         if buf.capacity() < MAX_MESSAGE {
             buf.reserve_exact(MAX_MESSAGE);
         }
-        let fds = match berth_sys::fd::recv_message(self.fd.as_fd(), &mut buf) {
+        let extra = match how(self.fd.as_fd(), &mut buf) {
             Err(e) if e.raw_os_error() == Some(nix::libc::ECONNRESET) => {
-                berth_sys::fd::recv_message(self.fd.as_fd(), &mut buf)?
+                how(self.fd.as_fd(), &mut buf)?
             }
             other => other?,
         };
@@ -160,7 +171,7 @@ impl Channel {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let msg = serde_json::from_slice(&buf).map_err(io::Error::other)?;
-        Ok((msg, fds))
+        Ok((extra, msg))
     }
 
     /// Shuts the socket down both ways: the other side reads the end, as if it were closed,
