@@ -62,7 +62,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
             &AttachOptions::default(),
             Some(monitor),
         )?;
-        print_warnings(&engine, &record.id);
+        print_warnings(&engine, &record);
         outln!("{}", record.id);
         return Ok(0);
     }
@@ -83,7 +83,7 @@ fn attach_start(
     let _raw = (tty && stdin).then(RawMode::enable);
     let attached = relay::attached(stdin, tty);
     let (record, mut session) = lifecycle::start_with(engine, id, &attached, monitor)?;
-    print_warnings(engine, id);
+    print_warnings(engine, &record);
     let ended = relay::exit_code(engine, &record.id, &mut session, stdin, tty, keys)?;
     Ok(ended.unwrap_or(0))
 }
@@ -167,12 +167,14 @@ fn create_record(
     })
 }
 
-/// What the network attach warned about (e.g. a host firewall that drops forwarded traffic),
-/// on stderr as Docker prints its warnings: berth never opens a port silently in vain.
-fn print_warnings(engine: &Engine, id: &str) {
-    let Ok(record) = engine.containers.load(id) else {
-        return;
-    };
+/// What the container's creation and its network attach warned about (limits a rootless host
+/// ignores, a host firewall that drops forwarded traffic), on stderr as Docker prints its
+/// warnings: berth never opens a port silently in vain. From the record as the monitor left it
+/// (with the network's); a `--rm` container that ended at once may be gone with its record
+/// already, and then what `record`, as it was started, says (the warnings of its creation).
+fn print_warnings(engine: &Engine, record: &berth_engine::records::Record) {
+    let loaded = engine.containers.load(&record.id);
+    let record = loaded.as_ref().unwrap_or(record);
     let warnings = record
         .warnings
         .iter()
