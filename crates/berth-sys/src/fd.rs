@@ -214,37 +214,29 @@ pub fn recv_with_fds(
     Ok((n, fds))
 }
 
-/// Receives one message into `buf`, replacing what it held, with recv(2) (the recvfrom system
-/// call, which a seccomp profile may allow without recvmsg): the init protocol's receives after
-/// the container's filter is loaded. Only the bytes the message holds are written: a buffer
-/// sized for the largest message a protocol allows (64 KiB) but given a few hundred bytes
-/// touches one page, where a zeroed one of that size faults in all sixteen at every receive
-/// (and, on the stack, makes its frame probe them page by page). A message longer than `buf`'s
-/// capacity is an error (it is consumed); an empty `buf` is the end of the stream, so `buf`
-/// must have room. Descriptors sent with the message are closed by the kernel.
+/// Receives one message (a datagram or seqpacket socket's) into `buf`, replacing what it held,
+/// with recv(2) (the recvfrom system call, which a seccomp profile may allow without recvmsg):
+/// the init protocol's receives after the container's filter is loaded. Only the bytes the
+/// message holds are written: a buffer sized for the largest message a protocol allows (64 KiB)
+/// but given a few hundred bytes touches one page, where a zeroed one of that size faults in
+/// all sixteen at every receive (and, on the stack, makes its frame probe them page by page).
+/// A message longer than `buf`'s capacity is an error (it is consumed); an empty `buf` is the
+/// end of the stream, so `buf` must have room. Descriptors sent with the message are closed by
+/// the kernel.
 pub fn recv_message(socket: std::os::fd::BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     buf.clear();
     let spare = buf.spare_capacity_mut();
-    let n = loop {
-        // SAFETY: `spare` is writable for its length, and recv(2) writes no more than that;
-        // MSG_TRUNC only makes it return a datagram's whole length.
-        let n = unsafe {
-            libc::recv(
-                socket.as_raw_fd(),
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                libc::MSG_TRUNC,
-            )
-        };
-        if n >= 0 {
-            break n as usize;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    };
+    // SAFETY: `spare` is writable for its length, and recv(2) writes no more than that;
+    // MSG_TRUNC only makes it return a datagram's whole length.
+    let n = count_retrying(|| unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_TRUNC,
+        )
+    })?;
     too_long(n, spare.len())?;
     // SAFETY: recv(2) wrote the message's n bytes at the start of the spare capacity, and n is
     // at most its length (checked just above).
@@ -278,6 +270,20 @@ pub fn recv_message_with_fds(
     Ok(fds)
 }
 
+/// A system call that returns a count, or -1 and errno: made again while it is interrupted.
+fn count_retrying(mut call: impl FnMut() -> libc::ssize_t) -> io::Result<usize> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
 /// A message of `len` bytes (usize::MAX: more than the buffer) into a buffer of `capacity`.
 fn too_long(len: usize, capacity: usize) -> io::Result<()> {
     if len <= capacity {
@@ -301,17 +307,10 @@ pub fn read_appending(
     use std::os::fd::AsRawFd;
     buf.reserve(max);
     let spare = &mut buf.spare_capacity_mut()[..max];
-    let n = loop {
-        // SAFETY: `spare` is writable for its length, which the kernel does not exceed.
-        let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    };
+    // SAFETY: `spare` is writable for its length, which the kernel does not exceed.
+    let n = count_retrying(|| unsafe {
+        libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len())
+    })?;
     let len = buf.len() + n;
     // SAFETY: read(2) wrote n bytes right after the initialised ones, n at most `max`, which the
     // reserve above made room for.
@@ -342,18 +341,11 @@ fn recvmsg_rights(
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    let n = loop {
-        // SAFETY: `msg` describes `buf` (writable for its length) and `control` (writable for
-        // msg_controllen bytes); the kernel writes no more than those lengths.
-        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    };
+    // SAFETY: `msg` describes `buf` (writable for its length) and `control` (writable for
+    // msg_controllen bytes); the kernel writes no more than those lengths.
+    let n = count_retrying(|| unsafe {
+        libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC)
+    })?;
     let mut fds = Vec::new();
     // SAFETY: `msg` is the header the kernel just filled in: its control pointer and length
     // bound the walk, which CMSG_FIRSTHDR and CMSG_NXTHDR keep inside.
