@@ -99,8 +99,13 @@ impl Waiter {
         loop {
             let record = match engine.containers.load(id) {
                 Ok(r) => refresh(engine, r)?,
-                // Removed (rm, --rm): the last exit code seen is the one it had.
-                Err(Error::NoSuchContainer(_)) => return Ok(Some(code)),
+                // Removed (rm, --rm). A monitor removes the record of a `--rm` container, then
+                // reports its exit: with a session open, the exit code is on its way there
+                // (the record read last may be from while it ran); else the last one seen.
+                Err(Error::NoSuchContainer(_)) => {
+                    let reported = session.as_mut().and_then(|s| exit_reported(s, gone));
+                    return Ok(Some(reported.unwrap_or(code)));
+                }
                 Err(e) => return Err(e),
             };
             let st = &record.state;
@@ -169,6 +174,20 @@ fn wait_session(engine: &Engine, id: &str) -> Result<Session> {
         .send(Kind::Attach, &exit_only())
         .map_err(Error::io("talk to the monitor of", crate::error::short(id)))?;
     Ok(session)
+}
+
+/// The exit code the monitor sends on `session` after a removal, read until it comes (it
+/// follows the removal at once); `None` once the monitor hung up without it, `gone()` said to
+/// stop, or a few seconds passed (a monitor that no longer answers).
+fn exit_reported(session: &mut Session, gone: &dyn Fn() -> bool) -> Option<i32> {
+    for _ in 0..5 {
+        match exit_within(session, TICK) {
+            Ok(Some(code)) => return Some(code),
+            Ok(None) if !gone() => {}
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// The exit code if the monitor sends it within `timeout`; an error once it hung up.
