@@ -97,45 +97,47 @@ impl Waiter {
         let mut code = self.first.state.exit_code;
         let mut session: Option<Session> = None;
         loop {
-            let record = match engine.containers.load(id) {
-                Ok(r) => refresh(engine, r)?,
-                // Removed (rm, --rm). A monitor removes the record of a `--rm` container, then
-                // reports its exit: with a session open, the exit code is on its way there
-                // (the record read last may be from while it ran); else the last one seen.
-                Err(Error::NoSuchContainer(_)) => {
-                    let reported = session.as_mut().and_then(|s| exit_reported(s, gone));
-                    return Ok(Some(reported.unwrap_or(code)));
+            let removed = match engine.containers.load(id) {
+                Ok(record) => {
+                    let record = refresh(engine, record)?;
+                    let st = &record.state;
+                    let live = st.status.is_live();
+                    code = st.exit_code;
+                    let exited_since = st.finished_at != self.first.state.finished_at;
+                    match condition {
+                        Condition::NotRunning if !live => return Ok(Some(code)),
+                        Condition::NextExit if !live && exited_since => return Ok(Some(code)),
+                        _ => {}
+                    }
+                    if session.is_none() {
+                        session = if live {
+                            wait_session(engine, id).ok()
+                        } else {
+                            self.next_start()
+                        };
+                    }
+                    if session.is_none() && live {
+                        // The monitor is finishing (or still starting): the record says so soon.
+                        std::thread::sleep(IDLE / 10);
+                    }
+                    false
                 }
+                // Removed (rm, --rm), and no monitor to hear from: the last exit code seen.
+                Err(Error::NoSuchContainer(_)) if session.is_none() => return Ok(Some(code)),
+                // A monitor removes a `--rm` container's record, then reports its exit: the
+                // code is on its way on the session (the record read last may be from while
+                // the container ran).
+                Err(Error::NoSuchContainer(_)) => true,
                 Err(e) => return Err(e),
             };
-            let st = &record.state;
-            let live = st.status.is_live();
-            code = st.exit_code;
-            let exited_since = st.finished_at != self.first.state.finished_at;
-            match condition {
-                Condition::NotRunning if !live => return Ok(Some(code)),
-                Condition::NextExit if !live && exited_since => return Ok(Some(code)),
-                _ => {}
-            }
             if gone() {
                 return Ok(None);
             }
-            if session.is_none() {
-                session = if live {
-                    wait_session(engine, id).ok()
-                } else {
-                    self.next_start()
-                };
-            }
             let Some(s) = session.as_mut() else {
-                // The monitor is finishing (or still starting): the record says so soon.
-                if live {
-                    std::thread::sleep(IDLE / 10);
-                }
                 continue;
             };
             match exit_within(s, TICK) {
-                Ok(Some(c)) if condition != Condition::Removed => return Ok(Some(c)),
+                Ok(Some(c)) if condition != Condition::Removed || removed => return Ok(Some(c)),
                 Ok(Some(c)) => {
                     code = c;
                     session = None;
@@ -174,20 +176,6 @@ fn wait_session(engine: &Engine, id: &str) -> Result<Session> {
         .send(Kind::Attach, &exit_only())
         .map_err(Error::io("talk to the monitor of", crate::error::short(id)))?;
     Ok(session)
-}
-
-/// The exit code the monitor sends on `session` after a removal, read until it comes (it
-/// follows the removal at once); `None` once the monitor hung up without it, `gone()` said to
-/// stop, or a few seconds passed (a monitor that no longer answers).
-fn exit_reported(session: &mut Session, gone: &dyn Fn() -> bool) -> Option<i32> {
-    for _ in 0..5 {
-        match exit_within(session, TICK) {
-            Ok(Some(code)) => return Some(code),
-            Ok(None) if !gone() => {}
-            _ => return None,
-        }
-    }
-    None
 }
 
 /// The exit code if the monitor sends it within `timeout`; an error once it hung up.

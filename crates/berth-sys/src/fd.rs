@@ -189,8 +189,7 @@ pub fn close_from_for_good(first: u32) -> io::Result<()> {
 /// Receives one descriptor passed with SCM_RIGHTS (runc's console-socket protocol: the pty
 /// master with its name as the payload), close-on-exec.
 pub fn recv_fd(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedFd> {
-    let mut buf = [0u8; 256];
-    let (_, mut owned) = recv_with_fds(socket, &mut buf)?;
+    let mut owned = recv_message_with_fds(socket, &mut Vec::with_capacity(4096))?;
     if owned.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -199,19 +198,6 @@ pub fn recv_fd(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::O
     }
     // Every extra descriptor a sender put in is closed with the vector.
     Ok(owned.swap_remove(0))
-}
-
-/// Receives one message into `buf` and the descriptors passed with it (SCM_RIGHTS),
-/// close-on-exec: the payload's length (0 at end of stream) and the descriptors.
-pub fn recv_with_fds(
-    socket: std::os::fd::BorrowedFd<'_>,
-    buf: &mut [u8],
-) -> io::Result<(usize, Vec<std::os::fd::OwnedFd>)> {
-    // SAFETY: the slice is only written to, by the kernel, and with bytes: nothing uninitialised
-    // is ever written into initialised memory through this view.
-    let buf = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
-    let (n, fds, _) = recvmsg_rights(socket, buf)?;
-    Ok((n, fds))
 }
 
 /// Receives one message (a datagram or seqpacket socket's) into `buf`, replacing what it held,
@@ -237,7 +223,9 @@ pub fn recv_message(socket: std::os::fd::BorrowedFd<'_>, buf: &mut Vec<u8>) -> i
             libc::MSG_TRUNC,
         )
     })?;
-    too_long(n, spare.len())?;
+    if n > spare.len() {
+        return Err(too_long(spare.len()));
+    }
     // SAFETY: recv(2) wrote the message's n bytes at the start of the spare capacity, and n is
     // at most its length (checked just above).
     unsafe { buf.set_len(n) };
@@ -256,7 +244,7 @@ pub fn recv_message_with_fds(
     let capacity = spare.len();
     let (n, fds, flags) = recvmsg_rights(socket, spare)?;
     if flags & libc::MSG_TRUNC != 0 {
-        too_long(usize::MAX, capacity)?;
+        return Err(too_long(capacity));
     }
     if flags & libc::MSG_CTRUNC != 0 {
         return Err(io::Error::new(
@@ -284,15 +272,12 @@ fn count_retrying(mut call: impl FnMut() -> libc::ssize_t) -> io::Result<usize> 
     }
 }
 
-/// A message of `len` bytes (usize::MAX: more than the buffer) into a buffer of `capacity`.
-fn too_long(len: usize, capacity: usize) -> io::Result<()> {
-    if len <= capacity {
-        return Ok(());
-    }
-    Err(io::Error::new(
+/// The error of a message longer than the `capacity` bytes of the buffer it was received into.
+fn too_long(capacity: usize) -> io::Error {
+    io::Error::new(
         io::ErrorKind::InvalidData,
         format!("a message longer than the {capacity} bytes a receive takes"),
-    ))
+    )
 }
 
 /// One read(2) from `fd` appended to `buf`: at most `max` bytes, into room reserved for them

@@ -72,12 +72,12 @@ pub fn make_in_netns<T: std::os::fd::AsFd>(
         }
         crate::process::Forked::Parent(pid) => {
             drop(theirs);
-            let mut buf = [0u8; 512];
-            let got = crate::fd::recv_with_fds(ours.as_fd(), &mut buf);
+            let mut buf = Vec::with_capacity(4096);
+            let got = crate::fd::recv_message_with_fds(ours.as_fd(), &mut buf);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            let (n, mut fds) = got?;
+            let mut fds = got?;
             fds.pop().ok_or_else(|| {
-                let why = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let why = String::from_utf8_lossy(&buf).into_owned();
                 io::Error::other(format!("in the network namespace: {why}"))
             })
         }
