@@ -103,21 +103,30 @@ pub fn kill(pid: i32, signal: SignalNumber) -> nix::Result<()> {
     nix::errno::Errno::result(rc).map(drop)
 }
 
-/// What a process standing for another passes on to it (Docker's sig-proxy, runc's foreground
-/// relay): every signal but SIGKILL and SIGSTOP (no one can catch them), SIGCHLD and SIGPIPE
-/// (about its own children and pipes), SIGURG (skipped by Docker's and runc's Go runtimes too),
-/// the synchronous faults (about itself), and the terminal's job control, SIGTSTP, SIGTTIN and
-/// SIGTTOU, which stay the proxy's own: blocked, a background read of the terminal would get
-/// EIO (its stdin closed for good) and a background tcsetattr would succeed (a raw terminal
-/// under the shell) instead of stopping the job. Real-time signals included; glibc's 32 and 33
-/// are never in a filled set.
-pub fn forwarded() -> nix::sys::signal::SigSet {
+/// Every signal a process can catch and should take as another's: all but SIGKILL and SIGSTOP
+/// (no one can catch them) and the synchronous faults (about the process itself, as tini
+/// leaves them). Real-time signals included; glibc's 32 and 33 are never in a filled set.
+pub fn catchable() -> nix::sys::signal::SigSet {
     use nix::sys::signal::Signal::*;
     let mut set = nix::sys::signal::SigSet::all();
     for s in [
-        SIGKILL, SIGSTOP, SIGCHLD, SIGPIPE, SIGURG, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
-        SIGSYS, SIGABRT, SIGTSTP, SIGTTIN, SIGTTOU,
+        SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT,
     ] {
+        set.remove(s);
+    }
+    set
+}
+
+/// What a process standing for another passes on to it (Docker's sig-proxy, runc's foreground
+/// relay): the [`catchable`] signals but SIGCHLD and SIGPIPE (about its own children and
+/// pipes), SIGURG (skipped by Docker's and runc's Go runtimes too), and the terminal's job
+/// control, SIGTSTP, SIGTTIN and SIGTTOU, which stay the proxy's own: blocked, a background
+/// read of the terminal would get EIO (its stdin closed for good) and a background tcsetattr
+/// would succeed (a raw terminal under the shell) instead of stopping the job.
+pub fn forwarded() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::Signal::*;
+    let mut set = catchable();
+    for s in [SIGCHLD, SIGPIPE, SIGURG, SIGTSTP, SIGTTIN, SIGTTOU] {
         set.remove(s);
     }
     set

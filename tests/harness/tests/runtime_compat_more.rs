@@ -685,11 +685,12 @@ impl Agent {
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { return };
-                let mut buf = vec![0u8; 64 * 1024];
-                let Ok((n, mut fds)) = berth_sys::fd::recv_with_fds(conn.as_fd(), &mut buf) else {
+                let mut buf = Vec::with_capacity(64 * 1024);
+                let Ok(mut fds) = berth_sys::fd::recv_message_with_fds(conn.as_fd(), &mut buf)
+                else {
                     continue;
                 };
-                let state = serde_json::from_slice(&buf[..n]).unwrap_or(Value::Null);
+                let state = serde_json::from_slice(&buf).unwrap_or(Value::Null);
                 seen.lock().unwrap_or_else(|e| e.into_inner()).push(state);
                 if let Some(fd) = fds.pop() {
                     std::thread::spawn(move || answer(fd));

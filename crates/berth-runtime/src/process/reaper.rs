@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::ffi::CString;
 
 use berth_sys::signal::WaitFor;
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::unistd::{getpgrp, setpgid, tcsetpgrp, Pid};
 
 use crate::plan::ProcessPlan;
@@ -16,29 +16,6 @@ use crate::step::{Step, StepResult};
 /// The annotation that asks for the reaper.
 pub const ANNOTATION: &str = "io.berth.init";
 
-/// Signals the reaper leaves alone: synchronous faults, which are about the reaper itself, as
-/// in tini; SIGKILL and SIGSTOP, which cannot be caught at all.
-const NOT_FORWARDED: [Signal; 9] = [
-    Signal::SIGFPE,
-    Signal::SIGILL,
-    Signal::SIGSEGV,
-    Signal::SIGBUS,
-    Signal::SIGABRT,
-    Signal::SIGTRAP,
-    Signal::SIGSYS,
-    Signal::SIGKILL,
-    Signal::SIGSTOP,
-];
-
-/// Every signal the reaper waits for: all catchable ones (SIGCHLD included).
-fn waited() -> SigSet {
-    let mut set = SigSet::all();
-    for s in NOT_FORWARDED {
-        set.remove(s);
-    }
-    set
-}
-
 /// Forks the user's program under a reaper. Returns only on error, before the fork or in the
 /// child; the reaper itself ends in `_exit` with the program's status.
 pub fn exec_under_reaper(
@@ -46,7 +23,8 @@ pub fn exec_under_reaper(
     exe: &CString,
     via: &crate::protect::ExecVia,
 ) -> StepResult<Infallible> {
-    let set = waited();
+    // Every catchable signal (SIGCHLD included); the faults are about the reaper itself.
+    let set = berth_sys::signal::catchable();
     // Blocked before the fork so that no signal sent in between is lost: a blocked signal stays
     // pending, even for a pid namespace's init, until sigwait takes it.
     let mut old = SigSet::empty();
