@@ -271,13 +271,31 @@ impl NetStore {
         let mut atts = Vec::new();
         let mut errors = Vec::new();
         for net in networks {
-            let mine = match leases::of_container(&self.net_dir(&net.id), container_id) {
-                Ok(l) => l,
+            let (mine, temporary) = match leases::held_by(&self.net_dir(&net.id), container_id) {
+                Ok(held) => held,
                 Err(e) => {
                     errors.push(e);
                     continue;
                 }
             };
+            // Only a killed write's temporary: an attachment with nothing to undo but that
+            // file, which releasing it removes.
+            if mine.is_empty() && temporary {
+                atts.push(Attachment {
+                    container_id: container_id.to_string(),
+                    network: net.name.clone(),
+                    network_id: net.id.clone(),
+                    ip: None,
+                    prefix: net.subnet.prefix,
+                    gateway: None,
+                    mac: None,
+                    host_veth: None,
+                    ports: Vec::new(),
+                    dns: None,
+                    warnings: Vec::new(),
+                    ifname: String::new(),
+                });
+            }
             atts.extend(mine.into_iter().map(|(ip, lease)| Attachment {
                 container_id: lease.container_id,
                 network: net.name.clone(),

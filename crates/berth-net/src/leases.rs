@@ -43,13 +43,17 @@ struct Entry {
     ip: Ipv4Addr,
     container_id: String,
     path: PathBuf,
+    /// `.<ip>_<id>.tmp`: a write's temporary (see `write_json`). Under the network's lock it
+    /// is renamed before the lock goes, so one seen there was left by a writer killed between
+    /// the two: no lease, but its container's to remove.
+    temporary: bool,
 }
 
 fn file_name(ip: Ipv4Addr, container_id: &str) -> String {
     format!("{ip}_{container_id}")
 }
 
-/// The lease files by name (not read). Names that are not leases (temporaries) are skipped.
+/// The lease files and their temporaries by name (not read); other names are skipped.
 fn entries(net_dir: &Path, step: &'static str) -> Result<Vec<Entry>> {
     let d = dir(net_dir);
     let read = match fs::read_dir(&d) {
@@ -61,7 +65,14 @@ fn entries(net_dir: &Path, step: &'static str) -> Result<Vec<Entry>> {
     for entry in read {
         let entry = entry.map_err(|e| NetError::io(step, &d, e))?;
         let name = entry.file_name();
-        let name = name.to_str().filter(|n| !n.starts_with('.'));
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let temporary = name.starts_with('.');
+        let name = match temporary {
+            true => name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")),
+            false => Some(name),
+        };
         let Some((ip, id)) = name.and_then(|n| n.split_once('_')) else {
             continue;
         };
@@ -70,6 +81,7 @@ fn entries(net_dir: &Path, step: &'static str) -> Result<Vec<Entry>> {
                 ip,
                 container_id: id.to_string(),
                 path: entry.path(),
+                temporary,
             });
         }
     }
@@ -111,12 +123,19 @@ fn legacy(net_dir: &Path, step: &'static str) -> Result<Leases> {
     }
 }
 
+/// The leases' files: [`entries`] less the temporaries.
+fn lease_entries(net_dir: &Path, step: &'static str) -> Result<Vec<Entry>> {
+    let mut all = entries(net_dir, step)?;
+    all.retain(|e| !e.temporary);
+    Ok(all)
+}
+
 /// Every lease of the network that can be read. A damaged one (empty after a crash, garbage,
 /// not a file) is left out rather than failing every reader (`network inspect`, the DNS
 /// server): its name still holds its address, and its container's release removes it.
 pub(crate) fn all(net_dir: &Path) -> Result<Leases> {
     let mut leases = legacy(net_dir, "read leases")?;
-    for e in entries(net_dir, "read leases")? {
+    for e in lease_entries(net_dir, "read leases")? {
         // Err: released since the directory was listed, or damaged.
         if let Ok(l) = read_lease("read leases", &e.path) {
             leases.insert(e.ip, l);
@@ -129,10 +148,11 @@ pub(crate) fn all(net_dir: &Path) -> Result<Leases> {
 /// any is in use.
 pub(crate) fn count(net_dir: &Path) -> Result<usize> {
     let step = "read leases";
-    Ok(legacy(net_dir, step)?.len() + entries(net_dir, step)?.len())
+    Ok(legacy(net_dir, step)?.len() + lease_entries(net_dir, step)?.len())
 }
 
-/// The ids of the containers holding leases, from the files' names (none read).
+/// The ids of the containers holding leases, from the files' names (none read), with those
+/// of the temporaries a killed writer left: a sweep that releases the holders removes them too.
 pub(crate) fn holders(net_dir: &Path) -> Result<BTreeSet<String>> {
     let step = "read leases";
     let mut ids: BTreeSet<String> = legacy(net_dir, step)?
@@ -144,7 +164,8 @@ pub(crate) fn holders(net_dir: &Path) -> Result<BTreeSet<String>> {
 }
 
 /// Before an attach, under the network's lock, in one listing: drops the container's leases
-/// left by an earlier attach whose teardown never ran, and returns the addresses in use.
+/// (and temporaries) left by an earlier attach whose teardown never ran, and returns the
+/// addresses in use.
 pub(crate) fn prepare_attach(net_dir: &Path, container_id: &str) -> Result<BTreeSet<Ipv4Addr>> {
     let step = "allocate address";
     let mut old = legacy(net_dir, step)?;
@@ -155,7 +176,9 @@ pub(crate) fn prepare_attach(net_dir: &Path, container_id: &str) -> Result<BTree
     let mut used: BTreeSet<Ipv4Addr> = old.into_keys().collect();
     for e in entries(net_dir, step)? {
         if e.container_id != container_id {
-            used.insert(e.ip);
+            if !e.temporary {
+                used.insert(e.ip);
+            }
             continue;
         }
         match fs::remove_file(&e.path) {
@@ -170,21 +193,33 @@ pub(crate) fn prepare_attach(net_dir: &Path, container_id: &str) -> Result<BTree
 
 /// The container's leases (read only its own files).
 pub(crate) fn of_container(net_dir: &Path, container_id: &str) -> Result<Leases> {
+    Ok(held_by(net_dir, container_id)?.0)
+}
+
+/// The container's leases (read only its own files), and whether a write of its killed
+/// before the rename left a temporary (no lease, but the container's release removes it).
+pub(crate) fn held_by(net_dir: &Path, container_id: &str) -> Result<(Leases, bool)> {
     let step = "read leases";
     let mut mine = legacy(net_dir, step)?;
     mine.retain(|_, l| l.container_id == container_id);
+    let mut temporary = false;
     for e in entries(net_dir, step)? {
-        if e.container_id == container_id {
-            match read_lease(step, &e.path) {
-                Ok(l) => {
-                    mine.insert(e.ip, l);
-                }
-                Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(err),
+        if e.container_id != container_id {
+            continue;
+        }
+        if e.temporary {
+            temporary = true;
+            continue;
+        }
+        match read_lease(step, &e.path) {
+            Ok(l) => {
+                mine.insert(e.ip, l);
             }
+            Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
         }
     }
-    Ok(mine)
+    Ok((mine, temporary))
 }
 
 /// Records a lease. Under the network's lock. The directory is made on the first lease of a
@@ -204,7 +239,8 @@ pub(crate) fn write(net_dir: &Path, ip: Ipv4Addr, lease: &Lease) -> Result<()> {
     )
 }
 
-/// Drops the container's leases and returns them. Under the network's lock.
+/// Drops the container's leases and returns them, and removes its temporaries. Under the
+/// network's lock.
 pub(crate) fn remove_container(net_dir: &Path, container_id: &str) -> Result<Leases> {
     let step = "release lease";
     let mut gone = Leases::new();
@@ -223,15 +259,19 @@ pub(crate) fn remove_container(net_dir: &Path, container_id: &str) -> Result<Lea
         if e.container_id != container_id {
             continue;
         }
-        match read_lease(step, &e.path) {
-            Ok(l) => {
-                gone.insert(e.ip, l);
+        // A killed write's temporary is no lease: removed, not read.
+        if !e.temporary {
+            match read_lease(step, &e.path) {
+                Ok(l) => {
+                    gone.insert(e.ip, l);
+                }
+                Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                    continue
+                }
+                // A record that cannot be read is still this container's lease: freed all the
+                // same.
+                Err(_) => {}
             }
-            Err(NetError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                continue
-            }
-            // A record that cannot be read is still this container's lease: freed all the same.
-            Err(_) => {}
         }
         match fs::remove_file(&e.path) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => {
@@ -259,7 +299,7 @@ pub(crate) fn update_container(
         write_json(step, &net_dir.join(LEGACY), &old)?;
         found = true;
     }
-    for e in entries(net_dir, step)? {
+    for e in lease_entries(net_dir, step)? {
         if e.container_id == container_id {
             let mut lease = read_lease(step, &e.path)?;
             change(&mut lease);
@@ -315,6 +355,12 @@ mod tests {
         assert_eq!(all(d.path()).unwrap().len(), 2);
         assert_eq!(used(d.path()).unwrap(), BTreeSet::from([ip(2), ip(3)]));
         let ids = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        // ... but its container's, swept with it (a writer killed before the rename).
+        assert_eq!(holders(d.path()).unwrap(), ids(&["aaa", "bbb", "ccc"]));
+        assert_eq!(count(d.path()).unwrap(), 2);
+        assert_eq!(held_by(d.path(), "ccc").unwrap(), (Leases::new(), true));
+        assert!(remove_container(d.path(), "ccc").unwrap().is_empty());
+        assert!(!d.path().join("leases/.10.0.0.4_ccc.tmp").exists());
         assert_eq!(holders(d.path()).unwrap(), ids(&["aaa", "bbb"]));
         assert_eq!(of_container(d.path(), "bbb").unwrap()[&ip(3)].name, "b");
         assert!(update_container(d.path(), "aaa", |l| l.name = "renamed".into()).unwrap());
@@ -325,11 +371,13 @@ mod tests {
         assert!(!update_container(d.path(), "aaa", |_| {}).unwrap());
         // A stale lease of the container attaching again is dropped, its address free.
         write(d.path(), ip(5), &lease("ddd", "d")).unwrap();
+        fs::write(d.path().join("leases/.10.0.0.6_ddd.tmp"), b"{").unwrap();
         assert_eq!(
             prepare_attach(d.path(), "ddd").unwrap(),
             BTreeSet::from([ip(3)])
         );
         assert!(of_container(d.path(), "ddd").unwrap().is_empty());
+        assert!(!d.path().join("leases/.10.0.0.6_ddd.tmp").exists());
     }
 
     #[test]

@@ -280,9 +280,7 @@ impl Berth {
             step_leases()
                 .difference(&self.leases_before)
                 .filter(|lease| {
-                    let name = lease.file_name().unwrap_or_default().to_string_lossy();
-                    name.split_once('_')
-                        .is_some_and(|(_, id)| cgroup_dirs(id).is_empty())
+                    lease_holder(lease).is_some_and(|id| cgroup_dirs(&id).is_empty())
                         && lease.exists()
                 })
                 .map(|lease| {
@@ -378,7 +376,7 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The lease files (`<ip>_<container id>`) of build steps (`build-<random>-<n>`) on the
+/// The lease files (`<ip>_<container id>`, and temporaries of their writes) of build steps (`build-<random>-<n>`) on the
 /// networks shared by every data root (the default bridge's, /run/berth/network/<id>/leases):
 /// a build of any root leases there.
 pub fn step_leases() -> BTreeSet<PathBuf> {
@@ -392,14 +390,20 @@ pub fn step_leases() -> BTreeSet<PathBuf> {
             .flatten()
     })
     .flatten()
-    .filter(|e| {
-        let name = e.file_name();
-        name.to_string_lossy()
-            .split_once('_')
-            .is_some_and(|(_, id)| id.starts_with("build-"))
-    })
     .map(|e| e.path())
+    .filter(|lease| lease_holder(lease).is_some_and(|id| id.starts_with("build-")))
     .collect()
+}
+
+/// The container id a lease file (`<ip>_<id>`) or a write's temporary of one
+/// (`.<ip>_<id>.tmp`) names.
+fn lease_holder(lease: &Path) -> Option<String> {
+    let name = lease.file_name()?.to_str()?;
+    let name = match name.strip_prefix('.') {
+        Some(tmp) => tmp.strip_suffix(".tmp")?,
+        None => name,
+    };
+    Some(name.split_once('_')?.1.to_string())
 }
 
 /// The runtime's state directory of the data root `root`, as berth-engine names it

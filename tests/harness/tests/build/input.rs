@@ -217,6 +217,33 @@ fn a_signal_cancels_the_build_and_leaves_nothing() {
     }
 }
 
+#[test]
+fn a_lease_half_written_by_a_killed_build_is_swept_too() {
+    need_root!();
+    // Killed between writing its lease's temporary and renaming it, a step leaves
+    // `.<ip>_<step id>.tmp` in the default network's lease directory: no lease, but the
+    // step's all the same, and a build of any root may leave it there.
+    let berth = Berth::new();
+    let next = context(&[("Dockerfile", "FROM busybox\nRUN true\n")]);
+    build_progress(&berth, next.path(), &["-q"]);
+    let out = berth.ok(&["network", "inspect", "bridge"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("network inspect JSON");
+    let id = v[0]["Id"].as_str().expect("the bridge's id");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    let step = format!("build-t{}n{nanos}-1", std::process::id());
+    let tmp = Path::new("/run/berth/network")
+        .join(id)
+        .join("leases")
+        .join(format!(".172.17.255.250_{step}.tmp"));
+    fs::write(&tmp, b"{\"container_id\": ").expect("a killed write's temporary");
+    build_progress(&berth, next.path(), &["-q"]);
+    assert!(!tmp.exists(), "{} left", tmp.display());
+    // Dropping `berth` checks that no lease of a step that no longer runs is left.
+}
+
 /// The default network's endpoints (`network inspect bridge`) of the build whose directory is
 /// `build`: its steps' ids (`<build>-<n>`) and host veths.
 fn step_endpoints(berth: &Berth, build: &str) -> Vec<(String, String)> {
