@@ -414,12 +414,11 @@ pub fn list(root: &Root) -> Result<Vec<Container>> {
 /// Real-time signals count as the others do (berth_sys::signal::wait_exit).
 pub fn wait_exit(pid: i32) -> Result<i32> {
     use berth_sys::signal::WaitFor;
-    loop {
-        match berth_sys::signal::wait_exit(WaitFor::Pid(pid), 0) {
-            Ok(Some((_, code))) => return Ok(code),
-            Ok(None) => continue,
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            Err(e) => return Err(e).during("wait for the container process"),
-        }
+    match berth_sys::signal::wait_exit(WaitFor::Pid(pid), 0) {
+        Ok(Some((_, code))) => Ok(code),
+        // Without WNOHANG the kernel returns only with an exit (or an error).
+        Ok(None) => Err(std::io::Error::from_raw_os_error(libc::ECHILD))
+            .during("wait for the container process"),
+        Err(e) => Err(e).during("wait for the container process"),
     }
 }

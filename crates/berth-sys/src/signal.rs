@@ -155,7 +155,8 @@ pub enum WaitFor<'a> {
 /// waitid(2) for an exit (WEXITED, with the `WNOHANG`, `WNOWAIT` or `__WALL` of `flags`):
 /// `None` when WNOHANG found none, else the pid and its exit code as a shell reports it, 128 +
 /// the signal for a process a signal ended, real-time ones included (nix's `WaitStatus` cannot
-/// hold those and makes their exit an EINVAL error).
+/// hold those and makes their exit an EINVAL error). A signal handled while it waits does not
+/// end the wait (EINTR is retried: no caller stops there).
 pub fn wait_exit(on: WaitFor<'_>, flags: libc::c_int) -> std::io::Result<Option<(i32, i32)>> {
     use std::os::fd::AsRawFd;
     let (idtype, id) = match on {
@@ -168,10 +169,17 @@ pub fn wait_exit(on: WaitFor<'_>, flags: libc::c_int) -> std::io::Result<Option<
     };
     // SAFETY: an all-zero siginfo_t is a valid value (plain integers and unions of them).
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `info` is a valid siginfo_t for the kernel to fill; idtype/id/flags are plain.
-    let rc = unsafe { libc::waitid(idtype, id, &mut info, flags | libc::WEXITED) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
+    loop {
+        // SAFETY: `info` is a valid siginfo_t for the kernel to fill; idtype/id/flags are
+        // plain.
+        let rc = unsafe { libc::waitid(idtype, id, &mut info, flags | libc::WEXITED) };
+        if rc == 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
     }
     // SAFETY: waitid filled `info` for a child's exit (or left it zeroed under WNOHANG), so
     // the SIGCHLD fields are the ones to read.
@@ -284,5 +292,42 @@ mod tests {
             // SAFETY: `raw` is the set's own sigset_t; sigismember only reads it.
             assert_eq!(unsafe { libc::sigismember(raw, n) }, 1, "{n}");
         }
+    }
+
+    #[test]
+    fn a_handled_signal_does_not_end_the_wait() {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+        extern "C" fn ignore(_: libc::c_int) {}
+        // A handler without SA_RESTART: waitid(2) is then interrupted with EINTR.
+        let action = SigAction::new(
+            SigHandler::Handler(ignore),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: the handler does nothing, so it is async-signal-safe; no other test of this
+        // crate uses SIGUSR2.
+        unsafe { sigaction(Signal::SIGUSR2, &action) }.expect("sigaction");
+        #[expect(
+            clippy::zombie_processes,
+            reason = "reaped by wait_exit, under test here"
+        )]
+        let child = std::process::Command::new("sh")
+            .args(["-c", "sleep 0.3; exit 7"])
+            .spawn()
+            .expect("sh");
+        let pid = i32::try_from(child.id()).expect("pid");
+        // SAFETY: pthread_self has no preconditions.
+        let waiter = unsafe { libc::pthread_self() };
+        let signaller = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            // SAFETY: `waiter` is this test's thread, alive until the join below.
+            let rc = unsafe { libc::pthread_kill(waiter, libc::SIGUSR2) };
+            assert_eq!(rc, 0, "pthread_kill");
+        });
+        assert_eq!(
+            wait_exit(WaitFor::Pid(pid), 0).expect("waitid"),
+            Some((pid, 7))
+        );
+        signaller.join().expect("signaller");
     }
 }

@@ -25,12 +25,9 @@ pub(super) fn wait_readable(pidfd: &OwnedFd) -> nix::Result<()> {
 /// Real-time signals count as the others do (berth_sys::signal::wait_exit).
 pub(super) fn exit_code(pidfd: &OwnedFd, pid: i32, start: u64) -> i32 {
     use berth_sys::signal::{wait_exit, WaitFor};
-    loop {
-        return match wait_exit(WaitFor::PidFd(pidfd.as_fd()), libc::WNOHANG | libc::__WALL) {
-            Ok(Some((_, code))) => code,
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            _ => zombie_exit_code(pid, start).unwrap_or(255),
-        };
+    match wait_exit(WaitFor::PidFd(pidfd.as_fd()), libc::WNOHANG | libc::__WALL) {
+        Ok(Some((_, code))) => code,
+        _ => zombie_exit_code(pid, start).unwrap_or(255),
     }
 }
 
@@ -60,16 +57,12 @@ pub(super) fn reap_children(init: Option<i32>) -> Vec<(i32, i32)> {
         let peek = libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
         match wait_exit(WaitFor::Any, peek) {
             Ok(Some((pid, _))) if Some(pid) != init => {
-                let code = loop {
-                    match wait_exit(WaitFor::Pid(pid), libc::__WALL) {
-                        Ok(Some((_, code))) => break code,
-                        Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                        _ => break 255,
-                    }
+                let code = match wait_exit(WaitFor::Pid(pid), libc::__WALL) {
+                    Ok(Some((_, code))) => code,
+                    _ => 255,
                 };
                 reaped.push((pid, code));
             }
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             _ => return reaped,
         }
     }

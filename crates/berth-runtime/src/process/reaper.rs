@@ -90,7 +90,6 @@ fn reap_all(child: i32) -> Option<i32> {
                 }
             }
             Ok(None) => return result,
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
             Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return result,
             Err(_) => return result.or(Some(1)),
         }
