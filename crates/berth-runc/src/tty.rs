@@ -171,10 +171,10 @@ impl Drop for Signals {
 /// kills the process first.
 pub fn wait(terminal: Result<Option<Terminal>>, pid: i32) -> Result<i32> {
     let relayed = terminal.and_then(|t| match t {
-        Some(t) => relay(t.master, t.host, pid),
+        Some(t) => relay(pid, Some((t.master, t.host))),
         None => {
             // Without it the process runs on, as before (its signals then kill us instead).
-            let _ = forward(pid);
+            let _ = relay(pid, None);
             Ok(())
         }
     });
@@ -188,55 +188,35 @@ pub fn wait(terminal: Result<Option<Terminal>>, pid: i32) -> Result<i32> {
     relayed.map(|()| code)
 }
 
-/// Without a terminal, runc's foreground `run` passes on every signal it gets (but SIGCHLD,
-/// SIGURG and SIGWINCH, a resize with nothing to resize) until the process exits: a TERM sent
-/// to the runtime reaches the container, and the runtime lives to delete it.
-fn forward(pid: i32) -> Result<()> {
+/// Until process `pid` exits, passes on every signal we get, as runc's foreground `run` does
+/// (but SIGCHLD, SIGURG and job control: berth_sys::signal::forwarded): a TERM sent to the
+/// runtime reaches the container, and the runtime lives to delete it. With `tty` (the pty
+/// master, the caller's terminal) it also relays between the caller's stdio and the pty, the
+/// caller's terminal in raw mode meanwhile, SIGWINCH copying its size (without, a resize has
+/// nothing to resize), and reads what the process wrote last before it returns.
+fn relay(pid: i32, tty: Option<(OwnedFd, OwnedFd)>) -> Result<()> {
     let pidfd = berth_sys::process::pidfd_open(pid).context("pidfd_open of the process")?;
     let signals = Signals::block()?;
-    loop {
-        let mut fds = [
-            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e).context("poll"),
+    let _raw = match &tty {
+        Some((master, host)) => {
+            copy_size(host.as_fd(), master.as_fd());
+            Some(RawMode::enable(host.as_fd())?)
         }
-        let exited = fds[0].revents().is_some_and(|r| !r.is_empty());
-        while let Ok(Some(info)) = signals.fd.read_signal() {
-            match i32::try_from(info.ssi_signo) {
-                Ok(sig) if sig != Signal::SIGWINCH as i32 => {
-                    let _ = berth_sys::process::pidfd_send_signal(pidfd.as_fd(), sig);
-                }
-                _ => {}
-            }
-        }
-        if exited {
-            return Ok(());
-        }
-    }
-}
-
-/// Relays between the caller's stdio and the pty until process `pid` exits (and what it
-/// wrote is read), the caller's terminal in raw mode meanwhile. Never inlined: its copies'
-/// 32 KiB buffers would make [`wait`]'s frame that large, probed page by page (8 page faults)
-/// in every run without a terminal too.
-#[inline(never)]
-fn relay(master: OwnedFd, host: OwnedFd, pid: i32) -> Result<()> {
-    let pidfd = berth_sys::process::pidfd_open(pid).context("pidfd_open of the process")?;
-    let signals = Signals::block()?;
-    copy_size(host.as_fd(), master.as_fd());
-    let _raw = RawMode::enable(host.as_fd())?;
+        None => None,
+    };
     let stdin = std::io::stdin();
-    let (mut master_open, mut stdin_open) = (true, true);
+    let (mut master_open, mut stdin_open) = (tty.is_some(), tty.is_some());
+    // One read's room, reserved only when there is a terminal to relay and written only by
+    // the kernel (berth_sys::fd::read_appending).
+    let mut buf = Vec::new();
     loop {
         let mut fds = vec![
             PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN),
         ];
-        if master_open {
-            fds.push(PollFd::new(master.as_fd(), PollFlags::POLLIN));
+        let master = tty.as_ref().map(|(master, _)| master.as_fd());
+        if let (true, Some(master)) = (master_open, master) {
+            fds.push(PollFd::new(master, PollFlags::POLLIN));
         }
         if stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
@@ -257,7 +237,9 @@ fn relay(master: OwnedFd, host: OwnedFd, pid: i32) -> Result<()> {
             while let Ok(Some(info)) = signals.fd.read_signal() {
                 match i32::try_from(info.ssi_signo) {
                     Ok(sig) if sig == Signal::SIGWINCH as i32 => {
-                        copy_size(host.as_fd(), master.as_fd())
+                        if let Some((master, host)) = &tty {
+                            copy_size(host.as_fd(), master.as_fd());
+                        }
                     }
                     Ok(sig) => {
                         let _ = berth_sys::process::pidfd_send_signal(pidfd.as_fd(), sig);
@@ -266,22 +248,28 @@ fn relay(master: OwnedFd, host: OwnedFd, pid: i32) -> Result<()> {
                 }
             }
         }
+        let Some(master) = master else {
+            if exited {
+                return Ok(());
+            }
+            continue;
+        };
         if master_ready {
-            master_open = copy(master.as_fd(), &mut std::io::stdout())?;
+            master_open = copy(master, &mut buf, &mut std::io::stdout())?;
         }
         if stdin_ready {
-            stdin_open = copy_in(stdin.as_fd(), master.as_fd())?;
+            stdin_open = copy_in(stdin.as_fd(), master, &mut buf)?;
         }
         if exited {
             // What the process wrote last is still in the pty: read it all, without waiting
             // on a slave that a child it left behind may hold open.
             if master_open {
                 nix::fcntl::fcntl(
-                    &master,
+                    master,
                     nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
                 )
                 .context("make the pty master non-blocking")?;
-                while copy(master.as_fd(), &mut std::io::stdout())? {}
+                while copy(master, &mut buf, &mut std::io::stdout())? {}
             }
             return Ok(());
         }
@@ -295,21 +283,23 @@ fn copy_size(host: BorrowedFd<'_>, master: BorrowedFd<'_>) {
     }
 }
 
-/// One read from the pty master to `out`: false once there is nothing more to read (every
-/// slave closed: EIO; or, non-blocking, nothing now).
-fn copy(master: BorrowedFd<'_>, out: &mut impl Write) -> Result<bool> {
-    let mut buf = [0u8; 32 * 1024];
-    let n = match nix::unistd::read(master, &mut buf) {
+/// The most one read of the relay takes.
+const CHUNK: usize = 32 * 1024;
+
+/// One read from the pty master to `out` (through `buf`): false once there is nothing more to
+/// read (every slave closed: EIO; or, non-blocking, nothing now).
+fn copy(master: BorrowedFd<'_>, buf: &mut Vec<u8>, out: &mut impl Write) -> Result<bool> {
+    buf.clear();
+    let n = match berth_sys::fd::read_appending(master, buf, CHUNK) {
         Ok(n) => n,
-        Err(nix::errno::Errno::EINTR) => return Ok(true),
-        Err(nix::errno::Errno::EIO | nix::errno::Errno::EAGAIN) => 0,
+        Err(e) if matches!(e.raw_os_error(), Some(nix::libc::EIO | nix::libc::EAGAIN)) => 0,
         Err(e) => return Err(e).context("read the pty master"),
     };
     if n == 0 {
         return Ok(false);
     }
     // A reader that went away (`| head`) does not stop the container's output being drained.
-    match out.write_all(&buf[..n]).and_then(|()| out.flush()) {
+    match out.write_all(buf).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(e).context("write the container's output")
         }
@@ -317,16 +307,15 @@ fn copy(master: BorrowedFd<'_>, out: &mut impl Write) -> Result<bool> {
     }
 }
 
-/// One read from stdin into the pty master: false at the end of stdin.
-fn copy_in(stdin: BorrowedFd<'_>, master: BorrowedFd<'_>) -> Result<bool> {
-    let mut buf = [0u8; 32 * 1024];
-    let n = match nix::unistd::read(stdin, &mut buf) {
+/// One read from stdin into the pty master (through `buf`): false at the end of stdin.
+fn copy_in(stdin: BorrowedFd<'_>, master: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Result<bool> {
+    buf.clear();
+    let n = match berth_sys::fd::read_appending(stdin, buf, CHUNK) {
         Ok(n) => n,
-        Err(nix::errno::Errno::EINTR) => return Ok(true),
-        Err(nix::errno::Errno::EIO) => 0,
+        Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => 0,
         Err(e) => return Err(e).context("read stdin"),
     };
-    let mut data = &buf[..n];
+    let mut data = &buf[..];
     while !data.is_empty() {
         match nix::unistd::write(master, data) {
             Ok(w) => data = &data[w..],
