@@ -131,7 +131,8 @@ fn output((kind, payload): (Kind, Vec<u8>)) -> Option<Output> {
 
 /// The monitor's answer to a Start or an Exec.
 pub(crate) enum Answer {
-    Started,
+    /// With what the start warned about (none for an exec).
+    Started(Vec<String>),
     /// Its reason, with Docker's code when the command is at fault (126, 127).
     Refused(Error),
     /// It went away without a word (its log says why).
@@ -141,7 +142,10 @@ pub(crate) enum Answer {
 /// Reads the answer, the first frame of the session.
 pub(crate) fn answer(session: &mut Session) -> Answer {
     match proto::read_frame(&mut session.stream) {
-        Ok(Some((Kind::Started, _))) => Answer::Started,
+        // An empty payload (an exec's) or one that is not a list: no warnings.
+        Ok(Some((Kind::Started, payload))) => {
+            Answer::Started(serde_json::from_slice(&payload).unwrap_or_default())
+        }
         Ok(Some((Kind::Error, payload))) => {
             let reply: ErrorReply = serde_json::from_slice(&payload).unwrap_or(ErrorReply {
                 code: 125,

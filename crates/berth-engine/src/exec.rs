@@ -141,7 +141,7 @@ pub fn start_created(
         short(&record.container_id),
     ))?;
     match attach::answer(&mut session) {
-        attach::Answer::Started => Ok(session),
+        attach::Answer::Started(_) => Ok(session),
         attach::Answer::Refused(e) => {
             // The command could not run (126, 127): its code is the exec's, for inspect.
             if let Error::Command { code, .. } = &e {

@@ -238,10 +238,21 @@ fn anonymous_volumes(
     names
 }
 
+/// A container [`start`] started.
+pub struct Started {
+    /// Its record as it was read before the start.
+    pub record: Record,
+    /// The session with its monitor, attached as asked.
+    pub session: Session,
+    /// What the start warned about (its primary network's warnings), as the monitor told:
+    /// `run` prints them, as Docker's does.
+    pub warnings: Vec<String>,
+}
+
 /// Starts a created or exited container: spawns its monitor, this session its first client
 /// (attached as `options` asks), and returns once the container runs (or with the reason it
 /// could not).
-pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<(Record, Session)> {
+pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<Started> {
     start_with(engine, key, options, None)
 }
 
@@ -374,11 +385,32 @@ pub fn start_with(
     key: &str,
     options: &AttachOptions,
     spawned: Option<Spawned>,
-) -> Result<(Record, Session)> {
+) -> Result<Started> {
     let record = refresh(engine, engine.containers.find(key)?)?;
     if record.state.status.is_live() {
         return Err(Error::state(&record.id, "is already running"));
     }
+    start_record(engine, record, options, spawned)
+}
+
+/// [`start`] of the container `run` has just made (`record`, as [`create_with`] returned it:
+/// not read again) by the monitor spawned for it. Should another client start it meanwhile,
+/// its monitor owns the container and ours says so (`own_for_start`).
+pub fn start_created(
+    engine: &Engine,
+    record: Record,
+    options: &AttachOptions,
+    spawned: Spawned,
+) -> Result<Started> {
+    start_record(engine, record, options, Some(spawned))
+}
+
+fn start_record(
+    engine: &Engine,
+    record: Record,
+    options: &AttachOptions,
+    spawned: Option<Spawned>,
+) -> Result<Started> {
     // The monitor spawned for this container is ours from now on (its child not waited
     // for, as one spawned here); one spawned for another is dropped.
     let early = spawned.filter(|s| s.id == record.id).and_then(|mut s| {
@@ -400,7 +432,11 @@ pub fn start_with(
         None => Session::new(spawn(engine, &record.id, Some(options))?.0),
     };
     match attach::answer(&mut session) {
-        attach::Answer::Started => Ok((record, session)),
+        attach::Answer::Started(warnings) => Ok(Started {
+            record,
+            session,
+            warnings,
+        }),
         attach::Answer::Refused(e) => Err(e),
         attach::Answer::Silent => Err(Error::state(
             &record.id,
@@ -549,7 +585,7 @@ pub fn restart(
     signal: Option<&str>,
 ) -> Result<Record> {
     let record = stop(engine, key, timeout, signal)?;
-    let (record, _) = start(engine, &record.id, &AttachOptions::default())?;
+    let Started { record, .. } = start(engine, &record.id, &AttachOptions::default())?;
     events::record(engine, Event::container(&record, "restart"));
     Ok(record)
 }

@@ -11,7 +11,9 @@
 //! client                                   monitor
 //!   Start {stdin, stdout, stderr, wait, ->   create and start the container, this client
 //!          size}                             attached as asked (the spawn socketpair only)
-//!                                       <-   Started | Error {code, message}
+//!                                       <-   Started [warnings] | Error {code, message}
+//!                                            (a JSON list: what the start warned about, its
+//!                                            primary network's warnings, for `run` to print)
 //!   Attach {stdin, stdout, stderr,      ->   this client on the running container's streams
 //!           wait, size}                      (wait alone: just the exit code)
 //!   Stdin bytes, StdinClose, Resize     ->   to the container's stdin or pty

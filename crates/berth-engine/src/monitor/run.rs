@@ -92,7 +92,10 @@ pub fn main_loop(engine: &Engine, id: &str, mut first: UnixStream) -> Result<()>
             }
         };
         first_run = false;
-        clients.iter_mut().for_each(|c| c.send(Kind::Started, b""));
+        let started = serde_json::to_vec(&run.warnings).unwrap_or_default();
+        clients
+            .iter_mut()
+            .for_each(|c| c.send(Kind::Started, &started));
         let ended = run.serve(&listener, &mut clients);
         log_errors(id, &ended.errors);
         let restarts = if ended.remove {
@@ -524,6 +527,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         health: Checker::new(req.healthcheck.as_ref(), &req.shell, health),
         remove: req.auto_remove,
         remove_volumes: req.auto_remove,
+        warnings: attachment.map(|a| a.warnings).unwrap_or_default(),
     })
 }
 

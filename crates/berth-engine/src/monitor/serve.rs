@@ -47,6 +47,9 @@ pub(super) struct Run<'a> {
     pub(super) remove: bool,
     /// With `remove`, its anonymous volumes too (`--rm` always, `rm -f` with `-v`).
     pub(super) remove_volumes: bool,
+    /// What the start warned about (its primary network's warnings: a host firewall that
+    /// drops forwarded traffic...), told to the clients in `Started`.
+    pub(super) warnings: Vec<String>,
 }
 
 /// How one run of the container ended: its exit code, what of the teardown failed, and the

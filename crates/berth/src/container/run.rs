@@ -56,35 +56,49 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let record = create_record(ctx, &engine, req, args.flags.quiet, Some(id))?;
     let req = &record.request;
     if req.detach {
-        lifecycle::start_with(
-            &engine,
-            &record.id,
-            &AttachOptions::default(),
-            Some(monitor),
-        )?;
-        print_warnings(&engine, &record);
-        outln!("{}", record.id);
+        let started =
+            lifecycle::start_created(&engine, record, &AttachOptions::default(), monitor)?;
+        print_warnings(&started);
+        outln!("{}", started.record.id);
         return Ok(0);
     }
     let (stdin, tty) = (req.interactive, req.tty);
-    attach_start(&engine, &record.id, stdin, tty, keys, Some(monitor))
+    attach_start(
+        &engine,
+        Starting::Created(Box::new(record), monitor),
+        stdin,
+        tty,
+        keys,
+    )
+}
+
+/// The container `attach_start` starts: one `run` has just made, its monitor spawned, or one
+/// named to `start -a`.
+enum Starting<'a> {
+    Created(Box<berth_engine::records::Record>, lifecycle::Spawned),
+    Named(&'a str),
 }
 
 /// Starts with our terminal attached; returns the container's exit code.
 /// A detach (`keys`) leaves it running and is a success, as Docker's.
 fn attach_start(
     engine: &Engine,
-    id: &str,
+    what: Starting<'_>,
     stdin: bool,
     tty: bool,
     keys: relay::DetachKeys,
-    monitor: Option<lifecycle::Spawned>,
 ) -> Result<i32> {
     let _raw = (tty && stdin).then(RawMode::enable);
     let attached = relay::attached(stdin, tty);
-    let (record, mut session) = lifecycle::start_with(engine, id, &attached, monitor)?;
-    print_warnings(engine, &record);
-    let ended = relay::exit_code(engine, &record.id, &mut session, stdin, tty, keys)?;
+    let mut started = match what {
+        Starting::Created(record, monitor) => {
+            lifecycle::start_created(engine, *record, &attached, monitor)?
+        }
+        Starting::Named(id) => lifecycle::start_with(engine, id, &attached, None)?,
+    };
+    print_warnings(&started);
+    let id = &started.record.id;
+    let ended = relay::exit_code(engine, id, &mut started.session, stdin, tty, keys)?;
     Ok(ended.unwrap_or(0))
 }
 
@@ -105,7 +119,8 @@ pub fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
         }
         let record = engine.containers.find(&args.containers[0])?;
         let tty = record.request.tty;
-        return attach_start(&engine, &record.id, args.interactive, tty, keys, None);
+        let what = Starting::Named(&record.id);
+        return attach_start(&engine, what, args.interactive, tty, keys);
     }
     let mut failed = false;
     for key in &args.containers {
@@ -169,17 +184,11 @@ fn create_record(
 
 /// What the container's creation and its network attach warned about (limits a rootless host
 /// ignores, a host firewall that drops forwarded traffic), on stderr as Docker prints its
-/// warnings: berth never opens a port silently in vain. From the record as the monitor left it
-/// (with the network's); a `--rm` container that ended at once may be gone with its record
-/// already, and then what `record`, as it was started, says (the warnings of its creation).
-fn print_warnings(engine: &Engine, record: &berth_engine::records::Record) {
-    let loaded = engine.containers.load(&record.id);
-    let record = loaded.as_ref().unwrap_or(record);
-    let warnings = record
-        .warnings
-        .iter()
-        .chain(record.network.iter().flat_map(|n| &n.warnings));
-    for w in warnings {
+/// warnings: berth never opens a port silently in vain. The creation's from the record, the
+/// network's as the monitor told them when it started the container (a `--rm` container that
+/// ended at once may be gone with its record already).
+fn print_warnings(started: &lifecycle::Started) {
+    for w in started.record.warnings.iter().chain(&started.warnings) {
         eprintln!("WARNING: {w}");
     }
 }

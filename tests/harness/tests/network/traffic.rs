@@ -524,6 +524,15 @@ fn a_host_forward_policy_of_drop_is_reported() {
         "run says it too: {}",
         ran.stderr
     );
+    // In the foreground, of a --rm container whose record may be gone before the client
+    // reads it: the monitor tells the warnings with the start.
+    let ran = lab.berth.run(&["run", "--rm", "-p", "80", IMAGE, "true"]);
+    assert!(ran.success(), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("WARNING:") && ran.stderr.contains("policy drop"),
+        "run --rm says it too: {}",
+        ran.stderr
+    );
 }
 
 /// A renamed container answers to its new name on its networks, and no longer to the old one
