@@ -282,18 +282,10 @@ impl NetStore {
             // file, which releasing it removes.
             if mine.is_empty() && temporary {
                 atts.push(Attachment {
-                    container_id: container_id.to_string(),
                     network: net.name.clone(),
                     network_id: net.id.clone(),
-                    ip: None,
                     prefix: net.subnet.prefix,
-                    gateway: None,
-                    mac: None,
-                    host_veth: None,
-                    ports: Vec::new(),
-                    dns: None,
-                    warnings: Vec::new(),
-                    ifname: String::new(),
+                    ..Attachment::none(container_id)
                 });
             }
             atts.extend(mine.into_iter().map(|(ip, lease)| Attachment {
