@@ -438,4 +438,25 @@ mod tests {
         assert_eq!(k.scan(b"aab"), (b"a".to_vec(), false));
         assert_eq!(k.scan(b"x"), (b"abx".to_vec(), false));
     }
+
+    /// The warnings a container's Started carries; an exec's empty payload, or one that is no
+    /// list of strings, is a start without any.
+    #[test]
+    fn started_carries_the_start_s_warnings() {
+        let answer_to = |payload: &[u8]| {
+            let (mut monitor, ours) = UnixStream::pair().expect("socketpair");
+            proto::write_frame(&mut monitor, Kind::Started, payload).expect("write");
+            match answer(&mut Session::new(ours)) {
+                Answer::Started(warnings) => warnings,
+                _ => panic!("not a Started"),
+            }
+        };
+        assert_eq!(
+            answer_to(br#"["the host's firewall"]"#),
+            ["the host's firewall"]
+        );
+        for none in [&b""[..], b"[]", b"{", b"[1]", b"\"not a list\""] {
+            assert!(answer_to(none).is_empty(), "{none:?}");
+        }
+    }
 }

@@ -240,7 +240,7 @@ fn anonymous_volumes(
 
 /// A container [`start`] started.
 pub struct Started {
-    /// Its record as it was read before the start.
+    /// Its record as it was before the start (read by [`start`]; [`start_created`]'s own).
     pub record: Record,
     /// The session with its monitor, attached as asked.
     pub session: Session,
@@ -253,13 +253,17 @@ pub struct Started {
 /// (attached as `options` asks), and returns once the container runs (or with the reason it
 /// could not).
 pub fn start(engine: &Engine, key: &str, options: &AttachOptions) -> Result<Started> {
-    start_with(engine, key, options, None)
+    let record = refresh(engine, engine.containers.find(key)?)?;
+    if record.state.status.is_live() {
+        return Err(Error::state(&record.id, "is already running"));
+    }
+    start_record(engine, record, options, None)
 }
 
 /// A monitor spawned before its container's record exists: `run` spawns it first, so that its
 /// start (the exec, the binary's own start) runs beside the image's resolution and the
 /// record's creation, on another core, rather than after them. It waits for its first client
-/// to speak before it touches the container's directory; [`start_with`] starts it, and
+/// to speak before it touches the container's directory; [`start_created`] starts it, and
 /// dropped unused it sees its socket end, leaves without a trace and is waited for.
 pub struct Spawned {
     id: String,
@@ -379,23 +383,10 @@ fn spawn(
     Ok((ours, child))
 }
 
-/// [`start`], with the monitor `spawned` before, if any.
-pub fn start_with(
-    engine: &Engine,
-    key: &str,
-    options: &AttachOptions,
-    spawned: Option<Spawned>,
-) -> Result<Started> {
-    let record = refresh(engine, engine.containers.find(key)?)?;
-    if record.state.status.is_live() {
-        return Err(Error::state(&record.id, "is already running"));
-    }
-    start_record(engine, record, options, spawned)
-}
-
 /// [`start`] of the container `run` has just made (`record`, as [`create_with`] returned it:
-/// not read again) by the monitor spawned for it. Should another client start it meanwhile,
-/// its monitor owns the container and ours says so (`own_for_start`).
+/// not read again) by the monitor spawned for it. Should another client start or remove it
+/// meanwhile, that one's monitor (or `rm`) owns the container and ours refuses with "is busy"
+/// (`own_for_start`) where a read of the record would have said "is already running".
 pub fn start_created(
     engine: &Engine,
     record: Record,
@@ -405,6 +396,7 @@ pub fn start_created(
     start_record(engine, record, options, Some(spawned))
 }
 
+/// Starts `record` through the monitor `spawned` for it, or through one spawned here.
 fn start_record(
     engine: &Engine,
     record: Record,

@@ -136,9 +136,18 @@ pub fn release(
     errors.extend(errs.iter().map(ToString::to_string));
     for att in leased {
         let known = |a: &Attachment| a.network_id == att.network_id || a.network == att.network;
-        if !atts.iter().any(known) {
-            atts.push(att);
+        if atts.iter().any(known) {
+            continue;
         }
+        // A killed lease write's temporary alone (no address): released here, but it was never
+        // an endpoint, so it is neither reported disconnected nor handed back to unlink.
+        if att.ip.is_none() {
+            if let Err(e) = store.release_attachment(&att) {
+                errors.push(e.to_string());
+            }
+            continue;
+        }
+        atts.push(att);
     }
     for att in &atts {
         if let Err(e) = store.release_attachment(att) {

@@ -43,9 +43,12 @@ struct Entry {
     ip: Ipv4Addr,
     container_id: String,
     path: PathBuf,
-    /// `.<ip>_<id>.tmp`: a write's temporary (see `write_json`). Under the network's lock it
-    /// is renamed before the lock goes, so one seen there was left by a writer killed between
-    /// the two: no lease, but its container's to remove.
+    /// `.<ip>_<id>.tmp`: a write's temporary (see `write_json`), renamed before the writer lets
+    /// the network's lock go: one seen under the lock was left by a writer killed between the
+    /// two; one seen without it may also be a write in progress (the readers that act on it,
+    /// the build's sweep, look at the holder's cgroups first, and the removal takes the lock).
+    /// No lease either way, but its container's to remove. The harness parses these names too
+    /// (tests/harness/src/image.rs, `lease_holder`).
     temporary: bool,
 }
 

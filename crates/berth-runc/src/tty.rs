@@ -189,7 +189,7 @@ pub fn wait(terminal: Result<Option<Terminal>>, pid: i32) -> Result<i32> {
 }
 
 /// Until process `pid` exits, passes on every signal we get, as runc's foreground `run` does
-/// (but SIGCHLD, SIGURG and job control: berth_sys::signal::forwarded): a TERM sent to the
+/// (but SIGCHLD, SIGPIPE, SIGURG and job control: berth_sys::signal::forwarded): a TERM sent to the
 /// runtime reaches the container, and the runtime lives to delete it. With `tty` (the pty
 /// master, the caller's terminal) it also relays between the caller's stdio and the pty, the
 /// caller's terminal in raw mode meanwhile, SIGWINCH copying its size (without, a resize has
@@ -204,7 +204,8 @@ fn relay(pid: i32, tty: Option<(OwnedFd, OwnedFd)>) -> Result<()> {
         }
         None => None,
     };
-    let stdin = std::io::stdin();
+    // std's stdin (and its buffer) only when there is a terminal to relay it to.
+    let stdin = tty.as_ref().map(|_| std::io::stdin());
     let (mut master_open, mut stdin_open) = (tty.is_some(), tty.is_some());
     // One read's room, reserved only when there is a terminal to relay and written only by
     // the kernel (berth_sys::fd::read_appending).
@@ -218,7 +219,7 @@ fn relay(pid: i32, tty: Option<(OwnedFd, OwnedFd)>) -> Result<()> {
         if let (true, Some(master)) = (master_open, master) {
             fds.push(PollFd::new(master, PollFlags::POLLIN));
         }
-        if stdin_open {
+        if let (true, Some(stdin)) = (stdin_open, &stdin) {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, PollTimeout::NONE) {
@@ -257,7 +258,7 @@ fn relay(pid: i32, tty: Option<(OwnedFd, OwnedFd)>) -> Result<()> {
         if master_ready {
             master_open = copy(master, &mut buf, &mut std::io::stdout())?;
         }
-        if stdin_ready {
+        if let (true, Some(stdin)) = (stdin_ready, &stdin) {
             stdin_open = copy_in(stdin.as_fd(), master, &mut buf)?;
         }
         if exited {

@@ -396,7 +396,7 @@ pub fn step_leases() -> BTreeSet<PathBuf> {
 }
 
 /// The container id a lease file (`<ip>_<id>`) or a write's temporary of one
-/// (`.<ip>_<id>.tmp`) names.
+/// (`.<ip>_<id>.tmp`) names, as berth-net's `leases::entries` reads them.
 fn lease_holder(lease: &Path) -> Option<String> {
     let name = lease.file_name()?.to_str()?;
     let name = match name.strip_prefix('.') {

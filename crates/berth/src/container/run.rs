@@ -94,7 +94,7 @@ fn attach_start(
         Starting::Created(record, monitor) => {
             lifecycle::start_created(engine, *record, &attached, monitor)?
         }
-        Starting::Named(id) => lifecycle::start_with(engine, id, &attached, None)?,
+        Starting::Named(id) => lifecycle::start(engine, id, &attached)?,
     };
     print_warnings(&started);
     let id = &started.record.id;

@@ -313,6 +313,43 @@ fn disconnect_force_removes_the_endpoint_of_a_container_that_is_gone() {
     );
 }
 
+/// A `network connect` killed between writing its lease's temporary and renaming it leaves
+/// `.<ip>_<id>.tmp` in the network's lease directory: it goes with the container, which is not
+/// reported disconnected from a network it never joined.
+#[test]
+fn a_lease_half_written_by_a_killed_connect_goes_with_its_container() {
+    crate::need_root!();
+    let mut lab = Lab::new();
+    let net = lab.network("bt-halfw", "10.234.37.0/24");
+    let net_id = net["Id"].as_str().expect("Id");
+    let ran = lab
+        .berth
+        .ok(&["run", "-d", "--network", "none", IMAGE, "sleep", "1000"]);
+    let id = ran.trim();
+    let tmp = lab
+        .berth
+        .root()
+        .join("network")
+        .join(net_id)
+        .join("leases")
+        .join(format!(".10.234.37.9_{id}.tmp"));
+    fs::write(&tmp, b"{\"container_id\": ").expect("a killed write's temporary");
+    lab.berth.ok(&["rm", "-f", id]);
+    assert!(!tmp.exists(), "{} left", tmp.display());
+    let events = lab.berth.ok(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert!(!events.contains("disconnect bt-halfw"), "{events}");
+}
+
 /// A stale endpoint's removal takes only what is its own: a lease left by a container that is
 /// gone names a published port that another container holds now (the claim went with the
 /// first removal, the port was given again), and `network disconnect -f` of the stale one
