@@ -275,7 +275,9 @@ impl Berth {
         // A build step's lease outlives its cgroups only when nothing released it: a step is
         // detached before its cgroups go, by its build or by the sweep of a killed one. The
         // lease is looked at again once its cgroups are seen gone: a step of another test
-        // may have ended since the listing.
+        // may have ended since the listing. Not while a test holds a dead step's lease
+        // there on purpose ([`pause_lease_checks`]).
+        let _reading = LEASE_CHECKS.read().unwrap_or_else(|e| e.into_inner());
         left.extend(
             step_leases()
                 .difference(&self.leases_before)
@@ -393,6 +395,17 @@ pub fn step_leases() -> BTreeSet<PathBuf> {
     .map(|e| e.path())
     .filter(|lease| lease_holder(lease).is_some_and(|id| id.starts_with("build-")))
     .collect()
+}
+
+/// Held by every root's check of the machine's build-step leases (the default network's,
+/// shared by every test of a binary), for reading; for writing by [`pause_lease_checks`].
+static LEASE_CHECKS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Holds the other tests' checks of the machine's build-step leases off until dropped: for a
+/// test that puts a dead step's lease (a killed build's, made by hand) where they would find it
+/// and blame their own root, until its build sweeps it.
+pub fn pause_lease_checks() -> std::sync::RwLockWriteGuard<'static, ()> {
+    LEASE_CHECKS.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The container id a lease file (`<ip>_<id>`) or a write's temporary of one
