@@ -27,6 +27,20 @@ use crate::request::{MountRequest, NsMode, RunRequest};
 pub struct ImageRef<'a> {
     pub id: String,
     pub config: &'a ImageConfiguration,
+    /// The config as stored, for what oci-spec's type leaves out (Docker's Healthcheck and
+    /// Shell).
+    pub config_raw: &'a [u8],
+}
+
+impl<'a> ImageRef<'a> {
+    /// The store's image, as a container is made from it.
+    pub fn of(image: &'a berth_image::store::Image) -> ImageRef<'a> {
+        ImageRef {
+            id: image.id().to_string(),
+            config: &image.config,
+            config_raw: &image.config_raw,
+        }
+    }
 }
 
 /// Makes the container's record (status "created"): a fresh id, a free name, its volumes
@@ -52,7 +66,7 @@ pub fn create_with(
     let NewId { id, random } = fresh;
     let anonymous = anonymous_volumes(&mut req, image.config, &random);
     crate::ports::merge_exposed(&mut req, image.config);
-    let (image_health, image_shell) = image_health(engine, image);
+    let (image_health, image_shell) = image_health(image);
     req.healthcheck = crate::health::merge(req.healthcheck.take(), image_health);
     if req.shell.is_empty() {
         req.shell = image_shell;
@@ -120,16 +134,8 @@ pub fn create_with(
 /// The image's HEALTHCHECK: Docker's `config.Healthcheck`, which oci-spec's
 /// ImageConfiguration drops, read from the config document itself.
 /// The image's health check and SHELL (Docker extensions the OCI config lacks).
-fn image_health(
-    engine: &Engine,
-    image: &ImageRef<'_>,
-) -> (Option<crate::health::HealthConfig>, Vec<String>) {
-    let raw = engine.images().ok().and_then(|store| {
-        let digest = berth_image::digest::parse_digest(&image.id).ok()?;
-        store.read_blob(&digest).ok()
-    });
-    raw.map(|raw| crate::health::from_image_config(&raw))
-        .unwrap_or_default()
+fn image_health(image: &ImageRef<'_>) -> (Option<crate::health::HealthConfig>, Vec<String>) {
+    crate::health::from_image_config(image.config_raw)
 }
 
 /// The asked-for name, or a generated free one, taken for `id`. Call under `lock_names`.

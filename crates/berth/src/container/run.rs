@@ -172,10 +172,7 @@ fn create_record(
             &crate::progress::Notices
         },
     )?;
-    let image_ref = ImageRef {
-        id: image.id().to_string(),
-        config: &image.config,
-    };
+    let image_ref = ImageRef::of(&image);
     Ok(match id {
         Some(id) => lifecycle::create_with(engine, req, &image_ref, id)?,
         None => lifecycle::create(engine, req, &image_ref)?,

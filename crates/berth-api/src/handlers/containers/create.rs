@@ -47,10 +47,7 @@ pub async fn create(state: &Arc<State>, call: &mut Call) -> Reply {
             let image =
                 berth_engine::images::local(engine, &req.image, req.platform.as_deref())?
                     .ok_or_else(|| ApiError::not_found(format!("No such image: {}", req.image)))?;
-            let image = ImageRef {
-                id: image.id().to_string(),
-                config: &image.config,
-            };
+            let image = ImageRef::of(&image);
             Ok(lifecycle::create(engine, req, &image)?.id)
         })
         .await?;
