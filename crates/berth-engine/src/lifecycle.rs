@@ -131,9 +131,8 @@ pub fn create_with(
     Ok(record)
 }
 
-/// The image's HEALTHCHECK: Docker's `config.Healthcheck`, which oci-spec's
-/// ImageConfiguration drops, read from the config document itself.
-/// The image's health check and SHELL (Docker extensions the OCI config lacks).
+/// The image's HEALTHCHECK and SHELL: Docker's `config.Healthcheck` and `config.Shell`,
+/// which oci-spec's ImageConfiguration drops, read from the config document as stored.
 fn image_health(image: &ImageRef<'_>) -> (Option<crate::health::HealthConfig>, Vec<String>) {
     crate::health::from_image_config(image.config_raw)
 }
