@@ -222,6 +222,19 @@ impl Berth {
         ran.stdout.trim().to_string()
     }
 
+    /// `events` of this root so far (`--since 10m --until 0s`: every test's root is younger),
+    /// with each of `filters` and the `format` given, stdout trimmed.
+    pub fn events(&self, filters: &[&str], format: Option<&str>) -> String {
+        let mut args = vec!["events", "--since", "10m", "--until", "0s"];
+        for filter in filters {
+            args.extend(["--filter", filter]);
+        }
+        if let Some(format) = format {
+            args.extend(["--format", format]);
+        }
+        self.ok(&args)
+    }
+
     /// `run --rm <flags> busybox /probe`: the probe's report from inside such a container.
     pub fn probe(&self, flags: &[&str]) -> Value {
         let mut args = vec!["run", "--rm"];

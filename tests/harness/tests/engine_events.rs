@@ -26,17 +26,8 @@ fn a_containers_life_is_in_the_log() {
     berth.ok(&["rename", "ev", "ev2"]);
     berth.ok(&["stop", "-t", "0", "ev2"]);
     berth.ok(&["rm", "ev2"]);
-    let all = berth.ok(&[
-        "events",
-        "--since",
-        "10m",
-        "--until",
-        "0s",
-        "--filter",
-        "type=container",
-        "--format",
-        "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}",
-    ]);
+    let format = "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}";
+    let all = berth.events(&["type=container"], Some(format));
     let lines: Vec<&str> = all.lines().map(str::trim_end).collect();
     let want = [
         "create ev <no value>",
@@ -50,17 +41,7 @@ fn a_containers_life_is_in_the_log() {
         "destroy ev2 <no value>",
     ];
     assert_eq!(lines, want, "{all}");
-    let dies = berth.ok(&[
-        "events",
-        "--since",
-        "10m",
-        "--until",
-        "0s",
-        "--filter",
-        "event=die",
-        "--filter",
-        "container=ev2",
-    ]);
+    let dies = berth.events(&["event=die", "container=ev2"], None);
     assert_eq!(dies.lines().count(), 1, "{dies}");
     let line = dies.lines().next().unwrap_or_default();
     assert!(line.contains(" container die "), "{line}");

@@ -80,16 +80,8 @@ fn a_passing_probe_makes_the_container_healthy() {
     });
     berth.ok(&["rm", "-f", "ok"]);
     // One event for each change; the probes themselves are execs, as Docker's are.
-    let events = |filter: &str| {
-        let args = [
-            "events", "--since", "10m", "--until", "0s", "--filter", filter,
-        ];
-        berth.ok(&[
-            &args[..],
-            &["--format", "{{.Action}} {{.Actor.Attributes.name}}"],
-        ]
-        .concat())
-    };
+    let events =
+        |filter: &str| berth.events(&[filter], Some("{{.Action}} {{.Actor.Attributes.name}}"));
     let changes = events("event=health_status");
     assert!(
         changes.starts_with("health_status: healthy ok\n"),

@@ -323,17 +323,7 @@ fn kill_ends_a_container_as_dockers_does() {
     berth.ok(&["pause", "thawed"]);
     berth.ok(&["kill", "-s", "TERM", "thawed"]);
     assert_eq!(exited("thawed")["ExitCode"], 3);
-    let events = berth.ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        "0s",
-        "--filter",
-        "container=thawed",
-        "--format",
-        "{{.Action}}",
-    ]);
+    let events = berth.events(&["container=thawed"], Some("{{.Action}}"));
     assert!(events.lines().any(|a| a == "unpause"), "{events}");
 
     berth.ok(&[
