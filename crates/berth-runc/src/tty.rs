@@ -189,11 +189,11 @@ pub fn wait(terminal: Result<Option<Terminal>>, pid: i32) -> Result<i32> {
 }
 
 /// Until process `pid` exits, passes on every signal we get, as runc's foreground `run` does
-/// (but SIGCHLD, SIGPIPE, SIGURG and job control: berth_sys::signal::forwarded): a TERM sent to the
-/// runtime reaches the container, and the runtime lives to delete it. With `tty` (the pty
-/// master, the caller's terminal) it also relays between the caller's stdio and the pty, the
-/// caller's terminal in raw mode meanwhile, SIGWINCH copying its size (without, a resize has
-/// nothing to resize), and reads what the process wrote last before it returns.
+/// (but SIGCHLD, SIGPIPE, SIGURG and job control: berth_sys::signal::forwarded): a TERM sent
+/// to the runtime reaches the container, and the runtime lives to delete it. With `tty` (the
+/// pty master, the caller's terminal) it also relays between the caller's stdio and the pty,
+/// the caller's terminal in raw mode meanwhile, SIGWINCH copying its size (without, a resize
+/// has nothing to resize), and reads what the process wrote last before it returns.
 fn relay(pid: i32, tty: Option<(OwnedFd, OwnedFd)>) -> Result<()> {
     let pidfd = berth_sys::process::pidfd_open(pid).context("pidfd_open of the process")?;
     let signals = Signals::block()?;
@@ -204,9 +204,11 @@ fn relay(pid: i32, tty: Option<(OwnedFd, OwnedFd)>) -> Result<()> {
         }
         None => None,
     };
-    // std's stdin (and its buffer) only when there is a terminal to relay it to.
+    // The pty master to write the input to; the same while it has output to read (`output`)
+    // and std's stdin while it has input (`input`): none of them without a terminal.
+    let pty = tty.as_ref().map(|(master, _)| master.as_fd());
     let stdin = tty.as_ref().map(|_| std::io::stdin());
-    let (mut master_open, mut stdin_open) = (tty.is_some(), tty.is_some());
+    let (mut output, mut input) = (pty, stdin.as_ref().map(|s| s.as_fd()));
     // One read's room, reserved only when there is a terminal to relay and written only by
     // the kernel (berth_sys::fd::read_appending).
     let mut buf = Vec::new();
@@ -215,25 +217,20 @@ fn relay(pid: i32, tty: Option<(OwnedFd, OwnedFd)>) -> Result<()> {
             PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN),
         ];
-        let master = tty.as_ref().map(|(master, _)| master.as_fd());
-        if let (true, Some(master)) = (master_open, master) {
-            fds.push(PollFd::new(master, PollFlags::POLLIN));
-        }
-        if let (true, Some(stdin)) = (stdin_open, &stdin) {
-            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
-        }
+        fds.extend(output.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+        fds.extend(input.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e).context("poll"),
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        let (exited, signalled) = (ready[0], ready[1]);
-        let master_ready = master_open && ready[2];
-        let stdin_ready = stdin_open && ready[if master_open { 3 } else { 2 }];
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(PollFd::revents)
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (exited, signalled) = (ready(0), ready(1));
+        let output_ready = output.is_some() && ready(2);
+        let input_ready = input.is_some() && ready(2 + usize::from(output.is_some()));
         if signalled {
             while let Ok(Some(info)) = signals.fd.read_signal() {
                 match i32::try_from(info.ssi_signo) {
@@ -249,22 +246,20 @@ fn relay(pid: i32, tty: Option<(OwnedFd, OwnedFd)>) -> Result<()> {
                 }
             }
         }
-        let Some(master) = master else {
-            if exited {
-                return Ok(());
+        if let (true, Some(master)) = (output_ready, output) {
+            if !copy(master, &mut buf, &mut std::io::stdout())? {
+                output = None;
             }
-            continue;
-        };
-        if master_ready {
-            master_open = copy(master, &mut buf, &mut std::io::stdout())?;
         }
-        if let (true, Some(stdin)) = (stdin_ready, &stdin) {
-            stdin_open = copy_in(stdin.as_fd(), master, &mut buf)?;
+        if let (true, Some(stdin), Some(master)) = (input_ready, input, pty) {
+            if !copy_in(stdin, master, &mut buf)? {
+                input = None;
+            }
         }
         if exited {
             // What the process wrote last is still in the pty: read it all, without waiting
             // on a slave that a child it left behind may hold open.
-            if master_open {
+            if let Some(master) = output {
                 nix::fcntl::fcntl(
                     master,
                     nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),

@@ -259,11 +259,19 @@ pub fn recv_message_with_fds(
 }
 
 /// A system call that returns a count, or -1 and errno: made again while it is interrupted.
-fn count_retrying(mut call: impl FnMut() -> libc::ssize_t) -> io::Result<usize> {
+fn count_retrying(call: impl FnMut() -> libc::ssize_t) -> io::Result<usize> {
+    retrying(call).map(|n| n as usize)
+}
+
+/// A system call that returns 0 or more, or -1 and errno: made again while it is interrupted
+/// (EINTR), its result or its error.
+pub(crate) fn retrying<T: Copy + PartialOrd + Default>(
+    mut call: impl FnMut() -> T,
+) -> io::Result<T> {
     loop {
         let n = call();
-        if n >= 0 {
-            return Ok(n as usize);
+        if n >= T::default() {
+            return Ok(n);
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {

@@ -169,18 +169,8 @@ pub fn wait_exit(on: WaitFor<'_>, flags: libc::c_int) -> std::io::Result<Option<
     };
     // SAFETY: an all-zero siginfo_t is a valid value (plain integers and unions of them).
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `info` is a valid siginfo_t for the kernel to fill; idtype/id/flags are
-        // plain.
-        let rc = unsafe { libc::waitid(idtype, id, &mut info, flags | libc::WEXITED) };
-        if rc == 0 {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
-        }
-    }
+    // SAFETY: `info` is a valid siginfo_t for the kernel to fill; idtype/id/flags are plain.
+    crate::fd::retrying(|| unsafe { libc::waitid(idtype, id, &mut info, flags | libc::WEXITED) })?;
     // SAFETY: waitid filled `info` for a child's exit (or left it zeroed under WNOHANG), so
     // the SIGCHLD fields are the ones to read.
     let pid = unsafe { info.si_pid() };

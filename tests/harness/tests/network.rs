@@ -51,6 +51,16 @@ impl Lab {
         self.network_inspect(name)
     }
 
+    /// The lease directory of this root's network `net_id` (one file a lease: berth-net's
+    /// leases.rs).
+    pub fn lease_dir(&self, net_id: &str) -> std::path::PathBuf {
+        self.berth
+            .root()
+            .join("network")
+            .join(net_id)
+            .join("leases")
+    }
+
     pub fn network_inspect(&self, name: &str) -> Value {
         let out = self.berth.ok(&["network", "inspect", name]);
         let v: Value = serde_json::from_str(&out).expect("network inspect JSON");

@@ -63,39 +63,23 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         return Ok(0);
     }
     let (stdin, tty) = (req.interactive, req.tty);
-    attach_start(
-        &engine,
-        Starting::Created(Box::new(record), monitor),
-        stdin,
-        tty,
-        keys,
-    )
+    attach_start(&engine, stdin, tty, keys, |attached| {
+        lifecycle::start_created(&engine, record, attached, monitor)
+    })
 }
 
-/// The container `attach_start` starts: one `run` has just made, its monitor spawned, or one
-/// named to `start -a`.
-enum Starting<'a> {
-    Created(Box<berth_engine::records::Record>, lifecycle::Spawned),
-    Named(&'a str),
-}
-
-/// Starts with our terminal attached; returns the container's exit code.
-/// A detach (`keys`) leaves it running and is a success, as Docker's.
+/// Starts the container by `start` (`run`'s new one, or `start -a`'s) with our terminal
+/// attached; returns the container's exit code. A detach (`keys`) leaves it running and is a
+/// success, as Docker's.
 fn attach_start(
     engine: &Engine,
-    what: Starting<'_>,
     stdin: bool,
     tty: bool,
     keys: relay::DetachKeys,
+    start: impl FnOnce(&AttachOptions) -> berth_engine::Result<lifecycle::Started>,
 ) -> Result<i32> {
     let _raw = (tty && stdin).then(RawMode::enable);
-    let attached = relay::attached(stdin, tty);
-    let mut started = match what {
-        Starting::Created(record, monitor) => {
-            lifecycle::start_created(engine, *record, &attached, monitor)?
-        }
-        Starting::Named(id) => lifecycle::start(engine, id, &attached)?,
-    };
+    let mut started = start(&relay::attached(stdin, tty))?;
     print_warnings(&started);
     let id = &started.record.id;
     let ended = relay::exit_code(engine, id, &mut started.session, stdin, tty, keys)?;
@@ -119,8 +103,9 @@ pub fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
         }
         let record = engine.containers.find(&args.containers[0])?;
         let tty = record.request.tty;
-        let what = Starting::Named(&record.id);
-        return attach_start(&engine, what, args.interactive, tty, keys);
+        return attach_start(&engine, args.interactive, tty, keys, |attached| {
+            lifecycle::start(&engine, &record.id, attached)
+        });
     }
     let mut failed = false;
     for key in &args.containers {

@@ -289,13 +289,7 @@ fn disconnect_force_removes_the_endpoint_of_a_container_that_is_gone() {
         "container_id": ghost, "name": "ghost", "hostname": "", "aliases": [],
         "mac": "02:42:0a:ea:0e:09", "veth": "vberthghost0000", "ports": [],
     });
-    let file = lab
-        .berth
-        .root()
-        .join("network")
-        .join(id)
-        .join("leases")
-        .join(format!("10.234.14.9_{ghost}"));
+    let file = lab.lease_dir(id).join(format!("10.234.14.9_{ghost}"));
     std::fs::write(&file, lease.to_string()).expect("writing the ghost's lease");
     assert!(lab.network_inspect("bt-ghost")["Containers"][&ghost].is_object());
     let ran = lab
@@ -326,13 +320,7 @@ fn a_lease_half_written_by_a_killed_connect_goes_with_its_container() {
         .berth
         .ok(&["run", "-d", "--network", "none", IMAGE, "sleep", "1000"]);
     let id = ran.trim();
-    let tmp = lab
-        .berth
-        .root()
-        .join("network")
-        .join(net_id)
-        .join("leases")
-        .join(format!(".10.234.37.9_{id}.tmp"));
+    let tmp = lab.lease_dir(net_id).join(format!(".10.234.37.9_{id}.tmp"));
     fs::write(&tmp, b"{\"container_id\": ").expect("a killed write's temporary");
     lab.berth.ok(&["rm", "-f", id]);
     assert!(!tmp.exists(), "{} left", tmp.display());
@@ -377,13 +365,7 @@ fn removing_a_stale_endpoint_leaves_another_containers_port_published() {
         "mac": "02:42:0a:ea:24:09", "veth": "vberthstale0000",
         "ports": [{"host_ip": "", "host_port": 18097, "container_port": 80, "protocol": "tcp"}],
     });
-    let file = lab
-        .berth
-        .root()
-        .join("network")
-        .join(net_id)
-        .join("leases")
-        .join(format!("10.234.36.9_{ghost}"));
+    let file = lab.lease_dir(net_id).join(format!("10.234.36.9_{ghost}"));
     fs::write(&file, lease.to_string()).expect("writing the stale lease");
     lab.berth
         .ok(&["network", "disconnect", "-f", "bt-stale", "stale"]);

@@ -573,7 +573,7 @@ fn damaged_lease_files_leave_names_and_inspect_working() {
     let mut lab = Lab::new();
     let net = lab.network("bt-damaged", "10.234.13.0/24");
     let id = net["Id"].as_str().expect("Id");
-    let dir = lab.berth.root().join("network").join(id).join("leases");
+    let dir = lab.lease_dir(id);
     let name = |n: u8| dir.join(format!("10.234.13.{n}_{}", "ab".repeat(32)));
     let _damaged = Damaged((200..=203).map(name).collect());
     std::fs::write(name(200), b"").expect("empty lease");
