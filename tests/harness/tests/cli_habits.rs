@@ -114,32 +114,42 @@ fn no_such_object_is_one_line_and_exit_1_everywhere_but_run() {
 #[test]
 fn inspect_finds_every_kind_of_object_as_docker_does() {
     let berth = Berth::new();
-    berth.ok(&["create", "--name", "c1", IMAGE, "true"]);
+    // Names that are no hexadecimal prefix: an image is found by a prefix of its id, as in
+    // Docker ("c1" found the test image one run in 256, its id changing with the tar's times).
+    berth.ok(&["create", "--name", "box1", IMAGE, "true"]);
     berth.ok(&["network", "create", "n1"]);
     berth.ok(&["volume", "create", "v1"]);
     // Without --type: a container, an image, a network and a volume, in one list.
-    let out = berth.ok(&["inspect", "--format", "{{json .}}", "c1", IMAGE, "n1", "v1"]);
+    let out = berth.ok(&[
+        "inspect",
+        "--format",
+        "{{json .}}",
+        "box1",
+        IMAGE,
+        "n1",
+        "v1",
+    ]);
     let found: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
         .collect();
     assert_eq!(found.len(), 4, "{out}");
-    assert_eq!(found[0]["Name"], "/c1");
+    assert_eq!(found[0]["Name"], "/box1");
     assert!(found[1]["RepoTags"].to_string().contains(IMAGE), "{out}");
     assert_eq!(found[2]["Name"], "n1");
     assert_eq!(found[2]["Driver"], "bridge");
     assert_eq!(found[3]["Name"], "v1");
     assert_eq!(found[3]["Driver"], "local");
     // What is found is printed, then what is not is named: Docker's `No such object`.
-    let ran = berth.run(&["inspect", "c1", "nosuch"]);
+    let ran = berth.run(&["inspect", "box1", "nosuch"]);
     assert_eq!(ran.code(), Some(1));
     let found: serde_json::Value = serde_json::from_str(&ran.stdout).expect("JSON list");
     assert_eq!(found.as_array().map(Vec::len), Some(1), "{}", ran.stdout);
     assert_eq!(ran.stderr.trim(), "berth: No such object: nosuch");
     // --type narrows the lookup, and its error names the kind.
-    let ran = berth.run(&["inspect", "--type", "image", "c1"]);
+    let ran = berth.run(&["inspect", "--type", "image", "box1"]);
     assert_eq!(ran.code(), Some(1));
-    assert_eq!(ran.stderr.trim(), "berth: No such image: c1");
+    assert_eq!(ran.stderr.trim(), "berth: No such image: box1");
     assert_eq!(
         berth.ok(&["inspect", "--type", "volume", "--format", "{{.Name}}", "v1"]),
         "v1"
