@@ -426,8 +426,21 @@ impl Containers {
     }
 
     /// The second half of `remove`: the hidden directory's files (its mounts gone already).
+    /// A process that began to open a file of the container's by its old path just before the
+    /// rename (a monitor a racing `start` spawned: its monitor.log, its lock file) may create
+    /// it here after the removal listed the directory: the removal goes over it again then (a
+    /// path walk in flight at the rename is over in microseconds; a later one finds no path).
     pub fn delete_hidden(doomed: &Path) -> Result<()> {
-        fs::remove_dir_all(doomed).map_err(Error::io("remove container directory", doomed))
+        let mut removed = fs::remove_dir_all(doomed);
+        for _ in 0..3 {
+            match &removed {
+                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+                    removed = fs::remove_dir_all(doomed);
+                }
+                _ => break,
+            }
+        }
+        removed.map_err(Error::io("remove container directory", doomed))
     }
 
     /// Drops every name the index gives to `id`.
