@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::lifecycle::ImageRef;
 use crate::records::{Record, Status};
-use crate::request::{MountRequest, NsMode, RunRequest};
+use crate::request::{IpcShm, MountRequest, NsMode, RunRequest};
 use crate::spec::{self, EtcFiles, HostLimits, SpecInputs};
 use crate::userns::IdMap;
 
@@ -422,6 +422,8 @@ pub fn teardown(dir: &Path) -> Result<()> {
 /// Docker's "shareable" IPC: a private IPC namespace gets its /dev/shm from a tmpfs the engine
 /// mounts in the host's mount namespace (`<dir>/shm`), so `--ipc container:<it>` can bind the
 /// same tmpfs — a mount inside another container's mount namespace cannot be bound (EINVAL).
+/// Joining a container that has none (a "private" or "none" one) is refused as Docker refuses
+/// it; joining one of `--ipc host` binds the host's /dev/shm, as Docker does.
 fn shared_shm(
     engine: &Engine,
     record: &Record,
@@ -430,6 +432,7 @@ fn shared_shm(
 ) -> Result<()> {
     let source = match &record.request.ipc {
         NsMode::Host => return Ok(()),
+        NsMode::Private if record.request.ipc_shm != IpcShm::Shareable => return Ok(()),
         NsMode::Private => {
             let shm = dir.join("shm");
             fs::create_dir_all(&shm).map_err(Error::io("create", &shm))?;
@@ -454,7 +457,16 @@ fn shared_shm(
         }
         NsMode::Container(other) => {
             let target = engine.containers.find(other)?;
-            engine.containers.dir(&target.id).join("shm")
+            let shm = engine.containers.dir(&target.id).join("shm");
+            if target.request.ipc == NsMode::Host {
+                PathBuf::from("/dev/shm")
+            } else if shm.is_dir() {
+                shm
+            } else {
+                return Err(Error::Invalid(format!(
+                    "container {other}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+                )));
+            }
         }
     };
     let Some(mounts) = spec.mounts().clone() else {

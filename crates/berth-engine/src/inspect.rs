@@ -136,7 +136,7 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
                 .collect::<Vec<_>>(),
             "NetworkMode": if req.netns == NsMode::Private { req.network.clone() } else { ns(&req.netns, "") },
             "PidMode": ns(&req.pid, ""),
-            "IpcMode": ns(&req.ipc, "private"),
+            "IpcMode": ns(&req.ipc, req.ipc_shm.name()),
             "UTSMode": ns(&req.uts, ""),
             "UsernsMode": userns_mode(req),
             // podman's: the container's ids as "container:host:count".

@@ -4,18 +4,18 @@
 //! holds, with one error line naming the option.
 
 use crate::error::{Error, Result};
-use crate::request::{MountRequest, NsMode, RestartPolicy, RunRequest, Ulimit};
+use crate::request::{IpcShm, MountRequest, NsMode, RestartPolicy, RunRequest, Ulimit};
 
 fn invalid(message: String) -> Error {
     Error::Invalid(message)
 }
 
-/// `--pid`, `--ipc`... : "" (the default: private, or the host's with `default_host`),
-/// `private`, `shareable`, `host` or `container:<name|id>`.
+/// `--pid`, `--uts`... : "" (the default: private, or the host's with `default_host`),
+/// `private`, `host` or `container:<name|id>`.
 pub fn ns_mode(flag: &str, v: Option<&str>, default_host: bool) -> Result<NsMode> {
     Ok(match v {
         None | Some("") if default_host => NsMode::Host,
-        None | Some("" | "private" | "shareable") => NsMode::Private,
+        None | Some("" | "private") => NsMode::Private,
         Some("host") => NsMode::Host,
         Some(v) => match v.strip_prefix("container:") {
             Some(c) if !c.is_empty() => NsMode::Container(c.to_string()),
@@ -26,6 +26,28 @@ pub fn ns_mode(flag: &str, v: Option<&str>, default_host: bool) -> Result<NsMode
             }
         },
     })
+}
+
+/// `--ipc` (the API's `IpcMode`), as Docker takes it: "" or `private` (the default: the
+/// container's own namespace and /dev/shm), `shareable` (its /dev/shm on the host, for others
+/// to join), `none` (no /dev/shm), `host` or `container:<name|id>`.
+pub fn ipc_mode(v: Option<&str>) -> Result<(NsMode, IpcShm)> {
+    let shm = match v {
+        Some("shareable") => IpcShm::Shareable,
+        Some("none") => IpcShm::None,
+        _ => IpcShm::Private,
+    };
+    if shm != IpcShm::Private {
+        return Ok((NsMode::Private, shm));
+    }
+    ns_mode("--ipc", v, false)
+        .map(|mode| (mode, shm))
+        .map_err(|_| {
+            invalid(format!(
+                "--ipc {:?}: use private, shareable, none, host or container:<name|id>",
+                v.unwrap_or_default()
+            ))
+        })
 }
 
 /// `--restart`: `no`, `on-failure[:N]`, `always` or `unless-stopped`.
@@ -212,7 +234,34 @@ mod tests {
         );
         assert!(ns_mode("--pid", Some("container:"), false).is_err());
         assert_eq!(ns_mode("--userns", None, true).unwrap(), NsMode::Host);
-        assert_eq!(ns_mode("--ipc", Some(""), false).unwrap(), NsMode::Private);
+        assert_eq!(
+            ipc_mode(Some("")).unwrap(),
+            (NsMode::Private, IpcShm::Private)
+        );
+        assert_eq!(ipc_mode(None).unwrap(), (NsMode::Private, IpcShm::Private));
+        assert_eq!(
+            ipc_mode(Some("shareable")).unwrap(),
+            (NsMode::Private, IpcShm::Shareable)
+        );
+        assert_eq!(
+            ipc_mode(Some("none")).unwrap(),
+            (NsMode::Private, IpcShm::None)
+        );
+        assert_eq!(
+            ipc_mode(Some("host")).unwrap(),
+            (NsMode::Host, IpcShm::Private)
+        );
+        assert_eq!(
+            ipc_mode(Some("container:db")).unwrap(),
+            (NsMode::Container("db".into()), IpcShm::Private)
+        );
+        let bad = ipc_mode(Some("sharable")).unwrap_err().to_string();
+        assert!(
+            bad.contains("--ipc \"sharable\": use private, shareable"),
+            "{bad}"
+        );
+        // Only --ipc has a shareable mode, as in Docker.
+        assert!(ns_mode("--pid", Some("shareable"), false).is_err());
         assert_eq!(tmpfs("/run:size=64m").unwrap().options, ["size=64m"]);
         assert!(tmpfs("run").is_err());
     }

@@ -22,6 +22,36 @@ pub enum NsMode {
     Container(String),
 }
 
+/// What a private IPC namespace has at /dev/shm: the rest of Docker's `IpcMode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpcShm {
+    /// "private" (Docker's default): a tmpfs mounted in the container's own mount namespace;
+    /// no other container can join the namespace.
+    #[default]
+    Private,
+    /// "shareable": a tmpfs the engine mounts on the host (`<dir>/shm`), which a container
+    /// started with `--ipc container:<this>` binds at its own /dev/shm.
+    Shareable,
+    /// "none": no /dev/shm at all.
+    None,
+}
+
+impl IpcShm {
+    pub fn is_private(&self) -> bool {
+        *self == Self::Private
+    }
+
+    /// The mode's name, as `--ipc` takes it and inspect shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::Shareable => "shareable",
+            Self::None => "none",
+        }
+    }
+}
+
 /// A `-v`/`--mount`/`--tmpfs` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountRequest {
@@ -152,6 +182,9 @@ pub struct RunRequest {
     pub read_only: bool,
     pub pid: NsMode,
     pub ipc: NsMode,
+    /// With `ipc` Private: its /dev/shm (`--ipc private`, `shareable` or `none`).
+    #[serde(skip_serializing_if = "IpcShm::is_private")]
+    pub ipc_shm: IpcShm,
     pub uts: NsMode,
     pub userns: NsMode,
     /// `--userns auto[:size=N]` (with `userns` Private): a range of N ids picked for the

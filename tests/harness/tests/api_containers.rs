@@ -846,3 +846,40 @@ print(c.containers.list(all=True))
     assert_eq!(got, expected, "{}", ran.stderr);
     assert!(service.berth.ids().is_empty());
 }
+
+/// `--ipc` through the docker CLI (the API's `HostConfig.IpcMode`): Docker's modes as inspect
+/// names them, a private container's IPC refused to another with Docker's words and 125, a
+/// shareable one's joined, and no /dev/shm with `none`.
+#[test]
+fn ipc_modes_through_the_docker_cli() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    for (name, mode, shown) in [
+        ("dflt", None, "private"),
+        ("shar", Some("shareable"), "shareable"),
+    ] {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend(mode.map(|m| ["--ipc", m]).into_iter().flatten());
+        args.extend([IMAGE, "sleep", "1000"]);
+        service.docker_ok(&args);
+        let inspected = ["inspect", "--format", "{{.HostConfig.IpcMode}}", name];
+        assert_eq!(service.docker_ok(&inspected), shown);
+    }
+    let refused = service.docker(&["run", "--rm", "--ipc", "container:dflt", IMAGE, "true"]);
+    assert_eq!(refused.code(), Some(125), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("non-shareable IPC (hint: use IpcMode:shareable for the donor container)"),
+        "{}",
+        refused.stderr
+    );
+    let theirs = service.docker_ok(&["exec", "shar", "readlink", "/proc/self/ns/ipc"]);
+    let joined = ["run", "--rm", "--ipc", "container:shar", IMAGE];
+    let ours = service.docker_ok(&[&joined[..], &["readlink", "/proc/self/ns/ipc"]].concat());
+    assert_eq!(ours, theirs);
+    let none = service.docker(&["run", "--rm", "--ipc", "none", IMAGE, "ls", "/dev/shm"]);
+    assert_eq!(none.code(), Some(1), "{}", none.stderr);
+    service.docker_ok(&["rm", "-f", "dflt", "shar"]);
+}

@@ -193,6 +193,139 @@ fn podman_and_berth_mount_rm_roots_volatile_and_kept_ones_synced() {
     berth.ok(&["rm", "kept"]);
 }
 
+/// The reference for berth's `--ipc` modes (Docker's): podman and berth alike refuse, 125 and
+/// the same hint, to join a private container's IPC; join a shareable one's, /dev/shm and all;
+/// and give `--ipc none` no /dev/shm. Berth's default is Docker's private (podman's is
+/// shareable), with no tmpfs of the container's on the host: only a shareable one has it.
+/// (Podman lets a container join a `none` one, Docker refuses it as non-shareable: berth
+/// follows Docker, and inspect names the modes as Docker does, where Debian's podman 4.3.1
+/// says "shareable" for every one.)
+#[test]
+fn podman_and_berth_ipc_modes() {
+    require!(PODMAN_TOOLS);
+    let podman = Podman::new(&runtime_under_test());
+    let berth = berth_harness::image::Berth::new();
+    let refusal = "non-shareable IPC (hint: use IpcMode:shareable for the donor container)";
+    for engine in ["podman", "berth"] {
+        let run = |args: &[&str]| -> berth_harness::Ran {
+            if engine == "berth" {
+                return berth.run(args);
+            }
+            let ran = run(podman.podman().args(args));
+            berth_harness::Ran {
+                status: ran.status,
+                stdout: ran.stdout,
+                stderr: ran.stderr,
+            }
+        };
+        let image = if engine == "berth" {
+            berth_harness::image::IMAGE
+        } else {
+            IMAGE
+        };
+        let ok = |args: &[&str]| {
+            let ran = run(args);
+            assert!(ran.success(), "{engine} {args:?}: {}", ran.stderr);
+            ran.stdout.trim().to_string()
+        };
+        let detached = |name: &str, mode: &str| {
+            ok(&[
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--name",
+                name,
+                "--ipc",
+                mode,
+                image,
+                "sleep",
+                "1000",
+            ])
+        };
+        detached("priv", "private");
+        detached("shar", "shareable");
+        ok(&["exec", "shar", "sh", "-c", "echo mark > /dev/shm/mark"]);
+        let joined = |donor: &str, cmd: &[&str]| {
+            let mode = format!("container:{donor}");
+            run(&[
+                &["run", "--rm", "--network", "none", "--ipc", &mode, image][..],
+                cmd,
+            ]
+            .concat())
+        };
+        let refused = joined("priv", &["true"]);
+        assert_eq!(refused.code(), Some(125), "{engine}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains(refusal),
+            "{engine}: {}",
+            refused.stderr
+        );
+        let ns = |ran: berth_harness::Ran| {
+            assert!(ran.success(), "{engine}: {}", ran.stderr);
+            ran.stdout.trim().to_string()
+        };
+        let theirs = ok(&["exec", "shar", "readlink", "/proc/self/ns/ipc"]);
+        assert_eq!(
+            ns(joined("shar", &["readlink", "/proc/self/ns/ipc"])),
+            theirs
+        );
+        assert_eq!(
+            ns(joined("shar", &["cat", "/dev/shm/mark"])),
+            "mark",
+            "{engine}"
+        );
+        let none = run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ipc",
+            "none",
+            image,
+            "ls",
+            "/dev/shm",
+        ]);
+        assert_eq!(none.code(), Some(1), "{engine}: {}", none.stdout);
+        assert!(
+            none.stderr.contains("No such file or directory"),
+            "{engine}: {}",
+            none.stderr
+        );
+        ok(&["rm", "-f", "priv", "shar"]);
+    }
+    // Berth: Docker's names in inspect, and a host tmpfs only for the shareable container.
+    let image = berth_harness::image::IMAGE;
+    for (name, flags, shown) in [
+        ("dflt", &[][..], "private"),
+        ("priv", &["--ipc", "private"], "private"),
+        ("shar", &["--ipc", "shareable"], "shareable"),
+        ("nothing", &["--ipc", "none"], "none"),
+    ] {
+        let run = [
+            &["run", "-d", "--name", name][..],
+            flags,
+            &[image, "sleep", "1000"],
+        ]
+        .concat();
+        let id = berth.ok(&run);
+        let mode = berth.ok(&["inspect", "--format", "{{.HostConfig.IpcMode}}", name]);
+        assert_eq!(mode, shown, "{name}");
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let host_shm = mountinfo.lines().any(|l| {
+            l.split(' ')
+                .nth(4)
+                .is_some_and(|m| m.contains(&id) && m.ends_with("/shm"))
+        });
+        assert_eq!(
+            host_shm,
+            name == "shar",
+            "{name}: a tmpfs of its own on the host"
+        );
+    }
+    berth.ok(&["rm", "-f", "dflt", "priv", "shar", "nothing"]);
+}
+
 #[test]
 fn podman_detached_exec_stop_rm() {
     require!(PODMAN_TOOLS);

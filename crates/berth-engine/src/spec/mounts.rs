@@ -8,7 +8,7 @@ use oci_spec::runtime::Mount;
 
 use super::defaults::{self, mount};
 use super::{EtcFiles, SpecError};
-use crate::request::{MountRequest, NsMode, RunRequest};
+use crate::request::{IpcShm, MountRequest, NsMode, RunRequest};
 
 const PROPAGATIONS: [&str; 6] = [
     "private", "rprivate", "shared", "rshared", "slave", "rslave",
@@ -53,7 +53,7 @@ fn default_mounts(
     user: &BTreeSet<PathBuf>,
 ) -> Result<Vec<Mount>, SpecError> {
     let mut list = defaults::mounts();
-    list.push(shm_mount(req, joins)?);
+    list.extend(shm_mount(req, joins)?);
     let user_dev = user.contains(Path::new("/dev"));
     list.retain(|m| {
         let dest = m.destination();
@@ -94,11 +94,16 @@ fn set_option(m: &mut Mount, option: &str, on: bool) {
     m.set_options(Some(opts));
 }
 
-/// /dev/shm: a tmpfs of `--shm-size` for a private IPC namespace, the host's for `--ipc host`,
-/// and the other container's (through its /proc root) for `--ipc container:`.
-fn shm_mount(req: &RunRequest, joins: &BTreeMap<String, PathBuf>) -> Result<Mount, SpecError> {
+/// /dev/shm: a tmpfs of `--shm-size` for a private IPC namespace (none with `--ipc none`), the
+/// host's for `--ipc host`, and the other container's (through its /proc root) for `--ipc
+/// container:`. A shareable namespace's tmpfs is the engine's on the host (bundle.rs).
+fn shm_mount(
+    req: &RunRequest,
+    joins: &BTreeMap<String, PathBuf>,
+) -> Result<Option<Mount>, SpecError> {
     let bind = |source: &str| mount("/dev/shm", "bind", source, &["rbind", "rprivate"]);
-    Ok(match &req.ipc {
+    Ok(Some(match &req.ipc {
+        NsMode::Private if req.ipc_shm == IpcShm::None => return Ok(None),
         NsMode::Private => {
             let size = format!("size={}", req.shm_size.unwrap_or(defaults::SHM_SIZE));
             mount(
@@ -118,7 +123,7 @@ fn shm_mount(req: &RunRequest, joins: &BTreeMap<String, PathBuf>) -> Result<Moun
             let proc_dir = ns.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
             bind(&proc_dir.join("root/dev/shm").to_string_lossy())
         }
-    })
+    }))
 }
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf, unless the user mounts over them; read-only

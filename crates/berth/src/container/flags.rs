@@ -76,7 +76,7 @@ pub struct RunFlags {
     /// PID namespace to use (host, container:<name|id>)
     #[arg(long)]
     pub pid: Option<String>,
-    /// IPC mode to use (private, shareable, host, container:<name|id>)
+    /// IPC mode to use (private, shareable, none, host, container:<name|id>)
     #[arg(long)]
     pub ipc: Option<String>,
     /// UTS namespace to use (host)
@@ -276,7 +276,6 @@ impl RunFlags {
             auto_remove: self.rm,
             read_only: self.read_only,
             pid: ns_mode("--pid", self.pid.as_deref(), false)?,
-            ipc: ns_mode("--ipc", self.ipc.as_deref(), false)?,
             uts: ns_mode("--uts", self.uts.as_deref(), false)?,
             cgroupns: ns_mode("--cgroupns", self.cgroupns.as_deref(), false)?,
             timens: match self.timens.as_deref() {
@@ -338,6 +337,7 @@ impl RunFlags {
             ..RunRequest::default()
         };
         self.security(&mut r)?;
+        (r.ipc, r.ipc_shm) = options::ipc_mode(self.ipc.as_deref())?;
         (r.userns, r.userns_auto) = berth_engine::userns::parse_mode(self.userns.as_deref())?;
         r.userns_unset = self.userns.as_deref().is_none_or(str::is_empty);
         options::network_mode(&mut r, self.network.as_deref().unwrap_or("bridge"))?;

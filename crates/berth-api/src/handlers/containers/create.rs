@@ -170,7 +170,7 @@ fn host_config(
         .map(|[rows, cols]| (rows, cols));
     let mode = |flag, v: &Option<String>, host| options::ns_mode(flag, v.as_deref(), host);
     req.pid = mode("--pid", &h.pid_mode, false)?;
-    req.ipc = mode("--ipc", &h.ipc_mode, false)?;
+    (req.ipc, req.ipc_shm) = options::ipc_mode(h.ipc_mode.as_deref())?;
     req.uts = mode("--uts", &h.uts_mode, false)?;
     (req.userns, req.userns_auto) = berth_engine::userns::parse_mode(h.userns_mode.as_deref())?;
     req.userns_unset = h.userns_mode.as_deref().is_none_or(str::is_empty);
