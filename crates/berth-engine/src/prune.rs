@@ -54,6 +54,7 @@ pub fn containers(engine: &Engine, filter: &Filter) -> Result<Pruned> {
     for (id, path, _owner) in engine.containers.abandoned() {
         let _ = crate::lifecycle::finish_removal(engine, &id, Some(&path));
     }
+    engine.containers.sweep_name_temporaries();
     let listing = crate::lifecycle::list(engine)?;
     let mut pruned = Pruned {
         skipped: listing.skipped,

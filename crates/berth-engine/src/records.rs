@@ -356,6 +356,25 @@ impl Containers {
         Ok(None)
     }
 
+    /// Removes the temporaries a create or rename killed between writing a name's entry and
+    /// renaming it into place left in the names index (`write_atomic`'s `.tmp*`): nothing
+    /// reads them, and each has a random name, so nothing else ever would. Under `lock_names`,
+    /// which every writer of the index holds, so none is a write in progress.
+    pub fn sweep_name_temporaries(&self) {
+        let Ok(_names) = self.lock_names() else {
+            return;
+        };
+        let dir = self.dir.join("names");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().as_encoded_bytes().starts_with(b".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Gives `name` back, if `id` holds it.
     pub fn release_name(&self, name: &str, id: &str) {
         if self.name_holder(name).as_deref() == Some(id) {

@@ -126,6 +126,29 @@ fn entries_left(berth: &Berth) -> Vec<String> {
         .collect()
 }
 
+/// A create killed between writing its name's entry and renaming it into place leaves the
+/// entry's temporary in the names index (`write_atomic`'s `.tmp*`, a random name nothing reads
+/// again): `container prune` removes it, and the names in use stay.
+#[test]
+fn a_name_entry_half_written_by_a_killed_create_is_swept_by_prune() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["create", "--name", "kept", IMAGE, "true"]);
+    let names = berth.root().join("containers/names");
+    let id = berth.ok(&["inspect", "--format", "{{.Id}}", "kept"]);
+    // As a SIGKILL after the write and before the rename leaves it.
+    fs::write(names.join(".tmpK1lLeD"), &id).expect("plant the temporary");
+    // Only containers labelled `pruned`: `kept` stays, its name too.
+    berth.ok(&["container", "prune", "--force", "--filter", "label=pruned"]);
+    let left: Vec<String> = fs::read_dir(&names)
+        .expect("names dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["kept"], "the name in use stays");
+    berth.ok(&["rm", "kept"]);
+}
+
 /// A client of the monitor of container `id`, on its socket (through /proc/self/fd: the path
 /// is longer than a socket address takes).
 fn monitor_client(berth: &Berth, id: &str) -> UnixStream {
