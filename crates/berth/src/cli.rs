@@ -189,13 +189,12 @@ impl Cli {
     /// flag (clap lets `-1` pass for a value) is Docker's `unknown flag`.
     fn checked(self) -> Result<Cli, clap::Error> {
         use clap::error::{ContextKind, ContextValue, ErrorKind};
-        let run = match &self.command {
-            Command::Run(a)
-            | Command::Create(a)
-            | Command::Container(ContainerCommand::Run(a) | ContainerCommand::Create(a)) => a,
+        let flags = match &self.command {
+            Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => &a.flags,
+            Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => &a.flags,
             _ => return Ok(self),
         };
-        match run.flags.image_and_command.first() {
+        match flags.image_and_command.first() {
             Some(image) if image.starts_with('-') && image.len() > 1 => {
                 let mut e = clap::Error::new(ErrorKind::UnknownArgument);
                 e.insert(ContextKind::InvalidArg, ContextValue::String(image.clone()));
@@ -375,7 +374,7 @@ pub enum Command {
     /// Create and run a new container from an image
     Run(run::RunArgs),
     /// Create a new container
-    Create(run::RunArgs),
+    Create(run::CreateArgs),
     /// Start one or more stopped containers
     Start(run::StartArgs),
     /// Stop one or more running containers
@@ -486,7 +485,7 @@ pub enum ContainerCommand {
     Commit(commit::CommitArgs),
     Diff(diff::DiffArgs),
     Run(run::RunArgs),
-    Create(run::RunArgs),
+    Create(run::CreateArgs),
     Start(run::StartArgs),
     Stop(manage::StopArgs),
     Restart(manage::StopArgs),

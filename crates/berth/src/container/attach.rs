@@ -16,6 +16,11 @@ pub struct AttachArgs {
     /// Override the key sequence for detaching a container
     #[arg(long = "detach-keys")]
     pub detach_keys: Option<String>,
+    /// Proxy all received signals to the process
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true)]
+    pub sig_proxy: bool,
     pub container: String,
 }
 
@@ -29,7 +34,8 @@ pub fn run(ctx: &Context, args: AttachArgs) -> Result<i32> {
     let stdin = options.stdin && record.request.interactive;
     let tty = record.request.tty;
     let raw = (tty && stdin).then(RawMode::enable);
-    let ended = relay::exit_code(&engine, &record.id, &mut session, stdin, tty, keys)?;
+    let proxy = args.sig_proxy;
+    let ended = relay::exit_code(&engine, &record.id, &mut session, stdin, tty, proxy, keys)?;
     drop(raw);
     Ok(ended.unwrap_or_else(relay::escaped))
 }

@@ -22,6 +22,9 @@ pub struct ExecArgs {
     /// Set environment variables
     #[arg(short, long = "env")]
     pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
     /// Working directory inside the container
     #[arg(short, long)]
     pub workdir: Option<String>,
@@ -44,7 +47,8 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<i32> {
     let engine = ctx.engine()?;
     let config = ExecConfig {
         cmd: args.command,
-        env: args.env,
+        // The files' then the flags', a bare KEY taking our value (as run's, and Docker's).
+        env: super::flag_values::env(&args.env, &args.env_file)?,
         workdir: args.workdir,
         user: args.user,
         tty: args.tty,

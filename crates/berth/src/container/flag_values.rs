@@ -31,6 +31,27 @@ fn push_env(out: &mut Vec<String>, e: &str) {
     }
 }
 
+/// `--label-file`s' lines (Docker's: blank lines and `#` comments skipped, `KEY=VALUE` or a
+/// bare `KEY`), then the `--label`s, which win over the files' for the same key.
+pub(super) fn labels(files: &[String], flags: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut all = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("--label-file {file}"))?;
+        for line in text.lines().map(str::trim_start) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let key = line.split_once('=').map_or(line, |(k, _)| k);
+            if key.contains(char::is_whitespace) {
+                bail!("--label-file {file}: label {key:?} contains whitespace");
+            }
+            all.push(line.to_string());
+        }
+    }
+    all.extend(flags.iter().cloned());
+    key_values("--label", &all)
+}
+
 pub(super) fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
     items
         .iter()

@@ -8,7 +8,7 @@ use berth_engine::request::{NsMode, RunRequest, SeccompChoice};
 use clap::Args;
 
 use super::flag_values::{
-    bytes, cpus, device, env, flat, key_values, mount, swap_bytes, time_offsets,
+    bytes, cpus, device, env, flat, key_values, labels, mount, swap_bytes, time_offsets,
 };
 
 #[derive(Args, Debug, Clone, Default)]
@@ -211,6 +211,15 @@ pub struct RunFlags {
     /// Set meta data on a container
     #[arg(short, long)]
     pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file")]
+    pub label_file: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
+    /// Add link to another container (legacy links: refused, as berth has none)
+    #[arg(long, hide = true)]
+    pub link: Vec<String>,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,
@@ -257,6 +266,11 @@ impl RunFlags {
         if let Some(gpus) = &self.gpus {
             bail!(
                 "--gpus {gpus}: berth cannot give a container GPUs yet; pass a device node with --device instead"
+            );
+        }
+        if let Some(link) = self.link.first() {
+            bail!(
+                "--link {link}: berth has no container links: put the containers on a user network, where they reach each other by name"
             );
         }
         let mut r = RunRequest {
@@ -317,7 +331,8 @@ impl RunFlags {
             stop_timeout: self.stop_timeout,
             healthcheck: self.healthcheck()?,
             restart: restart(&self.restart)?,
-            labels: key_values("--label", &self.label)?,
+            labels: labels(&self.label_file, &self.label)?,
+            volumes_from: self.volumes_from.clone(),
             add_hosts: self.add_host.clone(),
             dns: self.dns.clone(),
             dns_search: self.dns_search.clone(),

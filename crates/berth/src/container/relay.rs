@@ -57,17 +57,19 @@ pub fn attached(stdin: bool, tty: bool) -> AttachOptions {
     }
 }
 
-/// Relays an attached session to its end; the container's exit code (if the monitor went away
-/// without a word, what it recorded), or `None` after a detach.
+/// Relays an attached session to its end (our signals passed on with `proxy`); the container's
+/// exit code (if the monitor went away without a word, what it recorded), or `None` after a
+/// detach.
 pub fn exit_code(
     engine: &berth_engine::Engine,
     id: &str,
     session: &mut Session,
     stdin: bool,
     tty: bool,
+    proxy: bool,
     keys: DetachKeys,
 ) -> std::io::Result<Option<i32>> {
-    Ok(match relay(session, stdin, tty, true, keys)? {
+    Ok(match relay(session, stdin, tty, proxy, keys)? {
         Ended::Exit(code) => Some(code),
         Ended::Detached => None,
         Ended::Closed => Some(berth_engine::lifecycle::wait(engine, id).unwrap_or(125)),

@@ -22,6 +22,22 @@ pub struct RunArgs {
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
+    /// Proxy received signals to the process
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true)]
+    pub sig_proxy: bool,
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
+
+/// `create`: `run`'s flags but those of a client that stays attached.
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct CreateArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     #[command(flatten)]
     pub flags: RunFlags,
 }
@@ -63,9 +79,24 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         return Ok(0);
     }
     let (stdin, tty) = (req.interactive, req.tty);
-    attach_start(&engine, stdin, tty, keys, |attached| {
+    let relayed = Relayed {
+        stdin,
+        tty,
+        proxy: args.sig_proxy,
+        keys,
+    };
+    attach_start(&engine, relayed, |attached| {
         lifecycle::start_created(&engine, record, attached, monitor)
     })
+}
+
+/// How a started container's session is relayed: our stdin to it, a terminal, our signals to
+/// its process (`--sig-proxy`), the keys that detach.
+struct Relayed {
+    stdin: bool,
+    tty: bool,
+    proxy: bool,
+    keys: relay::DetachKeys,
 }
 
 /// Starts the container by `start` (`run`'s new one, or `start -a`'s) with our terminal
@@ -73,20 +104,24 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
 /// success, as Docker's.
 fn attach_start(
     engine: &Engine,
-    stdin: bool,
-    tty: bool,
-    keys: relay::DetachKeys,
+    relayed: Relayed,
     start: impl FnOnce(&AttachOptions) -> berth_engine::Result<lifecycle::Started>,
 ) -> Result<i32> {
+    let Relayed {
+        stdin,
+        tty,
+        proxy,
+        keys,
+    } = relayed;
     let _raw = (tty && stdin).then(RawMode::enable);
     let mut started = start(&relay::attached(stdin, tty))?;
     print_warnings(&started);
     let id = &started.record.id;
-    let ended = relay::exit_code(engine, id, &mut started.session, stdin, tty, keys)?;
+    let ended = relay::exit_code(engine, id, &mut started.session, stdin, tty, proxy, keys)?;
     Ok(ended.unwrap_or(0))
 }
 
-pub fn create(ctx: &Context, args: RunArgs) -> Result<i32> {
+pub fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
     let req = args.flags.request()?;
     let engine = ctx.engine()?;
     let record = create_record(ctx, &engine, req, args.flags.quiet, None)?;
@@ -102,8 +137,14 @@ pub fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
             bail!("you cannot start and attach multiple containers at once");
         }
         let record = engine.containers.find(&args.containers[0])?;
-        let tty = record.request.tty;
-        return attach_start(&engine, args.interactive, tty, keys, |attached| {
+        // Docker's `start -a` always passes our signals on (it has no --sig-proxy).
+        let relayed = Relayed {
+            stdin: args.interactive,
+            tty: record.request.tty,
+            proxy: true,
+            keys,
+        };
+        return attach_start(&engine, relayed, |attached| {
             lifecycle::start(&engine, &record.id, attached)
         });
     }

@@ -410,3 +410,127 @@ fn unread_stdin_does_not_stall_the_monitor() {
         "killed after the timeout, and run says so"
     );
 }
+
+/// `run --sig-proxy=false`, as Docker's: a signal to the attached CLI is not passed on, so the
+/// CLI dies of it and the container runs on; by default the container's process gets it.
+/// Also `--label-file` (blank lines and comments skipped, a bare key, `--label` winning),
+/// `--volumes-from` (read-only with `:ro`), `--link`, refused with one line and 125, and
+/// `exec --env-file`.
+#[test]
+fn sig_proxy_label_file_volumes_from_link_and_exec_env_file() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    need_root!();
+    let berth = Berth::new();
+    let script = "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.1; done";
+    for (name, proxy) in [("proxied", "--sig-proxy"), ("kept", "--sig-proxy=false")] {
+        let mut run = berth
+            .command()
+            .args(["run", "--name", name, proxy, IMAGE, "sh", "-c", script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn berth run");
+        let mut lines = BufReader::new(run.stdout.take().expect("stdout")).lines();
+        // Printed by the relay: it has our signals in hand by now.
+        assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("ready"));
+        let pid = nix::unistd::Pid::from_raw(run.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let status = run.wait().expect("wait for berth run");
+        let state = berth.ok(&["inspect", "--format", "{{.State.Status}}", name]);
+        if name == "proxied" {
+            assert_eq!(status.code(), Some(3), "the container's trap ends it");
+            assert_eq!(
+                lines.next().and_then(Result::ok).as_deref(),
+                Some("got-term")
+            );
+            assert_eq!(state, "exited");
+        } else {
+            assert_eq!(status.signal(), Some(15), "the CLI dies of it: {status}");
+            assert_eq!(state, "running", "the container runs on");
+        }
+    }
+    berth.ok(&["rm", "-f", "proxied", "kept"]);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("labels");
+    std::fs::write(&file, "# a comment\nA=1\n  B=two\n\nC\n").expect("label file");
+    let file = file.to_string_lossy();
+    berth.ok(&[
+        "create",
+        "--name",
+        "labelled",
+        "--label-file",
+        &file,
+        "-l",
+        "A=9",
+        IMAGE,
+        "true",
+    ]);
+    let labels = berth.ok(&["inspect", "--format", "{{json .Config.Labels}}", "labelled"]);
+    assert_eq!(labels, r#"{"A":"9","B":"two","C":""}"#);
+
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "data",
+        "-v",
+        "/data",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo kept > /data/f && sleep 1000",
+    ]);
+    let read = [
+        "run",
+        "--rm",
+        "--volumes-from",
+        "data",
+        IMAGE,
+        "cat",
+        "/data/f",
+    ];
+    assert_eq!(
+        crate::eventually("data's file", || {
+            let ran = berth.run(&read);
+            ran.success().then(|| ran.stdout.trim().to_string())
+        }),
+        "kept"
+    );
+    let write = [
+        "run",
+        "--rm",
+        "--volumes-from",
+        "data:ro",
+        IMAGE,
+        "touch",
+        "/data/g",
+    ];
+    let refused = berth.run(&write);
+    assert!(
+        refused.stderr.contains("Read-only file system"),
+        "{}",
+        refused.stderr
+    );
+
+    let linked = berth.run(&["run", "--rm", "--link", "data:db", IMAGE, "true"]);
+    assert_eq!(linked.code(), Some(125));
+    assert_eq!(
+        linked.stderr.trim(),
+        "berth: --link data:db: berth has no container links: put the containers on a user network, where they reach each other by name"
+    );
+    // exec --env-file: the file's, then -e; a bare key takes the caller's value, as run's.
+    let env_file = dir.path().join("env");
+    std::fs::write(&env_file, "E1=one\nE2\n").expect("env file");
+    let out = berth
+        .command()
+        .env("E2", "ours")
+        .args(["exec", "--env-file"])
+        .arg(&env_file)
+        .args(["-e", "E3=3", "data", "sh", "-c", "echo $E1 $E2 $E3"])
+        .output()
+        .expect("berth exec");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "one ours 3");
+    berth.ok(&["rm", "-f", "-v", "labelled", "data"]);
+}
