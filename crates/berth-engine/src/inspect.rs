@@ -161,6 +161,8 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "CpuQuota": req.cpu_quota.unwrap_or(0),
             "MemoryReservation": req.memory_reservation.unwrap_or(0),
             "BlkioWeight": req.blkio_weight.unwrap_or(0),
+            "MemorySwappiness": req.memory_swappiness,
+            "OomKillDisable": req.oom_kill_disable,
             "PidsLimit": req.pids_limit,
             "OomScoreAdj": req.oom_score_adj.unwrap_or(0),
             "ShmSize": req.shm_size.unwrap_or(64 << 20),

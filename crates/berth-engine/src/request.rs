@@ -244,6 +244,12 @@ pub struct RunRequest {
     pub cpuset_mems: Option<String>,
     /// `--blkio-weight`: 10 to 1000.
     pub blkio_weight: Option<u16>,
+    /// `--memory-swappiness`: 0 to 100 (-1, the default, is `None`); a cgroup v1 knob.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable`: the kernel's OOM killer spares the container; a cgroup v1 knob.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub oom_kill_disable: bool,
     pub pids_limit: Option<i64>,
     /// `--oom-score-adj`: -1000 to 1000, the process's oom_score_adj.
     pub oom_score_adj: Option<i32>,
@@ -292,6 +298,12 @@ impl RunRequest {
             return Err(Error::Invalid(
                 "privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode".into(),
             ));
+        }
+        if let Some(s) = self.memory_swappiness.filter(|s| !(0..=100).contains(s)) {
+            // Docker's daemon's words.
+            return Err(Error::Invalid(format!(
+                "Invalid value: {s}, valid memory swappiness range is 0-100"
+            )));
         }
         if self.auto_remove && self.restart != RestartPolicy::No {
             return Err(Error::Invalid(

@@ -883,3 +883,42 @@ fn ipc_modes_through_the_docker_cli() {
     assert_eq!(none.code(), Some(1), "{}", none.stderr);
     service.docker_ok(&["rm", "-f", "dflt", "shar"]);
 }
+
+/// `--memory-swappiness` and `--oom-kill-disable` through the docker CLI (the API's
+/// `MemorySwappiness`, `OomKillDisable`): written to the container's memory cgroup on a host
+/// whose memory controller is v1, shown by inspect; discarded with Docker's warnings on v2.
+#[test]
+fn memory_swappiness_and_oom_kill_disable_through_the_docker_cli() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory").is_dir();
+    let flags = [
+        "--memory-swappiness",
+        "7",
+        "--oom-kill-disable",
+        "-m",
+        "64m",
+    ];
+    let created =
+        service.docker(&[&["create", "--name", "tuned"][..], &flags, &[IMAGE, "true"]].concat());
+    assert!(created.success(), "{}", created.stderr);
+    let shown = "{{.HostConfig.MemorySwappiness}} {{.HostConfig.OomKillDisable}}";
+    let inspected = service.docker_ok(&["inspect", "--format", shown, "tuned"]);
+    if v1 {
+        assert_eq!(created.stderr.trim(), "", "no warning on v1");
+        assert_eq!(inspected, "7 true");
+        let read = "cat /sys/fs/cgroup/memory/memory.swappiness; \
+                    grep oom_kill_disable /sys/fs/cgroup/memory/memory.oom_control";
+        let run = [&["run", "--rm"][..], &flags, &[IMAGE, "sh", "-c", read]].concat();
+        assert_eq!(service.docker_ok(&run), "7\noom_kill_disable 1");
+    } else {
+        assert!(
+            created.stderr.contains("OomKillDisable discarded"),
+            "{}",
+            created.stderr
+        );
+        assert_eq!(inspected, "<nil> false");
+    }
+    service.docker_ok(&["rm", "tuned"]);
+}

@@ -326,6 +326,74 @@ fn podman_and_berth_ipc_modes() {
     berth.ok(&["rm", "-f", "dflt", "priv", "shar", "nothing"]);
 }
 
+/// The reference for berth's `--memory-swappiness` and `--oom-kill-disable` (Docker's, on a
+/// host whose memory controller is cgroup v1): podman and berth write the same knobs, which the
+/// container reads in its own memory cgroup. On a cgroup2-only host both are discarded with
+/// Docker's warnings (the engine's unit test), so there this only checks the warnings.
+#[test]
+fn podman_and_berth_memory_swappiness_and_oom_kill_disable() {
+    require!(PODMAN_TOOLS);
+    let flags = [
+        "--memory-swappiness",
+        "7",
+        "--oom-kill-disable",
+        "-m",
+        "64m",
+    ];
+    let read = "cat /sys/fs/cgroup/memory/memory.swappiness; \
+                grep oom_kill_disable /sys/fs/cgroup/memory/memory.oom_control";
+    let berth = berth_harness::image::Berth::new();
+    let image = berth_harness::image::IMAGE;
+    let ran = berth.run(&[&["run", "--rm"][..], &flags, &[image, "sh", "-c", read]].concat());
+    assert!(ran.success(), "{}", ran.stderr);
+    if !std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        assert!(
+            ran.stderr.contains("Memory swappiness discarded"),
+            "{}",
+            ran.stderr
+        );
+        assert!(
+            ran.stderr.contains("OomKillDisable discarded"),
+            "{}",
+            ran.stderr
+        );
+        return;
+    }
+    let podman = Podman::new(&runtime_under_test());
+    let theirs = run_ok(
+        podman
+            .podman_run(&["--rm"])
+            .args(flags)
+            .args([IMAGE, "sh", "-c", read]),
+    );
+    assert_eq!(theirs.trim(), "7\noom_kill_disable 1");
+    assert_eq!(ran.stdout.trim(), theirs.trim());
+    assert_eq!(ran.stderr.trim(), "", "a limit given: no warning");
+    // Inspect as Docker's; a value out of range refused with the daemon's words and 125.
+    berth.ok(&[&["create", "--name", "tuned"][..], &flags, &[image, "true"]].concat());
+    let shown = [
+        "inspect",
+        "--format",
+        "{{.HostConfig.MemorySwappiness}} {{.HostConfig.OomKillDisable}}",
+        "tuned",
+    ];
+    assert_eq!(berth.ok(&shown), "7 true");
+    berth.ok(&["rm", "tuned"]);
+    let refused = berth.run(&["run", "--rm", "--memory-swappiness", "101", image, "true"]);
+    assert_eq!(refused.code(), Some(125));
+    assert_eq!(
+        refused.stderr.trim(),
+        "berth: Invalid value: 101, valid memory swappiness range is 0-100"
+    );
+    // Without a memory limit, the docker CLI's warning.
+    let unlimited = berth.run(&["run", "--rm", "--oom-kill-disable", image, "true"]);
+    assert!(unlimited.success(), "{}", unlimited.stderr);
+    assert_eq!(
+        unlimited.stderr.trim(),
+        "WARNING: Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous."
+    );
+}
+
 #[test]
 fn podman_detached_exec_stop_rm() {
     require!(PODMAN_TOOLS);

@@ -189,14 +189,44 @@ fn memory(req: &RunRequest) -> Result<Option<LinuxMemory>, SpecError> {
             ));
         }
     }
-    if swap.is_none() && req.memory_reservation.is_none() {
+    let swappiness = req.memory_swappiness.and_then(|s| u64::try_from(s).ok());
+    let oom_kill_disable = req.oom_kill_disable.then_some(true);
+    if swap.is_none()
+        && req.memory_reservation.is_none()
+        && swappiness.is_none()
+        && oom_kill_disable.is_none()
+    {
         return Ok(None);
     }
     let mut mem = LinuxMemory::default();
     mem.set_limit(req.memory)
         .set_swap(swap)
-        .set_reservation(req.memory_reservation);
+        .set_reservation(req.memory_reservation)
+        .set_swappiness(swappiness)
+        .set_disable_oom_killer(oom_kill_disable);
     Ok(Some(mem))
+}
+
+/// Docker's handling of the memory controller's cgroup v1 knobs on a host whose memory
+/// controller is cgroup v2 (`unified`): discarded, each with the daemon's warning.
+pub fn discard_v1_knobs(req: &mut RunRequest, unified: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if !unified {
+        return warnings;
+    }
+    if req.memory_swappiness.take().is_some() {
+        warnings.push(
+            "Your kernel does not support memory swappiness capabilities or the cgroup is not \
+             mounted. Memory swappiness discarded."
+                .to_string(),
+        );
+    }
+    if std::mem::take(&mut req.oom_kill_disable) {
+        warnings.push(
+            "Your kernel does not support OomKillDisable. OomKillDisable discarded.".to_string(),
+        );
+    }
+    warnings
 }
 
 /// The CPUs this host has online (/sys/devices/system/cpu/online, e.g. "0-1").
@@ -460,6 +490,27 @@ fn walk_dev(dir: &std::path::Path, out: &mut Vec<LinuxDevice>, depth: usize) {
 mod tests {
     use super::*;
     use crate::request::Ulimit;
+
+    #[test]
+    fn v1_memory_knobs_reach_the_spec_or_are_discarded_on_v2() {
+        let mut req = RunRequest {
+            memory_swappiness: Some(0),
+            oom_kill_disable: true,
+            ..RunRequest::default()
+        };
+        let m = memory(&req).unwrap().unwrap();
+        assert_eq!(
+            (m.swappiness(), m.disable_oom_killer()),
+            (Some(0), Some(true))
+        );
+        assert_eq!(m.limit(), None, "no limit asked, none set");
+        assert!(discard_v1_knobs(&mut req.clone(), false).is_empty());
+        let warnings = discard_v1_knobs(&mut req, true);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].ends_with("Memory swappiness discarded."));
+        assert_eq!((req.memory_swappiness, req.oom_kill_disable), (None, false));
+        assert_eq!(memory(&req).unwrap(), None);
+    }
 
     #[test]
     fn swap_defaults_to_twice_memory_and_is_checked() {

@@ -154,6 +154,16 @@ pub struct RunFlags {
     /// Memory soft limit
     #[arg(long = "memory-reservation", allow_negative_numbers = true, value_parser = bytes)]
     pub memory_reservation: Option<i64>,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(long = "memory-swappiness", allow_negative_numbers = true, default_value_t = -1,
+          hide_default_value = true)]
+    pub memory_swappiness: i64,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Optional parent cgroup for the container (refused: berth places each container's cgroup)
+    #[arg(long = "cgroup-parent", hide = true)]
+    pub cgroup_parent: Option<String>,
     /// Limit CPU CFS (Completely Fair Scheduler) period
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
@@ -268,6 +278,9 @@ impl RunFlags {
                 "--gpus {gpus}: berth cannot give a container GPUs yet; pass a device node with --device instead"
             );
         }
+        if let Some(parent) = self.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
+            bail!("--cgroup-parent {parent}: berth places each container's cgroup itself: drop it");
+        }
         if let Some(link) = self.link.first() {
             bail!(
                 "--link {link}: berth has no container links: put the containers on a user network, where they reach each other by name"
@@ -313,6 +326,8 @@ impl RunFlags {
             cpuset_cpus: self.cpuset_cpus.clone(),
             pids_limit: self.pids_limit,
             memory_reservation: self.memory_reservation,
+            memory_swappiness: Some(self.memory_swappiness).filter(|s| *s != -1),
+            oom_kill_disable: self.oom_kill_disable,
             oom_score_adj: self.oom_score_adj,
             cpu_period: self.cpu_period,
             cpu_quota: self.cpu_quota,

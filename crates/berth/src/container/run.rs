@@ -125,6 +125,9 @@ pub fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
     let req = args.flags.request()?;
     let engine = ctx.engine()?;
     let record = create_record(ctx, &engine, req, args.flags.quiet, None)?;
+    for w in &record.warnings {
+        eprintln!("WARNING: {w}");
+    }
     outln!("{}", record.id);
     Ok(0)
 }
@@ -186,6 +189,12 @@ fn create_record(
     id: Option<lifecycle::NewId>,
 ) -> Result<berth_engine::records::Record> {
     lifecycle::validate(engine, &req)?;
+    // The docker CLI's own warning, before the engine's.
+    if req.oom_kill_disable && req.memory.is_none() {
+        eprintln!(
+            "WARNING: Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous."
+        );
+    }
     let image = images::resolve_or_pull(
         engine,
         &req.image,

@@ -113,6 +113,7 @@ pub(super) struct Resources {
     pub(super) memory_reservation: Option<i64>,
     pub(super) memory_swap: Option<i64>,
     pub(super) oom_kill_disable: Option<bool>,
+    pub(super) memory_swappiness: Option<i64>,
     pub(super) pids_limit: Option<i64>,
     pub(super) ulimits: Option<Vec<UlimitBody>>,
 }

@@ -36,10 +36,10 @@ pub async fn create(state: &Arc<State>, call: &mut Call) -> Reply {
         .filter(|p| !p.is_empty())
         .map(String::from);
     let body: Body = call.json().await?;
-    let (mut req, warnings) = request(body, call.version)?;
+    let mut req = request(body, call.version)?;
     req.name = name;
     req.platform = platform;
-    let id = state
+    let (id, warnings) = state
         .blocking(move |s| {
             let engine = &s.engine;
             lifecycle::validate(engine, &req)?;
@@ -48,14 +48,16 @@ pub async fn create(state: &Arc<State>, call: &mut Call) -> Reply {
                 berth_engine::images::local(engine, &req.image, req.platform.as_deref())?
                     .ok_or_else(|| ApiError::not_found(format!("No such image: {}", req.image)))?;
             let image = ImageRef::of(&image);
-            Ok(lifecycle::create(engine, req, &image)?.id)
+            let record = lifecycle::create(engine, req, &image)?;
+            Ok((record.id, record.warnings))
         })
         .await?;
+    // The engine's (what this host discards or ignores), as Docker's daemon answers them.
     respond::json(201, &json!({"Id": id, "Warnings": warnings}))
 }
 
-/// The body as the engine's request, and the warnings for what berth leaves out.
-fn request(body: Body, version: ApiVersion) -> Result<(RunRequest, Vec<String>), ApiError> {
+/// The body as the engine's request.
+fn request(body: Body, version: ApiVersion) -> Result<RunRequest, ApiError> {
     let bad = ApiError::bad_request;
     let image = body.image.filter(|i| !i.is_empty()).ok_or_else(|| {
         bad("no image given: the body's Image names the image to create the container from")
@@ -88,10 +90,9 @@ fn request(body: Body, version: ApiVersion) -> Result<(RunRequest, Vec<String>),
         })?),
         None => None,
     };
-    let mut warnings = Vec::new();
     let host = body.host_config.unwrap_or_default();
     let mode = host.network_mode.clone().unwrap_or_default();
-    host_config(&mut req, host, version, &mut warnings)?;
+    host_config(&mut req, host, version)?;
     // The image's VOLUMEs and these become anonymous volumes where nothing else is mounted.
     for target in body.volumes.unwrap_or_default().into_keys() {
         if !req.mounts.iter().any(|m| m.target == target) {
@@ -104,15 +105,10 @@ fn request(body: Body, version: ApiVersion) -> Result<(RunRequest, Vec<String>),
         req.exposed_ports.push(port);
     }
     endpoints(&mut req, &mode, body.networking_config.unwrap_or_default())?;
-    Ok((req, warnings))
+    Ok(req)
 }
 
-fn host_config(
-    req: &mut RunRequest,
-    h: HostConfig,
-    version: ApiVersion,
-    warnings: &mut Vec<String>,
-) -> Result<(), ApiError> {
+fn host_config(req: &mut RunRequest, h: HostConfig, version: ApiVersion) -> Result<(), ApiError> {
     let bad = ApiError::bad_request;
     if h.links.as_ref().is_some_and(|l| !l.is_empty()) {
         return Err(bad("berth has no container links (Links): put the containers on a user network, where they reach each other by name"));
@@ -133,9 +129,6 @@ fn host_config(
         return Err(bad(
             "berth places each container's cgroup itself: drop CgroupParent",
         ));
-    }
-    if h.resources.oom_kill_disable == Some(true) {
-        warnings.push("berth does not disable the OOM killer: OomKillDisable is ignored".into());
     }
     options::network_mode(req, h.network_mode.as_deref().unwrap_or(""))?;
     for bind in h.binds.unwrap_or_default() {
@@ -211,6 +204,9 @@ fn resources(req: &mut RunRequest, r: Resources) -> Result<(), ApiError> {
     req.memory = r.memory.filter(|m| *m != 0);
     req.memory_swap = r.memory_swap.filter(|m| *m != 0);
     req.memory_reservation = r.memory_reservation.filter(|m| *m != 0);
+    // -1 (the docker CLI's default) and null: the kernel's.
+    req.memory_swappiness = r.memory_swappiness.filter(|s| *s != -1);
+    req.oom_kill_disable = r.oom_kill_disable.unwrap_or(false);
     req.cpus = r.cpus()?;
     req.cpu_shares = r.cpu_shares()?;
     req.cpu_period = r.cpu_period()?;
