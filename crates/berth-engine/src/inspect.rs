@@ -16,6 +16,14 @@ fn ns(mode: &NsMode, private: &str) -> String {
     }
 }
 
+/// Block device limits as Docker's HostConfig lists them: `[{"Path": ..., <value>: n}]`.
+fn device_limits(limits: &[crate::request::DeviceLimit], value: &str) -> Value {
+    limits
+        .iter()
+        .map(|l| json!({"Path": l.path, value: l.value}))
+        .collect()
+}
+
 /// `--userns` as it was given: host, private, auto, auto:size=N, container:<id>.
 fn userns_mode(req: &crate::request::RunRequest) -> String {
     match (&req.userns, req.userns_auto) {
@@ -162,6 +170,13 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "MemoryReservation": req.memory_reservation.unwrap_or(0),
             "BlkioWeight": req.blkio_weight.unwrap_or(0),
             "MemorySwappiness": req.memory_swappiness,
+            "BlkioWeightDevice": device_limits(&req.blkio_weight_device, "Weight"),
+            "BlkioDeviceReadBps": device_limits(&req.device_read_bps, "Rate"),
+            "BlkioDeviceWriteBps": device_limits(&req.device_write_bps, "Rate"),
+            "BlkioDeviceReadIOps": device_limits(&req.device_read_iops, "Rate"),
+            "BlkioDeviceWriteIOps": device_limits(&req.device_write_iops, "Rate"),
+            "DeviceCgroupRules": req.device_cgroup_rules,
+            "Annotations": req.annotations,
             "OomKillDisable": req.oom_kill_disable,
             "PidsLimit": req.pids_limit,
             "OomScoreAdj": req.oom_score_adj.unwrap_or(0),

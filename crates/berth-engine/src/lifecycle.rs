@@ -61,9 +61,7 @@ pub fn create_with(
     engine.config.apply_defaults(&mut req)?;
     validate(engine, &req)?;
     crate::rootless::check(&req)?;
-    let memory_v2 = berth_runtime::cgroup::host_setup()
-        .is_ok_and(|setup| setup == berth_cgroups::Setup::Unified);
-    let mut warnings = crate::spec::discard_v1_knobs(&mut req, memory_v2);
+    let mut warnings = crate::spec::discard_unsupported(&mut req, crate::spec::Knobs::of_host);
     warnings.extend(crate::rootless::limit_warning(&req)?);
     crate::volumes::from_containers(engine, &mut req)?;
     let NewId { id, random } = fresh;

@@ -74,6 +74,15 @@ pub struct DeviceRequest {
     pub permissions: String,
 }
 
+/// A block device's limit, as `--device-read-bps /dev/sda:1mb` or `--blkio-weight-device
+/// /dev/sda:200` give it: the device node's path on the host (its numbers are read at the
+/// start) and the value (bytes or operations a second, or a weight).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceLimit {
+    pub path: String,
+    pub value: u64,
+}
+
 /// `--ulimit name=soft[:hard]`; name as Docker spells it ("nofile", "nproc", ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ulimit {
@@ -244,6 +253,25 @@ pub struct RunRequest {
     pub cpuset_mems: Option<String>,
     /// `--blkio-weight`: 10 to 1000.
     pub blkio_weight: Option<u16>,
+    /// `--blkio-weight-device`: a weight (10 to 1000) for one device.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blkio_weight_device: Vec<DeviceLimit>,
+    /// `--device-read-bps`, `--device-write-bps`: bytes a second.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_read_bps: Vec<DeviceLimit>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_write_bps: Vec<DeviceLimit>,
+    /// `--device-read-iops`, `--device-write-iops`: operations a second.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_read_iops: Vec<DeviceLimit>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_write_iops: Vec<DeviceLimit>,
+    /// `--device-cgroup-rule`: a device cgroup rule in Docker's syntax (`c 1:3 mr`, `a *:* rwm`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+    /// `--annotation`: the OCI spec's annotations, as the runtime gets them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
     /// `--memory-swappiness`: 0 to 100 (-1, the default, is `None`); a cgroup v1 knob.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_swappiness: Option<i64>,

@@ -922,3 +922,55 @@ fn memory_swappiness_and_oom_kill_disable_through_the_docker_cli() {
     }
     service.docker_ok(&["rm", "tuned"]);
 }
+
+/// Block I/O throttles, device cgroup rules and annotations through the docker CLI (the API's
+/// `BlkioDeviceReadBps`..., `DeviceCgroupRules`, `Annotations`): in the container's cgroups
+/// (a cgroup v1 host's files) and in inspect.
+#[test]
+fn block_io_limits_device_rules_and_annotations_through_the_docker_cli() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let created = service.docker_ok(&[
+        "create",
+        "--annotation",
+        "org.example/a=b",
+        "--device-cgroup-rule",
+        "c 1:3 r",
+        IMAGE,
+        "true",
+    ]);
+    let shown = "{{json .HostConfig.Annotations}} {{json .HostConfig.DeviceCgroupRules}}";
+    assert_eq!(
+        service.docker_ok(&["inspect", "--format", shown, &created]),
+        r#"{"org.example/a":"b"} ["c 1:3 r"]"#
+    );
+    service.docker_ok(&["rm", &created]);
+    let blkio = std::path::Path::new("/sys/fs/cgroup/blkio");
+    let loop0 = std::path::Path::new("/dev/loop0");
+    if !blkio.is_dir() || !loop0.exists() {
+        berth_harness::skipping(format_args!("needs cgroup v1's blkio and /dev/loop0"));
+        return;
+    }
+    let read = "cat /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device";
+    let limits = [
+        "run",
+        "--rm",
+        "--device-write-bps",
+        "/dev/loop0:2mb",
+        IMAGE,
+        "sh",
+        "-c",
+        read,
+    ];
+    let major_minor = {
+        use std::os::unix::fs::MetadataExt;
+        let rdev = std::fs::metadata(loop0).expect("/dev/loop0").rdev();
+        format!(
+            "{}:{}",
+            nix::sys::stat::major(rdev),
+            nix::sys::stat::minor(rdev)
+        )
+    };
+    assert_eq!(service.docker_ok(&limits), format!("{major_minor} 2097152"));
+}

@@ -394,6 +394,113 @@ fn podman_and_berth_memory_swappiness_and_oom_kill_disable() {
     );
 }
 
+/// A block device node of this host, for the block I/O limits (a loop device, or a disk).
+fn a_block_device() -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| format!("/dev/{n}"))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.file_type().is_block_device()))
+}
+
+/// The reference for berth's block I/O throttles and `--device-cgroup-rule` (Docker's flags):
+/// podman and berth write the same limits and rules, read in the container's own cgroups (a
+/// cgroup v1 host's blkio and devices files). And `--annotation` reaches the runtime's spec,
+/// shown by inspect, with berth's own `io.berth.` names refused.
+#[test]
+fn podman_and_berth_block_io_limits_device_rules_and_annotations() {
+    require!(PODMAN_TOOLS);
+    let berth = berth_harness::image::Berth::new();
+    let image = berth_harness::image::IMAGE;
+    let annotated = berth.ok(&[
+        "run",
+        "-d",
+        "--annotation",
+        "org.example/a=b",
+        image,
+        "sleep",
+        "1000",
+    ]);
+    let shown = berth.ok(&[
+        "inspect",
+        "--format",
+        "{{json .HostConfig.Annotations}}",
+        &annotated,
+    ]);
+    assert_eq!(shown, r#"{"org.example/a":"b"}"#);
+    let config = berth
+        .root()
+        .join("containers")
+        .join(&annotated)
+        .join("config.json");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(config).expect("config.json")).expect("json");
+    assert_eq!(
+        config["annotations"]["org.example/a"], "b",
+        "the runtime's spec"
+    );
+    let refused = berth.run(&[
+        "run",
+        "--rm",
+        "--annotation",
+        "io.berth.init=false",
+        image,
+        "true",
+    ]);
+    assert_eq!(refused.code(), Some(125), "{}", refused.stderr);
+    berth.ok(&["rm", "-f", &annotated]);
+
+    let (Some(device), true) = (
+        a_block_device(),
+        std::path::Path::new("/sys/fs/cgroup/blkio").is_dir(),
+    ) else {
+        berth_harness::skipping(format_args!("needs a block device and cgroup v1's blkio"));
+        return;
+    };
+    let read_bps = format!("{device}:1mb");
+    let write_iops = format!("{device}:100");
+    let flags = [
+        "--device-read-bps",
+        &read_bps,
+        "--device-write-iops",
+        &write_iops,
+        "--device-cgroup-rule",
+        "b 7:* r",
+    ];
+    let read = "cd /sys/fs/cgroup; cat blkio/blkio.throttle.read_bps_device \
+                blkio/blkio.throttle.write_iops_device; grep '^b 7' devices/devices.list";
+    let ours = berth.ok(&[&["run", "--rm"][..], &flags, &[image, "sh", "-c", read]].concat());
+    let podman = Podman::new(&runtime_under_test());
+    let theirs = run_ok(
+        podman
+            .podman_run(&["--rm"])
+            .args(flags)
+            .args([IMAGE, "sh", "-c", read]),
+    );
+    assert_eq!(ours, theirs.trim());
+    assert!(
+        ours.contains(" 1048576\n") && ours.ends_with("b 7:* r"),
+        "{ours}"
+    );
+    // Docker's refusals, one line each, 125: no device path, not a block device, a bad rule.
+    for (flag, value) in [
+        ("--device-read-bps", "sda:1mb"),
+        ("--device-write-bps", "/dev/null:1mb"),
+        ("--device-cgroup-rule", "x 1:3 rwm"),
+    ] {
+        let ran = berth.run(&["run", "--rm", flag, value, image, "true"]);
+        assert_eq!(ran.code(), Some(125), "{flag} {value}: {}", ran.stderr);
+        assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
+        assert!(ran.stderr.contains(flag), "{}", ran.stderr);
+    }
+}
+
 #[test]
 fn podman_detached_exec_stop_rm() {
     require!(PODMAN_TOOLS);

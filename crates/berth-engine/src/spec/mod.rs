@@ -21,7 +21,7 @@ pub use defaults::{CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use error::SpecError;
 pub use etc::{hosts_file, pick_host_resolv, resolv_conf};
 pub use process::user as image_user;
-pub use resources::{discard_v1_knobs, limits as resource_limits, HostLimits};
+pub use resources::{discard_unsupported, limits as resource_limits, HostLimits, Knobs};
 pub use security::profile as seccomp_profile;
 pub use user::{
     host_group_id, host_user_name, resolve as resolve_user, resolve_from as resolve_user_from,
@@ -97,7 +97,7 @@ pub fn build(inputs: &SpecInputs) -> Result<Built, SpecError> {
             inputs.volumes,
             inputs.joins,
         )?)))
-        .set_annotations(Some(annotations(req)))
+        .set_annotations(Some(annotations(req)?))
         .set_linux(Some(linux(inputs, &bounding)?))
         .set_hooks(None);
     let stop_signal = process::stop_signal(image, req).unwrap_or_else(|| "SIGTERM".into());
@@ -154,12 +154,20 @@ fn root(rootfs: &Path, read_only: bool) -> Root {
     root
 }
 
-fn annotations(req: &RunRequest) -> HashMap<String, String> {
-    let mut map = HashMap::new();
+/// The user's `--annotation`s, and berth's own (`io.berth.*`, which tell the runtime what to
+/// do, so not the user's to set).
+fn annotations(req: &RunRequest) -> Result<HashMap<String, String>, SpecError> {
+    if let Some(key) = req.annotations.keys().find(|k| k.starts_with("io.berth.")) {
+        return Err(SpecError::invalid(
+            format!("--annotation {key}"),
+            "the io.berth. prefix is berth's own; use another name",
+        ));
+    }
+    let mut map: HashMap<String, String> = req.annotations.clone().into_iter().collect();
     if req.init {
         map.insert(INIT_ANNOTATION.to_string(), "true".to_string());
     }
-    map
+    Ok(map)
 }
 
 fn oci_process(
@@ -202,6 +210,9 @@ fn linux(inputs: &SpecInputs, bounding: &[Capability]) -> Result<Linux, SpecErro
         devices.retain(|x| x.path() != node.path());
         devices.push(node);
         rules.push(rule);
+    }
+    for rule in &req.device_cgroup_rules {
+        rules.push(resources::device_cgroup_rule(rule)?);
     }
     let (masked, readonly) = match req.privileged {
         true => (None, None),

@@ -4,16 +4,18 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
 
 use nix::sys::resource::{getrlimit, Resource};
 use oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory,
-    LinuxPids, LinuxResources, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
+    LinuxPids, LinuxResources, LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder, PosixRlimit,
+    PosixRlimitBuilder, PosixRlimitType,
 };
 
 use super::defaults::{self, device_rule};
 use super::SpecError;
-use crate::request::{DeviceRequest, RunRequest};
+use crate::request::{DeviceLimit, DeviceRequest, RunRequest};
 
 /// The caller's hard rlimits by Docker's name ("nofile", ...); a missing name is unlimited.
 /// Without CAP_SYS_RESOURCE nothing above them can be granted.
@@ -207,24 +209,117 @@ fn memory(req: &RunRequest) -> Result<Option<LinuxMemory>, SpecError> {
     Ok(Some(mem))
 }
 
-/// Docker's handling of the memory controller's cgroup v1 knobs on a host whose memory
-/// controller is cgroup v2 (`unified`): discarded, each with the daemon's warning.
-pub fn discard_v1_knobs(req: &mut RunRequest, unified: bool) -> Vec<String> {
+/// Which of the cgroup knobs Docker keeps only where the host has them this host has (Docker's
+/// sysinfo): the memory controller's v1 swappiness and OOM killer switch, block I/O weights
+/// (BFQ or CFQ) and throttles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Knobs {
+    pub swappiness: bool,
+    pub oom_kill_disable: bool,
+    pub blkio_weight: bool,
+    pub blkio_weight_device: bool,
+    pub throttles: [bool; 4],
+}
+
+impl Knobs {
+    /// Every knob (a host where nothing is discarded).
+    pub const ALL: Knobs = Knobs {
+        swappiness: true,
+        oom_kill_disable: true,
+        blkio_weight: true,
+        blkio_weight_device: true,
+        throttles: [true; 4],
+    };
+
+    /// This host's, from the files its cgroup mounts show.
+    pub fn of_host() -> Knobs {
+        let root = Path::new("/sys/fs/cgroup");
+        let has = |dir: &str, files: &[&str]| files.iter().any(|f| root.join(dir).join(f).exists());
+        if berth_runtime::cgroup::host_setup().is_ok_and(|s| s == berth_cgroups::Setup::Unified) {
+            // cgroup2's io controller has weights and io.max; memory's v1 knobs are gone.
+            let io = std::fs::read_to_string(root.join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|c| c == "io"));
+            return Knobs {
+                swappiness: false,
+                oom_kill_disable: false,
+                blkio_weight: io,
+                blkio_weight_device: io,
+                throttles: [io; 4],
+            };
+        }
+        let throttle = |f: &str| has("blkio", &[f]);
+        Knobs {
+            swappiness: has("memory", &["memory.swappiness"]),
+            oom_kill_disable: has("memory", &["memory.oom_control"]),
+            blkio_weight: has("blkio", &["blkio.weight", "blkio.bfq.weight"]),
+            blkio_weight_device: has("blkio", &["blkio.weight_device", "blkio.bfq.weight_device"]),
+            throttles: [
+                throttle("blkio.throttle.read_bps_device"),
+                throttle("blkio.throttle.write_bps_device"),
+                throttle("blkio.throttle.read_iops_device"),
+                throttle("blkio.throttle.write_iops_device"),
+            ],
+        }
+    }
+}
+
+/// Docker's handling of the knobs a host may lack (`knobs`, looked at only when the request
+/// sets one): each set but missing is discarded, with the daemon's warning.
+pub fn discard_unsupported(req: &mut RunRequest, knobs: impl FnOnce() -> Knobs) -> Vec<String> {
+    let asked = req.memory_swappiness.is_some()
+        || req.oom_kill_disable
+        || req.blkio_weight.is_some()
+        || !req.blkio_weight_device.is_empty()
+        || !req.device_read_bps.is_empty()
+        || !req.device_write_bps.is_empty()
+        || !req.device_read_iops.is_empty()
+        || !req.device_write_iops.is_empty();
     let mut warnings = Vec::new();
-    if !unified {
+    if !asked {
         return warnings;
     }
-    if req.memory_swappiness.take().is_some() {
-        warnings.push(
-            "Your kernel does not support memory swappiness capabilities or the cgroup is not \
-             mounted. Memory swappiness discarded."
-                .to_string(),
-        );
+    let knobs = knobs();
+    let mut warn = |text: &str| warnings.push(text.to_string());
+    if !knobs.swappiness && req.memory_swappiness.take().is_some() {
+        warn("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.");
     }
-    if std::mem::take(&mut req.oom_kill_disable) {
-        warnings.push(
-            "Your kernel does not support OomKillDisable. OomKillDisable discarded.".to_string(),
-        );
+    if !knobs.oom_kill_disable && std::mem::take(&mut req.oom_kill_disable) {
+        warn("Your kernel does not support OomKillDisable. OomKillDisable discarded.");
+    }
+    if !knobs.blkio_weight && req.blkio_weight.take().is_some() {
+        warn("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.");
+    }
+    if !knobs.blkio_weight_device && !std::mem::take(&mut req.blkio_weight_device).is_empty() {
+        warn("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.");
+    }
+    let throttles = [
+        (
+            &mut req.device_read_bps,
+            "BPS Block I/O read limit",
+            "Block I/O BPS read limit",
+        ),
+        (
+            &mut req.device_write_bps,
+            "BPS Block I/O write limit",
+            "Block I/O BPS write limit",
+        ),
+        (
+            &mut req.device_read_iops,
+            "IOPS Block read limit",
+            "Block I/O IOPS read limit",
+        ),
+        (
+            &mut req.device_write_iops,
+            "IOPS Block write limit",
+            "Block I/O IOPS write limit",
+        ),
+    ];
+    for ((limits, what, discarded), supported) in throttles.into_iter().zip(knobs.throttles) {
+        if !supported && !std::mem::take(limits).is_empty() {
+            warn(&format!(
+                "Your kernel does not support {what} or the cgroup is not mounted. {discarded} discarded."
+            ));
+        }
     }
     warnings
 }
@@ -337,19 +432,128 @@ fn cpu(req: &RunRequest) -> Result<Option<LinuxCpu>, SpecError> {
     Ok(Some(cpu))
 }
 
+/// Block I/O: `--blkio-weight`, and per device `--blkio-weight-device` and the
+/// `--device-{read,write}-{bps,iops}` throttles, each device's numbers read from its node.
 fn block_io(req: &RunRequest) -> Result<Option<LinuxBlockIo>, SpecError> {
-    let Some(weight) = req.blkio_weight else {
+    let throttled = [
+        ("--device-read-bps", &req.device_read_bps),
+        ("--device-write-bps", &req.device_write_bps),
+        ("--device-read-iops", &req.device_read_iops),
+        ("--device-write-iops", &req.device_write_iops),
+    ];
+    if req.blkio_weight.is_none()
+        && req.blkio_weight_device.is_empty()
+        && throttled.iter().all(|(_, limits)| limits.is_empty())
+    {
         return Ok(None);
+    }
+    let weight = |flag: String, weight: u64| {
+        u16::try_from(weight)
+            .ok()
+            .filter(|w| (10..=1000).contains(w))
+            .ok_or_else(|| {
+                SpecError::invalid(flag, "the range of block I/O weights is from 10 to 1000")
+            })
     };
-    if !(10..=1000).contains(&weight) {
+    let mut blkio = LinuxBlockIo::default();
+    if let Some(w) = req.blkio_weight {
+        blkio.set_weight(Some(weight(format!("--blkio-weight {w}"), w.into())?));
+    }
+    let mut weights = Vec::new();
+    for limit in &req.blkio_weight_device {
+        let flag = format!("--blkio-weight-device {}:{}", limit.path, limit.value);
+        let (major, minor) = block_device(&flag, limit)?;
+        let device = LinuxWeightDeviceBuilder::default()
+            .major(major)
+            .minor(minor)
+            .weight(weight(flag.clone(), limit.value)?)
+            .build()
+            .map_err(|e| SpecError::invalid(&flag, e.to_string()))?;
+        weights.push(device);
+    }
+    if !weights.is_empty() {
+        blkio.set_weight_device(Some(weights));
+    }
+    let mut lists = Vec::new();
+    for (name, limits) in throttled {
+        let mut list = Vec::new();
+        for limit in limits {
+            let flag = format!("{name} {}:{}", limit.path, limit.value);
+            let (major, minor) = block_device(&flag, limit)?;
+            let device = LinuxThrottleDeviceBuilder::default()
+                .major(major)
+                .minor(minor)
+                .rate(limit.value)
+                .build()
+                .map_err(|e| SpecError::invalid(&flag, e.to_string()))?;
+            list.push(device);
+        }
+        lists.push((!list.is_empty()).then_some(list));
+    }
+    let [read_bps, write_bps, read_iops, write_iops]: [_; 4] = lists.try_into().unwrap_or_default();
+    blkio
+        .set_throttle_read_bps_device(read_bps)
+        .set_throttle_write_bps_device(write_bps)
+        .set_throttle_read_iops_device(read_iops)
+        .set_throttle_write_iops_device(write_iops);
+    Ok(Some(blkio))
+}
+
+/// The numbers of the block device node at `limit.path` (a link to one is followed).
+fn block_device(flag: &str, limit: &DeviceLimit) -> Result<(i64, i64), SpecError> {
+    let meta = std::fs::metadata(&limit.path).map_err(|source| SpecError::Device {
+        flag: flag.to_string(),
+        path: limit.path.clone(),
+        source,
+    })?;
+    if !meta.file_type().is_block_device() {
         return Err(SpecError::invalid(
-            format!("--blkio-weight {weight}"),
-            "the range of block I/O weights is from 10 to 1000",
+            flag,
+            "not a block device node; give one such as /dev/sda",
         ));
     }
-    let mut blkio = LinuxBlockIo::default();
-    blkio.set_weight(Some(weight));
-    Ok(Some(blkio))
+    let rdev = meta.rdev();
+    let number = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    Ok((
+        number(nix::sys::stat::major(rdev)),
+        number(nix::sys::stat::minor(rdev)),
+    ))
+}
+
+/// A `--device-cgroup-rule` in Docker's syntax: `type major:minor access`, the type `a`, `b`
+/// or `c`, each number or `*` for any, the access of `r`, `w` and `m`.
+pub fn device_cgroup_rule(rule: &str) -> Result<LinuxDeviceCgroup, SpecError> {
+    let bad = || {
+        SpecError::invalid(
+            format!("--device-cgroup-rule {rule:?}"),
+            "use 'type major:minor access', e.g. 'c 1:3 mr': type a, b or c, * for any number, access of r, w and m",
+        )
+    };
+    let words: Vec<&str> = rule.split(' ').collect();
+    let [typ, numbers, access] = words[..] else {
+        return Err(bad());
+    };
+    let typ = match typ {
+        "a" => LinuxDeviceType::A,
+        "b" => LinuxDeviceType::B,
+        "c" => LinuxDeviceType::C,
+        _ => return Err(bad()),
+    };
+    let number = |n: &str| -> Result<Option<i64>, SpecError> {
+        if n == "*" {
+            return Ok(None);
+        }
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        n.parse().map(Some).map_err(|_| bad())
+    };
+    let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
+    let (major, minor) = (number(major)?, number(minor)?);
+    if access.is_empty() || access.len() > 3 || !access.bytes().all(|b| b"rwm".contains(&b)) {
+        return Err(bad());
+    }
+    Ok(device_rule(true, Some(typ), major, minor, access))
 }
 
 /// The cgroup limits asked for (memory, CPU, pids, block I/O), without device rules: what
@@ -492,7 +696,7 @@ mod tests {
     use crate::request::Ulimit;
 
     #[test]
-    fn v1_memory_knobs_reach_the_spec_or_are_discarded_on_v2() {
+    fn knobs_reach_the_spec_or_are_discarded_where_the_host_lacks_them() {
         let mut req = RunRequest {
             memory_swappiness: Some(0),
             oom_kill_disable: true,
@@ -504,12 +708,20 @@ mod tests {
             (Some(0), Some(true))
         );
         assert_eq!(m.limit(), None, "no limit asked, none set");
-        assert!(discard_v1_knobs(&mut req.clone(), false).is_empty());
-        let warnings = discard_v1_knobs(&mut req, true);
+        assert!(discard_unsupported(&mut req.clone(), || Knobs::ALL).is_empty());
+        let v2 = Knobs {
+            swappiness: false,
+            oom_kill_disable: false,
+            ..Knobs::ALL
+        };
+        let warnings = discard_unsupported(&mut req, || v2);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].ends_with("Memory swappiness discarded."));
         assert_eq!((req.memory_swappiness, req.oom_kill_disable), (None, false));
         assert_eq!(memory(&req).unwrap(), None);
+        // Nothing asked: the host is not looked at.
+        let untouched = discard_unsupported(&mut RunRequest::default(), || panic!("probed"));
+        assert!(untouched.is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use berth_engine::request::{DeviceRequest, MountRequest};
+use berth_engine::request::{DeviceLimit, DeviceRequest, MountRequest};
 
 pub(super) fn env(flags: &[String], files: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
@@ -57,7 +57,9 @@ pub(super) fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String
         .iter()
         .map(|kv| match kv.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            None if flag == "--label" && !kv.is_empty() => Ok((kv.clone(), String::new())),
+            None if (flag == "--label" || flag == "--annotation") && !kv.is_empty() => {
+                Ok((kv.clone(), String::new()))
+            }
             _ => Err(anyhow!("{flag} {kv:?}: use key=value")),
         })
         .collect()
@@ -156,6 +158,43 @@ pub(super) fn time_offsets(items: &[String]) -> Result<BTreeMap<String, i64>> {
         out.insert(clock.to_string(), secs);
     }
     Ok(out)
+}
+
+/// What a block device limit's value is, to parse it as Docker's CLI does.
+#[derive(Clone, Copy)]
+pub(super) enum Per {
+    /// Bytes a second, with Docker's units (`1mb`).
+    Bytes,
+    /// Operations a second.
+    Ops,
+    /// A weight, 10 to 1000.
+    Weight,
+}
+
+/// `--device-read-bps /dev/sda:1mb` and its kin: a device node's path under /dev and a value.
+pub(super) fn device_limits(flag: &str, items: &[String], per: Per) -> Result<Vec<DeviceLimit>> {
+    let (form, example) = match per {
+        Per::Bytes => ("<number>[<unit>] (unit kb, mb or gb)", "1mb"),
+        Per::Ops => ("<number>", "1000"),
+        Per::Weight => ("<weight> (10 to 1000)", "200"),
+    };
+    let limit = |item: &String| {
+        let bad = || anyhow!("{flag} {item:?}: use <device-path>:{form}, e.g. /dev/sda:{example}");
+        let (path, value) = item.split_once(':').ok_or_else(bad)?;
+        if !path.starts_with("/dev/") {
+            return Err(bad());
+        }
+        let value = match per {
+            Per::Bytes => bytes(value).ok().and_then(|b| u64::try_from(b).ok()),
+            Per::Ops => value.parse().ok(),
+            Per::Weight => value.parse::<u16>().ok().map(u64::from),
+        };
+        Ok(DeviceLimit {
+            path: path.to_string(),
+            value: value.ok_or_else(bad)?,
+        })
+    };
+    items.iter().map(limit).collect()
 }
 
 pub(super) fn device(d: &str) -> Result<DeviceRequest> {

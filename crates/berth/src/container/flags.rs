@@ -8,7 +8,8 @@ use berth_engine::request::{NsMode, RunRequest, SeccompChoice};
 use clap::Args;
 
 use super::flag_values::{
-    bytes, cpus, device, env, flat, key_values, labels, mount, swap_bytes, time_offsets,
+    bytes, cpus, device, device_limits, env, flat, key_values, labels, mount, swap_bytes,
+    time_offsets, Per,
 };
 
 #[derive(Args, Debug, Clone, Default)]
@@ -130,6 +131,27 @@ pub struct RunFlags {
     /// Add a host device to the container
     #[arg(long)]
     pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Block IO weight (relative device weight)
+    #[arg(long = "blkio-weight-device")]
+    pub blkio_weight_device: Vec<String>,
+    /// Limit read rate (bytes per second) from a device
+    #[arg(long = "device-read-bps")]
+    pub device_read_bps: Vec<String>,
+    /// Limit write rate (bytes per second) to a device
+    #[arg(long = "device-write-bps")]
+    pub device_write_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device
+    #[arg(long = "device-read-iops")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write rate (IO per second) to a device
+    #[arg(long = "device-write-iops")]
+    pub device_write_iops: Vec<String>,
+    /// Add an annotation to the container (passed through to the OCI runtime)
+    #[arg(long)]
+    pub annotation: Vec<String>,
     /// Memory limit
     #[arg(short, long, allow_negative_numbers = true, value_parser = bytes)]
     pub memory: Option<i64>,
@@ -319,6 +341,29 @@ impl RunFlags {
                 .iter()
                 .map(|d| device(d))
                 .collect::<Result<_>>()?,
+            device_cgroup_rules: self.device_cgroup_rule.clone(),
+            blkio_weight_device: device_limits(
+                "--blkio-weight-device",
+                &self.blkio_weight_device,
+                Per::Weight,
+            )?,
+            device_read_bps: device_limits("--device-read-bps", &self.device_read_bps, Per::Bytes)?,
+            device_write_bps: device_limits(
+                "--device-write-bps",
+                &self.device_write_bps,
+                Per::Bytes,
+            )?,
+            device_read_iops: device_limits(
+                "--device-read-iops",
+                &self.device_read_iops,
+                Per::Ops,
+            )?,
+            device_write_iops: device_limits(
+                "--device-write-iops",
+                &self.device_write_iops,
+                Per::Ops,
+            )?,
+            annotations: key_values("--annotation", &self.annotation)?,
             memory: self.memory,
             memory_swap: self.memory_swap,
             cpus: self.cpus,

@@ -630,21 +630,22 @@ fn a_failed_start_records_dockers_exit_code() {
         );
         assert_eq!(berth.ok(&["wait", name]).trim(), code.to_string());
     }
-    // A failure of the engine's own at start: 128. A block I/O weight is one where the
-    // kernel has no blkio.weight (no BFQ), as here; where it has one the container runs.
-    let ran = berth.run(&[
-        "run",
-        "--name",
-        "weighed",
-        "--blkio-weight",
-        "500",
-        IMAGE,
-        "true",
-    ]);
-    if !ran.success() {
-        assert_eq!(ran.code(), Some(125), "{ran:?}");
-        assert_eq!(berth.inspect("weighed")["State"]["ExitCode"], 128);
-    }
+    // A failure of the engine's own at start: 128. A `--device` whose node is gone by then
+    // is one (the spec is made again at each start).
+    let host = tempfile::tempdir().expect("temp dir");
+    let node = host.path().join("null");
+    let dev = nix::sys::stat::makedev(1, 3);
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o666);
+    nix::sys::stat::mknod(&node, nix::sys::stat::SFlag::S_IFCHR, mode, dev).expect("mknod");
+    let device = format!("{}:/dev/gone", node.display());
+    let args = [
+        "create", "--name", "weighed", "--device", &device, IMAGE, "true",
+    ];
+    berth.ok(&args);
+    fs::remove_file(&node).expect("remove the node");
+    let ran = berth.run(&["start", "weighed"]);
+    assert!(!ran.success(), "{ran:?}");
+    assert_eq!(berth.inspect("weighed")["State"]["ExitCode"], 128);
     berth.ok(&["rm", "missing", "notexec", "weighed"]);
 }
 

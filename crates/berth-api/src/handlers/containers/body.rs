@@ -88,6 +88,7 @@ pub(super) struct HostConfig {
     pub(super) userns_mode: Option<String>,
     pub(super) shm_size: Option<i64>,
     pub(super) sysctls: Option<BTreeMap<String, String>>,
+    pub(super) annotations: Option<BTreeMap<String, String>>,
     pub(super) init: Option<bool>,
     pub(super) mounts: Option<Vec<Mount>>,
     /// Rows and columns; [0, 0] when the client has no terminal.
@@ -114,6 +115,14 @@ pub(super) struct Resources {
     pub(super) memory_swap: Option<i64>,
     pub(super) oom_kill_disable: Option<bool>,
     pub(super) memory_swappiness: Option<i64>,
+    pub(super) blkio_weight_device: Option<Vec<WeightDevice>>,
+    pub(super) blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
+    pub(super) blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub(super) blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub(super) blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
+    pub(super) device_cgroup_rules: Option<Vec<String>>,
     pub(super) pids_limit: Option<i64>,
     pub(super) ulimits: Option<Vec<UlimitBody>>,
 }
@@ -177,6 +186,22 @@ pub(super) struct Device {
     pub(super) path_on_host: Option<String>,
     pub(super) path_in_container: Option<String>,
     pub(super) cgroup_permissions: Option<String>,
+}
+
+/// A `BlkioWeightDevice` entry: `{"Path": "/dev/sda", "Weight": 200}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct WeightDevice {
+    pub(super) path: String,
+    pub(super) weight: u16,
+}
+
+/// A `BlkioDeviceReadBps` (and the other throttles') entry: `{"Path": "/dev/sda", "Rate": 1024}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct ThrottleDevice {
+    pub(super) path: String,
+    pub(super) rate: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]

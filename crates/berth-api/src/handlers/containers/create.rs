@@ -9,13 +9,13 @@ use std::sync::Arc;
 use berth_engine::lifecycle::{self, ImageRef};
 use berth_engine::options;
 use berth_engine::request::{
-    DeviceRequest, MountRequest, PortRequest, RunRequest, SeccompChoice, Ulimit,
+    DeviceLimit, DeviceRequest, MountRequest, PortRequest, RunRequest, SeccompChoice, Ulimit,
 };
 use serde_json::json;
 
 use super::body::{
     Body, Device, HostConfig, Mount, NetworkingConfig, PortBinding, Resources, RestartPolicy,
-    UlimitBody,
+    ThrottleDevice, UlimitBody,
 };
 use super::State;
 use crate::error::ApiError;
@@ -178,6 +178,7 @@ fn host_config(req: &mut RunRequest, h: HostConfig, version: ApiVersion) -> Resu
     req.add_hosts = h.extra_hosts.unwrap_or_default();
     req.group_add = h.group_add.unwrap_or_default();
     req.sysctls = h.sysctls.unwrap_or_default();
+    req.annotations = h.annotations.unwrap_or_default();
     req.init = h.init.unwrap_or(false);
     req.oom_score_adj = h.oom_score_adj.filter(|a| *a != 0);
     req.shm_size = match h.shm_size {
@@ -216,6 +217,24 @@ fn resources(req: &mut RunRequest, r: Resources) -> Result<(), ApiError> {
     req.blkio_weight = r.blkio_weight.filter(|w| *w != 0);
     // 0 and below: no limit (Docker's reading).
     req.pids_limit = r.pids_limit.filter(|l| *l > 0);
+    let limits = |list: Option<Vec<ThrottleDevice>>| {
+        let limit = |d: ThrottleDevice| DeviceLimit {
+            path: d.path,
+            value: d.rate,
+        };
+        list.unwrap_or_default().into_iter().map(limit).collect()
+    };
+    req.device_read_bps = limits(r.blkio_device_read_bps);
+    req.device_write_bps = limits(r.blkio_device_write_bps);
+    req.device_read_iops = limits(r.blkio_device_read_iops);
+    req.device_write_iops = limits(r.blkio_device_write_iops);
+    req.blkio_weight_device = (r.blkio_weight_device.unwrap_or_default().into_iter())
+        .map(|d| DeviceLimit {
+            path: d.path,
+            value: d.weight.into(),
+        })
+        .collect();
+    req.device_cgroup_rules = r.device_cgroup_rules.unwrap_or_default();
     for d in r.devices.unwrap_or_default() {
         req.devices.push(device(d)?);
     }
