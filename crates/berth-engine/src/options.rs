@@ -101,6 +101,34 @@ pub fn restart(s: &str) -> Result<RestartPolicy> {
     })
 }
 
+/// Docker's container options that berth has no use for, checked as Docker's daemon checks
+/// them on Linux: the OCI runtime (`--runtime`, the API's `HostConfig.Runtime`: berth has its
+/// own, runc's equal, so `runc` is taken as a name for it), the isolation technology (Linux
+/// has only `default`) and storage options (a size needs overlay on xfs with project quotas,
+/// which berth does not set up).
+pub fn refuse_unused(
+    runtime: Option<&str>,
+    isolation: Option<&str>,
+    storage_opt: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    if let Some(r) = runtime.filter(|r| !matches!(*r, "" | "runc" | "berth-runc")) {
+        return Err(invalid(format!(
+            "--runtime {r}: berth runs every container with its own runtime (berth-runc, runc's command line); drop --runtime"
+        )));
+    }
+    if let Some(i) = isolation.filter(|i| !matches!(*i, "" | "default")) {
+        return Err(invalid(format!(
+            "Invalid isolation: {i:?} - linux only supports 'default'"
+        )));
+    }
+    if let Some(key) = storage_opt.keys().next() {
+        return Err(invalid(format!(
+            "--storage-opt {key}: berth's overlay has no per-container size limit (Docker's needs overlay over xfs with 'pquota'); drop it"
+        )));
+    }
+    Ok(())
+}
+
 /// `--network`: `bridge` (also "" and `default`), `none`, `host`, `container:<name|id>`, or a
 /// user network's name; sets the request's namespace and network.
 pub fn network_mode(req: &mut RunRequest, net: &str) -> Result<()> {

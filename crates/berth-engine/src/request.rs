@@ -272,6 +272,10 @@ pub struct RunRequest {
     /// `--annotation`: the OCI spec's annotations, as the runtime gets them.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// `--kernel-memory`: bytes, never applied (the kernel deprecated kmem limits, runc ignores
+    /// them); create discards it with a warning.
+    #[serde(skip)]
+    pub kernel_memory: Option<i64>,
     /// `--memory-swappiness`: 0 to 100 (-1, the default, is `None`); a cgroup v1 knob.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_swappiness: Option<i64>,

@@ -218,6 +218,23 @@ impl std::fmt::Display for FlagError {
 
 impl std::error::Error for FlagError {}
 
+/// A flag the docker CLI refuses before it calls the daemon because the daemon's OS has no use
+/// for it (`--cpu-count` is Windows'): its words, and its exit status 1 rather than run's 125.
+#[derive(Debug)]
+pub struct OsTypeError(pub &'static str);
+
+impl std::fmt::Display for OsTypeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "\"--{}\" is only supported on a Docker daemon running on windows, but the Docker daemon is running on linux",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for OsTypeError {}
+
 /// A usage error on one line, as Docker words it, and Docker's exit status for it: 125 for a
 /// flag (`unknown flag: --bogus`, `invalid argument "x" for "-m, --memory" flag: ...`), 1 for
 /// the arguments or the command (`'berth rm' requires at least 1 argument`). The line ends with

@@ -72,6 +72,8 @@ fn main() -> ExitCode {
             eprintln!("berth: {}", error_line(&e));
             let code = if e.downcast_ref::<cli::FlagError>().is_some() {
                 EXIT_ENGINE_ERROR
+            } else if e.downcast_ref::<cli::OsTypeError>().is_some() {
+                EXIT_ERROR
             } else {
                 e.downcast_ref::<berth_engine::Error>()
                     .and_then(berth_engine::Error::command_code)

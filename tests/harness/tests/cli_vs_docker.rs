@@ -170,3 +170,78 @@ fn search_reads_a_registrys_catalog() {
     assert_eq!(ran.code(), Some(1));
     assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
 }
+
+/// Docker's run flags that berth does not apply, through both CLIs on one root: each refused
+/// with one line and the docker CLI's status (its own words and 1 for Windows' flags, which it
+/// refuses itself from a Linux daemon; the engine's and 125 for the rest, which it sends on),
+/// and accepted where Docker's default or a value berth can honour is given.
+#[test]
+fn flags_berth_does_not_apply_are_refused_by_both_clis() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let refused: [&[&str]; 5] = [
+        &["--cpu-count", "1"],
+        &["--io-maxiops", "10"],
+        &["--isolation", "hyperv"],
+        &["--runtime", "runsc"],
+        &["--storage-opt", "size=1G"],
+    ];
+    for flags in refused {
+        let args = [&["run", "--rm"][..], flags, &[IMAGE, "true"]].concat();
+        let berth = service.berth.run(&args);
+        let docker = service.docker(&args);
+        // The docker CLI refuses Windows' flags itself, with 1; the engine's refusals are 125.
+        assert_eq!(
+            berth.code(),
+            docker.code(),
+            "{flags:?}: {} / {}",
+            berth.stderr,
+            docker.stderr
+        );
+        assert!(matches!(berth.code(), Some(1 | 125)), "{}", berth.stderr);
+        let line = berth.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        let said = line.strip_prefix("berth: ").expect("berth's prefix");
+        assert!(
+            docker.stderr.contains(said),
+            "docker {flags:?} said {:?}, berth {said:?}",
+            docker.stderr
+        );
+    }
+    // Berth's own: no IPv6, no real-time CPU time, no API socket to hand out.
+    for flags in [
+        &["--ip6", "fd00::2"][..],
+        &["--cpu-rt-runtime", "950000"],
+        &["--use-api-socket"],
+    ] {
+        let args = [&["run", "--rm"][..], flags, &[IMAGE, "true"]].concat();
+        let berth = service.berth.run(&args);
+        assert_eq!(berth.code(), Some(125), "{flags:?}: {}", berth.stderr);
+        assert_eq!(berth.stderr.trim().lines().count(), 1, "{}", berth.stderr);
+    }
+    let accepted: [&[&str]; 3] = [
+        &["--runtime", "runc"],
+        &["--isolation", "default"],
+        &["--disable-content-trust"],
+    ];
+    for flags in accepted {
+        let args = [&["run", "--rm"][..], flags, &[IMAGE, "true"]].concat();
+        let (berth, docker) = (service.berth.run(&args), service.docker(&args));
+        assert!(
+            berth.success() && docker.success(),
+            "{flags:?}: {} / {}",
+            berth.stderr,
+            docker.stderr
+        );
+    }
+    let kernel = service
+        .berth
+        .run(&["run", "--rm", "--kernel-memory", "64m", IMAGE, "true"]);
+    assert!(kernel.success(), "{}", kernel.stderr);
+    assert!(
+        kernel.stderr.contains("--kernel-memory discarded"),
+        "{}",
+        kernel.stderr
+    );
+}

@@ -266,6 +266,13 @@ impl Knobs {
 /// Docker's handling of the knobs a host may lack (`knobs`, looked at only when the request
 /// sets one): each set but missing is discarded, with the daemon's warning.
 pub fn discard_unsupported(req: &mut RunRequest, knobs: impl FnOnce() -> Knobs) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if req.kernel_memory.take().is_some_and(|k| k != 0) {
+        warnings.push(
+            "Kernel memory limits are deprecated by the kernel and ignored by runc: --kernel-memory discarded."
+                .to_string(),
+        );
+    }
     let asked = req.memory_swappiness.is_some()
         || req.oom_kill_disable
         || req.blkio_weight.is_some()
@@ -274,7 +281,6 @@ pub fn discard_unsupported(req: &mut RunRequest, knobs: impl FnOnce() -> Knobs) 
         || !req.device_write_bps.is_empty()
         || !req.device_read_iops.is_empty()
         || !req.device_write_iops.is_empty();
-    let mut warnings = Vec::new();
     if !asked {
         return warnings;
     }

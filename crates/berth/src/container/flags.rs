@@ -12,6 +12,58 @@ use super::flag_values::{
     time_offsets, Per,
 };
 
+/// Docker's `run` flags that berth has nothing to do with, each refused with one line.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RefusedFlags {
+    #[arg(long = "cpu-count", hide = true)]
+    cpu_count: Option<String>,
+    #[arg(long = "cpu-percent", hide = true)]
+    cpu_percent: Option<String>,
+    #[arg(long = "io-maxbandwidth", hide = true)]
+    io_maxbandwidth: Option<String>,
+    #[arg(long = "io-maxiops", hide = true)]
+    io_maxiops: Option<String>,
+    #[arg(long = "ip6", hide = true)]
+    ip6: Option<String>,
+    #[arg(long = "link-local-ip", hide = true)]
+    link_local_ip: Vec<String>,
+    #[arg(long = "cpu-rt-period", hide = true)]
+    cpu_rt_period: Option<String>,
+    #[arg(long = "cpu-rt-runtime", hide = true)]
+    cpu_rt_runtime: Option<String>,
+    #[arg(long = "use-api-socket", hide = true)]
+    use_api_socket: bool,
+}
+
+impl RefusedFlags {
+    fn check(&self) -> Result<()> {
+        let windows = [
+            ("cpu-count", &self.cpu_count),
+            ("cpu-percent", &self.cpu_percent),
+            ("io-maxbandwidth", &self.io_maxbandwidth),
+            ("io-maxiops", &self.io_maxiops),
+        ];
+        if let Some((flag, _)) = windows.iter().find(|(_, v)| v.is_some()) {
+            return Err(crate::cli::OsTypeError(flag).into());
+        }
+        if self.ip6.is_some() || !self.link_local_ip.is_empty() {
+            let flag = if self.ip6.is_some() {
+                "--ip6"
+            } else {
+                "--link-local-ip"
+            };
+            bail!("{flag}: berth's networks give containers IPv4 addresses only; drop it");
+        }
+        if self.cpu_rt_period.is_some() || self.cpu_rt_runtime.is_some() {
+            bail!("--cpu-rt-period, --cpu-rt-runtime: berth gives containers no real-time CPU time; drop them");
+        }
+        if self.use_api_socket {
+            bail!("--use-api-socket: berth has no daemon socket to give a container (berth system service is a separate choice); mount one with -v if you run it");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Args, Debug, Clone, Default)]
 pub struct RunFlags {
     /// Automatically remove the container when it exits
@@ -252,6 +304,31 @@ pub struct RunFlags {
     /// Add link to another container (legacy links: refused, as berth has none)
     #[arg(long, hide = true)]
     pub link: Vec<String>,
+    /// Runtime to use for this container (berth has its own: runc's equal)
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Container isolation technology (Linux has only "default")
+    #[arg(long)]
+    pub isolation: Option<String>,
+    /// Storage driver options for the container (refused: no per-container size)
+    #[arg(long = "storage-opt", hide = true)]
+    pub storage_opt: Vec<String>,
+    /// Kernel memory limit (deprecated by the kernel: discarded with a warning)
+    #[arg(long = "kernel-memory", value_parser = bytes, hide = true)]
+    pub kernel_memory: Option<i64>,
+    /// Skip image verification (berth verifies digests, not Docker Content Trust signatures)
+    #[arg(long = "disable-content-trust", hide = true, default_value_t = true,
+          action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub disable_content_trust: bool,
+    /// Optional volume driver for the container (only "local")
+    #[arg(long = "volume-driver", hide = true)]
+    pub volume_driver: Option<String>,
+    /// Docker's flags berth refuses with one line: Windows' (as the docker CLI refuses them
+    /// from a Linux daemon), IPv6 and link-local addresses, real-time CPU time, the API socket.
+    #[command(flatten)]
+    pub refused: RefusedFlags,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,
@@ -303,6 +380,23 @@ impl RunFlags {
         if let Some(parent) = self.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
             bail!("--cgroup-parent {parent}: berth places each container's cgroup itself: drop it");
         }
+        self.refused.check()?;
+        if let Some(d) = self
+            .volume_driver
+            .as_deref()
+            .filter(|d| !d.is_empty() && *d != "local")
+        {
+            bail!("--volume-driver {d}: berth has only the local volume driver; drop it");
+        }
+        if !self.disable_content_trust {
+            bail!("--disable-content-trust=false: berth verifies images by digest, not by Docker Content Trust signatures; drop it");
+        }
+        let storage_opt = key_values("--storage-opt", &self.storage_opt)?;
+        options::refuse_unused(
+            self.runtime.as_deref(),
+            self.isolation.as_deref(),
+            &storage_opt,
+        )?;
         if let Some(link) = self.link.first() {
             bail!(
                 "--link {link}: berth has no container links: put the containers on a user network, where they reach each other by name"
@@ -364,6 +458,7 @@ impl RunFlags {
                 Per::Ops,
             )?,
             annotations: key_values("--annotation", &self.annotation)?,
+            kernel_memory: self.kernel_memory,
             memory: self.memory,
             memory_swap: self.memory_swap,
             cpus: self.cpus,

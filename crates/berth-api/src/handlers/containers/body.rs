@@ -89,6 +89,9 @@ pub(super) struct HostConfig {
     pub(super) shm_size: Option<i64>,
     pub(super) sysctls: Option<BTreeMap<String, String>>,
     pub(super) annotations: Option<BTreeMap<String, String>>,
+    pub(super) runtime: Option<String>,
+    pub(super) isolation: Option<String>,
+    pub(super) storage_opt: Option<BTreeMap<String, String>>,
     pub(super) init: Option<bool>,
     pub(super) mounts: Option<Vec<Mount>>,
     /// Rows and columns; [0, 0] when the client has no terminal.
@@ -115,6 +118,7 @@ pub(super) struct Resources {
     pub(super) memory_swap: Option<i64>,
     pub(super) oom_kill_disable: Option<bool>,
     pub(super) memory_swappiness: Option<i64>,
+    pub(super) kernel_memory: Option<i64>,
     pub(super) blkio_weight_device: Option<Vec<WeightDevice>>,
     pub(super) blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
     pub(super) blkio_device_write_bps: Option<Vec<ThrottleDevice>>,

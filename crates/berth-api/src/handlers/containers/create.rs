@@ -179,6 +179,11 @@ fn host_config(req: &mut RunRequest, h: HostConfig, version: ApiVersion) -> Resu
     req.group_add = h.group_add.unwrap_or_default();
     req.sysctls = h.sysctls.unwrap_or_default();
     req.annotations = h.annotations.unwrap_or_default();
+    options::refuse_unused(
+        h.runtime.as_deref(),
+        h.isolation.as_deref(),
+        &h.storage_opt.unwrap_or_default(),
+    )?;
     req.init = h.init.unwrap_or(false);
     req.oom_score_adj = h.oom_score_adj.filter(|a| *a != 0);
     req.shm_size = match h.shm_size {
@@ -208,6 +213,7 @@ fn resources(req: &mut RunRequest, r: Resources) -> Result<(), ApiError> {
     // -1 (the docker CLI's default) and null: the kernel's.
     req.memory_swappiness = r.memory_swappiness.filter(|s| *s != -1);
     req.oom_kill_disable = r.oom_kill_disable.unwrap_or(false);
+    req.kernel_memory = r.kernel_memory;
     req.cpus = r.cpus()?;
     req.cpu_shares = r.cpu_shares()?;
     req.cpu_period = r.cpu_period()?;
