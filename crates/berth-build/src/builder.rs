@@ -34,7 +34,18 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, PathBuf>,
     pub compression: Compression,
     pub source_date_epoch: Option<i64>,
+    /// What every RUN step gets: `--add-host` entries in its /etc/hosts, `--shm-size` bytes of
+    /// /dev/shm, `--ulimit`s (BuildKit's ExecOp meta; part of each RUN's cache key).
+    pub steps: StepOptions,
     pub registry: berth_image::registry::RegistryOptions,
+}
+
+/// See [`BuildOptions::steps`].
+#[derive(Debug, Clone, Default)]
+pub struct StepOptions {
+    pub add_hosts: Vec<String>,
+    pub shm_size: Option<u64>,
+    pub ulimits: Vec<berth_engine::request::Ulimit>,
 }
 
 /// What the build tells its caller as it goes; the caller decides what a person sees.

@@ -51,6 +51,8 @@ pub struct RunSpec {
     pub network: Network,
     /// RUN --mount and heredoc scripts, as `berth run` takes its `--mount`s.
     pub mounts: Vec<MountRequest>,
+    /// The build's `--add-host`, `--shm-size`, `--ulimit`.
+    pub options: crate::builder::StepOptions,
 }
 
 /// The step's directory: `rootfs` (the overlay), `upper`, `work`, and the /etc files.
@@ -140,7 +142,7 @@ pub fn run(
 ) -> Result<i32> {
     let id = spec.id.clone();
     let rootfs = step.rootfs();
-    let etc = write_etc(&step.dir)?;
+    let etc = write_etc(&step.dir, &spec.options.add_hosts)?;
     let config = step_spec(spec, &rootfs, &etc, &id)?;
     let stubs = crate::stubs::Stubs::find(&rootfs, &config);
     let data =
@@ -301,7 +303,7 @@ fn attach(
 }
 
 /// /etc/hosts, /etc/resolv.conf and /etc/hostname for the step, bind-mounted as BuildKit does.
-fn write_etc(dir: &Path) -> Result<EtcFiles> {
+fn write_etc(dir: &Path, add_hosts: &[String]) -> Result<EtcFiles> {
     let etc = EtcFiles {
         hosts: dir.join("hosts"),
         hostname: dir.join("hostname"),
@@ -310,7 +312,8 @@ fn write_etc(dir: &Path) -> Result<EtcFiles> {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolved = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").ok();
     let pick = spec::pick_host_resolv(&host_resolv, resolved.as_deref());
-    let hosts = spec::hosts_file(HOSTNAME, None, &[]).map_err(|e| Error::Invalid(e.to_string()))?;
+    let hosts =
+        spec::hosts_file(HOSTNAME, None, add_hosts).map_err(|e| Error::Invalid(e.to_string()))?;
     for (path, content) in [
         (&etc.hosts, hosts),
         (&etc.resolv_conf, spec::resolv_conf(pick, &[], &[], &[])),
@@ -342,6 +345,8 @@ fn step_spec(spec: &RunSpec, rootfs: &Path, etc: &EtcFiles, id: &str) -> Result<
         netns,
         network,
         log_driver: "none".into(),
+        shm_size: spec.options.shm_size,
+        ulimits: spec.options.ulimits.clone(),
         ..RunRequest::default()
     };
     let inputs = spec::SpecInputs {

@@ -57,6 +57,17 @@ impl Builder<'_> {
             }
         };
         let mut key_parts = vec![format!("network={network:?}").into_bytes()];
+        // Only what is given, so that a build without these keeps its cache.
+        let steps = &self.opts.steps;
+        for host in &steps.add_hosts {
+            key_parts.push(format!("add-host={host}").into_bytes());
+        }
+        if let Some(size) = steps.shm_size {
+            key_parts.push(format!("shm-size={size}").into_bytes());
+        }
+        for u in &steps.ulimits {
+            key_parts.push(format!("ulimit={}={}:{}", u.name, u.soft, u.hard).into_bytes());
+        }
         let mut mounts = Vec::new();
         for flag in run.mounts {
             let text = self.expand(st, line, flag)?;
@@ -84,6 +95,7 @@ impl Builder<'_> {
             user: st.config.config.user.clone(),
             network,
             mounts: Vec::new(),
+            options: self.opts.steps.clone(),
         };
         Ok(Plan {
             history: format!("RUN {shown} # buildkit"),

@@ -530,7 +530,7 @@ pub enum ContainerCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     #[command(alias = "list")]
     Ls(images::ImagesArgs),
     Pull(pull::PullArgs),

@@ -766,3 +766,35 @@ fn a_nul_in_a_parameter_is_the_clients_error() {
     assert_eq!(code, "400", "{body}");
     assert!(body.contains("invalid target"), "{body}");
 }
+
+/// The docker CLI's `--add-host`, `--shm-size`, `--ulimit` (the API's repeated `extrahosts`,
+/// `shmsize`, `ulimits` JSON) reach the RUN steps, as `berth build`'s flags do (build.rs checks
+/// those against buildah); `--rm` and `--force-rm` are taken.
+#[test]
+fn docker_build_passes_hosts_shm_and_ulimits_to_the_run_steps() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let dockerfile = "FROM busybox\nRUN awk '/myhost/ {print $1, $2}' /etc/hosts > /hosts && \
+                      df -k /dev/shm | awk 'NR == 2 {print $2}' > /shm && ulimit -n > /nofile\n";
+    let dir = context(&[("Dockerfile", dockerfile)]);
+    let flags = [
+        "-t",
+        "stepped",
+        "--add-host",
+        "myhost:10.1.2.3",
+        "--add-host",
+        "other:10.1.2.4",
+        "--shm-size",
+        "2m",
+        "--ulimit",
+        "nofile=512:512",
+        "--rm",
+        "--force-rm",
+    ];
+    let ran = docker_build(&service, dir.path(), &flags);
+    assert!(ran.success(), "{}", ran.stderr);
+    let read = ["run", "--rm", "stepped", "cat", "/hosts", "/shm", "/nofile"];
+    assert_eq!(service.berth.ok(&read), "10.1.2.3 myhost\n2048\n512");
+    service.berth.ok(&["rmi", "stepped"]);
+}

@@ -405,6 +405,47 @@ RUN touch mine
     same_as_buildah(dockerfile, &[], &[]);
 }
 
+/// The build's `--add-host`, `--shm-size` and `--ulimit` reach every RUN step (its /etc/hosts,
+/// /dev/shm, rlimits) as under buildah; `--rm` and `--force-rm` are taken, as Docker's legacy
+/// builder and BuildKit take them (berth keeps no step's container either way; buildah takes
+/// them only with --layers).
+#[test]
+fn run_steps_get_the_builds_hosts_shm_and_ulimits_like_buildah() {
+    need_root!();
+    let dockerfile = r#"
+FROM busybox
+RUN awk '/myhost/ {print $1, $2}' /etc/hosts > /hosts && df -k /dev/shm | awk 'NR == 2 {print $2}' > /shm && ulimit -n > /nofile
+"#;
+    let flags = [
+        "--add-host",
+        "myhost:10.1.2.3",
+        "--shm-size",
+        "2m",
+        "--ulimit",
+        "nofile=512:512",
+    ];
+    let Some(image) = same_as_buildah(dockerfile, &[], &flags) else {
+        return;
+    };
+    // Buildah made the same files; these are what it and berth wrote.
+    for (path, text) in [
+        ("hosts", "10.1.2.3 myhost\n"),
+        ("shm", "2048\n"),
+        ("nofile", "512\n"),
+    ] {
+        let sha = format!("{:x}", Sha256::digest(text.as_bytes()));
+        assert_eq!(
+            image.tree.get(path).map(|e| e.content.as_str()),
+            Some(sha.as_str()),
+            "{path}"
+        );
+    }
+    let berth = Berth::new();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN true\n")]);
+    berth_build(&berth, ctx.path(), "kept", &["--rm=false", "--force-rm"]);
+    assert_eq!(berth.ok(&["ps", "-aq"]), "", "no step's container is left");
+}
+
 #[test]
 fn copy_semantics_match_buildah() {
     need_root!();

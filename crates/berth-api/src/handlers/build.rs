@@ -86,7 +86,7 @@ async fn build(state: &Arc<State>, call: &mut Call) -> Reply {
 }
 
 /// The query as `berth build`'s flags, checked; the options it has no use for (`rm`,
-/// `forcerm`, `cachefrom`, resource limits...) accepted and left.
+/// `forcerm`, `cachefrom`, CPU and memory limits...) accepted and left.
 fn request(query: &Query) -> Result<Request, ApiError> {
     if query.get("version") == Some("2") {
         return Err(ApiError::not_implemented(
@@ -139,6 +139,30 @@ fn request(query: &Query) -> Result<Request, ApiError> {
     }
     if query.flag("nocache") {
         args.push("--no-cache".into());
+    }
+    // The RUN steps' /etc/hosts (the docker client repeats the parameter), /dev/shm, ulimits.
+    for host in query.all("extrahosts").iter().filter(|h| !h.is_empty()) {
+        args.push(format!("--add-host={host}"));
+    }
+    if let Some(size) = query.get("shmsize").filter(|s| !s.is_empty() && *s != "0") {
+        args.push(format!("--shm-size={size}"));
+    }
+    if let Some(text) = query
+        .get("ulimits")
+        .filter(|t| !t.is_empty() && *t != "null")
+    {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Limit {
+            name: String,
+            soft: i64,
+            hard: i64,
+        }
+        let limits: Vec<Limit> = serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("invalid ulimits: {e}")))?;
+        for l in limits {
+            args.push(format!("--ulimit={}={}:{}", l.name, l.soft, l.hard));
+        }
     }
     if query.flag("pull") {
         args.push("--pull".into());

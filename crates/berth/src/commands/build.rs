@@ -70,6 +70,23 @@ pub struct BuildArgs {
     /// Write the progress and the outcome as JSON lines on stdout (the API service's builds)
     #[arg(long, hide = true)]
     pub events: bool,
+    /// Add a custom host-to-IP mapping (host:ip) to the RUN steps' /etc/hosts
+    #[arg(long = "add-host")]
+    pub add_hosts: Vec<String>,
+    /// Size of the RUN steps' /dev/shm
+    #[arg(long = "shm-size", value_parser = crate::container::flag_values::bytes)]
+    pub shm_size: Option<i64>,
+    /// Ulimit options for the RUN steps
+    #[arg(long = "ulimit")]
+    pub ulimits: Vec<String>,
+    /// Remove intermediate containers after a successful build (always: berth keeps none)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", hide_default_value = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub rm: bool,
+    /// Always remove intermediate containers (always: berth keeps none)
+    #[arg(long = "force-rm")]
+    pub force_rm: bool,
 }
 
 /// Docker's exit status for a build that failed (a bad Dockerfile, a failing RUN...).
@@ -232,6 +249,18 @@ fn options(ctx: &Context, args: &BuildArgs) -> Result<BuildOptions> {
         compression,
         source_date_epoch,
         registry: ctx.registry_options(),
+        steps: berth_build::StepOptions {
+            add_hosts: args.add_hosts.clone(),
+            shm_size: match args.shm_size {
+                Some(s) => Some(u64::try_from(s).ok().filter(|s| *s > 0).ok_or_else(|| {
+                    anyhow::anyhow!("--shm-size {s}: give a size above 0, such as 64m")
+                })?),
+                None => None,
+            },
+            ulimits: (args.ulimits.iter())
+                .map(|u| berth_engine::options::ulimit(u))
+                .collect::<berth_engine::Result<_>>()?,
+        },
     })
 }
 
