@@ -46,6 +46,21 @@ pub struct StepOptions {
     pub add_hosts: Vec<String>,
     pub shm_size: Option<u64>,
     pub ulimits: Vec<berth_engine::request::Ulimit>,
+    /// The legacy builder's limits of each RUN step's container (`--memory`, `--cpu-shares`...):
+    /// not in the cache key, as Docker's builders leave them out.
+    pub limits: StepLimits,
+}
+
+/// See [`StepOptions::limits`]: `berth run`'s flags of the same names.
+#[derive(Debug, Clone, Default)]
+pub struct StepLimits {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpu_period: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
 }
 
 /// What the build tells its caller as it goes; the caller decides what a person sees.

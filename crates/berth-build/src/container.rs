@@ -332,6 +332,7 @@ fn step_spec(spec: &RunSpec, rootfs: &Path, etc: &EtcFiles, id: &str) -> Result<
         Network::None => (NsMode::Private, "none".to_string()),
         Network::Bridge => (NsMode::Private, "bridge".to_string()),
     };
+    let limits = &spec.options.limits;
     let request = RunRequest {
         cmd: spec.args.clone(),
         entrypoint: Some(vec![String::new()]),
@@ -347,6 +348,13 @@ fn step_spec(spec: &RunSpec, rootfs: &Path, etc: &EtcFiles, id: &str) -> Result<
         log_driver: "none".into(),
         shm_size: spec.options.shm_size,
         ulimits: spec.options.ulimits.clone(),
+        memory: limits.memory,
+        memory_swap: limits.memory_swap,
+        cpu_shares: limits.cpu_shares,
+        cpu_period: limits.cpu_period,
+        cpu_quota: limits.cpu_quota,
+        cpuset_cpus: limits.cpuset_cpus.clone(),
+        cpuset_mems: limits.cpuset_mems.clone(),
         ..RunRequest::default()
     };
     let inputs = spec::SpecInputs {

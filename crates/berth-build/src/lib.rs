@@ -24,5 +24,5 @@ mod workdir;
 
 /// The layer cache is the engine's: `system df` and `system prune` measure and empty it.
 pub use berth_engine::build_cache as cache;
-pub use builder::{build, BuildOptions, Built, Progress, StepOptions};
+pub use builder::{build, BuildOptions, Built, Progress, StepLimits, StepOptions};
 pub use error::{Error, Result};

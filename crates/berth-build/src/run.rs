@@ -100,12 +100,12 @@ impl Builder<'_> {
         Ok(Plan {
             history: format!("RUN {shown} # buildkit"),
             key_parts,
-            action: Action::Run(RunPlan {
+            action: Action::Run(Box::new(RunPlan {
                 spec,
                 shown: process,
                 mounts,
                 script,
-            }),
+            })),
         })
     }
 

@@ -18,7 +18,7 @@ use crate::stage::{now, rfc3339};
 
 /// What a layer step does, once it is known not to be in the cache.
 pub(crate) enum Action {
-    Run(RunPlan),
+    Run(Box<RunPlan>),
     Copy(CopyPlan),
     Workdir,
 }
@@ -120,7 +120,7 @@ impl Builder<'_> {
         let lowers = self.lower_dirs(&st.layers)?;
         let mut step = StepDir::mount(self.tmp.path().join(format!("step-{id}")), &lowers)?;
         match action {
-            Action::Run(run) => self.run_step(&step, stage, run, id)?,
+            Action::Run(run) => self.run_step(&step, stage, *run, id)?,
             Action::Copy(plan) => self.copy_step(&step, &plan)?,
             Action::Workdir => {
                 let root = Root::open(&step.rootfs()).map_err(Error::io("open", step.rootfs()))?;

@@ -767,8 +767,8 @@ fn a_nul_in_a_parameter_is_the_clients_error() {
     assert!(body.contains("invalid target"), "{body}");
 }
 
-/// The docker CLI's `--add-host`, `--shm-size`, `--ulimit` (the API's repeated `extrahosts`,
-/// `shmsize`, `ulimits` JSON) reach the RUN steps, as `berth build`'s flags do (build.rs checks
+/// The docker CLI's `--add-host`, `--shm-size`, `--ulimit`, `--memory` (the API's repeated
+/// `extrahosts`, `shmsize`, `ulimits` JSON, `memory`) reach the RUN steps, as `berth build`'s flags do (build.rs checks
 /// those against buildah); `--rm` and `--force-rm` are taken.
 #[test]
 fn docker_build_passes_hosts_shm_and_ulimits_to_the_run_steps() {
@@ -776,7 +776,8 @@ fn docker_build_passes_hosts_shm_and_ulimits_to_the_run_steps() {
         return;
     };
     let dockerfile = "FROM busybox\nRUN awk '/myhost/ {print $1, $2}' /etc/hosts > /hosts && \
-                      df -k /dev/shm | awk 'NR == 2 {print $2}' > /shm && ulimit -n > /nofile\n";
+                      df -k /dev/shm | awk 'NR == 2 {print $2}' > /shm && ulimit -n > /nofile && \
+                      (cat /sys/fs/cgroup/memory/memory.limit_in_bytes || echo v2) > /mem\n";
     let dir = context(&[("Dockerfile", dockerfile)]);
     let flags = [
         "-t",
@@ -791,10 +792,19 @@ fn docker_build_passes_hosts_shm_and_ulimits_to_the_run_steps() {
         "nofile=512:512",
         "--rm",
         "--force-rm",
+        "--memory",
+        "64m",
     ];
     let ran = docker_build(&service, dir.path(), &flags);
     assert!(ran.success(), "{}", ran.stderr);
-    let read = ["run", "--rm", "stepped", "cat", "/hosts", "/shm", "/nofile"];
-    assert_eq!(service.berth.ok(&read), "10.1.2.3 myhost\n2048\n512");
+    let read = [
+        "run", "--rm", "stepped", "cat", "/hosts", "/shm", "/nofile", "/mem",
+    ];
+    let v1 = Path::new("/sys/fs/cgroup/memory").is_dir();
+    let mem = if v1 { "67108864" } else { "v2" };
+    assert_eq!(
+        service.berth.ok(&read),
+        format!("10.1.2.3 myhost\n2048\n512\n{mem}")
+    );
     service.berth.ok(&["rmi", "stepped"]);
 }

@@ -446,6 +446,55 @@ RUN awk '/myhost/ {print $1, $2}' /etc/hosts > /hosts && df -k /dev/shm | awk 'N
     assert_eq!(berth.ok(&["ps", "-aq"]), "", "no step's container is left");
 }
 
+/// The legacy builder's limits of the RUN steps (`--memory`, `--cpu-shares`, `--cpuset-cpus`)
+/// as under buildah, read in the step's own cgroups (a cgroup v1 host's files).
+#[test]
+fn run_steps_get_the_builds_limits_like_buildah() {
+    need_root!();
+    if !Path::new("/sys/fs/cgroup/memory").is_dir() {
+        berth_harness::skipping(format_args!("needs cgroup v1's memory and cpu hierarchies"));
+        return;
+    }
+    let dockerfile = r#"
+FROM busybox
+RUN cd /sys/fs/cgroup && cat memory/memory.limit_in_bytes cpu/cpu.shares cpuset/cpuset.cpus > /limits
+"#;
+    let flags = [
+        "--memory",
+        "64m",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+    ];
+    let Some(image) = same_as_buildah(dockerfile, &[], &flags) else {
+        return;
+    };
+    let sha = format!("{:x}", Sha256::digest(b"67108864\n512\n0\n"));
+    assert_eq!(
+        image.tree.get("limits").map(|e| e.content.as_str()),
+        Some(sha.as_str())
+    );
+    // What Docker's flags have no place for here: one line each.
+    let berth = Berth::new();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN true\n")]);
+    for flag in [
+        &["--squash"][..],
+        &["--cgroup-parent", "x"],
+        &["--security-opt", "seccomp=unconfined"],
+        &["--isolation", "hyperv"],
+    ] {
+        let ran = berth.run(&[&["build"][..], flag, &[ctx.path().to_str().unwrap()]].concat());
+        assert!(!ran.success(), "{flag:?}");
+        assert_eq!(
+            ran.stderr.trim().lines().count(),
+            1,
+            "{flag:?}: {}",
+            ran.stderr
+        );
+    }
+}
+
 #[test]
 fn copy_semantics_match_buildah() {
     need_root!();

@@ -86,7 +86,7 @@ async fn build(state: &Arc<State>, call: &mut Call) -> Reply {
 }
 
 /// The query as `berth build`'s flags, checked; the options it has no use for (`rm`,
-/// `forcerm`, `cachefrom`, CPU and memory limits...) accepted and left.
+/// `forcerm`, `cachefrom`, `squash`...) accepted and left.
 fn request(query: &Query) -> Result<Request, ApiError> {
     if query.get("version") == Some("2") {
         return Err(ApiError::not_implemented(
@@ -144,8 +144,20 @@ fn request(query: &Query) -> Result<Request, ApiError> {
     for host in query.all("extrahosts").iter().filter(|h| !h.is_empty()) {
         args.push(format!("--add-host={host}"));
     }
-    if let Some(size) = query.get("shmsize").filter(|s| !s.is_empty() && *s != "0") {
-        args.push(format!("--shm-size={size}"));
+    // The RUN steps' limits; the docker client sends each, 0 (or "") when not given.
+    for (key, flag) in [
+        ("shmsize", "shm-size"),
+        ("memory", "memory"),
+        ("memswap", "memory-swap"),
+        ("cpushares", "cpu-shares"),
+        ("cpuperiod", "cpu-period"),
+        ("cpuquota", "cpu-quota"),
+        ("cpusetcpus", "cpuset-cpus"),
+        ("cpusetmems", "cpuset-mems"),
+    ] {
+        if let Some(value) = query.get(key).filter(|v| !v.is_empty() && *v != "0") {
+            args.push(format!("--{flag}={value}"));
+        }
     }
     if let Some(text) = query
         .get("ulimits")

@@ -87,6 +87,53 @@ pub struct BuildArgs {
     /// Always remove intermediate containers (always: berth keeps none)
     #[arg(long = "force-rm")]
     pub force_rm: bool,
+    /// Memory limit of the RUN steps
+    #[arg(short = 'm', long, allow_negative_numbers = true,
+          value_parser = crate::container::flag_values::bytes)]
+    pub memory: Option<i64>,
+    /// Swap limit equal to memory plus swap of the RUN steps: -1 for unlimited swap
+    #[arg(long = "memory-swap", allow_negative_numbers = true,
+          value_parser = crate::container::flag_values::swap_bytes)]
+    pub memory_swap: Option<i64>,
+    /// CPU shares (relative weight) of the RUN steps
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// Limit the CPU CFS period of the RUN steps
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// Limit the CPU CFS quota of the RUN steps
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs in which to allow the RUN steps (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow the RUN steps (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Images to consider as cache sources (berth's cache is its own store: warned, not read)
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
+    /// Compress the build context (nothing to compress: berth reads it in place)
+    #[arg(long)]
+    pub compress: bool,
+    /// Container isolation technology (Linux has only "default")
+    #[arg(long)]
+    pub isolation: Option<String>,
+    /// Skip image verification (berth verifies digests, not Docker Content Trust signatures)
+    #[arg(long = "disable-content-trust", hide = true, default_value_t = true,
+          action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub disable_content_trust: bool,
+    /// Optional parent cgroup for the RUN steps (refused: berth places them itself)
+    #[arg(long = "cgroup-parent", hide = true)]
+    pub cgroup_parent: Option<String>,
+    /// Security options of the RUN steps (refused: Docker's default profile applies)
+    #[arg(long = "security-opt", hide = true)]
+    pub security_opt: Vec<String>,
+    /// Squash newly built layers into a single new layer (refused: experimental in Docker)
+    #[arg(long, hide = true)]
+    pub squash: bool,
 }
 
 /// Docker's exit status for a build that failed (a bad Dockerfile, a failing RUN...).
@@ -189,6 +236,7 @@ fn stop_with_the_service() {
 
 /// The flags, checked, as the builder takes them.
 fn options(ctx: &Context, args: &BuildArgs) -> Result<BuildOptions> {
+    refuse_unused(args)?;
     let tags = args
         .tags
         .iter()
@@ -260,8 +308,41 @@ fn options(ctx: &Context, args: &BuildArgs) -> Result<BuildOptions> {
             ulimits: (args.ulimits.iter())
                 .map(|u| berth_engine::options::ulimit(u))
                 .collect::<berth_engine::Result<_>>()?,
+            limits: berth_build::StepLimits {
+                memory: args.memory,
+                memory_swap: args.memory_swap,
+                cpu_shares: args.cpu_shares,
+                cpu_period: args.cpu_period,
+                cpu_quota: args.cpu_quota,
+                cpuset_cpus: args.cpuset_cpus.clone(),
+                cpuset_mems: args.cpuset_mems.clone(),
+            },
         },
     })
+}
+
+/// Docker's build flags berth has no use for: refused in one line, or taken with a warning
+/// where the image built is the same without them (`--cache-from`).
+fn refuse_unused(args: &BuildArgs) -> Result<()> {
+    if args.squash {
+        bail!("--squash: berth does not squash layers (an experimental flag of Docker's legacy builder); drop it");
+    }
+    if let Some(parent) = args.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
+        bail!("--cgroup-parent {parent}: berth places each RUN step's cgroup itself; drop it");
+    }
+    if let Some(opt) = args.security_opt.first() {
+        bail!("--security-opt {opt}: berth's RUN steps run with Docker's default confinement; drop it");
+    }
+    if !args.disable_content_trust {
+        bail!("--disable-content-trust=false: berth verifies images by digest, not by Docker Content Trust signatures; drop it");
+    }
+    berth_engine::options::refuse_unused(None, args.isolation.as_deref(), &BTreeMap::new())?;
+    if let Some(image) = args.cache_from.first() {
+        eprintln!(
+            "WARNING: --cache-from {image}: berth builds from its own cache of earlier builds; the images named are not read"
+        );
+    }
+    Ok(())
 }
 
 /// `K=V` words into a map; `flag` names them in errors.
