@@ -142,7 +142,8 @@ pub fn run(
 ) -> Result<i32> {
     let id = spec.id.clone();
     let rootfs = step.rootfs();
-    let etc = write_etc(&step.dir, &spec.options.add_hosts)?;
+    let add_hosts = berth_engine::network::resolve_extra_hosts(engine, &spec.options.add_hosts)?;
+    let etc = write_etc(&step.dir, &add_hosts)?;
     let config = step_spec(spec, &rootfs, &etc, &id)?;
     let stubs = crate::stubs::Stubs::find(&rootfs, &config);
     let data =

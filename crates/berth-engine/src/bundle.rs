@@ -53,7 +53,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     mount_overlay(&dir, &root, &layers, userns, durable)?;
     let result = (|| {
         let req = &record.request;
-        let etc = write_etc_files(&dir, record)?;
+        let etc = write_etc_files(engine, &dir, record)?;
         bind_sources(&req.mounts)?;
         let volumes = volumes(engine, &record.id, &req.mounts, &root, userns)?;
         let joins = joins(engine, req, true)?;
@@ -492,13 +492,19 @@ fn shared_shm(
 /// After the network is attached: the container's address in /etc/hosts and, on a user
 /// network, its DNS server in /etc/resolv.conf. The files are rewritten in place, so the bind
 /// mounts over the container's /etc keep showing them.
-pub fn network_etc_files(dir: &Path, record: &Record, att: &berth_net::Attachment) -> Result<()> {
+pub fn network_etc_files(
+    engine: &Engine,
+    dir: &Path,
+    record: &Record,
+    att: &berth_net::Attachment,
+) -> Result<()> {
     let req = &record.request;
     let hosts = dir.join("hosts");
+    let add_hosts = crate::network::resolve_extra_hosts(engine, &req.add_hosts)?;
     let text = spec::hosts_file(
         &record.hostname,
         att.ip.map(std::net::IpAddr::V4),
-        &req.add_hosts,
+        &add_hosts,
     )?;
     // Rewritten only when it changes (no address: `--network none`): ext4 writes back a file
     // truncated and rewritten as it is closed.
@@ -522,7 +528,7 @@ fn etc_files(dir: &Path) -> EtcFiles {
     }
 }
 
-fn write_etc_files(dir: &Path, record: &Record) -> Result<EtcFiles> {
+fn write_etc_files(engine: &Engine, dir: &Path, record: &Record) -> Result<EtcFiles> {
     let req = &record.request;
     let etc = etc_files(dir);
     let write = |path: &Path, text: String| fs::write(path, text).map_err(Error::io("write", path));
@@ -532,9 +538,10 @@ fn write_etc_files(dir: &Path, record: &Record) -> Result<EtcFiles> {
         .as_ref()
         .and_then(|n| n.ip)
         .map(std::net::IpAddr::V4);
+    let add_hosts = crate::network::resolve_extra_hosts(engine, &req.add_hosts)?;
     write(
         &etc.hosts,
-        spec::hosts_file(&record.hostname, ip, &req.add_hosts)?,
+        spec::hosts_file(&record.hostname, ip, &add_hosts)?,
     )?;
     // With a local stub (systemd-resolved's 127.0.0.53) the real upstream servers are in
     // resolved's own file.

@@ -24,6 +24,34 @@ pub fn store(engine: &Engine) -> Result<NetStore> {
     Ok(NetStore::open(&engine.root, &engine.exe)?.with_addressing(&addressing))
 }
 
+/// `--add-host` entries with Docker's `host-gateway` (`name:host-gateway`) given the address
+/// it stands for, the default network's gateway; the others as they are. The request keeps
+/// `host-gateway` (inspect shows it as asked); its /etc/hosts gets the address at each start.
+pub fn resolve_extra_hosts<'a>(
+    engine: &Engine,
+    add_hosts: &'a [String],
+) -> Result<std::borrow::Cow<'a, [String]>> {
+    let gateway_of = |entry: &str| {
+        entry
+            .split_once('=')
+            .or_else(|| entry.split_once(':'))
+            .filter(|(_, addr)| *addr == "host-gateway")
+            .map(|(name, _)| name.to_string())
+    };
+    if !add_hosts.iter().any(|e| gateway_of(e).is_some()) {
+        return Ok(std::borrow::Cow::Borrowed(add_hosts));
+    }
+    let gateway = store(engine)?.host_gateway()?;
+    let resolved = add_hosts
+        .iter()
+        .map(|e| match gateway_of(e) {
+            Some(name) => format!("{name}:{gateway}"),
+            None => e.clone(),
+        })
+        .collect();
+    Ok(std::borrow::Cow::Owned(resolved))
+}
+
 /// Does this container get its own network set up by berth (bridge, user network or none)?
 pub fn wanted(record: &Record) -> bool {
     record.request.netns == NsMode::Private && !record.request.network.is_empty()

@@ -376,6 +376,13 @@ impl NetStore {
             .and_then(|(_, ip, prefix)| Some((Subnet::new(ip, prefix).ok()?, ip))))
     }
 
+    /// The address Docker's `host-gateway` stands for in `--add-host name:host-gateway`: the
+    /// default network's gateway (docker0's address), that network's record made if it is not
+    /// yet, as dockerd has docker0 from its start.
+    pub fn host_gateway(&self) -> Result<Ipv4Addr> {
+        Ok(self.default_network()?.gateway)
+    }
+
     /// Every lease of the network (each read from its own file) that can be read.
     pub fn leases(&self, net: &Network) -> Result<Leases> {
         crate::leases::all(&self.net_dir(&net.id))

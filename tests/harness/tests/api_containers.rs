@@ -974,3 +974,44 @@ fn block_io_limits_device_rules_and_annotations_through_the_docker_cli() {
     };
     assert_eq!(service.docker_ok(&limits), format!("{major_minor} 2097152"));
 }
+
+/// `--add-host name:host-gateway`, as compose files reach the host (`host.docker.internal`):
+/// the default network's gateway in /etc/hosts, whatever the container's network, through
+/// berth's CLI and the docker CLI alike; inspect keeps `host-gateway` as asked, as Docker's.
+#[test]
+fn add_host_host_gateway_is_the_default_networks_gateway() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let gateway = service.berth.ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    assert!(gateway.parse::<std::net::Ipv4Addr>().is_ok(), "{gateway}");
+    let flags = ["--add-host", "host.docker.internal:host-gateway"];
+    let read = ["grep", "host.docker.internal", "/etc/hosts"];
+    for network in ["bridge", "none"] {
+        let args = [
+            &["run", "--rm", "--network", network][..],
+            &flags,
+            &[IMAGE],
+            &read,
+        ]
+        .concat();
+        let want = format!("{gateway}\thost.docker.internal");
+        assert_eq!(service.berth.ok(&args), want, "berth, {network}");
+        assert_eq!(service.docker_ok(&args), want, "docker, {network}");
+    }
+    let created = service.docker_ok(&[&["create"][..], &flags, &[IMAGE, "true"]].concat());
+    let shown = service.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{json .HostConfig.ExtraHosts}}",
+        &created,
+    ]);
+    assert_eq!(shown, r#"["host.docker.internal:host-gateway"]"#);
+    service.docker_ok(&["rm", &created]);
+}

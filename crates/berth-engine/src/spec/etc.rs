@@ -32,7 +32,8 @@ pub fn hosts_file(
             return Err(err("the host name is empty or has spaces; use name:ip"));
         }
         if addr == "host-gateway" {
-            return Err(err("host-gateway is not supported yet; give the address"));
+            // The engine gives it its address first (network::resolve_extra_hosts).
+            return Err(err("host-gateway has no address here; give one"));
         }
         let addr: IpAddr = addr
             .trim_matches(|c| c == '[' || c == ']')
