@@ -401,12 +401,18 @@ fn mount_points(root: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
 pub fn teardown(dir: &Path) -> Result<()> {
     crate::idmap::release_volumes(dir);
     let mut result = Ok(());
-    for (path, step) in [
-        (rootfs(dir), "unmount the container's root"),
-        (dir.join("shm"), "unmount the container's /dev/shm"),
+    // /dev/shm's mount point goes too (the root's stays, the record's): nothing of a
+    // shareable tmpfs is left to be taken for one.
+    for (path, step, gone) in [
+        (rootfs(dir), "unmount the container's root", false),
+        (dir.join("shm"), "unmount the container's /dev/shm", true),
     ] {
         match nix::mount::umount2(&path, MntFlags::MNT_DETACH) {
-            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {
+                if gone {
+                    let _ = fs::remove_dir(&path);
+                }
+            }
             Err(e) => {
                 result = Err(Error::Io {
                     step,
@@ -455,19 +461,7 @@ fn shared_shm(
             })?;
             shm
         }
-        NsMode::Container(other) => {
-            let target = engine.containers.find(other)?;
-            let shm = engine.containers.dir(&target.id).join("shm");
-            if target.request.ipc == NsMode::Host {
-                PathBuf::from("/dev/shm")
-            } else if shm.is_dir() {
-                shm
-            } else {
-                return Err(Error::Invalid(format!(
-                    "container {other}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
-                )));
-            }
-        }
+        NsMode::Container(other) => donor_shm(engine, other, other, 2)?,
     };
     let Some(mounts) = spec.mounts().clone() else {
         return Ok(());
@@ -487,6 +481,27 @@ fn shared_shm(
         .collect();
     spec.set_mounts(Some(mounts));
     Ok(())
+}
+
+/// The /dev/shm a container joining `key`'s IPC namespace binds, found as Docker finds the
+/// donor's ShmPath: the host's for a donor of `--ipc host`, its own donor's for one that joined
+/// another's (up to `hops` deep), else its host tmpfs while mounted (a shareable container, or
+/// one an older berth started: the directory alone, left unmounted, shares nothing). Refused in
+/// Docker's words otherwise; `asked` is the name the request gave.
+fn donor_shm(engine: &Engine, asked: &str, key: &str, hops: u8) -> Result<PathBuf> {
+    let target = engine.containers.find(key)?;
+    match &target.request.ipc {
+        NsMode::Host => return Ok(PathBuf::from("/dev/shm")),
+        NsMode::Container(next) if hops > 0 => return donor_shm(engine, asked, next, hops - 1),
+        _ => {}
+    }
+    let shm = engine.containers.dir(&target.id).join("shm");
+    if crate::leftovers::is_mount_point(&shm) {
+        return Ok(shm);
+    }
+    Err(Error::Invalid(format!(
+        "container {asked}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+    )))
 }
 
 /// After the network is attached: the container's address in /etc/hosts and, on a user

@@ -175,8 +175,8 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "BlkioDeviceWriteBps": device_limits(&req.device_write_bps, "Rate"),
             "BlkioDeviceReadIOps": device_limits(&req.device_read_iops, "Rate"),
             "BlkioDeviceWriteIOps": device_limits(&req.device_write_iops, "Rate"),
-            "DeviceCgroupRules": req.device_cgroup_rules,
-            "Annotations": req.annotations,
+            // null when none, as Docker's nil list.
+            "DeviceCgroupRules": (!req.device_cgroup_rules.is_empty()).then_some(&req.device_cgroup_rules),
             "OomKillDisable": req.oom_kill_disable,
             "PidsLimit": req.pids_limit,
             "OomScoreAdj": req.oom_score_adj.unwrap_or(0),
@@ -216,6 +216,10 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
             "SandboxKey": if running && st.pid > 0 { format!("/proc/{}/ns/net", st.pid) } else { String::new() },
         },
     });
+    // Docker's `omitempty`: no Annotations unless some were given.
+    if !req.annotations.is_empty() {
+        v["HostConfig"]["Annotations"] = json!(req.annotations);
+    }
     more_fields(&mut v, record);
     v
 }

@@ -116,7 +116,8 @@ pub fn refuse_unused(
             "--runtime {r}: berth runs every container with its own runtime (berth-runc, runc's command line); drop --runtime"
         )));
     }
-    if let Some(i) = isolation.filter(|i| !matches!(*i, "" | "default")) {
+    // Docker compares the name without regard to case.
+    if let Some(i) = isolation.filter(|i| !i.is_empty() && !i.eq_ignore_ascii_case("default")) {
         return Err(invalid(format!(
             "Invalid isolation: {i:?} - linux only supports 'default'"
         )));

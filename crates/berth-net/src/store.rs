@@ -377,10 +377,18 @@ impl NetStore {
     }
 
     /// The address Docker's `host-gateway` stands for in `--add-host name:host-gateway`: the
-    /// default network's gateway (docker0's address), that network's record made if it is not
-    /// yet, as dockerd has docker0 from its start.
+    /// default network's gateway (docker0's address), its bridge brought up with that address
+    /// if it is not yet (after a reboot, before any container joined it), as dockerd has
+    /// docker0 from its start: the address answers on the host whatever network the container
+    /// is on. Rootless, the network's record only (its bridge lives in berth's namespaces).
     pub fn host_gateway(&self) -> Result<Ipv4Addr> {
-        Ok(self.default_network()?.gateway)
+        let net = self.default_network()?;
+        if !berth_sys::rootless::is_rootless() {
+            // Under the network's lock, as an attach brings it up.
+            let _lock = self.lock_network(&net.id)?;
+            self.ensure_bridge(&net)?;
+        }
+        Ok(net.gateway)
     }
 
     /// Every lease of the network (each read from its own file) that can be read.

@@ -266,6 +266,12 @@ except docker.errors.BuildError as e:
     assert_eq!(code, "400", "{body}");
     let (code, body) = post(&service, "/build?version=2", &tar);
     assert_eq!(code, "501", "{body}");
+    // What berth build refuses is refused through the API too, not dropped: squash.
+    let (code, body) = post(&service, "/build?squash=1", &tar);
+    assert!(
+        body.contains("--squash: berth does not squash"),
+        "{code} {body}"
+    );
     // A body that is no tar archive (a Dockerfile sent as it is): Docker wants a context.
     let (code, body) = post(&service, "/build", &ctx.path().join("Dockerfile"));
     assert_eq!(code, "400", "{body}");

@@ -946,6 +946,12 @@ fn block_io_limits_device_rules_and_annotations_through_the_docker_cli() {
         r#"{"org.example/a":"b"} ["c 1:3 r"]"#
     );
     service.docker_ok(&["rm", &created]);
+    // None given: no Annotations at all (Docker's omitempty), DeviceCgroupRules null.
+    let plain = service.docker_ok(&["create", IMAGE, "true"]);
+    let host = &json(&service.berth.ok(&["inspect", &plain]))[0]["HostConfig"];
+    assert!(host.get("Annotations").is_none(), "{host}");
+    assert!(host["DeviceCgroupRules"].is_null(), "{host}");
+    service.docker_ok(&["rm", &plain]);
     let blkio = std::path::Path::new("/sys/fs/cgroup/blkio");
     let loop0 = std::path::Path::new("/dev/loop0");
     if !blkio.is_dir() || !loop0.exists() {

@@ -483,6 +483,7 @@ RUN cd /sys/fs/cgroup && cat memory/memory.limit_in_bytes cpu/cpu.shares cpuset/
         &["--cgroup-parent", "x"],
         &["--security-opt", "seccomp=unconfined"],
         &["--isolation", "hyperv"],
+        &["--add-host", "no-address"],
     ] {
         let ran = berth.run(&[&["build"][..], flag, &[ctx.path().to_str().unwrap()]].concat());
         assert!(!ran.success(), "{flag:?}");

@@ -222,7 +222,7 @@ fn flags_berth_does_not_apply_are_refused_by_both_clis() {
     }
     let accepted: [&[&str]; 3] = [
         &["--runtime", "runc"],
-        &["--isolation", "default"],
+        &["--isolation", "Default"],
         &["--disable-content-trust"],
     ];
     for flags in accepted {

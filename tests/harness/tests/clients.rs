@@ -493,6 +493,7 @@ fn podman_and_berth_block_io_limits_device_rules_and_annotations() {
         ("--device-read-bps", "sda:1mb"),
         ("--device-write-bps", "/dev/null:1mb"),
         ("--device-cgroup-rule", "x 1:3 rwm"),
+        ("--device-cgroup-rule", "a *:* r"),
     ] {
         let ran = berth.run(&["run", "--rm", flag, value, image, "true"]);
         assert_eq!(ran.code(), Some(125), "{flag} {value}: {}", ran.stderr);

@@ -86,7 +86,7 @@ async fn build(state: &Arc<State>, call: &mut Call) -> Reply {
 }
 
 /// The query as `berth build`'s flags, checked; the options it has no use for (`rm`,
-/// `forcerm`, `cachefrom`, `squash`...) accepted and left.
+/// `forcerm`, `cachefrom`) accepted and left.
 fn request(query: &Query) -> Result<Request, ApiError> {
     if query.get("version") == Some("2") {
         return Err(ApiError::not_implemented(
@@ -139,6 +139,18 @@ fn request(query: &Query) -> Result<Request, ApiError> {
     }
     if query.flag("nocache") {
         args.push("--no-cache".into());
+    }
+    // What `berth build` refuses, passed on for it to refuse (not silently dropped).
+    if query.flag("squash") {
+        args.push("--squash".into());
+    }
+    for (key, flag) in [
+        ("cgroupparent", "cgroup-parent"),
+        ("isolation", "isolation"),
+    ] {
+        if let Some(value) = query.get(key).filter(|v| !v.is_empty()) {
+            args.push(format!("--{flag}={value}"));
+        }
     }
     // The RUN steps' /etc/hosts (the docker client repeats the parameter), /dev/shm, ulimits.
     for host in query.all("extrahosts").iter().filter(|h| !h.is_empty()) {

@@ -152,7 +152,8 @@ const MIN_MEMORY: i64 = 6 << 20;
 
 fn memory(req: &RunRequest) -> Result<Option<LinuxMemory>, SpecError> {
     let swap = match (req.memory, req.memory_swap) {
-        (None, None) => None,
+        // Unlimited swap without a memory limit is no limit at all (Docker takes it).
+        (None, None | Some(-1 | 0)) => None,
         (None, Some(s)) => {
             return Err(SpecError::invalid(
                 format!("--memory-swap {s}"),
@@ -248,11 +249,14 @@ impl Knobs {
             };
         }
         let throttle = |f: &str| has("blkio", &[f]);
+        // BFQ's weight files are in child cgroups only, never the root's: a device scheduled
+        // by BFQ (or CFQ, before 5.0) says the container's cgroup will have them.
+        let weighing = weighing_scheduler();
         Knobs {
             swappiness: has("memory", &["memory.swappiness"]),
             oom_kill_disable: has("memory", &["memory.oom_control"]),
-            blkio_weight: has("blkio", &["blkio.weight", "blkio.bfq.weight"]),
-            blkio_weight_device: has("blkio", &["blkio.weight_device", "blkio.bfq.weight_device"]),
+            blkio_weight: weighing || has("blkio", &["blkio.weight"]),
+            blkio_weight_device: weighing || has("blkio", &["blkio.weight_device"]),
             throttles: [
                 throttle("blkio.throttle.read_bps_device"),
                 throttle("blkio.throttle.write_bps_device"),
@@ -261,6 +265,18 @@ impl Knobs {
             ],
         }
     }
+}
+
+/// Whether some block device of the host is scheduled by BFQ or CFQ, the schedulers that keep
+/// block I/O weights (`/sys/block/*/queue/scheduler` names the active one in brackets).
+fn weighing_scheduler() -> bool {
+    let Ok(devices) = std::fs::read_dir("/sys/block") else {
+        return false;
+    };
+    devices.flatten().any(|d| {
+        std::fs::read_to_string(d.path().join("queue/scheduler"))
+            .is_ok_and(|s| s.contains("[bfq]") || s.contains("[cfq]"))
+    })
 }
 
 /// Docker's handling of the knobs a host may lack (`knobs`, looked at only when the request
@@ -466,7 +482,8 @@ fn block_io(req: &RunRequest) -> Result<Option<LinuxBlockIo>, SpecError> {
         blkio.set_weight(Some(weight(format!("--blkio-weight {w}"), w.into())?));
     }
     let mut weights = Vec::new();
-    for limit in &req.blkio_weight_device {
+    // A weight of 0 sets none for the device (the docker CLI takes it).
+    for limit in req.blkio_weight_device.iter().filter(|l| l.value != 0) {
         let flag = format!("--blkio-weight-device {}:{}", limit.path, limit.value);
         let (major, minor) = block_device(&flag, limit)?;
         let device = LinuxWeightDeviceBuilder::default()
@@ -545,6 +562,7 @@ pub fn device_cgroup_rule(rule: &str) -> Result<LinuxDeviceCgroup, SpecError> {
         "c" => LinuxDeviceType::C,
         _ => return Err(bad()),
     };
+    // A device number as the kernel's devices cgroup takes it (32 bits), or * for any.
     let number = |n: &str| -> Result<Option<i64>, SpecError> {
         if n == "*" {
             return Ok(None);
@@ -552,12 +570,21 @@ pub fn device_cgroup_rule(rule: &str) -> Result<LinuxDeviceCgroup, SpecError> {
         if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        n.parse().map(Some).map_err(|_| bad())
+        n.parse::<u32>().map(|n| Some(n.into())).map_err(|_| bad())
     };
     let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
     let (major, minor) = (number(major)?, number(minor)?);
     if access.is_empty() || access.len() > 3 || !access.bytes().all(|b| b"rwm".contains(&b)) {
         return Err(bad());
+    }
+    // The devices cgroup's "all" rule is all or nothing: what the runtime would refuse at
+    // every start is refused here, at create.
+    let all_access = ['r', 'w', 'm'].iter().all(|c| access.contains(*c));
+    if typ == LinuxDeviceType::A && (major.is_some() || minor.is_some() || !all_access) {
+        return Err(SpecError::invalid(
+            format!("--device-cgroup-rule {rule:?}"),
+            "a rule of type a must be 'a *:* rwm'; name the type (b or c) to narrow it",
+        ));
     }
     Ok(device_rule(true, Some(typ), major, minor, access))
 }
@@ -740,6 +767,15 @@ mod tests {
         assert_eq!((m.limit(), m.swap()), (Some(64 << 20), Some(128 << 20)));
         req.memory_swap = Some(-1);
         assert_eq!(memory(&req).unwrap().unwrap().swap(), Some(-1));
+        let unlimited = RunRequest {
+            memory_swap: Some(-1),
+            ..RunRequest::default()
+        };
+        assert_eq!(
+            memory(&unlimited).unwrap(),
+            None,
+            "-1 alone: no limit, as Docker"
+        );
         req.memory_swap = Some(1 << 20);
         assert!(memory(&req).is_err());
         req.memory = Some(1 << 20);

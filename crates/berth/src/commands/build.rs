@@ -337,6 +337,13 @@ fn refuse_unused(args: &BuildArgs) -> Result<()> {
         bail!("--disable-content-trust=false: berth verifies images by digest, not by Docker Content Trust signatures; drop it");
     }
     berth_engine::options::refuse_unused(None, args.isolation.as_deref(), &BTreeMap::new())?;
+    // Each --add-host's form now, as the docker CLI checks it, not at the first RUN (or never,
+    // when every RUN is cached); host-gateway gets its address when a step runs.
+    let literal: Vec<String> = (args.add_hosts.iter())
+        .filter(|h| !h.ends_with(":host-gateway") && !h.ends_with("=host-gateway"))
+        .cloned()
+        .collect();
+    berth_engine::spec::hosts_file("build", None, &literal)?;
     if let Some(image) = args.cache_from.first() {
         eprintln!(
             "WARNING: --cache-from {image}: berth builds from its own cache of earlier builds; the images named are not read"

@@ -10,10 +10,8 @@ pub(super) fn env(flags: &[String], files: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(file).with_context(|| format!("--env-file {file}"))?;
-        for line in text.lines().map(str::trim) {
-            if !line.is_empty() && !line.starts_with('#') {
-                push_env(&mut out, line);
-            }
+        for line in file_lines(&text) {
+            push_env(&mut out, line);
         }
     }
     for e in flags {
@@ -31,16 +29,23 @@ fn push_env(out: &mut Vec<String>, e: &str) {
     }
 }
 
+/// The lines of an `--env-file` or `--label-file` as the docker CLI reads them: a UTF-8 byte
+/// order mark dropped, each line's leading white space (not its trailing: a value keeps it),
+/// blank lines and `#` comments skipped.
+fn file_lines(text: &str) -> impl Iterator<Item = &str> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.lines()
+        .map(str::trim_start)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
 /// `--label-file`s' lines (Docker's: blank lines and `#` comments skipped, `KEY=VALUE` or a
 /// bare `KEY`), then the `--label`s, which win over the files' for the same key.
 pub(super) fn labels(files: &[String], flags: &[String]) -> Result<BTreeMap<String, String>> {
     let mut all = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(file).with_context(|| format!("--label-file {file}"))?;
-        for line in text.lines().map(str::trim_start) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
+        for line in file_lines(&text) {
             let key = line.split_once('=').map_or(line, |(k, _)| k);
             if key.contains(char::is_whitespace) {
                 bail!("--label-file {file}: label {key:?} contains whitespace");

@@ -570,6 +570,46 @@ fn ipc_of_another_container() {
         "/dev/shm/mark",
     ]);
     assert_eq!(out, "shared", "/dev/shm is the other container's");
+    // A container that joined `other` passes on other's /dev/shm (Docker's donor ShmPath).
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "middle",
+        "--ipc",
+        "container:other",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let out = berth.ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:middle",
+        IMAGE,
+        "cat",
+        "/dev/shm/mark",
+    ]);
+    assert_eq!(out, "shared", "through middle");
+    // A private container's directory may hold an unmounted `shm` (as an older berth left
+    // it): that is no shareable tmpfs, and joining it is refused.
+    let private = berth.ok(&["run", "-d", "--name", "private", IMAGE, "sleep", "1000"]);
+    let leftover = berth.root().join("containers").join(&private).join("shm");
+    fs::create_dir(&leftover).expect("the older berth's directory");
+    let refused = berth.run(&["run", "--rm", "--ipc", "container:private", IMAGE, "true"]);
+    assert_eq!(refused.code(), Some(125), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("non-shareable IPC"),
+        "{}",
+        refused.stderr
+    );
+    // A shareable container's tmpfs and its mount point go when it stops.
+    let id = berth.ok(&["inspect", "--format", "{{.Id}}", "other"]);
+    berth.ok(&["rm", "-f", "middle"]);
+    berth.ok(&["stop", "-t", "0", "other"]);
+    let shm = berth.root().join("containers").join(id.trim()).join("shm");
+    assert!(!shm.exists(), "{} left", shm.display());
 }
 
 /// The CFS knobs, the memory soft limit and cpuset mems of `run`, seen from inside; a period

@@ -522,15 +522,25 @@ fn sig_proxy_label_file_volumes_from_link_and_exec_env_file() {
     );
     // exec --env-file: the file's, then -e; a bare key takes the caller's value, as run's.
     let env_file = dir.path().join("env");
-    std::fs::write(&env_file, "E1=one\nE2\n").expect("env file");
+    // A byte order mark, a comment, leading blanks dropped; a value's trailing blank kept.
+    std::fs::write(&env_file, "\u{feff}E1=one \n# c\n  E2\n").expect("env file");
     let out = berth
         .command()
         .env("E2", "ours")
         .args(["exec", "--env-file"])
         .arg(&env_file)
-        .args(["-e", "E3=3", "data", "sh", "-c", "echo $E1 $E2 $E3"])
+        .args([
+            "-e",
+            "E3=3",
+            "data",
+            "sh",
+            "-c",
+            "printf '[%s][%s][%s]' \"$E1\" \"$E2\" \"$E3\"",
+        ])
         .output()
         .expect("berth exec");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "one ours 3");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[one ][ours][3]");
+    // Unlimited swap without a memory limit is no limit, as Docker takes it.
+    berth.ok(&["run", "--rm", "--memory-swap", "-1", IMAGE, "true"]);
     berth.ok(&["rm", "-f", "-v", "labelled", "data"]);
 }
