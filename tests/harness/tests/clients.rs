@@ -326,6 +326,17 @@ fn podman_and_berth_ipc_modes() {
     berth.ok(&["rm", "-f", "dflt", "priv", "shar", "nothing"]);
 }
 
+/// What `sh -c <read>` prints in a podman container run with `flags` (the reference's view of
+/// its own cgroups).
+fn podman_reads(podman: &Podman, flags: &[&str], read: &str) -> String {
+    run_ok(
+        podman
+            .podman_run(&["--rm"])
+            .args(flags)
+            .args([IMAGE, "sh", "-c", read]),
+    )
+}
+
 /// The reference for berth's `--memory-swappiness` and `--oom-kill-disable` (Docker's, on a
 /// host whose memory controller is cgroup v1): podman and berth write the same knobs, which the
 /// container reads in its own memory cgroup. On a cgroup2-only host both are discarded with
@@ -360,12 +371,7 @@ fn podman_and_berth_memory_swappiness_and_oom_kill_disable() {
         return;
     }
     let podman = Podman::new(&runtime_under_test());
-    let theirs = run_ok(
-        podman
-            .podman_run(&["--rm"])
-            .args(flags)
-            .args([IMAGE, "sh", "-c", read]),
-    );
+    let theirs = podman_reads(&podman, &flags, read);
     assert_eq!(theirs.trim(), "7\noom_kill_disable 1");
     assert_eq!(ran.stdout.trim(), theirs.trim());
     assert_eq!(ran.stderr.trim(), "", "a limit given: no warning");
@@ -477,12 +483,7 @@ fn podman_and_berth_block_io_limits_device_rules_and_annotations() {
                 blkio/blkio.throttle.write_iops_device; grep '^b 7' devices/devices.list";
     let ours = berth.ok(&[&["run", "--rm"][..], &flags, &[image, "sh", "-c", read]].concat());
     let podman = Podman::new(&runtime_under_test());
-    let theirs = run_ok(
-        podman
-            .podman_run(&["--rm"])
-            .args(flags)
-            .args([IMAGE, "sh", "-c", read]),
-    );
+    let theirs = podman_reads(&podman, &flags, read);
     assert_eq!(ours, theirs.trim());
     assert!(
         ours.contains(" 1048576\n") && ours.ends_with("b 7:* r"),
