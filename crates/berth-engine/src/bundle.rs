@@ -51,8 +51,18 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         Durability::Synced
     };
     mount_overlay(&dir, &root, &layers, userns, durable)?;
+    // The host's knobs looked at again, as Docker does at each start: a record made before a
+    // reboot into cgroup v2 (or a change of I/O scheduler) starts without what is gone.
+    let adjusted;
+    let req = if spec::asks_host_knobs(&record.request) {
+        let mut req = record.request.clone();
+        spec::discard_unsupported(&mut req, spec::Knobs::of_host);
+        adjusted = req;
+        &adjusted
+    } else {
+        &record.request
+    };
     let result = (|| {
-        let req = &record.request;
         let etc = write_etc_files(engine, &dir, record)?;
         bind_sources(&req.mounts)?;
         let volumes = volumes(engine, &record.id, &req.mounts, &root, userns)?;

@@ -21,7 +21,9 @@ pub use defaults::{CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use error::SpecError;
 pub use etc::{hosts_file, pick_host_resolv, resolv_conf};
 pub use process::user as image_user;
-pub use resources::{discard_unsupported, limits as resource_limits, HostLimits, Knobs};
+pub use resources::{
+    asks_host_knobs, discard_unsupported, limits as resource_limits, HostLimits, Knobs,
+};
 pub use security::profile as seccomp_profile;
 pub use user::{
     host_group_id, host_user_name, resolve as resolve_user, resolve_from as resolve_user_from,

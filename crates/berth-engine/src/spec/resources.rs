@@ -238,7 +238,20 @@ impl Knobs {
         let has = |dir: &str, files: &[&str]| files.iter().any(|f| root.join(dir).join(f).exists());
         if berth_runtime::cgroup::host_setup().is_ok_and(|s| s == berth_cgroups::Setup::Unified) {
             // cgroup2's io controller has weights and io.max; memory's v1 knobs are gone.
-            let io = std::fs::read_to_string(root.join("cgroup.controllers"))
+            // Rootless, what the user's own subtree was delegated (systemd gives memory and
+            // pids by default, not io).
+            let own = berth_sys::rootless::is_rootless()
+                .then(|| std::fs::read_to_string("/proc/self/cgroup").ok())
+                .flatten()
+                .and_then(|c| {
+                    c.lines()
+                        .find_map(|l| l.strip_prefix("0::").map(String::from))
+                });
+            let dir = match own {
+                Some(path) => root.join(path.trim_start_matches('/')),
+                None => root.to_path_buf(),
+            };
+            let io = std::fs::read_to_string(dir.join("cgroup.controllers"))
                 .is_ok_and(|c| c.split_whitespace().any(|c| c == "io"));
             return Knobs {
                 swappiness: false,
@@ -279,6 +292,18 @@ fn weighing_scheduler() -> bool {
     })
 }
 
+/// Whether the request sets a knob some hosts lack (see [`Knobs`]).
+pub fn asks_host_knobs(req: &RunRequest) -> bool {
+    req.memory_swappiness.is_some()
+        || req.oom_kill_disable
+        || req.blkio_weight.is_some()
+        || !req.blkio_weight_device.is_empty()
+        || !req.device_read_bps.is_empty()
+        || !req.device_write_bps.is_empty()
+        || !req.device_read_iops.is_empty()
+        || !req.device_write_iops.is_empty()
+}
+
 /// Docker's handling of the knobs a host may lack (`knobs`, looked at only when the request
 /// sets one): each set but missing is discarded, with the daemon's warning.
 pub fn discard_unsupported(req: &mut RunRequest, knobs: impl FnOnce() -> Knobs) -> Vec<String> {
@@ -289,15 +314,7 @@ pub fn discard_unsupported(req: &mut RunRequest, knobs: impl FnOnce() -> Knobs) 
                 .to_string(),
         );
     }
-    let asked = req.memory_swappiness.is_some()
-        || req.oom_kill_disable
-        || req.blkio_weight.is_some()
-        || !req.blkio_weight_device.is_empty()
-        || !req.device_read_bps.is_empty()
-        || !req.device_write_bps.is_empty()
-        || !req.device_read_iops.is_empty()
-        || !req.device_write_iops.is_empty();
-    if !asked {
+    if !asks_host_knobs(req) {
         return warnings;
     }
     let knobs = knobs();

@@ -732,3 +732,38 @@ fn a_monitor_killed_mid_start_leaves_the_container_startable() {
         "no monitor killed while it started its container"
     );
 }
+
+/// A knob the host has no longer (a record made on a host with BFQ, or with cgroup v1's
+/// memory controller, started after a reboot without) is dropped at the start, as Docker
+/// checks its host's at each start: before, every start failed on the missing cgroup file.
+#[test]
+fn a_knob_the_host_lost_since_create_is_dropped_at_start() {
+    need_root!();
+    if std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|d| {
+            fs::read_to_string(d.path().join("queue/scheduler"))
+                .is_ok_and(|s| s.contains("[bfq]") || s.contains("[cfq]"))
+        })
+        || std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
+    {
+        berth_harness::skipping(format_args!("needs a host without block I/O weights"));
+        return;
+    }
+    let berth = Berth::new();
+    let id = berth.ok(&["create", "--name", "weighed", IMAGE, "true"]);
+    // As a host with BFQ recorded it.
+    let path = berth
+        .root()
+        .join("containers")
+        .join(&id)
+        .join("record.json");
+    let mut record: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    record["request"]["blkio_weight"] = 300.into();
+    fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let ran = berth.run(&["start", "--attach", "weighed"]);
+    assert!(ran.success(), "{ran:?}");
+    berth.ok(&["rm", "weighed"]);
+}
