@@ -245,3 +245,46 @@ fn flags_berth_does_not_apply_are_refused_by_both_clis() {
         kernel.stderr
     );
 }
+
+/// `cp -a` (archive mode) keeps the source's owners in the container, `cp` alone makes the
+/// container's root the owner, and `-q` is taken: through berth's CLI and the docker CLI (the
+/// API's copyUIDGID) on one root, the same owners.
+#[test]
+fn cp_archive_mode_keeps_owners_like_the_docker_cli() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("owned");
+    std::fs::write(&file, "x").expect("file");
+    std::os::unix::fs::chown(&file, Some(1234), Some(4321)).expect("chown");
+    let src = file.to_string_lossy().into_owned();
+    service
+        .berth
+        .ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "600"]);
+    for (client, flags, name) in [
+        ("berth", &["-a"][..], "b-archived"),
+        ("berth", &["-q"], "b-plain"),
+        ("docker", &["-a"], "d-archived"),
+        ("docker", &["-q"], "d-plain"),
+    ] {
+        let dest = format!("box:/tmp/{name}");
+        let args = [&["cp"][..], flags, &[&src, &dest]].concat();
+        match client {
+            "berth" => service.berth.ok(&args),
+            _ => service.docker_ok(&args),
+        };
+    }
+    let owners = service.berth.ok(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "cd /tmp && stat -c '%n %u:%g' b-archived b-plain d-archived d-plain",
+    ]);
+    assert_eq!(
+        owners,
+        "b-archived 1234:4321\nb-plain 0:0\nd-archived 1234:4321\nd-plain 0:0"
+    );
+    service.berth.ok(&["rm", "-f", "box"]);
+}

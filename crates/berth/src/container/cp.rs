@@ -20,6 +20,12 @@ pub struct CpArgs {
     /// Always follow symbolic links in SRC_PATH
     #[arg(short = 'L', long = "follow-link")]
     pub follow_link: bool,
+    /// Archive mode (copy all uid/gid information into the container)
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Suppress progress output during copy (berth prints none)
+    #[arg(short, long)]
+    pub quiet: bool,
     /// CONTAINER:SRC_PATH, a host path, or - (a tar stream on stdin)
     pub src: String,
     /// CONTAINER:DEST_PATH, a host path, or - (a tar stream on stdout)
@@ -54,7 +60,12 @@ pub fn run(ctx: &Context, args: CpArgs) -> Result<i32> {
         }
         (None, Some((c, path))) => {
             let root = copy::open_root(&engine, c)?;
-            copy_in(&args.src, &root, c, path, args.follow_link)
+            // Docker's -a: the files keep the source's owners, not the container's root.
+            let options = ExtractOptions {
+                copy_uid_gid: args.archive,
+                ..OPTIONS
+            };
+            copy_in(&args.src, &root, c, path, args.follow_link, &options)
         }
     }?;
     Ok(0)
@@ -106,12 +117,13 @@ fn copy_in(
     container: &str,
     dest: &str,
     follow: bool,
+    options: &ExtractOptions,
 ) -> Result<()> {
     if src == "-" {
         if !root.stat(dest)?.is_dir() {
             bail!("destination \"{container}:{dest}\" must be a directory");
         }
-        return Ok(root.extract(dest, std::io::stdin().lock(), &OPTIONS)?);
+        return Ok(root.extract(dest, std::io::stdin().lock(), options)?);
     }
     let source = if follow {
         std::fs::canonicalize(src)
@@ -152,7 +164,7 @@ fn copy_in(
     let dir = dir.to_string_lossy().into_owned();
     relay(
         |out| copy::pack(host.as_fd(), &source, Path::new(&name), out),
-        |input| root.extract(&dir, input, &OPTIONS),
+        |input| root.extract(&dir, input, options),
     )
 }
 
