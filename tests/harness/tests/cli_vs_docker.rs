@@ -288,3 +288,64 @@ fn cp_archive_mode_keeps_owners_like_the_docker_cli() {
     );
     service.berth.ok(&["rm", "-f", "box"]);
 }
+
+/// `inspect --size`: a container's SizeRw and SizeRootFs, the same through both CLIs (the API's
+/// `size=1`); without it, neither field.
+#[test]
+fn inspect_size_is_dockers() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    service
+        .berth
+        .ok(&["run", "-d", "--name", "sized", IMAGE, "sleep", "600"]);
+    service.berth.ok(&[
+        "exec",
+        "sized",
+        "sh",
+        "-c",
+        "head -c 7000 /dev/zero > /seven-k",
+    ]);
+    let args = [
+        "inspect",
+        "--size",
+        "--format",
+        "{{.SizeRw}} {{.SizeRootFs}}",
+        "sized",
+    ];
+    let (berth, docker) = both(&service, &args);
+    assert_eq!(berth, docker);
+    let rw: u64 = berth.split(' ').next().unwrap().parse().expect("SizeRw");
+    assert!(rw >= 7000, "{berth}");
+    let plain = service.berth.ok(&["inspect", "sized"]);
+    assert!(!plain.contains("SizeRw"), "{plain}");
+    service.berth.ok(&["rm", "-f", "sized"]);
+}
+
+/// `logs --details` (with and without `-t`): the same lines through both CLIs, each with the
+/// space Docker puts before a line that has no attributes.
+#[test]
+fn logs_details_are_dockers() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    service.berth.ok(&[
+        "run",
+        "--name",
+        "said",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo one; echo two",
+    ]);
+    let (berth, docker) = both(&service, &["logs", "--details", "said"]);
+    assert_eq!(berth, docker);
+    assert_eq!(
+        berth, "one\n two",
+        "trimmed by the harness: the first line's space too"
+    );
+    let (berth, docker) = both(&service, &["logs", "--details", "-t", "said"]);
+    assert_eq!(berth, docker);
+    assert!(berth.lines().all(|l| l.contains("Z  ")), "{berth}");
+    service.berth.ok(&["rm", "said"]);
+}

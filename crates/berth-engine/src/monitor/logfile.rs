@@ -18,6 +18,25 @@ pub struct Entry {
     pub time: String,
 }
 
+impl Entry {
+    /// The entry as Docker's `logs` gives it: with `details`, its attributes first and a space
+    /// (berth's json-file records none, as Docker's records none without the `labels` and `env`
+    /// log options, which berth refuses: a bare space); with `timestamps`, its time and a space
+    /// before that.
+    pub fn shown(&self, timestamps: bool, details: bool) -> String {
+        let detailed = if details {
+            format!(" {}", self.log)
+        } else {
+            self.log.clone()
+        };
+        if timestamps {
+            format!("{} {detailed}", self.time)
+        } else {
+            detailed
+        }
+    }
+}
+
 pub struct LogFile {
     path: PathBuf,
     file: Option<File>,

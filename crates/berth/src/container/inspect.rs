@@ -17,6 +17,9 @@ pub struct InspectArgs {
     /// Format output: "json" (the default) or a Go template ("{{.Id}} {{json .Config}}")
     #[arg(short, long, default_value = "json")]
     pub format: String,
+    /// Display total file sizes if the type is container
+    #[arg(short, long)]
+    pub size: bool,
 }
 
 /// What `berth inspect` takes.
@@ -71,7 +74,7 @@ pub fn run(ctx: &Context, args: InspectArgs, kinds: &[Kind]) -> Result<i32> {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for name in &args.names {
-        match lookup(ctx, name, kinds)? {
+        match lookup(ctx, name, kinds, args.size)? {
             Some(v) => found.push(v),
             None => missing.push(name.as_str()),
         }
@@ -101,7 +104,7 @@ pub fn run(ctx: &Context, args: InspectArgs, kinds: &[Kind]) -> Result<i32> {
 }
 
 /// The first object of `kinds` named `name`.
-fn lookup(ctx: &Context, name: &str, kinds: &[Kind]) -> Result<Option<Value>> {
+fn lookup(ctx: &Context, name: &str, kinds: &[Kind], size: bool) -> Result<Option<Value>> {
     for kind in kinds {
         let found = match kind {
             Kind::Container => {
@@ -109,7 +112,13 @@ fn lookup(ctx: &Context, name: &str, kinds: &[Kind]) -> Result<Option<Value>> {
                 match engine.containers.find(name) {
                     Ok(r) => {
                         let r = lifecycle::refresh(&engine, r)?;
-                        Some(berth_engine::inspect::container(&engine, &r))
+                        let mut v = berth_engine::inspect::container(&engine, &r);
+                        if size {
+                            let (rw, root) = berth_engine::inspect::sizes(&engine, &r);
+                            v["SizeRw"] = rw.into();
+                            v["SizeRootFs"] = root.into();
+                        }
+                        Some(v)
                     }
                     Err(berth_engine::Error::NoSuchContainer(_)) => None,
                     Err(e) => return Err(e.into()),

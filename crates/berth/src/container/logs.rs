@@ -23,6 +23,9 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Show extra details provided to logs
+    #[arg(long)]
+    pub details: bool,
     /// Show logs since a timestamp (2026-01-02T13:23:37Z) or relative (42m)
     #[arg(long)]
     pub since: Option<String>,
@@ -55,17 +58,15 @@ pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
     };
     let mut log = logs::read(&engine, &args.container, options)?;
     while let Some(entries) = log.next(&engine, Duration::from_secs(1))? {
-        entries.iter().for_each(|e| print(e, args.timestamps));
+        entries
+            .iter()
+            .for_each(|e| print(e, args.timestamps, args.details));
     }
     Ok(0)
 }
 
-fn print(e: &Entry, timestamps: bool) {
-    let text = if timestamps {
-        format!("{} {}", e.time, e.log)
-    } else {
-        e.log.clone()
-    };
+fn print(e: &Entry, timestamps: bool, details: bool) {
+    let text = e.shown(timestamps, details);
     let _ = if e.stream == "stderr" {
         std::io::stderr().write_all(text.as_bytes())
     } else {

@@ -78,7 +78,7 @@ fn past_log(s: &State, key: &str, tty: bool, options: &AttachOptions) -> Result<
                 options.stdout
             };
             if wanted {
-                super::logs::encode(e, tty, false, &mut out);
+                super::logs::encode(e, tty, e.shown(false, false), &mut out);
             }
         }
     }

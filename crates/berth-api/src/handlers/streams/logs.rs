@@ -21,6 +21,7 @@ pub async fn logs(state: &Arc<State>, call: &Call, id: &str) -> Reply {
     }
     let options = options(call)?;
     let timestamps = call.query.flag("timestamps");
+    let details = call.query.flag("details");
     let key = id.to_string();
     let (tty, mut log) = state
         .blocking(move |s| {
@@ -41,7 +42,7 @@ pub async fn logs(state: &Arc<State>, call: &Call, id: &str) -> Reply {
             for e in &entries {
                 let wanted = if e.stream == "stderr" { stderr } else { stdout };
                 if wanted {
-                    encode(e, tty, timestamps, &mut chunk);
+                    encode(e, tty, e.shown(timestamps, details), &mut chunk);
                 }
             }
             if !chunk.is_empty() && tx.blocking_send(chunk.into()).is_err() {
@@ -76,13 +77,8 @@ fn options(call: &Call) -> Result<LogOptions, ApiError> {
     })
 }
 
-/// One entry as Docker sends it: its time first with `timestamps`, framed without a terminal.
-pub(super) fn encode(e: &Entry, tty: bool, timestamps: bool, out: &mut Vec<u8>) {
-    let text = if timestamps {
-        format!("{} {}", e.time, e.log)
-    } else {
-        e.log.clone()
-    };
+/// One entry's `text` (`Entry::shown`) as Docker sends it: framed without a terminal.
+pub(super) fn encode(e: &Entry, tty: bool, text: String, out: &mut Vec<u8>) {
     if tty {
         out.extend_from_slice(text.as_bytes());
     } else {
