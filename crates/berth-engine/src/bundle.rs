@@ -435,11 +435,11 @@ pub fn teardown(dir: &Path) -> Result<()> {
     result
 }
 
-/// Docker's "shareable" IPC: a private IPC namespace gets its /dev/shm from a tmpfs the engine
+/// Docker's "shareable" IPC: a shareable namespace gets its /dev/shm from a tmpfs the engine
 /// mounts in the host's mount namespace (`<dir>/shm`), so `--ipc container:<it>` can bind the
 /// same tmpfs — a mount inside another container's mount namespace cannot be bound (EINVAL).
-/// Joining a container that has none (a "private" or "none" one) is refused as Docker refuses
-/// it; joining one of `--ipc host` binds the host's /dev/shm, as Docker does.
+/// A private one's is the spec's own tmpfs (none with `none`). Joining a container that has no
+/// such tmpfs is refused as Docker refuses it ([`donor_shm`]).
 fn shared_shm(
     engine: &Engine,
     record: &Record,
