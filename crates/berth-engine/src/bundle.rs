@@ -30,6 +30,9 @@ pub struct Prepared {
     /// config.json is written already (a hook may read it before the init runs); otherwise
     /// the caller writes it ([`write_config`]).
     pub config_written: bool,
+    /// `--add-host`'s entries, `host-gateway` given its address once for the start: the
+    /// /etc/hosts written now and again once the network gave the container its address.
+    pub add_hosts: Vec<String>,
 }
 
 pub fn rootfs(dir: &Path) -> PathBuf {
@@ -63,7 +66,8 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         &record.request
     };
     let result = (|| {
-        let etc = write_etc_files(engine, &dir, record)?;
+        let add_hosts = crate::network::resolve_extra_hosts(engine, &req.add_hosts)?.into_owned();
+        let etc = write_etc_files(&dir, record, &add_hosts)?;
         bind_sources(&req.mounts)?;
         let volumes = volumes(engine, &record.id, &req.mounts, &root, userns)?;
         let joins = joins(engine, req, true)?;
@@ -88,6 +92,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
             exposed: crate::ports::of_image(&config),
             spec: built.spec,
             config_written,
+            add_hosts,
         })
     })();
     if result.is_err() {
@@ -518,18 +523,17 @@ fn donor_shm(engine: &Engine, asked: &str, key: &str, hops: u8) -> Result<PathBu
 /// network, its DNS server in /etc/resolv.conf. The files are rewritten in place, so the bind
 /// mounts over the container's /etc keep showing them.
 pub fn network_etc_files(
-    engine: &Engine,
     dir: &Path,
     record: &Record,
+    add_hosts: &[String],
     att: &berth_net::Attachment,
 ) -> Result<()> {
     let req = &record.request;
     let hosts = dir.join("hosts");
-    let add_hosts = crate::network::resolve_extra_hosts(engine, &req.add_hosts)?;
     let text = spec::hosts_file(
         &record.hostname,
         att.ip.map(std::net::IpAddr::V4),
-        &add_hosts,
+        add_hosts,
     )?;
     // Rewritten only when it changes (no address: `--network none`): ext4 writes back a file
     // truncated and rewritten as it is closed.
@@ -553,7 +557,7 @@ fn etc_files(dir: &Path) -> EtcFiles {
     }
 }
 
-fn write_etc_files(engine: &Engine, dir: &Path, record: &Record) -> Result<EtcFiles> {
+fn write_etc_files(dir: &Path, record: &Record, add_hosts: &[String]) -> Result<EtcFiles> {
     let req = &record.request;
     let etc = etc_files(dir);
     let write = |path: &Path, text: String| fs::write(path, text).map_err(Error::io("write", path));
@@ -563,10 +567,9 @@ fn write_etc_files(engine: &Engine, dir: &Path, record: &Record) -> Result<EtcFi
         .as_ref()
         .and_then(|n| n.ip)
         .map(std::net::IpAddr::V4);
-    let add_hosts = crate::network::resolve_extra_hosts(engine, &req.add_hosts)?;
     write(
         &etc.hosts,
-        spec::hosts_file(&record.hostname, ip, &add_hosts)?,
+        spec::hosts_file(&record.hostname, ip, add_hosts)?,
     )?;
     // With a local stub (systemd-resolved's 127.0.0.53) the real upstream servers are in
     // resolved's own file.

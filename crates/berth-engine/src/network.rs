@@ -31,12 +31,10 @@ pub fn resolve_extra_hosts<'a>(
     engine: &Engine,
     add_hosts: &'a [String],
 ) -> Result<std::borrow::Cow<'a, [String]>> {
-    let gateway_of = |entry: &str| {
-        entry
-            .split_once('=')
-            .or_else(|| entry.split_once(':'))
-            .filter(|(_, addr)| *addr == "host-gateway")
-            .map(|(name, _)| name.to_string())
+    // The name of an entry for host-gateway (a malformed one is hosts_file's to refuse).
+    let gateway_of = |entry: &str| match crate::spec::extra_host(entry) {
+        Ok((name, None)) => Some(name.to_string()),
+        _ => None,
     };
     if !add_hosts.iter().any(|e| gateway_of(e).is_some()) {
         return Ok(std::borrow::Cow::Borrowed(add_hosts));

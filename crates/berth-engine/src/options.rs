@@ -101,33 +101,62 @@ pub fn restart(s: &str) -> Result<RestartPolicy> {
     })
 }
 
-/// Docker's container options that berth has no use for, checked as Docker's daemon checks
-/// them on Linux: the OCI runtime (`--runtime`, the API's `HostConfig.Runtime`: berth has its
-/// own, runc's equal, so `runc` is taken as a name for it), the isolation technology (Linux
-/// has only `default`) and storage options (a size needs overlay on xfs with project quotas,
-/// which berth does not set up).
-pub fn refuse_unused(
-    runtime: Option<&str>,
-    isolation: Option<&str>,
-    storage_opt: &std::collections::BTreeMap<String, String>,
-) -> Result<()> {
-    if let Some(r) = runtime.filter(|r| !matches!(*r, "" | "runc" | "berth-runc")) {
-        return Err(invalid(format!(
-            "--runtime {r}: berth runs every container with its own runtime (berth-runc, runc's command line); drop --runtime"
-        )));
+/// Docker's container options that berth has no use for, each refused in one line, the same
+/// from the command line and the API: the OCI runtime (`--runtime`, `HostConfig.Runtime`:
+/// berth has its own, runc's equal, so `runc` is taken as a name for it), the isolation
+/// technology (Linux has only `default`, in Docker's daemon's words), storage options (a size
+/// needs overlay on xfs with project quotas, which berth does not set up), a parent cgroup,
+/// a volume driver other than local, and legacy links.
+#[derive(Debug, Default)]
+pub struct Unused<'a> {
+    pub runtime: Option<&'a str>,
+    pub isolation: Option<&'a str>,
+    pub storage_opt: Option<&'a std::collections::BTreeMap<String, String>>,
+    pub cgroup_parent: Option<&'a str>,
+    pub volume_driver: Option<&'a str>,
+    pub links: &'a [String],
+}
+
+/// A value given, not empty.
+fn given(v: Option<&str>) -> Option<&str> {
+    v.filter(|v| !v.is_empty())
+}
+
+impl Unused<'_> {
+    pub fn refuse(&self) -> Result<()> {
+        if let Some(r) = given(self.runtime).filter(|r| !matches!(*r, "runc" | "berth-runc")) {
+            return Err(invalid(format!(
+                "--runtime {r}: berth runs every container with its own runtime (berth-runc, runc's command line); drop --runtime"
+            )));
+        }
+        // Docker compares the name without regard to case.
+        if let Some(i) = given(self.isolation).filter(|i| !i.eq_ignore_ascii_case("default")) {
+            return Err(invalid(format!(
+                "Invalid isolation: {i:?} - linux only supports 'default'"
+            )));
+        }
+        if let Some(key) = self.storage_opt.and_then(|o| o.keys().next()) {
+            return Err(invalid(format!(
+                "--storage-opt {key}: berth's overlay has no per-container size limit (Docker's needs overlay over xfs with 'pquota'); drop it"
+            )));
+        }
+        if let Some(parent) = given(self.cgroup_parent) {
+            return Err(invalid(format!(
+                "--cgroup-parent {parent}: berth places each container's cgroup itself; drop it"
+            )));
+        }
+        if let Some(d) = given(self.volume_driver).filter(|d| *d != "local") {
+            return Err(invalid(format!(
+                "--volume-driver {d}: berth has only the local volume driver; drop it"
+            )));
+        }
+        if let Some(link) = self.links.first() {
+            return Err(invalid(format!(
+                "--link {link}: berth has no container links: put the containers on a user network, where they reach each other by name"
+            )));
+        }
+        Ok(())
     }
-    // Docker compares the name without regard to case.
-    if let Some(i) = isolation.filter(|i| !i.is_empty() && !i.eq_ignore_ascii_case("default")) {
-        return Err(invalid(format!(
-            "Invalid isolation: {i:?} - linux only supports 'default'"
-        )));
-    }
-    if let Some(key) = storage_opt.keys().next() {
-        return Err(invalid(format!(
-            "--storage-opt {key}: berth's overlay has no per-container size limit (Docker's needs overlay over xfs with 'pquota'); drop it"
-        )));
-    }
-    Ok(())
 }
 
 /// `--network`: `bridge` (also "" and `default`), `none`, `host`, `container:<name|id>`, or a

@@ -491,3 +491,18 @@ pub fn run_with_timeout(mut command: Command, timeout: Duration) -> Ran {
 
 #[cfg(test)]
 mod selftest;
+
+/// The memory controller's cgroup v1 knobs as the tests ask for them (podman's comparison and
+/// the docker CLI's), how a container reads them back in its own cgroup, and what it reads.
+pub mod memory_knobs {
+    pub const FLAGS: [&str; 5] = [
+        "--memory-swappiness",
+        "7",
+        "--oom-kill-disable",
+        "-m",
+        "64m",
+    ];
+    pub const READ: &str = "cat /sys/fs/cgroup/memory/memory.swappiness; \
+                            grep oom_kill_disable /sys/fs/cgroup/memory/memory.oom_control";
+    pub const SEEN: &str = "7\noom_kill_disable 1";
+}

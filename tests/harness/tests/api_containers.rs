@@ -893,13 +893,7 @@ fn memory_swappiness_and_oom_kill_disable_through_the_docker_cli() {
         return;
     };
     let v1 = std::path::Path::new("/sys/fs/cgroup/memory").is_dir();
-    let flags = [
-        "--memory-swappiness",
-        "7",
-        "--oom-kill-disable",
-        "-m",
-        "64m",
-    ];
+    let flags = berth_harness::memory_knobs::FLAGS;
     let created =
         service.docker(&[&["create", "--name", "tuned"][..], &flags, &[IMAGE, "true"]].concat());
     assert!(created.success(), "{}", created.stderr);
@@ -908,10 +902,9 @@ fn memory_swappiness_and_oom_kill_disable_through_the_docker_cli() {
     if v1 {
         assert_eq!(created.stderr.trim(), "", "no warning on v1");
         assert_eq!(inspected, "7 true");
-        let read = "cat /sys/fs/cgroup/memory/memory.swappiness; \
-                    grep oom_kill_disable /sys/fs/cgroup/memory/memory.oom_control";
+        let read = berth_harness::memory_knobs::READ;
         let run = [&["run", "--rm"][..], &flags, &[IMAGE, "sh", "-c", read]].concat();
-        assert_eq!(service.docker_ok(&run), "7\noom_kill_disable 1");
+        assert_eq!(service.docker_ok(&run), berth_harness::memory_knobs::SEEN);
     } else {
         assert!(
             created.stderr.contains("OomKillDisable discarded"),

@@ -11,21 +11,21 @@ fn both(service: &Service, args: &[&str]) -> (String, String) {
     (service.berth.ok(args), service.docker_ok(args))
 }
 
+/// A running container `name` that wrote `bytes` bytes to its root (its SizeRw).
+fn running_with_bytes(service: &Service, name: &str, bytes: usize) {
+    service
+        .berth
+        .ok(&["run", "-d", "--name", name, IMAGE, "sleep", "600"]);
+    let write = format!("head -c {bytes} /dev/zero > /written");
+    service.berth.ok(&["exec", name, "sh", "-c", &write]);
+}
+
 #[test]
 fn ps_size_is_dockers() {
     let Some(service) = Service::start() else {
         return;
     };
-    service
-        .berth
-        .ok(&["run", "-d", "--name", "sized", IMAGE, "sleep", "600"]);
-    service.berth.ok(&[
-        "exec",
-        "sized",
-        "sh",
-        "-c",
-        "head -c 5000 /dev/zero > /five-k",
-    ]);
+    running_with_bytes(&service, "sized", 5000);
     // No CREATED or STATUS column: two calls a moment apart may word the age differently.
     for args in [
         &[
@@ -296,16 +296,7 @@ fn inspect_size_is_dockers() {
     let Some(service) = Service::start() else {
         return;
     };
-    service
-        .berth
-        .ok(&["run", "-d", "--name", "sized", IMAGE, "sleep", "600"]);
-    service.berth.ok(&[
-        "exec",
-        "sized",
-        "sh",
-        "-c",
-        "head -c 7000 /dev/zero > /seven-k",
-    ]);
+    running_with_bytes(&service, "sized", 7000);
     let args = [
         "inspect",
         "--size",

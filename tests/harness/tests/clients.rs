@@ -344,15 +344,8 @@ fn podman_reads(podman: &Podman, flags: &[&str], read: &str) -> String {
 #[test]
 fn podman_and_berth_memory_swappiness_and_oom_kill_disable() {
     require!(PODMAN_TOOLS);
-    let flags = [
-        "--memory-swappiness",
-        "7",
-        "--oom-kill-disable",
-        "-m",
-        "64m",
-    ];
-    let read = "cat /sys/fs/cgroup/memory/memory.swappiness; \
-                grep oom_kill_disable /sys/fs/cgroup/memory/memory.oom_control";
+    let flags = berth_harness::memory_knobs::FLAGS;
+    let read = berth_harness::memory_knobs::READ;
     let berth = berth_harness::image::Berth::new();
     let image = berth_harness::image::IMAGE;
     let ran = berth.run(&[&["run", "--rm"][..], &flags, &[image, "sh", "-c", read]].concat());
@@ -372,7 +365,7 @@ fn podman_and_berth_memory_swappiness_and_oom_kill_disable() {
     }
     let podman = Podman::new(&runtime_under_test());
     let theirs = podman_reads(&podman, &flags, read);
-    assert_eq!(theirs.trim(), "7\noom_kill_disable 1");
+    assert_eq!(theirs.trim(), berth_harness::memory_knobs::SEEN);
     assert_eq!(ran.stdout.trim(), theirs.trim());
     assert_eq!(ran.stderr.trim(), "", "a limit given: no warning");
     // Inspect as Docker's; a value out of range refused with the daemon's words and 125.

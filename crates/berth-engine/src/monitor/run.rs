@@ -409,7 +409,9 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             // /etc/hosts and resolv.conf from the first network joined.
             let etc = match &networks {
                 Ok((attachment, joined)) => match attachment.as_ref().or(joined.first()) {
-                    Some(att) => crate::bundle::network_etc_files(engine, &dir, record, att),
+                    Some(att) => {
+                        crate::bundle::network_etc_files(&dir, record, &prepared.add_hosts, att)
+                    }
                     None => Ok(()),
                 },
                 Err(_) => Ok(()),

@@ -13,6 +13,27 @@ ff00::0\tip6-mcastprefix\n\
 ff02::1\tip6-allnodes\n\
 ff02::2\tip6-allrouters\n";
 
+/// One `--add-host`: `name:ip` (the ip may hold colons itself, or be in brackets) or `name=ip`;
+/// its address `None` for Docker's `host-gateway`, which the engine gives one.
+pub fn extra_host(entry: &str) -> Result<(&str, Option<IpAddr>), SpecError> {
+    let err = |reason: &str| SpecError::invalid(format!("--add-host {entry}"), reason);
+    let (name, addr) = entry
+        .split_once('=')
+        .or_else(|| entry.split_once(':'))
+        .ok_or_else(|| err("use name:ip"))?;
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(err("the host name is empty or has spaces; use name:ip"));
+    }
+    if addr == "host-gateway" {
+        return Ok((name, None));
+    }
+    let addr = addr
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse()
+        .map_err(|_| err("not an IP address after the name; use name:ip"))?;
+    Ok((name, Some(addr)))
+}
+
 /// /etc/hosts: the defaults, each `--add-host name:ip`, then the container's own address
 /// under its hostname when it has one.
 pub fn hosts_file(
@@ -22,23 +43,14 @@ pub fn hosts_file(
 ) -> Result<String, SpecError> {
     let mut out = String::from(HOSTS_DEFAULT);
     for entry in add_hosts {
-        let err = |reason: &str| SpecError::invalid(format!("--add-host {entry}"), reason);
-        // "name:ip" (the ip may hold colons itself) or "name=ip".
-        let (name, addr) = entry
-            .split_once('=')
-            .or_else(|| entry.split_once(':'))
-            .ok_or_else(|| err("use name:ip"))?;
-        if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(err("the host name is empty or has spaces; use name:ip"));
-        }
-        if addr == "host-gateway" {
-            // The engine gives it its address first (network::resolve_extra_hosts).
-            return Err(err("host-gateway has no address here; give one"));
-        }
-        let addr: IpAddr = addr
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse()
-            .map_err(|_| err("not an IP address after the name; use name:ip"))?;
+        let (name, addr) = extra_host(entry)?;
+        // The engine gives host-gateway its address first (network::resolve_extra_hosts).
+        let addr = addr.ok_or_else(|| {
+            SpecError::invalid(
+                format!("--add-host {entry}"),
+                "host-gateway has no address here; give one",
+            )
+        })?;
         out.push_str(&format!("{addr}\t{name}\n"));
     }
     if let Some(ip) = ip {

@@ -19,7 +19,7 @@ use oci_spec::runtime::{Capability, Linux, Process, Root, Spec, User};
 
 pub use defaults::{CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use error::SpecError;
-pub use etc::{hosts_file, pick_host_resolv, resolv_conf};
+pub use etc::{extra_host, hosts_file, pick_host_resolv, resolv_conf};
 pub use process::user as image_user;
 pub use resources::{
     asks_host_knobs, discard_unsupported, limits as resource_limits, HostLimits, Knobs,

@@ -9,8 +9,8 @@ use std::path::Path;
 use nix::sys::resource::{getrlimit, Resource};
 use oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory,
-    LinuxPids, LinuxResources, LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder, PosixRlimit,
-    PosixRlimitBuilder, PosixRlimitType,
+    LinuxPids, LinuxResources, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
+    LinuxWeightDeviceBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
 };
 
 use super::defaults::{self, device_rule};
@@ -514,29 +514,33 @@ fn block_io(req: &RunRequest) -> Result<Option<LinuxBlockIo>, SpecError> {
     if !weights.is_empty() {
         blkio.set_weight_device(Some(weights));
     }
-    let mut lists = Vec::new();
-    for (name, limits) in throttled {
-        let mut list = Vec::new();
-        for limit in limits {
-            let flag = format!("{name} {}:{}", limit.path, limit.value);
-            let (major, minor) = block_device(&flag, limit)?;
-            let device = LinuxThrottleDeviceBuilder::default()
-                .major(major)
-                .minor(minor)
-                .rate(limit.value)
-                .build()
-                .map_err(|e| SpecError::invalid(&flag, e.to_string()))?;
-            list.push(device);
-        }
-        lists.push((!list.is_empty()).then_some(list));
-    }
-    let [read_bps, write_bps, read_iops, write_iops]: [_; 4] = lists.try_into().unwrap_or_default();
+    let [read_bps, write_bps, read_iops, write_iops] = throttled;
     blkio
-        .set_throttle_read_bps_device(read_bps)
-        .set_throttle_write_bps_device(write_bps)
-        .set_throttle_read_iops_device(read_iops)
-        .set_throttle_write_iops_device(write_iops);
+        .set_throttle_read_bps_device(throttles(read_bps)?)
+        .set_throttle_write_bps_device(throttles(write_bps)?)
+        .set_throttle_read_iops_device(throttles(read_iops)?)
+        .set_throttle_write_iops_device(throttles(write_iops)?);
     Ok(Some(blkio))
+}
+
+/// One throttle flag's devices (`--device-read-bps` and its kin), each by its node's numbers;
+/// none when the flag was not given.
+fn throttles(
+    (name, limits): (&str, &Vec<DeviceLimit>),
+) -> Result<Option<Vec<LinuxThrottleDevice>>, SpecError> {
+    let mut list = Vec::new();
+    for limit in limits {
+        let flag = format!("{name} {}:{}", limit.path, limit.value);
+        let (major, minor) = block_device(&flag, limit)?;
+        let device = LinuxThrottleDeviceBuilder::default()
+            .major(major)
+            .minor(minor)
+            .rate(limit.value)
+            .build()
+            .map_err(|e| SpecError::invalid(&flag, e.to_string()))?;
+        list.push(device);
+    }
+    Ok((!list.is_empty()).then_some(list))
 }
 
 /// The numbers of the block device node at `limit.path` (a link to one is followed).

@@ -327,23 +327,21 @@ fn refuse_unused(args: &BuildArgs) -> Result<()> {
     if args.squash {
         bail!("--squash: berth does not squash layers (an experimental flag of Docker's legacy builder); drop it");
     }
-    if let Some(parent) = args.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
-        bail!("--cgroup-parent {parent}: berth places each RUN step's cgroup itself; drop it");
-    }
     if let Some(opt) = args.security_opt.first() {
         bail!("--security-opt {opt}: berth's RUN steps run with Docker's default confinement; drop it");
     }
-    if !args.disable_content_trust {
-        bail!("--disable-content-trust=false: berth verifies images by digest, not by Docker Content Trust signatures; drop it");
+    crate::container::flag_values::content_trust(args.disable_content_trust)?;
+    berth_engine::options::Unused {
+        isolation: args.isolation.as_deref(),
+        cgroup_parent: args.cgroup_parent.as_deref(),
+        ..Default::default()
     }
-    berth_engine::options::refuse_unused(None, args.isolation.as_deref(), &BTreeMap::new())?;
+    .refuse()?;
     // Each --add-host's form now, as the docker CLI checks it, not at the first RUN (or never,
     // when every RUN is cached); host-gateway gets its address when a step runs.
-    let literal: Vec<String> = (args.add_hosts.iter())
-        .filter(|h| !h.ends_with(":host-gateway") && !h.ends_with("=host-gateway"))
-        .cloned()
-        .collect();
-    berth_engine::spec::hosts_file("build", None, &literal)?;
+    for host in &args.add_hosts {
+        berth_engine::spec::extra_host(host)?;
+    }
     if let Some(image) = args.cache_from.first() {
         eprintln!(
             "WARNING: --cache-from {image}: berth builds from its own cache of earlier builds; the images named are not read"

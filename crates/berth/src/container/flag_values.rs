@@ -165,6 +165,15 @@ pub(super) fn time_offsets(items: &[String]) -> Result<BTreeMap<String, i64>> {
     Ok(out)
 }
 
+/// `--disable-content-trust=false` (run, create, build): berth checks images by their digests,
+/// it has no Docker Content Trust signatures to verify, so asking for them is refused.
+pub fn content_trust(disabled: bool) -> Result<()> {
+    if !disabled {
+        bail!("--disable-content-trust=false: berth verifies images by digest, not by Docker Content Trust signatures; drop it");
+    }
+    Ok(())
+}
+
 /// What a block device limit's value is, to parse it as Docker's CLI does.
 #[derive(Clone, Copy)]
 pub(super) enum Per {

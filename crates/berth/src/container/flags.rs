@@ -8,8 +8,8 @@ use berth_engine::request::{NsMode, RunRequest, SeccompChoice};
 use clap::Args;
 
 use super::flag_values::{
-    bytes, cpus, device, device_limits, env, flat, key_values, labels, mount, swap_bytes,
-    time_offsets, Per,
+    bytes, content_trust, cpus, device, device_limits, env, flat, key_values, labels, mount,
+    swap_bytes, time_offsets, Per,
 };
 
 /// Docker's `run` flags that berth has nothing to do with, each refused with one line.
@@ -377,31 +377,17 @@ impl RunFlags {
                 "--gpus {gpus}: berth cannot give a container GPUs yet; pass a device node with --device instead"
             );
         }
-        if let Some(parent) = self.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
-            bail!("--cgroup-parent {parent}: berth places each container's cgroup itself: drop it");
-        }
         self.refused.check()?;
-        if let Some(d) = self
-            .volume_driver
-            .as_deref()
-            .filter(|d| !d.is_empty() && *d != "local")
-        {
-            bail!("--volume-driver {d}: berth has only the local volume driver; drop it");
+        content_trust(self.disable_content_trust)?;
+        options::Unused {
+            runtime: self.runtime.as_deref(),
+            isolation: self.isolation.as_deref(),
+            storage_opt: Some(&key_values("--storage-opt", &self.storage_opt)?),
+            cgroup_parent: self.cgroup_parent.as_deref(),
+            volume_driver: self.volume_driver.as_deref(),
+            links: &self.link,
         }
-        if !self.disable_content_trust {
-            bail!("--disable-content-trust=false: berth verifies images by digest, not by Docker Content Trust signatures; drop it");
-        }
-        let storage_opt = key_values("--storage-opt", &self.storage_opt)?;
-        options::refuse_unused(
-            self.runtime.as_deref(),
-            self.isolation.as_deref(),
-            &storage_opt,
-        )?;
-        if let Some(link) = self.link.first() {
-            bail!(
-                "--link {link}: berth has no container links: put the containers on a user network, where they reach each other by name"
-            );
-        }
+        .refuse()?;
         let mut r = RunRequest {
             image: self.image_and_command[0].clone(),
             cmd: self.image_and_command[1..].to_vec(),

@@ -109,27 +109,15 @@ fn request(body: Body, version: ApiVersion) -> Result<RunRequest, ApiError> {
 }
 
 fn host_config(req: &mut RunRequest, h: HostConfig, version: ApiVersion) -> Result<(), ApiError> {
-    let bad = ApiError::bad_request;
-    if h.links.as_ref().is_some_and(|l| !l.is_empty()) {
-        return Err(bad("berth has no container links (Links): put the containers on a user network, where they reach each other by name"));
+    options::Unused {
+        runtime: h.runtime.as_deref(),
+        isolation: h.isolation.as_deref(),
+        storage_opt: h.storage_opt.as_ref(),
+        cgroup_parent: h.resources.cgroup_parent.as_deref(),
+        volume_driver: h.volume_driver.as_deref(),
+        links: h.links.as_deref().unwrap_or_default(),
     }
-    if h.volume_driver
-        .as_deref()
-        .is_some_and(|d| !d.is_empty() && d != "local")
-    {
-        return Err(bad(
-            "berth has only the local volume driver: drop VolumeDriver",
-        ));
-    }
-    if h.resources
-        .cgroup_parent
-        .as_deref()
-        .is_some_and(|c| !c.is_empty())
-    {
-        return Err(bad(
-            "berth places each container's cgroup itself: drop CgroupParent",
-        ));
-    }
+    .refuse()?;
     options::network_mode(req, h.network_mode.as_deref().unwrap_or(""))?;
     for bind in h.binds.unwrap_or_default() {
         req.mounts.push(options::volume(&bind)?);
@@ -179,11 +167,6 @@ fn host_config(req: &mut RunRequest, h: HostConfig, version: ApiVersion) -> Resu
     req.group_add = h.group_add.unwrap_or_default();
     req.sysctls = h.sysctls.unwrap_or_default();
     req.annotations = h.annotations.unwrap_or_default();
-    options::refuse_unused(
-        h.runtime.as_deref(),
-        h.isolation.as_deref(),
-        &h.storage_opt.unwrap_or_default(),
-    )?;
     req.init = h.init.unwrap_or(false);
     req.oom_score_adj = h.oom_score_adj.filter(|a| *a != 0);
     req.shm_size = match h.shm_size {
