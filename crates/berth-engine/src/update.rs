@@ -49,28 +49,61 @@ impl Update {
     }
 }
 
+/// What an `update` did: the record as it now is, and Docker's warnings for what the host
+/// could not take (discarded, as Docker's daemon discards them).
+#[derive(Debug)]
+pub struct Updated {
+    pub record: Record,
+    pub warnings: Vec<String>,
+}
+
 /// Changes the container `key` (name, id or id prefix) as `u` says, under its record's lock:
 /// the record keeps the new values only once a running container's cgroups took them.
-pub fn update(engine: &Engine, key: &str, u: &Update) -> Result<Record> {
+pub fn update(engine: &Engine, key: &str, u: &Update) -> Result<Updated> {
     if u.is_empty() {
         return Err(Error::Invalid(
             "update: no change asked; give one or more flags such as --memory or --restart".into(),
         ));
     }
+    let mut u = u.clone();
+    let warnings = discard_unsupported(&mut u, spec::Knobs::of_host);
     let found = lifecycle::refresh(engine, engine.containers.find(key)?)?;
-    engine.containers.update(&found.id, |r| -> Result<Record> {
-        let req = changed(&r.request, u)?;
-        let resources = live_resources(&req, u)?;
-        if matches!(r.state.status, Status::Running | Status::Paused) {
-            match berth_runtime::container::update(&engine.runtime, &r.id, &resources) {
-                // It exited since: the record alone takes the change, for its next start.
-                Err(berth_runtime::Error::Status { .. } | berth_runtime::Error::NotFound(_)) => {}
-                other => other?,
+    if u.is_empty() {
+        // All it asked was discarded: the container exists, nothing changes.
+        return Ok(Updated {
+            record: found,
+            warnings,
+        });
+    }
+    let record = engine
+        .containers
+        .update(&found.id, |r| -> Result<Record> {
+            let req = changed(&r.request, &u)?;
+            let resources = live_resources(&req, &u)?;
+            if matches!(r.state.status, Status::Running | Status::Paused) {
+                match berth_runtime::container::update(&engine.runtime, &r.id, &resources) {
+                    // It exited since: the record alone takes the change, for its next start.
+                    Err(
+                        berth_runtime::Error::Status { .. } | berth_runtime::Error::NotFound(_),
+                    ) => {}
+                    other => other?,
+                }
             }
-        }
-        r.request = req;
-        Ok(r.clone())
-    })?
+            r.request = req;
+            Ok(r.clone())
+        })??;
+    Ok(Updated { record, warnings })
+}
+
+/// Docker's update (verifyPlatformContainerResources, as at create): a block I/O weight the
+/// host cannot take is discarded with the daemon's warning, before its range is checked.
+/// `knobs` is looked at only when the update sets a weight.
+fn discard_unsupported(u: &mut Update, knobs: impl FnOnce() -> spec::Knobs) -> Vec<String> {
+    if u.blkio_weight.is_some() && !knobs().blkio_weight {
+        u.blkio_weight = None;
+        return vec![spec::BLKIO_WEIGHT_DISCARDED.to_string()];
+    }
+    Vec::new()
 }
 
 /// A start's catch-up: the limits of `now`, where they differ from those of `built` (the
@@ -219,6 +252,36 @@ mod tests {
         assert_eq!((new.memory, new.memory_swap), (Some(64 * MB), None));
         assert!(changed(&none, &up(None, Some(64 * MB))).is_err());
         assert!(changed(&req, &up(None, Some(256 * MB))).is_ok());
+    }
+
+    #[test]
+    fn a_weight_the_host_cannot_take_is_discarded_before_its_range_is_checked() {
+        let no_weights = spec::Knobs {
+            blkio_weight: false,
+            ..spec::Knobs::ALL
+        };
+        for weight in [300, 5] {
+            let mut u = Update {
+                blkio_weight: Some(weight),
+                memory: Some(64 * MB),
+                ..Default::default()
+            };
+            let warnings = discard_unsupported(&mut u, || no_weights);
+            assert_eq!(warnings, [spec::BLKIO_WEIGHT_DISCARDED]);
+            assert_eq!((u.blkio_weight, u.memory), (None, Some(64 * MB)));
+        }
+        let mut u = Update {
+            blkio_weight: Some(300),
+            ..Default::default()
+        };
+        assert!(discard_unsupported(&mut u, || spec::Knobs::ALL).is_empty());
+        assert_eq!(u.blkio_weight, Some(300));
+        // Not probed when no weight is asked.
+        let mut u = Update {
+            memory: Some(64 * MB),
+            ..Default::default()
+        };
+        assert!(discard_unsupported(&mut u, || panic!("probed")).is_empty());
     }
 
     #[test]

@@ -340,3 +340,61 @@ fn logs_details_are_dockers() {
     assert!(berth.lines().all(|l| l.contains("Z  ")), "{berth}");
     service.berth.ok(&["rm", "said"]);
 }
+
+/// `update --blkio-weight` where the host has no block I/O weights (no BFQ or CFQ scheduler,
+/// as here): Docker's daemon discards the weight with a warning, before its range is checked,
+/// and the docker CLI prints the warning on stdout after the names. Both CLIs print the same
+/// and exit 0, the weight is not written (it failed at the cgroup's missing file), and the
+/// rest of the update still applies.
+#[test]
+fn update_discards_a_weight_the_host_cannot_take_as_docker() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let berth = &service.berth;
+    // berth's create warns where the host has no weights: elsewhere there is nothing to show.
+    let probe = berth.run(&[
+        "create",
+        "--name",
+        "probe",
+        "--blkio-weight",
+        "300",
+        IMAGE,
+        "true",
+    ]);
+    assert!(probe.success(), "{probe:?}");
+    if !probe.stderr.contains("Weight discarded") {
+        berth_harness::skipping(format_args!("this host takes block I/O weights"));
+        return;
+    }
+    berth.ok(&["run", "-d", "--name", "weighed", IMAGE, "sleep", "600"]);
+    let warning = "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
+    for weight in ["300", "5"] {
+        let args = ["update", "--blkio-weight", weight, "weighed"];
+        let (ours, theirs) = both(&service, &args);
+        assert_eq!(ours, theirs, "{args:?}");
+        assert_eq!(ours, format!("weighed\n{warning}"), "{args:?}");
+    }
+    let args = [
+        "update",
+        "--blkio-weight",
+        "300",
+        "-m",
+        "64m",
+        "weighed",
+        "probe",
+    ];
+    let (ours, theirs) = both(&service, &args);
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, format!("weighed\nprobe\n{warning}\n{warning}"));
+    for name in ["weighed", "probe"] {
+        let shown = berth.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.BlkioWeight}} {{.HostConfig.Memory}}",
+            name,
+        ]);
+        assert_eq!(shown, "0 67108864", "{name}");
+    }
+    berth.ok(&["rm", "-f", "weighed", "probe"]);
+}

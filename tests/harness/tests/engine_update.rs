@@ -155,11 +155,12 @@ fn bad_values_are_one_line_and_exit_as_dockers() {
         assert!(ran.stdout.is_empty(), "{args:?}: {ran:?}");
         assert_eq!(ran.stderr.trim().lines().count(), 1, "{args:?}: {ran:?}");
     }
-    // Checked as run checks them, per container: nothing changes.
+    // Checked as run checks them, per container: nothing changes. (A block I/O weight out of
+    // range is refused only where the host takes weights; elsewhere Docker discards it first:
+    // cli_vs_docker's update_discards_a_weight_the_host_cannot_take_as_docker.)
     for args in [
         &["update", "-m", "1m", "box"][..],
         &["update", "--memory-swap", "64m", "box"],
-        &["update", "--blkio-weight", "5", "box"],
         &["update", "-m", "64m", "nosuch"],
     ] {
         let ran = berth.run(args);

@@ -23,6 +23,7 @@ pub use etc::{extra_host, hosts_file, pick_host_resolv, resolv_conf};
 pub use process::user as image_user;
 pub use resources::{
     asks_host_knobs, discard_unsupported, limits as resource_limits, HostLimits, Knobs,
+    BLKIO_WEIGHT_DISCARDED,
 };
 pub use security::profile as seccomp_profile;
 pub use user::{

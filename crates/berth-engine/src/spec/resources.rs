@@ -304,6 +304,11 @@ pub fn asks_host_knobs(req: &RunRequest) -> bool {
         || !req.device_write_iops.is_empty()
 }
 
+/// Docker's warning for a block I/O weight the host cannot take (no BFQ or CFQ, no io.weight),
+/// at create, start and update alike.
+pub const BLKIO_WEIGHT_DISCARDED: &str =
+    "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
+
 /// Docker's handling of the knobs a host may lack (`knobs`, looked at only when the request
 /// sets one): each set but missing is discarded, with the daemon's warning.
 pub fn discard_unsupported(req: &mut RunRequest, knobs: impl FnOnce() -> Knobs) -> Vec<String> {
@@ -326,7 +331,7 @@ pub fn discard_unsupported(req: &mut RunRequest, knobs: impl FnOnce() -> Knobs) 
         warn("Your kernel does not support OomKillDisable. OomKillDisable discarded.");
     }
     if !knobs.blkio_weight && req.blkio_weight.take().is_some() {
-        warn("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.");
+        warn(BLKIO_WEIGHT_DISCARDED);
     }
     if !knobs.blkio_weight_device && !std::mem::take(&mut req.blkio_weight_device).is_empty() {
         warn("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.");

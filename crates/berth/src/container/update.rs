@@ -65,10 +65,16 @@ pub fn run(ctx: &Context, args: UpdateArgs) -> Result<i32> {
         anyhow::bail!("update: give one or more flags to change, such as --memory or --restart");
     }
     let engine = ctx.engine()?;
-    each(&args.containers, |key| {
-        berth_engine::update::update(&engine, key, &update)?;
+    let mut warnings = Vec::new();
+    let code = each(&args.containers, |key| {
+        warnings.extend(berth_engine::update::update(&engine, key, &update)?.warnings);
         Ok(Some(key.to_string()))
-    })
+    })?;
+    // As the docker CLI: the daemon's warnings on stdout, after the names, as they are.
+    if !warnings.is_empty() {
+        outln!("{}", warnings.join("\n"));
+    }
+    Ok(code)
 }
 
 /// The flags as an engine `Update`; Docker's 0 for `--blkio-weight` and `--cpu-shares` is

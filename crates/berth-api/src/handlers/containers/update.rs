@@ -24,7 +24,8 @@ struct UpdateConfig {
     restart_policy: Option<RestartPolicy>,
 }
 
-/// `POST /containers/{id}/update`: `{"Warnings": []}`.
+/// `POST /containers/{id}/update`: `{"Warnings": [...]}`, the daemon's for what the host could
+/// not take.
 pub async fn update(state: &Arc<State>, key: String, call: &mut Call) -> Reply {
     let config: UpdateConfig = call.json().await?;
     let r = &config.resources;
@@ -47,16 +48,17 @@ pub async fn update(state: &Arc<State>, key: String, call: &mut Call) -> Reply {
         blkio_weight: r.blkio_weight.filter(|w| *w != 0),
         restart,
     };
-    state
+    let warnings = state
         .blocking(move |s| {
             if u.is_empty() {
                 // Nothing to change: Docker answers as for any update of an existing container.
-                return Ok(s.engine.containers.find(&key).map(drop)?);
+                s.engine.containers.find(&key)?;
+                return Ok(Vec::new());
             }
-            Ok(berth_engine::update::update(&s.engine, &key, &u).map(drop)?)
+            Ok(berth_engine::update::update(&s.engine, &key, &u)?.warnings)
         })
         .await?;
-    respond::json(200, &json!({"Warnings": []}))
+    respond::json(200, &json!({"Warnings": warnings}))
 }
 
 /// `POST /containers/prune?filters=` (`until`, `label`, `label!`): the stopped containers,
