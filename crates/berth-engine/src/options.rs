@@ -106,7 +106,9 @@ pub fn restart(s: &str) -> Result<RestartPolicy> {
 /// berth has its own, runc's equal, so `runc` is taken as a name for it), the isolation
 /// technology (Linux has only `default`, in Docker's daemon's words), storage options (a size
 /// needs overlay on xfs with project quotas, which berth does not set up), a parent cgroup,
-/// a volume driver other than local, and legacy links.
+/// a volume driver other than local, legacy links, and real-time CPU time (`--cpu-rt-period`,
+/// `--cpu-rt-runtime`, `CpuRealtimePeriod`/`CpuRealtimeRuntime`, at create and update: a
+/// real-time group's budget is a v1 kernel option berth does not give containers).
 #[derive(Debug, Default)]
 pub struct Unused<'a> {
     pub runtime: Option<&'a str>,
@@ -115,6 +117,8 @@ pub struct Unused<'a> {
     pub cgroup_parent: Option<&'a str>,
     pub volume_driver: Option<&'a str>,
     pub links: &'a [String],
+    /// A real-time period or runtime given (not 0).
+    pub realtime: bool,
 }
 
 /// A value given, not empty.
@@ -149,6 +153,11 @@ impl Unused<'_> {
             return Err(invalid(format!(
                 "--volume-driver {d}: berth has only the local volume driver; drop it"
             )));
+        }
+        if self.realtime {
+            return Err(invalid(
+                "--cpu-rt-period, --cpu-rt-runtime: berth gives containers no real-time CPU time; drop them".into(),
+            ));
         }
         if let Some(link) = self.links.first() {
             return Err(invalid(format!(

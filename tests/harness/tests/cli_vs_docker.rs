@@ -180,8 +180,9 @@ fn flags_berth_does_not_apply_are_refused_by_both_clis() {
     let Some(service) = Service::start() else {
         return;
     };
-    let refused: [&[&str]; 5] = [
+    let refused: [&[&str]; 6] = [
         &["--cpu-count", "1"],
+        &["--cpu-rt-runtime", "950000"],
         &["--io-maxiops", "10"],
         &["--isolation", "hyperv"],
         &["--runtime", "runsc"],
@@ -209,12 +210,8 @@ fn flags_berth_does_not_apply_are_refused_by_both_clis() {
             docker.stderr
         );
     }
-    // Berth's own: no IPv6, no real-time CPU time, no API socket to hand out.
-    for flags in [
-        &["--ip6", "fd00::2"][..],
-        &["--cpu-rt-runtime", "950000"],
-        &["--use-api-socket"],
-    ] {
+    // Berth's own: no IPv6, no API socket to hand out.
+    for flags in [&["--ip6", "fd00::2"][..], &["--use-api-socket"]] {
         let args = [&["run", "--rm"][..], flags, &[IMAGE, "true"]].concat();
         let berth = service.berth.run(&args);
         assert_eq!(berth.code(), Some(125), "{flags:?}: {}", berth.stderr);
@@ -235,6 +232,29 @@ fn flags_berth_does_not_apply_are_refused_by_both_clis() {
             docker.stderr
         );
     }
+    // Real-time CPU time through update too: Docker's daemon refuses it for each container
+    // (exit 1), as berth's API now does where it took the request and changed nothing.
+    service.berth.ok(&["create", "--name", "rt", IMAGE, "true"]);
+    for flag in ["--cpu-rt-period", "--cpu-rt-runtime"] {
+        let args = ["update", flag, "1000", "rt"];
+        let (berth, docker) = (service.berth.run(&args), service.docker(&args));
+        assert_eq!(
+            (berth.code(), docker.code()),
+            (Some(1), Some(1)),
+            "{args:?}"
+        );
+        let said = berth
+            .stderr
+            .trim()
+            .strip_prefix("berth: ")
+            .expect("one line");
+        assert!(docker.stderr.contains(said), "{} / {said}", docker.stderr);
+        assert!(
+            berth.stdout.is_empty() && docker.stdout.is_empty(),
+            "{args:?}"
+        );
+    }
+    service.berth.ok(&["rm", "rt"]);
     let kernel = service
         .berth
         .run(&["run", "--rm", "--kernel-memory", "64m", IMAGE, "true"]);

@@ -36,6 +36,12 @@ pub struct RefusedFlags {
 }
 
 impl RefusedFlags {
+    /// `--cpu-rt-period` or `--cpu-rt-runtime` given (refused with the API's by
+    /// [`options::Unused`]).
+    fn realtime(&self) -> bool {
+        self.cpu_rt_period.is_some() || self.cpu_rt_runtime.is_some()
+    }
+
     fn check(&self) -> Result<()> {
         let windows = [
             ("cpu-count", &self.cpu_count),
@@ -53,9 +59,6 @@ impl RefusedFlags {
                 "--link-local-ip"
             };
             bail!("{flag}: berth's networks give containers IPv4 addresses only; drop it");
-        }
-        if self.cpu_rt_period.is_some() || self.cpu_rt_runtime.is_some() {
-            bail!("--cpu-rt-period, --cpu-rt-runtime: berth gives containers no real-time CPU time; drop them");
         }
         if self.use_api_socket {
             bail!("--use-api-socket: berth has no daemon socket to give a container (berth system service is a separate choice); mount one with -v if you run it");
@@ -386,6 +389,7 @@ impl RunFlags {
             cgroup_parent: self.cgroup_parent.as_deref(),
             volume_driver: self.volume_driver.as_deref(),
             links: &self.link,
+            realtime: self.refused.realtime(),
         }
         .refuse()?;
         let mut r = RunRequest {

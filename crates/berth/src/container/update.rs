@@ -49,6 +49,10 @@ pub struct UpdateArgs {
     /// Restart policy to apply when a container exits
     #[arg(long)]
     pub restart: Option<String>,
+    #[arg(long = "cpu-rt-period", hide = true)]
+    pub cpu_rt_period: Option<String>,
+    #[arg(long = "cpu-rt-runtime", hide = true)]
+    pub cpu_rt_runtime: Option<String>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -61,12 +65,18 @@ pub fn run(ctx: &Context, args: UpdateArgs) -> Result<i32> {
         .as_deref()
         .map(berth_engine::options::restart)
         .transpose()?;
-    if update.is_empty() {
+    // Refused by Docker's daemon for each container, as the API refuses them (exit 1).
+    let realtime = berth_engine::options::Unused {
+        realtime: args.cpu_rt_period.is_some() || args.cpu_rt_runtime.is_some(),
+        ..Default::default()
+    };
+    if update.is_empty() && !realtime.realtime {
         anyhow::bail!("update: give one or more flags to change, such as --memory or --restart");
     }
     let engine = ctx.engine()?;
     let mut warnings = Vec::new();
     let code = each(&args.containers, |key| {
+        realtime.refuse()?;
         warnings.extend(berth_engine::update::update(&engine, key, &update)?.warnings);
         Ok(Some(key.to_string()))
     })?;

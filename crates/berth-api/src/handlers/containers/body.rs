@@ -129,9 +129,19 @@ pub(super) struct Resources {
     pub(super) device_cgroup_rules: Option<Vec<String>>,
     pub(super) pids_limit: Option<i64>,
     pub(super) ulimits: Option<Vec<UlimitBody>>,
+    pub(super) cpu_realtime_period: Option<i64>,
+    pub(super) cpu_realtime_runtime: Option<i64>,
 }
 
 impl Resources {
+    /// A real-time CPU period or runtime asked for (0 is none), which berth refuses
+    /// ([`berth_engine::options::Unused`]).
+    pub(super) fn realtime(&self) -> bool {
+        [self.cpu_realtime_period, self.cpu_realtime_runtime]
+            .iter()
+            .any(|v| v.is_some_and(|v| v != 0))
+    }
+
     /// `NanoCpus` as CPUs; 0 is none.
     pub(super) fn cpus(&self) -> Result<Option<f64>, ApiError> {
         match self.nano_cpus {

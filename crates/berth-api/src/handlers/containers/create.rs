@@ -116,6 +116,7 @@ fn host_config(req: &mut RunRequest, h: HostConfig, version: ApiVersion) -> Resu
         cgroup_parent: h.resources.cgroup_parent.as_deref(),
         volume_driver: h.volume_driver.as_deref(),
         links: h.links.as_deref().unwrap_or_default(),
+        realtime: h.resources.realtime(),
     }
     .refuse()?;
     options::network_mode(req, h.network_mode.as_deref().unwrap_or(""))?;

@@ -29,6 +29,11 @@ struct UpdateConfig {
 pub async fn update(state: &Arc<State>, key: String, call: &mut Call) -> Reply {
     let config: UpdateConfig = call.json().await?;
     let r = &config.resources;
+    berth_engine::options::Unused {
+        realtime: r.realtime(),
+        ..Default::default()
+    }
+    .refuse()?;
     let restart = match &config.restart_policy {
         Some(p) if !p.name.as_deref().unwrap_or("").is_empty() => Some(restart_policy(p)?),
         _ => None,
