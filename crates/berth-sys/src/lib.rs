@@ -16,6 +16,7 @@ pub mod net;
 pub mod ns;
 pub mod process;
 pub mod pty;
+pub mod resolve;
 pub mod rootless;
 pub mod sched;
 pub mod seal;

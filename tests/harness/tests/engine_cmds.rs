@@ -424,6 +424,64 @@ fn cp_copies_both_ways_and_never_leaves_the_containers_root() {
     );
 }
 
+/// Paths resolved inside the container's root walk `..` with `openat2(RESOLVE_IN_ROOT)`, which
+/// fails with EAGAIN whenever a rename happens anywhere on the machine during the walk: any
+/// process (a container renaming a file in a loop) could make `cp` fail at will. Both ways,
+/// with another process renaming files all along, every copy goes through.
+#[test]
+fn cp_through_dot_dot_holds_while_files_are_renamed_elsewhere() {
+    need_root!();
+    let berth = Berth::new();
+    berth.ok(&["run", "-d", "--name", "cpr", IMAGE, "sleep", "1000"]);
+    let host = tempfile::tempdir().expect("host dir");
+    let (x, y) = (host.path().join("x"), host.path().join("y"));
+    fs::write(&x, "").expect("x");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renamer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = fs::rename(&x, &y);
+                let _ = fs::rename(&y, &x);
+            }
+        })
+    };
+    let src = host.path().join("in.txt");
+    fs::write(&src, "from host").expect("src");
+    let out = host.path().join("out");
+    let mut failed = Vec::new();
+    for _ in 0..40 {
+        let ran = berth.run(&[
+            "cp",
+            "cpr:/etc/../etc/passwd",
+            out.to_str().unwrap_or_default(),
+        ]);
+        let ran_in = berth.run(&[
+            "cp",
+            src.to_str().unwrap_or_default(),
+            "cpr:/tmp/../tmp/in.txt",
+        ]);
+        failed.extend(
+            [ran, ran_in]
+                .into_iter()
+                .filter(|r| !r.success())
+                .map(|r| r.stderr),
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    renamer.join().expect("renamer");
+    assert!(
+        failed.is_empty(),
+        "{} of 80 failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert_eq!(
+        berth.ok(&["exec", "cpr", "cat", "/tmp/in.txt"]),
+        "from host"
+    );
+}
+
 #[test]
 fn cp_streams_a_tar_on_stdout_and_from_stdin() {
     need_root!();

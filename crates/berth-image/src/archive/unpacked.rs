@@ -7,8 +7,8 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
-use rustix::io::Errno;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use tempfile::TempDir;
 
 use crate::error::{Error, Result};
@@ -72,8 +72,10 @@ impl Unpacked {
         }
         let root = rustix::fs::open(
             dir.path(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
         )
         .map_err(|e| Error::io("open", dir.path())(e.into()))?;
         Ok(Unpacked { _dir: dir, root })
@@ -104,16 +106,13 @@ impl Unpacked {
     /// fails with EXDEV instead of opening a host file. NONBLOCK so a FIFO cannot hang us.
     fn try_open(&self, name: &str) -> Result<Option<File>> {
         let rel = inside(name)?;
-        let fd = match rustix::fs::openat2(
-            &self.root,
-            &rel,
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-        ) {
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let fd = match berth_sys::resolve::openat2(&self.root, &rel, how) {
             Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(None),
-            Err(Errno::XDEV) => {
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::EXDEV) => {
                 return Err(refused(
                     name,
                     "leads out of the archive through a symbolic link; refused",
