@@ -482,6 +482,121 @@ fn cp_through_dot_dot_holds_while_files_are_renamed_elsewhere() {
     );
 }
 
+/// A file the container grows while `cp` reads it: the stream carries the size its header
+/// announced and no more. (The tar writer copied the file to its end: what the container
+/// appended, a tar entry of its own making, was unpacked as a file of its choosing beside the
+/// destination, owned by root and setuid if it liked: an adversary helper's finding.)
+#[test]
+fn cp_out_of_a_file_the_container_grows_writes_that_file_alone() {
+    need_root!();
+    let berth = Berth::new();
+    let script = "echo owned > /injected && tar cf /p.tar injected && rm /injected && \
+        dd if=/dev/zero of=/f bs=1M count=32 2>/dev/null && touch /ready && \
+        i=0; while [ $i -lt 3000 ]; do cat /p.tar >> /f; i=$((i+1)); done; sleep 1000";
+    berth.ok(&["run", "-d", "--name", "grow", IMAGE, "sh", "-c", script]);
+    eventually("the container's file is there", || {
+        berth
+            .run(&["exec", "grow", "test", "-e", "/ready"])
+            .success()
+            .then_some(())
+    });
+    for round in 0..5 {
+        let dest = tempfile::tempdir().expect("dest");
+        let ran = berth.run(&[
+            "cp",
+            "grow:/f",
+            dest.path().join("f").to_str().unwrap_or_default(),
+        ]);
+        assert!(ran.success(), "round {round}: {}", ran.stderr);
+        let names: Vec<_> = fs::read_dir(dest.path())
+            .expect("dest")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            names,
+            ["f"],
+            "round {round}: the container wrote beside the copy"
+        );
+    }
+}
+
+/// A regular file the container swaps for a device node between cp's stat and its open (a
+/// node the container may make but not open: its device cgroup refuses it, cp runs on the
+/// host as root outside it): cp never reads the device; it copies the file or says it changed.
+/// The swapping takes a static C program (renameat2 RENAME_EXCHANGE in a loop), built here.
+#[test]
+fn cp_never_reads_a_device_swapped_in_for_a_file() {
+    need_root!();
+    let tools = tempfile::tempdir().expect("tools");
+    let source = tools.path().join("swap.c");
+    fs::write(
+        &source,
+        "#define _GNU_SOURCE\n#include <fcntl.h>\n#include <stdio.h>\n\
+         int main(int c, char **v) { for (;;) renameat2(AT_FDCWD, v[1], AT_FDCWD, v[2], RENAME_EXCHANGE); }\n",
+    )
+    .expect("source");
+    let swap = tools.path().join("swap");
+    let built = std::process::Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&swap)
+        .arg(&source)
+        .output();
+    if !built.is_ok_and(|o| o.status.success()) {
+        berth_harness::skipping(format_args!("needs cc with a static libc"));
+        return;
+    }
+    let berth = Berth::new();
+    let tools_mount = format!("{}:/tools:ro", tools.path().display());
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "swapper",
+        "-v",
+        &tools_mount,
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    // /d/f: 200 bytes of 'A'; /d/n: /dev/zero's node, which the container cannot open.
+    berth.ok(&[
+        "exec",
+        "swapper",
+        "sh",
+        "-c",
+        "mkdir /d && printf 'A%.0s' $(seq 200) > /d/f && mknod /d/n c 1 5",
+    ]);
+    berth.ok(&["exec", "-d", "swapper", "/tools/swap", "/d/f", "/d/n"]);
+    let mut copied = 0;
+    for round in 0..60 {
+        let dest = tempfile::tempdir().expect("dest");
+        let ran = berth.run(&["cp", "swapper:/d", dest.path().to_str().unwrap_or_default()]);
+        if !ran.success() {
+            assert!(
+                ran.stderr.contains("replaced while being copied"),
+                "round {round}: {}",
+                ran.stderr
+            );
+            continue;
+        }
+        // Whichever name held the file when it was read holds 'A's (a node is not made on
+        // the host's side).
+        for name in ["f", "n"] {
+            let path = dest.path().join("d").join(name);
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
+                let content = fs::read(&path).expect("read");
+                assert!(
+                    content.len() == 200 && content.iter().all(|b| *b == b'A'),
+                    "round {round}: {name} holds {} bytes not the file's: the device was read",
+                    content.len()
+                );
+                copied += 1;
+            }
+        }
+    }
+    assert!(copied > 0, "no copy went through in 60 rounds");
+}
+
 #[test]
 fn cp_streams_a_tar_on_stdout_and_from_stdin() {
     need_root!();

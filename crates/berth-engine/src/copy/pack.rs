@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -85,12 +85,27 @@ impl<W: Write> Packer<W> {
                     }
                     self.links.insert(id, name.to_path_buf());
                 }
-                let file = File::from(
-                    open_at(dir, leaf, OFlag::O_RDONLY).map_err(|e| io("open")(e.into()))?,
-                );
+                // The container may swap the name for something else since the lstat (a
+                // device node it made, which this host-root process could read where the
+                // container cannot; a FIFO, which would hang the copy): the file opened must
+                // be the one stat'ed. NONBLOCK and NOCTTY for what is refused below.
+                let fd = open_at(
+                    dir,
+                    leaf,
+                    OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+                )
+                .map_err(|e| io("open")(e.into()))?;
+                let now = nix::sys::stat::fstat(&fd).map_err(|e| io("stat")(e.into()))?;
+                if kind(&now) != SFlag::S_IFREG || (now.st_dev, now.st_ino) != id {
+                    return Err(io("open")(std::io::Error::other(
+                        "it was replaced while being copied; copy it again",
+                    )));
+                }
+                let mut header = self::header(&now, self.userns);
                 header.set_entry_type(EntryType::Regular);
+                let size = header.size().map_err(io("write"))?;
                 self.builder
-                    .append_data(&mut header, name, file)
+                    .append_data(&mut header, name, Exact::new(File::from(fd), size))
                     .map_err(io("write"))?;
             }
             SFlag::S_IFLNK => {
@@ -119,6 +134,52 @@ impl<W: Write> Packer<W> {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// A file's content as its header announces it: exactly that many bytes, whatever the file
+/// does meanwhile (the tar crate copies a reader to its end). What a file gains while it is
+/// read is cut off, else a container growing a file during `cp` would have its bytes read as
+/// the stream's next entries, files of its choosing in the host's destination; a file that
+/// shrank is padded with zeros, as GNU tar pads it, so the stream stays in step.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+    ended: bool,
+}
+
+impl<R: Read> Exact<R> {
+    fn new(inner: R, size: u64) -> Self {
+        Exact {
+            inner,
+            left: size,
+            ended: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = if self.ended {
+            0
+        } else {
+            self.inner.read(&mut buf[..want])?
+        };
+        let n = if n == 0 {
+            self.ended = true;
+            buf[..want].fill(0);
+            want
+        } else {
+            n
+        };
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
@@ -171,4 +232,25 @@ pub(super) fn names(dir: BorrowedFd<'_>) -> nix::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(r: impl Read) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut r = r;
+        r.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn exactly_the_announced_size_whatever_the_file_does() {
+        // Grew: cut at the size.
+        assert_eq!(all(Exact::new(&b"abcdefgh"[..], 3)), b"abc");
+        // Shrank: padded with zeros.
+        assert_eq!(all(Exact::new(&b"ab"[..], 5)), b"ab\0\0\0");
+        assert_eq!(all(Exact::new(&b""[..], 0)), b"");
+    }
 }
