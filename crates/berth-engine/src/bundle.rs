@@ -147,7 +147,9 @@ pub fn check(
     userns: Option<IdMap>,
     image: &ImageRef<'_>,
 ) -> Result<()> {
-    let dir = engine.containers.dir(id);
+    let dir = engine
+        .containers
+        .make_dir(id, userns.map(|map| map.host_id))?;
     let root = rootfs(&dir);
     let image_user = spec::image_user(image.config.config().as_ref()).is_some();
     let mount = req.user.is_some() || !req.group_add.is_empty() || image_user;

@@ -150,11 +150,76 @@ pub struct Containers {
     dir: PathBuf,
 }
 
+/// The mode of `containers/`: others may go through (the root of a container with a user
+/// namespace reaches its root filesystem as a host id of its range) but not list it.
+const CONTAINERS_MODE: u32 = 0o711;
+
+/// The mode of each container's directory, root's, its group the container's own root where
+/// it has a user namespace (see [`Containers::make_dir`]).
+const CONTAINER_MODE: u32 = 0o710;
+
 impl Containers {
     pub fn open(data_root: &Path) -> Result<Containers> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let dir = data_root.join("containers");
-        fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-        Ok(Containers { dir })
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(CONTAINERS_MODE)
+            .create(&dir)
+            .map_err(Error::io("create", &dir))?;
+        let containers = Containers { dir };
+        // A data root an older berth made (0755 all through): its containers' directories
+        // closed once, then this one (which says it was done).
+        let mode = fs::metadata(&containers.dir).map_err(Error::io("stat", &containers.dir))?;
+        if mode.permissions().mode() & 0o7777 != CONTAINERS_MODE {
+            containers.close_old_dirs();
+            let _ =
+                fs::set_permissions(&containers.dir, fs::Permissions::from_mode(CONTAINERS_MODE));
+        }
+        Ok(containers)
+    }
+
+    /// Makes (or closes) container `id`'s directory: its upper layer holds whatever the
+    /// container wrote, setuid programs and device nodes among them, and its root filesystem
+    /// is mounted in it, so no local user but root may go through it (as Docker closed its
+    /// own, CVE-2021-41091). `group`: the host id of the container's root, for one with a
+    /// user namespace, whose runtime reaches the root filesystem as that id.
+    pub fn make_dir(&self, id: &str, group: Option<u32>) -> Result<PathBuf> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let dir = self.dir(id);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(CONTAINER_MODE)
+            .create(&dir)
+            .map_err(Error::io("create", &dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(CONTAINER_MODE))
+            .map_err(Error::io("chmod", &dir))?;
+        // Rootless, the directory is the user's, as everything in its data root.
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&dir, Some(0), Some(group.unwrap_or(0)))
+                .map_err(Error::io("chown", &dir))?;
+        }
+        Ok(dir)
+    }
+
+    /// Every container directory closed as [`make_dir`](Self::make_dir) makes them, each
+    /// with its user namespace's group (from its record); best effort.
+    fn close_old_dirs(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().filter(|n| n.len() == 64 && is_hex(n)) else {
+                continue;
+            };
+            let group = self
+                .load(id)
+                .ok()
+                .and_then(|r| crate::userns::of(&r))
+                .map(|map| map.host_id);
+            let _ = self.make_dir(id, group);
+        }
     }
 
     pub fn dir(&self, id: &str) -> PathBuf {

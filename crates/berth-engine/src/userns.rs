@@ -145,8 +145,7 @@ pub fn allocate(
         ))
     })?;
     map.copied = copied;
-    let dir = engine.containers.dir(id);
-    fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+    let dir = engine.containers.make_dir(id, Some(map.host_id))?;
     let text = serde_json::to_vec(&map).map_err(|e| Error::Invalid(format!("userns: {e}")))?;
     let path = dir.join(FILE);
     let reservation = (|| {

@@ -382,3 +382,69 @@ fn mounts_inside_proc_are_refused_as_by_runc_even_through_a_symlink() {
         );
     }
 }
+
+/// True when a local user (nobody, no groups) can reach `path` on the host.
+fn nobody_reaches(path: &Path) -> bool {
+    let mut test = Command::new("setpriv");
+    test.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        "/usr/bin/test",
+        "-e",
+    ])
+    .arg(path);
+    run_with_timeout(test, berth_harness::COMMAND_TIMEOUT).success()
+}
+
+/// What a container writes (a setuid copy of a shell, here) and what images hold (their
+/// setuid programs, device nodes) stay out of local users' reach on the host: through a data
+/// root any user can traverse (0755, as one is made by default), a user ran a container's
+/// setuid-root file from its upper layer and got euid 0 (an adversary helper's finding; Docker's
+/// CVE-2021-41091). Each container's directory is root's (0710) and the image store 0700; a
+/// container with a user namespace still reaches its root filesystem through its group.
+#[test]
+fn local_users_cannot_reach_what_containers_and_images_hold() {
+    need_root!();
+    if !have("setpriv") {
+        berth_harness::skipping(format_args!("needs setpriv"));
+        return;
+    }
+    let berth = Berth::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(berth.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "held",
+        IMAGE,
+        "sh",
+        "-c",
+        "cp /bin/busybox /suid && chmod 4755 /suid && touch /ready && sleep 1000",
+    ]);
+    berth_harness::eventually("the container's setuid file", || {
+        berth
+            .run(&["exec", "held", "test", "-e", "/ready"])
+            .success()
+            .then_some(())
+    });
+    let id = berth.ok(&["inspect", "-f", "{{.Id}}", "held"]);
+    let dir = berth.root().join("containers").join(&id);
+    let layer = std::fs::read_dir(berth.root().join("image/layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("diff/bin/busybox"))
+        .find(|p| p.exists())
+        .expect("the image's busybox in a layer");
+    for path in [dir.join("upper/suid"), dir.join("rootfs/suid"), layer] {
+        assert!(path.exists(), "{}", path.display());
+        assert!(
+            !nobody_reaches(&path),
+            "a local user reaches {}",
+            path.display()
+        );
+    }
+    // Through its group, the root of a container with a user namespace reaches its root.
+    berth.ok(&["run", "--rm", "--userns", "auto", IMAGE, "true"]);
+}
