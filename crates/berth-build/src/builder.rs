@@ -180,7 +180,8 @@ pub fn build<'a>(
     }
     let store = engine.images()?;
     let hold = store.lock_shared()?;
-    let tmp = crate::workdir::WorkDir::create(engine, &engine.root.join("build/tmp"))?;
+    let build = berth_engine::build_cache::build_dir(&engine.root)?;
+    let tmp = crate::workdir::WorkDir::create(engine, &build.join("tmp"))?;
     let stats_path = stat_cache_path(engine, context);
     let stats = stats_path
         .as_deref()

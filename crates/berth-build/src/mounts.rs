@@ -118,6 +118,7 @@ pub fn cache_mount(data_root: &Path, m: &MountSpec) -> Result<Prepared> {
     let name = crate::cache::key("", &[m.id.as_bytes()]);
     let dir = data_root.join("build/mounts").join(&name[..32]);
     if !dir.exists() {
+        berth_engine::build_cache::build_dir(data_root)?;
         std::fs::create_dir_all(&dir).map_err(Error::io("create the cache mount", &dir))?;
         std::os::unix::fs::chown(&dir, Some(m.uid), Some(m.gid))
             .map_err(Error::io("chown", &dir))?;

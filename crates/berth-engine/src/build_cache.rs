@@ -53,6 +53,20 @@ pub fn key(parent: &str, parts: &[&[u8]]) -> String {
     format!("{:x}", h.finalize())
 }
 
+/// `<data root>/build`, made root's alone if it is not there: what RUN steps leave in their
+/// working directories and cache mounts (setuid programs among it) is out of local users'
+/// reach, as a container's directory is (`records::Containers::make_dir`).
+pub fn build_dir(data_root: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = data_root.join("build");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(Error::io("create", &dir))?;
+    Ok(dir)
+}
+
 fn records_dir(data_root: &Path) -> PathBuf {
     data_root.join("build/cache")
 }

@@ -169,10 +169,18 @@ impl Containers {
             .map_err(Error::io("create", &dir))?;
         let containers = Containers { dir };
         // A data root an older berth made (0755 all through): its containers' directories
-        // closed once, then this one (which says it was done).
+        // closed once, then this one (which says it was done). One closed further by hand
+        // (0700) is left as it is.
         let mode = fs::metadata(&containers.dir).map_err(Error::io("stat", &containers.dir))?;
-        if mode.permissions().mode() & 0o7777 != CONTAINERS_MODE {
+        if mode.permissions().mode() & 0o066 != 0 {
             containers.close_old_dirs();
+            // What containers wrote in their volumes and build caches, likewise.
+            for dir in ["volumes", "build"] {
+                let dir = data_root.join(dir);
+                if fs::metadata(&dir).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                    let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
+                }
+            }
             let _ =
                 fs::set_permissions(&containers.dir, fs::Permissions::from_mode(CONTAINERS_MODE));
         }
@@ -195,7 +203,7 @@ impl Containers {
         fs::set_permissions(&dir, fs::Permissions::from_mode(CONTAINER_MODE))
             .map_err(Error::io("chmod", &dir))?;
         // Rootless, the directory is the user's, as everything in its data root.
-        if nix::unistd::geteuid().is_root() {
+        if !berth_sys::rootless::is_rootless() {
             std::os::unix::fs::chown(&dir, Some(0), Some(group.unwrap_or(0)))
                 .map_err(Error::io("chown", &dir))?;
         }

@@ -8,10 +8,11 @@
 //! gave up at once would fail by chance under ordinary load, and on purpose under a hostile
 //! neighbour's.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::OpenHow;
+use nix::fcntl::{OFlag, OpenHow};
+use nix::sys::stat::{FileStat, Mode, SFlag};
 use nix::NixPath;
 
 /// How many times a lookup is asked again after EAGAIN before the error is returned: each
@@ -40,10 +41,32 @@ pub fn openat2<Fd: AsFd, P: ?Sized + NixPath>(
     }
 }
 
+/// The regular file `path` (an `O_PATH` descriptor, whose opening runs no driver) opened
+/// again for reading with `flags`, through /proc/self/fd, with its stat; `None` when it is
+/// not a regular file. Opening a device node runs its driver's open whatever is read after
+/// (a watchdog's arms it; a tty's may become ours), so a name a container controls is opened
+/// so, never by name with O_RDONLY: what is stat'ed is what is opened.
+pub fn open_regular(
+    path: BorrowedFd<'_>,
+    flags: OFlag,
+) -> nix::Result<Option<(OwnedFd, FileStat)>> {
+    let st = nix::sys::stat::fstat(path)?;
+    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
+        return Ok(None);
+    }
+    let again = format!("/proc/self/fd/{}", path.as_raw_fd());
+    let fd = nix::fcntl::open(
+        again.as_str(),
+        flags | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+        Mode::empty(),
+    )?;
+    Ok(Some((fd, st)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::fcntl::{OFlag, ResolveFlag};
+    use nix::fcntl::ResolveFlag;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
@@ -75,5 +98,35 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         renamer.join().unwrap();
         assert_eq!(failed, 0);
+    }
+
+    #[test]
+    fn only_a_regular_file_is_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"content").unwrap();
+        let path = |name: &str| {
+            nix::fcntl::open(
+                &dir.path().join(name),
+                OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .unwrap()
+        };
+        let (fd, st) = open_regular(path("f").as_fd(), OFlag::O_RDONLY)
+            .unwrap()
+            .unwrap();
+        assert_eq!(st.st_size, 7);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text).unwrap();
+        assert_eq!(text, "content");
+        std::os::unix::fs::symlink("f", dir.path().join("l")).unwrap();
+        assert!(open_regular(path("l").as_fd(), OFlag::O_RDONLY)
+            .unwrap()
+            .is_none());
+        let null =
+            nix::fcntl::open("/dev/null", OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
+        assert!(open_regular(null.as_fd(), OFlag::O_RDONLY)
+            .unwrap()
+            .is_none());
     }
 }

@@ -436,13 +436,23 @@ fn cp_through_dot_dot_holds_while_files_are_renamed_elsewhere() {
     let host = tempfile::tempdir().expect("host dir");
     let (x, y) = (host.path().join("x"), host.path().join("y"));
     fs::write(&x, "").expect("x");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Stopped when the test ends, however it ends (a panic included).
+    struct Stop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let stop = Stop(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+        false,
+    )));
     let renamer = {
-        let stop = stop.clone();
+        let stop = stop.0.clone();
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = fs::rename(&x, &y);
                 let _ = fs::rename(&y, &x);
+                std::thread::sleep(std::time::Duration::from_micros(10));
             }
         })
     };
@@ -468,7 +478,7 @@ fn cp_through_dot_dot_holds_while_files_are_renamed_elsewhere() {
                 .map(|r| r.stderr),
         );
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(stop);
     renamer.join().expect("renamer");
     assert!(
         failed.is_empty(),
@@ -520,10 +530,13 @@ fn cp_out_of_a_file_the_container_grows_writes_that_file_alone() {
     }
 }
 
-/// A regular file the container swaps for a device node between cp's stat and its open (a
-/// node the container may make but not open: its device cgroup refuses it, cp runs on the
-/// host as root outside it): cp never reads the device; it copies the file or says it changed.
-/// The swapping takes a static C program (renameat2 RENAME_EXCHANGE in a loop), built here.
+/// A regular file the container swaps for a device node between cp's stat and its open (cp
+/// runs on the host as root, outside the container's device cgroup, so a node the container
+/// may make but not open, /dev/kmsg's or a disk's, would be read, and opening one runs its
+/// driver's open: a watchdog's arms it): cp never opens the device; it copies the file or
+/// says it changed. /dev/zero's node here, harmless to open, whose zeros would show. The
+/// swapping takes a static C program (renameat2 RENAME_EXCHANGE in a loop), built here, its
+/// container held to half a CPU.
 #[test]
 fn cp_never_reads_a_device_swapped_in_for_a_file() {
     need_root!();
@@ -558,7 +571,7 @@ fn cp_never_reads_a_device_swapped_in_for_a_file() {
         "sleep",
         "1000",
     ]);
-    // /d/f: 200 bytes of 'A'; /d/n: /dev/zero's node, which the container cannot open.
+    // /d/f: 200 bytes of 'A'; /d/n: /dev/zero's node.
     berth.ok(&[
         "exec",
         "swapper",

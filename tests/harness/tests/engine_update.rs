@@ -155,9 +155,17 @@ fn bad_values_are_one_line_and_exit_as_dockers() {
         assert!(ran.stdout.is_empty(), "{args:?}: {ran:?}");
         assert_eq!(ran.stderr.trim().lines().count(), 1, "{args:?}: {ran:?}");
     }
-    // Checked as run checks them, per container: nothing changes. (A block I/O weight out of
-    // range is refused only where the host takes weights; elsewhere Docker discards it first:
-    // cli_vs_docker's update_discards_a_weight_the_host_cannot_take_as_docker.)
+    // A block I/O weight out of range: refused where the host takes weights; elsewhere Docker
+    // discards it first, with its warning (cli_vs_docker's
+    // update_discards_a_weight_the_host_cannot_take_as_docker).
+    let weight = berth.run(&["update", "--blkio-weight", "5", "box"]);
+    if weight.success() {
+        assert!(weight.stdout.contains("Weight discarded"), "{weight:?}");
+    } else {
+        assert!(weight.stderr.contains("from 10 to 1000"), "{weight:?}");
+        assert_eq!(weight.stderr.trim().lines().count(), 1, "{weight:?}");
+    }
+    // Checked as run checks them, per container: nothing changes.
     for args in [
         &["update", "-m", "1m", "box"][..],
         &["update", "--memory-swap", "64m", "box"],

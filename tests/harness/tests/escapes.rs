@@ -404,6 +404,7 @@ fn nobody_reaches(path: &Path) -> bool {
 /// setuid-root file from its upper layer and got euid 0 (an adversary helper's finding; Docker's
 /// CVE-2021-41091). Each container's directory is root's (0710) and the image store 0700; a
 /// container with a user namespace still reaches its root filesystem through its group.
+/// Volumes (and build caches) are root's alone too.
 #[test]
 fn local_users_cannot_reach_what_containers_and_images_hold() {
     need_root!();
@@ -419,10 +420,13 @@ fn local_users_cannot_reach_what_containers_and_images_hold() {
         "-d",
         "--name",
         "held",
+        "-v",
+        "kept:/kept",
         IMAGE,
         "sh",
         "-c",
-        "cp /bin/busybox /suid && chmod 4755 /suid && touch /ready && sleep 1000",
+        "cp /bin/busybox /suid && chmod 4755 /suid && cp -p /suid /kept/suid && touch /ready \
+         && sleep 1000",
     ]);
     berth_harness::eventually("the container's setuid file", || {
         berth
@@ -437,7 +441,13 @@ fn local_users_cannot_reach_what_containers_and_images_hold() {
         .map(|e| e.unwrap().path().join("diff/bin/busybox"))
         .find(|p| p.exists())
         .expect("the image's busybox in a layer");
-    for path in [dir.join("upper/suid"), dir.join("rootfs/suid"), layer] {
+    let volume = berth.root().join("volumes/kept/_data/suid");
+    for path in [
+        dir.join("upper/suid"),
+        dir.join("rootfs/suid"),
+        layer,
+        volume,
+    ] {
         assert!(path.exists(), "{}", path.display());
         assert!(
             !nobody_reaches(&path),

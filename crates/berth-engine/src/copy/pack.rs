@@ -85,21 +85,24 @@ impl<W: Write> Packer<W> {
                     }
                     self.links.insert(id, name.to_path_buf());
                 }
-                // The container may swap the name for something else since the lstat (a
-                // device node it made, which this host-root process could read where the
-                // container cannot; a FIFO, which would hang the copy): the file opened must
-                // be the one stat'ed. NONBLOCK and NOCTTY for what is refused below.
-                let fd = open_at(
-                    dir,
-                    leaf,
-                    OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
-                )
-                .map_err(|e| io("open")(e.into()))?;
-                let now = nix::sys::stat::fstat(&fd).map_err(|e| io("stat")(e.into()))?;
-                if kind(&now) != SFlag::S_IFREG || (now.st_dev, now.st_ino) != id {
-                    return Err(io("open")(std::io::Error::other(
+                // The container may swap the name for something else since the lstat: a
+                // device node it made (this host-root process, outside the container's device
+                // cgroup, would run the driver's open and read the host's device), a FIFO
+                // (which would hang the copy). Only the file stat'ed is opened for reading.
+                let replaced = || {
+                    io("open")(std::io::Error::other(
                         "it was replaced while being copied; copy it again",
-                    )));
+                    ))
+                };
+                let path = open_at(dir, leaf, OFlag::O_PATH).map_err(|e| io("open")(e.into()))?;
+                let (fd, now) = berth_sys::resolve::open_regular(
+                    path.as_fd(),
+                    OFlag::O_RDONLY | OFlag::O_NONBLOCK,
+                )
+                .map_err(|e| io("open")(e.into()))?
+                .ok_or_else(replaced)?;
+                if (now.st_dev, now.st_ino) != id {
+                    return Err(replaced());
                 }
                 let mut header = self::header(&now, self.userns);
                 header.set_entry_type(EntryType::Regular);

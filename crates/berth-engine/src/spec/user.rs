@@ -207,20 +207,22 @@ fn parse_group(text: &str) -> Vec<Group> {
 }
 
 /// Reads a regular file inside the root without following anything out of it; a missing file
-/// reads as empty, like runc. O_NONBLOCK so that a FIFO planted there cannot hang us.
+/// reads as empty, like runc.
 fn read_in_root(root: &File, path: &'static str) -> Result<String, SpecError> {
     let err = |source| SpecError::ReadInRoot { path, source };
-    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-    let fd = match resolve::open(root.as_fd(), Path::new(path), flags) {
+    let fd = match resolve::open(root.as_fd(), Path::new(path), OFlag::O_PATH) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(Errno::ENOENT as i32) => return Ok(String::new()),
         Err(e) => return Err(err(e)),
     };
-    let file = File::from(fd);
-    let meta = file.metadata().map_err(err)?;
-    if !meta.is_file() {
-        return Err(err(std::io::Error::other("not a regular file")));
-    }
+    // Opened for reading only once it is known to be a regular file: a device node a
+    // container made there is never opened by this host-root process.
+    let file =
+        match berth_sys::resolve::open_regular(fd.as_fd(), OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
+            Ok(Some((fd, _))) => File::from(fd),
+            Ok(None) => return Err(err(std::io::Error::other("not a regular file"))),
+            Err(e) => return Err(err(e.into())),
+        };
     let mut bytes = Vec::new();
     file.take(MAX_FILE).read_to_end(&mut bytes).map_err(err)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())

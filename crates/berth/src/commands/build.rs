@@ -173,7 +173,7 @@ impl<W: Write> Shown for Writer<W> {}
 fn build(ctx: &Context, args: BuildArgs, shown: &mut dyn Shown) -> Result<String> {
     let opts = options(ctx, &args)?;
     let engine = ctx.engine()?;
-    let tmp = engine.root.join("build/tmp");
+    let tmp = berth_engine::build_cache::build_dir(&engine.root)?.join("tmp");
     std::fs::create_dir_all(&tmp).with_context(|| format!("create {}", tmp.display()))?;
     // The API's build holds them from before its context is unpacked: its client gone
     // mid-upload, the build stops at its first step and the unpacked context is removed. A

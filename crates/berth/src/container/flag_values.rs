@@ -174,6 +174,23 @@ pub fn content_trust(disabled: bool) -> Result<()> {
     Ok(())
 }
 
+/// `--cpu-rt-period`, `--cpu-rt-runtime` (run, create, update): whether real-time CPU time is
+/// asked for. Numbers, as the docker CLI parses them (a bad one is a flag error); 0 is Docker's
+/// "not set", which its daemon takes.
+pub fn realtime(period: &Option<String>, runtime: &Option<String>) -> Result<bool> {
+    let mut asked = false;
+    for (flag, v) in [("--cpu-rt-period", period), ("--cpu-rt-runtime", runtime)] {
+        if let Some(s) = v {
+            let n: i64 = s
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{flag} {s:?}: not a valid number"))?;
+            asked |= n != 0;
+        }
+    }
+    Ok(asked)
+}
+
 /// What a block device limit's value is, to parse it as Docker's CLI does.
 #[derive(Clone, Copy)]
 pub(super) enum Per {

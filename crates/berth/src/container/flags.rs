@@ -36,10 +36,10 @@ pub struct RefusedFlags {
 }
 
 impl RefusedFlags {
-    /// `--cpu-rt-period` or `--cpu-rt-runtime` given (refused with the API's by
+    /// `--cpu-rt-period` or `--cpu-rt-runtime` asked for (refused with the API's by
     /// [`options::Unused`]).
-    fn realtime(&self) -> bool {
-        self.cpu_rt_period.is_some() || self.cpu_rt_runtime.is_some()
+    fn realtime(&self) -> Result<bool> {
+        super::flag_values::realtime(&self.cpu_rt_period, &self.cpu_rt_runtime)
     }
 
     fn check(&self) -> Result<()> {
@@ -389,7 +389,7 @@ impl RunFlags {
             cgroup_parent: self.cgroup_parent.as_deref(),
             volume_driver: self.volume_driver.as_deref(),
             links: &self.link,
-            realtime: self.refused.realtime(),
+            realtime: self.refused.realtime()?,
         }
         .refuse()?;
         let mut r = RunRequest {

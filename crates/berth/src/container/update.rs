@@ -67,7 +67,8 @@ pub fn run(ctx: &Context, args: UpdateArgs) -> Result<i32> {
         .transpose()?;
     // Refused by Docker's daemon for each container, as the API refuses them (exit 1).
     let realtime = berth_engine::options::Unused {
-        realtime: args.cpu_rt_period.is_some() || args.cpu_rt_runtime.is_some(),
+        realtime: super::flag_values::realtime(&args.cpu_rt_period, &args.cpu_rt_runtime)
+            .map_err(crate::cli::FlagError)?,
         ..Default::default()
     };
     if update.is_empty() && !realtime.realtime {
