@@ -254,6 +254,9 @@ fn flags_berth_does_not_apply_are_refused_by_both_clis() {
             "{args:?}"
         );
     }
+    // 0 is Docker's unset: taken, nothing changes.
+    let (ours, theirs) = both(&service, &["update", "--cpu-rt-period", "0", "rt"]);
+    assert_eq!((ours.as_str(), theirs.as_str()), ("rt", "rt"));
     service.berth.ok(&["rm", "rt"]);
     let kernel = service
         .berth

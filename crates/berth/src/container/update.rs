@@ -71,13 +71,21 @@ pub fn run(ctx: &Context, args: UpdateArgs) -> Result<i32> {
             .map_err(crate::cli::FlagError)?,
         ..Default::default()
     };
-    if update.is_empty() && !realtime.realtime {
+    // The docker CLI counts a flag given as 0 (Docker's unset) as a flag.
+    let rt_given = args.cpu_rt_period.is_some() || args.cpu_rt_runtime.is_some();
+    if update.is_empty() && !rt_given {
         anyhow::bail!("update: give one or more flags to change, such as --memory or --restart");
     }
     let engine = ctx.engine()?;
     let mut warnings = Vec::new();
     let code = each(&args.containers, |key| {
         realtime.refuse()?;
+        if update.is_empty() {
+            // Only zeros given: nothing changes, as Docker's daemon does; the container must
+            // exist.
+            engine.containers.find(key)?;
+            return Ok(Some(key.to_string()));
+        }
         warnings.extend(berth_engine::update::update(&engine, key, &update)?.warnings);
         Ok(Some(key.to_string()))
     })?;
