@@ -57,13 +57,8 @@ pub fn key(parent: &str, parts: &[&[u8]]) -> String {
 /// working directories and cache mounts (setuid programs among it) is out of local users'
 /// reach, as a container's directory is (`records::Containers::make_dir`).
 pub fn build_dir(data_root: &Path) -> Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
     let dir = data_root.join("build");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(Error::io("create", &dir))?;
+    crate::records::private_dir(&dir)?;
     Ok(dir)
 }
 

@@ -158,36 +158,39 @@ const CONTAINERS_MODE: u32 = 0o711;
 /// it has a user namespace (see [`Containers::make_dir`]).
 const CONTAINER_MODE: u32 = 0o710;
 
+/// `dir` made (with its parents) root's alone, 0700, if it is not there: what containers,
+/// images and builds leave under the data root (setuid programs, device nodes among it) is out
+/// of local users' reach (see [`Containers::make_dir`]).
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(Error::io("create", dir))
+}
+
 impl Containers {
     pub fn open(data_root: &Path) -> Result<Containers> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        let dir = data_root.join("containers");
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(CONTAINERS_MODE)
-            .create(&dir)
-            .map_err(Error::io("create", &dir))?;
-        let containers = Containers { dir };
-        // A data root an older berth made (0755 all through): its containers' directories
-        // closed once, then this one (which says it was done). One closed further by hand
-        // (0700) is left as it is.
-        let mode = fs::metadata(&containers.dir).map_err(Error::io("stat", &containers.dir))?;
-        if mode.permissions().mode() & 0o066 != 0 {
-            containers.close_old_dirs();
-            // What containers wrote in their volumes and build caches, likewise.
-            for dir in ["volumes", "build"] {
-                let dir = data_root.join(dir);
-                if fs::metadata(&dir).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-                    let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
-                }
-            }
-            let _ =
-                fs::set_permissions(&containers.dir, fs::Permissions::from_mode(CONTAINERS_MODE));
+        let containers = Containers {
+            dir: data_root.join("containers"),
+        };
+        // One statx at each open: there, and closed (a data root an older berth made, 0755
+        // all through, is closed once; one closed further by hand, 0700, is left as it is).
+        match fs::metadata(&containers.dir) {
+            Ok(m) if m.is_dir() && m.permissions().mode() & 0o066 == 0 => {}
+            Ok(m) if m.is_dir() => containers.close_old_root(data_root),
+            _ => fs::DirBuilder::new()
+                .recursive(true)
+                .mode(CONTAINERS_MODE)
+                .create(&containers.dir)
+                .map_err(Error::io("create", &containers.dir))?,
         }
         Ok(containers)
     }
 
-    /// Makes (or closes) container `id`'s directory: its upper layer holds whatever the
+    /// Makes container `id`'s directory, or closes it: its upper layer holds whatever the
     /// container wrote, setuid programs and device nodes among them, and its root filesystem
     /// is mounted in it, so no local user but root may go through it (as Docker closed its
     /// own, CVE-2021-41091). `group`: the host id of the container's root, for one with a
@@ -195,11 +198,15 @@ impl Containers {
     pub fn make_dir(&self, id: &str, group: Option<u32>) -> Result<PathBuf> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let dir = self.dir(id);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(CONTAINER_MODE)
-            .create(&dir)
-            .map_err(Error::io("create", &dir))?;
+        let made = fs::DirBuilder::new().mode(CONTAINER_MODE).create(&dir);
+        match made {
+            // Made now by root, root's: the mode (less what the umask takes, closing it
+            // further) is all a container without a user namespace needs.
+            Ok(()) if group.is_none() => return Ok(dir),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create", &dir)(e)),
+        }
         fs::set_permissions(&dir, fs::Permissions::from_mode(CONTAINER_MODE))
             .map_err(Error::io("chmod", &dir))?;
         // Rootless, the directory is the user's, as everything in its data root.
@@ -210,24 +217,33 @@ impl Containers {
         Ok(dir)
     }
 
-    /// Every container directory closed as [`make_dir`](Self::make_dir) makes them, each
-    /// with its user namespace's group (from its record); best effort.
-    fn close_old_dirs(&self) {
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(id) = name.to_str().filter(|n| n.len() == 64 && is_hex(n)) else {
-                continue;
-            };
-            let group = self
-                .load(id)
-                .ok()
-                .and_then(|r| crate::userns::of(&r))
-                .map(|map| map.host_id);
-            let _ = self.make_dir(id, group);
+    /// A data root an older berth made, closed: every container directory as
+    /// [`make_dir`](Self::make_dir) makes them (each with its user namespace's group, from its
+    /// record), the image store, volumes and build caches root's alone, then `containers/`
+    /// itself, which says it was done. Best effort.
+    fn close_old_root(&self, data_root: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(id) = name.to_str().filter(|n| n.len() == 64 && is_hex(n)) else {
+                    continue;
+                };
+                let group = self
+                    .load(id)
+                    .ok()
+                    .and_then(|r| crate::userns::of(&r))
+                    .map(|map| map.host_id);
+                let _ = self.make_dir(id, group);
+            }
         }
+        for dir in ["image", "volumes", "build"] {
+            let dir = data_root.join(dir);
+            if fs::metadata(&dir).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
+            }
+        }
+        let _ = fs::set_permissions(&self.dir, fs::Permissions::from_mode(CONTAINERS_MODE));
     }
 
     pub fn dir(&self, id: &str) -> PathBuf {

@@ -60,16 +60,12 @@ pub struct Updated {
 /// Changes the container `key` (name, id or id prefix) as `u` says, under its record's lock:
 /// the record keeps the new values only once a running container's cgroups took them.
 pub fn update(engine: &Engine, key: &str, u: &Update) -> Result<Updated> {
-    if u.is_empty() {
-        return Err(Error::Invalid(
-            "update: no change asked; give one or more flags such as --memory or --restart".into(),
-        ));
-    }
     let mut u = u.clone();
     let warnings = discard_unsupported(&mut u, spec::Knobs::of_host);
     let found = lifecycle::refresh(engine, engine.containers.find(key)?)?;
     if u.is_empty() {
-        // All it asked was discarded: the container exists, nothing changes.
+        // Nothing asked (zeros, Docker's "leave as it is"), or all of it discarded: the
+        // container exists, nothing changes, as Docker's daemon answers.
         return Ok(Updated {
             record: found,
             warnings,

@@ -135,14 +135,7 @@ fn make(
     let data = dir.join("_data");
     // Root's alone: what containers write in volumes (setuid programs among it) is out of
     // local users' reach, as in containers' own directories (records::Containers::make_dir).
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(engine.volumes_dir())
-            .map_err(Error::io("create", &engine.volumes_dir()))?;
-    }
+    crate::records::private_dir(&engine.volumes_dir())?;
     fs::create_dir_all(&data).map_err(Error::io("create volume", &data))?;
     let meta_path = dir.join("meta.json");
     if meta_path.exists() {

@@ -68,11 +68,15 @@ impl Store {
         // not eight system calls, at each of the two opens of every `run`'s command and
         // monitor). tmp, empty between commands, may have been swept since: made again then.
         if dir.join("index.json").is_file() && dir.join("tmp").is_dir() {
-            close(&dir)?;
             return Ok(Store { dir });
         }
-        fs::create_dir_all(&dir).map_err(Error::io("create store directory", &dir))?;
-        close(&dir)?;
+        // Root's alone: layers hold images' setuid programs and device nodes, which no local
+        // user may reach (Docker closed its own so, CVE-2021-41091; only root, which mounts
+        // them, reads them). An older store is closed with the rest of its data root
+        // (berth-engine's `Containers::open`).
+        std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)
+            .map_err(Error::io("create store directory", &dir))?;
         for sub in ["blobs/sha256", "layers", "tmp"] {
             let path = dir.join(sub);
             fs::create_dir_all(&path).map_err(Error::io("create store directory", &path))?;
@@ -159,18 +163,4 @@ impl Store {
             .open(&path)
             .map_err(Error::io("open lock file", &path))
     }
-}
-
-/// The store's directory closed to everyone but its owner: its layers hold images' setuid
-/// programs and device nodes, which no local user may reach (Docker closed its own layer
-/// directories so, CVE-2021-41091; only root, which mounts them, reads them). A store an
-/// older berth made 0755 is closed at its next open.
-fn close(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = fs::metadata(dir).map_err(Error::io("stat store directory", dir))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(Error::io("chmod store directory", dir))?;
-    }
-    Ok(())
 }

@@ -80,12 +80,6 @@ pub fn run(ctx: &Context, args: UpdateArgs) -> Result<i32> {
     let mut warnings = Vec::new();
     let code = each(&args.containers, |key| {
         realtime.refuse()?;
-        if update.is_empty() {
-            // Only zeros given: nothing changes, as Docker's daemon does; the container must
-            // exist.
-            engine.containers.find(key)?;
-            return Ok(Some(key.to_string()));
-        }
         warnings.extend(berth_engine::update::update(&engine, key, &update)?.warnings);
         Ok(Some(key.to_string()))
     })?;

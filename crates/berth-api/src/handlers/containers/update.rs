@@ -54,14 +54,7 @@ pub async fn update(state: &Arc<State>, key: String, call: &mut Call) -> Reply {
         restart,
     };
     let warnings = state
-        .blocking(move |s| {
-            if u.is_empty() {
-                // Nothing to change: Docker answers as for any update of an existing container.
-                s.engine.containers.find(&key)?;
-                return Ok(Vec::new());
-            }
-            Ok(berth_engine::update::update(&s.engine, &key, &u)?.warnings)
-        })
+        .blocking(move |s| Ok(berth_engine::update::update(&s.engine, &key, &u)?.warnings))
         .await?;
     respond::json(200, &json!({"Warnings": warnings}))
 }
