@@ -23,6 +23,9 @@ pub enum Error {
     NoSuchPath { path: String, container: String },
     #[error("{0}")]
     Invalid(String),
+    /// A copy into a container started `--read-only`, outside its volumes (Docker's words).
+    #[error("container rootfs is marked read-only")]
+    RootfsReadOnly,
     /// A volume's options could not be mounted at start (Docker's words).
     #[error("error while mounting volume '{}': failed to mount local volume: {detail}", .path.display())]
     VolumeMount { path: PathBuf, detail: String },

@@ -15,7 +15,7 @@ pub fn export(engine: &Engine, key: &str, out: impl Write) -> Result<()> {
     let record = crate::lifecycle::refresh(engine, engine.containers.find(key)?)?;
     if crate::userns::of(&record).is_some() {
         // Owners as the container sees them, not its range's host ids.
-        let root = crate::copy::open_root(engine, key)?;
+        let root = crate::copy::open_root_alone(engine, key)?;
         return root.archive_as("/", ".", out);
     }
     if record.state.status.is_live() {

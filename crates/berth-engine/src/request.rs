@@ -66,6 +66,13 @@ pub struct MountRequest {
     pub options: Vec<String>,
 }
 
+impl MountRequest {
+    /// Read-only by its flag or by an option (`-v src:dst:ro`, `--mount ...,readonly`).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only || self.options.iter().any(|o| o == "ro" || o == "readonly")
+    }
+}
+
 /// `--device /dev/x[:/dev/y[:rwm]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceRequest {

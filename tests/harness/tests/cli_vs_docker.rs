@@ -421,3 +421,66 @@ fn update_discards_a_weight_the_host_cannot_take_as_docker() {
     }
     berth.ok(&["rm", "-f", "weighed", "probe"]);
 }
+
+/// A copy into a container started `--read-only` is refused outside its volumes, and into a
+/// read-only volume, in Docker's words (its daemon's containerExtractToDir checks both before
+/// it extracts, running or not); a writable volume of such a container takes it. Both CLIs
+/// say the same and exit 1. Berth wrote a stopped `--read-only` container's root.
+#[test]
+fn cp_into_read_only_places_is_refused_as_docker() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("f");
+    std::fs::write(&file, "x").expect("file");
+    let src = file.to_string_lossy().into_owned();
+    for (name, state) in [("rorun", "running"), ("rostop", "stopped")] {
+        let mut run = vec!["create"];
+        if state == "running" {
+            run = vec!["run", "-d"];
+        }
+        run.extend([
+            "--name",
+            name,
+            "--read-only",
+            "-v",
+            "/rw",
+            "-v",
+            "rovol:/ro:ro",
+            IMAGE,
+            "sleep",
+            "600",
+        ]);
+        service.berth.ok(&run);
+        for (dest, refusal) in [
+            ("/tmp", Some("container rootfs is marked read-only")),
+            ("/ro", Some("mounted volume is marked read-only")),
+            ("/rw", None),
+        ] {
+            let dest = format!("{name}:{dest}/");
+            let berth = service.berth.run(&["cp", &src, &dest]);
+            let docker = service.docker(&["cp", &src, &dest]);
+            for (client, ran) in [("berth", &berth), ("docker", &docker)] {
+                match refusal {
+                    Some(words) => {
+                        assert_eq!(
+                            ran.code(),
+                            Some(1),
+                            "{client} {state} {dest}: {}",
+                            ran.stderr
+                        );
+                        assert!(
+                            ran.stderr.contains(words),
+                            "{client} {state} {dest}: {}",
+                            ran.stderr
+                        );
+                    }
+                    None => assert!(ran.success(), "{client} {state} {dest}: {}", ran.stderr),
+                }
+            }
+        }
+    }
+    service.berth.ok(&["rm", "-f", "-v", "rorun", "rostop"]);
+    service.berth.ok(&["volume", "rm", "rovol"]);
+}

@@ -573,3 +573,81 @@ fn podman_run_with_a_terminal() {
         ran.stdout
     );
 }
+
+/// `cp` into and out of a stopped container reaches its volumes and bind mounts as its
+/// processes will see them: podman (and Docker's daemon, which mounts them for the copy: its
+/// `mountVolumes` in daemon/archive.go) writes the volume and the host directory, not the
+/// root's directory they hide. Berth wrote the overlay's hidden `/data`: the file was gone
+/// once the container started with its volume over it.
+#[test]
+fn podman_and_berth_cp_into_a_stopped_containers_volume_and_bind() {
+    require!(PODMAN_TOOLS);
+    let podman = Podman::new(&runtime_under_test());
+    let berth = berth_harness::image::Berth::new();
+    let work = tempfile::tempdir().expect("temp dir");
+    let file = work.path().join("f");
+    std::fs::write(&file, "copied in\n").expect("file");
+    let file = file.to_string_lossy().into_owned();
+    let volume = format!("cpvol-{}", std::process::id());
+    for engine in ["podman", "berth"] {
+        let run = |args: &[&str]| -> berth_harness::Ran {
+            if engine == "berth" {
+                return berth.run(args);
+            }
+            let ran = run(podman.podman().args(args));
+            berth_harness::Ran {
+                status: ran.status,
+                stdout: ran.stdout,
+                stderr: ran.stderr,
+            }
+        };
+        let ok = |args: &[&str]| {
+            let ran = run(args);
+            assert!(ran.success(), "{engine} {args:?}: {}", ran.stderr);
+            ran.stdout.trim().to_string()
+        };
+        let image = if engine == "berth" {
+            berth_harness::image::IMAGE
+        } else {
+            IMAGE
+        };
+        let host = work.path().join(engine);
+        std::fs::create_dir(&host).expect("host dir");
+        let data = format!("{volume}:/data");
+        let bind = format!("{}:/hb", host.display());
+        ok(&[
+            "create", "--name", "cpstop", "-v", &data, "-v", &bind, image, "true",
+        ]);
+        ok(&["cp", &file, "cpstop:/data/f"]);
+        ok(&["cp", &file, "cpstop:/hb/f"]);
+        assert_eq!(
+            std::fs::read_to_string(host.join("f")).ok().as_deref(),
+            Some("copied in\n"),
+            "{engine}: the bind's host directory"
+        );
+        let seen = ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &data,
+            image,
+            "cat",
+            "/data/f",
+        ]);
+        assert_eq!(
+            seen, "copied in",
+            "{engine}: another container of the volume"
+        );
+        let out = work.path().join(format!("{engine}-out"));
+        ok(&["cp", "cpstop:/data/f", &out.to_string_lossy()]);
+        assert_eq!(
+            std::fs::read_to_string(&out).ok().as_deref(),
+            Some("copied in\n"),
+            "{engine}: out of the stopped container's volume"
+        );
+        ok(&["rm", "-f", "cpstop"]);
+        ok(&["volume", "rm", &volume]);
+    }
+}

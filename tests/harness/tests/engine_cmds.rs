@@ -1003,3 +1003,55 @@ fn a_failed_copy_up_leaves_the_volume_empty() {
     berth.run(&["rm", "-f", "deep"]);
     berth.ok(&["volume", "rm", "deepvol"]);
 }
+
+/// A stopped container's volume is mounted for a copy where the container has it, its mount
+/// point resolved inside the container's root: a container that made its mount point a link
+/// to a host directory (`/data -> /../../../<host dir>`) has the volume mounted on its own
+/// directory of that name, never on the host's, and the copy lands in the volume.
+#[test]
+fn cp_into_a_stopped_container_mounts_its_volume_inside_its_root() {
+    need_root!();
+    let berth = Berth::new();
+    let host = tempfile::tempdir().expect("host dir");
+    let hostdir = host.path().to_string_lossy().into_owned();
+    let volume = unique("berth-cp-vol");
+    let data = format!("{volume}:/data");
+    berth.ok(&["run", "--name", "cplink", "-v", &data, IMAGE, "true"]);
+    let id = berth.ok(&["inspect", "--format", "{{.Id}}", "cplink"]);
+    // What the container left in its root where its volume is not mounted over it: its
+    // writable layer, as a process of it could have made it through another mount.
+    let upper = berth.root().join("containers").join(&id).join("upper");
+    let _ = fs::remove_dir_all(upper.join("data"));
+    std::os::unix::fs::symlink(
+        format!("/../../../../../../..{hostdir}"),
+        upper.join("data"),
+    )
+    .expect("link in the container's root");
+    let src = host.path().join("in");
+    fs::write(&src, "to the volume").expect("src");
+    berth.ok(&[
+        "cp",
+        src.to_str().unwrap_or_default(),
+        "cplink:/data/copied",
+    ]);
+    assert!(
+        !host.path().join("copied").exists(),
+        "cp wrote through the link to the host"
+    );
+    assert!(
+        !berth_harness::image::mounts_under(host.path())
+            .iter()
+            .any(|_| true),
+        "the volume was mounted on the host's directory"
+    );
+    assert_eq!(
+        berth.ok(&["run", "--rm", "-v", &data, IMAGE, "cat", "/data/copied"]),
+        "to the volume"
+    );
+    assert!(
+        berth_harness::image::mounts_under(berth.root()).is_empty(),
+        "cp left its mounts"
+    );
+    berth.ok(&["rm", "-f", "cplink"]);
+    berth.ok(&["volume", "rm", &volume]);
+}

@@ -7,7 +7,10 @@
 //! the same code with the host's destination as the root.
 //!
 //! A running container is reached through `/proc/<init>/root` (its own mount namespace:
-//! volumes included); a stopped one through its overlay root, mounted for the copy.
+//! volumes included); a stopped one through its overlay root, mounted for the copy with its
+//! volumes and bind mounts on it, as Docker's daemon mounts them. Docker's refusals come
+//! first: no extraction into a read-only volume, nor outside the volumes of a `--read-only`
+//! container.
 
 mod pack;
 mod unpack;
@@ -76,7 +79,49 @@ pub struct ContainerRoot {
     /// The container's user namespace, if it has one of its own: its files' owners are
     /// archived and extracted as its ids.
     userns: Option<crate::userns::IdMap>,
+    /// What a copy may not write to, as Docker checks before it extracts.
+    read_only: ReadOnly,
     _mounted: Option<StoppedRoot>,
+}
+
+/// The container's read-only places: its root (`--read-only`) outside its mounts, and its
+/// read-only bind and volume mounts (their mount points, deepest first).
+#[derive(Debug, Default)]
+struct ReadOnly {
+    rootfs: bool,
+    mounts: Vec<(PathBuf, bool)>,
+}
+
+impl ReadOnly {
+    fn of(record: &records::Record) -> ReadOnly {
+        let mut mounts: Vec<(PathBuf, bool)> = record
+            .request
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "bind" || m.kind == "volume")
+            .map(|m| (Path::new("/").join(&m.target), m.is_read_only()))
+            .collect();
+        mounts.sort_by_key(|(target, _)| std::cmp::Reverse(target.components().count()));
+        ReadOnly {
+            rootfs: record.request.read_only,
+            mounts,
+        }
+    }
+
+    /// Docker's refusals of an extraction at `at` (a path in the container, its links
+    /// followed): into a read-only volume, or outside every volume of a read-only root.
+    fn check(&self, at: &Path) -> Result<()> {
+        match self
+            .mounts
+            .iter()
+            .find(|(target, _)| at.starts_with(target))
+        {
+            Some((_, true)) => Err(Error::Invalid("mounted volume is marked read-only".into())),
+            Some((_, false)) => Ok(()),
+            None if self.rootfs => Err(Error::RootfsReadOnly),
+            None => Ok(()),
+        }
+    }
 }
 
 impl ContainerRoot {
@@ -108,6 +153,10 @@ impl ContainerRoot {
 
     /// The tar stream `input` extracted into the directory `dir`.
     pub fn extract(&self, dir: &str, input: impl Read, options: &ExtractOptions) -> Result<()> {
+        resolve::open(self.fd(), Path::new(dir), OFlag::O_PATH)
+            .map_err(|e| self.missing(dir, Error::io("open", dir)(e)))?;
+        let at = follow_in_root(self.fd(), Path::new(dir))?;
+        self.read_only.check(&at)?;
         let options = ExtractOptions {
             userns: self.userns,
             ..options.clone()
@@ -129,9 +178,19 @@ impl ContainerRoot {
     }
 }
 
-/// Opens the root of container `key`: a running one's as its processes see it, a stopped
-/// one's overlay mounted at a directory of its own (each copy its own: several may run).
+/// Opens the root of container `key` for a copy: a running one's as its processes see it, a
+/// stopped one's overlay mounted at a directory of its own (each copy its own: several may
+/// run), its volumes and bind mounts on it (`StoppedRoot::mount_volumes`).
 pub fn open_root(engine: &Engine, key: &str) -> Result<ContainerRoot> {
+    open(engine, key, true)
+}
+
+/// [`open_root`] without a stopped container's volumes: its own files alone (`export`).
+pub fn open_root_alone(engine: &Engine, key: &str) -> Result<ContainerRoot> {
+    open(engine, key, false)
+}
+
+fn open(engine: &Engine, key: &str, volumes: bool) -> Result<ContainerRoot> {
     let record = crate::lifecycle::refresh(engine, engine.containers.find(key)?)?;
     let open_dir = |path: &Path| {
         nix::fcntl::open(
@@ -154,14 +213,20 @@ pub fn open_root(engine: &Engine, key: &str) -> Result<ContainerRoot> {
             fd,
             key: key.to_string(),
             userns: crate::userns::of(&record),
+            read_only: ReadOnly::of(&record),
             _mounted: None,
         });
     }
-    let mounted = StoppedRoot::mount(engine, &record)?;
+    let mut mounted = StoppedRoot::mount(engine, &record)?;
+    let userns = crate::userns::of(&record);
+    if volumes && userns.is_none() {
+        mounted.mount_volumes(engine, &record)?;
+    }
     Ok(ContainerRoot {
         fd: open_dir(&mounted.dir)?,
         key: key.to_string(),
-        userns: crate::userns::of(&record),
+        userns,
+        read_only: ReadOnly::of(&record),
         _mounted: Some(mounted),
     })
 }

@@ -237,12 +237,10 @@ fn tmpfs_options(flag: &str, options: &[String]) -> Result<(), SpecError> {
 /// A recursive bind with its propagation (rprivate by default) and `ro`.
 fn bind_mount(flag: &str, source: &str, m: &MountRequest) -> Result<Mount, SpecError> {
     let mut propagation = "rprivate";
-    let mut read_only = m.read_only;
     for o in &m.options {
         match o.as_str() {
             p if PROPAGATIONS.contains(&p) => propagation = p,
-            "ro" | "readonly" => read_only = true,
-            "rw" | "z" | "Z" | "nocopy" | "" => {}
+            "ro" | "readonly" | "rw" | "z" | "Z" | "nocopy" | "" => {}
             other => {
                 return Err(SpecError::invalid(
                     flag,
@@ -254,7 +252,7 @@ fn bind_mount(flag: &str, source: &str, m: &MountRequest) -> Result<Mount, SpecE
         }
     }
     let mut opts = vec!["rbind", propagation];
-    if read_only {
+    if m.is_read_only() {
         opts.push("ro");
     }
     Ok(mount(&m.target, "bind", source, &opts))

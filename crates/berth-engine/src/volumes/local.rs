@@ -124,6 +124,15 @@ pub fn release_all(engine: &Engine, id: &str, record: Option<&Record>) -> Vec<St
     errors
 }
 
+/// Container `id` no longer uses the volume whose directory is `dir` (a copy into it while it
+/// was stopped is over).
+pub fn release_dir(dir: &Path, id: &str) -> Result<()> {
+    if !users_path(dir).exists() {
+        return Ok(());
+    }
+    release(dir, id)
+}
+
 fn release(dir: &Path, id: &str) -> Result<()> {
     let _lock = lock(dir)?;
     let mut users = users(dir);
