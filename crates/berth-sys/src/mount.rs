@@ -3,7 +3,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -164,6 +164,55 @@ pub fn bind_idmapped(source: &Path, userns: BorrowedFd<'_>, target: &Path) -> io
             libc::AT_FDCWD,
             target.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r == -1 {
+        return Err(step("move_mount")(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+
+/// A recursive bind of `source` attached at `target` (a descriptor, `O_PATH` will do: the very
+/// directory or file it holds, whatever its path leads to meanwhile), read-only from its
+/// first moment when `read_only` (every mount of the tree): the tree is cloned detached
+/// (`open_tree`), given its attributes there (`mount_setattr`), then attached (`move_mount`),
+/// so no walk to the target happens after the mount and no writable instant exists.
+pub fn bind_tree(source: &Path, target: BorrowedFd<'_>, read_only: bool) -> io::Result<()> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let step =
+        |what: &'static str| move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+    let source = CString::new(source.as_os_str().as_bytes())?;
+    // SAFETY: open_tree reads a NUL-terminated path alive for the call and returns a new
+    // descriptor (or -1), which we own from here on.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            source.as_ptr(),
+            OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32 | libc::O_CLOEXEC as u32,
+        )
+    };
+    if fd < 0 {
+        return Err(step("open_tree")(io::Error::last_os_error()));
+    }
+    // SAFETY: fd is a fresh descriptor no one else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    if read_only {
+        setattr_recursive(tree.as_fd(), ATTR_RDONLY, 0)
+            .map_err(step("mount_setattr MOUNT_ATTR_RDONLY"))?;
+    }
+    // SAFETY: move_mount reads two empty NUL-terminated paths; both descriptors are borrowed
+    // for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
     };
     if r == -1 {

@@ -94,6 +94,9 @@ fn monitor() -> Option<u8> {
         [_, flag, root, cmd] if flag == "--root" && cmd == "__netns" => {
             return Some(netns_op(root));
         }
+        [_, flag, root, cmd, id, dir] if flag == "--root" && cmd == "__stopped-root" => {
+            return Some(stopped_root(root, id, dir));
+        }
         [_, cmd, net, flag, root] if cmd == "__dns" && flag == "--root" => {
             return Some(
                 match berth_net::dns::serve(std::path::Path::new(root), net) {
@@ -144,6 +147,21 @@ fn netns_op(root: &str) -> u8 {
         Ok(engine) => u8::try_from(berth_engine::rootless::netops::serve(&engine)).unwrap_or(1),
         Err(e) => {
             eprintln!("berth __netns: {e}");
+            1
+        }
+    }
+}
+
+/// `berth --root R __stopped-root ID DIR`: a stopped container's root and volumes mounted for
+/// a copy in a mount namespace of this process's own (berth_engine::rootfs::IsolatedRoot).
+fn stopped_root(root: &str, id: &str, dir: &str) -> u8 {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    let served = berth_engine::Engine::open(std::path::Path::new(root), &exe)
+        .and_then(|engine| berth_engine::rootfs::serve(&engine, id, std::path::Path::new(dir)));
+    match served {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth: {e}");
             1
         }
     }

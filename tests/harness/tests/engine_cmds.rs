@@ -1007,7 +1007,8 @@ fn a_failed_copy_up_leaves_the_volume_empty() {
 /// A stopped container's volume is mounted for a copy where the container has it, its mount
 /// point resolved inside the container's root: a container that made its mount point a link
 /// to a host directory (`/data -> /../../../<host dir>`) has the volume mounted on its own
-/// directory of that name, never on the host's, and the copy lands in the volume.
+/// directory of that name, never on the host's, and the copy lands in the volume. No mount of
+/// the copy's is ever the host's: they live in a helper's mount namespace.
 #[test]
 fn cp_into_a_stopped_container_mounts_its_volume_inside_its_root() {
     need_root!();
@@ -1038,20 +1039,132 @@ fn cp_into_a_stopped_container_mounts_its_volume_inside_its_root() {
         !host.path().join("copied").exists(),
         "cp wrote through the link to the host"
     );
-    assert!(
-        !berth_harness::image::mounts_under(host.path())
-            .iter()
-            .any(|_| true),
-        "the volume was mounted on the host's directory"
-    );
+    // The copy's mounts were its helper's alone: none on the host, during it or after.
+    let left = berth_harness::image::mounts_under(berth.root());
+    assert!(left.is_empty(), "cp left its mounts: {left:?}");
     assert_eq!(
         berth.ok(&["run", "--rm", "-v", &data, IMAGE, "cat", "/data/copied"]),
         "to the volume"
     );
-    assert!(
-        berth_harness::image::mounts_under(berth.root()).is_empty(),
-        "cp left its mounts"
-    );
     berth.ok(&["rm", "-f", "cplink"]);
     berth.ok(&["volume", "rm", &volume]);
+}
+
+/// The adversary's two ways through a stopped container's mounts, each a link its processes
+/// could leave in its root: a `:ro` bind's mount point made a link to `/` (the bind was
+/// stacked over the root, the remount made the overlay read-only instead, and the copy wrote
+/// the host directory), and a volume's mount point made a link into a host directory bound
+/// in (the volume was mounted over it on the host while the copy lasted, on a shared mount
+/// for every namespace to see). The first is refused; the second mounts nothing on the host.
+#[test]
+fn cp_mounts_of_a_stopped_container_never_reach_the_host() {
+    need_root!();
+    let berth = Berth::new();
+    let host = tempfile::tempdir().expect("host dir");
+    let ro = host.path().join("ro");
+    let shared = host.path().join("shared");
+    for d in [&ro, &shared.join("etc/cron.d")] {
+        fs::create_dir_all(d).expect("host dirs");
+    }
+    fs::write(ro.join("keep"), "host").expect("canary");
+    fs::write(shared.join("etc/cron.d/job"), "host job").expect("canary");
+    let upper = |name: &str| {
+        let id = berth.ok(&["inspect", "--format", "{{.Id}}", name]);
+        berth.root().join("containers").join(id).join("upper")
+    };
+    let plant = |name: &str, at: &str, to: &str| {
+        let link = upper(name).join(at);
+        let _ = fs::remove_dir_all(&link);
+        fs::create_dir_all(link.parent().expect("parent")).expect("parent");
+        std::os::unix::fs::symlink(to, &link).expect("link in the container's root");
+    };
+    let payload = host.path().join("payload");
+    fs::write(&payload, "from cp").expect("payload");
+    let payload = payload.to_string_lossy().into_owned();
+
+    let bind = format!("{}:/w:ro", ro.display());
+    berth.ok(&["run", "--name", "roroot", "-v", &bind, IMAGE, "true"]);
+    plant("roroot", "w", "/");
+    let ran = berth.run(&["cp", &payload, "roroot:/"]);
+    assert!(!ran.success(), "cp through a link to the root went on");
+    assert!(ran.stderr.contains("leads to its root"), "{}", ran.stderr);
+    assert!(
+        !ro.join("payload").exists(),
+        "cp wrote the read-only bind's host directory"
+    );
+
+    // A shared host mount, as systemd makes `/`: what is mounted under it shows in every peer.
+    let ok = |cmd: &mut std::process::Command| {
+        let out = cmd.output().expect("mount");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(std::process::Command::new("mount")
+        .args(["--bind"])
+        .arg(&shared)
+        .arg(&shared));
+    ok(std::process::Command::new("mount")
+        .args(["--make-shared"])
+        .arg(&shared));
+    let _unmount = Unmount(shared.clone());
+    let volume = unique("berth-cp-app");
+    let etc = format!("{}:/host/etc:ro", shared.join("etc").display());
+    let app = format!("{volume}:/var/lib/app");
+    berth.ok(&[
+        "run", "--name", "hostlink", "-v", &etc, "-v", &app, IMAGE, "true",
+    ]);
+    plant("hostlink", "var/lib/app", "/host/etc/cron.d");
+    // A copy held open (its tar still to come on stdin) while the host is looked at.
+    let mut cp = berth
+        .command()
+        .args(["cp", "-", "hostlink:/tmp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cp");
+    eventually("the copy's helper to mount the root", || {
+        let helpers = fs::read_dir("/proc").ok()?.filter_map(|e| {
+            let pid = e.ok()?.file_name().into_string().ok()?;
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).into_owned();
+            cmdline.contains("__stopped-root").then_some(pid)
+        });
+        let mut mounted = false;
+        for pid in helpers {
+            let info = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+            mounted |= info.contains("/var/lib/app") || info.contains("cron.d");
+        }
+        mounted.then_some(())
+    });
+    let host_mounts = berth_harness::image::mounts_under(&shared);
+    let job = fs::read_to_string(shared.join("etc/cron.d/job")).unwrap_or_default();
+    drop(cp.stdin.take());
+    let _ = cp.wait();
+    assert_eq!(
+        host_mounts,
+        vec![shared.to_string_lossy().into_owned()],
+        "mounts on the host"
+    );
+    assert_eq!(
+        job, "host job",
+        "the host's directory was covered during the copy"
+    );
+    berth.ok(&["rm", "-f", "roroot", "hostlink"]);
+    berth.ok(&["volume", "rm", &volume]);
+}
+
+/// Unmounts its directory when dropped (lazily: a test that failed may leave users).
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
 }

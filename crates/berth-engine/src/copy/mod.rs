@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::records;
-use crate::rootfs::StoppedRoot;
+use crate::rootfs::{IsolatedRoot, StoppedRoot};
 
 pub use pack::pack;
 pub use unpack::{unpack, ExtractOptions};
@@ -81,7 +81,16 @@ pub struct ContainerRoot {
     userns: Option<crate::userns::IdMap>,
     /// What a copy may not write to, as Docker checks before it extracts.
     read_only: ReadOnly,
-    _mounted: Option<StoppedRoot>,
+    _mounted: Option<Mounted>,
+}
+
+/// What keeps a stopped container's root mounted for a copy.
+#[derive(Debug)]
+enum Mounted {
+    /// Its overlay alone, on the host.
+    Root(#[allow(dead_code)] StoppedRoot),
+    /// With its volumes, in a helper's mount namespace.
+    WithVolumes(#[allow(dead_code)] IsolatedRoot),
 }
 
 /// The container's read-only places: its root (`--read-only`) outside its mounts, and its
@@ -217,13 +226,25 @@ fn open(engine: &Engine, key: &str, volumes: bool) -> Result<ContainerRoot> {
             _mounted: None,
         });
     }
-    let mut mounted = StoppedRoot::mount(engine, &record)?;
     let userns = crate::userns::of(&record);
-    if volumes && userns.is_none() {
-        mounted.mount_volumes(engine, &record)?;
-    }
+    let has_volumes = record
+        .request
+        .mounts
+        .iter()
+        .any(|m| m.kind == "bind" || m.kind == "volume");
+    // A user namespace's volumes are idmapped for its start only, and rootless berth mounts
+    // in its own namespace already: their copies see the root alone.
+    let isolated =
+        volumes && has_volumes && userns.is_none() && !berth_sys::rootless::is_rootless();
+    let (fd, mounted) = if isolated {
+        let mounted = IsolatedRoot::mount(engine, &record)?;
+        (mounted.open()?, Mounted::WithVolumes(mounted))
+    } else {
+        let mounted = StoppedRoot::mount(engine, &record)?;
+        (open_dir(&mounted.dir)?, Mounted::Root(mounted))
+    };
     Ok(ContainerRoot {
-        fd: open_dir(&mounted.dir)?,
+        fd,
         key: key.to_string(),
         userns,
         read_only: ReadOnly::of(&record),
