@@ -12,6 +12,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -30,11 +31,6 @@ use crate::records::Record;
 #[derive(Debug)]
 pub struct StoppedRoot {
     pub dir: PathBuf,
-    /// The volumes [`StoppedRoot::mount_volumes`] acquired (their options mounted), each
-    /// released at the drop as `holder`, a name of this copy's own.
-    acquired: Vec<String>,
-    holder: String,
-    volumes_dir: PathBuf,
 }
 
 /// A directory of its own for each mount: two copies of one container at once (the API
@@ -56,12 +52,7 @@ impl StoppedRoot {
     fn mount_at(engine: &Engine, record: &Record, dir: PathBuf) -> Result<StoppedRoot> {
         let cdir = engine.containers.dir(&record.id);
         let (_, layers) = crate::bundle::image_of(engine, record)?;
-        let root = StoppedRoot {
-            holder: format!("{}.cp-{}", record.id, std::process::id()),
-            dir,
-            acquired: Vec::new(),
-            volumes_dir: engine.volumes_dir(),
-        };
+        let root = StoppedRoot { dir };
         // `cp` into a stopped container writes its root: synced, as any container's.
         crate::bundle::mount_overlay(
             &cdir,
@@ -74,13 +65,14 @@ impl StoppedRoot {
     }
 
     /// The container's volumes and bind mounts mounted on the root where it has them, as its
-    /// processes will see them (Docker's `mountVolumes` before a copy). A volume is first
-    /// filled from the image as the container's first start would fill it (Docker fills it at
-    /// create), its options mounted for the copy's time. Each mount point is resolved inside
-    /// the root (its links followed there, as the start follows them) and made where missing;
-    /// one that leads to the root itself is refused. `:ro` ones are read-only from their
-    /// first moment. Only in [`serve`]'s mount namespace.
-    fn mount_volumes(&mut self, engine: &Engine, record: &Record) -> Result<()> {
+    /// processes will see them (Docker's `mountVolumes` before a copy). A volume (acquired
+    /// by [`Held`]) is first filled from the image as the container's first start would fill
+    /// it (Docker fills it at create). Each mount point is resolved inside the root (its
+    /// links followed there, as the start follows them) and made where missing; one that
+    /// leads to the root itself is refused. `:ro` ones are read-only from their first moment.
+    /// A bind whose source is missing is left out (the start makes it). Only in [`serve`]'s
+    /// mount namespace.
+    fn mount_volumes(&self, engine: &Engine, record: &Record) -> Result<()> {
         let mut mounts: Vec<_> = record
             .request
             .mounts
@@ -98,8 +90,6 @@ impl StoppedRoot {
         let root_id = ids(&root, &self.dir)?;
         // Every volume filled from the root before any is mounted on it, as at the start.
         for m in mounts.iter().filter(|m| m.kind == "volume") {
-            crate::volumes::local::acquire(engine, &m.source, &self.holder)?;
-            self.acquired.push(m.source.clone());
             if !m.options.iter().any(|o| o == "nocopy") {
                 let data = crate::volumes::data_dir(engine, &m.source);
                 crate::copy_up::populate(&self.dir, &m.target, &data)?;
@@ -113,6 +103,7 @@ impl StoppedRoot {
             let leaf = match std::fs::metadata(&source) {
                 Ok(meta) if meta.is_dir() => resolve::Leaf::Dir,
                 Ok(_) => resolve::Leaf::File,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && m.kind == "bind" => continue,
                 Err(e) => return Err(Error::io("mount for the copy", source)(e)),
             };
             let at = resolve::create(root.as_fd(), Path::new(&m.target), leaf)
@@ -142,9 +133,43 @@ impl Drop for StoppedRoot {
         // unmounts whatever is left under the container's directory.
         let _ = nix::mount::umount2(&self.dir, MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir(&self.dir);
-        for name in &self.acquired {
-            let dir = self.volumes_dir.join(name);
-            let _ = crate::volumes::local::release_dir(&dir, &self.holder);
+    }
+}
+
+/// The volumes of a copy's container, acquired in the host's mount namespace (a volume's
+/// options are mounted there, where its users count), under a name of the copy's own; released
+/// there when dropped, back in that namespace.
+struct Held {
+    host_ns: std::fs::File,
+    holder: String,
+    dirs: Vec<PathBuf>,
+}
+
+impl Held {
+    fn acquire(engine: &Engine, record: &Record) -> Result<Held> {
+        let ns = "/proc/self/ns/mnt";
+        let mut held = Held {
+            host_ns: std::fs::File::open(ns).map_err(Error::io("open", ns))?,
+            holder: crate::volumes::local::copy_holder(&record.id, std::process::id()),
+            dirs: Vec::new(),
+        };
+        for m in record.request.mounts.iter().filter(|m| m.kind == "volume") {
+            crate::volumes::local::acquire(engine, &m.source, &held.holder)?;
+            held.dirs.push(engine.volumes_dir().join(&m.source));
+        }
+        Ok(held)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if nix::sched::setns(self.host_ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS).is_err() {
+            // Not back in the host's namespace: a release here could unmount only in ours. The
+            // next release of each volume drops this holder, its process gone.
+            return;
+        }
+        for dir in &self.dirs {
+            let _ = crate::volumes::local::release_dir(dir, &self.holder);
         }
     }
 }
@@ -170,6 +195,9 @@ impl IsolatedRoot {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // A group of its own: the terminal's ^C and a signal to the caller's group end the
+            // copy, and the helper with it by its stdin's end, after it released the volumes.
+            .process_group(0)
             .spawn()
             .map_err(Error::io("spawn the copy's mount helper", &engine.exe))?;
         let mut root = IsolatedRoot { child, dir };
@@ -223,12 +251,18 @@ const READY: &str = "mounted";
 /// directory) and its volumes on it, says so on stdout, and holds them until its stdin ends.
 pub fn serve(engine: &Engine, id: &str, dir: &Path) -> Result<()> {
     let record = engine.containers.load(id)?;
-    if dir.parent() != Some(engine.containers.dir(&record.id).as_path()) {
+    let named = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("cp-root-"));
+    if !named || dir.parent() != Some(engine.containers.dir(&record.id).as_path()) {
         return Err(Error::Invalid(format!(
-            "{} is not a directory of container {id}",
+            "{} is not a copy's directory of container {id}",
             dir.display()
         )));
     }
+    // Declared first, dropped last: released after the mounts are gone, in the host's namespace.
+    let _held = Held::acquire(engine, &record)?;
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| Error::io("unshare the mount namespace (CLONE_NEWNS) for", dir)(e.into()))?;
     nix::mount::mount(
@@ -239,7 +273,7 @@ pub fn serve(engine: &Engine, id: &str, dir: &Path) -> Result<()> {
         None::<&str>,
     )
     .map_err(|e| Error::io("make the copy's mounts private (MS_PRIVATE) at", "/")(e.into()))?;
-    let mut root = StoppedRoot::mount_at(engine, &record, dir.to_path_buf())?;
+    let root = StoppedRoot::mount_at(engine, &record, dir.to_path_buf())?;
     root.mount_volumes(engine, &record)?;
     let mut out = std::io::stdout();
     writeln!(out, "{READY}")

@@ -1168,3 +1168,96 @@ impl Drop for Unmount {
             .status();
     }
 }
+
+/// A copy into a stopped container holds its volumes as a user of its own while it lasts,
+/// counted in the host's mount namespace: a copy ended by a signal to its process group (^C,
+/// `timeout`) leaves no user behind, and the copy that is a volume's last user unmounts its
+/// options on the host. (A tmpfs volume: its mount is the volume.)
+#[test]
+fn cp_into_a_stopped_container_holds_its_volumes_and_lets_them_go() {
+    need_root!();
+    let berth = Berth::new();
+    let volume = unique("berth-cp-tmpfs");
+    berth.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        &volume,
+    ]);
+    let data = berth.root().join("volumes").join(&volume).join("_data");
+    let users = berth
+        .root()
+        .join("volumes")
+        .join(&volume)
+        .join("users.json");
+    let mounted = || {
+        berth_harness::image::mounts_under(&data)
+            .iter()
+            .any(|m| std::path::Path::new(m) == data)
+    };
+    let at = format!("{volume}:/t");
+    berth.ok(&[
+        "create",
+        "--name",
+        "cpheld",
+        "--network",
+        "none",
+        "-v",
+        &at,
+        IMAGE,
+        "true",
+    ]);
+    // Ended by a signal to its whole group, its tar still to come.
+    let ran = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("sleep 5 | timeout 1 \"$0\" cp - cpheld:/t")
+        .arg(berth_harness::image::berth_bin())
+        .env("BERTH_ROOT", berth.root())
+        .output()
+        .expect("timeout");
+    assert!(!ran.status.success(), "the copy outlived its timeout");
+    eventually("the copy's helper to let the volume go", || {
+        (!users.exists() && !mounted()).then_some(())
+    });
+    // A running container's volume, and a copy into a stopped one that outlasts it.
+    berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cprun",
+        "--network",
+        "none",
+        "-v",
+        &at,
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    assert!(mounted(), "the running container's volume");
+    let mut cp = berth
+        .command()
+        .args(["cp", "-", "cpheld:/t"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cp");
+    eventually("the copy to hold the volume", || {
+        fs::read_to_string(&users)
+            .ok()?
+            .contains(".cp-")
+            .then_some(())
+    });
+    berth.ok(&["rm", "-f", "cprun"]);
+    assert!(mounted(), "the volume went while the copy held it");
+    drop(cp.stdin.take());
+    let _ = cp.wait();
+    eventually("the last user to unmount the volume on the host", || {
+        (!users.exists() && !mounted()).then_some(())
+    });
+    berth.ok(&["rm", "-f", "cpheld"]);
+    berth.ok(&["volume", "rm", &volume]);
+}

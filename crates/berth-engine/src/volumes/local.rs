@@ -124,8 +124,28 @@ pub fn release_all(engine: &Engine, id: &str, record: Option<&Record>) -> Vec<St
     errors
 }
 
-/// Container `id` no longer uses the volume whose directory is `dir` (a copy into it while it
-/// was stopped is over).
+/// The name a copy into a stopped container holds its volumes by: the container's id and the
+/// pid of the process that mounts them (`rootfs::serve`).
+pub fn copy_holder(id: &str, pid: u32) -> String {
+    format!("{id}{COPY}{pid}")
+}
+
+const COPY: &str = ".cp-";
+
+/// A copy's name whose process is gone (killed before it released): dropped at any release.
+fn gone_copy(user: &str) -> bool {
+    let Some((_, pid)) = user.rsplit_once(COPY) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
+    pid > 0
+        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH)
+}
+
+/// `id` no longer uses the volume whose directory is `dir` (a copy's holder, its copy over).
 pub fn release_dir(dir: &Path, id: &str) -> Result<()> {
     if !users_path(dir).exists() {
         return Ok(());
@@ -137,7 +157,7 @@ fn release(dir: &Path, id: &str) -> Result<()> {
     let _lock = lock(dir)?;
     let mut users = users(dir);
     let before = users.len();
-    users.retain(|u| u != id);
+    users.retain(|u| u != id && !gone_copy(u));
     if users.is_empty() {
         unmount(&dir.join("_data"))?;
         return fs::remove_file(users_path(dir)).map_err(Error::io("remove", users_path(dir)));
