@@ -207,17 +207,7 @@ fn podman_and_berth_ipc_modes() {
     let berth = berth_harness::image::Berth::new();
     let refusal = "non-shareable IPC (hint: use IpcMode:shareable for the donor container)";
     for engine in ["podman", "berth"] {
-        let run = |args: &[&str]| -> berth_harness::Ran {
-            if engine == "berth" {
-                return berth.run(args);
-            }
-            let ran = run(podman.podman().args(args));
-            berth_harness::Ran {
-                status: ran.status,
-                stdout: ran.stdout,
-                stderr: ran.stderr,
-            }
-        };
+        let run = |args: &[&str]| engine_run(engine, &podman, &berth, args);
         let image = if engine == "berth" {
             berth_harness::image::IMAGE
         } else {
@@ -324,6 +314,24 @@ fn podman_and_berth_ipc_modes() {
         );
     }
     berth.ok(&["rm", "-f", "dflt", "priv", "shar", "nothing"]);
+}
+
+/// `args` through `engine` ("podman" or "berth"), as one kind of result.
+fn engine_run(
+    engine: &str,
+    podman: &Podman,
+    berth: &berth_harness::image::Berth,
+    args: &[&str],
+) -> berth_harness::Ran {
+    if engine == "berth" {
+        return berth.run(args);
+    }
+    let ran = run(podman.podman().args(args));
+    berth_harness::Ran {
+        status: ran.status,
+        stdout: ran.stdout,
+        stderr: ran.stderr,
+    }
 }
 
 /// What `sh -c <read>` prints in a podman container run with `flags` (the reference's view of
@@ -590,17 +598,7 @@ fn podman_and_berth_cp_into_a_stopped_containers_volume_and_bind() {
     let file = file.to_string_lossy().into_owned();
     let volume = format!("cpvol-{}", std::process::id());
     for engine in ["podman", "berth"] {
-        let run = |args: &[&str]| -> berth_harness::Ran {
-            if engine == "berth" {
-                return berth.run(args);
-            }
-            let ran = run(podman.podman().args(args));
-            berth_harness::Ran {
-                status: ran.status,
-                stdout: ran.stdout,
-                stderr: ran.stderr,
-            }
-        };
+        let run = |args: &[&str]| engine_run(engine, &podman, &berth, args);
         let ok = |args: &[&str]| {
             let ran = run(args);
             assert!(ran.success(), "{engine} {args:?}: {}", ran.stderr);
