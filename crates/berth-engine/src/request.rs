@@ -71,6 +71,12 @@ impl MountRequest {
     pub fn is_read_only(&self) -> bool {
         self.read_only || self.options.iter().any(|o| o == "ro" || o == "readonly")
     }
+
+    /// A bind or a volume: a directory or file of the host's mounted in (Docker's mount
+    /// points), where a tmpfs is the container's own.
+    pub fn is_host_path(&self) -> bool {
+        self.kind == "bind" || self.kind == "volume"
+    }
 }
 
 /// `--device /dev/x[:/dev/y[:rwm]]`.

@@ -77,7 +77,7 @@ impl StoppedRoot {
             .request
             .mounts
             .iter()
-            .filter(|m| m.kind == "bind" || m.kind == "volume")
+            .filter(|m| m.is_host_path())
             .collect();
         // Parents first, as the spec orders them (a volume at /a, a bind at /a/b).
         mounts.sort_by_key(|m| Path::new(&m.target).components().count());

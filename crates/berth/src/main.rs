@@ -137,13 +137,7 @@ fn monitor() -> Option<u8> {
 /// `berth --root R __netns`: a user networks' change for a threaded front end (the API
 /// service), run from this fresh single-threaded process (berth_engine::rootless::netops).
 fn netns_op(root: &str) -> u8 {
-    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-    let opened = berth_engine::config::Config::of_monitor().and_then(|config| {
-        let mut engine = berth_engine::Engine::open(std::path::Path::new(root), &exe)?;
-        engine.config = config;
-        Ok(engine)
-    });
-    match opened {
+    match helper_engine(root) {
         Ok(engine) => u8::try_from(berth_engine::rootless::netops::serve(&engine)).unwrap_or(1),
         Err(e) => {
             eprintln!("berth __netns: {e}");
@@ -155,8 +149,7 @@ fn netns_op(root: &str) -> u8 {
 /// `berth --root R __stopped-root ID DIR`: a stopped container's root and volumes mounted for
 /// a copy in a mount namespace of this process's own (berth_engine::rootfs::IsolatedRoot).
 fn stopped_root(root: &str, id: &str, dir: &str) -> u8 {
-    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-    let served = berth_engine::Engine::open(std::path::Path::new(root), &exe)
+    let served = helper_engine(root)
         .and_then(|engine| berth_engine::rootfs::serve(&engine, id, std::path::Path::new(dir)));
     match served {
         Ok(()) => 0,
@@ -165,6 +158,16 @@ fn stopped_root(root: &str, id: &str, dir: &str) -> u8 {
             1
         }
     }
+}
+
+/// The engine of a helper the engine spawned on data root `root` (`__netns`, `__stopped-root`),
+/// with the configuration files its front end named.
+fn helper_engine(root: &str) -> Result<berth_engine::Engine, berth_engine::Error> {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    let config = berth_engine::config::Config::of_monitor()?;
+    let mut engine = berth_engine::Engine::open(std::path::Path::new(root), &exe)?;
+    engine.config = config;
+    Ok(engine)
 }
 
 /// One line for an error: its chain joined. berth-image's, berth-engine's and berth-build's

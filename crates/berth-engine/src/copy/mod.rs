@@ -81,16 +81,9 @@ pub struct ContainerRoot {
     userns: Option<crate::userns::IdMap>,
     /// What a copy may not write to, as Docker checks before it extracts.
     read_only: ReadOnly,
-    _mounted: Option<Mounted>,
-}
-
-/// What keeps a stopped container's root mounted for a copy.
-#[derive(Debug)]
-enum Mounted {
-    /// Its overlay alone, on the host.
-    Root(#[allow(dead_code)] StoppedRoot),
-    /// With its volumes, in a helper's mount namespace.
-    WithVolumes(#[allow(dead_code)] IsolatedRoot),
+    /// What keeps a stopped container's root mounted (a [`StoppedRoot`], or an [`IsolatedRoot`]
+    /// with its volumes), until dropped.
+    _mounted: Option<Box<dyn Send + Sync>>,
 }
 
 /// The container's read-only places: its root (`--read-only`) outside its mounts, and its
@@ -107,7 +100,7 @@ impl ReadOnly {
             .request
             .mounts
             .iter()
-            .filter(|m| m.kind == "bind" || m.kind == "volume")
+            .filter(|m| m.is_host_path())
             .map(|m| (Path::new("/").join(&m.target), m.is_read_only()))
             .collect();
         mounts.sort_by_key(|(target, _)| std::cmp::Reverse(target.components().count()));
@@ -227,21 +220,20 @@ fn open(engine: &Engine, key: &str, volumes: bool) -> Result<ContainerRoot> {
         });
     }
     let userns = crate::userns::of(&record);
-    let has_volumes = record
-        .request
-        .mounts
-        .iter()
-        .any(|m| m.kind == "bind" || m.kind == "volume");
+    let has_volumes = record.request.mounts.iter().any(|m| m.is_host_path());
     // A user namespace's volumes are idmapped for its start only, and rootless berth mounts
     // in its own namespace already: their copies see the root alone.
     let isolated =
         volumes && has_volumes && userns.is_none() && !berth_sys::rootless::is_rootless();
     let (fd, mounted) = if isolated {
         let mounted = IsolatedRoot::mount(engine, &record)?;
-        (mounted.open()?, Mounted::WithVolumes(mounted))
+        (mounted.open()?, Box::new(mounted) as Box<dyn Send + Sync>)
     } else {
         let mounted = StoppedRoot::mount(engine, &record)?;
-        (open_dir(&mounted.dir)?, Mounted::Root(mounted))
+        (
+            open_dir(&mounted.dir)?,
+            Box::new(mounted) as Box<dyn Send + Sync>,
+        )
     };
     Ok(ContainerRoot {
         fd,
