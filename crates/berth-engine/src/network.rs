@@ -138,6 +138,11 @@ pub fn release(
     if record.is_some_and(|r| !wanted(r)) {
         return (errors, atts);
     }
+    // `--network none` never holds a lease (`connect` refuses such a container under its
+    // lock): the leases of every network are not worth a read on its way out.
+    if record.is_some_and(|r| r.request.network == "none") {
+        return (errors, atts);
+    }
     if berth_sys::rootless::is_rootless() {
         // Its slirp4netns: the default network's only piece.
         crate::rootless::slirp::detach(id);

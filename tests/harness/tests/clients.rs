@@ -649,3 +649,30 @@ fn podman_and_berth_cp_into_a_stopped_containers_volume_and_bind() {
         ok(&["volume", "rm", &volume]);
     }
 }
+
+/// `--network none` as podman over Debian's runc gives it (and Docker): a network namespace of
+/// its own whose loopback link alone is there, and up. Berth's monitor brought it up a second
+/// time through netlink in the container's namespace, after its runtime had; the runtime's is
+/// now the only one, and this shows it is enough.
+#[test]
+fn podman_over_runc_and_berth_network_none_has_its_loopback_alone_up() {
+    require!(PODMAN_TOOLS, "/usr/sbin/runc");
+    let podman = Podman::new(std::path::Path::new("/usr/sbin/runc"));
+    let berth = berth_harness::image::Berth::new();
+    let read = "ls /sys/class/net; cat /sys/class/net/lo/flags /sys/class/net/lo/operstate";
+    let mut seen = Vec::new();
+    for engine in ["podman", "berth"] {
+        let image = if engine == "berth" {
+            berth_harness::image::IMAGE
+        } else {
+            IMAGE
+        };
+        let args = ["run", "--rm", "--network", "none", image, "sh", "-c", read];
+        let ran = engine_run(engine, &podman, &berth, &args);
+        assert!(ran.success(), "{engine} {args:?}: {}", ran.stderr);
+        seen.push(ran.stdout);
+    }
+    // lo alone, IFF_UP|IFF_LOOPBACK (0x9), and the operstate a loopback link that is up has.
+    assert_eq!(seen[0], seen[1], "podman over runc, then berth");
+    assert!(seen[1].starts_with("lo\n0x"), "{}", seen[1]);
+}

@@ -309,16 +309,18 @@ fn disconnect_force_removes_the_endpoint_of_a_container_that_is_gone() {
 
 /// A `network connect` killed between writing its lease's temporary and renaming it leaves
 /// `.<ip>_<id>.tmp` in the network's lease directory: it goes with the container, which is not
-/// reported disconnected from a network it never joined.
+/// reported disconnected from a network it never joined. (On a network of its own: a
+/// `--network none` container cannot be connected, and its teardown looks at no leases.)
 #[test]
 fn a_lease_half_written_by_a_killed_connect_goes_with_its_container() {
     crate::need_root!();
     let mut lab = Lab::new();
     let net = lab.network("bt-halfw", "10.234.37.0/24");
     let net_id = net["Id"].as_str().expect("Id");
+    lab.network("bt-hwown", "10.234.38.0/24");
     let ran = lab
         .berth
-        .ok(&["run", "-d", "--network", "none", IMAGE, "sleep", "1000"]);
+        .ok(&["run", "-d", "--network", "bt-hwown", IMAGE, "sleep", "1000"]);
     let id = ran.trim();
     let tmp = lab.lease_dir(net_id).join(format!(".10.234.37.9_{id}.tmp"));
     fs::write(&tmp, b"{\"container_id\": ").expect("a killed write's temporary");
