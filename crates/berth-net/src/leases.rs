@@ -247,6 +247,7 @@ pub(crate) fn write(net_dir: &Path, ip: Ipv4Addr, lease: &Lease) -> Result<()> {
 pub(crate) fn remove_container(net_dir: &Path, container_id: &str) -> Result<Leases> {
     let step = "release lease";
     let mut gone = Leases::new();
+    let mut others = false;
     let mut old = legacy(net_dir, step)?;
     if old.values().any(|l| l.container_id == container_id) {
         old.retain(|ip, l| {
@@ -260,6 +261,7 @@ pub(crate) fn remove_container(net_dir: &Path, container_id: &str) -> Result<Lea
     }
     for e in entries(net_dir, step)? {
         if e.container_id != container_id {
+            others = true;
             continue;
         }
         // A killed write's temporary is no lease: removed, not read.
@@ -283,7 +285,30 @@ pub(crate) fn remove_container(net_dir: &Path, container_id: &str) -> Result<Lea
             _ => {}
         }
     }
+    if !others {
+        compact(net_dir);
+    }
     Ok(gone)
+}
+
+/// A lease directory larger than this once empty has held many leases since it was made.
+const COMPACT_ABOVE: u64 = 64 * 1024;
+
+/// Replaces the lease directory, emptied under the network's lock, by a new one if it grew:
+/// ext4 never shrinks a directory, and every attach and release lists this one whole (where
+/// /run is on disk, a listing of one that 7,000 leases had come and gone through took 455 us,
+/// against 30 for a new one, at both ends of every bridged container's life). Best effort: a
+/// directory that is not empty (a name the listing skipped) stays.
+fn compact(net_dir: &Path) {
+    let d = dir(net_dir);
+    if !fs::metadata(&d).is_ok_and(|m| m.is_dir() && m.len() > COMPACT_ABOVE) {
+        return;
+    }
+    let fresh = net_dir.join(".leases.new");
+    let _ = fs::remove_dir(&fresh);
+    if fs::create_dir(&fresh).is_ok() && fs::rename(&fresh, &d).is_err() {
+        let _ = fs::remove_dir(&fresh);
+    }
 }
 
 /// Rewrites the container's leases with `change`. Under the network's lock. Whether it had any.
@@ -325,6 +350,7 @@ pub(crate) fn stamp(net_dir: &Path) -> Stamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     fn lease(id: &str, name: &str) -> Lease {
         Lease {
@@ -381,6 +407,45 @@ mod tests {
         );
         assert!(of_container(d.path(), "ddd").unwrap().is_empty());
         assert!(!d.path().join("leases/.10.0.0.6_ddd.tmp").exists());
+    }
+
+    /// A directory that many leases went through is made again once the last one is released
+    /// (each release and attach lists it); one still holding a lease is left as it is.
+    #[test]
+    fn an_emptied_lease_directory_that_grew_is_made_again() {
+        let d = tempfile::tempdir().unwrap();
+        init(d.path()).unwrap();
+        let size = || fs::metadata(d.path().join(DIR)).unwrap().len();
+        let many = |id: &str| {
+            for i in 0..3000u32 {
+                let [_, _, a, b] = i.to_be_bytes();
+                let name = format!("leases/.10.1.{a}.{b}_{id}.tmp");
+                fs::write(d.path().join(name), b"").unwrap();
+            }
+        };
+        let ino = || fs::metadata(d.path().join(DIR)).unwrap().ino();
+        write(d.path(), ip(2), &lease("kept", "k")).unwrap();
+        let first = ino();
+        many("gone");
+        assert!(remove_container(d.path(), "gone").unwrap().is_empty());
+        assert_eq!(
+            ino(),
+            first,
+            "a directory still holding a lease is left as it is"
+        );
+        assert_eq!(holders(d.path()).unwrap().len(), 1);
+        many("gone");
+        assert!(remove_container(d.path(), "gone").unwrap().is_empty());
+        assert_eq!(remove_container(d.path(), "kept").unwrap().len(), 1);
+        assert!(
+            size() <= COMPACT_ABOVE,
+            "an emptied directory of {} bytes",
+            size()
+        );
+        assert_eq!(fs::read_dir(d.path().join(DIR)).unwrap().count(), 0);
+        assert!(!d.path().join(".leases.new").exists());
+        write(d.path(), ip(3), &lease("next", "n")).unwrap();
+        assert_eq!(used(d.path()).unwrap(), BTreeSet::from([ip(3)]));
     }
 
     #[test]
