@@ -27,9 +27,6 @@ pub struct Prepared {
     pub exposed: Vec<crate::request::ExposedPort>,
     /// What config.json holds, for the runtime to take as it is rather than read it back.
     pub spec: oci_spec::runtime::Spec,
-    /// config.json is written already (a hook may read it before the init runs); otherwise
-    /// the caller writes it ([`write_config`]).
-    pub config_written: bool,
     /// `--add-host`'s entries, `host-gateway` given its address once for the start: the
     /// /etc/hosts written now and again once the network gave the container its address.
     pub add_hosts: Vec<String>,
@@ -39,8 +36,10 @@ pub fn rootfs(dir: &Path) -> PathBuf {
     dir.join("rootfs")
 }
 
-/// Mounts the root and writes the /etc files in the container's directory; config.json only
-/// when hooks may read it before the init runs ([`write_config`] otherwise, by the caller).
+/// Mounts the root and writes the /etc files in the container's directory, and config.json
+/// when the spec has hooks (which may read their bundle's). Nothing else reads it: the runtime
+/// takes the spec as it is and keeps it in its state, where `exec` finds the process, and
+/// inspect and ps make the command as the spec does.
 pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     let dir = engine.containers.dir(&record.id);
     let (config, layers) = image_of(engine, record)?;
@@ -80,10 +79,8 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         if userns.is_some() {
             mount_points(&root, &built.spec)?;
         }
-        // A hook may read the bundle's config.json: then it is there before the runtime runs
-        // any; otherwise the monitor writes it while the init sets up its root.
-        let config_written = has_hooks(&built.spec);
-        if config_written {
+        // A hook may read the bundle's config.json: it is there before the runtime runs any.
+        if has_hooks(&built.spec) {
             write_config(&dir, &built.spec)?;
         }
         Ok(Prepared {
@@ -91,7 +88,6 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
             hostname: built.hostname,
             exposed: crate::ports::of_image(&config),
             spec: built.spec,
-            config_written,
             add_hosts,
         })
     })();
@@ -117,10 +113,9 @@ fn has_hooks(spec: &oci_spec::runtime::Spec) -> bool {
     })
 }
 
-/// Writes the container's config.json (exec and inspect read it once the container runs).
-/// Compact, as containerd writes it: Docker's seccomp profile makes it 18 KB pretty-printed
-/// against 9 KB, written at every start and parsed at every exec.
-pub fn write_config(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
+/// Writes the container's config.json, the bundle's that its hooks are told of. Compact, as
+/// containerd writes it: Docker's seccomp profile makes it 18 KB pretty-printed against 9 KB.
+fn write_config(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
     let data = serde_json::to_vec(spec)
         .map_err(|e| Error::Invalid(format!("serialise config.json: {e}")))?;
     crate::records::write_atomic(&dir.join("config.json"), &data)

@@ -74,7 +74,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// no record's name starts with a dot).
 const PRUNED: &str = ".pruned";
 
-/// `exec create`: checks the container runs, builds the process from its config.json and the
+/// `exec create`: checks the container runs, builds the process from its runtime's spec and the
 /// config, and writes the record. Nothing runs until [`start`].
 pub fn create(engine: &Engine, key: &str, config: ExecConfig) -> Result<ExecRecord> {
     if config.cmd.is_empty() {
@@ -365,23 +365,19 @@ fn forget_finished(dir: &std::path::Path) {
     }
 }
 
-/// Of a container's config.json, the process alone: the rest (mounts, the seccomp profile) is
-/// the runtime's, already applied, and most of the file.
-#[derive(Deserialize)]
-struct SpecProcess {
-    #[serde(default)]
-    process: Option<Process>,
-}
-
-/// The container's process (its config.json) with the exec's command, environment, working
-/// directory, user and terminal, as `docker exec` changes them.
+/// The container's process (as its runtime was given it at the start) with the exec's command,
+/// environment, working directory, user and terminal, as `docker exec` changes them.
 fn process(engine: &Engine, container: &Record, config: &ExecConfig) -> Result<Process> {
     let dir = engine.containers.dir(&container.id);
-    let path = dir.join("config.json");
-    let data = fs::read(&path).map_err(Error::io("read", &path))?;
-    let spec: SpecProcess = serde_json::from_slice(&data)
-        .map_err(|e| Error::Invalid(format!("read the container's config.json: {e}")))?;
-    let mut process = spec.process.unwrap_or_default();
+    let template = match engine.runtime.load_process(&container.id) {
+        Ok(p) => p,
+        // Its runtime's state goes with its end: it stopped since it was seen running.
+        Err(berth_runtime::Error::NotFound(_)) => {
+            return Err(Error::state(&container.id, "is not running"))
+        }
+        Err(e) => return Err(Error::Runtime(e)),
+    };
+    let mut process = template.unwrap_or_default();
     process.set_args(Some(config.cmd.clone()));
     process.set_terminal(Some(config.tty));
     let mut env = process.env().clone().unwrap_or_default();

@@ -33,36 +33,17 @@ fn userns_mode(req: &crate::request::RunRequest) -> String {
     }
 }
 
-/// The process the container runs (from its config.json once started, else as asked).
+/// The process the container runs: the image's Entrypoint and Cmd merged with the request's,
+/// as Docker shows it from create on (the runtime's process.args are made the same way;
+/// `--init`'s reaper is not among them).
 pub fn command(engine: &Engine, record: &Record) -> Vec<String> {
-    command_with(engine, record, || {
-        crate::bundle::image_config(engine, record)
-    })
+    command_with(record, crate::bundle::image_config(engine, record).as_ref())
 }
 
-/// [`command`], with the image's config read by `image` only if it is needed.
-fn command_with(
-    engine: &Engine,
-    record: &Record,
-    image: impl FnOnce() -> Option<oci_spec::image::Config>,
-) -> Vec<String> {
-    let path = engine.containers.dir(&record.id).join("config.json");
-    std::fs::read(path)
-        .ok()
-        .and_then(|d| serde_json::from_slice::<Value>(&d).ok())
-        .and_then(|v| {
-            v.pointer("/process/args")?.as_array().map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-        })
-        // Never started: what it will run, the image's Entrypoint and Cmd merged in, as
-        // Docker shows it from create on.
-        .unwrap_or_else(|| {
-            crate::spec::process::args(image().as_ref(), &record.request)
-                .unwrap_or_else(|_| record.request.cmd.clone())
-        })
+/// [`command`], of the image's config already read (None: an image removed with --force).
+fn command_with(record: &Record, image: Option<&oci_spec::image::Config>) -> Vec<String> {
+    crate::spec::process::args(image, &record.request)
+        .unwrap_or_else(|_| record.request.cmd.clone())
 }
 
 /// Docker's `Mounts`: a volume's source is its `_data`, and its driver is named.
@@ -95,7 +76,7 @@ pub fn container(engine: &Engine, record: &Record) -> Value {
     let st = &record.state;
     let dir = engine.containers.dir(&record.id);
     let image = crate::bundle::image_config(engine, record);
-    let args = command_with(engine, record, || image.clone());
+    let args = command_with(record, image.as_ref());
     let shown = crate::spec::process::shown(image.as_ref(), req);
     let restart = match &req.restart {
         RestartPolicy::No => json!({"Name": "no", "MaximumRetryCount": 0}),

@@ -7,7 +7,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Process, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
@@ -219,6 +219,26 @@ impl Root {
     }
 
     pub fn load(&self, id: &str) -> Result<Record> {
+        self.load_as(id)
+    }
+
+    /// The process of the config the container was created with (what `exec` starts from),
+    /// read without the rest of its state: the spec's mounts and seccomp profile are most of
+    /// the file.
+    pub fn load_process(&self, id: &str) -> Result<Option<Process>> {
+        #[derive(Deserialize)]
+        struct SpecProcess {
+            #[serde(default)]
+            process: Option<Process>,
+        }
+        #[derive(Deserialize)]
+        struct StateProcess {
+            spec: SpecProcess,
+        }
+        Ok(self.load_as::<StateProcess>(id)?.spec.process)
+    }
+
+    fn load_as<T: serde::de::DeserializeOwned>(&self, id: &str) -> Result<T> {
         validate_id(id)?;
         let path = self.dir(id).join(STATE_FILE);
         let data = match berth_sys::file::read(&path) {

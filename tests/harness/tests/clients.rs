@@ -441,15 +441,13 @@ fn podman_and_berth_block_io_limits_device_rules_and_annotations() {
         &annotated,
     ]);
     assert_eq!(shown, r#"{"org.example/a":"b"}"#);
-    let config = berth
-        .root()
-        .join("containers")
+    let state = berth_harness::image::runtime_dir(berth.root())
         .join(&annotated)
-        .join("config.json");
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(config).expect("config.json")).expect("json");
+        .join("state.json");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state).expect("the runtime's state")).expect("json");
     assert_eq!(
-        config["annotations"]["org.example/a"], "b",
+        state["spec"]["annotations"]["org.example/a"], "b",
         "the runtime's spec"
     );
     let refused = berth.run(&[

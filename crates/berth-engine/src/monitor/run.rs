@@ -401,8 +401,8 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         Ok::<_, Error>((staged, joined?))
     };
     // While the init sets up its root, on another core: the networks and the /etc files that
-    // name them, config.json (unless a hook needed it first), the log and the record, all
-    // there (the record renamed into place) before the program runs.
+    // name them, the log and the record, all there (the record renamed into place) before the
+    // program runs.
     let (created, meanwhile) =
         berth_runtime::process::parent::create_overlapped(&engine.runtime, &opts, |pid| {
             let networks = crate::network::attach_all(engine, record, pid, &prepared.exposed);
@@ -416,12 +416,7 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
                 },
                 Err(_) => Ok(()),
             };
-            let config = if prepared.config_written {
-                Ok(())
-            } else {
-                crate::bundle::write_config(&dir, &prepared.spec)
-            };
-            let files = etc.and(config).and_then(|()| open_log(&dir, id, req));
+            let files = etc.and_then(|()| open_log(&dir, id, req));
             let staged = match (&networks, &files) {
                 (Ok((attachment, joined)), Ok(_)) => Some(running(pid, attachment, joined)),
                 _ => None,
@@ -456,12 +451,6 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
                 // With the endpoints a `network connect` added meanwhile, if any.
                 let joined = joined_now.as_ref().unwrap_or(joined);
                 crate::network::leave(engine, attachment.iter().chain(joined));
-            }
-            // The init failed before the work beside its setup ran (a cgroup refused its
-            // limits...): config.json is written all the same, as it was before the runtime
-            // ran, for inspect's Path, Args and Env of the container left created.
-            if log.is_none() && !prepared.config_written {
-                let _ = crate::bundle::write_config(&dir, &prepared.spec);
             }
             crate::bundle::undo(engine, record);
             // The init's failure first: the rest follows from it.
