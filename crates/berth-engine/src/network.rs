@@ -67,6 +67,10 @@ pub fn attach(
     if !wanted(record) || record.request.network_disconnected {
         return Ok(None);
     }
+    // Its loopback alone, which the runtime brought up: no store to open.
+    if record.request.network == "none" {
+        return Ok(Some(Attachment::none(&record.id)));
+    }
     let req = &record.request;
     let all = crate::ports::publish_all(req, image);
     let ports: Vec<PortMapping> = req

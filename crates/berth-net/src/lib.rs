@@ -130,7 +130,8 @@ pub struct Attachment {
 }
 
 impl Attachment {
-    fn none(container_id: &str) -> Attachment {
+    /// `--network none`'s: the container's own namespace with its loopback alone.
+    pub fn none(container_id: &str) -> Attachment {
         Attachment {
             container_id: container_id.to_string(),
             network: "none".to_string(),
