@@ -1,6 +1,6 @@
 //! A container's bundle, checked once at create and made at each start: the overlay root from
-//! the image's layers, the /etc files Docker provides, volumes, and config.json from
-//! `spec::build`. `teardown` undoes the mount; both are idempotent, so a restart or a crashed
+//! the image's layers, the /etc files Docker provides, volumes, and the spec from
+//! `spec::build` (handed to the runtime as it is). `teardown` undoes the mount; both are idempotent, so a restart or a crashed
 //! monitor's cleanup can call them.
 
 use std::collections::BTreeMap;
@@ -36,10 +36,10 @@ pub fn rootfs(dir: &Path) -> PathBuf {
     dir.join("rootfs")
 }
 
-/// Mounts the root and writes the /etc files in the container's directory, and config.json
-/// when the spec has hooks (which may read their bundle's). Nothing else reads it: the runtime
-/// takes the spec as it is and keeps it in its state, where `exec` finds the process, and
-/// inspect and ps make the command as the spec does.
+/// Mounts the root and writes the /etc files in the container's directory. The spec is not
+/// written there: the runtime takes it as it is and keeps it in its state, where `exec` finds
+/// the process; inspect and ps make the command as the spec does (and the engine's specs have
+/// no hooks, which would read their bundle's config.json).
 pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     let dir = engine.containers.dir(&record.id);
     let (config, layers) = image_of(engine, record)?;
@@ -79,10 +79,6 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         if userns.is_some() {
             mount_points(&root, &built.spec)?;
         }
-        // A hook may read the bundle's config.json: it is there before the runtime runs any.
-        if has_hooks(&built.spec) {
-            write_config(&dir, &built.spec)?;
-        }
         Ok(Prepared {
             stop_signal: built.stop_signal,
             hostname: built.hostname,
@@ -95,30 +91,6 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         undo(engine, record);
     }
     result
-}
-
-/// Whether the runtime runs OCI hooks for `spec`.
-fn has_hooks(spec: &oci_spec::runtime::Spec) -> bool {
-    spec.hooks().as_ref().is_some_and(|h| {
-        [
-            h.prestart(),
-            h.create_runtime(),
-            h.create_container(),
-            h.start_container(),
-            h.poststart(),
-            h.poststop(),
-        ]
-        .iter()
-        .any(|hooks| hooks.as_ref().is_some_and(|v| !v.is_empty()))
-    })
-}
-
-/// Writes the container's config.json, the bundle's that its hooks are told of. Compact, as
-/// containerd writes it: Docker's seccomp profile makes it 18 KB pretty-printed against 9 KB.
-fn write_config(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
-    let data = serde_json::to_vec(spec)
-        .map_err(|e| Error::Invalid(format!("serialise config.json: {e}")))?;
-    crate::records::write_atomic(&dir.join("config.json"), &data)
 }
 
 /// Undoes `prepare`: the root unmounted, the volumes this container had mounted released.

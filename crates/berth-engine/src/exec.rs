@@ -371,9 +371,21 @@ fn process(engine: &Engine, container: &Record, config: &ExecConfig) -> Result<P
     let dir = engine.containers.dir(&container.id);
     let template = match engine.runtime.load_process(&container.id) {
         Ok(p) => p,
-        // Its runtime's state goes with its end: it stopped since it was seen running.
+        // Its runtime's state goes with its end: it stopped since it was seen running, unless
+        // its init still runs (rootless berth with another XDG_RUNTIME_DIR than its start's).
         Err(berth_runtime::Error::NotFound(_)) => {
-            return Err(Error::state(&container.id, "is not running"))
+            let st = &container.state;
+            if !records::alive(st.pid, st.pid_start) {
+                return Err(Error::state(&container.id, "is not running"));
+            }
+            return Err(Error::state(
+                &container.id,
+                format!(
+                    "runs, but its runtime's state is not in {}: run berth with the \
+                     XDG_RUNTIME_DIR it was started with",
+                    engine.runtime.dir(&container.id).display()
+                ),
+            ));
         }
         Err(e) => return Err(Error::Runtime(e)),
     };

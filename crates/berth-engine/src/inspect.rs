@@ -40,7 +40,8 @@ pub fn command(engine: &Engine, record: &Record) -> Vec<String> {
     command_with(record, crate::bundle::image_config(engine, record).as_ref())
 }
 
-/// [`command`], of the image's config already read (None: an image removed with --force).
+/// [`command`], of the image's config already read (None when it cannot be read: the request's
+/// alone then).
 fn command_with(record: &Record, image: Option<&oci_spec::image::Config>) -> Vec<String> {
     crate::spec::process::args(image, &record.request)
         .unwrap_or_else(|_| record.request.cmd.clone())

@@ -6,7 +6,7 @@
 //! <root>/containers/names/<name>   the id holding the name: one file read finds a container
 //!                                  by name, however many there are
 //! <root>/containers/userns.lock    exclusive while a user namespace's id range is picked
-//! <root>/containers/<id>/record.json, lock, config.json (a spec with hooks), rootfs/ upper/ work/,
+//! <root>/containers/<id>/record.json, lock, rootfs/ upper/ work/,
 //!                       userns (its id range, see `userns`),
 //!                       hostname hosts resolv.conf, <id>-json.log, monitor.sock,
 //!                       monitor.lock (see `Owner`)

@@ -193,3 +193,27 @@ fn missing_pieces_are_named_in_one_line() {
     );
     assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
 }
+
+/// `exec` from a shell whose XDG_RUNTIME_DIR is not the one the container was started with
+/// (its runtime's state is there) says so in one line. Before, it said that the running
+/// container was not running.
+#[test]
+fn exec_from_another_runtime_dir_says_which_to_use() {
+    let Some(user) = user_with_image() else {
+        return;
+    };
+    let id = user.ok(&["run", "-d", "--network", "none", IMAGE, "sleep", "1000"]);
+    let other = user.home.join("another-run");
+    let made = user.shell(&format!("mkdir -m 700 {}", other.display()));
+    assert!(made.success(), "{}", made.stderr);
+    let other = other.to_str().expect("utf-8");
+    let ran = run_with_timeout(
+        user.command_env(&["exec", &id, "true"], &[("XDG_RUNTIME_DIR", other)]),
+        COMMAND_TIMEOUT,
+    );
+    assert!(!ran.success());
+    assert!(ran.stderr.contains("XDG_RUNTIME_DIR"), "{}", ran.stderr);
+    assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
+    user.ok(&["exec", &id, "true"]);
+    user.ok(&["rm", "-f", &id]);
+}
