@@ -481,6 +481,23 @@ fn cp_into_read_only_places_is_refused_as_docker() {
             }
         }
     }
+    // A refusal of a larger copy reaches the docker CLI too: the service reads the rest of a
+    // refused body before it lets the connection go. Before, the docker CLI, still sending,
+    // wrote into the closed connection and said "write: broken pipe" (4 of 20 copies here).
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![7u8; 200 * 1024]).expect("file");
+    let big = big.to_string_lossy().into_owned();
+    for _ in 0..8 {
+        let docker = service.docker(&["cp", &big, "rorun:/tmp/"]);
+        assert_eq!(docker.code(), Some(1), "{}", docker.stderr);
+        assert!(
+            docker
+                .stderr
+                .contains("container rootfs is marked read-only"),
+            "{}",
+            docker.stderr
+        );
+    }
     service.berth.ok(&["rm", "-f", "-v", "rorun", "rostop"]);
     service.berth.ok(&["volume", "rm", "rovol"]);
 }

@@ -122,8 +122,15 @@ impl Write for Writer<'_> {
     }
 }
 
+/// What is read and dropped of a body whose reader stopped early (a refusal, a failed job)
+/// before the connection is let go: a client still sending it would otherwise write into a
+/// closed connection and report a broken pipe instead of the answer (the docker CLI's `cp`
+/// into a read-only place did). Go's server, Docker's, drains as much after its handler.
+const DRAIN: usize = 256 * 1024;
+
 /// The request's body as a blocking `Read`, fed by a task that pulls its frames. A client
-/// that goes away mid-body is a read error.
+/// that goes away mid-body is a read error (UnexpectedEof: an extraction must not take what
+/// came as the whole).
 pub struct BodyReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     chunk: Bytes,
@@ -140,11 +147,25 @@ impl BodyReader {
                             Ok(data) => Ok(data),
                             Err(_) => continue,
                         },
-                        Err(e) => Err(io::Error::other(format!("read the request body: {e}"))),
+                        Err(e) => Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("read the request body: {e}"),
+                        )),
                     };
                     let failed = chunk.is_err();
-                    // The reader stopped (its job failed): nothing more to pull.
-                    if tx.send(chunk).await.is_err() || failed {
+                    if failed {
+                        return;
+                    }
+                    // The reader stopped (its job failed): what follows is drained, up to a
+                    // point, so that the client reads the answer.
+                    if tx.send(chunk).await.is_err() {
+                        let mut drained = 0;
+                        while let Some(Ok(frame)) = body.frame().await {
+                            drained += frame.data_ref().map_or(0, Bytes::len);
+                            if drained > DRAIN {
+                                return;
+                            }
+                        }
                         return;
                     }
                 }

@@ -2,17 +2,17 @@
 //! GET (the path as a tar stream, with that header) and PUT (a tar body extracted into a
 //! directory), over the engine's copy, which keeps every path inside the container's root.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::Arc;
 
 use base64::Engine as _;
 use berth_engine::copy::{self, ExtractOptions, PathStat};
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
 use super::State;
 use crate::error::ApiError;
+use crate::handlers::images::stream::BodyReader;
 use crate::respond::{self, Reply};
 use crate::router::Call;
 
@@ -80,34 +80,12 @@ pub async fn put(state: &Arc<State>, call: &mut Call, id: &str) -> Reply {
         copy_uid_gid: call.query.flag("copyUIDGID"),
         userns: None,
     };
-    let Some(mut body) = call.take_body() else {
+    let Some(body) = call.take_body() else {
         return Err(ApiError::bad_request("no archive in the request's body"));
     };
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
-    tokio::spawn(async move {
-        while let Some(frame) = body.frame().await {
-            let chunk = match frame {
-                Ok(frame) => match frame.into_data() {
-                    Ok(data) => Ok(data),
-                    Err(_) => continue,
-                },
-                // The client went away mid-body: the extraction must not take it as complete.
-                Err(e) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string())),
-            };
-            let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
-                return;
-            }
-        }
-    });
+    let input = BodyReader::new(Some(body));
     state
-        .blocking(move |s| {
-            let input = ChannelReader {
-                rx,
-                cur: Bytes::new(),
-            };
-            Ok(copy::copy_to(&s.engine, &key, &path, input, &options)?)
-        })
+        .blocking(move |s| Ok(copy::copy_to(&s.engine, &key, &path, input, &options)?))
         .await?;
     respond::status(200)
 }
@@ -125,25 +103,5 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// Reads a request's body as it arrives, on a blocking thread.
-struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    cur: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => self.cur = chunk?,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur.split_to(n));
-        Ok(n)
     }
 }
