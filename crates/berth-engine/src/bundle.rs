@@ -1,7 +1,7 @@
 //! A container's bundle, checked once at create and made at each start: the overlay root from
 //! the image's layers, the /etc files Docker provides, volumes, and the spec from
-//! `spec::build` (handed to the runtime as it is). `teardown` undoes the mount; both are idempotent, so a restart or a crashed
-//! monitor's cleanup can call them.
+//! `spec::build` (handed to the runtime as it is). `teardown` undoes the mount; both are
+//! idempotent, so a restart or a crashed monitor's cleanup can call them.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -18,14 +18,14 @@ use crate::request::{IpcShm, MountRequest, NsMode, RunRequest};
 use crate::spec::{self, EtcFiles, HostLimits, SpecInputs};
 use crate::userns::IdMap;
 
-/// What the monitor needs to know from the bundle besides config.json.
+/// What the monitor needs to know from the bundle, the spec with it.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub stop_signal: String,
     pub hostname: String,
     /// The image's EXPOSEd ports, for `-P` of a record made before create kept them.
     pub exposed: Vec<crate::request::ExposedPort>,
-    /// What config.json holds, for the runtime to take as it is rather than read it back.
+    /// The spec, for the runtime to take as it is.
     pub spec: oci_spec::runtime::Spec,
     /// `--add-host`'s entries, `host-gateway` given its address once for the start: the
     /// /etc/hosts written now and again once the network gave the container its address.

@@ -349,13 +349,13 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
         crate::bundle::undo(engine, record);
     })?;
     // Started by this process once the networks are attached (no exec fifo to make, open and
-    // remove, no state to read back), from the spec as it was written. The networks are
-    // attached while the init sets up its root, once its namespaces exist.
+    // remove, no state to read back), from the spec as built (moved: nothing else reads it).
+    // The networks are attached while the init sets up its root, once its namespaces exist.
     let opts = berth_runtime::process::parent::CreateOptions {
         id: id.to_string(),
         bundle: dir.clone(),
         console_socket: pending.console_socket(),
-        spec: Some(prepared.spec.clone()),
+        spec: Some(prepared.spec),
         start_at_once: true,
         hold_start: true,
         ..Default::default()
