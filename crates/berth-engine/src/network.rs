@@ -55,6 +55,12 @@ pub fn wanted(record: &Record) -> bool {
     record.request.netns == NsMode::Private && !record.request.network.is_empty()
 }
 
+/// Can this container be on berth's networks (hold leases)? Not `--network none`'s, whose
+/// namespace has its loopback alone: `connect` refuses it.
+fn networked(record: &Record) -> bool {
+    wanted(record) && record.request.network != "none"
+}
+
 /// Attaches the container whose init is `pid` to its mode's network (not once disconnected
 /// from it): `-p`'s ports published, and with `-P` every exposed one (`image`: the image's,
 /// for a record made before create kept them).
@@ -139,12 +145,9 @@ pub fn release(
 ) -> (Vec<String>, Vec<Attachment>) {
     let mut atts = record.map(attachments).unwrap_or_default();
     let mut errors = Vec::new();
-    if record.is_some_and(|r| !wanted(r)) {
-        return (errors, atts);
-    }
-    // `--network none` never holds a lease (`connect` refuses such a container under its
-    // lock): the leases of every network are not worth a read on its way out.
-    if record.is_some_and(|r| r.request.network == "none") {
+    // One that cannot hold a lease (`connect` refuses it under its lock): the leases of every
+    // network are not worth a read on its way out.
+    if record.is_some_and(|r| !networked(r)) {
         return (errors, atts);
     }
     if berth_sys::rootless::is_rootless() {
@@ -236,7 +239,7 @@ pub fn connect(
     let id = engine.containers.find(key)?.id;
     let _lock = engine.containers.lock(&id)?;
     let mut record = engine.containers.load(&id)?;
-    if !wanted(&record) || record.request.network == "none" {
+    if !networked(&record) {
         return Err(Error::Invalid(format!(
             "container {key} has no network of its own to connect (--network {})",
             mode_name(&record)

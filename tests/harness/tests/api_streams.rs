@@ -7,6 +7,7 @@
 //! through clients that do not inspect.
 #![forbid(unsafe_code)]
 
+use std::io::{Read, Write};
 use std::process::Command;
 
 use berth_harness::api::{Service, Streaming};
@@ -987,4 +988,51 @@ fn hostile_exec_ids_are_not_found() {
             );
         }
     }
+}
+
+/// A PUT of an archive whose client stops sending before its Content-Length (its first entry
+/// whole, then its write side shut) is an error, not a copy of what came: the cut falls
+/// between two entries, where the tar alone cannot tell it from its end.
+#[test]
+fn an_archive_cut_short_by_its_client_is_not_taken_whole() {
+    let Some(service) = Service::start() else {
+        return;
+    };
+    let name = "cutshort";
+    service
+        .berth
+        .ok(&["run", "-d", "--name", name, IMAGE, "sleep", "600"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("a"), "first\n").expect("file");
+    std::fs::write(dir.path().join("b"), vec![b'b'; 64 * 1024]).expect("file");
+    let tar = dir.path().join("two.tar");
+    let packed = Command::new("tar")
+        .arg("-C")
+        .arg(dir.path())
+        .arg("-cf")
+        .arg(&tar)
+        .args(["a", "b"])
+        .status()
+        .expect("tar");
+    assert!(packed.success());
+    let body = std::fs::read(&tar).expect("tar bytes");
+    let mut conn = std::os::unix::net::UnixStream::connect(service.socket()).expect("connect");
+    write!(
+        conn,
+        "PUT /v1.50/containers/{name}/archive?path=/tmp HTTP/1.1\r\nHost: d\r\n\
+         Content-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .expect("request");
+    // a's header and its one block of data: the archive as far as its first entry.
+    conn.write_all(&body[..1024]).expect("the first entry");
+    conn.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    let status = answer.lines().next().unwrap_or_default().to_string();
+    assert!(
+        !status.contains(" 200 "),
+        "a cut archive answered as copied whole: {answer}"
+    );
+    service.berth.ok(&["rm", "-f", name]);
 }

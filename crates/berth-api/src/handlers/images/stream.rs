@@ -153,19 +153,12 @@ impl BodyReader {
                         )),
                     };
                     let failed = chunk.is_err();
+                    let reader_gone = tx.send(chunk).await.is_err();
                     if failed {
                         return;
                     }
-                    // The reader stopped (its job failed): what follows is drained, up to a
-                    // point, so that the client reads the answer.
-                    if tx.send(chunk).await.is_err() {
-                        let mut drained = 0;
-                        while let Some(Ok(frame)) = body.frame().await {
-                            drained += frame.data_ref().map_or(0, Bytes::len);
-                            if drained > DRAIN {
-                                return;
-                            }
-                        }
+                    if reader_gone {
+                        drain(&mut body).await;
                         return;
                     }
                 }
@@ -174,6 +167,18 @@ impl BodyReader {
         BodyReader {
             rx,
             chunk: Bytes::new(),
+        }
+    }
+}
+
+/// What follows in a body whose reader stopped (its job failed), read and dropped up to
+/// [`DRAIN`] bytes, so that the client reads the answer.
+async fn drain(body: &mut Incoming) {
+    let mut drained = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        drained += frame.data_ref().map_or(0, Bytes::len);
+        if drained > DRAIN {
+            return;
         }
     }
 }
