@@ -169,6 +169,17 @@ ctr_cmd="ctr --address $work/ctrd/containerd.sock --namespace bench"
 # must come from the run that timed both of its commands.
 runc_bare="runc_bare=$BERTH_RUNC --root $work/berth-runc run -b $bundle bench"
 
+# The containers exec is timed in, started first: each berth binary runs its monitors from a
+# read-only view of itself (berth_sys::seal::protected_exe), and a process that makes its view
+# removes the views no process uses. With no container of its own running, each of two
+# alternating berth binaries (BERTH, BERTH_BEFORE) would find its view gone at every round and
+# make it again (a bind mount, a remount, the other's unmount: ~0.35 ms a run here), which
+# neither pays on a host that runs one berth. A monitor from each binary keeps both views.
+"$BERTH" run -d --name execme --network none bench/busybox sleep 100000 >/dev/null
+# Its own container: a monitor is the binary that started it.
+[ -n "${BERTH_BEFORE:-}" ] &&
+  "$BERTH_BEFORE" run -d --name execme_before --network none bench/busybox sleep 100000 >/dev/null
+
 # run --rm of true, and the runtimes alone on the same root
 args=("berth_run=$BERTH run --rm --network none bench/busybox true"
   "berth_run_bridge=$BERTH run --rm bench/busybox true" "$runc_bare"
@@ -191,14 +202,9 @@ args=("berth_pair=$BERTH run -d --network none bench/busybox sleep 1000 ;; $BERT
 [ -n "${BERTH_BEFORE:-}" ] && args+=("before_pair=$BERTH_BEFORE run -d --network none bench/busybox sleep 1000 ;; $BERTH_BEFORE rm -f {}")
 group rm "${args[@]}"
 
-# exec in a running container
-"$BERTH" run -d --name execme --network none bench/busybox sleep 100000 >/dev/null
+# exec in a running container (berth's containers started before the run group, above)
 args=("berth_exec=$BERTH exec execme true")
-if [ -n "${BERTH_BEFORE:-}" ]; then
-  # Its own container: a monitor is the binary that started it.
-  "$BERTH_BEFORE" run -d --name execme_before --network none bench/busybox sleep 100000 >/dev/null
-  args+=("berth_before_exec=$BERTH_BEFORE exec execme_before true")
-fi
+[ -n "${BERTH_BEFORE:-}" ] && args+=("berth_before_exec=$BERTH_BEFORE exec execme_before true")
 if [ -n "${ctr_ok:-}" ]; then
   c run -d "$ctr_image" execme sleep 100000 >/dev/null
   args+=("ctr_exec=sh -c '$ctr_cmd task exec --exec-id e\$\$ execme true'")
