@@ -249,13 +249,27 @@ impl Manager {
         let mut parent = self.root.join(Controller::Cpuset.name());
         let relative = self.path.in_hierarchy(Controller::Cpuset.key());
         let mut created = Created::Existing;
+        // What the level above holds, once read or written here: the next level's parent.
+        let mut above: [Option<String>; 2] = [None, None];
         for dir in levels(&parent, &relative) {
             created = make_dir(&dir)?;
-            for file in ["cpuset.cpus", "cpuset.mems"] {
-                if created == Created::New || fs::read(&dir, file)?.trim().is_empty() {
-                    let value = fs::read(&parent, file)?;
-                    fs::write(&dir, file, value.trim())?;
-                }
+            for (file, above) in ["cpuset.cpus", "cpuset.mems"].into_iter().zip(&mut above) {
+                let own = match created {
+                    Created::New => None,
+                    Created::Existing => Some(fs::read(&dir, file)?),
+                };
+                let value = match own.filter(|v| !v.trim().is_empty()) {
+                    Some(v) => v,
+                    None => {
+                        let value = match above.take() {
+                            Some(v) => v,
+                            None => fs::read(&parent, file)?,
+                        };
+                        fs::write(&dir, file, value.trim())?;
+                        value
+                    }
+                };
+                *above = Some(value);
             }
             parent = dir;
         }
