@@ -225,7 +225,7 @@ fn create_with_pipe(
         bundle: bundle.to_path_buf(),
         ..Default::default()
     };
-    let created = berth_runtime::process::parent::create(&engine.runtime, &opts);
+    let created = berth_runtime::process::parent::create(&engine.runtime, opts);
     swap([saved[0].as_fd(), saved[1].as_fd(), saved[2].as_fd()]);
     drop(w);
     Ok((std::fs::File::from(r), created?))

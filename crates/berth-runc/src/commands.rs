@@ -24,7 +24,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
     berth_runtime::log::debug(&format!("berth-runc {}", args.join(" ")));
     match &cli.command {
         Command::Create(a) => {
-            parent::create(&root, &create_options(a))?;
+            parent::create(&root, create_options(a))?;
             Ok(0)
         }
         Command::Start { id } => {
@@ -104,7 +104,7 @@ fn run(root: &Root, a: &crate::cli::RunArgs) -> Result<i32> {
     // The init may end up our grandchild (user namespaces): adopt it when its parent exits.
     nix::sys::prctl::set_child_subreaper(true).context("become a child subreaper")?;
     // The record create returns serves start and delete: the state is not read back.
-    let mut created = parent::create(root, &opts)?;
+    let mut created = parent::create(root, opts)?;
     if let Err(e) = created.start() {
         let _ = container::delete(root, &a.create.id, true);
         return Err(e.into());

@@ -297,6 +297,28 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     if pid <= 0 {
         return None;
     }
+    // This process's own is read once: it cannot change while we run (a monitor asks for it
+    // for its lock and its record). Kept with the pid it is of, so a child forked since (the
+    // runtime's init) reads its own. Any other process's is read each time: the question is
+    // whether that pid is still the same process.
+    // Atomics, not a lock: a child forked while another thread held one would wait forever.
+    use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+    static OWN_PID: AtomicI32 = AtomicI32::new(0);
+    static OWN_START: AtomicU64 = AtomicU64::new(0);
+    let me = std::process::id() as i32;
+    if pid == me {
+        if OWN_PID.load(Ordering::Acquire) == me {
+            return Some(OWN_START.load(Ordering::Relaxed));
+        }
+        let start = read_start_time(pid)?;
+        OWN_START.store(start, Ordering::Relaxed);
+        OWN_PID.store(me, Ordering::Release);
+        return Some(start);
+    }
+    read_start_time(pid)
+}
+
+fn read_start_time(pid: i32) -> Option<u64> {
     let stat = berth_sys::file::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = stat.rsplit_once(')')?.1;
     let mut fields = rest.split_whitespace();

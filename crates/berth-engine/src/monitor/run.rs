@@ -366,9 +366,9 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     // The record as it will be once the program runs, staged (written, not yet renamed into
     // place) once the networks are attached.
     let running = |pid: i32,
+                   pid_start: u64,
                    attachment: &Option<berth_net::Attachment>,
                    joined: &[berth_net::Attachment]| {
-        let pid_start = berth_runtime::state::process_start_time(pid).unwrap_or(0);
         let (staged, joined) = engine.containers.stage(id, |r| {
             // A `network connect` or `disconnect` saved since `record` was read (the
             // container was not running, so it was only recorded) is carried out now, under
@@ -403,8 +403,10 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
     // While the init sets up its root, on another core: the networks and the /etc files that
     // name them, the log and the record, all there (the record renamed into place) before the
     // program runs.
-    let (created, meanwhile) =
-        berth_runtime::process::parent::create_overlapped(&engine.runtime, &opts, |pid| {
+    let (created, meanwhile) = berth_runtime::process::parent::create_overlapped(
+        &engine.runtime,
+        opts,
+        |pid, pid_start| {
             let networks = crate::network::attach_all(engine, record, pid, &prepared.exposed);
             // /etc/hosts and resolv.conf from the first network joined.
             let etc = match &networks {
@@ -418,11 +420,14 @@ fn start<'a>(engine: &'a Engine, record: &Record, size: Option<(u16, u16)>) -> R
             };
             let files = etc.and_then(|()| open_log(&dir, id, req));
             let staged = match (&networks, &files) {
-                (Ok((attachment, joined)), Ok(_)) => Some(running(pid, attachment, joined)),
+                (Ok((attachment, joined)), Ok(_)) => {
+                    Some(running(pid, pid_start, attachment, joined))
+                }
                 _ => None,
             };
             (networks, files, staged)
-        });
+        },
+    );
     let stdio = pending.finish(created.is_ok());
     let (networks, log, staged) = match meanwhile {
         Some((networks, log, staged)) => (Some(networks), Some(log), staged),

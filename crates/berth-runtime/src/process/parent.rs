@@ -118,11 +118,12 @@ impl Created {
     }
 }
 
-pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
-    create_overlapped(root, opts, |_| ()).0
+pub fn create(root: &Root, opts: CreateOptions) -> Result<Created> {
+    create_overlapped(root, opts, |_, _| ()).0
 }
 
-/// [`create`], running `meanwhile` with the init's pid once its namespaces exist and it was
+/// [`create`], running `meanwhile` with the init's pid (and its start time, as the record has
+/// it) once its namespaces exist and it was
 /// told to go on, while it sets up its root (mounts, pivot, seccomp): the engine attaches the
 /// container's networks there, in parallel with the init rather than after it. The program
 /// does not run before [`Created::start`] (`hold_start`), so it still finds them attached.
@@ -132,15 +133,19 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
 /// undone); `None` when the create failed before it ran.
 pub fn create_overlapped<T>(
     root: &Root,
-    opts: &CreateOptions,
-    meanwhile: impl FnOnce(i32) -> T,
+    opts: CreateOptions,
+    meanwhile: impl FnOnce(i32, u64) -> T,
 ) -> (Result<Created>, Option<T>) {
     let mut done = None;
-    let created = create_inner(root, opts, |pid| done = Some(meanwhile(pid)));
+    let created = create_inner(root, opts, |pid, start| done = Some(meanwhile(pid, start)));
     (created, done)
 }
 
-fn create_inner(root: &Root, opts: &CreateOptions, meanwhile: impl FnOnce(i32)) -> Result<Created> {
+fn create_inner(
+    root: &Root,
+    mut opts: CreateOptions,
+    meanwhile: impl FnOnce(i32, u64),
+) -> Result<Created> {
     let Prepared {
         bundle,
         spec,
@@ -148,7 +153,7 @@ fn create_inner(root: &Root, opts: &CreateOptions, meanwhile: impl FnOnce(i32)) 
         listen,
         hooks,
         exec_via,
-    } = prepare(opts)?;
+    } = prepare(&mut opts)?;
     let dir = root.create_dir(&opts.id)?;
     let mut cleanup = Cleanup {
         root,
@@ -205,7 +210,8 @@ fn create_inner(root: &Root, opts: &CreateOptions, meanwhile: impl FnOnce(i32)) 
         created: state::now_rfc3339(),
         cgroup_path,
         annotations: spec.annotations().clone().unwrap_or_default(),
-        spec: spec.clone(),
+        // Moved: what follows reads it from the record.
+        spec,
     };
     let doc = record.hook_input(Status::Creating);
     let prestart = hooks.prestart().as_deref().unwrap_or(&[]);
@@ -238,7 +244,7 @@ fn create_inner(root: &Root, opts: &CreateOptions, meanwhile: impl FnOnce(i32)) 
     let mut meanwhile = Some(meanwhile);
     if plan.sysctl.iter().any(|(key, _)| of_interfaces(key)) {
         if let Some(work) = meanwhile.take() {
-            work(pid);
+            work(pid, record.pid_start);
         }
     }
     let state = String::from_utf8_lossy(&doc).into_owned();
@@ -254,16 +260,16 @@ fn create_inner(root: &Root, opts: &CreateOptions, meanwhile: impl FnOnce(i32)) 
     // us to be scheduled (a round trip less, which on a loaded machine is a scheduling delay
     // less). If the init fails before it reads the word, wait_created reports its error as
     // before; if the send fails, the init is gone and wait_created says why.
-    let listener = seccomp_of(&spec).is_some_and(|s| s.listener_path().is_some());
+    let listener = seccomp_of(&record.spec).is_some_and(|s| s.listener_path().is_some());
     let start_sent = opts.start_at_once
         && !opts.hold_start
         && opts.pid_file.is_none()
         && !listener
         && parent_end.send(&FromParent::Start).is_ok();
     if let Some(work) = meanwhile {
-        work(pid);
+        work(pid, record.pid_start);
     }
-    wait_created(&parent_end, &spec, &record)?;
+    wait_created(&parent_end, &record)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
@@ -304,12 +310,14 @@ struct Prepared {
 
 /// Validates the id, the bundle and its config, and chooses how the program is executed: any
 /// error here leaves nothing behind, and `NeedsProtectedBinary` may be acted on by a re-exec.
-fn prepare(opts: &CreateOptions) -> Result<Prepared> {
+fn prepare(opts: &mut CreateOptions) -> Result<Prepared> {
     state::validate_id(&opts.id)?;
-    let bundle = std::fs::canonicalize(&opts.bundle)
+    let bundle = berth_sys::file::real_path(&opts.bundle)
         .map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
-    let spec = match &opts.spec {
-        Some(spec) => spec.clone(),
+    // Taken, not cloned: a spec is thousands of allocations (Docker's seccomp profile alone
+    // names some 350 system calls), and the caller hands it over.
+    let spec = match opts.spec.take() {
+        Some(spec) => spec,
         None => load_spec(&bundle)?,
     };
     let mut plan = plan::plan(&spec, &bundle).map_err(Error::Config)?;
@@ -532,7 +540,7 @@ fn recv(chan: &Channel, step: &str) -> Result<FromInit> {
 
 /// Waits for the init's `Created`; the listener of its seccomp filter, if it sends one first,
 /// goes to the seccomp agent at once (its next syscalls may wait on the agent).
-fn wait_created(chan: &Channel, spec: &Spec, record: &Record) -> Result<()> {
+fn wait_created(chan: &Channel, record: &Record) -> Result<()> {
     let step = "set up the container";
     loop {
         let (msg, mut fds) = chan
@@ -541,7 +549,7 @@ fn wait_created(chan: &Channel, spec: &Spec, record: &Record) -> Result<()> {
         match msg {
             FromInit::Created => return Ok(()),
             FromInit::SeccompListener => {
-                let (Some(seccomp), Some(listener)) = (seccomp_of(spec), fds.pop()) else {
+                let (Some(seccomp), Some(listener)) = (seccomp_of(&record.spec), fds.pop()) else {
                     return Err(Error::Init(format!(
                         "{step}: a seccomp listener out of place"
                     )));
