@@ -717,7 +717,7 @@ pub fn remove(engine: &Engine, key: &str, force: bool, volumes: bool) -> Result<
         }
         Err(e) => return Err(e),
     };
-    if force && removed_by_monitor(engine, &id, volumes) {
+    if force && removed_by_monitor(engine, &id, record.as_ref(), volumes) {
         return Ok(());
     }
     let _owner = own_for_removal(engine, &id, force)?;
@@ -757,8 +757,10 @@ const RUNNING: &str = "cannot remove a running container: stop it first or use -
 /// veth) it finishes after. False, and nothing done but the kill, where the container did not
 /// go that way (no monitor, one that was not running it, or one from before `remove`): the
 /// caller removes it.
-fn removed_by_monitor(engine: &Engine, id: &str, volumes: bool) -> bool {
-    let live = engine.containers.load(id).is_ok_and(|r| {
+fn removed_by_monitor(engine: &Engine, id: &str, record: Option<&Record>, volumes: bool) -> bool {
+    // The record `remove` just found (read again, it says the same: what decides is whether
+    // the monitor answers).
+    let live = record.is_some_and(|r| {
         r.state.status.is_live() && records::alive(r.state.monitor_pid, r.state.monitor_start)
     });
     if !live {

@@ -32,13 +32,28 @@ pub fn load(root: &Root, id: &str) -> Result<Container> {
 }
 
 fn status_of(root: &Root, record: &Record) -> Status {
-    if !state::init_alive(record) {
+    status_from(
+        root,
+        &record.id,
+        (record.pid, record.pid_start),
+        &record.cgroup_path,
+    )
+}
+
+/// The status of the container `id` whose init is `(pid, its start time)`.
+fn status_from(
+    root: &Root,
+    id: &str,
+    init: (i32, u64),
+    cgroup_path: &cgroup::CgroupPath,
+) -> Status {
+    if !state::is_alive(init.0, init.1) {
         return Status::Stopped;
     }
     // A created container can be paused too (as with runc), and resumed to created.
-    match cgroup::open(&record.cgroup_path).and_then(|c| Ok(c.state()?)) {
+    match cgroup::open(cgroup_path).and_then(|c| Ok(c.state()?)) {
         Ok(FreezerState::Frozen) => Status::Paused,
-        _ if root.dir(&record.id).join(state::EXEC_FIFO).exists() => Status::Created,
+        _ if root.dir(id).join(state::EXEC_FIFO).exists() => Status::Created,
         _ => Status::Running,
     }
 }
@@ -149,30 +164,33 @@ pub(crate) fn run_poststart(record: &Record) {
 /// the pod's pid namespace exits (to end the children it left) and before every task delete.
 /// SIGKILL thaws a paused container, as in runc: a frozen task does not die until thawed.
 pub fn kill(root: &Root, id: &str, signal: SignalNumber, all: bool) -> Result<()> {
-    let c = load(root, id)?;
-    if !all && c.status == Status::Stopped {
+    // The init and its cgroup are all a signal needs: the spec is not parsed (`rm -f`, `stop`
+    // and the shim's kills wait on it otherwise).
+    let header = root.load_header(id)?;
+    let init = (header.pid, header.pid_start);
+    let status = status_from(root, &header.id, init, &header.cgroup_path);
+    if !all && status == Status::Stopped {
         return Err(Error::NotRunning(id.to_string()));
     }
-    let cg = cgroup::open(&c.record.cgroup_path)?;
+    let cg = cgroup::open(&header.cgroup_path)?;
     // Without a cgroup (rootless), the init is all there is to signal: its pid namespace's
     // other processes end with it.
     let absent = matches!(cg, cgroup::Manager::Absent(_));
-    if all && absent && c.status == Status::Stopped {
+    if all && absent && status == Status::Stopped {
         return Ok(());
     }
     if all && !absent {
         // A stopped container's cgroup may already be empty, or gone: nothing to signal.
-        if c.status == Status::Stopped && cg.pids().map_or(true, |p| p.is_empty()) {
+        if status == Status::Stopped && cg.pids().map_or(true, |p| p.is_empty()) {
             return Ok(());
         }
         cg.kill_all(signal)?;
     } else {
-        let pidfd =
-            berth_sys::process::pidfd_open(c.record.pid).during("pidfd_open of the init")?;
+        let pidfd = berth_sys::process::pidfd_open(header.pid).during("pidfd_open of the init")?;
         berth_sys::process::pidfd_send_signal(pidfd.as_fd(), signal.get())
             .during("signal the init")?;
     }
-    if c.status == Status::Paused && signal == SignalNumber::KILL {
+    if status == Status::Paused && signal == SignalNumber::KILL {
         cg.thaw()?;
     }
     Ok(())

@@ -56,6 +56,16 @@ pub struct Record {
     pub spec: Spec,
 }
 
+/// What identifies a container's init and its cgroup, read from its state without the spec
+/// (most of the file: Docker's seccomp profile alone is 6 KB of it): all a signal needs.
+#[derive(Debug, Deserialize)]
+pub struct Header {
+    pub id: String,
+    pub pid: i32,
+    pub pid_start: u64,
+    pub cgroup_path: crate::cgroup::CgroupPath,
+}
+
 /// The state document `state` and `list --format json` print: runc's `containerState`, its
 /// fields in the order of that Go struct (tools match the text), `ociVersion` the config's.
 #[derive(Debug, Clone, Serialize)]
@@ -222,6 +232,11 @@ impl Root {
         self.load_as(id)
     }
 
+    /// The container's [`Header`], the rest of its state skipped unparsed.
+    pub fn load_header(&self, id: &str) -> Result<Header> {
+        self.load_as(id)
+    }
+
     /// The process of the config the container was created with (what `exec` starts from),
     /// read without the rest of its state: the spec's mounts and seccomp profile are most of
     /// the file.
@@ -331,7 +346,12 @@ fn read_start_time(pid: i32) -> Option<u64> {
 
 /// True while the record's init process is alive and is the same process.
 pub fn init_alive(record: &Record) -> bool {
-    process_start_time(record.pid) == Some(record.pid_start)
+    is_alive(record.pid, record.pid_start)
+}
+
+/// True while `pid` is alive and is the process that started at `start`.
+pub fn is_alive(pid: i32, start: u64) -> bool {
+    process_start_time(pid) == Some(start)
 }
 
 /// RFC 3339 time of now, in UTC, with nanoseconds, as runc writes `created`.
