@@ -36,7 +36,7 @@ impl Engine {
         // Resolved once, as dockerd resolves its data root: the runtime refuses a container's
         // root filesystem reached through a symbolic link, as runc does.
         std::fs::create_dir_all(root).map_err(Error::io("create", root))?;
-        let root = &berth_sys::file::real_path(root).map_err(Error::io("resolve", root))?;
+        let root = &std::fs::canonicalize(root).map_err(Error::io("resolve", root))?;
         let containers = Containers::open(root)?;
         // Made by the runtime's create, removed by its delete of the last container: a
         // command that runs no container (images, import, ps) leaves nothing in /run.

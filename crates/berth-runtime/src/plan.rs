@@ -360,7 +360,7 @@ fn resolve_rootfs(path: &Path, bundle: &Path) -> Result<PathBuf, String> {
             full.display()
         ));
     }
-    let real = berth_sys::file::real_path(&full)
+    let real = std::fs::canonicalize(&full)
         .map_err(|e| format!("root filesystem {}: {e}", full.display()))?;
     if real != crate::rootfs::procfs::clean(&full) {
         return Err(format!(

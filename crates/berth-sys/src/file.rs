@@ -67,32 +67,6 @@ pub fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
     String::from_utf8(read(path)?).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-/// `path` with every symbolic link resolved, as `std::fs::canonicalize` (realpath(3)) gives
-/// it, in three system calls whatever its depth: realpath reads each component as a link (one
-/// readlink per component), where the kernel names an opened file's path at once
-/// (`/proc/self/fd/N`). Where that name is not a path (no procfs of this process, a file
-/// deleted meanwhile, a place outside this process's root), realpath's answer.
-pub fn real_path(path: impl AsRef<Path>) -> io::Result<std::path::PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::AsRawFd;
-    let path = path.as_ref();
-    // O_PATH: no driver's open runs, and only search permission on the way is needed, as for
-    // realpath; the last component is followed as realpath does.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH)
-        .open(path)?;
-    match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
-        Ok(real)
-            if real.is_absolute()
-                && !real.as_os_str().as_encoded_bytes().ends_with(b" (deleted)") =>
-        {
-            Ok(real)
-        }
-        _ => std::fs::canonicalize(path),
-    }
-}
-
 struct Unsized<'a>(&'a mut File);
 
 impl Read for Unsized<'_> {
@@ -104,42 +78,6 @@ impl Read for Unsized<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_real_path_is_realpaths_answer() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = std::fs::canonicalize(dir.path()).unwrap();
-        std::fs::create_dir_all(base.join("a/b")).unwrap();
-        std::os::unix::fs::symlink("a/b", base.join("link")).unwrap();
-        std::os::unix::fs::symlink(base.join("link"), base.join("abs")).unwrap();
-        std::fs::write(base.join("a/b/f"), "x").unwrap();
-        for p in [
-            "a/b",
-            "link",
-            "abs",
-            "abs/f",
-            "link/../b/f",
-            "a/./b/",
-            "link/..",
-        ] {
-            let p = base.join(p);
-            assert_eq!(
-                real_path(&p).unwrap(),
-                std::fs::canonicalize(&p).unwrap(),
-                "{p:?}"
-            );
-        }
-        for p in ["missing", "a/b/f/under-a-file", "link/missing"] {
-            let p = base.join(p);
-            assert_eq!(
-                real_path(&p).unwrap_err().kind(),
-                std::fs::canonicalize(&p).unwrap_err().kind(),
-                "{p:?}"
-            );
-        }
-        // Relative to the working directory, as realpath.
-        assert_eq!(real_path(".").unwrap(), std::fs::canonicalize(".").unwrap());
-    }
 
     #[test]
     fn reads_small_and_large_files_whole() {

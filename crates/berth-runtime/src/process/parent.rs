@@ -312,7 +312,7 @@ struct Prepared {
 /// error here leaves nothing behind, and `NeedsProtectedBinary` may be acted on by a re-exec.
 fn prepare(opts: &mut CreateOptions) -> Result<Prepared> {
     state::validate_id(&opts.id)?;
-    let bundle = berth_sys::file::real_path(&opts.bundle)
+    let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
     // Taken, not cloned: a spec is thousands of allocations (Docker's seccomp profile alone
     // names some 350 system calls), and the caller hands it over.
