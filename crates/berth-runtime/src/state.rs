@@ -315,7 +315,9 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     // This process's own is read once: it cannot change while we run (a monitor asks for it
     // for its lock and its record). Kept with the pid it is of, so a child forked since (the
     // runtime's init) reads its own. Any other process's is read each time: the question is
-    // whether that pid is still the same process.
+    // whether that pid is still the same process. (A child forked into a pid namespace of its
+    // own may have its parent's pid number, but then /proc, until it mounts its own, shows the
+    // parent under that number anyway: none of ours asks for its own start time.)
     // Atomics, not a lock: a child forked while another thread held one would wait forever.
     use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
     static OWN_PID: AtomicI32 = AtomicI32::new(0);
