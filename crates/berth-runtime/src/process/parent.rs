@@ -123,9 +123,9 @@ pub fn create(root: &Root, opts: CreateOptions) -> Result<Created> {
 }
 
 /// [`create`], running `meanwhile` with the init's pid (and its start time, as the record has
-/// it) once its namespaces exist and it was
-/// told to go on, while it sets up its root (mounts, pivot, seccomp): the engine attaches the
-/// container's networks there, in parallel with the init rather than after it. The program
+/// it) once its namespaces exist and it was told to go on, while it sets up its root (mounts,
+/// pivot, seccomp): the engine attaches the container's networks there, in parallel with the
+/// init rather than after it. The program
 /// does not run before [`Created::start`] (`hold_start`), so it still finds them attached.
 /// With sysctls of network interfaces, `meanwhile` runs before the init is told to go on
 /// instead: they are written once it is done.
