@@ -1,9 +1,9 @@
 //! mount_setattr(2) (Linux 5.12), which nix does not wrap: attributes set on a whole tree of
 //! mounts in one call, where mount(2) needs a remount per mount.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -42,29 +42,7 @@ pub fn set_recursive(mount_root: BorrowedFd<'_>, attrs: u64) -> io::Result<()> {
 /// root.
 pub fn set_at(path: &Path, attrs: u64) -> io::Result<()> {
     let path = CString::new(path.as_os_str().as_bytes())?;
-    let attr = MountAttr {
-        attr_set: attrs,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: mount_setattr reads a NUL-terminated path and `size_of::<MountAttr>()` bytes
-    // from a live, properly laid out `struct mount_attr`; it writes no user memory.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            0,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    mount_setattr(libc::AT_FDCWD, &path, 0, &MountAttr::new(attrs, 0, 0))
 }
 
 /// Sets the `ATTR_*` bits of `set` and clears those of `clear` on the mount whose root
@@ -72,22 +50,42 @@ pub fn set_at(path: &Path, attrs: u64) -> io::Result<()> {
 /// EINVAL for a bit this kernel does not know or when `mount_root` is not a mount's root;
 /// EPERM for a flag locked on one of the mounts (inherited into a user namespace).
 pub fn setattr_recursive(mount_root: BorrowedFd<'_>, set: u64, clear: u64) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: mount_setattr reads `size_of::<MountAttr>()` bytes from a live, properly laid
-    // out `struct mount_attr` and an empty NUL-terminated path; it writes no user memory. The
-    // descriptor is borrowed for the duration of the call.
+    mount_setattr(
+        mount_root.as_raw_fd(),
+        c"",
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+        &MountAttr::new(set, clear, 0),
+    )
+}
+
+impl MountAttr {
+    fn new(attr_set: u64, attr_clr: u64, userns_fd: u64) -> Self {
+        MountAttr {
+            attr_set,
+            attr_clr,
+            propagation: 0,
+            userns_fd,
+        }
+    }
+}
+
+/// mount_setattr(2) of `path` relative to `dirfd`.
+fn mount_setattr(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    attr: &MountAttr,
+) -> io::Result<()> {
+    // SAFETY: mount_setattr reads a NUL-terminated path alive for the call and
+    // `size_of::<MountAttr>()` bytes from a live, properly laid out `struct mount_attr`; it
+    // writes no user memory. A descriptor in `dirfd` is the caller's, borrowed for the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            mount_root.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
+            dirfd,
+            path.as_ptr(),
+            flags,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
@@ -102,20 +100,22 @@ pub fn setattr_recursive(mount_root: BorrowedFd<'_>, set: u64, clear: u64) -> io
 pub const ATTR_IDMAP: u64 = 0x0010_0000;
 const OPEN_TREE_CLONE: u32 = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
 
-/// Mounts the tree at `source` (not what is mounted below it) at `target`, idmapped through
-/// the user namespace `userns`: a file owned by id N on disk shows as the host id that N maps
-/// to there, and a host id written through the mount is stored as the namespace's id. Errors
-/// as the kernel gives them, with the step: `open_tree` (ENOSYS before 5.2), `mount_setattr`
-/// (EINVAL where the filesystem cannot be idmapped, ENOSYS before 5.12), `move_mount`.
-pub fn bind_idmapped(source: &Path, userns: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let step = |what: &str| {
-        let what = what.to_string();
-        move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"))
-    };
+/// An error of the step `what`, the kernel's error kept.
+fn step(what: &'static str) -> impl Fn(io::Error) -> io::Error {
+    move |e| io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// A detached clone of the mount tree at `source` (open_tree(2) with OPEN_TREE_CLONE; only
+/// the top mount without `recursive`), owned by the returned descriptor.
+fn clone_tree(source: &Path, recursive: bool) -> io::Result<OwnedFd> {
     let source = CString::new(source.as_os_str().as_bytes())?;
-    let target = CString::new(target.as_os_str().as_bytes())?;
+    let recursive = if recursive {
+        libc::AT_RECURSIVE as u32
+    } else {
+        0
+    };
     // SAFETY: open_tree reads a NUL-terminated path alive for the call and returns a new
     // descriptor (or -1), which we own from here on.
     let fd = unsafe {
@@ -123,47 +123,29 @@ pub fn bind_idmapped(source: &Path, userns: BorrowedFd<'_>, target: &Path) -> io
             libc::SYS_open_tree,
             libc::AT_FDCWD,
             source.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as u32,
+            OPEN_TREE_CLONE | recursive | libc::O_CLOEXEC as u32,
         )
     };
     if fd < 0 {
         return Err(step("open_tree")(io::Error::last_os_error()));
     }
     // SAFETY: fd is a fresh descriptor no one else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let attr = MountAttr {
-        attr_set: ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: as in `setattr_recursive`: a live `struct mount_attr`, an empty path, and
-    // descriptors borrowed for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r == -1 {
-        return Err(step("mount_setattr MOUNT_ATTR_IDMAP")(
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: move_mount reads two NUL-terminated paths alive for the call; the descriptor
-    // is borrowed for it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Attaches the detached `tree` at `path` relative to `dirfd` (move_mount(2); with
+/// MOVE_MOUNT_T_EMPTY_PATH in `flags`, at `dirfd` itself).
+fn move_mount(tree: &OwnedFd, dirfd: RawFd, path: &CStr, flags: u32) -> io::Result<()> {
+    // SAFETY: move_mount reads two NUL-terminated paths alive for the call; the descriptors
+    // are borrowed for it.
     let r = unsafe {
         libc::syscall(
             libc::SYS_move_mount,
             tree.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
+            dirfd,
+            path.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | flags,
         )
     };
     if r == -1 {
@@ -172,7 +154,19 @@ pub fn bind_idmapped(source: &Path, userns: BorrowedFd<'_>, target: &Path) -> io
     Ok(())
 }
 
-const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+/// Mounts the tree at `source` (not what is mounted below it) at `target`, idmapped through
+/// the user namespace `userns`: a file owned by id N on disk shows as the host id that N maps
+/// to there, and a host id written through the mount is stored as the namespace's id. Errors
+/// as the kernel gives them, with the step: `open_tree` (ENOSYS before 5.2), `mount_setattr`
+/// (EINVAL where the filesystem cannot be idmapped, ENOSYS before 5.12), `move_mount`.
+pub fn bind_idmapped(source: &Path, userns: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+    let target = CString::new(target.as_os_str().as_bytes())?;
+    let tree = clone_tree(source, false)?;
+    let attr = MountAttr::new(ATTR_IDMAP, 0, userns.as_raw_fd() as u64);
+    mount_setattr(tree.as_raw_fd(), c"", libc::AT_EMPTY_PATH, &attr)
+        .map_err(step("mount_setattr MOUNT_ATTR_IDMAP"))?;
+    move_mount(&tree, libc::AT_FDCWD, &target, 0)
+}
 
 /// A recursive bind of `source` attached at `target` (a descriptor, `O_PATH` will do: the very
 /// directory or file it holds, whatever its path leads to meanwhile), read-only from its
@@ -180,45 +174,12 @@ const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
 /// (`open_tree`), given its attributes there (`mount_setattr`), then attached (`move_mount`),
 /// so no walk to the target happens after the mount and no writable instant exists.
 pub fn bind_tree(source: &Path, target: BorrowedFd<'_>, read_only: bool) -> io::Result<()> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let step =
-        |what: &'static str| move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
-    let source = CString::new(source.as_os_str().as_bytes())?;
-    // SAFETY: open_tree reads a NUL-terminated path alive for the call and returns a new
-    // descriptor (or -1), which we own from here on.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            source.as_ptr(),
-            OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32 | libc::O_CLOEXEC as u32,
-        )
-    };
-    if fd < 0 {
-        return Err(step("open_tree")(io::Error::last_os_error()));
-    }
-    // SAFETY: fd is a fresh descriptor no one else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let tree = clone_tree(source, true)?;
     if read_only {
         setattr_recursive(tree.as_fd(), ATTR_RDONLY, 0)
             .map_err(step("mount_setattr MOUNT_ATTR_RDONLY"))?;
     }
-    // SAFETY: move_mount reads two empty NUL-terminated paths; both descriptors are borrowed
-    // for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            target.as_raw_fd(),
-            c"".as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        )
-    };
-    if r == -1 {
-        return Err(step("move_mount")(io::Error::last_os_error()));
-    }
-    Ok(())
+    move_mount(&tree, target.as_raw_fd(), c"", MOVE_MOUNT_T_EMPTY_PATH)
 }
 
 #[cfg(test)]
