@@ -73,8 +73,8 @@ pub fn attach(
     if !wanted(record) || record.request.network_disconnected {
         return Ok(None);
     }
-    // Its loopback alone, which the runtime brought up: no store to open.
-    if record.request.network == "none" {
+    // `--network none`: its loopback alone, which the runtime brought up; no store to open.
+    if !networked(record) {
         return Ok(Some(Attachment::none(&record.id)));
     }
     let req = &record.request;
