@@ -158,6 +158,16 @@ impl NetStore {
         lock(&self.shared.join("shared.lock"))
     }
 
+    /// Held while a subnet is picked from the host's addresses and its bridge made, by every
+    /// data root (whatever its default bridge): roots making networks at once otherwise read
+    /// the addresses before either bridge existed and took one subnet (two bridges with one
+    /// gateway address). Taken after the root's or the shared lock, before a network's.
+    pub(crate) fn lock_subnets(&self) -> Result<Flock<File>> {
+        let dir = shared_dir();
+        fs::create_dir_all(&dir).map_err(|e| NetError::io("open shared network state", &dir, e))?;
+        lock(&dir.join("subnets.lock"))
+    }
+
     pub(crate) fn lock_global(&self) -> Result<Flock<File>> {
         lock(&self.root.join("lock"))
     }
@@ -173,6 +183,7 @@ impl NetStore {
             return Err(NetError::invalid("network name", &req.name, reason));
         }
         let _g = self.lock_global()?;
+        let _subnets = self.lock_subnets()?;
         let existing = self.networks()?;
         if existing.iter().any(|n| n.name == req.name) {
             return Err(NetError::Exists(req.name.clone()));
@@ -310,6 +321,7 @@ impl NetStore {
             }
         }
         let _g = self.lock_shared()?;
+        let _subnets = self.lock_subnets()?;
         let existing = self.networks()?;
         if let Some(n) = existing.iter().find(|n| n.name == DEFAULT_NETWORK) {
             if !self.readdress_wanted(n) {

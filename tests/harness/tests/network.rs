@@ -9,6 +9,8 @@
 
 #[path = "network/ports.rs"]
 mod ports;
+#[path = "network/subnets.rs"]
+mod subnets;
 #[path = "network/teardown.rs"]
 mod teardown;
 #[path = "network/traffic.rs"]
@@ -49,6 +51,11 @@ impl Lab {
             .ok(&["network", "create", "--subnet", subnet, name]);
         self.nets.push(name.to_string());
         self.network_inspect(name)
+    }
+
+    /// Removes the network `name` (made by other means) with the lab's own.
+    pub fn adopt(&mut self, name: &str) {
+        self.nets.push(name.to_string());
     }
 
     /// The lease directory of this root's network `net_id` (one file a lease: berth-net's
