@@ -373,6 +373,37 @@ pub fn spawn_detached(command: &mut std::process::Command) -> io::Result<()> {
     middle.wait().map(drop)
 }
 
+/// Moves the process `pid` off the CPU this thread runs on, to another its affinity allows,
+/// then gives it its own affinity back. The kernel leaves a task on the CPU it was put on
+/// until it sleeps and wakes or a load balance moves it, so a process just spawned goes on
+/// there, beside its spawner, with its affinity as it was. Returns whether it was moved (not
+/// when no other CPU is allowed). The give-back is the point: should it fail (the cpuset
+/// changed between the calls), the process is given every CPU its cpuset allows rather than
+/// kept from this one.
+pub fn move_off_this_cpu(pid: i32) -> io::Result<bool> {
+    use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let mask = sched_getaffinity(pid)?;
+    let here = sched_getcpu()?;
+    let mut elsewhere = mask;
+    if here >= CpuSet::count() {
+        return Ok(false);
+    }
+    elsewhere.unset(here)?;
+    if !(0..CpuSet::count()).any(|cpu| elsewhere.is_set(cpu).unwrap_or(false)) {
+        return Ok(false);
+    }
+    sched_setaffinity(pid, &elsewhere)?;
+    if let Err(e) = sched_setaffinity(pid, &mask) {
+        let mut every = CpuSet::new();
+        (0..CpuSet::count()).for_each(|cpu| {
+            let _ = every.set(cpu);
+        });
+        sched_setaffinity(pid, &every).map_err(|_| e)?;
+    }
+    Ok(true)
+}
+
 /// `pidfd_open(2)`: a descriptor that names the process for as long as it is held, immune to
 /// pid reuse, and becomes readable when the process exits.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
@@ -681,5 +712,37 @@ mod tests {
         let status = crate::file::read_to_string("/proc/self/status").unwrap();
         let ignored = status_mask(&status, "SigIgn:").unwrap();
         assert_ne!(ignored & (1 << (libc::SIGPIPE - 1)), 0);
+    }
+
+    #[test]
+    fn a_process_moved_off_this_cpu_keeps_its_affinity() {
+        use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let allowed = |mask: &CpuSet| {
+            (0..CpuSet::count())
+                .filter(|&cpu| mask.is_set(cpu).unwrap_or(false))
+                .collect::<Vec<_>>()
+        };
+        let before = sched_getaffinity(pid).unwrap();
+        let moved = move_off_this_cpu(child.id() as i32).unwrap();
+        assert_eq!(
+            moved,
+            allowed(&before).len() > 1,
+            "moved when another CPU is allowed"
+        );
+        assert_eq!(allowed(&sched_getaffinity(pid).unwrap()), allowed(&before));
+        // A process allowed only the CPU it is on, which may be this one: not moved, and
+        // its affinity as it was.
+        let mut one = CpuSet::new();
+        one.set(allowed(&before)[0]).unwrap();
+        sched_setaffinity(pid, &one).unwrap();
+        let _ = move_off_this_cpu(child.id() as i32).unwrap();
+        assert_eq!(allowed(&sched_getaffinity(pid).unwrap()), allowed(&one));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

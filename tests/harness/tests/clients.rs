@@ -674,3 +674,43 @@ fn podman_over_runc_and_berth_network_none_has_its_loopback_alone_up() {
     assert_eq!(seen[0], seen[1], "podman over runc, then berth");
     assert!(seen[1].starts_with("lo\n0x"), "{}", seen[1]);
 }
+
+/// A container's processes have the CPU affinity of the command that ran it, as podman over
+/// runc gives them (Docker: the daemon's). Berth's CLI moves the monitor it spawns off its own
+/// CPU for the monitor's start (`berth_sys::process::move_off_this_cpu`), and gives the
+/// monitor its affinity back before the container exists: run from a thread allowed one CPU,
+/// then from one allowed all of them (where the monitor is moved).
+#[test]
+fn podman_over_runc_and_berth_give_the_container_the_callers_cpu_affinity() {
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    require!(PODMAN_TOOLS, "/usr/sbin/runc");
+    let podman = Podman::new(std::path::Path::new("/usr/sbin/runc"));
+    let berth = berth_harness::image::Berth::new();
+    // This thread's: what it spawns inherits it, the other tests' threads keep theirs.
+    let this_thread = Pid::from_raw(0);
+    let all = sched_getaffinity(this_thread).unwrap();
+    let last = (0..CpuSet::count())
+        .rfind(|&cpu| all.is_set(cpu).unwrap_or(false))
+        .unwrap();
+    let mut one = CpuSet::new();
+    one.set(last).unwrap();
+    let read = "grep Cpus_allowed_list /proc/self/status; grep Cpus_allowed_list /proc/1/status";
+    for mask in [one, all] {
+        sched_setaffinity(this_thread, &mask).unwrap();
+        let mut seen = Vec::new();
+        for engine in ["podman", "berth"] {
+            let image = if engine == "berth" {
+                berth_harness::image::IMAGE
+            } else {
+                IMAGE
+            };
+            let args = ["run", "--rm", "--network", "none", image, "sh", "-c", read];
+            let ran = engine_run(engine, &podman, &berth, &args);
+            assert!(ran.success(), "{engine} {args:?}: {}", ran.stderr);
+            seen.push(ran.stdout);
+        }
+        assert_eq!(seen[0], seen[1], "podman over runc, then berth");
+    }
+    sched_setaffinity(this_thread, &all).unwrap();
+}
