@@ -384,10 +384,10 @@ fn spawn(
         // A monitor that waits for its hello (`run`'s) starts beside this process's image
         // resolution and record: on another CPU. Left to the kernel, it often started on this
         // one (a spawned child stays on its parent's CPU), and the two took turns
-        // (bench/README.md, seventeenth pass). Its affinity is its own again before the hello
-        // is sent, so the container's processes inherit the caller's.
+        // (bench/README.md, seventeenth pass). This process steps aside, not the monitor: an
+        // affinity set on the monitor would be its container's too.
         if let (Ok(pid), None) = (&spawned, hello) {
-            let _ = berth_sys::process::move_off_this_cpu(*pid);
+            let _ = berth_sys::process::step_aside_from(*pid);
         }
         spawned.map(Some)
     };

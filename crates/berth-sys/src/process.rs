@@ -373,33 +373,47 @@ pub fn spawn_detached(command: &mut std::process::Command) -> io::Result<()> {
     middle.wait().map(drop)
 }
 
-/// Moves the process `pid` off the CPU this thread runs on, to another its affinity allows,
-/// then gives it its own affinity back. The kernel leaves a task on the CPU it was put on
-/// until it sleeps and wakes or a load balance moves it, so a process just spawned goes on
-/// there, beside its spawner, with its affinity as it was. Returns whether it was moved (not
-/// when no other CPU is allowed). The give-back is the point: should it fail (the cpuset
-/// changed between the calls), the process is given every CPU its cpuset allows rather than
-/// kept from this one.
-pub fn move_off_this_cpu(pid: i32) -> io::Result<bool> {
+/// The CPU the process `pid` runs or waits to run on (`/proc/PID/stat`'s 39th field).
+pub fn cpu_of(pid: i32) -> io::Result<usize> {
+    let stat = crate::file::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces and parentheses: the fields after it.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(39 - 3))
+        .and_then(|cpu| cpu.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc/PID/stat"))
+}
+
+/// When the process `pid` is on the CPU this thread runs on, moves this thread to another
+/// CPU its affinity allows, then gives the thread its own affinity back: the kernel leaves a
+/// running task where it is until it sleeps or a load balance moves it, so the two go on side
+/// by side. Returns whether this thread moved.
+///
+/// The caller moves, not `pid`: since Linux 6.2 the kernel keeps the mask a
+/// `sched_setaffinity` gave a task (its user-requested mask), passes it on through fork and
+/// exec, and clips the task's CPUs to it when its cpuset changes. Set on a process whose
+/// descendants are a container, it would keep them from CPUs their cgroup allows. Should the
+/// give-back fail (the cpuset changed between the calls), this thread is given every CPU its
+/// cpuset allows rather than kept from the one it left.
+pub fn step_aside_from(pid: i32) -> io::Result<bool> {
     use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
-    let pid = nix::unistd::Pid::from_raw(pid);
-    let mask = sched_getaffinity(pid)?;
     let here = sched_getcpu()?;
-    let mut elsewhere = mask;
-    if here >= CpuSet::count() {
+    if cpu_of(pid)? != here || here >= CpuSet::count() {
         return Ok(false);
     }
+    let this_thread = nix::unistd::Pid::from_raw(0);
+    let mask = sched_getaffinity(this_thread)?;
+    let mut elsewhere = mask;
     elsewhere.unset(here)?;
     if !(0..CpuSet::count()).any(|cpu| elsewhere.is_set(cpu).unwrap_or(false)) {
         return Ok(false);
     }
-    sched_setaffinity(pid, &elsewhere)?;
-    if let Err(e) = sched_setaffinity(pid, &mask) {
+    sched_setaffinity(this_thread, &elsewhere)?;
+    if let Err(e) = sched_setaffinity(this_thread, &mask) {
         let mut every = CpuSet::new();
         (0..CpuSet::count()).for_each(|cpu| {
             let _ = every.set(cpu);
         });
-        sched_setaffinity(pid, &every).map_err(|_| e)?;
+        sched_setaffinity(this_thread, &every).map_err(|_| e)?;
     }
     Ok(true)
 }
@@ -715,34 +729,34 @@ mod tests {
     }
 
     #[test]
-    fn a_process_moved_off_this_cpu_keeps_its_affinity() {
-        use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    fn stepping_aside_leaves_both_affinities_as_they_were() {
+        use nix::sched::{sched_getaffinity, CpuSet};
+        let allowed = |mask: CpuSet| {
+            (0..CpuSet::count())
+                .filter(|&cpu| mask.is_set(cpu).unwrap_or(false))
+                .collect::<Vec<_>>()
+        };
         let mut child = std::process::Command::new("sleep")
             .arg("5")
             .spawn()
             .unwrap();
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let allowed = |mask: &CpuSet| {
-            (0..CpuSet::count())
-                .filter(|&cpu| mask.is_set(cpu).unwrap_or(false))
-                .collect::<Vec<_>>()
-        };
-        let before = sched_getaffinity(pid).unwrap();
-        let moved = move_off_this_cpu(child.id() as i32).unwrap();
-        assert_eq!(
-            moved,
-            allowed(&before).len() > 1,
-            "moved when another CPU is allowed"
+        let this_thread = nix::unistd::Pid::from_raw(0);
+        let (theirs, ours) = (
+            sched_getaffinity(pid).unwrap(),
+            sched_getaffinity(this_thread).unwrap(),
         );
-        assert_eq!(allowed(&sched_getaffinity(pid).unwrap()), allowed(&before));
-        // A process allowed only the CPU it is on, which may be this one: not moved, and
-        // its affinity as it was.
-        let mut one = CpuSet::new();
-        one.set(allowed(&before)[0]).unwrap();
-        sched_setaffinity(pid, &one).unwrap();
-        let _ = move_off_this_cpu(child.id() as i32).unwrap();
-        assert_eq!(allowed(&sched_getaffinity(pid).unwrap()), allowed(&one));
+        assert!(cpu_of(child.id() as i32).unwrap() < CpuSet::count());
+        // Whether it moves depends on where the scheduler put the two; either way the masks
+        // are what they were.
+        step_aside_from(child.id() as i32).unwrap();
+        assert_eq!(allowed(sched_getaffinity(pid).unwrap()), allowed(theirs));
+        assert_eq!(
+            allowed(sched_getaffinity(this_thread).unwrap()),
+            allowed(ours)
+        );
         child.kill().unwrap();
         child.wait().unwrap();
+        assert!(cpu_of(i32::MAX).is_err());
     }
 }
