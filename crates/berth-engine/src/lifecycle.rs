@@ -381,14 +381,6 @@ fn spawn(
         // The monitor's end of the socketpair closed here, so that a monitor that ends before
         // it answers is an end of file, not a wait for good.
         drop(theirs);
-        // A monitor that waits for its hello (`run`'s) starts beside this process's image
-        // resolution and record: on another CPU. Left to the kernel, it often started on this
-        // one (a spawned child stays on its parent's CPU), and the two took turns
-        // (bench/README.md, seventeenth pass). This process steps aside, not the monitor: an
-        // affinity set on the monitor would be its container's too.
-        if let (Ok(pid), None) = (&spawned, hello) {
-            let _ = berth_sys::process::step_aside_from(*pid);
-        }
         spawned.map(Some)
     };
     // The detached command holds the monitor's end of the socketpair (its stdin): closed too.

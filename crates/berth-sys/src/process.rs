@@ -373,53 +373,6 @@ pub fn spawn_detached(command: &mut std::process::Command) -> io::Result<()> {
     middle.wait().map(drop)
 }
 
-/// The CPU the process `pid` runs or waits to run on (`/proc/PID/stat`'s 39th field).
-pub fn cpu_of(pid: i32) -> io::Result<usize> {
-    let stat = crate::file::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces and parentheses: the fields after it.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(39 - 3))
-        .and_then(|cpu| cpu.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc/PID/stat"))
-}
-
-/// When the process `pid` is on the CPU this thread runs on, moves this thread to another
-/// CPU its affinity allows, then gives the thread its own affinity back: the kernel leaves a
-/// running task where it is until it sleeps or a load balance moves it, so the two go on side
-/// by side. Returns whether this thread moved.
-///
-/// The caller moves, not `pid`: since Linux 6.2 the kernel keeps the mask a
-/// `sched_setaffinity` gave a task (its user-requested mask), passes it on through fork and
-/// exec, and clips the task's CPUs to it when its cpuset changes. Set on a process whose
-/// descendants are a container, it would keep them from CPUs their cgroup allows. The give-back
-/// asks for every CPU first, so that a thread whose affinity was its cpuset's keeps a mask
-/// that clips nothing; only a thread narrowed before (`taskset`) is given that mask again.
-pub fn step_aside_from(pid: i32) -> io::Result<bool> {
-    use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
-    let here = sched_getcpu()?;
-    if cpu_of(pid)? != here || here >= CpuSet::count() {
-        return Ok(false);
-    }
-    let this_thread = nix::unistd::Pid::from_raw(0);
-    let mask = sched_getaffinity(this_thread)?;
-    let mut elsewhere = mask;
-    elsewhere.unset(here)?;
-    if !(0..CpuSet::count()).any(|cpu| elsewhere.is_set(cpu).unwrap_or(false)) {
-        return Ok(false);
-    }
-    sched_setaffinity(this_thread, &elsewhere)?;
-    // The kernel grants what the cpuset allows of it: the widest mask there is.
-    let mut every = CpuSet::new();
-    (0..CpuSet::count()).for_each(|cpu| {
-        let _ = every.set(cpu);
-    });
-    sched_setaffinity(this_thread, &every)?;
-    if sched_getaffinity(this_thread)? != mask {
-        sched_setaffinity(this_thread, &mask)?;
-    }
-    Ok(true)
-}
-
 /// `pidfd_open(2)`: a descriptor that names the process for as long as it is held, immune to
 /// pid reuse, and becomes readable when the process exits.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
@@ -728,47 +681,5 @@ mod tests {
         let status = crate::file::read_to_string("/proc/self/status").unwrap();
         let ignored = status_mask(&status, "SigIgn:").unwrap();
         assert_ne!(ignored & (1 << (libc::SIGPIPE - 1)), 0);
-    }
-
-    #[test]
-    fn stepping_aside_leaves_both_affinities_as_they_were() {
-        use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
-        let allowed = |mask: CpuSet| {
-            (0..CpuSet::count())
-                .filter(|&cpu| mask.is_set(cpu).unwrap_or(false))
-                .collect::<Vec<_>>()
-        };
-        let this_thread = nix::unistd::Pid::from_raw(0);
-        let ours = sched_getaffinity(this_thread).unwrap();
-        assert!(cpu_of(std::process::id() as i32).unwrap() < CpuSet::count());
-        assert!(cpu_of(i32::MAX).is_err());
-        if allowed(ours).len() < 2 {
-            return; // nowhere to step aside to
-        }
-        // A child started on this thread's CPU (both pinned there, then this thread allowed
-        // its CPUs again: it stays where it is until it sleeps). The scheduler may still move
-        // this thread first: some tries step aside.
-        let stepped = (0..20).filter(|_| {
-            let mut one = CpuSet::new();
-            one.set(sched_getcpu().unwrap()).unwrap();
-            sched_setaffinity(this_thread, &one).unwrap();
-            let mut child = std::process::Command::new("sleep")
-                .arg("5")
-                .spawn()
-                .unwrap();
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            sched_setaffinity(this_thread, &ours).unwrap();
-            let stepped = step_aside_from(child.id() as i32).unwrap();
-            // The child's affinity untouched, this thread's given back.
-            assert_eq!(allowed(sched_getaffinity(pid).unwrap()), allowed(one));
-            assert_eq!(
-                allowed(sched_getaffinity(this_thread).unwrap()),
-                allowed(ours)
-            );
-            child.kill().unwrap();
-            child.wait().unwrap();
-            stepped
-        });
-        assert!(stepped.count() > 0, "never stepped aside in 20 tries");
     }
 }

@@ -676,10 +676,9 @@ fn podman_over_runc_and_berth_network_none_has_its_loopback_alone_up() {
 }
 
 /// A container's processes have the CPU affinity of the command that ran it, as podman over
-/// runc gives them (Docker: the daemon's). Berth's CLI steps aside to another CPU when the
-/// monitor it spawned shares its own (`berth_sys::process::step_aside_from`), and leaves the
-/// monitor's affinity as it was: run from a thread allowed one CPU, then from one allowed all
-/// of them (where the CLI may move).
+/// runc gives them (Docker: the daemon's): run from a thread allowed one CPU, then from one
+/// allowed all of them. (A placement of the monitor by `sched_setaffinity` would break it:
+/// bench/README.md, seventeenth pass.)
 #[test]
 fn podman_over_runc_and_berth_give_the_container_the_callers_cpu_affinity() {
     use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};

@@ -68,8 +68,6 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     // The monitor starts now, beside the image's resolution and the record's creation (on
     // another core); should they fail, it leaves without a trace.
     let id = lifecycle::NewId::new()?;
-    // (The spawn may move this thread to another CPU, which leaves it a kernel-kept mask of
-    // every CPU: nothing it starts from here on may be a container's ancestor.)
     let monitor = lifecycle::spawn_monitor(&engine, &id)?;
     let record = create_record(ctx, &engine, req, args.flags.quiet, Some(id))?;
     let req = &record.request;
