@@ -208,11 +208,7 @@ fn podman_and_berth_ipc_modes() {
     let refusal = "non-shareable IPC (hint: use IpcMode:shareable for the donor container)";
     for engine in ["podman", "berth"] {
         let run = |args: &[&str]| engine_run(engine, &podman, &berth, args);
-        let image = if engine == "berth" {
-            berth_harness::image::IMAGE
-        } else {
-            IMAGE
-        };
+        let image = image_of(engine);
         let ok = |args: &[&str]| {
             let ran = run(args);
             assert!(ran.success(), "{engine} {args:?}: {}", ran.stderr);
@@ -332,6 +328,42 @@ fn engine_run(
         stdout: ran.stdout,
         stderr: ran.stderr,
     }
+}
+
+/// The image each engine runs: the same busybox, stored in each engine's own way.
+fn image_of(engine: &str) -> &'static str {
+    if engine == "berth" {
+        berth_harness::image::IMAGE
+    } else {
+        IMAGE
+    }
+}
+
+/// What `sh -c <read>` prints in a `run --rm --network none` container of podman, then of
+/// berth.
+fn podman_then_berth_read(
+    podman: &Podman,
+    berth: &berth_harness::image::Berth,
+    read: &str,
+) -> Vec<String> {
+    ["podman", "berth"]
+        .into_iter()
+        .map(|engine| {
+            let args = [
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                image_of(engine),
+                "sh",
+                "-c",
+                read,
+            ];
+            let ran = engine_run(engine, podman, berth, &args);
+            assert!(ran.success(), "{engine} {args:?}: {}", ran.stderr);
+            ran.stdout
+        })
+        .collect()
 }
 
 /// What `sh -c <read>` prints in a podman container run with `flags` (the reference's view of
@@ -602,11 +634,7 @@ fn podman_and_berth_cp_into_a_stopped_containers_volume_and_bind() {
             assert!(ran.success(), "{engine} {args:?}: {}", ran.stderr);
             ran.stdout.trim().to_string()
         };
-        let image = if engine == "berth" {
-            berth_harness::image::IMAGE
-        } else {
-            IMAGE
-        };
+        let image = image_of(engine);
         let host = work.path().join(engine);
         std::fs::create_dir(&host).expect("host dir");
         let data = format!("{volume}:/data");
@@ -658,18 +686,7 @@ fn podman_over_runc_and_berth_network_none_has_its_loopback_alone_up() {
     let podman = Podman::new(std::path::Path::new("/usr/sbin/runc"));
     let berth = berth_harness::image::Berth::new();
     let read = "ls /sys/class/net; cat /sys/class/net/lo/flags /sys/class/net/lo/operstate";
-    let mut seen = Vec::new();
-    for engine in ["podman", "berth"] {
-        let image = if engine == "berth" {
-            berth_harness::image::IMAGE
-        } else {
-            IMAGE
-        };
-        let args = ["run", "--rm", "--network", "none", image, "sh", "-c", read];
-        let ran = engine_run(engine, &podman, &berth, &args);
-        assert!(ran.success(), "{engine} {args:?}: {}", ran.stderr);
-        seen.push(ran.stdout);
-    }
+    let seen = podman_then_berth_read(&podman, &berth, read);
     // lo alone, IFF_UP|IFF_LOOPBACK (0x9), and the operstate a loopback link that is up has.
     assert_eq!(seen[0], seen[1], "podman over runc, then berth");
     assert!(seen[1].starts_with("lo\n0x"), "{}", seen[1]);
@@ -697,18 +714,7 @@ fn podman_over_runc_and_berth_give_the_container_the_callers_cpu_affinity() {
     let read = "grep Cpus_allowed_list /proc/self/status; grep Cpus_allowed_list /proc/1/status";
     for mask in [one, all] {
         sched_setaffinity(this_thread, &mask).unwrap();
-        let mut seen = Vec::new();
-        for engine in ["podman", "berth"] {
-            let image = if engine == "berth" {
-                berth_harness::image::IMAGE
-            } else {
-                IMAGE
-            };
-            let args = ["run", "--rm", "--network", "none", image, "sh", "-c", read];
-            let ran = engine_run(engine, &podman, &berth, &args);
-            assert!(ran.success(), "{engine} {args:?}: {}", ran.stderr);
-            seen.push(ran.stdout);
-        }
+        let seen = podman_then_berth_read(&podman, &berth, read);
         assert_eq!(seen[0], seen[1], "podman over runc, then berth");
     }
     sched_setaffinity(this_thread, &all).unwrap();
