@@ -694,8 +694,8 @@ fn podman_over_runc_and_berth_network_none_has_its_loopback_alone_up() {
 
 /// A container's processes have the CPU affinity of the command that ran it, as podman over
 /// runc gives them (Docker: the daemon's): run from a thread allowed one CPU, then from one
-/// allowed all of them. (A placement of the monitor by `sched_setaffinity` would break it:
-/// bench/README.md, seventeenth pass.)
+/// allowed all of them. (It failed against a placement of the monitor by `sched_setaffinity`
+/// that did not give the monitor its mask back: bench/README.md, seventeenth pass.)
 #[test]
 fn podman_over_runc_and_berth_give_the_container_the_callers_cpu_affinity() {
     use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
