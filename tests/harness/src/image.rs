@@ -466,3 +466,15 @@ pub fn cgroup_dirs(id: &str) -> Vec<String> {
     }
     found
 }
+
+/// Imports a one-file tarball without a name: a dangling image, as `berth import` leaves one.
+/// Returns its ID.
+pub fn dangling_image(berth: &Berth) -> String {
+    let dir = tempfile::tempdir().expect("tar staging dir");
+    fs::write(dir.path().join("hello"), crate::unique("content")).expect("file for the tar");
+    let tar = dir.path().join("layer.tar");
+    crate::pack(dir.path(), &tar, &["hello"]);
+    let id = berth.ok(&["import", tar.to_str().expect("utf-8 path")]);
+    assert!(id.starts_with("sha256:"), "import prints the ID: {id}");
+    id
+}

@@ -201,6 +201,24 @@ pub fn have(program: &str) -> bool {
     std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
 }
 
+/// Packs the entries `names` of `dir` into a tar archive at `tar` (GNU tar's own format), as a
+/// test's layer or build context is made.
+pub fn pack(dir: &Path, tar: &Path, names: &[&str]) {
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(tar)
+        .args(names)
+        .status()
+        .expect("running tar");
+    assert!(
+        status.success(),
+        "tar of {names:?} in {}: {status}",
+        dir.display()
+    );
+}
+
 /// A name unique in this test process and across concurrent ones.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);

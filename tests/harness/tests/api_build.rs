@@ -247,15 +247,7 @@ except docker.errors.BuildError as e:
 
     // Nothing sent yet: a Dockerfile that does not parse is the request's 400.
     let tar = ctx.path().join("ctx.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(ctx.path())
-        .arg("-cf")
-        .arg(&tar)
-        .args(["Dockerfile", "Bad.Dockerfile"])
-        .status()
-        .expect("tar");
-    assert!(status.success());
+    berth_harness::pack(ctx.path(), &tar, &["Dockerfile", "Bad.Dockerfile"]);
     let (code, body) = post(&service, "/build?dockerfile=Bad.Dockerfile", &tar);
     assert_eq!(code, "400", "{body}");
     assert!(body.contains("unknown instruction: FOO"), "{body}");
@@ -414,15 +406,7 @@ fn start_long_build(service: &Service, tag: &str) -> UnixStream {
         "FROM busybox\nRUN echo started; sleep 600; echo never\n",
     )]);
     let tar = ctx.path().join("ctx.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(ctx.path())
-        .arg("-cf")
-        .arg(&tar)
-        .arg("Dockerfile")
-        .status()
-        .expect("tar");
-    assert!(status.success());
+    berth_harness::pack(ctx.path(), &tar, &["Dockerfile"]);
     let body = fs::read(&tar).expect("tar bytes");
     let mut socket = UnixStream::connect(service.socket()).expect("connect");
     write!(

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 
 use berth_harness::api::Service;
-use berth_harness::image::{Berth, IMAGE};
+use berth_harness::image::{dangling_image, Berth, IMAGE};
 use berth_harness::registry::{incompressible_tar, Registry, SlowProxy, PASS, USER};
 use berth_harness::{eventually, need_root, unique};
 use serde_json::Value;
@@ -273,24 +273,6 @@ fn save_load_history_and_prune() {
     assert!(pruned.contains(&format!("deleted: {id}")), "{pruned}");
     assert!(pruned.contains("untagged: kept:1"), "{pruned}");
     assert_eq!(service.berth.ok(&["images", "-q"]), "");
-}
-
-/// An image with no name, as `berth import` leaves one.
-fn dangling_image(berth: &Berth) -> String {
-    let dir = tempfile::tempdir().expect("tar staging dir");
-    std::fs::write(dir.path().join("hello"), unique("content")).expect("file for the tar");
-    let tar = dir.path().join("layer.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(dir.path())
-        .arg("-cf")
-        .arg(&tar)
-        .arg("hello")
-        .status()
-        .expect("tar")
-        .success();
-    assert!(ok, "tar");
-    berth.ok(&["import", tar.to_str().expect("utf-8 path")])
 }
 
 #[test]

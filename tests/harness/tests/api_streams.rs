@@ -1006,15 +1006,7 @@ fn an_archive_cut_short_by_its_client_is_not_taken_whole() {
     std::fs::write(dir.path().join("a"), "first\n").expect("file");
     std::fs::write(dir.path().join("b"), vec![b'b'; 64 * 1024]).expect("file");
     let tar = dir.path().join("two.tar");
-    let packed = Command::new("tar")
-        .arg("-C")
-        .arg(dir.path())
-        .arg("-cf")
-        .arg(&tar)
-        .args(["a", "b"])
-        .status()
-        .expect("tar");
-    assert!(packed.success());
+    berth_harness::pack(dir.path(), &tar, &["a", "b"]);
     let body = std::fs::read(&tar).expect("tar bytes");
     let mut conn = std::os::unix::net::UnixStream::connect(service.socket()).expect("connect");
     write!(

@@ -324,15 +324,7 @@ fn push_rmi_and_pull_list_what_docker_lists() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("only-here"), b"a layer of its own\n").unwrap();
     let tar = dir.path().join("layer.tar");
-    let made = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(dir.path())
-        .args(["-cf"])
-        .arg(&tar)
-        .arg("only-here")
-        .status()
-        .unwrap();
-    assert!(made.success());
+    berth_harness::pack(dir.path(), &tar, &["only-here"]);
     let name = format!("{}/lists/solo:1", registry.addr);
     let id = berth.ok(&["import", tar.to_str().unwrap(), &name]);
     let id = id.trim();

@@ -5,30 +5,10 @@
 //! test if a mount or cgroup is left behind; a network made here is removed by its own guard.
 
 use std::fs;
-use std::process::Command;
 
-use berth_harness::image::{Berth, IMAGE};
+use berth_harness::image::{dangling_image, Berth, IMAGE};
 use berth_harness::{need_root, unique};
 use serde_json::Value;
-
-/// Imports a one-file tarball without a name: a dangling image. Returns its ID.
-fn dangling_image(berth: &Berth) -> String {
-    let dir = tempfile::tempdir().expect("tar staging dir");
-    fs::write(dir.path().join("hello"), unique("content")).expect("file for the tar");
-    let tar = dir.path().join("layer.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(dir.path())
-        .arg("-cf")
-        .arg(&tar)
-        .arg("hello")
-        .status()
-        .expect("running tar");
-    assert!(status.success(), "tar: {status}");
-    let id = berth.ok(&["import", tar.to_str().expect("utf-8 path")]);
-    assert!(id.starts_with("sha256:"), "import prints the ID: {id}");
-    id
-}
 
 /// Removes a network of this test's root when dropped, should `system prune` not have.
 struct NetworkGuard<'a>(&'a Berth, String);

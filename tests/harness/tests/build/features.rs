@@ -1,7 +1,6 @@
 //! Heredocs, secrets, ONBUILD, contexts from stdin and tar files, --platform.
 
 use std::fs;
-use std::process::Command;
 
 use berth_harness::image::Berth;
 use berth_harness::need_root;
@@ -109,15 +108,7 @@ fn contexts_from_stdin_tar_and_other_dockerfiles() {
         ("data", "in the tar\n"),
     ]);
     let tar = tempfile::NamedTempFile::new().expect("tar");
-    let status = Command::new("tar")
-        .arg("-cf")
-        .arg(tar.path())
-        .arg("-C")
-        .arg(ctx.path())
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(status.success());
+    berth_harness::pack(ctx.path(), tar.path(), &["."]);
     let mut cmd = berth.command();
     cmd.args(["build", "-q", "-t", "tarstdin", "-f", "build/Custom", "-"]);
     let ran = berth_harness::run_with_input(cmd, &fs::read(tar.path()).expect("tar bytes"));
