@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use berth_image::store::InitLayer;
 use nix::mount::{MntFlags, MsFlags};
 use oci_spec::image::ImageConfiguration;
 
@@ -42,7 +43,9 @@ pub fn rootfs(dir: &Path) -> PathBuf {
 /// no hooks, which would read their bundle's config.json).
 pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     let dir = engine.containers.dir(&record.id);
-    let (config, layers) = image_of(engine, record)?;
+    let store = engine.images()?;
+    let config = config_in(&store, record)?;
+    let (layers, init) = layers_and_init(&store, &record.image_id, &config)?;
     let root = rootfs(&dir);
     let userns = crate::userns::of(record);
     // A `--rm` container's root goes with it, so a crash may lose it too: `volatile`, as
@@ -53,6 +56,14 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         Durability::Synced
     };
     mount_overlay(&dir, &root, &layers, userns, durable)?;
+    // The first start of an image's container learns what its init layer holds, for the next
+    // ones (this one's start makes the mount points in its own upper directory, as before).
+    // A root of a user namespace's own is seen through shifted ids: left to another start.
+    if let (InitLayer::Unknown, None) = (&init, userns) {
+        if let Ok(image_id) = berth_image::digest::parse_digest(&record.image_id) {
+            let _ = crate::init_layer::learn(&store, &image_id, &root, &dir.join("upper"));
+        }
+    }
     // The host's knobs looked at again, as Docker does at each start: a record made before a
     // reboot into cgroup v2 (or a change of I/O scheduler) starts without what is gone.
     let adjusted;
@@ -225,6 +236,17 @@ fn layers_in(
     image_id: &str,
     config: &ImageConfiguration,
 ) -> Result<Vec<PathBuf>> {
+    Ok(layers_and_init(store, image_id, config)?.0)
+}
+
+/// The image's layers, top first, its init layer (`init_layer`) above them once known; and
+/// what the store knows of that init layer. Every mount of a container's root stacks the same
+/// layers, so a stopped container's root (cp, export, commit's base) is the one it ran on.
+fn layers_and_init(
+    store: &berth_image::store::Store,
+    image_id: &str,
+    config: &ImageConfiguration,
+) -> Result<(Vec<PathBuf>, InitLayer)> {
     let image_id = berth_image::digest::parse_digest(image_id)?;
     let diff_ids = config
         .rootfs()
@@ -232,7 +254,12 @@ fn layers_in(
         .iter()
         .map(|d| berth_image::digest::parse_digest(d))
         .collect::<berth_image::Result<Vec<_>>>()?;
-    Ok(store.layers_of(&image_id, &diff_ids)?)
+    let mut layers = store.layers_of(&image_id, &diff_ids)?;
+    let init = store.init_layer(&image_id);
+    if let InitLayer::Layer(dir) = &init {
+        layers.insert(0, dir.clone());
+    }
+    Ok((layers, init))
 }
 
 /// Whether a container's root is synced to disk when it is unmounted.

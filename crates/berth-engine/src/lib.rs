@@ -21,6 +21,7 @@ pub mod health;
 pub mod idmap;
 pub mod images;
 pub mod info;
+pub mod init_layer;
 pub mod inspect;
 pub mod leftovers;
 pub mod lifecycle;

@@ -719,3 +719,108 @@ fn podman_over_runc_and_berth_give_the_container_the_callers_cpu_affinity() {
     }
     sched_setaffinity(this_thread, &all).unwrap();
 }
+
+/// A stopped container's root holds the mount points its image lacked (/proc, /dev, /sys,
+/// /etc/hostname) and keeps what the image had (its /etc's mode, its own /etc/hosts), as
+/// podman's over runc does: for an image's first container, which makes them in its upper
+/// directory, and for the next, whose mount points come from the image's init layer
+/// (berth-image's `store::init`) and whose upper directory stays empty. The init layer goes
+/// with the image.
+#[test]
+fn podman_over_runc_and_berth_give_a_stopped_root_the_same_mount_points() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    require!(PODMAN_TOOLS, "/usr/sbin/runc");
+    let podman = Podman::new(std::path::Path::new("/usr/sbin/runc"));
+    let berth = berth_harness::image::Berth::new();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir(root.join("etc")).unwrap();
+    std::fs::copy(support::image::BUSYBOX, root.join("bin/busybox")).unwrap();
+    symlink("busybox", root.join("bin/true")).unwrap();
+    std::fs::write(root.join("etc/hosts"), "10.9.8.7 from-the-image\n").unwrap();
+    std::fs::set_permissions(root.join("etc"), PermissionsExt::from_mode(0o751)).unwrap();
+    let tar = dir.path().join("image.tar");
+    berth_harness::pack(&root, &tar, &["."]);
+    let tar = tar.to_str().unwrap();
+    run_ok(podman.podman().args(["import", tar, "localhost/initl:1"]));
+    berth.ok(&["import", tar, "initl:1"]);
+    // What an export of the stopped container shows of the mount points and /etc.
+    let seen = |engine: &str, name: &str| {
+        let out = dir.path().join(format!("{engine}-{name}.tar"));
+        let out = out.to_str().unwrap();
+        if engine == "berth" {
+            berth.ok(&[
+                "run",
+                "--network",
+                "none",
+                "--name",
+                name,
+                "initl:1",
+                "true",
+            ]);
+            berth.ok(&["export", "-o", out, name]);
+        } else {
+            run_ok(&mut podman.podman_run(&["--name", name, "localhost/initl:1", "true"]));
+            run_ok(podman.podman().args(["export", "-o", out, name]));
+        }
+        // `tar -tv`: mode, owner, size, date, time, name (`./etc/` or `etc`).
+        let listing = run_ok(std::process::Command::new("tar").args(["-tvf", out]));
+        let entries: Vec<(String, String)> = listing
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                Some((fields.first()?.to_string(), fields.get(5)?.to_string()))
+            })
+            .collect();
+        let entry = |path: &str| {
+            entries
+                .iter()
+                .find(|(_, name)| name.trim_start_matches("./").trim_end_matches('/') == path)
+        };
+        let mut view: Vec<String> = ["proc", "dev", "sys", "etc/hostname"]
+            .iter()
+            .map(|p| format!("{p}: {}", entry(p).map_or("absent", |(mode, _)| &mode[..1])))
+            .collect();
+        view.push(format!("etc: {:?}", entry("etc").map(|(mode, _)| mode)));
+        let (_, hosts) = entry("etc/hosts").expect("the image's /etc/hosts");
+        let hosts = run_ok(std::process::Command::new("tar").args(["-xOf", out, hosts]));
+        view.push(format!("etc/hosts: {hosts:?}"));
+        view
+    };
+    let podman_first = seen("podman", "first");
+    assert_eq!(seen("podman", "second"), podman_first);
+    assert_eq!(
+        seen("berth", "first"),
+        podman_first,
+        "berth's first, podman's"
+    );
+    assert_eq!(
+        seen("berth", "second"),
+        podman_first,
+        "berth's second, podman's"
+    );
+    let id = berth.ok(&["inspect", "-f", "{{.Id}}", "second"]);
+    let upper = berth.root().join("containers").join(&id).join("upper");
+    let made: Vec<_> = std::fs::read_dir(&upper)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        made.is_empty(),
+        "the second container made {made:?} in its upper directory"
+    );
+    assert_eq!(berth.ok(&["diff", "second"]), "");
+    let inits = || {
+        std::fs::read_dir(berth.root().join("image/layers")).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("init-"))
+                .count()
+        })
+    };
+    assert_eq!(inits(), 1, "the image's init layer");
+    berth.ok(&["rm", "first", "second"]);
+    berth.ok(&["rmi", "initl:1"]);
+    assert_eq!(inits(), 0, "the init layer went with its image");
+}

@@ -50,7 +50,12 @@ impl Store {
             .flatten()
         {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !layers.contains(&name) {
+            // An image's init layer goes with the image (named by its ID, its config's digest).
+            let kept = match name.strip_prefix(super::init::INIT_PREFIX) {
+                Some(image_id) => blobs.contains(image_id),
+                None => layers.contains(&name),
+            };
+            if !kept {
                 report.bytes_freed += disk_usage(&entry.path());
                 fs::remove_dir_all(entry.path())
                     .map_err(Error::io("remove layer", entry.path()))?;

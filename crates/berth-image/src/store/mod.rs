@@ -4,6 +4,7 @@
 //! <root>/image/oci-layout, index.json   the layout; index.json lists every image (see records)
 //! <root>/image/blobs/sha256/<hex>       manifests, configs, layers: verified, then renamed in
 //! <root>/image/layers/<diff-id hex>/    diff/ (an overlay lowerdir) and size, shared by images
+//! <root>/image/layers/init-<image-id hex>/  diff/: the mount points the image lacks (init.rs)
 //! <root>/image/tmp/                     work in progress; removed by gc when nothing runs
 //! <root>/image/gc.lock                  shared by writers, exclusive for garbage collection
 //! <root>/image/index.lock               exclusive around each read-modify-write of index.json
@@ -14,6 +15,7 @@
 
 mod blobs;
 mod gc;
+mod init;
 mod layers;
 mod pins;
 mod records;
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use blobs::BlobWriter;
 pub use gc::GcReport;
+pub use init::{InitEntry, InitKind, InitLayer};
 pub use layers::TempLayer;
 pub use pins::Pin;
 pub use records::Image;
