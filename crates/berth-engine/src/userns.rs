@@ -173,18 +173,19 @@ impl Reservation {
     }
 }
 
-/// Whether the range in `file` is still held: its container has a record, or a create is
-/// still at work on it (it holds the file's lock).
+/// Whether the range in `file` is still held: a create is still at work on it (it holds the
+/// file's lock), or its container has a record. In that order: a create saves the record,
+/// then lets the lock go, so a record looked for first could be missed by a create that
+/// finished in between, and its range handed out twice (`concurrent_auto_creates_never_share_a_range`
+/// caught it once in a full run).
 fn still_held(dir: &Path, file: &Path) -> bool {
-    if dir.join("record.json").exists() {
-        return true;
-    }
     match fs::File::open(file).map(|f| f.try_lock()) {
-        Ok(Ok(())) => false,
-        Ok(Err(std::fs::TryLockError::WouldBlock)) => true,
+        Ok(Ok(())) => {}
+        Ok(Err(std::fs::TryLockError::WouldBlock)) => return true,
         // Unsure: held, rather than hand it out twice.
-        _ => true,
+        _ => return true,
     }
+    dir.join("record.json").exists()
 }
 
 /// The runtime mounts the container's root from inside its user namespace, as its root (a
