@@ -45,7 +45,7 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     let dir = engine.containers.dir(&record.id);
     let store = engine.images()?;
     let config = config_in(&store, record)?;
-    let (layers, init) = layers_and_init(&store, &record.image_id, &config)?;
+    let layers = layers_in(&store, &record.image_id, &config, record.init_layer)?;
     let root = rootfs(&dir);
     let userns = crate::userns::of(record);
     // A `--rm` container's root goes with it, so a crash may lose it too: `volatile`, as
@@ -56,12 +56,15 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
         Durability::Synced
     };
     mount_overlay(&dir, &root, &layers, userns, durable)?;
-    // The first start of an image's container learns what its init layer holds, for the next
-    // ones (this one's start makes the mount points in its own upper directory, as before).
-    // A root of a user namespace's own is seen through shifted ids: left to another start.
-    if let (InitLayer::Unknown, None) = (&init, userns) {
+    // The first start of an image's container learns what its init layer holds, for the
+    // containers created after it (this one makes the mount points in its own upper
+    // directory, as before). A root of a user namespace's own is seen through shifted ids:
+    // left to another start.
+    if !record.init_layer && userns.is_none() {
         if let Ok(image_id) = berth_image::digest::parse_digest(&record.image_id) {
-            let _ = crate::init_layer::learn(&store, &image_id, &root, &dir.join("upper"));
+            if store.init_layer(&image_id) == InitLayer::Unknown {
+                let _ = crate::init_layer::learn(&store, &image_id, &root, &dir.join("upper"));
+            }
         }
     }
     // The host's knobs looked at again, as Docker does at each start: a record made before a
@@ -124,6 +127,7 @@ pub fn check(
     req: &RunRequest,
     userns: Option<IdMap>,
     image: &ImageRef<'_>,
+    init_layer: bool,
 ) -> Result<()> {
     let dir = engine
         .containers
@@ -136,7 +140,7 @@ pub fn check(
         mount_overlay(
             &dir,
             &root,
-            &layers_of(engine, &image.id, image.config)?,
+            &layers_in(&engine.images()?, &image.id, image.config, init_layer)?,
             None,
             Durability::Volatile,
         )?;
@@ -202,7 +206,7 @@ fn build(
 pub fn image_of(engine: &Engine, record: &Record) -> Result<(ImageConfiguration, Vec<PathBuf>)> {
     let store = engine.images()?;
     let config = config_in(&store, record)?;
-    let layers = layers_in(&store, &record.image_id, &config)?;
+    let layers = layers_in(&store, &record.image_id, &config, record.init_layer)?;
     Ok((config, layers))
 }
 
@@ -227,26 +231,17 @@ pub(crate) fn layers_of(
     image_id: &str,
     config: &ImageConfiguration,
 ) -> Result<Vec<PathBuf>> {
-    layers_in(&engine.images()?, image_id, config)
+    layers_in(&engine.images()?, image_id, config, false)
 }
 
-/// [`layers_of`] in a store already open.
+/// [`layers_of`] in a store already open, the image's init layer (`init_layer`) above them
+/// when the container has it ([`init_layer_for`]).
 fn layers_in(
     store: &berth_image::store::Store,
     image_id: &str,
     config: &ImageConfiguration,
+    init_layer: bool,
 ) -> Result<Vec<PathBuf>> {
-    Ok(layers_and_init(store, image_id, config)?.0)
-}
-
-/// The image's layers, top first, its init layer (`init_layer`) above them once known; and
-/// what the store knows of that init layer. Every mount of a container's root stacks the same
-/// layers, so a stopped container's root (cp, export, commit's base) is the one it ran on.
-fn layers_and_init(
-    store: &berth_image::store::Store,
-    image_id: &str,
-    config: &ImageConfiguration,
-) -> Result<(Vec<PathBuf>, InitLayer)> {
     let image_id = berth_image::digest::parse_digest(image_id)?;
     let diff_ids = config
         .rootfs()
@@ -255,11 +250,31 @@ fn layers_and_init(
         .map(|d| berth_image::digest::parse_digest(d))
         .collect::<berth_image::Result<Vec<_>>>()?;
     let mut layers = store.layers_of(&image_id, &diff_ids)?;
-    let init = store.init_layer(&image_id);
-    if let InitLayer::Layer(dir) = &init {
-        layers.insert(0, dir.clone());
+    if init_layer {
+        if let InitLayer::Layer(dir) = store.init_layer(&image_id) {
+            layers.insert(0, dir);
+        }
     }
-    Ok((layers, init))
+    Ok(layers)
+}
+
+/// At create: whether the container `id` mounts its image's init layer above the image's
+/// layers, for good (`Record::init_layer`). Every mount of a container's root stacks the same
+/// layers over its upper directory: overlay's `index` feature refuses an upper directory
+/// whose first lower layer changed, and a stopped container's root (cp, export, commit's
+/// base) is the one it ran on. Only once the image's is known, and only where the mount's
+/// options still fit their page with it (an image of many layers).
+pub(crate) fn init_layer_for(engine: &Engine, id: &str, image: &ImageRef<'_>) -> Result<bool> {
+    let store = engine.images()?;
+    let image_id = berth_image::digest::parse_digest(&image.id)?;
+    if !matches!(store.init_layer(&image_id), InitLayer::Layer(_)) {
+        return Ok(false);
+    }
+    let layers = layers_in(&store, &image.id, image.config, true)?;
+    let dir = engine.containers.dir(id);
+    let fits =
+        berth_image::snapshot::overlay_mount_data(&layers, &dir.join("upper"), &dir.join("work"));
+    Ok(fits.is_ok())
 }
 
 /// Whether a container's root is synced to disk when it is unmounted.

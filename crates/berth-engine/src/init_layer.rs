@@ -23,7 +23,9 @@ const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 /// empty: then `root` shows the image as it is (a container restarted, or written into by
 /// `cp` before its start, could hide an image's file behind a whiteout). Nothing in the image
 /// is followed: a link where a mount point should be is left to the runtime, as without the
-/// layer.
+/// layer. Where the image's /etc cannot be copied whole (an attribute this filesystem or this
+/// user cannot set), the layer holds the rest; failing that, nothing, so that no later start
+/// tries again.
 pub fn learn(store: &Store, image_id: &Digest, root: &Path, upper: &Path) -> crate::Result<()> {
     let untouched = std::fs::read_dir(upper)
         .map_err(crate::Error::io("read", upper))?
@@ -32,51 +34,53 @@ pub fn learn(store: &Store, image_id: &Digest, root: &Path, upper: &Path) -> cra
     if !untouched {
         return Ok(());
     }
-    let root = open_dir(None, root).map_err(|e| crate::Error::io("open", root)(e.into()))?;
-    store.make_init_layer(image_id, &lacking(root.as_fd()))?;
-    Ok(())
+    let root = open_dir(None, root, OFlag::O_PATH)
+        .map_err(|e| crate::Error::io("open", root)(e.into()))?;
+    let mut entries = lacking(root.as_fd());
+    if store.make_init_layer(image_id, &entries).is_ok() {
+        return Ok(());
+    }
+    entries.retain(|e| !e.path.starts_with("etc"));
+    if store.make_init_layer(image_id, &entries).is_ok() {
+        return Ok(());
+    }
+    Ok(store.make_init_layer(image_id, &[])?)
 }
 
 /// The init layer's entries for the image whose root is `root`.
 fn lacking(root: BorrowedFd<'_>) -> Vec<InitEntry> {
-    let dir = |path: &str, mode: u32, uid: u32, gid: u32| InitEntry {
-        path: path.into(),
-        kind: InitKind::Dir { mode, uid, gid },
+    let entry = |path: &Path, kind| InitEntry {
+        path: path.to_path_buf(),
+        kind,
     };
     let mut entries: Vec<InitEntry> = ROOT_DIRS
         .iter()
         .filter(|name| absent(root, name))
-        .map(|name| dir(name, 0o755, 0, 0))
+        .map(|name| entry(Path::new(name), InitKind::Dir))
         .collect();
-    let files = |etc: BorrowedFd<'_>| -> Vec<&str> {
-        ETC_FILES
-            .iter()
-            .filter(|name| absent(etc, name))
-            .copied()
-            .collect()
-    };
-    let (etc, missing) = if absent(root, "etc") {
-        (dir("etc", 0o755, 0, 0), ETC_FILES.to_vec())
+    let etc = Path::new("etc");
+    let (kind, missing) = if absent(root, "etc") {
+        (InitKind::Dir, ETC_FILES.to_vec())
     } else {
-        // Only a directory of the image's own, opened without following a link.
-        let Ok(etc) = open_dir(Some(root), Path::new("etc")) else {
+        // Only a directory of the image's own, opened without following a link: the layer's
+        // copy of it takes all of its metadata (store::init's `Like`).
+        let Ok(dir) = open_dir(Some(root), etc, OFlag::O_RDONLY) else {
             return entries;
         };
-        let Ok(st) = nix::sys::stat::fstat(etc.as_fd()) else {
-            return entries;
-        };
-        let missing = files(etc.as_fd());
-        (
-            dir("etc", st.st_mode & 0o7777, st.st_uid, st.st_gid),
-            missing,
-        )
+        let missing: Vec<&str> = ETC_FILES
+            .iter()
+            .filter(|name| absent(dir.as_fd(), name))
+            .copied()
+            .collect();
+        (InitKind::Like(dir), missing)
     };
     if !missing.is_empty() {
-        entries.push(etc);
-        entries.extend(missing.into_iter().map(|name| InitEntry {
-            path: Path::new("etc").join(name),
-            kind: InitKind::File,
-        }));
+        entries.push(entry(etc, kind));
+        entries.extend(
+            missing
+                .into_iter()
+                .map(|name| entry(&etc.join(name), InitKind::File)),
+        );
     }
     entries
 }
@@ -87,8 +91,10 @@ fn absent(dir: BorrowedFd<'_>, name: &str) -> bool {
         == Err(nix::errno::Errno::ENOENT)
 }
 
-fn open_dir(at: Option<BorrowedFd<'_>>, path: &Path) -> nix::Result<OwnedFd> {
-    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+/// A directory, never through a link: `how` is `O_PATH` or `O_RDONLY` (to read its
+/// extended attributes).
+fn open_dir(at: Option<BorrowedFd<'_>>, path: &Path, how: OFlag) -> nix::Result<OwnedFd> {
+    let flags = how | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     match at {
         Some(dir) => nix::fcntl::openat(dir, path, flags, Mode::empty()),
         None => nix::fcntl::open(path, flags, Mode::empty()),
@@ -108,7 +114,7 @@ mod tests {
     }
 
     fn lacking_in(root: &Path) -> Vec<InitEntry> {
-        lacking(open_dir(None, root).unwrap().as_fd())
+        lacking(open_dir(None, root, OFlag::O_PATH).unwrap().as_fd())
     }
 
     #[test]
@@ -129,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn what_the_image_has_is_left_to_it_and_its_etc_keeps_its_mode() {
+    fn what_the_image_has_is_left_to_it_and_its_etc_is_copied() {
         let root = tempfile::tempdir().unwrap();
         for d in ["proc", "dev", "sys", "etc"] {
             std::fs::create_dir(root.path().join(d)).unwrap();
@@ -142,7 +148,10 @@ mod tests {
         .unwrap();
         let entries = lacking_in(root.path());
         assert_eq!(names(&entries), ["etc", "etc/hostname", "etc/resolv.conf"]);
-        assert!(matches!(entries[0].kind, InitKind::Dir { mode: 0o751, .. }));
+        assert!(
+            matches!(entries[0].kind, InitKind::Like(_)),
+            "the image's /etc, copied"
+        );
         // Nothing lacking: nothing, not even /etc.
         std::fs::write(root.path().join("etc/hostname"), "").unwrap();
         std::fs::write(root.path().join("etc/resolv.conf"), "").unwrap();

@@ -85,7 +85,8 @@ pub fn create_with(
         }
         NsMode::Host => (None, crate::userns::Reservation::none()),
     };
-    crate::bundle::check(engine, &id, &req, userns, image).map_err(discard)?;
+    let init_layer = crate::bundle::init_layer_for(engine, &id, image).map_err(discard)?;
+    crate::bundle::check(engine, &id, &req, userns, image, init_layer).map_err(discard)?;
     let _names = engine.containers.lock_names().map_err(discard)?;
     let name = reserve_name(engine, &req, &id, &random).map_err(discard)?;
     let release = |e: Error| {
@@ -112,6 +113,7 @@ pub fn create_with(
         networks: Vec::new(),
         warnings,
         userns,
+        init_layer,
     };
     if let Err(e) = engine.containers.save(&record) {
         if let Some(path) = &record.request.cidfile {

@@ -106,6 +106,10 @@ pub struct Record {
     /// see `userns::of`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<crate::userns::IdMap>,
+    /// Whether its root stacks its image's init layer above the image's layers, as decided at
+    /// create for its whole life (`bundle::init_layer_for`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init_layer: bool,
 }
 
 /// Every container whose record could be read, and why the others were skipped: one

@@ -721,49 +721,43 @@ fn podman_over_runc_and_berth_give_the_container_the_callers_cpu_affinity() {
 }
 
 /// A stopped container's root holds the mount points its image lacked (/proc, /dev, /sys,
-/// /etc/hostname) and keeps what the image had (its /etc's mode, its own /etc/hosts), as
-/// podman's over runc does: for an image's first container, which makes them in its upper
+/// /etc/hostname) and keeps what the image had (its /etc's mode and ACL, its own /etc/hosts),
+/// as podman's over runc does: for an image's first container, which makes them in its upper
 /// directory, and for the next, whose mount points come from the image's init layer
-/// (berth-image's `store::init`) and whose upper directory stays empty. The init layer goes
-/// with the image.
+/// (berth-image's `store::init`) and whose upper directory stays empty. The image's /etc lets
+/// its group write by its mode bits (0775: an ACL's mask) but not by its ACL: a layer that
+/// copied the mode alone let a second container's `-u 1000:0` write /etc (an adversary
+/// helper's finding). The init layer goes with the image.
 #[test]
 fn podman_over_runc_and_berth_give_a_stopped_root_the_same_mount_points() {
-    use std::os::unix::fs::{symlink, PermissionsExt};
     require!(PODMAN_TOOLS, "/usr/sbin/runc");
     let podman = Podman::new(std::path::Path::new("/usr/sbin/runc"));
     let berth = berth_harness::image::Berth::new();
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir(root.join("etc")).unwrap();
-    std::fs::copy(support::image::BUSYBOX, root.join("bin/busybox")).unwrap();
-    symlink("busybox", root.join("bin/true")).unwrap();
-    std::fs::write(root.join("etc/hosts"), "10.9.8.7 from-the-image\n").unwrap();
-    std::fs::set_permissions(root.join("etc"), PermissionsExt::from_mode(0o751)).unwrap();
     let tar = dir.path().join("image.tar");
-    berth_harness::pack(&root, &tar, &["."]);
+    acl_etc_image(&tar);
     let tar = tar.to_str().unwrap();
     run_ok(podman.podman().args(["import", tar, "localhost/initl:1"]));
     berth.ok(&["import", tar, "initl:1"]);
-    // What an export of the stopped container shows of the mount points and /etc.
+    let write_etc = "touch /etc/x 2>&1; echo $?";
+    // What `-u 1000:0` may do to /etc, and what an export of the stopped container shows of
+    // the mount points and /etc.
     let seen = |engine: &str, name: &str| {
         let out = dir.path().join(format!("{engine}-{name}.tar"));
         let out = out.to_str().unwrap();
-        if engine == "berth" {
-            berth.ok(&[
-                "run",
-                "--network",
-                "none",
-                "--name",
-                name,
-                "initl:1",
-                "true",
-            ]);
+        let mut args = vec!["-u", "1000:0", "--name", name];
+        let wrote = if engine == "berth" {
+            args.splice(0..0, ["run", "--network", "none"]);
+            args.extend(["initl:1", "sh", "-c", write_etc]);
+            let wrote = berth.ok(&args);
             berth.ok(&["export", "-o", out, name]);
+            wrote
         } else {
-            run_ok(&mut podman.podman_run(&["--name", name, "localhost/initl:1", "true"]));
+            args.extend(["localhost/initl:1", "sh", "-c", write_etc]);
+            let wrote = run_ok(&mut podman.podman_run(&args));
             run_ok(podman.podman().args(["export", "-o", out, name]));
-        }
+            wrote
+        };
         // `tar -tv`: mode, owner, size, date, time, name (`./etc/` or `etc`).
         let listing = run_ok(std::process::Command::new("tar").args(["-tvf", out]));
         let entries: Vec<(String, String)> = listing
@@ -786,9 +780,14 @@ fn podman_over_runc_and_berth_give_a_stopped_root_the_same_mount_points() {
         let (_, hosts) = entry("etc/hosts").expect("the image's /etc/hosts");
         let hosts = run_ok(std::process::Command::new("tar").args(["-xOf", out, hosts]));
         view.push(format!("etc/hosts: {hosts:?}"));
+        view.push(format!("-u 1000:0 touch /etc/x: {:?}", wrote.trim()));
         view
     };
     let podman_first = seen("podman", "first");
+    assert!(
+        podman_first.last().unwrap().ends_with("1\""),
+        "{podman_first:?}"
+    );
     assert_eq!(seen("podman", "second"), podman_first);
     assert_eq!(
         seen("berth", "first"),
@@ -823,4 +822,53 @@ fn podman_over_runc_and_berth_give_a_stopped_root_the_same_mount_points() {
     berth.ok(&["rm", "first", "second"]);
     berth.ok(&["rmi", "initl:1"]);
     assert_eq!(inits(), 0, "the init layer went with its image");
+}
+
+/// An image of busybox (sh, touch, true) whose /etc is 0775 with an ACL (its group r-x, group
+/// 2000 r-x, the mask rwx), holding an /etc/hosts of its own.
+fn acl_etc_image(tar: &std::path::Path) {
+    use ::tar::{Builder, EntryType, Header};
+    let mut b = Builder::new(std::fs::File::create(tar).unwrap());
+    let header = |kind, mode, size: usize| {
+        let mut h = Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(size as u64);
+        h
+    };
+    let busybox = std::fs::read(support::image::BUSYBOX).unwrap();
+    let hosts = b"10.9.8.7 from-the-image\n";
+    let mut h = header(EntryType::Directory, 0o755, 0);
+    b.append_data(&mut h, "bin", std::io::empty()).unwrap();
+    let mut h = header(EntryType::Regular, 0o755, busybox.len());
+    b.append_data(&mut h, "bin/busybox", &busybox[..]).unwrap();
+    for applet in ["sh", "touch", "true"] {
+        let mut h = header(EntryType::Symlink, 0o777, 0);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    // struct posix_acl_xattr: version 2, then (tag, perm, id), sorted by tag.
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    let none = u32::MAX;
+    let entries = [
+        (1u16, 7u16, none),
+        (4, 5, none),
+        (8, 5, 2000),
+        (0x10, 7, none),
+        (0x20, 5, none),
+    ];
+    for (tag, perm, id) in entries {
+        acl.extend(tag.to_le_bytes());
+        acl.extend(perm.to_le_bytes());
+        acl.extend(id.to_le_bytes());
+    }
+    b.append_pax_extensions([("SCHILY.xattr.system.posix_acl_access", &acl[..])])
+        .unwrap();
+    let mut h = header(EntryType::Directory, 0o775, 0);
+    b.append_data(&mut h, "etc", std::io::empty()).unwrap();
+    let mut h = header(EntryType::Regular, 0o644, hosts.len());
+    b.append_data(&mut h, "etc/hosts", &hosts[..]).unwrap();
+    b.finish().unwrap();
 }

@@ -140,6 +140,16 @@ impl Store {
         Ok(LockGuard { _file: file })
     }
 
+    /// [`Store::lock_shared`], or None while a collection holds the store.
+    fn try_lock_shared(&self) -> Result<Option<LockGuard>> {
+        let file = self.lock_file("gc.lock")?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Some(LockGuard { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", self.dir.join("gc.lock"))(e)),
+        }
+    }
+
     /// The exclusive lock for collection, or None if some command is writing right now.
     fn try_lock_exclusive(&self) -> Result<Option<LockGuard>> {
         let file = self.lock_file("gc.lock")?;

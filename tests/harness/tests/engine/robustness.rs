@@ -767,3 +767,91 @@ fn a_knob_the_host_lost_since_create_is_dropped_at_start() {
     assert!(ran.success(), "{ran:?}");
     berth.ok(&["rm", "weighed"]);
 }
+
+/// An image of as many layers as one page of overlay's mount options holds for this data root
+/// runs in every container, not only the first: the image's init layer (one lowerdir more) is
+/// stacked only where it still fits (`bundle::init_layer_for`). Before, the first container
+/// ran and learned the layer, and every later `run`, the first one's `start` and its `export`
+/// failed with "too many layers for one page of mount options" (an adversary helper's
+/// finding).
+#[test]
+fn an_image_at_the_mount_options_limit_runs_after_its_init_layer_is_known() {
+    use sha2::{Digest, Sha256};
+    need_root!();
+    let berth = Berth::new();
+    let root = berth.root().to_str().expect("utf-8 root").len();
+    // `lowerdir=<layers joined by :>,upperdir=<dir>/upper,workdir=<dir>/work` within 4095
+    // bytes, each layer `<root>/image/layers/<64 hex>/diff`, `<dir>` `<root>/containers/<id>`.
+    let layer = root + "/image/layers/".len() + 64 + "/diff".len();
+    let dir = root + "/containers/".len() + 64;
+    let fixed = "lowerdir=".len()
+        + ",upperdir=".len()
+        + dir
+        + "/upper".len()
+        + ",workdir=".len()
+        + dir
+        + "/work".len();
+    let count = (4095 - fixed + 1) / (layer + 1);
+    let tar_of = |files: &[(&str, &[u8], u32)]| {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, bytes, mode) in files {
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(*mode);
+            h.set_size(bytes.len() as u64);
+            if bytes.starts_with(b"->") {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, name, std::str::from_utf8(&bytes[2..]).unwrap())
+                    .unwrap();
+            } else {
+                b.append_data(&mut h, name, *bytes).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    };
+    let busybox = fs::read("/bin/busybox").expect("busybox-static");
+    let mut layers = vec![tar_of(&[
+        ("bin/busybox", &busybox, 0o755),
+        ("bin/sh", b"->busybox", 0o777),
+        ("bin/true", b"->busybox", 0o777),
+    ])];
+    for i in 1..count {
+        let name = format!("layer{i}");
+        layers.push(tar_of(&[(&name, name.as_bytes(), 0o644)]));
+    }
+    let digest = |bytes: &[u8]| format!("sha256:{:x}", Sha256::digest(bytes));
+    let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["true"]}, "rootfs": {"type": "layers", "diff_ids": diff_ids}});
+    let names: Vec<String> = (0..count).map(|i| format!("{i}.tar")).collect();
+    let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": ["tall:1"],
+        "Layers": names}]);
+    let config = serde_json::to_vec(&config).unwrap();
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let mut files: Vec<(&str, &[u8], u32)> = vec![
+        ("manifest.json", &manifest, 0o644),
+        ("config.json", &config, 0o644),
+    ];
+    files.extend(
+        names
+            .iter()
+            .zip(&layers)
+            .map(|(n, l)| (n.as_str(), &l[..], 0o644)),
+    );
+    let archive = tempfile::NamedTempFile::new().expect("archive");
+    fs::write(archive.path(), tar_of(&files)).expect("write the archive");
+    berth.ok(&["load", "-i", archive.path().to_str().unwrap()]);
+    berth.ok(&["run", "--name", "tall1", "--network", "none", "tall:1"]);
+    berth.ok(&["run", "--rm", "--network", "none", "tall:1"]);
+    berth.ok(&["start", "-a", "tall1"]);
+    // Not to /dev/null: export writes a file beside its target and renames it over, as
+    // Docker's CLI does.
+    let export = tempfile::NamedTempFile::new().expect("export");
+    berth.ok(&["export", "-o", export.path().to_str().unwrap(), "tall1"]);
+    let inits = fs::read_dir(berth.root().join("image/layers"))
+        .expect("layers")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("init-"))
+        .count();
+    assert_eq!(inits, 1, "{count} layers: the init layer was learned");
+}
