@@ -2,7 +2,7 @@
 //! container: the mount points every container gets (/proc, /dev, /sys; the /etc files Docker
 //! binds) that the image lacks. Without it each start makes them in the container's upper
 //! directory (three directories, /etc copied up and three files in it, all freed again at the
-//! removal: ~4% of a `run --rm` here, bench/README.md's eighteenth pass); with it a container
+//! removal: 3 to 6% of a `run --rm` here, bench/README.md's eighteenth pass); with it a container
 //! that writes nothing leaves its upper directory empty, as Docker's init layer does.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

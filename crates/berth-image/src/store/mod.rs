@@ -142,18 +142,20 @@ impl Store {
 
     /// [`Store::lock_shared`], or None while a collection holds the store.
     fn try_lock_shared(&self) -> Result<Option<LockGuard>> {
-        let file = self.lock_file("gc.lock")?;
-        match file.try_lock_shared() {
-            Ok(()) => Ok(Some(LockGuard { _file: file })),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", self.dir.join("gc.lock"))(e)),
-        }
+        self.try_lock_gc(fs::File::try_lock_shared)
     }
 
     /// The exclusive lock for collection, or None if some command is writing right now.
     fn try_lock_exclusive(&self) -> Result<Option<LockGuard>> {
+        self.try_lock_gc(fs::File::try_lock)
+    }
+
+    fn try_lock_gc(
+        &self,
+        lock: fn(&File) -> std::result::Result<(), fs::TryLockError>,
+    ) -> Result<Option<LockGuard>> {
         let file = self.lock_file("gc.lock")?;
-        match file.try_lock() {
+        match lock(&file) {
             Ok(()) => Ok(Some(LockGuard { _file: file })),
             Err(fs::TryLockError::WouldBlock) => Ok(None),
             Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", self.dir.join("gc.lock"))(e)),
