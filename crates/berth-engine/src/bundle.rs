@@ -250,6 +250,8 @@ fn layers_in(
         .map(|d| berth_image::digest::parse_digest(d))
         .collect::<berth_image::Result<Vec<_>>>()?;
     let mut layers = store.layers_of(&image_id, &diff_ids)?;
+    // The store keeps an image's init layer as long as the image; if it went all the same (by
+    // hand), the root mounts without it where overlay allows (its `index` feature would not).
     if init_layer {
         if let InitLayer::Layer(dir) = store.init_layer(&image_id) {
             layers.insert(0, dir);

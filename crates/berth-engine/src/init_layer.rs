@@ -23,9 +23,10 @@ const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 /// empty: then `root` shows the image as it is (a container restarted, or written into by
 /// `cp` before its start, could hide an image's file behind a whiteout). Nothing in the image
 /// is followed: a link where a mount point should be is left to the runtime, as without the
-/// layer. Where the image's /etc cannot be copied whole (an attribute this filesystem or this
-/// user cannot set), the layer holds the rest; failing that, nothing, so that no later start
-/// tries again.
+/// layer. Where the image's /etc cannot be copied whole (an attribute or an owner this
+/// filesystem or this user cannot set), the layer holds the rest; failing that, nothing, so
+/// that no later start tries again. Any other failure (a full disk) stores nothing: a later
+/// start learns again.
 pub fn learn(store: &Store, image_id: &Digest, root: &Path, upper: &Path) -> crate::Result<()> {
     let untouched = std::fs::read_dir(upper)
         .map_err(crate::Error::io("read", upper))?
@@ -37,14 +38,37 @@ pub fn learn(store: &Store, image_id: &Digest, root: &Path, upper: &Path) -> cra
     let root = open_dir(None, root, OFlag::O_PATH)
         .map_err(|e| crate::Error::io("open", root)(e.into()))?;
     let mut entries = lacking(root.as_fd());
-    if store.make_init_layer(image_id, &entries).is_ok() {
+    let made = |entries: &[InitEntry]| match store.make_init_layer(image_id, entries) {
+        Ok(()) => Ok(true),
+        Err(e) if cannot_be_set_here(&e) => Ok(false),
+        Err(e) => Err(e),
+    };
+    if made(&entries)? {
         return Ok(());
     }
     entries.retain(|e| !e.path.starts_with("etc"));
-    if store.make_init_layer(image_id, &entries).is_ok() {
+    if made(&entries)? {
         return Ok(());
     }
     Ok(store.make_init_layer(image_id, &[])?)
+}
+
+/// What making an entry as the image has it fails with where it cannot be done at all: an
+/// attribute the filesystem does not keep, an owner or an attribute this user may not set.
+fn cannot_be_set_here(e: &berth_image::Error) -> bool {
+    use nix::errno::Errno;
+    let berth_image::Error::Io { source, .. } = e.root() else {
+        return false;
+    };
+    let refused = [
+        Errno::EPERM,
+        Errno::EOPNOTSUPP,
+        Errno::EINVAL,
+        Errno::EACCES,
+    ];
+    source
+        .raw_os_error()
+        .is_some_and(|n| refused.contains(&Errno::from_raw(n)))
 }
 
 /// The init layer's entries for the image whose root is `root`.

@@ -85,7 +85,12 @@ pub fn create_with(
         }
         NsMode::Host => (None, crate::userns::Reservation::none()),
     };
-    let init_layer = crate::bundle::init_layer_for(engine, &id, image).map_err(discard)?;
+    // Not with a user namespace: its layers are mounted through longer paths (an idmapped
+    // view, or shifted copies that keep no ACLs), which `init_layer_for` does not measure.
+    let init_layer = match userns {
+        Some(_) => false,
+        None => crate::bundle::init_layer_for(engine, &id, image).map_err(discard)?,
+    };
     crate::bundle::check(engine, &id, &req, userns, image, init_layer).map_err(discard)?;
     let _names = engine.containers.lock_names().map_err(discard)?;
     let name = reserve_name(engine, &req, &id, &random).map_err(discard)?;

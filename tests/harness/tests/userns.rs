@@ -621,3 +621,58 @@ fn the_configurations_default_userns_is_userns_remap() {
     assert!(!ran.success(), "a bad default-userns is refused");
     assert!(ran.stderr.contains("default-userns"), "{}", ran.stderr);
 }
+
+/// A container with a user namespace of its own mounts its image's layers through longer paths
+/// (an idmapped view under its directory) than the image store's, so it does without the
+/// image's init layer, which create measures on the store's paths. In a data root of ~915
+/// characters a one-layer image with its init layer fits one page of mount options by the
+/// store's paths and not by the view's: such a container was made (its record said
+/// init_layer) and then could never start (an adversary helper's finding).
+#[test]
+fn a_user_namespace_container_does_without_the_init_layer_it_could_not_mount() {
+    need_root!();
+    let base = tempfile::Builder::new()
+        .prefix("berth-long-")
+        .tempdir()
+        .expect("temp dir");
+    let mut root = base.path().to_path_buf();
+    while root.as_os_str().len() < 915 - 11 {
+        root.push("d".repeat(60.min(915 - 11 - root.as_os_str().len()).max(1)));
+    }
+    root.push("data-root");
+    std::fs::create_dir_all(&root).expect("the long data root");
+    berth_harness::image::import_image(&root, IMAGE);
+    let berth = |args: &[&str]| {
+        let mut command = Command::new(berth_harness::image::berth_bin());
+        command
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        run_with_timeout(command, COMMAND_TIMEOUT)
+    };
+    // The image's first container learns its init layer; the next ones may stack it.
+    let ran = berth(&["run", "--rm", "--network", "none", IMAGE, "true"]);
+    assert!(ran.success(), "{}", ran.stderr);
+    let ran = berth(&["run", "--rm", "--network", "none", IMAGE, "true"]);
+    assert!(
+        ran.success(),
+        "the init layer fits by the store's paths: {}",
+        ran.stderr
+    );
+    let ran = berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--userns",
+        "private",
+        IMAGE,
+        "cat",
+        "/proc/self/uid_map",
+    ]);
+    assert!(ran.success(), "{}", ran.stderr);
+    assert_ne!(uid_map(&ran.stdout).1, 0, "a range of its own");
+    let ids = berth(&["ps", "-aq"]);
+    assert_eq!(ids.stdout.trim(), "", "nothing left");
+}
