@@ -44,8 +44,7 @@ pub fn rootfs(dir: &Path) -> PathBuf {
 pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     let dir = engine.containers.dir(&record.id);
     let store = engine.images()?;
-    let config = config_in(&store, record)?;
-    let layers = layers_in(&store, &record.image_id, &config, record.init_layer)?;
+    let (config, layers) = image_in(&store, record)?;
     let root = rootfs(&dir);
     let userns = crate::userns::of(record);
     // A `--rm` container's root goes with it, so a crash may lose it too: `volatile`, as
@@ -59,13 +58,9 @@ pub fn prepare(engine: &Engine, record: &Record) -> Result<Prepared> {
     // The first start of an image's container learns what its init layer holds, for the
     // containers created after it (this one makes the mount points in its own upper
     // directory, as before). A root of a user namespace's own is seen through shifted ids:
-    // left to another start.
+    // left to another start. Only a quicker start for the others: a failure is not this one's.
     if !record.init_layer && userns.is_none() {
-        if let Ok(image_id) = berth_image::digest::parse_digest(&record.image_id) {
-            if store.init_layer(&image_id) == InitLayer::Unknown {
-                let _ = crate::init_layer::learn(&store, &image_id, &root, &dir.join("upper"));
-            }
-        }
+        let _ = crate::init_layer::learn(&store, &record.image_id, &root, &dir.join("upper"));
     }
     // The host's knobs looked at again, as Docker does at each start: a record made before a
     // reboot into cgroup v2 (or a change of I/O scheduler) starts without what is gone.
@@ -204,9 +199,16 @@ fn build(
 /// resolved at create: its config blob, named by the image ID, gives the layers, with no scan
 /// of the store's index.
 pub fn image_of(engine: &Engine, record: &Record) -> Result<(ImageConfiguration, Vec<PathBuf>)> {
-    let store = engine.images()?;
-    let config = config_in(&store, record)?;
-    let layers = layers_in(&store, &record.image_id, &config, record.init_layer)?;
+    image_in(&engine.images()?, record)
+}
+
+/// [`image_of`] in a store already open.
+fn image_in(
+    store: &berth_image::store::Store,
+    record: &Record,
+) -> Result<(ImageConfiguration, Vec<PathBuf>)> {
+    let config = config_in(store, record)?;
+    let layers = layers_in(store, &record.image_id, &config, record.init_layer)?;
     Ok((config, layers))
 }
 
@@ -243,13 +245,7 @@ fn layers_in(
     init_layer: bool,
 ) -> Result<Vec<PathBuf>> {
     let image_id = berth_image::digest::parse_digest(image_id)?;
-    let diff_ids = config
-        .rootfs()
-        .diff_ids()
-        .iter()
-        .map(|d| berth_image::digest::parse_digest(d))
-        .collect::<berth_image::Result<Vec<_>>>()?;
-    let mut layers = store.layers_of(&image_id, &diff_ids)?;
+    let mut layers = store.layers_of(&image_id, &diff_ids(config)?)?;
     // The store keeps an image's init layer as long as the image; if it went all the same (by
     // hand), the root mounts without it where overlay allows (its `index` feature would not).
     if init_layer {
@@ -269,14 +265,26 @@ fn layers_in(
 pub(crate) fn init_layer_for(engine: &Engine, id: &str, image: &ImageRef<'_>) -> Result<bool> {
     let store = engine.images()?;
     let image_id = berth_image::digest::parse_digest(&image.id)?;
-    if !matches!(store.init_layer(&image_id), InitLayer::Layer(_)) {
+    let InitLayer::Layer(init) = store.init_layer(&image_id) else {
         return Ok(false);
-    }
-    let layers = layers_in(&store, &image.id, image.config, true)?;
+    };
+    // Measured on the paths alone: the start checks the layers are there.
+    let mut layers = store.lowerdirs(&diff_ids(image.config)?);
+    layers.insert(0, init);
     let dir = engine.containers.dir(id);
     let fits =
         berth_image::snapshot::overlay_mount_data(&layers, &dir.join("upper"), &dir.join("work"));
     Ok(fits.is_ok())
+}
+
+/// The image's layer diff IDs, bottom first.
+fn diff_ids(config: &ImageConfiguration) -> Result<Vec<oci_spec::image::Digest>> {
+    Ok(config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| berth_image::digest::parse_digest(d))
+        .collect::<berth_image::Result<Vec<_>>>()?)
 }
 
 /// Whether a container's root is synced to disk when it is unmounted.

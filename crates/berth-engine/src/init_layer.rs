@@ -8,26 +8,29 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use berth_image::store::{InitEntry, InitKind, Store};
+use berth_image::store::{InitEntry, InitKind, InitLayer, Store};
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::Mode;
-use oci_spec::image::Digest;
 
 /// The directories at the root that the runtime mounts on (proc, the /dev tmpfs, sysfs).
 const ROOT_DIRS: [&str; 3] = ["proc", "dev", "sys"];
 /// The files in /etc that the engine binds its own over (`bundle::write_etc_files`).
 const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
-/// Stores the image's init layer from `root`, the image's layers just mounted with the
-/// container's upper directory `upper`, before anything ran in it. Only when `upper` is
-/// empty: then `root` shows the image as it is (a container restarted, or written into by
+/// Stores the init layer of the image `image_id` (the record's `sha256:...`), if the store
+/// does not know it yet, from `root`, the image's layers just mounted with the container's
+/// upper directory `upper`, before anything ran in it. Only when `upper` is empty: then `root` shows the image as it is (a container restarted, or written into by
 /// `cp` before its start, could hide an image's file behind a whiteout). Nothing in the image
 /// is followed: a link where a mount point should be is left to the runtime, as without the
 /// layer. Where the image's /etc cannot be copied whole (an attribute or an owner this
 /// filesystem or this user cannot set), the layer holds the rest; failing that, nothing, so
 /// that no later start tries again. Any other failure (a full disk) stores nothing: a later
 /// start learns again.
-pub fn learn(store: &Store, image_id: &Digest, root: &Path, upper: &Path) -> crate::Result<()> {
+pub fn learn(store: &Store, image_id: &str, root: &Path, upper: &Path) -> crate::Result<()> {
+    let image_id = &berth_image::digest::parse_digest(image_id)?;
+    if store.init_layer(image_id) != InitLayer::Unknown {
+        return Ok(());
+    }
     let untouched = std::fs::read_dir(upper)
         .map_err(crate::Error::io("read", upper))?
         .next()

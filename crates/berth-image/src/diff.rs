@@ -431,19 +431,13 @@ impl<W: Write> TarWalk<'_, W> {
 
     /// The file's xattrs, sorted; overlay's private ones removed from the tree under `strip`.
     fn xattrs(&self, path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
-        let mut names = vec![0u8; 1024];
-        let n = match rustix::fs::llistxattr(path, &mut names) {
-            Ok(n) => n,
-            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
-            Err(rustix::io::Errno::RANGE) => {
-                names = vec![0u8; 65536];
-                rustix::fs::llistxattr(path, &mut names)?
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let all = crate::xattr::all(
+            |names| rustix::fs::llistxattr(path, names),
+            |name, value| rustix::fs::lgetxattr(path, name, value),
+        )?;
         let mut out = Vec::new();
-        for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-            let name = String::from_utf8_lossy(name).into_owned();
+        for (name, value) in all {
+            let name = String::from_utf8_lossy(name.to_bytes()).into_owned();
             if name.starts_with(berth_sys::rootless::overlay_xattr_prefix())
                 && *name != berth_sys::rootless::overlay_xattr("opaque")
             {
@@ -452,9 +446,6 @@ impl<W: Write> TarWalk<'_, W> {
                 }
                 continue;
             }
-            let mut value = vec![0u8; 65536];
-            let len = rustix::fs::lgetxattr(path, name.as_str(), &mut value)?;
-            value.truncate(len);
             out.push((name, value));
         }
         out.sort();

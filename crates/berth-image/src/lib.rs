@@ -17,6 +17,7 @@ pub mod registry;
 pub mod snapshot;
 pub mod store;
 pub mod unpack;
+mod xattr;
 
 pub use error::{Error, Result};
 pub use platform::Platform;

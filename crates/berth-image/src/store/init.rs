@@ -182,33 +182,15 @@ fn copy_metadata(like: BorrowedFd<'_>, path: &Path) -> std::io::Result<()> {
     let st = rustix::fs::fstat(like)?;
     std::os::unix::fs::lchown(path, Some(st.st_uid), Some(st.st_gid))?;
     fs::set_permissions(path, fs::Permissions::from_mode(st.st_mode & 0o7777))?;
-    let mut names = vec![0u8; 4096];
-    let len = loop {
-        match rustix::fs::flistxattr(like, &mut names[..]) {
-            Err(rustix::io::Errno::RANGE) if names.len() < 1 << 20 => {
-                names.resize(names.len() * 4, 0);
-            }
-            other => break other?,
-        }
-    };
+    let xattrs = crate::xattr::all(
+        |names| rustix::fs::flistxattr(like, names),
+        |name, value| rustix::fs::fgetxattr(like, name, value),
+    )?;
     let private = berth_sys::rootless::overlay_xattr_prefix();
-    for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let name = std::ffi::CStr::from_bytes_with_nul(&[name, b"\0"].concat())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?
-            .to_owned();
-        if name.to_bytes().starts_with(private.as_bytes()) {
-            continue;
+    for (name, value) in xattrs {
+        if !name.to_bytes().starts_with(private.as_bytes()) {
+            rustix::fs::lsetxattr(path, name.as_c_str(), &value, XattrFlags::empty())?;
         }
-        let mut value = vec![0u8; 256];
-        let size = loop {
-            match rustix::fs::fgetxattr(like, name.as_c_str(), &mut value[..]) {
-                Err(rustix::io::Errno::RANGE) if value.len() < 1 << 20 => {
-                    value.resize(value.len() * 4, 0);
-                }
-                other => break other?,
-            }
-        };
-        rustix::fs::lsetxattr(path, name.as_c_str(), &value[..size], XattrFlags::empty())?;
     }
     Ok(())
 }

@@ -120,20 +120,34 @@ impl Store {
     /// twice in one mount (ELOOP), and the copy below changes nothing, since every path it
     /// could answer for is answered by the same layer higher up.
     pub fn layers_of(&self, image_id: &Digest, diff_ids: &[Digest]) -> Result<Vec<PathBuf>> {
-        let mut dirs = Vec::new();
-        for diff_id in diff_ids.iter().rev() {
-            let dir = self.layer_dir(diff_id).join("diff");
-            if dirs.contains(&dir) {
-                continue;
-            }
+        let dirs = self.lowerdirs(diff_ids);
+        for dir in &dirs {
             if !dir.is_dir() {
+                // `layers/<hex>/diff`
+                let hex = dir.parent().and_then(|d| d.file_name()).unwrap_or_default();
                 return Err(Error::Invalid {
-                    object: format!("image {}: layer {diff_id}", digest::short(image_id)),
+                    object: format!(
+                        "image {}: layer sha256:{}",
+                        digest::short(image_id),
+                        hex.to_string_lossy()
+                    ),
                     reason: "is not unpacked in the store; pull the image again".into(),
                 });
             }
-            dirs.push(dir);
         }
         Ok(dirs)
+    }
+
+    /// [`Store::layers_of`]'s paths, unchecked (no `statx` of each): what a mount of them
+    /// would be given, to measure its options.
+    pub fn lowerdirs(&self, diff_ids: &[Digest]) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for diff_id in diff_ids.iter().rev() {
+            let dir = self.layer_dir(diff_id).join("diff");
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        dirs
     }
 }
